@@ -1,0 +1,2 @@
+//! Benchmarks of pricing one call. Run with `cargo bench -p cost-core --bench quote`.
+fn main() {}

@@ -1,0 +1,314 @@
+//! LiteLLM's community price table, `model_prices_and_context_window.json`.
+//!
+//! Every entry with an `input_cost_per_token` loads. Keys read (USD per token; JSON numbers or
+//! numeric strings such as `"3e-7"`, parsed from their text, never through `f64`):
+//!
+//! | LiteLLM key | meaning |
+//! |---|---|
+//! | `input_cost_per_token` | input |
+//! | `output_cost_per_token` | output |
+//! | `cache_read_input_token_cost` | cache read |
+//! | `cache_creation_input_token_cost` | cache write (5 minutes) |
+//! | `cache_creation_input_token_cost_above_1hr` | cache write (1 hour): *not* a context tier |
+//! | `output_cost_per_reasoning_token` | reasoning |
+//! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
+//! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
+//!
+//! An entry `{"alias_of": "KEY"}` makes its name an alias of `KEY`. `sample_spec` is ignored.
+//! Entries without a per-token input price (images, audio, per-second models) are skipped, and
+//! so are price keys of other units (per image, per second, per query, `tiered_pricing`, …):
+//! both are counted in the table's [`LoadReport`](crate::LoadReport), not fatal. Keys that are
+//! not prices (`max_tokens`, `supports_*`, …) are ignored. A known price key with a value that is
+//! not a non-negative decimal is an error naming the entry, the key, and its line and column.
+//!
+//! The table's version is `litellm@` and the first 12 hex digits of the file's SHA-256; the
+//! file carries no date, so `as_of` is unset.
+
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+
+use super::{PriceFileError, PriceFileErrorKind, content_digest};
+use crate::money::TokenPrice;
+use crate::price::{ModelPrice, PriceSchedule, ServiceTier};
+use crate::table::{ModelEntry, PriceTable, PriceTableBuilder, TableInfo};
+use crate::usage::TokenKind;
+
+/// Parses LiteLLM's JSON price table. `origin` names it in errors and in the table's info.
+pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
+    let syntax = |e: serde_json::Error| PriceFileError {
+        origin: origin.to_owned(),
+        line: Some(e.line()),
+        column: Some(e.column()),
+        kind: PriceFileErrorKind::Syntax,
+        message: e.to_string(),
+    };
+    let invalid = |raw: &RawValue, message: String| {
+        PriceFileError::at_offset(
+            origin,
+            text,
+            offset_in(text, raw.get()),
+            PriceFileErrorKind::Invalid,
+            message,
+        )
+    };
+    let top: BTreeMap<&str, &RawValue> = serde_json::from_str(text).map_err(syntax)?;
+    let mut builder = PriceTableBuilder::new(TableInfo {
+        version: format!("litellm@{}", content_digest(text)),
+        as_of: None,
+        origin: origin.to_owned(),
+    });
+    for (&name, raw_entry) in &top {
+        if name == "sample_spec" {
+            continue;
+        }
+        // Entries are objects; anything else is not a model and is skipped.
+        let Ok(fields) = serde_json::from_str::<BTreeMap<&str, &RawValue>>(raw_entry.get()) else {
+            builder.report_mut().skipped_entries.push(name.to_owned());
+            continue;
+        };
+        if let Some(target) = fields.get("alias_of") {
+            let target: String = serde_json::from_str(target.get()).map_err(|_| {
+                invalid(target, format!("entry `{name}`: alias_of must be a string"))
+            })?;
+            builder.alias(name, target);
+            continue;
+        }
+        let mut schedules: [PriceSchedule; 4] = Default::default();
+        let mut skipped_keys = Vec::new();
+        for (&key, raw) in &fields {
+            let Some(price_key) = PriceKey::parse(key) else {
+                if is_price_like(key) {
+                    skipped_keys.push(key);
+                }
+                continue;
+            };
+            let Some(price) = read_price(raw.get()).map_err(|message| {
+                invalid(raw, format!("entry `{name}`, key `{key}`: {message}"))
+            })?
+            else {
+                continue; // null: not declared
+            };
+            let schedule = &mut schedules[price_key.service_tier as usize];
+            let prices = match price_key.above {
+                Some(n) => schedule.tier_mut(n),
+                None => &mut schedule.base,
+            };
+            prices.set(price_key.kind, price);
+        }
+        let [standard, batch, flex, priority] = schedules;
+        if standard.base.input.is_none() {
+            builder.report_mut().skipped_entries.push(name.to_owned());
+            continue;
+        }
+        for key in skipped_keys {
+            *builder
+                .report_mut()
+                .skipped_keys
+                .entry(key.to_owned())
+                .or_default() += 1;
+        }
+        let variants = [batch, flex, priority].map(|s| Some(s).filter(has_prices));
+        let price = ModelPrice::new(standard, variants)
+            .map_err(|e| invalid(raw_entry, format!("entry `{name}`: {e}")))?;
+        let text_field = |field: &str| {
+            fields
+                .get(field)
+                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        };
+        builder.model(ModelEntry {
+            key: name.to_owned(),
+            provider: text_field("litellm_provider"),
+            source: text_field("source"),
+            as_of: None,
+            price,
+        });
+    }
+    builder.build().map_err(|e| PriceFileError {
+        origin: origin.to_owned(),
+        line: None,
+        column: None,
+        kind: PriceFileErrorKind::Invalid,
+        message: e.to_string(),
+    })
+}
+
+fn has_prices(schedule: &PriceSchedule) -> bool {
+    !schedule.base.is_empty() || !schedule.tiers.is_empty()
+}
+
+/// Byte offset of `part` inside `whole`, when `part` is a slice of it.
+fn offset_in(whole: &str, part: &str) -> Option<usize> {
+    let start = whole.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    (at >= start && at <= start + whole.len()).then(|| at - start)
+}
+
+/// Reads a price value: a JSON number or numeric string; `Ok(None)` for `null`.
+fn read_price(raw: &str) -> Result<Option<TokenPrice>, String> {
+    let raw = raw.trim();
+    if raw == "null" {
+        return Ok(None);
+    }
+    let text = if raw.starts_with('"') {
+        serde_json::from_str::<String>(raw).map_err(|e| e.to_string())?
+    } else {
+        raw.to_owned()
+    };
+    TokenPrice::per_token(&text)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Keys that look like prices of some unit: counted when not understood.
+fn is_price_like(key: &str) -> bool {
+    key.contains("cost") || key.contains("pricing") || key.contains("price")
+}
+
+/// A LiteLLM price key this loader understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PriceKey {
+    kind: TokenKind,
+    service_tier: ServiceTier,
+    above: Option<u64>,
+}
+
+impl PriceKey {
+    /// Longest prefixes first: `..._above_1hr` is a component of its own, not a tier.
+    const COMPONENTS: [(&'static str, TokenKind); 6] = [
+        (
+            "cache_creation_input_token_cost_above_1hr",
+            TokenKind::CacheWrite1h,
+        ),
+        ("cache_creation_input_token_cost", TokenKind::CacheWrite),
+        ("cache_read_input_token_cost", TokenKind::CacheRead),
+        ("input_cost_per_token", TokenKind::Input),
+        ("output_cost_per_reasoning_token", TokenKind::Reasoning),
+        ("output_cost_per_token", TokenKind::Output),
+    ];
+
+    fn parse(key: &str) -> Option<PriceKey> {
+        Self::COMPONENTS.iter().find_map(|(prefix, kind)| {
+            let rest = key.strip_prefix(prefix)?;
+            Self::modifiers(rest).map(|(service_tier, above)| PriceKey {
+                kind: *kind,
+                service_tier,
+                above,
+            })
+        })
+    }
+
+    /// Reads `_above_{N}[k]_tokens` and one service-tier suffix, in either order.
+    fn modifiers(mut rest: &str) -> Option<(ServiceTier, Option<u64>)> {
+        let mut service_tier = None;
+        let mut above = None;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix("_above_") {
+                let (number, after) = after.split_once("_tokens")?;
+                let value = match number.strip_suffix(['k', 'K']) {
+                    Some(thousands) => thousands.parse::<u64>().ok()?.checked_mul(1000)?,
+                    None => number.parse::<u64>().ok()?,
+                };
+                if above.replace(value).is_some() {
+                    return None;
+                }
+                rest = after;
+                continue;
+            }
+            let (tier, after) = [
+                ("_batches", ServiceTier::Batch),
+                ("_flex", ServiceTier::Flex),
+                ("_priority", ServiceTier::Priority),
+            ]
+            .iter()
+            .find_map(|(suffix, tier)| rest.strip_prefix(suffix).map(|after| (*tier, after)))?;
+            if service_tier.replace(tier).is_some() {
+                return None;
+            }
+            rest = after;
+        }
+        Some((service_tier.unwrap_or(ServiceTier::Standard), above))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> Option<(TokenKind, ServiceTier, Option<u64>)> {
+        PriceKey::parse(k).map(|p| (p.kind, p.service_tier, p.above))
+    }
+
+    #[test]
+    fn price_keys() {
+        use ServiceTier::*;
+        use TokenKind::*;
+        assert_eq!(key("input_cost_per_token"), Some((Input, Standard, None)));
+        assert_eq!(
+            key("input_cost_per_token_above_200k_tokens"),
+            Some((Input, Standard, Some(200_000)))
+        );
+        assert_eq!(
+            key("output_cost_per_token_above_128000_tokens"),
+            Some((Output, Standard, Some(128_000)))
+        );
+        assert_eq!(
+            key("cache_creation_input_token_cost_above_1hr"),
+            Some((CacheWrite1h, Standard, None))
+        );
+        assert_eq!(
+            key("cache_creation_input_token_cost_above_1hr_above_200k_tokens"),
+            Some((CacheWrite1h, Standard, Some(200_000)))
+        );
+        assert_eq!(
+            key("cache_creation_input_token_cost_above_200k_tokens"),
+            Some((CacheWrite, Standard, Some(200_000)))
+        );
+        assert_eq!(
+            key("input_cost_per_token_batches"),
+            Some((Input, Batch, None))
+        );
+        assert_eq!(
+            key("input_cost_per_token_above_200k_tokens_priority"),
+            Some((Input, Priority, Some(200_000)))
+        );
+        assert_eq!(
+            key("input_cost_per_token_priority_above_200k_tokens"),
+            Some((Input, Priority, Some(200_000)))
+        );
+        assert_eq!(
+            key("cache_read_input_token_cost_flex"),
+            Some((CacheRead, Flex, None))
+        );
+        assert_eq!(
+            key("output_cost_per_reasoning_token"),
+            Some((Reasoning, Standard, None))
+        );
+        for unknown in [
+            "input_cost_per_token_cache_hit",
+            "input_cost_per_image",
+            "output_cost_per_second",
+            "input_cost_per_token_above_k_tokens",
+            "input_cost_per_token_flex_flex",
+            "input_cost_per_audio_token",
+        ] {
+            assert_eq!(key(unknown), None, "{unknown}");
+        }
+    }
+
+    #[test]
+    fn price_values() {
+        assert_eq!(read_price("null"), Ok(None));
+        assert_eq!(
+            read_price("3e-07"),
+            Ok(TokenPrice::per_token("0.0000003").ok())
+        );
+        assert_eq!(
+            read_price("\"3e-7\""),
+            Ok(TokenPrice::per_token("0.0000003").ok())
+        );
+        assert!(read_price("true").is_err());
+        assert!(read_price("-1e-6").is_err());
+        assert!(read_price("\"cheap\"").is_err());
+    }
+}

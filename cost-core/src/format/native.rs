@@ -1,0 +1,312 @@
+//! The project's own price-file format: TOML, prices as decimal strings per million tokens.
+//!
+//! ```toml
+//! version = "2025.11"          # required: names the table in every quote's provenance
+//! as_of = "2025-11-20"         # the date the prices were read (YYYY-MM-DD)
+//! unit = "usd_per_million_tokens"   # default; or "usd_per_token"
+//!
+//! [models."gpt-4o"]
+//! provider = "openai"
+//! source = "https://openai.com/api/pricing/"
+//! as_of = "2025-11-20"
+//! aliases = ["gpt-4o-latest"]
+//! input = "2.50"               # required
+//! output = "10.00"
+//! cache_read = "1.25"          # optional: cache_read, cache_write, cache_write_1h, reasoning
+//! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
+//!
+//! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
+//! above = 200000
+//! input = "2.50"
+//! output = "15.00"
+//!
+//! [aliases]                    # more aliases, name = target
+//! "gpt-4o-2024-08-06" = "gpt-4o"
+//! ```
+//!
+//! Prices are strings (or integers) because a TOML float is binary and loses digits; a float is
+//! rejected with a message saying so. Unknown fields are rejected, so a typo is an error that
+//! names its line and column, not a silently missing price. The rules that fill in absent prices
+//! are those of [`crate::price`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{PriceFileError, PriceFileErrorKind};
+use crate::money::TokenPrice;
+use crate::price::{ComponentPrices, ModelPrice, PriceSchedule};
+use crate::table::{ModelEntry, PriceTable, PriceTableBuilder, TableInfo};
+
+/// Parses a native price file. `origin` names it in errors and in the table's info.
+pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
+    let file: FileSpec = toml::from_str(text).map_err(|e| {
+        let kind = if e.message().starts_with("invalid")
+            || e.message().contains("unknown field")
+            || e.message().contains("missing field")
+            || e.message().contains("quoted string")
+        {
+            PriceFileErrorKind::Invalid
+        } else {
+            PriceFileErrorKind::Syntax
+        };
+        PriceFileError::at_offset(
+            origin,
+            text,
+            e.span().map(|s| s.start),
+            kind,
+            e.message().trim().to_owned(),
+        )
+    })?;
+    let invalid = |span: std::ops::Range<usize>, message: String| {
+        PriceFileError::at_offset(
+            origin,
+            text,
+            Some(span.start),
+            PriceFileErrorKind::Invalid,
+            message,
+        )
+    };
+    let per_token = match file.unit.as_ref().map(|u| u.get_ref().as_str()) {
+        None | Some("usd_per_million_tokens") => false,
+        Some("usd_per_token") => true,
+        Some(other) => {
+            return Err(invalid(
+                file.unit.as_ref().map_or(0..0, Spanned::span),
+                format!("unknown unit `{other}`; expected usd_per_million_tokens or usd_per_token"),
+            ));
+        }
+    };
+    for date in [&file.as_of].into_iter().flatten() {
+        check_date(date).map_err(|m| invalid(date.span(), m))?;
+    }
+    let mut builder = PriceTableBuilder::new(TableInfo {
+        version: file.version.clone(),
+        as_of: file.as_of.as_ref().map(|d| d.get_ref().clone()),
+        origin: origin.to_owned(),
+    });
+    let price = |value: &Spanned<PriceText>| {
+        let text = &value.get_ref().0;
+        let parsed = if per_token {
+            TokenPrice::per_token(text)
+        } else {
+            TokenPrice::per_million(text)
+        };
+        parsed.map_err(|e| invalid(value.span(), e.to_string()))
+    };
+    let components = |spec: &PricesSpec| -> Result<ComponentPrices, PriceFileError> {
+        let read = |slot: &Option<Spanned<PriceText>>| slot.as_ref().map(price).transpose();
+        Ok(ComponentPrices {
+            input: read(&spec.input)?,
+            output: read(&spec.output)?,
+            cache_read: read(&spec.cache_read)?,
+            cache_write: read(&spec.cache_write)?,
+            cache_write_1h: read(&spec.cache_write_1h)?,
+            reasoning: read(&spec.reasoning)?,
+        })
+    };
+    let schedule = |spec: &PricesSpec| -> Result<PriceSchedule, PriceFileError> {
+        let mut schedule = PriceSchedule::flat(components(spec)?);
+        for tier in &spec.tiers {
+            *schedule.tier_mut(tier.above) = components(&tier.prices())?;
+        }
+        Ok(schedule)
+    };
+    for (key, model) in &file.models {
+        if let Some(date) = &model.as_of {
+            check_date(date).map_err(|m| invalid(date.span(), m))?;
+        }
+        let variants = [&model.batch, &model.flex, &model.priority]
+            .map(|v| v.as_ref().map(&schedule).transpose());
+        let [batch, flex, priority] = variants;
+        let price = ModelPrice::new(schedule(&model.prices())?, [batch?, flex?, priority?])
+            .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
+        builder.model(ModelEntry {
+            key: key.get_ref().clone(),
+            provider: model.provider.clone(),
+            source: model.source.clone(),
+            as_of: model
+                .as_of
+                .as_ref()
+                .map(|d| d.get_ref().clone())
+                .or_else(|| file.as_of.as_ref().map(|d| d.get_ref().clone())),
+            price,
+        });
+        for alias in &model.aliases {
+            builder.alias(alias.clone(), key.get_ref().clone());
+        }
+    }
+    for (alias, target) in &file.aliases {
+        builder.alias(alias.clone(), target.clone());
+    }
+    builder.build().map_err(|e| PriceFileError {
+        origin: origin.to_owned(),
+        line: None,
+        column: None,
+        kind: PriceFileErrorKind::Invalid,
+        message: e.to_string(),
+    })
+}
+
+fn check_date(date: &Spanned<String>) -> Result<(), String> {
+    let d = date.get_ref().as_bytes();
+    let shape_ok = d.len() == 10
+        && d[4] == b'-'
+        && d[7] == b'-'
+        && d.iter()
+            .enumerate()
+            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
+    if shape_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a date in the form YYYY-MM-DD",
+            date.get_ref()
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    version: String,
+    #[serde(default)]
+    as_of: Option<Spanned<String>>,
+    #[serde(default)]
+    unit: Option<Spanned<String>>,
+    #[serde(default)]
+    models: BTreeMap<Spanned<String>, ModelSpec>,
+    #[serde(default)]
+    aliases: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelSpec {
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    as_of: Option<Spanned<String>>,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    output: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_read: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_write: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_write_1h: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    reasoning: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    tiers: Vec<TierSpec>,
+    #[serde(default)]
+    batch: Option<PricesSpec>,
+    #[serde(default)]
+    flex: Option<PricesSpec>,
+    #[serde(default)]
+    priority: Option<PricesSpec>,
+}
+
+/// Prices of a schedule (the model's own or a service tier's): components and context tiers.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PricesSpec {
+    #[serde(default)]
+    input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    output: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_read: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_write: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_write_1h: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    reasoning: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    tiers: Vec<TierSpec>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct TierSpec {
+    above: u64,
+    #[serde(default)]
+    input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    output: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_read: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_write: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_write_1h: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    reasoning: Option<Spanned<PriceText>>,
+}
+
+/// Copies the price fields of a model or tier table into a [`PricesSpec`]. (serde cannot
+/// combine `flatten` with `deny_unknown_fields`, so each table spells the fields out.)
+macro_rules! prices_of {
+    ($spec:expr, $tiers:expr) => {
+        PricesSpec {
+            input: $spec.input.clone(),
+            output: $spec.output.clone(),
+            cache_read: $spec.cache_read.clone(),
+            cache_write: $spec.cache_write.clone(),
+            cache_write_1h: $spec.cache_write_1h.clone(),
+            reasoning: $spec.reasoning.clone(),
+            tiers: $tiers,
+        }
+    };
+}
+
+impl TierSpec {
+    fn prices(&self) -> PricesSpec {
+        prices_of!(self, Vec::new())
+    }
+}
+
+impl ModelSpec {
+    fn prices(&self) -> PricesSpec {
+        prices_of!(self, self.tiers.clone())
+    }
+}
+
+/// The decimal text of a price: a TOML string or integer, never a float.
+#[derive(Clone, Debug)]
+struct PriceText(String);
+
+impl<'de> Deserialize<'de> for PriceText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = PriceText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a price as a quoted decimal string, e.g. \"2.50\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PriceText, E> {
+                Ok(PriceText(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PriceText, E> {
+                Ok(PriceText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PriceText, E> {
+                Ok(PriceText(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<PriceText, E> {
+                Err(E::custom(format!(
+                    "invalid price {v}: write prices as quoted strings, e.g. \"{v}\"; a TOML float is binary and loses digits"
+                )))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}

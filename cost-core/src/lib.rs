@@ -1,0 +1,47 @@
+//! Exact pricing of LLM calls.
+//!
+//! - [`Money`] and [`TokenPrice`]: exact fixed-point amounts (10⁻²⁴ USD), parsed from decimal
+//!   text, never through `f64`.
+//! - [`Usage`]: token counts of one call in the inclusive OpenTelemetry GenAI convention.
+//! - [`ModelPrice`]: a model's per-token prices, context tiers and service tiers, and
+//!   [`ModelPrice::cost`], which prices a call into a [`CostBreakdown`].
+//! - [`PriceTable`]: many models, loaded from the embedded default ([`PriceTable::default`]), the
+//!   native TOML format or LiteLLM's JSON ([`PriceTable::from_path`]), merged
+//!   ([`PriceTable::merged`]) and shared live ([`SharedPriceTable`]); names resolve by the rules
+//!   of [`resolve`].
+//!
+//! ```
+//! use cost_core::{PriceTable, ServiceTier, Usage};
+//!
+//! let table = PriceTable::default();
+//! let usage = Usage { input: 12_000, cache_read: 8_000, output: 900, ..Usage::default() };
+//! let quote = table.quote("gpt-4o-2024-08-06", &usage, ServiceTier::Standard)?;
+//! assert_eq!(quote.entry.key, "gpt-4o");
+//! assert_eq!(quote.total().to_string(), "0.029");  // 4000×2.5e-6 + 8000×1.25e-6 + 900×1e-5
+//! # Ok::<(), cost_core::QuoteError>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod format;
+pub mod money;
+pub mod price;
+pub mod resolve;
+pub mod table;
+pub mod usage;
+
+pub use format::{PriceFileError, PriceFileErrorKind, PriceFormat};
+pub use money::{DecimalError, Money, TokenPrice};
+pub use price::{
+    ComponentPrices, ContextTier, CostBreakdown, CostError, ModelPrice, PriceError, PriceSchedule,
+    Priced, Rates, ServiceTier, UnknownServiceTier,
+};
+pub use resolve::{MatchRule, Unpriced};
+pub use table::{
+    EntryId, LoadReport, ModelEntry, PriceTable, PriceTableBuilder, Provenance, Quote, QuoteError,
+    Resolution, SharedPriceTable, TableError, TableInfo,
+};
+pub use usage::{MAX_TOKENS_PER_CALL, TokenKind, Usage, UsageError};
+
+/// The text of the embedded default price table (`cost-core/prices/default.toml`).
+pub const EMBEDDED_PRICES: &str = include_str!("../prices/default.toml");

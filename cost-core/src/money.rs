@@ -1,0 +1,457 @@
+//! Exact money and exact per-token prices.
+//!
+//! Both are fixed-point integers in units of 10⁻²⁴ USD ([`UNITS_PER_USD`]): a price such as
+//! `3.75e-7` USD per token is held exactly, a cost of `tokens × price` is an exact integer
+//! product, and sums are exact integer sums. Nothing here goes through `f64`; decimal text is
+//! parsed digit by digit ([`parse_decimal`]).
+//!
+//! The range of an `i128` in these units is ±1.7 × 10¹⁴ USD, so totals of 10¹² USD and any sum of
+//! 10⁷ call costs fit with room to spare. Arithmetic that could leave the range is checked
+//! ([`Money::checked_add`], [`TokenPrice::times`]); the operators saturate instead of wrapping and
+//! are documented to do so.
+
+use std::fmt;
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Sub};
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// Number of decimal places held exactly: amounts are integers in units of 10⁻²⁴ USD.
+pub const SCALE: u32 = 24;
+
+/// Units of [`Money`] (and of [`TokenPrice`]) in one US dollar: 10²⁴.
+pub const UNITS_PER_USD: i128 = 10_i128.pow(SCALE);
+
+/// An exact amount of US dollars.
+///
+/// Displayed (and serialised) as an exact decimal string with no trailing zeros: `"0.0045"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(i128);
+
+/// An exact price of one token, in US dollars.
+///
+/// Never negative. Built from decimal text per token ([`TokenPrice::per_token`]) or per million
+/// tokens ([`TokenPrice::per_million`]), the unit providers publish.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TokenPrice(i128);
+
+/// Why a decimal text could not be read as an exact amount.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecimalError {
+    /// The text is not a decimal number (`3e-06`, `0.000003`, `2.50`, `12`).
+    #[error("`{0}` is not a decimal number")]
+    Syntax(String),
+    /// A price or cost below zero.
+    #[error("`{0}` is negative; prices and costs are never below zero")]
+    Negative(String),
+    /// More decimal places than the 24 this library holds exactly.
+    #[error("`{0}` has more than 24 decimal places of a dollar and cannot be held exactly")]
+    TooPrecise(String),
+    /// Larger than the representable range.
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+}
+
+impl Money {
+    /// Zero dollars.
+    pub const ZERO: Money = Money(0);
+
+    /// An amount from its raw units of 10⁻²⁴ USD.
+    pub const fn from_units(units: i128) -> Self {
+        Money(units)
+    }
+
+    /// The raw units of 10⁻²⁴ USD.
+    pub const fn units(self) -> i128 {
+        self.0
+    }
+
+    /// A whole number of dollars.
+    pub const fn from_usd(dollars: i64) -> Self {
+        Money(dollars as i128 * UNITS_PER_USD)
+    }
+
+    /// Parses an exact amount of dollars from decimal text (`"12.50"`, `"1e-3"`, `"-0.25"`).
+    pub fn from_decimal(text: &str) -> Result<Self, DecimalError> {
+        let trimmed = text.trim();
+        let (negative, digits) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        let units = parse_decimal(digits, SCALE).map_err(|e| e.with_text(text))?;
+        Ok(Money(if negative { -units } else { units }))
+    }
+
+    /// `true` for exactly zero dollars.
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// `true` when below zero.
+    pub const fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    /// Exact sum, or `None` when it would leave the representable range.
+    pub const fn checked_add(self, other: Money) -> Option<Money> {
+        match self.0.checked_add(other.0) {
+            Some(units) => Some(Money(units)),
+            None => None,
+        }
+    }
+
+    /// Exact difference, or `None` when it would leave the representable range.
+    pub const fn checked_sub(self, other: Money) -> Option<Money> {
+        match self.0.checked_sub(other.0) {
+            Some(units) => Some(Money(units)),
+            None => None,
+        }
+    }
+
+    /// Sum that stops at the end of the range (±1.7 × 10¹⁴ USD) instead of wrapping.
+    pub const fn saturating_add(self, other: Money) -> Money {
+        Money(self.0.saturating_add(other.0))
+    }
+
+    /// The amount as an `f64` number of dollars, for display and metrics only: the conversion
+    /// rounds, so never feed the result back into arithmetic.
+    pub fn to_f64(self) -> f64 {
+        // Split so the integer part keeps its precision.
+        let whole = (self.0 / UNITS_PER_USD) as f64;
+        let frac = (self.0 % UNITS_PER_USD) as f64 / UNITS_PER_USD as f64;
+        whole + frac
+    }
+}
+
+impl Add for Money {
+    type Output = Money;
+    /// Exact addition; saturates at the end of the range (±1.7 × 10¹⁴ USD) instead of wrapping.
+    fn add(self, other: Money) -> Money {
+        self.saturating_add(other)
+    }
+}
+
+impl AddAssign for Money {
+    fn add_assign(&mut self, other: Money) {
+        *self = *self + other;
+    }
+}
+
+impl Sub for Money {
+    type Output = Money;
+    /// Exact subtraction; saturates at the end of the range instead of wrapping.
+    fn sub(self, other: Money) -> Money {
+        Money(self.0.saturating_sub(other.0))
+    }
+}
+
+impl Sum for Money {
+    fn sum<I: Iterator<Item = Money>>(iter: I) -> Money {
+        iter.fold(Money::ZERO, Add::add)
+    }
+}
+
+impl<'a> Sum<&'a Money> for Money {
+    fn sum<I: Iterator<Item = &'a Money>>(iter: I) -> Money {
+        iter.copied().sum()
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_fixed(f, self.0, SCALE)
+    }
+}
+
+impl FromStr for Money {
+    type Err = DecimalError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Money::from_decimal(s)
+    }
+}
+
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Money::from_decimal(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TokenPrice {
+    /// Free.
+    pub const ZERO: TokenPrice = TokenPrice(0);
+
+    /// A price from its raw units of 10⁻²⁴ USD per token; `None` when negative.
+    pub const fn from_units(units: i128) -> Option<Self> {
+        if units < 0 {
+            None
+        } else {
+            Some(TokenPrice(units))
+        }
+    }
+
+    /// The raw units of 10⁻²⁴ USD per token.
+    pub const fn units(self) -> i128 {
+        self.0
+    }
+
+    /// Parses a price in USD per token (`"3e-06"`, `"0.000003"`, `"3E-7"`).
+    pub fn per_token(text: &str) -> Result<Self, DecimalError> {
+        Self::parse_unsigned(text, SCALE)
+    }
+
+    /// Parses a price in USD per million tokens (`"2.50"`), the unit providers publish.
+    pub fn per_million(text: &str) -> Result<Self, DecimalError> {
+        Self::parse_unsigned(text, SCALE - 6)
+    }
+
+    fn parse_unsigned(text: &str, scale: u32) -> Result<Self, DecimalError> {
+        let trimmed = text.trim();
+        if trimmed.starts_with('-') {
+            // "-0" is still a price of zero.
+            return match parse_decimal(&trimmed[1..], scale) {
+                Ok(0) => Ok(TokenPrice(0)),
+                Ok(_) => Err(DecimalError::Negative(text.to_owned())),
+                Err(e) => Err(e.with_text(text)),
+            };
+        }
+        parse_decimal(trimmed, scale)
+            .map(TokenPrice)
+            .map_err(|e| e.with_text(text))
+    }
+
+    /// The exact cost of `tokens` tokens at this price; `None` past the representable range.
+    #[inline]
+    pub const fn times(self, tokens: u64) -> Option<Money> {
+        match (tokens as i128).checked_mul(self.0) {
+            Some(units) => Some(Money(units)),
+            None => None,
+        }
+    }
+
+    /// This price per million tokens, as exact money (`$2.50` for `2.5e-6` per token).
+    pub const fn per_million_tokens(self) -> Money {
+        Money(self.0.saturating_mul(1_000_000))
+    }
+}
+
+impl fmt::Display for TokenPrice {
+    /// The price per token as an exact decimal string.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_fixed(f, self.0, SCALE)
+    }
+}
+
+impl serde::Serialize for TokenPrice {
+    /// Serialised as the exact per-token decimal string.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl DecimalError {
+    fn with_text(self, text: &str) -> Self {
+        let text = text.to_owned();
+        match self {
+            DecimalError::Syntax(_) => DecimalError::Syntax(text),
+            DecimalError::Negative(_) => DecimalError::Negative(text),
+            DecimalError::TooPrecise(_) => DecimalError::TooPrecise(text),
+            DecimalError::TooLarge(_) => DecimalError::TooLarge(text),
+        }
+    }
+}
+
+/// Parses unsigned decimal text into an integer count of `10^-scale` units, exactly.
+///
+/// Accepts `12`, `12.5`, `.5`, `5.`, `3e-06`, `3E+2`, `1.25e-7`, with an optional leading `+`.
+/// Fails with [`DecimalError::TooPrecise`] rather than rounding when the value has more than
+/// `scale` decimal places, and with [`DecimalError::TooLarge`] past `i128`.
+pub fn parse_decimal(text: &str, scale: u32) -> Result<i128, DecimalError> {
+    let syntax = || DecimalError::Syntax(text.to_owned());
+    let body = text.strip_prefix('+').unwrap_or(text);
+    let (number, exponent) = match body.find(['e', 'E']) {
+        Some(at) => {
+            let exp_text = &body[at + 1..];
+            let exp_digits = exp_text.strip_prefix(['+', '-']).unwrap_or(exp_text);
+            if exp_digits.is_empty() || !exp_digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(syntax());
+            }
+            // Exponents beyond a few hundred cannot yield an i128 of units either way.
+            let exp: i64 = exp_text.parse().map_err(|_| syntax())?;
+            if exp.abs() > 1_000 {
+                return Err(if exp > 0 {
+                    DecimalError::TooLarge(text.to_owned())
+                } else {
+                    DecimalError::TooPrecise(text.to_owned())
+                });
+            }
+            (&body[..at], exp)
+        }
+        None => (body, 0),
+    };
+    let (whole, frac) = match number.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (number, ""),
+    };
+    if (whole.is_empty() && frac.is_empty())
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(syntax());
+    }
+    // Trailing zeros of the fraction carry no value; leading zeros of the whole part neither.
+    let frac = frac.trim_end_matches('0');
+    let whole = whole.trim_start_matches('0');
+    let mut mantissa: i128 = 0;
+    for digit in whole.bytes().chain(frac.bytes()) {
+        mantissa = mantissa
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(i128::from(digit - b'0')))
+            .ok_or_else(|| DecimalError::TooLarge(text.to_owned()))?;
+    }
+    if mantissa == 0 {
+        return Ok(0);
+    }
+    // value = mantissa × 10^(exponent − frac_len); in units: × 10^scale.
+    let mut shift = i64::from(scale) + exponent - frac.len() as i64;
+    while shift < 0 && mantissa % 10 == 0 {
+        mantissa /= 10;
+        shift += 1;
+    }
+    if shift < 0 {
+        return Err(DecimalError::TooPrecise(text.to_owned()));
+    }
+    let factor = u32::try_from(shift)
+        .ok()
+        .and_then(|s| 10_i128.checked_pow(s))
+        .ok_or_else(|| DecimalError::TooLarge(text.to_owned()))?;
+    mantissa
+        .checked_mul(factor)
+        .ok_or_else(|| DecimalError::TooLarge(text.to_owned()))
+}
+
+/// Writes `units × 10^-scale` as an exact decimal with no trailing zeros.
+fn write_fixed(f: &mut fmt::Formatter<'_>, units: i128, scale: u32) -> fmt::Result {
+    let one = 10_u128.pow(scale);
+    let magnitude = units.unsigned_abs();
+    let whole = magnitude / one;
+    let frac = magnitude % one;
+    let sign = if units < 0 { "-" } else { "" };
+    if frac == 0 {
+        return f.pad(&format!("{sign}{whole}"));
+    }
+    let digits = format!("{frac:0width$}", width = scale as usize);
+    let digits = digits.trim_end_matches('0');
+    f.pad(&format!("{sign}{whole}.{digits}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn per_token(text: &str) -> i128 {
+        TokenPrice::per_token(text)
+            .map(TokenPrice::units)
+            .unwrap_or(-1)
+    }
+
+    #[test]
+    fn the_three_spellings_of_a_price_agree() {
+        let expected = 3 * 10_i128.pow(18);
+        assert_eq!(per_token("3e-06"), expected);
+        assert_eq!(per_token("0.000003"), expected);
+        assert_eq!(per_token("3E-6"), expected);
+        assert_eq!(per_token("0.30e-5"), expected);
+        assert_eq!(
+            TokenPrice::per_million("3").map(TokenPrice::units),
+            Ok(expected)
+        );
+        assert_eq!(
+            TokenPrice::per_million("3.000").map(TokenPrice::units),
+            Ok(expected)
+        );
+    }
+
+    #[test]
+    fn odd_but_valid_spellings() {
+        assert_eq!(per_token(".5"), 5 * 10_i128.pow(23));
+        assert_eq!(per_token("5."), 5 * 10_i128.pow(24));
+        assert_eq!(per_token("+1e2"), 100 * 10_i128.pow(24));
+        assert_eq!(per_token("0"), 0);
+        assert_eq!(per_token("-0"), 0);
+        assert_eq!(per_token("0.0000000000000000000000000000"), 0);
+        assert_eq!(per_token("3.75e-7"), 375 * 10_i128.pow(15));
+    }
+
+    #[test]
+    fn bad_text_is_a_typed_error() {
+        for bad in [
+            "", ".", "e5", "1e", "1e+", "abc", "1.2.3", "1,5", "0x10", "1e5.5", " ",
+        ] {
+            assert!(
+                matches!(TokenPrice::per_token(bad), Err(DecimalError::Syntax(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            TokenPrice::per_token("-1e-6"),
+            Err(DecimalError::Negative(_))
+        ));
+        assert!(matches!(
+            TokenPrice::per_token("1e-25"),
+            Err(DecimalError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            TokenPrice::per_token("1e-99999"),
+            Err(DecimalError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            TokenPrice::per_token("1e200"),
+            Err(DecimalError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn money_displays_exactly() {
+        let cases = [
+            ("0", "0"),
+            ("0.0045", "0.0045"),
+            ("12.50", "12.5"),
+            ("-0.25", "-0.25"),
+            ("1e-24", "0.000000000000000000000001"),
+            ("1000000000000", "1000000000000"),
+        ];
+        for (input, shown) in cases {
+            assert_eq!(
+                Money::from_decimal(input).map(|m| m.to_string()),
+                Ok(shown.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn a_trillion_dollars_fits() {
+        let trillion = Money::from_usd(1_000_000_000_000);
+        assert_eq!(
+            trillion.checked_add(trillion).map(|m| m.to_string()),
+            Some("2000000000000".to_owned())
+        );
+    }
+
+    #[test]
+    fn price_times_tokens_is_exact() {
+        let price = TokenPrice::per_token("3.75e-7").unwrap_or_default();
+        assert_eq!(
+            price.times(1_000_001).map(|m| m.to_string()),
+            Some("0.375000375".to_owned())
+        );
+        assert_eq!(price.per_million_tokens().to_string(), "0.375");
+    }
+}

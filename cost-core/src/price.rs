@@ -1,0 +1,686 @@
+//! What one model charges: per-token prices, context tiers, service tiers, and the rules that
+//! fill in absent prices.
+//!
+//! # Rules
+//!
+//! They match LiteLLM's, the reference table of the field:
+//!
+//! - **Context tiers.** A tier "above N" applies to the *whole* request when its input tokens
+//!   (inclusive: cache reads and writes count) are strictly greater than N. The highest crossed
+//!   tier wins. Inside a tier, a component without a tiered price uses its base price.
+//! - **Absent prices.** An absent cache-read or cache-write (5-minute) price bills those tokens
+//!   at the input price that applies (the tier's, inside a tier). An absent 1-hour write price
+//!   uses the 5-minute write price. An absent reasoning price uses the output price. An
+//!   explicit `0` stays `0`. An absent *output* price makes a call with output tokens
+//!   [`CostError::MissingPrice`]: never billed as free.
+//! - **Service tiers** (batch, flex, priority). A variant lists the prices that differ; for each
+//!   component the order of lookup is: the variant's tiered price, the standard tiered price, the
+//!   variant's base price, the standard base price, then the rules above. A model without the
+//!   requested variant is priced at its standard prices, and the [`Quote`](crate::Quote) says
+//!   which service tier was applied.
+//!
+//! The rules are applied once, when a [`ModelPrice`] is built: pricing a call
+//! ([`ModelPrice::cost`]) picks a precomputed [`Rates`] row and multiplies.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::money::{Money, TokenPrice};
+use crate::usage::{TokenKind, Usage, UsageError};
+
+/// Prices of one model (or one tier of it) per token kind; `None` where not declared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ComponentPrices {
+    /// Uncached prompt tokens.
+    pub input: Option<TokenPrice>,
+    /// Completion tokens (reasoning too, unless `reasoning` is set).
+    pub output: Option<TokenPrice>,
+    /// Prompt tokens read from the cache.
+    pub cache_read: Option<TokenPrice>,
+    /// Prompt tokens written to the cache, 5-minute lifetime.
+    pub cache_write: Option<TokenPrice>,
+    /// Prompt tokens written to the cache, 1-hour lifetime.
+    pub cache_write_1h: Option<TokenPrice>,
+    /// Reasoning tokens.
+    pub reasoning: Option<TokenPrice>,
+}
+
+impl ComponentPrices {
+    /// The declared price of one token kind.
+    pub const fn get(&self, kind: TokenKind) -> Option<TokenPrice> {
+        match kind {
+            TokenKind::Input => self.input,
+            TokenKind::Output => self.output,
+            TokenKind::CacheRead => self.cache_read,
+            TokenKind::CacheWrite => self.cache_write,
+            TokenKind::CacheWrite1h => self.cache_write_1h,
+            TokenKind::Reasoning => self.reasoning,
+        }
+    }
+
+    /// Declares the price of one token kind.
+    pub fn set(&mut self, kind: TokenKind, price: TokenPrice) {
+        let slot = match kind {
+            TokenKind::Input => &mut self.input,
+            TokenKind::Output => &mut self.output,
+            TokenKind::CacheRead => &mut self.cache_read,
+            TokenKind::CacheWrite => &mut self.cache_write,
+            TokenKind::CacheWrite1h => &mut self.cache_write_1h,
+            TokenKind::Reasoning => &mut self.reasoning,
+        };
+        *slot = Some(price);
+    }
+
+    /// `true` when no price is declared.
+    pub fn is_empty(&self) -> bool {
+        TokenKind::ALL.iter().all(|kind| self.get(*kind).is_none())
+    }
+}
+
+/// Prices that apply to a whole request whose input tokens are strictly greater than
+/// `above_input_tokens`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextTier {
+    /// The threshold N of "above N tokens".
+    pub above_input_tokens: u64,
+    /// The tier's declared prices; absent ones fall back as the module docs say.
+    pub prices: ComponentPrices,
+}
+
+/// Base prices and context tiers of one service tier.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PriceSchedule {
+    /// Prices below the first tier.
+    pub base: ComponentPrices,
+    /// Context tiers, any order (sorted when the [`ModelPrice`] is built).
+    pub tiers: Vec<ContextTier>,
+}
+
+impl PriceSchedule {
+    /// A schedule with base prices only.
+    pub fn flat(base: ComponentPrices) -> Self {
+        PriceSchedule {
+            base,
+            tiers: Vec::new(),
+        }
+    }
+
+    /// The declared prices of the tier "above `threshold`", creating it if absent.
+    pub fn tier_mut(&mut self, threshold: u64) -> &mut ComponentPrices {
+        let at = match self
+            .tiers
+            .iter()
+            .position(|t| t.above_input_tokens == threshold)
+        {
+            Some(at) => at,
+            None => {
+                self.tiers.push(ContextTier {
+                    above_input_tokens: threshold,
+                    prices: ComponentPrices::default(),
+                });
+                self.tiers.len() - 1
+            }
+        };
+        &mut self.tiers[at].prices
+    }
+
+    fn tier(&self, threshold: u64) -> Option<&ComponentPrices> {
+        self.tiers
+            .iter()
+            .find(|t| t.above_input_tokens == threshold)
+            .map(|t| &t.prices)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.base.is_empty() && self.tiers.iter().all(|t| t.prices.is_empty())
+    }
+}
+
+/// The service tier a request ran at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceTier {
+    /// Standard (on-demand) pricing.
+    #[default]
+    Standard,
+    /// Asynchronous batch APIs.
+    Batch,
+    /// Flex processing: slower, cheaper.
+    Flex,
+    /// Priority processing: faster, dearer.
+    Priority,
+}
+
+/// A service-tier name that is not one of `standard`, `default`, `auto`, `batch`, `flex`,
+/// `priority`.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("unknown service tier `{0}`; expected standard, batch, flex or priority")]
+pub struct UnknownServiceTier(pub String);
+
+impl ServiceTier {
+    /// Every service tier.
+    pub const ALL: [ServiceTier; 4] = [
+        ServiceTier::Standard,
+        ServiceTier::Batch,
+        ServiceTier::Flex,
+        ServiceTier::Priority,
+    ];
+
+    /// The lower-case name (`"batch"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ServiceTier::Standard => "standard",
+            ServiceTier::Batch => "batch",
+            ServiceTier::Flex => "flex",
+            ServiceTier::Priority => "priority",
+        }
+    }
+
+    /// Reads a service-tier name as providers spell it, case-insensitively: `standard`,
+    /// `default` and `auto` are standard; `batch` and `batches` are batch.
+    pub fn parse(name: &str) -> Result<Self, UnknownServiceTier> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "" | "standard" | "default" | "auto" | "on_demand" => Ok(ServiceTier::Standard),
+            "batch" | "batches" => Ok(ServiceTier::Batch),
+            "flex" => Ok(ServiceTier::Flex),
+            "priority" => Ok(ServiceTier::Priority),
+            _ => Err(UnknownServiceTier(name.to_owned())),
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for ServiceTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Effective per-token rates of one (service tier, context tier) pair, after the fallback rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Rates {
+    /// Uncached input.
+    pub input: TokenPrice,
+    /// Non-reasoning output; `None` when the model declares no output price.
+    pub output: Option<TokenPrice>,
+    /// Cache reads.
+    pub cache_read: TokenPrice,
+    /// Cache writes, 5 minutes.
+    pub cache_write: TokenPrice,
+    /// Cache writes, 1 hour.
+    pub cache_write_1h: TokenPrice,
+    /// Reasoning output; `None` when neither reasoning nor output price is declared.
+    pub reasoning: Option<TokenPrice>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RateRow {
+    /// `None` for the base row, `Some(N)` for the tier "above N".
+    above_input_tokens: Option<u64>,
+    rates: Rates,
+}
+
+/// A model's declared prices, and the effective rates derived from them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelPrice {
+    standard: PriceSchedule,
+    variants: [Option<PriceSchedule>; 3],
+    /// Rows per service tier (standard, batch, flex, priority), ordered by threshold.
+    rows: [Vec<RateRow>; 4],
+}
+
+/// A model price that cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum PriceError {
+    /// Every model needs a standard input price.
+    #[error("no input price: every model needs a standard input price per token")]
+    MissingInput,
+    /// Two context tiers with one threshold.
+    #[error("two context tiers above {0} tokens")]
+    DuplicateTier(u64),
+}
+
+/// A call that cannot be priced. Never billed as zero.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum CostError {
+    /// The usage is inconsistent or absurd.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The call has tokens of a kind the model has no price for.
+    #[error("the model has no {kind} price, and the call has {tokens} {kind} tokens")]
+    MissingPrice {
+        /// The token kind.
+        kind: TokenKind,
+        /// How many tokens of it the call has.
+        tokens: u64,
+    },
+    /// The cost leaves the representable range (±1.7 × 10¹⁴ USD).
+    #[error("the cost is beyond the representable range")]
+    Overflow,
+}
+
+/// The cost of one call, per component, exact.
+///
+/// The components add up to [`CostBreakdown::total`]; `cache_savings` is not part of the total:
+/// it is what the cache reads would have cost at the uncached input price, minus what they cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CostBreakdown {
+    /// Uncached input tokens × input price.
+    pub uncached_input: Money,
+    /// Cache-read tokens × cache-read price.
+    pub cache_read: Money,
+    /// 5-minute cache-write tokens × cache-write price.
+    pub cache_write: Money,
+    /// 1-hour cache-write tokens × 1-hour cache-write price.
+    pub cache_write_1h: Money,
+    /// Non-reasoning output tokens × output price.
+    pub output: Money,
+    /// Reasoning tokens × reasoning price.
+    pub reasoning: Money,
+    /// Saved by cache reads against the uncached input price (not part of the total).
+    pub cache_savings: Money,
+}
+
+impl CostBreakdown {
+    /// Sum of the six cost components (cache savings excluded).
+    pub fn total(&self) -> Money {
+        self.uncached_input
+            + self.cache_read
+            + self.cache_write
+            + self.cache_write_1h
+            + self.output
+            + self.reasoning
+    }
+
+    /// Component-wise sum, for totals over many calls.
+    pub fn saturating_add(self, other: CostBreakdown) -> CostBreakdown {
+        CostBreakdown {
+            uncached_input: self.uncached_input + other.uncached_input,
+            cache_read: self.cache_read + other.cache_read,
+            cache_write: self.cache_write + other.cache_write,
+            cache_write_1h: self.cache_write_1h + other.cache_write_1h,
+            output: self.output + other.output,
+            reasoning: self.reasoning + other.reasoning,
+            cache_savings: self.cache_savings + other.cache_savings,
+        }
+    }
+}
+
+/// The outcome of [`ModelPrice::cost`]: the breakdown and which prices produced it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Priced {
+    /// The cost per component.
+    pub breakdown: CostBreakdown,
+    /// The service tier whose prices were applied (standard when the model has no variant for
+    /// the one requested).
+    pub service_tier: ServiceTier,
+    /// The context tier applied, as its threshold; `None` for base prices.
+    pub context_tier: Option<u64>,
+}
+
+impl Priced {
+    /// Total cost of the call.
+    pub fn total(&self) -> Money {
+        self.breakdown.total()
+    }
+}
+
+impl ModelPrice {
+    /// A model with standard prices only, no tiers.
+    pub fn flat(base: ComponentPrices) -> Result<Self, PriceError> {
+        Self::new(PriceSchedule::flat(base), [None, None, None])
+    }
+
+    /// A model from its standard schedule and its batch, flex and priority variants (in that
+    /// order; `None` where the model has none).
+    pub fn new(
+        standard: PriceSchedule,
+        variants: [Option<PriceSchedule>; 3],
+    ) -> Result<Self, PriceError> {
+        let mut standard = standard;
+        if standard.base.input.is_none() {
+            return Err(PriceError::MissingInput);
+        }
+        let mut variants = variants.map(|v| v.filter(|s| !s.is_empty()));
+        for schedule in std::iter::once(&mut standard).chain(variants.iter_mut().flatten()) {
+            schedule.tiers.sort_by_key(|t| t.above_input_tokens);
+            if let Some(pair) = schedule
+                .tiers
+                .windows(2)
+                .find(|w| w[0].above_input_tokens == w[1].above_input_tokens)
+            {
+                return Err(PriceError::DuplicateTier(pair[0].above_input_tokens));
+            }
+        }
+        let rows = ServiceTier::ALL.map(|tier| {
+            let variant = match tier {
+                ServiceTier::Standard => None,
+                other => variants[other.index() - 1].as_ref(),
+            };
+            derive_rows(&standard, variant)
+        });
+        Ok(ModelPrice {
+            standard,
+            variants,
+            rows,
+        })
+    }
+
+    /// The standard schedule as declared.
+    pub fn standard(&self) -> &PriceSchedule {
+        &self.standard
+    }
+
+    /// The declared schedule of a service tier, if the model has one.
+    pub fn schedule(&self, tier: ServiceTier) -> Option<&PriceSchedule> {
+        match tier {
+            ServiceTier::Standard => Some(&self.standard),
+            other => self.variants[other.index() - 1].as_ref(),
+        }
+    }
+
+    /// The effective rates for a request with `input_tokens` at `service_tier`, with the
+    /// service tier and context tier they belong to.
+    pub fn rates(
+        &self,
+        input_tokens: u64,
+        service_tier: ServiceTier,
+    ) -> (&Rates, ServiceTier, Option<u64>) {
+        let applied = if service_tier == ServiceTier::Standard
+            || self.variants[service_tier.index() - 1].is_some()
+        {
+            service_tier
+        } else {
+            ServiceTier::Standard
+        };
+        let rows = &self.rows[applied.index()];
+        // Rows are ordered: base first, then ascending thresholds. The last crossed wins.
+        let mut chosen = &rows[0];
+        for row in &rows[1..] {
+            match row.above_input_tokens {
+                Some(n) if input_tokens > n => chosen = row,
+                _ => break,
+            }
+        }
+        (&chosen.rates, applied, chosen.above_input_tokens)
+    }
+
+    /// Prices one call, exactly.
+    pub fn cost(&self, usage: &Usage, service_tier: ServiceTier) -> Result<Priced, CostError> {
+        usage.validate()?;
+        let (rates, applied, context_tier) = self.rates(usage.input, service_tier);
+        let times = |price: TokenPrice, tokens: u64| price.times(tokens).ok_or(CostError::Overflow);
+        let need = |price: Option<TokenPrice>, kind: TokenKind, tokens: u64| match price {
+            Some(price) => times(price, tokens),
+            None if tokens == 0 => Ok(Money::ZERO),
+            None => Err(CostError::MissingPrice { kind, tokens }),
+        };
+        let uncached = usage.uncached_input();
+        let visible_output = usage.visible_output();
+        let cache_read = times(rates.cache_read, usage.cache_read)?;
+        let breakdown = CostBreakdown {
+            uncached_input: times(rates.input, uncached)?,
+            cache_read,
+            cache_write: times(rates.cache_write, usage.cache_write)?,
+            cache_write_1h: times(rates.cache_write_1h, usage.cache_write_1h)?,
+            output: need(rates.output, TokenKind::Output, visible_output)?,
+            reasoning: need(rates.reasoning, TokenKind::Reasoning, usage.reasoning)?,
+            cache_savings: times(rates.input, usage.cache_read)?
+                .checked_sub(cache_read)
+                .ok_or(CostError::Overflow)?,
+        };
+        // The components are each below 10¹² × price; check their sum stays in range.
+        [
+            breakdown.cache_read,
+            breakdown.cache_write,
+            breakdown.cache_write_1h,
+            breakdown.output,
+            breakdown.reasoning,
+        ]
+        .iter()
+        .try_fold(breakdown.uncached_input, |acc, m| acc.checked_add(*m))
+        .ok_or(CostError::Overflow)?;
+        Ok(Priced {
+            breakdown,
+            service_tier: applied,
+            context_tier,
+        })
+    }
+}
+
+/// Applies the fallback rules once, for every context tier of one service tier.
+fn derive_rows(standard: &PriceSchedule, variant: Option<&PriceSchedule>) -> Vec<RateRow> {
+    let mut thresholds: Vec<u64> = standard
+        .tiers
+        .iter()
+        .chain(variant.iter().flat_map(|v| v.tiers.iter()))
+        .map(|t| t.above_input_tokens)
+        .collect();
+    thresholds.sort_unstable();
+    thresholds.dedup();
+    std::iter::once(None)
+        .chain(thresholds.into_iter().map(Some))
+        .map(|above| RateRow {
+            above_input_tokens: above,
+            rates: derive_rates(standard, variant, above),
+        })
+        .collect()
+}
+
+fn derive_rates(
+    standard: &PriceSchedule,
+    variant: Option<&PriceSchedule>,
+    above: Option<u64>,
+) -> Rates {
+    // Lookup order: variant tier, standard tier, variant base, standard base.
+    let layers: [Option<&ComponentPrices>; 4] = [
+        above.and_then(|n| variant.and_then(|v| v.tier(n))),
+        above.and_then(|n| standard.tier(n)),
+        variant.map(|v| &v.base),
+        Some(&standard.base),
+    ];
+    let declared = |kind: TokenKind| layers.iter().flatten().find_map(|p| p.get(kind));
+    // The standard base input price exists (checked in `ModelPrice::new`).
+    let input = declared(TokenKind::Input).unwrap_or_default();
+    let output = declared(TokenKind::Output);
+    let cache_write = declared(TokenKind::CacheWrite).unwrap_or(input);
+    Rates {
+        input,
+        output,
+        cache_read: declared(TokenKind::CacheRead).unwrap_or(input),
+        cache_write,
+        cache_write_1h: declared(TokenKind::CacheWrite1h).unwrap_or(cache_write),
+        reasoning: declared(TokenKind::Reasoning).or(output),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(per_million: &str) -> Option<TokenPrice> {
+        TokenPrice::per_million(per_million).ok()
+    }
+
+    fn usd(text: &str) -> Money {
+        Money::from_decimal(text).unwrap_or_default()
+    }
+
+    fn tiered() -> ModelPrice {
+        let mut standard = PriceSchedule::flat(ComponentPrices {
+            input: p("1.25"),
+            output: p("10"),
+            cache_read: p("0.125"),
+            ..Default::default()
+        });
+        *standard.tier_mut(200_000) = ComponentPrices {
+            input: p("2.5"),
+            output: p("15"),
+            ..Default::default()
+        };
+        ModelPrice::new(standard, [None, None, None]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn tier_applies_strictly_above_its_threshold() {
+        let model = tiered();
+        let at = model.cost(&Usage::new(200_000, 0), ServiceTier::Standard);
+        let above = model.cost(&Usage::new(200_001, 0), ServiceTier::Standard);
+        assert_eq!(
+            at.map(|q| (q.total(), q.context_tier)),
+            Ok((usd("0.25"), None))
+        );
+        assert_eq!(
+            above.map(|q| (q.total(), q.context_tier)),
+            Ok((usd("0.5000025"), Some(200_000)))
+        );
+    }
+
+    #[test]
+    fn inside_a_tier_an_untiered_component_keeps_its_base_price() {
+        // The tier declares no cache-read price: the base cache-read price applies.
+        let usage = Usage {
+            input: 300_000,
+            cache_read: 100_000,
+            ..Default::default()
+        };
+        let q = tiered()
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.breakdown.cache_read, usd("0.0125"));
+        assert_eq!(q.breakdown.uncached_input, usd("0.5"));
+        assert_eq!(q.breakdown.cache_savings, usd("0.2375"));
+    }
+
+    #[test]
+    fn absent_cache_prices_use_the_input_price_of_the_tier() {
+        let mut standard = PriceSchedule::flat(ComponentPrices {
+            input: p("1"),
+            output: p("2"),
+            ..Default::default()
+        });
+        standard.tier_mut(1000).input = p("3");
+        let model = ModelPrice::new(standard, [None, None, None]).unwrap_or_else(|e| panic!("{e}"));
+        let (rates, _, _) = model.rates(1001, ServiceTier::Standard);
+        assert_eq!(
+            rates.cache_read,
+            TokenPrice::per_million("3").unwrap_or_default()
+        );
+        assert_eq!(
+            rates.cache_write,
+            TokenPrice::per_million("3").unwrap_or_default()
+        );
+        assert_eq!(
+            rates.cache_write_1h,
+            TokenPrice::per_million("3").unwrap_or_default()
+        );
+        assert_eq!(rates.reasoning, p("2"));
+    }
+
+    #[test]
+    fn explicit_zero_stays_zero_and_1h_falls_back_to_5m() {
+        let model = ModelPrice::flat(ComponentPrices {
+            input: p("3"),
+            output: p("15"),
+            cache_read: p("0"),
+            cache_write: p("3.75"),
+            reasoning: p("0"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (rates, _, _) = model.rates(10, ServiceTier::Standard);
+        assert_eq!(rates.cache_read, TokenPrice::ZERO);
+        assert_eq!(rates.reasoning, Some(TokenPrice::ZERO));
+        assert_eq!(
+            rates.cache_write_1h,
+            TokenPrice::per_million("3.75").unwrap_or_default()
+        );
+    }
+
+    #[test]
+    fn missing_output_price_is_an_error_not_zero() {
+        let model = ModelPrice::flat(ComponentPrices {
+            input: p("0.02"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            model
+                .cost(&Usage::new(1000, 0), ServiceTier::Standard)
+                .is_ok()
+        );
+        assert_eq!(
+            model.cost(&Usage::new(1000, 5), ServiceTier::Standard),
+            Err(CostError::MissingPrice {
+                kind: TokenKind::Output,
+                tokens: 5
+            })
+        );
+    }
+
+    #[test]
+    fn service_tier_falls_back_per_component_then_to_standard() {
+        let mut standard = PriceSchedule::flat(ComponentPrices {
+            input: p("2"),
+            output: p("8"),
+            cache_read: p("0.5"),
+            ..Default::default()
+        });
+        standard.tier_mut(100).input = p("4");
+        let flex = PriceSchedule::flat(ComponentPrices {
+            input: p("1"),
+            ..Default::default()
+        });
+        let model =
+            ModelPrice::new(standard, [None, Some(flex), None]).unwrap_or_else(|e| panic!("{e}"));
+        let (rates, applied, _) = model.rates(50, ServiceTier::Flex);
+        assert_eq!(applied, ServiceTier::Flex);
+        assert_eq!(
+            rates.input,
+            TokenPrice::per_million("1").unwrap_or_default()
+        );
+        assert_eq!(rates.output, p("8"));
+        assert_eq!(
+            rates.cache_read,
+            TokenPrice::per_million("0.5").unwrap_or_default()
+        );
+        // Above the standard tier, the standard tiered input beats the variant base.
+        let (rates, _, tier) = model.rates(101, ServiceTier::Flex);
+        assert_eq!(
+            (rates.input, tier),
+            (TokenPrice::per_million("4").unwrap_or_default(), Some(100))
+        );
+        // No batch variant: standard prices, and the outcome says so.
+        let (_, applied, _) = model.rates(50, ServiceTier::Batch);
+        assert_eq!(applied, ServiceTier::Standard);
+    }
+
+    #[test]
+    fn duplicate_tiers_and_missing_input_are_rejected() {
+        assert_eq!(
+            ModelPrice::flat(ComponentPrices::default()),
+            Err(PriceError::MissingInput)
+        );
+        let tier = ContextTier {
+            above_input_tokens: 5,
+            prices: ComponentPrices {
+                input: p("1"),
+                ..Default::default()
+            },
+        };
+        let schedule = PriceSchedule {
+            base: ComponentPrices {
+                input: p("1"),
+                ..Default::default()
+            },
+            tiers: vec![tier, tier],
+        };
+        assert_eq!(
+            ModelPrice::new(schedule, [None, None, None]),
+            Err(PriceError::DuplicateTier(5))
+        );
+    }
+}

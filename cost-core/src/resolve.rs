@@ -1,0 +1,185 @@
+//! Model-name resolution: how a name reported by a client finds its price entry.
+//!
+//! Deterministic, in this order; the first rule that finds an entry wins:
+//!
+//! 1. **Exact** key, or an alias declared in the table.
+//! 2. **Case-insensitive** key or alias (`GPT-4o` → `gpt-4o`).
+//! 3. **Provider prefix** stripped, one leading `segment/` at a time, only when the prefixed name
+//!    is absent (`openai/gpt-4o` → `gpt-4o`; `openrouter/openai/gpt-4o` → `openai/gpt-4o` →
+//!    `gpt-4o`). Each shorter name is tried exactly, then case-insensitively.
+//! 4. **Dated snapshot** to its family, only when the dated name is absent under every prefix
+//!    form: a trailing `-YYYY-MM-DD`, `-YYYYMMDD` or `@YYYYMMDD` is removed
+//!    (`gpt-4o-2099-01-01` → `gpt-4o`, `claude-sonnet-4-5@20250929` → `claude-sonnet-4-5`).
+//!
+//! There is no fuzzy or substring matching: a name that no rule finds is [`Unpriced`], which
+//! names the model and the nearest known names (by edit distance) so a person can add an alias.
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::table::{PriceTable, Resolution};
+
+/// The rule that resolved a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchRule {
+    /// The name is an entry's key.
+    Exact,
+    /// The name is an alias declared in the table.
+    Alias,
+    /// The name matches a key ignoring case.
+    CaseInsensitive,
+    /// The name matched after removing provider prefixes.
+    ProviderPrefix,
+    /// The name matched after removing a date suffix (and possibly provider prefixes).
+    DateSuffix,
+}
+
+/// A model the table has no price for. Its cost is unknown, never zero.
+#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize)]
+#[error("unknown model `{model}`: no price in the table{}", suggestions(.nearest))]
+pub struct Unpriced {
+    /// The name as asked.
+    pub model: String,
+    /// Up to three known names closest to it.
+    pub nearest: Vec<String>,
+}
+
+fn suggestions(nearest: &[String]) -> String {
+    if nearest.is_empty() {
+        String::new()
+    } else {
+        format!(" (nearest known: {})", nearest.join(", "))
+    }
+}
+
+/// Resolves `model` in `table` by the rules of this module.
+pub fn resolve(table: &PriceTable, model: &str) -> Result<Resolution, Unpriced> {
+    if let Some(hit) = table.lookup_exact(model) {
+        return Ok(hit);
+    }
+    let lowercase = model.to_lowercase();
+    if let Some(hit) = table.lookup_folded(&lowercase) {
+        return Ok(hit);
+    }
+    let forms: Vec<&str> = prefix_forms(model).collect();
+    for form in &forms[1..] {
+        if let Some(hit) = lookup(table, form) {
+            return Ok(Resolution {
+                rule: MatchRule::ProviderPrefix,
+                ..hit
+            });
+        }
+    }
+    for form in &forms {
+        if let Some(family) = strip_date_suffix(form)
+            && let Some(hit) = lookup(table, family)
+        {
+            return Ok(Resolution {
+                rule: MatchRule::DateSuffix,
+                ..hit
+            });
+        }
+    }
+    Err(Unpriced {
+        model: model.to_owned(),
+        nearest: nearest_names(table, &lowercase, 3),
+    })
+}
+
+fn lookup(table: &PriceTable, name: &str) -> Option<Resolution> {
+    table
+        .lookup_exact(name)
+        .or_else(|| table.lookup_folded(&name.to_lowercase()))
+}
+
+/// `a/b/c`, `b/c`, `c`.
+fn prefix_forms(model: &str) -> impl Iterator<Item = &str> {
+    std::iter::successors(Some(model), |name| {
+        name.split_once('/')
+            .map(|(_, rest)| rest)
+            .filter(|rest| !rest.is_empty())
+    })
+}
+
+/// The family name of a dated snapshot, or `None` when `name` has no date suffix.
+pub fn strip_date_suffix(name: &str) -> Option<&str> {
+    let bytes = name.as_bytes();
+    let digits = |s: &[u8]| s.iter().all(u8::is_ascii_digit);
+    let valid = |y: &[u8], m: &[u8], d: &[u8]| {
+        let num = |s: &[u8]| s.iter().fold(0_u32, |n, b| n * 10 + u32::from(b - b'0'));
+        digits(y)
+            && digits(m)
+            && digits(d)
+            && (1900..=2199).contains(&num(y))
+            && (1..=12).contains(&num(m))
+            && (1..=31).contains(&num(d))
+    };
+    let n = bytes.len();
+    // -YYYY-MM-DD
+    if n > 11 {
+        let tail = &bytes[n - 11..];
+        if tail[0] == b'-'
+            && tail[5] == b'-'
+            && tail[8] == b'-'
+            && valid(&tail[1..5], &tail[6..8], &tail[9..11])
+        {
+            return Some(&name[..n - 11]);
+        }
+    }
+    // -YYYYMMDD or @YYYYMMDD
+    if n > 9 {
+        let tail = &bytes[n - 9..];
+        if (tail[0] == b'-' || tail[0] == b'@') && valid(&tail[1..5], &tail[5..7], &tail[7..9]) {
+            return Some(&name[..n - 9]);
+        }
+    }
+    None
+}
+
+fn nearest_names(table: &PriceTable, lowercase: &str, count: usize) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = table
+        .names()
+        .map(|name| (strsim::levenshtein(lowercase, &name.to_lowercase()), name))
+        .collect();
+    scored.sort_unstable();
+    scored
+        .into_iter()
+        .take(count)
+        .map(|(_, name)| name.to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_suffixes() {
+        assert_eq!(strip_date_suffix("gpt-4o-2024-08-06"), Some("gpt-4o"));
+        assert_eq!(
+            strip_date_suffix("claude-sonnet-4-5-20250929"),
+            Some("claude-sonnet-4-5")
+        );
+        assert_eq!(
+            strip_date_suffix("claude-sonnet-4-5@20250929"),
+            Some("claude-sonnet-4-5")
+        );
+        assert_eq!(strip_date_suffix("gpt-4o"), None);
+        assert_eq!(strip_date_suffix("model-12345678"), None);
+        assert_eq!(strip_date_suffix("gpt-4o-2024-13-06"), None);
+        assert_eq!(strip_date_suffix("-20250929"), None);
+        assert_eq!(strip_date_suffix("mistral-large-2411"), None);
+    }
+
+    #[test]
+    fn prefix_forms_strip_one_segment_at_a_time() {
+        let forms: Vec<&str> = prefix_forms("openrouter/openai/gpt-4o").collect();
+        assert_eq!(
+            forms,
+            ["openrouter/openai/gpt-4o", "openai/gpt-4o", "gpt-4o"]
+        );
+        let forms: Vec<&str> = prefix_forms("trailing/").collect();
+        assert_eq!(forms, ["trailing/"]);
+    }
+}

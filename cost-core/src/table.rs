@@ -1,0 +1,525 @@
+//! Price tables: entries by model name, their provenance, merging, and live replacement.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::price::{CostError, ModelPrice, Priced, ServiceTier};
+use crate::resolve::{self, MatchRule, Unpriced};
+use crate::usage::Usage;
+
+/// One model's entry in a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// The model name this entry is listed under (`gpt-4o`, `anthropic/claude-sonnet-4-5`).
+    pub key: String,
+    /// The provider (`openai`, `anthropic`, …), where the table says.
+    pub provider: Option<String>,
+    /// Where the prices come from (a pricing page), where the table says.
+    pub source: Option<String>,
+    /// The date the prices were read from the source, where the table says (`YYYY-MM-DD`).
+    pub as_of: Option<String>,
+    /// The prices.
+    pub price: ModelPrice,
+}
+
+impl ModelEntry {
+    /// An entry with prices only.
+    pub fn new(key: impl Into<String>, price: ModelPrice) -> Self {
+        ModelEntry {
+            key: key.into(),
+            provider: None,
+            source: None,
+            as_of: None,
+            price,
+        }
+    }
+}
+
+/// Identity of a table: what a quote's provenance names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TableInfo {
+    /// Version string: the table's own, or derived from its content (`litellm@1a2b3c4d5e6f`);
+    /// merged tables join their versions with `+`.
+    pub version: String,
+    /// The date the table's prices were valid, where known (`YYYY-MM-DD`).
+    pub as_of: Option<String>,
+    /// Where the table was loaded from (`embedded`, a file path, `programmatic`).
+    pub origin: String,
+}
+
+/// What loading a price file kept and what it left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LoadReport {
+    /// Model entries loaded.
+    pub entries: usize,
+    /// Aliases loaded.
+    pub aliases: usize,
+    /// Entries left out because they have no per-token input price (image, audio, per-second
+    /// models), by name.
+    pub skipped_entries: Vec<String>,
+    /// Price keys that were not understood (per-image, per-second, …) and so not applied, with
+    /// the number of entries that had each.
+    pub skipped_keys: BTreeMap<String, usize>,
+}
+
+/// Handle of an entry inside one [`PriceTable`]; cheap to keep and to price with
+/// ([`PriceTable::entry`]). Only meaningful for the table that returned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryId(u32);
+
+impl EntryId {
+    /// Position of the entry in [`PriceTable::entries`].
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// How a model name was resolved to an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    /// The entry.
+    pub id: EntryId,
+    /// The rule that found it.
+    pub rule: MatchRule,
+}
+
+/// A table that cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum TableError {
+    /// An alias names a model the table does not have.
+    #[error("alias `{alias}` points to `{target}`, which is not in the table")]
+    UnknownAliasTarget {
+        /// The alias.
+        alias: String,
+        /// What it points to.
+        target: String,
+    },
+    /// Aliases that point to each other in a circle.
+    #[error("alias `{0}` points back to itself through other aliases")]
+    AliasCycle(String),
+    /// An alias with the same name as a model entry.
+    #[error("`{0}` is both a model entry and an alias")]
+    AliasShadowsEntry(String),
+}
+
+/// Collects entries and aliases, then builds a [`PriceTable`]. A later entry or alias with the
+/// same name replaces the earlier one (that is how tables merge).
+#[derive(Clone, Debug, Default)]
+pub struct PriceTableBuilder {
+    info: TableInfo,
+    entries: Vec<ModelEntry>,
+    positions: HashMap<String, usize>,
+    aliases: BTreeMap<String, String>,
+    report: LoadReport,
+}
+
+impl PriceTableBuilder {
+    /// An empty builder for a table with this identity.
+    pub fn new(info: TableInfo) -> Self {
+        PriceTableBuilder {
+            info,
+            ..Default::default()
+        }
+    }
+
+    /// Adds an entry, replacing any entry or alias with the same key.
+    pub fn model(&mut self, entry: ModelEntry) -> &mut Self {
+        self.aliases.remove(&entry.key);
+        match self.positions.get(&entry.key) {
+            Some(&at) => self.entries[at] = entry,
+            None => {
+                self.positions.insert(entry.key.clone(), self.entries.len());
+                self.entries.push(entry);
+            }
+        }
+        self
+    }
+
+    /// Declares `alias` as another name of the entry `target`, replacing any entry named `alias`.
+    pub fn alias(&mut self, alias: impl Into<String>, target: impl Into<String>) -> &mut Self {
+        let alias = alias.into();
+        if let Some(at) = self.positions.remove(&alias) {
+            self.entries.remove(at);
+            for position in self.positions.values_mut() {
+                if *position > at {
+                    *position -= 1;
+                }
+            }
+        }
+        self.aliases.insert(alias, target.into());
+        self
+    }
+
+    /// The load report the table will carry.
+    pub fn report_mut(&mut self) -> &mut LoadReport {
+        &mut self.report
+    }
+
+    /// Builds the table: sorts entries by key, resolves aliases, and indexes names.
+    pub fn build(self) -> Result<PriceTable, TableError> {
+        let PriceTableBuilder {
+            info,
+            mut entries,
+            aliases,
+            mut report,
+            ..
+        } = self;
+        entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut exact: HashMap<Box<str>, Target> = HashMap::with_capacity(entries.len());
+        for (at, entry) in entries.iter().enumerate() {
+            let id = EntryId(u32::try_from(at).unwrap_or(u32::MAX));
+            exact.insert(entry.key.as_str().into(), Target { id, alias: false });
+        }
+        for alias in aliases.keys() {
+            if exact.contains_key(alias.as_str()) {
+                return Err(TableError::AliasShadowsEntry(alias.clone()));
+            }
+            let mut target = &aliases[alias];
+            let mut hops = 0;
+            while let Some(next) = aliases.get(target) {
+                hops += 1;
+                if hops > aliases.len() {
+                    return Err(TableError::AliasCycle(alias.clone()));
+                }
+                target = next;
+            }
+            let Some(found) = exact.get(target.as_str()).copied() else {
+                return Err(TableError::UnknownAliasTarget {
+                    alias: alias.clone(),
+                    target: target.clone(),
+                });
+            };
+            exact.insert(
+                alias.as_str().into(),
+                Target {
+                    id: found.id,
+                    alias: true,
+                },
+            );
+        }
+        // Case-insensitive index: on a collision the entry whose name sorts first wins, so the
+        // outcome does not depend on file order.
+        let mut names: Vec<(&str, Target)> = exact.iter().map(|(k, t)| (&**k, *t)).collect();
+        names.sort_by(|a, b| a.0.cmp(b.0));
+        let mut folded: HashMap<Box<str>, Target> = HashMap::with_capacity(names.len());
+        for (name, target) in names {
+            folded.entry(name.to_lowercase().into()).or_insert(target);
+        }
+        report.entries = entries.len();
+        report.aliases = aliases.len();
+        Ok(PriceTable {
+            info,
+            entries,
+            exact,
+            folded,
+            aliases,
+            report,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Target {
+    id: EntryId,
+    alias: bool,
+}
+
+/// Prices of many models, with the rules to find a model by name.
+///
+/// Build one with [`PriceTable::default`] (the embedded, dated table), from a file
+/// ([`PriceTable::from_path`], either format), or with a [`PriceTableBuilder`]; combine them
+/// with [`PriceTable::merged`]; share a replaceable one with [`SharedPriceTable`].
+#[derive(Clone, Debug)]
+pub struct PriceTable {
+    info: TableInfo,
+    entries: Vec<ModelEntry>,
+    exact: HashMap<Box<str>, Target>,
+    folded: HashMap<Box<str>, Target>,
+    aliases: BTreeMap<String, String>,
+    report: LoadReport,
+}
+
+/// A price quote for one call: its cost and where the price came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Quote<'t> {
+    /// The entry that priced the call.
+    pub entry: &'t ModelEntry,
+    /// How the model name was resolved to that entry.
+    pub rule: MatchRule,
+    /// The cost and the tiers applied.
+    pub priced: Priced,
+    /// The table the entry belongs to.
+    pub table: &'t TableInfo,
+}
+
+impl Quote<'_> {
+    /// Total cost of the call.
+    pub fn total(&self) -> crate::Money {
+        self.priced.total()
+    }
+
+    /// Where the price came from, as an owned value.
+    pub fn provenance(&self) -> Provenance {
+        Provenance {
+            entry: self.entry.key.clone(),
+            rule: self.rule,
+            table_version: self.table.version.clone(),
+            table_as_of: self.table.as_of.clone(),
+            entry_as_of: self.entry.as_of.clone(),
+            source: self.entry.source.clone(),
+        }
+    }
+}
+
+/// Where a price came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Provenance {
+    /// The entry's key.
+    pub entry: String,
+    /// How the name was resolved.
+    pub rule: MatchRule,
+    /// The table's version.
+    pub table_version: String,
+    /// The table's date.
+    pub table_as_of: Option<String>,
+    /// The entry's date.
+    pub entry_as_of: Option<String>,
+    /// The entry's source.
+    pub source: Option<String>,
+}
+
+/// Why a call could not be quoted.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum QuoteError {
+    /// The model has no price in the table.
+    #[error(transparent)]
+    Unpriced(#[from] Unpriced),
+    /// The model was found but the call cannot be priced.
+    #[error("cannot price `{model}`: {source}")]
+    Cost {
+        /// The entry's key.
+        model: String,
+        /// The reason.
+        source: CostError,
+    },
+}
+
+static EMBEDDED: LazyLock<Arc<PriceTable>> = LazyLock::new(|| {
+    // The embedded file is checked by the test `embedded_table_loads`, so this cannot fail in
+    // a released build.
+    #[allow(clippy::expect_used)]
+    let table = crate::format::native::parse(crate::EMBEDDED_PRICES, "embedded")
+        .expect("the embedded price table is valid");
+    Arc::new(table)
+});
+
+impl Default for PriceTable {
+    /// The embedded, dated table (`cost-core/prices/default.toml`).
+    fn default() -> Self {
+        PriceTable::embedded().as_ref().clone()
+    }
+}
+
+impl PriceTable {
+    /// The embedded, dated table, parsed once per process and shared.
+    pub fn embedded() -> Arc<PriceTable> {
+        Arc::clone(&EMBEDDED)
+    }
+
+    /// The table's identity.
+    pub fn info(&self) -> &TableInfo {
+        &self.info
+    }
+
+    /// What loading kept and left out.
+    pub fn report(&self) -> &LoadReport {
+        &self.report
+    }
+
+    /// Every entry, sorted by key.
+    pub fn entries(&self) -> &[ModelEntry] {
+        &self.entries
+    }
+
+    /// Aliases and the names they point to.
+    pub fn aliases(&self) -> &BTreeMap<String, String> {
+        &self.aliases
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// `true` when the table has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry behind a handle.
+    ///
+    /// # Panics
+    /// When `id` comes from another table with fewer entries.
+    #[inline]
+    pub fn entry(&self, id: EntryId) -> &ModelEntry {
+        &self.entries[id.index()]
+    }
+
+    /// The entry listed under exactly this name (no resolution rules).
+    pub fn get(&self, key: &str) -> Option<&ModelEntry> {
+        self.exact.get(key).map(|t| self.entry(t.id))
+    }
+
+    /// Finds the entry for a model name, by the rules of [`crate::resolve`].
+    pub fn resolve(&self, model: &str) -> Result<Resolution, Unpriced> {
+        resolve::resolve(self, model)
+    }
+
+    pub(crate) fn lookup_exact(&self, name: &str) -> Option<Resolution> {
+        self.exact.get(name).map(|t| Resolution {
+            id: t.id,
+            rule: if t.alias {
+                MatchRule::Alias
+            } else {
+                MatchRule::Exact
+            },
+        })
+    }
+
+    pub(crate) fn lookup_folded(&self, lowercase: &str) -> Option<Resolution> {
+        self.folded.get(lowercase).map(|t| Resolution {
+            id: t.id,
+            rule: if t.alias {
+                MatchRule::Alias
+            } else {
+                MatchRule::CaseInsensitive
+            },
+        })
+    }
+
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.exact.keys().map(|k| &**k)
+    }
+
+    /// Prices one call of `model`: resolves the name, then [`PriceTable::quote_entry`].
+    pub fn quote(
+        &self,
+        model: &str,
+        usage: &Usage,
+        service_tier: ServiceTier,
+    ) -> Result<Quote<'_>, QuoteError> {
+        let resolution = self.resolve(model)?;
+        self.quote_resolved(resolution, usage, service_tier)
+    }
+
+    /// Prices one call of an already resolved model; the fast path for callers that cache
+    /// [`Resolution`]s.
+    #[inline]
+    pub fn quote_resolved(
+        &self,
+        resolution: Resolution,
+        usage: &Usage,
+        service_tier: ServiceTier,
+    ) -> Result<Quote<'_>, QuoteError> {
+        let entry = self.entry(resolution.id);
+        let priced = entry
+            .price
+            .cost(usage, service_tier)
+            .map_err(|source| QuoteError::Cost {
+                model: entry.key.clone(),
+                source,
+            })?;
+        Ok(Quote {
+            entry,
+            rule: resolution.rule,
+            priced,
+            table: &self.info,
+        })
+    }
+
+    /// A builder holding this table's entries and aliases, to extend or override.
+    pub fn to_builder(&self) -> PriceTableBuilder {
+        let mut builder = PriceTableBuilder::new(self.info.clone());
+        for entry in &self.entries {
+            builder.model(entry.clone());
+        }
+        for (alias, target) in &self.aliases {
+            builder.alias(alias.clone(), target.clone());
+        }
+        builder.report = self.report.clone();
+        builder
+    }
+
+    /// This table with `overlay`'s entries and aliases on top: an overlay entry replaces the
+    /// entry with the same key. The version is `self.version + "+" + overlay.version`; the
+    /// date is the overlay's when it has one.
+    ///
+    /// Use it for default ← file ← programmatic overrides.
+    pub fn merged(&self, overlay: &PriceTable) -> Result<PriceTable, TableError> {
+        let mut builder = self.to_builder();
+        for entry in &overlay.entries {
+            builder.model(entry.clone());
+        }
+        for (alias, target) in &overlay.aliases {
+            builder.alias(alias.clone(), target.clone());
+        }
+        builder.info = TableInfo {
+            version: format!("{}+{}", self.info.version, overlay.info.version),
+            as_of: overlay
+                .info
+                .as_of
+                .clone()
+                .or_else(|| self.info.as_of.clone()),
+            origin: format!("{}+{}", self.info.origin, overlay.info.origin),
+        };
+        builder.build()
+    }
+
+    /// This table with one entry added or replaced: a programmatic override.
+    pub fn with_model(&self, entry: ModelEntry) -> Result<PriceTable, TableError> {
+        let mut builder = self.to_builder();
+        builder.model(entry);
+        builder.build()
+    }
+}
+
+/// A price table that can be replaced while readers keep using it.
+///
+/// Readers call [`SharedPriceTable::load`] and get the table current at that moment; a writer
+/// calls [`SharedPriceTable::store`] (for instance after re-reading a price file) and later
+/// readers see the new table. No reader ever blocks or sees a half-built table.
+#[derive(Debug)]
+pub struct SharedPriceTable {
+    current: ArcSwap<PriceTable>,
+}
+
+impl SharedPriceTable {
+    /// Shares `table`.
+    pub fn new(table: PriceTable) -> Self {
+        SharedPriceTable {
+            current: ArcSwap::from_pointee(table),
+        }
+    }
+
+    /// The current table.
+    pub fn load(&self) -> Arc<PriceTable> {
+        self.current.load_full()
+    }
+
+    /// Replaces the table; readers holding the old one keep it until they drop it.
+    pub fn store(&self, table: PriceTable) {
+        self.current.store(Arc::new(table));
+    }
+}
+
+impl Default for SharedPriceTable {
+    fn default() -> Self {
+        SharedPriceTable {
+            current: ArcSwap::new(PriceTable::embedded()),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Token usage of one call, in the inclusive convention of OpenTelemetry GenAI.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The most tokens one call may report for any kind: 10¹². Larger counts are not real usage
+/// (the largest context windows hold about 10⁷ tokens) and are rejected as
+/// [`UsageError::Absurd`] rather than priced.
+pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000_000;
+
+/// Token counts of one LLM call.
+///
+/// Inclusive convention: `input` counts every prompt token, cache reads and cache writes
+/// included; `output` counts every completion token, reasoning included. The cache and
+/// reasoning fields say how many of those tokens were of that kind. Provider adapters convert
+/// native shapes (Anthropic's exclusive `input_tokens`, for one) into this.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Usage {
+    /// Every prompt token, cache reads and cache writes included.
+    pub input: u64,
+    /// Prompt tokens read from the provider's prompt cache.
+    pub cache_read: u64,
+    /// Prompt tokens written to the provider's prompt cache with the default (5-minute) lifetime.
+    pub cache_write: u64,
+    /// Prompt tokens written to the provider's prompt cache with a 1-hour lifetime.
+    pub cache_write_1h: u64,
+    /// Every completion token, reasoning included.
+    pub output: u64,
+    /// Completion tokens spent on reasoning.
+    pub reasoning: u64,
+}
+
+/// Which field of a [`Usage`] a problem is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// [`Usage::input`].
+    Input,
+    /// [`Usage::cache_read`].
+    CacheRead,
+    /// [`Usage::cache_write`].
+    CacheWrite,
+    /// [`Usage::cache_write_1h`].
+    CacheWrite1h,
+    /// [`Usage::output`].
+    Output,
+    /// [`Usage::reasoning`].
+    Reasoning,
+}
+
+impl TokenKind {
+    /// Every kind, in the order of [`Usage`]'s fields.
+    pub const ALL: [TokenKind; 6] = [
+        TokenKind::Input,
+        TokenKind::CacheRead,
+        TokenKind::CacheWrite,
+        TokenKind::CacheWrite1h,
+        TokenKind::Output,
+        TokenKind::Reasoning,
+    ];
+
+    /// The snake_case name used in files and output (`cache_write_1h`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Input => "input",
+            TokenKind::CacheRead => "cache_read",
+            TokenKind::CacheWrite => "cache_write",
+            TokenKind::CacheWrite1h => "cache_write_1h",
+            TokenKind::Output => "output",
+            TokenKind::Reasoning => "reasoning",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Usage whose counts contradict each other or are not real. Never priced.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum UsageError {
+    /// Cache reads and writes are part of `input`, so together they cannot exceed it.
+    #[error(
+        "inconsistent usage: cache_read ({cache_read}) + cache_write ({cache_write}) + cache_write_1h ({cache_write_1h}) exceed input ({input}); input counts every prompt token, cached ones included"
+    )]
+    CacheExceedsInput {
+        /// The reported input.
+        input: u64,
+        /// The reported cache reads.
+        cache_read: u64,
+        /// The reported 5-minute cache writes.
+        cache_write: u64,
+        /// The reported 1-hour cache writes.
+        cache_write_1h: u64,
+    },
+    /// Reasoning tokens are part of `output`, so they cannot exceed it.
+    #[error(
+        "inconsistent usage: reasoning ({reasoning}) exceeds output ({output}); output counts every completion token, reasoning included"
+    )]
+    ReasoningExceedsOutput {
+        /// The reported output.
+        output: u64,
+        /// The reported reasoning.
+        reasoning: u64,
+    },
+    /// A count above [`MAX_TOKENS_PER_CALL`].
+    #[error(
+        "absurd usage: {kind} = {value} tokens is above the limit of {MAX_TOKENS_PER_CALL} for one call"
+    )]
+    Absurd {
+        /// The field.
+        kind: TokenKind,
+        /// The reported count.
+        value: u64,
+    },
+}
+
+impl Usage {
+    /// Usage with only prompt and completion tokens.
+    pub const fn new(input: u64, output: u64) -> Self {
+        Usage {
+            input,
+            output,
+            cache_read: 0,
+            cache_write: 0,
+            cache_write_1h: 0,
+            reasoning: 0,
+        }
+    }
+
+    /// The count of one kind.
+    pub const fn get(&self, kind: TokenKind) -> u64 {
+        match kind {
+            TokenKind::Input => self.input,
+            TokenKind::CacheRead => self.cache_read,
+            TokenKind::CacheWrite => self.cache_write,
+            TokenKind::CacheWrite1h => self.cache_write_1h,
+            TokenKind::Output => self.output,
+            TokenKind::Reasoning => self.reasoning,
+        }
+    }
+
+    /// Sets the count of one kind.
+    pub fn set(&mut self, kind: TokenKind, value: u64) {
+        match kind {
+            TokenKind::Input => self.input = value,
+            TokenKind::CacheRead => self.cache_read = value,
+            TokenKind::CacheWrite => self.cache_write = value,
+            TokenKind::CacheWrite1h => self.cache_write_1h = value,
+            TokenKind::Output => self.output = value,
+            TokenKind::Reasoning => self.reasoning = value,
+        }
+    }
+
+    /// Checks that the counts are real and consistent with the inclusive convention.
+    pub fn validate(&self) -> Result<(), UsageError> {
+        for kind in TokenKind::ALL {
+            let value = self.get(kind);
+            if value > MAX_TOKENS_PER_CALL {
+                return Err(UsageError::Absurd { kind, value });
+            }
+        }
+        // Each term is at most 10¹², so the sum cannot overflow.
+        if self.cache_read + self.cache_write + self.cache_write_1h > self.input {
+            return Err(UsageError::CacheExceedsInput {
+                input: self.input,
+                cache_read: self.cache_read,
+                cache_write: self.cache_write,
+                cache_write_1h: self.cache_write_1h,
+            });
+        }
+        if self.reasoning > self.output {
+            return Err(UsageError::ReasoningExceedsOutput {
+                output: self.output,
+                reasoning: self.reasoning,
+            });
+        }
+        Ok(())
+    }
+
+    /// Prompt tokens that were neither read from nor written to the cache. Saturates at zero on
+    /// inconsistent usage; call [`Usage::validate`] first.
+    pub const fn uncached_input(&self) -> u64 {
+        self.input
+            .saturating_sub(self.cache_read)
+            .saturating_sub(self.cache_write)
+            .saturating_sub(self.cache_write_1h)
+    }
+
+    /// Completion tokens that were not reasoning. Saturates at zero on inconsistent usage.
+    pub const fn visible_output(&self) -> u64 {
+        self.output.saturating_sub(self.reasoning)
+    }
+
+    /// `input + output`, every token of the call.
+    pub const fn total_tokens(&self) -> u64 {
+        self.input.saturating_add(self.output)
+    }
+
+    /// Field-by-field sum, saturating; for accumulating totals of many calls.
+    pub const fn saturating_add(self, other: Usage) -> Usage {
+        Usage {
+            input: self.input.saturating_add(other.input),
+            cache_read: self.cache_read.saturating_add(other.cache_read),
+            cache_write: self.cache_write.saturating_add(other.cache_write),
+            cache_write_1h: self.cache_write_1h.saturating_add(other.cache_write_1h),
+            output: self.output.saturating_add(other.output),
+            reasoning: self.reasoning.saturating_add(other.reasoning),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistent_usage_passes() {
+        let usage = Usage {
+            input: 100,
+            cache_read: 50,
+            cache_write: 30,
+            cache_write_1h: 20,
+            output: 10,
+            reasoning: 10,
+        };
+        assert_eq!(usage.validate(), Ok(()));
+        assert_eq!(usage.uncached_input(), 0);
+        assert_eq!(usage.visible_output(), 0);
+    }
+
+    #[test]
+    fn cache_beyond_input_is_rejected() {
+        let usage = Usage {
+            input: 100,
+            cache_read: 50,
+            cache_write: 30,
+            cache_write_1h: 21,
+            ..Usage::default()
+        };
+        assert!(matches!(
+            usage.validate(),
+            Err(UsageError::CacheExceedsInput { .. })
+        ));
+    }
+
+    #[test]
+    fn reasoning_beyond_output_is_rejected() {
+        let usage = Usage {
+            output: 5,
+            reasoning: 6,
+            ..Usage::default()
+        };
+        assert!(matches!(
+            usage.validate(),
+            Err(UsageError::ReasoningExceedsOutput {
+                output: 5,
+                reasoning: 6
+            })
+        ));
+    }
+
+    #[test]
+    fn absurd_counts_are_rejected() {
+        let mut usage = Usage::new(MAX_TOKENS_PER_CALL, 0);
+        assert_eq!(usage.validate(), Ok(()));
+        usage.set(TokenKind::Output, u64::MAX);
+        assert!(matches!(
+            usage.validate(),
+            Err(UsageError::Absurd {
+                kind: TokenKind::Output,
+                ..
+            })
+        ));
+    }
+}
