@@ -1,0 +1,92 @@
+//! `llm-cost`: price LLM usage offline.
+//!
+//! ```text
+//! llm-cost quote [--prices FILE] < calls.jsonl > costs.jsonl
+//! ```
+//!
+//! Exit codes: 0 when every line was priced, 1 when any line had an error, 2 for wrong
+//! arguments or a price file that cannot be loaded.
+
+#![deny(missing_docs)]
+
+mod quote;
+
+use std::io::{self, BufRead, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cost_core::PriceTable;
+
+#[derive(Parser)]
+#[command(
+    name = "llm-cost",
+    version,
+    about = "Price LLM usage exactly, offline."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Price JSON lines of usage read on stdin; write one JSON line per input line on stdout.
+    ///
+    /// In:  {"id": any, "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 300,
+    ///       "cache_read_tokens": 0, "cache_write_tokens": 0, "cache_write_1h_tokens": 0,
+    ///       "reasoning_tokens": 0, "service_tier": "standard"}   (missing counts are 0)
+    ///
+    /// Out: {"id": …, "model": …, "resolved": …, "cost_usd": "0.006", "breakdown": {…}, …}
+    ///      or {"id": …, "error": "…"} for a line that cannot be priced.
+    Quote {
+        /// Price file in the native TOML format or LiteLLM's JSON (detected from the content).
+        /// Without it, the embedded default table is used.
+        #[arg(long, value_name = "FILE")]
+        prices: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Quote { prices } => run_quote(prices),
+    }
+}
+
+fn run_quote(prices: Option<PathBuf>) -> ExitCode {
+    let table = match prices {
+        Some(path) => match PriceTable::from_path(&path) {
+            Ok(table) => table,
+            Err(e) => {
+                eprintln!("llm-cost: cannot load price file: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => PriceTable::default(),
+    };
+    let stdin = io::stdin().lock();
+    let mut stdout = BufWriter::new(io::stdout().lock());
+    let mut all_priced = true;
+    for line in stdin.split(b'\n') {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                eprintln!("llm-cost: cannot read stdin: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let Some(outcome) = quote::quote_line(&table, &line) else {
+            continue;
+        };
+        all_priced &= outcome.priced;
+        if writeln!(stdout, "{}", outcome.json).is_err() {
+            // stdout closed (a pipe to `head`, say): nothing more to do.
+            return ExitCode::from(if all_priced { 0 } else { 1 });
+        }
+    }
+    if stdout.flush().is_err() {
+        return ExitCode::from(1);
+    }
+    ExitCode::from(if all_priced { 0 } else { 1 })
+}

@@ -1,0 +1,220 @@
+//! One line of `llm-cost quote`: parse, price, and render.
+
+use cost_core::{CostBreakdown, Money, PriceTable, ServiceTier, Usage};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The rendered answer to one input line.
+pub(crate) struct LineOutcome {
+    /// One JSON object, without the newline.
+    pub json: String,
+    /// `false` when the line got an error object.
+    pub priced: bool,
+}
+
+/// Token fields of an input line and the [`Usage`] field each fills.
+const TOKEN_FIELDS: [(&str, fn(&mut Usage) -> &mut u64); 6] = [
+    ("input_tokens", |u| &mut u.input),
+    ("output_tokens", |u| &mut u.output),
+    ("cache_read_tokens", |u| &mut u.cache_read),
+    ("cache_write_tokens", |u| &mut u.cache_write),
+    ("cache_write_1h_tokens", |u| &mut u.cache_write_1h),
+    ("reasoning_tokens", |u| &mut u.reasoning),
+];
+
+#[derive(Serialize)]
+struct Priced<'a> {
+    id: &'a Value,
+    model: &'a str,
+    resolved: &'a str,
+    #[serde(rename = "match")]
+    rule: cost_core::MatchRule,
+    cost_usd: Money,
+    breakdown: Breakdown,
+    cache_savings_usd: Money,
+    service_tier: ServiceTier,
+    context_tier_above: Option<u64>,
+    table_version: &'a str,
+    as_of: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Breakdown {
+    uncached_input_usd: Money,
+    cache_read_usd: Money,
+    cache_write_usd: Money,
+    cache_write_1h_usd: Money,
+    output_usd: Money,
+    reasoning_usd: Money,
+}
+
+impl From<CostBreakdown> for Breakdown {
+    fn from(b: CostBreakdown) -> Self {
+        Breakdown {
+            uncached_input_usd: b.uncached_input,
+            cache_read_usd: b.cache_read,
+            cache_write_usd: b.cache_write,
+            cache_write_1h_usd: b.cache_write_1h,
+            output_usd: b.output,
+            reasoning_usd: b.reasoning,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Failed<'a> {
+    id: &'a Value,
+    error: String,
+}
+
+/// Prices one input line; `None` for a blank line, which is skipped.
+pub(crate) fn quote_line(table: &PriceTable, line: &[u8]) -> Option<LineOutcome> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let value: Value = match serde_json::from_slice(line) {
+        Ok(value) => value,
+        Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
+    };
+    let id = value.get("id").unwrap_or(&Value::Null);
+    Some(match price(table, &value) {
+        Ok(json) => LineOutcome { json, priced: true },
+        Err(error) => failed(id, error),
+    })
+}
+
+fn failed(id: &Value, error: String) -> LineOutcome {
+    let json = serde_json::to_string(&Failed { id, error })
+        .unwrap_or_else(|_| r#"{"id":null,"error":"unprintable error"}"#.to_owned());
+    LineOutcome {
+        json,
+        priced: false,
+    }
+}
+
+fn price(table: &PriceTable, value: &Value) -> Result<String, String> {
+    let object = value
+        .as_object()
+        .ok_or_else(|| "expected a JSON object".to_owned())?;
+    let id = object.get("id").unwrap_or(&Value::Null);
+    let model = match object.get("model") {
+        Some(Value::String(model)) => model.as_str(),
+        Some(_) => return Err("`model` must be a string".to_owned()),
+        None => return Err("missing `model`".to_owned()),
+    };
+    let mut usage = Usage::default();
+    for (field, slot) in TOKEN_FIELDS {
+        match object.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Number(n)) if n.as_u64().is_some() => {
+                *slot(&mut usage) = n.as_u64().unwrap_or_default();
+            }
+            Some(other) => {
+                return Err(format!(
+                    "`{field}` must be a non-negative integer, got {other}"
+                ));
+            }
+        }
+    }
+    let service_tier = match object.get("service_tier") {
+        None | Some(Value::Null) => ServiceTier::Standard,
+        Some(Value::String(name)) => ServiceTier::parse(name).map_err(|e| e.to_string())?,
+        Some(other) => return Err(format!("`service_tier` must be a string, got {other}")),
+    };
+    let quote = table
+        .quote(model, &usage, service_tier)
+        .map_err(|e| e.to_string())?;
+    let out = Priced {
+        id,
+        model,
+        resolved: &quote.entry.key,
+        rule: quote.rule,
+        cost_usd: quote.total(),
+        breakdown: quote.priced.breakdown.into(),
+        cache_savings_usd: quote.priced.breakdown.cache_savings,
+        service_tier: quote.priced.service_tier,
+        context_tier_above: quote.priced.context_tier,
+        table_version: &quote.table.version,
+        as_of: quote
+            .entry
+            .as_of
+            .as_deref()
+            .or(quote.table.as_of.as_deref()),
+    };
+    serde_json::to_string(&out).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(line: &str) -> (Value, bool) {
+        let table = PriceTable::default();
+        let outcome = quote_line(&table, line.as_bytes()).unwrap_or(LineOutcome {
+            json: "null".to_owned(),
+            priced: false,
+        });
+        (
+            serde_json::from_str(&outcome.json).unwrap_or(Value::Null),
+            outcome.priced,
+        )
+    }
+
+    #[test]
+    fn prices_a_line_and_echoes_the_id() {
+        let (out, ok) = run(
+            r#"{"id": {"k": [1]}, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100}"#,
+        );
+        assert!(ok);
+        assert_eq!(out["id"], serde_json::json!({"k": [1]}));
+        assert_eq!(out["cost_usd"], "0.0035");
+        assert_eq!(out["resolved"], "gpt-4o");
+        assert_eq!(out["breakdown"]["output_usd"], "0.001");
+    }
+
+    #[test]
+    fn each_bad_line_gets_its_own_error() {
+        for (line, needle) in [
+            ("{not json", "invalid JSON"),
+            ("[1,2]", "expected a JSON object"),
+            (r#"{"id": 1}"#, "missing `model`"),
+            (r#"{"id": 1, "model": 5}"#, "must be a string"),
+            (
+                r#"{"id": 1, "model": "gpt-4o", "input_tokens": -5}"#,
+                "non-negative integer",
+            ),
+            (
+                r#"{"id": 1, "model": "gpt-4o", "input_tokens": 1.5}"#,
+                "non-negative integer",
+            ),
+            (
+                r#"{"id": 1, "model": "gpt-4o", "input_tokens": "10"}"#,
+                "non-negative integer",
+            ),
+            (
+                r#"{"id": 1, "model": "no-such-model"}"#,
+                "unknown model `no-such-model`",
+            ),
+            (
+                r#"{"id": 1, "model": "gpt-4o", "input_tokens": 5, "cache_read_tokens": 6}"#,
+                "inconsistent usage",
+            ),
+            (
+                r#"{"id": 1, "model": "gpt-4o", "service_tier": "turbo"}"#,
+                "unknown service tier",
+            ),
+        ] {
+            let (out, ok) = run(line);
+            assert!(!ok, "{line}");
+            let error = out["error"].as_str().unwrap_or_default();
+            assert!(error.contains(needle), "{line}: {error}");
+        }
+    }
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        let table = PriceTable::default();
+        assert!(quote_line(&table, b"  \r").is_none());
+    }
+}

@@ -1,0 +1,385 @@
+//! Price tables: the embedded default, the native format and its errors, name resolution,
+//! merging and live replacement.
+
+use std::sync::Arc;
+
+use cost_core::{
+    ComponentPrices, MatchRule, ModelEntry, ModelPrice, Money, PriceFileErrorKind, PriceTable,
+    QuoteError, ServiceTier, SharedPriceTable, TokenPrice, Usage,
+};
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn resolve(table: &PriceTable, name: &str) -> Option<(String, MatchRule)> {
+    table
+        .resolve(name)
+        .ok()
+        .map(|r| (table.entry(r.id).key.clone(), r.rule))
+}
+
+#[test]
+fn embedded_table_loads_and_is_dated_and_sourced() {
+    let table = PriceTable::default();
+    assert!(table.len() >= 60, "only {} models", table.len());
+    assert_eq!(table.info().origin, "embedded");
+    assert!(table.info().as_of.is_some());
+    for entry in table.entries() {
+        assert!(
+            entry
+                .source
+                .as_deref()
+                .is_some_and(|s| s.starts_with("https://")),
+            "{}",
+            entry.key
+        );
+        assert!(entry.as_of.is_some(), "{}", entry.key);
+    }
+    for provider in [
+        "openai",
+        "anthropic",
+        "google",
+        "mistral",
+        "deepseek",
+        "xai",
+    ] {
+        let count = table
+            .entries()
+            .iter()
+            .filter(|e| e.provider.as_deref() == Some(provider))
+            .count();
+        assert!(count >= 2, "{provider}: {count}");
+    }
+    let embeddings = table
+        .entries()
+        .iter()
+        .filter(|e| e.key.contains("embed"))
+        .count();
+    assert!(embeddings >= 5, "{embeddings} embedding models");
+}
+
+#[test]
+fn resolution_rules_in_order() {
+    let table = PriceTable::default();
+    let cases = [
+        ("gpt-4o", "gpt-4o", MatchRule::Exact),
+        ("GPT-4o", "gpt-4o", MatchRule::CaseInsensitive),
+        ("gpt-4o-latest-typo", "", MatchRule::Exact),
+        ("openai/gpt-4o", "gpt-4o", MatchRule::ProviderPrefix),
+        (
+            "openrouter/openai/gpt-4o",
+            "gpt-4o",
+            MatchRule::ProviderPrefix,
+        ),
+        (
+            "azure/GPT-4o-mini",
+            "gpt-4o-mini",
+            MatchRule::ProviderPrefix,
+        ),
+        // A dated snapshot with its own entry keeps it; others fall back to their family.
+        ("gpt-4o-2024-05-13", "gpt-4o-2024-05-13", MatchRule::Exact),
+        ("gpt-4o-2024-08-06", "gpt-4o", MatchRule::DateSuffix),
+        (
+            "claude-sonnet-4-5-20250929",
+            "claude-sonnet-4-5",
+            MatchRule::DateSuffix,
+        ),
+        (
+            "claude-sonnet-4-5@20250929",
+            "claude-sonnet-4-5",
+            MatchRule::DateSuffix,
+        ),
+        (
+            "anthropic/claude-haiku-4-5-20251001",
+            "claude-haiku-4-5",
+            MatchRule::DateSuffix,
+        ),
+        ("claude-opus-4-0", "claude-opus-4", MatchRule::Alias),
+        (
+            "mistral-large-2411",
+            "mistral-large-latest",
+            MatchRule::Alias,
+        ),
+    ];
+    for (name, key, rule) in cases {
+        let got = resolve(&table, name);
+        if key.is_empty() {
+            assert_eq!(got, None, "{name}");
+        } else {
+            assert_eq!(got, Some((key.to_owned(), rule)), "{name}");
+        }
+    }
+}
+
+#[test]
+fn no_fuzzy_matching_and_unpriced_names_the_nearest() {
+    let table = PriceTable::default();
+    let err = table
+        .resolve("gpt-4o-mini-turbo")
+        .err()
+        .unwrap_or_else(|| panic!("resolved"));
+    assert_eq!(err.model, "gpt-4o-mini-turbo");
+    assert_eq!(err.nearest.len(), 3);
+    assert!(
+        err.nearest.contains(&"gpt-4o-mini".to_owned()),
+        "{:?}",
+        err.nearest
+    );
+    assert!(err.to_string().contains("nearest known: "));
+    assert!(table.resolve("claude").is_err());
+    assert!(table.resolve("4o").is_err());
+    match table.quote("my-finetune", &Usage::new(1, 1), ServiceTier::Standard) {
+        Err(QuoteError::Unpriced(u)) => assert_eq!(u.model, "my-finetune"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn native_format_round_trip_with_tiers_and_variants() {
+    let text = r#"
+version = "test-1"
+as_of = "2025-01-01"
+
+[models."m"]
+input = "1"
+output = "4"
+cache_write = "1.25"
+batch = { input = "0.5", tiers = [{ above = 10, input = "0.75" }] }
+aliases = ["m-alias"]
+
+[[models."m".tiers]]
+above = 10
+input = "2"
+
+[aliases]
+"other-name" = "m"
+"#;
+    let table = PriceTable::from_text(text, "inline.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(table.info().version, "test-1");
+    assert_eq!(
+        table.get("m").and_then(|e| e.as_of.clone()).as_deref(),
+        Some("2025-01-01")
+    );
+    let quote = |name: &str, usage: Usage, tier| {
+        table
+            .quote(name, &usage, tier)
+            .map(|q| q.total())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // 11 > 10: tier input 2e-6; the 5-minute write keeps its base price 1.25e-6.
+    let usage = Usage {
+        input: 11,
+        cache_write: 1,
+        output: 1,
+        ..Usage::default()
+    };
+    assert_eq!(quote("m", usage, ServiceTier::Standard), usd("0.00002525"));
+    // batch tier above 10: uncached 10 × 0.75e-6, write 1.25e-6 (standard base), output 4e-6
+    assert_eq!(
+        quote("m-alias", usage, ServiceTier::Batch),
+        usd("0.00001275")
+    );
+    assert_eq!(
+        quote("other-name", Usage::new(10, 0), ServiceTier::Batch),
+        usd("0.000005")
+    );
+}
+
+#[test]
+fn native_format_errors_name_file_line_and_column() {
+    let cases = [
+        // (text, line, kind, message fragment)
+        (
+            "version = \"1\"\n[models.m]\ninput = 2.5\n",
+            3,
+            PriceFileErrorKind::Invalid,
+            "quoted strings",
+        ),
+        (
+            "version = \"1\"\n[models.m]\ninput = \"2,5\"\n",
+            3,
+            PriceFileErrorKind::Invalid,
+            "not a decimal",
+        ),
+        (
+            "version = \"1\"\n[models.m]\ninput = \"-1\"\n",
+            3,
+            PriceFileErrorKind::Invalid,
+            "negative",
+        ),
+        (
+            "version = \"1\"\n[models.m]\ninput = \"1\"\noutptu = \"2\"\n",
+            4,
+            PriceFileErrorKind::Invalid,
+            "unknown field",
+        ),
+        (
+            "version = \"1\"\n[models.m]\noutput = \"1\"\n",
+            2,
+            PriceFileErrorKind::Invalid,
+            "no input price",
+        ),
+        (
+            "version = \"1\"\n[models.m\ninput = \"1\"\n",
+            2,
+            PriceFileErrorKind::Syntax,
+            "",
+        ),
+        (
+            "version = \"1\"\nas_of = \"yesterday\"\n",
+            2,
+            PriceFileErrorKind::Invalid,
+            "YYYY-MM-DD",
+        ),
+        (
+            "version = \"1\"\nunit = \"eur\"\n",
+            2,
+            PriceFileErrorKind::Invalid,
+            "unknown unit",
+        ),
+    ];
+    for (text, line, kind, fragment) in cases {
+        let err = PriceTable::from_text(text, "prices.toml")
+            .err()
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!((err.line, err.kind), (Some(line), kind), "{text}: {err}");
+        assert!(err.column.is_some());
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with(&format!("prices.toml:{line}:")),
+            "{shown}"
+        );
+        assert!(shown.contains(fragment), "{shown}");
+    }
+    let err = PriceTable::from_text("version = \"1\"\n[aliases]\na = \"missing\"\n", "p.toml")
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    assert!(
+        err.to_string()
+            .contains("`missing`, which is not in the table"),
+        "{err}"
+    );
+}
+
+#[test]
+fn litellm_errors_name_entry_key_line_and_column() {
+    let text = "{\n  \"m\": {\n    \"input_cost_per_token\": \"cheap\"\n  }\n}\n";
+    let err = PriceTable::from_text(text, "prices.json")
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    assert_eq!(
+        (err.line, err.column, err.kind),
+        (Some(3), Some(29), PriceFileErrorKind::Invalid)
+    );
+    assert!(
+        err.to_string()
+            .contains("entry `m`, key `input_cost_per_token`"),
+        "{err}"
+    );
+    let err = PriceTable::from_text("{\n  \"m\": {,}\n}", "prices.json")
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    assert_eq!((err.line, err.kind), (Some(2), PriceFileErrorKind::Syntax));
+    assert!(err.to_string().starts_with("prices.json:2:"), "{err}");
+    let err = PriceTable::from_path("/nonexistent/prices.json")
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    assert_eq!(err.kind, PriceFileErrorKind::Io);
+    assert!(
+        err.to_string().starts_with("/nonexistent/prices.json: "),
+        "{err}"
+    );
+}
+
+fn flat(input: &str, output: &str) -> ModelPrice {
+    ModelPrice::flat(ComponentPrices {
+        input: TokenPrice::per_million(input).ok(),
+        output: TokenPrice::per_million(output).ok(),
+        ..ComponentPrices::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn merge_default_then_file_then_programmatic() {
+    let default = PriceTable::default();
+    let file = PriceTable::from_text(
+        "version = \"file-1\"\n[models.\"gpt-4o\"]\ninput = \"2\"\noutput = \"8\"\n[models.\"my-model\"]\ninput = \"1\"\noutput = \"1\"\n",
+        "file.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let merged = default.merged(&file).unwrap_or_else(|e| panic!("{e}"));
+    let merged = merged
+        .with_model(ModelEntry::new("my-model", flat("3", "3")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(merged.len(), default.len() + 1);
+    assert!(merged.info().version.ends_with("+file-1"));
+    let total = |name: &str| {
+        merged
+            .quote(
+                name,
+                &Usage::new(1_000_000, 1_000_000),
+                ServiceTier::Standard,
+            )
+            .map(|q| q.total())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(total("gpt-4o"), usd("10"));
+    assert_eq!(total("my-model"), usd("6"));
+    assert_eq!(total("gpt-4o-mini"), usd("0.75"));
+    // The overlay replaced gpt-4o whole: its batch variant is gone, so batch is standard.
+    let q = merged
+        .quote("gpt-4o", &Usage::new(1, 1), ServiceTier::Batch)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(q.priced.service_tier, ServiceTier::Standard);
+}
+
+#[test]
+fn a_shared_table_is_replaced_while_readers_keep_theirs() {
+    let shared = Arc::new(SharedPriceTable::new(
+        PriceTable::from_text(
+            "version = \"a\"\n[models.m]\ninput = \"1\"\noutput = \"1\"\n",
+            "a",
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    ));
+    let before = shared.load();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                for _ in 0..10_000 {
+                    let table = shared.load();
+                    let total = table
+                        .quote("m", &Usage::new(1_000_000, 0), ServiceTier::Standard)
+                        .map(|q| q.total().to_string())
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    // Each table is consistent with its own version.
+                    match (table.info().version.as_str(), total.as_str()) {
+                        ("a", "1") | ("b", "2") => {}
+                        other => panic!("{other:?}"),
+                    }
+                    seen.push(table.info().version.clone());
+                }
+                seen
+            })
+        })
+        .collect();
+    shared.store(
+        PriceTable::from_text(
+            "version = \"b\"\n[models.m]\ninput = \"2\"\noutput = \"2\"\n",
+            "b",
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    for reader in readers {
+        let seen = reader.join().unwrap_or_else(|_| panic!("reader panicked"));
+        // Once a reader sees the new table it never sees the old one again.
+        let first_b = seen.iter().position(|v| v == "b").unwrap_or(seen.len());
+        assert!(seen[first_b..].iter().all(|v| v == "b"));
+    }
+    assert_eq!(before.info().version, "a");
+    assert_eq!(shared.load().info().version, "b");
+}
