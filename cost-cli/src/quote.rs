@@ -1,6 +1,6 @@
 //! One line of `llm-cost quote`: parse, price, and render.
 
-use cost_core::{CostBreakdown, Money, PriceTable, ServiceTier, Usage};
+use cost_core::{CostBreakdown, Money, PriceTable, ServiceTier, TokenKind, Usage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -13,13 +13,13 @@ pub(crate) struct LineOutcome {
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
-const TOKEN_FIELDS: [(&str, fn(&mut Usage) -> &mut u64); 6] = [
-    ("input_tokens", |u| &mut u.input),
-    ("output_tokens", |u| &mut u.output),
-    ("cache_read_tokens", |u| &mut u.cache_read),
-    ("cache_write_tokens", |u| &mut u.cache_write),
-    ("cache_write_1h_tokens", |u| &mut u.cache_write_1h),
-    ("reasoning_tokens", |u| &mut u.reasoning),
+const TOKEN_FIELDS: [(&str, TokenKind); 6] = [
+    ("input_tokens", TokenKind::Input),
+    ("output_tokens", TokenKind::Output),
+    ("cache_read_tokens", TokenKind::CacheRead),
+    ("cache_write_tokens", TokenKind::CacheWrite),
+    ("cache_write_1h_tokens", TokenKind::CacheWrite1h),
+    ("reasoning_tokens", TokenKind::Reasoning),
 ];
 
 #[derive(Serialize)]
@@ -104,11 +104,11 @@ fn price(table: &PriceTable, value: &Value) -> Result<String, String> {
         None => return Err("missing `model`".to_owned()),
     };
     let mut usage = Usage::default();
-    for (field, slot) in TOKEN_FIELDS {
+    for (field, kind) in TOKEN_FIELDS {
         match object.get(field) {
             None | Some(Value::Null) => {}
             Some(Value::Number(n)) if n.as_u64().is_some() => {
-                *slot(&mut usage) = n.as_u64().unwrap_or_default();
+                usage.set(kind, n.as_u64().unwrap_or_default());
             }
             Some(other) => {
                 return Err(format!(

@@ -214,9 +214,9 @@ impl TokenPrice {
 
     fn parse_unsigned(text: &str, scale: u32) -> Result<Self, DecimalError> {
         let trimmed = text.trim();
-        if trimmed.starts_with('-') {
+        if let Some(magnitude) = trimmed.strip_prefix('-') {
             // "-0" is still a price of zero.
-            return match parse_decimal(&trimmed[1..], scale) {
+            return match parse_decimal(magnitude, scale) {
                 Ok(0) => Ok(TokenPrice(0)),
                 Ok(_) => Err(DecimalError::Negative(text.to_owned())),
                 Err(e) => Err(e.with_text(text)),

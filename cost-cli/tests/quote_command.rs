@@ -1,0 +1,139 @@
+//! `llm-cost quote` end to end: the binary, its stdin and stdout, and its exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-cost"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut input = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+    input
+        .write_all(stdin.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(input);
+    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn sample_path() -> String {
+    format!(
+        "{}/../tests/data/litellm_sample.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn every_line_priced_exits_zero_in_order() {
+    let stdin = r#"{"id": 1, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100}
+{"id": "two", "model": "claude-sonnet-4-5", "input_tokens": 10000, "cache_read_tokens": 6000, "cache_write_tokens": 2000, "cache_write_1h_tokens": 1000, "output_tokens": 500}
+
+{"id": 3, "model": "text-embedding-3-small", "input_tokens": 1000000}
+"#;
+    let out = run(&["quote"], stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        (&got[0]["id"], &got[0]["cost_usd"]),
+        (&serde_json::json!(1), &serde_json::json!("0.0035"))
+    );
+    assert_eq!(got[1]["id"], "two");
+    assert_eq!(got[1]["cost_usd"], "0.0258");
+    assert_eq!(got[1]["breakdown"]["cache_write_1h_usd"], "0.006");
+    assert_eq!(got[2]["cost_usd"], "0.02");
+    assert!(
+        got[0]["table_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
+}
+
+#[test]
+fn a_bad_line_gets_an_error_and_the_rest_are_priced() {
+    let stdin = "{\"id\": 1, \"model\": \"gpt-4o\", \"input_tokens\": 10}\n{oops\n{\"id\": 3, \"model\": \"nope-model\"}\n{\"id\": 4, \"model\": \"gpt-4o-mini\", \"output_tokens\": 10}\n";
+    let out = run(&["quote"], stdin);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0]["cost_usd"], "0.000025");
+    assert!(
+        got[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid JSON"))
+    );
+    assert_eq!(got[1]["id"], serde_json::Value::Null);
+    assert_eq!(got[2]["id"], 3);
+    assert!(
+        got[2]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown model `nope-model`"))
+    );
+    assert_eq!(got[3]["cost_usd"], "0.000006");
+}
+
+#[test]
+fn prices_from_a_litellm_file() {
+    let stdin = r#"{"id": "g", "model": "gemini/gemini-2.5-pro", "input_tokens": 250000, "cache_read_tokens": 50000, "output_tokens": 2000, "reasoning_tokens": 1000}
+{"id": "b", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 1000, "service_tier": "batch"}
+"#;
+    let out = run(&["quote", "--prices", &sample_path()], stdin);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = lines(&out);
+    assert_eq!(got[0]["cost_usd"], "0.5425");
+    assert_eq!(got[0]["context_tier_above"], 200000);
+    assert_eq!(got[1]["cost_usd"], "0.00625");
+    assert_eq!(got[1]["service_tier"], "batch");
+    assert!(
+        got[1]["table_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("litellm@"))
+    );
+}
+
+#[test]
+fn a_malformed_price_file_names_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("llm-cost-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join("broken.json");
+    std::fs::write(
+        &path,
+        "{\n  \"m\": {\n    \"input_cost_per_token\": 1e-6,\n  }\n}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&["quote", "--prices", &path.display().to_string()], "");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:4:", path.display())),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn wrong_arguments_exit_two() {
+    assert_eq!(run(&["quote", "--bogus"], "").status.code(), Some(2));
+    assert_eq!(run(&["nonsense"], "").status.code(), Some(2));
+    assert_eq!(run(&["quote", "--prices"], "").status.code(), Some(2));
+}
