@@ -57,7 +57,14 @@ fn main() -> ExitCode {
 fn run_quote(prices: Option<PathBuf>) -> ExitCode {
     let table = match prices {
         Some(path) => match PriceTable::from_path(&path) {
-            Ok(table) => table,
+            Ok(table) => {
+                for problem in &table.report().invalid_entries {
+                    eprintln!(
+                        "llm-cost: warning: {problem} (entry left out: its model is unpriced)"
+                    );
+                }
+                table
+            }
             Err(e) => {
                 eprintln!("llm-cost: cannot load price file: {e}");
                 return ExitCode::from(2);

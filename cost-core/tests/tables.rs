@@ -264,19 +264,27 @@ fn native_format_errors_name_file_line_and_column() {
 
 #[test]
 fn litellm_errors_name_entry_key_line_and_column() {
-    let text = "{\n  \"m\": {\n    \"input_cost_per_token\": \"cheap\"\n  }\n}\n";
-    let err = PriceTable::from_text(text, "prices.json")
-        .err()
-        .unwrap_or_else(|| panic!("loaded"));
-    assert_eq!(
-        (err.line, err.column, err.kind),
-        (Some(3), Some(29), PriceFileErrorKind::Invalid)
-    );
+    // A bad value leaves its entry out (unpriced, never mispriced) and is reported with its
+    // position; the other entries load.
+    let text = "{\n  \"m\": {\n    \"input_cost_per_token\": \"cheap\"\n  },\n  \"ok\": {\"input_cost_per_token\": 1e-6, \"output_cost_per_token\": 1e-24}\n}\n";
+    let table = PriceTable::from_text(text, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(table.len(), 1);
+    assert!(table.resolve("m").is_err());
+    let invalid = &table.report().invalid_entries;
+    assert_eq!(invalid.len(), 1);
     assert!(
-        err.to_string()
-            .contains("entry `m`, key `input_cost_per_token`"),
-        "{err}"
+        invalid[0].starts_with("prices.json:3:29: entry `m`, key `input_cost_per_token`"),
+        "{invalid:?}"
     );
+    for bad in ["-1e-6", "1e-25", "true", "{}"] {
+        let text = format!("{{\"m\": {{\"input_cost_per_token\": {bad}}}}}");
+        let table = PriceTable::from_text(&text, "p.json").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (table.len(), table.report().invalid_entries.len()),
+            (0, 1),
+            "{bad}"
+        );
+    }
     let err = PriceTable::from_text("{\n  \"m\": {,}\n}", "prices.json")
         .err()
         .unwrap_or_else(|| panic!("loaded"));

@@ -18,8 +18,12 @@
 //! Entries without a per-token input price (images, audio, per-second models) are skipped, and
 //! so are price keys of other units (per image, per second, per query, `tiered_pricing`, …):
 //! both are counted in the table's [`LoadReport`](crate::LoadReport), not fatal. Keys that are
-//! not prices (`max_tokens`, `supports_*`, …) are ignored. A known price key with a value that is
-//! not a non-negative decimal is an error naming the entry, the key, and its line and column.
+//! not prices (`max_tokens`, `supports_*`, …) are ignored.
+//!
+//! A syntax error is an error naming the file, line and column. A known price key whose value is
+//! not a non-negative decimal of at most 24 places leaves *that entry* out: its model is then
+//! unpriced (never mispriced), and the report's `invalid_entries` names the entry, the key, and
+//! its line and column. One odd entry does not make a file of thousands unusable.
 //!
 //! The table's version is `litellm@` and the first 12 hex digits of the file's SHA-256; the
 //! file carries no date, so `as_of` is unset.
@@ -43,6 +47,8 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         kind: PriceFileErrorKind::Syntax,
         message: e.to_string(),
     };
+    // A bad value inside one entry of a community file of thousands leaves that entry out (its
+    // model is then unpriced, never mispriced) and is reported with its position.
     let invalid = |raw: &RawValue, message: String| {
         PriceFileError::at_offset(
             origin,
@@ -51,6 +57,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             PriceFileErrorKind::Invalid,
             message,
         )
+        .to_string()
     };
     let top: BTreeMap<&str, &RawValue> = serde_json::from_str(text).map_err(syntax)?;
     let mut builder = PriceTableBuilder::new(TableInfo {
@@ -68,14 +75,21 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             continue;
         };
         if let Some(target) = fields.get("alias_of") {
-            let target: String = serde_json::from_str(target.get()).map_err(|_| {
-                invalid(target, format!("entry `{name}`: alias_of must be a string"))
-            })?;
-            builder.alias(name, target);
+            match serde_json::from_str::<String>(target.get()) {
+                Ok(target) => {
+                    builder.alias(name, target);
+                }
+                Err(_) => {
+                    let message =
+                        invalid(target, format!("entry `{name}`: alias_of must be a string"));
+                    builder.report_mut().invalid_entries.push(message);
+                }
+            }
             continue;
         }
         let mut schedules: [PriceSchedule; 4] = Default::default();
         let mut skipped_keys = Vec::new();
+        let mut problem = None;
         for (&key, raw) in &fields {
             let Some(price_key) = PriceKey::parse(key) else {
                 if is_price_like(key) {
@@ -83,11 +97,16 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 }
                 continue;
             };
-            let Some(price) = read_price(raw.get()).map_err(|message| {
-                invalid(raw, format!("entry `{name}`, key `{key}`: {message}"))
-            })?
-            else {
-                continue; // null: not declared
+            let price = match read_price(raw.get()) {
+                Ok(Some(price)) => price,
+                Ok(None) => continue, // null: not declared
+                Err(message) => {
+                    problem = Some(invalid(
+                        raw,
+                        format!("entry `{name}`, key `{key}`: {message}"),
+                    ));
+                    break;
+                }
             };
             let schedule = &mut schedules[price_key.service_tier as usize];
             let prices = match price_key.above {
@@ -95,6 +114,10 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 None => &mut schedule.base,
             };
             prices.set(price_key.kind, price);
+        }
+        if let Some(message) = problem {
+            builder.report_mut().invalid_entries.push(message);
+            continue;
         }
         let [standard, batch, flex, priority] = schedules;
         if standard.base.input.is_none() {
@@ -109,8 +132,14 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 .or_default() += 1;
         }
         let variants = [batch, flex, priority].map(|s| Some(s).filter(has_prices));
-        let price = ModelPrice::new(standard, variants)
-            .map_err(|e| invalid(raw_entry, format!("entry `{name}`: {e}")))?;
+        let price = match ModelPrice::new(standard, variants) {
+            Ok(price) => price,
+            Err(e) => {
+                let message = invalid(raw_entry, format!("entry `{name}`: {e}"));
+                builder.report_mut().invalid_entries.push(message);
+                continue;
+            }
+        };
         let text_field = |field: &str| {
             fields
                 .get(field)
