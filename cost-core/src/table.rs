@@ -43,8 +43,8 @@ impl ModelEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TableInfo {
     /// Version string: the table's own, or derived from its content (`litellm@1a2b3c4d5e6f`);
-    /// merged tables join their versions with `+`.
-    pub version: String,
+    /// merged tables join their versions with `+`. Shared, so totals can name it cheaply.
+    pub version: Arc<str>,
     /// The date the table's prices were valid, where known (`YYYY-MM-DD`).
     pub as_of: Option<String>,
     /// Where the table was loaded from (`embedded`, a file path, `programmatic`).
@@ -270,7 +270,7 @@ impl Quote<'_> {
         Provenance {
             entry: self.entry.key.clone(),
             rule: self.rule,
-            table_version: self.table.version.clone(),
+            table_version: self.table.version.to_string(),
             table_as_of: self.table.as_of.clone(),
             entry_as_of: self.entry.as_of.clone(),
             source: self.entry.source.clone(),
@@ -471,7 +471,7 @@ impl PriceTable {
             builder.alias(alias.clone(), target.clone());
         }
         builder.info = TableInfo {
-            version: format!("{}+{}", self.info.version, overlay.info.version),
+            version: format!("{}+{}", self.info.version, overlay.info.version).into(),
             as_of: overlay
                 .info
                 .as_of
@@ -508,9 +508,15 @@ impl SharedPriceTable {
         }
     }
 
-    /// The current table.
+    /// The current table, as an owned `Arc`.
     pub fn load(&self) -> Arc<PriceTable> {
         self.current.load_full()
+    }
+
+    /// The current table, borrowed for a short while: cheaper than [`SharedPriceTable::load`]
+    /// on hot paths (no shared reference count is touched).
+    pub fn current(&self) -> impl std::ops::Deref<Target = Arc<PriceTable>> + '_ {
+        self.current.load()
     }
 
     /// Replaces the table; readers holding the old one keep it until they drop it.

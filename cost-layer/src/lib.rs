@@ -1,7 +1,86 @@
 //! Cost accounting for LLM calls in `tracing` spans.
 //!
-//! Re-exports [`cost_core`] so an application depends on this crate only.
+//! Install [`CostLayer`] beside the layers you already have; every span that carries token
+//! fields is priced when it closes, its cost rolls up the span tree (call → agent → session),
+//! and the [`Ledger`] keeps totals by session, agent, user, org, feature and model.
+//!
+//! ```
+//! use cost_layer::{CostLayer, Scope};
+//! use tracing_subscriber::prelude::*;
+//!
+//! let (cost, ledger) = CostLayer::builder()
+//!     .on_close_filtered(|c| c.scope == Scope::Session, |c| println!("{}: {}", c.name, c.totals))
+//!     .build();
+//! let subscriber = tracing_subscriber::registry().with(cost);
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let session = tracing::info_span!("chat", session.id = "s-1", cost.feature = "support");
+//!     let _session = session.enter();
+//!     let agent = tracing::info_span!("planner", gen_ai.agent.name = "planner");
+//!     let _agent = agent.enter();
+//!     let call = tracing::info_span!(
+//!         "chat gpt-4o",
+//!         gen_ai.request.model = "gpt-4o",
+//!         gen_ai.usage.input_tokens = tracing::field::Empty,
+//!         gen_ai.usage.output_tokens = tracing::field::Empty,
+//!     );
+//!     call.record("gen_ai.usage.input_tokens", 2000);
+//!     call.record("gen_ai.usage.output_tokens", 500);
+//! });
+//! let session = ledger.session("s-1").expect("charged");
+//! assert_eq!(session.total_usd().to_string(), "0.01");
+//! assert_eq!(ledger.feature("support").map(|t| t.llm_calls), Some(1));
+//! ```
+//!
+//! # How spans are read
+//!
+//! - **Fields**: the names of [`fields`] (OpenTelemetry GenAI first). Token values may be `u64`,
+//!   `i64`, integral non-negative `f64` or numeric strings; anything else (negative, fractional,
+//!   text) is rejected: counted in [`Diagnostics::bad_field_values`], warned once per callsite
+//!   and field, and the call is not charged ([`Totals::rejected_calls`]). A field recorded twice
+//!   overwrites: streaming clients record running totals.
+//! - **Model**: `gen_ai.response.model` when recorded, else `gen_ai.request.model` / `llm.model`,
+//!   resolved by the price table's rules. A call without a price is *unpriced*: its tokens count,
+//!   its cost is unknown ([`Totals::unpriced_calls`]), never zero.
+//! - **Scope**, decided when the span is created: `cost.scope` if given; else
+//!   `gen_ai.operation.name = "invoke_agent"` → agent; else declared usage fields → call; else a
+//!   session field → session; else an agent field → agent; else a plain span.
+//! - **Attribution** (session, agent, user, org, feature) is inherited from the ancestors, the
+//!   closest overriding. User ids are kept as a keyed hash (`u:` + hex) unless
+//!   [`CostLayerBuilder::raw_user_ids`]. A span with no accounted ancestor that
+//!   `follows_from` an accounted span takes that span's attribution.
+//! - **Counted once**: only call spans charge. Usage recorded on agent or session spans is never
+//!   charged, and usage on a call span whose subtree already charged calls (aggregate usage, as
+//!   some frameworks record on workflow spans) is ignored and counted in
+//!   [`Diagnostics::aggregate_usage_ignored`].
+//! - **Application cache**: `llm.cache.hit = true` charges nothing; the avoided cost is counted in
+//!   [`Totals::cache_hit_savings`].
+//!
+//! # Reading totals
+//!
+//! 1. Callbacks: [`CostLayerBuilder::on_close`] / [`CostLayerBuilder::on_close_filtered`]
+//!    receive a [`SpanClose`] (name, scope, attribution, subtree totals). A panicking callback is
+//!    caught and counted.
+//! 2. Other layers: the span's extensions hold a [`CostRecord`].
+//! 3. Events: [`CostLayerBuilder::close_events`] emits the totals of sessions and agents as
+//!    events, which `fmt` prints.
+//! 4. The [`Ledger`], at any time; [`CostLayerBuilder::cost_tree`] draws a session's tree.
 
 #![deny(missing_docs)]
 
+mod attribution;
+mod builder;
+pub mod fields;
+mod layer;
+mod ledger;
+mod record;
+mod totals;
+mod tree;
+
+pub use builder::CostLayerBuilder;
 pub use cost_core;
+pub use fields::FieldRole;
+pub use layer::{CostLayer, SpanClose};
+pub use ledger::{Diagnostics, Dimension, Ledger, LedgerKey, LedgerSnapshot, Retention};
+pub use record::CostRecord;
+pub use totals::{Attribution, Scope, Totals};
+pub use tree::{CostTree, CostTreeNode};

@@ -61,7 +61,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
     };
     let top: BTreeMap<&str, &RawValue> = serde_json::from_str(text).map_err(syntax)?;
     let mut builder = PriceTableBuilder::new(TableInfo {
-        version: format!("litellm@{}", content_digest(text)),
+        version: format!("litellm@{}", content_digest(text)).into(),
         as_of: None,
         origin: origin.to_owned(),
     });

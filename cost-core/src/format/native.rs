@@ -82,7 +82,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         check_date(date).map_err(|m| invalid(date.span(), m))?;
     }
     let mut builder = PriceTableBuilder::new(TableInfo {
-        version: file.version.clone(),
+        version: file.version.as_str().into(),
         as_of: file.as_of.as_ref().map(|d| d.get_ref().clone()),
         origin: origin.to_owned(),
     });

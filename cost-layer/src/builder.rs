@@ -1,0 +1,151 @@
+//! Configuration of a [`CostLayer`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cost_core::{PriceTable, SharedPriceTable};
+
+use crate::attribution::UserIds;
+use crate::fields::{FieldNames, FieldRole};
+use crate::layer::{CostLayer, SpanClose};
+use crate::ledger::{Dimension, Ledger, Retention};
+use crate::tree::CostTree;
+
+type Filter = Box<dyn Fn(&SpanClose<'_>) -> bool + Send + Sync>;
+type Callback = Box<dyn Fn(&SpanClose<'_>) + Send + Sync>;
+
+/// A close callback and the filter that picks its spans.
+pub(crate) struct CloseCallback {
+    pub(crate) filter: Option<Filter>,
+    pub(crate) run: Callback,
+}
+
+/// Builds a [`CostLayer`] and its [`Ledger`]. Every setting has a default: the embedded price
+/// table, the field names of [`crate::fields`], random-keyed user-id hashing, the default
+/// [`Retention`], no callbacks, no close events, no cost tree.
+pub struct CostLayerBuilder {
+    pub(crate) names: FieldNames,
+    pub(crate) prices: Arc<SharedPriceTable>,
+    pub(crate) callbacks: Vec<CloseCallback>,
+    pub(crate) retention: Retention,
+    pub(crate) user_ids: Option<UserIds>,
+    pub(crate) combinations: Vec<(Dimension, Dimension)>,
+    pub(crate) close_events: bool,
+    pub(crate) tree_sink: Option<Box<dyn Fn(&CostTree) + Send + Sync>>,
+    pub(crate) clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+}
+
+impl Default for CostLayerBuilder {
+    fn default() -> Self {
+        CostLayerBuilder {
+            names: FieldNames::default(),
+            prices: Arc::new(SharedPriceTable::default()),
+            callbacks: Vec::new(),
+            retention: Retention::default(),
+            user_ids: None,
+            combinations: Vec::new(),
+            close_events: false,
+            tree_sink: None,
+            clock: Arc::new(Instant::now),
+        }
+    }
+}
+
+impl CostLayerBuilder {
+    /// Prices calls with `table`.
+    pub fn prices(mut self, table: PriceTable) -> Self {
+        self.prices = Arc::new(SharedPriceTable::new(table));
+        self
+    }
+
+    /// Prices calls with a table that can be replaced while the program runs: store a new one
+    /// in `table` and the next calls are priced with it.
+    pub fn shared_prices(mut self, table: Arc<SharedPriceTable>) -> Self {
+        self.prices = table;
+        self
+    }
+
+    /// Reads the span field `name` as `role`, in addition to (or instead of, for a default
+    /// name) the names of [`crate::fields`].
+    pub fn field(mut self, name: &str, role: FieldRole) -> Self {
+        self.names.set(name, role);
+        self
+    }
+
+    /// Calls `callback` with the totals of every session, agent and call span when it closes.
+    /// A panicking callback is caught and counted in
+    /// [`Diagnostics::callback_panics`](crate::Diagnostics::callback_panics).
+    pub fn on_close(mut self, callback: impl Fn(&SpanClose<'_>) + Send + Sync + 'static) -> Self {
+        self.callbacks.push(CloseCallback {
+            filter: None,
+            run: Box::new(callback),
+        });
+        self
+    }
+
+    /// Like [`CostLayerBuilder::on_close`], for the spans `filter` accepts.
+    pub fn on_close_filtered(
+        mut self,
+        filter: impl Fn(&SpanClose<'_>) -> bool + Send + Sync + 'static,
+        callback: impl Fn(&SpanClose<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.callbacks.push(CloseCallback {
+            filter: Some(Box::new(filter)),
+            run: Box::new(callback),
+        });
+        self
+    }
+
+    /// How long closed sessions stay in the ledger.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Hashes user ids with a key derived from `secret` (stable across processes that share
+    /// it), instead of a random per-process key.
+    pub fn user_id_key(mut self, secret: &[u8]) -> Self {
+        self.user_ids = Some(UserIds::keyed(secret));
+        self
+    }
+
+    /// Keeps user ids as given, unhashed. They then appear in the ledger and in callbacks.
+    pub fn raw_user_ids(mut self) -> Self {
+        self.user_ids = Some(UserIds::Raw);
+        self
+    }
+
+    /// Also keeps totals by the combination of two dimensions (feature × model, user ×
+    /// feature, …), read with [`Ledger::get`] and [`LedgerKey::Two`](crate::LedgerKey::Two).
+    /// Combinations with the session dimension are not evicted with their session.
+    pub fn combination(mut self, first: Dimension, second: Dimension) -> Self {
+        self.combinations.push((first, second));
+        self
+    }
+
+    /// Emits an `INFO` event (target `cost_layer`) when a session or agent span closes, with
+    /// `session.total_tokens`, `session.total_cost_usd`, `session.agent_runs` or
+    /// `agent.total_tokens`, `agent.total_cost_usd`, `agent.llm_calls`, so `fmt` prints them.
+    pub fn close_events(mut self, on: bool) -> Self {
+        self.close_events = on;
+        self
+    }
+
+    /// Builds each session's cost tree (every span with its subtotal) and gives it to `sink`
+    /// when the session closes; `format!("{tree}")` draws it. The layer itself does no I/O.
+    pub fn cost_tree(mut self, sink: impl Fn(&CostTree) + Send + Sync + 'static) -> Self {
+        self.tree_sink = Some(Box::new(sink));
+        self
+    }
+
+    /// The clock retention reads (tests inject one; the default is `Instant::now`).
+    pub fn clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The layer and the handle that reads its ledger.
+    pub fn build(self) -> (CostLayer, Ledger) {
+        CostLayer::from_parts(self)
+    }
+}

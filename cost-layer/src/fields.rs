@@ -1,0 +1,166 @@
+//! The span field names the layer reads, and what each means. This module owns the list:
+//! nothing else in the workspace spells a field name.
+//!
+//! OpenTelemetry GenAI names first, then the names in common use before them, then the
+//! project's attribution names:
+//!
+//! | role | field names |
+//! |---|---|
+//! | input tokens (inclusive) | `gen_ai.usage.input_tokens`, `gen_ai.usage.prompt_tokens`, `llm.tokens.input` |
+//! | output tokens (inclusive) | `gen_ai.usage.output_tokens`, `gen_ai.usage.completion_tokens`, `llm.tokens.output` |
+//! | cache reads | `gen_ai.usage.cache_read.input_tokens` |
+//! | cache writes (5 min) | `gen_ai.usage.cache_creation.input_tokens` |
+//! | cache writes (1 h) | `cost.usage.cache_write_1h_tokens` |
+//! | reasoning | `gen_ai.usage.reasoning.output_tokens` |
+//! | request model | `gen_ai.request.model`, `llm.model` |
+//! | response model (wins when recorded) | `gen_ai.response.model` |
+//! | operation | `gen_ai.operation.name` (`invoke_agent` makes an agent) |
+//! | provider | `gen_ai.provider.name` |
+//! | session | `session.id`, `gen_ai.conversation.id` |
+//! | agent | `gen_ai.agent.name`, `cost.agent` |
+//! | user, org, feature | `cost.user_id`, `cost.org_id`, `cost.feature` |
+//! | explicit scope | `cost.scope` = `session`, `agent` or `call` |
+//! | application cache hit | `llm.cache.hit` = `true` |
+//! | service tier | `cost.service_tier` (`batch`, `flex`, `priority`) |
+//!
+//! More names can be mapped to a role with
+//! [`CostLayerBuilder::field`](crate::CostLayerBuilder::field).
+
+use std::collections::HashMap;
+
+use cost_core::TokenKind;
+
+/// What a span field means to the layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FieldRole {
+    /// A token count of one kind.
+    Tokens(TokenKind),
+    /// The model the request asked for.
+    RequestModel,
+    /// The model that answered; wins over the request model when recorded.
+    ResponseModel,
+    /// `gen_ai.operation.name`.
+    Operation,
+    /// `gen_ai.provider.name`.
+    Provider,
+    /// A session (conversation) id.
+    Session,
+    /// An agent name.
+    Agent,
+    /// An end-user id (kept only as a keyed hash unless configured otherwise).
+    User,
+    /// An organisation (tenant) id.
+    Org,
+    /// The feature (query type) the spend belongs to.
+    Feature,
+    /// Explicit scope: `session`, `agent` or `call`.
+    Scope,
+    /// `true` when the response came from the application's own cache.
+    CacheHit,
+    /// The provider service tier the call ran at.
+    ServiceTier,
+}
+
+/// The default field names and their roles.
+pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
+    (
+        "gen_ai.usage.input_tokens",
+        FieldRole::Tokens(TokenKind::Input),
+    ),
+    (
+        "gen_ai.usage.prompt_tokens",
+        FieldRole::Tokens(TokenKind::Input),
+    ),
+    ("llm.tokens.input", FieldRole::Tokens(TokenKind::Input)),
+    (
+        "gen_ai.usage.output_tokens",
+        FieldRole::Tokens(TokenKind::Output),
+    ),
+    (
+        "gen_ai.usage.completion_tokens",
+        FieldRole::Tokens(TokenKind::Output),
+    ),
+    ("llm.tokens.output", FieldRole::Tokens(TokenKind::Output)),
+    (
+        "gen_ai.usage.cache_read.input_tokens",
+        FieldRole::Tokens(TokenKind::CacheRead),
+    ),
+    (
+        "gen_ai.usage.cache_creation.input_tokens",
+        FieldRole::Tokens(TokenKind::CacheWrite),
+    ),
+    (
+        "cost.usage.cache_write_1h_tokens",
+        FieldRole::Tokens(TokenKind::CacheWrite1h),
+    ),
+    (
+        "gen_ai.usage.reasoning.output_tokens",
+        FieldRole::Tokens(TokenKind::Reasoning),
+    ),
+    ("gen_ai.request.model", FieldRole::RequestModel),
+    ("llm.model", FieldRole::RequestModel),
+    ("gen_ai.response.model", FieldRole::ResponseModel),
+    ("gen_ai.operation.name", FieldRole::Operation),
+    ("gen_ai.provider.name", FieldRole::Provider),
+    ("session.id", FieldRole::Session),
+    ("gen_ai.conversation.id", FieldRole::Session),
+    ("gen_ai.agent.name", FieldRole::Agent),
+    ("cost.agent", FieldRole::Agent),
+    ("cost.user_id", FieldRole::User),
+    ("cost.org_id", FieldRole::Org),
+    ("cost.feature", FieldRole::Feature),
+    ("cost.scope", FieldRole::Scope),
+    ("llm.cache.hit", FieldRole::CacheHit),
+    ("cost.service_tier", FieldRole::ServiceTier),
+];
+
+/// Names of the attributes of the optional close events.
+pub mod close_event {
+    /// Tokens of an agent run's subtree.
+    pub const AGENT_TOTAL_TOKENS: &str = "agent.total_tokens";
+    /// Cost of an agent run's subtree, USD.
+    pub const AGENT_TOTAL_COST_USD: &str = "agent.total_cost_usd";
+    /// LLM calls of an agent run's subtree.
+    pub const AGENT_LLM_CALLS: &str = "agent.llm_calls";
+    /// Tokens of a session.
+    pub const SESSION_TOTAL_TOKENS: &str = "session.total_tokens";
+    /// Cost of a session, USD.
+    pub const SESSION_TOTAL_COST_USD: &str = "session.total_cost_usd";
+    /// Agent runs of a session.
+    pub const SESSION_AGENT_RUNS: &str = "session.agent_runs";
+}
+
+/// Values of `gen_ai.operation.name` and `cost.scope` the layer acts on.
+pub(crate) mod values {
+    pub(crate) const INVOKE_AGENT: &str = "invoke_agent";
+    pub(crate) const SCOPE_SESSION: &str = "session";
+    pub(crate) const SCOPE_AGENT: &str = "agent";
+    pub(crate) const SCOPE_CALL: &str = "call";
+}
+
+/// The field-name table of one layer: the defaults plus the builder's overrides.
+#[derive(Clone, Debug)]
+pub(crate) struct FieldNames {
+    roles: HashMap<String, FieldRole>,
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        FieldNames {
+            roles: DEFAULT_FIELDS
+                .iter()
+                .map(|(name, role)| ((*name).to_owned(), *role))
+                .collect(),
+        }
+    }
+}
+
+impl FieldNames {
+    pub(crate) fn set(&mut self, name: &str, role: FieldRole) {
+        self.roles.insert(name.to_owned(), role);
+    }
+
+    pub(crate) fn role(&self, name: &str) -> Option<FieldRole> {
+        self.roles.get(name).copied()
+    }
+}

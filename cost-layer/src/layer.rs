@@ -1,0 +1,502 @@
+//! The `tracing_subscriber::Layer` that prices LLM calls and rolls their cost up the span tree.
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cost_core::SharedPriceTable;
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::attribution::UserIds;
+use crate::builder::{CloseCallback, CostLayerBuilder};
+use crate::fields::FieldNames;
+use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
+use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, callsite_info};
+use crate::totals::{Attribution, Scope, Totals};
+use crate::tree::{CostTree, CostTreeNode};
+
+/// The closing span's totals, given to the callbacks registered on the builder.
+#[derive(Debug)]
+pub struct SpanClose<'a> {
+    /// The span's id (valid only during the callback: the registry recycles ids).
+    pub id: &'a Id,
+    /// The span's name.
+    pub name: &'static str,
+    /// The span's target.
+    pub target: &'static str,
+    /// The span's scope.
+    pub scope: Scope,
+    /// Its attribution.
+    pub attribution: &'a Attribution,
+    /// Totals of its whole subtree.
+    pub totals: &'a Totals,
+}
+
+/// The layer. Build it with [`CostLayer::builder`]; it comes with the [`Ledger`] handle that
+/// reads its totals.
+///
+/// ```
+/// use cost_layer::{CostLayer, cost_core::PriceTable};
+/// use tracing_subscriber::prelude::*;
+///
+/// let (cost, ledger) = CostLayer::builder().prices(PriceTable::default()).build();
+/// let subscriber = tracing_subscriber::registry().with(cost);
+/// tracing::subscriber::with_default(subscriber, || {
+///     let session = tracing::info_span!("chat", session.id = "s-42");
+///     let _in = session.enter();
+///     tracing::info_span!(
+///         "llm",
+///         gen_ai.request.model = "gpt-4o",
+///         gen_ai.usage.input_tokens = 1000,
+///         gen_ai.usage.output_tokens = 100,
+///     )
+///     .in_scope(|| {});
+/// });
+/// assert_eq!(ledger.session("s-42").map(|t| t.total_usd().to_string()), Some("0.0035".into()));
+/// ```
+pub struct CostLayer {
+    pub(crate) id: u64,
+    pub(crate) names: FieldNames,
+    pub(crate) prices: Arc<SharedPriceTable>,
+    pub(crate) ledger: Arc<LedgerInner>,
+    pub(crate) user_ids: Arc<UserIds>,
+    pub(crate) callbacks: Vec<CloseCallback>,
+    pub(crate) close_events: bool,
+    pub(crate) tree_sink: Option<Box<dyn Fn(&CostTree) + Send + Sync>>,
+    pub(crate) empty: Arc<AttributionCells>,
+    warned: Mutex<HashSet<(usize, &'static str)>>,
+}
+
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+impl CostLayer {
+    /// A builder with the embedded price table and default settings.
+    pub fn builder() -> CostLayerBuilder {
+        CostLayerBuilder::default()
+    }
+
+    pub(crate) fn from_parts(builder: CostLayerBuilder) -> (CostLayer, Ledger) {
+        let CostLayerBuilder {
+            names,
+            prices,
+            callbacks,
+            retention,
+            user_ids,
+            combinations,
+            close_events,
+            tree_sink,
+            clock,
+        } = builder;
+        let ledger = Arc::new(LedgerInner::new(combinations, retention, clock));
+        let user_ids = Arc::new(user_ids.unwrap_or_else(UserIds::random));
+        let empty = Arc::new(ledger.cells_for(Attribution::default()));
+        let layer = CostLayer {
+            id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
+            names,
+            prices,
+            ledger: Arc::clone(&ledger),
+            user_ids: Arc::clone(&user_ids),
+            callbacks,
+            close_events,
+            tree_sink,
+            empty,
+            warned: Mutex::new(HashSet::new()),
+        };
+        (
+            layer,
+            Ledger {
+                inner: ledger,
+                user_ids,
+            },
+        )
+    }
+
+    /// The nearest ancestor of `span` (excluding it) that has a record, as its attribution
+    /// cells.
+    fn inherited<S>(&self, span: &SpanRef<'_, S>) -> Option<Arc<AttributionCells>>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        span.scope().skip(1).find_map(|ancestor| {
+            ancestor
+                .extensions()
+                .get::<CostRecord>()
+                .map(|r| Arc::clone(&r.cells))
+        })
+    }
+
+    /// The attribution of a span: its own keys over the inherited ones.
+    fn attribute(
+        &self,
+        inherited: &Arc<AttributionCells>,
+        observed: &Observed,
+    ) -> Arc<AttributionCells> {
+        let own = &observed.attribution;
+        if !own.any() {
+            return Arc::clone(inherited);
+        }
+        let base = &inherited.attribution;
+        let attribution = Attribution {
+            session: own.session.clone().or_else(|| base.session.clone()),
+            agent: own.agent.clone().or_else(|| base.agent.clone()),
+            user: own
+                .raw_user
+                .as_deref()
+                .map(|raw| self.user_ids.key_of(raw))
+                .or_else(|| base.user.clone()),
+            org: own.org.clone().or_else(|| base.org.clone()),
+            feature: own.feature.clone().or_else(|| base.feature.clone()),
+        };
+        Arc::new(self.ledger.cells_for(attribution))
+    }
+
+    fn scope_of(info: &CallsiteInfo, observed: &Observed) -> Scope {
+        if let Some(scope) = observed.scope {
+            scope
+        } else if observed.invoke_agent {
+            Scope::Agent
+        } else if info.declares_usage {
+            Scope::Call
+        } else if info.declares_session {
+            Scope::Session
+        } else if info.declares_agent {
+            Scope::Agent
+        } else {
+            Scope::Span
+        }
+    }
+
+    /// Counts rejected values and warns once per callsite and field.
+    fn report_rejected(
+        &self,
+        metadata: &'static tracing_core::Metadata<'static>,
+        rejected: &mut Vec<&'static str>,
+    ) {
+        if rejected.is_empty() {
+            return;
+        }
+        for field in rejected.drain(..) {
+            DiagnosticCounters::bump(&self.ledger.diagnostics.bad_field_values);
+            let key = (metadata as *const _ as usize, field);
+            let first = self
+                .warned
+                .lock()
+                .map(|mut warned| warned.insert(key))
+                .unwrap_or(false);
+            if first {
+                tracing::warn!(
+                    target: "cost_layer",
+                    span = metadata.name(),
+                    field,
+                    "rejected a value of `{field}` on span `{}`: token counts must be non-negative integers (u64, i64 or numeric strings); the call will not be charged. Further rejections at this callsite are only counted.",
+                    metadata.name()
+                );
+            }
+        }
+    }
+
+    /// Prices a closing call and posts it to the ledger; returns its own totals.
+    fn charge(&self, record: &mut CostRecord) -> Option<Totals> {
+        let observed = &record.observed;
+        let subtree_charged =
+            record.totals.llm_calls + record.totals.rejected_calls + record.totals.cache_hits;
+        if !observed.has_usage() && !observed.cache_hit {
+            return None;
+        }
+        if subtree_charged > 0 {
+            // Aggregate usage recorded on a span whose calls were charged already.
+            DiagnosticCounters::bump(&self.ledger.diagnostics.aggregate_usage_ignored);
+            return None;
+        }
+        let mut own = Totals::default();
+        let unknown: Arc<str> = Arc::from("unknown");
+        let model = observed.model().cloned().unwrap_or(unknown);
+        if observed.usage_invalid != 0 || observed.usage.validate().is_err() {
+            DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
+            own.rejected_calls = 1;
+            self.ledger.post(&record.cells, &model, &own);
+            return Some(own);
+        }
+        let table = self.prices.current();
+        let quote = table.quote(&model, &observed.usage, observed.service_tier);
+        let model_key = match &quote {
+            Ok(q) if *q.entry.key == *model => Arc::clone(&model),
+            Ok(q) => Arc::from(q.entry.key.as_str()),
+            Err(_) => Arc::clone(&model),
+        };
+        if observed.cache_hit {
+            own.cache_hits = 1;
+            if let Ok(q) = &quote {
+                own.cache_hit_savings = q.total();
+            }
+        } else {
+            own.llm_calls = 1;
+            own.usage = observed.usage;
+            match quote {
+                Ok(q) => {
+                    own.cost = q.priced.breakdown;
+                    own.price_table = Some(Arc::clone(&q.table.version));
+                }
+                Err(_) => {
+                    DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
+                    own.unpriced_calls = 1;
+                    own.unpriced_tokens = observed.usage.total_tokens();
+                }
+            }
+        }
+        self.ledger.post(&record.cells, &model_key, &own);
+        Some(own)
+    }
+
+    fn run_callbacks(&self, close: &SpanClose<'_>) {
+        for callback in &self.callbacks {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                if callback.filter.as_ref().is_none_or(|filter| filter(close)) {
+                    (callback.run)(close);
+                }
+            }));
+            if outcome.is_err() {
+                DiagnosticCounters::bump(&self.ledger.diagnostics.callback_panics);
+            }
+        }
+    }
+
+    fn emit_close_event(&self, id: &Id, scope: Scope, totals: &Totals) {
+        match scope {
+            Scope::Agent => tracing::event!(
+                target: "cost_layer",
+                parent: id,
+                tracing::Level::INFO,
+                {
+                agent.total_tokens = totals.total_tokens(),
+                agent.total_cost_usd = totals.total_usd().to_f64(),
+                agent.llm_calls = totals.llm_calls,
+                agent.unpriced_calls = totals.unpriced_calls,
+                },
+                "agent run cost"
+            ),
+            Scope::Session => tracing::event!(
+                target: "cost_layer",
+                parent: id,
+                tracing::Level::INFO,
+                {
+                session.total_tokens = totals.total_tokens(),
+                session.total_cost_usd = totals.total_usd().to_f64(),
+                session.agent_runs = totals.agent_runs,
+                session.llm_calls = totals.llm_calls,
+                session.unpriced_calls = totals.unpriced_calls,
+                },
+                "session cost"
+            ),
+            _ => {}
+        }
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for CostLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let metadata = attrs.metadata();
+        let info = callsite_info(self.id, metadata, &self.names);
+        if !info.relevant && self.tree_sink.is_none() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut observed = Observed::default();
+        attrs.record(&mut FieldReader {
+            info: &info,
+            observed: &mut observed,
+        });
+        let inherited = self.inherited(&span);
+        if !info.relevant && inherited.is_none() {
+            // A plain span outside any accounted span: nothing to draw in a tree.
+            return;
+        }
+        self.report_rejected(metadata, &mut observed.rejected);
+        let scope = Self::scope_of(&info, &observed);
+        let base = inherited.unwrap_or_else(|| Arc::clone(&self.empty));
+        let cells = self.attribute(&base, &observed);
+        let inherited = observed.attribution.any().then_some(base);
+        observed.attribution.changed = false;
+        if scope == Scope::Session
+            && let Some(session) = &observed.attribution.session
+        {
+            self.ledger.session_opened(session);
+        }
+        let record = CostRecord {
+            scope,
+            cells,
+            inherited,
+            observed,
+            totals: Totals::default(),
+            closed: false,
+            tree: self.tree_sink.as_ref().map(|_| Vec::new()),
+        };
+        span.extensions_mut().replace(record);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let metadata = span.metadata();
+        let info = callsite_info(self.id, metadata, &self.names);
+        if !info.relevant {
+            return;
+        }
+        let mut rejected = Vec::new();
+        {
+            let mut extensions = span.extensions_mut();
+            let Some(record) = extensions.get_mut::<CostRecord>() else {
+                return;
+            };
+            if record.closed {
+                return;
+            }
+            values.record(&mut FieldReader {
+                info: &info,
+                observed: &mut record.observed,
+            });
+            std::mem::swap(&mut rejected, &mut record.observed.rejected);
+            if record.observed.attribution.changed {
+                record.observed.attribution.changed = false;
+                let base = record
+                    .inherited
+                    .get_or_insert_with(|| Arc::clone(&record.cells))
+                    .clone();
+                record.cells = self.attribute(&base, &record.observed);
+            }
+        }
+        self.report_rejected(metadata, &mut rejected);
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        // A span with no accounted ancestor that follows from an accounted one (a task spawned
+        // off a session, say) is charged to the attribution of the span it follows.
+        let (Some(span), Some(cause)) = (ctx.span(id), ctx.span(follows)) else {
+            return;
+        };
+        if self.inherited(&span).is_some() {
+            return;
+        }
+        let Some(cells) = cause
+            .extensions()
+            .get::<CostRecord>()
+            .map(|r| Arc::clone(&r.cells))
+        else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        if let Some(record) = extensions.get_mut::<CostRecord>() {
+            if !record.observed.attribution.any() {
+                record.cells = cells;
+            } else {
+                record.inherited = Some(Arc::clone(&cells));
+                record.cells = self.attribute(&cells, &record.observed);
+            }
+        }
+    }
+
+    fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {}
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let (scope, cells, totals, node, session_closed) = {
+            let mut extensions = span.extensions_mut();
+            let Some(record) = extensions.get_mut::<CostRecord>() else {
+                return;
+            };
+            if record.closed {
+                return;
+            }
+            record.closed = true;
+            if record.scope == Scope::Call
+                && let Some(own) = self.charge(record)
+            {
+                record.totals.add(&own);
+            }
+            if record.scope == Scope::Agent {
+                record.totals.agent_runs += 1;
+            }
+            let node = record.tree.take().map(|children| CostTreeNode {
+                name: span.name(),
+                scope: record.scope,
+                label: match record.scope {
+                    Scope::Session => record
+                        .observed
+                        .attribution
+                        .session
+                        .as_deref()
+                        .map(str::to_owned),
+                    Scope::Agent => record
+                        .observed
+                        .attribution
+                        .agent
+                        .as_deref()
+                        .map(str::to_owned),
+                    Scope::Call => record.observed.model().map(|m| m.to_string()),
+                    Scope::Span => None,
+                },
+                count: 1,
+                totals: record.totals.clone(),
+                children,
+            });
+            let session_closed = match record.scope {
+                Scope::Session => record.observed.attribution.session.clone(),
+                _ => None,
+            };
+            (
+                record.scope,
+                Arc::clone(&record.cells),
+                record.totals.clone(),
+                node,
+                session_closed,
+            )
+        };
+        // Roll up to the nearest accounted ancestor: it is still open (the registry closes
+        // children first), so nothing is keyed by a span id after close.
+        let mut parent_node = node.clone();
+        if let Some(parent) = span
+            .scope()
+            .skip(1)
+            .find(|ancestor| ancestor.extensions().get::<CostRecord>().is_some())
+        {
+            let mut extensions = parent.extensions_mut();
+            if let Some(record) = extensions.get_mut::<CostRecord>() {
+                record.totals.add(&totals);
+                if let (Some(children), Some(node)) = (record.tree.as_mut(), parent_node.take()) {
+                    CostTreeNode::push_child(children, node);
+                }
+            }
+        }
+        if let Some(session) = &session_closed {
+            self.ledger.session_closed(session);
+        }
+        if scope != Scope::Span {
+            let close = SpanClose {
+                id: &id,
+                name: span.name(),
+                target: span.metadata().target(),
+                scope,
+                attribution: &cells.attribution,
+                totals: &totals,
+            };
+            self.run_callbacks(&close);
+            if self.close_events {
+                self.emit_close_event(&id, scope, &totals);
+            }
+        }
+        if scope == Scope::Session
+            && let (Some(sink), Some(root)) = (&self.tree_sink, node)
+        {
+            let tree = CostTree { root };
+            if catch_unwind(AssertUnwindSafe(|| sink(&tree))).is_err() {
+                DiagnosticCounters::bump(&self.ledger.diagnostics.callback_panics);
+            }
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! The ledger: totals by attribution key in a concurrent map, readable at any time.
+//!
+//! Each key's totals live in a cell; a call is added to a cell under one lock, so the tokens and
+//! the cost of a key are never torn. Keys shared by many threads (model, feature, agent, org,
+//! user, and the global total) are striped: each thread adds to its own stripe and a read sums
+//! the stripes, so threads on distinct sessions do not contend.
+//!
+//! Memory is bounded by the retention policy: closed sessions beyond
+//! [`Retention::max_closed_sessions`] are evicted oldest first, and closed sessions older than
+//! [`Retention::ttl`] are evicted; evictions are counted.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use serde::Serialize;
+
+use crate::totals::{Attribution, Totals};
+
+/// One attribution dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    /// Session id.
+    Session,
+    /// Agent name.
+    Agent,
+    /// User (hashed).
+    User,
+    /// Organisation.
+    Org,
+    /// Feature.
+    Feature,
+    /// Model, as resolved in the price table (or as reported when unpriced).
+    Model,
+}
+
+impl Dimension {
+    /// Lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Session => "session",
+            Dimension::Agent => "agent",
+            Dimension::User => "user",
+            Dimension::Org => "org",
+            Dimension::Feature => "feature",
+            Dimension::Model => "model",
+        }
+    }
+}
+
+/// A ledger key: one dimension's value, or a declared combination of two.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum LedgerKey {
+    /// One dimension.
+    One(Dimension, Arc<str>),
+    /// A combination declared with
+    /// [`CostLayerBuilder::combination`](crate::CostLayerBuilder::combination).
+    Two((Dimension, Arc<str>), (Dimension, Arc<str>)),
+}
+
+impl LedgerKey {
+    /// A one-dimension key.
+    pub fn one(dimension: Dimension, value: &str) -> Self {
+        LedgerKey::One(dimension, Arc::from(value))
+    }
+
+    /// A combination key (order as declared).
+    pub fn two(a: (Dimension, &str), b: (Dimension, &str)) -> Self {
+        LedgerKey::Two((a.0, Arc::from(a.1)), (b.0, Arc::from(b.1)))
+    }
+}
+
+/// How long closed sessions stay in the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Closed sessions kept; the oldest beyond it are evicted. `None`: no limit.
+    pub max_closed_sessions: Option<usize>,
+    /// Closed sessions older than this are evicted. `None`: no limit.
+    pub ttl: Option<Duration>,
+}
+
+impl Default for Retention {
+    /// 100 000 closed sessions, no TTL.
+    fn default() -> Self {
+        Retention {
+            max_closed_sessions: Some(100_000),
+            ttl: None,
+        }
+    }
+}
+
+/// Counted problems and events of the layer. Each cause also logs one warning (per callsite
+/// where it applies).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Diagnostics {
+    /// Field values rejected: negative, non-numeric, or of the wrong type.
+    pub bad_field_values: u64,
+    /// Calls not charged because their usage was invalid.
+    pub rejected_calls: u64,
+    /// Calls whose model has no price.
+    pub unpriced_calls: u64,
+    /// Usage on a span whose subtree already charged its calls (aggregate usage recorded by
+    /// agent or workflow spans), ignored so it is not counted twice.
+    pub aggregate_usage_ignored: u64,
+    /// Close callbacks that panicked (caught).
+    pub callback_panics: u64,
+    /// Ledger keys evicted by retention.
+    pub evictions: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct DiagnosticCounters {
+    pub(crate) bad_field_values: AtomicU64,
+    pub(crate) rejected_calls: AtomicU64,
+    pub(crate) unpriced_calls: AtomicU64,
+    pub(crate) aggregate_usage_ignored: AtomicU64,
+    pub(crate) callback_panics: AtomicU64,
+    pub(crate) evictions: AtomicU64,
+}
+
+impl DiagnosticCounters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Diagnostics {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Diagnostics {
+            bad_field_values: read(&self.bad_field_values),
+            rejected_calls: read(&self.rejected_calls),
+            unpriced_calls: read(&self.unpriced_calls),
+            aggregate_usage_ignored: read(&self.aggregate_usage_ignored),
+            callback_panics: read(&self.callback_panics),
+            evictions: read(&self.evictions),
+        }
+    }
+}
+
+/// A stripe on its own cache line, so neighbouring stripes do not share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Stripe(Mutex<Totals>);
+
+/// Totals of one key.
+pub(crate) struct Cell {
+    stripes: Box<[Stripe]>,
+    /// Open session spans with this key (sessions only): an open session is never evicted.
+    open: AtomicU32,
+}
+
+impl Cell {
+    fn new(stripes: usize) -> Self {
+        Cell {
+            stripes: (0..stripes.max(1)).map(|_| Stripe::default()).collect(),
+            open: AtomicU32::new(0),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, totals: &Totals) {
+        let stripe = &self.stripes[stripe_index() & (self.stripes.len() - 1)];
+        lock(&stripe.0).add(totals);
+    }
+
+    pub(crate) fn read(&self) -> Totals {
+        let mut sum = Totals::default();
+        for stripe in self.stripes.iter() {
+            sum.add(&lock(&stripe.0));
+        }
+        sum
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: totals are plain counters and stay meaningful.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|i| *i)
+}
+
+/// Cells of one attribution, looked up once when the attribution is made, so a call adds to
+/// them without hashing a key.
+pub(crate) struct AttributionCells {
+    pub(crate) attribution: Attribution,
+    pub(crate) cells: Vec<Arc<Cell>>,
+    /// Combinations whose second part is the model, completed per call.
+    pub(crate) model_combinations: Vec<(Dimension, Arc<str>)>,
+}
+
+type Map = DashMap<LedgerKey, Arc<Cell>, foldhash::fast::RandomState>;
+
+pub(crate) struct LedgerInner {
+    cells: Map,
+    global: Cell,
+    combinations: Vec<(Dimension, Dimension)>,
+    retention: Retention,
+    closed_sessions: Mutex<VecDeque<(Arc<str>, Instant)>>,
+    pub(crate) diagnostics: DiagnosticCounters,
+    stripes: usize,
+    clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+}
+
+/// A cloneable handle to the ledger: totals by attribution key, readable at any time from any
+/// thread.
+#[derive(Clone)]
+pub struct Ledger {
+    pub(crate) inner: Arc<LedgerInner>,
+    pub(crate) user_ids: Arc<crate::attribution::UserIds>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("keys", &self.inner.cells.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every key's totals at one moment.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LedgerSnapshot {
+    /// Totals of every call the layer charged.
+    pub global: Totals,
+    /// Totals by key, sorted.
+    pub keys: Vec<(LedgerKey, Totals)>,
+    /// The diagnostics counters.
+    pub diagnostics: Diagnostics,
+}
+
+impl LedgerSnapshot {
+    /// Keys of one dimension, with their totals.
+    pub fn by(&self, dimension: Dimension) -> impl Iterator<Item = (&str, &Totals)> {
+        self.keys.iter().filter_map(move |(key, totals)| match key {
+            LedgerKey::One(d, value) if *d == dimension => Some((&**value, totals)),
+            _ => None,
+        })
+    }
+}
+
+impl LedgerInner {
+    pub(crate) fn new(
+        combinations: Vec<(Dimension, Dimension)>,
+        retention: Retention,
+        clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+    ) -> Self {
+        let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let stripes = parallelism.next_power_of_two().clamp(2, 16);
+        LedgerInner {
+            cells: Map::with_hasher(foldhash::fast::RandomState::default()),
+            global: Cell::new(stripes),
+            combinations,
+            retention,
+            closed_sessions: Mutex::new(VecDeque::new()),
+            diagnostics: DiagnosticCounters::default(),
+            stripes,
+            clock,
+        }
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        (self.clock)()
+    }
+
+    /// The cell of a key, created when absent.
+    pub(crate) fn cell(&self, key: LedgerKey) -> Arc<Cell> {
+        if let Some(cell) = self.cells.get(&key) {
+            return Arc::clone(cell.value());
+        }
+        let stripes = match key {
+            LedgerKey::One(Dimension::Session, _) => 1,
+            _ => self.stripes,
+        };
+        Arc::clone(
+            self.cells
+                .entry(key)
+                .or_insert_with(|| Arc::new(Cell::new(stripes)))
+                .value(),
+        )
+    }
+
+    /// Looks up the cells of an attribution, once per attribution.
+    pub(crate) fn cells_for(&self, attribution: Attribution) -> AttributionCells {
+        let value = |d: Dimension| -> Option<&Arc<str>> {
+            match d {
+                Dimension::Session => attribution.session.as_ref(),
+                Dimension::Agent => attribution.agent.as_ref(),
+                Dimension::User => attribution.user.as_ref(),
+                Dimension::Org => attribution.org.as_ref(),
+                Dimension::Feature => attribution.feature.as_ref(),
+                Dimension::Model => None,
+            }
+        };
+        let mut cells = Vec::with_capacity(5);
+        for d in [
+            Dimension::Session,
+            Dimension::Agent,
+            Dimension::User,
+            Dimension::Org,
+            Dimension::Feature,
+        ] {
+            if let Some(v) = value(d) {
+                cells.push(self.cell(LedgerKey::One(d, Arc::clone(v))));
+            }
+        }
+        let mut model_combinations = Vec::new();
+        for &(a, b) in &self.combinations {
+            match (a, b, value(a), value(b)) {
+                (_, Dimension::Model, Some(va), _) => model_combinations.push((a, Arc::clone(va))),
+                (_, _, Some(va), Some(vb)) => {
+                    cells.push(self.cell(LedgerKey::Two((a, Arc::clone(va)), (b, Arc::clone(vb)))))
+                }
+                _ => {}
+            }
+        }
+        AttributionCells {
+            attribution,
+            cells,
+            model_combinations,
+        }
+    }
+
+    /// Adds one call's totals to the global total, its attribution's cells and its model's.
+    pub(crate) fn post(&self, cells: &AttributionCells, model: &Arc<str>, totals: &Totals) {
+        self.global.add(totals);
+        for cell in &cells.cells {
+            cell.add(totals);
+        }
+        self.cell(LedgerKey::One(Dimension::Model, Arc::clone(model)))
+            .add(totals);
+        for (d, v) in &cells.model_combinations {
+            self.cell(LedgerKey::Two(
+                (*d, Arc::clone(v)),
+                (Dimension::Model, Arc::clone(model)),
+            ))
+            .add(totals);
+        }
+    }
+
+    pub(crate) fn session_opened(&self, session: &Arc<str>) {
+        self.cell(LedgerKey::One(Dimension::Session, Arc::clone(session)))
+            .open
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a session close and applies the retention policy.
+    pub(crate) fn session_closed(&self, session: &Arc<str>) {
+        let key = LedgerKey::One(Dimension::Session, Arc::clone(session));
+        if let Some(cell) = self.cells.get(&key) {
+            let _ = cell
+                .open
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+        let now = self.now();
+        let mut closed = lock(&self.closed_sessions);
+        closed.push_back((Arc::clone(session), now));
+        self.evict(&mut closed, now);
+    }
+
+    fn evict(&self, closed: &mut VecDeque<(Arc<str>, Instant)>, now: Instant) {
+        let max = self.retention.max_closed_sessions.unwrap_or(usize::MAX);
+        while let Some((session, closed_at)) = closed.front() {
+            let expired = self
+                .retention
+                .ttl
+                .is_some_and(|ttl| now.saturating_duration_since(*closed_at) >= ttl);
+            if closed.len() <= max && !expired {
+                break;
+            }
+            let key = LedgerKey::One(Dimension::Session, Arc::clone(session));
+            // A session closed again later has a newer entry in the queue: evict it then.
+            let closed_again = closed.iter().skip(1).any(|(s, _)| s == session);
+            let removed = !closed_again
+                && self
+                    .cells
+                    .remove_if(&key, |_, cell| cell.open.load(Ordering::Relaxed) == 0)
+                    .is_some();
+            if removed {
+                DiagnosticCounters::bump(&self.diagnostics.evictions);
+            }
+            closed.pop_front();
+        }
+    }
+
+    fn evict_expired(&self) {
+        let now = self.now();
+        let mut closed = lock(&self.closed_sessions);
+        self.evict(&mut closed, now);
+    }
+}
+
+impl Ledger {
+    /// Totals of a key, or `None` when the ledger has none (never seen, or evicted).
+    pub fn get(&self, key: &LedgerKey) -> Option<Totals> {
+        self.inner.cells.get(key).map(|cell| cell.read())
+    }
+
+    fn one(&self, dimension: Dimension, value: &str) -> Option<Totals> {
+        self.get(&LedgerKey::one(dimension, value))
+    }
+
+    /// Totals of a session.
+    pub fn session(&self, id: &str) -> Option<Totals> {
+        self.one(Dimension::Session, id)
+    }
+
+    /// Totals of an agent (all its runs).
+    pub fn agent(&self, name: &str) -> Option<Totals> {
+        self.one(Dimension::Agent, name)
+    }
+
+    /// Totals of a user, by the raw id (hashed here the way the layer hashes it).
+    pub fn user(&self, raw_id: &str) -> Option<Totals> {
+        let key = self.user_ids.key_of(raw_id);
+        self.one(Dimension::User, &key)
+    }
+
+    /// Totals of an organisation.
+    pub fn org(&self, id: &str) -> Option<Totals> {
+        self.one(Dimension::Org, id)
+    }
+
+    /// Totals of a feature.
+    pub fn feature(&self, name: &str) -> Option<Totals> {
+        self.one(Dimension::Feature, name)
+    }
+
+    /// Totals of a model (its key in the price table, or the reported name when unpriced).
+    pub fn model(&self, name: &str) -> Option<Totals> {
+        self.one(Dimension::Model, name)
+    }
+
+    /// Totals of every call the layer charged.
+    pub fn global(&self) -> Totals {
+        self.inner.global.read()
+    }
+
+    /// The diagnostics counters.
+    pub fn diagnostics(&self) -> Diagnostics {
+        self.inner.diagnostics.snapshot()
+    }
+
+    /// The key under which the layer files a raw user id (`u:` + keyed hash, or the raw id).
+    pub fn user_key(&self, raw_id: &str) -> String {
+        self.user_ids.key_of(raw_id).to_string()
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.inner.cells.len()
+    }
+
+    /// `true` when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.inner.cells.is_empty()
+    }
+
+    /// Evicts closed sessions past their TTL now (it also happens at every session close).
+    pub fn evict_expired(&self) {
+        self.inner.evict_expired();
+    }
+
+    /// Every key's totals, sorted by key.
+    pub fn snapshot(&self) -> LedgerSnapshot {
+        let mut keys: Vec<(LedgerKey, Totals)> = self
+            .inner
+            .cells
+            .iter()
+            .map(|entry| (entry.key().clone(), entry.value().read()))
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        LedgerSnapshot {
+            global: self.global(),
+            keys,
+            diagnostics: self.diagnostics(),
+        }
+    }
+}

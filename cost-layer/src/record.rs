@@ -1,0 +1,397 @@
+//! What the layer keeps per span, and how field values are read into it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use cost_core::{ServiceTier, TokenKind, Usage};
+use tracing_core::Metadata;
+use tracing_core::field::{Field, Visit};
+
+use crate::fields::{FieldNames, FieldRole, values};
+use crate::ledger::AttributionCells;
+use crate::totals::{Attribution, Scope, Totals};
+use crate::tree::CostTreeNode;
+
+/// The layer's record of one span, kept in the span's extensions while it is open and after
+/// the layer's `on_close`, so other layers can read it:
+///
+/// ```
+/// # use tracing_subscriber::registry::LookupSpan;
+/// # fn read<S: tracing::Subscriber + for<'a> LookupSpan<'a>>(span: tracing_subscriber::registry::SpanRef<'_, S>) {
+/// if let Some(record) = span.extensions().get::<cost_layer::CostRecord>() {
+///     println!("{} {}: {}", record.scope(), span.name(), record.totals());
+/// }
+/// # }
+/// ```
+///
+/// While the span is open, [`CostRecord::totals`] covers the calls of its subtree closed so far;
+/// from the layer's `on_close` on (layers added after `CostLayer` see it in their own
+/// `on_close`), it covers the whole subtree.
+pub struct CostRecord {
+    pub(crate) scope: Scope,
+    pub(crate) cells: Arc<AttributionCells>,
+    /// The attribution inherited from the ancestors, kept when this span sets keys of its own
+    /// (so a key recorded later can be applied on top of it).
+    pub(crate) inherited: Option<Arc<AttributionCells>>,
+    pub(crate) observed: Observed,
+    pub(crate) totals: Totals,
+    pub(crate) closed: bool,
+    pub(crate) tree: Option<Vec<CostTreeNode>>,
+}
+
+impl CostRecord {
+    /// The span's scope.
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// The span's attribution (its own keys over its ancestors').
+    pub fn attribution(&self) -> &Attribution {
+        &self.cells.attribution
+    }
+
+    /// The totals of the span's subtree (see the type's docs for when they are final).
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// `true` once the layer has closed the span: the totals are then final.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+impl fmt::Debug for CostRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CostRecord")
+            .field("scope", &self.scope)
+            .field("attribution", self.attribution())
+            .field("totals", &self.totals)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Field values seen on one span.
+#[derive(Default)]
+pub(crate) struct Observed {
+    pub(crate) usage: Usage,
+    /// Bit per [`TokenKind`]: a value was recorded.
+    pub(crate) usage_seen: u8,
+    /// Bit per [`TokenKind`]: the latest value was invalid.
+    pub(crate) usage_invalid: u8,
+    pub(crate) request_model: Option<Arc<str>>,
+    pub(crate) response_model: Option<Arc<str>>,
+    pub(crate) scope: Option<Scope>,
+    pub(crate) invoke_agent: bool,
+    pub(crate) cache_hit: bool,
+    pub(crate) service_tier: ServiceTier,
+    pub(crate) attribution: PendingAttribution,
+    /// Names of fields whose value was rejected, for one warning per callsite.
+    pub(crate) rejected: Vec<&'static str>,
+}
+
+/// Attribution keys a span sets itself.
+#[derive(Default)]
+pub(crate) struct PendingAttribution {
+    pub(crate) session: Option<Arc<str>>,
+    pub(crate) agent: Option<Arc<str>>,
+    pub(crate) raw_user: Option<Arc<str>>,
+    pub(crate) org: Option<Arc<str>>,
+    pub(crate) feature: Option<Arc<str>>,
+    pub(crate) changed: bool,
+}
+
+impl PendingAttribution {
+    pub(crate) fn any(&self) -> bool {
+        self.session.is_some()
+            || self.agent.is_some()
+            || self.raw_user.is_some()
+            || self.org.is_some()
+            || self.feature.is_some()
+    }
+}
+
+impl Observed {
+    pub(crate) fn model(&self) -> Option<&Arc<str>> {
+        self.response_model.as_ref().or(self.request_model.as_ref())
+    }
+
+    pub(crate) fn has_usage(&self) -> bool {
+        self.usage_seen != 0
+    }
+}
+
+const fn bit(kind: TokenKind) -> u8 {
+    1 << (kind as u8)
+}
+
+/// How the fields of one callsite map to roles. Computed once per callsite (per thread, per
+/// layer) and shared by every span of the callsite.
+pub(crate) struct CallsiteInfo {
+    /// Role per field index.
+    roles: Box<[Option<FieldRole>]>,
+    pub(crate) declares_usage: bool,
+    pub(crate) declares_session: bool,
+    pub(crate) declares_agent: bool,
+    /// The callsite has at least one field the layer reads.
+    pub(crate) relevant: bool,
+}
+
+impl CallsiteInfo {
+    fn new(metadata: &Metadata<'_>, names: &FieldNames) -> Self {
+        let roles: Box<[Option<FieldRole>]> = metadata
+            .fields()
+            .iter()
+            .map(|field| names.role(field.name()))
+            .collect();
+        let has = |pred: fn(&FieldRole) -> bool| roles.iter().flatten().any(pred);
+        CallsiteInfo {
+            declares_usage: has(|r| matches!(r, FieldRole::Tokens(_))),
+            declares_session: has(|r| *r == FieldRole::Session),
+            declares_agent: has(|r| *r == FieldRole::Agent),
+            relevant: roles.iter().any(Option::is_some),
+            roles,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn role(&self, field: &Field) -> Option<FieldRole> {
+        self.roles.get(field.index()).copied().flatten()
+    }
+}
+
+type CallsiteCache = HashMap<(u64, usize), Arc<CallsiteInfo>, foldhash::fast::FixedState>;
+
+thread_local! {
+    static CALLSITES: RefCell<CallsiteCache> = RefCell::new(CallsiteCache::default());
+}
+
+/// Entries a thread's callsite cache may hold before it is cleared (callsites are finite, but
+/// many layers built in one process, as in tests, multiply them).
+const CALLSITE_CACHE_LIMIT: usize = 16_384;
+
+/// The callsite info of `metadata` for the layer `layer_id`, from this thread's cache.
+#[inline]
+pub(crate) fn callsite_info(
+    layer_id: u64,
+    metadata: &'static Metadata<'static>,
+    names: &FieldNames,
+) -> Arc<CallsiteInfo> {
+    let key = (layer_id, metadata as *const Metadata<'static> as usize);
+    CALLSITES.with(|cache| {
+        if let Ok(cache) = cache.try_borrow()
+            && let Some(info) = cache.get(&key)
+        {
+            return Arc::clone(info);
+        }
+        let info = Arc::new(CallsiteInfo::new(metadata, names));
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            if cache.len() >= CALLSITE_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, Arc::clone(&info));
+        }
+        info
+    })
+}
+
+/// Reads field values into an [`Observed`].
+pub(crate) struct FieldReader<'a> {
+    pub(crate) info: &'a CallsiteInfo,
+    pub(crate) observed: &'a mut Observed,
+}
+
+impl FieldReader<'_> {
+    fn tokens(&mut self, kind: TokenKind, value: Option<u64>, field: &Field) {
+        let b = bit(kind);
+        self.observed.usage_seen |= b;
+        match value {
+            Some(v) => {
+                self.observed.usage.set(kind, v);
+                self.observed.usage_invalid &= !b;
+            }
+            None => {
+                self.observed.usage_invalid |= b;
+                self.observed.rejected.push(field.name());
+            }
+        }
+    }
+
+    fn text(&mut self, role: FieldRole, value: &str, field: &Field) {
+        let o = &mut *self.observed;
+        match role {
+            FieldRole::Tokens(kind) => {
+                let parsed = value.trim().parse::<u64>().ok();
+                self.tokens(kind, parsed, field);
+            }
+            FieldRole::RequestModel => o.request_model = Some(intern(value)),
+            FieldRole::ResponseModel => o.response_model = Some(intern(value)),
+            FieldRole::Operation => o.invoke_agent = value == values::INVOKE_AGENT,
+            FieldRole::Provider => {}
+            FieldRole::Session => set_key(
+                &mut o.attribution.session,
+                value,
+                &mut o.attribution.changed,
+            ),
+            FieldRole::Agent => {
+                set_key(&mut o.attribution.agent, value, &mut o.attribution.changed)
+            }
+            FieldRole::User => set_key(
+                &mut o.attribution.raw_user,
+                value,
+                &mut o.attribution.changed,
+            ),
+            FieldRole::Org => set_key(&mut o.attribution.org, value, &mut o.attribution.changed),
+            FieldRole::Feature => set_key(
+                &mut o.attribution.feature,
+                value,
+                &mut o.attribution.changed,
+            ),
+            FieldRole::Scope => {
+                o.scope = match value {
+                    values::SCOPE_SESSION => Some(Scope::Session),
+                    values::SCOPE_AGENT => Some(Scope::Agent),
+                    values::SCOPE_CALL => Some(Scope::Call),
+                    _ => {
+                        o.rejected.push(field.name());
+                        o.scope
+                    }
+                }
+            }
+            FieldRole::CacheHit => match value {
+                "true" => o.cache_hit = true,
+                "false" => o.cache_hit = false,
+                _ => o.rejected.push(field.name()),
+            },
+            FieldRole::ServiceTier => match ServiceTier::parse(value) {
+                Ok(tier) => o.service_tier = tier,
+                Err(_) => o.rejected.push(field.name()),
+            },
+        }
+    }
+
+    fn number(
+        &mut self,
+        role: FieldRole,
+        value: Option<u64>,
+        shown: &dyn fmt::Display,
+        field: &Field,
+    ) {
+        match role {
+            FieldRole::Tokens(kind) => self.tokens(kind, value, field),
+            // Ids given as numbers are ids all the same.
+            FieldRole::Session
+            | FieldRole::Agent
+            | FieldRole::User
+            | FieldRole::Org
+            | FieldRole::Feature
+            | FieldRole::RequestModel
+            | FieldRole::ResponseModel => self.text(role, &shown.to_string(), field),
+            _ => self.observed.rejected.push(field.name()),
+        }
+    }
+}
+
+fn set_key(slot: &mut Option<Arc<str>>, value: &str, changed: &mut bool) {
+    if slot.as_deref() != Some(value) {
+        *slot = Some(Arc::from(value));
+        *changed = true;
+    }
+}
+
+/// Model names repeat: share one allocation per name and thread.
+fn intern(value: &str) -> Arc<str> {
+    thread_local! {
+        static NAMES: RefCell<HashMap<Box<str>, Arc<str>, foldhash::fast::FixedState>> =
+            RefCell::new(HashMap::default());
+    }
+    NAMES.with(|names| {
+        let Ok(mut names) = names.try_borrow_mut() else {
+            return Arc::from(value);
+        };
+        if let Some(name) = names.get(value) {
+            return Arc::clone(name);
+        }
+        if names.len() >= 4096 {
+            names.clear();
+        }
+        let name: Arc<str> = Arc::from(value);
+        names.insert(value.into(), Arc::clone(&name));
+        name
+    })
+}
+
+impl Visit for FieldReader<'_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if let Some(role) = self.info.role(field) {
+            self.number(role, Some(value), &value, field);
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if let Some(role) = self.info.role(field) {
+            self.number(role, u64::try_from(value).ok(), &value, field);
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if let Some(role) = self.info.role(field) {
+            self.number(role, u64::try_from(value).ok(), &value, field);
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if let Some(role) = self.info.role(field) {
+            self.number(role, u64::try_from(value).ok(), &value, field);
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if let Some(role) = self.info.role(field) {
+            // Integral, non-negative floats below 2⁵³ are exact token counts; others are not.
+            let exact =
+                (value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < 9.0e15)
+                    .then_some(value as u64);
+            match role {
+                FieldRole::Tokens(kind) => self.tokens(kind, exact, field),
+                _ => self.observed.rejected.push(field.name()),
+            }
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        match self.info.role(field) {
+            Some(FieldRole::CacheHit) => self.observed.cache_hit = value,
+            Some(FieldRole::Tokens(kind)) => self.tokens(kind, None, field),
+            Some(_) => self.observed.rejected.push(field.name()),
+            None => {}
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if let Some(role) = self.info.role(field) {
+            self.text(role, value, field);
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, _value: &(dyn std::error::Error + 'static)) {
+        if let Some(role) = self.info.role(field) {
+            if let FieldRole::Tokens(kind) = role {
+                self.tokens(kind, None, field);
+            } else {
+                self.observed.rejected.push(field.name());
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if let Some(role) = self.info.role(field) {
+            // `%value` and `?value` arrive here: read their text.
+            let text = format!("{value:?}");
+            let text = text.trim_matches('"');
+            self.text(role, text, field);
+        }
+    }
+}

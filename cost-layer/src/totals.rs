@@ -1,0 +1,155 @@
+//! Totals of a span's subtree or of a ledger key, scopes, and attribution.
+
+use std::fmt;
+use std::sync::Arc;
+
+use cost_core::{CostBreakdown, Money, Usage};
+use serde::Serialize;
+
+/// The level a span is accounted at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// A session (conversation): `session.id`, `gen_ai.conversation.id` or `cost.scope = "session"`.
+    Session,
+    /// An agent run: `gen_ai.agent.name`, `cost.agent`, `gen_ai.operation.name = "invoke_agent"`
+    /// or `cost.scope = "agent"`.
+    Agent,
+    /// An LLM call: a span with usage fields, or `cost.scope = "call"`.
+    Call,
+    /// Any other span (tools, retrieval, …); it is only accounted when the cost tree is on.
+    Span,
+}
+
+impl Scope {
+    /// Lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Scope::Session => "session",
+            Scope::Agent => "agent",
+            Scope::Call => "call",
+            Scope::Span => "span",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The keys spend is grouped by, inherited from the closest ancestor that sets each.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct Attribution {
+    /// Session (conversation) id.
+    pub session: Option<Arc<str>>,
+    /// Agent name.
+    pub agent: Option<Arc<str>>,
+    /// End user, as a keyed hash (`u:` + 32 hex digits) unless raw ids were configured.
+    pub user: Option<Arc<str>>,
+    /// Organisation.
+    pub org: Option<Arc<str>>,
+    /// Feature (query type).
+    pub feature: Option<Arc<str>>,
+}
+
+/// What a span's subtree (or a ledger key) spent. Cost is exact; tokens count every call,
+/// priced or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Tokens of every call, by kind (unpriced calls included).
+    pub usage: Usage,
+    /// Cost of the priced calls, by component (with cache savings).
+    pub cost: CostBreakdown,
+    /// LLM calls charged (priced or unpriced).
+    pub llm_calls: u64,
+    /// Agent runs closed in the subtree.
+    pub agent_runs: u64,
+    /// Calls whose model has no price: their tokens count, their cost is unknown and not in
+    /// `cost`. When non-zero, the cost is a lower bound.
+    pub unpriced_calls: u64,
+    /// Tokens of the unpriced calls.
+    pub unpriced_tokens: u64,
+    /// Calls whose usage was invalid (negative, non-numeric, inconsistent): not charged.
+    pub rejected_calls: u64,
+    /// Calls answered from the application's own cache (`llm.cache.hit = true`): not charged.
+    pub cache_hits: u64,
+    /// What the cache hits would have cost.
+    pub cache_hit_savings: Money,
+    /// Version of the price table that priced the latest call.
+    pub price_table: Option<Arc<str>>,
+}
+
+impl Totals {
+    /// Cost of the priced calls, USD.
+    pub fn total_usd(&self) -> Money {
+        self.cost.total()
+    }
+
+    /// Every token, input plus output.
+    pub fn total_tokens(&self) -> u64 {
+        self.usage.total_tokens()
+    }
+
+    /// `true` when every call was priced: the cost is then exact, not a lower bound.
+    pub fn is_complete(&self) -> bool {
+        self.unpriced_calls == 0 && self.rejected_calls == 0
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Totals) {
+        self.usage = self.usage.saturating_add(other.usage);
+        self.cost = self.cost.saturating_add(other.cost);
+        self.llm_calls = self.llm_calls.saturating_add(other.llm_calls);
+        self.agent_runs = self.agent_runs.saturating_add(other.agent_runs);
+        self.unpriced_calls = self.unpriced_calls.saturating_add(other.unpriced_calls);
+        self.unpriced_tokens = self.unpriced_tokens.saturating_add(other.unpriced_tokens);
+        self.rejected_calls = self.rejected_calls.saturating_add(other.rejected_calls);
+        self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
+        self.cache_hit_savings = self.cache_hit_savings + other.cache_hit_savings;
+        if let Some(version) = &other.price_table {
+            let same = self
+                .price_table
+                .as_ref()
+                .is_some_and(|mine| Arc::ptr_eq(mine, version));
+            if !same {
+                self.price_table = Some(Arc::clone(version));
+            }
+        }
+    }
+}
+
+impl fmt::Display for Totals {
+    /// `$0.0258 · 10500 tokens · 3 calls` (+ unpriced and rejected counts when present).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "${} · {} tokens · {} call{}",
+            self.total_usd(),
+            self.total_tokens(),
+            self.llm_calls,
+            if self.llm_calls == 1 { "" } else { "s" }
+        )?;
+        if self.unpriced_calls > 0 {
+            write!(
+                f,
+                " · {} unpriced ({} tokens, cost unknown)",
+                self.unpriced_calls, self.unpriced_tokens
+            )?;
+        }
+        if self.rejected_calls > 0 {
+            write!(f, " · {} rejected", self.rejected_calls)?;
+        }
+        if self.cache_hits > 0 {
+            write!(
+                f,
+                " · {} cache hit{} (saved ${})",
+                self.cache_hits,
+                if self.cache_hits == 1 { "" } else { "s" },
+                self.cache_hit_savings
+            )?;
+        }
+        Ok(())
+    }
+}
