@@ -170,32 +170,40 @@ impl CostLayer {
         }
     }
 
-    /// Counts rejected values and warns once per callsite and field.
-    fn report_rejected(
+    /// Counts rejected values; returns the fields not yet warned about at this callsite.
+    fn count_rejected(
         &self,
         metadata: &'static tracing_core::Metadata<'static>,
         rejected: &mut Vec<&'static str>,
-    ) {
-        if rejected.is_empty() {
-            return;
-        }
+    ) -> Vec<&'static str> {
+        let mut first = Vec::new();
         for field in rejected.drain(..) {
             DiagnosticCounters::bump(&self.ledger.diagnostics.bad_field_values);
             let key = (metadata as *const _ as usize, field);
-            let first = self
+            let new = self
                 .warned
                 .lock()
                 .map(|mut warned| warned.insert(key))
                 .unwrap_or(false);
-            if first {
-                tracing::warn!(
-                    target: "cost_layer",
-                    span = metadata.name(),
-                    field,
-                    "rejected a value of `{field}` on span `{}`: token counts must be non-negative integers (u64, i64 or numeric strings); the call will not be charged. Further rejections at this callsite are only counted.",
-                    metadata.name()
-                );
+            if new {
+                first.push(field);
             }
+        }
+        first
+    }
+
+    /// Warns about rejected values. Called where an event can be dispatched: not from
+    /// `on_new_span`, which runs while the dispatcher is busy creating the span (an event sent
+    /// from there would be dropped), so warnings found there wait for `on_record` or `on_close`.
+    fn warn_rejected(metadata: &'static tracing_core::Metadata<'static>, fields: &[&'static str]) {
+        for field in fields {
+            tracing::warn!(
+                target: "cost_layer",
+                span = metadata.name(),
+                field,
+                "rejected a value of `{field}` on span `{}`: token counts must be non-negative integers (u64, i64 or numeric strings); the call will not be charged. Further rejections at this callsite are only counted.",
+                metadata.name()
+            );
         }
     }
 
@@ -318,7 +326,7 @@ where
             // A plain span outside any accounted span: nothing to draw in a tree.
             return;
         }
-        self.report_rejected(metadata, &mut observed.rejected);
+        let pending_warnings = self.count_rejected(metadata, &mut observed.rejected);
         let scope = Self::scope_of(&info, &observed);
         let base = inherited.unwrap_or_else(|| Arc::clone(&self.empty));
         let cells = self.attribute(&base, &observed);
@@ -337,6 +345,7 @@ where
             totals: Totals::default(),
             closed: false,
             tree: self.tree_sink.as_ref().map(|_| Vec::new()),
+            pending_warnings,
         };
         span.extensions_mut().replace(record);
     }
@@ -349,6 +358,7 @@ where
             return;
         }
         let mut rejected = Vec::new();
+        let mut pending = Vec::new();
         {
             let mut extensions = span.extensions_mut();
             let Some(record) = extensions.get_mut::<CostRecord>() else {
@@ -362,6 +372,7 @@ where
                 observed: &mut record.observed,
             });
             std::mem::swap(&mut rejected, &mut record.observed.rejected);
+            std::mem::swap(&mut pending, &mut record.pending_warnings);
             if record.observed.attribution.changed {
                 record.observed.attribution.changed = false;
                 let base = record
@@ -371,7 +382,8 @@ where
                 record.cells = self.attribute(&base, &record.observed);
             }
         }
-        self.report_rejected(metadata, &mut rejected);
+        pending.extend(self.count_rejected(metadata, &mut rejected));
+        Self::warn_rejected(metadata, &pending);
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
@@ -405,6 +417,7 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        let mut pending_warnings = Vec::new();
         let (scope, cells, totals, node, session_closed) = {
             let mut extensions = span.extensions_mut();
             let Some(record) = extensions.get_mut::<CostRecord>() else {
@@ -414,6 +427,7 @@ where
                 return;
             }
             record.closed = true;
+            std::mem::swap(&mut pending_warnings, &mut record.pending_warnings);
             if record.scope == Scope::Call
                 && let Some(own) = self.charge(record)
             {
@@ -457,6 +471,7 @@ where
                 session_closed,
             )
         };
+        Self::warn_rejected(span.metadata(), &pending_warnings);
         // Roll up to the nearest accounted ancestor: it is still open (the registry closes
         // children first), so nothing is keyed by a span id after close.
         let mut parent_node = node.clone();

@@ -39,6 +39,8 @@ pub struct CostRecord {
     pub(crate) totals: Totals,
     pub(crate) closed: bool,
     pub(crate) tree: Option<Vec<CostTreeNode>>,
+    /// Fields rejected at creation, warned about at the next `on_record` or at close.
+    pub(crate) pending_warnings: Vec<&'static str>,
 }
 
 impl CostRecord {

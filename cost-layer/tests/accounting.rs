@@ -1,0 +1,574 @@
+//! The layer on a real registry: roll-ups with exact values, attribution, counting once,
+//! unpriced calls, bad field values, callbacks, retention, threads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cost_layer::cost_core::Money;
+use cost_layer::{
+    CostLayer, CostLayerBuilder, Dimension, Ledger, LedgerKey, Retention, Scope, SpanClose, Totals,
+};
+use tracing::field::Empty;
+use tracing::{Dispatch, info_span};
+use tracing_subscriber::prelude::*;
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn dispatch(builder: CostLayerBuilder) -> (Dispatch, Ledger) {
+    let (layer, ledger) = builder.build();
+    (
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        ledger,
+    )
+}
+
+/// Closed spans seen by a callback: (name, scope, totals).
+type Closed = Arc<Mutex<Vec<(String, Scope, Totals)>>>;
+
+fn recording(builder: CostLayerBuilder) -> (CostLayerBuilder, Closed) {
+    let closed: Closed = Arc::default();
+    let sink = Arc::clone(&closed);
+    let builder = builder.on_close(move |c: &SpanClose<'_>| {
+        if let Ok(mut v) = sink.lock() {
+            v.push((c.name.to_owned(), c.scope, c.totals.clone()));
+        }
+    });
+    (builder, closed)
+}
+
+fn find(closed: &Closed, name: &str) -> Totals {
+    closed
+        .lock()
+        .ok()
+        .and_then(|v| {
+            v.iter()
+                .find(|(n, _, _)| n == name)
+                .map(|(_, _, t)| t.clone())
+        })
+        .unwrap_or_else(|| panic!("no span {name}"))
+}
+
+/// A call span the way `#[instrument(fields(… = Empty))]` declares one, recorded later.
+fn call(model: &str, input: u64, output: u64) {
+    let span = info_span!(
+        "llm_call",
+        gen_ai.request.model = model,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    );
+    span.record("gen_ai.usage.input_tokens", input);
+    span.record("gen_ai.usage.output_tokens", output);
+}
+
+#[test]
+fn costs_roll_up_call_to_agent_to_session_exactly() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-1", cost.feature = "support");
+        let _s = session.enter();
+        {
+            let planner = info_span!("planner", gen_ai.agent.name = "planner");
+            let _a = planner.enter();
+            let tool = info_span!("search_tool");
+            let _t = tool.enter();
+            call("gpt-4o", 1_000, 100); // 0.0025 + 0.001 = 0.0035
+        }
+        {
+            let writer = info_span!("writer", gen_ai.agent.name = "writer");
+            let _a = writer.enter();
+            // 10 000 in (6 000 read, 2 000 write 5m, 1 000 write 1h), 500 out = 0.0258
+            let span = info_span!(
+                "llm_call",
+                gen_ai.request.model = "claude-sonnet-4-5-20250929",
+                gen_ai.usage.input_tokens = 10_000,
+                gen_ai.usage.cache_read.input_tokens = 6_000,
+                gen_ai.usage.cache_creation.input_tokens = 2_000,
+                cost.usage.cache_write_1h_tokens = 1_000,
+                gen_ai.usage.output_tokens = 500,
+            );
+            drop(span);
+        }
+        call("gpt-4o-mini", 1_000, 1_000); // directly under the session: 0.00075
+    });
+    let planner = find(&closed, "planner");
+    assert_eq!(
+        (planner.total_usd(), planner.llm_calls, planner.agent_runs),
+        (usd("0.0035"), 1, 1)
+    );
+    let writer = find(&closed, "writer");
+    assert_eq!(writer.total_usd(), usd("0.0258"));
+    assert_eq!(writer.cost.cache_write_1h, usd("0.006"));
+    assert_eq!(writer.cost.cache_savings, usd("0.0162"));
+    let session = find(&closed, "session");
+    assert_eq!(session.total_usd(), usd("0.03005"));
+    assert_eq!((session.llm_calls, session.agent_runs), (3, 2));
+    assert_eq!(session.usage.input, 12_000);
+    assert!(session.is_complete());
+    assert!(session.price_table.is_some());
+    // The ledger agrees, by every key.
+    let by = |t: Option<Totals>| t.map(|t| t.total_usd());
+    assert_eq!(by(ledger.session("s-1")), Some(usd("0.03005")));
+    assert_eq!(by(ledger.feature("support")), Some(usd("0.03005")));
+    assert_eq!(by(ledger.agent("planner")), Some(usd("0.0035")));
+    assert_eq!(by(ledger.agent("writer")), Some(usd("0.0258")));
+    assert_eq!(by(ledger.model("gpt-4o")), Some(usd("0.0035")));
+    assert_eq!(by(ledger.model("claude-sonnet-4-5")), Some(usd("0.0258")));
+    assert_eq!(ledger.global().total_usd(), usd("0.03005"));
+    // The plain tool span is not a scope: no callback for it.
+    assert!(
+        closed
+            .lock()
+            .map(|v| v.iter().all(|(n, _, _)| n != "search_tool"))
+            .unwrap_or(false)
+    );
+}
+
+#[test]
+fn attribution_is_inherited_and_the_closest_ancestor_wins() {
+    let (dispatch, ledger) = dispatch(
+        CostLayer::builder()
+            .user_id_key(b"k")
+            .combination(Dimension::Feature, Dimension::Model),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!(
+            "session",
+            session.id = "s-2",
+            cost.user_id = "alice",
+            cost.org_id = "acme",
+            cost.feature = "chat"
+        );
+        let _s = session.enter();
+        call("gpt-4o", 1_000_000, 0); // feature chat: 2.5
+        let sub = info_span!("summarise", cost.feature = "summary");
+        let _f = sub.enter();
+        call("gpt-4o", 0, 100_000); // feature summary: 1.0
+    });
+    let total = |t: Option<Totals>| t.map(|t| t.total_usd());
+    assert_eq!(total(ledger.feature("chat")), Some(usd("2.5")));
+    assert_eq!(total(ledger.feature("summary")), Some(usd("1")));
+    assert_eq!(total(ledger.user("alice")), Some(usd("3.5")));
+    assert_eq!(total(ledger.org("acme")), Some(usd("3.5")));
+    assert_eq!(total(ledger.session("s-2")), Some(usd("3.5")));
+    // User ids are kept only as a keyed hash.
+    let key = ledger.user_key("alice");
+    assert!(key.starts_with("u:") && !key.contains("alice"));
+    assert!(
+        ledger
+            .snapshot()
+            .keys
+            .iter()
+            .all(|(k, _)| !format!("{k:?}").contains("alice"))
+    );
+    // Declared combination feature × model.
+    let combo = LedgerKey::two(
+        (Dimension::Feature, "summary"),
+        (Dimension::Model, "gpt-4o"),
+    );
+    assert_eq!(total(ledger.get(&combo)), Some(usd("1")));
+}
+
+#[test]
+fn raw_user_ids_when_opted_out() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder().raw_user_ids());
+    tracing::dispatcher::with_default(&dispatch, || {
+        let s = info_span!("s", cost.user_id = "bob");
+        let _s = s.enter();
+        call("gpt-4o", 1, 1);
+    });
+    assert_eq!(ledger.user_key("bob"), "bob");
+    assert!(
+        ledger
+            .get(&LedgerKey::one(Dimension::User, "bob"))
+            .is_some()
+    );
+}
+
+#[test]
+fn aggregate_usage_on_agent_and_workflow_spans_is_not_charged_twice() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-3");
+        let _s = session.enter();
+        // rig's `invoke_agent` span records the agent's aggregate usage.
+        let agent = info_span!(
+            "invoke_agent",
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = "researcher",
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+        );
+        {
+            let _a = agent.enter();
+            // Vercel-AI-SDK-style workflow span with usage, around the real calls.
+            let workflow = info_span!(
+                "ai.generateText",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.output_tokens = Empty,
+            );
+            {
+                let _w = workflow.enter();
+                call("gpt-4o", 1_000, 100);
+                call("gpt-4o", 1_000, 100);
+            }
+            workflow.record("gen_ai.usage.input_tokens", 2_000);
+            workflow.record("gen_ai.usage.output_tokens", 200);
+        }
+        agent.record("gen_ai.usage.input_tokens", 2_000);
+        agent.record("gen_ai.usage.output_tokens", 200);
+    });
+    let session = find(&closed, "session");
+    assert_eq!((session.total_usd(), session.llm_calls), (usd("0.007"), 2));
+    assert_eq!(session.usage.input, 2_000);
+    assert_eq!(find(&closed, "invoke_agent").total_usd(), usd("0.007"));
+    assert_eq!(ledger.global().total_usd(), usd("0.007"));
+    assert_eq!(ledger.diagnostics().aggregate_usage_ignored, 1);
+}
+
+#[test]
+fn unpriced_calls_count_tokens_and_say_their_cost_is_unknown() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-4");
+        let _s = session.enter();
+        call("gpt-4o", 1_000, 100);
+        call("my-finetune-v3", 5_000, 500);
+        // No model at all.
+        info_span!(
+            "llm",
+            gen_ai.usage.input_tokens = 10,
+            gen_ai.usage.output_tokens = 1
+        )
+        .in_scope(|| {});
+    });
+    let session = find(&closed, "session");
+    assert_eq!(session.total_usd(), usd("0.0035"));
+    assert_eq!(
+        (
+            session.llm_calls,
+            session.unpriced_calls,
+            session.unpriced_tokens
+        ),
+        (3, 2, 5_511)
+    );
+    assert_eq!(session.usage.total_tokens(), 1_100 + 5_511);
+    assert!(!session.is_complete());
+    assert!(session.to_string().contains("2 unpriced"));
+    let model = ledger
+        .model("my-finetune-v3")
+        .unwrap_or_else(|| panic!("no model key"));
+    assert_eq!((model.unpriced_calls, model.total_usd()), (1, Money::ZERO));
+    assert!(ledger.model("unknown").is_some());
+    assert_eq!(ledger.diagnostics().unpriced_calls, 2);
+}
+
+#[test]
+fn values_overwrite_and_the_response_model_wins() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, _ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = info_span!(
+            "stream",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.response.model = Empty,
+            gen_ai.usage.input_tokens = 1_000_000,
+            gen_ai.usage.output_tokens = Empty,
+        );
+        // Streaming clients record running totals: the last value counts.
+        for running in [10_000_u64, 50_000, 100_000] {
+            span.record("gen_ai.usage.output_tokens", running);
+        }
+        span.record("gen_ai.response.model", "gpt-4o-mini-2024-07-18");
+    });
+    // gpt-4o-mini: 10⁶ × 0.15e-6 + 10⁵ × 0.6e-6
+    assert_eq!(find(&closed, "stream").total_usd(), usd("0.21"));
+}
+
+#[test]
+fn token_values_as_strings_i64_and_floats() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        info_span!(
+            "a",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = "1000",
+            gen_ai.usage.output_tokens = 100_i64
+        )
+        .in_scope(|| {});
+        info_span!(
+            "b",
+            llm.model = "gpt-4o",
+            llm.tokens.input = 1000.0_f64,
+            llm.tokens.output = 100_u64
+        )
+        .in_scope(|| {});
+    });
+    assert_eq!(find(&closed, "a").total_usd(), usd("0.0035"));
+    assert_eq!(find(&closed, "b").total_usd(), usd("0.0035"));
+    assert_eq!(ledger.diagnostics().bad_field_values, 0);
+}
+
+/// Counts WARN events from the layer.
+#[derive(Clone, Default)]
+struct Warnings(Arc<AtomicU64>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN
+            && event.metadata().target() == "cost_layer"
+        {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(warnings.clone());
+    let closed_totals = tracing::subscriber::with_default(subscriber, || {
+        let session = info_span!("session", session.id = "s-5");
+        let _s = session.enter();
+        for _ in 0..3 {
+            let span = info_span!(
+                "neg",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.output_tokens = 10
+            );
+            span.record("gen_ai.usage.input_tokens", -5_i64);
+        }
+        info_span!(
+            "text",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = "lots"
+        )
+        .in_scope(|| {});
+        info_span!(
+            "frac",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 1.5_f64
+        )
+        .in_scope(|| {});
+        info_span!(
+            "boolean",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = true
+        )
+        .in_scope(|| {});
+        info_span!(
+            "inconsistent",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 10,
+            gen_ai.usage.cache_read.input_tokens = 11
+        )
+        .in_scope(|| {});
+        info_span!(
+            "absurd",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = u64::MAX
+        )
+        .in_scope(|| {});
+        // A bad value later overwritten by a good one is charged with the good one.
+        let fixed = info_span!(
+            "fixed",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = 0
+        );
+        fixed.record("gen_ai.usage.input_tokens", "oops");
+        fixed.record("gen_ai.usage.input_tokens", 1_000);
+        drop(fixed);
+        ledger.session("s-5")
+    });
+    let _ = closed_totals;
+    let session = ledger
+        .session("s-5")
+        .unwrap_or_else(|| panic!("no session"));
+    assert_eq!(session.rejected_calls, 8);
+    assert_eq!((session.llm_calls, session.total_usd()), (1, usd("0.0025")));
+    let diagnostics = ledger.diagnostics();
+    assert_eq!(diagnostics.bad_field_values, 7);
+    assert_eq!(diagnostics.rejected_calls, 8);
+    // One warning per callsite and field: neg, text, frac, boolean, fixed.
+    assert_eq!(warnings.0.load(Ordering::Relaxed), 5);
+}
+
+#[test]
+fn application_cache_hits_charge_nothing_and_count_the_saving() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, _ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-6");
+        let _s = session.enter();
+        info_span!(
+            "cached",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            llm.cache.hit = true
+        )
+        .in_scope(|| {});
+        call("gpt-4o", 1_000, 100);
+    });
+    let session = find(&closed, "session");
+    assert_eq!(
+        (session.total_usd(), session.llm_calls, session.cache_hits),
+        (usd("0.0035"), 1, 1)
+    );
+    assert_eq!(session.cache_hit_savings, usd("0.0035"));
+    assert_eq!(session.usage.input, 1_000);
+}
+
+#[test]
+fn callbacks_are_filtered_and_a_panicking_one_is_contained() {
+    let sessions = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&sessions);
+    let after = Arc::new(AtomicU64::new(0));
+    let after_seen = Arc::clone(&after);
+    let (dispatch, ledger) = dispatch(
+        CostLayer::builder()
+            .on_close(|_| panic!("a user callback that panics"))
+            .on_close_filtered(
+                |c| c.scope == Scope::Session,
+                move |_| {
+                    seen.fetch_add(1, Ordering::Relaxed);
+                },
+            )
+            .on_close(move |_| {
+                after_seen.fetch_add(1, Ordering::Relaxed);
+            }),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-7");
+        let _s = session.enter();
+        call("gpt-4o", 10, 10);
+        call("gpt-4o", 10, 10);
+    });
+    assert_eq!(sessions.load(Ordering::Relaxed), 1);
+    assert_eq!(after.load(Ordering::Relaxed), 3);
+    assert_eq!(ledger.diagnostics().callback_panics, 3);
+    assert_eq!(ledger.session("s-7").map(|t| t.llm_calls), Some(2));
+}
+
+#[test]
+fn retention_evicts_the_oldest_closed_sessions_and_counts_it() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
+        max_closed_sessions: Some(2),
+        ttl: None,
+    }));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let open = info_span!("session", session.id = "open");
+        let _o = open.enter();
+        for i in 0..5 {
+            let id = format!("s-{i}");
+            let s = info_span!(parent: None, "session", session.id = id.as_str());
+            let _s = s.enter();
+            call("gpt-4o", 1_000, 0);
+        }
+        // Evicted: s-0, s-1, s-2. Kept: the two newest, and the open one.
+        assert!(ledger.session("s-0").is_none() && ledger.session("s-2").is_none());
+        assert!(ledger.session("s-3").is_some() && ledger.session("s-4").is_some());
+        assert!(ledger.session("open").is_some());
+    });
+    // Closing "open" pushed s-3 out as well.
+    assert_eq!(ledger.diagnostics().evictions, 4);
+    assert!(ledger.session("s-3").is_none());
+    assert!(ledger.session("s-4").is_some() && ledger.session("open").is_some());
+    // Global and model totals keep every call.
+    assert_eq!(ledger.global().llm_calls, 5);
+}
+
+#[test]
+fn retention_ttl_on_an_injected_clock() {
+    let start = Instant::now();
+    let offset = Arc::new(AtomicU64::new(0));
+    let clock_offset = Arc::clone(&offset);
+    let (dispatch, ledger) = dispatch(
+        CostLayer::builder()
+            .retention(Retention {
+                max_closed_sessions: None,
+                ttl: Some(Duration::from_secs(60)),
+            })
+            .clock(move || start + Duration::from_secs(clock_offset.load(Ordering::Relaxed))),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        info_span!("session", session.id = "old").in_scope(|| call("gpt-4o", 1, 1));
+        offset.store(30, Ordering::Relaxed);
+        info_span!("session", session.id = "newer").in_scope(|| call("gpt-4o", 1, 1));
+    });
+    offset.store(61, Ordering::Relaxed);
+    ledger.evict_expired();
+    assert!(ledger.session("old").is_none());
+    assert!(ledger.session("newer").is_some());
+    offset.store(91, Ordering::Relaxed);
+    ledger.evict_expired();
+    assert!(ledger.session("newer").is_none());
+    assert_eq!(ledger.diagnostics().evictions, 2);
+}
+
+#[test]
+fn two_threads_times_100k_calls_over_100_sessions_are_exact() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder());
+    const CALLS_PER_THREAD: u64 = 100_000;
+    let workers: Vec<_> = (0..2_u64)
+        .map(|thread| {
+            let dispatch = dispatch.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    // Each thread runs its own 50 sessions, 2 000 calls each.
+                    for s in 0..50_u64 {
+                        let id = format!("t{thread}-s{s}");
+                        let session = info_span!("session", session.id = id.as_str());
+                        let _s = session.enter();
+                        for i in 0..CALLS_PER_THREAD / 50 {
+                            call("gpt-4o-mini", 1_000 + i % 7, 100 + i % 3);
+                        }
+                    }
+                });
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap_or_else(|_| panic!("worker panicked"));
+    }
+    // Per session: Σ (1000 + i%7) × 0.15e-6 + (100 + i%3) × 0.6e-6 over i < 2000, exactly.
+    let (mut input, mut output) = (0_u64, 0_u64);
+    for i in 0..2_000_u64 {
+        input += 1_000 + i % 7;
+        output += 100 + i % 3;
+    }
+    let per_session = Money::from_units(
+        i128::from(input) * 150_000_000_000_000_000 + i128::from(output) * 600_000_000_000_000_000,
+    );
+    for thread in 0..2 {
+        for s in 0..50 {
+            let totals = ledger
+                .session(&format!("t{thread}-s{s}"))
+                .unwrap_or_else(|| panic!("missing"));
+            assert_eq!((totals.total_usd(), totals.llm_calls), (per_session, 2_000));
+        }
+    }
+    let global = ledger.global();
+    assert_eq!(global.llm_calls, 200_000);
+    let mut expected = Money::ZERO;
+    for _ in 0..100 {
+        expected += per_session;
+    }
+    assert_eq!(global.total_usd(), expected);
+    assert_eq!(
+        ledger.model("gpt-4o-mini").map(|t| t.total_usd()),
+        Some(expected)
+    );
+}
