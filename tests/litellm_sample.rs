@@ -222,5 +222,5 @@ fn load_report_counts_what_was_left_out() {
     let quote = table
         .quote("gpt-4o", &Usage::new(1, 1), ServiceTier::Standard)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(quote.provenance().table_version, table.info().version);
+    assert_eq!(*quote.provenance().table_version, *table.info().version);
 }

@@ -156,7 +156,7 @@ input = "2"
 "other-name" = "m"
 "#;
     let table = PriceTable::from_text(text, "inline.toml").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(table.info().version, "test-1");
+    assert_eq!(&*table.info().version, "test-1");
     assert_eq!(
         table.get("m").and_then(|e| e.as_of.clone()).as_deref(),
         Some("2025-01-01")
@@ -365,7 +365,7 @@ fn a_shared_table_is_replaced_while_readers_keep_theirs() {
                         .map(|q| q.total().to_string())
                         .unwrap_or_else(|e| panic!("{e}"));
                     // Each table is consistent with its own version.
-                    match (table.info().version.as_str(), total.as_str()) {
+                    match (&*table.info().version, total.as_str()) {
                         ("a", "1") | ("b", "2") => {}
                         other => panic!("{other:?}"),
                     }
@@ -385,9 +385,9 @@ fn a_shared_table_is_replaced_while_readers_keep_theirs() {
     for reader in readers {
         let seen = reader.join().unwrap_or_else(|_| panic!("reader panicked"));
         // Once a reader sees the new table it never sees the old one again.
-        let first_b = seen.iter().position(|v| v == "b").unwrap_or(seen.len());
-        assert!(seen[first_b..].iter().all(|v| v == "b"));
+        let first_b = seen.iter().position(|v| &**v == "b").unwrap_or(seen.len());
+        assert!(seen[first_b..].iter().all(|v| &**v == "b"));
     }
-    assert_eq!(before.info().version, "a");
-    assert_eq!(shared.load().info().version, "b");
+    assert_eq!(&*before.info().version, "a");
+    assert_eq!(&*shared.load().info().version, "b");
 }

@@ -13,6 +13,8 @@ use crate::tree::CostTree;
 
 type Filter = Box<dyn Fn(&SpanClose<'_>) -> bool + Send + Sync>;
 type Callback = Box<dyn Fn(&SpanClose<'_>) + Send + Sync>;
+/// Receives each session's cost tree.
+pub(crate) type TreeSink = Box<dyn Fn(&CostTree) + Send + Sync>;
 
 /// A close callback and the filter that picks its spans.
 pub(crate) struct CloseCallback {
@@ -31,7 +33,7 @@ pub struct CostLayerBuilder {
     pub(crate) user_ids: Option<UserIds>,
     pub(crate) combinations: Vec<(Dimension, Dimension)>,
     pub(crate) close_events: bool,
-    pub(crate) tree_sink: Option<Box<dyn Fn(&CostTree) + Send + Sync>>,
+    pub(crate) tree_sink: Option<TreeSink>,
     pub(crate) clock: Arc<dyn Fn() -> Instant + Send + Sync>,
 }
 

@@ -12,7 +12,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::attribution::UserIds;
-use crate::builder::{CloseCallback, CostLayerBuilder};
+use crate::builder::{CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
 use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, callsite_info};
@@ -66,7 +66,7 @@ pub struct CostLayer {
     pub(crate) user_ids: Arc<UserIds>,
     pub(crate) callbacks: Vec<CloseCallback>,
     pub(crate) close_events: bool,
-    pub(crate) tree_sink: Option<Box<dyn Fn(&CostTree) + Send + Sync>>,
+    pub(crate) tree_sink: Option<TreeSink>,
     pub(crate) empty: Arc<AttributionCells>,
     warned: Mutex<HashSet<(usize, &'static str)>>,
 }

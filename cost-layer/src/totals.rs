@@ -107,7 +107,7 @@ impl Totals {
         self.unpriced_tokens = self.unpriced_tokens.saturating_add(other.unpriced_tokens);
         self.rejected_calls = self.rejected_calls.saturating_add(other.rejected_calls);
         self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
-        self.cache_hit_savings = self.cache_hit_savings + other.cache_hit_savings;
+        self.cache_hit_savings += other.cache_hit_savings;
         if let Some(version) = &other.price_table {
             let same = self
                 .price_table
