@@ -117,10 +117,8 @@ impl Money {
     /// The amount as an `f64` number of dollars, for display and metrics only: the conversion
     /// rounds, so never feed the result back into arithmetic.
     pub fn to_f64(self) -> f64 {
-        // Split so the integer part keeps its precision.
-        let whole = (self.0 / UNITS_PER_USD) as f64;
-        let frac = (self.0 % UNITS_PER_USD) as f64 / UNITS_PER_USD as f64;
-        whole + frac
+        // Parsing the exact decimal text gives the correctly rounded nearest f64.
+        self.to_string().parse().unwrap_or(f64::NAN)
     }
 }
 
@@ -434,6 +432,13 @@ mod tests {
                 Ok(shown.to_owned())
             );
         }
+    }
+
+    #[test]
+    fn to_f64_is_the_nearest_double() {
+        let m = Money::from_decimal("0.00775").unwrap_or_default();
+        assert_eq!(m.to_f64(), 0.00775);
+        assert_eq!(Money::from_usd(-3).to_f64(), -3.0);
     }
 
     #[test]

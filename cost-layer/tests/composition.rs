@@ -1,0 +1,330 @@
+//! The layer composes with `fmt`, `EnvFilter`, `tracing-opentelemetry` and other layers in any
+//! order; spans moved between threads, `follows_from` links and spans dropped early land their
+//! cost in the right place; other layers read the totals from the extensions.
+
+use std::sync::{Arc, Mutex};
+
+use cost_layer::cost_core::Money;
+use cost_layer::{CostLayer, CostRecord, Ledger, Scope};
+use opentelemetry::trace::TracerProvider as _;
+use tracing::field::Empty;
+use tracing::{Subscriber, info_span};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Layer};
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One session with two agents and three calls: 0.0035 + 0.0035 + 0.00075.
+fn workload() {
+    let session = info_span!("session", session.id = "s", cost.feature = "f");
+    let _s = session.enter();
+    for agent in ["a", "b"] {
+        let span = info_span!("agent", gen_ai.agent.name = agent);
+        let _a = span.enter();
+        let call = info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty
+        );
+        call.record("gen_ai.usage.input_tokens", 1_000);
+        call.record("gen_ai.usage.output_tokens", 100);
+    }
+    info_span!(
+        "chat",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.usage.input_tokens = 1_000,
+        gen_ai.usage.output_tokens = 1_000
+    )
+    .in_scope(|| {});
+}
+
+fn check(ledger: &Ledger) {
+    assert_eq!(
+        ledger.session("s").map(|t| t.total_usd()),
+        Some(usd("0.00775"))
+    );
+    assert_eq!(
+        ledger.agent("a").map(|t| t.total_usd()),
+        Some(usd("0.0035"))
+    );
+    assert_eq!(ledger.feature("f").map(|t| t.llm_calls), Some(3));
+}
+
+fn otel_layer<S>() -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    tracing_opentelemetry::layer().with_tracer(provider.tracer("test"))
+}
+
+#[test]
+fn with_fmt_and_env_filter_in_any_order() {
+    let (cost, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(cost)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+        .with(EnvFilter::new("trace"));
+    tracing::subscriber::with_default(subscriber, workload);
+    check(&ledger);
+
+    let (cost, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(EnvFilter::new("info"))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
+        .with(cost);
+    tracing::subscriber::with_default(subscriber, workload);
+    check(&ledger);
+}
+
+#[test]
+fn with_tracing_opentelemetry_before_and_after() {
+    let (cost, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry().with(otel_layer()).with(cost);
+    tracing::subscriber::with_default(subscriber, workload);
+    check(&ledger);
+
+    let (cost, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry().with(cost).with(otel_layer());
+    tracing::subscriber::with_default(subscriber, workload);
+    check(&ledger);
+}
+
+#[test]
+fn a_per_layer_filter_on_another_layer_does_not_hide_spans_from_this_one() {
+    let (cost, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::sink)
+                .with_filter(EnvFilter::new("off")),
+        )
+        .with(cost);
+    tracing::subscriber::with_default(subscriber, workload);
+    check(&ledger);
+}
+
+/// Reads the layer's record in its own `on_close`, as any layer added after `CostLayer` can.
+#[derive(Clone, Default)]
+struct Reader(Arc<Mutex<Vec<(String, Scope, Money, bool)>>>);
+
+impl<S> Layer<S> for Reader
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_close(&self, id: tracing::span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        if let Some(record) = span.extensions().get::<CostRecord>()
+            && let Ok(mut seen) = self.0.lock()
+        {
+            seen.push((
+                span.name().to_owned(),
+                record.scope(),
+                record.totals().total_usd(),
+                record.is_closed(),
+            ));
+        }
+    }
+}
+
+#[test]
+fn other_layers_read_the_totals_from_the_extensions() {
+    let (cost, _ledger) = CostLayer::builder().build();
+    let reader = Reader::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(cost)
+        .with(reader.clone());
+    tracing::subscriber::with_default(subscriber, workload);
+    let seen = reader.0.lock().map(|v| v.clone()).unwrap_or_default();
+    let session = seen
+        .iter()
+        .find(|(n, ..)| n == "session")
+        .unwrap_or_else(|| panic!("{seen:?}"));
+    assert_eq!(
+        (session.1, session.2, session.3),
+        (Scope::Session, usd("0.00775"), true)
+    );
+    assert_eq!(
+        seen.iter().filter(|(_, s, ..)| *s == Scope::Call).count(),
+        3
+    );
+}
+
+#[test]
+fn spans_moved_between_threads_charge_their_session() {
+    let (cost, ledger) = CostLayer::builder().build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "moved");
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                info_span!(
+                    parent: &session,
+                    "chat",
+                    gen_ai.request.model = "gpt-4o",
+                    gen_ai.usage.input_tokens = Empty,
+                    gen_ai.usage.output_tokens = Empty
+                )
+            })
+            .collect();
+        // Each call span is recorded and closed on another thread, like a task moved by an
+        // executor; the session is dropped first, before its children.
+        drop(session);
+        let workers: Vec<_> = calls
+            .into_iter()
+            .map(|call| {
+                std::thread::spawn(move || {
+                    call.record("gen_ai.usage.input_tokens", 1_000);
+                    call.record("gen_ai.usage.output_tokens", 100);
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap_or_else(|_| panic!("worker panicked"));
+        }
+    });
+    let session = ledger
+        .session("moved")
+        .unwrap_or_else(|| panic!("no session"));
+    assert_eq!((session.llm_calls, session.total_usd()), (4, usd("0.014")));
+}
+
+#[test]
+fn follows_from_takes_the_attribution_of_the_span_it_follows() {
+    let (cost, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry().with(cost);
+    tracing::subscriber::with_default(subscriber, || {
+        let session = info_span!("session", session.id = "linked", cost.feature = "batch-job");
+        // A background task with no parent, linked to the session that spawned it.
+        let task = info_span!(parent: None, "background_summary", gen_ai.request.model = "gpt-4o", gen_ai.usage.input_tokens = Empty, gen_ai.usage.output_tokens = Empty);
+        task.follows_from(&session);
+        task.record("gen_ai.usage.input_tokens", 1_000);
+        task.record("gen_ai.usage.output_tokens", 100);
+        drop(task);
+        drop(session);
+    });
+    assert_eq!(
+        ledger.session("linked").map(|t| t.total_usd()),
+        Some(usd("0.0035"))
+    );
+    assert_eq!(ledger.feature("batch-job").map(|t| t.llm_calls), Some(1));
+}
+
+#[test]
+fn a_call_dropped_before_usage_is_recorded_charges_nothing() {
+    let (cost, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry().with(cost);
+    tracing::subscriber::with_default(subscriber, || {
+        let session = info_span!("session", session.id = "early");
+        let _s = session.enter();
+        let call = info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = Empty
+        );
+        drop(call);
+        info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 1_000
+        )
+        .in_scope(|| {});
+    });
+    let session = ledger
+        .session("early")
+        .unwrap_or_else(|| panic!("no session"));
+    assert_eq!((session.llm_calls, session.total_usd()), (1, usd("0.0025")));
+}
+
+#[test]
+fn close_events_carry_the_totals_for_fmt() {
+    #[derive(Clone, Default)]
+    struct Events(Arc<Mutex<Vec<String>>>);
+    impl<S: Subscriber> Layer<S> for Events {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            struct Fields(String);
+            impl tracing::field::Visit for Fields {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    self.0.push_str(&format!("{}={v:?} ", f.name()));
+                }
+            }
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            if let Ok(mut events) = self.0.lock() {
+                events.push(fields.0);
+            }
+        }
+    }
+    let (cost, _ledger) = CostLayer::builder().close_events(true).build();
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(cost)
+        .with(events.clone());
+    tracing::subscriber::with_default(subscriber, workload);
+    let events = events.0.lock().map(|e| e.clone()).unwrap_or_default();
+    let agent = events
+        .iter()
+        .find(|e| e.contains("agent.total_tokens"))
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert!(
+        agent.contains("agent.total_tokens=1100 ")
+            && agent.contains("agent.total_cost_usd=0.0035 ")
+            && agent.contains("agent.llm_calls=1 "),
+        "{agent}"
+    );
+    let session = events
+        .iter()
+        .find(|e| e.contains("session.total_tokens"))
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert!(
+        session.contains("session.total_tokens=4200 ")
+            && session.contains("session.total_cost_usd=0.00775 ")
+            && session.contains("session.agent_runs=2 "),
+        "{session}"
+    );
+}
+
+#[test]
+fn cost_tree_shows_where_the_money_went() {
+    let trees = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&trees);
+    let (cost, _ledger) = CostLayer::builder()
+        .cost_tree(move |tree| {
+            if let Ok(mut trees) = sink.lock() {
+                trees.push(tree.to_string());
+            }
+        })
+        .build();
+    let subscriber = tracing_subscriber::registry().with(cost);
+    tracing::subscriber::with_default(subscriber, || {
+        workload();
+        // A plain span outside any session is not drawn.
+        info_span!("outside").in_scope(|| {});
+    });
+    let trees = trees.lock().map(|t| t.clone()).unwrap_or_default();
+    assert_eq!(trees.len(), 1);
+    let tree = &trees[0];
+    let lines: Vec<&str> = tree.lines().collect();
+    assert_eq!(lines.len(), 6, "{tree}");
+    assert!(
+        lines[0].starts_with("session session [s]  $0.00775 · 4200 tokens · 3 calls"),
+        "{tree}"
+    );
+    assert!(
+        lines[1].starts_with("├─ agent agent [a]  $0.0035"),
+        "{tree}"
+    );
+    assert!(
+        lines[2].starts_with("│  └─ call chat [gpt-4o]  $0.0035"),
+        "{tree}"
+    );
+    assert!(
+        lines[5].starts_with("└─ call chat [gpt-4o-mini]  $0.00075"),
+        "{tree}"
+    );
+}
