@@ -111,7 +111,10 @@ fn a_per_layer_filter_on_another_layer_does_not_hide_spans_from_this_one() {
 
 /// Reads the layer's record in its own `on_close`, as any layer added after `CostLayer` can.
 #[derive(Clone, Default)]
-struct Reader(Arc<Mutex<Vec<(String, Scope, Money, bool)>>>);
+struct Reader(Arc<Mutex<Vec<Seen>>>);
+
+/// A span as the reader saw it: name, scope, total, closed.
+type Seen = (String, Scope, Money, bool);
 
 impl<S> Layer<S> for Reader
 where
