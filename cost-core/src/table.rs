@@ -172,7 +172,7 @@ impl PriceTableBuilder {
             ..
         } = self;
         entries.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut exact: HashMap<Box<str>, Target> = HashMap::with_capacity(entries.len());
+        let mut exact = NameMap::with_capacity_and_hasher(entries.len(), Default::default());
         for (at, entry) in entries.iter().enumerate() {
             let id = EntryId(u32::try_from(at).unwrap_or(u32::MAX));
             exact.insert(entry.key.as_str().into(), Target { id, alias: false });
@@ -208,7 +208,7 @@ impl PriceTableBuilder {
         // outcome does not depend on file order.
         let mut names: Vec<(&str, Target)> = exact.iter().map(|(k, t)| (&**k, *t)).collect();
         names.sort_by(|a, b| a.0.cmp(b.0));
-        let mut folded: HashMap<Box<str>, Target> = HashMap::with_capacity(names.len());
+        let mut folded = NameMap::with_capacity_and_hasher(names.len(), Default::default());
         for (name, target) in names {
             folded.entry(name.to_lowercase().into()).or_insert(target);
         }
@@ -225,6 +225,10 @@ impl PriceTableBuilder {
     }
 }
 
+/// Names to entries. Model names come from the application, not from an adversary, so a fast
+/// non-cryptographic hasher is used.
+type NameMap = HashMap<Box<str>, Target, foldhash::fast::RandomState>;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Target {
     id: EntryId,
@@ -240,8 +244,8 @@ struct Target {
 pub struct PriceTable {
     info: TableInfo,
     entries: Vec<ModelEntry>,
-    exact: HashMap<Box<str>, Target>,
-    folded: HashMap<Box<str>, Target>,
+    exact: NameMap,
+    folded: NameMap,
     aliases: BTreeMap<String, String>,
     report: LoadReport,
 }

@@ -15,6 +15,7 @@ use crate::attribution::UserIds;
 use crate::builder::{CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
+use crate::pricing::{UNKNOWN_MODEL, model_slot};
 use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, callsite_info};
 use crate::totals::{Attribution, Scope, Totals};
 use crate::tree::{CostTree, CostTreeNode};
@@ -115,9 +116,9 @@ impl CostLayer {
         )
     }
 
-    /// The nearest ancestor of `span` (excluding it) that has a record, as its attribution
-    /// cells.
-    fn inherited<S>(&self, span: &SpanRef<'_, S>) -> Option<Arc<AttributionCells>>
+    /// The nearest ancestor of `span` (excluding it) that has a record: its id and its
+    /// attribution cells.
+    fn inherited<S>(&self, span: &SpanRef<'_, S>) -> Option<(Id, Arc<AttributionCells>)>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
@@ -125,7 +126,7 @@ impl CostLayer {
             ancestor
                 .extensions()
                 .get::<CostRecord>()
-                .map(|r| Arc::clone(&r.cells))
+                .map(|r| (ancestor.id(), Arc::clone(&r.cells)))
         })
     }
 
@@ -208,55 +209,54 @@ impl CostLayer {
     }
 
     /// Prices a closing call and posts it to the ledger; returns its own totals.
-    fn charge(&self, record: &mut CostRecord) -> Option<Totals> {
+    fn charge(&self, record: &CostRecord) -> Option<Totals> {
         let observed = &record.observed;
-        let subtree_charged =
-            record.totals.llm_calls + record.totals.rejected_calls + record.totals.cache_hits;
         if !observed.has_usage() && !observed.cache_hit {
             return None;
         }
+        let subtree_charged =
+            record.totals.llm_calls + record.totals.rejected_calls + record.totals.cache_hits;
         if subtree_charged > 0 {
             // Aggregate usage recorded on a span whose calls were charged already.
             DiagnosticCounters::bump(&self.ledger.diagnostics.aggregate_usage_ignored);
             return None;
         }
+        let table = self.prices.current();
+        let name = observed.model().unwrap_or(&UNKNOWN_MODEL);
+        let slot = model_slot(self.id, &self.ledger, &table, name);
         let mut own = Totals::default();
-        let unknown: Arc<str> = Arc::from("unknown");
-        let model = observed.model().cloned().unwrap_or(unknown);
         if observed.usage_invalid != 0 || observed.usage.validate().is_err() {
             DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
             own.rejected_calls = 1;
-            self.ledger.post(&record.cells, &model, &own);
+            self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
             return Some(own);
         }
-        let table = self.prices.current();
-        let quote = table.quote(&model, &observed.usage, observed.service_tier);
-        let model_key = match &quote {
-            Ok(q) if *q.entry.key == *model => Arc::clone(&model),
-            Ok(q) => Arc::from(q.entry.key.as_str()),
-            Err(_) => Arc::clone(&model),
-        };
+        let quote = slot.resolution.and_then(|r| {
+            table
+                .quote_resolved(r, &observed.usage, observed.service_tier)
+                .ok()
+        });
         if observed.cache_hit {
             own.cache_hits = 1;
-            if let Ok(q) = &quote {
+            if let Some(q) = &quote {
                 own.cache_hit_savings = q.total();
             }
         } else {
             own.llm_calls = 1;
             own.usage = observed.usage;
             match quote {
-                Ok(q) => {
+                Some(q) => {
                     own.cost = q.priced.breakdown;
                     own.price_table = Some(Arc::clone(&q.table.version));
                 }
-                Err(_) => {
+                None => {
                     DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
                     own.unpriced_calls = 1;
                     own.unpriced_tokens = observed.usage.total_tokens();
                 }
             }
         }
-        self.ledger.post(&record.cells, &model_key, &own);
+        self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
         Some(own)
     }
 
@@ -326,6 +326,10 @@ where
             // A plain span outside any accounted span: nothing to draw in a tree.
             return;
         }
+        let (parent, inherited) = match inherited {
+            Some((parent, cells)) => (Some(parent), Some(cells)),
+            None => (None, None),
+        };
         let pending_warnings = self.count_rejected(metadata, &mut observed.rejected);
         let scope = Self::scope_of(&info, &observed);
         let base = inherited.unwrap_or_else(|| Arc::clone(&self.empty));
@@ -339,6 +343,8 @@ where
         }
         let record = CostRecord {
             scope,
+            info,
+            parent,
             cells,
             inherited,
             observed,
@@ -352,11 +358,6 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let metadata = span.metadata();
-        let info = callsite_info(self.id, metadata, &self.names);
-        if !info.relevant {
-            return;
-        }
         let mut rejected = Vec::new();
         let mut pending = Vec::new();
         {
@@ -364,13 +365,19 @@ where
             let Some(record) = extensions.get_mut::<CostRecord>() else {
                 return;
             };
-            if record.closed {
+            if record.closed || !record.info.relevant {
                 return;
             }
             values.record(&mut FieldReader {
-                info: &info,
+                info: &record.info,
                 observed: &mut record.observed,
             });
+            if record.observed.rejected.is_empty()
+                && record.pending_warnings.is_empty()
+                && !record.observed.attribution.changed
+            {
+                return;
+            }
             std::mem::swap(&mut rejected, &mut record.observed.rejected);
             std::mem::swap(&mut pending, &mut record.pending_warnings);
             if record.observed.attribution.changed {
@@ -382,6 +389,7 @@ where
                 record.cells = self.attribute(&base, &record.observed);
             }
         }
+        let metadata = span.metadata();
         pending.extend(self.count_rejected(metadata, &mut rejected));
         Self::warn_rejected(metadata, &pending);
     }
@@ -404,6 +412,8 @@ where
         };
         let mut extensions = span.extensions_mut();
         if let Some(record) = extensions.get_mut::<CostRecord>() {
+            // The ledger gets its cost under the followed span's attribution; the span tree of
+            // the followed span does not (it may have closed long before).
             if !record.observed.attribution.any() {
                 record.cells = cells;
             } else {
@@ -417,81 +427,78 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let mut pending_warnings = Vec::new();
-        let (scope, cells, totals, node, session_closed) = {
-            let mut extensions = span.extensions_mut();
-            let Some(record) = extensions.get_mut::<CostRecord>() else {
-                return;
-            };
-            if record.closed {
-                return;
-            }
-            record.closed = true;
-            std::mem::swap(&mut pending_warnings, &mut record.pending_warnings);
-            if record.scope == Scope::Call
-                && let Some(own) = self.charge(record)
-            {
-                record.totals.add(&own);
-            }
-            if record.scope == Scope::Agent {
-                record.totals.agent_runs += 1;
-            }
-            let node = record.tree.take().map(|children| CostTreeNode {
-                name: span.name(),
-                scope: record.scope,
-                label: match record.scope {
-                    Scope::Session => record
-                        .observed
-                        .attribution
-                        .session
-                        .as_deref()
-                        .map(str::to_owned),
-                    Scope::Agent => record
-                        .observed
-                        .attribution
-                        .agent
-                        .as_deref()
-                        .map(str::to_owned),
-                    Scope::Call => record.observed.model().map(|m| m.to_string()),
-                    Scope::Span => None,
-                },
-                count: 1,
-                totals: record.totals.clone(),
-                children,
-            });
-            let session_closed = match record.scope {
-                Scope::Session => record.observed.attribution.session.clone(),
-                _ => None,
-            };
-            (
-                record.scope,
-                Arc::clone(&record.cells),
-                record.totals.clone(),
-                node,
-                session_closed,
-            )
+        let mut extensions = span.extensions_mut();
+        let Some(record) = extensions.get_mut::<CostRecord>() else {
+            return;
         };
-        Self::warn_rejected(span.metadata(), &pending_warnings);
-        // Roll up to the nearest accounted ancestor: it is still open (the registry closes
-        // children first), so nothing is keyed by a span id after close.
-        let mut parent_node = node.clone();
-        if let Some(parent) = span
-            .scope()
-            .skip(1)
-            .find(|ancestor| ancestor.extensions().get::<CostRecord>().is_some())
+        if record.closed {
+            return;
+        }
+        record.closed = true;
+        if record.scope == Scope::Call
+            && let Some(own) = self.charge(record)
         {
-            let mut extensions = parent.extensions_mut();
-            if let Some(record) = extensions.get_mut::<CostRecord>() {
-                record.totals.add(&totals);
-                if let (Some(children), Some(node)) = (record.tree.as_mut(), parent_node.take()) {
-                    CostTreeNode::push_child(children, node);
+            record.totals.add(&own);
+        }
+        if record.scope == Scope::Agent {
+            record.totals.agent_runs += 1;
+        }
+        let node = record.tree.take().map(|children| CostTreeNode {
+            name: span.name(),
+            scope: record.scope,
+            label: match record.scope {
+                Scope::Session => record
+                    .observed
+                    .attribution
+                    .session
+                    .as_deref()
+                    .map(str::to_owned),
+                Scope::Agent => record
+                    .observed
+                    .attribution
+                    .agent
+                    .as_deref()
+                    .map(str::to_owned),
+                Scope::Call => record.observed.model().map(|m| m.to_string()),
+                Scope::Span => None,
+            },
+            count: 1,
+            totals: record.totals.clone(),
+            children,
+        });
+        // Roll up into the nearest accounted ancestor while holding this span's record (locks
+        // are always taken child first, then parent). The ancestor is still open: the registry
+        // closes children first.
+        let mut node_for_sink = None;
+        match record.parent.as_ref().and_then(|parent| ctx.span(parent)) {
+            Some(parent) => {
+                let mut parent_extensions = parent.extensions_mut();
+                if let Some(parent_record) = parent_extensions.get_mut::<CostRecord>() {
+                    parent_record.totals.add(&record.totals);
+                    if let (Some(children), Some(node)) = (parent_record.tree.as_mut(), node) {
+                        CostTreeNode::push_child(children, node);
+                    }
                 }
             }
+            None => node_for_sink = node,
+        }
+        let scope = record.scope;
+        let session_closed = match scope {
+            Scope::Session => record.observed.attribution.session.clone(),
+            _ => None,
+        };
+        let pending_warnings = std::mem::take(&mut record.pending_warnings);
+        let reported = (scope != Scope::Span && (!self.callbacks.is_empty() || self.close_events))
+            .then(|| (record.totals.clone(), Arc::clone(&record.cells)));
+        drop(extensions);
+
+        if !pending_warnings.is_empty() {
+            Self::warn_rejected(span.metadata(), &pending_warnings);
         }
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);
         }
-        if scope != Scope::Span {
+        if let Some((totals, cells)) = reported {
             let close = SpanClose {
                 id: &id,
                 name: span.name(),
@@ -506,7 +513,7 @@ where
             }
         }
         if scope == Scope::Session
-            && let (Some(sink), Some(root)) = (&self.tree_sink, node)
+            && let (Some(sink), Some(root)) = (&self.tree_sink, node_for_sink)
         {
             let tree = CostTree { root };
             if catch_unwind(AssertUnwindSafe(|| sink(&tree))).is_err() {

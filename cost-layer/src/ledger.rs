@@ -159,9 +159,10 @@ impl Cell {
         }
     }
 
+    /// Adds to the stripe of the calling thread (`stripe` from [`stripe_index`]).
     #[inline]
-    pub(crate) fn add(&self, totals: &Totals) {
-        let stripe = &self.stripes[stripe_index() & (self.stripes.len() - 1)];
+    pub(crate) fn add(&self, stripe: usize, totals: &Totals) {
+        let stripe = &self.stripes[stripe & (self.stripes.len() - 1)];
         lock(&stripe.0).add(totals);
     }
 
@@ -181,7 +182,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn stripe_index() -> usize {
+/// A small number per thread, to spread threads over stripes.
+pub(crate) fn stripe_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -202,7 +204,6 @@ type Map = DashMap<LedgerKey, Arc<Cell>, foldhash::fast::RandomState>;
 
 pub(crate) struct LedgerInner {
     cells: Map,
-    global: Cell,
     combinations: Vec<(Dimension, Dimension)>,
     retention: Retention,
     closed_sessions: Mutex<VecDeque<(Arc<str>, Instant)>>,
@@ -258,7 +259,6 @@ impl LedgerInner {
         let stripes = parallelism.next_power_of_two().clamp(2, 16);
         LedgerInner {
             cells: Map::with_hasher(foldhash::fast::RandomState::default()),
-            global: Cell::new(stripes),
             combinations,
             retention,
             closed_sessions: Mutex::new(VecDeque::new()),
@@ -331,19 +331,27 @@ impl LedgerInner {
     }
 
     /// Adds one call's totals to the global total, its attribution's cells and its model's.
-    pub(crate) fn post(&self, cells: &AttributionCells, model: &Arc<str>, totals: &Totals) {
-        self.global.add(totals);
+    /// `model_cell` is the cell of `model` (callers cache it).
+    pub(crate) fn post(
+        &self,
+        cells: &AttributionCells,
+        model: &Arc<str>,
+        model_cell: &Cell,
+        totals: &Totals,
+    ) {
+        // Every call is posted to exactly one model cell (unpriced ones under their name, calls
+        // without a model under `unknown`), so the global total is the sum of the model cells.
+        let stripe = stripe_index();
         for cell in &cells.cells {
-            cell.add(totals);
+            cell.add(stripe, totals);
         }
-        self.cell(LedgerKey::One(Dimension::Model, Arc::clone(model)))
-            .add(totals);
+        model_cell.add(stripe, totals);
         for (d, v) in &cells.model_combinations {
             self.cell(LedgerKey::Two(
                 (*d, Arc::clone(v)),
                 (Dimension::Model, Arc::clone(model)),
             ))
-            .add(totals);
+            .add(stripe, totals);
         }
     }
 
@@ -440,9 +448,16 @@ impl Ledger {
         self.one(Dimension::Model, name)
     }
 
-    /// Totals of every call the layer charged.
+    /// Totals of every call the layer charged (the sum of the model keys, which models are
+    /// never evicted).
     pub fn global(&self) -> Totals {
-        self.inner.global.read()
+        let mut sum = Totals::default();
+        for entry in self.inner.cells.iter() {
+            if let LedgerKey::One(Dimension::Model, _) = entry.key() {
+                sum.add(&entry.value().read());
+            }
+        }
+        sum
     }
 
     /// The diagnostics counters.

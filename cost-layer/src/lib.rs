@@ -72,6 +72,7 @@ mod builder;
 pub mod fields;
 mod layer;
 mod ledger;
+mod pricing;
 mod record;
 mod totals;
 mod tree;

@@ -31,6 +31,10 @@ use crate::tree::CostTreeNode;
 /// `on_close`), it covers the whole subtree.
 pub struct CostRecord {
     pub(crate) scope: Scope,
+    pub(crate) info: Arc<CallsiteInfo>,
+    /// The nearest ancestor with a record. It stays open while this span is open (the registry
+    /// keeps a parent until its children close), so its id cannot be recycled meanwhile.
+    pub(crate) parent: Option<tracing_core::span::Id>,
     pub(crate) cells: Arc<AttributionCells>,
     /// The attribution inherited from the ancestors, kept when this span sets keys of its own
     /// (so a key recorded later can be applied on top of it).

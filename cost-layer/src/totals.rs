@@ -97,17 +97,38 @@ impl Totals {
         self.unpriced_calls == 0 && self.rejected_calls == 0
     }
 
-    /// Adds `other` into `self`.
+    /// Adds `other` into `self`, field by field (saturating; the ranges are far beyond any
+    /// real spend).
+    #[inline]
     pub fn add(&mut self, other: &Totals) {
-        self.usage = self.usage.saturating_add(other.usage);
-        self.cost = self.cost.saturating_add(other.cost);
-        self.llm_calls = self.llm_calls.saturating_add(other.llm_calls);
-        self.agent_runs = self.agent_runs.saturating_add(other.agent_runs);
-        self.unpriced_calls = self.unpriced_calls.saturating_add(other.unpriced_calls);
-        self.unpriced_tokens = self.unpriced_tokens.saturating_add(other.unpriced_tokens);
-        self.rejected_calls = self.rejected_calls.saturating_add(other.rejected_calls);
-        self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
-        self.cache_hit_savings += other.cache_hit_savings;
+        fn add_u64(a: &mut u64, b: u64) {
+            *a = a.saturating_add(b);
+        }
+        fn add_money(a: &mut Money, b: Money) {
+            *a = Money::from_units(a.units().saturating_add(b.units()));
+        }
+        let (u, o) = (&mut self.usage, &other.usage);
+        add_u64(&mut u.input, o.input);
+        add_u64(&mut u.cache_read, o.cache_read);
+        add_u64(&mut u.cache_write, o.cache_write);
+        add_u64(&mut u.cache_write_1h, o.cache_write_1h);
+        add_u64(&mut u.output, o.output);
+        add_u64(&mut u.reasoning, o.reasoning);
+        let (c, o) = (&mut self.cost, &other.cost);
+        add_money(&mut c.uncached_input, o.uncached_input);
+        add_money(&mut c.cache_read, o.cache_read);
+        add_money(&mut c.cache_write, o.cache_write);
+        add_money(&mut c.cache_write_1h, o.cache_write_1h);
+        add_money(&mut c.output, o.output);
+        add_money(&mut c.reasoning, o.reasoning);
+        add_money(&mut c.cache_savings, o.cache_savings);
+        add_u64(&mut self.llm_calls, other.llm_calls);
+        add_u64(&mut self.agent_runs, other.agent_runs);
+        add_u64(&mut self.unpriced_calls, other.unpriced_calls);
+        add_u64(&mut self.unpriced_tokens, other.unpriced_tokens);
+        add_u64(&mut self.rejected_calls, other.rejected_calls);
+        add_u64(&mut self.cache_hits, other.cache_hits);
+        add_money(&mut self.cache_hit_savings, other.cache_hit_savings);
         if let Some(version) = &other.price_table {
             let same = self
                 .price_table

@@ -1,0 +1,87 @@
+//! Day-to-day benchmarks of the layer's hot paths (the overhead example prints the figures
+//! the targets are stated in). `cargo bench -p cost-layer --bench layer`
+//!
+//! - `call/registry`, `call/registry+cost`: one LLM call span (usage fields declared `Empty`,
+//!   recorded, closed) inside an open session → agent.
+//! - `plain_span/…`: a span without usage fields, created and closed, inside a session.
+//! - `enter_exit/…`: entering and exiting an existing call span.
+
+use std::hint::black_box;
+
+use cost_layer::CostLayer;
+use criterion::{Criterion, criterion_group, criterion_main};
+use tracing::field::Empty;
+use tracing::{Dispatch, info_span};
+use tracing_subscriber::prelude::*;
+
+fn dispatches() -> [(&'static str, Dispatch); 2] {
+    let (cost, _ledger) = CostLayer::builder().build();
+    [
+        ("registry", Dispatch::new(tracing_subscriber::registry())),
+        (
+            "registry+cost",
+            Dispatch::new(tracing_subscriber::registry().with(cost)),
+        ),
+    ]
+}
+
+fn call(c: &mut Criterion) {
+    let mut group = c.benchmark_group("call");
+    for (name, dispatch) in dispatches() {
+        tracing::dispatcher::with_default(&dispatch, || {
+            let session = info_span!("session", session.id = "bench");
+            let _s = session.enter();
+            let agent = info_span!("agent", gen_ai.agent.name = "bench");
+            let _a = agent.enter();
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let span = info_span!(
+                        "chat",
+                        gen_ai.request.model = "gpt-4o-mini",
+                        gen_ai.usage.input_tokens = Empty,
+                        gen_ai.usage.output_tokens = Empty,
+                    );
+                    span.record("gen_ai.usage.input_tokens", black_box(1_000));
+                    span.record("gen_ai.usage.output_tokens", black_box(100));
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+fn plain_span(c: &mut Criterion) {
+    let mut group = c.benchmark_group("plain_span");
+    for (name, dispatch) in dispatches() {
+        tracing::dispatcher::with_default(&dispatch, || {
+            let session = info_span!("session", session.id = "bench");
+            let _s = session.enter();
+            group.bench_function(name, |b| {
+                b.iter(|| black_box(info_span!("tool", index = 1)))
+            });
+        });
+    }
+    group.finish();
+}
+
+fn enter_exit(c: &mut Criterion) {
+    let mut group = c.benchmark_group("enter_exit");
+    for (name, dispatch) in dispatches() {
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = info_span!(
+                "chat",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = Empty
+            );
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    let _entered = black_box(span.enter());
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, call, plain_span, enter_exit);
+criterion_main!(benches);

@@ -1,0 +1,73 @@
+//! Pricing a closing call: the model's entry and ledger cell, cached per thread.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use cost_core::{PriceTable, Resolution};
+
+use crate::ledger::{Cell, Dimension, LedgerInner, LedgerKey};
+
+/// What the layer needs to price calls of one model name with one table.
+pub(crate) struct ModelSlot {
+    /// The name as recorded (kept so its address stays unique while cached).
+    name: Arc<str>,
+    /// The table the resolution belongs to (kept so its address stays unique while cached).
+    table: Arc<PriceTable>,
+    pub(crate) resolution: Option<Resolution>,
+    /// The ledger key: the entry's key when priced, else the name as recorded.
+    pub(crate) key: Arc<str>,
+    pub(crate) cell: Arc<Cell>,
+}
+
+/// The name used for calls that recorded no model.
+pub(crate) static UNKNOWN_MODEL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unknown"));
+
+type SlotCache = HashMap<(u64, usize), Arc<ModelSlot>, foldhash::fast::FixedState>;
+
+thread_local! {
+    static SLOTS: RefCell<SlotCache> = RefCell::new(SlotCache::default());
+}
+
+/// Entries a thread's cache may hold before it is cleared.
+const SLOT_CACHE_LIMIT: usize = 4_096;
+
+/// The slot of `name` for `table`, from this thread's cache.
+pub(crate) fn model_slot(
+    layer_id: u64,
+    ledger: &LedgerInner,
+    table: &Arc<PriceTable>,
+    name: &Arc<str>,
+) -> Arc<ModelSlot> {
+    let key = (layer_id, Arc::as_ptr(name) as *const u8 as usize);
+    SLOTS.with(|cache| {
+        if let Ok(cache) = cache.try_borrow()
+            && let Some(slot) = cache.get(&key)
+            && Arc::ptr_eq(&slot.table, table)
+            && Arc::ptr_eq(&slot.name, name)
+        {
+            return Arc::clone(slot);
+        }
+        let resolution = table.resolve(name).ok();
+        let model_key = match resolution {
+            Some(r) if *table.entry(r.id).key != **name => {
+                Arc::from(table.entry(r.id).key.as_str())
+            }
+            _ => Arc::clone(name),
+        };
+        let slot = Arc::new(ModelSlot {
+            name: Arc::clone(name),
+            table: Arc::clone(table),
+            resolution,
+            cell: ledger.cell(LedgerKey::One(Dimension::Model, Arc::clone(&model_key))),
+            key: model_key,
+        });
+        if let Ok(mut cache) = cache.try_borrow_mut() {
+            if cache.len() >= SLOT_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, Arc::clone(&slot));
+        }
+        slot
+    })
+}

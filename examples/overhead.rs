@@ -1,0 +1,213 @@
+//! What the layer costs the instrumented program, in figures.
+//!
+//! `cargo run --release --example overhead` (about 30 s on 2 cores)
+//!
+//! Prints one JSON object per line: `{"scenario": …, "value": …, "unit": …}`.
+//!
+//! - `registry`, `registry+cost`, `registry+otel`: one LLM call inside an open session → agent:
+//!   a span with the usage fields declared `Empty`, the usage recorded, the span closed.
+//!   `registry+otel` runs `tracing-opentelemetry` with a tracer provider that exports nothing.
+//! - `cost_added`, `otel_added`: the two layers' cost over the registry alone, per call.
+//! - `enter_exit`, `enter_exit+cost`: entering and exiting an existing span.
+//! - `plain_span`, `plain_span+cost`: a span with no usage fields, created and closed.
+//! - `one_thread`, `two_threads_distinct`: the call shape with the layer; wall time divided by
+//!   all calls of all threads, each thread on its own sessions.
+//! - `rss_after_1m_calls`, `rss_after_10m_calls` (MiB): resident memory after that many calls
+//!   spread over 100 000 sessions, retention 10 000 closed sessions.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use cost_layer::{CostLayer, Retention};
+use opentelemetry::trace::TracerProvider as _;
+use tracing::field::Empty;
+use tracing::{Dispatch, info_span};
+use tracing_subscriber::prelude::*;
+
+const CALLS: u64 = 500_000;
+const CALLS_PER_SESSION: u64 = 100;
+
+fn report(scenario: &str, value: f64, unit: &str) {
+    println!("{{\"scenario\": \"{scenario}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
+}
+
+/// One LLM call, the shape `#[llm_call]` produces.
+#[inline(never)]
+fn one_call(i: u64) {
+    let span = info_span!(
+        "chat",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    );
+    span.record("gen_ai.usage.input_tokens", 1_000 + (i & 7));
+    span.record("gen_ai.usage.output_tokens", 100);
+}
+
+/// `calls` calls in sessions of `CALLS_PER_SESSION`, each session with one agent; ns per call.
+fn calls_in_sessions(dispatch: &Dispatch, thread: u64, calls: u64) -> f64 {
+    tracing::dispatcher::with_default(dispatch, || {
+        let start = Instant::now();
+        let mut done = 0;
+        let mut session_index = 0;
+        while done < calls {
+            let id = format!("t{thread}-s{session_index}");
+            session_index += 1;
+            let session = info_span!("session", session.id = id.as_str());
+            let _s = session.enter();
+            let agent = info_span!("agent", gen_ai.agent.name = "worker");
+            let _a = agent.enter();
+            for _ in 0..CALLS_PER_SESSION.min(calls - done) {
+                one_call(done);
+                done += 1;
+            }
+        }
+        start.elapsed().as_nanos() as f64 / calls as f64
+    })
+}
+
+fn registry() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry())
+}
+
+fn with_cost() -> Dispatch {
+    let (cost, _ledger) = CostLayer::builder().build();
+    Dispatch::new(tracing_subscriber::registry().with(cost))
+}
+
+fn with_otel() -> Dispatch {
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("overhead"));
+    Dispatch::new(tracing_subscriber::registry().with(otel))
+}
+
+/// The best of three runs, to keep a noisy neighbour out of the figure.
+fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
+    (0..runs).map(|_| f()).fold(f64::INFINITY, f64::min)
+}
+
+fn enter_exit(dispatch: &Dispatch) -> f64 {
+    tracing::dispatcher::with_default(dispatch, || {
+        let session = info_span!("session", session.id = "s");
+        let _s = session.enter();
+        let span = info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = Empty
+        );
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            let _entered = black_box(span.enter());
+        }
+        start.elapsed().as_nanos() as f64 / CALLS as f64
+    })
+}
+
+fn plain_span(dispatch: &Dispatch) -> f64 {
+    tracing::dispatcher::with_default(dispatch, || {
+        let session = info_span!("session", session.id = "s");
+        let _s = session.enter();
+        let start = Instant::now();
+        for i in 0..CALLS {
+            black_box(info_span!("tool", index = i));
+        }
+        start.elapsed().as_nanos() as f64 / CALLS as f64
+    })
+}
+
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn main() {
+    // Warm up allocator, caches and the price table.
+    calls_in_sessions(&with_cost(), 0, 100_000);
+
+    let registry_ns = best_of(2, || calls_in_sessions(&registry(), 0, CALLS));
+    let cost_ns = best_of(2, || calls_in_sessions(&with_cost(), 0, CALLS));
+    let otel_ns = best_of(2, || calls_in_sessions(&with_otel(), 0, CALLS / 4));
+    report("registry", registry_ns, "ns/op");
+    report("registry+cost", cost_ns, "ns/op");
+    report("registry+otel", otel_ns, "ns/op");
+    report("cost_added", cost_ns - registry_ns, "ns/op");
+    report("otel_added", otel_ns - registry_ns, "ns/op");
+
+    report(
+        "enter_exit",
+        best_of(2, || enter_exit(&registry())),
+        "ns/op",
+    );
+    report(
+        "enter_exit+cost",
+        best_of(2, || enter_exit(&with_cost())),
+        "ns/op",
+    );
+    report(
+        "plain_span",
+        best_of(2, || plain_span(&registry())),
+        "ns/op",
+    );
+    report(
+        "plain_span+cost",
+        best_of(2, || plain_span(&with_cost())),
+        "ns/op",
+    );
+
+    let one = best_of(2, || calls_in_sessions(&with_cost(), 0, CALLS));
+    report("one_thread", one, "ns/op");
+    let two = best_of(2, || {
+        let dispatch = with_cost();
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for thread in 0..2 {
+                let dispatch = dispatch.clone();
+                scope.spawn(move || calls_in_sessions(&dispatch, thread, CALLS));
+            }
+        });
+        start.elapsed().as_nanos() as f64 / (2 * CALLS) as f64
+    });
+    report("two_threads_distinct", two, "ns/op");
+    report("two_threads_speedup", one / two, "x");
+
+    // Memory: 10 calls per session, 100 000 sessions per million calls, 10 000 kept.
+    let (cost, ledger) = CostLayer::builder()
+        .retention(Retention {
+            max_closed_sessions: Some(10_000),
+            ttl: None,
+        })
+        .build();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(cost));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for round in 0..10_u64 {
+            for s in 0..100_000_u64 {
+                let id = format!("s{}", s + round * 100_000);
+                let session = info_span!("session", session.id = id.as_str());
+                let _s = session.enter();
+                for i in 0..10 {
+                    one_call(i);
+                }
+            }
+            if round == 0 {
+                report("rss_after_1m_calls", resident_mib(), "MiB");
+            }
+        }
+    });
+    report("rss_after_10m_calls", resident_mib(), "MiB");
+    eprintln!(
+        "ledger: {} keys, {} calls, {} evictions",
+        ledger.len(),
+        ledger.global().llm_calls,
+        ledger.diagnostics().evictions
+    );
+}
