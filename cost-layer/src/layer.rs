@@ -122,12 +122,15 @@ impl CostLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        span.scope().skip(1).find_map(|ancestor| {
-            ancestor
-                .extensions()
-                .get::<CostRecord>()
-                .map(|r| (ancestor.id(), Arc::clone(&r.cells)))
-        })
+        // `parent()` looks each ancestor up once (`scope()` would look `span` up again).
+        let mut next = span.parent();
+        while let Some(ancestor) = next {
+            if let Some(record) = ancestor.extensions().get::<CostRecord>() {
+                return Some((ancestor.id(), Arc::clone(&record.cells)));
+            }
+            next = ancestor.parent();
+        }
+        None
     }
 
     /// The attribution of a span: its own keys over the inherited ones.
@@ -349,6 +352,7 @@ where
             inherited,
             observed,
             totals: Totals::default(),
+            children: 0,
             closed: false,
             tree: self.tree_sink.as_ref().map(|_| Vec::new()),
             pending_warnings,
@@ -438,7 +442,11 @@ where
         if record.scope == Scope::Call
             && let Some(own) = self.charge(record)
         {
-            record.totals.add(&own);
+            if record.children == 0 {
+                record.totals = own;
+            } else {
+                record.totals.add(&own);
+            }
         }
         if record.scope == Scope::Agent {
             record.totals.agent_runs += 1;
@@ -475,6 +483,7 @@ where
                 let mut parent_extensions = parent.extensions_mut();
                 if let Some(parent_record) = parent_extensions.get_mut::<CostRecord>() {
                     parent_record.totals.add(&record.totals);
+                    parent_record.children += 1;
                     if let (Some(children), Some(node)) = (parent_record.tree.as_mut(), node) {
                         CostTreeNode::push_child(children, node);
                     }

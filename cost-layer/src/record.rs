@@ -41,6 +41,8 @@ pub struct CostRecord {
     pub(crate) inherited: Option<Arc<AttributionCells>>,
     pub(crate) observed: Observed,
     pub(crate) totals: Totals,
+    /// Children whose totals were rolled up into `totals`.
+    pub(crate) children: u32,
     pub(crate) closed: bool,
     pub(crate) tree: Option<Vec<CostTreeNode>>,
     /// Fields rejected at creation, warned about at the next `on_record` or at close.
