@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cost_core::SharedPriceTable;
+use cost_core::{PriceTable, Resolution, SharedPriceTable};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -15,7 +15,7 @@ use crate::attribution::UserIds;
 use crate::builder::{CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
-use crate::pricing::{UNKNOWN_MODEL, model_slot};
+use crate::pricing::{UNKNOWN_MODEL, with_model_slot};
 use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, callsite_info};
 use crate::totals::{Attribution, Scope, Totals};
 use crate::tree::{CostTree, CostTreeNode};
@@ -226,15 +226,28 @@ impl CostLayer {
         }
         let table = self.prices.current();
         let name = observed.model().unwrap_or(&UNKNOWN_MODEL);
-        let slot = model_slot(self.id, &self.ledger, &table, name);
+        let own = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
+            let own = self.price_call(observed, &table, slot.resolution);
+            self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
+            own
+        });
+        Some(own)
+    }
+
+    /// The totals of one call: priced, unpriced, rejected or answered from the cache.
+    fn price_call(
+        &self,
+        observed: &Observed,
+        table: &PriceTable,
+        resolution: Option<Resolution>,
+    ) -> Totals {
         let mut own = Totals::default();
         if observed.usage_invalid != 0 || observed.usage.validate().is_err() {
             DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
             own.rejected_calls = 1;
-            self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
-            return Some(own);
+            return own;
         }
-        let quote = slot.resolution.and_then(|r| {
+        let quote = resolution.and_then(|r| {
             table
                 .quote_resolved(r, &observed.usage, observed.service_tier)
                 .ok()
@@ -244,23 +257,22 @@ impl CostLayer {
             if let Some(q) = &quote {
                 own.cache_hit_savings = q.total();
             }
-        } else {
-            own.llm_calls = 1;
-            own.usage = observed.usage;
-            match quote {
-                Some(q) => {
-                    own.cost = q.priced.breakdown;
-                    own.price_table = Some(Arc::clone(&q.table.version));
-                }
-                None => {
-                    DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
-                    own.unpriced_calls = 1;
-                    own.unpriced_tokens = observed.usage.total_tokens();
-                }
+            return own;
+        }
+        own.llm_calls = 1;
+        own.usage = observed.usage;
+        match quote {
+            Some(q) => {
+                own.cost = q.priced.breakdown;
+                own.price_table = Some(Arc::clone(&q.table.version));
+            }
+            None => {
+                DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
+                own.unpriced_calls = 1;
+                own.unpriced_tokens = observed.usage.total_tokens();
             }
         }
-        self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
-        Some(own)
+        own
     }
 
     fn run_callbacks(&self, close: &SpanClose<'_>) {

@@ -32,13 +32,15 @@ thread_local! {
 /// Entries a thread's cache may hold before it is cleared.
 const SLOT_CACHE_LIMIT: usize = 4_096;
 
-/// The slot of `name` for `table`, from this thread's cache.
-pub(crate) fn model_slot(
+/// Runs `f` with the slot of `name` for `table`, from this thread's cache (a hit touches no
+/// reference count).
+pub(crate) fn with_model_slot<R>(
     layer_id: u64,
     ledger: &LedgerInner,
     table: &Arc<PriceTable>,
     name: &Arc<str>,
-) -> Arc<ModelSlot> {
+    f: impl FnOnce(&ModelSlot) -> R,
+) -> R {
     let key = (layer_id, Arc::as_ptr(name) as *const u8 as usize);
     SLOTS.with(|cache| {
         if let Ok(cache) = cache.try_borrow()
@@ -46,28 +48,30 @@ pub(crate) fn model_slot(
             && Arc::ptr_eq(&slot.table, table)
             && Arc::ptr_eq(&slot.name, name)
         {
-            return Arc::clone(slot);
+            return f(slot);
         }
-        let resolution = table.resolve(name).ok();
-        let model_key = match resolution {
-            Some(r) if *table.entry(r.id).key != **name => {
-                Arc::from(table.entry(r.id).key.as_str())
-            }
-            _ => Arc::clone(name),
-        };
-        let slot = Arc::new(ModelSlot {
-            name: Arc::clone(name),
-            table: Arc::clone(table),
-            resolution,
-            cell: ledger.cell(LedgerKey::One(Dimension::Model, Arc::clone(&model_key))),
-            key: model_key,
-        });
+        let slot = Arc::new(new_slot(ledger, table, name));
         if let Ok(mut cache) = cache.try_borrow_mut() {
             if cache.len() >= SLOT_CACHE_LIMIT {
                 cache.clear();
             }
             cache.insert(key, Arc::clone(&slot));
         }
-        slot
+        f(&slot)
     })
+}
+
+fn new_slot(ledger: &LedgerInner, table: &Arc<PriceTable>, name: &Arc<str>) -> ModelSlot {
+    let resolution = table.resolve(name).ok();
+    let model_key = match resolution {
+        Some(r) if *table.entry(r.id).key != **name => Arc::from(table.entry(r.id).key.as_str()),
+        _ => Arc::clone(name),
+    };
+    ModelSlot {
+        name: Arc::clone(name),
+        table: Arc::clone(table),
+        resolution,
+        cell: ledger.cell(LedgerKey::One(Dimension::Model, Arc::clone(&model_key))),
+        key: model_key,
+    }
 }
