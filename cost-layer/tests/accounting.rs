@@ -572,3 +572,70 @@ fn two_threads_times_100k_calls_over_100_sessions_are_exact() {
         Some(expected)
     );
 }
+
+#[test]
+fn field_name_overrides_and_explicit_scopes() {
+    let (builder, closed) = recording(
+        CostLayer::builder()
+            .field(
+                "my.prompt_tokens",
+                cost_layer::FieldRole::Tokens(cost_layer::cost_core::TokenKind::Input),
+            )
+            .field("my.model", cost_layer::FieldRole::RequestModel),
+    );
+    let (dispatch, ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        // cost.scope makes a plain-looking span a session and another an agent.
+        let session = info_span!("conversation", cost.scope = "session", cost.feature = "f");
+        let _s = session.enter();
+        let agent = info_span!("loop", cost.scope = "agent");
+        let _a = agent.enter();
+        info_span!("custom", my.model = "gpt-4o", my.prompt_tokens = 1_000_000).in_scope(|| {});
+        // cost.scope = "call" on a span without usage fields: a call that reported nothing.
+        info_span!("no_usage", cost.scope = "call").in_scope(|| {});
+    });
+    assert_eq!(find(&closed, "custom").total_usd(), usd("2.5"));
+    let session = find(&closed, "conversation");
+    assert_eq!(
+        (session.total_usd(), session.agent_runs, session.llm_calls),
+        (usd("2.5"), 1, 1)
+    );
+    assert!(
+        closed
+            .lock()
+            .map(|v| v
+                .iter()
+                .any(|(n, s, _)| n == "conversation" && *s == Scope::Session))
+            .unwrap_or(false)
+    );
+    assert!(
+        closed
+            .lock()
+            .map(|v| v.iter().any(|(n, s, _)| n == "loop" && *s == Scope::Agent))
+            .unwrap_or(false)
+    );
+    assert_eq!(ledger.feature("f").map(|t| t.llm_calls), Some(1));
+}
+
+#[tracing::instrument(fields(gen_ai.request.model = "gpt-4o", gen_ai.usage.input_tokens = Empty, gen_ai.usage.output_tokens = Empty))]
+fn instrumented_call(prompt: &str) -> usize {
+    let span = tracing::Span::current();
+    span.record("gen_ai.usage.input_tokens", 2_000);
+    span.record("gen_ai.usage.output_tokens", 50);
+    prompt.len()
+}
+
+#[test]
+fn spans_from_tracing_instrument_count() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder());
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "instrumented");
+        let _s = session.enter();
+        instrumented_call("hello");
+    });
+    // 2 000 × 2.5e-6 + 50 × 1e-5
+    assert_eq!(
+        ledger.session("instrumented").map(|t| t.total_usd()),
+        Some(usd("0.0055"))
+    );
+}
