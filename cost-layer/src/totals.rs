@@ -97,15 +97,16 @@ impl Totals {
         self.unpriced_calls == 0 && self.rejected_calls == 0
     }
 
-    /// Adds `other` into `self`, field by field (saturating; the ranges are far beyond any
-    /// real spend).
+    /// Adds `other` into `self`, field by field. Token counts saturate at `u64::MAX`; money is
+    /// exact up to ±1.7 × 10¹⁴ USD per total (this hot path does not check that bound: no real
+    /// spend reaches it).
     #[inline]
     pub fn add(&mut self, other: &Totals) {
         fn add_u64(a: &mut u64, b: u64) {
             *a = a.saturating_add(b);
         }
         fn add_money(a: &mut Money, b: Money) {
-            *a = Money::from_units(a.units().saturating_add(b.units()));
+            *a = Money::from_units(a.units().wrapping_add(b.units()));
         }
         let (u, o) = (&mut self.usage, &other.usage);
         add_u64(&mut u.input, o.input);
