@@ -23,11 +23,13 @@
 
 #![deny(missing_docs)]
 
+pub mod adapters;
 pub mod format;
 pub mod money;
 pub mod price;
 pub mod resolve;
 pub mod table;
+pub mod token_usage;
 pub mod usage;
 
 pub use format::{PriceFileError, PriceFileErrorKind, PriceFormat};
@@ -41,6 +43,7 @@ pub use table::{
     EntryId, LoadReport, ModelEntry, PriceTable, PriceTableBuilder, Provenance, Quote, QuoteError,
     Resolution, SharedPriceTable, TableError, TableInfo,
 };
+pub use token_usage::TokenUsage;
 pub use usage::{MAX_TOKENS_PER_CALL, TokenKind, Usage, UsageError};
 
 /// The text of the embedded default price table (`cost-core/prices/default.toml`).

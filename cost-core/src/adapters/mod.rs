@@ -1,0 +1,81 @@
+//! Provider usage shapes, converted to the inclusive [`Usage`](crate::Usage).
+//!
+//! Each adapter has typed serde structs (deserialize a response into them, or embed them in
+//! your own response types) that implement [`TokenUsage`](crate::TokenUsage), and a
+//! `from_json` that reads a `serde_json::Value`: either a whole response or its usage object.
+//!
+//! | provider | native shape | conversion |
+//! |---|---|---|
+//! | [`openai`] Chat Completions | `prompt_tokens` ⊇ `prompt_tokens_details.cached_tokens`; `completion_tokens` ⊇ `completion_tokens_details.reasoning_tokens` | already inclusive |
+//! | [`openai`] Responses | `input_tokens` ⊇ `input_tokens_details.cached_tokens`; `output_tokens` ⊇ `output_tokens_details.reasoning_tokens` | already inclusive |
+//! | [`anthropic`] Messages | `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens` (split in `cache_creation.ephemeral_5m/1h_input_tokens`) | input = sum of the three |
+//! | [`gemini`] `usageMetadata` | `promptTokenCount` ⊇ `cachedContentTokenCount`; `candidatesTokenCount` excludes `thoughtsTokenCount` | output = candidates + thoughts |
+
+pub mod anthropic;
+pub mod gemini;
+pub mod openai;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::usage::{Usage, UsageError};
+
+/// A provider payload that does not give a usable usage.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum AdapterError {
+    /// No usage object where the provider puts it.
+    #[error("no `{0}` object in the response")]
+    NoUsage(&'static str),
+    /// A count that is not a non-negative integer.
+    #[error("`{field}` must be a non-negative integer, got {value}")]
+    BadCount {
+        /// The field's path.
+        field: String,
+        /// What it held.
+        value: String,
+    },
+    /// The counts contradict each other.
+    #[error(transparent)]
+    Inconsistent(#[from] UsageError),
+}
+
+/// Reads `object[path…]` as a count: absent or null is 0.
+pub(crate) fn count(object: &Value, path: &[&str]) -> Result<u64, AdapterError> {
+    let mut value = object;
+    for key in path {
+        match value.get(key) {
+            Some(inner) => value = inner,
+            None => return Ok(0),
+        }
+    }
+    match value {
+        Value::Null => Ok(0),
+        Value::Number(n) => n.as_u64().ok_or_else(|| AdapterError::BadCount {
+            field: path.join("."),
+            value: n.to_string(),
+        }),
+        other => Err(AdapterError::BadCount {
+            field: path.join("."),
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// The usage object: `value[key]` when the value is a whole response, else the value itself.
+pub(crate) fn usage_object<'v>(
+    value: &'v Value,
+    key: &'static str,
+    marker: &str,
+) -> Result<&'v Value, AdapterError> {
+    match value.get(key) {
+        Some(usage) if usage.is_object() => Ok(usage),
+        _ if value.get(marker).is_some() => Ok(value),
+        _ => Err(AdapterError::NoUsage(key)),
+    }
+}
+
+/// Checks the converted usage.
+pub(crate) fn checked(usage: Usage) -> Result<Usage, AdapterError> {
+    usage.validate()?;
+    Ok(usage)
+}

@@ -1,0 +1,108 @@
+//! [`TokenUsage`]: how a value (a provider's response, a user's struct) tells its token usage.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::usage::Usage;
+
+/// A value that carries the token usage of one LLM call, in the inclusive convention (see
+/// [`Usage`]), and optionally the model that answered.
+///
+/// `#[llm_call]` reads the return value of the function it instruments through this trait.
+/// Implement it by hand, derive it (`#[derive(TokenUsage)]` in `cost-layer`), or use a provider
+/// adapter of [`crate::adapters`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not carry token usage",
+    label = "`#[llm_call]` reads the usage of the call from this value",
+    note = "derive or implement `TokenUsage` for it, return a provider response type that has it (see `cost_core::adapters`), or record usage with `cost_layer::record_usage` inside the function and return `()`"
+)]
+pub trait TokenUsage {
+    /// The usage, or `None` when this value carries none (an error, an empty option).
+    fn token_usage(&self) -> Option<Usage>;
+
+    /// The model that answered, when the value says.
+    fn response_model(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl TokenUsage for Usage {
+    fn token_usage(&self) -> Option<Usage> {
+        Some(*self)
+    }
+}
+
+/// Carries no usage: for functions that record usage themselves (streaming).
+impl TokenUsage for () {
+    fn token_usage(&self) -> Option<Usage> {
+        None
+    }
+}
+
+impl<T: TokenUsage, E> TokenUsage for Result<T, E> {
+    /// The `Ok` value's usage; an `Err` carries none.
+    fn token_usage(&self) -> Option<Usage> {
+        self.as_ref().ok().and_then(T::token_usage)
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        self.as_ref().ok().and_then(T::response_model)
+    }
+}
+
+impl<T: TokenUsage> TokenUsage for Option<T> {
+    fn token_usage(&self) -> Option<Usage> {
+        self.as_ref().and_then(T::token_usage)
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        self.as_ref().and_then(T::response_model)
+    }
+}
+
+macro_rules! delegate {
+    ($($ty:ty),*) => {$(
+        impl<T: TokenUsage + ?Sized> TokenUsage for $ty {
+            fn token_usage(&self) -> Option<Usage> {
+                T::token_usage(self)
+            }
+
+            fn response_model(&self) -> Option<&str> {
+                T::response_model(self)
+            }
+        }
+    )*};
+}
+
+delegate!(&T, &mut T, Box<T>, Arc<T>, Rc<T>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Reply(Usage, &'static str);
+    impl TokenUsage for Reply {
+        fn token_usage(&self) -> Option<Usage> {
+            Some(self.0)
+        }
+        fn response_model(&self) -> Option<&str> {
+            Some(self.1)
+        }
+    }
+
+    #[test]
+    fn wrappers_delegate() {
+        let usage = Usage::new(3, 4);
+        let ok: Result<Reply, String> = Ok(Reply(usage, "m"));
+        let err: Result<Reply, String> = Err("boom".into());
+        assert_eq!(ok.token_usage(), Some(usage));
+        assert_eq!(ok.response_model(), Some("m"));
+        assert_eq!(err.token_usage(), None);
+        assert_eq!(Some(Reply(usage, "m")).token_usage(), Some(usage));
+        assert_eq!(None::<Reply>.token_usage(), None);
+        assert_eq!(Box::new(Reply(usage, "b")).response_model(), Some("b"));
+        assert_eq!(Arc::new(Reply(usage, "a")).token_usage(), Some(usage));
+        assert_eq!((&Reply(usage, "r")).token_usage(), Some(usage));
+        assert_eq!(().token_usage(), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! Provider usage adapters: exact inclusive usage from each native shape, typed and from JSON.
+
+use cost_core::adapters::{AdapterError, anthropic, gemini, openai};
+use cost_core::{TokenUsage, Usage};
+use serde_json::json;
+
+#[test]
+fn openai_chat_with_cached_and_reasoning_tokens() {
+    let response = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "o4-mini-2025-04-16",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 2048, "completion_tokens": 900, "total_tokens": 2948,
+            "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 640, "audio_tokens": 0,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+        }
+    });
+    let expected = Usage {
+        input: 2048,
+        cache_read: 1024,
+        output: 900,
+        reasoning: 640,
+        ..Usage::default()
+    };
+    assert_eq!(openai::chat_from_json(&response), Ok(expected));
+    assert_eq!(openai::chat_from_json(&response["usage"]), Ok(expected));
+    let typed: openai::ChatCompletion = serde_json::from_value(response).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+    assert_eq!(typed.response_model(), Some("o4-mini-2025-04-16"));
+}
+
+#[test]
+fn openai_responses_api() {
+    let response = json!({
+        "model": "gpt-5-2025-08-07",
+        "usage": {"input_tokens": 5000, "input_tokens_details": {"cached_tokens": 4096},
+                  "output_tokens": 1200, "output_tokens_details": {"reasoning_tokens": 1000},
+                  "total_tokens": 6200}
+    });
+    let expected = Usage {
+        input: 5000,
+        cache_read: 4096,
+        output: 1200,
+        reasoning: 1000,
+        ..Usage::default()
+    };
+    assert_eq!(openai::responses_from_json(&response), Ok(expected));
+    let typed: openai::ResponsesUsage =
+        serde_json::from_value(response["usage"].clone()).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+}
+
+#[test]
+fn anthropic_with_cache_reads_and_both_write_lifetimes() {
+    // input_tokens (50) excludes the 6 000 read and the 3 000 written (2 000 for 5 minutes,
+    // 1 000 for an hour): the inclusive input is 9 050.
+    let response = json!({
+        "id": "msg_1", "type": "message", "model": "claude-sonnet-4-5-20250929",
+        "usage": {
+            "input_tokens": 50,
+            "cache_creation_input_tokens": 3000,
+            "cache_read_input_tokens": 6000,
+            "cache_creation": {"ephemeral_5m_input_tokens": 2000, "ephemeral_1h_input_tokens": 1000},
+            "output_tokens": 700,
+            "service_tier": "standard"
+        }
+    });
+    let expected = Usage {
+        input: 9050,
+        cache_read: 6000,
+        cache_write: 2000,
+        cache_write_1h: 1000,
+        output: 700,
+        reasoning: 0,
+    };
+    assert_eq!(anthropic::from_json(&response), Ok(expected));
+    let typed: anthropic::Message = serde_json::from_value(response).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+    assert_eq!(typed.response_model(), Some("claude-sonnet-4-5-20250929"));
+    // Without the split, every write has the default 5-minute lifetime.
+    let plain = json!({"input_tokens": 10, "cache_creation_input_tokens": 300, "output_tokens": 1});
+    assert_eq!(
+        anthropic::from_json(&plain),
+        Ok(Usage {
+            input: 310,
+            cache_write: 300,
+            output: 1,
+            ..Usage::default()
+        })
+    );
+}
+
+#[test]
+fn gemini_with_thoughts_and_cached_content() {
+    // candidates (300) exclude thoughts (200): output is 500, of which 200 reasoning.
+    let response = json!({
+        "candidates": [],
+        "modelVersion": "gemini-2.5-pro",
+        "usageMetadata": {
+            "promptTokenCount": 12000, "cachedContentTokenCount": 8000,
+            "candidatesTokenCount": 300, "thoughtsTokenCount": 200, "totalTokenCount": 12500
+        }
+    });
+    let expected = Usage {
+        input: 12000,
+        cache_read: 8000,
+        output: 500,
+        reasoning: 200,
+        ..Usage::default()
+    };
+    assert_eq!(gemini::from_json(&response), Ok(expected));
+    let typed: gemini::GenerateContentResponse =
+        serde_json::from_value(response).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+    assert_eq!(typed.response_model(), Some("gemini-2.5-pro"));
+}
+
+#[test]
+fn bad_payloads_are_typed_errors() {
+    assert_eq!(
+        openai::chat_from_json(&json!({"choices": []})),
+        Err(AdapterError::NoUsage("usage"))
+    );
+    assert!(matches!(
+        openai::chat_from_json(&json!({"usage": {"prompt_tokens": -1}})),
+        Err(AdapterError::BadCount { .. })
+    ));
+    assert!(matches!(
+        gemini::from_json(&json!({"usageMetadata": {"promptTokenCount": "12"}})),
+        Err(AdapterError::BadCount { .. })
+    ));
+    assert!(matches!(
+        openai::chat_from_json(
+            &json!({"usage": {"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 11}}})
+        ),
+        Err(AdapterError::Inconsistent(_))
+    ));
+    assert!(matches!(
+        openai::chat_from_json(&json!({"usage": {"prompt_tokens": 1.5}})),
+        Err(AdapterError::BadCount { .. })
+    ));
+}
