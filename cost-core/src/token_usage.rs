@@ -102,7 +102,8 @@ mod tests {
         assert_eq!(None::<Reply>.token_usage(), None);
         assert_eq!(Box::new(Reply(usage, "b")).response_model(), Some("b"));
         assert_eq!(Arc::new(Reply(usage, "a")).token_usage(), Some(usage));
-        assert_eq!((&Reply(usage, "r")).token_usage(), Some(usage));
+        let reply = Reply(usage, "r");
+        assert_eq!(<&Reply as TokenUsage>::token_usage(&&reply), Some(usage));
         assert_eq!(().token_usage(), None);
     }
 }
