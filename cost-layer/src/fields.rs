@@ -164,3 +164,56 @@ impl FieldNames {
         self.roles.get(name).copied()
     }
 }
+
+/// Names of the fields `#[llm_call]` records on return, in the order of
+/// [`CALL_FIELD_NAMES`]: the six token kinds of [`cost_core::Usage`], then the response model.
+pub(crate) const CALL_FIELD_NAMES: [&str; 7] = [
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_creation.input_tokens",
+    "cost.usage.cache_write_1h_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.response.model",
+];
+
+/// The field `#[llm_call(err)]` records an error's `Display` in.
+pub(crate) const ERROR_FIELD: &str = "error.message";
+
+/// The span `#[llm_call]` opens: every field the layer reads on a call, declared up front
+/// (usage `Empty`, recorded on return). Used by the macro's expansion only; kept here so this
+/// module stays the one place that spells field names.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __llm_call_span {
+    (
+        krate = [$($krate:tt)*],
+        level = $level:expr,
+        name = $name:expr,
+        model = [$($model:tt)*],
+        provider = [$($provider:tt)*],
+        feature = [$($feature:tt)*],
+        agent = [$($agent:tt)*],
+        fields = [$($fields:tt)*]
+    ) => {
+        $($krate)*::__private::tracing::span!(
+            target: module_path!(),
+            $level,
+            $name,
+            gen_ai.operation.name = "chat",
+            gen_ai.request.model = $($model)*,
+            gen_ai.response.model = $($krate)*::__private::tracing::field::Empty,
+            gen_ai.provider.name = $($provider)*,
+            gen_ai.usage.input_tokens = $($krate)*::__private::tracing::field::Empty,
+            gen_ai.usage.cache_read.input_tokens = $($krate)*::__private::tracing::field::Empty,
+            gen_ai.usage.cache_creation.input_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.cache_write_1h_tokens = $($krate)*::__private::tracing::field::Empty,
+            gen_ai.usage.output_tokens = $($krate)*::__private::tracing::field::Empty,
+            gen_ai.usage.reasoning.output_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.feature = $($feature)*,
+            cost.agent = $($agent)*,
+            error.message = $($krate)*::__private::tracing::field::Empty,
+            $($fields)*
+        )
+    };
+}

@@ -69,6 +69,7 @@
 
 mod attribution;
 mod builder;
+mod call;
 pub mod fields;
 mod layer;
 mod ledger;
@@ -78,10 +79,102 @@ mod totals;
 mod tree;
 
 pub use builder::CostLayerBuilder;
+pub use call::{record_response_model, record_usage};
 pub use cost_core;
+pub use cost_core::TokenUsage;
+pub use cost_macros::{TokenUsage, llm_call};
 pub use fields::FieldRole;
 pub use layer::{CostLayer, SpanClose};
 pub use ledger::{Diagnostics, Dimension, Ledger, LedgerKey, LedgerSnapshot, Retention};
 pub use record::CostRecord;
 pub use totals::{Attribution, Scope, Totals};
 pub use tree::{CostTree, CostTreeNode};
+
+/// What `#[llm_call]` and `#[derive(TokenUsage)]` expand to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::call::{CallFields, record_error, record_return};
+    pub use cost_core::{TokenUsage, Usage};
+    pub use tracing;
+    pub use tracing::Instrument;
+
+    /// A token count field of a `#[derive(TokenUsage)]` struct.
+    pub trait TokenCount {
+        /// The count; a negative one becomes `u64::MAX`, which the layer rejects as absurd.
+        fn token_count(&self) -> u64;
+    }
+
+    macro_rules! unsigned {
+        ($($t:ty),*) => {$(
+            impl TokenCount for $t {
+                fn token_count(&self) -> u64 {
+                    u64::try_from(*self).unwrap_or(u64::MAX)
+                }
+            }
+        )*};
+    }
+    unsigned!(
+        u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
+    );
+
+    impl<T: TokenCount> TokenCount for Option<T> {
+        fn token_count(&self) -> u64 {
+            self.as_ref().map_or(0, T::token_count)
+        }
+    }
+
+    impl<T: TokenCount + ?Sized> TokenCount for &T {
+        fn token_count(&self) -> u64 {
+            T::token_count(self)
+        }
+    }
+
+    /// A model field of a `#[derive(TokenUsage)]` struct.
+    pub trait ModelName {
+        /// The name, if any.
+        fn model_name(&self) -> Option<&str>;
+    }
+
+    impl ModelName for String {
+        fn model_name(&self) -> Option<&str> {
+            Some(self.as_str()).filter(|s| !s.is_empty())
+        }
+    }
+
+    impl ModelName for str {
+        fn model_name(&self) -> Option<&str> {
+            Some(self).filter(|s| !s.is_empty())
+        }
+    }
+
+    impl<T: ModelName + ?Sized> ModelName for &T {
+        fn model_name(&self) -> Option<&str> {
+            T::model_name(self)
+        }
+    }
+
+    impl<T: ModelName> ModelName for Option<T> {
+        fn model_name(&self) -> Option<&str> {
+            self.as_ref().and_then(T::model_name)
+        }
+    }
+
+    /// Converts usage counted in a provider's exclusive convention to the inclusive one.
+    pub fn from_convention(
+        mut usage: Usage,
+        input_excludes_cache: bool,
+        output_excludes_reasoning: bool,
+    ) -> Usage {
+        if input_excludes_cache {
+            usage.input = usage
+                .input
+                .saturating_add(usage.cache_read)
+                .saturating_add(usage.cache_write)
+                .saturating_add(usage.cache_write_1h);
+        }
+        if output_excludes_reasoning {
+            usage.output = usage.output.saturating_add(usage.reasoning);
+        }
+        usage
+    }
+}

@@ -1,4 +1,52 @@
-//! Procedural macros of the llm-cost workspace.
+//! Procedural macros of the llm-cost workspace. Use them through `cost-layer`, which re-exports
+//! them and provides everything their expansions call (`cost_layer::__private`).
 //!
-//! `#[llm_call]` and `#[derive(TokenUsage)]` are expanded into calls of `cost-layer`'s hidden
-//! re-exports; use them through `cost-layer`, which re-exports this crate.
+//! - [`llm_call`]: instruments a function that calls a model.
+//! - [`TokenUsage`](derive@TokenUsage): reads token usage out of a response type.
+
+#![deny(missing_docs)]
+
+mod args;
+mod derive;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Instruments a function that calls an LLM: opens a span the cost layer recognises as a call,
+/// runs the body inside it, and records the token usage (and the answering model) that the
+/// return value carries through `TokenUsage`.
+///
+/// ```ignore
+/// #[llm_call(model = "gpt-4o", feature = "summarise")]
+/// async fn summarise(client: &Client, doc: &str) -> Result<ChatCompletion, Error> { … }
+/// ```
+///
+/// Arguments (all optional):
+///
+/// | argument | meaning |
+/// |---|---|
+/// | `model = "gpt-4o"` or `model = expr` | the requested model; an expression may use the arguments |
+/// | `provider = "openai"` | `gen_ai.provider.name` |
+/// | `feature = "…"`, `agent = "…"` | attribution of the call |
+/// | `name = "…"` | the span name (default: the function's name) |
+/// | `level = "debug"` | the span level (default `info`) |
+/// | `fields(key = value, …)` | more span fields, as in `#[instrument]` |
+/// | `skip(a, b)`, `skip_all` | accepted as in `#[instrument]`; arguments are never recorded unless named in `fields` (prompts can hold personal data) |
+/// | `err` | record the `Display` of an `Err` return in `error.message` |
+/// | `crate = path` | where `cost_layer` is, for crates that re-export it |
+#[proc_macro_attribute]
+pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::llm_call(args.into(), item.into()).into()
+}
+
+/// Implements `TokenUsage` for a struct from its field attributes:
+/// `#[usage(input)]`, `#[usage(output)]`, `#[usage(cache_read)]`, `#[usage(cache_write)]`,
+/// `#[usage(cache_write_1h)]`, `#[usage(reasoning)]` on integer or `Option<integer>` fields,
+/// `#[usage(model)]` on a `String`/`&str`/`Option` field, and `#[usage(flatten)]` on a field whose
+/// type implements `TokenUsage`. The container attribute `#[usage(convention = "…")]` says how
+/// the counts are meant: `inclusive` (default; OpenAI), `anthropic` (input excludes cache reads
+/// and writes), `gemini` (output excludes reasoning). `#[usage(crate = path)]` as for `llm_call`.
+#[proc_macro_derive(TokenUsage, attributes(usage))]
+pub fn derive_token_usage(input: TokenStream) -> TokenStream {
+    derive::token_usage(input.into()).into()
+}

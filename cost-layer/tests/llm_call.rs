@@ -1,0 +1,391 @@
+//! `#[llm_call]` on every function shape, and `#[derive(TokenUsage)]`, end to end through the
+//! layer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use cost_layer::cost_core::{Money, Usage};
+use cost_layer::{CostLayer, Ledger, Scope, TokenUsage, llm_call, record_usage};
+use tracing_subscriber::prelude::*;
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a future that never waits on anything but itself.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// A response in a provider's shape.
+#[derive(TokenUsage, Clone, Debug)]
+struct Reply {
+    #[usage(input)]
+    prompt_tokens: u32,
+    #[usage(output)]
+    completion_tokens: Option<u64>,
+    #[usage(model)]
+    model: String,
+}
+
+fn reply(input: u32, output: u64) -> Reply {
+    Reply {
+        prompt_tokens: input,
+        completion_tokens: Some(output),
+        model: "gpt-4o-2024-08-06".into(),
+    }
+}
+
+type Calls = Arc<Mutex<Vec<(String, Scope, Money, u64)>>>;
+
+fn run<R>(f: impl FnOnce() -> R) -> (R, Calls, Ledger) {
+    let calls: Calls = Arc::default();
+    let sink = Arc::clone(&calls);
+    let (layer, ledger) = CostLayer::builder()
+        .on_close(move |c| {
+            if let Ok(mut calls) = sink.lock() {
+                calls.push((
+                    c.name.to_owned(),
+                    c.scope,
+                    c.totals.total_usd(),
+                    c.totals.llm_calls,
+                ));
+            }
+        })
+        .build();
+    let out = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
+    (out, calls, ledger)
+}
+
+fn charged(calls: &Calls, name: &str) -> Money {
+    calls
+        .lock()
+        .ok()
+        .and_then(|c| {
+            c.iter()
+                .find(|(n, s, ..)| n == name && *s == Scope::Call)
+                .map(|c| c.2)
+        })
+        .unwrap_or_else(|| panic!("no call span {name}"))
+}
+
+#[llm_call]
+fn sync_call(input: u32) -> Reply {
+    assert_eq!(
+        tracing::Span::current().metadata().map(|m| m.name()),
+        Some("sync_call")
+    );
+    reply(input, 100)
+}
+
+#[test]
+fn sync_fn_reads_usage_and_model_from_the_return_value() {
+    let (out, calls, ledger) = run(|| sync_call(1_000));
+    assert_eq!(out.prompt_tokens, 1_000);
+    // The response model (gpt-4o-2024-08-06 → gpt-4o) prices it: 0.0025 + 0.001.
+    assert_eq!(charged(&calls, "sync_call"), usd("0.0035"));
+    assert!(ledger.model("gpt-4o").is_some());
+}
+
+#[derive(Debug)]
+struct ApiError(String);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "api error: {}", self.0)
+    }
+}
+
+impl From<std::num::ParseIntError> for ApiError {
+    fn from(e: std::num::ParseIntError) -> Self {
+        ApiError(e.to_string())
+    }
+}
+
+#[llm_call(model = "gpt-4o-mini", provider = "openai", feature = "parse", err)]
+async fn async_call(tokens: &str) -> Result<Reply, ApiError> {
+    let input: u32 = tokens.parse()?;
+    Ok(Reply {
+        prompt_tokens: input,
+        completion_tokens: None,
+        model: String::new(),
+    })
+}
+
+#[test]
+fn async_fn_with_question_mark_and_err() {
+    let (out, calls, ledger) = run(|| {
+        let ok = block_on(async_call("1000000"));
+        let err = block_on(async_call("lots"));
+        (ok.is_ok(), err.is_err())
+    });
+    assert_eq!(out, (true, true));
+    // No response model: the requested gpt-4o-mini prices 10⁶ input tokens at 0.15e-6.
+    assert_eq!(charged(&calls, "async_call"), usd("0.15"));
+    assert_eq!(ledger.feature("parse").map(|t| t.llm_calls), Some(1));
+}
+
+struct Client {
+    model: &'static str,
+    calls: u32,
+}
+
+impl Client {
+    #[llm_call(model = self.model, name = "client.ask")]
+    fn ask(&self, input: u32) -> Reply {
+        reply(input, 0)
+    }
+
+    #[llm_call(model = self.model)]
+    fn ask_mut(&mut self) -> Reply {
+        self.calls += 1;
+        reply(1, 1)
+    }
+
+    #[llm_call]
+    fn into_reply(self) -> Reply {
+        reply(self.calls, 0)
+    }
+
+    #[llm_call(level = "debug")]
+    async fn ask_async(&self) -> Reply {
+        reply(2_000, 0)
+    }
+}
+
+#[test]
+fn methods_by_ref_mut_and_value() {
+    let (_, calls, _) = run(|| {
+        let mut client = Client {
+            model: "gpt-4o",
+            calls: 0,
+        };
+        client.ask(1_000);
+        client.ask_mut();
+        block_on(client.ask_async());
+        client.into_reply()
+    });
+    assert_eq!(charged(&calls, "client.ask"), usd("0.0025"));
+    assert_eq!(charged(&calls, "ask_mut"), usd("0.0000125"));
+    assert_eq!(charged(&calls, "ask_async"), usd("0.005"));
+    assert_eq!(charged(&calls, "into_reply"), usd("0.0000025"));
+}
+
+trait Model {
+    fn complete(&self, input: u32) -> Reply;
+    fn complete_async(&self) -> impl Future<Output = Reply> + Send;
+}
+
+struct Fake;
+
+impl Model for Fake {
+    #[llm_call]
+    fn complete(&self, input: u32) -> Reply {
+        reply(input, 0)
+    }
+
+    #[llm_call]
+    async fn complete_async(&self) -> Reply {
+        reply(4_000, 0)
+    }
+}
+
+#[llm_call]
+fn generic<M: Model>(model: &M, input: u32) -> impl TokenUsage + use<M> {
+    let _ = model;
+    reply(input, 0)
+}
+
+#[test]
+fn trait_impls_generics_and_impl_trait() {
+    let (_, calls, _) = run(|| {
+        Fake.complete(400);
+        block_on(Fake.complete_async());
+        generic(&Fake, 800);
+    });
+    assert_eq!(charged(&calls, "complete"), usd("0.001"));
+    assert_eq!(charged(&calls, "complete_async"), usd("0.01"));
+    assert_eq!(charged(&calls, "generic"), usd("0.002"));
+}
+
+/// What `#[async_trait]` turns an `async fn` into.
+trait Boxed {
+    fn ask(&self, input: u32) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>>;
+}
+
+impl Boxed for Fake {
+    #[llm_call(feature = "boxed")]
+    fn ask(&self, input: u32) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+        Box::pin(async move {
+            assert_eq!(
+                tracing::Span::current().metadata().map(|m| m.name()),
+                Some("ask")
+            );
+            reply(input, 0)
+        })
+    }
+}
+
+#[test]
+fn async_trait_style_bodies() {
+    let (_, calls, ledger) = run(|| {
+        let future = Fake.ask(1_200);
+        block_on(future)
+    });
+    assert_eq!(charged(&calls, "ask"), usd("0.003"));
+    assert_eq!(ledger.feature("boxed").map(|t| t.llm_calls), Some(1));
+}
+
+#[llm_call(model = "gpt-4o", fields(prompt_len = prompt.len()))]
+fn streaming(prompt: &str) {
+    // A client that learns usage chunk by chunk records running totals.
+    record_usage(&Usage::new(prompt.len() as u64, 10));
+    record_usage(&Usage::new(1_000, 100));
+}
+
+#[test]
+fn streaming_records_running_usage_and_the_last_one_counts() {
+    let (_, calls, _) = run(|| streaming("hello"));
+    assert_eq!(charged(&calls, "streaming"), usd("0.0035"));
+}
+
+/// Anthropic counts input without the cache: the derive converts.
+#[derive(TokenUsage)]
+#[usage(convention = "anthropic")]
+struct AnthropicUsage {
+    #[usage(input)]
+    input_tokens: u64,
+    #[usage(cache_read)]
+    cache_read_input_tokens: u64,
+    #[usage(cache_write)]
+    cache_creation_input_tokens: u64,
+    #[usage(output)]
+    output_tokens: u64,
+}
+
+#[derive(TokenUsage)]
+struct AnthropicReply {
+    #[usage(model)]
+    model: &'static str,
+    #[usage(flatten)]
+    usage: AnthropicUsage,
+}
+
+#[derive(TokenUsage)]
+#[usage(convention = "gemini")]
+struct GeminiUsage(
+    #[usage(input)] i64,
+    #[usage(output)] i64,
+    #[usage(reasoning)] i64,
+);
+
+#[test]
+fn derive_conventions_flatten_and_models() {
+    let reply = AnthropicReply {
+        model: "claude-sonnet-4-5",
+        usage: AnthropicUsage {
+            input_tokens: 50,
+            cache_read_input_tokens: 6_000,
+            cache_creation_input_tokens: 2_000,
+            output_tokens: 10,
+        },
+    };
+    assert_eq!(
+        reply.token_usage(),
+        Some(Usage {
+            input: 8_050,
+            cache_read: 6_000,
+            cache_write: 2_000,
+            output: 10,
+            ..Usage::default()
+        })
+    );
+    assert_eq!(reply.response_model(), Some("claude-sonnet-4-5"));
+    assert_eq!(
+        GeminiUsage(100, 30, 20).token_usage(),
+        Some(Usage {
+            input: 100,
+            output: 50,
+            reasoning: 20,
+            ..Usage::default()
+        })
+    );
+    // A negative count is not a real count: it becomes absurd, and the layer rejects the call.
+    let bad = GeminiUsage(-1, 0, 0).token_usage().unwrap_or_default();
+    assert!(bad.validate().is_err());
+}
+
+mod reexport {
+    pub(crate) use cost_layer as costs;
+}
+
+#[llm_call(crate = reexport::costs, model = "gpt-4o")]
+fn through_a_reexport() -> Usage {
+    Usage::new(1_000, 0)
+}
+
+#[test]
+fn crate_argument_for_reexports() {
+    let (_, calls, _) = run(through_a_reexport);
+    assert_eq!(charged(&calls, "through_a_reexport"), usd("0.0025"));
+}
+
+/// Collects `field=value` of every `on_record`.
+#[derive(Clone, Default)]
+struct Records(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Records {
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Visit<'a>(&'a mut Vec<String>);
+        impl tracing::field::Visit for Visit<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push(format!("{}={value:?}", field.name()));
+            }
+        }
+        if let Ok(mut seen) = self.0.lock() {
+            values.record(&mut Visit(&mut seen));
+        }
+    }
+}
+
+#[test]
+fn err_records_the_display_of_the_error_and_usage_is_recorded_in_one_go() {
+    let records = Records::default();
+    let (layer, _ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(records.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let _ = block_on(async_call("lots"));
+        let _ = sync_call(7);
+    });
+    let seen = records.0.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        seen.iter()
+            .any(|r| r == "error.message=api error: invalid digit found in string"),
+        "{seen:?}"
+    );
+    // sync_call's return: input, output and response model in one record (6 usage fields + model).
+    assert!(
+        seen.iter().any(|r| r == "gen_ai.usage.input_tokens=7"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r == "gen_ai.response.model=\"gpt-4o-2024-08-06\""),
+        "{seen:?}"
+    );
+}

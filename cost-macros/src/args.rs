@@ -1,0 +1,235 @@
+//! The arguments of `#[llm_call(…)]`, parsed with every error collected.
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path, Token};
+
+/// A value given as a string literal or as an expression.
+pub(crate) enum Value {
+    Literal(LitStr),
+    Expr(Box<Expr>),
+}
+
+#[derive(Default)]
+pub(crate) struct Args {
+    pub(crate) model: Option<Value>,
+    pub(crate) provider: Option<LitStr>,
+    pub(crate) feature: Option<LitStr>,
+    pub(crate) agent: Option<LitStr>,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) level: Option<(LitStr, TokenStream)>,
+    pub(crate) fields: Option<TokenStream>,
+    pub(crate) skip: Vec<Ident>,
+    pub(crate) skip_all: bool,
+    pub(crate) err: bool,
+    pub(crate) krate: Option<Path>,
+}
+
+const KNOWN: &str =
+    "model, provider, feature, agent, name, level, fields(…), skip(…), skip_all, err, crate";
+
+/// One `key`, `key = value` or `key(…)` argument, parsed loosely so that every problem can be
+/// reported with its span.
+struct RawArg {
+    key: Ident,
+    value: Option<Expr>,
+    list: Option<TokenStream>,
+}
+
+impl Parse for RawArg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let key = if input.peek(Token![crate]) {
+            let krate: Token![crate] = input.parse()?;
+            Ident::new("crate", krate.span)
+        } else {
+            input.parse::<Ident>()?
+        };
+        if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            let value: Expr = if key == "crate" {
+                let path: Path = input.parse()?;
+                syn::parse_quote!(#path)
+            } else {
+                input.parse()?
+            };
+            Ok(RawArg {
+                key,
+                value: Some(value),
+                list: None,
+            })
+        } else if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            Ok(RawArg {
+                key,
+                value: None,
+                list: Some(content.parse()?),
+            })
+        } else {
+            Ok(RawArg {
+                key,
+                value: None,
+                list: None,
+            })
+        }
+    }
+}
+
+fn literal(value: &Expr) -> Option<LitStr> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl Args {
+    /// Parses the arguments; returns what could be read and every error found.
+    pub(crate) fn parse(tokens: TokenStream) -> (Args, Vec<syn::Error>) {
+        let mut args = Args::default();
+        let mut errors = Vec::new();
+        let raw = match syn::parse::Parser::parse2(
+            Punctuated::<RawArg, Token![,]>::parse_terminated,
+            tokens,
+        ) {
+            Ok(raw) => raw,
+            Err(e) => return (args, vec![e]),
+        };
+        let mut seen: Vec<String> = Vec::new();
+        for arg in raw {
+            let key = arg.key.to_string();
+            if seen.contains(&key) {
+                errors.push(syn::Error::new(
+                    arg.key.span(),
+                    format!("duplicate argument `{key}`"),
+                ));
+                continue;
+            }
+            seen.push(key.clone());
+            let span = arg.key.span();
+            let want_string = |what: &str| {
+                syn::Error::new(
+                    arg.value.as_ref().map_or(span, |v| v.span()),
+                    format!("`{what}` takes a string literal: `{what} = \"…\"`"),
+                )
+            };
+            let want_flag = |what: &str| {
+                syn::Error::new(
+                    span,
+                    format!("`{what}` is a flag and takes no value: write `{what}`"),
+                )
+            };
+            let string = |errors: &mut Vec<syn::Error>| -> Option<LitStr> {
+                match (&arg.value, &arg.list) {
+                    (Some(v), None) => match literal(v) {
+                        Some(s) => Some(s),
+                        None => {
+                            errors.push(want_string(&key));
+                            None
+                        }
+                    },
+                    _ => {
+                        errors.push(want_string(&key));
+                        None
+                    }
+                }
+            };
+            match key.as_str() {
+                "model" => match (&arg.value, &arg.list) {
+                    (Some(v), None) => {
+                        args.model = Some(match literal(v) {
+                            Some(s) => Value::Literal(s),
+                            None => Value::Expr(Box::new(v.clone())),
+                        })
+                    }
+                    _ => errors.push(syn::Error::new(
+                        span,
+                        "`model` takes a string literal or an expression: `model = \"gpt-4o\"`",
+                    )),
+                },
+                "provider" => args.provider = string(&mut errors),
+                "feature" => args.feature = string(&mut errors),
+                "agent" => args.agent = string(&mut errors),
+                "name" => args.name = string(&mut errors),
+                "level" => {
+                    if let Some(level) = string(&mut errors) {
+                        match level_tokens(&level) {
+                            Some(tokens) => args.level = Some((level, tokens)),
+                            None => errors.push(syn::Error::new(
+                                level.span(),
+                                "unknown level: expected \"trace\", \"debug\", \"info\", \"warn\" or \"error\"",
+                            )),
+                        }
+                    }
+                }
+                "fields" => match &arg.list {
+                    Some(list) => args.fields = Some(list.clone()),
+                    None => errors.push(syn::Error::new(
+                        span,
+                        "`fields` takes a list: `fields(key = value, …)`",
+                    )),
+                },
+                "skip" => match &arg.list {
+                    Some(list) => {
+                        match syn::parse::Parser::parse2(
+                            Punctuated::<Ident, Token![,]>::parse_terminated,
+                            list.clone(),
+                        ) {
+                            Ok(names) => args.skip = names.into_iter().collect(),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    None => errors.push(syn::Error::new(
+                        span,
+                        "`skip` takes a list of arguments: `skip(a, b)`",
+                    )),
+                },
+                "skip_all" | "err" => {
+                    if arg.value.is_some() || arg.list.is_some() {
+                        errors.push(want_flag(&key));
+                    } else if key == "err" {
+                        args.err = true;
+                    } else {
+                        args.skip_all = true;
+                    }
+                }
+                "crate" => match &arg.value {
+                    Some(Expr::Path(p)) => args.krate = Some(p.path.clone()),
+                    _ => errors.push(syn::Error::new(
+                        span,
+                        "`crate` takes a path: `crate = my_crate::cost_layer`",
+                    )),
+                },
+                _ => errors.push(syn::Error::new(
+                    span,
+                    format!("unknown argument `{key}`; expected one of: {KNOWN}"),
+                )),
+            }
+        }
+        (args, errors)
+    }
+
+    /// The runtime crate's path, as tokens.
+    pub(crate) fn krate(&self) -> TokenStream {
+        match &self.krate {
+            Some(path) => quote::quote!(#path),
+            None => quote::quote!(::cost_layer),
+        }
+    }
+}
+
+fn level_tokens(level: &LitStr) -> Option<TokenStream> {
+    let name = match level.value().to_ascii_lowercase().as_str() {
+        "trace" => "TRACE",
+        "debug" => "DEBUG",
+        "info" => "INFO",
+        "warn" => "WARN",
+        "error" => "ERROR",
+        _ => return None,
+    };
+    let ident = Ident::new(name, Span::call_site());
+    Some(quote::quote!(#ident))
+}

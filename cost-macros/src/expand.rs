@@ -1,0 +1,229 @@
+//! The expansion of `#[llm_call]`.
+
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::{Block, Expr, FnArg, ItemFn, Pat, ReturnType, Stmt};
+
+use crate::args::{Args, Value};
+
+pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
+    let (args, mut errors) = Args::parse(args);
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            let at = item
+                .clone()
+                .into_iter()
+                .next()
+                .map_or_else(proc_macro2::Span::call_site, |t| t.span());
+            errors.push(syn::Error::new(
+                at,
+                "`#[llm_call]` applies to a function with a body (a free fn, a method, or a trait method with a default body)",
+            ));
+            return with_errors(item, errors);
+        }
+    };
+    if let Some(constness) = &func.sig.constness {
+        errors.push(syn::Error::new(
+            constness.span,
+            "`#[llm_call]` cannot instrument a `const fn`: recording a span is not possible in a const context",
+        ));
+    }
+    let params = parameter_names(&func);
+    for skipped in &args.skip {
+        if !params.iter().any(|p| skipped == p) {
+            errors.push(syn::Error::new(
+                skipped.span(),
+                format!(
+                    "`skip({skipped})`: `{}` has no argument named `{skipped}`",
+                    func.sig.ident
+                ),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return with_errors(item, errors);
+    }
+    expand(&args, func)
+}
+
+/// The user's item unchanged, followed by the errors: the rest of the crate (and the IDE) keep
+/// seeing the function.
+fn with_errors(item: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
+    let errors = errors.into_iter().map(|e| e.to_compile_error());
+    quote!(#item #(#errors)*)
+}
+
+fn parameter_names(func: &ItemFn) -> Vec<String> {
+    func.sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Receiver(_) => Some("self".to_owned()),
+            FnArg::Typed(typed) => match &*typed.pat {
+                Pat::Ident(ident) => Some(ident.ident.to_string()),
+                _ => None,
+            },
+        })
+        .collect()
+}
+
+/// `Some(type)` when the return type can be written inside the body (no `impl Trait`, no
+/// elided lifetimes), to guide inference of `?` in the instrumented body.
+fn nameable_return(output: &ReturnType) -> Option<TokenStream> {
+    match output {
+        ReturnType::Default => Some(quote!(())),
+        ReturnType::Type(_, ty) => {
+            let text = ty.to_token_stream().to_string();
+            let nameable = !text.contains("impl") && !text.contains('&') && !text.contains("'_");
+            nameable.then(|| ty.to_token_stream())
+        }
+    }
+}
+
+fn expand(args: &Args, func: ItemFn) -> TokenStream {
+    let krate = args.krate();
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let span_expr = span_tokens(args, &krate, &sig.ident);
+    let record = record_tokens(args, &krate);
+    let hint = nameable_return(&sig.output);
+    let let_result = match &hint {
+        Some(ty) => quote!(let __cost_result: #ty),
+        None => quote!(let __cost_result),
+    };
+    let fields_static = quote! {
+        static __COST_FIELDS: #krate::__private::CallFields = #krate::__private::CallFields::new();
+    };
+    let body = if sig.asyncness.is_some() {
+        quote! {
+            #fields_static
+            let __cost_span = #span_expr;
+            #let_result = #krate::__private::Instrument::instrument(
+                async move #block,
+                ::core::clone::Clone::clone(&__cost_span),
+            )
+            .await;
+            #record
+            __cost_result
+        }
+    } else if let Some((before, inner)) = async_trait_body(&block) {
+        // `#[async_trait]` turned the method into `Box::pin(async move { … })`: instrument the
+        // future it returns, so the span covers the polls, not the construction.
+        quote! {
+            #(#before)*
+            ::std::boxed::Box::pin(async move {
+                #fields_static
+                let __cost_span = #span_expr;
+                let __cost_result = #krate::__private::Instrument::instrument(
+                    #inner,
+                    ::core::clone::Clone::clone(&__cost_span),
+                )
+                .await;
+                #record
+                __cost_result
+            })
+        }
+    } else {
+        let closure = match &hint {
+            Some(ty) => quote!(move || -> #ty #block),
+            None => quote!(move || #block),
+        };
+        quote! {
+            #fields_static
+            let __cost_span = #span_expr;
+            #let_result = {
+                let __cost_entered = __cost_span.enter();
+                #[allow(clippy::redundant_closure_call)]
+                (#closure)()
+            };
+            #record
+            __cost_result
+        }
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    }
+}
+
+fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStream {
+    let empty = quote!(#krate::__private::tracing::field::Empty);
+    let literal_or_empty = |value: &Option<syn::LitStr>| match value {
+        Some(lit) => quote!(#lit),
+        None => empty.clone(),
+    };
+    let name = match &args.name {
+        Some(name) => quote!(#name),
+        None => {
+            let name = syn::LitStr::new(&ident.to_string(), ident.span());
+            quote!(#name)
+        }
+    };
+    let level = match &args.level {
+        Some((_, level)) => quote!(#krate::__private::tracing::Level::#level),
+        None => quote!(#krate::__private::tracing::Level::INFO),
+    };
+    let model = match &args.model {
+        Some(Value::Literal(lit)) => quote!(#lit),
+        Some(Value::Expr(expr)) => quote!(%(#expr)),
+        None => empty.clone(),
+    };
+    let provider = literal_or_empty(&args.provider);
+    let feature = literal_or_empty(&args.feature);
+    let agent = literal_or_empty(&args.agent);
+    let fields = args.fields.clone().unwrap_or_default();
+    quote! {
+        #krate::__llm_call_span!(
+            krate = [#krate],
+            level = #level,
+            name = #name,
+            model = [#model],
+            provider = [#provider],
+            feature = [#feature],
+            agent = [#agent],
+            fields = [#fields]
+        )
+    }
+}
+
+fn record_tokens(args: &Args, krate: &TokenStream) -> TokenStream {
+    let error = args.err.then(
+        || quote!(#krate::__private::record_error(&__cost_span, &__COST_FIELDS, &__cost_result);),
+    );
+    quote! {
+        #krate::__private::record_return(&__cost_span, &__COST_FIELDS, &__cost_result);
+        #error
+    }
+}
+
+/// For a body of the form `…; Box::pin(async move { … })`, the statements before it and the
+/// async block.
+fn async_trait_body(block: &Block) -> Option<(Vec<Stmt>, Expr)> {
+    let (last, before) = block.stmts.split_last()?;
+    let Stmt::Expr(Expr::Call(call), None) = last else {
+        return None;
+    };
+    let Expr::Path(path) = &*call.func else {
+        return None;
+    };
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    if !segments.ends_with(&["Box".to_owned(), "pin".to_owned()]) || call.args.len() != 1 {
+        return None;
+    }
+    match call.args.first() {
+        Some(Expr::Async(inner)) => Some((before.to_vec(), Expr::Async(inner.clone()))),
+        _ => None,
+    }
+}
