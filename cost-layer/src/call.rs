@@ -76,10 +76,27 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     span.record_all(&metadata.fields().value_set(&values));
 }
 
+/// A return value whose error `#[llm_call(err)]` can record.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`#[llm_call(err)]` needs a function that returns `Result<_, E>` with `E: Display`, not `{Self}`",
+    label = "`err` records the `Display` of the error this function returns"
+)]
+pub trait ErrorResult {
+    /// The error, if the value is one.
+    fn error(&self) -> Option<&dyn Display>;
+}
+
+impl<T, E: Display> ErrorResult for Result<T, E> {
+    fn error(&self) -> Option<&dyn Display> {
+        self.as_ref().err().map(|e| e as &dyn Display)
+    }
+}
+
 /// Records the error of an `Err` on `span` (`#[llm_call(err)]`).
 #[doc(hidden)]
-pub fn record_error<T, E: Display>(span: &Span, fields: &CallFields, result: &Result<T, E>) {
-    let (Err(error), Some(metadata)) = (result, span.metadata()) else {
+pub fn record_error<R: ErrorResult>(span: &Span, fields: &CallFields, result: &R) {
+    let (Some(error), Some(metadata)) = (result.error(), span.metadata()) else {
         return;
     };
     if let Some((_, field)) = fields.get(metadata.fields()) {

@@ -99,6 +99,10 @@ pub mod __private {
     pub use tracing::Instrument;
 
     /// A token count field of a `#[derive(TokenUsage)]` struct.
+    #[diagnostic::on_unimplemented(
+        message = "a `#[usage(…)]` token count must be an integer or an `Option` of one, not `{Self}`",
+        label = "not a token count"
+    )]
     pub trait TokenCount {
         /// The count; a negative one becomes `u64::MAX`, which the layer rejects as absurd.
         fn token_count(&self) -> u64;
@@ -130,6 +134,10 @@ pub mod __private {
     }
 
     /// A model field of a `#[derive(TokenUsage)]` struct.
+    #[diagnostic::on_unimplemented(
+        message = "a `#[usage(model)]` field must be a `String`, a `&str` or an `Option` of one, not `{Self}`",
+        label = "not a model name"
+    )]
     pub trait ModelName {
         /// The name, if any.
         fn model_name(&self) -> Option<&str>;

@@ -1,7 +1,8 @@
 //! `#[derive(TokenUsage)]`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Path};
 
 const KINDS: [&str; 6] = [
@@ -117,10 +118,12 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                 match role {
                     Role::Count(kind) => {
                         let slot = syn::Ident::new(kind, ident.span());
-                        counts.push(quote!(usage.#slot = #krate_path::__private::TokenCount::token_count(&#access);));
+                        let ty = &field.ty;
+                        counts.push(quote_spanned!(ty.span()=> usage.#slot = <#ty as #krate_path::__private::TokenCount>::token_count(&#access);));
                     }
                     Role::Model => {
-                        model = Some(quote!(#krate_path::__private::ModelName::model_name(&#access)));
+                        let ty = &field.ty;
+                        model = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::ModelName>::model_name(&#access)));
                     }
                     Role::Flatten => flatten.push(access.clone()),
                 }

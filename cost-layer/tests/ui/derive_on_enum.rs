@@ -1,0 +1,6 @@
+#[derive(cost_layer::TokenUsage)]
+enum Reply {
+    A,
+}
+
+fn main() {}

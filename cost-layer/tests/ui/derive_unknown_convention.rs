@@ -1,0 +1,8 @@
+#[derive(cost_layer::TokenUsage)]
+#[usage(convention = "mistral")]
+struct Reply {
+    #[usage(input)]
+    input: u32,
+}
+
+fn main() {}
