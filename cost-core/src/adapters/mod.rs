@@ -9,9 +9,12 @@
 //! | [`openai`] Chat Completions | `prompt_tokens` ⊇ `prompt_tokens_details.cached_tokens`; `completion_tokens` ⊇ `completion_tokens_details.reasoning_tokens` | already inclusive |
 //! | [`openai`] Responses | `input_tokens` ⊇ `input_tokens_details.cached_tokens`; `output_tokens` ⊇ `output_tokens_details.reasoning_tokens` | already inclusive |
 //! | [`anthropic`] Messages | `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens` (split in `cache_creation.ephemeral_5m/1h_input_tokens`) | input = sum of the three |
+//! | `async_openai` (feature `async-openai`) | `CreateChatCompletionResponse`, `CompletionUsage` of the `async-openai` crate | as OpenAI |
 //! | [`gemini`] `usageMetadata` | `promptTokenCount` ⊇ `cachedContentTokenCount`; `candidatesTokenCount` excludes `thoughtsTokenCount` | output = candidates + thoughts |
 
 pub mod anthropic;
+#[cfg(feature = "async-openai")]
+pub mod async_openai;
 pub mod gemini;
 pub mod openai;
 

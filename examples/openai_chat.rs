@@ -1,0 +1,105 @@
+//! The whole path with a real client: `async-openai` → `#[llm_call]` → `CostLayer` → totals.
+//!
+//! `cargo run --example openai_chat`
+//!
+//! The client talks to a loopback HTTP server started here that answers like OpenAI's Chat
+//! Completions API (with cached and reasoning tokens in its usage), so it runs without a network
+//! or an API key. Point `with_api_base` at `https://api.openai.com/v1` and set a key to run it
+//! for real.
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs,
+    CreateChatCompletionResponse,
+};
+use cost_layer::{CostLayer, Totals, llm_call};
+use tracing_subscriber::prelude::*;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// One call to the model; its cost is read from the response's `usage` when it returns.
+#[llm_call(
+    model = "gpt-4o-mini",
+    provider = "openai",
+    feature = "support_answer",
+    err
+)]
+async fn answer(
+    client: &Client<OpenAIConfig>,
+    question: &str,
+) -> Result<CreateChatCompletionResponse, OpenAIError> {
+    let request = CreateChatCompletionRequestArgs::default()
+        .model("gpt-4o-mini")
+        .messages([ChatCompletionRequestUserMessageArgs::default()
+            .content(question)
+            .build()?
+            .into()])
+        .build()?;
+    client.chat().create(request).await
+}
+
+/// What the loopback server answers: OpenAI's shape, 1 200 prompt tokens of which 1 024
+/// cached, 300 completion tokens.
+fn canned_completion() -> serde_json::Value {
+    serde_json::json!({
+        "id": "chatcmpl-loopback",
+        "object": "chat.completion",
+        "created": 1_764_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "Restart the router, then …"},
+            "finish_reason": "stop",
+            "logprobs": null
+        }],
+        "usage": {
+            "prompt_tokens": 1200,
+            "completion_tokens": 300,
+            "total_tokens": 1500,
+            "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_loopback"
+    })
+}
+
+/// Starts the server, answers three questions in one session, and returns the session's totals.
+pub async fn run() -> Totals {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(canned_completion()))
+        .mount(&server)
+        .await;
+    let client = Client::with_config(
+        OpenAIConfig::new()
+            .with_api_base(format!("{}/v1", server.uri()))
+            .with_api_key("sk-loopback"),
+    );
+
+    let (cost, ledger) = CostLayer::builder().build();
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(cost));
+    {
+        let session = tracing::info_span!("support_session", session.id = "ticket-7");
+        let _entered = session.enter();
+        for question in ["my router blinks red", "still blinking", "thanks!"] {
+            if let Err(e) = answer(&client, question).await {
+                eprintln!("call failed: {e}");
+            }
+        }
+    }
+    ledger.session("ticket-7").unwrap_or_default()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let totals = run().await;
+    println!("session ticket-7: {totals}");
+    println!(
+        "  input {} tokens ({} cached), output {} tokens; cache saved ${}",
+        totals.usage.input, totals.usage.cache_read, totals.usage.output, totals.cost.cache_savings
+    );
+}
