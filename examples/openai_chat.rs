@@ -67,7 +67,7 @@ fn canned_completion() -> serde_json::Value {
 }
 
 /// Starts the server, answers three questions in one session, and returns the session's totals.
-pub async fn run() -> Totals {
+pub(crate) async fn run() -> Totals {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
