@@ -10,55 +10,53 @@
 use std::sync::{Arc, Mutex};
 
 use cost_layer::cost_core::{Money, PriceTable};
-use cost_layer::{CostLayer, Dimension, Ledger, Totals};
-use tracing::field::Empty;
+use cost_layer::{CostLayer, Dimension, Ledger, TokenUsage, Totals, llm_call};
 use tracing::info_span;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
-/// What a provider would answer: a model name and token usage (inclusive convention).
+/// What a provider would answer: the model that answered and its token usage (inclusive
+/// convention), read by `#[llm_call]` through the derived `TokenUsage`.
+#[derive(TokenUsage)]
 struct Response {
+    #[usage(model)]
     model: &'static str,
+    #[usage(input)]
     input: u64,
+    #[usage(cache_read)]
     cache_read: u64,
+    #[usage(cache_write)]
     cache_write: u64,
+    #[usage(output)]
     output: u64,
+    #[usage(reasoning)]
     reasoning: u64,
 }
 
-/// One LLM call: a span with the usage fields declared empty, recorded from the response.
-fn llm_call(name: &'static str, model: &'static str, feature: &'static str, canned: Response) {
-    let span = info_span!(
-        "llm_call",
-        otel.name = name,
-        gen_ai.operation.name = "chat",
-        gen_ai.request.model = model,
-        gen_ai.response.model = Empty,
-        gen_ai.usage.input_tokens = Empty,
-        gen_ai.usage.cache_read.input_tokens = Empty,
-        gen_ai.usage.cache_creation.input_tokens = Empty,
-        gen_ai.usage.output_tokens = Empty,
-        gen_ai.usage.reasoning.output_tokens = Empty,
-        cost.feature = feature,
-    );
-    let _entered = span.enter();
-    // … here the real program would call the provider …
-    span.record("gen_ai.response.model", canned.model);
-    span.record("gen_ai.usage.input_tokens", canned.input);
-    span.record("gen_ai.usage.cache_read.input_tokens", canned.cache_read);
-    span.record(
-        "gen_ai.usage.cache_creation.input_tokens",
-        canned.cache_write,
-    );
-    span.record("gen_ai.usage.output_tokens", canned.output);
-    span.record("gen_ai.usage.reasoning.output_tokens", canned.reasoning);
+/// One LLM call. Here the "provider" returns a canned response; a real program calls its
+/// client in the body, and the usage of whatever it returns is recorded when it returns.
+#[llm_call(model = model, feature = feature)]
+fn llm_call(model: &str, feature: &str, canned: Response) -> Response {
+    canned
+}
+
+/// The same question again, answered from the application's own cache: charged nothing.
+#[llm_call(model = "claude-sonnet-4-5", feature = "research", fields(llm.cache.hit = true))]
+fn cached_answer() -> Response {
+    Response {
+        model: "claude-sonnet-4-5",
+        input: 42_000,
+        cache_read: 0,
+        cache_write: 0,
+        output: 1_500,
+        reasoning: 0,
+    }
 }
 
 fn planner() {
     let agent = info_span!("agent", gen_ai.agent.name = "planner");
     let _a = agent.enter();
     llm_call(
-        "plan",
         "gpt-4o-mini",
         "planning",
         Response {
@@ -82,7 +80,6 @@ fn researcher() {
         let tool = info_span!("tool", tool.name = "web_search", query);
         let _t = tool.enter();
         llm_call(
-            "read_sources",
             "claude-sonnet-4-5",
             "research",
             Response {
@@ -95,17 +92,8 @@ fn researcher() {
             },
         );
     }
-    // The same question again: answered from the application's cache, charged nothing.
-    info_span!(
-        "llm_call",
-        gen_ai.request.model = "claude-sonnet-4-5",
-        gen_ai.usage.input_tokens = 42_000,
-        gen_ai.usage.output_tokens = 1_500,
-        llm.cache.hit = true,
-    )
-    .in_scope(|| {});
+    cached_answer();
     llm_call(
-        "deep_analysis",
         "o3",
         "research",
         Response {
@@ -123,7 +111,6 @@ fn writer() {
     let agent = info_span!("agent", gen_ai.agent.name = "writer");
     let _a = agent.enter();
     llm_call(
-        "draft",
         "gpt-4.1",
         "writing",
         Response {
@@ -137,7 +124,6 @@ fn writer() {
     );
     // An in-house model the price table does not know: its tokens count, its cost is unknown.
     llm_call(
-        "style_check",
         "acme-house-style-v2",
         "writing",
         Response {

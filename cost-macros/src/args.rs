@@ -15,9 +15,9 @@ pub(crate) enum Value {
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) model: Option<Value>,
-    pub(crate) provider: Option<LitStr>,
-    pub(crate) feature: Option<LitStr>,
-    pub(crate) agent: Option<LitStr>,
+    pub(crate) provider: Option<Value>,
+    pub(crate) feature: Option<Value>,
+    pub(crate) agent: Option<Value>,
     pub(crate) name: Option<LitStr>,
     pub(crate) level: Option<(LitStr, TokenStream)>,
     pub(crate) fields: Option<TokenStream>,
@@ -137,22 +137,28 @@ impl Args {
                     }
                 }
             };
-            match key.as_str() {
-                "model" => match (&arg.value, &arg.list) {
-                    (Some(v), None) => {
-                        args.model = Some(match literal(v) {
-                            Some(s) => Value::Literal(s),
-                            None => Value::Expr(Box::new(v.clone())),
-                        })
+            let value = |errors: &mut Vec<syn::Error>| -> Option<Value> {
+                match (&arg.value, &arg.list) {
+                    (Some(v), None) => Some(match literal(v) {
+                        Some(s) => Value::Literal(s),
+                        None => Value::Expr(Box::new(v.clone())),
+                    }),
+                    _ => {
+                        errors.push(syn::Error::new(
+                            span,
+                            format!(
+                                "`{key}` takes a string literal or an expression: `{key} = \"…\"`"
+                            ),
+                        ));
+                        None
                     }
-                    _ => errors.push(syn::Error::new(
-                        span,
-                        "`model` takes a string literal or an expression: `model = \"gpt-4o\"`",
-                    )),
-                },
-                "provider" => args.provider = string(&mut errors),
-                "feature" => args.feature = string(&mut errors),
-                "agent" => args.agent = string(&mut errors),
+                }
+            };
+            match key.as_str() {
+                "model" => args.model = value(&mut errors),
+                "provider" => args.provider = value(&mut errors),
+                "feature" => args.feature = value(&mut errors),
+                "agent" => args.agent = value(&mut errors),
                 "name" => args.name = string(&mut errors),
                 "level" => {
                     if let Some(level) = string(&mut errors) {

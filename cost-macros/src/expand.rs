@@ -155,8 +155,9 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
 
 fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStream {
     let empty = quote!(#krate::__private::tracing::field::Empty);
-    let literal_or_empty = |value: &Option<syn::LitStr>| match value {
-        Some(lit) => quote!(#lit),
+    let value_or_empty = |value: &Option<Value>| match value {
+        Some(Value::Literal(lit)) => quote!(#lit),
+        Some(Value::Expr(expr)) => quote!(%(#expr)),
         None => empty.clone(),
     };
     let name = match &args.name {
@@ -170,14 +171,10 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
         Some((_, level)) => quote!(#krate::__private::tracing::Level::#level),
         None => quote!(#krate::__private::tracing::Level::INFO),
     };
-    let model = match &args.model {
-        Some(Value::Literal(lit)) => quote!(#lit),
-        Some(Value::Expr(expr)) => quote!(%(#expr)),
-        None => empty.clone(),
-    };
-    let provider = literal_or_empty(&args.provider);
-    let feature = literal_or_empty(&args.feature);
-    let agent = literal_or_empty(&args.agent);
+    let model = value_or_empty(&args.model);
+    let provider = value_or_empty(&args.provider);
+    let feature = value_or_empty(&args.feature);
+    let agent = value_or_empty(&args.agent);
     let fields = args.fields.clone().unwrap_or_default();
     quote! {
         #krate::__llm_call_span!(

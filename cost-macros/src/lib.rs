@@ -26,7 +26,7 @@ use proc_macro::TokenStream;
 /// | argument | meaning |
 /// |---|---|
 /// | `model = "gpt-4o"` or `model = expr` | the requested model; an expression may use the arguments |
-/// | `provider = "openai"` | `gen_ai.provider.name` |
+/// | `provider = "openai"` | `gen_ai.provider.name` (a literal or an expression, as are the next two) |
 /// | `feature = "…"`, `agent = "…"` | attribution of the call |
 /// | `name = "…"` | the span name (default: the function's name) |
 /// | `level = "debug"` | the span level (default `info`) |
