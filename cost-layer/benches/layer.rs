@@ -5,10 +5,13 @@
 //!   recorded, closed) inside an open session → agent.
 //! - `plain_span/…`: a span without usage fields, created and closed, inside a session.
 //! - `enter_exit/…`: entering and exiting an existing call span.
+//! - `macro/…`: `#[llm_call]` on a trivial sync fn against the same fn with a hand-written span
+//!   (fields declared `Empty`, entered, usage recorded), both under the layer.
 
 use std::hint::black_box;
 
-use cost_layer::CostLayer;
+use cost_layer::cost_core::Usage;
+use cost_layer::{CostLayer, llm_call};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tracing::field::Empty;
 use tracing::{Dispatch, info_span};
@@ -83,5 +86,39 @@ fn enter_exit(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, call, plain_span, enter_exit);
+#[llm_call(model = "gpt-4o-mini")]
+fn with_macro(input: u64) -> Usage {
+    Usage::new(input, 100)
+}
+
+fn hand_written(input: u64) -> Usage {
+    let span = info_span!(
+        "hand_written",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    );
+    let _entered = span.enter();
+    let usage = Usage::new(input, 100);
+    span.record("gen_ai.usage.input_tokens", usage.input);
+    span.record("gen_ai.usage.output_tokens", usage.output);
+    usage
+}
+
+fn macro_vs_hand_written(c: &mut Criterion) {
+    let mut group = c.benchmark_group("macro");
+    let (cost, _ledger) = CostLayer::builder().build();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(cost));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "bench");
+        let _s = session.enter();
+        group.bench_function("llm_call", |b| b.iter(|| with_macro(black_box(1_000))));
+        group.bench_function("hand_written", |b| {
+            b.iter(|| hand_written(black_box(1_000)))
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, call, plain_span, enter_exit, macro_vs_hand_written);
 criterion_main!(benches);
