@@ -16,7 +16,7 @@ use proc_macro::TokenStream;
 /// runs the body inside it, and records the token usage (and the answering model) that the
 /// return value carries through `TokenUsage`.
 ///
-/// ```ignore
+/// ```text
 /// #[llm_call(model = "gpt-4o", feature = "summarise")]
 /// async fn summarise(client: &Client, doc: &str) -> Result<ChatCompletion, Error> { … }
 /// ```
