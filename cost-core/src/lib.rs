@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod adapters;
+pub mod budget;
 pub mod format;
 pub mod money;
 pub mod price;

@@ -1,0 +1,562 @@
+//! The budget book: spend and reservations per budget, key and window; reservation before a
+//! call, settlement after it, threshold, spike and per-call alerts.
+//!
+//! Every account is guarded by its own lock. A reservation takes the accounts of the deny
+//! budgets that apply to the call one at a time, in a fixed order, and checks and books under
+//! each lock (reservation, not check-then-act); if one would go over, the ones already booked
+//! are released and the call is refused. So no number of racing threads can admit more than a
+//! limit. (A refused call's transient booking may make a concurrent call see less room than
+//! there is for an instant; it never lets one see more.)
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dashmap::DashMap;
+use thiserror::Error;
+
+use super::clock::{Clock, SystemClock, utc_day, utc_month};
+use super::config::{Budget, BudgetConfig, BudgetScope, Policy, Window};
+use crate::money::Money;
+
+/// The keys of one call, one per scope (`None` where the call has none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallKeys {
+    /// A unique id of the call.
+    pub call: String,
+    /// A unique id of the agent run it belongs to.
+    pub agent_run: Option<String>,
+    /// Its session.
+    pub session: Option<String>,
+    /// Its user (as filed: hashed unless configured otherwise).
+    pub user: Option<String>,
+    /// Its organisation.
+    pub org: Option<String>,
+    /// Its feature.
+    pub feature: Option<String>,
+    /// Its model (as resolved in the price table).
+    pub model: Option<String>,
+}
+
+impl CallKeys {
+    fn key(&self, scope: BudgetScope) -> Option<&str> {
+        match scope {
+            BudgetScope::Call => Some(self.call.as_str()),
+            BudgetScope::Agent => self.agent_run.as_deref(),
+            BudgetScope::Session => self.session.as_deref(),
+            BudgetScope::User => self.user.as_deref(),
+            BudgetScope::Org => self.org.as_deref(),
+            BudgetScope::Feature => self.feature.as_deref(),
+            BudgetScope::Model => self.model.as_deref(),
+            BudgetScope::Global => Some("*"),
+        }
+    }
+}
+
+/// A call refused because a deny budget would be exceeded.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error(
+    "budget `{budget}` for {scope} `{key}` would be exceeded: spent ${spent} + reserved ${reserved} + this call's worst case ${requested} > limit ${limit}"
+)]
+pub struct BudgetExceeded {
+    /// The budget's name.
+    pub budget: String,
+    /// Its scope.
+    pub scope: &'static str,
+    /// The key.
+    pub key: String,
+    /// Spent in the window.
+    pub spent: Money,
+    /// Reserved by calls in flight.
+    pub reserved: Money,
+    /// The worst case of the refused call.
+    pub requested: Money,
+    /// The limit.
+    pub limit: Money,
+}
+
+/// Something the budgets noticed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BudgetAlert {
+    /// A budget's spend crossed one of its thresholds (once per key and window).
+    Threshold {
+        /// The budget.
+        budget: String,
+        /// Its scope.
+        scope: &'static str,
+        /// The key.
+        key: String,
+        /// The threshold, ppm of the limit.
+        threshold: u32,
+        /// Spend in the window after the call.
+        spent: Money,
+        /// The limit.
+        limit: Money,
+    },
+    /// Today's projected spend is above the configured multiple of the previous days' average.
+    Spike {
+        /// Spend so far today.
+        today: Money,
+        /// Today's spend projected to a whole day.
+        projected: Money,
+        /// Average daily spend of the previous days.
+        average: Money,
+    },
+    /// One call cost more than the configured maximum.
+    ExpensiveCall {
+        /// The call.
+        call: String,
+        /// What it cost.
+        cost: Money,
+        /// The maximum.
+        max: Money,
+    },
+}
+
+impl std::fmt::Display for BudgetAlert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BudgetAlert::Threshold {
+                budget,
+                scope,
+                key,
+                threshold,
+                spent,
+                limit,
+            } => write!(
+                f,
+                "budget `{budget}` ({scope} `{key}`) crossed {}%: spent ${spent} of ${limit}",
+                threshold / 10_000
+            ),
+            BudgetAlert::Spike {
+                today,
+                projected,
+                average,
+            } => write!(
+                f,
+                "spend spike: ${today} today, projected ${projected} for the day against an average of ${average}"
+            ),
+            BudgetAlert::ExpensiveCall { call, cost, max } => {
+                write!(
+                    f,
+                    "call `{call}` cost ${cost}, above the per-call maximum ${max}"
+                )
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct AccountState {
+    spent: i128,
+    reserved: i128,
+    fired: u32,
+    /// Rolling windows: (bucket number, spend).
+    buckets: VecDeque<(i64, i128)>,
+}
+
+#[derive(Default)]
+struct Account {
+    state: Mutex<AccountState>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct AccountKey {
+    budget: usize,
+    key: Arc<str>,
+    window: i64,
+}
+
+/// Budgets reserved for one call, to settle when it ends. Dropping it unsettled releases the
+/// reservation (a call that failed or panicked costs nothing it did not report).
+pub struct Reservation {
+    book: Arc<BookInner>,
+    held: Vec<(usize, Arc<Account>, Arc<str>)>,
+    amount: i128,
+    keys: CallKeys,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("amount", &Money::from_units(self.amount))
+            .field("budgets", &self.held.len())
+            .finish()
+    }
+}
+
+struct BookInner {
+    config: BudgetConfig,
+    accounts: DashMap<AccountKey, Arc<Account>, foldhash::fast::RandomState>,
+    clock: Arc<dyn Clock>,
+    latest: AtomicI64,
+    /// Per budget, the newest calendar window seen (past windows' accounts are dropped when
+    /// it advances).
+    windows: Vec<AtomicI64>,
+    days: Mutex<DailyHistory>,
+}
+
+#[derive(Default)]
+struct DailyHistory {
+    spend: BTreeMap<i64, i128>,
+    spike_fired: Option<i64>,
+}
+
+/// The budgets of a program and their accounts. Cheap to clone; share it between threads.
+#[derive(Clone)]
+pub struct BudgetBook {
+    inner: Arc<BookInner>,
+}
+
+impl std::fmt::Debug for BudgetBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BudgetBook")
+            .field("budgets", &self.inner.config.budgets.len())
+            .field("accounts", &self.inner.accounts.len())
+            .finish()
+    }
+}
+
+impl BudgetBook {
+    /// A book for `config` on the system clock. The config is validated here too.
+    pub fn new(config: BudgetConfig) -> Result<Self, super::BudgetConfigError> {
+        BudgetBook::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// A book on an injected clock.
+    pub fn with_clock(
+        config: BudgetConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, super::BudgetConfigError> {
+        config.validate()?;
+        Ok(BudgetBook {
+            inner: Arc::new(BookInner {
+                accounts: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+                clock,
+                latest: AtomicI64::new(i64::MIN),
+                windows: (0..config.budgets.len())
+                    .map(|_| AtomicI64::new(i64::MIN))
+                    .collect(),
+                days: Mutex::new(DailyHistory::default()),
+                config,
+            }),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BudgetConfig {
+        &self.inner.config
+    }
+
+    /// Reserves `worst_case` against every deny budget that applies to the call, atomically
+    /// per budget, or refuses the call. Settle the reservation when the call ends.
+    // The refusal carries the figures a person needs to act on it; it is the rare path.
+    #[allow(clippy::result_large_err)]
+    pub fn reserve(
+        &self,
+        keys: &CallKeys,
+        worst_case: Money,
+    ) -> Result<Reservation, BudgetExceeded> {
+        self.inner.reserve(&self.inner, keys, worst_case.units())
+    }
+
+    /// Charges a call that reserved nothing; returns the alerts it caused.
+    pub fn charge(&self, keys: &CallKeys, cost: Money) -> Vec<BudgetAlert> {
+        let reservation = Reservation {
+            book: Arc::clone(&self.inner),
+            held: Vec::new(),
+            amount: 0,
+            keys: keys.clone(),
+            settled: false,
+        };
+        reservation.settle(cost)
+    }
+
+    /// Spend and reservations of a budget for a key in the current window:
+    /// `(spent, reserved)`, or `None` when nothing was booked.
+    pub fn account(&self, budget: &str, key: &str) -> Option<(Money, Money)> {
+        let inner = &self.inner;
+        let (index, budget) = inner
+            .config
+            .budgets
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.name == budget)?;
+        let now = inner.now();
+        let id = AccountKey {
+            budget: index,
+            key: Arc::from(key),
+            window: window_id(budget.window, now),
+        };
+        let account = inner.accounts.get(&id)?;
+        let mut state = lock(&account.state);
+        roll(&mut state, budget.window, now);
+        Some((
+            Money::from_units(state.spent),
+            Money::from_units(state.reserved),
+        ))
+    }
+
+    /// Forgets the accounts of a closed call, agent run or session (lifetime windows).
+    pub fn close_span(&self, scope: BudgetScope, key: &str) {
+        let budgets: Vec<usize> = self
+            .inner
+            .config
+            .budgets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.scope == scope && b.window == Window::Lifetime)
+            .map(|(i, _)| i)
+            .collect();
+        for budget in budgets {
+            self.inner.accounts.remove(&AccountKey {
+                budget,
+                key: Arc::from(key),
+                window: 0,
+            });
+        }
+    }
+
+    /// Number of accounts held (bounded: lifetime accounts go at close, past windows at
+    /// rollover).
+    pub fn accounts(&self) -> usize {
+        self.inner.accounts.len()
+    }
+}
+
+fn window_id(window: Window, now: i64) -> i64 {
+    match window {
+        Window::Lifetime | Window::Rolling(_) => 0,
+        Window::Day => utc_day(now),
+        Window::Month => utc_month(now),
+    }
+}
+
+/// Drops the buckets of a rolling window that fell out of it.
+fn roll(state: &mut AccountState, window: Window, now: i64) {
+    if let Window::Rolling(duration) = window {
+        let width = (duration.as_secs() / 60).max(1) as i64;
+        let current = now.div_euclid(width);
+        let oldest = current - 59;
+        while let Some(&(bucket, amount)) = state.buckets.front() {
+            if bucket >= oldest {
+                break;
+            }
+            state.spent -= amount;
+            state.buckets.pop_front();
+        }
+    }
+}
+
+fn add_spend(state: &mut AccountState, window: Window, now: i64, amount: i128) {
+    state.spent += amount;
+    if let Window::Rolling(duration) = window {
+        let width = (duration.as_secs() / 60).max(1) as i64;
+        let bucket = now.div_euclid(width);
+        match state.buckets.back_mut() {
+            Some((b, total)) if *b == bucket => *total += amount,
+            _ => state.buckets.push_back((bucket, amount)),
+        }
+    }
+}
+
+impl BookInner {
+    /// The time: the clock, never earlier than a time already seen (a clock that jumps back
+    /// does not reopen a closed window).
+    fn now(&self) -> i64 {
+        let now = self.clock.unix_seconds();
+        let previous = self.latest.fetch_max(now, Ordering::Relaxed);
+        previous.max(now)
+    }
+
+    fn applicable<'a>(
+        &'a self,
+        keys: &'a CallKeys,
+    ) -> impl Iterator<Item = (usize, &'a Budget, &'a str)> + 'a {
+        self.config
+            .budgets
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, b)| {
+                let key = keys.key(b.scope)?;
+                match &b.key {
+                    Some(only) if only != key => None,
+                    _ => Some((i, b, key)),
+                }
+            })
+    }
+
+    fn account(
+        &self,
+        budget: usize,
+        window: Window,
+        key: &str,
+        now: i64,
+    ) -> (Arc<Account>, Arc<str>) {
+        let key: Arc<str> = Arc::from(key);
+        let id = AccountKey {
+            budget,
+            key: Arc::clone(&key),
+            window: window_id(window, now),
+        };
+        if let Some(account) = self.accounts.get(&id) {
+            return (Arc::clone(account.value()), key);
+        }
+        if matches!(window, Window::Day | Window::Month) {
+            // A new window opens: accounts of this budget's past windows are done.
+            let current = id.window;
+            let previous = self.windows[budget].fetch_max(current, Ordering::Relaxed);
+            if previous < current {
+                self.accounts
+                    .retain(|k, _| k.budget != budget || k.window >= current);
+            }
+        }
+        let account = Arc::clone(self.accounts.entry(id).or_default().value());
+        (account, key)
+    }
+
+    fn reserve(
+        &self,
+        this: &Arc<BookInner>,
+        keys: &CallKeys,
+        amount: i128,
+    ) -> Result<Reservation, BudgetExceeded> {
+        let now = self.now();
+        let mut held: Vec<(usize, Arc<Account>, Arc<str>)> = Vec::new();
+        for (index, budget, key) in self.applicable(keys) {
+            if budget.policy != Policy::Deny {
+                continue;
+            }
+            let (account, key) = self.account(index, budget.window, key, now);
+            let mut state = lock(&account.state);
+            roll(&mut state, budget.window, now);
+            // One comparison everywhere: spend + reservations > limit is over; equal is within.
+            if state.spent + state.reserved + amount > budget.limit.units() {
+                let refused = BudgetExceeded {
+                    budget: budget.name.clone(),
+                    scope: budget.scope.as_str(),
+                    key: key.to_string(),
+                    spent: Money::from_units(state.spent),
+                    reserved: Money::from_units(state.reserved),
+                    requested: Money::from_units(amount),
+                    limit: budget.limit,
+                };
+                drop(state);
+                for (_, account, _) in &held {
+                    lock(&account.state).reserved -= amount;
+                }
+                return Err(refused);
+            }
+            state.reserved += amount;
+            drop(state);
+            held.push((index, account, key));
+        }
+        Ok(Reservation {
+            book: Arc::clone(this),
+            held,
+            amount,
+            keys: keys.clone(),
+            settled: false,
+        })
+    }
+}
+
+impl Reservation {
+    /// The worst case reserved.
+    pub fn amount(&self) -> Money {
+        Money::from_units(self.amount)
+    }
+
+    /// Settles the call at its actual `cost` (above the reservation too: it is charged, never
+    /// lost) against every budget that applies to it; returns the alerts it caused.
+    pub fn settle(mut self, cost: Money) -> Vec<BudgetAlert> {
+        self.settled = true;
+        let book = Arc::clone(&self.book);
+        let now = book.now();
+        let cost = cost.units();
+        let mut alerts = Vec::new();
+        for (index, budget, key) in book.applicable(&self.keys) {
+            let reserved = self.held.iter().find(|(i, ..)| *i == index);
+            let (account, key) = match reserved {
+                Some((_, account, key)) => (Arc::clone(account), Arc::clone(key)),
+                None => book.account(index, budget.window, key, now),
+            };
+            let mut state = lock(&account.state);
+            roll(&mut state, budget.window, now);
+            if reserved.is_some() {
+                state.reserved -= self.amount;
+            }
+            add_spend(&mut state, budget.window, now, cost);
+            let limit = budget.limit.units();
+            for (bit, threshold) in budget.thresholds.iter().enumerate() {
+                let mask = 1_u32 << bit.min(31);
+                let line = limit / 1_000_000 * i128::from(*threshold)
+                    + limit % 1_000_000 * i128::from(*threshold) / 1_000_000;
+                if state.fired & mask == 0 && state.spent >= line && limit > 0 {
+                    state.fired |= mask;
+                    alerts.push(BudgetAlert::Threshold {
+                        budget: budget.name.clone(),
+                        scope: budget.scope.as_str(),
+                        key: key.to_string(),
+                        threshold: *threshold,
+                        spent: Money::from_units(state.spent),
+                        limit: budget.limit,
+                    });
+                }
+            }
+        }
+        self.held.clear();
+        if let Some(max) = book.config.per_call_alert
+            && cost > max.units()
+        {
+            alerts.push(BudgetAlert::ExpensiveCall {
+                call: self.keys.call.clone(),
+                cost: Money::from_units(cost),
+                max,
+            });
+        }
+        if let Some(spike) = book.config.spike {
+            let mut days = lock(&book.days);
+            let today = utc_day(now);
+            *days.spend.entry(today).or_default() += cost;
+            while days.spend.len() > 31 {
+                days.spend.pop_first();
+            }
+            let previous: Vec<i128> = days.spend.range(..today).map(|(_, s)| *s).collect();
+            if previous.len() >= spike.min_history_days as usize && days.spike_fired != Some(today)
+            {
+                let average = previous.iter().sum::<i128>() / previous.len() as i128;
+                let spent = days.spend.get(&today).copied().unwrap_or(0);
+                // Project today's spend to a day, counting at least an hour elapsed.
+                let elapsed = now.rem_euclid(86_400).max(3_600);
+                let projected = spent * 86_400 / i128::from(elapsed);
+                if projected * 1_000_000 > average * i128::from(spike.factor) {
+                    days.spike_fired = Some(today);
+                    alerts.push(BudgetAlert::Spike {
+                        today: Money::from_units(spent),
+                        projected: Money::from_units(projected),
+                        average: Money::from_units(average),
+                    });
+                }
+            }
+        }
+        alerts
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled {
+            for (_, account, _) in &self.held {
+                lock(&account.state).reserved -= self.amount;
+            }
+        }
+    }
+}

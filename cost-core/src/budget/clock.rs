@@ -1,0 +1,95 @@
+//! Time for budget windows: an injectable clock and UTC calendar arithmetic.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where budgets read the time. Tests inject one; the default is the system clock.
+pub trait Clock: Send + Sync {
+    /// Seconds since the Unix epoch, UTC.
+    fn unix_seconds(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn unix_seconds(&self) -> i64 {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// A clock set by hand, for tests and simulations.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock showing `unix_seconds`.
+    pub fn new(unix_seconds: i64) -> Self {
+        ManualClock(AtomicI64::new(unix_seconds))
+    }
+
+    /// Sets the time (it may go backwards).
+    pub fn set(&self, unix_seconds: i64) {
+        self.0.store(unix_seconds, Ordering::Relaxed);
+    }
+
+    /// Moves the time forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(
+            i64::try_from(by.as_secs()).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl Clock for ManualClock {
+    fn unix_seconds(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Days since 1970-01-01 (UTC) of a time.
+pub fn utc_day(unix_seconds: i64) -> i64 {
+    unix_seconds.div_euclid(86_400)
+}
+
+/// `year × 12 + month − 1` (UTC) of a time: consecutive months are consecutive numbers.
+pub fn utc_month(unix_seconds: i64) -> i64 {
+    let (year, month, _) = civil_from_days(utc_day(unix_seconds));
+    year * 12 + i64::from(month) - 1
+}
+
+/// The UTC calendar date of a day number (proleptic Gregorian).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        // 2024-02-29 and 2026-11-25.
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(20_782), (2026, 11, 25));
+        let end_of_january = 1_706_745_599; // 2024-01-31T23:59:59Z
+        assert_eq!(utc_month(end_of_january) + 1, utc_month(end_of_january + 1));
+        assert_eq!(utc_day(end_of_january) + 1, utc_day(end_of_january + 1));
+        assert_eq!(utc_day(-1), -1);
+    }
+}

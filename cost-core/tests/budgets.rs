@@ -1,0 +1,372 @@
+//! Budgets: configuration, reservation before the call, settlement, alerts, windows on an
+//! injected clock, and racing threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cost_core::Money;
+use cost_core::budget::{
+    Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetScope, CallKeys, ManualClock, Policy,
+    Window,
+};
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn keys(call: &str, session: &str) -> CallKeys {
+    CallKeys {
+        call: call.into(),
+        session: Some(session.into()),
+        user: Some("u1".into()),
+        org: Some("acme".into()),
+        ..CallKeys::default()
+    }
+}
+
+/// 2026-11-25T12:00:00Z.
+const NOON: i64 = 1_764_072_000;
+
+fn book(config: BudgetConfig) -> (BudgetBook, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(NOON));
+    let book = BudgetBook::with_clock(config, clock.clone()).unwrap_or_else(|e| panic!("{e}"));
+    (book, clock)
+}
+
+#[test]
+fn the_examples_of_the_field_one_to_one() {
+    let config = BudgetConfig::from_toml(
+        r#"
+per_call_max = 1.00
+per_session_max = 10.00
+per_user_daily = 50.00
+org_daily = 1000.00
+
+[[budget]]
+name = "monthly"
+scope = "global"
+window = "month"
+limit = 5000
+thresholds = [0.8]
+policy = "alert"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let find = |name: &str| config.budgets.iter().find(|b| b.name == name).cloned();
+    assert_eq!(
+        find("per_call_max"),
+        Some(Budget::deny(
+            "per_call_max",
+            BudgetScope::Call,
+            Window::Lifetime,
+            usd("1")
+        ))
+    );
+    assert_eq!(
+        find("per_session_max").map(|b| (b.scope, b.window, b.limit)),
+        Some((BudgetScope::Session, Window::Lifetime, usd("10")))
+    );
+    assert_eq!(
+        find("per_user_daily").map(|b| (b.scope, b.window, b.limit)),
+        Some((BudgetScope::User, Window::Day, usd("50")))
+    );
+    assert_eq!(
+        find("org_daily").map(|b| (b.scope, b.window, b.limit, b.policy)),
+        Some((BudgetScope::Org, Window::Day, usd("1000"), Policy::Deny))
+    );
+    assert_eq!(
+        find("monthly"),
+        Some(Budget::alert(
+            "monthly",
+            BudgetScope::Global,
+            Window::Month,
+            usd("5000"),
+            &[800_000]
+        ))
+    );
+}
+
+#[test]
+fn bad_configuration_is_rejected_naming_the_entry() {
+    let cases = [
+        ("per_session_max = -1.0", "per_session_max", "negative"),
+        ("per_session_max = nan", "per_session_max", "finite"),
+        ("per_session_max = inf", "per_session_max", "finite"),
+        ("per_sesion_max = 1.0", "per_sesion_max", "unknown scope"),
+        ("per_user_weekly = 1.0", "per_user_weekly", "unknown window"),
+        ("per_user_max = 1.0", "per_user_max", "needs a window"),
+        (
+            "[[budget]]\nname = \"b\"\nscope = \"user\"\nwindow = \"day\"\nlimit = 1\nthresholds = [0]",
+            "b",
+            "outside (0, 1]",
+        ),
+        (
+            "[[budget]]\nname = \"b\"\nscope = \"user\"\nwindow = \"day\"\nlimit = 1\nthresholds = [1.5]",
+            "b",
+            "outside (0, 1]",
+        ),
+        (
+            "[[budget]]\nname = \"b\"\nscope = \"team\"\nwindow = \"day\"\nlimit = 1",
+            "b",
+            "unknown scope",
+        ),
+        (
+            "[[budget]]\nname = \"b\"\nscope = \"user\"\nwindow = \"fortnight\"\nlimit = 1",
+            "b",
+            "unknown window",
+        ),
+        (
+            "[[budget]]\nname = \"b\"\nscope = \"session\"\nwindow = \"day\"\nlimit = 1",
+            "b",
+            "lifetime",
+        ),
+        (
+            "per_user_daily = 5\n[[budget]]\nname = \"again\"\nscope = \"user\"\nwindow = \"day\"\nlimit = 9",
+            "again",
+            "duplicates budget `per_user_daily`",
+        ),
+    ];
+    for (text, entry, fragment) in cases {
+        let err = BudgetConfig::from_toml(text)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"));
+        assert_eq!(err.entry, entry, "{text}: {err}");
+        assert!(err.to_string().contains(fragment), "{text}: {err}");
+    }
+}
+
+#[test]
+fn a_deny_budget_refuses_the_call_that_would_cross_it_and_equal_is_within() {
+    let config = BudgetConfig {
+        budgets: vec![Budget::deny(
+            "session",
+            BudgetScope::Session,
+            Window::Lifetime,
+            usd("10"),
+        )],
+        ..BudgetConfig::default()
+    };
+    let (book, _) = book(config);
+    let first = book
+        .reserve(&keys("c1", "s"), usd("6"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = book
+        .reserve(&keys("c2", "s"), usd("5"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted"));
+    assert_eq!(
+        (refused.spent, refused.reserved, refused.requested),
+        (usd("0"), usd("6"), usd("5"))
+    );
+    // 6 + 4 = 10: equal is within.
+    let second = book
+        .reserve(&keys("c3", "s"), usd("4"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(book.account("session", "s"), Some((usd("0"), usd("10"))));
+    // Settled below the reservation: the difference is free again.
+    first.settle(usd("1.5"));
+    second.settle(usd("0.5"));
+    assert_eq!(book.account("session", "s"), Some((usd("2"), usd("0"))));
+    // Another session has its own account.
+    assert!(book.reserve(&keys("c4", "other"), usd("10")).is_ok());
+}
+
+#[test]
+fn released_on_drop_and_charged_above_the_reservation() {
+    let config = BudgetConfig {
+        budgets: vec![Budget::deny(
+            "user",
+            BudgetScope::User,
+            Window::Day,
+            usd("1"),
+        )],
+        ..BudgetConfig::default()
+    };
+    let (book, _) = book(config);
+    let failed = book
+        .reserve(&keys("c1", "s"), usd("0.9"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(failed); // the call errored or panicked: nothing spent
+    assert_eq!(book.account("user", "u1"), Some((usd("0"), usd("0"))));
+    let under_estimated = book
+        .reserve(&keys("c2", "s"), usd("0.1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alerts = under_estimated.settle(usd("1.2"));
+    assert_eq!(book.account("user", "u1"), Some((usd("1.2"), usd("0"))));
+    // Every threshold was crossed at once; each fires once.
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| matches!(a, BudgetAlert::Threshold { .. }))
+            .count(),
+        3
+    );
+    assert!(book.reserve(&keys("c3", "s"), usd("0.01")).is_err());
+}
+
+#[test]
+fn thresholds_fire_once_per_key_and_window() {
+    let config = BudgetConfig {
+        budgets: vec![Budget::alert(
+            "monthly",
+            BudgetScope::Global,
+            Window::Month,
+            usd("5000"),
+            &[800_000],
+        )],
+        ..BudgetConfig::default()
+    };
+    let (book, clock) = book(config);
+    let mut fired = Vec::new();
+    for _ in 0..10 {
+        fired.extend(book.charge(&keys("c", "s"), usd("500")));
+    }
+    // 4 000 of 5 000 is exactly 80 %: one alert, at the 8th call; none after.
+    assert_eq!(fired.len(), 1);
+    match &fired[0] {
+        BudgetAlert::Threshold {
+            threshold, spent, ..
+        } => assert_eq!((*threshold, *spent), (800_000, usd("4000"))),
+        other => panic!("{other:?}"),
+    }
+    // Next month, a new window: it fires again.
+    clock.advance(Duration::from_secs(31 * 86_400));
+    let again: Vec<_> = (0..8)
+        .flat_map(|_| book.charge(&keys("c", "s"), usd("500")))
+        .collect();
+    assert_eq!(again.len(), 1);
+}
+
+#[test]
+fn day_and_month_boundaries_rolling_windows_and_a_clock_that_goes_back() {
+    let config = BudgetConfig {
+        budgets: vec![
+            Budget::deny("daily", BudgetScope::User, Window::Day, usd("10")),
+            Budget::deny(
+                "hourly",
+                BudgetScope::Org,
+                Window::Rolling(Duration::from_secs(3_600)),
+                usd("100"),
+            ),
+        ],
+        ..BudgetConfig::default()
+    };
+    let (book, clock) = book(config);
+    // 23:59:59 on one day.
+    let midnight = NOON + 12 * 3_600;
+    clock.set(midnight - 1);
+    book.charge(&keys("a", "s"), usd("10"));
+    assert!(book.reserve(&keys("b", "s"), usd("0.01")).is_err());
+    // 00:00:00 the next day: a new daily window.
+    clock.set(midnight);
+    assert!(book.reserve(&keys("c", "s"), usd("10")).is_ok());
+    // The clock jumps back an hour: the old day does not come back.
+    clock.set(midnight - 3_600);
+    assert_eq!(book.account("daily", "u1"), Some((usd("0"), usd("0"))));
+    // Rolling: spend leaves the window an hour later.
+    clock.set(midnight + 60);
+    book.charge(&keys("d", "s"), usd("95"));
+    assert_eq!(
+        book.account("hourly", "acme").map(|a| a.0),
+        Some(usd("105"))
+    );
+    clock.set(midnight + 3_600 + 120);
+    assert_eq!(book.account("hourly", "acme").map(|a| a.0), Some(usd("0")));
+}
+
+#[test]
+fn spike_and_expensive_call_alerts() {
+    let config = BudgetConfig {
+        budgets: Vec::new(),
+        spike: Some(cost_core::budget::SpikeAlert {
+            factor: 2_000_000,
+            min_history_days: 3,
+        }),
+        per_call_alert: Some(usd("5")),
+    };
+    let (book, clock) = book(config);
+    // Three days of $10.
+    for day in 0..3 {
+        clock.set(NOON - (3 - day) * 86_400);
+        for _ in 0..10 {
+            assert!(
+                book.charge(&keys("c", "s"), usd("1"))
+                    .iter()
+                    .all(|a| !matches!(a, BudgetAlert::Spike { .. }))
+            );
+        }
+    }
+    // Today by noon already $10: projected $20 — not above 2 × $10.
+    clock.set(NOON);
+    let alerts: Vec<_> = (0..10)
+        .flat_map(|_| book.charge(&keys("c", "s"), usd("1")))
+        .collect();
+    assert!(alerts.is_empty(), "{alerts:?}");
+    // One dollar more crosses it, once.
+    let alerts = book.charge(&keys("c", "s"), usd("1"));
+    assert!(
+        matches!(alerts.as_slice(), [BudgetAlert::Spike { .. }]),
+        "{alerts:?}"
+    );
+    assert!(book.charge(&keys("c", "s"), usd("0.1")).is_empty());
+    // An expensive call.
+    let alerts = book.charge(&keys("big", "s"), usd("5.01"));
+    assert!(
+        matches!(alerts.as_slice(), [BudgetAlert::ExpensiveCall { .. }]),
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn racing_threads_never_admit_more_than_the_limit() {
+    // 2 threads × 10 000 reservations of $0.01 against $50: at most 5 000 admitted.
+    let config = BudgetConfig {
+        budgets: vec![
+            Budget::deny("org", BudgetScope::Org, Window::Day, usd("50")),
+            Budget::deny("user", BudgetScope::User, Window::Day, usd("1000")),
+            Budget::alert(
+                "global",
+                BudgetScope::Global,
+                Window::Month,
+                usd("1000"),
+                &[500_000],
+            ),
+        ],
+        ..BudgetConfig::default()
+    };
+    let (book, _) = book(config);
+    let admitted = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let book = book.clone();
+            let admitted = Arc::clone(&admitted);
+            std::thread::spawn(move || {
+                for i in 0..10_000 {
+                    if let Ok(reservation) =
+                        book.reserve(&keys(&format!("{t}-{i}"), "s"), usd("0.01"))
+                    {
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                        // Actual cost: 0.007 on odd calls, the full 0.01 on even ones.
+                        reservation.settle(if i % 2 == 1 {
+                            usd("0.007")
+                        } else {
+                            usd("0.01")
+                        });
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap_or_else(|_| panic!("thread panicked"));
+    }
+    let admitted = admitted.load(Ordering::Relaxed);
+    let (spent, reserved) = book.account("org", "acme").unwrap_or_default();
+    assert_eq!(reserved, Money::ZERO);
+    // The admitted worst case never exceeds the limit...
+    assert!(admitted <= 5_000 + 5_000 * 3 / 7 + 1, "{admitted}");
+    assert!(spent <= usd("50"), "{spent}");
+    // ...and the settled total is exact: it equals what the user account saw.
+    assert_eq!(book.account("user", "u1").map(|a| a.0), Some(spent));
+}
