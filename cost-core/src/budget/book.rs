@@ -422,6 +422,7 @@ impl BookInner {
         (account, key)
     }
 
+    #[allow(clippy::result_large_err)]
     fn reserve(
         &self,
         this: &Arc<BookInner>,
