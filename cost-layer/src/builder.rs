@@ -13,6 +13,8 @@ use crate::tree::CostTree;
 
 type Filter = Box<dyn Fn(&SpanClose<'_>) -> bool + Send + Sync>;
 type Callback = Box<dyn Fn(&SpanClose<'_>) + Send + Sync>;
+/// Receives budget alerts.
+pub(crate) type AlertHandler = Box<dyn Fn(&cost_core::budget::BudgetAlert) + Send + Sync>;
 /// Receives each session's cost tree.
 pub(crate) type TreeSink = Box<dyn Fn(&CostTree) + Send + Sync>;
 
@@ -35,6 +37,8 @@ pub struct CostLayerBuilder {
     pub(crate) close_events: bool,
     pub(crate) tree_sink: Option<TreeSink>,
     pub(crate) clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+    pub(crate) budgets: Option<cost_core::budget::BudgetBook>,
+    pub(crate) alert_handlers: Vec<AlertHandler>,
 }
 
 impl Default for CostLayerBuilder {
@@ -49,6 +53,8 @@ impl Default for CostLayerBuilder {
             close_events: false,
             tree_sink: None,
             clock: Arc::new(Instant::now),
+            budgets: None,
+            alert_handlers: Vec::new(),
         }
     }
 }
@@ -143,6 +149,24 @@ impl CostLayerBuilder {
     /// The clock retention reads (tests inject one; the default is `Instant::now`).
     pub fn clock(mut self, clock: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Enforces and alerts on the budgets of `book` (see [`crate::budget`]): every call's cost
+    /// is posted to it at close, reservations made before calls are settled, and alerts go to
+    /// the handlers of [`CostLayerBuilder::on_budget_alert`] and out as `WARN` events (target
+    /// `cost_layer::budget`).
+    pub fn budgets(mut self, book: cost_core::budget::BudgetBook) -> Self {
+        self.budgets = Some(book);
+        self
+    }
+
+    /// Calls `handler` with every budget alert (a panicking handler is caught and counted).
+    pub fn on_budget_alert(
+        mut self,
+        handler: impl Fn(&cost_core::budget::BudgetAlert) + Send + Sync + 'static,
+    ) -> Self {
+        self.alert_handlers.push(Box::new(handler));
         self
     }
 

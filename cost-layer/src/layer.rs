@@ -12,7 +12,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::attribution::UserIds;
-use crate::builder::{CloseCallback, CostLayerBuilder, TreeSink};
+use crate::budget::{WithBudget, next_id, reserve_in};
+use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
 use crate::pricing::{UNKNOWN_MODEL, with_model_slot};
@@ -69,6 +70,9 @@ pub struct CostLayer {
     pub(crate) close_events: bool,
     pub(crate) tree_sink: Option<TreeSink>,
     pub(crate) empty: Arc<AttributionCells>,
+    pub(crate) budgets: Option<cost_core::budget::BudgetBook>,
+    pub(crate) alert_handlers: Vec<AlertHandler>,
+    budget_hook: Option<WithBudget>,
     warned: Mutex<HashSet<(usize, &'static str)>>,
 }
 
@@ -91,6 +95,8 @@ impl CostLayer {
             close_events,
             tree_sink,
             clock,
+            budgets,
+            alert_handlers,
         } = builder;
         let ledger = Arc::new(LedgerInner::new(combinations, retention, clock));
         let user_ids = Arc::new(user_ids.unwrap_or_else(UserIds::random));
@@ -105,6 +111,9 @@ impl CostLayer {
             close_events,
             tree_sink,
             empty,
+            budgets,
+            alert_handlers,
+            budget_hook: None,
             warned: Mutex::new(HashSet::new()),
         };
         (
@@ -212,7 +221,7 @@ impl CostLayer {
     }
 
     /// Prices a closing call and posts it to the ledger; returns its own totals.
-    fn charge(&self, record: &CostRecord) -> Option<Totals> {
+    fn charge(&self, record: &CostRecord) -> Option<(Totals, Arc<str>)> {
         let observed = &record.observed;
         if !observed.has_usage() && !observed.cache_hit {
             return None;
@@ -226,12 +235,12 @@ impl CostLayer {
         }
         let table = self.prices.current();
         let name = observed.model().unwrap_or(&UNKNOWN_MODEL);
-        let own = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
+        let charged = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
             let own = self.price_call(observed, &table, slot.resolution);
             self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
-            own
+            (own, Arc::clone(&slot.key))
         });
-        Some(own)
+        Some(charged)
     }
 
     /// The totals of one call: priced, unpriced, rejected or answered from the cache.
@@ -348,7 +357,13 @@ where
         let pending_warnings = self.count_rejected(metadata, &mut observed.rejected);
         let scope = Self::scope_of(&info, &observed);
         let base = inherited.unwrap_or_else(|| Arc::clone(&self.empty));
-        let cells = self.attribute(&base, &observed);
+        let mut cells = self.attribute(&base, &observed);
+        if scope == Scope::Agent && self.budgets.is_some() {
+            let mut with_run = AttributionCells::clone(&cells);
+            with_run.agent_run = Some(next_id("run"));
+            cells = Arc::new(with_run);
+        }
+        let call_id = (scope == Scope::Call && self.budgets.is_some()).then(|| next_id("call"));
         let inherited = observed.attribution.any().then_some(base);
         observed.attribution.changed = false;
         if scope == Scope::Session
@@ -368,6 +383,9 @@ where
             closed: false,
             tree: self.tree_sink.as_ref().map(|_| Vec::new()),
             pending_warnings,
+            call_id,
+            budget: Default::default(),
+            pending_alerts: Vec::new(),
         };
         span.extensions_mut().replace(record);
     }
@@ -441,6 +459,25 @@ where
 
     fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {}
 
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        self.budget_hook = Some(WithBudget(reserve_in::<S>));
+    }
+
+    // The trait's signature is `unsafe`; this body does nothing unsafe: it hands out pointers to
+    // `self` and to its own field, for the types they are.
+    #[allow(unsafe_code)]
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == std::any::TypeId::of::<WithBudget>() {
+            self.budget_hook
+                .as_ref()
+                .map(|hook| hook as *const WithBudget as *const ())
+        } else {
+            None
+        }
+    }
+
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let mut extensions = span.extensions_mut();
@@ -451,17 +488,35 @@ where
             return;
         }
         record.closed = true;
-        if record.scope == Scope::Call
-            && let Some(own) = self.charge(record)
-        {
-            if record.children == 0 {
-                record.totals = own;
-            } else {
-                record.totals.add(&own);
+        if record.scope == Scope::Call {
+            let charged = self.charge(record);
+            if self.budgets.is_some() {
+                let (model, cost) = match &charged {
+                    Some((own, model)) => (Arc::clone(model), own.total_usd()),
+                    None => (
+                        record
+                            .observed
+                            .model()
+                            .cloned()
+                            .unwrap_or_else(|| Arc::clone(&UNKNOWN_MODEL)),
+                        cost_core::Money::ZERO,
+                    ),
+                };
+                self.settle_budget(record, &model, cost);
+            }
+            if let Some((own, _)) = charged {
+                if record.children == 0 {
+                    record.totals = own;
+                } else {
+                    record.totals.add(&own);
+                }
             }
         }
         if record.scope == Scope::Agent {
             record.totals.agent_runs += 1;
+        }
+        if self.budgets.is_some() {
+            self.close_budget_span(record.scope, record);
         }
         let node = record.tree.take().map(|children| CostTreeNode {
             name: span.name(),
@@ -509,12 +564,16 @@ where
             _ => None,
         };
         let pending_warnings = std::mem::take(&mut record.pending_warnings);
+        let pending_alerts = std::mem::take(&mut record.pending_alerts);
         let reported = (scope != Scope::Span && (!self.callbacks.is_empty() || self.close_events))
             .then(|| (record.totals.clone(), Arc::clone(&record.cells)));
         drop(extensions);
 
         if !pending_warnings.is_empty() {
             Self::warn_rejected(span.metadata(), &pending_warnings);
+        }
+        if !pending_alerts.is_empty() {
+            self.report_alerts(&pending_alerts);
         }
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);

@@ -193,11 +193,14 @@ pub(crate) fn stripe_index() -> usize {
 
 /// Cells of one attribution, looked up once when the attribution is made, so a call adds to
 /// them without hashing a key.
+#[derive(Clone)]
 pub(crate) struct AttributionCells {
     pub(crate) attribution: Attribution,
     pub(crate) cells: Vec<Arc<Cell>>,
     /// Combinations whose second part is the model, completed per call.
     pub(crate) model_combinations: Vec<(Dimension, Arc<str>)>,
+    /// The agent run the span belongs to (for agent budgets), when budgets are on.
+    pub(crate) agent_run: Option<Arc<str>>,
 }
 
 type Map = DashMap<LedgerKey, Arc<Cell>, foldhash::fast::RandomState>;
@@ -327,6 +330,7 @@ impl LedgerInner {
             attribution,
             cells,
             model_combinations,
+            agent_run: None,
         }
     }
 

@@ -68,6 +68,7 @@
 #![deny(missing_docs)]
 
 mod attribution;
+pub mod budget;
 mod builder;
 mod call;
 pub mod fields;
@@ -93,7 +94,26 @@ pub use tree::{CostTree, CostTreeNode};
 /// What `#[llm_call]` and `#[derive(TokenUsage)]` expand to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::budget::reserve;
     pub use crate::call::{CallFields, record_error, record_return};
+    pub use cost_core::budget::BudgetExceeded;
+
+    /// A return type that can carry a budget refusal.
+    #[diagnostic::on_unimplemented(
+        message = "a deny budget on `#[llm_call]` needs a function that returns `Result<_, E>` with `E: From<BudgetExceeded>`, not `{Self}`",
+        label = "the call can be refused before it runs, and this return type cannot say so",
+        note = "return `Result<_, E>` and implement `From<cost_layer::cost_core::budget::BudgetExceeded>` for `E`"
+    )]
+    pub trait BudgetReturn {
+        /// The refusal as this return value.
+        fn refused(error: BudgetExceeded) -> Self;
+    }
+
+    impl<T, E: From<BudgetExceeded>> BudgetReturn for Result<T, E> {
+        fn refused(error: BudgetExceeded) -> Self {
+            Err(E::from(error))
+        }
+    }
     pub use cost_core::{TokenUsage, Usage};
     pub use tracing;
     pub use tracing::Instrument;

@@ -47,6 +47,12 @@ pub struct CostRecord {
     pub(crate) tree: Option<Vec<CostTreeNode>>,
     /// Fields rejected at creation, warned about at the next `on_record` or at close.
     pub(crate) pending_warnings: Vec<&'static str>,
+    /// A unique id of the call, when budgets are on.
+    pub(crate) call_id: Option<Arc<str>>,
+    /// The call's budget reservation.
+    pub(crate) budget: crate::budget::CallBudget,
+    /// Budget alerts to report once the record is released.
+    pub(crate) pending_alerts: Vec<cost_core::budget::BudgetAlert>,
 }
 
 impl CostRecord {

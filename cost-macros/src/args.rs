@@ -25,10 +25,11 @@ pub(crate) struct Args {
     pub(crate) skip_all: bool,
     pub(crate) err: bool,
     pub(crate) krate: Option<Path>,
+    pub(crate) max_output_tokens: Option<Expr>,
+    pub(crate) estimate_input: Option<Expr>,
 }
 
-const KNOWN: &str =
-    "model, provider, feature, agent, name, level, fields(…), skip(…), skip_all, err, crate";
+const KNOWN: &str = "model, provider, feature, agent, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input";
 
 /// One `key`, `key = value` or `key(…)` argument, parsed loosely so that every problem can be
 /// reported with its span.
@@ -202,6 +203,19 @@ impl Args {
                         args.skip_all = true;
                     }
                 }
+                "max_output_tokens" | "estimate_input" => match (&arg.value, &arg.list) {
+                    (Some(v), None) if literal(v).is_none() => {
+                        if key == "max_output_tokens" {
+                            args.max_output_tokens = Some(v.clone());
+                        } else {
+                            args.estimate_input = Some(v.clone());
+                        }
+                    }
+                    _ => errors.push(syn::Error::new(
+                        arg.value.as_ref().map_or(span, |v| v.span()),
+                        format!("`{key}` takes a token count: `{key} = 1024` or an expression"),
+                    )),
+                },
                 "crate" => match &arg.value {
                     Some(Expr::Path(p)) => args.krate = Some(p.path.clone()),
                     _ => errors.push(syn::Error::new(
@@ -214,6 +228,20 @@ impl Args {
                     format!("unknown argument `{key}`; expected one of: {KNOWN}"),
                 )),
             }
+        }
+        if let Some(max) = &args.max_output_tokens
+            && args.model.is_none()
+        {
+            errors.push(syn::Error::new(
+                max.span(),
+                "`max_output_tokens` reserves the call's worst-case cost, which needs the model's prices: add `model = …`",
+            ));
+        }
+        if let (Some(estimate), None) = (&args.estimate_input, &args.max_output_tokens) {
+            errors.push(syn::Error::new(
+                estimate.span(),
+                "`estimate_input` is used with `max_output_tokens`: add `max_output_tokens = …`",
+            ));
         }
         (args, errors)
     }

@@ -91,6 +91,7 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
     } = func;
     let span_expr = span_tokens(args, &krate, &sig.ident);
     let record = record_tokens(args, &krate);
+    let reserve = reserve_tokens(args, &krate);
     let hint = nameable_return(&sig.output);
     let let_result = match &hint {
         Some(ty) => quote!(let __cost_result: #ty),
@@ -103,6 +104,7 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
         quote! {
             #fields_static
             let __cost_span = #span_expr;
+            #reserve
             #let_result = #krate::__private::Instrument::instrument(
                 async move #block,
                 ::core::clone::Clone::clone(&__cost_span),
@@ -119,6 +121,7 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
             ::std::boxed::Box::pin(async move {
                 #fields_static
                 let __cost_span = #span_expr;
+                #reserve
                 let __cost_result = #krate::__private::Instrument::instrument(
                     #inner,
                     ::core::clone::Clone::clone(&__cost_span),
@@ -136,6 +139,7 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
         quote! {
             #fields_static
             let __cost_span = #span_expr;
+            #reserve
             #let_result = {
                 let __cost_entered = __cost_span.enter();
                 #[allow(clippy::redundant_closure_call)]
@@ -187,6 +191,30 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
             agent = [#agent],
             fields = [#fields]
         )
+    }
+}
+
+/// With `max_output_tokens`: reserve the worst case before the body runs, or return the
+/// refusal.
+fn reserve_tokens(args: &Args, krate: &TokenStream) -> TokenStream {
+    let Some(max) = &args.max_output_tokens else {
+        return TokenStream::new();
+    };
+    let model = match &args.model {
+        Some(Value::Literal(lit)) => quote!(#lit),
+        Some(Value::Expr(expr)) => quote!(&::std::string::ToString::to_string(&(#expr))),
+        None => return TokenStream::new(),
+    };
+    let estimate = match &args.estimate_input {
+        Some(expr) => quote!((#expr) as u64),
+        None => quote!(0_u64),
+    };
+    quote! {
+        if let ::core::result::Result::Err(__cost_refused) = __cost_span.in_scope(|| {
+            #krate::__private::reserve(#model, #estimate, (#max) as u64)
+        }) {
+            return <_ as #krate::__private::BudgetReturn>::refused(__cost_refused);
+        }
     }
 }
 

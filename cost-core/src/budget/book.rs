@@ -60,11 +60,11 @@ impl CallKeys {
 )]
 pub struct BudgetExceeded {
     /// The budget's name.
-    pub budget: String,
+    pub budget: Arc<str>,
     /// Its scope.
     pub scope: &'static str,
     /// The key.
-    pub key: String,
+    pub key: Arc<str>,
     /// Spent in the window.
     pub spent: Money,
     /// Reserved by calls in flight.
@@ -257,8 +257,6 @@ impl BudgetBook {
 
     /// Reserves `worst_case` against every deny budget that applies to the call, atomically
     /// per budget, or refuses the call. Settle the reservation when the call ends.
-    // The refusal carries the figures a person needs to act on it; it is the rare path.
-    #[allow(clippy::result_large_err)]
     pub fn reserve(
         &self,
         keys: &CallKeys,
@@ -422,7 +420,6 @@ impl BookInner {
         (account, key)
     }
 
-    #[allow(clippy::result_large_err)]
     fn reserve(
         &self,
         this: &Arc<BookInner>,
@@ -441,9 +438,9 @@ impl BookInner {
             // One comparison everywhere: spend + reservations > limit is over; equal is within.
             if state.spent + state.reserved + amount > budget.limit.units() {
                 let refused = BudgetExceeded {
-                    budget: budget.name.clone(),
+                    budget: Arc::from(budget.name.as_str()),
                     scope: budget.scope.as_str(),
-                    key: key.to_string(),
+                    key: Arc::clone(&key),
                     spent: Money::from_units(state.spent),
                     reserved: Money::from_units(state.reserved),
                     requested: Money::from_units(amount),

@@ -1,0 +1,182 @@
+//! Budgets in the layer: spend posted to the budget book at every call's close, alerts sent to
+//! handlers and as `WARN` events, and calls refused before they run.
+//!
+//! Configure them with [`CostLayerBuilder::budgets`](crate::CostLayerBuilder::budgets) (see
+//! [`cost_core::budget`] for budgets, windows, thresholds and the TOML format). Reserve before a
+//! call with `#[llm_call(model = …, max_output_tokens = N, estimate_input = expr)]`, or without
+//! the macro with [`reserve`] from inside the call's span.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cost_core::budget::{BudgetAlert, BudgetExceeded, BudgetScope, CallKeys, Reservation};
+use cost_core::{Money, ServiceTier, Usage};
+use tracing::{Dispatch, Span};
+use tracing_core::Subscriber;
+use tracing_core::span::Id;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::layer::CostLayer;
+use crate::record::CostRecord;
+use crate::totals::Scope;
+
+/// Per-call budget state kept in the call's record.
+#[derive(Default)]
+pub(crate) struct CallBudget {
+    pub(crate) reservation: Option<Reservation>,
+}
+
+/// How the layer reaches the spans of the subscriber it is part of (`tracing-error`'s
+/// `WithContext` pattern): set in `on_layer`, found through `Dispatch::downcast_ref`.
+#[derive(Clone, Copy)]
+pub(crate) struct WithBudget(
+    pub(crate) fn(&Dispatch, &Id, &str, u64, u64) -> Result<(), BudgetExceeded>,
+);
+
+pub(crate) fn reserve_in<S>(
+    dispatch: &Dispatch,
+    id: &Id,
+    model: &str,
+    input: u64,
+    max_output: u64,
+) -> Result<(), BudgetExceeded>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let (Some(subscriber), Some(layer)) = (
+        dispatch.downcast_ref::<S>(),
+        dispatch.downcast_ref::<CostLayer>(),
+    ) else {
+        return Ok(());
+    };
+    let Some(book) = &layer.budgets else {
+        return Ok(());
+    };
+    let Some(span) = subscriber.span(id) else {
+        return Ok(());
+    };
+    // Worst case: the estimated input at the input price and the maximum output at the output
+    // price of the model the call names. A model without a price cannot be bounded: it is
+    // reserved at zero and its spend is counted as unpriced.
+    let worst = layer
+        .prices
+        .current()
+        .quote(model, &Usage::new(input, max_output), ServiceTier::Standard)
+        .map(|q| q.total())
+        .unwrap_or(Money::ZERO);
+    let mut extensions = span.extensions_mut();
+    let Some(record) = extensions.get_mut::<CostRecord>() else {
+        return Ok(());
+    };
+    let keys = layer.call_keys(record, Some(model));
+    let reservation = book.reserve(&keys, worst)?;
+    record.budget.reservation = Some(reservation);
+    Ok(())
+}
+
+/// Reserves the worst-case cost of the call whose span is current (estimated input at the
+/// input price, `max_output` at the output price of `model`) against every deny budget that
+/// applies to it, or refuses it. The layer settles the reservation at the actual cost when the
+/// span closes (or releases it, if the call reported no usage). Without budgets configured, or
+/// outside a call span, it admits everything.
+pub fn reserve(model: &str, estimated_input: u64, max_output: u64) -> Result<(), BudgetExceeded> {
+    let span = Span::current();
+    let Some(id) = span.id() else { return Ok(()) };
+    tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<WithBudget>() {
+        Some(hook) => (hook.0)(dispatch, &id, model, estimated_input, max_output),
+        None => Ok(()),
+    })
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique id for a call or an agent run (lifetime budget accounts).
+pub(crate) fn next_id(prefix: &str) -> Arc<str> {
+    Arc::from(format!(
+        "{prefix}-{}",
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+impl CostLayer {
+    /// The budget keys of a call.
+    pub(crate) fn call_keys(&self, record: &CostRecord, model: Option<&str>) -> CallKeys {
+        let a = &record.cells.attribution;
+        let text = |v: &Option<Arc<str>>| v.as_deref().map(str::to_owned);
+        CallKeys {
+            call: record.call_id.as_deref().unwrap_or("call").to_owned(),
+            agent_run: text(&record.cells.agent_run),
+            session: text(&a.session),
+            user: text(&a.user),
+            org: text(&a.org),
+            feature: text(&a.feature),
+            model: model.map(str::to_owned),
+        }
+    }
+
+    /// Posts a closed call to the budgets and reports the alerts.
+    pub(crate) fn settle_budget(&self, record: &mut CostRecord, model: &str, cost: Money) {
+        let Some(book) = &self.budgets else { return };
+        let alerts = match record.budget.reservation.take() {
+            Some(reservation) => reservation.settle(cost),
+            None => book.charge(&self.call_keys(record, Some(model)), cost),
+        };
+        if let Some(call) = &record.call_id {
+            book.close_span(BudgetScope::Call, call);
+        }
+        record.pending_alerts.extend(alerts);
+    }
+
+    /// Frees the lifetime accounts of a closing agent run or session.
+    pub(crate) fn close_budget_span(&self, scope: Scope, record: &CostRecord) {
+        let Some(book) = &self.budgets else { return };
+        match scope {
+            Scope::Agent => {
+                if let Some(run) = &record.cells.agent_run {
+                    book.close_span(BudgetScope::Agent, run);
+                }
+            }
+            Scope::Session => {
+                if let Some(session) = &record.observed.attribution.session {
+                    book.close_span(BudgetScope::Session, session);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends alerts to the handlers (panics contained) and as `WARN` events.
+    pub(crate) fn report_alerts(&self, alerts: &[BudgetAlert]) {
+        for alert in alerts {
+            for handler in &self.alert_handlers {
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(alert)))
+                    .is_err()
+                {
+                    crate::ledger::DiagnosticCounters::bump(
+                        &self.ledger.diagnostics.callback_panics,
+                    );
+                }
+            }
+            match alert {
+                BudgetAlert::Threshold {
+                    budget,
+                    scope,
+                    key,
+                    threshold,
+                    spent,
+                    limit,
+                } => tracing::warn!(
+                    target: "cost_layer::budget",
+                    budget = budget.as_str(),
+                    scope,
+                    key = key.as_str(),
+                    threshold = f64::from(*threshold) / 1e6,
+                    spent_usd = spent.to_f64(),
+                    limit_usd = limit.to_f64(),
+                    "{alert}"
+                ),
+                other => tracing::warn!(target: "cost_layer::budget", "{other}"),
+            }
+        }
+    }
+}

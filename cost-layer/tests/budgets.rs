@@ -1,0 +1,192 @@
+//! Budgets through the layer and the macro: calls refused before they run, reservations settled
+//! at close, alerts delivered.
+
+use std::sync::{Arc, Mutex};
+
+use cost_layer::cost_core::budget::{
+    Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetExceeded, BudgetScope, ManualClock, Window,
+};
+use cost_layer::cost_core::{Money, Usage};
+use cost_layer::{CostLayer, Ledger, llm_call};
+use tracing_subscriber::prelude::*;
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[derive(Debug)]
+enum AgentError {
+    OverBudget(BudgetExceeded),
+}
+
+impl From<BudgetExceeded> for AgentError {
+    fn from(e: BudgetExceeded) -> Self {
+        AgentError::OverBudget(e)
+    }
+}
+
+/// Worst case 2 000 × 2.5e-6 + 1 000 × 1e-5 = $0.015; actual 2 000 in, 500 out = $0.01.
+#[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = prompt.len() * 100)]
+fn step(prompt: &str, ran: &Mutex<u32>) -> Result<Usage, AgentError> {
+    if let Ok(mut ran) = ran.lock() {
+        *ran += 1;
+    }
+    Ok(Usage::new(2_000, 500))
+}
+
+type Alerts = Arc<Mutex<Vec<BudgetAlert>>>;
+
+fn setup(config: BudgetConfig) -> (tracing::Dispatch, Ledger, BudgetBook, Alerts) {
+    let book = BudgetBook::with_clock(config, Arc::new(ManualClock::new(1_764_072_000)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alerts: Alerts = Arc::default();
+    let sink = Arc::clone(&alerts);
+    let (layer, ledger) = CostLayer::builder()
+        .budgets(book.clone())
+        .on_budget_alert(move |alert| {
+            if let Ok(mut alerts) = sink.lock() {
+                alerts.push(alert.clone());
+            }
+        })
+        .build();
+    (
+        tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+        ledger,
+        book,
+        alerts,
+    )
+}
+
+fn session_budget(limit: &str) -> BudgetConfig {
+    BudgetConfig {
+        budgets: vec![Budget::deny(
+            "per_session_max",
+            BudgetScope::Session,
+            Window::Lifetime,
+            usd(limit),
+        )],
+        ..BudgetConfig::default()
+    }
+}
+
+#[test]
+fn a_runaway_loop_is_stopped_by_its_session_budget_before_the_call_runs() {
+    let (dispatch, ledger, _book, alerts) = setup(session_budget("0.1"));
+    let ran = Mutex::new(0);
+    let mut refused = None;
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("agent_loop", session.id = "runaway");
+        let _s = session.enter();
+        for _ in 0..100 {
+            // 20 characters × 100 = an estimated 2 000 input tokens.
+            match step("summarise the thread", &ran) {
+                Ok(_) => {}
+                Err(AgentError::OverBudget(e)) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+    });
+    // Admitted while spent + 0.015 ≤ 0.1: nine calls (spent 0.09); the tenth never ran.
+    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 9);
+    let refused = refused.unwrap_or_else(|| panic!("never refused"));
+    assert_eq!(
+        (refused.spent, refused.requested, refused.limit),
+        (usd("0.09"), usd("0.015"), usd("0.1"))
+    );
+    assert_eq!(
+        ledger.session("runaway").map(|t| t.total_usd()),
+        Some(usd("0.09"))
+    );
+    // Alerts at 50 % and 80 %, once each.
+    let alerts = alerts.lock().map(|a| a.clone()).unwrap_or_default();
+    let crossed: Vec<u32> = alerts
+        .iter()
+        .filter_map(|a| match a {
+            BudgetAlert::Threshold { threshold, .. } => Some(*threshold),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(crossed, [500_000, 800_000]);
+}
+
+#[test]
+fn the_guard_api_without_the_macro_and_release_on_panic() {
+    let (dispatch, _ledger, book, _alerts) = setup(session_budget("1"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "guarded");
+        let _s = session.enter();
+        // A hand-written call span: reserve inside it before calling the model.
+        let call = tracing::info_span!(
+            "call",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+        );
+        call.in_scope(|| {
+            assert!(cost_layer::budget::reserve("gpt-4o", 100_000, 10_000).is_ok()); // $0.35
+            assert_eq!(
+                book.account("per_session_max", "guarded"),
+                Some((usd("0"), usd("0.35")))
+            );
+        });
+        call.record("gen_ai.usage.input_tokens", 100_000);
+        call.record("gen_ai.usage.output_tokens", 1_000);
+        drop(call);
+        // Settled at the actual $0.26.
+        assert_eq!(
+            book.account("per_session_max", "guarded"),
+            Some((usd("0.26"), usd("0")))
+        );
+        // A call that panics: its reservation is released when its span closes.
+        let outcome = std::panic::catch_unwind(|| {
+            let call = tracing::info_span!(
+                "call",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = tracing::field::Empty
+            );
+            let _c = call.enter();
+            let _ = cost_layer::budget::reserve("gpt-4o", 100_000, 10_000);
+            panic!("the client crashed");
+        });
+        assert!(outcome.is_err());
+        assert_eq!(
+            book.account("per_session_max", "guarded"),
+            Some((usd("0.26"), usd("0")))
+        );
+        // Too big for what is left: refused.
+        let call = tracing::info_span!(
+            "call",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = tracing::field::Empty
+        );
+        let refused = call.in_scope(|| cost_layer::budget::reserve("gpt-4o", 300_000, 0));
+        assert!(refused.is_err());
+    });
+}
+
+#[llm_call(model = "gpt-4o", max_output_tokens = 10)]
+fn under_estimated() -> Result<Usage, AgentError> {
+    // Asked for at most 10 output tokens, the model answered with 100 000.
+    Ok(Usage::new(0, 100_000))
+}
+
+#[test]
+fn cost_above_the_reservation_is_charged_and_alerted_never_lost() {
+    let (dispatch, ledger, book, alerts) = setup(session_budget("0.5"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "over");
+        let _s = session.enter();
+        assert!(under_estimated().is_ok());
+        assert_eq!(
+            book.account("per_session_max", "over"),
+            Some((usd("1"), usd("0")))
+        );
+    });
+    assert_eq!(
+        ledger.session("over").map(|t| t.total_usd()),
+        Some(usd("1"))
+    );
+    assert_eq!(alerts.lock().map(|a| a.len()).unwrap_or_default(), 3);
+}
