@@ -1,10 +1,10 @@
 //! The budget book: spend and reservations per budget, key and window; reservation before a
 //! call, settlement after it, threshold, spike and per-call alerts.
 //!
-//! Every account is guarded by its own lock. A reservation takes the accounts of the deny
-//! budgets that apply to the call one at a time, in a fixed order, and checks and books under
-//! each lock (reservation, not check-then-act); if one would go over, the ones already booked
-//! are released and the call is refused. So no number of racing threads can admit more than a
+//! Every account is guarded by its own lock ([`super::core`]). A reservation takes the
+//! accounts of the deny budgets that apply to the call one at a time, in a fixed order, and
+//! checks and books under each lock (reservation, not check-then-act); if one would go over,
+//! the ones already booked are released and the call is refused. So no number of racing threads can admit more than a
 //! limit. (A refused call's transient booking may make a concurrent call see less room than
 //! there is for an instant; it never lets one see more.)
 
@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use super::clock::{Clock, SystemClock, utc_day, utc_month};
 use super::config::{Budget, BudgetConfig, BudgetScope, Policy, Window};
+use super::core;
 use crate::money::Money;
 
 /// The keys of one call, one per scope (`None` where the call has none).
@@ -146,18 +147,20 @@ impl std::fmt::Display for BudgetAlert {
     }
 }
 
+/// One account: spend and reservations in the reservation core's account, and what only
+/// settlement touches (fired thresholds, rolling buckets) under a second lock, always taken
+/// after the first is released.
 #[derive(Default)]
-struct AccountState {
-    spent: i128,
-    reserved: i128,
-    fired: u32,
-    /// Rolling windows: (bucket number, spend).
-    buckets: VecDeque<(i64, i128)>,
+struct Account {
+    figures: core::Account,
+    extra: Mutex<Extra>,
 }
 
 #[derive(Default)]
-struct Account {
-    state: Mutex<AccountState>,
+struct Extra {
+    fired: u32,
+    /// Rolling windows: (bucket number, spend).
+    buckets: VecDeque<(i64, i128)>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -293,13 +296,10 @@ impl BudgetBook {
             key: Arc::from(key),
             window: window_id(budget.window, now),
         };
-        let account = inner.accounts.get(&id)?;
-        let mut state = lock(&account.state);
-        roll(&mut state, budget.window, now);
-        Some((
-            Money::from_units(state.spent),
-            Money::from_units(state.reserved),
-        ))
+        let account = Arc::clone(inner.accounts.get(&id)?.value());
+        roll(&account, budget.window, now);
+        let (spent, reserved) = account.figures.figures();
+        Some((Money::from_units(spent), Money::from_units(reserved)))
     }
 
     /// Forgets the accounts of a closed call, agent run or session (lifetime windows).
@@ -337,30 +337,36 @@ fn window_id(window: Window, now: i64) -> i64 {
     }
 }
 
-/// Drops the buckets of a rolling window that fell out of it.
-fn roll(state: &mut AccountState, window: Window, now: i64) {
+/// Drops the buckets of a rolling window that fell out of it (their spend leaves the window).
+fn roll(account: &Account, window: Window, now: i64) {
     if let Window::Rolling(duration) = window {
         let width = (duration.as_secs() / 60).max(1) as i64;
-        let current = now.div_euclid(width);
-        let oldest = current - 59;
-        while let Some(&(bucket, amount)) = state.buckets.front() {
-            if bucket >= oldest {
-                break;
+        let oldest = now.div_euclid(width) - 59;
+        let mut expired = 0;
+        {
+            let mut extra = lock(&account.extra);
+            while let Some(&(bucket, amount)) = extra.buckets.front() {
+                if bucket >= oldest {
+                    break;
+                }
+                expired += amount;
+                extra.buckets.pop_front();
             }
-            state.spent -= amount;
-            state.buckets.pop_front();
+        }
+        if expired != 0 {
+            account.figures.settle(0, -expired);
         }
     }
 }
 
-fn add_spend(state: &mut AccountState, window: Window, now: i64, amount: i128) {
-    state.spent += amount;
+/// Records spend in a rolling window's current bucket.
+fn bucket_spend(extra: &mut Extra, window: Window, now: i64, amount: i128) {
     if let Window::Rolling(duration) = window {
         let width = (duration.as_secs() / 60).max(1) as i64;
         let bucket = now.div_euclid(width);
-        match state.buckets.back_mut() {
+        match extra.buckets.back_mut() {
             Some((b, total)) if *b == bucket => *total += amount,
-            _ => state.buckets.push_back((bucket, amount)),
+            _ => extra.buckets.push_back((bucket, amount)),
         }
     }
 }
@@ -433,27 +439,25 @@ impl BookInner {
                 continue;
             }
             let (account, key) = self.account(index, budget.window, key, now);
-            let mut state = lock(&account.state);
-            roll(&mut state, budget.window, now);
-            // One comparison everywhere: spend + reservations > limit is over; equal is within.
-            if state.spent + state.reserved + amount > budget.limit.units() {
-                let refused = BudgetExceeded {
+            roll(&account, budget.window, now);
+            // The reservation core: book under the account's lock, or refuse and release what
+            // was booked (one comparison everywhere: over is `>`, equal is within).
+            if let Err((spent, reserved)) =
+                account.figures.try_reserve(amount, budget.limit.units())
+            {
+                for (_, booked, _) in &held {
+                    booked.figures.release(amount);
+                }
+                return Err(BudgetExceeded {
                     budget: Arc::from(budget.name.as_str()),
                     scope: budget.scope.as_str(),
-                    key: Arc::clone(&key),
-                    spent: Money::from_units(state.spent),
-                    reserved: Money::from_units(state.reserved),
+                    key,
+                    spent: Money::from_units(spent),
+                    reserved: Money::from_units(reserved),
                     requested: Money::from_units(amount),
                     limit: budget.limit,
-                };
-                drop(state);
-                for (_, account, _) in &held {
-                    lock(&account.state).reserved -= amount;
-                }
-                return Err(refused);
+                });
             }
-            state.reserved += amount;
-            drop(state);
             held.push((index, account, key));
         }
         Ok(Reservation {
@@ -486,25 +490,26 @@ impl Reservation {
                 Some((_, account, key)) => (Arc::clone(account), Arc::clone(key)),
                 None => book.account(index, budget.window, key, now),
             };
-            let mut state = lock(&account.state);
-            roll(&mut state, budget.window, now);
-            if reserved.is_some() {
-                state.reserved -= self.amount;
-            }
-            add_spend(&mut state, budget.window, now, cost);
+            roll(&account, budget.window, now);
+            account
+                .figures
+                .settle(if reserved.is_some() { self.amount } else { 0 }, cost);
+            let spent = account.figures.figures().0;
+            let mut extra = lock(&account.extra);
+            bucket_spend(&mut extra, budget.window, now, cost);
             let limit = budget.limit.units();
             for (bit, threshold) in budget.thresholds.iter().enumerate() {
                 let mask = 1_u32 << bit.min(31);
                 let line = limit / 1_000_000 * i128::from(*threshold)
                     + limit % 1_000_000 * i128::from(*threshold) / 1_000_000;
-                if state.fired & mask == 0 && state.spent >= line && limit > 0 {
-                    state.fired |= mask;
+                if extra.fired & mask == 0 && spent >= line && limit > 0 {
+                    extra.fired |= mask;
                     alerts.push(BudgetAlert::Threshold {
                         budget: budget.name.clone(),
                         scope: budget.scope.as_str(),
                         key: key.to_string(),
                         threshold: *threshold,
-                        spent: Money::from_units(state.spent),
+                        spent: Money::from_units(spent),
                         limit: budget.limit,
                     });
                 }
@@ -553,7 +558,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
             for (_, account, _) in &self.held {
-                lock(&account.state).reserved -= self.amount;
+                account.figures.release(self.amount);
             }
         }
     }

@@ -30,6 +30,8 @@
 mod book;
 mod clock;
 mod config;
+#[doc(hidden)]
+pub mod core;
 
 pub use book::{BudgetAlert, BudgetBook, BudgetExceeded, CallKeys, Reservation};
 pub use clock::{Clock, ManualClock, SystemClock, civil_from_days, utc_day, utc_month};
