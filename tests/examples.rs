@@ -8,6 +8,10 @@ mod openai_chat;
 #[path = "../examples/anthropic_json.rs"]
 mod anthropic_json;
 
+#[allow(dead_code)]
+#[path = "../examples/budget_guard.rs"]
+mod budget_guard;
+
 use cost_core::Money;
 
 fn usd(text: &str) -> Money {
@@ -46,4 +50,23 @@ async fn openai_chat_prices_the_real_clients_responses() {
     );
     assert_eq!(totals.usage.cache_read, 3 * 1024);
     assert!(totals.is_complete());
+}
+
+#[test]
+fn budget_guard_stops_the_runaway_loop_at_its_session_budget() {
+    let (steps, refused, alerts, ledger) = budget_guard::run();
+    // Admitted while spent + 0.03 ≤ 0.25 at 0.025 per step: 9 steps ($0.225); the 10th refused.
+    assert_eq!(steps, 9);
+    let refused = refused.unwrap_or_else(|| panic!("never refused"));
+    assert_eq!(refused.spent, usd("0.225"));
+    assert_eq!(
+        ledger.session("runaway-1").map(|t| t.total_usd()),
+        Some(usd("0.225"))
+    );
+    // 50 % and 80 % of the session budget, each once (the others are far from their limits).
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(
+        alerts[0].contains("crossed 50%") && alerts[1].contains("crossed 80%"),
+        "{alerts:?}"
+    );
 }

@@ -102,15 +102,14 @@ impl CostLayer {
     /// The budget keys of a call.
     pub(crate) fn call_keys(&self, record: &CostRecord, model: Option<&str>) -> CallKeys {
         let a = &record.cells.attribution;
-        let text = |v: &Option<Arc<str>>| v.as_deref().map(str::to_owned);
         CallKeys {
-            call: record.call_id.as_deref().unwrap_or("call").to_owned(),
-            agent_run: text(&record.cells.agent_run),
-            session: text(&a.session),
-            user: text(&a.user),
-            org: text(&a.org),
-            feature: text(&a.feature),
-            model: model.map(str::to_owned),
+            call: record.call_id.clone().unwrap_or_else(|| Arc::from("call")),
+            agent_run: record.cells.agent_run.clone(),
+            session: a.session.clone(),
+            user: a.user.clone(),
+            org: a.org.clone(),
+            feature: a.feature.clone(),
+            model: model.map(Arc::from),
         }
     }
 

@@ -16,40 +16,43 @@ use dashmap::DashMap;
 use thiserror::Error;
 
 use super::clock::{Clock, SystemClock, utc_day, utc_month};
-use super::config::{Budget, BudgetConfig, BudgetScope, Policy, Window};
+use super::config::{BudgetConfig, BudgetScope, Policy, Window};
 use super::core;
 use crate::money::Money;
 
-/// The keys of one call, one per scope (`None` where the call has none).
+/// The keys of one call, one per scope (`None` where the call has none). Shared strings:
+/// cloning keys costs no allocation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CallKeys {
     /// A unique id of the call.
-    pub call: String,
+    pub call: Arc<str>,
     /// A unique id of the agent run it belongs to.
-    pub agent_run: Option<String>,
+    pub agent_run: Option<Arc<str>>,
     /// Its session.
-    pub session: Option<String>,
+    pub session: Option<Arc<str>>,
     /// Its user (as filed: hashed unless configured otherwise).
-    pub user: Option<String>,
+    pub user: Option<Arc<str>>,
     /// Its organisation.
-    pub org: Option<String>,
+    pub org: Option<Arc<str>>,
     /// Its feature.
-    pub feature: Option<String>,
+    pub feature: Option<Arc<str>>,
     /// Its model (as resolved in the price table).
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
 }
 
+static GLOBAL_KEY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("*"));
+
 impl CallKeys {
-    fn key(&self, scope: BudgetScope) -> Option<&str> {
+    fn key(&self, scope: BudgetScope) -> Option<&Arc<str>> {
         match scope {
-            BudgetScope::Call => Some(self.call.as_str()),
-            BudgetScope::Agent => self.agent_run.as_deref(),
-            BudgetScope::Session => self.session.as_deref(),
-            BudgetScope::User => self.user.as_deref(),
-            BudgetScope::Org => self.org.as_deref(),
-            BudgetScope::Feature => self.feature.as_deref(),
-            BudgetScope::Model => self.model.as_deref(),
-            BudgetScope::Global => Some("*"),
+            BudgetScope::Call => Some(&self.call),
+            BudgetScope::Agent => self.agent_run.as_ref(),
+            BudgetScope::Session => self.session.as_ref(),
+            BudgetScope::User => self.user.as_ref(),
+            BudgetScope::Org => self.org.as_ref(),
+            BudgetScope::Feature => self.feature.as_ref(),
+            BudgetScope::Model => self.model.as_ref(),
+            BudgetScope::Global => Some(&GLOBAL_KEY),
         }
     }
 }
@@ -169,20 +172,28 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct AccountKey {
+/// An account of one budget for one key, tagged with the window it counts.
+type Slot = (i64, Arc<Account>);
+
+/// Accounts of one budget, by key.
+type Accounts = DashMap<Arc<str>, Slot, foldhash::fast::RandomState>;
+
+/// One budget's account held by a reservation.
+struct Held {
     budget: usize,
+    account: Arc<Account>,
     key: Arc<str>,
-    window: i64,
+    /// Whether the reservation booked on it (deny budgets) or only settles spend (alert ones).
+    reserved: bool,
 }
 
 /// Budgets reserved for one call, to settle when it ends. Dropping it unsettled releases the
 /// reservation (a call that failed or panicked costs nothing it did not report).
 pub struct Reservation {
     book: Arc<BookInner>,
-    held: Vec<(usize, Arc<Account>, Arc<str>)>,
+    held: Vec<Held>,
     amount: i128,
-    keys: CallKeys,
+    call: Arc<str>,
     settled: bool,
 }
 
@@ -197,7 +208,8 @@ impl std::fmt::Debug for Reservation {
 
 struct BookInner {
     config: BudgetConfig,
-    accounts: DashMap<AccountKey, Arc<Account>, foldhash::fast::RandomState>,
+    /// Per budget, its accounts by key.
+    accounts: Vec<Accounts>,
     clock: Arc<dyn Clock>,
     latest: AtomicI64,
     /// Per budget, the newest calendar window seen (past windows' accounts are dropped when
@@ -222,7 +234,7 @@ impl std::fmt::Debug for BudgetBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BudgetBook")
             .field("budgets", &self.inner.config.budgets.len())
-            .field("accounts", &self.inner.accounts.len())
+            .field("accounts", &self.accounts())
             .finish()
     }
 }
@@ -241,7 +253,9 @@ impl BudgetBook {
         config.validate()?;
         Ok(BudgetBook {
             inner: Arc::new(BookInner {
-                accounts: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+                accounts: (0..config.budgets.len())
+                    .map(|_| Accounts::with_hasher(foldhash::fast::RandomState::default()))
+                    .collect(),
                 clock,
                 latest: AtomicI64::new(i64::MIN),
                 windows: (0..config.budgets.len())
@@ -270,14 +284,16 @@ impl BudgetBook {
 
     /// Charges a call that reserved nothing; returns the alerts it caused.
     pub fn charge(&self, keys: &CallKeys, cost: Money) -> Vec<BudgetAlert> {
-        let reservation = Reservation {
+        let now = self.inner.now();
+        let held = self.inner.hold_all(keys, now);
+        Reservation {
             book: Arc::clone(&self.inner),
-            held: Vec::new(),
+            held,
             amount: 0,
-            keys: keys.clone(),
+            call: Arc::clone(&keys.call),
             settled: false,
-        };
-        reservation.settle(cost)
+        }
+        .settle(cost)
     }
 
     /// Spend and reservations of a budget for a key in the current window:
@@ -291,12 +307,13 @@ impl BudgetBook {
             .enumerate()
             .find(|(_, b)| b.name == budget)?;
         let now = inner.now();
-        let id = AccountKey {
-            budget: index,
-            key: Arc::from(key),
-            window: window_id(budget.window, now),
+        let account = {
+            let slot = inner.accounts[index].get(key)?;
+            if slot.0 != window_id(budget.window, now) {
+                return None;
+            }
+            Arc::clone(&slot.1)
         };
-        let account = Arc::clone(inner.accounts.get(&id)?.value());
         roll(&account, budget.window, now);
         let (spent, reserved) = account.figures.figures();
         Some((Money::from_units(spent), Money::from_units(reserved)))
@@ -304,28 +321,17 @@ impl BudgetBook {
 
     /// Forgets the accounts of a closed call, agent run or session (lifetime windows).
     pub fn close_span(&self, scope: BudgetScope, key: &str) {
-        let budgets: Vec<usize> = self
-            .inner
-            .config
-            .budgets
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.scope == scope && b.window == Window::Lifetime)
-            .map(|(i, _)| i)
-            .collect();
-        for budget in budgets {
-            self.inner.accounts.remove(&AccountKey {
-                budget,
-                key: Arc::from(key),
-                window: 0,
-            });
+        for (budget, accounts) in self.inner.config.budgets.iter().zip(&self.inner.accounts) {
+            if budget.scope == scope && budget.window == Window::Lifetime {
+                accounts.remove(key);
+            }
         }
     }
 
     /// Number of accounts held (bounded: lifetime accounts go at close, past windows at
     /// rollover).
     pub fn accounts(&self) -> usize {
-        self.inner.accounts.len()
+        self.inner.accounts.iter().map(DashMap::len).sum()
     }
 }
 
@@ -380,50 +386,51 @@ impl BookInner {
         previous.max(now)
     }
 
-    fn applicable<'a>(
-        &'a self,
-        keys: &'a CallKeys,
-    ) -> impl Iterator<Item = (usize, &'a Budget, &'a str)> + 'a {
-        self.config
-            .budgets
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, b)| {
-                let key = keys.key(b.scope)?;
-                match &b.key {
-                    Some(only) if only != key => None,
-                    _ => Some((i, b, key)),
-                }
-            })
-    }
-
-    fn account(
-        &self,
-        budget: usize,
-        window: Window,
-        key: &str,
-        now: i64,
-    ) -> (Arc<Account>, Arc<str>) {
-        let key: Arc<str> = Arc::from(key);
-        let id = AccountKey {
-            budget,
-            key: Arc::clone(&key),
-            window: window_id(window, now),
-        };
-        if let Some(account) = self.accounts.get(&id) {
-            return (Arc::clone(account.value()), key);
+    /// The account of `budget` for `key` in the window of `now`, created when absent.
+    fn account(&self, budget: usize, window: Window, key: &Arc<str>, now: i64) -> Arc<Account> {
+        let current = window_id(window, now);
+        let accounts = &self.accounts[budget];
+        if let Some(slot) = accounts.get(&**key)
+            && slot.0 == current
+        {
+            return Arc::clone(&slot.1);
         }
         if matches!(window, Window::Day | Window::Month) {
-            // A new window opens: accounts of this budget's past windows are done.
-            let current = id.window;
+            // A new window opens: the accounts of this budget's past windows are done.
             let previous = self.windows[budget].fetch_max(current, Ordering::Relaxed);
             if previous < current {
-                self.accounts
-                    .retain(|k, _| k.budget != budget || k.window >= current);
+                accounts.retain(|_, slot| slot.0 >= current);
             }
         }
-        let account = Arc::clone(self.accounts.entry(id).or_default().value());
-        (account, key)
+        let mut slot = accounts
+            .entry(Arc::clone(key))
+            .or_insert_with(|| (current, Arc::new(Account::default())));
+        if slot.0 < current {
+            *slot = (current, Arc::new(Account::default()));
+        }
+        Arc::clone(&slot.1)
+    }
+
+    /// The accounts of every budget that applies to the call, in budget order.
+    fn hold_all(&self, keys: &CallKeys, now: i64) -> Vec<Held> {
+        let mut held = Vec::with_capacity(self.config.budgets.len());
+        for (index, budget) in self.config.budgets.iter().enumerate() {
+            let Some(key) = keys.key(budget.scope) else {
+                continue;
+            };
+            if budget.key.as_deref().is_some_and(|only| only != &**key) {
+                continue;
+            }
+            let account = self.account(index, budget.window, key, now);
+            roll(&account, budget.window, now);
+            held.push(Held {
+                budget: index,
+                account,
+                key: Arc::clone(key),
+                reserved: false,
+            });
+        }
+        held
     }
 
     fn reserve(
@@ -433,38 +440,39 @@ impl BookInner {
         amount: i128,
     ) -> Result<Reservation, BudgetExceeded> {
         let now = self.now();
-        let mut held: Vec<(usize, Arc<Account>, Arc<str>)> = Vec::new();
-        for (index, budget, key) in self.applicable(keys) {
+        let mut held = self.hold_all(keys, now);
+        for i in 0..held.len() {
+            let budget = &self.config.budgets[held[i].budget];
             if budget.policy != Policy::Deny {
                 continue;
             }
-            let (account, key) = self.account(index, budget.window, key, now);
-            roll(&account, budget.window, now);
             // The reservation core: book under the account's lock, or refuse and release what
             // was booked (one comparison everywhere: over is `>`, equal is within).
-            if let Err((spent, reserved)) =
-                account.figures.try_reserve(amount, budget.limit.units())
+            if let Err((spent, reserved)) = held[i]
+                .account
+                .figures
+                .try_reserve(amount, budget.limit.units())
             {
-                for (_, booked, _) in &held {
-                    booked.figures.release(amount);
+                for booked in held.iter().filter(|h| h.reserved) {
+                    booked.account.figures.release(amount);
                 }
                 return Err(BudgetExceeded {
                     budget: Arc::from(budget.name.as_str()),
                     scope: budget.scope.as_str(),
-                    key,
+                    key: Arc::clone(&held[i].key),
                     spent: Money::from_units(spent),
                     reserved: Money::from_units(reserved),
                     requested: Money::from_units(amount),
                     limit: budget.limit,
                 });
             }
-            held.push((index, account, key));
+            held[i].reserved = true;
         }
         Ok(Reservation {
             book: Arc::clone(this),
             held,
             amount,
-            keys: keys.clone(),
+            call: Arc::clone(&keys.call),
             settled: false,
         })
     }
@@ -484,16 +492,14 @@ impl Reservation {
         let now = book.now();
         let cost = cost.units();
         let mut alerts = Vec::new();
-        for (index, budget, key) in book.applicable(&self.keys) {
-            let reserved = self.held.iter().find(|(i, ..)| *i == index);
-            let (account, key) = match reserved {
-                Some((_, account, key)) => (Arc::clone(account), Arc::clone(key)),
-                None => book.account(index, budget.window, key, now),
-            };
-            roll(&account, budget.window, now);
+        for held in &self.held {
+            let budget = &book.config.budgets[held.budget];
+            let account = &held.account;
+            let key = &held.key;
+            roll(account, budget.window, now);
             account
                 .figures
-                .settle(if reserved.is_some() { self.amount } else { 0 }, cost);
+                .settle(if held.reserved { self.amount } else { 0 }, cost);
             let spent = account.figures.figures().0;
             let mut extra = lock(&account.extra);
             bucket_spend(&mut extra, budget.window, now, cost);
@@ -520,7 +526,7 @@ impl Reservation {
             && cost > max.units()
         {
             alerts.push(BudgetAlert::ExpensiveCall {
-                call: self.keys.call.clone(),
+                call: self.call.to_string(),
                 cost: Money::from_units(cost),
                 max,
             });
@@ -557,8 +563,8 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            for (_, account, _) in &self.held {
-                account.figures.release(self.amount);
+            for held in self.held.iter().filter(|h| h.reserved) {
+                held.account.figures.release(self.amount);
             }
         }
     }
