@@ -9,7 +9,7 @@
 //! there is for an instant; it never lets one see more.)
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
@@ -150,18 +150,18 @@ impl std::fmt::Display for BudgetAlert {
     }
 }
 
-/// One account: spend and reservations in the reservation core's account, and what only
-/// settlement touches (fired thresholds, rolling buckets) under a second lock, always taken
-/// after the first is released.
+/// One account: spend and reservations in the reservation core's account; the thresholds
+/// already fired (each claimed once with an atomic `fetch_or`); and, for rolling windows only,
+/// the buckets under a second lock, always taken after the first is released.
 #[derive(Default)]
 struct Account {
     figures: core::Account,
+    fired: AtomicU32,
     extra: Mutex<Extra>,
 }
 
 #[derive(Default)]
 struct Extra {
-    fired: u32,
     /// Rolling windows: (bucket number, spend).
     buckets: VecDeque<(i64, i128)>,
 }
@@ -497,19 +497,22 @@ impl Reservation {
             let account = &held.account;
             let key = &held.key;
             roll(account, budget.window, now);
-            account
+            let spent = account
                 .figures
                 .settle(if held.reserved { self.amount } else { 0 }, cost);
-            let spent = account.figures.figures().0;
-            let mut extra = lock(&account.extra);
-            bucket_spend(&mut extra, budget.window, now, cost);
+            if matches!(budget.window, Window::Rolling(_)) {
+                bucket_spend(&mut lock(&account.extra), budget.window, now, cost);
+            }
             let limit = budget.limit.units();
             for (bit, threshold) in budget.thresholds.iter().enumerate() {
                 let mask = 1_u32 << bit.min(31);
                 let line = limit / 1_000_000 * i128::from(*threshold)
                     + limit % 1_000_000 * i128::from(*threshold) / 1_000_000;
-                if extra.fired & mask == 0 && spent >= line && limit > 0 {
-                    extra.fired |= mask;
+                if spent >= line
+                    && limit > 0
+                    && account.fired.load(Ordering::Relaxed) & mask == 0
+                    && account.fired.fetch_or(mask, Ordering::Relaxed) & mask == 0
+                {
                     alerts.push(BudgetAlert::Threshold {
                         budget: budget.name.clone(),
                         scope: budget.scope.as_str(),

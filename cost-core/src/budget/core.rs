@@ -50,11 +50,12 @@ impl Account {
         lock(&self.ledger).reserved -= amount;
     }
 
-    /// Turns a reservation of `reserved` into a spend of `cost`.
-    pub fn settle(&self, reserved: i128, cost: i128) {
+    /// Turns a reservation of `reserved` into a spend of `cost`; returns the spend after it.
+    pub fn settle(&self, reserved: i128, cost: i128) -> i128 {
         let mut ledger = lock(&self.ledger);
         ledger.reserved -= reserved;
         ledger.spent += cost;
+        ledger.spent
     }
 
     /// `(spent, reserved)`.
