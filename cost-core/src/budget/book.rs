@@ -194,6 +194,8 @@ pub struct Reservation {
     held: Vec<Held>,
     amount: i128,
     call: Arc<str>,
+    /// When the call was admitted: its spend counts in the windows of that moment.
+    now: i64,
     settled: bool,
 }
 
@@ -210,6 +212,8 @@ struct BookInner {
     config: BudgetConfig,
     /// Per budget, its accounts by key.
     accounts: Vec<Accounts>,
+    /// Per budget, the spend at which each threshold fires (computed once).
+    lines: Vec<Vec<i128>>,
     clock: Arc<dyn Clock>,
     latest: AtomicI64,
     /// Per budget, the newest calendar window seen (past windows' accounts are dropped when
@@ -253,6 +257,20 @@ impl BudgetBook {
         config.validate()?;
         Ok(BudgetBook {
             inner: Arc::new(BookInner {
+                lines: config
+                    .budgets
+                    .iter()
+                    .map(|b| {
+                        let limit = b.limit.units();
+                        b.thresholds
+                            .iter()
+                            .map(|t| {
+                                let t = i128::from(*t);
+                                limit / 1_000_000 * t + limit % 1_000_000 * t / 1_000_000
+                            })
+                            .collect()
+                    })
+                    .collect(),
                 accounts: (0..config.budgets.len())
                     .map(|_| Accounts::with_hasher(foldhash::fast::RandomState::default()))
                     .collect(),
@@ -291,6 +309,7 @@ impl BudgetBook {
             held,
             amount: 0,
             call: Arc::clone(&keys.call),
+            now,
             settled: false,
         }
         .settle(cost)
@@ -473,6 +492,7 @@ impl BookInner {
             held,
             amount,
             call: Arc::clone(&keys.call),
+            now,
             settled: false,
         })
     }
@@ -489,7 +509,7 @@ impl Reservation {
     pub fn settle(mut self, cost: Money) -> Vec<BudgetAlert> {
         self.settled = true;
         let book = Arc::clone(&self.book);
-        let now = book.now();
+        let now = self.now;
         let cost = cost.units();
         let mut alerts = Vec::new();
         for held in &self.held {
@@ -504,11 +524,10 @@ impl Reservation {
                 bucket_spend(&mut lock(&account.extra), budget.window, now, cost);
             }
             let limit = budget.limit.units();
-            for (bit, threshold) in budget.thresholds.iter().enumerate() {
+            let lines = &book.lines[held.budget];
+            for (bit, (threshold, line)) in budget.thresholds.iter().zip(lines).enumerate() {
                 let mask = 1_u32 << bit.min(31);
-                let line = limit / 1_000_000 * i128::from(*threshold)
-                    + limit % 1_000_000 * i128::from(*threshold) / 1_000_000;
-                if spent >= line
+                if spent >= *line
                     && limit > 0
                     && account.fired.load(Ordering::Relaxed) & mask == 0
                     && account.fired.fetch_or(mask, Ordering::Relaxed) & mask == 0
