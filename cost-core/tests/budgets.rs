@@ -337,22 +337,28 @@ fn racing_threads_never_admit_more_than_the_limit() {
     };
     let (book, _) = book(config);
     let admitted = Arc::new(AtomicU64::new(0));
+    let admitted_odd = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..2)
         .map(|t| {
             let book = book.clone();
             let admitted = Arc::clone(&admitted);
+            let admitted_odd = Arc::clone(&admitted_odd);
             std::thread::spawn(move || {
                 for i in 0..10_000 {
-                    if let Ok(reservation) =
-                        book.reserve(&keys(&format!("{t}-{i}"), "s"), usd("0.01"))
-                    {
+                    let call = keys(&format!("{t}-{i}"), "s");
+                    if let Ok(reservation) = book.reserve(&call, usd("0.01")) {
                         admitted.fetch_add(1, Ordering::Relaxed);
+                        // While it is in flight, what is spent plus the worst case of everything
+                        // admitted and not yet settled is within the limit.
+                        let (spent, reserved) = book.account("org", "acme").unwrap_or_default();
+                        assert!(spent + reserved <= usd("50"), "{spent} + {reserved}");
                         // Actual cost: 0.007 on odd calls, the full 0.01 on even ones.
-                        reservation.settle(if i % 2 == 1 {
-                            usd("0.007")
+                        if i % 2 == 1 {
+                            admitted_odd.fetch_add(1, Ordering::Relaxed);
+                            reservation.settle(usd("0.007"));
                         } else {
-                            usd("0.01")
-                        });
+                            reservation.settle(usd("0.01"));
+                        }
                     }
                 }
             })
@@ -367,6 +373,47 @@ fn racing_threads_never_admit_more_than_the_limit() {
     // The admitted worst case never exceeds the limit...
     assert!(admitted <= 5_000 + 5_000 * 3 / 7 + 1, "{admitted}");
     assert!(spent <= usd("50"), "{spent}");
-    // ...and the settled total is exact: it equals what the user account saw.
+    // ...and the settled total is exact.
+    let odd = admitted_odd.load(Ordering::Relaxed);
+    let mut expected = Money::ZERO;
+    for _ in 0..odd {
+        expected += usd("0.007");
+    }
+    for _ in 0..admitted - odd {
+        expected += usd("0.01");
+    }
+    assert_eq!(spent, expected);
     assert_eq!(book.account("user", "u1").map(|a| a.0), Some(spent));
+}
+
+#[test]
+fn a_threshold_fires_once_under_concurrency() {
+    let config = BudgetConfig {
+        budgets: vec![Budget::alert(
+            "org",
+            BudgetScope::Org,
+            Window::Day,
+            usd("100"),
+            &[500_000],
+        )],
+        ..BudgetConfig::default()
+    };
+    let (book, _) = book(config);
+    let fired = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (book, fired) = (book.clone(), Arc::clone(&fired));
+            std::thread::spawn(move || {
+                for _ in 0..1_000 {
+                    let alerts = book.charge(&keys("c", "s"), usd("0.1"));
+                    fired.fetch_add(alerts.len() as u64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap_or_else(|_| panic!("thread panicked"));
+    }
+    assert_eq!(fired.load(Ordering::Relaxed), 1);
+    assert_eq!(book.account("org", "acme").map(|a| a.0), Some(usd("400")));
 }

@@ -58,17 +58,16 @@ where
     // Worst case: the estimated input at the input price and the maximum output at the output
     // price of the model the call names. A model without a price cannot be bounded: it is
     // reserved at zero and its spend is counted as unpriced.
-    let worst = layer
-        .prices
-        .current()
-        .quote(model, &Usage::new(input, max_output), ServiceTier::Standard)
-        .map(|q| q.total())
-        .unwrap_or(Money::ZERO);
+    let table = layer.prices.current();
+    let quote = table.quote(model, &Usage::new(input, max_output), ServiceTier::Standard);
+    let worst = quote.as_ref().map(|q| q.total()).unwrap_or(Money::ZERO);
+    // Model budgets are kept under the price table's key, as the ledger's model keys are.
+    let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
     let mut extensions = span.extensions_mut();
     let Some(record) = extensions.get_mut::<CostRecord>() else {
         return Ok(());
     };
-    let keys = layer.call_keys(record, Some(model));
+    let keys = layer.call_keys(record, Some(model_key));
     let reservation = book.reserve(&keys, worst)?;
     record.budget.reservation = Some(reservation);
     Ok(())
