@@ -28,12 +28,8 @@ impl CallFields {
     fn get(&self, fieldset: &FieldSet) -> Option<&([Field; 7], Field)> {
         self.fields
             .get_or_init(|| {
-                let usage = CALL_FIELD_NAMES.map(|name| fieldset.field(name));
-                let error = fieldset.field(ERROR_FIELD)?;
-                if usage.iter().any(Option::is_none) {
-                    return None;
-                }
-                Some((usage.map(|f| f.unwrap_or_else(|| unreachable!())), error))
+                let [a, b, c, d, e, f, g] = CALL_FIELD_NAMES.map(|name| fieldset.field(name));
+                Some(([a?, b?, c?, d?, e?, f?, g?], fieldset.field(ERROR_FIELD)?))
             })
             .as_ref()
     }
