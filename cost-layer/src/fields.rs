@@ -217,3 +217,40 @@ macro_rules! __llm_call_span {
         )
     };
 }
+
+/// Emits the close event of a session or agent span (`CostLayerBuilder::close_events`), with the
+/// attribute names of [`close_event`].
+pub(crate) fn emit_close_event(
+    id: &tracing_core::span::Id,
+    scope: crate::Scope,
+    totals: &crate::Totals,
+) {
+    match scope {
+        crate::Scope::Agent => tracing::event!(
+            target: "cost_layer",
+            parent: id,
+            tracing::Level::INFO,
+            {
+            agent.total_tokens = totals.total_tokens(),
+            agent.total_cost_usd = totals.total_usd().to_f64(),
+            agent.llm_calls = totals.llm_calls,
+            agent.unpriced_calls = totals.unpriced_calls,
+            },
+            "agent run cost"
+        ),
+        crate::Scope::Session => tracing::event!(
+            target: "cost_layer",
+            parent: id,
+            tracing::Level::INFO,
+            {
+            session.total_tokens = totals.total_tokens(),
+            session.total_cost_usd = totals.total_usd().to_f64(),
+            session.agent_runs = totals.agent_runs,
+            session.llm_calls = totals.llm_calls,
+            session.unpriced_calls = totals.unpriced_calls,
+            },
+            "session cost"
+        ),
+        _ => {}
+    }
+}

@@ -296,37 +296,6 @@ impl CostLayer {
             }
         }
     }
-
-    fn emit_close_event(&self, id: &Id, scope: Scope, totals: &Totals) {
-        match scope {
-            Scope::Agent => tracing::event!(
-                target: "cost_layer",
-                parent: id,
-                tracing::Level::INFO,
-                {
-                agent.total_tokens = totals.total_tokens(),
-                agent.total_cost_usd = totals.total_usd().to_f64(),
-                agent.llm_calls = totals.llm_calls,
-                agent.unpriced_calls = totals.unpriced_calls,
-                },
-                "agent run cost"
-            ),
-            Scope::Session => tracing::event!(
-                target: "cost_layer",
-                parent: id,
-                tracing::Level::INFO,
-                {
-                session.total_tokens = totals.total_tokens(),
-                session.total_cost_usd = totals.total_usd().to_f64(),
-                session.agent_runs = totals.agent_runs,
-                session.llm_calls = totals.llm_calls,
-                session.unpriced_calls = totals.unpriced_calls,
-                },
-                "session cost"
-            ),
-            _ => {}
-        }
-    }
 }
 
 impl<S> tracing_subscriber::Layer<S> for CostLayer
@@ -589,7 +558,7 @@ where
             };
             self.run_callbacks(&close);
             if self.close_events {
-                self.emit_close_event(&id, scope, &totals);
+                crate::fields::emit_close_event(&id, scope, &totals);
             }
         }
         if scope == Scope::Session
