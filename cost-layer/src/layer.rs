@@ -167,6 +167,13 @@ impl CostLayer {
         Arc::new(self.ledger.cells_for(attribution))
     }
 
+    /// `false` for spans the layer never records: a callsite with no field it reads, when the
+    /// cost tree (which records plain spans inside sessions) is off. Saves the extensions lock.
+    #[inline]
+    fn may_have_record(&self, metadata: &'static tracing_core::Metadata<'static>) -> bool {
+        self.tree_sink.is_some() || callsite_info(self.id, metadata, &self.names, false).is_some()
+    }
+
     fn scope_of(info: &CallsiteInfo, observed: &Observed) -> Scope {
         if let Some(scope) = observed.scope {
             scope
@@ -304,10 +311,10 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let metadata = attrs.metadata();
-        let info = callsite_info(self.id, metadata, &self.names);
-        if !info.relevant && self.tree_sink.is_none() {
+        let Some(info) = callsite_info(self.id, metadata, &self.names, self.tree_sink.is_some())
+        else {
             return;
-        }
+        };
         let Some(span) = ctx.span(id) else { return };
         let mut observed = Observed::default();
         attrs.record(&mut FieldReader {
@@ -361,6 +368,9 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        if !self.may_have_record(span.metadata()) {
+            return;
+        }
         let mut rejected = Vec::new();
         let mut pending = Vec::new();
         {
@@ -449,6 +459,9 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        if !self.may_have_record(span.metadata()) {
+            return;
+        }
         let mut extensions = span.extensions_mut();
         let Some(record) = extensions.get_mut::<CostRecord>() else {
             return;

@@ -186,19 +186,22 @@ thread_local! {
 /// many layers built in one process, as in tests, multiply them).
 const CALLSITE_CACHE_LIMIT: usize = 16_384;
 
-/// The callsite info of `metadata` for the layer `layer_id`, from this thread's cache.
+/// The callsite info of `metadata` for the layer `layer_id`, from this thread's cache; `None`
+/// for a callsite without any field the layer reads unless `keep_irrelevant` (the plain-span
+/// fast path touches no reference count).
 #[inline]
 pub(crate) fn callsite_info(
     layer_id: u64,
     metadata: &'static Metadata<'static>,
     names: &FieldNames,
-) -> Arc<CallsiteInfo> {
+    keep_irrelevant: bool,
+) -> Option<Arc<CallsiteInfo>> {
     let key = (layer_id, metadata as *const Metadata<'static> as usize);
     CALLSITES.with(|cache| {
         if let Ok(cache) = cache.try_borrow()
             && let Some(info) = cache.get(&key)
         {
-            return Arc::clone(info);
+            return (info.relevant || keep_irrelevant).then(|| Arc::clone(info));
         }
         let info = Arc::new(CallsiteInfo::new(metadata, names));
         if let Ok(mut cache) = cache.try_borrow_mut() {
@@ -207,7 +210,7 @@ pub(crate) fn callsite_info(
             }
             cache.insert(key, Arc::clone(&info));
         }
-        info
+        (info.relevant || keep_irrelevant).then_some(info)
     })
 }
 
