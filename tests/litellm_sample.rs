@@ -202,7 +202,7 @@ fn xai_tier_above_128k() {
 fn load_report_counts_what_was_left_out() {
     let table = sample();
     let report = table.report();
-    assert_eq!(report.entries, 8);
+    assert_eq!(report.entries, 9);
     assert_eq!(report.aliases, 1);
     assert_eq!(report.skipped_entries, ["dall-e-3", "whisper-1"]);
     assert_eq!(
@@ -223,4 +223,34 @@ fn load_report_counts_what_was_left_out() {
         .quote("gpt-4o", &Usage::new(1, 1), ServiceTier::Standard)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(*quote.provenance().table_version, *table.info().version);
+}
+
+#[test]
+fn range_tiers_of_tiered_pricing_price_the_whole_request() {
+    // 256 000 is inside the first range (lo < input <= hi): 256 000 × 4e-7 + 1 000 × 1.2e-6
+    let usage = Usage::new(256_000, 1_000);
+    assert_eq!(
+        total("dashscope/qwen-plus", usage, ServiceTier::Standard),
+        usd("0.1036")
+    );
+    // One token more: the second range for every token; its absent cache-read price is the
+    // tier's input price.
+    //   uncached 255 000 × 1.2e-6 = 0.306, cache read 1 001 × 1.2e-6 = 0.0012012,
+    //   output 1 000 × 3.6e-6 = 0.0036
+    let usage = Usage {
+        input: 256_001,
+        cache_read: 1_001,
+        output: 1_000,
+        ..Usage::default()
+    };
+    assert_eq!(
+        total("dashscope/qwen-plus", usage, ServiceTier::Standard),
+        usd("0.3108012")
+    );
+    // Above the last range, the last tier.
+    let usage = Usage::new(2_000_000, 0);
+    assert_eq!(
+        total("dashscope/qwen-plus", usage, ServiceTier::Standard),
+        usd("2.4")
+    );
 }

@@ -14,6 +14,11 @@
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
 //!
+//! `tiered_pricing` (a list of `{"range": [lo, hi], …prices}`, Alibaba's models) is read as
+//! LiteLLM reads it: the range holding the request's input tokens (`lo < input <= hi`; above
+//! the last range, the last tier) prices the whole request; inside it an absent cache price is
+//! the tier's input price, an absent output price the model's. It replaces `_above_` keys.
+//!
 //! An entry `{"alias_of": "KEY"}` makes its name an alias of `KEY`. `sample_spec` is ignored.
 //! Entries without a per-token input price (images, audio, per-second models) are skipped, and
 //! so are price keys of other units (per image, per second, per query, `tiered_pricing`, …):
@@ -34,7 +39,7 @@ use serde_json::value::RawValue;
 
 use super::{PriceFileError, PriceFileErrorKind, content_digest};
 use crate::money::TokenPrice;
-use crate::price::{ModelPrice, PriceSchedule, ServiceTier};
+use crate::price::{ComponentPrices, ModelPrice, PriceSchedule, ServiceTier};
 use crate::table::{ModelEntry, PriceTable, PriceTableBuilder, TableInfo};
 use crate::usage::TokenKind;
 
@@ -91,6 +96,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         let mut skipped_keys = Vec::new();
         let mut problem = None;
         for (&key, raw) in &fields {
+            if key == TIERED_PRICING {
+                continue; // read below, over the flat keys
+            }
             let Some(price_key) = PriceKey::parse(key) else {
                 if is_price_like(key) {
                     skipped_keys.push(key);
@@ -114,6 +122,20 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 None => &mut schedule.base,
             };
             prices.set(price_key.kind, price);
+        }
+        if problem.is_none()
+            && let Some(raw) = fields.get(TIERED_PRICING)
+        {
+            match read_tiered_pricing(raw.get()) {
+                Ok(Some(tiers)) => apply_tiered_pricing(&mut schedules[0], tiers),
+                Ok(None) => skipped_keys.push(TIERED_PRICING),
+                Err(message) => {
+                    problem = Some(invalid(
+                        raw,
+                        format!("entry `{name}`, key `{TIERED_PRICING}`: {message}"),
+                    ));
+                }
+            }
         }
         if let Some(message) = problem {
             builder.report_mut().invalid_entries.push(message);
@@ -160,6 +182,90 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         kind: PriceFileErrorKind::Invalid,
         message: e.to_string(),
     })
+}
+
+/// LiteLLM's range-based tiers (Alibaba's Dashscope models).
+const TIERED_PRICING: &str = "tiered_pricing";
+
+/// One `tiered_pricing` element: `{"range": [lo, hi], "input_cost_per_token": …, …}`.
+struct RangeTier {
+    above: u64,
+    prices: ComponentPrices,
+}
+
+/// Reads `tiered_pricing`; `Ok(None)` when it is not a list of ranges with per-token prices
+/// (then it is counted as a skipped key).
+fn read_tiered_pricing(raw: &str) -> Result<Option<Vec<RangeTier>>, String> {
+    let Ok(tiers) = serde_json::from_str::<Vec<BTreeMap<&str, &RawValue>>>(raw) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for tier in tiers {
+        let Some(range) = tier
+            .get("range")
+            .and_then(|r| serde_json::from_str::<Vec<serde_json::Value>>(r.get()).ok())
+        else {
+            return Ok(None);
+        };
+        let Some(above) = range.first().and_then(|lo| lo.as_u64()).or_else(|| {
+            range
+                .first()
+                .and_then(|lo| lo.as_f64())
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        }) else {
+            return Ok(None);
+        };
+        let mut prices = ComponentPrices::default();
+        for (&key, raw) in &tier {
+            let Some(price_key) = PriceKey::parse(key) else {
+                continue;
+            };
+            if price_key.above.is_some() || price_key.service_tier != ServiceTier::Standard {
+                continue;
+            }
+            if let Some(price) = read_price(raw.get())? {
+                prices.set(price_key.kind, price);
+            }
+        }
+        if prices.input.is_none() {
+            return Ok(None);
+        }
+        out.push(RangeTier { above, prices });
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
+/// Applies range tiers the way LiteLLM does: the tier whose range holds the request's input
+/// tokens (`lo < input <= hi`, the last tier above the highest range) prices the whole request;
+/// inside it, absent cache prices are the tier's input price, an absent output price is the
+/// model's, an absent reasoning price the tier's output price. They replace `_above_` keys.
+fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>) {
+    tiers.sort_by_key(|t| t.above);
+    let flat = schedule.base;
+    schedule.tiers.clear();
+    for RangeTier { above, prices } in tiers {
+        let input = prices.input;
+        let cache_write = prices.cache_write.or(input);
+        let output = prices.output.or(flat.output);
+        let explicit = ComponentPrices {
+            input,
+            output,
+            cache_read: prices.cache_read.or(input),
+            cache_write,
+            cache_write_1h: prices.cache_write_1h.or(cache_write),
+            reasoning: prices
+                .reasoning
+                .or(prices.output)
+                .or(flat.reasoning)
+                .or(flat.output),
+        };
+        if schedule.base.input.is_none() {
+            // No flat prices: a request without input tokens uses the first tier's.
+            schedule.base = explicit;
+        }
+        *schedule.tier_mut(above) = explicit;
+    }
 }
 
 fn has_prices(schedule: &PriceSchedule) -> bool {
