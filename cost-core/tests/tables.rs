@@ -391,3 +391,27 @@ fn a_shared_table_is_replaced_while_readers_keep_theirs() {
     assert_eq!(&*before.info().version, "a");
     assert_eq!(&*shared.load().info().version, "b");
 }
+
+#[test]
+fn litellm_tiers_exist_where_the_input_price_has_a_threshold() {
+    // As in LiteLLM: an `_above_` key of another component alone creates no tier, and a
+    // service-tier price at a threshold the standard prices lack is not applied.
+    let text = r#"{
+        "m": {
+            "input_cost_per_token": 1e-6,
+            "output_cost_per_token": 2e-6,
+            "output_cost_per_token_above_100_tokens": 9e-6,
+            "input_cost_per_token_batches": 5e-7,
+            "input_cost_per_token_above_100_tokens_batches": 9e-6
+        }
+    }"#;
+    let table = PriceTable::from_text(text, "m.json").unwrap_or_else(|e| panic!("{e}"));
+    let total = |tier| {
+        table
+            .quote("m", &Usage::new(1_000, 1_000), tier)
+            .map(|q| q.total())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    assert_eq!(total(ServiceTier::Standard), usd("0.003"));
+    assert_eq!(total(ServiceTier::Batch), usd("0.0025"));
+}

@@ -141,6 +141,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             builder.report_mut().invalid_entries.push(message);
             continue;
         }
+        only_input_thresholds(&mut schedules);
         let [standard, batch, flex, priority] = schedules;
         if standard.base.input.is_none() {
             builder.report_mut().skipped_entries.push(name.to_owned());
@@ -265,6 +266,24 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
             schedule.base = explicit;
         }
         *schedule.tier_mut(above) = explicit;
+    }
+}
+
+/// As in LiteLLM, a context tier exists where the standard prices have an
+/// `input_cost_per_token_above_…` key: tiers of other components alone, or of a service tier
+/// at a threshold the standard prices do not have, are not applied.
+fn only_input_thresholds(schedules: &mut [PriceSchedule; 4]) {
+    let [standard, variants @ ..] = schedules;
+    standard.tiers.retain(|t| t.prices.input.is_some());
+    let thresholds: Vec<u64> = standard
+        .tiers
+        .iter()
+        .map(|t| t.above_input_tokens)
+        .collect();
+    for variant in variants {
+        variant
+            .tiers
+            .retain(|t| thresholds.contains(&t.above_input_tokens));
     }
 }
 
