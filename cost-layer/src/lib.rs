@@ -64,6 +64,12 @@
 //! 3. Events: [`CostLayerBuilder::close_events`] emits the totals of sessions and agents as
 //!    events, which `fmt` prints.
 //! 4. The [`Ledger`], at any time; [`CostLayerBuilder::cost_tree`] draws a session's tree.
+//!
+//! # Instrumenting and budgets
+//!
+//! [`llm_call`] turns a function into an LLM call whose usage is read from its return value
+//! ([`TokenUsage`]); [`budget`] wires [`cost_core::budget`] in: alerts, and calls refused
+//! before they run (`#[llm_call(model = …, max_output_tokens = …)]`, [`budget::reserve`]).
 
 #![deny(missing_docs)]
 
