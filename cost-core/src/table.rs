@@ -412,7 +412,7 @@ impl PriceTable {
         self.exact.keys().map(|k| &**k)
     }
 
-    /// Prices one call of `model`: resolves the name, then [`PriceTable::quote_entry`].
+    /// Prices one call of `model`: resolves the name, then [`PriceTable::quote_resolved`].
     pub fn quote(
         &self,
         model: &str,

@@ -1,4 +1,4 @@
-//! Provider usage shapes, converted to the inclusive [`Usage`](crate::Usage).
+//! Provider usage shapes, converted to the inclusive [`Usage`].
 //!
 //! Each adapter has typed serde structs (deserialize a response into them, or embed them in
 //! your own response types) that implement [`TokenUsage`](crate::TokenUsage), and a
