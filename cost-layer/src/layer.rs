@@ -16,7 +16,7 @@ use crate::budget::{WithBudget, next_id, reserve_in};
 use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
-use crate::pricing::{UNKNOWN_MODEL, with_model_slot};
+use crate::pricing::with_model_slot;
 use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, callsite_info};
 use crate::totals::{Attribution, Scope, Totals};
 use crate::tree::{CostTree, CostTreeNode};
@@ -167,13 +167,6 @@ impl CostLayer {
         Arc::new(self.ledger.cells_for(attribution))
     }
 
-    /// `false` for spans the layer never records: a callsite with no field it reads, when the
-    /// cost tree (which records plain spans inside sessions) is off. Saves the extensions lock.
-    #[inline]
-    fn may_have_record(&self, metadata: &'static tracing_core::Metadata<'static>) -> bool {
-        self.tree_sink.is_some() || callsite_info(self.id, metadata, &self.names, false).is_some()
-    }
-
     fn scope_of(info: &CallsiteInfo, observed: &Observed) -> Scope {
         if let Some(scope) = observed.scope {
             scope
@@ -227,8 +220,9 @@ impl CostLayer {
         }
     }
 
-    /// Prices a closing call and posts it to the ledger; returns its own totals.
-    fn charge(&self, record: &CostRecord) -> Option<(Totals, Arc<str>)> {
+    /// Prices a closing call and posts it to the ledger; returns its own totals, and its
+    /// model's ledger key when budgets need it.
+    fn charge(&self, record: &CostRecord) -> Option<(Totals, Option<Arc<str>>)> {
         let observed = &record.observed;
         if !observed.has_usage() && !observed.cache_hit {
             return None;
@@ -241,11 +235,11 @@ impl CostLayer {
             return None;
         }
         let table = self.prices.current();
-        let name = observed.model().unwrap_or(&UNKNOWN_MODEL);
+        let name = observed.model_or_unknown();
         let charged = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
             let own = self.price_call(observed, &table, slot.resolution);
             self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
-            (own, Arc::clone(&slot.key))
+            (own, self.budgets.is_some().then(|| Arc::clone(&slot.key)))
         });
         Some(charged)
     }
@@ -368,9 +362,6 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if !self.may_have_record(span.metadata()) {
-            return;
-        }
         let mut rejected = Vec::new();
         let mut pending = Vec::new();
         {
@@ -459,9 +450,6 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        if !self.may_have_record(span.metadata()) {
-            return;
-        }
         let mut extensions = span.extensions_mut();
         let Some(record) = extensions.get_mut::<CostRecord>() else {
             return;
@@ -474,13 +462,9 @@ where
             let charged = self.charge(record);
             if self.budgets.is_some() {
                 let (model, cost) = match &charged {
-                    Some((own, model)) => (Arc::clone(model), own.total_usd()),
-                    None => (
-                        record
-                            .observed
-                            .model()
-                            .cloned()
-                            .unwrap_or_else(|| Arc::clone(&UNKNOWN_MODEL)),
+                    Some((own, Some(model))) => (Arc::clone(model), own.total_usd()),
+                    _ => (
+                        Arc::clone(record.observed.model_or_unknown()),
                         cost_core::Money::ZERO,
                     ),
                 };

@@ -2,7 +2,7 @@
 //!
 //! Each key's totals live in a cell; a call is added to a cell under one lock, so the tokens and
 //! the cost of a key are never torn. Keys shared by many threads (model, feature, agent, org,
-//! user, and the global total) are striped: each thread adds to its own stripe and a read sums
+//! user) are striped: each thread adds to its own stripe and a read sums
 //! the stripes, so threads on distinct sessions do not contend.
 //!
 //! Memory is bounded by the retention policy: closed sessions beyond
@@ -334,7 +334,7 @@ impl LedgerInner {
         }
     }
 
-    /// Adds one call's totals to the global total, its attribution's cells and its model's.
+    /// Adds one call's totals to its attribution's cells and its model's.
     /// `model_cell` is the cell of `model` (callers cache it).
     pub(crate) fn post(
         &self,

@@ -132,6 +132,11 @@ impl Observed {
         self.response_model.as_ref().or(self.request_model.as_ref())
     }
 
+    /// The model, or `unknown` for a call that named none (its ledger key).
+    pub(crate) fn model_or_unknown(&self) -> &Arc<str> {
+        self.model().unwrap_or(&crate::pricing::UNKNOWN_MODEL)
+    }
+
     pub(crate) fn has_usage(&self) -> bool {
         self.usage_seen != 0
     }
