@@ -39,6 +39,8 @@ pub struct CostLayerBuilder {
     pub(crate) clock: Arc<dyn Fn() -> Instant + Send + Sync>,
     pub(crate) budgets: Option<cost_core::budget::BudgetBook>,
     pub(crate) alert_handlers: Vec<AlertHandler>,
+    #[cfg(feature = "otel")]
+    pub(crate) otel_spans: bool,
 }
 
 impl Default for CostLayerBuilder {
@@ -55,6 +57,8 @@ impl Default for CostLayerBuilder {
             clock: Arc::new(Instant::now),
             budgets: None,
             alert_handlers: Vec::new(),
+            #[cfg(feature = "otel")]
+            otel_spans: false,
         }
     }
 }
@@ -168,6 +172,40 @@ impl CostLayerBuilder {
     ) -> Self {
         self.alert_handlers.push(Box::new(handler));
         self
+    }
+
+    /// Puts each call's cost (and agent and session totals) on the spans `tracing-opentelemetry`
+    /// exports; see [`crate::otel`] for the attributes and the layer order. Feature `otel`.
+    #[cfg(feature = "otel")]
+    pub fn otel_span_attributes(mut self, on: bool) -> Self {
+        self.otel_spans = on;
+        self
+    }
+
+    /// Records the token-usage histogram and the cost counter of [`crate::export`] on `meter`
+    /// for every call that closes. Feature `otel`.
+    #[cfg(feature = "otel")]
+    pub fn otel_metrics(
+        self,
+        meter: &opentelemetry::metrics::Meter,
+        options: crate::export::MetricOptions,
+    ) -> Self {
+        let metrics = crate::otel::OtelMetrics::new(meter, options);
+        self.on_close_filtered(
+            |close| close.scope == crate::Scope::Call,
+            move |close| metrics.record(close),
+        )
+    }
+
+    /// Records the instruments of [`crate::export`] through the `metrics` crate facade, on
+    /// whatever recorder is installed (`metrics-exporter-prometheus`, say). Feature `metrics`.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(self, options: crate::export::MetricOptions) -> Self {
+        let metrics = crate::metrics_facade::MetricsFacade::new(options);
+        self.on_close_filtered(
+            |close| close.scope == crate::Scope::Call,
+            move |close| metrics.record(close),
+        )
     }
 
     /// The layer and the handle that reads its ledger.

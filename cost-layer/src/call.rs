@@ -35,6 +35,21 @@ impl CallFields {
     }
 }
 
+/// The six counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
+/// fields as integers but `u64` ones as text. A count beyond `i64::MAX` is absurd either way
+/// (the layer rejects it) and stays absurd.
+fn signed_counts(usage: &Usage) -> [i64; 6] {
+    [
+        usage.input,
+        usage.cache_read,
+        usage.cache_write,
+        usage.cache_write_1h,
+        usage.output,
+        usage.reasoning,
+    ]
+    .map(|count| i64::try_from(count).unwrap_or(i64::MAX))
+}
+
 /// Records the usage and response model `value` carries on `span`, in one record.
 #[doc(hidden)]
 pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, value: &T) {
@@ -49,16 +64,7 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     if usage.is_none() && model.is_none() {
         return;
     }
-    let counts = usage.map(|u| {
-        [
-            u.input,
-            u.cache_read,
-            u.cache_write,
-            u.cache_write_1h,
-            u.output,
-            u.reasoning,
-        ]
-    });
+    let counts = usage.map(|u| signed_counts(&u));
     let count = |i: usize| counts.as_ref().map(|c| &c[i] as &dyn Value);
     let values = [
         (&names[0], count(0)),
@@ -111,13 +117,29 @@ pub fn record_error<R: ErrorResult>(span: &Span, fields: &CallFields, result: &R
 /// (or any value without usage) from the function so its return does not overwrite it.
 pub fn record_usage(usage: &Usage) {
     let span = Span::current();
-    let names = CALL_FIELD_NAMES;
-    span.record(names[0], usage.input);
-    span.record(names[1], usage.cache_read);
-    span.record(names[2], usage.cache_write);
-    span.record(names[3], usage.cache_write_1h);
-    span.record(names[4], usage.output);
-    span.record(names[5], usage.reasoning);
+    let Some(metadata) = span.metadata() else {
+        return;
+    };
+    let counts = signed_counts(usage);
+    let fields = metadata.fields();
+    let [a, b, c, d, e, f, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
+    if let (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)) = (a, b, c, d, e, f) {
+        // One record for every kind (the span `#[llm_call]` opens), so readers see the usage
+        // change at once rather than kind by kind.
+        let value = |i: usize| Some(&counts[i] as &dyn Value);
+        span.record_all(&fields.value_set(&[
+            (&a, value(0)),
+            (&b, value(1)),
+            (&c, value(2)),
+            (&d, value(3)),
+            (&e, value(4)),
+            (&f, value(5)),
+        ]));
+    } else {
+        for (name, count) in CALL_FIELD_NAMES.iter().zip(counts) {
+            span.record(*name, count);
+        }
+    }
 }
 
 /// Records the model that answered on the current LLM-call span (see [`record_usage`]).

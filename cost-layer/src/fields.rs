@@ -177,6 +177,18 @@ pub(crate) const CALL_FIELD_NAMES: [&str; 7] = [
     "gen_ai.response.model",
 ];
 
+/// The OpenTelemetry GenAI attribute name of a token kind, where the conventions have one.
+pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
+    match kind {
+        TokenKind::Input => Some(CALL_FIELD_NAMES[0]),
+        TokenKind::CacheRead => Some(CALL_FIELD_NAMES[1]),
+        TokenKind::CacheWrite => Some(CALL_FIELD_NAMES[2]),
+        TokenKind::Output => Some(CALL_FIELD_NAMES[4]),
+        TokenKind::Reasoning => Some(CALL_FIELD_NAMES[5]),
+        TokenKind::CacheWrite1h => None,
+    }
+}
+
 /// The field `#[llm_call(err)]` records an error's `Display` in.
 pub(crate) const ERROR_FIELD: &str = "error.message";
 

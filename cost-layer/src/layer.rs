@@ -36,6 +36,28 @@ pub struct SpanClose<'a> {
     pub attribution: &'a Attribution,
     /// Totals of its whole subtree.
     pub totals: &'a Totals,
+    /// What an LLM-call span named (model, provider, operation); `None` for other scopes.
+    pub call: Option<&'a CallDetails>,
+}
+
+/// What a closing LLM-call span named, for callbacks and metric exporters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallDetails {
+    /// `gen_ai.request.model` (or `llm.model`), as recorded.
+    pub request_model: Option<Arc<str>>,
+    /// `gen_ai.response.model`, as recorded.
+    pub response_model: Option<Arc<str>>,
+    /// The model's ledger key: the price table's entry when priced, else the name as recorded
+    /// (`unknown` when none was).
+    pub model: Arc<str>,
+    /// `gen_ai.provider.name`, as recorded.
+    pub provider: Option<Arc<str>>,
+    /// `gen_ai.operation.name`, as recorded.
+    pub operation: Option<Arc<str>>,
+    /// What this call itself was charged; `None` when it charged nothing (no usage, or usage
+    /// ignored because calls under it were charged already). [`SpanClose::totals`] also
+    /// covers calls nested under it.
+    pub own: Option<Totals>,
 }
 
 /// The layer. Build it with [`CostLayer::builder`]; it comes with the [`Ledger`] handle that
@@ -74,6 +96,11 @@ pub struct CostLayer {
     pub(crate) alert_handlers: Vec<AlertHandler>,
     budget_hook: Option<WithBudget>,
     warned: Mutex<HashSet<(usize, &'static str)>>,
+    /// Budgets or callbacks need each call's model key.
+    keep_model_key: bool,
+    /// Cost attributes on the spans `tracing-opentelemetry` exports.
+    #[cfg(feature = "otel")]
+    pub(crate) otel_spans: Option<crate::otel::SpanExport>,
 }
 
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
@@ -97,6 +124,8 @@ impl CostLayer {
             clock,
             budgets,
             alert_handlers,
+            #[cfg(feature = "otel")]
+            otel_spans,
         } = builder;
         let ledger = Arc::new(LedgerInner::new(combinations, retention, clock));
         let user_ids = Arc::new(user_ids.unwrap_or_else(UserIds::random));
@@ -115,6 +144,13 @@ impl CostLayer {
             alert_handlers,
             budget_hook: None,
             warned: Mutex::new(HashSet::new()),
+            keep_model_key: true,
+            #[cfg(feature = "otel")]
+            otel_spans: otel_spans.then(crate::otel::SpanExport::default),
+        };
+        let layer = CostLayer {
+            keep_model_key: layer.budgets.is_some() || !layer.callbacks.is_empty(),
+            ..layer
         };
         (
             layer,
@@ -221,7 +257,7 @@ impl CostLayer {
     }
 
     /// Prices a closing call and posts it to the ledger; returns its own totals, and its
-    /// model's ledger key when budgets need it.
+    /// model's ledger key when budgets or callbacks need it.
     fn charge(&self, record: &CostRecord) -> Option<(Totals, Option<Arc<str>>)> {
         let observed = &record.observed;
         if !observed.has_usage() && !observed.cache_hit {
@@ -237,23 +273,27 @@ impl CostLayer {
         let table = self.prices.current();
         let name = observed.model_or_unknown();
         let charged = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
-            let own = self.price_call(observed, &table, slot.resolution);
+            let own = self.price_call(observed, &table, slot.resolution, true);
             self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
-            (own, self.budgets.is_some().then(|| Arc::clone(&slot.key)))
+            (own, self.keep_model_key.then(|| Arc::clone(&slot.key)))
         });
         Some(charged)
     }
 
-    /// The totals of one call: priced, unpriced, rejected or answered from the cache.
+    /// The totals of one call: priced, unpriced, rejected or answered from the cache. `count`:
+    /// count rejected and unpriced calls in the diagnostics (once per call, when it is charged).
     fn price_call(
         &self,
         observed: &Observed,
         table: &PriceTable,
         resolution: Option<Resolution>,
+        count: bool,
     ) -> Totals {
         let mut own = Totals::default();
         if observed.usage_invalid != 0 || observed.usage.validate().is_err() {
-            DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
+            if count {
+                DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
+            }
             own.rejected_calls = 1;
             return own;
         }
@@ -277,12 +317,57 @@ impl CostLayer {
                 own.price_table = Some(Arc::clone(&q.table.version));
             }
             None => {
-                DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
+                if count {
+                    DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
+                }
                 own.unpriced_calls = 1;
                 own.unpriced_tokens = observed.usage.total_tokens();
             }
         }
         own
+    }
+
+    /// The cost attributes of a call whose usage just became complete (or changed after), for
+    /// its OpenTelemetry span.
+    #[cfg(feature = "otel")]
+    fn otel_call_update(
+        &self,
+        record: &mut CostRecord,
+        before: (cost_core::Usage, u8),
+    ) -> Option<Vec<opentelemetry::KeyValue>> {
+        let observed = &record.observed;
+        let changed = (observed.usage, observed.usage_seen) != before;
+        if record.scope != Scope::Call
+            || record.children != 0
+            || !changed
+            || !observed.usage_complete(&record.info)
+        {
+            return None;
+        }
+        let table = self.prices.current();
+        let name = observed.model_or_unknown();
+        let own = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
+            self.price_call(observed, &table, slot.resolution, false)
+        });
+        Some(crate::otel::call_attributes(&own, &record.info))
+    }
+
+    /// Sets a call's cost attributes on its OpenTelemetry span before it closes; when they
+    /// landed, the close does not set them again.
+    #[cfg(feature = "otel")]
+    fn otel_set_call<S>(
+        &self,
+        span: &SpanRef<'_, S>,
+        export: &crate::otel::SpanExport,
+        attributes: Vec<opentelemetry::KeyValue>,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if export.set(&span.id(), attributes)
+            && let Some(record) = span.extensions_mut().get_mut::<CostRecord>()
+        {
+            record.otel_exported = true;
+        }
     }
 
     fn run_callbacks(&self, close: &SpanClose<'_>) {
@@ -351,6 +436,7 @@ where
             totals: Totals::default(),
             children: 0,
             closed: false,
+            otel_exported: false,
             tree: self.tree_sink.as_ref().map(|_| Vec::new()),
             pending_warnings,
             call_id,
@@ -358,12 +444,28 @@ where
             pending_alerts: Vec::new(),
         };
         span.extensions_mut().replace(record);
+        #[cfg(feature = "otel")]
+        if let Some(export) = &self.otel_spans
+            && scope == Scope::Call
+        {
+            // Usage given when the span was created: with `tracing-opentelemetry` inside this
+            // layer, its span exists now and may be gone before this layer sees the close.
+            let attributes = span
+                .extensions_mut()
+                .get_mut::<CostRecord>()
+                .and_then(|record| self.otel_call_update(record, Default::default()));
+            if let Some(attributes) = attributes {
+                self.otel_set_call(&span, export, attributes);
+            }
+        }
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let mut rejected = Vec::new();
         let mut pending = Vec::new();
+        #[cfg(feature = "otel")]
+        let mut otel_attributes = None;
         {
             let mut extensions = span.extensions_mut();
             let Some(record) = extensions.get_mut::<CostRecord>() else {
@@ -372,30 +474,41 @@ where
             if record.closed || !record.info.relevant {
                 return;
             }
+            #[cfg(feature = "otel")]
+            let before = (record.observed.usage, record.observed.usage_seen);
             values.record(&mut FieldReader {
                 info: &record.info,
                 observed: &mut record.observed,
             });
-            if record.observed.rejected.is_empty()
-                && record.pending_warnings.is_empty()
-                && !record.observed.attribution.changed
-            {
-                return;
+            #[cfg(feature = "otel")]
+            if self.otel_spans.is_some() {
+                otel_attributes = self.otel_call_update(record, before);
             }
-            std::mem::swap(&mut rejected, &mut record.observed.rejected);
-            std::mem::swap(&mut pending, &mut record.pending_warnings);
-            if record.observed.attribution.changed {
-                record.observed.attribution.changed = false;
-                let base = record
-                    .inherited
-                    .get_or_insert_with(|| Arc::clone(&record.cells))
-                    .clone();
-                record.cells = self.attribute(&base, &record.observed);
+            if !record.observed.rejected.is_empty()
+                || !record.pending_warnings.is_empty()
+                || record.observed.attribution.changed
+            {
+                std::mem::swap(&mut rejected, &mut record.observed.rejected);
+                std::mem::swap(&mut pending, &mut record.pending_warnings);
+                if record.observed.attribution.changed {
+                    record.observed.attribution.changed = false;
+                    let base = record
+                        .inherited
+                        .get_or_insert_with(|| Arc::clone(&record.cells))
+                        .clone();
+                    record.cells = self.attribute(&base, &record.observed);
+                }
             }
         }
-        let metadata = span.metadata();
-        pending.extend(self.count_rejected(metadata, &mut rejected));
-        Self::warn_rejected(metadata, &pending);
+        #[cfg(feature = "otel")]
+        if let (Some(export), Some(attributes)) = (&self.otel_spans, otel_attributes) {
+            self.otel_set_call(&span, export, attributes);
+        }
+        if !rejected.is_empty() || !pending.is_empty() {
+            let metadata = span.metadata();
+            pending.extend(self.count_rejected(metadata, &mut rejected));
+            Self::warn_rejected(metadata, &pending);
+        }
     }
 
     fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
@@ -429,6 +542,13 @@ where
 
     fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {}
 
+    #[cfg(feature = "otel")]
+    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        if let Some(export) = &self.otel_spans {
+            export.register(dispatch);
+        }
+    }
+
     fn on_layer(&mut self, _subscriber: &mut S) {
         self.budget_hook = Some(WithBudget(reserve_in::<S>));
     }
@@ -458,6 +578,10 @@ where
             return;
         }
         record.closed = true;
+        let mut call_key = None;
+        let mut call_own = None;
+        #[cfg(feature = "otel")]
+        let mut otel_call = None;
         if record.scope == Scope::Call {
             let charged = self.charge(record);
             if self.budgets.is_some() {
@@ -470,7 +594,15 @@ where
                 };
                 self.settle_budget(record, &model, cost);
             }
-            if let Some((own, _)) = charged {
+            if let Some((own, key)) = charged {
+                if key.is_some() && !self.callbacks.is_empty() {
+                    call_own = Some(own.clone());
+                }
+                call_key = key;
+                #[cfg(feature = "otel")]
+                if self.otel_spans.is_some() && !record.otel_exported {
+                    otel_call = Some(crate::otel::call_attributes(&own, &record.info));
+                }
                 if record.children == 0 {
                     record.totals = own;
                 } else {
@@ -532,8 +664,32 @@ where
         let pending_warnings = std::mem::take(&mut record.pending_warnings);
         let pending_alerts = std::mem::take(&mut record.pending_alerts);
         let reported = (scope != Scope::Span && (!self.callbacks.is_empty() || self.close_events))
-            .then(|| (record.totals.clone(), Arc::clone(&record.cells)));
+            .then(|| {
+                let call = (scope == Scope::Call).then(|| CallDetails {
+                    request_model: record.observed.request_model.clone(),
+                    response_model: record.observed.response_model.clone(),
+                    model: call_key
+                        .unwrap_or_else(|| Arc::clone(record.observed.model_or_unknown())),
+                    provider: record.observed.provider.clone(),
+                    operation: record.observed.operation.clone(),
+                    own: call_own,
+                });
+                (record.totals.clone(), Arc::clone(&record.cells), call)
+            });
+        #[cfg(feature = "otel")]
+        let otel_attributes = match scope {
+            Scope::Call => otel_call,
+            Scope::Agent | Scope::Session if self.otel_spans.is_some() => {
+                Some(crate::otel::totals_attributes(&record.totals))
+            }
+            _ => None,
+        };
         drop(extensions);
+
+        #[cfg(feature = "otel")]
+        if let (Some(export), Some(attributes)) = (&self.otel_spans, otel_attributes) {
+            export.set(&id, attributes);
+        }
 
         if !pending_warnings.is_empty() {
             Self::warn_rejected(span.metadata(), &pending_warnings);
@@ -544,7 +700,7 @@ where
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);
         }
-        if let Some((totals, cells)) = reported {
+        if let Some((totals, cells, call)) = reported {
             let close = SpanClose {
                 id: &id,
                 name: span.name(),
@@ -552,6 +708,7 @@ where
                 scope,
                 attribution: &cells.attribution,
                 totals: &totals,
+                call: call.as_ref(),
             };
             self.run_callbacks(&close);
             if self.close_events {

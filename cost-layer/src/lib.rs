@@ -77,9 +77,14 @@ mod attribution;
 pub mod budget;
 mod builder;
 mod call;
+pub mod export;
 pub mod fields;
 mod layer;
 mod ledger;
+#[cfg(feature = "metrics")]
+mod metrics_facade;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod pricing;
 mod record;
 mod totals;
@@ -91,7 +96,7 @@ pub use cost_core;
 pub use cost_core::TokenUsage;
 pub use cost_macros::{TokenUsage, llm_call};
 pub use fields::FieldRole;
-pub use layer::{CostLayer, SpanClose};
+pub use layer::{CallDetails, CostLayer, SpanClose};
 pub use ledger::{Diagnostics, Dimension, Ledger, LedgerKey, LedgerSnapshot, Retention};
 pub use record::CostRecord;
 pub use totals::{Attribution, Scope, Totals};

@@ -44,6 +44,9 @@ pub struct CostRecord {
     /// Children whose totals were rolled up into `totals`.
     pub(crate) children: u32,
     pub(crate) closed: bool,
+    /// The call's cost attributes are on its OpenTelemetry span already (feature `otel`).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) otel_exported: bool,
     pub(crate) tree: Option<Vec<CostTreeNode>>,
     /// Fields rejected at creation, warned about at the next `on_record` or at close.
     pub(crate) pending_warnings: Vec<&'static str>,
@@ -97,6 +100,10 @@ pub(crate) struct Observed {
     pub(crate) usage_invalid: u8,
     pub(crate) request_model: Option<Arc<str>>,
     pub(crate) response_model: Option<Arc<str>>,
+    /// `gen_ai.provider.name`.
+    pub(crate) provider: Option<Arc<str>>,
+    /// `gen_ai.operation.name`.
+    pub(crate) operation: Option<Arc<str>>,
     pub(crate) scope: Option<Scope>,
     pub(crate) invoke_agent: bool,
     pub(crate) cache_hit: bool,
@@ -140,9 +147,15 @@ impl Observed {
     pub(crate) fn has_usage(&self) -> bool {
         self.usage_seen != 0
     }
+
+    /// Every token field the callsite declares has a value.
+    #[cfg(feature = "otel")]
+    pub(crate) fn usage_complete(&self, info: &CallsiteInfo) -> bool {
+        info.declared_tokens != 0 && self.usage_seen & info.declared_tokens == info.declared_tokens
+    }
 }
 
-const fn bit(kind: TokenKind) -> u8 {
+pub(crate) const fn bit(kind: TokenKind) -> u8 {
     1 << (kind as u8)
 }
 
@@ -152,6 +165,14 @@ pub(crate) struct CallsiteInfo {
     /// Role per field index.
     roles: Box<[Option<FieldRole>]>,
     pub(crate) declares_usage: bool,
+    /// Bit per [`TokenKind`] the callsite declares a field for: once all are recorded, the
+    /// call's usage is complete.
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) declared_tokens: u8,
+    /// Bit per [`TokenKind`] declared under its OpenTelemetry GenAI name (which
+    /// `tracing-opentelemetry` exports as it is).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) declared_otel_tokens: u8,
     pub(crate) declares_session: bool,
     pub(crate) declares_agent: bool,
     /// The callsite has at least one field the layer reads.
@@ -166,8 +187,20 @@ impl CallsiteInfo {
             .map(|field| names.role(field.name()))
             .collect();
         let has = |pred: fn(&FieldRole) -> bool| roles.iter().flatten().any(pred);
+        let mut declared_tokens = 0;
+        let mut declared_otel_tokens = 0;
+        for (field, role) in metadata.fields().iter().zip(roles.iter()) {
+            if let Some(FieldRole::Tokens(kind)) = role {
+                declared_tokens |= bit(*kind);
+                if crate::fields::otel_usage_name(*kind) == Some(field.name()) {
+                    declared_otel_tokens |= bit(*kind);
+                }
+            }
+        }
         CallsiteInfo {
             declares_usage: has(|r| matches!(r, FieldRole::Tokens(_))),
+            declared_tokens,
+            declared_otel_tokens,
             declares_session: has(|r| *r == FieldRole::Session),
             declares_agent: has(|r| *r == FieldRole::Agent),
             relevant: roles.iter().any(Option::is_some),
@@ -250,8 +283,11 @@ impl FieldReader<'_> {
             }
             FieldRole::RequestModel => o.request_model = Some(intern(value)),
             FieldRole::ResponseModel => o.response_model = Some(intern(value)),
-            FieldRole::Operation => o.invoke_agent = value == values::INVOKE_AGENT,
-            FieldRole::Provider => {}
+            FieldRole::Operation => {
+                o.invoke_agent = value == values::INVOKE_AGENT;
+                o.operation = Some(intern(value));
+            }
+            FieldRole::Provider => o.provider = Some(intern(value)),
             FieldRole::Session => set_key(
                 &mut o.attribution.session,
                 value,

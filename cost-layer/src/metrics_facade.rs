@@ -1,0 +1,68 @@
+//! The instruments of [`crate::export`] through the [`metrics`] crate facade (feature
+//! `metrics`), so any `metrics` exporter serves them, `metrics-exporter-prometheus` among
+//! them.
+//!
+//! Names as in [`crate::export`]; exporters adapt them (Prometheus: `gen_ai_client_token_usage`,
+//! `llm_cost_cost`, `llm_cost_unpriced_calls`). The token histogram's buckets are the
+//! exporter's to set: with `metrics-exporter-prometheus`, `set_buckets_for_metric(
+//! Matcher::Full("gen_ai_client_token_usage".into()), &TOKEN_USAGE_BUCKETS)`.
+//!
+//! [`COST`](crate::export::COST) is a gauge that only ever increases: the facade's counters
+//! count integers, and a cost in USD is fractional. Read it as a counter (`increase()` and
+//! `rate()` over it give the spend of a period).
+
+use metrics::{Label, Unit};
+
+use crate::export::{COST, CallPoints, MetricOptions, TOKEN_USAGE, UNPRICED_CALLS};
+use crate::layer::SpanClose;
+
+/// Records per-call points on the installed `metrics` recorder.
+pub(crate) struct MetricsFacade {
+    options: MetricOptions,
+}
+
+impl MetricsFacade {
+    pub(crate) fn new(options: MetricOptions) -> Self {
+        metrics::describe_histogram!(
+            TOKEN_USAGE,
+            Unit::Count,
+            "Number of input and output tokens used."
+        );
+        metrics::describe_gauge!(
+            COST,
+            "Cost of the priced LLM calls, computed locally, USD (a running total)."
+        );
+        metrics::describe_counter!(
+            UNPRICED_CALLS,
+            Unit::Count,
+            "LLM calls whose model has no price (their cost is unknown)."
+        );
+        MetricsFacade { options }
+    }
+
+    pub(crate) fn record(&self, close: &SpanClose<'_>) {
+        let Some(points) = CallPoints::of(close, &self.options) else {
+            return;
+        };
+        let labels = |attributes: &[(&'static str, std::sync::Arc<str>)]| -> Vec<Label> {
+            attributes
+                .iter()
+                .map(|(name, value)| Label::new(*name, value.to_string()))
+                .collect()
+        };
+        if let Some((input, output)) = points.tokens {
+            for (token_type, value) in [("input", input), ("output", output)] {
+                let mut labels = labels(&points.token_attributes);
+                labels.push(Label::new("gen_ai.token.type", token_type));
+                metrics::histogram!(TOKEN_USAGE, labels).record(value as f64);
+            }
+        }
+        let labels = labels(&points.cost_attributes);
+        if let Some(cost) = points.cost_usd {
+            metrics::gauge!(COST, labels.clone()).increment(cost);
+        }
+        if points.unpriced {
+            metrics::counter!(UNPRICED_CALLS, labels).increment(1);
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! OpenTelemetry export (feature `otel`).
+//!
+//! **Spans.** With [`CostLayerBuilder::otel_span_attributes`](crate::CostLayerBuilder::otel_span_attributes),
+//! the spans `tracing-opentelemetry` exports carry what this layer computed:
+//!
+//! - LLM-call spans (inference spans): the cost as the GenAI conventions propose it,
+//!   [`COST_AMOUNT`] (USD), [`COST_CURRENCY`] = `USD`, [`COST_SOURCE`] = `local`, and the
+//!   `gen_ai.usage.*` token counts in the inclusive convention when the span's own fields do not
+//!   already carry them under those names (`tracing-opentelemetry` exports fields as they are).
+//!   An unpriced call gets no amount (its cost is unknown, not zero) but [`UNPRICED`] = `true`;
+//!   a call with invalid usage gets [`REJECTED`] = `true`; an application cache hit costs `0`
+//!   and carries [`CACHE_HIT_SAVINGS`].
+//! - Agent and session spans: their subtree totals under this project's namespace
+//!   ([`TOTAL_COST_USD`], [`TOTAL_TOKENS`], …), never under `gen_ai.usage.*`, so a backend that
+//!   sums cost over a trace counts each call once.
+//!
+//! Both layer orders work for calls: the attributes are set as soon as every usage field the
+//! span declares has a value (as `#[llm_call]` records them, in one record), and otherwise when
+//! the span closes. Agent and session totals are only final when the span closes, so they reach
+//! the exported span when `tracing-opentelemetry` closes after this layer:
+//! `registry().with(cost).with(otel)`. In the other order `tracing-opentelemetry` has exported
+//! the span before this layer sees it close; read those totals from the ledger or the close
+//! callbacks instead. A call that records its usage several times (streaming running totals)
+//! gets its cost attributes again at each complete record, the latest last, as
+//! `tracing-opentelemetry` does for any field recorded twice.
+//!
+//! **Metrics.** [`CostLayerBuilder::otel_metrics`](crate::CostLayerBuilder::otel_metrics)
+//! records the instruments of [`crate::export`] on an OpenTelemetry [`Meter`].
+//!
+//! **Budget alerts** are `WARN` events (target `cost_layer::budget`): `tracing-opentelemetry`
+//! attaches them as events to the span that is current when they fire (the agent or session
+//! around the call).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::trace::TraceContextExt;
+use tracing::Dispatch;
+use tracing::dispatcher::WeakDispatch;
+use tracing_core::span::Id;
+
+use crate::export::{COST, CallPoints, MetricOptions, TOKEN_USAGE, TOKEN_USAGE_BUCKETS};
+use crate::fields::otel_usage_name;
+use crate::layer::SpanClose;
+use crate::record::{CallsiteInfo, bit};
+use crate::totals::Totals;
+
+/// `gen_ai.usage.cost.amount`: the call's cost, USD.
+pub const COST_AMOUNT: &str = "gen_ai.usage.cost.amount";
+/// `gen_ai.usage.cost.currency`: always `USD`.
+pub const COST_CURRENCY: &str = "gen_ai.usage.cost.currency";
+/// `gen_ai.usage.cost.source`: always `local` (computed in the process, not billed).
+pub const COST_SOURCE: &str = "gen_ai.usage.cost.source";
+/// `llm_cost.price_table`: the version of the price table that priced the call.
+pub const PRICE_TABLE: &str = "llm_cost.price_table";
+/// `llm_cost.unpriced`: `true` on a call whose model has no price.
+pub const UNPRICED: &str = "llm_cost.unpriced";
+/// `llm_cost.rejected`: `true` on a call whose usage was invalid (not charged).
+pub const REJECTED: &str = "llm_cost.rejected";
+/// `llm_cost.cache_hit_savings_usd`: what an application cache hit saved.
+pub const CACHE_HIT_SAVINGS: &str = "llm_cost.cache_hit_savings_usd";
+/// `llm_cost.total_cost_usd`: an agent's or session's subtree cost (priced calls).
+pub const TOTAL_COST_USD: &str = "llm_cost.total_cost_usd";
+/// `llm_cost.total_tokens`: an agent's or session's subtree tokens.
+pub const TOTAL_TOKENS: &str = "llm_cost.total_tokens";
+/// `llm_cost.input_tokens`: an agent's or session's subtree input tokens (inclusive).
+pub const TOTAL_INPUT_TOKENS: &str = "llm_cost.input_tokens";
+/// `llm_cost.output_tokens`: an agent's or session's subtree output tokens (inclusive).
+pub const TOTAL_OUTPUT_TOKENS: &str = "llm_cost.output_tokens";
+/// `llm_cost.llm_calls`: LLM calls in an agent's or session's subtree.
+pub const LLM_CALLS: &str = "llm_cost.llm_calls";
+/// `llm_cost.agent_runs`: agent runs in a span's subtree.
+pub const AGENT_RUNS: &str = "llm_cost.agent_runs";
+/// `llm_cost.unpriced_calls`: unpriced calls in a subtree (the total cost is then a lower bound).
+pub const UNPRICED_CALLS: &str = "llm_cost.unpriced_calls";
+
+/// Sets attributes on the OpenTelemetry spans of the subscriber the layer is part of.
+#[derive(Default)]
+pub(crate) struct SpanExport {
+    dispatch: OnceLock<WeakDispatch>,
+}
+
+impl SpanExport {
+    pub(crate) fn register(&self, dispatch: &Dispatch) {
+        let _ = self.dispatch.set(dispatch.downgrade());
+    }
+
+    /// Sets `attributes` on the OpenTelemetry span of `id`, if `tracing-opentelemetry` has one
+    /// open. Must be called without holding the span's extensions.
+    pub(crate) fn set(&self, id: &Id, attributes: Vec<KeyValue>) -> bool {
+        let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
+            return false;
+        };
+        // Another crate's code: whatever it does, it must not unwind into the host program.
+        catch_unwind(AssertUnwindSafe(
+            || match tracing_opentelemetry::get_otel_context(id, &dispatch) {
+                Some(cx) => {
+                    cx.span().set_attributes(attributes);
+                    true
+                }
+                None => false,
+            },
+        ))
+        .unwrap_or(false)
+    }
+}
+
+fn usd(money: cost_core::Money) -> f64 {
+    money.to_f64()
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The attributes of an LLM-call span, from its own totals.
+pub(crate) fn call_attributes(own: &Totals, info: &CallsiteInfo) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(8);
+    if own.rejected_calls > 0 {
+        attributes.push(KeyValue::new(REJECTED, true));
+        return attributes;
+    }
+    if own.cache_hits > 0 {
+        attributes.extend([
+            KeyValue::new(COST_AMOUNT, 0.0),
+            KeyValue::new(COST_CURRENCY, "USD"),
+            KeyValue::new(COST_SOURCE, "local"),
+            KeyValue::new(CACHE_HIT_SAVINGS, usd(own.cache_hit_savings)),
+        ]);
+        return attributes;
+    }
+    let usage = &own.usage;
+    for kind in cost_core::TokenKind::ALL {
+        let value = match kind {
+            // The conventions have one cache-creation count: both write durations.
+            cost_core::TokenKind::CacheWrite => {
+                usage.cache_write.saturating_add(usage.cache_write_1h)
+            }
+            cost_core::TokenKind::CacheWrite1h => continue,
+            other => usage.get(other),
+        };
+        let exported_as_field = info.declared_otel_tokens & bit(kind) != 0;
+        let always = matches!(
+            kind,
+            cost_core::TokenKind::Input | cost_core::TokenKind::Output
+        );
+        if let Some(name) = otel_usage_name(kind)
+            && !exported_as_field
+            && (always || value > 0)
+        {
+            attributes.push(KeyValue::new(name, count(value)));
+        }
+    }
+    if own.unpriced_calls > 0 {
+        attributes.push(KeyValue::new(UNPRICED, true));
+    } else {
+        attributes.extend([
+            KeyValue::new(COST_AMOUNT, usd(own.total_usd())),
+            KeyValue::new(COST_CURRENCY, "USD"),
+            KeyValue::new(COST_SOURCE, "local"),
+        ]);
+        if let Some(version) = &own.price_table {
+            attributes.push(KeyValue::new(PRICE_TABLE, version.to_string()));
+        }
+    }
+    attributes
+}
+
+/// The attributes of an agent or session span: its subtree totals.
+pub(crate) fn totals_attributes(totals: &Totals) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(TOTAL_COST_USD, usd(totals.total_usd())),
+        KeyValue::new(TOTAL_TOKENS, count(totals.total_tokens())),
+        KeyValue::new(TOTAL_INPUT_TOKENS, count(totals.usage.input)),
+        KeyValue::new(TOTAL_OUTPUT_TOKENS, count(totals.usage.output)),
+        KeyValue::new(LLM_CALLS, count(totals.llm_calls)),
+        KeyValue::new(AGENT_RUNS, count(totals.agent_runs)),
+        KeyValue::new(UNPRICED_CALLS, count(totals.unpriced_calls)),
+    ]
+}
+
+/// The instruments of [`crate::export`] on an OpenTelemetry meter.
+pub(crate) struct OtelMetrics {
+    token_usage: Histogram<u64>,
+    cost: Counter<f64>,
+    unpriced: Counter<u64>,
+    options: MetricOptions,
+}
+
+impl OtelMetrics {
+    pub(crate) fn new(meter: &Meter, options: MetricOptions) -> Self {
+        OtelMetrics {
+            token_usage: meter
+                .u64_histogram(TOKEN_USAGE)
+                .with_unit("{token}")
+                .with_description("Number of input and output tokens used.")
+                .with_boundaries(TOKEN_USAGE_BUCKETS.to_vec())
+                .build(),
+            cost: meter
+                .f64_counter(COST)
+                .with_unit("USD")
+                .with_description("Cost of the priced LLM calls, computed locally.")
+                .build(),
+            unpriced: meter
+                .u64_counter(crate::export::UNPRICED_CALLS)
+                .with_unit("{call}")
+                .with_description("LLM calls whose model has no price (their cost is unknown).")
+                .build(),
+            options,
+        }
+    }
+
+    pub(crate) fn record(&self, close: &SpanClose<'_>) {
+        let Some(points) = CallPoints::of(close, &self.options) else {
+            return;
+        };
+        let key_values = |attributes: &[(&'static str, std::sync::Arc<str>)]| -> Vec<KeyValue> {
+            attributes
+                .iter()
+                .map(|(name, value)| KeyValue::new(*name, value.to_string()))
+                .collect()
+        };
+        if let Some((input, output)) = points.tokens {
+            let mut attributes = key_values(&points.token_attributes);
+            for (token_type, value) in [("input", input), ("output", output)] {
+                attributes.push(KeyValue::new("gen_ai.token.type", token_type));
+                self.token_usage.record(value, &attributes);
+                attributes.pop();
+            }
+        }
+        let attributes = key_values(&points.cost_attributes);
+        if let Some(cost) = points.cost_usd {
+            self.cost.add(cost, &attributes);
+        }
+        if points.unpriced {
+            self.unpriced.add(1, &attributes);
+        }
+    }
+}

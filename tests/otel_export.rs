@@ -1,0 +1,423 @@
+//! Costs on the spans `tracing-opentelemetry` exports, in both layer orders, and the metrics
+//! of `cost_layer::export` through the OpenTelemetry metrics API, checked with the SDK's
+//! in-memory exporters.
+
+use std::sync::Arc;
+
+use cost_layer::cost_core::Usage;
+use cost_layer::cost_core::budget::{
+    Budget, BudgetBook, BudgetConfig, BudgetScope, DEFAULT_THRESHOLDS, ManualClock, Window,
+};
+use cost_layer::export::{MetricOptions, TOKEN_USAGE_BUCKETS};
+use cost_layer::{CostLayer, llm_call, otel};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing::field::Empty;
+use tracing_subscriber::prelude::*;
+
+/// Which layer `tracing_subscriber` closes first: the inner one.
+#[derive(Clone, Copy, Debug)]
+enum Order {
+    /// `registry().with(cost).with(otel)`: the cost layer sees a close first.
+    CostInside,
+    /// `registry().with(otel).with(cost)`: `tracing-opentelemetry` exports first.
+    OtelInside,
+}
+
+/// Runs `work` under the cost layer (built by `builder`) and `tracing-opentelemetry` with an
+/// in-memory exporter, in `order`; returns the exported spans.
+fn export_spans(
+    order: Order,
+    builder: cost_layer::CostLayerBuilder,
+    work: impl FnOnce(),
+) -> Vec<SpanData> {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let (cost, _ledger) = builder.otel_span_attributes(true).build();
+    match order {
+        Order::CostInside => {
+            let subscriber = tracing_subscriber::registry()
+                .with(cost)
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+            tracing::subscriber::with_default(subscriber, work);
+        }
+        Order::OtelInside => {
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+                .with(cost);
+            tracing::subscriber::with_default(subscriber, work);
+        }
+    }
+    let _ = provider.force_flush();
+    exporter
+        .get_finished_spans()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn span<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no span {name} in {:?}", names(spans)))
+}
+
+fn names(spans: &[SpanData]) -> Vec<&str> {
+    spans.iter().map(|s| &*s.name).collect()
+}
+
+/// The values of attribute `key` on `span`, in order (more than one means a duplicate).
+fn values(span: &SpanData, key: &str) -> Vec<Value> {
+    span.attributes
+        .iter()
+        .filter(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.clone())
+        .collect()
+}
+
+fn one(span: &SpanData, key: &str) -> Value {
+    let found = values(span, key);
+    assert_eq!(found.len(), 1, "{key} on {}: {found:?}", span.name);
+    found[0].clone()
+}
+
+fn f64_of(value: Value) -> f64 {
+    match value {
+        Value::F64(v) => v,
+        other => panic!("not an f64: {other:?}"),
+    }
+}
+
+fn i64_of(value: Value) -> i64 {
+    match value {
+        Value::I64(v) => v,
+        other => panic!("not an i64: {other:?}"),
+    }
+}
+
+/// What `#[llm_call]` instruments: usage read from the return value.
+#[llm_call(model = "gpt-4o")]
+fn ask_gpt4o(_prompt: &str) -> Usage {
+    Usage::new(1_000, 100) // $0.0025 + $0.001
+}
+
+/// A session with an agent and four calls: by the macro, by hand with usage recorded later,
+/// by hand with usage known at creation (older field names), and one with an unknown model.
+fn session() {
+    let session = tracing::info_span!("session", session.id = "s-1", cost.feature = "support");
+    let _s = session.enter();
+    let agent = tracing::info_span!("agent", gen_ai.agent.name = "planner");
+    let _a = agent.enter();
+    ask_gpt4o("plan");
+    let by_hand = tracing::info_span!(
+        "by_hand",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    );
+    by_hand.record("gen_ai.usage.input_tokens", 2_000); // $0.0003
+    by_hand.record("gen_ai.usage.output_tokens", 500); // $0.0003
+    drop(by_hand);
+    tracing::info_span!(
+        "at_creation",
+        llm.model = "gpt-4o",
+        llm.tokens.input = 4_000,  // $0.01
+        llm.tokens.output = 1_000, // $0.01
+    )
+    .in_scope(|| {});
+    tracing::info_span!(
+        "unknown_model",
+        gen_ai.request.model = "acme-llm-9000",
+        gen_ai.usage.input_tokens = 10,
+        gen_ai.usage.output_tokens = 10,
+    )
+    .in_scope(|| {});
+}
+
+fn assert_call_attributes(spans: &[SpanData]) {
+    let macro_call = span(spans, "ask_gpt4o");
+    assert_eq!(f64_of(one(macro_call, otel::COST_AMOUNT)), 0.0035);
+    assert_eq!(one(macro_call, otel::COST_CURRENCY), Value::from("USD"));
+    assert_eq!(one(macro_call, otel::COST_SOURCE), Value::from("local"));
+    // The macro's span fields carry the usage under the GenAI names: exported once, as fields.
+    assert_eq!(i64_of(one(macro_call, "gen_ai.usage.input_tokens")), 1_000);
+    assert_eq!(i64_of(one(macro_call, "gen_ai.usage.output_tokens")), 100);
+
+    let by_hand = span(spans, "by_hand");
+    assert_eq!(f64_of(one(by_hand, otel::COST_AMOUNT)), 0.0006);
+
+    // Older field names: the GenAI names are added.
+    let at_creation = span(spans, "at_creation");
+    assert_eq!(f64_of(one(at_creation, otel::COST_AMOUNT)), 0.02);
+    assert_eq!(i64_of(one(at_creation, "gen_ai.usage.input_tokens")), 4_000);
+    assert_eq!(
+        i64_of(one(at_creation, "gen_ai.usage.output_tokens")),
+        1_000
+    );
+
+    // An unknown price is not a zero price.
+    let unknown = span(spans, "unknown_model");
+    assert!(values(unknown, otel::COST_AMOUNT).is_empty());
+    assert_eq!(one(unknown, otel::UNPRICED), Value::Bool(true));
+}
+
+fn assert_no_cost_on_aggregates(spans: &[SpanData]) {
+    for name in ["agent", "session"] {
+        let aggregate = span(spans, name);
+        for key in [otel::COST_AMOUNT, "gen_ai.usage.input_tokens"] {
+            assert!(
+                values(aggregate, key).is_empty(),
+                "{key} on {name}: a backend summing a trace would count it twice"
+            );
+        }
+    }
+}
+
+#[test]
+fn calls_carry_their_cost_with_the_cost_layer_inside() {
+    let spans = export_spans(Order::CostInside, CostLayer::builder(), session);
+    assert_call_attributes(&spans);
+    assert_no_cost_on_aggregates(&spans);
+    let agent = span(&spans, "agent");
+    assert_eq!(f64_of(one(agent, otel::TOTAL_COST_USD)), 0.0241);
+    assert_eq!(i64_of(one(agent, otel::LLM_CALLS)), 4);
+    assert_eq!(i64_of(one(agent, otel::UNPRICED_CALLS)), 1);
+    assert_eq!(
+        i64_of(one(agent, otel::TOTAL_TOKENS)),
+        1_100 + 2_500 + 5_000 + 20
+    );
+    let session = span(&spans, "session");
+    assert_eq!(f64_of(one(session, otel::TOTAL_COST_USD)), 0.0241);
+    assert_eq!(i64_of(one(session, otel::AGENT_RUNS)), 1);
+}
+
+#[test]
+fn calls_carry_their_cost_with_tracing_opentelemetry_inside() {
+    let spans = export_spans(Order::OtelInside, CostLayer::builder(), session);
+    assert_call_attributes(&spans);
+    assert_no_cost_on_aggregates(&spans);
+}
+
+#[test]
+fn without_the_option_no_attribute_is_added() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let (cost, _ledger) = CostLayer::builder().build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(cost).with(otel),
+        session,
+    );
+    let spans = exporter
+        .get_finished_spans()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(values(span(&spans, "ask_gpt4o"), otel::COST_AMOUNT).is_empty());
+    assert!(values(span(&spans, "agent"), otel::TOTAL_COST_USD).is_empty());
+}
+
+#[test]
+fn budget_alerts_reach_the_exported_spans_as_events() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let config = BudgetConfig {
+            budgets: vec![Budget::alert(
+                "session",
+                BudgetScope::Session,
+                Window::Lifetime,
+                cost_layer::cost_core::Money::from_decimal("0.005")
+                    .unwrap_or_else(|e| panic!("{e}")),
+                &DEFAULT_THRESHOLDS,
+            )],
+            ..BudgetConfig::default()
+        };
+        let book = BudgetBook::with_clock(config, Arc::new(ManualClock::new(1_764_072_000)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let spans = export_spans(order, CostLayer::builder().budgets(book), || {
+            let session = tracing::info_span!("session", session.id = "alerted");
+            let _s = session.enter();
+            ask_gpt4o("one"); // $0.0035 of $0.005: 50 % crossed
+        });
+        let session = span(&spans, "session");
+        let alert = session
+            .events
+            .iter()
+            .find(|e| {
+                e.attributes
+                    .iter()
+                    .any(|kv| kv.key.as_str() == "budget" && kv.value == Value::from("session"))
+            })
+            .unwrap_or_else(|| panic!("{order:?}: no alert event in {:?}", session.events));
+        let attribute = |key: &str| {
+            alert
+                .attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.clone())
+        };
+        assert_eq!(attribute("threshold"), Some(Value::F64(0.5)), "{order:?}");
+        assert_eq!(
+            attribute("spent_usd"),
+            Some(Value::F64(0.0035)),
+            "{order:?}"
+        );
+        assert_eq!(attribute("limit_usd"), Some(Value::F64(0.005)), "{order:?}");
+    }
+}
+
+/// Runs `session` with the OpenTelemetry metrics of the layer; returns what was exported.
+fn export_metrics(options: MetricOptions) -> Vec<ResourceMetrics> {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter.clone())
+        .build();
+    let meter = opentelemetry::metrics::MeterProvider::meter(&provider, "test");
+    let (cost, _ledger) = CostLayer::builder()
+        .raw_user_ids()
+        .otel_metrics(&meter, options)
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        let user = tracing::info_span!("request", cost.user_id = "alice");
+        let _u = user.enter();
+        session();
+    });
+    provider.force_flush().unwrap_or_else(|e| panic!("{e}"));
+    exporter
+        .get_finished_metrics()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn metric<'a>(
+    exported: &'a [ResourceMetrics],
+    name: &str,
+) -> &'a opentelemetry_sdk::metrics::data::Metric {
+    exported
+        .iter()
+        .rev()
+        .flat_map(|r| r.scope_metrics())
+        .flat_map(|s| s.metrics())
+        .find(|m| m.name() == name)
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+fn attribute<'a>(attributes: impl Iterator<Item = &'a KeyValue>, key: &str) -> Option<String> {
+    attributes
+        .into_iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.to_string())
+}
+
+#[test]
+fn token_usage_histogram_follows_the_genai_conventions() {
+    let exported = export_metrics(MetricOptions::default());
+    let usage = metric(&exported, "gen_ai.client.token.usage");
+    assert_eq!(usage.unit(), "{token}");
+    let AggregatedMetrics::U64(MetricData::Histogram(histogram)) = usage.data() else {
+        panic!("not a u64 histogram: {:?}", usage.data());
+    };
+    type Point = (Option<String>, Option<String>, Option<String>, u64, u64);
+    let mut points: Vec<Point> = histogram
+        .data_points()
+        .map(|p| {
+            assert_eq!(p.bounds().collect::<Vec<_>>(), TOKEN_USAGE_BUCKETS.to_vec());
+            (
+                attribute(p.attributes(), "gen_ai.request.model"),
+                attribute(p.attributes(), "gen_ai.token.type"),
+                attribute(p.attributes(), "gen_ai.operation.name"),
+                p.count(),
+                p.sum(),
+            )
+        })
+        .collect();
+    points.sort();
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        points,
+        vec![
+            (some("acme-llm-9000"), some("input"), None, 1, 10),
+            (some("acme-llm-9000"), some("output"), None, 1, 10),
+            // The macro's call names its operation; the hand-made spans do not.
+            (some("gpt-4o"), some("input"), None, 1, 4_000),
+            (some("gpt-4o"), some("input"), some("chat"), 1, 1_000),
+            (some("gpt-4o"), some("output"), None, 1, 1_000),
+            (some("gpt-4o"), some("output"), some("chat"), 1, 100),
+            (some("gpt-4o-mini"), some("input"), None, 1, 2_000),
+            (some("gpt-4o-mini"), some("output"), None, 1, 500),
+        ]
+    );
+}
+
+#[test]
+fn cost_counter_is_in_usd_by_model_agent_and_feature_and_skips_unpriced_calls() {
+    let exported = export_metrics(MetricOptions::default());
+    let cost = metric(&exported, "llm_cost.cost");
+    assert_eq!(cost.unit(), "USD");
+    let AggregatedMetrics::F64(MetricData::Sum(sum)) = cost.data() else {
+        panic!("not an f64 sum: {:?}", cost.data());
+    };
+    assert!(sum.is_monotonic());
+    let mut points: Vec<(String, f64)> = sum
+        .data_points()
+        .map(|p| {
+            assert_eq!(
+                attribute(p.attributes(), "cost.feature").as_deref(),
+                Some("support")
+            );
+            assert_eq!(
+                attribute(p.attributes(), "gen_ai.agent.name").as_deref(),
+                Some("planner")
+            );
+            // Unbounded keys are off unless asked for.
+            assert_eq!(attribute(p.attributes(), "session.id"), None);
+            assert_eq!(attribute(p.attributes(), "cost.user_id"), None);
+            (
+                attribute(p.attributes(), "gen_ai.request.model").unwrap_or_default(),
+                p.value(),
+            )
+        })
+        .collect();
+    points.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        points,
+        vec![
+            ("gpt-4o".to_owned(), 0.0235),
+            ("gpt-4o-mini".to_owned(), 0.0006)
+        ]
+    );
+    let unpriced = metric(&exported, "llm_cost.unpriced_calls");
+    let AggregatedMetrics::U64(MetricData::Sum(unpriced)) = unpriced.data() else {
+        panic!("not a u64 sum");
+    };
+    let counts: Vec<(Option<String>, u64)> = unpriced
+        .data_points()
+        .map(|p| (attribute(p.attributes(), "gen_ai.request.model"), p.value()))
+        .collect();
+    assert_eq!(counts, vec![(Some("acme-llm-9000".to_owned()), 1)]);
+}
+
+#[test]
+fn session_and_user_attributes_are_explicit() {
+    let exported = export_metrics(MetricOptions {
+        session: true,
+        user: true,
+        org: false,
+    });
+    let cost = metric(&exported, "llm_cost.cost");
+    let AggregatedMetrics::F64(MetricData::Sum(sum)) = cost.data() else {
+        panic!("not an f64 sum");
+    };
+    for point in sum.data_points() {
+        assert_eq!(
+            attribute(point.attributes(), "session.id").as_deref(),
+            Some("s-1")
+        );
+        assert_eq!(
+            attribute(point.attributes(), "cost.user_id").as_deref(),
+            Some("alice")
+        );
+    }
+}
