@@ -8,6 +8,8 @@
 //!   a span with the usage fields declared `Empty`, the usage recorded, the span closed.
 //!   `registry+otel` runs `tracing-opentelemetry` with a tracer provider that exports nothing.
 //! - `cost_added`, `otel_added`: the two layers' cost over the registry alone, per call.
+//! - `registry+cost+otel`: both layers, this one inside, its cost attributes on the exported
+//!   spans (`otel_span_attributes`); `cost_added_to_otel`: what it adds to `registry+otel`.
 //! - `enter_exit`, `enter_exit+cost`: entering and exiting an existing span.
 //! - `plain_span`, `plain_span+cost`: a span with no usage fields, created and closed.
 //! - `one_thread`, `two_threads_distinct`: the call shape with the layer; wall time divided by
@@ -81,6 +83,15 @@ fn with_otel() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(otel))
 }
 
+/// This layer (with its cost attributes on the OpenTelemetry spans) inside
+/// `tracing-opentelemetry`, whose tracer provider exports nothing.
+fn with_cost_and_otel() -> Dispatch {
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let (cost, _ledger) = CostLayer::builder().otel_span_attributes(true).build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("overhead"));
+    Dispatch::new(tracing_subscriber::registry().with(cost).with(otel))
+}
+
 /// The best of three runs, to keep a noisy neighbour out of the figure.
 fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..runs).map(|_| f()).fold(f64::INFINITY, f64::min)
@@ -142,6 +153,9 @@ fn main() {
     report("registry+otel", otel_ns, "ns/op");
     report("cost_added", cost_ns - registry_ns, "ns/op");
     report("otel_added", otel_ns - registry_ns, "ns/op");
+    let cost_otel_ns = best_of(2, || calls_in_sessions(&with_cost_and_otel(), 0, CALLS / 4));
+    report("registry+cost+otel", cost_otel_ns, "ns/op");
+    report("cost_added_to_otel", cost_otel_ns - otel_ns, "ns/op");
 
     report(
         "enter_exit",

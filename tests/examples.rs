@@ -12,6 +12,10 @@ mod anthropic_json;
 #[path = "../examples/budget_guard.rs"]
 mod budget_guard;
 
+#[allow(dead_code)]
+#[path = "../examples/otlp.rs"]
+mod otlp;
+
 use cost_core::Money;
 
 fn usd(text: &str) -> Money {
@@ -69,4 +73,95 @@ fn budget_guard_stops_the_runaway_loop_at_its_session_budget() {
         alerts[0].contains("crossed 50%") && alerts[1].contains("crossed 80%"),
         "{alerts:?}"
     );
+}
+
+/// A stand-in OTLP/HTTP collector on loopback: answers `200 OK` to every request and keeps each
+/// request's path and body.
+fn fake_collector() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&received);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let mut length = 0;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                if let Ok(mut received) = sink.lock() {
+                    received.push((path, body));
+                }
+            }
+            let _ = reader.get_mut().write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    (format!("http://{addr}"), received)
+}
+
+#[test]
+fn otlp_exports_costed_spans_and_metrics_over_http() {
+    let (endpoint, received) = fake_collector();
+    let exported = otlp::run(&endpoint).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(exported.traces_error, None);
+    assert_eq!(exported.metrics_error, None);
+    // gpt-4o-mini: 1 200 × 0.15e-6 + 40 × 0.6e-6 = 0.000204;
+    // Claude Sonnet 4.5, twice: 2 × (6 000 × 3e-6 + 900 × 15e-6) = 0.063
+    assert_eq!(
+        exported.ledger.session("ticket-4711").map(|t| t.total_usd()),
+        Some(usd("0.063204"))
+    );
+    let received = received.lock().map(|r| r.clone()).unwrap_or_default();
+    let body = |path: &str| -> Vec<u8> {
+        received
+            .iter()
+            .filter(|(p, _)| p == path)
+            .flat_map(|(_, body)| body.clone())
+            .collect()
+    };
+    let contains = |haystack: &[u8], needle: &str| {
+        haystack
+            .windows(needle.len())
+            .any(|window| window == needle.as_bytes())
+    };
+    let traces = body("/v1/traces");
+    for name in [
+        "gen_ai.usage.cost.amount",
+        "gen_ai.usage.cost.currency",
+        "llm_cost.total_cost_usd",
+        "support session",
+        "draft_reply",
+    ] {
+        assert!(contains(&traces, name), "{name} not exported");
+    }
+    let metrics = body("/v1/metrics");
+    for name in ["gen_ai.client.token.usage", "llm_cost.cost", "gen_ai.token.type"] {
+        assert!(contains(&metrics, name), "{name} not exported");
+    }
 }

@@ -65,6 +65,14 @@
 //!    events, which `fmt` prints.
 //! 4. The [`Ledger`], at any time; [`CostLayerBuilder::cost_tree`] draws a session's tree.
 //!
+//! # Export
+//!
+//! Feature `otel`: `CostLayerBuilder::otel_span_attributes` puts each call's cost on the spans
+//! `tracing-opentelemetry` exports (and agent and session totals on theirs), and
+//! `CostLayerBuilder::otel_metrics` records the GenAI token histogram and a USD cost counter on
+//! an OpenTelemetry meter (module `otel`; instruments in [`export`]). Feature `metrics`:
+//! `CostLayerBuilder::metrics` records the same instruments through the `metrics` facade.
+//!
 //! # Instrumenting and budgets
 //!
 //! [`llm_call`] turns a function into an LLM call whose usage is read from its return value
