@@ -86,10 +86,7 @@ pub(crate) fn run(endpoint: &str) -> Result<Exported, Box<dyn std::error::Error>
 
     let (cost, ledger) = CostLayer::builder()
         .otel_span_attributes(true)
-        .otel_metrics(
-            &meter_provider.meter("llm-cost"),
-            MetricOptions::default(),
-        )
+        .otel_metrics(&meter_provider.meter("llm-cost"), MetricOptions::default())
         .build();
     // The cost layer inside `tracing-opentelemetry`: agent and session totals reach their spans.
     let subscriber = tracing_subscriber::registry().with(cost).with(

@@ -82,8 +82,7 @@ fn fake_collector() -> (
     std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
 ) {
     use std::io::{BufRead, BufReader, Read, Write};
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = std::sync::Arc::clone(&received);
@@ -134,7 +133,10 @@ fn otlp_exports_costed_spans_and_metrics_over_http() {
     // gpt-4o-mini: 1 200 × 0.15e-6 + 40 × 0.6e-6 = 0.000204;
     // Claude Sonnet 4.5, twice: 2 × (6 000 × 3e-6 + 900 × 15e-6) = 0.063
     assert_eq!(
-        exported.ledger.session("ticket-4711").map(|t| t.total_usd()),
+        exported
+            .ledger
+            .session("ticket-4711")
+            .map(|t| t.total_usd()),
         Some(usd("0.063204"))
     );
     let received = received.lock().map(|r| r.clone()).unwrap_or_default();
@@ -161,7 +163,11 @@ fn otlp_exports_costed_spans_and_metrics_over_http() {
         assert!(contains(&traces, name), "{name} not exported");
     }
     let metrics = body("/v1/metrics");
-    for name in ["gen_ai.client.token.usage", "llm_cost.cost", "gen_ai.token.type"] {
+    for name in [
+        "gen_ai.client.token.usage",
+        "llm_cost.cost",
+        "gen_ai.token.type",
+    ] {
         assert!(contains(&metrics, name), "{name} not exported");
     }
 }

@@ -117,8 +117,37 @@ impl Money {
     /// The amount as an `f64` number of dollars, for display and metrics only: the conversion
     /// rounds, so never feed the result back into arithmetic.
     pub fn to_f64(self) -> f64 {
-        // Parsing the exact decimal text gives the correctly rounded nearest f64.
-        self.to_string().parse().unwrap_or(f64::NAN)
+        self.to_f64_exact_division()
+            // Parsing the exact decimal text gives the correctly rounded nearest f64.
+            .unwrap_or_else(|| self.to_string().parse().unwrap_or(f64::NAN))
+    }
+
+    /// The fast path of [`Money::to_f64`]: `units = n × 10^k` with `n < 2^53` and
+    /// `10^(24 - k) ≤ 10^22` are both exact doubles, and one IEEE division of exact operands is
+    /// correctly rounded. `None` when the amount has too many significant digits.
+    fn to_f64_exact_division(self) -> Option<f64> {
+        const E12: u128 = 1_000_000_000_000;
+        const EXACT_INTEGER: u64 = 1 << 53;
+        // 10^0 ..= 10^22, each exact in binary64.
+        const POWERS_OF_TEN: [f64; 23] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+            1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+        ];
+        let units = self.0.unsigned_abs();
+        let (mut n, mut exponent) = if units % E12 == 0 {
+            (u64::try_from(units / E12).ok()?, SCALE - 12)
+        } else {
+            (u64::try_from(units).ok()?, SCALE)
+        };
+        while n != 0 && n % 10 == 0 && exponent > 0 {
+            n /= 10;
+            exponent -= 1;
+        }
+        if n >= EXACT_INTEGER {
+            return None;
+        }
+        let magnitude = n as f64 / *POWERS_OF_TEN.get(exponent as usize)?;
+        Some(if self.0 < 0 { -magnitude } else { magnitude })
     }
 }
 
@@ -431,6 +460,28 @@ mod tests {
                 Money::from_decimal(input).map(|m| m.to_string()),
                 Ok(shown.to_owned())
             );
+        }
+    }
+
+    #[test]
+    fn to_f64_fast_path_agrees_with_the_decimal_text() {
+        for text in [
+            "0",
+            "0.0035",
+            "-3",
+            "0.000204",
+            "123456.789",
+            "1e-24",
+            "0.1",
+            "0.3",
+            "1e14",
+            "90071992.54740993",
+            "90071992.54740992",
+            "0.000000123456789012345678",
+        ] {
+            let m = Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"));
+            let parsed: f64 = m.to_string().parse().unwrap_or(f64::NAN);
+            assert_eq!(m.to_f64(), parsed, "{text}");
         }
     }
 

@@ -48,6 +48,14 @@ proptest! {
     }
 
     #[test]
+    fn money_to_f64_is_the_nearest_double(units in any::<i64>(), scale in 0_u32..=19) {
+        // The nearest double to the exact decimal text, as the standard library parses it.
+        let money = Money::from_units(i128::from(units) * 10_i128.pow(scale));
+        let nearest: f64 = money.to_string().parse().unwrap_or(f64::NAN);
+        prop_assert_eq!(money.to_f64(), nearest);
+    }
+
+    #[test]
     fn money_display_round_trips(units in any::<i64>(), scale in 0_u32..=19) {
         let money = Money::from_units(i128::from(units) * 10_i128.pow(scale));
         let shown = money.to_string();

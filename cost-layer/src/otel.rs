@@ -32,7 +32,7 @@
 //! around the call).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -162,7 +162,10 @@ pub(crate) fn call_attributes(own: &Totals, info: &CallsiteInfo) -> Vec<KeyValue
             KeyValue::new(COST_SOURCE, "local"),
         ]);
         if let Some(version) = &own.price_table {
-            attributes.push(KeyValue::new(PRICE_TABLE, version.to_string()));
+            attributes.push(KeyValue::new(
+                PRICE_TABLE,
+                opentelemetry::StringValue::from(Arc::clone(version)),
+            ));
         }
     }
     attributes
@@ -216,10 +219,12 @@ impl OtelMetrics {
         let Some(points) = CallPoints::of(close, &self.options) else {
             return;
         };
-        let key_values = |attributes: &[(&'static str, std::sync::Arc<str>)]| -> Vec<KeyValue> {
+        let key_values = |attributes: &[(&'static str, Arc<str>)]| -> Vec<KeyValue> {
             attributes
                 .iter()
-                .map(|(name, value)| KeyValue::new(*name, value.to_string()))
+                .map(|(name, value)| {
+                    KeyValue::new(*name, opentelemetry::StringValue::from(Arc::clone(value)))
+                })
                 .collect()
         };
         if let Some((input, output)) = points.tokens {
