@@ -75,12 +75,12 @@ fn budget_guard_stops_the_runaway_loop_at_its_session_budget() {
     );
 }
 
+/// The requests a collector received: path and body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A stand-in OTLP/HTTP collector on loopback: answers `200 OK` to every request and keeps each
 /// request's path and body.
-fn fake_collector() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
-) {
+fn fake_collector() -> (String, Received) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
