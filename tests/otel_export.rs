@@ -421,3 +421,15 @@ fn session_and_user_attributes_are_explicit() {
         );
     }
 }
+
+#[test]
+fn without_tracing_opentelemetry_the_option_changes_nothing() {
+    let (cost, ledger) = CostLayer::builder().otel_span_attributes(true).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), session);
+    let totals = ledger.session("s-1").unwrap_or_default();
+    assert_eq!(
+        totals.total_usd(),
+        cost_layer::cost_core::Money::from_decimal("0.0241").unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert_eq!((totals.llm_calls, totals.unpriced_calls), (4, 1));
+}
