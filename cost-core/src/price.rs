@@ -266,7 +266,7 @@ pub enum CostError {
 ///
 /// The components add up to [`CostBreakdown::total`]; `cache_savings` is not part of the total:
 /// it is what the cache reads would have cost at the uncached input price, minus what they cost.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CostBreakdown {
     /// Uncached input tokens × input price.
     pub uncached_input: Money,

@@ -39,6 +39,7 @@ pub struct CostLayerBuilder {
     pub(crate) clock: Arc<dyn Fn() -> Instant + Send + Sync>,
     pub(crate) budgets: Option<cost_core::budget::BudgetBook>,
     pub(crate) alert_handlers: Vec<AlertHandler>,
+    pub(crate) call_sink: Option<Box<dyn crate::CallSink>>,
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: bool,
 }
@@ -57,6 +58,7 @@ impl Default for CostLayerBuilder {
             clock: Arc::new(Instant::now),
             budgets: None,
             alert_handlers: Vec::new(),
+            call_sink: None,
             #[cfg(feature = "otel")]
             otel_spans: false,
         }
@@ -206,6 +208,13 @@ impl CostLayerBuilder {
             |close| close.scope == crate::Scope::Call,
             move |close| metrics.record(close),
         )
+    }
+
+    /// Hands every closed LLM call to `sink` (a durable ledger's writer, say); see
+    /// [`crate::sink`]. Replaces an earlier sink.
+    pub fn call_sink(mut self, sink: impl crate::CallSink) -> Self {
+        self.call_sink = Some(Box::new(sink));
+        self
     }
 
     /// The layer and the handle that reads its ledger.

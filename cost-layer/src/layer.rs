@@ -96,8 +96,11 @@ pub struct CostLayer {
     pub(crate) alert_handlers: Vec<AlertHandler>,
     budget_hook: Option<WithBudget>,
     warned: Mutex<HashSet<(usize, &'static str)>>,
-    /// Budgets or callbacks need each call's model key.
+    /// Budgets, callbacks or the sink need each call's model key.
     keep_model_key: bool,
+    call_sink: Option<Box<dyn crate::CallSink>>,
+    /// A drop by the sink was warned about.
+    warned_drop: std::sync::atomic::AtomicBool,
     /// Cost attributes on the spans `tracing-opentelemetry` exports.
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: Option<crate::otel::SpanExport>,
@@ -124,6 +127,7 @@ impl CostLayer {
             clock,
             budgets,
             alert_handlers,
+            call_sink,
             #[cfg(feature = "otel")]
             otel_spans,
         } = builder;
@@ -145,11 +149,15 @@ impl CostLayer {
             budget_hook: None,
             warned: Mutex::new(HashSet::new()),
             keep_model_key: true,
+            call_sink,
+            warned_drop: std::sync::atomic::AtomicBool::new(false),
             #[cfg(feature = "otel")]
             otel_spans: otel_spans.then(crate::otel::SpanExport::default),
         };
         let layer = CostLayer {
-            keep_model_key: layer.budgets.is_some() || !layer.callbacks.is_empty(),
+            keep_model_key: layer.budgets.is_some()
+                || !layer.callbacks.is_empty()
+                || layer.call_sink.is_some(),
             ..layer
         };
         (
@@ -370,6 +378,48 @@ impl CostLayer {
         }
     }
 
+    /// Hands a closed call to the sink; counts (and warns once about) a call it dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn submit_call(
+        &self,
+        sink: &dyn crate::CallSink,
+        id: &Id,
+        name: &'static str,
+        details: &CallDetails,
+        duration: std::time::Duration,
+        parent_span_id: Option<u64>,
+        cells: &AttributionCells,
+    ) {
+        let Some(totals) = &details.own else { return };
+        let call = crate::ClosedCall {
+            at: std::time::SystemTime::now(),
+            duration,
+            name,
+            span_id: id.into_u64(),
+            parent_span_id,
+            request_model: details.request_model.as_ref(),
+            response_model: details.response_model.as_ref(),
+            model: &details.model,
+            provider: details.provider.as_ref(),
+            operation: details.operation.as_ref(),
+            attribution: &cells.attribution,
+            totals,
+        };
+        match catch_unwind(AssertUnwindSafe(|| sink.submit(&call))) {
+            Ok(true) => {}
+            Ok(false) => {
+                DiagnosticCounters::bump(&self.ledger.diagnostics.records_dropped);
+                if !self.warned_drop.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        target: "cost_layer",
+                        "the call sink's queue is full: closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
+                    );
+                }
+            }
+            Err(_) => DiagnosticCounters::bump(&self.ledger.diagnostics.callback_panics),
+        }
+    }
+
     fn run_callbacks(&self, close: &SpanClose<'_>) {
         for callback in &self.callbacks {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -440,6 +490,8 @@ where
             tree: self.tree_sink.as_ref().map(|_| Vec::new()),
             pending_warnings,
             call_id,
+            started: (scope == Scope::Call && self.call_sink.is_some())
+                .then(std::time::Instant::now),
             budget: Default::default(),
             pending_alerts: Vec::new(),
         };
@@ -595,7 +647,7 @@ where
                 self.settle_budget(record, &model, cost);
             }
             if let Some((own, key)) = charged {
-                if key.is_some() && !self.callbacks.is_empty() {
+                if key.is_some() && (!self.callbacks.is_empty() || self.call_sink.is_some()) {
                     call_own = Some(own.clone());
                 }
                 call_key = key;
@@ -663,19 +715,29 @@ where
         };
         let pending_warnings = std::mem::take(&mut record.pending_warnings);
         let pending_alerts = std::mem::take(&mut record.pending_alerts);
+        let call_details = (scope == Scope::Call
+            && (!self.callbacks.is_empty() || self.call_sink.is_some()))
+        .then(|| CallDetails {
+            request_model: record.observed.request_model.clone(),
+            response_model: record.observed.response_model.clone(),
+            model: call_key.unwrap_or_else(|| Arc::clone(record.observed.model_or_unknown())),
+            provider: record.observed.provider.clone(),
+            operation: record.observed.operation.clone(),
+            own: call_own,
+        });
+        let for_sink = match (&self.call_sink, &call_details) {
+            (Some(_), Some(details)) if details.own.is_some() => Some((
+                record
+                    .started
+                    .map(|started| started.elapsed())
+                    .unwrap_or_default(),
+                record.parent.as_ref().map(Id::into_u64),
+                Arc::clone(&record.cells),
+            )),
+            _ => None,
+        };
         let reported = (scope != Scope::Span && (!self.callbacks.is_empty() || self.close_events))
-            .then(|| {
-                let call = (scope == Scope::Call).then(|| CallDetails {
-                    request_model: record.observed.request_model.clone(),
-                    response_model: record.observed.response_model.clone(),
-                    model: call_key
-                        .unwrap_or_else(|| Arc::clone(record.observed.model_or_unknown())),
-                    provider: record.observed.provider.clone(),
-                    operation: record.observed.operation.clone(),
-                    own: call_own,
-                });
-                (record.totals.clone(), Arc::clone(&record.cells), call)
-            });
+            .then(|| (record.totals.clone(), Arc::clone(&record.cells)));
         #[cfg(feature = "otel")]
         let otel_attributes = match scope {
             Scope::Call => otel_call,
@@ -700,7 +762,20 @@ where
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);
         }
-        if let Some((totals, cells, call)) = reported {
+        if let (Some(sink), Some(details), Some((duration, parent, cells))) =
+            (&self.call_sink, &call_details, for_sink)
+        {
+            self.submit_call(
+                sink.as_ref(),
+                &id,
+                span.name(),
+                details,
+                duration,
+                parent,
+                &cells,
+            );
+        }
+        if let Some((totals, cells)) = reported {
             let close = SpanClose {
                 id: &id,
                 name: span.name(),
@@ -708,7 +783,7 @@ where
                 scope,
                 attribution: &cells.attribution,
                 totals: &totals,
-                call: call.as_ref(),
+                call: call_details.as_ref(),
             };
             self.run_callbacks(&close);
             if self.close_events {

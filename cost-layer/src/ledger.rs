@@ -109,6 +109,9 @@ pub struct Diagnostics {
     pub callback_panics: u64,
     /// Ledger keys evicted by retention.
     pub evictions: u64,
+    /// Closed calls a [`CallSink`](crate::CallSink) could not take (its queue was full): they
+    /// are in the ledger but not in the sink's store.
+    pub records_dropped: u64,
 }
 
 #[derive(Default)]
@@ -119,6 +122,7 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) aggregate_usage_ignored: AtomicU64,
     pub(crate) callback_panics: AtomicU64,
     pub(crate) evictions: AtomicU64,
+    pub(crate) records_dropped: AtomicU64,
 }
 
 impl DiagnosticCounters {
@@ -135,6 +139,7 @@ impl DiagnosticCounters {
             aggregate_usage_ignored: read(&self.aggregate_usage_ignored),
             callback_panics: read(&self.callback_panics),
             evictions: read(&self.evictions),
+            records_dropped: read(&self.records_dropped),
         }
     }
 }

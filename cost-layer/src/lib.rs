@@ -95,6 +95,7 @@ mod metrics_facade;
 pub mod otel;
 mod pricing;
 mod record;
+pub mod sink;
 mod totals;
 mod tree;
 
@@ -107,6 +108,7 @@ pub use fields::FieldRole;
 pub use layer::{CallDetails, CostLayer, SpanClose};
 pub use ledger::{Diagnostics, Dimension, Ledger, LedgerKey, LedgerSnapshot, Retention};
 pub use record::CostRecord;
+pub use sink::{CallSink, ClosedCall};
 pub use totals::{Attribution, Scope, Totals};
 pub use tree::{CostTree, CostTreeNode};
 

@@ -77,6 +77,28 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// The day number (days since 1970-01-01, UTC) of a calendar date: the inverse of
+/// [`civil_from_days`]. `None` for a month or day out of range.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > days_in_month {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +113,11 @@ mod tests {
         assert_eq!(utc_month(end_of_january) + 1, utc_month(end_of_january + 1));
         assert_eq!(utc_day(end_of_january) + 1, utc_day(end_of_january + 1));
         assert_eq!(utc_day(-1), -1);
+        for days in [-800_000, -1, 0, 19_782, 20_782, 60_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), Some(days));
+        }
+        assert_eq!(days_from_civil(2025, 2, 29), None);
+        assert_eq!(days_from_civil(2024, 13, 1), None);
     }
 }

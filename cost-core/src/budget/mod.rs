@@ -34,7 +34,9 @@ mod config;
 pub mod core;
 
 pub use book::{BudgetAlert, BudgetBook, BudgetExceeded, CallKeys, Reservation};
-pub use clock::{Clock, ManualClock, SystemClock, civil_from_days, utc_day, utc_month};
+pub use clock::{
+    Clock, ManualClock, SystemClock, civil_from_days, days_from_civil, utc_day, utc_month,
+};
 pub use config::{
     Budget, BudgetConfig, BudgetConfigError, BudgetScope, DEFAULT_THRESHOLDS, Policy, SpikeAlert,
     Threshold, Window,

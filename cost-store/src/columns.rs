@@ -1,0 +1,208 @@
+//! The columns of the `llm_calls` table, shared by the SQL stores: their order, how a record
+//! becomes a row and a row a record. Money is written as exact decimal text (`NUMERIC` in
+//! PostgreSQL, `TEXT` in SQLite); ids and counts as 64-bit integers.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use cost_core::{CostBreakdown, Money, Usage};
+
+use crate::record::{CallRecord, CallStatus};
+use crate::store::StoreError;
+
+/// The table's columns after `id`, in the order of [`values`].
+pub(crate) const COLUMNS: [&str; 34] = [
+    "at_ms",
+    "duration_us",
+    "name",
+    "span_id",
+    "parent_span_id",
+    "request_model",
+    "response_model",
+    "model",
+    "status",
+    "price_table",
+    "provider",
+    "operation",
+    "session",
+    "agent",
+    "user_key",
+    "org",
+    "feature",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost",
+    "cost_uncached_input",
+    "cost_cache_read",
+    "cost_cache_write",
+    "cost_cache_write_1h",
+    "cost_output",
+    "cost_reasoning",
+    "cache_savings",
+    "cache_hit_savings",
+    "previous_cost",
+    "repriced_with",
+];
+
+/// Whether column `i` of [`COLUMNS`] holds money (decimal text).
+pub(crate) fn is_money(i: usize) -> bool {
+    (23..=33).contains(&i)
+}
+
+/// Whether column `i` of [`COLUMNS`] holds an integer.
+pub(crate) fn is_integer(i: usize) -> bool {
+    matches!(i, 0 | 1 | 3 | 4) || (17..=22).contains(&i)
+}
+
+/// One value of a row.
+#[derive(Debug)]
+pub(crate) enum Value<'a> {
+    Integer(Option<i64>),
+    Text(Option<Cow<'a, str>>),
+}
+
+fn count(n: u64) -> Value<'static> {
+    Value::Integer(Some(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+fn text(s: &Option<Arc<str>>) -> Value<'_> {
+    Value::Text(s.as_deref().map(Cow::Borrowed))
+}
+
+fn money(m: Money) -> Value<'static> {
+    Value::Text(Some(Cow::Owned(m.to_string())))
+}
+
+/// The row of a record, in the order of [`COLUMNS`].
+pub(crate) fn values(r: &CallRecord) -> [Value<'_>; 34] {
+    let c = &r.cost;
+    [
+        Value::Integer(Some(r.at_ms)),
+        count(r.duration_us),
+        Value::Text(Some(Cow::Borrowed(&r.name))),
+        // Span ids are opaque 64-bit values: stored bit for bit.
+        Value::Integer(Some(r.span_id as i64)),
+        Value::Integer(r.parent_span_id.map(|id| id as i64)),
+        text(&r.request_model),
+        text(&r.response_model),
+        Value::Text(Some(Cow::Borrowed(&r.model))),
+        Value::Text(Some(Cow::Borrowed(r.status.as_str()))),
+        text(&r.price_table),
+        text(&r.provider),
+        text(&r.operation),
+        text(&r.session),
+        text(&r.agent),
+        text(&r.user),
+        text(&r.org),
+        text(&r.feature),
+        count(r.usage.input),
+        count(r.usage.cache_read),
+        count(r.usage.cache_write),
+        count(r.usage.cache_write_1h),
+        count(r.usage.output),
+        count(r.usage.reasoning),
+        money(r.total()),
+        money(c.uncached_input),
+        money(c.cache_read),
+        money(c.cache_write),
+        money(c.cache_write_1h),
+        money(c.output),
+        money(c.reasoning),
+        money(c.cache_savings),
+        money(r.cache_hit_savings),
+        Value::Text(r.previous_cost.map(|m| Cow::Owned(m.to_string()))),
+        text(&r.repriced_with),
+    ]
+}
+
+/// Reads the columns of one row: `id` at index 0, then [`COLUMNS`] from index 1.
+pub(crate) trait Row {
+    fn integer(&self, index: usize) -> Result<Option<i64>, String>;
+    fn text(&self, index: usize) -> Result<Option<String>, String>;
+}
+
+/// The record of a row read with `SELECT id, <COLUMNS>`.
+pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreError> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        location: location.to_owned(),
+        message,
+    };
+    let int = |i: usize| -> Result<i64, StoreError> {
+        row.integer(i)
+            .map_err(corrupt)?
+            .ok_or_else(|| corrupt(format!("{} is null", column_name(i))))
+    };
+    let count = |i: usize| -> Result<u64, StoreError> {
+        u64::try_from(int(i)?).map_err(|_| corrupt(format!("{} is negative", column_name(i))))
+    };
+    let opt_text = |i: usize| -> Result<Option<Arc<str>>, StoreError> {
+        Ok(row.text(i).map_err(corrupt)?.map(Arc::from))
+    };
+    let req_text = |i: usize| -> Result<Arc<str>, StoreError> {
+        opt_text(i)?.ok_or_else(|| corrupt(format!("{} is null", column_name(i))))
+    };
+    let money = |i: usize| -> Result<Money, StoreError> {
+        let text = req_text(i)?;
+        Money::from_decimal(&text).map_err(|e| corrupt(format!("{}: {e}", column_name(i))))
+    };
+    let status_text = req_text(9)?;
+    let status = CallStatus::parse(&status_text)
+        .ok_or_else(|| corrupt(format!("unknown status `{status_text}`")))?;
+    let previous_cost = match opt_text(33)? {
+        Some(text) => {
+            Some(Money::from_decimal(&text).map_err(|e| corrupt(format!("previous_cost: {e}")))?)
+        }
+        None => None,
+    };
+    Ok(CallRecord {
+        id: row.integer(0).map_err(corrupt)?,
+        at_ms: int(1)?,
+        duration_us: count(2)?,
+        name: Cow::Owned(req_text(3)?.to_string()),
+        span_id: int(4)? as u64,
+        parent_span_id: row.integer(5).map_err(corrupt)?.map(|id| id as u64),
+        request_model: opt_text(6)?,
+        response_model: opt_text(7)?,
+        model: req_text(8)?,
+        status,
+        price_table: opt_text(10)?,
+        provider: opt_text(11)?,
+        operation: opt_text(12)?,
+        session: opt_text(13)?,
+        agent: opt_text(14)?,
+        user: opt_text(15)?,
+        org: opt_text(16)?,
+        feature: opt_text(17)?,
+        usage: Usage {
+            input: count(18)?,
+            cache_read: count(19)?,
+            cache_write: count(20)?,
+            cache_write_1h: count(21)?,
+            output: count(22)?,
+            reasoning: count(23)?,
+        },
+        cost: CostBreakdown {
+            uncached_input: money(25)?,
+            cache_read: money(26)?,
+            cache_write: money(27)?,
+            cache_write_1h: money(28)?,
+            output: money(29)?,
+            reasoning: money(30)?,
+            cache_savings: money(31)?,
+        },
+        cache_hit_savings: money(32)?,
+        previous_cost,
+        repriced_with: opt_text(34)?,
+    })
+}
+
+fn column_name(index: usize) -> &'static str {
+    match index {
+        0 => "id",
+        i => COLUMNS.get(i - 1).copied().unwrap_or("?"),
+    }
+}

@@ -1,0 +1,61 @@
+//! Durable ledgers: one record per LLM call, kept in a JSON-lines file, a SQLite database (the
+//! embedded default) or PostgreSQL (for many processes and machines), written by a background
+//! thread that never blocks the instrumented program.
+//!
+//! ```no_run
+//! use cost_layer::CostLayer;
+//! use tracing_subscriber::prelude::*;
+//!
+//! let store = cost_store::open("llm-costs.sqlite")?;
+//! let (sink, _flush) = cost_store::spawn(store, cost_store::WriterOptions::default());
+//! let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+//! tracing_subscriber::registry().with(cost).init();
+//! // … every LLM call is now on record; `_flush` writes what is queued when main returns.
+//! # Ok::<(), cost_store::StoreError>(())
+//! ```
+//!
+//! - [`CallRecord`]: what is kept per call (time, models as called and as resolved, price table,
+//!   attribution, every token kind, exact cost and breakdown, latency, span ids).
+//! - [`Store`]: the stores ([`JsonLinesStore`], [`SqliteStore`], [`PostgresStore`]), opened by
+//!   address with [`open`]. Each creates and migrates its schema, versioned; money is stored as
+//!   exact decimals (`NUMERIC` in PostgreSQL, decimal text in SQLite and JSON), never floats.
+//! - [`spawn`]: the background writer, its bounded queue, retries and [`FlushGuard`].
+//! - [`report`]: totals by day, feature, user, model, session or agent; what-if pricing on
+//!   another model; repricing after a price correction.
+//!
+//! PostgreSQL goes through the synchronous `postgres` client (the blocking wrapper of
+//! `tokio-postgres`): the writer is a plain thread and reports are batch jobs, so no async
+//! runtime is imposed on programs that have none, and none is nested in programs that do.
+
+#![deny(missing_docs)]
+
+mod columns;
+mod jsonl;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod record;
+pub mod report;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
+mod writer;
+
+pub use jsonl::JsonLinesStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+pub use record::{CallRecord, CallStatus};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use store::{Repriced, Store, StoreError, TimeRange, open};
+pub use writer::{FlushGuard, WriterOptions, WriterSink, WriterStats, spawn};
+
+/// Applies a reprice to a record in memory (the JSON-lines store, and the stores' tests).
+pub(crate) fn apply_reprice(record: &mut CallRecord, update: &Repriced) {
+    if record.previous_cost.is_none() {
+        record.previous_cost = Some(record.total());
+    }
+    record.cost = update.cost;
+    record.status = update.status;
+    record.model = std::sync::Arc::from(update.model.as_str());
+    record.repriced_with = Some(std::sync::Arc::from(update.price_table.as_str()));
+}

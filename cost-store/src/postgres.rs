@@ -1,0 +1,307 @@
+//! PostgreSQL, for many processes on many machines: one `llm_calls` table, money as `NUMERIC`
+//! (exact, summable in SQL), the schema versioned in `llm_cost_schema` and migrated under an
+//! advisory lock so processes starting together do not race.
+
+use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use postgres::{Client, NoTls};
+
+use crate::columns::{self, COLUMNS, Value};
+use crate::record::CallRecord;
+use crate::store::{Repriced, Store, StoreError, TimeRange};
+
+/// The schema versions, applied in order.
+const MIGRATIONS: &[&str] = &["CREATE TABLE llm_calls (
+        id BIGSERIAL PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        duration_us BIGINT NOT NULL,
+        name TEXT NOT NULL,
+        span_id BIGINT NOT NULL,
+        parent_span_id BIGINT,
+        request_model TEXT,
+        response_model TEXT,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        price_table TEXT,
+        provider TEXT,
+        operation TEXT,
+        session TEXT,
+        agent TEXT,
+        user_key TEXT,
+        org TEXT,
+        feature TEXT,
+        input_tokens BIGINT NOT NULL,
+        cache_read_tokens BIGINT NOT NULL,
+        cache_write_tokens BIGINT NOT NULL,
+        cache_write_1h_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        reasoning_tokens BIGINT NOT NULL,
+        cost NUMERIC NOT NULL,
+        cost_uncached_input NUMERIC NOT NULL,
+        cost_cache_read NUMERIC NOT NULL,
+        cost_cache_write NUMERIC NOT NULL,
+        cost_cache_write_1h NUMERIC NOT NULL,
+        cost_output NUMERIC NOT NULL,
+        cost_reasoning NUMERIC NOT NULL,
+        cache_savings NUMERIC NOT NULL,
+        cache_hit_savings NUMERIC NOT NULL,
+        previous_cost NUMERIC,
+        repriced_with TEXT
+    );
+    CREATE INDEX llm_calls_at ON llm_calls (at_ms);"];
+
+/// The schema version this library writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// An arbitrary, fixed key for the migration lock.
+const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
+
+/// A PostgreSQL database of call records. It reconnects by itself after the connection is
+/// lost: the next operation after a failure opens a new one.
+pub struct PostgresStore {
+    url: String,
+    client: Option<Client>,
+    insert: String,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:5432/database`) and migrates the schema.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut store = PostgresStore {
+            url: url.to_owned(),
+            client: None,
+            insert: format!(
+                "INSERT INTO llm_calls ({}) VALUES ({})",
+                COLUMNS.join(", "),
+                (0..COLUMNS.len())
+                    .map(|i| placeholder(i, i + 1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        store.client()?;
+        Ok(store)
+    }
+
+    fn error(&self, source: postgres::Error) -> StoreError {
+        StoreError::Postgres {
+            address: address_without_secrets(&self.url),
+            source,
+        }
+    }
+
+    /// The connection, opened (and the schema migrated) when there is none or it broke.
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            let mut client = Client::connect(&self.url, NoTls).map_err(|e| self.error(e))?;
+            migrate(&mut client).map_err(|e| match e {
+                Migration::Database(e) => self.error(e),
+                Migration::TooNew(found) => StoreError::SchemaTooNew {
+                    location: address_without_secrets(&self.url),
+                    found,
+                    supported: SCHEMA_VERSION,
+                },
+            })?;
+            self.client = Some(client);
+        }
+        match self.client.as_mut() {
+            Some(client) => Ok(client),
+            None => Err(StoreError::UnknownAddress(self.url.clone())),
+        }
+    }
+
+    /// Runs `f` on the connection; a failure drops the connection so the next call reconnects.
+    fn with_client<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client, &str) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let insert = self.insert.clone();
+        let result = f(self.client()?, &insert);
+        result.map_err(|e| {
+            self.client = None;
+            self.error(e)
+        })
+    }
+}
+
+enum Migration {
+    Database(postgres::Error),
+    TooNew(i64),
+}
+
+fn migrate(client: &mut Client) -> Result<(), Migration> {
+    let mut transaction = client.transaction().map_err(Migration::Database)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(Migration::Database)?;
+    transaction
+        .batch_execute("CREATE TABLE IF NOT EXISTS llm_cost_schema (version BIGINT NOT NULL)")
+        .map_err(Migration::Database)?;
+    let found: i64 = transaction
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM llm_cost_schema", &[])
+        .and_then(|row| row.try_get(0))
+        .map_err(Migration::Database)?;
+    if found > SCHEMA_VERSION {
+        return Err(Migration::TooNew(found));
+    }
+    for migration in &MIGRATIONS[found as usize..] {
+        transaction
+            .batch_execute(migration)
+            .map_err(Migration::Database)?;
+    }
+    transaction
+        .execute("DELETE FROM llm_cost_schema", &[])
+        .and_then(|_| {
+            transaction.execute(
+                "INSERT INTO llm_cost_schema (version) VALUES ($1)",
+                &[&SCHEMA_VERSION],
+            )
+        })
+        .map_err(Migration::Database)?;
+    transaction.commit().map_err(Migration::Database)
+}
+
+/// `$n` with the cast its column needs: money travels as text and is stored as `NUMERIC`.
+fn placeholder(column: usize, n: usize) -> String {
+    if columns::is_money(column) {
+        format!("${n}::text::numeric")
+    } else if columns::is_integer(column) {
+        format!("${n}::bigint")
+    } else {
+        format!("${n}::text")
+    }
+}
+
+/// `host:port/database` of a URL, without user or password.
+fn address_without_secrets(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('?').next().unwrap_or(rest).to_owned()
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Integer(v) => v.to_sql(ty, out),
+            Value::Text(v) => v.as_deref().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <Option<i64> as ToSql>::accepts(ty) || <Option<&str> as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+struct PostgresRow<'a>(&'a postgres::Row);
+
+impl columns::Row for PostgresRow<'_> {
+    fn integer(&self, index: usize) -> Result<Option<i64>, String> {
+        self.0.try_get(index).map_err(|e| e.to_string())
+    }
+
+    fn text(&self, index: usize) -> Result<Option<String>, String> {
+        self.0.try_get(index).map_err(|e| e.to_string())
+    }
+}
+
+impl Store for PostgresStore {
+    fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+        self.with_client(|client, insert| {
+            let mut transaction = client.transaction()?;
+            let statement = transaction.prepare(insert)?;
+            for record in records {
+                let values = columns::values(record);
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                transaction.execute(&statement, &params)?;
+            }
+            transaction.commit()
+        })
+    }
+
+    fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
+        // Money comes back as its exact decimal text.
+        let selected: Vec<String> = COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if columns::is_money(i) {
+                    format!("{c}::text")
+                } else {
+                    (*c).to_owned()
+                }
+            })
+            .collect();
+        let sql = format!(
+            "SELECT id, {} FROM llm_calls WHERE at_ms >= $1 AND at_ms < $2 ORDER BY id",
+            selected.join(", ")
+        );
+        let (since, until) = (
+            range.since_ms.unwrap_or(i64::MIN),
+            range.until_ms.unwrap_or(i64::MAX),
+        );
+        let rows = self.with_client(|client, _| client.query(&sql, &[&since, &until]))?;
+        let location = address_without_secrets(&self.url);
+        rows.iter()
+            .map(|row| columns::record(&PostgresRow(row), &location))
+            .collect()
+    }
+
+    fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {
+        self.with_client(|client, _| {
+            let mut transaction = client.transaction()?;
+            let update = transaction.prepare(
+                "UPDATE llm_calls SET
+                    previous_cost = COALESCE(previous_cost, cost),
+                    repriced_with = $2::text, status = $3::text, model = $4::text,
+                    cost = $5::text::numeric,
+                    cost_uncached_input = $6::text::numeric, cost_cache_read = $7::text::numeric,
+                    cost_cache_write = $8::text::numeric, cost_cache_write_1h = $9::text::numeric,
+                    cost_output = $10::text::numeric, cost_reasoning = $11::text::numeric,
+                    cache_savings = $12::text::numeric
+                 WHERE id = $1",
+            )?;
+            for r in repriced {
+                let c = &r.cost;
+                let money = [
+                    c.total(),
+                    c.uncached_input,
+                    c.cache_read,
+                    c.cache_write,
+                    c.cache_write_1h,
+                    c.output,
+                    c.reasoning,
+                    c.cache_savings,
+                ]
+                .map(|m| m.to_string());
+                transaction.execute(
+                    &update,
+                    &[
+                        &r.id,
+                        &r.price_table,
+                        &r.status.as_str(),
+                        &r.model,
+                        &money[0],
+                        &money[1],
+                        &money[2],
+                        &money[3],
+                        &money[4],
+                        &money[5],
+                        &money[6],
+                        &money[7],
+                    ],
+                )?;
+            }
+            transaction.commit()
+        })
+    }
+
+    fn describe(&self) -> String {
+        address_without_secrets(&self.url)
+    }
+}

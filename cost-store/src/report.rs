@@ -1,0 +1,322 @@
+//! Reports over stored records: exact totals grouped by day, feature, user, model, session or
+//! agent; the same usage priced on another model (what-if); and repricing after a price
+//! correction. Money is summed exactly in Rust, the same way for every store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use cost_core::budget::{civil_from_days, days_from_civil};
+use cost_core::{Money, PriceTable, ServiceTier};
+
+use crate::record::{CallRecord, CallStatus};
+use crate::store::Repriced;
+
+/// What a report groups calls by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GroupBy {
+    /// UTC calendar day (`2026-11-25`).
+    Day,
+    /// Feature.
+    Feature,
+    /// User (as stored: hashed unless raw ids were kept).
+    User,
+    /// Model, as resolved in the price table.
+    Model,
+    /// Session.
+    Session,
+    /// Agent.
+    Agent,
+}
+
+impl GroupBy {
+    /// Every grouping, by name.
+    pub const ALL: [(&'static str, GroupBy); 6] = [
+        ("day", GroupBy::Day),
+        ("feature", GroupBy::Feature),
+        ("user", GroupBy::User),
+        ("model", GroupBy::Model),
+        ("session", GroupBy::Session),
+        ("agent", GroupBy::Agent),
+    ];
+
+    /// The grouping called `name`.
+    pub fn parse(name: &str) -> Option<GroupBy> {
+        GroupBy::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, g)| *g)
+    }
+
+    /// The key of a record; `(none)` where the record has none.
+    pub fn key(self, record: &CallRecord) -> String {
+        let text = |v: &Option<std::sync::Arc<str>>| v.as_deref().unwrap_or(NONE).to_owned();
+        match self {
+            GroupBy::Day => day_of(record.at_ms),
+            GroupBy::Feature => text(&record.feature),
+            GroupBy::User => text(&record.user),
+            GroupBy::Model => record.model.to_string(),
+            GroupBy::Session => text(&record.session),
+            GroupBy::Agent => text(&record.agent),
+        }
+    }
+}
+
+/// The key of records without a value for the grouping.
+pub const NONE: &str = "(none)";
+
+/// `YYYY-MM-DD` (UTC) of a time in milliseconds since the epoch.
+pub fn day_of(at_ms: i64) -> String {
+    let (year, month, day) = civil_from_days(at_ms.div_euclid(86_400_000));
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Milliseconds since the epoch of `YYYY-MM-DD` (midnight UTC) or of an RFC 3339 UTC time
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let (date, time) = match text.split_once('T') {
+        Some((date, time)) => (date, Some(time.strip_suffix('Z')?)),
+        None => (text, None),
+    };
+    let mut parts = date.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    let days = days_from_civil(year, month, day)?;
+    let seconds = match time {
+        None => 0,
+        Some(time) => {
+            let mut hms = time.splitn(3, ':');
+            let h: i64 = hms.next()?.parse().ok()?;
+            let m: i64 = hms.next()?.parse().ok()?;
+            let s: i64 = hms.next()?.parse().ok()?;
+            if !(0..24).contains(&h) || !(0..60).contains(&m) || !(0..61).contains(&s) {
+                return None;
+            }
+            h * 3600 + m * 60 + s
+        }
+    };
+    Some((days * 86_400 + seconds) * 1_000)
+}
+
+/// Totals of one group.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Row {
+    /// The group's key.
+    pub key: String,
+    /// Calls charged (priced and unpriced).
+    pub calls: u64,
+    /// Calls whose model had no price: their cost is unknown, so `cost` is a lower bound.
+    pub unpriced_calls: u64,
+    /// Calls rejected for invalid usage.
+    pub rejected_calls: u64,
+    /// Calls answered from the application's cache.
+    pub cache_hits: u64,
+    /// Input tokens (inclusive).
+    pub input_tokens: u64,
+    /// Output tokens (inclusive).
+    pub output_tokens: u64,
+    /// Exact cost of the priced calls.
+    pub cost: Money,
+}
+
+impl Row {
+    fn add(&mut self, record: &CallRecord) {
+        match record.status {
+            CallStatus::Priced => self.calls += 1,
+            CallStatus::Unpriced => {
+                self.calls += 1;
+                self.unpriced_calls += 1;
+            }
+            CallStatus::Rejected => self.rejected_calls += 1,
+            CallStatus::CacheHit => self.cache_hits += 1,
+        }
+        self.input_tokens = self.input_tokens.saturating_add(record.usage.input);
+        self.output_tokens = self.output_tokens.saturating_add(record.usage.output);
+        self.cost = self.cost + record.total();
+    }
+}
+
+/// Totals of `records` grouped `by`, and their grand total (key `total`). Days come in date
+/// order; other groups by cost, highest first (ties by key). `top` keeps the first `n` groups.
+pub fn totals(records: &[CallRecord], by: GroupBy, top: Option<usize>) -> (Vec<Row>, Row) {
+    let mut groups: HashMap<String, Row> = HashMap::new();
+    let mut total = Row {
+        key: "total".into(),
+        ..Row::default()
+    };
+    for record in records {
+        let key = by.key(record);
+        groups
+            .entry(key.clone())
+            .or_insert_with(|| Row {
+                key,
+                ..Row::default()
+            })
+            .add(record);
+        total.add(record);
+    }
+    let mut rows: Vec<Row> = groups.into_values().collect();
+    match by {
+        GroupBy::Day => rows.sort_by(|a, b| a.key.cmp(&b.key)),
+        _ => rows.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.key.cmp(&b.key))),
+    }
+    if let Some(n) = top {
+        rows.truncate(n);
+    }
+    (rows, total)
+}
+
+/// Cost per UTC day and per key of `by` (for the spend chart).
+pub fn daily(records: &[CallRecord], by: GroupBy) -> BTreeMap<String, BTreeMap<String, Money>> {
+    let mut days: BTreeMap<String, BTreeMap<String, Money>> = BTreeMap::new();
+    for record in records.iter().filter(|r| r.status == CallStatus::Priced) {
+        let cost = days
+            .entry(day_of(record.at_ms))
+            .or_default()
+            .entry(by.key(record))
+            .or_insert(Money::ZERO);
+        *cost = *cost + record.total();
+    }
+    days
+}
+
+/// One feature's spend as it was and as it would have been on another model.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WhatIfRow {
+    /// The feature.
+    pub key: String,
+    /// Calls compared (priced as they ran, so both costs are known).
+    pub calls: u64,
+    /// What they cost.
+    pub actual: Money,
+    /// What the same usage would cost on the other model.
+    pub what_if: Money,
+    /// Calls left out: unpriced as they ran, rejected, or cache hits.
+    pub skipped: u64,
+}
+
+impl WhatIfRow {
+    /// `what_if − actual`: negative when the other model is cheaper.
+    pub fn difference(&self) -> Money {
+        self.what_if - self.actual
+    }
+}
+
+/// Why a what-if comparison cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum WhatIfError {
+    /// The other model has no price.
+    #[error(transparent)]
+    Unpriced(#[from] cost_core::Unpriced),
+    /// The other model's price does not apply to some stored usage.
+    #[error(transparent)]
+    Quote(#[from] cost_core::QuoteError),
+}
+
+/// Prices the usage of every priced call on `model` instead, per feature (ordered by actual
+/// cost, highest first), and the grand total (key `total`).
+pub fn what_if(
+    records: &[CallRecord],
+    table: &PriceTable,
+    model: &str,
+) -> Result<(Vec<WhatIfRow>, WhatIfRow), WhatIfError> {
+    let resolution = table.resolve(model)?;
+    let blank = |key: &str| WhatIfRow {
+        key: key.to_owned(),
+        calls: 0,
+        actual: Money::ZERO,
+        what_if: Money::ZERO,
+        skipped: 0,
+    };
+    let mut groups: HashMap<String, WhatIfRow> = HashMap::new();
+    let mut total = blank("total");
+    for record in records {
+        let key = GroupBy::Feature.key(record);
+        let row = groups.entry(key.clone()).or_insert_with(|| blank(&key));
+        if record.status != CallStatus::Priced {
+            row.skipped += 1;
+            total.skipped += 1;
+            continue;
+        }
+        let other = table
+            .quote_resolved(resolution, &record.usage, ServiceTier::Standard)?
+            .total();
+        for row in [&mut *row, &mut total] {
+            row.calls += 1;
+            row.actual = row.actual + record.total();
+            row.what_if = row.what_if + other;
+        }
+    }
+    let mut rows: Vec<WhatIfRow> = groups.into_values().collect();
+    rows.sort_by(|a, b| b.actual.cmp(&a.actual).then_with(|| a.key.cmp(&b.key)));
+    Ok((rows, total))
+}
+
+/// What repricing found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RepriceSummary {
+    /// Records whose cost or status changes.
+    pub changed: usize,
+    /// Records unchanged.
+    pub unchanged: usize,
+    /// Records left alone: rejected calls and cache hits (nothing was charged).
+    pub skipped: usize,
+    /// Total before and after, over the changed records.
+    pub before: Money,
+    /// See `before`.
+    pub after: Money,
+}
+
+impl fmt::Display for RepriceSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} records repriced (${} → ${}), {} unchanged, {} skipped",
+            self.changed, self.before, self.after, self.unchanged, self.skipped
+        )
+    }
+}
+
+/// The new costs of `records` under `table` (by the model as called, as the layer resolved
+/// it), for [`Store::reprice`](crate::Store::reprice): only the records that change.
+pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, RepriceSummary) {
+    let mut summary = RepriceSummary::default();
+    let mut changes = Vec::new();
+    let version = table.info().version.to_string();
+    for record in records {
+        let Some(id) = record.id else { continue };
+        if matches!(record.status, CallStatus::Rejected | CallStatus::CacheHit) {
+            summary.skipped += 1;
+            continue;
+        }
+        let called = record.model_as_called();
+        let (status, cost, model) = match table.quote(called, &record.usage, ServiceTier::Standard)
+        {
+            Ok(quote) => (
+                CallStatus::Priced,
+                quote.priced.breakdown,
+                quote.entry.key.clone(),
+            ),
+            Err(_) => (
+                CallStatus::Unpriced,
+                cost_core::CostBreakdown::default(),
+                called.to_string(),
+            ),
+        };
+        if status == record.status && cost == record.cost {
+            summary.unchanged += 1;
+            continue;
+        }
+        summary.changed += 1;
+        summary.before = summary.before + record.total();
+        summary.after = summary.after + cost.total();
+        changes.push(Repriced {
+            id,
+            status,
+            cost,
+            model,
+            price_table: version.clone(),
+        });
+    }
+    (changes, summary)
+}

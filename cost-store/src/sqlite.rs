@@ -1,0 +1,255 @@
+//! SQLite, the embedded default: one file, bundled SQLite, write-ahead log (readers do not block
+//! the writer), a busy timeout so several processes can share the file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rusqlite::{Connection, params_from_iter, types::ToSqlOutput};
+
+use crate::columns::{self, COLUMNS, Value};
+use crate::record::CallRecord;
+use crate::store::{Repriced, Store, StoreError, TimeRange};
+
+/// The schema versions, applied in order; `PRAGMA user_version` records the last applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the calls table.
+    "CREATE TABLE llm_calls (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        duration_us INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        span_id INTEGER NOT NULL,
+        parent_span_id INTEGER,
+        request_model TEXT,
+        response_model TEXT,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        price_table TEXT,
+        provider TEXT,
+        operation TEXT,
+        session TEXT,
+        agent TEXT,
+        user_key TEXT,
+        org TEXT,
+        feature TEXT,
+        input_tokens INTEGER NOT NULL,
+        cache_read_tokens INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cache_write_1h_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        reasoning_tokens INTEGER NOT NULL,
+        cost TEXT NOT NULL,
+        cost_uncached_input TEXT NOT NULL,
+        cost_cache_read TEXT NOT NULL,
+        cost_cache_write TEXT NOT NULL,
+        cost_cache_write_1h TEXT NOT NULL,
+        cost_output TEXT NOT NULL,
+        cost_reasoning TEXT NOT NULL,
+        cache_savings TEXT NOT NULL,
+        cache_hit_savings TEXT NOT NULL,
+        previous_cost TEXT,
+        repriced_with TEXT
+    );
+    CREATE INDEX llm_calls_at ON llm_calls (at_ms);",
+];
+
+/// The schema version this library writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A SQLite database of call records.
+pub struct SqliteStore {
+    path: PathBuf,
+    connection: Connection,
+    insert: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `path` and migrates its schema.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let path = path.into();
+        let error = |source| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let connection = Connection::open(&path).map_err(error)?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(error)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(error)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(error)?;
+        let mut store = SqliteStore {
+            insert: format!(
+                "INSERT INTO llm_calls ({}) VALUES ({})",
+                COLUMNS.join(", "),
+                (1..=COLUMNS.len())
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            path,
+            connection,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::Sqlite {
+                path: self.path.display().to_string(),
+                source: e,
+            })?;
+        let found: i64 = transaction
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| StoreError::Sqlite {
+                path: self.path.display().to_string(),
+                source: e,
+            })?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                location: self.path.display().to_string(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for migration in &MIGRATIONS[found as usize..] {
+            transaction
+                .execute_batch(migration)
+                .map_err(|e| StoreError::Sqlite {
+                    path: self.path.display().to_string(),
+                    source: e,
+                })?;
+        }
+        transaction
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
+            .and_then(|()| transaction.commit())
+            .map_err(|e| StoreError::Sqlite {
+                path: self.path.display().to_string(),
+                source: e,
+            })
+    }
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::{Value as Owned, ValueRef};
+        Ok(match self {
+            Value::Integer(Some(v)) => ToSqlOutput::Owned(Owned::Integer(*v)),
+            Value::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Value::Integer(None) | Value::Text(None) => ToSqlOutput::Owned(Owned::Null),
+        })
+    }
+}
+
+struct SqliteRow<'a, 'b>(&'a rusqlite::Row<'b>);
+
+impl columns::Row for SqliteRow<'_, '_> {
+    fn integer(&self, index: usize) -> Result<Option<i64>, String> {
+        self.0.get(index).map_err(|e| e.to_string())
+    }
+
+    fn text(&self, index: usize) -> Result<Option<String>, String> {
+        self.0.get(index).map_err(|e| e.to_string())
+    }
+}
+
+impl Store for SqliteStore {
+    fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+        let result = (|| {
+            let transaction = self.connection.transaction()?;
+            {
+                let mut insert = transaction.prepare_cached(&self.insert)?;
+                for record in records {
+                    insert.execute(params_from_iter(columns::values(record)))?;
+                }
+            }
+            transaction.commit()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
+    fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
+        let sql = format!(
+            "SELECT id, {} FROM llm_calls WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id",
+            COLUMNS.join(", ")
+        );
+        let location = self.path.display().to_string();
+        let mut statement = self.connection.prepare(&sql).map_err(|e| self.error(e))?;
+        let mut rows = statement
+            .query((
+                range.since_ms.unwrap_or(i64::MIN),
+                range.until_ms.unwrap_or(i64::MAX),
+            ))
+            .map_err(|e| StoreError::Sqlite {
+                path: location.clone(),
+                source: e,
+            })?;
+        let mut records = Vec::new();
+        loop {
+            match rows.next() {
+                Ok(Some(row)) => records.push(columns::record(&SqliteRow(row), &location)?),
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(StoreError::Sqlite {
+                        path: location,
+                        source: e,
+                    });
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {
+        let result = (|| {
+            let transaction = self.connection.transaction()?;
+            {
+                let mut update = transaction.prepare_cached(
+                    "UPDATE llm_calls SET
+                        previous_cost = COALESCE(previous_cost, cost),
+                        repriced_with = ?2, status = ?3, model = ?4, cost = ?5,
+                        cost_uncached_input = ?6, cost_cache_read = ?7, cost_cache_write = ?8,
+                        cost_cache_write_1h = ?9, cost_output = ?10, cost_reasoning = ?11,
+                        cache_savings = ?12
+                     WHERE id = ?1",
+                )?;
+                for r in repriced {
+                    let c = &r.cost;
+                    update.execute(rusqlite::params![
+                        r.id,
+                        r.price_table,
+                        r.status.as_str(),
+                        r.model,
+                        c.total().to_string(),
+                        c.uncached_input.to_string(),
+                        c.cache_read.to_string(),
+                        c.cache_write.to_string(),
+                        c.cache_write_1h.to_string(),
+                        c.output.to_string(),
+                        c.reasoning.to_string(),
+                        c.cache_savings.to_string(),
+                    ])?;
+                }
+            }
+            transaction.commit()
+        })();
+        result.map_err(|e| self.error(e))
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+}

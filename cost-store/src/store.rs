@@ -1,0 +1,131 @@
+//! The store trait, the time range of a query, and opening a store by its address.
+
+use crate::record::CallRecord;
+
+/// Why a store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing a file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A stored record that cannot be read back (a corrupt line, a value out of range).
+    #[error("{location}: {message}")]
+    Corrupt {
+        /// Where: a file and line, or a table and row id.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    #[error("SQLite {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: String,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// PostgreSQL (the address is shown without its password).
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL {address}: {source}")]
+    Postgres {
+        /// The server and database.
+        address: String,
+        /// The cause.
+        source: postgres::Error,
+    },
+    /// The schema in the database is newer than this library knows.
+    #[error("{location}: schema version {found} is newer than this library's {supported}")]
+    SchemaTooNew {
+        /// The database.
+        location: String,
+        /// The version found.
+        found: i64,
+        /// The newest version this library writes.
+        supported: i64,
+    },
+    /// An address no store of this build understands.
+    #[error(
+        "cannot open `{0}`: use a `.jsonl` file, a SQLite file, or a postgres:// URL (with the `postgres` feature)"
+    )]
+    UnknownAddress(String),
+}
+
+/// A half-open range of call times, `since <= at < until`, in milliseconds since the Unix
+/// epoch (UTC); `None` leaves a side open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// First millisecond included.
+    pub since_ms: Option<i64>,
+    /// First millisecond excluded.
+    pub until_ms: Option<i64>,
+}
+
+impl TimeRange {
+    /// Every call.
+    pub const ALL: TimeRange = TimeRange {
+        since_ms: None,
+        until_ms: None,
+    };
+
+    /// Whether `at_ms` is inside.
+    pub fn contains(&self, at_ms: i64) -> bool {
+        self.since_ms.is_none_or(|s| at_ms >= s) && self.until_ms.is_none_or(|u| at_ms < u)
+    }
+}
+
+/// A recomputed cost for a stored record (see [`Store::reprice`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repriced {
+    /// The record's id.
+    pub id: i64,
+    /// Its new status (a call unpriced before may have a price now, and the other way round).
+    pub status: crate::CallStatus,
+    /// Its new cost.
+    pub cost: cost_core::CostBreakdown,
+    /// Its model as resolved by the new table.
+    pub model: String,
+    /// The version of the table that repriced it.
+    pub price_table: String,
+}
+
+/// Where call records are kept. Every store creates and migrates its own schema when opened,
+/// keeps money exactly (decimal text or `NUMERIC`, never a float), and returns records in the
+/// order they were appended.
+pub trait Store: Send + 'static {
+    /// Appends records, all or none.
+    fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError>;
+
+    /// The records of calls in `range`, with their ids.
+    fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// Replaces the cost of records, keeping each one's total before the first reprice in
+    /// `previous_cost` (for audit), all or none.
+    fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError>;
+
+    /// A short description for messages (the file, or the server and database).
+    fn describe(&self) -> String;
+}
+
+/// Opens the store at `address`: a `postgres://` or `postgresql://` URL, a `.jsonl` file, or
+/// else a SQLite database file (created when missing).
+pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
+    if address.starts_with("postgres://") || address.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(StoreError::UnknownAddress(address.to_owned()));
+    }
+    if address.ends_with(".jsonl") {
+        return Ok(Box::new(crate::jsonl::JsonLinesStore::open(address)?));
+    }
+    #[cfg(feature = "sqlite")]
+    return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
+    #[cfg(not(feature = "sqlite"))]
+    Err(StoreError::UnknownAddress(address.to_owned()))
+}

@@ -1,0 +1,106 @@
+//! Shared by the store tests: sample records and a PostgreSQL database of their own.
+
+#![allow(dead_code)]
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use cost_layer::cost_core::{CostBreakdown, Money, Usage};
+use cost_store::{CallRecord, CallStatus};
+
+pub(crate) fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A priced gpt-4o call at `at_ms` for `feature`: 1 000 in, 100 out = $0.0035.
+pub(crate) fn record(at_ms: i64, feature: &str) -> CallRecord {
+    CallRecord {
+        id: None,
+        at_ms,
+        duration_us: 1_250,
+        name: Cow::Borrowed("chat"),
+        span_id: u64::MAX - 3, // beyond i64: stored bit for bit
+        parent_span_id: Some(7),
+        request_model: Some(Arc::from("gpt-4o")),
+        response_model: Some(Arc::from("gpt-4o-2024-08-06")),
+        model: Arc::from("gpt-4o"),
+        status: CallStatus::Priced,
+        price_table: Some(Arc::from("2025.11.24")),
+        provider: Some(Arc::from("openai")),
+        operation: Some(Arc::from("chat")),
+        session: Some(Arc::from("s-1")),
+        agent: Some(Arc::from("planner")),
+        user: Some(Arc::from("u:0123456789abcdef0123456789abcdef")),
+        org: None,
+        feature: Some(Arc::from(feature)),
+        usage: Usage::new(1_000, 100),
+        cost: CostBreakdown {
+            uncached_input: usd("0.0025"),
+            output: usd("0.001"),
+            ..CostBreakdown::default()
+        },
+        cache_hit_savings: Money::ZERO,
+        previous_cost: None,
+        repriced_with: None,
+    }
+}
+
+/// Where the PostgreSQL tests connect: `LLM_COST_TEST_POSTGRES`, else the loopback server of
+/// this project's machines.
+pub(crate) fn postgres_url() -> String {
+    std::env::var("LLM_COST_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A schema of its own on the test server, dropped at the end: the URL that uses it, or `None`
+/// (and a line saying the test is skipped) when no server answers. With
+/// `LLM_COST_REQUIRE_POSTGRES=1` (as `.ci/run` sets) an unreachable server fails the test.
+pub(crate) struct PostgresSchema {
+    pub(crate) url: String,
+    name: String,
+    admin: postgres::Client,
+}
+
+impl PostgresSchema {
+    pub(crate) fn create(test: &str) -> Option<PostgresSchema> {
+        let base = postgres_url();
+        let mut admin = match postgres::Client::connect(&base, postgres::NoTls) {
+            Ok(client) => client,
+            Err(error) => {
+                if std::env::var("LLM_COST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                    panic!("PostgreSQL required but not reachable at {base}: {error}");
+                }
+                eprintln!(
+                    "SKIPPED {test}: PostgreSQL not reachable at {base} ({error}); set LLM_COST_TEST_POSTGRES to a server's URL"
+                );
+                return None;
+            }
+        };
+        let name = format!(
+            "llm_cost_test_{}_{}",
+            test,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+        Some(PostgresSchema { url, name, admin })
+    }
+
+    /// Runs SQL as the administrator (to cut connections, say).
+    pub(crate) fn admin(&mut self) -> &mut postgres::Client {
+        &mut self.admin
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}

@@ -1,0 +1,138 @@
+//! Every store keeps records exactly, returns them in order with their ids, filters by time,
+//! migrates its schema once, and reprices keeping the previous cost.
+
+mod common;
+
+use common::{PostgresSchema, record, usd};
+use cost_store::{CallStatus, Repriced, Store, TimeRange};
+
+fn exercise(store: &mut dyn Store) {
+    let mut cheap = record(1_000, "search");
+    cheap.cost.output = usd("0.000000000000000000000001"); // 10⁻²⁴: the last digit survives
+    let batch = vec![
+        record(0, "support"),
+        cheap.clone(),
+        record(2_000, "support"),
+    ];
+    store.append(&batch).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .append(&[record(3_000, "search")])
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let all = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), 4);
+    let ids: Vec<i64> = all.iter().filter_map(|r| r.id).collect();
+    assert_eq!(ids.len(), 4);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+    let mut expected = batch[1].clone();
+    expected.id = all[1].id;
+    assert_eq!(all[1], expected, "a record reads back as written");
+    assert_eq!(all[1].total(), usd("0.002500000000000000000001"));
+
+    let middle = store
+        .load(&TimeRange {
+            since_ms: Some(1_000),
+            until_ms: Some(3_000),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        middle.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
+        vec![1_000, 2_000]
+    );
+
+    // Reprice twice: the first total before any reprice is kept.
+    let first = all[0].id.unwrap_or_default();
+    for cost in ["0.005", "0.006"] {
+        let mut new = all[0].cost;
+        new.output = usd(cost) - new.uncached_input;
+        store
+            .reprice(&[Repriced {
+                id: first,
+                status: CallStatus::Priced,
+                cost: new,
+                model: "gpt-4o".into(),
+                price_table: format!("fixed-{cost}"),
+            }])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let repriced = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let row = repriced
+        .iter()
+        .find(|r| r.id == Some(first))
+        .unwrap_or_else(|| panic!("record {first} gone"));
+    assert_eq!(row.total(), usd("0.006"));
+    assert_eq!(row.previous_cost, Some(usd("0.0035")));
+    assert_eq!(row.repriced_with.as_deref(), Some("fixed-0.006"));
+    assert_eq!(repriced.len(), 4);
+}
+
+#[test]
+fn json_lines() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("calls.jsonl");
+    let mut store =
+        cost_store::open(path.to_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    exercise(store.as_mut());
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        text.contains("\"output\":\"0.000000000000000000000001\""),
+        "money is decimal text: {text}"
+    );
+}
+
+#[test]
+fn sqlite() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("calls.sqlite");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    exercise(store.as_mut());
+    drop(store);
+    // Reopening does not migrate again, and the data is there.
+    let mut again = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        again
+            .load(&TimeRange::ALL)
+            .map(|r| r.len())
+            .unwrap_or_default(),
+        4
+    );
+}
+
+#[test]
+fn postgres() {
+    let Some(schema) = PostgresSchema::create("stores") else {
+        return;
+    };
+    let mut store = cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    exercise(store.as_mut());
+    let mut again = cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        again
+            .load(&TimeRange::ALL)
+            .map(|r| r.len())
+            .unwrap_or_default(),
+        4
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("future.sqlite");
+    {
+        let connection = rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        connection
+            .pragma_update(None, "user_version", 99)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let error = cost_store::open(path.to_str().unwrap_or_default())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("schema version 99 is newer"), "{error}");
+}
