@@ -132,7 +132,7 @@ impl Row {
         }
         self.input_tokens = self.input_tokens.saturating_add(record.usage.input);
         self.output_tokens = self.output_tokens.saturating_add(record.usage.output);
-        self.cost = self.cost + record.total();
+        self.cost += record.total();
     }
 }
 
@@ -175,7 +175,7 @@ pub fn daily(records: &[CallRecord], by: GroupBy) -> BTreeMap<String, BTreeMap<S
             .or_default()
             .entry(by.key(record))
             .or_insert(Money::ZERO);
-        *cost = *cost + record.total();
+        *cost += record.total();
     }
     days
 }
@@ -243,8 +243,8 @@ pub fn what_if(
             .total();
         for row in [&mut *row, &mut total] {
             row.calls += 1;
-            row.actual = row.actual + record.total();
-            row.what_if = row.what_if + other;
+            row.actual += record.total();
+            row.what_if += other;
         }
     }
     let mut rows: Vec<WhatIfRow> = groups.into_values().collect();
@@ -308,8 +308,8 @@ pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, Re
             continue;
         }
         summary.changed += 1;
-        summary.before = summary.before + record.total();
-        summary.after = summary.after + cost.total();
+        summary.before += record.total();
+        summary.after += cost.total();
         changes.push(Repriced {
             id,
             status,

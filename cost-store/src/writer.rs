@@ -50,7 +50,7 @@ impl Default for WriterOptions {
 
 enum Message {
     Call(Box<CallRecord>),
-    Flush(SyncSender<()>),
+    Flush(SyncSender<bool>),
     Shutdown,
 }
 
@@ -61,6 +61,8 @@ pub struct WriterStats {
     failed_writes: AtomicU64,
     abandoned: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Set by the guard when it shuts the writer down: retries then stop at the timeout.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl WriterStats {
@@ -112,9 +114,9 @@ pub struct FlushGuard {
 }
 
 impl FlushGuard {
-    /// What the writer has done so far.
-    pub fn stats(&self) -> &WriterStats {
-        &self.stats
+    /// What the writer has done so far (shared: still readable after the guard is dropped).
+    pub fn stats(&self) -> Arc<WriterStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Waits until every call queued before this one is written (or the store stayed down
@@ -134,12 +136,13 @@ impl FlushGuard {
             }
         }
         wait.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+            .unwrap_or(false)
     }
 }
 
 impl Drop for FlushGuard {
     fn drop(&mut self) {
+        self.stats.closing.store(true, Ordering::SeqCst);
         self.flush();
         let _ = self.queue.try_send(Message::Shutdown);
         if let Some(thread) = self.thread.take() {
@@ -178,7 +181,7 @@ fn write_loop(
     stats: &WriterStats,
 ) {
     let mut batch: Vec<CallRecord> = Vec::with_capacity(options.batch);
-    let mut acks: Vec<SyncSender<()>> = Vec::new();
+    let mut acks: Vec<SyncSender<bool>> = Vec::new();
     let mut stop = false;
     while !stop {
         // Wait for a message, then take what else is queued, up to a batch: under load batches
@@ -200,13 +203,14 @@ fn write_loop(
                 next = incoming.try_recv().ok();
             }
         }
+        let mut written = true;
         if !batch.is_empty() {
             let urgent = !acks.is_empty() || stop;
             let deadline = urgent.then(|| Instant::now() + options.shutdown_timeout);
-            write_with_retry(store.as_mut(), &mut batch, &options, stats, deadline);
+            written = write_with_retry(store.as_mut(), &mut batch, &options, stats, deadline);
         }
         for ack in acks.drain(..) {
-            let _ = ack.try_send(());
+            let _ = ack.try_send(written);
         }
     }
 }
@@ -217,16 +221,20 @@ fn write_with_retry(
     options: &WriterOptions,
     stats: &WriterStats,
     deadline: Option<Instant>,
-) {
+) -> bool {
     let mut delay = options.retry_min;
+    let mut deadline = deadline;
     loop {
+        if deadline.is_none() && stats.closing.load(Ordering::SeqCst) {
+            deadline = Some(Instant::now() + options.shutdown_timeout);
+        }
         match store.append(batch) {
             Ok(()) => {
                 stats
                     .written
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 batch.clear();
-                return;
+                return true;
             }
             Err(error) => {
                 stats.failed_writes.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +246,7 @@ fn write_with_retry(
                         .abandoned
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     batch.clear();
-                    return;
+                    return false;
                 }
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(options.retry_max);

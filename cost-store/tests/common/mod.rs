@@ -87,13 +87,19 @@ impl PostgresSchema {
             .batch_execute(&format!("CREATE SCHEMA {name}"))
             .unwrap_or_else(|e| panic!("{e}"));
         let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-c%20search_path%3D{name}");
+        let url =
+            format!("{base}{separator}options=-c%20search_path%3D{name}&application_name={name}");
         Some(PostgresSchema { url, name, admin })
     }
 
-    /// Runs SQL as the administrator (to cut connections, say).
-    pub(crate) fn admin(&mut self) -> &mut postgres::Client {
-        &mut self.admin
+    /// Cuts every connection of this schema's stores (a database outage, as they see it).
+    pub(crate) fn cut_connections(&mut self) -> u64 {
+        self.admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                &[&self.name],
+            )
+            .map_or(0, |rows| rows.len() as u64)
     }
 }
 

@@ -1,0 +1,229 @@
+//! The writer behind the layer: every closed call on record, exactly; a full queue drops and
+//! counts; a store that fails is retried and loses nothing within the bound; a cut database
+//! connection is reopened.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::PostgresSchema;
+use cost_layer::{CostLayer, Ledger};
+use cost_store::{CallRecord, CallStatus, Repriced, Store, StoreError, TimeRange, WriterOptions};
+use tracing::field::Empty;
+use tracing_subscriber::prelude::*;
+
+fn call(model: &str, input: u64, output: u64) {
+    let span = tracing::info_span!(
+        "chat",
+        gen_ai.request.model = model,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    );
+    span.record("gen_ai.usage.input_tokens", input);
+    span.record("gen_ai.usage.output_tokens", output);
+}
+
+/// `sessions` sessions of `calls` calls each (and one unpriced call per session) under a layer
+/// feeding `sink`.
+fn run_calls(sink: cost_store::WriterSink, sessions: u64, calls: u64) -> Ledger {
+    let (cost, ledger) = CostLayer::builder().raw_user_ids().call_sink(sink).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        for s in 0..sessions {
+            let id = format!("s-{s}");
+            let session = tracing::info_span!(
+                "session",
+                session.id = id.as_str(),
+                cost.user_id = "alice",
+                cost.feature = "search"
+            );
+            let _s = session.enter();
+            let agent = tracing::info_span!("agent", gen_ai.agent.name = "planner");
+            let _a = agent.enter();
+            for i in 0..calls {
+                call("gpt-4o-mini", 1_000 + i, 100);
+            }
+            call("acme-llm-9000", 10, 10);
+        }
+    });
+    ledger
+}
+
+fn sum(records: &[CallRecord]) -> cost_layer::cost_core::Money {
+    records
+        .iter()
+        .fold(cost_layer::cost_core::Money::ZERO, |a, r| a + r.total())
+}
+
+#[test]
+fn every_call_is_on_record_with_the_ledgers_exact_total() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("calls.sqlite");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
+    let ledger = run_calls(sink, 50, 20);
+    drop(guard); // flushes
+    let records = cost_store::open(&address)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(records.len(), 50 * 21);
+    assert_eq!(ledger.diagnostics().records_dropped, 0);
+    assert_eq!(sum(&records), ledger.global().total_usd());
+    let unpriced: Vec<&CallRecord> = records
+        .iter()
+        .filter(|r| r.status == CallStatus::Unpriced)
+        .collect();
+    assert_eq!(unpriced.len(), 50);
+    assert!(
+        unpriced
+            .iter()
+            .all(|r| r.total().is_zero() && &*r.model == "acme-llm-9000")
+    );
+    let first = &records[0];
+    assert_eq!(first.session.as_deref(), Some("s-0"));
+    assert_eq!(first.agent.as_deref(), Some("planner"));
+    assert_eq!(first.user.as_deref(), Some("alice"));
+    assert_eq!(first.feature.as_deref(), Some("search"));
+    assert_eq!(first.model_as_called().as_ref(), "gpt-4o-mini");
+    assert_eq!(first.price_table.as_deref(), Some("2025.11.24"));
+    assert_eq!((first.usage.input, first.usage.output), (1_000, 100));
+    assert!(first.parent_span_id.is_some());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    assert!((now_ms - 60_000..=now_ms).contains(&first.at_ms));
+}
+
+/// A store that blocks until released, then works; or fails a number of times first.
+#[derive(Clone, Default)]
+struct TestStore {
+    gate: Arc<Mutex<()>>,
+    failures_left: Arc<AtomicU32>,
+    written: Arc<Mutex<Vec<CallRecord>>>,
+}
+
+impl Store for TestStore {
+    fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+        let _open = self.gate.lock();
+        if self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::UnknownAddress("down for the test".into()));
+        }
+        if let Ok(mut written) = self.written.lock() {
+            written.extend_from_slice(records);
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, _: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
+        Ok(self.written.lock().map(|w| w.clone()).unwrap_or_default())
+    }
+
+    fn reprice(&mut self, _: &[Repriced]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "test".into()
+    }
+}
+
+#[test]
+fn a_full_queue_drops_calls_and_counts_every_one() {
+    let store = TestStore::default();
+    let blocked = store.gate.lock().unwrap_or_else(|e| e.into_inner());
+    let options = WriterOptions {
+        capacity: 8,
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let ledger = run_calls(sink, 10, 9); // 100 calls against a queue of 8, the store stuck
+    drop(blocked);
+    assert!(guard.flush());
+    let written = store.written.lock().map(|w| w.len()).unwrap_or_default() as u64;
+    let dropped = ledger.diagnostics().records_dropped;
+    assert!(dropped > 0, "nothing dropped");
+    assert!(written >= 8, "the queue's bound was kept: {written}");
+    assert_eq!(written + dropped, 100, "every call is written or counted");
+    assert_eq!(guard.stats().written(), written);
+}
+
+#[test]
+fn a_failing_store_is_retried_and_loses_nothing_within_the_bound() {
+    let store = TestStore::default();
+    store.failures_left.store(3, Ordering::SeqCst);
+    let options = WriterOptions {
+        retry_min: std::time::Duration::from_millis(1),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let ledger = run_calls(sink, 5, 9);
+    assert!(guard.flush());
+    assert_eq!(guard.stats().failed_writes(), 3);
+    assert!(
+        guard
+            .stats()
+            .last_error()
+            .unwrap_or_default()
+            .contains("down for the test")
+    );
+    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    assert_eq!(written.len(), 50);
+    assert_eq!(ledger.diagnostics().records_dropped, 0);
+    assert_eq!(sum(&written), ledger.global().total_usd());
+}
+
+#[test]
+fn shutdown_gives_up_on_a_dead_store_after_its_timeout_and_counts_it() {
+    let store = TestStore::default();
+    store.failures_left.store(u32::MAX, Ordering::SeqCst);
+    let options = WriterOptions {
+        retry_min: std::time::Duration::from_millis(1),
+        retry_max: std::time::Duration::from_millis(5),
+        shutdown_timeout: std::time::Duration::from_millis(200),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let _ledger = run_calls(sink, 1, 9);
+    assert!(!guard.flush(), "the store never took them");
+    let stats = guard.stats();
+    drop(guard);
+    assert_eq!(stats.abandoned(), 10, "given up on and counted");
+    assert_eq!(store.written.lock().map(|w| w.len()).unwrap_or(1), 0);
+}
+
+#[test]
+fn a_cut_postgres_connection_is_reopened_and_nothing_is_lost() {
+    let Some(mut schema) = PostgresSchema::create("writer") else {
+        return;
+    };
+    let store = cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let options = WriterOptions {
+        retry_min: std::time::Duration::from_millis(10),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(store, options);
+    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        for _ in 0..20 {
+            call("gpt-4o", 1_000, 100);
+        }
+        assert!(guard.flush());
+        assert!(schema.cut_connections() >= 1, "no connection to cut");
+        for _ in 0..30 {
+            call("gpt-4o", 1_000, 100);
+        }
+        assert!(guard.flush());
+    });
+    assert!(guard.stats().failed_writes() >= 1, "the cut was noticed");
+    let records = cost_store::open(&schema.url)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(records.len(), 50);
+    assert_eq!(sum(&records), ledger.global().total_usd());
+    assert_eq!(sum(&records), common::usd("0.175"));
+}
