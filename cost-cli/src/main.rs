@@ -1,15 +1,22 @@
-//! `llm-cost`: price LLM usage offline.
+//! `llm-cost`: price LLM usage offline, and report over stored ledgers.
 //!
 //! ```text
 //! llm-cost quote [--prices FILE] < calls.jsonl > costs.jsonl
+//! llm-cost report --db PATH|URL [--since DAY] [--until DAY] [--by day|feature|user|model|session|agent]
+//!                 [--top N] [--format table|csv|json] [--chart FILE.svg [--stack model|feature]]
+//!                 [--what-if MODEL [--prices FILE]]
+//! llm-cost reprice --db PATH|URL --prices FILE [--prices-only] [--dry-run]
 //! ```
 //!
-//! Exit codes: 0 when every line was priced, 1 when any line had an error, 2 for wrong
-//! arguments or a price file that cannot be loaded.
+//! Exit codes: `quote` 0 when every line was priced, 1 when any line had an error; every
+//! command 2 for wrong arguments, a price file that cannot be loaded or a store that cannot be
+//! read.
 
 #![deny(missing_docs)]
 
+mod chart;
 mod quote;
+mod report;
 
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::PathBuf;
@@ -45,12 +52,109 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         prices: Option<PathBuf>,
     },
+    /// Exact totals over a stored ledger, grouped by day, feature, user, model, session or agent.
+    Report {
+        /// The store: a SQLite file, a `.jsonl` file, or a postgres:// URL.
+        #[arg(long, value_name = "PATH|URL")]
+        db: String,
+        /// First day (or UTC time) included: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.
+        #[arg(long)]
+        since: Option<String>,
+        /// First day (or UTC time) excluded.
+        #[arg(long)]
+        until: Option<String>,
+        /// What to group by: day, feature, user, model, session or agent.
+        #[arg(long, default_value = "day")]
+        by: String,
+        /// Only the N most expensive groups (days are listed in order, from the first).
+        #[arg(long, value_name = "N")]
+        top: Option<usize>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: report::Format,
+        /// Also draw the spend per day, stacked by `--stack`, as an SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
+        /// What the chart's bars are stacked by: model or feature (or any `--by` value).
+        #[arg(long, default_value = "model")]
+        stack: String,
+        /// Instead of totals: what the same usage would have cost on MODEL, per feature.
+        #[arg(long, value_name = "MODEL")]
+        what_if: Option<String>,
+        /// Price file for `--what-if` (default: the embedded table).
+        #[arg(long, value_name = "FILE")]
+        prices: Option<PathBuf>,
+    },
+    /// Recompute stored costs with a corrected price file, keeping each record's previous total.
+    Reprice {
+        /// The store: a SQLite file, a `.jsonl` file, or a postgres:// URL.
+        #[arg(long, value_name = "PATH|URL")]
+        db: String,
+        /// The corrected price file (native TOML or LiteLLM JSON), merged over the embedded
+        /// table: it need only hold the corrected entries.
+        #[arg(long, value_name = "FILE")]
+        prices: PathBuf,
+        /// Use the price file alone, not merged over the embedded table.
+        #[arg(long)]
+        prices_only: bool,
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Quote { prices } => run_quote(prices),
+        Command::Report {
+            db,
+            since,
+            until,
+            by,
+            top,
+            format,
+            chart,
+            stack,
+            what_if,
+            prices,
+        } => {
+            let args = report::ReportArgs {
+                db,
+                since,
+                until,
+                by,
+                top,
+                format,
+                chart,
+                stack,
+                what_if,
+                prices,
+            };
+            finish(report::run_report(&args, &mut io::stdout().lock()))
+        }
+        Command::Reprice {
+            db,
+            prices,
+            prices_only,
+            dry_run,
+        } => finish(report::run_reprice(
+            &db,
+            &prices,
+            prices_only,
+            dry_run,
+            &mut io::stdout().lock(),
+        )),
+    }
+}
+
+fn finish(outcome: Result<(), report::Failure>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(report::Failure(message)) => {
+            eprintln!("llm-cost: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -1,0 +1,164 @@
+//! Spend per day as an SVG of stacked bars, one colour per model (or feature), with a legend,
+//! a dollar axis and day labels. Plain SVG 1.1 text: any browser or image viewer shows it, and
+//! no font file is needed to draw it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use cost_core::Money;
+
+/// Distinct colours (Okabe–Ito, then Tableau), cycled beyond.
+const PALETTE: [&str; 12] = [
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+    "#8C564B", "#7F7F7F", "#BCBD22", "#17BECF",
+];
+
+const WIDTH: f64 = 960.0;
+const HEIGHT: f64 = 540.0;
+const LEFT: f64 = 80.0;
+const RIGHT: f64 = 220.0;
+const TOP: f64 = 50.0;
+const BOTTOM: f64 = 70.0;
+
+/// The chart of `days` (day → key → cost), titled `title`. The largest series come first in
+/// the legend and at the bottom of each bar.
+pub(crate) fn stacked_days(title: &str, days: &BTreeMap<String, BTreeMap<String, Money>>) -> String {
+    let mut per_key: BTreeMap<&str, Money> = BTreeMap::new();
+    for costs in days.values() {
+        for (key, cost) in costs {
+            *per_key.entry(key).or_insert(Money::ZERO) += *cost;
+        }
+    }
+    let mut keys: Vec<(&str, Money)> = per_key.into_iter().collect();
+    keys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let colour = |index: usize| PALETTE[index % PALETTE.len()];
+
+    let day_totals: Vec<f64> = days
+        .values()
+        .map(|costs| costs.values().fold(Money::ZERO, |a, c| a + *c).to_f64())
+        .collect();
+    let max = nice_ceiling(day_totals.iter().copied().fold(0.0, f64::max));
+    let plot_width = WIDTH - LEFT - RIGHT;
+    let plot_height = HEIGHT - TOP - BOTTOM;
+    let slot = plot_width / days.len().max(1) as f64;
+    let bar = (slot * 0.7).min(60.0);
+    let y = |usd: f64| TOP + plot_height - usd / max * plot_height;
+
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="28" font-size="16" font-weight="bold">{}</text>"#,
+        LEFT,
+        escape(title)
+    );
+    // Dollar axis with five gridlines.
+    for step in 0..=5 {
+        let value = max * f64::from(step) / 5.0;
+        let at = y(value);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" y1="{at:.1}" x2="{:.1}" y2="{at:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">${}</text>"##,
+            LEFT + plot_width,
+            LEFT - 6.0,
+            at + 4.0,
+            dollars(value)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{:.1}" stroke="#333"/>"##,
+        TOP + plot_height
+    );
+    // Bars: one segment per key, largest series at the bottom.
+    let label_every = (days.len() / 15).max(1);
+    for (index, (day, costs)) in days.iter().enumerate() {
+        let x = LEFT + slot * index as f64 + (slot - bar) / 2.0;
+        let mut base = 0.0;
+        for (key_index, (key, _)) in keys.iter().enumerate() {
+            let Some(cost) = costs.get(*key) else { continue };
+            let value = cost.to_f64();
+            let (top, bottom) = (y(base + value), y(base));
+            let _ = writeln!(
+                svg,
+                r#"<rect x="{x:.1}" y="{top:.1}" width="{bar:.1}" height="{:.1}" fill="{}"><title>{} {}: ${}</title></rect>"#,
+                (bottom - top).max(0.0),
+                colour(key_index),
+                escape(day),
+                escape(key),
+                cost
+            );
+            base += value;
+        }
+        if index % label_every == 0 {
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end" transform="rotate(-40 {:.1} {:.1})">{}</text>"#,
+                x + bar / 2.0,
+                TOP + plot_height + 16.0,
+                x + bar / 2.0,
+                TOP + plot_height + 16.0,
+                escape(day)
+            );
+        }
+    }
+    // Legend, with each series' total.
+    for (index, (key, total)) in keys.iter().enumerate().take(20) {
+        let at = TOP + 20.0 * index as f64;
+        let x = WIDTH - RIGHT + 20.0;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{x}" y="{at}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{} (${})</text>"#,
+            colour(index),
+            x + 18.0,
+            at + 10.5,
+            escape(key),
+            dollars(total.to_f64())
+        );
+    }
+    if keys.len() > 20 {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}">… {} more</text>"#,
+            WIDTH - RIGHT + 20.0,
+            TOP + 20.0 * 20.0 + 10.0,
+            keys.len() - 20
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// A round number at or above `value` (1, 2 or 5 × 10ⁿ), for the axis.
+fn nice_ceiling(value: f64) -> f64 {
+    if value <= 0.0 || !value.is_finite() {
+        return 1.0;
+    }
+    let magnitude = 10_f64.powf(value.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|candidate| *candidate >= value)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// Dollars for an axis or legend: two decimals, more for small amounts.
+fn dollars(value: f64) -> String {
+    if value == 0.0 || value >= 1.0 {
+        format!("{value:.2}")
+    } else {
+        let decimals = (-value.log10().floor()) as usize + 2;
+        format!("{value:.decimals$}")
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,314 @@
+//! `llm-cost report` and `llm-cost reprice`: totals, what-if pricing and repricing over a
+//! stored ledger.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use cost_core::{Money, PriceTable};
+use cost_store::report::{self, GroupBy, Row, WhatIfRow};
+use cost_store::{CallRecord, TimeRange};
+
+/// How a report is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// Aligned columns for a terminal.
+    Table,
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON document (money as exact decimal strings).
+    Json,
+}
+
+/// What a report was asked for.
+pub(crate) struct ReportArgs {
+    pub(crate) db: String,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) by: String,
+    pub(crate) top: Option<usize>,
+    pub(crate) format: Format,
+    pub(crate) chart: Option<PathBuf>,
+    pub(crate) stack: String,
+    pub(crate) what_if: Option<String>,
+    pub(crate) prices: Option<PathBuf>,
+}
+
+/// An error for the user, and the exit code it ends with (2: bad arguments or input).
+pub(crate) struct Failure(pub(crate) String);
+
+fn time(label: &str, text: &Option<String>) -> Result<Option<i64>, Failure> {
+    text.as_deref()
+        .map(|t| {
+            report::parse_time(t).ok_or_else(|| {
+                Failure(format!(
+                    "--{label} `{t}`: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn grouping(name: &str) -> Result<GroupBy, Failure> {
+    GroupBy::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = GroupBy::ALL.iter().map(|(n, _)| *n).collect();
+        Failure(format!("`{name}`: group by one of {}", names.join(", ")))
+    })
+}
+
+pub(crate) fn load_table(prices: &Option<PathBuf>) -> Result<PriceTable, Failure> {
+    match prices {
+        Some(path) => PriceTable::from_path(path)
+            .map_err(|e| Failure(format!("cannot load price file: {e}"))),
+        None => Ok(PriceTable::default()),
+    }
+}
+
+fn load(db: &str, range: &TimeRange) -> Result<Vec<CallRecord>, Failure> {
+    let mut store = cost_store::open(db).map_err(|e| Failure(e.to_string()))?;
+    store.load(range).map_err(|e| Failure(e.to_string()))
+}
+
+pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let range = TimeRange {
+        since_ms: time("since", &args.since)?,
+        until_ms: time("until", &args.until)?,
+    };
+    let by = grouping(&args.by)?;
+    let stack = grouping(&args.stack)?;
+    let records = load(&args.db, &range)?;
+    if let Some(path) = &args.chart {
+        let title = format!("LLM spend per day by {} (USD)", args.stack);
+        let svg = crate::chart::stacked_days(&title, &report::daily(&records, stack));
+        std::fs::write(path, svg)
+            .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let written = match &args.what_if {
+        Some(model) => {
+            let table = load_table(&args.prices)?;
+            let (rows, total) = report::what_if(&records, &table, model)
+                .map_err(|e| Failure(format!("--what-if {model}: {e}")))?;
+            print_what_if(model, &rows, &total, args.format, out)
+        }
+        None => {
+            let (rows, total) = report::totals(&records, by, args.top);
+            print_totals(&args.by, &rows, &total, args.format, out)
+        }
+    };
+    written.map_err(|e| Failure(format!("cannot write the report: {e}")))
+}
+
+fn print_totals(
+    by: &str,
+    rows: &[Row],
+    total: &Row,
+    format: Format,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => {
+            let document = serde_json::json!({ "by": by, "rows": rows, "total": total });
+            writeln!(out, "{document:#}")
+        }
+        Format::Csv => {
+            writeln!(
+                out,
+                "{by},calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd"
+            )?;
+            for row in rows.iter().chain([total]) {
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{}",
+                    csv(&row.key),
+                    row.calls,
+                    row.unpriced_calls,
+                    row.rejected_calls,
+                    row.cache_hits,
+                    row.input_tokens,
+                    row.output_tokens,
+                    row.cost
+                )?;
+            }
+            Ok(())
+        }
+        Format::Table => {
+            let header = [by, "calls", "unpriced", "input tokens", "output tokens", "cost (USD)"];
+            let line = |row: &Row| {
+                [
+                    row.key.clone(),
+                    row.calls.to_string(),
+                    row.unpriced_calls.to_string(),
+                    row.input_tokens.to_string(),
+                    row.output_tokens.to_string(),
+                    // An unpriced call makes the cost a lower bound.
+                    format!(
+                        "{}{}",
+                        if row.unpriced_calls > 0 { "≥ " } else { "" },
+                        row.cost
+                    ),
+                ]
+            };
+            let mut lines: Vec<[String; 6]> = rows.iter().map(line).collect();
+            lines.push(line(total));
+            table(out, &header, &lines)?;
+            if total.unpriced_calls > 0 {
+                writeln!(
+                    out,
+                    "≥: {} calls had no price; their tokens are counted, their cost is unknown",
+                    total.unpriced_calls
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_what_if(
+    model: &str,
+    rows: &[WhatIfRow],
+    total: &WhatIfRow,
+    format: Format,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let difference = |row: &WhatIfRow| -> String {
+        let d = row.difference();
+        if d > Money::ZERO {
+            format!("+{d}")
+        } else {
+            d.to_string()
+        }
+    };
+    match format {
+        Format::Json => {
+            let document = serde_json::json!({
+                "what_if": model,
+                "by": "feature",
+                "rows": rows,
+                "total": total,
+            });
+            writeln!(out, "{document:#}")
+        }
+        Format::Csv => {
+            writeln!(out, "feature,calls,actual_usd,what_if_usd,difference_usd,skipped")?;
+            for row in rows.iter().chain([total]) {
+                writeln!(
+                    out,
+                    "{},{},{},{},{},{}",
+                    csv(&row.key),
+                    row.calls,
+                    row.actual,
+                    row.what_if,
+                    difference(row),
+                    row.skipped
+                )?;
+            }
+            Ok(())
+        }
+        Format::Table => {
+            let header = [
+                "feature",
+                "calls",
+                "actual (USD)",
+                &format!("on {model} (USD)"),
+                "difference",
+                "skipped",
+            ];
+            let line = |row: &WhatIfRow| {
+                [
+                    row.key.clone(),
+                    row.calls.to_string(),
+                    row.actual.to_string(),
+                    row.what_if.to_string(),
+                    difference(row),
+                    row.skipped.to_string(),
+                ]
+            };
+            let mut lines: Vec<[String; 6]> = rows.iter().map(line).collect();
+            lines.push(line(total));
+            table(out, &header, &lines)?;
+            if total.skipped > 0 {
+                writeln!(
+                    out,
+                    "skipped: {} calls unpriced as they ran, rejected or answered from the cache",
+                    total.skipped
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Columns aligned: the first to the left, the others (numbers) to the right; a rule above the
+/// last line (the total).
+fn table(out: &mut dyn Write, header: &[&str; 6], lines: &[[String; 6]]) -> std::io::Result<()> {
+    let mut widths = header.map(|h| h.chars().count());
+    for line in lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let print = |out: &mut dyn Write, cells: &[String; 6]| -> std::io::Result<()> {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let pad = " ".repeat(width - cell.chars().count());
+            if i == 0 {
+                text.push_str(&format!("{cell}{pad}"));
+            } else {
+                text.push_str(&format!("  {pad}{cell}"));
+            }
+        }
+        writeln!(out, "{}", text.trim_end())
+    };
+    print(out, &header.map(str::to_owned))?;
+    for (i, line) in lines.iter().enumerate() {
+        if i + 1 == lines.len() {
+            let rule: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+            writeln!(out, "{}", "─".repeat(rule))?;
+        }
+        print(out, line)?;
+    }
+    Ok(())
+}
+
+fn csv(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Recomputes every stored cost with `prices` merged over the embedded table (a correction
+/// file need only hold the corrected entries), or with `prices` alone when `only` is set.
+pub(crate) fn run_reprice(
+    db: &str,
+    prices: &PathBuf,
+    only: bool,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let file = load_table(&Some(prices.clone()))?;
+    let table = if only {
+        file
+    } else {
+        PriceTable::default()
+            .merged(&file)
+            .map_err(|e| Failure(format!("cannot merge {}: {e}", prices.display())))?
+    };
+    let mut store = cost_store::open(db).map_err(|e| Failure(e.to_string()))?;
+    let records = store
+        .load(&TimeRange::ALL)
+        .map_err(|e| Failure(e.to_string()))?;
+    let (changes, summary) = report::reprice(&records, &table);
+    if !dry_run {
+        store
+            .reprice(&changes)
+            .map_err(|e| Failure(e.to_string()))?;
+    }
+    writeln!(
+        out,
+        "{}{summary} with table {}",
+        if dry_run { "would be: " } else { "" },
+        table.info().version
+    )
+    .map_err(|e| Failure(format!("cannot write: {e}")))
+}

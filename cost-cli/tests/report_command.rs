@@ -1,0 +1,225 @@
+//! `llm-cost report` and `llm-cost reprice` end to end over a SQLite ledger.
+
+use std::borrow::Cow;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use cost_core::{Money, PriceTable, ServiceTier, Usage};
+use cost_store::{CallRecord, CallStatus, TimeRange};
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn at(time: &str) -> i64 {
+    cost_store::report::parse_time(time).unwrap_or_else(|| panic!("bad time {time}"))
+}
+
+/// A call priced with the embedded table (or unpriced, for a model it does not know).
+fn call(time: &str, feature: &str, model: &str, input: u64, output: u64) -> CallRecord {
+    let usage = Usage::new(input, output);
+    let table = PriceTable::default();
+    let quote = table.quote(model, &usage, ServiceTier::Standard).ok();
+    CallRecord {
+        id: None,
+        at_ms: at(time),
+        duration_us: 900_000,
+        name: Cow::Borrowed("chat"),
+        span_id: 1,
+        parent_span_id: None,
+        request_model: Some(Arc::from(model)),
+        response_model: None,
+        model: Arc::from(model),
+        status: if quote.is_some() {
+            CallStatus::Priced
+        } else {
+            CallStatus::Unpriced
+        },
+        price_table: quote.as_ref().map(|q| Arc::clone(&q.table.version)),
+        provider: None,
+        operation: Some(Arc::from("chat")),
+        session: Some(Arc::from(format!("s-{time}"))),
+        agent: None,
+        user: Some(Arc::from("u:alice")),
+        org: None,
+        feature: Some(Arc::from(feature)),
+        usage,
+        cost: quote.map(|q| q.priced.breakdown).unwrap_or_default(),
+        cache_hit_savings: Money::ZERO,
+        previous_cost: None,
+        repriced_with: None,
+    }
+}
+
+/// Three days of calls in a SQLite file.
+fn ledger(dir: &tempfile::TempDir) -> String {
+    let path = dir.path().join("ledger.sqlite");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .append(&[
+            call("2026-11-01T09:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
+            call("2026-11-01T10:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
+            call("2026-11-01T11:00:00Z", "search", "gpt-4o-mini", 2_000, 500), // 0.0006
+            call("2026-11-02T09:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
+            call("2026-11-02T10:00:00Z", "search", "acme-llm-9000", 10, 10), // unpriced
+            call("2026-11-03T23:59:59Z", "search", "gpt-4o", 4_000, 1_000), // 0.02
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    address
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llm-cost"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn totals_by_feature_as_csv_are_exact() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    let text = stdout(&run(&["report", "--db", &db, "--by", "feature", "--format", "csv"]));
+    assert_eq!(
+        text,
+        "feature,calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd\n\
+         search,3,1,0,0,6010,1510,0.0206\n\
+         support,3,0,0,0,3000,300,0.0105\n\
+         total,6,1,0,0,9010,1810,0.0311\n"
+    );
+}
+
+#[test]
+fn days_in_order_as_a_table_with_the_unpriced_marked() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    let text = stdout(&run(&["report", "--db", &db]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("day"), "{text}");
+    assert!(lines[1].starts_with("2026-11-01") && lines[1].ends_with("0.0076"), "{text}");
+    assert!(lines[2].starts_with("2026-11-02") && lines[2].ends_with("≥ 0.0035"), "{text}");
+    assert!(lines[3].starts_with("2026-11-03") && lines[3].ends_with("0.02"), "{text}");
+    assert!(lines[5].starts_with("total") && lines[5].ends_with("≥ 0.0311"), "{text}");
+    assert!(text.contains("1 calls had no price"), "{text}");
+}
+
+#[test]
+fn since_until_and_top_narrow_the_report() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    let json = stdout(&run(&[
+        "report", "--db", &db, "--since", "2026-11-02", "--until", "2026-11-04", "--by",
+        "model", "--top", "1", "--format", "json",
+    ]));
+    let document: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let rows = document["rows"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["key"], "gpt-4o");
+    assert_eq!(rows[0]["cost"], "0.0235");
+    assert_eq!(document["total"]["cost"], "0.0235");
+    assert_eq!(document["total"]["calls"], 3);
+}
+
+#[test]
+fn what_if_prices_the_same_usage_on_another_model_per_feature() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    let text = stdout(&run(&[
+        "report", "--db", &db, "--what-if", "gpt-4o-mini", "--format", "csv",
+    ]));
+    // support: 3 × (1 000 × 0.15e-6 + 100 × 0.6e-6) = 0.00063;
+    // search: 0.0006 as it ran on gpt-4o-mini, 4 000 × 0.15e-6 + 1 000 × 0.6e-6 = 0.0012.
+    assert_eq!(
+        text,
+        "feature,calls,actual_usd,what_if_usd,difference_usd,skipped\n\
+         search,2,0.0206,0.0018,-0.0188,1\n\
+         support,3,0.0105,0.00063,-0.00987,0\n\
+         total,5,0.0311,0.00243,-0.02867,1\n"
+    );
+}
+
+#[test]
+fn the_chart_is_an_svg_of_stacked_days_with_a_legend() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    let chart = dir.path().join("spend.svg");
+    let chart_path = chart.to_str().unwrap_or_default();
+    stdout(&run(&["report", "--db", &db, "--chart", chart_path]));
+    let svg = std::fs::read_to_string(&chart).unwrap_or_default();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.trim_end().ends_with("</svg>"));
+    // Legend: each model with its total, largest first.
+    let gpt4o = svg.find("gpt-4o ($0.03").unwrap_or(usize::MAX);
+    let mini = svg.find("gpt-4o-mini ($0.0006").unwrap_or(usize::MAX);
+    assert!(gpt4o < mini && mini < usize::MAX, "{svg}");
+    // One segment per day and model: 2026-11-01 has two.
+    assert_eq!(svg.matches("<title>2026-11-01").count(), 2);
+    assert!(svg.contains("<title>2026-11-03 gpt-4o: $0.02</title>"));
+}
+
+#[test]
+fn reprice_recomputes_costs_and_keeps_the_previous_ones() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    let prices = dir.path().join("fix.toml");
+    std::fs::write(
+        &prices,
+        r#"version = "fix-1"
+as_of = "2025-12-01"
+unit = "usd_per_million_tokens"
+
+[models."gpt-4o"]
+provider = "openai"
+source = "https://platform.openai.com/docs/pricing"
+as_of = "2025-12-01"
+input = "5.00"
+output = "10.00"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let prices = prices.to_str().unwrap_or_default();
+    let dry = stdout(&run(&["reprice", "--db", &db, "--prices", prices, "--dry-run"]));
+    assert!(dry.starts_with("would be: 4 records repriced ($0.0305 → $0.048)"), "{dry}");
+    let done = stdout(&run(&["reprice", "--db", &db, "--prices", prices]));
+    assert!(done.starts_with("4 records repriced"), "{done}");
+    let records = cost_store::open(&db)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = &records[0];
+    assert_eq!(first.total(), usd("0.006"));
+    assert_eq!(first.previous_cost, Some(usd("0.0035")));
+    assert_eq!(first.repriced_with.as_deref(), Some("2025.11.24+fix-1"));
+    // gpt-4o-mini kept its price from the embedded table; the unknown model stays unpriced.
+    assert_eq!(records[2].total(), usd("0.0006"));
+    assert_eq!(records[2].previous_cost, None);
+    assert_eq!(records[4].status, CallStatus::Unpriced);
+    let again = stdout(&run(&["report", "--db", &db, "--by", "feature", "--format", "csv"]));
+    assert!(again.contains("total,6,1,0,0,9010,1810,0.0486\n"), "{again}");
+}
+
+#[test]
+fn a_bad_grouping_or_date_exits_2_with_a_message() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    for args in [
+        vec!["report", "--db", db.as_str(), "--by", "colour"],
+        vec!["report", "--db", db.as_str(), "--since", "yesterday"],
+    ] {
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(2));
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(message.starts_with("llm-cost: "), "{message}");
+    }
+}
