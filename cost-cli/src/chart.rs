@@ -22,7 +22,10 @@ const BOTTOM: f64 = 70.0;
 
 /// The chart of `days` (day → key → cost), titled `title`. The largest series come first in
 /// the legend and at the bottom of each bar.
-pub(crate) fn stacked_days(title: &str, days: &BTreeMap<String, BTreeMap<String, Money>>) -> String {
+pub(crate) fn stacked_days(
+    title: &str,
+    days: &BTreeMap<String, BTreeMap<String, Money>>,
+) -> String {
     let mut per_key: BTreeMap<&str, Money> = BTreeMap::new();
     for costs in days.values() {
         for (key, cost) in costs {
@@ -80,7 +83,9 @@ pub(crate) fn stacked_days(title: &str, days: &BTreeMap<String, BTreeMap<String,
         let x = LEFT + slot * index as f64 + (slot - bar) / 2.0;
         let mut base = 0.0;
         for (key_index, (key, _)) in keys.iter().enumerate() {
-            let Some(cost) = costs.get(*key) else { continue };
+            let Some(cost) = costs.get(*key) else {
+                continue;
+            };
             let value = cost.to_f64();
             let (top, bottom) = (y(base + value), y(base));
             let _ = writeln!(
@@ -146,12 +151,12 @@ fn nice_ceiling(value: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
-/// Dollars for an axis or legend: two decimals, more for small amounts.
+/// Dollars for an axis or legend: cents, or two significant digits below a cent.
 fn dollars(value: f64) -> String {
-    if value == 0.0 || value >= 1.0 {
+    if value == 0.0 || value >= 0.01 {
         format!("{value:.2}")
     } else {
-        let decimals = (-value.log10().floor()) as usize + 2;
+        let decimals = (-value.log10().floor()) as usize + 1;
         format!("{value:.decimals$}")
     }
 }

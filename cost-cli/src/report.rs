@@ -57,8 +57,9 @@ fn grouping(name: &str) -> Result<GroupBy, Failure> {
 
 pub(crate) fn load_table(prices: &Option<PathBuf>) -> Result<PriceTable, Failure> {
     match prices {
-        Some(path) => PriceTable::from_path(path)
-            .map_err(|e| Failure(format!("cannot load price file: {e}"))),
+        Some(path) => {
+            PriceTable::from_path(path).map_err(|e| Failure(format!("cannot load price file: {e}")))
+        }
         None => Ok(PriceTable::default()),
     }
 }
@@ -131,7 +132,14 @@ fn print_totals(
             Ok(())
         }
         Format::Table => {
-            let header = [by, "calls", "unpriced", "input tokens", "output tokens", "cost (USD)"];
+            let header = [
+                by,
+                "calls",
+                "unpriced",
+                "input tokens",
+                "output tokens",
+                "cost (USD)",
+            ];
             let line = |row: &Row| {
                 [
                     row.key.clone(),
@@ -188,7 +196,10 @@ fn print_what_if(
             writeln!(out, "{document:#}")
         }
         Format::Csv => {
-            writeln!(out, "feature,calls,actual_usd,what_if_usd,difference_usd,skipped")?;
+            writeln!(
+                out,
+                "feature,calls,actual_usd,what_if_usd,difference_usd,skipped"
+            )?;
             for row in rows.iter().chain([total]) {
                 writeln!(
                     out,
@@ -281,12 +292,12 @@ fn csv(text: &str) -> String {
 /// file need only hold the corrected entries), or with `prices` alone when `only` is set.
 pub(crate) fn run_reprice(
     db: &str,
-    prices: &PathBuf,
+    prices: &std::path::Path,
     only: bool,
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
-    let file = load_table(&Some(prices.clone()))?;
+    let file = load_table(&Some(prices.to_path_buf()))?;
     let table = if only {
         file
     } else {

@@ -90,7 +90,9 @@ fn stdout(output: &Output) -> String {
 fn totals_by_feature_as_csv_are_exact() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);
-    let text = stdout(&run(&["report", "--db", &db, "--by", "feature", "--format", "csv"]));
+    let text = stdout(&run(&[
+        "report", "--db", &db, "--by", "feature", "--format", "csv",
+    ]));
     assert_eq!(
         text,
         "feature,calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd\n\
@@ -107,10 +109,22 @@ fn days_in_order_as_a_table_with_the_unpriced_marked() {
     let text = stdout(&run(&["report", "--db", &db]));
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("day"), "{text}");
-    assert!(lines[1].starts_with("2026-11-01") && lines[1].ends_with("0.0076"), "{text}");
-    assert!(lines[2].starts_with("2026-11-02") && lines[2].ends_with("≥ 0.0035"), "{text}");
-    assert!(lines[3].starts_with("2026-11-03") && lines[3].ends_with("0.02"), "{text}");
-    assert!(lines[5].starts_with("total") && lines[5].ends_with("≥ 0.0311"), "{text}");
+    assert!(
+        lines[1].starts_with("2026-11-01") && lines[1].ends_with("0.0076"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("2026-11-02") && lines[2].ends_with("≥ 0.0035"),
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with("2026-11-03") && lines[3].ends_with("0.02"),
+        "{text}"
+    );
+    assert!(
+        lines[5].starts_with("total") && lines[5].ends_with("≥ 0.0311"),
+        "{text}"
+    );
     assert!(text.contains("1 calls had no price"), "{text}");
 }
 
@@ -119,8 +133,19 @@ fn since_until_and_top_narrow_the_report() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);
     let json = stdout(&run(&[
-        "report", "--db", &db, "--since", "2026-11-02", "--until", "2026-11-04", "--by",
-        "model", "--top", "1", "--format", "json",
+        "report",
+        "--db",
+        &db,
+        "--since",
+        "2026-11-02",
+        "--until",
+        "2026-11-04",
+        "--by",
+        "model",
+        "--top",
+        "1",
+        "--format",
+        "json",
     ]));
     let document: serde_json::Value =
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
@@ -137,7 +162,13 @@ fn what_if_prices_the_same_usage_on_another_model_per_feature() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);
     let text = stdout(&run(&[
-        "report", "--db", &db, "--what-if", "gpt-4o-mini", "--format", "csv",
+        "report",
+        "--db",
+        &db,
+        "--what-if",
+        "gpt-4o-mini",
+        "--format",
+        "csv",
     ]));
     // support: 3 × (1 000 × 0.15e-6 + 100 × 0.6e-6) = 0.00063;
     // search: 0.0006 as it ran on gpt-4o-mini, 4 000 × 0.15e-6 + 1 000 × 0.6e-6 = 0.0012.
@@ -190,8 +221,18 @@ output = "10.00"
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let prices = prices.to_str().unwrap_or_default();
-    let dry = stdout(&run(&["reprice", "--db", &db, "--prices", prices, "--dry-run"]));
-    assert!(dry.starts_with("would be: 4 records repriced ($0.0305 → $0.048)"), "{dry}");
+    let dry = stdout(&run(&[
+        "reprice",
+        "--db",
+        &db,
+        "--prices",
+        prices,
+        "--dry-run",
+    ]));
+    assert!(
+        dry.starts_with("would be: 4 records repriced ($0.0305 → $0.048)"),
+        "{dry}"
+    );
     let done = stdout(&run(&["reprice", "--db", &db, "--prices", prices]));
     assert!(done.starts_with("4 records repriced"), "{done}");
     let records = cost_store::open(&db)
@@ -205,8 +246,13 @@ output = "10.00"
     assert_eq!(records[2].total(), usd("0.0006"));
     assert_eq!(records[2].previous_cost, None);
     assert_eq!(records[4].status, CallStatus::Unpriced);
-    let again = stdout(&run(&["report", "--db", &db, "--by", "feature", "--format", "csv"]));
-    assert!(again.contains("total,6,1,0,0,9010,1810,0.0486\n"), "{again}");
+    let again = stdout(&run(&[
+        "report", "--db", &db, "--by", "feature", "--format", "csv",
+    ]));
+    assert!(
+        again.contains("total,6,1,0,0,9010,1810,0.0486\n"),
+        "{again}"
+    );
 }
 
 #[test]

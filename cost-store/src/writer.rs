@@ -10,7 +10,7 @@
 //! is dropped and counted. Nothing is lost silently.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,6 +27,9 @@ pub struct WriterOptions {
     pub capacity: usize,
     /// Records written per store transaction at most (default 1 024).
     pub batch: usize,
+    /// How long the writer sleeps when its queue is empty (default 20 ms): the most a record
+    /// or a flush waits before the writer looks again.
+    pub poll: Duration,
     /// First retry delay after a failed write (default 50 ms).
     pub retry_min: Duration,
     /// Longest retry delay (default 5 s).
@@ -41,6 +44,7 @@ impl Default for WriterOptions {
         WriterOptions {
             capacity: 65_536,
             batch: 1_024,
+            poll: Duration::from_millis(20),
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
@@ -184,11 +188,16 @@ fn write_loop(
     let mut acks: Vec<SyncSender<bool>> = Vec::new();
     let mut stop = false;
     while !stop {
-        // Wait for a message, then take what else is queued, up to a batch: under load batches
-        // fill up; when calls are rare each is written at once.
-        let mut next = match incoming.recv() {
+        // Take what is queued, up to a batch; when nothing is, sleep a moment rather than wait
+        // on the queue: a waiting receiver would make every submit wake it (a system call on
+        // the instrumented program's path), a sleeping one costs the submitter nothing.
+        let mut next = match incoming.try_recv() {
             Ok(message) => Some(message),
-            Err(_) => {
+            Err(TryRecvError::Empty) => {
+                std::thread::sleep(options.poll);
+                continue;
+            }
+            Err(TryRecvError::Disconnected) => {
                 stop = true; // every sender is gone
                 None
             }

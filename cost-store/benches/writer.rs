@@ -1,0 +1,147 @@
+//! Figures of the durable ledger: records per second through the writer into SQLite and into
+//! PostgreSQL, and what attaching the writer adds to the layer's cost per call.
+//!
+//! `cargo bench -p cost-store --bench writer` prints one JSON object per line,
+//! `{"scenario": …, "value": …, "unit": …}`. PostgreSQL is the server of
+//! `LLM_COST_TEST_POSTGRES` (default: loopback, database `test`); without one its figure is
+//! skipped, and says so.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use cost_layer::CostLayer;
+use cost_store::{WriterOptions, WriterSink};
+use tracing::Dispatch;
+use tracing::field::Empty;
+use tracing_subscriber::prelude::*;
+
+const CALLS: u64 = 200_000;
+
+fn report(scenario: &str, value: f64, unit: &str) {
+    println!("{{\"scenario\": \"{scenario}\", \"value\": {value:.1}, \"unit\": \"{unit}\"}}");
+}
+
+#[inline(never)]
+fn one_call(i: u64) {
+    let span = tracing::info_span!(
+        "chat",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+    );
+    span.record("gen_ai.usage.input_tokens", 1_000 + (i & 7));
+    span.record("gen_ai.usage.output_tokens", 100);
+}
+
+/// ns per call of `calls` calls in sessions of 100 under `dispatch`.
+fn calls(dispatch: &Dispatch, calls: u64) -> f64 {
+    tracing::dispatcher::with_default(dispatch, || {
+        let start = Instant::now();
+        for s in 0..calls / 100 {
+            let id = format!("s{s}");
+            let session = tracing::info_span!("session", session.id = id.as_str());
+            let _s = session.enter();
+            for i in 0..100 {
+                one_call(black_box(i));
+            }
+        }
+        start.elapsed().as_nanos() as f64 / calls as f64
+    })
+}
+
+fn with_sink(sink: Option<WriterSink>) -> Dispatch {
+    let builder = CostLayer::builder();
+    let builder = match sink {
+        Some(sink) => builder.call_sink(sink),
+        None => builder,
+    };
+    let (cost, _ledger) = builder.build();
+    Dispatch::new(tracing_subscriber::registry().with(cost))
+}
+
+/// Records per second from the first call to the flush, through the writer into `store`.
+fn throughput(address: &str) -> Result<f64, cost_store::StoreError> {
+    let store = cost_store::open(address)?;
+    let options = WriterOptions {
+        capacity: CALLS as usize,
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(store, options);
+    let dispatch = with_sink(Some(sink));
+    let start = Instant::now();
+    calls(&dispatch, CALLS);
+    guard.flush();
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(guard.stats().written() as f64 / seconds)
+}
+
+fn main() {
+    let dir = std::env::temp_dir().join(format!("llm-cost-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let sqlite = dir.join("bench.sqlite");
+    let sqlite = sqlite.to_str().unwrap_or("bench.sqlite");
+
+    // The layer alone, then with the writer attached (its thread on the other core).
+    calls(&with_sink(None), 100_000);
+    let alone = (0..3)
+        .map(|_| calls(&with_sink(None), CALLS))
+        .fold(f64::INFINITY, f64::min);
+    let attached = (0..3)
+        .map(|_| {
+            let store = cost_store::open(sqlite).unwrap_or_else(|e| panic!("{e}"));
+            let (sink, guard) = cost_store::spawn(
+                store,
+                WriterOptions {
+                    capacity: CALLS as usize,
+                    ..WriterOptions::default()
+                },
+            );
+            let ns = calls(&with_sink(Some(sink)), CALLS);
+            guard.flush();
+            ns
+        })
+        .fold(f64::INFINITY, f64::min);
+    struct Discard;
+    impl cost_layer::CallSink for Discard {
+        fn submit(&self, call: &cost_layer::ClosedCall<'_>) -> bool {
+            black_box(cost_store::CallRecord::from_closed(call));
+            true
+        }
+    }
+    let discard = (0..3)
+        .map(|_| {
+            let (cost, _ledger) = CostLayer::builder().call_sink(Discard).build();
+            calls(
+                &Dispatch::new(tracing_subscriber::registry().with(cost)),
+                CALLS,
+            )
+        })
+        .fold(f64::INFINITY, f64::min);
+    report("layer+record_discarded", discard, "ns/op");
+    report("layer", alone, "ns/op");
+    report("layer+writer", attached, "ns/op");
+    report("writer_added", attached - alone, "ns/op");
+
+    match throughput(sqlite) {
+        Ok(rate) => report("sqlite_records_per_second", rate, "records/s"),
+        Err(e) => eprintln!("sqlite: {e}"),
+    }
+    let postgres = std::env::var("LLM_COST_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    // A schema of its own, dropped afterwards.
+    let schema = format!("llm_cost_bench_{}", std::process::id());
+    match postgres::Client::connect(&postgres, postgres::NoTls) {
+        Ok(mut admin) => {
+            let _ = admin.batch_execute(&format!("CREATE SCHEMA {schema}"));
+            let separator = if postgres.contains('?') { '&' } else { '?' };
+            let url = format!("{postgres}{separator}options=-c%20search_path%3D{schema}");
+            match throughput(&url) {
+                Ok(rate) => report("postgres_records_per_second", rate, "records/s"),
+                Err(e) => eprintln!("postgres: {e}"),
+            }
+            let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
+        }
+        Err(e) => eprintln!("SKIPPED postgres_records_per_second: {e}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
