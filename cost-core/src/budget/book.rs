@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
-use thiserror::Error;
 
 use super::clock::{Clock, SystemClock, utc_day, utc_month};
 use super::config::{BudgetConfig, BudgetScope, Policy, Window};
@@ -57,11 +56,9 @@ impl CallKeys {
     }
 }
 
-/// A call refused because a deny budget would be exceeded.
-#[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error(
-    "budget `{budget}` for {scope} `{key}` would be exceeded: spent ${spent} + reserved ${reserved} + this call's worst case ${requested} > limit ${limit}"
-)]
+/// A call refused because a deny budget would be exceeded (or, with shared accounts that
+/// fail closed, because they could not be reached).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetExceeded {
     /// The budget's name.
     pub budget: Arc<str>,
@@ -77,7 +74,37 @@ pub struct BudgetExceeded {
     pub requested: Money,
     /// The limit.
     pub limit: Money,
+    /// Set when the budget's shared accounts could not be reached and the book fails closed:
+    /// why. The figures are then unknown (zero).
+    pub unavailable: Option<Arc<str>>,
 }
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let BudgetExceeded {
+            budget,
+            scope,
+            key,
+            spent,
+            reserved,
+            requested,
+            limit,
+            unavailable,
+        } = self;
+        match unavailable {
+            Some(why) => write!(
+                f,
+                "budget `{budget}` for {scope} `{key}` cannot be checked (its shared accounts are unavailable: {why}) and fails closed: call refused"
+            ),
+            None => write!(
+                f,
+                "budget `{budget}` for {scope} `{key}` would be exceeded: spent ${spent} + reserved ${reserved} + this call's worst case ${requested} > limit ${limit}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BudgetExceeded {}
 
 /// Something the budgets noticed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,6 +212,8 @@ struct Held {
     key: Arc<str>,
     /// Whether the reservation booked on it (deny budgets) or only settles spend (alert ones).
     reserved: bool,
+    /// The reservation is booked in the shared accounts, in this window (not in `account`).
+    shared: Option<i64>,
 }
 
 /// Budgets reserved for one call, to settle when it ends. Dropping it unsettled releases the
@@ -220,6 +249,7 @@ struct BookInner {
     /// it advances).
     windows: Vec<AtomicI64>,
     days: Mutex<DailyHistory>,
+    shared: Option<super::shared::Shared>,
 }
 
 #[derive(Default)]
@@ -254,6 +284,14 @@ impl BudgetBook {
         config: BudgetConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, super::BudgetConfigError> {
+        BudgetBook::build(config, clock, None)
+    }
+
+    fn build(
+        config: BudgetConfig,
+        clock: Arc<dyn Clock>,
+        shared: Option<super::shared::Shared>,
+    ) -> Result<Self, super::BudgetConfigError> {
         config.validate()?;
         Ok(BudgetBook {
             inner: Arc::new(BookInner {
@@ -280,9 +318,26 @@ impl BudgetBook {
                     .map(|_| AtomicI64::new(i64::MIN))
                     .collect(),
                 days: Mutex::new(DailyHistory::default()),
+                shared,
                 config,
             }),
         })
+    }
+
+    /// A book whose deny budgets with a day or month window reserve in `accounts`, shared with
+    /// other processes (see [`super::shared`]); `unavailable` decides what happens when they
+    /// cannot be reached.
+    pub fn with_shared(
+        config: BudgetConfig,
+        clock: Arc<dyn Clock>,
+        accounts: Arc<dyn super::SharedAccounts>,
+        unavailable: super::Unavailable,
+    ) -> Result<Self, super::BudgetConfigError> {
+        let shared = super::shared::Shared {
+            accounts,
+            unavailable,
+        };
+        BudgetBook::build(config, clock, Some(shared))
     }
 
     /// The configuration.
@@ -447,6 +502,7 @@ impl BookInner {
                 account,
                 key: Arc::clone(key),
                 reserved: false,
+                shared: None,
             });
         }
         held
@@ -465,17 +521,8 @@ impl BookInner {
             if budget.policy != Policy::Deny {
                 continue;
             }
-            // The reservation core: book under the account's lock, or refuse and release what
-            // was booked (one comparison everywhere: over is `>`, equal is within).
-            if let Err((spent, reserved)) = held[i]
-                .account
-                .figures
-                .try_reserve(amount, budget.limit.units())
-            {
-                for booked in held.iter().filter(|h| h.reserved) {
-                    booked.account.figures.release(amount);
-                }
-                return Err(BudgetExceeded {
+            let refusal =
+                |spent: i128, reserved: i128, unavailable: Option<Arc<str>>| BudgetExceeded {
                     budget: Arc::from(budget.name.as_str()),
                     scope: budget.scope.as_str(),
                     key: Arc::clone(&held[i].key),
@@ -483,7 +530,53 @@ impl BookInner {
                     reserved: Money::from_units(reserved),
                     requested: Money::from_units(amount),
                     limit: budget.limit,
-                });
+                    unavailable,
+                };
+            // Calendar windows reserve in the shared accounts, when the book has them.
+            if let Some(shared) = &self.shared
+                && matches!(budget.window, Window::Day | Window::Month)
+            {
+                let window = window_id(budget.window, now);
+                let account = super::SharedKey {
+                    budget: &budget.name,
+                    key: &held[i].key,
+                    window,
+                };
+                let limit = budget.limit;
+                match shared
+                    .accounts
+                    .try_reserve(account, Money::from_units(amount), limit)
+                {
+                    Ok(()) => {
+                        held[i].reserved = true;
+                        held[i].shared = Some(window);
+                        continue;
+                    }
+                    Err(super::SharedRefusal::Over { spent, reserved }) => {
+                        let error = refusal(spent.units(), reserved.units(), None);
+                        self.release(&held, amount, now);
+                        return Err(error);
+                    }
+                    Err(super::SharedRefusal::Unavailable(why)) => {
+                        if shared.unavailable == super::Unavailable::FailClosed {
+                            let error = refusal(0, 0, Some(Arc::from(why)));
+                            self.release(&held, amount, now);
+                            return Err(error);
+                        }
+                        // Fail open: this process's own account decides, below.
+                    }
+                }
+            }
+            // The reservation core: book under the account's lock, or refuse and release what
+            // was booked (one comparison everywhere: over is `>`, equal is within).
+            if let Err((spent, reserved)) = held[i]
+                .account
+                .figures
+                .try_reserve(amount, budget.limit.units())
+            {
+                let error = refusal(spent, reserved, None);
+                self.release(&held, amount, now);
+                return Err(error);
             }
             held[i].reserved = true;
         }
@@ -495,6 +588,24 @@ impl BookInner {
             now,
             settled: false,
         })
+    }
+
+    /// Releases what `held` booked, in the process or in the shared accounts.
+    fn release(&self, held: &[Held], amount: i128, _now: i64) {
+        for booked in held.iter().filter(|h| h.reserved) {
+            match (booked.shared, &self.shared) {
+                (Some(window), Some(shared)) => shared.accounts.settle(
+                    super::SharedKey {
+                        budget: &self.config.budgets[booked.budget].name,
+                        key: &booked.key,
+                        window,
+                    },
+                    Money::from_units(amount),
+                    Money::ZERO,
+                ),
+                _ => booked.account.figures.release(amount),
+            }
+        }
     }
 }
 
@@ -517,9 +628,22 @@ impl Reservation {
             let account = &held.account;
             let key = &held.key;
             roll(account, budget.window, now);
+            let booked_here = held.reserved && held.shared.is_none();
+            if let (Some(window), Some(shared)) = (held.shared, &book.shared) {
+                shared.accounts.settle(
+                    super::SharedKey {
+                        budget: &budget.name,
+                        key,
+                        window,
+                    },
+                    Money::from_units(self.amount),
+                    Money::from_units(cost),
+                );
+            }
+            // The process's own account counts the spend it saw, for its alerts.
             let spent = account
                 .figures
-                .settle(if held.reserved { self.amount } else { 0 }, cost);
+                .settle(if booked_here { self.amount } else { 0 }, cost);
             if matches!(budget.window, Window::Rolling(_)) {
                 bucket_spend(&mut lock(&account.extra), budget.window, now, cost);
             }
@@ -585,9 +709,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            for held in self.held.iter().filter(|h| h.reserved) {
-                held.account.figures.release(self.amount);
-            }
+            self.book.release(&self.held, self.amount, self.now);
         }
     }
 }

@@ -32,6 +32,7 @@ mod clock;
 mod config;
 #[doc(hidden)]
 pub mod core;
+pub mod shared;
 
 pub use book::{BudgetAlert, BudgetBook, BudgetExceeded, CallKeys, Reservation};
 pub use clock::{
@@ -41,3 +42,4 @@ pub use config::{
     Budget, BudgetConfig, BudgetConfigError, BudgetScope, DEFAULT_THRESHOLDS, Policy, SpikeAlert,
     Threshold, Window,
 };
+pub use shared::{SharedAccounts, SharedKey, SharedRefusal, Unavailable};

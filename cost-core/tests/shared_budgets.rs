@@ -1,0 +1,181 @@
+//! A book with shared accounts: calendar-window deny budgets reserve there, settle there, and
+//! follow the book's policy when the store is unavailable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cost_core::Money;
+use cost_core::budget::{
+    Budget, BudgetBook, BudgetConfig, BudgetScope, CallKeys, ManualClock, SharedAccounts,
+    SharedKey, SharedRefusal, Unavailable, Window,
+};
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Accounts in memory, as a store would keep them: (budget, key, window) → (spent, reserved).
+#[derive(Default)]
+struct Memory {
+    accounts: Mutex<HashMap<(String, String, i64), (Money, Money)>>,
+    down: Mutex<bool>,
+}
+
+impl SharedAccounts for Memory {
+    fn try_reserve(
+        &self,
+        a: SharedKey<'_>,
+        amount: Money,
+        limit: Money,
+    ) -> Result<(), SharedRefusal> {
+        if *self.down.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Err(SharedRefusal::Unavailable("connection refused".into()));
+        }
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = accounts
+            .entry((a.budget.into(), a.key.into(), a.window))
+            .or_insert((Money::ZERO, Money::ZERO));
+        if entry.0 + entry.1 + amount > limit {
+            return Err(SharedRefusal::Over {
+                spent: entry.0,
+                reserved: entry.1,
+            });
+        }
+        entry.1 += amount;
+        Ok(())
+    }
+
+    fn settle(&self, a: SharedKey<'_>, reserved: Money, cost: Money) {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = accounts
+            .entry((a.budget.into(), a.key.into(), a.window))
+            .or_insert((Money::ZERO, Money::ZERO));
+        entry.1 = entry.1 - reserved;
+        entry.0 += cost;
+    }
+}
+
+impl Memory {
+    fn figures(&self, budget: &str, key: &str) -> Option<(Money, Money)> {
+        let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        accounts
+            .iter()
+            .find(|((b, k, _), _)| b == budget && k == key)
+            .map(|(_, f)| *f)
+    }
+}
+
+fn keys(user: &str) -> CallKeys {
+    CallKeys {
+        call: Arc::from("call"),
+        session: Some(Arc::from("s-1")),
+        user: Some(Arc::from(user)),
+        ..CallKeys::default()
+    }
+}
+
+fn book(memory: &Arc<Memory>, unavailable: Unavailable) -> BudgetBook {
+    let config = BudgetConfig {
+        budgets: vec![
+            Budget::deny("per_user_daily", BudgetScope::User, Window::Day, usd("1")),
+            Budget::deny(
+                "per_session_max",
+                BudgetScope::Session,
+                Window::Lifetime,
+                usd("10"),
+            ),
+        ],
+        ..BudgetConfig::default()
+    };
+    let accounts: Arc<dyn SharedAccounts> = memory.clone();
+    BudgetBook::with_shared(
+        config,
+        Arc::new(ManualClock::new(1_764_072_000)),
+        accounts,
+        unavailable,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn calendar_budgets_reserve_and_settle_in_the_shared_accounts() {
+    let memory = Arc::new(Memory::default());
+    let book = book(&memory, Unavailable::FailOpen);
+    let reservation = book
+        .reserve(&keys("alice"), usd("0.4"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        memory.figures("per_user_daily", "alice"),
+        Some((Money::ZERO, usd("0.4")))
+    );
+    // The lifetime budget stays in the process.
+    assert_eq!(memory.figures("per_session_max", "s-1"), None);
+    assert_eq!(
+        book.account("per_session_max", "s-1"),
+        Some((Money::ZERO, usd("0.4")))
+    );
+    reservation.settle(usd("0.25"));
+    assert_eq!(
+        memory.figures("per_user_daily", "alice"),
+        Some((usd("0.25"), Money::ZERO))
+    );
+}
+
+#[test]
+fn spend_booked_by_another_process_refuses_the_call() {
+    let memory = Arc::new(Memory::default());
+    // Another process (or this one before a restart) spent $0.9 of alice's day.
+    let other = book(&memory, Unavailable::FailOpen);
+    other
+        .reserve(&keys("alice"), usd("0.9"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .settle(usd("0.9"));
+    let this = book(&memory, Unavailable::FailOpen);
+    let refused = this
+        .reserve(&keys("alice"), usd("0.2"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted over the shared limit"));
+    assert_eq!((refused.spent, refused.limit), (usd("0.9"), usd("1")));
+    assert_eq!(refused.unavailable, None);
+    // Nothing stays booked by the refused call, here or there.
+    assert_eq!(
+        this.account("per_session_max", "s-1"),
+        Some((Money::ZERO, Money::ZERO))
+    );
+    assert_eq!(
+        memory.figures("per_user_daily", "alice"),
+        Some((usd("0.9"), Money::ZERO))
+    );
+    // Equal to the limit is within.
+    assert!(this.reserve(&keys("alice"), usd("0.1")).is_ok());
+}
+
+#[test]
+fn a_dropped_reservation_is_released_in_the_shared_accounts() {
+    let memory = Arc::new(Memory::default());
+    let book = book(&memory, Unavailable::FailOpen);
+    drop(book.reserve(&keys("bob"), usd("0.5")));
+    assert_eq!(
+        memory.figures("per_user_daily", "bob"),
+        Some((Money::ZERO, Money::ZERO))
+    );
+}
+
+#[test]
+fn an_unavailable_store_fails_open_or_closed_as_configured() {
+    let memory = Arc::new(Memory::default());
+    *memory.down.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    let open = book(&memory, Unavailable::FailOpen);
+    let admitted = open.reserve(&keys("carol"), usd("0.5"));
+    assert!(admitted.is_ok(), "fail open admits");
+    // … on the process's own accounts, which still enforce the limit.
+    assert!(open.reserve(&keys("carol"), usd("0.6")).is_err());
+    drop(admitted);
+    let closed = book(&memory, Unavailable::FailClosed);
+    let refused = closed
+        .reserve(&keys("carol"), usd("0.01"))
+        .err()
+        .unwrap_or_else(|| panic!("fail closed admitted"));
+    assert_eq!(refused.unavailable.as_deref(), Some("connection refused"));
+    assert!(refused.to_string().contains("fails closed"), "{refused}");
+}
