@@ -63,13 +63,19 @@ where
     let worst = quote.as_ref().map(|q| q.total()).unwrap_or(Money::ZERO);
     // Model budgets are kept under the price table's key, as the ledger's model keys are.
     let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
-    let mut extensions = span.extensions_mut();
-    let Some(record) = extensions.get_mut::<CostRecord>() else {
-        return Ok(());
+    let keys = {
+        let extensions = span.extensions();
+        let Some(record) = extensions.get::<CostRecord>() else {
+            return Ok(());
+        };
+        layer.call_keys(record, Some(model_key))
     };
-    let keys = layer.call_keys(record, Some(model_key));
+    // Reserved without holding the span's data: with shared accounts this is a round trip to
+    // the store.
     let reservation = book.reserve(&keys, worst)?;
-    record.budget.reservation = Some(reservation);
+    if let Some(record) = span.extensions_mut().get_mut::<CostRecord>() {
+        record.budget.reservation = Some(reservation);
+    }
     Ok(())
 }
 

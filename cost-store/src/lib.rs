@@ -20,6 +20,8 @@
 //!   address with [`open`]. Each creates and migrates its schema, versioned; money is stored as
 //!   exact decimals (`NUMERIC` in PostgreSQL, decimal text in SQLite and JSON), never floats.
 //! - [`spawn`]: the background writer, its bounded queue, retries and [`FlushGuard`].
+//! - [`budgets()`]: budget accounts in the store, so calendar-window budgets hold across restarts
+//!   and processes ([`cost_core::budget::SharedAccounts`]).
 //! - [`report`]: totals by day, feature, user, model, session or agent; what-if pricing on
 //!   another model; repricing after a price correction.
 //!
@@ -29,6 +31,7 @@
 
 #![deny(missing_docs)]
 
+pub mod budgets;
 mod columns;
 mod jsonl;
 #[cfg(feature = "postgres")]
@@ -40,6 +43,7 @@ mod sqlite;
 mod store;
 mod writer;
 
+pub use budgets::{BudgetStats, StoreBudgets, budgets};
 pub use jsonl::JsonLinesStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

@@ -10,7 +10,9 @@ use crate::record::CallRecord;
 use crate::store::{Repriced, Store, StoreError, TimeRange};
 
 /// The schema versions, applied in order.
-const MIGRATIONS: &[&str] = &["CREATE TABLE llm_calls (
+const MIGRATIONS: &[&str] = &[
+    // 1: the calls table.
+    "CREATE TABLE llm_calls (
         id BIGSERIAL PRIMARY KEY,
         at_ms BIGINT NOT NULL,
         duration_us BIGINT NOT NULL,
@@ -47,7 +49,17 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE llm_calls (
         previous_cost NUMERIC,
         repriced_with TEXT
     );
-    CREATE INDEX llm_calls_at ON llm_calls (at_ms);"];
+    CREATE INDEX llm_calls_at ON llm_calls (at_ms);",
+    // 2: budget accounts shared by processes.
+    "CREATE TABLE llm_cost_budget_accounts (
+        budget TEXT NOT NULL,
+        key TEXT NOT NULL,
+        window_id BIGINT NOT NULL,
+        spent NUMERIC NOT NULL DEFAULT 0,
+        reserved NUMERIC NOT NULL DEFAULT 0,
+        PRIMARY KEY (budget, key, window_id)
+    );",
+];
 
 /// The schema version this library writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -303,5 +315,86 @@ impl Store for PostgresStore {
 
     fn describe(&self) -> String {
         address_without_secrets(&self.url)
+    }
+}
+
+impl crate::budgets::BudgetBackend for PostgresStore {
+    fn try_reserve(
+        &mut self,
+        account: cost_core::budget::SharedKey<'_>,
+        amount: cost_core::Money,
+        limit: cost_core::Money,
+    ) -> Result<Result<(), (cost_core::Money, cost_core::Money)>, StoreError> {
+        let (amount, limit) = (amount.to_string(), limit.to_string());
+        let location = address_without_secrets(&self.url);
+        let figures = self.with_client(|client, _| {
+            client.execute(
+                "INSERT INTO llm_cost_budget_accounts (budget, key, window_id)
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&account.budget, &account.key, &account.window],
+            )?;
+            // One conditional update: the row lock makes it atomic against every process.
+            let booked = client.query(
+                "UPDATE llm_cost_budget_accounts SET reserved = reserved + $4::text::numeric
+                 WHERE budget = $1 AND key = $2 AND window_id = $3
+                   AND spent + reserved + $4::text::numeric <= $5::text::numeric
+                 RETURNING 1",
+                &[
+                    &account.budget,
+                    &account.key,
+                    &account.window,
+                    &amount,
+                    &limit,
+                ],
+            )?;
+            if !booked.is_empty() {
+                return Ok(None);
+            }
+            let row = client.query_one(
+                "SELECT spent::text, reserved::text FROM llm_cost_budget_accounts
+                 WHERE budget = $1 AND key = $2 AND window_id = $3",
+                &[&account.budget, &account.key, &account.window],
+            )?;
+            Ok(Some((
+                row.try_get::<_, String>(0)?,
+                row.try_get::<_, String>(1)?,
+            )))
+        })?;
+        let Some((spent, reserved)) = figures else {
+            return Ok(Ok(()));
+        };
+        let parse = |text: &str| {
+            cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
+                location: format!("{location} llm_cost_budget_accounts"),
+                message: e.to_string(),
+            })
+        };
+        Ok(Err((parse(&spent)?, parse(&reserved)?)))
+    }
+
+    fn settle(&mut self, settles: &[crate::budgets::Settle]) -> Result<(), StoreError> {
+        self.with_client(|client, _| {
+            let mut transaction = client.transaction()?;
+            let statement = transaction.prepare(
+                "INSERT INTO llm_cost_budget_accounts AS a (budget, key, window_id, spent, reserved)
+                 VALUES ($1, $2, $3, $5::text::numeric, 0)
+                 ON CONFLICT (budget, key, window_id) DO UPDATE SET
+                    spent = a.spent + EXCLUDED.spent,
+                    reserved = GREATEST(a.reserved - $4::text::numeric, 0)",
+            )?;
+            for settle in settles {
+                transaction.execute(
+                    &statement,
+                    &[
+                        &settle.budget,
+                        &settle.account,
+                        &settle.window,
+                        &settle.reserved.to_string(),
+                        &settle.cost.to_string(),
+                    ],
+                )?;
+            }
+            transaction.commit()
+        })
     }
 }

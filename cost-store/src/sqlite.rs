@@ -51,6 +51,15 @@ const MIGRATIONS: &[&str] = &[
         repriced_with TEXT
     );
     CREATE INDEX llm_calls_at ON llm_calls (at_ms);",
+    // 2: budget accounts shared by processes (money as exact decimal text).
+    "CREATE TABLE llm_cost_budget_accounts (
+        budget TEXT NOT NULL,
+        key TEXT NOT NULL,
+        window_id INTEGER NOT NULL,
+        spent TEXT NOT NULL,
+        reserved TEXT NOT NULL,
+        PRIMARY KEY (budget, key, window_id)
+    );",
 ];
 
 /// The schema version this library writes.
@@ -251,5 +260,110 @@ impl Store for SqliteStore {
 
     fn describe(&self) -> String {
         self.path.display().to_string()
+    }
+}
+
+impl SqliteStore {
+    /// The account's figures inside `transaction` (zero when absent).
+    fn figures(
+        transaction: &rusqlite::Transaction<'_>,
+        account: &cost_core::budget::SharedKey<'_>,
+    ) -> rusqlite::Result<Option<(String, String)>> {
+        use rusqlite::OptionalExtension;
+        transaction
+            .query_row(
+                "SELECT spent, reserved FROM llm_cost_budget_accounts
+                 WHERE budget = ?1 AND key = ?2 AND window_id = ?3",
+                (account.budget, account.key, account.window),
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()
+    }
+
+    fn write_figures(
+        transaction: &rusqlite::Transaction<'_>,
+        account: &cost_core::budget::SharedKey<'_>,
+        spent: cost_core::Money,
+        reserved: cost_core::Money,
+    ) -> rusqlite::Result<usize> {
+        transaction.execute(
+            "INSERT INTO llm_cost_budget_accounts (budget, key, window_id, spent, reserved)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (budget, key, window_id) DO UPDATE SET spent = ?4, reserved = ?5",
+            (
+                account.budget,
+                account.key,
+                account.window,
+                spent.to_string(),
+                reserved.to_string(),
+            ),
+        )
+    }
+
+    fn parse_figures(
+        path: &std::path::Path,
+        figures: Option<(String, String)>,
+    ) -> Result<(cost_core::Money, cost_core::Money), StoreError> {
+        let Some((spent, reserved)) = figures else {
+            return Ok((cost_core::Money::ZERO, cost_core::Money::ZERO));
+        };
+        let parse = |text: &str| {
+            cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
+                location: format!("{} llm_cost_budget_accounts", path.display()),
+                message: e.to_string(),
+            })
+        };
+        Ok((parse(&spent)?, parse(&reserved)?))
+    }
+}
+
+impl crate::budgets::BudgetBackend for SqliteStore {
+    fn try_reserve(
+        &mut self,
+        account: cost_core::budget::SharedKey<'_>,
+        amount: cost_core::Money,
+        limit: cost_core::Money,
+    ) -> Result<Result<(), (cost_core::Money, cost_core::Money)>, StoreError> {
+        // An immediate transaction holds the database's write lock from the read to the
+        // write: no other process can book in between.
+        let path = self.path.clone();
+        let error = |e| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(error)?;
+        let figures = Self::figures(&transaction, &account).map_err(error)?;
+        let (spent, reserved) = Self::parse_figures(&path, figures)?;
+        if spent + reserved + amount > limit {
+            return Ok(Err((spent, reserved)));
+        }
+        Self::write_figures(&transaction, &account, spent, reserved + amount)
+            .and_then(|_| transaction.commit())
+            .map_err(error)?;
+        Ok(Ok(()))
+    }
+
+    fn settle(&mut self, settles: &[crate::budgets::Settle]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let error = |e| StoreError::Sqlite {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(error)?;
+        for settle in settles {
+            let account = settle.key();
+            let figures = Self::figures(&transaction, &account).map_err(error)?;
+            let (spent, reserved) = Self::parse_figures(&path, figures)?;
+            let reserved = (reserved - settle.reserved).max(cost_core::Money::ZERO);
+            Self::write_figures(&transaction, &account, spent + settle.cost, reserved)
+                .map_err(error)?;
+        }
+        transaction.commit().map_err(error)
     }
 }

@@ -63,7 +63,7 @@ pub struct BudgetExceeded {
     /// The budget's name.
     pub budget: Arc<str>,
     /// Its scope.
-    pub scope: &'static str,
+    pub scope: BudgetScope,
     /// The key.
     pub key: Arc<str>,
     /// Spent in the window.
@@ -76,7 +76,7 @@ pub struct BudgetExceeded {
     pub limit: Money,
     /// Set when the budget's shared accounts could not be reached and the book fails closed:
     /// why. The figures are then unknown (zero).
-    pub unavailable: Option<Arc<str>>,
+    pub unavailable: Option<Arc<String>>,
 }
 
 impl std::fmt::Display for BudgetExceeded {
@@ -91,6 +91,7 @@ impl std::fmt::Display for BudgetExceeded {
             limit,
             unavailable,
         } = self;
+        let scope = scope.as_str();
         match unavailable {
             Some(why) => write!(
                 f,
@@ -522,9 +523,9 @@ impl BookInner {
                 continue;
             }
             let refusal =
-                |spent: i128, reserved: i128, unavailable: Option<Arc<str>>| BudgetExceeded {
+                |spent: i128, reserved: i128, unavailable: Option<Arc<String>>| BudgetExceeded {
                     budget: Arc::from(budget.name.as_str()),
-                    scope: budget.scope.as_str(),
+                    scope: budget.scope,
                     key: Arc::clone(&held[i].key),
                     spent: Money::from_units(spent),
                     reserved: Money::from_units(reserved),
@@ -559,7 +560,7 @@ impl BookInner {
                     }
                     Err(super::SharedRefusal::Unavailable(why)) => {
                         if shared.unavailable == super::Unavailable::FailClosed {
-                            let error = refusal(0, 0, Some(Arc::from(why)));
+                            let error = refusal(0, 0, Some(Arc::new(why)));
                             self.release(&held, amount, now);
                             return Err(error);
                         }

@@ -1,0 +1,247 @@
+//! Budget accounts in the store ([`cost_core::budget::SharedAccounts`]): a per-user daily
+//! budget then holds across restarts (SQLite) and across every process sharing a PostgreSQL
+//! database.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use cost_layer::cost_core::budget::{BudgetBook, BudgetConfig, SystemClock, Unavailable};
+//!
+//! let accounts = cost_store::budgets("postgres://app@db/llm")?;
+//! let config = BudgetConfig::from_toml("per_user_daily = 50.00")?;
+//! let book = BudgetBook::with_shared(config, Arc::new(SystemClock), accounts, Unavailable::FailClosed)?;
+//! // then: CostLayer::builder().budgets(book)
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A reservation is one atomic conditional update in the store (PostgreSQL: `UPDATE … WHERE
+//! spent + reserved + amount <= limit`, under the row's lock; SQLite: read and write inside an
+//! immediate transaction, which holds the database's write lock), made on the caller's thread
+//! before the call runs. Settlements come from the layer's `on_close`, where nothing may block:
+//! they are queued to a background thread that applies them in batches and retries while the
+//! store is down. A settlement that cannot be queued (the queue is full) leaves its reservation
+//! booked, which can only refuse more, never admit more; it is counted in
+//! [`BudgetStats::settles_dropped`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cost_core::Money;
+use cost_core::budget::{SharedAccounts, SharedKey, SharedRefusal};
+
+use crate::store::StoreError;
+
+/// A store that keeps budget accounts.
+pub(crate) trait BudgetBackend: Send + 'static {
+    /// Books `amount` if it fits: `Ok(Err((spent, reserved)))` when it does not.
+    fn try_reserve(
+        &mut self,
+        account: SharedKey<'_>,
+        amount: Money,
+        limit: Money,
+    ) -> Result<Result<(), (Money, Money)>, StoreError>;
+
+    /// Applies settlements, all or none.
+    fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError>;
+}
+
+/// One queued settlement.
+#[derive(Clone, Debug)]
+pub(crate) struct Settle {
+    pub(crate) budget: String,
+    pub(crate) account: String,
+    pub(crate) window: i64,
+    pub(crate) reserved: Money,
+    pub(crate) cost: Money,
+}
+
+impl Settle {
+    pub(crate) fn key(&self) -> SharedKey<'_> {
+        SharedKey {
+            budget: &self.budget,
+            key: &self.account,
+            window: self.window,
+        }
+    }
+}
+
+enum Message {
+    Settle(Settle),
+    Flush(SyncSender<bool>),
+}
+
+/// What the budget accounts have done, readable at any time.
+#[derive(Debug, Default)]
+pub struct BudgetStats {
+    settled: AtomicU64,
+    settles_dropped: AtomicU64,
+    failed_writes: AtomicU64,
+    unavailable: AtomicU64,
+}
+
+impl BudgetStats {
+    /// Settlements applied in the store.
+    pub fn settled(&self) -> u64 {
+        self.settled.load(Ordering::Relaxed)
+    }
+
+    /// Settlements that could not be queued (their reservations stay booked).
+    pub fn settles_dropped(&self) -> u64 {
+        self.settles_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Failed attempts to apply settlements (each retried).
+    pub fn failed_writes(&self) -> u64 {
+        self.failed_writes.load(Ordering::Relaxed)
+    }
+
+    /// Reservations that found the store unavailable.
+    pub fn unavailable(&self) -> u64 {
+        self.unavailable.load(Ordering::Relaxed)
+    }
+}
+
+/// Budget accounts in a store, shared by every process that opens the same one.
+pub struct StoreBudgets {
+    reserve: Mutex<Box<dyn BudgetBackend>>,
+    settles: SyncSender<Message>,
+    stats: Arc<BudgetStats>,
+}
+
+/// Settlements the queue holds.
+const SETTLE_QUEUE: usize = 65_536;
+
+/// Opens the budget accounts at `address` (a SQLite file or a `postgres://` URL; JSON lines
+/// cannot hold them), with a background thread for settlements.
+pub fn budgets(address: &str) -> Result<Arc<StoreBudgets>, StoreError> {
+    let open = || -> Result<Box<dyn BudgetBackend>, StoreError> {
+        if address.starts_with("postgres://") || address.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
+        }
+        #[cfg(feature = "sqlite")]
+        if !address.ends_with(".jsonl") {
+            return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
+        }
+        Err(StoreError::UnknownAddress(address.to_owned()))
+    };
+    let reserve = open()?;
+    let settle = open()?;
+    let (settles, incoming) = sync_channel(SETTLE_QUEUE);
+    let stats = Arc::new(BudgetStats::default());
+    let thread_stats = Arc::clone(&stats);
+    std::thread::Builder::new()
+        .name("llm-cost-budgets".into())
+        .spawn(move || settle_loop(settle, incoming, &thread_stats))
+        .map_err(|source| StoreError::Io {
+            path: "llm-cost-budgets thread".into(),
+            source,
+        })?;
+    Ok(Arc::new(StoreBudgets {
+        reserve: Mutex::new(reserve),
+        settles,
+        stats,
+    }))
+}
+
+impl StoreBudgets {
+    /// What the accounts have done so far.
+    pub fn stats(&self) -> &BudgetStats {
+        &self.stats
+    }
+
+    /// Waits (up to `timeout`) until every settlement queued before is applied; `true` when
+    /// they were.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let (done, wait) = sync_channel(1);
+        if self.settles.try_send(Message::Flush(done)).is_err() {
+            return false;
+        }
+        wait.recv_timeout(timeout).unwrap_or(false)
+    }
+}
+
+impl SharedAccounts for StoreBudgets {
+    fn try_reserve(
+        &self,
+        account: SharedKey<'_>,
+        amount: Money,
+        limit: Money,
+    ) -> Result<(), SharedRefusal> {
+        let mut backend = self
+            .reserve
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match backend.try_reserve(account, amount, limit) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((spent, reserved))) => Err(SharedRefusal::Over { spent, reserved }),
+            Err(error) => {
+                self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+                Err(SharedRefusal::Unavailable(error.to_string()))
+            }
+        }
+    }
+
+    fn settle(&self, account: SharedKey<'_>, reserved: Money, cost: Money) {
+        let settle = Settle {
+            budget: account.budget.to_owned(),
+            account: account.key.to_owned(),
+            window: account.window,
+            reserved,
+            cost,
+        };
+        if self.settles.try_send(Message::Settle(settle)).is_err() {
+            self.stats.settles_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn settle_loop(
+    mut backend: Box<dyn BudgetBackend>,
+    incoming: Receiver<Message>,
+    stats: &BudgetStats,
+) {
+    let mut batch: Vec<Settle> = Vec::new();
+    let mut acks: Vec<SyncSender<bool>> = Vec::new();
+    loop {
+        loop {
+            match incoming.try_recv() {
+                Ok(Message::Settle(settle)) => batch.push(settle),
+                Ok(Message::Flush(ack)) => {
+                    acks.push(ack);
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
+            }
+            if batch.len() >= 1_024 {
+                break;
+            }
+        }
+        if batch.is_empty() && acks.is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        // Retried until applied: a settlement is never lost while the process runs.
+        let mut delay = Duration::from_millis(20);
+        while !batch.is_empty() {
+            match backend.settle(&batch) {
+                Ok(()) => {
+                    stats
+                        .settled
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
+                }
+                Err(_) => {
+                    stats.failed_writes.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        for ack in acks.drain(..) {
+            let _ = ack.try_send(true);
+        }
+    }
+}

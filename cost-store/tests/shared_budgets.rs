@@ -1,0 +1,150 @@
+//! Budget accounts in the store: two real processes racing on one user's daily budget in
+//! PostgreSQL never admit more than its limit; a SQLite budget survives a restart; a cut
+//! connection fails closed, then reconnects.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{PostgresSchema, usd};
+use cost_layer::cost_core::budget::{
+    BudgetBook, BudgetConfig, CallKeys, ManualClock, SharedAccounts, Unavailable,
+};
+
+/// 2025-11-25 12:00 UTC: every process counts in the same day.
+const NOW: i64 = 1_764_072_000;
+
+fn book(accounts: Arc<cost_store::StoreBudgets>, unavailable: Unavailable) -> BudgetBook {
+    let config = BudgetConfig::from_toml("per_user_daily = 1.00").unwrap_or_else(|e| panic!("{e}"));
+    let accounts: Arc<dyn SharedAccounts> = accounts;
+    BudgetBook::with_shared(
+        config,
+        Arc::new(ManualClock::new(NOW)),
+        accounts,
+        unavailable,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn keys(user: &str, call: usize) -> CallKeys {
+    CallKeys {
+        call: Arc::from(format!("call-{call}")),
+        user: Some(Arc::from(user)),
+        ..CallKeys::default()
+    }
+}
+
+/// One racing process: `LLM_COST_RACE_ROUNDS` calls of $0.01 worst case for user `racer`,
+/// each settled at $0.01; prints how many were admitted.
+#[test]
+#[ignore = "run as a child process by two_processes_racing_on_one_user_budget_never_over_admit"]
+fn racer_child() {
+    let url = std::env::var("LLM_COST_RACE_URL").unwrap_or_else(|e| panic!("{e}"));
+    let rounds: usize = std::env::var("LLM_COST_RACE_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(80);
+    let accounts = cost_store::budgets(&url).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let mut admitted = 0;
+    for call in 0..rounds {
+        if let Ok(reservation) = book.reserve(&keys("racer", call), usd("0.01")) {
+            admitted += 1;
+            reservation.settle(usd("0.01"));
+        }
+    }
+    assert!(accounts.flush(Duration::from_secs(30)));
+    println!("admitted={admitted}");
+}
+
+#[test]
+fn two_processes_racing_on_one_user_budget_never_over_admit() {
+    let Some(schema) = PostgresSchema::create("race") else {
+        return;
+    };
+    // Create the schema's tables before the race, so both racers find them.
+    drop(cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}")));
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("{e}")))
+                .args(["--ignored", "--exact", "racer_child", "--nocapture"])
+                .env("LLM_COST_RACE_URL", &schema.url)
+                .env("LLM_COST_RACE_ROUNDS", "80")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for racer in racers {
+        let output = racer.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(output.status.success(), "a racer failed");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let count: u32 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("admitted="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no count in {text}"));
+        admitted.push(count);
+    }
+    // 160 attempts of $0.01 against $1.00: exactly 100 admitted, never one more.
+    assert_eq!(admitted.iter().sum::<u32>(), 100, "{admitted:?}");
+    let mut client =
+        postgres::Client::connect(&schema.url, postgres::NoTls).unwrap_or_else(|e| panic!("{e}"));
+    let row = client
+        .query_one(
+            "SELECT spent::text, reserved::text FROM llm_cost_budget_accounts WHERE key = 'racer'",
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let spent: String = row.get(0);
+    let reserved: String = row.get(1);
+    assert_eq!(usd(&spent), usd("1.00"), "{admitted:?}");
+    assert_eq!(usd(&reserved), usd("0"));
+}
+
+#[test]
+fn a_sqlite_budget_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("budgets.sqlite");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    {
+        let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
+        let before = book(Arc::clone(&accounts), Unavailable::FailClosed);
+        before
+            .reserve(&keys("alice", 1), usd("0.9"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .settle(usd("0.9"));
+        assert!(accounts.flush(Duration::from_secs(10)));
+    }
+    // A new process, as far as the budget can tell.
+    let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
+    let after = book(accounts, Unavailable::FailClosed);
+    let refused = after
+        .reserve(&keys("alice", 2), usd("0.2"))
+        .err()
+        .unwrap_or_else(|| panic!("the restart forgot alice's spend"));
+    assert_eq!(refused.spent, usd("0.9"));
+    assert!(after.reserve(&keys("alice", 3), usd("0.1")).is_ok());
+}
+
+#[test]
+fn a_cut_connection_fails_closed_then_reconnects() {
+    let Some(mut schema) = PostgresSchema::create("cut") else {
+        return;
+    };
+    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    assert!(book.reserve(&keys("dora", 1), usd("0.1")).is_ok());
+    assert!(schema.cut_connections() >= 1);
+    let refused = book
+        .reserve(&keys("dora", 2), usd("0.1"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted without its store"));
+    assert!(refused.unavailable.is_some(), "{refused}");
+    assert_eq!(accounts.stats().unavailable(), 1);
+    // The next reservation opens a new connection.
+    assert!(book.reserve(&keys("dora", 3), usd("0.1")).is_ok());
+}
