@@ -12,7 +12,7 @@
 
 use std::fmt;
 use std::iter::Sum;
-use std::ops::{Add, AddAssign, Sub};
+use std::ops::{Add, AddAssign, Sub, SubAssign};
 use std::str::FromStr;
 
 use thiserror::Error;
@@ -170,6 +170,12 @@ impl Sub for Money {
     /// Exact subtraction; saturates at the end of the range instead of wrapping.
     fn sub(self, other: Money) -> Money {
         Money(self.0.saturating_sub(other.0))
+    }
+}
+
+impl SubAssign for Money {
+    fn sub_assign(&mut self, other: Money) {
+        *self = *self - other;
     }
 }
 

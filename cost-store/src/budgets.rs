@@ -18,9 +18,11 @@
 //! immediate transaction, which holds the database's write lock), made on the caller's thread
 //! before the call runs. Settlements come from the layer's `on_close`, where nothing may block:
 //! they are queued to a background thread that applies them in batches and retries while the
-//! store is down. A settlement that cannot be queued (the queue is full) leaves its reservation
-//! booked, which can only refuse more, never admit more; it is counted in
-//! [`BudgetStats::settles_dropped`].
+//! store is down. A reservation counts this process's queued settlements as applied (what they
+//! will take off the account is passed into the conditional update), so a call is admitted
+//! exactly as it would be once they land. A settlement that cannot be queued (the queue is
+//! full), or that dies with its process, leaves its reservation booked, which can only refuse
+//! more, never admit more; the first is counted in [`BudgetStats::settles_dropped`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
@@ -34,12 +36,15 @@ use crate::store::StoreError;
 
 /// A store that keeps budget accounts.
 pub(crate) trait BudgetBackend: Send + 'static {
-    /// Books `amount` if it fits: `Ok(Err((spent, reserved)))` when it does not.
+    /// Books `amount` if `spent + reserved − pending + amount ≤ limit`, where `pending` is what
+    /// this process's queued settlements will take off the account once applied:
+    /// `Ok(Err((spent, reserved)))` when it does not fit.
     fn try_reserve(
         &mut self,
         account: SharedKey<'_>,
         amount: Money,
         limit: Money,
+        pending: Money,
     ) -> Result<Result<(), (Money, Money)>, StoreError>;
 
     /// Applies settlements, all or none.
@@ -107,7 +112,14 @@ pub struct StoreBudgets {
     reserve: Mutex<Box<dyn BudgetBackend>>,
     settles: SyncSender<Message>,
     stats: Arc<BudgetStats>,
+    pending: Arc<Pending>,
 }
+
+/// What this process's queued settlements will take off each account (`reserved − cost`),
+/// so a reservation counts them as applied: the check is then the one the account will pass
+/// once they are. The lock is held across a reservation's round trip and across applying a
+/// batch, so a settlement is never counted both in the store and here.
+type Pending = Mutex<std::collections::HashMap<(String, String, i64), Money>>;
 
 /// Settlements the queue holds.
 const SETTLE_QUEUE: usize = 65_536;
@@ -131,9 +143,11 @@ pub fn budgets(address: &str) -> Result<Arc<StoreBudgets>, StoreError> {
     let (settles, incoming) = sync_channel(SETTLE_QUEUE);
     let stats = Arc::new(BudgetStats::default());
     let thread_stats = Arc::clone(&stats);
+    let pending = Arc::new(Pending::default());
+    let thread_pending = Arc::clone(&pending);
     std::thread::Builder::new()
         .name("llm-cost-budgets".into())
-        .spawn(move || settle_loop(settle, incoming, &thread_stats))
+        .spawn(move || settle_loop(settle, incoming, &thread_stats, &thread_pending))
         .map_err(|source| StoreError::Io {
             path: "llm-cost-budgets thread".into(),
             source,
@@ -142,6 +156,7 @@ pub fn budgets(address: &str) -> Result<Arc<StoreBudgets>, StoreError> {
         reserve: Mutex::new(reserve),
         settles,
         stats,
+        pending,
     }))
 }
 
@@ -173,7 +188,16 @@ impl SharedAccounts for StoreBudgets {
             .reserve
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match backend.try_reserve(account, amount, limit) {
+        let pending = lock(&self.pending);
+        let queued = pending
+            .get(&(
+                account.budget.to_owned(),
+                account.key.to_owned(),
+                account.window,
+            ))
+            .copied()
+            .unwrap_or(Money::ZERO);
+        match backend.try_reserve(account, amount, limit, queued) {
             Ok(Ok(())) => Ok(()),
             Ok(Err((spent, reserved))) => Err(SharedRefusal::Over { spent, reserved }),
             Err(error) => {
@@ -191,16 +215,28 @@ impl SharedAccounts for StoreBudgets {
             reserved,
             cost,
         };
-        if self.settles.try_send(Message::Settle(settle)).is_err() {
-            self.stats.settles_dropped.fetch_add(1, Ordering::Relaxed);
+        let mut pending = lock(&self.pending);
+        let key = (settle.budget.clone(), settle.account.clone(), settle.window);
+        match self.settles.try_send(Message::Settle(settle)) {
+            Ok(()) => *pending.entry(key).or_insert(Money::ZERO) += reserved - cost,
+            Err(_) => {
+                self.stats.settles_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn settle_loop(
     mut backend: Box<dyn BudgetBackend>,
     incoming: Receiver<Message>,
     stats: &BudgetStats,
+    pending: &Pending,
 ) {
     let mut batch: Vec<Settle> = Vec::new();
     let mut acks: Vec<SyncSender<bool>> = Vec::new();
@@ -226,14 +262,25 @@ fn settle_loop(
         // Retried until applied: a settlement is never lost while the process runs.
         let mut delay = Duration::from_millis(20);
         while !batch.is_empty() {
+            let mut pending = lock(pending);
             match backend.settle(&batch) {
                 Ok(()) => {
+                    for settle in &batch {
+                        let key = (settle.budget.clone(), settle.account.clone(), settle.window);
+                        if let Some(left) = pending.get_mut(&key) {
+                            *left -= settle.reserved - settle.cost;
+                            if left.is_zero() {
+                                pending.remove(&key);
+                            }
+                        }
+                    }
                     stats
                         .settled
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     batch.clear();
                 }
                 Err(_) => {
+                    drop(pending);
                     stats.failed_writes.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(5));

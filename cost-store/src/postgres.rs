@@ -324,8 +324,9 @@ impl crate::budgets::BudgetBackend for PostgresStore {
         account: cost_core::budget::SharedKey<'_>,
         amount: cost_core::Money,
         limit: cost_core::Money,
+        pending: cost_core::Money,
     ) -> Result<Result<(), (cost_core::Money, cost_core::Money)>, StoreError> {
-        let (amount, limit) = (amount.to_string(), limit.to_string());
+        let (amount, limit, pending) = (amount.to_string(), limit.to_string(), pending.to_string());
         let location = address_without_secrets(&self.url);
         let figures = self.with_client(|client, _| {
             client.execute(
@@ -337,7 +338,8 @@ impl crate::budgets::BudgetBackend for PostgresStore {
             let booked = client.query(
                 "UPDATE llm_cost_budget_accounts SET reserved = reserved + $4::text::numeric
                  WHERE budget = $1 AND key = $2 AND window_id = $3
-                   AND spent + reserved + $4::text::numeric <= $5::text::numeric
+                   AND spent + reserved - $6::text::numeric + $4::text::numeric
+                       <= $5::text::numeric
                  RETURNING 1",
                 &[
                     &account.budget,
@@ -345,6 +347,7 @@ impl crate::budgets::BudgetBackend for PostgresStore {
                     &account.window,
                     &amount,
                     &limit,
+                    &pending,
                 ],
             )?;
             if !booked.is_empty() {

@@ -323,6 +323,7 @@ impl crate::budgets::BudgetBackend for SqliteStore {
         account: cost_core::budget::SharedKey<'_>,
         amount: cost_core::Money,
         limit: cost_core::Money,
+        pending: cost_core::Money,
     ) -> Result<Result<(), (cost_core::Money, cost_core::Money)>, StoreError> {
         // An immediate transaction holds the database's write lock from the read to the
         // write: no other process can book in between.
@@ -337,7 +338,7 @@ impl crate::budgets::BudgetBackend for SqliteStore {
             .map_err(error)?;
         let figures = Self::figures(&transaction, &account).map_err(error)?;
         let (spent, reserved) = Self::parse_figures(&path, figures)?;
-        if spent + reserved + amount > limit {
+        if spent + reserved - pending + amount > limit {
             return Ok(Err((spent, reserved)));
         }
         Self::write_figures(&transaction, &account, spent, reserved + amount)

@@ -148,3 +148,61 @@ fn a_cut_connection_fails_closed_then_reconnects() {
     // The next reservation opens a new connection.
     assert!(book.reserve(&keys("dora", 3), usd("0.1")).is_ok());
 }
+
+#[derive(Debug)]
+enum AgentError {
+    OverBudget(cost_layer::cost_core::budget::BudgetExceeded),
+}
+
+impl From<cost_layer::cost_core::budget::BudgetExceeded> for AgentError {
+    fn from(e: cost_layer::cost_core::budget::BudgetExceeded) -> Self {
+        AgentError::OverBudget(e)
+    }
+}
+
+/// Worst case 2 000 × 2.5e-6 + 1 000 × 1e-5 = $0.015; actual 2 000 in, 500 out = $0.01.
+#[cost_layer::llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 2_000)]
+fn step() -> Result<cost_layer::cost_core::Usage, AgentError> {
+    Ok(cost_layer::cost_core::Usage::new(2_000, 500))
+}
+
+/// Runs `step` for user `erin` until refused, in a program whose budgets live at `address`;
+/// returns how many calls ran.
+fn program(address: &str) -> u32 {
+    use tracing_subscriber::prelude::*;
+    let accounts = cost_store::budgets(address).unwrap_or_else(|e| panic!("{e}"));
+    let config = BudgetConfig::from_toml("per_user_daily = 0.05").unwrap_or_else(|e| panic!("{e}"));
+    let shared: Arc<dyn SharedAccounts> = accounts.clone();
+    let book = BudgetBook::with_shared(
+        config,
+        Arc::new(ManualClock::new(NOW)),
+        shared,
+        Unavailable::FailClosed,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (cost, _ledger) = cost_layer::CostLayer::builder()
+        .raw_user_ids()
+        .budgets(book)
+        .build();
+    let mut ran = 0;
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        let session = tracing::info_span!("s", session.id = "s", cost.user_id = "erin");
+        let _s = session.enter();
+        while step().is_ok() {
+            ran += 1;
+        }
+    });
+    assert!(accounts.flush(Duration::from_secs(10)));
+    ran
+}
+
+#[test]
+fn through_the_layer_a_daily_budget_holds_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("budgets.sqlite");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    // Admitted while spent + 0.015 ≤ 0.05, settled at 0.01 each: four calls (0.04).
+    assert_eq!(program(&address), 4);
+    // Restarted, the same day: the store remembers $0.04; 0.04 + 0.015 > 0.05.
+    assert_eq!(program(&address), 0);
+}
