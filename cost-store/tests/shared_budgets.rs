@@ -188,8 +188,14 @@ fn program(address: &str) -> u32 {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
         let session = tracing::info_span!("s", session.id = "s", cost.user_id = "erin");
         let _s = session.enter();
-        while step().is_ok() {
-            ran += 1;
+        loop {
+            match step() {
+                Ok(_) => ran += 1,
+                Err(AgentError::OverBudget(refused)) => {
+                    assert_eq!(refused.unavailable, None, "{refused}");
+                    break;
+                }
+            }
         }
     });
     assert!(accounts.flush(Duration::from_secs(10)));
