@@ -14,10 +14,13 @@ fn usd(text: &str) -> Money {
     Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Accounts in memory, as a store would keep them: (budget, key, window) → (spent, reserved).
+/// (budget, key, window) → (spent, reserved).
+type Figures = HashMap<(String, String, i64), (Money, Money)>;
+
+/// Accounts in memory, as a store would keep them.
 #[derive(Default)]
 struct Memory {
-    accounts: Mutex<HashMap<(String, String, i64), (Money, Money)>>,
+    accounts: Mutex<Figures>,
     down: Mutex<bool>,
 }
 
@@ -50,7 +53,7 @@ impl SharedAccounts for Memory {
         let entry = accounts
             .entry((a.budget.into(), a.key.into(), a.window))
             .or_insert((Money::ZERO, Money::ZERO));
-        entry.1 = entry.1 - reserved;
+        entry.1 -= reserved;
         entry.0 += cost;
     }
 }
