@@ -386,14 +386,15 @@ impl CostLayer {
         id: &Id,
         name: &'static str,
         details: &CallDetails,
-        duration: std::time::Duration,
+        started: std::time::Instant,
         parent_span_id: Option<u64>,
         cells: &AttributionCells,
     ) {
         let Some(totals) = &details.own else { return };
         let call = crate::ClosedCall {
+            // The wall clock as it is now (it may have been stepped since the process began).
             at: std::time::SystemTime::now(),
-            duration,
+            duration: started.elapsed(),
             name,
             span_id: id.into_u64(),
             parent_span_id,
@@ -727,10 +728,7 @@ where
         });
         let for_sink = match (&self.call_sink, &call_details) {
             (Some(_), Some(details)) if details.own.is_some() => Some((
-                record
-                    .started
-                    .map(|started| started.elapsed())
-                    .unwrap_or_default(),
+                record.started.unwrap_or_else(std::time::Instant::now),
                 record.parent.as_ref().map(Id::into_u64),
                 Arc::clone(&record.cells),
             )),

@@ -101,10 +101,11 @@ fn main() {
             ns
         })
         .fold(f64::INFINITY, f64::min);
+    /// A sink that takes nothing: what handing calls to a sink costs the layer itself.
     struct Discard;
     impl cost_layer::CallSink for Discard {
         fn submit(&self, call: &cost_layer::ClosedCall<'_>) -> bool {
-            black_box(cost_store::CallRecord::from_closed(call));
+            black_box(call.span_id);
             true
         }
     }
@@ -117,7 +118,7 @@ fn main() {
             )
         })
         .fold(f64::INFINITY, f64::min);
-    report("layer+record_discarded", discard, "ns/op");
+    report("layer+empty_sink", discard, "ns/op");
     report("layer", alone, "ns/op");
     report("layer+writer", attached, "ns/op");
     report("writer_added", attached - alone, "ns/op");

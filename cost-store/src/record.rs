@@ -121,15 +121,7 @@ impl CallRecord {
     /// The record of a call the layer closed.
     pub fn from_closed(call: &ClosedCall<'_>) -> CallRecord {
         let totals = call.totals;
-        let status = if totals.rejected_calls > 0 {
-            CallStatus::Rejected
-        } else if totals.cache_hits > 0 {
-            CallStatus::CacheHit
-        } else if totals.unpriced_calls > 0 {
-            CallStatus::Unpriced
-        } else {
-            CallStatus::Priced
-        };
+        let status = status_of(totals);
         let at_ms = call
             .at
             .duration_since(UNIX_EPOCH)
@@ -160,5 +152,184 @@ impl CallRecord {
             previous_cost: None,
             repriced_with: None,
         }
+    }
+}
+
+/// A closed call on its way to the writer thread: every string copied into one buffer, so the
+/// writer never touches the reference counts of the strings the instrumented program shares
+/// (a count bounced between two cores costs more than the copy), and one allocation besides
+/// the box.
+pub(crate) struct QueuedCall {
+    at_ms: i64,
+    duration_us: u64,
+    name: &'static str,
+    span_id: u64,
+    parent_span_id: Option<u64>,
+    status: CallStatus,
+    usage: Usage,
+    cost: CostBreakdown,
+    cache_hit_savings: Money,
+    /// The texts of [`QueuedCall::TEXTS`], concatenated.
+    text: String,
+    /// End of each text in `text`; `u32::MAX` for an absent one.
+    ends: [u32; 11],
+}
+
+impl QueuedCall {
+    /// The queued form of a closed call.
+    pub(crate) fn from_closed(call: &ClosedCall<'_>) -> Box<QueuedCall> {
+        let a = call.attribution;
+        let texts: [Option<&str>; 11] = [
+            call.request_model.map(|s| &**s),
+            call.response_model.map(|s| &**s),
+            Some(&**call.model),
+            call.totals.price_table.as_deref(),
+            call.provider.map(|s| &**s),
+            call.operation.map(|s| &**s),
+            a.session.as_deref(),
+            a.agent.as_deref(),
+            a.user.as_deref(),
+            a.org.as_deref(),
+            a.feature.as_deref(),
+        ];
+        let mut text = String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum());
+        let mut ends = [u32::MAX; 11];
+        for (end, piece) in ends.iter_mut().zip(texts) {
+            if let Some(piece) = piece {
+                text.push_str(piece);
+                *end = u32::try_from(text.len()).unwrap_or(u32::MAX - 1);
+            }
+        }
+        let totals = call.totals;
+        Box::new(QueuedCall {
+            at_ms: call
+                .at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            duration_us: u64::try_from(call.duration.as_micros()).unwrap_or(u64::MAX),
+            name: call.name,
+            span_id: call.span_id,
+            parent_span_id: call.parent_span_id,
+            status: status_of(totals),
+            usage: totals.usage,
+            cost: totals.cost,
+            cache_hit_savings: totals.cache_hit_savings,
+            text,
+            ends,
+        })
+    }
+
+    /// The record, built on the writer's thread.
+    pub(crate) fn into_record(self) -> CallRecord {
+        let mut start = 0;
+        let mut texts: [Option<Arc<str>>; 11] = Default::default();
+        for (slot, end) in texts.iter_mut().zip(self.ends) {
+            if end != u32::MAX {
+                let end = end as usize;
+                *slot = self.text.get(start..end).map(Arc::from);
+                start = end;
+            }
+        }
+        let [
+            request_model,
+            response_model,
+            model,
+            price_table,
+            provider,
+            operation,
+            session,
+            agent,
+            user,
+            org,
+            feature,
+        ] = texts;
+        CallRecord {
+            id: None,
+            at_ms: self.at_ms,
+            duration_us: self.duration_us,
+            name: Cow::Borrowed(self.name),
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            request_model,
+            response_model,
+            model: model.unwrap_or_else(|| Arc::from("unknown")),
+            status: self.status,
+            price_table,
+            provider,
+            operation,
+            session,
+            agent,
+            user,
+            org,
+            feature,
+            usage: self.usage,
+            cost: self.cost,
+            cache_hit_savings: self.cache_hit_savings,
+            previous_cost: None,
+            repriced_with: None,
+        }
+    }
+}
+
+fn status_of(totals: &cost_layer::Totals) -> CallStatus {
+    if totals.rejected_calls > 0 {
+        CallStatus::Rejected
+    } else if totals.cache_hits > 0 {
+        CallStatus::CacheHit
+    } else if totals.unpriced_calls > 0 {
+        CallStatus::Unpriced
+    } else {
+        CallStatus::Priced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use cost_layer::{Attribution, ClosedCall, Totals};
+
+    use super::*;
+
+    #[test]
+    fn a_queued_call_becomes_the_same_record() {
+        let shared = |s: &str| Arc::<str>::from(s);
+        let (request, model, provider) = (shared("gpt-4o"), shared("gpt-4o"), shared("openai"));
+        let attribution = Attribution {
+            session: Some(shared("s-1")),
+            agent: None,
+            user: Some(shared("u:ab")),
+            org: Some(shared("")),
+            feature: Some(shared("search")),
+        };
+        let mut totals = Totals {
+            llm_calls: 1,
+            usage: Usage::new(1_000, 100),
+            price_table: Some(shared("2025.11.24")),
+            ..Totals::default()
+        };
+        totals.cost.output = Money::from_units(7);
+        let call = ClosedCall {
+            at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_072_000_123),
+            duration: Duration::from_micros(1_500),
+            name: "chat",
+            span_id: 42,
+            parent_span_id: Some(7),
+            request_model: Some(&request),
+            response_model: None,
+            model: &model,
+            provider: Some(&provider),
+            operation: None,
+            attribution: &attribution,
+            totals: &totals,
+        };
+        let queued = QueuedCall::from_closed(&call).into_record();
+        assert_eq!(queued, CallRecord::from_closed(&call));
+        assert_eq!(
+            queued.org.as_deref(),
+            Some(""),
+            "an empty text is not an absent one"
+        );
+        assert_eq!(queued.at_ms, 1_764_072_000_123);
     }
 }

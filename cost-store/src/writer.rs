@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use cost_layer::{CallSink, ClosedCall};
 
-use crate::record::CallRecord;
+use crate::record::{CallRecord, QueuedCall};
 use crate::store::Store;
 
 /// How the writer queues, batches and retries.
@@ -53,7 +53,7 @@ impl Default for WriterOptions {
 }
 
 enum Message {
-    Call(Box<CallRecord>),
+    Call(Box<QueuedCall>),
     Flush(SyncSender<bool>),
     Shutdown,
 }
@@ -100,8 +100,10 @@ pub struct WriterSink {
 
 impl CallSink for WriterSink {
     fn submit(&self, call: &ClosedCall<'_>) -> bool {
-        let record = Box::new(CallRecord::from_closed(call));
-        match self.queue.try_send(Message::Call(record)) {
+        match self
+            .queue
+            .try_send(Message::Call(QueuedCall::from_closed(call)))
+        {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
         }
@@ -204,7 +206,7 @@ fn write_loop(
         };
         while let Some(message) = next.take() {
             match message {
-                Message::Call(record) => batch.push(*record),
+                Message::Call(call) => batch.push(call.into_record()),
                 Message::Flush(ack) => acks.push(ack),
                 Message::Shutdown => stop = true,
             }
