@@ -72,7 +72,6 @@ const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
 pub struct PostgresStore {
     url: String,
     client: Option<Client>,
-    insert: String,
 }
 
 impl PostgresStore {
@@ -81,14 +80,6 @@ impl PostgresStore {
         let mut store = PostgresStore {
             url: url.to_owned(),
             client: None,
-            insert: format!(
-                "INSERT INTO llm_calls ({}) VALUES ({})",
-                COLUMNS.join(", "),
-                (0..COLUMNS.len())
-                    .map(|i| placeholder(i, i + 1))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
         };
         store.client()?;
         Ok(store)
@@ -124,10 +115,9 @@ impl PostgresStore {
     /// Runs `f` on the connection; a failure drops the connection so the next call reconnects.
     fn with_client<T>(
         &mut self,
-        f: impl FnOnce(&mut Client, &str) -> Result<T, postgres::Error>,
+        f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
-        let insert = self.insert.clone();
-        let result = f(self.client()?, &insert);
+        let result = f(self.client()?);
         result.map_err(|e| {
             self.client = None;
             self.error(e)
@@ -170,6 +160,28 @@ fn migrate(client: &mut Client) -> Result<(), Migration> {
         })
         .map_err(Migration::Database)?;
     transaction.commit().map_err(Migration::Database)
+}
+
+/// Rows per INSERT statement (34 parameters each; PostgreSQL takes up to 65 535).
+const ROWS_PER_INSERT: usize = 200;
+
+/// `INSERT INTO llm_calls (…) VALUES (…), (…), …` for `rows` rows.
+fn insert_rows(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO llm_calls ({}) VALUES ", COLUMNS.join(", "));
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..COLUMNS.len() {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&placeholder(column, row * COLUMNS.len() + column + 1));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// `$n` with the cast its column needs: money travels as text and is stored as `NUMERIC`.
@@ -223,14 +235,17 @@ impl columns::Row for PostgresRow<'_> {
 
 impl Store for PostgresStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
-        self.with_client(|client, insert| {
+        // Rows go in multi-row INSERTs of up to ROWS_PER_INSERT rows: one round trip per chunk
+        // rather than one per row.
+        self.with_client(|client| {
             let mut transaction = client.transaction()?;
-            let statement = transaction.prepare(insert)?;
-            for record in records {
-                let values = columns::values(record);
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                transaction.execute(&statement, &params)?;
+            for chunk in records.chunks(ROWS_PER_INSERT) {
+                let values: Vec<[Value<'_>; 34]> = chunk.iter().map(columns::values).collect();
+                let params: Vec<&(dyn ToSql + Sync)> = values
+                    .iter()
+                    .flat_map(|row| row.iter().map(|v| v as &(dyn ToSql + Sync)))
+                    .collect();
+                transaction.execute(&insert_rows(chunk.len()), &params)?;
             }
             transaction.commit()
         })
@@ -257,7 +272,7 @@ impl Store for PostgresStore {
             range.since_ms.unwrap_or(i64::MIN),
             range.until_ms.unwrap_or(i64::MAX),
         );
-        let rows = self.with_client(|client, _| client.query(&sql, &[&since, &until]))?;
+        let rows = self.with_client(|client| client.query(&sql, &[&since, &until]))?;
         let location = address_without_secrets(&self.url);
         rows.iter()
             .map(|row| columns::record(&PostgresRow(row), &location))
@@ -265,7 +280,7 @@ impl Store for PostgresStore {
     }
 
     fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {
-        self.with_client(|client, _| {
+        self.with_client(|client| {
             let mut transaction = client.transaction()?;
             let update = transaction.prepare(
                 "UPDATE llm_calls SET
@@ -328,7 +343,7 @@ impl crate::budgets::BudgetBackend for PostgresStore {
     ) -> Result<Result<(), (cost_core::Money, cost_core::Money)>, StoreError> {
         let (amount, limit, pending) = (amount.to_string(), limit.to_string(), pending.to_string());
         let location = address_without_secrets(&self.url);
-        let figures = self.with_client(|client, _| {
+        let figures = self.with_client(|client| {
             client.execute(
                 "INSERT INTO llm_cost_budget_accounts (budget, key, window_id)
                  VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -376,7 +391,7 @@ impl crate::budgets::BudgetBackend for PostgresStore {
     }
 
     fn settle(&mut self, settles: &[crate::budgets::Settle]) -> Result<(), StoreError> {
-        self.with_client(|client, _| {
+        self.with_client(|client| {
             let mut transaction = client.transaction()?;
             let statement = transaction.prepare(
                 "INSERT INTO llm_cost_budget_accounts AS a (budget, key, window_id, spent, reserved)
