@@ -212,3 +212,27 @@ fn through_the_layer_a_daily_budget_holds_across_a_restart() {
     // Restarted, the same day: the store remembers $0.04; 0.04 + 0.015 > 0.05.
     assert_eq!(program(&address), 0);
 }
+
+#[test]
+fn a_cut_connection_fails_open_and_the_store_catches_up_on_the_spend() {
+    let Some(mut schema) = PostgresSchema::create("cut_open") else {
+        return;
+    };
+    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailOpen);
+    assert!(book.reserve(&keys("fred", 1), usd("0.1")).is_ok());
+    assert!(schema.cut_connections() >= 1);
+    // Admitted on this process's own account during the outage.
+    let admitted = book
+        .reserve(&keys("fred", 2), usd("0.6"))
+        .unwrap_or_else(|e| panic!("fail open refused: {e}"));
+    assert_eq!(accounts.stats().unavailable(), 1);
+    // Its spend still reaches the store once it answers again.
+    admitted.settle(usd("0.6"));
+    assert!(accounts.flush(Duration::from_secs(30)));
+    let refused = book
+        .reserve(&keys("fred", 3), usd("0.5"))
+        .err()
+        .unwrap_or_else(|| panic!("the store forgot the spend made during the outage"));
+    assert_eq!((refused.spent, refused.unavailable), (usd("0.6"), None));
+}

@@ -24,11 +24,46 @@ fn call(model: &str, input: u64, output: u64) {
     span.record("gen_ai.usage.output_tokens", output);
 }
 
+/// The messages of the WARN events of target `cost_layer`.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let metadata = event.metadata();
+        if *metadata.level() == tracing::Level::WARN && metadata.target() == "cost_layer" {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(message.0);
+            }
+        }
+    }
+}
+
 /// `sessions` sessions of `calls` calls each (and one unpriced call per session) under a layer
 /// feeding `sink`.
 fn run_calls(sink: cost_store::WriterSink, sessions: u64, calls: u64) -> Ledger {
+    run_calls_warned(sink, sessions, calls, Warnings::default())
+}
+
+fn run_calls_warned(
+    sink: cost_store::WriterSink,
+    sessions: u64,
+    calls: u64,
+    warnings: Warnings,
+) -> Ledger {
     let (cost, ledger) = CostLayer::builder().raw_user_ids().call_sink(sink).build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+    let subscriber = tracing_subscriber::registry().with(cost).with(warnings);
+    tracing::subscriber::with_default(subscriber, || {
         for s in 0..sessions {
             let id = format!("s-{s}");
             let session = tracing::info_span!(
@@ -141,7 +176,9 @@ fn a_full_queue_drops_calls_and_counts_every_one() {
         ..WriterOptions::default()
     };
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
-    let ledger = run_calls(sink, 10, 9); // 100 calls against a queue of 8, the store stuck
+    let warnings = Warnings::default();
+    // 100 calls against a queue of 8, the store stuck.
+    let ledger = run_calls_warned(sink, 10, 9, warnings.clone());
     drop(blocked);
     assert!(guard.flush());
     let written = store.written.lock().map(|w| w.len()).unwrap_or_default() as u64;
@@ -150,6 +187,12 @@ fn a_full_queue_drops_calls_and_counts_every_one() {
     assert!(written >= 8, "the queue's bound was kept: {written}");
     assert_eq!(written + dropped, 100, "every call is written or counted");
     assert_eq!(guard.stats().written(), written);
+    let seen = warnings.0.lock().map(|w| w.clone()).unwrap_or_default();
+    let drops: Vec<&String> = seen
+        .iter()
+        .filter(|m| m.contains("queue is full"))
+        .collect();
+    assert_eq!(drops.len(), 1, "one warning, then only counted: {seen:?}");
 }
 
 #[test]

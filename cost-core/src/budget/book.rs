@@ -215,6 +215,10 @@ struct Held {
     reserved: bool,
     /// The reservation is booked in the shared accounts, in this window (not in `account`).
     shared: Option<i64>,
+    /// The shared accounts were unavailable and the book failed open: the reservation is in
+    /// `account`, and the spend still goes to the shared accounts (in this window) at settlement,
+    /// so they catch up once reachable.
+    fell_back: Option<i64>,
 }
 
 /// Budgets reserved for one call, to settle when it ends. Dropping it unsettled releases the
@@ -504,6 +508,7 @@ impl BookInner {
                 key: Arc::clone(key),
                 reserved: false,
                 shared: None,
+                fell_back: None,
             });
         }
         held
@@ -522,11 +527,12 @@ impl BookInner {
             if budget.policy != Policy::Deny {
                 continue;
             }
+            let key = Arc::clone(&held[i].key);
             let refusal =
                 |spent: i128, reserved: i128, unavailable: Option<Arc<String>>| BudgetExceeded {
                     budget: Arc::from(budget.name.as_str()),
                     scope: budget.scope,
-                    key: Arc::clone(&held[i].key),
+                    key: Arc::clone(&key),
                     spent: Money::from_units(spent),
                     reserved: Money::from_units(reserved),
                     requested: Money::from_units(amount),
@@ -565,6 +571,7 @@ impl BookInner {
                             return Err(error);
                         }
                         // Fail open: this process's own account decides, below.
+                        held[i].fell_back = Some(window);
                     }
                 }
             }
@@ -630,16 +637,23 @@ impl Reservation {
             let key = &held.key;
             roll(account, budget.window, now);
             let booked_here = held.reserved && held.shared.is_none();
-            if let (Some(window), Some(shared)) = (held.shared, &book.shared) {
-                shared.accounts.settle(
-                    super::SharedKey {
-                        budget: &budget.name,
-                        key,
-                        window,
-                    },
-                    Money::from_units(self.amount),
-                    Money::from_units(cost),
-                );
+            if let Some(shared) = &book.shared {
+                let booked = match (held.shared, held.fell_back) {
+                    (Some(window), _) => Some((window, self.amount)),
+                    (None, Some(window)) => Some((window, 0)),
+                    (None, None) => None,
+                };
+                if let Some((window, reserved)) = booked {
+                    shared.accounts.settle(
+                        super::SharedKey {
+                            budget: &budget.name,
+                            key,
+                            window,
+                        },
+                        Money::from_units(reserved),
+                        Money::from_units(cost),
+                    );
+                }
             }
             // The process's own account counts the spend it saw, for its alerts.
             let spent = account

@@ -12,7 +12,9 @@
 //! the process.
 //!
 //! When the store cannot be reached, [`Unavailable`] decides: fail open (admit on the
-//! process's own accounts, as without a store) or fail closed (refuse the call).
+//! process's own accounts, as without a store; the spend of calls admitted so still goes to the
+//! shared accounts when they settle, so the store catches up once it answers) or fail closed
+//! (refuse the call).
 
 use std::sync::Arc;
 
@@ -47,7 +49,8 @@ pub enum SharedRefusal {
 /// What a book does when its shared accounts cannot be reached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Unavailable {
-    /// Admit calls against the process's own accounts (as if there were no store).
+    /// Admit calls against the process's own accounts (as if there were no store); their spend
+    /// is settled into the shared accounts all the same.
     #[default]
     FailOpen,
     /// Refuse calls that a shared budget applies to.
