@@ -53,11 +53,6 @@ pub(crate) fn is_money(i: usize) -> bool {
     (23..=33).contains(&i)
 }
 
-/// Whether column `i` of [`COLUMNS`] holds an integer.
-pub(crate) fn is_integer(i: usize) -> bool {
-    matches!(i, 0 | 1 | 3 | 4) || (17..=22).contains(&i)
-}
-
 /// One value of a row.
 #[derive(Debug)]
 pub(crate) enum Value<'a> {

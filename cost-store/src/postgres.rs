@@ -162,37 +162,32 @@ fn migrate(client: &mut Client) -> Result<(), Migration> {
     transaction.commit().map_err(Migration::Database)
 }
 
-/// Rows per INSERT statement (34 parameters each; PostgreSQL takes up to 65 535).
-const ROWS_PER_INSERT: usize = 200;
-
-/// `INSERT INTO llm_calls (…) VALUES (…), (…), …` for `rows` rows.
-fn insert_rows(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO llm_calls ({}) VALUES ", COLUMNS.join(", "));
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
+/// Appends one row of `COPY … FROM STDIN` text format: tab-separated, `\N` for null,
+/// backslash escapes for the characters the format reserves.
+fn copy_row(out: &mut String, values: &[Value<'_>]) {
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            out.push('\t');
         }
-        sql.push('(');
-        for column in 0..COLUMNS.len() {
-            if column > 0 {
-                sql.push_str(", ");
+        match value {
+            Value::Integer(Some(n)) => out.push_str(&n.to_string()),
+            Value::Text(Some(text)) => {
+                for c in text.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        // PostgreSQL text cannot hold NUL.
+                        '\0' => out.push('\u{FFFD}'),
+                        c => out.push(c),
+                    }
+                }
             }
-            sql.push_str(&placeholder(column, row * COLUMNS.len() + column + 1));
+            Value::Integer(None) | Value::Text(None) => out.push_str("\\N"),
         }
-        sql.push(')');
     }
-    sql
-}
-
-/// `$n` with the cast its column needs: money travels as text and is stored as `NUMERIC`.
-fn placeholder(column: usize, n: usize) -> String {
-    if columns::is_money(column) {
-        format!("${n}::text::numeric")
-    } else if columns::is_integer(column) {
-        format!("${n}::bigint")
-    } else {
-        format!("${n}::text")
-    }
+    out.push('\n');
 }
 
 /// `host:port/database` of a URL, without user or password.
@@ -235,19 +230,29 @@ impl columns::Row for PostgresRow<'_> {
 
 impl Store for PostgresStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
-        // Rows go in multi-row INSERTs of up to ROWS_PER_INSERT rows: one round trip per chunk
-        // rather than one per row.
-        self.with_client(|client| {
+        // COPY in text format: one round trip per batch, and the server parses each value
+        // (money into NUMERIC) without a statement to plan.
+        let mut text = String::with_capacity(records.len() * 400);
+        for record in records {
+            copy_row(&mut text, &columns::values(record));
+        }
+        let copy = format!("COPY llm_calls ({}) FROM STDIN", COLUMNS.join(", "));
+        let written = self.with_client(|client| {
             let mut transaction = client.transaction()?;
-            for chunk in records.chunks(ROWS_PER_INSERT) {
-                let values: Vec<[Value<'_>; 34]> = chunk.iter().map(columns::values).collect();
-                let params: Vec<&(dyn ToSql + Sync)> = values
-                    .iter()
-                    .flat_map(|row| row.iter().map(|v| v as &(dyn ToSql + Sync)))
-                    .collect();
-                transaction.execute(&insert_rows(chunk.len()), &params)?;
+            let mut writer = transaction.copy_in(&copy)?;
+            if let Err(e) = std::io::Write::write_all(&mut writer, text.as_bytes()) {
+                // Dropping the writer unfinished aborts the copy; the transaction rolls back.
+                return Ok(Err(e));
             }
-            transaction.commit()
+            writer.finish()?;
+            transaction.commit().map(Ok)
+        })?;
+        written.map_err(|source| {
+            self.client = None;
+            StoreError::Io {
+                path: address_without_secrets(&self.url),
+                source,
+            }
         })
     }
 

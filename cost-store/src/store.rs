@@ -56,6 +56,29 @@ pub enum StoreError {
     UnknownAddress(String),
 }
 
+impl StoreError {
+    /// Whether retrying cannot help: the store refused the data itself (a value it cannot hold,
+    /// a broken constraint, a corrupt record), as opposed to being unreachable or busy.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::Corrupt { .. } | StoreError::SchemaTooNew { .. } => true,
+            StoreError::Io { .. } | StoreError::UnknownAddress(_) => false,
+            #[cfg(feature = "sqlite")]
+            StoreError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::ConstraintViolation | rusqlite::ErrorCode::TooBig)
+            ),
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { source, .. } => source.code().is_some_and(|state| {
+                // Data exceptions (22), integrity violations (23), syntax or access rules (42).
+                ["22", "23", "42"]
+                    .iter()
+                    .any(|class| state.code().starts_with(class))
+            }),
+        }
+    }
+}
+
 /// A half-open range of call times, `since <= at < until`, in milliseconds since the Unix
 /// epoch (UTC); `None` leaves a side open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

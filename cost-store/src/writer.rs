@@ -80,7 +80,8 @@ impl WriterStats {
         self.failed_writes.load(Ordering::Relaxed)
     }
 
-    /// Records given up on at shutdown because the store stayed down past the timeout.
+    /// Records given up on: at shutdown, because the store stayed down past the timeout; or
+    /// refused by the store for good (a value it cannot hold), each after being tried alone.
     pub fn abandoned(&self) -> u64 {
         self.abandoned.load(Ordering::Relaxed)
     }
@@ -252,6 +253,11 @@ fn write_with_retry(
                 if let Ok(mut last) = stats.last_error.lock() {
                     *last = Some(error.to_string());
                 }
+                if error.is_permanent() {
+                    // Retrying the batch cannot help: write its records one by one and give up
+                    // (counted) only on those the store refuses.
+                    return write_one_by_one(store, batch, stats);
+                }
                 if deadline.is_some_and(|d| Instant::now() + delay > d) {
                     stats
                         .abandoned
@@ -264,4 +270,32 @@ fn write_with_retry(
             }
         }
     }
+}
+
+/// Writes each record of `batch` alone; a record the store refuses for good is abandoned and
+/// counted, one that fails otherwise stays in the batch for the next retry.
+fn write_one_by_one(
+    store: &mut dyn Store,
+    batch: &mut Vec<CallRecord>,
+    stats: &WriterStats,
+) -> bool {
+    let mut all = true;
+    let mut kept = Vec::new();
+    for record in batch.drain(..) {
+        match store.append(std::slice::from_ref(&record)) {
+            Ok(()) => {
+                stats.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) if error.is_permanent() => {
+                stats.abandoned.fetch_add(1, Ordering::Relaxed);
+                all = false;
+            }
+            Err(_) => {
+                kept.push(record);
+                all = false;
+            }
+        }
+    }
+    *batch = kept;
+    all
 }

@@ -141,6 +141,15 @@ struct TestStore {
 impl Store for TestStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
         let _open = self.gate.lock();
+        if records
+            .iter()
+            .any(|r| r.session.as_deref() == Some("s-poison"))
+        {
+            return Err(StoreError::Corrupt {
+                location: "test".into(),
+                message: "a value this store cannot hold".into(),
+            });
+        }
         if self
             .failures_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -269,4 +278,29 @@ fn a_cut_postgres_connection_is_reopened_and_nothing_is_lost() {
     assert_eq!(records.len(), 50);
     assert_eq!(sum(&records), ledger.global().total_usd());
     assert_eq!(sum(&records), common::usd("0.175"));
+}
+
+#[test]
+fn a_record_the_store_refuses_for_good_is_abandoned_alone() {
+    let store = TestStore::default();
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
+    let (cost, _ledger) = CostLayer::builder().call_sink(sink).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        for session in ["s-a", "s-poison", "s-b"] {
+            let span = tracing::info_span!("session", session.id = session);
+            let _s = span.enter();
+            for _ in 0..3 {
+                call("gpt-4o", 1_000, 100);
+            }
+        }
+    });
+    guard.flush();
+    let stats = guard.stats();
+    assert_eq!((stats.written(), stats.abandoned()), (6, 3));
+    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    assert!(
+        written
+            .iter()
+            .all(|r| r.session.as_deref() != Some("s-poison"))
+    );
 }

@@ -70,7 +70,10 @@ impl PostgresSchema {
                 if std::env::var("LLM_COST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
                     panic!("PostgreSQL required but not reachable at {base}: {error}");
                 }
-                eprintln!(
+                // Straight to the terminal: `cargo test` hides what a passing test prints.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "SKIPPED {test}: PostgreSQL not reachable at {base} ({error}); set LLM_COST_TEST_POSTGRES to a server's URL"
                 );
                 return None;
