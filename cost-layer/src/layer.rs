@@ -528,13 +528,16 @@ where
                 return;
             }
             #[cfg(feature = "otel")]
-            let before = (record.observed.usage, record.observed.usage_seen);
+            let before = self
+                .otel_spans
+                .as_ref()
+                .map(|_| (record.observed.usage, record.observed.usage_seen));
             values.record(&mut FieldReader {
                 info: &record.info,
                 observed: &mut record.observed,
             });
             #[cfg(feature = "otel")]
-            if self.otel_spans.is_some() {
+            if let Some(before) = before {
                 otel_attributes = self.otel_call_update(record, before);
             }
             if !record.observed.rejected.is_empty()

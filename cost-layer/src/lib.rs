@@ -64,6 +64,8 @@
 //! 3. Events: [`CostLayerBuilder::close_events`] emits the totals of sessions and agents as
 //!    events, which `fmt` prints.
 //! 4. The [`Ledger`], at any time; [`CostLayerBuilder::cost_tree`] draws a session's tree.
+//! 5. Every closed call, one by one, to a [`CallSink`] ([`CostLayerBuilder::call_sink`]): the
+//!    `cost-store` crate's writer keeps them in a durable ledger.
 //!
 //! # Export
 //!

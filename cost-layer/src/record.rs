@@ -361,13 +361,23 @@ fn set_key(slot: &mut Option<Arc<str>>, value: &str, changed: &mut bool) {
     }
 }
 
-/// Model names repeat: share one allocation per name and thread.
+/// Model names repeat: share one allocation per name and thread. The name seen last is
+/// checked first (a span's callsite usually names the same model every time), then a map.
 fn intern(value: &str) -> Arc<str> {
     thread_local! {
+        static LAST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
         static NAMES: RefCell<HashMap<Box<str>, Arc<str>, foldhash::fast::FixedState>> =
             RefCell::new(HashMap::default());
     }
-    NAMES.with(|names| {
+    let last = LAST.with(|last| {
+        last.try_borrow()
+            .ok()
+            .and_then(|last| last.as_ref().filter(|name| ***name == *value).cloned())
+    });
+    if let Some(name) = last {
+        return name;
+    }
+    let name = NAMES.with(|names| {
         let Ok(mut names) = names.try_borrow_mut() else {
             return Arc::from(value);
         };
@@ -380,7 +390,13 @@ fn intern(value: &str) -> Arc<str> {
         let name: Arc<str> = Arc::from(value);
         names.insert(value.into(), Arc::clone(&name));
         name
-    })
+    });
+    LAST.with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some(Arc::clone(&name));
+        }
+    });
+    name
 }
 
 impl Visit for FieldReader<'_> {
