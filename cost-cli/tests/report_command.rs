@@ -38,6 +38,7 @@ fn call(time: &str, feature: &str, model: &str, input: u64, output: u64) -> Call
         price_table: quote.as_ref().map(|q| Arc::clone(&q.table.version)),
         provider: None,
         operation: Some(Arc::from("chat")),
+        service_tier: ServiceTier::Standard,
         session: Some(Arc::from(format!("s-{time}"))),
         agent: None,
         user: Some(Arc::from("u:alice")),

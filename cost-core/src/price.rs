@@ -137,7 +137,7 @@ impl PriceSchedule {
 }
 
 /// The service tier a request ran at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceTier {
     /// Standard (on-demand) pricing.

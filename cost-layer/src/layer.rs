@@ -54,6 +54,8 @@ pub struct CallDetails {
     pub provider: Option<Arc<str>>,
     /// `gen_ai.operation.name`, as recorded.
     pub operation: Option<Arc<str>>,
+    /// The service tier it ran at (`cost.service_tier`).
+    pub service_tier: cost_core::ServiceTier,
     /// What this call itself was charged; `None` when it charged nothing (no usage, or usage
     /// ignored because calls under it were charged already). [`SpanClose::totals`] also
     /// covers calls nested under it.
@@ -403,6 +405,7 @@ impl CostLayer {
             model: &details.model,
             provider: details.provider.as_ref(),
             operation: details.operation.as_ref(),
+            service_tier: details.service_tier,
             attribution: &cells.attribution,
             totals,
         };
@@ -727,6 +730,7 @@ where
             model: call_key.unwrap_or_else(|| Arc::clone(record.observed.model_or_unknown())),
             provider: record.observed.provider.clone(),
             operation: record.observed.operation.clone(),
+            service_tier: record.observed.service_tier,
             own: call_own,
         });
         let for_sink = match (&self.call_sink, &call_details) {

@@ -37,6 +37,8 @@ pub struct ClosedCall<'a> {
     pub provider: Option<&'a Arc<str>>,
     /// `gen_ai.operation.name`, as recorded.
     pub operation: Option<&'a Arc<str>>,
+    /// The service tier it ran at (`cost.service_tier`), which its price depends on.
+    pub service_tier: cost_core::ServiceTier,
     /// Session, agent, user (hashed unless configured otherwise), org and feature.
     pub attribution: &'a Attribution,
     /// What the call was charged: one of `llm_calls`, `rejected_calls` or `cache_hits` is 1;

@@ -5,13 +5,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use cost_core::{CostBreakdown, Money, Usage};
+use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
 
 use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 34] = [
+pub(crate) const COLUMNS: [&str; 35] = [
     "at_ms",
     "duration_us",
     "name",
@@ -46,6 +46,7 @@ pub(crate) const COLUMNS: [&str; 34] = [
     "cache_hit_savings",
     "previous_cost",
     "repriced_with",
+    "service_tier",
 ];
 
 /// Whether column `i` of [`COLUMNS`] holds money (decimal text).
@@ -73,7 +74,7 @@ fn money(m: Money) -> Value<'static> {
 }
 
 /// The row of a record, in the order of [`COLUMNS`].
-pub(crate) fn values(r: &CallRecord) -> [Value<'_>; 34] {
+pub(crate) fn values(r: &CallRecord) -> [Value<'_>; 35] {
     let c = &r.cost;
     [
         Value::Integer(Some(r.at_ms)),
@@ -111,6 +112,7 @@ pub(crate) fn values(r: &CallRecord) -> [Value<'_>; 34] {
         money(r.cache_hit_savings),
         Value::Text(r.previous_cost.map(|m| Cow::Owned(m.to_string()))),
         text(&r.repriced_with),
+        Value::Text(Some(Cow::Borrowed(r.service_tier.as_str()))),
     ]
 }
 
@@ -192,6 +194,10 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
         cache_hit_savings: money(32)?,
         previous_cost,
         repriced_with: opt_text(34)?,
+        service_tier: {
+            let text = req_text(35)?;
+            ServiceTier::parse(&text).map_err(|e| corrupt(e.to_string()))?
+        },
     })
 }
 

@@ -59,6 +59,8 @@ const MIGRATIONS: &[&str] = &[
         reserved NUMERIC NOT NULL DEFAULT 0,
         PRIMARY KEY (budget, key, window_id)
     );",
+    // 3: the service tier of each call (its price depends on it).
+    "ALTER TABLE llm_calls ADD COLUMN service_tier TEXT NOT NULL DEFAULT 'standard';",
 ];
 
 /// The schema version this library writes.

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use cost_core::{CostBreakdown, Money, Usage};
+use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
 use cost_layer::ClosedCall;
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +80,9 @@ pub struct CallRecord {
     pub provider: Option<Arc<str>>,
     /// `gen_ai.operation.name`.
     pub operation: Option<Arc<str>>,
+    /// The service tier the call ran at (its price depends on it).
+    #[serde(default)]
+    pub service_tier: ServiceTier,
     /// Session id.
     pub session: Option<Arc<str>>,
     /// Agent name.
@@ -141,6 +144,7 @@ impl CallRecord {
             price_table: totals.price_table.clone(),
             provider: call.provider.cloned(),
             operation: call.operation.cloned(),
+            service_tier: call.service_tier,
             session: attribution.session.clone(),
             agent: attribution.agent.clone(),
             user: attribution.user.clone(),
@@ -166,6 +170,7 @@ pub(crate) struct QueuedCall {
     span_id: u64,
     parent_span_id: Option<u64>,
     status: CallStatus,
+    service_tier: ServiceTier,
     usage: Usage,
     cost: CostBreakdown,
     cache_hit_savings: Money,
@@ -211,6 +216,7 @@ impl QueuedCall {
             span_id: call.span_id,
             parent_span_id: call.parent_span_id,
             status: status_of(totals),
+            service_tier: call.service_tier,
             usage: totals.usage,
             cost: totals.cost,
             cache_hit_savings: totals.cache_hit_savings,
@@ -257,6 +263,7 @@ impl QueuedCall {
             price_table,
             provider,
             operation,
+            service_tier: self.service_tier,
             session,
             agent,
             user,
@@ -320,6 +327,7 @@ mod tests {
             model: &model,
             provider: Some(&provider),
             operation: None,
+            service_tier: ServiceTier::Batch,
             attribution: &attribution,
             totals: &totals,
         };

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use cost_core::budget::{civil_from_days, days_from_civil};
-use cost_core::{Money, PriceTable, ServiceTier};
+use cost_core::{Money, PriceTable};
 
 use crate::record::{CallRecord, CallStatus};
 use crate::store::Repriced;
@@ -191,7 +191,8 @@ pub struct WhatIfRow {
     pub actual: Money,
     /// What the same usage would cost on the other model.
     pub what_if: Money,
-    /// Calls left out: unpriced as they ran, rejected, or cache hits.
+    /// Calls left out: unpriced as they ran, rejected, cache hits, or run at a service tier the
+    /// other model has no price for.
     pub skipped: u64,
 }
 
@@ -208,9 +209,6 @@ pub enum WhatIfError {
     /// The other model has no price.
     #[error(transparent)]
     Unpriced(#[from] cost_core::Unpriced),
-    /// The other model's price does not apply to some stored usage.
-    #[error(transparent)]
-    Quote(#[from] cost_core::QuoteError),
 }
 
 /// Prices the usage of every priced call on `model` instead, per feature (ordered by actual
@@ -238,9 +236,13 @@ pub fn what_if(
             total.skipped += 1;
             continue;
         }
-        let other = table
-            .quote_resolved(resolution, &record.usage, ServiceTier::Standard)?
-            .total();
+        // At the tier the call ran at; a tier the other model has no price for is skipped.
+        let Ok(other) = table.quote_resolved(resolution, &record.usage, record.service_tier) else {
+            row.skipped += 1;
+            total.skipped += 1;
+            continue;
+        };
+        let other = other.total();
         for row in [&mut *row, &mut total] {
             row.calls += 1;
             row.actual += record.total();
@@ -290,8 +292,7 @@ pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, Re
             continue;
         }
         let called = record.model_as_called();
-        let (status, cost, model) = match table.quote(called, &record.usage, ServiceTier::Standard)
-        {
+        let (status, cost, model) = match table.quote(called, &record.usage, record.service_tier) {
             Ok(quote) => (
                 CallStatus::Priced,
                 quote.priced.breakdown,

@@ -60,6 +60,8 @@ const MIGRATIONS: &[&str] = &[
         reserved TEXT NOT NULL,
         PRIMARY KEY (budget, key, window_id)
     );",
+    // 3: the service tier of each call (its price depends on it).
+    "ALTER TABLE llm_calls ADD COLUMN service_tier TEXT NOT NULL DEFAULT 'standard';",
 ];
 
 /// The schema version this library writes.

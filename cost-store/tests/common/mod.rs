@@ -28,6 +28,7 @@ pub(crate) fn record(at_ms: i64, feature: &str) -> CallRecord {
         price_table: Some(Arc::from("2025.11.24")),
         provider: Some(Arc::from("openai")),
         operation: Some(Arc::from("chat")),
+        service_tier: cost_layer::cost_core::ServiceTier::Standard,
         session: Some(Arc::from("s-1")),
         agent: Some(Arc::from("planner")),
         user: Some(Arc::from("u:0123456789abcdef0123456789abcdef")),

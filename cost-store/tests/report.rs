@@ -1,0 +1,129 @@
+//! Reports price stored usage at the service tier each call ran at, and old databases migrate.
+
+mod common;
+
+use common::{record, usd};
+use cost_layer::cost_core::{CostBreakdown, PriceTable, ServiceTier};
+use cost_store::TimeRange;
+use cost_store::report;
+
+/// gpt-4o at the batch tier: 1 000 × 1.25e-6 + 100 × 5e-6 = $0.00175.
+fn batch_call() -> cost_store::CallRecord {
+    let mut call = record(0, "nightly");
+    call.id = Some(1);
+    call.service_tier = ServiceTier::Batch;
+    call.cost = CostBreakdown {
+        uncached_input: usd("0.00125"),
+        output: usd("0.0005"),
+        ..CostBreakdown::default()
+    };
+    call
+}
+
+#[test]
+fn reprice_keeps_each_calls_service_tier() {
+    let (changes, summary) = report::reprice(&[batch_call()], &PriceTable::default());
+    assert!(changes.is_empty(), "{changes:?}");
+    assert_eq!(summary.unchanged, 1);
+}
+
+#[test]
+fn what_if_prices_at_the_tier_the_call_ran_at() {
+    let (_, total) = report::what_if(&[batch_call()], &PriceTable::default(), "gpt-4o-mini")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // gpt-4o-mini batch: 1 000 × 0.075e-6 + 100 × 0.3e-6 = $0.000105.
+    assert_eq!(
+        (total.actual, total.what_if),
+        (usd("0.00175"), usd("0.000105"))
+    );
+}
+
+#[test]
+fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("old.sqlite");
+    {
+        // The calls table as version 1 of the schema made it, with one call.
+        let connection = rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let text_columns = [
+            "name",
+            "request_model",
+            "response_model",
+            "model",
+            "status",
+            "price_table",
+            "provider",
+            "operation",
+            "session",
+            "agent",
+            "user_key",
+            "org",
+            "feature",
+        ];
+        let money = [
+            "cost",
+            "cost_uncached_input",
+            "cost_cache_read",
+            "cost_cache_write",
+            "cost_cache_write_1h",
+            "cost_output",
+            "cost_reasoning",
+            "cache_savings",
+            "cache_hit_savings",
+            "previous_cost",
+        ];
+        let integers = [
+            "at_ms",
+            "duration_us",
+            "span_id",
+            "parent_span_id",
+            "input_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "cache_write_1h_tokens",
+            "output_tokens",
+            "reasoning_tokens",
+        ];
+        let columns: Vec<String> = integers
+            .iter()
+            .map(|c| format!("{c} INTEGER"))
+            .chain(
+                text_columns
+                    .iter()
+                    .chain(&money)
+                    .map(|c| format!("{c} TEXT")),
+            )
+            .chain(["repriced_with TEXT".to_owned()])
+            .collect();
+        connection
+            .execute_batch(&format!(
+                "CREATE TABLE llm_calls (id INTEGER PRIMARY KEY AUTOINCREMENT, {});
+                 INSERT INTO llm_calls (at_ms, duration_us, name, span_id, model, status,
+                    input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
+                    output_tokens, reasoning_tokens, cost, cost_uncached_input, cost_cache_read,
+                    cost_cache_write, cost_cache_write_1h, cost_output, cost_reasoning,
+                    cache_savings, cache_hit_savings)
+                 VALUES (5, 1, 'chat', 1, 'gpt-4o', 'priced', 1000, 0, 0, 0, 100, 0,
+                    '0.0035', '0.0025', '0', '0', '0', '0.001', '0', '0', '0');
+                 PRAGMA user_version = 1;",
+                columns.join(", ")
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut store =
+        cost_store::open(path.to_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    let calls = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].service_tier, ServiceTier::Standard);
+    assert_eq!(calls[0].total(), usd("0.0035"));
+    // And it takes new calls with their tier.
+    store
+        .append(&[batch_call()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let calls = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(calls[1].service_tier, ServiceTier::Batch);
+}
