@@ -461,6 +461,34 @@ fn callbacks_are_filtered_and_a_panicking_one_is_contained() {
 }
 
 #[test]
+fn a_call_sink_gets_every_closed_call_and_a_panicking_one_is_contained() {
+    struct Sink(Arc<AtomicU64>);
+    impl cost_layer::CallSink for Sink {
+        fn submit(&self, call: &cost_layer::ClosedCall<'_>) -> bool {
+            if self.0.fetch_add(1, Ordering::Relaxed) == 1 {
+                panic!("a sink that panics on its second call");
+            }
+            assert_eq!(call.model.as_ref(), "gpt-4o");
+            assert_eq!(call.attribution.session.as_deref(), Some("s-8"));
+            true
+        }
+    }
+    let submitted = Arc::new(AtomicU64::new(0));
+    let (dispatch, ledger) = dispatch(CostLayer::builder().call_sink(Sink(Arc::clone(&submitted))));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-8");
+        let _s = session.enter();
+        for _ in 0..3 {
+            call("gpt-4o", 10, 10);
+        }
+    });
+    assert_eq!(submitted.load(Ordering::Relaxed), 3);
+    assert_eq!(ledger.diagnostics().callback_panics, 1);
+    assert_eq!(ledger.diagnostics().records_dropped, 0);
+    assert_eq!(ledger.session("s-8").map(|t| t.llm_calls), Some(3));
+}
+
+#[test]
 fn retention_evicts_the_oldest_closed_sessions_and_counts_it() {
     let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
         max_closed_sessions: Some(2),
