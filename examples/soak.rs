@@ -1,0 +1,348 @@
+//! Soak: many calls on random span trees, with bad values, cache hits, unknown models and
+//! panicking callbacks, on several threads, under retention; the ledger's totals are checked
+//! against an independent computation at the end, and resident memory is printed as it goes.
+//!
+//! `cargo run --release --example soak` runs 50 million calls over 1 million sessions on 2
+//! threads (several minutes); `-- --calls N --sessions S --threads T` changes the shape. A
+//! short run is part of the test suite (`tests/soak.rs`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cost_core::Money;
+use cost_layer::{CostLayer, Ledger, Retention, Scope};
+use tracing::field::Empty;
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+/// The shape of a run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shape {
+    pub(crate) calls: u64,
+    pub(crate) sessions: u64,
+    pub(crate) threads: u64,
+    /// Print resident memory this many times during the run (0: never).
+    pub(crate) reports: u64,
+}
+
+/// The models calls name, with their prices in USD per million tokens (input, output) as the
+/// reference knows them; `None` for a model the price table does not know.
+const MODELS: [(&str, Option<(&str, &str)>); 4] = [
+    ("gpt-4o", Some(("2.50", "10.00"))),
+    ("gpt-4o-mini", Some(("0.15", "0.60"))),
+    ("claude-sonnet-4-5", Some(("3.00", "15.00"))),
+    ("acme-llm-9000", None),
+];
+
+/// What the reference computation expects, summed without the layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expected {
+    pub(crate) cost_units: i128,
+    pub(crate) llm_calls: u64,
+    pub(crate) unpriced_calls: u64,
+    pub(crate) rejected_calls: u64,
+    pub(crate) cache_hits: u64,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) panicking_sessions: u64,
+}
+
+impl Expected {
+    fn add(&mut self, other: &Expected) {
+        self.cost_units += other.cost_units;
+        self.llm_calls += other.llm_calls;
+        self.unpriced_calls += other.unpriced_calls;
+        self.rejected_calls += other.rejected_calls;
+        self.cache_hits += other.cache_hits;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.panicking_sessions += other.panicking_sessions;
+    }
+}
+
+/// SplitMix64: a small, fast, deterministic generator (the run repeats exactly).
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Price per token in units of 10⁻²⁴ USD, from a per-million price.
+fn per_token(per_million: &str) -> i128 {
+    Money::from_decimal(per_million).map_or(0, |m| m.units()) / 1_000_000
+}
+
+/// One call under the current span; returns what the reference expects of it.
+fn call(random: &mut Random) -> Expected {
+    let (model, prices) = MODELS[random.below(MODELS.len() as u64) as usize];
+    let input = 1 + random.below(20_000);
+    let output = 1 + random.below(2_000);
+    let span = info_span!(
+        "chat",
+        gen_ai.request.model = model,
+        gen_ai.usage.input_tokens = Empty,
+        gen_ai.usage.output_tokens = Empty,
+        llm.cache.hit = Empty,
+    );
+    let mut expected = Expected::default();
+    match random.below(100) {
+        // A bad value: a negative count, or text.
+        0 => {
+            span.record("gen_ai.usage.input_tokens", -5_i64);
+            span.record("gen_ai.usage.output_tokens", output);
+            expected.rejected_calls = 1;
+        }
+        1 => {
+            span.record("gen_ai.usage.input_tokens", "many");
+            span.record("gen_ai.usage.output_tokens", output);
+            expected.rejected_calls = 1;
+        }
+        // Answered from the application's cache.
+        2 | 3 => {
+            span.record("llm.cache.hit", true);
+            span.record("gen_ai.usage.input_tokens", input);
+            span.record("gen_ai.usage.output_tokens", output);
+            expected.cache_hits = 1;
+        }
+        _ => {
+            // Streaming clients record running totals: a first, smaller value is overwritten.
+            if random.below(4) == 0 {
+                span.record("gen_ai.usage.output_tokens", output / 2);
+            }
+            span.record("gen_ai.usage.input_tokens", input);
+            span.record("gen_ai.usage.output_tokens", output);
+            expected.llm_calls = 1;
+            expected.input_tokens = input;
+            expected.output_tokens = output;
+            match prices {
+                Some((i, o)) => {
+                    expected.cost_units =
+                        i128::from(input) * per_token(i) + i128::from(output) * per_token(o);
+                }
+                None => expected.unpriced_calls = 1,
+            }
+        }
+    }
+    expected
+}
+
+/// One thread's sessions: random trees of agents and tool spans around the calls.
+fn sessions(thread: u64, sessions: u64, calls: u64, progress: &AtomicU64) -> Expected {
+    let mut random = Random(0x5EED ^ thread);
+    let mut expected = Expected::default();
+    let per_session = (calls / sessions.max(1)).max(1);
+    for index in 0..sessions {
+        let id = format!("t{thread}-s{index}");
+        // The callback registered by `run` panics on these sessions.
+        let panics = index % 1_000 == 7;
+        let session = info_span!("session", session.id = id.as_str());
+        let _session = session.enter();
+        expected.panicking_sessions += u64::from(panics);
+        let mut done = 0;
+        while done < per_session {
+            let agent =
+                (random.below(2) == 0).then(|| info_span!("agent", gen_ai.agent.name = "worker"));
+            let _agent = agent.as_ref().map(|a| a.enter());
+            let tool = (random.below(3) == 0).then(|| info_span!("tool", step = done));
+            let _tool = tool.as_ref().map(|t| t.enter());
+            for _ in 0..(1 + random.below(4)).min(per_session - done) {
+                expected.add(&call(&mut random));
+                done += 1;
+            }
+        }
+        progress.fetch_add(done, Ordering::Relaxed);
+    }
+    expected
+}
+
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// Runs `shape`; returns the reference's expectation and the ledger.
+pub(crate) fn run(shape: Shape) -> (Expected, Ledger) {
+    let (cost, ledger) = CostLayer::builder()
+        .retention(Retention {
+            max_closed_sessions: Some(10_000),
+            ttl: None,
+        })
+        .on_close_filtered(
+            |close| close.scope == Scope::Session,
+            |close| {
+                // A user callback that panics on some sessions: caught and counted.
+                if close.name == "session"
+                    && close.attribution.session.as_deref().is_some_and(|s| {
+                        s.rsplit_once("-s")
+                            .and_then(|(_, i)| i.parse::<u64>().ok())
+                            .is_some_and(|i| i % 1_000 == 7)
+                    })
+                {
+                    panic!("a callback that panics on this session");
+                }
+            },
+        )
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    let progress = Arc::new(AtomicU64::new(0));
+    let per_thread_sessions = shape.sessions / shape.threads.max(1);
+    let per_thread_calls = shape.calls / shape.threads.max(1);
+    let expected = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..shape.threads)
+            .map(|thread| {
+                let dispatch = dispatch.clone();
+                let progress = Arc::clone(&progress);
+                scope.spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        sessions(thread, per_thread_sessions, per_thread_calls, &progress)
+                    })
+                })
+            })
+            .collect();
+        if let Some(step) = shape.calls.checked_div(shape.reports) {
+            let step = step.max(1);
+            let mut next = step;
+            while workers.iter().any(|w| !w.is_finished()) {
+                let done = progress.load(Ordering::Relaxed);
+                if done >= next {
+                    println!(
+                        "{{\"calls\": {done}, \"rss_mib\": {:.1}, \"ledger_keys\": {}}}",
+                        resident_mib(),
+                        ledger.len()
+                    );
+                    next += step;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        let mut expected = Expected::default();
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => expected.add(&part),
+                Err(_) => panic!("a soak thread panicked"),
+            }
+        }
+        expected
+    });
+    (expected, ledger)
+}
+
+/// Compares the ledger with the reference; the differences, if any.
+pub(crate) fn check(expected: &Expected, ledger: &Ledger) -> Vec<String> {
+    let global = ledger.global();
+    let diagnostics = ledger.diagnostics();
+    let mut problems = Vec::new();
+    let mut compare = |what: &str, got: i128, want: i128| {
+        if got != want {
+            problems.push(format!("{what}: ledger {got}, reference {want}"));
+        }
+    };
+    compare(
+        "cost (10⁻²⁴ USD)",
+        global.total_usd().units(),
+        expected.cost_units,
+    );
+    compare(
+        "llm calls",
+        global.llm_calls.into(),
+        expected.llm_calls.into(),
+    );
+    compare(
+        "unpriced calls",
+        global.unpriced_calls.into(),
+        expected.unpriced_calls.into(),
+    );
+    compare(
+        "rejected calls",
+        global.rejected_calls.into(),
+        expected.rejected_calls.into(),
+    );
+    compare(
+        "cache hits",
+        global.cache_hits.into(),
+        expected.cache_hits.into(),
+    );
+    compare(
+        "input tokens",
+        global.usage.input.into(),
+        expected.input_tokens.into(),
+    );
+    compare(
+        "output tokens",
+        global.usage.output.into(),
+        expected.output_tokens.into(),
+    );
+    compare(
+        "callback panics",
+        diagnostics.callback_panics.into(),
+        expected.panicking_sessions.into(),
+    );
+    compare(
+        "rejected calls counted",
+        diagnostics.rejected_calls.into(),
+        expected.rejected_calls.into(),
+    );
+    problems
+}
+
+fn main() {
+    let mut shape = Shape {
+        calls: 50_000_000,
+        sessions: 1_000_000,
+        threads: 2,
+        reports: 10,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).and_then(|v| v.parse().ok());
+        match (pair[0].as_str(), value) {
+            ("--calls", Some(v)) => shape.calls = v,
+            ("--sessions", Some(v)) => shape.sessions = v,
+            ("--threads", Some(v)) => shape.threads = v,
+            _ => {
+                eprintln!("usage: soak [--calls N] [--sessions S] [--threads T]");
+                std::process::exit(2);
+            }
+        }
+    }
+    // The panicking callback would print each panic; the count is what matters.
+    std::panic::set_hook(Box::new(|_| {}));
+    let start = std::time::Instant::now();
+    let (expected, ledger) = run(shape);
+    let problems = check(&expected, &ledger);
+    println!(
+        "{{\"calls\": {}, \"seconds\": {:.1}, \"rss_mib\": {:.1}, \"total_usd\": \"{}\", \"evictions\": {}, \"exact\": {}}}",
+        shape.calls,
+        start.elapsed().as_secs_f64(),
+        resident_mib(),
+        ledger.global().total_usd(),
+        ledger.diagnostics().evictions,
+        problems.is_empty()
+    );
+    for problem in &problems {
+        eprintln!("mismatch: {problem}");
+    }
+    if !problems.is_empty() {
+        std::process::exit(1);
+    }
+}
