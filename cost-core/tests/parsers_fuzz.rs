@@ -1,0 +1,120 @@
+//! The proptest twins of the fuzz targets `price_native`, `price_litellm` and `adapters`
+//! (`fuzz/`): price files and provider payloads, random or mutated from real ones, give a
+//! table or a typed error, never a panic; a table that loads prices every entry without one.
+
+use cost_core::{PriceTable, ServiceTier, Usage};
+use proptest::prelude::*;
+use serde_json::Value;
+
+const LITELLM_SAMPLE: &str = include_str!("../../tests/data/litellm_sample.json");
+
+/// `text` with bytes overwritten, inserted or removed at the given places.
+fn mutate(text: &str, edits: &[(usize, u8, u8)]) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for &(at, op, byte) in edits {
+        if bytes.is_empty() {
+            bytes.push(byte);
+            continue;
+        }
+        let at = at % bytes.len();
+        match op % 3 {
+            0 => bytes[at] = byte,
+            1 => bytes.insert(at, byte),
+            _ => {
+                bytes.remove(at);
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Whatever loads must price its entries without panicking.
+fn exercise(text: &str) {
+    if let Ok(table) = PriceTable::from_text(text, "fuzz") {
+        let usage = Usage::new(1_000, 100);
+        for entry in table.entries() {
+            for tier in ServiceTier::ALL {
+                let _ = table.quote(&entry.key, &usage, tier);
+            }
+        }
+    }
+}
+
+fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
+    proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..12)
+}
+
+/// JSON values of any shape, numbers of every kind included.
+fn json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "[a-z_]{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("usage".to_owned()),
+                    Just("input_tokens".to_owned()),
+                    Just("output_tokens".to_owned()),
+                    Just("prompt_tokens".to_owned()),
+                    Just("completion_tokens".to_owned()),
+                    Just("cache_read_input_tokens".to_owned()),
+                    Just("cache_creation_input_tokens".to_owned()),
+                    Just("prompt_tokens_details".to_owned()),
+                    Just("cached_tokens".to_owned()),
+                    Just("usageMetadata".to_owned()),
+                    Just("promptTokenCount".to_owned()),
+                    Just("candidatesTokenCount".to_owned()),
+                    Just("thoughtsTokenCount".to_owned()),
+                    "[a-z_]{1,10}",
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn native_price_files_mutated_never_panic(edits in edits()) {
+        exercise(&mutate(cost_core::EMBEDDED_PRICES, &edits));
+    }
+
+    #[test]
+    fn litellm_price_files_mutated_never_panic(edits in edits()) {
+        exercise(&mutate(LITELLM_SAMPLE, &edits));
+    }
+
+    #[test]
+    fn random_text_as_a_price_file_never_panics(text in "\\PC{0,400}") {
+        exercise(&text);
+    }
+
+    #[test]
+    fn provider_payloads_of_any_shape_give_usage_or_an_error(value in json()) {
+        use cost_core::adapters::{anthropic, gemini, openai};
+        for usage in [
+            openai::chat_from_json(&value),
+            openai::responses_from_json(&value),
+            anthropic::from_json(&value),
+            gemini::from_json(&value),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            // Usage an adapter returns is either consistent or refused by validation: never
+            // priced as it is when it is not.
+            let _ = usage.validate();
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The proptest twin of the `layer_fields` fuzz target: arbitrary span trees, field values of
+//! every type, closes in any order and `follows_from` links never panic the layer nor give a
+//! number that is wrong on its face.
+
+#[path = "support/field_ops.rs"]
+mod field_ops;
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_span_trees_and_values_never_give_a_wrong_number(
+        bytes in proptest::collection::vec(any::<u8>(), 0..768)
+    ) {
+        let (ledger, calls) = field_ops::run(&bytes);
+        prop_assert_eq!(field_ops::check(&ledger, calls), Ok(()));
+    }
+}
+
+#[test]
+fn a_known_tree_is_checked_for_real() {
+    // Open a call (step 0, kind 2, no parent, model 0), record 1 000 input tokens as u64
+    // (step 1, span 0, field 0, type 0), then 100 output tokens, then close it.
+    let mut bytes = vec![0, 2, 0, 0];
+    bytes.extend([1, 0, 0, 0]);
+    bytes.extend(1_000_u64.to_be_bytes());
+    bytes.extend([1, 0, 1, 0]);
+    bytes.extend(100_u64.to_be_bytes());
+    bytes.extend([2, 0]);
+    let (ledger, calls) = field_ops::run(&bytes);
+    assert_eq!(calls, 1);
+    let global = ledger.global();
+    assert_eq!(global.llm_calls, 1);
+    assert_eq!(global.total_usd().to_string(), "0.0035");
+    assert_eq!(field_ops::check(&ledger, calls), Ok(()));
+}

@@ -1,0 +1,187 @@
+//! Arbitrary span trees and field values, driven by bytes: shared by the `layer_fields` fuzz
+//! target (`fuzz/`) and its proptest twin (`cost-layer/tests/field_ops.rs`).
+//!
+//! Each step takes a few bytes: open a span (a session, an agent, a call or a plain span, under
+//! any open span or none), record a value of any type in any field of any open span, close any
+//! open span (in any order), or link two spans with `follows_from`. At the end every span is
+//! closed and the ledger's invariants are checked: nothing panicked, and no number is wrong in
+//! a way that can be told without pricing the calls again.
+
+use cost_layer::{CostLayer, Ledger};
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_subscriber::prelude::*;
+
+const FIELDS: [&str; 8] = [
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "llm.cache.hit",
+    "cost.service_tier",
+];
+
+const MODELS: [&str; 4] = [
+    "gpt-4o",
+    "gpt-4o-mini",
+    "claude-sonnet-4-5",
+    "no-such-model",
+];
+
+/// Reads bytes one at a time; zero once they run out.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn next(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((first, rest)) => {
+                self.0 = rest;
+                *first
+            }
+            None => 0,
+        }
+    }
+
+    fn u64(&mut self) -> u64 {
+        (0..8).fold(0, |n, _| (n << 8) | u64::from(self.next()))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn open(kind: u8, parent: Option<&Span>, input: &mut Bytes<'_>) -> Span {
+    let parent = parent.and_then(Span::id);
+    match kind % 4 {
+        0 => {
+            let id = format!("s{}", input.next() % 4);
+            tracing::info_span!(parent: parent, "session", session.id = id.as_str())
+        }
+        1 => tracing::info_span!(parent: parent, "agent", gen_ai.agent.name = "agent"),
+        2 => tracing::info_span!(
+            parent: parent,
+            "call",
+            gen_ai.request.model = MODELS[usize::from(input.next()) % MODELS.len()],
+            gen_ai.response.model = Empty,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            gen_ai.usage.cache_read.input_tokens = Empty,
+            gen_ai.usage.reasoning.output_tokens = Empty,
+            llm.cache.hit = Empty,
+            cost.service_tier = Empty,
+        ),
+        _ => tracing::info_span!(parent: parent, "tool", step = u64::from(kind)),
+    }
+}
+
+fn record(span: &Span, input: &mut Bytes<'_>) {
+    let field = FIELDS[usize::from(input.next()) % FIELDS.len()];
+    match input.next() % 8 {
+        0 => {
+            span.record(field, input.u64() % 100_000);
+        }
+        1 => {
+            span.record(field, input.u64());
+        }
+        2 => {
+            span.record(field, input.u64() as i64);
+        }
+        3 => {
+            span.record(field, f64::from_bits(input.u64()));
+        }
+        4 => {
+            span.record(field, input.next() % 2 == 0);
+        }
+        5 => {
+            span.record(field, MODELS[usize::from(input.next()) % MODELS.len()]);
+        }
+        6 => {
+            let text = ["12", "-3", "1e3", " 42 ", "", "batch", "true", "∞"];
+            span.record(field, text[usize::from(input.next()) % text.len()]);
+        }
+        _ => {
+            span.record(field, tracing::field::debug(input.u64() % 1_000));
+        }
+    }
+}
+
+/// Runs the steps the bytes describe; returns the ledger and how many call spans were opened.
+pub(crate) fn run(bytes: &[u8]) -> (Ledger, u64) {
+    let (cost, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry().with(cost);
+    let mut calls = 0;
+    tracing::subscriber::with_default(subscriber, || {
+        let mut input = Bytes(bytes);
+        let mut open_spans: Vec<Span> = Vec::new();
+        while !input.is_empty() && open_spans.len() < 64 {
+            let step = input.next();
+            let pick = |n: u8, len: usize| usize::from(n) % len.max(1);
+            match step % 4 {
+                0 => {
+                    let kind = input.next();
+                    calls += u64::from(kind % 4 == 2);
+                    let parent_choice = input.next();
+                    let parent = (parent_choice % 3 != 0)
+                        .then(|| open_spans.get(pick(parent_choice, open_spans.len())))
+                        .flatten();
+                    let span = open(kind, parent, &mut input);
+                    open_spans.push(span);
+                }
+                1 if !open_spans.is_empty() => {
+                    let index = pick(input.next(), open_spans.len());
+                    record(&open_spans[index], &mut input);
+                }
+                2 if !open_spans.is_empty() => {
+                    let index = pick(input.next(), open_spans.len());
+                    drop(open_spans.swap_remove(index));
+                }
+                3 if open_spans.len() >= 2 => {
+                    let a = pick(input.next(), open_spans.len());
+                    let b = pick(input.next(), open_spans.len());
+                    if a != b {
+                        open_spans[a].follows_from(&open_spans[b]);
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    (ledger, calls)
+}
+
+/// What must hold after any run.
+pub(crate) fn check(ledger: &Ledger, calls: u64) -> Result<(), String> {
+    let global = ledger.global();
+    let diagnostics = ledger.diagnostics();
+    let charged = global.llm_calls + global.rejected_calls + global.cache_hits;
+    if charged > calls {
+        return Err(format!("{charged} calls charged, {calls} opened"));
+    }
+    if global.total_usd() < cost_layer::cost_core::Money::ZERO {
+        return Err(format!("negative total {}", global.total_usd()));
+    }
+    if global.unpriced_calls > global.llm_calls {
+        return Err("more unpriced calls than calls".into());
+    }
+    if diagnostics.rejected_calls != global.rejected_calls {
+        return Err(format!(
+            "{} rejected calls counted, {} in the totals",
+            diagnostics.rejected_calls, global.rejected_calls
+        ));
+    }
+    if diagnostics.unpriced_calls != global.unpriced_calls {
+        return Err("unpriced calls counted and totalled differ".into());
+    }
+    // Every call's cost is a sum of token counts (each at most 10⁹) times prices: a total
+    // beyond a million dollars per call means a count that should have been rejected.
+    let ceiling = cost_layer::cost_core::Money::from_units(
+        cost_layer::cost_core::Money::from_usd(1_000_000).units() * i128::from(calls),
+    );
+    if global.total_usd() > ceiling {
+        return Err(format!("absurd total {}", global.total_usd()));
+    }
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! The layer on arbitrary span trees, field values and close orders (the steps of
+//! `cost-layer/tests/support/field_ops.rs`): no panic, no number wrong on its face.
+#![no_main]
+
+#[path = "../../cost-layer/tests/support/field_ops.rs"]
+mod field_ops;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|bytes: &[u8]| {
+    let (ledger, calls) = field_ops::run(bytes);
+    if let Err(problem) = field_ops::check(&ledger, calls) {
+        panic!("{problem}");
+    }
+});

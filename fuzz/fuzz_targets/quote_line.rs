@@ -1,0 +1,17 @@
+//! `llm-cost quote` on an arbitrary input line: one JSON answer, a price or an error.
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../../cost-cli/src/quote.rs"]
+mod quote;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|line: &[u8]| {
+    let table = cost_core::PriceTable::default();
+    if let Some(outcome) = quote::quote_line(&table, line) {
+        let answer: serde_json::Value =
+            serde_json::from_str(&outcome.json).unwrap_or_else(|e| panic!("{e}: {}", outcome.json));
+        assert_eq!(answer.get("error").is_some(), !outcome.priced);
+    }
+});
