@@ -466,6 +466,15 @@ where
         let pending_warnings = self.count_rejected(metadata, &mut observed.rejected);
         let scope = Self::scope_of(&info, &observed);
         let base = inherited.unwrap_or_else(|| Arc::clone(&self.empty));
+        // Counted open before its cell is looked up: retention never evicts an open session, so
+        // the cell this span posts to stays the one the ledger shows.
+        let mut session_counted = false;
+        if scope == Scope::Session
+            && let Some(session) = &observed.attribution.session
+        {
+            self.ledger.session_opened(session);
+            session_counted = true;
+        }
         let mut cells = self.attribute(&base, &observed);
         if scope == Scope::Agent && self.budgets.is_some() {
             let mut with_run = AttributionCells::clone(&cells);
@@ -475,11 +484,6 @@ where
         let call_id = (scope == Scope::Call && self.budgets.is_some()).then(|| next_id("call"));
         let inherited = observed.attribution.any().then_some(base);
         observed.attribution.changed = false;
-        if scope == Scope::Session
-            && let Some(session) = &observed.attribution.session
-        {
-            self.ledger.session_opened(session);
-        }
         let record = CostRecord {
             scope,
             info,
@@ -490,6 +494,7 @@ where
             totals: Totals::default(),
             children: 0,
             closed: false,
+            session_counted: scope == Scope::Session && session_counted,
             otel_exported: false,
             tree: self.tree_sink.as_ref().map(|_| Vec::new()),
             pending_warnings,
@@ -551,6 +556,15 @@ where
                 std::mem::swap(&mut pending, &mut record.pending_warnings);
                 if record.observed.attribution.changed {
                     record.observed.attribution.changed = false;
+                    // A session id recorded after creation: counted open (once) before its cell
+                    // is looked up, as at creation.
+                    if record.scope == Scope::Session
+                        && !record.session_counted
+                        && let Some(session) = &record.observed.attribution.session
+                    {
+                        self.ledger.session_opened(session);
+                        record.session_counted = true;
+                    }
                     let base = record
                         .inherited
                         .get_or_insert_with(|| Arc::clone(&record.cells))

@@ -364,10 +364,15 @@ impl LedgerInner {
         }
     }
 
+    /// Counts a session span open. Under the map's entry lock, which eviction's `remove_if`
+    /// also takes: a session is never evicted between its cell being found and counted open.
     pub(crate) fn session_opened(&self, session: &Arc<str>) {
-        self.cell(LedgerKey::One(Dimension::Session, Arc::clone(session)))
-            .open
-            .fetch_add(1, Ordering::Relaxed);
+        let key = LedgerKey::One(Dimension::Session, Arc::clone(session));
+        let entry = self
+            .cells
+            .entry(key)
+            .or_insert_with(|| Arc::new(Cell::new(1)));
+        entry.open.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a session close and applies the retention policy.

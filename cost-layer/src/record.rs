@@ -44,6 +44,8 @@ pub struct CostRecord {
     /// Children whose totals were rolled up into `totals`.
     pub(crate) children: u32,
     pub(crate) closed: bool,
+    /// A session span counted open in the ledger (so retention keeps its cell).
+    pub(crate) session_counted: bool,
     /// The call's cost attributes are on its OpenTelemetry span already (feature `otel`).
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) otel_exported: bool,

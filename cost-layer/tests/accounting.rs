@@ -517,6 +517,30 @@ fn retention_evicts_the_oldest_closed_sessions_and_counts_it() {
 }
 
 #[test]
+fn a_session_whose_id_is_recorded_later_is_kept_while_open() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
+        max_closed_sessions: Some(1),
+        ttl: None,
+    }));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let late = info_span!("session", session.id = Empty);
+        late.record("session.id", "late");
+        let _l = late.enter();
+        call("gpt-4o", 1_000, 0);
+        for i in 0..3 {
+            let id = format!("s-{i}");
+            let s = info_span!(parent: None, "session", session.id = id.as_str());
+            let _s = s.enter();
+            call("gpt-4o", 1_000, 0);
+        }
+        // Three sessions closed past a bound of one: "late" is open, so it stays.
+        assert_eq!(ledger.session("late").map(|t| t.llm_calls), Some(1));
+        call("gpt-4o", 1_000, 0);
+    });
+    assert_eq!(ledger.session("late").map(|t| t.llm_calls), Some(2));
+}
+
+#[test]
 fn retention_ttl_on_an_injected_clock() {
     let start = Instant::now();
     let offset = Arc::new(AtomicU64::new(0));
