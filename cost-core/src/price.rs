@@ -432,7 +432,7 @@ impl ModelPrice {
                 .checked_sub(cache_read)
                 .ok_or(CostError::Overflow)?,
         };
-        // The components are each below 10¹² × price; check their sum stays in range.
+        // The components are each at most 10⁹ × price; check their sum stays in range.
         [
             breakdown.cache_read,
             breakdown.cache_write,

@@ -3,10 +3,11 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The most tokens one call may report for any kind: 10¹². Larger counts are not real usage
-/// (the largest context windows hold about 10⁷ tokens) and are rejected as
-/// [`UsageError::Absurd`] rather than priced.
-pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000_000;
+/// The most tokens one call may report for any kind: 10⁹. Larger counts are not real usage
+/// (the largest context windows hold about 10⁷ tokens: this leaves a hundredfold margin) and
+/// are rejected as [`UsageError::Absurd`] rather than priced: a garbage count would otherwise
+/// be charged as real money.
+pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
 
 /// Token counts of one LLM call.
 ///
@@ -163,7 +164,7 @@ impl Usage {
                 return Err(UsageError::Absurd { kind, value });
             }
         }
-        // Each term is at most 10¹², so the sum cannot overflow.
+        // Each term is at most 10⁹, so the sum cannot overflow.
         if self.cache_read + self.cache_write + self.cache_write_1h > self.input {
             return Err(UsageError::CacheExceedsInput {
                 input: self.input,

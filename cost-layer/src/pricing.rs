@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Weak};
 
 use cost_core::{PriceTable, Resolution};
 
@@ -12,8 +12,9 @@ use crate::ledger::{Cell, Dimension, LedgerInner, LedgerKey};
 pub(crate) struct ModelSlot {
     /// The name as recorded (kept so its address stays unique while cached).
     name: Arc<str>,
-    /// The table the resolution belongs to (kept so its address stays unique while cached).
-    table: Arc<PriceTable>,
+    /// The table the resolution belongs to. A weak reference keeps its address unique while
+    /// cached, without keeping the table's entries alive after its layer is gone.
+    table: Weak<PriceTable>,
     pub(crate) resolution: Option<Resolution>,
     /// The ledger key: the entry's key when priced, else the name as recorded.
     pub(crate) key: Arc<str>,
@@ -45,7 +46,7 @@ pub(crate) fn with_model_slot<R>(
     SLOTS.with(|cache| {
         if let Ok(cache) = cache.try_borrow()
             && let Some(slot) = cache.get(&key)
-            && Arc::ptr_eq(&slot.table, table)
+            && std::ptr::eq(slot.table.as_ptr(), Arc::as_ptr(table))
             && Arc::ptr_eq(&slot.name, name)
         {
             return f(slot);
@@ -69,7 +70,7 @@ fn new_slot(ledger: &LedgerInner, table: &Arc<PriceTable>, name: &Arc<str>) -> M
     };
     ModelSlot {
         name: Arc::clone(name),
-        table: Arc::clone(table),
+        table: Arc::downgrade(table),
         resolution,
         cell: ledger.cell(LedgerKey::One(Dimension::Model, Arc::clone(&model_key))),
         key: model_key,

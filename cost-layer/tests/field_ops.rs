@@ -36,3 +36,16 @@ fn a_known_tree_is_checked_for_real() {
     assert_eq!(global.total_usd().to_string(), "0.0035");
     assert_eq!(field_ops::check(&ledger, calls), Ok(()));
 }
+
+/// Found by the fuzz target: 137 billion output tokens recorded as a float were accepted and
+/// priced at $1.37 million; counts above 10⁹ per call are now rejected as absurd.
+#[test]
+fn fuzz_crash_an_absurd_count_is_rejected_not_priced() {
+    let bytes = [
+        0x8b, 0x16, 0x00, 0x72, 0x61, 0x00, 0x2d, 0x6e, 0x61, 0x01, 0x00, 0x00, 0x00, 0x20, 0x00,
+        0x00, 0x00, 0x69,
+    ];
+    let (ledger, calls) = field_ops::run(&bytes);
+    assert_eq!(field_ops::check(&ledger, calls), Ok(()));
+    assert_eq!(ledger.global().rejected_calls, 1);
+}
