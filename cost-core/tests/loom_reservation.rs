@@ -1,5 +1,6 @@
-//! A `loom` model of the reservation core: every interleaving of racing reservations, with
-//! rollback across two accounts, never admits more than a limit and leaves exact figures.
+//! `loom` models of the budget book's concurrent core: every interleaving of racing
+//! reservations, with rollback across two accounts, never admits more than a limit and leaves
+//! exact figures; a threshold alert is claimed exactly once; the book's clock never goes back.
 //!
 //! `RUSTFLAGS="--cfg cost_loom" cargo test -p cost-core --release --test loom_reservation`
 //! (`.ci/run` runs it).
@@ -70,5 +71,58 @@ fn a_reservation_is_all_or_nothing() {
         let expected = if mine { (0, 5) } else { (0, 0) };
         assert_eq!(a.figures(), expected);
         assert_eq!(b.figures(), expected);
+    });
+}
+
+#[test]
+fn a_threshold_is_claimed_by_exactly_one_of_racing_settlements() {
+    use cost_core::budget::core::Fired;
+    loom::model(|| {
+        let fired = Arc::new(Fired::new());
+        let claims = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (fired, claims) = (Arc::clone(&fired), Arc::clone(&claims));
+                loom::thread::spawn(move || {
+                    // Two settlements cross the same threshold (bit 1), one also bit 0.
+                    if fired.claim(1) {
+                        claims.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        let zero = fired.claim(0);
+        for thread in threads {
+            thread.join().unwrap_or_else(|_| panic!("thread panicked"));
+        }
+        assert!(zero, "an unclaimed threshold is claimed");
+        assert_eq!(
+            claims.load(Ordering::SeqCst),
+            1,
+            "bit 1 claimed exactly once"
+        );
+        assert!(
+            !fired.claim(1) && !fired.claim(0),
+            "claimed once means never again"
+        );
+    });
+}
+
+#[test]
+fn the_clock_through_latest_never_goes_back() {
+    use cost_core::budget::core::Latest;
+    loom::model(|| {
+        let latest = Arc::new(Latest::new());
+        let other = {
+            let latest = Arc::clone(&latest);
+            // Another thread reads a clock that is ahead.
+            loom::thread::spawn(move || latest.advance(200))
+        };
+        let first = latest.advance(100);
+        let second = latest.advance(50); // the clock jumped back
+        let theirs = other.join().unwrap_or_else(|_| panic!("thread panicked"));
+        assert!(second >= first, "time went back: {first} then {second}");
+        assert!(first >= 100 && theirs >= 200);
+        assert_eq!(latest.advance(0), 200);
     });
 }

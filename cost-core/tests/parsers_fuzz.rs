@@ -118,3 +118,25 @@ proptest! {
         }
     }
 }
+
+/// Found by `provider_payloads_of_any_shape_give_usage_or_an_error`: the Anthropic adapter
+/// added exclusive counts with `+`, which overflowed (a panic in debug builds, a wrapped and
+/// plausible-looking count in release). Sums now saturate and validation refuses the result.
+#[test]
+fn overflowing_counts_are_refused_not_wrapped() {
+    let value: Value = serde_json::from_str(
+        r#"{"input_tokens": 10840158053902636432, "cache_read_input_tokens": 7606586019806915184}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let usage = cost_core::adapters::anthropic::from_json(&value);
+    assert!(
+        usage.is_err() || usage.is_ok_and(|u| u.validate().is_err()),
+        "an overflowing count passed"
+    );
+    let gemini: Value = serde_json::from_str(
+        r#"{"usageMetadata": {"promptTokenCount": 18446744073709551615, "toolUsePromptTokenCount": 2}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let usage = cost_core::adapters::gemini::from_json(&gemini);
+    assert!(usage.is_err() || usage.is_ok_and(|u| u.validate().is_err()));
+}

@@ -45,14 +45,21 @@ pub struct Message {
 }
 
 /// Converts the exclusive counts; a split that does not cover every write leaves the rest at
-/// the 5-minute lifetime (the default).
+/// the 5-minute lifetime (the default). Sums saturate: counts that large are absurd, and
+/// validation refuses them, where a wrapped sum would pass for a real count.
 fn convert(input: u64, read: u64, written: u64, split: Option<(u64, u64)>) -> Usage {
     let (write_5m, write_1h) = match split {
-        Some((five, hour)) if five + hour > 0 => (written.max(five + hour) - hour, hour),
+        Some((five, hour)) if five.saturating_add(hour) > 0 => (
+            written.max(five.saturating_add(hour)).saturating_sub(hour),
+            hour,
+        ),
         _ => (written, 0),
     };
     Usage {
-        input: input + read + write_5m + write_1h,
+        input: input
+            .saturating_add(read)
+            .saturating_add(write_5m)
+            .saturating_add(write_1h),
         cache_read: read,
         cache_write: write_5m,
         cache_write_1h: write_1h,

@@ -40,9 +40,14 @@ impl UsageMetadata {
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
         Usage {
-            input: self.prompt_token_count + self.tool_use_prompt_token_count,
+            // Sums saturate: an overflowing count is absurd and validation refuses it.
+            input: self
+                .prompt_token_count
+                .saturating_add(self.tool_use_prompt_token_count),
             cache_read: self.cached_content_token_count,
-            output: self.candidates_token_count + self.thoughts_token_count,
+            output: self
+                .candidates_token_count
+                .saturating_add(self.thoughts_token_count),
             reasoning: self.thoughts_token_count,
             ..Usage::default()
         }
@@ -70,9 +75,10 @@ pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usageMetadata", "promptTokenCount")?;
     let thoughts = count(usage, &["thoughtsTokenCount"])?;
     checked(Usage {
-        input: count(usage, &["promptTokenCount"])? + count(usage, &["toolUsePromptTokenCount"])?,
+        input: count(usage, &["promptTokenCount"])?
+            .saturating_add(count(usage, &["toolUsePromptTokenCount"])?),
         cache_read: count(usage, &["cachedContentTokenCount"])?,
-        output: count(usage, &["candidatesTokenCount"])? + thoughts,
+        output: count(usage, &["candidatesTokenCount"])?.saturating_add(thoughts),
         reasoning: thoughts,
         ..Usage::default()
     })

@@ -9,7 +9,7 @@
 //! there is for an instant; it never lets one see more.)
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dashmap::DashMap;
@@ -184,7 +184,7 @@ impl std::fmt::Display for BudgetAlert {
 #[derive(Default)]
 struct Account {
     figures: core::Account,
-    fired: AtomicU32,
+    fired: core::Fired,
     extra: Mutex<Extra>,
 }
 
@@ -249,7 +249,7 @@ struct BookInner {
     /// Per budget, the spend at which each threshold fires (computed once).
     lines: Vec<Vec<i128>>,
     clock: Arc<dyn Clock>,
-    latest: AtomicI64,
+    latest: core::Latest,
     /// Per budget, the newest calendar window seen (past windows' accounts are dropped when
     /// it advances).
     windows: Vec<AtomicI64>,
@@ -318,7 +318,7 @@ impl BudgetBook {
                     .map(|_| Accounts::with_hasher(foldhash::fast::RandomState::default()))
                     .collect(),
                 clock,
-                latest: AtomicI64::new(i64::MIN),
+                latest: core::Latest::new(),
                 windows: (0..config.budgets.len())
                     .map(|_| AtomicI64::new(i64::MIN))
                     .collect(),
@@ -460,9 +460,7 @@ impl BookInner {
     /// The time: the clock, never earlier than a time already seen (a clock that jumps back
     /// does not reopen a closed window).
     fn now(&self) -> i64 {
-        let now = self.clock.unix_seconds();
-        let previous = self.latest.fetch_max(now, Ordering::Relaxed);
-        previous.max(now)
+        self.latest.advance(self.clock.unix_seconds())
     }
 
     /// The account of `budget` for `key` in the window of `now`, created when absent.
@@ -665,12 +663,7 @@ impl Reservation {
             let limit = budget.limit.units();
             let lines = &book.lines[held.budget];
             for (bit, (threshold, line)) in budget.thresholds.iter().zip(lines).enumerate() {
-                let mask = 1_u32 << bit.min(31);
-                if spent >= *line
-                    && limit > 0
-                    && account.fired.load(Ordering::Relaxed) & mask == 0
-                    && account.fired.fetch_or(mask, Ordering::Relaxed) & mask == 0
-                {
+                if spent >= *line && limit > 0 && account.fired.claim(bit as u32) {
                     alerts.push(BudgetAlert::Threshold {
                         budget: budget.name.clone(),
                         scope: budget.scope.as_str(),

@@ -1,12 +1,19 @@
-//! The reservation core: booking an amount against several accounts without ever admitting
-//! more than a limit, under any interleaving. Kept apart so a `loom` model
-//! (`cost-core/tests/loom_reservation.rs`, run with `RUSTFLAGS="--cfg cost_loom"`) checks the
+//! The concurrent core of the budget book: booking an amount against several accounts without
+//! ever admitting more than a limit, claiming each threshold alert once, and a clock that never
+//! goes back, under any interleaving. Kept apart so `loom` models
+//! (`cost-core/tests/loom_reservation.rs`, run with `RUSTFLAGS="--cfg cost_loom"`) check the
 //! same code the book runs.
 
 #[cfg(cost_loom)]
+pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU32};
+#[cfg(cost_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(cost_loom))]
+pub(crate) use std::sync::atomic::{AtomicI64, AtomicU32};
+#[cfg(not(cost_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
+
+use std::sync::atomic::Ordering;
 
 /// Spend and reservations of one account.
 #[derive(Default, Debug)]
@@ -62,6 +69,48 @@ impl Account {
     pub fn figures(&self) -> (i128, i128) {
         let ledger = lock(&self.ledger);
         (ledger.spent, ledger.reserved)
+    }
+}
+
+/// The thresholds of one account already alerted, one bit each: each is claimed by exactly one
+/// caller, however many cross it at once.
+#[derive(Default, Debug)]
+pub struct Fired(AtomicU32);
+
+impl Fired {
+    /// No threshold claimed.
+    pub fn new() -> Self {
+        Fired::default()
+    }
+
+    /// Claims threshold `bit` (0 to 31): `true` for the one caller that claims it first.
+    pub fn claim(&self, bit: u32) -> bool {
+        let mask = 1_u32 << bit.min(31);
+        // A cheap read first: once claimed, later callers do not write the shared line.
+        self.0.load(Ordering::Relaxed) & mask == 0
+            && self.0.fetch_or(mask, Ordering::Relaxed) & mask == 0
+    }
+}
+
+/// The latest time seen: a clock read through it never goes back.
+#[derive(Debug)]
+pub struct Latest(AtomicI64);
+
+impl Default for Latest {
+    fn default() -> Self {
+        Latest(AtomicI64::new(i64::MIN))
+    }
+}
+
+impl Latest {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        Latest::default()
+    }
+
+    /// `now`, or the latest time seen before if that is later.
+    pub fn advance(&self, now: i64) -> i64 {
+        self.0.fetch_max(now, Ordering::Relaxed).max(now)
     }
 }
 
