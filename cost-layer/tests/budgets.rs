@@ -245,3 +245,27 @@ fn alerts_are_warn_events_with_key_spend_limit_and_threshold() {
         assert!(seen[0].contains(fragment), "{fragment} not in {}", seen[0]);
     }
 }
+
+#[test]
+fn a_panicking_alert_handler_is_contained_and_counted() {
+    let book = BudgetBook::with_clock(
+        session_budget("0.02"),
+        Arc::new(ManualClock::new(1_764_072_000)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder()
+        .budgets(book)
+        .on_budget_alert(|_| panic!("an alert handler that panics"))
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let session = tracing::info_span!("s", session.id = "handled");
+        let _s = session.enter();
+        let ran = Mutex::new(0);
+        let _ = step("summarise the thread", &ran); // $0.01 of $0.02: 50 % crossed
+    });
+    assert_eq!(ledger.diagnostics().callback_panics, 1);
+    assert_eq!(
+        ledger.session("handled").map(|t| t.total_usd()),
+        Some(usd("0.01"))
+    );
+}
