@@ -7,7 +7,10 @@
 //!
 //! Memory is bounded by the retention policy: closed sessions beyond
 //! [`Retention::max_closed_sessions`] are evicted oldest first, and closed sessions older than
-//! [`Retention::ttl`] are evicted; evictions are counted.
+//! [`Retention::ttl`] are evicted; evictions are counted. Retention is lock-based: a session's
+//! open count changes (span opened, span closed) and is read for eviction only under its map
+//! entry's lock, and a session is counted open before its cell is handed to a span, so an open
+//! session's cell is never evicted from under it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -378,7 +381,9 @@ impl LedgerInner {
     /// Records a session close and applies the retention policy.
     pub(crate) fn session_closed(&self, session: &Arc<str>) {
         let key = LedgerKey::One(Dimension::Session, Arc::clone(session));
-        if let Some(cell) = self.cells.get(&key) {
+        // Under the entry's write lock, as opening and eviction: the open count only changes,
+        // and is only read for eviction, under that lock.
+        if let Some(cell) = self.cells.get_mut(&key) {
             let _ = cell
                 .open
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));

@@ -689,3 +689,38 @@ fn spans_from_tracing_instrument_count() {
         Some(usd("0.0055"))
     );
 }
+
+#[test]
+fn sessions_reopened_on_two_threads_while_retention_evicts_never_lose_a_call() {
+    // One session id opened and closed over and over on two threads, while other sessions
+    // close around it and push it out of a retention of two: inside an open "hot" session,
+    // the call just made is always in the ledger's cell for it (a cell evicted from under
+    // an open span would take the call with it).
+    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
+        max_closed_sessions: Some(2),
+        ttl: None,
+    }));
+    std::thread::scope(|scope| {
+        for thread in 0..2 {
+            let (dispatch, ledger) = (dispatch.clone(), ledger.clone());
+            scope.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for i in 0..2_000 {
+                        {
+                            let hot = info_span!("session", session.id = "hot");
+                            let _h = hot.enter();
+                            call("gpt-4o", 1_000, 0);
+                            let seen = ledger.session("hot").map_or(0, |t| t.llm_calls);
+                            assert!(seen >= 1, "thread {thread}, round {i}: the call is gone");
+                        }
+                        let id = format!("cold-{thread}-{i}");
+                        let cold = info_span!(parent: None, "session", session.id = id.as_str());
+                        let _c = cold.enter();
+                    }
+                });
+            });
+        }
+    });
+    assert_eq!(ledger.global().llm_calls, 4_000);
+    assert!(ledger.diagnostics().evictions > 0);
+}
