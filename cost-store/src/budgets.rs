@@ -121,12 +121,33 @@ pub struct StoreBudgets {
 /// batch, so a settlement is never counted both in the store and here.
 type Pending = Mutex<std::collections::HashMap<(String, String, i64), Money>>;
 
-/// Settlements the queue holds.
-const SETTLE_QUEUE: usize = 65_536;
+/// How the budget accounts queue settlements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetOptions {
+    /// Settlements the queue holds (default 65 536); beyond, they are dropped and counted, and
+    /// their reservations stay booked.
+    pub settle_queue: usize,
+}
+
+impl Default for BudgetOptions {
+    fn default() -> Self {
+        BudgetOptions {
+            settle_queue: 65_536,
+        }
+    }
+}
 
 /// Opens the budget accounts at `address` (a SQLite file or a `postgres://` URL; JSON lines
 /// cannot hold them), with a background thread for settlements.
 pub fn budgets(address: &str) -> Result<Arc<StoreBudgets>, StoreError> {
+    budgets_with(address, BudgetOptions::default())
+}
+
+/// [`budgets()`] with options.
+pub fn budgets_with(
+    address: &str,
+    options: BudgetOptions,
+) -> Result<Arc<StoreBudgets>, StoreError> {
     let open = || -> Result<Box<dyn BudgetBackend>, StoreError> {
         if address.starts_with("postgres://") || address.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
@@ -140,7 +161,7 @@ pub fn budgets(address: &str) -> Result<Arc<StoreBudgets>, StoreError> {
     };
     let reserve = open()?;
     let settle = open()?;
-    let (settles, incoming) = sync_channel(SETTLE_QUEUE);
+    let (settles, incoming) = sync_channel(options.settle_queue.max(1));
     let stats = Arc::new(BudgetStats::default());
     let thread_stats = Arc::clone(&stats);
     let pending = Arc::new(Pending::default());
@@ -169,11 +190,24 @@ impl StoreBudgets {
     /// Waits (up to `timeout`) until every settlement queued before is applied; `true` when
     /// they were.
     pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
         let (done, wait) = sync_channel(1);
-        if self.settles.try_send(Message::Flush(done)).is_err() {
-            return false;
+        let mut message = Message::Flush(done);
+        // The queue may be full while the store is slow: wait for room, up to the deadline.
+        loop {
+            match self.settles.try_send(message) {
+                Ok(()) => break,
+                Err(std::sync::mpsc::TrySendError::Full(back))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    message = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return false,
+            }
         }
-        wait.recv_timeout(timeout).unwrap_or(false)
+        wait.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or(false)
     }
 }
 

@@ -43,7 +43,7 @@ mod sqlite;
 mod store;
 mod writer;
 
-pub use budgets::{BudgetStats, StoreBudgets, budgets};
+pub use budgets::{BudgetOptions, BudgetStats, StoreBudgets, budgets, budgets_with};
 pub use jsonl::JsonLinesStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

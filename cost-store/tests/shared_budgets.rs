@@ -236,3 +236,42 @@ fn a_cut_connection_fails_open_and_the_store_catches_up_on_the_spend() {
         .unwrap_or_else(|| panic!("the store forgot the spend made during the outage"));
     assert_eq!((refused.spent, refused.unavailable), (usd("0.6"), None));
 }
+
+#[test]
+fn settlements_beyond_the_queue_are_counted_and_their_reservations_stay_booked() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("budgets.sqlite");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let options = cost_store::BudgetOptions { settle_queue: 4 };
+    let accounts = cost_store::budgets_with(&address, options).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let reservations: Vec<_> = (0..20)
+        .map(|call| {
+            book.reserve(&keys("gina", call), usd("0.01"))
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    // Another process holds the database: the settle thread cannot write meanwhile.
+    let blocker = rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    blocker
+        .execute_batch("BEGIN EXCLUSIVE")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for reservation in reservations {
+        reservation.settle(usd("0.01"));
+    }
+    let dropped = accounts.stats().settles_dropped();
+    assert!(
+        dropped >= 15,
+        "{dropped} dropped of 20 against a queue of 4"
+    );
+    blocker
+        .execute_batch("COMMIT")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(accounts.flush(Duration::from_secs(30)));
+    // The dropped ones stay reserved in the store: they can only refuse more. With 20 × $0.01
+    // booked against $1.00, exactly 80 more calls of $0.01 fit, whatever was settled.
+    let admitted: Vec<_> = (100..200)
+        .filter_map(|call| book.reserve(&keys("gina", call), usd("0.01")).ok())
+        .collect();
+    assert_eq!(admitted.len(), 80);
+}
