@@ -143,12 +143,20 @@ impl Totals {
 }
 
 impl fmt::Display for Totals {
-    /// `$0.0258 · 10500 tokens · 3 calls` (+ unpriced and rejected counts when present).
+    /// `$0.0258 · 10500 tokens · 3 calls` (+ unpriced and rejected counts when present). With
+    /// unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call had a price it
+    /// is unknown, shown `$?` (never `$0`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unpriced_calls == 0 {
+            write!(f, "${}", self.total_usd())?;
+        } else if self.unpriced_calls >= self.llm_calls {
+            f.write_str("$?")?;
+        } else {
+            write!(f, "≥ ${}", self.total_usd())?;
+        }
         write!(
             f,
-            "${} · {} tokens · {} call{}",
-            self.total_usd(),
+            " · {} tokens · {} call{}",
             self.total_tokens(),
             self.llm_calls,
             if self.llm_calls == 1 { "" } else { "s" }
