@@ -181,11 +181,24 @@ impl std::fmt::Display for BudgetAlert {
 /// One account: spend and reservations in the reservation core's account; the thresholds
 /// already fired (each claimed once with an atomic `fetch_or`); and, for rolling windows only,
 /// the buckets under a second lock, always taken after the first is released.
-#[derive(Default)]
 struct Account {
     figures: core::Account,
     fired: core::Fired,
     extra: Mutex<Extra>,
+    /// The key the account belongs to (a reservation names it from here, without a clone of
+    /// its own).
+    key: Arc<str>,
+}
+
+impl Account {
+    fn new(key: &Arc<str>) -> Self {
+        Account {
+            figures: core::Account::default(),
+            fired: core::Fired::default(),
+            extra: Mutex::default(),
+            key: Arc::clone(key),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -209,8 +222,8 @@ type Accounts = DashMap<Arc<str>, Slot, foldhash::fast::RandomState>;
 /// One budget's account held by a reservation.
 struct Held {
     budget: usize,
+    /// The account (its key included).
     account: Arc<Account>,
-    key: Arc<str>,
     /// Whether the reservation booked on it (deny budgets) or only settles spend (alert ones).
     reserved: bool,
     /// The reservation is booked in the shared accounts, in this window (not in `account`).
@@ -221,11 +234,15 @@ struct Held {
     fell_back: Option<i64>,
 }
 
+/// The budgets one call holds. (Kept on the heap: an inline array makes the reservation large
+/// enough that moving it costs more than the allocation saves.)
+type HeldBudgets = Vec<Held>;
+
 /// Budgets reserved for one call, to settle when it ends. Dropping it unsettled releases the
 /// reservation (a call that failed or panicked costs nothing it did not report).
 pub struct Reservation {
     book: Arc<BookInner>,
-    held: Vec<Held>,
+    held: HeldBudgets,
     amount: i128,
     call: Arc<str>,
     /// When the call was admitted: its spend counts in the windows of that moment.
@@ -418,8 +435,27 @@ fn window_id(window: Window, now: i64) -> i64 {
     match window {
         Window::Lifetime | Window::Rolling(_) => 0,
         Window::Day => utc_day(now),
-        Window::Month => utc_month(now),
+        Window::Month => month_of(now),
     }
+}
+
+/// [`utc_month`], remembered per thread for the day last asked (the calendar arithmetic is the
+/// costliest part of finding a month budget's account).
+fn month_of(now: i64) -> i64 {
+    thread_local! {
+        static LAST: std::cell::Cell<(i64, i64)> = const { std::cell::Cell::new((i64::MIN, 0)) };
+    }
+    let day = utc_day(now);
+    LAST.with(|last| {
+        let (seen, month) = last.get();
+        if seen == day {
+            month
+        } else {
+            let month = utc_month(now);
+            last.set((day, month));
+            month
+        }
+    })
 }
 
 /// Drops the buckets of a rolling window that fell out of it (their spend leaves the window).
@@ -481,16 +517,16 @@ impl BookInner {
         }
         let mut slot = accounts
             .entry(Arc::clone(key))
-            .or_insert_with(|| (current, Arc::new(Account::default())));
+            .or_insert_with(|| (current, Arc::new(Account::new(key))));
         if slot.0 < current {
-            *slot = (current, Arc::new(Account::default()));
+            *slot = (current, Arc::new(Account::new(key)));
         }
         Arc::clone(&slot.1)
     }
 
     /// The accounts of every budget that applies to the call, in budget order.
-    fn hold_all(&self, keys: &CallKeys, now: i64) -> Vec<Held> {
-        let mut held = Vec::with_capacity(self.config.budgets.len());
+    fn hold_all(&self, keys: &CallKeys, now: i64) -> HeldBudgets {
+        let mut held = HeldBudgets::with_capacity(self.config.budgets.len());
         for (index, budget) in self.config.budgets.iter().enumerate() {
             let Some(key) = keys.key(budget.scope) else {
                 continue;
@@ -503,7 +539,6 @@ impl BookInner {
             held.push(Held {
                 budget: index,
                 account,
-                key: Arc::clone(key),
                 reserved: false,
                 shared: None,
                 fell_back: None,
@@ -525,7 +560,7 @@ impl BookInner {
             if budget.policy != Policy::Deny {
                 continue;
             }
-            let key = Arc::clone(&held[i].key);
+            let key = Arc::clone(&held[i].account.key);
             let refusal =
                 |spent: i128, reserved: i128, unavailable: Option<Arc<String>>| BudgetExceeded {
                     budget: Arc::from(budget.name.as_str()),
@@ -544,7 +579,7 @@ impl BookInner {
                 let window = window_id(budget.window, now);
                 let account = super::SharedKey {
                     budget: &budget.name,
-                    key: &held[i].key,
+                    key: &held[i].account.key,
                     window,
                 };
                 let limit = budget.limit;
@@ -603,7 +638,7 @@ impl BookInner {
                 (Some(window), Some(shared)) => shared.accounts.settle(
                     super::SharedKey {
                         budget: &self.config.budgets[booked.budget].name,
-                        key: &booked.key,
+                        key: &booked.account.key,
                         window,
                     },
                     Money::from_units(amount),
@@ -625,14 +660,15 @@ impl Reservation {
     /// lost) against every budget that applies to it; returns the alerts it caused.
     pub fn settle(mut self, cost: Money) -> Vec<BudgetAlert> {
         self.settled = true;
-        let book = Arc::clone(&self.book);
+        let held_budgets = std::mem::take(&mut self.held);
+        let book = &*self.book;
         let now = self.now;
         let cost = cost.units();
         let mut alerts = Vec::new();
-        for held in &self.held {
+        for held in &held_budgets {
             let budget = &book.config.budgets[held.budget];
             let account = &held.account;
-            let key = &held.key;
+            let key = &held.account.key;
             roll(account, budget.window, now);
             let booked_here = held.reserved && held.shared.is_none();
             if let Some(shared) = &book.shared {
@@ -675,7 +711,7 @@ impl Reservation {
                 }
             }
         }
-        self.held.clear();
+        drop(held_budgets);
         if let Some(max) = book.config.per_call_alert
             && cost > max.units()
         {
