@@ -388,15 +388,17 @@ impl CostLayer {
         id: &Id,
         name: &'static str,
         details: &CallDetails,
-        started: std::time::Instant,
+        started: std::time::SystemTime,
         parent_span_id: Option<u64>,
         cells: &AttributionCells,
     ) {
         let Some(totals) = &details.own else { return };
+        // One wall-clock read dates the call and times it, as OpenTelemetry spans are timed (a
+        // clock stepped back during the call gives a zero duration, never a negative one).
+        let at = std::time::SystemTime::now();
         let call = crate::ClosedCall {
-            // The wall clock as it is now (it may have been stepped since the process began).
-            at: std::time::SystemTime::now(),
-            duration: started.elapsed(),
+            at,
+            duration: at.duration_since(started).unwrap_or_default(),
             name,
             span_id: id.into_u64(),
             parent_span_id,
@@ -500,7 +502,7 @@ where
             pending_warnings,
             call_id,
             started: (scope == Scope::Call && self.call_sink.is_some())
-                .then(std::time::Instant::now),
+                .then(std::time::SystemTime::now),
             budget: Default::default(),
             pending_alerts: Vec::new(),
         };
@@ -749,7 +751,7 @@ where
         });
         let for_sink = match (&self.call_sink, &call_details) {
             (Some(_), Some(details)) if details.own.is_some() => Some((
-                record.started.unwrap_or_else(std::time::Instant::now),
+                record.started.unwrap_or_else(std::time::SystemTime::now),
                 record.parent.as_ref().map(Id::into_u64),
                 Arc::clone(&record.cells),
             )),

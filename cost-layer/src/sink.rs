@@ -18,7 +18,8 @@ use crate::totals::{Attribution, Totals};
 pub struct ClosedCall<'a> {
     /// When the call's span closed.
     pub at: SystemTime,
-    /// From the span's creation to its close.
+    /// From the span's creation to its close, on the wall clock (zero if the clock was stepped
+    /// back meanwhile).
     pub duration: Duration,
     /// The span's name.
     pub name: &'static str,

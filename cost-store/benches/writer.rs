@@ -1,5 +1,8 @@
 //! Figures of the durable ledger: records per second through the writer into SQLite and into
-//! PostgreSQL, and what attaching the writer adds to the layer's cost per call.
+//! PostgreSQL, and what attaching the writer adds to the layer's cost per call: with the writer
+//! draining at the same time (`writer_added`: on 2 cores its own work competes with the
+//! instrumented thread) and with the writer asleep through the timed run
+//! (`writer_added_enqueue_only`: the instrumented thread's own cost).
 //!
 //! `cargo bench -p cost-store --bench writer` prints one JSON object per line,
 //! `{"scenario": …, "value": …, "unit": …}`. PostgreSQL is the server of
@@ -119,9 +122,27 @@ fn main() {
         })
         .fold(f64::INFINITY, f64::min);
     report("layer+empty_sink", discard, "ns/op");
+    // The writer asleep through the timed run (it drains afterwards): what handing a call to
+    // it costs the instrumented thread, without its own work competing for the other core.
+    let enqueue_only = (0..3)
+        .map(|_| {
+            let store = cost_store::open(sqlite).unwrap_or_else(|e| panic!("{e}"));
+            let options = WriterOptions {
+                capacity: CALLS as usize,
+                poll: std::time::Duration::from_secs(2),
+                ..WriterOptions::default()
+            };
+            let (sink, guard) = cost_store::spawn(store, options);
+            let ns = calls(&with_sink(Some(sink)), CALLS);
+            guard.flush();
+            ns
+        })
+        .fold(f64::INFINITY, f64::min);
     report("layer", alone, "ns/op");
     report("layer+writer", attached, "ns/op");
     report("writer_added", attached - alone, "ns/op");
+    report("layer+writer_enqueue_only", enqueue_only, "ns/op");
+    report("writer_added_enqueue_only", enqueue_only - alone, "ns/op");
 
     match throughput(sqlite) {
         Ok(rate) => report("sqlite_records_per_second", rate, "records/s"),
