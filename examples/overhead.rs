@@ -7,6 +7,10 @@
 //! - `registry`, `registry+cost`, `registry+otel`: one LLM call inside an open session → agent:
 //!   a span with the usage fields declared `Empty`, the usage recorded, the span closed.
 //!   `registry+otel` runs `tracing-opentelemetry` with a tracer provider that exports nothing.
+//! - `registry+noop_layer`: the registry under a layer that does nothing. A bare registry never
+//!   frees a closed span's slot (the layer stack drives that), so it skips work any real
+//!   subscriber does; `cost_added_over_noop_layer` and `plain_span_cost_over_noop_layer` are
+//!   what this layer's own callbacks cost.
 //! - `cost_added`, `otel_added`: the two layers' cost over the registry alone, per call.
 //! - `registry+cost+otel`: both layers, this one inside, its cost attributes on the exported
 //!   spans (`otel_span_attributes`); `cost_added_to_otel`: what it adds to `registry+otel`.
@@ -70,6 +74,18 @@ fn calls_in_sessions(dispatch: &Dispatch, thread: u64, calls: u64) -> f64 {
 
 fn registry() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry())
+}
+
+/// A layer that does nothing.
+struct NoopLayer;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for NoopLayer {}
+
+/// The registry under a layer that does nothing. A bare registry never frees a closed span's
+/// slot (freeing is driven by the layer stack), so it skips work every real subscriber does;
+/// this baseline does it, and what a layer adds over it is that layer's own work.
+fn registry_noop() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(NoopLayer))
 }
 
 fn with_cost() -> Dispatch {
@@ -148,10 +164,13 @@ fn main() {
     let registry_ns = best_of(2, || calls_in_sessions(&registry(), 0, CALLS));
     let cost_ns = best_of(2, || calls_in_sessions(&with_cost(), 0, CALLS));
     let otel_ns = best_of(2, || calls_in_sessions(&with_otel(), 0, CALLS / 4));
+    let noop_ns = best_of(2, || calls_in_sessions(&registry_noop(), 0, CALLS));
     report("registry", registry_ns, "ns/op");
+    report("registry+noop_layer", noop_ns, "ns/op");
     report("registry+cost", cost_ns, "ns/op");
     report("registry+otel", otel_ns, "ns/op");
     report("cost_added", cost_ns - registry_ns, "ns/op");
+    report("cost_added_over_noop_layer", cost_ns - noop_ns, "ns/op");
     report("otel_added", otel_ns - registry_ns, "ns/op");
     let cost_otel_ns = best_of(2, || calls_in_sessions(&with_cost_and_otel(), 0, CALLS / 4));
     report("registry+cost+otel", cost_otel_ns, "ns/op");
@@ -172,9 +191,13 @@ fn main() {
         best_of(2, || plain_span(&registry())),
         "ns/op",
     );
+    let plain_noop = best_of(2, || plain_span(&registry_noop()));
+    let plain_cost = best_of(2, || plain_span(&with_cost()));
+    report("plain_span+noop_layer", plain_noop, "ns/op");
+    report("plain_span+cost", plain_cost, "ns/op");
     report(
-        "plain_span+cost",
-        best_of(2, || plain_span(&with_cost())),
+        "plain_span_cost_over_noop_layer",
+        plain_cost - plain_noop,
         "ns/op",
     );
 
