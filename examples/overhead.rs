@@ -21,6 +21,9 @@
 //! - `rss_after_1m_calls`, `rss_after_10m_calls` (MiB): resident memory after that many calls
 //!   spread over 100 000 sessions, retention 10 000 closed sessions.
 
+#[path = "support/memory.rs"]
+mod memory;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -142,21 +145,6 @@ fn plain_span(dispatch: &Dispatch) -> f64 {
     })
 }
 
-fn resident_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
 fn main() {
     // Warm up allocator, caches and the price table.
     calls_in_sessions(&with_cost(), 0, 100_000);
@@ -236,11 +224,11 @@ fn main() {
                 }
             }
             if round == 0 {
-                report("rss_after_1m_calls", resident_mib(), "MiB");
+                report("rss_after_1m_calls", memory::resident_mib(), "MiB");
             }
         }
     });
-    report("rss_after_10m_calls", resident_mib(), "MiB");
+    report("rss_after_10m_calls", memory::resident_mib(), "MiB");
     eprintln!(
         "ledger: {} keys, {} calls, {} evictions",
         ledger.len(),

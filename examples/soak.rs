@@ -6,6 +6,9 @@
 //! threads (several minutes); `-- --calls N --sessions S --threads T` changes the shape. A
 //! short run is part of the test suite (`tests/soak.rs`).
 
+#[path = "support/memory.rs"]
+mod memory;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -165,21 +168,6 @@ fn sessions(thread: u64, sessions: u64, calls: u64, progress: &AtomicU64) -> Exp
     expected
 }
 
-fn resident_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
 /// Runs `shape`; returns the reference's expectation and the ledger.
 pub(crate) fn run(shape: Shape) -> (Expected, Ledger) {
     let (cost, ledger) = CostLayer::builder()
@@ -227,7 +215,7 @@ pub(crate) fn run(shape: Shape) -> (Expected, Ledger) {
                 if done >= next {
                     println!(
                         "{{\"calls\": {done}, \"rss_mib\": {:.1}, \"ledger_keys\": {}}}",
-                        resident_mib(),
+                        memory::resident_mib(),
                         ledger.len()
                     );
                     next += step;
@@ -251,58 +239,44 @@ pub(crate) fn run(shape: Shape) -> (Expected, Ledger) {
 pub(crate) fn check(expected: &Expected, ledger: &Ledger) -> Vec<String> {
     let global = ledger.global();
     let diagnostics = ledger.diagnostics();
-    let mut problems = Vec::new();
-    let mut compare = |what: &str, got: i128, want: i128| {
-        if got != want {
-            problems.push(format!("{what}: ledger {got}, reference {want}"));
-        }
-    };
-    compare(
+    let counts: [(&str, u64, u64); 8] = [
+        ("llm calls", global.llm_calls, expected.llm_calls),
+        (
+            "unpriced calls",
+            global.unpriced_calls,
+            expected.unpriced_calls,
+        ),
+        (
+            "rejected calls",
+            global.rejected_calls,
+            expected.rejected_calls,
+        ),
+        ("cache hits", global.cache_hits, expected.cache_hits),
+        ("input tokens", global.usage.input, expected.input_tokens),
+        ("output tokens", global.usage.output, expected.output_tokens),
+        (
+            "callback panics",
+            diagnostics.callback_panics,
+            expected.panicking_sessions,
+        ),
+        (
+            "rejected calls counted",
+            diagnostics.rejected_calls,
+            expected.rejected_calls,
+        ),
+    ];
+    let cost = (
         "cost (10⁻²⁴ USD)",
         global.total_usd().units(),
         expected.cost_units,
     );
-    compare(
-        "llm calls",
-        global.llm_calls.into(),
-        expected.llm_calls.into(),
-    );
-    compare(
-        "unpriced calls",
-        global.unpriced_calls.into(),
-        expected.unpriced_calls.into(),
-    );
-    compare(
-        "rejected calls",
-        global.rejected_calls.into(),
-        expected.rejected_calls.into(),
-    );
-    compare(
-        "cache hits",
-        global.cache_hits.into(),
-        expected.cache_hits.into(),
-    );
-    compare(
-        "input tokens",
-        global.usage.input.into(),
-        expected.input_tokens.into(),
-    );
-    compare(
-        "output tokens",
-        global.usage.output.into(),
-        expected.output_tokens.into(),
-    );
-    compare(
-        "callback panics",
-        diagnostics.callback_panics.into(),
-        expected.panicking_sessions.into(),
-    );
-    compare(
-        "rejected calls counted",
-        diagnostics.rejected_calls.into(),
-        expected.rejected_calls.into(),
-    );
-    problems
+    counts
+        .iter()
+        .map(|&(what, got, want)| (what, i128::from(got), i128::from(want)))
+        .chain([cost])
+        .filter(|(_, got, want)| got != want)
+        .map(|(what, got, want)| format!("{what}: ledger {got}, reference {want}"))
+        .collect()
 }
 
 fn main() {
@@ -334,7 +308,7 @@ fn main() {
         "{{\"calls\": {}, \"seconds\": {:.1}, \"rss_mib\": {:.1}, \"total_usd\": \"{}\", \"evictions\": {}, \"exact\": {}}}",
         shape.calls,
         start.elapsed().as_secs_f64(),
-        resident_mib(),
+        memory::resident_mib(),
         ledger.global().total_usd(),
         ledger.diagnostics().evictions,
         problems.is_empty()

@@ -53,98 +53,17 @@ enum Command {
         prices: Option<PathBuf>,
     },
     /// Exact totals over a stored ledger, grouped by day, feature, user, model, session or agent.
-    Report {
-        /// The store: a SQLite file, a `.jsonl` file, or a postgres:// URL.
-        #[arg(long, value_name = "PATH|URL")]
-        db: String,
-        /// First day (or UTC time) included: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.
-        #[arg(long)]
-        since: Option<String>,
-        /// First day (or UTC time) excluded.
-        #[arg(long)]
-        until: Option<String>,
-        /// What to group by: day, feature, user, model, session or agent.
-        #[arg(long, default_value = "day")]
-        by: String,
-        /// Only the N most expensive groups (days are listed in order, from the first).
-        #[arg(long, value_name = "N")]
-        top: Option<usize>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "table")]
-        format: report::Format,
-        /// Also draw the spend per day, stacked by `--stack`, as an SVG file.
-        #[arg(long, value_name = "FILE.svg")]
-        chart: Option<PathBuf>,
-        /// What the chart's bars are stacked by: model or feature (or any `--by` value).
-        #[arg(long, default_value = "model")]
-        stack: String,
-        /// Instead of totals: what the same usage would have cost on MODEL, per feature.
-        #[arg(long, value_name = "MODEL")]
-        what_if: Option<String>,
-        /// Price file for `--what-if` (default: the embedded table).
-        #[arg(long, value_name = "FILE")]
-        prices: Option<PathBuf>,
-    },
+    Report(report::ReportArgs),
     /// Recompute stored costs with a corrected price file, keeping each record's previous total.
-    Reprice {
-        /// The store: a SQLite file, a `.jsonl` file, or a postgres:// URL.
-        #[arg(long, value_name = "PATH|URL")]
-        db: String,
-        /// The corrected price file (native TOML or LiteLLM JSON), merged over the embedded
-        /// table: it need only hold the corrected entries.
-        #[arg(long, value_name = "FILE")]
-        prices: PathBuf,
-        /// Use the price file alone, not merged over the embedded table.
-        #[arg(long)]
-        prices_only: bool,
-        /// Only say what would change.
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Reprice(report::RepriceArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Quote { prices } => run_quote(prices),
-        Command::Report {
-            db,
-            since,
-            until,
-            by,
-            top,
-            format,
-            chart,
-            stack,
-            what_if,
-            prices,
-        } => {
-            let args = report::ReportArgs {
-                db,
-                since,
-                until,
-                by,
-                top,
-                format,
-                chart,
-                stack,
-                what_if,
-                prices,
-            };
-            finish(report::run_report(&args, &mut io::stdout().lock()))
-        }
-        Command::Reprice {
-            db,
-            prices,
-            prices_only,
-            dry_run,
-        } => finish(report::run_reprice(
-            &db,
-            &prices,
-            prices_only,
-            dry_run,
-            &mut io::stdout().lock(),
-        )),
+        Command::Report(args) => finish(report::run_report(&args, &mut io::stdout().lock())),
+        Command::Reprice(args) => finish(report::run_reprice(&args, &mut io::stdout().lock())),
     }
 }
 

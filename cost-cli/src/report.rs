@@ -20,17 +20,56 @@ pub(crate) enum Format {
 }
 
 /// What a report was asked for.
+#[derive(clap::Args)]
 pub(crate) struct ReportArgs {
+    /// The store: a SQLite file, a `.jsonl` file, or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL")]
     pub(crate) db: String,
+    /// First day (or UTC time) included: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.
+    #[arg(long)]
     pub(crate) since: Option<String>,
+    /// First day (or UTC time) excluded.
+    #[arg(long)]
     pub(crate) until: Option<String>,
+    /// What to group by: day, feature, user, model, session or agent.
+    #[arg(long, default_value = "day")]
     pub(crate) by: String,
+    /// Only the N most expensive groups (days are listed in order, from the first).
+    #[arg(long, value_name = "N")]
     pub(crate) top: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
     pub(crate) format: Format,
+    /// Also draw the spend per day, stacked by `--stack`, as an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
     pub(crate) chart: Option<PathBuf>,
+    /// What the chart's bars are stacked by: model or feature (or any `--by` value).
+    #[arg(long, default_value = "model")]
     pub(crate) stack: String,
+    /// Instead of totals: what the same usage would have cost on MODEL, per feature.
+    #[arg(long, value_name = "MODEL")]
     pub(crate) what_if: Option<String>,
+    /// Price file for `--what-if` (default: the embedded table).
+    #[arg(long, value_name = "FILE")]
     pub(crate) prices: Option<PathBuf>,
+}
+
+/// What a reprice was asked for.
+#[derive(clap::Args)]
+pub(crate) struct RepriceArgs {
+    /// The store: a SQLite file, a `.jsonl` file, or a postgres:// URL.
+    #[arg(long, value_name = "PATH|URL")]
+    pub(crate) db: String,
+    /// The corrected price file (native TOML or LiteLLM JSON), merged over the embedded
+    /// table: it need only hold the corrected entries.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) prices: PathBuf,
+    /// Use the price file alone, not merged over the embedded table.
+    #[arg(long)]
+    pub(crate) prices_only: bool,
+    /// Only say what would change.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 /// An error for the user, and the exit code it ends with (2: bad arguments or input).
@@ -288,16 +327,17 @@ fn csv(text: &str) -> String {
     }
 }
 
-/// Recomputes every stored cost with `prices` merged over the embedded table (a correction
-/// file need only hold the corrected entries), or with `prices` alone when `only` is set.
-pub(crate) fn run_reprice(
-    db: &str,
-    prices: &std::path::Path,
-    only: bool,
-    dry_run: bool,
-    out: &mut dyn Write,
-) -> Result<(), Failure> {
-    let file = load_table(&Some(prices.to_path_buf()))?;
+/// Recomputes every stored cost with the price file merged over the embedded table (a
+/// correction file need only hold the corrected entries), or with the file alone.
+pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(), Failure> {
+    let RepriceArgs {
+        db,
+        prices,
+        prices_only: only,
+        dry_run,
+    } = args;
+    let (only, dry_run) = (*only, *dry_run);
+    let file = load_table(&Some(prices.clone()))?;
     let table = if only {
         file
     } else {

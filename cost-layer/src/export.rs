@@ -16,7 +16,7 @@
 //! default: every distinct value is a new time series. Turn them on with [`MetricOptions`].
 
 #[cfg(any(feature = "otel", feature = "metrics"))]
-use {crate::layer::SpanClose, crate::totals::Scope, std::sync::Arc};
+use {crate::layer::SpanClose, std::sync::Arc};
 
 /// `gen_ai.client.token.usage`: the OpenTelemetry GenAI token histogram.
 pub const TOKEN_USAGE: &str = "gen_ai.client.token.usage";
@@ -63,10 +63,8 @@ pub(crate) struct CallPoints {
 impl CallPoints {
     /// The points of `close`, when it is an LLM call.
     pub(crate) fn of(close: &SpanClose<'_>, options: &MetricOptions) -> Option<CallPoints> {
+        // Only LLM-call spans carry call details.
         let call = close.call?;
-        if close.scope != Scope::Call {
-            return None;
-        }
         let totals = call.own.as_ref()?;
         let request_model = call
             .request_model

@@ -98,7 +98,9 @@ pub struct CostLayer {
     pub(crate) alert_handlers: Vec<AlertHandler>,
     budget_hook: Option<WithBudget>,
     warned: Mutex<HashSet<(usize, &'static str)>>,
-    /// Budgets, callbacks or the sink need each call's model key.
+    /// Callbacks or the sink receive each call's details.
+    reports_calls: bool,
+    /// Budgets or call reports need each call's model key.
     keep_model_key: bool,
     call_sink: Option<Box<dyn crate::CallSink>>,
     /// A drop by the sink was warned about.
@@ -133,6 +135,8 @@ impl CostLayer {
             #[cfg(feature = "otel")]
             otel_spans,
         } = builder;
+        let reports_calls = !callbacks.is_empty() || call_sink.is_some();
+        let keep_model_key = budgets.is_some() || reports_calls;
         let ledger = Arc::new(LedgerInner::new(combinations, retention, clock));
         let user_ids = Arc::new(user_ids.unwrap_or_else(UserIds::random));
         let empty = Arc::new(ledger.cells_for(Attribution::default()));
@@ -150,17 +154,12 @@ impl CostLayer {
             alert_handlers,
             budget_hook: None,
             warned: Mutex::new(HashSet::new()),
-            keep_model_key: true,
+            reports_calls,
+            keep_model_key,
             call_sink,
             warned_drop: std::sync::atomic::AtomicBool::new(false),
             #[cfg(feature = "otel")]
             otel_spans: otel_spans.then(crate::otel::SpanExport::default),
-        };
-        let layer = CostLayer {
-            keep_model_key: layer.budgets.is_some()
-                || !layer.callbacks.is_empty()
-                || layer.call_sink.is_some(),
-            ..layer
         };
         (
             layer,
@@ -342,7 +341,7 @@ impl CostLayer {
     #[cfg(feature = "otel")]
     fn otel_call_update(
         &self,
-        record: &mut CostRecord,
+        record: &CostRecord,
         before: (cost_core::Usage, u8),
     ) -> Option<Vec<opentelemetry::KeyValue>> {
         let observed = &record.observed;
@@ -496,7 +495,7 @@ where
             totals: Totals::default(),
             children: 0,
             closed: false,
-            session_counted: scope == Scope::Session && session_counted,
+            session_counted,
             otel_exported: false,
             tree: self.tree_sink.as_ref().map(|_| Vec::new()),
             pending_warnings,
@@ -506,20 +505,17 @@ where
             budget: Default::default(),
             pending_alerts: Vec::new(),
         };
+        // Usage given when the span was created: with `tracing-opentelemetry` inside this
+        // layer, its span exists now and may be gone before this layer sees the close.
+        #[cfg(feature = "otel")]
+        let otel_attributes = self
+            .otel_spans
+            .as_ref()
+            .and_then(|_| self.otel_call_update(&record, Default::default()));
         span.extensions_mut().replace(record);
         #[cfg(feature = "otel")]
-        if let Some(export) = &self.otel_spans
-            && scope == Scope::Call
-        {
-            // Usage given when the span was created: with `tracing-opentelemetry` inside this
-            // layer, its span exists now and may be gone before this layer sees the close.
-            let attributes = span
-                .extensions_mut()
-                .get_mut::<CostRecord>()
-                .and_then(|record| self.otel_call_update(record, Default::default()));
-            if let Some(attributes) = attributes {
-                self.otel_set_call(&span, export, attributes);
-            }
+        if let (Some(export), Some(attributes)) = (&self.otel_spans, otel_attributes) {
+            self.otel_set_call(&span, export, attributes);
         }
     }
 
@@ -670,7 +666,7 @@ where
                 self.settle_budget(record, &model, cost);
             }
             if let Some((own, key)) = charged {
-                if key.is_some() && (!self.callbacks.is_empty() || self.call_sink.is_some()) {
+                if self.reports_calls {
                     call_own = Some(own.clone());
                 }
                 call_key = key;
@@ -738,9 +734,7 @@ where
         };
         let pending_warnings = std::mem::take(&mut record.pending_warnings);
         let pending_alerts = std::mem::take(&mut record.pending_alerts);
-        let call_details = (scope == Scope::Call
-            && (!self.callbacks.is_empty() || self.call_sink.is_some()))
-        .then(|| CallDetails {
+        let call_details = (scope == Scope::Call && self.reports_calls).then(|| CallDetails {
             request_model: record.observed.request_model.clone(),
             response_model: record.observed.response_model.clone(),
             model: call_key.unwrap_or_else(|| Arc::clone(record.observed.model_or_unknown())),
@@ -783,7 +777,7 @@ where
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);
         }
-        if let (Some(sink), Some(details), Some((duration, parent, cells))) =
+        if let (Some(sink), Some(details), Some((started, parent, cells))) =
             (&self.call_sink, &call_details, for_sink)
         {
             self.submit_call(
@@ -791,7 +785,7 @@ where
                 &id,
                 span.name(),
                 details,
-                duration,
+                started,
                 parent,
                 &cells,
             );

@@ -125,15 +125,11 @@ impl CallRecord {
     pub fn from_closed(call: &ClosedCall<'_>) -> CallRecord {
         let totals = call.totals;
         let status = status_of(totals);
-        let at_ms = call
-            .at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let attribution = call.attribution;
         CallRecord {
             id: None,
-            at_ms,
-            duration_us: u64::try_from(call.duration.as_micros()).unwrap_or(u64::MAX),
+            at_ms: unix_ms(call.at),
+            duration_us: micros(call.duration),
             name: Cow::Borrowed(call.name),
             span_id: call.span_id,
             parent_span_id: call.parent_span_id,
@@ -207,11 +203,8 @@ impl QueuedCall {
         }
         let totals = call.totals;
         Box::new(QueuedCall {
-            at_ms: call
-                .at
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            duration_us: u64::try_from(call.duration.as_micros()).unwrap_or(u64::MAX),
+            at_ms: unix_ms(call.at),
+            duration_us: micros(call.duration),
             name: call.name,
             span_id: call.span_id,
             parent_span_id: call.parent_span_id,
@@ -276,6 +269,16 @@ impl QueuedCall {
             repriced_with: None,
         }
     }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn unix_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn micros(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn status_of(totals: &cost_layer::Totals) -> CallStatus {

@@ -1,7 +1,7 @@
 //! SQLite, the embedded default: one file, bundled SQLite, write-ahead log (readers do not block
 //! the writer), a busy timeout so several processes can share the file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, params_from_iter, types::ToSqlOutput};
@@ -67,6 +67,14 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this library writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Turns SQLite errors into store errors naming `path`.
+fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 /// A SQLite database of call records.
 pub struct SqliteStore {
     path: PathBuf,
@@ -78,20 +86,17 @@ impl SqliteStore {
     /// Opens (creating when missing) the database at `path` and migrates its schema.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let path = path.into();
-        let error = |source| StoreError::Sqlite {
-            path: path.display().to_string(),
-            source,
-        };
-        let connection = Connection::open(&path).map_err(error)?;
+        let error = sqlite_error(&path);
+        let connection = Connection::open(&path).map_err(&error)?;
         connection
             .busy_timeout(Duration::from_secs(5))
-            .map_err(error)?;
+            .map_err(&error)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
-            .map_err(error)?;
+            .map_err(&error)?;
         connection
             .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(error)?;
+            .map_err(&error)?;
         let mut store = SqliteStore {
             insert: format!(
                 "INSERT INTO llm_calls ({}) VALUES ({})",
@@ -108,27 +113,15 @@ impl SqliteStore {
         Ok(store)
     }
 
-    fn error(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.display().to_string(),
-            source,
-        }
-    }
-
     fn migrate(&mut self) -> Result<(), StoreError> {
+        let error = sqlite_error(&self.path);
         let transaction = self
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| StoreError::Sqlite {
-                path: self.path.display().to_string(),
-                source: e,
-            })?;
+            .map_err(&error)?;
         let found: i64 = transaction
             .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(|e| StoreError::Sqlite {
-                path: self.path.display().to_string(),
-                source: e,
-            })?;
+            .map_err(&error)?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
                 location: self.path.display().to_string(),
@@ -137,20 +130,12 @@ impl SqliteStore {
             });
         }
         for migration in &MIGRATIONS[found as usize..] {
-            transaction
-                .execute_batch(migration)
-                .map_err(|e| StoreError::Sqlite {
-                    path: self.path.display().to_string(),
-                    source: e,
-                })?;
+            transaction.execute_batch(migration).map_err(&error)?;
         }
         transaction
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .and_then(|()| transaction.commit())
-            .map_err(|e| StoreError::Sqlite {
-                path: self.path.display().to_string(),
-                source: e,
-            })
+            .map_err(&error)
     }
 }
 
@@ -189,7 +174,7 @@ impl Store for SqliteStore {
             }
             transaction.commit()
         })();
-        result.map_err(|e| self.error(e))
+        result.map_err(sqlite_error(&self.path))
     }
 
     fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
@@ -198,28 +183,17 @@ impl Store for SqliteStore {
             COLUMNS.join(", ")
         );
         let location = self.path.display().to_string();
-        let mut statement = self.connection.prepare(&sql).map_err(|e| self.error(e))?;
+        let error = sqlite_error(&self.path);
+        let mut statement = self.connection.prepare(&sql).map_err(&error)?;
         let mut rows = statement
             .query((
                 range.since_ms.unwrap_or(i64::MIN),
                 range.until_ms.unwrap_or(i64::MAX),
             ))
-            .map_err(|e| StoreError::Sqlite {
-                path: location.clone(),
-                source: e,
-            })?;
+            .map_err(&error)?;
         let mut records = Vec::new();
-        loop {
-            match rows.next() {
-                Ok(Some(row)) => records.push(columns::record(&SqliteRow(row), &location)?),
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(StoreError::Sqlite {
-                        path: location,
-                        source: e,
-                    });
-                }
-            }
+        while let Some(row) = rows.next().map_err(&error)? {
+            records.push(columns::record(&SqliteRow(row), &location)?);
         }
         Ok(records)
     }
@@ -257,7 +231,7 @@ impl Store for SqliteStore {
             }
             transaction.commit()
         })();
-        result.map_err(|e| self.error(e))
+        result.map_err(sqlite_error(&self.path))
     }
 
     fn describe(&self) -> String {
@@ -330,42 +304,36 @@ impl crate::budgets::BudgetBackend for SqliteStore {
         // An immediate transaction holds the database's write lock from the read to the
         // write: no other process can book in between.
         let path = self.path.clone();
-        let error = |e| StoreError::Sqlite {
-            path: path.display().to_string(),
-            source: e,
-        };
+        let error = sqlite_error(&path);
         let transaction = self
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(error)?;
-        let figures = Self::figures(&transaction, &account).map_err(error)?;
+            .map_err(&error)?;
+        let figures = Self::figures(&transaction, &account).map_err(&error)?;
         let (spent, reserved) = Self::parse_figures(&path, figures)?;
         if spent + reserved - pending + amount > limit {
             return Ok(Err((spent, reserved)));
         }
         Self::write_figures(&transaction, &account, spent, reserved + amount)
             .and_then(|_| transaction.commit())
-            .map_err(error)?;
+            .map_err(&error)?;
         Ok(Ok(()))
     }
 
     fn settle(&mut self, settles: &[crate::budgets::Settle]) -> Result<(), StoreError> {
         let path = self.path.clone();
-        let error = |e| StoreError::Sqlite {
-            path: path.display().to_string(),
-            source: e,
-        };
+        let error = sqlite_error(&path);
         let transaction = self
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(error)?;
+            .map_err(&error)?;
         for settle in settles {
             let account = settle.key();
-            let figures = Self::figures(&transaction, &account).map_err(error)?;
+            let figures = Self::figures(&transaction, &account).map_err(&error)?;
             let (spent, reserved) = Self::parse_figures(&path, figures)?;
             let reserved = (reserved - settle.reserved).max(cost_core::Money::ZERO);
             Self::write_figures(&transaction, &account, spent + settle.cost, reserved)
-                .map_err(error)?;
+                .map_err(&error)?;
         }
         transaction.commit().map_err(error)
     }

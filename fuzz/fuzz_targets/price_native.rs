@@ -2,15 +2,14 @@
 //! that loads prices every entry.
 #![no_main]
 
-use cost_core::{ServiceTier, Usage};
+#[allow(dead_code)]
+#[path = "../../cost-core/tests/support/fuzz_bodies.rs"]
+mod fuzz_bodies;
+
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
     if let Ok(table) = cost_core::format::native::parse(text, "fuzz") {
-        for entry in table.entries() {
-            for tier in ServiceTier::ALL {
-                let _ = table.quote(&entry.key, &Usage::new(1_000, 100), tier);
-            }
-        }
+        fuzz_bodies::exercise_table(&table);
     }
 });

@@ -1,0 +1,34 @@
+//! What the fuzz targets (`fuzz/`) and their proptest twins (`cost-core/tests/parsers_fuzz.rs`)
+//! do with each input, shared so both check the same thing.
+
+use cost_core::adapters::{anthropic, gemini, openai};
+use cost_core::{PriceTable, ServiceTier, Usage};
+use serde_json::Value;
+
+/// Prices every entry of a table that loaded, at every tier, below and above the usual context
+/// tiers: whatever loads must price without panicking.
+pub(crate) fn exercise_table(table: &PriceTable) {
+    for entry in table.entries() {
+        for tier in ServiceTier::ALL {
+            for usage in [Usage::new(1_000, 100), Usage::new(300_000, 100)] {
+                let _ = table.quote(&entry.key, &usage, tier);
+            }
+        }
+    }
+}
+
+/// Reads a payload with every provider adapter: usage or a typed error; usage that comes back
+/// is validated (refused when inconsistent or absurd), never priced as it is.
+pub(crate) fn exercise_adapters(value: &Value) {
+    for usage in [
+        openai::chat_from_json(value),
+        openai::responses_from_json(value),
+        anthropic::from_json(value),
+        gemini::from_json(value),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = usage.validate();
+    }
+}
