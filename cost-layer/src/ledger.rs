@@ -157,6 +157,9 @@ pub(crate) struct Cell {
     stripes: Box<[Stripe]>,
     /// Open session spans with this key (sessions only): an open session is never evicted.
     open: AtomicU32,
+    /// The sequence number of the session's latest close (sessions only): only the retention
+    /// queue's entry for that close may evict it.
+    last_close: AtomicU64,
 }
 
 impl Cell {
@@ -164,6 +167,7 @@ impl Cell {
         Cell {
             stripes: (0..stripes.max(1)).map(|_| Stripe::default()).collect(),
             open: AtomicU32::new(0),
+            last_close: AtomicU64::new(0),
         }
     }
 
@@ -213,11 +217,27 @@ pub(crate) struct AttributionCells {
 
 type Map = DashMap<LedgerKey, Arc<Cell>, foldhash::fast::RandomState>;
 
+/// Closed sessions, oldest first, for retention.
+#[derive(Default)]
+struct ClosedSessions {
+    queue: VecDeque<ClosedSession>,
+    /// The sequence number of the latest close.
+    last: u64,
+}
+
+/// One close of a session.
+struct ClosedSession {
+    session: Arc<str>,
+    at: Instant,
+    /// Matches the cell's `last_close` while this is the session's latest close.
+    seq: u64,
+}
+
 pub(crate) struct LedgerInner {
     cells: Map,
     combinations: Vec<(Dimension, Dimension)>,
     retention: Retention,
-    closed_sessions: Mutex<VecDeque<(Arc<str>, Instant)>>,
+    closed_sessions: Mutex<ClosedSessions>,
     pub(crate) diagnostics: DiagnosticCounters,
     stripes: usize,
     clock: Arc<dyn Fn() -> Instant + Send + Sync>,
@@ -272,7 +292,7 @@ impl LedgerInner {
             cells: Map::with_hasher(foldhash::fast::RandomState::default()),
             combinations,
             retention,
-            closed_sessions: Mutex::new(VecDeque::new()),
+            closed_sessions: Mutex::new(ClosedSessions::default()),
             diagnostics: DiagnosticCounters::default(),
             stripes,
             clock,
@@ -381,41 +401,52 @@ impl LedgerInner {
     /// Records a session close and applies the retention policy.
     pub(crate) fn session_closed(&self, session: &Arc<str>) {
         let key = LedgerKey::One(Dimension::Session, Arc::clone(session));
+        let now = self.now();
+        let mut closed = lock(&self.closed_sessions);
+        closed.last += 1;
+        let seq = closed.last;
         // Under the entry's write lock, as opening and eviction: the open count only changes,
         // and is only read for eviction, under that lock.
         if let Some(cell) = self.cells.get_mut(&key) {
             let _ = cell
                 .open
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            cell.last_close.store(seq, Ordering::Relaxed);
         }
-        let now = self.now();
-        let mut closed = lock(&self.closed_sessions);
-        closed.push_back((Arc::clone(session), now));
+        closed.queue.push_back(ClosedSession {
+            session: Arc::clone(session),
+            at: now,
+            seq,
+        });
         self.evict(&mut closed, now);
     }
 
-    fn evict(&self, closed: &mut VecDeque<(Arc<str>, Instant)>, now: Instant) {
+    /// Evicts closed sessions beyond the maximum or past the TTL, oldest first. O(1) per
+    /// eviction: a session closed again later carries a newer sequence number in its cell, so
+    /// its older queue entries pass without a search.
+    fn evict(&self, closed: &mut ClosedSessions, now: Instant) {
         let max = self.retention.max_closed_sessions.unwrap_or(usize::MAX);
-        while let Some((session, closed_at)) = closed.front() {
+        while let Some(oldest) = closed.queue.front() {
             let expired = self
                 .retention
                 .ttl
-                .is_some_and(|ttl| now.saturating_duration_since(*closed_at) >= ttl);
-            if closed.len() <= max && !expired {
+                .is_some_and(|ttl| now.saturating_duration_since(oldest.at) >= ttl);
+            if closed.queue.len() <= max && !expired {
                 break;
             }
-            let key = LedgerKey::One(Dimension::Session, Arc::clone(session));
-            // A session closed again later has a newer entry in the queue: evict it then.
-            let closed_again = closed.iter().skip(1).any(|(s, _)| s == session);
-            let removed = !closed_again
-                && self
-                    .cells
-                    .remove_if(&key, |_, cell| cell.open.load(Ordering::Relaxed) == 0)
-                    .is_some();
+            let key = LedgerKey::One(Dimension::Session, Arc::clone(&oldest.session));
+            let seq = oldest.seq;
+            let removed = self
+                .cells
+                .remove_if(&key, |_, cell| {
+                    cell.open.load(Ordering::Relaxed) == 0
+                        && cell.last_close.load(Ordering::Relaxed) == seq
+                })
+                .is_some();
             if removed {
                 DiagnosticCounters::bump(&self.diagnostics.evictions);
             }
-            closed.pop_front();
+            closed.queue.pop_front();
         }
     }
 

@@ -517,6 +517,35 @@ fn retention_evicts_the_oldest_closed_sessions_and_counts_it() {
 }
 
 #[test]
+fn a_session_closed_again_is_evicted_by_its_latest_close_only() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
+        max_closed_sessions: Some(2),
+        ttl: None,
+    }));
+    let session = |id: &str| {
+        info_span!(parent: None, "session", session.id = id).in_scope(|| call("gpt-4o", 1_000, 0))
+    };
+    tracing::dispatcher::with_default(&dispatch, || {
+        session("again");
+        session("a");
+        // Closed a second time: the queue holds [again (old), a, again (latest)].
+        session("again");
+        // Its old entry passes over the session: its latest close keeps it.
+        assert_eq!(ledger.session("again").map(|t| t.llm_calls), Some(2));
+        assert_eq!(ledger.diagnostics().evictions, 0);
+        session("b");
+        // Evicted: a. Kept: again (latest close), b.
+        assert!(ledger.session("a").is_none());
+        assert_eq!(ledger.session("again").map(|t| t.llm_calls), Some(2));
+        session("c");
+        // Its latest close is now the oldest: evicted.
+        assert!(ledger.session("again").is_none());
+        assert!(ledger.session("b").is_some() && ledger.session("c").is_some());
+    });
+    assert_eq!(ledger.diagnostics().evictions, 2);
+}
+
+#[test]
 fn a_session_whose_id_is_recorded_later_is_kept_while_open() {
     let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
         max_closed_sessions: Some(1),
