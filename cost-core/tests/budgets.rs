@@ -417,3 +417,55 @@ fn a_threshold_fires_once_under_concurrency() {
     assert_eq!(fired.load(Ordering::Relaxed), 1);
     assert_eq!(book.account("org", "acme").map(|a| a.0), Some(usd("400")));
 }
+
+#[test]
+fn a_closed_session_reopened_under_its_key_starts_from_zero() {
+    let config = BudgetConfig {
+        budgets: vec![Budget::deny(
+            "session",
+            BudgetScope::Session,
+            Window::Lifetime,
+            usd("1"),
+        )],
+        ..BudgetConfig::default()
+    };
+    let (book, _clock) = book(config);
+    // A thread keeps the accounts it used last: closing the session must retire its account
+    // there too.
+    book.charge(&keys("a", "s"), usd("0.5"));
+    assert!(book.reserve(&keys("b", "s"), usd("0.6")).is_err());
+    book.charge(&keys("c", "s"), usd("0.5"));
+    book.close_span(BudgetScope::Session, "s");
+    let reservation = book.reserve(&keys("d", "s"), usd("1"));
+    assert!(reservation.is_ok(), "{reservation:?}");
+    drop(reservation);
+    assert_eq!(book.account("session", "s"), Some((usd("0"), usd("0"))));
+}
+
+#[test]
+fn reservations_settled_on_other_threads_and_two_books_on_one_thread_stay_apart() {
+    let one_budget = || BudgetConfig {
+        budgets: vec![Budget::deny(
+            "user",
+            BudgetScope::User,
+            Window::Day,
+            usd("10"),
+        )],
+        ..BudgetConfig::default()
+    };
+    let (first, _) = book(one_budget());
+    let (second, _) = book(one_budget());
+    for i in 0..10 {
+        let call = format!("c{i}");
+        // Reserved here, settled on another thread.
+        let reservation = first
+            .reserve(&keys(&call, "s"), usd("1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::spawn(move || reservation.settle(usd("0.5")))
+            .join()
+            .unwrap_or_else(|_| panic!("settling thread panicked"));
+        second.charge(&keys(&call, "s"), usd("0.25"));
+    }
+    assert_eq!(first.account("user", "u1"), Some((usd("5"), usd("0"))));
+    assert_eq!(second.account("user", "u1"), Some((usd("2.5"), usd("0"))));
+}

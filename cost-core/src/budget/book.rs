@@ -188,6 +188,8 @@ struct Account {
     /// The key the account belongs to (a reservation names it from here, without a clone of
     /// its own).
     key: Arc<str>,
+    /// Removed from the book (its span closed): a thread's cache of recent accounts drops it.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl Account {
@@ -197,6 +199,91 @@ impl Account {
             fired: core::Fired::default(),
             extra: Mutex::default(),
             key: Arc::clone(key),
+            retired: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+/// The accounts a thread used last, one per budget of one book. A reservation takes its
+/// accounts out of here and its settlement puts them back (moved, not cloned: no reference
+/// count changes); calls in a row usually share their session, user and global accounts, so
+/// most reservations find theirs here without hashing a key or taking the map's lock.
+mod recent {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::Account;
+
+    /// One thread's accounts of one book.
+    pub(super) struct Recent {
+        book: u64,
+        /// Per budget: the window and the account.
+        slots: Vec<Option<(i64, Arc<Account>)>>,
+    }
+
+    thread_local! {
+        static RECENT: RefCell<Recent> = const {
+            RefCell::new(Recent { book: 0, slots: Vec::new() })
+        };
+    }
+
+    /// Runs `f` with this thread's accounts of `book` (`None` when they are in use further up
+    /// this thread's stack, or the thread is exiting).
+    pub(super) fn with<R>(
+        book: u64,
+        budgets: usize,
+        f: impl FnOnce(Option<&mut Recent>) -> R,
+    ) -> R {
+        let mut f = Some(f);
+        let outcome = RECENT.try_with(|recent| {
+            let f = f.take().expect("called once");
+            match recent.try_borrow_mut() {
+                Ok(mut recent) => {
+                    if recent.book != book || recent.slots.len() != budgets {
+                        recent.book = book;
+                        recent.slots.clear();
+                        recent.slots.resize(budgets, None);
+                    }
+                    f(Some(&mut recent))
+                }
+                Err(_) => f(None),
+            }
+        });
+        match (outcome, f) {
+            (Ok(r), _) => r,
+            (Err(_), Some(f)) => f(None),
+            (Err(_), None) => unreachable!("thread_local access fails before running its closure"),
+        }
+    }
+
+    impl Recent {
+        /// Takes the account of `budget` for `key` in `window` if this thread holds it and it
+        /// is still in the book.
+        pub(super) fn take(
+            &mut self,
+            budget: usize,
+            key: &Arc<str>,
+            window: i64,
+        ) -> Option<Arc<Account>> {
+            let slot = self.slots.get_mut(budget)?;
+            let (seen, account) = slot.as_ref()?;
+            let same_key = Arc::ptr_eq(&account.key, key) || *account.key == **key;
+            if *seen == window && same_key && !account.retired.load(Ordering::Relaxed) {
+                slot.take().map(|(_, account)| account)
+            } else {
+                None
+            }
+        }
+
+        /// Keeps `account` as this thread's account of `budget` (in `window`).
+        pub(super) fn give_back(&mut self, budget: usize, window: i64, account: Arc<Account>) {
+            if account.retired.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Some(slot) = self.slots.get_mut(budget) {
+                *slot = Some((window, account));
+            }
         }
     }
 }
@@ -221,21 +308,23 @@ type Accounts = DashMap<Arc<str>, Slot, foldhash::fast::RandomState>;
 
 /// One budget's account held by a reservation.
 struct Held {
-    budget: usize,
     /// The account (its key included).
     account: Arc<Account>,
+    /// The window the account counts.
+    window: i64,
+    budget: u32,
     /// Whether the reservation booked on it (deny budgets) or only settles spend (alert ones).
     reserved: bool,
-    /// The reservation is booked in the shared accounts, in this window (not in `account`).
-    shared: Option<i64>,
+    /// The reservation is booked in the shared accounts, in `window` (not in `account`).
+    shared: bool,
     /// The shared accounts were unavailable and the book failed open: the reservation is in
-    /// `account`, and the spend still goes to the shared accounts (in this window) at settlement,
+    /// `account`, and the spend still goes to the shared accounts (in `window`) at settlement,
     /// so they catch up once reachable.
-    fell_back: Option<i64>,
+    fell_back: bool,
 }
 
-/// The budgets one call holds. (Kept on the heap: an inline array makes the reservation large
-/// enough that moving it costs more than the allocation saves.)
+/// The budgets one call holds. (On the heap: measured, an inline array makes reserve + settle
+/// slower, as the reservation it makes larger is moved from call to call.)
 type HeldBudgets = Vec<Held>;
 
 /// Budgets reserved for one call, to settle when it ends. Dropping it unsettled releases the
@@ -244,7 +333,8 @@ pub struct Reservation {
     book: Arc<BookInner>,
     held: HeldBudgets,
     amount: i128,
-    call: Arc<str>,
+    /// The call's id, kept when an expensive-call alert may name it.
+    call: Option<Arc<str>>,
     /// When the call was admitted: its spend counts in the windows of that moment.
     now: i64,
     settled: bool,
@@ -260,11 +350,15 @@ impl std::fmt::Debug for Reservation {
 }
 
 struct BookInner {
+    /// Unique per book (names it in the threads' caches of recent accounts).
+    id: u64,
     config: BudgetConfig,
     /// Per budget, its accounts by key.
     accounts: Vec<Accounts>,
     /// Per budget, the spend at which each threshold fires (computed once).
     lines: Vec<Vec<i128>>,
+    /// Per budget, the lowest of its lines (below it, a settlement checks no threshold).
+    lowest_lines: Vec<i128>,
     clock: Arc<dyn Clock>,
     latest: core::Latest,
     /// Per budget, the newest calendar window seen (past windows' accounts are dropped when
@@ -315,22 +409,32 @@ impl BudgetBook {
         shared: Option<super::shared::Shared>,
     ) -> Result<Self, super::BudgetConfigError> {
         config.validate()?;
+        let lines: Vec<Vec<i128>> = config
+            .budgets
+            .iter()
+            .map(|b| {
+                let limit = b.limit.units();
+                b.thresholds
+                    .iter()
+                    .map(|t| {
+                        let t = i128::from(*t);
+                        limit / 1_000_000 * t + limit % 1_000_000 * t / 1_000_000
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(BudgetBook {
             inner: Arc::new(BookInner {
-                lines: config
-                    .budgets
+                id: {
+                    static NEXT_BOOK: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(1);
+                    NEXT_BOOK.fetch_add(1, Ordering::Relaxed)
+                },
+                lowest_lines: lines
                     .iter()
-                    .map(|b| {
-                        let limit = b.limit.units();
-                        b.thresholds
-                            .iter()
-                            .map(|t| {
-                                let t = i128::from(*t);
-                                limit / 1_000_000 * t + limit % 1_000_000 * t / 1_000_000
-                            })
-                            .collect()
-                    })
+                    .map(|l| l.iter().copied().min().unwrap_or(i128::MAX))
                     .collect(),
+                lines,
                 accounts: (0..config.budgets.len())
                     .map(|_| Accounts::with_hasher(foldhash::fast::RandomState::default()))
                     .collect(),
@@ -385,7 +489,7 @@ impl BudgetBook {
             book: Arc::clone(&self.inner),
             held,
             amount: 0,
-            call: Arc::clone(&keys.call),
+            call: self.inner.call_id(keys),
             now,
             settled: false,
         }
@@ -418,8 +522,11 @@ impl BudgetBook {
     /// Forgets the accounts of a closed call, agent run or session (lifetime windows).
     pub fn close_span(&self, scope: BudgetScope, key: &str) {
         for (budget, accounts) in self.inner.config.budgets.iter().zip(&self.inner.accounts) {
-            if budget.scope == scope && budget.window == Window::Lifetime {
-                accounts.remove(key);
+            if budget.scope == scope
+                && budget.window == Window::Lifetime
+                && let Some((_, (_, account))) = accounts.remove(key)
+            {
+                account.retired.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -459,24 +566,29 @@ fn month_of(now: i64) -> i64 {
 }
 
 /// Drops the buckets of a rolling window that fell out of it (their spend leaves the window).
+#[inline]
 fn roll(account: &Account, window: Window, now: i64) {
     if let Window::Rolling(duration) = window {
-        let width = (duration.as_secs() / 60).max(1) as i64;
-        let oldest = now.div_euclid(width) - 59;
-        let mut expired = 0;
-        {
-            let mut extra = lock(&account.extra);
-            while let Some(&(bucket, amount)) = extra.buckets.front() {
-                if bucket >= oldest {
-                    break;
-                }
-                expired += amount;
-                extra.buckets.pop_front();
+        roll_buckets(account, duration, now);
+    }
+}
+
+fn roll_buckets(account: &Account, duration: std::time::Duration, now: i64) {
+    let width = (duration.as_secs() / 60).max(1) as i64;
+    let oldest = now.div_euclid(width) - 59;
+    let mut expired = 0;
+    {
+        let mut extra = lock(&account.extra);
+        while let Some(&(bucket, amount)) = extra.buckets.front() {
+            if bucket >= oldest {
+                break;
             }
+            expired += amount;
+            extra.buckets.pop_front();
         }
-        if expired != 0 {
-            account.figures.settle(0, -expired);
-        }
+    }
+    if expired != 0 {
+        account.figures.settle(0, -expired);
     }
 }
 
@@ -493,15 +605,39 @@ fn bucket_spend(extra: &mut Extra, window: Window, now: i64, amount: i128) {
 }
 
 impl BookInner {
+    /// The call's id, when an expensive-call alert may need it.
+    fn call_id(&self, keys: &CallKeys) -> Option<Arc<str>> {
+        self.config
+            .per_call_alert
+            .is_some()
+            .then(|| Arc::clone(&keys.call))
+    }
+
     /// The time: the clock, never earlier than a time already seen (a clock that jumps back
     /// does not reopen a closed window).
     fn now(&self) -> i64 {
         self.latest.advance(self.clock.unix_seconds())
     }
 
-    /// The account of `budget` for `key` in the window of `now`, created when absent.
-    fn account(&self, budget: usize, window: Window, key: &Arc<str>, now: i64) -> Arc<Account> {
-        let current = window_id(window, now);
+    /// Puts the accounts a reservation held back in this thread's cache.
+    fn give_back(&self, held: HeldBudgets) {
+        recent::with(self.id, self.accounts.len(), |recent| {
+            if let Some(recent) = recent {
+                for held in held {
+                    recent.give_back(held.budget as usize, held.window, held.account);
+                }
+            }
+        });
+    }
+
+    /// The account of `budget` for `key` in window `current`, created when absent.
+    fn account_in_map(
+        &self,
+        budget: usize,
+        window: Window,
+        key: &Arc<str>,
+        current: i64,
+    ) -> Arc<Account> {
         let accounts = &self.accounts[budget];
         if let Some(slot) = accounts.get(&**key)
             && slot.0 == current
@@ -527,23 +663,30 @@ impl BookInner {
     /// The accounts of every budget that applies to the call, in budget order.
     fn hold_all(&self, keys: &CallKeys, now: i64) -> HeldBudgets {
         let mut held = HeldBudgets::with_capacity(self.config.budgets.len());
-        for (index, budget) in self.config.budgets.iter().enumerate() {
-            let Some(key) = keys.key(budget.scope) else {
-                continue;
-            };
-            if budget.key.as_deref().is_some_and(|only| only != &**key) {
-                continue;
+        recent::with(self.id, self.accounts.len(), |mut recent| {
+            for (index, budget) in self.config.budgets.iter().enumerate() {
+                let Some(key) = keys.key(budget.scope) else {
+                    continue;
+                };
+                if budget.key.as_deref().is_some_and(|only| only != &**key) {
+                    continue;
+                }
+                let window = window_id(budget.window, now);
+                let account = recent
+                    .as_mut()
+                    .and_then(|recent| recent.take(index, key, window))
+                    .unwrap_or_else(|| self.account_in_map(index, budget.window, key, window));
+                roll(&account, budget.window, now);
+                held.push(Held {
+                    budget: index as u32,
+                    window,
+                    account,
+                    reserved: false,
+                    shared: false,
+                    fell_back: false,
+                });
             }
-            let account = self.account(index, budget.window, key, now);
-            roll(&account, budget.window, now);
-            held.push(Held {
-                budget: index,
-                account,
-                reserved: false,
-                shared: None,
-                fell_back: None,
-            });
-        }
+        });
         held
     }
 
@@ -556,7 +699,7 @@ impl BookInner {
         let now = self.now();
         let mut held = self.hold_all(keys, now);
         for i in 0..held.len() {
-            let budget = &self.config.budgets[held[i].budget];
+            let budget = &self.config.budgets[held[i].budget as usize];
             if budget.policy != Policy::Deny {
                 continue;
             }
@@ -576,11 +719,10 @@ impl BookInner {
             if let Some(shared) = &self.shared
                 && matches!(budget.window, Window::Day | Window::Month)
             {
-                let window = window_id(budget.window, now);
                 let account = super::SharedKey {
                     budget: &budget.name,
                     key: &held[i].account.key,
-                    window,
+                    window: held[i].window,
                 };
                 let limit = budget.limit;
                 match shared
@@ -589,7 +731,7 @@ impl BookInner {
                 {
                     Ok(()) => {
                         held[i].reserved = true;
-                        held[i].shared = Some(window);
+                        held[i].shared = true;
                         continue;
                     }
                     Err(super::SharedRefusal::Over { spent, reserved }) => {
@@ -604,7 +746,7 @@ impl BookInner {
                             return Err(error);
                         }
                         // Fail open: this process's own account decides, below.
-                        held[i].fell_back = Some(window);
+                        held[i].fell_back = true;
                     }
                 }
             }
@@ -625,7 +767,7 @@ impl BookInner {
             book: Arc::clone(this),
             held,
             amount,
-            call: Arc::clone(&keys.call),
+            call: this.call_id(keys),
             now,
             settled: false,
         })
@@ -635,11 +777,11 @@ impl BookInner {
     fn release(&self, held: &[Held], amount: i128, _now: i64) {
         for booked in held.iter().filter(|h| h.reserved) {
             match (booked.shared, &self.shared) {
-                (Some(window), Some(shared)) => shared.accounts.settle(
+                (true, Some(shared)) => shared.accounts.settle(
                     super::SharedKey {
-                        budget: &self.config.budgets[booked.budget].name,
+                        budget: &self.config.budgets[booked.budget as usize].name,
                         key: &booked.account.key,
-                        window,
+                        window: booked.window,
                     },
                     Money::from_units(amount),
                     Money::ZERO,
@@ -666,23 +808,23 @@ impl Reservation {
         let cost = cost.units();
         let mut alerts = Vec::new();
         for held in &held_budgets {
-            let budget = &book.config.budgets[held.budget];
+            let budget = &book.config.budgets[held.budget as usize];
             let account = &held.account;
             let key = &held.account.key;
             roll(account, budget.window, now);
-            let booked_here = held.reserved && held.shared.is_none();
+            let booked_here = held.reserved && !held.shared;
             if let Some(shared) = &book.shared {
                 let booked = match (held.shared, held.fell_back) {
-                    (Some(window), _) => Some((window, self.amount)),
-                    (None, Some(window)) => Some((window, 0)),
-                    (None, None) => None,
+                    (true, _) => Some(self.amount),
+                    (false, true) => Some(0),
+                    (false, false) => None,
                 };
-                if let Some((window, reserved)) = booked {
+                if let Some(reserved) = booked {
                     shared.accounts.settle(
                         super::SharedKey {
                             budget: &budget.name,
                             key,
-                            window,
+                            window: held.window,
                         },
                         Money::from_units(reserved),
                         Money::from_units(cost),
@@ -697,7 +839,10 @@ impl Reservation {
                 bucket_spend(&mut lock(&account.extra), budget.window, now, cost);
             }
             let limit = budget.limit.units();
-            let lines = &book.lines[held.budget];
+            let lines = &book.lines[held.budget as usize];
+            if spent < book.lowest_lines[held.budget as usize] {
+                continue;
+            }
             for (bit, (threshold, line)) in budget.thresholds.iter().zip(lines).enumerate() {
                 if spent >= *line && limit > 0 && account.fired.claim(bit as u32) {
                     alerts.push(BudgetAlert::Threshold {
@@ -711,12 +856,12 @@ impl Reservation {
                 }
             }
         }
-        drop(held_budgets);
+        book.give_back(held_budgets);
         if let Some(max) = book.config.per_call_alert
             && cost > max.units()
         {
             alerts.push(BudgetAlert::ExpensiveCall {
-                call: self.call.to_string(),
+                call: self.call.as_deref().unwrap_or_default().to_string(),
                 cost: Money::from_units(cost),
                 max,
             });
@@ -754,6 +899,7 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
             self.book.release(&self.held, self.amount, self.now);
+            self.book.give_back(std::mem::take(&mut self.held));
         }
     }
 }

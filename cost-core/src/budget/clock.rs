@@ -1,7 +1,7 @@
 //! Time for budget windows: an injectable clock and UTC calendar arithmetic.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Where budgets read the time. Tests inject one; the default is the system clock.
 pub trait Clock: Send + Sync {
@@ -9,13 +9,21 @@ pub trait Clock: Send + Sync {
     fn unix_seconds(&self) -> i64;
 }
 
-/// The system clock.
+/// The system clock. On Linux it reads the coarse real-time clock (`CLOCK_REALTIME_COARSE`,
+/// updated every few milliseconds, a few times cheaper to read than the precise one): windows
+/// count whole seconds.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[cfg(target_os = "linux")]
     fn unix_seconds(&self) -> i64 {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
+        rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse).tv_sec
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn unix_seconds(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
         }
