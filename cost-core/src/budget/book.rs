@@ -703,17 +703,18 @@ impl BookInner {
             if budget.policy != Policy::Deny {
                 continue;
             }
-            let key = Arc::clone(&held[i].account.key);
             let refusal =
-                |spent: i128, reserved: i128, unavailable: Option<Arc<String>>| BudgetExceeded {
-                    budget: Arc::from(budget.name.as_str()),
-                    scope: budget.scope,
-                    key: Arc::clone(&key),
-                    spent: Money::from_units(spent),
-                    reserved: Money::from_units(reserved),
-                    requested: Money::from_units(amount),
-                    limit: budget.limit,
-                    unavailable,
+                |key: &Arc<str>, spent: i128, reserved: i128, unavailable: Option<Arc<String>>| {
+                    BudgetExceeded {
+                        budget: Arc::from(budget.name.as_str()),
+                        scope: budget.scope,
+                        key: Arc::clone(key),
+                        spent: Money::from_units(spent),
+                        reserved: Money::from_units(reserved),
+                        requested: Money::from_units(amount),
+                        limit: budget.limit,
+                        unavailable,
+                    }
                 };
             // Calendar windows reserve in the shared accounts, when the book has them.
             if let Some(shared) = &self.shared
@@ -735,13 +736,14 @@ impl BookInner {
                         continue;
                     }
                     Err(super::SharedRefusal::Over { spent, reserved }) => {
-                        let error = refusal(spent.units(), reserved.units(), None);
+                        let error =
+                            refusal(&held[i].account.key, spent.units(), reserved.units(), None);
                         self.release(&held, amount, now);
                         return Err(error);
                     }
                     Err(super::SharedRefusal::Unavailable(why)) => {
                         if shared.unavailable == super::Unavailable::FailClosed {
-                            let error = refusal(0, 0, Some(Arc::new(why)));
+                            let error = refusal(&held[i].account.key, 0, 0, Some(Arc::new(why)));
                             self.release(&held, amount, now);
                             return Err(error);
                         }
@@ -757,7 +759,7 @@ impl BookInner {
                 .figures
                 .try_reserve(amount, budget.limit.units())
             {
-                let error = refusal(spent, reserved, None);
+                let error = refusal(&held[i].account.key, spent, reserved, None);
                 self.release(&held, amount, now);
                 return Err(error);
             }
