@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cost_core::{PriceTable, Resolution, SharedPriceTable};
+use cost_core::{PriceTable, SharedPriceTable};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -16,7 +16,7 @@ use crate::budget::{WithBudget, next_id, reserve_in};
 use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
-use crate::pricing::with_model_slot;
+use crate::pricing::{ModelSlot, with_model_slot};
 use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, callsite_info};
 use crate::totals::{Attribution, Scope, Totals};
 use crate::tree::{CostTree, CostTreeNode};
@@ -111,6 +111,15 @@ pub struct CostLayer {
 }
 
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What charging a closing call gave.
+struct Charged {
+    /// Its model's ledger key, when budgets or reports need it.
+    model: Option<Arc<str>>,
+    /// Its own totals when they differ from its record's (calls nested under it) or reports
+    /// need a copy; else they are its record's totals.
+    own: Option<Totals>,
+}
 
 impl CostLayer {
     /// A builder with the embedded price table and default settings.
@@ -265,9 +274,10 @@ impl CostLayer {
         }
     }
 
-    /// Prices a closing call and posts it to the ledger; returns its own totals, and its
-    /// model's ledger key when budgets or callbacks need it.
-    fn charge(&self, record: &CostRecord) -> Option<(Totals, Option<Arc<str>>)> {
+    /// Prices a closing call, posts it to the ledger and adds it to the record's totals;
+    /// `None` when it charged nothing. A call with no calls under it is priced straight into
+    /// its record (no copy of its totals).
+    fn charge(&self, record: &mut CostRecord) -> Option<Charged> {
         let observed = &record.observed;
         if !observed.has_usage() && !observed.cache_hit {
             return None;
@@ -281,32 +291,49 @@ impl CostLayer {
         }
         let table = self.prices.current();
         let name = observed.model_or_unknown();
-        let charged = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
-            let own = self.price_call(observed, &table, slot.resolution, true);
-            self.ledger.post(&record.cells, &slot.key, &slot.cell, &own);
-            (own, self.keep_model_key.then(|| Arc::clone(&slot.key)))
+        let leaf = record.children == 0;
+        let mut nested = None;
+        let model = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
+            // A call with spans under it that charged nothing (tools, say): its totals hold
+            // their agent runs, so its own are priced apart and added.
+            let own = if leaf {
+                &mut record.totals
+            } else {
+                nested.insert(Totals::default())
+            };
+            self.price_call(&record.observed, &table, slot, true, own);
+            self.ledger.post(&record.cells, &slot.key, &slot.cell, own);
+            self.keep_model_key.then(|| Arc::clone(&slot.key))
         });
-        Some(charged)
+        let own = match nested {
+            Some(own) => {
+                record.totals.add(&own);
+                Some(own)
+            }
+            None => self.reports_calls.then(|| record.totals.clone()),
+        };
+        Some(Charged { model, own })
     }
 
-    /// The totals of one call: priced, unpriced, rejected or answered from the cache. `count`:
-    /// count rejected and unpriced calls in the diagnostics (once per call, when it is charged).
+    /// Prices one call into `own` (zero on entry): priced, unpriced, rejected or answered from
+    /// the cache. `count`: count rejected and unpriced calls in the diagnostics (once per call,
+    /// when it is charged).
     fn price_call(
         &self,
         observed: &Observed,
         table: &PriceTable,
-        resolution: Option<Resolution>,
+        slot: &ModelSlot,
         count: bool,
-    ) -> Totals {
-        let mut own = Totals::default();
+        own: &mut Totals,
+    ) {
         if observed.usage_invalid != 0 || observed.usage.validate().is_err() {
             if count {
                 DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
             }
             own.rejected_calls = 1;
-            return own;
+            return;
         }
-        let quote = resolution.and_then(|r| {
+        let quote = slot.resolution.and_then(|r| {
             table
                 .quote_resolved(r, &observed.usage, observed.service_tier)
                 .ok()
@@ -316,14 +343,14 @@ impl CostLayer {
             if let Some(q) = &quote {
                 own.cache_hit_savings = q.total();
             }
-            return own;
+            return;
         }
         own.llm_calls = 1;
         own.usage = observed.usage;
         match quote {
             Some(q) => {
                 own.cost = q.priced.breakdown;
-                own.price_table = Some(Arc::clone(&q.table.version));
+                own.price_table = Some(Arc::clone(&slot.version));
             }
             None => {
                 if count {
@@ -333,7 +360,6 @@ impl CostLayer {
                 own.unpriced_tokens = observed.usage.total_tokens();
             }
         }
-        own
     }
 
     /// The cost attributes of a call whose usage just became complete (or changed after), for
@@ -355,8 +381,9 @@ impl CostLayer {
         }
         let table = self.prices.current();
         let name = observed.model_or_unknown();
-        let own = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
-            self.price_call(observed, &table, slot.resolution, false)
+        let mut own = Totals::default();
+        with_model_slot(self.id, &self.ledger, &table, name, |slot| {
+            self.price_call(observed, &table, slot, false, &mut own)
         });
         Some(crate::otel::call_attributes(&own, &record.info))
     }
@@ -657,7 +684,13 @@ where
             let charged = self.charge(record);
             if self.budgets.is_some() {
                 let (model, cost) = match &charged {
-                    Some((own, Some(model))) => (Arc::clone(model), own.total_usd()),
+                    Some(Charged {
+                        model: Some(model),
+                        own,
+                    }) => (
+                        Arc::clone(model),
+                        own.as_ref().unwrap_or(&record.totals).total_usd(),
+                    ),
                     _ => (
                         Arc::clone(record.observed.model_or_unknown()),
                         cost_core::Money::ZERO,
@@ -665,20 +698,14 @@ where
                 };
                 self.settle_budget(record, &model, cost);
             }
-            if let Some((own, key)) = charged {
-                if self.reports_calls {
-                    call_own = Some(own.clone());
-                }
-                call_key = key;
+            if let Some(Charged { model, own }) = charged {
                 #[cfg(feature = "otel")]
                 if self.otel_spans.is_some() && !record.otel_exported {
-                    otel_call = Some(crate::otel::call_attributes(&own, &record.info));
+                    let own = own.as_ref().unwrap_or(&record.totals);
+                    otel_call = Some(crate::otel::call_attributes(own, &record.info));
                 }
-                if record.children == 0 {
-                    record.totals = own;
-                } else {
-                    record.totals.add(&own);
-                }
+                call_own = own;
+                call_key = model;
             }
         }
         if record.scope == Scope::Agent {

@@ -16,6 +16,9 @@ pub(crate) struct ModelSlot {
     /// cached, without keeping the table's entries alive after its layer is gone.
     table: Weak<PriceTable>,
     pub(crate) resolution: Option<Resolution>,
+    /// The table's version, this thread's own copy: every call's totals name it, and a
+    /// reference count shared by all threads would bounce between their caches on every call.
+    pub(crate) version: Arc<str>,
     /// The ledger key: the entry's key when priced, else the name as recorded.
     pub(crate) key: Arc<str>,
     pub(crate) cell: Arc<Cell>,
@@ -72,6 +75,7 @@ fn new_slot(ledger: &LedgerInner, table: &Arc<PriceTable>, name: &Arc<str>) -> M
         name: Arc::clone(name),
         table: Arc::downgrade(table),
         resolution,
+        version: Arc::from(&*table.info().version),
         cell: ledger.cell(LedgerKey::One(Dimension::Model, Arc::clone(&model_key))),
         key: model_key,
     }
