@@ -263,6 +263,11 @@ impl TokenPrice {
     /// The exact cost of `tokens` tokens at this price; `None` past the representable range.
     #[inline]
     pub const fn times(self, tokens: u64) -> Option<Money> {
+        // Fast path: a non-negative price below 2⁶⁴ units (up to $18.44 per million tokens)
+        // times fewer than 2⁶³ tokens is below 2¹²⁷: one widening multiplication, exact.
+        if self.0 >= 0 && self.0 < (1_i128 << 64) && tokens < (1_u64 << 63) {
+            return Some(Money(((tokens as u128) * (self.0 as u128)) as i128));
+        }
         match (tokens as i128).checked_mul(self.0) {
             Some(units) => Some(Money(units)),
             None => None,

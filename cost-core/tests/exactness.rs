@@ -37,6 +37,18 @@ fn usage() -> impl Strategy<Value = Usage> {
 }
 
 proptest! {
+    /// Price × tokens is the exact product (or `None` past the range of money), on the fast
+    /// path for common prices and the checked one beyond it.
+    #[test]
+    fn price_times_tokens_is_the_exact_product(
+        units in prop_oneof![0_i128..(1_i128 << 64), 0_i128..=i128::MAX],
+        tokens in prop_oneof![0_u64..2_000_000_000, any::<u64>()],
+    ) {
+        let price = TokenPrice::from_units(units).unwrap_or_else(|| panic!("negative"));
+        let expected = (tokens as i128).checked_mul(units);
+        prop_assert_eq!(price.times(tokens).map(|m| m.units()), expected);
+    }
+
     #[test]
     fn exponent_and_plain_spellings_agree((m, e) in price_parts()) {
         let plain = format!("0.{}{}", "0".repeat(e as usize - 1), m);

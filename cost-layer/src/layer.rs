@@ -277,6 +277,7 @@ impl CostLayer {
     /// Prices a closing call, posts it to the ledger and adds it to the record's totals;
     /// `None` when it charged nothing. A call with no calls under it is priced straight into
     /// its record (no copy of its totals).
+    #[inline(always)]
     fn charge(&self, record: &mut CostRecord) -> Option<Charged> {
         let observed = &record.observed;
         if !observed.has_usage() && !observed.cache_hit {
@@ -714,28 +715,32 @@ where
         if self.budgets.is_some() {
             self.close_budget_span(record.scope, record);
         }
-        let node = record.tree.take().map(|children| CostTreeNode {
-            name: span.name(),
-            scope: record.scope,
-            label: match record.scope {
-                Scope::Session => record
-                    .observed
-                    .attribution
-                    .session
-                    .as_deref()
-                    .map(str::to_owned),
-                Scope::Agent => record
-                    .observed
-                    .attribution
-                    .agent
-                    .as_deref()
-                    .map(str::to_owned),
-                Scope::Call => record.observed.model().map(|m| m.to_string()),
-                Scope::Span => None,
-            },
-            count: 1,
-            totals: record.totals.clone(),
-            children,
+        // Boxed: this path is taken by every close, and an empty node moved around is as
+        // large as a full one.
+        let node = record.tree.take().map(|children| {
+            Box::new(CostTreeNode {
+                name: span.name(),
+                scope: record.scope,
+                label: match record.scope {
+                    Scope::Session => record
+                        .observed
+                        .attribution
+                        .session
+                        .as_deref()
+                        .map(str::to_owned),
+                    Scope::Agent => record
+                        .observed
+                        .attribution
+                        .agent
+                        .as_deref()
+                        .map(str::to_owned),
+                    Scope::Call => record.observed.model().map(|m| m.to_string()),
+                    Scope::Span => None,
+                },
+                count: 1,
+                totals: record.totals.clone(),
+                children,
+            })
         });
         // Roll up into the nearest accounted ancestor while holding this span's record (locks
         // are always taken child first, then parent). The ancestor is still open: the registry
@@ -748,7 +753,7 @@ where
                     parent_record.totals.add(&record.totals);
                     parent_record.children += 1;
                     if let (Some(children), Some(node)) = (parent_record.tree.as_mut(), node) {
-                        CostTreeNode::push_child(children, node);
+                        CostTreeNode::push_child(children, *node);
                     }
                 }
             }
@@ -835,7 +840,7 @@ where
         if scope == Scope::Session
             && let (Some(sink), Some(root)) = (&self.tree_sink, node_for_sink)
         {
-            let tree = CostTree { root };
+            let tree = CostTree { root: *root };
             if catch_unwind(AssertUnwindSafe(|| sink(&tree))).is_err() {
                 DiagnosticCounters::bump(&self.ledger.diagnostics.callback_panics);
             }
