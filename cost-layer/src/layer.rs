@@ -98,7 +98,7 @@ pub struct CostLayer {
     pub(crate) alert_handlers: Vec<AlertHandler>,
     budget_hook: Option<WithBudget>,
     warned: Mutex<HashSet<(usize, &'static str)>>,
-    /// Callbacks or the sink receive each call's details.
+    /// Callbacks receive each call's details.
     reports_calls: bool,
     /// Budgets or call reports need each call's model key.
     keep_model_key: bool,
@@ -144,8 +144,12 @@ impl CostLayer {
             #[cfg(feature = "otel")]
             otel_spans,
         } = builder;
-        let reports_calls = !callbacks.is_empty() || call_sink.is_some();
-        let keep_model_key = budgets.is_some() || reports_calls;
+        let reports_calls = !callbacks.is_empty();
+        let keep_model_key = budgets.is_some() || reports_calls || call_sink.is_some();
+        if call_sink.is_some() {
+            // The monotonic clock calibrates on its first read: here, not in a span's callback.
+            let _ = quanta::Instant::now();
+        }
         let ledger = Arc::new(LedgerInner::new(combinations, retention, clock));
         let user_ids = Arc::new(user_ids.unwrap_or_else(UserIds::random));
         let empty = Arc::new(ledger.cells_for(Attribution::default()));
@@ -407,49 +411,44 @@ impl CostLayer {
         }
     }
 
-    /// Hands a closed call to the sink; counts (and warns once about) a call it dropped.
-    #[allow(clippy::too_many_arguments)]
+    /// Hands a closed call to the sink, borrowing from its record (the sink copies what it
+    /// keeps; it must not block). Counts a call the sink dropped; `true` for the first drop,
+    /// to warn about once the span's data is released.
     fn submit_call(
         &self,
         sink: &dyn crate::CallSink,
         id: &Id,
         name: &'static str,
-        details: &CallDetails,
-        started: std::time::SystemTime,
-        parent_span_id: Option<u64>,
-        cells: &AttributionCells,
-    ) {
-        let Some(totals) = &details.own else { return };
-        // One wall-clock read dates the call and times it, as OpenTelemetry spans are timed (a
-        // clock stepped back during the call gives a zero duration, never a negative one).
-        let at = std::time::SystemTime::now();
+        record: &CostRecord,
+        model: &Arc<str>,
+        own: &Totals,
+    ) -> bool {
+        let observed = &record.observed;
         let call = crate::ClosedCall {
-            at,
-            duration: at.duration_since(started).unwrap_or_default(),
+            at: crate::sink::coarse_now(),
+            duration: record.started.map(|t| t.elapsed()).unwrap_or_default(),
             name,
             span_id: id.into_u64(),
-            parent_span_id,
-            request_model: details.request_model.as_ref(),
-            response_model: details.response_model.as_ref(),
-            model: &details.model,
-            provider: details.provider.as_ref(),
-            operation: details.operation.as_ref(),
-            service_tier: details.service_tier,
-            attribution: &cells.attribution,
-            totals,
+            parent_span_id: record.parent.as_ref().map(Id::into_u64),
+            request_model: observed.request_model.as_ref(),
+            response_model: observed.response_model.as_ref(),
+            model,
+            provider: observed.provider.as_ref(),
+            operation: observed.operation.as_ref(),
+            service_tier: observed.service_tier,
+            attribution: &record.cells.attribution,
+            totals: own,
         };
         match catch_unwind(AssertUnwindSafe(|| sink.submit(&call))) {
-            Ok(true) => {}
+            Ok(true) => false,
             Ok(false) => {
                 DiagnosticCounters::bump(&self.ledger.diagnostics.records_dropped);
-                if !self.warned_drop.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        target: "cost_layer",
-                        "the call sink's queue is full: closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
-                    );
-                }
+                !self.warned_drop.swap(true, Ordering::Relaxed)
             }
-            Err(_) => DiagnosticCounters::bump(&self.ledger.diagnostics.callback_panics),
+            Err(_) => {
+                DiagnosticCounters::bump(&self.ledger.diagnostics.callback_panics);
+                false
+            }
         }
     }
 
@@ -528,8 +527,7 @@ where
             tree: self.tree_sink.as_ref().map(|_| Vec::new()),
             pending_warnings,
             call_id,
-            started: (scope == Scope::Call && self.call_sink.is_some())
-                .then(std::time::SystemTime::now),
+            started: (scope == Scope::Call && self.call_sink.is_some()).then(quanta::Instant::now),
             budget: Default::default(),
             pending_alerts: Vec::new(),
         };
@@ -677,12 +675,11 @@ where
             return;
         }
         record.closed = true;
-        let mut call_key = None;
-        let mut call_own = None;
         #[cfg(feature = "otel")]
         let mut otel_call = None;
+        let mut charged = None;
         if record.scope == Scope::Call {
-            let charged = self.charge(record);
+            charged = self.charge(record);
             if self.budgets.is_some() {
                 let (model, cost) = match &charged {
                     Some(Charged {
@@ -699,14 +696,13 @@ where
                 };
                 self.settle_budget(record, &model, cost);
             }
-            if let Some(Charged { model, own }) = charged {
-                #[cfg(feature = "otel")]
-                if self.otel_spans.is_some() && !record.otel_exported {
-                    let own = own.as_ref().unwrap_or(&record.totals);
-                    otel_call = Some(crate::otel::call_attributes(own, &record.info));
-                }
-                call_own = own;
-                call_key = model;
+            #[cfg(feature = "otel")]
+            if let Some(Charged { own, .. }) = &charged
+                && self.otel_spans.is_some()
+                && !record.otel_exported
+            {
+                let own = own.as_ref().unwrap_or(&record.totals);
+                otel_call = Some(crate::otel::call_attributes(own, &record.info));
             }
         }
         if record.scope == Scope::Agent {
@@ -766,23 +762,31 @@ where
         };
         let pending_warnings = std::mem::take(&mut record.pending_warnings);
         let pending_alerts = std::mem::take(&mut record.pending_alerts);
-        let call_details = (scope == Scope::Call && self.reports_calls).then(|| CallDetails {
-            request_model: record.observed.request_model.clone(),
-            response_model: record.observed.response_model.clone(),
-            model: call_key.unwrap_or_else(|| Arc::clone(record.observed.model_or_unknown())),
-            provider: record.observed.provider.clone(),
-            operation: record.observed.operation.clone(),
-            service_tier: record.observed.service_tier,
-            own: call_own,
+        // The sink runs under the span's data, borrowing it (no copies made for it).
+        let mut warn_drop = false;
+        if let (Some(sink), Some(charged)) = (&self.call_sink, &charged) {
+            let model = charged
+                .model
+                .as_ref()
+                .unwrap_or_else(|| record.observed.model_or_unknown());
+            let own = charged.own.as_ref().unwrap_or(&record.totals);
+            warn_drop = self.submit_call(sink.as_ref(), &id, span.name(), record, model, own);
+        }
+        let call_details = (scope == Scope::Call && self.reports_calls).then(|| {
+            let (model, own) = match charged {
+                Some(Charged { model, own }) => (model, own),
+                None => (None, None),
+            };
+            CallDetails {
+                request_model: record.observed.request_model.clone(),
+                response_model: record.observed.response_model.clone(),
+                model: model.unwrap_or_else(|| Arc::clone(record.observed.model_or_unknown())),
+                provider: record.observed.provider.clone(),
+                operation: record.observed.operation.clone(),
+                service_tier: record.observed.service_tier,
+                own,
+            }
         });
-        let for_sink = match (&self.call_sink, &call_details) {
-            (Some(_), Some(details)) if details.own.is_some() => Some((
-                record.started.unwrap_or_else(std::time::SystemTime::now),
-                record.parent.as_ref().map(Id::into_u64),
-                Arc::clone(&record.cells),
-            )),
-            _ => None,
-        };
         let reported = (scope != Scope::Span && (!self.callbacks.is_empty() || self.close_events))
             .then(|| (record.totals.clone(), Arc::clone(&record.cells)));
         #[cfg(feature = "otel")]
@@ -809,17 +813,10 @@ where
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);
         }
-        if let (Some(sink), Some(details), Some((started, parent, cells))) =
-            (&self.call_sink, &call_details, for_sink)
-        {
-            self.submit_call(
-                sink.as_ref(),
-                &id,
-                span.name(),
-                details,
-                started,
-                parent,
-                &cells,
+        if warn_drop {
+            tracing::warn!(
+                target: "cost_layer",
+                "the call sink's queue is full: closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
             );
         }
         if let Some((totals, cells)) = reported {

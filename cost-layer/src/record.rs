@@ -53,7 +53,7 @@ pub struct CostRecord {
     /// Fields rejected at creation, warned about at the next `on_record` or at close.
     pub(crate) pending_warnings: Vec<&'static str>,
     /// When a call span was created, when a [`crate::CallSink`] needs its duration.
-    pub(crate) started: Option<std::time::SystemTime>,
+    pub(crate) started: Option<quanta::Instant>,
     /// A unique id of the call, when budgets are on.
     pub(crate) call_id: Option<Arc<str>>,
     /// The call's budget reservation.

@@ -1,8 +1,8 @@
 //! Every closed LLM call, handed to a [`CallSink`]: the feed of durable ledgers (the
 //! `cost-store` crate's writer) and of anything else that keeps one record per call.
 //!
-//! The layer calls [`CallSink::submit`] from `on_close`, after releasing the span's data, once
-//! per call span that carried usage (priced, unpriced, rejected or answered from the
+//! The layer calls [`CallSink::submit`] from `on_close`, while it holds the closing span's data
+//! (so the call is lent, not copied, to the sink), once per call span that carried usage (priced, unpriced, rejected or answered from the
 //! application cache). A sink must not block: it queues the call and returns. When it cannot
 //! (its queue is full), it returns `false`; the layer counts the drop in
 //! [`Diagnostics::records_dropped`](crate::Diagnostics::records_dropped) and warns once. A
@@ -16,10 +16,12 @@ use crate::totals::{Attribution, Totals};
 /// One closed LLM call, borrowed for the time of [`CallSink::submit`].
 #[derive(Debug)]
 pub struct ClosedCall<'a> {
-    /// When the call's span closed.
+    /// When the call's span closed, read from the coarse real-time clock on Linux
+    /// (`CLOCK_REALTIME_COARSE`: a few milliseconds' resolution, several times cheaper to read
+    /// than the precise clock).
     pub at: SystemTime,
-    /// From the span's creation to its close, on the wall clock (zero if the clock was stepped
-    /// back meanwhile).
+    /// From the span's creation to its close, on a monotonic clock (TSC-based where the CPU's is
+    /// reliable, through `quanta`): never negative, unaffected by wall-clock steps.
     pub duration: Duration,
     /// The span's name.
     pub name: &'static str,
@@ -45,6 +47,22 @@ pub struct ClosedCall<'a> {
     /// What the call was charged: one of `llm_calls`, `rejected_calls` or `cache_hits` is 1;
     /// `unpriced_calls` is 1 when its model has no price; `price_table` names the table.
     pub totals: &'a Totals,
+}
+
+/// The coarse real-time clock (see [`ClosedCall::at`]).
+#[cfg(target_os = "linux")]
+pub(crate) fn coarse_now() -> SystemTime {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    match (u64::try_from(now.tv_sec), u32::try_from(now.tv_nsec)) {
+        (Ok(seconds), Ok(nanos)) => SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos),
+        _ => SystemTime::now(),
+    }
+}
+
+/// The real-time clock (see [`ClosedCall::at`]).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn coarse_now() -> SystemTime {
+    SystemTime::now()
 }
 
 /// Receives every closed LLM call (see the [module docs](self)).

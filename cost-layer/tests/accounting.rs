@@ -489,6 +489,76 @@ fn a_call_sink_gets_every_closed_call_and_a_panicking_one_is_contained() {
 }
 
 #[test]
+fn a_call_sink_sees_the_calls_duration_and_time_and_may_log() {
+    type Seen = Arc<Mutex<Vec<(Duration, std::time::SystemTime)>>>;
+    struct Sink(Seen);
+    impl cost_layer::CallSink for Sink {
+        fn submit(&self, call: &cost_layer::ClosedCall<'_>) -> bool {
+            // A sink that logs while the layer holds the closing span's data.
+            tracing::info!(model = %call.model, "submitted");
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push((call.duration, call.at));
+            }
+            true
+        }
+    }
+    let seen = Seen::default();
+    let (cost, _ledger) = CostLayer::builder()
+        .call_sink(Sink(Arc::clone(&seen)))
+        .build();
+    let logged = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let writer = Arc::clone(&logged);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(move || SharedBuffer(Arc::clone(&writer)))
+        .with_ansi(false);
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(cost).with(fmt));
+    let before = std::time::SystemTime::now();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-9");
+        let _s = session.enter();
+        let span = info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 10,
+            gen_ai.usage.output_tokens = 10,
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        drop(span);
+    });
+    let after = std::time::SystemTime::now();
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(seen.len(), 1);
+    let (duration, at) = seen[0];
+    assert!(duration >= Duration::from_millis(30), "{duration:?}");
+    assert!(duration < Duration::from_secs(30), "{duration:?}");
+    // The coarse clock lags the precise one by at most a few milliseconds.
+    let slack = Duration::from_millis(50);
+    assert!(
+        at + slack >= before && at <= after,
+        "{at:?} not in {before:?}..{after:?}"
+    );
+    let logged =
+        String::from_utf8(logged.lock().map(|l| l.clone()).unwrap_or_default()).unwrap_or_default();
+    assert!(logged.contains("submitted"), "{logged}");
+}
+
+/// A `fmt` writer into a shared buffer.
+struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut buffer) = self.0.lock() {
+            buffer.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
 fn retention_evicts_the_oldest_closed_sessions_and_counts_it() {
     let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
         max_closed_sessions: Some(2),
