@@ -1,8 +1,12 @@
 //! Figures of the durable ledger: records per second through the writer into SQLite and into
-//! PostgreSQL, and what attaching the writer adds to the layer's cost per call: with the writer
-//! draining at the same time (`writer_added`: on 2 cores its own work competes with the
-//! instrumented thread) and with the writer asleep through the timed run
-//! (`writer_added_enqueue_only`: the instrumented thread's own cost).
+//! PostgreSQL, and what attaching the writer adds to the layer's cost per call:
+//!
+//! - `writer_added_paced`: calls in bursts of 100 with a pause after each (about 90 000 calls a
+//!   second, a rate the writer keeps up with, and far above any real program's LLM call rate),
+//!   only the bursts timed: the steady state, lanes warm and drained as they fill.
+//! - `writer_added`: calls as fast as the thread can make them (1.5 million a second, faster
+//!   than the store takes them): the backlog grows, and its fresh memory is part of the figure.
+//! - `writer_added_enqueue_only`: the same with the writer asleep through the timed run.
 //!
 //! `cargo bench -p cost-store --bench writer` prints one JSON object per line,
 //! `{"scenario": …, "value": …, "unit": …}`. PostgreSQL is the server of
@@ -60,6 +64,29 @@ fn with_sink(sink: Option<WriterSink>) -> Dispatch {
     };
     let (cost, _ledger) = builder.build();
     Dispatch::new(tracing_subscriber::registry().with(cost))
+}
+
+/// ns per call of `calls` calls made in bursts of 100 (one session each), each followed by a
+/// pause of 1 ms; only the bursts are timed.
+fn paced(dispatch: &Dispatch, calls: u64) -> f64 {
+    tracing::dispatcher::with_default(dispatch, || {
+        let mut timed = std::time::Duration::ZERO;
+        for s in 0..calls / 100 {
+            let start = Instant::now();
+            let id = format!("s{s}");
+            let session = tracing::info_span!("session", session.id = id.as_str());
+            let _s = session.enter();
+            for i in 0..100 {
+                one_call(black_box(i));
+            }
+            timed += start.elapsed();
+            let pause = Instant::now();
+            while pause.elapsed() < std::time::Duration::from_millis(1) {
+                std::hint::spin_loop();
+            }
+        }
+        timed.as_nanos() as f64 / calls as f64
+    })
 }
 
 /// Records per second from the first call to the flush, through the writer into `store`.
@@ -122,6 +149,23 @@ fn main() {
         })
         .fold(f64::INFINITY, f64::min);
     report("layer+empty_sink", discard, "ns/op");
+    // Paced: the layer alone, then with the writer into SQLite, the best of three each.
+    const PACED: u64 = 50_000;
+    let paced_alone = (0..3)
+        .map(|_| paced(&with_sink(None), PACED))
+        .fold(f64::INFINITY, f64::min);
+    let paced_attached = (0..3)
+        .map(|_| {
+            let store = cost_store::open(sqlite).unwrap_or_else(|e| panic!("{e}"));
+            let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
+            let ns = paced(&with_sink(Some(sink)), PACED);
+            guard.flush();
+            ns
+        })
+        .fold(f64::INFINITY, f64::min);
+    report("layer_paced", paced_alone, "ns/op");
+    report("layer+writer_paced", paced_attached, "ns/op");
+    report("writer_added_paced", paced_attached - paced_alone, "ns/op");
     // The writer asleep through the timed run (it drains afterwards): what handing a call to
     // it costs the instrumented thread, without its own work competing for the other core.
     let enqueue_only = (0..3)

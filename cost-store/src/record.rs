@@ -155,11 +155,19 @@ impl CallRecord {
     }
 }
 
-/// A closed call on its way to the writer thread: every string copied into one buffer, so the
-/// writer never touches the reference counts of the strings the instrumented program shares
-/// (a count bounced between two cores costs more than the copy), and one allocation besides
-/// the box.
-pub(crate) struct QueuedCall {
+/// Closed calls on their way to the writer thread, queued by one producing thread: fixed-size
+/// entries, and every string copied into one text buffer. Queuing a call allocates nothing once
+/// the buffers have grown (the writer hands them back emptied), and the writer never touches
+/// the reference counts of the strings the instrumented program shares (a count bounced between
+/// two cores costs more than the copy).
+#[derive(Default)]
+pub(crate) struct Lane {
+    calls: Vec<QueuedCall>,
+    text: String,
+}
+
+/// One queued call; its texts are in its lane's buffer.
+struct QueuedCall {
     at_ms: i64,
     duration_us: u64,
     name: &'static str,
@@ -170,15 +178,20 @@ pub(crate) struct QueuedCall {
     usage: Usage,
     cost: CostBreakdown,
     cache_hit_savings: Money,
-    /// The texts of [`QueuedCall::TEXTS`], concatenated.
-    text: String,
-    /// End of each text in `text`; `u32::MAX` for an absent one.
+    /// Where its texts start in the lane's buffer.
+    start: usize,
+    /// End of each text, from `start`; `u32::MAX` for an absent one.
     ends: [u32; 11],
 }
 
-impl QueuedCall {
-    /// The queued form of a closed call.
-    pub(crate) fn from_closed(call: &ClosedCall<'_>) -> Box<QueuedCall> {
+impl Lane {
+    /// Calls queued.
+    pub(crate) fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Queues a closed call.
+    pub(crate) fn push(&mut self, call: &ClosedCall<'_>) {
         let a = call.attribution;
         let texts: [Option<&str>; 11] = [
             call.request_model.map(|s| &**s),
@@ -193,16 +206,16 @@ impl QueuedCall {
             a.org.as_deref(),
             a.feature.as_deref(),
         ];
-        let mut text = String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum());
+        let start = self.text.len();
         let mut ends = [u32::MAX; 11];
         for (end, piece) in ends.iter_mut().zip(texts) {
             if let Some(piece) = piece {
-                text.push_str(piece);
-                *end = u32::try_from(text.len()).unwrap_or(u32::MAX - 1);
+                self.text.push_str(piece);
+                *end = u32::try_from(self.text.len() - start).unwrap_or(u32::MAX - 1);
             }
         }
         let totals = call.totals;
-        Box::new(QueuedCall {
+        self.calls.push(QueuedCall {
             at_ms: unix_ms(call.at),
             duration_us: micros(call.duration),
             name: call.name,
@@ -213,19 +226,30 @@ impl QueuedCall {
             usage: totals.usage,
             cost: totals.cost,
             cache_hit_savings: totals.cache_hit_savings,
-            text,
+            start,
             ends,
-        })
+        });
     }
 
-    /// The record, built on the writer's thread.
-    pub(crate) fn into_record(self) -> CallRecord {
-        let mut start = 0;
+    /// The records of the queued calls, in order, built on the writer's thread; the lane is
+    /// left empty, its buffers kept for reuse.
+    pub(crate) fn drain_into(&mut self, records: &mut Vec<CallRecord>) {
+        records.reserve(self.calls.len());
+        for call in self.calls.drain(..) {
+            records.push(call.into_record(&self.text));
+        }
+        self.text.clear();
+    }
+}
+
+impl QueuedCall {
+    fn into_record(self, text: &str) -> CallRecord {
+        let mut start = self.start;
         let mut texts: [Option<Arc<str>>; 11] = Default::default();
         for (slot, end) in texts.iter_mut().zip(self.ends) {
             if end != u32::MAX {
-                let end = end as usize;
-                *slot = self.text.get(start..end).map(Arc::from);
+                let end = self.start + end as usize;
+                *slot = text.get(start..end).map(Arc::from);
                 start = end;
             }
         }
@@ -334,13 +358,22 @@ mod tests {
             attribution: &attribution,
             totals: &totals,
         };
-        let queued = QueuedCall::from_closed(&call).into_record();
-        assert_eq!(queued, CallRecord::from_closed(&call));
-        assert_eq!(
-            queued.org.as_deref(),
-            Some(""),
-            "an empty text is not an absent one"
-        );
-        assert_eq!(queued.at_ms, 1_764_072_000_123);
+        // Twice in one lane: the second call's texts follow the first's in the buffer.
+        let mut lane = Lane::default();
+        lane.push(&call);
+        lane.push(&call);
+        let mut records = Vec::new();
+        lane.drain_into(&mut records);
+        assert_eq!(lane.len(), 0);
+        assert_eq!(records.len(), 2);
+        for queued in &records {
+            assert_eq!(*queued, CallRecord::from_closed(&call));
+            assert_eq!(
+                queued.org.as_deref(),
+                Some(""),
+                "an empty text is not an absent one"
+            );
+            assert_eq!(queued.at_ms, 1_764_072_000_123);
+        }
     }
 }

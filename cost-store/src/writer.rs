@@ -1,34 +1,39 @@
-//! The background writer: a bounded queue fed by the layer, a thread that writes batches to a
+//! The background writer: bounded queues fed by the layer, a thread that writes batches to a
 //! store, retries with backoff while the store is down, and a guard that flushes on shutdown.
 //!
-//! The layer never waits: [`WriterSink::submit`] puts the call in the queue or, when the queue
+//! The layer never waits: [`WriterSink::submit`] copies the call into its thread's lane (a
+//! queue of its own, under a lock only the writer also takes, once per pass) or, when the lane
 //! is full, refuses it; the layer counts refused calls in
 //! [`Diagnostics::records_dropped`](cost_layer::Diagnostics::records_dropped) and warns once.
-//! While the store fails, the thread keeps the batch it holds and retries it (backoff from
-//! [`WriterOptions::retry_min`] doubling to [`WriterOptions::retry_max`]); the queue fills
-//! meanwhile, so what the queue and the batch hold (the bound) is kept, and what comes beyond it
-//! is dropped and counted. Nothing is lost silently.
+//! The lanes share [`WriterOptions::capacity`] evenly. The writer thread wakes every
+//! [`WriterOptions::poll`] (or at once for a flush), takes what every lane holds and writes it
+//! in batches. While the store fails, it keeps what it took and retries (backoff from
+//! [`WriterOptions::retry_min`] doubling to [`WriterOptions::retry_max`]); the lanes fill
+//! meanwhile, so what the lanes and the writer hold is kept, and what comes beyond it is dropped
+//! and counted. Nothing is lost silently.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cost_layer::{CallSink, ClosedCall};
 
-use crate::record::{CallRecord, QueuedCall};
+use crate::record::{CallRecord, Lane};
 use crate::store::Store;
 
 /// How the writer queues, batches and retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WriterOptions {
-    /// Calls the queue holds before the layer's calls are dropped (default 65 536).
+    /// Calls the lanes hold, together, before the layer's calls are dropped (default 65 536):
+    /// each producing thread's lane holds an even share.
     pub capacity: usize,
     /// Records written per store transaction at most (default 1 024).
     pub batch: usize,
-    /// How long the writer sleeps when its queue is empty (default 20 ms): the most a record
-    /// or a flush waits before the writer looks again.
+    /// How long the writer sleeps between passes over the lanes (default 20 ms): the most a
+    /// record waits before the writer takes it (a flush wakes it at once).
     pub poll: Duration,
     /// First retry delay after a failed write (default 50 ms).
     pub retry_min: Duration,
@@ -52,10 +57,120 @@ impl Default for WriterOptions {
     }
 }
 
-enum Message {
-    Call(Box<QueuedCall>),
+/// What the guard asks of the writer thread.
+enum Control {
     Flush(SyncSender<bool>),
     Shutdown,
+}
+
+/// What the sinks and the writer thread share: the lanes.
+struct Lanes {
+    /// Unique per writer (names its lanes in the threads' lists).
+    id: u64,
+    /// Every lane, for the writer to take from.
+    all: Mutex<Vec<Arc<Mutex<Lane>>>>,
+    /// Calls one lane may hold: the capacity shared by the lanes.
+    quota: AtomicUsize,
+    capacity: usize,
+    /// The lane of calls submitted where a thread's own cannot be used (while the thread
+    /// exits); not counted among the lanes that share the capacity.
+    shared: Mutex<Lane>,
+}
+
+impl Lanes {
+    fn new(capacity: usize) -> Self {
+        static NEXT_WRITER: AtomicU64 = AtomicU64::new(1);
+        Lanes {
+            id: NEXT_WRITER.fetch_add(1, Ordering::Relaxed),
+            all: Mutex::new(Vec::new()),
+            quota: AtomicUsize::new(capacity),
+            capacity,
+            shared: Mutex::new(Lane::default()),
+        }
+    }
+
+    /// Adds a lane; the lanes' quota shrinks to share the capacity.
+    fn register(&self, lane: Arc<Mutex<Lane>>) {
+        let mut all = lock(&self.all);
+        all.push(lane);
+        self.set_quota(all.len());
+    }
+
+    fn set_quota(&self, lanes: usize) {
+        self.quota
+            .store((self.capacity / lanes.max(1)).max(1), Ordering::Relaxed);
+    }
+
+    /// Queues `call` in this thread's lane (made on its first call); `false` when the lane is
+    /// full.
+    fn submit(self: &Arc<Self>, call: &ClosedCall<'_>) -> bool {
+        thread_local! {
+            /// This thread's lanes, one per writer it fed (a dead writer's goes when the thread
+            /// makes its next lane).
+            static LANES: RefCell<Vec<ThreadLane>> = const { RefCell::new(Vec::new()) };
+        }
+        let quota = self.quota.load(Ordering::Relaxed);
+        let queue = |lane: &Mutex<Lane>| {
+            let mut lane = lock(lane);
+            if lane.len() >= quota {
+                return false;
+            }
+            lane.push(call);
+            true
+        };
+        let own = LANES.try_with(|lanes| {
+            let mut lanes = lanes.try_borrow_mut().ok()?;
+            if let Some((_, _, lane)) = lanes.iter().find(|(id, _, _)| *id == self.id) {
+                return Some(queue(lane));
+            }
+            lanes.retain(|(_, writer, _)| writer.strong_count() > 0);
+            let lane = Arc::new(Mutex::new(Lane::default()));
+            self.register(Arc::clone(&lane));
+            let queued = queue(&lane);
+            lanes.push((self.id, Arc::downgrade(self), lane));
+            Some(queued)
+        });
+        match own {
+            Ok(Some(queued)) => queued,
+            _ => queue(&self.shared),
+        }
+    }
+
+    /// Takes every lane's calls into `records` (swapping each lane's buffers with `spare`'s, so
+    /// the producing thread's lock is held only for the swap); drops the lanes of threads that
+    /// are gone once they are empty.
+    fn take_all(&self, spare: &mut Lane, records: &mut Vec<CallRecord>) {
+        let lanes: Vec<Arc<Mutex<Lane>>> = lock(&self.all).clone();
+        for lane in std::iter::once(&self.shared).chain(lanes.iter().map(|lane| &**lane)) {
+            {
+                let mut lane = lock(lane);
+                if lane.len() == 0 {
+                    continue;
+                }
+                std::mem::swap(&mut *lane, spare);
+            }
+            spare.drain_into(records);
+        }
+        drop(lanes);
+        let mut all = lock(&self.all);
+        let before = all.len();
+        // Only this list holds a lane whose thread is gone.
+        all.retain(|lane| Arc::strong_count(lane) > 1 || lock(lane).len() > 0);
+        if all.len() != before {
+            self.set_quota(all.len());
+        }
+    }
+}
+
+/// A thread's lane to one writer: the writer's id, the writer (to forget the lane once the
+/// writer is gone), the lane.
+type ThreadLane = (u64, std::sync::Weak<Lanes>, Arc<Mutex<Lane>>);
+
+/// Locks a mutex, recovering from poisoning (a lane holds plain data).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What the writer has done, readable at any time.
@@ -96,25 +211,19 @@ impl WriterStats {
 /// [`CostLayerBuilder::call_sink`](cost_layer::CostLayerBuilder::call_sink).
 #[derive(Clone)]
 pub struct WriterSink {
-    queue: SyncSender<Message>,
+    lanes: Arc<Lanes>,
 }
 
 impl CallSink for WriterSink {
     fn submit(&self, call: &ClosedCall<'_>) -> bool {
-        match self
-            .queue
-            .try_send(Message::Call(QueuedCall::from_closed(call)))
-        {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-        }
+        self.lanes.submit(call)
     }
 }
 
 /// Flushes the writer when dropped (or with [`FlushGuard::flush`]), so a clean exit loses
 /// nothing; then stops its thread. Keep it alive as long as the layer runs (in `main`).
 pub struct FlushGuard {
-    queue: SyncSender<Message>,
+    control: SyncSender<Control>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<WriterStats>,
     timeout: Duration,
@@ -131,9 +240,9 @@ impl FlushGuard {
     pub fn flush(&self) -> bool {
         let (done, wait) = sync_channel(1);
         let deadline = Instant::now() + self.timeout;
-        let mut message = Message::Flush(done);
+        let mut message = Control::Flush(done);
         loop {
-            match self.queue.try_send(message) {
+            match self.control.try_send(message) {
                 Ok(()) => break,
                 Err(TrySendError::Full(back)) if Instant::now() < deadline => {
                     message = back;
@@ -151,7 +260,7 @@ impl Drop for FlushGuard {
     fn drop(&mut self) {
         self.stats.closing.store(true, Ordering::SeqCst);
         self.flush();
-        let _ = self.queue.try_send(Message::Shutdown);
+        let _ = self.control.try_send(Control::Shutdown);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -161,19 +270,19 @@ impl Drop for FlushGuard {
 /// Starts a writer thread over `store`: the sink to give the layer and the guard that flushes
 /// it.
 pub fn spawn(store: Box<dyn Store>, options: WriterOptions) -> (WriterSink, FlushGuard) {
-    let (queue, incoming) = sync_channel(options.capacity.max(1));
+    let lanes = Arc::new(Lanes::new(options.capacity.max(1)));
+    let (control, requests) = sync_channel(16);
     let stats = Arc::new(WriterStats::default());
     let thread_stats = Arc::clone(&stats);
+    let thread_lanes = Arc::clone(&lanes);
     let thread = std::thread::Builder::new()
         .name("llm-cost-writer".into())
-        .spawn(move || write_loop(store, incoming, options, &thread_stats))
+        .spawn(move || write_loop(store, &thread_lanes, requests, options, &thread_stats))
         .ok();
     (
-        WriterSink {
-            queue: queue.clone(),
-        },
+        WriterSink { lanes },
         FlushGuard {
-            queue,
+            control,
             thread,
             stats,
             timeout: options.shutdown_timeout,
@@ -183,44 +292,49 @@ pub fn spawn(store: Box<dyn Store>, options: WriterOptions) -> (WriterSink, Flus
 
 fn write_loop(
     mut store: Box<dyn Store>,
-    incoming: Receiver<Message>,
+    lanes: &Lanes,
+    requests: Receiver<Control>,
     options: WriterOptions,
     stats: &WriterStats,
 ) {
+    let mut taken: Vec<CallRecord> = Vec::new();
     let mut batch: Vec<CallRecord> = Vec::with_capacity(options.batch);
+    let mut spare = Lane::default();
     let mut acks: Vec<SyncSender<bool>> = Vec::new();
     let mut stop = false;
     while !stop {
-        // Take what is queued, up to a batch; when nothing is, sleep a moment rather than wait
-        // on the queue: a waiting receiver would make every submit wake it (a system call on
-        // the instrumented program's path), a sleeping one costs the submitter nothing.
-        let mut next = match incoming.try_recv() {
-            Ok(message) => Some(message),
-            Err(TryRecvError::Empty) => {
-                std::thread::sleep(options.poll);
-                continue;
-            }
-            Err(TryRecvError::Disconnected) => {
-                stop = true; // every sender is gone
+        // Sleep until the next pass or a request: the instrumented program never wakes this
+        // thread (a waiting receiver would make every submit a system call).
+        let mut next = match requests.recv_timeout(options.poll) {
+            Ok(request) => Some(request),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                stop = true; // the guard is gone
                 None
             }
         };
-        while let Some(message) = next.take() {
-            match message {
-                Message::Call(call) => batch.push(call.into_record()),
-                Message::Flush(ack) => acks.push(ack),
-                Message::Shutdown => stop = true,
+        while let Some(request) = next.take() {
+            match request {
+                Control::Flush(ack) => acks.push(ack),
+                Control::Shutdown => stop = true,
             }
-            if batch.len() < options.batch && !stop {
-                next = incoming.try_recv().ok();
-            }
+            next = requests.try_recv().ok();
         }
+        lanes.take_all(&mut spare, &mut taken);
+        let urgent = !acks.is_empty() || stop;
+        let deadline = urgent.then(|| Instant::now() + options.shutdown_timeout);
         let mut written = true;
-        if !batch.is_empty() {
-            let urgent = !acks.is_empty() || stop;
-            let deadline = urgent.then(|| Instant::now() + options.shutdown_timeout);
-            written = write_with_retry(store.as_mut(), &mut batch, &options, stats, deadline);
+        let mut records = taken.drain(..);
+        loop {
+            batch.extend(records.by_ref().take(options.batch.max(1)));
+            if batch.is_empty() {
+                break;
+            }
+            if !write_with_retry(store.as_mut(), &mut batch, &options, stats, deadline) {
+                written = false;
+            }
         }
+        drop(records);
         for ack in acks.drain(..) {
             let _ = ack.try_send(written);
         }

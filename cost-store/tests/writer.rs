@@ -205,6 +205,96 @@ fn a_full_queue_drops_calls_and_counts_every_one() {
 }
 
 #[test]
+fn calls_from_many_threads_some_gone_before_the_flush_are_all_written() {
+    let store = TestStore::default();
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
+    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    // Four threads, each with its own lane, all finished (their lanes orphaned) before the
+    // flush; then the main thread.
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let dispatch = dispatch.clone();
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let id = format!("t-{t}");
+                    let session = tracing::info_span!("session", session.id = id.as_str());
+                    let _s = session.enter();
+                    for i in 0..250 {
+                        call("gpt-4o-mini", 1_000 + i, 100);
+                    }
+                });
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap_or_else(|_| panic!("worker panicked"));
+    }
+    tracing::dispatcher::with_default(&dispatch, || call("gpt-4o", 10, 10));
+    assert!(guard.flush());
+    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    assert_eq!(written.len(), 1_001);
+    assert_eq!(ledger.diagnostics().records_dropped, 0);
+    assert_eq!(sum(&written), ledger.global().total_usd());
+    for t in 0..4 {
+        let id = format!("t-{t}");
+        let mine: Vec<u64> = written
+            .iter()
+            .filter(|r| r.session.as_deref() == Some(id.as_str()))
+            .map(|r| r.usage.input)
+            .collect();
+        // A thread's calls arrive complete and in order.
+        assert_eq!(mine, (0..250).map(|i| 1_000 + i).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn threads_share_the_capacity() {
+    let store = TestStore::default();
+    let blocked = store.gate.lock().unwrap_or_else(|e| e.into_inner());
+    let options = WriterOptions {
+        capacity: 40,
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    // The store is stuck: two live threads, each with 100 calls, fill their lanes. Each lane
+    // holds half the capacity; the writer holds at most what it took before the store stuck.
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let wait = Arc::new(Mutex::new(wait));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let dispatch = dispatch.clone();
+            let wait = Arc::clone(&wait);
+            std::thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    // Both lanes exist before either fills.
+                    call("gpt-4o-mini", 1, 1);
+                    let _ = wait.lock().map(|w| w.recv());
+                    for _ in 0..99 {
+                        call("gpt-4o-mini", 1_000, 100);
+                    }
+                });
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let _ = go.send(());
+    let _ = go.send(());
+    for worker in workers {
+        worker.join().unwrap_or_else(|_| panic!("worker panicked"));
+    }
+    drop(blocked);
+    assert!(guard.flush());
+    let written = store.written.lock().map(|w| w.len()).unwrap_or_default() as u64;
+    let dropped = ledger.diagnostics().records_dropped;
+    assert_eq!(written + dropped, 200, "every call is written or counted");
+    // 20 per lane, plus the first call of each the writer may have taken before it stuck.
+    assert!((40..=42).contains(&written), "written {written}");
+}
+
+#[test]
 fn a_failing_store_is_retried_and_loses_nothing_within_the_bound() {
     let store = TestStore::default();
     store.failures_left.store(3, Ordering::SeqCst);

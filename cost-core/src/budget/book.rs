@@ -230,30 +230,20 @@ mod recent {
 
     /// Runs `f` with this thread's accounts of `book` (`None` when they are in use further up
     /// this thread's stack, or the thread is exiting).
-    pub(super) fn with<R>(
-        book: u64,
-        budgets: usize,
-        f: impl FnOnce(Option<&mut Recent>) -> R,
-    ) -> R {
-        let mut f = Some(f);
-        let outcome = RECENT.try_with(|recent| {
-            let f = f.take().expect("called once");
-            match recent.try_borrow_mut() {
-                Ok(mut recent) => {
-                    if recent.book != book || recent.slots.len() != budgets {
-                        recent.book = book;
-                        recent.slots.clear();
-                        recent.slots.resize(budgets, None);
-                    }
-                    f(Some(&mut recent))
+    pub(super) fn with(book: u64, budgets: usize, mut f: impl FnMut(Option<&mut Recent>)) {
+        let ran = RECENT.try_with(|recent| match recent.try_borrow_mut() {
+            Ok(mut recent) => {
+                if recent.book != book || recent.slots.len() != budgets {
+                    recent.book = book;
+                    recent.slots.clear();
+                    recent.slots.resize(budgets, None);
                 }
-                Err(_) => f(None),
+                f(Some(&mut recent));
             }
+            Err(_) => f(None),
         });
-        match (outcome, f) {
-            (Ok(r), _) => r,
-            (Err(_), Some(f)) => f(None),
-            (Err(_), None) => unreachable!("thread_local access fails before running its closure"),
+        if ran.is_err() {
+            f(None);
         }
     }
 
@@ -620,10 +610,10 @@ impl BookInner {
     }
 
     /// Puts the accounts a reservation held back in this thread's cache.
-    fn give_back(&self, held: HeldBudgets) {
+    fn give_back(&self, mut held: HeldBudgets) {
         recent::with(self.id, self.accounts.len(), |recent| {
             if let Some(recent) = recent {
-                for held in held {
+                for held in held.drain(..) {
                     recent.give_back(held.budget as usize, held.window, held.account);
                 }
             }
