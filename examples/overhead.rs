@@ -11,6 +11,10 @@
 //!   frees a closed span's slot (the layer stack drives that), so it skips work any real
 //!   subscriber does; `cost_added_over_noop_layer` and `plain_span_cost_over_noop_layer` are
 //!   what this layer's own callbacks cost.
+//! - `registry+record_layer`: the registry under the least a layer keeping per-span state does:
+//!   a small record in each span's extensions, found again on every record and at close, and
+//!   rolled up into its parent's. `record_layer_added` is the floor of any layer built that way
+//!   (this one included), whatever it computes.
 //! - `cost_added`, `otel_added`: the two layers' cost over the registry alone, per call.
 //! - `registry+cost+otel`: both layers, this one inside, its cost attributes on the exported
 //!   spans (`otel_span_attributes`); `cost_added_to_otel`: what it adds to `registry+otel`.
@@ -91,6 +95,66 @@ fn registry_noop() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(NoopLayer))
 }
 
+/// The least a layer keeping per-span state does: a record per span in its extensions (the
+/// nearest recorded ancestor found at creation), looked up on every record, and rolled up into
+/// the parent's at close.
+struct RecordLayer;
+
+struct SpanState {
+    parent: Option<tracing::span::Id>,
+    records: u64,
+}
+
+impl<S> tracing_subscriber::Layer<S> for RecordLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        _: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span
+            .parent()
+            .filter(|p| p.extensions().get::<SpanState>().is_some())
+            .map(|p| p.id());
+        span.extensions_mut()
+            .insert(SpanState { parent, records: 0 });
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        _: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id)
+            && let Some(state) = span.extensions_mut().get_mut::<SpanState>()
+        {
+            state.records += 1;
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let extensions = span.extensions();
+        let Some(state) = extensions.get::<SpanState>() else {
+            return;
+        };
+        if let Some(parent) = state.parent.as_ref().and_then(|p| ctx.span(p))
+            && let Some(parent_state) = parent.extensions_mut().get_mut::<SpanState>()
+        {
+            parent_state.records += state.records;
+        }
+    }
+}
+
+fn registry_record_layer() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(RecordLayer))
+}
+
 fn with_cost() -> Dispatch {
     let (cost, _ledger) = CostLayer::builder().build();
     Dispatch::new(tracing_subscriber::registry().with(cost))
@@ -155,6 +219,9 @@ fn main() {
     let noop_ns = best_of(2, || calls_in_sessions(&registry_noop(), 0, CALLS));
     report("registry", registry_ns, "ns/op");
     report("registry+noop_layer", noop_ns, "ns/op");
+    let record_ns = best_of(2, || calls_in_sessions(&registry_record_layer(), 0, CALLS));
+    report("registry+record_layer", record_ns, "ns/op");
+    report("record_layer_added", record_ns - registry_ns, "ns/op");
     report("registry+cost", cost_ns, "ns/op");
     report("registry+otel", otel_ns, "ns/op");
     report("cost_added", cost_ns - registry_ns, "ns/op");
