@@ -21,7 +21,9 @@
 //! - `enter_exit`, `enter_exit+cost`: entering and exiting an existing span.
 //! - `plain_span`, `plain_span+cost`: a span with no usage fields, created and closed.
 //! - `one_thread`, `two_threads_distinct`: the call shape with the layer; wall time divided by
-//!   all calls of all threads, each thread on its own sessions.
+//!   all calls of all threads, each thread on its own sessions; under the global default
+//!   dispatcher, as programs install theirs. `…_scoped`: the same under a scoped dispatcher
+//!   (`with_default`), where every span also writes the dispatcher's shared reference count.
 //! - `rss_after_1m_calls`, `rss_after_10m_calls` (MiB): resident memory after that many calls
 //!   spread over 100 000 sessions, retention 10 000 closed sessions.
 
@@ -59,7 +61,12 @@ fn one_call(i: u64) {
 
 /// `calls` calls in sessions of `CALLS_PER_SESSION`, each session with one agent; ns per call.
 fn calls_in_sessions(dispatch: &Dispatch, thread: u64, calls: u64) -> f64 {
-    tracing::dispatcher::with_default(dispatch, || {
+    tracing::dispatcher::with_default(dispatch, || calls_in_sessions_here(thread, calls))
+}
+
+/// The same under the dispatcher in effect (the global default, for the thread scenarios).
+fn calls_in_sessions_here(thread: u64, calls: u64) -> f64 {
+    {
         let start = Instant::now();
         let mut done = 0;
         let mut session_index = 0;
@@ -76,7 +83,7 @@ fn calls_in_sessions(dispatch: &Dispatch, thread: u64, calls: u64) -> f64 {
             }
         }
         start.elapsed().as_nanos() as f64 / calls as f64
-    })
+    }
 }
 
 fn registry() -> Dispatch {
@@ -256,21 +263,35 @@ fn main() {
         "ns/op",
     );
 
-    let one = best_of(2, || calls_in_sessions(&with_cost(), 0, CALLS));
-    report("one_thread", one, "ns/op");
-    let two = best_of(2, || {
-        let dispatch = with_cost();
+    // Threads: under the global default dispatcher, as programs install their subscriber
+    // (`.init()`). Under a scoped one (`with_default`), every span also clones and drops the
+    // dispatcher's shared `Arc`, a reference count both threads write: `_scoped` shows it.
+    let two_threads = |scoped: Option<&Dispatch>| {
         let start = Instant::now();
         std::thread::scope(|scope| {
             for thread in 0..2 {
-                let dispatch = dispatch.clone();
-                scope.spawn(move || calls_in_sessions(&dispatch, thread, CALLS));
+                let dispatch = scoped.cloned();
+                scope.spawn(move || match dispatch {
+                    Some(dispatch) => calls_in_sessions(&dispatch, thread, CALLS),
+                    None => calls_in_sessions_here(thread, CALLS),
+                });
             }
         });
         start.elapsed().as_nanos() as f64 / (2 * CALLS) as f64
-    });
-    report("two_threads_distinct", two, "ns/op");
-    report("two_threads_speedup", one / two, "x");
+    };
+    let one_scoped = best_of(2, || calls_in_sessions(&with_cost(), 0, CALLS));
+    let two_scoped = best_of(2, || two_threads(Some(&with_cost())));
+    let global_set = tracing::dispatcher::set_global_default(with_cost()).is_ok();
+    if global_set {
+        let one = best_of(2, || calls_in_sessions_here(0, CALLS));
+        let two = best_of(2, || two_threads(None));
+        report("one_thread", one, "ns/op");
+        report("two_threads_distinct", two, "ns/op");
+        report("two_threads_speedup", one / two, "x");
+    }
+    report("one_thread_scoped", one_scoped, "ns/op");
+    report("two_threads_distinct_scoped", two_scoped, "ns/op");
+    report("two_threads_speedup_scoped", one_scoped / two_scoped, "x");
 
     // Memory: 10 calls per session, 100 000 sessions per million calls, 10 000 kept.
     let (cost, ledger) = CostLayer::builder()
