@@ -19,7 +19,8 @@
 //! - [`Store`]: the stores ([`JsonLinesStore`], [`SqliteStore`], [`PostgresStore`]), opened by
 //!   address with [`open`]. Each creates and migrates its schema, versioned; money is stored as
 //!   exact decimals (`NUMERIC` in PostgreSQL, decimal text in SQLite and JSON), never floats.
-//! - [`spawn`]: the background writer, its bounded queue, retries and [`FlushGuard`].
+//! - [`spawn`]: the background writer, its bounded per-thread queues (lanes), retries and
+//!   [`FlushGuard`].
 //! - [`budgets()`]: budget accounts in the store, so calendar-window budgets hold across restarts
 //!   and processes ([`cost_core::budget::SharedAccounts`]).
 //! - [`report`]: totals by day, feature, user, model, session or agent; what-if pricing on
