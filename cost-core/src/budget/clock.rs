@@ -112,6 +112,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_system_clock_reads_the_time_of_day() {
+        let precise = |at: std::time::SystemTime| {
+            at.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        };
+        let before = precise(std::time::SystemTime::now());
+        let coarse = SystemClock.unix_seconds();
+        let after = precise(std::time::SystemTime::now());
+        // The coarse clock lags the precise one by a few milliseconds at most.
+        assert!((before - 1..=after).contains(&coarse), "{before} {coarse} {after}");
+    }
+
+    #[test]
     fn calendar() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         // 2024-02-29 and 2026-11-25.
