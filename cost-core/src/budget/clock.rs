@@ -121,7 +121,10 @@ mod tests {
         let coarse = SystemClock.unix_seconds();
         let after = precise(std::time::SystemTime::now());
         // The coarse clock lags the precise one by a few milliseconds at most.
-        assert!((before - 1..=after).contains(&coarse), "{before} {coarse} {after}");
+        assert!(
+            (before - 1..=after).contains(&coarse),
+            "{before} {coarse} {after}"
+        );
     }
 
     #[test]
