@@ -116,9 +116,10 @@ static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 struct Charged {
     /// Its model's ledger key, when budgets or reports need it.
     model: Option<Arc<str>>,
-    /// Its own totals when they differ from its record's (calls nested under it) or reports
-    /// need a copy; else they are its record's totals.
-    own: Option<Totals>,
+    /// Its own totals when they differ from its record's (spans nested under it) or reports
+    /// need a copy; else they are its record's totals. (Boxed: this is moved on every close,
+    /// and is `None` on the common path.)
+    own: Option<Box<Totals>>,
 }
 
 impl CostLayer {
@@ -297,14 +298,14 @@ impl CostLayer {
         let table = self.prices.current();
         let name = observed.model_or_unknown();
         let leaf = record.children == 0;
-        let mut nested = None;
+        let mut nested: Option<Box<Totals>> = None;
         let model = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
             // A call with spans under it that charged nothing (tools, say): its totals hold
             // their agent runs, so its own are priced apart and added.
             let own = if leaf {
                 &mut record.totals
             } else {
-                nested.insert(Totals::default())
+                nested.insert(Box::default())
             };
             self.price_call(&record.observed, &table, slot, true, own);
             self.ledger.post(&record.cells, &slot.key, &slot.cell, own);
@@ -315,7 +316,7 @@ impl CostLayer {
                 record.totals.add(&own);
                 Some(own)
             }
-            None => self.reports_calls.then(|| record.totals.clone()),
+            None => self.reports_calls.then(|| Box::new(record.totals.clone())),
         };
         Some(Charged { model, own })
     }
@@ -503,14 +504,18 @@ where
             self.ledger.session_opened(session);
             session_counted = true;
         }
-        let mut cells = self.attribute(&base, &observed);
+        // A span that sets no keys of its own shares its ancestors' cells.
+        let (mut cells, inherited) = if observed.attribution.any() {
+            (self.attribute(&base, &observed), Some(base))
+        } else {
+            (base, None)
+        };
         if scope == Scope::Agent && self.budgets.is_some() {
             let mut with_run = AttributionCells::clone(&cells);
             with_run.agent_run = Some(next_id("run"));
             cells = Arc::new(with_run);
         }
         let call_id = (scope == Scope::Call && self.budgets.is_some()).then(|| next_id("call"));
-        let inherited = observed.attribution.any().then_some(base);
         observed.attribution.changed = false;
         let record = CostRecord {
             scope,
@@ -687,7 +692,7 @@ where
                         own,
                     }) => (
                         Arc::clone(model),
-                        own.as_ref().unwrap_or(&record.totals).total_usd(),
+                        own.as_deref().unwrap_or(&record.totals).total_usd(),
                     ),
                     _ => (
                         Arc::clone(record.observed.model_or_unknown()),
@@ -701,7 +706,7 @@ where
                 && self.otel_spans.is_some()
                 && !record.otel_exported
             {
-                let own = own.as_ref().unwrap_or(&record.totals);
+                let own = own.as_deref().unwrap_or(&record.totals);
                 otel_call = Some(crate::otel::call_attributes(own, &record.info));
             }
         }
@@ -769,23 +774,24 @@ where
                 .model
                 .as_ref()
                 .unwrap_or_else(|| record.observed.model_or_unknown());
-            let own = charged.own.as_ref().unwrap_or(&record.totals);
+            let own = charged.own.as_deref().unwrap_or(&record.totals);
             warn_drop = self.submit_call(sink.as_ref(), &id, span.name(), record, model, own);
         }
+        // Boxed: `None` on the common path, and moved below.
         let call_details = (scope == Scope::Call && self.reports_calls).then(|| {
             let (model, own) = match charged {
                 Some(Charged { model, own }) => (model, own),
                 None => (None, None),
             };
-            CallDetails {
+            Box::new(CallDetails {
                 request_model: record.observed.request_model.clone(),
                 response_model: record.observed.response_model.clone(),
                 model: model.unwrap_or_else(|| Arc::clone(record.observed.model_or_unknown())),
                 provider: record.observed.provider.clone(),
                 operation: record.observed.operation.clone(),
                 service_tier: record.observed.service_tier,
-                own,
-            }
+                own: own.map(|own| *own),
+            })
         });
         let reported = (scope != Scope::Span && (!self.callbacks.is_empty() || self.close_events))
             .then(|| (record.totals.clone(), Arc::clone(&record.cells)));
@@ -827,7 +833,7 @@ where
                 scope,
                 attribution: &cells.attribution,
                 totals: &totals,
-                call: call_details.as_ref(),
+                call: call_details.as_deref(),
             };
             self.run_callbacks(&close);
             if self.close_events {
