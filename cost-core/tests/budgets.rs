@@ -469,3 +469,63 @@ fn reservations_settled_on_other_threads_and_two_books_on_one_thread_stay_apart(
     assert_eq!(first.account("user", "u1"), Some((usd("5"), usd("0"))));
     assert_eq!(second.account("user", "u1"), Some((usd("2.5"), usd("0"))));
 }
+
+#[test]
+fn the_same_keys_call_after_call_see_their_session_closed_and_their_day_end() {
+    let config = BudgetConfig {
+        budgets: vec![
+            Budget::deny("session", BudgetScope::Session, Window::Lifetime, usd("1.5")),
+            Budget::deny("daily", BudgetScope::User, Window::Day, usd("10")),
+        ],
+        ..BudgetConfig::default()
+    };
+    let (book, clock) = book(config);
+    // One `CallKeys` value for every call: a thread reuses the budgets it held last for it.
+    let same = keys("c", "s");
+    let call = |amount: &str| {
+        book.reserve(&same, usd(amount))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .settle(usd(amount));
+    };
+    for _ in 0..4 {
+        call("0.25");
+    }
+    assert_eq!(book.account("session", "s"), Some((usd("1"), usd("0"))));
+    // The session closes: its account leaves the book, and the next call starts from zero.
+    book.close_span(BudgetScope::Session, "s");
+    call("1");
+    assert_eq!(book.account("session", "s"), Some((usd("1"), usd("0"))));
+    assert_eq!(book.account("daily", "u1"), Some((usd("2"), usd("0"))));
+    // Midnight: a new day's account for the same keys; the session's goes on.
+    clock.set(NOON + 12 * 3_600);
+    call("0.5");
+    assert_eq!(book.account("daily", "u1"), Some((usd("0.5"), usd("0"))));
+    assert_eq!(book.account("session", "s"), Some((usd("1.5"), usd("0"))));
+}
+
+#[test]
+fn nested_reservations_for_the_same_keys_are_each_exact() {
+    let config = BudgetConfig {
+        budgets: vec![Budget::deny(
+            "user",
+            BudgetScope::User,
+            Window::Day,
+            usd("10"),
+        )],
+        ..BudgetConfig::default()
+    };
+    let (book, _) = book(config);
+    let same = keys("c", "s");
+    for _ in 0..3 {
+        let outer = book
+            .reserve(&same, usd("2"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let inner = book
+            .reserve(&same, usd("3"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(book.account("user", "u1").map(|a| a.1), Some(usd("5")));
+        outer.settle(usd("1"));
+        inner.settle(usd("1.5"));
+    }
+    assert_eq!(book.account("user", "u1"), Some((usd("7.5"), usd("0"))));
+}

@@ -220,12 +220,54 @@ mod recent {
         book: u64,
         /// Per budget: the window and the account.
         slots: Vec<Option<(i64, Arc<Account>)>>,
+        /// The keys of this thread's latest reservation (held, so their addresses name them
+        /// while here), their addresses, and their number, unique in the process.
+        last_keys: [Option<Arc<str>>; 7],
+        last_addresses: [usize; 7],
+        generation: u64,
+        /// The budgets the latest settled reservation for those keys held, and the time it
+        /// was admitted at: the next reservation for the same keys takes them whole.
+        last_held: Option<(i64, super::HeldBudgets)>,
     }
 
     thread_local! {
         static RECENT: RefCell<Recent> = const {
-            RefCell::new(Recent { book: 0, slots: Vec::new() })
+            RefCell::new(Recent {
+                book: 0,
+                slots: Vec::new(),
+                last_keys: [None, None, None, None, None, None, None],
+                last_addresses: [0; 7],
+                generation: 0,
+                last_held: None,
+            })
         };
+    }
+
+    /// The keys of a call that name its accounts: those of the scopes the book's budgets use
+    /// (`used`, in the order below).
+    fn key_refs<'a>(keys: &'a super::CallKeys, used: &[bool; 7]) -> [Option<&'a Arc<str>>; 7] {
+        let all = [
+            Some(&keys.call),
+            keys.agent_run.as_ref(),
+            keys.session.as_ref(),
+            keys.user.as_ref(),
+            keys.org.as_ref(),
+            keys.feature.as_ref(),
+            keys.model.as_ref(),
+        ];
+        let mut refs = [None; 7];
+        for ((r, key), used) in refs.iter_mut().zip(all).zip(used) {
+            if *used {
+                *r = key;
+            }
+        }
+        refs
+    }
+
+    /// The addresses of `refs` (0 for none): equal addresses of strings kept alive are the
+    /// same strings.
+    fn addresses(refs: &[Option<&Arc<str>>; 7]) -> [usize; 7] {
+        refs.map(|key| key.map_or(0, |key| Arc::as_ptr(key) as *const u8 as usize))
     }
 
     /// Runs `f` with this thread's accounts of `book` (`None` when they are in use further up
@@ -237,6 +279,10 @@ mod recent {
                     recent.book = book;
                     recent.slots.clear();
                     recent.slots.resize(budgets, None);
+                    recent.last_keys = Default::default();
+                    recent.last_addresses = [0; 7];
+                    recent.generation = 0;
+                    recent.last_held = None;
                 }
                 f(Some(&mut recent));
             }
@@ -248,6 +294,56 @@ mod recent {
     }
 
     impl Recent {
+        /// The number of `keys` (the latest keys' when they are the same strings, else a new
+        /// one); the budgets held for the previous keys go back to the slots.
+        pub(super) fn generation_for(&mut self, keys: &super::CallKeys, used: &[bool; 7]) -> u64 {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let refs = key_refs(keys, used);
+            let addresses = addresses(&refs);
+            let differ = addresses
+                .iter()
+                .zip(&self.last_addresses)
+                .fold(0, |differ, (a, b)| differ | (a ^ b));
+            if self.generation == 0 || differ != 0 {
+                if let Some((_, mut held)) = self.last_held.take() {
+                    for held in held.drain(..) {
+                        self.give_back(held.budget as usize, held.window, held.account);
+                    }
+                }
+                self.last_keys = refs.map(|key| key.cloned());
+                self.last_addresses = addresses;
+                self.generation = NEXT.fetch_add(1, Ordering::Relaxed);
+            }
+            self.generation
+        }
+
+        /// The budgets held last for the keys numbered `generation`, if kept, and the time
+        /// they were admitted at.
+        pub(super) fn take_last(&mut self, generation: u64) -> Option<(i64, super::HeldBudgets)> {
+            if self.generation == generation {
+                self.last_held.take()
+            } else {
+                None
+            }
+        }
+
+        /// Keeps the budgets a settled reservation for the keys numbered `generation` held:
+        /// whole when they are this thread's latest keys, else account by account.
+        pub(super) fn give_back_all(
+            &mut self,
+            generation: u64,
+            now: i64,
+            mut held: super::HeldBudgets,
+        ) {
+            if self.generation == generation && self.last_held.is_none() {
+                self.last_held = Some((now, held));
+                return;
+            }
+            for held in held.drain(..) {
+                self.give_back(held.budget as usize, held.window, held.account);
+            }
+        }
+
         /// Takes the account of `budget` for `key` in `window` if this thread holds it and it
         /// is still in the book.
         pub(super) fn take(
@@ -322,6 +418,8 @@ type HeldBudgets = Vec<Held>;
 pub struct Reservation {
     book: Arc<BookInner>,
     held: HeldBudgets,
+    /// The number of the call's keys in the reserving thread's cache.
+    generation: u64,
     amount: i128,
     /// The call's id, kept when an expensive-call alert may name it.
     call: Option<Arc<str>>,
@@ -342,6 +440,9 @@ impl std::fmt::Debug for Reservation {
 struct BookInner {
     /// Unique per book (names it in the threads' caches of recent accounts).
     id: u64,
+    /// The scopes the budgets use, as [`recent`] orders keys (call, agent run, session, user,
+    /// org, feature, model): only their keys name a call's accounts.
+    scopes_used: [bool; 7],
     config: BudgetConfig,
     /// Per budget, its accounts by key.
     accounts: Vec<Accounts>,
@@ -420,6 +521,16 @@ impl BudgetBook {
                         std::sync::atomic::AtomicU64::new(1);
                     NEXT_BOOK.fetch_add(1, Ordering::Relaxed)
                 },
+                scopes_used: [
+                    BudgetScope::Call,
+                    BudgetScope::Agent,
+                    BudgetScope::Session,
+                    BudgetScope::User,
+                    BudgetScope::Org,
+                    BudgetScope::Feature,
+                    BudgetScope::Model,
+                ]
+                .map(|scope| config.budgets.iter().any(|b| b.scope == scope)),
                 lowest_lines: lines
                     .iter()
                     .map(|l| l.iter().copied().min().unwrap_or(i128::MAX))
@@ -474,10 +585,11 @@ impl BudgetBook {
     /// Charges a call that reserved nothing; returns the alerts it caused.
     pub fn charge(&self, keys: &CallKeys, cost: Money) -> Vec<BudgetAlert> {
         let now = self.inner.now();
-        let held = self.inner.hold_all(keys, now);
+        let (held, generation) = self.inner.hold_all(keys, now);
         Reservation {
             book: Arc::clone(&self.inner),
             held,
+            generation,
             amount: 0,
             call: self.inner.call_id(keys),
             now,
@@ -610,14 +722,34 @@ impl BookInner {
     }
 
     /// Puts the accounts a reservation held back in this thread's cache.
-    fn give_back(&self, mut held: HeldBudgets) {
+    fn give_back(&self, generation: u64, now: i64, held: HeldBudgets) {
+        let mut held = Some(held);
         recent::with(self.id, self.accounts.len(), |recent| {
-            if let Some(recent) = recent {
-                for held in held.drain(..) {
-                    recent.give_back(held.budget as usize, held.window, held.account);
-                }
+            if let (Some(recent), Some(held)) = (recent, held.take()) {
+                recent.give_back_all(generation, now, held);
             }
         });
+    }
+
+    /// A budget held last for the same keys, made ready for a reservation at `now` (`then`:
+    /// when it was held last): `false` when its window has passed or its account left the
+    /// book. Within the same second no window can have moved.
+    #[inline]
+    fn still_held(&self, held: &mut Held, then: i64, now: i64) -> bool {
+        if held.account.retired.load(Ordering::Relaxed) {
+            return false;
+        }
+        if then != now {
+            let window = self.config.budgets[held.budget as usize].window;
+            if held.window != window_id(window, now) {
+                return false;
+            }
+            roll(&held.account, window, now);
+        }
+        held.reserved = false;
+        held.shared = false;
+        held.fell_back = false;
+        true
     }
 
     /// The account of `budget` for `key` in window `current`, created when absent.
@@ -650,34 +782,72 @@ impl BookInner {
         Arc::clone(&slot.1)
     }
 
-    /// The accounts of every budget that applies to the call, in budget order.
-    fn hold_all(&self, keys: &CallKeys, now: i64) -> HeldBudgets {
-        let mut held = HeldBudgets::with_capacity(self.config.budgets.len());
+    /// The accounts of every budget that applies to the call, in budget order, and the number
+    /// of its keys in this thread's cache (to give them back to).
+    fn hold_all(&self, keys: &CallKeys, now: i64) -> (HeldBudgets, u64) {
+        let mut out = None;
+        let mut generation = 0;
         recent::with(self.id, self.accounts.len(), |mut recent| {
-            for (index, budget) in self.config.budgets.iter().enumerate() {
-                let Some(key) = keys.key(budget.scope) else {
-                    continue;
-                };
-                if budget.key.as_deref().is_some_and(|only| only != &**key) {
-                    continue;
+            // The same keys as this thread's latest reservation: its budgets, whole.
+            let mut held = None;
+            if let Some(recent) = recent.as_mut() {
+                generation = recent.generation_for(keys, &self.scopes_used);
+                if let Some((then, mut last)) = recent.take_last(generation) {
+                    if last.iter_mut().all(|h| self.still_held(h, then, now)) {
+                        out = Some(last);
+                        return;
+                    }
+                    for h in last.drain(..) {
+                        recent.give_back(h.budget as usize, h.window, h.account);
+                    }
+                    held = Some(last);
                 }
-                let window = window_id(budget.window, now);
-                let account = recent
-                    .as_mut()
-                    .and_then(|recent| recent.take(index, key, window))
-                    .unwrap_or_else(|| self.account_in_map(index, budget.window, key, window));
-                roll(&account, budget.window, now);
-                held.push(Held {
-                    budget: index as u32,
-                    window,
-                    account,
-                    reserved: false,
-                    shared: false,
-                    fell_back: false,
-                });
             }
+            let mut held =
+                held.unwrap_or_else(|| HeldBudgets::with_capacity(self.config.budgets.len()));
+            self.hold_each(&mut held, keys, now, recent);
+            out = Some(held);
         });
-        held
+        // (`with` runs its closure once, so `out` is set; this is only its type's due.)
+        let held = out.unwrap_or_else(|| {
+            let mut held = HeldBudgets::with_capacity(self.config.budgets.len());
+            self.hold_each(&mut held, keys, now, None);
+            held
+        });
+        (held, generation)
+    }
+
+    /// Adds the account of every budget that applies to the call to `held`, from this
+    /// thread's cache where it has them.
+    fn hold_each(
+        &self,
+        held: &mut HeldBudgets,
+        keys: &CallKeys,
+        now: i64,
+        mut recent: Option<&mut recent::Recent>,
+    ) {
+        for (index, budget) in self.config.budgets.iter().enumerate() {
+            let Some(key) = keys.key(budget.scope) else {
+                continue;
+            };
+            if budget.key.as_deref().is_some_and(|only| only != &**key) {
+                continue;
+            }
+            let window = window_id(budget.window, now);
+            let account = recent
+                .as_mut()
+                .and_then(|recent| recent.take(index, key, window))
+                .unwrap_or_else(|| self.account_in_map(index, budget.window, key, window));
+            roll(&account, budget.window, now);
+            held.push(Held {
+                budget: index as u32,
+                window,
+                account,
+                reserved: false,
+                shared: false,
+                fell_back: false,
+            });
+        }
     }
 
     fn reserve(
@@ -687,7 +857,7 @@ impl BookInner {
         amount: i128,
     ) -> Result<Reservation, BudgetExceeded> {
         let now = self.now();
-        let mut held = self.hold_all(keys, now);
+        let (mut held, generation) = self.hold_all(keys, now);
         for i in 0..held.len() {
             let budget = &self.config.budgets[held[i].budget as usize];
             if budget.policy != Policy::Deny {
@@ -758,6 +928,7 @@ impl BookInner {
         Ok(Reservation {
             book: Arc::clone(this),
             held,
+            generation,
             amount,
             call: this.call_id(keys),
             now,
@@ -848,7 +1019,7 @@ impl Reservation {
                 }
             }
         }
-        book.give_back(held_budgets);
+        book.give_back(self.generation, now, held_budgets);
         if let Some(max) = book.config.per_call_alert
             && cost > max.units()
         {
@@ -891,7 +1062,8 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
             self.book.release(&self.held, self.amount, self.now);
-            self.book.give_back(std::mem::take(&mut self.held));
+            self.book
+                .give_back(self.generation, self.now, std::mem::take(&mut self.held));
         }
     }
 }
