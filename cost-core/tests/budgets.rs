@@ -474,7 +474,12 @@ fn reservations_settled_on_other_threads_and_two_books_on_one_thread_stay_apart(
 fn the_same_keys_call_after_call_see_their_session_closed_and_their_day_end() {
     let config = BudgetConfig {
         budgets: vec![
-            Budget::deny("session", BudgetScope::Session, Window::Lifetime, usd("1.5")),
+            Budget::deny(
+                "session",
+                BudgetScope::Session,
+                Window::Lifetime,
+                usd("1.5"),
+            ),
             Budget::deny("daily", BudgetScope::User, Window::Day, usd("10")),
         ],
         ..BudgetConfig::default()

@@ -228,6 +228,9 @@ mod recent {
         /// The budgets the latest settled reservation for those keys held, and the time it
         /// was admitted at: the next reservation for the same keys takes them whole.
         last_held: Option<(i64, super::HeldBudgets)>,
+        /// The book, for the next reservation to hold (moved in and out: no reference count
+        /// changes).
+        pub(super) handle: Option<Arc<super::BookInner>>,
     }
 
     thread_local! {
@@ -239,6 +242,7 @@ mod recent {
                 last_addresses: [0; 7],
                 generation: 0,
                 last_held: None,
+                handle: None,
             })
         };
     }
@@ -283,6 +287,7 @@ mod recent {
                     recent.last_addresses = [0; 7];
                     recent.generation = 0;
                     recent.last_held = None;
+                    recent.handle = None;
                 }
                 f(Some(&mut recent));
             }
@@ -416,7 +421,8 @@ type HeldBudgets = Vec<Held>;
 /// Budgets reserved for one call, to settle when it ends. Dropping it unsettled releases the
 /// reservation (a call that failed or panicked costs nothing it did not report).
 pub struct Reservation {
-    book: Arc<BookInner>,
+    /// The book (`None` once settled or released).
+    book: Option<Arc<BookInner>>,
     held: HeldBudgets,
     /// The number of the call's keys in the reserving thread's cache.
     generation: u64,
@@ -585,9 +591,9 @@ impl BudgetBook {
     /// Charges a call that reserved nothing; returns the alerts it caused.
     pub fn charge(&self, keys: &CallKeys, cost: Money) -> Vec<BudgetAlert> {
         let now = self.inner.now();
-        let (held, generation) = self.inner.hold_all(keys, now);
+        let (held, generation, handle) = self.inner.hold_all(keys, now);
         Reservation {
-            book: Arc::clone(&self.inner),
+            book: Some(handle.unwrap_or_else(|| Arc::clone(&self.inner))),
             held,
             generation,
             amount: 0,
@@ -722,11 +728,16 @@ impl BookInner {
     }
 
     /// Puts the accounts a reservation held back in this thread's cache.
-    fn give_back(&self, generation: u64, now: i64, held: HeldBudgets) {
+    fn give_back(this: Arc<BookInner>, generation: u64, now: i64, held: HeldBudgets) {
         let mut held = Some(held);
-        recent::with(self.id, self.accounts.len(), |recent| {
+        let (id, budgets) = (this.id, this.accounts.len());
+        let mut handle = Some(this);
+        recent::with(id, budgets, |recent| {
             if let (Some(recent), Some(held)) = (recent, held.take()) {
                 recent.give_back_all(generation, now, held);
+                if recent.handle.is_none() {
+                    recent.handle = handle.take();
+                }
             }
         });
     }
@@ -784,13 +795,15 @@ impl BookInner {
 
     /// The accounts of every budget that applies to the call, in budget order, and the number
     /// of its keys in this thread's cache (to give them back to).
-    fn hold_all(&self, keys: &CallKeys, now: i64) -> (HeldBudgets, u64) {
+    fn hold_all(&self, keys: &CallKeys, now: i64) -> (HeldBudgets, u64, Option<Arc<BookInner>>) {
         let mut out = None;
         let mut generation = 0;
+        let mut handle = None;
         recent::with(self.id, self.accounts.len(), |mut recent| {
             // The same keys as this thread's latest reservation: its budgets, whole.
             let mut held = None;
             if let Some(recent) = recent.as_mut() {
+                handle = recent.handle.take();
                 generation = recent.generation_for(keys, &self.scopes_used);
                 if let Some((then, mut last)) = recent.take_last(generation) {
                     if last.iter_mut().all(|h| self.still_held(h, then, now)) {
@@ -814,7 +827,7 @@ impl BookInner {
             self.hold_each(&mut held, keys, now, None);
             held
         });
-        (held, generation)
+        (held, generation, handle)
     }
 
     /// Adds the account of every budget that applies to the call to `held`, from this
@@ -857,7 +870,7 @@ impl BookInner {
         amount: i128,
     ) -> Result<Reservation, BudgetExceeded> {
         let now = self.now();
-        let (mut held, generation) = self.hold_all(keys, now);
+        let (mut held, generation, handle) = self.hold_all(keys, now);
         for i in 0..held.len() {
             let budget = &self.config.budgets[held[i].budget as usize];
             if budget.policy != Policy::Deny {
@@ -926,7 +939,7 @@ impl BookInner {
             held[i].reserved = true;
         }
         Ok(Reservation {
-            book: Arc::clone(this),
+            book: Some(handle.unwrap_or_else(|| Arc::clone(this))),
             held,
             generation,
             amount,
@@ -966,7 +979,11 @@ impl Reservation {
     pub fn settle(mut self, cost: Money) -> Vec<BudgetAlert> {
         self.settled = true;
         let held_budgets = std::mem::take(&mut self.held);
-        let book = &*self.book;
+        // Always there: only settling and dropping take it.
+        let Some(this) = self.book.take() else {
+            return Vec::new();
+        };
+        let book = &*this;
         let now = self.now;
         let cost = cost.units();
         let mut alerts = Vec::new();
@@ -1019,7 +1036,6 @@ impl Reservation {
                 }
             }
         }
-        book.give_back(self.generation, now, held_budgets);
         if let Some(max) = book.config.per_call_alert
             && cost > max.units()
         {
@@ -1054,16 +1070,19 @@ impl Reservation {
                 }
             }
         }
+        BookInner::give_back(this, self.generation, now, held_budgets);
         alerts
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if !self.settled {
-            self.book.release(&self.held, self.amount, self.now);
-            self.book
-                .give_back(self.generation, self.now, std::mem::take(&mut self.held));
+        if !self.settled
+            && let Some(book) = self.book.take()
+        {
+            book.release(&self.held, self.amount, self.now);
+            let held = std::mem::take(&mut self.held);
+            BookInner::give_back(book, self.generation, self.now, held);
         }
     }
 }
