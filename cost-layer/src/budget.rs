@@ -68,7 +68,7 @@ where
         let Some(record) = extensions.get::<CostRecord>() else {
             return Ok(());
         };
-        layer.call_keys(record, Some(model_key))
+        layer.call_keys(record, Some(&crate::record::intern(model_key)))
     };
     // Reserved without holding the span's data: with shared accounts this is a round trip to
     // the store.
@@ -105,7 +105,10 @@ pub(crate) fn next_id(prefix: &str) -> Arc<str> {
 
 impl CostLayer {
     /// The budget keys of a call.
-    pub(crate) fn call_keys(&self, record: &CostRecord, model: Option<&str>) -> CallKeys {
+    /// The budget keys of a call. Its strings are the ones the span's attribution and the
+    /// model's interned name already hold (a thread's budget cache knows the keys of its latest
+    /// call by their addresses).
+    pub(crate) fn call_keys(&self, record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
         let a = &record.cells.attribution;
         CallKeys {
             call: record.call_id.clone().unwrap_or_else(|| Arc::from("call")),
@@ -114,12 +117,12 @@ impl CostLayer {
             user: a.user.clone(),
             org: a.org.clone(),
             feature: a.feature.clone(),
-            model: model.map(Arc::from),
+            model: model.cloned(),
         }
     }
 
     /// Posts a closed call to the budgets and reports the alerts.
-    pub(crate) fn settle_budget(&self, record: &mut CostRecord, model: &str, cost: Money) {
+    pub(crate) fn settle_budget(&self, record: &mut CostRecord, model: &Arc<str>, cost: Money) {
         let Some(book) = &self.budgets else { return };
         let alerts = match record.budget.reservation.take() {
             Some(reservation) => reservation.settle(cost),

@@ -365,7 +365,7 @@ fn set_key(slot: &mut Option<Arc<str>>, value: &str, changed: &mut bool) {
 
 /// Model names repeat: share one allocation per name and thread. The name seen last is
 /// checked first (a span's callsite usually names the same model every time), then a map.
-fn intern(value: &str) -> Arc<str> {
+pub(crate) fn intern(value: &str) -> Arc<str> {
     thread_local! {
         static LAST: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
         static NAMES: RefCell<HashMap<Box<str>, Arc<str>, foldhash::fast::FixedState>> =
