@@ -1,6 +1,6 @@
 //! What the layer costs the instrumented program, in figures.
 //!
-//! `cargo run --release --example overhead` (about 30 s on 2 cores)
+//! `cargo run --release --example overhead` (about 15 s on 2 cores)
 //!
 //! Prints one JSON object per line: `{"scenario": …, "value": …, "unit": …}`.
 //!
