@@ -204,10 +204,11 @@ impl Account {
     }
 }
 
-/// The accounts a thread used last, one per budget of one book. A reservation takes its
-/// accounts out of here and its settlement puts them back (moved, not cloned: no reference
-/// count changes); calls in a row usually share their session, user and global accounts, so
-/// most reservations find theirs here without hashing a key or taking the map's lock.
+/// What a thread's reservations against one book held last, to take again without hashing a
+/// key, taking a map's lock or changing a reference count (everything is moved out and back):
+/// the whole set of budgets (and the book's handle) the latest reservation held, for the next
+/// call with the same keys, as calls in a row usually have; and, per budget, the account used
+/// last, for calls whose keys differ only in part.
 mod recent {
     use std::cell::RefCell;
     use std::sync::Arc;
