@@ -534,3 +534,47 @@ fn nested_reservations_for_the_same_keys_are_each_exact() {
     }
     assert_eq!(book.account("user", "u1"), Some((usd("7.5"), usd("0"))));
 }
+
+#[test]
+fn racing_threads_reusing_their_keys_never_admit_more_than_the_limit() {
+    // As above, each thread with one `CallKeys` value for all its calls (the path where a
+    // thread takes the budgets it held last whole): 2 × 10 000 of $0.01 against $50.
+    let config = BudgetConfig {
+        budgets: vec![
+            Budget::deny("org", BudgetScope::Org, Window::Day, usd("50")),
+            Budget::deny(
+                "session",
+                BudgetScope::Session,
+                Window::Lifetime,
+                usd("1000"),
+            ),
+        ],
+        ..BudgetConfig::default()
+    };
+    let (book, _) = book(config);
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let book = book.clone();
+            std::thread::spawn(move || {
+                let same = keys(&format!("thread-{t}"), "s");
+                let mut settled = Money::ZERO;
+                for _ in 0..10_000 {
+                    if let Ok(reservation) = book.reserve(&same, usd("0.01")) {
+                        let (spent, reserved) = book.account("org", "acme").unwrap_or_default();
+                        assert!(spent + reserved <= usd("50"), "{spent} + {reserved}");
+                        reservation.settle(usd("0.01"));
+                        settled += usd("0.01");
+                    }
+                }
+                settled
+            })
+        })
+        .collect();
+    let mut settled = Money::ZERO;
+    for thread in threads {
+        settled += thread.join().unwrap_or_else(|_| panic!("thread panicked"));
+    }
+    assert_eq!(settled, usd("50"), "exactly the limit admitted");
+    assert_eq!(book.account("org", "acme"), Some((usd("50"), usd("0"))));
+    assert_eq!(book.account("session", "s"), Some((usd("50"), usd("0"))));
+}
