@@ -35,6 +35,7 @@
 pub mod budgets;
 mod columns;
 mod jsonl;
+mod lane;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;

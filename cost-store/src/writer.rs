@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use cost_layer::{CallSink, ClosedCall};
 
-use crate::record::{CallRecord, Lane};
+use crate::lane::Lane;
+use crate::record::CallRecord;
 use crate::store::Store;
 
 /// How the writer queues, batches and retries.

@@ -1,0 +1,545 @@
+//! Closed calls on their way to the writer thread, queued by one producing thread.
+//!
+//! A lane holds its calls as bytes: numbers as they are (little-endian; money as its exact
+//! `i128` units), absent token kinds, cost components and texts left out, every string copied.
+//! A typical call takes about 150 bytes instead of the ~350 of a fixed-size entry: what the
+//! instrumented thread pays is mostly the memory that moves to the writer's core. Queuing allocates nothing once the buffers have grown (the writer
+//! hands them back emptied), and the writer never touches the reference counts of the strings
+//! the instrumented program shares.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
+use cost_layer::ClosedCall;
+
+use crate::record::{CallRecord, CallStatus, micros, status_of, unix_ms};
+
+/// The queued calls of one producing thread.
+#[derive(Default)]
+pub(crate) struct Lane {
+    bytes: Vec<u8>,
+    /// Each call's span name (a `&'static str`, kept as it is).
+    names: Vec<&'static str>,
+}
+
+/// Bits of a call's flags byte.
+const HAS_PARENT: u8 = 1 << 4;
+const HAS_SAVINGS: u8 = 1 << 5;
+
+impl Lane {
+    /// Calls queued.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Queues a closed call.
+    pub(crate) fn push(&mut self, call: &ClosedCall<'_>) {
+        let totals = call.totals;
+        let out = &mut self.bytes;
+        put_i64(out, unix_ms(call.at));
+        put_u64(out, micros(call.duration));
+        put_u64(out, call.span_id);
+        let savings = totals.cache_hit_savings.units();
+        let flags = status_code(status_of(totals))
+            | (tier_code(call.service_tier) << 2)
+            | if call.parent_span_id.is_some() {
+                HAS_PARENT
+            } else {
+                0
+            }
+            | if savings != 0 { HAS_SAVINGS } else { 0 };
+        out.push(flags);
+        if let Some(parent) = call.parent_span_id {
+            put_u64(out, parent);
+        }
+        if savings != 0 {
+            put_i128(out, savings);
+        }
+        let usage = usage_parts(&totals.usage);
+        put_present(out, &usage, |out, &value| put_u64(out, value), |&v| v != 0);
+        let cost = cost_parts(&totals.cost);
+        put_present(out, &cost, |out, &value| put_i128(out, value), |&v| v != 0);
+        let a = call.attribution;
+        let texts: [Option<&str>; 11] = [
+            call.request_model.map(|s| &**s),
+            call.response_model.map(|s| &**s),
+            Some(&**call.model),
+            totals.price_table.as_deref(),
+            call.provider.map(|s| &**s),
+            call.operation.map(|s| &**s),
+            a.session.as_deref(),
+            a.agent.as_deref(),
+            a.user.as_deref(),
+            a.org.as_deref(),
+            a.feature.as_deref(),
+        ];
+        let mask = texts
+            .iter()
+            .enumerate()
+            .fold(0_u16, |mask, (i, t)| mask | (u16::from(t.is_some()) << i));
+        out.extend_from_slice(&mask.to_le_bytes());
+        for text in texts.into_iter().flatten() {
+            // Two bytes of length, or a marker and eight for the rare long text.
+            match u16::try_from(text.len()) {
+                Ok(len) if len != u16::MAX => out.extend_from_slice(&len.to_le_bytes()),
+                _ => {
+                    out.extend_from_slice(&u16::MAX.to_le_bytes());
+                    put_u64(out, text.len() as u64);
+                }
+            }
+            out.extend_from_slice(text.as_bytes());
+        }
+        self.names.push(call.name);
+    }
+
+    /// The records of the queued calls, in order, built on the writer's thread; the lane is
+    /// left empty, its buffers kept for reuse. (It decodes only what [`Lane::push`] encoded; a
+    /// call that would not decode, which would be a bug, is left out rather than misread.)
+    pub(crate) fn drain_into(&mut self, records: &mut Vec<CallRecord>) {
+        records.reserve(self.names.len());
+        let mut reader = Reader {
+            bytes: &self.bytes,
+            at: 0,
+        };
+        for name in self.names.drain(..) {
+            match reader.call(name) {
+                Some(record) => records.push(record),
+                None => break,
+            }
+        }
+        self.bytes.clear();
+    }
+}
+
+/// Reads calls back from a lane's bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let byte = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(byte)
+    }
+
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let end = self.at.checked_add(N)?;
+        let bytes = self.bytes.get(self.at..end)?.try_into().ok()?;
+        self.at = end;
+        Some(bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_le_bytes)
+    }
+
+    fn i128(&mut self) -> Option<i128> {
+        self.take().map(i128::from_le_bytes)
+    }
+
+    fn text(&mut self) -> Option<Arc<str>> {
+        let len = match self.take().map(u16::from_le_bytes)? {
+            u16::MAX => usize::try_from(self.u64()?).ok()?,
+            len => usize::from(len),
+        };
+        let end = self.at.checked_add(len)?;
+        let text = std::str::from_utf8(self.bytes.get(self.at..end)?).ok()?;
+        self.at = end;
+        Some(Arc::from(text))
+    }
+
+    /// The values of the parts a mask byte says are present (zero for the others).
+    fn present<T: Default + Copy, const N: usize>(
+        &mut self,
+        mut read: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<[T; N]> {
+        let mask = self.byte()?;
+        let mut parts = [T::default(); N];
+        for (i, part) in parts.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                *part = read(self)?;
+            }
+        }
+        Some(parts)
+    }
+
+    fn call(&mut self, name: &'static str) -> Option<CallRecord> {
+        let at_ms = self.i64()?;
+        let duration_us = self.u64()?;
+        let span_id = self.u64()?;
+        let flags = self.byte()?;
+        let parent_span_id = match flags & HAS_PARENT {
+            0 => None,
+            _ => Some(self.u64()?),
+        };
+        let savings = match flags & HAS_SAVINGS {
+            0 => 0,
+            _ => self.i128()?,
+        };
+        let [
+            input,
+            cache_read,
+            cache_write,
+            cache_write_1h,
+            output,
+            reasoning,
+        ] = self.present::<u64, 6>(Self::u64)?;
+        let [
+            uncached_input,
+            cost_cache_read,
+            cost_cache_write,
+            cost_cache_write_1h,
+            cost_output,
+            cost_reasoning,
+            cache_savings,
+        ] = self.present::<i128, 7>(Self::i128)?;
+        let mask = u16::from_le_bytes([self.byte()?, self.byte()?]);
+        let mut texts: [Option<Arc<str>>; 11] = Default::default();
+        for (i, text) in texts.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                *text = Some(self.text()?);
+            }
+        }
+        let [
+            request_model,
+            response_model,
+            model,
+            price_table,
+            provider,
+            operation,
+            session,
+            agent,
+            user,
+            org,
+            feature,
+        ] = texts;
+        Some(CallRecord {
+            id: None,
+            at_ms,
+            duration_us,
+            name: Cow::Borrowed(name),
+            span_id,
+            parent_span_id,
+            request_model,
+            response_model,
+            model: model.unwrap_or_else(|| Arc::from("unknown")),
+            status: status_from(flags & 0b11),
+            price_table,
+            provider,
+            operation,
+            service_tier: tier_from((flags >> 2) & 0b11),
+            session,
+            agent,
+            user,
+            org,
+            feature,
+            usage: Usage {
+                input,
+                cache_read,
+                cache_write,
+                cache_write_1h,
+                output,
+                reasoning,
+            },
+            cost: CostBreakdown {
+                uncached_input: Money::from_units(uncached_input),
+                cache_read: Money::from_units(cost_cache_read),
+                cache_write: Money::from_units(cost_cache_write),
+                cache_write_1h: Money::from_units(cost_cache_write_1h),
+                output: Money::from_units(cost_output),
+                reasoning: Money::from_units(cost_reasoning),
+                cache_savings: Money::from_units(cache_savings),
+            },
+            cache_hit_savings: Money::from_units(savings),
+            previous_cost: None,
+            repriced_with: None,
+        })
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_i128(out: &mut Vec<u8>, value: i128) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_i64(out: &mut Vec<u8>, value: i64) {
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+/// A mask byte of the parts `keep` keeps, then those parts.
+fn put_present<T, const N: usize>(
+    out: &mut Vec<u8>,
+    parts: &[T; N],
+    mut put: impl FnMut(&mut Vec<u8>, &T),
+    keep: impl Fn(&T) -> bool,
+) {
+    let mask = parts
+        .iter()
+        .enumerate()
+        .fold(0_u8, |mask, (i, part)| mask | (u8::from(keep(part)) << i));
+    out.push(mask);
+    for part in parts.iter().filter(|part| keep(part)) {
+        put(out, part);
+    }
+}
+
+fn usage_parts(usage: &Usage) -> [u64; 6] {
+    [
+        usage.input,
+        usage.cache_read,
+        usage.cache_write,
+        usage.cache_write_1h,
+        usage.output,
+        usage.reasoning,
+    ]
+}
+
+fn cost_parts(cost: &CostBreakdown) -> [i128; 7] {
+    [
+        cost.uncached_input,
+        cost.cache_read,
+        cost.cache_write,
+        cost.cache_write_1h,
+        cost.output,
+        cost.reasoning,
+        cost.cache_savings,
+    ]
+    .map(Money::units)
+}
+
+fn status_code(status: CallStatus) -> u8 {
+    match status {
+        CallStatus::Priced => 0,
+        CallStatus::Unpriced => 1,
+        CallStatus::Rejected => 2,
+        CallStatus::CacheHit => 3,
+    }
+}
+
+fn status_from(code: u8) -> CallStatus {
+    match code {
+        1 => CallStatus::Unpriced,
+        2 => CallStatus::Rejected,
+        3 => CallStatus::CacheHit,
+        _ => CallStatus::Priced,
+    }
+}
+
+fn tier_code(tier: ServiceTier) -> u8 {
+    match tier {
+        ServiceTier::Standard => 0,
+        ServiceTier::Batch => 1,
+        ServiceTier::Flex => 2,
+        ServiceTier::Priority => 3,
+    }
+}
+
+fn tier_from(code: u8) -> ServiceTier {
+    match code {
+        1 => ServiceTier::Batch,
+        2 => ServiceTier::Flex,
+        3 => ServiceTier::Priority,
+        _ => ServiceTier::Standard,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use cost_layer::{Attribution, ClosedCall, Totals};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Everything a closed call borrows, owned.
+    #[derive(Clone, Debug)]
+    struct Owned {
+        at_ms: u64,
+        duration_us: u64,
+        span_id: u64,
+        parent_span_id: Option<u64>,
+        tier: u8,
+        /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit.
+        status: u8,
+        usage: [u64; 6],
+        cost: [i128; 7],
+        savings: i128,
+        /// Request model, response model, model, price table, provider, operation; session,
+        /// agent, user, org, feature.
+        texts: [Option<Arc<str>>; 11],
+    }
+
+    impl Owned {
+        fn with_call<R>(&self, f: impl FnOnce(&ClosedCall<'_>) -> R) -> R {
+            let [u0, u1, u2, u3, u4, u5] = self.usage;
+            let [c0, c1, c2, c3, c4, c5, c6] = self.cost.map(Money::from_units);
+            let t = &self.texts;
+            let totals = Totals {
+                usage: Usage {
+                    input: u0,
+                    cache_read: u1,
+                    cache_write: u2,
+                    cache_write_1h: u3,
+                    output: u4,
+                    reasoning: u5,
+                },
+                cost: CostBreakdown {
+                    uncached_input: c0,
+                    cache_read: c1,
+                    cache_write: c2,
+                    cache_write_1h: c3,
+                    output: c4,
+                    reasoning: c5,
+                    cache_savings: c6,
+                },
+                llm_calls: u64::from(self.status < 2),
+                unpriced_calls: u64::from(self.status == 1),
+                rejected_calls: u64::from(self.status == 2),
+                cache_hits: u64::from(self.status == 3),
+                cache_hit_savings: Money::from_units(self.savings),
+                price_table: t[3].clone(),
+                ..Totals::default()
+            };
+            let attribution = Attribution {
+                session: t[6].clone(),
+                agent: t[7].clone(),
+                user: t[8].clone(),
+                org: t[9].clone(),
+                feature: t[10].clone(),
+            };
+            let unknown: Arc<str> = Arc::from("unknown");
+            let call = ClosedCall {
+                at: SystemTime::UNIX_EPOCH + Duration::from_millis(self.at_ms),
+                duration: Duration::from_micros(self.duration_us),
+                name: "chat",
+                span_id: self.span_id,
+                parent_span_id: self.parent_span_id,
+                request_model: t[0].as_ref(),
+                response_model: t[1].as_ref(),
+                model: t[2].as_ref().unwrap_or(&unknown),
+                provider: t[4].as_ref(),
+                operation: t[5].as_ref(),
+                service_tier: tier_from(self.tier),
+                attribution: &attribution,
+                totals: &totals,
+            };
+            f(&call)
+        }
+    }
+
+    /// Queues the calls in one lane and checks each reads back as the record made directly.
+    fn round_trip(calls: &[Owned]) {
+        let mut lane = Lane::default();
+        for call in calls {
+            call.with_call(|call| lane.push(call));
+        }
+        assert_eq!(lane.len(), calls.len());
+        let mut records = Vec::new();
+        lane.drain_into(&mut records);
+        assert_eq!(lane.len(), 0);
+        assert_eq!(records.len(), calls.len());
+        for (record, call) in records.iter().zip(calls) {
+            call.with_call(|call| assert_eq!(*record, CallRecord::from_closed(call)));
+        }
+    }
+
+    #[test]
+    fn a_queued_call_becomes_the_same_record() {
+        let shared = |s: &str| Some(Arc::<str>::from(s));
+        let call = Owned {
+            at_ms: 1_764_072_000_123,
+            duration_us: 1_500,
+            span_id: 42,
+            parent_span_id: Some(7),
+            tier: 1,
+            status: 0,
+            usage: [1_000, 0, 0, 0, 100, 0],
+            cost: [0, 0, 0, 0, 7, 0, 0],
+            savings: 0,
+            texts: [
+                shared("gpt-4o"),
+                None,
+                shared("gpt-4o"),
+                shared("2025.11.24"),
+                shared("openai"),
+                None,
+                shared("s-1"),
+                None,
+                shared("u:ab"),
+                // An empty text is not an absent one.
+                shared(""),
+                shared("search"),
+            ],
+        };
+        // Twice in one lane: the second call follows the first in the buffer.
+        round_trip(&[call.clone(), call]);
+    }
+
+    fn owned() -> impl Strategy<Value = Owned> {
+        // Mostly short texts; now and then one around the two-byte length's limit.
+        let text = prop::option::of(
+            prop_oneof![
+                20 => ".{0,40}",
+                1 => (65_530_usize..65_540).prop_map(|n| "é".repeat(n / 2)),
+            ]
+            .prop_map(|s: String| Arc::<str>::from(s)),
+        );
+        let big = prop_oneof![Just(0_i128), -1_000_i128..1_000, any::<i128>()];
+        let count = prop_oneof![Just(0_u64), 0_u64..2_000_000, any::<u64>()];
+        (
+            (
+                0_u64..1 << 45,
+                any::<u64>(),
+                1_u64..,
+                prop::option::of(1_u64..),
+            ),
+            (0_u8..4, 0_u8..4),
+            prop::array::uniform6(count),
+            prop::array::uniform7(big.clone()),
+            big,
+            prop::array::uniform11(text),
+        )
+            .prop_map(
+                |(
+                    (at_ms, duration_us, span_id, parent_span_id),
+                    (tier, status),
+                    usage,
+                    cost,
+                    savings,
+                    texts,
+                )| {
+                    Owned {
+                        at_ms,
+                        duration_us: duration_us / 1_000,
+                        span_id,
+                        parent_span_id,
+                        tier,
+                        status,
+                        usage,
+                        cost,
+                        savings,
+                        texts,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// Any calls, any values: every one reads back exactly as it was queued.
+        #[test]
+        fn queued_calls_read_back_exactly(calls in prop::collection::vec(owned(), 1..8)) {
+            round_trip(&calls);
+        }
+    }
+}
