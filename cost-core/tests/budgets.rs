@@ -25,6 +25,14 @@ fn keys(call: &str, session: &str) -> CallKeys {
     }
 }
 
+/// A configuration of these budgets and nothing else.
+fn with_budgets(budgets: Vec<Budget>) -> BudgetConfig {
+    BudgetConfig {
+        budgets,
+        ..BudgetConfig::default()
+    }
+}
+
 /// 2026-11-25T12:00:00Z.
 const NOON: i64 = 1_764_072_000;
 
@@ -138,15 +146,12 @@ fn bad_configuration_is_rejected_naming_the_entry() {
 
 #[test]
 fn a_deny_budget_refuses_the_call_that_would_cross_it_and_equal_is_within() {
-    let config = BudgetConfig {
-        budgets: vec![Budget::deny(
-            "session",
-            BudgetScope::Session,
-            Window::Lifetime,
-            usd("10"),
-        )],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![Budget::deny(
+        "session",
+        BudgetScope::Session,
+        Window::Lifetime,
+        usd("10"),
+    )]);
     let (book, _) = book(config);
     let first = book
         .reserve(&keys("c1", "s"), usd("6"))
@@ -174,15 +179,12 @@ fn a_deny_budget_refuses_the_call_that_would_cross_it_and_equal_is_within() {
 
 #[test]
 fn released_on_drop_and_charged_above_the_reservation() {
-    let config = BudgetConfig {
-        budgets: vec![Budget::deny(
-            "user",
-            BudgetScope::User,
-            Window::Day,
-            usd("1"),
-        )],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![Budget::deny(
+        "user",
+        BudgetScope::User,
+        Window::Day,
+        usd("1"),
+    )]);
     let (book, _) = book(config);
     let failed = book
         .reserve(&keys("c1", "s"), usd("0.9"))
@@ -207,16 +209,13 @@ fn released_on_drop_and_charged_above_the_reservation() {
 
 #[test]
 fn thresholds_fire_once_per_key_and_window() {
-    let config = BudgetConfig {
-        budgets: vec![Budget::alert(
-            "monthly",
-            BudgetScope::Global,
-            Window::Month,
-            usd("5000"),
-            &[800_000],
-        )],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![Budget::alert(
+        "monthly",
+        BudgetScope::Global,
+        Window::Month,
+        usd("5000"),
+        &[800_000],
+    )]);
     let (book, clock) = book(config);
     let mut fired = Vec::new();
     for _ in 0..10 {
@@ -240,18 +239,15 @@ fn thresholds_fire_once_per_key_and_window() {
 
 #[test]
 fn day_and_month_boundaries_rolling_windows_and_a_clock_that_goes_back() {
-    let config = BudgetConfig {
-        budgets: vec![
-            Budget::deny("daily", BudgetScope::User, Window::Day, usd("10")),
-            Budget::deny(
-                "hourly",
-                BudgetScope::Org,
-                Window::Rolling(Duration::from_secs(3_600)),
-                usd("100"),
-            ),
-        ],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![
+        Budget::deny("daily", BudgetScope::User, Window::Day, usd("10")),
+        Budget::deny(
+            "hourly",
+            BudgetScope::Org,
+            Window::Rolling(Duration::from_secs(3_600)),
+            usd("100"),
+        ),
+    ]);
     let (book, clock) = book(config);
     // 23:59:59 on one day.
     let midnight = NOON + 12 * 3_600;
@@ -321,20 +317,17 @@ fn spike_and_expensive_call_alerts() {
 #[test]
 fn racing_threads_never_admit_more_than_the_limit() {
     // 2 threads × 10 000 reservations of $0.01 against $50: at most 5 000 admitted.
-    let config = BudgetConfig {
-        budgets: vec![
-            Budget::deny("org", BudgetScope::Org, Window::Day, usd("50")),
-            Budget::deny("user", BudgetScope::User, Window::Day, usd("1000")),
-            Budget::alert(
-                "global",
-                BudgetScope::Global,
-                Window::Month,
-                usd("1000"),
-                &[500_000],
-            ),
-        ],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![
+        Budget::deny("org", BudgetScope::Org, Window::Day, usd("50")),
+        Budget::deny("user", BudgetScope::User, Window::Day, usd("1000")),
+        Budget::alert(
+            "global",
+            BudgetScope::Global,
+            Window::Month,
+            usd("1000"),
+            &[500_000],
+        ),
+    ]);
     let (book, _) = book(config);
     let admitted = Arc::new(AtomicU64::new(0));
     let admitted_odd = Arc::new(AtomicU64::new(0));
@@ -388,16 +381,13 @@ fn racing_threads_never_admit_more_than_the_limit() {
 
 #[test]
 fn a_threshold_fires_once_under_concurrency() {
-    let config = BudgetConfig {
-        budgets: vec![Budget::alert(
-            "org",
-            BudgetScope::Org,
-            Window::Day,
-            usd("100"),
-            &[500_000],
-        )],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![Budget::alert(
+        "org",
+        BudgetScope::Org,
+        Window::Day,
+        usd("100"),
+        &[500_000],
+    )]);
     let (book, _) = book(config);
     let fired = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..4)
@@ -420,15 +410,12 @@ fn a_threshold_fires_once_under_concurrency() {
 
 #[test]
 fn a_closed_session_reopened_under_its_key_starts_from_zero() {
-    let config = BudgetConfig {
-        budgets: vec![Budget::deny(
-            "session",
-            BudgetScope::Session,
-            Window::Lifetime,
-            usd("1"),
-        )],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![Budget::deny(
+        "session",
+        BudgetScope::Session,
+        Window::Lifetime,
+        usd("1"),
+    )]);
     let (book, _clock) = book(config);
     // A thread keeps the accounts it used last: closing the session must retire its account
     // there too.
@@ -444,14 +431,13 @@ fn a_closed_session_reopened_under_its_key_starts_from_zero() {
 
 #[test]
 fn reservations_settled_on_other_threads_and_two_books_on_one_thread_stay_apart() {
-    let one_budget = || BudgetConfig {
-        budgets: vec![Budget::deny(
+    let one_budget = || {
+        with_budgets(vec![Budget::deny(
             "user",
             BudgetScope::User,
             Window::Day,
             usd("10"),
-        )],
-        ..BudgetConfig::default()
+        )])
     };
     let (first, _) = book(one_budget());
     let (second, _) = book(one_budget());
@@ -472,18 +458,15 @@ fn reservations_settled_on_other_threads_and_two_books_on_one_thread_stay_apart(
 
 #[test]
 fn the_same_keys_call_after_call_see_their_session_closed_and_their_day_end() {
-    let config = BudgetConfig {
-        budgets: vec![
-            Budget::deny(
-                "session",
-                BudgetScope::Session,
-                Window::Lifetime,
-                usd("1.5"),
-            ),
-            Budget::deny("daily", BudgetScope::User, Window::Day, usd("10")),
-        ],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![
+        Budget::deny(
+            "session",
+            BudgetScope::Session,
+            Window::Lifetime,
+            usd("1.5"),
+        ),
+        Budget::deny("daily", BudgetScope::User, Window::Day, usd("10")),
+    ]);
     let (book, clock) = book(config);
     // One `CallKeys` value for every call: a thread reuses the budgets it held last for it.
     let same = keys("c", "s");
@@ -510,15 +493,12 @@ fn the_same_keys_call_after_call_see_their_session_closed_and_their_day_end() {
 
 #[test]
 fn nested_reservations_for_the_same_keys_are_each_exact() {
-    let config = BudgetConfig {
-        budgets: vec![Budget::deny(
-            "user",
-            BudgetScope::User,
-            Window::Day,
-            usd("10"),
-        )],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![Budget::deny(
+        "user",
+        BudgetScope::User,
+        Window::Day,
+        usd("10"),
+    )]);
     let (book, _) = book(config);
     let same = keys("c", "s");
     for _ in 0..3 {
@@ -539,18 +519,15 @@ fn nested_reservations_for_the_same_keys_are_each_exact() {
 fn racing_threads_reusing_their_keys_never_admit_more_than_the_limit() {
     // As above, each thread with one `CallKeys` value for all its calls (the path where a
     // thread takes the budgets it held last whole): 2 × 10 000 of $0.01 against $50.
-    let config = BudgetConfig {
-        budgets: vec![
-            Budget::deny("org", BudgetScope::Org, Window::Day, usd("50")),
-            Budget::deny(
-                "session",
-                BudgetScope::Session,
-                Window::Lifetime,
-                usd("1000"),
-            ),
-        ],
-        ..BudgetConfig::default()
-    };
+    let config = with_budgets(vec![
+        Budget::deny("org", BudgetScope::Org, Window::Day, usd("50")),
+        Budget::deny(
+            "session",
+            BudgetScope::Session,
+            Window::Lifetime,
+            usd("1000"),
+        ),
+    ]);
     let (book, _) = book(config);
     let threads: Vec<_> = (0..2)
         .map(|t| {

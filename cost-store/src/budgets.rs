@@ -32,6 +32,7 @@ use std::time::Duration;
 use cost_core::Money;
 use cost_core::budget::{SharedAccounts, SharedKey, SharedRefusal};
 
+use crate::lock;
 use crate::store::StoreError;
 
 /// A store that keeps budget accounts.
@@ -258,12 +259,6 @@ impl SharedAccounts for StoreBudgets {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn settle_loop(

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
+use cost_core::{CostBreakdown, Money, ServiceTier, TokenKind, Usage};
 use cost_layer::ClosedCall;
 
 use crate::record::{CallRecord, CallStatus, micros, status_of, unix_ms};
@@ -41,8 +41,8 @@ impl Lane {
         put_u64(out, micros(call.duration));
         put_u64(out, call.span_id);
         let savings = totals.cache_hit_savings.units();
-        let flags = status_code(status_of(totals))
-            | (tier_code(call.service_tier) << 2)
+        let flags = code(&CallStatus::ALL, status_of(totals))
+            | (code(&ServiceTier::ALL, call.service_tier) << 2)
             | if call.parent_span_id.is_some() {
                 HAS_PARENT
             } else {
@@ -56,7 +56,7 @@ impl Lane {
         if savings != 0 {
             put_i128(out, savings);
         }
-        let usage = usage_parts(&totals.usage);
+        let usage = TokenKind::ALL.map(|kind| totals.usage.get(kind));
         put_present(out, &usage, |out, &value| put_u64(out, value), |&v| v != 0);
         let cost = cost_parts(&totals.cost);
         put_present(out, &cost, |out, &value| put_i128(out, value), |&v| v != 0);
@@ -183,14 +183,11 @@ impl Reader<'_> {
             0 => 0,
             _ => self.i128()?,
         };
-        let [
-            input,
-            cache_read,
-            cache_write,
-            cache_write_1h,
-            output,
-            reasoning,
-        ] = self.present::<u64, 6>(Self::u64)?;
+        let counts = self.present::<u64, 6>(Self::u64)?;
+        let mut usage = Usage::default();
+        for (kind, count) in TokenKind::ALL.into_iter().zip(counts) {
+            usage.set(kind, count);
+        }
         let [
             uncached_input,
             cost_cache_read,
@@ -230,24 +227,17 @@ impl Reader<'_> {
             request_model,
             response_model,
             model: model.unwrap_or_else(|| Arc::from("unknown")),
-            status: status_from(flags & 0b11),
+            status: CallStatus::ALL[usize::from(flags & 0b11)],
             price_table,
             provider,
             operation,
-            service_tier: tier_from((flags >> 2) & 0b11),
+            service_tier: ServiceTier::ALL[usize::from((flags >> 2) & 0b11)],
             session,
             agent,
             user,
             org,
             feature,
-            usage: Usage {
-                input,
-                cache_read,
-                cache_write,
-                cache_write_1h,
-                output,
-                reasoning,
-            },
+            usage,
             cost: CostBreakdown {
                 uncached_input: Money::from_units(uncached_input),
                 cache_read: Money::from_units(cost_cache_read),
@@ -293,17 +283,6 @@ fn put_present<T, const N: usize>(
     }
 }
 
-fn usage_parts(usage: &Usage) -> [u64; 6] {
-    [
-        usage.input,
-        usage.cache_read,
-        usage.cache_write,
-        usage.cache_write_1h,
-        usage.output,
-        usage.reasoning,
-    ]
-}
-
 fn cost_parts(cost: &CostBreakdown) -> [i128; 7] {
     [
         cost.uncached_input,
@@ -317,40 +296,9 @@ fn cost_parts(cost: &CostBreakdown) -> [i128; 7] {
     .map(Money::units)
 }
 
-fn status_code(status: CallStatus) -> u8 {
-    match status {
-        CallStatus::Priced => 0,
-        CallStatus::Unpriced => 1,
-        CallStatus::Rejected => 2,
-        CallStatus::CacheHit => 3,
-    }
-}
-
-fn status_from(code: u8) -> CallStatus {
-    match code {
-        1 => CallStatus::Unpriced,
-        2 => CallStatus::Rejected,
-        3 => CallStatus::CacheHit,
-        _ => CallStatus::Priced,
-    }
-}
-
-fn tier_code(tier: ServiceTier) -> u8 {
-    match tier {
-        ServiceTier::Standard => 0,
-        ServiceTier::Batch => 1,
-        ServiceTier::Flex => 2,
-        ServiceTier::Priority => 3,
-    }
-}
-
-fn tier_from(code: u8) -> ServiceTier {
-    match code {
-        1 => ServiceTier::Batch,
-        2 => ServiceTier::Flex,
-        3 => ServiceTier::Priority,
-        _ => ServiceTier::Standard,
-    }
+/// The position of `value` in `all` (a two-bit code: `all` has at most four values).
+fn code<T: PartialEq>(all: &[T], value: T) -> u8 {
+    all.iter().position(|v| *v == value).unwrap_or(0) as u8
 }
 
 #[cfg(test)]
@@ -430,7 +378,7 @@ mod tests {
                 model: t[2].as_ref().unwrap_or(&unknown),
                 provider: t[4].as_ref(),
                 operation: t[5].as_ref(),
-                service_tier: tier_from(self.tier),
+                service_tier: ServiceTier::ALL[usize::from(self.tier)],
                 attribution: &attribution,
                 totals: &totals,
             };

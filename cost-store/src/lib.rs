@@ -65,3 +65,11 @@ pub(crate) fn apply_reprice(record: &mut CallRecord, update: &Repriced) {
     record.model = std::sync::Arc::from(update.model.as_str());
     record.repriced_with = Some(std::sync::Arc::from(update.price_table.as_str()));
 }
+
+/// Locks a mutex, recovering from poisoning: what the crate keeps behind its locks (queued
+/// calls, pending settlements, counters) stays meaningful after a panic elsewhere.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

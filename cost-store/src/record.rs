@@ -25,6 +25,14 @@ pub enum CallStatus {
 }
 
 impl CallStatus {
+    /// Every status.
+    pub const ALL: [CallStatus; 4] = [
+        CallStatus::Priced,
+        CallStatus::Unpriced,
+        CallStatus::Rejected,
+        CallStatus::CacheHit,
+    ];
+
     /// Lower-case name, as stored.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -37,14 +45,7 @@ impl CallStatus {
 
     /// The status stored as `text`.
     pub fn parse(text: &str) -> Option<CallStatus> {
-        [
-            CallStatus::Priced,
-            CallStatus::Unpriced,
-            CallStatus::Rejected,
-            CallStatus::CacheHit,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        CallStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 

@@ -15,13 +15,14 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cost_layer::{CallSink, ClosedCall};
 
 use crate::lane::Lane;
+use crate::lock;
 use crate::record::CallRecord;
 use crate::store::Store;
 
@@ -166,13 +167,6 @@ impl Lanes {
 /// A thread's lane to one writer: the writer's id, the writer (to forget the lane once the
 /// writer is gone), the lane.
 type ThreadLane = (u64, std::sync::Weak<Lanes>, Arc<Mutex<Lane>>);
-
-/// Locks a mutex, recovering from poisoning (a lane holds plain data).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// What the writer has done, readable at any time.
 #[derive(Debug, Default)]

@@ -312,9 +312,7 @@ mod recent {
                 .fold(0, |differ, (a, b)| differ | (a ^ b));
             if self.generation == 0 || differ != 0 {
                 if let Some((_, mut held)) = self.last_held.take() {
-                    for held in held.drain(..) {
-                        self.give_back(held.budget as usize, held.window, held.account);
-                    }
+                    self.give_back_each(&mut held);
                 }
                 self.last_keys = refs.map(|key| key.cloned());
                 self.last_addresses = addresses;
@@ -345,6 +343,12 @@ mod recent {
                 self.last_held = Some((now, held));
                 return;
             }
+            self.give_back_each(&mut held);
+        }
+
+        /// Keeps each of the accounts `held` held as this thread's account of its budget,
+        /// leaving `held` empty.
+        pub(super) fn give_back_each(&mut self, held: &mut super::HeldBudgets) {
             for held in held.drain(..) {
                 self.give_back(held.budget as usize, held.window, held.account);
             }
@@ -369,7 +373,7 @@ mod recent {
         }
 
         /// Keeps `account` as this thread's account of `budget` (in `window`).
-        pub(super) fn give_back(&mut self, budget: usize, window: i64, account: Arc<Account>) {
+        fn give_back(&mut self, budget: usize, window: i64, account: Arc<Account>) {
             if account.retired.load(Ordering::Relaxed) {
                 return;
             }
@@ -811,9 +815,7 @@ impl BookInner {
                         out = Some(last);
                         return;
                     }
-                    for h in last.drain(..) {
-                        recent.give_back(h.budget as usize, h.window, h.account);
-                    }
+                    recent.give_back_each(&mut last);
                     held = Some(last);
                 }
             }
