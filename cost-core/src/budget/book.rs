@@ -42,6 +42,7 @@ pub struct CallKeys {
 static GLOBAL_KEY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("*"));
 
 impl CallKeys {
+    #[inline]
     fn key(&self, scope: BudgetScope) -> Option<&Arc<str>> {
         match scope {
             BudgetScope::Call => Some(&self.call),
@@ -221,8 +222,9 @@ mod recent {
         book: u64,
         /// Per budget: the window and the account.
         slots: Vec<Option<(i64, Arc<Account>)>>,
-        /// The keys of this thread's latest reservation (held, so their addresses name them
-        /// while here), their addresses, and their number, unique in the process.
+        /// The keys of this thread's latest reservation, one per scope the book's budgets use
+        /// (held, so their addresses name them while here), their addresses, and their number,
+        /// unique in the process.
         last_keys: [Option<Arc<str>>; 7],
         last_addresses: [usize; 7],
         generation: u64,
@@ -248,31 +250,10 @@ mod recent {
         };
     }
 
-    /// The keys of a call that name its accounts: those of the scopes the book's budgets use
-    /// (`used`, in the order below).
-    fn key_refs<'a>(keys: &'a super::CallKeys, used: &[bool; 7]) -> [Option<&'a Arc<str>>; 7] {
-        let all = [
-            Some(&keys.call),
-            keys.agent_run.as_ref(),
-            keys.session.as_ref(),
-            keys.user.as_ref(),
-            keys.org.as_ref(),
-            keys.feature.as_ref(),
-            keys.model.as_ref(),
-        ];
-        let mut refs = [None; 7];
-        for ((r, key), used) in refs.iter_mut().zip(all).zip(used) {
-            if *used {
-                *r = key;
-            }
-        }
-        refs
-    }
-
-    /// The addresses of `refs` (0 for none): equal addresses of strings kept alive are the
-    /// same strings.
-    fn addresses(refs: &[Option<&Arc<str>>; 7]) -> [usize; 7] {
-        refs.map(|key| key.map_or(0, |key| Arc::as_ptr(key) as *const u8 as usize))
+    /// The address of a key (0 for none): equal addresses of strings kept alive are the same
+    /// strings.
+    fn address(key: Option<&Arc<str>>) -> usize {
+        key.map_or(0, |key| Arc::as_ptr(key) as *const u8 as usize)
     }
 
     /// Runs `f` with this thread's accounts of `book` (`None` when they are in use further up
@@ -302,20 +283,30 @@ mod recent {
     impl Recent {
         /// The number of `keys` (the latest keys' when they are the same strings, else a new
         /// one); the budgets held for the previous keys go back to the slots.
-        pub(super) fn generation_for(&mut self, keys: &super::CallKeys, used: &[bool; 7]) -> u64 {
+        pub(super) fn generation_for(
+            &mut self,
+            keys: &super::CallKeys,
+            used: &[super::BudgetScope],
+        ) -> u64 {
             static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-            let refs = key_refs(keys, used);
-            let addresses = addresses(&refs);
-            let differ = addresses
+            let differ = used
                 .iter()
                 .zip(&self.last_addresses)
-                .fold(0, |differ, (a, b)| differ | (a ^ b));
+                .fold(0, |differ, (scope, last)| {
+                    differ | (address(keys.key(*scope)) ^ last)
+                });
             if self.generation == 0 || differ != 0 {
                 if let Some((_, mut held)) = self.last_held.take() {
                     self.give_back_each(&mut held);
                 }
-                self.last_keys = refs.map(|key| key.cloned());
-                self.last_addresses = addresses;
+                for ((scope, last), address_of_last) in used
+                    .iter()
+                    .zip(&mut self.last_keys)
+                    .zip(&mut self.last_addresses)
+                {
+                    *last = keys.key(*scope).cloned();
+                    *address_of_last = address(last.as_ref());
+                }
                 self.generation = NEXT.fetch_add(1, Ordering::Relaxed);
             }
             self.generation
@@ -451,9 +442,9 @@ impl std::fmt::Debug for Reservation {
 struct BookInner {
     /// Unique per book (names it in the threads' caches of recent accounts).
     id: u64,
-    /// The scopes the budgets use, as [`recent`] orders keys (call, agent run, session, user,
-    /// org, feature, model): only their keys name a call's accounts.
-    scopes_used: [bool; 7],
+    /// The scopes the budgets use that have a key per call (all but global; at most 7, each
+    /// once): only their keys name a call's accounts.
+    scopes_used: Vec<BudgetScope>,
     config: BudgetConfig,
     /// Per budget, its accounts by key.
     accounts: Vec<Accounts>,
@@ -541,7 +532,9 @@ impl BudgetBook {
                     BudgetScope::Feature,
                     BudgetScope::Model,
                 ]
-                .map(|scope| config.budgets.iter().any(|b| b.scope == scope)),
+                .into_iter()
+                .filter(|scope| config.budgets.iter().any(|b| b.scope == *scope))
+                .collect(),
                 lowest_lines: lines
                     .iter()
                     .map(|l| l.iter().copied().min().unwrap_or(i128::MAX))
@@ -733,6 +726,7 @@ impl BookInner {
     }
 
     /// Puts the accounts a reservation held back in this thread's cache.
+    #[inline]
     fn give_back(this: Arc<BookInner>, generation: u64, now: i64, held: HeldBudgets) {
         let mut held = Some(held);
         let (id, budgets) = (this.id, this.accounts.len());
@@ -800,6 +794,7 @@ impl BookInner {
 
     /// The accounts of every budget that applies to the call, in budget order, and the number
     /// of its keys in this thread's cache (to give them back to).
+    #[inline]
     fn hold_all(&self, keys: &CallKeys, now: i64) -> (HeldBudgets, u64, Option<Arc<BookInner>>) {
         let mut out = None;
         let mut generation = 0;

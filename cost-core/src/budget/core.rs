@@ -6,14 +6,88 @@
 
 #[cfg(cost_loom)]
 pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU32};
-#[cfg(cost_loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(cost_loom))]
 pub(crate) use std::sync::atomic::{AtomicI64, AtomicU32};
-#[cfg(not(cost_loom))]
-pub(crate) use std::sync::{Mutex, MutexGuard};
 
 use std::sync::atomic::Ordering;
+
+/// The lock of an account's figures. It is held for a comparison and two additions, so a
+/// waiter spins briefly and then yields its time slice (`crossbeam_utils::Backoff`), and it is
+/// released by a plain store: one atomic read-modify-write per lock round trip where a
+/// `std::sync::Mutex` takes two (its release must learn whether a waiter sleeps). Under loom
+/// the lock is loom's own, so the models explore the code around it.
+#[cfg(not(cost_loom))]
+pub(crate) type FiguresLock<T> = lock_api::Mutex<SpinThenYield, T>;
+#[cfg(cost_loom)]
+pub(crate) type FiguresLock<T> = loom::sync::Mutex<T>;
+
+#[cfg(not(cost_loom))]
+type FiguresGuard<'a, T> = lock_api::MutexGuard<'a, SpinThenYield, T>;
+#[cfg(cost_loom)]
+type FiguresGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+#[cfg(not(cost_loom))]
+fn lock<T>(mutex: &FiguresLock<T>) -> FiguresGuard<'_, T> {
+    mutex.lock()
+}
+
+#[cfg(cost_loom)]
+fn lock<T>(mutex: &FiguresLock<T>) -> FiguresGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A test-and-test-and-set lock for very short critical sections. Its guard (`lock_api`'s)
+/// releases it on unwinding too; there is no poisoning.
+#[cfg(not(cost_loom))]
+pub(crate) struct SpinThenYield(std::sync::atomic::AtomicBool);
+
+// SAFETY: `lock` returns only once this thread turned the flag from free to held with an
+// acquiring exchange, so one holder at a time; `unlock` (called by `lock_api` only by that
+// holder) frees it with a releasing store, which publishes the holder's writes to the next.
+#[cfg(not(cost_loom))]
+#[allow(unsafe_code)]
+unsafe impl lock_api::RawMutex for SpinThenYield {
+    const INIT: Self = SpinThenYield(std::sync::atomic::AtomicBool::new(false));
+    type GuardMarker = lock_api::GuardSend;
+
+    #[inline]
+    fn lock(&self) {
+        if !self.try_lock() {
+            self.lock_contended();
+        }
+    }
+
+    #[inline]
+    fn try_lock(&self) -> bool {
+        self.0
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    #[inline]
+    unsafe fn unlock(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(not(cost_loom))]
+impl SpinThenYield {
+    #[cold]
+    fn lock_contended(&self) {
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            // Read until it looks free (reads keep the line shared), then try to take it.
+            while self.0.load(Ordering::Relaxed) {
+                backoff.snooze();
+            }
+            if lock_api::RawMutex::try_lock(self) {
+                return;
+            }
+        }
+    }
+}
 
 /// Spend and reservations of one account.
 #[derive(Default, Debug)]
@@ -27,13 +101,7 @@ pub struct Ledger {
 /// One account: its figures behind its own lock.
 #[derive(Default, Debug)]
 pub struct Account {
-    pub(crate) ledger: Mutex<Ledger>,
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub(crate) ledger: FiguresLock<Ledger>,
 }
 
 impl Account {
@@ -133,4 +201,39 @@ pub fn reserve_all(accounts: &[(&Account, i128)], amount: i128) -> Result<(), (u
         }
     }
     Ok(())
+}
+
+#[cfg(all(test, not(cost_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_while_the_figures_are_locked_releases_the_lock() {
+        let account = Account::new();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _held = lock(&account.ledger);
+            panic!("inside the lock");
+        }));
+        assert!(outcome.is_err());
+        assert!(account.ledger.try_lock().is_some(), "the lock stayed held");
+        assert_eq!(account.try_reserve(5, 10), Ok(()));
+        assert_eq!(account.figures(), (0, 5));
+    }
+
+    #[test]
+    fn threads_racing_on_one_account_lose_no_update() {
+        let account = Account::new();
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for _ in 0..50_000 {
+                        if account.try_reserve(3, i128::MAX).is_ok() {
+                            account.settle(3, 2);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(account.figures(), (200_000, 0));
+    }
 }
