@@ -126,3 +126,45 @@ fn the_clock_through_latest_never_goes_back() {
         assert_eq!(latest.advance(0), 200);
     });
 }
+
+#[test]
+fn the_figures_lock_excludes_and_publishes() {
+    use cost_core::budget::core::SpinThenYield;
+    use loom::cell::UnsafeCell;
+
+    /// A counter behind the lock; loom's cell reports any access not ordered after the
+    /// previous one (two holders at once, or a release that publishes nothing).
+    struct Guarded {
+        lock: SpinThenYield,
+        count: UnsafeCell<u32>,
+    }
+    // SAFETY: `count` is only touched between `acquire` and `release`.
+    #[allow(unsafe_code)]
+    unsafe impl Sync for Guarded {}
+
+    fn increment(guarded: &Guarded) {
+        guarded.lock.acquire();
+        // SAFETY: the lock is held.
+        #[allow(unsafe_code)]
+        guarded.count.with_mut(|count| unsafe { *count += 1 });
+        guarded.lock.release();
+    }
+
+    loom::model(|| {
+        let guarded = Arc::new(Guarded {
+            lock: SpinThenYield::new(),
+            count: UnsafeCell::new(0),
+        });
+        let other = {
+            let guarded = Arc::clone(&guarded);
+            loom::thread::spawn(move || increment(&guarded))
+        };
+        increment(&guarded);
+        other.join().unwrap_or_else(|_| panic!("thread panicked"));
+        guarded.lock.acquire();
+        #[allow(unsafe_code)]
+        let count = guarded.count.with(|count| unsafe { *count });
+        guarded.lock.release();
+        assert_eq!(count, 2);
+    });
+}

@@ -5,17 +5,15 @@
 //! same code the book runs.
 
 #[cfg(cost_loom)]
-pub(crate) use loom::sync::atomic::{AtomicI64, AtomicU32};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU32};
 #[cfg(not(cost_loom))]
-pub(crate) use std::sync::atomic::{AtomicI64, AtomicU32};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32};
 
 use std::sync::atomic::Ordering;
 
-/// The lock of an account's figures. It is held for a comparison and two additions, so a
-/// waiter spins briefly and then yields its time slice (`crossbeam_utils::Backoff`), and it is
-/// released by a plain store: one atomic read-modify-write per lock round trip where a
-/// `std::sync::Mutex` takes two (its release must learn whether a waiter sleeps). Under loom
-/// the lock is loom's own, so the models explore the code around it.
+/// The lock of an account's figures: `lock_api`'s mutex over [`SpinThenYield`]. Under loom
+/// the figures sit behind loom's own mutex (a `lock_api` raw mutex must be built in a
+/// constant, which loom's atomics cannot be), and `SpinThenYield` is modelled on its own.
 #[cfg(not(cost_loom))]
 pub(crate) type FiguresLock<T> = lock_api::Mutex<SpinThenYield, T>;
 #[cfg(cost_loom)]
@@ -38,54 +36,87 @@ fn lock<T>(mutex: &FiguresLock<T>) -> FiguresGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A test-and-test-and-set lock for very short critical sections. Its guard (`lock_api`'s)
-/// releases it on unwinding too; there is no poisoning.
-#[cfg(not(cost_loom))]
-pub(crate) struct SpinThenYield(std::sync::atomic::AtomicBool);
+/// A test-and-test-and-set lock for critical sections of a few instructions (an account's
+/// comparison and two additions). A waiter spins briefly, then yields its time slice
+/// (`crossbeam_utils::Backoff`); the holder releases it with a plain store: one atomic
+/// read-modify-write per lock round trip, where `std::sync::Mutex` takes two (its release must
+/// learn whether a waiter sleeps). Through `lock_api`, its guard releases it on unwinding too,
+/// and there is no poisoning. The loom model `the_figures_lock_excludes_and_publishes` checks
+/// that it excludes and that a holder's writes are seen by the next.
+#[derive(Debug)]
+pub struct SpinThenYield(AtomicBool);
 
-// SAFETY: `lock` returns only once this thread turned the flag from free to held with an
-// acquiring exchange, so one holder at a time; `unlock` (called by `lock_api` only by that
-// holder) frees it with a releasing store, which publishes the holder's writes to the next.
-#[cfg(not(cost_loom))]
-#[allow(unsafe_code)]
-unsafe impl lock_api::RawMutex for SpinThenYield {
-    const INIT: Self = SpinThenYield(std::sync::atomic::AtomicBool::new(false));
-    type GuardMarker = lock_api::GuardSend;
-
-    #[inline]
-    fn lock(&self) {
-        if !self.try_lock() {
-            self.lock_contended();
-        }
+impl SpinThenYield {
+    /// A free lock.
+    #[cfg(cost_loom)]
+    pub fn new() -> Self {
+        SpinThenYield(AtomicBool::new(false))
     }
 
+    /// Takes the lock if it is free: `true` when taken.
     #[inline]
-    fn try_lock(&self) -> bool {
+    pub fn try_acquire(&self) -> bool {
         self.0
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
 
+    /// Takes the lock, waiting for it.
     #[inline]
-    unsafe fn unlock(&self) {
+    pub fn acquire(&self) {
+        if !self.try_acquire() {
+            self.acquire_contended();
+        }
+    }
+
+    /// Frees the lock; only its holder may call it.
+    #[inline]
+    pub fn release(&self) {
         self.0.store(false, Ordering::Release);
     }
-}
 
-#[cfg(not(cost_loom))]
-impl SpinThenYield {
     #[cold]
-    fn lock_contended(&self) {
+    fn acquire_contended(&self) {
+        #[cfg(not(cost_loom))]
         let backoff = crossbeam_utils::Backoff::new();
         loop {
             // Read until it looks free (reads keep the line shared), then try to take it.
             while self.0.load(Ordering::Relaxed) {
+                #[cfg(not(cost_loom))]
                 backoff.snooze();
+                #[cfg(cost_loom)]
+                loom::thread::yield_now();
             }
-            if lock_api::RawMutex::try_lock(self) {
+            if self.try_acquire() {
                 return;
             }
         }
+    }
+}
+
+// SAFETY: `lock` returns only once this thread turned the flag from free to held with an
+// acquiring exchange, so there is one holder at a time; `unlock` (which `lock_api` calls only
+// for the holder) frees it with a releasing store, which publishes the holder's writes to the
+// next holder.
+#[cfg(not(cost_loom))]
+#[allow(unsafe_code)]
+unsafe impl lock_api::RawMutex for SpinThenYield {
+    const INIT: Self = SpinThenYield(AtomicBool::new(false));
+    type GuardMarker = lock_api::GuardSend;
+
+    #[inline]
+    fn lock(&self) {
+        self.acquire();
+    }
+
+    #[inline]
+    fn try_lock(&self) -> bool {
+        self.try_acquire()
+    }
+
+    #[inline]
+    unsafe fn unlock(&self) {
+        self.release();
     }
 }
 
