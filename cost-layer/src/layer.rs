@@ -554,6 +554,8 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut rejected = Vec::new();
         let mut pending = Vec::new();
+        // A session id the span no longer has, to count closed once the span's data is released.
+        let mut session_left = None;
         #[cfg(feature = "otel")]
         let mut otel_attributes = None;
         {
@@ -564,6 +566,12 @@ where
             if record.closed || !record.info.relevant {
                 return;
             }
+            let session_before = match record.scope {
+                Scope::Session if record.session_counted => {
+                    record.observed.attribution.session.clone()
+                }
+                _ => None,
+            };
             #[cfg(feature = "otel")]
             let before = self
                 .otel_spans
@@ -585,14 +593,16 @@ where
                 std::mem::swap(&mut pending, &mut record.pending_warnings);
                 if record.observed.attribution.changed {
                     record.observed.attribution.changed = false;
-                    // A session id recorded after creation: counted open (once) before its cell
-                    // is looked up, as at creation.
+                    // A session id recorded after creation, or a new one: counted open before
+                    // its cell is looked up, as at creation; the id it replaces is closed (what
+                    // was spent under it stays there).
                     if record.scope == Scope::Session
-                        && !record.session_counted
                         && let Some(session) = &record.observed.attribution.session
+                        && session_before.as_ref() != Some(session)
                     {
                         self.ledger.session_opened(session);
                         record.session_counted = true;
+                        session_left = session_before;
                     }
                     let base = record
                         .inherited
@@ -601,6 +611,9 @@ where
                     record.cells = self.attribute(&base, &record.observed);
                 }
             }
+        }
+        if let Some(session) = &session_left {
+            self.ledger.session_closed(session);
         }
         #[cfg(feature = "otel")]
         if let (Some(export), Some(attributes)) = (&self.otel_spans, otel_attributes) {

@@ -37,7 +37,8 @@
 //!   `i64`, integral non-negative `f64` or numeric strings; anything else (negative, fractional,
 //!   text) is rejected: counted in [`Diagnostics::bad_field_values`], warned once per callsite
 //!   and field, and the call is not charged ([`Totals::rejected_calls`]). A field recorded twice
-//!   overwrites: streaming clients record running totals.
+//!   overwrites: streaming clients record running totals. A session span's id recorded again
+//!   with another value moves later spend to the new id and counts the old one closed.
 //! - **Model**: `gen_ai.response.model` when recorded, else `gen_ai.request.model` / `llm.model`,
 //!   resolved by the price table's rules. A call without a price is *unpriced*: its tokens count,
 //!   its cost is unknown ([`Totals::unpriced_calls`]), never zero.

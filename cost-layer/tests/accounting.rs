@@ -640,6 +640,33 @@ fn a_session_whose_id_is_recorded_later_is_kept_while_open() {
 }
 
 #[test]
+fn a_session_whose_id_is_recorded_again_closes_its_old_id() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
+        max_closed_sessions: Some(1),
+        ttl: None,
+    }));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "first");
+        let _s = session.enter();
+        call("gpt-4o", 1_000, 0);
+        // The same id again changes nothing.
+        session.record("session.id", "first");
+        call("gpt-4o", 1_000, 0);
+        session.record("session.id", "second");
+        call("gpt-4o", 1_000, 0);
+        // Each id keeps what was spent under it.
+        assert_eq!(ledger.session("first").map(|t| t.llm_calls), Some(2));
+        assert_eq!(ledger.session("second").map(|t| t.llm_calls), Some(1));
+        // "first" is no longer the open span's: closed, it counts for retention.
+        info_span!(parent: None, "session", session.id = "other").in_scope(|| call("gpt-4o", 1, 0));
+        assert!(ledger.session("first").is_none(), "the old id stayed open");
+        // "second" is the open span's: kept.
+        assert_eq!(ledger.session("second").map(|t| t.llm_calls), Some(1));
+    });
+    assert_eq!(ledger.diagnostics().evictions, 2);
+}
+
+#[test]
 fn retention_ttl_on_an_injected_clock() {
     let start = Instant::now();
     let offset = Arc::new(AtomicU64::new(0));
