@@ -835,7 +835,7 @@ where
         if warn_drop {
             tracing::warn!(
                 target: "cost_layer",
-                "the call sink's queue is full: closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
+                "the call sink refused a call (its queue is full, or its writer has stopped): closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
             );
         }
         if let Some((totals, cells)) = reported {

@@ -112,8 +112,8 @@ pub struct Diagnostics {
     pub callback_panics: u64,
     /// Ledger keys evicted by retention.
     pub evictions: u64,
-    /// Closed calls a [`CallSink`](crate::CallSink) could not take (its queue was full): they
-    /// are in the ledger but not in the sink's store.
+    /// Closed calls a [`CallSink`](crate::CallSink) could not take (its queue was full, or its
+    /// writer had stopped): they are in the ledger but not in the sink's store.
     pub records_dropped: u64,
 }
 

@@ -4,7 +4,7 @@
 //! The layer calls [`CallSink::submit`] from `on_close`, while it holds the closing span's data
 //! (so the call is lent, not copied, to the sink), once per call span that carried usage (priced, unpriced, rejected or answered from the
 //! application cache). A sink must not block: it queues the call and returns. When it cannot
-//! (its queue is full), it returns `false`; the layer counts the drop in
+//! (its queue is full, or whatever drains it has stopped), it returns `false`; the layer counts the drop in
 //! [`Diagnostics::records_dropped`](crate::Diagnostics::records_dropped) and warns once. A
 //! panicking sink is caught and counted like a panicking callback.
 

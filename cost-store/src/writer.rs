@@ -13,7 +13,7 @@
 //! and counted. Nothing is lost silently.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -77,6 +77,10 @@ struct Lanes {
     /// The lane of calls submitted where a thread's own cannot be used (while the thread
     /// exits); not counted among the lanes that share the capacity.
     shared: Mutex<Lane>,
+    /// The writer has stopped: calls are refused (and counted by the layer), not queued where
+    /// nothing would take them. Read under a lane's lock, so a call is either refused or
+    /// queued before the writer's last pass takes that lane.
+    stopped: AtomicBool,
 }
 
 impl Lanes {
@@ -88,6 +92,7 @@ impl Lanes {
             quota: AtomicUsize::new(capacity),
             capacity,
             shared: Mutex::new(Lane::default()),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -114,7 +119,7 @@ impl Lanes {
         let quota = self.quota.load(Ordering::Relaxed);
         let queue = |lane: &Mutex<Lane>| {
             let mut lane = lock(lane);
-            if lane.len() >= quota {
+            if lane.len() >= quota || self.stopped.load(Ordering::Relaxed) {
                 return false;
             }
             lane.push(call);
@@ -136,6 +141,21 @@ impl Lanes {
             Ok(Some(queued)) => queued,
             _ => queue(&self.shared),
         }
+    }
+
+    /// Refuses calls from now on and frees every lane's buffers (the threads' lists keep only
+    /// empty lanes). Call after the last [`Lanes::take_all`] that follows [`Lanes::stop`].
+    fn release(&self) {
+        for lane in lock(&self.all).iter() {
+            *lock(lane) = Lane::default();
+        }
+        *lock(&self.shared) = Lane::default();
+    }
+
+    /// Refuses calls from now on: a call queued before is taken by the next
+    /// [`Lanes::take_all`] (the flag is read under each lane's lock, which that pass takes).
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
     }
 
     /// Takes every lane's calls into `records` (swapping each lane's buffers with `spare`'s, so
@@ -315,6 +335,9 @@ fn write_loop(
             }
             next = requests.try_recv().ok();
         }
+        if stop {
+            lanes.stop();
+        }
         lanes.take_all(&mut spare, &mut taken);
         let urgent = !acks.is_empty() || stop;
         let deadline = urgent.then(|| Instant::now() + options.shutdown_timeout);
@@ -334,6 +357,7 @@ fn write_loop(
             let _ = ack.try_send(written);
         }
     }
+    lanes.release();
 }
 
 fn write_with_retry(

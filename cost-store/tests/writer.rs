@@ -205,6 +205,37 @@ fn a_full_queue_drops_calls_and_counts_every_one() {
 }
 
 #[test]
+fn calls_after_the_writer_stopped_are_refused_and_counted() {
+    let store = TestStore::default();
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
+    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(cost)
+        .with(warnings.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        call("gpt-4o-mini", 1_000, 100);
+        // The guard goes first (the program's shutdown), the layer keeps running.
+        drop(guard);
+        for _ in 0..3 {
+            call("gpt-4o-mini", 1_000, 100);
+        }
+    });
+    let written = store.written.lock().map(|w| w.len()).unwrap_or_default();
+    assert_eq!(written, 1, "the call before the shutdown is written");
+    assert_eq!(
+        ledger.diagnostics().records_dropped,
+        3,
+        "the calls after it are counted, not queued where nothing takes them"
+    );
+    let seen = warnings.0.lock().map(|w| w.clone()).unwrap_or_default();
+    assert!(
+        seen.iter().any(|m| m.contains("writer has stopped")),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn calls_from_many_threads_some_gone_before_the_flush_are_all_written() {
     let store = TestStore::default();
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
