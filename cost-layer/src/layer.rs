@@ -838,6 +838,12 @@ where
                 "the call sink refused a call (its queue is full, or its writer has stopped): closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
             );
         }
+        if scope == Scope::Call && self.ledger.diagnostics.take_evicted_post_warning() {
+            tracing::warn!(
+                target: "cost_layer",
+                "a call was charged under a session the ledger had already evicted (a span following from it closed after its eviction): its cost is in every other key's totals but not in that session's; further ones are only counted in Diagnostics::posts_to_evicted_sessions"
+            );
+        }
         if let Some((totals, cells)) = reported {
             let close = SpanClose {
                 id: &id,

@@ -13,7 +13,7 @@
 //! session's cell is never evicted from under it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,10 @@ pub struct Diagnostics {
     /// Closed calls a [`CallSink`](crate::CallSink) could not take (its queue was full, or its
     /// writer had stopped): they are in the ledger but not in the sink's store.
     pub records_dropped: u64,
+    /// Calls charged under a session the ledger had already evicted (a span that follows from
+    /// the session, through `follows_from`, and closes after its eviction): they are in the
+    /// model's and every other key's totals, but the evicted session cannot show them.
+    pub posts_to_evicted_sessions: u64,
 }
 
 #[derive(Default)]
@@ -126,11 +130,31 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) callback_panics: AtomicU64,
     pub(crate) evictions: AtomicU64,
     pub(crate) records_dropped: AtomicU64,
+    pub(crate) posts_to_evicted_sessions: AtomicU64,
+    /// The warning about posts to evicted sessions: 0 not due, 1 due, 2 given.
+    pub(crate) evicted_post_warning: std::sync::atomic::AtomicU8,
 }
 
 impl DiagnosticCounters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn posted_to_evicted_session(&self) {
+        Self::bump(&self.posts_to_evicted_sessions);
+        let _ =
+            self.evicted_post_warning
+                .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// `true` once, for the caller that gives the warning about posts to evicted sessions
+    /// (after a post made it due).
+    pub(crate) fn take_evicted_post_warning(&self) -> bool {
+        self.evicted_post_warning.load(Ordering::Relaxed) == 1
+            && self
+                .evicted_post_warning
+                .compare_exchange(1, 2, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     fn snapshot(&self) -> Diagnostics {
@@ -143,6 +167,7 @@ impl DiagnosticCounters {
             callback_panics: read(&self.callback_panics),
             evictions: read(&self.evictions),
             records_dropped: read(&self.records_dropped),
+            posts_to_evicted_sessions: read(&self.posts_to_evicted_sessions),
         }
     }
 }
@@ -160,6 +185,8 @@ pub(crate) struct Cell {
     /// The sequence number of the session's latest close (sessions only): only the retention
     /// queue's entry for that close may evict it.
     last_close: AtomicU64,
+    /// Removed from the ledger by retention: spans still holding it post to no visible key.
+    evicted: AtomicBool,
 }
 
 impl Cell {
@@ -168,6 +195,7 @@ impl Cell {
             stripes: (0..stripes.max(1)).map(|_| Stripe::default()).collect(),
             open: AtomicU32::new(0),
             last_close: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
         }
     }
 
@@ -376,6 +404,9 @@ impl LedgerInner {
         let stripe = stripe_index();
         for cell in &cells.cells {
             cell.add(stripe, totals);
+            if cell.evicted.load(Ordering::Relaxed) {
+                self.diagnostics.posted_to_evicted_session();
+            }
         }
         model_cell.add(stripe, totals);
         for (d, v) in &cells.model_combinations {
@@ -436,14 +467,12 @@ impl LedgerInner {
             }
             let key = LedgerKey::One(Dimension::Session, Arc::clone(&oldest.session));
             let seq = oldest.seq;
-            let removed = self
-                .cells
-                .remove_if(&key, |_, cell| {
-                    cell.open.load(Ordering::Relaxed) == 0
-                        && cell.last_close.load(Ordering::Relaxed) == seq
-                })
-                .is_some();
-            if removed {
+            let removed = self.cells.remove_if(&key, |_, cell| {
+                cell.open.load(Ordering::Relaxed) == 0
+                    && cell.last_close.load(Ordering::Relaxed) == seq
+            });
+            if let Some((_, cell)) = removed {
+                cell.evicted.store(true, Ordering::Relaxed);
                 DiagnosticCounters::bump(&self.diagnostics.evictions);
             }
             closed.queue.pop_front();

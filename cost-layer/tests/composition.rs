@@ -219,6 +219,72 @@ fn follows_from_takes_the_attribution_of_the_span_it_follows() {
 }
 
 #[test]
+fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
+    let (cost, ledger) = CostLayer::builder()
+        .retention(cost_layer::Retention {
+            max_closed_sessions: Some(1),
+            ttl: None,
+        })
+        .build();
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(cost)
+        .with(warnings.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let session = info_span!("session", session.id = "gone");
+        let task = info_span!(parent: None, "late_summary", gen_ai.request.model = "gpt-4o", gen_ai.usage.input_tokens = Empty, gen_ai.usage.output_tokens = Empty);
+        task.follows_from(&session);
+        drop(session);
+        for id in ["next", "after"] {
+            drop(info_span!(parent: None, "session", session.id = id));
+        }
+        assert!(ledger.session("gone").is_none(), "evicted");
+        task.record("gen_ai.usage.input_tokens", 1_000);
+        task.record("gen_ai.usage.output_tokens", 100);
+    });
+    // Its cost is in the model's totals; the evicted session cannot show it: counted.
+    assert_eq!(
+        ledger.model("gpt-4o").map(|t| t.total_usd()),
+        Some(usd("0.0035"))
+    );
+    assert!(ledger.session("gone").is_none());
+    assert_eq!(ledger.diagnostics().posts_to_evicted_sessions, 1);
+    let seen = warnings.0.lock().map(|w| w.clone()).unwrap_or_default();
+    assert_eq!(
+        seen.iter()
+            .filter(|m| m.contains("already evicted"))
+            .count(),
+        1,
+        "{seen:?}"
+    );
+}
+
+/// The messages of the WARN events of target `cost_layer`.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl<S: Subscriber> Layer<S> for Warnings {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let metadata = event.metadata();
+        if *metadata.level() == tracing::Level::WARN && metadata.target() == "cost_layer" {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(message.0);
+            }
+        }
+    }
+}
+
+#[test]
 fn a_call_dropped_before_usage_is_recorded_charges_nothing() {
     let (cost, ledger) = CostLayer::builder().build();
     let subscriber = tracing_subscriber::registry().with(cost);
