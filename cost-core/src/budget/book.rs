@@ -4,8 +4,8 @@
 //! Every account is guarded by its own lock ([`super::core`]). A reservation takes the
 //! accounts of the deny budgets that apply to the call one at a time, in a fixed order, and
 //! checks and books under each lock (reservation, not check-then-act); if one would go over,
-//! the ones already booked are released and the call is refused. So no number of racing threads can admit more than a
-//! limit. (A refused call's transient booking may make a concurrent call see less room than
+//! the ones already booked are released and the call is refused. So no number of racing
+//! threads can admit more than a limit. (A refused call's transient booking may make a concurrent call see less room than
 //! there is for an instant; it never lets one see more.)
 
 use std::collections::{BTreeMap, VecDeque};

@@ -2,7 +2,8 @@
 //! ever admitting more than a limit, claiming each threshold alert once, and a clock that never
 //! goes back, under any interleaving. Kept apart so `loom` models
 //! (`cost-core/tests/loom_reservation.rs`, run with `RUSTFLAGS="--cfg cost_loom"`) check the
-//! same code the book runs.
+//! same code the book runs: the reservation logic over a mutex, and the lock the book puts that
+//! logic behind ([`SpinThenYield`]) on its own.
 
 #[cfg(cost_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicU32};
