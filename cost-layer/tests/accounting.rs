@@ -13,6 +13,10 @@ use tracing::field::Empty;
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
+#[path = "support/warnings.rs"]
+mod warnings;
+use warnings::Warnings;
+
 fn usd(text: &str) -> Money {
     Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -316,24 +320,10 @@ fn token_values_as_strings_i64_and_floats() {
     assert_eq!(ledger.diagnostics().bad_field_values, 0);
 }
 
-/// Counts WARN events from the layer.
-#[derive(Clone, Default)]
-struct Warnings(Arc<AtomicU64>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if *event.metadata().level() == tracing::Level::WARN
-            && event.metadata().target() == "cost_layer"
-        {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 #[test]
 fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
     let (layer, ledger) = CostLayer::builder().build();
-    let warnings = Warnings::default();
+    let warnings = Warnings::of(&["cost_layer"]);
     let subscriber = tracing_subscriber::registry()
         .with(layer)
         .with(warnings.clone());
@@ -400,7 +390,7 @@ fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
     assert_eq!(diagnostics.bad_field_values, 7);
     assert_eq!(diagnostics.rejected_calls, 8);
     // One warning per callsite and field: neg, text, frac, boolean, fixed.
-    assert_eq!(warnings.0.load(Ordering::Relaxed), 5);
+    assert_eq!(warnings.seen().len(), 5);
 }
 
 #[test]

@@ -10,6 +10,10 @@ use cost_layer::cost_core::{Money, Usage};
 use cost_layer::{CostLayer, Ledger, llm_call};
 use tracing_subscriber::prelude::*;
 
+#[path = "support/warnings.rs"]
+mod warnings;
+use warnings::Warnings;
+
 fn usd(text: &str) -> Money {
     Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -191,30 +195,6 @@ fn cost_above_the_reservation_is_charged_and_alerted_never_lost() {
     assert_eq!(alerts.lock().map(|a| a.len()).unwrap_or_default(), 3);
 }
 
-/// Collects the fields of WARN events of the budget target.
-#[derive(Clone, Default)]
-struct BudgetWarnings(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for BudgetWarnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={v:?} ", f.name()));
-            }
-        }
-        if event.metadata().target() == "cost_layer::budget"
-            && *event.metadata().level() == tracing::Level::WARN
-        {
-            let mut fields = Fields(String::new());
-            event.record(&mut fields);
-            if let Ok(mut seen) = self.0.lock() {
-                seen.push(fields.0);
-            }
-        }
-    }
-}
-
 #[test]
 fn alerts_are_warn_events_with_key_spend_limit_and_threshold() {
     let book = BudgetBook::with_clock(
@@ -223,7 +203,7 @@ fn alerts_are_warn_events_with_key_spend_limit_and_threshold() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let (layer, _ledger) = CostLayer::builder().budgets(book).build();
-    let warnings = BudgetWarnings::default();
+    let warnings = Warnings::of(&["cost_layer::budget"]);
     let subscriber = tracing_subscriber::registry()
         .with(layer)
         .with(warnings.clone());
@@ -233,7 +213,7 @@ fn alerts_are_warn_events_with_key_spend_limit_and_threshold() {
         let ran = Mutex::new(0);
         let _ = step("summarise the thread", &ran); // $0.01 of $0.02: 50 %
     });
-    let seen = warnings.0.lock().map(|w| w.clone()).unwrap_or_default();
+    let seen = warnings.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     for fragment in [
         "key=\"warned\"",

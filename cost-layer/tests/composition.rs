@@ -14,6 +14,10 @@ use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
+#[path = "support/warnings.rs"]
+mod warnings;
+use warnings::Warnings;
+
 fn usd(text: &str) -> Money {
     Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -226,7 +230,7 @@ fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
             ttl: None,
         })
         .build();
-    let warnings = Warnings::default();
+    let warnings = Warnings::of(&["cost_layer"]);
     let subscriber = tracing_subscriber::registry()
         .with(cost)
         .with(warnings.clone());
@@ -249,39 +253,12 @@ fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
     );
     assert!(ledger.session("gone").is_none());
     assert_eq!(ledger.diagnostics().posts_to_evicted_sessions, 1);
-    let seen = warnings.0.lock().map(|w| w.clone()).unwrap_or_default();
     assert_eq!(
-        seen.iter()
-            .filter(|m| m.contains("already evicted"))
-            .count(),
+        warnings.containing("already evicted"),
         1,
-        "{seen:?}"
+        "{:?}",
+        warnings.seen()
     );
-}
-
-/// The messages of the WARN events of target `cost_layer`.
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
-
-impl<S: Subscriber> Layer<S> for Warnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let metadata = event.metadata();
-        if *metadata.level() == tracing::Level::WARN && metadata.target() == "cost_layer" {
-            let mut message = Message(String::new());
-            event.record(&mut message);
-            if let Ok(mut seen) = self.0.lock() {
-                seen.push(message.0);
-            }
-        }
-    }
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! connection is reopened.
 
 mod common;
+#[path = "../../cost-layer/tests/support/warnings.rs"]
+mod warnings;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use cost_layer::{CostLayer, Ledger};
 use cost_store::{CallRecord, CallStatus, Repriced, Store, StoreError, TimeRange, WriterOptions};
 use tracing::field::Empty;
 use tracing_subscriber::prelude::*;
+use warnings::Warnings;
 
 fn call(model: &str, input: u64, output: u64) {
     let span = tracing::info_span!(
@@ -24,35 +27,10 @@ fn call(model: &str, input: u64, output: u64) {
     span.record("gen_ai.usage.output_tokens", output);
 }
 
-/// The messages of the WARN events of target `cost_layer`.
-#[derive(Clone, Default)]
-struct Warnings(Arc<Mutex<Vec<String>>>);
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warnings {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let metadata = event.metadata();
-        if *metadata.level() == tracing::Level::WARN && metadata.target() == "cost_layer" {
-            let mut message = Message(String::new());
-            event.record(&mut message);
-            if let Ok(mut seen) = self.0.lock() {
-                seen.push(message.0);
-            }
-        }
-    }
-}
-
 /// `sessions` sessions of `calls` calls each (and one unpriced call per session) under a layer
 /// feeding `sink`.
 fn run_calls(sink: cost_store::WriterSink, sessions: u64, calls: u64) -> Ledger {
-    run_calls_warned(sink, sessions, calls, Warnings::default())
+    run_calls_warned(sink, sessions, calls, Warnings::of(&["cost_layer"]))
 }
 
 fn run_calls_warned(
@@ -185,7 +163,7 @@ fn a_full_queue_drops_calls_and_counts_every_one() {
         ..WriterOptions::default()
     };
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
-    let warnings = Warnings::default();
+    let warnings = Warnings::of(&["cost_layer"]);
     // 100 calls against a queue of 8, the store stuck.
     let ledger = run_calls_warned(sink, 10, 9, warnings.clone());
     drop(blocked);
@@ -196,7 +174,7 @@ fn a_full_queue_drops_calls_and_counts_every_one() {
     assert!(written >= 8, "the queue's bound was kept: {written}");
     assert_eq!(written + dropped, 100, "every call is written or counted");
     assert_eq!(guard.stats().written(), written);
-    let seen = warnings.0.lock().map(|w| w.clone()).unwrap_or_default();
+    let seen = warnings.seen();
     let drops: Vec<&String> = seen
         .iter()
         .filter(|m| m.contains("queue is full"))
@@ -209,7 +187,7 @@ fn calls_after_the_writer_stopped_are_refused_and_counted() {
     let store = TestStore::default();
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
     let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
-    let warnings = Warnings::default();
+    let warnings = Warnings::of(&["cost_layer"]);
     let subscriber = tracing_subscriber::registry()
         .with(cost)
         .with(warnings.clone());
@@ -228,10 +206,11 @@ fn calls_after_the_writer_stopped_are_refused_and_counted() {
         3,
         "the calls after it are counted, not queued where nothing takes them"
     );
-    let seen = warnings.0.lock().map(|w| w.clone()).unwrap_or_default();
-    assert!(
-        seen.iter().any(|m| m.contains("writer has stopped")),
-        "{seen:?}"
+    assert_eq!(
+        warnings.containing("writer has stopped"),
+        1,
+        "{:?}",
+        warnings.seen()
     );
 }
 
