@@ -74,7 +74,7 @@ where
     // the store.
     let reservation = book.reserve(&keys, worst)?;
     if let Some(record) = span.extensions_mut().get_mut::<CostRecord>() {
-        record.budget.reservation = Some(reservation);
+        record.extras_mut().budget.reservation = Some(reservation);
     }
     Ok(())
 }
@@ -111,7 +111,10 @@ impl CostLayer {
     pub(crate) fn call_keys(&self, record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
         let a = &record.cells.attribution;
         CallKeys {
-            call: record.call_id.clone().unwrap_or_else(|| Arc::from("call")),
+            call: record
+                .call_id()
+                .cloned()
+                .unwrap_or_else(|| Arc::from("call")),
             agent_run: record.cells.agent_run.clone(),
             session: a.session.clone(),
             user: a.user.clone(),
@@ -124,14 +127,20 @@ impl CostLayer {
     /// Posts a closed call to the budgets and reports the alerts.
     pub(crate) fn settle_budget(&self, record: &mut CostRecord, model: &Arc<str>, cost: Money) {
         let Some(book) = &self.budgets else { return };
-        let alerts = match record.budget.reservation.take() {
+        let reservation = record
+            .extras
+            .as_mut()
+            .and_then(|extras| extras.budget.reservation.take());
+        let alerts = match reservation {
             Some(reservation) => reservation.settle(cost),
             None => book.charge(&self.call_keys(record, Some(model)), cost),
         };
-        if let Some(call) = &record.call_id {
+        if let Some(call) = record.call_id() {
             book.close_span(BudgetScope::Call, call);
         }
-        record.pending_alerts.extend(alerts);
+        if !alerts.is_empty() {
+            record.extras_mut().pending_alerts.extend(alerts);
+        }
     }
 
     /// Frees the lifetime accounts of a closing agent run or session.

@@ -17,7 +17,7 @@ use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
 use crate::pricing::{ModelSlot, with_model_slot};
-use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, callsite_info};
+use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, RecordExtras, callsite_info};
 use crate::totals::{Attribution, Scope, Totals};
 use crate::tree::{CostTree, CostTreeNode};
 
@@ -529,12 +529,16 @@ where
             closed: false,
             session_counted,
             otel_exported: false,
-            tree: self.tree_sink.as_ref().map(|_| Vec::new()),
-            pending_warnings,
-            call_id,
             started: (scope == Scope::Call && self.call_sink.is_some()).then(quanta::Instant::now),
-            budget: Default::default(),
-            pending_alerts: Vec::new(),
+            extras: (self.tree_sink.is_some() || !pending_warnings.is_empty() || call_id.is_some())
+                .then(|| {
+                    Box::new(RecordExtras {
+                        tree: self.tree_sink.as_ref().map(|_| Vec::new()),
+                        pending_warnings,
+                        call_id,
+                        ..RecordExtras::default()
+                    })
+                }),
         };
         // Usage given when the span was created: with `tracing-opentelemetry` inside this
         // layer, its span exists now and may be gone before this layer sees the close.
@@ -586,11 +590,16 @@ where
                 otel_attributes = self.otel_call_update(record, before);
             }
             if !record.observed.rejected.is_empty()
-                || !record.pending_warnings.is_empty()
+                || record
+                    .extras
+                    .as_ref()
+                    .is_some_and(|extras| !extras.pending_warnings.is_empty())
                 || record.observed.attribution.changed
             {
                 std::mem::swap(&mut rejected, &mut record.observed.rejected);
-                std::mem::swap(&mut pending, &mut record.pending_warnings);
+                if let Some(extras) = record.extras.as_mut() {
+                    std::mem::swap(&mut pending, &mut extras.pending_warnings);
+                }
                 if record.observed.attribution.changed {
                     record.observed.attribution.changed = false;
                     // A session id recorded after creation, or a new one: counted open before
@@ -731,31 +740,35 @@ where
         }
         // Boxed: this path is taken by every close, and an empty node moved around is as
         // large as a full one.
-        let node = record.tree.take().map(|children| {
-            Box::new(CostTreeNode {
-                name: span.name(),
-                scope: record.scope,
-                label: match record.scope {
-                    Scope::Session => record
-                        .observed
-                        .attribution
-                        .session
-                        .as_deref()
-                        .map(str::to_owned),
-                    Scope::Agent => record
-                        .observed
-                        .attribution
-                        .agent
-                        .as_deref()
-                        .map(str::to_owned),
-                    Scope::Call => record.observed.model().map(|m| m.to_string()),
-                    Scope::Span => None,
-                },
-                count: 1,
-                totals: record.totals.clone(),
-                children,
-            })
-        });
+        let node = record
+            .extras
+            .as_mut()
+            .and_then(|e| e.tree.take())
+            .map(|children| {
+                Box::new(CostTreeNode {
+                    name: span.name(),
+                    scope: record.scope,
+                    label: match record.scope {
+                        Scope::Session => record
+                            .observed
+                            .attribution
+                            .session
+                            .as_deref()
+                            .map(str::to_owned),
+                        Scope::Agent => record
+                            .observed
+                            .attribution
+                            .agent
+                            .as_deref()
+                            .map(str::to_owned),
+                        Scope::Call => record.observed.model().map(|m| m.to_string()),
+                        Scope::Span => None,
+                    },
+                    count: 1,
+                    totals: record.totals.clone(),
+                    children,
+                })
+            });
         // Roll up into the nearest accounted ancestor while holding this span's record (locks
         // are always taken child first, then parent). The ancestor is still open: the registry
         // closes children first.
@@ -766,7 +779,10 @@ where
                 if let Some(parent_record) = parent_extensions.get_mut::<CostRecord>() {
                     parent_record.totals.add(&record.totals);
                     parent_record.children += 1;
-                    if let (Some(children), Some(node)) = (parent_record.tree.as_mut(), node) {
+                    if let (Some(children), Some(node)) = (
+                        parent_record.extras.as_mut().and_then(|e| e.tree.as_mut()),
+                        node,
+                    ) {
                         CostTreeNode::push_child(children, *node);
                     }
                 }
@@ -778,8 +794,13 @@ where
             Scope::Session => record.observed.attribution.session.clone(),
             _ => None,
         };
-        let pending_warnings = std::mem::take(&mut record.pending_warnings);
-        let pending_alerts = std::mem::take(&mut record.pending_alerts);
+        let (pending_warnings, pending_alerts) = match record.extras.as_mut() {
+            Some(extras) => (
+                std::mem::take(&mut extras.pending_warnings),
+                std::mem::take(&mut extras.pending_alerts),
+            ),
+            None => Default::default(),
+        };
         // The sink runs under the span's data, borrowing it (no copies made for it).
         let mut warn_drop = false;
         if let (Some(sink), Some(charged)) = (&self.call_sink, &charged) {

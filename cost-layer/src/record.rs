@@ -49,11 +49,22 @@ pub struct CostRecord {
     /// The call's cost attributes are on its OpenTelemetry span already (feature `otel`).
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) otel_exported: bool,
+    /// When a call span was created, when a [`crate::CallSink`] needs its duration.
+    pub(crate) started: Option<quanta::Instant>,
+    /// What only some spans need; `None` for the others.
+    pub(crate) extras: Option<Box<RecordExtras>>,
+}
+
+/// The parts of a record only some spans need (the cost tree, budgets, warnings and alerts
+/// waiting for a moment they can be reported), boxed apart: a record is moved into the
+/// registry's extensions whenever an accounted span is created, and the smaller it is, the
+/// less that costs.
+#[derive(Default)]
+pub(crate) struct RecordExtras {
+    /// The span's children in the cost tree, when a tree is drawn.
     pub(crate) tree: Option<Vec<CostTreeNode>>,
     /// Fields rejected at creation, warned about at the next `on_record` or at close.
     pub(crate) pending_warnings: Vec<&'static str>,
-    /// When a call span was created, when a [`crate::CallSink`] needs its duration.
-    pub(crate) started: Option<quanta::Instant>,
     /// A unique id of the call, when budgets are on.
     pub(crate) call_id: Option<Arc<str>>,
     /// The call's budget reservation.
@@ -81,6 +92,18 @@ impl CostRecord {
     /// `true` once the layer has closed the span: the totals are then final.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The record's extras, made when first needed.
+    pub(crate) fn extras_mut(&mut self) -> &mut RecordExtras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// The call's id for budgets, if it has one.
+    pub(crate) fn call_id(&self) -> Option<&Arc<str>> {
+        self.extras
+            .as_ref()
+            .and_then(|extras| extras.call_id.as_ref())
     }
 }
 
