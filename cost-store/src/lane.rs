@@ -1,11 +1,14 @@
 //! Closed calls on their way to the writer thread, queued by one producing thread.
 //!
 //! A lane holds its calls as bytes: numbers as they are (little-endian; money as its exact
-//! `i128` units), absent token kinds, cost components and texts left out, every string copied.
-//! A typical call takes about 150 bytes instead of the ~350 of a fixed-size entry: what the
-//! instrumented thread pays is mostly the memory that moves to the writer's core. Queuing allocates nothing once the buffers have grown (the writer
-//! hands them back emptied), and the writer never touches the reference counts of the strings
-//! the instrumented program shares.
+//! `i128` units), absent token kinds, cost components and texts left out. A text that is the
+//! same string (the same shared allocation) as the previous call's in the same buffer is a bit,
+//! not a copy: calls in a row share their model, session, price table and provider, so a
+//! typical call takes ~100 bytes, and the writer reads each repeated text back as one shared
+//! string instead of allocating it again. What the instrumented thread pays is mostly the memory
+//! that moves to the writer's core. Queuing allocates nothing once the buffers have grown (the
+//! writer hands them back emptied), and the writer never touches the reference counts of the
+//! strings the instrumented program shares.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -18,10 +21,24 @@ use crate::record::{CallRecord, CallStatus, micros, status_of, unix_ms};
 /// The queued calls of one producing thread.
 #[derive(Default)]
 pub(crate) struct Lane {
+    /// What the writer takes (swapping it for an empty one).
+    pub(crate) queued: Queued,
+    /// The texts of the latest call queued, kept alive so that a text at the same address is
+    /// the same string.
+    previous: [Option<Arc<str>>; TEXTS],
+}
+
+/// Calls as bytes, in the order they were queued.
+#[derive(Default)]
+pub(crate) struct Queued {
     bytes: Vec<u8>,
     /// Each call's span name (a `&'static str`, kept as it is).
     names: Vec<&'static str>,
 }
+
+/// The texts of a call, in the order a lane keeps them: request model, response model, model,
+/// price table, provider, operation; session, agent, user, org, feature.
+const TEXTS: usize = 11;
 
 /// Bits of a call's flags byte.
 const HAS_PARENT: u8 = 1 << 4;
@@ -30,13 +47,15 @@ const HAS_SAVINGS: u8 = 1 << 5;
 impl Lane {
     /// Calls queued.
     pub(crate) fn len(&self) -> usize {
-        self.names.len()
+        self.queued.names.len()
     }
 
     /// Queues a closed call.
     pub(crate) fn push(&mut self, call: &ClosedCall<'_>) {
         let totals = call.totals;
-        let out = &mut self.bytes;
+        // The first call of a buffer refers to no previous one.
+        let fresh = self.queued.names.is_empty();
+        let out = &mut self.queued.bytes;
         put_i64(out, unix_ms(call.at));
         put_u64(out, micros(call.duration));
         put_u64(out, call.span_id);
@@ -61,25 +80,36 @@ impl Lane {
         let cost = cost_parts(&totals.cost);
         put_present(out, &cost, |out, &value| put_i128(out, value), |&v| v != 0);
         let a = call.attribution;
-        let texts: [Option<&str>; 11] = [
-            call.request_model.map(|s| &**s),
-            call.response_model.map(|s| &**s),
-            Some(&**call.model),
-            totals.price_table.as_deref(),
-            call.provider.map(|s| &**s),
-            call.operation.map(|s| &**s),
-            a.session.as_deref(),
-            a.agent.as_deref(),
-            a.user.as_deref(),
-            a.org.as_deref(),
-            a.feature.as_deref(),
+        let texts: [Option<&Arc<str>>; TEXTS] = [
+            call.request_model,
+            call.response_model,
+            Some(call.model),
+            totals.price_table.as_ref(),
+            call.provider,
+            call.operation,
+            a.session.as_ref(),
+            a.agent.as_ref(),
+            a.user.as_ref(),
+            a.org.as_ref(),
+            a.feature.as_ref(),
         ];
-        let mask = texts
-            .iter()
-            .enumerate()
-            .fold(0_u16, |mask, (i, t)| mask | (u16::from(t.is_some()) << i));
-        out.extend_from_slice(&mask.to_le_bytes());
-        for text in texts.into_iter().flatten() {
+        let mut present = 0_u16;
+        let mut same = 0_u16;
+        for (i, (text, previous)) in texts.iter().zip(&self.previous).enumerate() {
+            if let Some(text) = text {
+                present |= 1 << i;
+                if !fresh && previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, text)) {
+                    same |= 1 << i;
+                }
+            }
+        }
+        out.extend_from_slice(&present.to_le_bytes());
+        out.extend_from_slice(&same.to_le_bytes());
+        for (i, (text, previous)) in texts.into_iter().zip(&mut self.previous).enumerate() {
+            let Some(text) = text else { continue };
+            if same & (1 << i) != 0 {
+                continue;
+            }
             // Two bytes of length, or a marker and eight for the rare long text.
             match u16::try_from(text.len()) {
                 Ok(len) if len != u16::MAX => out.extend_from_slice(&len.to_le_bytes()),
@@ -89,18 +119,22 @@ impl Lane {
                 }
             }
             out.extend_from_slice(text.as_bytes());
+            *previous = Some(Arc::clone(text));
         }
-        self.names.push(call.name);
+        self.queued.names.push(call.name);
     }
+}
 
-    /// The records of the queued calls, in order, built on the writer's thread; the lane is
-    /// left empty, its buffers kept for reuse. (It decodes only what [`Lane::push`] encoded; a
-    /// call that would not decode, which would be a bug, is left out rather than misread.)
+impl Queued {
+    /// The records of the queued calls, in order, built on the writer's thread; left empty,
+    /// its buffers kept for reuse. (It decodes only what [`Lane::push`] encoded; a call that
+    /// would not decode, which would be a bug, is left out rather than misread.)
     pub(crate) fn drain_into(&mut self, records: &mut Vec<CallRecord>) {
         records.reserve(self.names.len());
         let mut reader = Reader {
             bytes: &self.bytes,
             at: 0,
+            previous: Default::default(),
         };
         for name in self.names.drain(..) {
             match reader.call(name) {
@@ -116,6 +150,8 @@ impl Lane {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// The texts of the call read last (a repeated text is shared, not read again).
+    previous: [Option<Arc<str>>; TEXTS],
 }
 
 impl Reader<'_> {
@@ -197,12 +233,21 @@ impl Reader<'_> {
             cost_reasoning,
             cache_savings,
         ] = self.present::<i128, 7>(Self::i128)?;
-        let mask = u16::from_le_bytes([self.byte()?, self.byte()?]);
-        let mut texts: [Option<Arc<str>>; 11] = Default::default();
+        let present = u16::from_le_bytes(self.take()?);
+        let same = u16::from_le_bytes(self.take()?);
+        let mut texts: [Option<Arc<str>>; TEXTS] = Default::default();
         for (i, text) in texts.iter_mut().enumerate() {
-            if mask & (1 << i) != 0 {
-                *text = Some(self.text()?);
+            if present & (1 << i) == 0 {
+                continue;
             }
+            let read = if same & (1 << i) != 0 {
+                Arc::clone(self.previous[i].as_ref()?)
+            } else {
+                let read = self.text()?;
+                self.previous[i] = Some(Arc::clone(&read));
+                read
+            };
+            *text = Some(read);
         }
         let [
             request_model,
@@ -394,7 +439,7 @@ mod tests {
         }
         assert_eq!(lane.len(), calls.len());
         let mut records = Vec::new();
-        lane.drain_into(&mut records);
+        lane.queued.drain_into(&mut records);
         assert_eq!(lane.len(), 0);
         assert_eq!(records.len(), calls.len());
         for (record, call) in records.iter().zip(calls) {
@@ -432,6 +477,64 @@ mod tests {
         };
         // Twice in one lane: the second call follows the first in the buffer.
         round_trip(&[call.clone(), call]);
+    }
+
+    #[test]
+    fn a_text_shared_with_the_previous_call_is_not_copied_again() {
+        let session: Arc<str> = Arc::from("a-long-session-identifier-0123456789");
+        let call = |session: &Arc<str>| Owned {
+            at_ms: 1_764_072_000_123,
+            duration_us: 1_500,
+            span_id: 42,
+            parent_span_id: None,
+            tier: 0,
+            status: 0,
+            usage: [1_000, 0, 0, 0, 100, 0],
+            cost: [0, 0, 0, 0, 7, 0, 0],
+            savings: 0,
+            texts: [
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some(Arc::clone(session)),
+                None,
+                None,
+                None,
+                None,
+            ],
+        };
+        let other: Arc<str> = Arc::from(&*session);
+        let mut lane = Lane::default();
+        let sizes: Vec<usize> = [
+            call(&session),
+            call(&session),
+            // Equal text, another string: copied.
+            call(&other),
+        ]
+        .iter()
+        .map(|owned| {
+            let before = lane.queued.bytes.len();
+            owned.with_call(|closed| lane.push(closed));
+            lane.queued.bytes.len() - before
+        })
+        .collect();
+        assert_eq!(sizes[0] - sizes[1], 2 + session.len(), "{sizes:?}");
+        assert_eq!(sizes[2], sizes[0], "{sizes:?}");
+        // A new buffer (the writer took the last one) refers to no previous call.
+        let mut records = Vec::new();
+        lane.queued.drain_into(&mut records);
+        let before = lane.queued.bytes.len();
+        call(&other).with_call(|closed| lane.push(closed));
+        assert_eq!(lane.queued.bytes.len() - before, sizes[0]);
+        lane.queued.drain_into(&mut records);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.session.as_deref() == Some(&*session))
+        );
     }
 
     fn owned() -> impl Strategy<Value = Owned> {
@@ -483,10 +586,34 @@ mod tests {
             )
     }
 
+    /// Calls whose texts are now and then the previous call's strings (shared, as calls in a
+    /// row share their model and session).
+    fn calls_in_a_row() -> impl Strategy<Value = Vec<Owned>> {
+        prop::collection::vec((owned(), prop::array::uniform11(any::<bool>())), 1..8).prop_map(
+            |calls| {
+                let mut out: Vec<Owned> = Vec::with_capacity(calls.len());
+                for (mut call, reuse) in calls {
+                    if let Some(previous) = out.last() {
+                        for ((text, previous), reuse) in
+                            call.texts.iter_mut().zip(&previous.texts).zip(reuse)
+                        {
+                            if reuse {
+                                text.clone_from(previous);
+                            }
+                        }
+                    }
+                    out.push(call);
+                }
+                out
+            },
+        )
+    }
+
     proptest! {
-        /// Any calls, any values: every one reads back exactly as it was queued.
+        /// Any calls, any values, texts shared with the previous call or not: every one reads
+        /// back exactly as it was queued.
         #[test]
-        fn queued_calls_read_back_exactly(calls in prop::collection::vec(owned(), 1..8)) {
+        fn queued_calls_read_back_exactly(calls in calls_in_a_row()) {
             round_trip(&calls);
         }
     }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use cost_layer::{CallSink, ClosedCall};
 
-use crate::lane::Lane;
+use crate::lane::{Lane, Queued};
 use crate::lock;
 use crate::record::CallRecord;
 use crate::store::Store;
@@ -158,10 +158,10 @@ impl Lanes {
         self.stopped.store(true, Ordering::Relaxed);
     }
 
-    /// Takes every lane's calls into `records` (swapping each lane's buffers with `spare`'s, so
+    /// Takes every lane's calls into `records` (swapping each lane's buffers with `spare`, so
     /// the producing thread's lock is held only for the swap); drops the lanes of threads that
     /// are gone once they are empty.
-    fn take_all(&self, spare: &mut Lane, records: &mut Vec<CallRecord>) {
+    fn take_all(&self, spare: &mut Queued, records: &mut Vec<CallRecord>) {
         let lanes: Vec<Arc<Mutex<Lane>>> = lock(&self.all).clone();
         for lane in std::iter::once(&self.shared).chain(lanes.iter().map(|lane| &**lane)) {
             {
@@ -169,7 +169,7 @@ impl Lanes {
                 if lane.len() == 0 {
                     continue;
                 }
-                std::mem::swap(&mut *lane, spare);
+                std::mem::swap(&mut lane.queued, spare);
             }
             spare.drain_into(records);
         }
@@ -314,7 +314,7 @@ fn write_loop(
 ) {
     let mut taken: Vec<CallRecord> = Vec::new();
     let mut batch: Vec<CallRecord> = Vec::with_capacity(options.batch);
-    let mut spare = Lane::default();
+    let mut spare = Queued::default();
     let mut acks: Vec<SyncSender<bool>> = Vec::new();
     let mut stop = false;
     while !stop {
