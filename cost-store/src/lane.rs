@@ -447,10 +447,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_queued_call_becomes_the_same_record() {
+    /// A priced call with most of its texts.
+    fn sample_call() -> Owned {
         let shared = |s: &str| Some(Arc::<str>::from(s));
-        let call = Owned {
+        Owned {
             at_ms: 1_764_072_000_123,
             duration_us: 1_500,
             span_id: 42,
@@ -474,7 +474,12 @@ mod tests {
                 shared(""),
                 shared("search"),
             ],
-        };
+        }
+    }
+
+    #[test]
+    fn a_queued_call_becomes_the_same_record() {
+        let call = sample_call();
         // Twice in one lane: the second call follows the first in the buffer.
         round_trip(&[call.clone(), call]);
     }
@@ -482,29 +487,12 @@ mod tests {
     #[test]
     fn a_text_shared_with_the_previous_call_is_not_copied_again() {
         let session: Arc<str> = Arc::from("a-long-session-identifier-0123456789");
-        let call = |session: &Arc<str>| Owned {
-            at_ms: 1_764_072_000_123,
-            duration_us: 1_500,
-            span_id: 42,
-            parent_span_id: None,
-            tier: 0,
-            status: 0,
-            usage: [1_000, 0, 0, 0, 100, 0],
-            cost: [0, 0, 0, 0, 7, 0, 0],
-            savings: 0,
-            texts: [
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                Some(Arc::clone(session)),
-                None,
-                None,
-                None,
-                None,
-            ],
+        // A call whose only text is its session.
+        let call = |session: &Arc<str>| {
+            let mut call = sample_call();
+            call.texts = Default::default();
+            call.texts[6] = Some(Arc::clone(session));
+            call
         };
         let other: Arc<str> = Arc::from(&*session);
         let mut lane = Lane::default();
