@@ -548,12 +548,17 @@ impl std::io::Write for SharedBuffer {
     }
 }
 
+/// A layer that keeps at most `max` closed sessions (no TTL).
+fn keeping_closed_sessions(max: usize) -> (Dispatch, Ledger) {
+    dispatch(CostLayer::builder().retention(Retention {
+        max_closed_sessions: Some(max),
+        ttl: None,
+    }))
+}
+
 #[test]
 fn retention_evicts_the_oldest_closed_sessions_and_counts_it() {
-    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
-        max_closed_sessions: Some(2),
-        ttl: None,
-    }));
+    let (dispatch, ledger) = keeping_closed_sessions(2);
     tracing::dispatcher::with_default(&dispatch, || {
         let open = info_span!("session", session.id = "open");
         let _o = open.enter();
@@ -578,10 +583,7 @@ fn retention_evicts_the_oldest_closed_sessions_and_counts_it() {
 
 #[test]
 fn a_session_closed_again_is_evicted_by_its_latest_close_only() {
-    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
-        max_closed_sessions: Some(2),
-        ttl: None,
-    }));
+    let (dispatch, ledger) = keeping_closed_sessions(2);
     let session = |id: &str| {
         info_span!(parent: None, "session", session.id = id).in_scope(|| call("gpt-4o", 1_000, 0))
     };
@@ -607,10 +609,7 @@ fn a_session_closed_again_is_evicted_by_its_latest_close_only() {
 
 #[test]
 fn a_session_whose_id_is_recorded_later_is_kept_while_open() {
-    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
-        max_closed_sessions: Some(1),
-        ttl: None,
-    }));
+    let (dispatch, ledger) = keeping_closed_sessions(1);
     tracing::dispatcher::with_default(&dispatch, || {
         let late = info_span!("session", session.id = Empty);
         late.record("session.id", "late");
@@ -631,10 +630,7 @@ fn a_session_whose_id_is_recorded_later_is_kept_while_open() {
 
 #[test]
 fn a_session_whose_id_is_recorded_again_closes_its_old_id() {
-    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
-        max_closed_sessions: Some(1),
-        ttl: None,
-    }));
+    let (dispatch, ledger) = keeping_closed_sessions(1);
     tracing::dispatcher::with_default(&dispatch, || {
         let session = info_span!("session", session.id = "first");
         let _s = session.enter();
@@ -812,10 +808,7 @@ fn sessions_reopened_on_two_threads_while_retention_evicts_never_lose_a_call() {
     // close around it and push it out of a retention of two: inside an open "hot" session,
     // the call just made is always in the ledger's cell for it (a cell evicted from under
     // an open span would take the call with it).
-    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
-        max_closed_sessions: Some(2),
-        ttl: None,
-    }));
+    let (dispatch, ledger) = keeping_closed_sessions(2);
     std::thread::scope(|scope| {
         for thread in 0..2 {
             let (dispatch, ledger) = (dispatch.clone(), ledger.clone());
