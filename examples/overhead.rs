@@ -15,7 +15,8 @@
 //!   a small record in each span's extensions, found again on every record and at close, and
 //!   rolled up into its parent's. `record_layer_added` is the floor of any layer built that way
 //!   (this one included), whatever it computes.
-//! - `cost_added`, `otel_added`: the two layers' cost over the registry alone, per call.
+//! - `cost_added`, `otel_added`: the two layers' cost over the registry alone, per call;
+//!   `cost_cheaper_than_otel`: the second over the first.
 //! - `registry+cost+otel`: both layers, this one inside, its cost attributes on the exported
 //!   spans (`otel_span_attributes`); `cost_added_to_otel`: what it adds to `registry+otel`.
 //! - `enter_exit`, `enter_exit+cost`: entering and exiting an existing span.
@@ -234,6 +235,11 @@ fn main() {
     report("cost_added", cost_ns - registry_ns, "ns/op");
     report("cost_added_over_noop_layer", cost_ns - noop_ns, "ns/op");
     report("otel_added", otel_ns - registry_ns, "ns/op");
+    report(
+        "cost_cheaper_than_otel",
+        (otel_ns - registry_ns) / (cost_ns - registry_ns),
+        "x",
+    );
     let cost_otel_ns = best_of(2, || calls_in_sessions(&with_cost_and_otel(), 0, CALLS / 4));
     report("registry+cost+otel", cost_otel_ns, "ns/op");
     report("cost_added_to_otel", cost_otel_ns - otel_ns, "ns/op");
