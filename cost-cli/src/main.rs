@@ -18,12 +18,14 @@ mod chart;
 mod quote;
 mod report;
 
+use std::collections::HashSet;
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use cost_core::PriceTable;
+use cost_core::budget::{Clock, SystemClock};
 
 #[derive(Parser)]
 #[command(
@@ -95,6 +97,12 @@ fn run_quote(prices: Option<PathBuf>) -> ExitCode {
         },
         None => PriceTable::default(),
     };
+    let pricing = quote::Pricing {
+        table: &table,
+        now: SystemClock.unix_seconds(),
+        age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
+    };
+    let mut stale_warned = HashSet::new();
     let stdin = io::stdin().lock();
     let mut stdout = BufWriter::new(io::stdout().lock());
     let mut all_priced = true;
@@ -106,9 +114,14 @@ fn run_quote(prices: Option<PathBuf>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let Some(outcome) = quote::quote_line(&table, &line) else {
+        let Some(outcome) = quote::quote_line(&pricing, &line) else {
             continue;
         };
+        if let Some(stale) = outcome.stale
+            && stale_warned.insert(stale.as_of.clone())
+        {
+            eprintln!("llm-cost: warning: {stale} (with --prices FILE)");
+        }
         all_priced &= outcome.priced;
         if writeln!(stdout, "{}", outcome.json).is_err() {
             // stdout closed (a pipe to `head`, say): nothing more to do.

@@ -1,6 +1,6 @@
 //! One line of `llm-cost quote`: parse, price, and render.
 
-use cost_core::{CostBreakdown, Money, PriceTable, ServiceTier, TokenKind, Usage};
+use cost_core::{CostBreakdown, Money, PriceTable, ServiceTier, StalePrice, TokenKind, Usage};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -10,6 +10,17 @@ pub(crate) struct LineOutcome {
     pub json: String,
     /// `false` when the line got an error object.
     pub priced: bool,
+    /// The price it was quoted at, when that was read more than the age limit before `now`.
+    pub stale: Option<StalePrice>,
+}
+
+/// What a line is priced against: the table, the time and the age limit of prices.
+pub(crate) struct Pricing<'a> {
+    pub table: &'a PriceTable,
+    /// Seconds since the epoch (UTC).
+    pub now: i64,
+    /// Days after which a price is reported as stale.
+    pub age_limit: u32,
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
@@ -68,7 +79,7 @@ struct Failed<'a> {
 }
 
 /// Prices one input line; `None` for a blank line, which is skipped.
-pub(crate) fn quote_line(table: &PriceTable, line: &[u8]) -> Option<LineOutcome> {
+pub(crate) fn quote_line(pricing: &Pricing<'_>, line: &[u8]) -> Option<LineOutcome> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -78,8 +89,12 @@ pub(crate) fn quote_line(table: &PriceTable, line: &[u8]) -> Option<LineOutcome>
         Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
     };
     let id = value.get("id").unwrap_or(&Value::Null);
-    Some(match price(table, &value) {
-        Ok(json) => LineOutcome { json, priced: true },
+    Some(match price(pricing, &value) {
+        Ok((json, stale)) => LineOutcome {
+            json,
+            priced: true,
+            stale,
+        },
         Err(error) => failed(id, error),
     })
 }
@@ -90,10 +105,12 @@ fn failed(id: &Value, error: String) -> LineOutcome {
     LineOutcome {
         json,
         priced: false,
+        stale: None,
     }
 }
 
-fn price(table: &PriceTable, value: &Value) -> Result<String, String> {
+fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePrice>), String> {
+    let table = pricing.table;
     let object = value
         .as_object()
         .ok_or_else(|| "expected a JSON object".to_owned())?;
@@ -142,7 +159,11 @@ fn price(table: &PriceTable, value: &Value) -> Result<String, String> {
             .as_deref()
             .or(quote.table.as_of.as_deref()),
     };
-    serde_json::to_string(&out).map_err(|e| e.to_string())
+    let stale = quote.entry.stale_price(pricing.now, pricing.age_limit);
+    Ok((
+        serde_json::to_string(&out).map_err(|e| e.to_string())?,
+        stale,
+    ))
 }
 
 #[cfg(test)]
@@ -151,9 +172,15 @@ mod tests {
 
     fn run(line: &str) -> (Value, bool) {
         let table = PriceTable::default();
-        let outcome = quote_line(&table, line.as_bytes()).unwrap_or(LineOutcome {
+        let pricing = Pricing {
+            table: &table,
+            now: 0,
+            age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
+        };
+        let outcome = quote_line(&pricing, line.as_bytes()).unwrap_or(LineOutcome {
             json: "null".to_owned(),
             priced: false,
+            stale: None,
         });
         (
             serde_json::from_str(&outcome.json).unwrap_or(Value::Null),
@@ -215,6 +242,11 @@ mod tests {
     #[test]
     fn blank_lines_are_skipped() {
         let table = PriceTable::default();
-        assert!(quote_line(&table, b"  \r").is_none());
+        let pricing = Pricing {
+            table: &table,
+            now: 0,
+            age_limit: 0,
+        };
+        assert!(quote_line(&pricing, b"  \r").is_none());
     }
 }

@@ -137,3 +137,34 @@ fn wrong_arguments_exit_two() {
     assert_eq!(run(&["nonsense"], "").status.code(), Some(2));
     assert_eq!(run(&["quote", "--prices"], "").status.code(), Some(2));
 }
+
+#[test]
+fn stale_prices_are_warned_about_once_per_date_and_still_quoted() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("dated.toml");
+    std::fs::write(
+        &path,
+        "version = \"dated\"\n\
+         [models.old]\ninput = \"1\"\noutput = \"2\"\nas_of = \"2000-01-01\"\n\
+         [models.old-mini]\ninput = \"1\"\noutput = \"2\"\nas_of = \"2000-01-01\"\n\
+         [models.fresh]\ninput = \"1\"\noutput = \"2\"\nas_of = \"2999-01-01\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stdin = r#"{"model": "old", "input_tokens": 1000000}
+{"model": "old-mini", "input_tokens": 1000000}
+{"model": "fresh", "input_tokens": 1000000}
+"#;
+    let out = run(&["quote", "--prices", &path.display().to_string()], stdin);
+    assert_eq!(out.status.code(), Some(0));
+    let got = lines(&out);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0]["cost_usd"], "1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].starts_with("llm-cost: warning: prices read on 2000-01-01 (")
+            && warnings[0].contains("days ago) may be out of date, `old`'s among them"),
+        "{stderr}"
+    );
+}

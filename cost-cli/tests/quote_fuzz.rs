@@ -47,12 +47,15 @@ proptest! {
     #[test]
     fn any_line_gets_one_json_answer(line in prop_oneof![line(), "\\PC{0,200}"]) {
         let table = cost_core::PriceTable::default();
-        if let Some(outcome) = quote::quote_line(&table, line.as_bytes()) {
+        // 2033: every embedded price (all dated) is stale by then.
+        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180 };
+        if let Some(outcome) = quote::quote_line(&pricing, line.as_bytes()) {
             let answer: serde_json::Value = serde_json::from_str(&outcome.json)
                 .map_err(|e| TestCaseError::fail(format!("{e}: {}", outcome.json)))?;
             // A price, or an error: never both, never neither.
             prop_assert_eq!(answer.get("error").is_some(), !outcome.priced);
             prop_assert_eq!(answer.get("cost_usd").is_some(), outcome.priced);
+            prop_assert_eq!(outcome.stale.is_some(), outcome.priced);
         }
     }
 }

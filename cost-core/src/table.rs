@@ -39,6 +39,53 @@ impl ModelEntry {
     }
 }
 
+impl ModelEntry {
+    /// Whole days from the entry's `as_of` date to `now_unix_seconds` (UTC); `None` when the
+    /// entry has no date (LiteLLM's file carries none; nor do programmatic entries unless set).
+    pub fn age_days(&self, now_unix_seconds: i64) -> Option<i64> {
+        let as_of = crate::budget::parse_utc_date(self.as_of.as_deref()?)?;
+        Some(crate::budget::utc_day(now_unix_seconds) - as_of)
+    }
+
+    /// The entry's price, when it was read more than `limit_days` before `now_unix_seconds`.
+    pub fn stale_price(&self, now_unix_seconds: i64, limit_days: u32) -> Option<StalePrice> {
+        let age_days = self.age_days(now_unix_seconds)?;
+        (age_days > i64::from(limit_days)).then(|| StalePrice {
+            entry: self.key.clone(),
+            as_of: self.as_of.clone().unwrap_or_default(),
+            age_days,
+        })
+    }
+}
+
+/// Days after an entry's `as_of` date past which its price is reported as possibly out of date
+/// (by the layer's warning and by `llm-cost`): providers change prices and release models
+/// several times a year.
+pub const DEFAULT_PRICE_AGE_LIMIT_DAYS: u32 = 180;
+
+/// A price read longer ago than the age limit: it may no longer be what the provider charges.
+/// Its `Display` is the warning the layer and `llm-cost` give (once per date: prices are read
+/// a table at a time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StalePrice {
+    /// The entry's key.
+    pub entry: String,
+    /// The date the price was read (`YYYY-MM-DD`).
+    pub as_of: String,
+    /// Days from then to now.
+    pub age_days: i64,
+}
+
+impl std::fmt::Display for StalePrice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "prices read on {} ({} days ago) may be out of date, `{}`'s among them; load a current price file (LiteLLM's or your own) over the table",
+            self.as_of, self.age_days, self.entry
+        )
+    }
+}
+
 /// Identity of a table: what a quote's provenance names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TableInfo {

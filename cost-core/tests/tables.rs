@@ -233,6 +233,12 @@ fn native_format_errors_name_file_line_and_column() {
             "YYYY-MM-DD",
         ),
         (
+            "version = \"1\"\n[models.m]\ninput = \"1\"\nas_of = \"2025-02-29\"\n",
+            4,
+            PriceFileErrorKind::Invalid,
+            "not a calendar date",
+        ),
+        (
             "version = \"1\"\nunit = \"eur\"\n",
             2,
             PriceFileErrorKind::Invalid,
@@ -414,4 +420,42 @@ fn litellm_tiers_exist_where_the_input_price_has_a_threshold() {
     };
     assert_eq!(total(ServiceTier::Standard), usd("0.003"));
     assert_eq!(total(ServiceTier::Batch), usd("0.0025"));
+}
+
+#[test]
+fn a_price_is_stale_once_older_than_the_age_limit() {
+    let table = PriceTable::from_text(
+        "version = \"1\"\nas_of = \"2025-11-24\"\n[models.old]\ninput = \"1\"\noutput = \"2\"\n\
+         [models.new]\ninput = \"1\"\noutput = \"2\"\nas_of = \"2026-11-01\"\n",
+        "prices.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let day = |date: &str| cost_core::budget::parse_utc_date(date).unwrap_or_default() * 86_400;
+    let old = table.get("old").unwrap_or_else(|| panic!("old"));
+    let new = table.get("new").unwrap_or_else(|| panic!("new"));
+    // The entry without a date of its own has the file's.
+    assert_eq!(old.age_days(day("2026-11-26") + 3_599), Some(367));
+    assert_eq!(new.age_days(day("2026-11-26")), Some(25));
+    // Exactly the limit is not stale; a day more is.
+    let limit = cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS;
+    let at_limit = day("2025-11-24") + i64::from(limit) * 86_400;
+    assert_eq!(old.stale_price(at_limit, limit), None);
+    let stale = old
+        .stale_price(at_limit + 86_400, limit)
+        .unwrap_or_else(|| panic!("not stale"));
+    assert_eq!(
+        (stale.entry.as_str(), stale.as_of.as_str(), stale.age_days),
+        ("old", "2025-11-24", i64::from(limit) + 1)
+    );
+    assert!(
+        stale
+            .to_string()
+            .starts_with("prices read on 2025-11-24 (181 days ago) may be out of date, `old`'s"),
+        "{stale}"
+    );
+    assert_eq!(new.stale_price(day("2026-11-26"), limit), None);
+    // Entries without a date (LiteLLM's, programmatic) are never reported.
+    let undated = cost_core::ModelEntry::new("x", old.price.clone());
+    assert_eq!(undated.age_days(day("2030-01-01")), None);
+    assert_eq!(undated.stale_price(day("2030-01-01"), 0), None);
 }

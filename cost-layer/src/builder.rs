@@ -26,7 +26,8 @@ pub(crate) struct CloseCallback {
 
 /// Builds a [`CostLayer`] and its [`Ledger`]. Every setting has a default: the embedded price
 /// table, the field names of [`crate::fields`], random-keyed user-id hashing, the default
-/// [`Retention`], no callbacks, no close events, no cost tree.
+/// [`Retention`], no callbacks, no close events, no cost tree, stale prices warned about after
+/// [`DEFAULT_PRICE_AGE_LIMIT_DAYS`](cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS).
 pub struct CostLayerBuilder {
     pub(crate) names: FieldNames,
     pub(crate) prices: Arc<SharedPriceTable>,
@@ -40,6 +41,7 @@ pub struct CostLayerBuilder {
     pub(crate) budgets: Option<cost_core::budget::BudgetBook>,
     pub(crate) alert_handlers: Vec<AlertHandler>,
     pub(crate) call_sink: Option<Box<dyn crate::CallSink>>,
+    pub(crate) price_age_limit: Option<u32>,
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: bool,
 }
@@ -59,6 +61,7 @@ impl Default for CostLayerBuilder {
             budgets: None,
             alert_handlers: Vec::new(),
             call_sink: None,
+            price_age_limit: Some(cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS),
             #[cfg(feature = "otel")]
             otel_spans: false,
         }
@@ -76,6 +79,19 @@ impl CostLayerBuilder {
     /// in `table` and the next calls are priced with it.
     pub fn shared_prices(mut self, table: Arc<SharedPriceTable>) -> Self {
         self.prices = table;
+        self
+    }
+
+    /// Warns (once per date the prices were read, target `cost_layer::prices`) and counts in
+    /// [`Diagnostics::stale_prices`](crate::Diagnostics::stale_prices) when a call is charged at
+    /// a price read more than `days` days ago (its entry's `as_of`, or its table's); `None`
+    /// never does. The default is
+    /// [`DEFAULT_PRICE_AGE_LIMIT_DAYS`](cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS). Calls are
+    /// charged at the price either way: a stale price is a warning, not an unknown one. Entries
+    /// without a date (LiteLLM's file has none) are never reported. A price's age is read when
+    /// a thread first prices its model with a table.
+    pub fn price_age_limit(mut self, days: Option<u32>) -> Self {
+        self.price_age_limit = days;
         self
     }
 

@@ -16,7 +16,7 @@ use crate::budget::{WithBudget, next_id, reserve_in};
 use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
-use crate::pricing::{ModelSlot, with_model_slot};
+use crate::pricing::{ModelSlot, Pricing, with_model_slot};
 use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, RecordExtras, callsite_info};
 use crate::totals::{Attribution, Scope, Totals};
 use crate::tree::{CostTree, CostTreeNode};
@@ -105,12 +105,26 @@ pub struct CostLayer {
     call_sink: Option<Box<dyn crate::CallSink>>,
     /// A drop by the sink was warned about.
     warned_drop: std::sync::atomic::AtomicBool,
+    /// Days after which a price is reported as stale; `None`: never.
+    price_age_limit: Option<u32>,
+    /// Stale prices seen already: entry keys with their dates (each counted once), and the
+    /// dates (each warned about once).
+    stale_reported: Mutex<StaleSeen>,
     /// Cost attributes on the spans `tracing-opentelemetry` exports.
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: Option<crate::otel::SpanExport>,
 }
 
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Stale prices a layer has charged calls at.
+#[derive(Default)]
+struct StaleSeen {
+    /// Entry keys with their dates: each counted once.
+    prices: HashSet<(String, String)>,
+    /// Their dates: each warned about once.
+    dates: HashSet<String>,
+}
 
 /// What charging a closing call gave.
 struct Charged {
@@ -120,6 +134,9 @@ struct Charged {
     /// need a copy; else they are its record's totals. (Boxed: this is moved on every close,
     /// and is `None` on the common path.)
     own: Option<Box<Totals>>,
+    /// The price it was charged at, when that price is stale and this is the first call the
+    /// layer charged at it: to be warned about.
+    stale: Option<Box<cost_core::StalePrice>>,
 }
 
 impl CostLayer {
@@ -142,6 +159,7 @@ impl CostLayer {
             budgets,
             alert_handlers,
             call_sink,
+            price_age_limit,
             #[cfg(feature = "otel")]
             otel_spans,
         } = builder;
@@ -172,6 +190,8 @@ impl CostLayer {
             keep_model_key,
             call_sink,
             warned_drop: std::sync::atomic::AtomicBool::new(false),
+            price_age_limit,
+            stale_reported: Mutex::default(),
             #[cfg(feature = "otel")]
             otel_spans: otel_spans.then(crate::otel::SpanExport::default),
         };
@@ -299,7 +319,7 @@ impl CostLayer {
         let name = observed.model_or_unknown();
         let leaf = record.children == 0;
         let mut nested: Option<Box<Totals>> = None;
-        let model = with_model_slot(self.id, &self.ledger, &table, name, |slot| {
+        let (model, stale) = with_model_slot(self.pricing(), &table, name, |slot| {
             // A call with spans under it that charged nothing (tools, say): its totals hold
             // their agent runs, so its own are priced apart and added.
             let own = if leaf {
@@ -309,7 +329,13 @@ impl CostLayer {
             };
             self.price_call(&record.observed, &table, slot, true, own);
             self.ledger.post(&record.cells, &slot.key, &slot.cell, own);
-            self.keep_model_key.then(|| Arc::clone(&slot.key))
+            let priced = own.rejected_calls == 0;
+            (
+                self.keep_model_key.then(|| Arc::clone(&slot.key)),
+                priced
+                    .then(|| self.first_charge_at_stale_price(slot))
+                    .flatten(),
+            )
         });
         let own = match nested {
             Some(own) => {
@@ -318,7 +344,40 @@ impl CostLayer {
             }
             None => self.reports_calls.then(|| Box::new(record.totals.clone())),
         };
-        Some(Charged { model, own })
+        Some(Charged { model, own, stale })
+    }
+
+    /// What slot pricing needs from the layer.
+    fn pricing(&self) -> Pricing<'_> {
+        Pricing {
+            layer_id: self.id,
+            ledger: &self.ledger,
+            age_limit: self.price_age_limit,
+        }
+    }
+
+    /// Counts the slot's stale price the first time the layer charges a call at it; returns
+    /// it to be warned about when it is also the first of its date. `None` otherwise, or when
+    /// the price is not stale. Each thread asks once per slot.
+    #[inline]
+    fn first_charge_at_stale_price(&self, slot: &ModelSlot) -> Option<Box<cost_core::StalePrice>> {
+        let stale = slot.stale.as_deref()?;
+        if slot.stale_reported.replace(true) {
+            return None;
+        }
+        let Ok(mut seen) = self.stale_reported.lock() else {
+            return None;
+        };
+        if !seen
+            .prices
+            .insert((stale.entry.clone(), stale.as_of.clone()))
+        {
+            return None;
+        }
+        DiagnosticCounters::bump(&self.ledger.diagnostics.stale_prices);
+        seen.dates
+            .insert(stale.as_of.clone())
+            .then(|| Box::new(stale.clone()))
     }
 
     /// Prices one call into `own` (zero on entry): priced, unpriced, rejected or answered from
@@ -388,7 +447,7 @@ impl CostLayer {
         let table = self.prices.current();
         let name = observed.model_or_unknown();
         let mut own = Totals::default();
-        with_model_slot(self.id, &self.ledger, &table, name, |slot| {
+        with_model_slot(self.pricing(), &table, name, |slot| {
             self.price_call(observed, &table, slot, false, &mut own)
         });
         Some(crate::otel::call_attributes(&own, &record.info))
@@ -705,13 +764,16 @@ where
         #[cfg(feature = "otel")]
         let mut otel_call = None;
         let mut charged = None;
+        let mut stale_price = None;
         if record.scope == Scope::Call {
             charged = self.charge(record);
+            stale_price = charged.as_mut().and_then(|c| c.stale.take());
             if self.budgets.is_some() {
                 let (model, cost) = match &charged {
                     Some(Charged {
                         model: Some(model),
                         own,
+                        ..
                     }) => (
                         Arc::clone(model),
                         own.as_deref().unwrap_or(&record.totals).total_usd(),
@@ -814,7 +876,7 @@ where
         // Boxed: `None` on the common path, and moved below.
         let call_details = (scope == Scope::Call && self.reports_calls).then(|| {
             let (model, own) = match charged {
-                Some(Charged { model, own }) => (model, own),
+                Some(Charged { model, own, .. }) => (model, own),
                 None => (None, None),
             };
             Box::new(CallDetails {
@@ -852,6 +914,15 @@ where
         }
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);
+        }
+        if let Some(stale) = stale_price {
+            tracing::warn!(
+                target: "cost_layer::prices",
+                model = %stale.entry,
+                as_of = %stale.as_of,
+                age_days = stale.age_days,
+                "{stale}. Calls are still charged at them; further prices of that date are not warned about (Diagnostics::stale_prices counts them)"
+            );
         }
         if warn_drop {
             tracing::warn!(

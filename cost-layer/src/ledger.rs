@@ -119,6 +119,10 @@ pub struct Diagnostics {
     /// the session, through `follows_from`, and closes after its eviction): they are in the
     /// model's and every other key's totals, but the evicted session cannot show them.
     pub posts_to_evicted_sessions: u64,
+    /// Prices that charged calls although they were read longer ago than the age limit
+    /// ([`CostLayerBuilder::price_age_limit`](crate::CostLayerBuilder::price_age_limit)), each
+    /// counted once (and warned about once per date, target `cost_layer::prices`).
+    pub stale_prices: u64,
 }
 
 #[derive(Default)]
@@ -131,6 +135,7 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) evictions: AtomicU64,
     pub(crate) records_dropped: AtomicU64,
     pub(crate) posts_to_evicted_sessions: AtomicU64,
+    pub(crate) stale_prices: AtomicU64,
     /// The warning about posts to evicted sessions: 0 not due, 1 due, 2 given.
     pub(crate) evicted_post_warning: std::sync::atomic::AtomicU8,
 }
@@ -168,6 +173,7 @@ impl DiagnosticCounters {
             evictions: read(&self.evictions),
             records_dropped: read(&self.records_dropped),
             posts_to_evicted_sessions: read(&self.posts_to_evicted_sessions),
+            stale_prices: read(&self.stale_prices),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Pricing a closing call: the model's entry and ledger cell, cached per thread.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::{Arc, LazyLock, Weak};
 
-use cost_core::{PriceTable, Resolution};
+use cost_core::budget::{Clock, SystemClock};
+use cost_core::{PriceTable, Resolution, StalePrice};
 
-use crate::ledger::{Cell, Dimension, LedgerInner, LedgerKey};
+use crate::ledger::{Cell as LedgerCell, Dimension, LedgerInner, LedgerKey};
 
 /// What the layer needs to price calls of one model name with one table.
 pub(crate) struct ModelSlot {
@@ -21,13 +23,17 @@ pub(crate) struct ModelSlot {
     pub(crate) version: Arc<str>,
     /// The ledger key: the entry's key when priced, else the name as recorded.
     pub(crate) key: Arc<str>,
-    pub(crate) cell: Arc<Cell>,
+    pub(crate) cell: Arc<LedgerCell>,
+    /// The entry's price, when it was older than the layer's age limit as this slot was made.
+    pub(crate) stale: Option<Box<StalePrice>>,
+    /// This thread reported `stale` to the layer already.
+    pub(crate) stale_reported: Cell<bool>,
 }
 
 /// The name used for calls that recorded no model.
 pub(crate) static UNKNOWN_MODEL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("unknown"));
 
-type SlotCache = HashMap<(u64, usize), Arc<ModelSlot>, foldhash::fast::FixedState>;
+type SlotCache = HashMap<(u64, usize), Rc<ModelSlot>, foldhash::fast::FixedState>;
 
 thread_local! {
     static SLOTS: RefCell<SlotCache> = RefCell::new(SlotCache::default());
@@ -36,15 +42,27 @@ thread_local! {
 /// Entries a thread's cache may hold before it is cleared.
 const SLOT_CACHE_LIMIT: usize = 4_096;
 
+/// The layer's view of pricing: what a slot is made from.
+pub(crate) struct Pricing<'a> {
+    pub(crate) layer_id: u64,
+    pub(crate) ledger: &'a LedgerInner,
+    /// Days after which an entry's price is reported as stale; `None`: never.
+    pub(crate) age_limit: Option<u32>,
+}
+
 /// Runs `f` with the slot of `name` for `table`, from this thread's cache (a hit touches no
 /// reference count).
 pub(crate) fn with_model_slot<R>(
-    layer_id: u64,
-    ledger: &LedgerInner,
+    pricing: Pricing<'_>,
     table: &Arc<PriceTable>,
     name: &Arc<str>,
     f: impl FnOnce(&ModelSlot) -> R,
 ) -> R {
+    let Pricing {
+        layer_id,
+        ledger,
+        age_limit,
+    } = pricing;
     let key = (layer_id, Arc::as_ptr(name) as *const u8 as usize);
     SLOTS.with(|cache| {
         if let Ok(cache) = cache.try_borrow()
@@ -54,19 +72,32 @@ pub(crate) fn with_model_slot<R>(
         {
             return f(slot);
         }
-        let slot = Arc::new(new_slot(ledger, table, name));
+        let slot = Rc::new(new_slot(ledger, table, name, age_limit));
         if let Ok(mut cache) = cache.try_borrow_mut() {
             if cache.len() >= SLOT_CACHE_LIMIT {
                 cache.clear();
             }
-            cache.insert(key, Arc::clone(&slot));
+            cache.insert(key, Rc::clone(&slot));
         }
         f(&slot)
     })
 }
 
-fn new_slot(ledger: &LedgerInner, table: &Arc<PriceTable>, name: &Arc<str>) -> ModelSlot {
+fn new_slot(
+    ledger: &LedgerInner,
+    table: &Arc<PriceTable>,
+    name: &Arc<str>,
+    age_limit: Option<u32>,
+) -> ModelSlot {
     let resolution = table.resolve(name).ok();
+    // Read when the slot is made: a thread keeps its slot until the table is replaced (or its
+    // cache is cleared).
+    let stale = resolution.zip(age_limit).and_then(|(r, limit)| {
+        let entry = table.entry(r.id);
+        entry
+            .stale_price(SystemClock.unix_seconds(), limit)
+            .map(Box::new)
+    });
     let model_key = match resolution {
         Some(r) if *table.entry(r.id).key != **name => Arc::from(table.entry(r.id).key.as_str()),
         _ => Arc::clone(name),
@@ -78,5 +109,7 @@ fn new_slot(ledger: &LedgerInner, table: &Arc<PriceTable>, name: &Arc<str>) -> M
         version: Arc::from(&*table.info().version),
         cell: ledger.cell(LedgerKey::One(Dimension::Model, Arc::clone(&model_key))),
         key: model_key,
+        stale,
+        stale_reported: Cell::new(false),
     }
 }

@@ -833,3 +833,101 @@ fn sessions_reopened_on_two_threads_while_retention_evicts_never_lose_a_call() {
     assert_eq!(ledger.global().llm_calls, 4_000);
     assert!(ledger.diagnostics().evictions > 0);
 }
+
+/// A table with three prices read long ago (two of them on one day), one undated and one read
+/// in the future of any clock this runs on.
+fn dated_table() -> cost_layer::cost_core::PriceTable {
+    cost_layer::cost_core::PriceTable::from_text(
+        "version = \"dated\"\n\
+         [models.old]\ninput = \"1\"\noutput = \"2\"\nas_of = \"2000-01-01\"\n\
+         [models.old-mini]\ninput = \"1\"\noutput = \"2\"\nas_of = \"2000-01-01\"\n\
+         [models.older]\ninput = \"1\"\noutput = \"2\"\nas_of = \"1999-01-01\"\n\
+         [models.undated]\ninput = \"1\"\noutput = \"2\"\n\
+         [models.fresh]\ninput = \"1\"\noutput = \"2\"\nas_of = \"2999-01-01\"\n",
+        "dated.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_call_charged_at_a_stale_price_is_warned_about_once_and_still_charged() {
+    let (layer, ledger) = CostLayer::builder().prices(dated_table()).build();
+    let warnings = Warnings::of(&["cost_layer::prices"]);
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(layer)
+            .with(warnings.clone()),
+    );
+    let run = |model: &'static str, calls: u64| {
+        let dispatch = dispatch.clone();
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                let session = info_span!("session", session.id = "s-stale");
+                let _s = session.enter();
+                for _ in 0..calls {
+                    call(model, 1_000_000, 0);
+                }
+            });
+        })
+    };
+    // Two threads on one stale price, each with its own cached slot: counted once.
+    let threads = [
+        run("old", 50),
+        run("old", 50),
+        run("undated", 10),
+        run("fresh", 10),
+    ];
+    for thread in threads {
+        thread.join().unwrap_or_else(|_| panic!("thread panicked"));
+    }
+    let seen = warnings.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].contains("model=old as_of=2000-01-01")
+            && seen[0].contains("prices read on 2000-01-01 (")
+            && seen[0].contains("`old`'s among them"),
+        "{seen:?}"
+    );
+    assert_eq!(ledger.diagnostics().stale_prices, 1);
+    // Another price of the same date is counted, not warned about again; another date is.
+    run("old-mini", 1)
+        .join()
+        .unwrap_or_else(|_| panic!("thread panicked"));
+    assert_eq!(
+        (ledger.diagnostics().stale_prices, warnings.seen().len()),
+        (2, 1)
+    );
+    run("older", 1)
+        .join()
+        .unwrap_or_else(|_| panic!("thread panicked"));
+    assert_eq!(
+        (ledger.diagnostics().stale_prices, warnings.seen().len()),
+        (3, 2)
+    );
+    // Charged at the price all the same: a stale price is not an unknown one.
+    let old = ledger
+        .get(&LedgerKey::One(Dimension::Model, "old".into()))
+        .unwrap_or_else(|| panic!("no model old"));
+    assert_eq!((old.llm_calls, old.total_usd()), (100, usd("100")));
+    assert_eq!(ledger.diagnostics().unpriced_calls, 0);
+}
+
+#[test]
+fn the_price_age_limit_can_be_moved_or_turned_off() {
+    for (limit, expected) in [(None, 0), (Some(u32::MAX), 0), (Some(0), 1)] {
+        let (layer, ledger) = CostLayer::builder()
+            .prices(dated_table())
+            .price_age_limit(limit)
+            .build();
+        let warnings = Warnings::of(&["cost_layer::prices"]);
+        let subscriber = tracing_subscriber::registry()
+            .with(layer)
+            .with(warnings.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            call("old", 10, 10);
+            call("fresh", 10, 10);
+        });
+        assert_eq!(ledger.diagnostics().stale_prices, expected, "{limit:?}");
+        assert_eq!(warnings.seen().len(), expected as usize, "{limit:?}");
+    }
+}

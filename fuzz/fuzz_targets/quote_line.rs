@@ -9,7 +9,12 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|line: &[u8]| {
     let table = cost_core::PriceTable::default();
-    if let Some(outcome) = quote::quote_line(&table, line) {
+    let pricing = quote::Pricing {
+        table: &table,
+        now: 2_000_000_000,
+        age_limit: 180,
+    };
+    if let Some(outcome) = quote::quote_line(&pricing, line) {
         let answer: serde_json::Value =
             serde_json::from_str(&outcome.json).unwrap_or_else(|e| panic!("{e}: {}", outcome.json));
         assert_eq!(answer.get("error").is_some(), !outcome.priced);

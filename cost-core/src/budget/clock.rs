@@ -107,6 +107,21 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
     Some(era * 146_097 + doe - 719_468)
 }
 
+/// The day number of a `YYYY-MM-DD` date (UTC): `None` unless it is exactly that shape and a
+/// real calendar date (`2025-02-29` is not).
+pub fn parse_utc_date(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range.clone())
+            .filter(|part| part.iter().all(u8::is_ascii_digit))
+            .and_then(|_| text[range].parse::<u32>().ok())
+    };
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    days_from_civil(i64::from(digits(0..4)?), digits(5..7)?, digits(8..10)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +158,25 @@ mod tests {
         }
         assert_eq!(days_from_civil(2025, 2, 29), None);
         assert_eq!(days_from_civil(2024, 13, 1), None);
+    }
+
+    #[test]
+    fn dates_parse_only_in_their_one_shape() {
+        assert_eq!(parse_utc_date("2026-11-25"), Some(20_782));
+        assert_eq!(parse_utc_date("2024-02-29"), Some(19_782));
+        assert_eq!(parse_utc_date("1970-01-01"), Some(0));
+        for bad in [
+            "2025-02-29",
+            "2025-13-01",
+            "2025-00-10",
+            "2025-1-05",
+            "2025/01/05",
+            "2025-01-05T00:00:00Z",
+            "+025-01-05",
+            "2025-01-+5",
+            "",
+        ] {
+            assert_eq!(parse_utc_date(bad), None, "{bad}");
+        }
     }
 }

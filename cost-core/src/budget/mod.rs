@@ -36,7 +36,8 @@ pub mod shared;
 
 pub use book::{BudgetAlert, BudgetBook, BudgetExceeded, CallKeys, Reservation};
 pub use clock::{
-    Clock, ManualClock, SystemClock, civil_from_days, days_from_civil, utc_day, utc_month,
+    Clock, ManualClock, SystemClock, civil_from_days, days_from_civil, parse_utc_date, utc_day,
+    utc_month,
 };
 pub use config::{
     Budget, BudgetConfig, BudgetConfigError, BudgetScope, DEFAULT_THRESHOLDS, Policy, SpikeAlert,

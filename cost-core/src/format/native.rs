@@ -150,20 +150,12 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
 }
 
 fn check_date(date: &Spanned<String>) -> Result<(), String> {
-    let d = date.get_ref().as_bytes();
-    let shape_ok = d.len() == 10
-        && d[4] == b'-'
-        && d[7] == b'-'
-        && d.iter()
-            .enumerate()
-            .all(|(i, b)| i == 4 || i == 7 || b.is_ascii_digit());
-    if shape_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is not a date in the form YYYY-MM-DD",
+    match crate::budget::parse_utc_date(date.get_ref()) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "`{}` is not a calendar date in the form YYYY-MM-DD",
             date.get_ref()
-        ))
+        )),
     }
 }
 
