@@ -65,7 +65,7 @@ where
     let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
     let keys = {
         let extensions = span.extensions();
-        let Some(record) = extensions.get::<CostRecord>() else {
+        let Some(record) = CostRecord::in_span(&extensions, layer.id) else {
             return Ok(());
         };
         layer.call_keys(record, Some(&crate::record::intern(model_key)))
@@ -73,7 +73,7 @@ where
     // Reserved without holding the span's data: with shared accounts this is a round trip to
     // the store.
     let reservation = book.reserve(&keys, worst)?;
-    if let Some(record) = span.extensions_mut().get_mut::<CostRecord>() {
+    if let Some(record) = CostRecord::in_span_mut(&mut span.extensions_mut(), layer.id) {
         record.extras_mut().budget.reservation = Some(reservation);
     }
     Ok(())

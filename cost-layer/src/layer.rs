@@ -17,7 +17,9 @@ use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
 use crate::pricing::{ModelSlot, Pricing, with_model_slot};
-use crate::record::{CallsiteInfo, CostRecord, FieldReader, Observed, RecordExtras, callsite_info};
+use crate::record::{
+    CallsiteInfo, CostRecord, FieldReader, Observed, PlainCallsites, RecordExtras, callsite_info,
+};
 use crate::totals::{Attribution, Scope, Totals};
 use crate::tree::{CostTree, CostTreeNode};
 
@@ -107,6 +109,8 @@ pub struct CostLayer {
     warned_drop: std::sync::atomic::AtomicBool,
     /// Days after which a price is reported as stale; `None`: never.
     price_age_limit: Option<u32>,
+    /// Callsites whose spans get no record.
+    plain_callsites: PlainCallsites,
     /// Stale prices seen already: entry keys with their dates (each counted once), and the
     /// dates (each warned about once).
     stale_reported: Mutex<StaleSeen>,
@@ -145,6 +149,13 @@ impl CostLayer {
         CostLayerBuilder::default()
     }
 
+    /// This layer's id, unique in the process: it names the layer's records when several
+    /// `CostLayer`s share a subscriber ([`CostRecord::of_layer`]); its ledger has it too
+    /// ([`Ledger::layer_id`]).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     pub(crate) fn from_parts(builder: CostLayerBuilder) -> (CostLayer, Ledger) {
         let CostLayerBuilder {
             names,
@@ -172,8 +183,9 @@ impl CostLayer {
         let ledger = Arc::new(LedgerInner::new(combinations, retention, clock));
         let user_ids = Arc::new(user_ids.unwrap_or_else(UserIds::random));
         let empty = Arc::new(ledger.cells_for(Attribution::default()));
+        let layer_id = NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed);
         let layer = CostLayer {
-            id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
+            id: layer_id,
             names,
             prices,
             ledger: Arc::clone(&ledger),
@@ -192,6 +204,7 @@ impl CostLayer {
             warned_drop: std::sync::atomic::AtomicBool::new(false),
             price_age_limit,
             stale_reported: Mutex::default(),
+            plain_callsites: PlainCallsites::new(),
             #[cfg(feature = "otel")]
             otel_spans: otel_spans.then(crate::otel::SpanExport::default),
         };
@@ -200,6 +213,7 @@ impl CostLayer {
             Ledger {
                 inner: ledger,
                 user_ids,
+                layer_id,
             },
         )
     }
@@ -213,7 +227,7 @@ impl CostLayer {
         // `parent()` looks each ancestor up once (`scope()` would look `span` up again).
         let mut next = span.parent();
         while let Some(ancestor) = next {
-            if let Some(record) = ancestor.extensions().get::<CostRecord>() {
+            if let Some(record) = CostRecord::in_span(&ancestor.extensions(), self.id) {
                 return Some((ancestor.id(), Arc::clone(&record.cells)));
             }
             next = ancestor.parent();
@@ -465,7 +479,7 @@ impl CostLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         if export.set(&span.id(), attributes)
-            && let Some(record) = span.extensions_mut().get_mut::<CostRecord>()
+            && let Some(record) = CostRecord::in_span_mut(&mut span.extensions_mut(), self.id)
         {
             record.otel_exported = true;
         }
@@ -532,8 +546,13 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let metadata = attrs.metadata();
+        if self.plain_callsites.contains(metadata) {
+            return;
+        }
         let Some(info) = callsite_info(self.id, metadata, &self.names, self.tree_sink.is_some())
         else {
+            // No field the layer reads, and no cost tree to draw it in.
+            self.plain_callsites.insert(metadata);
             return;
         };
         let Some(span) = ctx.span(id) else { return };
@@ -577,6 +596,7 @@ where
         let call_id = (scope == Scope::Call && self.budgets.is_some()).then(|| next_id("call"));
         observed.attribution.changed = false;
         let record = CostRecord {
+            layer: self.id,
             scope,
             info,
             parent,
@@ -606,7 +626,7 @@ where
             .otel_spans
             .as_ref()
             .and_then(|_| self.otel_call_update(&record, Default::default()));
-        span.extensions_mut().replace(record);
+        record.store_in(&mut span.extensions_mut());
         #[cfg(feature = "otel")]
         if let (Some(export), Some(attributes)) = (&self.otel_spans, otel_attributes) {
             self.otel_set_call(&span, export, attributes);
@@ -615,6 +635,9 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        if self.plain_callsites.contains(span.metadata()) {
+            return;
+        }
         let mut rejected = Vec::new();
         let mut pending = Vec::new();
         // A session id the span no longer has, to count closed once the span's data is released.
@@ -623,7 +646,7 @@ where
         let mut otel_attributes = None;
         {
             let mut extensions = span.extensions_mut();
-            let Some(record) = extensions.get_mut::<CostRecord>() else {
+            let Some(record) = CostRecord::in_span_mut(&mut extensions, self.id) else {
                 return;
             };
             if record.closed || !record.info.relevant {
@@ -703,15 +726,13 @@ where
         if self.inherited(&span).is_some() {
             return;
         }
-        let Some(cells) = cause
-            .extensions()
-            .get::<CostRecord>()
-            .map(|r| Arc::clone(&r.cells))
+        let Some(cells) =
+            CostRecord::in_span(&cause.extensions(), self.id).map(|r| Arc::clone(&r.cells))
         else {
             return;
         };
         let mut extensions = span.extensions_mut();
-        if let Some(record) = extensions.get_mut::<CostRecord>() {
+        if let Some(record) = CostRecord::in_span_mut(&mut extensions, self.id) {
             // The ledger gets its cost under the followed span's attribution; the span tree of
             // the followed span does not (it may have closed long before).
             if !record.observed.attribution.any() {
@@ -753,8 +774,11 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        if self.plain_callsites.contains(span.metadata()) {
+            return;
+        }
         let mut extensions = span.extensions_mut();
-        let Some(record) = extensions.get_mut::<CostRecord>() else {
+        let Some(record) = CostRecord::in_span_mut(&mut extensions, self.id) else {
             return;
         };
         if record.closed {
@@ -838,7 +862,9 @@ where
         match record.parent.as_ref().and_then(|parent| ctx.span(parent)) {
             Some(parent) => {
                 let mut parent_extensions = parent.extensions_mut();
-                if let Some(parent_record) = parent_extensions.get_mut::<CostRecord>() {
+                if let Some(parent_record) =
+                    CostRecord::in_span_mut(&mut parent_extensions, self.id)
+                {
                     parent_record.totals.add(&record.totals);
                     parent_record.children += 1;
                     if let (Some(children), Some(node)) = (

@@ -283,6 +283,7 @@ pub(crate) struct LedgerInner {
 pub struct Ledger {
     pub(crate) inner: Arc<LedgerInner>,
     pub(crate) user_ids: Arc<crate::attribution::UserIds>,
+    pub(crate) layer_id: u64,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -493,6 +494,11 @@ impl LedgerInner {
 }
 
 impl Ledger {
+    /// The id of the layer this ledger belongs to ([`CostLayer::id`](crate::CostLayer::id)).
+    pub fn layer_id(&self) -> u64 {
+        self.layer_id
+    }
+
     /// Totals of a key, or `None` when the ledger has none (never seen, or evicted).
     pub fn get(&self, key: &LedgerKey) -> Option<Totals> {
         self.inner.cells.get(key).map(|cell| cell.read())

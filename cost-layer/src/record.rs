@@ -4,10 +4,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cost_core::{ServiceTier, TokenKind, Usage};
 use tracing_core::Metadata;
 use tracing_core::field::{Field, Visit};
+use tracing_subscriber::registry::{Extensions, ExtensionsMut};
 
 use crate::fields::{FieldNames, FieldRole, values};
 use crate::ledger::AttributionCells;
@@ -29,7 +31,13 @@ use crate::tree::CostTreeNode;
 /// While the span is open, [`CostRecord::totals`] covers the calls of its subtree closed so far;
 /// from the layer's `on_close` on (layers added after `CostLayer` see it in their own
 /// `on_close`), it covers the whole subtree.
+///
+/// With several `CostLayer`s in one subscriber, each keeps its own record of a span: the
+/// extension is the record of the first that made one, and [`CostRecord::of_layer`] finds the
+/// record of another (by [`CostLayer::id`](crate::CostLayer::id)).
 pub struct CostRecord {
+    /// The layer whose record this is ([`crate::CostLayer::id`]).
+    pub(crate) layer: u64,
     pub(crate) scope: Scope,
     pub(crate) info: Arc<CallsiteInfo>,
     /// The nearest ancestor with a record. It stays open while this span is open (the registry
@@ -71,6 +79,9 @@ pub(crate) struct RecordExtras {
     pub(crate) budget: crate::budget::CallBudget,
     /// Budget alerts to report once the record is released.
     pub(crate) pending_alerts: Vec<cost_core::budget::BudgetAlert>,
+    /// The records other `CostLayer`s of the same subscriber keep for this span (this record
+    /// being the extension: the first made).
+    pub(crate) other_layers: Vec<CostRecord>,
 }
 
 impl CostRecord {
@@ -92,6 +103,73 @@ impl CostRecord {
     /// `true` once the layer has closed the span: the totals are then final.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The record the layer `layer` (a [`CostLayer::id`](crate::CostLayer::id)) keeps of the
+    /// same span: this one, or one kept beside it by another `CostLayer` of the subscriber.
+    pub fn of_layer(&self, layer: u64) -> Option<&CostRecord> {
+        if self.layer == layer {
+            return Some(self);
+        }
+        self.extras
+            .as_deref()?
+            .other_layers
+            .iter()
+            .find(|record| record.layer == layer)
+    }
+
+    fn of_layer_mut(&mut self, layer: u64) -> Option<&mut CostRecord> {
+        if self.layer == layer {
+            return Some(self);
+        }
+        self.extras
+            .as_deref_mut()?
+            .other_layers
+            .iter_mut()
+            .find(|record| record.layer == layer)
+    }
+
+    /// The record `layer` keeps in a span's extensions.
+    #[inline]
+    pub(crate) fn in_span<'a>(
+        extensions: &'a Extensions<'_>,
+        layer: u64,
+    ) -> Option<&'a CostRecord> {
+        extensions.get::<CostRecord>()?.of_layer(layer)
+    }
+
+    /// The record `layer` keeps in a span's extensions, to change.
+    #[inline]
+    pub(crate) fn in_span_mut<'a>(
+        extensions: &'a mut ExtensionsMut<'_>,
+        layer: u64,
+    ) -> Option<&'a mut CostRecord> {
+        extensions.get_mut::<CostRecord>()?.of_layer_mut(layer)
+    }
+
+    /// Keeps `self` in a span's extensions: as the extension, or beside the record another
+    /// layer keeps there; it replaces a record of its own layer.
+    pub(crate) fn store_in(self, extensions: &mut ExtensionsMut<'_>) {
+        let layer = self.layer;
+        // The common case, a span no other `CostLayer` keeps a record of, in one map operation.
+        let Some(mut previous) = extensions.replace(self) else {
+            return;
+        };
+        let mut others = previous
+            .extras
+            .as_mut()
+            .map(|extras| std::mem::take(&mut extras.other_layers))
+            .unwrap_or_default();
+        if previous.layer != layer {
+            // Another layer's record stays the extension; this one goes beside it.
+            others.retain(|record| record.layer != layer);
+            others.extend(extensions.replace(previous));
+        }
+        if !others.is_empty()
+            && let Some(record) = extensions.get_mut::<CostRecord>()
+        {
+            record.extras_mut().other_layers = others;
+        }
     }
 
     /// The record's extras, made when first needed.
@@ -277,6 +355,45 @@ pub(crate) fn callsite_info(
         }
         (info.relevant || keep_irrelevant).then_some(info)
     })
+}
+
+/// Callsites a layer found to have no field it reads, when it keeps no record for such spans
+/// (no cost tree): their spans never get a record, so their records and closes need not look
+/// for one. A small table of atomics, one slot per hash of the metadata's address: a slot holds
+/// one address at a time, so a collision only makes a plain span take the slower path; an
+/// address in a slot is always one found plain (metadata is `'static`, never freed or reused).
+pub(crate) struct PlainCallsites {
+    slots: Box<[AtomicUsize]>,
+}
+
+impl PlainCallsites {
+    const SLOTS: usize = 1 << 10;
+
+    pub(crate) fn new() -> Self {
+        PlainCallsites {
+            slots: (0..Self::SLOTS).map(|_| AtomicUsize::new(0)).collect(),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, metadata: &'static Metadata<'static>) -> (&AtomicUsize, usize) {
+        let address = metadata as *const Metadata<'static> as usize;
+        let hash = (address as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
+        (&self.slots[hash as usize & (Self::SLOTS - 1)], address)
+    }
+
+    /// `true` when `metadata`'s spans are known to have no record.
+    #[inline]
+    pub(crate) fn contains(&self, metadata: &'static Metadata<'static>) -> bool {
+        let (slot, address) = self.slot(metadata);
+        slot.load(Ordering::Relaxed) == address
+    }
+
+    /// Marks `metadata`'s spans as having no record.
+    pub(crate) fn insert(&self, metadata: &'static Metadata<'static>) {
+        let (slot, address) = self.slot(metadata);
+        slot.store(address, Ordering::Relaxed);
+    }
 }
 
 /// Reads field values into an [`Observed`].

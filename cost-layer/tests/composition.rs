@@ -374,3 +374,105 @@ fn cost_tree_shows_where_the_money_went() {
         "{tree}"
     );
 }
+
+/// One session → plain `tool` span → call, with a field the layer does not read on the tool.
+fn call_under_a_tool() {
+    let session = info_span!("session", session.id = "s");
+    let _s = session.enter();
+    let tool = info_span!("tool", tool.name = Empty);
+    let _t = tool.enter();
+    tool.record("tool.name", "search");
+    info_span!(
+        "chat",
+        gen_ai.request.model = "gpt-4o",
+        gen_ai.usage.input_tokens = 1_000,
+        gen_ai.usage.output_tokens = 100
+    )
+    .in_scope(|| {});
+}
+
+/// Each listed layer's record of every span, read at close: (span, layer, total).
+#[derive(Clone, Default)]
+struct RecordsByLayer {
+    layers: Vec<u64>,
+    seen: Arc<Mutex<Vec<(String, u64, Money)>>>,
+}
+
+impl<S> Layer<S> for RecordsByLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_close(&self, id: tracing::span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let extensions = span.extensions();
+        let Some(first) = extensions.get::<CostRecord>() else {
+            return;
+        };
+        for &layer in &self.layers {
+            if let Some(record) = first.of_layer(layer)
+                && let Ok(mut seen) = self.seen.lock()
+            {
+                seen.push((span.name().to_owned(), layer, record.totals().total_usd()));
+            }
+        }
+    }
+}
+
+#[test]
+fn two_cost_layers_in_one_subscriber_keep_their_own_records() {
+    let trees = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&trees);
+    // One draws trees (so it keeps records of plain spans too) at the embedded prices; the
+    // other does not, at gpt-4o prices twice as high.
+    let (drawing, drawn) = CostLayer::builder()
+        .cost_tree(move |tree| {
+            if let Ok(mut trees) = sink.lock() {
+                trees.push(tree.to_string());
+            }
+        })
+        .build();
+    let doubled = cost_layer::cost_core::PriceTable::from_text(
+        "version = \"doubled\"\n[models.gpt-4o]\ninput = \"5\"\noutput = \"20\"\n",
+        "doubled.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (plain, skipped) = CostLayer::builder().prices(doubled).build();
+    let reader = RecordsByLayer {
+        layers: vec![drawn.layer_id(), skipped.layer_id()],
+        ..RecordsByLayer::default()
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(plain)
+        .with(drawing)
+        .with(reader.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        // Twice: the second time, the layer without a tree knows `tool` is plain.
+        call_under_a_tool();
+        call_under_a_tool();
+    });
+    for (ledger, total) in [(&drawn, "0.007"), (&skipped, "0.014")] {
+        assert_eq!(
+            ledger.session("s").map(|t| (t.llm_calls, t.total_usd())),
+            Some((2, usd(total)))
+        );
+    }
+    let trees = trees.lock().map(|t| t.clone()).unwrap_or_default();
+    assert_eq!(trees.len(), 2);
+    for tree in &trees {
+        let lines: Vec<&str> = tree.lines().collect();
+        assert_eq!(lines.len(), 3, "{tree}");
+        assert!(lines[1].starts_with("└─ span tool  $0.0035"), "{tree}");
+        assert!(lines[2].contains("call chat [gpt-4o]  $0.0035"), "{tree}");
+    }
+    let seen = reader.seen.lock().map(|v| v.clone()).unwrap_or_default();
+    let of = |name: &str, ledger: &Ledger| -> Vec<Money> {
+        seen.iter()
+            .filter(|(n, layer, _)| n == name && *layer == ledger.layer_id())
+            .map(|(_, _, total)| *total)
+            .collect()
+    };
+    assert_eq!(of("session", &drawn), vec![usd("0.0035"); 2]);
+    assert_eq!(of("session", &skipped), vec![usd("0.007"); 2]);
+    assert_eq!(of("tool", &drawn), vec![usd("0.0035"); 2]);
+    assert!(of("tool", &skipped).is_empty(), "{seen:?}");
+}
