@@ -526,6 +526,17 @@ impl CostLayer {
         }
     }
 
+    #[cold]
+    fn warn_stale_price(stale: &cost_core::StalePrice) {
+        tracing::warn!(
+            target: "cost_layer::prices",
+            model = %stale.entry,
+            as_of = %stale.as_of,
+            age_days = stale.age_days,
+            "{stale}. Calls are still charged at them; further prices of that date are not warned about (Diagnostics::stale_prices counts them)"
+        );
+    }
+
     fn run_callbacks(&self, close: &SpanClose<'_>) {
         for callback in &self.callbacks {
             let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -942,13 +953,7 @@ where
             self.ledger.session_closed(session);
         }
         if let Some(stale) = stale_price {
-            tracing::warn!(
-                target: "cost_layer::prices",
-                model = %stale.entry,
-                as_of = %stale.as_of,
-                age_days = stale.age_days,
-                "{stale}. Calls are still charged at them; further prices of that date are not warned about (Diagnostics::stale_prices counts them)"
-            );
+            Self::warn_stale_price(&stale);
         }
         if warn_drop {
             tracing::warn!(

@@ -107,10 +107,28 @@ impl CostRecord {
 
     /// The record the layer `layer` (a [`CostLayer::id`](crate::CostLayer::id)) keeps of the
     /// same span: this one, or one kept beside it by another `CostLayer` of the subscriber.
+    #[inline]
     pub fn of_layer(&self, layer: u64) -> Option<&CostRecord> {
         if self.layer == layer {
-            return Some(self);
+            Some(self)
+        } else {
+            self.beside(layer)
         }
+    }
+
+    #[inline]
+    fn of_layer_mut(&mut self, layer: u64) -> Option<&mut CostRecord> {
+        if self.layer == layer {
+            Some(self)
+        } else {
+            self.beside_mut(layer)
+        }
+    }
+
+    /// The record another `CostLayer` keeps beside this one (rare: out of the hot path).
+    #[cold]
+    #[inline(never)]
+    fn beside(&self, layer: u64) -> Option<&CostRecord> {
         self.extras
             .as_deref()?
             .other_layers
@@ -118,10 +136,9 @@ impl CostRecord {
             .find(|record| record.layer == layer)
     }
 
-    fn of_layer_mut(&mut self, layer: u64) -> Option<&mut CostRecord> {
-        if self.layer == layer {
-            return Some(self);
-        }
+    #[cold]
+    #[inline(never)]
+    fn beside_mut(&mut self, layer: u64) -> Option<&mut CostRecord> {
         self.extras
             .as_deref_mut()?
             .other_layers
@@ -378,8 +395,9 @@ impl PlainCallsites {
     #[inline]
     fn slot(&self, metadata: &'static Metadata<'static>) -> (&AtomicUsize, usize) {
         let address = metadata as *const Metadata<'static> as usize;
-        let hash = (address as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
-        (&self.slots[hash as usize & (Self::SLOTS - 1)], address)
+        // Metadata are statics some hundred bytes apart: their addresses' middle bits differ.
+        let index = (address >> 4 ^ address >> 14) & (Self::SLOTS - 1);
+        (&self.slots[index], address)
     }
 
     /// `true` when `metadata`'s spans are known to have no record.
