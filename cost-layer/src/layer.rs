@@ -379,6 +379,16 @@ impl CostLayer {
         if slot.stale_reported.replace(true) {
             return None;
         }
+        self.count_stale_price(stale)
+    }
+
+    /// Counts a stale price the first time this layer charges at it (from any thread); returns
+    /// it when it is also the first of its date.
+    #[cold]
+    fn count_stale_price(
+        &self,
+        stale: &cost_core::StalePrice,
+    ) -> Option<Box<cost_core::StalePrice>> {
         let Ok(mut seen) = self.stale_reported.lock() else {
             return None;
         };

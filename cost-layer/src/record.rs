@@ -631,3 +631,35 @@ impl Visit for FieldReader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PlainCallsites;
+
+    fn metadata(span: &tracing::Span) -> &'static tracing_core::Metadata<'static> {
+        span.metadata().unwrap_or_else(|| panic!("no metadata"))
+    }
+
+    #[test]
+    fn plain_callsites_hold_what_was_inserted_and_nothing_else() {
+        // Spans are enabled (and have metadata) under a subscriber.
+        let _default = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let table = PlainCallsites::new();
+        let spans: Vec<tracing::Span> = vec![
+            tracing::info_span!("a"),
+            tracing::info_span!("b"),
+            tracing::info_span!("c", field = 1),
+        ];
+        assert!(spans.iter().all(|s| !table.contains(metadata(s))));
+        table.insert(metadata(&spans[0]));
+        table.insert(metadata(&spans[2]));
+        assert!(table.contains(metadata(&spans[0])));
+        assert!(!table.contains(metadata(&spans[1])));
+        assert!(table.contains(metadata(&spans[2])));
+        // A callsite sharing `a`'s slot, inserted after it, takes the slot: `a` is then a
+        // miss (the slow path), never taken for another.
+        let (slot, _) = table.slot(metadata(&spans[0]));
+        slot.store(8, std::sync::atomic::Ordering::Relaxed);
+        assert!(!table.contains(metadata(&spans[0])));
+    }
+}
