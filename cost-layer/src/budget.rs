@@ -9,8 +9,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cost_core::budget::{BudgetAlert, BudgetExceeded, BudgetScope, CallKeys, Reservation};
-use cost_core::{Money, ServiceTier, Usage};
+use cost_core::budget::{
+    BudgetAlert, BudgetBook, BudgetExceeded, BudgetScope, CallKeys, Reservation,
+};
+use cost_core::{Money, ServiceTier, SharedPriceTable, Usage};
 use tracing::{Dispatch, Span};
 use tracing_core::Subscriber;
 use tracing_core::span::Id;
@@ -26,14 +28,39 @@ pub(crate) struct CallBudget {
     pub(crate) reservation: Option<Reservation>,
 }
 
-/// How the layer reaches the spans of the subscriber it is part of (`tracing-error`'s
-/// `WithContext` pattern): set in `on_layer`, found through `Dispatch::downcast_ref`.
-#[derive(Clone, Copy)]
-pub(crate) struct WithBudget(
-    pub(crate) fn(&Dispatch, &Id, &str, u64, u64) -> Result<(), BudgetExceeded>,
-);
+/// Reserves for the call span `id`: model, estimated input tokens, maximum output tokens.
+type ReserveFn = fn(&WithBudget, &Dispatch, &Id, &str, u64, u64) -> Result<(), BudgetExceeded>;
 
-pub(crate) fn reserve_in<S>(
+/// What a reservation needs from a layer with budgets, reached from the current dispatcher
+/// (`tracing-error`'s `WithContext` pattern): made in `on_layer`, found through
+/// `Dispatch::downcast_ref`. Only a layer with budgets answers, so with several `CostLayer`s in
+/// one subscriber the outermost one that has budgets reserves.
+pub(crate) struct WithBudget {
+    /// [`reserve_in`] for the subscriber's type.
+    reserve: ReserveFn,
+    /// The layer's id: its records in the spans.
+    layer: u64,
+    book: BudgetBook,
+    prices: Arc<SharedPriceTable>,
+}
+
+impl WithBudget {
+    /// The hook of `layer` in a subscriber of type `S`; `None` when it has no budgets.
+    pub(crate) fn of<S>(layer: &CostLayer) -> Option<WithBudget>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        Some(WithBudget {
+            reserve: reserve_in::<S>,
+            layer: layer.id,
+            book: layer.budgets.clone()?,
+            prices: Arc::clone(&layer.prices),
+        })
+    }
+}
+
+fn reserve_in<S>(
+    hook: &WithBudget,
     dispatch: &Dispatch,
     id: &Id,
     model: &str,
@@ -43,52 +70,63 @@ pub(crate) fn reserve_in<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let (Some(subscriber), Some(layer)) = (
-        dispatch.downcast_ref::<S>(),
-        dispatch.downcast_ref::<CostLayer>(),
-    ) else {
-        return Ok(());
-    };
-    let Some(book) = &layer.budgets else {
-        return Ok(());
-    };
-    let Some(span) = subscriber.span(id) else {
+    let Some(span) = dispatch.downcast_ref::<S>().and_then(|s| s.span(id)) else {
         return Ok(());
     };
     // Worst case: the estimated input at the input price and the maximum output at the output
     // price of the model the call names. A model without a price cannot be bounded: it is
     // reserved at zero and its spend is counted as unpriced.
-    let table = layer.prices.current();
+    let table = hook.prices.current();
     let quote = table.quote(model, &Usage::new(input, max_output), ServiceTier::Standard);
     let worst = quote.as_ref().map(|q| q.total()).unwrap_or(Money::ZERO);
     // Model budgets are kept under the price table's key, as the ledger's model keys are.
     let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
     let keys = {
         let extensions = span.extensions();
-        let Some(record) = CostRecord::in_span(&extensions, layer.id) else {
+        let Some(record) = CostRecord::in_span(&extensions, hook.layer) else {
             return Ok(());
         };
-        layer.call_keys(record, Some(&crate::record::intern(model_key)))
+        call_keys(record, Some(&crate::record::intern(model_key)))
     };
     // Reserved without holding the span's data: with shared accounts this is a round trip to
     // the store.
-    let reservation = book.reserve(&keys, worst)?;
-    if let Some(record) = CostRecord::in_span_mut(&mut span.extensions_mut(), layer.id) {
+    let reservation = hook.book.reserve(&keys, worst)?;
+    if let Some(record) = CostRecord::in_span_mut(&mut span.extensions_mut(), hook.layer) {
         record.extras_mut().budget.reservation = Some(reservation);
     }
     Ok(())
+}
+
+/// The budget keys of a call. Its strings are the ones the span's attribution and the model's
+/// interned name already hold (a thread's budget cache knows the keys of its latest call by
+/// their addresses).
+fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
+    let a = &record.cells.attribution;
+    CallKeys {
+        call: record
+            .call_id()
+            .cloned()
+            .unwrap_or_else(|| Arc::from("call")),
+        agent_run: record.cells.agent_run.clone(),
+        session: a.session.clone(),
+        user: a.user.clone(),
+        org: a.org.clone(),
+        feature: a.feature.clone(),
+        model: model.cloned(),
+    }
 }
 
 /// Reserves the worst-case cost of the call whose span is current (estimated input at the
 /// input price, `max_output` at the output price of `model`) against every deny budget that
 /// applies to it, or refuses it. The layer settles the reservation at the actual cost when the
 /// span closes (or releases it, if the call reported no usage). Without budgets configured, or
-/// outside a call span, it admits everything.
+/// outside a call span, it admits everything. With several `CostLayer`s in the subscriber, the
+/// outermost one that has budgets reserves.
 pub fn reserve(model: &str, estimated_input: u64, max_output: u64) -> Result<(), BudgetExceeded> {
     let span = Span::current();
     let Some(id) = span.id() else { return Ok(()) };
     tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<WithBudget>() {
-        Some(hook) => (hook.0)(dispatch, &id, model, estimated_input, max_output),
+        Some(hook) => (hook.reserve)(hook, dispatch, &id, model, estimated_input, max_output),
         None => Ok(()),
     })
 }
@@ -104,26 +142,6 @@ pub(crate) fn next_id(prefix: &str) -> Arc<str> {
 }
 
 impl CostLayer {
-    /// The budget keys of a call.
-    /// The budget keys of a call. Its strings are the ones the span's attribution and the
-    /// model's interned name already hold (a thread's budget cache knows the keys of its latest
-    /// call by their addresses).
-    pub(crate) fn call_keys(&self, record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
-        let a = &record.cells.attribution;
-        CallKeys {
-            call: record
-                .call_id()
-                .cloned()
-                .unwrap_or_else(|| Arc::from("call")),
-            agent_run: record.cells.agent_run.clone(),
-            session: a.session.clone(),
-            user: a.user.clone(),
-            org: a.org.clone(),
-            feature: a.feature.clone(),
-            model: model.cloned(),
-        }
-    }
-
     /// Posts a closed call to the budgets and reports the alerts.
     pub(crate) fn settle_budget(&self, record: &mut CostRecord, model: &Arc<str>, cost: Money) {
         let Some(book) = &self.budgets else { return };
@@ -133,7 +151,7 @@ impl CostLayer {
             .and_then(|extras| extras.budget.reservation.take());
         let alerts = match reservation {
             Some(reservation) => reservation.settle(cost),
-            None => book.charge(&self.call_keys(record, Some(model)), cost),
+            None => book.charge(&call_keys(record, Some(model)), cost),
         };
         if let Some(call) = record.call_id() {
             book.close_span(BudgetScope::Call, call);

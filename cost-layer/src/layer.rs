@@ -12,7 +12,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::attribution::UserIds;
-use crate::budget::{WithBudget, next_id, reserve_in};
+use crate::budget::{WithBudget, next_id};
 use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
@@ -775,7 +775,7 @@ where
     }
 
     fn on_layer(&mut self, _subscriber: &mut S) {
-        self.budget_hook = Some(WithBudget(reserve_in::<S>));
+        self.budget_hook = WithBudget::of::<S>(self);
     }
 
     // The trait's signature is `unsafe`; this body does nothing unsafe: it hands out pointers to

@@ -249,3 +249,37 @@ fn a_panicking_alert_handler_is_contained_and_counted() {
         Some(usd("0.01"))
     );
 }
+
+#[test]
+fn the_budgeted_layer_reserves_when_another_cost_layer_without_budgets_is_outside_it() {
+    let book = BudgetBook::with_clock(
+        session_budget("0.1"),
+        Arc::new(ManualClock::new(1_764_072_000)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (budgeted, ledger) = CostLayer::builder().budgets(book).build();
+    let (outer, outer_ledger) = CostLayer::builder().build();
+    // The layer without budgets is outermost: a reservation must still reach the inner one.
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(budgeted).with(outer));
+    let ran = Mutex::new(0);
+    let mut refused = false;
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("agent_loop", session.id = "two-layers");
+        let _s = session.enter();
+        for _ in 0..100 {
+            if step("summarise the thread", &ran).is_err() {
+                refused = true;
+                break;
+            }
+        }
+    });
+    assert!(refused, "never refused");
+    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 9);
+    for ledger in [&ledger, &outer_ledger] {
+        assert_eq!(
+            ledger.session("two-layers").map(|t| t.total_usd()),
+            Some(usd("0.09"))
+        );
+    }
+}
