@@ -21,6 +21,8 @@
 //!   spans (`otel_span_attributes`); `cost_added_to_otel`: what it adds to `registry+otel`.
 //! - `enter_exit`, `enter_exit+cost`: entering and exiting an existing span.
 //! - `plain_span`, `plain_span+cost`: a span with no usage fields, created and closed.
+//!   `plain_span+close_lookup_layer`: under a layer that only looks each closing span up (what
+//!   any layer acting on closes pays to find out a span is not one of its own).
 //! - `one_thread`, `two_threads_distinct`: the call shape with the layer; wall time divided by
 //!   all calls of all threads, each thread on its own sessions; under the global default
 //!   dispatcher, as programs install theirs. `…_scoped`: the same under a scoped dispatcher
@@ -163,6 +165,21 @@ fn registry_record_layer() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(RecordLayer))
 }
 
+/// The least a layer that acts on closes does to a span it keeps nothing for: look it up in
+/// `on_close` to read its callsite.
+struct CloseLookupLayer;
+
+impl<S> tracing_subscriber::Layer<S> for CloseLookupLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if let Some(span) = ctx.span(&id) {
+            black_box(span.metadata());
+        }
+    }
+}
+
 fn with_cost() -> Dispatch {
     let (cost, _ledger) = CostLayer::builder().build();
     Dispatch::new(tracing_subscriber::registry().with(cost))
@@ -260,9 +277,20 @@ fn main() {
         "ns/op",
     );
     let plain_noop = best_of(2, || plain_span(&registry_noop()));
+    let plain_lookup = best_of(2, || {
+        plain_span(&Dispatch::new(
+            tracing_subscriber::registry().with(CloseLookupLayer),
+        ))
+    });
     let plain_cost = best_of(2, || plain_span(&with_cost()));
     report("plain_span+noop_layer", plain_noop, "ns/op");
+    report("plain_span+close_lookup_layer", plain_lookup, "ns/op");
     report("plain_span+cost", plain_cost, "ns/op");
+    report(
+        "plain_span_close_lookup_over_noop_layer",
+        plain_lookup - plain_noop,
+        "ns/op",
+    );
     report(
         "plain_span_cost_over_noop_layer",
         plain_cost - plain_noop,
