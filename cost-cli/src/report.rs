@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use cost_core::budget::{Clock, SystemClock};
 use cost_core::{Money, PriceTable};
 use cost_store::report::{self, GroupBy, Row, WhatIfRow};
 use cost_store::{CallRecord, TimeRange};
@@ -125,6 +126,14 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
     let written = match &args.what_if {
         Some(model) => {
             let table = load_table(&args.prices)?;
+            if let Ok(resolution) = table.resolve(model)
+                && let Some(stale) = table.entry(resolution.id).stale_price(
+                    SystemClock.unix_seconds(),
+                    cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
+                )
+            {
+                eprintln!("llm-cost: warning: {stale} (with --prices FILE)");
+            }
             let (rows, total) = report::what_if(&records, &table, model)
                 .map_err(|e| Failure(format!("--what-if {model}: {e}")))?;
             print_what_if(model, &rows, &total, args.format, out)

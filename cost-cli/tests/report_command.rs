@@ -162,7 +162,7 @@ fn since_until_and_top_narrow_the_report() {
 fn what_if_prices_the_same_usage_on_another_model_per_feature() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);
-    let text = stdout(&run(&[
+    let output = run(&[
         "report",
         "--db",
         &db,
@@ -170,7 +170,15 @@ fn what_if_prices_the_same_usage_on_another_model_per_feature() {
         "gpt-4o-mini",
         "--format",
         "csv",
-    ]));
+    ]);
+    let text = stdout(&output);
+    // The embedded price was read on 2025-11-24, more than 180 days before any day this runs.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("llm-cost: warning: prices read on 2025-11-24 (")
+            && stderr.contains("`gpt-4o-mini`'s among them"),
+        "{stderr}"
+    );
     // support: 3 × (1 000 × 0.15e-6 + 100 × 0.6e-6) = 0.00063;
     // search: 0.0006 as it ran on gpt-4o-mini, 4 000 × 0.15e-6 + 1 000 × 0.6e-6 = 0.0012.
     assert_eq!(
