@@ -218,21 +218,42 @@ impl CostLayer {
         )
     }
 
-    /// The nearest ancestor of `span` (excluding it) that has a record: its id and its
-    /// attribution cells.
+    /// What `span` inherits from its ancestors (excluding it): the id of the nearest one with
+    /// a record (its totals roll up there), and the attribution cells of the nearest one that
+    /// reads fields. Plain spans have records only when a cost tree is drawn; skipping them for
+    /// the attribution gives every span the same attribution either way (a plain span's copy
+    /// of its parent's cells misses a `follows_from` link made on the parent after it opened).
     fn inherited<S>(&self, span: &SpanRef<'_, S>) -> Option<(Id, Arc<AttributionCells>)>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         // `parent()` looks each ancestor up once (`scope()` would look `span` up again).
         let mut next = span.parent();
+        let mut nearest = None;
         while let Some(ancestor) = next {
             if let Some(record) = CostRecord::in_span(&ancestor.extensions(), self.id) {
-                return Some((ancestor.id(), Arc::clone(&record.cells)));
+                let nearest = nearest.get_or_insert_with(|| ancestor.id());
+                if record.info.relevant {
+                    return Some((nearest.clone(), Arc::clone(&record.cells)));
+                }
             }
             next = ancestor.parent();
         }
-        None
+        // Plain spans get a record only under one that reads fields, so this is not reached
+        // with a record found; were it, the span would still roll up, unattributed.
+        nearest.map(|id| (id, Arc::clone(&self.empty)))
+    }
+
+    /// The attribution a span following `cause` takes: `cause`'s own, or when this layer keeps
+    /// no record of it that reads fields (a plain span), its ancestors'.
+    fn attribution_of<S>(&self, cause: &SpanRef<'_, S>) -> Option<Arc<AttributionCells>>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let own = CostRecord::in_span(&cause.extensions(), self.id)
+            .filter(|record| record.info.relevant)
+            .map(|record| Arc::clone(&record.cells));
+        own.or_else(|| self.inherited(cause).map(|(_, cells)| cells))
     }
 
     /// The attribution of a span: its own keys over the inherited ones.
@@ -747,9 +768,7 @@ where
         if self.inherited(&span).is_some() {
             return;
         }
-        let Some(cells) =
-            CostRecord::in_span(&cause.extensions(), self.id).map(|r| Arc::clone(&r.cells))
-        else {
+        let Some(cells) = self.attribution_of(&cause) else {
             return;
         };
         let mut extensions = span.extensions_mut();

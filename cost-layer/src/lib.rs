@@ -51,7 +51,8 @@
 //! - **Attribution** (session, agent, user, org, feature) is inherited from the ancestors, the
 //!   closest overriding. User ids are kept as a keyed hash (`u:` + hex) unless
 //!   [`CostLayerBuilder::raw_user_ids`]. A span with no accounted ancestor that
-//!   `follows_from` an accounted span takes that span's attribution.
+//!   `follows_from` another span takes that span's attribution (a plain span's ancestors'),
+//!   and passes it to every span under it.
 //! - **Counted once**: only call spans charge. Usage recorded on agent or session spans is never
 //!   charged, and usage on a call span whose subtree already charged calls (aggregate usage, as
 //!   some frameworks record on workflow spans) is ignored and counted in

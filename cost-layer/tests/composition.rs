@@ -222,6 +222,42 @@ fn follows_from_takes_the_attribution_of_the_span_it_follows() {
     assert_eq!(ledger.feature("batch-job").map(|t| t.llm_calls), Some(1));
 }
 
+/// Found by comparing two layers in one subscriber with one alone (`field_ops.rs`): a plain
+/// span opened under a task before the task was linked to its session, and a call under that
+/// plain span, charged differently when a cost tree was drawn (the plain span then kept a copy
+/// of the task's attribution from before the link).
+#[test]
+fn follows_from_reaches_calls_under_plain_spans_with_or_without_a_cost_tree() {
+    for tree in [false, true] {
+        let builder = CostLayer::builder();
+        let builder = if tree { builder.cost_tree(|_| {}) } else { builder };
+        let (cost, ledger) = builder.build();
+        let subscriber = tracing_subscriber::registry().with(cost);
+        tracing::subscriber::with_default(subscriber, || {
+            let session = info_span!("session", session.id = "spawner");
+            let task = info_span!(parent: None, "task", cost.feature = "digest");
+            let step = info_span!(parent: &task, "step");
+            // A plain span following the session's plain child passes on the session too.
+            let child = info_span!(parent: &session, "child");
+            task.follows_from(&child);
+            info_span!(
+                parent: &step,
+                "chat",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = 1_000,
+                gen_ai.usage.output_tokens = 100
+            )
+            .in_scope(|| {});
+        });
+        assert_eq!(
+            ledger.session("spawner").map(|t| (t.llm_calls, t.total_usd())),
+            Some((1, usd("0.0035"))),
+            "tree: {tree}"
+        );
+        assert_eq!(ledger.feature("digest").map(|t| t.llm_calls), Some(1));
+    }
+}
+
 #[test]
 fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
     let (cost, ledger) = CostLayer::builder()

@@ -1,6 +1,7 @@
 //! The proptest twin of the `layer_fields` fuzz target: arbitrary span trees, field values of
 //! every type, closes in any order and `follows_from` links never panic the layer nor give a
-//! number that is wrong on its face.
+//! number that is wrong on its face; and two layers in one subscriber each give what one alone
+//! gives.
 
 #[path = "support/field_ops.rs"]
 mod field_ops;
@@ -16,6 +17,23 @@ proptest! {
     ) {
         let (ledger, calls) = field_ops::run(&bytes);
         prop_assert_eq!(field_ops::check(&ledger, calls), Ok(()));
+    }
+
+    /// Two `CostLayer`s in one subscriber (one drawing trees, so keeping records of plain
+    /// spans; one not) each keep exactly the ledger a layer alone keeps.
+    #[test]
+    fn two_layers_in_one_subscriber_each_keep_the_ledger_of_a_layer_alone(
+        bytes in proptest::collection::vec(any::<u8>(), 0..768)
+    ) {
+        let (alone, _) = field_ops::run(&bytes);
+        let expected = alone.snapshot();
+        let (inner, outer) = field_ops::run_with_two_layers(&bytes);
+        for ledger in [&inner, &outer] {
+            let got = ledger.snapshot();
+            prop_assert_eq!(&got.global, &expected.global);
+            prop_assert_eq!(&got.keys, &expected.keys);
+            prop_assert_eq!(got.diagnostics, expected.diagnostics);
+        }
     }
 }
 

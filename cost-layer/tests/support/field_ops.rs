@@ -111,9 +111,30 @@ fn record(span: &Span, input: &mut Bytes<'_>) {
 /// Runs the steps the bytes describe; returns the ledger and how many call spans were opened.
 pub(crate) fn run(bytes: &[u8]) -> (Ledger, u64) {
     let (cost, ledger) = CostLayer::builder().build();
-    let subscriber = tracing_subscriber::registry().with(cost);
+    let calls = drive(
+        bytes,
+        tracing::Dispatch::new(tracing_subscriber::registry().with(cost)),
+    );
+    (ledger, calls)
+}
+
+/// Runs the same steps under two `CostLayer`s in one subscriber, the outer one drawing cost
+/// trees (so it keeps records of plain spans, which the inner one skips); returns their
+/// ledgers, inner first.
+#[allow(dead_code)]
+pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger) {
+    let (inner, inner_ledger) = CostLayer::builder().build();
+    let (outer, outer_ledger) = CostLayer::builder().cost_tree(|_| {}).build();
+    drive(
+        bytes,
+        tracing::Dispatch::new(tracing_subscriber::registry().with(inner).with(outer)),
+    );
+    (inner_ledger, outer_ledger)
+}
+
+fn drive(bytes: &[u8], dispatch: tracing::Dispatch) -> u64 {
     let mut calls = 0;
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::dispatcher::with_default(&dispatch, || {
         let mut input = Bytes(bytes);
         let mut open_spans: Vec<Span> = Vec::new();
         while !input.is_empty() && open_spans.len() < 64 {
@@ -149,7 +170,7 @@ pub(crate) fn run(bytes: &[u8]) -> (Ledger, u64) {
             }
         }
     });
-    (ledger, calls)
+    calls
 }
 
 /// What must hold after any run.
