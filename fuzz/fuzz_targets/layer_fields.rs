@@ -1,5 +1,6 @@
 //! The layer on arbitrary span trees, field values and close orders (the steps of
-//! `cost-layer/tests/support/field_ops.rs`): no panic, no number wrong on its face.
+//! `cost-layer/tests/support/field_ops.rs`): no panic, no number wrong on its face, and two
+//! layers in one subscriber (one drawing cost trees) each keep the ledger of a layer alone.
 #![no_main]
 
 #[path = "../../cost-layer/tests/support/field_ops.rs"]
@@ -11,5 +12,13 @@ fuzz_target!(|bytes: &[u8]| {
     let (ledger, calls) = field_ops::run(bytes);
     if let Err(problem) = field_ops::check(&ledger, calls) {
         panic!("{problem}");
+    }
+    let expected = ledger.snapshot();
+    let (inner, outer) = field_ops::run_with_two_layers(bytes);
+    for (which, ledger) in [("inner", &inner), ("outer", &outer)] {
+        let got = ledger.snapshot();
+        assert_eq!(got.global, expected.global, "{which} layer's global totals");
+        assert_eq!(got.keys, expected.keys, "{which} layer's keys");
+        assert_eq!(got.diagnostics, expected.diagnostics, "{which} layer's diagnostics");
     }
 });
