@@ -230,7 +230,11 @@ fn follows_from_takes_the_attribution_of_the_span_it_follows() {
 fn follows_from_reaches_calls_under_plain_spans_with_or_without_a_cost_tree() {
     for tree in [false, true] {
         let builder = CostLayer::builder();
-        let builder = if tree { builder.cost_tree(|_| {}) } else { builder };
+        let builder = if tree {
+            builder.cost_tree(|_| {})
+        } else {
+            builder
+        };
         let (cost, ledger) = builder.build();
         let subscriber = tracing_subscriber::registry().with(cost);
         tracing::subscriber::with_default(subscriber, || {
@@ -250,7 +254,9 @@ fn follows_from_reaches_calls_under_plain_spans_with_or_without_a_cost_tree() {
             .in_scope(|| {});
         });
         assert_eq!(
-            ledger.session("spawner").map(|t| (t.llm_calls, t.total_usd())),
+            ledger
+                .session("spawner")
+                .map(|t| (t.llm_calls, t.total_usd())),
             Some((1, usd("0.0035"))),
             "tree: {tree}"
         );

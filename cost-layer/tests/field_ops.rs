@@ -19,21 +19,25 @@ proptest! {
         prop_assert_eq!(field_ops::check(&ledger, calls), Ok(()));
     }
 
-    /// Two `CostLayer`s in one subscriber (one drawing trees, so keeping records of plain
-    /// spans; one not) each keep exactly the ledger a layer alone keeps.
+    /// Two `CostLayer`s in one subscriber (one with every observer on: a cost tree, so it keeps
+    /// records of plain spans, callbacks, events, budgets, a call sink; one as built by
+    /// default) each keep exactly the ledger a layer alone keeps.
     #[test]
     fn two_layers_in_one_subscriber_each_keep_the_ledger_of_a_layer_alone(
         bytes in proptest::collection::vec(any::<u8>(), 0..768)
     ) {
         let (alone, _) = field_ops::run(&bytes);
         let expected = alone.snapshot();
-        let (inner, outer) = field_ops::run_with_two_layers(&bytes);
+        let (inner, outer, sunk) = field_ops::run_with_two_layers(&bytes);
         for ledger in [&inner, &outer] {
             let got = ledger.snapshot();
             prop_assert_eq!(&got.global, &expected.global);
             prop_assert_eq!(&got.keys, &expected.keys);
             prop_assert_eq!(got.diagnostics, expected.diagnostics);
         }
+        // The sink gets every charged call once.
+        let global = &expected.global;
+        prop_assert_eq!(sunk, global.llm_calls + global.rejected_calls + global.cache_hits);
     }
 }
 

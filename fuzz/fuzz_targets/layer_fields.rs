@@ -1,6 +1,6 @@
 //! The layer on arbitrary span trees, field values and close orders (the steps of
 //! `cost-layer/tests/support/field_ops.rs`): no panic, no number wrong on its face, and two
-//! layers in one subscriber (one drawing cost trees) each keep the ledger of a layer alone.
+//! layers in one subscriber (one with every observer on) each keep the ledger of a layer alone.
 #![no_main]
 
 #[path = "../../cost-layer/tests/support/field_ops.rs"]
@@ -14,11 +14,13 @@ fuzz_target!(|bytes: &[u8]| {
         panic!("{problem}");
     }
     let expected = ledger.snapshot();
-    let (inner, outer) = field_ops::run_with_two_layers(bytes);
+    let (inner, outer, sunk) = field_ops::run_with_two_layers(bytes);
     for (which, ledger) in [("inner", &inner), ("outer", &outer)] {
         let got = ledger.snapshot();
         assert_eq!(got.global, expected.global, "{which} layer's global totals");
         assert_eq!(got.keys, expected.keys, "{which} layer's keys");
         assert_eq!(got.diagnostics, expected.diagnostics, "{which} layer's diagnostics");
     }
+    let global = &expected.global;
+    assert_eq!(sunk, global.llm_calls + global.rejected_calls + global.cache_hits);
 });

@@ -7,6 +7,9 @@
 //! closed and the ledger's invariants are checked: nothing panicked, and no number is wrong in
 //! a way that can be told without pricing the calls again.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use cost_layer::{CostLayer, Ledger};
 use tracing::Span;
 use tracing::field::Empty;
@@ -118,18 +121,47 @@ pub(crate) fn run(bytes: &[u8]) -> (Ledger, u64) {
     (ledger, calls)
 }
 
-/// Runs the same steps under two `CostLayer`s in one subscriber, the outer one drawing cost
-/// trees (so it keeps records of plain spans, which the inner one skips); returns their
-/// ledgers, inner first.
+/// Runs the same steps under two `CostLayer`s in one subscriber: the inner one as built by
+/// default, the outer one with every observer on (a cost tree, so it keeps records of plain
+/// spans, which the inner one skips; close callbacks and events; budgets crossing their
+/// thresholds; a call sink). Returns their ledgers, inner first, and the calls the sink got.
 #[allow(dead_code)]
-pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger) {
+pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, u64) {
+    use cost_layer::cost_core::Money;
+    use cost_layer::cost_core::budget::{Budget, BudgetBook, BudgetConfig, BudgetScope, Window};
+
+    struct Counting(Arc<AtomicU64>);
+    impl cost_layer::CallSink for Counting {
+        fn submit(&self, _: &cost_layer::ClosedCall<'_>) -> bool {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+    }
+
+    let limit = Money::from_decimal("0.001").unwrap_or(Money::ZERO);
+    let budgets = BudgetConfig {
+        budgets: vec![
+            Budget::deny("session", BudgetScope::Session, Window::Lifetime, limit),
+            Budget::deny("model", BudgetScope::Model, Window::Day, limit),
+        ],
+        ..BudgetConfig::default()
+    };
+    let sunk = Arc::new(AtomicU64::new(0));
     let (inner, inner_ledger) = CostLayer::builder().build();
-    let (outer, outer_ledger) = CostLayer::builder().cost_tree(|_| {}).build();
+    let book = BudgetBook::new(budgets).unwrap_or_else(|e| panic!("{e}"));
+    let (outer, outer_ledger) = CostLayer::builder()
+        .cost_tree(|_| {})
+        .close_events(true)
+        .on_close(|_| {})
+        .budgets(book)
+        .on_budget_alert(|_| {})
+        .call_sink(Counting(Arc::clone(&sunk)))
+        .build();
     drive(
         bytes,
         tracing::Dispatch::new(tracing_subscriber::registry().with(inner).with(outer)),
     );
-    (inner_ledger, outer_ledger)
+    (inner_ledger, outer_ledger, sunk.load(Ordering::Relaxed))
 }
 
 fn drive(bytes: &[u8], dispatch: tracing::Dispatch) -> u64 {
