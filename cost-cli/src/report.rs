@@ -104,6 +104,22 @@ pub(crate) fn load_table(prices: &Option<PathBuf>) -> Result<PriceTable, Failure
     }
 }
 
+/// Warns on stderr, once per date, about the stale prices `table` prices `models` at.
+fn warn_stale_prices<'a>(table: &PriceTable, models: impl IntoIterator<Item = &'a str>) {
+    let now = SystemClock.unix_seconds();
+    let mut warned = std::collections::HashSet::new();
+    for model in models {
+        if let Ok(resolution) = table.resolve(model)
+            && let Some(stale) = table
+                .entry(resolution.id)
+                .stale_price(now, cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS)
+            && warned.insert(stale.as_of.clone())
+        {
+            eprintln!("llm-cost: warning: {stale} (with --prices FILE)");
+        }
+    }
+}
+
 fn load(db: &str, range: &TimeRange) -> Result<Vec<CallRecord>, Failure> {
     let mut store = cost_store::open(db).map_err(|e| Failure(e.to_string()))?;
     store.load(range).map_err(|e| Failure(e.to_string()))
@@ -126,14 +142,7 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
     let written = match &args.what_if {
         Some(model) => {
             let table = load_table(&args.prices)?;
-            if let Ok(resolution) = table.resolve(model)
-                && let Some(stale) = table.entry(resolution.id).stale_price(
-                    SystemClock.unix_seconds(),
-                    cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
-                )
-            {
-                eprintln!("llm-cost: warning: {stale} (with --prices FILE)");
-            }
+            warn_stale_prices(&table, [model.as_str()]);
             let (rows, total) = report::what_if(&records, &table, model)
                 .map_err(|e| Failure(format!("--what-if {model}: {e}")))?;
             print_what_if(model, &rows, &total, args.format, out)
@@ -358,6 +367,7 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
     let records = store
         .load(&TimeRange::ALL)
         .map_err(|e| Failure(e.to_string()))?;
+    warn_stale_prices(&table, records.iter().map(|r| &**r.model_as_called()));
     let (changes, summary) = report::reprice(&records, &table);
     if !dry_run {
         store

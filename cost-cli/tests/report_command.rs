@@ -242,8 +242,18 @@ output = "10.00"
         dry.starts_with("would be: 4 records repriced ($0.0305 → $0.048)"),
         "{dry}"
     );
-    let done = stdout(&run(&["reprice", "--db", &db, "--prices", prices]));
+    let output = run(&["reprice", "--db", &db, "--prices", prices]);
+    let done = stdout(&output);
     assert!(done.starts_with("4 records repriced"), "{done}");
+    // Both dates priced at are more than 180 days before any day this runs: one warning each.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    for date in ["2025-12-01", "2025-11-24"] {
+        assert!(
+            stderr.contains(&format!("prices read on {date} (")),
+            "{stderr}"
+        );
+    }
     let records = cost_store::open(&db)
         .and_then(|mut s| s.load(&TimeRange::ALL))
         .unwrap_or_else(|e| panic!("{e}"));
