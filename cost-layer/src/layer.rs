@@ -363,7 +363,8 @@ impl CostLayer {
                 nested.insert(Box::default())
             };
             self.price_call(&record.observed, &table, slot, true, own);
-            self.ledger.post(&record.cells, &slot.key, &slot.cell, own);
+            self.ledger
+                .post(&record.cells, &slot.key, slot.cell(&self.ledger), own);
             let priced = own.rejected_calls == 0;
             (
                 self.keep_model_key.then(|| Arc::clone(&slot.key)),
@@ -383,10 +384,9 @@ impl CostLayer {
     }
 
     /// What slot pricing needs from the layer.
-    fn pricing(&self) -> Pricing<'_> {
+    fn pricing(&self) -> Pricing {
         Pricing {
             layer_id: self.id,
-            ledger: &self.ledger,
             age_limit: self.price_age_limit,
         }
     }

@@ -1,6 +1,6 @@
 //! Pricing a closing call: the model's entry and ledger cell, cached per thread.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, LazyLock, Weak};
@@ -23,11 +23,22 @@ pub(crate) struct ModelSlot {
     pub(crate) version: Arc<str>,
     /// The ledger key: the entry's key when priced, else the name as recorded.
     pub(crate) key: Arc<str>,
-    pub(crate) cell: Arc<LedgerCell>,
+    /// The model's ledger cell, made when the first call is posted to it (pricing a call for
+    /// its OpenTelemetry attributes alone must not add a model to the ledger).
+    cell: OnceCell<Arc<LedgerCell>>,
     /// The entry's price, when it was older than the layer's age limit as this slot was made.
     pub(crate) stale: Option<Box<StalePrice>>,
     /// This thread reported `stale` to the layer already.
     pub(crate) stale_reported: Cell<bool>,
+}
+
+impl ModelSlot {
+    /// The model's ledger cell.
+    #[inline]
+    pub(crate) fn cell(&self, ledger: &LedgerInner) -> &Arc<LedgerCell> {
+        self.cell
+            .get_or_init(|| ledger.cell(LedgerKey::One(Dimension::Model, Arc::clone(&self.key))))
+    }
 }
 
 /// The name used for calls that recorded no model.
@@ -43,9 +54,8 @@ thread_local! {
 const SLOT_CACHE_LIMIT: usize = 4_096;
 
 /// The layer's view of pricing: what a slot is made from.
-pub(crate) struct Pricing<'a> {
+pub(crate) struct Pricing {
     pub(crate) layer_id: u64,
-    pub(crate) ledger: &'a LedgerInner,
     /// Days after which an entry's price is reported as stale; `None`: never.
     pub(crate) age_limit: Option<u32>,
 }
@@ -53,14 +63,13 @@ pub(crate) struct Pricing<'a> {
 /// Runs `f` with the slot of `name` for `table`, from this thread's cache (a hit touches no
 /// reference count).
 pub(crate) fn with_model_slot<R>(
-    pricing: Pricing<'_>,
+    pricing: Pricing,
     table: &Arc<PriceTable>,
     name: &Arc<str>,
     f: impl FnOnce(&ModelSlot) -> R,
 ) -> R {
     let Pricing {
         layer_id,
-        ledger,
         age_limit,
     } = pricing;
     let key = (layer_id, Arc::as_ptr(name) as *const u8 as usize);
@@ -72,7 +81,7 @@ pub(crate) fn with_model_slot<R>(
         {
             return f(slot);
         }
-        let slot = Rc::new(new_slot(ledger, table, name, age_limit));
+        let slot = Rc::new(new_slot(table, name, age_limit));
         if let Ok(mut cache) = cache.try_borrow_mut() {
             if cache.len() >= SLOT_CACHE_LIMIT {
                 cache.clear();
@@ -84,7 +93,6 @@ pub(crate) fn with_model_slot<R>(
 }
 
 fn new_slot(
-    ledger: &LedgerInner,
     table: &Arc<PriceTable>,
     name: &Arc<str>,
     age_limit: Option<u32>,
@@ -107,7 +115,7 @@ fn new_slot(
         table: Arc::downgrade(table),
         resolution,
         version: Arc::from(&*table.info().version),
-        cell: ledger.cell(LedgerKey::One(Dimension::Model, Arc::clone(&model_key))),
+        cell: OnceCell::new(),
         key: model_key,
         stale,
         stale_reported: Cell::new(false),

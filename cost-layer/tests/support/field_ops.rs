@@ -164,7 +164,8 @@ pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, u64) {
     (inner_ledger, outer_ledger, sunk.load(Ordering::Relaxed))
 }
 
-fn drive(bytes: &[u8], dispatch: tracing::Dispatch) -> u64 {
+/// Runs the steps the bytes describe under `dispatch`; returns how many call spans were opened.
+pub(crate) fn drive(bytes: &[u8], dispatch: tracing::Dispatch) -> u64 {
     let mut calls = 0;
     tracing::dispatcher::with_default(&dispatch, || {
         let mut input = Bytes(bytes);
