@@ -92,11 +92,7 @@ pub(crate) fn with_model_slot<R>(
     })
 }
 
-fn new_slot(
-    table: &Arc<PriceTable>,
-    name: &Arc<str>,
-    age_limit: Option<u32>,
-) -> ModelSlot {
+fn new_slot(table: &Arc<PriceTable>, name: &Arc<str>, age_limit: Option<u32>) -> ModelSlot {
     let resolution = table.resolve(name).ok();
     // Read when the slot is made: a thread keeps its slot until the table is replaced (or its
     // cache is cleared).

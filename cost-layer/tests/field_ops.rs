@@ -41,6 +41,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Retention evicts closed sessions' keys, and nothing else: every other key, the global
+    /// totals and the diagnostics but the eviction counts are those of a ledger keeping all.
+    #[test]
+    fn retention_changes_only_session_keys(
+        bytes in proptest::collection::vec(any::<u8>(), 0..768)
+    ) {
+        use cost_layer::{Dimension, LedgerKey};
+        let (all, _) = field_ops::run(&bytes);
+        let one = field_ops::run_keeping_one_closed_session(&bytes);
+        let (all, one) = (all.snapshot(), one.snapshot());
+        prop_assert_eq!(&one.global, &all.global);
+        let not_sessions = |keys: &[(LedgerKey, cost_layer::Totals)]| -> Vec<(LedgerKey, cost_layer::Totals)> {
+            keys.iter()
+                .filter(|(key, _)| !matches!(key, LedgerKey::One(Dimension::Session, _)))
+                .cloned()
+                .collect()
+        };
+        prop_assert_eq!(not_sessions(&one.keys), not_sessions(&all.keys));
+        let (mut one_d, mut all_d) = (one.diagnostics, all.diagnostics);
+        prop_assert_eq!(all_d.evictions, 0);
+        one_d.evictions = 0;
+        one_d.posts_to_evicted_sessions = 0;
+        all_d.posts_to_evicted_sessions = 0;
+        prop_assert_eq!(one_d, all_d);
+    }
+}
+
 #[test]
 fn a_known_tree_is_checked_for_real() {
     // Open a call (step 0, kind 2, no parent, model 0), record 1 000 input tokens as u64

@@ -164,6 +164,22 @@ pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, u64) {
     (inner_ledger, outer_ledger, sunk.load(Ordering::Relaxed))
 }
 
+/// Runs the steps under a layer that keeps a single closed session: returns its ledger.
+#[allow(dead_code)]
+pub(crate) fn run_keeping_one_closed_session(bytes: &[u8]) -> Ledger {
+    let (cost, ledger) = CostLayer::builder()
+        .retention(cost_layer::Retention {
+            max_closed_sessions: Some(1),
+            ttl: None,
+        })
+        .build();
+    drive(
+        bytes,
+        tracing::Dispatch::new(tracing_subscriber::registry().with(cost)),
+    );
+    ledger
+}
+
 /// Runs the steps the bytes describe under `dispatch`; returns how many call spans were opened.
 pub(crate) fn drive(bytes: &[u8], dispatch: tracing::Dispatch) -> u64 {
     let mut calls = 0;
