@@ -28,16 +28,17 @@ proptest! {
     ) {
         let (alone, _) = field_ops::run(&bytes);
         let expected = alone.snapshot();
-        let (inner, outer, sunk) = field_ops::run_with_two_layers(&bytes);
+        let (inner, outer, (sunk, sunk_totals)) = field_ops::run_with_two_layers(&bytes);
         for ledger in [&inner, &outer] {
             let got = ledger.snapshot();
             prop_assert_eq!(&got.global, &expected.global);
             prop_assert_eq!(&got.keys, &expected.keys);
             prop_assert_eq!(got.diagnostics, expected.diagnostics);
         }
-        // The sink gets every charged call once.
+        // The sink gets every charged call once, with what it was charged.
         let global = &expected.global;
         prop_assert_eq!(sunk, global.llm_calls + global.rejected_calls + global.cache_hits);
+        prop_assert_eq!(&sunk_totals, global);
     }
 }
 

@@ -14,7 +14,7 @@ fuzz_target!(|bytes: &[u8]| {
         panic!("{problem}");
     }
     let expected = ledger.snapshot();
-    let (inner, outer, sunk) = field_ops::run_with_two_layers(bytes);
+    let (inner, outer, (sunk, sunk_totals)) = field_ops::run_with_two_layers(bytes);
     for (which, ledger) in [("inner", &inner), ("outer", &outer)] {
         let got = ledger.snapshot();
         assert_eq!(got.global, expected.global, "{which} layer's global totals");
@@ -23,4 +23,5 @@ fuzz_target!(|bytes: &[u8]| {
     }
     let global = &expected.global;
     assert_eq!(sunk, global.llm_calls + global.rejected_calls + global.cache_hits);
+    assert_eq!(&sunk_totals, global, "the sink's calls");
 });

@@ -7,10 +7,9 @@
 //! closed and the ledger's invariants are checked: nothing panicked, and no number is wrong in
 //! a way that can be told without pricing the calls again.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use cost_layer::{CostLayer, Ledger};
+use cost_layer::{CostLayer, Ledger, Totals};
 use tracing::Span;
 use tracing::field::Empty;
 use tracing_subscriber::prelude::*;
@@ -124,16 +123,20 @@ pub(crate) fn run(bytes: &[u8]) -> (Ledger, u64) {
 /// Runs the same steps under two `CostLayer`s in one subscriber: the inner one as built by
 /// default, the outer one with every observer on (a cost tree, so it keeps records of plain
 /// spans, which the inner one skips; close callbacks and events; budgets crossing their
-/// thresholds; a call sink). Returns their ledgers, inner first, and the calls the sink got.
+/// thresholds; a call sink). Returns their ledgers, inner first, and how many calls the sink
+/// got with the sum of their totals.
 #[allow(dead_code)]
-pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, u64) {
+pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, (u64, Totals)) {
     use cost_layer::cost_core::Money;
     use cost_layer::cost_core::budget::{Budget, BudgetBook, BudgetConfig, BudgetScope, Window};
 
-    struct Counting(Arc<AtomicU64>);
-    impl cost_layer::CallSink for Counting {
-        fn submit(&self, _: &cost_layer::ClosedCall<'_>) -> bool {
-            self.0.fetch_add(1, Ordering::Relaxed);
+    struct Summing(Arc<Mutex<(u64, Totals)>>);
+    impl cost_layer::CallSink for Summing {
+        fn submit(&self, call: &cost_layer::ClosedCall<'_>) -> bool {
+            if let Ok(mut sunk) = self.0.lock() {
+                sunk.0 += 1;
+                sunk.1.add(call.totals);
+            }
             true
         }
     }
@@ -146,7 +149,7 @@ pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, u64) {
         ],
         ..BudgetConfig::default()
     };
-    let sunk = Arc::new(AtomicU64::new(0));
+    let sunk = Arc::new(Mutex::new((0, Totals::default())));
     let (inner, inner_ledger) = CostLayer::builder().build();
     let book = BudgetBook::new(budgets).unwrap_or_else(|e| panic!("{e}"));
     let (outer, outer_ledger) = CostLayer::builder()
@@ -155,13 +158,14 @@ pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, u64) {
         .on_close(|_| {})
         .budgets(book)
         .on_budget_alert(|_| {})
-        .call_sink(Counting(Arc::clone(&sunk)))
+        .call_sink(Summing(Arc::clone(&sunk)))
         .build();
     drive(
         bytes,
         tracing::Dispatch::new(tracing_subscriber::registry().with(inner).with(outer)),
     );
-    (inner_ledger, outer_ledger, sunk.load(Ordering::Relaxed))
+    let sunk = sunk.lock().map(|sunk| sunk.clone()).unwrap_or_default();
+    (inner_ledger, outer_ledger, sunk)
 }
 
 /// Runs the steps under a layer that keeps a single closed session: returns its ledger.
