@@ -21,15 +21,16 @@ proptest! {
 
     /// Two `CostLayer`s in one subscriber (one with every observer on: a cost tree, so it keeps
     /// records of plain spans, callbacks, events, budgets, a call sink; one as built by
-    /// default) each keep exactly the ledger a layer alone keeps.
+    /// default) each keep exactly the ledger a layer alone keeps; the sink's calls add up to
+    /// it, and so do the cost trees' nodes to their parents'.
     #[test]
     fn two_layers_in_one_subscriber_each_keep_the_ledger_of_a_layer_alone(
         bytes in proptest::collection::vec(any::<u8>(), 0..768)
     ) {
         let (alone, _) = field_ops::run(&bytes);
         let expected = alone.snapshot();
-        let (inner, outer, (sunk, sunk_totals)) = field_ops::run_with_two_layers(&bytes);
-        for ledger in [&inner, &outer] {
+        let two = field_ops::run_with_two_layers(&bytes);
+        for ledger in [&two.inner, &two.outer] {
             let got = ledger.snapshot();
             prop_assert_eq!(&got.global, &expected.global);
             prop_assert_eq!(&got.keys, &expected.keys);
@@ -37,8 +38,11 @@ proptest! {
         }
         // The sink gets every charged call once, with what it was charged.
         let global = &expected.global;
-        prop_assert_eq!(sunk, global.llm_calls + global.rejected_calls + global.cache_hits);
-        prop_assert_eq!(&sunk_totals, global);
+        let (sunk, sunk_totals) = &two.sunk;
+        prop_assert_eq!(*sunk, global.llm_calls + global.rejected_calls + global.cache_hits);
+        prop_assert_eq!(sunk_totals, global);
+        // The cost trees add up.
+        prop_assert!(two.tree_problems.is_empty(), "{:?}", two.tree_problems);
     }
 }
 

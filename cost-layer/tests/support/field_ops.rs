@@ -120,13 +120,25 @@ pub(crate) fn run(bytes: &[u8]) -> (Ledger, u64) {
     (ledger, calls)
 }
 
+/// What a run under two layers gave.
+#[allow(dead_code)]
+pub(crate) struct TwoLayers {
+    /// The ledger of the layer as built by default.
+    pub(crate) inner: Ledger,
+    /// The ledger of the layer with every observer on.
+    pub(crate) outer: Ledger,
+    /// How many calls its call sink got, and the sum of their totals.
+    pub(crate) sunk: (u64, Totals),
+    /// Its cost trees' nodes whose totals are not their children's sum (a call's: at least).
+    pub(crate) tree_problems: Vec<String>,
+}
+
 /// Runs the same steps under two `CostLayer`s in one subscriber: the inner one as built by
 /// default, the outer one with every observer on (a cost tree, so it keeps records of plain
 /// spans, which the inner one skips; close callbacks and events; budgets crossing their
-/// thresholds; a call sink). Returns their ledgers, inner first, and how many calls the sink
-/// got with the sum of their totals.
+/// thresholds; a call sink).
 #[allow(dead_code)]
-pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, (u64, Totals)) {
+pub(crate) fn run_with_two_layers(bytes: &[u8]) -> TwoLayers {
     use cost_layer::cost_core::Money;
     use cost_layer::cost_core::budget::{Budget, BudgetBook, BudgetConfig, BudgetScope, Window};
 
@@ -150,10 +162,16 @@ pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, (u64, Totals
         ..BudgetConfig::default()
     };
     let sunk = Arc::new(Mutex::new((0, Totals::default())));
+    let problems = Arc::new(Mutex::new(Vec::new()));
+    let tree_problems = Arc::clone(&problems);
     let (inner, inner_ledger) = CostLayer::builder().build();
     let book = BudgetBook::new(budgets).unwrap_or_else(|e| panic!("{e}"));
     let (outer, outer_ledger) = CostLayer::builder()
-        .cost_tree(|_| {})
+        .cost_tree(move |tree| {
+            if let Ok(mut problems) = tree_problems.lock() {
+                check_tree(&tree.root, &mut problems);
+            }
+        })
         .close_events(true)
         .on_close(|_| {})
         .budgets(book)
@@ -165,7 +183,46 @@ pub(crate) fn run_with_two_layers(bytes: &[u8]) -> (Ledger, Ledger, (u64, Totals
         tracing::Dispatch::new(tracing_subscriber::registry().with(inner).with(outer)),
     );
     let sunk = sunk.lock().map(|sunk| sunk.clone()).unwrap_or_default();
-    (inner_ledger, outer_ledger, sunk)
+    let tree_problems = problems.lock().map(|p| p.clone()).unwrap_or_default();
+    TwoLayers {
+        inner: inner_ledger,
+        outer: outer_ledger,
+        sunk,
+        tree_problems,
+    }
+}
+
+/// The charged part of totals: what a node's children add up to.
+fn charged(totals: &Totals) -> Totals {
+    Totals {
+        agent_runs: 0,
+        price_table: None,
+        ..totals.clone()
+    }
+}
+
+/// Every node's charged totals are its children's sum; a call's may add its own.
+fn check_tree(node: &cost_layer::CostTreeNode, problems: &mut Vec<String>) {
+    let mut sum = Totals::default();
+    for child in &node.children {
+        sum.add(&child.totals);
+        check_tree(child, problems);
+    }
+    let (sum, own) = (charged(&sum), charged(&node.totals));
+    let fits = if node.scope == cost_layer::Scope::Call {
+        // A call adds at most one charge of its own to what was charged under it.
+        let own_charges = own.llm_calls + own.rejected_calls + own.cache_hits;
+        let under = sum.llm_calls + sum.rejected_calls + sum.cache_hits;
+        own_charges >= under && own_charges - under <= node.count
+    } else {
+        sum == own
+    };
+    if !fits {
+        problems.push(format!(
+            "{} {} ×{}: {} against its children's {}",
+            node.scope, node.name, node.count, own, sum
+        ));
+    }
 }
 
 /// Runs the steps under a layer that keeps a single closed session: returns its ledger.
