@@ -13,17 +13,7 @@ fuzz_target!(|bytes: &[u8]| {
     if let Err(problem) = field_ops::check(&ledger, calls) {
         panic!("{problem}");
     }
-    let expected = ledger.snapshot();
-    let two = field_ops::run_with_two_layers(bytes);
-    for (which, ledger) in [("inner", &two.inner), ("outer", &two.outer)] {
-        let got = ledger.snapshot();
-        assert_eq!(got.global, expected.global, "{which} layer's global totals");
-        assert_eq!(got.keys, expected.keys, "{which} layer's keys");
-        assert_eq!(got.diagnostics, expected.diagnostics, "{which} layer's diagnostics");
+    if let Err(problem) = field_ops::check_two_layers(bytes) {
+        panic!("{problem}");
     }
-    let global = &expected.global;
-    let (sunk, sunk_totals) = &two.sunk;
-    assert_eq!(*sunk, global.llm_calls + global.rejected_calls + global.cache_hits);
-    assert_eq!(sunk_totals, global, "the sink's calls");
-    assert!(two.tree_problems.is_empty(), "{:?}", two.tree_problems);
 });

@@ -120,17 +120,68 @@ pub(crate) fn run(bytes: &[u8]) -> (Ledger, u64) {
     (ledger, calls)
 }
 
-/// What a run under two layers gave.
+/// `Ok` when `got` has the global totals, keys and diagnostics of `expected`; else which differ.
 #[allow(dead_code)]
-pub(crate) struct TwoLayers {
+pub(crate) fn same_ledger(
+    got: &cost_layer::LedgerSnapshot,
+    expected: &cost_layer::LedgerSnapshot,
+) -> Result<(), String> {
+    if got.global != expected.global {
+        return Err(format!(
+            "global {:?} against {:?}",
+            got.global, expected.global
+        ));
+    }
+    if got.keys != expected.keys {
+        return Err(format!("keys {:?} against {:?}", got.keys, expected.keys));
+    }
+    if got.diagnostics != expected.diagnostics {
+        return Err(format!(
+            "diagnostics {:?} against {:?}",
+            got.diagnostics, expected.diagnostics
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the steps alone and under two layers (see [`run_with_two_layers`]): each of the two
+/// keeps the ledger of the layer alone, the sink gets every charged call once with what it was
+/// charged, and every cost-tree node's totals are its children's sum.
+#[allow(dead_code)]
+pub(crate) fn check_two_layers(bytes: &[u8]) -> Result<(), String> {
+    let (alone, _) = run(bytes);
+    let expected = alone.snapshot();
+    let two = run_with_two_layers(bytes);
+    same_ledger(&two.inner.snapshot(), &expected).map_err(|e| format!("inner layer: {e}"))?;
+    same_ledger(&two.outer.snapshot(), &expected).map_err(|e| format!("outer layer: {e}"))?;
+    let global = &expected.global;
+    let (sunk, sunk_totals) = &two.sunk;
+    if *sunk != global.llm_calls + global.rejected_calls + global.cache_hits {
+        return Err(format!(
+            "the sink got {sunk} calls; the ledger charged {global:?}"
+        ));
+    }
+    if sunk_totals != global {
+        return Err(format!(
+            "the sink's calls sum to {sunk_totals:?}, not {global:?}"
+        ));
+    }
+    match two.tree_problems.is_empty() {
+        true => Ok(()),
+        false => Err(format!("cost trees: {:?}", two.tree_problems)),
+    }
+}
+
+/// What a run under two layers gave.
+struct TwoLayers {
     /// The ledger of the layer as built by default.
-    pub(crate) inner: Ledger,
+    inner: Ledger,
     /// The ledger of the layer with every observer on.
-    pub(crate) outer: Ledger,
+    outer: Ledger,
     /// How many calls its call sink got, and the sum of their totals.
-    pub(crate) sunk: (u64, Totals),
+    sunk: (u64, Totals),
     /// Its cost trees' nodes whose totals are not their children's sum (a call's: at least).
-    pub(crate) tree_problems: Vec<String>,
+    tree_problems: Vec<String>,
 }
 
 /// Runs the same steps under two `CostLayer`s in one subscriber: the inner one as built by
@@ -138,7 +189,7 @@ pub(crate) struct TwoLayers {
 /// spans, which the inner one skips; close callbacks and events; budgets crossing their
 /// thresholds; a call sink).
 #[allow(dead_code)]
-pub(crate) fn run_with_two_layers(bytes: &[u8]) -> TwoLayers {
+fn run_with_two_layers(bytes: &[u8]) -> TwoLayers {
     use cost_layer::cost_core::Money;
     use cost_layer::cost_core::budget::{Budget, BudgetBook, BudgetConfig, BudgetScope, Window};
 
