@@ -84,8 +84,9 @@ impl CostLayerBuilder {
 
     /// Warns (once per date the prices were read, target `cost_layer::prices`) and counts in
     /// [`Diagnostics::stale_prices`](crate::Diagnostics::stale_prices) when a call is charged at
-    /// a price read more than `days` days ago (its entry's `as_of`, or its table's); `None`
-    /// never does. The default is
+    /// a price read more than `days` days ago (the `as_of` date of the entry that priced it;
+    /// native price files give each entry the file's date unless it has its own); `None` never
+    /// does. The default is
     /// [`DEFAULT_PRICE_AGE_LIMIT_DAYS`](cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS). Calls are
     /// charged at the price either way: a stale price is a warning, not an unknown one. Entries
     /// without a date (LiteLLM's file has none) are never reported. A price's age is read when

@@ -16,7 +16,7 @@ use crate::budget::{WithBudget, next_id};
 use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
-use crate::pricing::{ModelSlot, Pricing, with_model_slot};
+use crate::pricing::{ModelSlot, with_model_slot};
 use crate::record::{
     CallsiteInfo, CostRecord, FieldReader, Observed, PlainCallsites, RecordExtras, callsite_info,
 };
@@ -354,7 +354,7 @@ impl CostLayer {
         let name = observed.model_or_unknown();
         let leaf = record.children == 0;
         let mut nested: Option<Box<Totals>> = None;
-        let (model, stale) = with_model_slot(self.pricing(), &table, name, |slot| {
+        let (model, stale) = with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
             // A call with spans under it that charged nothing (tools, say): its totals hold
             // their agent runs, so its own are priced apart and added.
             let own = if leaf {
@@ -381,14 +381,6 @@ impl CostLayer {
             None => self.reports_calls.then(|| Box::new(record.totals.clone())),
         };
         Some(Charged { model, own, stale })
-    }
-
-    /// What slot pricing needs from the layer.
-    fn pricing(&self) -> Pricing {
-        Pricing {
-            layer_id: self.id,
-            age_limit: self.price_age_limit,
-        }
     }
 
     /// Counts the slot's stale price the first time the layer charges a call at it; returns
@@ -492,7 +484,7 @@ impl CostLayer {
         let table = self.prices.current();
         let name = observed.model_or_unknown();
         let mut own = Totals::default();
-        with_model_slot(self.pricing(), &table, name, |slot| {
+        with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
             self.price_call(observed, &table, slot, false, &mut own)
         });
         Some(crate::otel::call_attributes(&own, &record.info))

@@ -53,25 +53,16 @@ thread_local! {
 /// Entries a thread's cache may hold before it is cleared.
 const SLOT_CACHE_LIMIT: usize = 4_096;
 
-/// The layer's view of pricing: what a slot is made from.
-pub(crate) struct Pricing {
-    pub(crate) layer_id: u64,
-    /// Days after which an entry's price is reported as stale; `None`: never.
-    pub(crate) age_limit: Option<u32>,
-}
-
-/// Runs `f` with the slot of `name` for `table`, from this thread's cache (a hit touches no
-/// reference count).
+/// Runs `f` with the slot of `name` for `table` and the layer `layer_id`, from this thread's
+/// cache (a hit touches no reference count). `age_limit`: days after which the entry's price is
+/// reported as stale (`None`: never).
 pub(crate) fn with_model_slot<R>(
-    pricing: Pricing,
+    layer_id: u64,
+    age_limit: Option<u32>,
     table: &Arc<PriceTable>,
     name: &Arc<str>,
     f: impl FnOnce(&ModelSlot) -> R,
 ) -> R {
-    let Pricing {
-        layer_id,
-        age_limit,
-    } = pricing;
     let key = (layer_id, Arc::as_ptr(name) as *const u8 as usize);
     SLOTS.with(|cache| {
         if let Ok(cache) = cache.try_borrow()
