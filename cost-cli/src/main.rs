@@ -79,6 +79,13 @@ fn finish(outcome: Result<(), report::Failure>) -> ExitCode {
     }
 }
 
+/// Warns on stderr about a stale price, once per date (`warned` holds the dates warned about).
+fn warn_stale(warned: &mut HashSet<String>, stale: &cost_core::StalePrice) {
+    if warned.insert(stale.as_of.clone()) {
+        eprintln!("llm-cost: warning: {stale} (with --prices FILE)");
+    }
+}
+
 fn run_quote(prices: Option<PathBuf>) -> ExitCode {
     let table = match prices {
         Some(path) => match PriceTable::from_path(&path) {
@@ -117,10 +124,8 @@ fn run_quote(prices: Option<PathBuf>) -> ExitCode {
         let Some(outcome) = quote::quote_line(&pricing, &line) else {
             continue;
         };
-        if let Some(stale) = outcome.stale
-            && stale_warned.insert(stale.as_of.clone())
-        {
-            eprintln!("llm-cost: warning: {stale} (with --prices FILE)");
+        if let Some(stale) = &outcome.stale {
+            warn_stale(&mut stale_warned, stale);
         }
         all_priced &= outcome.priced;
         if writeln!(stdout, "{}", outcome.json).is_err() {

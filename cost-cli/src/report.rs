@@ -113,9 +113,8 @@ fn warn_stale_prices<'a>(table: &PriceTable, models: impl IntoIterator<Item = &'
             && let Some(stale) = table
                 .entry(resolution.id)
                 .stale_price(now, cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS)
-            && warned.insert(stale.as_of.clone())
         {
-            eprintln!("llm-cost: warning: {stale} (with --prices FILE)");
+            crate::warn_stale(&mut warned, &stale);
         }
     }
 }
