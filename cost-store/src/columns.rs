@@ -61,10 +61,6 @@ pub(crate) enum Value<'a> {
     Text(Option<Cow<'a, str>>),
 }
 
-fn count(n: u64) -> Value<'static> {
-    Value::Integer(Some(i64::try_from(n).unwrap_or(i64::MAX)))
-}
-
 fn text(s: &Option<Arc<str>>) -> Value<'_> {
     Value::Text(s.as_deref().map(Cow::Borrowed))
 }
@@ -73,12 +69,22 @@ fn money(m: Money) -> Value<'static> {
     Value::Text(Some(Cow::Owned(m.to_string())))
 }
 
-/// The row of a record, in the order of [`COLUMNS`].
-pub(crate) fn values(r: &CallRecord) -> [Value<'_>; 35] {
+/// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
+/// 64-bit integer column: the record is refused (`location` names the store), never clamped.
+/// The layer never makes one: a call's counts are at most 10⁹ each.
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 35], StoreError> {
+    let count = |n: u64, column: usize| {
+        i64::try_from(n)
+            .map(|n| Value::Integer(Some(n)))
+            .map_err(|_| StoreError::Unstorable {
+                location: location.to_owned(),
+                message: format!("{} = {n} is above 2^63 - 1", COLUMNS[column]),
+            })
+    };
     let c = &r.cost;
-    [
+    Ok([
         Value::Integer(Some(r.at_ms)),
-        count(r.duration_us),
+        count(r.duration_us, 1)?,
         Value::Text(Some(Cow::Borrowed(&r.name))),
         // Span ids are opaque 64-bit values: stored bit for bit.
         Value::Integer(Some(r.span_id as i64)),
@@ -95,12 +101,12 @@ pub(crate) fn values(r: &CallRecord) -> [Value<'_>; 35] {
         text(&r.user),
         text(&r.org),
         text(&r.feature),
-        count(r.usage.input),
-        count(r.usage.cache_read),
-        count(r.usage.cache_write),
-        count(r.usage.cache_write_1h),
-        count(r.usage.output),
-        count(r.usage.reasoning),
+        count(r.usage.input, 17)?,
+        count(r.usage.cache_read, 18)?,
+        count(r.usage.cache_write, 19)?,
+        count(r.usage.cache_write_1h, 20)?,
+        count(r.usage.output, 21)?,
+        count(r.usage.reasoning, 22)?,
         money(r.total()),
         money(c.uncached_input),
         money(c.cache_read),
@@ -113,7 +119,7 @@ pub(crate) fn values(r: &CallRecord) -> [Value<'_>; 35] {
         Value::Text(r.previous_cost.map(|m| Cow::Owned(m.to_string()))),
         text(&r.repriced_with),
         Value::Text(Some(Cow::Borrowed(r.service_tier.as_str()))),
-    ]
+    ])
 }
 
 /// Reads the columns of one row: `id` at index 0, then [`COLUMNS`] from index 1.

@@ -235,8 +235,9 @@ impl Store for PostgresStore {
         // COPY in text format: one round trip per batch, and the server parses each value
         // (money into NUMERIC) without a statement to plan.
         let mut text = String::with_capacity(records.len() * 400);
+        let location = address_without_secrets(&self.url);
         for record in records {
-            copy_row(&mut text, &columns::values(record));
+            copy_row(&mut text, &columns::values(record, &location)?);
         }
         let copy = format!("COPY llm_calls ({}) FROM STDIN", COLUMNS.join(", "));
         let written = self.with_client(|client| {

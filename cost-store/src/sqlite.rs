@@ -164,17 +164,18 @@ impl columns::Row for SqliteRow<'_, '_> {
 
 impl Store for SqliteStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
-        let result = (|| {
-            let transaction = self.connection.transaction()?;
-            {
-                let mut insert = transaction.prepare_cached(&self.insert)?;
-                for record in records {
-                    insert.execute(params_from_iter(columns::values(record)))?;
-                }
+        let location = self.path.display().to_string();
+        let sqlite = sqlite_error(&self.path);
+        // Dropped unfinished (a record refused), the transaction rolls back.
+        let transaction = self.connection.transaction().map_err(&sqlite)?;
+        {
+            let mut insert = transaction.prepare_cached(&self.insert).map_err(&sqlite)?;
+            for record in records {
+                let row = columns::values(record, &location)?;
+                insert.execute(params_from_iter(row)).map_err(&sqlite)?;
             }
-            transaction.commit()
-        })();
-        result.map_err(sqlite_error(&self.path))
+        }
+        transaction.commit().map_err(&sqlite)
     }
 
     fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {

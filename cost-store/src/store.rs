@@ -39,6 +39,15 @@ pub enum StoreError {
         /// The cause.
         source: postgres::Error,
     },
+    /// A record holding a value the store cannot keep exactly (a count above 2⁶³ − 1 for a
+    /// 64-bit integer column): refused, never rounded or clamped.
+    #[error("{location}: cannot store the record: {message}")]
+    Unstorable {
+        /// The store.
+        location: String,
+        /// Which value.
+        message: String,
+    },
     /// The schema in the database is newer than this library knows.
     #[error("{location}: schema version {found} is newer than this library's {supported}")]
     SchemaTooNew {
@@ -61,7 +70,9 @@ impl StoreError {
     /// a broken constraint, a corrupt record), as opposed to being unreachable or busy.
     pub fn is_permanent(&self) -> bool {
         match self {
-            StoreError::Corrupt { .. } | StoreError::SchemaTooNew { .. } => true,
+            StoreError::Corrupt { .. }
+            | StoreError::Unstorable { .. }
+            | StoreError::SchemaTooNew { .. } => true,
             StoreError::Io { .. } | StoreError::UnknownAddress(_) => false,
             #[cfg(feature = "sqlite")]
             StoreError::Sqlite { source, .. } => matches!(
