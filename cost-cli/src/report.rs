@@ -336,8 +336,10 @@ fn table(out: &mut dyn Write, header: &[&str; 6], lines: &[[String; 6]]) -> std:
     Ok(())
 }
 
+/// A CSV field (RFC 4180): quoted, its quotes doubled, when it holds a comma, a quote or a line
+/// break.
 fn csv(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
+    if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_owned()
@@ -380,4 +382,18 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
         table.info().version
     )
     .map_err(|e| Failure(format!("cannot write: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv;
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_must_be() {
+        assert_eq!(csv("support"), "support");
+        assert_eq!(csv("a,b"), "\"a,b\"");
+        assert_eq!(csv("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv("carriage\rreturn"), "\"carriage\rreturn\"");
+    }
 }
