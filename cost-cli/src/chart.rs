@@ -161,9 +161,33 @@ fn dollars(value: f64) -> String {
     }
 }
 
+/// Text as XML character data or attribute value: markup characters escaped, and characters
+/// XML 1.0 cannot hold at all (control characters but tab and line breaks, U+FFFE, U+FFFF)
+/// replaced by U+FFFD, so a feature or model name of any characters leaves the chart readable.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn any_text_becomes_valid_xml() {
+        assert_eq!(escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
+        assert_eq!(escape("tab\tnul\0bell\u{7}"), "tab\tnul\u{FFFD}bell\u{FFFD}");
+        assert_eq!(escape("\u{FFFF}é"), "\u{FFFD}é");
+    }
 }
