@@ -495,6 +495,15 @@ impl PriceTable {
         })
     }
 
+    /// The entries whose price was read more than `limit_days` before `now_unix_seconds`, in
+    /// table order: to check a table when it is loaded, before any call is charged at it.
+    pub fn stale_prices(&self, now_unix_seconds: i64, limit_days: u32) -> Vec<StalePrice> {
+        self.entries
+            .iter()
+            .filter_map(|entry| entry.stale_price(now_unix_seconds, limit_days))
+            .collect()
+    }
+
     /// A builder holding this table's entries and aliases, to extend or override.
     pub fn to_builder(&self) -> PriceTableBuilder {
         let mut builder = PriceTableBuilder::new(self.info.clone());

@@ -454,6 +454,14 @@ fn a_price_is_stale_once_older_than_the_age_limit() {
         "{stale}"
     );
     assert_eq!(new.stale_price(day("2026-11-26"), limit), None);
+    // The table lists its stale prices up front.
+    let listed: Vec<String> = table
+        .stale_prices(day("2026-11-26"), limit)
+        .into_iter()
+        .map(|stale| stale.entry)
+        .collect();
+    assert_eq!(listed, ["old"]);
+    assert_eq!(table.stale_prices(day("2026-11-26"), 10).len(), 2);
     // Entries without a date (LiteLLM's, programmatic) are never reported.
     let undated = cost_core::ModelEntry::new("x", old.price.clone());
     assert_eq!(undated.age_days(day("2030-01-01")), None);
