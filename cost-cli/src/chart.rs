@@ -187,7 +187,10 @@ mod tests {
     #[test]
     fn any_text_becomes_valid_xml() {
         assert_eq!(escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
-        assert_eq!(escape("tab\tnul\0bell\u{7}"), "tab\tnul\u{FFFD}bell\u{FFFD}");
+        assert_eq!(
+            escape("tab\tnul\0bell\u{7}"),
+            "tab\tnul\u{FFFD}bell\u{FFFD}"
+        );
         assert_eq!(escape("\u{FFFF}é"), "\u{FFFD}é");
     }
 }
