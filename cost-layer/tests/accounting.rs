@@ -323,11 +323,8 @@ fn token_values_as_strings_i64_and_floats() {
 #[test]
 fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
     let (layer, ledger) = CostLayer::builder().build();
-    let warnings = Warnings::of(&["cost_layer"]);
-    let subscriber = tracing_subscriber::registry()
-        .with(layer)
-        .with(warnings.clone());
-    tracing::subscriber::with_default(subscriber, || {
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
         let session = info_span!("session", session.id = "s-5");
         let _s = session.enter();
         for _ in 0..3 {
@@ -852,12 +849,7 @@ fn dated_table() -> cost_layer::cost_core::PriceTable {
 #[test]
 fn a_call_charged_at_a_stale_price_is_warned_about_once_and_still_charged() {
     let (layer, ledger) = CostLayer::builder().prices(dated_table()).build();
-    let warnings = Warnings::of(&["cost_layer::prices"]);
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry()
-            .with(layer)
-            .with(warnings.clone()),
-    );
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
     let run = |model: &'static str, calls: u64| {
         let dispatch = dispatch.clone();
         std::thread::spawn(move || {
@@ -919,11 +911,8 @@ fn the_price_age_limit_can_be_moved_or_turned_off() {
             .prices(dated_table())
             .price_age_limit(limit)
             .build();
-        let warnings = Warnings::of(&["cost_layer::prices"]);
-        let subscriber = tracing_subscriber::registry()
-            .with(layer)
-            .with(warnings.clone());
-        tracing::subscriber::with_default(subscriber, || {
+        let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
+        tracing::dispatcher::with_default(&dispatch, || {
             call("old", 10, 10);
             call("fresh", 10, 10);
         });

@@ -203,11 +203,8 @@ fn alerts_are_warn_events_with_key_spend_limit_and_threshold() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let (layer, _ledger) = CostLayer::builder().budgets(book).build();
-    let warnings = Warnings::of(&["cost_layer::budget"]);
-    let subscriber = tracing_subscriber::registry()
-        .with(layer)
-        .with(warnings.clone());
-    tracing::subscriber::with_default(subscriber, || {
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::budget"]);
+    tracing::dispatcher::with_default(&dispatch, || {
         let session = tracing::info_span!("s", session.id = "warned");
         let _s = session.enter();
         let ran = Mutex::new(0);

@@ -272,11 +272,8 @@ fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
             ttl: None,
         })
         .build();
-    let warnings = Warnings::of(&["cost_layer"]);
-    let subscriber = tracing_subscriber::registry()
-        .with(cost)
-        .with(warnings.clone());
-    tracing::subscriber::with_default(subscriber, || {
+    let (dispatch, warnings) = Warnings::beside(cost, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
         let session = info_span!("session", session.id = "gone");
         let task = info_span!(parent: None, "late_summary", gen_ai.request.model = "gpt-4o", gen_ai.usage.input_tokens = Empty, gen_ai.usage.output_tokens = Empty);
         task.follows_from(&session);

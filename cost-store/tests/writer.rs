@@ -187,11 +187,8 @@ fn calls_after_the_writer_stopped_are_refused_and_counted() {
     let store = TestStore::default();
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
     let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
-    let warnings = Warnings::of(&["cost_layer"]);
-    let subscriber = tracing_subscriber::registry()
-        .with(cost)
-        .with(warnings.clone());
-    tracing::subscriber::with_default(subscriber, || {
+    let (dispatch, warnings) = Warnings::beside(cost, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
         call("gpt-4o-mini", 1_000, 100);
         // The guard goes first (the program's shutdown), the layer keeps running.
         drop(guard);

@@ -20,6 +20,21 @@ impl Warnings {
         }
     }
 
+    /// A dispatcher of `layer` on a registry, beside a layer keeping the WARN events of
+    /// `targets`.
+    #[allow(dead_code)]
+    pub(crate) fn beside(
+        layer: cost_layer::CostLayer,
+        targets: &'static [&'static str],
+    ) -> (tracing::Dispatch, Warnings) {
+        use tracing_subscriber::prelude::*;
+        let warnings = Warnings::of(targets);
+        let subscriber = tracing_subscriber::registry()
+            .with(layer)
+            .with(warnings.clone());
+        (tracing::Dispatch::new(subscriber), warnings)
+    }
+
     /// The events kept so far.
     pub(crate) fn seen(&self) -> Vec<String> {
         self.seen
