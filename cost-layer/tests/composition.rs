@@ -476,6 +476,12 @@ fn two_cost_layers_in_one_subscriber_keep_their_own_records() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let (plain, skipped) = CostLayer::builder().prices(doubled).build();
+    // A layer and its ledger name the same id; two layers, two ids.
+    assert_eq!(
+        (drawing.id(), plain.id()),
+        (drawn.layer_id(), skipped.layer_id())
+    );
+    assert_ne!(drawing.id(), plain.id());
     let reader = RecordsByLayer {
         layers: vec![drawn.layer_id(), skipped.layer_id()],
         ..RecordsByLayer::default()
