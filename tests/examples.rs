@@ -111,10 +111,10 @@ fn fake_collector() -> (String, Received) {
                 }
             }
             let mut body = vec![0; length];
-            if reader.read_exact(&mut body).is_ok() {
-                if let Ok(mut received) = sink.lock() {
-                    received.push((path, body));
-                }
+            if reader.read_exact(&mut body).is_ok()
+                && let Ok(mut received) = sink.lock()
+            {
+                received.push((path, body));
             }
             let _ = reader.get_mut().write_all(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",

@@ -134,7 +134,7 @@ impl Money {
             1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
         ];
         let units = self.0.unsigned_abs();
-        let (mut n, mut exponent) = if units % E12 == 0 {
+        let (mut n, mut exponent) = if units.is_multiple_of(E12) {
             (u64::try_from(units / E12).ok()?, SCALE - 12)
         } else {
             (u64::try_from(units).ok()?, SCALE)

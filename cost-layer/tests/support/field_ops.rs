@@ -95,7 +95,7 @@ fn record(span: &Span, input: &mut Bytes<'_>) {
             span.record(field, f64::from_bits(input.u64()));
         }
         4 => {
-            span.record(field, input.next() % 2 == 0);
+            span.record(field, input.next().is_multiple_of(2));
         }
         5 => {
             span.record(field, MODELS[usize::from(input.next()) % MODELS.len()]);
