@@ -42,6 +42,7 @@ pub struct CostLayerBuilder {
     pub(crate) alert_handlers: Vec<AlertHandler>,
     pub(crate) call_sink: Option<Box<dyn crate::CallSink>>,
     pub(crate) price_age_limit: Option<u32>,
+    pub(crate) live_record_bits: u32,
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: bool,
 }
@@ -62,6 +63,7 @@ impl Default for CostLayerBuilder {
             alert_handlers: Vec::new(),
             call_sink: None,
             price_age_limit: Some(cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS),
+            live_record_bits: crate::live_records::LiveRecords::DEFAULT_BITS,
             #[cfg(feature = "otel")]
             otel_spans: false,
         }
@@ -231,6 +233,15 @@ impl CostLayerBuilder {
     /// [`crate::sink`]. Replaces an earlier sink.
     pub fn call_sink(mut self, sink: impl crate::CallSink) -> Self {
         self.call_sink = Some(Box::new(sink));
+        self
+    }
+
+    /// Sizes the table of open spans holding a record at `2^bits` buckets of eight (default
+    /// 512 buckets). Not a tuning knob: tests make it tiny to drive the path taken when more
+    /// spans with records are open than the table holds.
+    #[doc(hidden)]
+    pub fn live_record_table_bits(mut self, bits: u32) -> Self {
+        self.live_record_bits = bits.min(24);
         self
     }
 

@@ -16,6 +16,7 @@ use crate::budget::{WithBudget, next_id};
 use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
 use crate::fields::FieldNames;
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
+use crate::live_records::{LiveRecords, Removed};
 use crate::pricing::{ModelSlot, with_model_slot};
 use crate::record::{
     CallsiteInfo, CostRecord, FieldReader, Observed, PlainCallsites, RecordExtras, callsite_info,
@@ -111,6 +112,9 @@ pub struct CostLayer {
     price_age_limit: Option<u32>,
     /// Callsites whose spans get no record.
     plain_callsites: PlainCallsites,
+    /// The open spans holding a record of this layer: every other span's records and close
+    /// return without looking the span up.
+    live_records: LiveRecords,
     /// Stale prices seen already: entry keys with their dates (each counted once), and the
     /// dates (each warned about once).
     stale_reported: Mutex<StaleSeen>,
@@ -171,6 +175,7 @@ impl CostLayer {
             alert_handlers,
             call_sink,
             price_age_limit,
+            live_record_bits,
             #[cfg(feature = "otel")]
             otel_spans,
         } = builder;
@@ -205,6 +210,7 @@ impl CostLayer {
             price_age_limit,
             stale_reported: Mutex::default(),
             plain_callsites: PlainCallsites::new(),
+            live_records: LiveRecords::with_bits(live_record_bits),
             #[cfg(feature = "otel")]
             otel_spans: otel_spans.then(crate::otel::SpanExport::default),
         };
@@ -660,6 +666,7 @@ where
             .otel_spans
             .as_ref()
             .and_then(|_| self.otel_call_update(&record, Default::default()));
+        self.live_records.insert(id.into_u64());
         record.store_in(&mut span.extensions_mut());
         #[cfg(feature = "otel")]
         if let (Some(export), Some(attributes)) = (&self.otel_spans, otel_attributes) {
@@ -668,10 +675,10 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        if self.plain_callsites.contains(span.metadata()) {
+        if !self.live_records.may_hold(id.into_u64()) {
             return;
         }
+        let Some(span) = ctx.span(id) else { return };
         let mut rejected = Vec::new();
         let mut pending = Vec::new();
         // A session id the span no longer has, to count closed once the span's data is released.
@@ -805,10 +812,11 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
-        if self.plain_callsites.contains(span.metadata()) {
+        let kept = self.live_records.remove(id.into_u64());
+        if kept == Removed::NoRecord {
             return;
         }
+        let Some(span) = ctx.span(&id) else { return };
         let mut extensions = span.extensions_mut();
         let Some(record) = CostRecord::in_span_mut(&mut extensions, self.id) else {
             return;
@@ -817,6 +825,9 @@ where
             return;
         }
         record.closed = true;
+        if kept == Removed::MaybeOverflow {
+            self.live_records.overflow_closed();
+        }
         #[cfg(feature = "otel")]
         let mut otel_call = None;
         let mut charged = None;

@@ -96,6 +96,7 @@ pub mod export;
 pub mod fields;
 mod layer;
 mod ledger;
+mod live_records;
 #[cfg(feature = "metrics")]
 mod metrics_facade;
 #[cfg(feature = "otel")]

@@ -30,6 +30,15 @@ proptest! {
         prop_assert_eq!(field_ops::check_two_layers(&bytes), Ok(()));
     }
 
+    /// More spans with a record open than the layer's table of them holds (it then looks
+    /// spans up in the registry): the same ledger as with the default table.
+    #[test]
+    fn a_full_table_of_open_spans_changes_nothing(
+        bytes in proptest::collection::vec(any::<u8>(), 0..768)
+    ) {
+        prop_assert_eq!(field_ops::check_small_live_table(&bytes), Ok(()));
+    }
+
     /// Retention evicts closed sessions' keys, and nothing else: every other key, the global
     /// totals and the diagnostics but the eviction counts are those of a ledger keeping all.
     #[test]

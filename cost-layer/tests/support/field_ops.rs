@@ -120,6 +120,32 @@ pub(crate) fn run(bytes: &[u8]) -> (Ledger, u64) {
     (ledger, calls)
 }
 
+/// Runs the steps under a layer whose table of open spans with a record holds eight (one
+/// bucket), and under one with every observer on (a cost tree: plain spans get records too)
+/// and a table as small; each must keep the ledger of the default layer. Trees with more than
+/// eight such spans open take the path where a span is not in the table and must be looked up.
+#[allow(dead_code)]
+pub(crate) fn check_small_live_table(bytes: &[u8]) -> Result<(), String> {
+    let (alone, _) = run(bytes);
+    let expected = alone.snapshot();
+    let (small, small_ledger) = CostLayer::builder().live_record_table_bits(0).build();
+    drive(
+        bytes,
+        tracing::Dispatch::new(tracing_subscriber::registry().with(small)),
+    );
+    same_ledger(&small_ledger.snapshot(), &expected).map_err(|e| format!("small table: {e}"))?;
+    let (tree, tree_ledger) = CostLayer::builder()
+        .live_record_table_bits(0)
+        .cost_tree(|_| {})
+        .build();
+    drive(
+        bytes,
+        tracing::Dispatch::new(tracing_subscriber::registry().with(tree)),
+    );
+    same_ledger(&tree_ledger.snapshot(), &expected)
+        .map_err(|e| format!("small table, cost tree: {e}"))
+}
+
 /// `Ok` when `got` has the global totals, keys and diagnostics of `expected`; else which differ.
 #[allow(dead_code)]
 pub(crate) fn same_ledger(
