@@ -22,7 +22,8 @@
 //! - `enter_exit`, `enter_exit+cost`: entering and exiting an existing span.
 //! - `plain_span`, `plain_span+cost`: a span with no usage fields, created and closed.
 //!   `plain_span+close_lookup_layer`: under a layer that only looks each closing span up (what
-//!   any layer acting on closes pays to find out a span is not one of its own).
+//!   a layer reading the closing span's callsite pays; this one keeps the ids of its own open
+//!   spans and does not look others up).
 //! - `one_thread`, `two_threads_distinct`: the call shape with the layer; wall time divided by
 //!   all calls of all threads, each thread on its own sessions; under the global default
 //!   dispatcher, as programs install theirs. `…_scoped`: the same under a scoped dispatcher
