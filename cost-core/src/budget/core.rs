@@ -47,11 +47,19 @@ fn lock<T>(mutex: &FiguresLock<T>) -> FiguresGuard<'_, T> {
 #[derive(Debug)]
 pub struct SpinThenYield(AtomicBool);
 
+/// A free lock (under loom, whose atomics cannot be built in a constant).
+#[cfg(cost_loom)]
+impl Default for SpinThenYield {
+    fn default() -> Self {
+        SpinThenYield(AtomicBool::new(false))
+    }
+}
+
 impl SpinThenYield {
     /// A free lock.
     #[cfg(cost_loom)]
     pub fn new() -> Self {
-        SpinThenYield(AtomicBool::new(false))
+        Self::default()
     }
 
     /// Takes the lock if it is free: `true` when taken.
