@@ -197,6 +197,9 @@ impl CostLayerBuilder {
 
     /// Puts each call's cost (and agent and session totals) on the spans `tracing-opentelemetry`
     /// exports; see [`crate::otel`] for the attributes and the layer order. Feature `otel`.
+    /// Turn it on in one `CostLayer` of a subscriber: with several (two price tables side by
+    /// side, say), each sets the same attribute names on the same spans, and the exported value
+    /// is whichever layer wrote last.
     #[cfg(feature = "otel")]
     pub fn otel_span_attributes(mut self, on: bool) -> Self {
         self.otel_spans = on;
