@@ -376,9 +376,10 @@ pub(crate) fn callsite_info(
 
 /// Callsites a layer found to have no field it reads, when it keeps no record for such spans
 /// (no cost tree): their spans never get a record, so their creation need not read their fields
-/// or look for an accounted ancestor. A small table of atomics, one slot per hash of the metadata's address: a slot holds
-/// one address at a time, so a collision only makes a plain span take the slower path; an
-/// address in a slot is always one found plain (metadata is `'static`, never freed or reused).
+/// or look for an accounted ancestor. A small table of atomics, one slot per hash of the
+/// metadata's address: a slot holds one address at a time, so a collision only makes a plain
+/// span take the slower path; an address in a slot is always one found plain (metadata is
+/// `'static`, never freed or reused).
 pub(crate) struct PlainCallsites {
     slots: Box<[AtomicUsize]>,
 }
