@@ -128,6 +128,13 @@ pub mod close_event {
     pub const SESSION_TOTAL_COST_USD: &str = "session.total_cost_usd";
     /// Agent runs of a session.
     pub const SESSION_AGENT_RUNS: &str = "session.agent_runs";
+    /// The session id, on both events (when the span has one): a line names what it totals even
+    /// where the span itself is not printed.
+    pub const SESSION_ID: &str = "session.id";
+    /// The agent's name, on an agent run's event.
+    pub const AGENT_NAME: &str = "gen_ai.agent.name";
+    /// The feature, on both events (when the span has one).
+    pub const FEATURE: &str = "cost.feature";
 }
 
 /// Values of `gen_ai.operation.name` and `cost.scope` the layer acts on.
@@ -231,18 +238,24 @@ macro_rules! __llm_call_span {
 }
 
 /// Emits the close event of a session or agent span (`CostLayerBuilder::close_events`), with the
-/// attribute names of [`close_event`].
+/// attribute names of [`close_event`]; keys the span does not have are left out.
 pub(crate) fn emit_close_event(
     id: &tracing_core::span::Id,
     scope: crate::Scope,
     totals: &crate::Totals,
+    attribution: &crate::Attribution,
 ) {
+    let session = attribution.session.as_deref();
+    let feature = attribution.feature.as_deref();
     match scope {
         crate::Scope::Agent => tracing::event!(
             target: "cost_layer",
             parent: id,
             tracing::Level::INFO,
             {
+            gen_ai.agent.name = attribution.agent.as_deref(),
+            session.id = session,
+            cost.feature = feature,
             agent.total_tokens = totals.total_tokens(),
             agent.total_cost_usd = totals.total_usd().to_f64(),
             agent.llm_calls = totals.llm_calls,
@@ -255,6 +268,8 @@ pub(crate) fn emit_close_event(
             parent: id,
             tracing::Level::INFO,
             {
+            session.id = session,
+            cost.feature = feature,
             session.total_tokens = totals.total_tokens(),
             session.total_cost_usd = totals.total_usd().to_f64(),
             session.agent_runs = totals.agent_runs,

@@ -1011,7 +1011,7 @@ where
             };
             self.run_callbacks(&close);
             if self.close_events {
-                crate::fields::emit_close_event(&id, scope, &totals);
+                crate::fields::emit_close_event(&id, scope, &totals, &cells.attribution);
             }
         }
         if scope == Scope::Session

@@ -362,6 +362,20 @@ fn close_events_carry_the_totals_for_fmt() {
             && agent.contains("agent.llm_calls=1 "),
         "{agent}"
     );
+    // Each line names what it totals: the agent, its session and feature (inherited).
+    let agent_lines: Vec<&String> = events
+        .iter()
+        .filter(|e| e.contains("agent.total_tokens"))
+        .collect();
+    assert_eq!(agent_lines.len(), 2, "{events:?}");
+    for (line, name) in agent_lines.iter().zip(["a", "b"]) {
+        assert!(
+            line.contains(&format!("gen_ai.agent.name=\"{name}\" "))
+                && line.contains("session.id=\"s\" ")
+                && line.contains("cost.feature=\"f\" "),
+            "{line}"
+        );
+    }
     let session = events
         .iter()
         .find(|e| e.contains("session.total_tokens"))
@@ -369,7 +383,10 @@ fn close_events_carry_the_totals_for_fmt() {
     assert!(
         session.contains("session.total_tokens=4200 ")
             && session.contains("session.total_cost_usd=0.00775 ")
-            && session.contains("session.agent_runs=2 "),
+            && session.contains("session.agent_runs=2 ")
+            && session.contains("session.id=\"s\" ")
+            && session.contains("cost.feature=\"f\" ")
+            && !session.contains("gen_ai.agent.name"),
         "{session}"
     );
 }
