@@ -113,6 +113,36 @@ fn a_per_layer_filter_on_another_layer_does_not_hide_spans_from_this_one() {
     check(&ledger);
 }
 
+#[test]
+fn under_a_per_layer_filter_the_layer_sees_only_what_it_enables_and_misses_no_call() {
+    // The filter hides the agent spans and a plain span from this layer (not from the others):
+    // the calls under them roll up to the session, and the session's totals are every call's.
+    let (cost, ledger) = CostLayer::builder().build();
+    let hidden = tracing_subscriber::filter::filter_fn(|metadata| {
+        metadata.name() != "agent" && metadata.name() != "hidden"
+    });
+    let subscriber = tracing_subscriber::registry().with(cost.with_filter(hidden));
+    tracing::subscriber::with_default(subscriber, || {
+        let outer = info_span!("hidden");
+        let _o = outer.enter();
+        workload();
+    });
+    let global = ledger.global();
+    assert_eq!(
+        (global.llm_calls, global.total_usd(), global.agent_runs),
+        (3, usd("0.00775"), 0)
+    );
+    let session = ledger.session("s").unwrap_or_else(|| panic!("no session"));
+    assert_eq!(
+        (session.llm_calls, session.total_usd()),
+        (3, usd("0.00775"))
+    );
+    assert!(
+        ledger.agent("a").is_none(),
+        "the agents were hidden from the layer"
+    );
+}
+
 /// Reads the layer's record in its own `on_close`, as any layer added after `CostLayer` can.
 #[derive(Clone, Default)]
 struct Reader(Arc<Mutex<Vec<Seen>>>);
