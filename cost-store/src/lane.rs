@@ -50,15 +50,16 @@ impl Lane {
         self.queued.names.len()
     }
 
-    /// Queues a closed call.
+    /// Queues a closed call. The fixed-size part (numbers and masks) is assembled on the stack
+    /// and appended in one copy; then only the texts that differ from the previous call's.
     pub(crate) fn push(&mut self, call: &ClosedCall<'_>) {
         let totals = call.totals;
         // The first call of a buffer refers to no previous one.
         let fresh = self.queued.names.is_empty();
-        let out = &mut self.queued.bytes;
-        put_i64(out, unix_ms(call.at));
-        put_u64(out, micros(call.duration));
-        put_u64(out, call.span_id);
+        let mut fixed = Fixed::default();
+        fixed.put(unix_ms(call.at).to_le_bytes());
+        fixed.put(micros(call.duration).to_le_bytes());
+        fixed.put(call.span_id.to_le_bytes());
         let savings = totals.cache_hit_savings.units();
         let flags = code(&CallStatus::ALL, status_of(totals))
             | (code(&ServiceTier::ALL, call.service_tier) << 2)
@@ -68,17 +69,15 @@ impl Lane {
                 0
             }
             | if savings != 0 { HAS_SAVINGS } else { 0 };
-        out.push(flags);
+        fixed.put([flags]);
         if let Some(parent) = call.parent_span_id {
-            put_u64(out, parent);
+            fixed.put(parent.to_le_bytes());
         }
         if savings != 0 {
-            put_i128(out, savings);
+            fixed.put(savings.to_le_bytes());
         }
-        let usage = TokenKind::ALL.map(|kind| totals.usage.get(kind));
-        put_present(out, &usage, |out, &value| put_u64(out, value), |&v| v != 0);
-        let cost = cost_parts(&totals.cost);
-        put_present(out, &cost, |out, &value| put_i128(out, value), |&v| v != 0);
+        fixed.put_present(TokenKind::ALL.map(|kind| totals.usage.get(kind)));
+        fixed.put_present(cost_parts(&totals.cost));
         let a = call.attribution;
         let texts: [Option<&Arc<str>>; TEXTS] = [
             call.request_model,
@@ -103,13 +102,19 @@ impl Lane {
                 }
             }
         }
-        out.extend_from_slice(&present.to_le_bytes());
-        out.extend_from_slice(&same.to_le_bytes());
-        for (i, (text, previous)) in texts.into_iter().zip(&mut self.previous).enumerate() {
-            let Some(text) = text else { continue };
-            if same & (1 << i) != 0 {
+        fixed.put(present.to_le_bytes());
+        fixed.put(same.to_le_bytes());
+        let out = &mut self.queued.bytes;
+        out.extend_from_slice(fixed.filled());
+        // Usually none: calls in a row share their texts.
+        let mut new = present & !same;
+        while new != 0 {
+            let i = new.trailing_zeros() as usize;
+            new &= new - 1;
+            let (Some(Some(text)), Some(previous)) = (texts.get(i), self.previous.get_mut(i))
+            else {
                 continue;
-            }
+            };
             // Two bytes of length, or a marker and eight for the rare long text.
             match u16::try_from(text.len()) {
                 Ok(len) if len != u16::MAX => out.extend_from_slice(&len.to_le_bytes()),
@@ -122,6 +127,77 @@ impl Lane {
             *previous = Some(Arc::clone(text));
         }
         self.queued.names.push(call.name);
+    }
+}
+
+/// The fixed-size part of a call, assembled on the stack.
+struct Fixed {
+    bytes: [u8; Fixed::MAX],
+    len: usize,
+}
+
+impl Default for Fixed {
+    fn default() -> Self {
+        Fixed {
+            bytes: [0; Fixed::MAX],
+            len: 0,
+        }
+    }
+}
+
+impl Fixed {
+    /// Time, duration and span id (3 × 8), flags (1), parent (8), cache-hit savings (16), usage
+    /// mask and counts (1 + 6 × 8), cost mask and parts (1 + 7 × 16), text masks (2 × 2).
+    const MAX: usize = 3 * 8 + 1 + 8 + 16 + 1 + 6 * 8 + 1 + 7 * 16 + 2 * 2;
+
+    #[inline]
+    fn put<const N: usize>(&mut self, value: [u8; N]) {
+        // Never short: `MAX` is the sum of every part `push` writes.
+        if let Some(slot) = self.bytes.get_mut(self.len..self.len + N) {
+            slot.copy_from_slice(&value);
+            self.len += N;
+        }
+    }
+
+    /// A mask byte of the non-zero parts, then those parts.
+    #[inline]
+    fn put_present<T: Copy + Default + PartialEq + LeBytes, const N: usize>(
+        &mut self,
+        parts: [T; N],
+    ) {
+        let zero = T::default();
+        let mask = parts.iter().enumerate().fold(0_u8, |mask, (i, part)| {
+            mask | (u8::from(*part != zero) << i)
+        });
+        self.put([mask]);
+        for part in parts {
+            if part != zero {
+                part.put_into(self);
+            }
+        }
+    }
+
+    fn filled(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// A number written little-endian into a [`Fixed`].
+trait LeBytes {
+    fn put_into(self, fixed: &mut Fixed);
+}
+
+impl LeBytes for u64 {
+    #[inline]
+    fn put_into(self, fixed: &mut Fixed) {
+        fixed.put(self.to_le_bytes());
+    }
+}
+
+impl LeBytes for i128 {
+    #[inline]
+    fn put_into(self, fixed: &mut Fixed) {
+        fixed.put(self.to_le_bytes());
     }
 }
 
@@ -303,30 +379,7 @@ fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn put_i128(out: &mut Vec<u8>, value: i128) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-fn put_i64(out: &mut Vec<u8>, value: i64) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
 /// A mask byte of the parts `keep` keeps, then those parts.
-fn put_present<T, const N: usize>(
-    out: &mut Vec<u8>,
-    parts: &[T; N],
-    mut put: impl FnMut(&mut Vec<u8>, &T),
-    keep: impl Fn(&T) -> bool,
-) {
-    let mask = parts
-        .iter()
-        .enumerate()
-        .fold(0_u8, |mask, (i, part)| mask | (u8::from(keep(part)) << i));
-    out.push(mask);
-    for part in parts.iter().filter(|part| keep(part)) {
-        put(out, part);
-    }
-}
 
 fn cost_parts(cost: &CostBreakdown) -> [i128; 7] {
     [
@@ -475,6 +528,22 @@ mod tests {
                 shared("search"),
             ],
         }
+    }
+
+    #[test]
+    fn a_call_with_every_part_fills_the_fixed_part_exactly_and_reads_back() {
+        let mut call = sample_call();
+        call.usage = [1, 2, 3, 4, 5, 6];
+        call.cost = [-1, 2, -3, 4, -5, 6, i128::MAX];
+        call.savings = i128::MIN;
+        call.parent_span_id = Some(u64::MAX);
+        call.texts = Default::default();
+        call.texts[2] = Some(Arc::from("gpt-4o"));
+        let mut lane = Lane::default();
+        call.with_call(|closed| lane.push(closed));
+        // The fixed part, then the model's length and bytes.
+        assert_eq!(lane.queued.bytes.len(), Fixed::MAX + 2 + "gpt-4o".len());
+        round_trip(&[call.clone(), call]);
     }
 
     #[test]
