@@ -379,8 +379,7 @@ fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_le_bytes());
 }
 
-/// A mask byte of the parts `keep` keeps, then those parts.
-
+/// A call's cost components, in the order the lane keeps them.
 fn cost_parts(cost: &CostBreakdown) -> [i128; 7] {
     [
         cost.uncached_input,
