@@ -23,8 +23,8 @@ use crate::record::{CallRecord, CallStatus, micros, status_of, unix_ms};
 pub(crate) struct Lane {
     /// What the writer takes (swapping it for an empty one).
     pub(crate) queued: Queued,
-    /// The texts of the latest call queued, kept alive so that a text at the same address is
-    /// the same string.
+    /// The texts written last in the current buffer (forgotten when the writer takes it), kept
+    /// alive so that a text at the same address is the same string.
     previous: [Option<Arc<str>>; TEXTS],
 }
 
@@ -54,8 +54,11 @@ impl Lane {
     /// and appended in one copy; then only the texts that differ from the previous call's.
     pub(crate) fn push(&mut self, call: &ClosedCall<'_>) {
         let totals = call.totals;
-        // The first call of a buffer refers to no previous one.
-        let fresh = self.queued.names.is_empty();
+        // The first call of a buffer refers to no previous one, and no later call of it may
+        // refer to a text last written in a buffer the writer has taken: forget them.
+        if self.queued.names.is_empty() {
+            self.previous = Default::default();
+        }
         let mut fixed = Fixed::default();
         fixed.put(unix_ms(call.at).to_le_bytes());
         fixed.put(micros(call.duration).to_le_bytes());
@@ -97,7 +100,7 @@ impl Lane {
         for (i, (text, previous)) in texts.iter().zip(&self.previous).enumerate() {
             if let Some(text) = text {
                 present |= 1 << i;
-                if !fresh && previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, text)) {
+                if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, text)) {
                     same |= 1 << i;
                 }
             }
@@ -203,22 +206,29 @@ impl LeBytes for i128 {
 
 impl Queued {
     /// The records of the queued calls, in order, built on the writer's thread; left empty,
-    /// its buffers kept for reuse. (It decodes only what [`Lane::push`] encoded; a call that
-    /// would not decode, which would be a bug, is left out rather than misread.)
-    pub(crate) fn drain_into(&mut self, records: &mut Vec<CallRecord>) {
+    /// its buffers kept for reuse. Returns how many calls could not be read back (it decodes
+    /// only what [`Lane::push`] encoded, so that would be a bug): from the first such call on,
+    /// the buffer's calls are left out rather than misread, and the writer counts them.
+    pub(crate) fn drain_into(&mut self, records: &mut Vec<CallRecord>) -> u64 {
         records.reserve(self.names.len());
         let mut reader = Reader {
             bytes: &self.bytes,
             at: 0,
             previous: Default::default(),
         };
+        let queued = self.names.len();
+        let mut read = 0;
         for name in self.names.drain(..) {
             match reader.call(name) {
-                Some(record) => records.push(record),
+                Some(record) => {
+                    records.push(record);
+                    read += 1;
+                }
                 None => break,
             }
         }
         self.bytes.clear();
+        (queued - read) as u64
     }
 }
 
@@ -485,12 +495,20 @@ mod tests {
 
     /// Queues the calls in one lane and checks each reads back as the record made directly.
     fn round_trip(calls: &[Owned]) {
+        round_trip_taken_after(calls, &[]);
+    }
+
+    /// The same, the writer taking the lane's buffer after the calls `taken_after` says.
+    fn round_trip_taken_after(calls: &[Owned], taken_after: &[bool]) {
         let mut lane = Lane::default();
-        for call in calls {
-            call.with_call(|call| lane.push(call));
-        }
-        assert_eq!(lane.len(), calls.len());
         let mut records = Vec::new();
+        for (i, call) in calls.iter().enumerate() {
+            call.with_call(|call| lane.push(call));
+            if taken_after.get(i).copied().unwrap_or(false) {
+                lane.queued.drain_into(&mut records);
+            }
+        }
+        assert_eq!(records.len() + lane.len(), calls.len());
         lane.queued.drain_into(&mut records);
         assert_eq!(lane.len(), 0);
         assert_eq!(records.len(), calls.len());
@@ -543,6 +561,43 @@ mod tests {
         // The fixed part, then the model's length and bytes.
         assert_eq!(lane.queued.bytes.len(), Fixed::MAX + 2 + "gpt-4o".len());
         round_trip(&[call.clone(), call]);
+    }
+
+    #[test]
+    fn a_text_last_written_in_a_buffer_the_writer_took_is_written_again() {
+        // A priced call (with a price table), the writer takes the buffer, then an unpriced call
+        // (no price table) and a priced one with the same table string: the table is not in the
+        // new buffer yet, so the third call must carry it, not refer to it.
+        let priced = sample_call();
+        let mut unpriced = sample_call();
+        unpriced.texts[3] = None;
+        unpriced.status = 1;
+        let mut lane = Lane::default();
+        let mut records = Vec::new();
+        priced.with_call(|call| lane.push(call));
+        lane.queued.drain_into(&mut records);
+        unpriced.with_call(|call| lane.push(call));
+        priced.with_call(|call| lane.push(call));
+        lane.queued.drain_into(&mut records);
+        assert_eq!(records.len(), 3);
+        for (record, call) in records.iter().zip([&priced, &unpriced, &priced]) {
+            call.with_call(|call| assert_eq!(*record, CallRecord::from_closed(call)));
+        }
+    }
+
+    #[test]
+    fn calls_that_cannot_be_read_back_are_counted() {
+        let call = sample_call();
+        let mut lane = Lane::default();
+        for _ in 0..3 {
+            call.with_call(|closed| lane.push(closed));
+        }
+        // The third call's last byte lost: two read back, one counted.
+        lane.queued.bytes.pop();
+        let mut records = Vec::new();
+        assert_eq!(lane.queued.drain_into(&mut records), 1);
+        assert_eq!(records.len(), 2);
+        assert_eq!((lane.len(), lane.queued.bytes.len()), (0, 0));
     }
 
     #[test]
@@ -642,20 +697,19 @@ mod tests {
             )
     }
 
-    /// Calls whose texts are now and then the previous call's strings (shared, as calls in a
-    /// row share their model and session).
+    /// Calls whose texts are now and then the same strings as the previous call's or the one
+    /// before it (shared, as calls in a row share their model and session; two back, a text
+    /// the call between did not have).
     fn calls_in_a_row() -> impl Strategy<Value = Vec<Owned>> {
-        prop::collection::vec((owned(), prop::array::uniform11(any::<bool>())), 1..8).prop_map(
+        prop::collection::vec((owned(), prop::array::uniform11(0_usize..3)), 1..8).prop_map(
             |calls| {
                 let mut out: Vec<Owned> = Vec::with_capacity(calls.len());
-                for (mut call, reuse) in calls {
-                    if let Some(previous) = out.last() {
-                        for ((text, previous), reuse) in
-                            call.texts.iter_mut().zip(&previous.texts).zip(reuse)
+                for (mut call, back) in calls {
+                    for (i, back) in back.into_iter().enumerate() {
+                        if back > 0
+                            && let Some(earlier) = out.len().checked_sub(back).map(|j| &out[j])
                         {
-                            if reuse {
-                                text.clone_from(previous);
-                            }
+                            call.texts[i].clone_from(&earlier.texts[i]);
                         }
                     }
                     out.push(call);
@@ -669,8 +723,11 @@ mod tests {
         /// Any calls, any values, texts shared with the previous call or not: every one reads
         /// back exactly as it was queued.
         #[test]
-        fn queued_calls_read_back_exactly(calls in calls_in_a_row()) {
-            round_trip(&calls);
+        fn queued_calls_read_back_exactly(
+            calls in calls_in_a_row(),
+            taken_after in prop::collection::vec(any::<bool>(), 8),
+        ) {
+            round_trip_taken_after(&calls, &taken_after);
         }
     }
 }

@@ -160,8 +160,9 @@ impl Lanes {
 
     /// Takes every lane's calls into `records` (swapping each lane's buffers with `spare`, so
     /// the producing thread's lock is held only for the swap); drops the lanes of threads that
-    /// are gone once they are empty.
-    fn take_all(&self, spare: &mut Queued, records: &mut Vec<CallRecord>) {
+    /// are gone once they are empty. Returns how many calls could not be read back.
+    fn take_all(&self, spare: &mut Queued, records: &mut Vec<CallRecord>) -> u64 {
+        let mut unreadable = 0;
         let lanes: Vec<Arc<Mutex<Lane>>> = lock(&self.all).clone();
         for lane in std::iter::once(&self.shared).chain(lanes.iter().map(|lane| &**lane)) {
             {
@@ -171,7 +172,7 @@ impl Lanes {
                 }
                 std::mem::swap(&mut lane.queued, spare);
             }
-            spare.drain_into(records);
+            unreadable += spare.drain_into(records);
         }
         drop(lanes);
         let mut all = lock(&self.all);
@@ -181,6 +182,7 @@ impl Lanes {
         if all.len() != before {
             self.set_quota(all.len());
         }
+        unreadable
     }
 }
 
@@ -211,7 +213,9 @@ impl WriterStats {
     }
 
     /// Records given up on: at shutdown, because the store stayed down past the timeout; or
-    /// refused by the store for good (a value it cannot hold), each after being tried alone.
+    /// refused by the store for good (a value it cannot hold), each after being tried alone; or
+    /// queued calls that could not be read back from their lane (which would be a bug), named
+    /// in [`WriterStats::last_error`].
     pub fn abandoned(&self) -> u64 {
         self.abandoned.load(Ordering::Relaxed)
     }
@@ -338,7 +342,15 @@ fn write_loop(
         if stop {
             lanes.stop();
         }
-        lanes.take_all(&mut spare, &mut taken);
+        let unreadable = lanes.take_all(&mut spare, &mut taken);
+        if unreadable > 0 {
+            stats.abandoned.fetch_add(unreadable, Ordering::Relaxed);
+            if let Ok(mut last) = stats.last_error.lock() {
+                *last = Some(format!(
+                    "{unreadable} queued calls could not be read back from their lane (a bug: please report it)"
+                ));
+            }
+        }
         let urgent = !acks.is_empty() || stop;
         let deadline = urgent.then(|| Instant::now() + options.shutdown_timeout);
         let mut written = true;
