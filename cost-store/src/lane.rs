@@ -79,8 +79,11 @@ impl Lane {
         if savings != 0 {
             fixed.put(savings.to_le_bytes());
         }
-        fixed.put_present(TokenKind::ALL.map(|kind| totals.usage.get(kind)));
-        fixed.put_present(cost_parts(&totals.cost));
+        fixed.put_present(
+            TokenKind::ALL.map(|kind| totals.usage.get(kind)),
+            u64::to_le_bytes,
+        );
+        fixed.put_present(cost_parts(&totals.cost), i128::to_le_bytes);
         let a = call.attribution;
         let texts: [Option<&Arc<str>>; TEXTS] = [
             call.request_model,
@@ -162,11 +165,12 @@ impl Fixed {
         }
     }
 
-    /// A mask byte of the non-zero parts, then those parts.
+    /// A mask byte of the non-zero parts, then those parts as `bytes` writes them.
     #[inline]
-    fn put_present<T: Copy + Default + PartialEq + LeBytes, const N: usize>(
+    fn put_present<T: Copy + Default + PartialEq, const N: usize, const W: usize>(
         &mut self,
         parts: [T; N],
+        bytes: impl Fn(T) -> [u8; W],
     ) {
         let zero = T::default();
         let mask = parts.iter().enumerate().fold(0_u8, |mask, (i, part)| {
@@ -175,32 +179,13 @@ impl Fixed {
         self.put([mask]);
         for part in parts {
             if part != zero {
-                part.put_into(self);
+                self.put(bytes(part));
             }
         }
     }
 
     fn filled(&self) -> &[u8] {
         self.bytes.get(..self.len).unwrap_or_default()
-    }
-}
-
-/// A number written little-endian into a [`Fixed`].
-trait LeBytes {
-    fn put_into(self, fixed: &mut Fixed);
-}
-
-impl LeBytes for u64 {
-    #[inline]
-    fn put_into(self, fixed: &mut Fixed) {
-        fixed.put(self.to_le_bytes());
-    }
-}
-
-impl LeBytes for i128 {
-    #[inline]
-    fn put_into(self, fixed: &mut Fixed) {
-        fixed.put(self.to_le_bytes());
     }
 }
 
