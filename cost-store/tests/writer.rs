@@ -401,3 +401,144 @@ fn a_record_the_store_refuses_for_good_is_abandoned_alone() {
             .all(|r| r.session.as_deref() != Some("s-poison"))
     );
 }
+
+/// A store that fails every third write (a transient outage each time), taking the rest.
+#[derive(Clone, Default)]
+struct FlakyStore {
+    appends: Arc<AtomicU32>,
+    written: Arc<Mutex<Vec<CallRecord>>>,
+}
+
+impl Store for FlakyStore {
+    fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+        if self.appends.fetch_add(1, Ordering::SeqCst) % 3 == 2 {
+            return Err(StoreError::UnknownAddress("flaky for the test".into()));
+        }
+        if let Ok(mut written) = self.written.lock() {
+            written.extend_from_slice(records);
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, _: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
+        Ok(self.written.lock().map(|w| w.clone()).unwrap_or_default())
+    }
+
+    fn reprice(&mut self, _: &[Repriced]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+}
+
+/// The model, agent and feature of a thread's `i`-th call: each repeats in its own period, so
+/// calls in a row share some texts and not others, in every combination.
+fn texts_of(i: u64) -> (&'static str, &'static str, Option<&'static str>) {
+    let model = ["gpt-4o-mini", "gpt-4o", "acme-llm-9000"][(i % 3) as usize];
+    let agent = ["planner", "writer"][(i / 2 % 2) as usize];
+    let feature = [Some("search"), None, Some("chat"), Some("chat"), None][(i % 5) as usize];
+    (model, agent, feature)
+}
+
+#[test]
+fn threads_coming_and_going_a_flaky_store_and_a_small_queue_lose_or_garble_no_call() {
+    const WAVES: u64 = 3;
+    const THREADS: u64 = 3;
+    const CALLS: u64 = 400;
+    let store = FlakyStore::default();
+    let options = WriterOptions {
+        capacity: 96,
+        batch: 7,
+        poll: std::time::Duration::from_millis(1),
+        retry_min: std::time::Duration::from_millis(1),
+        retry_max: std::time::Duration::from_millis(2),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let guard = Arc::new(guard);
+    let (cost, ledger) = CostLayer::builder().raw_user_ids().call_sink(sink).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    for wave in 0..WAVES {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let dispatch = dispatch.clone();
+                let guard = Arc::clone(&guard);
+                std::thread::spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        let id = format!("w{wave}-t{t}");
+                        let session = tracing::info_span!(
+                            "session",
+                            session.id = id.as_str(),
+                            cost.user_id = id.as_str()
+                        );
+                        let _s = session.enter();
+                        for i in 0..CALLS {
+                            let (model, agent, feature) = texts_of(i);
+                            let agent = tracing::info_span!(
+                                "agent",
+                                gen_ai.agent.name = agent,
+                                cost.feature = feature
+                            );
+                            let _a = agent.enter();
+                            call(model, i, 10 + t);
+                            if t == 0 && i % 97 == 0 {
+                                // Flushes racing the other threads' calls.
+                                guard.flush();
+                            }
+                        }
+                    });
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap_or_else(|_| panic!("worker panicked"));
+        }
+    }
+    assert!(guard.flush());
+    let stats = guard.stats();
+    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    let dropped = ledger.diagnostics().records_dropped;
+    assert_eq!(stats.abandoned(), 0, "{:?}", stats.last_error());
+    assert!(stats.failed_writes() > 0, "the store never failed");
+    assert_eq!(
+        written.len() as u64 + dropped,
+        WAVES * THREADS * CALLS,
+        "every call is written or counted as dropped"
+    );
+    assert!(
+        written.len() as u64 > WAVES * THREADS * CALLS / 10,
+        "{} written",
+        written.len()
+    );
+    for wave in 0..WAVES {
+        for t in 0..THREADS {
+            let id = format!("w{wave}-t{t}");
+            let mine: Vec<&CallRecord> = written
+                .iter()
+                .filter(|r| r.session.as_deref() == Some(id.as_str()))
+                .collect();
+            let order: Vec<u64> = mine.iter().map(|r| r.usage.input).collect();
+            assert!(
+                order.windows(2).all(|w| w[0] < w[1]),
+                "{id}: calls out of order or repeated: {order:?}"
+            );
+            for record in mine {
+                let i = record.usage.input;
+                let (model, agent, feature) = texts_of(i);
+                assert_eq!(
+                    (
+                        record.model_as_called().as_ref(),
+                        record.agent.as_deref(),
+                        record.feature.as_deref(),
+                        record.user.as_deref(),
+                        record.usage.output,
+                    ),
+                    (model, Some(agent), feature, Some(id.as_str()), 10 + t),
+                    "{id}, call {i}"
+                );
+            }
+        }
+    }
+}
