@@ -3,6 +3,9 @@
 //! `cargo run --release --example overhead` (about 15 s on 2 cores)
 //!
 //! Prints one JSON object per line: `{"scenario": …, "value": …, "unit": …}`.
+//! `overhead --only SCENARIO CALLS` runs one scenario's work `CALLS` times, untimed, for
+//! `scripts/instructions` to count its instructions under callgrind (figures that do not move
+//! with the machine's load).
 //!
 //! - `registry`, `registry+cost`, `registry+otel`: one LLM call inside an open session → agent:
 //!   a span with the usage fields declared `Empty`, the usage recorded, the span closed.
@@ -206,7 +209,7 @@ fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..runs).map(|_| f()).fold(f64::INFINITY, f64::min)
 }
 
-fn enter_exit(dispatch: &Dispatch) -> f64 {
+fn enter_exit(dispatch: &Dispatch, calls: u64) -> f64 {
     tracing::dispatcher::with_default(dispatch, || {
         let session = info_span!("session", session.id = "s");
         let _s = session.enter();
@@ -216,26 +219,72 @@ fn enter_exit(dispatch: &Dispatch) -> f64 {
             gen_ai.usage.input_tokens = Empty
         );
         let start = Instant::now();
-        for _ in 0..CALLS {
+        for _ in 0..calls {
             let _entered = black_box(span.enter());
         }
-        start.elapsed().as_nanos() as f64 / CALLS as f64
+        start.elapsed().as_nanos() as f64 / calls as f64
     })
 }
 
-fn plain_span(dispatch: &Dispatch) -> f64 {
+fn plain_span(dispatch: &Dispatch, calls: u64) -> f64 {
     tracing::dispatcher::with_default(dispatch, || {
         let session = info_span!("session", session.id = "s");
         let _s = session.enter();
         let start = Instant::now();
-        for i in 0..CALLS {
+        for i in 0..calls {
             black_box(info_span!("tool", index = i));
         }
-        start.elapsed().as_nanos() as f64 / CALLS as f64
+        start.elapsed().as_nanos() as f64 / calls as f64
     })
 }
 
+/// Runs one scenario's work once, `calls` times, untimed: what `scripts/instructions` counts
+/// under callgrind. `false` for an unknown scenario.
+fn run_only(scenario: &str, calls: u64) -> bool {
+    let dispatch = match scenario {
+        "registry" | "plain_span" | "enter_exit" => registry(),
+        "registry+noop_layer" | "plain_span+noop_layer" => registry_noop(),
+        "plain_span+close_lookup_layer" => {
+            Dispatch::new(tracing_subscriber::registry().with(CloseLookupLayer))
+        }
+        "registry+record_layer" => registry_record_layer(),
+        "registry+cost" | "plain_span+cost" | "enter_exit+cost" => with_cost(),
+        "registry+otel" => with_otel(),
+        "registry+cost+otel" => with_cost_and_otel(),
+        _ => return false,
+    };
+    counted_work(scenario, &dispatch, calls);
+    true
+}
+
+/// The work `scripts/instructions` counts (callgrind's `--toggle-collect`): building the
+/// subscriber, and a clock's calibration there, are left out.
+#[inline(never)]
+fn counted_work(scenario: &str, dispatch: &Dispatch, calls: u64) {
+    if scenario.starts_with("plain_span") {
+        plain_span(dispatch, calls);
+    } else if scenario.starts_with("enter_exit") {
+        enter_exit(dispatch, calls);
+    } else {
+        calls_in_sessions(dispatch, 0, calls);
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, scenario, calls] = args.as_slice()
+        && flag == "--only"
+    {
+        let Ok(calls) = calls.parse() else {
+            eprintln!("--only SCENARIO CALLS: CALLS is a number, not {calls:?}");
+            std::process::exit(2);
+        };
+        if !run_only(scenario, calls) {
+            eprintln!("unknown scenario {scenario:?}");
+            std::process::exit(2);
+        }
+        return;
+    }
     // Warm up allocator, caches and the price table.
     calls_in_sessions(&with_cost(), 0, 100_000);
 
@@ -264,26 +313,27 @@ fn main() {
 
     report(
         "enter_exit",
-        best_of(2, || enter_exit(&registry())),
+        best_of(2, || enter_exit(&registry(), CALLS)),
         "ns/op",
     );
     report(
         "enter_exit+cost",
-        best_of(2, || enter_exit(&with_cost())),
+        best_of(2, || enter_exit(&with_cost(), CALLS)),
         "ns/op",
     );
     report(
         "plain_span",
-        best_of(2, || plain_span(&registry())),
+        best_of(2, || plain_span(&registry(), CALLS)),
         "ns/op",
     );
-    let plain_noop = best_of(2, || plain_span(&registry_noop()));
+    let plain_noop = best_of(2, || plain_span(&registry_noop(), CALLS));
     let plain_lookup = best_of(2, || {
-        plain_span(&Dispatch::new(
-            tracing_subscriber::registry().with(CloseLookupLayer),
-        ))
+        plain_span(
+            &Dispatch::new(tracing_subscriber::registry().with(CloseLookupLayer)),
+            CALLS,
+        )
     });
-    let plain_cost = best_of(2, || plain_span(&with_cost()));
+    let plain_cost = best_of(2, || plain_span(&with_cost(), CALLS));
     report("plain_span+noop_layer", plain_noop, "ns/op");
     report("plain_span+close_lookup_layer", plain_lookup, "ns/op");
     report("plain_span+cost", plain_cost, "ns/op");

@@ -12,6 +12,9 @@
 //! `{"scenario": …, "value": …, "unit": …}`. PostgreSQL is the server of
 //! `LLM_COST_TEST_POSTGRES` (default: loopback, database `test`); without one its figure is
 //! skipped, and says so.
+//!
+//! `writer --only SCENARIO CALLS` (`layer`, `layer+empty_sink`, `layer+writer`) runs one
+//! scenario's calls once, untimed, for `scripts/instructions` to count under callgrind.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -105,7 +108,71 @@ fn throughput(address: &str) -> Result<f64, cost_store::StoreError> {
     Ok(guard.stats().written() as f64 / seconds)
 }
 
+/// Runs one scenario's calls once, untimed, for `scripts/instructions` to count under
+/// callgrind: `layer`, `layer+empty_sink`, or `layer+writer` (the writer asleep and never
+/// flushed, so that only the instrumented thread's side is counted). `false` when unknown.
+fn run_only(scenario: &str, count: u64) -> bool {
+    let dispatch = match scenario {
+        "layer" => with_sink(None),
+        "layer+empty_sink" => {
+            let (cost, _ledger) = CostLayer::builder().call_sink(Discard).build();
+            Dispatch::new(tracing_subscriber::registry().with(cost))
+        }
+        "layer+writer" => {
+            let dir = std::env::temp_dir().join(format!("llm-cost-only-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let path = dir.join("calls.jsonl");
+            let store = cost_store::open(path.to_str().unwrap_or("calls.jsonl"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let options = WriterOptions {
+                capacity: usize::try_from(count).unwrap_or(usize::MAX).max(1),
+                poll: std::time::Duration::from_secs(3_600),
+                ..WriterOptions::default()
+            };
+            let (sink, guard) = cost_store::spawn(store, options);
+            // Never flushed: the writer's work is not the instrumented thread's.
+            std::mem::forget(guard);
+            with_sink(Some(sink))
+        }
+        _ => return false,
+    };
+    counted_work(&dispatch, count);
+    true
+}
+
+/// The work `scripts/instructions` counts (callgrind's `--toggle-collect`): building the layer
+/// and the writer, and the monotonic clock's calibration there, are left out.
+#[inline(never)]
+fn counted_work(dispatch: &Dispatch, count: u64) {
+    calls(dispatch, count);
+}
+
+/// A sink that takes nothing: what handing calls to a sink costs the layer itself.
+struct Discard;
+
+impl cost_layer::CallSink for Discard {
+    fn submit(&self, call: &cost_layer::ClosedCall<'_>) -> bool {
+        black_box(call.span_id);
+        true
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--only") {
+        let (Some(scenario), Some(count)) = (
+            args.get(at + 1),
+            args.get(at + 2).and_then(|c| c.parse().ok()),
+        ) else {
+            eprintln!("--only SCENARIO CALLS");
+            std::process::exit(2);
+        };
+        if !run_only(scenario, count) {
+            eprintln!("unknown scenario {scenario:?}");
+            std::process::exit(2);
+        }
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("llm-cost-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let sqlite = dir.join("bench.sqlite");
@@ -131,14 +198,6 @@ fn main() {
             ns
         })
         .fold(f64::INFINITY, f64::min);
-    /// A sink that takes nothing: what handing calls to a sink costs the layer itself.
-    struct Discard;
-    impl cost_layer::CallSink for Discard {
-        fn submit(&self, call: &cost_layer::ClosedCall<'_>) -> bool {
-            black_box(call.span_id);
-            true
-        }
-    }
     let discard = (0..3)
         .map(|_| {
             let (cost, _ledger) = CostLayer::builder().call_sink(Discard).build();
