@@ -103,7 +103,7 @@ pub struct CostLayer {
     warned: Mutex<HashSet<(usize, &'static str)>>,
     /// Callbacks receive each call's details.
     reports_calls: bool,
-    /// Budgets or call reports need each call's model key.
+    /// Budgets or call reports need each call's model key (a call sink borrows it).
     keep_model_key: bool,
     call_sink: Option<Box<dyn crate::CallSink>>,
     /// A drop by the sink was warned about.
@@ -134,6 +134,17 @@ struct StaleSeen {
     dates: HashSet<String>,
 }
 
+/// What a call sink is handed of a closing call's record (borrowed field by field: its totals
+/// may be borrowed apart).
+struct ClosingCall<'a> {
+    id: &'a Id,
+    name: &'static str,
+    started: Option<u64>,
+    parent: Option<&'a Id>,
+    observed: &'a Observed,
+    attribution: &'a Attribution,
+}
+
 /// What charging a closing call gave.
 struct Charged {
     /// Its model's ledger key, when budgets or reports need it.
@@ -145,6 +156,8 @@ struct Charged {
     /// The price it was charged at, when that price is stale and this is the first call the
     /// layer charged at it: to be warned about.
     stale: Option<Box<cost_core::StalePrice>>,
+    /// The call sink refused it, the first time one did: to be warned about.
+    warn_drop: bool,
 }
 
 impl CostLayer {
@@ -180,10 +193,10 @@ impl CostLayer {
             otel_spans,
         } = builder;
         let reports_calls = !callbacks.is_empty();
-        let keep_model_key = budgets.is_some() || reports_calls || call_sink.is_some();
+        let keep_model_key = budgets.is_some() || reports_calls;
         if call_sink.is_some() {
             // The monotonic clock calibrates on its first read: here, not in a span's callback.
-            let _ = quanta::Instant::now();
+            std::sync::LazyLock::force(&crate::sink::CALL_CLOCK);
         }
         let ledger = Arc::new(LedgerInner::new(combinations, retention, clock));
         let user_ids = Arc::new(user_ids.unwrap_or_else(UserIds::random));
@@ -340,11 +353,12 @@ impl CostLayer {
         }
     }
 
-    /// Prices a closing call, posts it to the ledger and adds it to the record's totals;
-    /// `None` when it charged nothing. A call with no calls under it is priced straight into
-    /// its record (no copy of its totals).
+    /// Prices a closing call, posts it to the ledger, adds it to the record's totals and hands
+    /// it to the call sink (borrowing the model's key from this thread's cache: no reference
+    /// count is touched); `None` when it charged nothing. A call with no calls under it is
+    /// priced straight into its record (no copy of its totals).
     #[inline(always)]
-    fn charge(&self, record: &mut CostRecord) -> Option<Charged> {
+    fn charge(&self, record: &mut CostRecord, id: &Id, span_name: &'static str) -> Option<Charged> {
         let observed = &record.observed;
         if !observed.has_usage() && !observed.cache_hit {
             return None;
@@ -360,6 +374,7 @@ impl CostLayer {
         let name = observed.model_or_unknown();
         let leaf = record.children == 0;
         let mut nested: Option<Box<Totals>> = None;
+        let mut warn_drop = false;
         let (model, stale) = with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
             // A call with spans under it that charged nothing (tools, say): its totals hold
             // their agent runs, so its own are priced apart and added.
@@ -372,6 +387,18 @@ impl CostLayer {
             self.ledger
                 .post(&record.cells, &slot.key, slot.cell(&self.ledger), own);
             let priced = own.rejected_calls == 0;
+            if let Some(sink) = &self.call_sink {
+                let closing = ClosingCall {
+                    id,
+                    name: span_name,
+                    started: record.started,
+                    parent: record.parent.as_ref(),
+                    observed: &record.observed,
+                    attribution: &record.cells.attribution,
+                };
+                let own = nested.as_deref().unwrap_or(&record.totals);
+                warn_drop = self.submit_call(sink.as_ref(), &closing, &slot.key, own);
+            }
             (
                 self.keep_model_key.then(|| Arc::clone(&slot.key)),
                 priced
@@ -386,7 +413,12 @@ impl CostLayer {
             }
             None => self.reports_calls.then(|| Box::new(record.totals.clone())),
         };
-        Some(Charged { model, own, stale })
+        Some(Charged {
+            model,
+            own,
+            stale,
+            warn_drop,
+        })
     }
 
     /// Counts the slot's stale price the first time the layer charges a call at it; returns
@@ -514,32 +546,37 @@ impl CostLayer {
         }
     }
 
-    /// Hands a closed call to the sink, borrowing from its record (the sink copies what it
-    /// keeps; it must not block). Counts a call the sink dropped; `true` for the first drop,
-    /// to warn about once the span's data is released.
+    /// Hands a closed call to the sink, which borrows it (it copies what it keeps; it must not
+    /// block). Counts a call the sink dropped; `true` for the first drop, to warn about once the
+    /// span's data is released. Not inlined: the layer without a sink does not carry it.
+    #[inline(never)]
     fn submit_call(
         &self,
         sink: &dyn crate::CallSink,
-        id: &Id,
-        name: &'static str,
-        record: &CostRecord,
+        closing: &ClosingCall<'_>,
         model: &Arc<str>,
         own: &Totals,
     ) -> bool {
-        let observed = &record.observed;
+        let observed = closing.observed;
+        // One monotonic reading ends the call's duration and dates it.
+        let clock = &*crate::sink::CALL_CLOCK;
+        let now = clock.raw();
         let call = crate::ClosedCall {
-            at: crate::sink::coarse_now(),
-            duration: record.started.map(|t| t.elapsed()).unwrap_or_default(),
-            name,
-            span_id: id.into_u64(),
-            parent_span_id: record.parent.as_ref().map(Id::into_u64),
+            at: crate::sink::wall_time_at(clock, now),
+            duration: closing
+                .started
+                .map(|started| clock.delta(started, now))
+                .unwrap_or_default(),
+            name: closing.name,
+            span_id: closing.id.into_u64(),
+            parent_span_id: closing.parent.map(Id::into_u64),
             request_model: observed.request_model.as_ref(),
             response_model: observed.response_model.as_ref(),
             model,
             provider: observed.provider.as_ref(),
             operation: observed.operation.as_ref(),
             service_tier: observed.service_tier,
-            attribution: &record.cells.attribution,
+            attribution: closing.attribution,
             totals: own,
         };
         match catch_unwind(AssertUnwindSafe(|| sink.submit(&call))) {
@@ -648,7 +685,8 @@ where
             closed: false,
             session_counted,
             otel_exported: false,
-            started: (scope == Scope::Call && self.call_sink.is_some()).then(quanta::Instant::now),
+            started: (scope == Scope::Call && self.call_sink.is_some())
+                .then(|| crate::sink::CALL_CLOCK.raw()),
             extras: (self.tree_sink.is_some() || !pending_warnings.is_empty() || call_id.is_some())
                 .then(|| {
                     Box::new(RecordExtras {
@@ -833,7 +871,7 @@ where
         let mut charged = None;
         let mut stale_price = None;
         if record.scope == Scope::Call {
-            charged = self.charge(record);
+            charged = self.charge(record, &id, span.name());
             stale_price = charged.as_mut().and_then(|c| c.stale.take());
             if self.budgets.is_some() {
                 let (model, cost) = match &charged {
@@ -932,16 +970,7 @@ where
             ),
             None => Default::default(),
         };
-        // The sink runs under the span's data, borrowing it (no copies made for it).
-        let mut warn_drop = false;
-        if let (Some(sink), Some(charged)) = (&self.call_sink, &charged) {
-            let model = charged
-                .model
-                .as_ref()
-                .unwrap_or_else(|| record.observed.model_or_unknown());
-            let own = charged.own.as_deref().unwrap_or(&record.totals);
-            warn_drop = self.submit_call(sink.as_ref(), &id, span.name(), record, model, own);
-        }
+        let warn_drop = charged.as_ref().is_some_and(|charged| charged.warn_drop);
         // Boxed: `None` on the common path, and moved below.
         let call_details = (scope == Scope::Call && self.reports_calls).then(|| {
             let (model, own) = match charged {

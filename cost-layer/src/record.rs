@@ -57,8 +57,9 @@ pub struct CostRecord {
     /// The call's cost attributes are on its OpenTelemetry span already (feature `otel`).
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) otel_exported: bool,
-    /// When a call span was created, when a [`crate::CallSink`] needs its duration.
-    pub(crate) started: Option<quanta::Instant>,
+    /// When a call span was created (a raw reading of [`crate::sink::CALL_CLOCK`]), when a
+    /// [`crate::CallSink`] needs its duration.
+    pub(crate) started: Option<u64>,
     /// What only some spans need; `None` for the others.
     pub(crate) extras: Option<Box<RecordExtras>>,
 }

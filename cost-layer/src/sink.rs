@@ -8,7 +8,8 @@
 //! [`Diagnostics::records_dropped`](crate::Diagnostics::records_dropped) and warns once. A
 //! panicking sink is caught and counted like a panicking callback.
 
-use std::sync::Arc;
+use std::cell::Cell;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use crate::totals::{Attribution, Totals};
@@ -16,9 +17,11 @@ use crate::totals::{Attribution, Totals};
 /// One closed LLM call, borrowed for the time of [`CallSink::submit`].
 #[derive(Debug)]
 pub struct ClosedCall<'a> {
-    /// When the call's span closed, read from the coarse real-time clock on Linux
-    /// (`CLOCK_REALTIME_COARSE`: a few milliseconds' resolution, several times cheaper to read
-    /// than the precise clock).
+    /// When the call's span closed: the monotonic reading that ends [`ClosedCall::duration`],
+    /// dated from the real-time clock as read on the same thread at most a second before (the
+    /// real-time clock is read once a second per thread, not once per call). Between those
+    /// reads the date follows the monotonic clock, so it is precise to microseconds, and a
+    /// step of the wall clock (a manual change, an NTP step) shows in it within a second.
     pub at: SystemTime,
     /// From the span's creation to its close, on a monotonic clock (TSC-based where the CPU's is
     /// reliable, through `quanta`): never negative, unaffected by wall-clock steps.
@@ -49,24 +52,144 @@ pub struct ClosedCall<'a> {
     pub totals: &'a Totals,
 }
 
-/// The coarse real-time clock (see [`ClosedCall::at`]).
-#[cfg(target_os = "linux")]
-pub(crate) fn coarse_now() -> SystemTime {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-    match (u64::try_from(now.tv_sec), u32::try_from(now.tv_nsec)) {
-        (Ok(seconds), Ok(nanos)) => SystemTime::UNIX_EPOCH + Duration::new(seconds, nanos),
-        _ => SystemTime::now(),
+/// The monotonic clock that times and dates the calls handed to a call sink: the CPU's
+/// time-stamp counter where it is reliable (through `quanta`), calibrated once per process.
+/// Its raw readings are kept, and scaled only to take a difference.
+pub(crate) static CALL_CLOCK: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
+
+/// How old a thread's anchor may be before the real-time clock is read again.
+const ANCHOR_AGE: Duration = Duration::from_secs(1);
+
+/// A real-time clock reading with the raw monotonic reading taken just before it.
+#[derive(Clone, Copy, Debug)]
+struct Anchor {
+    monotonic: u64,
+    wall: SystemTime,
+}
+
+impl Anchor {
+    /// The wall time of the raw reading `now` of `clock`: the anchor's plus the time since it;
+    /// `None` when the anchor is older than [`ANCHOR_AGE`], or later than `now`.
+    fn wall_time(&self, clock: &quanta::Clock, now: u64) -> Option<SystemTime> {
+        if now < self.monotonic {
+            return None;
+        }
+        let since = clock.delta(self.monotonic, now);
+        (since <= ANCHOR_AGE).then(|| self.wall + since)
     }
 }
 
-/// The real-time clock (see [`ClosedCall::at`]).
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn coarse_now() -> SystemTime {
-    SystemTime::now()
+/// The most a real-time clock reading may take, between the two monotonic readings around it,
+/// to anchor the monotonic clock (a thread preempted in between would date its calls late by
+/// the time it waited).
+const ANCHOR_READ_LIMIT: Duration = Duration::from_micros(20);
+
+impl Anchor {
+    /// Reads the real-time clock between two readings of `clock`, taking the middle of those as
+    /// its monotonic reading; tries again (three times at most) when the three readings took
+    /// longer than [`ANCHOR_READ_LIMIT`].
+    fn read(clock: &quanta::Clock) -> Anchor {
+        let mut attempt = 0;
+        loop {
+            let before = clock.raw();
+            let wall = SystemTime::now();
+            let after = clock.raw();
+            attempt += 1;
+            if attempt == 3 || clock.delta(before, after) <= ANCHOR_READ_LIMIT {
+                return Anchor {
+                    monotonic: before + after.saturating_sub(before) / 2,
+                    wall,
+                };
+            }
+        }
+    }
+}
+
+/// The wall time of the raw reading `now` of `clock` (see [`ClosedCall::at`]): from this
+/// thread's anchor, read again from the real-time clock when over a second old.
+pub(crate) fn wall_time_at(clock: &quanta::Clock, now: u64) -> SystemTime {
+    thread_local! {
+        static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
+    }
+    ANCHOR
+        .try_with(|anchor| {
+            if let Some(at) = anchor.get().and_then(|a| a.wall_time(clock, now)) {
+                return at;
+            }
+            let fresh = Anchor::read(clock);
+            anchor.set(Some(fresh));
+            // `now` was read just before the anchor.
+            fresh
+                .wall
+                .checked_sub(clock.delta(now, fresh.monotonic))
+                .unwrap_or(fresh.wall)
+        })
+        .unwrap_or_else(|_| SystemTime::now())
 }
 
 /// Receives every closed LLM call (see the [module docs](self)).
 pub trait CallSink: Send + Sync + 'static {
     /// Takes the call (copying what it keeps); `false` when it had to drop it.
     fn submit(&self, call: &ClosedCall<'_>) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::{ANCHOR_AGE, Anchor, CALL_CLOCK, wall_time_at};
+
+    #[test]
+    fn an_anchor_dates_readings_up_to_its_age_and_none_before_it_or_after() {
+        let (clock, mock) = quanta::Clock::mock();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        mock.increment(Duration::from_secs(5));
+        let earlier = clock.raw();
+        mock.increment(Duration::from_millis(10));
+        let anchor = Anchor {
+            monotonic: clock.raw(),
+            wall,
+        };
+        assert_eq!(anchor.wall_time(&clock, anchor.monotonic), Some(wall));
+        mock.increment(Duration::from_millis(250));
+        assert_eq!(
+            anchor.wall_time(&clock, clock.raw()),
+            Some(wall + Duration::from_millis(250))
+        );
+        mock.increment(ANCHOR_AGE - Duration::from_millis(250));
+        assert_eq!(
+            anchor.wall_time(&clock, clock.raw()),
+            Some(wall + ANCHOR_AGE)
+        );
+        mock.increment(Duration::from_nanos(1));
+        assert_eq!(anchor.wall_time(&clock, clock.raw()), None, "too old");
+        assert_eq!(anchor.wall_time(&clock, earlier), None, "before the anchor");
+    }
+
+    #[test]
+    fn the_wall_time_of_a_reading_now_is_between_real_time_readings_around_it() {
+        // Within a millisecond: the anchor is read in microseconds, and the counter's rate is
+        // calibrated (closer than that over a second) while other tests load the machine.
+        let slack = Duration::from_millis(1);
+        for _ in 0..5 {
+            let before = SystemTime::now();
+            let at = wall_time_at(&CALL_CLOCK, CALL_CLOCK.raw());
+            let after = SystemTime::now();
+            assert!(
+                before <= at + slack && at <= after + slack,
+                "{at:?} not in {before:?}..{after:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn an_anchor_is_read_in_the_middle_of_its_monotonic_readings() {
+        let (clock, _mock) = quanta::Clock::mock();
+        let before = SystemTime::now();
+        let anchor = Anchor::read(&clock);
+        assert!(anchor.wall >= before && anchor.wall <= SystemTime::now());
+        // A mock clock stands still: both readings, and their middle, are its value.
+        assert_eq!(anchor.monotonic, clock.raw());
+    }
 }
