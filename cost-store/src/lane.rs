@@ -1,19 +1,20 @@
 //! Closed calls on their way to the writer thread, queued by one producing thread.
 //!
-//! A lane holds its calls as bytes: numbers as they are (little-endian; money as its exact
-//! `i128` units), absent token kinds, cost components and texts left out. A text that is the
-//! same string (the same shared allocation) as the previous call's in the same buffer is a bit,
-//! not a copy: calls in a row share their model, session, price table and provider, so a
-//! typical call takes ~100 bytes, and the writer reads each repeated text back as one shared
-//! string instead of allocating it again. What the instrumented thread pays is mostly the memory
-//! that moves to the writer's core. Queuing allocates nothing once the buffers have grown (the
-//! writer hands them back emptied), and the writer never touches the reference counts of the
-//! strings the instrumented program shares.
+//! A lane keeps each call's numbers in a fixed-size slot, copied as they are (money as its
+//! exact units), and its texts as bytes beside the slots, each only when it is not the same
+//! string (the same shared allocation) as the one written last at its place in the same
+//! buffer: calls in a row share their model, session, price table and provider, so a typical
+//! call adds no text bytes, and the writer reads each repeated text back as one shared string
+//! instead of allocating it again. A slot is copied in a few vector moves, not encoded: an
+//! encoding that left absent parts out took ~100 bytes instead of the slot's ~240, but twice the
+//! instrumented thread's instructions. Queuing allocates nothing once the buffers have grown
+//! (the writer hands them back emptied), and the writer never touches the reference counts of
+//! the strings the instrumented program shares.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use cost_core::{CostBreakdown, Money, ServiceTier, TokenKind, Usage};
+use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
 use cost_layer::ClosedCall;
 
 use crate::record::{CallRecord, CallStatus, micros, status_of, unix_ms};
@@ -28,62 +29,53 @@ pub(crate) struct Lane {
     previous: [Option<Arc<str>>; TEXTS],
 }
 
-/// Calls as bytes, in the order they were queued.
+/// Calls in the order they were queued: their slots, and the texts they did not share.
 #[derive(Default)]
 pub(crate) struct Queued {
-    bytes: Vec<u8>,
-    /// Each call's span name (a `&'static str`, kept as it is).
-    names: Vec<&'static str>,
+    slots: Vec<Slot>,
+    /// Each text a slot's `present & !same` names, in order: its length (two bytes, or a
+    /// marker and eight for the rare long text), then its bytes.
+    texts: Vec<u8>,
+}
+
+/// A call's numbers, as the layer gave them.
+#[derive(Clone, Copy)]
+struct Slot {
+    at_ms: i64,
+    duration_us: u64,
+    span_id: u64,
+    parent_span_id: Option<u64>,
+    usage: Usage,
+    cost: CostBreakdown,
+    cache_hit_savings: Money,
+    status: CallStatus,
+    service_tier: ServiceTier,
+    /// Bit `i`: the call has text `i`.
+    present: u16,
+    /// Bit `i`: text `i` is the one written last at its place (it is not in `texts` again).
+    same: u16,
+    name: &'static str,
 }
 
 /// The texts of a call, in the order a lane keeps them: request model, response model, model,
 /// price table, provider, operation; session, agent, user, org, feature.
 const TEXTS: usize = 11;
 
-/// Bits of a call's flags byte.
-const HAS_PARENT: u8 = 1 << 4;
-const HAS_SAVINGS: u8 = 1 << 5;
-
 impl Lane {
     /// Calls queued.
     pub(crate) fn len(&self) -> usize {
-        self.queued.names.len()
+        self.queued.slots.len()
     }
 
-    /// Queues a closed call. The fixed-size part (numbers and masks) is assembled on the stack
-    /// and appended in one copy; then only the texts that differ from the previous call's.
+    /// Queues a closed call: its slot, then only the texts that differ from those written
+    /// last at their places.
     pub(crate) fn push(&mut self, call: &ClosedCall<'_>) {
-        let totals = call.totals;
         // The first call of a buffer refers to no previous one, and no later call of it may
         // refer to a text last written in a buffer the writer has taken: forget them.
-        if self.queued.names.is_empty() {
+        if self.queued.slots.is_empty() {
             self.previous = Default::default();
         }
-        let mut fixed = Fixed::default();
-        fixed.put(unix_ms(call.at).to_le_bytes());
-        fixed.put(micros(call.duration).to_le_bytes());
-        fixed.put(call.span_id.to_le_bytes());
-        let savings = totals.cache_hit_savings.units();
-        let flags = code(&CallStatus::ALL, status_of(totals))
-            | (code(&ServiceTier::ALL, call.service_tier) << 2)
-            | if call.parent_span_id.is_some() {
-                HAS_PARENT
-            } else {
-                0
-            }
-            | if savings != 0 { HAS_SAVINGS } else { 0 };
-        fixed.put([flags]);
-        if let Some(parent) = call.parent_span_id {
-            fixed.put(parent.to_le_bytes());
-        }
-        if savings != 0 {
-            fixed.put(savings.to_le_bytes());
-        }
-        fixed.put_present(
-            TokenKind::ALL.map(|kind| totals.usage.get(kind)),
-            u64::to_le_bytes,
-        );
-        fixed.put_present(cost_parts(&totals.cost), i128::to_le_bytes);
+        let totals = call.totals;
         let a = call.attribution;
         let texts: [Option<&Arc<str>>; TEXTS] = [
             call.request_model,
@@ -108,11 +100,22 @@ impl Lane {
                 }
             }
         }
-        fixed.put(present.to_le_bytes());
-        fixed.put(same.to_le_bytes());
-        let out = &mut self.queued.bytes;
-        out.extend_from_slice(fixed.filled());
+        self.queued.slots.push(Slot {
+            at_ms: unix_ms(call.at),
+            duration_us: micros(call.duration),
+            span_id: call.span_id,
+            parent_span_id: call.parent_span_id,
+            usage: totals.usage,
+            cost: totals.cost,
+            cache_hit_savings: totals.cache_hit_savings,
+            status: status_of(totals),
+            service_tier: call.service_tier,
+            present,
+            same,
+            name: call.name,
+        });
         // Usually none: calls in a row share their texts.
+        let out = &mut self.queued.texts;
         let mut new = present & !same;
         while new != 0 {
             let i = new.trailing_zeros() as usize;
@@ -121,90 +124,35 @@ impl Lane {
             else {
                 continue;
             };
-            // Two bytes of length, or a marker and eight for the rare long text.
             match u16::try_from(text.len()) {
                 Ok(len) if len != u16::MAX => out.extend_from_slice(&len.to_le_bytes()),
                 _ => {
                     out.extend_from_slice(&u16::MAX.to_le_bytes());
-                    put_u64(out, text.len() as u64);
+                    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
                 }
             }
             out.extend_from_slice(text.as_bytes());
             *previous = Some(Arc::clone(text));
         }
-        self.queued.names.push(call.name);
-    }
-}
-
-/// The fixed-size part of a call, assembled on the stack.
-struct Fixed {
-    bytes: [u8; Fixed::MAX],
-    len: usize,
-}
-
-impl Default for Fixed {
-    fn default() -> Self {
-        Fixed {
-            bytes: [0; Fixed::MAX],
-            len: 0,
-        }
-    }
-}
-
-impl Fixed {
-    /// Time, duration and span id (3 × 8), flags (1), parent (8), cache-hit savings (16), usage
-    /// mask and counts (1 + 6 × 8), cost mask and parts (1 + 7 × 16), text masks (2 × 2).
-    const MAX: usize = 3 * 8 + 1 + 8 + 16 + 1 + 6 * 8 + 1 + 7 * 16 + 2 * 2;
-
-    #[inline]
-    fn put<const N: usize>(&mut self, value: [u8; N]) {
-        // Never short: `MAX` is the sum of every part `push` writes.
-        if let Some(slot) = self.bytes.get_mut(self.len..self.len + N) {
-            slot.copy_from_slice(&value);
-            self.len += N;
-        }
-    }
-
-    /// A mask byte of the non-zero parts, then those parts as `bytes` writes them.
-    #[inline]
-    fn put_present<T: Copy + Default + PartialEq, const N: usize, const W: usize>(
-        &mut self,
-        parts: [T; N],
-        bytes: impl Fn(T) -> [u8; W],
-    ) {
-        let zero = T::default();
-        let mask = parts.iter().enumerate().fold(0_u8, |mask, (i, part)| {
-            mask | (u8::from(*part != zero) << i)
-        });
-        self.put([mask]);
-        for part in parts {
-            if part != zero {
-                self.put(bytes(part));
-            }
-        }
-    }
-
-    fn filled(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or_default()
     }
 }
 
 impl Queued {
     /// The records of the queued calls, in order, built on the writer's thread; left empty,
-    /// its buffers kept for reuse. Returns how many calls could not be read back (it decodes
-    /// only what [`Lane::push`] encoded, so that would be a bug): from the first such call on,
+    /// its buffers kept for reuse. Returns how many calls could not be read back (it reads
+    /// only what [`Lane::push`] wrote, so that would be a bug): from the first such call on,
     /// the buffer's calls are left out rather than misread, and the writer counts them.
     pub(crate) fn drain_into(&mut self, records: &mut Vec<CallRecord>) -> u64 {
-        records.reserve(self.names.len());
-        let mut reader = Reader {
-            bytes: &self.bytes,
+        records.reserve(self.slots.len());
+        let mut reader = TextReader {
+            bytes: &self.texts,
             at: 0,
             previous: Default::default(),
         };
-        let queued = self.names.len();
+        let queued = self.slots.len();
         let mut read = 0;
-        for name in self.names.drain(..) {
-            match reader.call(name) {
+        for slot in &self.slots {
+            match reader.record(slot) {
                 Some(record) => {
                     records.push(record);
                     read += 1;
@@ -212,26 +160,21 @@ impl Queued {
                 None => break,
             }
         }
-        self.bytes.clear();
+        self.slots.clear();
+        self.texts.clear();
         (queued - read) as u64
     }
 }
 
-/// Reads calls back from a lane's bytes.
-struct Reader<'a> {
+/// Reads calls' texts back from a lane's text bytes.
+struct TextReader<'a> {
     bytes: &'a [u8],
     at: usize,
-    /// The texts of the call read last (a repeated text is shared, not read again).
+    /// The texts read last at each place (a repeated text is shared, not read again).
     previous: [Option<Arc<str>>; TEXTS],
 }
 
-impl Reader<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let byte = *self.bytes.get(self.at)?;
-        self.at += 1;
-        Some(byte)
-    }
-
+impl TextReader<'_> {
     fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
         let end = self.at.checked_add(N)?;
         let bytes = self.bytes.get(self.at..end)?.try_into().ok()?;
@@ -239,21 +182,9 @@ impl Reader<'_> {
         Some(bytes)
     }
 
-    fn u64(&mut self) -> Option<u64> {
-        self.take().map(u64::from_le_bytes)
-    }
-
-    fn i64(&mut self) -> Option<i64> {
-        self.take().map(i64::from_le_bytes)
-    }
-
-    fn i128(&mut self) -> Option<i128> {
-        self.take().map(i128::from_le_bytes)
-    }
-
     fn text(&mut self) -> Option<Arc<str>> {
         let len = match self.take().map(u16::from_le_bytes)? {
-            u16::MAX => usize::try_from(self.u64()?).ok()?,
+            u16::MAX => usize::try_from(u64::from_le_bytes(self.take()?)).ok()?,
             len => usize::from(len),
         };
         let end = self.at.checked_add(len)?;
@@ -262,56 +193,14 @@ impl Reader<'_> {
         Some(Arc::from(text))
     }
 
-    /// The values of the parts a mask byte says are present (zero for the others).
-    fn present<T: Default + Copy, const N: usize>(
-        &mut self,
-        mut read: impl FnMut(&mut Self) -> Option<T>,
-    ) -> Option<[T; N]> {
-        let mask = self.byte()?;
-        let mut parts = [T::default(); N];
-        for (i, part) in parts.iter_mut().enumerate() {
-            if mask & (1 << i) != 0 {
-                *part = read(self)?;
-            }
-        }
-        Some(parts)
-    }
-
-    fn call(&mut self, name: &'static str) -> Option<CallRecord> {
-        let at_ms = self.i64()?;
-        let duration_us = self.u64()?;
-        let span_id = self.u64()?;
-        let flags = self.byte()?;
-        let parent_span_id = match flags & HAS_PARENT {
-            0 => None,
-            _ => Some(self.u64()?),
-        };
-        let savings = match flags & HAS_SAVINGS {
-            0 => 0,
-            _ => self.i128()?,
-        };
-        let counts = self.present::<u64, 6>(Self::u64)?;
-        let mut usage = Usage::default();
-        for (kind, count) in TokenKind::ALL.into_iter().zip(counts) {
-            usage.set(kind, count);
-        }
-        let [
-            uncached_input,
-            cost_cache_read,
-            cost_cache_write,
-            cost_cache_write_1h,
-            cost_output,
-            cost_reasoning,
-            cache_savings,
-        ] = self.present::<i128, 7>(Self::i128)?;
-        let present = u16::from_le_bytes(self.take()?);
-        let same = u16::from_le_bytes(self.take()?);
+    /// The record of `slot`, its texts read or shared.
+    fn record(&mut self, slot: &Slot) -> Option<CallRecord> {
         let mut texts: [Option<Arc<str>>; TEXTS] = Default::default();
         for (i, text) in texts.iter_mut().enumerate() {
-            if present & (1 << i) == 0 {
+            if slot.present & (1 << i) == 0 {
                 continue;
             }
-            let read = if same & (1 << i) != 0 {
+            let read = if slot.same & (1 << i) != 0 {
                 Arc::clone(self.previous[i].as_ref()?)
             } else {
                 let read = self.text()?;
@@ -335,62 +224,31 @@ impl Reader<'_> {
         ] = texts;
         Some(CallRecord {
             id: None,
-            at_ms,
-            duration_us,
-            name: Cow::Borrowed(name),
-            span_id,
-            parent_span_id,
+            at_ms: slot.at_ms,
+            duration_us: slot.duration_us,
+            name: Cow::Borrowed(slot.name),
+            span_id: slot.span_id,
+            parent_span_id: slot.parent_span_id,
             request_model,
             response_model,
             model: model.unwrap_or_else(|| Arc::from("unknown")),
-            status: CallStatus::ALL[usize::from(flags & 0b11)],
+            status: slot.status,
             price_table,
             provider,
             operation,
-            service_tier: ServiceTier::ALL[usize::from((flags >> 2) & 0b11)],
+            service_tier: slot.service_tier,
             session,
             agent,
             user,
             org,
             feature,
-            usage,
-            cost: CostBreakdown {
-                uncached_input: Money::from_units(uncached_input),
-                cache_read: Money::from_units(cost_cache_read),
-                cache_write: Money::from_units(cost_cache_write),
-                cache_write_1h: Money::from_units(cost_cache_write_1h),
-                output: Money::from_units(cost_output),
-                reasoning: Money::from_units(cost_reasoning),
-                cache_savings: Money::from_units(cache_savings),
-            },
-            cache_hit_savings: Money::from_units(savings),
+            usage: slot.usage,
+            cost: slot.cost,
+            cache_hit_savings: slot.cache_hit_savings,
             previous_cost: None,
             repriced_with: None,
         })
     }
-}
-
-fn put_u64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-/// A call's cost components, in the order the lane keeps them.
-fn cost_parts(cost: &CostBreakdown) -> [i128; 7] {
-    [
-        cost.uncached_input,
-        cost.cache_read,
-        cost.cache_write,
-        cost.cache_write_1h,
-        cost.output,
-        cost.reasoning,
-        cost.cache_savings,
-    ]
-    .map(Money::units)
-}
-
-/// The position of `value` in `all` (a two-bit code: `all` has at most four values).
-fn code<T: PartialEq>(all: &[T], value: T) -> u8 {
-    all.iter().position(|v| *v == value).unwrap_or(0) as u8
 }
 
 #[cfg(test)]
@@ -533,7 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn a_call_with_every_part_fills_the_fixed_part_exactly_and_reads_back() {
+    fn a_call_with_every_part_reads_back() {
         let mut call = sample_call();
         call.usage = [1, 2, 3, 4, 5, 6];
         call.cost = [-1, 2, -3, 4, -5, 6, i128::MAX];
@@ -543,8 +401,8 @@ mod tests {
         call.texts[2] = Some(Arc::from("gpt-4o"));
         let mut lane = Lane::default();
         call.with_call(|closed| lane.push(closed));
-        // The fixed part, then the model's length and bytes.
-        assert_eq!(lane.queued.bytes.len(), Fixed::MAX + 2 + "gpt-4o".len());
+        // The model's length and bytes, once.
+        assert_eq!(lane.queued.texts.len(), 2 + "gpt-4o".len());
         round_trip(&[call.clone(), call]);
     }
 
@@ -572,17 +430,18 @@ mod tests {
 
     #[test]
     fn calls_that_cannot_be_read_back_are_counted() {
-        let call = sample_call();
         let mut lane = Lane::default();
-        for _ in 0..3 {
+        for session in ["s-1", "s-2", "s-3"] {
+            let mut call = sample_call();
+            call.texts[6] = Some(Arc::from(session));
             call.with_call(|closed| lane.push(closed));
         }
-        // The third call's last byte lost: two read back, one counted.
-        lane.queued.bytes.pop();
+        // The third call's session lost its last byte: two read back, one counted.
+        lane.queued.texts.pop();
         let mut records = Vec::new();
         assert_eq!(lane.queued.drain_into(&mut records), 1);
         assert_eq!(records.len(), 2);
-        assert_eq!((lane.len(), lane.queued.bytes.len()), (0, 0));
+        assert_eq!((lane.len(), lane.queued.texts.len()), (0, 0));
     }
 
     #[test]
@@ -612,9 +471,9 @@ mod tests {
         ]
         .iter()
         .map(|owned| {
-            let before = lane.queued.bytes.len();
+            let before = lane.queued.texts.len();
             owned.with_call(|closed| lane.push(closed));
-            lane.queued.bytes.len() - before
+            lane.queued.texts.len() - before
         })
         .collect();
         assert_eq!(sizes[0] - sizes[1], 2 + session.len(), "{sizes:?}");
@@ -622,9 +481,9 @@ mod tests {
         // A new buffer (the writer took the last one) refers to no previous call.
         let mut records = Vec::new();
         lane.queued.drain_into(&mut records);
-        let before = lane.queued.bytes.len();
+        let before = lane.queued.texts.len();
         call(&other).with_call(|closed| lane.push(closed));
-        assert_eq!(lane.queued.bytes.len() - before, sizes[0]);
+        assert_eq!(lane.queued.texts.len() - before, sizes[0]);
         lane.queued.drain_into(&mut records);
         assert!(
             records
