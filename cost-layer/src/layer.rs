@@ -323,6 +323,9 @@ impl CostLayer {
         rejected: &mut Vec<&'static str>,
     ) -> Vec<&'static str> {
         let mut first = Vec::new();
+        if rejected.is_empty() {
+            return first;
+        }
         for field in rejected.drain(..) {
             DiagnosticCounters::bump(&self.ledger.diagnostics.bad_field_values);
             let key = (metadata as *const _ as usize, field);
