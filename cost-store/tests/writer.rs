@@ -108,11 +108,14 @@ fn every_call_is_on_record_with_the_ledgers_exact_total() {
     assert!((now_ms - 60_000..=now_ms).contains(&first.at_ms));
 }
 
-/// A store that blocks until released, then works; or fails a number of times first.
+/// A store that blocks until released, then works; or fails a number of times first; or, when
+/// flaky, fails every third write.
 #[derive(Clone, Default)]
 struct TestStore {
     gate: Arc<Mutex<()>>,
     failures_left: Arc<AtomicU32>,
+    flaky: bool,
+    appends: Arc<AtomicU32>,
     written: Arc<Mutex<Vec<CallRecord>>>,
 }
 
@@ -134,6 +137,9 @@ impl Store for TestStore {
             .is_ok()
         {
             return Err(StoreError::UnknownAddress("down for the test".into()));
+        }
+        if self.flaky && self.appends.fetch_add(1, Ordering::SeqCst) % 3 == 2 {
+            return Err(StoreError::UnknownAddress("flaky for the test".into()));
         }
         if let Ok(mut written) = self.written.lock() {
             written.extend_from_slice(records);
@@ -402,37 +408,6 @@ fn a_record_the_store_refuses_for_good_is_abandoned_alone() {
     );
 }
 
-/// A store that fails every third write (a transient outage each time), taking the rest.
-#[derive(Clone, Default)]
-struct FlakyStore {
-    appends: Arc<AtomicU32>,
-    written: Arc<Mutex<Vec<CallRecord>>>,
-}
-
-impl Store for FlakyStore {
-    fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
-        if self.appends.fetch_add(1, Ordering::SeqCst) % 3 == 2 {
-            return Err(StoreError::UnknownAddress("flaky for the test".into()));
-        }
-        if let Ok(mut written) = self.written.lock() {
-            written.extend_from_slice(records);
-        }
-        Ok(())
-    }
-
-    fn load(&mut self, _: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
-        Ok(self.written.lock().map(|w| w.clone()).unwrap_or_default())
-    }
-
-    fn reprice(&mut self, _: &[Repriced]) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn describe(&self) -> String {
-        "flaky".into()
-    }
-}
-
 /// The model, agent and feature of a thread's `i`-th call: each repeats in its own period, so
 /// calls in a row share some texts and not others, in every combination.
 fn texts_of(i: u64) -> (&'static str, &'static str, Option<&'static str>) {
@@ -447,7 +422,10 @@ fn threads_coming_and_going_a_flaky_store_and_a_small_queue_lose_or_garble_no_ca
     const WAVES: u64 = 3;
     const THREADS: u64 = 3;
     const CALLS: u64 = 400;
-    let store = FlakyStore::default();
+    let store = TestStore {
+        flaky: true,
+        ..TestStore::default()
+    };
     let options = WriterOptions {
         capacity: 96,
         batch: 7,
