@@ -60,6 +60,11 @@ pub(crate) static CALL_CLOCK: LazyLock<quanta::Clock> = LazyLock::new(quanta::Cl
 /// How old a thread's anchor may be before the real-time clock is read again.
 const ANCHOR_AGE: Duration = Duration::from_secs(1);
 
+/// The most a real-time clock reading may take, between the two monotonic readings around it,
+/// to anchor the monotonic clock (a thread preempted in between would date its calls late by
+/// the time it waited).
+const ANCHOR_READ_LIMIT: Duration = Duration::from_micros(20);
+
 /// A real-time clock reading with the raw monotonic reading taken just before it.
 #[derive(Clone, Copy, Debug)]
 struct Anchor {
@@ -77,17 +82,10 @@ impl Anchor {
         let since = clock.delta(self.monotonic, now);
         (since <= ANCHOR_AGE).then(|| self.wall + since)
     }
-}
 
-/// The most a real-time clock reading may take, between the two monotonic readings around it,
-/// to anchor the monotonic clock (a thread preempted in between would date its calls late by
-/// the time it waited).
-const ANCHOR_READ_LIMIT: Duration = Duration::from_micros(20);
-
-impl Anchor {
     /// Reads the real-time clock between two readings of `clock`, taking the middle of those as
-    /// its monotonic reading; tries again (three times at most) when the three readings took
-    /// longer than [`ANCHOR_READ_LIMIT`].
+    /// its monotonic reading; tries again (three times at most) when the two were further apart
+    /// than [`ANCHOR_READ_LIMIT`].
     fn read(clock: &quanta::Clock) -> Anchor {
         let mut attempt = 0;
         loop {
