@@ -112,6 +112,7 @@ fn throughput(address: &str) -> Result<f64, cost_store::StoreError> {
 /// callgrind: `layer`, `layer+empty_sink`, or `layer+writer` (the writer asleep and never
 /// flushed, so that only the instrumented thread's side is counted). `false` when unknown.
 fn run_only(scenario: &str, count: u64) -> bool {
+    let dir = std::env::temp_dir().join(format!("llm-cost-only-{}", std::process::id()));
     let dispatch = match scenario {
         "layer" => with_sink(None),
         "layer+empty_sink" => {
@@ -119,7 +120,6 @@ fn run_only(scenario: &str, count: u64) -> bool {
             Dispatch::new(tracing_subscriber::registry().with(cost))
         }
         "layer+writer" => {
-            let dir = std::env::temp_dir().join(format!("llm-cost-only-{}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
             let path = dir.join("calls.jsonl");
             let store = cost_store::open(path.to_str().unwrap_or("calls.jsonl"))
@@ -137,6 +137,7 @@ fn run_only(scenario: &str, count: u64) -> bool {
         _ => return false,
     };
     counted_work(&dispatch, count);
+    let _ = std::fs::remove_dir_all(&dir);
     true
 }
 
