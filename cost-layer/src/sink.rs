@@ -20,7 +20,8 @@ pub struct ClosedCall<'a> {
     /// When the call's span closed: the monotonic reading that ends [`ClosedCall::duration`],
     /// dated from the real-time clock as read on the same thread at most a second before (the
     /// real-time clock is read once a second per thread, not once per call). Between those
-    /// reads the date follows the monotonic clock, so it is precise to microseconds, and a
+    /// reads the date follows the monotonic clock (whose rate is calibrated against the
+    /// real-time clock once per process), so it is precise to well under a millisecond, and a
     /// step of the wall clock (a manual change, an NTP step) shows in it within a second.
     pub at: SystemTime,
     /// From the span's creation to its close, on a monotonic clock (TSC-based where the CPU's is
