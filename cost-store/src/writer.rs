@@ -224,6 +224,12 @@ impl WriterStats {
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
+
+    fn set_last_error(&self, message: String) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(message);
+        }
+    }
 }
 
 /// The writer's end the layer holds: give it to
@@ -345,11 +351,9 @@ fn write_loop(
         let unreadable = lanes.take_all(&mut spare, &mut taken);
         if unreadable > 0 {
             stats.abandoned.fetch_add(unreadable, Ordering::Relaxed);
-            if let Ok(mut last) = stats.last_error.lock() {
-                *last = Some(format!(
-                    "{unreadable} queued calls could not be read back from their lane (a bug: please report it)"
-                ));
-            }
+            stats.set_last_error(format!(
+                "{unreadable} queued calls could not be read back from their lane (a bug: please report it)"
+            ));
         }
         let urgent = !acks.is_empty() || stop;
         let deadline = urgent.then(|| Instant::now() + options.shutdown_timeout);
@@ -395,9 +399,7 @@ fn write_with_retry(
             }
             Err(error) => {
                 stats.failed_writes.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut last) = stats.last_error.lock() {
-                    *last = Some(error.to_string());
-                }
+                stats.set_last_error(error.to_string());
                 if error.is_permanent() {
                     // Retrying the batch cannot help: write its records one by one and give up
                     // (counted) only on those the store refuses.
