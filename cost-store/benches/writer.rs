@@ -1,9 +1,14 @@
 //! Figures of the durable ledger: records per second through the writer into SQLite and into
 //! PostgreSQL, and what attaching the writer adds to the layer's cost per call:
 //!
-//! - `writer_added_paced`: calls in bursts of 100 with a pause after each (about 90 000 calls a
-//!   second, a rate the writer keeps up with, and far above any real program's LLM call rate),
-//!   only the bursts timed: the steady state, lanes warm and drained as they fill.
+//! - `writer_added_interleaved`: the steady state, lanes warm and drained as they fill. Bursts
+//!   of 100 calls (a session each) run in turn under the layer alone, the layer with a sink that
+//!   keeps nothing, and the layer with the writer into SQLite, each burst followed by a pause
+//!   (about 90 000 calls a second reach the writer, a rate it keeps up with, far above any real
+//!   program's LLM call rate). Each configuration's figure is the median of its bursts: taking
+//!   turns, the three see the same machine, and the median leaves out the bursts a busy
+//!   neighbour or a preemption slowed, so the difference holds to a few nanoseconds from run
+//!   to run on machines whose plain timings swing by tens of percent.
 //! - `writer_added`: calls as fast as the thread can make them (1.5 million a second, faster
 //!   than the store takes them): the backlog grows, and its fresh memory is part of the figure.
 //! - `writer_added_enqueue_only`: the same with the writer asleep through the timed run.
@@ -69,27 +74,45 @@ fn with_sink(sink: Option<WriterSink>) -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(cost))
 }
 
-/// ns per call of `calls` calls made in bursts of 100 (one session each), each followed by a
-/// pause of 1 ms; only the bursts are timed.
-fn paced(dispatch: &Dispatch, calls: u64) -> f64 {
-    tracing::dispatcher::with_default(dispatch, || {
-        let mut timed = std::time::Duration::ZERO;
-        for s in 0..calls / 100 {
-            let start = Instant::now();
-            let id = format!("s{s}");
-            let session = tracing::info_span!("session", session.id = id.as_str());
-            let _s = session.enter();
-            for i in 0..100 {
-                one_call(black_box(i));
+/// Calls per burst of [`interleaved`], and its pause after each burst.
+const BURST: u64 = 100;
+const PAUSE: std::time::Duration = std::time::Duration::from_micros(300);
+
+/// Median ns per call of `bursts` bursts under each of `dispatches`, taken in turn (the first
+/// of each turn rotating), after as many turns again for warm-up: see the module docs.
+fn interleaved(dispatches: &[&Dispatch], bursts: u64) -> Vec<f64> {
+    let mut timings = vec![Vec::new(); dispatches.len()];
+    for turn in 0..2 * bursts {
+        for k in 0..dispatches.len() {
+            let which = (k + turn as usize) % dispatches.len();
+            let ns = tracing::dispatcher::with_default(dispatches[which], || {
+                let id = format!("s{turn}");
+                let start = Instant::now();
+                let session = tracing::info_span!("session", session.id = id.as_str());
+                let entered = session.enter();
+                for i in 0..BURST {
+                    one_call(black_box(i));
+                }
+                drop(entered);
+                drop(session);
+                start.elapsed()
+            });
+            if turn >= bursts {
+                timings[which].push(ns);
             }
-            timed += start.elapsed();
             let pause = Instant::now();
-            while pause.elapsed() < std::time::Duration::from_millis(1) {
+            while pause.elapsed() < PAUSE {
                 std::hint::spin_loop();
             }
         }
-        timed.as_nanos() as f64 / calls as f64
-    })
+    }
+    timings
+        .into_iter()
+        .map(|mut bursts| {
+            bursts.sort_unstable();
+            bursts[bursts.len() / 2].as_nanos() as f64 / BURST as f64
+        })
+        .collect()
 }
 
 /// Records per second from the first call to the flush, through the writer into `store`.
@@ -209,23 +232,34 @@ fn main() {
         })
         .fold(f64::INFINITY, f64::min);
     report("layer+empty_sink", discard, "ns/op");
-    // Paced: the layer alone, then with the writer into SQLite, the best of three each.
-    const PACED: u64 = 50_000;
-    let paced_alone = (0..3)
-        .map(|_| paced(&with_sink(None), PACED))
-        .fold(f64::INFINITY, f64::min);
-    let paced_attached = (0..3)
-        .map(|_| {
-            let store = cost_store::open(sqlite).unwrap_or_else(|e| panic!("{e}"));
-            let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
-            let ns = paced(&with_sink(Some(sink)), PACED);
-            guard.flush();
-            ns
-        })
-        .fold(f64::INFINITY, f64::min);
-    report("layer_paced", paced_alone, "ns/op");
-    report("layer+writer_paced", paced_attached, "ns/op");
-    report("writer_added_paced", paced_attached - paced_alone, "ns/op");
+    // Interleaved: the layer alone, with a sink that keeps nothing, with the writer into SQLite.
+    {
+        let store = cost_store::open(sqlite).unwrap_or_else(|e| panic!("{e}"));
+        let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
+        let (cost, _ledger) = CostLayer::builder().call_sink(Discard).build();
+        let empty_sink = Dispatch::new(tracing_subscriber::registry().with(cost));
+        let medians = interleaved(
+            &[&with_sink(None), &empty_sink, &with_sink(Some(sink))],
+            3_000,
+        );
+        guard.flush();
+        let written = guard.stats().written();
+        if written != 2 * 3_000 * BURST {
+            eprintln!(
+                "the writer kept {written} of {} calls: it did not keep up",
+                2 * 3_000 * BURST
+            );
+        }
+        report("layer_interleaved", medians[0], "ns/op");
+        report("layer+empty_sink_interleaved", medians[1], "ns/op");
+        report("layer+writer_interleaved", medians[2], "ns/op");
+        report(
+            "empty_sink_added_interleaved",
+            medians[1] - medians[0],
+            "ns/op",
+        );
+        report("writer_added_interleaved", medians[2] - medians[0], "ns/op");
+    }
     // The writer asleep through the timed run (it drains afterwards): what handing a call to
     // it costs the instrumented thread, without its own work competing for the other core.
     let enqueue_only = (0..3)
