@@ -3,6 +3,12 @@
 //! `cargo run --release --example overhead` (about 15 s on 2 cores)
 //!
 //! Prints one JSON object per line: `{"scenario": …, "value": …, "unit": …}`.
+//!
+//! The subscribers compared with each other (the call shape's six, enter/exit's two, plain
+//! spans' four) take turns: short bursts of the same work run under each in turn, and each
+//! one's figure is the median of its bursts (`support/interleaved.rs`). Timed apart, the same
+//! subscriber's figure moves by tens of percent from one run to the next on a shared machine;
+//! taking turns, the differences between subscribers hold to a few percent.
 //! `overhead --only SCENARIO CALLS` runs one scenario's work `CALLS` times, untimed, for
 //! `scripts/instructions` to count its instructions under callgrind (figures that do not move
 //! with the machine's load).
@@ -34,11 +40,13 @@
 //! - `rss_after_1m_calls`, `rss_after_10m_calls` (MiB): resident memory after that many calls
 //!   spread over 100 000 sessions, retention 10 000 closed sessions.
 
+#[path = "support/interleaved.rs"]
+mod interleaved;
 #[path = "support/memory.rs"]
 mod memory;
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cost_layer::{CostLayer, Retention};
 use opentelemetry::trace::TracerProvider as _;
@@ -209,33 +217,27 @@ fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..runs).map(|_| f()).fold(f64::INFINITY, f64::min)
 }
 
-fn enter_exit(dispatch: &Dispatch, calls: u64) -> f64 {
-    tracing::dispatcher::with_default(dispatch, || {
-        let session = info_span!("session", session.id = "s");
-        let _s = session.enter();
-        let span = info_span!(
-            "chat",
-            gen_ai.request.model = "gpt-4o",
-            gen_ai.usage.input_tokens = Empty
-        );
-        let start = Instant::now();
-        for _ in 0..calls {
-            let _entered = black_box(span.enter());
-        }
-        start.elapsed().as_nanos() as f64 / calls as f64
-    })
+/// `calls` enters and exits of an existing call span, in a session.
+fn enter_exit(calls: u64) {
+    let session = info_span!("session", session.id = "s");
+    let _s = session.enter();
+    let span = info_span!(
+        "chat",
+        gen_ai.request.model = "gpt-4o",
+        gen_ai.usage.input_tokens = Empty
+    );
+    for _ in 0..calls {
+        let _entered = black_box(span.enter());
+    }
 }
 
-fn plain_span(dispatch: &Dispatch, calls: u64) -> f64 {
-    tracing::dispatcher::with_default(dispatch, || {
-        let session = info_span!("session", session.id = "s");
-        let _s = session.enter();
-        let start = Instant::now();
-        for i in 0..calls {
-            black_box(info_span!("tool", index = i));
-        }
-        start.elapsed().as_nanos() as f64 / calls as f64
-    })
+/// `calls` spans with no usage field, created and closed, in a session.
+fn plain_span(calls: u64) {
+    let session = info_span!("session", session.id = "s");
+    let _s = session.enter();
+    for i in 0..calls {
+        black_box(info_span!("tool", index = i));
+    }
 }
 
 /// Runs one scenario's work once, `calls` times, untimed: what `scripts/instructions` counts
@@ -262,9 +264,9 @@ fn run_only(scenario: &str, calls: u64) -> bool {
 #[inline(never)]
 fn counted_work(scenario: &str, dispatch: &Dispatch, calls: u64) {
     if scenario.starts_with("plain_span") {
-        plain_span(dispatch, calls);
+        tracing::dispatcher::with_default(dispatch, || plain_span(calls));
     } else if scenario.starts_with("enter_exit") {
-        enter_exit(dispatch, calls);
+        tracing::dispatcher::with_default(dispatch, || enter_exit(calls));
     } else {
         calls_in_sessions(dispatch, 0, calls);
     }
@@ -288,13 +290,34 @@ fn main() {
     // Warm up allocator, caches and the price table.
     calls_in_sessions(&with_cost(), 0, 100_000);
 
-    let registry_ns = best_of(2, || calls_in_sessions(&registry(), 0, CALLS));
-    let cost_ns = best_of(2, || calls_in_sessions(&with_cost(), 0, CALLS));
-    let otel_ns = best_of(2, || calls_in_sessions(&with_otel(), 0, CALLS / 4));
-    let noop_ns = best_of(2, || calls_in_sessions(&registry_noop(), 0, CALLS));
+    // The call shape: bursts of a session with an agent and 100 calls, under each subscriber in
+    // turn.
+    let call_shape = [
+        registry(),
+        registry_noop(),
+        registry_record_layer(),
+        with_cost(),
+        with_otel(),
+        with_cost_and_otel(),
+    ];
+    let [
+        registry_ns,
+        noop_ns,
+        record_ns,
+        cost_ns,
+        otel_ns,
+        cost_otel_ns,
+    ] = interleaved::medians(
+        call_shape,
+        3_000,
+        CALLS_PER_SESSION,
+        Duration::ZERO,
+        |turn| {
+            calls_in_sessions_here(turn, CALLS_PER_SESSION);
+        },
+    );
     report("registry", registry_ns, "ns/op");
     report("registry+noop_layer", noop_ns, "ns/op");
-    let record_ns = best_of(2, || calls_in_sessions(&registry_record_layer(), 0, CALLS));
     report("registry+record_layer", record_ns, "ns/op");
     report("record_layer_added", record_ns - registry_ns, "ns/op");
     report("registry+cost", cost_ns, "ns/op");
@@ -307,33 +330,32 @@ fn main() {
         (otel_ns - registry_ns) / (cost_ns - registry_ns),
         "x",
     );
-    let cost_otel_ns = best_of(2, || calls_in_sessions(&with_cost_and_otel(), 0, CALLS / 4));
     report("registry+cost+otel", cost_otel_ns, "ns/op");
     report("cost_added_to_otel", cost_otel_ns - otel_ns, "ns/op");
 
-    report(
-        "enter_exit",
-        best_of(2, || enter_exit(&registry(), CALLS)),
-        "ns/op",
-    );
-    report(
-        "enter_exit+cost",
-        best_of(2, || enter_exit(&with_cost(), CALLS)),
-        "ns/op",
-    );
-    report(
-        "plain_span",
-        best_of(2, || plain_span(&registry(), CALLS)),
-        "ns/op",
-    );
-    let plain_noop = best_of(2, || plain_span(&registry_noop(), CALLS));
-    let plain_lookup = best_of(2, || {
-        plain_span(
-            &Dispatch::new(tracing_subscriber::registry().with(CloseLookupLayer)),
-            CALLS,
-        )
-    });
-    let plain_cost = best_of(2, || plain_span(&with_cost(), CALLS));
+    // Enter and exit: bursts of 10 000 under each in turn (the span's creation, once per
+    // burst, adds under 0.1 ns per operation).
+    const ENTERS: u64 = 10_000;
+    let enter_exit_pair = [registry(), with_cost()];
+    let [enter_exit_ns, enter_exit_cost_ns] =
+        interleaved::medians(enter_exit_pair, 300, ENTERS, Duration::ZERO, |_| {
+            enter_exit(ENTERS)
+        });
+    report("enter_exit", enter_exit_ns, "ns/op");
+    report("enter_exit+cost", enter_exit_cost_ns, "ns/op");
+
+    // Plain spans: bursts of 1 000 in a session (its creation and close add about 1 ns per
+    // span under this layer, less under the others).
+    const PLAIN: u64 = 1_000;
+    let plain = [
+        registry(),
+        registry_noop(),
+        Dispatch::new(tracing_subscriber::registry().with(CloseLookupLayer)),
+        with_cost(),
+    ];
+    let [plain_ns, plain_noop, plain_lookup, plain_cost] =
+        interleaved::medians(plain, 1_000, PLAIN, Duration::ZERO, |_| plain_span(PLAIN));
+    report("plain_span", plain_ns, "ns/op");
     report("plain_span+noop_layer", plain_noop, "ns/op");
     report("plain_span+close_lookup_layer", plain_lookup, "ns/op");
     report("plain_span+cost", plain_cost, "ns/op");

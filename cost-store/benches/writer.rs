@@ -21,6 +21,9 @@
 //! `writer --only SCENARIO CALLS` (`layer`, `layer+empty_sink`, `layer+writer`) runs one
 //! scenario's calls once, untimed, for `scripts/instructions` to count under callgrind.
 
+#[path = "../../examples/support/interleaved.rs"]
+mod interleaved;
+
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -72,47 +75,6 @@ fn with_sink(sink: Option<WriterSink>) -> Dispatch {
     };
     let (cost, _ledger) = builder.build();
     Dispatch::new(tracing_subscriber::registry().with(cost))
-}
-
-/// Calls per burst of [`interleaved`], and its pause after each burst.
-const BURST: u64 = 100;
-const PAUSE: std::time::Duration = std::time::Duration::from_micros(300);
-
-/// Median ns per call of `bursts` bursts under each of `dispatches`, taken in turn (the first
-/// of each turn rotating), after as many turns again for warm-up: see the module docs.
-fn interleaved(dispatches: &[&Dispatch], bursts: u64) -> Vec<f64> {
-    let mut timings = vec![Vec::new(); dispatches.len()];
-    for turn in 0..2 * bursts {
-        for k in 0..dispatches.len() {
-            let which = (k + turn as usize) % dispatches.len();
-            let ns = tracing::dispatcher::with_default(dispatches[which], || {
-                let id = format!("s{turn}");
-                let start = Instant::now();
-                let session = tracing::info_span!("session", session.id = id.as_str());
-                let entered = session.enter();
-                for i in 0..BURST {
-                    one_call(black_box(i));
-                }
-                drop(entered);
-                drop(session);
-                start.elapsed()
-            });
-            if turn >= bursts {
-                timings[which].push(ns);
-            }
-            let pause = Instant::now();
-            while pause.elapsed() < PAUSE {
-                std::hint::spin_loop();
-            }
-        }
-    }
-    timings
-        .into_iter()
-        .map(|mut bursts| {
-            bursts.sort_unstable();
-            bursts[bursts.len() / 2].as_nanos() as f64 / BURST as f64
-        })
-        .collect()
 }
 
 /// Records per second from the first call to the flush, through the writer into `store`.
@@ -232,22 +194,31 @@ fn main() {
         })
         .fold(f64::INFINITY, f64::min);
     report("layer+empty_sink", discard, "ns/op");
-    // Interleaved: the layer alone, with a sink that keeps nothing, with the writer into SQLite.
+    // Interleaved: bursts of 100 calls (a session each), each followed by a pause.
+    const TURNS: u64 = 3_000;
+    const BURST: u64 = 100;
+    const PAUSE: std::time::Duration = std::time::Duration::from_micros(300);
+    // The layer alone, with a sink that keeps nothing, with the writer into SQLite.
     {
         let store = cost_store::open(sqlite).unwrap_or_else(|e| panic!("{e}"));
         let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
         let (cost, _ledger) = CostLayer::builder().call_sink(Discard).build();
         let empty_sink = Dispatch::new(tracing_subscriber::registry().with(cost));
-        let medians = interleaved(
-            &[&with_sink(None), &empty_sink, &with_sink(Some(sink))],
-            3_000,
-        );
+        let configurations = [with_sink(None), empty_sink, with_sink(Some(sink))];
+        let medians = interleaved::medians(configurations, TURNS, BURST, PAUSE, |turn| {
+            let id = format!("s{turn}");
+            let session = tracing::info_span!("session", session.id = id.as_str());
+            let _entered = session.enter();
+            for i in 0..BURST {
+                one_call(black_box(i));
+            }
+        });
         guard.flush();
         let written = guard.stats().written();
-        if written != 2 * 3_000 * BURST {
+        if written != 2 * TURNS * BURST {
             eprintln!(
                 "the writer kept {written} of {} calls: it did not keep up",
-                2 * 3_000 * BURST
+                2 * TURNS * BURST
             );
         }
         report("layer_interleaved", medians[0], "ns/op");
