@@ -624,11 +624,96 @@ impl<S> tracing_subscriber::Layer<S> for CostLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    #[inline]
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let metadata = attrs.metadata();
-        if self.plain_callsites.contains(metadata) {
+        // A callsite known to carry nothing the layer reads returns here, without the
+        // accounting's stack frame.
+        if !self.plain_callsites.contains(attrs.metadata()) {
+            self.open_span(attrs, id, ctx);
+        }
+    }
+
+    #[inline]
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if self.live_records.may_hold(id.into_u64()) {
+            self.record_values(id, values, ctx);
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        // A span with no accounted ancestor that follows from an accounted one (a task spawned
+        // off a session, say) is charged to the attribution of the span it follows.
+        let (Some(span), Some(cause)) = (ctx.span(id), ctx.span(follows)) else {
+            return;
+        };
+        if self.inherited(&span).is_some() {
             return;
         }
+        let Some(cells) = self.attribution_of(&cause) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        if let Some(record) = CostRecord::in_span_mut(&mut extensions, self.id) {
+            // The ledger gets its cost under the followed span's attribution; the span tree of
+            // the followed span does not (it may have closed long before).
+            if !record.observed.attribution.any() {
+                record.cells = cells;
+            } else {
+                record.inherited = Some(Arc::clone(&cells));
+                record.cells = self.attribute(&cells, &record.observed);
+            }
+        }
+    }
+
+    fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {}
+
+    #[cfg(feature = "otel")]
+    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        if let Some(export) = &self.otel_spans {
+            export.register(dispatch);
+        }
+    }
+
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        self.budget_hook = WithBudget::of::<S>(self);
+    }
+
+    // The trait's signature is `unsafe`; this body does nothing unsafe: it hands out pointers to
+    // `self` and to its own field, for the types they are.
+    #[allow(unsafe_code)]
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == std::any::TypeId::of::<WithBudget>() {
+            self.budget_hook
+                .as_ref()
+                .map(|hook| hook as *const WithBudget as *const ())
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        // The common case, a span without a record (tools, HTTP clients, …), returns here
+        // without the accounting's stack frame.
+        let kept = self.live_records.remove(id.into_u64());
+        if kept != Removed::NoRecord {
+            self.close_recorded(id, kept, ctx);
+        }
+    }
+}
+
+/// The layer's callbacks past their early returns (kept out of line: a span the layer keeps
+/// nothing for pays only the check).
+impl CostLayer {
+    /// `on_new_span` of a span whose callsite is not known to be plain.
+    #[inline(never)]
+    fn open_span<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let metadata = attrs.metadata();
         let Some(info) = callsite_info(self.id, metadata, &self.names, self.tree_sink.is_some())
         else {
             // No field the layer reads, and no cost tree to draw it in.
@@ -715,10 +800,12 @@ where
         }
     }
 
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if !self.live_records.may_hold(id.into_u64()) {
-            return;
-        }
+    /// `on_record` of a span that may hold a record.
+    #[inline(never)]
+    fn record_values<S>(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let Some(span) = ctx.span(id) else { return };
         let mut rejected = Vec::new();
         let mut pending = Vec::new();
@@ -799,64 +886,12 @@ where
         }
     }
 
-    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
-        // A span with no accounted ancestor that follows from an accounted one (a task spawned
-        // off a session, say) is charged to the attribution of the span it follows.
-        let (Some(span), Some(cause)) = (ctx.span(id), ctx.span(follows)) else {
-            return;
-        };
-        if self.inherited(&span).is_some() {
-            return;
-        }
-        let Some(cells) = self.attribution_of(&cause) else {
-            return;
-        };
-        let mut extensions = span.extensions_mut();
-        if let Some(record) = CostRecord::in_span_mut(&mut extensions, self.id) {
-            // The ledger gets its cost under the followed span's attribution; the span tree of
-            // the followed span does not (it may have closed long before).
-            if !record.observed.attribution.any() {
-                record.cells = cells;
-            } else {
-                record.inherited = Some(Arc::clone(&cells));
-                record.cells = self.attribute(&cells, &record.observed);
-            }
-        }
-    }
-
-    fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {}
-
-    #[cfg(feature = "otel")]
-    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
-        if let Some(export) = &self.otel_spans {
-            export.register(dispatch);
-        }
-    }
-
-    fn on_layer(&mut self, _subscriber: &mut S) {
-        self.budget_hook = WithBudget::of::<S>(self);
-    }
-
-    // The trait's signature is `unsafe`; this body does nothing unsafe: it hands out pointers to
-    // `self` and to its own field, for the types they are.
-    #[allow(unsafe_code)]
-    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
-        if id == std::any::TypeId::of::<Self>() {
-            Some(self as *const Self as *const ())
-        } else if id == std::any::TypeId::of::<WithBudget>() {
-            self.budget_hook
-                .as_ref()
-                .map(|hook| hook as *const WithBudget as *const ())
-        } else {
-            None
-        }
-    }
-
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let kept = self.live_records.remove(id.into_u64());
-        if kept == Removed::NoRecord {
-            return;
-        }
+    /// `on_close` of a span that holds (or, with spans in overflow, may hold) a record.
+    #[inline(never)]
+    fn close_recorded<S>(&self, id: Id, kept: Removed, ctx: Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let Some(span) = ctx.span(&id) else { return };
         let mut extensions = span.extensions_mut();
         let Some(record) = CostRecord::in_span_mut(&mut extensions, self.id) else {

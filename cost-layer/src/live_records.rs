@@ -65,10 +65,16 @@ impl LiveRecords {
 
     #[inline]
     fn bucket(&self, id: u64) -> &Bucket {
-        // Fibonacci hashing: the registry's ids differ in their low bits (slot) and high bits
-        // (thread, generation); the product's top bits depend on all of them.
-        // (Shifted in two steps so that one bucket, `bits` 0, is index 0.)
-        let index = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (63 - self.bits)) >> 1;
+        // The registry's ids are its slab's keys (plus one): the slot's address in the low 38
+        // bits, the thread's shard in the next 13, and the slot's generation, which changes
+        // each time the slot is reused, in the top 13. Hashing without the generation sends
+        // the spans a thread opens and closes in turn, which reuse the same few slots, to the
+        // same few buckets, warm in the cache; two open spans never share a slot and shard, so
+        // they spread as before. (Were the layout to change, only the spread would.)
+        let slot_and_shard = id & ((1 << 51) - 1);
+        // Fibonacci hashing: the product's top bits depend on every bit of the key. (Shifted
+        // in two steps so that one bucket, `bits` 0, is index 0.)
+        let index = (slot_and_shard.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (63 - self.bits)) >> 1;
         &self.buckets[index as usize]
     }
 
@@ -157,6 +163,45 @@ mod tests {
         assert!(!live.may_hold(7));
         assert_eq!(live.remove(7), Removed::NoRecord);
         assert!(live.may_hold(1 << 40 | 7));
+    }
+
+    #[test]
+    fn a_reused_slot_keeps_its_bucket_and_open_spans_spread() {
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let live = LiveRecords::new();
+        // Under a layer: a bare registry never frees a closed span's slot.
+        let subscriber =
+            tracing_subscriber::registry().with(tracing::level_filters::LevelFilter::TRACE);
+        let (first, reused) = tracing::subscriber::with_default(subscriber, || {
+            let first = tracing::info_span!("a").id().map(|id| id.into_u64());
+            // The first span is closed: the next one takes its slot, in a new generation.
+            let reused = tracing::info_span!("b").id().map(|id| id.into_u64());
+            (first, reused)
+        });
+        let (Some(first), Some(reused)) = (first, reused) else {
+            panic!("the registry gave no ids")
+        };
+        assert_ne!(first, reused, "a new generation");
+        assert!(std::ptr::eq(live.bucket(first), live.bucket(reused)));
+
+        // 64 spans open at once on one thread: no bucket gets more than two of them.
+        let registry = tracing_subscriber::registry();
+        let ids: Vec<u64> = tracing::subscriber::with_default(registry, || {
+            let spans: Vec<_> = (0..64).map(|i| tracing::info_span!("s", i)).collect();
+            spans
+                .iter()
+                .filter_map(|s| s.id())
+                .map(|id| id.into_u64())
+                .collect()
+        });
+        assert_eq!(ids.len(), 64);
+        let mut per_bucket = std::collections::HashMap::new();
+        for &id in &ids {
+            *per_bucket.entry(live.bucket(id) as *const _).or_insert(0) += 1;
+        }
+        let fullest = per_bucket.values().copied().max().unwrap_or(0);
+        assert!(fullest <= 2, "{fullest} of 64 open spans in one bucket");
     }
 
     #[test]
