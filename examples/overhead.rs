@@ -10,6 +10,7 @@
 //! subscriber's figure moves by tens of percent from one run to the next on a shared machine;
 //! taking turns, the differences between subscribers hold to about ten percent (a small
 //! difference, such as a plain span's few nanoseconds, moves more).
+//!
 //! `overhead --only SCENARIO CALLS` runs one scenario's work `CALLS` times, untimed, for
 //! `scripts/instructions` to count its instructions under callgrind (figures that do not move
 //! with the machine's load).
