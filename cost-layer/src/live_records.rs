@@ -70,7 +70,8 @@ impl LiveRecords {
         // each time the slot is reused, in the top 13. Hashing without the generation sends
         // the spans a thread opens and closes in turn, which reuse the same few slots, to the
         // same few buckets, warm in the cache; two open spans never share a slot and shard, so
-        // they spread as before. (Were the layout to change, only the spread would.)
+        // they spread as before. (Under another layout, or another subscriber's ids, only the
+        // spread would change: ids are always compared whole.)
         let slot_and_shard = id & ((1 << 51) - 1);
         // Fibonacci hashing: the product's top bits depend on every bit of the key. (Shifted
         // in two steps so that one bucket, `bits` 0, is index 0.)
