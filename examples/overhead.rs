@@ -214,7 +214,8 @@ fn with_cost_and_otel() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(cost).with(otel))
 }
 
-/// The best of three runs, to keep a noisy neighbour out of the figure.
+/// The best of `runs` runs, to keep a noisy neighbour out of the figure (for the thread
+/// scenarios, which measure one subscriber at a time: they cannot take turns).
 fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..runs).map(|_| f()).fold(f64::INFINITY, f64::min)
 }
