@@ -561,15 +561,12 @@ impl CostLayer {
         own: &Totals,
     ) -> bool {
         let observed = closing.observed;
-        // One monotonic reading ends the call's duration and dates it.
+        // One monotonic reading ends the call's duration and dates it (both worked out only when
+        // the sink asks: a sink that queues calls asks on its own thread).
         let clock = &*crate::sink::CALL_CLOCK;
         let now = clock.raw();
         let call = crate::ClosedCall {
-            at: crate::sink::wall_time_at(clock, now),
-            duration: closing
-                .started
-                .map(|started| clock.delta(started, now))
-                .unwrap_or_default(),
+            times: crate::CallTimes::from_clock(closing.started, now),
             name: closing.name,
             span_id: closing.id.into_u64(),
             parent_span_id: closing.parent.map(Id::into_u64),

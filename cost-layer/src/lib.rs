@@ -116,7 +116,7 @@ pub use fields::FieldRole;
 pub use layer::{CallDetails, CostLayer, SpanClose};
 pub use ledger::{Diagnostics, Dimension, Ledger, LedgerKey, LedgerSnapshot, Retention};
 pub use record::CostRecord;
-pub use sink::{CallSink, ClosedCall};
+pub use sink::{CallSink, CallTimes, ClosedCall};
 pub use totals::{Attribution, Scope, Totals};
 pub use tree::{CostTree, CostTreeNode};
 

@@ -17,16 +17,8 @@ use crate::totals::{Attribution, Totals};
 /// One closed LLM call, borrowed for the time of [`CallSink::submit`].
 #[derive(Debug)]
 pub struct ClosedCall<'a> {
-    /// When the call's span closed: the monotonic reading that ends [`ClosedCall::duration`],
-    /// dated from the real-time clock as read on the same thread at most a second before (the
-    /// real-time clock is read once a second per thread, not once per call). Between those
-    /// reads the date follows the monotonic clock (whose rate is calibrated against the
-    /// real-time clock once per process), so it is precise to well under a millisecond, and a
-    /// step of the wall clock (a manual change, an NTP step) shows in it within a second.
-    pub at: SystemTime,
-    /// From the span's creation to its close, on a monotonic clock (TSC-based where the CPU's is
-    /// reliable, through `quanta`): never negative, unaffected by wall-clock steps.
-    pub duration: Duration,
+    /// When the call's span was created and closed: read, not yet converted (see [`CallTimes`]).
+    pub times: CallTimes,
     /// The span's name.
     pub name: &'static str,
     /// The `tracing` id of the call's span (process-local, recycled after close).
@@ -53,6 +45,62 @@ pub struct ClosedCall<'a> {
     pub totals: &'a Totals,
 }
 
+/// When a call's span was created and closed, as [`CallTimes::at`] and [`CallTimes::duration`]
+/// give them.
+///
+/// The layer keeps the monotonic clock's raw readings and converts them only when asked: a sink
+/// that queues calls (the `cost-store` writer) asks on its own thread, so the instrumented
+/// thread pays the two readings and nothing more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallTimes(Times);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Times {
+    /// Raw readings of [`CALL_CLOCK`]; `started` is `None` for a span opened before the layer
+    /// had a sink (never, as layers are built) or with no reading.
+    Clock { started: Option<u64>, ended: u64 },
+    /// Given as they are.
+    Given { at: SystemTime, duration: Duration },
+}
+
+impl CallTimes {
+    /// Times given as they are: a call closed at `at` after `duration` (for calls built
+    /// outside the layer, such as replays and tests).
+    pub const fn new(at: SystemTime, duration: Duration) -> CallTimes {
+        CallTimes(Times::Given { at, duration })
+    }
+
+    /// The raw readings of [`CALL_CLOCK`] at the span's creation and close.
+    pub(crate) const fn from_clock(started: Option<u64>, ended: u64) -> CallTimes {
+        CallTimes(Times::Clock { started, ended })
+    }
+
+    /// When the call's span closed: the monotonic reading that ends [`CallTimes::duration`],
+    /// dated from the real-time clock as read on the thread that asks, within a second of that
+    /// reading (the real-time clock is read at most once a second per thread, not once per
+    /// call; a reading older than that is dated back from a fresh one). Between those reads the
+    /// date follows the monotonic clock (whose rate is calibrated against the real-time clock
+    /// once per process), so it is precise to well under a millisecond, and a step of the wall
+    /// clock (a manual change, an NTP step) shows in it within a second.
+    pub fn at(&self) -> SystemTime {
+        match self.0 {
+            Times::Clock { ended, .. } => wall_time_at(&CALL_CLOCK, ended),
+            Times::Given { at, .. } => at,
+        }
+    }
+
+    /// From the span's creation to its close, on a monotonic clock (TSC-based where the CPU's
+    /// is reliable, through `quanta`): never negative, unaffected by wall-clock steps.
+    pub fn duration(&self) -> Duration {
+        match self.0 {
+            Times::Clock { started, ended } => started
+                .map(|started| CALL_CLOCK.delta(started, ended))
+                .unwrap_or_default(),
+            Times::Given { duration, .. } => duration,
+        }
+    }
+}
+
 /// The monotonic clock that times and dates the calls handed to a call sink: the CPU's
 /// time-stamp counter where it is reliable (through `quanta`), calibrated once per process.
 /// Its raw readings are kept, and scaled only to take a difference.
@@ -74,14 +122,19 @@ struct Anchor {
 }
 
 impl Anchor {
-    /// The wall time of the raw reading `now` of `clock`: the anchor's plus the time since it;
-    /// `None` when the anchor is older than [`ANCHOR_AGE`], or later than `now`.
+    /// The wall time of the raw reading `now` of `clock`: the anchor's plus the time since it
+    /// (or minus the time to it, for a reading taken before it); `None` when the two are more
+    /// than [`ANCHOR_AGE`] apart.
     fn wall_time(&self, clock: &quanta::Clock, now: u64) -> Option<SystemTime> {
-        if now < self.monotonic {
-            return None;
+        if now >= self.monotonic {
+            let since = clock.delta(self.monotonic, now);
+            (since <= ANCHOR_AGE).then(|| self.wall + since)
+        } else {
+            let before = clock.delta(now, self.monotonic);
+            (before <= ANCHOR_AGE)
+                .then(|| self.wall.checked_sub(before))
+                .flatten()
         }
-        let since = clock.delta(self.monotonic, now);
-        (since <= ANCHOR_AGE).then(|| self.wall + since)
     }
 
     /// Reads the real-time clock between two readings of `clock`, taking the middle of those as
@@ -104,9 +157,9 @@ impl Anchor {
     }
 }
 
-/// The wall time of the raw reading `now` of `clock` (see [`ClosedCall::at`]): from this
-/// thread's anchor, read again from the real-time clock when over a second old.
-pub(crate) fn wall_time_at(clock: &quanta::Clock, now: u64) -> SystemTime {
+/// The wall time of the raw reading `now` of `clock` (see [`CallTimes::at`]): from this
+/// thread's anchor, read again from the real-time clock when over a second from `now`.
+fn wall_time_at(clock: &quanta::Clock, now: u64) -> SystemTime {
     thread_local! {
         static ANCHOR: Cell<Option<Anchor>> = const { Cell::new(None) };
     }
@@ -117,7 +170,8 @@ pub(crate) fn wall_time_at(clock: &quanta::Clock, now: u64) -> SystemTime {
             }
             let fresh = Anchor::read(clock);
             anchor.set(Some(fresh));
-            // `now` was read just before the anchor.
+            // `now` was read before the anchor: just before, or, when the call is dated late,
+            // by more than its age.
             fresh
                 .wall
                 .checked_sub(clock.delta(now, fresh.monotonic))
@@ -139,12 +193,16 @@ mod tests {
     use super::{ANCHOR_AGE, Anchor, CALL_CLOCK, wall_time_at};
 
     #[test]
-    fn an_anchor_dates_readings_up_to_its_age_and_none_before_it_or_after() {
+    fn an_anchor_dates_readings_up_to_its_age_either_side_of_it_and_none_further() {
         let (clock, mock) = quanta::Clock::mock();
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         mock.increment(Duration::from_secs(5));
+        let too_early = clock.raw();
+        mock.increment(Duration::from_nanos(1));
+        let earliest = clock.raw();
+        mock.increment(ANCHOR_AGE - Duration::from_nanos(1));
         let earlier = clock.raw();
-        mock.increment(Duration::from_millis(10));
+        mock.increment(Duration::from_nanos(1));
         let anchor = Anchor {
             monotonic: clock.raw(),
             wall,
@@ -162,7 +220,13 @@ mod tests {
         );
         mock.increment(Duration::from_nanos(1));
         assert_eq!(anchor.wall_time(&clock, clock.raw()), None, "too old");
-        assert_eq!(anchor.wall_time(&clock, earlier), None, "before the anchor");
+        assert_eq!(
+            anchor.wall_time(&clock, earlier),
+            Some(wall - Duration::from_nanos(1)),
+            "just before the anchor"
+        );
+        assert_eq!(anchor.wall_time(&clock, earliest), Some(wall - ANCHOR_AGE));
+        assert_eq!(anchor.wall_time(&clock, too_early), None, "too early");
     }
 
     #[test]

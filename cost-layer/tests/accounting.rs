@@ -484,7 +484,7 @@ fn a_call_sink_sees_the_calls_duration_and_time_and_may_log() {
             // A sink that logs while the layer holds the closing span's data.
             tracing::info!(model = %call.model, "submitted");
             if let Ok(mut seen) = self.0.lock() {
-                seen.push((call.duration, call.at));
+                seen.push((call.times.duration(), call.times.at()));
             }
             true
         }

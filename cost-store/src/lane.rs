@@ -16,10 +16,9 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
-use cost_layer::ClosedCall;
+use cost_layer::{CallTimes, ClosedCall};
 
 use crate::record::{CallRecord, CallStatus, micros, status_of, unix_ms};
 
@@ -46,8 +45,7 @@ pub(crate) struct Queued {
 /// the record's units on the writer's thread).
 #[derive(Clone, Copy)]
 struct Slot {
-    at: SystemTime,
-    duration: Duration,
+    times: CallTimes,
     span_id: u64,
     parent_span_id: Option<u64>,
     usage: Usage,
@@ -106,8 +104,7 @@ impl Lane {
             }
         }
         self.queued.slots.push(Slot {
-            at: call.at,
-            duration: call.duration,
+            times: call.times,
             span_id: call.span_id,
             parent_span_id: call.parent_span_id,
             usage: totals.usage,
@@ -229,8 +226,8 @@ impl TextReader<'_> {
         ] = texts;
         Some(CallRecord {
             id: None,
-            at_ms: unix_ms(slot.at),
-            duration_us: micros(slot.duration),
+            at_ms: unix_ms(slot.times.at()),
+            duration_us: micros(slot.times.duration()),
             name: Cow::Borrowed(slot.name),
             span_id: slot.span_id,
             parent_span_id: slot.parent_span_id,
@@ -323,8 +320,10 @@ mod tests {
             };
             let unknown: Arc<str> = Arc::from("unknown");
             let call = ClosedCall {
-                at: SystemTime::UNIX_EPOCH + Duration::from_millis(self.at_ms),
-                duration: Duration::from_micros(self.duration_us),
+                times: CallTimes::new(
+                    SystemTime::UNIX_EPOCH + Duration::from_millis(self.at_ms),
+                    Duration::from_micros(self.duration_us),
+                ),
                 name: "chat",
                 span_id: self.span_id,
                 parent_span_id: self.parent_span_id,

@@ -129,8 +129,8 @@ impl CallRecord {
         let attribution = call.attribution;
         CallRecord {
             id: None,
-            at_ms: unix_ms(call.at),
-            duration_us: micros(call.duration),
+            at_ms: unix_ms(call.times.at()),
+            duration_us: micros(call.times.duration()),
             name: Cow::Borrowed(call.name),
             span_id: call.span_id,
             parent_span_id: call.parent_span_id,

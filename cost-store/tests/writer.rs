@@ -102,10 +102,65 @@ fn every_call_is_on_record_with_the_ledgers_exact_total() {
     assert_eq!(first.price_table.as_deref(), Some("2025.11.24"));
     assert_eq!((first.usage.input, first.usage.output), (1_000, 100));
     assert!(first.parent_span_id.is_some());
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = unix_ms(std::time::SystemTime::now());
     assert!((now_ms - 60_000..=now_ms).contains(&first.at_ms));
+}
+
+fn unix_ms(at: std::time::SystemTime) -> i64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[test]
+fn the_writer_dates_each_call_when_its_span_closed_even_when_it_takes_it_later() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("calls.jsonl");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    // The writer takes the calls only when flushed: the first is dated over a second after
+    // its span closed, from the writer's own reading of the real-time clock.
+    let options = WriterOptions {
+        poll: Duration::from_secs(3_600),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(store, options);
+    let (cost, _ledger) = CostLayer::builder().call_sink(sink).build();
+    let mut closed = Vec::new();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        for pause in [Duration::from_millis(1_300), Duration::ZERO] {
+            let span = tracing::info_span!(
+                "chat",
+                gen_ai.request.model = "gpt-4o-mini",
+                gen_ai.usage.input_tokens = 10,
+                gen_ai.usage.output_tokens = 10,
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            let before = SystemTime::now();
+            drop(span);
+            closed.push((before, SystemTime::now()));
+            std::thread::sleep(pause);
+        }
+    });
+    assert!(guard.flush());
+    let records = cost_store::open(&address)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(records.len(), 2);
+    for (record, (before, after)) in records.iter().zip(&closed) {
+        // Within a millisecond of the close (the record keeps milliseconds, truncated).
+        let range = unix_ms(*before) - 1..=unix_ms(*after) + 1;
+        assert!(
+            range.contains(&record.at_ms),
+            "{} not in {range:?}",
+            record.at_ms
+        );
+        assert!(
+            (20_000..10_000_000).contains(&record.duration_us),
+            "{}",
+            record.duration_us
+        );
+    }
 }
 
 /// A store that blocks until released, then works; or fails a number of times first; or, when
