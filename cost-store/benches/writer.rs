@@ -8,8 +8,10 @@
 //!   program's LLM call rate). Each configuration's figure is the median of its bursts: taking
 //!   turns, the three see the same machine, and the median leaves out the bursts a busy
 //!   neighbour or a preemption slowed. On machines whose plain timings swing by tens of percent
-//!   the difference still moves by some ten nanoseconds from run to run (52–75 over five runs
-//!   on one, where timing the configurations one after the other read from −27 to 455).
+//!   the difference still moves by some ten nanoseconds from run to run (24–39 over eight runs
+//!   on one, 52–75 before the writer dated calls on its own thread, where timing the
+//!   configurations one after the other read from −27 to 455), and more in a slow spell of the
+//!   machine, which the layer-alone figure shows.
 //! - `writer_added`: calls as fast as the thread can make them (1.5 million a second, faster
 //!   than the store takes them): the backlog grows, and its fresh memory is part of the figure.
 //! - `writer_added_enqueue_only`: the same with the writer asleep through the timed run.

@@ -1,19 +1,19 @@
 //! Closed calls on their way to the writer thread, queued by one producing thread.
 //!
-//! A lane keeps each call's numbers in a fixed-size slot, copied as they are (money as its
-//! exact units; the date and duration too, converted to the record's milliseconds and
-//! microseconds on the writer's thread: that took a fifth of the lane's instructions), and its texts as bytes beside the slots, each only when it is not the same
+//! A lane keeps each call's numbers in a fixed-size slot, copied as they are: money as its exact
+//! units, and the call's times as the layer's clock readings ([`CallTimes`]), dated and turned
+//! into the record's milliseconds and microseconds only on the writer's thread (done on the
+//! instrumented thread, that took a fifth of the lane's instructions, and the layer's own dating
+//! as many again). Its texts go as bytes beside the slots, each only when it is not the same
 //! string (the same shared allocation) as the one written last at its place in the same
 //! buffer: calls in a row share their model, session, price table and provider, so a typical
 //! call adds no text bytes, and the writer reads each repeated text back as one shared string
 //! instead of allocating it again. A slot is copied in a few vector moves, not encoded: an
 //! encoding that left absent parts out took ~100 bytes instead of the slot's 240, but ~45% more
 //! of the instrumented thread's instructions (590 per call against 407, `scripts/instructions`;
-//! 327 since the conversions moved to the writer, in a slot of 256 bytes).
-//! Queuing allocates nothing once the buffers have grown (the writer hands them back emptied),
-//! and the writer never touches the reference counts of the strings the instrumented program
-//! shares.
-
+//! the slot, now 256 bytes, takes 318). Queuing allocates nothing once the buffers have grown
+//! (the writer hands them back emptied), and the writer never touches the reference counts of
+//! the strings the instrumented program shares.
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ pub(crate) struct Queued {
     texts: Vec<u8>,
 }
 
-/// A call's numbers, as the layer gave them (its date and duration too: they are converted to
+/// A call's numbers, as the layer gave them (its times too: they are dated and converted to
 /// the record's units on the writer's thread).
 #[derive(Clone, Copy)]
 struct Slot {
