@@ -56,8 +56,8 @@ pub struct CallTimes(Times);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Times {
-    /// Raw readings of [`CALL_CLOCK`]; `started` is `None` for a span opened before the layer
-    /// had a sink (never, as layers are built) or with no reading.
+    /// Raw readings of [`CALL_CLOCK`]; `started` is `None` when the span's creation was not
+    /// timed (the layer times every call span it will hand to a sink): its duration is zero.
     Clock { started: Option<u64>, ended: u64 },
     /// Given as they are.
     Given { at: SystemTime, duration: Duration },
