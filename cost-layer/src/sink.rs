@@ -126,14 +126,19 @@ impl Anchor {
     /// (or minus the time to it, for a reading taken before it); `None` when the two are more
     /// than [`ANCHOR_AGE`] apart.
     fn wall_time(&self, clock: &quanta::Clock, now: u64) -> Option<SystemTime> {
+        let apart = clock.delta(now.min(self.monotonic), now.max(self.monotonic));
+        (apart <= ANCHOR_AGE)
+            .then(|| self.date(clock, now))
+            .flatten()
+    }
+
+    /// The wall time of the raw reading `now` of `clock`, however far from the anchor; `None`
+    /// only when that is beyond what a `SystemTime` holds.
+    fn date(&self, clock: &quanta::Clock, now: u64) -> Option<SystemTime> {
         if now >= self.monotonic {
-            let since = clock.delta(self.monotonic, now);
-            (since <= ANCHOR_AGE).then(|| self.wall + since)
+            self.wall.checked_add(clock.delta(self.monotonic, now))
         } else {
-            let before = clock.delta(now, self.monotonic);
-            (before <= ANCHOR_AGE)
-                .then(|| self.wall.checked_sub(before))
-                .flatten()
+            self.wall.checked_sub(clock.delta(now, self.monotonic))
         }
     }
 
@@ -172,10 +177,7 @@ fn wall_time_at(clock: &quanta::Clock, now: u64) -> SystemTime {
             anchor.set(Some(fresh));
             // `now` was read before the anchor: just before, or, when the call is dated late,
             // by more than its age.
-            fresh
-                .wall
-                .checked_sub(clock.delta(now, fresh.monotonic))
-                .unwrap_or(fresh.wall)
+            fresh.date(clock, now).unwrap_or(fresh.wall)
         })
         .unwrap_or_else(|_| SystemTime::now())
 }

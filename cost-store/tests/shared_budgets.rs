@@ -107,9 +107,7 @@ fn two_processes_racing_on_one_user_budget_never_over_admit() {
 
 #[test]
 fn a_sqlite_budget_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("budgets.sqlite");
-    let address = path.to_str().unwrap_or_default().to_owned();
+    let (_dir, address) = common::temp_address("budgets.sqlite");
     {
         let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
         let before = book(Arc::clone(&accounts), Unavailable::FailClosed);
@@ -204,9 +202,7 @@ fn program(address: &str) -> u32 {
 
 #[test]
 fn through_the_layer_a_daily_budget_holds_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("budgets.sqlite");
-    let address = path.to_str().unwrap_or_default().to_owned();
+    let (_dir, address) = common::temp_address("budgets.sqlite");
     // Admitted while spent + 0.015 ≤ 0.05, settled at 0.01 each: four calls (0.04).
     assert_eq!(program(&address), 4);
     // Restarted, the same day: the store remembers $0.04; 0.04 + 0.015 > 0.05.
@@ -239,9 +235,7 @@ fn a_cut_connection_fails_open_and_the_store_catches_up_on_the_spend() {
 
 #[test]
 fn settlements_beyond_the_queue_are_counted_and_their_reservations_stay_booked() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("budgets.sqlite");
-    let address = path.to_str().unwrap_or_default().to_owned();
+    let (_dir, address) = common::temp_address("budgets.sqlite");
     let options = cost_store::BudgetOptions { settle_queue: 4 };
     let accounts = cost_store::budgets_with(&address, options).unwrap_or_else(|e| panic!("{e}"));
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
@@ -252,7 +246,7 @@ fn settlements_beyond_the_queue_are_counted_and_their_reservations_stay_booked()
         })
         .collect();
     // Another process holds the database: the settle thread cannot write meanwhile.
-    let blocker = rusqlite::Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let blocker = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
     blocker
         .execute_batch("BEGIN EXCLUSIVE")
         .unwrap_or_else(|e| panic!("{e}"));

@@ -86,9 +86,7 @@ fn json_lines() {
 
 #[test]
 fn sqlite() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("calls.sqlite");
-    let address = path.to_str().unwrap_or_default().to_owned();
+    let (_dir, address) = common::temp_address("calls.sqlite");
     let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
     exercise(store.as_mut());
     drop(store);

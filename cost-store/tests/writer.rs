@@ -70,9 +70,7 @@ fn sum(records: &[CallRecord]) -> cost_layer::cost_core::Money {
 
 #[test]
 fn every_call_is_on_record_with_the_ledgers_exact_total() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("calls.sqlite");
-    let address = path.to_str().unwrap_or_default().to_owned();
+    let (_dir, address) = common::temp_address("calls.sqlite");
     let store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
     let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
     let ledger = run_calls(sink, 50, 20);
@@ -114,9 +112,7 @@ fn unix_ms(at: std::time::SystemTime) -> i64 {
 #[test]
 fn the_writer_dates_each_call_when_its_span_closed_even_when_it_takes_it_later() {
     use std::time::{Duration, SystemTime};
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = dir.path().join("calls.jsonl");
-    let address = path.to_str().unwrap_or_default().to_owned();
+    let (_dir, address) = common::temp_address("calls.jsonl");
     let store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
     // The writer takes the calls only when flushed: the first is dated over a second after
     // its span closed, from the writer's own reading of the real-time clock.

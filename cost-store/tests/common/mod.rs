@@ -8,6 +8,19 @@ use std::sync::Arc;
 use cost_layer::cost_core::{CostBreakdown, Money, Usage};
 use cost_store::{CallRecord, CallStatus};
 
+/// A temporary directory and the address of the store file `file` in it (the file is gone
+/// with the directory).
+pub(crate) fn temp_address(file: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let address = dir
+        .path()
+        .join(file)
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    (dir, address)
+}
+
 pub(crate) fn usd(text: &str) -> Money {
     Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
 }
