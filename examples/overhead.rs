@@ -46,6 +46,8 @@
 mod interleaved;
 #[path = "support/memory.rs"]
 mod memory;
+#[path = "support/only.rs"]
+mod only;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -276,18 +278,7 @@ fn counted_work(scenario: &str, dispatch: &Dispatch, calls: u64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, scenario, calls] = args.as_slice()
-        && flag == "--only"
-    {
-        let Ok(calls) = calls.parse() else {
-            eprintln!("--only SCENARIO CALLS: CALLS is a number, not {calls:?}");
-            std::process::exit(2);
-        };
-        if !run_only(scenario, calls) {
-            eprintln!("unknown scenario {scenario:?}");
-            std::process::exit(2);
-        }
+    if only::run_only_if_asked(run_only) {
         return;
     }
     // Warm up allocator, caches and the price table.

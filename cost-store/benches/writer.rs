@@ -26,6 +26,8 @@
 
 #[path = "../../examples/support/interleaved.rs"]
 mod interleaved;
+#[path = "../../examples/support/only.rs"]
+mod only;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -147,19 +149,7 @@ impl cost_layer::CallSink for Discard {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some(at) = args.iter().position(|a| a == "--only") {
-        let (Some(scenario), Some(count)) = (
-            args.get(at + 1),
-            args.get(at + 2).and_then(|c| c.parse().ok()),
-        ) else {
-            eprintln!("--only SCENARIO CALLS");
-            std::process::exit(2);
-        };
-        if !run_only(scenario, count) {
-            eprintln!("unknown scenario {scenario:?}");
-            std::process::exit(2);
-        }
+    if only::run_only_if_asked(run_only) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("llm-cost-bench-{}", std::process::id()));
