@@ -149,8 +149,11 @@ impl CostLayerBuilder {
     }
 
     /// Also keeps totals by the combination of two dimensions (feature × model, user ×
-    /// feature, …), read with [`Ledger::get`] and [`LedgerKey::Two`](crate::LedgerKey::Two).
-    /// Combinations with the session dimension are not evicted with their session.
+    /// feature, …), read with [`Ledger::get`] and [`LedgerKey::Two`](crate::LedgerKey::Two),
+    /// its two parts in the order declared here (`(a, b)` and `(b, a)` are two keys, each
+    /// kept when declared). A pair declared again is kept once; a dimension paired with
+    /// itself keeps nothing (its totals are the dimension's own). Combinations with the
+    /// session are evicted with their session.
     pub fn combination(mut self, first: Dimension, second: Dimension) -> Self {
         self.combinations.push((first, second));
         self

@@ -7,7 +7,10 @@
 //!
 //! Memory is bounded by the retention policy: closed sessions beyond
 //! [`Retention::max_closed_sessions`] are evicted oldest first, and closed sessions older than
-//! [`Retention::ttl`] are evicted; evictions are counted. Retention is lock-based: a session's
+//! [`Retention::ttl`] are evicted, each with the declared combinations that include it (session
+//! × model, …); evictions are counted. Keys of the other dimensions (agent, user, org, feature,
+//! model and their combinations) stay for the ledger's life: there are as many as the distinct
+//! values the program records. Retention is lock-based: a session's
 //! open count changes (span opened, span closed) and is read for eviction only under its map
 //! entry's lock, and a session is counted open before its cell is handed to a span, so an open
 //! session's cell is never evicted from under it.
@@ -110,7 +113,7 @@ pub struct Diagnostics {
     pub aggregate_usage_ignored: u64,
     /// Close callbacks that panicked (caught).
     pub callback_panics: u64,
-    /// Ledger keys evicted by retention.
+    /// Sessions evicted by retention (each with its combinations, not counted apart).
     pub evictions: u64,
     /// Closed calls a [`CallSink`](crate::CallSink) could not take (its queue was full, or its
     /// writer had stopped): they are in the ledger but not in the sink's store.
@@ -193,6 +196,11 @@ pub(crate) struct Cell {
     last_close: AtomicU64,
     /// Removed from the ledger by retention: spans still holding it post to no visible key.
     evicted: AtomicBool,
+    /// Of a session's cell: the cells of the combinations with the session, found here (not in
+    /// the map) by the session's spans, and evicted with it. A combination is made, and put in
+    /// the map, under this lock with `evicted` read; eviction sets `evicted` under it: so each
+    /// one belongs to one session cell and none is kept after that cell's eviction.
+    combinations: Mutex<Vec<(LedgerKey, Arc<Cell>)>>,
 }
 
 impl Cell {
@@ -202,6 +210,7 @@ impl Cell {
             open: AtomicU32::new(0),
             last_close: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
+            combinations: Mutex::new(Vec::new()),
         }
     }
 
@@ -243,10 +252,33 @@ pub(crate) fn stripe_index() -> usize {
 pub(crate) struct AttributionCells {
     pub(crate) attribution: Attribution,
     pub(crate) cells: Vec<Arc<Cell>>,
-    /// Combinations whose second part is the model, completed per call.
-    pub(crate) model_combinations: Vec<(Dimension, Arc<str>)>,
+    /// Combinations with the model, completed per call.
+    pub(crate) model_combinations: Vec<ModelCombination>,
+    /// The session's cell (also in `cells`), which holds the combinations with the session.
+    pub(crate) session: Option<Arc<Cell>>,
     /// The agent run the span belongs to (for agent budgets), when budgets are on.
     pub(crate) agent_run: Option<Arc<str>>,
+}
+
+/// A declared combination of the model with another dimension, that dimension's value known:
+/// its key is made per call, with the call's model.
+#[derive(Clone)]
+pub(crate) struct ModelCombination {
+    other: (Dimension, Arc<str>),
+    /// Declared with the model first.
+    model_first: bool,
+}
+
+impl ModelCombination {
+    fn key(&self, model: &Arc<str>) -> LedgerKey {
+        let model = (Dimension::Model, Arc::clone(model));
+        let other = (self.other.0, Arc::clone(&self.other.1));
+        if self.model_first {
+            LedgerKey::Two(model, other)
+        } else {
+            LedgerKey::Two(other, model)
+        }
+    }
 }
 
 type Map = DashMap<LedgerKey, Arc<Cell>, foldhash::fast::RandomState>;
@@ -323,9 +355,17 @@ impl LedgerInner {
     ) -> Self {
         let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
         let stripes = parallelism.next_power_of_two().clamp(2, 16);
+        // Each pair once (declared twice, a call would be added to its cell twice), and none of
+        // a dimension with itself (no key of its own to keep apart).
+        let mut distinct = Vec::with_capacity(combinations.len());
+        for pair in combinations {
+            if pair.0 != pair.1 && !distinct.contains(&pair) {
+                distinct.push(pair);
+            }
+        }
         LedgerInner {
             cells: Map::with_hasher(foldhash::fast::RandomState::default()),
-            combinations,
+            combinations: distinct,
             retention,
             closed_sessions: Mutex::new(ClosedSessions::default()),
             diagnostics: DiagnosticCounters::default(),
@@ -338,7 +378,8 @@ impl LedgerInner {
         (self.clock)()
     }
 
-    /// The cell of a key, created when absent.
+    /// The cell of a key, created when absent (for a combination with a session, see
+    /// [`LedgerInner::session_combination`]).
     pub(crate) fn cell(&self, key: LedgerKey) -> Arc<Cell> {
         if let Some(cell) = self.cells.get(&key) {
             return Arc::clone(cell.value());
@@ -355,6 +396,27 @@ impl LedgerInner {
         )
     }
 
+    /// The cell of `key`, a combination with the session whose cell is `session`: the one that
+    /// session cell holds, made when absent. Each cell a session id gets in turn (it is evicted,
+    /// then seen again) has combinations of its own, so they add up to what it shows. Made for a
+    /// session cell already evicted (a span following from a session evicted before it closed),
+    /// it is kept nowhere: its calls count as posted to an evicted session.
+    fn session_combination(&self, session: &Cell, key: LedgerKey) -> Arc<Cell> {
+        let mut combinations = lock(&session.combinations);
+        if let Some((_, cell)) = combinations.iter().find(|(k, _)| *k == key) {
+            return Arc::clone(cell);
+        }
+        let cell = Arc::new(Cell::new(self.stripes));
+        if session.evicted.load(Ordering::Relaxed) {
+            cell.evicted.store(true, Ordering::Relaxed);
+        } else {
+            combinations.push((key.clone(), Arc::clone(&cell)));
+            // Replaces the cell of an earlier session cell of the same id, on its way out.
+            self.cells.insert(key, Arc::clone(&cell));
+        }
+        cell
+    }
+
     /// Looks up the cells of an attribution, once per attribution.
     pub(crate) fn cells_for(&self, attribution: Attribution) -> AttributionCells {
         let value = |d: Dimension| -> Option<&Arc<str>> {
@@ -368,8 +430,12 @@ impl LedgerInner {
             }
         };
         let mut cells = Vec::with_capacity(5);
+        let session = attribution
+            .session
+            .as_ref()
+            .map(|s| self.cell(LedgerKey::One(Dimension::Session, Arc::clone(s))));
+        cells.extend(session.clone());
         for d in [
-            Dimension::Session,
             Dimension::Agent,
             Dimension::User,
             Dimension::Org,
@@ -381,18 +447,33 @@ impl LedgerInner {
         }
         let mut model_combinations = Vec::new();
         for &(a, b) in &self.combinations {
-            match (a, b, value(a), value(b)) {
-                (_, Dimension::Model, Some(va), _) => model_combinations.push((a, Arc::clone(va))),
-                (_, _, Some(va), Some(vb)) => {
-                    cells.push(self.cell(LedgerKey::Two((a, Arc::clone(va)), (b, Arc::clone(vb)))))
+            match (a, b) {
+                (other, Dimension::Model) | (Dimension::Model, other) => {
+                    if let Some(v) = value(other) {
+                        model_combinations.push(ModelCombination {
+                            other: (other, Arc::clone(v)),
+                            model_first: a == Dimension::Model,
+                        });
+                    }
                 }
-                _ => {}
+                _ => {
+                    if let (Some(va), Some(vb)) = (value(a), value(b)) {
+                        let key = LedgerKey::Two((a, Arc::clone(va)), (b, Arc::clone(vb)));
+                        cells.push(match &session {
+                            Some(session) if a == Dimension::Session || b == Dimension::Session => {
+                                self.session_combination(session, key)
+                            }
+                            _ => self.cell(key),
+                        });
+                    }
+                }
             }
         }
         AttributionCells {
             attribution,
             cells,
             model_combinations,
+            session,
             agent_run: None,
         }
     }
@@ -409,19 +490,26 @@ impl LedgerInner {
         // Every call is posted to exactly one model cell (unpriced ones under their name, calls
         // without a model under `unknown`), so the global total is the sum of the model cells.
         let stripe = stripe_index();
+        // Cells retention took out (a session's, and its combinations'): counted once a call.
+        let mut to_evicted = false;
         for cell in &cells.cells {
             cell.add(stripe, totals);
-            if cell.evicted.load(Ordering::Relaxed) {
-                self.diagnostics.posted_to_evicted_session();
-            }
+            to_evicted |= cell.evicted.load(Ordering::Relaxed);
         }
         model_cell.add(stripe, totals);
-        for (d, v) in &cells.model_combinations {
-            self.cell(LedgerKey::Two(
-                (*d, Arc::clone(v)),
-                (Dimension::Model, Arc::clone(model)),
-            ))
-            .add(stripe, totals);
+        for combination in &cells.model_combinations {
+            let key = combination.key(model);
+            let cell = match &cells.session {
+                Some(session) if combination.other.0 == Dimension::Session => {
+                    self.session_combination(session, key)
+                }
+                _ => self.cell(key),
+            };
+            cell.add(stripe, totals);
+            to_evicted |= cell.evicted.load(Ordering::Relaxed);
+        }
+        if to_evicted {
+            self.diagnostics.posted_to_evicted_session();
         }
     }
 
@@ -479,7 +567,18 @@ impl LedgerInner {
                     && cell.last_close.load(Ordering::Relaxed) == seq
             });
             if let Some((_, cell)) = removed {
-                cell.evicted.store(true, Ordering::Relaxed);
+                // Its combinations go with it (evictions count sessions).
+                let combinations = {
+                    let mut combinations = lock(&cell.combinations);
+                    cell.evicted.store(true, Ordering::Relaxed);
+                    std::mem::take(&mut *combinations)
+                };
+                for (key, combination) in combinations {
+                    combination.evicted.store(true, Ordering::Relaxed);
+                    // Unless a later cell of the same session id has replaced it.
+                    self.cells
+                        .remove_if(&key, |_, kept| Arc::ptr_eq(kept, &combination));
+                }
                 DiagnosticCounters::bump(&self.diagnostics.evictions);
             }
             closed.queue.pop_front();

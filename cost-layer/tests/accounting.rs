@@ -177,6 +177,104 @@ fn attribution_is_inherited_and_the_closest_ancestor_wins() {
 }
 
 #[test]
+fn combinations_count_each_call_once_in_either_order_and_ignore_a_dimension_paired_with_itself() {
+    let (dispatch, ledger) = dispatch(
+        CostLayer::builder()
+            // Declared twice: still one cell, each call added once.
+            .combination(Dimension::Feature, Dimension::Model)
+            .combination(Dimension::Feature, Dimension::Model)
+            // The model first, and a pair without the model, declared twice.
+            .combination(Dimension::Model, Dimension::Agent)
+            .combination(Dimension::Agent, Dimension::Feature)
+            .combination(Dimension::Agent, Dimension::Feature)
+            // A dimension with itself: nothing to keep apart from the dimension's own totals.
+            .combination(Dimension::Feature, Dimension::Feature)
+            .combination(Dimension::Model, Dimension::Model),
+    );
+    tracing::dispatcher::with_default(&dispatch, || {
+        let agent = info_span!(
+            "agent",
+            gen_ai.agent.name = "writer",
+            cost.feature = "draft"
+        );
+        let _a = agent.enter();
+        call("gpt-4o", 1_000_000, 0); // 2.5
+        call("gpt-4o", 0, 100_000); // 1.0
+    });
+    let total = |key: LedgerKey| ledger.get(&key).map(|t| (t.llm_calls, t.total_usd()));
+    let both = Some((2, usd("3.5")));
+    assert_eq!(
+        total(LedgerKey::two(
+            (Dimension::Feature, "draft"),
+            (Dimension::Model, "gpt-4o")
+        )),
+        both
+    );
+    assert_eq!(
+        total(LedgerKey::two(
+            (Dimension::Model, "gpt-4o"),
+            (Dimension::Agent, "writer")
+        )),
+        both
+    );
+    assert_eq!(
+        total(LedgerKey::two(
+            (Dimension::Agent, "writer"),
+            (Dimension::Feature, "draft")
+        )),
+        both
+    );
+    assert_eq!(ledger.feature("draft").map(|t| t.llm_calls), Some(2));
+    // One-dimension keys (agent, feature, model) and the three combinations: nothing else.
+    let keys: Vec<LedgerKey> = ledger.snapshot().keys.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+}
+
+#[test]
+fn combinations_with_the_session_are_evicted_with_their_session() {
+    let (dispatch, ledger) = dispatch(
+        CostLayer::builder()
+            .retention(Retention {
+                max_closed_sessions: Some(1),
+                ttl: None,
+            })
+            .combination(Dimension::Session, Dimension::Model)
+            .combination(Dimension::Feature, Dimension::Session)
+            .combination(Dimension::Feature, Dimension::Model),
+    );
+    let session_model =
+        |s: &str| LedgerKey::two((Dimension::Session, s), (Dimension::Model, "gpt-4o"));
+    let feature_session =
+        |s: &str| LedgerKey::two((Dimension::Feature, "chat"), (Dimension::Session, s));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..100 {
+            let id = format!("s-{i}");
+            let s = info_span!("session", session.id = id.as_str(), cost.feature = "chat");
+            let _s = s.enter();
+            call("gpt-4o", 1_000, 0);
+        }
+    });
+    // The newest session and its two combinations stay; the others went with their sessions.
+    assert!(ledger.session("s-99").is_some());
+    assert_eq!(
+        ledger.get(&session_model("s-99")).map(|t| t.llm_calls),
+        Some(1)
+    );
+    assert_eq!(
+        ledger.get(&feature_session("s-99")).map(|t| t.llm_calls),
+        Some(1)
+    );
+    assert!(ledger.get(&session_model("s-98")).is_none());
+    assert!(ledger.get(&feature_session("s-0")).is_none());
+    assert_eq!(ledger.diagnostics().evictions, 99);
+    // Session s-99, its two combinations, feature, model, feature × model.
+    assert_eq!(ledger.snapshot().keys.len(), 6);
+    // Keys without the session keep every call.
+    let feature_model = LedgerKey::two((Dimension::Feature, "chat"), (Dimension::Model, "gpt-4o"));
+    assert_eq!(ledger.get(&feature_model).map(|t| t.llm_calls), Some(100));
+}
+
+#[test]
 fn raw_user_ids_when_opted_out() {
     let (dispatch, ledger) = dispatch(CostLayer::builder().raw_user_ids());
     tracing::dispatcher::with_default(&dispatch, || {
@@ -799,15 +897,26 @@ fn spans_from_tracing_instrument_count() {
 }
 
 #[test]
-fn sessions_reopened_on_two_threads_while_retention_evicts_never_lose_a_call() {
+fn sessions_reopened_on_two_threads_while_retention_evicts_never_lose_a_call_nor_leave_a_combination()
+ {
     // One session id opened and closed over and over on two threads, while other sessions
-    // close around it and push it out of a retention of two: inside an open "hot" session,
-    // the call just made is always in the ledger's cell for it (a cell evicted from under
-    // an open span would take the call with it).
-    let (dispatch, ledger) = keeping_closed_sessions(2);
+    // close around it and push it out of a retention of two: inside an open "hot" session, the
+    // call just made is always in the ledger's cell for it and in its session × model cell (a
+    // cell evicted from under an open span would take the call with it). Those cells are made
+    // by the calls and evicted with their session, racing; at the end no combination is left
+    // whose session is gone, and each shows what its session shows.
+    let (dispatch, ledger) = dispatch(
+        CostLayer::builder()
+            .retention(Retention {
+                max_closed_sessions: Some(2),
+                ttl: None,
+            })
+            .combination(Dimension::Session, Dimension::Model),
+    );
+    let hot_model = LedgerKey::two((Dimension::Session, "hot"), (Dimension::Model, "gpt-4o"));
     std::thread::scope(|scope| {
         for thread in 0..2 {
-            let (dispatch, ledger) = (dispatch.clone(), ledger.clone());
+            let (dispatch, ledger, hot_model) = (dispatch.clone(), ledger.clone(), &hot_model);
             scope.spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
                     for i in 0..2_000 {
@@ -817,17 +926,36 @@ fn sessions_reopened_on_two_threads_while_retention_evicts_never_lose_a_call() {
                             call("gpt-4o", 1_000, 0);
                             let seen = ledger.session("hot").map_or(0, |t| t.llm_calls);
                             assert!(seen >= 1, "thread {thread}, round {i}: the call is gone");
+                            let seen = ledger.get(hot_model).map_or(0, |t| t.llm_calls);
+                            assert!(seen >= 1, "thread {thread}, round {i}: not in hot × model");
                         }
                         let id = format!("cold-{thread}-{i}");
                         let cold = info_span!(parent: None, "session", session.id = id.as_str());
                         let _c = cold.enter();
+                        call("gpt-4o", 1_000, 0);
                     }
                 });
             });
         }
     });
-    assert_eq!(ledger.global().llm_calls, 4_000);
+    assert_eq!(ledger.global().llm_calls, 8_000);
     assert!(ledger.diagnostics().evictions > 0);
+    let snapshot = ledger.snapshot();
+    let sessions: Vec<&str> = snapshot.by(Dimension::Session).map(|(s, _)| s).collect();
+    let mut combinations = 0;
+    for (key, totals) in &snapshot.keys {
+        if let LedgerKey::Two((Dimension::Session, session), _) = key {
+            combinations += 1;
+            assert!(
+                sessions.contains(&&**session),
+                "{key:?} outlived its session"
+            );
+            let own = ledger.session(session).map(|t| t.llm_calls);
+            assert_eq!(Some(totals.llm_calls), own, "{key:?}");
+        }
+    }
+    assert_eq!(combinations, sessions.len());
+    assert!(sessions.len() <= 2, "{sessions:?}");
 }
 
 /// A table with three prices read long ago (two of them on one day), one undated and one read
