@@ -15,7 +15,7 @@ pub struct CostTreeNode {
     pub name: &'static str,
     /// Its scope.
     pub scope: Scope,
-    /// A label: the session id or agent name the span set, if any.
+    /// A label: the session id or agent name the span set, or a call's model, if any.
     pub label: Option<String>,
     /// How many sibling spans were merged into this node.
     pub count: u64,
