@@ -1,6 +1,7 @@
 //! Soak: many calls on random span trees, with bad values, cache hits, unknown models and
-//! panicking callbacks, on several threads, under retention; the ledger's totals are checked
-//! against an independent computation at the end, and resident memory is printed as it goes.
+//! panicking callbacks, on several threads, under retention; the ledger's totals (global, by
+//! model, by agent × model) are checked against an independent computation at the end, with
+//! the number of its keys, and resident memory is printed as it goes.
 //!
 //! `cargo run --release --example soak` runs 50 million calls over 1 million sessions on 2
 //! threads (several minutes); `-- --calls N --sessions S --threads T` changes the shape. A
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cost_core::Money;
-use cost_layer::{CostLayer, Ledger, Retention, Scope};
+use cost_layer::{CostLayer, Dimension, Ledger, LedgerKey, Retention, Scope};
 use tracing::field::Empty;
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
@@ -37,6 +38,22 @@ const MODELS: [(&str, Option<(&str, &str)>); 4] = [
     ("acme-llm-9000", None),
 ];
 
+/// Closed sessions the ledger keeps.
+const KEPT_SESSIONS: usize = 10_000;
+
+/// The one agent name calls run under (when they run under an agent).
+const AGENT: &str = "worker";
+
+/// What the reference expects of one model's calls (priced or not).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ModelExpected {
+    pub(crate) llm_calls: u64,
+    pub(crate) cost_units: i128,
+    /// Of those, the calls under the agent, and their cost.
+    pub(crate) agent_calls: u64,
+    pub(crate) agent_cost_units: i128,
+}
+
 /// What the reference computation expects, summed without the layer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Expected {
@@ -48,6 +65,8 @@ pub(crate) struct Expected {
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
     pub(crate) panicking_sessions: u64,
+    /// By model, in the order of [`MODELS`].
+    pub(crate) by_model: [ModelExpected; MODELS.len()],
 }
 
 impl Expected {
@@ -60,6 +79,12 @@ impl Expected {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.panicking_sessions += other.panicking_sessions;
+        for (mine, theirs) in self.by_model.iter_mut().zip(&other.by_model) {
+            mine.llm_calls += theirs.llm_calls;
+            mine.cost_units += theirs.cost_units;
+            mine.agent_calls += theirs.agent_calls;
+            mine.agent_cost_units += theirs.agent_cost_units;
+        }
     }
 }
 
@@ -85,9 +110,11 @@ fn per_token(per_million: &str) -> i128 {
     Money::from_decimal(per_million).map_or(0, |m| m.units()) / 1_000_000
 }
 
-/// One call under the current span; returns what the reference expects of it.
-fn call(random: &mut Random) -> Expected {
-    let (model, prices) = MODELS[random.below(MODELS.len() as u64) as usize];
+/// One call under the current span (`under_agent`: inside the agent); returns what the
+/// reference expects of it.
+fn call(random: &mut Random, under_agent: bool) -> Expected {
+    let which = random.below(MODELS.len() as u64) as usize;
+    let (model, prices) = MODELS[which];
     let input = 1 + random.below(20_000);
     let output = 1 + random.below(2_000);
     let span = info_span!(
@@ -134,6 +161,13 @@ fn call(random: &mut Random) -> Expected {
                 }
                 None => expected.unpriced_calls = 1,
             }
+            let by_model = &mut expected.by_model[which];
+            by_model.llm_calls = 1;
+            by_model.cost_units = expected.cost_units;
+            if under_agent {
+                by_model.agent_calls = 1;
+                by_model.agent_cost_units = expected.cost_units;
+            }
         }
     }
     expected
@@ -154,12 +188,12 @@ fn sessions(thread: u64, sessions: u64, calls: u64, progress: &AtomicU64) -> Exp
         let mut done = 0;
         while done < per_session {
             let agent =
-                (random.below(2) == 0).then(|| info_span!("agent", gen_ai.agent.name = "worker"));
+                (random.below(2) == 0).then(|| info_span!("agent", gen_ai.agent.name = AGENT));
             let _agent = agent.as_ref().map(|a| a.enter());
             let tool = (random.below(3) == 0).then(|| info_span!("tool", step = done));
             let _tool = tool.as_ref().map(|t| t.enter());
             for _ in 0..(1 + random.below(4)).min(per_session - done) {
-                expected.add(&call(&mut random));
+                expected.add(&call(&mut random, agent.is_some()));
                 done += 1;
             }
         }
@@ -172,9 +206,12 @@ fn sessions(thread: u64, sessions: u64, calls: u64, progress: &AtomicU64) -> Exp
 pub(crate) fn run(shape: Shape) -> (Expected, Ledger) {
     let (cost, ledger) = CostLayer::builder()
         .retention(Retention {
-            max_closed_sessions: Some(10_000),
+            max_closed_sessions: Some(KEPT_SESSIONS),
             ttl: None,
         })
+        // Kept with each session and evicted with it; the agent's kept for the ledger's life.
+        .combination(Dimension::Session, Dimension::Model)
+        .combination(Dimension::Agent, Dimension::Model)
         .on_close_filtered(
             |close| close.scope == Scope::Session,
             |close| {
@@ -270,13 +307,47 @@ pub(crate) fn check(expected: &Expected, ledger: &Ledger) -> Vec<String> {
         global.total_usd().units(),
         expected.cost_units,
     );
-    counts
+    let mut problems: Vec<String> = counts
         .iter()
-        .map(|&(what, got, want)| (what, i128::from(got), i128::from(want)))
-        .chain([cost])
+        .map(|&(what, got, want)| (what.to_owned(), i128::from(got), i128::from(want)))
+        .chain([(cost.0.to_owned(), cost.1, cost.2)])
         .filter(|(_, got, want)| got != want)
         .map(|(what, got, want)| format!("{what}: ledger {got}, reference {want}"))
-        .collect()
+        .collect();
+    for ((model, _), want) in MODELS.iter().zip(&expected.by_model) {
+        let of = |key: LedgerKey| {
+            ledger
+                .get(&key)
+                .map_or((0, 0), |t| (t.llm_calls, t.total_usd().units()))
+        };
+        let by_model = of(LedgerKey::one(Dimension::Model, model));
+        let by_agent = of(LedgerKey::two(
+            (Dimension::Agent, AGENT),
+            (Dimension::Model, model),
+        ));
+        if by_model != (want.llm_calls, want.cost_units) {
+            problems.push(format!(
+                "model {model} (calls, cost units): ledger {by_model:?}, reference {:?}",
+                (want.llm_calls, want.cost_units)
+            ));
+        }
+        if by_agent != (want.agent_calls, want.agent_cost_units) {
+            problems.push(format!(
+                "agent × model {model} (calls, cost units): ledger {by_agent:?}, reference {:?}",
+                (want.agent_calls, want.agent_cost_units)
+            ));
+        }
+    }
+    // Kept sessions, each with at most one key per model (session × model), and the keys of
+    // the models, the agent and agent × model.
+    let most = KEPT_SESSIONS * (1 + MODELS.len()) + 1 + 2 * MODELS.len();
+    if ledger.len() > most {
+        problems.push(format!(
+            "ledger keys: {}, more than the {most} retention allows",
+            ledger.len()
+        ));
+    }
+    problems
 }
 
 fn main() {

@@ -406,7 +406,8 @@ impl LedgerInner {
         if let Some((_, cell)) = combinations.iter().find(|(k, _)| *k == key) {
             return Arc::clone(cell);
         }
-        let cell = Arc::new(Cell::new(self.stripes));
+        // One stripe, as the session's own cell: a session's calls are seldom on many threads.
+        let cell = Arc::new(Cell::new(1));
         if session.evicted.load(Ordering::Relaxed) {
             cell.evicted.store(true, Ordering::Relaxed);
         } else {
