@@ -203,6 +203,39 @@ fn calls_carry_their_cost_with_tracing_opentelemetry_inside() {
 }
 
 #[test]
+fn a_cache_hit_carries_its_saving_only_when_its_model_has_a_price() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            for (name, model) in [("priced_hit", "gpt-4o"), ("unpriced_hit", "acme-llm-9000")] {
+                tracing::info_span!(
+                    "cached",
+                    otel.name = name,
+                    gen_ai.request.model = model,
+                    gen_ai.usage.input_tokens = 1_000,
+                    gen_ai.usage.output_tokens = 100,
+                    llm.cache.hit = true,
+                )
+                .in_scope(|| {});
+            }
+        });
+        let priced = span(&spans, "priced_hit");
+        assert_eq!(f64_of(one(priced, otel::COST_AMOUNT)), 0.0, "{order:?}");
+        assert_eq!(
+            f64_of(one(priced, otel::CACHE_HIT_SAVINGS)),
+            0.0035,
+            "{order:?}"
+        );
+        // Unknown, so absent: never a saving of zero.
+        let unpriced = span(&spans, "unpriced_hit");
+        assert_eq!(f64_of(one(unpriced, otel::COST_AMOUNT)), 0.0, "{order:?}");
+        assert!(
+            values(unpriced, otel::CACHE_HIT_SAVINGS).is_empty(),
+            "{order:?}"
+        );
+    }
+}
+
+#[test]
 fn without_the_option_no_attribute_is_added() {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()

@@ -483,8 +483,9 @@ impl CostLayer {
         });
         if observed.cache_hit {
             own.cache_hits = 1;
-            if let Some(q) = &quote {
-                own.cache_hit_savings = q.total();
+            match &quote {
+                Some(q) => own.cache_hit_savings = q.total(),
+                None => own.unpriced_cache_hits = 1,
             }
             return;
         }

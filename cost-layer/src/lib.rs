@@ -58,7 +58,8 @@
 //!   some frameworks record on workflow spans) is ignored and counted in
 //!   [`Diagnostics::aggregate_usage_ignored`].
 //! - **Application cache**: `llm.cache.hit = true` charges nothing; the avoided cost is counted in
-//!   [`Totals::cache_hit_savings`].
+//!   [`Totals::cache_hit_savings`], or, when the model has no price, is unknown and the hit is
+//!   counted in [`Totals::unpriced_cache_hits`] (never as a saving of zero).
 //!
 //! # Reading totals
 //!

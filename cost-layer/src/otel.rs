@@ -9,7 +9,8 @@
 //!   already carry them under those names (`tracing-opentelemetry` exports fields as they are).
 //!   An unpriced call gets no amount (its cost is unknown, not zero) but [`UNPRICED`] = `true`;
 //!   a call with invalid usage gets [`REJECTED`] = `true`; an application cache hit costs `0`
-//!   and carries [`CACHE_HIT_SAVINGS`].
+//!   and carries [`CACHE_HIT_SAVINGS`] when its model has a price (what a hit on a model
+//!   without one saved is unknown: no attribute).
 //! - Agent and session spans: their subtree totals under this project's namespace
 //!   ([`TOTAL_COST_USD`], [`TOTAL_TOKENS`], …), never under `gen_ai.usage.*`, so a backend that
 //!   sums cost over a trace counts each call once.
@@ -127,8 +128,11 @@ pub(crate) fn call_attributes(own: &Totals, info: &CallsiteInfo) -> Vec<KeyValue
             KeyValue::new(COST_AMOUNT, 0.0),
             KeyValue::new(COST_CURRENCY, "USD"),
             KeyValue::new(COST_SOURCE, "local"),
-            KeyValue::new(CACHE_HIT_SAVINGS, usd(own.cache_hit_savings)),
         ]);
+        // What a hit on a model without a price saved is unknown: no attribute, not zero.
+        if own.unpriced_cache_hits == 0 {
+            attributes.push(KeyValue::new(CACHE_HIT_SAVINGS, usd(own.cache_hit_savings)));
+        }
         return attributes;
     }
     let usage = &own.usage;

@@ -75,8 +75,12 @@ pub struct Totals {
     pub rejected_calls: u64,
     /// Calls answered from the application's own cache (`llm.cache.hit = true`): not charged.
     pub cache_hits: u64,
-    /// What the cache hits would have cost.
+    /// What the cache hits would have cost: of those whose model has a price (see
+    /// `unpriced_cache_hits`).
     pub cache_hit_savings: Money,
+    /// Cache hits whose model has no price: what they saved is unknown and not in
+    /// `cache_hit_savings`. When non-zero, the savings are a lower bound.
+    pub unpriced_cache_hits: u64,
     /// Version of the price table that priced the latest call.
     pub price_table: Option<Arc<str>>,
 }
@@ -130,6 +134,7 @@ impl Totals {
         add_u64(&mut self.rejected_calls, other.rejected_calls);
         add_u64(&mut self.cache_hits, other.cache_hits);
         add_money(&mut self.cache_hit_savings, other.cache_hit_savings);
+        add_u64(&mut self.unpriced_cache_hits, other.unpriced_cache_hits);
         if let Some(version) = &other.price_table {
             let same = self
                 .price_table
@@ -174,11 +179,18 @@ impl fmt::Display for Totals {
         if self.cache_hits > 0 {
             write!(
                 f,
-                " · {} cache hit{} (saved ${})",
+                " · {} cache hit{} ",
                 self.cache_hits,
                 if self.cache_hits == 1 { "" } else { "s" },
-                self.cache_hit_savings
             )?;
+            // As the cost: unknown savings are never shown as zero.
+            if self.unpriced_cache_hits == 0 {
+                write!(f, "(saved ${})", self.cache_hit_savings)?;
+            } else if self.unpriced_cache_hits >= self.cache_hits {
+                f.write_str("(saved $?)")?;
+            } else {
+                write!(f, "(saved ≥ ${})", self.cache_hit_savings)?;
+            }
         }
         Ok(())
     }

@@ -511,7 +511,57 @@ fn application_cache_hits_charge_nothing_and_count_the_saving() {
         (usd("0.0035"), 1, 1)
     );
     assert_eq!(session.cache_hit_savings, usd("0.0035"));
+    assert_eq!(session.unpriced_cache_hits, 0);
     assert_eq!(session.usage.input, 1_000);
+    assert!(
+        session.to_string().ends_with("1 cache hit (saved $0.0035)"),
+        "{session}"
+    );
+}
+
+#[test]
+fn a_cache_hit_on_a_model_without_a_price_saved_an_unknown_amount_not_zero() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, ledger) = dispatch(builder);
+    let cached = |model: &str| {
+        info_span!(
+            "cached",
+            gen_ai.request.model = model,
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            llm.cache.hit = true
+        )
+        .in_scope(|| {})
+    };
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-unknown");
+        let _s = session.enter();
+        cached("acme-house-model");
+        let agent = info_span!("agent", gen_ai.agent.name = "both");
+        let _a = agent.enter();
+        cached("acme-house-model");
+        cached("gpt-4o");
+    });
+    let unknown = find(&closed, "cached");
+    assert_eq!((unknown.cache_hits, unknown.unpriced_cache_hits), (1, 1));
+    assert_eq!(unknown.cache_hit_savings, Money::ZERO);
+    assert!(
+        unknown.to_string().ends_with("1 cache hit (saved $?)"),
+        "{unknown}"
+    );
+    // With one hit priced, the savings are a lower bound.
+    let agent = find(&closed, "agent");
+    assert_eq!((agent.cache_hits, agent.unpriced_cache_hits), (2, 1));
+    assert_eq!(agent.cache_hit_savings, usd("0.0035"));
+    assert!(
+        agent
+            .to_string()
+            .ends_with("2 cache hits (saved ≥ $0.0035)"),
+        "{agent}"
+    );
+    let session = ledger.session("s-unknown").unwrap_or_default();
+    assert_eq!((session.cache_hits, session.unpriced_cache_hits), (3, 2));
+    assert_eq!(session.total_usd(), Money::ZERO);
 }
 
 #[test]

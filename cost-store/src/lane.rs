@@ -270,7 +270,7 @@ mod tests {
         span_id: u64,
         parent_span_id: Option<u64>,
         tier: u8,
-        /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit.
+        /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit, 4 cache hit of an unpriced model.
         status: u8,
         usage: [u64; 6],
         cost: [i128; 7],
@@ -306,7 +306,8 @@ mod tests {
                 llm_calls: u64::from(self.status < 2),
                 unpriced_calls: u64::from(self.status == 1),
                 rejected_calls: u64::from(self.status == 2),
-                cache_hits: u64::from(self.status == 3),
+                cache_hits: u64::from(self.status >= 3),
+                unpriced_cache_hits: u64::from(self.status == 4),
                 cache_hit_savings: Money::from_units(self.savings),
                 price_table: t[3].clone(),
                 ..Totals::default()
@@ -514,7 +515,7 @@ mod tests {
                 1_u64..,
                 prop::option::of(1_u64..),
             ),
-            (0_u8..4, 0_u8..4),
+            (0_u8..4, 0_u8..5),
             prop::array::uniform6(count),
             prop::array::uniform7(big.clone()),
             big,

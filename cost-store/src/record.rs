@@ -22,15 +22,19 @@ pub enum CallStatus {
     /// Answered from the application's own cache: nothing charged; `cache_hit_savings` is what
     /// it would have cost.
     CacheHit,
+    /// Answered from the application's own cache, for a model without a price: nothing charged,
+    /// and what it saved is unknown (`cache_hit_savings` is zero and means nothing).
+    UnpricedCacheHit,
 }
 
 impl CallStatus {
     /// Every status.
-    pub const ALL: [CallStatus; 4] = [
+    pub const ALL: [CallStatus; 5] = [
         CallStatus::Priced,
         CallStatus::Unpriced,
         CallStatus::Rejected,
         CallStatus::CacheHit,
+        CallStatus::UnpricedCacheHit,
     ];
 
     /// Lower-case name, as stored.
@@ -40,6 +44,7 @@ impl CallStatus {
             CallStatus::Unpriced => "unpriced",
             CallStatus::Rejected => "rejected",
             CallStatus::CacheHit => "cache_hit",
+            CallStatus::UnpricedCacheHit => "unpriced_cache_hit",
         }
     }
 
@@ -169,6 +174,8 @@ pub(crate) fn micros(duration: std::time::Duration) -> u64 {
 pub(crate) fn status_of(totals: &cost_layer::Totals) -> CallStatus {
     if totals.rejected_calls > 0 {
         CallStatus::Rejected
+    } else if totals.unpriced_cache_hits > 0 {
+        CallStatus::UnpricedCacheHit
     } else if totals.cache_hits > 0 {
         CallStatus::CacheHit
     } else if totals.unpriced_calls > 0 {

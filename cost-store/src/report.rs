@@ -128,7 +128,7 @@ impl Row {
                 self.unpriced_calls += 1;
             }
             CallStatus::Rejected => self.rejected_calls += 1,
-            CallStatus::CacheHit => self.cache_hits += 1,
+            CallStatus::CacheHit | CallStatus::UnpricedCacheHit => self.cache_hits += 1,
         }
         self.input_tokens = self.input_tokens.saturating_add(record.usage.input);
         self.output_tokens = self.output_tokens.saturating_add(record.usage.output);
@@ -287,7 +287,10 @@ pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, Re
     let version = table.info().version.to_string();
     for record in records {
         let Some(id) = record.id else { continue };
-        if matches!(record.status, CallStatus::Rejected | CallStatus::CacheHit) {
+        if matches!(
+            record.status,
+            CallStatus::Rejected | CallStatus::CacheHit | CallStatus::UnpricedCacheHit
+        ) {
             summary.skipped += 1;
             continue;
         }

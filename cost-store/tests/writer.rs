@@ -62,6 +62,50 @@ fn run_calls_warned(
     ledger
 }
 
+#[test]
+fn a_cache_hit_is_on_record_with_its_saving_or_as_unpriced_when_its_model_has_no_price() {
+    let (_dir, address) = common::temp_address("hits.jsonl");
+    let store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
+    let (cost, _ledger) = CostLayer::builder().call_sink(sink).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        for model in ["gpt-4o", "acme-llm-9000"] {
+            tracing::info_span!(
+                "cached",
+                gen_ai.request.model = model,
+                gen_ai.usage.input_tokens = 1_000,
+                gen_ai.usage.output_tokens = 100,
+                llm.cache.hit = true,
+            )
+            .in_scope(|| {});
+        }
+    });
+    drop(guard); // flushes
+    let records = cost_store::open(&address)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<(&str, CallStatus, String)> = records
+        .iter()
+        .map(|r| (&*r.model, r.status, r.cache_hit_savings.to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("gpt-4o", CallStatus::CacheHit, "0.0035".to_owned()),
+            (
+                "acme-llm-9000",
+                CallStatus::UnpricedCacheHit,
+                "0".to_owned()
+            ),
+        ]
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r.total() == cost_layer::cost_core::Money::ZERO)
+    );
+}
+
 fn sum(records: &[CallRecord]) -> cost_layer::cost_core::Money {
     records
         .iter()
