@@ -396,6 +396,19 @@ impl LedgerInner {
         )
     }
 
+    /// The cell of the combination `key` for a span whose session's cell is `session`: one that
+    /// session cell holds when `key` includes the session, else the map's.
+    fn combination_cell(&self, session: Option<&Arc<Cell>>, key: LedgerKey) -> Arc<Cell> {
+        match (session, &key) {
+            (
+                Some(session),
+                LedgerKey::Two((Dimension::Session, _), _)
+                | LedgerKey::Two(_, (Dimension::Session, _)),
+            ) => self.session_combination(session, key),
+            _ => self.cell(key),
+        }
+    }
+
     /// The cell of `key`, a combination with the session whose cell is `session`: the one that
     /// session cell holds, made when absent. Each cell a session id gets in turn (it is evicted,
     /// then seen again) has combinations of its own, so they add up to what it shows. Made for a
@@ -460,12 +473,7 @@ impl LedgerInner {
                 _ => {
                     if let (Some(va), Some(vb)) = (value(a), value(b)) {
                         let key = LedgerKey::Two((a, Arc::clone(va)), (b, Arc::clone(vb)));
-                        cells.push(match &session {
-                            Some(session) if a == Dimension::Session || b == Dimension::Session => {
-                                self.session_combination(session, key)
-                            }
-                            _ => self.cell(key),
-                        });
+                        cells.push(self.combination_cell(session.as_ref(), key));
                     }
                 }
             }
@@ -499,13 +507,7 @@ impl LedgerInner {
         }
         model_cell.add(stripe, totals);
         for combination in &cells.model_combinations {
-            let key = combination.key(model);
-            let cell = match &cells.session {
-                Some(session) if combination.other.0 == Dimension::Session => {
-                    self.session_combination(session, key)
-                }
-                _ => self.cell(key),
-            };
+            let cell = self.combination_cell(cells.session.as_ref(), combination.key(model));
             cell.add(stripe, totals);
             to_evicted |= cell.evicted.load(Ordering::Relaxed);
         }
