@@ -363,11 +363,14 @@ impl CostLayer {
     #[inline(always)]
     fn charge(&self, record: &mut CostRecord, id: &Id, span_name: &'static str) -> Option<Charged> {
         let observed = &record.observed;
-        if !observed.has_usage() && !observed.cache_hit {
-            return None;
-        }
         let subtree_charged =
             record.totals.llm_calls + record.totals.rejected_calls + record.totals.cache_hits;
+        if !observed.has_usage() && !observed.cache_hit {
+            if subtree_charged == 0 {
+                DiagnosticCounters::bump(&self.ledger.diagnostics.calls_without_usage);
+            }
+            return None;
+        }
         if subtree_charged > 0 {
             // Aggregate usage recorded on a span whose calls were charged already.
             DiagnosticCounters::bump(&self.ledger.diagnostics.aggregate_usage_ignored);

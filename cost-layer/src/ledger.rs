@@ -99,7 +99,7 @@ impl Default for Retention {
 }
 
 /// Counted problems and events of the layer. Each cause also logs one warning (per callsite
-/// where it applies).
+/// where it applies), except calls without usage, which are only counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Diagnostics {
     /// Field values rejected: negative, non-numeric, or of the wrong type.
@@ -126,6 +126,11 @@ pub struct Diagnostics {
     /// ([`CostLayerBuilder::price_age_limit`](crate::CostLayerBuilder::price_age_limit)), each
     /// counted once (and warned about once per date, target `cost_layer::prices`).
     pub stale_prices: u64,
+    /// Call spans that closed with no usage recorded and nothing charged under them: a request
+    /// that failed, or one whose usage never arrived (a stream dropped before its last chunk, a
+    /// timeout, a cancelled task). Nothing is charged; what the provider billed for them, if
+    /// anything, is unknown. Only counted: failed requests end this way too.
+    pub calls_without_usage: u64,
 }
 
 #[derive(Default)]
@@ -139,6 +144,7 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) records_dropped: AtomicU64,
     pub(crate) posts_to_evicted_sessions: AtomicU64,
     pub(crate) stale_prices: AtomicU64,
+    pub(crate) calls_without_usage: AtomicU64,
     /// The warning about posts to evicted sessions: 0 not due, 1 due, 2 given.
     pub(crate) evicted_post_warning: std::sync::atomic::AtomicU8,
 }
@@ -177,6 +183,7 @@ impl DiagnosticCounters {
             records_dropped: read(&self.records_dropped),
             posts_to_evicted_sessions: read(&self.posts_to_evicted_sessions),
             stale_prices: read(&self.stale_prices),
+            calls_without_usage: read(&self.calls_without_usage),
         }
     }
 }

@@ -387,6 +387,9 @@ fn a_call_dropped_before_usage_is_recorded_charges_nothing() {
             gen_ai.usage.input_tokens = Empty
         );
         drop(call);
+        // A call span around calls that charged (a retry wrapper, say) has its cost in them.
+        let wrapper = info_span!("with_retries", cost.scope = "call");
+        let _w = wrapper.enter();
         info_span!(
             "chat",
             gen_ai.request.model = "gpt-4o",
@@ -398,6 +401,8 @@ fn a_call_dropped_before_usage_is_recorded_charges_nothing() {
         .session("early")
         .unwrap_or_else(|| panic!("no session"));
     assert_eq!((session.llm_calls, session.total_usd()), (1, usd("0.0025")));
+    // The dropped call is counted: what it cost, if anything, is unknown.
+    assert_eq!(ledger.diagnostics().calls_without_usage, 1);
 }
 
 #[test]

@@ -364,7 +364,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Records {
 #[test]
 fn err_records_the_display_of_the_error_and_usage_is_recorded_in_one_go() {
     let records = Records::default();
-    let (layer, _ledger) = CostLayer::builder().build();
+    let (layer, ledger) = CostLayer::builder().build();
     let subscriber = tracing_subscriber::registry()
         .with(layer)
         .with(records.clone());
@@ -372,6 +372,9 @@ fn err_records_the_display_of_the_error_and_usage_is_recorded_in_one_go() {
         let _ = block_on(async_call("lots"));
         let _ = sync_call(7);
     });
+    // The failed call returned no usage: counted, not charged.
+    assert_eq!(ledger.diagnostics().calls_without_usage, 1);
+    assert_eq!(ledger.global().llm_calls, 1);
     let seen = records.0.lock().map(|s| s.clone()).unwrap_or_default();
     assert!(
         seen.iter()
