@@ -206,7 +206,8 @@ pub(crate) struct Cell {
     /// Of a session's cell: the cells of the combinations with the session, found here (not in
     /// the map) by the session's spans, and evicted with it. A combination is made, and put in
     /// the map, under this lock with `evicted` read; eviction sets `evicted` under it: so each
-    /// one belongs to one session cell and none is kept after that cell's eviction.
+    /// one belongs to one session cell and none is kept after that cell's eviction. Lock order:
+    /// this lock, then a map shard's; never this one while a map reference is held.
     combinations: Mutex<Vec<(LedgerKey, Arc<Cell>)>>,
 }
 
