@@ -263,19 +263,44 @@ pub struct RepriceSummary {
     pub unchanged: usize,
     /// Records left alone: rejected calls and cache hits (nothing was charged).
     pub skipped: usize,
-    /// Total before and after, over the changed records.
+    /// Total before and after, over the changed records (priced records only: with
+    /// `newly_priced` or `newly_unpriced` non-zero, one side is a lower bound).
     pub before: Money,
     /// See `before`.
     pub after: Money,
+    /// Changed records that had no price and now have one (their cost before was unknown).
+    pub newly_priced: usize,
+    /// Changed records that had a price and now have none (the table used does not know their
+    /// model): their cost is now unknown, not zero.
+    pub newly_unpriced: usize,
 }
 
 impl fmt::Display for RepriceSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A side with records of unknown cost is a lower bound, never shown as exact.
+        let bound = |unknown: usize| if unknown > 0 { "≥ " } else { "" };
         write!(
             f,
-            "{} records repriced (${} → ${}), {} unchanged, {} skipped",
-            self.changed, self.before, self.after, self.unchanged, self.skipped
-        )
+            "{} records repriced ({}${} → {}${}), {} unchanged, {} skipped",
+            self.changed,
+            bound(self.newly_priced),
+            self.before,
+            bound(self.newly_unpriced),
+            self.after,
+            self.unchanged,
+            self.skipped
+        )?;
+        if self.newly_priced > 0 {
+            write!(f, ", {} newly priced", self.newly_priced)?;
+        }
+        if self.newly_unpriced > 0 {
+            write!(
+                f,
+                ", {} now without a price (their cost unknown)",
+                self.newly_unpriced
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -314,6 +339,11 @@ pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, Re
         summary.changed += 1;
         summary.before += record.total();
         summary.after += cost.total();
+        match (record.status, status) {
+            (CallStatus::Unpriced, CallStatus::Priced) => summary.newly_priced += 1,
+            (CallStatus::Priced, CallStatus::Unpriced) => summary.newly_unpriced += 1,
+            _ => {}
+        }
         changes.push(Repriced {
             id,
             status,

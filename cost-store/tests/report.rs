@@ -28,6 +28,38 @@ fn reprice_keeps_each_calls_service_tier() {
 }
 
 #[test]
+fn a_reprice_that_loses_or_finds_a_price_says_its_totals_are_lower_bounds() {
+    // A table that knows only a house model: the gpt-4o call loses its price, the house
+    // model's call finds one.
+    let table = PriceTable::from_text(
+        "version = \"house\"\n[models.acme-house]\ninput = \"1\"\noutput = \"2\"\n",
+        "house.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let priced = batch_call();
+    let mut unpriced = record(0, "house");
+    unpriced.id = Some(2);
+    unpriced.request_model = Some("acme-house".into());
+    unpriced.response_model = None;
+    unpriced.model = "acme-house".into();
+    unpriced.status = cost_store::CallStatus::Unpriced;
+    unpriced.cost = CostBreakdown::default();
+    let (changes, summary) = report::reprice(&[priced, unpriced], &table);
+    assert_eq!(changes.len(), 2);
+    assert_eq!((summary.newly_priced, summary.newly_unpriced), (1, 1));
+    // 1 000 × 1e-6 + 100 × 2e-6 = $0.0012 for the house call; gpt-4o's cost is now unknown.
+    assert_eq!(
+        (summary.before, summary.after),
+        (usd("0.00175"), usd("0.0012"))
+    );
+    assert_eq!(
+        summary.to_string(),
+        "2 records repriced (≥ $0.00175 → ≥ $0.0012), 0 unchanged, 0 skipped, 1 newly priced, \
+         1 now without a price (their cost unknown)"
+    );
+}
+
+#[test]
 fn what_if_prices_at_the_tier_the_call_ran_at() {
     let (_, total) = report::what_if(&[batch_call()], &PriceTable::default(), "gpt-4o-mini")
         .unwrap_or_else(|e| panic!("{e}"));
