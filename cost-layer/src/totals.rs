@@ -147,18 +147,37 @@ impl Totals {
     }
 }
 
-impl fmt::Display for Totals {
-    /// `$0.0258 · 10500 tokens · 3 calls` (+ unpriced and rejected counts when present). With
-    /// unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call had a price it
-    /// is unknown, shown `$?` (never `$0`).
+/// A sum over `parts` of which `unknown` have no known amount: exact (`$0.0258`), a lower bound
+/// (`≥ $0.0258`), or unknown when no part is known (`$?`, never `$0`).
+struct Bounded {
+    amount: Money,
+    unknown: u64,
+    parts: u64,
+}
+
+impl fmt::Display for Bounded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.unpriced_calls == 0 {
-            write!(f, "${}", self.total_usd())?;
-        } else if self.unpriced_calls >= self.llm_calls {
-            f.write_str("$?")?;
+        if self.unknown == 0 {
+            write!(f, "${}", self.amount)
+        } else if self.unknown >= self.parts {
+            f.write_str("$?")
         } else {
-            write!(f, "≥ ${}", self.total_usd())?;
+            write!(f, "≥ ${}", self.amount)
         }
+    }
+}
+
+impl fmt::Display for Totals {
+    /// `$0.0258 · 10500 tokens · 3 calls` (+ unpriced, rejected and cache-hit counts when
+    /// present). With unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call
+    /// had a price it is unknown, shown `$?` (never `$0`). Cache hits' savings read the same way.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cost = Bounded {
+            amount: self.total_usd(),
+            unknown: self.unpriced_calls,
+            parts: self.llm_calls,
+        };
+        write!(f, "{cost}")?;
         write!(
             f,
             " · {} tokens · {} call{}",
@@ -177,20 +196,17 @@ impl fmt::Display for Totals {
             write!(f, " · {} rejected", self.rejected_calls)?;
         }
         if self.cache_hits > 0 {
+            let saved = Bounded {
+                amount: self.cache_hit_savings,
+                unknown: self.unpriced_cache_hits,
+                parts: self.cache_hits,
+            };
             write!(
                 f,
-                " · {} cache hit{} ",
+                " · {} cache hit{} (saved {saved})",
                 self.cache_hits,
                 if self.cache_hits == 1 { "" } else { "s" },
             )?;
-            // As the cost: unknown savings are never shown as zero.
-            if self.unpriced_cache_hits == 0 {
-                write!(f, "(saved ${})", self.cache_hit_savings)?;
-            } else if self.unpriced_cache_hits >= self.cache_hits {
-                f.write_str("(saved $?)")?;
-            } else {
-                write!(f, "(saved ≥ ${})", self.cache_hit_savings)?;
-            }
         }
         Ok(())
     }
