@@ -83,7 +83,10 @@ where
     let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
     let keys = {
         let extensions = span.extensions();
-        let Some(record) = CostRecord::in_span(&extensions, hook.layer) else {
+        // Only a call's span holds a reservation: it is settled when the call closes.
+        let Some(record) = CostRecord::in_span(&extensions, hook.layer)
+            .filter(|record| record.scope == Scope::Call)
+        else {
             return Ok(());
         };
         call_keys(record, Some(&crate::record::intern(model_key)))

@@ -9,18 +9,21 @@ use tracing::Span;
 use tracing::field::{Field, FieldSet, Value};
 
 use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD};
+use crate::layer::CostLayer;
 
-/// The usage fields of one `#[llm_call]` callsite, looked up once.
+/// The span name and usage fields of one `#[llm_call]` callsite, looked up once.
 #[doc(hidden)]
 pub struct CallFields {
+    /// The span's name (a disabled span may not know it).
+    name: &'static str,
     fields: OnceLock<Option<([Field; 7], Field)>>,
 }
 
 impl CallFields {
-    /// Empty; filled on first use.
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
+    /// The fields of the span `name`; filled on first use.
+    pub const fn new(name: &'static str) -> Self {
         CallFields {
+            name,
             fields: OnceLock::new(),
         }
     }
@@ -53,6 +56,10 @@ fn signed_counts(usage: &Usage) -> [i64; 6] {
 /// Records the usage and response model `value` carries on `span`, in one record.
 #[doc(hidden)]
 pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, value: &T) {
+    if span.is_disabled() {
+        count_hidden_call(fields.name);
+        return;
+    }
     let Some(metadata) = span.metadata() else {
         return;
     };
@@ -76,6 +83,22 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
         (&names[6], model.as_ref().map(|m| m as &dyn Value)),
     ];
     span.record_all(&metadata.fields().value_set(&values));
+}
+
+/// A call whose span the subscriber's filter disabled: no layer saw it. The outermost
+/// `CostLayer` of the current dispatcher, if any, counts it (a program without one has nothing
+/// to miss) and warns about the first (after the dispatcher is released: an event sent while
+/// it is borrowed would be dropped).
+#[cold]
+fn count_hidden_call(span_name: &'static str) {
+    let first = tracing::dispatcher::get_default(|dispatch| {
+        dispatch
+            .downcast_ref::<CostLayer>()
+            .is_some_and(CostLayer::count_hidden_call)
+    });
+    if first {
+        CostLayer::warn_hidden_call(span_name);
+    }
 }
 
 /// A return value whose error `#[llm_call(err)]` can record.

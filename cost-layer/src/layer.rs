@@ -108,6 +108,8 @@ pub struct CostLayer {
     call_sink: Option<Box<dyn crate::CallSink>>,
     /// A drop by the sink was warned about.
     warned_drop: std::sync::atomic::AtomicBool,
+    /// A call hidden by the subscriber's filter was warned about.
+    warned_hidden: std::sync::atomic::AtomicBool,
     /// Days after which a price is reported as stale; `None`: never.
     price_age_limit: Option<u32>,
     /// Callsites whose spans get no record.
@@ -220,6 +222,7 @@ impl CostLayer {
             keep_model_key,
             call_sink,
             warned_drop: std::sync::atomic::AtomicBool::new(false),
+            warned_hidden: std::sync::atomic::AtomicBool::new(false),
             price_age_limit,
             stale_reported: Mutex::default(),
             plain_callsites: PlainCallsites::new(),
@@ -604,6 +607,23 @@ impl CostLayer {
             as_of = %stale.as_of,
             age_days = stale.age_days,
             "{stale}. Calls are still charged at them; further prices of that date are not warned about (Diagnostics::stale_prices counts them)"
+        );
+    }
+
+    /// Counts an `#[llm_call]` call whose span the subscriber's filter disabled (see
+    /// [`Diagnostics::calls_hidden_by_filter`](crate::Diagnostics)); `true` for the first, to
+    /// be warned about with [`CostLayer::warn_hidden_call`] once outside the dispatcher.
+    pub(crate) fn count_hidden_call(&self) -> bool {
+        DiagnosticCounters::bump(&self.ledger.diagnostics.calls_hidden_by_filter);
+        !self.warned_hidden.swap(true, Ordering::Relaxed)
+    }
+
+    /// The warning about the first call hidden by the filter.
+    pub(crate) fn warn_hidden_call(span_name: &'static str) {
+        tracing::warn!(
+            target: "cost_layer",
+            span = span_name,
+            "the subscriber's filter disables the span of the LLM call `{span_name}`, so the cost layer never sees it: its cost is in no total and no budget applies to it. Filter the layers that print instead of the whole subscriber (`fmt::layer().with_filter(EnvFilter::from_default_env())`), or give `#[llm_call(level = …)]` a level the filter enables. Further hidden calls are only counted in Diagnostics::calls_hidden_by_filter"
         );
     }
 

@@ -131,6 +131,12 @@ pub struct Diagnostics {
     /// timeout, a cancelled task). Nothing is charged; what the provider billed for them, if
     /// anything, is unknown. Only counted: failed requests end this way too.
     pub calls_without_usage: u64,
+    /// `#[llm_call]` calls whose span the subscriber's filter disabled (a global `EnvFilter` at
+    /// `warn` hides `info` spans from every layer): the layer never saw them, so they are in no
+    /// total and no budget applied to them. Counted by the outermost `CostLayer`, and warned
+    /// about once. Spans made by hand that a filter disables cannot be counted: nothing reaches
+    /// any layer.
+    pub calls_hidden_by_filter: u64,
 }
 
 #[derive(Default)]
@@ -145,6 +151,7 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) posts_to_evicted_sessions: AtomicU64,
     pub(crate) stale_prices: AtomicU64,
     pub(crate) calls_without_usage: AtomicU64,
+    pub(crate) calls_hidden_by_filter: AtomicU64,
     /// The warning about posts to evicted sessions: 0 not due, 1 due, 2 given.
     pub(crate) evicted_post_warning: std::sync::atomic::AtomicU8,
 }
@@ -184,6 +191,7 @@ impl DiagnosticCounters {
             posts_to_evicted_sessions: read(&self.posts_to_evicted_sessions),
             stale_prices: read(&self.stale_prices),
             calls_without_usage: read(&self.calls_without_usage),
+            calls_hidden_by_filter: read(&self.calls_hidden_by_filter),
         }
     }
 }

@@ -60,6 +60,10 @@
 //! - **Application cache**: `llm.cache.hit = true` charges nothing; the avoided cost is counted in
 //!   [`Totals::cache_hit_savings`], or, when the model has no price, is unknown and the hit is
 //!   counted in [`Totals::unpriced_cache_hits`] (never as a saving of zero).
+//! - **Filters**: a span the subscriber's filter disables reaches no layer. Filter the layers
+//!   that print (`fmt::layer().with_filter(…)`), not the whole subscriber; an `#[llm_call]` call
+//!   whose span a filter disabled is counted in [`Diagnostics::calls_hidden_by_filter`] and
+//!   warned about once.
 //!
 //! # Reading totals
 //!

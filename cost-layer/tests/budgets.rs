@@ -280,3 +280,84 @@ fn the_budgeted_layer_reserves_when_another_cost_layer_without_budgets_is_outsid
         );
     }
 }
+
+#[test]
+fn a_reservation_outside_a_call_span_admits_and_books_nothing() {
+    let (dispatch, _ledger, book, _alerts) = setup(session_budget("0.1"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "outside");
+        let _s = session.enter();
+        let agent = tracing::info_span!("agent", gen_ai.agent.name = "planner");
+        let _a = agent.enter();
+        // A worst case of $3.50 against $0.10, asked from an agent span: no call to bind it to.
+        assert!(cost_layer::budget::reserve("gpt-4o", 1_000_000, 100_000).is_ok());
+        assert_eq!(
+            book.account("per_session_max", "outside")
+                .map_or(Money::ZERO, |(_, reserved)| reserved),
+            Money::ZERO
+        );
+    });
+}
+
+#[test]
+fn calls_a_global_filter_hides_are_counted_and_warned_about_once() {
+    // The whole subscriber filtered at `warn`: the calls' `info` spans never reach the layer,
+    // so it can neither charge them nor hold them to a budget. It counts them and says why.
+    let book = BudgetBook::with_clock(
+        session_budget("0.1"),
+        Arc::new(ManualClock::new(1_764_072_000)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().budgets(book).build();
+    let warnings = Warnings::of(&["cost_layer"]);
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("warn"))
+            .with(layer)
+            .with(warnings.clone()),
+    );
+    let ran = Mutex::new(0);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("agent_loop", session.id = "hidden");
+        let _s = session.enter();
+        for _ in 0..20 {
+            assert!(step("summarise the thread", &ran).is_ok());
+        }
+    });
+    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 20);
+    assert_eq!(ledger.session("hidden"), None);
+    assert_eq!(ledger.diagnostics().calls_hidden_by_filter, 20);
+    assert_eq!(
+        warnings.containing("calls_hidden_by_filter"),
+        1,
+        "{:?}",
+        warnings.seen()
+    );
+
+    // The same filter on the printing layer only: every call is seen, the budget holds.
+    let book = BudgetBook::with_clock(
+        session_budget("0.1"),
+        Arc::new(ManualClock::new(1_764_072_000)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().budgets(book).build();
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(layer).with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::sink)
+                .with_filter(tracing_subscriber::EnvFilter::new("warn")),
+        ),
+    );
+    let ran = Mutex::new(0);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("agent_loop", session.id = "seen");
+        let _s = session.enter();
+        while step("summarise the thread", &ran).is_ok() {}
+    });
+    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 9);
+    assert_eq!(
+        ledger.session("seen").map(|t| t.total_usd()),
+        Some(usd("0.09"))
+    );
+    assert_eq!(ledger.diagnostics().calls_hidden_by_filter, 0);
+}

@@ -97,8 +97,9 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
         Some(ty) => quote!(let __cost_result: #ty),
         None => quote!(let __cost_result),
     };
+    let name = span_name(args, &sig.ident);
     let fields_static = quote! {
-        static __COST_FIELDS: #krate::__private::CallFields = #krate::__private::CallFields::new();
+        static __COST_FIELDS: #krate::__private::CallFields = #krate::__private::CallFields::new(#name);
     };
     let body = if sig.asyncness.is_some() {
         quote! {
@@ -157,6 +158,14 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
     }
 }
 
+/// The span's name: `name = "…"`, else the function's.
+fn span_name(args: &Args, ident: &syn::Ident) -> syn::LitStr {
+    match &args.name {
+        Some(name) => name.clone(),
+        None => syn::LitStr::new(&ident.to_string(), ident.span()),
+    }
+}
+
 fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStream {
     let empty = quote!(#krate::__private::tracing::field::Empty);
     let value_or_empty = |value: &Option<Value>| match value {
@@ -164,13 +173,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
         Some(Value::Expr(expr)) => quote!(%(#expr)),
         None => empty.clone(),
     };
-    let name = match &args.name {
-        Some(name) => quote!(#name),
-        None => {
-            let name = syn::LitStr::new(&ident.to_string(), ident.span());
-            quote!(#name)
-        }
-    };
+    let name = span_name(args, ident);
     let level = match &args.level {
         Some((_, level)) => quote!(#krate::__private::tracing::Level::#level),
         None => quote!(#krate::__private::tracing::Level::INFO),

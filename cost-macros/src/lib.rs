@@ -29,7 +29,7 @@ use proc_macro::TokenStream;
 /// | `provider = "openai"` | `gen_ai.provider.name` (a literal or an expression, as are the next two) |
 /// | `feature = "…"`, `agent = "…"` | attribution of the call |
 /// | `name = "…"` | the span name (default: the function's name) |
-/// | `level = "debug"` | the span level (default `info`) |
+/// | `level = "debug"` | the span level (default `info`); a filter on the whole subscriber that disables it hides the call from the cost layer, which counts it in `Diagnostics::calls_hidden_by_filter` and warns once |
 /// | `fields(key = value, …)` | more span fields, as in `#[instrument]` |
 /// | `skip(a, b)`, `skip_all` | accepted as in `#[instrument]`; arguments are never recorded unless named in `fields` (prompts can hold personal data) |
 /// | `err` | record the `Display` of an `Err` return in `error.message` |
