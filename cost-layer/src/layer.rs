@@ -14,7 +14,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use crate::attribution::UserIds;
 use crate::budget::{WithBudget, next_id};
 use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
-use crate::fields::FieldNames;
+use crate::fields::{FieldNames, FieldRole};
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
 use crate::live_records::{LiveRecords, Removed};
 use crate::pricing::{ModelSlot, with_model_slot};
@@ -344,16 +344,40 @@ impl CostLayer {
         first
     }
 
-    /// Warns about rejected values. Called where an event can be dispatched: not from
-    /// `on_new_span`, which runs while the dispatcher is busy creating the span (an event sent
-    /// from there would be dropped), so warnings found there wait for `on_record` or `on_close`.
-    fn warn_rejected(metadata: &'static tracing_core::Metadata<'static>, fields: &[&'static str]) {
+    /// Warns about rejected values, saying what each field expects and what became of the
+    /// call. Called where an event can be dispatched: not from `on_new_span`, which runs while
+    /// the dispatcher is busy creating the span (an event sent from there would be dropped), so
+    /// warnings found there wait for `on_record` or `on_close`.
+    fn warn_rejected(
+        &self,
+        metadata: &'static tracing_core::Metadata<'static>,
+        fields: &[&'static str],
+    ) {
         for field in fields {
+            let (expected, outcome) = match self.names.role(field) {
+                Some(FieldRole::Tokens(_)) => (
+                    "token counts must be non-negative integers (u64, i64 or numeric strings)",
+                    "the call will not be charged unless a valid value overwrites it",
+                ),
+                Some(FieldRole::ServiceTier) => (
+                    "a service tier is standard, batch, flex or priority",
+                    "the value is ignored: the call is priced at the tier recorded before it (standard when none was)",
+                ),
+                Some(FieldRole::CacheHit) => (
+                    "a cache hit is `true` or `false`",
+                    "the value is ignored: the call is charged as the value before it said (not a cache hit when none did)",
+                ),
+                Some(FieldRole::Scope) => (
+                    "a scope is `session`, `agent` or `call`",
+                    "the value is ignored",
+                ),
+                _ => ("ids and names are text", "the value is ignored"),
+            };
             tracing::warn!(
                 target: "cost_layer",
                 span = metadata.name(),
                 field,
-                "rejected a value of `{field}` on span `{}`: token counts must be non-negative integers (u64, i64 or numeric strings); the call will not be charged. Further rejections at this callsite are only counted.",
+                "rejected a value of `{field}` on span `{}`: {expected}; {outcome}. Further rejections at this callsite are only counted.",
                 metadata.name()
             );
         }
@@ -903,7 +927,7 @@ impl CostLayer {
         if !rejected.is_empty() || !pending.is_empty() {
             let metadata = span.metadata();
             pending.extend(self.count_rejected(metadata, &mut rejected));
-            Self::warn_rejected(metadata, &pending);
+            self.warn_rejected(metadata, &pending);
         }
     }
 
@@ -1064,7 +1088,7 @@ impl CostLayer {
         }
 
         if !pending_warnings.is_empty() {
-            Self::warn_rejected(span.metadata(), &pending_warnings);
+            self.warn_rejected(span.metadata(), &pending_warnings);
         }
         if !pending_alerts.is_empty() {
             self.report_alerts(&pending_alerts);

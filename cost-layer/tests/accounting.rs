@@ -489,6 +489,52 @@ fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
 }
 
 #[test]
+fn rejected_values_of_fields_other_than_tokens_are_ignored_and_the_warning_says_so() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-7");
+        let _s = session.enter();
+        info_span!(
+            "odd",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            cost.service_tier = "turbo",
+            llm.cache.hit = "maybe"
+        )
+        .in_scope(|| {});
+    });
+    // Charged as if neither field were there: the standard tier, not a cache hit.
+    let session = ledger
+        .session("s-7")
+        .unwrap_or_else(|| panic!("no session"));
+    assert_eq!(
+        (
+            session.llm_calls,
+            session.rejected_calls,
+            session.cache_hits
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(session.total_usd(), usd("0.0035"));
+    assert_eq!(ledger.diagnostics().bad_field_values, 2);
+    let seen = warnings.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter().all(|w| !w.contains("not be charged")),
+        "{seen:?}"
+    );
+    assert_eq!(warnings.containing("`cost.service_tier`"), 1, "{seen:?}");
+    assert_eq!(
+        warnings.containing("standard, batch, flex or priority"),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(warnings.containing("`true` or `false`"), 1, "{seen:?}");
+}
+
+#[test]
 fn application_cache_hits_charge_nothing_and_count_the_saving() {
     let (builder, closed) = recording(CostLayer::builder());
     let (dispatch, _ledger) = dispatch(builder);
