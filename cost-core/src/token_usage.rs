@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::usage::Usage;
 
 /// A value that carries the token usage of one LLM call, in the inclusive convention (see
-/// [`Usage`]), and optionally the model that answered.
+/// [`Usage`]), and optionally the model that answered and the service tier it was served at.
 ///
 /// `#[llm_call]` reads the return value of the function it instruments through this trait.
 /// Implement it by hand, derive it (`#[derive(TokenUsage)]` in `cost-layer`), or use a provider
@@ -22,6 +22,13 @@ pub trait TokenUsage {
 
     /// The model that answered, when the value says.
     fn response_model(&self) -> Option<&str> {
+        None
+    }
+
+    /// The service tier the provider says it served the call at, as it spells it (`"flex"`,
+    /// `"priority"`, `"default"`, …), when the value says: the price depends on it. Read by
+    /// [`ServiceTier::parse`](crate::ServiceTier::parse).
+    fn service_tier(&self) -> Option<&str> {
         None
     }
 }
@@ -48,6 +55,10 @@ impl<T: TokenUsage, E> TokenUsage for Result<T, E> {
     fn response_model(&self) -> Option<&str> {
         self.as_ref().ok().and_then(T::response_model)
     }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.as_ref().ok().and_then(T::service_tier)
+    }
 }
 
 impl<T: TokenUsage> TokenUsage for Option<T> {
@@ -57,6 +68,10 @@ impl<T: TokenUsage> TokenUsage for Option<T> {
 
     fn response_model(&self) -> Option<&str> {
         self.as_ref().and_then(T::response_model)
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.as_ref().and_then(T::service_tier)
     }
 }
 
@@ -69,6 +84,10 @@ macro_rules! delegate {
 
             fn response_model(&self) -> Option<&str> {
                 T::response_model(self)
+            }
+
+            fn service_tier(&self) -> Option<&str> {
+                T::service_tier(self)
             }
         }
     )*};
@@ -88,6 +107,9 @@ mod tests {
         fn response_model(&self) -> Option<&str> {
             Some(self.1)
         }
+        fn service_tier(&self) -> Option<&str> {
+            Some("flex")
+        }
     }
 
     #[test]
@@ -97,7 +119,12 @@ mod tests {
         let err: Result<Reply, String> = Err("boom".into());
         assert_eq!(ok.token_usage(), Some(usage));
         assert_eq!(ok.response_model(), Some("m"));
+        assert_eq!(ok.service_tier(), Some("flex"));
         assert_eq!(err.token_usage(), None);
+        assert_eq!(err.service_tier(), None);
+        assert_eq!(Some(Reply(usage, "m")).service_tier(), Some("flex"));
+        assert_eq!(Box::new(Reply(usage, "b")).service_tier(), Some("flex"));
+        assert_eq!(usage.service_tier(), None);
         assert_eq!(Some(Reply(usage, "m")).token_usage(), Some(usage));
         assert_eq!(None::<Reply>.token_usage(), None);
         assert_eq!(Box::new(Reply(usage, "b")).response_model(), Some("b"));

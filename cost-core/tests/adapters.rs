@@ -28,6 +28,25 @@ fn openai_chat_with_cached_and_reasoning_tokens() {
     let typed: openai::ChatCompletion = serde_json::from_value(response).unwrap_or_default();
     assert_eq!(typed.token_usage(), Some(expected));
     assert_eq!(typed.response_model(), Some("o4-mini-2025-04-16"));
+    // Without the request's `service_tier`, the response does not say.
+    assert_eq!(typed.service_tier(), None);
+}
+
+#[test]
+fn responses_say_the_service_tier_that_served_them() {
+    let openai = json!({
+        "model": "gpt-4o", "service_tier": "priority",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    });
+    let typed: openai::ChatCompletion = serde_json::from_value(openai).unwrap_or_default();
+    assert_eq!(typed.service_tier(), Some("priority"));
+    let anthropic = json!({
+        "model": "claude-sonnet-4-5",
+        "usage": {"input_tokens": 10, "output_tokens": 2, "service_tier": "batch"}
+    });
+    let typed: anthropic::Message = serde_json::from_value(anthropic).unwrap_or_default();
+    assert_eq!(typed.service_tier(), Some("batch"));
+    assert_eq!(typed.usage.service_tier(), Some("batch"));
 }
 
 #[test]

@@ -8,15 +8,23 @@ use cost_core::{TokenUsage, Usage};
 use tracing::Span;
 use tracing::field::{Field, FieldSet, Value};
 
-use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD};
+use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD, SERVICE_TIER_FIELD};
 use crate::layer::CostLayer;
 
-/// The span name and usage fields of one `#[llm_call]` callsite, looked up once.
+/// The fields of one `#[llm_call]` span, looked up once.
+struct SpanFields {
+    /// The usage and response model, in the order of [`CALL_FIELD_NAMES`].
+    usage: [Field; 7],
+    service_tier: Field,
+    error: Field,
+}
+
+/// The span name and fields of one `#[llm_call]` callsite, looked up once.
 #[doc(hidden)]
 pub struct CallFields {
     /// The span's name (a disabled span may not know it).
     name: &'static str,
-    fields: OnceLock<Option<([Field; 7], Field)>>,
+    fields: OnceLock<Option<SpanFields>>,
 }
 
 impl CallFields {
@@ -28,11 +36,15 @@ impl CallFields {
         }
     }
 
-    fn get(&self, fieldset: &FieldSet) -> Option<&([Field; 7], Field)> {
+    fn get(&self, fieldset: &FieldSet) -> Option<&SpanFields> {
         self.fields
             .get_or_init(|| {
                 let [a, b, c, d, e, f, g] = CALL_FIELD_NAMES.map(|name| fieldset.field(name));
-                Some(([a?, b?, c?, d?, e?, f?, g?], fieldset.field(ERROR_FIELD)?))
+                Some(SpanFields {
+                    usage: [a?, b?, c?, d?, e?, f?, g?],
+                    service_tier: fieldset.field(SERVICE_TIER_FIELD)?,
+                    error: fieldset.field(ERROR_FIELD)?,
+                })
             })
             .as_ref()
     }
@@ -53,7 +65,8 @@ fn signed_counts(usage: &Usage) -> [i64; 6] {
     .map(|count| i64::try_from(count).unwrap_or(i64::MAX))
 }
 
-/// Records the usage and response model `value` carries on `span`, in one record.
+/// Records the usage, response model and service tier `value` carries on `span`, in one
+/// record.
 #[doc(hidden)]
 pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, value: &T) {
     if span.is_disabled() {
@@ -63,24 +76,27 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     let Some(metadata) = span.metadata() else {
         return;
     };
-    let Some((names, _)) = fields.get(metadata.fields()) else {
+    let Some(names) = fields.get(metadata.fields()) else {
         return;
     };
     let usage = value.token_usage();
     let model = value.response_model();
-    if usage.is_none() && model.is_none() {
+    let tier = value.service_tier();
+    if usage.is_none() && model.is_none() && tier.is_none() {
         return;
     }
     let counts = usage.map(|u| signed_counts(&u));
     let count = |i: usize| counts.as_ref().map(|c| &c[i] as &dyn Value);
+    let usage_names = &names.usage;
     let values = [
-        (&names[0], count(0)),
-        (&names[1], count(1)),
-        (&names[2], count(2)),
-        (&names[3], count(3)),
-        (&names[4], count(4)),
-        (&names[5], count(5)),
-        (&names[6], model.as_ref().map(|m| m as &dyn Value)),
+        (&usage_names[0], count(0)),
+        (&usage_names[1], count(1)),
+        (&usage_names[2], count(2)),
+        (&usage_names[3], count(3)),
+        (&usage_names[4], count(4)),
+        (&usage_names[5], count(5)),
+        (&usage_names[6], model.as_ref().map(|m| m as &dyn Value)),
+        (&names.service_tier, tier.as_ref().map(|t| t as &dyn Value)),
     ];
     span.record_all(&metadata.fields().value_set(&values));
 }
@@ -124,12 +140,12 @@ pub fn record_error<R: ErrorResult>(span: &Span, fields: &CallFields, result: &R
     let (Some(error), Some(metadata)) = (result.error(), span.metadata()) else {
         return;
     };
-    if let Some((_, field)) = fields.get(metadata.fields()) {
+    if let Some(names) = fields.get(metadata.fields()) {
         let message = tracing::field::display(error);
         span.record_all(
             &metadata
                 .fields()
-                .value_set(&[(field, Some(&message as &dyn Value))]),
+                .value_set(&[(&names.error, Some(&message as &dyn Value))]),
         );
     }
 }
@@ -168,4 +184,11 @@ pub fn record_usage(usage: &Usage) {
 /// Records the model that answered on the current LLM-call span (see [`record_usage`]).
 pub fn record_response_model(model: &str) {
     Span::current().record(CALL_FIELD_NAMES[6], model);
+}
+
+/// Records the service tier that served the call (`"flex"`, `"priority"`, …, as the provider
+/// spells it) on the current LLM-call span (see [`record_usage`]): for streams, whose chunks say
+/// it. The call is priced at that tier's prices.
+pub fn record_service_tier(tier: &str) {
+    Span::current().record(SERVICE_TIER_FIELD, tier);
 }

@@ -21,7 +21,7 @@
 //! | user, org, feature | `cost.user_id`, `cost.org_id`, `cost.feature` |
 //! | explicit scope | `cost.scope` = `session`, `agent` or `call` |
 //! | application cache hit | `llm.cache.hit` = `true` |
-//! | service tier | `cost.service_tier` (`batch`, `flex`, `priority`) |
+//! | service tier (the last recorded wins) | `cost.service_tier`, `openai.response.service_tier`, `openai.request.service_tier`, `gen_ai.openai.response.service_tier`, `gen_ai.openai.request.service_tier` (`standard`/`default`/`auto`, `batch`, `flex`, `priority`) |
 //!
 //! More names can be mapped to a role with
 //! [`CostLayerBuilder::field`](crate::CostLayerBuilder::field).
@@ -111,8 +111,20 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
     ("cost.feature", FieldRole::Feature),
     ("cost.scope", FieldRole::Scope),
     ("llm.cache.hit", FieldRole::CacheHit),
-    ("cost.service_tier", FieldRole::ServiceTier),
+    (SERVICE_TIER_FIELD, FieldRole::ServiceTier),
+    // OpenTelemetry's OpenAI conventions, current and older names. The response's value,
+    // recorded after the request's, is the tier that served the call.
+    ("openai.request.service_tier", FieldRole::ServiceTier),
+    ("openai.response.service_tier", FieldRole::ServiceTier),
+    ("gen_ai.openai.request.service_tier", FieldRole::ServiceTier),
+    (
+        "gen_ai.openai.response.service_tier",
+        FieldRole::ServiceTier,
+    ),
 ];
+
+/// The service-tier field `#[llm_call]` records a response's tier in.
+pub(crate) const SERVICE_TIER_FIELD: &str = "cost.service_tier";
 
 /// Names of the attributes of the optional close events.
 pub mod close_event {
@@ -231,6 +243,7 @@ macro_rules! __llm_call_span {
             gen_ai.usage.reasoning.output_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
+            cost.service_tier = $($krate)*::__private::tracing::field::Empty,
             error.message = $($krate)*::__private::tracing::field::Empty,
             $($fields)*
         )

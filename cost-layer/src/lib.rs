@@ -113,7 +113,7 @@ mod totals;
 mod tree;
 
 pub use builder::CostLayerBuilder;
-pub use call::{record_response_model, record_usage};
+pub use call::{record_response_model, record_service_tier, record_usage};
 pub use cost_core;
 pub use cost_core::TokenUsage;
 pub use cost_macros::{TokenUsage, llm_call};
@@ -187,37 +187,37 @@ pub mod __private {
         }
     }
 
-    /// A model field of a `#[derive(TokenUsage)]` struct.
+    /// A text field of a `#[derive(TokenUsage)]` struct: the model, the service tier.
     #[diagnostic::on_unimplemented(
-        message = "a `#[usage(model)]` field must be a `String`, a `&str` or an `Option` of one, not `{Self}`",
-        label = "not a model name"
+        message = "a `#[usage(model)]` or `#[usage(service_tier)]` field must be a `String`, a `&str` or an `Option` of one, not `{Self}`",
+        label = "not text"
     )]
-    pub trait ModelName {
-        /// The name, if any.
-        fn model_name(&self) -> Option<&str>;
+    pub trait UsageText {
+        /// The text, if any (an empty one is none).
+        fn usage_text(&self) -> Option<&str>;
     }
 
-    impl ModelName for String {
-        fn model_name(&self) -> Option<&str> {
+    impl UsageText for String {
+        fn usage_text(&self) -> Option<&str> {
             Some(self.as_str()).filter(|s| !s.is_empty())
         }
     }
 
-    impl ModelName for str {
-        fn model_name(&self) -> Option<&str> {
+    impl UsageText for str {
+        fn usage_text(&self) -> Option<&str> {
             Some(self).filter(|s| !s.is_empty())
         }
     }
 
-    impl<T: ModelName + ?Sized> ModelName for &T {
-        fn model_name(&self) -> Option<&str> {
-            T::model_name(self)
+    impl<T: UsageText + ?Sized> UsageText for &T {
+        fn usage_text(&self) -> Option<&str> {
+            T::usage_text(self)
         }
     }
 
-    impl<T: ModelName> ModelName for Option<T> {
-        fn model_name(&self) -> Option<&str> {
-            self.as_ref().and_then(T::model_name)
+    impl<T: UsageText> UsageText for Option<T> {
+        fn usage_text(&self) -> Option<&str> {
+            self.as_ref().and_then(T::usage_text)
         }
     }
 

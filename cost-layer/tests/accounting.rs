@@ -489,6 +489,31 @@ fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
 }
 
 #[test]
+fn the_service_tier_of_opentelemetry_openai_attributes_prices_the_call() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-tier");
+        let _s = session.enter();
+        // Asked for `auto`, served at `flex`: the response's tier, recorded last, prices it.
+        let call = info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-5",
+            openai.request.service_tier = "auto",
+            openai.response.service_tier = Empty,
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100
+        );
+        call.record("openai.response.service_tier", "flex");
+    });
+    // 1 000 × 6.25e-7 + 100 × 5e-6 (standard would be $0.00225).
+    assert_eq!(
+        ledger.session("s-tier").map(|t| t.total_usd()),
+        Some(usd("0.001125"))
+    );
+}
+
+#[test]
 fn rejected_values_of_fields_other_than_tokens_are_ignored_and_the_warning_says_so() {
     let (layer, ledger) = CostLayer::builder().build();
     let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);

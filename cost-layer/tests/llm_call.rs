@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use cost_layer::cost_core::adapters::openai;
 use cost_layer::cost_core::{Money, Usage};
 use cost_layer::{CostLayer, Ledger, Scope, TokenUsage, llm_call, record_usage};
 use tracing_subscriber::prelude::*;
@@ -321,6 +322,83 @@ fn derive_conventions_flatten_and_models() {
     // A negative count is not a real count: it becomes absurd, and the layer rejects the call.
     let bad = GeminiUsage(-1, 0, 0).token_usage().unwrap_or_default();
     assert!(bad.validate().is_err());
+}
+
+/// A response that says its tier, one level down.
+#[derive(TokenUsage)]
+struct TieredReply {
+    #[usage(flatten)]
+    inner: TieredUsage,
+}
+
+#[derive(TokenUsage)]
+struct TieredUsage {
+    #[usage(input)]
+    input: u64,
+    #[usage(output)]
+    output: u64,
+    #[usage(service_tier)]
+    tier: Option<String>,
+}
+
+/// gpt-4o at the priority tier: 1 000 × 4.25e-6 + 100 × 1.7e-5 = $0.00595 (standard: $0.0035).
+#[llm_call(model = "gpt-4o")]
+fn priority_chat() -> openai::ChatCompletion {
+    openai::ChatCompletion {
+        model: "gpt-4o-2024-08-06".into(),
+        usage: Some(openai::ChatUsage {
+            prompt_tokens: 1_000,
+            completion_tokens: 100,
+            total_tokens: 1_100,
+            ..openai::ChatUsage::default()
+        }),
+        service_tier: Some("priority".into()),
+    }
+}
+
+/// gpt-5 at the flex tier: 1 000 × 6.25e-7 + 100 × 5e-6 = $0.001125 (standard: $0.00225).
+#[llm_call(model = "gpt-5")]
+fn flex_derived() -> TieredReply {
+    TieredReply {
+        inner: TieredUsage {
+            input: 1_000,
+            output: 100,
+            tier: Some("flex".into()),
+        },
+    }
+}
+
+#[llm_call(model = "gpt-5")]
+fn flex_stream() {
+    cost_layer::record_service_tier("flex");
+    record_usage(&Usage::new(1_000, 100));
+}
+
+/// A tier no price table has: priced at the standard tier, counted and warned about.
+#[llm_call(model = "gpt-5")]
+fn scale_tier() -> TieredUsage {
+    TieredUsage {
+        input: 1_000,
+        output: 100,
+        tier: Some("scale".into()),
+    }
+}
+
+#[test]
+fn the_service_tier_a_response_reports_prices_the_call() {
+    let (_, calls, ledger) = run(|| {
+        priority_chat();
+        flex_derived();
+        flex_stream();
+    });
+    assert_eq!(charged(&calls, "priority_chat"), usd("0.00595"));
+    assert_eq!(charged(&calls, "flex_derived"), usd("0.001125"));
+    assert_eq!(charged(&calls, "flex_stream"), usd("0.001125"));
+    assert_eq!(ledger.diagnostics().bad_field_values, 0);
+
+    let (_, calls, ledger) = run(scale_tier);
+    assert_eq!(charged(&calls, "scale_tier"), usd("0.00225"));
+    assert_eq!(ledger.diagnostics().bad_field_values, 1);
 }
 
 mod reexport {

@@ -17,6 +17,7 @@ const KINDS: [&str; 6] = [
 enum Role {
     Count(&'static str),
     Model,
+    ServiceTier,
     Flatten,
 }
 
@@ -82,6 +83,7 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
     };
     let mut counts = Vec::new();
     let mut model = None;
+    let mut service_tier = None;
     let mut flatten = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (index, field) in fields.iter().enumerate() {
@@ -102,11 +104,13 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::Count(kind)
                 } else if name == "model" {
                     Role::Model
+                } else if name == "service_tier" {
+                    Role::ServiceTier
                 } else if name == "flatten" {
                     Role::Flatten
                 } else {
                     return Err(meta.error(format!(
-                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, model, flatten"
+                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, model, service_tier, flatten"
                     )));
                 };
                 if name != "flatten" {
@@ -123,7 +127,11 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     }
                     Role::Model => {
                         let ty = &field.ty;
-                        model = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::ModelName>::model_name(&#access)));
+                        model = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::UsageText>::usage_text(&#access)));
+                    }
+                    Role::ServiceTier => {
+                        let ty = &field.ty;
+                        service_tier = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::UsageText>::usage_text(&#access)));
                     }
                     Role::Flatten => flatten.push(access.clone()),
                 }
@@ -151,7 +159,11 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
     let flatten_models = flatten.iter().map(
         |access| quote!(.or_else(|| #krate_path::__private::TokenUsage::response_model(&#access))),
     );
+    let flatten_tiers = flatten.iter().map(
+        |access| quote!(.or_else(|| #krate_path::__private::TokenUsage::service_tier(&#access))),
+    );
     let model = model.unwrap_or_else(|| quote!(::core::option::Option::None));
+    let service_tier = service_tier.unwrap_or_else(|| quote!(::core::option::Option::None));
     let expanded = quote! {
         impl #impl_generics #krate_path::__private::TokenUsage for #name #type_generics #where_clause {
             fn token_usage(&self) -> ::core::option::Option<#krate_path::__private::Usage> {
@@ -168,6 +180,10 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
 
             fn response_model(&self) -> ::core::option::Option<&str> {
                 #model #(#flatten_models)*
+            }
+
+            fn service_tier(&self) -> ::core::option::Option<&str> {
+                #service_tier #(#flatten_tiers)*
             }
         }
     };

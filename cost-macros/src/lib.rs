@@ -43,8 +43,9 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Implements `TokenUsage` for a struct from its field attributes:
 /// `#[usage(input)]`, `#[usage(output)]`, `#[usage(cache_read)]`, `#[usage(cache_write)]`,
 /// `#[usage(cache_write_1h)]`, `#[usage(reasoning)]` on integer or `Option<integer>` fields,
-/// `#[usage(model)]` on a `String`/`&str`/`Option` field, and `#[usage(flatten)]` on a field whose
-/// type implements `TokenUsage`. The container attribute `#[usage(convention = "…")]` says how
+/// `#[usage(model)]` and `#[usage(service_tier)]` (the tier that served the call, as the provider
+/// spells it: its price depends on it) on a `String`/`&str`/`Option` field, and
+/// `#[usage(flatten)]` on a field whose type implements `TokenUsage`. The container attribute `#[usage(convention = "…")]` says how
 /// the counts are meant: `inclusive` (default; OpenAI), `anthropic` (input excludes cache reads
 /// and writes), `gemini` (output excludes reasoning). `#[usage(crate = path)]` as for `llm_call`.
 #[proc_macro_derive(TokenUsage, attributes(usage))]

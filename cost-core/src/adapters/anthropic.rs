@@ -22,6 +22,8 @@ pub struct MessagesUsage {
     pub output_tokens: u64,
     /// The split of the cache writes by lifetime, when the API gives it.
     pub cache_creation: Option<CacheCreation>,
+    /// The service tier that served the call (`standard`, `priority`, `batch`), when given.
+    pub service_tier: Option<String>,
 }
 
 /// `usage.cache_creation`.
@@ -88,6 +90,10 @@ impl TokenUsage for MessagesUsage {
     fn token_usage(&self) -> Option<Usage> {
         Some(self.to_usage())
     }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.service_tier.as_deref()
+    }
 }
 
 impl TokenUsage for Message {
@@ -97,6 +103,10 @@ impl TokenUsage for Message {
 
     fn response_model(&self) -> Option<&str> {
         Some(self.model.as_str()).filter(|m| !m.is_empty())
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.usage.service_tier.as_deref()
     }
 }
 

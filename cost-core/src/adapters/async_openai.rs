@@ -1,7 +1,8 @@
 //! `TokenUsage` for the Chat Completions response types of the `async-openai` crate
-//! (feature `async-openai`). Its usage is OpenAI's, already inclusive.
+//! (feature `async-openai`). Its usage is OpenAI's, already inclusive; the response says the
+//! service tier that served it.
 
-use async_openai::types::chat::{CompletionUsage, CreateChatCompletionResponse};
+use async_openai::types::chat::{CompletionUsage, CreateChatCompletionResponse, ServiceTier};
 
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
@@ -33,5 +34,17 @@ impl TokenUsage for CreateChatCompletionResponse {
 
     fn response_model(&self) -> Option<&str> {
         Some(self.model.as_str()).filter(|m| !m.is_empty())
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        // As the API spells them (the enum's serde names).
+        self.service_tier.as_ref().map(|tier| match tier {
+            ServiceTier::Auto => "auto",
+            ServiceTier::Default => "default",
+            ServiceTier::Flex => "flex",
+            ServiceTier::Scale => "scale",
+            ServiceTier::Priority => "priority",
+            ServiceTier::Fast => "fast",
+        })
     }
 }

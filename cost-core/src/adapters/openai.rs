@@ -1,4 +1,5 @@
-//! OpenAI: Chat Completions and Responses usage. Both are already inclusive.
+//! OpenAI: Chat Completions and Responses usage. Both are already inclusive. A Chat Completions
+//! response also says the service tier that served it (`service_tier`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -47,6 +48,8 @@ pub struct ChatCompletion {
     pub model: String,
     /// Its usage (absent in some streamed chunks).
     pub usage: Option<ChatUsage>,
+    /// The service tier that served it (`default`, `flex`, `priority`, …), when given.
+    pub service_tier: Option<String>,
 }
 
 impl ChatUsage {
@@ -81,6 +84,10 @@ impl TokenUsage for ChatCompletion {
 
     fn response_model(&self) -> Option<&str> {
         Some(self.model.as_str()).filter(|m| !m.is_empty())
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.service_tier.as_deref()
     }
 }
 
