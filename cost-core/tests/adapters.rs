@@ -111,6 +111,59 @@ fn anthropic_with_cache_reads_and_both_write_lifetimes() {
 }
 
 #[test]
+fn an_anthropic_stream_keeps_the_input_of_message_start_when_deltas_give_only_the_output() {
+    let start = json!({"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "model": "claude-sonnet-4-5",
+        "usage": {"input_tokens": 40, "cache_read_input_tokens": 2000,
+                  "cache_creation_input_tokens": 0, "output_tokens": 1,
+                  "service_tier": "priority"}}});
+    let delta = |output: u64| {
+        json!({"type": "message_delta", "delta": {"stop_reason": null},
+               "usage": {"output_tokens": output}})
+    };
+    // A delta read alone has no input: recorded as the call's usage, it would lose 2 040 tokens.
+    assert_eq!(anthropic::from_json(&delta(300)).map(|u| u.input), Ok(0));
+
+    let mut stream = anthropic::StreamUsage::default();
+    assert_eq!(stream.token_usage(), None);
+    let after_start = stream.update(&start);
+    assert_eq!(after_start.map(|u| (u.input, u.output)), Ok((2_040, 1)));
+    // Events without usage change nothing.
+    let ping = json!({"type": "content_block_delta", "delta": {"text": "hi"}});
+    assert_eq!(stream.update(&ping).map(|u| u.output), Ok(1));
+    let expected = Usage {
+        input: 2_040,
+        cache_read: 2_000,
+        output: 300,
+        ..Usage::default()
+    };
+    assert_eq!(stream.update(&delta(120)).map(|u| u.output), Ok(120));
+    assert_eq!(stream.update(&delta(300)), Ok(expected));
+    assert_eq!(stream.token_usage(), Some(expected));
+    assert_eq!(stream.service_tier(), Some("priority"));
+    assert_eq!(stream.response_model(), Some("claude-sonnet-4-5"));
+
+    // Newer deltas repeat the input counts: they overwrite, as running totals do.
+    let full_delta = json!({"type": "message_delta", "usage": {
+        "input_tokens": 40, "cache_read_input_tokens": 2000, "cache_creation_input_tokens": 500,
+        "output_tokens": 310}});
+    assert_eq!(
+        stream.update(&full_delta),
+        Ok(Usage {
+            input: 2_540,
+            cache_read: 2_000,
+            cache_write: 500,
+            output: 310,
+            ..Usage::default()
+        })
+    );
+    // A bad count is an error, and the counts before it stay.
+    let bad = json!({"type": "message_delta", "usage": {"output_tokens": -3}});
+    assert!(stream.update(&bad).is_err());
+    assert_eq!(stream.token_usage().map(|u| u.output), Some(310));
+}
+
+#[test]
 fn gemini_with_thoughts_and_cached_content() {
     // candidates (300) exclude thoughts (200): output is 500, of which 200 reasoning.
     let response = json!({

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdapterError, checked, count, usage_object};
+use super::{AdapterError, checked, count, count_if_present, usage_object};
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
@@ -110,7 +110,9 @@ impl TokenUsage for Message {
     }
 }
 
-/// Reads a Messages response (or a `message_delta` event) or its `usage` object.
+/// Reads a Messages response or its `usage` object. A streamed response's events each carry
+/// part of the usage (a `message_delta` may give only the output): combine them with
+/// [`StreamUsage`].
 pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usage", "input_tokens")?;
     let split = usage.get("cache_creation").filter(|c| c.is_object());
@@ -130,4 +132,91 @@ pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
             split,
         )
     })
+}
+
+/// The usage of a streamed Messages response, from its events: `message_start` gives the input
+/// counts (and a first output count) and the model, each `message_delta` the output so far (and, in newer
+/// API versions, the input counts again). A count an event leaves out keeps its latest value,
+/// so the input of `message_start` is not lost when the deltas give only the output. Record
+/// [`StreamUsage::update`]'s result as the call's running usage, or return the `StreamUsage`
+/// from an `#[llm_call]` function (it implements [`TokenUsage`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamUsage {
+    /// The latest value of each count.
+    latest: MessagesUsage,
+    /// An event with usage was seen.
+    seen: bool,
+    /// The model `message_start` names.
+    model: Option<String>,
+}
+
+impl StreamUsage {
+    /// Takes one event (`message_start` and `message_delta` carry usage; other events change
+    /// nothing) and returns the usage so far. A bad count is an error and changes nothing.
+    pub fn update(&mut self, event: &Value) -> Result<Usage, AdapterError> {
+        let usage = match event.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                let message = event.get("message");
+                if let Some(model) = message.and_then(|m| m.get("model")).and_then(Value::as_str) {
+                    self.model = Some(model.to_owned());
+                }
+                message.and_then(|m| m.get("usage"))
+            }
+            _ => event.get("usage"),
+        };
+        if let Some(usage) = usage.filter(|u| u.is_object()) {
+            // Every count is read before any is kept: a bad one leaves the others as they were.
+            let input = count_if_present(usage, &["input_tokens"])?;
+            let written = count_if_present(usage, &["cache_creation_input_tokens"])?;
+            let read = count_if_present(usage, &["cache_read_input_tokens"])?;
+            let output = count_if_present(usage, &["output_tokens"])?;
+            let split = match usage.get("cache_creation").filter(|c| c.is_object()) {
+                Some(_) => Some(CacheCreation {
+                    ephemeral_5m_input_tokens: count(
+                        usage,
+                        &["cache_creation", "ephemeral_5m_input_tokens"],
+                    )?,
+                    ephemeral_1h_input_tokens: count(
+                        usage,
+                        &["cache_creation", "ephemeral_1h_input_tokens"],
+                    )?,
+                }),
+                None => None,
+            };
+            let latest = &mut self.latest;
+            for (slot, value) in [
+                (&mut latest.input_tokens, input),
+                (&mut latest.cache_creation_input_tokens, written),
+                (&mut latest.cache_read_input_tokens, read),
+                (&mut latest.output_tokens, output),
+            ] {
+                if let Some(value) = value {
+                    *slot = value;
+                }
+            }
+            if split.is_some() {
+                latest.cache_creation = split;
+            }
+            if let Some(tier) = usage.get("service_tier").and_then(Value::as_str) {
+                latest.service_tier = Some(tier.to_owned());
+            }
+            self.seen = true;
+        }
+        checked(self.latest.to_usage())
+    }
+}
+
+impl TokenUsage for StreamUsage {
+    /// The usage so far; `None` before any event with usage.
+    fn token_usage(&self) -> Option<Usage> {
+        self.seen.then(|| self.latest.to_usage())
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        self.model.as_deref().filter(|m| !m.is_empty())
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.latest.service_tier.as_deref()
+    }
 }

@@ -9,6 +9,7 @@
 //! | [`openai`] Chat Completions | `prompt_tokens` ⊇ `prompt_tokens_details.cached_tokens`; `completion_tokens` ⊇ `completion_tokens_details.reasoning_tokens` | already inclusive |
 //! | [`openai`] Responses | `input_tokens` ⊇ `input_tokens_details.cached_tokens`; `output_tokens` ⊇ `output_tokens_details.reasoning_tokens` | already inclusive |
 //! | [`anthropic`] Messages | `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens` (split in `cache_creation.ephemeral_5m/1h_input_tokens`) | input = sum of the three |
+//! | [`anthropic`] streamed Messages | `message_start` gives the input counts, `message_delta` the output so far (and, in newer versions, the input again) | [`anthropic::StreamUsage`] keeps each count's latest value |
 //! | `async_openai` (feature `async-openai`) | `CreateChatCompletionResponse`, `CompletionUsage` of the `async-openai` crate | as OpenAI |
 //! | [`gemini`] `usageMetadata` | `promptTokenCount` ⊇ `cachedContentTokenCount`; `candidatesTokenCount` excludes `thoughtsTokenCount` | output = candidates + thoughts |
 
@@ -44,16 +45,21 @@ pub enum AdapterError {
 
 /// Reads `object[path…]` as a count: absent or null is 0.
 pub(crate) fn count(object: &Value, path: &[&str]) -> Result<u64, AdapterError> {
+    Ok(count_if_present(object, path)?.unwrap_or(0))
+}
+
+/// Reads `object[path…]` as a count: `None` when absent or null.
+pub(crate) fn count_if_present(object: &Value, path: &[&str]) -> Result<Option<u64>, AdapterError> {
     let mut value = object;
     for key in path {
         match value.get(key) {
             Some(inner) => value = inner,
-            None => return Ok(0),
+            None => return Ok(None),
         }
     }
     match value {
-        Value::Null => Ok(0),
-        Value::Number(n) => n.as_u64().ok_or_else(|| AdapterError::BadCount {
+        Value::Null => Ok(None),
+        Value::Number(n) => n.as_u64().map(Some).ok_or_else(|| AdapterError::BadCount {
             field: path.join("."),
             value: n.to_string(),
         }),
