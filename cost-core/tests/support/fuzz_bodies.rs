@@ -31,4 +31,12 @@ pub(crate) fn exercise_adapters(value: &Value) {
     {
         let _ = usage.validate();
     }
+    // A stream fed the value as its start and as a delta: a usage it returns is a valid one.
+    let mut stream = anthropic::StreamUsage::default();
+    let start = serde_json::json!({"type": "message_start", "message": value});
+    for event in [&start, value, value] {
+        if let Ok(usage) = stream.update(event) {
+            assert!(usage.validate().is_ok(), "{usage:?} from {event}");
+        }
+    }
 }
