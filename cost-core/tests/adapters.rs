@@ -40,6 +40,10 @@ fn responses_say_the_service_tier_that_served_them() {
     });
     let typed: openai::ChatCompletion = serde_json::from_value(openai).unwrap_or_default();
     assert_eq!(typed.service_tier(), Some("priority"));
+    let responses = json!({"model": "gpt-5", "service_tier": "flex",
+        "usage": {"input_tokens": 10, "output_tokens": 2, "total_tokens": 12}});
+    let typed: openai::Response = serde_json::from_value(responses).unwrap_or_default();
+    assert_eq!(typed.service_tier(), Some("flex"));
     let anthropic = json!({
         "model": "claude-sonnet-4-5",
         "usage": {"input_tokens": 10, "output_tokens": 2, "service_tier": "batch"}
@@ -68,6 +72,10 @@ fn openai_responses_api() {
     let typed: openai::ResponsesUsage =
         serde_json::from_value(response["usage"].clone()).unwrap_or_default();
     assert_eq!(typed.token_usage(), Some(expected));
+    let typed: openai::Response = serde_json::from_value(response).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+    assert_eq!(typed.response_model(), Some("gpt-5-2025-08-07"));
+    assert_eq!(typed.service_tier(), None);
 }
 
 #[test]

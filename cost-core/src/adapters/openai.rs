@@ -1,5 +1,5 @@
-//! OpenAI: Chat Completions and Responses usage. Both are already inclusive. A Chat Completions
-//! response also says the service tier that served it (`service_tier`).
+//! OpenAI: Chat Completions and Responses usage. Both are already inclusive. Both responses
+//! also say the service tier that served them (`service_tier`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -129,6 +129,32 @@ impl ResponsesUsage {
 impl TokenUsage for ResponsesUsage {
     fn token_usage(&self) -> Option<Usage> {
         Some(self.to_usage())
+    }
+}
+
+/// A Responses API response, reduced to what pricing needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Response {
+    /// The model that answered.
+    pub model: String,
+    /// Its usage (absent while the response is in progress).
+    pub usage: Option<ResponsesUsage>,
+    /// The service tier that served it (`default`, `flex`, `priority`, …), when given.
+    pub service_tier: Option<String>,
+}
+
+impl TokenUsage for Response {
+    fn token_usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(ResponsesUsage::to_usage)
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        Some(self.model.as_str()).filter(|m| !m.is_empty())
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.service_tier.as_deref()
     }
 }
 
