@@ -119,6 +119,7 @@ fn hand_written_same_fields(input: u64) -> Usage {
         provider = [Empty],
         feature = [Empty],
         agent = [Empty],
+        service_tier = [Empty],
         fields = []
     );
     let usage = span.in_scope(|| Usage::new(input, 100));

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cost_core::budget::{
     BudgetAlert, BudgetBook, BudgetExceeded, BudgetScope, CallKeys, Reservation,
 };
-use cost_core::{Money, ServiceTier, SharedPriceTable, Usage};
+use cost_core::{Money, SharedPriceTable, Usage};
 use tracing::{Dispatch, Span};
 use tracing_core::Subscriber;
 use tracing_core::span::Id;
@@ -73,15 +73,7 @@ where
     let Some(span) = dispatch.downcast_ref::<S>().and_then(|s| s.span(id)) else {
         return Ok(());
     };
-    // Worst case: the estimated input at the input price and the maximum output at the output
-    // price of the model the call names. A model without a price cannot be bounded: it is
-    // reserved at zero and its spend is counted as unpriced.
-    let table = hook.prices.current();
-    let quote = table.quote(model, &Usage::new(input, max_output), ServiceTier::Standard);
-    let worst = quote.as_ref().map(|q| q.total()).unwrap_or(Money::ZERO);
-    // Model budgets are kept under the price table's key, as the ledger's model keys are.
-    let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
-    let keys = {
+    let (keys, worst) = {
         let extensions = span.extensions();
         // Only a call's span holds a reservation: it is settled when the call closes.
         let Some(record) = CostRecord::in_span(&extensions, hook.layer)
@@ -89,7 +81,23 @@ where
         else {
             return Ok(());
         };
-        call_keys(record, Some(&crate::record::intern(model_key)))
+        // Worst case: the estimated input at the input price and the maximum output at the
+        // output price of the model the call names, at the service tier the span asks for. A
+        // model without a price cannot be bounded: it is reserved at zero and its spend is
+        // counted as unpriced.
+        let table = hook.prices.current();
+        let quote = table.quote(
+            model,
+            &Usage::new(input, max_output),
+            record.observed.service_tier,
+        );
+        let worst = quote.as_ref().map(|q| q.total()).unwrap_or(Money::ZERO);
+        // Model budgets are kept under the price table's key, as the ledger's model keys are.
+        let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
+        (
+            call_keys(record, Some(&crate::record::intern(model_key))),
+            worst,
+        )
     };
     // Reserved without holding the span's data: with shared accounts this is a round trip to
     // the store.
@@ -120,7 +128,8 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 }
 
 /// Reserves the worst-case cost of the call whose span is current (estimated input at the
-/// input price, `max_output` at the output price of `model`) against every deny budget that
+/// input price, `max_output` at the output price of `model`, at the service tier the span
+/// has so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget that
 /// applies to it, or refuses it. The layer settles the reservation at the actual cost when the
 /// span closes (or releases it, if the call reported no usage). Without budgets configured, or
 /// outside a call span, it admits everything. With several `CostLayer`s in the subscriber, the

@@ -225,6 +225,7 @@ macro_rules! __llm_call_span {
         provider = [$($provider:tt)*],
         feature = [$($feature:tt)*],
         agent = [$($agent:tt)*],
+        service_tier = [$($service_tier:tt)*],
         fields = [$($fields:tt)*]
     ) => {
         $($krate)*::__private::tracing::span!(
@@ -243,7 +244,7 @@ macro_rules! __llm_call_span {
             gen_ai.usage.reasoning.output_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
-            cost.service_tier = $($krate)*::__private::tracing::field::Empty,
+            cost.service_tier = $($service_tier)*,
             error.message = $($krate)*::__private::tracing::field::Empty,
             $($fields)*
         )

@@ -361,3 +361,49 @@ fn calls_a_global_filter_hides_are_counted_and_warned_about_once() {
     );
     assert_eq!(ledger.diagnostics().calls_hidden_by_filter, 0);
 }
+
+/// Worst case at the priority tier: 2 000 × 4.25e-6 + 1 000 × 1.7e-5 = $0.0255 (at standard:
+/// $0.015). Actual, at priority: 2 000 × 4.25e-6 + 500 × 1.7e-5 = $0.017.
+#[llm_call(
+    model = "gpt-4o",
+    service_tier = "priority",
+    max_output_tokens = 1_000,
+    estimate_input = 2_000
+)]
+fn priority_step() -> Result<Usage, AgentError> {
+    Ok(Usage::new(2_000, 500))
+}
+
+#[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 2_000)]
+fn standard_step() -> Result<Usage, AgentError> {
+    Ok(Usage::new(2_000, 500))
+}
+
+#[test]
+fn a_call_at_the_priority_tier_reserves_and_is_charged_at_its_prices() {
+    let (dispatch, ledger, _book, _alerts) = setup(session_budget("0.02"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "tiers");
+        let _s = session.enter();
+        // $0.0255 does not fit in $0.02; the same call at standard ($0.015) does.
+        assert!(
+            matches!(priority_step(), Err(AgentError::OverBudget(e)) if e.requested == usd("0.0255"))
+        );
+        assert!(standard_step().is_ok());
+    });
+    assert_eq!(
+        ledger.session("tiers").map(|t| t.total_usd()),
+        Some(usd("0.01"))
+    );
+
+    let (dispatch, ledger, _book, _alerts) = setup(session_budget("0.03"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "tiers");
+        let _s = session.enter();
+        assert!(priority_step().is_ok());
+    });
+    assert_eq!(
+        ledger.session("tiers").map(|t| t.total_usd()),
+        Some(usd("0.017"))
+    );
+}

@@ -18,6 +18,7 @@ pub(crate) struct Args {
     pub(crate) provider: Option<Value>,
     pub(crate) feature: Option<Value>,
     pub(crate) agent: Option<Value>,
+    pub(crate) service_tier: Option<Value>,
     pub(crate) name: Option<LitStr>,
     pub(crate) level: Option<(LitStr, TokenStream)>,
     pub(crate) fields: Option<TokenStream>,
@@ -29,7 +30,7 @@ pub(crate) struct Args {
     pub(crate) estimate_input: Option<Expr>,
 }
 
-const KNOWN: &str = "model, provider, feature, agent, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input";
+const KNOWN: &str = "model, provider, feature, agent, service_tier, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input";
 
 /// One `key`, `key = value` or `key(…)` argument, parsed loosely so that every problem can be
 /// reported with its span.
@@ -160,6 +161,7 @@ impl Args {
                 "provider" => args.provider = value(&mut errors),
                 "feature" => args.feature = value(&mut errors),
                 "agent" => args.agent = value(&mut errors),
+                "service_tier" => args.service_tier = value(&mut errors),
                 "name" => args.name = string(&mut errors),
                 "level" => {
                     if let Some(level) = string(&mut errors) {

@@ -182,6 +182,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
     let provider = value_or_empty(&args.provider);
     let feature = value_or_empty(&args.feature);
     let agent = value_or_empty(&args.agent);
+    let service_tier = value_or_empty(&args.service_tier);
     let fields = args.fields.clone().unwrap_or_default();
     quote! {
         #krate::__llm_call_span!(
@@ -192,6 +193,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
             provider = [#provider],
             feature = [#feature],
             agent = [#agent],
+            service_tier = [#service_tier],
             fields = [#fields]
         )
     }
