@@ -309,10 +309,11 @@ fn export_metrics(options: MetricOptions) -> Vec<ResourceMetrics> {
         .with_periodic_exporter(exporter.clone())
         .build();
     let meter = opentelemetry::metrics::MeterProvider::meter(&provider, "test");
-    let (cost, _ledger) = CostLayer::builder()
+    let (cost, ledger) = CostLayer::builder()
         .raw_user_ids()
         .otel_metrics(&meter, options)
         .build();
+    ledger.observe_diagnostics(&meter);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
         let user = tracing::info_span!("request", cost.user_id = "alice");
         let _u = user.enter();
@@ -430,6 +431,39 @@ fn cost_counter_is_in_usd_by_model_agent_and_feature_and_skips_unpriced_calls() 
         .map(|p| (attribute(p.attributes(), "gen_ai.request.model"), p.value()))
         .collect();
     assert_eq!(counts, vec![(Some("acme-llm-9000".to_owned()), 1)]);
+}
+
+#[test]
+fn the_ledgers_diagnostics_are_an_observable_counter_by_kind() {
+    let exported = export_metrics(MetricOptions::default());
+    let diagnostics = metric(&exported, "llm_cost.diagnostics");
+    assert_eq!(diagnostics.unit(), "{event}");
+    let AggregatedMetrics::U64(MetricData::Sum(sum)) = diagnostics.data() else {
+        panic!("not a u64 sum: {:?}", diagnostics.data());
+    };
+    assert!(sum.is_monotonic());
+    let mut counts: Vec<(String, u64)> = sum
+        .data_points()
+        .map(|p| {
+            (
+                attribute(p.attributes(), "kind").unwrap_or_default(),
+                p.value(),
+            )
+        })
+        .collect();
+    counts.sort();
+    let kinds: Vec<&str> = counts.iter().map(|(kind, _)| kind.as_str()).collect();
+    let mut expected: Vec<&str> = cost_layer::Diagnostics::default()
+        .counts()
+        .iter()
+        .map(|(kind, _)| *kind)
+        .collect();
+    expected.sort();
+    assert_eq!(kinds, expected);
+    // The session has one call whose model has no price.
+    let count = |kind: &str| counts.iter().find(|(k, _)| k == kind).map(|(_, v)| *v);
+    assert_eq!(count("unpriced_calls"), Some(1));
+    assert_eq!(count("bad_field_values"), Some(0));
 }
 
 #[test]

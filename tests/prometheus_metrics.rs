@@ -81,7 +81,7 @@ fn prometheus_serves_token_usage_and_cost() {
         .and_then(PrometheusBuilder::install)
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let (cost, _ledger) = CostLayer::builder()
+    let (cost, ledger) = CostLayer::builder()
         .metrics(MetricOptions::default())
         .build();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
@@ -91,7 +91,9 @@ fn prometheus_serves_token_usage_and_cost() {
         call("gpt-4o", 3_000, 200); // $0.0095
         call("gpt-4o-mini", 2_000, 500); // $0.0006
         call("acme-llm-9000", 10, 10); // unpriced
+        call("gpt-4o", -1, 10); // rejected
     });
+    ledger.publish_diagnostics();
 
     let text = scrape(addr);
     let gpt4o_input = [
@@ -148,4 +150,16 @@ fn prometheus_serves_token_usage_and_cost() {
         !text.contains("session_id"),
         "session ids are off by default"
     );
+    // The ledger's diagnostics, every kind, zero or not.
+    let diagnostic = |kind: &str| {
+        value(
+            &text,
+            "llm_cost_diagnostics",
+            &[&format!("kind=\"{kind}\"")],
+        )
+    };
+    assert_eq!(diagnostic("unpriced_calls"), 1.0);
+    assert_eq!(diagnostic("bad_field_values"), 1.0);
+    assert_eq!(diagnostic("rejected_calls"), 1.0);
+    assert_eq!(diagnostic("calls_hidden_by_filter"), 0.0);
 }

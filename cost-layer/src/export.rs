@@ -10,6 +10,14 @@
 //! | [`COST`] | running total of the priced calls' cost | `USD` | `gen_ai.request.model`, `gen_ai.provider.name`, `gen_ai.agent.name`, `cost.feature` |
 //! | [`UNPRICED_CALLS`] | counter of calls whose model has no price | `{call}` | as [`COST`] |
 //!
+//! And, read from the ledger rather than per call, [`DIAGNOSTICS`]: the counts of
+//! [`Diagnostics`](crate::Diagnostics) (bad field values, calls hidden by a filter, calls
+//! without usage, evictions, …), a counter with the attribute `kind` naming each, so a
+//! dashboard can alert on what the layer could not price. With OpenTelemetry,
+//! [`Ledger::observe_diagnostics`](crate::Ledger) registers it as an observable counter, read
+//! at each collection; through the `metrics` facade, `Ledger::publish_diagnostics` sets it
+//! (call it before each scrape, or on a timer).
+//!
 //! An unpriced call adds nothing to [`COST`] (its cost is unknown, not zero) and counts in
 //! [`UNPRICED_CALLS`]; calls rejected for invalid usage and application cache hits record no
 //! tokens. Attributes with unbounded values (session ids, user ids) and org ids are off by
@@ -24,6 +32,10 @@ pub const TOKEN_USAGE: &str = "gen_ai.client.token.usage";
 pub const COST: &str = "llm_cost.cost";
 /// `llm_cost.unpriced_calls`: calls whose model has no price.
 pub const UNPRICED_CALLS: &str = "llm_cost.unpriced_calls";
+/// `llm_cost.diagnostics`: the layer's [`Diagnostics`](crate::Diagnostics), by `kind`.
+pub const DIAGNOSTICS: &str = "llm_cost.diagnostics";
+/// The attribute of [`DIAGNOSTICS`] that names the count ([`Diagnostics::counts`](crate::Diagnostics::counts)).
+pub const DIAGNOSTIC_KIND: &str = "kind";
 
 /// The bucket boundaries the OpenTelemetry GenAI conventions give for [`TOKEN_USAGE`]:
 /// 1, 4, 16, … 67 108 864 (powers of 4).

@@ -139,6 +139,40 @@ pub struct Diagnostics {
     pub calls_hidden_by_filter: u64,
 }
 
+impl Diagnostics {
+    /// Every count with its name (the field's), in the order of the fields: what the metric
+    /// exporters publish as [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) by `kind`.
+    pub fn counts(&self) -> [(&'static str, u64); 11] {
+        // Destructured: a new count cannot be left out.
+        let Diagnostics {
+            bad_field_values,
+            rejected_calls,
+            unpriced_calls,
+            aggregate_usage_ignored,
+            callback_panics,
+            evictions,
+            records_dropped,
+            posts_to_evicted_sessions,
+            stale_prices,
+            calls_without_usage,
+            calls_hidden_by_filter,
+        } = *self;
+        [
+            ("bad_field_values", bad_field_values),
+            ("rejected_calls", rejected_calls),
+            ("unpriced_calls", unpriced_calls),
+            ("aggregate_usage_ignored", aggregate_usage_ignored),
+            ("callback_panics", callback_panics),
+            ("evictions", evictions),
+            ("records_dropped", records_dropped),
+            ("posts_to_evicted_sessions", posts_to_evicted_sessions),
+            ("stale_prices", stale_prices),
+            ("calls_without_usage", calls_without_usage),
+            ("calls_hidden_by_filter", calls_hidden_by_filter),
+        ]
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct DiagnosticCounters {
     pub(crate) bad_field_values: AtomicU64,

@@ -16,6 +16,23 @@ use metrics::{Label, Unit};
 use crate::export::{COST, CallPoints, MetricOptions, TOKEN_USAGE, UNPRICED_CALLS};
 use crate::layer::SpanClose;
 
+impl crate::Ledger {
+    /// Sets [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) on the installed `metrics` recorder to
+    /// this ledger's [`Diagnostics`](crate::Diagnostics), by `kind`. The facade has no
+    /// callback read at scrape time: call this before each scrape, or on a timer. Feature
+    /// `metrics`.
+    pub fn publish_diagnostics(&self) {
+        metrics::describe_counter!(
+            crate::export::DIAGNOSTICS,
+            "Problems the cost layer counted (values rejected, calls it could not price or see), by kind."
+        );
+        for (kind, value) in self.diagnostics().counts() {
+            metrics::counter!(crate::export::DIAGNOSTICS, crate::export::DIAGNOSTIC_KIND => kind)
+                .absolute(value);
+        }
+    }
+}
+
 /// Records per-call points on the installed `metrics` recorder.
 pub(crate) struct MetricsFacade {
     options: MetricOptions,

@@ -188,6 +188,28 @@ pub(crate) fn totals_attributes(totals: &Totals) -> Vec<KeyValue> {
     ]
 }
 
+impl crate::Ledger {
+    /// Registers [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) on `meter`: an observable counter
+    /// of this ledger's [`Diagnostics`](crate::Diagnostics) by `kind`, read at each
+    /// collection. Feature `otel`.
+    pub fn observe_diagnostics(&self, meter: &Meter) {
+        let ledger = self.clone();
+        // The instrument lives with the meter; its handle is not needed to keep it.
+        let _ = meter
+            .u64_observable_counter(crate::export::DIAGNOSTICS)
+            .with_unit("{event}")
+            .with_description(
+                "Problems the cost layer counted (values rejected, calls it could not price or see), by kind.",
+            )
+            .with_callback(move |observer| {
+                for (kind, value) in ledger.diagnostics().counts() {
+                    observer.observe(value, &[KeyValue::new(crate::export::DIAGNOSTIC_KIND, kind)]);
+                }
+            })
+            .build();
+    }
+}
+
 /// The instruments of [`crate::export`] on an OpenTelemetry meter.
 pub(crate) struct OtelMetrics {
     token_usage: Histogram<u64>,
