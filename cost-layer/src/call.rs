@@ -76,7 +76,7 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     let Some(metadata) = span.metadata() else {
         return;
     };
-    let Some(names) = fields.get(metadata.fields()) else {
+    let Some(span_fields) = fields.get(metadata.fields()) else {
         return;
     };
     let usage = value.token_usage();
@@ -87,16 +87,19 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     }
     let counts = usage.map(|u| signed_counts(&u));
     let count = |i: usize| counts.as_ref().map(|c| &c[i] as &dyn Value);
-    let usage_names = &names.usage;
+    let usage_fields = &span_fields.usage;
     let values = [
-        (&usage_names[0], count(0)),
-        (&usage_names[1], count(1)),
-        (&usage_names[2], count(2)),
-        (&usage_names[3], count(3)),
-        (&usage_names[4], count(4)),
-        (&usage_names[5], count(5)),
-        (&usage_names[6], model.as_ref().map(|m| m as &dyn Value)),
-        (&names.service_tier, tier.as_ref().map(|t| t as &dyn Value)),
+        (&usage_fields[0], count(0)),
+        (&usage_fields[1], count(1)),
+        (&usage_fields[2], count(2)),
+        (&usage_fields[3], count(3)),
+        (&usage_fields[4], count(4)),
+        (&usage_fields[5], count(5)),
+        (&usage_fields[6], model.as_ref().map(|m| m as &dyn Value)),
+        (
+            &span_fields.service_tier,
+            tier.as_ref().map(|t| t as &dyn Value),
+        ),
     ];
     span.record_all(&metadata.fields().value_set(&values));
 }
@@ -140,12 +143,12 @@ pub fn record_error<R: ErrorResult>(span: &Span, fields: &CallFields, result: &R
     let (Some(error), Some(metadata)) = (result.error(), span.metadata()) else {
         return;
     };
-    if let Some(names) = fields.get(metadata.fields()) {
+    if let Some(span_fields) = fields.get(metadata.fields()) {
         let message = tracing::field::display(error);
         span.record_all(
             &metadata
                 .fields()
-                .value_set(&[(&names.error, Some(&message as &dyn Value))]),
+                .value_set(&[(&span_fields.error, Some(&message as &dyn Value))]),
         );
     }
 }
