@@ -128,9 +128,9 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 }
 
 /// Reserves the worst-case cost of the call whose span is current (estimated input at the
-/// input price, `max_output` at the output price of `model`, at the service tier the span
-/// has so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget that
-/// applies to it, or refuses it. The layer settles the reservation at the actual cost when the
+/// input price, `max_output` at the output price of `model`, at the service tier the span has
+/// so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget
+/// that applies to it, or refuses it. The layer settles the reservation at the actual cost when the
 /// span closes (or releases it, if the call reported no usage). Without budgets configured, or
 /// outside a call span, it admits everything. With several `CostLayer`s in the subscriber, the
 /// outermost one that has budgets reserves.

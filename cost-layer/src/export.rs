@@ -34,7 +34,8 @@ pub const COST: &str = "llm_cost.cost";
 pub const UNPRICED_CALLS: &str = "llm_cost.unpriced_calls";
 /// `llm_cost.diagnostics`: the layer's [`Diagnostics`](crate::Diagnostics), by `kind`.
 pub const DIAGNOSTICS: &str = "llm_cost.diagnostics";
-/// The attribute of [`DIAGNOSTICS`] that names the count ([`Diagnostics::counts`](crate::Diagnostics::counts)).
+/// The attribute of [`DIAGNOSTICS`] that names the count (the names of
+/// [`Diagnostics::counts`](crate::Diagnostics::counts)).
 pub const DIAGNOSTIC_KIND: &str = "kind";
 
 /// The bucket boundaries the OpenTelemetry GenAI conventions give for [`TOKEN_USAGE`]:
