@@ -6,8 +6,8 @@
 //! call with `#[llm_call(model = …, max_output_tokens = N, estimate_input = expr)]`, or without
 //! the macro with [`reserve`] from inside the call's span.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 
 use cost_core::budget::{
     BudgetAlert, BudgetBook, BudgetExceeded, BudgetScope, CallKeys, Reservation,
@@ -29,12 +29,15 @@ pub(crate) struct CallBudget {
 }
 
 /// Reserves for the call span `id`: model, estimated input tokens, maximum output tokens.
-type ReserveFn = fn(&WithBudget, &Dispatch, &Id, &str, u64, u64) -> Result<(), BudgetExceeded>;
+/// `None` when the span holds no call record of the hook's layer.
+type ReserveFn =
+    fn(&WithBudget, &Dispatch, &Id, &str, u64, u64) -> Option<Result<(), BudgetExceeded>>;
 
 /// What a reservation needs from a layer with budgets, reached from the current dispatcher
 /// (`tracing-error`'s `WithContext` pattern): made in `on_layer`, found through
 /// `Dispatch::downcast_ref`. Only a layer with budgets answers, so with several `CostLayer`s in
-/// one subscriber the outermost one that has budgets reserves.
+/// one subscriber the outermost one that has budgets reserves. A layer that downcasts cannot
+/// reach (one inside `reload::Layer`) is found among the [`LIVE_HOOKS`].
 pub(crate) struct WithBudget {
     /// [`reserve_in`] for the subscriber's type.
     reserve: ReserveFn,
@@ -45,19 +48,32 @@ pub(crate) struct WithBudget {
 }
 
 impl WithBudget {
-    /// The hook of `layer` in a subscriber of type `S`; `None` when it has no budgets.
-    pub(crate) fn of<S>(layer: &CostLayer) -> Option<WithBudget>
+    /// The hook of `layer` in a subscriber of type `S`; `None` when it has no budgets. Listed
+    /// among the live hooks while it lives.
+    pub(crate) fn of<S>(layer: &CostLayer) -> Option<Arc<WithBudget>>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        Some(WithBudget {
+        let hook = Arc::new(WithBudget {
             reserve: reserve_in::<S>,
             layer: layer.id,
             book: layer.budgets.clone()?,
             prices: Arc::clone(&layer.prices),
-        })
+        });
+        if let Ok(mut hooks) = LIVE_HOOKS.write() {
+            // Hooks of dropped layers go as new ones come: the list holds the live ones and
+            // at most as many dead.
+            hooks.retain(|hook| hook.strong_count() > 0);
+            hooks.push(Arc::downgrade(&hook));
+        }
+        Some(hook)
     }
 }
+
+/// The hooks of the layers with budgets, for reservations that downcasts cannot take to their
+/// layer: `reload::Layer` hides the layer it wraps (its lock could be replaced under a pointer),
+/// while the registry under it stays reachable, and each hook finds its own layer's records.
+static LIVE_HOOKS: RwLock<Vec<Weak<WithBudget>>> = RwLock::new(Vec::new());
 
 fn reserve_in<S>(
     hook: &WithBudget,
@@ -66,21 +82,16 @@ fn reserve_in<S>(
     model: &str,
     input: u64,
     max_output: u64,
-) -> Result<(), BudgetExceeded>
+) -> Option<Result<(), BudgetExceeded>>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some(span) = dispatch.downcast_ref::<S>().and_then(|s| s.span(id)) else {
-        return Ok(());
-    };
+    let span = dispatch.downcast_ref::<S>()?.span(id)?;
     let (keys, worst) = {
         let extensions = span.extensions();
         // Only a call's span holds a reservation: it is settled when the call closes.
-        let Some(record) = CostRecord::in_span(&extensions, hook.layer)
-            .filter(|record| record.scope == Scope::Call)
-        else {
-            return Ok(());
-        };
+        let record = CostRecord::in_span(&extensions, hook.layer)
+            .filter(|record| record.scope == Scope::Call)?;
         // Worst case: the estimated input at the input price and the maximum output at the
         // output price of the model the call names, at the service tier the span asks for. A
         // model without a price cannot be bounded: it is reserved at zero and its spend is
@@ -101,11 +112,14 @@ where
     };
     // Reserved without holding the span's data: with shared accounts this is a round trip to
     // the store.
-    let reservation = hook.book.reserve(&keys, worst)?;
+    let reservation = match hook.book.reserve(&keys, worst) {
+        Ok(reservation) => reservation,
+        Err(refused) => return Some(Err(refused)),
+    };
     if let Some(record) = CostRecord::in_span_mut(&mut span.extensions_mut(), hook.layer) {
         record.extras_mut().budget.reservation = Some(reservation);
     }
-    Ok(())
+    Some(Ok(()))
 }
 
 /// The budget keys of a call. Its strings are the ones the span's attribution and the model's
@@ -133,13 +147,25 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 /// that applies to it, or refuses it. The layer settles the reservation at the actual cost when the
 /// span closes (or releases it, if the call reported no usage). Without budgets configured, or
 /// outside a call span, it admits everything. With several `CostLayer`s in the subscriber, the
-/// outermost one that has budgets reserves.
+/// outermost one that has budgets reserves; a layer inside `reload::Layer` reserves too.
 pub fn reserve(model: &str, estimated_input: u64, max_output: u64) -> Result<(), BudgetExceeded> {
     let span = Span::current();
     let Some(id) = span.id() else { return Ok(()) };
-    tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<WithBudget>() {
-        Some(hook) => (hook.reserve)(hook, dispatch, &id, model, estimated_input, max_output),
-        None => Ok(()),
+    tracing::dispatcher::get_default(|dispatch| {
+        let reserve = |hook: &WithBudget| {
+            (hook.reserve)(hook, dispatch, &id, model, estimated_input, max_output)
+        };
+        if let Some(hook) = dispatch.downcast_ref::<WithBudget>() {
+            return reserve(hook).unwrap_or(Ok(()));
+        }
+        // No layer with budgets reachable by downcast: one inside `reload::Layer`, if any, is
+        // among the live hooks (taken out of the list's lock before reserving, which may
+        // block on a shared store).
+        let live: Vec<Arc<WithBudget>> = LIVE_HOOKS
+            .read()
+            .map(|hooks| hooks.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        live.iter().find_map(|hook| reserve(hook)).unwrap_or(Ok(()))
     })
 }
 

@@ -99,7 +99,7 @@ pub struct CostLayer {
     pub(crate) empty: Arc<AttributionCells>,
     pub(crate) budgets: Option<cost_core::budget::BudgetBook>,
     pub(crate) alert_handlers: Vec<AlertHandler>,
-    budget_hook: Option<WithBudget>,
+    budget_hook: Option<Arc<WithBudget>>,
     warned: Mutex<HashSet<(usize, &'static str)>>,
     /// Callbacks receive each call's details.
     reports_calls: bool,
@@ -731,7 +731,7 @@ where
             Some(self as *const Self as *const ())
         } else if id == std::any::TypeId::of::<WithBudget>() {
             self.budget_hook
-                .as_ref()
+                .as_deref()
                 .map(|hook| hook as *const WithBudget as *const ())
         } else {
             None

@@ -407,3 +407,34 @@ fn a_call_at_the_priority_tier_reserves_and_is_charged_at_its_prices() {
         Some(usd("0.017"))
     );
 }
+
+#[test]
+fn a_budgeted_layer_inside_a_reload_layer_still_refuses() {
+    // `reload::Layer` hides the layer it wraps from downcasts: reservations find it anyway.
+    let book = BudgetBook::with_clock(
+        session_budget("0.1"),
+        Arc::new(ManualClock::new(1_764_072_000)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().budgets(book).build();
+    let (reloadable, _handle) = tracing_subscriber::reload::Layer::new(layer);
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(reloadable));
+    let ran = Mutex::new(0);
+    let mut refused = false;
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("agent_loop", session.id = "reloaded");
+        let _s = session.enter();
+        for _ in 0..100 {
+            if step("summarise the thread", &ran).is_err() {
+                refused = true;
+                break;
+            }
+        }
+    });
+    assert!(refused, "never refused");
+    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 9);
+    assert_eq!(
+        ledger.session("reloaded").map(|t| t.total_usd()),
+        Some(usd("0.09"))
+    );
+}
