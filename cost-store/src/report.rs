@@ -236,8 +236,13 @@ pub fn what_if(
             total.skipped += 1;
             continue;
         }
-        // At the tier the call ran at; a tier the other model has no price for is skipped.
-        let Ok(other) = table.quote_resolved(resolution, &record.usage, record.service_tier) else {
+        // At the tier the call ran at. A tier the other model has no price for is skipped: its
+        // quote falls back to the standard tier, which would compare unlike with unlike.
+        let Some(other) = table
+            .quote_resolved(resolution, &record.usage, record.service_tier)
+            .ok()
+            .filter(|quote| quote.priced.service_tier == record.service_tier)
+        else {
             row.skipped += 1;
             total.skipped += 1;
             continue;

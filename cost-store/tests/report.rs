@@ -71,6 +71,20 @@ fn what_if_prices_at_the_tier_the_call_ran_at() {
 }
 
 #[test]
+fn what_if_skips_a_call_whose_tier_the_other_model_has_no_price_for() {
+    // mistral-large-latest has no batch prices: its standard ones would compare a batch call
+    // with a standard one.
+    let (_, total) = report::what_if(
+        &[batch_call()],
+        &PriceTable::default(),
+        "mistral-large-latest",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((total.calls, total.skipped), (0, 1));
+    assert_eq!((total.actual, total.what_if), (usd("0"), usd("0")));
+}
+
+#[test]
 fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("old.sqlite");
