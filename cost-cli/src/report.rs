@@ -295,7 +295,7 @@ fn print_what_if(
             if total.skipped > 0 {
                 writeln!(
                     out,
-                    "skipped: {} calls unpriced as they ran, rejected or answered from the cache",
+                    "skipped: {} calls unpriced as they ran, rejected, answered from the cache, or run at a service tier {model} has no price for",
                     total.skipped
                 )?;
             }
