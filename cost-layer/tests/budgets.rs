@@ -40,9 +40,32 @@ fn step(prompt: &str, ran: &Mutex<u32>) -> Result<Usage, AgentError> {
 
 type Alerts = Arc<Mutex<Vec<BudgetAlert>>>;
 
+/// A book of `config` on a clock that stays at 2025-11-25 12:00 UTC.
+fn book_on_a_fixed_clock(config: BudgetConfig) -> BudgetBook {
+    BudgetBook::with_clock(config, Arc::new(ManualClock::new(1_764_072_000)))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `step` in the session `id` until it is refused, at most 100 times: how many times it ran,
+/// and whether it was refused.
+fn run_until_refused(dispatch: &tracing::Dispatch, id: &str) -> (u32, bool) {
+    let ran = Mutex::new(0);
+    let mut refused = false;
+    tracing::dispatcher::with_default(dispatch, || {
+        let session = tracing::info_span!("agent_loop", session.id = id);
+        let _s = session.enter();
+        for _ in 0..100 {
+            if step("summarise the thread", &ran).is_err() {
+                refused = true;
+                break;
+            }
+        }
+    });
+    (ran.lock().map(|r| *r).unwrap_or_default(), refused)
+}
+
 fn setup(config: BudgetConfig) -> (tracing::Dispatch, Ledger, BudgetBook, Alerts) {
-    let book = BudgetBook::with_clock(config, Arc::new(ManualClock::new(1_764_072_000)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(config);
     let alerts: Alerts = Arc::default();
     let sink = Arc::clone(&alerts);
     let (layer, ledger) = CostLayer::builder()
@@ -197,11 +220,7 @@ fn cost_above_the_reservation_is_charged_and_alerted_never_lost() {
 
 #[test]
 fn alerts_are_warn_events_with_key_spend_limit_and_threshold() {
-    let book = BudgetBook::with_clock(
-        session_budget("0.02"),
-        Arc::new(ManualClock::new(1_764_072_000)),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("0.02"));
     let (layer, _ledger) = CostLayer::builder().budgets(book).build();
     let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::budget"]);
     tracing::dispatcher::with_default(&dispatch, || {
@@ -225,11 +244,7 @@ fn alerts_are_warn_events_with_key_spend_limit_and_threshold() {
 
 #[test]
 fn a_panicking_alert_handler_is_contained_and_counted() {
-    let book = BudgetBook::with_clock(
-        session_budget("0.02"),
-        Arc::new(ManualClock::new(1_764_072_000)),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("0.02"));
     let (layer, ledger) = CostLayer::builder()
         .budgets(book)
         .on_budget_alert(|_| panic!("an alert handler that panics"))
@@ -249,30 +264,14 @@ fn a_panicking_alert_handler_is_contained_and_counted() {
 
 #[test]
 fn the_budgeted_layer_reserves_when_another_cost_layer_without_budgets_is_outside_it() {
-    let book = BudgetBook::with_clock(
-        session_budget("0.1"),
-        Arc::new(ManualClock::new(1_764_072_000)),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("0.1"));
     let (budgeted, ledger) = CostLayer::builder().budgets(book).build();
     let (outer, outer_ledger) = CostLayer::builder().build();
     // The layer without budgets is outermost: a reservation must still reach the inner one.
     let dispatch =
         tracing::Dispatch::new(tracing_subscriber::registry().with(budgeted).with(outer));
-    let ran = Mutex::new(0);
-    let mut refused = false;
-    tracing::dispatcher::with_default(&dispatch, || {
-        let session = tracing::info_span!("agent_loop", session.id = "two-layers");
-        let _s = session.enter();
-        for _ in 0..100 {
-            if step("summarise the thread", &ran).is_err() {
-                refused = true;
-                break;
-            }
-        }
-    });
-    assert!(refused, "never refused");
-    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 9);
+    // Admitted while spent + 0.015 ≤ 0.1: nine calls.
+    assert_eq!(run_until_refused(&dispatch, "two-layers"), (9, true));
     for ledger in [&ledger, &outer_ledger] {
         assert_eq!(
             ledger.session("two-layers").map(|t| t.total_usd()),
@@ -303,11 +302,7 @@ fn a_reservation_outside_a_call_span_admits_and_books_nothing() {
 fn calls_a_global_filter_hides_are_counted_and_warned_about_once() {
     // The whole subscriber filtered at `warn`: the calls' `info` spans never reach the layer,
     // so it can neither charge them nor hold them to a budget. It counts them and says why.
-    let book = BudgetBook::with_clock(
-        session_budget("0.1"),
-        Arc::new(ManualClock::new(1_764_072_000)),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("0.1"));
     let (layer, ledger) = CostLayer::builder().budgets(book).build();
     let warnings = Warnings::of(&["cost_layer"]);
     let dispatch = tracing::Dispatch::new(
@@ -335,11 +330,7 @@ fn calls_a_global_filter_hides_are_counted_and_warned_about_once() {
     );
 
     // The same filter on the printing layer only: every call is seen, the budget holds.
-    let book = BudgetBook::with_clock(
-        session_budget("0.1"),
-        Arc::new(ManualClock::new(1_764_072_000)),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("0.1"));
     let (layer, ledger) = CostLayer::builder().budgets(book).build();
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry().with(layer).with(
@@ -348,13 +339,7 @@ fn calls_a_global_filter_hides_are_counted_and_warned_about_once() {
                 .with_filter(tracing_subscriber::EnvFilter::new("warn")),
         ),
     );
-    let ran = Mutex::new(0);
-    tracing::dispatcher::with_default(&dispatch, || {
-        let session = tracing::info_span!("agent_loop", session.id = "seen");
-        let _s = session.enter();
-        while step("summarise the thread", &ran).is_ok() {}
-    });
-    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 9);
+    assert_eq!(run_until_refused(&dispatch, "seen"), (9, true));
     assert_eq!(
         ledger.session("seen").map(|t| t.total_usd()),
         Some(usd("0.09"))
@@ -411,28 +396,12 @@ fn a_call_at_the_priority_tier_reserves_and_is_charged_at_its_prices() {
 #[test]
 fn a_budgeted_layer_inside_a_reload_layer_still_refuses() {
     // `reload::Layer` hides the layer it wraps from downcasts: reservations find it anyway.
-    let book = BudgetBook::with_clock(
-        session_budget("0.1"),
-        Arc::new(ManualClock::new(1_764_072_000)),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("0.1"));
     let (layer, ledger) = CostLayer::builder().budgets(book).build();
     let (reloadable, _handle) = tracing_subscriber::reload::Layer::new(layer);
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(reloadable));
-    let ran = Mutex::new(0);
-    let mut refused = false;
-    tracing::dispatcher::with_default(&dispatch, || {
-        let session = tracing::info_span!("agent_loop", session.id = "reloaded");
-        let _s = session.enter();
-        for _ in 0..100 {
-            if step("summarise the thread", &ran).is_err() {
-                refused = true;
-                break;
-            }
-        }
-    });
-    assert!(refused, "never refused");
-    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 9);
+    // Admitted while spent + 0.015 ≤ 0.1: nine calls.
+    assert_eq!(run_until_refused(&dispatch, "reloaded"), (9, true));
     assert_eq!(
         ledger.session("reloaded").map(|t| t.total_usd()),
         Some(usd("0.09"))
