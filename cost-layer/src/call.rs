@@ -5,11 +5,16 @@ use std::fmt::Display;
 use std::sync::OnceLock;
 
 use cost_core::{TokenUsage, Usage};
-use tracing::Span;
 use tracing::field::{Field, FieldSet, Value};
+use tracing::{Metadata, Span};
+use tracing_core::Subscriber;
+use tracing_core::span::Id;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD, SERVICE_TIER_FIELD};
 use crate::layer::CostLayer;
+use crate::record::CostRecord;
+use crate::totals::Scope;
 
 /// The fields of one `#[llm_call]` span, looked up once.
 struct SpanFields {
@@ -156,20 +161,21 @@ pub fn record_error<R: ErrorResult>(span: &Span, fields: &CallFields, result: &R
 /// Records running usage on the current LLM-call span, from inside an `#[llm_call]` function
 /// (or any span that declares the usage fields): for streaming clients that learn their usage
 /// chunk by chunk or only in the last chunk. Later records overwrite earlier ones. Return `()`
-/// (or any value without usage) from the function so its return does not overwrite it.
+/// (or any value without usage) from the function so its return does not overwrite it. When
+/// the current span is one the body entered inside the call (a parser's, an HTTP client's),
+/// the usage goes to the nearest call span above it.
 pub fn record_usage(usage: &Usage) {
-    let span = Span::current();
-    let Some(metadata) = span.metadata() else {
+    let Some(target) = CallTarget::find(&CALL_FIELD_NAMES[..6]) else {
         return;
     };
     let counts = signed_counts(usage);
-    let fields = metadata.fields();
+    let fields = target.metadata().fields();
     let [a, b, c, d, e, f, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
     if let (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)) = (a, b, c, d, e, f) {
         // One record for every kind (the span `#[llm_call]` opens), so readers see the usage
         // change at once rather than kind by kind.
         let value = |i: usize| Some(&counts[i] as &dyn Value);
-        span.record_all(&fields.value_set(&[
+        target.record(&fields.value_set(&[
             (&a, value(0)),
             (&b, value(1)),
             (&c, value(2)),
@@ -179,19 +185,127 @@ pub fn record_usage(usage: &Usage) {
         ]));
     } else {
         for (name, count) in CALL_FIELD_NAMES.iter().zip(counts) {
-            span.record(*name, count);
+            target.record_one(name, &count);
         }
     }
 }
 
 /// Records the model that answered on the current LLM-call span (see [`record_usage`]).
 pub fn record_response_model(model: &str) {
-    Span::current().record(CALL_FIELD_NAMES[6], model);
+    if let Some(target) = CallTarget::find(&CALL_FIELD_NAMES[6..]) {
+        target.record_one(CALL_FIELD_NAMES[6], &model);
+    }
 }
 
 /// Records the service tier that served the call (`"flex"`, `"priority"`, …, as the provider
 /// spells it) on the current LLM-call span (see [`record_usage`]): for streams, whose chunks say
 /// it. The call is priced at that tier's prices.
 pub fn record_service_tier(tier: &str) {
-    Span::current().record(SERVICE_TIER_FIELD, tier);
+    if let Some(target) = CallTarget::find(&[SERVICE_TIER_FIELD]) {
+        target.record_one(SERVICE_TIER_FIELD, &tier);
+    }
+}
+
+/// The span the streaming functions record on: the current span when it declares the fields,
+/// else the nearest LLM-call span above it, which the layer finds.
+enum CallTarget {
+    Current(Span, &'static Metadata<'static>),
+    Enclosing {
+        dispatch: tracing::Dispatch,
+        id: Id,
+        metadata: &'static Metadata<'static>,
+    },
+}
+
+impl CallTarget {
+    /// The target of values of the fields `names`.
+    fn find(names: &[&str]) -> Option<CallTarget> {
+        let span = Span::current();
+        let metadata = span.metadata()?;
+        if names
+            .iter()
+            .any(|name| metadata.fields().field(name).is_some())
+        {
+            return Some(CallTarget::Current(span, metadata));
+        }
+        let id = span.id()?;
+        // The dispatcher is released before anything is recorded: the layer's warnings about
+        // a rejected value would be dropped while it is borrowed.
+        tracing::dispatcher::get_default(|dispatch| {
+            let locator = dispatch.downcast_ref::<CallLocator>()?;
+            let (id, metadata) = (locator.find)(locator, dispatch, &id)?;
+            Some(CallTarget::Enclosing {
+                dispatch: dispatch.clone(),
+                id,
+                metadata,
+            })
+        })
+    }
+
+    fn metadata(&self) -> &'static Metadata<'static> {
+        match self {
+            CallTarget::Current(_, metadata) | CallTarget::Enclosing { metadata, .. } => metadata,
+        }
+    }
+
+    fn record(&self, values: &tracing::field::ValueSet<'_>) {
+        match self {
+            CallTarget::Current(span, _) => {
+                span.record_all(values);
+            }
+            CallTarget::Enclosing { dispatch, id, .. } => {
+                dispatch.record(id, &tracing::span::Record::new(values));
+            }
+        }
+    }
+
+    /// Records one field, when the span declares it.
+    fn record_one(&self, name: &str, value: &dyn Value) {
+        let fields = self.metadata().fields();
+        if let Some(field) = fields.field(name) {
+            self.record(&fields.value_set(&[(&field, Some(value))]));
+        }
+    }
+}
+
+/// Finds the nearest LLM-call span at or above a span, in a subscriber of type `S`: made in
+/// `on_layer`, reached through `Dispatch::downcast_ref` (as the budget hook is).
+pub(crate) struct CallLocator {
+    find: FindCall,
+    /// The layer's id: its records in the spans.
+    layer: u64,
+}
+
+/// Finds the call span at or above the span `id`: its id and metadata.
+type FindCall =
+    fn(&CallLocator, &tracing::Dispatch, &Id) -> Option<(Id, &'static Metadata<'static>)>;
+
+impl CallLocator {
+    /// The locator of the layer `layer` in a subscriber of type `S`.
+    pub(crate) fn of<S>(layer: u64) -> CallLocator
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        CallLocator {
+            find: find_call_in::<S>,
+            layer,
+        }
+    }
+}
+
+fn find_call_in<S>(
+    locator: &CallLocator,
+    dispatch: &tracing::Dispatch,
+    id: &Id,
+) -> Option<(Id, &'static Metadata<'static>)>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let span = dispatch.downcast_ref::<S>()?.span(id)?;
+    span.scope()
+        .find(|span| {
+            CostRecord::in_span(&span.extensions(), locator.layer)
+                .is_some_and(|record| record.scope == Scope::Call)
+        })
+        .map(|span| (span.id(), span.metadata()))
 }

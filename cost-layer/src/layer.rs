@@ -14,6 +14,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use crate::attribution::UserIds;
 use crate::budget::{WithBudget, next_id};
 use crate::builder::{AlertHandler, CloseCallback, CostLayerBuilder, TreeSink};
+use crate::call::CallLocator;
 use crate::fields::{FieldNames, FieldRole};
 use crate::ledger::{AttributionCells, DiagnosticCounters, Ledger, LedgerInner};
 use crate::live_records::{LiveRecords, Removed};
@@ -100,6 +101,8 @@ pub struct CostLayer {
     pub(crate) budgets: Option<cost_core::budget::BudgetBook>,
     pub(crate) alert_handlers: Vec<AlertHandler>,
     budget_hook: Option<Arc<WithBudget>>,
+    /// Finds the call span above a span the body of a call entered (see [`crate::record_usage`]).
+    call_locator: Option<CallLocator>,
     warned: Mutex<HashSet<(usize, &'static str)>>,
     /// Callbacks receive each call's details.
     reports_calls: bool,
@@ -217,6 +220,7 @@ impl CostLayer {
             budgets,
             alert_handlers,
             budget_hook: None,
+            call_locator: None,
             warned: Mutex::new(HashSet::new()),
             reports_calls,
             keep_model_key,
@@ -721,6 +725,7 @@ where
 
     fn on_layer(&mut self, _subscriber: &mut S) {
         self.budget_hook = WithBudget::of::<S>(self);
+        self.call_locator = Some(CallLocator::of::<S>(self.id));
     }
 
     // The trait's signature is `unsafe`; this body does nothing unsafe: it hands out pointers to
@@ -733,6 +738,10 @@ where
             self.budget_hook
                 .as_deref()
                 .map(|hook| hook as *const WithBudget as *const ())
+        } else if id == std::any::TypeId::of::<CallLocator>() {
+            self.call_locator
+                .as_ref()
+                .map(|locator| locator as *const CallLocator as *const ())
         } else {
             None
         }

@@ -258,6 +258,29 @@ fn streaming_records_running_usage_and_the_last_one_counts() {
     assert_eq!(charged(&calls, "streaming"), usd("0.0035"));
 }
 
+#[llm_call(model = "gpt-4o")]
+fn streaming_under_a_span_of_its_own() {
+    // The body enters a span of its own (a parser's, an HTTP client's): what it records still
+    // reaches the call.
+    let chunk = tracing::info_span!("parse_chunk", bytes = 512);
+    let _c = chunk.enter();
+    record_usage(&Usage::new(1_000, 100));
+    cost_layer::record_service_tier("priority");
+    cost_layer::record_response_model("gpt-4o-2024-08-06");
+}
+
+#[test]
+fn streaming_records_reach_the_call_from_a_span_inside_it() {
+    let (_, calls, ledger) = run(streaming_under_a_span_of_its_own);
+    // gpt-4o at the priority tier: 1 000 × 4.25e-6 + 100 × 1.7e-5.
+    assert_eq!(
+        charged(&calls, "streaming_under_a_span_of_its_own"),
+        usd("0.00595")
+    );
+    assert_eq!(ledger.diagnostics().calls_without_usage, 0);
+    assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls), Some(1));
+}
+
 /// Anthropic counts input without the cache: the derive converts.
 #[derive(TokenUsage)]
 #[usage(convention = "anthropic")]
