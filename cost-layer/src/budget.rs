@@ -86,12 +86,19 @@ fn reserve_in<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let span = dispatch.downcast_ref::<S>()?.span(id)?;
+    // Only a call's span holds a reservation (its close settles it): the current span when it
+    // is a call, else the nearest call above it (a span the call's body entered).
+    let span = dispatch
+        .downcast_ref::<S>()?
+        .span(id)?
+        .scope()
+        .find(|span| {
+            CostRecord::in_span(&span.extensions(), hook.layer)
+                .is_some_and(|record| record.scope == Scope::Call)
+        })?;
     let (keys, worst) = {
         let extensions = span.extensions();
-        // Only a call's span holds a reservation: it is settled when the call closes.
-        let record = CostRecord::in_span(&extensions, hook.layer)
-            .filter(|record| record.scope == Scope::Call)?;
+        let record = CostRecord::in_span(&extensions, hook.layer)?;
         // Worst case: the estimated input at the input price and the maximum output at the
         // output price of the model the call names, at the service tier the span asks for. A
         // model without a price cannot be bounded: it is reserved at zero and its spend is
@@ -145,8 +152,9 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 /// input price, `max_output` at the output price of `model`, at the service tier the span has
 /// so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget
 /// that applies to it, or refuses it. The layer settles the reservation at the actual cost when the
-/// span closes (or releases it, if the call reported no usage). Without budgets configured, or
-/// outside a call span, it admits everything. With several `CostLayer`s in the subscriber, the
+/// span closes (or releases it, if the call reported no usage). From a span inside the call's
+/// (one its body entered), it reserves for the call. Without budgets configured, or outside a
+/// call span, it admits everything. With several `CostLayer`s in the subscriber, the
 /// outermost one that has budgets reserves; a layer inside `reload::Layer` reserves too.
 pub fn reserve(model: &str, estimated_input: u64, max_output: u64) -> Result<(), BudgetExceeded> {
     let span = Span::current();

@@ -182,6 +182,28 @@ fn the_guard_api_without_the_macro_and_release_on_panic() {
             book.account("per_session_max", "guarded"),
             Some((usd("0.26"), usd("0")))
         );
+        // From a span inside the call (its HTTP client's, say): reserved for the call, settled
+        // when the call closes ($0.35 reserved, $0.26 spent).
+        let call = tracing::info_span!(
+            "call",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 100_000,
+            gen_ai.usage.output_tokens = 1_000
+        );
+        call.in_scope(|| {
+            tracing::info_span!("http_request").in_scope(|| {
+                assert!(cost_layer::budget::reserve("gpt-4o", 100_000, 10_000).is_ok());
+            });
+            assert_eq!(
+                book.account("per_session_max", "guarded"),
+                Some((usd("0.26"), usd("0.35")))
+            );
+        });
+        drop(call);
+        assert_eq!(
+            book.account("per_session_max", "guarded"),
+            Some((usd("0.52"), usd("0")))
+        );
         // Too big for what is left: refused.
         let call = tracing::info_span!(
             "call",
