@@ -86,16 +86,8 @@ fn reserve_in<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    // Only a call's span holds a reservation (its close settles it): the current span when it
-    // is a call, else the nearest call above it (a span the call's body entered).
-    let span = dispatch
-        .downcast_ref::<S>()?
-        .span(id)?
-        .scope()
-        .find(|span| {
-            CostRecord::in_span(&span.extensions(), hook.layer)
-                .is_some_and(|record| record.scope == Scope::Call)
-        })?;
+    // Only a call's span holds a reservation (its close settles it).
+    let span = crate::call::nearest_call::<S>(dispatch, id, hook.layer)?;
     let (keys, worst) = {
         let extensions = span.extensions();
         let record = CostRecord::in_span(&extensions, hook.layer)?;

@@ -9,7 +9,7 @@ use tracing::field::{Field, FieldSet, Value};
 use tracing::{Metadata, Span};
 use tracing_core::Subscriber;
 use tracing_core::span::Id;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD, SERVICE_TIER_FIELD};
 use crate::layer::CostLayer;
@@ -301,11 +301,27 @@ fn find_call_in<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let span = dispatch.downcast_ref::<S>()?.span(id)?;
-    span.scope()
+    let call = nearest_call::<S>(dispatch, id, locator.layer)?;
+    Some((call.id(), call.metadata()))
+}
+
+/// The LLM-call span of the layer `layer` at or above the span `id`, in the subscriber of type
+/// `S` that `dispatch` holds: the span itself when it is a call, else the nearest call above it
+/// (a span the call's body entered).
+pub(crate) fn nearest_call<'a, S>(
+    dispatch: &'a tracing::Dispatch,
+    id: &Id,
+    layer: u64,
+) -> Option<SpanRef<'a, S>>
+where
+    S: Subscriber + for<'b> LookupSpan<'b>,
+{
+    dispatch
+        .downcast_ref::<S>()?
+        .span(id)?
+        .scope()
         .find(|span| {
-            CostRecord::in_span(&span.extensions(), locator.layer)
+            CostRecord::in_span(&span.extensions(), layer)
                 .is_some_and(|record| record.scope == Scope::Call)
         })
-        .map(|span| (span.id(), span.metadata()))
 }
