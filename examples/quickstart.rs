@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use cost_layer::cost_core::{Money, PriceTable};
+use cost_layer::cost_core::PriceTable;
 use cost_layer::{CostLayer, Dimension, Ledger, TokenUsage, Totals, llm_call};
 use tracing::info_span;
 use tracing_subscriber::filter::Targets;
@@ -187,20 +187,25 @@ fn main() {
     print!("{}", tree.lock().map(|t| t.clone()).unwrap_or_default());
     print_summary(&ledger, Dimension::Model);
     print_summary(&ledger, Dimension::Feature);
-    let session = ledger.session("s-42").unwrap_or_default();
+    let Some(session) = ledger.session("s-42") else {
+        println!("\nsession s-42: nothing charged");
+        return;
+    };
     println!(
-        "\nsession s-42: ${} for {} calls ({} unpriced, so the cost is a lower bound: {}), price table {}",
+        "\nsession s-42: {}${} for {} calls ({} unpriced, so the cost is a lower bound: {}), price table {}",
+        if session.is_complete() { "" } else { "≥ " },
         session.total_usd(),
         session.llm_calls,
         session.unpriced_calls,
         !session.is_complete(),
         session.price_table.as_deref().unwrap_or("?"),
     );
-    println!(
-        "user alice@example.com is filed as {}; spent ${}",
-        ledger.user_key("alice@example.com"),
-        ledger
-            .user("alice@example.com")
-            .map_or(Money::ZERO, |t| t.total_usd())
-    );
+    // A user's totals print as the ledger keeps them: a lower bound (≥) when a call had no price.
+    match ledger.user("alice@example.com") {
+        Some(totals) => println!(
+            "user alice@example.com is filed as {}: {totals}",
+            ledger.user_key("alice@example.com")
+        ),
+        None => println!("user alice@example.com: nothing charged"),
+    }
 }
