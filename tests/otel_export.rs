@@ -500,3 +500,42 @@ fn without_tracing_opentelemetry_the_option_changes_nothing() {
     );
     assert_eq!((totals.llm_calls, totals.unpriced_calls), (4, 1));
 }
+
+/// A stream: running usage, then the final one ($0.0025 + $0.001).
+#[llm_call(model = "gpt-4o")]
+fn streamed() {
+    cost_layer::record_usage(&Usage::new(500, 10));
+    cost_layer::record_usage(&Usage::new(1_000, 100));
+}
+
+#[test]
+fn a_streamed_call_carries_its_final_cost_once_with_the_cost_layer_inside() {
+    let spans = export_spans(Order::CostInside, CostLayer::builder(), || {
+        streamed();
+        streamed();
+    });
+    let streams: Vec<&SpanData> = spans.iter().filter(|s| s.name == "streamed").collect();
+    assert_eq!(streams.len(), 2);
+    // Once the first call's close has shown that `tracing-opentelemetry` ends spans after this
+    // layer, a call's attributes wait for its close: one value, the final one (an attribute
+    // set again would be repeated, not replaced, and a backend may read the first).
+    assert_eq!(f64_of(one(streams[1], otel::COST_AMOUNT)), 0.0035);
+    // Before that, the first call's are set as its usage arrives: its last value is final.
+    let first = values(streams[0], otel::COST_AMOUNT);
+    assert_eq!(first.last().cloned().map(f64_of), Some(0.0035));
+
+    // With `tracing-opentelemetry` inside, a span ends before this layer sees it close: the
+    // attributes are set as the usage arrives, every time, the last one final.
+    let spans = export_spans(Order::OtelInside, CostLayer::builder(), || {
+        streamed();
+        streamed();
+    });
+    for stream in spans.iter().filter(|s| s.name == "streamed") {
+        let amounts = values(stream, otel::COST_AMOUNT);
+        assert_eq!(
+            amounts.last().cloned().map(f64_of),
+            Some(0.0035),
+            "{amounts:?}"
+        );
+    }
+}

@@ -550,7 +550,11 @@ impl CostLayer {
     ) -> Option<Vec<opentelemetry::KeyValue>> {
         let observed = &record.observed;
         let changed = (observed.usage, observed.usage_seen) != before;
-        if record.scope != Scope::Call
+        if self
+            .otel_spans
+            .as_ref()
+            .is_none_or(|export| !export.sets_before_close())
+            || record.scope != Scope::Call
             || record.children != 0
             || !changed
             || !observed.usage_complete(&record.info)
@@ -1082,6 +1086,8 @@ impl CostLayer {
         let reported = (scope != Scope::Span && (!self.callbacks.is_empty() || self.close_events))
             .then(|| (record.totals.clone(), Arc::clone(&record.cells)));
         #[cfg(feature = "otel")]
+        let otel_set_early = record.otel_exported;
+        #[cfg(feature = "otel")]
         let otel_attributes = match scope {
             Scope::Call => otel_call,
             Scope::Agent | Scope::Session if self.otel_spans.is_some() => {
@@ -1092,8 +1098,21 @@ impl CostLayer {
         drop(extensions);
 
         #[cfg(feature = "otel")]
-        if let (Some(export), Some(attributes)) = (&self.otel_spans, otel_attributes) {
-            export.set(&id, attributes);
+        if let Some(export) = &self.otel_spans {
+            match otel_attributes {
+                Some(attributes) => {
+                    let landed = export.set(&id, attributes);
+                    if scope == Scope::Call {
+                        export.learn_order(landed);
+                    }
+                }
+                // Set before the close: whether its OpenTelemetry span is still open says
+                // whether later calls can wait for their close.
+                None if scope == Scope::Call && otel_set_early && export.order_unknown() => {
+                    export.learn_order(export.is_open(&id));
+                }
+                None => {}
+            }
         }
 
         if !pending_warnings.is_empty() {

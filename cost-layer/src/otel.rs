@@ -15,15 +15,17 @@
 //!   ([`TOTAL_COST_USD`], [`TOTAL_TOKENS`], …), never under `gen_ai.usage.*`, so a backend that
 //!   sums cost over a trace counts each call once.
 //!
-//! Both layer orders work for calls: the attributes are set as soon as every usage field the
-//! span declares has a value (as `#[llm_call]` records them, in one record), and otherwise when
-//! the span closes. Agent and session totals are only final when the span closes, so they reach
-//! the exported span when `tracing-opentelemetry` closes after this layer:
-//! `registry().with(cost).with(otel)`. In the other order `tracing-opentelemetry` has exported
-//! the span before this layer sees it close; read those totals from the ledger or the close
-//! callbacks instead. A call that records its usage several times (streaming running totals)
-//! gets its cost attributes again at each complete record, the latest last, as
-//! `tracing-opentelemetry` does for any field recorded twice.
+//! Both layer orders work for calls. With `tracing-opentelemetry` closing spans after this
+//! layer (`registry().with(cost).with(otel)`), a call's attributes are set once, when it closes,
+//! with their final values; the layer learns that order from the first call that closes, whose
+//! attributes are set as in the other order. With `tracing-opentelemetry` inside, a span is
+//! exported before this layer sees it close, so a call's attributes are set as soon as every
+//! usage field the span declares has a value (as `#[llm_call]` records them, in one record), and
+//! again whenever its usage changes: an OpenTelemetry span cannot replace an attribute, so a
+//! stream's running totals repeat it (the latest last, as `tracing-opentelemetry` does for any
+//! field recorded twice), and a model or tier recorded after the usage is not reflected. Agent
+//! and session totals are only final when the span closes, so they reach the exported span only
+//! in the first order; in the other, read them from the ledger or the close callbacks.
 //!
 //! **Metrics.** [`CostLayerBuilder::otel_metrics`](crate::CostLayerBuilder::otel_metrics)
 //! records the instruments of [`crate::export`] on an OpenTelemetry [`Meter`].
@@ -33,6 +35,7 @@
 //! around the call).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use opentelemetry::KeyValue;
@@ -81,7 +84,20 @@ pub const UNPRICED_CALLS: &str = "llm_cost.unpriced_calls";
 #[derive(Default)]
 pub(crate) struct SpanExport {
     dispatch: OnceLock<WeakDispatch>,
+    /// Where `tracing-opentelemetry` closes spans relative to this layer, learnt from the
+    /// first call that closes: [`ORDER_UNKNOWN`], [`OTEL_CLOSES_AFTER`] or
+    /// [`OTEL_CLOSES_BEFORE`].
+    order: AtomicU8,
 }
+
+const ORDER_UNKNOWN: u8 = 0;
+/// `tracing-opentelemetry` ends a span after this layer has seen it close (it is outside this
+/// layer): a call's attributes are set once, at its close, with their final values.
+const OTEL_CLOSES_AFTER: u8 = 1;
+/// `tracing-opentelemetry` ends a span before this layer sees it close (or is not there): a
+/// call's attributes are set as soon as its usage is complete, and again when it changes (an
+/// OpenTelemetry span cannot replace an attribute, so a stream's running totals repeat it).
+const OTEL_CLOSES_BEFORE: u8 = 2;
 
 impl SpanExport {
     pub(crate) fn register(&self, dispatch: &Dispatch) {
@@ -90,6 +106,42 @@ impl SpanExport {
 
     /// Sets `attributes` on the OpenTelemetry span of `id`, if `tracing-opentelemetry` has one
     /// open. Must be called without holding the span's extensions.
+    /// Whether a call's attributes are set before it closes: unless `tracing-opentelemetry` is
+    /// known to end spans after this layer sees them close, which then sets them once.
+    pub(crate) fn sets_before_close(&self) -> bool {
+        self.order.load(Ordering::Relaxed) != OTEL_CLOSES_AFTER
+    }
+
+    /// Learns the order from a call closing in this layer, once: `open`, its OpenTelemetry span
+    /// is still open (see [`SpanExport::is_open`]).
+    pub(crate) fn learn_order(&self, open: bool) {
+        let order = if open {
+            OTEL_CLOSES_AFTER
+        } else {
+            OTEL_CLOSES_BEFORE
+        };
+        let _ =
+            self.order
+                .compare_exchange(ORDER_UNKNOWN, order, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The order is not known yet.
+    pub(crate) fn order_unknown(&self) -> bool {
+        self.order.load(Ordering::Relaxed) == ORDER_UNKNOWN
+    }
+
+    /// Whether `tracing-opentelemetry` has the span `id` open. Must be called without holding
+    /// the span's extensions.
+    pub(crate) fn is_open(&self, id: &Id) -> bool {
+        let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
+            return false;
+        };
+        catch_unwind(AssertUnwindSafe(|| {
+            tracing_opentelemetry::get_otel_context(id, &dispatch).is_some()
+        }))
+        .unwrap_or(false)
+    }
+
     pub(crate) fn set(&self, id: &Id, attributes: Vec<KeyValue>) -> bool {
         let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
             return false;
