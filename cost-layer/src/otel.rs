@@ -104,8 +104,6 @@ impl SpanExport {
         let _ = self.dispatch.set(dispatch.downgrade());
     }
 
-    /// Sets `attributes` on the OpenTelemetry span of `id`, if `tracing-opentelemetry` has one
-    /// open. Must be called without holding the span's extensions.
     /// Whether a call's attributes are set before it closes: unless `tracing-opentelemetry` is
     /// known to end spans after this layer sees them close, which then sets them once.
     pub(crate) fn sets_before_close(&self) -> bool {
@@ -133,30 +131,26 @@ impl SpanExport {
     /// Whether `tracing-opentelemetry` has the span `id` open. Must be called without holding
     /// the span's extensions.
     pub(crate) fn is_open(&self, id: &Id) -> bool {
-        let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
-            return false;
-        };
-        catch_unwind(AssertUnwindSafe(|| {
-            tracing_opentelemetry::get_otel_context(id, &dispatch).is_some()
-        }))
-        .unwrap_or(false)
+        self.with_context(id, |_| ()).is_some()
     }
 
+    /// Sets `attributes` on the OpenTelemetry span of `id`, if `tracing-opentelemetry` has one
+    /// open. Must be called without holding the span's extensions.
     pub(crate) fn set(&self, id: &Id, attributes: Vec<KeyValue>) -> bool {
-        let Some(dispatch) = self.dispatch.get().and_then(WeakDispatch::upgrade) else {
-            return false;
-        };
+        self.with_context(id, |cx| cx.span().set_attributes(attributes))
+            .is_some()
+    }
+
+    /// Runs `f` on the OpenTelemetry context of the span `id`, if `tracing-opentelemetry` has it
+    /// open. Must be called without holding the span's extensions.
+    fn with_context<R>(&self, id: &Id, f: impl FnOnce(&opentelemetry::Context) -> R) -> Option<R> {
+        let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade)?;
         // Another crate's code: whatever it does, it must not unwind into the host program.
-        catch_unwind(AssertUnwindSafe(
-            || match tracing_opentelemetry::get_otel_context(id, &dispatch) {
-                Some(cx) => {
-                    cx.span().set_attributes(attributes);
-                    true
-                }
-                None => false,
-            },
-        ))
-        .unwrap_or(false)
+        catch_unwind(AssertUnwindSafe(|| {
+            tracing_opentelemetry::get_otel_context(id, &dispatch).map(|cx| f(&cx))
+        }))
+        .ok()
+        .flatten()
     }
 }
 
