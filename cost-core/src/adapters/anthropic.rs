@@ -102,7 +102,7 @@ impl TokenUsage for Message {
     }
 
     fn response_model(&self) -> Option<&str> {
-        Some(self.model.as_str()).filter(|m| !m.is_empty())
+        super::non_empty(&self.model)
     }
 
     fn service_tier(&self) -> Option<&str> {
@@ -213,7 +213,7 @@ impl TokenUsage for StreamUsage {
     }
 
     fn response_model(&self) -> Option<&str> {
-        self.model.as_deref().filter(|m| !m.is_empty())
+        self.model.as_deref().and_then(super::non_empty)
     }
 
     fn service_tier(&self) -> Option<&str> {

@@ -33,7 +33,7 @@ impl TokenUsage for CreateChatCompletionResponse {
     }
 
     fn response_model(&self) -> Option<&str> {
-        Some(self.model.as_str()).filter(|m| !m.is_empty())
+        super::non_empty(&self.model)
     }
 
     fn service_tier(&self) -> Option<&str> {

@@ -66,7 +66,7 @@ impl TokenUsage for GenerateContentResponse {
     }
 
     fn response_model(&self) -> Option<&str> {
-        Some(self.model_version.as_str()).filter(|m| !m.is_empty())
+        super::non_empty(&self.model_version)
     }
 }
 

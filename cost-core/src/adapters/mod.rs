@@ -83,6 +83,11 @@ pub(crate) fn usage_object<'v>(
     }
 }
 
+/// The model a response names: `None` when the field is empty (a response that left it out).
+pub(crate) fn non_empty(model: &str) -> Option<&str> {
+    Some(model).filter(|model| !model.is_empty())
+}
+
 /// Checks the converted usage.
 pub(crate) fn checked(usage: Usage) -> Result<Usage, AdapterError> {
     usage.validate()?;

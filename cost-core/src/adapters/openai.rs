@@ -83,7 +83,7 @@ impl TokenUsage for ChatCompletion {
     }
 
     fn response_model(&self) -> Option<&str> {
-        Some(self.model.as_str()).filter(|m| !m.is_empty())
+        super::non_empty(&self.model)
     }
 
     fn service_tier(&self) -> Option<&str> {
@@ -150,7 +150,7 @@ impl TokenUsage for Response {
     }
 
     fn response_model(&self) -> Option<&str> {
-        Some(self.model.as_str()).filter(|m| !m.is_empty())
+        super::non_empty(&self.model)
     }
 
     fn service_tier(&self) -> Option<&str> {
