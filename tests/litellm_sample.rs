@@ -213,16 +213,54 @@ fn load_report_counts_what_was_left_out() {
         report.skipped_keys.get("search_context_cost_per_query"),
         Some(&1)
     );
-    assert_eq!(
-        report.skipped_keys.get("input_cost_per_audio_token"),
-        Some(&1)
-    );
+    // Audio prices are read, not skipped.
+    assert_eq!(report.skipped_keys.get("input_cost_per_audio_token"), None);
     assert!(table.get("sample_spec").is_none());
     assert!(table.info().version.starts_with("litellm@"));
     let quote = table
         .quote("gpt-4o", &Usage::new(1, 1), ServiceTier::Standard)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(*quote.provenance().table_version, *table.info().version);
+}
+
+#[test]
+fn audio_prompt_tokens_are_priced_at_the_audio_price() {
+    // gemini-2.5-flash-preview-04-17: text input 1.5e-07, audio input 1e-06, output 6e-07,
+    // reasoning 3.5e-06. 10 000 prompt tokens of which 4 000 audio; 1 000 output of which 200
+    // reasoning: 6 000 × 1.5e-7 + 4 000 × 1e-6 + 800 × 6e-7 + 200 × 3.5e-6 = 0.00608.
+    let usage = Usage {
+        input: 10_000,
+        audio_input: 4_000,
+        output: 1_000,
+        reasoning: 200,
+        ..Usage::default()
+    };
+    let table = sample();
+    let quote = table
+        .quote(
+            "gemini-2.5-flash-preview-04-17",
+            &usage,
+            ServiceTier::Standard,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(quote.total().to_string(), "0.00608");
+    assert_eq!(quote.priced.breakdown.audio_input.to_string(), "0.004");
+    assert_eq!(quote.priced.breakdown.uncached_input.to_string(), "0.0009");
+    // A model without an audio price bills audio tokens as text (as the provider does).
+    let text_priced = table
+        .quote("gpt-4o", &usage, ServiceTier::Standard)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let as_text = table
+        .quote(
+            "gpt-4o",
+            &Usage {
+                audio_input: 0,
+                ..usage
+            },
+            ServiceTier::Standard,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(text_priced.total(), as_text.total());
 }
 
 #[test]

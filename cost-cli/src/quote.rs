@@ -24,13 +24,15 @@ pub(crate) struct Pricing<'a> {
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
-const TOKEN_FIELDS: [(&str, TokenKind); 6] = [
+const TOKEN_FIELDS: [(&str, TokenKind); 8] = [
     ("input_tokens", TokenKind::Input),
     ("output_tokens", TokenKind::Output),
     ("cache_read_tokens", TokenKind::CacheRead),
     ("cache_write_tokens", TokenKind::CacheWrite),
     ("cache_write_1h_tokens", TokenKind::CacheWrite1h),
     ("reasoning_tokens", TokenKind::Reasoning),
+    ("audio_input_tokens", TokenKind::AudioInput),
+    ("audio_output_tokens", TokenKind::AudioOutput),
 ];
 
 #[derive(Serialize)]
@@ -57,6 +59,8 @@ struct Breakdown {
     cache_write_1h_usd: Money,
     output_usd: Money,
     reasoning_usd: Money,
+    audio_input_usd: Money,
+    audio_output_usd: Money,
 }
 
 impl From<CostBreakdown> for Breakdown {
@@ -68,6 +72,8 @@ impl From<CostBreakdown> for Breakdown {
             cache_write_1h_usd: b.cache_write_1h,
             output_usd: b.output,
             reasoning_usd: b.reasoning,
+            audio_input_usd: b.audio_input,
+            audio_output_usd: b.audio_output,
         }
     }
 }

@@ -29,6 +29,8 @@ fn line() -> impl Strategy<Value = String> {
         Just("cache_write_tokens"),
         Just("cache_write_1h_tokens"),
         Just("reasoning_tokens"),
+        Just("audio_input_tokens"),
+        Just("audio_output_tokens"),
         Just("service_tier"),
         Just("other"),
     ];

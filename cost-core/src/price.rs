@@ -10,8 +10,10 @@
 //!   tier wins. Inside a tier, a component without a tiered price uses its base price.
 //! - **Absent prices.** An absent cache-read or cache-write (5-minute) price bills those tokens
 //!   at the input price that applies (the tier's, inside a tier). An absent 1-hour write price
-//!   uses the 5-minute write price. An absent reasoning price uses the output price. An
-//!   explicit `0` stays `0`. An absent *output* price makes a call with output tokens
+//!   uses the 5-minute write price. An absent reasoning price uses the output price. An absent
+//!   audio input price bills uncached audio prompt tokens at the input price, an absent audio
+//!   output price audio completion tokens at the output price (models that price audio as
+//!   text declare none). An explicit `0` stays `0`. An absent *output* price makes a call with output tokens
 //!   [`CostError::MissingPrice`]: never billed as free.
 //! - **Service tiers** (batch, flex, priority). A variant lists the prices that differ; for each
 //!   component the order of lookup is: the variant's tiered price, the standard tiered price, the
@@ -43,6 +45,10 @@ pub struct ComponentPrices {
     pub cache_write_1h: Option<TokenPrice>,
     /// Reasoning tokens.
     pub reasoning: Option<TokenPrice>,
+    /// Uncached audio prompt tokens.
+    pub audio_input: Option<TokenPrice>,
+    /// Audio completion tokens.
+    pub audio_output: Option<TokenPrice>,
 }
 
 impl ComponentPrices {
@@ -55,6 +61,8 @@ impl ComponentPrices {
             TokenKind::CacheWrite => self.cache_write,
             TokenKind::CacheWrite1h => self.cache_write_1h,
             TokenKind::Reasoning => self.reasoning,
+            TokenKind::AudioInput => self.audio_input,
+            TokenKind::AudioOutput => self.audio_output,
         }
     }
 
@@ -67,6 +75,8 @@ impl ComponentPrices {
             TokenKind::CacheWrite => &mut self.cache_write,
             TokenKind::CacheWrite1h => &mut self.cache_write_1h,
             TokenKind::Reasoning => &mut self.reasoning,
+            TokenKind::AudioInput => &mut self.audio_input,
+            TokenKind::AudioOutput => &mut self.audio_output,
         };
         *slot = Some(price);
     }
@@ -214,6 +224,10 @@ pub struct Rates {
     pub cache_write_1h: TokenPrice,
     /// Reasoning output; `None` when neither reasoning nor output price is declared.
     pub reasoning: Option<TokenPrice>,
+    /// Uncached audio input.
+    pub audio_input: TokenPrice,
+    /// Audio output; `None` when neither audio output nor output price is declared.
+    pub audio_output: Option<TokenPrice>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,8 +281,9 @@ pub enum CostError {
 /// The components add up to [`CostBreakdown::total`]; `cache_savings` is not part of the total:
 /// it is what the cache reads would have cost at the uncached input price, minus what they cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CostBreakdown {
-    /// Uncached input tokens × input price.
+    /// Uncached text input tokens × input price.
     pub uncached_input: Money,
     /// Cache-read tokens × cache-read price.
     pub cache_read: Money,
@@ -276,16 +291,20 @@ pub struct CostBreakdown {
     pub cache_write: Money,
     /// 1-hour cache-write tokens × 1-hour cache-write price.
     pub cache_write_1h: Money,
-    /// Non-reasoning output tokens × output price.
+    /// Text output tokens other than reasoning × output price.
     pub output: Money,
     /// Reasoning tokens × reasoning price.
     pub reasoning: Money,
     /// Saved by cache reads against the uncached input price (not part of the total).
     pub cache_savings: Money,
+    /// Uncached audio input tokens × audio input price.
+    pub audio_input: Money,
+    /// Audio output tokens × audio output price.
+    pub audio_output: Money,
 }
 
 impl CostBreakdown {
-    /// Sum of the six cost components (cache savings excluded).
+    /// Sum of the eight cost components (cache savings excluded).
     pub fn total(&self) -> Money {
         self.uncached_input
             + self.cache_read
@@ -293,6 +312,8 @@ impl CostBreakdown {
             + self.cache_write_1h
             + self.output
             + self.reasoning
+            + self.audio_input
+            + self.audio_output
     }
 
     /// Component-wise sum, for totals over many calls.
@@ -305,6 +326,8 @@ impl CostBreakdown {
             output: self.output + other.output,
             reasoning: self.reasoning + other.reasoning,
             cache_savings: self.cache_savings + other.cache_savings,
+            audio_input: self.audio_input + other.audio_input,
+            audio_output: self.audio_output + other.audio_output,
         }
     }
 }
@@ -431,6 +454,12 @@ impl ModelPrice {
             cache_savings: times(rates.input, usage.cache_read)?
                 .checked_sub(cache_read)
                 .ok_or(CostError::Overflow)?,
+            audio_input: times(rates.audio_input, usage.audio_input)?,
+            audio_output: need(
+                rates.audio_output,
+                TokenKind::AudioOutput,
+                usage.audio_output,
+            )?,
         };
         // The components are each at most 10⁹ × price; check their sum stays in range.
         [
@@ -439,6 +468,8 @@ impl ModelPrice {
             breakdown.cache_write_1h,
             breakdown.output,
             breakdown.reasoning,
+            breakdown.audio_input,
+            breakdown.audio_output,
         ]
         .iter()
         .try_fold(breakdown.uncached_input, |acc, m| acc.checked_add(*m))
@@ -494,6 +525,8 @@ fn derive_rates(
         cache_write,
         cache_write_1h: declared(TokenKind::CacheWrite1h).unwrap_or(cache_write),
         reasoning: declared(TokenKind::Reasoning).or(output),
+        audio_input: declared(TokenKind::AudioInput).unwrap_or(input),
+        audio_output: declared(TokenKind::AudioOutput).or(output),
     }
 }
 
@@ -656,6 +689,72 @@ mod tests {
         // No batch variant: standard prices, and the outcome says so.
         let (_, applied, _) = model.rates(50, ServiceTier::Batch);
         assert_eq!(applied, ServiceTier::Standard);
+    }
+
+    #[test]
+    fn audio_tokens_are_priced_apart_and_fall_back_to_text_prices() {
+        let usage = Usage {
+            input: 1_000_000,
+            cache_read: 200_000,
+            audio_input: 300_000,
+            output: 100_000,
+            audio_output: 40_000,
+            ..Default::default()
+        };
+        // gpt-4o-audio-preview's shape: audio at 16 and 8 times text.
+        let audio = ModelPrice::flat(ComponentPrices {
+            input: p("2.5"),
+            output: p("10"),
+            cache_read: p("1.25"),
+            audio_input: p("40"),
+            audio_output: p("80"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let q = audio
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.breakdown.uncached_input, usd("1.25")); // 500 000 text tokens
+        assert_eq!(q.breakdown.cache_read, usd("0.25"));
+        assert_eq!(q.breakdown.audio_input, usd("12"));
+        assert_eq!(q.breakdown.output, usd("0.6")); // 60 000 text tokens
+        assert_eq!(q.breakdown.audio_output, usd("3.2"));
+        assert_eq!(q.total(), usd("17.3"));
+        // Without audio prices, audio tokens cost what text tokens do.
+        let text = ModelPrice::flat(ComponentPrices {
+            audio_input: None,
+            audio_output: None,
+            ..audio.standard().base
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let q = text
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (q.breakdown.audio_input, q.breakdown.audio_output),
+            (usd("0.75"), usd("0.4"))
+        );
+        assert_eq!(q.total(), usd("3.25"));
+        // Audio output with no output price at all is an error, never free.
+        let input_only = ModelPrice::flat(ComponentPrices {
+            input: p("1"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            input_only.cost(
+                &Usage {
+                    output: 5,
+                    audio_output: 5,
+                    ..Default::default()
+                },
+                ServiceTier::Standard
+            ),
+            Err(CostError::MissingPrice {
+                kind: TokenKind::AudioOutput,
+                tokens: 5
+            })
+        );
     }
 
     #[test]

@@ -12,9 +12,14 @@ pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
 /// Token counts of one LLM call.
 ///
 /// Inclusive convention: `input` counts every prompt token, cache reads and cache writes
-/// included; `output` counts every completion token, reasoning included. The cache and
+/// included; `output` counts every completion token, reasoning included. The cache, audio and
 /// reasoning fields say how many of those tokens were of that kind. Provider adapters convert
 /// native shapes (Anthropic's exclusive `input_tokens`, for one) into this.
+///
+/// Audio tokens (OpenAI's `audio_tokens`, Gemini's `AUDIO` modality) cost several times text
+/// tokens on some models: `audio_input` counts the audio prompt tokens *not* read from the
+/// cache (cached audio is in `cache_read`, priced as cache reads, as providers bill it), and
+/// `audio_output` the audio completion tokens (never reasoning). Text tokens are the rest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Usage {
@@ -30,6 +35,10 @@ pub struct Usage {
     pub output: u64,
     /// Completion tokens spent on reasoning.
     pub reasoning: u64,
+    /// Prompt tokens of audio, not read from or written to the cache.
+    pub audio_input: u64,
+    /// Completion tokens of audio.
+    pub audio_output: u64,
 }
 
 /// Which field of a [`Usage`] a problem is about.
@@ -48,17 +57,23 @@ pub enum TokenKind {
     Output,
     /// [`Usage::reasoning`].
     Reasoning,
+    /// [`Usage::audio_input`].
+    AudioInput,
+    /// [`Usage::audio_output`].
+    AudioOutput,
 }
 
 impl TokenKind {
     /// Every kind, in the order of [`Usage`]'s fields.
-    pub const ALL: [TokenKind; 6] = [
+    pub const ALL: [TokenKind; 8] = [
         TokenKind::Input,
         TokenKind::CacheRead,
         TokenKind::CacheWrite,
         TokenKind::CacheWrite1h,
         TokenKind::Output,
         TokenKind::Reasoning,
+        TokenKind::AudioInput,
+        TokenKind::AudioOutput,
     ];
 
     /// The snake_case name used in files and output (`cache_write_1h`).
@@ -70,6 +85,8 @@ impl TokenKind {
             TokenKind::CacheWrite1h => "cache_write_1h",
             TokenKind::Output => "output",
             TokenKind::Reasoning => "reasoning",
+            TokenKind::AudioInput => "audio_input",
+            TokenKind::AudioOutput => "audio_output",
         }
     }
 }
@@ -107,6 +124,30 @@ pub enum UsageError {
         /// The reported reasoning.
         reasoning: u64,
     },
+    /// Uncached audio prompt tokens are part of `input`, apart from the cached ones.
+    #[error(
+        "inconsistent usage: audio_input ({audio_input}) + cache reads and writes ({cached}) exceed input ({input}); input counts every prompt token, audio and cached ones included"
+    )]
+    AudioExceedsInput {
+        /// The reported input.
+        input: u64,
+        /// The reported uncached audio input.
+        audio_input: u64,
+        /// The reported cache reads and writes, together.
+        cached: u64,
+    },
+    /// Audio completion tokens are part of `output`, apart from reasoning.
+    #[error(
+        "inconsistent usage: audio_output ({audio_output}) + reasoning ({reasoning}) exceed output ({output}); output counts every completion token, audio and reasoning included"
+    )]
+    AudioExceedsOutput {
+        /// The reported output.
+        output: u64,
+        /// The reported audio output.
+        audio_output: u64,
+        /// The reported reasoning.
+        reasoning: u64,
+    },
     /// A count above [`MAX_TOKENS_PER_CALL`].
     #[error(
         "absurd usage: {kind} = {value} tokens is above the limit of {MAX_TOKENS_PER_CALL} for one call"
@@ -129,6 +170,8 @@ impl Usage {
             cache_write: 0,
             cache_write_1h: 0,
             reasoning: 0,
+            audio_input: 0,
+            audio_output: 0,
         }
     }
 
@@ -141,6 +184,8 @@ impl Usage {
             TokenKind::CacheWrite1h => self.cache_write_1h,
             TokenKind::Output => self.output,
             TokenKind::Reasoning => self.reasoning,
+            TokenKind::AudioInput => self.audio_input,
+            TokenKind::AudioOutput => self.audio_output,
         }
     }
 
@@ -153,6 +198,8 @@ impl Usage {
             TokenKind::CacheWrite1h => self.cache_write_1h = value,
             TokenKind::Output => self.output = value,
             TokenKind::Reasoning => self.reasoning = value,
+            TokenKind::AudioInput => self.audio_input = value,
+            TokenKind::AudioOutput => self.audio_output = value,
         }
     }
 
@@ -179,21 +226,41 @@ impl Usage {
                 reasoning: self.reasoning,
             });
         }
+        let cached = self.cache_read + self.cache_write + self.cache_write_1h;
+        if self.audio_input + cached > self.input {
+            return Err(UsageError::AudioExceedsInput {
+                input: self.input,
+                audio_input: self.audio_input,
+                cached,
+            });
+        }
+        if self.audio_output + self.reasoning > self.output {
+            return Err(UsageError::AudioExceedsOutput {
+                output: self.output,
+                audio_output: self.audio_output,
+                reasoning: self.reasoning,
+            });
+        }
         Ok(())
     }
 
-    /// Prompt tokens that were neither read from nor written to the cache. Saturates at zero on
-    /// inconsistent usage; call [`Usage::validate`] first.
+    /// Prompt tokens of text that were neither read from nor written to the cache (uncached
+    /// audio is apart, in `audio_input`). Saturates at zero on inconsistent usage; call
+    /// [`Usage::validate`] first.
     pub const fn uncached_input(&self) -> u64 {
         self.input
             .saturating_sub(self.cache_read)
             .saturating_sub(self.cache_write)
             .saturating_sub(self.cache_write_1h)
+            .saturating_sub(self.audio_input)
     }
 
-    /// Completion tokens that were not reasoning. Saturates at zero on inconsistent usage.
+    /// Completion tokens of text that were not reasoning. Saturates at zero on inconsistent
+    /// usage.
     pub const fn visible_output(&self) -> u64 {
-        self.output.saturating_sub(self.reasoning)
+        self.output
+            .saturating_sub(self.reasoning)
+            .saturating_sub(self.audio_output)
     }
 
     /// `input + output`, every token of the call.
@@ -210,6 +277,8 @@ impl Usage {
             cache_write_1h: self.cache_write_1h.saturating_add(other.cache_write_1h),
             output: self.output.saturating_add(other.output),
             reasoning: self.reasoning.saturating_add(other.reasoning),
+            audio_input: self.audio_input.saturating_add(other.audio_input),
+            audio_output: self.audio_output.saturating_add(other.audio_output),
         }
     }
 }
@@ -227,6 +296,7 @@ mod tests {
             cache_write_1h: 20,
             output: 10,
             reasoning: 10,
+            ..Usage::default()
         };
         assert_eq!(usage.validate(), Ok(()));
         assert_eq!(usage.uncached_input(), 0);
@@ -262,6 +332,46 @@ mod tests {
                 reasoning: 6
             })
         ));
+    }
+
+    #[test]
+    fn audio_is_apart_from_cached_input_and_from_reasoning() {
+        let usage = Usage {
+            input: 100,
+            cache_read: 60,
+            audio_input: 30,
+            output: 50,
+            reasoning: 20,
+            audio_output: 25,
+            ..Usage::default()
+        };
+        assert_eq!(usage.validate(), Ok(()));
+        assert_eq!(usage.uncached_input(), 10);
+        assert_eq!(usage.visible_output(), 5);
+        let too_much_audio_in = Usage {
+            audio_input: 41,
+            ..usage
+        };
+        assert_eq!(
+            too_much_audio_in.validate(),
+            Err(UsageError::AudioExceedsInput {
+                input: 100,
+                audio_input: 41,
+                cached: 60
+            })
+        );
+        let too_much_audio_out = Usage {
+            audio_output: 31,
+            ..usage
+        };
+        assert_eq!(
+            too_much_audio_out.validate(),
+            Err(UsageError::AudioExceedsOutput {
+                output: 50,
+                audio_output: 31,
+                reasoning: 20
+            })
+        );
     }
 
     #[test]

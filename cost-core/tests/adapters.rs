@@ -99,7 +99,7 @@ fn anthropic_with_cache_reads_and_both_write_lifetimes() {
         cache_write: 2000,
         cache_write_1h: 1000,
         output: 700,
-        reasoning: 0,
+        ..Usage::default()
     };
     assert_eq!(anthropic::from_json(&response), Ok(expected));
     let typed: anthropic::Message = serde_json::from_value(response).unwrap_or_default();
@@ -194,6 +194,74 @@ fn gemini_with_thoughts_and_cached_content() {
         serde_json::from_value(response).unwrap_or_default();
     assert_eq!(typed.token_usage(), Some(expected));
     assert_eq!(typed.response_model(), Some("gemini-2.5-pro"));
+}
+
+#[test]
+fn openai_audio_tokens_are_apart_and_cached_audio_is_a_cache_read() {
+    // gpt-4o-audio-preview: 1 000 prompt tokens of which 700 audio, 400 cached (not split by
+    // modality): at most 600 audio tokens were not cached. 500 completion tokens, 450 audio.
+    let response = json!({
+        "model": "gpt-4o-audio-preview-2025-06-03",
+        "usage": {
+            "prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+            "prompt_tokens_details": {"cached_tokens": 400, "audio_tokens": 700},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 450}
+        }
+    });
+    let expected = Usage {
+        input: 1000,
+        cache_read: 400,
+        audio_input: 600,
+        output: 500,
+        audio_output: 450,
+        ..Usage::default()
+    };
+    assert_eq!(openai::chat_from_json(&response), Ok(expected));
+    let typed: openai::ChatCompletion =
+        serde_json::from_value(response.clone()).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+    // With the cached tokens split by modality (300 of the 400 were audio), exact.
+    let mut split = response;
+    split["usage"]["prompt_tokens_details"]["cached_tokens_details"] =
+        json!({"text_tokens": 100, "audio_tokens": 300});
+    let exact = Usage {
+        audio_input: 400,
+        ..expected
+    };
+    assert_eq!(openai::chat_from_json(&split), Ok(exact));
+    let typed: openai::ChatCompletion = serde_json::from_value(split).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(exact));
+}
+
+#[test]
+fn gemini_audio_by_modality() {
+    // 10 000 prompt tokens: 6 000 audio of which 2 000 cached; the candidates hold 300 audio
+    // tokens (a native-audio model).
+    let response = json!({
+        "modelVersion": "gemini-2.5-flash",
+        "usageMetadata": {
+            "promptTokenCount": 10000, "cachedContentTokenCount": 3000,
+            "candidatesTokenCount": 400, "totalTokenCount": 10400,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 4000},
+                                    {"modality": "AUDIO", "tokenCount": 6000}],
+            "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 1000},
+                                   {"modality": "AUDIO", "tokenCount": 2000}],
+            "candidatesTokensDetails": [{"modality": "AUDIO", "tokenCount": 300},
+                                        {"modality": "TEXT", "tokenCount": 100}]
+        }
+    });
+    let expected = Usage {
+        input: 10000,
+        cache_read: 3000,
+        audio_input: 4000,
+        output: 400,
+        audio_output: 300,
+        ..Usage::default()
+    };
+    assert_eq!(gemini::from_json(&response), Ok(expected));
+    let typed: gemini::GenerateContentResponse =
+        serde_json::from_value(response).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
 }
 
 #[test]

@@ -20,18 +20,22 @@ fn units(mantissa: u64, exponent: u32) -> i128 {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 4]>()).prop_map(|(input, output, split)| {
+    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 6]>()).prop_map(|(input, output, split)| {
         let cache_read = input / 255 * u64::from(split[0] / 3);
         let rest = input - cache_read;
         let cache_write = rest / 255 * u64::from(split[1] / 3);
         let cache_write_1h = (rest - cache_write) / 255 * u64::from(split[2] / 3);
+        let uncached = rest - cache_write - cache_write_1h;
+        let reasoning = output / 255 * u64::from(split[3] / 2);
         Usage {
             input,
             cache_read,
             cache_write,
             cache_write_1h,
             output,
-            reasoning: output / 255 * u64::from(split[3]),
+            reasoning,
+            audio_input: uncached / 255 * u64::from(split[4]),
+            audio_output: (output - reasoning) / 255 * u64::from(split[5]),
         }
     })
 }
@@ -80,21 +84,31 @@ proptest! {
         (im, ie) in price_parts(),
         (om, oe) in price_parts(),
         (cm, ce) in price_parts(),
+        (am, ae) in price_parts(),
+        (aom, aoe) in price_parts(),
     ) {
         let model = ModelPrice::flat(ComponentPrices {
             input: Some(price(im, ie)),
             output: Some(price(om, oe)),
             cache_read: Some(price(cm, ce)),
+            audio_input: Some(price(am, ae)),
+            audio_output: Some(price(aom, aoe)),
             ..ComponentPrices::default()
         }).unwrap_or_else(|e| panic!("{e}"));
         let priced = model.cost(&usage, ServiceTier::Standard).unwrap_or_else(|e| panic!("{e}"));
         let b = priced.breakdown;
-        let parts = [b.uncached_input, b.cache_read, b.cache_write, b.cache_write_1h, b.output, b.reasoning];
+        let parts = [
+            b.uncached_input, b.cache_read, b.cache_write, b.cache_write_1h, b.output, b.reasoning,
+            b.audio_input, b.audio_output,
+        ];
         prop_assert_eq!(parts.iter().map(|m| m.units()).sum::<i128>(), priced.total().units());
-        // Independent: cache writes bill at the input price; reasoning at the output price.
-        let expected = i128::from(usage.input - usage.cache_read) * units(im, ie)
+        // Independent: cache writes bill at the input price; reasoning at the output price;
+        // audio at the audio prices.
+        let expected = i128::from(usage.input - usage.cache_read - usage.audio_input) * units(im, ie)
             + i128::from(usage.cache_read) * units(cm, ce)
-            + i128::from(usage.output) * units(om, oe);
+            + i128::from(usage.audio_input) * units(am, ae)
+            + i128::from(usage.output - usage.audio_output) * units(om, oe)
+            + i128::from(usage.audio_output) * units(aom, aoe);
         prop_assert_eq!(priced.total().units(), expected);
         prop_assert_eq!(b.cache_savings.units(), i128::from(usage.cache_read) * (units(im, ie) - units(cm, ce)));
     }

@@ -187,6 +187,46 @@ input = "2"
 }
 
 #[test]
+fn audio_prices_in_the_native_format_and_the_embedded_table() {
+    let text = r#"
+version = "test-audio"
+
+[models."voice"]
+input = "2.5"
+output = "10"
+audio_input = "40"
+audio_output = "80"
+batch = { audio_input = "20" }
+"#;
+    let table = PriceTable::from_text(text, "inline.toml").unwrap_or_else(|e| panic!("{e}"));
+    let usage = Usage {
+        input: 1_000,
+        audio_input: 600,
+        output: 100,
+        audio_output: 50,
+        ..Usage::default()
+    };
+    // 400 × 2.5e-6 + 600 × 40e-6 + 50 × 10e-6 + 50 × 80e-6
+    let standard = table.quote("voice", &usage, ServiceTier::Standard);
+    assert_eq!(standard.map(|q| q.total()), Ok(usd("0.0295")));
+    // The batch variant halves the audio input only: 600 × 20e-6 instead of 600 × 40e-6.
+    let batch = table.quote("voice", &usage, ServiceTier::Batch);
+    assert_eq!(batch.map(|q| q.total()), Ok(usd("0.0175")));
+    // Gemini 2.5 Flash prices audio input at $1.00 per million against $0.30 for text.
+    let embedded = PriceTable::default();
+    let flash = embedded.quote(
+        "gemini-2.5-flash",
+        &Usage {
+            input: 1_000_000,
+            audio_input: 1_000_000,
+            ..Usage::default()
+        },
+        ServiceTier::Standard,
+    );
+    assert_eq!(flash.map(|q| q.total()), Ok(usd("1")));
+}
+
+#[test]
 fn native_format_errors_name_file_line_and_column() {
     let cases = [
         // (text, line, kind, message fragment)

@@ -91,17 +91,24 @@ where
     let (keys, worst) = {
         let extensions = span.extensions();
         let record = CostRecord::in_span(&extensions, hook.layer)?;
-        // Worst case: the estimated input at the input price and the maximum output at the
-        // output price of the model the call names, at the service tier the span asks for. A
-        // model without a price cannot be bounded: it is reserved at zero and its spend is
-        // counted as unpriced.
+        // Worst case: the estimated input and the maximum output of the model the call names,
+        // at the service tier the span asks for, as text or as audio, whichever costs more
+        // (audio costs several times text on the models that price it apart). A model without
+        // a price cannot be bounded: it is reserved at zero and its spend is counted as
+        // unpriced.
         let table = hook.prices.current();
-        let quote = table.quote(
-            model,
-            &Usage::new(input, max_output),
-            record.observed.service_tier,
-        );
-        let worst = quote.as_ref().map(|q| q.total()).unwrap_or(Money::ZERO);
+        let tier = record.observed.service_tier;
+        let quote = table.quote(model, &Usage::new(input, max_output), tier);
+        let as_audio = Usage {
+            audio_input: input,
+            audio_output: max_output,
+            ..Usage::new(input, max_output)
+        };
+        let worst = match (&quote, table.quote(model, &as_audio, tier)) {
+            (Ok(text), Ok(audio)) => text.total().max(audio.total()),
+            (Ok(text), Err(_)) => text.total(),
+            _ => Money::ZERO,
+        };
         // Model budgets are kept under the price table's key, as the ledger's model keys are.
         let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
         (
@@ -141,7 +148,8 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 }
 
 /// Reserves the worst-case cost of the call whose span is current (estimated input at the
-/// input price, `max_output` at the output price of `model`, at the service tier the span has
+/// input price, `max_output` at the output price of `model`, or both at its audio prices when
+/// that costs more, at the service tier the span has
 /// so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget
 /// that applies to it, or refuses it. The layer settles the reservation at the actual cost when the
 /// span closes (or releases it, if the call reported no usage). From a span inside the call's

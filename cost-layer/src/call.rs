@@ -4,14 +4,14 @@
 use std::fmt::Display;
 use std::sync::OnceLock;
 
-use cost_core::{TokenUsage, Usage};
+use cost_core::{TokenKind, TokenUsage, Usage};
 use tracing::field::{Field, FieldSet, Value};
 use tracing::{Metadata, Span};
 use tracing_core::Subscriber;
 use tracing_core::span::Id;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD, SERVICE_TIER_FIELD};
+use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD, RESPONSE_MODEL_AT, SERVICE_TIER_FIELD};
 use crate::layer::CostLayer;
 use crate::record::CostRecord;
 use crate::totals::Scope;
@@ -19,7 +19,7 @@ use crate::totals::Scope;
 /// The fields of one `#[llm_call]` span, looked up once.
 struct SpanFields {
     /// The usage and response model, in the order of [`CALL_FIELD_NAMES`].
-    usage: [Field; 7],
+    usage: [Field; 9],
     service_tier: Field,
     error: Field,
 }
@@ -44,9 +44,9 @@ impl CallFields {
     fn get(&self, fieldset: &FieldSet) -> Option<&SpanFields> {
         self.fields
             .get_or_init(|| {
-                let [a, b, c, d, e, f, g] = CALL_FIELD_NAMES.map(|name| fieldset.field(name));
+                let [a, b, c, d, e, f, g, h, i] = CALL_FIELD_NAMES.map(|name| fieldset.field(name));
                 Some(SpanFields {
-                    usage: [a?, b?, c?, d?, e?, f?, g?],
+                    usage: [a?, b?, c?, d?, e?, f?, g?, h?, i?],
                     service_tier: fieldset.field(SERVICE_TIER_FIELD)?,
                     error: fieldset.field(ERROR_FIELD)?,
                 })
@@ -55,19 +55,11 @@ impl CallFields {
     }
 }
 
-/// The six counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
+/// The eight counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
 /// fields as integers but `u64` ones as text. A count beyond `i64::MAX` is absurd either way
 /// (the layer rejects it) and stays absurd.
-fn signed_counts(usage: &Usage) -> [i64; 6] {
-    [
-        usage.input,
-        usage.cache_read,
-        usage.cache_write,
-        usage.cache_write_1h,
-        usage.output,
-        usage.reasoning,
-    ]
-    .map(|count| i64::try_from(count).unwrap_or(i64::MAX))
+fn signed_counts(usage: &Usage) -> [i64; 8] {
+    TokenKind::ALL.map(|kind| i64::try_from(usage.get(kind)).unwrap_or(i64::MAX))
 }
 
 /// Records the usage, response model and service tier `value` carries on `span`, in one
@@ -100,7 +92,9 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
         (&usage_fields[3], count(3)),
         (&usage_fields[4], count(4)),
         (&usage_fields[5], count(5)),
-        (&usage_fields[6], model.as_ref().map(|m| m as &dyn Value)),
+        (&usage_fields[6], count(6)),
+        (&usage_fields[7], count(7)),
+        (&usage_fields[8], model.as_ref().map(|m| m as &dyn Value)),
         (
             &span_fields.service_tier,
             tier.as_ref().map(|t| t as &dyn Value),
@@ -165,13 +159,15 @@ pub fn record_error<R: ErrorResult>(span: &Span, fields: &CallFields, result: &R
 /// the current span is one the body entered inside the call (a parser's, an HTTP client's),
 /// the usage goes to the nearest call span above it.
 pub fn record_usage(usage: &Usage) {
-    let Some(target) = CallTarget::find(&CALL_FIELD_NAMES[..6]) else {
+    let Some(target) = CallTarget::find(&CALL_FIELD_NAMES[..RESPONSE_MODEL_AT]) else {
         return;
     };
     let counts = signed_counts(usage);
     let fields = target.metadata().fields();
-    let [a, b, c, d, e, f, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
-    if let (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)) = (a, b, c, d, e, f) {
+    let [a, b, c, d, e, f, g, h, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
+    if let (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f), Some(g), Some(h)) =
+        (a, b, c, d, e, f, g, h)
+    {
         // One record for every kind (the span `#[llm_call]` opens), so readers see the usage
         // change at once rather than kind by kind.
         let value = |i: usize| Some(&counts[i] as &dyn Value);
@@ -182,6 +178,8 @@ pub fn record_usage(usage: &Usage) {
             (&d, value(3)),
             (&e, value(4)),
             (&f, value(5)),
+            (&g, value(6)),
+            (&h, value(7)),
         ]));
     } else {
         for (name, count) in CALL_FIELD_NAMES.iter().zip(counts) {
@@ -192,8 +190,8 @@ pub fn record_usage(usage: &Usage) {
 
 /// Records the model that answered on the current LLM-call span (see [`record_usage`]).
 pub fn record_response_model(model: &str) {
-    if let Some(target) = CallTarget::find(&CALL_FIELD_NAMES[6..]) {
-        target.record_one(CALL_FIELD_NAMES[6], &model);
+    if let Some(target) = CallTarget::find(&CALL_FIELD_NAMES[RESPONSE_MODEL_AT..]) {
+        target.record_one(CALL_FIELD_NAMES[RESPONSE_MODEL_AT], &model);
     }
 }
 

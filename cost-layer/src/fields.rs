@@ -12,6 +12,8 @@
 //! | cache writes (5 min) | `gen_ai.usage.cache_creation.input_tokens` |
 //! | cache writes (1 h) | `cost.usage.cache_write_1h_tokens` |
 //! | reasoning | `gen_ai.usage.reasoning.output_tokens` |
+//! | audio input (not read from the cache) | `cost.usage.audio_input_tokens` |
+//! | audio output | `cost.usage.audio_output_tokens` |
 //! | request model | `gen_ai.request.model`, `llm.model` |
 //! | response model (wins when recorded) | `gen_ai.response.model` |
 //! | operation | `gen_ai.operation.name` (`invoke_agent` makes an agent) |
@@ -96,6 +98,14 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
     (
         "gen_ai.usage.reasoning.output_tokens",
         FieldRole::Tokens(TokenKind::Reasoning),
+    ),
+    (
+        "cost.usage.audio_input_tokens",
+        FieldRole::Tokens(TokenKind::AudioInput),
+    ),
+    (
+        "cost.usage.audio_output_tokens",
+        FieldRole::Tokens(TokenKind::AudioOutput),
     ),
     ("gen_ai.request.model", FieldRole::RequestModel),
     ("llm.model", FieldRole::RequestModel),
@@ -185,16 +195,22 @@ impl FieldNames {
 }
 
 /// Names of the fields `#[llm_call]` records on return, in the order of
-/// [`CALL_FIELD_NAMES`]: the six token kinds of [`cost_core::Usage`], then the response model.
-pub(crate) const CALL_FIELD_NAMES: [&str; 7] = [
+/// [`CALL_FIELD_NAMES`]: the eight token kinds of [`cost_core::Usage`] (in the order of
+/// [`TokenKind::ALL`]), then the response model.
+pub(crate) const CALL_FIELD_NAMES: [&str; 9] = [
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
     "cost.usage.cache_write_1h_tokens",
     "gen_ai.usage.output_tokens",
     "gen_ai.usage.reasoning.output_tokens",
+    "cost.usage.audio_input_tokens",
+    "cost.usage.audio_output_tokens",
     "gen_ai.response.model",
 ];
+
+/// The index of the response model in [`CALL_FIELD_NAMES`], after the token kinds.
+pub(crate) const RESPONSE_MODEL_AT: usize = TokenKind::ALL.len();
 
 /// The OpenTelemetry GenAI attribute name of a token kind, where the conventions have one.
 pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
@@ -204,7 +220,7 @@ pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
         TokenKind::CacheWrite => Some(CALL_FIELD_NAMES[2]),
         TokenKind::Output => Some(CALL_FIELD_NAMES[4]),
         TokenKind::Reasoning => Some(CALL_FIELD_NAMES[5]),
-        TokenKind::CacheWrite1h => None,
+        TokenKind::CacheWrite1h | TokenKind::AudioInput | TokenKind::AudioOutput => None,
     }
 }
 
@@ -242,6 +258,8 @@ macro_rules! __llm_call_span {
             cost.usage.cache_write_1h_tokens = $($krate)*::__private::tracing::field::Empty,
             gen_ai.usage.output_tokens = $($krate)*::__private::tracing::field::Empty,
             gen_ai.usage.reasoning.output_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.audio_input_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.audio_output_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,

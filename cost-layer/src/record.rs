@@ -282,6 +282,9 @@ pub(crate) const fn bit(kind: TokenKind) -> u8 {
     1 << (kind as u8)
 }
 
+// One bit per token kind in a `u8`.
+const _: () = assert!(TokenKind::ALL.len() <= u8::BITS as usize);
+
 /// How the fields of one callsite map to roles. Computed once per callsite (per thread, per
 /// layer) and shared by every span of the callsite.
 pub(crate) struct CallsiteInfo {

@@ -119,6 +119,8 @@ impl Totals {
         add_u64(&mut u.cache_write_1h, o.cache_write_1h);
         add_u64(&mut u.output, o.output);
         add_u64(&mut u.reasoning, o.reasoning);
+        add_u64(&mut u.audio_input, o.audio_input);
+        add_u64(&mut u.audio_output, o.audio_output);
         let (c, o) = (&mut self.cost, &other.cost);
         add_money(&mut c.uncached_input, o.uncached_input);
         add_money(&mut c.cache_read, o.cache_read);
@@ -127,6 +129,8 @@ impl Totals {
         add_money(&mut c.output, o.output);
         add_money(&mut c.reasoning, o.reasoning);
         add_money(&mut c.cache_savings, o.cache_savings);
+        add_money(&mut c.audio_input, o.audio_input);
+        add_money(&mut c.audio_output, o.audio_output);
         add_u64(&mut self.llm_calls, other.llm_calls);
         add_u64(&mut self.agent_runs, other.agent_runs);
         add_u64(&mut self.unpriced_calls, other.unpriced_calls);

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use cost_layer::cost_core::adapters::openai;
+use cost_layer::cost_core::adapters::{gemini, openai};
 use cost_layer::cost_core::{Money, Usage};
 use cost_layer::{CostLayer, Ledger, Scope, TokenUsage, llm_call, record_usage};
 use tracing_subscriber::prelude::*;
@@ -256,6 +256,66 @@ fn streaming(prompt: &str) {
 fn streaming_records_running_usage_and_the_last_one_counts() {
     let (_, calls, _) = run(|| streaming("hello"));
     assert_eq!(charged(&calls, "streaming"), usd("0.0035"));
+}
+
+/// A Gemini 2.5 Flash answer to a voice prompt: 10 000 prompt tokens, 8 000 of them audio.
+#[llm_call(model = "gemini-2.5-flash")]
+fn voice_prompt() -> gemini::GenerateContentResponse {
+    serde_json::from_value(serde_json::json!({
+        "modelVersion": "gemini-2.5-flash",
+        "usageMetadata": {
+            "promptTokenCount": 10000, "candidatesTokenCount": 200, "totalTokenCount": 10200,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 2000},
+                                    {"modality": "AUDIO", "tokenCount": 8000}]
+        }
+    }))
+    .unwrap_or_default()
+}
+
+#[llm_call(model = "gemini-2.5-flash")]
+fn voice_stream() {
+    record_usage(&Usage {
+        input: 10_000,
+        audio_input: 8_000,
+        output: 200,
+        ..Usage::default()
+    });
+}
+
+/// A response type of one's own with audio counts.
+#[derive(TokenUsage)]
+struct VoiceReply {
+    #[usage(input)]
+    input: u32,
+    #[usage(audio_input)]
+    audio_in: Option<u32>,
+    #[usage(output)]
+    output: u32,
+}
+
+#[llm_call(model = "gemini-2.5-flash")]
+fn voice_derived() -> VoiceReply {
+    VoiceReply {
+        input: 10_000,
+        audio_in: Some(8_000),
+        output: 200,
+    }
+}
+
+#[test]
+fn audio_tokens_are_charged_at_the_audio_price() {
+    // 2 000 × 0.30e-6 + 8 000 × 1.00e-6 + 200 × 2.50e-6 = 0.0091 (as text: 0.0035).
+    let (_, calls, ledger) = run(voice_prompt);
+    assert_eq!(charged(&calls, "voice_prompt"), usd("0.0091"));
+    let totals = ledger.model("gemini-2.5-flash").unwrap_or_default();
+    assert_eq!(
+        (totals.usage.audio_input, totals.cost.audio_input),
+        (8_000, usd("0.008"))
+    );
+    let (_, calls, _) = run(voice_stream);
+    assert_eq!(charged(&calls, "voice_stream"), usd("0.0091"));
+    let (_, calls, _) = run(voice_derived);
+    assert_eq!(charged(&calls, "voice_derived"), usd("0.0091"));
 }
 
 #[llm_call(model = "gpt-4o")]

@@ -5,13 +5,15 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Path};
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 8] = [
     "input",
     "cache_read",
     "cache_write",
     "cache_write_1h",
     "output",
     "reasoning",
+    "audio_input",
+    "audio_output",
 ];
 
 enum Role {
@@ -110,7 +112,7 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::Flatten
                 } else {
                     return Err(meta.error(format!(
-                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, model, service_tier, flatten"
+                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, model, service_tier, flatten"
                     )));
                 };
                 if name != "flatten" {

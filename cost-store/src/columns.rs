@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 35] = [
+pub(crate) const COLUMNS: [&str; 39] = [
     "at_ms",
     "duration_us",
     "name",
@@ -47,11 +47,15 @@ pub(crate) const COLUMNS: [&str; 35] = [
     "previous_cost",
     "repriced_with",
     "service_tier",
+    "audio_input_tokens",
+    "audio_output_tokens",
+    "cost_audio_input",
+    "cost_audio_output",
 ];
 
 /// Whether column `i` of [`COLUMNS`] holds money (decimal text).
 pub(crate) fn is_money(i: usize) -> bool {
-    (23..=33).contains(&i)
+    (23..=33).contains(&i) || (37..=38).contains(&i)
 }
 
 /// One value of a row.
@@ -72,7 +76,7 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 35], StoreError> {
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 39], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -119,6 +123,10 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         Value::Text(r.previous_cost.map(|m| Cow::Owned(m.to_string()))),
         text(&r.repriced_with),
         Value::Text(Some(Cow::Borrowed(r.service_tier.as_str()))),
+        count(r.usage.audio_input, 35)?,
+        count(r.usage.audio_output, 36)?,
+        money(c.audio_input),
+        money(c.audio_output),
     ])
 }
 
@@ -187,6 +195,8 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             cache_write_1h: count(21)?,
             output: count(22)?,
             reasoning: count(23)?,
+            audio_input: count(36)?,
+            audio_output: count(37)?,
         },
         cost: CostBreakdown {
             uncached_input: money(25)?,
@@ -196,6 +206,8 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             output: money(29)?,
             reasoning: money(30)?,
             cache_savings: money(31)?,
+            audio_input: money(38)?,
+            audio_output: money(39)?,
         },
         cache_hit_savings: money(32)?,
         previous_cost,

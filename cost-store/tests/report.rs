@@ -85,7 +85,7 @@ fn what_if_skips_a_call_whose_tier_the_other_model_has_no_price_for() {
 }
 
 #[test]
-fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard() {
+fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard_without_audio() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("old.sqlite");
     {
@@ -164,6 +164,15 @@ fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].service_tier, ServiceTier::Standard);
     assert_eq!(calls[0].total(), usd("0.0035"));
+    // Calls stored before audio was kept apart had none.
+    assert_eq!(
+        (calls[0].usage.audio_input, calls[0].usage.audio_output),
+        (0, 0)
+    );
+    assert_eq!(
+        (calls[0].cost.audio_input, calls[0].cost.audio_output),
+        (usd("0"), usd("0"))
+    );
     // And it takes new calls with their tier.
     store
         .append(&[batch_call()])

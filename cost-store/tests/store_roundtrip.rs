@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use common::PostgresSchema;
-use cost_layer::cost_core::{CostBreakdown, Money, ServiceTier, Usage};
+use cost_layer::cost_core::{CostBreakdown, Money, ServiceTier, TokenKind, Usage};
 use cost_store::{CallRecord, CallStatus, Store, StoreError, TimeRange};
 use proptest::prelude::*;
 
@@ -32,18 +32,20 @@ fn count() -> impl Strategy<Value = u64> {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    prop::array::uniform6(count()).prop_map(|n| Usage {
+    prop::array::uniform8(count()).prop_map(|n| Usage {
         input: n[0],
         cache_read: n[1],
         cache_write: n[2],
         cache_write_1h: n[3],
         output: n[4],
         reasoning: n[5],
+        audio_input: n[6],
+        audio_output: n[7],
     })
 }
 
 fn cost() -> impl Strategy<Value = CostBreakdown> {
-    prop::array::uniform7(money()).prop_map(|m| CostBreakdown {
+    prop::array::uniform9(money()).prop_map(|m| CostBreakdown {
         uncached_input: m[0],
         cache_read: m[1],
         cache_write: m[2],
@@ -51,6 +53,8 @@ fn cost() -> impl Strategy<Value = CostBreakdown> {
         output: m[4],
         reasoning: m[5],
         cache_savings: m[6],
+        audio_input: m[7],
+        audio_output: m[8],
     })
 }
 
@@ -106,18 +110,9 @@ prop_compose! {
 
 /// Whether a SQL store can hold every count of `record`.
 fn fits_sql(record: &CallRecord) -> bool {
-    let u = &record.usage;
-    [
-        record.duration_us,
-        u.input,
-        u.cache_read,
-        u.cache_write,
-        u.cache_write_1h,
-        u.output,
-        u.reasoning,
-    ]
-    .iter()
-    .all(|&n| i64::try_from(n).is_ok())
+    std::iter::once(record.duration_us)
+        .chain(TokenKind::ALL.map(|kind| record.usage.get(kind)))
+        .all(|n| i64::try_from(n).is_ok())
 }
 
 /// What PostgreSQL keeps of a text: NUL becomes U+FFFD.

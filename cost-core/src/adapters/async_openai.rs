@@ -2,26 +2,40 @@
 //! (feature `async-openai`). Its usage is OpenAI's, already inclusive; the response says the
 //! service tier that served it.
 
-use async_openai::types::chat::{CompletionUsage, CreateChatCompletionResponse, ServiceTier};
+use async_openai::types::chat::{
+    CompletionTokensDetails, CompletionUsage, CreateChatCompletionResponse, PromptTokensDetails,
+    ServiceTier,
+};
+
+use super::uncached_audio;
 
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
 impl TokenUsage for CompletionUsage {
     fn token_usage(&self) -> Option<Usage> {
+        let prompt = |field: fn(&PromptTokensDetails) -> Option<u32>| {
+            self.prompt_tokens_details
+                .as_ref()
+                .and_then(field)
+                .map_or(0, u64::from)
+        };
+        let completion = |field: fn(&CompletionTokensDetails) -> Option<u32>| {
+            self.completion_tokens_details
+                .as_ref()
+                .and_then(field)
+                .map_or(0, u64::from)
+        };
+        let input = u64::from(self.prompt_tokens);
+        let cache_read = prompt(|d| d.cached_tokens);
         Some(Usage {
-            input: u64::from(self.prompt_tokens),
-            cache_read: self
-                .prompt_tokens_details
-                .as_ref()
-                .and_then(|d| d.cached_tokens)
-                .map_or(0, u64::from),
+            input,
+            cache_read,
             output: u64::from(self.completion_tokens),
-            reasoning: self
-                .completion_tokens_details
-                .as_ref()
-                .and_then(|d| d.reasoning_tokens)
-                .map_or(0, u64::from),
+            reasoning: completion(|d| d.reasoning_tokens),
+            // The cached tokens are not split by modality here (see the `openai` adapter).
+            audio_input: uncached_audio(prompt(|d| d.audio_tokens), None, input, cache_read),
+            audio_output: completion(|d| d.audio_tokens),
             ..Usage::default()
         })
     }

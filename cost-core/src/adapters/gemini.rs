@@ -1,10 +1,16 @@
 //! Gemini `usageMetadata`: the prompt count includes cached content; the candidates count
 //! excludes thoughts, which bill as output.
+//!
+//! Audio, which some models price above text (Gemini 2.5 Flash: input audio at 3⅓ times
+//! text), is read from the counts by modality: the prompt's `AUDIO` count less the cached
+//! content's becomes [`Usage::audio_input`] (where the cached content is not split by modality,
+//! at most the uncached prompt: an upper bound of the cost), the candidates' `AUDIO` count
+//! [`Usage::audio_output`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdapterError, checked, count, usage_object};
+use super::{AdapterError, checked, count, uncached_audio, usage_object};
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
@@ -24,7 +30,35 @@ pub struct UsageMetadata {
     pub tool_use_prompt_token_count: u64,
     /// The total.
     pub total_token_count: u64,
+    /// The prompt's tokens by modality.
+    pub prompt_tokens_details: Vec<ModalityTokenCount>,
+    /// The cached content's tokens by modality.
+    pub cache_tokens_details: Vec<ModalityTokenCount>,
+    /// The candidates' tokens by modality.
+    pub candidates_tokens_details: Vec<ModalityTokenCount>,
 }
+
+/// One element of the `…TokensDetails` lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ModalityTokenCount {
+    /// `TEXT`, `IMAGE`, `VIDEO`, `AUDIO` or `DOCUMENT`.
+    pub modality: String,
+    /// Its tokens.
+    pub token_count: u64,
+}
+
+/// The `AUDIO` count of a list by modality; `None` when the list is empty (not given).
+fn audio_of(details: &[ModalityTokenCount]) -> Option<u64> {
+    (!details.is_empty()).then(|| {
+        details
+            .iter()
+            .filter(|d| d.modality == AUDIO)
+            .fold(0u64, |sum, d| sum.saturating_add(d.token_count))
+    })
+}
+
+const AUDIO: &str = "AUDIO";
 
 /// A `generateContent` response, reduced to what pricing needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +83,13 @@ impl UsageMetadata {
                 .candidates_token_count
                 .saturating_add(self.thoughts_token_count),
             reasoning: self.thoughts_token_count,
+            audio_input: uncached_audio(
+                audio_of(&self.prompt_tokens_details).unwrap_or(0),
+                audio_of(&self.cache_tokens_details),
+                self.prompt_token_count,
+                self.cached_content_token_count,
+            ),
+            audio_output: audio_of(&self.candidates_tokens_details).unwrap_or(0),
             ..Usage::default()
         }
     }
@@ -74,12 +115,35 @@ impl TokenUsage for GenerateContentResponse {
 pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usageMetadata", "promptTokenCount")?;
     let thoughts = count(usage, &["thoughtsTokenCount"])?;
+    let prompt = count(usage, &["promptTokenCount"])?;
+    let cache_read = count(usage, &["cachedContentTokenCount"])?;
     checked(Usage {
-        input: count(usage, &["promptTokenCount"])?
-            .saturating_add(count(usage, &["toolUsePromptTokenCount"])?),
-        cache_read: count(usage, &["cachedContentTokenCount"])?,
+        input: prompt.saturating_add(count(usage, &["toolUsePromptTokenCount"])?),
+        cache_read,
         output: count(usage, &["candidatesTokenCount"])?.saturating_add(thoughts),
         reasoning: thoughts,
+        audio_input: uncached_audio(
+            audio_in(usage, "promptTokensDetails")?.unwrap_or(0),
+            audio_in(usage, "cacheTokensDetails")?,
+            prompt,
+            cache_read,
+        ),
+        audio_output: audio_in(usage, "candidatesTokensDetails")?.unwrap_or(0),
         ..Usage::default()
     })
+}
+
+/// The `AUDIO` count of the list `usage[key]`; `None` when the list is absent or empty.
+fn audio_in(usage: &Value, key: &str) -> Result<Option<u64>, AdapterError> {
+    let Some(details) = usage.get(key).and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let mut audio = None;
+    for detail in details {
+        let sum = audio.get_or_insert(0u64);
+        if detail.get("modality").and_then(Value::as_str) == Some(AUDIO) {
+            *sum = sum.saturating_add(count(detail, &["tokenCount"])?);
+        }
+    }
+    Ok(audio)
 }

@@ -83,6 +83,23 @@ pub(crate) fn usage_object<'v>(
     }
 }
 
+/// Audio prompt tokens not read from the cache, for [`Usage::audio_input`]: `audio` less the
+/// cached audio tokens when the response splits its cached tokens by modality
+/// (`cached_audio`); else, at most the prompt tokens not read from the cache (`input −
+/// cached`), an upper bound of the cost when some cached tokens were audio (cached audio bills
+/// at the cache-read price, below the audio price).
+pub(crate) fn uncached_audio(
+    audio: u64,
+    cached_audio: Option<u64>,
+    input: u64,
+    cached: u64,
+) -> u64 {
+    match cached_audio {
+        Some(cached_audio) => audio.saturating_sub(cached_audio),
+        None => audio.min(input.saturating_sub(cached)),
+    }
+}
+
 /// The model a response names: `None` when the field is empty (a response that left it out).
 pub(crate) fn non_empty(model: &str) -> Option<&str> {
     Some(model).filter(|model| !model.is_empty())

@@ -1,10 +1,17 @@
 //! OpenAI: Chat Completions and Responses usage. Both are already inclusive. Both responses
 //! also say the service tier that served them (`service_tier`).
+//!
+//! Chat Completions reports audio tokens (`gpt-4o-audio-preview`, `gpt-realtime` and the like)
+//! in `prompt_tokens_details.audio_tokens` and `completion_tokens_details.audio_tokens`; they
+//! become [`Usage::audio_input`] and [`Usage::audio_output`]. Cached audio is priced as cache
+//! reads: where the response does not say how many cached tokens were audio
+//! (`cached_tokens_details.audio_tokens`), the uncached audio is taken as at most the uncached
+//! prompt, which bounds the cost from above.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdapterError, checked, count, usage_object};
+use super::{AdapterError, checked, count, count_if_present, uncached_audio, usage_object};
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
@@ -30,6 +37,18 @@ pub struct ChatUsage {
 pub struct PromptTokensDetails {
     /// Prompt tokens read from the cache.
     pub cached_tokens: u64,
+    /// Prompt tokens of audio, cached ones included.
+    pub audio_tokens: u64,
+    /// The cached tokens by modality, when given.
+    pub cached_tokens_details: Option<CachedTokensDetails>,
+}
+
+/// `prompt_tokens_details.cached_tokens_details`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CachedTokensDetails {
+    /// Cached prompt tokens of audio.
+    pub audio_tokens: Option<u64>,
 }
 
 /// `completion_tokens_details`.
@@ -38,6 +57,8 @@ pub struct PromptTokensDetails {
 pub struct CompletionTokensDetails {
     /// Completion tokens spent reasoning.
     pub reasoning_tokens: u64,
+    /// Completion tokens of audio.
+    pub audio_tokens: u64,
 }
 
 /// A Chat Completions response, reduced to what pricing needs.
@@ -55,17 +76,20 @@ pub struct ChatCompletion {
 impl ChatUsage {
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
+        let prompt = self.prompt_tokens_details.clone().unwrap_or_default();
+        let completion = self.completion_tokens_details.clone().unwrap_or_default();
         Usage {
             input: self.prompt_tokens,
-            cache_read: self
-                .prompt_tokens_details
-                .as_ref()
-                .map_or(0, |d| d.cached_tokens),
+            cache_read: prompt.cached_tokens,
             output: self.completion_tokens,
-            reasoning: self
-                .completion_tokens_details
-                .as_ref()
-                .map_or(0, |d| d.reasoning_tokens),
+            reasoning: completion.reasoning_tokens,
+            audio_input: uncached_audio(
+                prompt.audio_tokens,
+                prompt.cached_tokens_details.and_then(|d| d.audio_tokens),
+                self.prompt_tokens,
+                prompt.cached_tokens,
+            ),
+            audio_output: completion.audio_tokens,
             ..Usage::default()
         }
     }
@@ -161,11 +185,28 @@ impl TokenUsage for Response {
 /// Reads a Chat Completions response or its `usage` object.
 pub fn chat_from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usage", "prompt_tokens")?;
+    let input = count(usage, &["prompt_tokens"])?;
+    let cache_read = count(usage, &["prompt_tokens_details", "cached_tokens"])?;
+    let cached_audio = count_if_present(
+        usage,
+        &[
+            "prompt_tokens_details",
+            "cached_tokens_details",
+            "audio_tokens",
+        ],
+    )?;
     checked(Usage {
-        input: count(usage, &["prompt_tokens"])?,
-        cache_read: count(usage, &["prompt_tokens_details", "cached_tokens"])?,
+        input,
+        cache_read,
         output: count(usage, &["completion_tokens"])?,
         reasoning: count(usage, &["completion_tokens_details", "reasoning_tokens"])?,
+        audio_input: uncached_audio(
+            count(usage, &["prompt_tokens_details", "audio_tokens"])?,
+            cached_audio,
+            input,
+            cache_read,
+        ),
+        audio_output: count(usage, &["completion_tokens_details", "audio_tokens"])?,
         ..Usage::default()
     })
 }

@@ -11,6 +11,8 @@
 //! | `cache_creation_input_token_cost` | cache write (5 minutes) |
 //! | `cache_creation_input_token_cost_above_1hr` | cache write (1 hour): *not* a context tier |
 //! | `output_cost_per_reasoning_token` | reasoning |
+//! | `input_cost_per_audio_token` | audio input (uncached) |
+//! | `output_cost_per_audio_token` | audio output |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
 //!
@@ -260,6 +262,9 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
                 .or(prices.output)
                 .or(flat.reasoning)
                 .or(flat.output),
+            // Absent, the model's audio prices apply (the base row's, through the lookup).
+            audio_input: prices.audio_input,
+            audio_output: prices.audio_output,
         };
         if schedule.base.input.is_none() {
             // No flat prices: a request without input tokens uses the first tier's.
@@ -329,7 +334,7 @@ struct PriceKey {
 
 impl PriceKey {
     /// Longest prefixes first: `..._above_1hr` is a component of its own, not a tier.
-    const COMPONENTS: [(&'static str, TokenKind); 6] = [
+    const COMPONENTS: [(&'static str, TokenKind); 8] = [
         (
             "cache_creation_input_token_cost_above_1hr",
             TokenKind::CacheWrite1h,
@@ -339,6 +344,8 @@ impl PriceKey {
         ("input_cost_per_token", TokenKind::Input),
         ("output_cost_per_reasoning_token", TokenKind::Reasoning),
         ("output_cost_per_token", TokenKind::Output),
+        ("input_cost_per_audio_token", TokenKind::AudioInput),
+        ("output_cost_per_audio_token", TokenKind::AudioOutput),
     ];
 
     fn parse(key: &str) -> Option<PriceKey> {
@@ -438,13 +445,22 @@ mod tests {
             key("output_cost_per_reasoning_token"),
             Some((Reasoning, Standard, None))
         );
+        assert_eq!(
+            key("input_cost_per_audio_token"),
+            Some((AudioInput, Standard, None))
+        );
+        assert_eq!(
+            key("output_cost_per_audio_token_above_200k_tokens"),
+            Some((AudioOutput, Standard, Some(200_000)))
+        );
         for unknown in [
             "input_cost_per_token_cache_hit",
             "input_cost_per_image",
             "output_cost_per_second",
             "input_cost_per_token_above_k_tokens",
             "input_cost_per_token_flex_flex",
-            "input_cost_per_audio_token",
+            "input_cost_per_audio_per_second",
+            "cache_read_input_audio_token_cost",
         ] {
             assert_eq!(key(unknown), None, "{unknown}");
         }

@@ -12,7 +12,8 @@
 //! aliases = ["gpt-4o-latest"]
 //! input = "2.50"               # required
 //! output = "10.00"
-//! cache_read = "1.25"          # optional: cache_read, cache_write, cache_write_1h, reasoning
+//! cache_read = "1.25"          # optional: cache_read, cache_write, cache_write_1h, reasoning,
+//!                              # audio_input, audio_output
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
 //!
 //! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
@@ -104,6 +105,8 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             cache_write: read(&spec.cache_write)?,
             cache_write_1h: read(&spec.cache_write_1h)?,
             reasoning: read(&spec.reasoning)?,
+            audio_input: read(&spec.audio_input)?,
+            audio_output: read(&spec.audio_output)?,
         })
     };
     let schedule = |spec: &PricesSpec| -> Result<PriceSchedule, PriceFileError> {
@@ -197,6 +200,10 @@ struct ModelSpec {
     #[serde(default)]
     reasoning: Option<Spanned<PriceText>>,
     #[serde(default)]
+    audio_input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    audio_output: Option<Spanned<PriceText>>,
+    #[serde(default)]
     tiers: Vec<TierSpec>,
     #[serde(default)]
     batch: Option<PricesSpec>,
@@ -223,6 +230,10 @@ struct PricesSpec {
     #[serde(default)]
     reasoning: Option<Spanned<PriceText>>,
     #[serde(default)]
+    audio_input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    audio_output: Option<Spanned<PriceText>>,
+    #[serde(default)]
     tiers: Vec<TierSpec>,
 }
 
@@ -242,6 +253,10 @@ struct TierSpec {
     cache_write_1h: Option<Spanned<PriceText>>,
     #[serde(default)]
     reasoning: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    audio_input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    audio_output: Option<Spanned<PriceText>>,
 }
 
 /// Copies the price fields of a model or tier table into a [`PricesSpec`]. (serde cannot
@@ -255,6 +270,8 @@ macro_rules! prices_of {
             cache_write: $spec.cache_write.clone(),
             cache_write_1h: $spec.cache_write_1h.clone(),
             reasoning: $spec.reasoning.clone(),
+            audio_input: $spec.audio_input.clone(),
+            audio_output: $spec.audio_output.clone(),
             tiers: $tiers,
         }
     };
