@@ -101,13 +101,14 @@ impl Totals {
         self.unpriced_calls == 0 && self.rejected_calls == 0
     }
 
-    /// Adds `other` into `self`, field by field. Token counts saturate at `u64::MAX`; money is
-    /// exact up to ±1.7 × 10¹⁴ USD per total (this hot path does not check that bound: no real
-    /// spend reaches it).
+    /// Adds `other` into `self`, field by field: exact up to 2⁶⁴ − 1 per count and ±1.7 × 10¹⁴
+    /// USD per amount. This hot path does not check those bounds (beyond them a total wraps):
+    /// a call has at most 10⁹ tokens of each kind, so reaching them takes some 10¹⁰ calls of a
+    /// billion tokens each, and no real spend does.
     #[inline]
     pub fn add(&mut self, other: &Totals) {
         fn add_u64(a: &mut u64, b: u64) {
-            *a = a.saturating_add(b);
+            *a = a.wrapping_add(b);
         }
         fn add_money(a: &mut Money, b: Money) {
             *a = Money::from_units(a.units().wrapping_add(b.units()));
