@@ -234,6 +234,43 @@ fn openai_audio_tokens_are_apart_and_cached_audio_is_a_cache_read() {
 }
 
 #[test]
+fn openai_realtime_splits_cached_audio() {
+    // A voice turn: 5 000 input tokens (1 000 text, 4 000 audio), 3 500 of them cached (500
+    // text, 3 000 audio); 800 output tokens, 700 of them audio.
+    let event = json!({
+        "type": "response.done",
+        "response": {
+            "object": "realtime.response", "status": "completed",
+            "usage": {
+                "total_tokens": 5800, "input_tokens": 5000, "output_tokens": 800,
+                "input_token_details": {
+                    "cached_tokens": 3500, "text_tokens": 1000, "audio_tokens": 4000,
+                    "cached_tokens_details": {"text_tokens": 500, "audio_tokens": 3000}
+                },
+                "output_token_details": {"text_tokens": 100, "audio_tokens": 700}
+            }
+        }
+    });
+    let expected = Usage {
+        input: 5000,
+        cache_read: 3500,
+        audio_input: 1000,
+        output: 800,
+        audio_output: 700,
+        ..Usage::default()
+    };
+    assert_eq!(openai::realtime_from_json(&event), Ok(expected));
+    assert_eq!(openai::realtime_from_json(&event["response"]), Ok(expected));
+    assert_eq!(
+        openai::realtime_from_json(&event["response"]["usage"]),
+        Ok(expected)
+    );
+    let typed: openai::RealtimeUsage =
+        serde_json::from_value(event["response"]["usage"].clone()).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+}
+
+#[test]
 fn gemini_audio_by_modality() {
     // 10 000 prompt tokens: 6 000 audio of which 2 000 cached; the candidates hold 300 audio
     // tokens (a native-audio model).

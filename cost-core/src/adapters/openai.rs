@@ -1,9 +1,10 @@
-//! OpenAI: Chat Completions and Responses usage. Both are already inclusive. Both responses
-//! also say the service tier that served them (`service_tier`).
+//! OpenAI: Chat Completions, Responses and Realtime usage, all already inclusive. Chat
+//! Completions and Responses also say the service tier that served them (`service_tier`).
 //!
-//! Chat Completions reports audio tokens (`gpt-4o-audio-preview`, `gpt-realtime` and the like)
-//! in `prompt_tokens_details.audio_tokens` and `completion_tokens_details.audio_tokens`; they
-//! become [`Usage::audio_input`] and [`Usage::audio_output`]. Cached audio is priced as cache
+//! Audio tokens (`gpt-4o-audio-preview`, `gpt-realtime` and the like) are reported in the
+//! details (`prompt_tokens_details.audio_tokens` and `completion_tokens_details.audio_tokens` in
+//! Chat Completions, `input_token_details`/`output_token_details` in Realtime); they become
+//! [`Usage::audio_input`] and [`Usage::audio_output`]. Cached audio is priced as cache
 //! reads: where the response does not say how many cached tokens were audio
 //! (`cached_tokens_details.audio_tokens`), the uncached audio is taken as at most the uncached
 //! prompt, which bounds the cost from above.
@@ -73,25 +74,41 @@ pub struct ChatCompletion {
     pub service_tier: Option<String>,
 }
 
+/// The inclusive usage of OpenAI's counts, the same in every API under different names:
+/// prompt and completion tokens, and their details.
+fn inclusive(
+    input: u64,
+    output: u64,
+    prompt: Option<&PromptTokensDetails>,
+    completion: Option<&CompletionTokensDetails>,
+) -> Usage {
+    let prompt = prompt.cloned().unwrap_or_default();
+    let completion = completion.cloned().unwrap_or_default();
+    Usage {
+        input,
+        cache_read: prompt.cached_tokens,
+        output,
+        reasoning: completion.reasoning_tokens,
+        audio_input: uncached_audio(
+            prompt.audio_tokens,
+            prompt.cached_tokens_details.and_then(|d| d.audio_tokens),
+            input,
+            prompt.cached_tokens,
+        ),
+        audio_output: completion.audio_tokens,
+        ..Usage::default()
+    }
+}
+
 impl ChatUsage {
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
-        let prompt = self.prompt_tokens_details.clone().unwrap_or_default();
-        let completion = self.completion_tokens_details.clone().unwrap_or_default();
-        Usage {
-            input: self.prompt_tokens,
-            cache_read: prompt.cached_tokens,
-            output: self.completion_tokens,
-            reasoning: completion.reasoning_tokens,
-            audio_input: uncached_audio(
-                prompt.audio_tokens,
-                prompt.cached_tokens_details.and_then(|d| d.audio_tokens),
-                self.prompt_tokens,
-                prompt.cached_tokens,
-            ),
-            audio_output: completion.audio_tokens,
-            ..Usage::default()
-        }
+        inclusive(
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.prompt_tokens_details.as_ref(),
+            self.completion_tokens_details.as_ref(),
+        )
     }
 }
 
@@ -134,19 +151,12 @@ pub struct ResponsesUsage {
 impl ResponsesUsage {
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
-        Usage {
-            input: self.input_tokens,
-            cache_read: self
-                .input_tokens_details
-                .as_ref()
-                .map_or(0, |d| d.cached_tokens),
-            output: self.output_tokens,
-            reasoning: self
-                .output_tokens_details
-                .as_ref()
-                .map_or(0, |d| d.reasoning_tokens),
-            ..Usage::default()
-        }
+        inclusive(
+            self.input_tokens,
+            self.output_tokens,
+            self.input_tokens_details.as_ref(),
+            self.output_tokens_details.as_ref(),
+        )
     }
 }
 
@@ -168,6 +178,41 @@ pub struct Response {
     pub service_tier: Option<String>,
 }
 
+/// `usage` of a Realtime API response (the `response.done` event's `response.usage`): audio
+/// and cached audio counted apart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RealtimeUsage {
+    /// Every input token (text, audio and image; cached ones included).
+    pub input_tokens: u64,
+    /// Every output token (text and audio).
+    pub output_tokens: u64,
+    /// `input_tokens + output_tokens`.
+    pub total_tokens: u64,
+    /// Breakdown of the input.
+    pub input_token_details: Option<PromptTokensDetails>,
+    /// Breakdown of the output.
+    pub output_token_details: Option<CompletionTokensDetails>,
+}
+
+impl RealtimeUsage {
+    /// The inclusive usage.
+    pub fn to_usage(&self) -> Usage {
+        inclusive(
+            self.input_tokens,
+            self.output_tokens,
+            self.input_token_details.as_ref(),
+            self.output_token_details.as_ref(),
+        )
+    }
+}
+
+impl TokenUsage for RealtimeUsage {
+    fn token_usage(&self) -> Option<Usage> {
+        Some(self.to_usage())
+    }
+}
+
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
         self.usage.as_ref().map(ResponsesUsage::to_usage)
@@ -185,40 +230,59 @@ impl TokenUsage for Response {
 /// Reads a Chat Completions response or its `usage` object.
 pub fn chat_from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usage", "prompt_tokens")?;
-    let input = count(usage, &["prompt_tokens"])?;
-    let cache_read = count(usage, &["prompt_tokens_details", "cached_tokens"])?;
-    let cached_audio = count_if_present(
+    inclusive_from_json(
         usage,
-        &[
-            "prompt_tokens_details",
-            "cached_tokens_details",
-            "audio_tokens",
-        ],
-    )?;
-    checked(Usage {
-        input,
-        cache_read,
-        output: count(usage, &["completion_tokens"])?,
-        reasoning: count(usage, &["completion_tokens_details", "reasoning_tokens"])?,
-        audio_input: uncached_audio(
-            count(usage, &["prompt_tokens_details", "audio_tokens"])?,
-            cached_audio,
-            input,
-            cache_read,
-        ),
-        audio_output: count(usage, &["completion_tokens_details", "audio_tokens"])?,
-        ..Usage::default()
-    })
+        ["prompt_tokens", "completion_tokens"],
+        ["prompt_tokens_details", "completion_tokens_details"],
+    )
 }
 
 /// Reads a Responses API response or its `usage` object.
 pub fn responses_from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usage", "input_tokens")?;
+    inclusive_from_json(
+        usage,
+        ["input_tokens", "output_tokens"],
+        ["input_tokens_details", "output_tokens_details"],
+    )
+}
+
+/// Reads a Realtime API `response.done` event, its `response`, or the response's `usage`.
+pub fn realtime_from_json(value: &Value) -> Result<Usage, AdapterError> {
+    let response = value
+        .get("response")
+        .filter(|r| r.is_object())
+        .unwrap_or(value);
+    let usage = usage_object(response, "usage", "input_tokens")?;
+    inclusive_from_json(
+        usage,
+        ["input_tokens", "output_tokens"],
+        ["input_token_details", "output_token_details"],
+    )
+}
+
+/// [`inclusive`] from JSON: `counts` names the input and output counts, `details` their
+/// breakdowns.
+fn inclusive_from_json(
+    usage: &Value,
+    [input, output]: [&str; 2],
+    [prompt, completion]: [&str; 2],
+) -> Result<Usage, AdapterError> {
+    let input_tokens = count(usage, &[input])?;
+    let cache_read = count(usage, &[prompt, "cached_tokens"])?;
+    let cached_audio = count_if_present(usage, &[prompt, "cached_tokens_details", "audio_tokens"])?;
     checked(Usage {
-        input: count(usage, &["input_tokens"])?,
-        cache_read: count(usage, &["input_tokens_details", "cached_tokens"])?,
-        output: count(usage, &["output_tokens"])?,
-        reasoning: count(usage, &["output_tokens_details", "reasoning_tokens"])?,
+        input: input_tokens,
+        cache_read,
+        output: count(usage, &[output])?,
+        reasoning: count(usage, &[completion, "reasoning_tokens"])?,
+        audio_input: uncached_audio(
+            count(usage, &[prompt, "audio_tokens"])?,
+            cached_audio,
+            input_tokens,
+            cache_read,
+        ),
+        audio_output: count(usage, &[completion, "audio_tokens"])?,
         ..Usage::default()
     })
 }

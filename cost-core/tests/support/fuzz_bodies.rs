@@ -10,7 +10,12 @@ use serde_json::Value;
 pub(crate) fn exercise_table(table: &PriceTable) {
     for entry in table.entries() {
         for tier in ServiceTier::ALL {
-            for usage in [Usage::new(1_000, 100), Usage::new(300_000, 100)] {
+            let audio = Usage {
+                audio_input: 500,
+                audio_output: 50,
+                ..Usage::new(1_000, 100)
+            };
+            for usage in [Usage::new(1_000, 100), Usage::new(300_000, 100), audio] {
                 let _ = table.quote(&entry.key, &usage, tier);
             }
         }
@@ -23,6 +28,7 @@ pub(crate) fn exercise_adapters(value: &Value) {
     for usage in [
         openai::chat_from_json(value),
         openai::responses_from_json(value),
+        openai::realtime_from_json(value),
         anthropic::from_json(value),
         gemini::from_json(value),
     ]
