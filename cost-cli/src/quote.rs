@@ -24,7 +24,7 @@ pub(crate) struct Pricing<'a> {
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
-const TOKEN_FIELDS: [(&str, TokenKind); 8] = [
+const TOKEN_FIELDS: [(&str, TokenKind); 9] = [
     ("input_tokens", TokenKind::Input),
     ("output_tokens", TokenKind::Output),
     ("cache_read_tokens", TokenKind::CacheRead),
@@ -33,6 +33,7 @@ const TOKEN_FIELDS: [(&str, TokenKind); 8] = [
     ("reasoning_tokens", TokenKind::Reasoning),
     ("audio_input_tokens", TokenKind::AudioInput),
     ("audio_output_tokens", TokenKind::AudioOutput),
+    ("cache_read_audio_tokens", TokenKind::CacheReadAudio),
 ];
 
 #[derive(Serialize)]

@@ -31,6 +31,7 @@ fn line() -> impl Strategy<Value = String> {
         Just("reasoning_tokens"),
         Just("audio_input_tokens"),
         Just("audio_output_tokens"),
+        Just("cache_read_audio_tokens"),
         Just("service_tier"),
         Just("other"),
     ];

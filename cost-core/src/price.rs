@@ -13,7 +13,8 @@
 //!   uses the 5-minute write price. An absent reasoning price uses the output price. An absent
 //!   audio input price bills uncached audio prompt tokens at the input price, an absent audio
 //!   output price audio completion tokens at the output price (models that price audio as
-//!   text declare none). An explicit `0` stays `0`. An absent *output* price makes a call with output tokens
+//!   text declare none), an absent cached-audio price cached audio tokens at the cache-read
+//!   price. An explicit `0` stays `0`. An absent *output* price makes a call with output tokens
 //!   [`CostError::MissingPrice`]: never billed as free.
 //! - **Service tiers** (batch, flex, priority). A variant lists the prices that differ; for each
 //!   component the order of lookup is: the variant's tiered price, the standard tiered price, the
@@ -49,6 +50,8 @@ pub struct ComponentPrices {
     pub audio_input: Option<TokenPrice>,
     /// Audio completion tokens.
     pub audio_output: Option<TokenPrice>,
+    /// Audio prompt tokens read from the cache.
+    pub cache_read_audio: Option<TokenPrice>,
 }
 
 impl ComponentPrices {
@@ -63,6 +66,7 @@ impl ComponentPrices {
             TokenKind::Reasoning => self.reasoning,
             TokenKind::AudioInput => self.audio_input,
             TokenKind::AudioOutput => self.audio_output,
+            TokenKind::CacheReadAudio => self.cache_read_audio,
         }
     }
 
@@ -77,6 +81,7 @@ impl ComponentPrices {
             TokenKind::Reasoning => &mut self.reasoning,
             TokenKind::AudioInput => &mut self.audio_input,
             TokenKind::AudioOutput => &mut self.audio_output,
+            TokenKind::CacheReadAudio => &mut self.cache_read_audio,
         };
         *slot = Some(price);
     }
@@ -228,6 +233,8 @@ pub struct Rates {
     pub audio_input: TokenPrice,
     /// Audio output; `None` when neither audio output nor output price is declared.
     pub audio_output: Option<TokenPrice>,
+    /// Cache reads of audio.
+    pub cache_read_audio: TokenPrice,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -285,7 +292,7 @@ pub enum CostError {
 pub struct CostBreakdown {
     /// Uncached text input tokens × input price.
     pub uncached_input: Money,
-    /// Cache-read tokens × cache-read price.
+    /// Cache-read tokens × cache-read price (cached audio at the cached-audio price).
     pub cache_read: Money,
     /// 5-minute cache-write tokens × cache-write price.
     pub cache_write: Money,
@@ -295,7 +302,8 @@ pub struct CostBreakdown {
     pub output: Money,
     /// Reasoning tokens × reasoning price.
     pub reasoning: Money,
-    /// Saved by cache reads against the uncached input price (not part of the total).
+    /// Saved by cache reads against the uncached input price (audio's against the audio input
+    /// price; not part of the total).
     pub cache_savings: Money,
     /// Uncached audio input tokens × audio input price.
     pub audio_input: Money,
@@ -443,7 +451,13 @@ impl ModelPrice {
         };
         let uncached = usage.uncached_input();
         let visible_output = usage.visible_output();
-        let cache_read = times(rates.cache_read, usage.cache_read)?;
+        let cached_text = usage.cache_read.saturating_sub(usage.cache_read_audio);
+        let cache_read = times(rates.cache_read, cached_text)?
+            .checked_add(times(rates.cache_read_audio, usage.cache_read_audio)?)
+            .ok_or(CostError::Overflow)?;
+        let uncached_price_of_cache_reads = times(rates.input, cached_text)?
+            .checked_add(times(rates.audio_input, usage.cache_read_audio)?)
+            .ok_or(CostError::Overflow)?;
         let breakdown = CostBreakdown {
             uncached_input: times(rates.input, uncached)?,
             cache_read,
@@ -451,7 +465,7 @@ impl ModelPrice {
             cache_write_1h: times(rates.cache_write_1h, usage.cache_write_1h)?,
             output: need(rates.output, TokenKind::Output, visible_output)?,
             reasoning: need(rates.reasoning, TokenKind::Reasoning, usage.reasoning)?,
-            cache_savings: times(rates.input, usage.cache_read)?
+            cache_savings: uncached_price_of_cache_reads
                 .checked_sub(cache_read)
                 .ok_or(CostError::Overflow)?,
             audio_input: times(rates.audio_input, usage.audio_input)?,
@@ -518,15 +532,17 @@ fn derive_rates(
     let input = declared(TokenKind::Input).unwrap_or_default();
     let output = declared(TokenKind::Output);
     let cache_write = declared(TokenKind::CacheWrite).unwrap_or(input);
+    let cache_read = declared(TokenKind::CacheRead).unwrap_or(input);
     Rates {
         input,
         output,
-        cache_read: declared(TokenKind::CacheRead).unwrap_or(input),
+        cache_read,
         cache_write,
         cache_write_1h: declared(TokenKind::CacheWrite1h).unwrap_or(cache_write),
         reasoning: declared(TokenKind::Reasoning).or(output),
         audio_input: declared(TokenKind::AudioInput).unwrap_or(input),
         audio_output: declared(TokenKind::AudioOutput).or(output),
+        cache_read_audio: declared(TokenKind::CacheReadAudio).unwrap_or(cache_read),
     }
 }
 
@@ -755,6 +771,49 @@ mod tests {
                 tokens: 5
             })
         );
+    }
+
+    #[test]
+    fn cached_audio_has_a_price_of_its_own_and_saves_against_the_audio_price() {
+        // gpt-realtime-mini's shape: a cached audio token costs 5 times a cached text one.
+        let model = ModelPrice::flat(ComponentPrices {
+            input: p("0.60"),
+            cache_read: p("0.06"),
+            output: p("2.40"),
+            audio_input: p("10"),
+            audio_output: p("20"),
+            cache_read_audio: p("0.30"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let usage = Usage {
+            input: 10_000,
+            cache_read: 8_000,
+            cache_read_audio: 7_000,
+            audio_input: 1_500,
+            output: 500,
+            audio_output: 400,
+            ..Default::default()
+        };
+        let q = model
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // 1 000 cached text tokens × 0.06e-6 + 7 000 cached audio tokens × 0.30e-6.
+        assert_eq!(q.breakdown.cache_read, usd("0.00216"));
+        // 500 × 0.6e-6 + 0.00216 + 1 500 × 10e-6 + 100 × 2.4e-6 + 400 × 20e-6.
+        assert_eq!(q.total(), usd("0.0257"));
+        // Against 0.6e-6 for the text, 10e-6 for the audio.
+        assert_eq!(q.breakdown.cache_savings, usd("0.06844"));
+        // Without a cached-audio price, cached audio is a cache read like any other.
+        let plain = ModelPrice::flat(ComponentPrices {
+            cache_read_audio: None,
+            ..model.standard().base
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let q = plain
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.breakdown.cache_read, usd("0.00048"));
     }
 
     #[test]

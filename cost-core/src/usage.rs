@@ -18,8 +18,9 @@ pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
 ///
 /// Audio tokens (OpenAI's `audio_tokens`, Gemini's `AUDIO` modality) cost several times text
 /// tokens on some models: `audio_input` counts the audio prompt tokens *not* read from the
-/// cache (cached audio is in `cache_read`, priced as cache reads, as providers bill it), and
-/// `audio_output` the audio completion tokens (never reasoning). Text tokens are the rest.
+/// cache, `cache_read_audio` the audio ones read from it (part of `cache_read`: some models
+/// price a cached audio token above a cached text one), and `audio_output` the audio completion
+/// tokens (never reasoning). Text tokens are the rest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Usage {
@@ -39,6 +40,8 @@ pub struct Usage {
     pub audio_input: u64,
     /// Completion tokens of audio.
     pub audio_output: u64,
+    /// Prompt tokens of audio read from the cache (part of `cache_read`).
+    pub cache_read_audio: u64,
 }
 
 /// Which field of a [`Usage`] a problem is about.
@@ -61,11 +64,13 @@ pub enum TokenKind {
     AudioInput,
     /// [`Usage::audio_output`].
     AudioOutput,
+    /// [`Usage::cache_read_audio`].
+    CacheReadAudio,
 }
 
 impl TokenKind {
     /// Every kind, in the order of [`Usage`]'s fields.
-    pub const ALL: [TokenKind; 8] = [
+    pub const ALL: [TokenKind; 9] = [
         TokenKind::Input,
         TokenKind::CacheRead,
         TokenKind::CacheWrite,
@@ -74,6 +79,7 @@ impl TokenKind {
         TokenKind::Reasoning,
         TokenKind::AudioInput,
         TokenKind::AudioOutput,
+        TokenKind::CacheReadAudio,
     ];
 
     /// The snake_case name used in files and output (`cache_write_1h`).
@@ -87,6 +93,7 @@ impl TokenKind {
             TokenKind::Reasoning => "reasoning",
             TokenKind::AudioInput => "audio_input",
             TokenKind::AudioOutput => "audio_output",
+            TokenKind::CacheReadAudio => "cache_read_audio",
         }
     }
 }
@@ -148,6 +155,16 @@ pub enum UsageError {
         /// The reported reasoning.
         reasoning: u64,
     },
+    /// Cached audio prompt tokens are part of the cache reads.
+    #[error(
+        "inconsistent usage: cache_read_audio ({cache_read_audio}) exceeds cache_read ({cache_read}); cache_read counts every prompt token read from the cache, audio included"
+    )]
+    CachedAudioExceedsCacheRead {
+        /// The reported cache reads.
+        cache_read: u64,
+        /// The reported cached audio.
+        cache_read_audio: u64,
+    },
     /// A count above [`MAX_TOKENS_PER_CALL`].
     #[error(
         "absurd usage: {kind} = {value} tokens is above the limit of {MAX_TOKENS_PER_CALL} for one call"
@@ -172,6 +189,7 @@ impl Usage {
             reasoning: 0,
             audio_input: 0,
             audio_output: 0,
+            cache_read_audio: 0,
         }
     }
 
@@ -186,6 +204,7 @@ impl Usage {
             TokenKind::Reasoning => self.reasoning,
             TokenKind::AudioInput => self.audio_input,
             TokenKind::AudioOutput => self.audio_output,
+            TokenKind::CacheReadAudio => self.cache_read_audio,
         }
     }
 
@@ -200,6 +219,7 @@ impl Usage {
             TokenKind::Reasoning => self.reasoning = value,
             TokenKind::AudioInput => self.audio_input = value,
             TokenKind::AudioOutput => self.audio_output = value,
+            TokenKind::CacheReadAudio => self.cache_read_audio = value,
         }
     }
 
@@ -232,6 +252,12 @@ impl Usage {
                 input: self.input,
                 audio_input: self.audio_input,
                 cached,
+            });
+        }
+        if self.cache_read_audio > self.cache_read {
+            return Err(UsageError::CachedAudioExceedsCacheRead {
+                cache_read: self.cache_read,
+                cache_read_audio: self.cache_read_audio,
             });
         }
         if self.audio_output + self.reasoning > self.output {
@@ -279,6 +305,7 @@ impl Usage {
             reasoning: self.reasoning.saturating_add(other.reasoning),
             audio_input: self.audio_input.saturating_add(other.audio_input),
             audio_output: self.audio_output.saturating_add(other.audio_output),
+            cache_read_audio: self.cache_read_audio.saturating_add(other.cache_read_audio),
         }
     }
 }
@@ -358,6 +385,17 @@ mod tests {
                 input: 100,
                 audio_input: 41,
                 cached: 60
+            })
+        );
+        let cached_audio_beyond_the_cache = Usage {
+            cache_read_audio: 61,
+            ..usage
+        };
+        assert_eq!(
+            cached_audio_beyond_the_cache.validate(),
+            Err(UsageError::CachedAudioExceedsCacheRead {
+                cache_read: 60,
+                cache_read_audio: 61
             })
         );
         let too_much_audio_out = Usage {

@@ -199,7 +199,8 @@ fn gemini_with_thoughts_and_cached_content() {
 #[test]
 fn openai_audio_tokens_are_apart_and_cached_audio_is_a_cache_read() {
     // gpt-4o-audio-preview: 1 000 prompt tokens of which 700 audio, 400 cached (not split by
-    // modality): at most 600 audio tokens were not cached. 500 completion tokens, 450 audio.
+    // modality): taken as text first, at most 600 audio tokens were not cached and at least 100
+    // were. 500 completion tokens, 450 audio.
     let response = json!({
         "model": "gpt-4o-audio-preview-2025-06-03",
         "usage": {
@@ -212,6 +213,7 @@ fn openai_audio_tokens_are_apart_and_cached_audio_is_a_cache_read() {
         input: 1000,
         cache_read: 400,
         audio_input: 600,
+        cache_read_audio: 100,
         output: 500,
         audio_output: 450,
         ..Usage::default()
@@ -226,6 +228,7 @@ fn openai_audio_tokens_are_apart_and_cached_audio_is_a_cache_read() {
         json!({"text_tokens": 100, "audio_tokens": 300});
     let exact = Usage {
         audio_input: 400,
+        cache_read_audio: 300,
         ..expected
     };
     assert_eq!(openai::chat_from_json(&split), Ok(exact));
@@ -254,6 +257,7 @@ fn openai_realtime_splits_cached_audio() {
     let expected = Usage {
         input: 5000,
         cache_read: 3500,
+        cache_read_audio: 3000,
         audio_input: 1000,
         output: 800,
         audio_output: 700,
@@ -290,6 +294,7 @@ fn gemini_audio_by_modality() {
     let expected = Usage {
         input: 10000,
         cache_read: 3000,
+        cache_read_audio: 2000,
         audio_input: 4000,
         output: 400,
         audio_output: 300,

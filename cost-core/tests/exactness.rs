@@ -20,7 +20,7 @@ fn units(mantissa: u64, exponent: u32) -> i128 {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 6]>()).prop_map(|(input, output, split)| {
+    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 7]>()).prop_map(|(input, output, split)| {
         let cache_read = input / 255 * u64::from(split[0] / 3);
         let rest = input - cache_read;
         let cache_write = rest / 255 * u64::from(split[1] / 3);
@@ -36,6 +36,7 @@ fn usage() -> impl Strategy<Value = Usage> {
             reasoning,
             audio_input: uncached / 255 * u64::from(split[4]),
             audio_output: (output - reasoning) / 255 * u64::from(split[5]),
+            cache_read_audio: cache_read / 255 * u64::from(split[6]),
         }
     })
 }
@@ -86,6 +87,7 @@ proptest! {
         (cm, ce) in price_parts(),
         (am, ae) in price_parts(),
         (aom, aoe) in price_parts(),
+        (cam, cae) in price_parts(),
     ) {
         let model = ModelPrice::flat(ComponentPrices {
             input: Some(price(im, ie)),
@@ -93,6 +95,7 @@ proptest! {
             cache_read: Some(price(cm, ce)),
             audio_input: Some(price(am, ae)),
             audio_output: Some(price(aom, aoe)),
+            cache_read_audio: Some(price(cam, cae)),
             ..ComponentPrices::default()
         }).unwrap_or_else(|e| panic!("{e}"));
         let priced = model.cost(&usage, ServiceTier::Standard).unwrap_or_else(|e| panic!("{e}"));
@@ -105,12 +108,17 @@ proptest! {
         // Independent: cache writes bill at the input price; reasoning at the output price;
         // audio at the audio prices.
         let expected = i128::from(usage.input - usage.cache_read - usage.audio_input) * units(im, ie)
-            + i128::from(usage.cache_read) * units(cm, ce)
+            + i128::from(usage.cache_read - usage.cache_read_audio) * units(cm, ce)
+            + i128::from(usage.cache_read_audio) * units(cam, cae)
             + i128::from(usage.audio_input) * units(am, ae)
             + i128::from(usage.output - usage.audio_output) * units(om, oe)
             + i128::from(usage.audio_output) * units(aom, aoe);
         prop_assert_eq!(priced.total().units(), expected);
-        prop_assert_eq!(b.cache_savings.units(), i128::from(usage.cache_read) * (units(im, ie) - units(cm, ce)));
+        prop_assert_eq!(
+            b.cache_savings.units(),
+            i128::from(usage.cache_read - usage.cache_read_audio) * (units(im, ie) - units(cm, ce))
+                + i128::from(usage.cache_read_audio) * (units(am, ae) - units(cam, cae))
+        );
     }
 
     #[test]

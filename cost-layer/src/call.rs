@@ -19,7 +19,7 @@ use crate::totals::Scope;
 /// The fields of one `#[llm_call]` span, looked up once.
 struct SpanFields {
     /// The usage and response model, in the order of [`CALL_FIELD_NAMES`].
-    usage: [Field; 9],
+    usage: [Field; 10],
     service_tier: Field,
     error: Field,
 }
@@ -44,9 +44,10 @@ impl CallFields {
     fn get(&self, fieldset: &FieldSet) -> Option<&SpanFields> {
         self.fields
             .get_or_init(|| {
-                let [a, b, c, d, e, f, g, h, i] = CALL_FIELD_NAMES.map(|name| fieldset.field(name));
+                let [a, b, c, d, e, f, g, h, i, j] =
+                    CALL_FIELD_NAMES.map(|name| fieldset.field(name));
                 Some(SpanFields {
-                    usage: [a?, b?, c?, d?, e?, f?, g?, h?, i?],
+                    usage: [a?, b?, c?, d?, e?, f?, g?, h?, i?, j?],
                     service_tier: fieldset.field(SERVICE_TIER_FIELD)?,
                     error: fieldset.field(ERROR_FIELD)?,
                 })
@@ -55,10 +56,10 @@ impl CallFields {
     }
 }
 
-/// The eight counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
+/// The nine counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
 /// fields as integers but `u64` ones as text. A count beyond `i64::MAX` is absurd either way
 /// (the layer rejects it) and stays absurd.
-fn signed_counts(usage: &Usage) -> [i64; 8] {
+fn signed_counts(usage: &Usage) -> [i64; 9] {
     TokenKind::ALL.map(|kind| i64::try_from(usage.get(kind)).unwrap_or(i64::MAX))
 }
 
@@ -94,7 +95,8 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
         (&usage_fields[5], count(5)),
         (&usage_fields[6], count(6)),
         (&usage_fields[7], count(7)),
-        (&usage_fields[8], model.as_ref().map(|m| m as &dyn Value)),
+        (&usage_fields[8], count(8)),
+        (&usage_fields[9], model.as_ref().map(|m| m as &dyn Value)),
         (
             &span_fields.service_tier,
             tier.as_ref().map(|t| t as &dyn Value),
@@ -164,9 +166,9 @@ pub fn record_usage(usage: &Usage) {
     };
     let counts = signed_counts(usage);
     let fields = target.metadata().fields();
-    let [a, b, c, d, e, f, g, h, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
-    if let (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f), Some(g), Some(h)) =
-        (a, b, c, d, e, f, g, h)
+    let [a, b, c, d, e, f, g, h, i, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
+    if let (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f), Some(g), Some(h), Some(i)) =
+        (a, b, c, d, e, f, g, h, i)
     {
         // One record for every kind (the span `#[llm_call]` opens), so readers see the usage
         // change at once rather than kind by kind.
@@ -180,6 +182,7 @@ pub fn record_usage(usage: &Usage) {
             (&f, value(5)),
             (&g, value(6)),
             (&h, value(7)),
+            (&i, value(8)),
         ]));
     } else {
         for (name, count) in CALL_FIELD_NAMES.iter().zip(counts) {

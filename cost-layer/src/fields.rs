@@ -14,6 +14,7 @@
 //! | reasoning | `gen_ai.usage.reasoning.output_tokens` |
 //! | audio input (not read from the cache) | `cost.usage.audio_input_tokens` |
 //! | audio output | `cost.usage.audio_output_tokens` |
+//! | audio cache reads (part of the cache reads) | `cost.usage.cache_read_audio_tokens` |
 //! | request model | `gen_ai.request.model`, `llm.model` |
 //! | response model (wins when recorded) | `gen_ai.response.model` |
 //! | operation | `gen_ai.operation.name` (`invoke_agent` makes an agent) |
@@ -107,6 +108,10 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
         "cost.usage.audio_output_tokens",
         FieldRole::Tokens(TokenKind::AudioOutput),
     ),
+    (
+        "cost.usage.cache_read_audio_tokens",
+        FieldRole::Tokens(TokenKind::CacheReadAudio),
+    ),
     ("gen_ai.request.model", FieldRole::RequestModel),
     ("llm.model", FieldRole::RequestModel),
     ("gen_ai.response.model", FieldRole::ResponseModel),
@@ -195,9 +200,9 @@ impl FieldNames {
 }
 
 /// Names of the fields `#[llm_call]` records on return, in the order of
-/// [`CALL_FIELD_NAMES`]: the eight token kinds of [`cost_core::Usage`] (in the order of
+/// [`CALL_FIELD_NAMES`]: the nine token kinds of [`cost_core::Usage`] (in the order of
 /// [`TokenKind::ALL`]), then the response model.
-pub(crate) const CALL_FIELD_NAMES: [&str; 9] = [
+pub(crate) const CALL_FIELD_NAMES: [&str; 10] = [
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
@@ -206,6 +211,7 @@ pub(crate) const CALL_FIELD_NAMES: [&str; 9] = [
     "gen_ai.usage.reasoning.output_tokens",
     "cost.usage.audio_input_tokens",
     "cost.usage.audio_output_tokens",
+    "cost.usage.cache_read_audio_tokens",
     "gen_ai.response.model",
 ];
 
@@ -220,7 +226,10 @@ pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
         TokenKind::CacheWrite => Some(CALL_FIELD_NAMES[2]),
         TokenKind::Output => Some(CALL_FIELD_NAMES[4]),
         TokenKind::Reasoning => Some(CALL_FIELD_NAMES[5]),
-        TokenKind::CacheWrite1h | TokenKind::AudioInput | TokenKind::AudioOutput => None,
+        TokenKind::CacheWrite1h
+        | TokenKind::AudioInput
+        | TokenKind::AudioOutput
+        | TokenKind::CacheReadAudio => None,
     }
 }
 
@@ -260,6 +269,7 @@ macro_rules! __llm_call_span {
             gen_ai.usage.reasoning.output_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.audio_input_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.audio_output_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.cache_read_audio_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,

@@ -546,7 +546,7 @@ impl CostLayer {
     fn otel_call_update(
         &self,
         record: &CostRecord,
-        before: (cost_core::Usage, u8),
+        before: (cost_core::Usage, crate::record::KindBits),
     ) -> Option<Vec<opentelemetry::KeyValue>> {
         let observed = &record.observed;
         let changed = (observed.usage, observed.usage_seen) != before;

@@ -218,9 +218,9 @@ impl fmt::Debug for CostRecord {
 pub(crate) struct Observed {
     pub(crate) usage: Usage,
     /// Bit per [`TokenKind`]: a value was recorded.
-    pub(crate) usage_seen: u8,
+    pub(crate) usage_seen: KindBits,
     /// Bit per [`TokenKind`]: the latest value was invalid.
-    pub(crate) usage_invalid: u8,
+    pub(crate) usage_invalid: KindBits,
     pub(crate) request_model: Option<Arc<str>>,
     pub(crate) response_model: Option<Arc<str>>,
     /// `gen_ai.provider.name`.
@@ -278,12 +278,14 @@ impl Observed {
     }
 }
 
-pub(crate) const fn bit(kind: TokenKind) -> u8 {
+/// A set of token kinds, one bit each.
+pub(crate) type KindBits = u16;
+
+pub(crate) const fn bit(kind: TokenKind) -> KindBits {
     1 << (kind as u8)
 }
 
-// One bit per token kind in a `u8`.
-const _: () = assert!(TokenKind::ALL.len() <= u8::BITS as usize);
+const _: () = assert!(TokenKind::ALL.len() <= KindBits::BITS as usize);
 
 /// How the fields of one callsite map to roles. Computed once per callsite (per thread, per
 /// layer) and shared by every span of the callsite.
@@ -294,11 +296,11 @@ pub(crate) struct CallsiteInfo {
     /// Bit per [`TokenKind`] the callsite declares a field for: once all are recorded, the
     /// call's usage is complete.
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-    pub(crate) declared_tokens: u8,
+    pub(crate) declared_tokens: KindBits,
     /// Bit per [`TokenKind`] declared under its OpenTelemetry GenAI name (which
     /// `tracing-opentelemetry` exports as it is).
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
-    pub(crate) declared_otel_tokens: u8,
+    pub(crate) declared_otel_tokens: KindBits,
     pub(crate) declares_session: bool,
     pub(crate) declares_agent: bool,
     /// The callsite has at least one field the layer reads.

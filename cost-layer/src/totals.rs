@@ -122,6 +122,7 @@ impl Totals {
         add_u64(&mut u.reasoning, o.reasoning);
         add_u64(&mut u.audio_input, o.audio_input);
         add_u64(&mut u.audio_output, o.audio_output);
+        add_u64(&mut u.cache_read_audio, o.cache_read_audio);
         let (c, o) = (&mut self.cost, &other.cost);
         add_money(&mut c.uncached_input, o.uncached_input);
         add_money(&mut c.cache_read, o.cache_read);

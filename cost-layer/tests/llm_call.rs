@@ -272,6 +272,23 @@ fn voice_prompt() -> gemini::GenerateContentResponse {
     .unwrap_or_default()
 }
 
+/// The same with 3 000 prompt tokens from the context cache, 2 500 of them audio.
+#[llm_call(model = "gemini-2.5-flash")]
+fn cached_voice_prompt() -> gemini::GenerateContentResponse {
+    serde_json::from_value(serde_json::json!({
+        "modelVersion": "gemini-2.5-flash",
+        "usageMetadata": {
+            "promptTokenCount": 10000, "cachedContentTokenCount": 3000,
+            "candidatesTokenCount": 200, "totalTokenCount": 10200,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 2000},
+                                    {"modality": "AUDIO", "tokenCount": 8000}],
+            "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 500},
+                                   {"modality": "AUDIO", "tokenCount": 2500}]
+        }
+    }))
+    .unwrap_or_default()
+}
+
 #[llm_call(model = "gemini-2.5-flash")]
 fn voice_stream() {
     record_usage(&Usage {
@@ -316,6 +333,15 @@ fn audio_tokens_are_charged_at_the_audio_price() {
     assert_eq!(charged(&calls, "voice_stream"), usd("0.0091"));
     let (_, calls, _) = run(voice_derived);
     assert_eq!(charged(&calls, "voice_derived"), usd("0.0091"));
+    // 1 500 uncached text tokens × 0.30e-6, 500 cached text × 0.03e-6, 2 500 cached audio ×
+    // 0.10e-6, 5 500 uncached audio × 1.00e-6, 200 output × 2.50e-6.
+    let (_, calls, ledger) = run(cached_voice_prompt);
+    assert_eq!(charged(&calls, "cached_voice_prompt"), usd("0.006715"));
+    let totals = ledger.model("gemini-2.5-flash").unwrap_or_default();
+    assert_eq!(
+        (totals.usage.cache_read_audio, totals.cost.cache_read),
+        (2_500, usd("0.000265"))
+    );
 }
 
 #[llm_call(model = "gpt-4o")]

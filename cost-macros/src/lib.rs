@@ -44,7 +44,8 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Implements `TokenUsage` for a struct from its field attributes:
 /// `#[usage(input)]`, `#[usage(output)]`, `#[usage(cache_read)]`, `#[usage(cache_write)]`,
 /// `#[usage(cache_write_1h)]`, `#[usage(reasoning)]`, `#[usage(audio_input)]` (audio prompt
-/// tokens not read from the cache), `#[usage(audio_output)]` on integer or `Option<integer>` fields,
+/// tokens not read from the cache), `#[usage(cache_read_audio)]` (audio prompt tokens read from
+/// it, part of `cache_read`), `#[usage(audio_output)]` on integer or `Option<integer>` fields,
 /// `#[usage(model)]` and `#[usage(service_tier)]` (the tier that served the call, as the provider
 /// spells it: its price depends on it) on a `String`/`&str`/`Option` field, and
 /// `#[usage(flatten)]` on a field whose type implements `TokenUsage`. The container attribute `#[usage(convention = "…")]` says how

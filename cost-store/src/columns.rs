@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 39] = [
+pub(crate) const COLUMNS: [&str; 40] = [
     "at_ms",
     "duration_us",
     "name",
@@ -51,6 +51,7 @@ pub(crate) const COLUMNS: [&str; 39] = [
     "audio_output_tokens",
     "cost_audio_input",
     "cost_audio_output",
+    "cache_read_audio_tokens",
 ];
 
 /// Whether column `i` of [`COLUMNS`] holds money (decimal text).
@@ -76,7 +77,7 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 39], StoreError> {
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 40], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -127,6 +128,7 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         count(r.usage.audio_output, 36)?,
         money(c.audio_input),
         money(c.audio_output),
+        count(r.usage.cache_read_audio, 39)?,
     ])
 }
 
@@ -197,6 +199,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             reasoning: count(23)?,
             audio_input: count(36)?,
             audio_output: count(37)?,
+            cache_read_audio: count(40)?,
         },
         cost: CostBreakdown {
             uncached_input: money(25)?,

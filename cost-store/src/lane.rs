@@ -272,7 +272,7 @@ mod tests {
         tier: u8,
         /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit, 4 cache hit of an unpriced model.
         status: u8,
-        usage: [u64; 8],
+        usage: [u64; 9],
         cost: [i128; 9],
         savings: i128,
         /// Request model, response model, model, price table, provider, operation; session,
@@ -282,7 +282,7 @@ mod tests {
 
     impl Owned {
         fn with_call<R>(&self, f: impl FnOnce(&ClosedCall<'_>) -> R) -> R {
-            let [u0, u1, u2, u3, u4, u5, u6, u7] = self.usage;
+            let [u0, u1, u2, u3, u4, u5, u6, u7, u8] = self.usage;
             let [c0, c1, c2, c3, c4, c5, c6, c7, c8] = self.cost.map(Money::from_units);
             let t = &self.texts;
             let totals = Totals {
@@ -295,6 +295,7 @@ mod tests {
                     reasoning: u5,
                     audio_input: u6,
                     audio_output: u7,
+                    cache_read_audio: u8,
                 },
                 cost: CostBreakdown {
                     uncached_input: c0,
@@ -379,7 +380,7 @@ mod tests {
             parent_span_id: Some(7),
             tier: 1,
             status: 0,
-            usage: [1_000, 0, 0, 0, 100, 0, 0, 0],
+            usage: [1_000, 0, 0, 0, 100, 0, 0, 0, 0],
             cost: [0, 0, 0, 0, 7, 0, 0, 0, 0],
             savings: 0,
             texts: [
@@ -402,7 +403,7 @@ mod tests {
     #[test]
     fn a_call_with_every_part_reads_back() {
         let mut call = sample_call();
-        call.usage = [1, 2, 3, 4, 5, 6, 7, 8];
+        call.usage = [1, 2, 3, 4, 5, 6, 7, 8, 9];
         call.cost = [-1, 2, -3, 4, -5, 6, i128::MAX, 7, -8];
         call.savings = i128::MIN;
         call.parent_span_id = Some(u64::MAX);
@@ -520,7 +521,7 @@ mod tests {
                 prop::option::of(1_u64..),
             ),
             (0_u8..4, 0_u8..5),
-            prop::array::uniform8(count),
+            prop::array::uniform9(count),
             prop::array::uniform9(big.clone()),
             big,
             prop::array::uniform11(text),

@@ -66,7 +66,8 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN audio_input_tokens BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN audio_output_tokens BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN cost_audio_input NUMERIC NOT NULL DEFAULT 0,
-        ADD COLUMN cost_audio_output NUMERIC NOT NULL DEFAULT 0;",
+        ADD COLUMN cost_audio_output NUMERIC NOT NULL DEFAULT 0,
+        ADD COLUMN cache_read_audio_tokens BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.

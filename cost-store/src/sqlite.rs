@@ -66,7 +66,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE llm_calls ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE llm_calls ADD COLUMN audio_output_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE llm_calls ADD COLUMN cost_audio_input TEXT NOT NULL DEFAULT '0';
-    ALTER TABLE llm_calls ADD COLUMN cost_audio_output TEXT NOT NULL DEFAULT '0';",
+    ALTER TABLE llm_calls ADD COLUMN cost_audio_output TEXT NOT NULL DEFAULT '0';
+    ALTER TABLE llm_calls ADD COLUMN cache_read_audio_tokens INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.

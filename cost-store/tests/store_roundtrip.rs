@@ -32,7 +32,7 @@ fn count() -> impl Strategy<Value = u64> {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    prop::array::uniform8(count()).prop_map(|n| Usage {
+    prop::array::uniform9(count()).prop_map(|n| Usage {
         input: n[0],
         cache_read: n[1],
         cache_write: n[2],
@@ -41,6 +41,7 @@ fn usage() -> impl Strategy<Value = Usage> {
         reasoning: n[5],
         audio_input: n[6],
         audio_output: n[7],
+        cache_read_audio: n[8],
     })
 }
 

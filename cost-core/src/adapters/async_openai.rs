@@ -7,7 +7,7 @@ use async_openai::types::chat::{
     ServiceTier,
 };
 
-use super::uncached_audio;
+use super::with_prompt_audio;
 
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
@@ -26,18 +26,16 @@ impl TokenUsage for CompletionUsage {
                 .and_then(field)
                 .map_or(0, u64::from)
         };
-        let input = u64::from(self.prompt_tokens);
-        let cache_read = prompt(|d| d.cached_tokens);
-        Some(Usage {
-            input,
-            cache_read,
+        let usage = Usage {
+            input: u64::from(self.prompt_tokens),
+            cache_read: prompt(|d| d.cached_tokens),
             output: u64::from(self.completion_tokens),
             reasoning: completion(|d| d.reasoning_tokens),
-            // The cached tokens are not split by modality here (see the `openai` adapter).
-            audio_input: uncached_audio(prompt(|d| d.audio_tokens), None, input, cache_read),
             audio_output: completion(|d| d.audio_tokens),
             ..Usage::default()
-        })
+        };
+        // The cached tokens are not split by modality here (see the `openai` adapter).
+        Some(with_prompt_audio(usage, prompt(|d| d.audio_tokens), None))
     }
 }
 

@@ -2,15 +2,15 @@
 //! excludes thoughts, which bill as output.
 //!
 //! Audio, which some models price above text (Gemini 2.5 Flash: input audio at 3⅓ times
-//! text), is read from the counts by modality: the prompt's `AUDIO` count less the cached
-//! content's becomes [`Usage::audio_input`] (where the cached content is not split by modality,
-//! at most the uncached prompt: an upper bound of the cost), the candidates' `AUDIO` count
-//! [`Usage::audio_output`].
+//! text), is read from the counts by modality: the cached content's `AUDIO` count becomes
+//! [`Usage::cache_read_audio`], the rest of the prompt's [`Usage::audio_input`] (where the
+//! cached content is not split by modality, it is taken as text first: an upper bound of the
+//! cost), the candidates' `AUDIO` count [`Usage::audio_output`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdapterError, checked, count, uncached_audio, usage_object};
+use super::{AdapterError, checked, count, usage_object, with_prompt_audio};
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
@@ -73,7 +73,7 @@ pub struct GenerateContentResponse {
 impl UsageMetadata {
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
-        Usage {
+        let usage = Usage {
             // Sums saturate: an overflowing count is absurd and validation refuses it.
             input: self
                 .prompt_token_count
@@ -83,15 +83,14 @@ impl UsageMetadata {
                 .candidates_token_count
                 .saturating_add(self.thoughts_token_count),
             reasoning: self.thoughts_token_count,
-            audio_input: uncached_audio(
-                audio_of(&self.prompt_tokens_details).unwrap_or(0),
-                audio_of(&self.cache_tokens_details),
-                self.prompt_token_count,
-                self.cached_content_token_count,
-            ),
             audio_output: audio_of(&self.candidates_tokens_details).unwrap_or(0),
             ..Usage::default()
-        }
+        };
+        with_prompt_audio(
+            usage,
+            audio_of(&self.prompt_tokens_details).unwrap_or(0),
+            audio_of(&self.cache_tokens_details),
+        )
     }
 }
 
@@ -115,22 +114,20 @@ impl TokenUsage for GenerateContentResponse {
 pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usageMetadata", "promptTokenCount")?;
     let thoughts = count(usage, &["thoughtsTokenCount"])?;
-    let prompt = count(usage, &["promptTokenCount"])?;
-    let cache_read = count(usage, &["cachedContentTokenCount"])?;
-    checked(Usage {
-        input: prompt.saturating_add(count(usage, &["toolUsePromptTokenCount"])?),
-        cache_read,
+    let counts = Usage {
+        input: count(usage, &["promptTokenCount"])?
+            .saturating_add(count(usage, &["toolUsePromptTokenCount"])?),
+        cache_read: count(usage, &["cachedContentTokenCount"])?,
         output: count(usage, &["candidatesTokenCount"])?.saturating_add(thoughts),
         reasoning: thoughts,
-        audio_input: uncached_audio(
-            audio_in(usage, "promptTokensDetails")?.unwrap_or(0),
-            audio_in(usage, "cacheTokensDetails")?,
-            prompt,
-            cache_read,
-        ),
         audio_output: audio_in(usage, "candidatesTokensDetails")?.unwrap_or(0),
         ..Usage::default()
-    })
+    };
+    checked(with_prompt_audio(
+        counts,
+        audio_in(usage, "promptTokensDetails")?.unwrap_or(0),
+        audio_in(usage, "cacheTokensDetails")?,
+    ))
 }
 
 /// The `AUDIO` count of the list `usage[key]`; `None` when the list is absent or empty.

@@ -83,21 +83,20 @@ pub(crate) fn usage_object<'v>(
     }
 }
 
-/// Audio prompt tokens not read from the cache, for [`Usage::audio_input`]: `audio` less the
-/// cached audio tokens when the response splits its cached tokens by modality
-/// (`cached_audio`); else, at most the prompt tokens not read from the cache (`input −
-/// cached`), an upper bound of the cost when some cached tokens were audio (cached audio bills
-/// at the cache-read price, below the audio price).
-pub(crate) fn uncached_audio(
-    audio: u64,
-    cached_audio: Option<u64>,
-    input: u64,
-    cached: u64,
-) -> u64 {
-    match cached_audio {
+/// `usage` with its prompt's `audio` tokens (cached ones included) split into
+/// [`Usage::audio_input`] and [`Usage::cache_read_audio`]: exactly when the response says how
+/// many cached tokens were audio (`cached_audio`); else taking the cached tokens as text first
+/// (the uncached audio at most the uncached prompt), which bounds the cost from above wherever
+/// caching saves more on an audio token than on a text one (every model known: audio costs
+/// several times text, and its cache reads are discounted alike).
+pub(crate) fn with_prompt_audio(mut usage: Usage, audio: u64, cached_audio: Option<u64>) -> Usage {
+    let uncached = match cached_audio {
         Some(cached_audio) => audio.saturating_sub(cached_audio),
-        None => audio.min(input.saturating_sub(cached)),
-    }
+        None => audio.min(usage.input.saturating_sub(usage.cache_read)),
+    };
+    usage.audio_input = uncached;
+    usage.cache_read_audio = cached_audio.unwrap_or(audio - uncached);
+    usage
 }
 
 /// The model a response names: `None` when the field is empty (a response that left it out).

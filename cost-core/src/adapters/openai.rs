@@ -4,15 +4,15 @@
 //! Audio tokens (`gpt-4o-audio-preview`, `gpt-realtime` and the like) are reported in the
 //! details (`prompt_tokens_details.audio_tokens` and `completion_tokens_details.audio_tokens` in
 //! Chat Completions, `input_token_details`/`output_token_details` in Realtime); they become
-//! [`Usage::audio_input`] and [`Usage::audio_output`]. Cached audio is priced as cache
-//! reads: where the response does not say how many cached tokens were audio
-//! (`cached_tokens_details.audio_tokens`), the uncached audio is taken as at most the uncached
-//! prompt, which bounds the cost from above.
+//! [`Usage::audio_input`], [`Usage::cache_read_audio`] and [`Usage::audio_output`]. Where the
+//! response does not say how many cached tokens were audio (`cached_tokens_details.audio_tokens`,
+//! given by Realtime), the cached tokens are taken as text first, which bounds the cost from
+//! above.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdapterError, checked, count, count_if_present, uncached_audio, usage_object};
+use super::{AdapterError, checked, count, count_if_present, usage_object, with_prompt_audio};
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
@@ -84,20 +84,19 @@ fn inclusive(
 ) -> Usage {
     let prompt = prompt.cloned().unwrap_or_default();
     let completion = completion.cloned().unwrap_or_default();
-    Usage {
+    let usage = Usage {
         input,
         cache_read: prompt.cached_tokens,
         output,
         reasoning: completion.reasoning_tokens,
-        audio_input: uncached_audio(
-            prompt.audio_tokens,
-            prompt.cached_tokens_details.and_then(|d| d.audio_tokens),
-            input,
-            prompt.cached_tokens,
-        ),
         audio_output: completion.audio_tokens,
         ..Usage::default()
-    }
+    };
+    with_prompt_audio(
+        usage,
+        prompt.audio_tokens,
+        prompt.cached_tokens_details.and_then(|d| d.audio_tokens),
+    )
 }
 
 impl ChatUsage {
@@ -268,21 +267,17 @@ fn inclusive_from_json(
     [input, output]: [&str; 2],
     [prompt, completion]: [&str; 2],
 ) -> Result<Usage, AdapterError> {
-    let input_tokens = count(usage, &[input])?;
-    let cache_read = count(usage, &[prompt, "cached_tokens"])?;
-    let cached_audio = count_if_present(usage, &[prompt, "cached_tokens_details", "audio_tokens"])?;
-    checked(Usage {
-        input: input_tokens,
-        cache_read,
+    let counts = Usage {
+        input: count(usage, &[input])?,
+        cache_read: count(usage, &[prompt, "cached_tokens"])?,
         output: count(usage, &[output])?,
         reasoning: count(usage, &[completion, "reasoning_tokens"])?,
-        audio_input: uncached_audio(
-            count(usage, &[prompt, "audio_tokens"])?,
-            cached_audio,
-            input_tokens,
-            cache_read,
-        ),
         audio_output: count(usage, &[completion, "audio_tokens"])?,
         ..Usage::default()
-    })
+    };
+    checked(with_prompt_audio(
+        counts,
+        count(usage, &[prompt, "audio_tokens"])?,
+        count_if_present(usage, &[prompt, "cached_tokens_details", "audio_tokens"])?,
+    ))
 }

@@ -13,6 +13,7 @@
 //! | `output_cost_per_reasoning_token` | reasoning |
 //! | `input_cost_per_audio_token` | audio input (uncached) |
 //! | `output_cost_per_audio_token` | audio output |
+//! | `cache_read_input_audio_token_cost` | cache read of audio |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
 //!
@@ -265,6 +266,7 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
             // Absent, the model's audio prices apply (the base row's, through the lookup).
             audio_input: prices.audio_input,
             audio_output: prices.audio_output,
+            cache_read_audio: prices.cache_read_audio,
         };
         if schedule.base.input.is_none() {
             // No flat prices: a request without input tokens uses the first tier's.
@@ -334,7 +336,7 @@ struct PriceKey {
 
 impl PriceKey {
     /// Longest prefixes first: `..._above_1hr` is a component of its own, not a tier.
-    const COMPONENTS: [(&'static str, TokenKind); 8] = [
+    const COMPONENTS: [(&'static str, TokenKind); 9] = [
         (
             "cache_creation_input_token_cost_above_1hr",
             TokenKind::CacheWrite1h,
@@ -346,6 +348,10 @@ impl PriceKey {
         ("output_cost_per_token", TokenKind::Output),
         ("input_cost_per_audio_token", TokenKind::AudioInput),
         ("output_cost_per_audio_token", TokenKind::AudioOutput),
+        (
+            "cache_read_input_audio_token_cost",
+            TokenKind::CacheReadAudio,
+        ),
     ];
 
     fn parse(key: &str) -> Option<PriceKey> {
@@ -450,6 +456,10 @@ mod tests {
             Some((AudioInput, Standard, None))
         );
         assert_eq!(
+            key("cache_read_input_audio_token_cost"),
+            Some((CacheReadAudio, Standard, None))
+        );
+        assert_eq!(
             key("output_cost_per_audio_token_above_200k_tokens"),
             Some((AudioOutput, Standard, Some(200_000)))
         );
@@ -460,7 +470,7 @@ mod tests {
             "input_cost_per_token_above_k_tokens",
             "input_cost_per_token_flex_flex",
             "input_cost_per_audio_per_second",
-            "cache_read_input_audio_token_cost",
+            "cache_creation_input_audio_token_cost",
         ] {
             assert_eq!(key(unknown), None, "{unknown}");
         }

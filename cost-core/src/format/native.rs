@@ -13,7 +13,7 @@
 //! input = "2.50"               # required
 //! output = "10.00"
 //! cache_read = "1.25"          # optional: cache_read, cache_write, cache_write_1h, reasoning,
-//!                              # audio_input, audio_output
+//!                              # audio_input, audio_output, cache_read_audio
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
 //!
 //! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
@@ -107,6 +107,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             reasoning: read(&spec.reasoning)?,
             audio_input: read(&spec.audio_input)?,
             audio_output: read(&spec.audio_output)?,
+            cache_read_audio: read(&spec.cache_read_audio)?,
         })
     };
     let schedule = |spec: &PricesSpec| -> Result<PriceSchedule, PriceFileError> {
@@ -204,6 +205,8 @@ struct ModelSpec {
     #[serde(default)]
     audio_output: Option<Spanned<PriceText>>,
     #[serde(default)]
+    cache_read_audio: Option<Spanned<PriceText>>,
+    #[serde(default)]
     tiers: Vec<TierSpec>,
     #[serde(default)]
     batch: Option<PricesSpec>,
@@ -234,6 +237,8 @@ struct PricesSpec {
     #[serde(default)]
     audio_output: Option<Spanned<PriceText>>,
     #[serde(default)]
+    cache_read_audio: Option<Spanned<PriceText>>,
+    #[serde(default)]
     tiers: Vec<TierSpec>,
 }
 
@@ -257,6 +262,8 @@ struct TierSpec {
     audio_input: Option<Spanned<PriceText>>,
     #[serde(default)]
     audio_output: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_read_audio: Option<Spanned<PriceText>>,
 }
 
 /// Copies the price fields of a model or tier table into a [`PricesSpec`]. (serde cannot
@@ -272,6 +279,7 @@ macro_rules! prices_of {
             reasoning: $spec.reasoning.clone(),
             audio_input: $spec.audio_input.clone(),
             audio_output: $spec.audio_output.clone(),
+            cache_read_audio: $spec.cache_read_audio.clone(),
             tiers: $tiers,
         }
     };
