@@ -452,12 +452,28 @@ impl ModelPrice {
         let uncached = usage.uncached_input();
         let visible_output = usage.visible_output();
         let cached_text = usage.cache_read.saturating_sub(usage.cache_read_audio);
-        let cache_read = times(rates.cache_read, cached_text)?
-            .checked_add(times(rates.cache_read_audio, usage.cache_read_audio)?)
-            .ok_or(CostError::Overflow)?;
-        let uncached_price_of_cache_reads = times(rates.input, cached_text)?
-            .checked_add(times(rates.audio_input, usage.cache_read_audio)?)
-            .ok_or(CostError::Overflow)?;
+        let mut cache_read = times(rates.cache_read, cached_text)?;
+        // What the cache reads would have cost uncached.
+        let mut uncached_cache_reads = times(rates.input, cached_text)?;
+        let (mut audio_input, mut audio_output) = (Money::ZERO, Money::ZERO);
+        // Most calls have no audio: its products are skipped.
+        if usage.audio_input | usage.audio_output | usage.cache_read_audio != 0 {
+            let add = |a: Money, b: Money| a.checked_add(b).ok_or(CostError::Overflow);
+            cache_read = add(
+                cache_read,
+                times(rates.cache_read_audio, usage.cache_read_audio)?,
+            )?;
+            uncached_cache_reads = add(
+                uncached_cache_reads,
+                times(rates.audio_input, usage.cache_read_audio)?,
+            )?;
+            audio_input = times(rates.audio_input, usage.audio_input)?;
+            audio_output = need(
+                rates.audio_output,
+                TokenKind::AudioOutput,
+                usage.audio_output,
+            )?;
+        }
         let breakdown = CostBreakdown {
             uncached_input: times(rates.input, uncached)?,
             cache_read,
@@ -465,15 +481,11 @@ impl ModelPrice {
             cache_write_1h: times(rates.cache_write_1h, usage.cache_write_1h)?,
             output: need(rates.output, TokenKind::Output, visible_output)?,
             reasoning: need(rates.reasoning, TokenKind::Reasoning, usage.reasoning)?,
-            cache_savings: uncached_price_of_cache_reads
+            cache_savings: uncached_cache_reads
                 .checked_sub(cache_read)
                 .ok_or(CostError::Overflow)?,
-            audio_input: times(rates.audio_input, usage.audio_input)?,
-            audio_output: need(
-                rates.audio_output,
-                TokenKind::AudioOutput,
-                usage.audio_output,
-            )?,
+            audio_input,
+            audio_output,
         };
         // The components are each at most 10⁹ × price; check their sum stays in range.
         [
