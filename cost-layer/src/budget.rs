@@ -92,22 +92,32 @@ where
         let extensions = span.extensions();
         let record = CostRecord::in_span(&extensions, hook.layer)?;
         // Worst case: the estimated input and the maximum output of the model the call names,
-        // at the service tier the span asks for, as text or as audio, whichever costs more
-        // (audio costs several times text on the models that price it apart). A model without
-        // a price cannot be bounded: it is reserved at zero and its spend is counted as
-        // unpriced.
+        // at the service tier the span asks for, priced as text, as audio or as reasoning,
+        // whichever costs most (the answer says which they were; audio costs several times
+        // text on the models that price it apart, and some price reasoning above the rest of
+        // the output). A model without a price cannot be bounded: it is reserved at zero and
+        // its spend is counted as unpriced.
         let table = hook.prices.current();
         let tier = record.observed.service_tier;
-        let quote = table.quote(model, &Usage::new(input, max_output), tier);
-        let as_audio = Usage {
-            audio_input: input,
-            audio_output: max_output,
-            ..Usage::new(input, max_output)
-        };
-        let worst = match (&quote, table.quote(model, &as_audio, tier)) {
-            (Ok(text), Ok(audio)) => text.total().max(audio.total()),
-            (Ok(text), Err(_)) => text.total(),
-            _ => Money::ZERO,
+        let text = Usage::new(input, max_output);
+        let quote = table.quote(model, &text, tier);
+        let worst = match &quote {
+            Ok(quote) => [
+                Usage {
+                    audio_input: input,
+                    audio_output: max_output,
+                    ..text
+                },
+                Usage {
+                    reasoning: max_output,
+                    ..text
+                },
+            ]
+            .iter()
+            .filter_map(|usage| table.quote(model, usage, tier).ok())
+            .map(|other| other.total())
+            .fold(quote.total(), Money::max),
+            Err(_) => Money::ZERO,
         };
         // Model budgets are kept under the price table's key, as the ledger's model keys are.
         let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
@@ -148,8 +158,8 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 }
 
 /// Reserves the worst-case cost of the call whose span is current (estimated input at the
-/// input price, `max_output` at the output price of `model`, or both at its audio prices when
-/// that costs more, at the service tier the span has
+/// input price, `max_output` at the output price of `model`, or at its audio or reasoning prices
+/// when those cost more, at the service tier the span has
 /// so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget
 /// that applies to it, or refuses it. The layer settles the reservation at the actual cost when the
 /// span closes (or releases it, if the call reported no usage). From a span inside the call's

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use cost_layer::cost_core::budget::{
     Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetExceeded, BudgetScope, ManualClock, Window,
 };
-use cost_layer::cost_core::{Money, Usage};
+use cost_layer::cost_core::{Money, PriceTable, Usage};
 use cost_layer::{CostLayer, Ledger, llm_call};
 use tracing_subscriber::prelude::*;
 
@@ -157,6 +157,46 @@ fn the_worst_case_of_a_model_that_prices_audio_apart_is_its_audio_price() {
             assert_eq!(
                 book.account("per_session_max", "voice"),
                 Some((usd("0"), usd("0.1025")))
+            );
+        });
+    });
+}
+
+#[test]
+fn the_worst_case_of_a_model_that_prices_reasoning_above_output_is_its_reasoning_price() {
+    // Output at $0.60 and reasoning at $3.50 per million (LiteLLM's Gemini 2.5 Flash preview):
+    // the 1 000 output tokens may all be reasoning, so 1 000 × 0.15e-6 + 1 000 × 3.5e-6.
+    let table = PriceTable::from_text(
+        r#"
+version = "reasoning-test"
+
+[models."thinker"]
+input = "0.15"
+output = "0.60"
+reasoning = "3.50"
+"#,
+        "inline.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("1"));
+    let (layer, _ledger) = CostLayer::builder()
+        .prices(table)
+        .budgets(book.clone())
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "thinking");
+        let _s = session.enter();
+        let call = tracing::info_span!(
+            "call",
+            gen_ai.request.model = "thinker",
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+        );
+        call.in_scope(|| {
+            assert!(cost_layer::budget::reserve("thinker", 1_000, 1_000).is_ok());
+            assert_eq!(
+                book.account("per_session_max", "thinking"),
+                Some((usd("0"), usd("0.00365")))
             );
         });
     });
