@@ -24,7 +24,7 @@ pub(crate) struct Pricing<'a> {
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
-const TOKEN_FIELDS: [(&str, TokenKind); 9] = [
+const TOKEN_FIELDS: [(&str, TokenKind); 10] = [
     ("input_tokens", TokenKind::Input),
     ("output_tokens", TokenKind::Output),
     ("cache_read_tokens", TokenKind::CacheRead),
@@ -34,6 +34,7 @@ const TOKEN_FIELDS: [(&str, TokenKind); 9] = [
     ("audio_input_tokens", TokenKind::AudioInput),
     ("audio_output_tokens", TokenKind::AudioOutput),
     ("cache_read_audio_tokens", TokenKind::CacheReadAudio),
+    ("image_output_tokens", TokenKind::ImageOutput),
 ];
 
 #[derive(Serialize)]
@@ -62,6 +63,7 @@ struct Breakdown {
     reasoning_usd: Money,
     audio_input_usd: Money,
     audio_output_usd: Money,
+    image_output_usd: Money,
 }
 
 impl From<CostBreakdown> for Breakdown {
@@ -75,6 +77,7 @@ impl From<CostBreakdown> for Breakdown {
             reasoning_usd: b.reasoning,
             audio_input_usd: b.audio_input,
             audio_output_usd: b.audio_output,
+            image_output_usd: b.image_output,
         }
     }
 }

@@ -32,6 +32,7 @@ fn line() -> impl Strategy<Value = String> {
         Just("audio_input_tokens"),
         Just("audio_output_tokens"),
         Just("cache_read_audio_tokens"),
+        Just("image_output_tokens"),
         Just("service_tier"),
         Just("other"),
     ];

@@ -14,7 +14,9 @@
 //!   audio input price bills uncached audio prompt tokens at the input price, an absent audio
 //!   output price audio completion tokens at the output price (models that price audio as
 //!   text declare none), an absent cached-audio price cached audio tokens at the cache-read
-//!   price. An explicit `0` stays `0`. An absent *output* price makes a call with output tokens
+//!   price. An absent *image output* price makes a call with image output tokens
+//!   [`CostError::MissingPrice`]: images cost many times text where they are generated, so
+//!   they are never billed as text. An explicit `0` stays `0`. An absent *output* price makes a call with output tokens
 //!   [`CostError::MissingPrice`]: never billed as free.
 //! - **Service tiers** (batch, flex, priority). A variant lists the prices that differ; for each
 //!   component the order of lookup is: the variant's tiered price, the standard tiered price, the
@@ -52,6 +54,8 @@ pub struct ComponentPrices {
     pub audio_output: Option<TokenPrice>,
     /// Audio prompt tokens read from the cache.
     pub cache_read_audio: Option<TokenPrice>,
+    /// Completion tokens of generated images.
+    pub image_output: Option<TokenPrice>,
 }
 
 impl ComponentPrices {
@@ -67,6 +71,7 @@ impl ComponentPrices {
             TokenKind::AudioInput => self.audio_input,
             TokenKind::AudioOutput => self.audio_output,
             TokenKind::CacheReadAudio => self.cache_read_audio,
+            TokenKind::ImageOutput => self.image_output,
         }
     }
 
@@ -82,6 +87,7 @@ impl ComponentPrices {
             TokenKind::AudioInput => &mut self.audio_input,
             TokenKind::AudioOutput => &mut self.audio_output,
             TokenKind::CacheReadAudio => &mut self.cache_read_audio,
+            TokenKind::ImageOutput => &mut self.image_output,
         };
         *slot = Some(price);
     }
@@ -235,6 +241,8 @@ pub struct Rates {
     pub audio_output: Option<TokenPrice>,
     /// Cache reads of audio.
     pub cache_read_audio: TokenPrice,
+    /// Image output; `None` when not declared (never the text output price).
+    pub image_output: Option<TokenPrice>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,10 +317,12 @@ pub struct CostBreakdown {
     pub audio_input: Money,
     /// Audio output tokens × audio output price.
     pub audio_output: Money,
+    /// Image output tokens × image output price.
+    pub image_output: Money,
 }
 
 impl CostBreakdown {
-    /// Sum of the eight cost components (cache savings excluded).
+    /// Sum of the nine cost components (cache savings excluded).
     pub fn total(&self) -> Money {
         self.uncached_input
             + self.cache_read
@@ -322,6 +332,7 @@ impl CostBreakdown {
             + self.reasoning
             + self.audio_input
             + self.audio_output
+            + self.image_output
     }
 
     /// Component-wise sum, for totals over many calls.
@@ -336,6 +347,7 @@ impl CostBreakdown {
             cache_savings: self.cache_savings + other.cache_savings,
             audio_input: self.audio_input + other.audio_input,
             audio_output: self.audio_output + other.audio_output,
+            image_output: self.image_output + other.image_output,
         }
     }
 }
@@ -455,9 +467,11 @@ impl ModelPrice {
         let mut cache_read = times(rates.cache_read, cached_text)?;
         // What the cache reads would have cost uncached.
         let mut uncached_cache_reads = times(rates.input, cached_text)?;
-        let (mut audio_input, mut audio_output) = (Money::ZERO, Money::ZERO);
-        // Most calls have no audio: its products are skipped.
-        if usage.audio_input | usage.audio_output | usage.cache_read_audio != 0 {
+        let (mut audio_input, mut audio_output, mut image_output) =
+            (Money::ZERO, Money::ZERO, Money::ZERO);
+        // Most calls have no audio and no images: their products are skipped.
+        if usage.audio_input | usage.audio_output | usage.cache_read_audio | usage.image_output != 0
+        {
             let add = |a: Money, b: Money| a.checked_add(b).ok_or(CostError::Overflow);
             cache_read = add(
                 cache_read,
@@ -473,6 +487,11 @@ impl ModelPrice {
                 TokenKind::AudioOutput,
                 usage.audio_output,
             )?;
+            image_output = need(
+                rates.image_output,
+                TokenKind::ImageOutput,
+                usage.image_output,
+            )?;
         }
         let breakdown = CostBreakdown {
             uncached_input: times(rates.input, uncached)?,
@@ -486,6 +505,7 @@ impl ModelPrice {
                 .ok_or(CostError::Overflow)?,
             audio_input,
             audio_output,
+            image_output,
         };
         // The components are each at most 10⁹ × price; check their sum stays in range.
         [
@@ -496,6 +516,7 @@ impl ModelPrice {
             breakdown.reasoning,
             breakdown.audio_input,
             breakdown.audio_output,
+            breakdown.image_output,
         ]
         .iter()
         .try_fold(breakdown.uncached_input, |acc, m| acc.checked_add(*m))
@@ -555,6 +576,7 @@ fn derive_rates(
         audio_input: declared(TokenKind::AudioInput).unwrap_or(input),
         audio_output: declared(TokenKind::AudioOutput).or(output),
         cache_read_audio: declared(TokenKind::CacheReadAudio).unwrap_or(cache_read),
+        image_output: declared(TokenKind::ImageOutput),
     }
 }
 
@@ -826,6 +848,44 @@ mod tests {
             .cost(&usage, ServiceTier::Standard)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(q.breakdown.cache_read, usd("0.00048"));
+    }
+
+    #[test]
+    fn image_output_has_its_own_price_and_none_is_never_the_text_price() {
+        // Gemini 2.5 Flash Image's shape: an image token at 12 times a text one.
+        let images = ModelPrice::flat(ComponentPrices {
+            input: p("0.30"),
+            output: p("2.50"),
+            image_output: p("30"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let usage = Usage {
+            input: 100,
+            output: 1_390,
+            image_output: 1_290,
+            ..Default::default()
+        };
+        let q = images
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // 1 290 × 30e-6 for the image, 100 × 2.5e-6 for the text, 100 × 0.3e-6 for the prompt.
+        assert_eq!(q.breakdown.image_output, usd("0.0387"));
+        assert_eq!(q.breakdown.output, usd("0.00025"));
+        assert_eq!(q.total(), usd("0.03898"));
+        // A model without an image price: the call has no price, not the text one.
+        let text_only = ModelPrice::flat(ComponentPrices {
+            image_output: None,
+            ..images.standard().base
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            text_only.cost(&usage, ServiceTier::Standard),
+            Err(CostError::MissingPrice {
+                kind: TokenKind::ImageOutput,
+                tokens: 1_290
+            })
+        );
     }
 
     #[test]

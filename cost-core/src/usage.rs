@@ -20,7 +20,8 @@ pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
 /// tokens on some models: `audio_input` counts the audio prompt tokens *not* read from the
 /// cache, `cache_read_audio` the audio ones read from it (part of `cache_read`: some models
 /// price a cached audio token above a cached text one), and `audio_output` the audio completion
-/// tokens (never reasoning). Text tokens are the rest.
+/// tokens (never reasoning). `image_output` counts the completion tokens of generated images
+/// (Gemini's `IMAGE` modality), priced apart too. Text tokens are the rest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Usage {
@@ -42,6 +43,8 @@ pub struct Usage {
     pub audio_output: u64,
     /// Prompt tokens of audio read from the cache (part of `cache_read`).
     pub cache_read_audio: u64,
+    /// Completion tokens of generated images.
+    pub image_output: u64,
 }
 
 /// Which field of a [`Usage`] a problem is about.
@@ -66,11 +69,13 @@ pub enum TokenKind {
     AudioOutput,
     /// [`Usage::cache_read_audio`].
     CacheReadAudio,
+    /// [`Usage::image_output`].
+    ImageOutput,
 }
 
 impl TokenKind {
     /// Every kind, in the order of [`Usage`]'s fields.
-    pub const ALL: [TokenKind; 9] = [
+    pub const ALL: [TokenKind; 10] = [
         TokenKind::Input,
         TokenKind::CacheRead,
         TokenKind::CacheWrite,
@@ -80,6 +85,7 @@ impl TokenKind {
         TokenKind::AudioInput,
         TokenKind::AudioOutput,
         TokenKind::CacheReadAudio,
+        TokenKind::ImageOutput,
     ];
 
     /// The snake_case name used in files and output (`cache_write_1h`).
@@ -94,6 +100,7 @@ impl TokenKind {
             TokenKind::AudioInput => "audio_input",
             TokenKind::AudioOutput => "audio_output",
             TokenKind::CacheReadAudio => "cache_read_audio",
+            TokenKind::ImageOutput => "image_output",
         }
     }
 }
@@ -143,15 +150,17 @@ pub enum UsageError {
         /// The reported cache reads and writes, together.
         cached: u64,
     },
-    /// Audio completion tokens are part of `output`, apart from reasoning.
+    /// Audio and image completion tokens are part of `output`, apart from reasoning.
     #[error(
-        "inconsistent usage: audio_output ({audio_output}) + reasoning ({reasoning}) exceed output ({output}); output counts every completion token, audio and reasoning included"
+        "inconsistent usage: audio_output ({audio_output}) + image_output ({image_output}) + reasoning ({reasoning}) exceed output ({output}); output counts every completion token, audio, images and reasoning included"
     )]
     AudioExceedsOutput {
         /// The reported output.
         output: u64,
         /// The reported audio output.
         audio_output: u64,
+        /// The reported image output.
+        image_output: u64,
         /// The reported reasoning.
         reasoning: u64,
     },
@@ -190,6 +199,7 @@ impl Usage {
             audio_input: 0,
             audio_output: 0,
             cache_read_audio: 0,
+            image_output: 0,
         }
     }
 
@@ -205,6 +215,7 @@ impl Usage {
             TokenKind::AudioInput => self.audio_input,
             TokenKind::AudioOutput => self.audio_output,
             TokenKind::CacheReadAudio => self.cache_read_audio,
+            TokenKind::ImageOutput => self.image_output,
         }
     }
 
@@ -220,6 +231,7 @@ impl Usage {
             TokenKind::AudioInput => self.audio_input = value,
             TokenKind::AudioOutput => self.audio_output = value,
             TokenKind::CacheReadAudio => self.cache_read_audio = value,
+            TokenKind::ImageOutput => self.image_output = value,
         }
     }
 
@@ -260,10 +272,11 @@ impl Usage {
                 cache_read_audio: self.cache_read_audio,
             });
         }
-        if self.audio_output + self.reasoning > self.output {
+        if self.audio_output + self.image_output + self.reasoning > self.output {
             return Err(UsageError::AudioExceedsOutput {
                 output: self.output,
                 audio_output: self.audio_output,
+                image_output: self.image_output,
                 reasoning: self.reasoning,
             });
         }
@@ -287,6 +300,7 @@ impl Usage {
         self.output
             .saturating_sub(self.reasoning)
             .saturating_sub(self.audio_output)
+            .saturating_sub(self.image_output)
     }
 
     /// `input + output`, every token of the call.
@@ -306,6 +320,7 @@ impl Usage {
             audio_input: self.audio_input.saturating_add(other.audio_input),
             audio_output: self.audio_output.saturating_add(other.audio_output),
             cache_read_audio: self.cache_read_audio.saturating_add(other.cache_read_audio),
+            image_output: self.image_output.saturating_add(other.image_output),
         }
     }
 }
@@ -407,6 +422,7 @@ mod tests {
             Err(UsageError::AudioExceedsOutput {
                 output: 50,
                 audio_output: 31,
+                image_output: 0,
                 reasoning: 20
             })
         );

@@ -307,6 +307,28 @@ fn gemini_audio_by_modality() {
 }
 
 #[test]
+fn gemini_generated_images_are_image_output() {
+    let response = json!({
+        "modelVersion": "gemini-2.5-flash-image",
+        "usageMetadata": {
+            "promptTokenCount": 12, "candidatesTokenCount": 1300, "totalTokenCount": 1312,
+            "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1290},
+                                        {"modality": "TEXT", "tokenCount": 10}]
+        }
+    });
+    let expected = Usage {
+        input: 12,
+        output: 1300,
+        image_output: 1290,
+        ..Usage::default()
+    };
+    assert_eq!(gemini::from_json(&response), Ok(expected));
+    let typed: gemini::GenerateContentResponse =
+        serde_json::from_value(response).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+}
+
+#[test]
 fn bad_payloads_are_typed_errors() {
     assert_eq!(
         openai::chat_from_json(&json!({"choices": []})),

@@ -20,13 +20,14 @@ fn units(mantissa: u64, exponent: u32) -> i128 {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 7]>()).prop_map(|(input, output, split)| {
+    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 8]>()).prop_map(|(input, output, split)| {
         let cache_read = input / 255 * u64::from(split[0] / 3);
         let rest = input - cache_read;
         let cache_write = rest / 255 * u64::from(split[1] / 3);
         let cache_write_1h = (rest - cache_write) / 255 * u64::from(split[2] / 3);
         let uncached = rest - cache_write - cache_write_1h;
         let reasoning = output / 255 * u64::from(split[3] / 2);
+        let audio_output = (output - reasoning) / 255 * u64::from(split[5] / 2);
         Usage {
             input,
             cache_read,
@@ -35,8 +36,9 @@ fn usage() -> impl Strategy<Value = Usage> {
             output,
             reasoning,
             audio_input: uncached / 255 * u64::from(split[4]),
-            audio_output: (output - reasoning) / 255 * u64::from(split[5]),
+            audio_output,
             cache_read_audio: cache_read / 255 * u64::from(split[6]),
+            image_output: (output - reasoning - audio_output) / 255 * u64::from(split[7]),
         }
     })
 }
@@ -88,6 +90,7 @@ proptest! {
         (am, ae) in price_parts(),
         (aom, aoe) in price_parts(),
         (cam, cae) in price_parts(),
+        (iom, ioe) in price_parts(),
     ) {
         let model = ModelPrice::flat(ComponentPrices {
             input: Some(price(im, ie)),
@@ -96,13 +99,14 @@ proptest! {
             audio_input: Some(price(am, ae)),
             audio_output: Some(price(aom, aoe)),
             cache_read_audio: Some(price(cam, cae)),
+            image_output: Some(price(iom, ioe)),
             ..ComponentPrices::default()
         }).unwrap_or_else(|e| panic!("{e}"));
         let priced = model.cost(&usage, ServiceTier::Standard).unwrap_or_else(|e| panic!("{e}"));
         let b = priced.breakdown;
         let parts = [
             b.uncached_input, b.cache_read, b.cache_write, b.cache_write_1h, b.output, b.reasoning,
-            b.audio_input, b.audio_output,
+            b.audio_input, b.audio_output, b.image_output,
         ];
         prop_assert_eq!(parts.iter().map(|m| m.units()).sum::<i128>(), priced.total().units());
         // Independent: cache writes bill at the input price; reasoning at the output price;
@@ -111,8 +115,9 @@ proptest! {
             + i128::from(usage.cache_read - usage.cache_read_audio) * units(cm, ce)
             + i128::from(usage.cache_read_audio) * units(cam, cae)
             + i128::from(usage.audio_input) * units(am, ae)
-            + i128::from(usage.output - usage.audio_output) * units(om, oe)
-            + i128::from(usage.audio_output) * units(aom, aoe);
+            + i128::from(usage.output - usage.audio_output - usage.image_output) * units(om, oe)
+            + i128::from(usage.audio_output) * units(aom, aoe)
+            + i128::from(usage.image_output) * units(iom, ioe);
         prop_assert_eq!(priced.total().units(), expected);
         prop_assert_eq!(
             b.cache_savings.units(),

@@ -92,10 +92,10 @@ where
         let extensions = span.extensions();
         let record = CostRecord::in_span(&extensions, hook.layer)?;
         // Worst case: the estimated input and the maximum output of the model the call names,
-        // at the service tier the span asks for, priced as text, as audio or as reasoning,
-        // whichever costs most (the answer says which they were; audio costs several times
-        // text on the models that price it apart, and some price reasoning above the rest of
-        // the output). A model without a price cannot be bounded: it is reserved at zero and
+        // at the service tier the span asks for, priced as text, as audio, as reasoning or as
+        // images, whichever costs most (the answer says which they were; audio and images
+        // cost several times text on the models that price them apart, and some price
+        // reasoning above the rest of the output). A model without a price cannot be bounded: it is reserved at zero and
         // its spend is counted as unpriced.
         let table = hook.prices.current();
         let tier = record.observed.service_tier;
@@ -110,6 +110,10 @@ where
                 },
                 Usage {
                     reasoning: max_output,
+                    ..text
+                },
+                Usage {
+                    image_output: max_output,
                     ..text
                 },
             ]
@@ -158,8 +162,8 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 }
 
 /// Reserves the worst-case cost of the call whose span is current (estimated input at the
-/// input price, `max_output` at the output price of `model`, or at its audio or reasoning prices
-/// when those cost more, at the service tier the span has
+/// input price, `max_output` at the output price of `model`, or at its audio, reasoning or image
+/// prices when those cost more, at the service tier the span has
 /// so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget
 /// that applies to it, or refuses it. The layer settles the reservation at the actual cost when the
 /// span closes (or releases it, if the call reported no usage). From a span inside the call's

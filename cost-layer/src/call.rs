@@ -19,7 +19,7 @@ use crate::totals::Scope;
 /// The fields of one `#[llm_call]` span, looked up once.
 struct SpanFields {
     /// The usage and response model, in the order of [`CALL_FIELD_NAMES`].
-    usage: [Field; 10],
+    usage: [Field; 11],
     service_tier: Field,
     error: Field,
 }
@@ -44,10 +44,10 @@ impl CallFields {
     fn get(&self, fieldset: &FieldSet) -> Option<&SpanFields> {
         self.fields
             .get_or_init(|| {
-                let [a, b, c, d, e, f, g, h, i, j] =
+                let [a, b, c, d, e, f, g, h, i, j, k] =
                     CALL_FIELD_NAMES.map(|name| fieldset.field(name));
                 Some(SpanFields {
-                    usage: [a?, b?, c?, d?, e?, f?, g?, h?, i?, j?],
+                    usage: [a?, b?, c?, d?, e?, f?, g?, h?, i?, j?, k?],
                     service_tier: fieldset.field(SERVICE_TIER_FIELD)?,
                     error: fieldset.field(ERROR_FIELD)?,
                 })
@@ -56,10 +56,10 @@ impl CallFields {
     }
 }
 
-/// The nine counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
+/// The ten counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
 /// fields as integers but `u64` ones as text. A count beyond `i64::MAX` is absurd either way
 /// (the layer rejects it) and stays absurd.
-fn signed_counts(usage: &Usage) -> [i64; 9] {
+fn signed_counts(usage: &Usage) -> [i64; 10] {
     TokenKind::ALL.map(|kind| i64::try_from(usage.get(kind)).unwrap_or(i64::MAX))
 }
 
@@ -96,7 +96,8 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
         (&usage_fields[6], count(6)),
         (&usage_fields[7], count(7)),
         (&usage_fields[8], count(8)),
-        (&usage_fields[9], model.as_ref().map(|m| m as &dyn Value)),
+        (&usage_fields[9], count(9)),
+        (&usage_fields[10], model.as_ref().map(|m| m as &dyn Value)),
         (
             &span_fields.service_tier,
             tier.as_ref().map(|t| t as &dyn Value),
@@ -166,9 +167,19 @@ pub fn record_usage(usage: &Usage) {
     };
     let counts = signed_counts(usage);
     let fields = target.metadata().fields();
-    let [a, b, c, d, e, f, g, h, i, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
-    if let (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f), Some(g), Some(h), Some(i)) =
-        (a, b, c, d, e, f, g, h, i)
+    let [a, b, c, d, e, f, g, h, i, j, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
+    if let (
+        Some(a),
+        Some(b),
+        Some(c),
+        Some(d),
+        Some(e),
+        Some(f),
+        Some(g),
+        Some(h),
+        Some(i),
+        Some(j),
+    ) = (a, b, c, d, e, f, g, h, i, j)
     {
         // One record for every kind (the span `#[llm_call]` opens), so readers see the usage
         // change at once rather than kind by kind.
@@ -183,6 +194,7 @@ pub fn record_usage(usage: &Usage) {
             (&g, value(6)),
             (&h, value(7)),
             (&i, value(8)),
+            (&j, value(9)),
         ]));
     } else {
         for (name, count) in CALL_FIELD_NAMES.iter().zip(counts) {

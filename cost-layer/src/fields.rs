@@ -15,6 +15,7 @@
 //! | audio input (not read from the cache) | `cost.usage.audio_input_tokens` |
 //! | audio output | `cost.usage.audio_output_tokens` |
 //! | audio cache reads (part of the cache reads) | `cost.usage.cache_read_audio_tokens` |
+//! | image output (generated images) | `cost.usage.image_output_tokens` |
 //! | request model | `gen_ai.request.model`, `llm.model` |
 //! | response model (wins when recorded) | `gen_ai.response.model` |
 //! | operation | `gen_ai.operation.name` (`invoke_agent` makes an agent) |
@@ -112,6 +113,10 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
         "cost.usage.cache_read_audio_tokens",
         FieldRole::Tokens(TokenKind::CacheReadAudio),
     ),
+    (
+        "cost.usage.image_output_tokens",
+        FieldRole::Tokens(TokenKind::ImageOutput),
+    ),
     ("gen_ai.request.model", FieldRole::RequestModel),
     ("llm.model", FieldRole::RequestModel),
     ("gen_ai.response.model", FieldRole::ResponseModel),
@@ -200,9 +205,9 @@ impl FieldNames {
 }
 
 /// Names of the fields `#[llm_call]` records on return, in the order of
-/// [`CALL_FIELD_NAMES`]: the nine token kinds of [`cost_core::Usage`] (in the order of
+/// [`CALL_FIELD_NAMES`]: the ten token kinds of [`cost_core::Usage`] (in the order of
 /// [`TokenKind::ALL`]), then the response model.
-pub(crate) const CALL_FIELD_NAMES: [&str; 10] = [
+pub(crate) const CALL_FIELD_NAMES: [&str; 11] = [
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
@@ -212,6 +217,7 @@ pub(crate) const CALL_FIELD_NAMES: [&str; 10] = [
     "cost.usage.audio_input_tokens",
     "cost.usage.audio_output_tokens",
     "cost.usage.cache_read_audio_tokens",
+    "cost.usage.image_output_tokens",
     "gen_ai.response.model",
 ];
 
@@ -229,7 +235,8 @@ pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
         TokenKind::CacheWrite1h
         | TokenKind::AudioInput
         | TokenKind::AudioOutput
-        | TokenKind::CacheReadAudio => None,
+        | TokenKind::CacheReadAudio
+        | TokenKind::ImageOutput => None,
     }
 }
 
@@ -270,6 +277,7 @@ macro_rules! __llm_call_span {
             cost.usage.audio_input_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.audio_output_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.cache_read_audio_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.image_output_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,

@@ -35,7 +35,7 @@ use proc_macro::TokenStream;
 /// | `skip(a, b)`, `skip_all` | accepted as in `#[instrument]`; arguments are never recorded unless named in `fields` (prompts can hold personal data) |
 /// | `err` | record the `Display` of an `Err` return in `error.message` |
 /// | `crate = path` | where `cost_layer` is, for crates that re-export it |
-/// | `max_output_tokens = N`, `estimate_input = expr` | before the body runs, reserve the worst case (estimated input at the input price + `N` output tokens at the output price of `model`, or at its audio or reasoning prices when higher) against the deny budgets that apply; if one would be exceeded the body does not run and the function returns the refusal (`Result<_, E>` with `E: From<BudgetExceeded>`) |
+/// | `max_output_tokens = N`, `estimate_input = expr` | before the body runs, reserve the worst case (estimated input at the input price + `N` output tokens at the output price of `model`, or at its audio, reasoning or image prices when higher) against the deny budgets that apply; if one would be exceeded the body does not run and the function returns the refusal (`Result<_, E>` with `E: From<BudgetExceeded>`) |
 #[proc_macro_attribute]
 pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::llm_call(args.into(), item.into()).into()
@@ -45,7 +45,8 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[usage(input)]`, `#[usage(output)]`, `#[usage(cache_read)]`, `#[usage(cache_write)]`,
 /// `#[usage(cache_write_1h)]`, `#[usage(reasoning)]`, `#[usage(audio_input)]` (audio prompt
 /// tokens not read from the cache), `#[usage(cache_read_audio)]` (audio prompt tokens read from
-/// it, part of `cache_read`), `#[usage(audio_output)]` on integer or `Option<integer>` fields,
+/// it, part of `cache_read`), `#[usage(audio_output)]`, `#[usage(image_output)]` (generated
+/// images) on integer or `Option<integer>` fields,
 /// `#[usage(model)]` and `#[usage(service_tier)]` (the tier that served the call, as the provider
 /// spells it: its price depends on it) on a `String`/`&str`/`Option` field, and
 /// `#[usage(flatten)]` on a field whose type implements `TokenUsage`. The container attribute `#[usage(convention = "…")]` says how

@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 40] = [
+pub(crate) const COLUMNS: [&str; 42] = [
     "at_ms",
     "duration_us",
     "name",
@@ -52,11 +52,13 @@ pub(crate) const COLUMNS: [&str; 40] = [
     "cost_audio_input",
     "cost_audio_output",
     "cache_read_audio_tokens",
+    "image_output_tokens",
+    "cost_image_output",
 ];
 
 /// Whether column `i` of [`COLUMNS`] holds money (decimal text).
 pub(crate) fn is_money(i: usize) -> bool {
-    (23..=33).contains(&i) || (37..=38).contains(&i)
+    (23..=33).contains(&i) || (37..=38).contains(&i) || i == 41
 }
 
 /// One value of a row.
@@ -77,7 +79,7 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 40], StoreError> {
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 42], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -129,6 +131,8 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         money(c.audio_input),
         money(c.audio_output),
         count(r.usage.cache_read_audio, 39)?,
+        count(r.usage.image_output, 40)?,
+        money(c.image_output),
     ])
 }
 
@@ -200,6 +204,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             audio_input: count(36)?,
             audio_output: count(37)?,
             cache_read_audio: count(40)?,
+            image_output: count(41)?,
         },
         cost: CostBreakdown {
             uncached_input: money(25)?,
@@ -211,6 +216,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             cache_savings: money(31)?,
             audio_input: money(38)?,
             audio_output: money(39)?,
+            image_output: money(42)?,
         },
         cache_hit_savings: money(32)?,
         previous_cost,

@@ -61,13 +61,15 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the service tier of each call (its price depends on it).
     "ALTER TABLE llm_calls ADD COLUMN service_tier TEXT NOT NULL DEFAULT 'standard';",
-    // 4: audio tokens and their cost (calls stored before had none apart: zero).
+    // 4: audio and image tokens and their cost (calls stored before had none apart: zero).
     "ALTER TABLE llm_calls
         ADD COLUMN audio_input_tokens BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN audio_output_tokens BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN cost_audio_input NUMERIC NOT NULL DEFAULT 0,
         ADD COLUMN cost_audio_output NUMERIC NOT NULL DEFAULT 0,
-        ADD COLUMN cache_read_audio_tokens BIGINT NOT NULL DEFAULT 0;",
+        ADD COLUMN cache_read_audio_tokens BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN image_output_tokens BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN cost_image_output NUMERIC NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.
@@ -306,7 +308,8 @@ impl Store for PostgresStore {
                     cost_cache_write = $8::text::numeric, cost_cache_write_1h = $9::text::numeric,
                     cost_output = $10::text::numeric, cost_reasoning = $11::text::numeric,
                     cache_savings = $12::text::numeric,
-                    cost_audio_input = $13::text::numeric, cost_audio_output = $14::text::numeric
+                    cost_audio_input = $13::text::numeric, cost_audio_output = $14::text::numeric,
+                    cost_image_output = $15::text::numeric
                  WHERE id = $1",
             )?;
             for r in repriced {
@@ -322,6 +325,7 @@ impl Store for PostgresStore {
                     c.cache_savings,
                     c.audio_input,
                     c.audio_output,
+                    c.image_output,
                 ]
                 .map(|m| m.to_string());
                 transaction.execute(
@@ -341,6 +345,7 @@ impl Store for PostgresStore {
                         &money[7],
                         &money[8],
                         &money[9],
+                        &money[10],
                     ],
                 )?;
             }

@@ -62,12 +62,14 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3: the service tier of each call (its price depends on it).
     "ALTER TABLE llm_calls ADD COLUMN service_tier TEXT NOT NULL DEFAULT 'standard';",
-    // 4: audio tokens and their cost (calls stored before had none apart: zero).
+    // 4: audio and image tokens and their cost (calls stored before had none apart: zero).
     "ALTER TABLE llm_calls ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE llm_calls ADD COLUMN audio_output_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE llm_calls ADD COLUMN cost_audio_input TEXT NOT NULL DEFAULT '0';
     ALTER TABLE llm_calls ADD COLUMN cost_audio_output TEXT NOT NULL DEFAULT '0';
-    ALTER TABLE llm_calls ADD COLUMN cache_read_audio_tokens INTEGER NOT NULL DEFAULT 0;",
+    ALTER TABLE llm_calls ADD COLUMN cache_read_audio_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE llm_calls ADD COLUMN image_output_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE llm_calls ADD COLUMN cost_image_output TEXT NOT NULL DEFAULT '0';",
 ];
 
 /// The schema version this library writes.
@@ -215,7 +217,8 @@ impl Store for SqliteStore {
                         repriced_with = ?2, status = ?3, model = ?4, cost = ?5,
                         cost_uncached_input = ?6, cost_cache_read = ?7, cost_cache_write = ?8,
                         cost_cache_write_1h = ?9, cost_output = ?10, cost_reasoning = ?11,
-                        cache_savings = ?12, cost_audio_input = ?13, cost_audio_output = ?14
+                        cache_savings = ?12, cost_audio_input = ?13, cost_audio_output = ?14,
+                        cost_image_output = ?15
                      WHERE id = ?1",
                 )?;
                 for r in repriced {
@@ -235,6 +238,7 @@ impl Store for SqliteStore {
                         c.cache_savings.to_string(),
                         c.audio_input.to_string(),
                         c.audio_output.to_string(),
+                        c.image_output.to_string(),
                     ])?;
                 }
             }

@@ -32,7 +32,7 @@ fn count() -> impl Strategy<Value = u64> {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    prop::array::uniform9(count()).prop_map(|n| Usage {
+    prop::array::uniform10(count()).prop_map(|n| Usage {
         input: n[0],
         cache_read: n[1],
         cache_write: n[2],
@@ -42,11 +42,12 @@ fn usage() -> impl Strategy<Value = Usage> {
         audio_input: n[6],
         audio_output: n[7],
         cache_read_audio: n[8],
+        image_output: n[9],
     })
 }
 
 fn cost() -> impl Strategy<Value = CostBreakdown> {
-    prop::array::uniform9(money()).prop_map(|m| CostBreakdown {
+    prop::array::uniform10(money()).prop_map(|m| CostBreakdown {
         uncached_input: m[0],
         cache_read: m[1],
         cache_write: m[2],
@@ -56,6 +57,7 @@ fn cost() -> impl Strategy<Value = CostBreakdown> {
         cache_savings: m[6],
         audio_input: m[7],
         audio_output: m[8],
+        image_output: m[9],
     })
 }
 

@@ -5,7 +5,9 @@
 //! text), is read from the counts by modality: the cached content's `AUDIO` count becomes
 //! [`Usage::cache_read_audio`], the rest of the prompt's [`Usage::audio_input`] (where the
 //! cached content is not split by modality, it is taken as text first: an upper bound of the
-//! cost), the candidates' `AUDIO` count [`Usage::audio_output`].
+//! cost), the candidates' `AUDIO` count [`Usage::audio_output`] and their `IMAGE` count (image
+//! models: Gemini 2.5 Flash Image bills an image token at 12 times a text one)
+//! [`Usage::image_output`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,17 +50,18 @@ pub struct ModalityTokenCount {
     pub token_count: u64,
 }
 
-/// The `AUDIO` count of a list by modality; `None` when the list is empty (not given).
-fn audio_of(details: &[ModalityTokenCount]) -> Option<u64> {
+/// The count of `modality` in a list by modality; `None` when the list is empty (not given).
+fn count_of(details: &[ModalityTokenCount], modality: &str) -> Option<u64> {
     (!details.is_empty()).then(|| {
         details
             .iter()
-            .filter(|d| d.modality == AUDIO)
+            .filter(|d| d.modality == modality)
             .fold(0u64, |sum, d| sum.saturating_add(d.token_count))
     })
 }
 
 const AUDIO: &str = "AUDIO";
+const IMAGE: &str = "IMAGE";
 
 /// A `generateContent` response, reduced to what pricing needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,13 +86,14 @@ impl UsageMetadata {
                 .candidates_token_count
                 .saturating_add(self.thoughts_token_count),
             reasoning: self.thoughts_token_count,
-            audio_output: audio_of(&self.candidates_tokens_details).unwrap_or(0),
+            audio_output: count_of(&self.candidates_tokens_details, AUDIO).unwrap_or(0),
+            image_output: count_of(&self.candidates_tokens_details, IMAGE).unwrap_or(0),
             ..Usage::default()
         };
         with_prompt_audio(
             usage,
-            audio_of(&self.prompt_tokens_details).unwrap_or(0),
-            audio_of(&self.cache_tokens_details),
+            count_of(&self.prompt_tokens_details, AUDIO).unwrap_or(0),
+            count_of(&self.cache_tokens_details, AUDIO),
         )
     }
 }
@@ -120,25 +124,26 @@ pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
         cache_read: count(usage, &["cachedContentTokenCount"])?,
         output: count(usage, &["candidatesTokenCount"])?.saturating_add(thoughts),
         reasoning: thoughts,
-        audio_output: audio_in(usage, "candidatesTokensDetails")?.unwrap_or(0),
+        audio_output: count_in(usage, "candidatesTokensDetails", AUDIO)?.unwrap_or(0),
+        image_output: count_in(usage, "candidatesTokensDetails", IMAGE)?.unwrap_or(0),
         ..Usage::default()
     };
     checked(with_prompt_audio(
         counts,
-        audio_in(usage, "promptTokensDetails")?.unwrap_or(0),
-        audio_in(usage, "cacheTokensDetails")?,
+        count_in(usage, "promptTokensDetails", AUDIO)?.unwrap_or(0),
+        count_in(usage, "cacheTokensDetails", AUDIO)?,
     ))
 }
 
-/// The `AUDIO` count of the list `usage[key]`; `None` when the list is absent or empty.
-fn audio_in(usage: &Value, key: &str) -> Result<Option<u64>, AdapterError> {
+/// The count of `modality` in the list `usage[key]`; `None` when the list is absent or empty.
+fn count_in(usage: &Value, key: &str, modality: &str) -> Result<Option<u64>, AdapterError> {
     let Some(details) = usage.get(key).and_then(Value::as_array) else {
         return Ok(None);
     };
     let mut audio = None;
     for detail in details {
         let sum = audio.get_or_insert(0u64);
-        if detail.get("modality").and_then(Value::as_str) == Some(AUDIO) {
+        if detail.get("modality").and_then(Value::as_str) == Some(modality) {
             *sum = sum.saturating_add(count(detail, &["tokenCount"])?);
         }
     }

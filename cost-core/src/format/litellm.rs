@@ -14,6 +14,7 @@
 //! | `input_cost_per_audio_token` | audio input (uncached) |
 //! | `output_cost_per_audio_token` | audio output |
 //! | `cache_read_input_audio_token_cost` | cache read of audio |
+//! | `output_cost_per_image_token` | image output |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
 //!
@@ -267,6 +268,7 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
             audio_input: prices.audio_input,
             audio_output: prices.audio_output,
             cache_read_audio: prices.cache_read_audio,
+            image_output: prices.image_output,
         };
         if schedule.base.input.is_none() {
             // No flat prices: a request without input tokens uses the first tier's.
@@ -336,7 +338,7 @@ struct PriceKey {
 
 impl PriceKey {
     /// Longest prefixes first: `..._above_1hr` is a component of its own, not a tier.
-    const COMPONENTS: [(&'static str, TokenKind); 9] = [
+    const COMPONENTS: [(&'static str, TokenKind); 10] = [
         (
             "cache_creation_input_token_cost_above_1hr",
             TokenKind::CacheWrite1h,
@@ -352,6 +354,7 @@ impl PriceKey {
             "cache_read_input_audio_token_cost",
             TokenKind::CacheReadAudio,
         ),
+        ("output_cost_per_image_token", TokenKind::ImageOutput),
     ];
 
     fn parse(key: &str) -> Option<PriceKey> {
@@ -454,6 +457,10 @@ mod tests {
         assert_eq!(
             key("input_cost_per_audio_token"),
             Some((AudioInput, Standard, None))
+        );
+        assert_eq!(
+            key("output_cost_per_image_token"),
+            Some((ImageOutput, Standard, None))
         );
         assert_eq!(
             key("cache_read_input_audio_token_cost"),

@@ -13,7 +13,7 @@
 //! input = "2.50"               # required
 //! output = "10.00"
 //! cache_read = "1.25"          # optional: cache_read, cache_write, cache_write_1h, reasoning,
-//!                              # audio_input, audio_output, cache_read_audio
+//!                              # audio_input, audio_output, cache_read_audio, image_output
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
 //!
 //! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
@@ -108,6 +108,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             audio_input: read(&spec.audio_input)?,
             audio_output: read(&spec.audio_output)?,
             cache_read_audio: read(&spec.cache_read_audio)?,
+            image_output: read(&spec.image_output)?,
         })
     };
     let schedule = |spec: &PricesSpec| -> Result<PriceSchedule, PriceFileError> {
@@ -207,6 +208,8 @@ struct ModelSpec {
     #[serde(default)]
     cache_read_audio: Option<Spanned<PriceText>>,
     #[serde(default)]
+    image_output: Option<Spanned<PriceText>>,
+    #[serde(default)]
     tiers: Vec<TierSpec>,
     #[serde(default)]
     batch: Option<PricesSpec>,
@@ -239,6 +242,8 @@ struct PricesSpec {
     #[serde(default)]
     cache_read_audio: Option<Spanned<PriceText>>,
     #[serde(default)]
+    image_output: Option<Spanned<PriceText>>,
+    #[serde(default)]
     tiers: Vec<TierSpec>,
 }
 
@@ -264,6 +269,8 @@ struct TierSpec {
     audio_output: Option<Spanned<PriceText>>,
     #[serde(default)]
     cache_read_audio: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    image_output: Option<Spanned<PriceText>>,
 }
 
 /// Copies the price fields of a model or tier table into a [`PricesSpec`]. (serde cannot
@@ -280,6 +287,7 @@ macro_rules! prices_of {
             audio_input: $spec.audio_input.clone(),
             audio_output: $spec.audio_output.clone(),
             cache_read_audio: $spec.cache_read_audio.clone(),
+            image_output: $spec.image_output.clone(),
             tiers: $tiers,
         }
     };
