@@ -329,6 +329,30 @@ fn gemini_generated_images_are_image_output() {
 }
 
 #[test]
+fn null_counts_read_as_zero_in_the_typed_responses_as_in_json() {
+    // As some OpenAI-compatible servers send them.
+    let response = json!({
+        "model": "gpt-4o-mini",
+        "usage": {
+            "prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+            "prompt_tokens_details": {"cached_tokens": null, "audio_tokens": null},
+            "completion_tokens_details": {"reasoning_tokens": null, "audio_tokens": null}
+        }
+    });
+    let expected = Usage::new(100, 20);
+    assert_eq!(openai::chat_from_json(&response), Ok(expected));
+    let typed: Result<openai::ChatCompletion, _> = serde_json::from_value(response);
+    assert_eq!(typed.ok().and_then(|t| t.token_usage()), Some(expected));
+    let anthropic = json!({"input_tokens": 10, "output_tokens": 2,
+        "cache_creation_input_tokens": null, "cache_read_input_tokens": null});
+    let typed: Result<anthropic::MessagesUsage, _> = serde_json::from_value(anthropic);
+    assert_eq!(
+        typed.ok().and_then(|t| t.token_usage()),
+        Some(Usage::new(10, 2))
+    );
+}
+
+#[test]
 fn bad_payloads_are_typed_errors() {
     assert_eq!(
         openai::chat_from_json(&json!({"choices": []})),

@@ -21,16 +21,22 @@ use crate::usage::Usage;
 #[serde(default, rename_all = "camelCase")]
 pub struct UsageMetadata {
     /// Every prompt token, cached content included.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub prompt_token_count: u64,
     /// Prompt tokens served from cached content.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub cached_content_token_count: u64,
     /// Output tokens of the candidates (thoughts excluded).
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub candidates_token_count: u64,
     /// Thinking tokens (billed as output).
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub thoughts_token_count: u64,
     /// Tokens of tool-use prompts (billed as input).
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub tool_use_prompt_token_count: u64,
     /// The total.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub total_token_count: u64,
     /// The prompt's tokens by modality.
     pub prompt_tokens_details: Vec<ModalityTokenCount>,
@@ -47,6 +53,7 @@ pub struct ModalityTokenCount {
     /// `TEXT`, `IMAGE`, `VIDEO`, `AUDIO` or `DOCUMENT`.
     pub modality: String,
     /// Its tokens.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub token_count: u64,
 }
 

@@ -104,6 +104,12 @@ pub(crate) fn non_empty(model: &str) -> Option<&str> {
     Some(model).filter(|model| !model.is_empty())
 }
 
+/// A count in a typed response: `null` (sent by some OpenAI-compatible servers for counts they
+/// do not keep) reads as 0, as absent does, like the JSON readers' [`count`].
+pub(crate) fn null_as_zero<'de, D: serde::Deserializer<'de>>(counts: D) -> Result<u64, D::Error> {
+    Ok(<Option<u64> as serde::Deserialize>::deserialize(counts)?.unwrap_or(0))
+}
+
 /// Checks the converted usage.
 pub(crate) fn checked(usage: Usage) -> Result<Usage, AdapterError> {
     usage.validate()?;

@@ -21,10 +21,13 @@ use crate::usage::Usage;
 #[serde(default)]
 pub struct ChatUsage {
     /// Every prompt token, cached ones included.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub prompt_tokens: u64,
     /// Every completion token, reasoning included.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub completion_tokens: u64,
     /// `prompt_tokens + completion_tokens`.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub total_tokens: u64,
     /// Breakdown of the prompt.
     pub prompt_tokens_details: Option<PromptTokensDetails>,
@@ -37,8 +40,10 @@ pub struct ChatUsage {
 #[serde(default)]
 pub struct PromptTokensDetails {
     /// Prompt tokens read from the cache.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub cached_tokens: u64,
     /// Prompt tokens of audio, cached ones included.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub audio_tokens: u64,
     /// The cached tokens by modality, when given.
     pub cached_tokens_details: Option<CachedTokensDetails>,
@@ -57,8 +62,10 @@ pub struct CachedTokensDetails {
 #[serde(default)]
 pub struct CompletionTokensDetails {
     /// Completion tokens spent reasoning.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub reasoning_tokens: u64,
     /// Completion tokens of audio.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub audio_tokens: u64,
 }
 
@@ -136,10 +143,13 @@ impl TokenUsage for ChatCompletion {
 #[serde(default)]
 pub struct ResponsesUsage {
     /// Every input token, cached ones included.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub input_tokens: u64,
     /// Every output token, reasoning included.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub output_tokens: u64,
     /// `input_tokens + output_tokens`.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub total_tokens: u64,
     /// Breakdown of the input.
     pub input_tokens_details: Option<PromptTokensDetails>,
@@ -183,10 +193,13 @@ pub struct Response {
 #[serde(default)]
 pub struct RealtimeUsage {
     /// Every input token (text, audio and image; cached ones included).
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub input_tokens: u64,
     /// Every output token (text and audio).
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub output_tokens: u64,
     /// `input_tokens + output_tokens`.
+    #[serde(deserialize_with = "super::null_as_zero")]
     pub total_tokens: u64,
     /// Breakdown of the input.
     pub input_token_details: Option<PromptTokensDetails>,
