@@ -95,8 +95,8 @@ where
         // at the service tier the span asks for, priced as text, as audio, as reasoning or as
         // images, whichever costs most (the answer says which they were; audio and images
         // cost several times text on the models that price them apart, and some price
-        // reasoning above the rest of the output). A model without a price cannot be bounded: it is reserved at zero and
-        // its spend is counted as unpriced.
+        // reasoning above the rest of the output). A model without a price cannot be bounded:
+        // it is reserved at zero and its spend is counted as unpriced.
         let table = hook.prices.current();
         let tier = record.observed.service_tier;
         let text = Usage::new(input, max_output);

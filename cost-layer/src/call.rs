@@ -16,12 +16,25 @@ use crate::layer::CostLayer;
 use crate::record::CostRecord;
 use crate::totals::Scope;
 
+/// How many token kinds a call records: every kind of [`Usage`].
+const KINDS: usize = TokenKind::ALL.len();
+
 /// The fields of one `#[llm_call]` span, looked up once.
 struct SpanFields {
-    /// The usage and response model, in the order of [`CALL_FIELD_NAMES`].
-    usage: [Field; 11],
+    /// The token counts, in the order of [`CALL_FIELD_NAMES`] (and of [`TokenKind::ALL`]).
+    usage: [Field; KINDS],
+    response_model: Field,
     service_tier: Field,
     error: Field,
+}
+
+/// The fields of the token counts, when the span declares them all.
+fn token_fields(fieldset: &FieldSet) -> Option<[Field; KINDS]> {
+    let found: Vec<Field> = CALL_FIELD_NAMES[..RESPONSE_MODEL_AT]
+        .iter()
+        .map(|name| fieldset.field(name))
+        .collect::<Option<_>>()?;
+    found.try_into().ok()
 }
 
 /// The span name and fields of one `#[llm_call]` callsite, looked up once.
@@ -44,10 +57,9 @@ impl CallFields {
     fn get(&self, fieldset: &FieldSet) -> Option<&SpanFields> {
         self.fields
             .get_or_init(|| {
-                let [a, b, c, d, e, f, g, h, i, j, k] =
-                    CALL_FIELD_NAMES.map(|name| fieldset.field(name));
                 Some(SpanFields {
-                    usage: [a?, b?, c?, d?, e?, f?, g?, h?, i?, j?, k?],
+                    usage: token_fields(fieldset)?,
+                    response_model: fieldset.field(CALL_FIELD_NAMES[RESPONSE_MODEL_AT])?,
                     service_tier: fieldset.field(SERVICE_TIER_FIELD)?,
                     error: fieldset.field(ERROR_FIELD)?,
                 })
@@ -56,10 +68,10 @@ impl CallFields {
     }
 }
 
-/// The ten counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
+/// The counts of `usage` in field order, as `i64`: `tracing-opentelemetry` exports `i64`
 /// fields as integers but `u64` ones as text. A count beyond `i64::MAX` is absurd either way
 /// (the layer rejects it) and stays absurd.
-fn signed_counts(usage: &Usage) -> [i64; 10] {
+fn signed_counts(usage: &Usage) -> [i64; KINDS] {
     TokenKind::ALL.map(|kind| i64::try_from(usage.get(kind)).unwrap_or(i64::MAX))
 }
 
@@ -84,25 +96,21 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
         return;
     }
     let counts = usage.map(|u| signed_counts(&u));
-    let count = |i: usize| counts.as_ref().map(|c| &c[i] as &dyn Value);
-    let usage_fields = &span_fields.usage;
-    let values = [
-        (&usage_fields[0], count(0)),
-        (&usage_fields[1], count(1)),
-        (&usage_fields[2], count(2)),
-        (&usage_fields[3], count(3)),
-        (&usage_fields[4], count(4)),
-        (&usage_fields[5], count(5)),
-        (&usage_fields[6], count(6)),
-        (&usage_fields[7], count(7)),
-        (&usage_fields[8], count(8)),
-        (&usage_fields[9], count(9)),
-        (&usage_fields[10], model.as_ref().map(|m| m as &dyn Value)),
-        (
+    // The counts, then the model and the tier.
+    let values: [(&Field, Option<&dyn Value>); KINDS + 2] = std::array::from_fn(|i| match i {
+        _ if i < KINDS => (
+            &span_fields.usage[i],
+            counts.as_ref().map(|c| &c[i] as &dyn Value),
+        ),
+        KINDS => (
+            &span_fields.response_model,
+            model.as_ref().map(|m| m as &dyn Value),
+        ),
+        _ => (
             &span_fields.service_tier,
             tier.as_ref().map(|t| t as &dyn Value),
         ),
-    ];
+    });
     span.record_all(&metadata.fields().value_set(&values));
 }
 
@@ -167,35 +175,12 @@ pub fn record_usage(usage: &Usage) {
     };
     let counts = signed_counts(usage);
     let fields = target.metadata().fields();
-    let [a, b, c, d, e, f, g, h, i, j, _] = CALL_FIELD_NAMES.map(|name| fields.field(name));
-    if let (
-        Some(a),
-        Some(b),
-        Some(c),
-        Some(d),
-        Some(e),
-        Some(f),
-        Some(g),
-        Some(h),
-        Some(i),
-        Some(j),
-    ) = (a, b, c, d, e, f, g, h, i, j)
-    {
+    if let Some(kinds) = token_fields(fields) {
         // One record for every kind (the span `#[llm_call]` opens), so readers see the usage
         // change at once rather than kind by kind.
-        let value = |i: usize| Some(&counts[i] as &dyn Value);
-        target.record(&fields.value_set(&[
-            (&a, value(0)),
-            (&b, value(1)),
-            (&c, value(2)),
-            (&d, value(3)),
-            (&e, value(4)),
-            (&f, value(5)),
-            (&g, value(6)),
-            (&h, value(7)),
-            (&i, value(8)),
-            (&j, value(9)),
-        ]));
+        let values: [(&Field, Option<&dyn Value>); KINDS] =
+            std::array::from_fn(|i| (&kinds[i], Some(&counts[i] as &dyn Value)));
+        target.record(&fields.value_set(&values));
     } else {
         for (name, count) in CALL_FIELD_NAMES.iter().zip(counts) {
             target.record_one(name, &count);
