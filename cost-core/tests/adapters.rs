@@ -353,6 +353,26 @@ fn null_counts_read_as_zero_in_the_typed_responses_as_in_json() {
 }
 
 #[test]
+fn deepseek_cache_hits_are_cache_reads() {
+    let response = json!({
+        "model": "deepseek-chat",
+        "usage": {
+            "prompt_tokens": 10000, "completion_tokens": 300, "total_tokens": 10300,
+            "prompt_cache_hit_tokens": 9000, "prompt_cache_miss_tokens": 1000
+        }
+    });
+    let expected = Usage {
+        input: 10000,
+        cache_read: 9000,
+        output: 300,
+        ..Usage::default()
+    };
+    assert_eq!(openai::chat_from_json(&response), Ok(expected));
+    let typed: openai::ChatCompletion = serde_json::from_value(response).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+}
+
+#[test]
 fn bad_payloads_are_typed_errors() {
     assert_eq!(
         openai::chat_from_json(&json!({"choices": []})),

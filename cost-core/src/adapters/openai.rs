@@ -1,5 +1,7 @@
 //! OpenAI: Chat Completions, Responses and Realtime usage, all already inclusive. Chat
 //! Completions and Responses also say the service tier that served them (`service_tier`).
+//! OpenAI-compatible APIs read the same way; DeepSeek's cache reads
+//! (`prompt_cache_hit_tokens`, billed at a tenth of a miss) are read too.
 //!
 //! Audio tokens (`gpt-4o-audio-preview`, `gpt-realtime` and the like) are reported in the
 //! details (`prompt_tokens_details.audio_tokens` and `completion_tokens_details.audio_tokens` in
@@ -33,6 +35,10 @@ pub struct ChatUsage {
     pub prompt_tokens_details: Option<PromptTokensDetails>,
     /// Breakdown of the completion.
     pub completion_tokens_details: Option<CompletionTokensDetails>,
+    /// Prompt tokens read from the cache, as DeepSeek's OpenAI-compatible API reports them
+    /// (instead of `prompt_tokens_details.cached_tokens`).
+    #[serde(deserialize_with = "super::null_as_zero")]
+    pub prompt_cache_hit_tokens: u64,
 }
 
 /// `prompt_tokens_details`.
@@ -83,17 +89,23 @@ pub struct ChatCompletion {
 
 /// The inclusive usage of OpenAI's counts, the same in every API under different names:
 /// prompt and completion tokens, and their details.
+/// `cache_hits` are cache reads reported outside the details (DeepSeek's
+/// `prompt_cache_hit_tokens`), counted when the details give none.
 fn inclusive(
     input: u64,
     output: u64,
     prompt: Option<&PromptTokensDetails>,
     completion: Option<&CompletionTokensDetails>,
+    cache_hits: u64,
 ) -> Usage {
     let prompt = prompt.cloned().unwrap_or_default();
     let completion = completion.cloned().unwrap_or_default();
     let usage = Usage {
         input,
-        cache_read: prompt.cached_tokens,
+        cache_read: match prompt.cached_tokens {
+            0 => cache_hits,
+            cached => cached,
+        },
         output,
         reasoning: completion.reasoning_tokens,
         audio_output: completion.audio_tokens,
@@ -114,6 +126,7 @@ impl ChatUsage {
             self.completion_tokens,
             self.prompt_tokens_details.as_ref(),
             self.completion_tokens_details.as_ref(),
+            self.prompt_cache_hit_tokens,
         )
     }
 }
@@ -165,6 +178,7 @@ impl ResponsesUsage {
             self.output_tokens,
             self.input_tokens_details.as_ref(),
             self.output_tokens_details.as_ref(),
+            0,
         )
     }
 }
@@ -215,6 +229,7 @@ impl RealtimeUsage {
             self.output_tokens,
             self.input_token_details.as_ref(),
             self.output_token_details.as_ref(),
+            0,
         )
     }
 }
@@ -282,7 +297,11 @@ fn inclusive_from_json(
 ) -> Result<Usage, AdapterError> {
     let counts = Usage {
         input: count(usage, &[input])?,
-        cache_read: count(usage, &[prompt, "cached_tokens"])?,
+        // DeepSeek reports its cache reads apart, as `prompt_cache_hit_tokens`.
+        cache_read: match count(usage, &[prompt, "cached_tokens"])? {
+            0 => count(usage, &["prompt_cache_hit_tokens"])?,
+            cached => cached,
+        },
         output: count(usage, &[output])?,
         reasoning: count(usage, &[completion, "reasoning_tokens"])?,
         audio_output: count(usage, &[completion, "audio_tokens"])?,
