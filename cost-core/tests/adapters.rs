@@ -353,6 +353,38 @@ fn null_counts_read_as_zero_in_the_typed_responses_as_in_json() {
 }
 
 #[test]
+fn xai_reasoning_outside_the_completion_tokens_is_added_to_the_output() {
+    // grok-3-mini: 2 completion tokens and 317 of reasoning, the total counting both.
+    let grok = |completion: u64, reasoning: u64, total: u64| {
+        json!({"model": "grok-3-mini", "usage": {
+            "prompt_tokens": 12, "completion_tokens": completion, "total_tokens": total,
+            "completion_tokens_details": {"reasoning_tokens": reasoning}
+        }})
+    };
+    let usage = |output: u64, reasoning: u64| Usage {
+        input: 12,
+        output,
+        reasoning,
+        ..Usage::default()
+    };
+    for (response, expected) in [
+        (grok(2, 317, 331), usage(319, 317)),
+        // Less reasoning than text: still apart, by the total.
+        (grok(400, 300, 712), usage(700, 300)),
+        // OpenAI's convention, reasoning inside the completion tokens: as it is.
+        (grok(400, 300, 412), usage(400, 300)),
+    ] {
+        assert_eq!(
+            openai::chat_from_json(&response),
+            Ok(expected),
+            "{response}"
+        );
+        let typed: openai::ChatCompletion = serde_json::from_value(response).unwrap_or_default();
+        assert_eq!(typed.token_usage(), Some(expected));
+    }
+}
+
+#[test]
 fn deepseek_cache_hits_are_cache_reads() {
     let response = json!({
         "model": "deepseek-chat",

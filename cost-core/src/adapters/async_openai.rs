@@ -1,13 +1,13 @@
 //! `TokenUsage` for the Chat Completions response types of the `async-openai` crate
-//! (feature `async-openai`). Its usage is OpenAI's, already inclusive; the response says the
-//! service tier that served it.
+//! (feature `async-openai`). Its usage is OpenAI's, read as the `openai` adapter reads it; the
+//! response says the service tier that served it.
 
 use async_openai::types::chat::{
     CompletionTokensDetails, CompletionUsage, CreateChatCompletionResponse, PromptTokensDetails,
     ServiceTier,
 };
 
-use super::with_prompt_audio;
+use super::openai;
 
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
@@ -26,16 +26,27 @@ impl TokenUsage for CompletionUsage {
                 .and_then(field)
                 .map_or(0, u64::from)
         };
-        let usage = Usage {
-            input: u64::from(self.prompt_tokens),
-            cache_read: prompt(|d| d.cached_tokens),
-            output: u64::from(self.completion_tokens),
-            reasoning: completion(|d| d.reasoning_tokens),
-            audio_output: completion(|d| d.audio_tokens),
-            ..Usage::default()
+        let prompt_details = openai::PromptTokensDetails {
+            cached_tokens: prompt(|d| d.cached_tokens),
+            audio_tokens: prompt(|d| d.audio_tokens),
+            // Not split by modality in this crate's type.
+            cached_tokens_details: None,
         };
-        // The cached tokens are not split by modality here (see the `openai` adapter).
-        Some(with_prompt_audio(usage, prompt(|d| d.audio_tokens), None))
+        let completion_details = openai::CompletionTokensDetails {
+            reasoning_tokens: completion(|d| d.reasoning_tokens),
+            audio_tokens: completion(|d| d.audio_tokens),
+        };
+        Some(
+            openai::Reported {
+                input: u64::from(self.prompt_tokens),
+                output: u64::from(self.completion_tokens),
+                total: u64::from(self.total_tokens),
+                prompt: Some(&prompt_details),
+                completion: Some(&completion_details),
+                cache_hits: 0,
+            }
+            .usage(),
+        )
     }
 }
 
@@ -58,5 +69,53 @@ impl TokenUsage for CreateChatCompletionResponse {
             ServiceTier::Priority => "priority",
             ServiceTier::Fast => "fast",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(json: serde_json::Value) -> Option<Usage> {
+        serde_json::from_value::<CompletionUsage>(json)
+            .ok()
+            .and_then(|u| u.token_usage())
+    }
+
+    #[test]
+    fn read_as_the_openai_adapter_reads_them() {
+        // Audio (cached tokens taken as text first) and OpenAI's inclusive reasoning.
+        let openai = usage(serde_json::json!({
+            "prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
+            "prompt_tokens_details": {"cached_tokens": 400, "audio_tokens": 700},
+            "completion_tokens_details": {"reasoning_tokens": 20, "audio_tokens": 450}
+        }));
+        assert_eq!(
+            openai,
+            Some(Usage {
+                input: 1000,
+                cache_read: 400,
+                audio_input: 600,
+                cache_read_audio: 100,
+                output: 500,
+                reasoning: 20,
+                audio_output: 450,
+                ..Usage::default()
+            })
+        );
+        // xAI's reasoning outside the completion tokens, as its total says.
+        let xai = usage(serde_json::json!({
+            "prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 331,
+            "completion_tokens_details": {"reasoning_tokens": 317}
+        }));
+        assert_eq!(
+            xai,
+            Some(Usage {
+                input: 12,
+                output: 319,
+                reasoning: 317,
+                ..Usage::default()
+            })
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! OpenAI: Chat Completions, Responses and Realtime usage, all already inclusive. Chat
 //! Completions and Responses also say the service tier that served them (`service_tier`).
 //! OpenAI-compatible APIs read the same way; DeepSeek's cache reads
-//! (`prompt_cache_hit_tokens`, billed at a tenth of a miss) are read too.
+//! (`prompt_cache_hit_tokens`, billed at a tenth of a miss) are read too, and xAI's reasoning
+//! tokens, which it counts outside the completion tokens (its `total_tokens` says so), are
+//! added to the output.
 //!
 //! Audio tokens (`gpt-4o-audio-preview`, `gpt-realtime` and the like) are reported in the
 //! details (`prompt_tokens_details.audio_tokens` and `completion_tokens_details.audio_tokens` in
@@ -87,47 +89,68 @@ pub struct ChatCompletion {
     pub service_tier: Option<String>,
 }
 
-/// The inclusive usage of OpenAI's counts, the same in every API under different names:
-/// prompt and completion tokens, and their details.
-/// `cache_hits` are cache reads reported outside the details (DeepSeek's
-/// `prompt_cache_hit_tokens`), counted when the details give none.
-fn inclusive(
-    input: u64,
-    output: u64,
-    prompt: Option<&PromptTokensDetails>,
-    completion: Option<&CompletionTokensDetails>,
-    cache_hits: u64,
-) -> Usage {
-    let prompt = prompt.cloned().unwrap_or_default();
-    let completion = completion.cloned().unwrap_or_default();
-    let usage = Usage {
-        input,
-        cache_read: match prompt.cached_tokens {
-            0 => cache_hits,
-            cached => cached,
-        },
-        output,
-        reasoning: completion.reasoning_tokens,
-        audio_output: completion.audio_tokens,
-        ..Usage::default()
-    };
-    with_prompt_audio(
-        usage,
-        prompt.audio_tokens,
-        prompt.cached_tokens_details.and_then(|d| d.audio_tokens),
-    )
+/// The counts every OpenAI API reports, under names of its own.
+pub(crate) struct Reported<'a> {
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    /// `total_tokens`, which says whether `output` counts the reasoning (see [`Reported::usage`]).
+    pub(crate) total: u64,
+    pub(crate) prompt: Option<&'a PromptTokensDetails>,
+    pub(crate) completion: Option<&'a CompletionTokensDetails>,
+    /// Cache reads reported outside the details (DeepSeek's `prompt_cache_hit_tokens`),
+    /// counted when the details give none.
+    pub(crate) cache_hits: u64,
+}
+
+impl Reported<'_> {
+    /// The inclusive usage. OpenAI counts reasoning inside the completion tokens; xAI (Grok),
+    /// through the same API, outside them, its total being prompt + completion + reasoning:
+    /// a total that says so makes the reasoning part of the output.
+    pub(crate) fn usage(&self) -> Usage {
+        let prompt = self.prompt.cloned().unwrap_or_default();
+        let completion = self.completion.cloned().unwrap_or_default();
+        let reasoning = completion.reasoning_tokens;
+        let reasoning_apart = reasoning > 0
+            && self.total
+                == self
+                    .input
+                    .saturating_add(self.output)
+                    .saturating_add(reasoning);
+        let usage = Usage {
+            input: self.input,
+            cache_read: match prompt.cached_tokens {
+                0 => self.cache_hits,
+                cached => cached,
+            },
+            output: if reasoning_apart {
+                self.output.saturating_add(reasoning)
+            } else {
+                self.output
+            },
+            reasoning,
+            audio_output: completion.audio_tokens,
+            ..Usage::default()
+        };
+        with_prompt_audio(
+            usage,
+            prompt.audio_tokens,
+            prompt.cached_tokens_details.and_then(|d| d.audio_tokens),
+        )
+    }
 }
 
 impl ChatUsage {
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
-        inclusive(
-            self.prompt_tokens,
-            self.completion_tokens,
-            self.prompt_tokens_details.as_ref(),
-            self.completion_tokens_details.as_ref(),
-            self.prompt_cache_hit_tokens,
-        )
+        Reported {
+            input: self.prompt_tokens,
+            output: self.completion_tokens,
+            total: self.total_tokens,
+            prompt: self.prompt_tokens_details.as_ref(),
+            completion: self.completion_tokens_details.as_ref(),
+            cache_hits: self.prompt_cache_hit_tokens,
+        }
+        .usage()
     }
 }
 
@@ -173,13 +196,15 @@ pub struct ResponsesUsage {
 impl ResponsesUsage {
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
-        inclusive(
-            self.input_tokens,
-            self.output_tokens,
-            self.input_tokens_details.as_ref(),
-            self.output_tokens_details.as_ref(),
-            0,
-        )
+        Reported {
+            input: self.input_tokens,
+            output: self.output_tokens,
+            total: self.total_tokens,
+            prompt: self.input_tokens_details.as_ref(),
+            completion: self.output_tokens_details.as_ref(),
+            cache_hits: 0,
+        }
+        .usage()
     }
 }
 
@@ -224,13 +249,15 @@ pub struct RealtimeUsage {
 impl RealtimeUsage {
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
-        inclusive(
-            self.input_tokens,
-            self.output_tokens,
-            self.input_token_details.as_ref(),
-            self.output_token_details.as_ref(),
-            0,
-        )
+        Reported {
+            input: self.input_tokens,
+            output: self.output_tokens,
+            total: self.total_tokens,
+            prompt: self.input_token_details.as_ref(),
+            completion: self.output_token_details.as_ref(),
+            cache_hits: 0,
+        }
+        .usage()
     }
 }
 
@@ -288,28 +315,36 @@ pub fn realtime_from_json(value: &Value) -> Result<Usage, AdapterError> {
     )
 }
 
-/// [`inclusive`] from JSON: `counts` names the input and output counts, `details` their
+/// [`Reported::usage`] from JSON: `counts` names the input and output counts, `details` their
 /// breakdowns.
 fn inclusive_from_json(
     usage: &Value,
     [input, output]: [&str; 2],
     [prompt, completion]: [&str; 2],
 ) -> Result<Usage, AdapterError> {
-    let counts = Usage {
-        input: count(usage, &[input])?,
-        // DeepSeek reports its cache reads apart, as `prompt_cache_hit_tokens`.
-        cache_read: match count(usage, &[prompt, "cached_tokens"])? {
-            0 => count(usage, &["prompt_cache_hit_tokens"])?,
-            cached => cached,
-        },
-        output: count(usage, &[output])?,
-        reasoning: count(usage, &[completion, "reasoning_tokens"])?,
-        audio_output: count(usage, &[completion, "audio_tokens"])?,
-        ..Usage::default()
+    let prompt_details = PromptTokensDetails {
+        cached_tokens: count(usage, &[prompt, "cached_tokens"])?,
+        audio_tokens: count(usage, &[prompt, "audio_tokens"])?,
+        cached_tokens_details: Some(CachedTokensDetails {
+            audio_tokens: count_if_present(
+                usage,
+                &[prompt, "cached_tokens_details", "audio_tokens"],
+            )?,
+        }),
     };
-    checked(with_prompt_audio(
-        counts,
-        count(usage, &[prompt, "audio_tokens"])?,
-        count_if_present(usage, &[prompt, "cached_tokens_details", "audio_tokens"])?,
-    ))
+    let completion_details = CompletionTokensDetails {
+        reasoning_tokens: count(usage, &[completion, "reasoning_tokens"])?,
+        audio_tokens: count(usage, &[completion, "audio_tokens"])?,
+    };
+    checked(
+        Reported {
+            input: count(usage, &[input])?,
+            output: count(usage, &[output])?,
+            total: count(usage, &["total_tokens"])?,
+            prompt: Some(&prompt_details),
+            completion: Some(&completion_details),
+            cache_hits: count(usage, &["prompt_cache_hit_tokens"])?,
+        }
+        .usage(),
+    )
 }
