@@ -132,6 +132,10 @@ fn hand_written_same_fields(input: u64) -> Usage {
     span.record("cost.usage.cache_write_1h_tokens", usage.cache_write_1h);
     span.record("gen_ai.usage.output_tokens", usage.output);
     span.record("gen_ai.usage.reasoning.output_tokens", usage.reasoning);
+    span.record("cost.usage.audio_input_tokens", usage.audio_input);
+    span.record("cost.usage.audio_output_tokens", usage.audio_output);
+    span.record("cost.usage.cache_read_audio_tokens", usage.cache_read_audio);
+    span.record("cost.usage.image_output_tokens", usage.image_output);
     usage
 }
 
