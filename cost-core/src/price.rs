@@ -451,6 +451,49 @@ impl ModelPrice {
         (&chosen.rates, applied, chosen.above_input_tokens)
     }
 
+    /// The most a call with `input` prompt tokens and at most `max_output` completion tokens can
+    /// cost at `service_tier`, before its answer says what the tokens were: every prompt token
+    /// at the dearer of the text and audio input prices, every completion token at the dearest
+    /// of the output, reasoning, audio and image prices the model declares. Cache reads and
+    /// writes are left out (whether a prompt writes the cache is the caller's choice).
+    pub fn worst_case(
+        &self,
+        input: u64,
+        max_output: u64,
+        service_tier: ServiceTier,
+    ) -> Result<Money, CostError> {
+        for (kind, value) in [(TokenKind::Input, input), (TokenKind::Output, max_output)] {
+            if value > crate::usage::MAX_TOKENS_PER_CALL {
+                return Err(UsageError::Absurd { kind, value }.into());
+            }
+        }
+        let (rates, ..) = self.rates(input, service_tier);
+        let input_price = rates.input.max(rates.audio_input);
+        let output_price = [
+            rates.output,
+            rates.reasoning,
+            rates.audio_output,
+            rates.image_output,
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        let times = |price: TokenPrice, tokens: u64| price.times(tokens).ok_or(CostError::Overflow);
+        let output = match output_price {
+            Some(price) => times(price, max_output)?,
+            None if max_output == 0 => Money::ZERO,
+            None => {
+                return Err(CostError::MissingPrice {
+                    kind: TokenKind::Output,
+                    tokens: max_output,
+                });
+            }
+        };
+        times(input_price, input)?
+            .checked_add(output)
+            .ok_or(CostError::Overflow)
+    }
+
     /// Prices one call, exactly.
     pub fn cost(&self, usage: &Usage, service_tier: ServiceTier) -> Result<Priced, CostError> {
         usage.validate()?;
@@ -885,6 +928,57 @@ mod tests {
                 kind: TokenKind::ImageOutput,
                 tokens: 1_290
             })
+        );
+    }
+
+    #[test]
+    fn the_worst_case_prices_every_token_at_the_dearest_price_it_could_have() {
+        let model = |prices: ComponentPrices| {
+            ModelPrice::flat(ComponentPrices {
+                input: p("1"),
+                output: p("4"),
+                ..prices
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let worst =
+            |model: &ModelPrice| model.worst_case(1_000_000, 100_000, ServiceTier::Standard);
+        // Text only: $1 + $0.40.
+        assert_eq!(worst(&model(ComponentPrices::default())), Ok(usd("1.4")));
+        // Audio dearer on both sides: $10 + $2.
+        let audio = model(ComponentPrices {
+            audio_input: p("10"),
+            audio_output: p("20"),
+            ..Default::default()
+        });
+        assert_eq!(worst(&audio), Ok(usd("12")));
+        // Reasoning or images dearer than the output: the dearest of them.
+        let reasoning_and_images = model(ComponentPrices {
+            reasoning: p("6"),
+            image_output: p("30"),
+            ..Default::default()
+        });
+        assert_eq!(worst(&reasoning_and_images), Ok(usd("4")));
+        // Cheaper audio does not lower it; cache prices are not in it.
+        let cheap_audio = model(ComponentPrices {
+            audio_input: p("0.5"),
+            cache_write_1h: p("2"),
+            ..Default::default()
+        });
+        assert_eq!(worst(&cheap_audio), Ok(usd("1.4")));
+        // No output price: unbounded, an error.
+        let input_only = ModelPrice::flat(ComponentPrices {
+            input: p("1"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            worst(&input_only),
+            Err(CostError::MissingPrice { .. })
+        ));
+        assert_eq!(
+            input_only.worst_case(1_000, 0, ServiceTier::Standard),
+            Ok(usd("0.001"))
         );
     }
 

@@ -470,6 +470,26 @@ impl PriceTable {
         self.quote_resolved(resolution, usage, service_tier)
     }
 
+    /// The most a call of `model` can cost before its answer is known
+    /// ([`ModelPrice::worst_case`]), with the entry that prices it: what a budget reserves.
+    pub fn worst_case(
+        &self,
+        model: &str,
+        input: u64,
+        max_output: u64,
+        service_tier: ServiceTier,
+    ) -> Result<(&ModelEntry, crate::Money), QuoteError> {
+        let entry = self.entry(self.resolve(model)?.id);
+        let worst = entry
+            .price
+            .worst_case(input, max_output, service_tier)
+            .map_err(|source| QuoteError::Cost {
+                model: entry.key.clone(),
+                source,
+            })?;
+        Ok((entry, worst))
+    }
+
     /// Prices one call of an already resolved model; the fast path for callers that cache
     /// [`Resolution`]s.
     #[inline]

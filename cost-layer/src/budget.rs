@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock, Weak};
 use cost_core::budget::{
     BudgetAlert, BudgetBook, BudgetExceeded, BudgetScope, CallKeys, Reservation,
 };
-use cost_core::{Money, SharedPriceTable, Usage};
+use cost_core::{Money, SharedPriceTable};
 use tracing::{Dispatch, Span};
 use tracing_core::Subscriber;
 use tracing_core::span::Id;
@@ -92,39 +92,17 @@ where
         let extensions = span.extensions();
         let record = CostRecord::in_span(&extensions, hook.layer)?;
         // Worst case: the estimated input and the maximum output of the model the call names,
-        // at the service tier the span asks for, priced as text, as audio, as reasoning or as
-        // images, whichever costs most (the answer says which they were; audio and images
-        // cost several times text on the models that price them apart, and some price
-        // reasoning above the rest of the output). A model without a price cannot be bounded:
-        // it is reserved at zero and its spend is counted as unpriced.
+        // at the service tier the span asks for, each token at the dearest price it could have
+        // (`PriceTable::worst_case`: the answer says whether they were text, audio, reasoning
+        // or images). A model without a price cannot be bounded: it is reserved at zero and
+        // its spend is counted as unpriced.
         let table = hook.prices.current();
-        let tier = record.observed.service_tier;
-        let text = Usage::new(input, max_output);
-        let quote = table.quote(model, &text, tier);
-        let worst = match &quote {
-            Ok(quote) => [
-                Usage {
-                    audio_input: input,
-                    audio_output: max_output,
-                    ..text
-                },
-                Usage {
-                    reasoning: max_output,
-                    ..text
-                },
-                Usage {
-                    image_output: max_output,
-                    ..text
-                },
-            ]
-            .iter()
-            .filter_map(|usage| table.quote(model, usage, tier).ok())
-            .map(|other| other.total())
-            .fold(quote.total(), Money::max),
-            Err(_) => Money::ZERO,
-        };
+        let worst = table.worst_case(model, input, max_output, record.observed.service_tier);
         // Model budgets are kept under the price table's key, as the ledger's model keys are.
-        let model_key = quote.as_ref().map_or(model, |q| q.entry.key.as_str());
+        let model_key = worst
+            .as_ref()
+            .map_or(model, |(entry, _)| entry.key.as_str());
+        let worst = worst.map_or(Money::ZERO, |(_, worst)| worst);
         (
             call_keys(record, Some(&crate::record::intern(model_key))),
             worst,
