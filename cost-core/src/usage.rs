@@ -154,7 +154,7 @@ pub enum UsageError {
     #[error(
         "inconsistent usage: audio_output ({audio_output}) + image_output ({image_output}) + reasoning ({reasoning}) exceed output ({output}); output counts every completion token, audio, images and reasoning included"
     )]
-    AudioExceedsOutput {
+    OutputPartsExceedOutput {
         /// The reported output.
         output: u64,
         /// The reported audio output.
@@ -273,7 +273,7 @@ impl Usage {
             });
         }
         if self.audio_output + self.image_output + self.reasoning > self.output {
-            return Err(UsageError::AudioExceedsOutput {
+            return Err(UsageError::OutputPartsExceedOutput {
                 output: self.output,
                 audio_output: self.audio_output,
                 image_output: self.image_output,
@@ -419,7 +419,7 @@ mod tests {
         };
         assert_eq!(
             too_much_audio_out.validate(),
-            Err(UsageError::AudioExceedsOutput {
+            Err(UsageError::OutputPartsExceedOutput {
                 output: 50,
                 audio_output: 31,
                 image_output: 0,
