@@ -111,8 +111,6 @@ pub struct CostLayer {
     call_sink: Option<Box<dyn crate::CallSink>>,
     /// A drop by the sink was warned about.
     warned_drop: std::sync::atomic::AtomicBool,
-    /// A call hidden by the subscriber's filter was warned about.
-    warned_hidden: std::sync::atomic::AtomicBool,
     /// Days after which a price is reported as stale; `None`: never.
     price_age_limit: Option<u32>,
     /// Callsites whose spans get no record.
@@ -226,7 +224,6 @@ impl CostLayer {
             keep_model_key,
             call_sink,
             warned_drop: std::sync::atomic::AtomicBool::new(false),
-            warned_hidden: std::sync::atomic::AtomicBool::new(false),
             price_age_limit,
             stale_reported: Mutex::default(),
             plain_callsites: PlainCallsites::new(),
@@ -642,14 +639,6 @@ impl CostLayer {
         );
     }
 
-    /// Counts an `#[llm_call]` call whose span the subscriber's filter disabled (see
-    /// [`Diagnostics::calls_hidden_by_filter`](crate::Diagnostics)); `true` for the first, to
-    /// be warned about with [`CostLayer::warn_hidden_call`] once outside the dispatcher.
-    pub(crate) fn count_hidden_call(&self) -> bool {
-        DiagnosticCounters::bump(&self.ledger.diagnostics.calls_hidden_by_filter);
-        !self.warned_hidden.swap(true, Ordering::Relaxed)
-    }
-
     /// The warning about the first call hidden by the filter.
     pub(crate) fn warn_hidden_call(span_name: &'static str) {
         tracing::warn!(
@@ -720,8 +709,9 @@ where
 
     fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {}
 
-    #[cfg(feature = "otel")]
     fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        crate::call::register_ledger::<S>(dispatch, &self.ledger);
+        #[cfg(feature = "otel")]
         if let Some(export) = &self.otel_spans {
             export.register(dispatch);
         }

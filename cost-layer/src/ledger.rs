@@ -133,8 +133,9 @@ pub struct Diagnostics {
     pub calls_without_usage: u64,
     /// `#[llm_call]` calls whose span the subscriber's filter disabled (a global `EnvFilter` at
     /// `warn` hides `info` spans from every layer): the layer never saw them, so they are in no
-    /// total and no budget applied to them. Counted by the outermost `CostLayer`, and warned
-    /// about once. Spans made by hand that a filter disables cannot be counted: nothing reaches
+    /// total and no budget applied to them. Counted by the outermost `CostLayer` (or, when
+    /// downcasts reach none, one registered with the dispatcher: inside `reload::Layer`), and
+    /// warned about once. Spans made by hand that a filter disables cannot be counted: nothing reaches
     /// any layer.
     pub calls_hidden_by_filter: u64,
 }
@@ -188,11 +189,20 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) calls_hidden_by_filter: AtomicU64,
     /// The warning about posts to evicted sessions: 0 not due, 1 due, 2 given.
     pub(crate) evicted_post_warning: std::sync::atomic::AtomicU8,
+    /// A call hidden by the subscriber's filter was warned about.
+    hidden_call_warned: std::sync::atomic::AtomicBool,
 }
 
 impl DiagnosticCounters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an `#[llm_call]` call whose span the subscriber's filter disabled; `true` for the
+    /// first, to be warned about.
+    pub(crate) fn count_hidden_call(&self) -> bool {
+        Self::bump(&self.calls_hidden_by_filter);
+        !self.hidden_call_warned.swap(true, Ordering::Relaxed)
     }
 
     fn posted_to_evicted_session(&self) {

@@ -433,6 +433,34 @@ fn calls_a_global_filter_hides_are_counted_and_warned_about_once() {
     assert_eq!(ledger.diagnostics().calls_hidden_by_filter, 0);
 }
 
+#[test]
+fn calls_hidden_from_a_layer_inside_a_reload_layer_are_counted_too() {
+    // `reload::Layer` hides the layer it wraps from downcasts: the hidden call still reaches
+    // its ledger, and only its own (another dispatcher's layer counts nothing).
+    let (layer, ledger) = CostLayer::builder().build();
+    let (reloadable, _handle) = tracing_subscriber::reload::Layer::new(layer);
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("warn"))
+            .with(reloadable),
+    );
+    let (other_layer, other_ledger) = CostLayer::builder().build();
+    let (other_reloadable, _other_handle) = tracing_subscriber::reload::Layer::new(other_layer);
+    let _other = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("warn"))
+            .with(other_reloadable),
+    );
+    let ran = Mutex::new(0);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..3 {
+            assert!(step("summarise the thread", &ran).is_ok());
+        }
+    });
+    assert_eq!(ledger.diagnostics().calls_hidden_by_filter, 3);
+    assert_eq!(other_ledger.diagnostics().calls_hidden_by_filter, 0);
+}
+
 /// Worst case at the priority tier: 2 000 × 4.25e-6 + 1 000 × 1.7e-5 = $0.0255 (at standard:
 /// $0.015). Actual, at priority: 2 000 × 4.25e-6 + 500 × 1.7e-5 = $0.017.
 #[llm_call(
