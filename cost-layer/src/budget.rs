@@ -6,8 +6,8 @@
 //! call with `#[llm_call(model = …, max_output_tokens = N, estimate_input = expr)]`, or without
 //! the macro with [`reserve`] from inside the call's span.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
 
 use cost_core::budget::{
     BudgetAlert, BudgetBook, BudgetExceeded, BudgetScope, CallKeys, Reservation,
@@ -37,7 +37,8 @@ type ReserveFn =
 /// (`tracing-error`'s `WithContext` pattern): made in `on_layer`, found through
 /// `Dispatch::downcast_ref`. Only a layer with budgets answers, so with several `CostLayer`s in
 /// one subscriber the outermost one that has budgets reserves. A layer that downcasts cannot
-/// reach (one inside `reload::Layer`) is found among the [`LIVE_HOOKS`].
+/// reach (one inside `reload::Layer`) is found among the layers registered with the dispatcher
+/// (`crate::registered`).
 pub(crate) struct WithBudget {
     /// [`reserve_in`] for the subscriber's type.
     reserve: ReserveFn,
@@ -48,32 +49,19 @@ pub(crate) struct WithBudget {
 }
 
 impl WithBudget {
-    /// The hook of `layer` in a subscriber of type `S`; `None` when it has no budgets. Listed
-    /// among the live hooks while it lives.
+    /// The hook of `layer` in a subscriber of type `S`; `None` when it has no budgets.
     pub(crate) fn of<S>(layer: &CostLayer) -> Option<Arc<WithBudget>>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let hook = Arc::new(WithBudget {
+        Some(Arc::new(WithBudget {
             reserve: reserve_in::<S>,
             layer: layer.id,
             book: layer.budgets.clone()?,
             prices: Arc::clone(&layer.prices),
-        });
-        if let Ok(mut hooks) = LIVE_HOOKS.write() {
-            // Hooks of dropped layers go as new ones come: the list holds the live ones and
-            // at most as many dead.
-            hooks.retain(|hook| hook.strong_count() > 0);
-            hooks.push(Arc::downgrade(&hook));
-        }
-        Some(hook)
+        }))
     }
 }
-
-/// The hooks of the layers with budgets, for reservations that downcasts cannot take to their
-/// layer: `reload::Layer` hides the layer it wraps (its lock could be replaced under a pointer),
-/// while the registry under it stays reachable, and each hook finds its own layer's records.
-static LIVE_HOOKS: RwLock<Vec<Weak<WithBudget>>> = RwLock::new(Vec::new());
 
 fn reserve_in<S>(
     hook: &WithBudget,
@@ -159,13 +147,11 @@ pub fn reserve(model: &str, estimated_input: u64, max_output: u64) -> Result<(),
             return reserve(hook).unwrap_or(Ok(()));
         }
         // No layer with budgets reachable by downcast: one inside `reload::Layer`, if any, is
-        // among the live hooks (taken out of the list's lock before reserving, which may
-        // block on a shared store).
-        let live: Vec<Arc<WithBudget>> = LIVE_HOOKS
-            .read()
-            .map(|hooks| hooks.iter().filter_map(Weak::upgrade).collect())
-            .unwrap_or_default();
-        live.iter().find_map(|hook| reserve(hook)).unwrap_or(Ok(()))
+        // registered with the dispatcher.
+        crate::registered::budget_hooks_in(dispatch)
+            .iter()
+            .find_map(|hook| reserve(hook))
+            .unwrap_or(Ok(()))
     })
 }
 

@@ -2,18 +2,17 @@
 //! API for code that learns its usage piece by piece.
 
 use std::fmt::Display;
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::OnceLock;
 
 use cost_core::{TokenKind, TokenUsage, Usage};
 use tracing::field::{Field, FieldSet, Value};
-use tracing::{Dispatch, Metadata, Span};
+use tracing::{Metadata, Span};
 use tracing_core::Subscriber;
 use tracing_core::span::Id;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD, RESPONSE_MODEL_AT, SERVICE_TIER_FIELD};
 use crate::layer::CostLayer;
-use crate::ledger::LedgerInner;
 use crate::record::CostRecord;
 use crate::totals::Scope;
 
@@ -125,58 +124,12 @@ fn count_hidden_call(span_name: &'static str) {
     let first =
         tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<CostLayer>() {
             Some(layer) => layer.ledger.diagnostics.count_hidden_call(),
-            None => registered_ledger(dispatch)
+            None => crate::registered::ledger_in(dispatch)
                 .is_some_and(|ledger| ledger.diagnostics.count_hidden_call()),
         });
     if first {
         CostLayer::warn_hidden_call(span_name);
     }
-}
-
-/// The ledger of a live `CostLayer`, with the dispatcher it was registered with and how to find
-/// the subscriber under it there: how a hidden call finds a layer downcasts cannot reach.
-struct RegisteredLedger {
-    ledger: Weak<LedgerInner>,
-    /// Kept weak, it keeps the dispatcher's memory, so no other subscriber takes the address.
-    dispatch: tracing::dispatcher::WeakDispatch,
-    /// The address of the subscriber under the layer, in that dispatcher.
-    subscriber: usize,
-    /// The same address in any dispatcher, found by downcast.
-    locate: fn(&Dispatch) -> Option<usize>,
-}
-
-static REGISTERED_LEDGERS: RwLock<Vec<RegisteredLedger>> = RwLock::new(Vec::new());
-
-fn address_of<S: Subscriber>(dispatch: &Dispatch) -> Option<usize> {
-    dispatch.downcast_ref::<S>().map(|s| s as *const S as usize)
-}
-
-/// Registers a layer's ledger with the dispatcher it is part of (`on_register_dispatch`); the
-/// layers and dispatchers gone are dropped from the list as new ones come.
-pub(crate) fn register_ledger<S: Subscriber>(dispatch: &Dispatch, ledger: &Arc<LedgerInner>) {
-    let Some(subscriber) = address_of::<S>(dispatch) else {
-        return;
-    };
-    if let Ok(mut registered) = REGISTERED_LEDGERS.write() {
-        registered.retain(|r| r.ledger.strong_count() > 0 && r.dispatch.upgrade().is_some());
-        registered.push(RegisteredLedger {
-            ledger: Arc::downgrade(ledger),
-            dispatch: dispatch.downgrade(),
-            subscriber,
-            locate: address_of::<S>,
-        });
-    }
-}
-
-/// The ledger of a layer registered with `dispatch`. A registration whose subscriber is at the
-/// address of `dispatch`'s is `dispatch`'s: no other subscriber takes an address a
-/// registration's weak dispatcher keeps.
-fn registered_ledger(dispatch: &Dispatch) -> Option<Arc<LedgerInner>> {
-    let registered = REGISTERED_LEDGERS.read().ok()?;
-    registered
-        .iter()
-        .filter(|r| (r.locate)(dispatch) == Some(r.subscriber))
-        .find_map(|r| r.ledger.upgrade())
 }
 
 /// A return value whose error `#[llm_call(err)]` can record.

@@ -710,7 +710,7 @@ where
     fn on_event(&self, _event: &Event<'_>, _ctx: Context<'_, S>) {}
 
     fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
-        crate::call::register_ledger::<S>(dispatch, &self.ledger);
+        crate::registered::register::<S>(dispatch, &self.ledger, self.budget_hook.as_ref());
         #[cfg(feature = "otel")]
         if let Some(export) = &self.otel_spans {
             export.register(dispatch);

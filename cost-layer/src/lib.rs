@@ -108,6 +108,7 @@ mod metrics_facade;
 pub mod otel;
 mod pricing;
 mod record;
+mod registered;
 pub mod sink;
 mod totals;
 mod tree;
