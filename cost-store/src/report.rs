@@ -191,8 +191,8 @@ pub struct WhatIfRow {
     pub actual: Money,
     /// What the same usage would cost on the other model.
     pub what_if: Money,
-    /// Calls left out: unpriced as they ran, rejected, cache hits, or run at a service tier the
-    /// other model has no price for.
+    /// Calls left out: unpriced as they ran, rejected, cache hits, run at a service tier the
+    /// other model has no price for, or with tokens it has no price for (generated images).
     pub skipped: u64,
 }
 

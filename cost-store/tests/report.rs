@@ -71,6 +71,22 @@ fn what_if_prices_at_the_tier_the_call_ran_at() {
 }
 
 #[test]
+fn what_if_skips_a_call_with_images_the_other_model_has_no_price_for() {
+    // A generated image (1 290 image tokens) priced as it ran; gpt-4o-mini has no image price.
+    let mut image = record(0, "thumbnails");
+    image.id = Some(3);
+    image.usage.output = 1_290;
+    image.usage.image_output = 1_290;
+    image.cost = CostBreakdown {
+        image_output: usd("0.0387"),
+        ..CostBreakdown::default()
+    };
+    let (_, total) = report::what_if(&[image], &PriceTable::default(), "gpt-4o-mini")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((total.calls, total.skipped), (0, 1));
+}
+
+#[test]
 fn what_if_skips_a_call_whose_tier_the_other_model_has_no_price_for() {
     // mistral-large-latest has no batch prices: its standard ones would compare a batch call
     // with a standard one.
