@@ -85,6 +85,43 @@ fn json_lines() {
 }
 
 #[test]
+fn json_lines_written_before_audio_and_images_read_back() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("calls.jsonl");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let call = record(5, "old");
+    cost_store::open(&address)
+        .and_then(|mut store| store.append(std::slice::from_ref(&call)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The line as the store wrote it before the audio and image counts existed.
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut line: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
+    for (part, keys) in [
+        (
+            "usage",
+            &[
+                "audio_input",
+                "audio_output",
+                "cache_read_audio",
+                "image_output",
+            ][..],
+        ),
+        ("cost", &["audio_input", "audio_output", "image_output"][..]),
+    ] {
+        for key in keys {
+            let removed = line[part].as_object_mut().and_then(|o| o.remove(*key));
+            assert!(removed.is_some(), "{part}.{key} in {text}");
+        }
+    }
+    std::fs::write(&path, format!("{line}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let back = cost_store::open(&address)
+        .and_then(|mut store| store.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
+}
+
+#[test]
 fn sqlite() {
     let (_dir, address) = common::temp_address("calls.sqlite");
     let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
