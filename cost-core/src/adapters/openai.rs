@@ -1,9 +1,9 @@
 //! OpenAI: Chat Completions, Responses and Realtime usage, all already inclusive. Chat
 //! Completions and Responses also say the service tier that served them (`service_tier`).
 //! OpenAI-compatible APIs read the same way; DeepSeek's cache reads
-//! (`prompt_cache_hit_tokens`, billed at a tenth of a miss) are read too, and xAI's reasoning
-//! tokens, which it counts outside the completion tokens (its `total_tokens` says so), are
-//! added to the output.
+//! (`prompt_cache_hit_tokens`, billed at a tenth of a miss) are read too, and reasoning tokens
+//! counted outside the completion tokens (xAI's Grok, some gateways translating Gemini: their
+//! `total_tokens` says so) are added to the output.
 //!
 //! Audio tokens (`gpt-4o-audio-preview`, `gpt-realtime` and the like) are reported in the
 //! details (`prompt_tokens_details.audio_tokens` and `completion_tokens_details.audio_tokens` in
