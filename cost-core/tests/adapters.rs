@@ -69,6 +69,10 @@ fn openai_responses_api() {
         ..Usage::default()
     };
     assert_eq!(openai::responses_from_json(&response), Ok(expected));
+    // A stream's last event holds the response.
+    let completed = json!({"type": "response.completed", "sequence_number": 42,
+                           "response": response.clone()});
+    assert_eq!(openai::responses_from_json(&completed), Ok(expected));
     let typed: openai::ResponsesUsage =
         serde_json::from_value(response["usage"].clone()).unwrap_or_default();
     assert_eq!(typed.token_usage(), Some(expected));

@@ -291,9 +291,10 @@ pub fn chat_from_json(value: &Value) -> Result<Usage, AdapterError> {
     )
 }
 
-/// Reads a Responses API response or its `usage` object.
+/// Reads a Responses API response, a stream's `response.completed` event (which holds it), or
+/// its `usage` object.
 pub fn responses_from_json(value: &Value) -> Result<Usage, AdapterError> {
-    let usage = usage_object(value, "usage", "input_tokens")?;
+    let usage = usage_object(in_response(value), "usage", "input_tokens")?;
     inclusive_from_json(
         usage,
         ["input_tokens", "output_tokens"],
@@ -303,16 +304,20 @@ pub fn responses_from_json(value: &Value) -> Result<Usage, AdapterError> {
 
 /// Reads a Realtime API `response.done` event, its `response`, or the response's `usage`.
 pub fn realtime_from_json(value: &Value) -> Result<Usage, AdapterError> {
-    let response = value
-        .get("response")
-        .filter(|r| r.is_object())
-        .unwrap_or(value);
-    let usage = usage_object(response, "usage", "input_tokens")?;
+    let usage = usage_object(in_response(value), "usage", "input_tokens")?;
     inclusive_from_json(
         usage,
         ["input_tokens", "output_tokens"],
         ["input_token_details", "output_token_details"],
     )
+}
+
+/// The `response` an event holds, else the value itself.
+fn in_response(value: &Value) -> &Value {
+    value
+        .get("response")
+        .filter(|response| response.is_object())
+        .unwrap_or(value)
 }
 
 /// [`Reported::usage`] from JSON: `counts` names the input and output counts, `details` their
