@@ -52,8 +52,16 @@ pub(crate) fn register<S: Subscriber>(
     let Some(subscriber) = address_of::<S>(dispatch) else {
         return;
     };
+    // Dispatchers found alive while pruning, released after the list's lock: one whose last
+    // handle went meanwhile is dropped (its layers and sinks with it) outside the lock.
+    let mut alive = Vec::new();
     if let Ok(mut registered) = REGISTERED.write() {
-        registered.retain(|r| r.ledger.strong_count() > 0 && r.dispatch.upgrade().is_some());
+        registered.retain(|r| {
+            let dispatch = r.dispatch.upgrade();
+            let keep = r.ledger.strong_count() > 0 && dispatch.is_some();
+            alive.extend(dispatch);
+            keep
+        });
         registered.push(RegisteredLayer {
             ledger: Arc::downgrade(ledger),
             budget: budget.map(Arc::downgrade),
