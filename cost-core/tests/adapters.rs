@@ -2,7 +2,21 @@
 
 use cost_core::adapters::{AdapterError, anthropic, gemini, openai};
 use cost_core::{TokenUsage, Usage};
-use serde_json::json;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// `response` reads as `expected` both from JSON (`from_json`) and as the typed response `T`,
+/// which is returned for further checks.
+fn reads_as<T: DeserializeOwned + Default + TokenUsage>(
+    from_json: fn(&Value) -> Result<Usage, AdapterError>,
+    response: Value,
+    expected: Usage,
+) -> T {
+    assert_eq!(from_json(&response), Ok(expected), "{response}");
+    let typed: T = serde_json::from_value(response).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+    typed
+}
 
 #[test]
 fn openai_chat_with_cached_and_reasoning_tokens() {
@@ -105,9 +119,7 @@ fn anthropic_with_cache_reads_and_both_write_lifetimes() {
         output: 700,
         ..Usage::default()
     };
-    assert_eq!(anthropic::from_json(&response), Ok(expected));
-    let typed: anthropic::Message = serde_json::from_value(response).unwrap_or_default();
-    assert_eq!(typed.token_usage(), Some(expected));
+    let typed = reads_as::<anthropic::Message>(anthropic::from_json, response, expected);
     assert_eq!(typed.response_model(), Some("claude-sonnet-4-5-20250929"));
     // Without the split, every write has the default 5-minute lifetime.
     let plain = json!({"input_tokens": 10, "cache_creation_input_tokens": 300, "output_tokens": 1});
@@ -193,10 +205,7 @@ fn gemini_with_thoughts_and_cached_content() {
         reasoning: 200,
         ..Usage::default()
     };
-    assert_eq!(gemini::from_json(&response), Ok(expected));
-    let typed: gemini::GenerateContentResponse =
-        serde_json::from_value(response).unwrap_or_default();
-    assert_eq!(typed.token_usage(), Some(expected));
+    let typed = reads_as::<gemini::GenerateContentResponse>(gemini::from_json, response, expected);
     assert_eq!(typed.response_model(), Some("gemini-2.5-pro"));
 }
 
@@ -235,9 +244,7 @@ fn openai_audio_tokens_are_apart_and_cached_audio_is_a_cache_read() {
         cache_read_audio: 300,
         ..expected
     };
-    assert_eq!(openai::chat_from_json(&split), Ok(exact));
-    let typed: openai::ChatCompletion = serde_json::from_value(split).unwrap_or_default();
-    assert_eq!(typed.token_usage(), Some(exact));
+    reads_as::<openai::ChatCompletion>(openai::chat_from_json, split, exact);
 }
 
 #[test]
@@ -304,10 +311,7 @@ fn gemini_audio_by_modality() {
         audio_output: 300,
         ..Usage::default()
     };
-    assert_eq!(gemini::from_json(&response), Ok(expected));
-    let typed: gemini::GenerateContentResponse =
-        serde_json::from_value(response).unwrap_or_default();
-    assert_eq!(typed.token_usage(), Some(expected));
+    reads_as::<gemini::GenerateContentResponse>(gemini::from_json, response, expected);
 }
 
 #[test]
@@ -326,10 +330,7 @@ fn gemini_generated_images_are_image_output() {
         image_output: 1290,
         ..Usage::default()
     };
-    assert_eq!(gemini::from_json(&response), Ok(expected));
-    let typed: gemini::GenerateContentResponse =
-        serde_json::from_value(response).unwrap_or_default();
-    assert_eq!(typed.token_usage(), Some(expected));
+    reads_as::<gemini::GenerateContentResponse>(gemini::from_json, response, expected);
 }
 
 #[test]
@@ -403,9 +404,7 @@ fn deepseek_cache_hits_are_cache_reads() {
         output: 300,
         ..Usage::default()
     };
-    assert_eq!(openai::chat_from_json(&response), Ok(expected));
-    let typed: openai::ChatCompletion = serde_json::from_value(response).unwrap_or_default();
-    assert_eq!(typed.token_usage(), Some(expected));
+    reads_as::<openai::ChatCompletion>(openai::chat_from_json, response, expected);
 }
 
 #[test]

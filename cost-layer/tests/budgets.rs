@@ -138,28 +138,40 @@ fn a_runaway_loop_is_stopped_by_its_session_budget_before_the_call_runs() {
     assert_eq!(crossed, [500_000, 800_000]);
 }
 
+/// Reserves for one call of `model` in a session of its own (budget `per_session_max`):
+/// the session's account (spent, reserved) while the call is open.
+fn reserved_in_one_call(
+    dispatch: &tracing::Dispatch,
+    book: &BudgetBook,
+    model: &str,
+    input: u64,
+    max_output: u64,
+) -> Option<(Money, Money)> {
+    tracing::dispatcher::with_default(dispatch, || {
+        let session = tracing::info_span!("s", session.id = "one_call");
+        let _s = session.enter();
+        let call = tracing::info_span!(
+            "call",
+            gen_ai.request.model = model,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+        );
+        call.in_scope(|| {
+            assert!(cost_layer::budget::reserve(model, input, max_output).is_ok());
+            book.account("per_session_max", "one_call")
+        })
+    })
+}
+
 #[test]
 fn the_worst_case_of_a_model_that_prices_audio_apart_is_its_audio_price() {
     // gemini-2.5-flash: text input 0.30, audio input 1.00, output 2.50 per million. Whether the
     // 100 000 prompt tokens are audio is known only from the answer: reserved as audio,
     // 100 000 × 1e-6 + 1 000 × 2.5e-6 = $0.1025 (as text it would be $0.0325).
     let (dispatch, _ledger, book, _alerts) = setup(session_budget("1"));
-    tracing::dispatcher::with_default(&dispatch, || {
-        let session = tracing::info_span!("s", session.id = "voice");
-        let _s = session.enter();
-        let call = tracing::info_span!(
-            "call",
-            gen_ai.request.model = "gemini-2.5-flash",
-            gen_ai.usage.input_tokens = tracing::field::Empty,
-        );
-        call.in_scope(|| {
-            assert!(cost_layer::budget::reserve("gemini-2.5-flash", 100_000, 1_000).is_ok());
-            assert_eq!(
-                book.account("per_session_max", "voice"),
-                Some((usd("0"), usd("0.1025")))
-            );
-        });
-    });
+    assert_eq!(
+        reserved_in_one_call(&dispatch, &book, "gemini-2.5-flash", 100_000, 1_000),
+        Some((usd("0"), usd("0.1025")))
+    );
 }
 
 #[test]
@@ -184,22 +196,10 @@ reasoning = "3.50"
         .budgets(book.clone())
         .build();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || {
-        let session = tracing::info_span!("s", session.id = "thinking");
-        let _s = session.enter();
-        let call = tracing::info_span!(
-            "call",
-            gen_ai.request.model = "thinker",
-            gen_ai.usage.input_tokens = tracing::field::Empty,
-        );
-        call.in_scope(|| {
-            assert!(cost_layer::budget::reserve("thinker", 1_000, 1_000).is_ok());
-            assert_eq!(
-                book.account("per_session_max", "thinking"),
-                Some((usd("0"), usd("0.00365")))
-            );
-        });
-    });
+    assert_eq!(
+        reserved_in_one_call(&dispatch, &book, "thinker", 1_000, 1_000),
+        Some((usd("0"), usd("0.00365")))
+    );
 }
 
 #[test]

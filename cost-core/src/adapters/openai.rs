@@ -174,7 +174,7 @@ impl TokenUsage for ChatCompletion {
     }
 }
 
-/// `usage` of a Responses API response.
+/// `usage` of a Responses API response, or of a Realtime one ([`RealtimeUsage`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ResponsesUsage {
@@ -187,9 +187,11 @@ pub struct ResponsesUsage {
     /// `input_tokens + output_tokens`.
     #[serde(deserialize_with = "super::null_as_zero")]
     pub total_tokens: u64,
-    /// Breakdown of the input.
+    /// Breakdown of the input (`input_token_details` in the Realtime API).
+    #[serde(alias = "input_token_details")]
     pub input_tokens_details: Option<PromptTokensDetails>,
-    /// Breakdown of the output.
+    /// Breakdown of the output (`output_token_details` in the Realtime API).
+    #[serde(alias = "output_token_details")]
     pub output_tokens_details: Option<CompletionTokensDetails>,
 }
 
@@ -226,46 +228,10 @@ pub struct Response {
     pub service_tier: Option<String>,
 }
 
-/// `usage` of a Realtime API response (the `response.done` event's `response.usage`): audio
-/// and cached audio counted apart.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RealtimeUsage {
-    /// Every input token (text, audio and image; cached ones included).
-    #[serde(deserialize_with = "super::null_as_zero")]
-    pub input_tokens: u64,
-    /// Every output token (text and audio).
-    #[serde(deserialize_with = "super::null_as_zero")]
-    pub output_tokens: u64,
-    /// `input_tokens + output_tokens`.
-    #[serde(deserialize_with = "super::null_as_zero")]
-    pub total_tokens: u64,
-    /// Breakdown of the input.
-    pub input_token_details: Option<PromptTokensDetails>,
-    /// Breakdown of the output.
-    pub output_token_details: Option<CompletionTokensDetails>,
-}
-
-impl RealtimeUsage {
-    /// The inclusive usage.
-    pub fn to_usage(&self) -> Usage {
-        Reported {
-            input: self.input_tokens,
-            output: self.output_tokens,
-            total: self.total_tokens,
-            prompt: self.input_token_details.as_ref(),
-            completion: self.output_token_details.as_ref(),
-            cache_hits: 0,
-        }
-        .usage()
-    }
-}
-
-impl TokenUsage for RealtimeUsage {
-    fn token_usage(&self) -> Option<Usage> {
-        Some(self.to_usage())
-    }
-}
+/// `usage` of a Realtime API response (the `response.done` event's `response.usage`): the
+/// Responses API's counts, its details spelled `input_token_details`/`output_token_details`
+/// (read by [`ResponsesUsage`]), with audio and cached audio apart.
+pub type RealtimeUsage = ResponsesUsage;
 
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
