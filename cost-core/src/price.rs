@@ -16,7 +16,10 @@
 //!   text declare none), an absent cached-audio price cached audio tokens at the cache-read
 //!   price. An absent *image output* price makes a call with image output tokens
 //!   [`CostError::MissingPrice`]: images cost many times text where they are generated, so
-//!   they are never billed as text. An explicit `0` stays `0`. An absent *output* price makes a call with output tokens
+//!   they are never billed as text. An absent *web search* price makes a call that ran
+//!   searches [`CostError::MissingPrice`] too (a search is billed per request, at no token
+//!   price). A service tier's variant or a context tier without a search price uses the
+//!   standard one: providers discount tokens in batch, not searches. An explicit `0` stays `0`. An absent *output* price makes a call with output tokens
 //!   [`CostError::MissingPrice`]: never billed as free.
 //! - **Service tiers** (batch, flex, priority). A variant lists the prices that differ; for each
 //!   component the order of lookup is: the variant's tiered price, the standard tiered price, the
@@ -56,6 +59,8 @@ pub struct ComponentPrices {
     pub cache_read_audio: Option<TokenPrice>,
     /// Completion tokens of generated images.
     pub image_output: Option<TokenPrice>,
+    /// One web search, USD per search (not per token).
+    pub web_search_requests: Option<TokenPrice>,
 }
 
 impl ComponentPrices {
@@ -72,6 +77,7 @@ impl ComponentPrices {
             TokenKind::AudioOutput => self.audio_output,
             TokenKind::CacheReadAudio => self.cache_read_audio,
             TokenKind::ImageOutput => self.image_output,
+            TokenKind::WebSearchRequests => self.web_search_requests,
         }
     }
 
@@ -88,6 +94,7 @@ impl ComponentPrices {
             TokenKind::AudioOutput => &mut self.audio_output,
             TokenKind::CacheReadAudio => &mut self.cache_read_audio,
             TokenKind::ImageOutput => &mut self.image_output,
+            TokenKind::WebSearchRequests => &mut self.web_search_requests,
         };
         *slot = Some(price);
     }
@@ -243,6 +250,8 @@ pub struct Rates {
     pub cache_read_audio: TokenPrice,
     /// Image output; `None` when not declared (never the text output price).
     pub image_output: Option<TokenPrice>,
+    /// One web search; `None` when not declared.
+    pub web_search_requests: Option<TokenPrice>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -279,11 +288,11 @@ pub enum CostError {
     #[error(transparent)]
     Usage(#[from] UsageError),
     /// The call has tokens of a kind the model has no price for.
-    #[error("the model has no {kind} price, and the call has {tokens} {kind} tokens")]
+    #[error("the model has no {kind} price, and the call has {tokens} {kind} {}", kind.unit())]
     MissingPrice {
         /// The token kind.
         kind: TokenKind,
-        /// How many tokens of it the call has.
+        /// How many tokens (or searches) of it the call has.
         tokens: u64,
     },
     /// The cost leaves the representable range (±1.7 × 10¹⁴ USD).
@@ -319,10 +328,12 @@ pub struct CostBreakdown {
     pub audio_output: Money,
     /// Image output tokens × image output price.
     pub image_output: Money,
+    /// Web searches × price per search.
+    pub web_search: Money,
 }
 
 impl CostBreakdown {
-    /// Sum of the nine cost components (cache savings excluded).
+    /// Sum of the ten cost components (cache savings excluded).
     pub fn total(&self) -> Money {
         self.uncached_input
             + self.cache_read
@@ -333,6 +344,7 @@ impl CostBreakdown {
             + self.audio_input
             + self.audio_output
             + self.image_output
+            + self.web_search
     }
 
     /// Component-wise sum, for totals over many calls.
@@ -348,6 +360,7 @@ impl CostBreakdown {
             audio_input: self.audio_input + other.audio_input,
             audio_output: self.audio_output + other.audio_output,
             image_output: self.image_output + other.image_output,
+            web_search: self.web_search + other.web_search,
         }
     }
 }
@@ -455,7 +468,8 @@ impl ModelPrice {
     /// cost at `service_tier`, before its answer says what the tokens were: every prompt token
     /// at the dearer of the text and audio input prices, every completion token at the dearest
     /// of the output, reasoning, audio and image prices the model declares. Cache reads and
-    /// writes are left out (whether a prompt writes the cache is the caller's choice).
+    /// writes are left out (whether a prompt writes the cache is the caller's choice), and so are
+    /// web searches (how many the provider runs is known only from the answer).
     pub fn worst_case(
         &self,
         input: u64,
@@ -510,10 +524,15 @@ impl ModelPrice {
         let mut cache_read = times(rates.cache_read, cached_text)?;
         // What the cache reads would have cost uncached.
         let mut uncached_cache_reads = times(rates.input, cached_text)?;
-        let (mut audio_input, mut audio_output, mut image_output) =
-            (Money::ZERO, Money::ZERO, Money::ZERO);
-        // Most calls have no audio and no images: their products are skipped.
-        if usage.audio_input | usage.audio_output | usage.cache_read_audio | usage.image_output != 0
+        let (mut audio_input, mut audio_output, mut image_output, mut web_search) =
+            (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO);
+        // Most calls have no audio, no images and no searches: their products are skipped.
+        if usage.audio_input
+            | usage.audio_output
+            | usage.cache_read_audio
+            | usage.image_output
+            | usage.web_search_requests
+            != 0
         {
             let add = |a: Money, b: Money| a.checked_add(b).ok_or(CostError::Overflow);
             cache_read = add(
@@ -535,6 +554,11 @@ impl ModelPrice {
                 TokenKind::ImageOutput,
                 usage.image_output,
             )?;
+            web_search = need(
+                rates.web_search_requests,
+                TokenKind::WebSearchRequests,
+                usage.web_search_requests,
+            )?;
         }
         let breakdown = CostBreakdown {
             uncached_input: times(rates.input, uncached)?,
@@ -549,6 +573,7 @@ impl ModelPrice {
             audio_input,
             audio_output,
             image_output,
+            web_search,
         };
         // The components are each at most 10⁹ × price; check their sum stays in range.
         [
@@ -560,6 +585,7 @@ impl ModelPrice {
             breakdown.audio_input,
             breakdown.audio_output,
             breakdown.image_output,
+            breakdown.web_search,
         ]
         .iter()
         .try_fold(breakdown.uncached_input, |acc, m| acc.checked_add(*m))
@@ -620,6 +646,7 @@ fn derive_rates(
         audio_output: declared(TokenKind::AudioOutput).or(output),
         cache_read_audio: declared(TokenKind::CacheReadAudio).unwrap_or(cache_read),
         image_output: declared(TokenKind::ImageOutput),
+        web_search_requests: declared(TokenKind::WebSearchRequests),
     }
 }
 

@@ -9,6 +9,12 @@ use thiserror::Error;
 /// be charged as real money.
 pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
 
+/// The most web searches one call may report: 10⁴. An agent's turn runs a handful (Anthropic's
+/// tool stops at the `max_uses` the request sets); more is not real usage and is rejected as
+/// [`UsageError::Absurd`], as a garbage token count is: at $10 per thousand searches a count
+/// of 10⁹ would be charged as ten million dollars.
+pub const MAX_WEB_SEARCHES_PER_CALL: u64 = 10_000;
+
 /// Token counts of one LLM call.
 ///
 /// Inclusive convention: `input` counts every prompt token, cache reads and cache writes
@@ -22,6 +28,11 @@ pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
 /// price a cached audio token above a cached text one), and `audio_output` the audio completion
 /// tokens (never reasoning). `image_output` counts the completion tokens of generated images
 /// (Gemini's `IMAGE` modality), priced apart too. Text tokens are the rest.
+///
+/// `web_search_requests` is not a token count: it counts the web searches the provider ran
+/// for the call (Anthropic's `server_tool_use.web_search_requests`, OpenAI's web search tool
+/// calls), which are billed per search on top of the tokens. It is not part of
+/// [`Usage::total_tokens`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Usage {
@@ -45,6 +56,8 @@ pub struct Usage {
     pub cache_read_audio: u64,
     /// Completion tokens of generated images.
     pub image_output: u64,
+    /// Web searches the provider ran for the call, billed per search (not tokens).
+    pub web_search_requests: u64,
 }
 
 /// Which field of a [`Usage`] a problem is about.
@@ -71,11 +84,13 @@ pub enum TokenKind {
     CacheReadAudio,
     /// [`Usage::image_output`].
     ImageOutput,
+    /// [`Usage::web_search_requests`]: counted in searches, not tokens.
+    WebSearchRequests,
 }
 
 impl TokenKind {
     /// Every kind, in the order of [`Usage`]'s fields.
-    pub const ALL: [TokenKind; 10] = [
+    pub const ALL: [TokenKind; 11] = [
         TokenKind::Input,
         TokenKind::CacheRead,
         TokenKind::CacheWrite,
@@ -86,6 +101,7 @@ impl TokenKind {
         TokenKind::AudioOutput,
         TokenKind::CacheReadAudio,
         TokenKind::ImageOutput,
+        TokenKind::WebSearchRequests,
     ];
 
     /// The snake_case name used in files and output (`cache_write_1h`).
@@ -101,6 +117,24 @@ impl TokenKind {
             TokenKind::AudioOutput => "audio_output",
             TokenKind::CacheReadAudio => "cache_read_audio",
             TokenKind::ImageOutput => "image_output",
+            TokenKind::WebSearchRequests => "web_search_requests",
+        }
+    }
+
+    /// The most one call may report of this kind ([`MAX_TOKENS_PER_CALL`] tokens, or
+    /// [`MAX_WEB_SEARCHES_PER_CALL`] searches).
+    pub const fn max_per_call(self) -> u64 {
+        match self {
+            TokenKind::WebSearchRequests => MAX_WEB_SEARCHES_PER_CALL,
+            _ => MAX_TOKENS_PER_CALL,
+        }
+    }
+
+    /// The unit the kind is counted in: `tokens`, or `searches` for web searches.
+    pub const fn unit(self) -> &'static str {
+        match self {
+            TokenKind::WebSearchRequests => "searches",
+            _ => "tokens",
         }
     }
 }
@@ -174,9 +208,9 @@ pub enum UsageError {
         /// The reported cached audio.
         cache_read_audio: u64,
     },
-    /// A count above [`MAX_TOKENS_PER_CALL`].
+    /// A count above its kind's limit ([`TokenKind::max_per_call`]).
     #[error(
-        "absurd usage: {kind} = {value} tokens is above the limit of {MAX_TOKENS_PER_CALL} for one call"
+        "absurd usage: {kind} = {value} {} is above the limit of {} for one call", kind.unit(), kind.max_per_call()
     )]
     Absurd {
         /// The field.
@@ -200,6 +234,7 @@ impl Usage {
             audio_output: 0,
             cache_read_audio: 0,
             image_output: 0,
+            web_search_requests: 0,
         }
     }
 
@@ -216,6 +251,7 @@ impl Usage {
             TokenKind::AudioOutput => self.audio_output,
             TokenKind::CacheReadAudio => self.cache_read_audio,
             TokenKind::ImageOutput => self.image_output,
+            TokenKind::WebSearchRequests => self.web_search_requests,
         }
     }
 
@@ -232,6 +268,7 @@ impl Usage {
             TokenKind::AudioOutput => self.audio_output = value,
             TokenKind::CacheReadAudio => self.cache_read_audio = value,
             TokenKind::ImageOutput => self.image_output = value,
+            TokenKind::WebSearchRequests => self.web_search_requests = value,
         }
     }
 
@@ -239,7 +276,7 @@ impl Usage {
     pub fn validate(&self) -> Result<(), UsageError> {
         for kind in TokenKind::ALL {
             let value = self.get(kind);
-            if value > MAX_TOKENS_PER_CALL {
+            if value > kind.max_per_call() {
                 return Err(UsageError::Absurd { kind, value });
             }
         }
@@ -321,6 +358,9 @@ impl Usage {
             audio_output: self.audio_output.saturating_add(other.audio_output),
             cache_read_audio: self.cache_read_audio.saturating_add(other.cache_read_audio),
             image_output: self.image_output.saturating_add(other.image_output),
+            web_search_requests: self
+                .web_search_requests
+                .saturating_add(other.web_search_requests),
         }
     }
 }
@@ -440,5 +480,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn web_searches_are_limited_apart_from_tokens_and_are_not_tokens() {
+        let mut usage = Usage::new(100, 10);
+        usage.web_search_requests = MAX_WEB_SEARCHES_PER_CALL;
+        assert_eq!(usage.validate(), Ok(()));
+        assert_eq!(usage.total_tokens(), 110);
+        usage.web_search_requests += 1;
+        let error = usage.validate();
+        assert_eq!(
+            error,
+            Err(UsageError::Absurd {
+                kind: TokenKind::WebSearchRequests,
+                value: 10_001
+            })
+        );
+        assert_eq!(
+            error.map_err(|e| e.to_string()),
+            Err("absurd usage: web_search_requests = 10001 searches is above the limit of 10000 for one call".to_owned())
+        );
     }
 }

@@ -432,3 +432,72 @@ fn bad_payloads_are_typed_errors() {
         Err(AdapterError::BadCount { .. })
     ));
 }
+
+#[test]
+fn anthropic_web_searches_are_counted_from_server_tool_use() {
+    let response = json!({
+        "id": "msg_1", "type": "message", "model": "claude-sonnet-4-5",
+        "usage": {"input_tokens": 5000, "cache_read_input_tokens": 0,
+                  "cache_creation_input_tokens": 0, "output_tokens": 700,
+                  "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 1}}
+    });
+    let expected = Usage {
+        input: 5_000,
+        output: 700,
+        web_search_requests: 3,
+        ..Usage::default()
+    };
+    reads_as::<anthropic::Message>(anthropic::from_json, response, expected);
+
+    // A stream's deltas carry the searches so far; they overwrite, as the token counts do.
+    let mut stream = anthropic::StreamUsage::default();
+    let start = json!({"type": "message_start", "message": {"model": "claude-sonnet-4-5",
+        "usage": {"input_tokens": 5000, "output_tokens": 1}}});
+    let delta = |searches: u64| {
+        json!({"type": "message_delta", "usage": {"output_tokens": 700,
+               "server_tool_use": {"web_search_requests": searches}}})
+    };
+    assert_eq!(stream.update(&start).map(|u| u.web_search_requests), Ok(0));
+    assert_eq!(
+        stream.update(&delta(2)).map(|u| u.web_search_requests),
+        Ok(2)
+    );
+    assert_eq!(stream.update(&delta(3)), Ok(expected));
+    // A delta without the tool counts keeps them.
+    let output_only = json!({"type": "message_delta", "usage": {"output_tokens": 710}});
+    assert_eq!(
+        stream.update(&output_only).map(|u| u.web_search_requests),
+        Ok(3)
+    );
+}
+
+#[test]
+fn responses_web_searches_are_the_output_items_that_searched() {
+    let response = json!({
+        "id": "resp_1", "object": "response", "model": "gpt-5",
+        "output": [
+            {"type": "web_search_call", "id": "ws_1", "status": "completed",
+             "action": {"type": "search", "query": "rust tracing"}},
+            {"type": "web_search_call", "id": "ws_2", "status": "completed",
+             "action": {"type": "open_page", "url": "https://docs.rs"}},
+            {"type": "web_search_call", "id": "ws_3", "status": "completed"},
+            {"type": "message", "id": "msg_1", "content": []}
+        ],
+        "usage": {"input_tokens": 9000, "output_tokens": 400, "total_tokens": 9400}
+    });
+    let expected = Usage {
+        input: 9_000,
+        output: 400,
+        web_search_requests: 2,
+        ..Usage::default()
+    };
+    reads_as::<openai::Response>(openai::responses_from_json, response.clone(), expected);
+    // The stream's last event holds the response, searches and all.
+    let completed = json!({"type": "response.completed", "response": response});
+    assert_eq!(openai::responses_from_json(&completed), Ok(expected));
+    // The usage object alone does not count them.
+    assert_eq!(
+        openai::responses_from_json(&response["usage"]).map(|u| u.web_search_requests),
+        Ok(0)
+    );
+}

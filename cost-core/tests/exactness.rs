@@ -20,7 +20,7 @@ fn units(mantissa: u64, exponent: u32) -> i128 {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 8]>()).prop_map(|(input, output, split)| {
+    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 9]>()).prop_map(|(input, output, split)| {
         let cache_read = input / 255 * u64::from(split[0] / 3);
         let rest = input - cache_read;
         let cache_write = rest / 255 * u64::from(split[1] / 3);
@@ -39,6 +39,7 @@ fn usage() -> impl Strategy<Value = Usage> {
             audio_output,
             cache_read_audio: cache_read / 255 * u64::from(split[6]),
             image_output: (output - reasoning - audio_output) / 255 * u64::from(split[7]),
+            web_search_requests: u64::from(split[8] % 16),
         }
     })
 }
@@ -91,6 +92,7 @@ proptest! {
         (aom, aoe) in price_parts(),
         (cam, cae) in price_parts(),
         (iom, ioe) in price_parts(),
+        (wm, we) in price_parts(),
     ) {
         let model = ModelPrice::flat(ComponentPrices {
             input: Some(price(im, ie)),
@@ -100,13 +102,14 @@ proptest! {
             audio_output: Some(price(aom, aoe)),
             cache_read_audio: Some(price(cam, cae)),
             image_output: Some(price(iom, ioe)),
+            web_search_requests: Some(price(wm, we)),
             ..ComponentPrices::default()
         }).unwrap_or_else(|e| panic!("{e}"));
         let priced = model.cost(&usage, ServiceTier::Standard).unwrap_or_else(|e| panic!("{e}"));
         let b = priced.breakdown;
         let parts = [
             b.uncached_input, b.cache_read, b.cache_write, b.cache_write_1h, b.output, b.reasoning,
-            b.audio_input, b.audio_output, b.image_output,
+            b.audio_input, b.audio_output, b.image_output, b.web_search,
         ];
         prop_assert_eq!(parts.iter().map(|m| m.units()).sum::<i128>(), priced.total().units());
         // Independent: cache writes bill at the input price; reasoning at the output price;
@@ -117,7 +120,8 @@ proptest! {
             + i128::from(usage.audio_input) * units(am, ae)
             + i128::from(usage.output - usage.audio_output - usage.image_output) * units(om, oe)
             + i128::from(usage.audio_output) * units(aom, aoe)
-            + i128::from(usage.image_output) * units(iom, ioe);
+            + i128::from(usage.image_output) * units(iom, ioe)
+            + i128::from(usage.web_search_requests) * units(wm, we);
         prop_assert_eq!(priced.total().units(), expected);
         prop_assert_eq!(
             b.cache_savings.units(),

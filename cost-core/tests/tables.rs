@@ -507,3 +507,77 @@ fn a_price_is_stale_once_older_than_the_age_limit() {
     assert_eq!(undated.age_days(day("2030-01-01")), None);
     assert_eq!(undated.stale_price(day("2030-01-01"), 0), None);
 }
+
+#[test]
+fn web_searches_are_priced_per_search_in_every_format() {
+    let searched = Usage {
+        web_search_requests: 3,
+        ..Usage::new(1_000, 100)
+    };
+    let quote = |table: &PriceTable, model: &str, tier| {
+        table
+            .quote(model, &searched, tier)
+            .map(|q| (q.total(), q.priced.breakdown.web_search))
+    };
+    // Native: per search whatever the unit (here per million tokens), and batch discounts
+    // the tokens only.
+    let native = r#"
+version = "test-search"
+
+[models."searcher"]
+input = "3"
+output = "15"
+web_search_requests = "0.01"
+batch = { input = "1.5", output = "7.5" }
+
+[models."no-search-price"]
+input = "3"
+output = "15"
+"#;
+    let table = PriceTable::from_text(native, "inline.toml").unwrap_or_else(|e| panic!("{e}"));
+    // 1 000 × 3e-6 + 100 × 15e-6 + 3 × 0.01
+    assert_eq!(
+        quote(&table, "searcher", ServiceTier::Standard),
+        Ok((usd("0.0345"), usd("0.03")))
+    );
+    assert_eq!(
+        quote(&table, "searcher", ServiceTier::Batch),
+        Ok((usd("0.03225"), usd("0.03")))
+    );
+    // Searches without a price: the call is unpriced, never charged its tokens alone.
+    let unpriced = table.quote("no-search-price", &searched, ServiceTier::Standard);
+    assert_eq!(
+        unpriced.map(|q| q.total()).map_err(|e| e.to_string()),
+        Err("cannot price `no-search-price`: the model has no web_search_requests price, and the call has 3 web_search_requests searches".to_owned())
+    );
+    // LiteLLM: the medium search context size.
+    let litellm = r#"{
+        "searcher": {
+            "input_cost_per_token": 3e-6,
+            "output_cost_per_token": 1.5e-5,
+            "search_context_cost_per_query": {
+                "search_context_size_low": 0.005,
+                "search_context_size_medium": 0.01,
+                "search_context_size_high": 0.02
+            }
+        },
+        "odd": {
+            "input_cost_per_token": 3e-6,
+            "search_context_cost_per_query": {"search_context_size_medium": "ten cents"}
+        }
+    }"#;
+    let table = PriceTable::from_text(litellm, "m.json").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        quote(&table, "searcher", ServiceTier::Standard),
+        Ok((usd("0.0345"), usd("0.03")))
+    );
+    // A bad search price leaves its entry out, as any bad price does.
+    assert!(table.get("odd").is_none());
+    assert_eq!(table.report().invalid_entries.len(), 1);
+    // The embedded table has Anthropic's $10 per 1 000 searches.
+    let embedded = PriceTable::default();
+    assert_eq!(
+        quote(&embedded, "claude-sonnet-4-5", ServiceTier::Standard),
+        Ok((usd("0.0345"), usd("0.03")))
+    );
+}

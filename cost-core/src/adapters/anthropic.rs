@@ -1,5 +1,6 @@
 //! Anthropic Messages usage: `input_tokens` excludes cache reads and writes, so the inclusive
-//! input is the sum of the three.
+//! input is the sum of the three. The web search tool's searches
+//! (`server_tool_use.web_search_requests`, billed per search) are read too.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,6 +29,17 @@ pub struct MessagesUsage {
     pub cache_creation: Option<CacheCreation>,
     /// The service tier that served the call (`standard`, `priority`, `batch`), when given.
     pub service_tier: Option<String>,
+    /// Server-side tools the call ran, when any.
+    pub server_tool_use: Option<ServerToolUse>,
+}
+
+/// `usage.server_tool_use`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerToolUse {
+    /// Web searches run (billed per search).
+    #[serde(deserialize_with = "super::null_as_zero")]
+    pub web_search_requests: u64,
 }
 
 /// `usage.cache_creation`.
@@ -80,6 +92,10 @@ impl MessagesUsage {
     pub fn to_usage(&self) -> Usage {
         Usage {
             output: self.output_tokens,
+            web_search_requests: self
+                .server_tool_use
+                .as_ref()
+                .map_or(0, |tools| tools.web_search_requests),
             ..convert(
                 self.input_tokens,
                 self.cache_read_input_tokens,
@@ -131,6 +147,7 @@ pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
     };
     checked(Usage {
         output: count(usage, &["output_tokens"])?,
+        web_search_requests: count(usage, WEB_SEARCHES)?,
         ..convert(
             count(usage, &["input_tokens"])?,
             count(usage, &["cache_read_input_tokens"])?,
@@ -139,6 +156,9 @@ pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
         )
     })
 }
+
+/// Where a usage object counts the web searches.
+const WEB_SEARCHES: &[&str] = &["server_tool_use", "web_search_requests"];
 
 /// The usage of a streamed Messages response, from its events: `message_start` gives the input
 /// counts (and a first output count) and the model, each `message_delta` the output so far (and, in newer
@@ -176,6 +196,7 @@ impl StreamUsage {
             let written = count_if_present(usage, &["cache_creation_input_tokens"])?;
             let read = count_if_present(usage, &["cache_read_input_tokens"])?;
             let output = count_if_present(usage, &["output_tokens"])?;
+            let searches = count_if_present(usage, WEB_SEARCHES)?;
             let split = match usage.get("cache_creation").filter(|c| c.is_object()) {
                 Some(_) => Some(CacheCreation {
                     ephemeral_5m_input_tokens: count(
@@ -202,6 +223,11 @@ impl StreamUsage {
             }
             if split.is_some() {
                 latest.cache_creation = split;
+            }
+            if let Some(web_search_requests) = searches {
+                latest.server_tool_use = Some(ServerToolUse {
+                    web_search_requests,
+                });
             }
             if let Some(tier) = usage.get("service_tier").and_then(Value::as_str) {
                 latest.service_tier = Some(tier.to_owned());

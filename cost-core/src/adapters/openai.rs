@@ -12,6 +12,11 @@
 //! response does not say how many cached tokens were audio (`cached_tokens_details.audio_tokens`,
 //! given by Realtime), the cached tokens are taken as text first, which bounds the cost from
 //! above.
+//!
+//! The Responses API's web searches, billed per search call, are its `output` items of type
+//! `web_search_call` whose action is a search (those naming no action too, as older responses
+//! do; opening or searching inside a page is not a search): read from a whole response, not
+//! from its `usage` alone, which does not count them.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -226,6 +231,45 @@ pub struct Response {
     pub usage: Option<ResponsesUsage>,
     /// The service tier that served it (`default`, `flex`, `priority`, …), when given.
     pub service_tier: Option<String>,
+    /// Its output items, read for the web searches they record.
+    pub output: Vec<OutputItem>,
+}
+
+/// One item of a Responses API response's `output`, reduced to what pricing needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutputItem {
+    /// `message`, `reasoning`, `web_search_call`, `function_call`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What a tool call did (`{"type": "search", …}` for a web search).
+    pub action: Option<ItemAction>,
+}
+
+/// `output[].action`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ItemAction {
+    /// `search`, `open_page`, `find`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl OutputItem {
+    /// The item is a web search, billed per search.
+    pub fn is_web_search(&self) -> bool {
+        is_web_search(&self.kind, self.action.as_ref().map(|a| a.kind.as_str()))
+    }
+}
+
+/// A `web_search_call` item that searched (or, as older responses, names no action).
+fn is_web_search(kind: &str, action: Option<&str>) -> bool {
+    kind == "web_search_call" && action.is_none_or(|action| action == "search")
+}
+
+/// The web searches a response's `output` items record.
+fn web_searches_in(output: &[OutputItem]) -> u64 {
+    output.iter().filter(|item| item.is_web_search()).count() as u64
 }
 
 /// `usage` of a Realtime API response (the `response.done` event's `response.usage`): the
@@ -235,7 +279,10 @@ pub type RealtimeUsage = ResponsesUsage;
 
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
-        self.usage.as_ref().map(ResponsesUsage::to_usage)
+        self.usage.as_ref().map(|usage| Usage {
+            web_search_requests: web_searches_in(&self.output),
+            ..usage.to_usage()
+        })
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -258,14 +305,39 @@ pub fn chat_from_json(value: &Value) -> Result<Usage, AdapterError> {
 }
 
 /// Reads a Responses API response, a stream's `response.completed` event (which holds it), or
-/// its `usage` object.
+/// its `usage` object (which does not count the web searches: the response's `output` does).
 pub fn responses_from_json(value: &Value) -> Result<Usage, AdapterError> {
-    let usage = usage_object(in_response(value), "usage", "input_tokens")?;
-    inclusive_from_json(
+    let response = in_response(value);
+    let usage = usage_object(response, "usage", "input_tokens")?;
+    let usage = inclusive_from_json(
         usage,
         ["input_tokens", "output_tokens"],
         ["input_tokens_details", "output_tokens_details"],
-    )
+    )?;
+    let searches = response
+        .get("output")
+        .and_then(Value::as_array)
+        .map_or(0, |items| {
+            items
+                .iter()
+                .filter(|item| {
+                    fn text(value: Option<&Value>) -> Option<&str> {
+                        value.and_then(Value::as_str)
+                    }
+                    let kind = text(item.get("type")).unwrap_or_default();
+                    let action = item.get("action").filter(|action| !action.is_null());
+                    // An action without a type is an action all the same: not counted as a search.
+                    is_web_search(
+                        kind,
+                        action.map(|a| text(a.get("type")).unwrap_or_default()),
+                    )
+                })
+                .count() as u64
+        });
+    checked(Usage {
+        web_search_requests: searches,
+        ..usage
+    })
 }
 
 /// Reads a Realtime API `response.done` event, its `response`, or the response's `usage`.

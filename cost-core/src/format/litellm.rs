@@ -15,6 +15,7 @@
 //! | `output_cost_per_audio_token` | audio output |
 //! | `cache_read_input_audio_token_cost` | cache read of audio |
 //! | `output_cost_per_image_token` | image output |
+//! | `search_context_cost_per_query.search_context_size_medium` | one web search (USD per search) |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
 //!
@@ -22,6 +23,10 @@
 //! LiteLLM reads it: the range holding the request's input tokens (`lo < input <= hi`; above
 //! the last range, the last tier) prices the whole request; inside it an absent cache price is
 //! the tier's input price, an absent output price the model's. It replaces `_above_` keys.
+//!
+//! `search_context_cost_per_query` gives a web search's price per search context size (`low`,
+//! `medium`, `high`); the medium one is read, OpenAI's default size (Anthropic's and Google's
+//! entries give one price for all three). The size a request chose is not in its usage.
 //!
 //! An entry `{"alias_of": "KEY"}` makes its name an alias of `KEY`. `sample_spec` is ignored.
 //! Entries without a per-token input price (images, audio, per-second models) are skipped, and
@@ -102,6 +107,20 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         for (&key, raw) in &fields {
             if key == TIERED_PRICING {
                 continue; // read below, over the flat keys
+            }
+            if key == SEARCH_PRICES {
+                match read_search_price(raw.get()) {
+                    Ok(Some(price)) => schedules[0].base.web_search_requests = Some(price),
+                    Ok(None) => skipped_keys.push(key),
+                    Err(message) => {
+                        problem = Some(invalid(
+                            raw,
+                            format!("entry `{name}`, key `{key}`: {message}"),
+                        ));
+                        break;
+                    }
+                }
+                continue;
             }
             let Some(price_key) = PriceKey::parse(key) else {
                 if is_price_like(key) {
@@ -192,6 +211,24 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
 /// LiteLLM's range-based tiers (Alibaba's Dashscope models).
 const TIERED_PRICING: &str = "tiered_pricing";
 
+/// Web search prices per search context size.
+const SEARCH_PRICES: &str = "search_context_cost_per_query";
+
+/// The context size whose search price is read: OpenAI's default.
+const SEARCH_CONTEXT_SIZE: &str = "search_context_size_medium";
+
+/// Reads the medium search price of `search_context_cost_per_query`; `Ok(None)` when the value
+/// is not an object holding one (then it is counted as a skipped key).
+fn read_search_price(raw: &str) -> Result<Option<TokenPrice>, String> {
+    let Ok(sizes) = serde_json::from_str::<BTreeMap<&str, &RawValue>>(raw) else {
+        return Ok(None);
+    };
+    match sizes.get(SEARCH_CONTEXT_SIZE) {
+        Some(price) => read_price(price.get()).map_err(|e| format!("{SEARCH_CONTEXT_SIZE}: {e}")),
+        None => Ok(None),
+    }
+}
+
 /// One `tiered_pricing` element: `{"range": [lo, hi], "input_cost_per_token": …, …}`.
 struct RangeTier {
     above: u64,
@@ -269,6 +306,7 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
             audio_output: prices.audio_output,
             cache_read_audio: prices.cache_read_audio,
             image_output: prices.image_output,
+            web_search_requests: prices.web_search_requests,
         };
         if schedule.base.input.is_none() {
             // No flat prices: a request without input tokens uses the first tier's.

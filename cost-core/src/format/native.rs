@@ -14,6 +14,7 @@
 //! output = "10.00"
 //! cache_read = "1.25"          # optional: cache_read, cache_write, cache_write_1h, reasoning,
 //!                              # audio_input, audio_output, cache_read_audio, image_output
+//! web_search_requests = "0.01" # optional: USD per web search (per search, whatever the unit)
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
 //!
 //! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
@@ -109,6 +110,15 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             audio_output: read(&spec.audio_output)?,
             cache_read_audio: read(&spec.cache_read_audio)?,
             image_output: read(&spec.image_output)?,
+            // Searches are priced per search, not per token or million.
+            web_search_requests: spec
+                .web_search_requests
+                .as_ref()
+                .map(|value| {
+                    TokenPrice::per_token(&value.get_ref().0)
+                        .map_err(|e| invalid(value.span(), e.to_string()))
+                })
+                .transpose()?,
         })
     };
     let schedule = |spec: &PricesSpec| -> Result<PriceSchedule, PriceFileError> {
@@ -209,6 +219,9 @@ struct ModelSpec {
     cache_read_audio: Option<Spanned<PriceText>>,
     #[serde(default)]
     image_output: Option<Spanned<PriceText>>,
+    /// USD per search, whatever the file's unit.
+    #[serde(default)]
+    web_search_requests: Option<Spanned<PriceText>>,
     #[serde(default)]
     tiers: Vec<TierSpec>,
     #[serde(default)]
@@ -243,6 +256,9 @@ struct PricesSpec {
     cache_read_audio: Option<Spanned<PriceText>>,
     #[serde(default)]
     image_output: Option<Spanned<PriceText>>,
+    /// USD per search, whatever the file's unit.
+    #[serde(default)]
+    web_search_requests: Option<Spanned<PriceText>>,
     #[serde(default)]
     tiers: Vec<TierSpec>,
 }
@@ -271,6 +287,9 @@ struct TierSpec {
     cache_read_audio: Option<Spanned<PriceText>>,
     #[serde(default)]
     image_output: Option<Spanned<PriceText>>,
+    /// USD per search, whatever the file's unit.
+    #[serde(default)]
+    web_search_requests: Option<Spanned<PriceText>>,
 }
 
 /// Copies the price fields of a model or tier table into a [`PricesSpec`]. (serde cannot
@@ -288,6 +307,7 @@ macro_rules! prices_of {
             audio_output: $spec.audio_output.clone(),
             cache_read_audio: $spec.cache_read_audio.clone(),
             image_output: $spec.image_output.clone(),
+            web_search_requests: $spec.web_search_requests.clone(),
             tiers: $tiers,
         }
     };
