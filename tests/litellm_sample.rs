@@ -209,9 +209,16 @@ fn load_report_counts_what_was_left_out() {
         report.skipped_keys.get("input_cost_per_token_cache_hit"),
         Some(&1)
     );
+    // Search prices are read, not skipped: Claude's $0.01 per search (batch discounts the
+    // tokens only).
+    assert_eq!(report.skipped_keys.get("search_context_cost_per_query"), None);
+    let searched = Usage {
+        web_search_requests: 2,
+        ..Usage::new(1_000, 0)
+    };
     assert_eq!(
-        report.skipped_keys.get("search_context_cost_per_query"),
-        Some(&1)
+        total("claude-sonnet-4-5-20250929", searched, ServiceTier::Batch),
+        usd("0.0215")
     );
     // Audio prices are read, not skipped.
     assert_eq!(report.skipped_keys.get("input_cost_per_audio_token"), None);

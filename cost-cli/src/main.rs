@@ -45,7 +45,7 @@ enum Command {
     /// In:  {"id": any, "model": "gpt-4o", "input_tokens": 1200, "output_tokens": 300,
     ///       "cache_read_tokens": 0, "cache_write_tokens": 0, "cache_write_1h_tokens": 0,
     ///       "reasoning_tokens": 0, "audio_input_tokens": 0, "audio_output_tokens": 0,
-    ///       "cache_read_audio_tokens": 0, "image_output_tokens": 0,
+    ///       "cache_read_audio_tokens": 0, "image_output_tokens": 0, "web_search_requests": 0,
     ///       "service_tier": "standard"}   (missing counts are 0;
     ///       audio input: audio prompt tokens not read from the cache; cache-read audio: those
     ///       read from it, part of the cache reads)

@@ -24,7 +24,7 @@ pub(crate) struct Pricing<'a> {
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
-const TOKEN_FIELDS: [(&str, TokenKind); 10] = [
+const TOKEN_FIELDS: [(&str, TokenKind); 11] = [
     ("input_tokens", TokenKind::Input),
     ("output_tokens", TokenKind::Output),
     ("cache_read_tokens", TokenKind::CacheRead),
@@ -35,6 +35,7 @@ const TOKEN_FIELDS: [(&str, TokenKind); 10] = [
     ("audio_output_tokens", TokenKind::AudioOutput),
     ("cache_read_audio_tokens", TokenKind::CacheReadAudio),
     ("image_output_tokens", TokenKind::ImageOutput),
+    ("web_search_requests", TokenKind::WebSearchRequests),
 ];
 
 #[derive(Serialize)]
@@ -64,6 +65,7 @@ struct Breakdown {
     audio_input_usd: Money,
     audio_output_usd: Money,
     image_output_usd: Money,
+    web_search_usd: Money,
 }
 
 impl From<CostBreakdown> for Breakdown {
@@ -78,6 +80,7 @@ impl From<CostBreakdown> for Breakdown {
             audio_input_usd: b.audio_input,
             audio_output_usd: b.audio_output,
             image_output_usd: b.image_output,
+            web_search_usd: b.web_search,
         }
     }
 }
@@ -208,6 +211,20 @@ mod tests {
         assert_eq!(out["cost_usd"], "0.0035");
         assert_eq!(out["resolved"], "gpt-4o");
         assert_eq!(out["breakdown"]["output_usd"], "0.001");
+    }
+
+    #[test]
+    fn web_searches_are_priced_per_search() {
+        let line = r#"{"id": 2, "model": "claude-sonnet-4-5", "input_tokens": 1000, "output_tokens": 100, "web_search_requests": 3}"#;
+        let (out, ok) = run(line);
+        assert!(ok);
+        assert_eq!(out["cost_usd"], "0.0345");
+        assert_eq!(out["breakdown"]["web_search_usd"], "0.03");
+        // A model without a search price cannot price searches: an error, not the tokens alone.
+        let (out, ok) = run(&line.replace("claude-sonnet-4-5", "gpt-4o"));
+        assert!(!ok);
+        let error = out["error"].as_str().unwrap_or_default();
+        assert!(error.contains("no web_search_requests price"), "{error}");
     }
 
     #[test]

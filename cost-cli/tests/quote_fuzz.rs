@@ -33,6 +33,7 @@ fn line() -> impl Strategy<Value = String> {
         Just("audio_output_tokens"),
         Just("cache_read_audio_tokens"),
         Just("image_output_tokens"),
+        Just("web_search_requests"),
         Just("service_tier"),
         Just("other"),
     ];

@@ -136,6 +136,7 @@ fn hand_written_same_fields(input: u64) -> Usage {
     span.record("cost.usage.audio_output_tokens", usage.audio_output);
     span.record("cost.usage.cache_read_audio_tokens", usage.cache_read_audio);
     span.record("cost.usage.image_output_tokens", usage.image_output);
+    span.record("cost.usage.web_search_requests", usage.web_search_requests);
     usage
 }
 

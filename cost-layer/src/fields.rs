@@ -16,6 +16,7 @@
 //! | audio output | `cost.usage.audio_output_tokens` |
 //! | audio cache reads (part of the cache reads) | `cost.usage.cache_read_audio_tokens` |
 //! | image output (generated images) | `cost.usage.image_output_tokens` |
+//! | web searches (a count of searches, not tokens) | `cost.usage.web_search_requests` |
 //! | request model | `gen_ai.request.model`, `llm.model` |
 //! | response model (wins when recorded) | `gen_ai.response.model` |
 //! | operation | `gen_ai.operation.name` (`invoke_agent` makes an agent) |
@@ -37,7 +38,7 @@ use cost_core::TokenKind;
 /// What a span field means to the layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FieldRole {
-    /// A token count of one kind.
+    /// A count of one kind of usage: tokens, or web searches.
     Tokens(TokenKind),
     /// The model the request asked for.
     RequestModel,
@@ -116,6 +117,10 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
     (
         "cost.usage.image_output_tokens",
         FieldRole::Tokens(TokenKind::ImageOutput),
+    ),
+    (
+        "cost.usage.web_search_requests",
+        FieldRole::Tokens(TokenKind::WebSearchRequests),
     ),
     ("gen_ai.request.model", FieldRole::RequestModel),
     ("llm.model", FieldRole::RequestModel),
@@ -205,9 +210,9 @@ impl FieldNames {
 }
 
 /// Names of the fields `#[llm_call]` records on return, in the order of
-/// [`CALL_FIELD_NAMES`]: the ten token kinds of [`cost_core::Usage`] (in the order of
+/// [`CALL_FIELD_NAMES`]: the eleven kinds of [`cost_core::Usage`] (in the order of
 /// [`TokenKind::ALL`]), then the response model.
-pub(crate) const CALL_FIELD_NAMES: [&str; 11] = [
+pub(crate) const CALL_FIELD_NAMES: [&str; 12] = [
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
@@ -218,6 +223,7 @@ pub(crate) const CALL_FIELD_NAMES: [&str; 11] = [
     "cost.usage.audio_output_tokens",
     "cost.usage.cache_read_audio_tokens",
     "cost.usage.image_output_tokens",
+    "cost.usage.web_search_requests",
     "gen_ai.response.model",
 ];
 
@@ -236,7 +242,8 @@ pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
         | TokenKind::AudioInput
         | TokenKind::AudioOutput
         | TokenKind::CacheReadAudio
-        | TokenKind::ImageOutput => None,
+        | TokenKind::ImageOutput
+        | TokenKind::WebSearchRequests => None,
     }
 }
 
@@ -278,6 +285,7 @@ macro_rules! __llm_call_span {
             cost.usage.audio_output_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.cache_read_audio_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.image_output_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.web_search_requests = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use cost_layer::cost_core::adapters::{gemini, openai};
+use cost_layer::cost_core::adapters::{anthropic, gemini, openai};
 use cost_layer::cost_core::{Money, Usage};
 use cost_layer::{CostLayer, Ledger, Scope, TokenUsage, llm_call, record_usage};
 use tracing_subscriber::prelude::*;
@@ -621,4 +621,70 @@ fn err_records_the_display_of_the_error_and_usage_is_recorded_in_one_go() {
             .any(|r| r == "gen_ai.response.model=\"gpt-4o-2024-08-06\""),
         "{seen:?}"
     );
+}
+
+/// Claude answering after three web searches.
+#[llm_call(model = "claude-sonnet-4-5")]
+fn search_and_answer() -> anthropic::Message {
+    serde_json::from_value(serde_json::json!({
+        "model": "claude-sonnet-4-5-20250929",
+        "usage": {"input_tokens": 1000, "output_tokens": 100,
+                  "server_tool_use": {"web_search_requests": 3}}
+    }))
+    .unwrap_or_default()
+}
+
+/// A response type of one's own with a search count.
+#[derive(TokenUsage)]
+struct SearchedReply {
+    #[usage(input)]
+    input: u32,
+    #[usage(output)]
+    output: u32,
+    #[usage(web_search_requests)]
+    searches: Option<u8>,
+}
+
+#[llm_call(model = "claude-sonnet-4-5")]
+fn searched_derived() -> SearchedReply {
+    SearchedReply {
+        input: 1_000,
+        output: 100,
+        searches: Some(3),
+    }
+}
+
+#[test]
+fn web_searches_are_charged_per_search_on_top_of_the_tokens() {
+    // 1 000 × 3e-6 + 100 × 15e-6 + 3 × $0.01 (the tokens alone: 0.0045).
+    let (_, calls, ledger) = run(search_and_answer);
+    assert_eq!(charged(&calls, "search_and_answer"), usd("0.0345"));
+    let totals = ledger.model("claude-sonnet-4-5").unwrap_or_default();
+    assert_eq!(
+        (totals.usage.web_search_requests, totals.cost.web_search),
+        (3, usd("0.03"))
+    );
+    // Searches are not tokens.
+    assert_eq!(totals.total_tokens(), 1_100);
+    let (_, calls, _) = run(searched_derived);
+    assert_eq!(charged(&calls, "searched_derived"), usd("0.0345"));
+    // By hand, under the field's name; a count past any real call's is rejected, not charged.
+    let by_hand = |searches: u64| {
+        let (_, calls, ledger) = run(|| {
+            let span = tracing::info_span!(
+                "claude",
+                gen_ai.request.model = "claude-sonnet-4-5",
+                gen_ai.usage.input_tokens = 1_000,
+                gen_ai.usage.output_tokens = 100,
+                cost.usage.web_search_requests = tracing::field::Empty,
+            );
+            span.record("cost.usage.web_search_requests", searches);
+        });
+        (
+            charged(&calls, "claude"),
+            ledger.diagnostics().rejected_calls,
+        )
+    };
+    assert_eq!(by_hand(3), (usd("0.0345"), 0));
+    assert_eq!(by_hand(20_000), (usd("0"), 1));
 }

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Path};
 
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 11] = [
     "input",
     "cache_read",
     "cache_write",
@@ -16,6 +16,7 @@ const KINDS: [&str; 10] = [
     "audio_output",
     "cache_read_audio",
     "image_output",
+    "web_search_requests",
 ];
 
 enum Role {
@@ -114,7 +115,7 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::Flatten
                 } else {
                     return Err(meta.error(format!(
-                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, model, service_tier, flatten"
+                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, model, service_tier, flatten"
                     )));
                 };
                 if name != "flatten" {

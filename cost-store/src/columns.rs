@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 42] = [
+pub(crate) const COLUMNS: [&str; 44] = [
     "at_ms",
     "duration_us",
     "name",
@@ -54,11 +54,13 @@ pub(crate) const COLUMNS: [&str; 42] = [
     "cache_read_audio_tokens",
     "image_output_tokens",
     "cost_image_output",
+    "web_search_requests",
+    "cost_web_search",
 ];
 
 /// Whether column `i` of [`COLUMNS`] holds money (decimal text).
 pub(crate) fn is_money(i: usize) -> bool {
-    (23..=33).contains(&i) || (37..=38).contains(&i) || i == 41
+    (23..=33).contains(&i) || (37..=38).contains(&i) || i == 41 || i == 43
 }
 
 /// One value of a row.
@@ -79,7 +81,7 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 42], StoreError> {
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 44], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -133,6 +135,8 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         count(r.usage.cache_read_audio, 39)?,
         count(r.usage.image_output, 40)?,
         money(c.image_output),
+        count(r.usage.web_search_requests, 42)?,
+        money(c.web_search),
     ])
 }
 
@@ -205,6 +209,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             audio_output: count(37)?,
             cache_read_audio: count(40)?,
             image_output: count(41)?,
+            web_search_requests: count(43)?,
         },
         cost: CostBreakdown {
             uncached_input: money(25)?,
@@ -217,6 +222,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             audio_input: money(38)?,
             audio_output: money(39)?,
             image_output: money(42)?,
+            web_search: money(44)?,
         },
         cache_hit_savings: money(32)?,
         previous_cost,

@@ -70,6 +70,10 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN cache_read_audio_tokens BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN image_output_tokens BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN cost_image_output NUMERIC NOT NULL DEFAULT 0;",
+    // 5: web searches and their cost (calls stored before had none counted: zero).
+    "ALTER TABLE llm_calls
+        ADD COLUMN web_search_requests BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN cost_web_search NUMERIC NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.
@@ -309,7 +313,8 @@ impl Store for PostgresStore {
                     cost_output = $10::text::numeric, cost_reasoning = $11::text::numeric,
                     cache_savings = $12::text::numeric,
                     cost_audio_input = $13::text::numeric, cost_audio_output = $14::text::numeric,
-                    cost_image_output = $15::text::numeric
+                    cost_image_output = $15::text::numeric,
+                    cost_web_search = $16::text::numeric
                  WHERE id = $1",
             )?;
             for r in repriced {
@@ -326,6 +331,7 @@ impl Store for PostgresStore {
                     c.audio_input,
                     c.audio_output,
                     c.image_output,
+                    c.web_search,
                 ]
                 .map(|m| m.to_string());
                 transaction.execute(
@@ -346,6 +352,7 @@ impl Store for PostgresStore {
                         &money[8],
                         &money[9],
                         &money[10],
+                        &money[11],
                     ],
                 )?;
             }

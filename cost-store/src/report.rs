@@ -192,7 +192,8 @@ pub struct WhatIfRow {
     /// What the same usage would cost on the other model.
     pub what_if: Money,
     /// Calls left out: unpriced as they ran, rejected, cache hits, run at a service tier the
-    /// other model has no price for, or with tokens it has no price for (generated images).
+    /// other model has no price for, or with usage it has no price for (generated images, web
+    /// searches).
     pub skipped: u64,
 }
 

@@ -32,7 +32,7 @@ fn count() -> impl Strategy<Value = u64> {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    prop::array::uniform10(count()).prop_map(|n| Usage {
+    prop::array::uniform11(count()).prop_map(|n| Usage {
         input: n[0],
         cache_read: n[1],
         cache_write: n[2],
@@ -43,11 +43,12 @@ fn usage() -> impl Strategy<Value = Usage> {
         audio_output: n[7],
         cache_read_audio: n[8],
         image_output: n[9],
+        web_search_requests: n[10],
     })
 }
 
 fn cost() -> impl Strategy<Value = CostBreakdown> {
-    prop::array::uniform10(money()).prop_map(|m| CostBreakdown {
+    prop::array::uniform11(money()).prop_map(|m| CostBreakdown {
         uncached_input: m[0],
         cache_read: m[1],
         cache_write: m[2],
@@ -58,6 +59,7 @@ fn cost() -> impl Strategy<Value = CostBreakdown> {
         audio_input: m[7],
         audio_output: m[8],
         image_output: m[9],
+        web_search: m[10],
     })
 }
 

@@ -85,7 +85,7 @@ fn json_lines() {
 }
 
 #[test]
-fn json_lines_written_before_audio_and_images_read_back() {
+fn json_lines_written_before_audio_images_and_searches_read_back() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("calls.jsonl");
     let address = path.to_str().unwrap_or_default().to_owned();
@@ -93,7 +93,7 @@ fn json_lines_written_before_audio_and_images_read_back() {
     cost_store::open(&address)
         .and_then(|mut store| store.append(std::slice::from_ref(&call)))
         .unwrap_or_else(|e| panic!("{e}"));
-    // The line as the store wrote it before the audio and image counts existed.
+    // The line as the store wrote it before the audio, image and search counts existed.
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut line: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
     for (part, keys) in [
@@ -104,9 +104,13 @@ fn json_lines_written_before_audio_and_images_read_back() {
                 "audio_output",
                 "cache_read_audio",
                 "image_output",
+                "web_search_requests",
             ][..],
         ),
-        ("cost", &["audio_input", "audio_output", "image_output"][..]),
+        (
+            "cost",
+            &["audio_input", "audio_output", "image_output", "web_search"][..],
+        ),
     ] {
         for key in keys {
             let removed = line[part].as_object_mut().and_then(|o| o.remove(*key));
