@@ -211,7 +211,10 @@ fn load_report_counts_what_was_left_out() {
     );
     // Search prices are read, not skipped: Claude's $0.01 per search (batch discounts the
     // tokens only).
-    assert_eq!(report.skipped_keys.get("search_context_cost_per_query"), None);
+    assert_eq!(
+        report.skipped_keys.get("search_context_cost_per_query"),
+        None
+    );
     let searched = Usage {
         web_search_requests: 2,
         ..Usage::new(1_000, 0)

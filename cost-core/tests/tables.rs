@@ -574,10 +574,17 @@ output = "15"
     // A bad search price leaves its entry out, as any bad price does.
     assert!(table.get("odd").is_none());
     assert_eq!(table.report().invalid_entries.len(), 1);
-    // The embedded table has Anthropic's $10 per 1 000 searches.
+    // The embedded table has Anthropic's $10 per 1 000 searches, and OpenAI's for its
+    // reasoning models; gpt-4o's depends on the tool version, which no response says.
     let embedded = PriceTable::default();
     assert_eq!(
         quote(&embedded, "claude-sonnet-4-5", ServiceTier::Standard),
         Ok((usd("0.0345"), usd("0.03")))
     );
+    // 1 000 × 1.25e-6 + 100 × 10e-6 + 3 × $0.01
+    assert_eq!(
+        quote(&embedded, "gpt-5", ServiceTier::Standard),
+        Ok((usd("0.03225"), usd("0.03")))
+    );
+    assert!(quote(&embedded, "gpt-4o", ServiceTier::Standard).is_err());
 }

@@ -16,7 +16,8 @@
 //! The Responses API's web searches, billed per search call, are its `output` items of type
 //! `web_search_call` whose action is a search (those naming no action too, as older responses
 //! do; opening or searching inside a page is not a search): read from a whole response, not
-//! from its `usage` alone, which does not count them.
+//! from its `usage` alone, which does not count them. OpenAI may also bill searches a call ran
+//! internally without an output item of its own: the count is what the response shows.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
