@@ -3,8 +3,9 @@
 //! `cargo run --example quickstart`
 //!
 //! A planner, a researcher and a writer answer one user request with canned responses (no
-//! network): several models, prompt-cache reads and writes, reasoning tokens, one answer served
-//! from the application's own cache, and one call to a model that has no price. At the end it
+//! network): several models, prompt-cache reads and writes, reasoning tokens, web searches the
+//! provider ran (billed per search), one answer served from the application's own cache, and one
+//! call to a model that has no price. At the end it
 //! prints the session's cost tree and the spend by model and by feature.
 
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,9 @@ struct Response {
     output: u64,
     #[usage(reasoning)]
     reasoning: u64,
+    /// Web searches the provider ran for the call (billed per search).
+    #[usage(web_search_requests)]
+    web_searches: u64,
 }
 
 /// One LLM call. Here the "provider" returns a canned response; a real program calls its
@@ -50,6 +54,7 @@ fn cached_answer() -> Response {
         cache_write: 0,
         output: 1_500,
         reasoning: 0,
+        web_searches: 0,
     }
 }
 
@@ -66,6 +71,7 @@ fn planner() {
             cache_write: 0,
             output: 350,
             reasoning: 0,
+            web_searches: 0,
         },
     );
 }
@@ -77,7 +83,7 @@ fn researcher() {
         .into_iter()
         .enumerate()
     {
-        let tool = info_span!("tool", tool.name = "web_search", query);
+        let tool = info_span!("tool", tool.name = "vector_search", query);
         let _t = tool.enter();
         llm_call(
             "claude-sonnet-4-5",
@@ -89,6 +95,8 @@ fn researcher() {
                 cache_write: if i == 0 { 30_000 } else { 0 },
                 output: 1_500,
                 reasoning: 0,
+                // Claude's own web search tool, billed per search on top of the tokens.
+                web_searches: if i == 0 { 3 } else { 0 },
             },
         );
     }
@@ -103,6 +111,7 @@ fn researcher() {
             cache_write: 0,
             output: 6_000,
             reasoning: 4_800,
+            web_searches: 0,
         },
     );
 }
@@ -120,6 +129,7 @@ fn writer() {
             cache_write: 0,
             output: 2_400,
             reasoning: 0,
+            web_searches: 0,
         },
     );
     // An in-house model the price table does not know: its tokens count, its cost is unknown.
@@ -133,6 +143,7 @@ fn writer() {
             cache_write: 0,
             output: 200,
             reasoning: 0,
+            web_searches: 0,
         },
     );
 }

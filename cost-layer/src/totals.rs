@@ -178,8 +178,8 @@ impl fmt::Display for Bounded {
 }
 
 impl fmt::Display for Totals {
-    /// `$0.0258 · 10500 tokens · 3 calls` (+ unpriced, rejected and cache-hit counts when
-    /// present). With unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call
+    /// `$0.0258 · 10500 tokens · 3 calls` (+ web searches, unpriced, rejected and cache-hit
+    /// counts when present). With unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call
     /// had a price it is unknown, shown `$?` (never `$0`). Cache hits' savings read the same way.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cost = Bounded {
@@ -195,6 +195,11 @@ impl fmt::Display for Totals {
             self.llm_calls,
             if self.llm_calls == 1 { "" } else { "s" }
         )?;
+        let searches = self.usage.web_search_requests;
+        if searches > 0 {
+            let plural = if searches == 1 { "" } else { "es" };
+            write!(f, " · {searches} web search{plural}")?;
+        }
         if self.unpriced_calls > 0 {
             write!(
                 f,

@@ -664,8 +664,12 @@ fn web_searches_are_charged_per_search_on_top_of_the_tokens() {
         (totals.usage.web_search_requests, totals.cost.web_search),
         (3, usd("0.03"))
     );
-    // Searches are not tokens.
+    // Searches are not tokens, and the totals say them apart.
     assert_eq!(totals.total_tokens(), 1_100);
+    assert_eq!(
+        totals.to_string(),
+        "$0.0345 · 1100 tokens · 1 call · 3 web searches"
+    );
     let (_, calls, _) = run(searched_derived);
     assert_eq!(charged(&calls, "searched_derived"), usd("0.0345"));
     // By hand, under the field's name; a count past any real call's is rejected, not charged.
