@@ -399,6 +399,7 @@ fn main() {
         .retention(Retention {
             max_closed_sessions: Some(10_000),
             ttl: None,
+            ..Retention::default()
         })
         .build();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(cost));

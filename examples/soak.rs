@@ -208,6 +208,7 @@ pub(crate) fn run(shape: Shape) -> (Expected, Ledger) {
         .retention(Retention {
             max_closed_sessions: Some(KEPT_SESSIONS),
             ttl: None,
+            ..Retention::default()
         })
         // Kept with each session and evicted with it; the agent's kept for the ledger's life.
         .combination(Dimension::Session, Dimension::Model)

@@ -129,7 +129,8 @@ impl CostLayerBuilder {
         self
     }
 
-    /// How long closed sessions stay in the ledger.
+    /// How long closed sessions stay in the ledger, and how many keys of the other dimensions
+    /// it holds (see [`Retention`]; set the fields you change over `..Retention::default()`).
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = retention;
         self

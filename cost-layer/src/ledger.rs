@@ -8,9 +8,15 @@
 //! Memory is bounded by the retention policy: closed sessions beyond
 //! [`Retention::max_closed_sessions`] are evicted oldest first, and closed sessions older than
 //! [`Retention::ttl`] are evicted, each with the declared combinations that include it (session
-//! × model, …); evictions are counted. Keys of the other dimensions (agent, user, org, feature,
-//! model and their combinations) stay for the ledger's life: there are as many as the distinct
-//! values the program records. Retention is lock-based: a session's
+//! × model, …); evictions are counted. Keys of the agent, user, org and feature dimensions and
+//! combinations without the session are held up to [`Retention::max_keys`]: past it (and a
+//! sixteenth more, so a sweep is not run for every new key), the least recently charged are
+//! evicted in one sweep, down to the limit (each counted in [`Diagnostics::key_evictions`]). A
+//! cell records, at each charge, how many such keys had been made: the sweep evicts the keys
+//! charged longest ago in that count; a span that still holds an evicted key's cell charges the
+//! key's new cell. Model
+//! keys are never evicted: the global total is their sum, and there are as many as distinct model
+//! names. Retention is lock-based: a session's
 //! open count changes (span opened, span closed) and is read for eviction only under its map
 //! entry's lock, and a session is counted open before its cell is handed to a span, so an open
 //! session's cell is never evicted from under it.
@@ -79,21 +85,37 @@ impl LedgerKey {
     }
 }
 
-/// How long closed sessions stay in the ledger.
+/// How long closed sessions stay in the ledger, and how many keys of the other dimensions it
+/// holds:
+///
+/// ```
+/// # use cost_layer::Retention;
+/// let retention = Retention {
+///     max_closed_sessions: Some(10_000),
+///     ..Retention::default()
+/// };
+/// # let _ = retention;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Retention {
     /// Closed sessions kept; the oldest beyond it are evicted. `None`: no limit.
     pub max_closed_sessions: Option<usize>,
     /// Closed sessions older than this are evicted. `None`: no limit.
     pub ttl: Option<Duration>,
+    /// Keys of the agent, user, org and feature dimensions and combinations without the session
+    /// kept; beyond it the least recently charged are evicted (model keys never are). `None`: no
+    /// limit, for a program whose users, orgs and features are few: each distinct value then
+    /// stays for the ledger's life.
+    pub max_keys: Option<usize>,
 }
 
 impl Default for Retention {
-    /// 100 000 closed sessions, no TTL.
+    /// 100 000 closed sessions, no TTL, 100 000 other keys.
     fn default() -> Self {
         Retention {
             max_closed_sessions: Some(100_000),
             ttl: None,
+            max_keys: Some(100_000),
         }
     }
 }
@@ -138,12 +160,15 @@ pub struct Diagnostics {
     /// warned about once. Spans made by hand that a filter disables cannot be counted: nothing reaches
     /// any layer.
     pub calls_hidden_by_filter: u64,
+    /// Keys other than sessions and models evicted by [`Retention::max_keys`], least recently
+    /// charged first: their totals are gone from the ledger (a later call starts them anew).
+    pub key_evictions: u64,
 }
 
 impl Diagnostics {
     /// Every count with its name (the field's), in the order of the fields: what the metric
     /// exporters publish as [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) by `kind`.
-    pub fn counts(&self) -> [(&'static str, u64); 11] {
+    pub fn counts(&self) -> [(&'static str, u64); 12] {
         // Destructured: a new count cannot be left out.
         let Diagnostics {
             bad_field_values,
@@ -157,6 +182,7 @@ impl Diagnostics {
             stale_prices,
             calls_without_usage,
             calls_hidden_by_filter,
+            key_evictions,
         } = *self;
         [
             ("bad_field_values", bad_field_values),
@@ -170,6 +196,7 @@ impl Diagnostics {
             ("stale_prices", stale_prices),
             ("calls_without_usage", calls_without_usage),
             ("calls_hidden_by_filter", calls_hidden_by_filter),
+            ("key_evictions", key_evictions),
         ]
     }
 }
@@ -187,6 +214,7 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) stale_prices: AtomicU64,
     pub(crate) calls_without_usage: AtomicU64,
     pub(crate) calls_hidden_by_filter: AtomicU64,
+    pub(crate) key_evictions: AtomicU64,
     /// The warning about posts to evicted sessions: 0 not due, 1 due, 2 given.
     pub(crate) evicted_post_warning: std::sync::atomic::AtomicU8,
     /// A call hidden by the subscriber's filter was warned about.
@@ -236,6 +264,7 @@ impl DiagnosticCounters {
             stale_prices: read(&self.stale_prices),
             calls_without_usage: read(&self.calls_without_usage),
             calls_hidden_by_filter: read(&self.calls_hidden_by_filter),
+            key_evictions: read(&self.key_evictions),
         }
     }
 }
@@ -255,6 +284,12 @@ pub(crate) struct Cell {
     last_close: AtomicU64,
     /// Removed from the ledger by retention: spans still holding it post to no visible key.
     evicted: AtomicBool,
+    /// The key, when retention may evict it for being charged least recently (not sessions,
+    /// their combinations, or models): a span holding the cell after its eviction charges the
+    /// key's cell anew.
+    evictable: Option<LedgerKey>,
+    /// The ledger's key clock at the latest charge (evictable keys only).
+    last_charged: AtomicU64,
     /// Of a session's cell: the cells of the combinations with the session, found here (not in
     /// the map) by the session's spans, and evicted with it. A combination is made, and put in
     /// the map, under this lock with `evicted` read; eviction sets `evicted` under it: so each
@@ -264,12 +299,14 @@ pub(crate) struct Cell {
 }
 
 impl Cell {
-    fn new(stripes: usize) -> Self {
+    fn new(stripes: usize, evictable: Option<LedgerKey>) -> Self {
         Cell {
             stripes: (0..stripes.max(1)).map(|_| Stripe::default()).collect(),
             open: AtomicU32::new(0),
             last_close: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
+            evictable,
+            last_charged: AtomicU64::new(0),
             combinations: Mutex::new(Vec::new()),
         }
     }
@@ -367,6 +404,14 @@ pub(crate) struct LedgerInner {
     pub(crate) diagnostics: DiagnosticCounters,
     stripes: usize,
     clock: Arc<dyn Fn() -> Instant + Send + Sync>,
+    /// Keys retention may evict for being charged least recently ([`Cell::evictable`]), held.
+    evictable_keys: AtomicUsize,
+    /// Evictable keys made so far: a cell records its value at each charge, so a sweep finds
+    /// the keys charged longest ago, counted in keys made since (a clock only the making of a
+    /// key moves: charges only read it).
+    key_clock: AtomicU64,
+    /// Held by the one thread sweeping.
+    sweeping: Mutex<()>,
 }
 
 /// A cloneable handle to the ledger: totals by attribution key, readable at any time from any
@@ -431,6 +476,9 @@ impl LedgerInner {
             diagnostics: DiagnosticCounters::default(),
             stripes,
             clock,
+            evictable_keys: AtomicUsize::new(0),
+            key_clock: AtomicU64::new(0),
+            sweeping: Mutex::new(()),
         }
     }
 
@@ -444,16 +492,103 @@ impl LedgerInner {
         if let Some(cell) = self.cells.get(&key) {
             return Arc::clone(cell.value());
         }
+        // Keys many threads charge at once are striped; a session, a user, an org or a
+        // combination is charged by few at a time, and there can be many of them.
         let stripes = match key {
-            LedgerKey::One(Dimension::Session, _) => 1,
-            _ => self.stripes,
+            LedgerKey::One(Dimension::Agent | Dimension::Feature | Dimension::Model, _) => {
+                self.stripes
+            }
+            _ => 1,
         };
-        Arc::clone(
-            self.cells
-                .entry(key)
-                .or_insert_with(|| Arc::new(Cell::new(stripes)))
-                .value(),
-        )
+        let evictable = match &key {
+            LedgerKey::One(Dimension::Session | Dimension::Model, _) => false,
+            LedgerKey::One(..) => true,
+            LedgerKey::Two((a, _), (b, _)) => *a != Dimension::Session && *b != Dimension::Session,
+        };
+        let (cell, made) = match self.cells.entry(key) {
+            dashmap::Entry::Occupied(entry) => (Arc::clone(entry.get()), false),
+            dashmap::Entry::Vacant(entry) => {
+                let kept = evictable.then(|| entry.key().clone());
+                let cell = Arc::new(Cell::new(stripes, kept));
+                if evictable {
+                    let now = self.key_clock.fetch_add(1, Ordering::Relaxed) + 1;
+                    cell.last_charged.store(now, Ordering::Relaxed);
+                }
+                entry.insert(Arc::clone(&cell));
+                (cell, true)
+            }
+        };
+        if made && evictable {
+            let held = self.evictable_keys.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(max) = self.retention.max_keys
+                && held > max.saturating_add(max / 16).saturating_add(1)
+            {
+                self.evict_least_recently_charged(max);
+            }
+        }
+        cell
+    }
+
+    /// `cell`, marked charged now (by the key clock); or, when retention evicted its key while
+    /// a span held it, the key's cell now.
+    #[inline]
+    fn charged<'c>(&self, cell: &'c Arc<Cell>) -> std::borrow::Cow<'c, Arc<Cell>> {
+        let Some(key) = &cell.evictable else {
+            return std::borrow::Cow::Borrowed(cell);
+        };
+        if cell.evicted.load(Ordering::Relaxed) {
+            return self.charged_anew(key);
+        }
+        let now = self.key_clock.load(Ordering::Relaxed);
+        // Read first: a key charged from many threads keeps its cache line shared.
+        if cell.last_charged.load(Ordering::Relaxed) != now {
+            cell.last_charged.store(now, Ordering::Relaxed);
+        }
+        std::borrow::Cow::Borrowed(cell)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn charged_anew(&self, key: &LedgerKey) -> std::borrow::Cow<'static, Arc<Cell>> {
+        std::borrow::Cow::Owned(self.cell(key.clone()))
+    }
+
+    /// Evicts the keys charged least recently, down to `max` (one thread at a time; another
+    /// finding a sweep under way leaves it the work). O(keys held).
+    #[cold]
+    #[inline(never)]
+    fn evict_least_recently_charged(&self, max: usize) {
+        let Ok(_sweeping) = self.sweeping.try_lock() else {
+            return;
+        };
+        let mut held: Vec<(u64, LedgerKey, Arc<Cell>)> = self
+            .cells
+            .iter()
+            .filter(|entry| entry.value().evictable.is_some())
+            .map(|entry| {
+                let cell = entry.value();
+                (
+                    cell.last_charged.load(Ordering::Relaxed),
+                    entry.key().clone(),
+                    Arc::clone(cell),
+                )
+            })
+            .collect();
+        if held.len() > max {
+            let excess = held.len() - max;
+            held.select_nth_unstable_by_key(excess - 1, |(charged, ..)| *charged);
+            for (_, key, cell) in held.drain(..excess) {
+                if self
+                    .cells
+                    .remove_if(&key, |_, kept| Arc::ptr_eq(kept, &cell))
+                    .is_some()
+                {
+                    cell.evicted.store(true, Ordering::Relaxed);
+                    self.evictable_keys.fetch_sub(1, Ordering::Relaxed);
+                    DiagnosticCounters::bump(&self.diagnostics.key_evictions);
+                }
+            }
+        }
     }
 
     /// The cell of the combination `key` for a span whose session's cell is `session`: one that
@@ -480,7 +615,7 @@ impl LedgerInner {
             return Arc::clone(cell);
         }
         // One stripe, as the session's own cell: a session's calls are seldom on many threads.
-        let cell = Arc::new(Cell::new(1));
+        let cell = Arc::new(Cell::new(1, None));
         if session.evicted.load(Ordering::Relaxed) {
             cell.evicted.store(true, Ordering::Relaxed);
         } else {
@@ -559,17 +694,22 @@ impl LedgerInner {
         // Every call is posted to exactly one model cell (unpriced ones under their name, calls
         // without a model under `unknown`), so the global total is the sum of the model cells.
         let stripe = stripe_index();
-        // Cells retention took out (a session's, and its combinations'): counted once a call.
+        // Cells retention took out with their session (its own, and its combinations'): counted
+        // once a call. Other keys' evicted cells are charged anew (`charged`).
         let mut to_evicted = false;
+        let session_gone =
+            |cell: &Cell| cell.evictable.is_none() && cell.evicted.load(Ordering::Relaxed);
         for cell in &cells.cells {
+            let cell = self.charged(cell);
             cell.add(stripe, totals);
-            to_evicted |= cell.evicted.load(Ordering::Relaxed);
+            to_evicted |= session_gone(&cell);
         }
         model_cell.add(stripe, totals);
         for combination in &cells.model_combinations {
             let cell = self.combination_cell(cells.session.as_ref(), combination.key(model));
+            let cell = self.charged(&cell);
             cell.add(stripe, totals);
-            to_evicted |= cell.evicted.load(Ordering::Relaxed);
+            to_evicted |= session_gone(&cell);
         }
         if to_evicted {
             self.diagnostics.posted_to_evicted_session();
@@ -583,7 +723,7 @@ impl LedgerInner {
         let entry = self
             .cells
             .entry(key)
-            .or_insert_with(|| Arc::new(Cell::new(1)));
+            .or_insert_with(|| Arc::new(Cell::new(1, None)));
         entry.open.fetch_add(1, Ordering::Relaxed);
     }
 

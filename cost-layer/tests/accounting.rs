@@ -237,6 +237,7 @@ fn combinations_with_the_session_are_evicted_with_their_session() {
             .retention(Retention {
                 max_closed_sessions: Some(1),
                 ttl: None,
+                ..Retention::default()
             })
             .combination(Dimension::Session, Dimension::Model)
             .combination(Dimension::Feature, Dimension::Session)
@@ -768,6 +769,7 @@ fn keeping_closed_sessions(max: usize) -> (Dispatch, Ledger) {
     dispatch(CostLayer::builder().retention(Retention {
         max_closed_sessions: Some(max),
         ttl: None,
+        ..Retention::default()
     }))
 }
 
@@ -877,6 +879,7 @@ fn retention_ttl_on_an_injected_clock() {
             .retention(Retention {
                 max_closed_sessions: None,
                 ttl: Some(Duration::from_secs(60)),
+                ..Retention::default()
             })
             .clock(move || start + Duration::from_secs(clock_offset.load(Ordering::Relaxed))),
     );
@@ -1031,6 +1034,7 @@ fn sessions_reopened_on_two_threads_while_retention_evicts_never_lose_a_call_nor
             .retention(Retention {
                 max_closed_sessions: Some(2),
                 ttl: None,
+                ..Retention::default()
             })
             .combination(Dimension::Session, Dimension::Model),
     );
@@ -1167,4 +1171,105 @@ fn the_price_age_limit_can_be_moved_or_turned_off() {
         assert_eq!(ledger.diagnostics().stale_prices, expected, "{limit:?}");
         assert_eq!(warnings.seen().len(), expected as usize, "{limit:?}");
     }
+}
+
+#[test]
+fn keys_past_the_limit_are_evicted_least_recently_charged_first() {
+    let max = 16;
+    let (dispatch, ledger) = dispatch(CostLayer::builder().raw_user_ids().retention(Retention {
+        max_keys: Some(max),
+        ..Retention::default()
+    }));
+    // Evictable keys held: users and features (sessions and models are not).
+    let held_keys = |ledger: &Ledger| {
+        let snapshot = ledger.snapshot();
+        snapshot.by(Dimension::User).count() + snapshot.by(Dimension::Feature).count()
+    };
+    let mut most_held = 0;
+    tracing::dispatcher::with_default(&dispatch, || {
+        // A user whose session stays open through a flood of other users: charged first, then
+        // not again until the end.
+        let held = info_span!("session", session.id = "held", cost.user_id = "held-user");
+        held.in_scope(|| call("gpt-4o", 1_000, 0));
+        for i in 0..100 {
+            let id = format!("user-{i}");
+            let request = info_span!("request", cost.user_id = id.as_str(), cost.feature = "chat");
+            request.in_scope(|| call("gpt-4o", 1_000, 0));
+            most_held = most_held.max(held_keys(&ledger));
+        }
+        held.in_scope(|| call("gpt-4o", 1_000, 0));
+    });
+    // Never more than the limit and its sixteenth (plus the key that set the sweep off).
+    assert_eq!(most_held, max + max / 16 + 1);
+    // The feature, charged by every call, is never the least recent: it has all 100.
+    assert_eq!(ledger.feature("chat").map(|t| t.llm_calls), Some(100));
+    // The latest users stay; the first went.
+    assert_eq!(ledger.user("user-99").map(|t| t.llm_calls), Some(1));
+    assert!(ledger.user("user-0").is_none());
+    // The held user's key went in the flood: its call after it starts the key anew, in a cell
+    // the ledger shows (not the evicted one its session still held).
+    assert_eq!(ledger.user("held-user").map(|t| t.llm_calls), Some(1));
+    assert!(ledger.session("held").is_some());
+    // Model keys are never evicted: the global total has every call.
+    assert_eq!(ledger.global().llm_calls, 102);
+    assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls), Some(102));
+    // Every key made (102 of users, one feature) is held or was evicted, and counted.
+    let evicted = ledger.diagnostics().key_evictions;
+    assert_eq!(evicted as usize + held_keys(&ledger), 103);
+    assert!(evicted >= 100 - max as u64, "{evicted}");
+}
+
+#[test]
+fn without_a_key_limit_every_key_stays() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
+        max_keys: None,
+        ..Retention::default()
+    }));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..300 {
+            let id = format!("user-{i}");
+            let request = info_span!("request", cost.user_id = id.as_str());
+            request.in_scope(|| call("gpt-4o", 1_000, 0));
+        }
+    });
+    assert_eq!(ledger.snapshot().by(Dimension::User).count(), 300);
+    assert_eq!(ledger.diagnostics().key_evictions, 0);
+}
+
+#[test]
+fn key_eviction_from_two_threads_keeps_every_call_in_the_keys_it_keeps() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder().raw_user_ids().retention(Retention {
+        max_keys: Some(64),
+        ..Retention::default()
+    }));
+    std::thread::scope(|scope| {
+        for thread in 0..2 {
+            let dispatch = dispatch.clone();
+            scope.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for i in 0..5_000 {
+                        let id = format!("user-{thread}-{i}");
+                        let request = info_span!(
+                            "request",
+                            cost.user_id = id.as_str(),
+                            cost.feature = "chat"
+                        );
+                        request.in_scope(|| call("gpt-4o", 1_000, 100));
+                    }
+                });
+            });
+        }
+    });
+    // 10 000 calls of $0.0035 each, exactly, in the keys that stay.
+    let chat = ledger.feature("chat").unwrap_or_default();
+    assert_eq!((chat.llm_calls, chat.total_usd()), (10_000, usd("35")));
+    assert_eq!(ledger.global().total_usd(), usd("35"));
+    let snapshot = ledger.snapshot();
+    let users = snapshot.by(Dimension::User).count();
+    // The limit, its sixteenth, and a key per thread made while the other swept.
+    assert!(users <= 64 + 64 / 16 + 2, "{users}");
+    // Every key made is held or was evicted: 10 001 of them, and a few more when a thread lagged
+    // so far behind the other that its user's key, made when its span opened, was the least
+    // recently charged before its call closed (the call then charged the key anew).
+    assert!(ledger.diagnostics().key_evictions as usize + users + 1 >= 10_001);
 }

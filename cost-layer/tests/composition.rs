@@ -300,6 +300,7 @@ fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
         .retention(cost_layer::Retention {
             max_closed_sessions: Some(1),
             ttl: None,
+            ..cost_layer::Retention::default()
         })
         .combination(Dimension::Session, Dimension::Model)
         .combination(Dimension::Session, Dimension::Feature)

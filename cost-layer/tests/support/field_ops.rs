@@ -309,6 +309,7 @@ pub(crate) fn run_keeping_one_closed_session(bytes: &[u8]) -> Ledger {
         .retention(cost_layer::Retention {
             max_closed_sessions: Some(1),
             ttl: None,
+            ..cost_layer::Retention::default()
         })
         .build();
     drive(
