@@ -257,20 +257,15 @@ pub struct ItemAction {
 }
 
 impl OutputItem {
-    /// The item is a web search, billed per search.
+    /// The item is a web search, billed per search: a `web_search_call` whose action is a
+    /// search, or that names no action (as older responses do).
     pub fn is_web_search(&self) -> bool {
-        is_web_search(&self.kind, self.action.as_ref().map(|a| a.kind.as_str()))
+        self.kind == "web_search_call"
+            && self
+                .action
+                .as_ref()
+                .is_none_or(|action| action.kind == "search")
     }
-}
-
-/// A `web_search_call` item that searched (or, as older responses, names no action).
-fn is_web_search(kind: &str, action: Option<&str>) -> bool {
-    kind == "web_search_call" && action.is_none_or(|action| action == "search")
-}
-
-/// The web searches a response's `output` items record.
-fn web_searches_in(output: &[OutputItem]) -> u64 {
-    output.iter().filter(|item| item.is_web_search()).count() as u64
 }
 
 /// `usage` of a Realtime API response (the `response.done` event's `response.usage`): the
@@ -281,7 +276,11 @@ pub type RealtimeUsage = ResponsesUsage;
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
         self.usage.as_ref().map(|usage| Usage {
-            web_search_requests: web_searches_in(&self.output),
+            web_search_requests: self
+                .output
+                .iter()
+                .filter(|item| item.is_web_search())
+                .count() as u64,
             ..usage.to_usage()
         })
     }
@@ -315,24 +314,14 @@ pub fn responses_from_json(value: &Value) -> Result<Usage, AdapterError> {
         ["input_tokens", "output_tokens"],
         ["input_tokens_details", "output_tokens_details"],
     )?;
+    // Each item read as the typed response reads it; one that does not read is no search.
     let searches = response
         .get("output")
         .and_then(Value::as_array)
         .map_or(0, |items| {
             items
                 .iter()
-                .filter(|item| {
-                    fn text(value: Option<&Value>) -> Option<&str> {
-                        value.and_then(Value::as_str)
-                    }
-                    let kind = text(item.get("type")).unwrap_or_default();
-                    let action = item.get("action").filter(|action| !action.is_null());
-                    // An action without a type is an action all the same: not counted as a search.
-                    is_web_search(
-                        kind,
-                        action.map(|a| text(a.get("type")).unwrap_or_default()),
-                    )
-                })
+                .filter(|item| OutputItem::deserialize(*item).is_ok_and(|i| i.is_web_search()))
                 .count() as u64
         });
     checked(Usage {
