@@ -501,3 +501,50 @@ fn responses_web_searches_are_the_output_items_that_searched() {
         Ok(0)
     );
 }
+
+#[test]
+fn gemini_grounding_counts_queries_from_gemini_3_and_prompts_before_it() {
+    let grounded = |model: &str| {
+        json!({
+            "modelVersion": model,
+            "candidates": [{
+                "content": {"parts": [{"text": "…"}], "role": "model"},
+                "groundingMetadata": {
+                    "webSearchQueries": ["euro 2024 winner", "euro 2024 final score", "spain squad"],
+                    "groundingChunks": [{"web": {"uri": "https://example.com", "title": "x"}}]
+                }
+            }],
+            "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 50,
+                              "totalTokenCount": 150}
+        })
+    };
+    let searched = |searches: u64| Usage {
+        web_search_requests: searches,
+        ..Usage::new(100, 50)
+    };
+    // Gemini 3 bills each search query; 2.5 and earlier one per grounded prompt.
+    reads_as::<gemini::GenerateContentResponse>(
+        gemini::from_json,
+        grounded("gemini-3-pro-preview"),
+        searched(3),
+    );
+    reads_as::<gemini::GenerateContentResponse>(
+        gemini::from_json,
+        grounded("gemini-2.5-flash"),
+        searched(1),
+    );
+    reads_as::<gemini::GenerateContentResponse>(
+        gemini::from_json,
+        grounded("models/gemini-2.0-flash-001"),
+        searched(1),
+    );
+    // An answer the model gave without searching is no grounded prompt.
+    let mut unsearched = grounded("gemini-2.5-flash");
+    unsearched["candidates"][0]["groundingMetadata"]["webSearchQueries"] = json!([]);
+    reads_as::<gemini::GenerateContentResponse>(gemini::from_json, unsearched, searched(0));
+    // The usage object alone does not count them.
+    assert_eq!(
+        gemini::from_json(&grounded("gemini-3-pro-preview")["usageMetadata"]),
+        Ok(searched(0))
+    );
+}

@@ -692,3 +692,37 @@ fn web_searches_are_charged_per_search_on_top_of_the_tokens() {
     assert_eq!(by_hand(3), (usd("0.0345"), 0));
     assert_eq!(by_hand(20_000), (usd("0"), 1));
 }
+
+/// Gemini 2.5 Flash grounded by Google Search (two queries: one grounded prompt, as billed).
+#[llm_call(model = "gemini-2.5-flash")]
+fn grounded_answer() -> gemini::GenerateContentResponse {
+    serde_json::from_value(serde_json::json!({
+        "modelVersion": "gemini-2.5-flash",
+        "candidates": [{"groundingMetadata": {"webSearchQueries": ["a", "b"]}}],
+        "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100}
+    }))
+    .unwrap_or_default()
+}
+
+#[test]
+fn grounded_gemini_calls_are_unpriced_unless_the_table_prices_the_search() {
+    // The embedded table cannot know whether the call was within Google's free quota: the
+    // call's cost is unknown, never its tokens alone.
+    let (_, _, ledger) = run(grounded_answer);
+    let totals = ledger.model("gemini-2.5-flash").unwrap_or_default();
+    assert_eq!(
+        (totals.unpriced_calls, totals.usage.web_search_requests),
+        (1, 1)
+    );
+    // A table that prices it ($35 per 1 000 grounded prompts): 1 000 × 0.30e-6 + 100 × 2.50e-6
+    // + 0.035.
+    let table = cost_layer::cost_core::PriceTable::from_text(
+        "version = \"grounding\"\n[models.\"gemini-2.5-flash\"]\ninput = \"0.30\"\noutput = \"2.50\"\nweb_search_requests = \"0.035\"\n",
+        "inline.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().prices(table).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), grounded_answer);
+    let totals = ledger.model("gemini-2.5-flash").unwrap_or_default();
+    assert_eq!(totals.total_usd(), usd("0.03555"));
+}

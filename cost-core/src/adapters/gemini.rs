@@ -8,6 +8,16 @@
 //! cost), the candidates' `AUDIO` count [`Usage::audio_output`] and their `IMAGE` count (image
 //! models: Gemini 2.5 Flash Image bills an image token at 12 times a text one)
 //! [`Usage::image_output`].
+//!
+//! Grounding with Google Search is billed apart from the tokens, and Google bills it two ways:
+//! Gemini 3 and later per search query the model ran, earlier models per grounded prompt. The
+//! searches a response records (`candidates[].groundingMetadata.webSearchQueries`) become
+//! [`Usage::web_search_requests`] the way the answering model is billed: every query from
+//! Gemini 3 on (and from a model the response does not name), one for a grounded prompt before
+//! it. Both come with a free quota (per day or per month), so whether one call is billed is not
+//! known to the program: the embedded price table declares no search price for Gemini, and a
+//! grounded call is unpriced unless the table gives one (`web_search_requests`, per query or
+//! per prompt as the model is billed).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -78,6 +88,43 @@ pub struct GenerateContentResponse {
     pub model_version: String,
     /// Its usage.
     pub usage_metadata: Option<UsageMetadata>,
+    /// Its candidates, read for the searches that grounded them.
+    pub candidates: Vec<Candidate>,
+}
+
+/// One candidate of a response, reduced to what pricing needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Candidate {
+    /// How Google Search grounded it, when it did.
+    pub grounding_metadata: Option<GroundingMetadata>,
+}
+
+/// `candidates[].groundingMetadata`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct GroundingMetadata {
+    /// The search queries the model ran.
+    pub web_search_queries: Vec<String>,
+}
+
+/// The searches billed for a response of `model` that ran `queries` search queries: each
+/// query from Gemini 3 on (and for a model not named), one grounded prompt before it.
+fn billed_searches(model: &str, queries: u64) -> u64 {
+    let major = model
+        .strip_prefix("models/")
+        .unwrap_or(model)
+        .strip_prefix("gemini-")
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|digits| digits.parse::<u32>().ok());
+    match major {
+        Some(major) if major < 3 => queries.min(1),
+        _ => queries,
+    }
 }
 
 impl UsageMetadata {
@@ -113,7 +160,16 @@ impl TokenUsage for UsageMetadata {
 
 impl TokenUsage for GenerateContentResponse {
     fn token_usage(&self) -> Option<Usage> {
-        self.usage_metadata.as_ref().map(UsageMetadata::to_usage)
+        let queries = self
+            .candidates
+            .iter()
+            .filter_map(|c| c.grounding_metadata.as_ref())
+            .map(|g| g.web_search_queries.len() as u64)
+            .sum();
+        self.usage_metadata.as_ref().map(|usage| Usage {
+            web_search_requests: billed_searches(&self.model_version, queries),
+            ..usage.to_usage()
+        })
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -121,8 +177,32 @@ impl TokenUsage for GenerateContentResponse {
     }
 }
 
-/// Reads a `generateContent` response or its `usageMetadata` object.
+/// Reads a `generateContent` response or its `usageMetadata` object (which does not count the
+/// grounding searches: the response's candidates do).
 pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
+    // Each candidate read as the typed response reads it.
+    let queries = value
+        .get("candidates")
+        .and_then(Value::as_array)
+        .map_or(0, |candidates| {
+            candidates
+                .iter()
+                .filter_map(|c| Candidate::deserialize(c).ok()?.grounding_metadata)
+                .map(|g| g.web_search_queries.len() as u64)
+                .sum()
+        });
+    let model = value
+        .get("modelVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    checked(Usage {
+        web_search_requests: billed_searches(model, queries),
+        ..tokens_from_json(value)?
+    })
+}
+
+/// The token counts of a response or its `usageMetadata` object.
+fn tokens_from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usageMetadata", "promptTokenCount")?;
     let thoughts = count(usage, &["thoughtsTokenCount"])?;
     let counts = Usage {
