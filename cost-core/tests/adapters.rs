@@ -548,3 +548,30 @@ fn gemini_grounding_counts_queries_from_gemini_3_and_prompts_before_it() {
         Ok(searched(0))
     );
 }
+
+#[test]
+fn chat_search_models_search_before_every_answer() {
+    let response = |model: &str| {
+        json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "model": model,
+            "choices": [{"message": {"role": "assistant", "content": "…",
+                "annotations": [{"type": "url_citation", "url_citation": {"url": "https://example.com"}}]}}],
+            "usage": {"prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700}
+        })
+    };
+    let searched = |searches: u64| Usage {
+        web_search_requests: searches,
+        ..Usage::new(500, 200)
+    };
+    reads_as::<openai::ChatCompletion>(
+        openai::chat_from_json,
+        response("gpt-4o-mini-search-preview-2025-03-11"),
+        searched(1),
+    );
+    reads_as::<openai::ChatCompletion>(
+        openai::chat_from_json,
+        response("gpt-5-search-api"),
+        searched(1),
+    );
+    reads_as::<openai::ChatCompletion>(openai::chat_from_json, response("gpt-4o"), searched(0));
+}

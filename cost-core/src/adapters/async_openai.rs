@@ -52,7 +52,11 @@ impl TokenUsage for CompletionUsage {
 
 impl TokenUsage for CreateChatCompletionResponse {
     fn token_usage(&self) -> Option<Usage> {
-        self.usage.as_ref().and_then(TokenUsage::token_usage)
+        let usage = self.usage.as_ref().and_then(TokenUsage::token_usage)?;
+        Some(Usage {
+            web_search_requests: openai::chat_searches(&self.model),
+            ..usage
+        })
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -117,5 +121,23 @@ mod tests {
                 ..Usage::default()
             })
         );
+    }
+
+    #[test]
+    fn a_search_model_searched_once() {
+        let response = |model: &str| {
+            serde_json::from_value::<CreateChatCompletionResponse>(serde_json::json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1_764_000_000,
+                "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": null,
+                    "message": {"role": "assistant", "content": "…"}}],
+                "usage": {"prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700}
+            }))
+            .ok()
+            .and_then(|r| r.token_usage())
+            .map(|u| u.web_search_requests)
+        };
+        assert_eq!(response("gpt-4o-search-preview"), Some(1));
+        assert_eq!(response("gpt-4o-mini"), Some(0));
     }
 }

@@ -17,7 +17,10 @@
 //! `web_search_call` whose action is a search (those naming no action too, as older responses
 //! do; opening or searching inside a page is not a search): read from a whole response, not
 //! from its `usage` alone, which does not count them. OpenAI may also bill searches a call ran
-//! internally without an output item of its own: the count is what the response shows.
+//! internally without an output item of its own: the count is what the response shows. In Chat
+//! Completions, the search models (`gpt-4o-search-preview`, `gpt-4o-mini-search-preview`,
+//! `gpt-5-search-api`, …) search the web before every answer: a response of one counts one
+//! search.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -166,9 +169,18 @@ impl TokenUsage for ChatUsage {
     }
 }
 
+/// The searches a Chat Completions response of `model` ran: one for the search models, which
+/// search before every answer; none for the others (Chat Completions has no search tool).
+pub(crate) fn chat_searches(model: &str) -> u64 {
+    u64::from(model.contains("-search-preview") || model.contains("-search-api"))
+}
+
 impl TokenUsage for ChatCompletion {
     fn token_usage(&self) -> Option<Usage> {
-        self.usage.as_ref().map(ChatUsage::to_usage)
+        self.usage.as_ref().map(|usage| Usage {
+            web_search_requests: chat_searches(&self.model),
+            ..usage.to_usage()
+        })
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -294,14 +306,23 @@ impl TokenUsage for Response {
     }
 }
 
-/// Reads a Chat Completions response or its `usage` object.
+/// Reads a Chat Completions response or its `usage` object (which does not say the model: a
+/// search model's search is counted from a whole response).
 pub fn chat_from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usage", "prompt_tokens")?;
-    inclusive_from_json(
+    let usage = inclusive_from_json(
         usage,
         ["prompt_tokens", "completion_tokens"],
         ["prompt_tokens_details", "completion_tokens_details"],
-    )
+    )?;
+    let model = value
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Ok(Usage {
+        web_search_requests: chat_searches(model),
+        ..usage
+    })
 }
 
 /// Reads a Responses API response, a stream's `response.completed` event (which holds it), or
