@@ -36,8 +36,8 @@ pub mod usage;
 pub use format::{PriceFileError, PriceFileErrorKind, PriceFormat};
 pub use money::{DecimalError, Money, TokenPrice};
 pub use price::{
-    ComponentPrices, ContextTier, CostBreakdown, CostError, ModelPrice, PriceError, PriceSchedule,
-    Priced, Rates, ServiceTier, UnknownServiceTier,
+    CallBound, ComponentPrices, ContextTier, CostBreakdown, CostError, ModelPrice, PriceError,
+    PriceSchedule, Priced, Rates, ServiceTier, UnknownServiceTier,
 };
 pub use resolve::{MatchRule, Unpriced};
 pub use table::{
@@ -45,7 +45,7 @@ pub use table::{
     Provenance, Quote, QuoteError, Resolution, SharedPriceTable, StalePrice, TableError, TableInfo,
 };
 pub use token_usage::TokenUsage;
-pub use usage::{MAX_TOKENS_PER_CALL, TokenKind, Usage, UsageError};
+pub use usage::{MAX_TOKENS_PER_CALL, MAX_WEB_SEARCHES_PER_CALL, TokenKind, Usage, UsageError};
 
 /// The text of the embedded default price table (`cost-core/prices/default.toml`).
 pub const EMBEDDED_PRICES: &str = include_str!("../prices/default.toml");

@@ -365,6 +365,30 @@ impl CostBreakdown {
     }
 }
 
+/// The most one call may use, known before it runs: what [`ModelPrice::worst_case`] prices (and
+/// a budget reserves).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallBound {
+    /// The prompt tokens (an estimate, when the prompt is not counted yet).
+    pub input: u64,
+    /// The most completion tokens the request allows (its `max_tokens`).
+    pub max_output: u64,
+    /// The most web searches the request allows (Anthropic's `max_uses`); 0 for a request
+    /// without a search tool.
+    pub max_web_searches: u64,
+}
+
+impl CallBound {
+    /// A call of `input` prompt tokens and at most `max_output` completion tokens, no searches.
+    pub const fn tokens(input: u64, max_output: u64) -> Self {
+        CallBound {
+            input,
+            max_output,
+            max_web_searches: 0,
+        }
+    }
+}
+
 /// The outcome of [`ModelPrice::cost`]: the breakdown and which prices produced it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Priced {
@@ -464,20 +488,29 @@ impl ModelPrice {
         (&chosen.rates, applied, chosen.above_input_tokens)
     }
 
-    /// The most a call with `input` prompt tokens and at most `max_output` completion tokens can
-    /// cost at `service_tier`, before its answer says what the tokens were: every prompt token
-    /// at the dearer of the text and audio input prices, every completion token at the dearest
-    /// of the output, reasoning, audio and image prices the model declares. Cache reads and
-    /// writes are left out (whether a prompt writes the cache is the caller's choice), and so are
-    /// web searches (how many the provider runs is known only from the answer).
+    /// The most a call within `bound` can cost at `service_tier`, before its answer says what
+    /// its tokens were: every prompt token at the dearer of the text and audio input prices,
+    /// every completion token at the dearest of the output, reasoning, audio and image prices
+    /// the model declares, and the searches at the search price. Cache reads and writes are left
+    /// out (whether a prompt writes the cache is the caller's choice); so are searches when the
+    /// model declares no search price (they cannot be bounded: a call that runs them is
+    /// unpriced).
     pub fn worst_case(
         &self,
-        input: u64,
-        max_output: u64,
+        bound: &CallBound,
         service_tier: ServiceTier,
     ) -> Result<Money, CostError> {
-        for (kind, value) in [(TokenKind::Input, input), (TokenKind::Output, max_output)] {
-            if value > crate::usage::MAX_TOKENS_PER_CALL {
+        let CallBound {
+            input,
+            max_output,
+            max_web_searches,
+        } = *bound;
+        for (kind, value) in [
+            (TokenKind::Input, input),
+            (TokenKind::Output, max_output),
+            (TokenKind::WebSearchRequests, max_web_searches),
+        ] {
+            if value > kind.max_per_call() {
                 return Err(UsageError::Absurd { kind, value }.into());
             }
         }
@@ -503,8 +536,15 @@ impl ModelPrice {
                 });
             }
         };
-        times(input_price, input)?
-            .checked_add(output)
+        let searches = match rates.web_search_requests {
+            Some(price) => times(price, max_web_searches)?,
+            None => Money::ZERO,
+        };
+        [output, searches]
+            .into_iter()
+            .try_fold(times(input_price, input)?, |sum, part| {
+                sum.checked_add(part)
+            })
             .ok_or(CostError::Overflow)
     }
 
@@ -968,8 +1008,12 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("{e}"))
         };
-        let worst =
-            |model: &ModelPrice| model.worst_case(1_000_000, 100_000, ServiceTier::Standard);
+        let worst = |model: &ModelPrice| {
+            model.worst_case(
+                &CallBound::tokens(1_000_000, 100_000),
+                ServiceTier::Standard,
+            )
+        };
         // Text only: $1 + $0.40.
         assert_eq!(worst(&model(ComponentPrices::default())), Ok(usd("1.4")));
         // Audio dearer on both sides: $10 + $2.
@@ -1004,9 +1048,34 @@ mod tests {
             Err(CostError::MissingPrice { .. })
         ));
         assert_eq!(
-            input_only.worst_case(1_000, 0, ServiceTier::Standard),
+            input_only.worst_case(&CallBound::tokens(1_000, 0), ServiceTier::Standard),
             Ok(usd("0.001"))
         );
+        // Searches at the search price; left out where the model has none.
+        let searching = CallBound {
+            max_web_searches: 5,
+            ..CallBound::tokens(1_000_000, 100_000)
+        };
+        let with_search_price = model(ComponentPrices {
+            web_search_requests: TokenPrice::per_token("0.01").ok(),
+            ..Default::default()
+        });
+        assert_eq!(
+            with_search_price.worst_case(&searching, ServiceTier::Standard),
+            Ok(usd("1.45"))
+        );
+        assert_eq!(
+            model(ComponentPrices::default()).worst_case(&searching, ServiceTier::Standard),
+            Ok(usd("1.4"))
+        );
+        let absurd = CallBound {
+            max_web_searches: 10_001,
+            ..searching
+        };
+        assert!(matches!(
+            with_search_price.worst_case(&absurd, ServiceTier::Standard),
+            Err(CostError::Usage(UsageError::Absurd { .. }))
+        ));
     }
 
     #[test]

@@ -475,14 +475,13 @@ impl PriceTable {
     pub fn worst_case(
         &self,
         model: &str,
-        input: u64,
-        max_output: u64,
+        bound: &crate::price::CallBound,
         service_tier: ServiceTier,
     ) -> Result<(&ModelEntry, crate::Money), QuoteError> {
         let entry = self.entry(self.resolve(model)?.id);
         let worst = entry
             .price
-            .worst_case(input, max_output, service_tier)
+            .worst_case(bound, service_tier)
             .map_err(|source| QuoteError::Cost {
                 model: entry.key.clone(),
                 source,

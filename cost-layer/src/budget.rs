@@ -3,8 +3,9 @@
 //!
 //! Configure them with [`CostLayerBuilder::budgets`](crate::CostLayerBuilder::budgets) (see
 //! [`cost_core::budget`] for budgets, windows, thresholds and the TOML format). Reserve before a
-//! call with `#[llm_call(model = …, max_output_tokens = N, estimate_input = expr)]`, or without
-//! the macro with [`reserve`] from inside the call's span.
+//! call with `#[llm_call(model = …, max_output_tokens = N, estimate_input = expr,
+//! max_web_searches = S)]`, or without the macro with [`reserve`] (or [`reserve_within`]) from
+//! inside the call's span.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cost_core::budget::{
     BudgetAlert, BudgetBook, BudgetExceeded, BudgetScope, CallKeys, Reservation,
 };
-use cost_core::{Money, SharedPriceTable};
+use cost_core::{CallBound, Money, SharedPriceTable};
 use tracing::{Dispatch, Span};
 use tracing_core::Subscriber;
 use tracing_core::span::Id;
@@ -28,10 +29,10 @@ pub(crate) struct CallBudget {
     pub(crate) reservation: Option<Reservation>,
 }
 
-/// Reserves for the call span `id`: model, estimated input tokens, maximum output tokens.
-/// `None` when the span holds no call record of the hook's layer.
+/// Reserves for the call span `id`: model and what the call may use at most. `None` when the
+/// span holds no call record of the hook's layer.
 type ReserveFn =
-    fn(&WithBudget, &Dispatch, &Id, &str, u64, u64) -> Option<Result<(), BudgetExceeded>>;
+    fn(&WithBudget, &Dispatch, &Id, &str, &CallBound) -> Option<Result<(), BudgetExceeded>>;
 
 /// What a reservation needs from a layer with budgets, reached from the current dispatcher
 /// (`tracing-error`'s `WithContext` pattern): made in `on_layer`, found through
@@ -68,8 +69,7 @@ fn reserve_in<S>(
     dispatch: &Dispatch,
     id: &Id,
     model: &str,
-    input: u64,
-    max_output: u64,
+    bound: &CallBound,
 ) -> Option<Result<(), BudgetExceeded>>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -79,13 +79,13 @@ where
     let (keys, worst) = {
         let extensions = span.extensions();
         let record = CostRecord::in_span(&extensions, hook.layer)?;
-        // Worst case: the estimated input and the maximum output of the model the call names,
-        // at the service tier the span asks for, each token at the dearest price it could have
-        // (`PriceTable::worst_case`: the answer says whether they were text, audio, reasoning
-        // or images). A model without a price cannot be bounded: it is reserved at zero and
-        // its spend is counted as unpriced.
+        // Worst case: the estimated input, the maximum output and searches of the model the
+        // call names, at the service tier the span asks for, each token at the dearest price it
+        // could have (`PriceTable::worst_case`: the answer says whether they were text, audio,
+        // reasoning or images). A model without a price cannot be bounded: it is reserved at
+        // zero and its spend is counted as unpriced.
         let table = hook.prices.current();
-        let worst = table.worst_case(model, input, max_output, record.observed.service_tier);
+        let worst = table.worst_case(model, bound, record.observed.service_tier);
         // Model budgets are kept under the price table's key, as the ledger's model keys are.
         let model_key = worst
             .as_ref()
@@ -137,12 +137,17 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 /// call span, it admits everything. With several `CostLayer`s in the subscriber, the
 /// outermost one that has budgets reserves; a layer inside `reload::Layer` reserves too.
 pub fn reserve(model: &str, estimated_input: u64, max_output: u64) -> Result<(), BudgetExceeded> {
+    reserve_within(model, &CallBound::tokens(estimated_input, max_output))
+}
+
+/// [`reserve`] for a call that may also run web searches (`bound.max_web_searches`, Anthropic's
+/// `max_uses`): they are reserved at the model's search price on top of the tokens (a model
+/// without a search price cannot bound them: they are left out).
+pub fn reserve_within(model: &str, bound: &CallBound) -> Result<(), BudgetExceeded> {
     let span = Span::current();
     let Some(id) = span.id() else { return Ok(()) };
     tracing::dispatcher::get_default(|dispatch| {
-        let reserve = |hook: &WithBudget| {
-            (hook.reserve)(hook, dispatch, &id, model, estimated_input, max_output)
-        };
+        let reserve = |hook: &WithBudget| (hook.reserve)(hook, dispatch, &id, model, bound);
         if let Some(hook) = dispatch.downcast_ref::<WithBudget>() {
             return reserve(hook).unwrap_or(Ok(()));
         }

@@ -521,3 +521,46 @@ fn a_budgeted_layer_inside_a_reload_layer_still_refuses() {
         Some(usd("0.09"))
     );
 }
+
+/// Claude with the web search tool (`max_uses: 5`): worst case 1 000 × 3e-6 + 1 000 × 15e-6 +
+/// 5 × $0.01 = $0.068; it runs three searches, $0.048.
+#[llm_call(
+    model = "claude-sonnet-4-5",
+    max_output_tokens = 1_000,
+    estimate_input = 1_000,
+    max_web_searches = 5
+)]
+fn research(ran: &Mutex<u32>) -> Result<Usage, AgentError> {
+    if let Ok(mut ran) = ran.lock() {
+        *ran += 1;
+    }
+    Ok(Usage {
+        web_search_requests: 3,
+        ..Usage::new(1_000, 1_000)
+    })
+}
+
+#[test]
+fn the_searches_a_call_may_run_are_reserved_with_its_tokens() {
+    // $0.15: two calls fit ($0.068 reserved, $0.048 spent each), a third's worst case does not
+    // ($0.096 + $0.068 > $0.15); reserving the tokens alone ($0.018) would have let it run.
+    let (dispatch, ledger, _book, _alerts) = setup(session_budget("0.15"));
+    let ran = Mutex::new(0);
+    let refused = tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("agent_loop", session.id = "searching");
+        let _s = session.enter();
+        (0..5).find_map(|_| research(&ran).err())
+    });
+    assert_eq!(ran.lock().map(|r| *r).unwrap_or_default(), 2);
+    let Some(AgentError::OverBudget(refused)) = refused else {
+        panic!("not refused");
+    };
+    assert_eq!(
+        (refused.spent, refused.requested),
+        (usd("0.096"), usd("0.068"))
+    );
+    assert_eq!(
+        ledger.session("searching").map(|t| t.total_usd()),
+        Some(usd("0.096"))
+    );
+}

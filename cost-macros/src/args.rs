@@ -28,9 +28,10 @@ pub(crate) struct Args {
     pub(crate) krate: Option<Path>,
     pub(crate) max_output_tokens: Option<Expr>,
     pub(crate) estimate_input: Option<Expr>,
+    pub(crate) max_web_searches: Option<Expr>,
 }
 
-const KNOWN: &str = "model, provider, feature, agent, service_tier, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input";
+const KNOWN: &str = "model, provider, feature, agent, service_tier, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches";
 
 /// One `key`, `key = value` or `key(…)` argument, parsed loosely so that every problem can be
 /// reported with its span.
@@ -205,19 +206,22 @@ impl Args {
                         args.skip_all = true;
                     }
                 }
-                "max_output_tokens" | "estimate_input" => match (&arg.value, &arg.list) {
-                    (Some(v), None) if literal(v).is_none() => {
-                        if key == "max_output_tokens" {
-                            args.max_output_tokens = Some(v.clone());
-                        } else {
-                            args.estimate_input = Some(v.clone());
+                "max_output_tokens" | "estimate_input" | "max_web_searches" => {
+                    match (&arg.value, &arg.list) {
+                        (Some(v), None) if literal(v).is_none() => {
+                            let slot = match key.as_str() {
+                                "max_output_tokens" => &mut args.max_output_tokens,
+                                "estimate_input" => &mut args.estimate_input,
+                                _ => &mut args.max_web_searches,
+                            };
+                            *slot = Some(v.clone());
                         }
+                        _ => errors.push(syn::Error::new(
+                            arg.value.as_ref().map_or(span, |v| v.span()),
+                            format!("`{key}` takes a token count: `{key} = 1024` or an expression"),
+                        )),
                     }
-                    _ => errors.push(syn::Error::new(
-                        arg.value.as_ref().map_or(span, |v| v.span()),
-                        format!("`{key}` takes a token count: `{key} = 1024` or an expression"),
-                    )),
-                },
+                }
                 "crate" => match &arg.value {
                     Some(Expr::Path(p)) => args.krate = Some(p.path.clone()),
                     _ => errors.push(syn::Error::new(
@@ -239,11 +243,18 @@ impl Args {
                 "`max_output_tokens` reserves the call's worst-case cost, which needs the model's prices: add `model = …`",
             ));
         }
-        if let (Some(estimate), None) = (&args.estimate_input, &args.max_output_tokens) {
-            errors.push(syn::Error::new(
-                estimate.span(),
-                "`estimate_input` is used with `max_output_tokens`: add `max_output_tokens = …`",
-            ));
+        for (key, given) in [
+            ("estimate_input", &args.estimate_input),
+            ("max_web_searches", &args.max_web_searches),
+        ] {
+            if let (Some(given), None) = (given, &args.max_output_tokens) {
+                errors.push(syn::Error::new(
+                    given.span(),
+                    format!(
+                        "`{key}` is used with `max_output_tokens`: add `max_output_tokens = …`"
+                    ),
+                ));
+            }
         }
         (args, errors)
     }

@@ -210,13 +210,21 @@ fn reserve_tokens(args: &Args, krate: &TokenStream) -> TokenStream {
         Some(Value::Expr(expr)) => quote!(&::std::string::ToString::to_string(&(#expr))),
         None => return TokenStream::new(),
     };
-    let estimate = match &args.estimate_input {
+    let count = |given: &Option<syn::Expr>| match given {
         Some(expr) => quote!((#expr) as u64),
         None => quote!(0_u64),
     };
+    let (estimate, searches) = (count(&args.estimate_input), count(&args.max_web_searches));
     quote! {
         if let ::core::result::Result::Err(__cost_refused) = __cost_span.in_scope(|| {
-            #krate::__private::reserve(#model, #estimate, (#max) as u64)
+            #krate::__private::reserve_within(
+                #model,
+                &#krate::__private::CallBound {
+                    input: #estimate,
+                    max_output: (#max) as u64,
+                    max_web_searches: #searches,
+                },
+            )
         }) {
             return <_ as #krate::__private::BudgetReturn>::refused(__cost_refused);
         }
