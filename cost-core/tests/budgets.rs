@@ -555,3 +555,97 @@ fn racing_threads_reusing_their_keys_never_admit_more_than_the_limit() {
     assert_eq!(book.account("org", "acme"), Some((usd("50"), usd("0"))));
     assert_eq!(book.account("session", "s"), Some((usd("50"), usd("0"))));
 }
+
+fn user_keys(call: &str, user: &str) -> CallKeys {
+    CallKeys {
+        call: call.into(),
+        user: Some(user.into()),
+        ..CallKeys::default()
+    }
+}
+
+#[test]
+fn idle_accounts_of_a_rolling_budget_are_pruned_and_its_limit_still_holds() {
+    let config = with_budgets(vec![Budget::deny(
+        "user_hourly",
+        BudgetScope::User,
+        Window::Rolling(Duration::from_secs(3_600)),
+        usd("1"),
+    )]);
+    let (book, clock) = book(config);
+    // 3 000 users charged now: none idle, none pruned however many accounts there are.
+    for i in 0..3_000 {
+        book.charge(&user_keys("c", &format!("early-{i}")), usd("0.25"));
+    }
+    assert_eq!(book.accounts(), 3_000);
+    // Two hours later their spend has left the window: the next pruning (at twice the
+    // accounts left by the last, 6 000) takes their accounts out.
+    clock.set(NOON + 7_200);
+    for i in 0..3_000 {
+        book.charge(&user_keys("c", &format!("late-{i}")), usd("0.25"));
+    }
+    assert!(book.accounts() <= 3_001, "{}", book.accounts());
+    assert_eq!(book.account("user_hourly", "early-0"), None);
+    assert_eq!(
+        book.account("user_hourly", "late-2999"),
+        Some((usd("0.25"), usd("0")))
+    );
+    // A pruned user starts afresh; a user still in the window keeps its spend against the
+    // limit: $0.75 more fits, a cent more does not.
+    assert!(book.reserve(&user_keys("r", "early-0"), usd("1")).is_ok());
+    let late = user_keys("r", "late-0");
+    let fits = book.reserve(&late, usd("0.75"));
+    assert!(fits.is_ok());
+    assert!(book.reserve(&late, usd("0.01")).is_err());
+}
+
+#[test]
+fn racing_calls_never_over_admit_while_idle_accounts_are_pruned() {
+    // One user's rolling budget admits one $1 reservation at a time. Two threads reserve and
+    // release in turn, so the account is idle between them and pruning may retire it while a
+    // thread holds it, as a third thread makes thousands of idle accounts (charges of $0) that
+    // set pruning off again and again. However it interleaves, two reservations are never held
+    // at once.
+    let config = with_budgets(vec![Budget::deny(
+        "user_hourly",
+        BudgetScope::User,
+        Window::Rolling(Duration::from_secs(3_600)),
+        usd("1"),
+    )]);
+    let (book, _clock) = book(config);
+    let held_at_once = AtomicU64::new(0);
+    let most_at_once = AtomicU64::new(0);
+    let admitted = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for thread in 0..2 {
+            let (book, held_at_once, most_at_once, admitted) =
+                (&book, &held_at_once, &most_at_once, &admitted);
+            scope.spawn(move || {
+                for i in 0..20_000 {
+                    let keys = user_keys(&format!("{thread}-{i}"), "busy");
+                    if let Ok(reservation) = book.reserve(&keys, usd("1")) {
+                        let now_held = held_at_once.fetch_add(1, Ordering::SeqCst) + 1;
+                        most_at_once.fetch_max(now_held, Ordering::SeqCst);
+                        admitted.fetch_add(1, Ordering::Relaxed);
+                        held_at_once.fetch_sub(1, Ordering::SeqCst);
+                        drop(reservation);
+                    }
+                }
+            });
+        }
+        let book = &book;
+        scope.spawn(move || {
+            for i in 0..40_000 {
+                book.charge(&user_keys("c", &format!("idle-{i}")), usd("0"));
+            }
+        });
+    });
+    assert_eq!(most_at_once.load(Ordering::SeqCst), 1);
+    assert!(admitted.load(Ordering::Relaxed) > 0);
+    // Pruning kept the accounts near what is live, not the 40 001 made.
+    assert!(book.accounts() < 5_000, "{}", book.accounts());
+    assert_eq!(
+        book.account("user_hourly", "busy").unwrap_or_default(),
+        (usd("0"), usd("0"))
+    );
+}

@@ -1,12 +1,13 @@
 //! `loom` models of the budget book's concurrent core: every interleaving of racing
 //! reservations, with rollback across two accounts, never admits more than a limit and leaves
-//! exact figures; a threshold alert is claimed exactly once; the book's clock never goes back.
+//! exact figures; a threshold alert is claimed exactly once; the book's clock never goes back;
+//! an idle account is retired or booked on, never both.
 //!
 //! `RUSTFLAGS="--cfg cost_loom" cargo test -p cost-core --release --test loom_reservation`
 //! (`.ci/run` runs it).
 #![cfg(cost_loom)]
 
-use cost_core::budget::core::{Account, reserve_all};
+use cost_core::budget::core::{Account, Refused, reserve_all};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 
@@ -166,5 +167,32 @@ fn the_figures_lock_excludes_and_publishes() {
         let count = guarded.count.with(|count| unsafe { *count });
         guarded.lock.release();
         assert_eq!(count, 2);
+    });
+}
+
+#[test]
+fn an_idle_account_is_retired_or_booked_on_never_both() {
+    loom::model(|| {
+        let account = Arc::new(Account::new());
+        let pruner = {
+            let account = Arc::clone(&account);
+            loom::thread::spawn(move || account.retire_if_idle())
+        };
+        let reserved = account.try_reserve(10, 10);
+        let charged = account.try_charge(3);
+        let retired = pruner.join().unwrap_or_else(|_| panic!("thread panicked"));
+        match (reserved, retired) {
+            // Booked first: the account held something, so it was not retired.
+            (Ok(()), false) => {
+                assert_eq!(charged, Some(3));
+                assert_eq!(account.figures(), (3, 10));
+            }
+            // Retired first: nothing was booked on it, and nothing is.
+            (Err(Refused::Retired), true) => {
+                assert_eq!(charged, None);
+                assert_eq!(account.figures(), (0, 0));
+            }
+            other => panic!("booked and retired, or neither: {other:?}"),
+        }
     });
 }

@@ -459,7 +459,15 @@ struct BookInner {
     windows: Vec<AtomicI64>,
     days: Mutex<DailyHistory>,
     shared: Option<super::shared::Shared>,
+    /// Per budget with a rolling window, the number of accounts at which the idle ones are
+    /// pruned next (twice those left after the latest pruning, at least [`PRUNE_AT_LEAST`]).
+    prune_at: Vec<std::sync::atomic::AtomicUsize>,
+    /// Held by the one thread pruning.
+    pruning: Mutex<()>,
 }
+
+/// The fewest accounts of a rolling budget at which its idle ones are pruned.
+const PRUNE_AT_LEAST: usize = 1024;
 
 #[derive(Default)]
 struct DailyHistory {
@@ -550,6 +558,10 @@ impl BudgetBook {
                     .collect(),
                 days: Mutex::new(DailyHistory::default()),
                 shared,
+                prune_at: (0..config.budgets.len())
+                    .map(|_| std::sync::atomic::AtomicUsize::new(PRUNE_AT_LEAST))
+                    .collect(),
+                pruning: Mutex::new(()),
                 config,
             }),
         })
@@ -638,7 +650,8 @@ impl BudgetBook {
     }
 
     /// Number of accounts held (bounded: lifetime accounts go at close, past windows at
-    /// rollover).
+    /// rollover, rolling windows' idle ones, whose spend left the window, when a budget's
+    /// accounts have doubled since they were last pruned).
     pub fn accounts(&self) -> usize {
         self.inner.accounts.iter().map(DashMap::len).sum()
     }
@@ -762,6 +775,16 @@ impl BookInner {
         true
     }
 
+    /// The account the book holds now for `key` under `budget`, rolled to `now`: for one found
+    /// retired.
+    #[cold]
+    fn current_account(&self, budget: usize, key: &Arc<str>, now: i64) -> Arc<Account> {
+        let window = self.config.budgets[budget].window;
+        let account = self.account_in_map(budget, window, key, window_id(window, now));
+        roll(&account, window, now);
+        account
+    }
+
     /// The account of `budget` for `key` in window `current`, created when absent.
     fn account_in_map(
         &self,
@@ -773,6 +796,7 @@ impl BookInner {
         let accounts = &self.accounts[budget];
         if let Some(slot) = accounts.get(&**key)
             && slot.0 == current
+            && !slot.1.figures.is_retired()
         {
             return Arc::clone(&slot.1);
         }
@@ -783,13 +807,58 @@ impl BookInner {
                 accounts.retain(|_, slot| slot.0 >= current);
             }
         }
-        let mut slot = accounts
-            .entry(Arc::clone(key))
-            .or_insert_with(|| (current, Arc::new(Account::new(key))));
-        if slot.0 < current {
-            *slot = (current, Arc::new(Account::new(key)));
+        let mut made = false;
+        let account = {
+            let mut slot = accounts.entry(Arc::clone(key)).or_insert_with(|| {
+                made = true;
+                (current, Arc::new(Account::new(key)))
+            });
+            // A past window's account, or one retired while idle (its pruning takes it out of
+            // the map next, unless it finds this one in its place).
+            if slot.0 < current || slot.1.figures.is_retired() {
+                *slot = (current, Arc::new(Account::new(key)));
+            }
+            Arc::clone(&slot.1)
+        };
+        if made
+            && matches!(window, Window::Rolling(_))
+            && accounts.len() >= self.prune_at[budget].load(Ordering::Relaxed)
+        {
+            self.prune_idle(budget);
         }
-        Arc::clone(&slot.1)
+        account
+    }
+
+    /// Takes the accounts of a rolling budget that hold nothing any more (their spend left the
+    /// window, and nothing is reserved) out of the book: per key budgets over rolling windows
+    /// would otherwise keep an account for every key ever charged. Each is retired under its
+    /// lock first ([`core::Account::retire_if_idle`]): a call that still holds it and books or
+    /// charges on it afterwards finds it retired and uses the key's account in the book.
+    /// Amortised: it runs when the accounts double since the last pruning.
+    #[cold]
+    #[inline(never)]
+    fn prune_idle(&self, budget: usize) {
+        let Ok(_pruning) = self.pruning.try_lock() else {
+            return;
+        };
+        let window = self.config.budgets[budget].window;
+        let now = self.now();
+        let accounts = &self.accounts[budget];
+        let held: Vec<Arc<Account>> = accounts
+            .iter()
+            .map(|entry| Arc::clone(&entry.value().1))
+            .collect();
+        for account in held {
+            roll(&account, window, now);
+            if account.figures.retire_if_idle() {
+                account.retired.store(true, Ordering::Relaxed);
+                accounts.remove_if(&*account.key, |_, slot| Arc::ptr_eq(&slot.1, &account));
+            }
+        }
+        self.prune_at[budget].store(
+            accounts.len().saturating_mul(2).max(PRUNE_AT_LEAST),
+            Ordering::Relaxed,
+        );
     }
 
     /// The accounts of every budget that applies to the call, in budget order, and the number
@@ -924,15 +993,26 @@ impl BookInner {
                 }
             }
             // The reservation core: book under the account's lock, or refuse and release what
-            // was booked (one comparison everywhere: over is `>`, equal is within).
-            if let Err((spent, reserved)) = held[i]
-                .account
-                .figures
-                .try_reserve(amount, budget.limit.units())
-            {
-                let error = refusal(&held[i].account.key, spent, reserved, None);
-                self.release(&held, amount, now);
-                return Err(error);
+            // was booked (one comparison everywhere: over is `>`, equal is within). An account
+            // retired since it was held (an idle rolling one) is the key's account no more:
+            // book on the one the book holds now.
+            loop {
+                match held[i]
+                    .account
+                    .figures
+                    .try_reserve(amount, budget.limit.units())
+                {
+                    Ok(()) => break,
+                    Err(core::Refused::Retired) => {
+                        let key = Arc::clone(&held[i].account.key);
+                        held[i].account = self.current_account(held[i].budget as usize, &key, now);
+                    }
+                    Err(core::Refused::Over { spent, reserved }) => {
+                        let error = refusal(&held[i].account.key, spent, reserved, None);
+                        self.release(&held, amount, now);
+                        return Err(error);
+                    }
+                }
             }
             held[i].reserved = true;
         }
@@ -976,7 +1056,7 @@ impl Reservation {
     /// lost) against every budget that applies to it; returns the alerts it caused.
     pub fn settle(mut self, cost: Money) -> Vec<BudgetAlert> {
         self.settled = true;
-        let held_budgets = std::mem::take(&mut self.held);
+        let mut held_budgets = std::mem::take(&mut self.held);
         // Always there: only settling and dropping take it.
         let Some(this) = self.book.take() else {
             return Vec::new();
@@ -985,11 +1065,9 @@ impl Reservation {
         let now = self.now;
         let cost = cost.units();
         let mut alerts = Vec::new();
-        for held in &held_budgets {
+        for held in &mut held_budgets {
             let budget = &book.config.budgets[held.budget as usize];
-            let account = &held.account;
-            let key = &held.account.key;
-            roll(account, budget.window, now);
+            roll(&held.account, budget.window, now);
             let booked_here = held.reserved && !held.shared;
             if let Some(shared) = &book.shared {
                 let booked = match (held.shared, held.fell_back) {
@@ -1001,7 +1079,7 @@ impl Reservation {
                     shared.accounts.settle(
                         super::SharedKey {
                             budget: &budget.name,
-                            key,
+                            key: &held.account.key,
                             window: held.window,
                         },
                         Money::from_units(reserved),
@@ -1009,10 +1087,22 @@ impl Reservation {
                     );
                 }
             }
-            // The process's own account counts the spend it saw, for its alerts.
-            let spent = account
-                .figures
-                .settle(if booked_here { self.amount } else { 0 }, cost);
+            // The process's own account counts the spend it saw, for its alerts. One that holds
+            // this call's reservation cannot have been retired; one that holds none may have
+            // (an idle rolling account): the spend then goes to the key's account now.
+            let spent = if booked_here {
+                held.account.figures.settle(self.amount, cost)
+            } else {
+                loop {
+                    if let Some(spent) = held.account.figures.try_charge(cost) {
+                        break spent;
+                    }
+                    let key = Arc::clone(&held.account.key);
+                    held.account = book.current_account(held.budget as usize, &key, now);
+                }
+            };
+            let account = &held.account;
+            let key = &account.key;
             if matches!(budget.window, Window::Rolling(_)) {
                 bucket_spend(&mut lock(&account.extra), budget.window, now, cost);
             }

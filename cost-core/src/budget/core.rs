@@ -136,6 +136,23 @@ pub struct Ledger {
     pub spent: i128,
     /// Reserved by calls in flight.
     pub reserved: i128,
+    /// Taken out of the book while it held nothing ([`Account::retire_if_idle`]): it books
+    /// nothing more, and whoever still holds it books on the key's account in the book.
+    pub retired: bool,
+}
+
+/// Why [`Account::try_reserve`] booked nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// `spent + reserved + amount` would be over the limit: the figures it saw.
+    Over {
+        /// Spent in the window.
+        spent: i128,
+        /// Reserved by calls in flight.
+        reserved: i128,
+    },
+    /// The account was retired: book on the key's account in the book instead.
+    Retired,
 }
 
 /// One account: its figures behind its own lock.
@@ -150,14 +167,50 @@ impl Account {
         Account::default()
     }
 
-    /// Books `amount` if `spent + reserved + amount <= limit` (over is `>`; equal is within).
-    pub fn try_reserve(&self, amount: i128, limit: i128) -> Result<(), (i128, i128)> {
+    /// Books `amount` if `spent + reserved + amount <= limit` (over is `>`; equal is within)
+    /// and the account is not retired.
+    pub fn try_reserve(&self, amount: i128, limit: i128) -> Result<(), Refused> {
         let mut ledger = lock(&self.ledger);
+        if ledger.retired {
+            return Err(Refused::Retired);
+        }
         if ledger.spent + ledger.reserved + amount > limit {
-            return Err((ledger.spent, ledger.reserved));
+            return Err(Refused::Over {
+                spent: ledger.spent,
+                reserved: ledger.reserved,
+            });
         }
         ledger.reserved += amount;
         Ok(())
+    }
+
+    /// Adds `cost` to the spend of an account on which nothing was reserved; returns the
+    /// spend after it, or `None` when the account is retired (nothing is added: charge the
+    /// key's account in the book).
+    pub fn try_charge(&self, cost: i128) -> Option<i128> {
+        let mut ledger = lock(&self.ledger);
+        if ledger.retired {
+            return None;
+        }
+        ledger.spent += cost;
+        Some(ledger.spent)
+    }
+
+    /// `true` once the account is retired.
+    pub fn is_retired(&self) -> bool {
+        lock(&self.ledger).retired
+    }
+
+    /// Retires the account if it holds nothing (no spend, no reservation): `true` when it did.
+    /// Under the account's lock, as booking: a reservation or a charge either comes first (the
+    /// account then holds it and is not retired) or finds it retired.
+    pub fn retire_if_idle(&self) -> bool {
+        let mut ledger = lock(&self.ledger);
+        if ledger.retired || ledger.spent != 0 || ledger.reserved != 0 {
+            return false;
+        }
+        ledger.retired = true;
+        true
     }
 
     /// Gives back a reservation.
@@ -233,10 +286,14 @@ impl Latest {
 /// account and its figures.
 pub fn reserve_all(accounts: &[(&Account, i128)], amount: i128) -> Result<(), (usize, i128, i128)> {
     for (i, (account, limit)) in accounts.iter().enumerate() {
-        if let Err((spent, reserved)) = account.try_reserve(amount, *limit) {
+        if let Err(refused) = account.try_reserve(amount, *limit) {
             for (booked, _) in &accounts[..i] {
                 booked.release(amount);
             }
+            let (spent, reserved) = match refused {
+                Refused::Over { spent, reserved } => (spent, reserved),
+                Refused::Retired => (0, 0),
+            };
             return Err((i, spent, reserved));
         }
     }
