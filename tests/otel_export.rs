@@ -539,3 +539,39 @@ fn a_streamed_call_carries_its_final_cost_once_with_the_cost_layer_inside() {
         );
     }
 }
+
+#[test]
+fn a_call_that_searched_says_how_many_searches_its_cost_holds() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            for (name, searches) in [("searched", 3_u64), ("no_search", 0)] {
+                tracing::info_span!(
+                    "claude",
+                    otel.name = name,
+                    gen_ai.request.model = "claude-sonnet-4-5",
+                    gen_ai.usage.input_tokens = 1_000,
+                    gen_ai.usage.output_tokens = 100,
+                    cost.usage.web_search_requests = searches,
+                )
+                .in_scope(|| {});
+            }
+        });
+        // 1 000 × 3e-6 + 100 × 15e-6 + 3 × $0.01.
+        let searched = span(&spans, "searched");
+        assert_eq!(
+            f64_of(one(searched, otel::COST_AMOUNT)),
+            0.0345,
+            "{order:?}"
+        );
+        assert_eq!(
+            i64_of(one(searched, otel::WEB_SEARCH_REQUESTS)),
+            3,
+            "{order:?}"
+        );
+        let plain = span(&spans, "no_search");
+        assert!(
+            values(plain, otel::WEB_SEARCH_REQUESTS).is_empty(),
+            "{order:?}"
+        );
+    }
+}

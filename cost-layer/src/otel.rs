@@ -63,6 +63,9 @@ pub const PRICE_TABLE: &str = "llm_cost.price_table";
 pub const UNPRICED: &str = "llm_cost.unpriced";
 /// `llm_cost.rejected`: `true` on a call whose usage was invalid (not charged).
 pub const REJECTED: &str = "llm_cost.rejected";
+/// `llm_cost.web_search_requests`: the web searches a call ran (billed per search, in its
+/// cost), on calls that ran any.
+pub const WEB_SEARCH_REQUESTS: &str = "llm_cost.web_search_requests";
 /// `llm_cost.cache_hit_savings_usd`: what an application cache hit saved.
 pub const CACHE_HIT_SAVINGS: &str = "llm_cost.cache_hit_savings_usd";
 /// `llm_cost.total_cost_usd`: an agent's or session's subtree cost (priced calls).
@@ -202,6 +205,12 @@ pub(crate) fn call_attributes(own: &Totals, info: &CallsiteInfo) -> Vec<KeyValue
         {
             attributes.push(KeyValue::new(name, count(value)));
         }
+    }
+    if usage.web_search_requests > 0 {
+        attributes.push(KeyValue::new(
+            WEB_SEARCH_REQUESTS,
+            count(usage.web_search_requests),
+        ));
     }
     if own.unpriced_calls > 0 {
         attributes.push(KeyValue::new(UNPRICED, true));
