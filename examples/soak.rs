@@ -210,7 +210,8 @@ pub(crate) fn run(shape: Shape) -> (Expected, Ledger) {
             ttl: None,
             ..Retention::default()
         })
-        // Kept with each session and evicted with it; the agent's kept for the ledger's life.
+        // Kept with each session and evicted with it; the agent's kept (a few keys, far below
+        // `Retention::max_keys`).
         .combination(Dimension::Session, Dimension::Model)
         .combination(Dimension::Agent, Dimension::Model)
         .on_close_filtered(
