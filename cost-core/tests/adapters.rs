@@ -575,3 +575,22 @@ fn chat_search_models_search_before_every_answer() {
     );
     reads_as::<openai::ChatCompletion>(openai::chat_from_json, response("gpt-4o"), searched(0));
 }
+
+#[test]
+fn null_lists_the_search_counts_look_into_read_as_empty() {
+    let gemini_response = json!({
+        "modelVersion": "gemini-3-pro-preview",
+        "candidates": [{"groundingMetadata": {"webSearchQueries": null}}],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}
+    });
+    reads_as::<gemini::GenerateContentResponse>(
+        gemini::from_json,
+        gemini_response,
+        Usage::new(10, 5),
+    );
+    let responses = json!({
+        "model": "gpt-5", "output": null,
+        "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
+    });
+    reads_as::<openai::Response>(openai::responses_from_json, responses, Usage::new(10, 5));
+}

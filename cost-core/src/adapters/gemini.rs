@@ -89,6 +89,7 @@ pub struct GenerateContentResponse {
     /// Its usage.
     pub usage_metadata: Option<UsageMetadata>,
     /// Its candidates, read for the searches that grounded them.
+    #[serde(deserialize_with = "super::null_as_default")]
     pub candidates: Vec<Candidate>,
 }
 
@@ -105,6 +106,7 @@ pub struct Candidate {
 #[serde(default, rename_all = "camelCase")]
 pub struct GroundingMetadata {
     /// The search queries the model ran.
+    #[serde(deserialize_with = "super::null_as_default")]
     pub web_search_queries: Vec<String>,
 }
 

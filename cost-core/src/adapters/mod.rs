@@ -110,6 +110,16 @@ pub(crate) fn null_as_zero<'de, D: serde::Deserializer<'de>>(counts: D) -> Resul
     Ok(<Option<u64> as serde::Deserialize>::deserialize(counts)?.unwrap_or(0))
 }
 
+/// A list or text in a typed response: `null` reads as empty, as absent does (a response read
+/// for its usage must not fail on a part it only looks into).
+pub(crate) fn null_as_default<'de, D, T>(value: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(value)?.unwrap_or_default())
+}
+
 /// Checks the converted usage.
 pub(crate) fn checked(usage: Usage) -> Result<Usage, AdapterError> {
     usage.validate()?;

@@ -245,6 +245,7 @@ pub struct Response {
     /// The service tier that served it (`default`, `flex`, `priority`, …), when given.
     pub service_tier: Option<String>,
     /// Its output items, read for the web searches they record.
+    #[serde(deserialize_with = "super::null_as_default")]
     pub output: Vec<OutputItem>,
 }
 
@@ -253,7 +254,7 @@ pub struct Response {
 #[serde(default)]
 pub struct OutputItem {
     /// `message`, `reasoning`, `web_search_call`, `function_call`, …
-    #[serde(rename = "type")]
+    #[serde(rename = "type", deserialize_with = "super::null_as_default")]
     pub kind: String,
     /// What a tool call did (`{"type": "search", …}` for a web search).
     pub action: Option<ItemAction>,
@@ -264,7 +265,7 @@ pub struct OutputItem {
 #[serde(default)]
 pub struct ItemAction {
     /// `search`, `open_page`, `find`, …
-    #[serde(rename = "type")]
+    #[serde(rename = "type", deserialize_with = "super::null_as_default")]
     pub kind: String,
 }
 
