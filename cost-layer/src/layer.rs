@@ -5,7 +5,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cost_core::{PriceTable, SharedPriceTable};
+use cost_core::{PriceTable, SharedPriceTable, TokenKind};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -356,6 +356,10 @@ impl CostLayer {
     ) {
         for field in fields {
             let (expected, outcome) = match self.names.role(field) {
+                Some(FieldRole::Tokens(TokenKind::WebSearchRequests)) => (
+                    "search counts must be non-negative integers (u64, i64 or numeric strings)",
+                    "the call will not be charged unless a valid value overwrites it",
+                ),
                 Some(FieldRole::Tokens(_)) => (
                     "token counts must be non-negative integers (u64, i64 or numeric strings)",
                     "the call will not be charged unless a valid value overwrites it",

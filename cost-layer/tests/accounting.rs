@@ -1273,3 +1273,29 @@ fn key_eviction_from_two_threads_keeps_every_call_in_the_keys_it_keeps() {
     // recently charged before its call closed (the call then charged the key anew).
     assert!(ledger.diagnostics().key_evictions as usize + users + 1 >= 10_001);
 }
+
+#[test]
+fn a_bad_search_count_is_rejected_and_the_warning_names_searches() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-search");
+        let _s = session.enter();
+        info_span!(
+            "claude",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            cost.usage.web_search_requests = -2_i64
+        )
+        .in_scope(|| {});
+    });
+    let session = ledger.session("s-search").unwrap_or_default();
+    assert_eq!((session.llm_calls, session.rejected_calls), (0, 1));
+    let seen = warnings.seen();
+    assert_eq!(
+        warnings.containing("search counts must be non-negative integers"),
+        1,
+        "{seen:?}"
+    );
+}
