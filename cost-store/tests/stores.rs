@@ -175,3 +175,41 @@ fn a_newer_schema_is_refused() {
         .unwrap_or_default();
     assert!(error.contains("schema version 99 is newer"), "{error}");
 }
+
+#[test]
+fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
+    let (_dir, address) = common::temp_address("calls.sqlite");
+    let call = record(7, "old");
+    cost_store::open(&address)
+        .and_then(|mut store| store.append(std::slice::from_ref(&call)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The file as schema 4 left it: without the search count and its cost.
+    {
+        let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
+        for column in ["web_search_requests", "cost_web_search"] {
+            connection
+                .execute(&format!("ALTER TABLE llm_calls DROP COLUMN {column}"), [])
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        connection
+            .pragma_update(None, "user_version", 4)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    let back = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].usage.web_search_requests, 0);
+    assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
+    // And it takes new records with searches.
+    let mut searched = record(8, "new");
+    searched.usage.web_search_requests = 3;
+    store
+        .append(std::slice::from_ref(&searched))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.last().map(|r| r.usage.web_search_requests), Some(3));
+}
