@@ -44,7 +44,9 @@
 //!   its cost is unknown ([`Totals::unpriced_calls`]), never zero. A price read longer ago than
 //!   [`CostLayerBuilder::price_age_limit`] (180 days by default) still charges the call, and the
 //!   first call at a price of each such date gives one warning (target `cost_layer::prices`),
-//!   counted in [`Diagnostics::stale_prices`].
+//!   counted in [`Diagnostics::stale_prices`]. Web searches the provider ran
+//!   (`cost.usage.web_search_requests`) are priced per search on top of the tokens; a model
+//!   without a search price makes a call that searched unpriced.
 //! - **Scope**, decided when the span is created: `cost.scope` if given; else
 //!   `gen_ai.operation.name = "invoke_agent"` → agent; else declared usage fields → call; else a
 //!   session field → session; else an agent field → agent; else a plain span.
@@ -73,7 +75,10 @@
 //! 2. Other layers: the span's extensions hold a [`CostRecord`].
 //! 3. Events: [`CostLayerBuilder::close_events`] emits the totals of sessions and agents as
 //!    events, which `fmt` prints.
-//! 4. The [`Ledger`], at any time; [`CostLayerBuilder::cost_tree`] draws a session's tree.
+//! 4. The [`Ledger`], at any time; [`CostLayerBuilder::cost_tree`] draws a session's tree. Its
+//!    memory is bounded by [`Retention`]: closed sessions beyond a count or age, and keys of
+//!    the other dimensions (but models) beyond [`Retention::max_keys`], least recently charged
+//!    first, are evicted and counted.
 //! 5. Every closed call, one by one, to a [`CallSink`] ([`CostLayerBuilder::call_sink`]): the
 //!    `cost-store` crate's writer keeps them in a durable ledger.
 //!
