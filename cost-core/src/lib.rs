@@ -2,9 +2,11 @@
 //!
 //! - [`Money`] and [`TokenPrice`]: exact fixed-point amounts (10⁻²⁴ USD), parsed from decimal
 //!   text, never through `f64`.
-//! - [`Usage`]: token counts of one call in the inclusive OpenTelemetry GenAI convention.
-//! - [`ModelPrice`]: a model's per-token prices, context tiers and service tiers, and
-//!   [`ModelPrice::cost`], which prices a call into a [`CostBreakdown`].
+//! - [`Usage`]: token counts of one call in the inclusive OpenTelemetry GenAI convention, and
+//!   the web searches the provider ran for it (billed per search).
+//! - [`ModelPrice`]: a model's per-token (and per-search) prices, context tiers and service
+//!   tiers, and [`ModelPrice::cost`], which prices a call into a [`CostBreakdown`];
+//!   [`ModelPrice::worst_case`], what a call within a [`CallBound`] can cost at most.
 //! - [`PriceTable`]: many models, loaded from the embedded default ([`PriceTable::default`]), the
 //!   native TOML format or LiteLLM's JSON ([`PriceTable::from_path`]), merged
 //!   ([`PriceTable::merged`]) and shared live ([`SharedPriceTable`]); names resolve by the rules
