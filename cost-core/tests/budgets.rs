@@ -604,8 +604,10 @@ fn racing_calls_never_over_admit_while_idle_accounts_are_pruned() {
     // One user's rolling budget admits one $1 reservation at a time. Two threads reserve and
     // release in turn, so the account is idle between them and pruning may retire it while a
     // thread holds it, as a third thread makes thousands of idle accounts (charges of $0) that
-    // set pruning off again and again. However it interleaves, two reservations are never held
-    // at once.
+    // set pruning off again and again: two reservations are never held at once. (The one
+    // interleaving that could break it, a retirement between a thread taking the account and
+    // booking on it, is too narrow for a run to hit reliably: the loom model
+    // `an_idle_account_is_retired_or_booked_on_never_both` checks it.)
     let config = with_budgets(vec![Budget::deny(
         "user_hourly",
         BudgetScope::User,

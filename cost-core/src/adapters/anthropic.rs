@@ -14,16 +14,16 @@ use crate::usage::Usage;
 #[serde(default)]
 pub struct MessagesUsage {
     /// Prompt tokens after the last cache breakpoint (neither read nor written).
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub input_tokens: u64,
     /// Prompt tokens written to the cache (5-minute and 1-hour together).
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub cache_creation_input_tokens: u64,
     /// Prompt tokens read from the cache.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub cache_read_input_tokens: u64,
     /// Completion tokens (thinking included).
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub output_tokens: u64,
     /// The split of the cache writes by lifetime, when the API gives it.
     pub cache_creation: Option<CacheCreation>,
@@ -38,7 +38,7 @@ pub struct MessagesUsage {
 #[serde(default)]
 pub struct ServerToolUse {
     /// Web searches run (billed per search).
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub web_search_requests: u64,
 }
 
@@ -47,10 +47,10 @@ pub struct ServerToolUse {
 #[serde(default)]
 pub struct CacheCreation {
     /// Written with the 5-minute lifetime.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub ephemeral_5m_input_tokens: u64,
     /// Written with the 1-hour lifetime.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub ephemeral_1h_input_tokens: u64,
 }
 

@@ -31,22 +31,22 @@ use crate::usage::Usage;
 #[serde(default, rename_all = "camelCase")]
 pub struct UsageMetadata {
     /// Every prompt token, cached content included.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub prompt_token_count: u64,
     /// Prompt tokens served from cached content.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub cached_content_token_count: u64,
     /// Output tokens of the candidates (thoughts excluded).
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub candidates_token_count: u64,
     /// Thinking tokens (billed as output).
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub thoughts_token_count: u64,
     /// Tokens of tool-use prompts (billed as input).
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub tool_use_prompt_token_count: u64,
     /// The total.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub total_token_count: u64,
     /// The prompt's tokens by modality.
     pub prompt_tokens_details: Vec<ModalityTokenCount>,
@@ -63,7 +63,7 @@ pub struct ModalityTokenCount {
     /// `TEXT`, `IMAGE`, `VIDEO`, `AUDIO` or `DOCUMENT`.
     pub modality: String,
     /// Its tokens.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub token_count: u64,
 }
 
@@ -99,6 +99,15 @@ pub struct GenerateContentResponse {
 pub struct Candidate {
     /// How Google Search grounded it, when it did.
     pub grounding_metadata: Option<GroundingMetadata>,
+}
+
+impl Candidate {
+    /// The search queries that grounded it.
+    pub fn search_queries(&self) -> u64 {
+        self.grounding_metadata
+            .as_ref()
+            .map_or(0, |g| g.web_search_queries.len() as u64)
+    }
 }
 
 /// `candidates[].groundingMetadata`.
@@ -162,12 +171,7 @@ impl TokenUsage for UsageMetadata {
 
 impl TokenUsage for GenerateContentResponse {
     fn token_usage(&self) -> Option<Usage> {
-        let queries = self
-            .candidates
-            .iter()
-            .filter_map(|c| c.grounding_metadata.as_ref())
-            .map(|g| g.web_search_queries.len() as u64)
-            .sum();
+        let queries = self.candidates.iter().map(Candidate::search_queries).sum();
         self.usage_metadata.as_ref().map(|usage| Usage {
             web_search_requests: billed_searches(&self.model_version, queries),
             ..usage.to_usage()
@@ -189,8 +193,8 @@ pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
         .map_or(0, |candidates| {
             candidates
                 .iter()
-                .filter_map(|c| Candidate::deserialize(c).ok()?.grounding_metadata)
-                .map(|g| g.web_search_queries.len() as u64)
+                .filter_map(|c| Candidate::deserialize(c).ok())
+                .map(|c| c.search_queries())
                 .sum()
         });
     let model = value

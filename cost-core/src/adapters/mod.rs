@@ -104,14 +104,10 @@ pub(crate) fn non_empty(model: &str) -> Option<&str> {
     Some(model).filter(|model| !model.is_empty())
 }
 
-/// A count in a typed response: `null` (sent by some OpenAI-compatible servers for counts they
-/// do not keep) reads as 0, as absent does, like the JSON readers' [`count`].
-pub(crate) fn null_as_zero<'de, D: serde::Deserializer<'de>>(counts: D) -> Result<u64, D::Error> {
-    Ok(<Option<u64> as serde::Deserialize>::deserialize(counts)?.unwrap_or(0))
-}
-
-/// A list or text in a typed response: `null` reads as empty, as absent does (a response read
-/// for its usage must not fail on a part it only looks into).
+/// A value in a typed response: `null` reads as its default, as absent does: a count as 0 (some
+/// OpenAI-compatible servers send `null` for counts they do not keep), like the JSON readers'
+/// [`count`], and a list or text as empty (a response read for its usage must not fail on a
+/// part it only looks into).
 pub(crate) fn null_as_default<'de, D, T>(value: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,

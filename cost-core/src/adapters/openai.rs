@@ -34,13 +34,13 @@ use crate::usage::Usage;
 #[serde(default)]
 pub struct ChatUsage {
     /// Every prompt token, cached ones included.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub prompt_tokens: u64,
     /// Every completion token, reasoning included.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub completion_tokens: u64,
     /// `prompt_tokens + completion_tokens`.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub total_tokens: u64,
     /// Breakdown of the prompt.
     pub prompt_tokens_details: Option<PromptTokensDetails>,
@@ -48,7 +48,7 @@ pub struct ChatUsage {
     pub completion_tokens_details: Option<CompletionTokensDetails>,
     /// Prompt tokens read from the cache, as DeepSeek's OpenAI-compatible API reports them
     /// (instead of `prompt_tokens_details.cached_tokens`).
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub prompt_cache_hit_tokens: u64,
 }
 
@@ -57,10 +57,10 @@ pub struct ChatUsage {
 #[serde(default)]
 pub struct PromptTokensDetails {
     /// Prompt tokens read from the cache.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub cached_tokens: u64,
     /// Prompt tokens of audio, cached ones included.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub audio_tokens: u64,
     /// The cached tokens by modality, when given.
     pub cached_tokens_details: Option<CachedTokensDetails>,
@@ -79,10 +79,10 @@ pub struct CachedTokensDetails {
 #[serde(default)]
 pub struct CompletionTokensDetails {
     /// Completion tokens spent reasoning.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub reasoning_tokens: u64,
     /// Completion tokens of audio.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub audio_tokens: u64,
 }
 
@@ -197,13 +197,13 @@ impl TokenUsage for ChatCompletion {
 #[serde(default)]
 pub struct ResponsesUsage {
     /// Every input token, cached ones included.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub input_tokens: u64,
     /// Every output token, reasoning included.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub output_tokens: u64,
     /// `input_tokens + output_tokens`.
-    #[serde(deserialize_with = "super::null_as_zero")]
+    #[serde(deserialize_with = "super::null_as_default")]
     pub total_tokens: u64,
     /// Breakdown of the input (`input_token_details` in the Realtime API).
     #[serde(alias = "input_token_details")]

@@ -775,14 +775,15 @@ impl BookInner {
         true
     }
 
-    /// The account the book holds now for `key` under `budget`, rolled to `now`: for one found
-    /// retired.
+    /// Replaces a held account found retired with the one the book holds now for its key,
+    /// rolled to `now`.
     #[cold]
-    fn current_account(&self, budget: usize, key: &Arc<str>, now: i64) -> Arc<Account> {
+    fn renew(&self, held: &mut Held, now: i64) {
+        let budget = held.budget as usize;
         let window = self.config.budgets[budget].window;
-        let account = self.account_in_map(budget, window, key, window_id(window, now));
-        roll(&account, window, now);
-        account
+        let key = Arc::clone(&held.account.key);
+        held.account = self.account_in_map(budget, window, &key, window_id(window, now));
+        roll(&held.account, window, now);
     }
 
     /// The account of `budget` for `key` in window `current`, created when absent.
@@ -1003,10 +1004,7 @@ impl BookInner {
                     .try_reserve(amount, budget.limit.units())
                 {
                     Ok(()) => break,
-                    Err(core::Refused::Retired) => {
-                        let key = Arc::clone(&held[i].account.key);
-                        held[i].account = self.current_account(held[i].budget as usize, &key, now);
-                    }
+                    Err(core::Refused::Retired) => self.renew(&mut held[i], now),
                     Err(core::Refused::Over { spent, reserved }) => {
                         let error = refusal(&held[i].account.key, spent, reserved, None);
                         self.release(&held, amount, now);
@@ -1097,8 +1095,7 @@ impl Reservation {
                     if let Some(spent) = held.account.figures.try_charge(cost) {
                         break spent;
                     }
-                    let key = Arc::clone(&held.account.key);
-                    held.account = book.current_account(held.budget as usize, &key, now);
+                    book.renew(held, now);
                 }
             };
             let account = &held.account;
