@@ -39,6 +39,9 @@
 //!   all calls of all threads, each thread on its own sessions; under the global default
 //!   dispatcher, as programs install theirs. `…_scoped`: the same under a scoped dispatcher
 //!   (`with_default`), where every span also writes the dispatcher's shared reference count.
+//!   `…_noop_layer`: the same under the no-op layer (from a second run of this program, the
+//!   global default being set once a process): how far the registry itself scales on this
+//!   machine, the ceiling of `two_threads_speedup`.
 //! - `rss_after_1m_calls`, `rss_after_10m_calls` (MiB): resident memory after that many calls
 //!   spread over 100 000 sessions, retention 10 000 closed sessions.
 
@@ -277,8 +280,65 @@ fn counted_work(scenario: &str, dispatch: &Dispatch, calls: u64) {
     }
 }
 
+/// `CALLS` calls on each of two threads, each on its own sessions, under `scoped` (else the
+/// global default dispatcher); ns per call of either thread.
+fn two_threads(scoped: Option<&Dispatch>) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for thread in 0..2 {
+            let dispatch = scoped.cloned();
+            scope.spawn(move || match dispatch {
+                Some(dispatch) => calls_in_sessions(&dispatch, thread, CALLS),
+                None => calls_in_sessions_here(thread, CALLS),
+            });
+        }
+    });
+    start.elapsed().as_nanos() as f64 / (2 * CALLS) as f64
+}
+
+/// Installs `dispatch` as the global default and reports `one_thread{suffix}`,
+/// `two_threads_distinct{suffix}` and `two_threads_speedup{suffix}` under it (nothing when a
+/// global default was already set).
+fn report_threads(suffix: &str, dispatch: Dispatch) {
+    if tracing::dispatcher::set_global_default(dispatch).is_err() {
+        eprintln!("a global default dispatcher was already set: no thread figures{suffix}");
+        return;
+    }
+    let one = best_of(2, || calls_in_sessions_here(0, CALLS));
+    let two = best_of(2, || two_threads(None));
+    report(&format!("one_thread{suffix}"), one, "ns/op");
+    report(&format!("two_threads_distinct{suffix}"), two, "ns/op");
+    report(&format!("two_threads_speedup{suffix}"), one / two, "x");
+}
+
+/// The argument under which this program only reports the thread figures under the no-op layer.
+const THREADS_UNDER_NOOP_LAYER: &str = "--threads-under-noop-layer";
+
+/// Runs this program again with [`THREADS_UNDER_NOOP_LAYER`]; its lines go to this one's output.
+fn threads_under_noop_layer_in_child() {
+    let status = std::env::current_exe().and_then(|exe| {
+        std::process::Command::new(exe)
+            .arg(THREADS_UNDER_NOOP_LAYER)
+            .status()
+    });
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            eprintln!("the run for the thread figures under the no-op layer failed: {status}")
+        }
+        Err(error) => eprintln!(
+            "could not run this program again for the thread figures under the no-op layer: {error}"
+        ),
+    }
+}
+
 fn main() {
     if only::run_only_if_asked(run_only) {
+        return;
+    }
+    if std::env::args().any(|arg| arg == THREADS_UNDER_NOOP_LAYER) {
+        calls_in_sessions(&registry_noop(), 0, 100_000);
+        report_threads("_noop_layer", registry_noop());
         return;
     }
     // Warm up allocator, caches and the price table.
@@ -365,34 +425,18 @@ fn main() {
     );
 
     // Threads: under the global default dispatcher, as programs install their subscriber
-    // (`.init()`). Under a scoped one (`with_default`), every span also clones and drops the
-    // dispatcher's shared `Arc`, a reference count both threads write: `_scoped` shows it.
-    let two_threads = |scoped: Option<&Dispatch>| {
-        let start = Instant::now();
-        std::thread::scope(|scope| {
-            for thread in 0..2 {
-                let dispatch = scoped.cloned();
-                scope.spawn(move || match dispatch {
-                    Some(dispatch) => calls_in_sessions(&dispatch, thread, CALLS),
-                    None => calls_in_sessions_here(thread, CALLS),
-                });
-            }
-        });
-        start.elapsed().as_nanos() as f64 / (2 * CALLS) as f64
-    };
+    // (`.init()`), and under a scoped one (`with_default`), where every span also clones and
+    // drops the dispatcher's shared `Arc`, a reference count both threads write: `_scoped`
+    // shows it. The global default can be set once a process: the same figures under the no-op
+    // layer, the scaling the registry itself allows on this machine, come from a second run of
+    // this program.
     let one_scoped = best_of(2, || calls_in_sessions(&with_cost(), 0, CALLS));
     let two_scoped = best_of(2, || two_threads(Some(&with_cost())));
-    let global_set = tracing::dispatcher::set_global_default(with_cost()).is_ok();
-    if global_set {
-        let one = best_of(2, || calls_in_sessions_here(0, CALLS));
-        let two = best_of(2, || two_threads(None));
-        report("one_thread", one, "ns/op");
-        report("two_threads_distinct", two, "ns/op");
-        report("two_threads_speedup", one / two, "x");
-    }
+    report_threads("", with_cost());
     report("one_thread_scoped", one_scoped, "ns/op");
     report("two_threads_distinct_scoped", two_scoped, "ns/op");
     report("two_threads_speedup_scoped", one_scoped / two_scoped, "x");
+    threads_under_noop_layer_in_child();
 
     // Memory: 10 calls per session, 100 000 sessions per million calls, 10 000 kept.
     let (cost, ledger) = CostLayer::builder()
