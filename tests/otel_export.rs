@@ -575,3 +575,43 @@ fn a_call_that_searched_says_how_many_searches_its_cost_holds() {
         );
     }
 }
+
+#[test]
+fn a_model_or_tier_recorded_after_the_usage_reprices_the_exported_call() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            let fields = |name: &'static str| {
+                tracing::info_span!(
+                    "chat",
+                    otel.name = name,
+                    gen_ai.request.model = "gpt-4o",
+                    gen_ai.response.model = tracing::field::Empty,
+                    gen_ai.openai.response.service_tier = tracing::field::Empty,
+                    gen_ai.usage.input_tokens = tracing::field::Empty,
+                    gen_ai.usage.output_tokens = tracing::field::Empty,
+                )
+            };
+            let answered_by_mini = fields("answered_by_mini");
+            answered_by_mini.record("gen_ai.usage.input_tokens", 1_000);
+            answered_by_mini.record("gen_ai.usage.output_tokens", 100);
+            answered_by_mini.record("gen_ai.response.model", "gpt-4o-mini-2024-07-18");
+            drop(answered_by_mini);
+            let batched = fields("batched");
+            batched.record("gen_ai.usage.input_tokens", 1_000);
+            batched.record("gen_ai.usage.output_tokens", 100);
+            batched.record("gen_ai.openai.response.service_tier", "batch");
+            drop(batched);
+        });
+        // What the call is priced at once closed (the last value is final when the attribute
+        // repeats): gpt-4o-mini's 1 000 × 0.15e-6 + 100 × 0.6e-6, never the requested gpt-4o's
+        // $0.0035; gpt-4o's batch 1 000 × 1.25e-6 + 100 × 5e-6, never its standard $0.0035.
+        for (name, amount) in [("answered_by_mini", 0.00021), ("batched", 0.00175)] {
+            let amounts = values(span(&spans, name), otel::COST_AMOUNT);
+            assert_eq!(
+                amounts.last().cloned().map(f64_of),
+                Some(amount),
+                "{name} {order:?}: {amounts:?}"
+            );
+        }
+    }
+}

@@ -541,16 +541,18 @@ impl CostLayer {
         }
     }
 
-    /// The cost attributes of a call whose usage just became complete (or changed after), for
-    /// its OpenTelemetry span.
+    /// The cost attributes of a call whose usage just became complete, or whose price changed
+    /// after (`before`: what it depended on before the record; `None` when the span was just
+    /// created), for its OpenTelemetry span.
     #[cfg(feature = "otel")]
     fn otel_call_update(
         &self,
         record: &CostRecord,
-        before: (cost_core::Usage, crate::record::KindBits),
+        before: Option<crate::record::PricingInputs>,
     ) -> Option<Vec<opentelemetry::KeyValue>> {
         let observed = &record.observed;
-        let changed = (observed.usage, observed.usage_seen) != before;
+        // Usage, model, tier or cache hit: whatever changes the price sets the attributes again.
+        let changed = before.is_none_or(|before| observed.pricing_inputs() != before);
         if self
             .otel_spans
             .as_ref()
@@ -843,7 +845,7 @@ impl CostLayer {
         let otel_attributes = self
             .otel_spans
             .as_ref()
-            .and_then(|_| self.otel_call_update(&record, Default::default()));
+            .and_then(|_| self.otel_call_update(&record, None));
         self.live_records.insert(id.into_u64());
         record.store_in(&mut span.extensions_mut());
         #[cfg(feature = "otel")]
@@ -883,14 +885,14 @@ impl CostLayer {
             let before = self
                 .otel_spans
                 .as_ref()
-                .map(|_| (record.observed.usage, record.observed.usage_seen));
+                .map(|_| record.observed.pricing_inputs());
             values.record(&mut FieldReader {
                 info: &record.info,
                 observed: &mut record.observed,
             });
             #[cfg(feature = "otel")]
             if let Some(before) = before {
-                otel_attributes = self.otel_call_update(record, before);
+                otel_attributes = self.otel_call_update(record, Some(before));
             }
             if !record.observed.rejected.is_empty()
                 || record

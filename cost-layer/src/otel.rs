@@ -21,9 +21,9 @@
 //! attributes are set as in the other order. With `tracing-opentelemetry` inside, a span is
 //! exported before this layer sees it close, so a call's attributes are set as soon as every
 //! usage field the span declares has a value (as `#[llm_call]` records them, in one record), and
-//! again whenever its usage changes: an OpenTelemetry span cannot replace an attribute, so a
-//! stream's running totals repeat it (the latest last, as `tracing-opentelemetry` does for any
-//! field recorded twice), and a model or tier recorded after the usage is not reflected. Agent
+//! again whenever its price changes (its usage, or a model, service tier or cache hit recorded
+//! after it): an OpenTelemetry span cannot replace an attribute, so a stream's running totals
+//! repeat it (the latest last, as `tracing-opentelemetry` does for any field recorded twice). Agent
 //! and session totals are only final when the span closes, so they reach the exported span only
 //! in the first order; in the other, read them from the ledger or the close callbacks.
 //!

@@ -271,11 +271,37 @@ impl Observed {
         self.usage_seen != 0
     }
 
+    /// What the call's price depends on, to tell whether a record changed it.
+    #[cfg(feature = "otel")]
+    pub(crate) fn pricing_inputs(&self) -> PricingInputs {
+        PricingInputs {
+            usage: self.usage,
+            usage_seen: self.usage_seen,
+            usage_invalid: self.usage_invalid,
+            model: Arc::clone(self.model_or_unknown()),
+            service_tier: self.service_tier,
+            cache_hit: self.cache_hit,
+        }
+    }
+
     /// Every token field the callsite declares has a value.
     #[cfg(feature = "otel")]
     pub(crate) fn usage_complete(&self, info: &CallsiteInfo) -> bool {
         info.declared_tokens != 0 && self.usage_seen & info.declared_tokens == info.declared_tokens
     }
+}
+
+/// What a call's price depends on: its usage (values, and which were recorded or rejected), the
+/// model it is priced as, its service tier and whether the application's cache answered it.
+#[cfg(feature = "otel")]
+#[derive(PartialEq)]
+pub(crate) struct PricingInputs {
+    usage: Usage,
+    usage_seen: KindBits,
+    usage_invalid: KindBits,
+    model: Arc<str>,
+    service_tier: ServiceTier,
+    cache_hit: bool,
 }
 
 /// A set of token kinds, one bit each.
