@@ -25,7 +25,9 @@
 //! - `registry+record_layer`: the registry under the least a layer keeping per-span state does:
 //!   a small record in each span's extensions, found again on every record and at close, and
 //!   rolled up into its parent's. `record_layer_added` is the floor of any layer built that way
-//!   (this one included), whatever it computes.
+//!   (this one included), whatever it computes. `registry+side_table_layer`: the same state in
+//!   a concurrent map beside the registry, keyed by span id; `side_table_layer_added` is the
+//!   floor of a layer built that way.
 //! - `cost_added`, `otel_added`: the two layers' cost over the registry alone, per call;
 //!   `cost_cheaper_than_otel`: the second over the first.
 //! - `registry+cost+otel`: both layers, this one inside, its cost attributes on the exported
@@ -184,6 +186,83 @@ fn registry_record_layer() -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(RecordLayer))
 }
 
+/// The same state kept beside the registry instead of in its extensions: a concurrent map from
+/// span id to record (a `DashMap` hashing the id with one multiplication), with the nearest
+/// recorded ancestor taken from the span's explicit parent or the current span, as the registry
+/// does. Its floor is what a layer built that way could spare of `record_layer_added`.
+struct SideTableLayer {
+    records: dashmap::DashMap<u64, SpanState, std::hash::BuildHasherDefault<IdHasher>>,
+}
+
+/// Hashes a span id (a `u64`) with one multiplication.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for SideTableLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let parent = if attrs.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            attrs.parent().cloned()
+        }
+        .filter(|p| self.records.contains_key(&p.into_u64()));
+        self.records
+            .insert(id.into_u64(), SpanState { parent, records: 0 });
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        _: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(mut state) = self.records.get_mut(&id.into_u64()) {
+            state.records += 1;
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+        let Some((_, state)) = self.records.remove(&id.into_u64()) else {
+            return;
+        };
+        if let Some(parent) = state.parent
+            && let Some(mut parent_state) = self.records.get_mut(&parent.into_u64())
+        {
+            parent_state.records += state.records;
+        }
+    }
+}
+
+fn registry_side_table_layer() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(SideTableLayer {
+        records: dashmap::DashMap::default(),
+    }))
+}
+
 /// The least a layer that acts on closes does to a span it keeps nothing for: look it up in
 /// `on_close` to read its callsite.
 struct CloseLookupLayer;
@@ -258,6 +337,7 @@ fn run_only(scenario: &str, calls: u64) -> bool {
             Dispatch::new(tracing_subscriber::registry().with(CloseLookupLayer))
         }
         "registry+record_layer" => registry_record_layer(),
+        "registry+side_table_layer" => registry_side_table_layer(),
         "registry+cost" | "plain_span+cost" | "enter_exit+cost" => with_cost(),
         "registry+otel" => with_otel(),
         "registry+cost+otel" => with_cost_and_otel(),
@@ -350,6 +430,7 @@ fn main() {
         registry(),
         registry_noop(),
         registry_record_layer(),
+        registry_side_table_layer(),
         with_cost(),
         with_otel(),
         with_cost_and_otel(),
@@ -358,6 +439,7 @@ fn main() {
         registry_ns,
         noop_ns,
         record_ns,
+        side_table_ns,
         cost_ns,
         otel_ns,
         cost_otel_ns,
@@ -374,6 +456,12 @@ fn main() {
     report("registry+noop_layer", noop_ns, "ns/op");
     report("registry+record_layer", record_ns, "ns/op");
     report("record_layer_added", record_ns - registry_ns, "ns/op");
+    report("registry+side_table_layer", side_table_ns, "ns/op");
+    report(
+        "side_table_layer_added",
+        side_table_ns - registry_ns,
+        "ns/op",
+    );
     report("registry+cost", cost_ns, "ns/op");
     report("registry+otel", otel_ns, "ns/op");
     report("cost_added", cost_ns - registry_ns, "ns/op");
