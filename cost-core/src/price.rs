@@ -61,6 +61,10 @@ pub struct ComponentPrices {
     pub image_output: Option<TokenPrice>,
     /// One web search, USD per search (not per token).
     pub web_search_requests: Option<TokenPrice>,
+    /// Uncached image prompt tokens.
+    pub image_input: Option<TokenPrice>,
+    /// Image prompt tokens read from the cache.
+    pub cache_read_image: Option<TokenPrice>,
 }
 
 impl ComponentPrices {
@@ -78,6 +82,8 @@ impl ComponentPrices {
             TokenKind::CacheReadAudio => self.cache_read_audio,
             TokenKind::ImageOutput => self.image_output,
             TokenKind::WebSearchRequests => self.web_search_requests,
+            TokenKind::ImageInput => self.image_input,
+            TokenKind::CacheReadImage => self.cache_read_image,
         }
     }
 
@@ -95,6 +101,8 @@ impl ComponentPrices {
             TokenKind::CacheReadAudio => &mut self.cache_read_audio,
             TokenKind::ImageOutput => &mut self.image_output,
             TokenKind::WebSearchRequests => &mut self.web_search_requests,
+            TokenKind::ImageInput => &mut self.image_input,
+            TokenKind::CacheReadImage => &mut self.cache_read_image,
         };
         *slot = Some(price);
     }
@@ -252,6 +260,11 @@ pub struct Rates {
     pub image_output: Option<TokenPrice>,
     /// One web search; `None` when not declared.
     pub web_search_requests: Option<TokenPrice>,
+    /// Uncached image input (the text input price when not declared, as most models bill an
+    /// image prompt).
+    pub image_input: TokenPrice,
+    /// Cache reads of images (the cache-read price when not declared).
+    pub cache_read_image: TokenPrice,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,7 +322,8 @@ pub enum CostError {
 pub struct CostBreakdown {
     /// Uncached text input tokens × input price.
     pub uncached_input: Money,
-    /// Cache-read tokens × cache-read price (cached audio at the cached-audio price).
+    /// Cache-read tokens × cache-read price (cached audio and images at their own cache-read
+    /// prices).
     pub cache_read: Money,
     /// 5-minute cache-write tokens × cache-write price.
     pub cache_write: Money,
@@ -319,8 +333,8 @@ pub struct CostBreakdown {
     pub output: Money,
     /// Reasoning tokens × reasoning price.
     pub reasoning: Money,
-    /// Saved by cache reads against the uncached input price (audio's against the audio input
-    /// price; not part of the total).
+    /// Saved by cache reads against the uncached input price (audio's and images' against the
+    /// audio and image input prices; not part of the total).
     pub cache_savings: Money,
     /// Uncached audio input tokens × audio input price.
     pub audio_input: Money,
@@ -330,12 +344,15 @@ pub struct CostBreakdown {
     pub image_output: Money,
     /// Web searches × price per search.
     pub web_search: Money,
+    /// Uncached image input tokens × image input price.
+    pub image_input: Money,
 }
 
 impl CostBreakdown {
-    /// Sum of the ten cost components (cache savings excluded).
+    /// Sum of the eleven cost components (cache savings excluded).
     pub fn total(&self) -> Money {
         self.uncached_input
+            + self.image_input
             + self.cache_read
             + self.cache_write
             + self.cache_write_1h
@@ -361,6 +378,7 @@ impl CostBreakdown {
             audio_output: self.audio_output + other.audio_output,
             image_output: self.image_output + other.image_output,
             web_search: self.web_search + other.web_search,
+            image_input: self.image_input + other.image_input,
         }
     }
 }
@@ -489,7 +507,7 @@ impl ModelPrice {
     }
 
     /// The most a call within `bound` can cost at `service_tier`, before its answer says what
-    /// its tokens were: every prompt token at the dearer of the text and audio input prices,
+    /// its tokens were: every prompt token at the dearest of the text, audio and image input prices,
     /// every completion token at the dearest of the output, reasoning, audio and image prices
     /// the model declares, and the searches at the search price. Cache reads and writes are left
     /// out (whether a prompt writes the cache is the caller's choice); so are searches when the
@@ -515,7 +533,7 @@ impl ModelPrice {
             }
         }
         let (rates, ..) = self.rates(input, service_tier);
-        let input_price = rates.input.max(rates.audio_input);
+        let input_price = rates.input.max(rates.audio_input).max(rates.image_input);
         let output_price = [
             rates.output,
             rates.reasoning,
@@ -560,30 +578,44 @@ impl ModelPrice {
         };
         let uncached = usage.uncached_input();
         let visible_output = usage.visible_output();
-        let cached_text = usage.cache_read.saturating_sub(usage.cache_read_audio);
+        let cached_text = usage
+            .cache_read
+            .saturating_sub(usage.cache_read_audio)
+            .saturating_sub(usage.cache_read_image);
         let mut cache_read = times(rates.cache_read, cached_text)?;
         // What the cache reads would have cost uncached.
         let mut uncached_cache_reads = times(rates.input, cached_text)?;
         let (mut audio_input, mut audio_output, mut image_output, mut web_search) =
             (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO);
+        let mut image_input = Money::ZERO;
         // Most calls have no audio, no images and no searches: their products are skipped.
         if usage.audio_input
             | usage.audio_output
             | usage.cache_read_audio
             | usage.image_output
             | usage.web_search_requests
+            | usage.image_input
+            | usage.cache_read_image
             != 0
         {
             let add = |a: Money, b: Money| a.checked_add(b).ok_or(CostError::Overflow);
-            cache_read = add(
-                cache_read,
-                times(rates.cache_read_audio, usage.cache_read_audio)?,
-            )?;
-            uncached_cache_reads = add(
-                uncached_cache_reads,
-                times(rates.audio_input, usage.cache_read_audio)?,
-            )?;
+            for (cache_price, uncached_price, tokens) in [
+                (
+                    rates.cache_read_audio,
+                    rates.audio_input,
+                    usage.cache_read_audio,
+                ),
+                (
+                    rates.cache_read_image,
+                    rates.image_input,
+                    usage.cache_read_image,
+                ),
+            ] {
+                cache_read = add(cache_read, times(cache_price, tokens)?)?;
+                uncached_cache_reads = add(uncached_cache_reads, times(uncached_price, tokens)?)?;
+            }
             audio_input = times(rates.audio_input, usage.audio_input)?;
+            image_input = times(rates.image_input, usage.image_input)?;
             audio_output = need(
                 rates.audio_output,
                 TokenKind::AudioOutput,
@@ -614,9 +646,11 @@ impl ModelPrice {
             audio_output,
             image_output,
             web_search,
+            image_input,
         };
         // The components are each at most 10⁹ × price; check their sum stays in range.
         [
+            breakdown.image_input,
             breakdown.cache_read,
             breakdown.cache_write,
             breakdown.cache_write_1h,
@@ -687,6 +721,8 @@ fn derive_rates(
         cache_read_audio: declared(TokenKind::CacheReadAudio).unwrap_or(cache_read),
         image_output: declared(TokenKind::ImageOutput),
         web_search_requests: declared(TokenKind::WebSearchRequests),
+        image_input: declared(TokenKind::ImageInput).unwrap_or(input),
+        cache_read_image: declared(TokenKind::CacheReadImage).unwrap_or(cache_read),
     }
 }
 
@@ -995,6 +1031,60 @@ mod tests {
                 kind: TokenKind::ImageOutput,
                 tokens: 1_290
             })
+        );
+    }
+
+    #[test]
+    fn image_input_has_its_own_prices_and_none_is_the_text_price() {
+        // gpt-image-2's shape: an image prompt token at 8/5 of a text one, a cached one at 2
+        // where cached text is 1.25.
+        let images = ModelPrice::flat(ComponentPrices {
+            input: p("5"),
+            cache_read: p("1.25"),
+            image_input: p("8"),
+            cache_read_image: p("2"),
+            output: p("10"),
+            image_output: p("30"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let usage = Usage {
+            input: 2_000,
+            cache_read: 1_000,
+            cache_read_image: 600,
+            image_input: 500,
+            output: 1_000,
+            image_output: 1_000,
+            ..Default::default()
+        };
+        let q = images
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Text: 500 × 5e-6; images: 500 × 8e-6; cache: 400 × 1.25e-6 + 600 × 2e-6.
+        assert_eq!(q.breakdown.uncached_input, usd("0.0025"));
+        assert_eq!(q.breakdown.image_input, usd("0.004"));
+        assert_eq!(q.breakdown.cache_read, usd("0.0017"));
+        assert_eq!(q.breakdown.image_output, usd("0.03"));
+        assert_eq!(q.total(), usd("0.0382"));
+        // Saved: 400 × (5 − 1.25)e-6 + 600 × (8 − 2)e-6.
+        assert_eq!(q.breakdown.cache_savings, usd("0.0051"));
+        // Most models bill an image prompt as text: no image prices, the text ones.
+        let as_text = ModelPrice::flat(ComponentPrices {
+            image_input: None,
+            cache_read_image: None,
+            ..images.standard().base
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let q = as_text
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.breakdown.uncached_input, usd("0.0025"));
+        assert_eq!(q.breakdown.image_input, usd("0.0025"));
+        assert_eq!(q.breakdown.cache_read, usd("0.00125"));
+        // The worst case prices every prompt token at the dearest input price.
+        assert_eq!(
+            images.worst_case(&CallBound::tokens(1_000, 0), ServiceTier::Standard),
+            Ok(usd("0.008"))
         );
     }
 

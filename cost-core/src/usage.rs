@@ -27,7 +27,10 @@ pub const MAX_WEB_SEARCHES_PER_CALL: u64 = 10_000;
 /// cache, `cache_read_audio` the audio ones read from it (part of `cache_read`: some models
 /// price a cached audio token above a cached text one), and `audio_output` the audio completion
 /// tokens (never reasoning). `image_output` counts the completion tokens of generated images
-/// (Gemini's `IMAGE` modality), priced apart too. Text tokens are the rest.
+/// (Gemini's `IMAGE` modality, OpenAI's image models), priced apart too. `image_input` and
+/// `cache_read_image` count the prompt tokens of images, not read from the cache and read from
+/// it (OpenAI's image and realtime models price them above text; most models bill an image
+/// prompt as text, and declare no image price). Text tokens are the rest.
 ///
 /// `web_search_requests` is not a token count: it counts the web searches the provider ran
 /// for the call (Anthropic's `server_tool_use.web_search_requests`, OpenAI's web search tool
@@ -58,6 +61,10 @@ pub struct Usage {
     pub image_output: u64,
     /// Web searches the provider ran for the call, billed per search (not tokens).
     pub web_search_requests: u64,
+    /// Prompt tokens of images, not read from or written to the cache.
+    pub image_input: u64,
+    /// Prompt tokens of images read from the cache (part of `cache_read`).
+    pub cache_read_image: u64,
 }
 
 /// Which field of a [`Usage`] a problem is about.
@@ -86,11 +93,15 @@ pub enum TokenKind {
     ImageOutput,
     /// [`Usage::web_search_requests`]: counted in searches, not tokens.
     WebSearchRequests,
+    /// [`Usage::image_input`].
+    ImageInput,
+    /// [`Usage::cache_read_image`].
+    CacheReadImage,
 }
 
 impl TokenKind {
     /// Every kind, in the order of [`Usage`]'s fields.
-    pub const ALL: [TokenKind; 11] = [
+    pub const ALL: [TokenKind; 13] = [
         TokenKind::Input,
         TokenKind::CacheRead,
         TokenKind::CacheWrite,
@@ -102,6 +113,8 @@ impl TokenKind {
         TokenKind::CacheReadAudio,
         TokenKind::ImageOutput,
         TokenKind::WebSearchRequests,
+        TokenKind::ImageInput,
+        TokenKind::CacheReadImage,
     ];
 
     /// The snake_case name used in files and output (`cache_write_1h`).
@@ -118,6 +131,8 @@ impl TokenKind {
             TokenKind::CacheReadAudio => "cache_read_audio",
             TokenKind::ImageOutput => "image_output",
             TokenKind::WebSearchRequests => "web_search_requests",
+            TokenKind::ImageInput => "image_input",
+            TokenKind::CacheReadImage => "cache_read_image",
         }
     }
 
@@ -198,6 +213,33 @@ pub enum UsageError {
         /// The reported reasoning.
         reasoning: u64,
     },
+    /// Uncached image prompt tokens are part of `input`, apart from the cached ones and from
+    /// the uncached audio.
+    #[error(
+        "inconsistent usage: image_input ({image_input}) + audio_input ({audio_input}) + cache reads and writes ({cached}) exceed input ({input}); input counts every prompt token, images, audio and cached ones included"
+    )]
+    ImageExceedsInput {
+        /// The reported input.
+        input: u64,
+        /// The reported uncached image input.
+        image_input: u64,
+        /// The reported uncached audio input.
+        audio_input: u64,
+        /// The reported cache reads and writes, together.
+        cached: u64,
+    },
+    /// Cached image prompt tokens are part of the cache reads, apart from the cached audio.
+    #[error(
+        "inconsistent usage: cache_read_image ({cache_read_image}) + cache_read_audio ({cache_read_audio}) exceed cache_read ({cache_read}); cache_read counts every prompt token read from the cache, images and audio included"
+    )]
+    CachedImageExceedsCacheRead {
+        /// The reported cache reads.
+        cache_read: u64,
+        /// The reported cached images.
+        cache_read_image: u64,
+        /// The reported cached audio.
+        cache_read_audio: u64,
+    },
     /// Cached audio prompt tokens are part of the cache reads.
     #[error(
         "inconsistent usage: cache_read_audio ({cache_read_audio}) exceeds cache_read ({cache_read}); cache_read counts every prompt token read from the cache, audio included"
@@ -235,6 +277,8 @@ impl Usage {
             cache_read_audio: 0,
             image_output: 0,
             web_search_requests: 0,
+            image_input: 0,
+            cache_read_image: 0,
         }
     }
 
@@ -252,6 +296,8 @@ impl Usage {
             TokenKind::CacheReadAudio => self.cache_read_audio,
             TokenKind::ImageOutput => self.image_output,
             TokenKind::WebSearchRequests => self.web_search_requests,
+            TokenKind::ImageInput => self.image_input,
+            TokenKind::CacheReadImage => self.cache_read_image,
         }
     }
 
@@ -269,6 +315,8 @@ impl Usage {
             TokenKind::CacheReadAudio => self.cache_read_audio = value,
             TokenKind::ImageOutput => self.image_output = value,
             TokenKind::WebSearchRequests => self.web_search_requests = value,
+            TokenKind::ImageInput => self.image_input = value,
+            TokenKind::CacheReadImage => self.cache_read_image = value,
         }
     }
 
@@ -303,9 +351,24 @@ impl Usage {
                 cached,
             });
         }
+        if self.image_input + self.audio_input + cached > self.input {
+            return Err(UsageError::ImageExceedsInput {
+                input: self.input,
+                image_input: self.image_input,
+                audio_input: self.audio_input,
+                cached,
+            });
+        }
         if self.cache_read_audio > self.cache_read {
             return Err(UsageError::CachedAudioExceedsCacheRead {
                 cache_read: self.cache_read,
+                cache_read_audio: self.cache_read_audio,
+            });
+        }
+        if self.cache_read_image + self.cache_read_audio > self.cache_read {
+            return Err(UsageError::CachedImageExceedsCacheRead {
+                cache_read: self.cache_read,
+                cache_read_image: self.cache_read_image,
                 cache_read_audio: self.cache_read_audio,
             });
         }
@@ -321,14 +384,15 @@ impl Usage {
     }
 
     /// Prompt tokens of text that were neither read from nor written to the cache (uncached
-    /// audio is apart, in `audio_input`). Saturates at zero on inconsistent usage; call
-    /// [`Usage::validate`] first.
+    /// audio and images are apart, in `audio_input` and `image_input`). Saturates at zero on
+    /// inconsistent usage; call [`Usage::validate`] first.
     pub const fn uncached_input(&self) -> u64 {
         self.input
             .saturating_sub(self.cache_read)
             .saturating_sub(self.cache_write)
             .saturating_sub(self.cache_write_1h)
             .saturating_sub(self.audio_input)
+            .saturating_sub(self.image_input)
     }
 
     /// Completion tokens of text that were not reasoning. Saturates at zero on inconsistent
@@ -361,6 +425,8 @@ impl Usage {
             web_search_requests: self
                 .web_search_requests
                 .saturating_add(other.web_search_requests),
+            image_input: self.image_input.saturating_add(other.image_input),
+            cache_read_image: self.cache_read_image.saturating_add(other.cache_read_image),
         }
     }
 }
@@ -464,6 +530,46 @@ mod tests {
                 audio_output: 31,
                 image_output: 0,
                 reasoning: 20
+            })
+        );
+    }
+
+    #[test]
+    fn images_are_apart_from_audio_and_from_cached_input() {
+        let usage = Usage {
+            input: 100,
+            cache_read: 60,
+            cache_read_audio: 10,
+            cache_read_image: 20,
+            audio_input: 15,
+            image_input: 20,
+            ..Usage::default()
+        };
+        assert_eq!(usage.validate(), Ok(()));
+        assert_eq!(usage.uncached_input(), 5);
+        assert_eq!(
+            Usage {
+                image_input: 26,
+                ..usage
+            }
+            .validate(),
+            Err(UsageError::ImageExceedsInput {
+                input: 100,
+                image_input: 26,
+                audio_input: 15,
+                cached: 60
+            })
+        );
+        assert_eq!(
+            Usage {
+                cache_read_image: 51,
+                ..usage
+            }
+            .validate(),
+            Err(UsageError::CachedImageExceedsCacheRead {
+                cache_read: 60,
+                cache_read_image: 51,
+                cache_read_audio: 10
             })
         );
     }

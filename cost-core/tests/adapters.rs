@@ -286,6 +286,77 @@ fn openai_realtime_splits_cached_audio() {
 }
 
 #[test]
+fn openai_realtime_splits_cached_images() {
+    // A turn with a picture: 3 000 input tokens (1 000 text, 1 200 audio, 800 image), 1 500 of
+    // them cached (400 text, 700 audio, 400 image).
+    let usage = json!({
+        "total_tokens": 3100, "input_tokens": 3000, "output_tokens": 100,
+        "input_token_details": {
+            "cached_tokens": 1500, "text_tokens": 1000, "audio_tokens": 1200, "image_tokens": 800,
+            "cached_tokens_details": {"text_tokens": 400, "audio_tokens": 700, "image_tokens": 400}
+        },
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 0}
+    });
+    let expected = Usage {
+        input: 3000,
+        cache_read: 1500,
+        cache_read_audio: 700,
+        cache_read_image: 400,
+        audio_input: 500,
+        image_input: 400,
+        output: 100,
+        ..Usage::default()
+    };
+    assert_eq!(openai::realtime_from_json(&usage), Ok(expected));
+    let typed: openai::RealtimeUsage = serde_json::from_value(usage).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+    assert_eq!(expected.uncached_input(), 600);
+}
+
+#[test]
+fn openai_images_output_is_image_tokens_unless_split() {
+    // gpt-image-1 editing a picture: the prompt's 40 image tokens apart from its 10 text ones;
+    // every output token is an image token.
+    let edit = json!({
+        "created": 1_713_833_628,
+        "data": [{"b64_json": "…"}],
+        "usage": {
+            "total_tokens": 100, "input_tokens": 50, "output_tokens": 50,
+            "input_tokens_details": {"text_tokens": 10, "image_tokens": 40}
+        }
+    });
+    let expected = Usage {
+        input: 50,
+        image_input: 40,
+        output: 50,
+        image_output: 50,
+        ..Usage::default()
+    };
+    assert_eq!(openai::images_from_json(&edit), Ok(expected));
+    assert_eq!(openai::images_from_json(&edit["usage"]), Ok(expected));
+    let typed: openai::ImagesResponse = serde_json::from_value(edit).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+    // Newer models say how many output tokens are images (the rest is text).
+    let split = json!({
+        "type": "image_generation.completed",
+        "usage": {
+            "total_tokens": 1_300, "input_tokens": 100, "output_tokens": 1_200,
+            "input_tokens_details": {"text_tokens": 100, "image_tokens": 0},
+            "output_tokens_details": {"text_tokens": 144, "image_tokens": 1_056}
+        }
+    });
+    let expected = Usage {
+        input: 100,
+        output: 1_200,
+        image_output: 1_056,
+        ..Usage::default()
+    };
+    assert_eq!(openai::images_from_json(&split), Ok(expected));
+    let typed: openai::ImagesResponse = serde_json::from_value(split).unwrap_or_default();
+    assert_eq!(typed.token_usage(), Some(expected));
+}
+
+#[test]
 fn gemini_audio_by_modality() {
     // 10 000 prompt tokens: 6 000 audio of which 2 000 cached; the candidates hold 300 audio
     // tokens (a native-audio model).
@@ -309,6 +380,32 @@ fn gemini_audio_by_modality() {
         audio_input: 4000,
         output: 400,
         audio_output: 300,
+        ..Usage::default()
+    };
+    reads_as::<gemini::GenerateContentResponse>(gemini::from_json, response, expected);
+}
+
+#[test]
+fn gemini_prompt_images_by_modality() {
+    // 2 000 prompt tokens: 1 290 image (516 of them cached), 710 text; the cached content's
+    // split is given.
+    let response = json!({
+        "modelVersion": "gemini-2.5-flash",
+        "usageMetadata": {
+            "promptTokenCount": 2000, "cachedContentTokenCount": 600,
+            "candidatesTokenCount": 50, "totalTokenCount": 2050,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 710},
+                                    {"modality": "IMAGE", "tokenCount": 1290}],
+            "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 84},
+                                   {"modality": "IMAGE", "tokenCount": 516}]
+        }
+    });
+    let expected = Usage {
+        input: 2000,
+        cache_read: 600,
+        cache_read_image: 516,
+        image_input: 774,
+        output: 50,
         ..Usage::default()
     };
     reads_as::<gemini::GenerateContentResponse>(gemini::from_json, response, expected);

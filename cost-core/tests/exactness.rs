@@ -20,7 +20,7 @@ fn units(mantissa: u64, exponent: u32) -> i128 {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 9]>()).prop_map(|(input, output, split)| {
+    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 11]>()).prop_map(|(input, output, split)| {
         let cache_read = input / 255 * u64::from(split[0] / 3);
         let rest = input - cache_read;
         let cache_write = rest / 255 * u64::from(split[1] / 3);
@@ -35,9 +35,11 @@ fn usage() -> impl Strategy<Value = Usage> {
             cache_write_1h,
             output,
             reasoning,
-            audio_input: uncached / 255 * u64::from(split[4]),
+            audio_input: uncached / 255 * u64::from(split[4] / 2),
+            image_input: uncached / 255 * u64::from(split[9] / 2),
             audio_output,
-            cache_read_audio: cache_read / 255 * u64::from(split[6]),
+            cache_read_audio: cache_read / 255 * u64::from(split[6] / 2),
+            cache_read_image: cache_read / 255 * u64::from(split[10] / 2),
             image_output: (output - reasoning - audio_output) / 255 * u64::from(split[7]),
             web_search_requests: u64::from(split[8] % 16),
         }
@@ -93,6 +95,8 @@ proptest! {
         (cam, cae) in price_parts(),
         (iom, ioe) in price_parts(),
         (wm, we) in price_parts(),
+        (iim, iie) in price_parts(),
+        (cim, cie) in price_parts(),
     ) {
         let model = ModelPrice::flat(ComponentPrices {
             input: Some(price(im, ie)),
@@ -103,21 +107,28 @@ proptest! {
             cache_read_audio: Some(price(cam, cae)),
             image_output: Some(price(iom, ioe)),
             web_search_requests: Some(price(wm, we)),
+            image_input: Some(price(iim, iie)),
+            cache_read_image: Some(price(cim, cie)),
             ..ComponentPrices::default()
         }).unwrap_or_else(|e| panic!("{e}"));
         let priced = model.cost(&usage, ServiceTier::Standard).unwrap_or_else(|e| panic!("{e}"));
         let b = priced.breakdown;
         let parts = [
             b.uncached_input, b.cache_read, b.cache_write, b.cache_write_1h, b.output, b.reasoning,
-            b.audio_input, b.audio_output, b.image_output, b.web_search,
+            b.audio_input, b.audio_output, b.image_output, b.web_search, b.image_input,
         ];
         prop_assert_eq!(parts.iter().map(|m| m.units()).sum::<i128>(), priced.total().units());
         // Independent: cache writes bill at the input price; reasoning at the output price;
-        // audio at the audio prices.
-        let expected = i128::from(usage.input - usage.cache_read - usage.audio_input) * units(im, ie)
-            + i128::from(usage.cache_read - usage.cache_read_audio) * units(cm, ce)
+        // audio and images at their own prices.
+        let expected = i128::from(
+            usage.input - usage.cache_read - usage.audio_input - usage.image_input,
+        ) * units(im, ie)
+            + i128::from(usage.cache_read - usage.cache_read_audio - usage.cache_read_image)
+                * units(cm, ce)
             + i128::from(usage.cache_read_audio) * units(cam, cae)
+            + i128::from(usage.cache_read_image) * units(cim, cie)
             + i128::from(usage.audio_input) * units(am, ae)
+            + i128::from(usage.image_input) * units(iim, iie)
             + i128::from(usage.output - usage.audio_output - usage.image_output) * units(om, oe)
             + i128::from(usage.audio_output) * units(aom, aoe)
             + i128::from(usage.image_output) * units(iom, ioe)
@@ -125,8 +136,10 @@ proptest! {
         prop_assert_eq!(priced.total().units(), expected);
         prop_assert_eq!(
             b.cache_savings.units(),
-            i128::from(usage.cache_read - usage.cache_read_audio) * (units(im, ie) - units(cm, ce))
+            i128::from(usage.cache_read - usage.cache_read_audio - usage.cache_read_image)
+                * (units(im, ie) - units(cm, ce))
                 + i128::from(usage.cache_read_audio) * (units(am, ae) - units(cam, cae))
+                + i128::from(usage.cache_read_image) * (units(iim, iie) - units(cim, cie))
         );
     }
 

@@ -227,6 +227,53 @@ batch = { audio_input = "20" }
 }
 
 #[test]
+fn image_input_prices_in_both_formats() {
+    // gpt-image-2's prices, as LiteLLM spells them and in the native format.
+    let litellm = r#"{
+        "gpt-image-2": {
+            "input_cost_per_token": 5e-06,
+            "input_cost_per_image_token": 8e-06,
+            "cache_read_input_token_cost": 1.25e-06,
+            "cache_read_input_image_token_cost": 2e-06,
+            "output_cost_per_token": 1e-05,
+            "output_cost_per_image_token": 3e-05,
+            "mode": "image_generation"
+        }
+    }"#;
+    let native = r#"
+version = "test-images"
+
+[models."gpt-image-2"]
+input = "5"
+image_input = "8"
+cache_read = "1.25"
+cache_read_image = "2"
+output = "10"
+image_output = "30"
+"#;
+    // An edit: 1 000 prompt tokens (300 text, 700 image, 200 of the image ones cached), 1 056
+    // image tokens out.
+    let usage = Usage {
+        input: 1_000,
+        cache_read: 200,
+        cache_read_image: 200,
+        image_input: 500,
+        output: 1_056,
+        image_output: 1_056,
+        ..Usage::default()
+    };
+    for (text, origin) in [(litellm, "prices.json"), (native, "prices.toml")] {
+        let table = PriceTable::from_text(text, origin).unwrap_or_else(|e| panic!("{e}"));
+        let quote = table
+            .quote("gpt-image-2", &usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        // 300 × 5e-6 + 500 × 8e-6 + 200 × 2e-6 + 1 056 × 30e-6.
+        assert_eq!(quote.total(), usd("0.03758"), "{origin}");
+        assert_eq!(quote.priced.breakdown.image_input, usd("0.004"), "{origin}");
+    }
+}
+
+#[test]
 fn native_format_errors_name_file_line_and_column() {
     let cases = [
         // (text, line, kind, message fragment)

@@ -29,12 +29,15 @@ impl TokenUsage for CompletionUsage {
         let prompt_details = openai::PromptTokensDetails {
             cached_tokens: prompt(|d| d.cached_tokens),
             audio_tokens: prompt(|d| d.audio_tokens),
+            // Chat Completions does not count image prompt tokens apart.
+            image_tokens: 0,
             // Not split by modality in this crate's type.
             cached_tokens_details: None,
         };
         let completion_details = openai::CompletionTokensDetails {
             reasoning_tokens: completion(|d| d.reasoning_tokens),
             audio_tokens: completion(|d| d.audio_tokens),
+            image_tokens: None,
         };
         Some(
             openai::Reported {

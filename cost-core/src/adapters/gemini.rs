@@ -7,7 +7,9 @@
 //! cached content is not split by modality, it is taken as text first: an upper bound of the
 //! cost), the candidates' `AUDIO` count [`Usage::audio_output`] and their `IMAGE` count (image
 //! models: Gemini 2.5 Flash Image bills an image token at 12 times a text one)
-//! [`Usage::image_output`].
+//! [`Usage::image_output`]. The prompt's `IMAGE` count becomes [`Usage::image_input`] and
+//! [`Usage::cache_read_image`] the same way; Gemini bills an image prompt as text (the
+//! embedded table declares no image input price, so the text one applies).
 //!
 //! Grounding with Google Search is billed apart from the tokens, and Google bills it two ways:
 //! Gemini 3 and later per search query the model ran, earlier models per grounded prompt. The
@@ -22,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdapterError, checked, count, usage_object, with_prompt_audio};
+use super::{AdapterError, checked, count, usage_object, with_prompt_audio, with_prompt_images};
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
@@ -155,10 +157,15 @@ impl UsageMetadata {
             image_output: count_of(&self.candidates_tokens_details, IMAGE).unwrap_or(0),
             ..Usage::default()
         };
-        with_prompt_audio(
+        let usage = with_prompt_audio(
             usage,
             count_of(&self.prompt_tokens_details, AUDIO).unwrap_or(0),
             count_of(&self.cache_tokens_details, AUDIO),
+        );
+        with_prompt_images(
+            usage,
+            count_of(&self.prompt_tokens_details, IMAGE).unwrap_or(0),
+            count_of(&self.cache_tokens_details, IMAGE),
         )
     }
 }
@@ -221,10 +228,15 @@ fn tokens_from_json(value: &Value) -> Result<Usage, AdapterError> {
         image_output: count_in(usage, "candidatesTokensDetails", IMAGE)?.unwrap_or(0),
         ..Usage::default()
     };
-    checked(with_prompt_audio(
+    let counts = with_prompt_audio(
         counts,
         count_in(usage, "promptTokensDetails", AUDIO)?.unwrap_or(0),
         count_in(usage, "cacheTokensDetails", AUDIO)?,
+    );
+    checked(with_prompt_images(
+        counts,
+        count_in(usage, "promptTokensDetails", IMAGE)?.unwrap_or(0),
+        count_in(usage, "cacheTokensDetails", IMAGE)?,
     ))
 }
 

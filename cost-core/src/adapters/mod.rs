@@ -99,6 +99,31 @@ pub(crate) fn with_prompt_audio(mut usage: Usage, audio: u64, cached_audio: Opti
     usage
 }
 
+/// `usage` with its prompt's `images` tokens (cached ones included) split into
+/// [`Usage::image_input`] and [`Usage::cache_read_image`], as [`with_prompt_audio`] splits the
+/// audio (after it: without the cached split, the uncached images are at most the uncached
+/// prompt the audio left). Taking the cached tokens as text first bounds the cost from above
+/// here too: where images are priced apart, a cache read saves more on an image token than on
+/// a text one (`gpt-image-2`: $6 against $3.75 per million).
+pub(crate) fn with_prompt_images(
+    mut usage: Usage,
+    images: u64,
+    cached_images: Option<u64>,
+) -> Usage {
+    let uncached = match cached_images {
+        Some(cached_images) => images.saturating_sub(cached_images),
+        None => images.min(
+            usage
+                .input
+                .saturating_sub(usage.cache_read)
+                .saturating_sub(usage.audio_input),
+        ),
+    };
+    usage.image_input = uncached;
+    usage.cache_read_image = cached_images.unwrap_or(images - uncached);
+    usage
+}
+
 /// The model a response names: `None` when the field is empty (a response that left it out).
 pub(crate) fn non_empty(model: &str) -> Option<&str> {
     Some(model).filter(|model| !model.is_empty())

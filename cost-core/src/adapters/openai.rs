@@ -25,7 +25,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdapterError, checked, count, count_if_present, usage_object, with_prompt_audio};
+use super::{
+    AdapterError, checked, count, count_if_present, usage_object, with_prompt_audio,
+    with_prompt_images,
+};
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
@@ -62,6 +65,10 @@ pub struct PromptTokensDetails {
     /// Prompt tokens of audio, cached ones included.
     #[serde(deserialize_with = "super::null_as_default")]
     pub audio_tokens: u64,
+    /// Prompt tokens of images, cached ones included (Realtime, the Images API, some
+    /// OpenAI-compatible APIs).
+    #[serde(deserialize_with = "super::null_as_default")]
+    pub image_tokens: u64,
     /// The cached tokens by modality, when given.
     pub cached_tokens_details: Option<CachedTokensDetails>,
 }
@@ -72,6 +79,8 @@ pub struct PromptTokensDetails {
 pub struct CachedTokensDetails {
     /// Cached prompt tokens of audio.
     pub audio_tokens: Option<u64>,
+    /// Cached prompt tokens of images.
+    pub image_tokens: Option<u64>,
 }
 
 /// `completion_tokens_details`.
@@ -84,6 +93,8 @@ pub struct CompletionTokensDetails {
     /// Completion tokens of audio.
     #[serde(deserialize_with = "super::null_as_default")]
     pub audio_tokens: u64,
+    /// Completion tokens of images (the Images API's newer models), when given.
+    pub image_tokens: Option<u64>,
 }
 
 /// A Chat Completions response, reduced to what pricing needs.
@@ -138,13 +149,12 @@ impl Reported<'_> {
             },
             reasoning,
             audio_output: completion.audio_tokens,
+            image_output: completion.image_tokens.unwrap_or(0),
             ..Usage::default()
         };
-        with_prompt_audio(
-            usage,
-            prompt.audio_tokens,
-            prompt.cached_tokens_details.and_then(|d| d.audio_tokens),
-        )
+        let cached = prompt.cached_tokens_details.unwrap_or_default();
+        let usage = with_prompt_audio(usage, prompt.audio_tokens, cached.audio_tokens);
+        with_prompt_images(usage, prompt.image_tokens, cached.image_tokens)
     }
 }
 
@@ -307,6 +317,64 @@ impl TokenUsage for Response {
     }
 }
 
+/// `usage` of an Images API response (`/v1/images/generations` and `/v1/images/edits`, the GPT
+/// Image models; also their streams' `*.completed` events): the Responses API's counts, the
+/// prompt's image tokens in `input_tokens_details.image_tokens`. Every output token is an image
+/// token unless `output_tokens_details` says how many are.
+pub type ImagesUsage = ResponsesUsage;
+
+impl ResponsesUsage {
+    /// The inclusive usage of an Images API response: as [`ResponsesUsage::to_usage`], its
+    /// output tokens image tokens unless `output_tokens_details.image_tokens` says how many are.
+    pub fn to_images_usage(&self) -> Usage {
+        let split = self
+            .output_tokens_details
+            .as_ref()
+            .and_then(|details| details.image_tokens);
+        images_usage(self.to_usage(), split)
+    }
+}
+
+/// `usage` of an Images API response, its output tokens images unless `split` (the response's
+/// `output_tokens_details.image_tokens`) says how many are.
+fn images_usage(usage: Usage, split: Option<u64>) -> Usage {
+    match split {
+        Some(_) => usage,
+        None => Usage {
+            image_output: usage.visible_output(),
+            ..usage
+        },
+    }
+}
+
+/// An Images API response, reduced to what pricing needs. It does not name the model: give it
+/// to `#[llm_call(model = …)]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImagesResponse {
+    /// Its usage (the GPT Image models report one; DALL·E's responses have none).
+    pub usage: Option<ImagesUsage>,
+}
+
+impl TokenUsage for ImagesResponse {
+    fn token_usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(ResponsesUsage::to_images_usage)
+    }
+}
+
+/// Reads an Images API response, a stream's `image_generation.completed` or
+/// `image_edit.completed` event, or their `usage` object ([`ImagesUsage`]).
+pub fn images_from_json(value: &Value) -> Result<Usage, AdapterError> {
+    let usage = usage_object(value, "usage", "input_tokens")?;
+    let split = count_if_present(usage, &["output_tokens_details", "image_tokens"])?;
+    let read = inclusive_from_json(
+        usage,
+        ["input_tokens", "output_tokens"],
+        ["input_tokens_details", "output_tokens_details"],
+    )?;
+    checked(images_usage(read, split))
+}
+
 /// Reads a Chat Completions response or its `usage` object (which does not say the model: a
 /// search model's search is counted from a whole response).
 pub fn chat_from_json(value: &Value) -> Result<Usage, AdapterError> {
@@ -380,16 +448,22 @@ fn inclusive_from_json(
     let prompt_details = PromptTokensDetails {
         cached_tokens: count(usage, &[prompt, "cached_tokens"])?,
         audio_tokens: count(usage, &[prompt, "audio_tokens"])?,
+        image_tokens: count(usage, &[prompt, "image_tokens"])?,
         cached_tokens_details: Some(CachedTokensDetails {
             audio_tokens: count_if_present(
                 usage,
                 &[prompt, "cached_tokens_details", "audio_tokens"],
+            )?,
+            image_tokens: count_if_present(
+                usage,
+                &[prompt, "cached_tokens_details", "image_tokens"],
             )?,
         }),
     };
     let completion_details = CompletionTokensDetails {
         reasoning_tokens: count(usage, &[completion, "reasoning_tokens"])?,
         audio_tokens: count(usage, &[completion, "audio_tokens"])?,
+        image_tokens: count_if_present(usage, &[completion, "image_tokens"])?,
     };
     checked(
         Reported {

@@ -15,6 +15,8 @@
 //! | `output_cost_per_audio_token` | audio output |
 //! | `cache_read_input_audio_token_cost` | cache read of audio |
 //! | `output_cost_per_image_token` | image output |
+//! | `input_cost_per_image_token` | image input (uncached) |
+//! | `cache_read_input_image_token_cost` | cache read of images |
 //! | `search_context_cost_per_query.search_context_size_medium` | one web search (USD per search) |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
@@ -301,12 +303,14 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
                 .or(prices.output)
                 .or(flat.reasoning)
                 .or(flat.output),
-            // Absent, the model's audio prices apply (the base row's, through the lookup).
+            // Absent, the model's audio and image prices apply (the base row's, through the lookup).
             audio_input: prices.audio_input,
             audio_output: prices.audio_output,
             cache_read_audio: prices.cache_read_audio,
             image_output: prices.image_output,
             web_search_requests: prices.web_search_requests,
+            image_input: prices.image_input,
+            cache_read_image: prices.cache_read_image,
         };
         if schedule.base.input.is_none() {
             // No flat prices: a request without input tokens uses the first tier's.
@@ -376,7 +380,7 @@ struct PriceKey {
 
 impl PriceKey {
     /// Longest prefixes first: `..._above_1hr` is a component of its own, not a tier.
-    const COMPONENTS: [(&'static str, TokenKind); 10] = [
+    const COMPONENTS: [(&'static str, TokenKind); 12] = [
         (
             "cache_creation_input_token_cost_above_1hr",
             TokenKind::CacheWrite1h,
@@ -393,6 +397,11 @@ impl PriceKey {
             TokenKind::CacheReadAudio,
         ),
         ("output_cost_per_image_token", TokenKind::ImageOutput),
+        ("input_cost_per_image_token", TokenKind::ImageInput),
+        (
+            "cache_read_input_image_token_cost",
+            TokenKind::CacheReadImage,
+        ),
     ];
 
     fn parse(key: &str) -> Option<PriceKey> {
@@ -503,6 +512,14 @@ mod tests {
         assert_eq!(
             key("cache_read_input_audio_token_cost"),
             Some((CacheReadAudio, Standard, None))
+        );
+        assert_eq!(
+            key("input_cost_per_image_token"),
+            Some((ImageInput, Standard, None))
+        );
+        assert_eq!(
+            key("cache_read_input_image_token_cost"),
+            Some((CacheReadImage, Standard, None))
         );
         assert_eq!(
             key("output_cost_per_audio_token_above_200k_tokens"),

@@ -110,6 +110,8 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             audio_output: read(&spec.audio_output)?,
             cache_read_audio: read(&spec.cache_read_audio)?,
             image_output: read(&spec.image_output)?,
+            image_input: read(&spec.image_input)?,
+            cache_read_image: read(&spec.cache_read_image)?,
             // Searches are priced per search, not per token or million.
             web_search_requests: spec
                 .web_search_requests
@@ -219,6 +221,10 @@ struct ModelSpec {
     cache_read_audio: Option<Spanned<PriceText>>,
     #[serde(default)]
     image_output: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    image_input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_read_image: Option<Spanned<PriceText>>,
     /// USD per search, whatever the file's unit.
     #[serde(default)]
     web_search_requests: Option<Spanned<PriceText>>,
@@ -256,6 +262,10 @@ struct PricesSpec {
     cache_read_audio: Option<Spanned<PriceText>>,
     #[serde(default)]
     image_output: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    image_input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_read_image: Option<Spanned<PriceText>>,
     /// USD per search, whatever the file's unit.
     #[serde(default)]
     web_search_requests: Option<Spanned<PriceText>>,
@@ -287,6 +297,10 @@ struct TierSpec {
     cache_read_audio: Option<Spanned<PriceText>>,
     #[serde(default)]
     image_output: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    image_input: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    cache_read_image: Option<Spanned<PriceText>>,
     /// USD per search, whatever the file's unit.
     #[serde(default)]
     web_search_requests: Option<Spanned<PriceText>>,
@@ -307,6 +321,8 @@ macro_rules! prices_of {
             audio_output: $spec.audio_output.clone(),
             cache_read_audio: $spec.cache_read_audio.clone(),
             image_output: $spec.image_output.clone(),
+            image_input: $spec.image_input.clone(),
+            cache_read_image: $spec.cache_read_image.clone(),
             web_search_requests: $spec.web_search_requests.clone(),
             tiers: $tiers,
         }
