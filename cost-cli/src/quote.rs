@@ -24,7 +24,7 @@ pub(crate) struct Pricing<'a> {
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
-const TOKEN_FIELDS: [(&str, TokenKind); 11] = [
+const TOKEN_FIELDS: [(&str, TokenKind); 13] = [
     ("input_tokens", TokenKind::Input),
     ("output_tokens", TokenKind::Output),
     ("cache_read_tokens", TokenKind::CacheRead),
@@ -36,6 +36,8 @@ const TOKEN_FIELDS: [(&str, TokenKind); 11] = [
     ("cache_read_audio_tokens", TokenKind::CacheReadAudio),
     ("image_output_tokens", TokenKind::ImageOutput),
     ("web_search_requests", TokenKind::WebSearchRequests),
+    ("image_input_tokens", TokenKind::ImageInput),
+    ("cache_read_image_tokens", TokenKind::CacheReadImage),
 ];
 
 #[derive(Serialize)]
@@ -66,6 +68,7 @@ struct Breakdown {
     audio_output_usd: Money,
     image_output_usd: Money,
     web_search_usd: Money,
+    image_input_usd: Money,
 }
 
 impl From<CostBreakdown> for Breakdown {
@@ -81,6 +84,7 @@ impl From<CostBreakdown> for Breakdown {
             audio_output_usd: b.audio_output,
             image_output_usd: b.image_output,
             web_search_usd: b.web_search,
+            image_input_usd: b.image_input,
         }
     }
 }
@@ -184,9 +188,12 @@ mod tests {
     use super::*;
 
     fn run(line: &str) -> (Value, bool) {
-        let table = PriceTable::default();
+        run_with(&PriceTable::default(), line)
+    }
+
+    fn run_with(table: &PriceTable, line: &str) -> (Value, bool) {
         let pricing = Pricing {
-            table: &table,
+            table,
             now: 0,
             age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
         };
@@ -211,6 +218,36 @@ mod tests {
         assert_eq!(out["cost_usd"], "0.0035");
         assert_eq!(out["resolved"], "gpt-4o");
         assert_eq!(out["breakdown"]["output_usd"], "0.001");
+    }
+
+    #[test]
+    fn image_prompt_tokens_are_priced_at_the_image_price_or_as_text() {
+        let prices = r#"
+version = "test-images"
+
+[models."gpt-image-2"]
+input = "5"
+image_input = "8"
+output = "10"
+image_output = "30"
+
+[models."vision-as-text"]
+input = "5"
+output = "10"
+"#;
+        let table = PriceTable::from_text(prices, "prices.toml").unwrap_or_else(|e| panic!("{e}"));
+        for (model, image_usd, total) in [
+            ("gpt-image-2", "0.0032", "0.0037"),
+            ("vision-as-text", "0.002", "0.0025"),
+        ] {
+            let line = format!(
+                r#"{{"id": 1, "model": "{model}", "input_tokens": 500, "image_input_tokens": 400}}"#
+            );
+            let (out, ok) = run_with(&table, &line);
+            assert!(ok, "{model}: {out}");
+            assert_eq!(out["breakdown"]["image_input_usd"], image_usd, "{model}");
+            assert_eq!(out["cost_usd"], total, "{model}");
+        }
     }
 
     #[test]

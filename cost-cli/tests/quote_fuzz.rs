@@ -34,6 +34,8 @@ fn line() -> impl Strategy<Value = String> {
         Just("cache_read_audio_tokens"),
         Just("image_output_tokens"),
         Just("web_search_requests"),
+        Just("image_input_tokens"),
+        Just("cache_read_image_tokens"),
         Just("service_tier"),
         Just("other"),
     ];

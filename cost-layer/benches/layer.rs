@@ -137,6 +137,8 @@ fn hand_written_same_fields(input: u64) -> Usage {
     span.record("cost.usage.cache_read_audio_tokens", usage.cache_read_audio);
     span.record("cost.usage.image_output_tokens", usage.image_output);
     span.record("cost.usage.web_search_requests", usage.web_search_requests);
+    span.record("cost.usage.image_input_tokens", usage.image_input);
+    span.record("cost.usage.cache_read_image_tokens", usage.cache_read_image);
     usage
 }
 

@@ -122,6 +122,14 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
         "cost.usage.web_search_requests",
         FieldRole::Tokens(TokenKind::WebSearchRequests),
     ),
+    (
+        "cost.usage.image_input_tokens",
+        FieldRole::Tokens(TokenKind::ImageInput),
+    ),
+    (
+        "cost.usage.cache_read_image_tokens",
+        FieldRole::Tokens(TokenKind::CacheReadImage),
+    ),
     ("gen_ai.request.model", FieldRole::RequestModel),
     ("llm.model", FieldRole::RequestModel),
     ("gen_ai.response.model", FieldRole::ResponseModel),
@@ -210,9 +218,9 @@ impl FieldNames {
 }
 
 /// Names of the fields `#[llm_call]` records on return, in the order of
-/// [`CALL_FIELD_NAMES`]: the eleven kinds of [`cost_core::Usage`] (in the order of
+/// [`CALL_FIELD_NAMES`]: the thirteen kinds of [`cost_core::Usage`] (in the order of
 /// [`TokenKind::ALL`]), then the response model.
-pub(crate) const CALL_FIELD_NAMES: [&str; 12] = [
+pub(crate) const CALL_FIELD_NAMES: [&str; 14] = [
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
@@ -224,6 +232,8 @@ pub(crate) const CALL_FIELD_NAMES: [&str; 12] = [
     "cost.usage.cache_read_audio_tokens",
     "cost.usage.image_output_tokens",
     "cost.usage.web_search_requests",
+    "cost.usage.image_input_tokens",
+    "cost.usage.cache_read_image_tokens",
     "gen_ai.response.model",
 ];
 
@@ -243,7 +253,9 @@ pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
         | TokenKind::AudioOutput
         | TokenKind::CacheReadAudio
         | TokenKind::ImageOutput
-        | TokenKind::WebSearchRequests => None,
+        | TokenKind::WebSearchRequests
+        | TokenKind::ImageInput
+        | TokenKind::CacheReadImage => None,
     }
 }
 
@@ -286,6 +298,8 @@ macro_rules! __llm_call_span {
             cost.usage.cache_read_audio_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.image_output_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.web_search_requests = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.image_input_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.cache_read_image_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,

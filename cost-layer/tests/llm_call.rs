@@ -726,3 +726,78 @@ fn grounded_gemini_calls_are_unpriced_unless_the_table_prices_the_search() {
     let totals = ledger.model("gemini-2.5-flash").unwrap_or_default();
     assert_eq!(totals.total_usd(), usd("0.03555"));
 }
+
+/// gpt-image-1 editing a picture: 10 text and 40 image prompt tokens, 50 image tokens out.
+#[llm_call(model = "gpt-image-1")]
+fn edit_picture() -> openai::ImagesResponse {
+    serde_json::from_value(serde_json::json!({
+        "data": [{"b64_json": "…"}],
+        "usage": {"total_tokens": 100, "input_tokens": 50, "output_tokens": 50,
+                  "input_tokens_details": {"text_tokens": 10, "image_tokens": 40}}
+    }))
+    .unwrap_or_default()
+}
+
+/// A response type of one's own with its image prompt tokens apart.
+#[derive(TokenUsage)]
+struct PictureReply {
+    #[usage(input)]
+    input: u32,
+    #[usage(image_input)]
+    image_input: u32,
+    #[usage(cache_read)]
+    cached: u32,
+    #[usage(cache_read_image)]
+    cached_images: u32,
+    #[usage(output)]
+    output: u32,
+    #[usage(image_output)]
+    image_output: u32,
+}
+
+#[llm_call(model = "gpt-image-1")]
+fn edit_picture_derived() -> PictureReply {
+    PictureReply {
+        input: 50,
+        image_input: 20,
+        cached: 20,
+        cached_images: 20,
+        output: 50,
+        image_output: 50,
+    }
+}
+
+#[test]
+fn image_prompt_tokens_are_charged_at_the_image_price() {
+    // 10 × 5e-6 + 40 × 10e-6 + 50 × 40e-6 (the prompt as text: 0.00225).
+    let (_, calls, ledger) = run(edit_picture);
+    assert_eq!(charged(&calls, "edit_picture"), usd("0.00245"));
+    let totals = ledger.model("gpt-image-1").unwrap_or_default();
+    assert_eq!(
+        (totals.usage.image_input, totals.cost.image_input),
+        (40, usd("0.0004"))
+    );
+    // 10 × 5e-6 + 20 × 10e-6 + 20 × 2.5e-6 (cached images) + 50 × 40e-6.
+    let (_, calls, _) = run(edit_picture_derived);
+    assert_eq!(charged(&calls, "edit_picture_derived"), usd("0.0023"));
+    // By hand, under the fields' names; more image tokens than the prompt has are rejected.
+    let by_hand = |images: u64| {
+        let (_, calls, ledger) = run(|| {
+            let span = tracing::info_span!(
+                "image_edit",
+                gen_ai.request.model = "gpt-image-1",
+                gen_ai.usage.input_tokens = 50,
+                gen_ai.usage.output_tokens = 50,
+                cost.usage.image_output_tokens = 50,
+                cost.usage.image_input_tokens = tracing::field::Empty,
+            );
+            span.record("cost.usage.image_input_tokens", images);
+        });
+        (
+            charged(&calls, "image_edit"),
+            ledger.diagnostics().rejected_calls,
+        )
+    };
+    assert_eq!(by_hand(40), (usd("0.00245"), 0));
+    assert_eq!(by_hand(51), (Money::ZERO, 1));
+}

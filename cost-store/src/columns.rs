@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 44] = [
+pub(crate) const COLUMNS: [&str; 47] = [
     "at_ms",
     "duration_us",
     "name",
@@ -56,11 +56,14 @@ pub(crate) const COLUMNS: [&str; 44] = [
     "cost_image_output",
     "web_search_requests",
     "cost_web_search",
+    "image_input_tokens",
+    "cache_read_image_tokens",
+    "cost_image_input",
 ];
 
 /// Whether column `i` of [`COLUMNS`] holds money (decimal text).
 pub(crate) fn is_money(i: usize) -> bool {
-    (23..=33).contains(&i) || (37..=38).contains(&i) || i == 41 || i == 43
+    (23..=33).contains(&i) || (37..=38).contains(&i) || i == 41 || i == 43 || i == 46
 }
 
 /// One value of a row.
@@ -81,7 +84,7 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 44], StoreError> {
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 47], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -137,6 +140,9 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         money(c.image_output),
         count(r.usage.web_search_requests, 42)?,
         money(c.web_search),
+        count(r.usage.image_input, 44)?,
+        count(r.usage.cache_read_image, 45)?,
+        money(c.image_input),
     ])
 }
 
@@ -210,6 +216,8 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             cache_read_audio: count(40)?,
             image_output: count(41)?,
             web_search_requests: count(43)?,
+            image_input: count(45)?,
+            cache_read_image: count(46)?,
         },
         cost: CostBreakdown {
             uncached_input: money(25)?,
@@ -223,6 +231,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             audio_output: money(39)?,
             image_output: money(42)?,
             web_search: money(44)?,
+            image_input: money(47)?,
         },
         cache_hit_savings: money(32)?,
         previous_cost,

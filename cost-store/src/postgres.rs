@@ -74,6 +74,12 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE llm_calls
         ADD COLUMN web_search_requests BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN cost_web_search NUMERIC NOT NULL DEFAULT 0;",
+    // 6: image prompt tokens (uncached and cached) and their cost (calls stored before counted
+    // them as text: zero).
+    "ALTER TABLE llm_calls
+        ADD COLUMN image_input_tokens BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN cache_read_image_tokens BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN cost_image_input NUMERIC NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.
@@ -314,7 +320,8 @@ impl Store for PostgresStore {
                     cache_savings = $12::text::numeric,
                     cost_audio_input = $13::text::numeric, cost_audio_output = $14::text::numeric,
                     cost_image_output = $15::text::numeric,
-                    cost_web_search = $16::text::numeric
+                    cost_web_search = $16::text::numeric,
+                    cost_image_input = $17::text::numeric
                  WHERE id = $1",
             )?;
             for r in repriced {
@@ -332,6 +339,7 @@ impl Store for PostgresStore {
                     c.audio_output,
                     c.image_output,
                     c.web_search,
+                    c.image_input,
                 ]
                 .map(|m| m.to_string());
                 transaction.execute(
@@ -353,6 +361,7 @@ impl Store for PostgresStore {
                         &money[9],
                         &money[10],
                         &money[11],
+                        &money[12],
                     ],
                 )?;
             }

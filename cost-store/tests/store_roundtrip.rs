@@ -32,7 +32,7 @@ fn count() -> impl Strategy<Value = u64> {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    prop::array::uniform11(count()).prop_map(|n| Usage {
+    prop::array::uniform13(count()).prop_map(|n| Usage {
         input: n[0],
         cache_read: n[1],
         cache_write: n[2],
@@ -44,11 +44,13 @@ fn usage() -> impl Strategy<Value = Usage> {
         cache_read_audio: n[8],
         image_output: n[9],
         web_search_requests: n[10],
+        image_input: n[11],
+        cache_read_image: n[12],
     })
 }
 
 fn cost() -> impl Strategy<Value = CostBreakdown> {
-    prop::array::uniform11(money()).prop_map(|m| CostBreakdown {
+    prop::array::uniform12(money()).prop_map(|m| CostBreakdown {
         uncached_input: m[0],
         cache_read: m[1],
         cache_write: m[2],
@@ -60,6 +62,7 @@ fn cost() -> impl Strategy<Value = CostBreakdown> {
         audio_output: m[8],
         image_output: m[9],
         web_search: m[10],
+        image_input: m[11],
     })
 }
 

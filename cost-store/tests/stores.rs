@@ -85,7 +85,7 @@ fn json_lines() {
 }
 
 #[test]
-fn json_lines_written_before_audio_images_and_searches_read_back() {
+fn json_lines_written_before_audio_images_searches_and_image_prompts_read_back() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("calls.jsonl");
     let address = path.to_str().unwrap_or_default().to_owned();
@@ -93,7 +93,8 @@ fn json_lines_written_before_audio_images_and_searches_read_back() {
     cost_store::open(&address)
         .and_then(|mut store| store.append(std::slice::from_ref(&call)))
         .unwrap_or_else(|e| panic!("{e}"));
-    // The line as the store wrote it before the audio, image and search counts existed.
+    // The line as the store wrote it before the audio, image, search and image prompt counts
+    // existed.
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut line: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
     for (part, keys) in [
@@ -105,11 +106,19 @@ fn json_lines_written_before_audio_images_and_searches_read_back() {
                 "cache_read_audio",
                 "image_output",
                 "web_search_requests",
+                "image_input",
+                "cache_read_image",
             ][..],
         ),
         (
             "cost",
-            &["audio_input", "audio_output", "image_output", "web_search"][..],
+            &[
+                "audio_input",
+                "audio_output",
+                "image_output",
+                "web_search",
+                "image_input",
+            ][..],
         ),
     ] {
         for key in keys {
@@ -183,16 +192,20 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     cost_store::open(&address)
         .and_then(|mut store| store.append(std::slice::from_ref(&call)))
         .unwrap_or_else(|e| panic!("{e}"));
-    // The file as schema 4 left it: without the search count and its cost.
+    // The file as schema 5 left it: without the image prompt counts and their cost.
     {
         let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
-        for column in ["web_search_requests", "cost_web_search"] {
+        for column in [
+            "image_input_tokens",
+            "cache_read_image_tokens",
+            "cost_image_input",
+        ] {
             connection
                 .execute(&format!("ALTER TABLE llm_calls DROP COLUMN {column}"), [])
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         connection
-            .pragma_update(None, "user_version", 4)
+            .pragma_update(None, "user_version", 5)
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
@@ -200,16 +213,22 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         .load(&TimeRange::ALL)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(back.len(), 1);
-    assert_eq!(back[0].usage.web_search_requests, 0);
+    assert_eq!(back[0].usage.image_input, 0);
     assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
-    // And it takes new records with searches.
-    let mut searched = record(8, "new");
-    searched.usage.web_search_requests = 3;
+    // And it takes new records with image prompt tokens.
+    let mut edit = record(8, "new");
+    edit.usage.image_input = 40;
+    edit.usage.cache_read_image = 10;
+    edit.usage.cache_read = 10;
+    edit.cost.image_input = cost_core::Money::from_units(7);
     store
-        .append(std::slice::from_ref(&searched))
+        .append(std::slice::from_ref(&edit))
         .unwrap_or_else(|e| panic!("{e}"));
     let back = store
         .load(&TimeRange::ALL)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(back.last().map(|r| r.usage.web_search_requests), Some(3));
+    assert_eq!(
+        back.last().map(|r| (r.usage, r.cost)),
+        Some((edit.usage, edit.cost))
+    );
 }
