@@ -128,7 +128,7 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 }
 
 /// Reserves the worst-case cost of the call whose span is current (estimated input at the
-/// input price, `max_output` at the output price of `model`, or at its audio, reasoning or image
+/// input price, or at the audio or image input price when higher, `max_output` at the output price of `model`, or at its audio, reasoning or image
 /// prices when those cost more, at the service tier the span has
 /// so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget
 /// that applies to it, or refuses it. The layer settles the reservation at the actual cost when the

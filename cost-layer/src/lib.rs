@@ -46,7 +46,10 @@
 //!   first call at a price of each such date gives one warning (target `cost_layer::prices`),
 //!   counted in [`Diagnostics::stale_prices`]. Web searches the provider ran
 //!   (`cost.usage.web_search_requests`) are priced per search on top of the tokens; a model
-//!   without a search price makes a call that searched unpriced.
+//!   without a search price makes a call that searched unpriced. Audio and image tokens
+//!   (`cost.usage.audio_input_tokens`, `cost.usage.image_input_tokens`, …) are priced at the
+//!   model's audio and image prices, as text where it has none (but generated images: a model
+//!   without an image output price makes such a call unpriced).
 //! - **Scope**, decided when the span is created: `cost.scope` if given; else
 //!   `gen_ai.operation.name = "invoke_agent"` → agent; else declared usage fields → call; else a
 //!   session field → session; else an agent field → agent; else a plain span.
