@@ -245,6 +245,12 @@ impl TokenPrice {
         Self::parse_unsigned(text, SCALE - 6)
     }
 
+    /// Parses a price in USD per thousand (`"2.50"` per 1 000 calls: LiteLLM's
+    /// `file_search_cost_per_1k_calls`), as the price of one.
+    pub fn per_thousand(text: &str) -> Result<Self, DecimalError> {
+        Self::parse_unsigned(text, SCALE - 3)
+    }
+
     fn parse_unsigned(text: &str, scale: u32) -> Result<Self, DecimalError> {
         let trimmed = text.trim();
         if let Some(magnitude) = trimmed.strip_prefix('-') {

@@ -65,6 +65,8 @@ pub struct ComponentPrices {
     pub image_input: Option<TokenPrice>,
     /// Image prompt tokens read from the cache.
     pub cache_read_image: Option<TokenPrice>,
+    /// One file search tool call, USD per call (not per token).
+    pub file_search_calls: Option<TokenPrice>,
 }
 
 impl ComponentPrices {
@@ -84,6 +86,7 @@ impl ComponentPrices {
             TokenKind::WebSearchRequests => self.web_search_requests,
             TokenKind::ImageInput => self.image_input,
             TokenKind::CacheReadImage => self.cache_read_image,
+            TokenKind::FileSearchCalls => self.file_search_calls,
         }
     }
 
@@ -103,6 +106,7 @@ impl ComponentPrices {
             TokenKind::WebSearchRequests => &mut self.web_search_requests,
             TokenKind::ImageInput => &mut self.image_input,
             TokenKind::CacheReadImage => &mut self.cache_read_image,
+            TokenKind::FileSearchCalls => &mut self.file_search_calls,
         };
         *slot = Some(price);
     }
@@ -265,6 +269,8 @@ pub struct Rates {
     pub image_input: TokenPrice,
     /// Cache reads of images (the cache-read price when not declared).
     pub cache_read_image: TokenPrice,
+    /// One file search call; `None` when not declared.
+    pub file_search_calls: Option<TokenPrice>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -346,13 +352,16 @@ pub struct CostBreakdown {
     pub web_search: Money,
     /// Uncached image input tokens × image input price.
     pub image_input: Money,
+    /// File search calls × price per call.
+    pub file_search: Money,
 }
 
 impl CostBreakdown {
-    /// Sum of the eleven cost components (cache savings excluded).
+    /// Sum of the twelve cost components (cache savings excluded).
     pub fn total(&self) -> Money {
         self.uncached_input
             + self.image_input
+            + self.file_search
             + self.cache_read
             + self.cache_write
             + self.cache_write_1h
@@ -379,6 +388,7 @@ impl CostBreakdown {
             image_output: self.image_output + other.image_output,
             web_search: self.web_search + other.web_search,
             image_input: self.image_input + other.image_input,
+            file_search: self.file_search + other.file_search,
         }
     }
 }
@@ -587,7 +597,7 @@ impl ModelPrice {
         let mut uncached_cache_reads = times(rates.input, cached_text)?;
         let (mut audio_input, mut audio_output, mut image_output, mut web_search) =
             (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO);
-        let mut image_input = Money::ZERO;
+        let (mut image_input, mut file_search) = (Money::ZERO, Money::ZERO);
         // Most calls have no audio, no images and no searches: their products are skipped.
         if usage.audio_input
             | usage.audio_output
@@ -596,6 +606,7 @@ impl ModelPrice {
             | usage.web_search_requests
             | usage.image_input
             | usage.cache_read_image
+            | usage.file_search_calls
             != 0
         {
             let add = |a: Money, b: Money| a.checked_add(b).ok_or(CostError::Overflow);
@@ -631,6 +642,11 @@ impl ModelPrice {
                 TokenKind::WebSearchRequests,
                 usage.web_search_requests,
             )?;
+            file_search = need(
+                rates.file_search_calls,
+                TokenKind::FileSearchCalls,
+                usage.file_search_calls,
+            )?;
         }
         let breakdown = CostBreakdown {
             uncached_input: times(rates.input, uncached)?,
@@ -647,10 +663,12 @@ impl ModelPrice {
             image_output,
             web_search,
             image_input,
+            file_search,
         };
         // The components are each at most 10⁹ × price; check their sum stays in range.
         [
             breakdown.image_input,
+            breakdown.file_search,
             breakdown.cache_read,
             breakdown.cache_write,
             breakdown.cache_write_1h,
@@ -723,6 +741,7 @@ fn derive_rates(
         web_search_requests: declared(TokenKind::WebSearchRequests),
         image_input: declared(TokenKind::ImageInput).unwrap_or(input),
         cache_read_image: declared(TokenKind::CacheReadImage).unwrap_or(cache_read),
+        file_search_calls: declared(TokenKind::FileSearchCalls),
     }
 }
 
@@ -1085,6 +1104,41 @@ mod tests {
         assert_eq!(
             images.worst_case(&CallBound::tokens(1_000, 0), ServiceTier::Standard),
             Ok(usd("0.008"))
+        );
+    }
+
+    #[test]
+    fn file_search_calls_are_priced_per_call_and_none_is_unpriced() {
+        let model = ModelPrice::flat(ComponentPrices {
+            input: p("0.40"),
+            output: p("1.60"),
+            file_search_calls: TokenPrice::per_token("0.0025").ok(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let usage = Usage {
+            input: 12_000,
+            output: 300,
+            file_search_calls: 2,
+            ..Default::default()
+        };
+        let q = model
+            .cost(&usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // 12 000 × 0.4e-6 + 300 × 1.6e-6 + 2 × $0.0025: the calls are half the cost.
+        assert_eq!(q.breakdown.file_search, usd("0.005"));
+        assert_eq!(q.total(), usd("0.01028"));
+        let without = ModelPrice::flat(ComponentPrices {
+            file_search_calls: None,
+            ..model.standard().base
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            without.cost(&usage, ServiceTier::Standard),
+            Err(CostError::MissingPrice {
+                kind: TokenKind::FileSearchCalls,
+                tokens: 2
+            })
         );
     }
 

@@ -15,6 +15,10 @@ pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000;
 /// of 10⁹ would be charged as ten million dollars.
 pub const MAX_WEB_SEARCHES_PER_CALL: u64 = 10_000;
 
+/// The most file search tool calls one call may report: 10⁴, as for web searches (OpenAI's
+/// `max_tool_calls` bounds them per response); more is rejected as [`UsageError::Absurd`].
+pub const MAX_FILE_SEARCHES_PER_CALL: u64 = 10_000;
+
 /// Token counts of one LLM call.
 ///
 /// Inclusive convention: `input` counts every prompt token, cache reads and cache writes
@@ -34,8 +38,9 @@ pub const MAX_WEB_SEARCHES_PER_CALL: u64 = 10_000;
 ///
 /// `web_search_requests` is not a token count: it counts the web searches the provider ran
 /// for the call (Anthropic's `server_tool_use.web_search_requests`, OpenAI's web search tool
-/// calls), which are billed per search on top of the tokens. It is not part of
-/// [`Usage::total_tokens`].
+/// calls), which are billed per search on top of the tokens. `file_search_calls` counts the
+/// hosted file search tool's calls (OpenAI's `file_search_call` items), billed per call the
+/// same way. Neither is part of [`Usage::total_tokens`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Usage {
@@ -65,6 +70,8 @@ pub struct Usage {
     pub image_input: u64,
     /// Prompt tokens of images read from the cache (part of `cache_read`).
     pub cache_read_image: u64,
+    /// File search tool calls the provider ran for the call, billed per call (not tokens).
+    pub file_search_calls: u64,
 }
 
 /// Which field of a [`Usage`] a problem is about.
@@ -97,11 +104,13 @@ pub enum TokenKind {
     ImageInput,
     /// [`Usage::cache_read_image`].
     CacheReadImage,
+    /// [`Usage::file_search_calls`]: counted in calls, not tokens.
+    FileSearchCalls,
 }
 
 impl TokenKind {
     /// Every kind, in the order of [`Usage`]'s fields.
-    pub const ALL: [TokenKind; 13] = [
+    pub const ALL: [TokenKind; 14] = [
         TokenKind::Input,
         TokenKind::CacheRead,
         TokenKind::CacheWrite,
@@ -115,6 +124,7 @@ impl TokenKind {
         TokenKind::WebSearchRequests,
         TokenKind::ImageInput,
         TokenKind::CacheReadImage,
+        TokenKind::FileSearchCalls,
     ];
 
     /// The snake_case name used in files and output (`cache_write_1h`).
@@ -133,22 +143,27 @@ impl TokenKind {
             TokenKind::WebSearchRequests => "web_search_requests",
             TokenKind::ImageInput => "image_input",
             TokenKind::CacheReadImage => "cache_read_image",
+            TokenKind::FileSearchCalls => "file_search_calls",
         }
     }
 
-    /// The most one call may report of this kind ([`MAX_TOKENS_PER_CALL`] tokens, or
-    /// [`MAX_WEB_SEARCHES_PER_CALL`] searches).
+    /// The most one call may report of this kind ([`MAX_TOKENS_PER_CALL`] tokens,
+    /// [`MAX_WEB_SEARCHES_PER_CALL`] searches or [`MAX_FILE_SEARCHES_PER_CALL`] file search
+    /// calls).
     pub const fn max_per_call(self) -> u64 {
         match self {
             TokenKind::WebSearchRequests => MAX_WEB_SEARCHES_PER_CALL,
+            TokenKind::FileSearchCalls => MAX_FILE_SEARCHES_PER_CALL,
             _ => MAX_TOKENS_PER_CALL,
         }
     }
 
-    /// The unit the kind is counted in: `tokens`, or `searches` for web searches.
+    /// The unit the kind is counted in: `tokens`, `searches` for web searches, or `calls` for
+    /// file search calls.
     pub const fn unit(self) -> &'static str {
         match self {
             TokenKind::WebSearchRequests => "searches",
+            TokenKind::FileSearchCalls => "calls",
             _ => "tokens",
         }
     }
@@ -279,6 +294,7 @@ impl Usage {
             web_search_requests: 0,
             image_input: 0,
             cache_read_image: 0,
+            file_search_calls: 0,
         }
     }
 
@@ -298,6 +314,7 @@ impl Usage {
             TokenKind::WebSearchRequests => self.web_search_requests,
             TokenKind::ImageInput => self.image_input,
             TokenKind::CacheReadImage => self.cache_read_image,
+            TokenKind::FileSearchCalls => self.file_search_calls,
         }
     }
 
@@ -317,6 +334,7 @@ impl Usage {
             TokenKind::WebSearchRequests => self.web_search_requests = value,
             TokenKind::ImageInput => self.image_input = value,
             TokenKind::CacheReadImage => self.cache_read_image = value,
+            TokenKind::FileSearchCalls => self.file_search_calls = value,
         }
     }
 
@@ -427,6 +445,7 @@ impl Usage {
                 .saturating_add(other.web_search_requests),
             image_input: self.image_input.saturating_add(other.image_input),
             cache_read_image: self.cache_read_image.saturating_add(other.cache_read_image),
+            file_search_calls: self.file_search_calls.saturating_add(other.file_search_calls),
         }
     }
 }

@@ -600,6 +600,30 @@ fn responses_web_searches_are_the_output_items_that_searched() {
 }
 
 #[test]
+fn responses_file_searches_are_the_file_search_call_items() {
+    let response = json!({
+        "id": "resp_2", "object": "response", "model": "gpt-4.1-mini",
+        "output": [
+            {"type": "file_search_call", "id": "fs_1", "status": "completed",
+             "queries": ["refund policy", "refund window"], "results": null},
+            {"type": "file_search_call", "id": "fs_2", "status": "completed",
+             "queries": ["shipping"], "results": null},
+            {"type": "message", "id": "msg_1", "content": []}
+        ],
+        "usage": {"input_tokens": 12000, "output_tokens": 300, "total_tokens": 12300}
+    });
+    let expected = Usage {
+        input: 12_000,
+        output: 300,
+        file_search_calls: 2,
+        ..Usage::default()
+    };
+    reads_as::<openai::Response>(openai::responses_from_json, response.clone(), expected);
+    let completed = json!({"type": "response.completed", "response": response});
+    assert_eq!(openai::responses_from_json(&completed), Ok(expected));
+}
+
+#[test]
 fn gemini_grounding_counts_queries_from_gemini_3_and_prompts_before_it() {
     let grounded = |model: &str| {
         json!({

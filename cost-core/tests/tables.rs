@@ -274,6 +274,32 @@ image_output = "30"
 }
 
 #[test]
+fn file_search_prices_in_both_formats() {
+    let litellm = r#"{"m": {"input_cost_per_token": 4e-07, "output_cost_per_token": 1.6e-06,
+                            "file_search_cost_per_1k_calls": 2.5}}"#;
+    let native = "version = \"1\"\n[models.m]\ninput = \"0.4\"\noutput = \"1.6\"\n\
+                  file_search_calls = \"0.0025\"\n";
+    let usage = Usage {
+        input: 12_000,
+        output: 300,
+        file_search_calls: 2,
+        ..Usage::default()
+    };
+    for (text, origin) in [(litellm, "prices.json"), (native, "prices.toml")] {
+        let table = PriceTable::from_text(text, origin).unwrap_or_else(|e| panic!("{e}"));
+        let quote = table
+            .quote("m", &usage, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        assert_eq!(quote.priced.breakdown.file_search, usd("0.005"), "{origin}");
+    }
+    // The embedded table prices OpenAI's file search tool.
+    let embedded = PriceTable::default()
+        .quote("gpt-4.1-mini", &usage, ServiceTier::Standard)
+        .map(|q| q.priced.breakdown.file_search);
+    assert_eq!(embedded, Ok(usd("0.005")));
+}
+
+#[test]
 fn native_format_errors_name_file_line_and_column() {
     let cases = [
         // (text, line, kind, message fragment)

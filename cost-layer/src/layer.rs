@@ -360,6 +360,10 @@ impl CostLayer {
                     "search counts must be non-negative integers (u64, i64 or numeric strings)",
                     "the call will not be charged unless a valid value overwrites it",
                 ),
+                Some(FieldRole::Tokens(TokenKind::FileSearchCalls)) => (
+                    "file search call counts must be non-negative integers (u64, i64 or numeric strings)",
+                    "the call will not be charged unless a valid value overwrites it",
+                ),
                 Some(FieldRole::Tokens(_)) => (
                     "token counts must be non-negative integers (u64, i64 or numeric strings)",
                     "the call will not be charged unless a valid value overwrites it",

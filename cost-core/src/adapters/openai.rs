@@ -17,10 +17,11 @@
 //! `web_search_call` whose action is a search (those naming no action too, as older responses
 //! do; opening or searching inside a page is not a search): read from a whole response, not
 //! from its `usage` alone, which does not count them. OpenAI may also bill searches a call ran
-//! internally without an output item of its own: the count is what the response shows. In Chat
-//! Completions, the search models (`gpt-4o-search-preview`, `gpt-4o-mini-search-preview`,
-//! `gpt-5-search-api`, …) search the web before every answer: a response of one counts one
-//! search.
+//! internally without an output item of its own: the count is what the response shows. The
+//! hosted file search tool's calls, billed per call as well, are its `file_search_call` items.
+//! In Chat Completions, the search models (`gpt-4o-search-preview`,
+//! `gpt-4o-mini-search-preview`, `gpt-5-search-api`, …) search the web before every answer: a
+//! response of one counts one search.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -280,6 +281,11 @@ pub struct ItemAction {
 }
 
 impl OutputItem {
+    /// The item is a call of the hosted file search tool, billed per call.
+    pub fn is_file_search(&self) -> bool {
+        self.kind == "file_search_call"
+    }
+
     /// The item is a web search, billed per search: a `web_search_call` whose action is a
     /// search, or that names no action (as older responses do).
     pub fn is_web_search(&self) -> bool {
@@ -298,12 +304,10 @@ pub type RealtimeUsage = ResponsesUsage;
 
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
+        let count = |is: fn(&OutputItem) -> bool| self.output.iter().filter(|i| is(i)).count();
         self.usage.as_ref().map(|usage| Usage {
-            web_search_requests: self
-                .output
-                .iter()
-                .filter(|item| item.is_web_search())
-                .count() as u64,
+            web_search_requests: count(OutputItem::is_web_search) as u64,
+            file_search_calls: count(OutputItem::is_file_search) as u64,
             ..usage.to_usage()
         })
     }
@@ -404,18 +408,20 @@ pub fn responses_from_json(value: &Value) -> Result<Usage, AdapterError> {
         ["input_tokens", "output_tokens"],
         ["input_tokens_details", "output_tokens_details"],
     )?;
-    // Each item read as the typed response reads it; one that does not read is no search.
-    let searches = response
+    // Each item read as the typed response reads it; one that does not read is no tool call.
+    let items: Vec<OutputItem> = response
         .get("output")
         .and_then(Value::as_array)
-        .map_or(0, |items| {
+        .map_or_else(Vec::new, |items| {
             items
                 .iter()
-                .filter(|item| OutputItem::deserialize(*item).is_ok_and(|i| i.is_web_search()))
-                .count() as u64
+                .filter_map(|item| OutputItem::deserialize(item).ok())
+                .collect()
         });
+    let count = |is: fn(&OutputItem) -> bool| items.iter().filter(|i| is(i)).count() as u64;
     checked(Usage {
-        web_search_requests: searches,
+        web_search_requests: count(OutputItem::is_web_search),
+        file_search_calls: count(OutputItem::is_file_search),
         ..usage
     })
 }

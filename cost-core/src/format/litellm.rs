@@ -18,6 +18,7 @@
 //! | `input_cost_per_image_token` | image input (uncached) |
 //! | `cache_read_input_image_token_cost` | cache read of images |
 //! | `search_context_cost_per_query.search_context_size_medium` | one web search (USD per search) |
+//! | `file_search_cost_per_1k_calls` | one file search call (the price of 1 000, divided exactly) |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
 //!
@@ -109,6 +110,19 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         for (&key, raw) in &fields {
             if key == TIERED_PRICING {
                 continue; // read below, over the flat keys
+            }
+            if key == FILE_SEARCH_PRICE {
+                match read_price_as(raw.get(), TokenPrice::per_thousand) {
+                    Ok(price) => schedules[0].base.file_search_calls = price,
+                    Err(message) => {
+                        problem = Some(invalid(
+                            raw,
+                            format!("entry `{name}`, key `{key}`: {message}"),
+                        ));
+                        break;
+                    }
+                }
+                continue;
             }
             if key == SEARCH_PRICES {
                 match read_search_price(raw.get()) {
@@ -213,6 +227,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
 /// LiteLLM's range-based tiers (Alibaba's Dashscope models).
 const TIERED_PRICING: &str = "tiered_pricing";
 
+/// The file search tool's price per 1 000 calls.
+const FILE_SEARCH_PRICE: &str = "file_search_cost_per_1k_calls";
+
 /// Web search prices per search context size.
 const SEARCH_PRICES: &str = "search_context_cost_per_query";
 
@@ -309,6 +326,7 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
             cache_read_audio: prices.cache_read_audio,
             image_output: prices.image_output,
             web_search_requests: prices.web_search_requests,
+            file_search_calls: prices.file_search_calls,
             image_input: prices.image_input,
             cache_read_image: prices.cache_read_image,
         };
@@ -351,6 +369,14 @@ fn offset_in(whole: &str, part: &str) -> Option<usize> {
 
 /// Reads a price value: a JSON number or numeric string; `Ok(None)` for `null`.
 fn read_price(raw: &str) -> Result<Option<TokenPrice>, String> {
+    read_price_as(raw, TokenPrice::per_token)
+}
+
+/// Reads a price value as [`read_price`] does, parsing its text with `parse` (the unit).
+fn read_price_as(
+    raw: &str,
+    parse: fn(&str) -> Result<TokenPrice, crate::money::DecimalError>,
+) -> Result<Option<TokenPrice>, String> {
     let raw = raw.trim();
     if raw == "null" {
         return Ok(None);
@@ -360,9 +386,7 @@ fn read_price(raw: &str) -> Result<Option<TokenPrice>, String> {
     } else {
         raw.to_owned()
     };
-    TokenPrice::per_token(&text)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    parse(&text).map(Some).map_err(|e| e.to_string())
 }
 
 /// Keys that look like prices of some unit: counted when not understood.

@@ -15,6 +15,7 @@
 //! cache_read = "1.25"          # optional: cache_read, cache_write, cache_write_1h, reasoning,
 //!                              # audio_input, audio_output, cache_read_audio, image_output
 //! web_search_requests = "0.01" # optional: USD per web search (per search, whatever the unit)
+//! file_search_calls = "0.0025" # optional: USD per file search call (per call, whatever the unit)
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
 //!
 //! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
@@ -97,6 +98,14 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         };
         parsed.map_err(|e| invalid(value.span(), e.to_string()))
     };
+    let per_call = |slot: &Option<Spanned<PriceText>>| {
+        slot.as_ref()
+            .map(|value| {
+                TokenPrice::per_token(&value.get_ref().0)
+                    .map_err(|e| invalid(value.span(), e.to_string()))
+            })
+            .transpose()
+    };
     let components = |spec: &PricesSpec| -> Result<ComponentPrices, PriceFileError> {
         let read = |slot: &Option<Spanned<PriceText>>| slot.as_ref().map(price).transpose();
         Ok(ComponentPrices {
@@ -112,15 +121,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             image_output: read(&spec.image_output)?,
             image_input: read(&spec.image_input)?,
             cache_read_image: read(&spec.cache_read_image)?,
-            // Searches are priced per search, not per token or million.
-            web_search_requests: spec
-                .web_search_requests
-                .as_ref()
-                .map(|value| {
-                    TokenPrice::per_token(&value.get_ref().0)
-                        .map_err(|e| invalid(value.span(), e.to_string()))
-                })
-                .transpose()?,
+            // Searches and file search calls are priced each, not per token or million.
+            web_search_requests: per_call(&spec.web_search_requests)?,
+            file_search_calls: per_call(&spec.file_search_calls)?,
         })
     };
     let schedule = |spec: &PricesSpec| -> Result<PriceSchedule, PriceFileError> {
@@ -228,6 +231,9 @@ struct ModelSpec {
     /// USD per search, whatever the file's unit.
     #[serde(default)]
     web_search_requests: Option<Spanned<PriceText>>,
+    /// USD per call, whatever the file's unit.
+    #[serde(default)]
+    file_search_calls: Option<Spanned<PriceText>>,
     #[serde(default)]
     tiers: Vec<TierSpec>,
     #[serde(default)]
@@ -269,6 +275,9 @@ struct PricesSpec {
     /// USD per search, whatever the file's unit.
     #[serde(default)]
     web_search_requests: Option<Spanned<PriceText>>,
+    /// USD per call, whatever the file's unit.
+    #[serde(default)]
+    file_search_calls: Option<Spanned<PriceText>>,
     #[serde(default)]
     tiers: Vec<TierSpec>,
 }
@@ -304,6 +313,9 @@ struct TierSpec {
     /// USD per search, whatever the file's unit.
     #[serde(default)]
     web_search_requests: Option<Spanned<PriceText>>,
+    /// USD per call, whatever the file's unit.
+    #[serde(default)]
+    file_search_calls: Option<Spanned<PriceText>>,
 }
 
 /// Copies the price fields of a model or tier table into a [`PricesSpec`]. (serde cannot
@@ -324,6 +336,7 @@ macro_rules! prices_of {
             image_input: $spec.image_input.clone(),
             cache_read_image: $spec.cache_read_image.clone(),
             web_search_requests: $spec.web_search_requests.clone(),
+            file_search_calls: $spec.file_search_calls.clone(),
             tiers: $tiers,
         }
     };
