@@ -615,3 +615,23 @@ fn a_model_or_tier_recorded_after_the_usage_reprices_the_exported_call() {
         }
     }
 }
+
+#[test]
+fn a_call_that_searched_files_says_how_many_calls_its_cost_holds() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            tracing::info_span!(
+                "rag",
+                gen_ai.request.model = "gpt-4.1-mini",
+                gen_ai.usage.input_tokens = 12_000,
+                gen_ai.usage.output_tokens = 300,
+                cost.usage.file_search_calls = 2,
+            )
+            .in_scope(|| {});
+        });
+        let rag = span(&spans, "rag");
+        // 12 000 × 0.4e-6 + 300 × 1.6e-6 + 2 × $0.0025.
+        assert_eq!(f64_of(one(rag, otel::COST_AMOUNT)), 0.01028, "{order:?}");
+        assert_eq!(i64_of(one(rag, otel::FILE_SEARCH_CALLS)), 2, "{order:?}");
+    }
+}

@@ -24,7 +24,7 @@ pub(crate) struct Pricing<'a> {
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
-const TOKEN_FIELDS: [(&str, TokenKind); 13] = [
+const TOKEN_FIELDS: [(&str, TokenKind); 14] = [
     ("input_tokens", TokenKind::Input),
     ("output_tokens", TokenKind::Output),
     ("cache_read_tokens", TokenKind::CacheRead),
@@ -38,6 +38,7 @@ const TOKEN_FIELDS: [(&str, TokenKind); 13] = [
     ("web_search_requests", TokenKind::WebSearchRequests),
     ("image_input_tokens", TokenKind::ImageInput),
     ("cache_read_image_tokens", TokenKind::CacheReadImage),
+    ("file_search_calls", TokenKind::FileSearchCalls),
 ];
 
 #[derive(Serialize)]
@@ -69,6 +70,7 @@ struct Breakdown {
     image_output_usd: Money,
     web_search_usd: Money,
     image_input_usd: Money,
+    file_search_usd: Money,
 }
 
 impl From<CostBreakdown> for Breakdown {
@@ -85,6 +87,7 @@ impl From<CostBreakdown> for Breakdown {
             image_output_usd: b.image_output,
             web_search_usd: b.web_search,
             image_input_usd: b.image_input,
+            file_search_usd: b.file_search,
         }
     }
 }
@@ -248,6 +251,16 @@ output = "10"
             assert_eq!(out["breakdown"]["image_input_usd"], image_usd, "{model}");
             assert_eq!(out["cost_usd"], total, "{model}");
         }
+    }
+
+    #[test]
+    fn file_search_calls_are_priced_per_call() {
+        let (out, ok) = run(
+            r#"{"id": 3, "model": "gpt-4.1-mini", "input_tokens": 12000, "output_tokens": 300, "file_search_calls": 2}"#,
+        );
+        assert!(ok, "{out}");
+        assert_eq!(out["breakdown"]["file_search_usd"], "0.005");
+        assert_eq!(out["cost_usd"], "0.01028");
     }
 
     #[test]

@@ -295,7 +295,7 @@ fn print_what_if(
             if total.skipped > 0 {
                 writeln!(
                     out,
-                    "skipped: {} calls unpriced as they ran, rejected, answered from the cache, run at a service tier {model} has no price for, or with usage it has no price for (generated images, web searches)",
+                    "skipped: {} calls unpriced as they ran, rejected, answered from the cache, run at a service tier {model} has no price for, or with usage it has no price for (generated images, web or file searches)",
                     total.skipped
                 )?;
             }

@@ -36,6 +36,7 @@ fn line() -> impl Strategy<Value = String> {
         Just("web_search_requests"),
         Just("image_input_tokens"),
         Just("cache_read_image_tokens"),
+        Just("file_search_calls"),
         Just("service_tier"),
         Just("other"),
     ];

@@ -4,7 +4,7 @@
 //!   text, never through `f64`.
 //! - [`Usage`]: token counts of one call in the inclusive OpenTelemetry GenAI convention (with
 //!   its audio and image tokens apart, which some models price above text), and the web
-//!   searches the provider ran for it (billed per search).
+//!   searches and file search tool calls the provider ran for it (billed each).
 //! - [`ModelPrice`]: a model's per-token (and per-search) prices, context tiers and service
 //!   tiers, and [`ModelPrice::cost`], which prices a call into a [`CostBreakdown`];
 //!   [`ModelPrice::worst_case`], what a call within a [`CallBound`] can cost at most.

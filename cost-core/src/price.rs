@@ -520,9 +520,9 @@ impl ModelPrice {
     /// its tokens were: every prompt token at the dearest of the text, audio and image input prices,
     /// every completion token at the dearest of the output, reasoning, audio and image prices
     /// the model declares, and the searches at the search price. Cache reads and writes are left
-    /// out (whether a prompt writes the cache is the caller's choice); so are searches when the
-    /// model declares no search price (they cannot be bounded: a call that runs them is
-    /// unpriced).
+    /// out (whether a prompt writes the cache is the caller's choice), and so are file search
+    /// calls (no bound on them is given); so are searches when the model declares no search
+    /// price (they cannot be bounded: a call that runs them is unpriced).
     pub fn worst_case(
         &self,
         bound: &CallBound,

@@ -445,7 +445,9 @@ impl Usage {
                 .saturating_add(other.web_search_requests),
             image_input: self.image_input.saturating_add(other.image_input),
             cache_read_image: self.cache_read_image.saturating_add(other.cache_read_image),
-            file_search_calls: self.file_search_calls.saturating_add(other.file_search_calls),
+            file_search_calls: self
+                .file_search_calls
+                .saturating_add(other.file_search_calls),
         }
     }
 }

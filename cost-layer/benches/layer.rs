@@ -139,6 +139,7 @@ fn hand_written_same_fields(input: u64) -> Usage {
     span.record("cost.usage.web_search_requests", usage.web_search_requests);
     span.record("cost.usage.image_input_tokens", usage.image_input);
     span.record("cost.usage.cache_read_image_tokens", usage.cache_read_image);
+    span.record("cost.usage.file_search_calls", usage.file_search_calls);
     usage
 }
 

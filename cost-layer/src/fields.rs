@@ -130,6 +130,10 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
         "cost.usage.cache_read_image_tokens",
         FieldRole::Tokens(TokenKind::CacheReadImage),
     ),
+    (
+        "cost.usage.file_search_calls",
+        FieldRole::Tokens(TokenKind::FileSearchCalls),
+    ),
     ("gen_ai.request.model", FieldRole::RequestModel),
     ("llm.model", FieldRole::RequestModel),
     ("gen_ai.response.model", FieldRole::ResponseModel),
@@ -218,9 +222,9 @@ impl FieldNames {
 }
 
 /// Names of the fields `#[llm_call]` records on return, in the order of
-/// [`CALL_FIELD_NAMES`]: the thirteen kinds of [`cost_core::Usage`] (in the order of
+/// [`CALL_FIELD_NAMES`]: the fourteen kinds of [`cost_core::Usage`] (in the order of
 /// [`TokenKind::ALL`]), then the response model.
-pub(crate) const CALL_FIELD_NAMES: [&str; 14] = [
+pub(crate) const CALL_FIELD_NAMES: [&str; 15] = [
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
@@ -234,6 +238,7 @@ pub(crate) const CALL_FIELD_NAMES: [&str; 14] = [
     "cost.usage.web_search_requests",
     "cost.usage.image_input_tokens",
     "cost.usage.cache_read_image_tokens",
+    "cost.usage.file_search_calls",
     "gen_ai.response.model",
 ];
 
@@ -255,7 +260,8 @@ pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
         | TokenKind::ImageOutput
         | TokenKind::WebSearchRequests
         | TokenKind::ImageInput
-        | TokenKind::CacheReadImage => None,
+        | TokenKind::CacheReadImage
+        | TokenKind::FileSearchCalls => None,
     }
 }
 
@@ -300,6 +306,7 @@ macro_rules! __llm_call_span {
             cost.usage.web_search_requests = $($krate)*::__private::tracing::field::Empty,
             cost.usage.image_input_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.cache_read_image_tokens = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.file_search_calls = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,

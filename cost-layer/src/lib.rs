@@ -45,8 +45,9 @@
 //!   [`CostLayerBuilder::price_age_limit`] (180 days by default) still charges the call, and the
 //!   first call at a price of each such date gives one warning (target `cost_layer::prices`),
 //!   counted in [`Diagnostics::stale_prices`]. Web searches the provider ran
-//!   (`cost.usage.web_search_requests`) are priced per search on top of the tokens; a model
-//!   without a search price makes a call that searched unpriced. Audio and image tokens
+//!   (`cost.usage.web_search_requests`) and file search tool calls
+//!   (`cost.usage.file_search_calls`) are priced each on top of the tokens; a model without that
+//!   price makes a call that ran them unpriced. Audio and image tokens
 //!   (`cost.usage.audio_input_tokens`, `cost.usage.image_input_tokens`, …) are priced at the
 //!   model's audio and image prices, as text where it has none (but generated images: a model
 //!   without an image output price makes such a call unpriced).

@@ -66,6 +66,9 @@ pub const REJECTED: &str = "llm_cost.rejected";
 /// `llm_cost.web_search_requests`: the web searches a call ran (billed per search, in its
 /// cost), on calls that ran any.
 pub const WEB_SEARCH_REQUESTS: &str = "llm_cost.web_search_requests";
+/// `llm_cost.file_search_calls`: the file search tool calls a call ran (billed per call, in its
+/// cost), on calls that ran any.
+pub const FILE_SEARCH_CALLS: &str = "llm_cost.file_search_calls";
 /// `llm_cost.cache_hit_savings_usd`: what an application cache hit saved.
 pub const CACHE_HIT_SAVINGS: &str = "llm_cost.cache_hit_savings_usd";
 /// `llm_cost.total_cost_usd`: an agent's or session's subtree cost (priced calls).
@@ -206,11 +209,13 @@ pub(crate) fn call_attributes(own: &Totals, info: &CallsiteInfo) -> Vec<KeyValue
             attributes.push(KeyValue::new(name, count(value)));
         }
     }
-    if usage.web_search_requests > 0 {
-        attributes.push(KeyValue::new(
-            WEB_SEARCH_REQUESTS,
-            count(usage.web_search_requests),
-        ));
+    for (name, calls) in [
+        (WEB_SEARCH_REQUESTS, usage.web_search_requests),
+        (FILE_SEARCH_CALLS, usage.file_search_calls),
+    ] {
+        if calls > 0 {
+            attributes.push(KeyValue::new(name, count(calls)));
+        }
     }
     if own.unpriced_calls > 0 {
         attributes.push(KeyValue::new(UNPRICED, true));

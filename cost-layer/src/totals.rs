@@ -127,6 +127,7 @@ impl Totals {
         add_u64(&mut u.web_search_requests, o.web_search_requests);
         add_u64(&mut u.image_input, o.image_input);
         add_u64(&mut u.cache_read_image, o.cache_read_image);
+        add_u64(&mut u.file_search_calls, o.file_search_calls);
         let (c, o) = (&mut self.cost, &other.cost);
         add_money(&mut c.uncached_input, o.uncached_input);
         add_money(&mut c.cache_read, o.cache_read);
@@ -140,6 +141,7 @@ impl Totals {
         add_money(&mut c.image_output, o.image_output);
         add_money(&mut c.web_search, o.web_search);
         add_money(&mut c.image_input, o.image_input);
+        add_money(&mut c.file_search, o.file_search);
         add_u64(&mut self.llm_calls, other.llm_calls);
         add_u64(&mut self.agent_runs, other.agent_runs);
         add_u64(&mut self.unpriced_calls, other.unpriced_calls);

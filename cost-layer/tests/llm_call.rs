@@ -801,3 +801,49 @@ fn image_prompt_tokens_are_charged_at_the_image_price() {
     assert_eq!(by_hand(40), (usd("0.00245"), 0));
     assert_eq!(by_hand(51), (Money::ZERO, 1));
 }
+
+/// A Responses API answer after two calls of the hosted file search tool.
+#[llm_call(model = "gpt-4.1-mini")]
+fn answer_from_files() -> openai::Response {
+    serde_json::from_value(serde_json::json!({
+        "model": "gpt-4.1-mini-2025-04-14",
+        "output": [
+            {"type": "file_search_call", "id": "fs_1", "status": "completed",
+             "queries": ["refund policy"]},
+            {"type": "file_search_call", "id": "fs_2", "status": "completed",
+             "queries": ["refund window"]},
+            {"type": "message", "id": "msg_1", "content": []}
+        ],
+        "usage": {"input_tokens": 12000, "output_tokens": 300, "total_tokens": 12300}
+    }))
+    .unwrap_or_default()
+}
+
+#[test]
+fn file_search_calls_are_charged_per_call_on_top_of_the_tokens() {
+    // 12 000 × 0.4e-6 + 300 × 1.6e-6 + 2 × $0.0025 (the tokens alone: 0.00528).
+    let (_, calls, ledger) = run(answer_from_files);
+    assert_eq!(charged(&calls, "answer_from_files"), usd("0.01028"));
+    let totals = ledger.model("gpt-4.1-mini").unwrap_or_default();
+    assert_eq!(
+        (totals.usage.file_search_calls, totals.cost.file_search),
+        (2, usd("0.005"))
+    );
+    assert_eq!(totals.total_tokens(), 12_300);
+    // By hand, under the field's name; a count past any real call's is rejected, not charged.
+    let by_hand = |file_searches: u64| {
+        let (_, calls, ledger) = run(|| {
+            let span = tracing::info_span!(
+                "rag",
+                gen_ai.request.model = "gpt-4.1-mini",
+                gen_ai.usage.input_tokens = 12_000,
+                gen_ai.usage.output_tokens = 300,
+                cost.usage.file_search_calls = tracing::field::Empty,
+            );
+            span.record("cost.usage.file_search_calls", file_searches);
+        });
+        (charged(&calls, "rag"), ledger.diagnostics().rejected_calls)
+    };
+    assert_eq!(by_hand(2), (usd("0.01028"), 0));
+    assert_eq!(by_hand(10_001), (Money::ZERO, 1));
+}

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Path};
 
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 14] = [
     "input",
     "cache_read",
     "cache_write",
@@ -19,6 +19,7 @@ const KINDS: [&str; 13] = [
     "web_search_requests",
     "image_input",
     "cache_read_image",
+    "file_search_calls",
 ];
 
 enum Role {
@@ -117,7 +118,7 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::Flatten
                 } else {
                     return Err(meta.error(format!(
-                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, model, service_tier, flatten"
+                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, model, service_tier, flatten"
                     )));
                 };
                 if name != "flatten" {

@@ -48,7 +48,8 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
 /// it, part of `cache_read`), `#[usage(audio_output)]`, `#[usage(image_output)]` (generated
 /// images), `#[usage(image_input)]` and `#[usage(cache_read_image)]` (image prompt tokens, not
 /// read from the cache and read from it, as `audio_input` and `cache_read_audio`),
-/// `#[usage(web_search_requests)]` (web searches the provider ran, billed per search)
+/// `#[usage(web_search_requests)]` (web searches the provider ran, billed per search),
+/// `#[usage(file_search_calls)]` (hosted file search tool calls, billed per call)
 /// on integer or `Option<integer>` fields,
 /// `#[usage(model)]` and `#[usage(service_tier)]` (the tier that served the call, as the provider
 /// spells it: its price depends on it) on a `String`/`&str`/`Option` field, and

@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 47] = [
+pub(crate) const COLUMNS: [&str; 49] = [
     "at_ms",
     "duration_us",
     "name",
@@ -59,11 +59,13 @@ pub(crate) const COLUMNS: [&str; 47] = [
     "image_input_tokens",
     "cache_read_image_tokens",
     "cost_image_input",
+    "file_search_calls",
+    "cost_file_search",
 ];
 
 /// Whether column `i` of [`COLUMNS`] holds money (decimal text).
 pub(crate) fn is_money(i: usize) -> bool {
-    (23..=33).contains(&i) || (37..=38).contains(&i) || i == 41 || i == 43 || i == 46
+    (23..=33).contains(&i) || (37..=38).contains(&i) || i == 41 || i == 43 || i == 46 || i == 48
 }
 
 /// One value of a row.
@@ -84,7 +86,7 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 47], StoreError> {
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 49], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -143,6 +145,8 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         count(r.usage.image_input, 44)?,
         count(r.usage.cache_read_image, 45)?,
         money(c.image_input),
+        count(r.usage.file_search_calls, 47)?,
+        money(c.file_search),
     ])
 }
 
@@ -218,6 +222,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             web_search_requests: count(43)?,
             image_input: count(45)?,
             cache_read_image: count(46)?,
+            file_search_calls: count(48)?,
         },
         cost: CostBreakdown {
             uncached_input: money(25)?,
@@ -232,6 +237,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             image_output: money(42)?,
             web_search: money(44)?,
             image_input: money(47)?,
+            file_search: money(49)?,
         },
         cache_hit_savings: money(32)?,
         previous_cost,

@@ -80,6 +80,10 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN image_input_tokens BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN cache_read_image_tokens BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN cost_image_input NUMERIC NOT NULL DEFAULT 0;",
+    // 7: file search tool calls and their cost (calls stored before had none counted: zero).
+    "ALTER TABLE llm_calls
+        ADD COLUMN file_search_calls BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN cost_file_search NUMERIC NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.
@@ -321,7 +325,8 @@ impl Store for PostgresStore {
                     cost_audio_input = $13::text::numeric, cost_audio_output = $14::text::numeric,
                     cost_image_output = $15::text::numeric,
                     cost_web_search = $16::text::numeric,
-                    cost_image_input = $17::text::numeric
+                    cost_image_input = $17::text::numeric,
+                    cost_file_search = $18::text::numeric
                  WHERE id = $1",
             )?;
             for r in repriced {
@@ -340,6 +345,7 @@ impl Store for PostgresStore {
                     c.image_output,
                     c.web_search,
                     c.image_input,
+                    c.file_search,
                 ]
                 .map(|m| m.to_string());
                 transaction.execute(
@@ -362,6 +368,7 @@ impl Store for PostgresStore {
                         &money[10],
                         &money[11],
                         &money[12],
+                        &money[13],
                     ],
                 )?;
             }

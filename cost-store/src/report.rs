@@ -193,7 +193,7 @@ pub struct WhatIfRow {
     pub what_if: Money,
     /// Calls left out: unpriced as they ran, rejected, cache hits, run at a service tier the
     /// other model has no price for, or with usage it has no price for (generated images, web
-    /// searches).
+    /// or file searches).
     pub skipped: u64,
 }
 

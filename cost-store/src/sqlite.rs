@@ -78,6 +78,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE llm_calls ADD COLUMN image_input_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE llm_calls ADD COLUMN cache_read_image_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE llm_calls ADD COLUMN cost_image_input TEXT NOT NULL DEFAULT '0';",
+    // 7: file search tool calls and their cost (calls stored before had none counted: zero).
+    "ALTER TABLE llm_calls ADD COLUMN file_search_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE llm_calls ADD COLUMN cost_file_search TEXT NOT NULL DEFAULT '0';",
 ];
 
 /// The schema version this library writes.
@@ -226,7 +229,8 @@ impl Store for SqliteStore {
                         cost_uncached_input = ?6, cost_cache_read = ?7, cost_cache_write = ?8,
                         cost_cache_write_1h = ?9, cost_output = ?10, cost_reasoning = ?11,
                         cache_savings = ?12, cost_audio_input = ?13, cost_audio_output = ?14,
-                        cost_image_output = ?15, cost_web_search = ?16, cost_image_input = ?17
+                        cost_image_output = ?15, cost_web_search = ?16, cost_image_input = ?17,
+                        cost_file_search = ?18
                      WHERE id = ?1",
                 )?;
                 for r in repriced {
@@ -249,6 +253,7 @@ impl Store for SqliteStore {
                         c.image_output.to_string(),
                         c.web_search.to_string(),
                         c.image_input.to_string(),
+                        c.file_search.to_string(),
                     ])?;
                 }
             }

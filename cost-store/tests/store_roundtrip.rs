@@ -32,7 +32,7 @@ fn count() -> impl Strategy<Value = u64> {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    prop::array::uniform13(count()).prop_map(|n| Usage {
+    prop::array::uniform14(count()).prop_map(|n| Usage {
         input: n[0],
         cache_read: n[1],
         cache_write: n[2],
@@ -46,11 +46,12 @@ fn usage() -> impl Strategy<Value = Usage> {
         web_search_requests: n[10],
         image_input: n[11],
         cache_read_image: n[12],
+        file_search_calls: n[13],
     })
 }
 
 fn cost() -> impl Strategy<Value = CostBreakdown> {
-    prop::array::uniform12(money()).prop_map(|m| CostBreakdown {
+    prop::array::uniform13(money()).prop_map(|m| CostBreakdown {
         uncached_input: m[0],
         cache_read: m[1],
         cache_write: m[2],
@@ -63,6 +64,7 @@ fn cost() -> impl Strategy<Value = CostBreakdown> {
         image_output: m[9],
         web_search: m[10],
         image_input: m[11],
+        file_search: m[12],
     })
 }
 

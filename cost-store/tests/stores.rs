@@ -85,7 +85,7 @@ fn json_lines() {
 }
 
 #[test]
-fn json_lines_written_before_audio_images_searches_and_image_prompts_read_back() {
+fn json_lines_written_before_audio_images_searches_image_prompts_and_file_searches_read_back() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("calls.jsonl");
     let address = path.to_str().unwrap_or_default().to_owned();
@@ -93,8 +93,8 @@ fn json_lines_written_before_audio_images_searches_and_image_prompts_read_back()
     cost_store::open(&address)
         .and_then(|mut store| store.append(std::slice::from_ref(&call)))
         .unwrap_or_else(|e| panic!("{e}"));
-    // The line as the store wrote it before the audio, image, search and image prompt counts
-    // existed.
+    // The line as the store wrote it before the audio, image, search, image prompt and file
+    // search counts existed.
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut line: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
     for (part, keys) in [
@@ -108,6 +108,7 @@ fn json_lines_written_before_audio_images_searches_and_image_prompts_read_back()
                 "web_search_requests",
                 "image_input",
                 "cache_read_image",
+                "file_search_calls",
             ][..],
         ),
         (
@@ -118,6 +119,7 @@ fn json_lines_written_before_audio_images_searches_and_image_prompts_read_back()
                 "image_output",
                 "web_search",
                 "image_input",
+                "file_search",
             ][..],
         ),
     ] {
@@ -192,13 +194,16 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     cost_store::open(&address)
         .and_then(|mut store| store.append(std::slice::from_ref(&call)))
         .unwrap_or_else(|e| panic!("{e}"));
-    // The file as schema 5 left it: without the image prompt counts and their cost.
+    // The file as schema 5 left it: without the image prompt counts, the file search calls and
+    // their cost.
     {
         let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
         for column in [
             "image_input_tokens",
             "cache_read_image_tokens",
             "cost_image_input",
+            "file_search_calls",
+            "cost_file_search",
         ] {
             connection
                 .execute(&format!("ALTER TABLE llm_calls DROP COLUMN {column}"), [])
@@ -215,8 +220,10 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].usage.image_input, 0);
     assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
-    // And it takes new records with image prompt tokens.
+    // And it takes new records with image prompt tokens and file search calls.
     let mut edit = record(8, "new");
+    edit.usage.file_search_calls = 2;
+    edit.cost.file_search = cost_core::Money::from_units(9);
     edit.usage.image_input = 40;
     edit.usage.cache_read_image = 10;
     edit.usage.cache_read = 10;
