@@ -90,13 +90,19 @@ pub(crate) fn usage_object<'v>(
 /// caching saves more on an audio token than on a text one (every model known: audio costs
 /// several times text, and its cache reads are discounted alike).
 pub(crate) fn with_prompt_audio(mut usage: Usage, audio: u64, cached_audio: Option<u64>) -> Usage {
-    let uncached = match cached_audio {
-        Some(cached_audio) => audio.saturating_sub(cached_audio),
-        None => audio.min(usage.input.saturating_sub(usage.cache_read)),
-    };
-    usage.audio_input = uncached;
-    usage.cache_read_audio = cached_audio.unwrap_or(audio - uncached);
+    let room = usage.input.saturating_sub(usage.cache_read);
+    (usage.audio_input, usage.cache_read_audio) = split_by_cache(audio, cached_audio, room);
     usage
+}
+
+/// `(uncached, cached)` of `tokens` of one modality: exactly when `cached` is given; else as
+/// many uncached as the uncached prompt left for them (`room`) holds, the rest cached.
+fn split_by_cache(tokens: u64, cached: Option<u64>, room: u64) -> (u64, u64) {
+    let uncached = match cached {
+        Some(cached) => tokens.saturating_sub(cached),
+        None => tokens.min(room),
+    };
+    (uncached, cached.unwrap_or(tokens - uncached))
 }
 
 /// `usage` with its prompt's `images` tokens (cached ones included) split into
@@ -110,17 +116,11 @@ pub(crate) fn with_prompt_images(
     images: u64,
     cached_images: Option<u64>,
 ) -> Usage {
-    let uncached = match cached_images {
-        Some(cached_images) => images.saturating_sub(cached_images),
-        None => images.min(
-            usage
-                .input
-                .saturating_sub(usage.cache_read)
-                .saturating_sub(usage.audio_input),
-        ),
-    };
-    usage.image_input = uncached;
-    usage.cache_read_image = cached_images.unwrap_or(images - uncached);
+    let room = usage
+        .input
+        .saturating_sub(usage.cache_read)
+        .saturating_sub(usage.audio_input);
+    (usage.image_input, usage.cache_read_image) = split_by_cache(images, cached_images, room);
     usage
 }
 

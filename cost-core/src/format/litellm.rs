@@ -111,22 +111,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             if key == TIERED_PRICING {
                 continue; // read below, over the flat keys
             }
-            if key == FILE_SEARCH_PRICE {
-                match read_price_as(raw.get(), TokenPrice::per_thousand) {
-                    Ok(price) => schedules[0].base.file_search_calls = price,
-                    Err(message) => {
-                        problem = Some(invalid(
-                            raw,
-                            format!("entry `{name}`, key `{key}`: {message}"),
-                        ));
-                        break;
-                    }
-                }
-                continue;
-            }
-            if key == SEARCH_PRICES {
-                match read_search_price(raw.get()) {
-                    Ok(Some(price)) => schedules[0].base.web_search_requests = Some(price),
+            if let Some((kind, read)) = per_call_price(key) {
+                match read(raw.get()) {
+                    Ok(Some(price)) => schedules[0].base.set(kind, price),
                     Ok(None) => skipped_keys.push(key),
                     Err(message) => {
                         problem = Some(invalid(
@@ -229,6 +216,21 @@ const TIERED_PRICING: &str = "tiered_pricing";
 
 /// The file search tool's price per 1 000 calls.
 const FILE_SEARCH_PRICE: &str = "file_search_cost_per_1k_calls";
+
+/// Reads a price value: `Ok(None)` when it is not one the loader understands (then it is
+/// counted as a skipped key).
+type ReadPrice = fn(&str) -> Result<Option<TokenPrice>, String>;
+
+/// The kind a key prices per call (a web search, a file search call) and how its value reads.
+fn per_call_price(key: &str) -> Option<(TokenKind, ReadPrice)> {
+    match key {
+        SEARCH_PRICES => Some((TokenKind::WebSearchRequests, read_search_price)),
+        FILE_SEARCH_PRICE => Some((TokenKind::FileSearchCalls, |raw| {
+            read_price_as(raw, TokenPrice::per_thousand)
+        })),
+        _ => None,
+    }
+}
 
 /// Web search prices per search context size.
 const SEARCH_PRICES: &str = "search_context_cost_per_query";
