@@ -15,7 +15,21 @@ pub(crate) fn exercise_table(table: &PriceTable) {
                 audio_output: 50,
                 ..Usage::new(1_000, 100)
             };
-            for usage in [Usage::new(1_000, 100), Usage::new(300_000, 100), audio] {
+            let images_and_tools = Usage {
+                cache_read: 200,
+                cache_read_image: 100,
+                image_input: 300,
+                image_output: 50,
+                web_search_requests: 2,
+                file_search_calls: 2,
+                ..Usage::new(1_000, 100)
+            };
+            for usage in [
+                Usage::new(1_000, 100),
+                Usage::new(300_000, 100),
+                audio,
+                images_and_tools,
+            ] {
                 let _ = table.quote(&entry.key, &usage, tier);
             }
         }
@@ -29,6 +43,7 @@ pub(crate) fn exercise_adapters(value: &Value) {
         openai::chat_from_json(value),
         openai::responses_from_json(value),
         openai::realtime_from_json(value),
+        openai::images_from_json(value),
         anthropic::from_json(value),
         gemini::from_json(value),
     ]
