@@ -158,7 +158,9 @@ fn print_summary(ledger: &Ledger, dimension: Dimension) {
     }
 }
 
-fn main() {
+/// The layer with the embedded prices, its close events on, and the session's cost tree kept in
+/// the returned text once the session closes.
+pub(crate) fn cost_layer() -> (CostLayer, Ledger, Arc<Mutex<String>>) {
     let tree = Arc::new(Mutex::new(String::new()));
     let tree_sink = Arc::clone(&tree);
     let (cost, ledger) = CostLayer::builder()
@@ -170,6 +172,25 @@ fn main() {
             }
         })
         .build();
+    (cost, ledger, tree)
+}
+
+/// The session: a user's request answered by the three agents.
+pub(crate) fn session() {
+    let session = info_span!(
+        "support_session",
+        session.id = "s-42",
+        cost.user_id = "alice@example.com",
+        cost.org_id = "acme",
+    );
+    let _s = session.enter();
+    planner();
+    researcher();
+    writer();
+}
+
+fn main() {
+    let (cost, ledger, tree) = cost_layer();
     tracing_subscriber::registry()
         .with(cost)
         // fmt prints the layer's close events: one line per agent run and per session.
@@ -180,19 +201,7 @@ fn main() {
                 .with_filter(Targets::new().with_target("cost_layer", tracing::Level::INFO)),
         )
         .init();
-
-    {
-        let session = info_span!(
-            "support_session",
-            session.id = "s-42",
-            cost.user_id = "alice@example.com",
-            cost.org_id = "acme",
-        );
-        let _s = session.enter();
-        planner();
-        researcher();
-        writer();
-    }
+    session();
 
     println!("\ncost tree of session s-42:");
     print!("{}", tree.lock().map(|t| t.clone()).unwrap_or_default());

@@ -16,6 +16,10 @@ mod budget_guard;
 #[path = "../examples/otlp.rs"]
 mod otlp;
 
+#[allow(dead_code)]
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
 use cost_core::Money;
 
 fn usd(text: &str) -> Money {
@@ -170,4 +174,45 @@ fn otlp_exports_costed_spans_and_metrics_over_http() {
     ] {
         assert!(contains(&metrics, name), "{name} not exported");
     }
+}
+
+#[test]
+fn quickstart_prices_the_session_it_prints() {
+    use tracing_subscriber::prelude::*;
+    let (cost, ledger, tree) = quickstart::cost_layer();
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(cost),
+        quickstart::session,
+    );
+    // gpt-4o-mini: 1 800 × 0.15e-6 + 350 × 0.6e-6 = 0.00048
+    // claude-sonnet-4-5: 12 000 × 3e-6 + 30 000 × 3.75e-6 + 1 500 × 15e-6 + 3 × $0.01
+    //   + 12 000 × 3e-6 + 30 000 × 0.3e-6 + 1 500 × 15e-6 = 0.2685
+    // o3: 12 000 × 2e-6 + 6 000 × 8e-6 = 0.072; gpt-4.1: 9 000 × 2e-6 + 2 400 × 8e-6 = 0.0372
+    // acme-house-style-v2: no price (3 200 tokens, cost unknown); the cache hit: nothing.
+    let session = ledger.session("s-42").unwrap_or_default();
+    assert_eq!(session.total_usd(), usd("0.37818"));
+    assert_eq!(
+        (
+            session.llm_calls,
+            session.unpriced_calls,
+            session.unpriced_tokens
+        ),
+        (6, 1, 3_200)
+    );
+    assert_eq!(
+        (session.cache_hits, session.cache_hit_savings),
+        (1, usd("0.1485"))
+    );
+    assert_eq!(session.usage.web_search_requests, 3);
+    let claude = ledger.model("claude-sonnet-4-5").unwrap_or_default();
+    assert_eq!(claude.total_usd(), usd("0.2685"));
+    assert_eq!(ledger.user("alice@example.com"), Some(session.clone()));
+    // The tree it prints says the session's cost is a lower bound, and where the money went.
+    let tree = tree.lock().map(|t| t.clone()).unwrap_or_default();
+    assert!(
+        tree.starts_with("session support_session [s-42]  ≥ $0.37818"),
+        "{tree}"
+    );
+    assert!(tree.contains("agent agent [researcher]  $0.3405"), "{tree}");
+    assert!(tree.contains("[acme-house-style-v2]  $?"), "{tree}");
 }
