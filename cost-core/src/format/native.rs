@@ -13,7 +13,8 @@
 //! input = "2.50"               # required
 //! output = "10.00"
 //! cache_read = "1.25"          # optional: cache_read, cache_write, cache_write_1h, reasoning,
-//!                              # audio_input, audio_output, cache_read_audio, image_output
+//!                              # audio_input, audio_output, cache_read_audio, image_output,
+//!                              # image_input, cache_read_image
 //! web_search_requests = "0.01" # optional: USD per web search (per search, whatever the unit)
 //! file_search_calls = "0.0025" # optional: USD per file search call (per call, whatever the unit)
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
