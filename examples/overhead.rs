@@ -27,7 +27,9 @@
 //!   rolled up into its parent's. `record_layer_added` is the floor of any layer built that way
 //!   (this one included), whatever it computes. `registry+side_table_layer`: the same state in
 //!   a concurrent map beside the registry, keyed by span id; `side_table_layer_added` is the
-//!   floor of a layer built that way.
+//!   floor of a layer built that way. `registry+side_table_publishing_layer`: the same, also
+//!   putting each span's totals (a `Totals`) in its extensions at close, where other layers
+//!   read them: the floor of such a layer that keeps that promise.
 //! - `cost_added`, `otel_added`: the two layers' cost over the registry alone, per call;
 //!   `cost_cheaper_than_otel`: the second over the first.
 //! - `registry+cost+otel`: both layers, this one inside, its cost attributes on the exported
@@ -192,6 +194,9 @@ fn registry_record_layer() -> Dispatch {
 /// does. Its floor is what a layer built that way could spare of `record_layer_added`.
 struct SideTableLayer {
     records: dashmap::DashMap<u64, SpanState, std::hash::BuildHasherDefault<IdHasher>>,
+    /// At close, also put the span's totals (a [`cost_layer::Totals`]) in its extensions, where
+    /// other layers read them.
+    publish_at_close: bool,
 }
 
 /// Hashes a span id (a `u64`) with one multiplication.
@@ -245,7 +250,7 @@ where
         }
     }
 
-    fn on_close(&self, id: tracing::span::Id, _: tracing_subscriber::layer::Context<'_, S>) {
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
         let Some((_, state)) = self.records.remove(&id.into_u64()) else {
             return;
         };
@@ -254,12 +259,22 @@ where
         {
             parent_state.records += state.records;
         }
+        if self.publish_at_close
+            && let Some(span) = ctx.span(&id)
+        {
+            let totals = cost_layer::Totals {
+                llm_calls: state.records,
+                ..Default::default()
+            };
+            span.extensions_mut().replace(totals);
+        }
     }
 }
 
-fn registry_side_table_layer() -> Dispatch {
+fn registry_side_table_layer(publish_at_close: bool) -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(SideTableLayer {
         records: dashmap::DashMap::default(),
+        publish_at_close,
     }))
 }
 
@@ -337,7 +352,8 @@ fn run_only(scenario: &str, calls: u64) -> bool {
             Dispatch::new(tracing_subscriber::registry().with(CloseLookupLayer))
         }
         "registry+record_layer" => registry_record_layer(),
-        "registry+side_table_layer" => registry_side_table_layer(),
+        "registry+side_table_layer" => registry_side_table_layer(false),
+        "registry+side_table_publishing_layer" => registry_side_table_layer(true),
         "registry+cost" | "plain_span+cost" | "enter_exit+cost" => with_cost(),
         "registry+otel" => with_otel(),
         "registry+cost+otel" => with_cost_and_otel(),
@@ -430,7 +446,8 @@ fn main() {
         registry(),
         registry_noop(),
         registry_record_layer(),
-        registry_side_table_layer(),
+        registry_side_table_layer(false),
+        registry_side_table_layer(true),
         with_cost(),
         with_otel(),
         with_cost_and_otel(),
@@ -440,6 +457,7 @@ fn main() {
         noop_ns,
         record_ns,
         side_table_ns,
+        publishing_ns,
         cost_ns,
         otel_ns,
         cost_otel_ns,
@@ -460,6 +478,16 @@ fn main() {
     report(
         "side_table_layer_added",
         side_table_ns - registry_ns,
+        "ns/op",
+    );
+    report(
+        "registry+side_table_publishing_layer",
+        publishing_ns,
+        "ns/op",
+    );
+    report(
+        "side_table_publishing_layer_added",
+        publishing_ns - registry_ns,
         "ns/op",
     );
     report("registry+cost", cost_ns, "ns/op");
