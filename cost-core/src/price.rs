@@ -307,7 +307,7 @@ pub enum CostError {
     #[error(transparent)]
     Usage(#[from] UsageError),
     /// The call has tokens of a kind the model has no price for.
-    #[error("the model has no {kind} price, and the call has {tokens} {kind} {}", kind.unit())]
+    #[error("the model has no {kind} price, and the call has {tokens} {} of that kind", kind.unit())]
     MissingPrice {
         /// The token kind.
         kind: TokenKind,

@@ -621,7 +621,7 @@ output = "15"
     let unpriced = table.quote("no-search-price", &searched, ServiceTier::Standard);
     assert_eq!(
         unpriced.map(|q| q.total()).map_err(|e| e.to_string()),
-        Err("cannot price `no-search-price`: the model has no web_search_requests price, and the call has 3 web_search_requests searches".to_owned())
+        Err("cannot price `no-search-price`: the model has no web_search_requests price, and the call has 3 searches of that kind".to_owned())
     );
     // LiteLLM: the medium search context size.
     let litellm = r#"{
