@@ -130,7 +130,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
     let schedule = |spec: &PricesSpec| -> Result<PriceSchedule, PriceFileError> {
         let mut schedule = PriceSchedule::flat(components(spec)?);
         for tier in &spec.tiers {
-            *schedule.tier_mut(tier.above) = components(&tier.prices())?;
+            *schedule.tier_mut(tier.above) = components(&tier.prices_with(Vec::new()))?;
         }
         Ok(schedule)
     };
@@ -141,8 +141,11 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         let variants = [&model.batch, &model.flex, &model.priority]
             .map(|v| v.as_ref().map(&schedule).transpose());
         let [batch, flex, priority] = variants;
-        let price = ModelPrice::new(schedule(&model.prices())?, [batch?, flex?, priority?])
-            .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
+        let price = ModelPrice::new(
+            schedule(&model.prices_with(model.tiers.clone()))?,
+            [batch?, flex?, priority?],
+        )
+        .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
         builder.model(ModelEntry {
             key: key.get_ref().clone(),
             provider: model.provider.clone(),
@@ -194,166 +197,93 @@ struct FileSpec {
     aliases: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ModelSpec {
-    #[serde(default)]
-    provider: Option<String>,
-    #[serde(default)]
-    source: Option<String>,
-    #[serde(default)]
-    as_of: Option<Spanned<String>>,
-    #[serde(default)]
-    aliases: Vec<String>,
-    #[serde(default)]
-    input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_write: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_write_1h: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    reasoning: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    audio_input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    audio_output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read_audio: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    image_output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    image_input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read_image: Option<Spanned<PriceText>>,
-    /// USD per search, whatever the file's unit.
-    #[serde(default)]
-    web_search_requests: Option<Spanned<PriceText>>,
-    /// USD per call, whatever the file's unit.
-    #[serde(default)]
-    file_search_calls: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    tiers: Vec<TierSpec>,
-    #[serde(default)]
-    batch: Option<PricesSpec>,
-    #[serde(default)]
-    flex: Option<PricesSpec>,
-    #[serde(default)]
-    priority: Option<PricesSpec>,
-}
-
-/// Prices of a schedule (the model's own or a service tier's): components and context tiers.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct PricesSpec {
-    #[serde(default)]
-    input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_write: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_write_1h: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    reasoning: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    audio_input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    audio_output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read_audio: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    image_output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    image_input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read_image: Option<Spanned<PriceText>>,
-    /// USD per search, whatever the file's unit.
-    #[serde(default)]
-    web_search_requests: Option<Spanned<PriceText>>,
-    /// USD per call, whatever the file's unit.
-    #[serde(default)]
-    file_search_calls: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    tiers: Vec<TierSpec>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct TierSpec {
-    above: u64,
-    #[serde(default)]
-    input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_write: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_write_1h: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    reasoning: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    audio_input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    audio_output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read_audio: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    image_output: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    image_input: Option<Spanned<PriceText>>,
-    #[serde(default)]
-    cache_read_image: Option<Spanned<PriceText>>,
-    /// USD per search, whatever the file's unit.
-    #[serde(default)]
-    web_search_requests: Option<Spanned<PriceText>>,
-    /// USD per call, whatever the file's unit.
-    #[serde(default)]
-    file_search_calls: Option<Spanned<PriceText>>,
-}
-
-/// Copies the price fields of a model or tier table into a [`PricesSpec`]. (serde cannot
-/// combine `flatten` with `deny_unknown_fields`, so each table spells the fields out.)
-macro_rules! prices_of {
-    ($spec:expr, $tiers:expr) => {
-        PricesSpec {
-            input: $spec.input.clone(),
-            output: $spec.output.clone(),
-            cache_read: $spec.cache_read.clone(),
-            cache_write: $spec.cache_write.clone(),
-            cache_write_1h: $spec.cache_write_1h.clone(),
-            reasoning: $spec.reasoning.clone(),
-            audio_input: $spec.audio_input.clone(),
-            audio_output: $spec.audio_output.clone(),
-            cache_read_audio: $spec.cache_read_audio.clone(),
-            image_output: $spec.image_output.clone(),
-            image_input: $spec.image_input.clone(),
-            cache_read_image: $spec.cache_read_image.clone(),
-            web_search_requests: $spec.web_search_requests.clone(),
-            file_search_calls: $spec.file_search_calls.clone(),
-            tiers: $tiers,
+/// The price fields of every table that holds prices (a model, a service tier, a context
+/// tier), listed once: `price_fields!(then! { … })` calls `then!` with the list in brackets
+/// before its own input. `web_search_requests` and `file_search_calls` are USD per search or
+/// call whatever the file's unit; the others are per token in the file's unit.
+macro_rules! price_fields {
+    ($then:ident! { $($input:tt)* }) => {
+        $then! {
+            [
+                input output cache_read cache_write cache_write_1h reasoning audio_input
+                audio_output cache_read_audio image_output image_input cache_read_image
+                web_search_requests file_search_calls
+            ]
+            $($input)*
         }
     };
 }
 
-impl TierSpec {
-    fn prices(&self) -> PricesSpec {
-        prices_of!(self, Vec::new())
-    }
+/// A table of the file that holds prices: its own fields, then the price fields (serde cannot
+/// combine `flatten` with `deny_unknown_fields`, so each table holds them itself). With
+/// `copies`, it also gets `prices_with`, its prices as a [`PricesSpec`] with the given context
+/// tiers.
+macro_rules! price_table {
+    (
+        [$($price:ident)*] copies $copies:ident
+        $(#[$attr:meta])* struct $name:ident { $($fields:tt)* }
+    ) => {
+        price_table! { [$($price)*] $(#[$attr])* struct $name { $($fields)* } }
+
+        impl $name {
+            fn $copies(&self, tiers: Vec<TierSpec>) -> PricesSpec {
+                PricesSpec { $( $price: self.$price.clone(), )* tiers }
+            }
+        }
+    };
+    (
+        [$($price:ident)*]
+        $(#[$attr:meta])* struct $name:ident { $( $(#[$fattr:meta])* $field:ident : $ty:ty, )* }
+    ) => {
+        $(#[$attr])*
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            $( $(#[$fattr])* $field: $ty, )*
+            $( #[serde(default)] $price: Option<Spanned<PriceText>>, )*
+        }
+    };
 }
 
-impl ModelSpec {
-    fn prices(&self) -> PricesSpec {
-        prices_of!(self, self.tiers.clone())
+price_fields!(price_table! {
+    copies prices_with
+    #[derive(Deserialize)]
+    struct ModelSpec {
+        #[serde(default)]
+        provider: Option<String>,
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        as_of: Option<Spanned<String>>,
+        #[serde(default)]
+        aliases: Vec<String>,
+        #[serde(default)]
+        tiers: Vec<TierSpec>,
+        #[serde(default)]
+        batch: Option<PricesSpec>,
+        #[serde(default)]
+        flex: Option<PricesSpec>,
+        #[serde(default)]
+        priority: Option<PricesSpec>,
     }
-}
+});
+
+price_fields!(price_table! {
+    /// Prices of a schedule (the model's own or a service tier's): components and context tiers.
+    #[derive(Deserialize, Default)]
+    struct PricesSpec {
+        #[serde(default)]
+        tiers: Vec<TierSpec>,
+    }
+});
+
+price_fields!(price_table! {
+    copies prices_with
+    /// A context tier: prices that apply when a request's input tokens exceed `above`.
+    #[derive(Deserialize, Clone)]
+    struct TierSpec {
+        above: u64,
+    }
+});
 
 /// The decimal text of a price: a TOML string or integer, never a float.
 #[derive(Clone, Debug)]
