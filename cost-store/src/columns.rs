@@ -63,9 +63,10 @@ pub(crate) const COLUMNS: [&str; 49] = [
     "cost_file_search",
 ];
 
-/// Whether column `i` of [`COLUMNS`] holds money (decimal text).
-pub(crate) fn is_money(i: usize) -> bool {
-    (23..=33).contains(&i) || (37..=38).contains(&i) || i == 41 || i == 43 || i == 46 || i == 48
+/// Whether a column of [`COLUMNS`] holds money (decimal text), by its name: `cost` and its
+/// components (`cost_…`), the savings (`…_savings`) and `previous_cost`.
+pub(crate) fn is_money(column: &str) -> bool {
+    column.starts_with("cost") || column.ends_with("_savings") || column == "previous_cost"
 }
 
 /// One value of a row.

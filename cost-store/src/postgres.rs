@@ -286,9 +286,8 @@ impl Store for PostgresStore {
         // Money comes back as its exact decimal text.
         let selected: Vec<String> = COLUMNS
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if columns::is_money(i) {
+            .map(|c| {
+                if columns::is_money(c) {
                     format!("{c}::text")
                 } else {
                     (*c).to_owned()
