@@ -84,6 +84,29 @@ fn a_known_tree_is_checked_for_real() {
     assert_eq!(field_ops::check(&ledger, calls), Ok(()));
 }
 
+#[test]
+fn a_known_tree_records_the_other_kinds_for_real() {
+    // A call (as above) with 1 000 input tokens, 400 of them image tokens (field byte 0xFC,
+    // kind 6), and two file search calls (kind 8): gpt-4o prices image prompt tokens as text,
+    // and a file search call at $0.0025.
+    let mut bytes = vec![0, 2, 0, 0];
+    bytes.extend([1, 0, 0, 0]);
+    bytes.extend(1_000_u64.to_be_bytes());
+    bytes.extend([1, 0, 0xFC, 6, 0]);
+    bytes.extend(400_u64.to_be_bytes());
+    bytes.extend([1, 0, 0xFC, 8, 0]);
+    bytes.extend(2_u64.to_be_bytes());
+    bytes.extend([2, 0]);
+    let (ledger, calls) = field_ops::run(&bytes);
+    let global = ledger.global();
+    assert_eq!(global.llm_calls, 1);
+    assert_eq!(global.usage.image_input, 400);
+    assert_eq!(global.usage.file_search_calls, 2);
+    assert_eq!(global.cost.file_search.to_string(), "0.005");
+    assert_eq!(global.total_usd().to_string(), "0.0075");
+    assert_eq!(field_ops::check(&ledger, calls), Ok(()));
+}
+
 /// Found by the fuzz target: 137 billion output tokens recorded as a float were accepted and
 /// priced at $1.37 million; counts above 10⁹ per call are now rejected as absurd.
 #[test]

@@ -25,9 +25,24 @@ const FIELDS: [&str; 8] = [
     "cost.service_tier",
 ];
 
-/// Picked by the top eight field bytes (0xF8 and above), so the bytes of the regressions found
-/// before it was added keep their meaning.
+/// Picked by the field bytes 0xF8 to 0xFB (before the kinds below were added, by 0xF8 and
+/// above), so the bytes of the regressions found before it was added keep their meaning.
 const SEARCH_FIELD: &str = "cost.usage.web_search_requests";
+
+/// The other token kinds, picked by the top four field bytes (0xFC and above) and one more byte:
+/// field bytes below 0xFC read no more bytes than before, so the regressions found before these
+/// were added (none with such a field byte) keep their meaning.
+const OTHER_KIND_FIELDS: [&str; 9] = [
+    "gen_ai.usage.cache_creation.input_tokens",
+    "cost.usage.cache_write_1h_tokens",
+    "cost.usage.audio_input_tokens",
+    "cost.usage.audio_output_tokens",
+    "cost.usage.cache_read_audio_tokens",
+    "cost.usage.image_output_tokens",
+    "cost.usage.image_input_tokens",
+    "cost.usage.cache_read_image_tokens",
+    "cost.usage.file_search_calls",
+];
 
 const MODELS: [&str; 4] = [
     "gpt-4o",
@@ -79,6 +94,15 @@ fn open(kind: u8, parent: Option<&Span>, input: &mut Bytes<'_>) -> Span {
             llm.cache.hit = Empty,
             cost.service_tier = Empty,
             cost.usage.web_search_requests = Empty,
+            gen_ai.usage.cache_creation.input_tokens = Empty,
+            cost.usage.cache_write_1h_tokens = Empty,
+            cost.usage.audio_input_tokens = Empty,
+            cost.usage.audio_output_tokens = Empty,
+            cost.usage.cache_read_audio_tokens = Empty,
+            cost.usage.image_output_tokens = Empty,
+            cost.usage.image_input_tokens = Empty,
+            cost.usage.cache_read_image_tokens = Empty,
+            cost.usage.file_search_calls = Empty,
         ),
         _ => tracing::info_span!(parent: parent, "tool", step = u64::from(kind)),
     }
@@ -86,6 +110,7 @@ fn open(kind: u8, parent: Option<&Span>, input: &mut Bytes<'_>) -> Span {
 
 fn record(span: &Span, input: &mut Bytes<'_>) {
     let field = match input.next() {
+        0xFC.. => OTHER_KIND_FIELDS[usize::from(input.next()) % OTHER_KIND_FIELDS.len()],
         0xF8.. => SEARCH_FIELD,
         n => FIELDS[usize::from(n) % FIELDS.len()],
     };
