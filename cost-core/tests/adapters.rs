@@ -1,7 +1,7 @@
 //! Provider usage adapters: exact inclusive usage from each native shape, typed and from JSON.
 
-use cost_core::adapters::{AdapterError, anthropic, gemini, openai};
-use cost_core::{TokenUsage, Usage};
+use cost_core::adapters::{AdapterError, anthropic, bedrock, gemini, openai};
+use cost_core::{ServiceTier, TokenUsage, Usage};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -131,6 +131,134 @@ fn anthropic_with_cache_reads_and_both_write_lifetimes() {
             output: 1,
             ..Usage::default()
         })
+    );
+}
+
+#[test]
+fn bedrock_converse_with_cache_reads_and_both_write_lifetimes() {
+    // inputTokens (50) leaves out the 6 000 read and the 3 000 written (2 000 for 5 minutes,
+    // 1 000 for an hour), as totalTokens (9 750 = 50 + 700 + 6 000 + 3 000) shows: the
+    // inclusive input is 9 050.
+    let response = json!({
+        "output": {"message": {"role": "assistant", "content": [{"text": "…"}]}},
+        "stopReason": "end_turn",
+        "usage": {
+            "inputTokens": 50, "outputTokens": 700, "totalTokens": 9750,
+            "cacheReadInputTokens": 6000, "cacheWriteInputTokens": 3000,
+            "cacheDetails": [{"ttl": "1h", "inputTokens": 1000}, {"ttl": "5m", "inputTokens": 2000}]
+        },
+        "metrics": {"latencyMs": 812}
+    });
+    let expected = Usage {
+        input: 9050,
+        cache_read: 6000,
+        cache_write: 2000,
+        cache_write_1h: 1000,
+        output: 700,
+        ..Usage::default()
+    };
+    reads_as::<bedrock::ConverseResponse>(bedrock::from_json, response.clone(), expected);
+    // The stream's closing `metadata` event carries the same usage, wrapped or not.
+    let metadata = json!({"usage": response["usage"], "metrics": {"latencyMs": 812}});
+    assert_eq!(bedrock::from_json(&metadata), Ok(expected));
+    assert_eq!(
+        bedrock::from_json(&json!({ "metadata": metadata })),
+        Ok(expected)
+    );
+    assert_eq!(bedrock::from_json(&response["usage"]), Ok(expected));
+    // Without the details, every write has the default 5-minute lifetime; without a total,
+    // the cache counts are read as outside inputTokens.
+    let plain = json!({"inputTokens": 10, "outputTokens": 1, "cacheWriteInputTokens": 300});
+    let expected_plain = Usage {
+        input: 310,
+        cache_write: 300,
+        output: 1,
+        ..Usage::default()
+    };
+    reads_as::<bedrock::ConverseUsage>(bedrock::from_json, plain, expected_plain);
+}
+
+#[test]
+fn a_bedrock_id_is_priced_where_a_table_names_it() {
+    let usage = bedrock::from_json(&json!({
+        "inputTokens": 1000, "outputTokens": 100, "totalTokens": 3100,
+        "cacheReadInputTokens": 2000
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let id = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    // Not read as Anthropic's own model: the embedded table does not price it.
+    let embedded = cost_core::PriceTable::embedded();
+    assert!(embedded.quote(id, &usage, ServiceTier::Standard).is_err());
+    // A table of the user's own, the geographic endpoint at 10% over the list price, the id an
+    // alias: 3 000 × $3.30 − 2 000 × ($3.30 − $0.33) + 100 × $16.50 per million.
+    let table = cost_core::format::native::parse(
+        r#"
+version = "bedrock-us"
+as_of = "2026-11-27"
+[models."bedrock-us-claude-sonnet-4-5"]
+aliases = ["us.anthropic.claude-sonnet-4-5-20250929-v1:0"]
+input = "3.30"
+cache_read = "0.33"
+output = "16.50"
+"#,
+        "bedrock.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let quote = table
+        .quote(id, &usage, ServiceTier::Standard)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(quote.total().to_string(), "0.00561");
+}
+
+#[test]
+fn bedrock_cache_counts_inside_the_input_when_the_total_says_so() {
+    // totalTokens = inputTokens + outputTokens, and the 600 cached tokens fit in the 1 000
+    // input: they are parts of it.
+    let inside = json!({"inputTokens": 1000, "outputTokens": 10, "totalTokens": 1010,
+                        "cacheReadInputTokens": 600});
+    let expected = Usage {
+        input: 1000,
+        cache_read: 600,
+        output: 10,
+        ..Usage::default()
+    };
+    reads_as::<bedrock::ConverseUsage>(bedrock::from_json, inside, expected);
+    // A total that fits neither reading: the sum, never an input counted short.
+    let neither = json!({"inputTokens": 1000, "outputTokens": 10, "totalTokens": 5,
+                         "cacheReadInputTokens": 600});
+    let summed = Usage {
+        input: 1600,
+        ..expected
+    };
+    reads_as::<bedrock::ConverseUsage>(bedrock::from_json, neither, summed);
+    // Cached tokens that do not fit in the input cannot be inside it.
+    let too_many = json!({"inputTokens": 100, "outputTokens": 10, "totalTokens": 110,
+                          "cacheReadInputTokens": 600});
+    assert_eq!(
+        bedrock::from_json(&too_many).map(|usage| usage.input),
+        Ok(700)
+    );
+}
+
+#[test]
+fn bedrock_cache_lifetimes_it_does_not_know_are_errors() {
+    let usage = json!({"inputTokens": 10, "outputTokens": 1, "cacheWriteInputTokens": 300,
+                       "cacheDetails": [{"ttl": "30m", "inputTokens": 300}]});
+    assert_eq!(
+        bedrock::from_json(&usage),
+        Err(AdapterError::UnknownValue {
+            field: "cacheDetails.ttl".into(),
+            value: "\"30m\"".into(),
+        })
+    );
+    assert!(serde_json::from_value::<bedrock::ConverseUsage>(usage).is_err());
+    assert!(matches!(
+        bedrock::from_json(&json!({"inputTokens": -3, "outputTokens": 1})),
+        Err(AdapterError::BadCount { .. })
+    ));
+    assert_eq!(
+        bedrock::from_json(&json!({"output": {}})),
+        Err(AdapterError::NoUsage("usage"))
     );
 }
 

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use cost_layer::cost_core::adapters::{anthropic, gemini, openai};
+use cost_layer::cost_core::adapters::{anthropic, bedrock, gemini, openai};
 use cost_layer::cost_core::{Money, Usage};
 use cost_layer::{CostLayer, Ledger, Scope, TokenUsage, llm_call, record_usage};
 use tracing_subscriber::prelude::*;
@@ -846,4 +846,44 @@ fn file_search_calls_are_charged_per_call_on_top_of_the_tokens() {
     };
     assert_eq!(by_hand(2), (usd("0.01028"), 0));
     assert_eq!(by_hand(10_001), (Money::ZERO, 1));
+}
+
+/// A Bedrock Converse call: 200 uncached prompt tokens, 4 000 read from the cache and 1 000
+/// written to it for an hour, 300 output tokens.
+#[llm_call(model = "global.anthropic.claude-sonnet-4-5-20250929-v1:0")]
+fn converse() -> bedrock::ConverseResponse {
+    serde_json::from_value(serde_json::json!({
+        "usage": {"inputTokens": 200, "outputTokens": 300, "totalTokens": 5500,
+                  "cacheReadInputTokens": 4000, "cacheWriteInputTokens": 1000,
+                  "cacheDetails": [{"ttl": "1h", "inputTokens": 1000}]}
+    }))
+    .unwrap_or_default()
+}
+
+#[test]
+fn a_bedrock_call_is_charged_under_the_id_a_table_names_and_unpriced_elsewhere() {
+    let id = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let run_with = |table| {
+        let (layer, ledger) = CostLayer::builder().prices(table).build();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), converse);
+        ledger
+    };
+    let table = cost_layer::cost_core::PriceTable::from_text(
+        &format!(
+            "version = \"bedrock\"\n[models.\"{id}\"]\ninput = \"3\"\ncache_read = \"0.30\"\ncache_write = \"3.75\"\ncache_write_1h = \"6\"\noutput = \"15\"\n"
+        ),
+        "inline.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // 200 × 3e-6 + 4 000 × 0.3e-6 + 1 000 × 6e-6 + 300 × 15e-6.
+    let totals = run_with(table).model(id).unwrap_or_default();
+    assert_eq!(totals.total_usd(), usd("0.0123"));
+    assert_eq!(
+        (totals.usage.input, totals.usage.cache_write_1h),
+        (5_200, 1_000)
+    );
+    // The embedded table has no price for a Bedrock id: unpriced, its tokens counted.
+    let embedded = cost_layer::cost_core::PriceTable::embedded();
+    let totals = run_with((*embedded).clone()).model(id).unwrap_or_default();
+    assert_eq!((totals.unpriced_calls, totals.unpriced_tokens), (1, 5_500));
 }

@@ -5,7 +5,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{AdapterError, checked, count, count_if_present, usage_object};
+use super::{
+    AdapterError, checked, count, count_if_present, usage_object,
+    with_cache_outside_input as convert,
+};
 use crate::token_usage::TokenUsage;
 use crate::usage::Usage;
 
@@ -62,29 +65,6 @@ pub struct Message {
     pub model: String,
     /// Its usage.
     pub usage: MessagesUsage,
-}
-
-/// Converts the exclusive counts; a split that does not cover every write leaves the rest at
-/// the 5-minute lifetime (the default). Sums saturate: counts that large are absurd, and
-/// validation refuses them, where a wrapped sum would pass for a real count.
-fn convert(input: u64, read: u64, written: u64, split: Option<(u64, u64)>) -> Usage {
-    let (write_5m, write_1h) = match split {
-        Some((five, hour)) if five.saturating_add(hour) > 0 => (
-            written.max(five.saturating_add(hour)).saturating_sub(hour),
-            hour,
-        ),
-        _ => (written, 0),
-    };
-    Usage {
-        input: input
-            .saturating_add(read)
-            .saturating_add(write_5m)
-            .saturating_add(write_1h),
-        cache_read: read,
-        cache_write: write_5m,
-        cache_write_1h: write_1h,
-        ..Usage::default()
-    }
 }
 
 impl MessagesUsage {

@@ -11,11 +11,13 @@
 //! | [`anthropic`] Messages | `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens` (split in `cache_creation.ephemeral_5m/1h_input_tokens`) | input = sum of the three |
 //! | [`anthropic`] streamed Messages | `message_start` gives the input counts, `message_delta` the output so far (and, in newer versions, the input again) | [`anthropic::StreamUsage`] keeps each count's latest value |
 //! | `async_openai` (feature `async-openai`) | `CreateChatCompletionResponse`, `CompletionUsage` of the `async-openai` crate | as OpenAI |
+//! | [`bedrock`] Converse (and `ConverseStream`'s `metadata`) | `inputTokens` excludes `cacheReadInputTokens` and `cacheWriteInputTokens` (split by lifetime in `cacheDetails`) | input = sum of the three |
 //! | [`gemini`] `usageMetadata` | `promptTokenCount` ⊇ `cachedContentTokenCount`; `candidatesTokenCount` excludes `thoughtsTokenCount` | output = candidates + thoughts |
 
 pub mod anthropic;
 #[cfg(feature = "async-openai")]
 pub mod async_openai;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 
@@ -33,6 +35,14 @@ pub enum AdapterError {
     /// A count that is not a non-negative integer.
     #[error("`{field}` must be a non-negative integer, got {value}")]
     BadCount {
+        /// The field's path.
+        field: String,
+        /// What it held.
+        value: String,
+    },
+    /// A value the adapter does not know, such as a cache lifetime it has no price for.
+    #[error("`{field}` holds {value}, which this version does not know")]
+    UnknownValue {
         /// The field's path.
         field: String,
         /// What it held.
@@ -122,6 +132,37 @@ pub(crate) fn with_prompt_images(
         .saturating_sub(usage.audio_input);
     (usage.image_input, usage.cache_read_image) = split_by_cache(images, cached_images, room);
     usage
+}
+
+/// The inclusive usage of counts that give the prompt's uncached tokens (`input`) apart from its
+/// cache reads and writes, as Anthropic's and Bedrock's do; a split of the writes by lifetime
+/// (`(5-minute, 1-hour)`) that does not cover every write leaves the rest at the 5-minute
+/// lifetime (the default), and one that covers more than the writes counts them all. Sums
+/// saturate: counts that large are absurd, and validation refuses them, where a wrapped sum
+/// would pass for a real count.
+pub(crate) fn with_cache_outside_input(
+    input: u64,
+    read: u64,
+    written: u64,
+    split: Option<(u64, u64)>,
+) -> Usage {
+    let (write_5m, write_1h) = match split {
+        Some((five, hour)) if five.saturating_add(hour) > 0 => (
+            written.max(five.saturating_add(hour)).saturating_sub(hour),
+            hour,
+        ),
+        _ => (written, 0),
+    };
+    Usage {
+        input: input
+            .saturating_add(read)
+            .saturating_add(write_5m)
+            .saturating_add(write_1h),
+        cache_read: read,
+        cache_write: write_5m,
+        cache_write_1h: write_1h,
+        ..Usage::default()
+    }
 }
 
 /// The model a response names: `None` when the field is empty (a response that left it out).

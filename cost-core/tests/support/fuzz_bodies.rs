@@ -1,7 +1,7 @@
 //! What the fuzz targets (`fuzz/`) and their proptest twins (`cost-core/tests/parsers_fuzz.rs`)
 //! do with each input, shared so both check the same thing.
 
-use cost_core::adapters::{anthropic, gemini, openai};
+use cost_core::adapters::{anthropic, bedrock, gemini, openai};
 use cost_core::{PriceTable, ServiceTier, Usage};
 use serde_json::Value;
 
@@ -45,6 +45,7 @@ pub(crate) fn exercise_adapters(value: &Value) {
         openai::realtime_from_json(value),
         openai::images_from_json(value),
         anthropic::from_json(value),
+        bedrock::from_json(value),
         gemini::from_json(value),
     ]
     .into_iter()
