@@ -1,10 +1,20 @@
-//! `TokenUsage` for the Chat Completions response types of the `async-openai` crate
-//! (feature `async-openai`). Its usage is OpenAI's, read as the `openai` adapter reads it; the
-//! response says the service tier that served it.
+//! `TokenUsage` for the response types of the `async-openai` crate (feature `async-openai`):
+//! Chat Completions (`CreateChatCompletionResponse`, `CompletionUsage`) and Responses
+//! (`Response`, `ResponseUsage`). Their usage is OpenAI's, read as the [`openai`](super::openai)
+//! adapter reads it (a Responses response's web searches and file search calls counted from its
+//! output items); both responses say the service tier that served them. `ResponseUsage`'s
+//! `cache_write_tokens` are left in the uncached input (priced at the input price).
+//!
+//! The crate's image types are not adapted: enabling them beside its client features fails to
+//! compile in `async-openai` 0.43 (its `image-types` feature needs its `image` feature there);
+//! read an Images response's JSON with [`openai::images_from_json`](super::openai::images_from_json).
 
 use async_openai::types::chat::{
     CompletionTokensDetails, CompletionUsage, CreateChatCompletionResponse, PromptTokensDetails,
     ServiceTier,
+};
+use async_openai::types::responses::{
+    OutputItem, Response, ResponseUsage, ServiceTierResponses, WebSearchToolCallAction,
 };
 
 use super::openai;
@@ -79,6 +89,68 @@ impl TokenUsage for CreateChatCompletionResponse {
     }
 }
 
+/// The Responses API's counts in the `openai` adapter's shape.
+fn responses_usage(usage: &ResponseUsage) -> openai::ResponsesUsage {
+    openai::ResponsesUsage {
+        input_tokens: u64::from(usage.input_tokens),
+        output_tokens: u64::from(usage.output_tokens),
+        total_tokens: u64::from(usage.total_tokens),
+        input_tokens_details: Some(openai::PromptTokensDetails {
+            cached_tokens: u64::from(usage.input_tokens_details.cached_tokens),
+            ..openai::PromptTokensDetails::default()
+        }),
+        output_tokens_details: Some(openai::CompletionTokensDetails {
+            reasoning_tokens: u64::from(usage.output_tokens_details.reasoning_tokens),
+            ..openai::CompletionTokensDetails::default()
+        }),
+    }
+}
+
+impl TokenUsage for ResponseUsage {
+    fn token_usage(&self) -> Option<Usage> {
+        Some(responses_usage(self).to_usage())
+    }
+}
+
+impl TokenUsage for Response {
+    fn token_usage(&self) -> Option<Usage> {
+        let usage = self.usage.as_ref().and_then(TokenUsage::token_usage)?;
+        let count = |is: fn(&OutputItem) -> bool| self.output.iter().filter(|i| is(i)).count();
+        Some(Usage {
+            web_search_requests: count(is_web_search) as u64,
+            file_search_calls: count(|item| matches!(item, OutputItem::FileSearchCall(_))) as u64,
+            ..usage
+        })
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        super::non_empty(&self.model)
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.service_tier.as_ref().map(|tier| match tier {
+            ServiceTierResponses::Auto => "auto",
+            ServiceTierResponses::Default => "default",
+            ServiceTierResponses::Flex => "flex",
+            ServiceTierResponses::Scale => "scale",
+            ServiceTierResponses::Priority => "priority",
+            ServiceTierResponses::Fast => "fast",
+            ServiceTierResponses::Ultrafast => "ultrafast",
+        })
+    }
+}
+
+/// A web search billed per search: a web search call whose action is a search, or that names
+/// no action yet (as [`openai::OutputItem::is_web_search`] reads one).
+fn is_web_search(item: &OutputItem) -> bool {
+    match item {
+        OutputItem::WebSearchCall(call) => {
+            matches!(call.action, None | Some(WebSearchToolCallAction::Search(_)))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +214,56 @@ mod tests {
         };
         assert_eq!(response("gpt-4o-search-preview"), Some(1));
         assert_eq!(response("gpt-4o-mini"), Some(0));
+    }
+
+    /// Reads `json` as the `async-openai` type and with the JSON reader of the `openai`
+    /// adapter: the same usage.
+    fn same_as_json<T: serde::de::DeserializeOwned + TokenUsage>(
+        json: serde_json::Value,
+        from_json: fn(&serde_json::Value) -> Result<Usage, super::super::AdapterError>,
+    ) -> Usage {
+        let typed = serde_json::from_value::<T>(json.clone())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .token_usage();
+        let read = from_json(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(typed, Some(read));
+        read
+    }
+
+    #[test]
+    fn a_response_with_searches_reads_as_the_openai_adapter_reads_it() {
+        let json = serde_json::json!({
+            "id": "resp_1", "object": "response", "created_at": 1_764_000_000,
+            "status": "completed", "model": "gpt-5-2025-08-07", "service_tier": "flex",
+            "output": [
+                {"type": "web_search_call", "id": "ws_1", "status": "completed",
+                 "action": {"type": "search", "query": "rust tracing"}},
+                {"type": "web_search_call", "id": "ws_2", "status": "completed",
+                 "action": {"type": "open_page", "url": "https://docs.rs"}},
+                {"type": "file_search_call", "id": "fs_1", "status": "completed",
+                 "queries": ["budget"], "results": null},
+                {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                 "content": [{"type": "output_text", "text": "…", "annotations": []}]}
+            ],
+            "usage": {"input_tokens": 3000, "output_tokens": 800, "total_tokens": 3800,
+                      "input_tokens_details": {"cached_tokens": 1000},
+                      "output_tokens_details": {"reasoning_tokens": 500}}
+        });
+        let usage = same_as_json::<Response>(json.clone(), openai::responses_from_json);
+        assert_eq!(
+            usage,
+            Usage {
+                input: 3000,
+                cache_read: 1000,
+                output: 800,
+                reasoning: 500,
+                web_search_requests: 1,
+                file_search_calls: 1,
+                ..Usage::default()
+            }
+        );
+        let typed: Response = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(typed.service_tier(), Some("flex"));
+        assert_eq!(typed.response_model(), Some("gpt-5-2025-08-07"));
     }
 }

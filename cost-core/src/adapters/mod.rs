@@ -10,7 +10,7 @@
 //! | [`openai`] Responses ([`openai::Response`]) | `input_tokens` ⊇ `input_tokens_details.cached_tokens`; `output_tokens` ⊇ `output_tokens_details.reasoning_tokens` | already inclusive |
 //! | [`anthropic`] Messages | `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens` (split in `cache_creation.ephemeral_5m/1h_input_tokens`) | input = sum of the three |
 //! | [`anthropic`] streamed Messages | `message_start` gives the input counts, `message_delta` the output so far (and, in newer versions, the input again) | [`anthropic::StreamUsage`] keeps each count's latest value |
-//! | `async_openai` (feature `async-openai`) | `CreateChatCompletionResponse`, `CompletionUsage` of the `async-openai` crate | as OpenAI |
+//! | `async_openai` (feature `async-openai`) | `CreateChatCompletionResponse`, `CompletionUsage`, `Response`, `ResponseUsage` of the `async-openai` crate | as OpenAI (Chat Completions, Responses) |
 //! | [`bedrock`] Converse (and `ConverseStream`'s `metadata`) | `inputTokens` excludes `cacheReadInputTokens` and `cacheWriteInputTokens` (split by lifetime in `cacheDetails`) | input = sum of the three |
 //! | [`gemini`] `usageMetadata` | `promptTokenCount` ⊇ `cachedContentTokenCount`; `candidatesTokenCount` excludes `thoughtsTokenCount` | output = candidates + thoughts |
 
