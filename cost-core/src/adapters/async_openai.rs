@@ -1,13 +1,13 @@
 //! `TokenUsage` for the response types of the `async-openai` crate (feature `async-openai`):
 //! Chat Completions (`CreateChatCompletionResponse`, `CompletionUsage`) and Responses
-//! (`Response`, `ResponseUsage`). Their usage is OpenAI's, read as the [`openai`](super::openai)
+//! (`Response`, `ResponseUsage`). Their usage is OpenAI's, read as the [`openai`]
 //! adapter reads it (a Responses response's web searches and file search calls counted from its
 //! output items); both responses say the service tier that served them. `ResponseUsage`'s
 //! `cache_write_tokens` are left in the uncached input (priced at the input price).
 //!
 //! The crate's image types are not adapted: enabling them beside its client features fails to
 //! compile in `async-openai` 0.43 (its `image-types` feature needs its `image` feature there);
-//! read an Images response's JSON with [`openai::images_from_json`](super::openai::images_from_json).
+//! read an Images response's JSON with [`openai::images_from_json`].
 
 use async_openai::types::chat::{
     CompletionTokensDetails, CompletionUsage, CreateChatCompletionResponse, PromptTokensDetails,
