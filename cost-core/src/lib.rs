@@ -37,10 +37,10 @@ pub mod token_usage;
 pub mod usage;
 
 pub use format::{PriceFileError, PriceFileErrorKind, PriceFormat};
-pub use money::{DecimalError, Money, TokenPrice};
+pub use money::{DecimalError, Money, PriceMultiplier, TokenPrice};
 pub use price::{
-    CallBound, ComponentPrices, ContextTier, CostBreakdown, CostError, ModelPrice, PriceError,
-    PriceSchedule, Priced, Rates, ServiceTier, UnknownServiceTier,
+    CallBound, CallTerms, ComponentPrices, ContextTier, CostBreakdown, CostError, ModelPrice,
+    PriceError, PriceSchedule, Priced, Rates, ServiceTier, UnknownServiceTier,
 };
 pub use resolve::{MatchRule, Unpriced};
 pub use table::{

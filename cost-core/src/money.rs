@@ -280,9 +280,62 @@ impl TokenPrice {
         }
     }
 
+    /// This price times `multiplier`, exactly; `None` when the product does not fit in the
+    /// price's 24 decimals (or overflows).
+    pub const fn scaled(self, multiplier: PriceMultiplier) -> Option<TokenPrice> {
+        let Some(product) = self.0.checked_mul(multiplier.millionths as i128) else {
+            return None;
+        };
+        if product % 1_000_000 != 0 {
+            return None;
+        }
+        Some(TokenPrice(product / 1_000_000))
+    }
+
     /// This price per million tokens, as exact money (`$2.50` for `2.5e-6` per token).
     pub const fn per_million_tokens(self) -> Money {
         Money(self.0.saturating_mul(1_000_000))
+    }
+}
+
+/// An exact factor applied to prices (`1.1`: 10% more), to six decimals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PriceMultiplier {
+    millionths: u64,
+}
+
+impl PriceMultiplier {
+    /// The factor 1: prices unchanged.
+    pub const ONE: PriceMultiplier = PriceMultiplier {
+        millionths: 1_000_000,
+    };
+
+    /// Parses a positive decimal factor of at most six decimals (`"1.1"`, `"1"`).
+    pub fn parse(text: &str) -> Result<Self, DecimalError> {
+        let trimmed = text.trim();
+        if trimmed.starts_with('-') {
+            return Err(DecimalError::Negative(text.to_owned()));
+        }
+        let millionths = parse_decimal(trimmed, 6).map_err(|e| e.with_text(text))?;
+        u64::try_from(millionths)
+            .ok()
+            .filter(|m| *m > 0)
+            .map(|millionths| PriceMultiplier { millionths })
+            .ok_or_else(|| DecimalError::Syntax(text.to_owned()))
+    }
+}
+
+impl fmt::Display for PriceMultiplier {
+    /// The factor as an exact decimal string (`1.1`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_fixed(f, i128::from(self.millionths), 6)
+    }
+}
+
+impl serde::Serialize for PriceMultiplier {
+    /// Serialised as the exact decimal string.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

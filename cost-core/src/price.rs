@@ -33,7 +33,7 @@
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::money::{Money, TokenPrice};
+use crate::money::{Money, PriceMultiplier, TokenPrice};
 use crate::usage::{TokenKind, Usage, UsageError};
 
 /// Prices of one model (or one tier of it) per token kind; `None` where not declared.
@@ -239,6 +239,29 @@ impl std::fmt::Display for ServiceTier {
     }
 }
 
+/// What a call's price depends on beyond its usage: the service tier it ran at, and whether it
+/// ran on an endpoint that keeps its data in one geography (Vertex AI's regional endpoints,
+/// Bedrock's geographic and in-Region ones, Anthropic's US-only inference, OpenAI's data
+/// residency), which some providers bill above the list price
+/// ([`ModelPrice::data_residency`]). A [`ServiceTier`] converts into the terms of a call at that
+/// tier without data residency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CallTerms {
+    /// The service tier.
+    pub service_tier: ServiceTier,
+    /// The call ran on a data-residency endpoint.
+    pub data_residency: bool,
+}
+
+impl From<ServiceTier> for CallTerms {
+    fn from(service_tier: ServiceTier) -> Self {
+        CallTerms {
+            service_tier,
+            data_residency: false,
+        }
+    }
+}
+
 /// Effective per-token rates of one (service tier, context tier) pair, after the fallback rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Rates {
@@ -287,6 +310,10 @@ pub struct ModelPrice {
     variants: [Option<PriceSchedule>; 3],
     /// Rows per service tier (standard, batch, flex, priority), ordered by threshold.
     rows: [Vec<RateRow>; 4],
+    /// The factor a data-residency endpoint applies to the token prices; `None` when unknown.
+    data_residency: Option<PriceMultiplier>,
+    /// `rows` at that factor.
+    residency_rows: Option<Box<[Vec<RateRow>; 4]>>,
 }
 
 /// A model price that cannot be built.
@@ -298,6 +325,9 @@ pub enum PriceError {
     /// Two context tiers with one threshold.
     #[error("two context tiers above {0} tokens")]
     DuplicateTier(u64),
+    /// A data-residency factor that makes a price inexact (more than 24 decimals per token).
+    #[error("the data-residency factor {0} makes a price inexact")]
+    InexactMultiplier(PriceMultiplier),
 }
 
 /// A call that cannot be priced. Never billed as zero.
@@ -314,6 +344,9 @@ pub enum CostError {
         /// How many tokens (or searches) of it the call has.
         tokens: u64,
     },
+    /// The call ran on a data-residency endpoint, and the model's price there is not known.
+    #[error("the call ran on a data-residency endpoint, and the model has no price there")]
+    NoDataResidencyPrice,
     /// The cost leaves the representable range (±1.7 × 10¹⁴ USD).
     #[error("the cost is beyond the representable range")]
     Overflow,
@@ -427,6 +460,8 @@ pub struct Priced {
     pub service_tier: ServiceTier,
     /// The context tier applied, as its threshold; `None` for base prices.
     pub context_tier: Option<u64>,
+    /// The data-residency prices were applied.
+    pub data_residency: bool,
 }
 
 impl Priced {
@@ -474,7 +509,57 @@ impl ModelPrice {
             standard,
             variants,
             rows,
+            data_residency: None,
+            residency_rows: None,
         })
+    }
+
+    /// This price with the factor a data-residency endpoint applies to its token prices (`1.1`
+    /// for 10% more; `1` where such an endpoint costs the same). Per-call fees (web searches,
+    /// file search calls) are not scaled. Without it, a data-residency call of the model is
+    /// unpriced ([`CostError::NoDataResidencyPrice`]), never charged the list price.
+    pub fn with_data_residency(mut self, factor: PriceMultiplier) -> Result<Self, PriceError> {
+        let scale = |price: TokenPrice| {
+            price
+                .scaled(factor)
+                .ok_or(PriceError::InexactMultiplier(factor))
+        };
+        let scale_rates = |r: &Rates| -> Result<Rates, PriceError> {
+            let optional = |price: Option<TokenPrice>| price.map(scale).transpose();
+            Ok(Rates {
+                input: scale(r.input)?,
+                output: optional(r.output)?,
+                cache_read: scale(r.cache_read)?,
+                cache_write: scale(r.cache_write)?,
+                cache_write_1h: scale(r.cache_write_1h)?,
+                reasoning: optional(r.reasoning)?,
+                audio_input: scale(r.audio_input)?,
+                audio_output: optional(r.audio_output)?,
+                cache_read_audio: scale(r.cache_read_audio)?,
+                image_output: optional(r.image_output)?,
+                web_search_requests: r.web_search_requests,
+                image_input: scale(r.image_input)?,
+                cache_read_image: scale(r.cache_read_image)?,
+                file_search_calls: r.file_search_calls,
+            })
+        };
+        let mut scaled: [Vec<RateRow>; 4] = Default::default();
+        for (rows, out) in self.rows.iter().zip(scaled.iter_mut()) {
+            for row in rows {
+                out.push(RateRow {
+                    above_input_tokens: row.above_input_tokens,
+                    rates: scale_rates(&row.rates)?,
+                });
+            }
+        }
+        self.data_residency = Some(factor);
+        self.residency_rows = Some(Box::new(scaled));
+        Ok(self)
+    }
+
+    /// The factor a data-residency endpoint applies to the token prices; `None` when unknown.
+    pub fn data_residency(&self) -> Option<PriceMultiplier> {
+        self.data_residency
     }
 
     /// The standard schedule as declared.
@@ -497,14 +582,45 @@ impl ModelPrice {
         input_tokens: u64,
         service_tier: ServiceTier,
     ) -> (&Rates, ServiceTier, Option<u64>) {
-        let applied = if service_tier == ServiceTier::Standard
+        Self::rates_in(&self.rows, self.applied_tier(service_tier), input_tokens)
+    }
+
+    /// The effective rates for a request with `input_tokens` on the given terms (see
+    /// [`ModelPrice::rates`]); an error for a data-residency call of a model whose price there
+    /// is not known.
+    pub fn rates_for(
+        &self,
+        input_tokens: u64,
+        terms: CallTerms,
+    ) -> Result<(&Rates, ServiceTier, Option<u64>), CostError> {
+        let applied = self.applied_tier(terms.service_tier);
+        if !terms.data_residency {
+            return Ok(Self::rates_in(&self.rows, applied, input_tokens));
+        }
+        match &self.residency_rows {
+            Some(rows) => Ok(Self::rates_in(rows, applied, input_tokens)),
+            None => Err(CostError::NoDataResidencyPrice),
+        }
+    }
+
+    /// The service tier whose prices apply: the one asked, or standard when the model has no
+    /// variant for it.
+    fn applied_tier(&self, service_tier: ServiceTier) -> ServiceTier {
+        if service_tier == ServiceTier::Standard
             || self.variants[service_tier.index() - 1].is_some()
         {
             service_tier
         } else {
             ServiceTier::Standard
-        };
-        let rows = &self.rows[applied.index()];
+        }
+    }
+
+    fn rates_in(
+        rows: &[Vec<RateRow>; 4],
+        applied: ServiceTier,
+        input_tokens: u64,
+    ) -> (&Rates, ServiceTier, Option<u64>) {
+        let rows = &rows[applied.index()];
         // Rows are ordered: base first, then ascending thresholds. The last crossed wins.
         let mut chosen = &rows[0];
         for row in &rows[1..] {
@@ -526,7 +642,7 @@ impl ModelPrice {
     pub fn worst_case(
         &self,
         bound: &CallBound,
-        service_tier: ServiceTier,
+        terms: impl Into<CallTerms>,
     ) -> Result<Money, CostError> {
         let CallBound {
             input,
@@ -542,7 +658,7 @@ impl ModelPrice {
                 return Err(UsageError::Absurd { kind, value }.into());
             }
         }
-        let (rates, ..) = self.rates(input, service_tier);
+        let (rates, ..) = self.rates_for(input, terms.into())?;
         let input_price = rates.input.max(rates.audio_input).max(rates.image_input);
         let output_price = [
             rates.output,
@@ -577,9 +693,10 @@ impl ModelPrice {
     }
 
     /// Prices one call, exactly.
-    pub fn cost(&self, usage: &Usage, service_tier: ServiceTier) -> Result<Priced, CostError> {
+    pub fn cost(&self, usage: &Usage, terms: impl Into<CallTerms>) -> Result<Priced, CostError> {
         usage.validate()?;
-        let (rates, applied, context_tier) = self.rates(usage.input, service_tier);
+        let terms = terms.into();
+        let (rates, applied, context_tier) = self.rates_for(usage.input, terms)?;
         let times = |price: TokenPrice, tokens: u64| price.times(tokens).ok_or(CostError::Overflow);
         let need = |price: Option<TokenPrice>, kind: TokenKind, tokens: u64| match price {
             Some(price) => times(price, tokens),
@@ -686,6 +803,7 @@ impl ModelPrice {
             breakdown,
             service_tier: applied,
             context_tier,
+            data_residency: terms.data_residency,
         })
     }
 }
@@ -1139,6 +1257,112 @@ mod tests {
                 kind: TokenKind::FileSearchCalls,
                 tokens: 2
             })
+        );
+    }
+
+    #[test]
+    fn data_residency_scales_the_token_prices_and_an_unknown_factor_leaves_the_call_unpriced() {
+        let mut schedule = PriceSchedule::flat(ComponentPrices {
+            input: p("3"),
+            output: p("15"),
+            cache_read: p("0.30"),
+            web_search_requests: TokenPrice::per_token("0.01").ok(),
+            ..Default::default()
+        });
+        *schedule.tier_mut(200_000) = ComponentPrices {
+            input: p("6"),
+            output: p("22.50"),
+            ..Default::default()
+        };
+        let batch = PriceSchedule::flat(ComponentPrices {
+            input: p("1.50"),
+            output: p("7.50"),
+            ..Default::default()
+        });
+        let list =
+            ModelPrice::new(schedule, [Some(batch), None, None]).unwrap_or_else(|e| panic!("{e}"));
+        let factor = PriceMultiplier::parse("1.1").unwrap_or_else(|e| panic!("{e}"));
+        let regional = list
+            .clone()
+            .with_data_residency(factor)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let residency = |tier| CallTerms {
+            service_tier: tier,
+            data_residency: true,
+        };
+        let usage = Usage {
+            input: 10_000,
+            cache_read: 4_000,
+            output: 1_000,
+            web_search_requests: 2,
+            ..Default::default()
+        };
+        let at = |model: &ModelPrice, terms: CallTerms| {
+            model.cost(&usage, terms).unwrap_or_else(|e| panic!("{e}"))
+        };
+        // 6 000 × 3.3e-6 + 4 000 × 0.33e-6 + 1 000 × 16.5e-6 + 2 × $0.01 (searches unscaled).
+        let q = at(&regional, residency(ServiceTier::Standard));
+        assert_eq!(q.total(), usd("0.05762"));
+        assert_eq!(q.breakdown.web_search, usd("0.02"));
+        assert!(q.data_residency);
+        // The same call elsewhere: the list price.
+        let q = at(&regional, ServiceTier::Standard.into());
+        assert_eq!(q.total(), usd("0.0542"));
+        assert!(!q.data_residency);
+        // Batch and context tiers are scaled too: 10 000 × 1.65e-6 + 1 000 × 8.25e-6 at batch;
+        // above 200 000 input tokens, 6.6e-6 and 24.75e-6.
+        let plain = |input, output| Usage {
+            input,
+            output,
+            ..Default::default()
+        };
+        let batch_q = regional
+            .cost(&plain(10_000, 1_000), residency(ServiceTier::Batch))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(batch_q.total(), usd("0.02475"));
+        let long = regional
+            .cost(&plain(300_000, 1_000), residency(ServiceTier::Standard))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(long.total(), usd("2.00475"));
+        assert_eq!(
+            regional.worst_case(
+                &CallBound::tokens(10_000, 1_000),
+                residency(ServiceTier::Standard)
+            ),
+            Ok(usd("0.0495"))
+        );
+        // Without a known factor the call is unpriced, never charged the list price.
+        assert_eq!(
+            list.cost(&usage, residency(ServiceTier::Standard)),
+            Err(CostError::NoDataResidencyPrice)
+        );
+        assert_eq!(
+            list.worst_case(&CallBound::tokens(10, 10), residency(ServiceTier::Standard)),
+            Err(CostError::NoDataResidencyPrice)
+        );
+        assert_eq!(list.data_residency(), None);
+        assert_eq!(regional.data_residency(), Some(factor));
+    }
+
+    #[test]
+    fn a_data_residency_factor_is_a_positive_exact_decimal() {
+        let parse = PriceMultiplier::parse;
+        assert_eq!(parse("1.1").map(|m| m.to_string()), Ok("1.1".to_owned()));
+        assert_eq!(parse(" 1 ").map(|m| m.to_string()), Ok("1".to_owned()));
+        assert!(parse("0").is_err());
+        assert!(parse("-1.1").is_err());
+        assert!(parse("1.0000001").is_err());
+        assert!(parse("ten").is_err());
+        // A price with all 24 decimals used cannot be scaled by 1.1 exactly.
+        let finest = ModelPrice::flat(ComponentPrices {
+            input: TokenPrice::from_units(1),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let factor = parse("1.1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            finest.with_data_residency(factor).err(),
+            Some(PriceError::InexactMultiplier(factor))
         );
     }
 

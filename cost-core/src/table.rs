@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::price::{CostError, ModelPrice, Priced, ServiceTier};
+use crate::price::{CallTerms, CostError, ModelPrice, Priced};
 use crate::resolve::{self, MatchRule, Unpriced};
 use crate::usage::Usage;
 
@@ -464,10 +464,10 @@ impl PriceTable {
         &self,
         model: &str,
         usage: &Usage,
-        service_tier: ServiceTier,
+        terms: impl Into<CallTerms>,
     ) -> Result<Quote<'_>, QuoteError> {
         let resolution = self.resolve(model)?;
-        self.quote_resolved(resolution, usage, service_tier)
+        self.quote_resolved(resolution, usage, terms)
     }
 
     /// The most a call of `model` can cost before its answer is known
@@ -476,12 +476,12 @@ impl PriceTable {
         &self,
         model: &str,
         bound: &crate::price::CallBound,
-        service_tier: ServiceTier,
+        terms: impl Into<CallTerms>,
     ) -> Result<(&ModelEntry, crate::Money), QuoteError> {
         let entry = self.entry(self.resolve(model)?.id);
         let worst = entry
             .price
-            .worst_case(bound, service_tier)
+            .worst_case(bound, terms)
             .map_err(|source| QuoteError::Cost {
                 model: entry.key.clone(),
                 source,
@@ -496,12 +496,12 @@ impl PriceTable {
         &self,
         resolution: Resolution,
         usage: &Usage,
-        service_tier: ServiceTier,
+        terms: impl Into<CallTerms>,
     ) -> Result<Quote<'_>, QuoteError> {
         let entry = self.entry(resolution.id);
         let priced = entry
             .price
-            .cost(usage, service_tier)
+            .cost(usage, terms)
             .map_err(|source| QuoteError::Cost {
                 model: entry.key.clone(),
                 source,

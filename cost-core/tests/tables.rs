@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use cost_core::{
-    ComponentPrices, MatchRule, ModelEntry, ModelPrice, Money, PriceFileErrorKind, PriceTable,
-    QuoteError, ServiceTier, SharedPriceTable, TokenPrice, Usage,
+    CallTerms, ComponentPrices, CostError, MatchRule, ModelEntry, ModelPrice, Money,
+    PriceFileErrorKind, PriceTable, QuoteError, ServiceTier, SharedPriceTable, TokenPrice, Usage,
 };
 
 fn usd(text: &str) -> Money {
@@ -297,6 +297,67 @@ fn file_search_prices_in_both_formats() {
         .quote("gpt-4.1-mini", &usage, ServiceTier::Standard)
         .map(|q| q.priced.breakdown.file_search);
     assert_eq!(embedded, Ok(usd("0.005")));
+}
+
+#[test]
+fn data_residency_calls_are_priced_at_the_factor_a_table_gives_and_unpriced_without_one() {
+    let usage = Usage {
+        input: 10_000,
+        output: 1_000,
+        ..Usage::default()
+    };
+    let residency = CallTerms {
+        service_tier: ServiceTier::Standard,
+        data_residency: true,
+    };
+    let embedded = PriceTable::default();
+    let total = |model: &str, terms: CallTerms| {
+        embedded
+            .quote(model, &usage, terms)
+            .map(|q| (q.total(), q.priced.data_residency))
+    };
+    // Claude Sonnet 4.5 on Vertex AI: 10 000 × $3 + 1 000 × $15 per million at the global
+    // endpoint, 10% more at a regional one; Claude Sonnet 4 has one price.
+    let vertex = "claude-sonnet-4-5@20250929";
+    assert_eq!(
+        total(vertex, ServiceTier::Standard.into()),
+        Ok((usd("0.045"), false))
+    );
+    assert_eq!(total(vertex, residency), Ok((usd("0.0495"), true)));
+    assert_eq!(
+        total("claude-sonnet-4@20250514", residency),
+        Ok((usd("0.045"), true))
+    );
+    // A model whose price at such an endpoint the table does not give: unpriced.
+    assert!(matches!(
+        embedded.quote("gpt-4o", &usage, residency),
+        Err(QuoteError::Cost {
+            source: CostError::NoDataResidencyPrice,
+            ..
+        })
+    ));
+    // The native format's key, and its errors with their line.
+    let table = |factor: &str| {
+        PriceTable::from_text(
+            &format!(
+                "version = \"1\"\n[models.m]\ninput = \"2\"\noutput = \"8\"\ndata_residency = {factor}\n"
+            ),
+            "prices.toml",
+        )
+    };
+    let own = table("\"1.25\"").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        own.quote("m", &usage, residency).map(|q| q.total()),
+        Ok(usd("0.035"))
+    );
+    for bad in ["\"0\"", "\"-1\"", "\"many\"", "1.1"] {
+        let error = table(bad).err().unwrap_or_else(|| panic!("{bad} loaded"));
+        assert_eq!(
+            (error.line, error.kind),
+            (Some(5), PriceFileErrorKind::Invalid),
+            "{bad}"
+        );
+    }
 }
 
 #[test]

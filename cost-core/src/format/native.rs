@@ -18,6 +18,8 @@
 //! web_search_requests = "0.01" # optional: USD per web search (per search, whatever the unit)
 //! file_search_calls = "0.0025" # optional: USD per file search call (per call, whatever the unit)
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
+//! data_residency = "1.1"       # optional: the factor on the token prices of a call on a
+//!                              # data-residency endpoint; without it such a call is unpriced
 //!
 //! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
 //! above = 200000
@@ -39,7 +41,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{PriceFileError, PriceFileErrorKind};
-use crate::money::TokenPrice;
+use crate::money::{PriceMultiplier, TokenPrice};
 use crate::price::{ComponentPrices, ModelPrice, PriceSchedule};
 use crate::table::{ModelEntry, PriceTable, PriceTableBuilder, TableInfo};
 
@@ -146,6 +148,25 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             [batch?, flex?, priority?],
         )
         .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
+        let price = match &model.data_residency {
+            None => price,
+            Some(factor) => {
+                let invalid_factor = |e: String| {
+                    invalid(
+                        factor.span(),
+                        format!(
+                            "model `{}`: data_residency must be a factor above zero (\"1.1\" for 10% more): {e}",
+                            key.get_ref()
+                        ),
+                    )
+                };
+                let parsed = PriceMultiplier::parse(&factor.get_ref().0)
+                    .map_err(|e| invalid_factor(e.to_string()))?;
+                price
+                    .with_data_residency(parsed)
+                    .map_err(|e| invalid_factor(e.to_string()))?
+            }
+        };
         builder.model(ModelEntry {
             key: key.get_ref().clone(),
             provider: model.provider.clone(),
@@ -264,6 +285,8 @@ price_fields!(price_table! {
         flex: Option<PricesSpec>,
         #[serde(default)]
         priority: Option<PricesSpec>,
+        #[serde(default)]
+        data_residency: Option<Spanned<PriceText>>,
     }
 });
 
