@@ -52,6 +52,7 @@ struct Priced<'a> {
     breakdown: Breakdown,
     cache_savings_usd: Money,
     service_tier: ServiceTier,
+    data_residency: bool,
     context_tier_above: Option<u64>,
     table_version: &'a str,
     as_of: Option<&'a str>,
@@ -159,8 +160,21 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
         Some(Value::String(name)) => ServiceTier::parse(name).map_err(|e| e.to_string())?,
         Some(other) => return Err(format!("`service_tier` must be a string, got {other}")),
     };
+    let data_residency = match object.get("data_residency") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(on)) => *on,
+        Some(other) => {
+            return Err(format!(
+                "`data_residency` must be true or false, got {other}"
+            ));
+        }
+    };
+    let terms = cost_core::CallTerms {
+        service_tier,
+        data_residency,
+    };
     let quote = table
-        .quote(model, &usage, service_tier)
+        .quote(model, &usage, terms)
         .map_err(|e| e.to_string())?;
     let out = Priced {
         id,
@@ -171,6 +185,7 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
         breakdown: quote.priced.breakdown.into(),
         cache_savings_usd: quote.priced.breakdown.cache_savings,
         service_tier: quote.priced.service_tier,
+        data_residency: quote.priced.data_residency,
         context_tier_above: quote.priced.context_tier,
         table_version: &quote.table.version,
         as_of: quote

@@ -65,6 +65,35 @@ fn every_line_priced_exits_zero_in_order() {
 }
 
 #[test]
+fn a_data_residency_call_is_priced_at_its_factor_or_refused() {
+    let stdin = r#"{"id": 1, "model": "claude-sonnet-4-5@20250929", "input_tokens": 10000, "output_tokens": 1000, "data_residency": true}
+{"id": 2, "model": "claude-sonnet-4-5@20250929", "input_tokens": 10000, "output_tokens": 1000}
+{"id": 3, "model": "gpt-4o", "input_tokens": 10000, "data_residency": true}
+{"id": 4, "model": "gpt-4o", "input_tokens": 10000, "data_residency": "yes"}
+"#;
+    let out = run(&["quote"], stdin);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    assert_eq!(
+        (&got[0]["cost_usd"], &got[0]["data_residency"]),
+        (&serde_json::json!("0.0495"), &serde_json::json!(true))
+    );
+    assert_eq!(
+        (&got[1]["cost_usd"], &got[1]["data_residency"]),
+        (&serde_json::json!("0.045"), &serde_json::json!(false))
+    );
+    for (line, fragment) in [(2, "data-residency endpoint"), (3, "must be true or false")] {
+        assert!(
+            got[line]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(fragment)),
+            "{}",
+            got[line]
+        );
+    }
+}
+
+#[test]
 fn a_bad_line_gets_an_error_and_the_rest_are_priced() {
     let stdin = "{\"id\": 1, \"model\": \"gpt-4o\", \"input_tokens\": 10}\n{oops\n{\"id\": 3, \"model\": \"nope-model\"}\n{\"id\": 4, \"model\": \"gpt-4o-mini\", \"output_tokens\": 10}\n";
     let out = run(&["quote"], stdin);

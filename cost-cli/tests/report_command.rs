@@ -39,6 +39,7 @@ fn call(time: &str, feature: &str, model: &str, input: u64, output: u64) -> Call
         provider: None,
         operation: Some(Arc::from("chat")),
         service_tier: ServiceTier::Standard,
+        data_residency: false,
         session: Some(Arc::from(format!("s-{time}"))),
         agent: None,
         user: Some(Arc::from("u:alice")),

@@ -120,6 +120,7 @@ fn hand_written_same_fields(input: u64) -> Usage {
         feature = [Empty],
         agent = [Empty],
         service_tier = [Empty],
+        data_residency = [Empty],
         fields = []
     );
     let usage = span.in_scope(|| Usage::new(input, 100));

@@ -26,6 +26,7 @@
 //! | user, org, feature | `cost.user_id`, `cost.org_id`, `cost.feature` |
 //! | explicit scope | `cost.scope` = `session`, `agent` or `call` |
 //! | application cache hit | `llm.cache.hit` = `true` |
+//! | data residency: the call ran on a regional endpoint, billed above the list price on some models (an unpriced call where the price table has no factor for the model) | `cost.data_residency` = `true` |
 //! | service tier (the last recorded wins) | `cost.service_tier`, `openai.response.service_tier`, `openai.request.service_tier`, `gen_ai.openai.response.service_tier`, `gen_ai.openai.request.service_tier` (`standard`/`default`/`auto`, `batch`, `flex`, `priority`) |
 //!
 //! More names can be mapped to a role with
@@ -64,6 +65,9 @@ pub enum FieldRole {
     CacheHit,
     /// The provider service tier the call ran at.
     ServiceTier,
+    /// `true` when the call ran on a data-residency endpoint (a regional one), which some
+    /// providers bill above the list price.
+    DataResidency,
 }
 
 /// The default field names and their roles.
@@ -149,6 +153,7 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
     ("cost.scope", FieldRole::Scope),
     ("llm.cache.hit", FieldRole::CacheHit),
     (SERVICE_TIER_FIELD, FieldRole::ServiceTier),
+    (DATA_RESIDENCY_FIELD, FieldRole::DataResidency),
     // OpenTelemetry's OpenAI conventions, current and older names. The response's value,
     // recorded after the request's, is the tier that served the call.
     ("openai.request.service_tier", FieldRole::ServiceTier),
@@ -162,6 +167,9 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
 
 /// The service-tier field `#[llm_call]` records a response's tier in.
 pub(crate) const SERVICE_TIER_FIELD: &str = "cost.service_tier";
+
+/// The data-residency field `#[llm_call]` declares.
+pub(crate) const DATA_RESIDENCY_FIELD: &str = "cost.data_residency";
 
 /// Names of the attributes of the optional close events.
 pub mod close_event {
@@ -283,6 +291,7 @@ macro_rules! __llm_call_span {
         feature = [$($feature:tt)*],
         agent = [$($agent:tt)*],
         service_tier = [$($service_tier:tt)*],
+        data_residency = [$($data_residency:tt)*],
         fields = [$($fields:tt)*]
     ) => {
         $($krate)*::__private::tracing::span!(
@@ -310,6 +319,7 @@ macro_rules! __llm_call_span {
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,
+            cost.data_residency = $($data_residency)*,
             error.message = $($krate)*::__private::tracing::field::Empty,
             $($fields)*
         )

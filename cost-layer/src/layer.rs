@@ -372,6 +372,10 @@ impl CostLayer {
                     "a service tier is standard, batch, flex or priority",
                     "the value is ignored: the call is priced at the tier recorded before it (standard when none was)",
                 ),
+                Some(FieldRole::DataResidency) => (
+                    "data residency is `true` or `false`",
+                    "the value is ignored: the call is priced as the value before it said (not on a data-residency endpoint when none did)",
+                ),
                 Some(FieldRole::CacheHit) => (
                     "a cache hit is `true` or `false`",
                     "the value is ignored: the call is charged as the value before it said (not a cache hit when none did)",
@@ -517,7 +521,7 @@ impl CostLayer {
         }
         let quote = slot.resolution.and_then(|r| {
             table
-                .quote_resolved(r, &observed.usage, observed.service_tier)
+                .quote_resolved(r, &observed.usage, observed.call_terms())
                 .ok()
         });
         if observed.cache_hit {
@@ -622,6 +626,7 @@ impl CostLayer {
             provider: observed.provider.as_ref(),
             operation: observed.operation.as_ref(),
             service_tier: observed.service_tier,
+            data_residency: observed.data_residency,
             attribution: closing.attribution,
             totals: own,
         };

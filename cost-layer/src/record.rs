@@ -231,6 +231,8 @@ pub(crate) struct Observed {
     pub(crate) invoke_agent: bool,
     pub(crate) cache_hit: bool,
     pub(crate) service_tier: ServiceTier,
+    /// The call ran on a data-residency endpoint (`cost.data_residency`).
+    pub(crate) data_residency: bool,
     pub(crate) attribution: PendingAttribution,
     /// Names of fields whose value was rejected, for one warning per callsite.
     pub(crate) rejected: Vec<&'static str>,
@@ -271,6 +273,14 @@ impl Observed {
         self.usage_seen != 0
     }
 
+    /// The terms the call is priced on.
+    pub(crate) fn call_terms(&self) -> cost_core::CallTerms {
+        cost_core::CallTerms {
+            service_tier: self.service_tier,
+            data_residency: self.data_residency,
+        }
+    }
+
     /// What the call's price depends on, to tell whether a record changed it.
     #[cfg(feature = "otel")]
     pub(crate) fn pricing_inputs(&self) -> PricingInputs {
@@ -280,6 +290,7 @@ impl Observed {
             usage_invalid: self.usage_invalid,
             model: Arc::clone(self.model_or_unknown()),
             service_tier: self.service_tier,
+            data_residency: self.data_residency,
             cache_hit: self.cache_hit,
         }
     }
@@ -292,7 +303,8 @@ impl Observed {
 }
 
 /// What a call's price depends on: its usage (values, and which were recorded or rejected), the
-/// model it is priced as, its service tier and whether the application's cache answered it.
+/// model it is priced as, its service tier, whether it ran on a data-residency endpoint and
+/// whether the application's cache answered it.
 #[cfg(feature = "otel")]
 #[derive(PartialEq)]
 pub(crate) struct PricingInputs {
@@ -301,6 +313,7 @@ pub(crate) struct PricingInputs {
     usage_invalid: KindBits,
     model: Arc<str>,
     service_tier: ServiceTier,
+    data_residency: bool,
     cache_hit: bool,
 }
 
@@ -522,6 +535,11 @@ impl FieldReader<'_> {
                 Ok(tier) => o.service_tier = tier,
                 Err(_) => o.rejected.push(field.name()),
             },
+            FieldRole::DataResidency => match value {
+                "true" => o.data_residency = true,
+                "false" => o.data_residency = false,
+                _ => o.rejected.push(field.name()),
+            },
         }
     }
 
@@ -633,6 +651,7 @@ impl Visit for FieldReader<'_> {
     fn record_bool(&mut self, field: &Field, value: bool) {
         match self.info.role(field) {
             Some(FieldRole::CacheHit) => self.observed.cache_hit = value,
+            Some(FieldRole::DataResidency) => self.observed.data_residency = value,
             Some(FieldRole::Tokens(kind)) => self.tokens(kind, None, field),
             Some(_) => self.observed.rejected.push(field.name()),
             None => {}

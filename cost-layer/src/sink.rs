@@ -38,6 +38,8 @@ pub struct ClosedCall<'a> {
     pub operation: Option<&'a Arc<str>>,
     /// The service tier it ran at (`cost.service_tier`), which its price depends on.
     pub service_tier: cost_core::ServiceTier,
+    /// It ran on a data-residency endpoint (`cost.data_residency`), which its price depends on.
+    pub data_residency: bool,
     /// Session, agent, user (hashed unless configured otherwise), org and feature.
     pub attribution: &'a Attribution,
     /// What the call was charged: one of `llm_calls`, `rejected_calls` or `cache_hits` is 1;

@@ -887,3 +887,40 @@ fn a_bedrock_call_is_charged_under_the_id_a_table_names_and_unpriced_elsewhere()
     let totals = run_with((*embedded).clone()).model(id).unwrap_or_default();
     assert_eq!((totals.unpriced_calls, totals.unpriced_tokens), (1, 5_500));
 }
+
+/// A Claude call on Vertex AI's regional endpoint: 10 000 input tokens, 1 000 output.
+#[llm_call(model = "claude-sonnet-4-5@20250929", data_residency = true)]
+fn regional_claude() -> Usage {
+    Usage::new(10_000, 1_000)
+}
+
+#[test]
+fn data_residency_calls_are_charged_at_the_factor_or_unpriced() {
+    let (layer, ledger) = CostLayer::builder().build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        regional_claude();
+        // By hand: the field recorded on a span that declares it; a model the table gives no
+        // factor for is unpriced; a value that is not a boolean is ignored, counted and warned.
+        for (model, residency) in [
+            ("claude-sonnet-4-5", "true"),
+            ("gpt-4o", "true"),
+            ("claude-sonnet-4-5", "regional"),
+        ] {
+            let span = tracing::info_span!(
+                "chat",
+                gen_ai.request.model = model,
+                gen_ai.usage.input_tokens = 10_000_u64,
+                gen_ai.usage.output_tokens = 1_000_u64,
+                cost.data_residency = tracing::field::Empty,
+            );
+            span.record("cost.data_residency", residency);
+        }
+    });
+    // 10 000 × $3.30 + 1 000 × $16.50 per million, twice; the third at the list price.
+    let claude = ledger.model("claude-sonnet-4-5").unwrap_or_default();
+    assert_eq!(claude.llm_calls, 3);
+    assert_eq!(claude.total_usd(), usd("0.144"));
+    let gpt = ledger.model("gpt-4o").unwrap_or_default();
+    assert_eq!((gpt.unpriced_calls, gpt.total_usd()), (1, usd("0")));
+    assert_eq!(ledger.diagnostics().bad_field_values, 1);
+}

@@ -19,6 +19,7 @@ pub(crate) struct Args {
     pub(crate) feature: Option<Value>,
     pub(crate) agent: Option<Value>,
     pub(crate) service_tier: Option<Value>,
+    pub(crate) data_residency: Option<Value>,
     pub(crate) name: Option<LitStr>,
     pub(crate) level: Option<(LitStr, TokenStream)>,
     pub(crate) fields: Option<TokenStream>,
@@ -31,7 +32,7 @@ pub(crate) struct Args {
     pub(crate) max_web_searches: Option<Expr>,
 }
 
-const KNOWN: &str = "model, provider, feature, agent, service_tier, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches";
+const KNOWN: &str = "model, provider, feature, agent, service_tier, data_residency, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches";
 
 /// One `key`, `key = value` or `key(…)` argument, parsed loosely so that every problem can be
 /// reported with its span.
@@ -163,6 +164,7 @@ impl Args {
                 "feature" => args.feature = value(&mut errors),
                 "agent" => args.agent = value(&mut errors),
                 "service_tier" => args.service_tier = value(&mut errors),
+                "data_residency" => args.data_residency = value(&mut errors),
                 "name" => args.name = string(&mut errors),
                 "level" => {
                     if let Some(level) = string(&mut errors) {

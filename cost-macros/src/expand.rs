@@ -183,6 +183,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
     let feature = value_or_empty(&args.feature);
     let agent = value_or_empty(&args.agent);
     let service_tier = value_or_empty(&args.service_tier);
+    let data_residency = value_or_empty(&args.data_residency);
     let fields = args.fields.clone().unwrap_or_default();
     quote! {
         #krate::__llm_call_span!(
@@ -194,6 +195,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
             feature = [#feature],
             agent = [#agent],
             service_tier = [#service_tier],
+            data_residency = [#data_residency],
             fields = [#fields]
         )
     }

@@ -29,6 +29,7 @@ use proc_macro::TokenStream;
 /// | `provider = "openai"` | `gen_ai.provider.name` (a literal or an expression, as are the next two) |
 /// | `feature = "…"`, `agent = "…"` | attribution of the call |
 /// | `service_tier = "priority"` | the service tier the request asks for (`flex`, `priority`, `batch`; a literal or an expression): budgets reserve at its prices, and the tier the response reports replaces it |
+/// | `data_residency = true` | the call runs on a data-residency (regional) endpoint: priced at the factor the price table gives the model there (Claude Sonnet 4.5 and later: 10% more), unpriced where it gives none; `true`, `false` or an expression |
 /// | `name = "…"` | the span name (default: the function's name) |
 /// | `level = "debug"` | the span level (default `info`); a filter on the whole subscriber that disables it hides the call from the cost layer, which counts it in `Diagnostics::calls_hidden_by_filter` and warns once |
 /// | `fields(key = value, …)` | more span fields, as in `#[instrument]` |

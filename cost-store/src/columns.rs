@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 49] = [
+pub(crate) const COLUMNS: [&str; 50] = [
     "at_ms",
     "duration_us",
     "name",
@@ -61,6 +61,7 @@ pub(crate) const COLUMNS: [&str; 49] = [
     "cost_image_input",
     "file_search_calls",
     "cost_file_search",
+    "data_residency",
 ];
 
 /// Whether a column of [`COLUMNS`] holds money (decimal text), by its name: `cost` and its
@@ -87,7 +88,7 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 49], StoreError> {
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 50], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -148,6 +149,7 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         money(c.image_input),
         count(r.usage.file_search_calls, 47)?,
         money(c.file_search),
+        Value::Integer(Some(i64::from(r.data_residency))),
     ])
 }
 
@@ -246,6 +248,11 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
         service_tier: {
             let text = req_text(35)?;
             ServiceTier::parse(&text).map_err(|e| corrupt(e.to_string()))?
+        },
+        data_residency: match int(50)? {
+            0 => false,
+            1 => true,
+            other => return Err(corrupt(format!("data_residency is {other}, not 0 or 1"))),
         },
     })
 }

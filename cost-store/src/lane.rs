@@ -54,6 +54,7 @@ struct Slot {
     cache_hit_savings: Money,
     status: CallStatus,
     service_tier: ServiceTier,
+    data_residency: bool,
     /// Bit `i`: the call has text `i`.
     present: u16,
     /// Bit `i`: text `i` is the one written last at its place (it is not in `texts` again).
@@ -113,6 +114,7 @@ impl Lane {
             cache_hit_savings: totals.cache_hit_savings,
             status: status_of(totals),
             service_tier: call.service_tier,
+            data_residency: call.data_residency,
             present,
             same,
             name: call.name,
@@ -240,6 +242,7 @@ impl TextReader<'_> {
             provider,
             operation,
             service_tier: slot.service_tier,
+            data_residency: slot.data_residency,
             session,
             agent,
             user,
@@ -270,6 +273,7 @@ mod tests {
         duration_us: u64,
         span_id: u64,
         parent_span_id: Option<u64>,
+        /// The service tier's index in `ServiceTier::ALL`, plus 4 on a data-residency endpoint.
         tier: u8,
         /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit, 4 cache hit of an unpriced model.
         status: u8,
@@ -349,7 +353,8 @@ mod tests {
                 model: t[2].as_ref().unwrap_or(&unknown),
                 provider: t[4].as_ref(),
                 operation: t[5].as_ref(),
-                service_tier: ServiceTier::ALL[usize::from(self.tier)],
+                service_tier: ServiceTier::ALL[usize::from(self.tier % 4)],
+                data_residency: self.tier >= 4,
                 attribution: &attribution,
                 totals: &totals,
             };
@@ -389,7 +394,7 @@ mod tests {
             duration_us: 1_500,
             span_id: 42,
             parent_span_id: Some(7),
-            tier: 1,
+            tier: 5,
             status: 0,
             usage: [1_000, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             cost: [0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0],
@@ -531,7 +536,7 @@ mod tests {
                 1_u64..,
                 prop::option::of(1_u64..),
             ),
-            (0_u8..4, 0_u8..5),
+            (0_u8..8, 0_u8..5),
             prop::array::uniform14(count),
             prop::array::uniform13(big.clone()),
             big,

@@ -84,6 +84,9 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE llm_calls
         ADD COLUMN file_search_calls BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN cost_file_search NUMERIC NOT NULL DEFAULT 0;",
+    // 8: whether each call ran on a data-residency endpoint (its price depends on it; calls
+    // stored before did not say: no).
+    "ALTER TABLE llm_calls ADD COLUMN data_residency BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.

@@ -89,6 +89,9 @@ pub struct CallRecord {
     /// The service tier the call ran at (its price depends on it).
     #[serde(default)]
     pub service_tier: ServiceTier,
+    /// The call ran on a data-residency endpoint (its price depends on it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub data_residency: bool,
     /// Session id.
     pub session: Option<Arc<str>>,
     /// Agent name.
@@ -119,6 +122,15 @@ impl CallRecord {
         self.cost.total()
     }
 
+    /// The terms the call was priced on: its service tier, and whether it ran on a
+    /// data-residency endpoint.
+    pub fn call_terms(&self) -> cost_core::CallTerms {
+        cost_core::CallTerms {
+            service_tier: self.service_tier,
+            data_residency: self.data_residency,
+        }
+    }
+
     /// The model as called: the response model, else the request model, else the resolved one.
     pub fn model_as_called(&self) -> &Arc<str> {
         self.response_model
@@ -147,6 +159,7 @@ impl CallRecord {
             provider: call.provider.cloned(),
             operation: call.operation.cloned(),
             service_tier: call.service_tier,
+            data_residency: call.data_residency,
             session: attribution.session.clone(),
             agent: attribution.agent.clone(),
             user: attribution.user.clone(),

@@ -237,10 +237,12 @@ pub fn what_if(
             total.skipped += 1;
             continue;
         }
-        // At the tier the call ran at. A tier the other model has no price for is skipped: its
-        // quote falls back to the standard tier, which would compare unlike with unlike.
+        // At the tier the call ran at (and on a data-residency endpoint if it ran on one). A
+        // tier the other model has no price for is skipped: its quote falls back to the
+        // standard tier, which would compare unlike with unlike; so is a data-residency call
+        // where the other model has no price there.
         let Some(other) = table
-            .quote_resolved(resolution, &record.usage, record.service_tier)
+            .quote_resolved(resolution, &record.usage, record.call_terms())
             .ok()
             .filter(|quote| quote.priced.service_tier == record.service_tier)
         else {
@@ -326,7 +328,7 @@ pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, Re
             continue;
         }
         let called = record.model_as_called();
-        let (status, cost, model) = match table.quote(called, &record.usage, record.service_tier) {
+        let (status, cost, model) = match table.quote(called, &record.usage, record.call_terms()) {
             Ok(quote) => (
                 CallStatus::Priced,
                 quote.priced.breakdown,

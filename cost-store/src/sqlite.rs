@@ -81,6 +81,9 @@ const MIGRATIONS: &[&str] = &[
     // 7: file search tool calls and their cost (calls stored before had none counted: zero).
     "ALTER TABLE llm_calls ADD COLUMN file_search_calls INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE llm_calls ADD COLUMN cost_file_search TEXT NOT NULL DEFAULT '0';",
+    // 8: whether each call ran on a data-residency endpoint (its price depends on it; calls
+    // stored before did not say: no).
+    "ALTER TABLE llm_calls ADD COLUMN data_residency INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.

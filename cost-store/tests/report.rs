@@ -101,6 +101,36 @@ fn what_if_skips_a_call_whose_tier_the_other_model_has_no_price_for() {
 }
 
 #[test]
+fn reprice_and_what_if_keep_each_calls_data_residency() {
+    // Claude Sonnet 4.5 on a regional endpoint: 10 000 × $3.30 + 1 000 × $16.50 per million,
+    // stored at the list price by mistake.
+    let mut regional = record(0, "residency");
+    regional.id = Some(4);
+    regional.model = "claude-sonnet-4-5".into();
+    regional.request_model = Some("claude-sonnet-4-5@20250929".into());
+    regional.response_model = None;
+    regional.data_residency = true;
+    regional.usage.input = 10_000;
+    regional.usage.output = 1_000;
+    regional.cost = CostBreakdown {
+        uncached_input: usd("0.03"),
+        output: usd("0.015"),
+        ..CostBreakdown::default()
+    };
+    let (changes, summary) =
+        report::reprice(std::slice::from_ref(&regional), &PriceTable::default());
+    assert_eq!(summary.changed, 1, "{changes:?}");
+    assert_eq!(
+        (summary.before, summary.after),
+        (usd("0.045"), usd("0.0495"))
+    );
+    // gpt-4o has no price on such an endpoint: the what-if skips the call.
+    let (_, total) = report::what_if(&[regional], &PriceTable::default(), "gpt-4o")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((total.calls, total.skipped), (0, 1));
+}
+
+#[test]
 fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard_without_audio() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("old.sqlite");

@@ -195,7 +195,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         .and_then(|mut store| store.append(std::slice::from_ref(&call)))
         .unwrap_or_else(|e| panic!("{e}"));
     // The file as schema 5 left it: without the image prompt counts, the file search calls and
-    // their cost.
+    // their cost, and the data-residency flag.
     {
         let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
         for column in [
@@ -204,6 +204,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
             "cost_image_input",
             "file_search_calls",
             "cost_file_search",
+            "data_residency",
         ] {
             connection
                 .execute(&format!("ALTER TABLE llm_calls DROP COLUMN {column}"), [])
@@ -220,8 +221,10 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     assert_eq!(back.len(), 1);
     assert_eq!(back[0].usage.image_input, 0);
     assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
-    // And it takes new records with image prompt tokens and file search calls.
+    assert!(!back[0].data_residency);
+    // And it takes new records with image prompt tokens, file search calls and data residency.
     let mut edit = record(8, "new");
+    edit.data_residency = true;
     edit.usage.file_search_calls = 2;
     edit.cost.file_search = cost_core::Money::from_units(9);
     edit.usage.image_input = 40;
@@ -235,7 +238,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         .load(&TimeRange::ALL)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        back.last().map(|r| (r.usage, r.cost)),
-        Some((edit.usage, edit.cost))
+        back.last().map(|r| (r.usage, r.cost, r.data_residency)),
+        Some((edit.usage, edit.cost, true))
     );
 }
