@@ -7,7 +7,10 @@
 //!   searches and file search tool calls the provider ran for it (billed each).
 //! - [`ModelPrice`]: a model's per-token (and per-search) prices, context tiers and service
 //!   tiers, and [`ModelPrice::cost`], which prices a call into a [`CostBreakdown`];
-//!   [`ModelPrice::worst_case`], what a call within a [`CallBound`] can cost at most.
+//!   [`ModelPrice::worst_case`], what a call within a [`CallBound`] can cost at most. Both take
+//!   the call's [`CallTerms`]: its service tier (a [`ServiceTier`] converts into terms), and
+//!   whether it ran on a data-residency endpoint, priced at the model's factor
+//!   ([`ModelPrice::with_data_residency`], a [`PriceMultiplier`]) or not at all.
 //! - [`PriceTable`]: many models, loaded from the embedded default ([`PriceTable::default`]), the
 //!   native TOML format or LiteLLM's JSON ([`PriceTable::from_path`]), merged
 //!   ([`PriceTable::merged`]) and shared live ([`SharedPriceTable`]); names resolve by the rules
