@@ -257,6 +257,14 @@ fn bedrock_cache_lifetimes_it_does_not_know_are_errors() {
         Err(AdapterError::BadCount { .. })
     ));
     assert_eq!(
+        bedrock::from_json(&json!({"inputTokens": 3, "outputTokens": 1,
+            "cacheDetails": [{"ttl": "5m", "inputTokens": "7"}]})),
+        Err(AdapterError::BadCount {
+            field: "cacheDetails.inputTokens".into(),
+            value: "\"7\"".into(),
+        })
+    );
+    assert_eq!(
         bedrock::from_json(&json!({"output": {}})),
         Err(AdapterError::NoUsage("usage"))
     );

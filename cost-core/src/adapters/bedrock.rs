@@ -180,7 +180,13 @@ pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
                             field: "cacheDetails.ttl".into(),
                             value: detail.get("ttl").map_or("none".into(), Value::to_string),
                         })?;
-                let tokens = count_if_present(detail, &["inputTokens"])?;
+                let tokens = count_if_present(detail, &["inputTokens"]).map_err(|e| match e {
+                    AdapterError::BadCount { value, .. } => AdapterError::BadCount {
+                        field: "cacheDetails.inputTokens".into(),
+                        value,
+                    },
+                    other => other,
+                })?;
                 read.push((ttl, tokens.unwrap_or(0)));
             }
             lifetimes(read.into_iter())
