@@ -80,10 +80,10 @@ where
         let extensions = span.extensions();
         let record = CostRecord::in_span(&extensions, hook.layer)?;
         // Worst case: the estimated input, the maximum output and searches of the model the
-        // call names, at the service tier (and data residency) the span asks for, each token at the dearest price it
-        // could have (`PriceTable::worst_case`: the answer says whether they were text, audio,
-        // reasoning or images). A model without a price cannot be bounded: it is reserved at
-        // zero and its spend is counted as unpriced.
+        // call names, at the service tier (and data residency) the span asks for, each token at
+        // the dearest price it could have (`PriceTable::worst_case`: the answer says whether
+        // they were text, audio, reasoning or images). A model without a price there cannot be
+        // bounded: it is reserved at zero and its spend is counted as unpriced.
         let table = hook.prices.current();
         let worst = table.worst_case(model, bound, record.observed.call_terms());
         // Model budgets are kept under the price table's key, as the ledger's model keys are.
