@@ -11,7 +11,9 @@ use tracing_core::Subscriber;
 use tracing_core::span::Id;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::fields::{CALL_FIELD_NAMES, ERROR_FIELD, RESPONSE_MODEL_AT, SERVICE_TIER_FIELD};
+use crate::fields::{
+    CALL_FIELD_NAMES, DATA_RESIDENCY_FIELD, ERROR_FIELD, RESPONSE_MODEL_AT, SERVICE_TIER_FIELD,
+};
 use crate::layer::CostLayer;
 use crate::record::CostRecord;
 use crate::totals::Scope;
@@ -203,6 +205,16 @@ pub fn record_response_model(model: &str) {
 pub fn record_service_tier(tier: &str) {
     if let Some(target) = CallTarget::find(&[SERVICE_TIER_FIELD]) {
         target.record_one(SERVICE_TIER_FIELD, &tier);
+    }
+}
+
+/// Records on the current LLM-call span (see [`record_usage`]) whether the call runs on a
+/// data-residency endpoint: for a body that decides the endpoint itself (a client falling back
+/// from the global endpoint to a regional one). The call is priced at the model's factor there,
+/// or left unpriced where the price table gives none.
+pub fn record_data_residency(data_residency: bool) {
+    if let Some(target) = CallTarget::find(&[DATA_RESIDENCY_FIELD]) {
+        target.record_one(DATA_RESIDENCY_FIELD, &data_residency);
     }
 }
 

@@ -398,6 +398,24 @@ fn streaming_under_a_span_of_its_own() {
     cost_layer::record_response_model("gpt-4o-2024-08-06");
 }
 
+#[llm_call(model = "claude-sonnet-4-5")]
+fn falling_back_to_a_regional_endpoint() {
+    let chunk = tracing::info_span!("http_request", attempt = 2);
+    let _c = chunk.enter();
+    cost_layer::record_data_residency(true);
+    record_usage(&Usage::new(10_000, 1_000));
+}
+
+#[test]
+fn data_residency_recorded_from_inside_the_body_reaches_the_call() {
+    let (_, calls, _) = run(falling_back_to_a_regional_endpoint);
+    // 10 000 × $3.30 + 1 000 × $16.50 per million.
+    assert_eq!(
+        charged(&calls, "falling_back_to_a_regional_endpoint"),
+        usd("0.0495")
+    );
+}
+
 #[test]
 fn streaming_records_reach_the_call_from_a_span_inside_it() {
     let (_, calls, ledger) = run(streaming_under_a_span_of_its_own);
