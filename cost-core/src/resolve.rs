@@ -14,10 +14,11 @@
 //! There is no fuzzy or substring matching: a name that no rule finds is [`Unpriced`], which
 //! names the model and the nearest known names (by edit distance) so a person can add an alias.
 //!
-//! A name resolves to one price whatever the endpoint that served the call: a Vertex AI name
-//! (`claude-sonnet-4-5@20250929`) gets the list price, which is Vertex's global endpoint's,
-//! though its regional endpoints bill Claude Sonnet 4.5 and later 10% more. Calls through such
-//! an endpoint need a name the table prices at its price (an entry of its own, with aliases).
+//! A name resolves to one entry whatever the endpoint that served the call: a Vertex AI name
+//! (`claude-sonnet-4-5@20250929`) finds the list entry, whose price is Vertex's global
+//! endpoint's. Its regional endpoints bill Claude Sonnet 4.5 and later 10% more: a call there
+//! says so in its [`CallTerms`](crate::CallTerms) (`data_residency`), and is priced at the
+//! entry's data-residency factor.
 
 use serde::Serialize;
 use thiserror::Error;
