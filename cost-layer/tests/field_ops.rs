@@ -105,6 +105,14 @@ fn a_known_tree_records_the_other_kinds_for_real() {
     assert_eq!(global.cost.file_search.to_string(), "0.005");
     assert_eq!(global.total_usd().to_string(), "0.0075");
     assert_eq!(field_ops::check(&ledger, calls), Ok(()));
+    // The same call on a data-residency endpoint (kind 9, a boolean `true`): gpt-4o has no
+    // factor in the embedded table, so it is unpriced.
+    let mut residency = bytes[..bytes.len() - 2].to_vec();
+    residency.extend([1, 0, 0xFC, 9, 4, 0, 2, 0]);
+    let (ledger, calls) = field_ops::run(&residency);
+    let global = ledger.global();
+    assert_eq!((global.llm_calls, global.unpriced_calls), (1, 1));
+    assert_eq!(field_ops::check(&ledger, calls), Ok(()));
 }
 
 /// Found by the fuzz target: 137 billion output tokens recorded as a float were accepted and

@@ -29,10 +29,10 @@ const FIELDS: [&str; 8] = [
 /// above), so the bytes of the regressions found before it was added keep their meaning.
 const SEARCH_FIELD: &str = "cost.usage.web_search_requests";
 
-/// The other token kinds, picked by the top four field bytes (0xFC and above) and one more byte:
-/// field bytes below 0xFC read no more bytes than before, so the regressions found before these
-/// were added (none with such a field byte) keep their meaning.
-const OTHER_KIND_FIELDS: [&str; 9] = [
+/// The other token kinds and the data-residency flag, picked by the top four field bytes (0xFC
+/// and above) and one more byte: field bytes below 0xFC read no more bytes than before, so the
+/// regressions found before these were added (none with such a field byte) keep their meaning.
+const OTHER_FIELDS: [&str; 10] = [
     "gen_ai.usage.cache_creation.input_tokens",
     "cost.usage.cache_write_1h_tokens",
     "cost.usage.audio_input_tokens",
@@ -42,6 +42,7 @@ const OTHER_KIND_FIELDS: [&str; 9] = [
     "cost.usage.image_input_tokens",
     "cost.usage.cache_read_image_tokens",
     "cost.usage.file_search_calls",
+    "cost.data_residency",
 ];
 
 const MODELS: [&str; 4] = [
@@ -103,6 +104,7 @@ fn open(kind: u8, parent: Option<&Span>, input: &mut Bytes<'_>) -> Span {
             cost.usage.image_input_tokens = Empty,
             cost.usage.cache_read_image_tokens = Empty,
             cost.usage.file_search_calls = Empty,
+            cost.data_residency = Empty,
         ),
         _ => tracing::info_span!(parent: parent, "tool", step = u64::from(kind)),
     }
@@ -110,7 +112,7 @@ fn open(kind: u8, parent: Option<&Span>, input: &mut Bytes<'_>) -> Span {
 
 fn record(span: &Span, input: &mut Bytes<'_>) {
     let field = match input.next() {
-        0xFC.. => OTHER_KIND_FIELDS[usize::from(input.next()) % OTHER_KIND_FIELDS.len()],
+        0xFC.. => OTHER_FIELDS[usize::from(input.next()) % OTHER_FIELDS.len()],
         0xF8.. => SEARCH_FIELD,
         n => FIELDS[usize::from(n) % FIELDS.len()],
     };
