@@ -40,7 +40,7 @@ pub mod token_usage;
 pub mod usage;
 
 pub use format::{PriceFileError, PriceFileErrorKind, PriceFormat};
-pub use money::{DecimalError, Money, PriceMultiplier, TokenPrice};
+pub use money::{BadMultiplier, DecimalError, Money, PriceMultiplier, TokenPrice};
 pub use price::{
     CallBound, CallTerms, ComponentPrices, ContextTier, CostBreakdown, CostError, ModelPrice,
     PriceError, PriceSchedule, Priced, Rates, ServiceTier, UnknownServiceTier,

@@ -311,19 +311,20 @@ impl PriceMultiplier {
     };
 
     /// Parses a positive decimal factor of at most six decimals (`"1.1"`, `"1"`).
-    pub fn parse(text: &str) -> Result<Self, DecimalError> {
-        let trimmed = text.trim();
-        if trimmed.starts_with('-') {
-            return Err(DecimalError::Negative(text.to_owned()));
-        }
-        let millionths = parse_decimal(trimmed, 6).map_err(|e| e.with_text(text))?;
-        u64::try_from(millionths)
+    pub fn parse(text: &str) -> Result<Self, BadMultiplier> {
+        parse_decimal(text.trim(), 6)
             .ok()
-            .filter(|m| *m > 0)
+            .and_then(|millionths| u64::try_from(millionths).ok())
+            .filter(|millionths| *millionths > 0)
             .map(|millionths| PriceMultiplier { millionths })
-            .ok_or_else(|| DecimalError::Syntax(text.to_owned()))
+            .ok_or_else(|| BadMultiplier(text.to_owned()))
     }
 }
+
+/// A text that is not a price factor.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("`{0}` is not a price factor: a decimal above zero with at most six decimals (\"1.1\")")]
+pub struct BadMultiplier(pub String);
 
 impl fmt::Display for PriceMultiplier {
     /// The factor as an exact decimal string (`1.1`).

@@ -357,6 +357,11 @@ fn data_residency_calls_are_priced_at_the_factor_a_table_gives_and_unpriced_with
             (Some(5), PriceFileErrorKind::Invalid),
             "{bad}"
         );
+        // A float is refused as every float price is; the others name the key.
+        assert!(
+            bad == "1.1" || error.message.contains("data_residency"),
+            "{error}"
+        );
     }
 }
 

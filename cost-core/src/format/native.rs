@@ -154,10 +154,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 let invalid_factor = |e: String| {
                     invalid(
                         factor.span(),
-                        format!(
-                            "model `{}`: data_residency must be a factor above zero (\"1.1\" for 10% more): {e}",
-                            key.get_ref()
-                        ),
+                        format!("model `{}`: data_residency: {e}", key.get_ref()),
                     )
                 };
                 let parsed = PriceMultiplier::parse(&factor.get_ref().0)
