@@ -310,10 +310,15 @@ pub struct ModelPrice {
     variants: [Option<PriceSchedule>; 3],
     /// Rows per service tier (standard, batch, flex, priority), ordered by threshold.
     rows: [Vec<RateRow>; 4],
-    /// The factor a data-residency endpoint applies to the token prices; `None` when unknown.
-    data_residency: Option<PriceMultiplier>,
-    /// `rows` at that factor.
-    residency_rows: Option<Box<[Vec<RateRow>; 4]>>,
+    /// The prices at a data-residency endpoint; `None` when unknown.
+    data_residency: Option<Box<ResidencyPrices>>,
+}
+
+/// A model's prices at a data-residency endpoint: its factor, and its rows scaled by it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ResidencyPrices {
+    factor: PriceMultiplier,
+    rows: [Vec<RateRow>; 4],
 }
 
 /// A model price that cannot be built.
@@ -510,7 +515,6 @@ impl ModelPrice {
             variants,
             rows,
             data_residency: None,
-            residency_rows: None,
         })
     }
 
@@ -552,14 +556,16 @@ impl ModelPrice {
                 });
             }
         }
-        self.data_residency = Some(factor);
-        self.residency_rows = Some(Box::new(scaled));
+        self.data_residency = Some(Box::new(ResidencyPrices {
+            factor,
+            rows: scaled,
+        }));
         Ok(self)
     }
 
     /// The factor a data-residency endpoint applies to the token prices; `None` when unknown.
     pub fn data_residency(&self) -> Option<PriceMultiplier> {
-        self.data_residency
+        self.data_residency.as_ref().map(|residency| residency.factor)
     }
 
     /// The standard schedule as declared.
@@ -597,8 +603,8 @@ impl ModelPrice {
         if !terms.data_residency {
             return Ok(Self::rates_in(&self.rows, applied, input_tokens));
         }
-        match &self.residency_rows {
-            Some(rows) => Ok(Self::rates_in(rows, applied, input_tokens)),
+        match &self.data_residency {
+            Some(residency) => Ok(Self::rates_in(&residency.rows, applied, input_tokens)),
             None => Err(CostError::NoDataResidencyPrice),
         }
     }
