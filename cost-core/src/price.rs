@@ -565,7 +565,9 @@ impl ModelPrice {
 
     /// The factor a data-residency endpoint applies to the token prices; `None` when unknown.
     pub fn data_residency(&self) -> Option<PriceMultiplier> {
-        self.data_residency.as_ref().map(|residency| residency.factor)
+        self.data_residency
+            .as_ref()
+            .map(|residency| residency.factor)
     }
 
     /// The standard schedule as declared.

@@ -564,3 +564,53 @@ fn the_searches_a_call_may_run_are_reserved_with_its_tokens() {
         Some(usd("0.096"))
     );
 }
+
+/// Worst case on a regional endpoint of Claude Sonnet 4.5: 2 000 × 3.3e-6 + 1 000 × 16.5e-6 =
+/// $0.0231 (at the global endpoint: $0.021). Actual: 2 000 × 3.3e-6 + 500 × 16.5e-6 = $0.01485.
+#[llm_call(
+    model = "claude-sonnet-4-5",
+    data_residency = true,
+    max_output_tokens = 1_000,
+    estimate_input = 2_000
+)]
+fn regional_step() -> Result<Usage, AgentError> {
+    Ok(Usage::new(2_000, 500))
+}
+
+/// The same call on a model whose price at such an endpoint the embedded table does not give.
+#[llm_call(
+    model = "gpt-4o",
+    data_residency = true,
+    max_output_tokens = 1_000,
+    estimate_input = 2_000
+)]
+fn regional_step_without_a_factor() -> Result<Usage, AgentError> {
+    Ok(Usage::new(2_000, 500))
+}
+
+#[test]
+fn a_data_residency_call_reserves_and_is_charged_at_its_factor() {
+    let (dispatch, ledger, _book, _alerts) = setup(session_budget("0.022"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "regional");
+        let _s = session.enter();
+        // $0.0231 does not fit in $0.022, though the list price ($0.021) would.
+        assert!(
+            matches!(regional_step(), Err(AgentError::OverBudget(e)) if e.requested == usd("0.0231"))
+        );
+    });
+    let (dispatch, ledger_wide, _book, _alerts) = setup(session_budget("0.03"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "regional");
+        let _s = session.enter();
+        assert!(regional_step().is_ok());
+        // Without a factor the call cannot be bounded: reserved at zero, charged as unpriced.
+        assert!(regional_step_without_a_factor().is_ok());
+    });
+    assert_eq!(ledger.session("regional").map(|t| t.llm_calls), Some(0));
+    let totals = ledger_wide.session("regional").unwrap_or_default();
+    assert_eq!(
+        (totals.total_usd(), totals.llm_calls, totals.unpriced_calls),
+        (usd("0.01485"), 2, 1)
+    );
+}
