@@ -526,19 +526,17 @@ impl FieldReader<'_> {
                     }
                 }
             }
-            FieldRole::CacheHit => match value {
-                "true" => o.cache_hit = true,
-                "false" => o.cache_hit = false,
-                _ => o.rejected.push(field.name()),
+            FieldRole::CacheHit => match flag(value) {
+                Some(hit) => o.cache_hit = hit,
+                None => o.rejected.push(field.name()),
             },
             FieldRole::ServiceTier => match ServiceTier::parse(value) {
                 Ok(tier) => o.service_tier = tier,
                 Err(_) => o.rejected.push(field.name()),
             },
-            FieldRole::DataResidency => match value {
-                "true" => o.data_residency = true,
-                "false" => o.data_residency = false,
-                _ => o.rejected.push(field.name()),
+            FieldRole::DataResidency => match flag(value) {
+                Some(residency) => o.data_residency = residency,
+                None => o.rejected.push(field.name()),
             },
         }
     }
@@ -562,6 +560,15 @@ impl FieldReader<'_> {
             | FieldRole::ResponseModel => self.text(role, &shown.to_string(), field),
             _ => self.observed.rejected.push(field.name()),
         }
+    }
+}
+
+/// A flag recorded as text: `true` or `false`, nothing else.
+fn flag(value: &str) -> Option<bool> {
+    match value {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
     }
 }
 
