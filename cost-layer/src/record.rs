@@ -563,13 +563,9 @@ impl FieldReader<'_> {
     }
 }
 
-/// A flag recorded as text: `true` or `false`, nothing else.
+/// A flag recorded as text: `true` or `false` (`bool`'s own parse), nothing else.
 fn flag(value: &str) -> Option<bool> {
-    match value {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => None,
-    }
+    value.parse().ok()
 }
 
 fn set_key(slot: &mut Option<Arc<str>>, value: &str, changed: &mut bool) {
