@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::usage::Usage;
 
 /// A value that carries the token usage of one LLM call, in the inclusive convention (see
-/// [`Usage`]), and optionally the model that answered and the service tier it was served at.
+/// [`Usage`]), and optionally the model that answered, the service tier it was served at and
+/// whether it ran on a data-residency endpoint.
 ///
 /// `#[llm_call]` reads the return value of the function it instruments through this trait.
 /// Implement it by hand, derive it (`#[derive(TokenUsage)]` in `cost-layer`), or use a provider
@@ -29,6 +30,14 @@ pub trait TokenUsage {
     /// `"priority"`, `"default"`, …), when the value says: the price depends on it. Read by
     /// [`ServiceTier::parse`](crate::ServiceTier::parse).
     fn service_tier(&self) -> Option<&str> {
+        None
+    }
+
+    /// Whether the provider says the call ran on a data-residency endpoint (inference kept in
+    /// one geography, priced at the model's data-residency factor: see
+    /// [`CallTerms`](crate::CallTerms)), when the value says: Anthropic's `usage.inference_geo`
+    /// does. It replaces what the call site declared.
+    fn data_residency(&self) -> Option<bool> {
         None
     }
 }
@@ -59,6 +68,10 @@ impl<T: TokenUsage, E> TokenUsage for Result<T, E> {
     fn service_tier(&self) -> Option<&str> {
         self.as_ref().ok().and_then(T::service_tier)
     }
+
+    fn data_residency(&self) -> Option<bool> {
+        self.as_ref().ok().and_then(T::data_residency)
+    }
 }
 
 impl<T: TokenUsage> TokenUsage for Option<T> {
@@ -72,6 +85,10 @@ impl<T: TokenUsage> TokenUsage for Option<T> {
 
     fn service_tier(&self) -> Option<&str> {
         self.as_ref().and_then(T::service_tier)
+    }
+
+    fn data_residency(&self) -> Option<bool> {
+        self.as_ref().and_then(T::data_residency)
     }
 }
 
@@ -88,6 +105,10 @@ macro_rules! delegate {
 
             fn service_tier(&self) -> Option<&str> {
                 T::service_tier(self)
+            }
+
+            fn data_residency(&self) -> Option<bool> {
+                T::data_residency(self)
             }
         }
     )*};
@@ -110,6 +131,9 @@ mod tests {
         fn service_tier(&self) -> Option<&str> {
             Some("flex")
         }
+        fn data_residency(&self) -> Option<bool> {
+            Some(true)
+        }
     }
 
     #[test]
@@ -125,6 +149,11 @@ mod tests {
         assert_eq!(Some(Reply(usage, "m")).service_tier(), Some("flex"));
         assert_eq!(Box::new(Reply(usage, "b")).service_tier(), Some("flex"));
         assert_eq!(usage.service_tier(), None);
+        assert_eq!(ok.data_residency(), Some(true));
+        assert_eq!(err.data_residency(), None);
+        assert_eq!(None::<Reply>.data_residency(), None);
+        assert_eq!(Arc::new(Reply(usage, "a")).data_residency(), Some(true));
+        assert_eq!(usage.data_residency(), None);
         assert_eq!(Some(Reply(usage, "m")).token_usage(), Some(usage));
         assert_eq!(None::<Reply>.token_usage(), None);
         assert_eq!(Box::new(Reply(usage, "b")).response_model(), Some("b"));

@@ -68,6 +68,43 @@ fn responses_say_the_service_tier_that_served_them() {
 }
 
 #[test]
+fn anthropic_responses_say_where_inference_ran() {
+    let message = |geo: Value| {
+        let response = json!({"model": "claude-opus-4-6",
+            "usage": {"input_tokens": 25, "output_tokens": 150, "inference_geo": geo}});
+        serde_json::from_value::<anthropic::Message>(response).unwrap_or_default()
+    };
+    // US-only inference is a data-residency call; global is not; a geography added later is
+    // taken as one too (priced at the factor or unpriced, never at the list price).
+    assert_eq!(message(json!("us")).data_residency(), Some(true));
+    assert_eq!(message(json!("global")).data_residency(), Some(false));
+    assert_eq!(message(json!("GLOBAL")).data_residency(), Some(false));
+    assert_eq!(message(json!("eu")).data_residency(), Some(true));
+    assert_eq!(message(json!("")).data_residency(), None);
+    assert_eq!(message(Value::Null).data_residency(), None);
+    assert_eq!(message(json!("us")).usage.data_residency(), Some(true));
+    assert_eq!(
+        message(json!("us")).token_usage(),
+        Some(Usage::new(25, 150))
+    );
+    // Older responses say nothing.
+    let older = json!({"model": "claude-sonnet-4-5",
+        "usage": {"input_tokens": 25, "output_tokens": 150}});
+    let older: anthropic::Message = serde_json::from_value(older).unwrap_or_default();
+    assert_eq!(older.data_residency(), None);
+
+    // A stream: the geography comes with the usage of any event, and the latest one holds.
+    let mut stream = anthropic::StreamUsage::default();
+    assert_eq!(stream.data_residency(), None);
+    let start = json!({"type": "message_start", "message": {"model": "claude-opus-4-6",
+        "usage": {"input_tokens": 25, "output_tokens": 1, "inference_geo": "us"}}});
+    let delta = json!({"type": "message_delta", "usage": {"output_tokens": 150}});
+    assert_eq!(stream.update(&start).map(|u| u.input), Ok(25));
+    assert_eq!(stream.update(&delta), Ok(Usage::new(25, 150)));
+    assert_eq!(stream.data_residency(), Some(true));
+}
+
+#[test]
 fn openai_responses_api() {
     let response = json!({
         "model": "gpt-5-2025-08-07",

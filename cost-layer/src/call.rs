@@ -27,6 +27,7 @@ struct SpanFields {
     usage: [Field; KINDS],
     response_model: Field,
     service_tier: Field,
+    data_residency: Field,
     error: Field,
 }
 
@@ -63,6 +64,7 @@ impl CallFields {
                     usage: token_fields(fieldset)?,
                     response_model: fieldset.field(CALL_FIELD_NAMES[RESPONSE_MODEL_AT])?,
                     service_tier: fieldset.field(SERVICE_TIER_FIELD)?,
+                    data_residency: fieldset.field(DATA_RESIDENCY_FIELD)?,
                     error: fieldset.field(ERROR_FIELD)?,
                 })
             })
@@ -77,8 +79,8 @@ fn signed_counts(usage: &Usage) -> [i64; KINDS] {
     TokenKind::ALL.map(|kind| i64::try_from(usage.get(kind)).unwrap_or(i64::MAX))
 }
 
-/// Records the usage, response model and service tier `value` carries on `span`, in one
-/// record.
+/// Records the usage, response model, service tier and data residency `value` carries on
+/// `span`, in one record.
 #[doc(hidden)]
 pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, value: &T) {
     if span.is_disabled() {
@@ -94,12 +96,13 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     let usage = value.token_usage();
     let model = value.response_model();
     let tier = value.service_tier();
-    if usage.is_none() && model.is_none() && tier.is_none() {
+    let residency = value.data_residency();
+    if usage.is_none() && model.is_none() && tier.is_none() && residency.is_none() {
         return;
     }
     let counts = usage.map(|u| signed_counts(&u));
-    // The counts, then the model and the tier.
-    let values: [(&Field, Option<&dyn Value>); KINDS + 2] = std::array::from_fn(|i| match i {
+    // The counts, then the model, the tier and the residency.
+    let values: [(&Field, Option<&dyn Value>); KINDS + 3] = std::array::from_fn(|i| match i {
         _ if i < KINDS => (
             &span_fields.usage[i],
             counts.as_ref().map(|c| &c[i] as &dyn Value),
@@ -108,9 +111,13 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
             &span_fields.response_model,
             model.as_ref().map(|m| m as &dyn Value),
         ),
-        _ => (
+        _ if i == KINDS + 1 => (
             &span_fields.service_tier,
             tier.as_ref().map(|t| t as &dyn Value),
+        ),
+        _ => (
+            &span_fields.data_residency,
+            residency.as_ref().map(|r| r as &dyn Value),
         ),
     });
     span.record_all(&metadata.fields().value_set(&values));

@@ -232,6 +232,34 @@ pub mod __private {
         }
     }
 
+    /// The data-residency field of a `#[derive(TokenUsage)]` struct.
+    #[diagnostic::on_unimplemented(
+        message = "a `#[usage(data_residency)]` field must be a `bool` or an `Option<bool>`, not `{Self}`",
+        label = "not a flag"
+    )]
+    pub trait UsageFlag {
+        /// The flag, if the value says.
+        fn usage_flag(&self) -> Option<bool>;
+    }
+
+    impl UsageFlag for bool {
+        fn usage_flag(&self) -> Option<bool> {
+            Some(*self)
+        }
+    }
+
+    impl<T: UsageFlag> UsageFlag for Option<T> {
+        fn usage_flag(&self) -> Option<bool> {
+            self.as_ref().and_then(T::usage_flag)
+        }
+    }
+
+    impl<T: UsageFlag + ?Sized> UsageFlag for &T {
+        fn usage_flag(&self) -> Option<bool> {
+            T::usage_flag(self)
+        }
+    }
+
     /// Converts usage counted in a provider's exclusive convention to the inclusive one.
     pub fn from_convention(
         mut usage: Usage,

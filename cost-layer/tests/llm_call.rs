@@ -942,3 +942,88 @@ fn data_residency_calls_are_charged_at_the_factor_or_unpriced() {
     assert_eq!((gpt.unpriced_calls, gpt.total_usd()), (1, usd("0")));
     assert_eq!(ledger.diagnostics().bad_field_values, 1);
 }
+
+/// A Messages response from Claude Opus 4.6 (2 000 input tokens, 400 output) that says where
+/// inference ran.
+fn opus_message(inference_geo: &str) -> anthropic::Message {
+    serde_json::from_value(serde_json::json!({
+        "model": "claude-opus-4-6",
+        "usage": {"input_tokens": 2_000, "output_tokens": 400, "inference_geo": inference_geo}
+    }))
+    .unwrap_or_default()
+}
+
+/// The request asked for US-only inference (or the workspace's default did, unseen here).
+#[llm_call(model = "claude-opus-4-6")]
+fn us_only_opus() -> anthropic::Message {
+    opus_message("us")
+}
+
+/// Declared on a residency endpoint, but the response says inference ran globally.
+#[llm_call(model = "claude-opus-4-6", data_residency = true)]
+fn declared_regional_ran_global() -> anthropic::Message {
+    opus_message("global")
+}
+
+/// A response type of one's own that says it, one level down.
+#[derive(TokenUsage)]
+struct GeoReply {
+    #[usage(flatten)]
+    usage: GeoUsage,
+}
+
+#[derive(TokenUsage)]
+struct GeoUsage {
+    #[usage(input)]
+    input: u64,
+    #[usage(output)]
+    output: u64,
+    #[usage(data_residency)]
+    kept_in_region: Option<bool>,
+}
+
+#[llm_call(model = "claude-opus-4-6")]
+fn derived_regional() -> GeoReply {
+    GeoReply {
+        usage: GeoUsage {
+            input: 2_000,
+            output: 400,
+            kept_in_region: Some(true),
+        },
+    }
+}
+
+#[llm_call(model = "gpt-4o")]
+fn derived_regional_without_factor() -> GeoUsage {
+    GeoUsage {
+        input: 2_000,
+        output: 400,
+        kept_in_region: Some(true),
+    }
+}
+
+#[test]
+fn the_data_residency_a_response_reports_prices_the_call() {
+    // Claude Opus 4.6 at $5 / $25 per million, 1.1× with US-only inference.
+    let table = cost_layer::cost_core::PriceTable::from_text(
+        "version = \"geo\"\n[models.\"claude-opus-4-6\"]\ninput = \"5\"\noutput = \"25\"\ndata_residency = \"1.1\"\n[models.\"gpt-4o\"]\ninput = \"2.50\"\noutput = \"10\"\n",
+        "inline.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().prices(table).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        us_only_opus();
+        derived_regional();
+        declared_regional_ran_global();
+        derived_regional_without_factor();
+    });
+    // Twice 2 000 × $5.50 + 400 × $27.50 per million ($0.022 each), once at the list price
+    // (2 000 × $5 + 400 × $25: $0.02).
+    let opus = ledger.model("claude-opus-4-6").unwrap_or_default();
+    assert_eq!((opus.llm_calls, opus.unpriced_calls), (3, 0));
+    assert_eq!(opus.total_usd(), usd("0.064"));
+    // A model the table gives no factor: unpriced, not charged the list price.
+    let gpt = ledger.model("gpt-4o").unwrap_or_default();
+    assert_eq!((gpt.unpriced_calls, gpt.total_usd()), (1, usd("0")));
+    assert_eq!(ledger.diagnostics().bad_field_values, 0);
+}

@@ -26,6 +26,7 @@ enum Role {
     Count(&'static str),
     Model,
     ServiceTier,
+    DataResidency,
     Flatten,
 }
 
@@ -92,6 +93,7 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
     let mut counts = Vec::new();
     let mut model = None;
     let mut service_tier = None;
+    let mut data_residency = None;
     let mut flatten = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (index, field) in fields.iter().enumerate() {
@@ -114,11 +116,13 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::Model
                 } else if name == "service_tier" {
                     Role::ServiceTier
+                } else if name == "data_residency" {
+                    Role::DataResidency
                 } else if name == "flatten" {
                     Role::Flatten
                 } else {
                     return Err(meta.error(format!(
-                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, model, service_tier, flatten"
+                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, model, service_tier, data_residency, flatten"
                     )));
                 };
                 if name != "flatten" {
@@ -140,6 +144,10 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::ServiceTier => {
                         let ty = &field.ty;
                         service_tier = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::UsageText>::usage_text(&#access)));
+                    }
+                    Role::DataResidency => {
+                        let ty = &field.ty;
+                        data_residency = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::UsageFlag>::usage_flag(&#access)));
                     }
                     Role::Flatten => flatten.push(access.clone()),
                 }
@@ -170,8 +178,12 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
     let flatten_tiers = flatten.iter().map(
         |access| quote!(.or_else(|| #krate_path::__private::TokenUsage::service_tier(&#access))),
     );
+    let flatten_residencies = flatten.iter().map(
+        |access| quote!(.or_else(|| #krate_path::__private::TokenUsage::data_residency(&#access))),
+    );
     let model = model.unwrap_or_else(|| quote!(::core::option::Option::None));
     let service_tier = service_tier.unwrap_or_else(|| quote!(::core::option::Option::None));
+    let data_residency = data_residency.unwrap_or_else(|| quote!(::core::option::Option::None));
     let expanded = quote! {
         impl #impl_generics #krate_path::__private::TokenUsage for #name #type_generics #where_clause {
             fn token_usage(&self) -> ::core::option::Option<#krate_path::__private::Usage> {
@@ -192,6 +204,10 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
 
             fn service_tier(&self) -> ::core::option::Option<&str> {
                 #service_tier #(#flatten_tiers)*
+            }
+
+            fn data_residency(&self) -> ::core::option::Option<bool> {
+                #data_residency #(#flatten_residencies)*
             }
         }
     };

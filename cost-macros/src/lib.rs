@@ -29,7 +29,7 @@ use proc_macro::TokenStream;
 /// | `provider = "openai"` | `gen_ai.provider.name` (a literal or an expression, as are the next two) |
 /// | `feature = "…"`, `agent = "…"` | attribution of the call |
 /// | `service_tier = "priority"` | the service tier the request asks for (`flex`, `priority`, `batch`; a literal or an expression): budgets reserve at its prices, and the tier the response reports replaces it |
-/// | `data_residency = true` | the call runs on a data-residency (regional) endpoint: priced at the factor the price table gives the model there (Claude Sonnet 4.5 and later: 10% more), unpriced where it gives none; `true`, `false` or an expression |
+/// | `data_residency = true` | the call runs on a data-residency (regional) endpoint: priced at the factor the price table gives the model there (Claude Sonnet 4.5 and later: 10% more), unpriced where it gives none; `true`, `false` or an expression; where the response says where the call ran (Anthropic's `usage.inference_geo`), that replaces it |
 /// | `name = "…"` | the span name (default: the function's name) |
 /// | `level = "debug"` | the span level (default `info`); a filter on the whole subscriber that disables it hides the call from the cost layer, which counts it in `Diagnostics::calls_hidden_by_filter` and warns once |
 /// | `fields(key = value, …)` | more span fields, as in `#[instrument]` |
@@ -53,7 +53,9 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[usage(file_search_calls)]` (hosted file search tool calls, billed per call)
 /// on integer or `Option<integer>` fields,
 /// `#[usage(model)]` and `#[usage(service_tier)]` (the tier that served the call, as the provider
-/// spells it: its price depends on it) on a `String`/`&str`/`Option` field, and
+/// spells it: its price depends on it) on a `String`/`&str`/`Option` field,
+/// `#[usage(data_residency)]` (the call ran on a data-residency endpoint, priced at the model's
+/// factor there) on a `bool` or `Option<bool>` field, and
 /// `#[usage(flatten)]` on a field whose type implements `TokenUsage`. The container attribute `#[usage(convention = "…")]` says how
 /// the counts are meant: `inclusive` (default; OpenAI), `anthropic` (input excludes cache reads
 /// and writes), `gemini` (output excludes reasoning). `#[usage(crate = path)]` as for `llm_call`.

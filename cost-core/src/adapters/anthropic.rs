@@ -1,6 +1,8 @@
 //! Anthropic Messages usage: `input_tokens` excludes cache reads and writes, so the inclusive
 //! input is the sum of the three. The web search tool's searches
-//! (`server_tool_use.web_search_requests`, billed per search) are read too.
+//! (`server_tool_use.web_search_requests`, billed per search) are read too, and the typed
+//! responses give the service tier and where inference ran (`inference_geo`: a call kept in the
+//! US costs the model's data-residency factor, 1.1×).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +36,22 @@ pub struct MessagesUsage {
     pub service_tier: Option<String>,
     /// Server-side tools the call ran, when any.
     pub server_tool_use: Option<ServerToolUse>,
+    /// Where inference ran (`global`, `us`), when given: see [`inference_geo_residency`].
+    pub inference_geo: Option<String>,
+}
+
+/// Whether a call whose usage reports `inference_geo = geo` ran on a data-residency endpoint:
+/// `global` (any letter case) is not; any named geography is (`us`, the one Anthropic offers
+/// today, is billed at 1.1× the list prices on the models that accept it, and a geography added
+/// later is taken the same way: priced at the model's data-residency factor, or unpriced where
+/// the price table gives none, never silently at the list price). An empty value says nothing.
+pub fn inference_geo_residency(geo: &str) -> Option<bool> {
+    let geo = geo.trim();
+    if geo.is_empty() {
+        None
+    } else {
+        Some(!geo.eq_ignore_ascii_case("global"))
+    }
 }
 
 /// `usage.server_tool_use`.
@@ -96,6 +114,12 @@ impl TokenUsage for MessagesUsage {
     fn service_tier(&self) -> Option<&str> {
         self.service_tier.as_deref()
     }
+
+    fn data_residency(&self) -> Option<bool> {
+        self.inference_geo
+            .as_deref()
+            .and_then(inference_geo_residency)
+    }
 }
 
 impl TokenUsage for Message {
@@ -110,11 +134,16 @@ impl TokenUsage for Message {
     fn service_tier(&self) -> Option<&str> {
         self.usage.service_tier.as_deref()
     }
+
+    fn data_residency(&self) -> Option<bool> {
+        self.usage.data_residency()
+    }
 }
 
 /// Reads a Messages response or its `usage` object. A streamed response's events each carry
 /// part of the usage (a `message_delta` may give only the output): combine them with
-/// [`StreamUsage`].
+/// [`StreamUsage`]. The usage alone does not say the service tier or where inference ran;
+/// deserialize the response into a [`Message`] to read those too.
 pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usage", "input_tokens")?;
     let split = usage.get("cache_creation").filter(|c| c.is_object());
@@ -212,6 +241,9 @@ impl StreamUsage {
             if let Some(tier) = usage.get("service_tier").and_then(Value::as_str) {
                 latest.service_tier = Some(tier.to_owned());
             }
+            if let Some(geo) = usage.get("inference_geo").and_then(Value::as_str) {
+                latest.inference_geo = Some(geo.to_owned());
+            }
             self.seen = true;
         }
         checked(self.latest.to_usage())
@@ -230,5 +262,9 @@ impl TokenUsage for StreamUsage {
 
     fn service_tier(&self) -> Option<&str> {
         self.latest.service_tier.as_deref()
+    }
+
+    fn data_residency(&self) -> Option<bool> {
+        self.latest.data_residency()
     }
 }
