@@ -540,11 +540,19 @@ impl PriceTable {
     /// entry with the same key. The version is `self.version + "+" + overlay.version`; the
     /// date is the overlay's when it has one.
     ///
+    /// An overlay entry that gives no data-residency factor takes the factor of the entry its
+    /// name resolves to in this table, when that one has a factor and the overlay's prices
+    /// scale by it exactly: the factor is the provider's markup on whatever its list price is,
+    /// and LiteLLM's file has none, so merged over the embedded table its Claude entries
+    /// (`claude-sonnet-4-5`, `claude-sonnet-4-5-20250929`, `vertex_ai/claude-sonnet-4-5`) keep
+    /// pricing data-residency calls instead of leaving them unpriced. Give the overlay entry a
+    /// factor of its own to replace it.
+    ///
     /// Use it for default ← file ← programmatic overrides.
     pub fn merged(&self, overlay: &PriceTable) -> Result<PriceTable, TableError> {
         let mut builder = self.to_builder();
         for entry in &overlay.entries {
-            builder.model(entry.clone());
+            builder.model(self.with_inherited_residency(entry));
         }
         for (alias, target) in &overlay.aliases {
             builder.alias(alias.clone(), target.clone());
@@ -559,6 +567,25 @@ impl PriceTable {
             origin: format!("{}+{}", self.info.origin, overlay.info.origin),
         };
         builder.build()
+    }
+
+    /// `entry`, with the data-residency factor of the entry its name resolves to here when it
+    /// has none of its own (see [`PriceTable::merged`]).
+    fn with_inherited_residency(&self, entry: &ModelEntry) -> ModelEntry {
+        let mut entry = entry.clone();
+        if entry.price.data_residency().is_some() {
+            return entry;
+        }
+        let factor = self
+            .resolve(&entry.key)
+            .ok()
+            .and_then(|found| self.entry(found.id).price.data_residency());
+        if let Some(factor) = factor
+            && let Ok(price) = entry.price.clone().with_data_residency(factor)
+        {
+            entry.price = price;
+        }
+        entry
     }
 
     /// This table with one entry added or replaced: a programmatic override.

@@ -366,6 +366,68 @@ fn data_residency_calls_are_priced_at_the_factor_a_table_gives_and_unpriced_with
 }
 
 #[test]
+fn merged_over_a_table_with_residency_factors_an_overlay_without_one_keeps_them() {
+    let usage = Usage::new(10_000, 1_000);
+    let residency = CallTerms {
+        service_tier: ServiceTier::Standard,
+        data_residency: true,
+    };
+    // LiteLLM's file has no data-residency factor; say it lists Claude Sonnet 4.5 at $4 / $20
+    // under three names, and gpt-4o.
+    let litellm = r#"{
+        "claude-sonnet-4-5": {"input_cost_per_token": 4e-06, "output_cost_per_token": 2e-05},
+        "claude-sonnet-4-5-20250929": {"input_cost_per_token": 4e-06, "output_cost_per_token": 2e-05},
+        "vertex_ai/claude-sonnet-4-5@20250929": {"input_cost_per_token": 4e-06, "output_cost_per_token": 2e-05},
+        "gpt-4o": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05}
+    }"#;
+    let file = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    let merged = PriceTable::default()
+        .merged(&file)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // 10 000 × $4.40 + 1 000 × $22 per million: the overlay's prices at the embedded factor.
+    for name in [
+        "claude-sonnet-4-5",
+        "claude-sonnet-4-5-20250929",
+        "vertex_ai/claude-sonnet-4-5@20250929",
+    ] {
+        let quote = merged.quote(name, &usage, residency);
+        assert_eq!(quote.map(|q| q.total()), Ok(usd("0.066")), "{name}");
+        assert_eq!(
+            merged
+                .quote(name, &usage, ServiceTier::Standard)
+                .map(|q| q.total()),
+            Ok(usd("0.06")),
+            "{name}"
+        );
+    }
+    // The file alone has no factor, nor does gpt-4o in either: unpriced, not the list price.
+    for (table, name) in [(&file, "claude-sonnet-4-5"), (&merged, "gpt-4o")] {
+        assert!(matches!(
+            table.quote(name, &usage, residency),
+            Err(QuoteError::Cost {
+                source: CostError::NoDataResidencyPrice,
+                ..
+            })
+        ));
+    }
+    // An overlay's own factor wins.
+    let own = PriceTable::from_text(
+        "version = \"own\"\n[models.\"claude-sonnet-4-5\"]\ninput = \"4\"\noutput = \"20\"\ndata_residency = \"1\"\n",
+        "own.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let merged = PriceTable::default()
+        .merged(&own)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        merged
+            .quote("claude-sonnet-4-5", &usage, residency)
+            .map(|q| q.total()),
+        Ok(usd("0.06"))
+    );
+}
+
+#[test]
 fn native_format_errors_name_file_line_and_column() {
     let cases = [
         // (text, line, kind, message fragment)
