@@ -238,6 +238,53 @@ fn thresholds_fire_once_per_key_and_window() {
 }
 
 #[test]
+fn a_rolling_threshold_alerts_again_once_the_spend_fell_back_below_it() {
+    let config = with_budgets(vec![Budget::alert(
+        "hourly",
+        BudgetScope::Org,
+        Window::Rolling(Duration::from_secs(3_600)),
+        usd("100"),
+        &[500_000, 1_000_000],
+    )]);
+    let (book, clock) = book(config);
+    let crossed = |alerts: Vec<BudgetAlert>| -> Vec<(u32, Money)> {
+        alerts
+            .into_iter()
+            .filter_map(|alert| match alert {
+                BudgetAlert::Threshold {
+                    threshold, spent, ..
+                } => Some((threshold, spent)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        crossed(book.charge(&keys("a", "s"), usd("60"))),
+        [(500_000, usd("60"))]
+    );
+    clock.advance(Duration::from_secs(40 * 60));
+    assert_eq!(
+        crossed(book.charge(&keys("b", "s"), usd("50"))),
+        [(1_000_000, usd("110"))]
+    );
+    // Still over both lines: nothing more.
+    assert_eq!(crossed(book.charge(&keys("c", "s"), usd("1"))), []);
+    // The first $60 leaves the window: $51 is below the 100 % line, not below the 50 % one;
+    // crossing 100 % again alerts again, 50 % does not.
+    clock.advance(Duration::from_secs(22 * 60));
+    assert_eq!(
+        crossed(book.charge(&keys("d", "s"), usd("49"))),
+        [(1_000_000, usd("100"))]
+    );
+    // An hour later everything has left the window: both lines alert again.
+    clock.advance(Duration::from_secs(3_600 + 120));
+    assert_eq!(
+        crossed(book.charge(&keys("e", "s"), usd("100"))),
+        [(500_000, usd("100")), (1_000_000, usd("100"))]
+    );
+}
+
+#[test]
 fn day_and_month_boundaries_rolling_windows_and_a_clock_that_goes_back() {
     let config = with_budgets(vec![
         Budget::deny("daily", BudgetScope::User, Window::Day, usd("10")),

@@ -111,7 +111,8 @@ impl std::error::Error for BudgetExceeded {}
 /// Something the budgets noticed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BudgetAlert {
-    /// A budget's spend crossed one of its thresholds (once per key and window).
+    /// A budget's spend crossed one of its thresholds (once per key and window; over a rolling
+    /// window, again after the spend fell back below it).
     Threshold {
         /// The budget.
         budget: String,
@@ -632,7 +633,7 @@ impl BudgetBook {
             }
             Arc::clone(&slot.1)
         };
-        roll(&account, budget.window, now);
+        roll(&account, budget.window, now, &inner.lines[index]);
         let (spent, reserved) = account.figures.figures();
         Some((Money::from_units(spent), Money::from_units(reserved)))
     }
@@ -684,15 +685,16 @@ fn month_of(now: i64) -> i64 {
     })
 }
 
-/// Drops the buckets of a rolling window that fell out of it (their spend leaves the window).
+/// Drops the buckets of a rolling window that fell out of it (their spend leaves the window),
+/// and re-arms the thresholds (`lines`, the budget's) the spend fell back below.
 #[inline]
-fn roll(account: &Account, window: Window, now: i64) {
+fn roll(account: &Account, window: Window, now: i64, lines: &[i128]) {
     if let Window::Rolling(duration) = window {
-        roll_buckets(account, duration, now);
+        roll_buckets(account, duration, now, lines);
     }
 }
 
-fn roll_buckets(account: &Account, duration: std::time::Duration, now: i64) {
+fn roll_buckets(account: &Account, duration: std::time::Duration, now: i64, lines: &[i128]) {
     let width = (duration.as_secs() / 60).max(1) as i64;
     let oldest = now.div_euclid(width) - 59;
     let mut expired = 0;
@@ -707,7 +709,8 @@ fn roll_buckets(account: &Account, duration: std::time::Duration, now: i64) {
         }
     }
     if expired != 0 {
-        account.figures.settle(0, -expired);
+        let spent = account.figures.settle(0, -expired);
+        account.fired.rearm_above(spent, lines);
     }
 }
 
@@ -767,7 +770,12 @@ impl BookInner {
             if held.window != window_id(window, now) {
                 return false;
             }
-            roll(&held.account, window, now);
+            roll(
+                &held.account,
+                window,
+                now,
+                &self.lines[held.budget as usize],
+            );
         }
         held.reserved = false;
         held.shared = false;
@@ -783,7 +791,7 @@ impl BookInner {
         let window = self.config.budgets[budget].window;
         let key = Arc::clone(&held.account.key);
         held.account = self.account_in_map(budget, window, &key, window_id(window, now));
-        roll(&held.account, window, now);
+        roll(&held.account, window, now, &self.lines[budget]);
     }
 
     /// The account of `budget` for `key` in window `current`, created when absent.
@@ -850,7 +858,7 @@ impl BookInner {
             .map(|entry| Arc::clone(&entry.value().1))
             .collect();
         for account in held {
-            roll(&account, window, now);
+            roll(&account, window, now, &self.lines[budget]);
             if account.figures.retire_if_idle() {
                 account.retired.store(true, Ordering::Relaxed);
                 accounts.remove_if(&*account.key, |_, slot| Arc::ptr_eq(&slot.1, &account));
@@ -919,7 +927,7 @@ impl BookInner {
                 .as_mut()
                 .and_then(|recent| recent.take(index, key, window))
                 .unwrap_or_else(|| self.account_in_map(index, budget.window, key, window));
-            roll(&account, budget.window, now);
+            roll(&account, budget.window, now, &self.lines[index]);
             held.push(Held {
                 budget: index as u32,
                 window,
@@ -1065,7 +1073,12 @@ impl Reservation {
         let mut alerts = Vec::new();
         for held in &mut held_budgets {
             let budget = &book.config.budgets[held.budget as usize];
-            roll(&held.account, budget.window, now);
+            roll(
+                &held.account,
+                budget.window,
+                now,
+                &book.lines[held.budget as usize],
+            );
             let booked_here = held.reserved && !held.shared;
             if let Some(shared) = &book.shared {
                 let booked = match (held.shared, held.fell_back) {

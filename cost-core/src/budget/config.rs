@@ -120,7 +120,8 @@ pub struct Budget {
     pub window: Window,
     /// The limit: spend + reservations above it is over; equal is within.
     pub limit: Money,
-    /// Fractions of the limit that alert when crossed, once per key and window.
+    /// Fractions of the limit that alert when crossed, once per key and window (over a rolling
+    /// window, once per crossing: one the window's spend falls back below alerts again).
     pub thresholds: Vec<Threshold>,
     /// Alert only, or deny.
     pub policy: Policy,

@@ -251,6 +251,25 @@ impl Fired {
         self.0.load(Ordering::Relaxed) & mask == 0
             && self.0.fetch_or(mask, Ordering::Relaxed) & mask == 0
     }
+
+    /// Releases the claimed thresholds whose line (`lines[bit]`, the spend at which threshold
+    /// `bit` fires) is above `spent`: the spend fell back below them, so the next crossing
+    /// alerts again. For rolling windows, whose spend falls as it leaves the window.
+    pub fn rearm_above(&self, spent: i128, lines: &[i128]) {
+        let claimed = self.0.load(Ordering::Relaxed);
+        if claimed == 0 {
+            return;
+        }
+        let above = lines
+            .iter()
+            .take(32)
+            .enumerate()
+            .filter(|(_, line)| spent < **line)
+            .fold(0_u32, |mask, (bit, _)| mask | 1 << bit);
+        if claimed & above != 0 {
+            self.0.fetch_and(!above, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The latest time seen: a clock read through it never goes back.
