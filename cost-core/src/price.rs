@@ -191,8 +191,8 @@ pub enum ServiceTier {
     Priority,
 }
 
-/// A service-tier name that is not one of `standard`, `default`, `auto`, `batch`, `flex`,
-/// `priority`.
+/// A service-tier name that is not one of `standard`, `default`, `auto`, `on_demand`, `batch`,
+/// `batches`, `flex`, `priority`, `fast`.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("unknown service tier `{0}`; expected standard, batch, flex or priority")]
 pub struct UnknownServiceTier(pub String);
@@ -217,13 +217,15 @@ impl ServiceTier {
     }
 
     /// Reads a service-tier name as providers spell it, case-insensitively: `standard`,
-    /// `default` and `auto` are standard; `batch` and `batches` are batch.
+    /// `default` and `auto` are standard; `batch` and `batches` are batch; `fast` is priority
+    /// (OpenAI's name for its priority processing since July 2026, which its API takes for
+    /// `priority`).
     pub fn parse(name: &str) -> Result<Self, UnknownServiceTier> {
         match name.trim().to_ascii_lowercase().as_str() {
             "" | "standard" | "default" | "auto" | "on_demand" => Ok(ServiceTier::Standard),
             "batch" | "batches" => Ok(ServiceTier::Batch),
             "flex" => Ok(ServiceTier::Flex),
-            "priority" => Ok(ServiceTier::Priority),
+            "priority" | "fast" => Ok(ServiceTier::Priority),
             _ => Err(UnknownServiceTier(name.to_owned())),
         }
     }
@@ -1350,6 +1352,29 @@ mod tests {
         );
         assert_eq!(list.data_residency(), None);
         assert_eq!(regional.data_residency(), Some(factor));
+    }
+
+    #[test]
+    fn service_tier_names_as_providers_spell_them() {
+        for (name, tier) in [
+            ("default", ServiceTier::Standard),
+            ("auto", ServiceTier::Standard),
+            ("", ServiceTier::Standard),
+            ("Batches", ServiceTier::Batch),
+            ("flex", ServiceTier::Flex),
+            ("priority", ServiceTier::Priority),
+            // OpenAI's priority processing, renamed.
+            ("fast", ServiceTier::Priority),
+            (" FAST ", ServiceTier::Priority),
+        ] {
+            assert_eq!(ServiceTier::parse(name), Ok(tier), "{name}");
+        }
+        for unknown in ["scale", "ultrafast", "turbo"] {
+            assert_eq!(
+                ServiceTier::parse(unknown),
+                Err(UnknownServiceTier(unknown.to_owned()))
+            );
+        }
     }
 
     #[test]
