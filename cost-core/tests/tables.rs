@@ -428,6 +428,52 @@ fn merged_over_a_table_with_residency_factors_an_overlay_without_one_keeps_them(
 }
 
 #[test]
+fn litellm_multipliers_give_the_data_residency_factor() {
+    let usage = Usage::new(10_000, 1_000);
+    let residency = CallTerms {
+        service_tier: ServiceTier::Standard,
+        data_residency: true,
+    };
+    let litellm = r#"{
+        "claude-opus-4-6": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
+            "provider_specific_entry": {"us": 1.1, "fast": 6.0}},
+        "claude-haiku-4-5": {"input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06},
+        "odd-model": {"input_cost_per_token": 1e-06, "output_cost_per_token": 5e-06,
+            "provider_specific_entry": {"us": "lots"}}
+    }"#;
+    let table = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    // 10 000 × $5.50 + 1 000 × $27.50 per million.
+    assert_eq!(
+        table
+            .quote("claude-opus-4-6", &usage, residency)
+            .map(|q| q.total()),
+        Ok(usd("0.0825"))
+    );
+    assert!(matches!(
+        table.quote("claude-haiku-4-5", &usage, residency),
+        Err(QuoteError::Cost {
+            source: CostError::NoDataResidencyPrice,
+            ..
+        })
+    ));
+    // The fast-mode multiplier is not read: counted, so a reader of the report sees it.
+    let report = table.report();
+    assert_eq!(
+        report.skipped_keys.get("provider_specific_entry.fast"),
+        Some(&1)
+    );
+    // A factor that is not one leaves its entry out (unpriced, never mispriced), with its line.
+    assert!(table.get("odd-model").is_none());
+    assert_eq!(report.invalid_entries.len(), 1);
+    assert!(
+        report.invalid_entries[0].contains("odd-model")
+            && report.invalid_entries[0].contains(":6:"),
+        "{:?}",
+        report.invalid_entries
+    );
+}
+
+#[test]
 fn native_format_errors_name_file_line_and_column() {
     let cases = [
         // (text, line, kind, message fragment)

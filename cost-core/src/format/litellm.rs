@@ -31,6 +31,11 @@
 //! `medium`, `high`); the medium one is read, OpenAI's default size (Anthropic's and Google's
 //! entries give one price for all three). The size a request chose is not in its usage.
 //!
+//! `provider_specific_entry.us` is the model's data-residency factor (LiteLLM's multiplier for
+//! Anthropic's US-only inference, `1.1`: see [`ModelPrice::with_data_residency`]); the
+//! entry's other multipliers (`fast`, for fast mode) are not read and are counted as skipped
+//! keys (`provider_specific_entry.fast`).
+//!
 //! An entry `{"alias_of": "KEY"}` makes its name an alias of `KEY`. `sample_spec` is ignored.
 //! Entries without a per-token input price (images, audio, per-second models) are skipped, and
 //! so are price keys of other units (per image, per second, per query, `tiered_pricing`, …):
@@ -50,7 +55,7 @@ use std::collections::BTreeMap;
 use serde_json::value::RawValue;
 
 use super::{PriceFileError, PriceFileErrorKind, content_digest};
-use crate::money::TokenPrice;
+use crate::money::{PriceMultiplier, TokenPrice};
 use crate::price::{ComponentPrices, ModelPrice, PriceSchedule, ServiceTier};
 use crate::table::{ModelEntry, PriceTable, PriceTableBuilder, TableInfo};
 use crate::usage::TokenKind;
@@ -105,16 +110,30 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             continue;
         }
         let mut schedules: [PriceSchedule; 4] = Default::default();
-        let mut skipped_keys = Vec::new();
+        let mut skipped_keys: Vec<String> = Vec::new();
         let mut problem = None;
+        let mut data_residency = None;
         for (&key, raw) in &fields {
             if key == TIERED_PRICING {
                 continue; // read below, over the flat keys
             }
+            if key == PROVIDER_SPECIFIC {
+                match read_multipliers(raw.get(), &mut skipped_keys) {
+                    Ok(us) => data_residency = us,
+                    Err(message) => {
+                        problem = Some(invalid(
+                            raw,
+                            format!("entry `{name}`, key `{key}`: {message}"),
+                        ));
+                        break;
+                    }
+                }
+                continue;
+            }
             if let Some((kind, read)) = per_call_price(key) {
                 match read(raw.get()) {
                     Ok(Some(price)) => schedules[0].base.set(kind, price),
-                    Ok(None) => skipped_keys.push(key),
+                    Ok(None) => skipped_keys.push(key.to_owned()),
                     Err(message) => {
                         problem = Some(invalid(
                             raw,
@@ -127,7 +146,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             }
             let Some(price_key) = PriceKey::parse(key) else {
                 if is_price_like(key) {
-                    skipped_keys.push(key);
+                    skipped_keys.push(key.to_owned());
                 }
                 continue;
             };
@@ -154,7 +173,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         {
             match read_tiered_pricing(raw.get()) {
                 Ok(Some(tiers)) => apply_tiered_pricing(&mut schedules[0], tiers),
-                Ok(None) => skipped_keys.push(TIERED_PRICING),
+                Ok(None) => skipped_keys.push(TIERED_PRICING.to_owned()),
                 Err(message) => {
                     problem = Some(invalid(
                         raw,
@@ -174,14 +193,14 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             continue;
         }
         for key in skipped_keys {
-            *builder
-                .report_mut()
-                .skipped_keys
-                .entry(key.to_owned())
-                .or_default() += 1;
+            *builder.report_mut().skipped_keys.entry(key).or_default() += 1;
         }
         let variants = [batch, flex, priority].map(|s| Some(s).filter(has_prices));
-        let price = match ModelPrice::new(standard, variants) {
+        let price = ModelPrice::new(standard, variants).and_then(|price| match data_residency {
+            Some(factor) => price.with_data_residency(factor),
+            None => Ok(price),
+        });
+        let price = match price {
             Ok(price) => price,
             Err(e) => {
                 let message = invalid(raw_entry, format!("entry `{name}`: {e}"));
@@ -213,6 +232,30 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
 
 /// LiteLLM's range-based tiers (Alibaba's Dashscope models).
 const TIERED_PRICING: &str = "tiered_pricing";
+
+/// LiteLLM's per-model price multipliers (`{"us": 1.1, "fast": 6.0}` on Anthropic's models).
+const PROVIDER_SPECIFIC: &str = "provider_specific_entry";
+
+/// Reads `provider_specific_entry`: the data-residency factor (`us`), when given; the other
+/// multipliers go to `skipped` as `provider_specific_entry.KEY`. Anything but an object of
+/// numbers is an error.
+fn read_multipliers(
+    raw: &str,
+    skipped: &mut Vec<String>,
+) -> Result<Option<PriceMultiplier>, String> {
+    let entries: BTreeMap<&str, &RawValue> =
+        serde_json::from_str(raw).map_err(|_| "expected an object of multipliers".to_owned())?;
+    let mut us = None;
+    for (key, value) in entries {
+        if key == "us" {
+            let text = value.get().trim_matches('"');
+            us = Some(PriceMultiplier::parse(text).map_err(|e| format!("`us`: {e}"))?);
+        } else {
+            skipped.push(format!("{PROVIDER_SPECIFIC}.{key}"));
+        }
+    }
+    Ok(us)
+}
 
 /// The file search tool's price per 1 000 calls.
 const FILE_SEARCH_PRICE: &str = "file_search_cost_per_1k_calls";
