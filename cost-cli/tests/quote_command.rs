@@ -197,3 +197,36 @@ fn stale_prices_are_warned_about_once_per_date_and_still_quoted() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_fast_mode_call_is_priced_at_its_factor_or_refused() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("fast.json");
+    std::fs::write(
+        &path,
+        r#"{"claude-opus-4-6": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
+             "provider_specific_entry": {"fast": 6.0}},
+            "claude-sonnet-4-6": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stdin = r#"{"model": "claude-opus-4-6", "input_tokens": 10000, "output_tokens": 1000, "service_tier": "fast_mode"}
+{"model": "claude-opus-4-6", "input_tokens": 10000, "output_tokens": 1000}
+{"model": "claude-sonnet-4-6", "input_tokens": 10000, "service_tier": "fast_mode"}
+"#;
+    let out = run(&["quote", "--prices", &path.display().to_string()], stdin);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    // 10 000 × $30 + 1 000 × $150 per million; at standard speed a sixth of it.
+    assert_eq!(
+        (&got[0]["cost_usd"], &got[0]["service_tier"]),
+        (&serde_json::json!("0.45"), &serde_json::json!("fast_mode"))
+    );
+    assert_eq!(got[1]["cost_usd"], "0.075");
+    assert!(
+        got[2]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("fast mode")),
+        "{}",
+        got[2]
+    );
+}

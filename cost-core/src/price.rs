@@ -26,6 +26,11 @@
 //!   variant's base price, the standard base price, then the rules above. A model without the
 //!   requested variant is priced at its standard prices, and the [`Quote`](crate::Quote) says
 //!   which service tier was applied.
+//! - **Fast mode** (Anthropic's, [`ServiceTier::FastMode`]) is a factor on the standard prices
+//!   ([`ModelPrice::with_fast_mode`]), not a declared variant, and a premium: a model without
+//!   the factor leaves the call unpriced ([`CostError::NoFastModePrice`]) rather than at
+//!   standard. The data-residency factor ([`ModelPrice::with_data_residency`]) scales every
+//!   tier, fast mode's included.
 //!
 //! The rules are applied once, when a [`ModelPrice`] is built: pricing a call
 //! ([`ModelPrice::cost`]) picks a precomputed [`Rates`] row and multiplies.
@@ -189,21 +194,28 @@ pub enum ServiceTier {
     Flex,
     /// Priority processing: faster, dearer.
     Priority,
+    /// Anthropic's fast mode (`speed: "fast"`, reported as `usage.speed`): the same model run
+    /// faster, every token price times the model's fast-mode factor
+    /// ([`ModelPrice::with_fast_mode`]; 2× or 6× depending on the model). Named `fast_mode`;
+    /// unlike the other tiers, a model without a price for it leaves the call unpriced
+    /// ([`CostError::NoFastModePrice`]) instead of falling back to standard.
+    FastMode,
 }
 
 /// A service-tier name that is not one of `standard`, `default`, `auto`, `on_demand`, `batch`,
-/// `batches`, `flex`, `priority`, `fast`.
+/// `batches`, `flex`, `priority`, `fast`, `fast_mode`.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("unknown service tier `{0}`; expected standard, batch, flex or priority")]
+#[error("unknown service tier `{0}`; expected standard, batch, flex, priority or fast_mode")]
 pub struct UnknownServiceTier(pub String);
 
 impl ServiceTier {
     /// Every service tier.
-    pub const ALL: [ServiceTier; 4] = [
+    pub const ALL: [ServiceTier; 5] = [
         ServiceTier::Standard,
         ServiceTier::Batch,
         ServiceTier::Flex,
         ServiceTier::Priority,
+        ServiceTier::FastMode,
     ];
 
     /// The lower-case name (`"batch"`).
@@ -213,19 +225,21 @@ impl ServiceTier {
             ServiceTier::Batch => "batch",
             ServiceTier::Flex => "flex",
             ServiceTier::Priority => "priority",
+            ServiceTier::FastMode => "fast_mode",
         }
     }
 
     /// Reads a service-tier name as providers spell it, case-insensitively: `standard`,
     /// `default` and `auto` are standard; `batch` and `batches` are batch; `fast` is priority
     /// (OpenAI's name for its priority processing since July 2026, which its API takes for
-    /// `priority`).
+    /// `priority`); `fast_mode` is Anthropic's fast mode.
     pub fn parse(name: &str) -> Result<Self, UnknownServiceTier> {
         match name.trim().to_ascii_lowercase().as_str() {
             "" | "standard" | "default" | "auto" | "on_demand" => Ok(ServiceTier::Standard),
             "batch" | "batches" => Ok(ServiceTier::Batch),
             "flex" => Ok(ServiceTier::Flex),
             "priority" | "fast" => Ok(ServiceTier::Priority),
+            "fast_mode" => Ok(ServiceTier::FastMode),
             _ => Err(UnknownServiceTier(name.to_owned())),
         }
     }
@@ -310,17 +324,23 @@ struct RateRow {
 pub struct ModelPrice {
     standard: PriceSchedule,
     variants: [Option<PriceSchedule>; 3],
-    /// Rows per service tier (standard, batch, flex, priority), ordered by threshold.
-    rows: [Vec<RateRow>; 4],
+    /// Rows per service tier (standard, batch, flex, priority, fast mode), ordered by
+    /// threshold; fast mode's are empty when its factor is unknown.
+    rows: TierRows,
+    /// The factor of fast mode on the standard prices; `None` when unknown.
+    fast_mode: Option<PriceMultiplier>,
     /// The prices at a data-residency endpoint; `None` when unknown.
     data_residency: Option<Box<ResidencyPrices>>,
 }
+
+/// Rate rows per service tier, in the order of [`ServiceTier::ALL`].
+type TierRows = [Vec<RateRow>; ServiceTier::ALL.len()];
 
 /// A model's prices at a data-residency endpoint: its factor, and its rows scaled by it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct ResidencyPrices {
     factor: PriceMultiplier,
-    rows: [Vec<RateRow>; 4],
+    rows: TierRows,
 }
 
 /// A model price that cannot be built.
@@ -354,6 +374,9 @@ pub enum CostError {
     /// The call ran on a data-residency endpoint, and the model's price there is not known.
     #[error("the call ran on a data-residency endpoint, and the model has no price there")]
     NoDataResidencyPrice,
+    /// The call ran in fast mode, and the model's fast-mode price is not known.
+    #[error("the call ran in fast mode, and the model has no fast-mode price")]
+    NoFastModePrice,
     /// The cost leaves the representable range (±1.7 × 10¹⁴ USD).
     #[error("the cost is beyond the representable range")]
     Overflow,
@@ -463,7 +486,7 @@ pub struct Priced {
     /// The cost per component.
     pub breakdown: CostBreakdown,
     /// The service tier whose prices were applied (standard when the model has no variant for
-    /// the one requested).
+    /// the one requested; fast mode never falls back: without its factor the call is unpriced).
     pub service_tier: ServiceTier,
     /// The context tier applied, as its threshold; `None` for base prices.
     pub context_tier: Option<u64>,
@@ -505,19 +528,40 @@ impl ModelPrice {
                 return Err(PriceError::DuplicateTier(pair[0].above_input_tokens));
             }
         }
-        let rows = ServiceTier::ALL.map(|tier| {
-            let variant = match tier {
-                ServiceTier::Standard => None,
-                other => variants[other.index() - 1].as_ref(),
-            };
-            derive_rows(&standard, variant)
+        let rows = ServiceTier::ALL.map(|tier| match tier {
+            ServiceTier::Standard => derive_rows(&standard, None),
+            // Priced by a factor on the standard rows, when one is given.
+            ServiceTier::FastMode => Vec::new(),
+            other => derive_rows(&standard, variants[other.index() - 1].as_ref()),
         });
         Ok(ModelPrice {
             standard,
             variants,
             rows,
+            fast_mode: None,
             data_residency: None,
         })
+    }
+
+    /// This price with the factor fast mode applies to the standard token prices (`6` on Claude
+    /// Opus 4.6, `2` on later Opus models; cache reads and writes scale with the input price,
+    /// context tiers with their own). Per-call fees (searches) are not scaled. Without it, a
+    /// call in fast mode is unpriced ([`CostError::NoFastModePrice`]), never charged the
+    /// standard price.
+    pub fn with_fast_mode(mut self, factor: PriceMultiplier) -> Result<Self, PriceError> {
+        let fast = scaled_rows(&self.rows[ServiceTier::Standard.index()], factor)?;
+        self.rows[ServiceTier::FastMode.index()] = fast;
+        self.fast_mode = Some(factor);
+        // The data-residency prices scale every tier's, this one's included.
+        match self.data_residency.take() {
+            Some(residency) => self.with_data_residency(residency.factor),
+            None => Ok(self),
+        }
+    }
+
+    /// The factor fast mode applies to the standard token prices; `None` when unknown.
+    pub fn fast_mode(&self) -> Option<PriceMultiplier> {
+        self.fast_mode
     }
 
     /// This price with the factor a data-residency endpoint applies to its token prices (`1.1`
@@ -525,43 +569,11 @@ impl ModelPrice {
     /// file search calls) are not scaled. Without it, a data-residency call of the model is
     /// unpriced ([`CostError::NoDataResidencyPrice`]), never charged the list price.
     pub fn with_data_residency(mut self, factor: PriceMultiplier) -> Result<Self, PriceError> {
-        let scale = |price: TokenPrice| {
-            price
-                .scaled(factor)
-                .ok_or(PriceError::InexactMultiplier(factor))
-        };
-        let scale_rates = |r: &Rates| -> Result<Rates, PriceError> {
-            let optional = |price: Option<TokenPrice>| price.map(scale).transpose();
-            Ok(Rates {
-                input: scale(r.input)?,
-                output: optional(r.output)?,
-                cache_read: scale(r.cache_read)?,
-                cache_write: scale(r.cache_write)?,
-                cache_write_1h: scale(r.cache_write_1h)?,
-                reasoning: optional(r.reasoning)?,
-                audio_input: scale(r.audio_input)?,
-                audio_output: optional(r.audio_output)?,
-                cache_read_audio: scale(r.cache_read_audio)?,
-                image_output: optional(r.image_output)?,
-                web_search_requests: r.web_search_requests,
-                image_input: scale(r.image_input)?,
-                cache_read_image: scale(r.cache_read_image)?,
-                file_search_calls: r.file_search_calls,
-            })
-        };
-        let mut scaled: [Vec<RateRow>; 4] = Default::default();
-        for (rows, out) in self.rows.iter().zip(scaled.iter_mut()) {
-            for row in rows {
-                out.push(RateRow {
-                    above_input_tokens: row.above_input_tokens,
-                    rates: scale_rates(&row.rates)?,
-                });
-            }
+        let mut rows = TierRows::default();
+        for (tier, out) in self.rows.iter().zip(rows.iter_mut()) {
+            *out = scaled_rows(tier, factor)?;
         }
-        self.data_residency = Some(Box::new(ResidencyPrices {
-            factor,
-            rows: scaled,
-        }));
+        self.data_residency = Some(Box::new(ResidencyPrices { factor, rows }));
         Ok(self)
     }
 
@@ -578,32 +590,41 @@ impl ModelPrice {
     }
 
     /// The declared schedule of a service tier, if the model has one.
+    /// Fast mode has no declared schedule: it is a factor on the standard one
+    /// ([`ModelPrice::fast_mode`]).
     pub fn schedule(&self, tier: ServiceTier) -> Option<&PriceSchedule> {
         match tier {
             ServiceTier::Standard => Some(&self.standard),
+            ServiceTier::FastMode => None,
             other => self.variants[other.index() - 1].as_ref(),
         }
     }
 
     /// The effective rates for a request with `input_tokens` at `service_tier`, with the
-    /// service tier and context tier they belong to.
+    /// service tier and context tier they belong to. Fast mode without a factor gives the
+    /// standard rates here (and says so); [`ModelPrice::rates_for`] refuses it.
     pub fn rates(
         &self,
         input_tokens: u64,
         service_tier: ServiceTier,
     ) -> (&Rates, ServiceTier, Option<u64>) {
-        Self::rates_in(&self.rows, self.applied_tier(service_tier), input_tokens)
+        let applied = self
+            .applied_tier(service_tier)
+            .unwrap_or(ServiceTier::Standard);
+        Self::rates_in(&self.rows, applied, input_tokens)
     }
 
     /// The effective rates for a request with `input_tokens` on the given terms (see
-    /// [`ModelPrice::rates`]); an error for a data-residency call of a model whose price there
-    /// is not known.
+    /// [`ModelPrice::rates`]); an error for a data-residency or fast-mode call of a model whose
+    /// price there is not known.
     pub fn rates_for(
         &self,
         input_tokens: u64,
         terms: CallTerms,
     ) -> Result<(&Rates, ServiceTier, Option<u64>), CostError> {
-        let applied = self.applied_tier(terms.service_tier);
+        let applied = self
+            .applied_tier(terms.service_tier)
+            .ok_or(CostError::NoFastModePrice)?;
         if !terms.data_residency {
             return Ok(Self::rates_in(&self.rows, applied, input_tokens));
         }
@@ -614,19 +635,18 @@ impl ModelPrice {
     }
 
     /// The service tier whose prices apply: the one asked, or standard when the model has no
-    /// variant for it.
-    fn applied_tier(&self, service_tier: ServiceTier) -> ServiceTier {
-        if service_tier == ServiceTier::Standard
-            || self.variants[service_tier.index() - 1].is_some()
-        {
-            service_tier
-        } else {
-            ServiceTier::Standard
+    /// variant for it; `None` for fast mode without a factor (a premium never falls back).
+    fn applied_tier(&self, service_tier: ServiceTier) -> Option<ServiceTier> {
+        match service_tier {
+            ServiceTier::Standard => Some(ServiceTier::Standard),
+            ServiceTier::FastMode => self.fast_mode.map(|_| ServiceTier::FastMode),
+            other if self.variants[other.index() - 1].is_some() => Some(other),
+            _ => Some(ServiceTier::Standard),
         }
     }
 
     fn rates_in(
-        rows: &[Vec<RateRow>; 4],
+        rows: &TierRows,
         applied: ServiceTier,
         input_tokens: u64,
     ) -> (&Rates, ServiceTier, Option<u64>) {
@@ -816,6 +836,41 @@ impl ModelPrice {
             data_residency: terms.data_residency,
         })
     }
+}
+
+/// `rows` with every token price times `factor` (per-call fees unscaled); an error when a
+/// product is not exact.
+fn scaled_rows(rows: &[RateRow], factor: PriceMultiplier) -> Result<Vec<RateRow>, PriceError> {
+    let scale = |price: TokenPrice| {
+        price
+            .scaled(factor)
+            .ok_or(PriceError::InexactMultiplier(factor))
+    };
+    let optional = |price: Option<TokenPrice>| price.map(scale).transpose();
+    rows.iter()
+        .map(|row| {
+            let r = &row.rates;
+            Ok(RateRow {
+                above_input_tokens: row.above_input_tokens,
+                rates: Rates {
+                    input: scale(r.input)?,
+                    output: optional(r.output)?,
+                    cache_read: scale(r.cache_read)?,
+                    cache_write: scale(r.cache_write)?,
+                    cache_write_1h: scale(r.cache_write_1h)?,
+                    reasoning: optional(r.reasoning)?,
+                    audio_input: scale(r.audio_input)?,
+                    audio_output: optional(r.audio_output)?,
+                    cache_read_audio: scale(r.cache_read_audio)?,
+                    image_output: optional(r.image_output)?,
+                    web_search_requests: r.web_search_requests,
+                    image_input: scale(r.image_input)?,
+                    cache_read_image: scale(r.cache_read_image)?,
+                    file_search_calls: r.file_search_calls,
+                },
+            })
+        })
+        .collect()
 }
 
 /// Applies the fallback rules once, for every context tier of one service tier.
@@ -1355,6 +1410,118 @@ mod tests {
     }
 
     #[test]
+    fn fast_mode_scales_the_standard_prices_and_an_unknown_factor_leaves_the_call_unpriced() {
+        // Claude Opus 4.6's list prices, fast mode at 6×.
+        let mut schedule = PriceSchedule::flat(ComponentPrices {
+            input: p("5"),
+            output: p("25"),
+            cache_read: p("0.50"),
+            cache_write: p("6.25"),
+            web_search_requests: TokenPrice::per_token("0.01").ok(),
+            ..Default::default()
+        });
+        *schedule.tier_mut(200_000) = ComponentPrices {
+            input: p("10"),
+            output: p("37.50"),
+            ..Default::default()
+        };
+        let batch = PriceSchedule::flat(ComponentPrices {
+            input: p("2.50"),
+            output: p("12.50"),
+            ..Default::default()
+        });
+        let list =
+            ModelPrice::new(schedule, [Some(batch), None, None]).unwrap_or_else(|e| panic!("{e}"));
+        let factor = |text| PriceMultiplier::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let fast = list
+            .clone()
+            .with_fast_mode(factor("6"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let usage = Usage {
+            input: 10_000,
+            cache_read: 4_000,
+            cache_write: 1_000,
+            output: 1_000,
+            web_search_requests: 2,
+            ..Default::default()
+        };
+        let in_fast_mode = |data_residency| CallTerms {
+            service_tier: ServiceTier::FastMode,
+            data_residency,
+        };
+        // 5 000 × 30e-6 + 4 000 × 3e-6 + 1 000 × 37.5e-6 + 1 000 × 150e-6, and 2 × $0.01
+        // (searches unscaled).
+        let q = fast
+            .cost(&usage, ServiceTier::FastMode)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.total(), usd("0.3695"));
+        assert_eq!(q.breakdown.web_search, usd("0.02"));
+        assert_eq!(q.service_tier, ServiceTier::FastMode);
+        // Context tiers scale with their own prices: above 200 000, 60e-6 and 225e-6.
+        let long = fast
+            .cost(&Usage::new(300_000, 1_000), ServiceTier::FastMode)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(long.total(), usd("18.225"));
+        assert_eq!(
+            fast.worst_case(&CallBound::tokens(10_000, 1_000), ServiceTier::FastMode),
+            Ok(usd("0.45"))
+        );
+        // With US-only inference too: both factors, whichever was given first.
+        let both = fast
+            .clone()
+            .with_data_residency(factor("1.1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let both_other_way = list
+            .clone()
+            .with_data_residency(factor("1.1"))
+            .and_then(|price| price.with_fast_mode(factor("6")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(both, both_other_way);
+        let q = both
+            .cost(&Usage::new(10_000, 1_000), in_fast_mode(true))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // 10 000 × 33e-6 + 1 000 × 165e-6.
+        assert_eq!(q.total(), usd("0.495"));
+        assert!(q.data_residency);
+        // A model without the factor: fast mode is unpriced, never charged the standard price
+        // (the other tiers still fall back to standard); `rates` says standard applied.
+        assert_eq!(
+            list.cost(&usage, ServiceTier::FastMode),
+            Err(CostError::NoFastModePrice)
+        );
+        assert_eq!(
+            list.worst_case(&CallBound::tokens(10, 10), ServiceTier::FastMode),
+            Err(CostError::NoFastModePrice)
+        );
+        assert_eq!(
+            list.rates(10, ServiceTier::FastMode).1,
+            ServiceTier::Standard
+        );
+        assert_eq!(
+            list.cost(&usage, ServiceTier::Flex).map(|q| q.service_tier),
+            Ok(ServiceTier::Standard)
+        );
+        // Fast mode without its residency price, residency without fast mode's: unpriced.
+        let regional = list
+            .clone()
+            .with_data_residency(factor("1.1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            regional.cost(&usage, in_fast_mode(true)),
+            Err(CostError::NoFastModePrice)
+        );
+        assert_eq!(
+            fast.cost(&usage, in_fast_mode(true)),
+            Err(CostError::NoDataResidencyPrice)
+        );
+        assert_eq!(
+            (list.fast_mode(), fast.fast_mode()),
+            (None, Some(factor("6")))
+        );
+        assert_eq!(fast.schedule(ServiceTier::FastMode), None);
+    }
+
+    #[test]
     fn service_tier_names_as_providers_spell_them() {
         for (name, tier) in [
             ("default", ServiceTier::Standard),
@@ -1366,6 +1533,8 @@ mod tests {
             // OpenAI's priority processing, renamed.
             ("fast", ServiceTier::Priority),
             (" FAST ", ServiceTier::Priority),
+            // Anthropic's fast mode.
+            ("fast_mode", ServiceTier::FastMode),
         ] {
             assert_eq!(ServiceTier::parse(name), Ok(tier), "{name}");
         }

@@ -542,7 +542,8 @@ impl PriceTable {
     ///
     /// An overlay entry that gives no data-residency factor takes the factor of the entry its
     /// name resolves to in this table, when that one has a factor and the overlay's prices
-    /// scale by it exactly: the factor is the provider's markup on whatever its list price is,
+    /// scale by it exactly, and so for the fast-mode factor: a factor is the provider's markup
+    /// on whatever its list price is,
     /// and LiteLLM's file gives it only on some entries, so merged over the embedded table its
     /// Claude 4.5 entries (`claude-sonnet-4-5`, `claude-sonnet-4-5-20250929`,
     /// `vertex_ai/claude-sonnet-4-5@20250929`) keep pricing data-residency calls instead of
@@ -552,7 +553,7 @@ impl PriceTable {
     pub fn merged(&self, overlay: &PriceTable) -> Result<PriceTable, TableError> {
         let mut builder = self.to_builder();
         for entry in &overlay.entries {
-            builder.model(self.with_inherited_residency(entry));
+            builder.model(self.with_inherited_factors(entry));
         }
         for (alias, target) in &overlay.aliases {
             builder.alias(alias.clone(), target.clone());
@@ -569,18 +570,25 @@ impl PriceTable {
         builder.build()
     }
 
-    /// `entry`, with the data-residency factor of the entry its name resolves to here when it
-    /// has none of its own (see [`PriceTable::merged`]).
-    fn with_inherited_residency(&self, entry: &ModelEntry) -> ModelEntry {
+    /// `entry`, with the fast-mode and data-residency factors of the entry its name resolves to
+    /// here where it has none of its own (see [`PriceTable::merged`]).
+    fn with_inherited_factors(&self, entry: &ModelEntry) -> ModelEntry {
         let mut entry = entry.clone();
-        if entry.price.data_residency().is_some() {
-            return entry;
-        }
-        let factor = self
+        let Some(below) = self
             .resolve(&entry.key)
             .ok()
-            .and_then(|found| self.entry(found.id).price.data_residency());
-        if let Some(factor) = factor
+            .map(|found| &self.entry(found.id).price)
+        else {
+            return entry;
+        };
+        if entry.price.fast_mode().is_none()
+            && let Some(factor) = below.fast_mode()
+            && let Ok(price) = entry.price.clone().with_fast_mode(factor)
+        {
+            entry.price = price;
+        }
+        if entry.price.data_residency().is_none()
+            && let Some(factor) = below.data_residency()
             && let Ok(price) = entry.price.clone().with_data_residency(factor)
         {
             entry.price = price;

@@ -68,6 +68,45 @@ fn responses_say_the_service_tier_that_served_them() {
 }
 
 #[test]
+fn anthropic_fast_mode_is_the_fast_mode_tier() {
+    let message = |usage: Value| {
+        serde_json::from_value::<anthropic::Message>(
+            json!({"model": "claude-opus-5-5", "usage": usage}),
+        )
+        .unwrap_or_default()
+    };
+    let fast = message(
+        json!({"input_tokens": 25, "output_tokens": 150, "speed": "fast",
+                              "service_tier": "standard"}),
+    );
+    assert_eq!(fast.service_tier(), Some("fast_mode"));
+    assert_eq!(
+        fast.service_tier().map(ServiceTier::parse),
+        Some(Ok(ServiceTier::FastMode))
+    );
+    assert_eq!(fast.usage.service_tier(), Some("fast_mode"));
+    // A request for fast mode that ran at standard speed says so, and is priced so.
+    let standard = message(
+        json!({"input_tokens": 25, "output_tokens": 150, "speed": "standard",
+                                  "service_tier": "priority"}),
+    );
+    assert_eq!(standard.service_tier(), Some("priority"));
+    let standard = message(json!({"input_tokens": 25, "output_tokens": 150, "speed": "standard"}));
+    assert_eq!(standard.service_tier(), Some("standard"));
+    let silent = message(json!({"input_tokens": 25, "output_tokens": 150}));
+    assert_eq!(silent.service_tier(), None);
+
+    // A stream: the speed comes with the usage of message_start.
+    let mut stream = anthropic::StreamUsage::default();
+    let start = json!({"type": "message_start", "message": {"model": "claude-opus-5-5",
+        "usage": {"input_tokens": 25, "output_tokens": 1, "speed": "fast"}}});
+    let delta = json!({"type": "message_delta", "usage": {"output_tokens": 150}});
+    assert_eq!(stream.update(&start).map(|u| u.input), Ok(25));
+    assert_eq!(stream.update(&delta).map(|u| u.output), Ok(150));
+    assert_eq!(stream.service_tier(), Some("fast_mode"));
+}
+
+#[test]
 fn anthropic_responses_say_where_inference_ran() {
     let message = |geo: Value| {
         let response = json!({"model": "claude-opus-4-6",

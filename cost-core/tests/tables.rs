@@ -350,6 +350,28 @@ fn data_residency_calls_are_priced_at_the_factor_a_table_gives_and_unpriced_with
         own.quote("m", &usage, residency).map(|q| q.total()),
         Ok(usd("0.035"))
     );
+    // Fast mode's factor, in the same format.
+    let fast = PriceTable::from_text(
+        "version = \"1\"\n[models.m]\ninput = \"2\"\noutput = \"8\"\nfast_mode = \"2\"\ndata_residency = \"1.25\"\n",
+        "prices.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let fast_residency = CallTerms {
+        service_tier: ServiceTier::FastMode,
+        data_residency: true,
+    };
+    assert_eq!(
+        fast.quote("m", &usage, fast_residency).map(|q| q.total()),
+        Ok(usd("0.07"))
+    );
+    let bad_fast = PriceTable::from_text(
+        "version = \"1\"\n[models.m]\ninput = \"2\"\noutput = \"8\"\nfast_mode = \"none\"\n",
+        "prices.toml",
+    )
+    .err()
+    .unwrap_or_else(|| panic!("a bad fast-mode factor loaded"));
+    assert_eq!(bad_fast.line, Some(5));
+    assert!(bad_fast.message.contains("fast_mode"), "{bad_fast}");
     for bad in ["\"0\"", "\"-1\"", "\"many\"", "1.1"] {
         let error = table(bad).err().unwrap_or_else(|| panic!("{bad} loaded"));
         assert_eq!(
@@ -366,7 +388,7 @@ fn data_residency_calls_are_priced_at_the_factor_a_table_gives_and_unpriced_with
 }
 
 #[test]
-fn merged_over_a_table_with_residency_factors_an_overlay_without_one_keeps_them() {
+fn merged_over_a_table_with_factors_an_overlay_without_them_keeps_them() {
     let usage = Usage::new(10_000, 1_000);
     let residency = CallTerms {
         service_tier: ServiceTier::Standard,
@@ -425,10 +447,29 @@ fn merged_over_a_table_with_residency_factors_an_overlay_without_one_keeps_them(
             .map(|q| q.total()),
         Ok(usd("0.06"))
     );
+    // The fast-mode factor is kept the same way: 10 000 × $24 + 1 000 × $120 per million at
+    // the overlay's $4 / $20.
+    let base = PriceTable::from_text(
+        "version = \"base\"\n[models.\"claude-opus-4-6\"]\ninput = \"5\"\noutput = \"25\"\nfast_mode = \"6\"\n",
+        "base.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let overlay = PriceTable::from_text(
+        r#"{"claude-opus-4-6-20260205": {"input_cost_per_token": 4e-06, "output_cost_per_token": 2e-05}}"#,
+        "prices.json",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let merged = base.merged(&overlay).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        merged
+            .quote("claude-opus-4-6-20260205", &usage, ServiceTier::FastMode)
+            .map(|q| q.total()),
+        Ok(usd("0.36"))
+    );
 }
 
 #[test]
-fn litellm_multipliers_give_the_data_residency_factor() {
+fn litellm_multipliers_give_the_data_residency_and_fast_mode_factors() {
     let usage = Usage::new(10_000, 1_000);
     let residency = CallTerms {
         service_tier: ServiceTier::Standard,
@@ -456,12 +497,34 @@ fn litellm_multipliers_give_the_data_residency_factor() {
             ..
         })
     ));
-    // The fast-mode multiplier is not read: counted, so a reader of the report sees it.
+    // Fast mode at 6×: 10 000 × $30 + 1 000 × $150 per million; with US-only inference too,
+    // 1.1 times that.
+    for (terms, total) in [
+        (ServiceTier::FastMode.into(), "0.45"),
+        (
+            CallTerms {
+                service_tier: ServiceTier::FastMode,
+                data_residency: true,
+            },
+            "0.495",
+        ),
+    ] {
+        assert_eq!(
+            table
+                .quote("claude-opus-4-6", &usage, terms)
+                .map(|q| q.total()),
+            Ok(usd(total))
+        );
+    }
+    assert!(matches!(
+        table.quote("claude-haiku-4-5", &usage, ServiceTier::FastMode),
+        Err(QuoteError::Cost {
+            source: CostError::NoFastModePrice,
+            ..
+        })
+    ));
     let report = table.report();
-    assert_eq!(
-        report.skipped_keys.get("provider_specific_entry.fast"),
-        Some(&1)
-    );
+    assert!(report.skipped_keys.is_empty(), "{:?}", report.skipped_keys);
     // A factor that is not one leaves its entry out (unpriced, never mispriced), with its line.
     assert!(table.get("odd-model").is_none());
     assert_eq!(report.invalid_entries.len(), 1);

@@ -1027,3 +1027,56 @@ fn the_data_residency_a_response_reports_prices_the_call() {
     assert_eq!((gpt.unpriced_calls, gpt.total_usd()), (1, usd("0")));
     assert_eq!(ledger.diagnostics().bad_field_values, 0);
 }
+
+/// Claude Opus 4.6 in fast mode (2 000 input tokens, 400 output), as its response says.
+#[llm_call(model = "claude-opus-4-6")]
+fn fast_opus() -> anthropic::Message {
+    serde_json::from_value(serde_json::json!({
+        "model": "claude-opus-4-6",
+        "usage": {"input_tokens": 2_000, "output_tokens": 400, "speed": "fast",
+                  "service_tier": "standard"}
+    }))
+    .unwrap_or_default()
+}
+
+/// Asked for fast mode, ran at standard speed: the response's word prices it.
+#[llm_call(model = "claude-opus-4-6", service_tier = "fast_mode")]
+fn asked_fast_ran_standard() -> anthropic::Message {
+    serde_json::from_value(serde_json::json!({
+        "model": "claude-opus-4-6",
+        "usage": {"input_tokens": 2_000, "output_tokens": 400, "speed": "standard"}
+    }))
+    .unwrap_or_default()
+}
+
+#[test]
+fn fast_mode_is_priced_at_the_models_factor_or_left_unpriced() {
+    let table = |fast_mode: &str| {
+        cost_layer::cost_core::PriceTable::from_text(
+            &format!(
+                "version = \"fast\"\n[models.\"claude-opus-4-6\"]\ninput = \"5\"\noutput = \"25\"\n{fast_mode}"
+            ),
+            "inline.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (layer, ledger) = CostLayer::builder()
+        .prices(table("fast_mode = \"6\"\n"))
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        fast_opus();
+        asked_fast_ran_standard();
+    });
+    // 2 000 × $30 + 400 × $150 per million ($0.12), and the standard call: 2 000 × $5 + 400 ×
+    // $25 ($0.02).
+    let opus = ledger.model("claude-opus-4-6").unwrap_or_default();
+    assert_eq!((opus.llm_calls, opus.unpriced_calls), (2, 0));
+    assert_eq!(opus.total_usd(), usd("0.14"));
+
+    // A table without the factor: the fast call is unpriced, never charged the standard price.
+    let (layer, ledger) = CostLayer::builder().prices(table("")).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), fast_opus);
+    let opus = ledger.model("claude-opus-4-6").unwrap_or_default();
+    assert_eq!((opus.unpriced_calls, opus.total_usd()), (1, usd("0")));
+    assert_eq!(ledger.diagnostics().bad_field_values, 0);
+}

@@ -28,7 +28,7 @@ use proc_macro::TokenStream;
 /// | `model = "gpt-4o"` or `model = expr` | the requested model; an expression may use the arguments |
 /// | `provider = "openai"` | `gen_ai.provider.name` (a literal or an expression, as are the next two) |
 /// | `feature = "…"`, `agent = "…"` | attribution of the call |
-/// | `service_tier = "priority"` | the service tier the request asks for (`flex`, `priority`, `batch`; a literal or an expression): budgets reserve at its prices, and the tier the response reports replaces it |
+/// | `service_tier = "priority"` | the service tier the request asks for (`flex`, `priority`, `batch`, `fast_mode` for Anthropic's fast mode; a literal or an expression): budgets reserve at its prices, and the tier the response reports replaces it |
 /// | `data_residency = true` | the call runs on a data-residency (regional) endpoint: priced at the factor the price table gives the model there (Claude Sonnet 4.5 and later: 10% more), unpriced where it gives none; `true`, `false` or an expression; where the response says where the call ran (Anthropic's `usage.inference_geo`), that replaces it |
 /// | `name = "…"` | the span name (default: the function's name) |
 /// | `level = "debug"` | the span level (default `info`); a filter on the whole subscriber that disables it hides the call from the cost layer, which counts it in `Diagnostics::calls_hidden_by_filter` and warns once |

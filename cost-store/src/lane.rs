@@ -266,6 +266,9 @@ mod tests {
 
     use super::*;
 
+    /// How many service tiers there are.
+    const TIERS: usize = ServiceTier::ALL.len();
+
     /// Everything a closed call borrows, owned.
     #[derive(Clone, Debug)]
     struct Owned {
@@ -273,7 +276,8 @@ mod tests {
         duration_us: u64,
         span_id: u64,
         parent_span_id: Option<u64>,
-        /// The service tier's index in `ServiceTier::ALL`, plus 4 on a data-residency endpoint.
+        /// The service tier's index in `ServiceTier::ALL`, plus its length on a data-residency
+        /// endpoint.
         tier: u8,
         /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit, 4 cache hit of an unpriced model.
         status: u8,
@@ -353,8 +357,8 @@ mod tests {
                 model: t[2].as_ref().unwrap_or(&unknown),
                 provider: t[4].as_ref(),
                 operation: t[5].as_ref(),
-                service_tier: ServiceTier::ALL[usize::from(self.tier % 4)],
-                data_residency: self.tier >= 4,
+                service_tier: ServiceTier::ALL[usize::from(self.tier) % TIERS],
+                data_residency: usize::from(self.tier) >= TIERS,
                 attribution: &attribution,
                 totals: &totals,
             };
@@ -394,7 +398,7 @@ mod tests {
             duration_us: 1_500,
             span_id: 42,
             parent_span_id: Some(7),
-            tier: 5,
+            tier: 6,
             status: 0,
             usage: [1_000, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             cost: [0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0],
@@ -536,7 +540,7 @@ mod tests {
                 1_u64..,
                 prop::option::of(1_u64..),
             ),
-            (0_u8..8, 0_u8..5),
+            (0_u8..(2 * TIERS as u8), 0_u8..5),
             prop::array::uniform14(count),
             prop::array::uniform13(big.clone()),
             big,

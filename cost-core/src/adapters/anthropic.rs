@@ -1,8 +1,9 @@
 //! Anthropic Messages usage: `input_tokens` excludes cache reads and writes, so the inclusive
 //! input is the sum of the three. The web search tool's searches
 //! (`server_tool_use.web_search_requests`, billed per search) are read too, and the typed
-//! responses give the service tier and where inference ran (`inference_geo`: a call kept in the
-//! US costs the model's data-residency factor, 1.1×).
+//! responses give the service tier (fast mode, `speed: "fast"`, as the `fast_mode` tier: the
+//! model's fast-mode factor, 2× or 6×) and where inference ran (`inference_geo`: a call kept in
+//! the US costs the model's data-residency factor, 1.1×).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +35,9 @@ pub struct MessagesUsage {
     pub cache_creation: Option<CacheCreation>,
     /// The service tier that served the call (`standard`, `priority`, `batch`), when given.
     pub service_tier: Option<String>,
+    /// The speed the call ran at (`standard`, `fast`), when given: fast mode is priced as the
+    /// `fast_mode` service tier (see [`MessagesUsage::tier_name`]).
+    pub speed: Option<String>,
     /// Server-side tools the call ran, when any.
     pub server_tool_use: Option<ServerToolUse>,
     /// Where inference ran (`global`, `us`), when given: see [`inference_geo_residency`].
@@ -86,6 +90,18 @@ pub struct Message {
 }
 
 impl MessagesUsage {
+    /// The service tier the call is priced at, as [`ServiceTier::parse`](crate::ServiceTier::parse)
+    /// reads it: `fast_mode` when it ran in fast mode (`speed: "fast"`, any letter case),
+    /// else the reported `service_tier`, else `standard` when the usage gives a speed (a
+    /// request for fast mode that ran at standard speed is billed at standard rates).
+    pub fn tier_name(&self) -> Option<&str> {
+        match self.speed.as_deref().map(str::trim) {
+            Some(speed) if speed.eq_ignore_ascii_case("fast") => Some("fast_mode"),
+            Some(_) => self.service_tier.as_deref().or(Some("standard")),
+            None => self.service_tier.as_deref(),
+        }
+    }
+
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
         Usage {
@@ -112,7 +128,7 @@ impl TokenUsage for MessagesUsage {
     }
 
     fn service_tier(&self) -> Option<&str> {
-        self.service_tier.as_deref()
+        self.tier_name()
     }
 
     fn data_residency(&self) -> Option<bool> {
@@ -132,7 +148,7 @@ impl TokenUsage for Message {
     }
 
     fn service_tier(&self) -> Option<&str> {
-        self.usage.service_tier.as_deref()
+        self.usage.tier_name()
     }
 
     fn data_residency(&self) -> Option<bool> {
@@ -142,8 +158,8 @@ impl TokenUsage for Message {
 
 /// Reads a Messages response or its `usage` object. A streamed response's events each carry
 /// part of the usage (a `message_delta` may give only the output): combine them with
-/// [`StreamUsage`]. The usage alone does not say the service tier or where inference ran;
-/// deserialize the response into a [`Message`] to read those too.
+/// [`StreamUsage`]. The usage alone does not say the service tier, the speed or where
+/// inference ran; deserialize the response into a [`Message`] to read those too.
 pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
     let usage = usage_object(value, "usage", "input_tokens")?;
     let split = usage.get("cache_creation").filter(|c| c.is_object());
@@ -244,6 +260,9 @@ impl StreamUsage {
             if let Some(geo) = usage.get("inference_geo").and_then(Value::as_str) {
                 latest.inference_geo = Some(geo.to_owned());
             }
+            if let Some(speed) = usage.get("speed").and_then(Value::as_str) {
+                latest.speed = Some(speed.to_owned());
+            }
             self.seen = true;
         }
         checked(self.latest.to_usage())
@@ -261,7 +280,7 @@ impl TokenUsage for StreamUsage {
     }
 
     fn service_tier(&self) -> Option<&str> {
-        self.latest.service_tier.as_deref()
+        self.latest.tier_name()
     }
 
     fn data_residency(&self) -> Option<bool> {

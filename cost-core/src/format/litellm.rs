@@ -31,10 +31,10 @@
 //! `medium`, `high`); the medium one is read, OpenAI's default size (Anthropic's and Google's
 //! entries give one price for all three). The size a request chose is not in its usage.
 //!
-//! `provider_specific_entry.us` is the model's data-residency factor (LiteLLM's multiplier for
-//! Anthropic's US-only inference, `1.1`: see [`ModelPrice::with_data_residency`]); the
-//! entry's other multipliers (`fast`, for fast mode) are not read and are counted as skipped
-//! keys (`provider_specific_entry.fast`).
+//! `provider_specific_entry` holds LiteLLM's multipliers: `us` is the model's data-residency
+//! factor (Anthropic's US-only inference, `1.1`: see [`ModelPrice::with_data_residency`]) and
+//! `fast` its fast-mode factor ([`ModelPrice::with_fast_mode`]); other keys there are counted
+//! as skipped keys (`provider_specific_entry.KEY`).
 //!
 //! An entry `{"alias_of": "KEY"}` makes its name an alias of `KEY`. `sample_spec` is ignored.
 //! Entries without a per-token input price (images, audio, per-second models) are skipped, and
@@ -112,14 +112,14 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         let mut schedules: [PriceSchedule; 4] = Default::default();
         let mut skipped_keys: Vec<String> = Vec::new();
         let mut problem = None;
-        let mut data_residency = None;
+        let mut multipliers = Multipliers::default();
         for (&key, raw) in &fields {
             if key == TIERED_PRICING {
                 continue; // read below, over the flat keys
             }
             if key == PROVIDER_SPECIFIC {
                 match read_multipliers(raw.get(), &mut skipped_keys) {
-                    Ok(us) => data_residency = us,
+                    Ok(read) => multipliers = read,
                     Err(message) => {
                         problem = Some(invalid(
                             raw,
@@ -196,10 +196,15 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             *builder.report_mut().skipped_keys.entry(key).or_default() += 1;
         }
         let variants = [batch, flex, priority].map(|s| Some(s).filter(has_prices));
-        let price = ModelPrice::new(standard, variants).and_then(|price| match data_residency {
-            Some(factor) => price.with_data_residency(factor),
-            None => Ok(price),
-        });
+        let price = ModelPrice::new(standard, variants)
+            .and_then(|price| match multipliers.fast {
+                Some(factor) => price.with_fast_mode(factor),
+                None => Ok(price),
+            })
+            .and_then(|price| match multipliers.us {
+                Some(factor) => price.with_data_residency(factor),
+                None => Ok(price),
+            });
         let price = match price {
             Ok(price) => price,
             Err(e) => {
@@ -236,25 +241,34 @@ const TIERED_PRICING: &str = "tiered_pricing";
 /// LiteLLM's per-model price multipliers (`{"us": 1.1, "fast": 6.0}` on Anthropic's models).
 const PROVIDER_SPECIFIC: &str = "provider_specific_entry";
 
-/// Reads `provider_specific_entry`: the data-residency factor (`us`), when given; the other
-/// multipliers go to `skipped` as `provider_specific_entry.KEY`. Anything but an object of
-/// numbers is an error.
-fn read_multipliers(
-    raw: &str,
-    skipped: &mut Vec<String>,
-) -> Result<Option<PriceMultiplier>, String> {
+/// The multipliers of one entry that the loader reads.
+#[derive(Default)]
+struct Multipliers {
+    /// US-only inference: the data-residency factor.
+    us: Option<PriceMultiplier>,
+    /// Fast mode.
+    fast: Option<PriceMultiplier>,
+}
+
+/// Reads `provider_specific_entry`; its other keys go to `skipped` as
+/// `provider_specific_entry.KEY`. Anything but an object of numbers is an error.
+fn read_multipliers(raw: &str, skipped: &mut Vec<String>) -> Result<Multipliers, String> {
     let entries: BTreeMap<&str, &RawValue> =
         serde_json::from_str(raw).map_err(|_| "expected an object of multipliers".to_owned())?;
-    let mut us = None;
+    let mut read = Multipliers::default();
     for (key, value) in entries {
-        if key == "us" {
-            let text = value.get().trim_matches('"');
-            us = Some(PriceMultiplier::parse(text).map_err(|e| format!("`us`: {e}"))?);
-        } else {
-            skipped.push(format!("{PROVIDER_SPECIFIC}.{key}"));
-        }
+        let slot = match key {
+            "us" => &mut read.us,
+            "fast" => &mut read.fast,
+            _ => {
+                skipped.push(format!("{PROVIDER_SPECIFIC}.{key}"));
+                continue;
+            }
+        };
+        let text = value.get().trim_matches('"');
+        *slot = Some(PriceMultiplier::parse(text).map_err(|e| format!("`{key}`: {e}"))?);
     }
-    Ok(us)
+    Ok(read)
 }
 
 /// The file search tool's price per 1 000 calls.

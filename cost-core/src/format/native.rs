@@ -20,6 +20,8 @@
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
 //! data_residency = "1.1"       # optional: the factor on the token prices of a call on a
 //!                              # data-residency endpoint; without it such a call is unpriced
+//! fast_mode = "6"              # optional: the factor on the standard token prices of a call
+//!                              # in Anthropic's fast mode; without it such a call is unpriced
 //!
 //! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
 //! above = 200000
@@ -148,22 +150,34 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             [batch?, flex?, priority?],
         )
         .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
-        let price = match &model.data_residency {
-            None => price,
-            Some(factor) => {
-                let invalid_factor = |e: String| {
-                    invalid(
-                        factor.span(),
-                        format!("model `{}`: data_residency: {e}", key.get_ref()),
-                    )
-                };
-                let parsed = PriceMultiplier::parse(&factor.get_ref().0)
-                    .map_err(|e| invalid_factor(e.to_string()))?;
-                price
-                    .with_data_residency(parsed)
-                    .map_err(|e| invalid_factor(e.to_string()))?
-            }
-        };
+        // The factors: fast mode first (the data-residency prices scale it too, whichever is
+        // set last).
+        let mut price = price;
+        for (name, factor, apply) in [
+            (
+                "fast_mode",
+                &model.fast_mode,
+                ModelPrice::with_fast_mode as fn(ModelPrice, PriceMultiplier) -> _,
+            ),
+            (
+                "data_residency",
+                &model.data_residency,
+                ModelPrice::with_data_residency,
+            ),
+        ] {
+            let Some(factor) = factor else {
+                continue;
+            };
+            let invalid_factor = |e: String| {
+                invalid(
+                    factor.span(),
+                    format!("model `{}`: {name}: {e}", key.get_ref()),
+                )
+            };
+            let parsed = PriceMultiplier::parse(&factor.get_ref().0)
+                .map_err(|e| invalid_factor(e.to_string()))?;
+            price = apply(price, parsed).map_err(|e| invalid_factor(e.to_string()))?;
+        }
         builder.model(ModelEntry {
             key: key.get_ref().clone(),
             provider: model.provider.clone(),
@@ -284,6 +298,8 @@ price_fields!(price_table! {
         priority: Option<PricesSpec>,
         #[serde(default)]
         data_residency: Option<Spanned<PriceText>>,
+        #[serde(default)]
+        fast_mode: Option<Spanned<PriceText>>,
     }
 });
 
