@@ -194,16 +194,17 @@ pub enum ServiceTier {
     Flex,
     /// Priority processing: faster, dearer.
     Priority,
-    /// Anthropic's fast mode (`speed: "fast"`, reported as `usage.speed`): the same model run
-    /// faster, every token price times the model's fast-mode factor
-    /// ([`ModelPrice::with_fast_mode`]; 2× or 6× depending on the model). Named `fast_mode`;
-    /// unlike the other tiers, a model without a price for it leaves the call unpriced
-    /// ([`CostError::NoFastModePrice`]) instead of falling back to standard.
+    /// A premium speed mode priced at a factor on the standard prices: Anthropic's fast mode
+    /// (`speed: "fast"`, reported as `usage.speed`; 2× or 6× depending on the model) and
+    /// OpenAI's Ultrafast (`service_tier: "ultrafast"`, 6×). Every token price is the model's
+    /// fast-mode factor times the standard one ([`ModelPrice::with_fast_mode`]). Named
+    /// `fast_mode`; unlike the other tiers, a model without a price for it leaves the call
+    /// unpriced ([`CostError::NoFastModePrice`]) instead of falling back to standard.
     FastMode,
 }
 
 /// A service-tier name that is not one of `standard`, `default`, `auto`, `on_demand`, `batch`,
-/// `batches`, `flex`, `priority`, `fast`, `fast_mode`.
+/// `batches`, `flex`, `priority`, `fast`, `fast_mode`, `ultrafast`.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("unknown service tier `{0}`; expected standard, batch, flex, priority or fast_mode")]
 pub struct UnknownServiceTier(pub String);
@@ -232,14 +233,15 @@ impl ServiceTier {
     /// Reads a service-tier name as providers spell it, case-insensitively: `standard`,
     /// `default` and `auto` are standard; `batch` and `batches` are batch; `fast` is priority
     /// (OpenAI's name for its priority processing since July 2026, which its API takes for
-    /// `priority`); `fast_mode` is Anthropic's fast mode.
+    /// `priority`); `fast_mode` (Anthropic's fast mode) and `ultrafast` (OpenAI's) are fast
+    /// mode.
     pub fn parse(name: &str) -> Result<Self, UnknownServiceTier> {
         match name.trim().to_ascii_lowercase().as_str() {
             "" | "standard" | "default" | "auto" | "on_demand" => Ok(ServiceTier::Standard),
             "batch" | "batches" => Ok(ServiceTier::Batch),
             "flex" => Ok(ServiceTier::Flex),
             "priority" | "fast" => Ok(ServiceTier::Priority),
-            "fast_mode" => Ok(ServiceTier::FastMode),
+            "fast_mode" | "ultrafast" => Ok(ServiceTier::FastMode),
             _ => Err(UnknownServiceTier(name.to_owned())),
         }
     }
@@ -1533,12 +1535,13 @@ mod tests {
             // OpenAI's priority processing, renamed.
             ("fast", ServiceTier::Priority),
             (" FAST ", ServiceTier::Priority),
-            // Anthropic's fast mode.
+            // Anthropic's fast mode, OpenAI's Ultrafast.
             ("fast_mode", ServiceTier::FastMode),
+            ("ultrafast", ServiceTier::FastMode),
         ] {
             assert_eq!(ServiceTier::parse(name), Ok(tier), "{name}");
         }
-        for unknown in ["scale", "ultrafast", "turbo"] {
+        for unknown in ["scale", "turbo"] {
             assert_eq!(
                 ServiceTier::parse(unknown),
                 Err(UnknownServiceTier(unknown.to_owned()))

@@ -553,7 +553,8 @@ fn rejected_values_of_fields_other_than_tokens_are_ignored_and_the_warning_says_
     );
     assert_eq!(warnings.containing("`cost.service_tier`"), 1, "{seen:?}");
     assert_eq!(
-        warnings.containing("standard, batch, flex, priority (or fast) or fast_mode"),
+        warnings
+            .containing("standard, batch, flex, priority (or fast) or fast_mode (or ultrafast)"),
         1,
         "{seen:?}"
     );

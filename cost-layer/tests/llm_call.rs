@@ -1049,12 +1049,22 @@ fn asked_fast_ran_standard() -> anthropic::Message {
     .unwrap_or_default()
 }
 
+/// GPT-6 Astra at OpenAI's Ultrafast tier (2 000 input tokens, 400 output).
+#[llm_call(model = "gpt-6-astra")]
+fn ultrafast_astra() -> openai::Response {
+    serde_json::from_value(serde_json::json!({
+        "model": "gpt-6-astra", "service_tier": "ultrafast",
+        "usage": {"input_tokens": 2_000, "output_tokens": 400, "total_tokens": 2_400}
+    }))
+    .unwrap_or_default()
+}
+
 #[test]
 fn fast_mode_is_priced_at_the_models_factor_or_left_unpriced() {
     let table = |fast_mode: &str| {
         cost_layer::cost_core::PriceTable::from_text(
             &format!(
-                "version = \"fast\"\n[models.\"claude-opus-4-6\"]\ninput = \"5\"\noutput = \"25\"\n{fast_mode}"
+                "version = \"fast\"\n[models.\"gpt-6-astra\"]\ninput = \"10\"\noutput = \"50\"\n{fast_mode}[models.\"claude-opus-4-6\"]\ninput = \"5\"\noutput = \"25\"\n{fast_mode}"
             ),
             "inline.toml",
         )
@@ -1066,7 +1076,11 @@ fn fast_mode_is_priced_at_the_models_factor_or_left_unpriced() {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         fast_opus();
         asked_fast_ran_standard();
+        ultrafast_astra();
     });
+    // 2 000 × $60 + 400 × $300 per million.
+    let astra = ledger.model("gpt-6-astra").unwrap_or_default();
+    assert_eq!(astra.total_usd(), usd("0.24"));
     // 2 000 × $30 + 400 × $150 per million ($0.12), and the standard call: 2 000 × $5 + 400 ×
     // $25 ($0.02).
     let opus = ledger.model("claude-opus-4-6").unwrap_or_default();
