@@ -113,6 +113,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         let mut skipped_keys: Vec<String> = Vec::new();
         let mut problem = None;
         let mut multipliers = Multipliers::default();
+        let bad_key = |raw: &RawValue, key: &str, message: String| {
+            invalid(raw, format!("entry `{name}`, key `{key}`: {message}"))
+        };
         for (&key, raw) in &fields {
             if key == TIERED_PRICING {
                 continue; // read below, over the flat keys
@@ -121,10 +124,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 match read_multipliers(raw.get(), &mut skipped_keys) {
                     Ok(read) => multipliers = read,
                     Err(message) => {
-                        problem = Some(invalid(
-                            raw,
-                            format!("entry `{name}`, key `{key}`: {message}"),
-                        ));
+                        problem = Some(bad_key(raw, key, message));
                         break;
                     }
                 }
@@ -135,10 +135,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                     Ok(Some(price)) => schedules[0].base.set(kind, price),
                     Ok(None) => skipped_keys.push(key.to_owned()),
                     Err(message) => {
-                        problem = Some(invalid(
-                            raw,
-                            format!("entry `{name}`, key `{key}`: {message}"),
-                        ));
+                        problem = Some(bad_key(raw, key, message));
                         break;
                     }
                 }
@@ -154,10 +151,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 Ok(Some(price)) => price,
                 Ok(None) => continue, // null: not declared
                 Err(message) => {
-                    problem = Some(invalid(
-                        raw,
-                        format!("entry `{name}`, key `{key}`: {message}"),
-                    ));
+                    problem = Some(bad_key(raw, key, message));
                     break;
                 }
             };
@@ -175,10 +169,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 Ok(Some(tiers)) => apply_tiered_pricing(&mut schedules[0], tiers),
                 Ok(None) => skipped_keys.push(TIERED_PRICING.to_owned()),
                 Err(message) => {
-                    problem = Some(invalid(
-                        raw,
-                        format!("entry `{name}`, key `{TIERED_PRICING}`: {message}"),
-                    ));
+                    problem = Some(bad_key(raw, TIERED_PRICING, message));
                 }
             }
         }
