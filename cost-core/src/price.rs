@@ -203,7 +203,8 @@ pub enum ServiceTier {
     FastMode,
 }
 
-/// A service-tier name that is not one of `standard`, `default`, `auto`, `on_demand`, `batch`,
+/// A service-tier name that is not one of `standard`, `default`, `auto`, `on_demand`,
+/// `unspecified`, `batch`,
 /// `batches`, `flex`, `priority`, `fast`, `fast_mode`, `ultrafast`.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("unknown service tier `{0}`; expected standard, batch, flex, priority or fast_mode")]
@@ -234,10 +235,14 @@ impl ServiceTier {
     /// `default` and `auto` are standard; `batch` and `batches` are batch; `fast` is priority
     /// (OpenAI's name for its priority processing since July 2026, which its API takes for
     /// `priority`); `fast_mode` (Anthropic's fast mode) and `ultrafast` (OpenAI's) are fast
-    /// mode.
+    /// mode. Gemini's enum spelling (`SERVICE_TIER_PRIORITY`) reads as the name after its
+    /// prefix.
     pub fn parse(name: &str) -> Result<Self, UnknownServiceTier> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "" | "standard" | "default" | "auto" | "on_demand" => Ok(ServiceTier::Standard),
+        let lower = name.trim().to_ascii_lowercase();
+        match lower.strip_prefix("service_tier_").unwrap_or(&lower) {
+            "" | "standard" | "default" | "auto" | "on_demand" | "unspecified" => {
+                Ok(ServiceTier::Standard)
+            }
             "batch" | "batches" => Ok(ServiceTier::Batch),
             "flex" => Ok(ServiceTier::Flex),
             "priority" | "fast" => Ok(ServiceTier::Priority),
@@ -1535,13 +1540,18 @@ mod tests {
             // OpenAI's priority processing, renamed.
             ("fast", ServiceTier::Priority),
             (" FAST ", ServiceTier::Priority),
+            // Gemini's enum spelling.
+            ("SERVICE_TIER_PRIORITY", ServiceTier::Priority),
+            ("SERVICE_TIER_FLEX", ServiceTier::Flex),
+            ("SERVICE_TIER_STANDARD", ServiceTier::Standard),
+            ("SERVICE_TIER_UNSPECIFIED", ServiceTier::Standard),
             // Anthropic's fast mode, OpenAI's Ultrafast.
             ("fast_mode", ServiceTier::FastMode),
             ("ultrafast", ServiceTier::FastMode),
         ] {
             assert_eq!(ServiceTier::parse(name), Ok(tier), "{name}");
         }
-        for unknown in ["scale", "turbo"] {
+        for unknown in ["scale", "turbo", "SERVICE_TIER_SCALE"] {
             assert_eq!(
                 ServiceTier::parse(unknown),
                 Err(UnknownServiceTier(unknown.to_owned()))
