@@ -204,8 +204,8 @@ pub enum ServiceTier {
 }
 
 /// A service-tier name that is not one of `standard`, `default`, `auto`, `on_demand`,
-/// `unspecified`, `batch`,
-/// `batches`, `flex`, `priority`, `fast`, `fast_mode`, `ultrafast`.
+/// `unspecified`, `batch`, `batches`, `flex`, `priority`, `fast`, `fast_mode`, `ultrafast`
+/// (Gemini's `SERVICE_TIER_` prefix allowed).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("unknown service tier `{0}`; expected standard, batch, flex, priority or fast_mode")]
 pub struct UnknownServiceTier(pub String);
