@@ -144,6 +144,57 @@ fn anthropic_responses_say_where_inference_ran() {
 }
 
 #[test]
+fn openai_cache_writes_are_read_and_priced_at_the_write_price() {
+    // GPT-5.6 and later bill the prompt tokens they write to the cache; the count is part of
+    // the prompt, as the cache reads are.
+    let response = json!({
+        "model": "gpt-6.1-sol",
+        "usage": {"input_tokens": 10_000, "output_tokens": 500, "total_tokens": 10_500,
+                  "input_tokens_details": {"cached_tokens": 2_000, "cache_write_tokens": 6_000}}
+    });
+    let expected = Usage {
+        input: 10_000,
+        cache_read: 2_000,
+        cache_write: 6_000,
+        output: 500,
+        ..Usage::default()
+    };
+    reads_as::<openai::Response>(openai::responses_from_json, response, expected);
+    let chat = json!({
+        "model": "gpt-6.1-sol",
+        "usage": {"prompt_tokens": 10_000, "completion_tokens": 500, "total_tokens": 10_500,
+                  "prompt_tokens_details": {"cached_tokens": 2_000, "cache_write_tokens": 6_000}}
+    });
+    reads_as::<openai::ChatCompletion>(openai::chat_from_json, chat, expected);
+    // More writes than the prompt leaves beside the reads: at most what it leaves.
+    let odd = json!({"input_tokens": 100, "output_tokens": 1, "total_tokens": 101,
+                     "input_tokens_details": {"cached_tokens": 40, "cache_write_tokens": 90}});
+    assert_eq!(
+        openai::responses_from_json(&odd).map(|u| (u.cache_read, u.cache_write)),
+        Ok((40, 60))
+    );
+    // Priced at the write price where the table gives one ($2 input, $2.50 write, $0.10 read,
+    // $10 output per million), at the input price where it does not.
+    let table = |write: &str| {
+        cost_core::PriceTable::from_text(
+            &format!("version = \"1\"\n[models.m]\ninput = \"2\"\ncache_read = \"0.10\"\noutput = \"10\"\n{write}"),
+            "prices.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let total = |write: &str| {
+        table(write)
+            .quote("m", &expected, ServiceTier::Standard)
+            .map(|q| q.total())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let usd = |text: &str| cost_core::Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"));
+    // 2 000 × 2e-6 + 2 000 × 0.1e-6 + 6 000 × 2.5e-6 + 500 × 10e-6.
+    assert_eq!(total("cache_write = \"2.50\"\n"), usd("0.0242"));
+    assert_eq!(total(""), usd("0.0212"));
+}
+
+#[test]
 fn openai_responses_api() {
     let response = json!({
         "model": "gpt-5-2025-08-07",

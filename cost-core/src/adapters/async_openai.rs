@@ -2,8 +2,8 @@
 //! Chat Completions (`CreateChatCompletionResponse`, `CompletionUsage`) and Responses
 //! (`Response`, `ResponseUsage`). Their usage is OpenAI's, read as the [`openai`]
 //! adapter reads it (a Responses response's web searches and file search calls counted from its
-//! output items); both responses say the service tier that served them. `ResponseUsage`'s
-//! `cache_write_tokens` are left in the uncached input (priced at the input price).
+//! output items, cache writes read from `cache_write_tokens`); both responses say the service
+//! tier that served them.
 //!
 //! The crate's image types are not adapted: enabling them beside its client features fails to
 //! compile in `async-openai` 0.43 (its `image-types` feature needs its `image` feature there);
@@ -43,6 +43,11 @@ impl TokenUsage for CompletionUsage {
             image_tokens: 0,
             // Not split by modality in this crate's type.
             cached_tokens_details: None,
+            cache_write_tokens: self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cache_write_tokens)
+                .map_or(0, non_negative),
         };
         let completion_details = openai::CompletionTokensDetails {
             reasoning_tokens: completion(|d| d.reasoning_tokens),
@@ -89,6 +94,11 @@ impl TokenUsage for CreateChatCompletionResponse {
     }
 }
 
+/// A count the crate types as signed; a negative one (never sent) is none.
+fn non_negative(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
 /// The Responses API's counts in the `openai` adapter's shape.
 fn responses_usage(usage: &ResponseUsage) -> openai::ResponsesUsage {
     openai::ResponsesUsage {
@@ -97,6 +107,10 @@ fn responses_usage(usage: &ResponseUsage) -> openai::ResponsesUsage {
         total_tokens: u64::from(usage.total_tokens),
         input_tokens_details: Some(openai::PromptTokensDetails {
             cached_tokens: u64::from(usage.input_tokens_details.cached_tokens),
+            cache_write_tokens: usage
+                .input_tokens_details
+                .cache_write_tokens
+                .map_or(0, non_negative),
             ..openai::PromptTokensDetails::default()
         }),
         output_tokens_details: Some(openai::CompletionTokensDetails {
@@ -246,7 +260,7 @@ mod tests {
                  "content": [{"type": "output_text", "text": "…", "annotations": []}]}
             ],
             "usage": {"input_tokens": 3000, "output_tokens": 800, "total_tokens": 3800,
-                      "input_tokens_details": {"cached_tokens": 1000},
+                      "input_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 1500},
                       "output_tokens_details": {"reasoning_tokens": 500}}
         });
         let usage = same_as_json::<Response>(json.clone(), openai::responses_from_json);
@@ -255,6 +269,7 @@ mod tests {
             Usage {
                 input: 3000,
                 cache_read: 1000,
+                cache_write: 1500,
                 output: 800,
                 reasoning: 500,
                 web_search_requests: 1,

@@ -5,6 +5,11 @@
 //! counted outside the completion tokens (xAI's Grok, some gateways translating Gemini: their
 //! `total_tokens` says so) are added to the output.
 //!
+//! Prompt tokens written to the cache (`cache_write_tokens` in the prompt's details, reported by
+//! the models that bill cache writes, GPT-5.6 and later) are [`Usage::cache_write`], priced at
+//! the model's cache-write price (its input price where the table gives none); OpenAI's only
+//! cache lifetime, 30 minutes, is the 5-minute write's slot.
+//!
 //! Audio tokens (`gpt-4o-audio-preview`, `gpt-realtime` and the like) are reported in the
 //! details (`prompt_tokens_details.audio_tokens` and `completion_tokens_details.audio_tokens` in
 //! Chat Completions, `input_token_details`/`output_token_details` in Realtime); they become
@@ -72,6 +77,9 @@ pub struct PromptTokensDetails {
     pub image_tokens: u64,
     /// The cached tokens by modality, when given.
     pub cached_tokens_details: Option<CachedTokensDetails>,
+    /// Prompt tokens written to the cache (part of the prompt), when the model bills writes.
+    #[serde(deserialize_with = "super::null_as_default")]
+    pub cache_write_tokens: u64,
 }
 
 /// `prompt_tokens_details.cached_tokens_details`.
@@ -137,12 +145,17 @@ impl Reported<'_> {
                     .input
                     .saturating_add(self.output)
                     .saturating_add(reasoning);
+        let cache_read = match prompt.cached_tokens {
+            0 => self.cache_hits,
+            cached => cached,
+        };
         let usage = Usage {
             input: self.input,
-            cache_read: match prompt.cached_tokens {
-                0 => self.cache_hits,
-                cached => cached,
-            },
+            cache_read,
+            // Part of the prompt: never more than it leaves beside the cache reads.
+            cache_write: prompt
+                .cache_write_tokens
+                .min(self.input.saturating_sub(cache_read)),
             output: if reasoning_apart {
                 self.output.saturating_add(reasoning)
             } else {
@@ -455,6 +468,7 @@ fn inclusive_from_json(
         cached_tokens: count(usage, &[prompt, "cached_tokens"])?,
         audio_tokens: count(usage, &[prompt, "audio_tokens"])?,
         image_tokens: count(usage, &[prompt, "image_tokens"])?,
+        cache_write_tokens: count(usage, &[prompt, "cache_write_tokens"])?,
         cached_tokens_details: Some(CachedTokensDetails {
             audio_tokens: count_if_present(
                 usage,
