@@ -204,7 +204,7 @@ pub enum ServiceTier {
 }
 
 /// A service-tier name that is not one of `standard`, `default`, `auto`, `on_demand`,
-/// `unspecified`, `batch`, `batches`, `flex`, `priority`, `fast`, `fast_mode`, `ultrafast`
+/// `unspecified`, `standard_only`, `batch`, `batches`, `flex`, `priority`, `fast`, `fast_mode`, `ultrafast`
 /// (Gemini's `SERVICE_TIER_` prefix allowed).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("unknown service tier `{0}`; expected standard, batch, flex, priority or fast_mode")]
@@ -240,9 +240,8 @@ impl ServiceTier {
     pub fn parse(name: &str) -> Result<Self, UnknownServiceTier> {
         let lower = name.trim().to_ascii_lowercase();
         match lower.strip_prefix("service_tier_").unwrap_or(&lower) {
-            "" | "standard" | "default" | "auto" | "on_demand" | "unspecified" => {
-                Ok(ServiceTier::Standard)
-            }
+            "" | "standard" | "default" | "auto" | "on_demand" | "unspecified"
+            | "standard_only" => Ok(ServiceTier::Standard),
             "batch" | "batches" => Ok(ServiceTier::Batch),
             "flex" => Ok(ServiceTier::Flex),
             "priority" | "fast" => Ok(ServiceTier::Priority),
@@ -1533,6 +1532,8 @@ mod tests {
         for (name, tier) in [
             ("default", ServiceTier::Standard),
             ("auto", ServiceTier::Standard),
+            // Anthropic's request value for standard capacity only.
+            ("standard_only", ServiceTier::Standard),
             ("", ServiceTier::Standard),
             ("Batches", ServiceTier::Batch),
             ("flex", ServiceTier::Flex),

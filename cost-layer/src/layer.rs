@@ -536,6 +536,9 @@ impl CostLayer {
         own.usage = observed.usage;
         match quote {
             Some(q) => {
+                if count && q.priced.service_tier != observed.service_tier {
+                    self.ledger.diagnostics.fell_back_to_standard();
+                }
                 own.cost = q.priced.breakdown;
                 own.price_table = Some(Arc::clone(&slot.version));
             }
@@ -1138,7 +1141,13 @@ impl CostLayer {
                 "the call sink refused a call (its queue is full, or its writer has stopped): closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
             );
         }
-        if scope == Scope::Call && self.ledger.diagnostics.take_evicted_post_warning() {
+        if scope == Scope::Call && self.ledger.diagnostics.tier_fallback_warning.take() {
+            tracing::warn!(
+                target: "cost_layer::prices",
+                "a call ran at a service tier its model's price has no prices for: it is priced at the standard prices (too much for batch or flex, possibly too little for a premium tier such as priority); give the model that tier's prices in the price table to price such calls at them. Further ones are only counted in Diagnostics::tier_fallbacks"
+            );
+        }
+        if scope == Scope::Call && self.ledger.diagnostics.evicted_post_warning.take() {
             tracing::warn!(
                 target: "cost_layer",
                 "a call was charged under a session the ledger had already evicted (a span following from it closed after its eviction): its cost is in every other key's totals but not in that session's; further ones are only counted in Diagnostics::posts_to_evicted_sessions"

@@ -163,12 +163,18 @@ pub struct Diagnostics {
     /// Keys other than sessions and models evicted by [`Retention::max_keys`], least recently
     /// charged first: their totals are gone from the ledger (a later call starts them anew).
     pub key_evictions: u64,
+    /// Calls that ran at a service tier their model's price has no prices for (OpenAI's `flex`
+    /// on a model the table prices at standard only, Anthropic's `priority`), priced at the
+    /// standard prices instead: too much for a discount tier, possibly too little for a premium
+    /// one. Counted, and warned about once (target `cost_layer::prices`); give the model the
+    /// tier's prices in the table to price them at it.
+    pub tier_fallbacks: u64,
 }
 
 impl Diagnostics {
     /// Every count with its name (the field's), in the order of the fields: what the metric
     /// exporters publish as [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) by `kind`.
-    pub fn counts(&self) -> [(&'static str, u64); 12] {
+    pub fn counts(&self) -> [(&'static str, u64); 13] {
         // Destructured: a new count cannot be left out.
         let Diagnostics {
             bad_field_values,
@@ -183,6 +189,7 @@ impl Diagnostics {
             calls_without_usage,
             calls_hidden_by_filter,
             key_evictions,
+            tier_fallbacks,
         } = *self;
         [
             ("bad_field_values", bad_field_values),
@@ -197,6 +204,7 @@ impl Diagnostics {
             ("calls_without_usage", calls_without_usage),
             ("calls_hidden_by_filter", calls_hidden_by_filter),
             ("key_evictions", key_evictions),
+            ("tier_fallbacks", tier_fallbacks),
         ]
     }
 }
@@ -215,8 +223,11 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) calls_without_usage: AtomicU64,
     pub(crate) calls_hidden_by_filter: AtomicU64,
     pub(crate) key_evictions: AtomicU64,
-    /// The warning about posts to evicted sessions: 0 not due, 1 due, 2 given.
-    pub(crate) evicted_post_warning: std::sync::atomic::AtomicU8,
+    pub(crate) tier_fallbacks: AtomicU64,
+    /// The warning about posts to evicted sessions.
+    pub(crate) evicted_post_warning: OnceWarning,
+    /// The warning about calls priced at standard for want of their tier's prices.
+    pub(crate) tier_fallback_warning: OnceWarning,
     /// A call hidden by the subscriber's filter was warned about.
     hidden_call_warned: std::sync::atomic::AtomicBool,
 }
@@ -235,19 +246,14 @@ impl DiagnosticCounters {
 
     fn posted_to_evicted_session(&self) {
         Self::bump(&self.posts_to_evicted_sessions);
-        let _ =
-            self.evicted_post_warning
-                .compare_exchange(0, 1, Ordering::Relaxed, Ordering::Relaxed);
+        self.evicted_post_warning.make_due();
     }
 
-    /// `true` once, for the caller that gives the warning about posts to evicted sessions
-    /// (after a post made it due).
-    pub(crate) fn take_evicted_post_warning(&self) -> bool {
-        self.evicted_post_warning.load(Ordering::Relaxed) == 1
-            && self
-                .evicted_post_warning
-                .compare_exchange(1, 2, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+    /// Counts a call priced at standard because its model has no prices for its tier.
+    #[cold]
+    pub(crate) fn fell_back_to_standard(&self) {
+        Self::bump(&self.tier_fallbacks);
+        self.tier_fallback_warning.make_due();
     }
 
     fn snapshot(&self) -> Diagnostics {
@@ -265,7 +271,38 @@ impl DiagnosticCounters {
             calls_without_usage: read(&self.calls_without_usage),
             calls_hidden_by_filter: read(&self.calls_hidden_by_filter),
             key_evictions: read(&self.key_evictions),
+            tier_fallbacks: read(&self.tier_fallbacks),
         }
+    }
+}
+
+/// A warning given once, by the first caller that takes it after something made it due (made
+/// due where no event may be sent, given where one may).
+#[derive(Default)]
+pub(crate) struct OnceWarning(std::sync::atomic::AtomicU8);
+
+impl OnceWarning {
+    const NOT_DUE: u8 = 0;
+    const DUE: u8 = 1;
+    const GIVEN: u8 = 2;
+
+    /// The warning is due, unless given already.
+    pub(crate) fn make_due(&self) {
+        let _ = self.0.compare_exchange(
+            Self::NOT_DUE,
+            Self::DUE,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// `true` once, for the caller that gives the warning (after it was made due).
+    pub(crate) fn take(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == Self::DUE
+            && self
+                .0
+                .compare_exchange(Self::DUE, Self::GIVEN, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 }
 

@@ -515,6 +515,49 @@ fn the_service_tier_of_opentelemetry_openai_attributes_prices_the_call() {
 }
 
 #[test]
+fn a_tier_the_model_has_no_prices_for_is_priced_at_standard_counted_and_warned_once() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-fallback");
+        let _s = session.enter();
+        // Claude has no priority prices in the embedded table (Anthropic's Priority Tier is a
+        // capacity commitment); gpt-4o has them.
+        for (model, tier) in [
+            ("claude-sonnet-4-5", "priority"),
+            ("claude-sonnet-4-5", "priority"),
+            ("gpt-4o", "priority"),
+        ] {
+            info_span!(
+                "chat",
+                gen_ai.request.model = model,
+                cost.service_tier = tier,
+                gen_ai.usage.input_tokens = 10_000,
+                gen_ai.usage.output_tokens = 1_000
+            )
+            .in_scope(|| {});
+        }
+    });
+    // Twice 10 000 × $3 + 1 000 × $15 per million, at standard; gpt-4o at its priority
+    // prices, 10 000 × $4.25 + 1 000 × $17.
+    assert_eq!(
+        ledger.model("claude-sonnet-4-5").map(|t| t.total_usd()),
+        Some(usd("0.09"))
+    );
+    assert_eq!(
+        ledger.model("gpt-4o").map(|t| t.total_usd()),
+        Some(usd("0.0595"))
+    );
+    assert_eq!(ledger.diagnostics().tier_fallbacks, 2);
+    let seen = warnings.seen();
+    assert_eq!(
+        warnings.containing("Diagnostics::tier_fallbacks"),
+        1,
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn rejected_values_of_fields_other_than_tokens_are_ignored_and_the_warning_says_so() {
     let (layer, ledger) = CostLayer::builder().build();
     let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);
