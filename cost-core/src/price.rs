@@ -26,11 +26,11 @@
 //!   variant's base price, the standard base price, then the rules above. A model without the
 //!   requested variant is priced at its standard prices, and the [`Quote`](crate::Quote) says
 //!   which service tier was applied.
-//! - **Fast mode** (Anthropic's, [`ServiceTier::FastMode`]) is a factor on the standard prices
-//!   ([`ModelPrice::with_fast_mode`]), not a declared variant, and a premium: a model without
-//!   the factor leaves the call unpriced ([`CostError::NoFastModePrice`]) rather than at
-//!   standard. The data-residency factor ([`ModelPrice::with_data_residency`]) scales every
-//!   tier, fast mode's included.
+//! - **Fast mode** ([`ServiceTier::FastMode`]: Anthropic's fast mode, OpenAI's Ultrafast) is a
+//!   factor on the standard prices ([`ModelPrice::with_fast_mode`]), not a declared variant,
+//!   and a premium: a model without the factor leaves the call unpriced
+//!   ([`CostError::NoFastModePrice`]) rather than at standard. The data-residency factor
+//!   ([`ModelPrice::with_data_residency`]) scales every tier, fast mode's included.
 //!
 //! The rules are applied once, when a [`ModelPrice`] is built: pricing a call
 //! ([`ModelPrice::cost`]) picks a precomputed [`Rates`] row and multiplies.
@@ -192,7 +192,7 @@ pub enum ServiceTier {
     Batch,
     /// Flex processing: slower, cheaper.
     Flex,
-    /// Priority processing: faster, dearer.
+    /// Priority processing: faster, dearer (OpenAI calls it Fast mode, `fast`, since July 2026).
     Priority,
     /// A premium speed mode priced at a factor on the standard prices: Anthropic's fast mode
     /// (`speed: "fast"`, reported as `usage.speed`; 2× or 6× depending on the model) and
@@ -204,8 +204,8 @@ pub enum ServiceTier {
 }
 
 /// A service-tier name that is not one of `standard`, `default`, `auto`, `on_demand`,
-/// `unspecified`, `standard_only`, `batch`, `batches`, `flex`, `priority`, `fast`, `fast_mode`, `ultrafast`
-/// (Gemini's `SERVICE_TIER_` prefix allowed).
+/// `unspecified`, `standard_only`, `batch`, `batches`, `flex`, `priority`, `fast`,
+/// `fast_mode`, `ultrafast` (Gemini's `SERVICE_TIER_` prefix allowed).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 #[error("unknown service tier `{0}`; expected standard, batch, flex, priority or fast_mode")]
 pub struct UnknownServiceTier(pub String);
@@ -550,7 +550,8 @@ impl ModelPrice {
     }
 
     /// This price with the factor fast mode applies to the standard token prices (`6` on Claude
-    /// Opus 4.6, `2` on later Opus models; cache reads and writes scale with the input price,
+    /// Opus 4.6 and OpenAI's Ultrafast, `2` on later Opus models; cache reads and writes scale
+    /// with the input price,
     /// context tiers with their own). Per-call fees (searches) are not scaled. Without it, a
     /// call in fast mode is unpriced ([`CostError::NoFastModePrice`]), never charged the
     /// standard price.
