@@ -340,6 +340,20 @@ impl serde::Serialize for PriceMultiplier {
     }
 }
 
+impl TokenPrice {
+    /// The price per million tokens as an exact decimal string (`"2.5"`), the unit
+    /// [`TokenPrice::per_million`] reads.
+    pub fn per_million_text(self) -> String {
+        struct PerMillion(i128);
+        impl fmt::Display for PerMillion {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_fixed(f, self.0, SCALE - 6)
+            }
+        }
+        PerMillion(self.0).to_string()
+    }
+}
+
 impl fmt::Display for TokenPrice {
     /// The price per token as an exact decimal string.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

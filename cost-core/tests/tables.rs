@@ -898,3 +898,68 @@ output = "15"
     );
     assert!(quote(&embedded, "gpt-4o", ServiceTier::Standard).is_err());
 }
+
+/// `table` written in the native format and read back: the same entries, prices, factors,
+/// texts and aliases.
+fn round_trips(table: &PriceTable) {
+    let text = cost_core::format::native::write(table).unwrap_or_else(|e| panic!("{e}"));
+    let back =
+        PriceTable::from_text(&text, "written.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(back.info().version, table.info().version);
+    // The table's date stays where every entry has one (an undated entry stays undated).
+    let dated = table.entries().iter().all(|entry| entry.as_of.is_some());
+    let as_of = table.info().as_of.clone().filter(|_| dated);
+    assert_eq!(back.info().as_of, as_of);
+    assert_eq!(back.len(), table.len());
+    for entry in table.entries() {
+        let read = back
+            .get(&entry.key)
+            .unwrap_or_else(|| panic!("`{}` was not written", entry.key));
+        assert_eq!(read, entry, "{}", entry.key);
+    }
+    assert_eq!(back.aliases(), table.aliases());
+}
+
+#[test]
+fn tables_written_in_the_native_format_read_back_the_same() {
+    round_trips(&PriceTable::default());
+    // LiteLLM's shapes: context and service tiers, range tiers, per-call fees, multipliers.
+    let litellm = r#"{
+        "gemini-2.5-pro": {"input_cost_per_token": 1.25e-06, "output_cost_per_token": 1e-05,
+            "input_cost_per_token_above_200k_tokens": 2.5e-06,
+            "output_cost_per_token_above_200k_tokens": 1.5e-05,
+            "input_cost_per_token_batches": 6.25e-07, "output_cost_per_token_batches": 5e-06,
+            "litellm_provider": "gemini"},
+        "claude-opus-4-6": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
+            "cache_creation_input_token_cost": 6.25e-06,
+            "cache_creation_input_token_cost_above_1hr": 1e-05,
+            "cache_read_input_token_cost": 5e-07,
+            "search_context_cost_per_query": {"search_context_size_medium": 0.01},
+            "provider_specific_entry": {"us": 1.1, "fast": 6.0}},
+        "gpt-4o": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+            "file_search_cost_per_1k_calls": 2.5, "input_cost_per_token_priority": 4.25e-06},
+        "qwen-plus": {"input_cost_per_token": 4e-07, "output_cost_per_token": 1.2e-06,
+            "tiered_pricing": [
+                {"range": [0, 256000], "input_cost_per_token": 4e-07, "output_cost_per_token": 1.2e-06},
+                {"range": [256000, 1000000], "input_cost_per_token": 1.2e-06, "output_cost_per_token": 3.6e-06}]},
+        "odd.name/with \"quotes\"": {"input_cost_per_token": 1e-24, "output_cost_per_token": 0},
+        "gpt-4o-latest": {"alias_of": "gpt-4o"}
+    }"#;
+    let table = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    round_trips(&table);
+    round_trips(
+        &PriceTable::default()
+            .merged(&table)
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    // Some entries only, with the aliases that point to them.
+    let some = cost_core::format::native::write_models(&table, ["gpt-4o", "not-there"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = PriceTable::from_text(&some, "some.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.len(), 1);
+    assert_eq!(
+        back.resolve("gpt-4o-latest")
+            .map(|r| back.entry(r.id).key.clone()),
+        Ok("gpt-4o".to_owned())
+    );
+}

@@ -81,18 +81,20 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         )
         .to_string()
     };
-    let top: BTreeMap<&str, &RawValue> = serde_json::from_str(text).map_err(syntax)?;
+    let top: BTreeMap<String, &RawValue> = serde_json::from_str(text).map_err(syntax)?;
     let mut builder = PriceTableBuilder::new(TableInfo {
         version: format!("litellm@{}", content_digest(text)).into(),
         as_of: None,
         origin: origin.to_owned(),
     });
-    for (&name, raw_entry) in &top {
+    for (name, raw_entry) in &top {
+        let name = name.as_str();
         if name == "sample_spec" {
             continue;
         }
         // Entries are objects; anything else is not a model and is skipped.
-        let Ok(fields) = serde_json::from_str::<BTreeMap<&str, &RawValue>>(raw_entry.get()) else {
+        let Ok(fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw_entry.get())
+        else {
             builder.report_mut().skipped_entries.push(name.to_owned());
             continue;
         };
@@ -116,7 +118,8 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         let bad_key = |raw: &RawValue, key: &str, message: String| {
             invalid(raw, format!("entry `{name}`, key `{key}`: {message}"))
         };
-        for (&key, raw) in &fields {
+        for (key, raw) in &fields {
+            let key = key.as_str();
             if key == TIERED_PRICING {
                 continue; // read below, over the flat keys
             }
@@ -244,11 +247,11 @@ struct Multipliers {
 /// Reads `provider_specific_entry`; its other keys go to `skipped` as
 /// `provider_specific_entry.KEY`. Anything but an object of numbers is an error.
 fn read_multipliers(raw: &str, skipped: &mut Vec<String>) -> Result<Multipliers, String> {
-    let entries: BTreeMap<&str, &RawValue> =
+    let entries: BTreeMap<String, &RawValue> =
         serde_json::from_str(raw).map_err(|_| "expected an object of multipliers".to_owned())?;
     let mut read = Multipliers::default();
     for (key, value) in entries {
-        let slot = match key {
+        let slot = match key.as_str() {
             "us" => &mut read.us,
             "fast" => &mut read.fast,
             _ => {
@@ -289,7 +292,7 @@ const SEARCH_CONTEXT_SIZE: &str = "search_context_size_medium";
 /// Reads the medium search price of `search_context_cost_per_query`; `Ok(None)` when the value
 /// is not an object holding one (then it is counted as a skipped key).
 fn read_search_price(raw: &str) -> Result<Option<TokenPrice>, String> {
-    let Ok(sizes) = serde_json::from_str::<BTreeMap<&str, &RawValue>>(raw) else {
+    let Ok(sizes) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw) else {
         return Ok(None);
     };
     match sizes.get(SEARCH_CONTEXT_SIZE) {
@@ -307,7 +310,7 @@ struct RangeTier {
 /// Reads `tiered_pricing`; `Ok(None)` when it is not a list of ranges with per-token prices
 /// (then it is counted as a skipped key).
 fn read_tiered_pricing(raw: &str) -> Result<Option<Vec<RangeTier>>, String> {
-    let Ok(tiers) = serde_json::from_str::<Vec<BTreeMap<&str, &RawValue>>>(raw) else {
+    let Ok(tiers) = serde_json::from_str::<Vec<BTreeMap<String, &RawValue>>>(raw) else {
         return Ok(None);
     };
     let mut out = Vec::new();
@@ -328,7 +331,8 @@ fn read_tiered_pricing(raw: &str) -> Result<Option<Vec<RangeTier>>, String> {
             return Ok(None);
         };
         let mut prices = ComponentPrices::default();
-        for (&key, raw) in &tier {
+        for (key, raw) in &tier {
+            let key = key.as_str();
             let Some(price_key) = PriceKey::parse(key) else {
                 continue;
             };

@@ -351,3 +351,144 @@ impl<'de> Deserialize<'de> for PriceText {
         deserializer.deserialize_any(Visitor)
     }
 }
+
+/// A table that cannot be written in this format.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// A context tier's threshold is beyond what a TOML integer holds.
+    #[error("model `{model}`: a context tier above {above} tokens is beyond what TOML can write")]
+    ThresholdTooLarge {
+        /// The model's key.
+        model: String,
+        /// The threshold.
+        above: u64,
+    },
+    /// The TOML writer refused the document.
+    #[error("the table cannot be written as TOML: {0}")]
+    Toml(String),
+}
+
+/// Writes `table` in this format, so that [`parse`] reads back the same prices (per million
+/// tokens; searches and file search calls per call), service and context tiers, fast-mode and
+/// data-residency factors, providers, sources, dates and aliases: a snapshot of a table read
+/// from LiteLLM's file, or merged from several, to keep, review and diff. The table's own date
+/// is written only when every entry written has a date of its own: a file's date is the date
+/// of its undated entries when read, and an undated entry (LiteLLM's) must stay undated.
+pub fn write(table: &PriceTable) -> Result<String, WriteError> {
+    write_models(
+        table,
+        table.entries().iter().map(|entry| entry.key.as_str()),
+    )
+}
+
+/// Writes the entries of `table` listed under `keys` (exactly, no resolution rules; a key the
+/// table does not have is left out), with the aliases that point to them, as [`write`] does.
+pub fn write_models<'a>(
+    table: &PriceTable,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<String, WriteError> {
+    use toml::{Table, Value};
+    let info = table.info();
+    let mut root = Table::new();
+    root.insert("version".into(), Value::String(info.version.to_string()));
+    root.insert(
+        "unit".into(),
+        Value::String("usd_per_million_tokens".into()),
+    );
+    let mut models = Table::new();
+    let mut all_dated = true;
+    for key in keys {
+        let Some(entry) = table.get(key) else {
+            continue;
+        };
+        all_dated &= entry.as_of.is_some();
+        models.insert(entry.key.clone(), Value::Table(model_table(entry)?));
+    }
+    if let Some(as_of) = info.as_of.as_ref().filter(|_| all_dated) {
+        root.insert("as_of".into(), Value::String(as_of.clone()));
+    }
+    let aliases: Table = table
+        .aliases()
+        .iter()
+        .filter(|(_, target)| models.contains_key(target.as_str()))
+        .map(|(alias, target)| (alias.clone(), Value::String(target.clone())))
+        .collect();
+    root.insert("models".into(), Value::Table(models));
+    if !aliases.is_empty() {
+        root.insert("aliases".into(), Value::Table(aliases));
+    }
+    toml::to_string(&root).map_err(|e| WriteError::Toml(e.to_string()))
+}
+
+/// One model's table: its texts, standard prices and context tiers, service tiers and factors.
+fn model_table(entry: &ModelEntry) -> Result<toml::Table, WriteError> {
+    use crate::price::ServiceTier;
+    use toml::Value;
+    let price = &entry.price;
+    let mut model = schedule_table(&entry.key, price.standard())?;
+    for (field, text) in [
+        ("provider", &entry.provider),
+        ("source", &entry.source),
+        ("as_of", &entry.as_of),
+    ] {
+        if let Some(text) = text {
+            model.insert(field.into(), Value::String(text.clone()));
+        }
+    }
+    for tier in [ServiceTier::Batch, ServiceTier::Flex, ServiceTier::Priority] {
+        if let Some(schedule) = price.schedule(tier) {
+            let table = schedule_table(&entry.key, schedule)?;
+            model.insert(tier.as_str().into(), Value::Table(table));
+        }
+    }
+    for (field, factor) in [
+        ("fast_mode", price.fast_mode()),
+        ("data_residency", price.data_residency()),
+    ] {
+        if let Some(factor) = factor {
+            model.insert(field.into(), Value::String(factor.to_string()));
+        }
+    }
+    Ok(model)
+}
+
+/// The prices of one schedule, with its context tiers.
+fn schedule_table(model: &str, schedule: &PriceSchedule) -> Result<toml::Table, WriteError> {
+    use toml::Value;
+    let mut table = prices_table(&schedule.base);
+    if !schedule.tiers.is_empty() {
+        let tiers = schedule
+            .tiers
+            .iter()
+            .map(|tier| {
+                let above = i64::try_from(tier.above_input_tokens).map_err(|_| {
+                    WriteError::ThresholdTooLarge {
+                        model: model.to_owned(),
+                        above: tier.above_input_tokens,
+                    }
+                })?;
+                let mut prices = prices_table(&tier.prices);
+                prices.insert("above".into(), Value::Integer(above));
+                Ok(Value::Table(prices))
+            })
+            .collect::<Result<Vec<_>, WriteError>>()?;
+        table.insert("tiers".into(), Value::Array(tiers));
+    }
+    Ok(table)
+}
+
+/// The declared prices, per million tokens (per search or call for the per-call fees).
+fn prices_table(prices: &ComponentPrices) -> toml::Table {
+    use crate::usage::TokenKind;
+    TokenKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            let price = prices.get(kind)?;
+            let text = match kind {
+                TokenKind::WebSearchRequests | TokenKind::FileSearchCalls => price.to_string(),
+                _ => price.per_million_text(),
+            };
+            Some((kind.as_str().to_owned(), toml::Value::String(text)))
+        })
+        .collect()
+}
