@@ -6,11 +6,12 @@
 //!                 [--top N] [--format table|csv|json] [--chart FILE.svg [--stack model|feature]]
 //!                 [--what-if MODEL [--prices FILE]]
 //! llm-cost reprice --db PATH|URL --prices FILE [--prices-only] [--dry-run]
+//! llm-cost prices [--prices FILE [--over-embedded]] [MODEL…] > snapshot.toml
 //! ```
 //!
-//! Exit codes: `quote` 0 when every line was priced, 1 when any line had an error; every
-//! command 2 for wrong arguments, a price file that cannot be loaded or a store that cannot be
-//! read.
+//! Exit codes: `quote` 0 when every line was priced, 1 when any line had an error; `prices` 1
+//! when a model named is not in the table; every command 2 for wrong arguments, a price file
+//! that cannot be loaded or a store that cannot be read.
 
 #![deny(missing_docs)]
 
@@ -64,6 +65,23 @@ enum Command {
     Report(report::ReportArgs),
     /// Recompute stored costs with a corrected price file, keeping each record's previous total.
     Reprice(report::RepriceArgs),
+    /// Write the price table in the native TOML format: a snapshot of LiteLLM's file (or of a
+    /// file merged over the embedded table) to keep and review, or the entries that model
+    /// names resolve to, to see which prices a call of them gets.
+    Prices {
+        /// Price file in the native TOML format or LiteLLM's JSON (detected from the content).
+        /// Without it, the embedded default table is written.
+        #[arg(long, value_name = "FILE")]
+        prices: Option<PathBuf>,
+        /// Merge the file over the embedded table (its entries replace the embedded ones of the
+        /// same name) instead of writing the file alone.
+        #[arg(long, requires = "prices")]
+        over_embedded: bool,
+        /// Write only the entries these names resolve to (by the resolution rules: a dated or
+        /// prefixed name finds its entry), with the aliases that point to them.
+        #[arg(value_name = "MODEL")]
+        models: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,6 +90,73 @@ fn main() -> ExitCode {
         Command::Quote { prices } => run_quote(prices),
         Command::Report(args) => finish(report::run_report(&args, &mut io::stdout().lock())),
         Command::Reprice(args) => finish(report::run_reprice(&args, &mut io::stdout().lock())),
+        Command::Prices {
+            prices,
+            over_embedded,
+            models,
+        } => run_prices(prices, over_embedded, &models),
+    }
+}
+
+/// The table a command prices with: the file at `prices` (its left-out entries warned about on
+/// stderr), else the embedded one; `None` (after saying why) when the file cannot be loaded.
+fn load_table(prices: Option<PathBuf>) -> Option<PriceTable> {
+    let Some(path) = prices else {
+        return Some(PriceTable::default());
+    };
+    match PriceTable::from_path(&path) {
+        Ok(table) => {
+            for problem in &table.report().invalid_entries {
+                eprintln!("llm-cost: warning: {problem} (entry left out: its model is unpriced)");
+            }
+            Some(table)
+        }
+        Err(e) => {
+            eprintln!("llm-cost: cannot load price file: {e}");
+            None
+        }
+    }
+}
+
+fn run_prices(prices: Option<PathBuf>, over_embedded: bool, models: &[String]) -> ExitCode {
+    let Some(mut table) = load_table(prices) else {
+        return ExitCode::from(2);
+    };
+    if over_embedded {
+        table = match PriceTable::default().merged(&table) {
+            Ok(merged) => merged,
+            Err(e) => {
+                eprintln!("llm-cost: cannot merge the price file over the embedded table: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    }
+    let mut all_found = true;
+    let written = if models.is_empty() {
+        cost_core::format::native::write(&table)
+    } else {
+        let mut keys: Vec<&str> = Vec::new();
+        for name in models {
+            match table.resolve(name) {
+                Ok(found) => keys.push(&table.entry(found.id).key),
+                Err(unpriced) => {
+                    eprintln!("llm-cost: {unpriced}");
+                    all_found = false;
+                }
+            }
+        }
+        cost_core::format::native::write_models(&table, keys)
+    };
+    match written {
+        Ok(text) => {
+            // A closed stdout (a pipe to `head`) is no error of the table's.
+            let _ = io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::from(if all_found { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("llm-cost: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -93,22 +178,8 @@ fn warn_stale(warned: &mut HashSet<String>, stale: &cost_core::StalePrice) {
 }
 
 fn run_quote(prices: Option<PathBuf>) -> ExitCode {
-    let table = match prices {
-        Some(path) => match PriceTable::from_path(&path) {
-            Ok(table) => {
-                for problem in &table.report().invalid_entries {
-                    eprintln!(
-                        "llm-cost: warning: {problem} (entry left out: its model is unpriced)"
-                    );
-                }
-                table
-            }
-            Err(e) => {
-                eprintln!("llm-cost: cannot load price file: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => PriceTable::default(),
+    let Some(table) = load_table(prices) else {
+        return ExitCode::from(2);
     };
     let pricing = quote::Pricing {
         table: &table,
