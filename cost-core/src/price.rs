@@ -333,10 +333,20 @@ pub struct ModelPrice {
     /// Rows per service tier (standard, batch, flex, priority, fast mode), ordered by
     /// threshold; fast mode's are empty when its factor is unknown.
     rows: TierRows,
-    /// The factor of fast mode on the standard prices; `None` when unknown.
-    fast_mode: Option<PriceMultiplier>,
+    /// Fast mode's prices, as a factor or as a schedule; `None` when unknown.
+    fast_mode: Option<FastModePrice>,
     /// The prices at a data-residency endpoint; `None` when unknown.
     data_residency: Option<Box<ResidencyPrices>>,
+}
+
+/// How a model prices fast mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum FastModePrice {
+    /// A factor on the standard prices (Anthropic's fast mode).
+    Factor(PriceMultiplier),
+    /// Prices of their own, falling back component by component to the standard ones as the
+    /// other tiers' do (LiteLLM's `*_ultrafast` keys for OpenAI's Ultrafast).
+    Schedule(Box<PriceSchedule>),
 }
 
 /// Rate rows per service tier, in the order of [`ServiceTier::ALL`].
@@ -525,14 +535,7 @@ impl ModelPrice {
         }
         let mut variants = variants.map(|v| v.filter(|s| !s.is_empty()));
         for schedule in std::iter::once(&mut standard).chain(variants.iter_mut().flatten()) {
-            schedule.tiers.sort_by_key(|t| t.above_input_tokens);
-            if let Some(pair) = schedule
-                .tiers
-                .windows(2)
-                .find(|w| w[0].above_input_tokens == w[1].above_input_tokens)
-            {
-                return Err(PriceError::DuplicateTier(pair[0].above_input_tokens));
-            }
+            sort_tiers(schedule)?;
         }
         let rows = ServiceTier::ALL.map(|tier| match tier {
             ServiceTier::Standard => derive_rows(&standard, None),
@@ -551,24 +554,54 @@ impl ModelPrice {
 
     /// This price with the factor fast mode applies to the standard token prices (`6` on Claude
     /// Opus 4.6 and OpenAI's Ultrafast, `2` on later Opus models; cache reads and writes scale
-    /// with the input price,
-    /// context tiers with their own). Per-call fees (searches) are not scaled. Without it, a
-    /// call in fast mode is unpriced ([`CostError::NoFastModePrice`]), never charged the
-    /// standard price.
+    /// with the input price, context tiers with their own). Per-call fees (searches) are not
+    /// scaled. Without fast-mode prices (this factor, or
+    /// [`ModelPrice::with_fast_mode_prices`]), a call in fast mode is unpriced
+    /// ([`CostError::NoFastModePrice`]), never charged the standard price. Replaces fast-mode
+    /// prices given before.
     pub fn with_fast_mode(mut self, factor: PriceMultiplier) -> Result<Self, PriceError> {
         let fast = scaled_rows(&self.rows[ServiceTier::Standard.index()], factor)?;
         self.rows[ServiceTier::FastMode.index()] = fast;
-        self.fast_mode = Some(factor);
-        // The data-residency prices scale every tier's, this one's included.
+        self.fast_mode = Some(FastModePrice::Factor(factor));
+        self.rescale_residency()
+    }
+
+    /// This price with fast-mode prices of their own (a variant like batch's: each component
+    /// not given falls back to the standard one; LiteLLM's `*_ultrafast` keys). An empty
+    /// schedule gives none. Replaces fast-mode prices given before.
+    pub fn with_fast_mode_prices(mut self, schedule: PriceSchedule) -> Result<Self, PriceError> {
+        if schedule.is_empty() {
+            self.fast_mode = None;
+            self.rows[ServiceTier::FastMode.index()] = Vec::new();
+            return self.rescale_residency();
+        }
+        let mut schedule = schedule;
+        sort_tiers(&mut schedule)?;
+        self.rows[ServiceTier::FastMode.index()] = derive_rows(&self.standard, Some(&schedule));
+        self.fast_mode = Some(FastModePrice::Schedule(Box::new(schedule)));
+        self.rescale_residency()
+    }
+
+    /// The data-residency prices again, after the rows they scale changed.
+    fn rescale_residency(mut self) -> Result<Self, PriceError> {
         match self.data_residency.take() {
             Some(residency) => self.with_data_residency(residency.factor),
             None => Ok(self),
         }
     }
 
-    /// The factor fast mode applies to the standard token prices; `None` when unknown.
+    /// The factor fast mode applies to the standard token prices; `None` when unknown or when
+    /// fast mode has prices of its own ([`ModelPrice::schedule`] gives them).
     pub fn fast_mode(&self) -> Option<PriceMultiplier> {
-        self.fast_mode
+        match &self.fast_mode {
+            Some(FastModePrice::Factor(factor)) => Some(*factor),
+            _ => None,
+        }
+    }
+
+    /// Fast mode has a price here, as a factor or as prices of its own.
+    pub fn prices_fast_mode(&self) -> bool {
+        self.fast_mode.is_some()
     }
 
     /// This price with the factor a data-residency endpoint applies to its token prices (`1.1`
@@ -597,12 +630,15 @@ impl ModelPrice {
     }
 
     /// The declared schedule of a service tier, if the model has one.
-    /// Fast mode has no declared schedule: it is a factor on the standard one
-    /// ([`ModelPrice::fast_mode`]).
+    /// Fast mode's is there when it has prices of its own, not when it is a factor on the
+    /// standard ones ([`ModelPrice::fast_mode`]).
     pub fn schedule(&self, tier: ServiceTier) -> Option<&PriceSchedule> {
         match tier {
             ServiceTier::Standard => Some(&self.standard),
-            ServiceTier::FastMode => None,
+            ServiceTier::FastMode => match &self.fast_mode {
+                Some(FastModePrice::Schedule(schedule)) => Some(schedule),
+                _ => None,
+            },
             other => self.variants[other.index() - 1].as_ref(),
         }
     }
@@ -646,7 +682,7 @@ impl ModelPrice {
     fn applied_tier(&self, service_tier: ServiceTier) -> Option<ServiceTier> {
         match service_tier {
             ServiceTier::Standard => Some(ServiceTier::Standard),
-            ServiceTier::FastMode => self.fast_mode.map(|_| ServiceTier::FastMode),
+            ServiceTier::FastMode => self.fast_mode.as_ref().map(|_| ServiceTier::FastMode),
             other if self.variants[other.index() - 1].is_some() => Some(other),
             _ => Some(ServiceTier::Standard),
         }
@@ -842,6 +878,19 @@ impl ModelPrice {
             context_tier,
             data_residency: terms.data_residency,
         })
+    }
+}
+
+/// Sorts a schedule's context tiers; an error for two with one threshold.
+fn sort_tiers(schedule: &mut PriceSchedule) -> Result<(), PriceError> {
+    schedule.tiers.sort_by_key(|t| t.above_input_tokens);
+    match schedule
+        .tiers
+        .windows(2)
+        .find(|w| w[0].above_input_tokens == w[1].above_input_tokens)
+    {
+        Some(pair) => Err(PriceError::DuplicateTier(pair[0].above_input_tokens)),
+        None => Ok(()),
     }
 }
 

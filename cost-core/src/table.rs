@@ -581,7 +581,7 @@ impl PriceTable {
         else {
             return entry;
         };
-        if entry.price.fast_mode().is_none()
+        if !entry.price.prices_fast_mode()
             && let Some(factor) = below.fast_mode()
             && let Ok(price) = entry.price.clone().with_fast_mode(factor)
         {

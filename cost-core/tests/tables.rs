@@ -537,6 +537,79 @@ fn litellm_multipliers_give_the_data_residency_and_fast_mode_factors() {
 }
 
 #[test]
+fn fast_mode_prices_of_their_own_in_both_formats() {
+    // GPT-6 Astra's Ultrafast prices as LiteLLM gives them (`*_ultrafast`, context tier
+    // included), and in the native format.
+    let litellm = r#"{"gpt-6-astra": {
+        "input_cost_per_token": 1e-05, "output_cost_per_token": 5e-05,
+        "cache_read_input_token_cost": 1e-06,
+        "input_cost_per_token_above_272k_tokens": 2e-05,
+        "output_cost_per_token_above_272k_tokens": 7.5e-05,
+        "input_cost_per_token_ultrafast": 6e-05, "output_cost_per_token_ultrafast": 3e-04,
+        "cache_read_input_token_cost_ultrafast": 6e-06,
+        "input_cost_per_token_above_272k_tokens_ultrafast": 1.2e-04,
+        "output_cost_per_token_above_272k_tokens_ultrafast": 4.5e-04,
+        "provider_specific_entry": {"fast": 2.0}}}"#;
+    let native = r#"
+version = "ultrafast"
+
+[models."gpt-6-astra"]
+input = "10"
+output = "50"
+cache_read = "1"
+fast_mode_prices = { input = "60", output = "300", cache_read = "6", tiers = [{ above = 272000, input = "120", output = "450" }] }
+
+[[models."gpt-6-astra".tiers]]
+above = 272000
+input = "20"
+output = "75"
+"#;
+    for (text, origin) in [(litellm, "prices.json"), (native, "prices.toml")] {
+        let table = PriceTable::from_text(text, origin).unwrap_or_else(|e| panic!("{e}"));
+        let quote = |usage: &Usage| {
+            table
+                .quote("gpt-6-astra", usage, ServiceTier::FastMode)
+                .map(|q| (q.total(), q.priced.service_tier))
+        };
+        // Its own prices, not the multiplier: 8 000 × 60e-6 + 2 000 × 6e-6 + 1 000 × 300e-6;
+        // above 272 000 input tokens, 120e-6 and 450e-6.
+        let usage = Usage {
+            input: 10_000,
+            cache_read: 2_000,
+            output: 1_000,
+            ..Usage::default()
+        };
+        assert_eq!(
+            quote(&usage),
+            Ok((usd("0.792"), ServiceTier::FastMode)),
+            "{origin}"
+        );
+        assert_eq!(
+            quote(&Usage::new(300_000, 1_000)),
+            Ok((usd("36.45"), ServiceTier::FastMode)),
+            "{origin}"
+        );
+        let entry = table
+            .get("gpt-6-astra")
+            .unwrap_or_else(|| panic!("{origin}"));
+        assert!(
+            entry.price.schedule(ServiceTier::FastMode).is_some(),
+            "{origin}"
+        );
+        assert_eq!(entry.price.fast_mode(), None, "{origin}");
+    }
+    // A factor and prices of its own in one entry of the native format: refused, with the line.
+    let both = PriceTable::from_text(
+        "version = \"1\"\n[models.m]\ninput = \"1\"\noutput = \"2\"\nfast_mode = \"2\"\nfast_mode_prices = { input = \"3\" }\n",
+        "both.toml",
+    )
+    .err()
+    .unwrap_or_else(|| panic!("both loaded"));
+    assert_eq!(both.line, Some(5));
+    assert!(both.message.contains("not both"), "{both}");
+}
+
+#[test]
 fn native_format_errors_name_file_line_and_column() {
     let cases = [
         // (text, line, kind, message fragment)
@@ -943,6 +1016,10 @@ fn tables_written_in_the_native_format_read_back_the_same() {
                 {"range": [0, 256000], "input_cost_per_token": 4e-07, "output_cost_per_token": 1.2e-06},
                 {"range": [256000, 1000000], "input_cost_per_token": 1.2e-06, "output_cost_per_token": 3.6e-06}]},
         "odd.name/with \"quotes\"": {"input_cost_per_token": 1e-24, "output_cost_per_token": 0},
+        "gpt-6-astra": {"input_cost_per_token": 1e-05, "output_cost_per_token": 5e-05,
+            "input_cost_per_token_above_272k_tokens": 2e-05,
+            "input_cost_per_token_ultrafast": 6e-05, "output_cost_per_token_ultrafast": 3e-04,
+            "input_cost_per_token_above_272k_tokens_ultrafast": 1.2e-04},
         "gpt-4o-latest": {"alias_of": "gpt-4o"}
     }"#;
     let table = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));

@@ -21,6 +21,7 @@
 //! | `file_search_cost_per_1k_calls` | one file search call (the price of 1 000, divided exactly) |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
+//! | any of these + `_ultrafast` | fast mode's own prices (OpenAI's Ultrafast), over the `fast` multiplier |
 //!
 //! `tiered_pricing` (a list of `{"range": [lo, hi], …prices}`, Alibaba's models) is read as
 //! LiteLLM reads it: the range holding the request's input tokens (`lo < input <= hi`; above
@@ -111,7 +112,8 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             }
             continue;
         }
-        let mut schedules: [PriceSchedule; 4] = Default::default();
+        // Standard, batch, flex, priority and fast mode, in the order of `ServiceTier::ALL`.
+        let mut schedules: [PriceSchedule; ServiceTier::ALL.len()] = Default::default();
         let mut skipped_keys: Vec<String> = Vec::new();
         let mut problem = None;
         let mut multipliers = Multipliers::default();
@@ -181,7 +183,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             continue;
         }
         only_input_thresholds(&mut schedules);
-        let [standard, batch, flex, priority] = schedules;
+        let [standard, batch, flex, priority, fast] = schedules;
         if standard.base.input.is_none() {
             builder.report_mut().skipped_entries.push(name.to_owned());
             continue;
@@ -190,10 +192,12 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             *builder.report_mut().skipped_keys.entry(key).or_default() += 1;
         }
         let variants = [batch, flex, priority].map(|s| Some(s).filter(has_prices));
+        // Fast mode's own prices (`*_ultrafast`) before its multiplier.
         let price = ModelPrice::new(standard, variants)
-            .and_then(|price| match multipliers.fast {
-                Some(factor) => price.with_fast_mode(factor),
-                None => Ok(price),
+            .and_then(|price| match (has_prices(&fast), multipliers.fast) {
+                (true, _) => price.with_fast_mode_prices(fast),
+                (false, Some(factor)) => price.with_fast_mode(factor),
+                (false, None) => Ok(price),
             })
             .and_then(|price| match multipliers.us {
                 Some(factor) => price.with_data_residency(factor),
@@ -395,8 +399,10 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
 /// As in LiteLLM, a context tier exists where the standard prices have an
 /// `input_cost_per_token_above_…` key: tiers of other components alone, or of a service tier
 /// at a threshold the standard prices do not have, are not applied.
-fn only_input_thresholds(schedules: &mut [PriceSchedule; 4]) {
-    let [standard, variants @ ..] = schedules;
+fn only_input_thresholds(schedules: &mut [PriceSchedule]) {
+    let Some((standard, variants)) = schedules.split_first_mut() else {
+        return;
+    };
     standard.tiers.retain(|t| t.prices.input.is_some());
     let thresholds: Vec<u64> = standard
         .tiers
@@ -514,6 +520,7 @@ impl PriceKey {
                 ("_batches", ServiceTier::Batch),
                 ("_flex", ServiceTier::Flex),
                 ("_priority", ServiceTier::Priority),
+                ("_ultrafast", ServiceTier::FastMode),
             ]
             .iter()
             .find_map(|(suffix, tier)| rest.strip_prefix(suffix).map(|after| (*tier, after)))?;

@@ -21,7 +21,9 @@
 //! data_residency = "1.1"       # optional: the factor on the token prices of a call on a
 //!                              # data-residency endpoint; without it such a call is unpriced
 //! fast_mode = "6"              # optional: the factor on the standard token prices of a call
-//!                              # in Anthropic's fast mode; without it such a call is unpriced
+//!                              # in fast mode (Anthropic's, OpenAI's Ultrafast); without it,
+//!                              # or fast_mode_prices = { input = "60", … } (prices of its own,
+//!                              # as batch's), such a call is unpriced
 //!
 //! [[models."gemini-2.5-pro".tiers]]   # context tier: applies when input tokens > above
 //! above = 200000
@@ -150,9 +152,23 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             [batch?, flex?, priority?],
         )
         .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
-        // The factors: fast mode first (the data-residency prices scale it too, whichever is
-        // set last).
+        // Fast mode's own prices, or its factor (below), first: the data-residency prices
+        // scale it too.
         let mut price = price;
+        if let Some(spec) = &model.fast_mode_prices {
+            if let Some(factor) = &model.fast_mode {
+                return Err(invalid(
+                    factor.span(),
+                    format!(
+                        "model `{}`: give fast_mode (a factor) or fast_mode_prices, not both",
+                        key.get_ref()
+                    ),
+                ));
+            }
+            price = price
+                .with_fast_mode_prices(schedule(spec)?)
+                .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
+        }
         for (name, factor, apply) in [
             (
                 "fast_mode",
@@ -300,6 +316,8 @@ price_fields!(price_table! {
         data_residency: Option<Spanned<PriceText>>,
         #[serde(default)]
         fast_mode: Option<Spanned<PriceText>>,
+        #[serde(default)]
+        fast_mode_prices: Option<PricesSpec>,
     }
 });
 
@@ -435,10 +453,15 @@ fn model_table(entry: &ModelEntry) -> Result<toml::Table, WriteError> {
             model.insert(field.into(), Value::String(text.clone()));
         }
     }
-    for tier in [ServiceTier::Batch, ServiceTier::Flex, ServiceTier::Priority] {
+    for (field, tier) in [
+        ("batch", ServiceTier::Batch),
+        ("flex", ServiceTier::Flex),
+        ("priority", ServiceTier::Priority),
+        ("fast_mode_prices", ServiceTier::FastMode),
+    ] {
         if let Some(schedule) = price.schedule(tier) {
             let table = schedule_table(&entry.key, schedule)?;
-            model.insert(tier.as_str().into(), Value::Table(table));
+            model.insert(field.into(), Value::Table(table));
         }
     }
     for (field, factor) in [
