@@ -122,6 +122,26 @@ fn run_prices(prices: Option<PathBuf>, over_embedded: bool, models: &[String]) -
     let Some(mut table) = load_table(prices) else {
         return ExitCode::from(2);
     };
+    // What the file held that no entry written carries: said once, so a snapshot is not taken
+    // for the whole file.
+    let report = table.report();
+    if !report.skipped_entries.is_empty() || !report.skipped_keys.is_empty() {
+        let mut keys: Vec<(&String, &usize)> = report.skipped_keys.iter().collect();
+        keys.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|(key, count)| format!("{key} ({count})"))
+            .collect();
+        eprintln!(
+            "llm-cost: note: {} entries without a per-token input price left out; price keys not read: {}",
+            report.skipped_entries.len(),
+            if keys.is_empty() {
+                "none".to_owned()
+            } else {
+                keys.join(", ")
+            }
+        );
+    }
     if over_embedded {
         table = match PriceTable::default().merged(&table) {
             Ok(merged) => merged,

@@ -62,7 +62,8 @@ fn a_file_over_the_embedded_table_and_the_entries_names_resolve_to() {
         &path,
         r#"{"gpt-4o": {"input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06},
             "claude-opus-4-6": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
-                "provider_specific_entry": {"fast": 6.0}}}"#,
+                "provider_specific_entry": {"fast": 6.0}},
+            "dall-e-3": {"output_cost_per_image": 0.04}}"#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let path = path.display().to_string();
@@ -82,6 +83,11 @@ fn a_file_over_the_embedded_table_and_the_entries_names_resolve_to() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("`nope-model`") && stderr.contains("nearest known"),
+        "{stderr}"
+    );
+    // What the file held that is not written is said once.
+    assert!(
+        stderr.contains("1 entries without a per-token input price left out"),
         "{stderr}"
     );
     let table = written(&out);
