@@ -400,7 +400,7 @@ pub fn write(table: &PriceTable) -> Result<String, WriteError> {
 }
 
 /// Writes the entries of `table` listed under `keys` (exactly, no resolution rules; a key the
-/// table does not have is left out), with the aliases that point to them, as [`write`] does.
+/// table does not have is left out), with the aliases that point to them, as [`write()`] does.
 pub fn write_models<'a>(
     table: &PriceTable,
     keys: impl IntoIterator<Item = &'a str>,
