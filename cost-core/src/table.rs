@@ -538,7 +538,8 @@ impl PriceTable {
 
     /// This table with `overlay`'s entries and aliases on top: an overlay entry replaces the
     /// entry with the same key. The version is `self.version + "+" + overlay.version`; the
-    /// date is the overlay's when it has one.
+    /// date is the overlay's when it has one. The load report holds what either table's
+    /// loading left out.
     ///
     /// An overlay entry that gives no data-residency factor takes the factor of the entry its
     /// name resolves to in this table, when that one has a factor and the overlay's prices
@@ -557,6 +558,18 @@ impl PriceTable {
         }
         for (alias, target) in &overlay.aliases {
             builder.alias(alias.clone(), target.clone());
+        }
+        // What either file left out stays on record.
+        let left_out = &overlay.report;
+        let report = builder.report_mut();
+        report
+            .skipped_entries
+            .extend(left_out.skipped_entries.iter().cloned());
+        report
+            .invalid_entries
+            .extend(left_out.invalid_entries.iter().cloned());
+        for (key, count) in &left_out.skipped_keys {
+            *report.skipped_keys.entry(key.clone()).or_default() += count;
         }
         builder.info = TableInfo {
             version: format!("{}+{}", self.info.version, overlay.info.version).into(),

@@ -406,6 +406,7 @@ fn merged_over_a_table_with_factors_an_overlay_without_them_keeps_them() {
     let merged = PriceTable::default()
         .merged(&file)
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(merged.report().entries, merged.len());
     // 10 000 × $4.40 + 1 000 × $22 per million: the overlay's prices at the embedded factor.
     for name in [
         "claude-sonnet-4-5",
@@ -525,6 +526,11 @@ fn litellm_multipliers_give_the_data_residency_and_fast_mode_factors() {
     ));
     let report = table.report();
     assert!(report.skipped_keys.is_empty(), "{:?}", report.skipped_keys);
+    // Merged over another table, what this file left out stays on record.
+    let merged = PriceTable::default()
+        .merged(&table)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(merged.report().invalid_entries, report.invalid_entries);
     // A factor that is not one leaves its entry out (unpriced, never mispriced), with its line.
     assert!(table.get("odd-model").is_none());
     assert_eq!(report.invalid_entries.len(), 1);
