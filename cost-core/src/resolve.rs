@@ -61,17 +61,25 @@ fn suggestions(nearest: &[String]) -> String {
 
 /// Resolves `model` in `table` by the rules of this module.
 pub fn resolve(table: &PriceTable, model: &str) -> Result<Resolution, Unpriced> {
+    find(table, model).ok_or_else(|| Unpriced {
+        model: model.to_owned(),
+        nearest: nearest_names(table, &model.to_lowercase(), 3),
+    })
+}
+
+/// [`resolve`] without the nearest names of a name that resolves to nothing: for callers that
+/// look many names up and need no message (merging tables).
+pub(crate) fn find(table: &PriceTable, model: &str) -> Option<Resolution> {
     if let Some(hit) = table.lookup_exact(model) {
-        return Ok(hit);
+        return Some(hit);
     }
-    let lowercase = model.to_lowercase();
-    if let Some(hit) = table.lookup_folded(&lowercase) {
-        return Ok(hit);
+    if let Some(hit) = table.lookup_folded(&model.to_lowercase()) {
+        return Some(hit);
     }
     let forms: Vec<&str> = prefix_forms(model).collect();
     for form in &forms[1..] {
         if let Some(hit) = lookup(table, form) {
-            return Ok(Resolution {
+            return Some(Resolution {
                 rule: MatchRule::ProviderPrefix,
                 ..hit
             });
@@ -81,16 +89,13 @@ pub fn resolve(table: &PriceTable, model: &str) -> Result<Resolution, Unpriced> 
         if let Some(family) = strip_date_suffix(form)
             && let Some(hit) = lookup(table, family)
         {
-            return Ok(Resolution {
+            return Some(Resolution {
                 rule: MatchRule::DateSuffix,
                 ..hit
             });
         }
     }
-    Err(Unpriced {
-        model: model.to_owned(),
-        nearest: nearest_names(table, &lowercase, 3),
-    })
+    None
 }
 
 fn lookup(table: &PriceTable, name: &str) -> Option<Resolution> {

@@ -587,10 +587,7 @@ impl PriceTable {
     /// here where it has none of its own (see [`PriceTable::merged`]).
     fn with_inherited_factors(&self, entry: &ModelEntry) -> ModelEntry {
         let mut entry = entry.clone();
-        let Some(below) = self
-            .resolve(&entry.key)
-            .ok()
-            .map(|found| &self.entry(found.id).price)
+        let Some(below) = resolve::find(self, &entry.key).map(|found| &self.entry(found.id).price)
         else {
             return entry;
         };
