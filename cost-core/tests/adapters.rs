@@ -306,6 +306,37 @@ fn bedrock_converse_with_cache_reads_and_both_write_lifetimes() {
 }
 
 #[test]
+fn a_bedrock_response_says_the_service_tier_that_served_it() {
+    let response = |tier: Value| {
+        serde_json::from_value::<bedrock::ConverseResponse>(json!({
+            "output": {"message": {"role": "assistant", "content": [{"text": "…"}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 100, "outputTokens": 10, "totalTokens": 110},
+            "serviceTier": tier
+        }))
+        .unwrap_or_default()
+    };
+    for (tier, parsed) in [
+        ("priority", Ok(ServiceTier::Priority)),
+        ("flex", Ok(ServiceTier::Flex)),
+        ("default", Ok(ServiceTier::Standard)),
+    ] {
+        let read = response(json!({"type": tier}));
+        assert_eq!(read.service_tier(), Some(tier));
+        assert_eq!(read.service_tier().map(ServiceTier::parse), Some(parsed));
+        assert_eq!(read.token_usage(), Some(Usage::new(100, 10)));
+    }
+    // Reserved capacity is no tier a table prices (priced at standard, counted, by the layer).
+    assert!(
+        response(json!({"type": "reserved"}))
+            .service_tier()
+            .map(ServiceTier::parse)
+            .is_some_and(|parsed| parsed.is_err())
+    );
+    assert_eq!(response(Value::Null).service_tier(), None);
+}
+
+#[test]
 fn a_bedrock_id_is_priced_where_a_table_names_it() {
     let usage = bedrock::from_json(&json!({
         "inputTokens": 1000, "outputTokens": 100, "totalTokens": 3100,

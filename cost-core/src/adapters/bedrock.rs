@@ -9,7 +9,8 @@
 //! (an input never counted short).
 //!
 //! Bedrock does not report reasoning tokens apart from the output; they are priced as output,
-//! which is what Bedrock bills them at.
+//! which is what Bedrock bills them at. The typed [`ConverseResponse`] also gives the service
+//! tier that served the call (`serviceTier.type`: `priority` costs more, `flex` less).
 //!
 //! **Model names.** Bedrock's model ids (`anthropic.claude-sonnet-4-5-20250929-v1:0`, or with
 //! an inference profile's prefix: `us.`, `eu.`, `apac.`, `global.`, …) are not resolved to the
@@ -93,6 +94,20 @@ impl CacheTtl {
 pub struct ConverseResponse {
     /// Its usage.
     pub usage: ConverseUsage,
+    /// The service tier that served it (`default`, `priority`, `flex`, `reserved`), when the
+    /// request chose one.
+    #[serde(rename = "serviceTier")]
+    pub service_tier: Option<ServiceTier>,
+}
+
+/// Bedrock's `ServiceTier` object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceTier {
+    /// `default` (standard), `priority`, `flex` or `reserved` (capacity reserved and paid for
+    /// by the month: read as a tier no table prices, so priced at standard and counted).
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 /// The written tokens of each lifetime, `(5-minute, 1-hour)`; `None` without details.
@@ -158,6 +173,13 @@ impl TokenUsage for ConverseUsage {
 impl TokenUsage for ConverseResponse {
     fn token_usage(&self) -> Option<Usage> {
         Some(self.usage.to_usage())
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.service_tier
+            .as_ref()
+            .map(|tier| tier.kind.as_str())
+            .filter(|kind| !kind.is_empty())
     }
 }
 
