@@ -600,7 +600,7 @@ impl ModelPrice {
     }
 
     /// Fast mode has a price here, as a factor or as prices of its own.
-    pub fn prices_fast_mode(&self) -> bool {
+    pub fn has_fast_mode_price(&self) -> bool {
         self.fast_mode.is_some()
     }
 

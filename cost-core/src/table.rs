@@ -591,7 +591,7 @@ impl PriceTable {
         else {
             return entry;
         };
-        if !entry.price.prices_fast_mode()
+        if !entry.price.has_fast_mode_price()
             && let Some(factor) = below.fast_mode()
             && let Ok(price) = entry.price.clone().with_fast_mode(factor)
         {
