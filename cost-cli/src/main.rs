@@ -98,28 +98,15 @@ fn main() -> ExitCode {
     }
 }
 
-/// The table a command prices with: the file at `prices` (its left-out entries warned about on
-/// stderr), else the embedded one; `None` (after saying why) when the file cannot be loaded.
-fn load_table(prices: Option<PathBuf>) -> Option<PriceTable> {
-    let Some(path) = prices else {
-        return Some(PriceTable::default());
-    };
-    match PriceTable::from_path(&path) {
-        Ok(table) => {
-            for problem in &table.report().invalid_entries {
-                eprintln!("llm-cost: warning: {problem} (entry left out: its model is unpriced)");
-            }
-            Some(table)
-        }
-        Err(e) => {
-            eprintln!("llm-cost: cannot load price file: {e}");
-            None
-        }
-    }
+/// [`report::load_table`], its failure said on stderr.
+fn load_table(prices: &Option<PathBuf>) -> Option<PriceTable> {
+    report::load_table(prices)
+        .map_err(|report::Failure(message)| eprintln!("llm-cost: {message}"))
+        .ok()
 }
 
 fn run_prices(prices: Option<PathBuf>, over_embedded: bool, models: &[String]) -> ExitCode {
-    let Some(mut table) = load_table(prices) else {
+    let Some(mut table) = load_table(&prices) else {
         return ExitCode::from(2);
     };
     // What the file held that no entry written carries: said once, so a snapshot is not taken
@@ -142,11 +129,11 @@ fn run_prices(prices: Option<PathBuf>, over_embedded: bool, models: &[String]) -
             }
         );
     }
-    if over_embedded {
-        table = match PriceTable::default().merged(&table) {
+    if let Some(path) = prices.as_deref().filter(|_| over_embedded) {
+        table = match report::over_embedded(&table, path) {
             Ok(merged) => merged,
-            Err(e) => {
-                eprintln!("llm-cost: cannot merge the price file over the embedded table: {e}");
+            Err(report::Failure(message)) => {
+                eprintln!("llm-cost: {message}");
                 return ExitCode::from(2);
             }
         };
@@ -198,7 +185,7 @@ fn warn_stale(warned: &mut HashSet<String>, stale: &cost_core::StalePrice) {
 }
 
 fn run_quote(prices: Option<PathBuf>) -> ExitCode {
-    let Some(table) = load_table(prices) else {
+    let Some(table) = load_table(&prices) else {
         return ExitCode::from(2);
     };
     let pricing = quote::Pricing {

@@ -2,7 +2,7 @@
 //! stored ledger.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cost_core::budget::{Clock, SystemClock};
 use cost_core::{Money, PriceTable};
@@ -95,13 +95,28 @@ fn grouping(name: &str) -> Result<GroupBy, Failure> {
     })
 }
 
+/// The table a command prices with: the file at `prices` (its left-out entries warned about on
+/// stderr), else the embedded one.
 pub(crate) fn load_table(prices: &Option<PathBuf>) -> Result<PriceTable, Failure> {
-    match prices {
-        Some(path) => {
-            PriceTable::from_path(path).map_err(|e| Failure(format!("cannot load price file: {e}")))
-        }
-        None => Ok(PriceTable::default()),
+    let Some(path) = prices else {
+        return Ok(PriceTable::default());
+    };
+    let table =
+        PriceTable::from_path(path).map_err(|e| Failure(format!("cannot load price file: {e}")))?;
+    for problem in &table.report().invalid_entries {
+        eprintln!("llm-cost: warning: {problem} (entry left out: its model is unpriced)");
     }
+    Ok(table)
+}
+
+/// `file` merged over the embedded table (`path` names it in the error).
+pub(crate) fn over_embedded(file: &PriceTable, path: &Path) -> Result<PriceTable, Failure> {
+    PriceTable::default().merged(file).map_err(|e| {
+        Failure(format!(
+            "cannot merge {} over the embedded table: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Warns on stderr, once per date, about the stale prices `table` prices `models` at.
@@ -360,9 +375,7 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
     let table = if only {
         file
     } else {
-        PriceTable::default()
-            .merged(&file)
-            .map_err(|e| Failure(format!("cannot merge {}: {e}", prices.display())))?
+        over_embedded(&file, prices)?
     };
     let mut store = cost_store::open(db).map_err(|e| Failure(e.to_string()))?;
     let records = store
