@@ -207,10 +207,14 @@ pub enum ServiceTier {
 /// `unspecified`, `standard_only`, `batch`, `batches`, `flex`, `priority`, `fast`,
 /// `fast_mode`, `ultrafast` (Gemini's `SERVICE_TIER_` prefix allowed).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("unknown service tier `{0}`; expected standard, batch, flex, priority or fast_mode")]
+#[error("unknown service tier `{0}`; expected {names}", names = ServiceTier::NAMES)]
 pub struct UnknownServiceTier(pub String);
 
 impl ServiceTier {
+    /// The tiers' names, as [`ServiceTier::parse`] reads them, for messages.
+    pub const NAMES: &'static str =
+        "standard, batch, flex, priority (or fast) or fast_mode (or ultrafast)";
+
     /// Every service tier.
     pub const ALL: [ServiceTier; 5] = [
         ServiceTier::Standard,

@@ -369,7 +369,7 @@ impl CostLayer {
                     "the call will not be charged unless a valid value overwrites it",
                 ),
                 Some(FieldRole::ServiceTier) => (
-                    "a service tier is standard, batch, flex, priority (or fast) or fast_mode (or ultrafast)",
+                    &*format!("a service tier is {}", cost_core::ServiceTier::NAMES),
                     "the value is ignored: the call is priced at the tier recorded before it (standard when none was)",
                 ),
                 Some(FieldRole::DataResidency) => (
