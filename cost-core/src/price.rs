@@ -26,11 +26,12 @@
 //!   variant's base price, the standard base price, then the rules above. A model without the
 //!   requested variant is priced at its standard prices, and the [`Quote`](crate::Quote) says
 //!   which service tier was applied.
-//! - **Fast mode** ([`ServiceTier::FastMode`]: Anthropic's fast mode, OpenAI's Ultrafast) is a
-//!   factor on the standard prices ([`ModelPrice::with_fast_mode`]), not a declared variant,
-//!   and a premium: a model without the factor leaves the call unpriced
-//!   ([`CostError::NoFastModePrice`]) rather than at standard. The data-residency factor
-//!   ([`ModelPrice::with_data_residency`]) scales every tier, fast mode's included.
+//! - **Fast mode** ([`ServiceTier::FastMode`]: Anthropic's fast mode, OpenAI's Ultrafast) is
+//!   priced by a factor on the standard prices ([`ModelPrice::with_fast_mode`]) or by a
+//!   variant of its own ([`ModelPrice::with_fast_mode_prices`]), and is a premium: a model
+//!   without either leaves the call unpriced ([`CostError::NoFastModePrice`]) rather than at
+//!   standard. The data-residency factor ([`ModelPrice::with_data_residency`]) scales every
+//!   tier, fast mode's included.
 //!
 //! The rules are applied once, when a [`ModelPrice`] is built: pricing a call
 //! ([`ModelPrice::cost`]) picks a precomputed [`Rates`] row and multiplies.
@@ -194,11 +195,11 @@ pub enum ServiceTier {
     Flex,
     /// Priority processing: faster, dearer (OpenAI calls it Fast mode, `fast`, since July 2026).
     Priority,
-    /// A premium speed mode priced at a factor on the standard prices: Anthropic's fast mode
-    /// (`speed: "fast"`, reported as `usage.speed`; 2× or 6× depending on the model) and
-    /// OpenAI's Ultrafast (`service_tier: "ultrafast"`, 6×). Every token price is the model's
-    /// fast-mode factor times the standard one ([`ModelPrice::with_fast_mode`]). Named
-    /// `fast_mode`; unlike the other tiers, a model without a price for it leaves the call
+    /// A premium speed mode: Anthropic's fast mode (`speed: "fast"`, reported as `usage.speed`;
+    /// 2× or 6× the standard prices depending on the model) and OpenAI's Ultrafast
+    /// (`service_tier: "ultrafast"`, 6×), priced by the model's fast-mode factor
+    /// ([`ModelPrice::with_fast_mode`]) or prices ([`ModelPrice::with_fast_mode_prices`]).
+    /// Named `fast_mode`; unlike the other tiers, a model without a price for it leaves the call
     /// unpriced ([`CostError::NoFastModePrice`]) instead of falling back to standard.
     FastMode,
 }
@@ -333,24 +334,16 @@ struct RateRow {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelPrice {
     standard: PriceSchedule,
-    variants: [Option<PriceSchedule>; 3],
+    /// The declared schedules of the other tiers, in the order of [`ServiceTier::ALL`] after
+    /// standard (fast mode's when it has prices of its own rather than a factor).
+    variants: [Option<PriceSchedule>; ServiceTier::ALL.len() - 1],
     /// Rows per service tier (standard, batch, flex, priority, fast mode), ordered by
-    /// threshold; fast mode's are empty when its factor is unknown.
+    /// threshold; fast mode's are empty when it has no price.
     rows: TierRows,
-    /// Fast mode's prices, as a factor or as a schedule; `None` when unknown.
-    fast_mode: Option<FastModePrice>,
+    /// The factor of fast mode on the standard prices, when it is priced so.
+    fast_mode: Option<PriceMultiplier>,
     /// The prices at a data-residency endpoint; `None` when unknown.
     data_residency: Option<Box<ResidencyPrices>>,
-}
-
-/// How a model prices fast mode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum FastModePrice {
-    /// A factor on the standard prices (Anthropic's fast mode).
-    Factor(PriceMultiplier),
-    /// Prices of their own, falling back component by component to the standard ones as the
-    /// other tiers' do (LiteLLM's `*_ultrafast` keys for OpenAI's Ultrafast).
-    Schedule(Box<PriceSchedule>),
 }
 
 /// Rate rows per service tier, in the order of [`ServiceTier::ALL`].
@@ -506,7 +499,7 @@ pub struct Priced {
     /// The cost per component.
     pub breakdown: CostBreakdown,
     /// The service tier whose prices were applied (standard when the model has no variant for
-    /// the one requested; fast mode never falls back: without its factor the call is unpriced).
+    /// the one requested; fast mode never falls back: without its price the call is unpriced).
     pub service_tier: ServiceTier,
     /// The context tier applied, as its threshold; `None` for base prices.
     pub context_tier: Option<u64>,
@@ -537,7 +530,8 @@ impl ModelPrice {
         if standard.base.input.is_none() {
             return Err(PriceError::MissingInput);
         }
-        let mut variants = variants.map(|v| v.filter(|s| !s.is_empty()));
+        let [batch, flex, priority] = variants.map(|v| v.filter(|s| !s.is_empty()));
+        let mut variants = [batch, flex, priority, None];
         for schedule in std::iter::once(&mut standard).chain(variants.iter_mut().flatten()) {
             sort_tiers(schedule)?;
         }
@@ -566,7 +560,8 @@ impl ModelPrice {
     pub fn with_fast_mode(mut self, factor: PriceMultiplier) -> Result<Self, PriceError> {
         let fast = scaled_rows(&self.rows[ServiceTier::Standard.index()], factor)?;
         self.rows[ServiceTier::FastMode.index()] = fast;
-        self.fast_mode = Some(FastModePrice::Factor(factor));
+        self.fast_mode = Some(factor);
+        self.variants[ServiceTier::FastMode.index() - 1] = None;
         self.rescale_residency()
     }
 
@@ -574,15 +569,17 @@ impl ModelPrice {
     /// not given falls back to the standard one; LiteLLM's `*_ultrafast` keys). An empty
     /// schedule gives none. Replaces fast-mode prices given before.
     pub fn with_fast_mode_prices(mut self, schedule: PriceSchedule) -> Result<Self, PriceError> {
-        if schedule.is_empty() {
-            self.fast_mode = None;
-            self.rows[ServiceTier::FastMode.index()] = Vec::new();
-            return self.rescale_residency();
+        let at = ServiceTier::FastMode.index();
+        let mut schedule = Some(schedule).filter(|s| !s.is_empty());
+        if let Some(schedule) = &mut schedule {
+            sort_tiers(schedule)?;
         }
-        let mut schedule = schedule;
-        sort_tiers(&mut schedule)?;
-        self.rows[ServiceTier::FastMode.index()] = derive_rows(&self.standard, Some(&schedule));
-        self.fast_mode = Some(FastModePrice::Schedule(Box::new(schedule)));
+        self.rows[at] = match &schedule {
+            Some(schedule) => derive_rows(&self.standard, Some(schedule)),
+            None => Vec::new(),
+        };
+        self.variants[at - 1] = schedule;
+        self.fast_mode = None;
         self.rescale_residency()
     }
 
@@ -597,15 +594,12 @@ impl ModelPrice {
     /// The factor fast mode applies to the standard token prices; `None` when unknown or when
     /// fast mode has prices of its own ([`ModelPrice::schedule`] gives them).
     pub fn fast_mode(&self) -> Option<PriceMultiplier> {
-        match &self.fast_mode {
-            Some(FastModePrice::Factor(factor)) => Some(*factor),
-            _ => None,
-        }
+        self.fast_mode
     }
 
     /// Fast mode has a price here, as a factor or as prices of its own.
     pub fn has_fast_mode_price(&self) -> bool {
-        self.fast_mode.is_some()
+        !self.rows[ServiceTier::FastMode.index()].is_empty()
     }
 
     /// This price with the factor a data-residency endpoint applies to its token prices (`1.1`
@@ -639,16 +633,12 @@ impl ModelPrice {
     pub fn schedule(&self, tier: ServiceTier) -> Option<&PriceSchedule> {
         match tier {
             ServiceTier::Standard => Some(&self.standard),
-            ServiceTier::FastMode => match &self.fast_mode {
-                Some(FastModePrice::Schedule(schedule)) => Some(schedule),
-                _ => None,
-            },
             other => self.variants[other.index() - 1].as_ref(),
         }
     }
 
     /// The effective rates for a request with `input_tokens` at `service_tier`, with the
-    /// service tier and context tier they belong to. Fast mode without a factor gives the
+    /// service tier and context tier they belong to. Fast mode without a price gives the
     /// standard rates here (and says so); [`ModelPrice::rates_for`] refuses it.
     pub fn rates(
         &self,
@@ -682,11 +672,11 @@ impl ModelPrice {
     }
 
     /// The service tier whose prices apply: the one asked, or standard when the model has no
-    /// variant for it; `None` for fast mode without a factor (a premium never falls back).
+    /// variant for it; `None` for fast mode without a price (a premium never falls back).
     fn applied_tier(&self, service_tier: ServiceTier) -> Option<ServiceTier> {
         match service_tier {
             ServiceTier::Standard => Some(ServiceTier::Standard),
-            ServiceTier::FastMode => self.fast_mode.as_ref().map(|_| ServiceTier::FastMode),
+            ServiceTier::FastMode => self.has_fast_mode_price().then_some(ServiceTier::FastMode),
             other if self.variants[other.index() - 1].is_some() => Some(other),
             _ => Some(ServiceTier::Standard),
         }

@@ -543,9 +543,9 @@ impl PriceTable {
     ///
     /// An overlay entry that gives no data-residency factor takes the factor of the entry its
     /// name resolves to in this table, when that one has a factor and the overlay's prices
-    /// scale by it exactly, and so for the fast-mode factor: a factor is the provider's markup
-    /// on whatever its list price is,
-    /// and LiteLLM's file gives it only on some entries, so merged over the embedded table its
+    /// scale by it exactly; so for the fast-mode factor, where the overlay entry has no
+    /// fast-mode price. A factor is the provider's markup on whatever its list price is, and
+    /// LiteLLM's file gives it only on some entries: merged over the embedded table, its
     /// Claude 4.5 entries (`claude-sonnet-4-5`, `claude-sonnet-4-5-20250929`,
     /// `vertex_ai/claude-sonnet-4-5@20250929`) keep pricing data-residency calls instead of
     /// leaving them unpriced. Give the overlay entry a factor of its own to replace it.

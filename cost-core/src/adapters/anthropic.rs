@@ -2,7 +2,7 @@
 //! input is the sum of the three. The web search tool's searches
 //! (`server_tool_use.web_search_requests`, billed per search) are read too, and the typed
 //! responses give the service tier (fast mode, `speed: "fast"`, as the `fast_mode` tier: the
-//! model's fast-mode factor, 2× or 6×) and where inference ran (`inference_geo`: a call kept in
+//! model's fast-mode prices, 2× or 6× its standard ones) and where inference ran (`inference_geo`: a call kept in
 //! the US costs the model's data-residency factor, 1.1×).
 
 use serde::{Deserialize, Serialize};
