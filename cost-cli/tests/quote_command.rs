@@ -230,3 +230,26 @@ fn a_fast_mode_call_is_priced_at_its_factor_or_refused() {
         got[2]
     );
 }
+
+#[test]
+fn an_entry_a_price_file_leaves_out_is_warned_about_and_the_others_priced() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("prices.json");
+    std::fs::write(
+        &path,
+        r#"{"good": {"input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06},
+            "bad": {"input_cost_per_token": "lots", "output_cost_per_token": 2e-06}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let stdin = "{\"model\": \"good\", \"input_tokens\": 1000000}\n{\"model\": \"bad\", \"input_tokens\": 1}\n";
+    let out = run(&["quote", "--prices", &path.display().to_string()], stdin);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    assert_eq!(got[0]["cost_usd"], "1");
+    assert!(got[1]["error"].is_string(), "{}", got[1]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`bad`") && stderr.contains("entry left out: its model is unpriced"),
+        "{stderr}"
+    );
+}
