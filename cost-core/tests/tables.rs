@@ -60,6 +60,97 @@ fn embedded_table_loads_and_is_dated_and_sourced() {
 }
 
 #[test]
+fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_says() {
+    let table = PriceTable::default();
+    let quote = |model: &str, usage: Usage, terms: CallTerms| {
+        table
+            .quote(model, &usage, terms)
+            .map(|q| (q.total(), q.priced.context_tier))
+    };
+    let standard: CallTerms = ServiceTier::Standard.into();
+    let prompt = |input: u64, cache_read: u64, output: u64| Usage {
+        input,
+        cache_read,
+        output,
+        ..Usage::default()
+    };
+    // Claude Haiku 5.5 bills the whole request at five times its prices once the prompt, cache
+    // reads included, is over 100 000 tokens: 60 000 × $0.10 + 40 000 × $0.01 + 1 000 × $0.50
+    // per million at the threshold; 60 000 × $0.50 + 40 001 × $0.05 + 1 000 × $2.50 past it.
+    assert_eq!(
+        quote("claude-haiku-5-5", prompt(100_000, 40_000, 1_000), standard),
+        Ok((usd("0.0069"), None))
+    );
+    assert_eq!(
+        quote("claude-haiku-5-5", prompt(100_001, 40_001, 1_000), standard),
+        Ok((usd("0.03450005"), Some(100_000)))
+    );
+    // In batch, half of each: 100 001 × $0.25 + 1 000 × $1.25 per million.
+    assert_eq!(
+        quote(
+            "claude-haiku-5-5",
+            prompt(100_001, 0, 1_000),
+            ServiceTier::Batch.into()
+        ),
+        Ok((usd("0.02625025"), Some(100_000)))
+    );
+    // Claude 4.6 and later have no long-context price: 900 000 × $3 + 1 000 × $15 per million
+    // on Sonnet 4.6, where Sonnet 4.5 bills the same request at $6 and $22.50.
+    assert_eq!(
+        quote("claude-sonnet-4-6", prompt(900_000, 0, 1_000), standard),
+        Ok((usd("2.715"), None))
+    );
+    assert_eq!(
+        quote("claude-sonnet-4-5", prompt(900_000, 0, 1_000), standard),
+        Ok((usd("5.4225"), Some(200_000)))
+    );
+    // Cache reads below a tenth of the input price: Sonnet 5.5 at $0.10 (10 000 × $2 +
+    // 10 000 × $0.10 per million), Fable 5.1 at $0.25 (10 000 × $0.25).
+    assert_eq!(
+        quote("claude-sonnet-5-5", prompt(20_000, 10_000, 0), standard),
+        Ok((usd("0.021"), None))
+    );
+    assert_eq!(
+        quote("claude-fable-5-1", prompt(10_000, 10_000, 0), standard),
+        Ok((usd("0.0025"), None))
+    );
+    // Fast mode at twice the standard prices where it is offered (10 000 × $8 + 1 000 × $40
+    // per million on Opus 5.5), 1.1 times that with US-only inference; unpriced where the
+    // table has no fast-mode price (Fable 5.2's was not published, Opus 4.6's is withdrawn).
+    let fast = CallTerms {
+        service_tier: ServiceTier::FastMode,
+        data_residency: false,
+    };
+    assert_eq!(
+        quote("claude-opus-5-5", prompt(10_000, 0, 1_000), fast),
+        Ok((usd("0.12"), None))
+    );
+    assert_eq!(
+        quote(
+            "claude-opus-5-5",
+            prompt(10_000, 0, 1_000),
+            CallTerms {
+                data_residency: true,
+                ..fast
+            }
+        ),
+        Ok((usd("0.132"), None))
+    );
+    for model in ["claude-fable-5-2", "claude-opus-4-6"] {
+        assert!(
+            matches!(
+                table.quote(model, &prompt(10_000, 0, 1_000), fast),
+                Err(QuoteError::Cost {
+                    source: CostError::NoFastModePrice,
+                    ..
+                })
+            ),
+            "{model}"
+        );
+    }
+}
+
+#[test]
 fn resolution_rules_in_order() {
     let table = PriceTable::default();
     let cases = [
