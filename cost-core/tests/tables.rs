@@ -151,6 +151,84 @@ fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_say
 }
 
 #[test]
+fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
+    let table = PriceTable::default();
+    let quote = |model: &str, usage: Usage, tier: ServiceTier| {
+        table
+            .quote(model, &usage, tier)
+            .map(|q| (q.total(), q.priced.context_tier))
+    };
+    let prompt = |input: u64, cache_read: u64, output: u64| Usage {
+        input,
+        cache_read,
+        output,
+        ..Usage::default()
+    };
+    // GPT-6.1 Sol up to 272 000 input tokens, cache reads included: 172 000 × $2 + 100 000 ×
+    // $0.10 + 1 000 × $10 per million (the dated snapshot name resolves to it).
+    assert_eq!(
+        quote(
+            "gpt-6.1-sol-2026-09-29",
+            prompt(272_000, 100_000, 1_000),
+            ServiceTier::Standard
+        ),
+        Ok((usd("0.364"), None))
+    );
+    // One token more and the whole request is billed at twice the input and cache prices and
+    // one and a half times the output price: 172 000 × $4 + 100 001 × $0.20 + 1 000 × $15.
+    assert_eq!(
+        quote(
+            "gpt-6.1-sol",
+            prompt(272_001, 100_001, 1_000),
+            ServiceTier::Standard
+        ),
+        Ok((usd("0.7230002"), Some(272_000)))
+    );
+    // Priority ("fast") doubles whichever price applies, Flex and Batch halve it:
+    // 272 001 × $8 + 1 000 × $30, and 200 000 × $0.10 + 100 000 × $0.01 + 1 000 × $0.375 on
+    // GPT-6 Luna in Flex.
+    assert_eq!(
+        quote(
+            "gpt-6.1-sol",
+            prompt(272_001, 0, 1_000),
+            ServiceTier::Priority
+        ),
+        Ok((usd("2.206008"), Some(272_000)))
+    );
+    assert_eq!(
+        quote(
+            "gpt-6-luna",
+            prompt(300_000, 100_000, 1_000),
+            ServiceTier::Flex
+        ),
+        Ok((usd("0.021375"), Some(272_000)))
+    );
+    // Cache writes are billed at 1.25 times input: 10 000 × $1 + 40 000 × $1.25 on GPT-6.1
+    // Terra's 30-minute cache.
+    let written = Usage {
+        input: 50_000,
+        cache_write: 40_000,
+        ..Usage::default()
+    };
+    assert_eq!(
+        quote("gpt-6.1-terra", written, ServiceTier::Standard),
+        Ok((usd("0.06"), None))
+    );
+    // Their web search price is not in the table: a call that searched is unpriced.
+    let searched = Usage {
+        web_search_requests: 1,
+        ..prompt(1_000, 0, 100)
+    };
+    assert!(matches!(
+        table.quote("gpt-6-astra", &searched, ServiceTier::Standard),
+        Err(QuoteError::Cost {
+            source: CostError::MissingPrice { .. },
+            ..
+        })
+    ));
+}
+
+#[test]
 fn resolution_rules_in_order() {
     let table = PriceTable::default();
     let cases = [
