@@ -45,10 +45,10 @@ fn llm_call(model: &str, feature: &str, canned: Response) -> Response {
 }
 
 /// The same question again, answered from the application's own cache: charged nothing.
-#[llm_call(model = "claude-sonnet-4-5", feature = "research", fields(llm.cache.hit = true))]
+#[llm_call(model = "claude-sonnet-5-5", feature = "research", fields(llm.cache.hit = true))]
 fn cached_answer() -> Response {
     Response {
-        model: "claude-sonnet-4-5",
+        model: "claude-sonnet-5-5",
         input: 42_000,
         cache_read: 0,
         cache_write: 0,
@@ -62,10 +62,10 @@ fn planner() {
     let agent = info_span!("agent", gen_ai.agent.name = "planner");
     let _a = agent.enter();
     llm_call(
-        "gpt-4o-mini",
+        "gpt-6-luna",
         "planning",
         Response {
-            model: "gpt-4o-mini-2024-07-18",
+            model: "gpt-6-luna",
             input: 1_800,
             cache_read: 0,
             cache_write: 0,
@@ -86,10 +86,10 @@ fn researcher() {
         let tool = info_span!("tool", tool.name = "vector_search", query);
         let _t = tool.enter();
         llm_call(
-            "claude-sonnet-4-5",
+            "claude-sonnet-5-5",
             "research",
             Response {
-                model: "claude-sonnet-4-5-20250929",
+                model: "claude-sonnet-5-5",
                 input: 42_000,
                 cache_read: if i == 0 { 0 } else { 30_000 },
                 cache_write: if i == 0 { 30_000 } else { 0 },
@@ -102,10 +102,10 @@ fn researcher() {
     }
     cached_answer();
     llm_call(
-        "o3",
+        "gpt-6.1-sol",
         "research",
         Response {
-            model: "o3-2025-04-16",
+            model: "gpt-6.1-sol-2026-09-29",
             input: 12_000,
             cache_read: 0,
             cache_write: 0,
@@ -120,10 +120,10 @@ fn writer() {
     let agent = info_span!("agent", gen_ai.agent.name = "writer");
     let _a = agent.enter();
     llm_call(
-        "gpt-4.1",
+        "gpt-6.1-terra",
         "writing",
         Response {
-            model: "gpt-4.1-2025-04-14",
+            model: "gpt-6.1-terra",
             input: 9_000,
             cache_read: 0,
             cache_write: 0,

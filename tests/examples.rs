@@ -184,13 +184,15 @@ fn quickstart_prices_the_session_it_prints() {
         tracing_subscriber::registry().with(cost),
         quickstart::session,
     );
-    // gpt-4o-mini: 1 800 × 0.15e-6 + 350 × 0.6e-6 = 0.00048
-    // claude-sonnet-4-5: 12 000 × 3e-6 + 30 000 × 3.75e-6 + 1 500 × 15e-6 + 3 × $0.01
-    //   + 12 000 × 3e-6 + 30 000 × 0.3e-6 + 1 500 × 15e-6 = 0.2685
-    // o3: 12 000 × 2e-6 + 6 000 × 8e-6 = 0.072; gpt-4.1: 9 000 × 2e-6 + 2 400 × 8e-6 = 0.0372
-    // acme-house-style-v2: no price (3 200 tokens, cost unknown); the cache hit: nothing.
+    // gpt-6-luna: 1 800 × 0.1e-6 + 350 × 0.5e-6 = 0.000355
+    // claude-sonnet-5-5: 12 000 × 2e-6 + 30 000 × 2.5e-6 + 1 500 × 10e-6 + 3 × $0.01
+    //   + 12 000 × 2e-6 + 30 000 × 0.1e-6 + 1 500 × 10e-6 = 0.186
+    // gpt-6.1-sol: 12 000 × 2e-6 + 6 000 × 10e-6 = 0.084 (reasoning at the output price);
+    // gpt-6.1-terra: 9 000 × 1e-6 + 2 400 × 5e-6 = 0.021
+    // acme-house-style-v2: no price (3 200 tokens, cost unknown); the cache hit: nothing, and
+    // 42 000 × 2e-6 + 1 500 × 10e-6 = 0.099 saved.
     let session = ledger.session("s-42").unwrap_or_default();
-    assert_eq!(session.total_usd(), usd("0.37818"));
+    assert_eq!(session.total_usd(), usd("0.291355"));
     assert_eq!(
         (
             session.llm_calls,
@@ -201,18 +203,18 @@ fn quickstart_prices_the_session_it_prints() {
     );
     assert_eq!(
         (session.cache_hits, session.cache_hit_savings),
-        (1, usd("0.1485"))
+        (1, usd("0.099"))
     );
     assert_eq!(session.usage.web_search_requests, 3);
-    let claude = ledger.model("claude-sonnet-4-5").unwrap_or_default();
-    assert_eq!(claude.total_usd(), usd("0.2685"));
+    let claude = ledger.model("claude-sonnet-5-5").unwrap_or_default();
+    assert_eq!(claude.total_usd(), usd("0.186"));
     assert_eq!(ledger.user("alice@example.com"), Some(session.clone()));
     // The tree it prints says the session's cost is a lower bound, and where the money went.
     let tree = tree.lock().map(|t| t.clone()).unwrap_or_default();
     assert!(
-        tree.starts_with("session support_session [s-42]  ≥ $0.37818"),
+        tree.starts_with("session support_session [s-42]  ≥ $0.291355"),
         "{tree}"
     );
-    assert!(tree.contains("agent agent [researcher]  $0.3405"), "{tree}");
+    assert!(tree.contains("agent agent [researcher]  $0.27"), "{tree}");
     assert!(tree.contains("[acme-house-style-v2]  $?"), "{tree}");
 }

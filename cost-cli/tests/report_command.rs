@@ -261,7 +261,7 @@ output = "10.00"
     let first = &records[0];
     assert_eq!(first.total(), usd("0.006"));
     assert_eq!(first.previous_cost, Some(usd("0.0035")));
-    assert_eq!(first.repriced_with.as_deref(), Some("2025.11.24+fix-1"));
+    assert_eq!(first.repriced_with.as_deref(), Some("2026.11.27+fix-1"));
     // gpt-4o-mini kept its price from the embedded table; the unknown model stays unpriced.
     assert_eq!(records[2].total(), usd("0.0006"));
     assert_eq!(records[2].previous_cost, None);
