@@ -48,12 +48,14 @@ enum Command {
     ///       "reasoning_tokens": 0, "audio_input_tokens": 0, "audio_output_tokens": 0,
     ///       "cache_read_audio_tokens": 0, "image_output_tokens": 0, "web_search_requests": 0,
     ///       "image_input_tokens": 0, "cache_read_image_tokens": 0, "file_search_calls": 0,
-    ///       "service_tier": "standard", "data_residency": false}   (missing counts are 0;
-    ///       audio and image input: audio and image prompt tokens not read from the cache;
-    ///       cache-read audio and images: those read from it, part of the cache reads;
-    ///       service tiers: standard, batch, flex, priority, fast_mode)
+    ///       "service_tier": "standard", "data_residency": false, "date": "2026-11-27"}
+    ///       (missing counts are 0; audio and image input: audio and image prompt tokens not
+    ///       read from the cache; cache-read audio and images: those read from it, part of the
+    ///       cache reads; service tiers: standard, batch, flex, priority, fast_mode; date: the
+    ///       UTC day the call was made, priced at the prices in force then, today if absent)
     ///
-    /// Out: {"id": …, "model": …, "resolved": …, "cost_usd": "0.006", "breakdown": {…}, …}
+    /// Out: {"id": …, "model": …, "resolved": …, "cost_usd": "0.006", "breakdown": {…}, …,
+    ///      "prices_from": "2027-01-01" when a price change of the entry priced the call}
     ///      or {"id": …, "error": "…"} for a line that cannot be priced.
     Quote {
         /// Price file in the native TOML format or LiteLLM's JSON (detected from the content).

@@ -56,6 +56,9 @@ struct Priced<'a> {
     context_tier_above: Option<u64>,
     table_version: &'a str,
     as_of: Option<&'a str>,
+    /// The date of the entry's price change that priced the call, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prices_from: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -169,12 +172,20 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
             ));
         }
     };
+    // The day the call was made, priced at the prices in force then; today when not given.
+    let at = match object.get("date") {
+        None | Some(Value::Null) => pricing.now,
+        Some(Value::String(date)) => cost_core::budget::parse_utc_date(date)
+            .and_then(|day| day.checked_mul(86_400))
+            .ok_or_else(|| format!("`date` must be a date in the form YYYY-MM-DD, got `{date}`"))?,
+        Some(other) => return Err(format!("`date` must be a string, got {other}")),
+    };
     let terms = cost_core::CallTerms {
         service_tier,
         data_residency,
     };
     let quote = table
-        .quote(model, &usage, terms)
+        .quote_at(model, &usage, terms, at)
         .map_err(|e| e.to_string())?;
     let out = Priced {
         id,
@@ -193,6 +204,7 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
             .as_of
             .as_deref()
             .or(quote.table.as_of.as_deref()),
+        prices_from: quote.change.map(cost_core::PriceChange::on),
     };
     let stale = quote.entry.stale_price(pricing.now, pricing.age_limit);
     Ok((

@@ -253,3 +253,29 @@ fn an_entry_a_price_file_leaves_out_is_warned_about_and_the_others_priced() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_dated_line_is_priced_at_the_prices_of_its_day() {
+    // Claude Sonnet 5.5's cache reads cost $0.20 per million until 2026-10-07 and $0.10 since:
+    // 10 000 × $2 + 10 000 × $0.20 (or $0.10) per million.
+    let stdin = r#"{"id": 1, "model": "claude-sonnet-5-5", "input_tokens": 20000, "cache_read_tokens": 10000, "date": "2026-10-06"}
+{"id": 2, "model": "claude-sonnet-5-5", "input_tokens": 20000, "cache_read_tokens": 10000, "date": "2026-10-07"}
+{"id": 3, "model": "claude-sonnet-5-5", "input_tokens": 20000, "date": "2026-13-01"}
+"#;
+    let output = run(&["quote"], stdin);
+    assert_eq!(output.status.code(), Some(1));
+    let out = lines(&output);
+    assert_eq!(out[0]["cost_usd"], "0.022");
+    assert!(out[0].get("prices_from").is_none(), "{}", out[0]);
+    assert_eq!(
+        (&out[1]["cost_usd"], &out[1]["prices_from"]),
+        (
+            &serde_json::json!("0.021"),
+            &serde_json::json!("2026-10-07")
+        )
+    );
+    assert_eq!(
+        out[2]["error"],
+        "`date` must be a date in the form YYYY-MM-DD, got `2026-13-01`"
+    );
+}

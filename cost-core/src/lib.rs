@@ -47,8 +47,9 @@ pub use price::{
 };
 pub use resolve::{MatchRule, Unpriced};
 pub use table::{
-    DEFAULT_PRICE_AGE_LIMIT_DAYS, EntryId, LoadReport, ModelEntry, PriceTable, PriceTableBuilder,
-    Provenance, Quote, QuoteError, Resolution, SharedPriceTable, StalePrice, TableError, TableInfo,
+    DEFAULT_PRICE_AGE_LIMIT_DAYS, EntryId, LoadReport, ModelEntry, PriceChange, PriceTable,
+    PriceTableBuilder, Provenance, Quote, QuoteError, Resolution, SharedPriceTable, StalePrice,
+    TableError, TableInfo,
 };
 pub use token_usage::TokenUsage;
 pub use usage::{MAX_TOKENS_PER_CALL, MAX_WEB_SEARCHES_PER_CALL, TokenKind, Usage, UsageError};

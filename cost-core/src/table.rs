@@ -22,8 +22,12 @@ pub struct ModelEntry {
     pub source: Option<String>,
     /// The date the prices were read from the source, where the table says (`YYYY-MM-DD`).
     pub as_of: Option<String>,
-    /// The prices.
+    /// The prices: until the first of `changes`, or always when there is none.
     pub price: ModelPrice,
+    /// Prices that replace `price` from a known date on (an introductory price that ends, a
+    /// published price cut), in date order: a call is priced at the prices in force on the day
+    /// it was made ([`ModelEntry::price_at`]).
+    pub changes: Vec<PriceChange>,
 }
 
 impl ModelEntry {
@@ -35,7 +39,68 @@ impl ModelEntry {
             source: None,
             as_of: None,
             price,
+            changes: Vec::new(),
         }
+    }
+
+    /// The prices in force at `unix_seconds`, with the change that set them (`None`: the
+    /// entry's first prices).
+    #[inline]
+    pub fn price_at(&self, unix_seconds: i64) -> (&ModelPrice, Option<&PriceChange>) {
+        match self
+            .changes
+            .iter()
+            .rev()
+            .find(|change| change.starts_at <= unix_seconds)
+        {
+            Some(change) => (&change.price, Some(change)),
+            None => (&self.price, None),
+        }
+    }
+
+    /// The prices in force now: `price_at` the system clock, read only when the entry has
+    /// changes.
+    #[inline]
+    pub fn price_now(&self) -> (&ModelPrice, Option<&PriceChange>) {
+        if self.changes.is_empty() {
+            (&self.price, None)
+        } else {
+            use crate::budget::Clock;
+            self.price_at(crate::budget::SystemClock.unix_seconds())
+        }
+    }
+}
+
+/// A change of a model's prices on a known date: from 00:00 UTC that day on, `price` replaces
+/// the prices before it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriceChange {
+    on: String,
+    starts_at: i64,
+    /// The prices from that day on.
+    pub price: ModelPrice,
+}
+
+impl PriceChange {
+    /// The change to `price` on the day `on` (`YYYY-MM-DD`, UTC); `None` when `on` is not a
+    /// calendar date in that form.
+    pub fn new(on: &str, price: ModelPrice) -> Option<PriceChange> {
+        let day = crate::budget::parse_utc_date(on)?;
+        Some(PriceChange {
+            on: on.to_owned(),
+            starts_at: day.checked_mul(86_400)?,
+            price,
+        })
+    }
+
+    /// The day the change takes effect (`YYYY-MM-DD`).
+    pub fn on(&self) -> &str {
+        &self.on
+    }
+
+    /// When the change takes effect, in seconds since the Unix epoch (00:00 UTC on its day).
+    pub fn starts_at(&self) -> i64 {
+        self.starts_at
     }
 }
 
@@ -154,6 +219,14 @@ pub enum TableError {
     /// An alias with the same name as a model entry.
     #[error("`{0}` is both a model entry and an alias")]
     AliasShadowsEntry(String),
+    /// An entry's price changes are not in strictly increasing date order.
+    #[error("model `{model}`: the price change on {on} is not after the one before it")]
+    PriceChangesOutOfOrder {
+        /// The entry's key.
+        model: String,
+        /// The date of the change out of order.
+        on: String,
+    },
 }
 
 /// Collects entries and aliases, then builds a [`PriceTable`]. A later entry or alias with the
@@ -219,6 +292,18 @@ impl PriceTableBuilder {
             ..
         } = self;
         entries.sort_by(|a, b| a.key.cmp(&b.key));
+        for entry in &entries {
+            if let Some(pair) = entry
+                .changes
+                .windows(2)
+                .find(|w| w[1].starts_at <= w[0].starts_at)
+            {
+                return Err(TableError::PriceChangesOutOfOrder {
+                    model: entry.key.clone(),
+                    on: pair[1].on.clone(),
+                });
+            }
+        }
         let mut exact = NameMap::with_capacity_and_hasher(entries.len(), Default::default());
         for (at, entry) in entries.iter().enumerate() {
             let id = EntryId(u32::try_from(at).unwrap_or(u32::MAX));
@@ -302,6 +387,9 @@ pub struct PriceTable {
 pub struct Quote<'t> {
     /// The entry that priced the call.
     pub entry: &'t ModelEntry,
+    /// The entry's price change in force when the call was made, if any (`None`: its first
+    /// prices).
+    pub change: Option<&'t PriceChange>,
     /// How the model name was resolved to that entry.
     pub rule: MatchRule,
     /// The cost and the tiers applied.
@@ -459,7 +547,8 @@ impl PriceTable {
         self.exact.keys().map(|k| &**k)
     }
 
-    /// Prices one call of `model`: resolves the name, then [`PriceTable::quote_resolved`].
+    /// Prices one call of `model` made now: resolves the name, then
+    /// [`PriceTable::quote_resolved`].
     pub fn quote(
         &self,
         model: &str,
@@ -470,7 +559,20 @@ impl PriceTable {
         self.quote_resolved(resolution, usage, terms)
     }
 
-    /// The most a call of `model` can cost before its answer is known
+    /// Prices one call of `model` made at `unix_seconds`, at the prices in force then
+    /// ([`ModelEntry::price_at`]): to price calls on record.
+    pub fn quote_at(
+        &self,
+        model: &str,
+        usage: &Usage,
+        terms: impl Into<CallTerms>,
+        unix_seconds: i64,
+    ) -> Result<Quote<'_>, QuoteError> {
+        let resolution = self.resolve(model)?;
+        self.quote_resolved_at(resolution, usage, terms, unix_seconds)
+    }
+
+    /// The most a call of `model` made now can cost before its answer is known
     /// ([`ModelPrice::worst_case`]), with the entry that prices it: what a budget reserves.
     pub fn worst_case(
         &self,
@@ -480,7 +582,8 @@ impl PriceTable {
     ) -> Result<(&ModelEntry, crate::Money), QuoteError> {
         let entry = self.entry(self.resolve(model)?.id);
         let worst = entry
-            .price
+            .price_now()
+            .0
             .worst_case(bound, terms)
             .map_err(|source| QuoteError::Cost {
                 model: entry.key.clone(),
@@ -489,8 +592,8 @@ impl PriceTable {
         Ok((entry, worst))
     }
 
-    /// Prices one call of an already resolved model; the fast path for callers that cache
-    /// [`Resolution`]s.
+    /// Prices one call, made now, of an already resolved model; the fast path for callers that
+    /// cache [`Resolution`]s. The clock is read only for an entry with price changes.
     #[inline]
     pub fn quote_resolved(
         &self,
@@ -499,8 +602,34 @@ impl PriceTable {
         terms: impl Into<CallTerms>,
     ) -> Result<Quote<'_>, QuoteError> {
         let entry = self.entry(resolution.id);
-        let priced = entry
-            .price
+        let (price, change) = entry.price_now();
+        self.quote_with(entry, price, change, resolution.rule, usage, terms.into())
+    }
+
+    /// Prices one call, made at `unix_seconds`, of an already resolved model.
+    pub fn quote_resolved_at(
+        &self,
+        resolution: Resolution,
+        usage: &Usage,
+        terms: impl Into<CallTerms>,
+        unix_seconds: i64,
+    ) -> Result<Quote<'_>, QuoteError> {
+        let entry = self.entry(resolution.id);
+        let (price, change) = entry.price_at(unix_seconds);
+        self.quote_with(entry, price, change, resolution.rule, usage, terms.into())
+    }
+
+    #[inline]
+    fn quote_with<'t>(
+        &'t self,
+        entry: &'t ModelEntry,
+        price: &ModelPrice,
+        change: Option<&'t PriceChange>,
+        rule: MatchRule,
+        usage: &Usage,
+        terms: CallTerms,
+    ) -> Result<Quote<'t>, QuoteError> {
+        let priced = price
             .cost(usage, terms)
             .map_err(|source| QuoteError::Cost {
                 model: entry.key.clone(),
@@ -508,7 +637,8 @@ impl PriceTable {
             })?;
         Ok(Quote {
             entry,
-            rule: resolution.rule,
+            change,
+            rule,
             priced,
             table: &self.info,
         })
@@ -591,17 +721,23 @@ impl PriceTable {
         else {
             return entry;
         };
-        if !entry.price.has_fast_mode_price()
-            && let Some(factor) = below.fast_mode()
-            && let Ok(price) = entry.price.clone().with_fast_mode(factor)
-        {
-            entry.price = price;
-        }
-        if entry.price.data_residency().is_none()
-            && let Some(factor) = below.data_residency()
-            && let Ok(price) = entry.price.clone().with_data_residency(factor)
-        {
-            entry.price = price;
+        let inherit = |price: &mut ModelPrice| {
+            if !price.has_fast_mode_price()
+                && let Some(factor) = below.fast_mode()
+                && let Ok(with) = price.clone().with_fast_mode(factor)
+            {
+                *price = with;
+            }
+            if price.data_residency().is_none()
+                && let Some(factor) = below.data_residency()
+                && let Ok(with) = price.clone().with_data_residency(factor)
+            {
+                *price = with;
+            }
+        };
+        inherit(&mut entry.price);
+        for change in &mut entry.changes {
+            inherit(&mut change.price);
         }
         entry
     }

@@ -110,6 +110,23 @@ fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_say
         quote("claude-sonnet-5-5", prompt(20_000, 10_000, 0), standard),
         Ok((usd("0.021"), None))
     );
+    // …since 2026-10-07: a call on record from the day before is priced at $0.20.
+    let on = |date: &str| {
+        let day = cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}"));
+        table
+            .quote_at(
+                "claude-sonnet-5-5",
+                &prompt(20_000, 10_000, 0),
+                standard,
+                day * 86_400,
+            )
+            .map(|q| (q.total(), q.change.map(|c| c.on().to_owned())))
+    };
+    assert_eq!(on("2026-10-06"), Ok((usd("0.022"), None)));
+    assert_eq!(
+        on("2026-10-07"),
+        Ok((usd("0.021"), Some("2026-10-07".to_owned())))
+    );
     assert_eq!(
         quote("claude-fable-5-1", prompt(10_000, 10_000, 0), standard),
         Ok((usd("0.0025"), None))
@@ -782,6 +799,142 @@ output = "75"
     .unwrap_or_else(|| panic!("both loaded"));
     assert_eq!(both.line, Some(5));
     assert!(both.message.contains("not both"), "{both}");
+}
+
+#[test]
+fn a_price_change_prices_calls_from_its_day_on() {
+    let text = r#"
+version = "t"
+as_of = "2026-11-27"
+
+[models.intro]
+input = "0.75"
+output = "3.75"
+batch = { input = "0.375", output = "1.875" }
+data_residency = "1.1"
+
+[[models.intro.changes]]
+on = "2027-01-01"
+input = "1.50"
+output = "7.50"
+batch = { input = "0.75", output = "3.75" }
+data_residency = "1.1"
+
+[[models.intro.changes]]
+on = "2027-07-01"
+input = "1.00"
+output = "5.00"
+
+[models.plain]
+input = "1"
+output = "2"
+"#;
+    let table = PriceTable::from_text(text, "prices.toml").unwrap_or_else(|e| panic!("{e}"));
+    let usage = Usage::new(100_000, 10_000);
+    let day = |date: &str| {
+        cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}")) * 86_400
+    };
+    let at = |terms: CallTerms, when: i64| {
+        table
+            .quote_at("intro", &usage, terms, when)
+            .map(|q| (q.total(), q.change.map(|c| c.on().to_owned())))
+    };
+    let standard: CallTerms = ServiceTier::Standard.into();
+    // The last second of 2026 at the introductory price (100 000 × $0.75 + 10 000 × $3.75
+    // per million), the first second of 2027 at the next (× $1.50, × $7.50), and from July on
+    // the one after.
+    assert_eq!(
+        at(standard, day("2027-01-01") - 1),
+        Ok((usd("0.1125"), None))
+    );
+    assert_eq!(
+        at(standard, day("2027-01-01")),
+        Ok((usd("0.225"), Some("2027-01-01".to_owned())))
+    );
+    assert_eq!(
+        at(standard, day("2030-01-01")),
+        Ok((usd("0.15"), Some("2027-07-01".to_owned())))
+    );
+    // A change gives its prices in full: its batch prices and factors are its own, and one
+    // without a data-residency factor leaves such a call unpriced.
+    assert_eq!(
+        at(ServiceTier::Batch.into(), day("2027-02-01")).map(|(total, _)| total),
+        Ok(usd("0.1125"))
+    );
+    let residency = CallTerms {
+        service_tier: ServiceTier::Standard,
+        data_residency: true,
+    };
+    assert_eq!(
+        at(residency, day("2027-02-01")).map(|(total, _)| total),
+        Ok(usd("0.2475"))
+    );
+    assert!(matches!(
+        at(residency, day("2027-08-01")),
+        Err(QuoteError::Cost {
+            source: CostError::NoDataResidencyPrice,
+            ..
+        })
+    ));
+    // A call made now is priced at today's prices; an entry without changes at its own.
+    let now = table
+        .quote("intro", &usage, standard)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let expected = table
+        .quote_at("intro", &usage, standard, {
+            use cost_core::budget::Clock;
+            cost_core::budget::SystemClock.unix_seconds()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (now.total(), now.change.map(|c| c.on())),
+        (expected.total(), expected.change.map(|c| c.on()))
+    );
+    assert_eq!(
+        table
+            .quote_at("plain", &usage, standard, 0)
+            .map(|q| (q.total(), q.change.is_none())),
+        Ok((usd("0.12"), true))
+    );
+    round_trips(&table);
+    // Changes out of date order, or on no calendar day, are errors that say so.
+    let unordered = text.replace("2027-07-01", "2026-12-01");
+    let Err(err) = PriceTable::from_text(&unordered, "prices.toml") else {
+        panic!("changes out of order loaded")
+    };
+    assert!(
+        err.to_string().contains(
+            "model `intro`: the price change on 2026-12-01 is not after the one before it"
+        ),
+        "{err}"
+    );
+    let undated = text.replace("2027-07-01", "2027-13-01");
+    let Err(err) = PriceTable::from_text(&undated, "prices.toml") else {
+        panic!("a change on no calendar day loaded")
+    };
+    assert_eq!(
+        (err.line, err.kind),
+        (Some(19), PriceFileErrorKind::Invalid),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("`2027-13-01` is not a calendar date"),
+        "{err}"
+    );
+    // Merged over it, a file's entry replaces the entry and its changes.
+    let overlay = PriceTable::from_text(
+        "version = \"o\"\n[models.intro]\ninput = \"2\"\noutput = \"4\"\n",
+        "o.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let merged = table.merged(&overlay).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        merged
+            .quote_at("intro", &usage, standard, day("2028-01-01"))
+            .map(|q| (q.total(), q.change.is_none())),
+        Ok((usd("0.24"), true))
+    );
 }
 
 #[test]

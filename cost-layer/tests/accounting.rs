@@ -1127,6 +1127,28 @@ fn sessions_reopened_on_two_threads_while_retention_evicts_never_lose_a_call_nor
     assert!(sessions.len() <= 2, "{sessions:?}");
 }
 
+#[test]
+fn a_call_is_charged_at_the_prices_in_force_when_it_closes() {
+    // Prices that changed in 2000 and change again in 2999: a call now is charged at the
+    // change of 2000: 1 000 000 × $2 + 100 000 × $4 per million.
+    let table = cost_layer::cost_core::PriceTable::from_text(
+        "version = \"changing\"\n\
+         [models.changing]\ninput = \"1\"\noutput = \"2\"\n\
+         [[models.changing.changes]]\non = \"2000-01-01\"\ninput = \"2\"\noutput = \"4\"\n\
+         [[models.changing.changes]]\non = \"2999-01-01\"\ninput = \"3\"\noutput = \"6\"\n",
+        "changing.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (dispatch, ledger) = dispatch(CostLayer::builder().prices(table));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-changing");
+        let _s = session.enter();
+        call("changing", 1_000_000, 100_000);
+    });
+    let totals = ledger.model("changing").unwrap_or_default();
+    assert_eq!((totals.llm_calls, totals.total_usd()), (1, usd("2.4")));
+}
+
 /// A table with three prices read long ago (two of them on one day), one undated and one read
 /// in the future of any clock this runs on.
 fn dated_table() -> cost_layer::cost_core::PriceTable {

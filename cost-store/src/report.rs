@@ -213,7 +213,8 @@ pub enum WhatIfError {
 }
 
 /// Prices the usage of every priced call on `model` instead, per feature (ordered by actual
-/// cost, highest first), and the grand total (key `total`).
+/// cost, highest first), and the grand total (key `total`); each call at the prices in force
+/// on the day it was made.
 pub fn what_if(
     records: &[CallRecord],
     table: &PriceTable,
@@ -242,7 +243,12 @@ pub fn what_if(
         // standard tier, which would compare unlike with unlike; so is a data-residency call
         // where the other model has no price there.
         let Some(other) = table
-            .quote_resolved(resolution, &record.usage, record.call_terms())
+            .quote_resolved_at(
+                resolution,
+                &record.usage,
+                record.call_terms(),
+                record.at_ms.div_euclid(1_000),
+            )
             .ok()
             .filter(|quote| quote.priced.service_tier == record.service_tier)
         else {
@@ -313,7 +319,8 @@ impl fmt::Display for RepriceSummary {
 }
 
 /// The new costs of `records` under `table` (by the model as called, as the layer resolved
-/// it), for [`Store::reprice`](crate::Store::reprice): only the records that change.
+/// it, at the prices in force on the day each call was made), for
+/// [`Store::reprice`](crate::Store::reprice): only the records that change.
 pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, RepriceSummary) {
     let mut summary = RepriceSummary::default();
     let mut changes = Vec::new();
@@ -328,7 +335,14 @@ pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, Re
             continue;
         }
         let called = record.model_as_called();
-        let (status, cost, model) = match table.quote(called, &record.usage, record.call_terms()) {
+        // At the prices in force when the call was made.
+        let priced = table.quote_at(
+            called,
+            &record.usage,
+            record.call_terms(),
+            record.at_ms.div_euclid(1_000),
+        );
+        let (status, cost, model) = match priced {
             Ok(quote) => (
                 CallStatus::Priced,
                 quote.priced.breakdown,

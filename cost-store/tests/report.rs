@@ -131,6 +131,52 @@ fn reprice_and_what_if_keep_each_calls_data_residency() {
 }
 
 #[test]
+fn reprice_and_what_if_price_each_call_at_the_prices_of_its_day() {
+    // gpt-4o at $2.50 / $10 per million until 2026-01-01, then at $2 / $8; another model at
+    // $1 / $4 until then and $0.50 / $2 after.
+    let table = PriceTable::from_text(
+        r#"version = "dated"
+[models.gpt-4o]
+input = "2.50"
+output = "10.00"
+[[models.gpt-4o.changes]]
+on = "2026-01-01"
+input = "2.00"
+output = "8.00"
+[models.other]
+input = "1"
+output = "4"
+[[models.other.changes]]
+on = "2026-01-01"
+input = "0.50"
+output = "2"
+"#,
+        "dated.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let new_year_ms = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let mut before = record(new_year_ms - 1, "chat");
+    before.id = Some(1);
+    let mut after = record(new_year_ms, "chat");
+    after.id = Some(2);
+    let records = [before, after];
+    // Both were charged 1 000 × $2.50 + 100 × $10 = $0.0035; the later one now costs
+    // 1 000 × $2 + 100 × $8 = $0.0028, the earlier one is unchanged.
+    let (changes, summary) = report::reprice(&records, &table);
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.id, c.cost.total()))
+            .collect::<Vec<_>>(),
+        [(2, usd("0.0028"))]
+    );
+    assert_eq!(summary.unchanged, 1);
+    // On the other model: 1 000 × $1 + 100 × $4 = $0.0014, then 1 000 × $0.50 + 100 × $2.
+    let (_, total) = report::what_if(&records, &table, "other").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((total.calls, total.what_if), (2, usd("0.0021")));
+}
+
+#[test]
 fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard_without_audio() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("old.sqlite");

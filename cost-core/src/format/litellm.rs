@@ -217,6 +217,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         };
         builder.model(ModelEntry {
+            changes: Vec::new(),
             key: name.to_owned(),
             provider: text_field("litellm_provider"),
             source: text_field("source"),

@@ -30,6 +30,11 @@
 //! input = "2.50"
 //! output = "15.00"
 //!
+//! [[models."gemini-3.8-flash".changes]]   # a price change: from 00:00 UTC on `on`, these
+//! on = "2027-01-01"                       # prices (given in full, as a model's: tiers,
+//! input = "1.50"                          # batch, factors…) replace the ones before
+//! output = "7.50"
+//!
 //! [aliases]                    # more aliases, name = target
 //! "gpt-4o-2024-08-06" = "gpt-4o"
 //! ```
@@ -140,23 +145,21 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         }
         Ok(schedule)
     };
-    for (key, model) in &file.models {
-        if let Some(date) = &model.as_of {
-            check_date(date).map_err(|m| invalid(date.span(), m))?;
-        }
-        let variants = [&model.batch, &model.flex, &model.priority]
+    // A model's prices, or a price change's: standard prices and context tiers, service tiers,
+    // fast mode's own prices or factor, and the data-residency factor.
+    let model_price = |key: &Spanned<String>, terms: PriceTerms<'_>| {
+        let invalid_price = |e: crate::price::PriceError| {
+            invalid(key.span(), format!("model `{}`: {e}", key.get_ref()))
+        };
+        let variants = [terms.batch, terms.flex, terms.priority]
             .map(|v| v.as_ref().map(&schedule).transpose());
         let [batch, flex, priority] = variants;
-        let price = ModelPrice::new(
-            schedule(&model.prices_with(model.tiers.clone()))?,
-            [batch?, flex?, priority?],
-        )
-        .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
+        let mut price = ModelPrice::new(schedule(&terms.prices)?, [batch?, flex?, priority?])
+            .map_err(invalid_price)?;
         // Fast mode's own prices, or its factor (below), first: the data-residency prices
         // scale it too.
-        let mut price = price;
-        if let Some(spec) = &model.fast_mode_prices {
-            if let Some(factor) = &model.fast_mode {
+        if let Some(spec) = terms.fast_mode_prices {
+            if let Some(factor) = terms.fast_mode {
                 return Err(invalid(
                     factor.span(),
                     format!(
@@ -167,17 +170,17 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             }
             price = price
                 .with_fast_mode_prices(schedule(spec)?)
-                .map_err(|e| invalid(key.span(), format!("model `{}`: {e}", key.get_ref())))?;
+                .map_err(invalid_price)?;
         }
         for (name, factor, apply) in [
             (
                 "fast_mode",
-                &model.fast_mode,
+                terms.fast_mode,
                 ModelPrice::with_fast_mode as fn(ModelPrice, PriceMultiplier) -> _,
             ),
             (
                 "data_residency",
-                &model.data_residency,
+                terms.data_residency,
                 ModelPrice::with_data_residency,
             ),
         ] {
@@ -194,6 +197,29 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 .map_err(|e| invalid_factor(e.to_string()))?;
             price = apply(price, parsed).map_err(|e| invalid_factor(e.to_string()))?;
         }
+        Ok(price)
+    };
+    for (key, model) in &file.models {
+        if let Some(date) = &model.as_of {
+            check_date(date).map_err(|m| invalid(date.span(), m))?;
+        }
+        let price = model_price(key, model.terms())?;
+        let changes = model
+            .changes
+            .iter()
+            .map(|change| {
+                let price = model_price(key, change.terms())?;
+                crate::table::PriceChange::new(change.on.get_ref(), price).ok_or_else(|| {
+                    invalid(
+                        change.on.span(),
+                        format!(
+                            "`{}` is not a calendar date in the form YYYY-MM-DD",
+                            change.on.get_ref()
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         builder.model(ModelEntry {
             key: key.get_ref().clone(),
             provider: model.provider.clone(),
@@ -204,6 +230,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 .map(|d| d.get_ref().clone())
                 .or_else(|| file.as_of.as_ref().map(|d| d.get_ref().clone())),
             price,
+            changes,
         });
         for alias in &model.aliases {
             builder.alias(alias.clone(), key.get_ref().clone());
@@ -318,8 +345,66 @@ price_fields!(price_table! {
         fast_mode: Option<Spanned<PriceText>>,
         #[serde(default)]
         fast_mode_prices: Option<PricesSpec>,
+        #[serde(default)]
+        changes: Vec<ChangeSpec>,
     }
 });
+
+price_fields!(price_table! {
+    copies prices_with
+    /// A price change: the prices of a model from the day `on` (UTC) on, given in full as a
+    /// model's are (standard prices and context tiers, service tiers, factors).
+    #[derive(Deserialize)]
+    struct ChangeSpec {
+        on: Spanned<String>,
+        #[serde(default)]
+        tiers: Vec<TierSpec>,
+        #[serde(default)]
+        batch: Option<PricesSpec>,
+        #[serde(default)]
+        flex: Option<PricesSpec>,
+        #[serde(default)]
+        priority: Option<PricesSpec>,
+        #[serde(default)]
+        data_residency: Option<Spanned<PriceText>>,
+        #[serde(default)]
+        fast_mode: Option<Spanned<PriceText>>,
+        #[serde(default)]
+        fast_mode_prices: Option<PricesSpec>,
+    }
+});
+
+/// The price-bearing parts of a model or of a price change, borrowed for building its
+/// [`ModelPrice`].
+struct PriceTerms<'a> {
+    prices: PricesSpec,
+    batch: &'a Option<PricesSpec>,
+    flex: &'a Option<PricesSpec>,
+    priority: &'a Option<PricesSpec>,
+    fast_mode: &'a Option<Spanned<PriceText>>,
+    fast_mode_prices: &'a Option<PricesSpec>,
+    data_residency: &'a Option<Spanned<PriceText>>,
+}
+
+/// Both kinds of table that hold a model's prices.
+macro_rules! price_terms {
+    ($($spec:ident),*) => {$(
+        impl $spec {
+            fn terms(&self) -> PriceTerms<'_> {
+                PriceTerms {
+                    prices: self.prices_with(self.tiers.clone()),
+                    batch: &self.batch,
+                    flex: &self.flex,
+                    priority: &self.priority,
+                    fast_mode: &self.fast_mode,
+                    fast_mode_prices: &self.fast_mode_prices,
+                    data_residency: &self.data_residency,
+                }
+            }
+        }
+    )*};
+}
+price_terms!(ModelSpec, ChangeSpec);
 
 price_fields!(price_table! {
     /// Prices of a schedule (the model's own or a service tier's): components and context tiers.
@@ -388,7 +473,7 @@ pub enum WriteError {
 
 /// Writes `table` in this format, so that [`parse`] reads back the same prices (per million
 /// tokens; searches and file search calls per call), service and context tiers, fast-mode and
-/// data-residency factors, providers, sources, dates and aliases: a snapshot of a table read
+/// data-residency factors, price changes, providers, sources, dates and aliases: a snapshot of a table read
 /// from LiteLLM's file, or merged from several, to keep, review and diff. The table's own date
 /// is written only when every entry written has a date of its own: a file's date is the date
 /// of its undated entries when read, and an undated entry (LiteLLM's) must stay undated.
@@ -438,12 +523,10 @@ pub fn write_models<'a>(
     toml::to_string(&root).map_err(|e| WriteError::Toml(e.to_string()))
 }
 
-/// One model's table: its texts, standard prices and context tiers, service tiers and factors.
+/// One model's table: its texts, its prices (see [`price_table`]) and its price changes.
 fn model_table(entry: &ModelEntry) -> Result<toml::Table, WriteError> {
-    use crate::price::ServiceTier;
     use toml::Value;
-    let price = &entry.price;
-    let mut model = schedule_table(&entry.key, price.standard())?;
+    let mut model = price_table(&entry.key, &entry.price)?;
     for (field, text) in [
         ("provider", &entry.provider),
         ("source", &entry.source),
@@ -453,6 +536,26 @@ fn model_table(entry: &ModelEntry) -> Result<toml::Table, WriteError> {
             model.insert(field.into(), Value::String(text.clone()));
         }
     }
+    if !entry.changes.is_empty() {
+        let changes = entry
+            .changes
+            .iter()
+            .map(|change| {
+                let mut table = price_table(&entry.key, &change.price)?;
+                table.insert("on".into(), Value::String(change.on().to_owned()));
+                Ok(Value::Table(table))
+            })
+            .collect::<Result<Vec<_>, WriteError>>()?;
+        model.insert("changes".into(), Value::Array(changes));
+    }
+    Ok(model)
+}
+
+/// One price's table: standard prices and context tiers, service tiers and factors.
+fn price_table(model: &str, price: &ModelPrice) -> Result<toml::Table, WriteError> {
+    use crate::price::ServiceTier;
+    use toml::Value;
+    let mut table = schedule_table(model, price.standard())?;
     for (field, tier) in [
         ("batch", ServiceTier::Batch),
         ("flex", ServiceTier::Flex),
@@ -460,8 +563,8 @@ fn model_table(entry: &ModelEntry) -> Result<toml::Table, WriteError> {
         ("fast_mode_prices", ServiceTier::FastMode),
     ] {
         if let Some(schedule) = price.schedule(tier) {
-            let table = schedule_table(&entry.key, schedule)?;
-            model.insert(field.into(), Value::Table(table));
+            let variant = schedule_table(model, schedule)?;
+            table.insert(field.into(), Value::Table(variant));
         }
     }
     for (field, factor) in [
@@ -469,10 +572,10 @@ fn model_table(entry: &ModelEntry) -> Result<toml::Table, WriteError> {
         ("data_residency", price.data_residency()),
     ] {
         if let Some(factor) = factor {
-            model.insert(field.into(), Value::String(factor.to_string()));
+            table.insert(field.into(), Value::String(factor.to_string()));
         }
     }
-    Ok(model)
+    Ok(table)
 }
 
 /// The prices of one schedule, with its context tiers.
