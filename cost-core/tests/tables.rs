@@ -246,6 +246,38 @@ fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
 }
 
 #[test]
+fn the_embedded_table_prices_gemini_3_8_flash_at_its_introductory_price_until_2027() {
+    let table = PriceTable::default();
+    let usage = Usage {
+        input: 100_000,
+        cache_read: 40_000,
+        audio_input: 10_000,
+        output: 10_000,
+        ..Usage::default()
+    };
+    let on = |date: &str, tier: ServiceTier| {
+        let day = cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}"));
+        table
+            .quote_at("gemini-3.8-flash", &usage, tier, day * 86_400)
+            .map(|q| (q.total(), q.change.map(|c| c.on().to_owned())))
+    };
+    // 60 000 × $0.75 (audio as text) + 40 000 × $0.075 + 10 000 × $3.75 per million through
+    // 2026; twice that from 2027-01-01; half either in Flex.
+    assert_eq!(
+        on("2026-12-31", ServiceTier::Standard),
+        Ok((usd("0.0855"), None))
+    );
+    assert_eq!(
+        on("2027-01-01", ServiceTier::Standard),
+        Ok((usd("0.171"), Some("2027-01-01".to_owned())))
+    );
+    assert_eq!(
+        on("2027-01-01", ServiceTier::Flex).map(|(total, _)| total),
+        Ok(usd("0.0855"))
+    );
+}
+
+#[test]
 fn resolution_rules_in_order() {
     let table = PriceTable::default();
     let cases = [
