@@ -94,6 +94,28 @@ fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_say
         ),
         Ok((usd("0.02625025"), Some(100_000)))
     );
+    // The Batch API halves every price, cache reads and writes included, above a context tier
+    // too: 20 000 × $1.50 + 30 000 × $0.15 + 10 000 × $1.875 + 1 000 × $7.50 per million on
+    // Sonnet 4.5, and past 200 000 input tokens 210 001 × $3 + 1 000 × $11.25.
+    let cached = Usage {
+        input: 60_000,
+        cache_read: 30_000,
+        cache_write: 10_000,
+        output: 1_000,
+        ..Usage::default()
+    };
+    assert_eq!(
+        quote("claude-sonnet-4-5", cached, ServiceTier::Batch.into()),
+        Ok((usd("0.06075"), None))
+    );
+    assert_eq!(
+        quote(
+            "claude-sonnet-4-5",
+            prompt(210_001, 0, 1_000),
+            ServiceTier::Batch.into()
+        ),
+        Ok((usd("0.641253"), Some(200_000)))
+    );
     // Claude 4.6 and later have no long-context price: 900 000 × $3 + 1 000 × $15 per million
     // on Sonnet 4.6, where Sonnet 4.5 bills the same request at $6 and $22.50.
     assert_eq!(
