@@ -319,77 +319,35 @@ macro_rules! price_table {
     };
 }
 
-price_fields!(price_table! {
-    copies prices_with
-    #[derive(Deserialize)]
-    struct ModelSpec {
-        #[serde(default)]
-        provider: Option<String>,
-        #[serde(default)]
-        source: Option<String>,
-        #[serde(default)]
-        as_of: Option<Spanned<String>>,
-        #[serde(default)]
-        aliases: Vec<String>,
-        #[serde(default)]
-        tiers: Vec<TierSpec>,
-        #[serde(default)]
-        batch: Option<PricesSpec>,
-        #[serde(default)]
-        flex: Option<PricesSpec>,
-        #[serde(default)]
-        priority: Option<PricesSpec>,
-        #[serde(default)]
-        data_residency: Option<Spanned<PriceText>>,
-        #[serde(default)]
-        fast_mode: Option<Spanned<PriceText>>,
-        #[serde(default)]
-        fast_mode_prices: Option<PricesSpec>,
-        #[serde(default)]
-        changes: Vec<ChangeSpec>,
-    }
-});
+/// A table of the file that holds a model's prices (a model, or one of its price changes): its
+/// own fields, then the price-bearing ones, listed once: the standard prices (through
+/// [`price_table!`]) and context tiers, the service tiers, fast mode's prices or factor and the
+/// data-residency factor; with `terms`, borrowed for building its [`ModelPrice`].
+macro_rules! model_price_table {
+    ($(#[$attr:meta])* struct $name:ident { $($own:tt)* }) => {
+        price_fields!(price_table! {
+            copies prices_with
+            $(#[$attr])*
+            struct $name {
+                $($own)*
+                #[serde(default)]
+                tiers: Vec<TierSpec>,
+                #[serde(default)]
+                batch: Option<PricesSpec>,
+                #[serde(default)]
+                flex: Option<PricesSpec>,
+                #[serde(default)]
+                priority: Option<PricesSpec>,
+                #[serde(default)]
+                data_residency: Option<Spanned<PriceText>>,
+                #[serde(default)]
+                fast_mode: Option<Spanned<PriceText>>,
+                #[serde(default)]
+                fast_mode_prices: Option<PricesSpec>,
+            }
+        });
 
-price_fields!(price_table! {
-    copies prices_with
-    /// A price change: the prices of a model from the day `on` (UTC) on, given in full as a
-    /// model's are (standard prices and context tiers, service tiers, factors).
-    #[derive(Deserialize)]
-    struct ChangeSpec {
-        on: Spanned<String>,
-        #[serde(default)]
-        tiers: Vec<TierSpec>,
-        #[serde(default)]
-        batch: Option<PricesSpec>,
-        #[serde(default)]
-        flex: Option<PricesSpec>,
-        #[serde(default)]
-        priority: Option<PricesSpec>,
-        #[serde(default)]
-        data_residency: Option<Spanned<PriceText>>,
-        #[serde(default)]
-        fast_mode: Option<Spanned<PriceText>>,
-        #[serde(default)]
-        fast_mode_prices: Option<PricesSpec>,
-    }
-});
-
-/// The price-bearing parts of a model or of a price change, borrowed for building its
-/// [`ModelPrice`].
-struct PriceTerms<'a> {
-    prices: PricesSpec,
-    batch: &'a Option<PricesSpec>,
-    flex: &'a Option<PricesSpec>,
-    priority: &'a Option<PricesSpec>,
-    fast_mode: &'a Option<Spanned<PriceText>>,
-    fast_mode_prices: &'a Option<PricesSpec>,
-    data_residency: &'a Option<Spanned<PriceText>>,
-}
-
-/// Both kinds of table that hold a model's prices.
-macro_rules! price_terms {
-    ($($spec:ident),*) => {$(
-        impl $spec {
+        impl $name {
             fn terms(&self) -> PriceTerms<'_> {
                 PriceTerms {
                     prices: self.prices_with(self.tiers.clone()),
@@ -402,9 +360,45 @@ macro_rules! price_terms {
                 }
             }
         }
-    )*};
+    };
 }
-price_terms!(ModelSpec, ChangeSpec);
+
+model_price_table! {
+    #[derive(Deserialize)]
+    struct ModelSpec {
+        #[serde(default)]
+        provider: Option<String>,
+        #[serde(default)]
+        source: Option<String>,
+        #[serde(default)]
+        as_of: Option<Spanned<String>>,
+        #[serde(default)]
+        aliases: Vec<String>,
+        #[serde(default)]
+        changes: Vec<ChangeSpec>,
+    }
+}
+
+model_price_table! {
+    /// A price change: the prices of a model from the day `on` (UTC) on, given in full as a
+    /// model's are.
+    #[derive(Deserialize)]
+    struct ChangeSpec {
+        on: Spanned<String>,
+    }
+}
+
+/// The price-bearing parts of a model or of a price change, borrowed for building its
+/// [`ModelPrice`].
+struct PriceTerms<'a> {
+    prices: PricesSpec,
+    batch: &'a Option<PricesSpec>,
+    flex: &'a Option<PricesSpec>,
+    priority: &'a Option<PricesSpec>,
+    fast_mode: &'a Option<Spanned<PriceText>>,
+    fast_mode_prices: &'a Option<PricesSpec>,
+    data_residency: &'a Option<Spanned<PriceText>>,
+}
 
 price_fields!(price_table! {
     /// Prices of a schedule (the model's own or a service tier's): components and context tiers.
