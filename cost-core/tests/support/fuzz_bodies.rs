@@ -31,6 +31,11 @@ pub(crate) fn exercise_table(table: &PriceTable) {
                 images_and_tools,
             ] {
                 let _ = table.quote(&entry.key, &usage, tier);
+                // At every price the entry has had, and at the ends of time.
+                let days = entry.changes.iter().map(|change| change.starts_at());
+                for at in days.chain([i64::MIN, i64::MAX]) {
+                    let _ = table.quote_at(&entry.key, &usage, tier, at);
+                }
             }
         }
     }
