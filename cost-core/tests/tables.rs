@@ -253,6 +253,12 @@ fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
         quote("gpt-6.1-terra", written, ServiceTier::Standard),
         Ok((usd("0.06"), None))
     );
+    // GPT-5.5's Priority costs 2.5 times whichever price applies: 300 000 × $25 + 1 000 ×
+    // $112.50 per million past its 272 000-token tier.
+    assert_eq!(
+        quote("gpt-5.5", prompt(300_000, 0, 1_000), ServiceTier::Priority),
+        Ok((usd("7.6125"), Some(272_000)))
+    );
     // Their web search price is not in the table: a call that searched is unpriced.
     let searched = Usage {
         web_search_requests: 1,
