@@ -259,6 +259,24 @@ fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
         quote("gpt-5.5", prompt(300_000, 0, 1_000), ServiceTier::Priority),
         Ok((usd("7.6125"), Some(272_000)))
     );
+    // GPT-5.6 Terra was cut on 2026-07-30: a call of 2026-07-29 on record is priced at its
+    // launch price (100 000 × $2.50 + 10 000 × $15 per million), one of that day at the cut
+    // one ($2, $12).
+    let terra = |date: &str| {
+        let day = cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}"));
+        table
+            .quote_at(
+                "gpt-5.6-terra",
+                &prompt(100_000, 0, 10_000),
+                ServiceTier::Standard,
+                day * 86_400,
+            )
+            .map(|q| q.total())
+    };
+    assert_eq!(
+        (terra("2026-07-29"), terra("2026-07-30")),
+        (Ok(usd("0.4")), Ok(usd("0.32")))
+    );
     // Their web search price is not in the table: a call that searched is unpriced.
     let searched = Usage {
         web_search_requests: 1,
