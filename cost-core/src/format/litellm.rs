@@ -217,12 +217,12 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         };
         builder.model(ModelEntry {
-            changes: Vec::new(),
             key: name.to_owned(),
             provider: text_field("litellm_provider"),
             source: text_field("source"),
             as_of: None,
             price,
+            changes: Vec::new(),
         });
     }
     builder.build().map_err(|e| PriceFileError {

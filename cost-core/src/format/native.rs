@@ -467,8 +467,8 @@ pub enum WriteError {
 
 /// Writes `table` in this format, so that [`parse`] reads back the same prices (per million
 /// tokens; searches and file search calls per call), service and context tiers, fast-mode and
-/// data-residency factors, price changes, providers, sources, dates and aliases: a snapshot of a table read
-/// from LiteLLM's file, or merged from several, to keep, review and diff. The table's own date
+/// data-residency factors, price changes, providers, sources, dates and aliases: a snapshot of
+/// a table read from LiteLLM's file, or merged from several, to keep, review and diff. The table's own date
 /// is written only when every entry written has a date of its own: a file's date is the date
 /// of its undated entries when read, and an undated entry (LiteLLM's) must stay undated.
 pub fn write(table: &PriceTable) -> Result<String, WriteError> {
