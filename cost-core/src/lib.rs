@@ -14,7 +14,8 @@
 //! - [`PriceTable`]: many models, loaded from the embedded default ([`PriceTable::default`]), the
 //!   native TOML format or LiteLLM's JSON ([`PriceTable::from_path`]), merged
 //!   ([`PriceTable::merged`]) and shared live ([`SharedPriceTable`]); names resolve by the rules
-//!   of [`resolve`].
+//!   of [`resolve`]. An entry may list [`PriceChange`]s, prices that replace its own from a known
+//!   day on: [`PriceTable::quote`] prices a call made now, [`PriceTable::quote_at`] one made then.
 //!
 //! ```
 //! use cost_core::{PriceTable, ServiceTier, Usage};
