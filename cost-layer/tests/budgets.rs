@@ -203,6 +203,43 @@ reasoning = "3.50"
 }
 
 #[test]
+fn a_reservation_is_made_at_the_prices_in_force_now() {
+    // Prices changed in 2000 and change again in 2999: the worst case of a call now is at the
+    // change of 2000, 1 000 × $2 + 1 000 × $4 per million.
+    let table = PriceTable::from_text(
+        r#"
+version = "changing"
+
+[models."changing"]
+input = "1"
+output = "2"
+
+[[models."changing".changes]]
+on = "2000-01-01"
+input = "2"
+output = "4"
+
+[[models."changing".changes]]
+on = "2999-01-01"
+input = "3"
+output = "6"
+"#,
+        "inline.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("1"));
+    let (layer, _ledger) = CostLayer::builder()
+        .prices(table)
+        .budgets(book.clone())
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    assert_eq!(
+        reserved_in_one_call(&dispatch, &book, "changing", 1_000, 1_000),
+        Some((usd("0"), usd("0.006")))
+    );
+}
+
+#[test]
 fn the_guard_api_without_the_macro_and_release_on_panic() {
     let (dispatch, _ledger, book, _alerts) = setup(session_budget("1"));
     tracing::dispatcher::with_default(&dispatch, || {
