@@ -12,6 +12,21 @@ fn usd(text: &str) -> Money {
     Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// 00:00 UTC on `date` (`YYYY-MM-DD`), in seconds since the Unix epoch.
+fn day_start(date: &str) -> i64 {
+    cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}")) * 86_400
+}
+
+/// A call's prompt (cache reads included) and completion tokens.
+fn prompt(input: u64, cache_read: u64, output: u64) -> Usage {
+    Usage {
+        input,
+        cache_read,
+        output,
+        ..Usage::default()
+    }
+}
+
 fn resolve(table: &PriceTable, name: &str) -> Option<(String, MatchRule)> {
     table
         .resolve(name)
@@ -68,12 +83,6 @@ fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_say
             .map(|q| (q.total(), q.priced.context_tier))
     };
     let standard: CallTerms = ServiceTier::Standard.into();
-    let prompt = |input: u64, cache_read: u64, output: u64| Usage {
-        input,
-        cache_read,
-        output,
-        ..Usage::default()
-    };
     // Claude Haiku 5.5 bills the whole request at five times its prices once the prompt, cache
     // reads included, is over 100 000 tokens: 60 000 × $0.10 + 40 000 × $0.01 + 1 000 × $0.50
     // per million at the threshold; 60 000 × $0.50 + 40 001 × $0.05 + 1 000 × $2.50 past it.
@@ -134,13 +143,12 @@ fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_say
     );
     // …since 2026-10-07: a call on record from the day before is priced at $0.20.
     let on = |date: &str| {
-        let day = cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}"));
         table
             .quote_at(
                 "claude-sonnet-5-5",
                 &prompt(20_000, 10_000, 0),
                 standard,
-                day * 86_400,
+                day_start(date),
             )
             .map(|q| (q.total(), q.change.map(|c| c.on().to_owned())))
     };
@@ -196,12 +204,6 @@ fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
         table
             .quote(model, &usage, tier)
             .map(|q| (q.total(), q.priced.context_tier))
-    };
-    let prompt = |input: u64, cache_read: u64, output: u64| Usage {
-        input,
-        cache_read,
-        output,
-        ..Usage::default()
     };
     // GPT-6.1 Sol up to 272 000 input tokens, cache reads included: 172 000 × $2 + 100 000 ×
     // $0.10 + 1 000 × $10 per million (the dated snapshot name resolves to it).
@@ -263,13 +265,12 @@ fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
     // launch price (100 000 × $2.50 + 10 000 × $15 per million), one of that day at the cut
     // one ($2, $12).
     let terra = |date: &str| {
-        let day = cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}"));
         table
             .quote_at(
                 "gpt-5.6-terra",
                 &prompt(100_000, 0, 10_000),
                 ServiceTier::Standard,
-                day * 86_400,
+                day_start(date),
             )
             .map(|q| q.total())
     };
@@ -302,9 +303,8 @@ fn the_embedded_table_prices_gemini_3_8_flash_at_its_introductory_price_until_20
         ..Usage::default()
     };
     let on = |date: &str, tier: ServiceTier| {
-        let day = cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}"));
         table
-            .quote_at("gemini-3.8-flash", &usage, tier, day * 86_400)
+            .quote_at("gemini-3.8-flash", &usage, tier, day_start(date))
             .map(|q| (q.total(), q.change.map(|c| c.on().to_owned())))
     };
     // 60 000 × $0.75 (audio as text) + 40 000 × $0.075 + 10 000 × $3.75 per million through
@@ -909,9 +909,6 @@ output = "2"
 "#;
     let table = PriceTable::from_text(text, "prices.toml").unwrap_or_else(|e| panic!("{e}"));
     let usage = Usage::new(100_000, 10_000);
-    let day = |date: &str| {
-        cost_core::budget::parse_utc_date(date).unwrap_or_else(|| panic!("{date}")) * 86_400
-    };
     let at = |terms: CallTerms, when: i64| {
         table
             .quote_at("intro", &usage, terms, when)
@@ -922,21 +919,21 @@ output = "2"
     // per million), the first second of 2027 at the next (× $1.50, × $7.50), and from July on
     // the one after.
     assert_eq!(
-        at(standard, day("2027-01-01") - 1),
+        at(standard, day_start("2027-01-01") - 1),
         Ok((usd("0.1125"), None))
     );
     assert_eq!(
-        at(standard, day("2027-01-01")),
+        at(standard, day_start("2027-01-01")),
         Ok((usd("0.225"), Some("2027-01-01".to_owned())))
     );
     assert_eq!(
-        at(standard, day("2030-01-01")),
+        at(standard, day_start("2030-01-01")),
         Ok((usd("0.15"), Some("2027-07-01".to_owned())))
     );
     // A change gives its prices in full: its batch prices and factors are its own, and one
     // without a data-residency factor leaves such a call unpriced.
     assert_eq!(
-        at(ServiceTier::Batch.into(), day("2027-02-01")).map(|(total, _)| total),
+        at(ServiceTier::Batch.into(), day_start("2027-02-01")).map(|(total, _)| total),
         Ok(usd("0.1125"))
     );
     let residency = CallTerms {
@@ -944,11 +941,11 @@ output = "2"
         data_residency: true,
     };
     assert_eq!(
-        at(residency, day("2027-02-01")).map(|(total, _)| total),
+        at(residency, day_start("2027-02-01")).map(|(total, _)| total),
         Ok(usd("0.2475"))
     );
     assert!(matches!(
-        at(residency, day("2027-08-01")),
+        at(residency, day_start("2027-08-01")),
         Err(QuoteError::Cost {
             source: CostError::NoDataResidencyPrice,
             ..
@@ -967,6 +964,22 @@ output = "2"
     assert_eq!(
         (now.total(), now.change.map(|c| c.on())),
         (expected.total(), expected.change.map(|c| c.on()))
+    );
+    // With a change in the past and one in the future, a call made now is priced at the
+    // past one's prices (1 000 × $2 + 100 × $4 per million), not the entry's first or the
+    // future's.
+    let changing = PriceTable::from_text(
+        "version = \"c\"\n[models.m]\ninput = \"1\"\noutput = \"2\"\n\
+         [[models.m.changes]]\non = \"2000-01-01\"\ninput = \"2\"\noutput = \"4\"\n\
+         [[models.m.changes]]\non = \"2999-01-01\"\ninput = \"3\"\noutput = \"6\"\n",
+        "c.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        changing
+            .quote("m", &Usage::new(1_000, 100), standard)
+            .map(|q| (q.total(), q.change.map(|c| c.on().to_owned()))),
+        Ok((usd("0.0024"), Some("2000-01-01".to_owned())))
     );
     assert_eq!(
         table
@@ -1009,7 +1022,7 @@ output = "2"
     let merged = table.merged(&overlay).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         merged
-            .quote_at("intro", &usage, standard, day("2028-01-01"))
+            .quote_at("intro", &usage, standard, day_start("2028-01-01"))
             .map(|q| (q.total(), q.change.is_none())),
         Ok((usd("0.24"), true))
     );
@@ -1259,15 +1272,14 @@ fn a_price_is_stale_once_older_than_the_age_limit() {
         "prices.toml",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let day = |date: &str| cost_core::budget::parse_utc_date(date).unwrap_or_default() * 86_400;
     let old = table.get("old").unwrap_or_else(|| panic!("old"));
     let new = table.get("new").unwrap_or_else(|| panic!("new"));
     // The entry without a date of its own has the file's.
-    assert_eq!(old.age_days(day("2026-11-26") + 3_599), Some(367));
-    assert_eq!(new.age_days(day("2026-11-26")), Some(25));
+    assert_eq!(old.age_days(day_start("2026-11-26") + 3_599), Some(367));
+    assert_eq!(new.age_days(day_start("2026-11-26")), Some(25));
     // Exactly the limit is not stale; a day more is.
     let limit = cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS;
-    let at_limit = day("2025-11-24") + i64::from(limit) * 86_400;
+    let at_limit = day_start("2025-11-24") + i64::from(limit) * 86_400;
     assert_eq!(old.stale_price(at_limit, limit), None);
     let stale = old
         .stale_price(at_limit + 86_400, limit)
@@ -1282,19 +1294,19 @@ fn a_price_is_stale_once_older_than_the_age_limit() {
             .starts_with("prices read on 2025-11-24 (181 days ago) may be out of date, `old`'s"),
         "{stale}"
     );
-    assert_eq!(new.stale_price(day("2026-11-26"), limit), None);
+    assert_eq!(new.stale_price(day_start("2026-11-26"), limit), None);
     // The table lists its stale prices up front.
     let listed: Vec<String> = table
-        .stale_prices(day("2026-11-26"), limit)
+        .stale_prices(day_start("2026-11-26"), limit)
         .into_iter()
         .map(|stale| stale.entry)
         .collect();
     assert_eq!(listed, ["old"]);
-    assert_eq!(table.stale_prices(day("2026-11-26"), 10).len(), 2);
+    assert_eq!(table.stale_prices(day_start("2026-11-26"), 10).len(), 2);
     // Entries without a date (LiteLLM's, programmatic) are never reported.
     let undated = cost_core::ModelEntry::new("x", old.price.clone());
-    assert_eq!(undated.age_days(day("2030-01-01")), None);
-    assert_eq!(undated.stale_price(day("2030-01-01"), 0), None);
+    assert_eq!(undated.age_days(day_start("2030-01-01")), None);
+    assert_eq!(undated.stale_price(day_start("2030-01-01"), 0), None);
 }
 
 #[test]

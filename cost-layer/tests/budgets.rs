@@ -162,6 +162,24 @@ fn reserved_in_one_call(
     })
 }
 
+/// What one call of `model` reserves against a session budget of $1 under the prices of
+/// `price_file` (native format).
+fn reserved_under(
+    price_file: &str,
+    model: &str,
+    input: u64,
+    max_output: u64,
+) -> Option<(Money, Money)> {
+    let table = PriceTable::from_text(price_file, "inline.toml").unwrap_or_else(|e| panic!("{e}"));
+    let book = book_on_a_fixed_clock(session_budget("1"));
+    let (layer, _ledger) = CostLayer::builder()
+        .prices(table)
+        .budgets(book.clone())
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    reserved_in_one_call(&dispatch, &book, model, input, max_output)
+}
+
 #[test]
 fn the_worst_case_of_a_model_that_prices_audio_apart_is_its_audio_price() {
     // gemini-2.5-flash: text input 0.30, audio input 1.00, output 2.50 per million. Whether the
@@ -178,26 +196,16 @@ fn the_worst_case_of_a_model_that_prices_audio_apart_is_its_audio_price() {
 fn the_worst_case_of_a_model_that_prices_reasoning_above_output_is_its_reasoning_price() {
     // Output at $0.60 and reasoning at $3.50 per million (LiteLLM's Gemini 2.5 Flash preview):
     // the 1 000 output tokens may all be reasoning, so 1 000 × 0.15e-6 + 1 000 × 3.5e-6.
-    let table = PriceTable::from_text(
-        r#"
+    let thinker = r#"
 version = "reasoning-test"
 
 [models."thinker"]
 input = "0.15"
 output = "0.60"
 reasoning = "3.50"
-"#,
-        "inline.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let book = book_on_a_fixed_clock(session_budget("1"));
-    let (layer, _ledger) = CostLayer::builder()
-        .prices(table)
-        .budgets(book.clone())
-        .build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+"#;
     assert_eq!(
-        reserved_in_one_call(&dispatch, &book, "thinker", 1_000, 1_000),
+        reserved_under(thinker, "thinker", 1_000, 1_000),
         Some((usd("0"), usd("0.00365")))
     );
 }
@@ -206,8 +214,7 @@ reasoning = "3.50"
 fn a_reservation_is_made_at_the_prices_in_force_now() {
     // Prices changed in 2000 and change again in 2999: the worst case of a call now is at the
     // change of 2000, 1 000 × $2 + 1 000 × $4 per million.
-    let table = PriceTable::from_text(
-        r#"
+    let changing = r#"
 version = "changing"
 
 [models."changing"]
@@ -223,18 +230,9 @@ output = "4"
 on = "2999-01-01"
 input = "3"
 output = "6"
-"#,
-        "inline.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let book = book_on_a_fixed_clock(session_budget("1"));
-    let (layer, _ledger) = CostLayer::builder()
-        .prices(table)
-        .budgets(book.clone())
-        .build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+"#;
     assert_eq!(
-        reserved_in_one_call(&dispatch, &book, "changing", 1_000, 1_000),
+        reserved_under(changing, "changing", 1_000, 1_000),
         Some((usd("0"), usd("0.006")))
     );
 }
