@@ -205,10 +205,12 @@ fn load_report_counts_what_was_left_out() {
     assert_eq!(report.entries, 9);
     assert_eq!(report.aliases, 1);
     assert_eq!(report.skipped_entries, ["dall-e-3", "whisper-1"]);
+    // DeepSeek's cache hit price is its cache read price, read, not skipped.
     assert_eq!(
         report.skipped_keys.get("input_cost_per_token_cache_hit"),
-        Some(&1)
+        None
     );
+    assert!(report.skipped_keys.is_empty(), "{:?}", report.skipped_keys);
     // Search prices are read, not skipped: Claude's $0.01 per search (batch discounts the
     // tokens only).
     assert_eq!(

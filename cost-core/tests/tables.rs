@@ -807,6 +807,128 @@ fn litellm_multipliers_give_the_data_residency_and_fast_mode_factors() {
 }
 
 #[test]
+fn litellm_regional_factors_price_data_residency_only_where_they_agree() {
+    let usage = Usage::new(10_000, 1_000);
+    let residency = CallTerms {
+        service_tier: ServiceTier::Standard,
+        data_residency: true,
+    };
+    let litellm = r#"{
+        "fallback_generalizations": {"rules": [{"name": "gpt", "pattern": "^gpt-"}]},
+        "gpt-4o": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+            "regional_processing_uplift_multiplier_eu": 1.1,
+            "regional_processing_uplift_multiplier_us": 1.1},
+        "regional-endpoint": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+            "regional_endpoint_uplift_multiplier": "1.1",
+            "provider_specific_entry": {"us": 1.1}},
+        "eu-dearer": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+            "regional_processing_uplift_multiplier_eu": 1.2,
+            "regional_processing_uplift_multiplier_us": 1.1},
+        "us-disagrees": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+            "regional_processing_uplift_multiplier_us": 1.2,
+            "provider_specific_entry": {"us": 1.1}},
+        "odd-uplift": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+            "regional_processing_uplift_multiplier_eu": "lots"},
+        "other-multiplier": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+            "night_discount_multiplier": 0.5}
+    }"#;
+    let table = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    // 10 000 × $2.50 + 1 000 × $10 per million, and 1.1 times that on a regional endpoint.
+    for model in ["gpt-4o", "regional-endpoint", "eu-dearer", "us-disagrees"] {
+        assert_eq!(
+            table
+                .quote(model, &usage, ServiceTier::Standard)
+                .map(|q| q.total()),
+            Ok(usd("0.035")),
+            "{model}"
+        );
+    }
+    for model in ["gpt-4o", "regional-endpoint"] {
+        assert_eq!(
+            table.quote(model, &usage, residency).map(|q| q.total()),
+            Ok(usd("0.0385")),
+            "{model}"
+        );
+    }
+    // Which region served the call is not in its usage: factors that differ give none.
+    for model in ["eu-dearer", "us-disagrees"] {
+        assert!(
+            matches!(
+                table.quote(model, &usage, residency),
+                Err(QuoteError::Cost {
+                    source: CostError::NoDataResidencyPrice,
+                    ..
+                })
+            ),
+            "{model}"
+        );
+    }
+    let report = table.report();
+    let skipped = |key: &str| report.skipped_keys.get(key).copied();
+    assert_eq!(skipped("regional_processing_uplift_multiplier_eu"), Some(1));
+    assert_eq!(skipped("regional_processing_uplift_multiplier_us"), Some(2));
+    assert_eq!(skipped("provider_specific_entry.us"), Some(1));
+    assert_eq!(skipped("night_discount_multiplier"), Some(1));
+    assert_eq!(report.skipped_keys.len(), 4, "{:?}", report.skipped_keys);
+    // LiteLLM's matching rules are not a model, and a factor that is not one leaves its
+    // entry out (unpriced, never mispriced).
+    assert!(
+        report.skipped_entries.is_empty(),
+        "{:?}",
+        report.skipped_entries
+    );
+    assert!(table.get("odd-uplift").is_none());
+    assert_eq!(
+        report.invalid_entries.len(),
+        1,
+        "{:?}",
+        report.invalid_entries
+    );
+    assert!(report.invalid_entries[0].contains("odd-uplift"));
+}
+
+#[test]
+fn litellm_cache_hit_prices_are_cache_read_prices() {
+    // DeepSeek's entries give the cache read price as `input_cost_per_token_cache_hit`; read
+    // as the input price instead, 100 000 cache hits would cost ten times what they do.
+    let litellm = r#"{
+        "deepseek-chat": {"input_cost_per_token": 2.8e-07, "output_cost_per_token": 4.2e-07,
+            "input_cost_per_token_cache_hit": 2.8e-08},
+        "both-given": {"input_cost_per_token": 2.8e-07, "output_cost_per_token": 4.2e-07,
+            "input_cost_per_token_cache_hit": 5e-08, "cache_read_input_token_cost": 1e-08},
+        "cache-hit-batches": {"input_cost_per_token": 2.8e-07, "output_cost_per_token": 4.2e-07,
+            "input_cost_per_token_batches": 1.4e-07, "output_cost_per_token_batches": 2.1e-07,
+            "input_cost_per_token_cache_hit_batches": 1.4e-08}
+    }"#;
+    let table = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    // 110 000 prompt tokens, 100 000 of them read from the cache.
+    let usage = prompt(110_000, 100_000, 1_000);
+    let total = |model: &str, tier: ServiceTier| {
+        table
+            .quote(model, &usage, tier)
+            .map(|q| q.total())
+            .unwrap_or_else(|e| panic!("{model}: {e}"))
+    };
+    // 10 000 × $0.28 + 100 000 × $0.028 + 1 000 × $0.42 per million.
+    assert_eq!(
+        total("deepseek-chat", ServiceTier::Standard),
+        usd("0.00602")
+    );
+    // `cache_read_input_token_cost` wins: 100 000 × $0.01 per million.
+    assert_eq!(total("both-given", ServiceTier::Standard), usd("0.00422"));
+    // Half of each price in a batch: 10 000 × $0.14 + 100 000 × $0.014 + 1 000 × $0.21.
+    assert_eq!(
+        total("cache-hit-batches", ServiceTier::Batch),
+        usd("0.00301")
+    );
+    assert!(
+        table.report().skipped_keys.is_empty(),
+        "{:?}",
+        table.report().skipped_keys
+    );
+}
+
+#[test]
 fn fast_mode_prices_of_their_own_in_both_formats() {
     // GPT-6 Astra's Ultrafast prices as LiteLLM gives them (`*_ultrafast`, context tier
     // included), and in the native format.

@@ -8,6 +8,7 @@
 //! | `input_cost_per_token` | input |
 //! | `output_cost_per_token` | output |
 //! | `cache_read_input_token_cost` | cache read |
+//! | `input_cost_per_token_cache_hit` | cache read, where `cache_read_input_token_cost` gives none (DeepSeek's entries) |
 //! | `cache_creation_input_token_cost` | cache write (5 minutes) |
 //! | `cache_creation_input_token_cost_above_1hr` | cache write (1 hour): *not* a context tier |
 //! | `output_cost_per_reasoning_token` | reasoning |
@@ -35,9 +36,18 @@
 //! `provider_specific_entry` holds LiteLLM's multipliers: `us` is the model's data-residency
 //! factor (Anthropic's US-only inference, `1.1`: see [`ModelPrice::with_data_residency`]) and
 //! `fast` its fast-mode factor ([`ModelPrice::with_fast_mode`]); other keys there are counted
-//! as skipped keys (`provider_specific_entry.KEY`).
+//! as skipped keys (`provider_specific_entry.KEY`). The entry's own
+//! `regional_processing_uplift_multiplier_eu` and `_us` (OpenAI's data residency, `1.1`) and
+//! `regional_endpoint_uplift_multiplier` (a regional endpoint over the global one) are
+//! data-residency factors too. A call's usage says it ran on a data-residency endpoint, not
+//! where, so the factors an entry gives must agree: where they differ (the EU dearer than the
+//! US), the model has no factor, its data-residency calls are unpriced (never priced at the
+//! wrong region's factor), and those keys are counted as skipped keys. Other keys naming a
+//! multiplier are counted as skipped keys too.
 //!
-//! An entry `{"alias_of": "KEY"}` makes its name an alias of `KEY`. `sample_spec` is ignored.
+//! An entry `{"alias_of": "KEY"}` makes its name an alias of `KEY`. `sample_spec` and
+//! `fallback_generalizations` (LiteLLM's rules for its own name matching) are not models and
+//! are ignored.
 //! Entries without a per-token input price (images, audio, per-second models) are skipped, and
 //! so are price keys of other units (per image, per second, per query, `tiered_pricing`, …):
 //! both are counted in the table's [`LoadReport`](crate::LoadReport), not fatal. Keys that are
@@ -90,7 +100,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
     });
     for (name, raw_entry) in &top {
         let name = name.as_str();
-        if name == "sample_spec" {
+        if NOT_MODELS.contains(&name) {
             continue;
         }
         // Entries are objects; anything else is not a model and is skipped.
@@ -117,6 +127,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         let mut skipped_keys: Vec<String> = Vec::new();
         let mut problem = None;
         let mut multipliers = Multipliers::default();
+        // `input_cost_per_token_cache_hit` (DeepSeek's entries): the cache read price where
+        // `cache_read_input_token_cost` gives none.
+        let mut cache_hit_prices: Vec<(PriceKey, TokenPrice)> = Vec::new();
         let bad_key = |raw: &RawValue, key: &str, message: String| {
             invalid(raw, format!("entry `{name}`, key `{key}`: {message}"))
         };
@@ -127,7 +140,36 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             }
             if key == PROVIDER_SPECIFIC {
                 match read_multipliers(raw.get(), &mut skipped_keys) {
-                    Ok(read) => multipliers = read,
+                    Ok(read) => (multipliers.us, multipliers.fast) = (read.us, read.fast),
+                    Err(message) => {
+                        problem = Some(bad_key(raw, key, message));
+                        break;
+                    }
+                }
+                continue;
+            }
+            if let Some(&regional) = REGIONAL_FACTORS.iter().find(|name| **name == key) {
+                match read_multiplier(raw.get()) {
+                    Ok(factor) => multipliers.regional.push((regional, factor)),
+                    Err(message) => {
+                        problem = Some(bad_key(raw, key, message));
+                        break;
+                    }
+                }
+                continue;
+            }
+            if let Some(price_key) = key
+                .strip_prefix(CACHE_HIT_PRICE)
+                .and_then(PriceKey::modifiers)
+                .map(|(service_tier, above)| PriceKey {
+                    kind: TokenKind::CacheRead,
+                    service_tier,
+                    above,
+                })
+            {
+                match read_price(raw.get()) {
+                    Ok(Some(price)) => cache_hit_prices.push((price_key, price)),
+                    Ok(None) => {}
                     Err(message) => {
                         problem = Some(bad_key(raw, key, message));
                         break;
@@ -167,6 +209,16 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             };
             prices.set(price_key.kind, price);
         }
+        for (price_key, price) in cache_hit_prices {
+            let schedule = &mut schedules[price_key.service_tier as usize];
+            let prices = match price_key.above {
+                Some(n) => schedule.tier_mut(n),
+                None => &mut schedule.base,
+            };
+            if prices.cache_read.is_none() {
+                prices.set(TokenKind::CacheRead, price);
+            }
+        }
         if problem.is_none()
             && let Some(raw) = fields.get(TIERED_PRICING)
         {
@@ -188,6 +240,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             builder.report_mut().skipped_entries.push(name.to_owned());
             continue;
         }
+        let residency_factor = multipliers.data_residency(&mut skipped_keys);
         for key in skipped_keys {
             *builder.report_mut().skipped_keys.entry(key).or_default() += 1;
         }
@@ -199,7 +252,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 (false, Some(factor)) => price.with_fast_mode(factor),
                 (false, None) => Ok(price),
             })
-            .and_then(|price| match multipliers.us {
+            .and_then(|price| match residency_factor {
                 Some(factor) => price.with_data_residency(factor),
                 None => Ok(price),
             });
@@ -240,13 +293,56 @@ const TIERED_PRICING: &str = "tiered_pricing";
 /// LiteLLM's per-model price multipliers (`{"us": 1.1, "fast": 6.0}` on Anthropic's models).
 const PROVIDER_SPECIFIC: &str = "provider_specific_entry";
 
+/// Top-level keys that are not models.
+const NOT_MODELS: [&str; 2] = ["sample_spec", "fallback_generalizations"];
+
+/// Top-level keys of an entry giving a data-residency factor: regional processing in the EU or
+/// the US (OpenAI's data residency) and a regional endpoint (over the global one).
+const REGIONAL_FACTORS: [&str; 3] = [
+    "regional_processing_uplift_multiplier_eu",
+    "regional_processing_uplift_multiplier_us",
+    "regional_endpoint_uplift_multiplier",
+];
+
+/// DeepSeek's name for the cache read price.
+const CACHE_HIT_PRICE: &str = "input_cost_per_token_cache_hit";
+
 /// The multipliers of one entry that the loader reads.
 #[derive(Default)]
 struct Multipliers {
-    /// US-only inference: the data-residency factor.
+    /// US-only inference (`provider_specific_entry.us`): a data-residency factor.
     us: Option<PriceMultiplier>,
     /// Fast mode.
     fast: Option<PriceMultiplier>,
+    /// The [`REGIONAL_FACTORS`] the entry gives.
+    regional: Vec<(&'static str, PriceMultiplier)>,
+}
+
+impl Multipliers {
+    /// The model's data-residency factor: the one value its residency keys agree on. A call's
+    /// usage says it ran on a data-residency endpoint, not where, so keys that differ (EU
+    /// dearer than US, say) give no factor: such a call stays unpriced, and the keys are
+    /// counted in `skipped`.
+    fn data_residency(&self, skipped: &mut Vec<String>) -> Option<PriceMultiplier> {
+        let mut factors = self
+            .us
+            .iter()
+            .chain(self.regional.iter().map(|(_, factor)| factor));
+        let first = *factors.next()?;
+        if factors.all(|factor| *factor == first) {
+            return Some(first);
+        }
+        if self.us.is_some() {
+            skipped.push(format!("{PROVIDER_SPECIFIC}.us"));
+        }
+        skipped.extend(self.regional.iter().map(|(key, _)| (*key).to_owned()));
+        None
+    }
+}
+
+/// Reads one multiplier: a JSON number or a numeric string.
+fn read_multiplier(raw: &str) -> Result<PriceMultiplier, String> {
+    PriceMultiplier::parse(raw.trim().trim_matches('"')).map_err(|e| e.to_string())
 }
 
 /// Reads `provider_specific_entry`; its other keys go to `skipped` as
@@ -264,8 +360,7 @@ fn read_multipliers(raw: &str, skipped: &mut Vec<String>) -> Result<Multipliers,
                 continue;
             }
         };
-        let text = value.get().trim_matches('"');
-        *slot = Some(PriceMultiplier::parse(text).map_err(|e| format!("`{key}`: {e}"))?);
+        *slot = Some(read_multiplier(value.get()).map_err(|e| format!("`{key}`: {e}"))?);
     }
     Ok(read)
 }
@@ -452,7 +547,9 @@ fn read_price_as(
 
 /// Keys that look like prices of some unit: counted when not understood.
 fn is_price_like(key: &str) -> bool {
-    key.contains("cost") || key.contains("pricing") || key.contains("price")
+    ["cost", "pricing", "price", "multiplier"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 /// A LiteLLM price key this loader understands.
