@@ -888,6 +888,44 @@ fn litellm_regional_factors_price_data_residency_only_where_they_agree() {
 }
 
 #[test]
+fn litellm_fast_on_an_openai_entry_is_priority_not_fast_mode() {
+    // OpenAI calls Priority processing "fast" (2×, `*_priority` prices); its fast mode,
+    // Ultrafast, costs several times more. Anthropic's `fast` is fast mode's factor.
+    let litellm = r#"{
+        "gpt-6-astra": {"litellm_provider": "openai",
+            "input_cost_per_token": 1e-05, "output_cost_per_token": 5e-05,
+            "input_cost_per_token_priority": 2e-05, "output_cost_per_token_priority": 1e-04,
+            "provider_specific_entry": {"fast": 2.0}},
+        "claude-opus-4-6": {"litellm_provider": "anthropic",
+            "input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
+            "provider_specific_entry": {"fast": 6.0}}
+    }"#;
+    let table = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    let usage = Usage::new(10_000, 1_000);
+    let total =
+        |model: &str, tier: ServiceTier| table.quote(model, &usage, tier).map(|q| q.total());
+    // 10 000 × $20 + 1 000 × $100 per million.
+    assert_eq!(total("gpt-6-astra", ServiceTier::Priority), Ok(usd("0.3")));
+    assert!(matches!(
+        table.quote("gpt-6-astra", &usage, ServiceTier::FastMode),
+        Err(QuoteError::Cost {
+            source: CostError::NoFastModePrice,
+            ..
+        })
+    ));
+    // 6 × (10 000 × $5 + 1 000 × $25) per million.
+    assert_eq!(
+        total("claude-opus-4-6", ServiceTier::FastMode),
+        Ok(usd("0.45"))
+    );
+    let report = table.report();
+    assert_eq!(
+        report.skipped_keys.get("provider_specific_entry.fast"),
+        Some(&1)
+    );
+}
+
+#[test]
 fn litellm_cache_hit_prices_are_cache_read_prices() {
     // DeepSeek's entries give the cache read price as `input_cost_per_token_cache_hit`; read
     // as the input price instead, 100 000 cache hits would cost ten times what they do.

@@ -35,8 +35,11 @@
 //!
 //! `provider_specific_entry` holds LiteLLM's multipliers: `us` is the model's data-residency
 //! factor (Anthropic's US-only inference, `1.1`: see [`ModelPrice::with_data_residency`]) and
-//! `fast` its fast-mode factor ([`ModelPrice::with_fast_mode`]); other keys there are counted
-//! as skipped keys (`provider_specific_entry.KEY`). The entry's own
+//! `fast` its fast-mode factor ([`ModelPrice::with_fast_mode`]), except on OpenAI's entries
+//! (`litellm_provider` `openai` or `azure`), where `fast` names Priority processing, which the
+//! `*_priority` keys price: there it is counted as a skipped key, and an Ultrafast call is
+//! priced by `*_ultrafast` keys or left unpriced, never at Priority's factor. Other keys there
+//! are counted as skipped keys (`provider_specific_entry.KEY`). The entry's own
 //! `regional_processing_uplift_multiplier_eu` and `_us` (OpenAI's data residency, `1.1`) and
 //! `regional_endpoint_uplift_multiplier` (a regional endpoint over the global one) are
 //! data-residency factors too. A call's usage says it ran on a data-residency endpoint, not
@@ -241,6 +244,19 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             continue;
         }
         let residency_factor = multipliers.data_residency(&mut skipped_keys);
+        let text_field = |field: &str| {
+            fields
+                .get(field)
+                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        };
+        let provider = text_field("litellm_provider");
+        if multipliers.fast.is_some() && provider.as_deref().is_some_and(names_priority_fast) {
+            // OpenAI's "fast" is its Priority processing, priced by the `*_priority` keys; read
+            // as the fast-mode factor it would price an Ultrafast call (several times dearer)
+            // at Priority's factor.
+            multipliers.fast = None;
+            skipped_keys.push(format!("{PROVIDER_SPECIFIC}.fast"));
+        }
         for key in skipped_keys {
             *builder.report_mut().skipped_keys.entry(key).or_default() += 1;
         }
@@ -264,14 +280,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 continue;
             }
         };
-        let text_field = |field: &str| {
-            fields
-                .get(field)
-                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-        };
         builder.model(ModelEntry {
             key: name.to_owned(),
-            provider: text_field("litellm_provider"),
+            provider,
             source: text_field("source"),
             as_of: None,
             price,
@@ -338,6 +349,12 @@ impl Multipliers {
         skipped.extend(self.regional.iter().map(|(key, _)| (*key).to_owned()));
         None
     }
+}
+
+/// Providers whose service tier `fast` is Priority processing (OpenAI's name for it since July
+/// 2026), not a fast mode of its own: their `provider_specific_entry.fast` is not read.
+fn names_priority_fast(litellm_provider: &str) -> bool {
+    matches!(litellm_provider, "openai" | "azure")
 }
 
 /// Reads one multiplier: a JSON number or a numeric string.
