@@ -293,6 +293,49 @@ fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
 }
 
 #[test]
+fn the_embedded_table_prices_the_realtime_models_as_their_pages_say() {
+    let table = PriceTable::default();
+    // A voice turn as `response.done` reports it: 5 000 input tokens (1 000 text, 4 000 audio),
+    // 3 500 of them cached (500 text, 3 000 audio); 800 output tokens, 700 of them audio.
+    let voice = cost_core::adapters::openai::realtime_from_json(&serde_json::json!({
+        "total_tokens": 5800, "input_tokens": 5000, "output_tokens": 800,
+        "input_token_details": {
+            "cached_tokens": 3500, "text_tokens": 1000, "audio_tokens": 4000,
+            "cached_tokens_details": {"text_tokens": 500, "audio_tokens": 3000}
+        },
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 700}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let total = |model: &str, usage: &Usage| {
+        table
+            .quote(model, usage, ServiceTier::Standard)
+            .map(|q| q.total())
+            .unwrap_or_else(|e| panic!("{model}: {e}"))
+    };
+    // 500 text × $4 + 1 000 audio × $32 + 500 cached text × $0.40 + 3 000 cached audio × $0.40
+    // + 100 text out × $24 + 700 audio out × $64, per million.
+    assert_eq!(total("gpt-realtime-2.1", &voice), usd("0.0826"));
+    assert_eq!(total("gpt-realtime-2", &voice), usd("0.0826"));
+    // GPT-Realtime-1.5's text output is $16.
+    assert_eq!(total("gpt-realtime-1.5", &voice), usd("0.0818"));
+    // 500 × $0.60 + 1 000 × $10 + 500 × $0.06 + 3 000 × $0.30 + 100 × $2.40 + 700 × $20.
+    assert_eq!(total("gpt-realtime-2.1-mini", &voice), usd("0.02547"));
+    // A turn with a picture: 3 000 input tokens (1 000 text, 1 200 audio, 800 image), 1 500
+    // cached (400 text, 700 audio, 400 image); 100 text out. 600 × $4 + 500 × $32 + 400 × $5
+    // + 400 × $0.40 + 700 × $0.40 + 400 × $0.50 + 100 × $24.
+    let picture = cost_core::adapters::openai::realtime_from_json(&serde_json::json!({
+        "total_tokens": 3100, "input_tokens": 3000, "output_tokens": 100,
+        "input_token_details": {
+            "cached_tokens": 1500, "text_tokens": 1000, "audio_tokens": 1200, "image_tokens": 800,
+            "cached_tokens_details": {"text_tokens": 400, "audio_tokens": 700, "image_tokens": 400}
+        },
+        "output_token_details": {"text_tokens": 100, "audio_tokens": 0}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(total("gpt-realtime-2.1", &picture), usd("0.02344"));
+}
+
+#[test]
 fn the_embedded_table_prices_gemini_3_8_flash_at_its_introductory_price_until_2027() {
     let table = PriceTable::default();
     let usage = Usage {
