@@ -293,7 +293,7 @@ fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
 }
 
 #[test]
-fn the_embedded_table_prices_the_realtime_models_as_their_pages_say() {
+fn the_embedded_table_prices_the_realtime_and_image_models_as_their_pages_say() {
     let table = PriceTable::default();
     // A voice turn as `response.done` reports it: 5 000 input tokens (1 000 text, 4 000 audio),
     // 3 500 of them cached (500 text, 3 000 audio); 800 output tokens, 700 of them audio.
@@ -333,6 +333,15 @@ fn the_embedded_table_prices_the_realtime_models_as_their_pages_say() {
     }))
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(total("gpt-realtime-2.1", &picture), usd("0.02344"));
+    // GPT Image 1 mini editing a picture: 10 text and 40 image prompt tokens, 50 image tokens
+    // out: 10 × $2 + 40 × $2.50 + 50 × $8 per million (GPT Image 1: $5, $10 and $40).
+    let edit = cost_core::adapters::openai::images_from_json(&serde_json::json!({
+        "total_tokens": 100, "input_tokens": 50, "output_tokens": 50,
+        "input_tokens_details": {"text_tokens": 10, "image_tokens": 40}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(total("gpt-image-1-mini", &edit), usd("0.00052"));
+    assert_eq!(total("gpt-image-1", &edit), usd("0.00245"));
 }
 
 #[test]
