@@ -342,6 +342,8 @@ fn the_embedded_table_prices_the_realtime_and_image_models_as_their_pages_say() 
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(total("gpt-image-1-mini", &edit), usd("0.00052"));
     assert_eq!(total("gpt-image-1", &edit), usd("0.00245"));
+    // GPT-Image-2.6 Sunburst: 10 × $5 + 40 × $8 + 50 × $30.
+    assert_eq!(total("gpt-image-2.6-sunburst", &edit), usd("0.00187"));
 }
 
 #[test]
