@@ -136,6 +136,20 @@ fn service_tiers_from_litellm_suffixes() {
 }
 
 #[test]
+fn regional_processing_prices_a_data_residency_call() {
+    // gpt-4o's EU and US regional processing both cost 10% more: 10 000 × 2.5e-6 × 1.1.
+    let terms = cost_core::CallTerms {
+        service_tier: ServiceTier::Standard,
+        data_residency: true,
+    };
+    let table = sample();
+    let quote = table
+        .quote("gpt-4o", &Usage::new(10_000, 0), terms)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(quote.total(), usd("0.0275"));
+}
+
+#[test]
 fn reasoning_price_string_prices_and_null_prices() {
     // Reasoning at its own price: output 1 000 × 6e-7 + reasoning 2 000 × 3.5e-6.
     let usage = Usage {
