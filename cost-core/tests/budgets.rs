@@ -8,7 +8,7 @@ use std::time::Duration;
 use cost_core::Money;
 use cost_core::budget::{
     Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetScope, CallKeys, ManualClock, Policy,
-    Window,
+    UnpricedCalls, Window,
 };
 
 fn usd(text: &str) -> Money {
@@ -134,6 +134,11 @@ fn bad_configuration_is_rejected_naming_the_entry() {
             "again",
             "duplicates budget `per_user_daily`",
         ),
+        (
+            "unpriced_calls = \"maybe\"",
+            "unpriced_calls",
+            "expected admit or deny",
+        ),
     ];
     for (text, entry, fragment) in cases {
         let err = BudgetConfig::from_toml(text)
@@ -142,6 +147,76 @@ fn bad_configuration_is_rejected_naming_the_entry() {
         assert_eq!(err.entry, entry, "{text}: {err}");
         assert!(err.to_string().contains(fragment), "{text}: {err}");
     }
+}
+
+#[test]
+fn a_call_no_price_bounds_is_admitted_or_refused_by_the_first_deny_budget() {
+    let text = r#"
+per_session_max = 10.00
+unpriced_calls = "deny"
+
+[[budget]]
+name = "watch"
+scope = "global"
+window = "day"
+limit = 100
+policy = "alert"
+"#;
+    let config = BudgetConfig::from_toml(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.unpriced_calls, UnpricedCalls::Deny);
+    let (denying, _) = book(config);
+    denying
+        .reserve(&keys("c1", "s"), usd("4"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .settle(usd("3"));
+    let refused = denying
+        .refuse_unpriced(&keys("c2", "s"), "acme-house-style-v2")
+        .err()
+        .unwrap_or_else(|| panic!("admitted"));
+    assert_eq!(
+        (
+            refused.budget.as_ref(),
+            refused.key.as_ref(),
+            refused.spent,
+            refused.requested,
+            refused.unpriced()
+        ),
+        (
+            "per_session_max",
+            "s",
+            usd("3"),
+            usd("0"),
+            Some("acme-house-style-v2")
+        )
+    );
+    assert!(refused.to_string().contains("has no price"), "{refused}");
+    // Nothing was booked by the refusal.
+    assert_eq!(
+        denying.account("per_session_max", "s"),
+        Some((usd("3"), usd("0")))
+    );
+    // Only alert budgets apply to a call outside any session: nothing to refuse it.
+    let outside = CallKeys {
+        session: None,
+        ..keys("c3", "s")
+    };
+    assert!(
+        denying
+            .refuse_unpriced(&outside, "acme-house-style-v2")
+            .is_ok()
+    );
+    // By default such a call is admitted.
+    let (admitting, _) = book(with_budgets(vec![Budget::deny(
+        "per_session_max",
+        BudgetScope::Session,
+        Window::Lifetime,
+        usd("10"),
+    )]));
+    assert!(
+        admitting
+            .refuse_unpriced(&keys("c4", "s"), "acme-house-style-v2")
+            .is_ok()
+    );
 }
 
 #[test]
@@ -327,6 +402,7 @@ fn spike_and_expensive_call_alerts() {
             min_history_days: 3,
         }),
         per_call_alert: Some(usd("5")),
+        ..BudgetConfig::default()
     };
     let (book, clock) = book(config);
     // Three days of $10.

@@ -83,18 +83,27 @@ where
         // call names, at the service tier (and data residency) the span asks for, each token at
         // the dearest price it could have (`PriceTable::worst_case`: the answer says whether
         // they were text, audio, reasoning or images). A model without a price there cannot be
-        // bounded: it is reserved at zero and its spend is counted as unpriced.
+        // bounded: the book's `unpriced_calls` decides (admitted and reserved at zero, its
+        // spend counted as unpriced, or refused).
         let table = hook.prices.current();
         let worst = table.worst_case(model, bound, record.observed.call_terms());
         // Model budgets are kept under the price table's key, as the ledger's model keys are.
         let model_key = worst
             .as_ref()
             .map_or(model, |(entry, _)| entry.key.as_str());
-        let worst = worst.map_or(Money::ZERO, |(_, worst)| worst);
         (
             call_keys(record, Some(&crate::record::intern(model_key))),
-            worst,
+            worst.map(|(_, worst)| worst),
         )
+    };
+    let worst = match worst {
+        Ok(worst) => worst,
+        Err(_) => {
+            if let Err(refused) = hook.book.refuse_unpriced(&keys, model) {
+                return Some(Err(refused));
+            }
+            Money::ZERO
+        }
     };
     // Reserved without holding the span's data: with shared accounts this is a round trip to
     // the store.
@@ -131,7 +140,9 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 /// input price, or at the audio or image input price when higher, `max_output` at the output price of `model`, or at its audio, reasoning or image
 /// prices when those cost more, at the service tier the span has
 /// so far: `cost.service_tier`, `#[llm_call(service_tier = …)]`) against every deny budget
-/// that applies to it, or refuses it. The layer settles the reservation at the actual cost when the
+/// that applies to it, or refuses it. A call no price bounds (a model the table does not know)
+/// is admitted and reserved at zero, or refused where the budgets say `unpriced_calls = "deny"`
+/// ([`UnpricedCalls`](cost_core::budget::UnpricedCalls)). The layer settles the reservation at the actual cost when the
 /// span closes (or releases it, if the call reported no usage). From a span inside the call's
 /// (one its body entered), it reserves for the call. Without budgets configured, or outside a
 /// call span, it admits everything. With several `CostLayer`s in the subscriber, the

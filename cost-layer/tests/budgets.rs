@@ -4,7 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use cost_layer::cost_core::budget::{
-    Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetExceeded, BudgetScope, ManualClock, Window,
+    Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetExceeded, BudgetScope, ManualClock,
+    UnpricedCalls, Window,
 };
 use cost_layer::cost_core::{Money, PriceTable, Usage};
 use cost_layer::{CostLayer, Ledger, llm_call};
@@ -648,4 +649,53 @@ fn a_data_residency_call_reserves_and_is_charged_at_its_factor() {
         (totals.total_usd(), totals.llm_calls, totals.unpriced_calls),
         (usd("0.01485"), 2, 1)
     );
+}
+
+/// A call of a model the table has no price for: its worst case cannot be bounded.
+#[llm_call(
+    model = "acme-house-style-v2",
+    max_output_tokens = 1_000,
+    estimate_input = 2_000
+)]
+fn house_style_step(ran: &Mutex<u32>) -> Result<Usage, AgentError> {
+    if let Ok(mut ran) = ran.lock() {
+        *ran += 1;
+    }
+    Ok(Usage::new(2_000, 500))
+}
+
+#[test]
+fn a_call_no_price_bounds_is_refused_where_unpriced_calls_are_denied() {
+    let ran = Mutex::new(0);
+    let denying = BudgetConfig {
+        unpriced_calls: UnpricedCalls::Deny,
+        ..session_budget("1")
+    };
+    let (dispatch, ledger, _book, _alerts) = setup(denying);
+    let outcome = tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "strict");
+        let _s = session.enter();
+        house_style_step(&ran)
+    });
+    // Refused before the body ran, naming the budget and the model.
+    match outcome {
+        Err(AgentError::OverBudget(e)) => assert_eq!(
+            (e.budget.as_ref(), e.unpriced()),
+            ("per_session_max", Some("acme-house-style-v2"))
+        ),
+        Ok(_) => panic!("admitted"),
+    }
+    assert_eq!(ran.lock().map(|r| *r).ok(), Some(0));
+    assert_eq!(ledger.session("strict").map(|t| t.llm_calls), Some(0));
+    // By default it is admitted, and its cost, unknown, is counted as unpriced.
+    let (dispatch, ledger, book, _alerts) = setup(session_budget("1"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "lenient");
+        let _s = session.enter();
+        assert!(house_style_step(&ran).is_ok());
+    });
+    assert_eq!(ran.lock().map(|r| *r).ok(), Some(1));
+    let totals = ledger.session("lenient").unwrap_or_default();
+    assert_eq!((totals.llm_calls, totals.unpriced_calls), (1, 1));
+    assert_eq!(book.account("per_session_max", "lenient"), None);
 }

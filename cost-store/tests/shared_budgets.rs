@@ -141,7 +141,7 @@ fn a_cut_connection_fails_closed_then_reconnects() {
         .reserve(&keys("dora", 2), usd("0.1"))
         .err()
         .unwrap_or_else(|| panic!("admitted without its store"));
-    assert!(refused.unavailable.is_some(), "{refused}");
+    assert!(refused.unavailable().is_some(), "{refused}");
     assert_eq!(accounts.stats().unavailable(), 1);
     // The next reservation opens a new connection.
     assert!(book.reserve(&keys("dora", 3), usd("0.1")).is_ok());
@@ -190,7 +190,7 @@ fn program(address: &str) -> u32 {
             match step() {
                 Ok(_) => ran += 1,
                 Err(AgentError::OverBudget(refused)) => {
-                    assert_eq!(refused.unavailable, None, "{refused}");
+                    assert_eq!(refused.unavailable(), None, "{refused}");
                     break;
                 }
             }
@@ -230,7 +230,7 @@ fn a_cut_connection_fails_open_and_the_store_catches_up_on_the_spend() {
         .reserve(&keys("fred", 3), usd("0.5"))
         .err()
         .unwrap_or_else(|| panic!("the store forgot the spend made during the outage"));
-    assert_eq!((refused.spent, refused.unavailable), (usd("0.6"), None));
+    assert_eq!((refused.spent, refused.unavailable()), (usd("0.6"), None));
 }
 
 #[test]

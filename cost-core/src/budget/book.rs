@@ -58,7 +58,8 @@ impl CallKeys {
 }
 
 /// A call refused because a deny budget would be exceeded (or, with shared accounts that
-/// fail closed, because they could not be reached).
+/// fail closed, because they could not be reached; or, with
+/// [`UnpricedCalls::Deny`](super::UnpricedCalls::Deny), because no price bounds it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetExceeded {
     /// The budget's name.
@@ -75,9 +76,38 @@ pub struct BudgetExceeded {
     pub requested: Money,
     /// The limit.
     pub limit: Money,
-    /// Set when the budget's shared accounts could not be reached and the book fails closed:
-    /// why. The figures are then unknown (zero).
-    pub unavailable: Option<Arc<String>>,
+    /// Why the call was refused when the figures do not say; `None` for a refusal on them
+    /// (spent + reserved + requested > limit).
+    pub cause: Option<Arc<RefusalCause>>,
+}
+
+/// Why a call was refused other than by its budget's figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefusalCause {
+    /// The budget's shared accounts could not be reached and the book fails closed: why. The
+    /// figures are then unknown (zero).
+    Unavailable(String),
+    /// No price bounds the call's cost (its model has none at the terms the call asks for) and
+    /// the book denies such calls: the model it named. `requested` is then zero.
+    Unpriced(String),
+}
+
+impl BudgetExceeded {
+    /// Why the budget's shared accounts could not be checked, when that refused the call.
+    pub fn unavailable(&self) -> Option<&str> {
+        match self.cause.as_deref() {
+            Some(RefusalCause::Unavailable(why)) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// The model no price bounds, when that refused the call.
+    pub fn unpriced(&self) -> Option<&str> {
+        match self.cause.as_deref() {
+            Some(RefusalCause::Unpriced(model)) => Some(model),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for BudgetExceeded {
@@ -90,13 +120,17 @@ impl std::fmt::Display for BudgetExceeded {
             reserved,
             requested,
             limit,
-            unavailable,
+            cause,
         } = self;
         let scope = scope.as_str();
-        match unavailable {
-            Some(why) => write!(
+        match cause.as_deref() {
+            Some(RefusalCause::Unavailable(why)) => write!(
                 f,
                 "budget `{budget}` for {scope} `{key}` cannot be checked (its shared accounts are unavailable: {why}) and fails closed: call refused"
+            ),
+            Some(RefusalCause::Unpriced(model)) => write!(
+                f,
+                "budget `{budget}` for {scope} `{key}` cannot bound a call of `{model}`, which has no price at the terms it asks for, and unpriced calls are denied: call refused"
             ),
             None => write!(
                 f,
@@ -599,6 +633,46 @@ impl BudgetBook {
         self.inner.reserve(&self.inner, keys, worst_case.units())
     }
 
+    /// Decides on a call whose worst case no price bounds (its model has no price at the terms
+    /// it asks for): with [`UnpricedCalls::Admit`](super::UnpricedCalls::Admit) it is
+    /// admitted; with [`UnpricedCalls::Deny`](super::UnpricedCalls::Deny), the first deny
+    /// budget that applies to it refuses it, naming `model`. Nothing is booked either way.
+    pub fn refuse_unpriced(&self, keys: &CallKeys, model: &str) -> Result<(), BudgetExceeded> {
+        let inner = &self.inner;
+        if inner.config.unpriced_calls != super::UnpricedCalls::Deny {
+            return Ok(());
+        }
+        let now = inner.now();
+        let (held, generation, handle) = inner.hold_all(keys, now);
+        let refusal = held.iter().find_map(|held| {
+            let budget = &inner.config.budgets[held.budget as usize];
+            (budget.policy == Policy::Deny).then(|| {
+                let (spent, reserved) = held.account.figures.figures();
+                BudgetExceeded {
+                    budget: Arc::from(budget.name.as_str()),
+                    scope: budget.scope,
+                    key: Arc::clone(&held.account.key),
+                    spent: Money::from_units(spent),
+                    reserved: Money::from_units(reserved),
+                    requested: Money::ZERO,
+                    limit: budget.limit,
+                    cause: Some(Arc::new(RefusalCause::Unpriced(model.to_owned()))),
+                }
+            })
+        });
+        // Nothing booked: dropped unsettled, it only gives the thread's held accounts back.
+        drop(Reservation {
+            book: Some(handle.unwrap_or_else(|| Arc::clone(inner))),
+            held,
+            generation,
+            amount: 0,
+            call: None,
+            now,
+            settled: false,
+        });
+        refusal.map_or(Ok(()), Err)
+    }
+
     /// Charges a call that reserved nothing; returns the alerts it caused.
     pub fn charge(&self, keys: &CallKeys, cost: Money) -> Vec<BudgetAlert> {
         let now = self.inner.now();
@@ -953,7 +1027,7 @@ impl BookInner {
                 continue;
             }
             let refusal =
-                |key: &Arc<str>, spent: i128, reserved: i128, unavailable: Option<Arc<String>>| {
+                |key: &Arc<str>, spent: i128, reserved: i128, unavailable: Option<String>| {
                     BudgetExceeded {
                         budget: Arc::from(budget.name.as_str()),
                         scope: budget.scope,
@@ -962,7 +1036,7 @@ impl BookInner {
                         reserved: Money::from_units(reserved),
                         requested: Money::from_units(amount),
                         limit: budget.limit,
-                        unavailable,
+                        cause: unavailable.map(|why| Arc::new(RefusalCause::Unavailable(why))),
                     }
                 };
             // Calendar windows reserve in the shared accounts, when the book has them.
@@ -992,7 +1066,7 @@ impl BookInner {
                     }
                     Err(super::SharedRefusal::Unavailable(why)) => {
                         if shared.unavailable == super::Unavailable::FailClosed {
-                            let error = refusal(&held[i].account.key, 0, 0, Some(Arc::new(why)));
+                            let error = refusal(&held[i].account.key, 0, 0, Some(why));
                             self.release(&held, amount, now);
                             return Err(error);
                         }

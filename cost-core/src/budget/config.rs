@@ -182,6 +182,21 @@ impl Default for SpikeAlert {
     }
 }
 
+/// What deny budgets do with a call whose worst case cannot be priced: its model, at the
+/// service tier and terms the call asks for, has no price in the table (a model the table does
+/// not know, a data-residency call on a model without a factor, …).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnpricedCalls {
+    /// Admitted and reserved at zero; its cost, unknown, is counted as unpriced and charges no
+    /// budget. A program keeps working when a model is missing from the table.
+    #[default]
+    Admit,
+    /// Refused by the first deny budget that applies to the call
+    /// ([`BudgetExceeded::unpriced`](super::BudgetExceeded::unpriced) names the model): a
+    /// limit that must hold cannot admit a call it cannot bound.
+    Deny,
+}
+
 /// Every budget and alert of a program.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BudgetConfig {
@@ -191,6 +206,9 @@ pub struct BudgetConfig {
     pub spike: Option<SpikeAlert>,
     /// Alert when one call costs more than this.
     pub per_call_alert: Option<Money>,
+    /// What deny budgets do with a call whose cost cannot be bounded (TOML: `unpriced_calls =
+    /// "admit"` or `"deny"`).
+    pub unpriced_calls: UnpricedCalls,
 }
 
 /// Configuration that cannot be used, naming the entry at fault.
@@ -304,6 +322,18 @@ impl BudgetConfig {
         if let Some(max) = &file.per_call_alert {
             config.per_call_alert = Some(amount("per_call_alert", max)?);
         }
+        if let Some(policy) = &file.unpriced_calls {
+            config.unpriced_calls = match policy.as_str() {
+                "admit" => UnpricedCalls::Admit,
+                "deny" => UnpricedCalls::Deny,
+                other => {
+                    return Err(error(
+                        "unpriced_calls",
+                        format!("unknown policy `{other}`; expected admit or deny"),
+                    ));
+                }
+            };
+        }
         config.validate()?;
         Ok(config)
     }
@@ -394,6 +424,8 @@ struct FileSpec {
     spike: Option<SpikeSpec>,
     #[serde(default)]
     per_call_alert: Option<AmountSpec>,
+    #[serde(default)]
+    unpriced_calls: Option<String>,
     #[serde(flatten)]
     shorthands: BTreeMap<String, AmountSpec>,
 }

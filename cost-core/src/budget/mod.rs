@@ -12,6 +12,7 @@
 //! per_user_daily = 50.00     # (deny budgets with thresholds at 50 %, 80 %, 100 %)
 //! org_daily = 1000.00
 //! per_call_alert = 0.50      # alert when one call costs more
+//! unpriced_calls = "deny"    # refuse a call no price can bound (default: "admit")
 //!
 //! [[budget]]                 # "alert at 80 % of a $5,000 monthly budget"
 //! name = "monthly"
@@ -34,13 +35,13 @@ mod config;
 pub mod core;
 pub mod shared;
 
-pub use book::{BudgetAlert, BudgetBook, BudgetExceeded, CallKeys, Reservation};
+pub use book::{BudgetAlert, BudgetBook, BudgetExceeded, CallKeys, RefusalCause, Reservation};
 pub use clock::{
     Clock, ManualClock, SystemClock, civil_from_days, days_from_civil, parse_utc_date, utc_day,
     utc_month,
 };
 pub use config::{
     Budget, BudgetConfig, BudgetConfigError, BudgetScope, DEFAULT_THRESHOLDS, Policy, SpikeAlert,
-    Threshold, Window,
+    Threshold, UnpricedCalls, Window,
 };
 pub use shared::{SharedAccounts, SharedKey, SharedRefusal, Unavailable};
