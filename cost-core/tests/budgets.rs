@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cost_core::Money;
 use cost_core::budget::{
-    Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetScope, CallKeys, ManualClock, Policy,
-    UnpricedCalls, Window,
+    Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetScope, CallKeys, CancelledCalls,
+    ManualClock, Policy, UnpricedCalls, Window,
 };
 
 fn usd(text: &str) -> Money {
@@ -139,6 +139,11 @@ fn bad_configuration_is_rejected_naming_the_entry() {
             "unpriced_calls",
             "expected admit or deny",
         ),
+        (
+            "cancelled_calls = \"forget\"",
+            "cancelled_calls",
+            "expected hold or release",
+        ),
     ];
     for (text, entry, fragment) in cases {
         let err = BudgetConfig::from_toml(text)
@@ -154,6 +159,7 @@ fn a_call_no_price_bounds_is_admitted_or_refused_by_the_first_deny_budget() {
     let text = r#"
 per_session_max = 10.00
 unpriced_calls = "deny"
+cancelled_calls = "release"
 
 [[budget]]
 name = "watch"
@@ -163,7 +169,15 @@ limit = 100
 policy = "alert"
 "#;
     let config = BudgetConfig::from_toml(text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.unpriced_calls, UnpricedCalls::Deny);
+    assert_eq!(
+        (config.unpriced_calls, config.cancelled_calls),
+        (UnpricedCalls::Deny, CancelledCalls::Release)
+    );
+    let defaults = BudgetConfig::from_toml("per_session_max = 1").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (defaults.unpriced_calls, defaults.cancelled_calls),
+        (UnpricedCalls::Admit, CancelledCalls::Hold)
+    );
     let (denying, _) = book(config);
     denying
         .reserve(&keys("c1", "s"), usd("4"))

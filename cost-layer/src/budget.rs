@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cost_core::budget::{
-    BudgetAlert, BudgetBook, BudgetExceeded, BudgetScope, CallKeys, Reservation,
+    BudgetAlert, BudgetBook, BudgetExceeded, BudgetScope, CallKeys, CancelledCalls, Reservation,
 };
 use cost_core::{CallBound, Money, SharedPriceTable};
 use tracing::{Dispatch, Span};
@@ -27,7 +27,12 @@ use crate::totals::Scope;
 #[derive(Default)]
 pub(crate) struct CallBudget {
     pub(crate) reservation: Option<Reservation>,
+    /// The call's future was dropped before it returned (`#[llm_call]` on an async fn).
+    pub(crate) cancelled: bool,
 }
+
+/// Marks the call span `id` of the hook's layer cancelled in flight.
+type CancelFn = fn(&WithBudget, &Dispatch, &Id);
 
 /// Reserves for the call span `id`: model and what the call may use at most. `None` when the
 /// span holds no call record of the hook's layer.
@@ -43,6 +48,8 @@ type ReserveFn =
 pub(crate) struct WithBudget {
     /// [`reserve_in`] for the subscriber's type.
     reserve: ReserveFn,
+    /// [`cancel_in`] for the subscriber's type.
+    cancel: CancelFn,
     /// The layer's id: its records in the spans.
     layer: u64,
     book: BudgetBook,
@@ -57,6 +64,7 @@ impl WithBudget {
     {
         Some(Arc::new(WithBudget {
             reserve: reserve_in::<S>,
+            cancel: cancel_in::<S>,
             layer: layer.id,
             book: layer.budgets.clone()?,
             prices: Arc::clone(&layer.prices),
@@ -117,6 +125,64 @@ where
     Some(Ok(()))
 }
 
+fn cancel_in<S>(hook: &WithBudget, dispatch: &Dispatch, id: &Id)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = dispatch.downcast_ref::<S>().and_then(|s| s.span(id)) else {
+        return;
+    };
+    if let Some(record) = CostRecord::in_span_mut(&mut span.extensions_mut(), hook.layer)
+        && record.scope == Scope::Call
+        && let Some(extras) = record.extras.as_mut()
+        && extras.budget.reservation.is_some()
+    {
+        extras.budget.cancelled = true;
+    }
+}
+
+/// A call in flight: made by `#[llm_call]` on an async fn that reserves, before the body's
+/// future is first polled; dropped without [`CallInFlight::finish`] (the fn's future dropped
+/// mid-call: a timeout, an abandoned stream), it marks the call cancelled, so its close settles
+/// the reservation as [`CancelledCalls`](cost_core::budget::CancelledCalls) says.
+#[doc(hidden)]
+pub struct CallInFlight<'a> {
+    span: &'a Span,
+    finished: bool,
+}
+
+impl<'a> CallInFlight<'a> {
+    /// The call of `span`, started.
+    pub fn new(span: &'a Span) -> Self {
+        CallInFlight {
+            span,
+            finished: false,
+        }
+    }
+
+    /// The call returned.
+    pub fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for CallInFlight<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.span.with_subscriber(|(id, dispatch)| {
+            if let Some(hook) = dispatch.downcast_ref::<WithBudget>() {
+                (hook.cancel)(hook, dispatch, id);
+                return;
+            }
+            for hook in crate::registered::budget_hooks_in(dispatch) {
+                (hook.cancel)(&hook, dispatch, id);
+            }
+        });
+    }
+}
+
 /// The budget keys of a call. Its strings are the ones the span's attribution and the model's
 /// interned name already hold (a thread's budget cache knows the keys of its latest call by
 /// their addresses).
@@ -143,7 +209,9 @@ fn call_keys(record: &CostRecord, model: Option<&Arc<str>>) -> CallKeys {
 /// that applies to it, or refuses it. A call no price bounds (a model the table does not know)
 /// is admitted and reserved at zero, or refused where the budgets say `unpriced_calls = "deny"`
 /// ([`UnpricedCalls`](cost_core::budget::UnpricedCalls)). The layer settles the reservation at the actual cost when the
-/// span closes (or releases it, if the call reported no usage). From a span inside the call's
+/// span closes (or releases it, if the call reported no usage; `#[llm_call]` on an async fn
+/// marks a call whose future was dropped mid-call, whose reservation is then kept as spent
+/// unless the budgets say `cancelled_calls = "release"`). From a span inside the call's
 /// (one its body entered), it reserves for the call. Without budgets configured, or outside a
 /// call span, it admits everything. With several `CostLayer`s in the subscriber, the
 /// outermost one that has budgets reserves; a layer inside `reload::Layer` reserves too.
@@ -182,16 +250,33 @@ pub(crate) fn next_id(prefix: &str) -> Arc<str> {
 }
 
 impl CostLayer {
-    /// Posts a closed call to the budgets and reports the alerts.
-    pub(crate) fn settle_budget(&self, record: &mut CostRecord, model: &Arc<str>, cost: Money) {
+    /// Posts a closed call to the budgets and reports the alerts. `cost` is `None` for a call
+    /// that reported no usage: its reservation is released, or kept as spent when the call was
+    /// cancelled in flight and the book holds such calls.
+    pub(crate) fn settle_budget(
+        &self,
+        record: &mut CostRecord,
+        model: &Arc<str>,
+        cost: Option<Money>,
+    ) {
         let Some(book) = &self.budgets else { return };
-        let reservation = record
-            .extras
-            .as_mut()
-            .and_then(|extras| extras.budget.reservation.take());
+        let (reservation, cancelled) = match record.extras.as_mut() {
+            Some(extras) => (extras.budget.reservation.take(), extras.budget.cancelled),
+            None => (None, false),
+        };
         let alerts = match reservation {
-            Some(reservation) => reservation.settle(cost),
-            None => book.charge(&call_keys(record, Some(model)), cost),
+            Some(reservation) => {
+                let held = cost.is_none()
+                    && cancelled
+                    && book.config().cancelled_calls == CancelledCalls::Hold;
+                let cost = match cost {
+                    Some(cost) => cost,
+                    None if held => reservation.amount(),
+                    None => Money::ZERO,
+                };
+                reservation.settle(cost)
+            }
+            None => book.charge(&call_keys(record, Some(model)), cost.unwrap_or(Money::ZERO)),
         };
         if let Some(call) = record.call_id() {
             book.close_span(BudgetScope::Call, call);

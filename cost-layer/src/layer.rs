@@ -985,12 +985,9 @@ impl CostLayer {
                         ..
                     }) => (
                         Arc::clone(model),
-                        own.as_deref().unwrap_or(&record.totals).total_usd(),
+                        Some(own.as_deref().unwrap_or(&record.totals).total_usd()),
                     ),
-                    _ => (
-                        Arc::clone(record.observed.model_or_unknown()),
-                        cost_core::Money::ZERO,
-                    ),
+                    _ => (Arc::clone(record.observed.model_or_unknown()), None),
                 };
                 self.settle_budget(record, &model, cost);
             }

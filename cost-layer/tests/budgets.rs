@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use cost_layer::cost_core::budget::{
-    Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetExceeded, BudgetScope, ManualClock,
-    UnpricedCalls, Window,
+    Budget, BudgetAlert, BudgetBook, BudgetConfig, BudgetExceeded, BudgetScope, CancelledCalls,
+    ManualClock, UnpricedCalls, Window,
 };
 use cost_layer::cost_core::{Money, PriceTable, Usage};
 use cost_layer::{CostLayer, Ledger, llm_call};
@@ -698,4 +698,73 @@ fn a_call_no_price_bounds_is_refused_where_unpriced_calls_are_denied() {
     let totals = ledger.session("lenient").unwrap_or_default();
     assert_eq!((totals.llm_calls, totals.unpriced_calls), (1, 1));
     assert_eq!(book.account("per_session_max", "lenient"), None);
+}
+
+/// A streamed call waiting for a first chunk that never comes: a timeout drops its future.
+/// Worst case 2 000 × $2.50 + 1 000 × $10 per million = $0.015.
+#[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 2_000)]
+async fn stalled_stream() -> Result<Usage, AgentError> {
+    std::future::pending::<()>().await;
+    Ok(Usage::new(2_000, 500))
+}
+
+/// The same call, answered without usage (a provider error it maps to no usage).
+#[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 2_000)]
+async fn answered_without_usage() -> Result<Option<Usage>, AgentError> {
+    Ok(None)
+}
+
+/// Polls `future` once and drops it: a timeout firing mid-call.
+fn poll_once_then_drop<F: Future>(future: F) {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+}
+
+/// Polls `future` to its end (it never waits on anything).
+fn run<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn a_call_cancelled_in_flight_keeps_its_reservation_as_spent_unless_released() {
+    for (policy, spent) in [
+        (CancelledCalls::Hold, "0.015"),
+        (CancelledCalls::Release, "0"),
+    ] {
+        let config = BudgetConfig {
+            cancelled_calls: policy,
+            ..session_budget("1")
+        };
+        let (dispatch, ledger, book, _alerts) = setup(config);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let session = tracing::info_span!("s", session.id = "timeouts");
+            let _s = session.enter();
+            poll_once_then_drop(stalled_stream());
+            assert_eq!(
+                book.account("per_session_max", "timeouts"),
+                Some((usd(spent), usd("0"))),
+                "{policy:?}"
+            );
+            // A call that returned, without usage, is released whatever the policy.
+            assert!(matches!(run(answered_without_usage()), Ok(None)));
+            assert_eq!(
+                book.account("per_session_max", "timeouts"),
+                Some((usd(spent), usd("0"))),
+                "{policy:?}"
+            );
+        });
+        // Neither reported usage: both are counted, their cost unknown to the ledger.
+        assert_eq!(ledger.diagnostics().calls_without_usage, 2, "{policy:?}");
+        assert_eq!(
+            ledger.session("timeouts").map(|t| t.total_usd()),
+            Some(usd("0"))
+        );
+    }
 }

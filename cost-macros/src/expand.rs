@@ -97,6 +97,16 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
         Some(ty) => quote!(let __cost_result: #ty),
         None => quote!(let __cost_result),
     };
+    // A call that reserves and can be cancelled in flight (an async fn's future dropped before
+    // it returns) says so at its close, for its budget settlement.
+    let (in_flight, finished) = if reserve.is_empty() {
+        (TokenStream::new(), TokenStream::new())
+    } else {
+        (
+            quote!(let __cost_in_flight = #krate::__private::CallInFlight::new(&__cost_span);),
+            quote!(__cost_in_flight.finish();),
+        )
+    };
     let name = span_name(args, &sig.ident);
     let fields_static = quote! {
         static __COST_FIELDS: #krate::__private::CallFields = #krate::__private::CallFields::new(#name);
@@ -106,11 +116,13 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
             #fields_static
             let __cost_span = #span_expr;
             #reserve
+            #in_flight
             #let_result = #krate::__private::Instrument::instrument(
                 async move #block,
                 ::core::clone::Clone::clone(&__cost_span),
             )
             .await;
+            #finished
             #record
             __cost_result
         }
@@ -123,11 +135,13 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
                 #fields_static
                 let __cost_span = #span_expr;
                 #reserve
+                #in_flight
                 let __cost_result = #krate::__private::Instrument::instrument(
                     #inner,
                     ::core::clone::Clone::clone(&__cost_span),
                 )
                 .await;
+                #finished
                 #record
                 __cost_result
             })

@@ -197,6 +197,19 @@ pub enum UnpricedCalls {
     Deny,
 }
 
+/// What the budgets do with the reservation of a call cancelled in flight (its future dropped
+/// before it returned: a timeout, an abandoned stream), which reported no usage. The provider
+/// may have billed what it processed before the cancellation, which nothing reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CancelledCalls {
+    /// The reservation is kept as spent: the budgets count the call at its worst case, an
+    /// upper bound of what it cost, so a loop of calls that time out still meets its limit.
+    #[default]
+    Hold,
+    /// The reservation is released, as for a call that failed: the budgets count nothing.
+    Release,
+}
+
 /// Every budget and alert of a program.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BudgetConfig {
@@ -209,6 +222,9 @@ pub struct BudgetConfig {
     /// What deny budgets do with a call whose cost cannot be bounded (TOML: `unpriced_calls =
     /// "admit"` or `"deny"`).
     pub unpriced_calls: UnpricedCalls,
+    /// What becomes of the reservation of a call cancelled in flight (TOML: `cancelled_calls =
+    /// "hold"` or `"release"`).
+    pub cancelled_calls: CancelledCalls,
 }
 
 /// Configuration that cannot be used, naming the entry at fault.
@@ -334,6 +350,18 @@ impl BudgetConfig {
                 }
             };
         }
+        if let Some(policy) = &file.cancelled_calls {
+            config.cancelled_calls = match policy.as_str() {
+                "hold" => CancelledCalls::Hold,
+                "release" => CancelledCalls::Release,
+                other => {
+                    return Err(error(
+                        "cancelled_calls",
+                        format!("unknown policy `{other}`; expected hold or release"),
+                    ));
+                }
+            };
+        }
         config.validate()?;
         Ok(config)
     }
@@ -426,6 +454,8 @@ struct FileSpec {
     per_call_alert: Option<AmountSpec>,
     #[serde(default)]
     unpriced_calls: Option<String>,
+    #[serde(default)]
+    cancelled_calls: Option<String>,
     #[serde(flatten)]
     shorthands: BTreeMap<String, AmountSpec>,
 }

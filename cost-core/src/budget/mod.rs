@@ -13,6 +13,8 @@
 //! org_daily = 1000.00
 //! per_call_alert = 0.50      # alert when one call costs more
 //! unpriced_calls = "deny"    # refuse a call no price can bound (default: "admit")
+//! cancelled_calls = "hold"   # a call cancelled in flight keeps its reservation as spent
+//!                            # (the default; "release" frees it, as for a failed call)
 //!
 //! [[budget]]                 # "alert at 80 % of a $5,000 monthly budget"
 //! name = "monthly"
@@ -41,7 +43,7 @@ pub use clock::{
     utc_month,
 };
 pub use config::{
-    Budget, BudgetConfig, BudgetConfigError, BudgetScope, DEFAULT_THRESHOLDS, Policy, SpikeAlert,
-    Threshold, UnpricedCalls, Window,
+    Budget, BudgetConfig, BudgetConfigError, BudgetScope, CancelledCalls, DEFAULT_THRESHOLDS,
+    Policy, SpikeAlert, Threshold, UnpricedCalls, Window,
 };
 pub use shared::{SharedAccounts, SharedKey, SharedRefusal, Unavailable};
