@@ -141,11 +141,26 @@ where
     }
 }
 
-/// A call in flight: made by `#[llm_call]` on an async fn that reserves, before the body's
-/// future is first polled; dropped without [`CallInFlight::finish`] (the fn's future dropped
-/// mid-call: a timeout, an abandoned stream), it marks the call cancelled, so its close settles
-/// the reservation as [`CancelledCalls`](cost_core::budget::CancelledCalls) says.
-#[doc(hidden)]
+/// A call in flight, for telling a cancelled call from one that returned. `#[llm_call]` makes one
+/// for an async fn that reserves; without the macro, make it after [`reserve`] and keep it
+/// across the awaits of the request, calling [`CallInFlight::finish`] once the call returned.
+/// Dropped without `finish` (the future holding it dropped mid-call: a timeout, an abandoned
+/// stream), it marks the call of `span` cancelled, and the call's close settles its reservation
+/// as [`CancelledCalls`](cost_core::budget::CancelledCalls) says (kept as spent by default).
+///
+/// ```no_run
+/// # async fn send() -> u64 { 0 }
+/// async fn chat() -> Result<(), cost_layer::cost_core::budget::BudgetExceeded> {
+///     let span = tracing::info_span!("chat", gen_ai.request.model = "gpt-4o",
+///         gen_ai.usage.input_tokens = tracing::field::Empty);
+///     span.in_scope(|| cost_layer::budget::reserve("gpt-4o", 2_000, 1_000))?;
+///     let in_flight = cost_layer::budget::CallInFlight::new(&span);
+///     let input_tokens = tracing::Instrument::instrument(send(), span.clone()).await;
+///     in_flight.finish();
+///     span.record("gen_ai.usage.input_tokens", input_tokens);
+///     Ok(())
+/// }
+/// ```
 pub struct CallInFlight<'a> {
     span: &'a Span,
     finished: bool,
