@@ -146,7 +146,7 @@ where
 /// across the awaits of the request, calling [`CallInFlight::finish`] once the call returned.
 /// Dropped without `finish` (the future holding it dropped mid-call: a timeout, an abandoned
 /// stream), it marks the call of `span` cancelled, and the call's close settles its reservation
-/// as [`CancelledCalls`](cost_core::budget::CancelledCalls) says (kept as spent by default).
+/// as [`CancelledCalls`] says (kept as spent by default).
 ///
 /// ```no_run
 /// # async fn send() -> u64 { 0 }
