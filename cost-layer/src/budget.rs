@@ -281,12 +281,12 @@ impl CostLayer {
         };
         let alerts = match reservation {
             Some(reservation) => {
-                let held = cost.is_none()
+                let kept_as_spent = cost.is_none()
                     && cancelled
                     && book.config().cancelled_calls == CancelledCalls::Hold;
                 let cost = match cost {
                     Some(cost) => cost,
-                    None if held => reservation.amount(),
+                    None if kept_as_spent => reservation.amount(),
                     None => Money::ZERO,
                 };
                 reservation.settle(cost)

@@ -769,43 +769,36 @@ fn a_call_cancelled_in_flight_keeps_its_reservation_as_spent_unless_released() {
     }
 }
 
+/// A call made without the macro: reserved, its answer awaited with a `CallInFlight` held, its
+/// input tokens recorded once it returned.
+async fn hand_written_call(answer: impl Future<Output = u64>) {
+    let call = tracing::info_span!(
+        "chat",
+        gen_ai.request.model = "gpt-4o",
+        gen_ai.usage.input_tokens = tracing::field::Empty
+    );
+    let reserved = call.in_scope(|| cost_layer::budget::reserve("gpt-4o", 2_000, 1_000));
+    assert!(reserved.is_ok());
+    let in_flight = cost_layer::budget::CallInFlight::new(&call);
+    let input_tokens = answer.await;
+    in_flight.finish();
+    call.record("gen_ai.usage.input_tokens", input_tokens);
+}
+
 #[test]
 fn a_hand_written_call_marks_its_cancellation_with_a_call_in_flight() {
     let (dispatch, _ledger, book, _alerts) = setup(session_budget("1"));
     tracing::dispatcher::with_default(&dispatch, || {
         let session = tracing::info_span!("s", session.id = "by-hand");
         let _s = session.enter();
-        // Reserved, then dropped while awaiting its answer: kept as spent ($0.015).
-        poll_once_then_drop(async {
-            let call = tracing::info_span!(
-                "chat",
-                gen_ai.request.model = "gpt-4o",
-                gen_ai.usage.input_tokens = tracing::field::Empty
-            );
-            let reserved = call.in_scope(|| cost_layer::budget::reserve("gpt-4o", 2_000, 1_000));
-            assert!(reserved.is_ok());
-            let in_flight = cost_layer::budget::CallInFlight::new(&call);
-            std::future::pending::<()>().await;
-            in_flight.finish();
-        });
+        // Dropped while awaiting its answer: kept as spent ($0.015).
+        poll_once_then_drop(hand_written_call(std::future::pending()));
         assert_eq!(
             book.account("per_session_max", "by-hand"),
             Some((usd("0.015"), usd("0")))
         );
-        // The same call answered and finished: settled at its cost, 1 000 × $2.50 per million.
-        run(async {
-            let call = tracing::info_span!(
-                "chat",
-                gen_ai.request.model = "gpt-4o",
-                gen_ai.usage.input_tokens = tracing::field::Empty
-            );
-            let reserved = call.in_scope(|| cost_layer::budget::reserve("gpt-4o", 2_000, 1_000));
-            assert!(reserved.is_ok());
-            let in_flight = cost_layer::budget::CallInFlight::new(&call);
-            std::future::ready(()).await;
-            in_flight.finish();
-            call.record("gen_ai.usage.input_tokens", 1_000);
-        });
+        // Answered: settled at its cost, 1 000 × $2.50 per million.
+        run(hand_written_call(std::future::ready(1_000)));
         assert_eq!(
             book.account("per_session_max", "by-hand"),
             Some((usd("0.0175"), usd("0")))
