@@ -660,16 +660,13 @@ impl BudgetBook {
                 }
             })
         });
-        // Nothing booked: dropped unsettled, it only gives the thread's held accounts back.
-        drop(Reservation {
-            book: Some(handle.unwrap_or_else(|| Arc::clone(inner))),
-            held,
+        // Nothing was booked: the accounts only go back to this thread's cache.
+        BookInner::give_back(
+            handle.unwrap_or_else(|| Arc::clone(inner)),
             generation,
-            amount: 0,
-            call: None,
             now,
-            settled: false,
-        });
+            held,
+        );
         refusal.map_or(Ok(()), Err)
     }
 

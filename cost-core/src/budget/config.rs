@@ -339,28 +339,24 @@ impl BudgetConfig {
             config.per_call_alert = Some(amount("per_call_alert", max)?);
         }
         if let Some(policy) = &file.unpriced_calls {
-            config.unpriced_calls = match policy.as_str() {
-                "admit" => UnpricedCalls::Admit,
-                "deny" => UnpricedCalls::Deny,
-                other => {
-                    return Err(error(
-                        "unpriced_calls",
-                        format!("unknown policy `{other}`; expected admit or deny"),
-                    ));
-                }
-            };
+            config.unpriced_calls = policy_named(
+                "unpriced_calls",
+                policy,
+                &[
+                    ("admit", UnpricedCalls::Admit),
+                    ("deny", UnpricedCalls::Deny),
+                ],
+            )?;
         }
         if let Some(policy) = &file.cancelled_calls {
-            config.cancelled_calls = match policy.as_str() {
-                "hold" => CancelledCalls::Hold,
-                "release" => CancelledCalls::Release,
-                other => {
-                    return Err(error(
-                        "cancelled_calls",
-                        format!("unknown policy `{other}`; expected hold or release"),
-                    ));
-                }
-            };
+            config.cancelled_calls = policy_named(
+                "cancelled_calls",
+                policy,
+                &[
+                    ("hold", CancelledCalls::Hold),
+                    ("release", CancelledCalls::Release),
+                ],
+            )?;
         }
         config.validate()?;
         Ok(config)
@@ -510,14 +506,12 @@ impl BudgetSpec {
             },
         };
         let policy = match self.policy.as_deref() {
-            None | Some("deny") => Policy::Deny,
-            Some("alert") => Policy::Alert,
-            Some(other) => {
-                return Err(error(
-                    entry,
-                    format!("unknown policy `{other}`; expected alert or deny"),
-                ));
-            }
+            None => Policy::Deny,
+            Some(name) => policy_named(
+                entry,
+                name,
+                &[("alert", Policy::Alert), ("deny", Policy::Deny)],
+            )?,
         };
         let thresholds = match &self.thresholds {
             None => DEFAULT_THRESHOLDS.to_vec(),
@@ -536,6 +530,26 @@ impl BudgetSpec {
             policy,
         })
     }
+}
+
+/// The policy `name` stands for among `known` (its names and values), or an error naming
+/// `entry` and the names it takes.
+fn policy_named<T: Copy>(
+    entry: &str,
+    name: &str,
+    known: &[(&str, T)],
+) -> Result<T, BudgetConfigError> {
+    known
+        .iter()
+        .find(|(known_name, _)| *known_name == name)
+        .map(|(_, policy)| *policy)
+        .ok_or_else(|| {
+            let names: Vec<&str> = known.iter().map(|(known_name, _)| *known_name).collect();
+            error(
+                entry,
+                format!("unknown policy `{name}`; expected {}", names.join(" or ")),
+            )
+        })
 }
 
 fn parse_duration(text: &str) -> Option<Duration> {

@@ -142,8 +142,8 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 continue; // read below, over the flat keys
             }
             if key == PROVIDER_SPECIFIC {
-                match read_multipliers(raw.get(), &mut skipped_keys) {
-                    Ok(read) => (multipliers.us, multipliers.fast) = (read.us, read.fast),
+                match read_multipliers(raw.get(), &mut multipliers, &mut skipped_keys) {
+                    Ok(()) => {}
                     Err(message) => {
                         problem = Some(bad_key(raw, key, message));
                         break;
@@ -205,19 +205,12 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                     break;
                 }
             };
-            let schedule = &mut schedules[price_key.service_tier as usize];
-            let prices = match price_key.above {
-                Some(n) => schedule.tier_mut(n),
-                None => &mut schedule.base,
-            };
-            prices.set(price_key.kind, price);
+            price_key
+                .prices_in(&mut schedules)
+                .set(price_key.kind, price);
         }
         for (price_key, price) in cache_hit_prices {
-            let schedule = &mut schedules[price_key.service_tier as usize];
-            let prices = match price_key.above {
-                Some(n) => schedule.tier_mut(n),
-                None => &mut schedule.base,
-            };
+            let prices = price_key.prices_in(&mut schedules);
             if prices.cache_read.is_none() {
                 prices.set(TokenKind::CacheRead, price);
             }
@@ -362,12 +355,15 @@ fn read_multiplier(raw: &str) -> Result<PriceMultiplier, String> {
     PriceMultiplier::parse(raw.trim().trim_matches('"')).map_err(|e| e.to_string())
 }
 
-/// Reads `provider_specific_entry`; its other keys go to `skipped` as
+/// Reads `provider_specific_entry` into `read`; its other keys go to `skipped` as
 /// `provider_specific_entry.KEY`. Anything but an object of numbers is an error.
-fn read_multipliers(raw: &str, skipped: &mut Vec<String>) -> Result<Multipliers, String> {
+fn read_multipliers(
+    raw: &str,
+    read: &mut Multipliers,
+    skipped: &mut Vec<String>,
+) -> Result<(), String> {
     let entries: BTreeMap<String, &RawValue> =
         serde_json::from_str(raw).map_err(|_| "expected an object of multipliers".to_owned())?;
-    let mut read = Multipliers::default();
     for (key, value) in entries {
         let slot = match key.as_str() {
             "us" => &mut read.us,
@@ -379,7 +375,7 @@ fn read_multipliers(raw: &str, skipped: &mut Vec<String>) -> Result<Multipliers,
         };
         *slot = Some(read_multiplier(value.get()).map_err(|e| format!("`{key}`: {e}"))?);
     }
-    Ok(read)
+    Ok(())
 }
 
 /// The file search tool's price per 1 000 calls.
@@ -602,6 +598,18 @@ impl PriceKey {
             TokenKind::CacheReadImage,
         ),
     ];
+
+    /// The prices this key sets: its service tier's schedule, its context tier or the base.
+    fn prices_in<'a>(
+        &self,
+        schedules: &'a mut [PriceSchedule; ServiceTier::ALL.len()],
+    ) -> &'a mut ComponentPrices {
+        let schedule = &mut schedules[self.service_tier as usize];
+        match self.above {
+            Some(n) => schedule.tier_mut(n),
+            None => &mut schedule.base,
+        }
+    }
 
     fn parse(key: &str) -> Option<PriceKey> {
         Self::COMPONENTS.iter().find_map(|(prefix, kind)| {
