@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use cost_layer::cost_core::PriceTable;
-use cost_layer::{CostLayer, Dimension, Ledger, TokenUsage, Totals, llm_call};
+use cost_layer::{CostLayer, Dimension, Ledger, TokenUsage, Totals, agent, llm_call, session};
 use tracing::info_span;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -58,9 +58,8 @@ fn cached_answer() -> Response {
     }
 }
 
+#[agent]
 fn planner() {
-    let agent = info_span!("agent", gen_ai.agent.name = "planner");
-    let _a = agent.enter();
     llm_call(
         "gpt-6-luna",
         "planning",
@@ -76,9 +75,8 @@ fn planner() {
     );
 }
 
+#[agent]
 fn researcher() {
-    let agent = info_span!("agent", gen_ai.agent.name = "researcher");
-    let _a = agent.enter();
     for (i, query) in ["pricing history", "competitor features"]
         .into_iter()
         .enumerate()
@@ -116,9 +114,8 @@ fn researcher() {
     );
 }
 
+#[agent]
 fn writer() {
-    let agent = info_span!("agent", gen_ai.agent.name = "writer");
-    let _a = agent.enter();
     llm_call(
         "gpt-6.1-terra",
         "writing",
@@ -176,14 +173,8 @@ pub(crate) fn cost_layer() -> (CostLayer, Ledger, Arc<Mutex<String>>) {
 }
 
 /// The session: a user's request answered by the three agents.
-pub(crate) fn session() {
-    let session = info_span!(
-        "support_session",
-        session.id = "s-42",
-        cost.user_id = "alice@example.com",
-        cost.org_id = "acme",
-    );
-    let _s = session.enter();
+#[session(id = "s-42", user = "alice@example.com", org = "acme")]
+pub(crate) fn support_session() {
     planner();
     researcher();
     writer();
@@ -201,7 +192,7 @@ fn main() {
                 .with_filter(Targets::new().with_target("cost_layer", tracing::Level::INFO)),
         )
         .init();
-    session();
+    support_session();
 
     println!("\ncost tree of session s-42:");
     print!("{}", tree.lock().map(|t| t.clone()).unwrap_or_default());

@@ -182,7 +182,7 @@ fn quickstart_prices_the_session_it_prints() {
     let (cost, ledger, tree) = quickstart::cost_layer();
     tracing::subscriber::with_default(
         tracing_subscriber::registry().with(cost),
-        quickstart::session,
+        quickstart::support_session,
     );
     // gpt-6-luna: 1 800 × 0.1e-6 + 350 × 0.5e-6 = 0.000355
     // claude-sonnet-5-5: 12 000 × 2e-6 + 30 000 × 2.5e-6 + 1 500 × 10e-6 + 3 × $0.01
@@ -215,6 +215,6 @@ fn quickstart_prices_the_session_it_prints() {
         tree.starts_with("session support_session [s-42]  ≥ $0.291355"),
         "{tree}"
     );
-    assert!(tree.contains("agent agent [researcher]  $0.27"), "{tree}");
+    assert!(tree.contains("agent researcher  $0.27"), "{tree}");
     assert!(tree.contains("[acme-house-style-v2]  $?"), "{tree}");
 }

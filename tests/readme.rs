@@ -80,6 +80,31 @@ mod snippet_2 {
 // README snippet 3
 #[rustfmt::skip]
 mod snippet_3 {
+    use super::Error;
+
+    struct Request { conversation_id: String, user_id: String, question: String }
+    struct Notes;
+    struct Answer;
+    async fn write_answer(notes: &Notes) -> Result<Answer, Error> { Ok(Answer) }
+
+use cost_layer::{agent, session};
+
+#[session(id = request.conversation_id, user = request.user_id, feature = "support")]
+async fn handle(request: Request) -> Result<Answer, Error> {
+    let notes = research(&request.question).await?;
+    write_answer(&notes).await
+}
+
+#[agent(name = "researcher")]
+async fn research(question: &str) -> Result<Notes, Error> {
+    Ok(Notes)
+}
+}
+// end of README snippet 3
+
+// README snippet 4
+#[rustfmt::skip]
+mod snippet_4 {
     fn main() {
 use cost_layer::{CostLayer, Scope};
 use tracing_subscriber::prelude::*;
@@ -102,11 +127,11 @@ drop(call);
 ledger.session("s-42").map(|t| t.total_usd());   // exact Money, readable at any time
     }
 }
-// end of README snippet 3
+// end of README snippet 4
 
-// README snippet 4
+// README snippet 5
 #[rustfmt::skip]
-mod snippet_4 {
+mod snippet_5 {
     use cost_layer::CostLayer;
     use tracing_subscriber::prelude::*;
 
@@ -119,11 +144,11 @@ tracing_subscriber::registry().with(cost).init();
         Ok(())
     }
 }
-// end of README snippet 4
+// end of README snippet 5
 
-// README snippet 5
+// README snippet 6
 #[rustfmt::skip]
-mod snippet_5 {
+mod snippet_6 {
     use cost_layer::CostLayer;
     use cost_layer::cost_core::budget::{BudgetBook, BudgetConfig, SystemClock, Unavailable};
     use std::sync::Arc;
@@ -136,11 +161,11 @@ let (cost, ledger) = CostLayer::builder().budgets(book).build();
         Ok(())
     }
 }
-// end of README snippet 5
+// end of README snippet 6
 
-// README snippet 6
+// README snippet 7
 #[rustfmt::skip]
-mod snippet_6 {
+mod snippet_7 {
     use cost_layer::CostLayer;
     use cost_layer::export::MetricOptions;
     use opentelemetry::trace::TracerProvider as _;
@@ -159,11 +184,11 @@ tracing_subscriber::registry()
     .init();
     }
 }
-// end of README snippet 6
+// end of README snippet 7
 
-// README snippet 7
+// README snippet 8
 #[rustfmt::skip]
-mod snippet_7 {
+mod snippet_8 {
     pub(super) fn main() -> super::Outcome {
 use cost_core::{PriceTable, ServiceTier, Usage};
 
@@ -175,11 +200,11 @@ println!("{} via {} → ${}", quote.entry.key, quote.table.version, quote.total(
         Ok(())
     }
 }
-// end of README snippet 7
+// end of README snippet 8
 
-// README snippet 8
+// README snippet 9
 #[rustfmt::skip]
-mod snippet_8 {
+mod snippet_9 {
     use cost_layer::cost_core::budget::BudgetExceeded;
     use cost_layer::{CostLayer, TokenUsage, llm_call};
 
@@ -233,7 +258,7 @@ fn step(prompt: &str) -> Result<Reply, AgentError> {
         Ok(())
     }
 }
-// end of README snippet 8
+// end of README snippet 9
 
 /// The README's Rust blocks, in order: each a list of its lines, trimmed, blank ones left out.
 fn readme_rust_blocks(readme: &str) -> Vec<Vec<&str>> {
@@ -294,7 +319,7 @@ fn readme_snippets_are_here() {
     let blocks = readme_rust_blocks(readme);
     assert_eq!(
         blocks.len(),
-        8,
+        9,
         "a README Rust block added or removed: give it a region here"
     );
     for (index, block) in blocks.iter().enumerate() {
@@ -314,7 +339,7 @@ fn readme_snippets_are_here() {
 #[test]
 fn a_changed_readme_line_is_caught() {
     let source = include_str!("readme.rs");
-    let region = region(source, 7);
+    let region = region(source, 8);
     let edited = vec![vec!["let table = PriceTable::embedded();"]];
     assert!(stands_in(&edited, &region).is_err());
     let reordered = vec![
@@ -333,5 +358,5 @@ fn a_changed_readme_line_is_caught() {
 
 #[test]
 fn the_pricing_snippet_prices_as_its_comment_says() -> Outcome {
-    snippet_7::main()
+    snippet_8::main()
 }

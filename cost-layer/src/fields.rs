@@ -326,6 +326,61 @@ macro_rules! __llm_call_span {
     };
 }
 
+/// The span `#[agent]` or `#[session]` opens: its scope named (`cost.scope`), the agent's name
+/// or the session's id, and the attribution given (`Empty` where not). Used by the macros'
+/// expansion only; kept here so this module stays the one place that spells field names.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __scope_span {
+    (
+        krate = [$($krate:tt)*],
+        level = $level:expr,
+        name = $name:expr,
+        scope = agent,
+        key = [$($agent:tt)*],
+        feature = [$($feature:tt)*],
+        user = [$($user:tt)*],
+        org = [$($org:tt)*],
+        fields = [$($fields:tt)*]
+    ) => {
+        $($krate)*::__private::tracing::span!(
+            target: module_path!(),
+            $level,
+            $name,
+            cost.scope = "agent",
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = $($agent)*,
+            cost.feature = $($feature)*,
+            cost.user_id = $($user)*,
+            cost.org_id = $($org)*,
+            $($fields)*
+        )
+    };
+    (
+        krate = [$($krate:tt)*],
+        level = $level:expr,
+        name = $name:expr,
+        scope = session,
+        key = [$($id:tt)*],
+        feature = [$($feature:tt)*],
+        user = [$($user:tt)*],
+        org = [$($org:tt)*],
+        fields = [$($fields:tt)*]
+    ) => {
+        $($krate)*::__private::tracing::span!(
+            target: module_path!(),
+            $level,
+            $name,
+            cost.scope = "session",
+            session.id = $($id)*,
+            cost.feature = $($feature)*,
+            cost.user_id = $($user)*,
+            cost.org_id = $($org)*,
+            $($fields)*
+        )
+    };
+}
+
 /// Emits the close event of a session or agent span (`CostLayerBuilder::close_events`), with the
 /// attribute names of [`close_event`]; keys the span does not have are left out.
 pub(crate) fn emit_close_event(

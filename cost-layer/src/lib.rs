@@ -97,7 +97,36 @@
 //! # Instrumenting and budgets
 //!
 //! [`llm_call`] turns a function into an LLM call whose usage is read from its return value
-//! ([`TokenUsage`]); [`budget`] wires [`cost_core::budget`] in: alerts, and calls refused
+//! ([`TokenUsage`]); [`agent`](macro@agent) and [`session`](macro@session) turn one into an
+//! agent run or a session, with its attribution:
+//!
+//! ```
+//! use cost_layer::{CostLayer, agent, cost_core::Usage, llm_call, session};
+//! use tracing_subscriber::prelude::*;
+//!
+//! #[llm_call(model = "gpt-4o")]
+//! fn ask(question: &str) -> Usage {
+//!     Usage::new(2000, 500) // the response's usage
+//! }
+//!
+//! #[agent(name = "planner")]
+//! fn plan(goal: &str) {
+//!     ask(goal);
+//! }
+//!
+//! #[session(id = id, user = user, feature = "support")]
+//! fn handle(id: &str, user: &str, goal: &str) {
+//!     plan(goal);
+//! }
+//!
+//! let (cost, ledger) = CostLayer::builder().build();
+//! let subscriber = tracing_subscriber::registry().with(cost);
+//! tracing::subscriber::with_default(subscriber, || handle("s-1", "alice", "refund"));
+//! assert_eq!(ledger.session("s-1").map(|t| t.total_usd().to_string()), Some("0.01".into()));
+//! assert_eq!(ledger.agent("planner").map(|t| t.llm_calls), Some(1));
+//! ```
+//!
+//! [`budget`] wires [`cost_core::budget`] in: alerts, and calls refused
 //! before they run (`#[llm_call(model = …, max_output_tokens = …)]`, [`budget::reserve`]).
 
 #![deny(missing_docs)]
@@ -126,7 +155,7 @@ pub use builder::CostLayerBuilder;
 pub use call::{record_data_residency, record_response_model, record_service_tier, record_usage};
 pub use cost_core;
 pub use cost_core::TokenUsage;
-pub use cost_macros::{TokenUsage, llm_call};
+pub use cost_macros::{TokenUsage, agent, llm_call, session};
 pub use fields::FieldRole;
 pub use layer::{CallDetails, CostLayer, SpanClose};
 pub use ledger::{Diagnostics, Dimension, Ledger, LedgerKey, LedgerSnapshot, Retention};

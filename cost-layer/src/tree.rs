@@ -15,7 +15,9 @@ pub struct CostTreeNode {
     pub name: &'static str,
     /// Its scope.
     pub scope: Scope,
-    /// A label: the session id or agent name the span set, or a call's model, if any.
+    /// A label: the session id or agent name the span set, or a call's model, if any. The
+    /// drawing leaves it out where it is the span's name (an `#[agent]` named after its
+    /// function).
     pub label: Option<String>,
     /// How many sibling spans were merged into this node.
     pub count: u64,
@@ -66,7 +68,8 @@ impl CostTreeNode {
             (false, false) => ("├─ ", "│  "),
         };
         write!(f, "{prefix}{branch}{} {}", self.scope, self.name)?;
-        if let Some(label) = &self.label {
+        // A label the name already says (an agent named after its function) is not repeated.
+        if let Some(label) = self.label.as_deref().filter(|label| *label != self.name) {
             write!(f, " [{label}]")?;
         }
         if self.count > 1 {

@@ -1,5 +1,6 @@
-//! Compile errors of `#[llm_call]` and `#[derive(TokenUsage)]`, checked against the `.stderr`
-//! files in `tests/ui/` (regenerate with `TRYBUILD=overwrite` after an intended change).
+//! Compile errors of `#[llm_call]`, `#[agent]`, `#[session]` and `#[derive(TokenUsage)]`,
+//! checked against the `.stderr` files in `tests/ui/` (regenerate with `TRYBUILD=overwrite`
+//! after an intended change).
 
 #[test]
 fn ui() {

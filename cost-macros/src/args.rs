@@ -1,4 +1,5 @@
-//! The arguments of `#[llm_call(…)]`, parsed with every error collected.
+//! The arguments of `#[llm_call(…)]`, `#[agent(…)]` and `#[session(…)]`, parsed with every
+//! error collected.
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
@@ -12,12 +13,55 @@ pub(crate) enum Value {
     Expr(Box<Expr>),
 }
 
+/// Which attribute the arguments are of: what span it opens, and so which arguments it takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `#[llm_call]`: an LLM call.
+    Call,
+    /// `#[agent]`: an agent run.
+    Agent,
+    /// `#[session]`: a session.
+    Session,
+}
+
+impl Kind {
+    /// The attribute, as written.
+    pub(crate) fn attribute(self) -> &'static str {
+        match self {
+            Kind::Call => "llm_call",
+            Kind::Agent => "agent",
+            Kind::Session => "session",
+        }
+    }
+
+    /// The arguments the attribute takes, as an error message lists them.
+    fn known(self) -> &'static str {
+        match self {
+            Kind::Call => CALL_ARGUMENTS,
+            Kind::Agent => AGENT_ARGUMENTS,
+            Kind::Session => SESSION_ARGUMENTS,
+        }
+    }
+
+    /// Whether the attribute takes the argument `key`.
+    fn accepts(self, key: &str) -> bool {
+        self.known()
+            .split(", ")
+            .any(|known| known.trim_end_matches("(…)") == key)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) model: Option<Value>,
     pub(crate) provider: Option<Value>,
     pub(crate) feature: Option<Value>,
+    /// A call's agent; an agent run's name.
     pub(crate) agent: Option<Value>,
+    /// A session's id.
+    pub(crate) id: Option<Value>,
+    pub(crate) user: Option<Value>,
+    pub(crate) org: Option<Value>,
     pub(crate) service_tier: Option<Value>,
     pub(crate) data_residency: Option<Value>,
     pub(crate) name: Option<LitStr>,
@@ -32,7 +76,11 @@ pub(crate) struct Args {
     pub(crate) max_web_searches: Option<Expr>,
 }
 
-const KNOWN: &str = "model, provider, feature, agent, service_tier, data_residency, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches";
+const CALL_ARGUMENTS: &str = "model, provider, feature, agent, service_tier, data_residency, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches";
+const AGENT_ARGUMENTS: &str =
+    "name, feature, user, org, level, fields(…), skip(…), skip_all, crate";
+const SESSION_ARGUMENTS: &str =
+    "id, name, feature, user, org, level, fields(…), skip(…), skip_all, crate";
 
 /// One `key`, `key = value` or `key(…)` argument, parsed loosely so that every problem can be
 /// reported with its span.
@@ -91,8 +139,9 @@ fn literal(value: &Expr) -> Option<LitStr> {
 }
 
 impl Args {
-    /// Parses the arguments; returns what could be read and every error found.
-    pub(crate) fn parse(tokens: TokenStream) -> (Args, Vec<syn::Error>) {
+    /// Parses the arguments of a `kind` attribute; returns what could be read and every error
+    /// found.
+    pub(crate) fn parse(tokens: TokenStream, kind: Kind) -> (Args, Vec<syn::Error>) {
         let mut args = Args::default();
         let mut errors = Vec::new();
         let raw = match syn::parse::Parser::parse2(
@@ -114,6 +163,16 @@ impl Args {
             }
             seen.push(key.clone());
             let span = arg.key.span();
+            if !kind.accepts(&key) {
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "unknown argument `{key}`; expected one of: {}",
+                        kind.known()
+                    ),
+                ));
+                continue;
+            }
             let want_string = |what: &str| {
                 syn::Error::new(
                     arg.value.as_ref().map_or(span, |v| v.span()),
@@ -165,6 +224,16 @@ impl Args {
                 "agent" => args.agent = value(&mut errors),
                 "service_tier" => args.service_tier = value(&mut errors),
                 "data_residency" => args.data_residency = value(&mut errors),
+                "id" => args.id = value(&mut errors),
+                "user" => args.user = value(&mut errors),
+                "org" => args.org = value(&mut errors),
+                // An agent's name names its span too, when it is a literal.
+                "name" if kind == Kind::Agent => {
+                    args.agent = value(&mut errors);
+                    if let Some(Value::Literal(name)) = &args.agent {
+                        args.name = Some(name.clone());
+                    }
+                }
                 "name" => args.name = string(&mut errors),
                 "level" => {
                     if let Some(level) = string(&mut errors) {
@@ -233,9 +302,18 @@ impl Args {
                 },
                 _ => errors.push(syn::Error::new(
                     span,
-                    format!("unknown argument `{key}`; expected one of: {KNOWN}"),
+                    format!(
+                        "unknown argument `{key}`; expected one of: {}",
+                        kind.known()
+                    ),
                 )),
             }
+        }
+        if kind == Kind::Session && args.id.is_none() && !seen.iter().any(|key| key == "id") {
+            errors.push(syn::Error::new(
+                Span::call_site(),
+                "`#[session]` needs the session's id: `#[session(id = …)]` (a literal or an expression over the arguments)",
+            ));
         }
         if let Some(max) = &args.max_output_tokens
             && args.model.is_none()

@@ -1,13 +1,17 @@
-//! The expansion of `#[llm_call]`.
+//! The expansions of `#[llm_call]`, `#[agent]` and `#[session]`: one function wrapper (sync,
+//! async, `#[async_trait]`), with the span each opens and, for a call, the budget reservation
+//! and the recording of the usage its return value carries.
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 use syn::{Block, Expr, FnArg, ItemFn, Pat, ReturnType, Stmt};
 
-use crate::args::{Args, Value};
+use crate::args::{Args, Kind, Value};
 
-pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (args, mut errors) = Args::parse(args);
+/// Instruments `item` as the `kind` attribute with `args` says.
+pub(crate) fn instrument(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let attribute = kind.attribute();
+    let (args, mut errors) = Args::parse(args, kind);
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
         Err(_) => {
@@ -18,7 +22,7 @@ pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
                 .map_or_else(proc_macro2::Span::call_site, |t| t.span());
             errors.push(syn::Error::new(
                 at,
-                "`#[llm_call]` applies to a function with a body (a free fn, a method, or a trait method with a default body)",
+                format!("`#[{attribute}]` applies to a function with a body (a free fn, a method, or a trait method with a default body)"),
             ));
             return with_errors(item, errors);
         }
@@ -26,7 +30,7 @@ pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Some(constness) = &func.sig.constness {
         errors.push(syn::Error::new(
             constness.span,
-            "`#[llm_call]` cannot instrument a `const fn`: recording a span is not possible in a const context",
+            format!("`#[{attribute}]` cannot instrument a `const fn`: recording a span is not possible in a const context"),
         ));
     }
     let params = parameter_names(&func);
@@ -44,7 +48,7 @@ pub(crate) fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
     if !errors.is_empty() {
         return with_errors(item, errors);
     }
-    expand(&args, func)
+    expand(kind, &args, func)
 }
 
 /// The user's item unchanged, followed by the errors: the rest of the crate (and the IDE) keep
@@ -81,7 +85,7 @@ fn nameable_return(output: &ReturnType) -> Option<TokenStream> {
     }
 }
 
-fn expand(args: &Args, func: ItemFn) -> TokenStream {
+fn expand(kind: Kind, args: &Args, func: ItemFn) -> TokenStream {
     let krate = args.krate();
     let ItemFn {
         attrs,
@@ -89,9 +93,25 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
         sig,
         block,
     } = func;
-    let span_expr = span_tokens(args, &krate, &sig.ident);
-    let record = record_tokens(args, &krate);
-    let reserve = reserve_tokens(args, &krate);
+    let name = span_name(args, &sig.ident);
+    // A call declares its fields once (`__COST_FIELDS`), may reserve, and records its usage on
+    // return; an agent run or a session only opens its span.
+    let (span_expr, fields_static, reserve, record) = match kind {
+        Kind::Call => (
+            span_tokens(args, &krate, &sig.ident),
+            quote! {
+                static __COST_FIELDS: #krate::__private::CallFields = #krate::__private::CallFields::new(#name);
+            },
+            reserve_tokens(args, &krate),
+            record_tokens(args, &krate),
+        ),
+        Kind::Agent | Kind::Session => (
+            scope_span_tokens(kind, args, &krate, &sig.ident),
+            TokenStream::new(),
+            TokenStream::new(),
+            TokenStream::new(),
+        ),
+    };
     let hint = nameable_return(&sig.output);
     let let_result = match &hint {
         Some(ty) => quote!(let __cost_result: #ty),
@@ -106,10 +126,6 @@ fn expand(args: &Args, func: ItemFn) -> TokenStream {
             quote!(let __cost_in_flight = #krate::__private::CallInFlight::new(&__cost_span);),
             quote!(__cost_in_flight.finish();),
         )
-    };
-    let name = span_name(args, &sig.ident);
-    let fields_static = quote! {
-        static __COST_FIELDS: #krate::__private::CallFields = #krate::__private::CallFields::new(#name);
     };
     let body = if sig.asyncness.is_some() {
         quote! {
@@ -210,6 +226,51 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
             agent = [#agent],
             service_tier = [#service_tier],
             data_residency = [#data_residency],
+            fields = [#fields]
+        )
+    }
+}
+
+/// The span of an agent run (`gen_ai.agent.name`: `name = …`, else the function's name) or of
+/// a session (`session.id`), with the attribution given.
+fn scope_span_tokens(
+    kind: Kind,
+    args: &Args,
+    krate: &TokenStream,
+    ident: &syn::Ident,
+) -> TokenStream {
+    let empty = quote!(#krate::__private::tracing::field::Empty);
+    let value_or = |value: &Option<Value>, absent: TokenStream| match value {
+        Some(Value::Literal(lit)) => quote!(#lit),
+        Some(Value::Expr(expr)) => quote!(%(#expr)),
+        None => absent,
+    };
+    let name = span_name(args, ident);
+    let level = match &args.level {
+        Some((_, level)) => quote!(#krate::__private::tracing::Level::#level),
+        None => quote!(#krate::__private::tracing::Level::INFO),
+    };
+    let feature = value_or(&args.feature, empty.clone());
+    let user = value_or(&args.user, empty.clone());
+    let org = value_or(&args.org, empty.clone());
+    let fields = args.fields.clone().unwrap_or_default();
+    let (scope, key) = match kind {
+        Kind::Session => (quote!(session), value_or(&args.id, empty)),
+        Kind::Agent | Kind::Call => {
+            let own_name = syn::LitStr::new(&ident.to_string(), ident.span());
+            (quote!(agent), value_or(&args.agent, quote!(#own_name)))
+        }
+    };
+    quote! {
+        #krate::__scope_span!(
+            krate = [#krate],
+            level = #level,
+            name = #name,
+            scope = #scope,
+            key = [#key],
+            feature = [#feature],
+            user = [#user],
+            org = [#org],
             fields = [#fields]
         )
     }

@@ -2,6 +2,8 @@
 //! them and provides everything their expansions call (`cost_layer::__private`).
 //!
 //! - [`llm_call`]: instruments a function that calls a model.
+//! - [`agent`](macro@agent) and [`session`](macro@session): instrument a function as an agent
+//!   run or a session, the scopes calls roll up into.
 //! - [`TokenUsage`](derive@TokenUsage): reads token usage out of a response type.
 
 #![deny(missing_docs)]
@@ -39,7 +41,55 @@ use proc_macro::TokenStream;
 /// | `max_output_tokens = N`, `estimate_input = expr`, `max_web_searches = S` | before the body runs, reserve the worst case (estimated input at the dearest of the model's text, audio and image input prices + `N` output tokens at the output price of `model`, or at its audio, reasoning or image prices when higher, + `S` web searches at its search price) against the deny budgets that apply; if one would be exceeded the body does not run and the function returns the refusal (`Result<_, E>` with `E: From<BudgetExceeded>`); an async fn's future dropped before it returns (a timeout) keeps its reservation as spent unless the budgets say `cancelled_calls = "release"` |
 #[proc_macro_attribute]
 pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::llm_call(args.into(), item.into()).into()
+    expand::instrument(args::Kind::Call, args.into(), item.into()).into()
+}
+
+/// Instruments a function as an agent run: opens a span the cost layer counts as an agent
+/// (`cost.scope = "agent"`, `gen_ai.operation.name = "invoke_agent"`, `gen_ai.agent.name`) and
+/// runs the body inside it (an async fn's future is instrumented, so the span is entered only
+/// while it is polled). The calls it makes roll up into the run's totals and are attributed to
+/// the agent.
+///
+/// ```text
+/// #[agent(name = "researcher", feature = "support")]
+/// async fn research(question: &str) -> Result<Notes, Error> { … }
+/// ```
+///
+/// Arguments (all optional):
+///
+/// | argument | meaning |
+/// |---|---|
+/// | `name = "…"` or `name = expr` | the agent's name (default: the function's name); a literal names the span too |
+/// | `feature`, `user`, `org` | attribution of the calls inside (`cost.feature`, `cost.user_id`, `cost.org_id`: a literal or an expression over the arguments, recorded with `Display`); absent, they are inherited from the spans around |
+/// | `level = "debug"` | the span level (default `info`) |
+/// | `fields(key = value, …)` | more span fields, as in `#[instrument]` |
+/// | `skip(a, b)`, `skip_all` | accepted as in `#[instrument]`; arguments are never recorded unless named in `fields` |
+/// | `crate = path` | where `cost_layer` is, for crates that re-export it |
+#[proc_macro_attribute]
+pub fn agent(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::instrument(args::Kind::Agent, args.into(), item.into()).into()
+}
+
+/// Instruments a function as a session: opens a span the cost layer counts as a session
+/// (`cost.scope = "session"`, `session.id`) and runs the body inside it. Every call inside is
+/// charged to the session, readable with `Ledger::session(id)`.
+///
+/// ```text
+/// #[session(id = request.conversation_id, user = request.user_id, feature = "support")]
+/// async fn handle(request: Request) -> Response { … }
+/// ```
+///
+/// Arguments:
+///
+/// | argument | meaning |
+/// |---|---|
+/// | `id = expr` | the session's id (required; a literal or an expression over the arguments, recorded with `Display`) |
+/// | `name = "…"` | the span name (default: the function's name) |
+/// | `feature`, `user`, `org` | attribution of the calls inside, as for [`agent`](macro@agent) |
+/// | `level`, `fields(…)`, `skip(…)`, `skip_all`, `crate` | as for [`agent`](macro@agent) |
+#[proc_macro_attribute]
+pub fn session(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::instrument(args::Kind::Session, args.into(), item.into()).into()
 }
 
 /// Implements `TokenUsage` for a struct from its field attributes:
