@@ -229,3 +229,60 @@ fn a_scope_span_is_entered_only_while_its_future_runs() {
         );
     }
 }
+
+/// An agent behind a trait, in the shape `#[async_trait]` gives its methods, and in a native
+/// `async fn` of a trait.
+trait Worker {
+    fn boxed(&self, input: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send + '_>>;
+    async fn native(&self, input: u64) -> u64;
+}
+
+struct Fake;
+
+impl Worker for Fake {
+    #[agent(name = "boxed", fields(worker.kind = "fake"))]
+    fn boxed(&self, input: u64) -> std::pin::Pin<Box<dyn Future<Output = u64> + Send + '_>> {
+        Box::pin(async move {
+            // The span covers the polls of the future, not only its construction.
+            assert_eq!(
+                tracing::Span::current().metadata().map(|m| m.name()),
+                Some("boxed")
+            );
+            in_flight().await;
+            ask(input, 0);
+            input
+        })
+    }
+
+    #[agent(name = "native")]
+    async fn native(&self, input: u64) -> u64 {
+        in_flight().await;
+        ask(input, 0);
+        input
+    }
+}
+
+/// A generic session returning `impl Trait`.
+#[session(id = format!("gen-{}", label), feature = label)]
+fn generic_session<W: Worker>(worker: &W, label: &str) -> impl std::fmt::Display + use<W> {
+    block_on(worker.boxed(4_000)) + block_on(worker.native(400))
+}
+
+#[test]
+fn trait_methods_generics_and_impl_trait() {
+    let (out, seen, ledger) = run(|| generic_session(&Fake, "shapes").to_string());
+    assert_eq!(out, "4400");
+    // gpt-4o input at $2.50 per million: 4 000 tokens $0.01, 400 tokens $0.001.
+    assert_eq!(closed(&seen, "boxed").cost, usd("0.01"));
+    assert_eq!(closed(&seen, "boxed").scope, Scope::Agent);
+    assert_eq!(closed(&seen, "native").cost, usd("0.001"));
+    let session = closed(&seen, "generic_session");
+    assert_eq!(session.scope, Scope::Session);
+    assert_eq!(session.attribution.session.as_deref(), Some("gen-shapes"));
+    assert_eq!((session.cost, session.agent_runs), (usd("0.011"), 2));
+    assert_eq!(
+        ledger.feature("shapes").map(|t| t.llm_calls),
+        Some(2),
+        "the session's feature is inherited by its agents' calls"
+    );
+}
