@@ -286,3 +286,25 @@ fn trait_methods_generics_and_impl_trait() {
         "the session's feature is inherited by its agents' calls"
     );
 }
+
+/// A session whose user is known only once the request is authenticated.
+#[session(id = "late")]
+fn authenticated_late(user: &str) {
+    ask(1_000, 0); // before: no user
+    tracing::Span::current().record("cost.user_id", user);
+    ask(1_000, 0);
+}
+
+#[test]
+fn attribution_left_out_can_be_recorded_once_known() {
+    let (_, _, ledger) = run(|| authenticated_late("bob"));
+    // $0.0025 per 1 000 input tokens: the call after the user was recorded is theirs.
+    assert_eq!(
+        ledger.session("late").map(|t| t.total_usd()),
+        Some(usd("0.005"))
+    );
+    assert_eq!(
+        ledger.user("bob").map(|t| t.total_usd()),
+        Some(usd("0.0025"))
+    );
+}

@@ -60,7 +60,7 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | argument | meaning |
 /// |---|---|
 /// | `name = "…"` or `name = expr` | the agent's name (default: the function's name); a literal names the span too |
-/// | `feature`, `user`, `org` | attribution of the calls inside (`cost.feature`, `cost.user_id`, `cost.org_id`: a literal or an expression over the arguments, recorded with `Display`); absent, they are inherited from the spans around |
+/// | `feature`, `user`, `org` | attribution of the calls inside (`cost.feature`, `cost.user_id`, `cost.org_id`: a literal or an expression over the arguments, recorded with `Display`); absent, they are inherited from the spans around, and declared empty so the body can record them once known (`Span::current().record("cost.user_id", user)`: the calls after it are the user's) |
 /// | `level = "debug"` | the span level (default `info`) |
 /// | `fields(key = value, …)` | more span fields, as in `#[instrument]` |
 /// | `skip(a, b)`, `skip_all` | accepted as in `#[instrument]`; arguments are never recorded unless named in `fields` |
