@@ -1094,3 +1094,51 @@ fn fast_mode_is_priced_at_the_models_factor_or_left_unpriced() {
     assert_eq!((opus.unpriced_calls, opus.total_usd()), (1, usd("0")));
     assert_eq!(ledger.diagnostics().bad_field_values, 0);
 }
+
+#[llm_call(model = "text-embedding-3-small", operation = "embeddings")]
+fn embed(texts: &[&str]) -> Usage {
+    Usage::new(texts.iter().map(|t| t.len() as u64).sum(), 0)
+}
+
+#[llm_call(model = "gpt-4o", operation = kind)]
+fn complete_as(kind: &str) -> Usage {
+    let _ = kind;
+    Usage::new(1_000, 100)
+}
+
+#[test]
+fn the_operation_is_the_one_given_and_chat_by_default() {
+    let seen: Arc<Mutex<Vec<(String, Scope, Option<String>)>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let (layer, ledger) = CostLayer::builder()
+        .on_close(move |c| {
+            if let (Ok(mut seen), Some(call)) = (sink.lock(), c.call) {
+                let operation = call.operation.as_deref().map(str::to_owned);
+                seen.push((c.name.to_owned(), c.scope, operation));
+            }
+        })
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        embed(&["a".repeat(600).as_str(), "b".repeat(400).as_str()]);
+        complete_as("text_completion");
+        streaming("hi");
+    });
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let operation = |name: &str| {
+        seen.iter()
+            .find(|(n, scope, _)| n == name && *scope == Scope::Call)
+            .unwrap_or_else(|| panic!("no call {name}: {seen:?}"))
+            .2
+            .clone()
+    };
+    assert_eq!(operation("embed").as_deref(), Some("embeddings"));
+    assert_eq!(operation("complete_as").as_deref(), Some("text_completion"));
+    assert_eq!(operation("streaming").as_deref(), Some("chat"));
+    // Still calls, priced: 1 000 tokens of text-embedding-3-small at $0.02 per million.
+    assert_eq!(
+        ledger
+            .model("text-embedding-3-small")
+            .map(|t| t.total_usd()),
+        Some(usd("0.00002"))
+    );
+}

@@ -55,6 +55,8 @@ impl Kind {
 pub(crate) struct Args {
     pub(crate) model: Option<Value>,
     pub(crate) provider: Option<Value>,
+    /// A call's `gen_ai.operation.name`.
+    pub(crate) operation: Option<Value>,
     pub(crate) feature: Option<Value>,
     /// A call's agent; an agent run's name.
     pub(crate) agent: Option<Value>,
@@ -76,7 +78,7 @@ pub(crate) struct Args {
     pub(crate) max_web_searches: Option<Expr>,
 }
 
-const CALL_ARGUMENTS: &str = "model, provider, feature, agent, service_tier, data_residency, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches";
+const CALL_ARGUMENTS: &str = "model, provider, operation, feature, agent, service_tier, data_residency, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches";
 const AGENT_ARGUMENTS: &str =
     "name, feature, user, org, level, fields(…), skip(…), skip_all, crate";
 const SESSION_ARGUMENTS: &str =
@@ -220,6 +222,17 @@ impl Args {
             match key.as_str() {
                 "model" => args.model = value(&mut errors),
                 "provider" => args.provider = value(&mut errors),
+                "operation" => {
+                    args.operation = value(&mut errors);
+                    if let Some(Value::Literal(operation)) = &args.operation
+                        && matches!(operation.value().as_str(), "invoke_agent" | "create_agent")
+                    {
+                        errors.push(syn::Error::new(
+                            operation.span(),
+                            "an agent's operation is not an LLM call: put `#[agent]` on the function that runs the agent",
+                        ));
+                    }
+                }
                 "feature" => args.feature = value(&mut errors),
                 "agent" => args.agent = value(&mut errors),
                 "service_tier" => args.service_tier = value(&mut errors),

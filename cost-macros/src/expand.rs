@@ -210,6 +210,11 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
     };
     let model = value_or_empty(&args.model);
     let provider = value_or_empty(&args.provider);
+    let operation = match &args.operation {
+        Some(Value::Literal(lit)) => quote!(#lit),
+        Some(Value::Expr(expr)) => quote!(%(#expr)),
+        None => quote!("chat"),
+    };
     let feature = value_or_empty(&args.feature);
     let agent = value_or_empty(&args.agent);
     let service_tier = value_or_empty(&args.service_tier);
@@ -222,6 +227,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
             name = #name,
             model = [#model],
             provider = [#provider],
+            operation = [#operation],
             feature = [#feature],
             agent = [#agent],
             service_tier = [#service_tier],

@@ -28,7 +28,8 @@ use proc_macro::TokenStream;
 /// | argument | meaning |
 /// |---|---|
 /// | `model = "gpt-4o"` or `model = expr` | the requested model; an expression may use the arguments |
-/// | `provider = "openai"` | `gen_ai.provider.name` (a literal or an expression, as are the next two) |
+/// | `provider = "openai"` | `gen_ai.provider.name` (a literal or an expression, as are the next three) |
+/// | `operation = "embeddings"` | `gen_ai.operation.name` (default `chat`): `embeddings`, `text_completion`, `generate_content`, … as the OpenTelemetry GenAI conventions name them; the token-usage metric and the exported spans carry it. An agent's (`invoke_agent`) is refused: use [`agent`](macro@agent) |
 /// | `feature = "…"`, `agent = "…"` | attribution of the call |
 /// | `service_tier = "priority"` | the service tier the request asks for (`flex`, `priority`, `batch`, `fast_mode` for Anthropic's fast mode; a literal or an expression): budgets reserve at its prices, and the tier the response reports replaces it |
 /// | `data_residency = true` | the call runs on a data-residency (regional) endpoint: priced at the factor the price table gives the model there (Claude Sonnet 4.5 and later: 10% more), unpriced where it gives none; `true`, `false` or an expression; where the response says where the call ran (Anthropic's `usage.inference_geo`), that replaces it |
