@@ -1106,9 +1106,12 @@ fn complete_as(kind: &str) -> Usage {
     Usage::new(1_000, 100)
 }
 
+/// The closed spans: name, scope and, for calls, `gen_ai.operation.name`.
+type Operations = Arc<Mutex<Vec<(String, Scope, Option<String>)>>>;
+
 #[test]
 fn the_operation_is_the_one_given_and_chat_by_default() {
-    let seen: Arc<Mutex<Vec<(String, Scope, Option<String>)>>> = Arc::default();
+    let seen: Operations = Arc::default();
     let sink = Arc::clone(&seen);
     let (layer, ledger) = CostLayer::builder()
         .on_close(move |c| {
