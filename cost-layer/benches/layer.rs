@@ -117,6 +117,7 @@ fn hand_written_same_fields(input: u64) -> Usage {
         name = "hand_written_same_fields",
         model = ["gpt-4o-mini"],
         provider = [Empty],
+        operation = ["chat"],
         feature = [Empty],
         agent = [Empty],
         service_tier = [Empty],
