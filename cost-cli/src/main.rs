@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! llm-cost quote [--prices FILE] < calls.jsonl > costs.jsonl
-//! llm-cost report --db PATH|URL [--since DAY] [--until DAY] [--by day|feature|user|model|session|agent]
-//!                 [--top N] [--format table|csv|json] [--chart FILE.svg [--stack model|feature]]
+//! llm-cost report --db PATH|URL [--since DAY] [--until DAY]
+//!                 [--by day|feature|user|org|model|provider|operation|tier|session|agent]
+//!                 [--where GROUPING=VALUE]… [--top N] [--format table|csv|json]
+//!                 [--chart FILE.svg [--stack model|feature]]
 //!                 [--what-if MODEL [--prices FILE]]
 //! llm-cost reprice --db PATH|URL --prices FILE [--prices-only] [--dry-run]
 //! llm-cost prices [--prices FILE [--over-embedded]] [MODEL…] > snapshot.toml
@@ -63,7 +65,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         prices: Option<PathBuf>,
     },
-    /// Exact totals over a stored ledger, grouped by day, feature, user, model, session or agent.
+    /// Exact totals over a stored ledger, grouped by day, feature, user, org, model, provider,
+    /// operation, service tier, session or agent, over the calls `--where` keeps.
     Report(report::ReportArgs),
     /// Recompute stored costs with a corrected price file, keeping each record's previous total.
     Reprice(report::RepriceArgs),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use cost_core::budget::{Clock, SystemClock};
 use cost_core::{Money, PriceTable};
-use cost_store::report::{self, GroupBy, Row, WhatIfRow};
+use cost_store::report::{self, Filter, GroupBy, Row, WhatIfRow};
 use cost_store::{CallRecord, TimeRange};
 
 /// How a report is printed.
@@ -32,9 +32,15 @@ pub(crate) struct ReportArgs {
     /// First day (or UTC time) excluded.
     #[arg(long)]
     pub(crate) until: Option<String>,
-    /// What to group by: day, feature, user, model, session or agent.
+    /// What to group by: day, feature, user, org, model, provider, operation, tier (the
+    /// service tier), session or agent.
     #[arg(long, default_value = "day")]
     pub(crate) by: String,
+    /// Only the calls whose GROUPING is VALUE (`feature=support`, `org=acme`, `tier=batch`;
+    /// `agent=(none)` for calls outside any agent); repeat it to require each. Applies to the
+    /// totals, the chart and `--what-if`.
+    #[arg(long = "where", value_name = "GROUPING=VALUE")]
+    pub(crate) filter: Vec<String>,
     /// Only the N most expensive groups (days are listed in order, from the first).
     #[arg(long, value_name = "N")]
     pub(crate) top: Option<usize>,
@@ -146,7 +152,9 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
     };
     let by = grouping(&args.by)?;
     let stack = grouping(&args.stack)?;
-    let records = load(&args.db, &range)?;
+    let filter = Filter::parse(args.filter.iter().map(String::as_str))
+        .map_err(|e| Failure(format!("--where {e}")))?;
+    let records = filter.apply(load(&args.db, &range)?);
     if let Some(path) = &args.chart {
         let title = format!("LLM spend per day by {} (USD)", args.stack);
         let svg = crate::chart::stacked_days(&title, &report::daily(&records, stack));

@@ -289,3 +289,155 @@ fn a_bad_grouping_or_date_exits_2_with_a_message() {
         assert!(message.starts_with("llm-cost: "), "{message}");
     }
 }
+
+/// Calls of two orgs, one of them at the batch tier through another provider.
+fn ledger_of_orgs(dir: &tempfile::TempDir) -> String {
+    let path = dir.path().join("orgs.sqlite");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    let of = |org: Option<&str>, mut record: CallRecord| {
+        record.org = org.map(Arc::from);
+        record.provider = Some(Arc::from("openai"));
+        record
+    };
+    let mut batch = call("2026-11-02T09:00:00Z", "search", "gpt-4o", 1_000, 100);
+    batch.service_tier = ServiceTier::Batch;
+    batch.provider = Some(Arc::from("azure"));
+    batch.org = Some(Arc::from("acme"));
+    store
+        .append(&[
+            of(
+                Some("acme"),
+                call("2026-11-01T09:00:00Z", "support", "gpt-4o", 1_000, 100),
+            ), // 0.0035
+            of(
+                Some("acme"),
+                call("2026-11-01T10:00:00Z", "search", "gpt-4o", 2_000, 200),
+            ), // 0.007
+            of(
+                Some("globex"),
+                call("2026-11-01T11:00:00Z", "support", "gpt-4o", 4_000, 400),
+            ), // 0.014
+            of(
+                None,
+                call("2026-11-02T10:00:00Z", "support", "gpt-4o", 1_000, 100),
+            ), // 0.0035
+            batch, // priced as recorded: 0.0035
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    address
+}
+
+fn csv_rows(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            Some((cells.first()?.to_string(), cells.last()?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn totals_by_org_provider_and_tier() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger_of_orgs(&dir);
+    let by = |grouping: &str| {
+        csv_rows(&stdout(&run(&[
+            "report", "--db", &db, "--by", grouping, "--format", "csv",
+        ])))
+    };
+    let pairs = |rows: &[(&str, &str)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        by("org"),
+        pairs(&[
+            ("acme", "0.014"), // ties in cost: by key
+            ("globex", "0.014"),
+            ("(none)", "0.0035"),
+            ("total", "0.0315")
+        ])
+    );
+    assert_eq!(
+        by("provider"),
+        pairs(&[
+            ("openai", "0.028"),
+            ("azure", "0.0035"),
+            ("total", "0.0315")
+        ])
+    );
+    assert_eq!(
+        by("tier"),
+        pairs(&[
+            ("standard", "0.028"),
+            ("batch", "0.0035"),
+            ("total", "0.0315")
+        ])
+    );
+    assert_eq!(
+        by("operation"),
+        pairs(&[("chat", "0.0315"), ("total", "0.0315")])
+    );
+}
+
+#[test]
+fn where_keeps_the_calls_that_meet_every_condition() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger_of_orgs(&dir);
+    let report = |conditions: &[&str]| {
+        let mut args = vec![
+            "report",
+            "--db",
+            db.as_str(),
+            "--by",
+            "feature",
+            "--format",
+            "csv",
+        ];
+        for condition in conditions {
+            args.extend(["--where", condition]);
+        }
+        csv_rows(&stdout(&run(&args)))
+    };
+    let pairs = |rows: &[(&str, &str)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        report(&["org=acme"]),
+        pairs(&[
+            ("search", "0.0105"),
+            ("support", "0.0035"),
+            ("total", "0.014")
+        ])
+    );
+    assert_eq!(
+        report(&["org=acme", "tier=standard"]),
+        pairs(&[
+            ("search", "0.007"),
+            ("support", "0.0035"),
+            ("total", "0.0105")
+        ])
+    );
+    assert_eq!(
+        report(&["org=(none)"]),
+        pairs(&[("support", "0.0035"), ("total", "0.0035")])
+    );
+    assert_eq!(
+        report(&["day=2026-11-02", "feature=support"]),
+        pairs(&[("support", "0.0035"), ("total", "0.0035")])
+    );
+    assert_eq!(report(&["org=initech"]), pairs(&[("total", "0")]));
+
+    // A condition it cannot read is a usage error that names it.
+    for bad in ["org", "colour=red"] {
+        let output = run(&["report", "--db", &db, "--where", bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("`{bad}`")), "{bad}: {stderr}");
+    }
+}

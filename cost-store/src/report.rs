@@ -1,5 +1,6 @@
-//! Reports over stored records: exact totals grouped by day, feature, user, model, session or
-//! agent; the same usage priced on another model (what-if); and repricing after a price
+//! Reports over stored records: exact totals grouped by day, feature, user, org, model,
+//! provider, operation, service tier, session or agent, over the records a filter keeps; the
+//! same usage priced on another model (what-if); and repricing after a price
 //! correction. Money is summed exactly in Rust, the same way for every store.
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,8 +21,16 @@ pub enum GroupBy {
     Feature,
     /// User (as stored: hashed unless raw ids were kept).
     User,
+    /// Organisation.
+    Org,
     /// Model, as resolved in the price table.
     Model,
+    /// Provider (`gen_ai.provider.name`).
+    Provider,
+    /// Operation (`gen_ai.operation.name`: `chat`, `embeddings`, …).
+    Operation,
+    /// The service tier the call was priced at (`standard`, `batch`, `flex`, `priority`, …).
+    Tier,
     /// Session.
     Session,
     /// Agent.
@@ -30,11 +39,15 @@ pub enum GroupBy {
 
 impl GroupBy {
     /// Every grouping, by name.
-    pub const ALL: [(&'static str, GroupBy); 6] = [
+    pub const ALL: [(&'static str, GroupBy); 10] = [
         ("day", GroupBy::Day),
         ("feature", GroupBy::Feature),
         ("user", GroupBy::User),
+        ("org", GroupBy::Org),
         ("model", GroupBy::Model),
+        ("provider", GroupBy::Provider),
+        ("operation", GroupBy::Operation),
+        ("tier", GroupBy::Tier),
         ("session", GroupBy::Session),
         ("agent", GroupBy::Agent),
     ];
@@ -54,10 +67,60 @@ impl GroupBy {
             GroupBy::Day => day_of(record.at_ms),
             GroupBy::Feature => text(&record.feature),
             GroupBy::User => text(&record.user),
+            GroupBy::Org => text(&record.org),
             GroupBy::Model => record.model.to_string(),
+            GroupBy::Provider => text(&record.provider),
+            GroupBy::Operation => text(&record.operation),
+            GroupBy::Tier => record.service_tier.to_string(),
             GroupBy::Session => text(&record.session),
             GroupBy::Agent => text(&record.agent),
         }
+    }
+}
+
+/// Which records a report covers: those whose key under each grouping named is the value
+/// given (`feature=support`, `org=acme`, `user=(none)` for calls without a user); all of them
+/// when it names none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    conditions: Vec<(GroupBy, String)>,
+}
+
+impl Filter {
+    /// The filter of `conditions`, each `GROUPING=VALUE` (the value as the report shows it:
+    /// users as stored, days as `YYYY-MM-DD`); the error names the condition it cannot read.
+    pub fn parse<'a>(conditions: impl IntoIterator<Item = &'a str>) -> Result<Filter, String> {
+        let mut filter = Filter::default();
+        for condition in conditions {
+            let Some((name, value)) = condition.split_once('=') else {
+                return Err(format!("`{condition}`: expected GROUPING=VALUE"));
+            };
+            let Some(by) = GroupBy::parse(name.trim()) else {
+                let names: Vec<&str> = GroupBy::ALL.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "`{condition}`: `{}` is none of {}",
+                    name.trim(),
+                    names.join(", ")
+                ));
+            };
+            filter.conditions.push((by, value.to_owned()));
+        }
+        Ok(filter)
+    }
+
+    /// Whether `record` meets every condition.
+    pub fn keeps(&self, record: &CallRecord) -> bool {
+        self.conditions
+            .iter()
+            .all(|(by, value)| by.key(record) == *value)
+    }
+
+    /// The records of `records` it keeps.
+    pub fn apply(&self, records: Vec<CallRecord>) -> Vec<CallRecord> {
+        if self.conditions.is_empty() {
+            return records;
+        }
+        records.into_iter().filter(|r| self.keeps(r)).collect()
     }
 }
 
