@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use cost_layer::cost_core::Usage;
 use cost_layer::cost_core::budget::{BudgetAlert, BudgetBook, BudgetConfig, BudgetExceeded};
-use cost_layer::{CostLayer, Ledger, llm_call};
+use cost_layer::{CostLayer, Ledger, llm_call, session};
 use tracing_subscriber::prelude::*;
 
 /// The budgets, as a team would keep them in a file.
@@ -52,6 +52,27 @@ fn next_step(step: u32) -> Result<Usage, AgentError> {
     Ok(Usage::new(4_000, 1_500))
 }
 
+/// The session: an agent that loops until something stops it. Returns the steps that ran and
+/// the refusal that stopped it.
+#[session(id = "runaway-1", user = "dana")]
+fn runaway_session() -> (u32, Option<BudgetExceeded>) {
+    let mut steps = 0;
+    // Without a budget this loop would run a thousand steps.
+    for step in 1..=1_000 {
+        match next_step(step) {
+            Ok(_) => {
+                steps += 1;
+                println!("step {step:>2} ran");
+            }
+            Err(AgentError::Budget(refused)) => {
+                println!("step {step:>2} refused before it ran: {refused}");
+                return (steps, Some(refused));
+            }
+        }
+    }
+    (steps, None)
+}
+
 /// Runs the loop; returns the steps that ran, the refusal, the alerts and the ledger.
 pub(crate) fn run() -> (u32, Option<BudgetExceeded>, Vec<String>, Ledger) {
     let config = match BudgetConfig::from_toml(BUDGETS) {
@@ -74,29 +95,7 @@ pub(crate) fn run() -> (u32, Option<BudgetExceeded>, Vec<String>, Ledger) {
         })
         .build();
     let subscriber = tracing_subscriber::registry().with(cost);
-    let (steps, refused) = tracing::subscriber::with_default(subscriber, || {
-        let session = tracing::info_span!(
-            "agent_session",
-            session.id = "runaway-1",
-            cost.user_id = "dana"
-        );
-        let _entered = session.enter();
-        let mut steps = 0;
-        // Without a budget this loop would run a thousand steps.
-        for step in 1..=1_000 {
-            match next_step(step) {
-                Ok(_) => {
-                    steps += 1;
-                    println!("step {step:>2} ran");
-                }
-                Err(AgentError::Budget(refused)) => {
-                    println!("step {step:>2} refused before it ran: {refused}");
-                    return (steps, Some(refused));
-                }
-            }
-        }
-        (steps, None)
-    });
+    let (steps, refused) = tracing::subscriber::with_default(subscriber, runaway_session);
     let alerts = alerts.lock().map(|a| a.clone()).unwrap_or_default();
     (steps, refused, alerts, ledger)
 }
