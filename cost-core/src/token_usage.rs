@@ -15,7 +15,7 @@ use crate::usage::Usage;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` does not carry token usage",
     label = "`#[llm_call]` reads the usage of the call from this value",
-    note = "derive or implement `TokenUsage` for it, return a provider response type that has it (see `cost_core::adapters`), or record usage with `cost_layer::record_usage` inside the function and return `()`"
+    note = "derive or implement `TokenUsage` for it, return a provider response type that has it (see `cost_core::adapters`), return a stream wrapped with `cost_layer::stream::track_stream`, or record usage with `cost_layer::record_usage` inside the function and return `()`"
 )]
 pub trait TokenUsage {
     /// The usage, or `None` when this value carries none (an error, an empty option).

@@ -183,19 +183,23 @@ impl<'a> CallInFlight<'a> {
 
 impl Drop for CallInFlight<'_> {
     fn drop(&mut self) {
-        if self.finished {
+        if !self.finished {
+            mark_cancelled(self.span);
+        }
+    }
+}
+
+/// Marks the call of `span` cancelled in flight, for its budget settlement at close.
+pub(crate) fn mark_cancelled(span: &Span) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(hook) = dispatch.downcast_ref::<WithBudget>() {
+            (hook.cancel)(hook, dispatch, id);
             return;
         }
-        self.span.with_subscriber(|(id, dispatch)| {
-            if let Some(hook) = dispatch.downcast_ref::<WithBudget>() {
-                (hook.cancel)(hook, dispatch, id);
-                return;
-            }
-            for hook in crate::registered::budget_hooks_in(dispatch) {
-                (hook.cancel)(&hook, dispatch, id);
-            }
-        });
-    }
+        for hook in crate::registered::budget_hooks_in(dispatch) {
+            (hook.cancel)(&hook, dispatch, id);
+        }
+    });
 }
 
 /// The budget keys of a call. Its strings are the ones the span's attribution and the model's

@@ -126,6 +126,9 @@
 //! assert_eq!(ledger.agent("planner").map(|t| t.llm_calls), Some(1));
 //! ```
 //!
+//! A function that returns its provider's stream wraps it with [`stream::track_stream`]: the
+//! call lasts as long as the stream and is priced from the usage its chunks carry.
+//!
 //! [`budget`] wires [`cost_core::budget`] in: alerts, and calls refused
 //! before they run (`#[llm_call(model = …, max_output_tokens = …)]`, [`budget::reserve`]).
 
@@ -148,6 +151,7 @@ mod pricing;
 mod record;
 mod registered;
 pub mod sink;
+pub mod stream;
 mod totals;
 mod tree;
 

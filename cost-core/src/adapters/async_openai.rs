@@ -1,6 +1,9 @@
 //! `TokenUsage` for the response types of the `async-openai` crate (feature `async-openai`):
-//! Chat Completions (`CreateChatCompletionResponse`, `CompletionUsage`) and Responses
-//! (`Response`, `ResponseUsage`). Their usage is OpenAI's, read as the [`openai`]
+//! Chat Completions (`CreateChatCompletionResponse`, `CompletionUsage`, and a stream's chunks,
+//! `CreateChatCompletionStreamResponse`, the last of which carries the usage when the request
+//! set `stream_options.include_usage`) and Responses (`Response`, `ResponseUsage`, and a
+//! stream's events, `ResponseStreamEvent`: the `response.completed`, `response.incomplete` and
+//! `response.failed` events carry the response and its usage). Their usage is OpenAI's, read as the [`openai`]
 //! adapter reads it (a Responses response's web searches and file search calls counted from its
 //! output items, cache writes read from `cache_write_tokens`); both responses say the service
 //! tier that served them.
@@ -10,11 +13,12 @@
 //! read an Images response's JSON with [`openai::images_from_json`].
 
 use async_openai::types::chat::{
-    CompletionTokensDetails, CompletionUsage, CreateChatCompletionResponse, PromptTokensDetails,
-    ServiceTier,
+    CompletionTokensDetails, CompletionUsage, CreateChatCompletionResponse,
+    CreateChatCompletionStreamResponse, PromptTokensDetails, ServiceTier,
 };
 use async_openai::types::responses::{
-    OutputItem, Response, ResponseUsage, ServiceTierResponses, WebSearchToolCallAction,
+    OutputItem, Response, ResponseStreamEvent, ResponseUsage, ServiceTierResponses,
+    WebSearchToolCallAction,
 };
 
 use super::openai;
@@ -82,15 +86,65 @@ impl TokenUsage for CreateChatCompletionResponse {
     }
 
     fn service_tier(&self) -> Option<&str> {
-        // As the API spells them (the enum's serde names).
-        self.service_tier.as_ref().map(|tier| match tier {
-            ServiceTier::Auto => "auto",
-            ServiceTier::Default => "default",
-            ServiceTier::Flex => "flex",
-            ServiceTier::Scale => "scale",
-            ServiceTier::Priority => "priority",
-            ServiceTier::Fast => "fast",
+        self.service_tier.as_ref().map(chat_tier)
+    }
+}
+
+/// A chat service tier as the API spells it (the enum's serde names).
+fn chat_tier(tier: &ServiceTier) -> &'static str {
+    match tier {
+        ServiceTier::Auto => "auto",
+        ServiceTier::Default => "default",
+        ServiceTier::Flex => "flex",
+        ServiceTier::Scale => "scale",
+        ServiceTier::Priority => "priority",
+        ServiceTier::Fast => "fast",
+    }
+}
+
+/// A streamed chunk: the last one carries the call's usage (with
+/// `stream_options.include_usage`), the others none.
+impl TokenUsage for CreateChatCompletionStreamResponse {
+    fn token_usage(&self) -> Option<Usage> {
+        let usage = self.usage.as_ref().and_then(TokenUsage::token_usage)?;
+        Some(Usage {
+            web_search_requests: openai::chat_searches(&self.model),
+            ..usage
         })
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        super::non_empty(&self.model)
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.service_tier.as_ref().map(chat_tier)
+    }
+}
+
+/// A streamed Responses event: the events that end a response (completed, incomplete, failed)
+/// carry it, and with it the call's usage; the others carry none.
+impl TokenUsage for ResponseStreamEvent {
+    fn token_usage(&self) -> Option<Usage> {
+        ended_response(self).and_then(TokenUsage::token_usage)
+    }
+
+    fn response_model(&self) -> Option<&str> {
+        ended_response(self).and_then(TokenUsage::response_model)
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        ended_response(self).and_then(TokenUsage::service_tier)
+    }
+}
+
+/// The response an event that ends one carries.
+fn ended_response(event: &ResponseStreamEvent) -> Option<&Response> {
+    match event {
+        ResponseStreamEvent::ResponseCompleted(event) => Some(&event.response),
+        ResponseStreamEvent::ResponseIncomplete(event) => Some(&event.response),
+        ResponseStreamEvent::ResponseFailed(event) => Some(&event.response),
+        _ => None,
     }
 }
 
@@ -280,5 +334,69 @@ mod tests {
         let typed: Response = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(typed.service_tier(), Some("flex"));
         assert_eq!(typed.response_model(), Some("gpt-5-2025-08-07"));
+    }
+
+    #[test]
+    fn a_chat_stream_carries_its_usage_in_its_last_chunk() {
+        let chunk = |usage: serde_json::Value| {
+            serde_json::from_value::<CreateChatCompletionStreamResponse>(serde_json::json!({
+                "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_764_000_000,
+                "model": "gpt-4o-2024-08-06", "service_tier": "priority",
+                "choices": [], "usage": usage
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let delta = chunk(serde_json::Value::Null);
+        assert_eq!(delta.token_usage(), None);
+        let last = chunk(serde_json::json!({
+            "prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+            "prompt_tokens_details": {"cached_tokens": 200}
+        }));
+        assert_eq!(
+            last.token_usage(),
+            Some(Usage {
+                input: 1200,
+                cache_read: 200,
+                output: 300,
+                ..Usage::default()
+            })
+        );
+        assert_eq!(last.response_model(), Some("gpt-4o-2024-08-06"));
+        assert_eq!(last.service_tier(), Some("priority"));
+    }
+
+    #[test]
+    fn a_responses_stream_carries_its_usage_in_the_event_that_ends_it() {
+        let response = serde_json::json!({
+            "id": "resp_1", "object": "response", "created_at": 1_764_000_000,
+            "status": "incomplete", "model": "gpt-5-2025-08-07", "output": [],
+            "usage": {"input_tokens": 2000, "output_tokens": 4096, "total_tokens": 6096,
+                      "input_tokens_details": {"cached_tokens": 0},
+                      "output_tokens_details": {"reasoning_tokens": 4096}}
+        });
+        let event = |kind: &str| {
+            serde_json::from_value::<ResponseStreamEvent>(serde_json::json!({
+                "type": kind, "sequence_number": 7, "response": response.clone()
+            }))
+            .unwrap_or_else(|e| panic!("{kind}: {e}"))
+        };
+        let expected = Usage {
+            input: 2000,
+            output: 4096,
+            reasoning: 4096,
+            ..Usage::default()
+        };
+        // A response cut short by its output limit is billed all the same.
+        for ended in [
+            "response.completed",
+            "response.incomplete",
+            "response.failed",
+        ] {
+            assert_eq!(event(ended).token_usage(), Some(expected), "{ended}");
+            assert_eq!(event(ended).response_model(), Some("gpt-5-2025-08-07"));
+        }
+        for going_on in ["response.created", "response.in_progress"] {
+            assert_eq!(event(going_on).token_usage(), None, "{going_on}");
+        }
     }
 }

@@ -1,0 +1,297 @@
+//! `stream::track_stream`: an `#[llm_call]` function that returns its provider's stream is
+//! priced when the stream ends, from the usage its chunks carry, in the session and agent it
+//! was made in; a stream dropped before its end is a call cancelled in flight.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use cost_layer::cost_core::Money;
+use cost_layer::cost_core::adapters::anthropic::StreamUsage;
+use cost_layer::cost_core::adapters::openai::ChatCompletion;
+use cost_layer::cost_core::budget::{
+    Budget, BudgetBook, BudgetConfig, BudgetScope, ManualClock, Window,
+};
+use cost_layer::stream::Stream;
+use cost_layer::stream::{UsageStream, track_stream, track_stream_with};
+use cost_layer::{CostLayer, Ledger, Scope, agent, llm_call, session};
+use serde_json::{Value, json};
+use tracing_subscriber::prelude::*;
+
+fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A provider's stream: its chunks, each ready after one pending poll (a network read).
+struct Chunks<T> {
+    left: VecDeque<T>,
+    waited: bool,
+}
+
+impl<T: Unpin> Stream for Chunks<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if !std::mem::replace(&mut self.waited, true) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.waited = false;
+        Poll::Ready(self.left.pop_front())
+    }
+}
+
+fn chunks<T>(items: impl IntoIterator<Item = T>) -> Chunks<T> {
+    Chunks {
+        left: items.into_iter().collect(),
+        waited: false,
+    }
+}
+
+/// Polls `stream` to its end; returns how many chunks it gave.
+fn drain<S: Stream>(stream: S) -> usize {
+    let mut stream = std::pin::pin!(stream);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut count = 0;
+    loop {
+        match stream.as_mut().poll_next(&mut cx) {
+            Poll::Ready(Some(_)) => count += 1,
+            Poll::Ready(None) => return count,
+            Poll::Pending => {}
+        }
+    }
+}
+
+/// Runs a future that never waits on anything but itself.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// OpenAI's chunks with `stream_options.include_usage`: text deltas, then a last chunk with
+/// the usage and no choices.
+fn openai_chunks(input: u64, output: u64) -> Vec<ChatCompletion> {
+    let chunk = |usage: Value| -> ChatCompletion {
+        serde_json::from_value(json!({
+            "object": "chat.completion.chunk",
+            "model": "gpt-4o-2024-08-06",
+            "choices": [],
+            "usage": usage,
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    vec![
+        chunk(Value::Null),
+        chunk(Value::Null),
+        chunk(json!({
+            "prompt_tokens": input,
+            "completion_tokens": output,
+            "total_tokens": input + output,
+        })),
+    ]
+}
+
+#[llm_call(model = "gpt-4o", provider = "openai")]
+fn chat_stream(input: u64, output: u64) -> UsageStream<Chunks<ChatCompletion>> {
+    track_stream(chunks(openai_chunks(input, output)))
+}
+
+type Closed = Arc<Mutex<Vec<(&'static str, Scope, Money)>>>;
+
+fn layer() -> (CostLayer, Ledger, Closed) {
+    let closed: Closed = Arc::default();
+    let sink = Arc::clone(&closed);
+    let (layer, ledger) = CostLayer::builder()
+        .on_close(move |c| {
+            if let Ok(mut closed) = sink.lock() {
+                closed.push((c.name, c.scope, c.totals.total_usd()));
+            }
+        })
+        .build();
+    (layer, ledger, closed)
+}
+
+#[test]
+fn a_returned_stream_is_priced_when_it_ends_from_its_last_chunk() {
+    let (layer, ledger, closed) = layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let stream = chat_stream(1_000, 100);
+        // The function has returned; the call is still open, nothing charged.
+        assert_eq!(ledger.model("gpt-4o"), None);
+        assert!(closed.lock().map(|c| c.is_empty()).unwrap_or(false));
+        assert_eq!(drain(stream), 3, "every chunk passes through");
+    });
+    // 1 000 input tokens at $2.50 and 100 output tokens at $10 per million.
+    let totals = ledger.model("gpt-4o").unwrap_or_default();
+    assert_eq!((totals.total_usd(), totals.llm_calls), (usd("0.0035"), 1));
+    assert_eq!(ledger.diagnostics().calls_without_usage, 0);
+}
+
+#[test]
+fn a_stream_ended_closes_its_call_though_it_is_kept() {
+    let (layer, ledger, _closed) = layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let mut stream = Box::pin(chat_stream(2_000, 0));
+        let mut cx = Context::from_waker(Waker::noop());
+        while !matches!(stream.as_mut().poll_next(&mut cx), Poll::Ready(None)) {}
+        // Still held, but ended: charged ($0.005).
+        assert_eq!(
+            ledger.model("gpt-4o").map(|t| t.total_usd()),
+            Some(usd("0.005"))
+        );
+        // Polled again after its end, it adds nothing.
+        while !matches!(stream.as_mut().poll_next(&mut cx), Poll::Ready(None)) {}
+        drop(stream);
+    });
+    assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls), Some(1));
+}
+
+/// An async call returning its stream, made by an agent inside a session; the stream is read
+/// after both have returned.
+#[llm_call(model = "gpt-4o")]
+async fn chat_stream_async(input: u64) -> Result<UsageStream<Chunks<ChatCompletion>>, String> {
+    std::future::ready(()).await; // the request
+    Ok(track_stream(chunks(openai_chunks(input, 0))))
+}
+
+#[agent(name = "writer")]
+async fn writer() -> Result<UsageStream<Chunks<ChatCompletion>>, String> {
+    chat_stream_async(4_000).await
+}
+
+#[session(id = "streamed", feature = "answers")]
+fn answer() -> UsageStream<Chunks<ChatCompletion>> {
+    block_on(writer()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_stream_read_after_its_call_returned_is_charged_where_the_call_was_made() {
+    let (layer, ledger, closed) = layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let stream = answer();
+        drain(stream);
+    });
+    // 4 000 input tokens at $2.50 per million, to the session, its agent and its feature.
+    for totals in [
+        ledger.session("streamed"),
+        ledger.agent("writer"),
+        ledger.feature("answers"),
+    ] {
+        assert_eq!(totals.map(|t| t.total_usd()), Some(usd("0.01")));
+    }
+    // The call's span holds its parents open: the agent run and the session close after it,
+    // once the stream has ended, and their totals hold it.
+    let closed = closed.lock().map(|c| c.clone()).unwrap_or_default();
+    assert_eq!(
+        closed,
+        [
+            ("chat_stream_async", Scope::Call, usd("0.01")),
+            ("writer", Scope::Agent, usd("0.01")),
+            ("answer", Scope::Session, usd("0.01")),
+        ]
+    );
+}
+
+/// Anthropic's events: `message_start` with the input, `message_delta`s with the output so far.
+fn anthropic_events() -> Vec<Value> {
+    vec![
+        json!({"type": "message_start", "message": {"model": "claude-sonnet-4-5-20250929",
+            "usage": {"input_tokens": 3000, "cache_read_input_tokens": 0, "output_tokens": 1}}}),
+        json!({"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Hi"}}),
+        json!({"type": "message_delta", "usage": {"output_tokens": 200}}),
+        json!({"type": "message_delta", "usage": {"output_tokens": 400}}),
+        json!({"type": "message_stop"}),
+    ]
+}
+
+#[llm_call(model = "claude-sonnet-4-5")]
+fn messages_stream() -> UsageStream<Chunks<Value>, impl FnMut(&Value) -> Option<StreamUsage>> {
+    let mut usage = StreamUsage::default();
+    track_stream_with(chunks(anthropic_events()), move |event| {
+        usage.update(event).ok()?;
+        Some(usage.clone())
+    })
+}
+
+#[test]
+fn events_that_spread_the_usage_are_read_through_an_accumulator() {
+    let (layer, ledger, _closed) = layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        assert_eq!(drain(messages_stream()), 5);
+    });
+    // Claude Sonnet 4.5: 3 000 input tokens at $3 and 400 output tokens at $15 per million;
+    // the deltas' output counts did not erase the input.
+    let totals = ledger.model("claude-sonnet-4-5").unwrap_or_default();
+    assert_eq!(totals.total_usd(), usd("0.015"));
+    assert_eq!((totals.usage.input, totals.usage.output), (3_000, 400));
+}
+
+/// A session budget of $1, on a clock that does not move.
+fn budgeted() -> (CostLayer, Ledger, BudgetBook) {
+    let config = BudgetConfig {
+        budgets: vec![Budget::deny(
+            "per_session_max",
+            BudgetScope::Session,
+            Window::Lifetime,
+            usd("1"),
+        )],
+        ..BudgetConfig::default()
+    };
+    let clock = Arc::new(ManualClock::new(1_790_000_000));
+    let book = BudgetBook::with_clock(config, clock).unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().budgets(book.clone()).build();
+    (layer, ledger, book)
+}
+
+/// Reserves 1 000 input and 1 000 output tokens of gpt-4o ($0.0125) before it streams.
+#[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 1_000)]
+fn budgeted_stream(input: u64) -> Result<UsageStream<Chunks<ChatCompletion>>, BudgetError> {
+    Ok(track_stream(chunks(openai_chunks(input, 0))))
+}
+
+#[derive(Debug)]
+struct BudgetError;
+
+impl From<cost_layer::cost_core::budget::BudgetExceeded> for BudgetError {
+    fn from(_: cost_layer::cost_core::budget::BudgetExceeded) -> Self {
+        BudgetError
+    }
+}
+
+#[test]
+fn a_stream_dropped_before_its_end_keeps_its_reservation_as_spent() {
+    let (layer, ledger, book) = budgeted();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let session = tracing::info_span!("s", session.id = "abandoned");
+        let _s = session.enter();
+        // Read to its end: settled at its cost, 2 000 × $2.50 per million.
+        let stream = budgeted_stream(2_000).unwrap_or_else(|e| panic!("{e:?}"));
+        drain(stream);
+        assert_eq!(
+            book.account("per_session_max", "abandoned"),
+            Some((usd("0.005"), usd("0")))
+        );
+        // The client went away after the first chunk, before the usage came: the provider
+        // may have billed what it generated, so the reservation stays spent.
+        let mut stream = Box::pin(budgeted_stream(2_000).unwrap_or_else(|e| panic!("{e:?}")));
+        let mut cx = Context::from_waker(Waker::noop());
+        while !matches!(stream.as_mut().poll_next(&mut cx), Poll::Ready(Some(_))) {}
+        assert_eq!(
+            book.account("per_session_max", "abandoned"),
+            Some((usd("0.005"), usd("0.0125")))
+        );
+        drop(stream);
+        assert_eq!(
+            book.account("per_session_max", "abandoned"),
+            Some((usd("0.0175"), usd("0")))
+        );
+    });
+    assert_eq!(ledger.diagnostics().calls_without_usage, 1);
+}
