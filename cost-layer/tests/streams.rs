@@ -295,3 +295,17 @@ fn a_stream_dropped_before_its_end_keeps_its_reservation_as_spent() {
     });
     assert_eq!(ledger.diagnostics().calls_without_usage, 1);
 }
+
+#[test]
+fn a_tracked_stream_can_be_handed_to_another_task() {
+    // What servers hand their framework: a `Send + 'static` stream.
+    fn handed_on<T: Stream + Send + 'static>(_: &T) {}
+    let stream = track_stream(chunks(openai_chunks(1, 1)));
+    handed_on(&stream);
+    let events = chunks(anthropic_events());
+    let mut usage = StreamUsage::default();
+    handed_on(&track_stream_with(events, move |event: &Value| {
+        usage.update(event).ok()?;
+        Some(usage.clone())
+    }));
+}
