@@ -1,7 +1,7 @@
 //! `llm-cost`: price LLM usage offline, and report over stored ledgers.
 //!
 //! ```text
-//! llm-cost quote [--prices FILE] < calls.jsonl > costs.jsonl
+//! llm-cost quote [--prices FILE] [--from FORMAT [--model MODEL]] < calls.jsonl > costs.jsonl
 //! llm-cost report --db PATH|URL [--since DAY] [--until DAY]
 //!                 [--by day|feature|user|org|model|provider|operation|tier|session|agent]
 //!                 [--where GROUPING=VALUE]… [--top N] [--format table|csv|json]
@@ -59,11 +59,23 @@ enum Command {
     /// Out: {"id": …, "model": …, "resolved": …, "cost_usd": "0.006", "breakdown": {…}, …,
     ///      "prices_from": "2027-01-01" when a price change of the entry priced the call}
     ///      or {"id": …, "error": "…"} for a line that cannot be priced.
+    ///
+    /// With `--from FORMAT`, each line is instead a provider's response as it was sent (a log
+    /// of them): its usage, model, service tier and data residency are read as the adapters of
+    /// `cost_core::adapters` read them, and it is priced at the prices in force when it was
+    /// created (OpenAI's `created`, `created_at`; today for the others).
     Quote {
         /// Price file in the native TOML format or LiteLLM's JSON (detected from the content).
         /// Without it, the embedded default table is used.
         #[arg(long, value_name = "FILE")]
         prices: Option<PathBuf>,
+        /// Read each line as a provider's response in this format.
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        from: Option<quote::ResponseFormat>,
+        /// With `--from`: the model of responses that do not name theirs (Bedrock, Images,
+        /// Realtime). A response that names its model is priced at that one.
+        #[arg(long, value_name = "MODEL", requires = "from")]
+        model: Option<String>,
     },
     /// Exact totals over a stored ledger, grouped by day, feature, user, org, model, provider,
     /// operation, service tier, session or agent, over the calls `--where` keeps.
@@ -92,7 +104,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Quote { prices } => run_quote(prices),
+        Command::Quote {
+            prices,
+            from,
+            model,
+        } => run_quote(prices, from, model.as_deref()),
         Command::Report(args) => finish(report::run_report(&args, &mut io::stdout().lock())),
         Command::Reprice(args) => finish(report::run_reprice(&args, &mut io::stdout().lock())),
         Command::Prices {
@@ -189,7 +205,11 @@ fn warn_stale(warned: &mut HashSet<String>, stale: &cost_core::StalePrice) {
     }
 }
 
-fn run_quote(prices: Option<PathBuf>) -> ExitCode {
+fn run_quote(
+    prices: Option<PathBuf>,
+    from: Option<quote::ResponseFormat>,
+    model: Option<&str>,
+) -> ExitCode {
     let Some(table) = load_table(&prices) else {
         return ExitCode::from(2);
     };
@@ -210,7 +230,11 @@ fn run_quote(prices: Option<PathBuf>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let Some(outcome) = quote::quote_line(&pricing, &line) else {
+        let outcome = match from {
+            Some(format) => quote::quote_response_line(&pricing, format, model, &line),
+            None => quote::quote_line(&pricing, &line),
+        };
+        let Some(outcome) = outcome else {
             continue;
         };
         if let Some(stale) = &outcome.stale {

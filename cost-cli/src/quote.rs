@@ -134,7 +134,6 @@ fn failed(id: &Value, error: String) -> LineOutcome {
 }
 
 fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePrice>), String> {
-    let table = pricing.table;
     let object = value
         .as_object()
         .ok_or_else(|| "expected a JSON object".to_owned())?;
@@ -184,8 +183,21 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
         service_tier,
         data_residency,
     };
-    let quote = table
-        .quote_at(model, &usage, terms, at)
+    price_call(pricing, id, model, &usage, terms, at)
+}
+
+/// Prices one call of `model` and renders it.
+fn price_call(
+    pricing: &Pricing<'_>,
+    id: &Value,
+    model: &str,
+    usage: &Usage,
+    terms: cost_core::CallTerms,
+    at: i64,
+) -> Result<(String, Option<StalePrice>), String> {
+    let quote = pricing
+        .table
+        .quote_at(model, usage, terms, at)
         .map_err(|e| e.to_string())?;
     let out = Priced {
         id,
@@ -211,6 +223,159 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
         serde_json::to_string(&out).map_err(|e| e.to_string())?,
         stale,
     ))
+}
+
+/// A provider's response format `quote --from` reads: each line one response (or the stream
+/// event that ends one) as the provider sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ResponseFormat {
+    /// OpenAI Chat Completions (`chat.completion`).
+    OpenaiChat,
+    /// OpenAI Responses (a response, or the `response.completed` event holding it).
+    OpenaiResponses,
+    /// OpenAI Realtime (`response.done`); it does not name the model: give `--model`.
+    OpenaiRealtime,
+    /// OpenAI Images (`/v1/images/generations`, `/edits`); it does not name the model: give
+    /// `--model`.
+    OpenaiImages,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini `generateContent`.
+    Gemini,
+    /// Amazon Bedrock Converse; it does not name the model: give `--model`.
+    Bedrock,
+}
+
+/// What a response says of its call beyond the usage.
+#[derive(Default)]
+struct Described {
+    model: Option<String>,
+    service_tier: Option<String>,
+    data_residency: Option<bool>,
+}
+
+/// What the typed response `T` reads from `value`; nothing when it does not read as one.
+fn described<T: serde::de::DeserializeOwned + cost_core::TokenUsage>(value: &Value) -> Described {
+    match T::deserialize(value) {
+        Ok(typed) => Described {
+            model: typed.response_model().map(str::to_owned),
+            service_tier: typed.service_tier().map(str::to_owned),
+            data_residency: typed.data_residency(),
+        },
+        Err(_) => Described::default(),
+    }
+}
+
+impl ResponseFormat {
+    /// The usage of a response, and what it says of its call.
+    fn read(self, value: &Value) -> Result<(Usage, Described), String> {
+        use cost_core::adapters::{anthropic, bedrock, gemini, openai};
+        let error = |e: cost_core::adapters::AdapterError| e.to_string();
+        // A stream event holding its response (`response.completed`, `response.done`).
+        let inner = value
+            .get("response")
+            .filter(|response| response.is_object())
+            .unwrap_or(value);
+        Ok(match self {
+            ResponseFormat::OpenaiChat => (
+                openai::chat_from_json(value).map_err(error)?,
+                described::<openai::ChatCompletion>(value),
+            ),
+            ResponseFormat::OpenaiResponses => (
+                openai::responses_from_json(value).map_err(error)?,
+                described::<openai::Response>(inner),
+            ),
+            ResponseFormat::OpenaiRealtime => (
+                openai::realtime_from_json(value).map_err(error)?,
+                Described::default(),
+            ),
+            ResponseFormat::OpenaiImages => (
+                openai::images_from_json(value).map_err(error)?,
+                Described::default(),
+            ),
+            ResponseFormat::Anthropic => (
+                anthropic::from_json(value).map_err(error)?,
+                described::<anthropic::Message>(value),
+            ),
+            ResponseFormat::Gemini => (
+                gemini::from_json(value).map_err(error)?,
+                described::<gemini::GenerateContentResponse>(value),
+            ),
+            ResponseFormat::Bedrock => (
+                bedrock::from_json(value).map_err(error)?,
+                described::<bedrock::ConverseResponse>(value),
+            ),
+        })
+    }
+}
+
+/// When a response was created, in seconds since the epoch: OpenAI's `created` (Chat
+/// Completions) or `created_at` (Responses, also inside the event that holds one); `now` where
+/// it does not say.
+fn created_at(value: &Value, now: i64) -> i64 {
+    let inner = value.get("response").filter(|r| r.is_object());
+    [Some(value), inner]
+        .into_iter()
+        .flatten()
+        .flat_map(|v| [v.get("created"), v.get("created_at")])
+        .flatten()
+        .find_map(Value::as_i64)
+        .filter(|seconds| *seconds > 0)
+        .unwrap_or(now)
+}
+
+/// Prices one line of provider responses in `format` (`quote --from`): the model the response
+/// names, else `fallback_model` (`--model`); the service tier and data residency it says; the
+/// prices in force when it was created ([`created_at`]). `None` for a blank line, which is
+/// skipped.
+pub(crate) fn quote_response_line(
+    pricing: &Pricing<'_>,
+    format: ResponseFormat,
+    fallback_model: Option<&str>,
+    line: &[u8],
+) -> Option<LineOutcome> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let value: Value = match serde_json::from_slice(line) {
+        Ok(value) => value,
+        Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
+    };
+    // The response's own id (Gemini's `responseId`; a Realtime event's `event_id`).
+    let id = ["id", "responseId", "event_id"]
+        .iter()
+        .find_map(|key| value.get(*key))
+        .unwrap_or(&Value::Null);
+    let priced = format.read(&value).and_then(|(usage, said)| {
+        let model = said.model.as_deref().or(fallback_model).ok_or_else(|| {
+            "the response does not name its model: give `--model MODEL`".to_owned()
+        })?;
+        let service_tier = match said.service_tier.as_deref() {
+            Some(tier) => ServiceTier::parse(tier).map_err(|e| e.to_string())?,
+            None => ServiceTier::Standard,
+        };
+        let terms = cost_core::CallTerms {
+            service_tier,
+            data_residency: said.data_residency.unwrap_or(false),
+        };
+        price_call(
+            pricing,
+            id,
+            model,
+            &usage,
+            terms,
+            created_at(&value, pricing.now),
+        )
+    });
+    Some(match priced {
+        Ok((json, stale)) => LineOutcome {
+            json,
+            priced: true,
+            stale,
+        },
+        Err(error) => failed(id, error),
+    })
 }
 
 #[cfg(test)]
@@ -341,6 +506,46 @@ output = "10"
             let error = out["error"].as_str().unwrap_or_default();
             assert!(error.contains(needle), "{line}: {error}");
         }
+    }
+
+    #[test]
+    fn a_response_is_priced_at_the_prices_of_the_day_it_was_created() {
+        use serde_json::json;
+        assert_eq!(
+            created_at(&json!({"created": 1_800_000_000}), 7),
+            1_800_000_000
+        );
+        let event = json!({"type": "response.completed",
+            "response": {"created_at": 1_790_000_000}});
+        assert_eq!(created_at(&event, 7), 1_790_000_000);
+        assert_eq!(created_at(&json!({"id": "msg_1"}), 7), 7);
+        assert_eq!(created_at(&json!({"created": "yesterday"}), 7), 7);
+        // Gemini 3.8 Flash, through OpenAI's API shape, before and after its price of 2027.
+        let table = PriceTable::default();
+        let pricing = Pricing {
+            table: &table,
+            now: 0,
+            age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
+        };
+        let cost_on = |created: i64| {
+            let line = json!({"id": 1, "model": "gemini-3.8-flash", "created": created,
+                "usage": {"prompt_tokens": 1_000_000, "completion_tokens": 0, "total_tokens": 1_000_000}});
+            let outcome = quote_response_line(
+                &pricing,
+                ResponseFormat::OpenaiChat,
+                None,
+                line.to_string().as_bytes(),
+            );
+            let json: Value = outcome
+                .map(|o| serde_json::from_str(&o.json).unwrap_or(Value::Null))
+                .unwrap_or(Value::Null);
+            (json["cost_usd"].clone(), json["prices_from"].clone())
+        };
+        let (before, from_before) = cost_on(1_795_000_000); // 2026-11-18
+        let (after, from_after) = cost_on(1_800_000_000); // 2027-01-15
+        assert_ne!(before, after, "{before} {after}");
+        assert_eq!(from_before, Value::Null);
+        assert_eq!(from_after, "2027-01-01");
     }
 
     #[test]

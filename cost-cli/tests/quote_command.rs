@@ -279,3 +279,111 @@ fn a_dated_line_is_priced_at_the_prices_of_its_day() {
         "`date` must be a date in the form YYYY-MM-DD, got `2026-13-01`"
     );
 }
+
+/// The exit code and the output lines of `quote --from FORMAT [ARGS…]` over `lines`.
+fn quote_from(
+    format: &str,
+    args: &[&str],
+    lines_in: &[serde_json::Value],
+) -> (i32, Vec<serde_json::Value>) {
+    let stdin: String = lines_in.iter().map(|l| format!("{l}\n")).collect();
+    let mut all = vec!["quote", "--from", format];
+    all.extend(args);
+    let out = run(&all, &stdin);
+    (out.status.code().unwrap_or(-1), lines(&out))
+}
+
+#[test]
+fn responses_as_providers_sent_them_are_priced_from_their_own_usage_and_terms() {
+    use serde_json::json;
+    // Chat Completions: 1 200 prompt tokens (1 024 cached), 300 completion tokens of
+    // gpt-4o-mini: 176 × 0.15 + 1 024 × 0.075 + 300 × 0.6 per million.
+    let chat = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1_764_000_000,
+        "model": "gpt-4o-mini-2024-07-18", "service_tier": "default", "choices": [],
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+                  "prompt_tokens_details": {"cached_tokens": 1024}}
+    });
+    let (code, out) = quote_from("openai-chat", &[], &[chat]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        (&out[0]["id"], &out[0]["model"], &out[0]["cost_usd"]),
+        (
+            &json!("chatcmpl-1"),
+            &json!("gpt-4o-mini-2024-07-18"),
+            &json!("0.0002832")
+        )
+    );
+
+    // The event that ends a Responses stream, served at flex: gpt-5's flex prices, 2 000
+    // uncached input tokens at 0.625, 1 000 cached at 0.0625, 800 output at 5 per million.
+    let completed = json!({
+        "type": "response.completed", "sequence_number": 9,
+        "response": {"id": "resp_1", "object": "response", "created_at": 1_764_000_000,
+            "status": "completed", "model": "gpt-5-2025-08-07", "service_tier": "flex",
+            "output": [],
+            "usage": {"input_tokens": 3000, "output_tokens": 800, "total_tokens": 3800,
+                      "input_tokens_details": {"cached_tokens": 1000},
+                      "output_tokens_details": {"reasoning_tokens": 500}}}
+    });
+    let (code, out) = quote_from("openai-responses", &[], &[completed]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0]["service_tier"], "flex");
+    assert_eq!(out[0]["cost_usd"], "0.0053125");
+
+    // Anthropic, inference kept in the US: Claude Sonnet 4.5's data-residency factor (1.1) on
+    // 1 000 input tokens at $3 and 100 output tokens at $15 per million.
+    let message = json!({
+        "id": "msg_1", "type": "message", "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929", "content": [],
+        "usage": {"input_tokens": 1000, "output_tokens": 100, "inference_geo": "us"}
+    });
+    let (code, out) = quote_from("anthropic", &[], &[message]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        (&out[0]["data_residency"], &out[0]["cost_usd"]),
+        (&json!(true), &json!("0.00495"))
+    );
+
+    // Gemini: thoughts bill as output (100 + 50 tokens at $2.50, 1 000 in at $0.30 per million).
+    let gemini = json!({
+        "responseId": "g-1", "modelVersion": "gemini-2.5-flash",
+        "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100,
+                          "thoughtsTokenCount": 50, "totalTokenCount": 1150}
+    });
+    let (code, out) = quote_from("gemini", &[], &[gemini]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        (&out[0]["id"], &out[0]["cost_usd"]),
+        (&json!("g-1"), &json!("0.000675"))
+    );
+}
+
+#[test]
+fn a_response_that_does_not_name_its_model_needs_one_given() {
+    use serde_json::json;
+    let converse =
+        json!({"usage": {"inputTokens": 1000, "outputTokens": 100, "totalTokens": 1100}});
+    let (code, out) = quote_from("bedrock", &[], std::slice::from_ref(&converse));
+    assert_eq!(code, 1);
+    let error = out[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("--model"), "{error}");
+    let (code, out) = quote_from("bedrock", &["--model", "claude-sonnet-4-5"], &[converse]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(out[0]["cost_usd"], "0.0045");
+    // A line that is not such a response gets an error of its own; the others are priced.
+    let (code, out) = quote_from(
+        "openai-chat",
+        &[],
+        &[
+            json!({"model": "gpt-4o"}),
+            json!({"model": "gpt-4o", "usage": {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}}),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(out[0]["error"].is_string(), "{out:?}");
+    assert_eq!(out[1]["cost_usd"], "0.0035");
+    // `--model` alone, without `--from`, is a usage error.
+    let out = run(&["quote", "--model", "gpt-4o"], "");
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,5 +1,6 @@
 //! The proptest twin of the `quote_line` fuzz target (`fuzz/`): any input line gets one JSON
-//! line back, a price or an error, and never a panic.
+//! line back, a price or an error, and never a panic; so does any line read as a provider's
+//! response (`quote --from`).
 
 #[allow(dead_code)]
 #[path = "../src/quote.rs"]
@@ -66,4 +67,71 @@ proptest! {
             prop_assert_eq!(outcome.stale.is_some(), outcome.priced);
         }
     }
+
+    #[test]
+    fn any_response_line_gets_one_json_answer(
+        line in prop_oneof![response_line(), "\\PC{0,200}"],
+        format in 0..7_usize,
+        fallback in proptest::option::of(Just("gpt-4o")),
+    ) {
+        use quote::ResponseFormat::*;
+        let format = [OpenaiChat, OpenaiResponses, OpenaiRealtime, OpenaiImages, Anthropic, Gemini, Bedrock][format];
+        let table = cost_core::PriceTable::default();
+        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180 };
+        if let Some(outcome) = quote::quote_response_line(&pricing, format, fallback, line.as_bytes()) {
+            let answer: serde_json::Value = serde_json::from_str(&outcome.json)
+                .map_err(|e| TestCaseError::fail(format!("{e}: {}", outcome.json)))?;
+            prop_assert_eq!(answer.get("error").is_some(), !outcome.priced);
+            prop_assert_eq!(answer.get("cost_usd").is_some(), outcome.priced);
+        }
+    }
+}
+
+/// Lines shaped like the providers' responses, with counts of any type.
+fn response_line() -> impl Strategy<Value = String> {
+    let value = prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        Just("null".to_owned()),
+        Just("\"x\"".to_owned()),
+        (0..5000_u64).prop_map(|n| n.to_string()),
+    ];
+    let count = prop_oneof![
+        Just("prompt_tokens"),
+        Just("completion_tokens"),
+        Just("total_tokens"),
+        Just("input_tokens"),
+        Just("output_tokens"),
+        Just("cache_read_input_tokens"),
+        Just("promptTokenCount"),
+        Just("candidatesTokenCount"),
+        Just("thoughtsTokenCount"),
+        Just("inputTokens"),
+        Just("outputTokens"),
+        Just("totalTokens"),
+        Just("inference_geo"),
+    ];
+    let model = prop_oneof![
+        Just("\"gpt-4o\""),
+        Just("\"claude-sonnet-4-5\""),
+        Just("\"gemini-2.5-flash\""),
+        Just("\"nope\""),
+        Just("7"),
+    ];
+    let tier = prop_oneof![Just("\"flex\""), Just("\"scale\""), Just("null"), Just("3")];
+    let created = prop_oneof![
+        Just("1764000000"),
+        Just("-5"),
+        Just("\"soon\""),
+        Just("99999999999999")
+    ];
+    (proptest::collection::vec((count, value), 0..8), model, tier, created).prop_map(
+        |(counts, model, tier, created)| {
+            let usage: Vec<String> = counts.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            let usage = format!("{{{}}}", usage.join(", "));
+            format!(
+                "{{\"id\": 1, \"model\": {model}, \"modelVersion\": {model}, \"service_tier\": {tier}, \"created\": {created}, \"usage\": {usage}, \"usageMetadata\": {usage}, \"response\": {{\"model\": {model}, \"usage\": {usage}}}}}"
+            )
+        },
+    )
 }
