@@ -1,4 +1,5 @@
-//! `llm-cost quote` on an arbitrary input line: one JSON answer, a price or an error.
+//! `llm-cost quote` on an arbitrary input line, read as a line of usage and as a provider's
+//! response in each format (`--from`): one JSON answer each time, a price or an error.
 #![no_main]
 
 #[allow(dead_code)]
@@ -14,9 +15,18 @@ fuzz_target!(|line: &[u8]| {
         now: 2_000_000_000,
         age_limit: 180,
     };
-    if let Some(outcome) = quote::quote_line(&pricing, line) {
+    let check = |outcome: quote::LineOutcome| {
         let answer: serde_json::Value =
             serde_json::from_str(&outcome.json).unwrap_or_else(|e| panic!("{e}: {}", outcome.json));
         assert_eq!(answer.get("error").is_some(), !outcome.priced);
+    };
+    if let Some(outcome) = quote::quote_line(&pricing, line) {
+        check(outcome);
+    }
+    use quote::ResponseFormat::*;
+    for format in [OpenaiChat, OpenaiResponses, OpenaiRealtime, OpenaiImages, Anthropic, Gemini, Bedrock] {
+        if let Some(outcome) = quote::quote_response_line(&pricing, format, Some("gpt-4o"), line) {
+            check(outcome);
+        }
     }
 });
