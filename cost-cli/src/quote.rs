@@ -104,6 +104,17 @@ struct Failed<'a> {
 
 /// Prices one input line; `None` for a blank line, which is skipped.
 pub(crate) fn quote_line(pricing: &Pricing<'_>, line: &[u8]) -> Option<LineOutcome> {
+    answer_line(line, &["id"], |value, _| price(pricing, value))
+}
+
+/// The answer to one line: `None` when it is blank; an error for bad JSON; else what `price`
+/// makes of its JSON value and its id (the first of `id_keys` it has), or an error naming that
+/// id.
+fn answer_line(
+    line: &[u8],
+    id_keys: &[&str],
+    price: impl FnOnce(&Value, &Value) -> Result<(String, Option<StalePrice>), String>,
+) -> Option<LineOutcome> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -112,8 +123,11 @@ pub(crate) fn quote_line(pricing: &Pricing<'_>, line: &[u8]) -> Option<LineOutco
         Ok(value) => value,
         Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
     };
-    let id = value.get("id").unwrap_or(&Value::Null);
-    Some(match price(pricing, &value) {
+    let id = id_keys
+        .iter()
+        .find_map(|key| value.get(*key))
+        .unwrap_or(&Value::Null);
+    Some(match price(&value, id) {
         Ok((json, stale)) => LineOutcome {
             json,
             priced: true,
@@ -269,54 +283,46 @@ fn described<T: serde::de::DeserializeOwned + cost_core::TokenUsage>(value: &Val
 impl ResponseFormat {
     /// The usage of a response, and what it says of its call.
     fn read(self, value: &Value) -> Result<(Usage, Described), String> {
-        use cost_core::adapters::{anthropic, bedrock, gemini, openai};
-        let error = |e: cost_core::adapters::AdapterError| e.to_string();
-        // A stream event holding its response (`response.completed`, `response.done`).
-        let inner = value
-            .get("response")
-            .filter(|response| response.is_object())
-            .unwrap_or(value);
-        Ok(match self {
-            ResponseFormat::OpenaiChat => (
-                openai::chat_from_json(value).map_err(error)?,
-                described::<openai::ChatCompletion>(value),
-            ),
-            ResponseFormat::OpenaiResponses => (
-                openai::responses_from_json(value).map_err(error)?,
-                described::<openai::Response>(inner),
-            ),
-            ResponseFormat::OpenaiRealtime => (
-                openai::realtime_from_json(value).map_err(error)?,
-                Described::default(),
-            ),
-            ResponseFormat::OpenaiImages => (
-                openai::images_from_json(value).map_err(error)?,
-                Described::default(),
-            ),
-            ResponseFormat::Anthropic => (
-                anthropic::from_json(value).map_err(error)?,
-                described::<anthropic::Message>(value),
-            ),
+        use cost_core::adapters::{AdapterError, anthropic, bedrock, gemini, openai};
+        type FromJson = fn(&Value) -> Result<Usage, AdapterError>;
+        type Describe = fn(&Value) -> Described;
+        let nothing: Describe = |_| Described::default();
+        let (from_json, describe): (FromJson, Describe) = match self {
+            ResponseFormat::OpenaiChat => {
+                (openai::chat_from_json, described::<openai::ChatCompletion>)
+            }
+            // A response, or the stream event that holds it (`response.completed`).
+            ResponseFormat::OpenaiResponses => (openai::responses_from_json, |value| {
+                described::<openai::Response>(in_response(value))
+            }),
+            ResponseFormat::OpenaiRealtime => (openai::realtime_from_json, nothing),
+            ResponseFormat::OpenaiImages => (openai::images_from_json, nothing),
+            ResponseFormat::Anthropic => (anthropic::from_json, described::<anthropic::Message>),
             ResponseFormat::Gemini => (
-                gemini::from_json(value).map_err(error)?,
-                described::<gemini::GenerateContentResponse>(value),
+                gemini::from_json,
+                described::<gemini::GenerateContentResponse>,
             ),
-            ResponseFormat::Bedrock => (
-                bedrock::from_json(value).map_err(error)?,
-                described::<bedrock::ConverseResponse>(value),
-            ),
-        })
+            ResponseFormat::Bedrock => (bedrock::from_json, described::<bedrock::ConverseResponse>),
+        };
+        let usage = from_json(value).map_err(|e| e.to_string())?;
+        Ok((usage, describe(value)))
     }
+}
+
+/// The response a stream event holds (`response.completed`, `response.done`), else the value.
+fn in_response(value: &Value) -> &Value {
+    value
+        .get("response")
+        .filter(|response| response.is_object())
+        .unwrap_or(value)
 }
 
 /// When a response was created, in seconds since the epoch: OpenAI's `created` (Chat
 /// Completions) or `created_at` (Responses, also inside the event that holds one); `now` where
 /// it does not say.
 fn created_at(value: &Value, now: i64) -> i64 {
-    let inner = value.get("response").filter(|r| r.is_object());
-    [Some(value), inner]
+    [value, in_response(value)]
         .into_iter()
-        .flatten()
         .flat_map(|v| [v.get("created"), v.get("created_at")])
         .flatten()
         .find_map(Value::as_i64)
@@ -334,20 +340,9 @@ pub(crate) fn quote_response_line(
     fallback_model: Option<&str>,
     line: &[u8],
 ) -> Option<LineOutcome> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
-    let value: Value = match serde_json::from_slice(line) {
-        Ok(value) => value,
-        Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
-    };
     // The response's own id (Gemini's `responseId`; a Realtime event's `event_id`).
-    let id = ["id", "responseId", "event_id"]
-        .iter()
-        .find_map(|key| value.get(*key))
-        .unwrap_or(&Value::Null);
-    let priced = format.read(&value).and_then(|(usage, said)| {
+    answer_line(line, &["id", "responseId", "event_id"], |value, id| {
+        let (usage, said) = format.read(value)?;
         let model = said.model.as_deref().or(fallback_model).ok_or_else(|| {
             "the response does not name its model: give `--model MODEL`".to_owned()
         })?;
@@ -365,16 +360,8 @@ pub(crate) fn quote_response_line(
             model,
             &usage,
             terms,
-            created_at(&value, pricing.now),
+            created_at(value, pricing.now),
         )
-    });
-    Some(match priced {
-        Ok((json, stale)) => LineOutcome {
-            json,
-            priced: true,
-            stale,
-        },
-        Err(error) => failed(id, error),
     })
 }
 

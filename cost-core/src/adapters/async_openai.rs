@@ -72,13 +72,19 @@ impl TokenUsage for CompletionUsage {
     }
 }
 
+/// The usage of a Chat Completions response or chunk of `model`: its counts, and the search a
+/// search model ran.
+fn chat_usage(usage: Option<&CompletionUsage>, model: &str) -> Option<Usage> {
+    let usage = usage.and_then(TokenUsage::token_usage)?;
+    Some(Usage {
+        web_search_requests: openai::chat_searches(model),
+        ..usage
+    })
+}
+
 impl TokenUsage for CreateChatCompletionResponse {
     fn token_usage(&self) -> Option<Usage> {
-        let usage = self.usage.as_ref().and_then(TokenUsage::token_usage)?;
-        Some(Usage {
-            web_search_requests: openai::chat_searches(&self.model),
-            ..usage
-        })
+        chat_usage(self.usage.as_ref(), &self.model)
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -106,11 +112,7 @@ fn chat_tier(tier: &ServiceTier) -> &'static str {
 /// `stream_options.include_usage`), the others none.
 impl TokenUsage for CreateChatCompletionStreamResponse {
     fn token_usage(&self) -> Option<Usage> {
-        let usage = self.usage.as_ref().and_then(TokenUsage::token_usage)?;
-        Some(Usage {
-            web_search_requests: openai::chat_searches(&self.model),
-            ..usage
-        })
+        chat_usage(self.usage.as_ref(), &self.model)
     }
 
     fn response_model(&self) -> Option<&str> {
