@@ -56,6 +56,11 @@ impl SharedAccounts for Memory {
         entry.1 -= reserved;
         entry.0 += cost;
     }
+
+    fn forget_before(&self, budget: &str, window: i64) {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        accounts.retain(|(b, _, w), _| b != budget || *w >= window);
+    }
 }
 
 impl Memory {
@@ -75,6 +80,64 @@ fn keys(user: &str) -> CallKeys {
         user: Some(Arc::from(user)),
         ..CallKeys::default()
     }
+}
+
+/// The windows of `budget`'s accounts kept in `memory`, in order.
+fn windows_kept(memory: &Memory, budget: &str) -> Vec<i64> {
+    let accounts = memory.accounts.lock().unwrap_or_else(|e| e.into_inner());
+    let mut windows: Vec<i64> = accounts
+        .keys()
+        .filter(|(b, _, _)| b == budget)
+        .map(|(_, _, w)| *w)
+        .collect();
+    windows.sort_unstable();
+    windows.dedup();
+    windows
+}
+
+#[test]
+fn the_store_keeps_the_accounts_of_two_windows_not_of_every_day() {
+    let memory = Arc::new(Memory::default());
+    let start = 1_764_417_600; // 2025-11-29 12:00 UTC, day 20 421
+    let clock = Arc::new(ManualClock::new(start));
+    let config = BudgetConfig {
+        budgets: vec![
+            Budget::deny("per_user_daily", BudgetScope::User, Window::Day, usd("1")),
+            Budget::deny(
+                "per_user_monthly",
+                BudgetScope::User,
+                Window::Month,
+                usd("20"),
+            ),
+        ],
+        ..BudgetConfig::default()
+    };
+    let accounts: Arc<dyn SharedAccounts> = memory.clone();
+    let book = BudgetBook::with_shared(config, clock.clone(), accounts, Unavailable::FailOpen)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let day = 20_421;
+    for offset in 0..5 {
+        clock.set(start + offset * 86_400);
+        for user in ["alice", "bob"] {
+            let reservation = book
+                .reserve(&keys(user), usd("0.1"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            reservation.settle(usd("0.1"));
+        }
+        // The new day and the one before it; every older day forgotten.
+        let expected: Vec<i64> = ((day + offset - 1).max(day)..=day + offset).collect();
+        assert_eq!(
+            windows_kept(&memory, "per_user_daily"),
+            expected,
+            "day {offset}"
+        );
+    }
+    // November's and, from the 1st, December's: the month before the current one is kept.
+    assert_eq!(windows_kept(&memory, "per_user_monthly").len(), 2);
+    assert_eq!(
+        memory.figures("per_user_daily", "alice").map(|f| f.1),
+        Some(Money::ZERO)
+    );
 }
 
 fn book(memory: &Arc<Memory>, unavailable: Unavailable) -> BudgetBook {

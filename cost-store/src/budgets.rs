@@ -23,6 +23,11 @@
 //! exactly as it would be once they land. A settlement that cannot be queued (the queue is
 //! full), or that dies with its process, leaves its reservation booked, which can only refuse
 //! more, never admit more; the first is counted in [`BudgetStats::settles_dropped`].
+//!
+//! Accounts of past windows are deleted: at a book's first reservation in a new day or month of
+//! a budget, the same background thread deletes that budget's accounts of the windows before
+//! the previous one ([`SharedAccounts::forget_before`]; counted in
+//! [`BudgetStats::accounts_forgotten`]). The store holds two windows of accounts per budget.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
@@ -50,6 +55,9 @@ pub(crate) trait BudgetBackend: Send + 'static {
 
     /// Applies settlements, all or none.
     fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError>;
+
+    /// Deletes the accounts of `budget` in windows before `window`; returns how many.
+    fn forget_before(&mut self, budget: &str, window: i64) -> Result<u64, StoreError>;
 }
 
 /// One queued settlement.
@@ -74,6 +82,8 @@ impl Settle {
 
 enum Message {
     Settle(Settle),
+    /// Forget a budget's accounts in windows before this one.
+    Forget(String, i64),
     Flush(SyncSender<bool>),
 }
 
@@ -84,6 +94,7 @@ pub struct BudgetStats {
     settles_dropped: AtomicU64,
     failed_writes: AtomicU64,
     unavailable: AtomicU64,
+    accounts_forgotten: AtomicU64,
 }
 
 impl BudgetStats {
@@ -105,6 +116,12 @@ impl BudgetStats {
     /// Reservations that found the store unavailable.
     pub fn unavailable(&self) -> u64 {
         self.unavailable.load(Ordering::Relaxed)
+    }
+
+    /// Accounts of past windows deleted from the store (see
+    /// [`SharedAccounts::forget_before`]).
+    pub fn accounts_forgotten(&self) -> u64 {
+        self.accounts_forgotten.load(Ordering::Relaxed)
     }
 }
 
@@ -259,6 +276,13 @@ impl SharedAccounts for StoreBudgets {
             }
         }
     }
+
+    fn forget_before(&self, budget: &str, window: i64) {
+        // A full queue drops it: the next window's forgets these accounts with its own.
+        let _ = self
+            .settles
+            .try_send(Message::Forget(budget.to_owned(), window));
+    }
 }
 
 fn settle_loop(
@@ -268,11 +292,13 @@ fn settle_loop(
     pending: &Pending,
 ) {
     let mut batch: Vec<Settle> = Vec::new();
+    let mut forgets: Vec<(String, i64)> = Vec::new();
     let mut acks: Vec<SyncSender<bool>> = Vec::new();
     loop {
         loop {
             match incoming.try_recv() {
                 Ok(Message::Settle(settle)) => batch.push(settle),
+                Ok(Message::Forget(budget, window)) => forgets.push((budget, window)),
                 Ok(Message::Flush(ack)) => {
                     acks.push(ack);
                     break;
@@ -284,7 +310,7 @@ fn settle_loop(
                 break;
             }
         }
-        if batch.is_empty() && acks.is_empty() {
+        if batch.is_empty() && acks.is_empty() && forgets.is_empty() {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
@@ -313,6 +339,20 @@ fn settle_loop(
                     stats.failed_writes.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        // After the settlements queued before: tried once; the accounts of a forget that
+        // fails are forgotten with the next window's.
+        for (budget, window) in forgets.drain(..) {
+            match backend.forget_before(&budget, window) {
+                Ok(deleted) => {
+                    stats
+                        .accounts_forgotten
+                        .fetch_add(deleted, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    stats.failed_writes.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

@@ -465,4 +465,13 @@ impl crate::budgets::BudgetBackend for PostgresStore {
             transaction.commit()
         })
     }
+
+    fn forget_before(&mut self, budget: &str, window: i64) -> Result<u64, StoreError> {
+        self.with_client(|client| {
+            client.execute(
+                "DELETE FROM llm_cost_budget_accounts WHERE budget = $1 AND window_id < $2",
+                &[&budget, &window],
+            )
+        })
+    }
 }

@@ -368,4 +368,14 @@ impl crate::budgets::BudgetBackend for SqliteStore {
         }
         transaction.commit().map_err(error)
     }
+
+    fn forget_before(&mut self, budget: &str, window: i64) -> Result<u64, StoreError> {
+        self.connection
+            .execute(
+                "DELETE FROM llm_cost_budget_accounts WHERE budget = ?1 AND window_id < ?2",
+                rusqlite::params![budget, window],
+            )
+            .map(|deleted| deleted as u64)
+            .map_err(sqlite_error(&self.path))
+    }
 }

@@ -269,3 +269,72 @@ fn settlements_beyond_the_queue_are_counted_and_their_reservations_stay_booked()
         .collect();
     assert_eq!(admitted.len(), 80);
 }
+
+/// Five days of calls by three users on a daily budget, the clock moving a day at a time:
+/// returns how many accounts the store forgot.
+fn five_days_of_calls(address: &str) -> u64 {
+    let accounts = cost_store::budgets(address).unwrap_or_else(|e| panic!("{e}"));
+    let clock = Arc::new(ManualClock::new(NOW));
+    let config = BudgetConfig::from_toml("per_user_daily = 1.00").unwrap_or_else(|e| panic!("{e}"));
+    let shared: Arc<dyn SharedAccounts> = accounts.clone();
+    let book = BudgetBook::with_shared(config, clock.clone(), shared, Unavailable::FailClosed)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for day in 0..5 {
+        clock.set(NOW + day * 86_400);
+        for (call, user) in ["alice", "bob", "carol"].into_iter().enumerate() {
+            book.reserve(&keys(user, call), usd("0.1"))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .settle(usd("0.1"));
+        }
+        assert!(accounts.flush(Duration::from_secs(10)));
+    }
+    accounts.stats().accounts_forgotten()
+}
+
+/// The days of `per_user_daily` accounts in a SQLite file, in order, once each.
+fn sqlite_windows(path: &std::path::Path) -> Vec<i64> {
+    let connection = rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let mut statement = connection
+        .prepare("SELECT DISTINCT window_id FROM llm_cost_budget_accounts WHERE budget = 'per_user_daily' ORDER BY window_id")
+        .unwrap_or_else(|e| panic!("{e}"));
+    statement
+        .query_map([], |row| row.get(0))
+        .and_then(|rows| rows.collect())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Day 20 417 (2025-11-25) and the four after it.
+const FIRST_DAY: i64 = NOW / 86_400;
+
+#[test]
+fn the_store_forgets_the_accounts_of_days_past_in_sqlite() {
+    let (dir, address) = common::temp_address("budgets.sqlite");
+    let forgotten = five_days_of_calls(&address);
+    // The last day and the one before it are kept; three days of three users forgotten.
+    assert_eq!(
+        sqlite_windows(&dir.path().join("budgets.sqlite")),
+        [FIRST_DAY + 3, FIRST_DAY + 4]
+    );
+    assert_eq!(forgotten, 9);
+}
+
+#[test]
+fn the_store_forgets_the_accounts_of_days_past_in_postgres() {
+    let Some(schema) = PostgresSchema::create("forget") else {
+        return;
+    };
+    let forgotten = five_days_of_calls(&schema.url);
+    let mut client =
+        postgres::Client::connect(&schema.url, postgres::NoTls).unwrap_or_else(|e| panic!("{e}"));
+    let windows: Vec<i64> = client
+        .query(
+            "SELECT DISTINCT window_id FROM llm_cost_budget_accounts ORDER BY window_id",
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(windows, [FIRST_DAY + 3, FIRST_DAY + 4]);
+    assert_eq!(forgotten, 9);
+}

@@ -494,6 +494,9 @@ struct BookInner {
     windows: Vec<AtomicI64>,
     days: Mutex<DailyHistory>,
     shared: Option<super::shared::Shared>,
+    /// Per budget, the newest calendar window reserved in the shared accounts (their accounts
+    /// of older windows are forgotten when it advances).
+    shared_windows: Vec<AtomicI64>,
     /// Per budget with a rolling window, the number of accounts at which the idle ones are
     /// pruned next (twice those left after the latest pruning, at least [`PRUNE_AT_LEAST`]).
     prune_at: Vec<std::sync::atomic::AtomicUsize>,
@@ -593,6 +596,9 @@ impl BudgetBook {
                     .collect(),
                 days: Mutex::new(DailyHistory::default()),
                 shared,
+                shared_windows: (0..config.budgets.len())
+                    .map(|_| AtomicI64::new(i64::MIN))
+                    .collect(),
                 prune_at: (0..config.budgets.len())
                     .map(|_| std::sync::atomic::AtomicUsize::new(PRUNE_AT_LEAST))
                     .collect(),
@@ -1040,10 +1046,18 @@ impl BookInner {
             if let Some(shared) = &self.shared
                 && matches!(budget.window, Window::Day | Window::Month)
             {
+                let window = held[i].window;
+                // The first reservation of this process in a new window: the store's accounts
+                // of this budget from before the previous window are done (the previous one is
+                // kept for the settlements of calls still in flight).
+                let budget_index = held[i].budget as usize;
+                if self.shared_windows[budget_index].fetch_max(window, Ordering::Relaxed) < window {
+                    shared.accounts.forget_before(&budget.name, window - 1);
+                }
                 let account = super::SharedKey {
                     budget: &budget.name,
                     key: &held[i].account.key,
-                    window: held[i].window,
+                    window,
                 };
                 let limit = budget.limit;
                 match shared

@@ -71,6 +71,15 @@ pub trait SharedAccounts: Send + Sync + 'static {
     /// Turns `reserved` of the account's reservations into `cost` of spend (`cost` zero
     /// releases them). Must not block: queue the update.
     fn settle(&self, account: SharedKey<'_>, reserved: Money, cost: Money);
+
+    /// Forgets the accounts of `budget` in windows before `window`: past days or months, which
+    /// no reservation is booked in any more. A book calls it at its first reservation in each
+    /// new window of a budget, with the window before the new one, which stays for the
+    /// settlements of calls still in flight; the store then holds two windows of accounts per
+    /// budget, not every window ever. Must not block: queue it. The default keeps them all.
+    fn forget_before(&self, budget: &str, window: i64) {
+        let _ = (budget, window);
+    }
 }
 
 /// The shared accounts of a book and its policy when they cannot be reached.
