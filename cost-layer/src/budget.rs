@@ -125,15 +125,16 @@ where
     Some(Ok(()))
 }
 
+/// Marks cancelled the call of the span `id`: the span itself, or the nearest call above it
+/// (a span the call's body entered, where a returned stream may have been made).
 fn cancel_in<S>(hook: &WithBudget, dispatch: &Dispatch, id: &Id)
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let Some(span) = dispatch.downcast_ref::<S>().and_then(|s| s.span(id)) else {
+    let Some(span) = crate::call::nearest_call::<S>(dispatch, id, hook.layer) else {
         return;
     };
     if let Some(record) = CostRecord::in_span_mut(&mut span.extensions_mut(), hook.layer)
-        && record.scope == Scope::Call
         && let Some(extras) = record.extras.as_mut()
         && extras.budget.reservation.is_some()
     {
@@ -167,7 +168,8 @@ pub struct CallInFlight<'a> {
 }
 
 impl<'a> CallInFlight<'a> {
-    /// The call of `span`, started.
+    /// The call of `span` (or, for a span its body entered, the nearest call above it),
+    /// started.
     pub fn new(span: &'a Span) -> Self {
         CallInFlight {
             span,

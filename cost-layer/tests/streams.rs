@@ -256,6 +256,15 @@ fn budgeted_stream(input: u64) -> Result<UsageStream<Chunks<ChatCompletion>>, Bu
     Ok(track_stream(chunks(openai_chunks(input, 0))))
 }
 
+/// The same, with the stream made inside a span of the client's within the call.
+#[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 1_000)]
+fn budgeted_stream_from_a_client_span(
+    input: u64,
+) -> Result<UsageStream<Chunks<ChatCompletion>>, BudgetError> {
+    let client = tracing::info_span!("http_request", http.method = "POST");
+    Ok(client.in_scope(|| track_stream(chunks(openai_chunks(input, 0)))))
+}
+
 #[derive(Debug)]
 struct BudgetError;
 
@@ -308,4 +317,30 @@ fn a_tracked_stream_can_be_handed_to_another_task() {
         usage.update(event).ok()?;
         Some(usage.clone())
     }));
+}
+
+#[test]
+fn a_stream_made_in_a_span_inside_its_call_records_and_cancels_on_the_call() {
+    let (layer, ledger, book) = budgeted();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let session = tracing::info_span!("s", session.id = "inner");
+        let _s = session.enter();
+        let make = || budgeted_stream_from_a_client_span(2_000).unwrap_or_else(|e| panic!("{e:?}"));
+        drain(make());
+        assert_eq!(
+            book.account("per_session_max", "inner"),
+            Some((usd("0.005"), usd("0")))
+        );
+        drop(make());
+        assert_eq!(
+            book.account("per_session_max", "inner"),
+            Some((usd("0.0175"), usd("0"))),
+            "dropped unread: its reservation kept as spent"
+        );
+    });
+    assert_eq!(
+        ledger.model("gpt-4o").map(|t| (t.total_usd(), t.llm_calls)),
+        Some((usd("0.005"), 1))
+    );
+    assert_eq!(ledger.diagnostics().calls_without_usage, 1);
 }
