@@ -3,7 +3,7 @@
 //! ```text
 //! llm-cost quote [--prices FILE] [--from FORMAT [--model MODEL]] < calls.jsonl > costs.jsonl
 //! llm-cost report --db PATH|URL [--since DAY] [--until DAY]
-//!                 [--by day|feature|user|org|model|provider|operation|tier|session|agent]
+//!                 [--by day|month|feature|user|org|model|provider|operation|tier|session|agent]
 //!                 [--where GROUPING=VALUE]… [--top N] [--format table|csv|json]
 //!                 [--chart FILE.svg [--stack model|feature]]
 //!                 [--what-if MODEL [--prices FILE]]
@@ -77,7 +77,7 @@ enum Command {
         #[arg(long, value_name = "MODEL", requires = "from")]
         model: Option<String>,
     },
-    /// Exact totals over a stored ledger, grouped by day, feature, user, org, model, provider,
+    /// Exact totals over a stored ledger, grouped by day, month, feature, user, org, model, provider,
     /// operation, service tier, session or agent, over the calls `--where` keeps.
     Report(report::ReportArgs),
     /// Recompute stored costs with a corrected price file, keeping each record's previous total.

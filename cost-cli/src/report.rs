@@ -32,7 +32,7 @@ pub(crate) struct ReportArgs {
     /// First day (or UTC time) excluded.
     #[arg(long)]
     pub(crate) until: Option<String>,
-    /// What to group by: day, feature, user, org, model, provider, operation, tier (the
+    /// What to group by: day, month, feature, user, org, model, provider, operation, tier (the
     /// service tier), session or agent.
     #[arg(long, default_value = "day")]
     pub(crate) by: String,
@@ -41,7 +41,7 @@ pub(crate) struct ReportArgs {
     /// totals, the chart and `--what-if`.
     #[arg(long = "where", value_name = "GROUPING=VALUE")]
     pub(crate) filter: Vec<String>,
-    /// Only the N most expensive groups (days are listed in order, from the first).
+    /// Only the N most expensive groups (days and months are listed in order, from the first).
     #[arg(long, value_name = "N")]
     pub(crate) top: Option<usize>,
     /// Output format.

@@ -441,3 +441,54 @@ fn where_keeps_the_calls_that_meet_every_condition() {
         assert!(stderr.contains(&format!("`{bad}`")), "{bad}: {stderr}");
     }
 }
+
+#[test]
+fn totals_by_month_split_at_midnight_utc_on_the_first() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("months.sqlite");
+    let db = path.to_str().unwrap_or_default().to_owned();
+    let mut store = cost_store::open(&db).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .append(&[
+            call("2026-10-31T23:59:59Z", "support", "gpt-4o", 1_000, 100), // 0.0035
+            call("2026-11-01T00:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
+            call("2026-11-30T12:00:00Z", "search", "gpt-4o", 4_000, 1_000), // 0.02
+            call("2026-12-01T00:00:01Z", "search", "gpt-4o-mini", 2_000, 500), // 0.0006
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(store);
+    let text = stdout(&run(&[
+        "report", "--db", &db, "--by", "month", "--format", "csv",
+    ]));
+    assert_eq!(
+        csv_rows(&text),
+        [
+            ("2026-10", "0.0035"),
+            ("2026-11", "0.0235"),
+            ("2026-12", "0.0006"),
+            ("total", "0.0276")
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+    // Months are listed in order, whatever they cost; `--where month=…` keeps one.
+    let text = stdout(&run(&[
+        "report",
+        "--db",
+        &db,
+        "--by",
+        "feature",
+        "--where",
+        "month=2026-11",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(
+        csv_rows(&text),
+        [
+            ("search", "0.02"),
+            ("support", "0.0035"),
+            ("total", "0.0235")
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+}

@@ -1,4 +1,4 @@
-//! Reports over stored records: exact totals grouped by day, feature, user, org, model,
+//! Reports over stored records: exact totals grouped by day, month, feature, user, org, model,
 //! provider, operation, service tier, session or agent, over the records a filter keeps; the
 //! same usage priced on another model (what-if); and repricing after a price
 //! correction. Money is summed exactly in Rust, the same way for every store.
@@ -17,6 +17,8 @@ use crate::store::Repriced;
 pub enum GroupBy {
     /// UTC calendar day (`2026-11-25`).
     Day,
+    /// UTC calendar month (`2026-11`): what a provider's invoice covers.
+    Month,
     /// Feature.
     Feature,
     /// User (as stored: hashed unless raw ids were kept).
@@ -39,8 +41,9 @@ pub enum GroupBy {
 
 impl GroupBy {
     /// Every grouping, by name.
-    pub const ALL: [(&'static str, GroupBy); 10] = [
+    pub const ALL: [(&'static str, GroupBy); 11] = [
         ("day", GroupBy::Day),
+        ("month", GroupBy::Month),
         ("feature", GroupBy::Feature),
         ("user", GroupBy::User),
         ("org", GroupBy::Org),
@@ -65,6 +68,11 @@ impl GroupBy {
         let text = |v: &Option<std::sync::Arc<str>>| v.as_deref().unwrap_or(NONE).to_owned();
         match self {
             GroupBy::Day => day_of(record.at_ms),
+            GroupBy::Month => {
+                let mut day = day_of(record.at_ms);
+                day.truncate(day.len() - 3);
+                day
+            }
             GroupBy::Feature => text(&record.feature),
             GroupBy::User => text(&record.user),
             GroupBy::Org => text(&record.org),
@@ -220,7 +228,7 @@ pub fn totals(records: &[CallRecord], by: GroupBy, top: Option<usize>) -> (Vec<R
     }
     let mut rows: Vec<Row> = groups.into_values().collect();
     match by {
-        GroupBy::Day => rows.sort_by(|a, b| a.key.cmp(&b.key)),
+        GroupBy::Day | GroupBy::Month => rows.sort_by(|a, b| a.key.cmp(&b.key)),
         _ => rows.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.key.cmp(&b.key))),
     }
     if let Some(n) = top {
