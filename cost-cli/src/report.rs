@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use cost_core::budget::{Clock, SystemClock};
 use cost_core::{Money, PriceTable};
+use cost_store::TimeRange;
 use cost_store::report::{self, Filter, GroupBy, Row, WhatIfRow};
-use cost_store::{CallRecord, TimeRange};
 
 /// How a report is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -140,11 +140,6 @@ fn warn_stale_prices<'a>(table: &PriceTable, models: impl IntoIterator<Item = &'
     }
 }
 
-fn load(db: &str, range: &TimeRange) -> Result<Vec<CallRecord>, Failure> {
-    let mut store = cost_store::open(db).map_err(|e| Failure(e.to_string()))?;
-    store.load(range).map_err(|e| Failure(e.to_string()))
-}
-
 pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), Failure> {
     let range = TimeRange {
         since_ms: time("since", &args.since)?,
@@ -154,25 +149,57 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
     let stack = grouping(&args.stack)?;
     let filter = Filter::parse(args.filter.iter().map(String::as_str))
         .map_err(|e| Failure(format!("--where {e}")))?;
-    let records = filter.apply(load(&args.db, &range)?);
-    if let Some(path) = &args.chart {
-        let title = format!("LLM spend per day by {} (USD)", args.stack);
-        let svg = crate::chart::stacked_days(&title, &report::daily(&records, stack));
-        std::fs::write(path, svg)
-            .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
-    }
-    let written = match &args.what_if {
+    let table = match &args.what_if {
         Some(model) => {
             let table = load_table(&args.prices)?;
             warn_stale_prices(&table, [model.as_str()]);
-            let (rows, total) = report::what_if(&records, &table, model)
-                .map_err(|e| Failure(format!("--what-if {model}: {e}")))?;
+            Some((table, model))
+        }
+        None => None,
+    };
+    // One pass over the store, a record at a time, into what the report needs.
+    let mut chart = args.chart.as_ref().map(|_| report::DailySpend::new(stack));
+    let mut what_if = match &table {
+        Some((table, model)) => Some(
+            report::WhatIf::new(table, model)
+                .map_err(|e| Failure(format!("--what-if {model}: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut totals = what_if.is_none().then(|| report::GroupTotals::new(by));
+    let mut store = cost_store::open(&args.db).map_err(|e| Failure(e.to_string()))?;
+    store
+        .scan(&range, &mut |record| {
+            if !filter.keeps(&record) {
+                return;
+            }
+            if let Some(chart) = chart.as_mut() {
+                chart.add(&record);
+            }
+            if let Some(what_if) = what_if.as_mut() {
+                what_if.add(&record);
+            }
+            if let Some(totals) = totals.as_mut() {
+                totals.add(&record);
+            }
+        })
+        .map_err(|e| Failure(e.to_string()))?;
+    if let (Some(path), Some(chart)) = (&args.chart, chart) {
+        let title = format!("LLM spend per day by {} (USD)", args.stack);
+        let svg = crate::chart::stacked_days(&title, &chart.finish());
+        std::fs::write(path, svg)
+            .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let written = match (what_if, totals, &args.what_if) {
+        (Some(what_if), _, Some(model)) => {
+            let (rows, total) = what_if.finish();
             print_what_if(model, &rows, &total, args.format, out)
         }
-        None => {
-            let (rows, total) = report::totals(&records, by, args.top);
+        (_, Some(totals), _) => {
+            let (rows, total) = totals.finish(args.top);
             print_totals(&args.by, &rows, &total, args.format, out)
         }
+        _ => Ok(()),
     };
     written.map_err(|e| Failure(format!("cannot write the report: {e}")))
 }
@@ -386,11 +413,18 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
         over_embedded(&file, prices)?
     };
     let mut store = cost_store::open(db).map_err(|e| Failure(e.to_string()))?;
-    let records = store
-        .load(&TimeRange::ALL)
+    // One pass, a record at a time: only the changes are kept, and the models seen, for the
+    // warnings about stale prices.
+    let mut repricing = report::Repricing::new(&table);
+    let mut models = std::collections::BTreeSet::new();
+    store
+        .scan(&TimeRange::ALL, &mut |record| {
+            repricing.add(&record);
+            models.insert(std::sync::Arc::clone(record.model_as_called()));
+        })
         .map_err(|e| Failure(e.to_string()))?;
-    warn_stale_prices(&table, records.iter().map(|r| &**r.model_as_called()));
-    let (changes, summary) = report::reprice(&records, &table);
+    warn_stale_prices(&table, models.iter().map(|model| &**model));
+    let (changes, summary) = repricing.finish();
     if !dry_run {
         store
             .reprice(&changes)

@@ -27,8 +27,15 @@ impl JsonLinesStore {
     }
 
     fn read_all(&self) -> Result<Vec<CallRecord>, StoreError> {
-        let file = File::open(&self.path).map_err(|source| io(&self.path, source))?;
         let mut records = Vec::new();
+        self.read_each(&mut |record| records.push(record))?;
+        Ok(records)
+    }
+
+    /// Reads the file a line at a time, handing each record (its id its line number) to
+    /// `each`.
+    fn read_each(&self, each: &mut dyn FnMut(CallRecord)) -> Result<(), StoreError> {
+        let file = File::open(&self.path).map_err(|source| io(&self.path, source))?;
         for (index, line) in BufReader::new(file).lines().enumerate() {
             let line = line.map_err(|source| io(&self.path, source))?;
             if line.trim().is_empty() {
@@ -41,9 +48,9 @@ impl JsonLinesStore {
                     message: e.to_string(),
                 })?;
             record.id = Some(line_number);
-            records.push(record);
+            each(record);
         }
-        Ok(records)
+        Ok(())
     }
 }
 
@@ -77,10 +84,19 @@ impl Store for JsonLinesStore {
             .map_err(|source| io(&self.path, source))
     }
 
-    fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
-        let mut records = self.read_all()?;
-        records.retain(|r| range.contains(r.at_ms));
-        Ok(records)
+    fn scan(
+        &mut self,
+        range: &TimeRange,
+        each: &mut dyn FnMut(CallRecord),
+    ) -> Result<u64, StoreError> {
+        let mut handed = 0;
+        self.read_each(&mut |record| {
+            if range.contains(record.at_ms) {
+                handed += 1;
+                each(record);
+            }
+        })?;
+        Ok(handed)
     }
 
     fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {

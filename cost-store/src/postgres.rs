@@ -285,7 +285,11 @@ impl Store for PostgresStore {
         })
     }
 
-    fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
+    fn scan(
+        &mut self,
+        range: &TimeRange,
+        each: &mut dyn FnMut(CallRecord),
+    ) -> Result<u64, StoreError> {
         // Money comes back as its exact decimal text.
         let selected: Vec<String> = COLUMNS
             .iter()
@@ -305,11 +309,33 @@ impl Store for PostgresStore {
             range.since_ms.unwrap_or(i64::MIN),
             range.until_ms.unwrap_or(i64::MAX),
         );
-        let rows = self.with_client(|client| client.query(&sql, &[&since, &until]))?;
         let location = address_without_secrets(&self.url);
-        rows.iter()
-            .map(|row| columns::record(&PostgresRow(row), &location))
-            .collect()
+        // Rows are read as the server sends them, a record at a time; a row that does not read
+        // stops the scan with its error.
+        let mut unreadable = None;
+        let handed = self.with_client(|client| {
+            use postgres::fallible_iterator::FallibleIterator;
+            let mut rows =
+                client.query_raw(&sql, [&since as &dyn postgres::types::ToSql, &until])?;
+            let mut handed = 0;
+            while let Some(row) = rows.next()? {
+                match columns::record(&PostgresRow(&row), &location) {
+                    Ok(record) => {
+                        each(record);
+                        handed += 1;
+                    }
+                    Err(error) => {
+                        unreadable = Some(error);
+                        break;
+                    }
+                }
+            }
+            Ok(handed)
+        })?;
+        match unreadable {
+            Some(error) => Err(error),
+            None => Ok(handed),
+        }
     }
 
     fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {

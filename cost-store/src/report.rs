@@ -207,48 +207,109 @@ impl Row {
     }
 }
 
-/// Totals of `records` grouped `by`, and their grand total (key `total`). Days come in date
-/// order; other groups by cost, highest first (ties by key). `top` keeps the first `n` groups.
-pub fn totals(records: &[CallRecord], by: GroupBy, top: Option<usize>) -> (Vec<Row>, Row) {
-    let mut groups: HashMap<String, Row> = HashMap::new();
-    let mut total = Row {
-        key: "total".into(),
-        ..Row::default()
-    };
-    for record in records {
-        let key = by.key(record);
-        groups
-            .entry(key.clone())
-            .or_insert_with(|| Row {
-                key,
-                ..Row::default()
-            })
-            .add(record);
-        total.add(record);
-    }
-    let mut rows: Vec<Row> = groups.into_values().collect();
-    match by {
-        GroupBy::Day | GroupBy::Month => rows.sort_by(|a, b| a.key.cmp(&b.key)),
-        _ => rows.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.key.cmp(&b.key))),
-    }
-    if let Some(n) = top {
-        rows.truncate(n);
-    }
-    (rows, total)
+/// Totals grouped by one key, gathered a record at a time ([`Store::scan`](crate::Store::scan)):
+/// memory grows with the groups, not with the records.
+#[derive(Debug)]
+pub struct GroupTotals {
+    by: GroupBy,
+    groups: HashMap<String, Row>,
+    total: Row,
 }
 
-/// Cost per UTC day and per key of `by` (for the spend chart).
-pub fn daily(records: &[CallRecord], by: GroupBy) -> BTreeMap<String, BTreeMap<String, Money>> {
-    let mut days: BTreeMap<String, BTreeMap<String, Money>> = BTreeMap::new();
-    for record in records.iter().filter(|r| r.status == CallStatus::Priced) {
-        let cost = days
+impl GroupTotals {
+    /// No records yet, grouped `by`.
+    pub fn new(by: GroupBy) -> Self {
+        GroupTotals {
+            by,
+            groups: HashMap::new(),
+            total: Row {
+                key: "total".into(),
+                ..Row::default()
+            },
+        }
+    }
+
+    /// Counts one record.
+    pub fn add(&mut self, record: &CallRecord) {
+        let key = self.by.key(record);
+        match self.groups.get_mut(&key) {
+            Some(row) => row.add(record),
+            None => {
+                let mut row = Row {
+                    key: key.clone(),
+                    ..Row::default()
+                };
+                row.add(record);
+                self.groups.insert(key, row);
+            }
+        }
+        self.total.add(record);
+    }
+
+    /// The groups and their grand total (key `total`). Days and months come in date order;
+    /// other groups by cost, highest first (ties by key). `top` keeps the first `n` groups.
+    pub fn finish(self, top: Option<usize>) -> (Vec<Row>, Row) {
+        let mut rows: Vec<Row> = self.groups.into_values().collect();
+        match self.by {
+            GroupBy::Day | GroupBy::Month => rows.sort_by(|a, b| a.key.cmp(&b.key)),
+            _ => rows.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.key.cmp(&b.key))),
+        }
+        if let Some(n) = top {
+            rows.truncate(n);
+        }
+        (rows, self.total)
+    }
+}
+
+/// Totals of `records` grouped `by`, and their grand total: [`GroupTotals`] over a slice.
+pub fn totals(records: &[CallRecord], by: GroupBy, top: Option<usize>) -> (Vec<Row>, Row) {
+    let mut totals = GroupTotals::new(by);
+    records.iter().for_each(|record| totals.add(record));
+    totals.finish(top)
+}
+
+/// Spend of priced calls per UTC day, split `by` another key, gathered a record at a time:
+/// what the chart stacks.
+#[derive(Debug)]
+pub struct DailySpend {
+    by: GroupBy,
+    days: BTreeMap<String, BTreeMap<String, Money>>,
+}
+
+impl DailySpend {
+    /// No records yet, each day split `by`.
+    pub fn new(by: GroupBy) -> Self {
+        DailySpend {
+            by,
+            days: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one record (a priced call; others cost nothing known).
+    pub fn add(&mut self, record: &CallRecord) {
+        if record.status != CallStatus::Priced {
+            return;
+        }
+        let cost = self
+            .days
             .entry(day_of(record.at_ms))
             .or_default()
-            .entry(by.key(record))
+            .entry(self.by.key(record))
             .or_insert(Money::ZERO);
         *cost += record.total();
     }
-    days
+
+    /// Day → key → spend.
+    pub fn finish(self) -> BTreeMap<String, BTreeMap<String, Money>> {
+        self.days
+    }
+}
+
+/// Spend per day, split `by`: [`DailySpend`] over a slice.
+pub fn daily(records: &[CallRecord], by: GroupBy) -> BTreeMap<String, BTreeMap<String, Money>> {
+    let mut daily = DailySpend::new(by);
+    records.iter().for_each(|record| daily.add(record));
+    daily.finish()
 }
 
 /// One feature's spend as it was and as it would have been on another model.
@@ -283,39 +344,58 @@ pub enum WhatIfError {
     Unpriced(#[from] cost_core::Unpriced),
 }
 
-/// Prices the usage of every priced call on `model` instead, per feature (ordered by actual
-/// cost, highest first), and the grand total (key `total`); each call at the prices in force
-/// on the day it was made.
-pub fn what_if(
-    records: &[CallRecord],
-    table: &PriceTable,
-    model: &str,
-) -> Result<(Vec<WhatIfRow>, WhatIfRow), WhatIfError> {
-    let resolution = table.resolve(model)?;
-    let blank = |key: &str| WhatIfRow {
+/// The usage of every priced call priced on another model instead, per feature, gathered a
+/// record at a time; each call at the prices in force on the day it was made.
+#[derive(Debug)]
+pub struct WhatIf<'a> {
+    table: &'a PriceTable,
+    resolution: cost_core::Resolution,
+    groups: HashMap<String, WhatIfRow>,
+    total: WhatIfRow,
+}
+
+fn blank_what_if(key: &str) -> WhatIfRow {
+    WhatIfRow {
         key: key.to_owned(),
         calls: 0,
         actual: Money::ZERO,
         what_if: Money::ZERO,
         skipped: 0,
-    };
-    let mut groups: HashMap<String, WhatIfRow> = HashMap::new();
-    let mut total = blank("total");
-    for record in records {
+    }
+}
+
+impl<'a> WhatIf<'a> {
+    /// The comparison with `model` of `table`; an error when the table has no price for it.
+    pub fn new(table: &'a PriceTable, model: &str) -> Result<Self, WhatIfError> {
+        Ok(WhatIf {
+            table,
+            resolution: table.resolve(model)?,
+            groups: HashMap::new(),
+            total: blank_what_if("total"),
+        })
+    }
+
+    /// Compares one record.
+    pub fn add(&mut self, record: &CallRecord) {
         let key = GroupBy::Feature.key(record);
-        let row = groups.entry(key.clone()).or_insert_with(|| blank(&key));
+        let row = self
+            .groups
+            .entry(key)
+            .or_insert_with_key(|key| blank_what_if(key));
+        let total = &mut self.total;
         if record.status != CallStatus::Priced {
             row.skipped += 1;
             total.skipped += 1;
-            continue;
+            return;
         }
         // At the tier the call ran at (and on a data-residency endpoint if it ran on one). A
         // tier the other model has no price for is skipped: its quote falls back to the
         // standard tier, which would compare unlike with unlike; so is a data-residency call
         // where the other model has no price there.
-        let Some(other) = table
+        let Some(other) = self
+            .table
             .quote_resolved_at(
-                resolution,
+                self.resolution,
                 &record.usage,
                 record.call_terms(),
                 record.at_ms.div_euclid(1_000),
@@ -325,18 +405,33 @@ pub fn what_if(
         else {
             row.skipped += 1;
             total.skipped += 1;
-            continue;
+            return;
         };
         let other = other.total();
-        for row in [&mut *row, &mut total] {
+        for row in [row, total] {
             row.calls += 1;
             row.actual += record.total();
             row.what_if += other;
         }
     }
-    let mut rows: Vec<WhatIfRow> = groups.into_values().collect();
-    rows.sort_by(|a, b| b.actual.cmp(&a.actual).then_with(|| a.key.cmp(&b.key)));
-    Ok((rows, total))
+
+    /// Per feature (ordered by actual cost, highest first), and the grand total (key `total`).
+    pub fn finish(self) -> (Vec<WhatIfRow>, WhatIfRow) {
+        let mut rows: Vec<WhatIfRow> = self.groups.into_values().collect();
+        rows.sort_by(|a, b| b.actual.cmp(&a.actual).then_with(|| a.key.cmp(&b.key)));
+        (rows, self.total)
+    }
+}
+
+/// Prices the usage of every priced call on `model` instead: [`WhatIf`] over a slice.
+pub fn what_if(
+    records: &[CallRecord],
+    table: &PriceTable,
+    model: &str,
+) -> Result<(Vec<WhatIfRow>, WhatIfRow), WhatIfError> {
+    let mut what_if = WhatIf::new(table, model)?;
+    records.iter().for_each(|record| what_if.add(record));
+    Ok(what_if.finish())
 }
 
 /// What repricing found.
@@ -389,25 +484,42 @@ impl fmt::Display for RepriceSummary {
     }
 }
 
-/// The new costs of `records` under `table` (by the model as called, as the layer resolved
-/// it, at the prices in force on the day each call was made), for
-/// [`Store::reprice`](crate::Store::reprice): only the records that change.
-pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, RepriceSummary) {
-    let mut summary = RepriceSummary::default();
-    let mut changes = Vec::new();
-    let version = table.info().version.to_string();
-    for record in records {
-        let Some(id) = record.id else { continue };
+/// The new costs of records under a table (by the model as called, as the layer resolved it,
+/// at the prices in force on the day each call was made), gathered a record at a time, for
+/// [`Store::reprice`](crate::Store::reprice): only the records that change are kept.
+#[derive(Debug)]
+pub struct Repricing<'a> {
+    table: &'a PriceTable,
+    version: String,
+    changes: Vec<Repriced>,
+    summary: RepriceSummary,
+}
+
+impl<'a> Repricing<'a> {
+    /// Repricing with `table`.
+    pub fn new(table: &'a PriceTable) -> Self {
+        Repricing {
+            table,
+            version: table.info().version.to_string(),
+            changes: Vec::new(),
+            summary: RepriceSummary::default(),
+        }
+    }
+
+    /// Reprices one record (one without an id, which cannot be updated, is passed over).
+    pub fn add(&mut self, record: &CallRecord) {
+        let summary = &mut self.summary;
+        let Some(id) = record.id else { return };
         if matches!(
             record.status,
             CallStatus::Rejected | CallStatus::CacheHit | CallStatus::UnpricedCacheHit
         ) {
             summary.skipped += 1;
-            continue;
+            return;
         }
         let called = record.model_as_called();
         // At the prices in force when the call was made.
-        let priced = table.quote_at(
+        let priced = self.table.quote_at(
             called,
             &record.usage,
             record.call_terms(),
@@ -427,7 +539,7 @@ pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, Re
         };
         if status == record.status && cost == record.cost {
             summary.unchanged += 1;
-            continue;
+            return;
         }
         summary.changed += 1;
         summary.before += record.total();
@@ -437,13 +549,24 @@ pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, Re
             (CallStatus::Priced, CallStatus::Unpriced) => summary.newly_unpriced += 1,
             _ => {}
         }
-        changes.push(Repriced {
+        self.changes.push(Repriced {
             id,
             status,
             cost,
             model,
-            price_table: version.clone(),
+            price_table: self.version.clone(),
         });
     }
-    (changes, summary)
+
+    /// The records that change, and what repricing found.
+    pub fn finish(self) -> (Vec<Repriced>, RepriceSummary) {
+        (self.changes, self.summary)
+    }
+}
+
+/// The new costs of `records` under `table`: [`Repricing`] over a slice.
+pub fn reprice(records: &[CallRecord], table: &PriceTable) -> (Vec<Repriced>, RepriceSummary) {
+    let mut repricing = Repricing::new(table);
+    records.iter().for_each(|record| repricing.add(record));
+    repricing.finish()
 }

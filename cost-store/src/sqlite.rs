@@ -200,7 +200,11 @@ impl Store for SqliteStore {
         transaction.commit().map_err(&sqlite)
     }
 
-    fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
+    fn scan(
+        &mut self,
+        range: &TimeRange,
+        each: &mut dyn FnMut(CallRecord),
+    ) -> Result<u64, StoreError> {
         let sql = format!(
             "SELECT id, {} FROM llm_calls WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id",
             COLUMNS.join(", ")
@@ -214,11 +218,12 @@ impl Store for SqliteStore {
                 range.until_ms.unwrap_or(i64::MAX),
             ))
             .map_err(&error)?;
-        let mut records = Vec::new();
+        let mut handed = 0;
         while let Some(row) = rows.next().map_err(&error)? {
-            records.push(columns::record(&SqliteRow(row), &location)?);
+            each(columns::record(&SqliteRow(row), &location)?);
+            handed += 1;
         }
-        Ok(records)
+        Ok(handed)
     }
 
     fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {

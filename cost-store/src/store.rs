@@ -135,8 +135,21 @@ pub trait Store: Send + 'static {
     /// Appends records, all or none.
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError>;
 
-    /// The records of calls in `range`, with their ids.
-    fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError>;
+    /// Hands each record of calls in `range` to `each`, with its id, in order, one at a time:
+    /// a report over millions of calls holds one record at once, not all of them. Returns how
+    /// many it handed.
+    fn scan(
+        &mut self,
+        range: &TimeRange,
+        each: &mut dyn FnMut(CallRecord),
+    ) -> Result<u64, StoreError>;
+
+    /// The records of calls in `range`, with their ids ([`Store::scan`] collected).
+    fn load(&mut self, range: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
+        let mut records = Vec::new();
+        self.scan(range, &mut |record| records.push(record))?;
+        Ok(records)
+    }
 
     /// Replaces the cost of records, keeping each one's total before the first reprice in
     /// `previous_cost` (for audit), all or none.

@@ -1,5 +1,6 @@
-//! Every store keeps records exactly, returns them in order with their ids, filters by time,
-//! migrates its schema once, and reprices keeping the previous cost.
+//! Every store keeps records exactly, returns them in order with their ids (all at once, or a
+//! record at a time by `scan`), filters by time, migrates its schema once, and reprices keeping
+//! the previous cost.
 
 mod common;
 
@@ -41,6 +42,24 @@ fn exercise(store: &mut dyn Store) {
         middle.iter().map(|r| r.at_ms).collect::<Vec<_>>(),
         vec![1_000, 2_000]
     );
+
+    // A scan hands the same records, in the same order, one at a time, and counts them.
+    let mut scanned = Vec::new();
+    let handed = store
+        .scan(&TimeRange::ALL, &mut |record| scanned.push(record))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((handed, &scanned), (4, &all));
+    let mut times = Vec::new();
+    let handed = store
+        .scan(
+            &TimeRange {
+                since_ms: Some(2_000),
+                until_ms: None,
+            },
+            &mut |record| times.push(record.at_ms),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((handed, times), (2, vec![2_000, 3_000]));
 
     // Reprice twice: the first total before any reprice is kept.
     let first = all[0].id.unwrap_or_default();

@@ -246,8 +246,11 @@ impl Store for TestStore {
         Ok(())
     }
 
-    fn load(&mut self, _: &TimeRange) -> Result<Vec<CallRecord>, StoreError> {
-        Ok(self.written.lock().map(|w| w.clone()).unwrap_or_default())
+    fn scan(&mut self, _: &TimeRange, each: &mut dyn FnMut(CallRecord)) -> Result<u64, StoreError> {
+        let written = self.written.lock().map(|w| w.clone()).unwrap_or_default();
+        let handed = written.len() as u64;
+        written.into_iter().for_each(each);
+        Ok(handed)
     }
 
     fn reprice(&mut self, _: &[Repriced]) -> Result<(), StoreError> {
