@@ -67,13 +67,18 @@ pub trait ChunkUsage<Item> {
 }
 
 /// Chunks that carry the call's running usage themselves (`TokenUsage`): each chunk with
-/// usage replaces what the call had, as OpenAI's final chunk and Gemini's chunks give it.
+/// usage replaces what the call had, as OpenAI's final chunk and Gemini's chunks give it. The
+/// first chunk that names the model is read too, so a stream cut before its usage still says
+/// which model answered.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct EachChunk;
+pub struct EachChunk {
+    model_read: bool,
+}
 
 impl<Item: TokenUsage> ChunkUsage<Item> for EachChunk {
     fn read(&mut self, chunk: &Item, found: &mut dyn FnMut(&dyn TokenUsage)) {
-        if chunk.token_usage().is_some() {
+        if chunk.token_usage().is_some() || (!self.model_read && chunk.response_model().is_some()) {
+            self.model_read |= chunk.response_model().is_some();
             found(chunk);
         }
     }
@@ -129,7 +134,7 @@ where
     S: Stream,
     S::Item: TokenUsage,
 {
-    tracked(stream, EachChunk)
+    tracked(stream, EachChunk::default())
 }
 
 /// [`track_stream`] for chunks read by `reader`: a function from a chunk to the call's usage

@@ -344,3 +344,27 @@ fn a_stream_made_in_a_span_inside_its_call_records_and_cancels_on_the_call() {
     );
     assert_eq!(ledger.diagnostics().calls_without_usage, 1);
 }
+
+#[test]
+fn a_stream_cut_before_its_usage_still_says_which_model_answered() {
+    let models: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let sink = Arc::clone(&models);
+    let (layer, ledger) = CostLayer::builder()
+        .on_close(move |c| {
+            if let (Some(call), Ok(mut models)) = (c.call, sink.lock()) {
+                models.push(call.response_model.as_deref().map(str::to_owned));
+            }
+        })
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let mut stream = Box::pin(chat_stream(1_000, 100));
+        let mut cx = Context::from_waker(Waker::noop());
+        while !matches!(stream.as_mut().poll_next(&mut cx), Poll::Ready(Some(_))) {}
+        drop(stream);
+    });
+    let models = models.lock().map(|m| m.clone()).unwrap_or_default();
+    assert_eq!(models, [Some("gpt-4o-2024-08-06".to_owned())]);
+    // No usage came: nothing charged, the call counted without usage.
+    assert_eq!(ledger.diagnostics().calls_without_usage, 1);
+    assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls).unwrap_or(0), 0);
+}
