@@ -141,6 +141,25 @@ fn count_hidden_call(span_name: &'static str) {
     }
 }
 
+/// Usage recorded with no call span to take it: the outermost `CostLayer` of the current
+/// dispatcher, if any, counts it (or, inside `reload::Layer`, one registered with the
+/// dispatcher), and warns about the first once the dispatcher is released.
+#[cold]
+fn count_usage_outside_call() {
+    let first =
+        tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<CostLayer>() {
+            Some(layer) => layer.ledger.diagnostics.count_usage_outside_call(),
+            None => crate::registered::ledger_in(dispatch)
+                .is_some_and(|ledger| ledger.diagnostics.count_usage_outside_call()),
+        });
+    if first {
+        tracing::warn!(
+            target: "cost_layer",
+            "usage was recorded with no LLM call span current or above the current span, so it reached no call and is in no total: record it inside the `#[llm_call]` function (or a span with the call's usage fields), and make a returned stream's `track_stream` there. Further such usage is only counted in Diagnostics::usage_outside_calls"
+        );
+    }
+}
+
 /// A return value whose error `#[llm_call(err)]` can record.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
@@ -182,6 +201,7 @@ pub fn record_error<R: ErrorResult>(span: &Span, fields: &CallFields, result: &R
 /// the usage goes to the nearest call span above it.
 pub fn record_usage(usage: &Usage) {
     let Some(target) = CallTarget::find(&CALL_FIELD_NAMES[..RESPONSE_MODEL_AT]) else {
+        count_usage_outside_call();
         return;
     };
     let counts = signed_counts(usage);

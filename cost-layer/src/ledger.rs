@@ -169,12 +169,17 @@ pub struct Diagnostics {
     /// one. Counted, and warned about once (target `cost_layer::prices`); give the model the
     /// tier's prices in the table to price them at it.
     pub tier_fallbacks: u64,
+    /// Usage recorded with no LLM-call span current or above the current span
+    /// (`record_usage`, a `stream::track_stream` made outside the call): it reached no call, so
+    /// it is in no total. Counted by the outermost `CostLayer` of the dispatcher, and warned
+    /// about once.
+    pub usage_outside_calls: u64,
 }
 
 impl Diagnostics {
     /// Every count with its name (the field's), in the order of the fields: what the metric
     /// exporters publish as [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) by `kind`.
-    pub fn counts(&self) -> [(&'static str, u64); 13] {
+    pub fn counts(&self) -> [(&'static str, u64); 14] {
         // Destructured: a new count cannot be left out.
         let Diagnostics {
             bad_field_values,
@@ -190,6 +195,7 @@ impl Diagnostics {
             calls_hidden_by_filter,
             key_evictions,
             tier_fallbacks,
+            usage_outside_calls,
         } = *self;
         [
             ("bad_field_values", bad_field_values),
@@ -205,6 +211,7 @@ impl Diagnostics {
             ("calls_hidden_by_filter", calls_hidden_by_filter),
             ("key_evictions", key_evictions),
             ("tier_fallbacks", tier_fallbacks),
+            ("usage_outside_calls", usage_outside_calls),
         ]
     }
 }
@@ -224,12 +231,15 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) calls_hidden_by_filter: AtomicU64,
     pub(crate) key_evictions: AtomicU64,
     pub(crate) tier_fallbacks: AtomicU64,
+    pub(crate) usage_outside_calls: AtomicU64,
     /// The warning about posts to evicted sessions.
     pub(crate) evicted_post_warning: OnceWarning,
     /// The warning about calls priced at standard for want of their tier's prices.
     pub(crate) tier_fallback_warning: OnceWarning,
     /// A call hidden by the subscriber's filter was warned about.
     hidden_call_warned: std::sync::atomic::AtomicBool,
+    /// Usage recorded outside any call was warned about.
+    usage_outside_warned: std::sync::atomic::AtomicBool,
 }
 
 impl DiagnosticCounters {
@@ -242,6 +252,13 @@ impl DiagnosticCounters {
     pub(crate) fn count_hidden_call(&self) -> bool {
         Self::bump(&self.calls_hidden_by_filter);
         !self.hidden_call_warned.swap(true, Ordering::Relaxed)
+    }
+
+    /// Counts usage recorded with no call span to take it; `true` for the first, to be warned
+    /// about.
+    pub(crate) fn count_usage_outside_call(&self) -> bool {
+        Self::bump(&self.usage_outside_calls);
+        !self.usage_outside_warned.swap(true, Ordering::Relaxed)
     }
 
     fn posted_to_evicted_session(&self) {
@@ -272,6 +289,7 @@ impl DiagnosticCounters {
             calls_hidden_by_filter: read(&self.calls_hidden_by_filter),
             key_evictions: read(&self.key_evictions),
             tier_fallbacks: read(&self.tier_fallbacks),
+            usage_outside_calls: read(&self.usage_outside_calls),
         }
     }
 }

@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use cost_layer::cost_core::Money;
+#[path = "support/warnings.rs"]
+mod warnings;
+
 use cost_layer::cost_core::adapters::anthropic::StreamUsage;
 use cost_layer::cost_core::adapters::openai::ChatCompletion;
 use cost_layer::cost_core::budget::{
@@ -367,4 +370,21 @@ fn a_stream_cut_before_its_usage_still_says_which_model_answered() {
     // No usage came: nothing charged, the call counted without usage.
     assert_eq!(ledger.diagnostics().calls_without_usage, 1);
     assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls).unwrap_or(0), 0);
+}
+
+#[test]
+fn usage_that_reaches_no_call_is_counted_and_warned_about_once() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = warnings::Warnings::beside(layer, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        // A stream tracked outside any call (a handler without `#[llm_call]`), read to its end.
+        drain(track_stream(chunks(openai_chunks(1_000, 100))));
+        // Usage recorded outside any call.
+        cost_layer::record_usage(&cost_layer::cost_core::Usage::new(1, 1));
+        let plain = tracing::info_span!("plain");
+        plain.in_scope(|| cost_layer::record_usage(&cost_layer::cost_core::Usage::new(1, 1)));
+    });
+    assert_eq!(ledger.diagnostics().usage_outside_calls, 3);
+    assert_eq!(ledger.snapshot().global.llm_calls, 0);
+    assert_eq!(warnings.containing("Diagnostics::usage_outside_calls"), 1);
 }
