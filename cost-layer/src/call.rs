@@ -123,36 +123,33 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     span.record_all(&metadata.fields().value_set(&values));
 }
 
-/// A call whose span the subscriber's filter disabled: no layer saw it. The outermost
-/// `CostLayer` of the current dispatcher, if any, counts it (a program without one has nothing
-/// to miss), or, where downcasts reach none (inside `reload::Layer`), one registered with the
-/// dispatcher; it warns about the first (after the dispatcher is released: an event sent while
-/// it is borrowed would be dropped).
+/// Counts something no span can show with `count` on the diagnostics of the outermost
+/// `CostLayer` of the current dispatcher, if any (a program without one has nothing to miss),
+/// or, where downcasts reach none (inside `reload::Layer`), of one registered with the
+/// dispatcher; `true` when `count` says it is the first, to be warned about after the
+/// dispatcher is released (an event sent while it is borrowed would be dropped).
+fn count_in_layer(count: fn(&crate::ledger::DiagnosticCounters) -> bool) -> bool {
+    tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<CostLayer>() {
+        Some(layer) => count(&layer.ledger.diagnostics),
+        None => {
+            crate::registered::ledger_in(dispatch).is_some_and(|ledger| count(&ledger.diagnostics))
+        }
+    })
+}
+
+/// A call whose span the subscriber's filter disabled: no layer saw it. Counted, and the first
+/// warned about.
 #[cold]
 fn count_hidden_call(span_name: &'static str) {
-    let first =
-        tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<CostLayer>() {
-            Some(layer) => layer.ledger.diagnostics.count_hidden_call(),
-            None => crate::registered::ledger_in(dispatch)
-                .is_some_and(|ledger| ledger.diagnostics.count_hidden_call()),
-        });
-    if first {
+    if count_in_layer(crate::ledger::DiagnosticCounters::count_hidden_call) {
         CostLayer::warn_hidden_call(span_name);
     }
 }
 
-/// Usage recorded with no call span to take it: the outermost `CostLayer` of the current
-/// dispatcher, if any, counts it (or, inside `reload::Layer`, one registered with the
-/// dispatcher), and warns about the first once the dispatcher is released.
+/// Usage recorded with no call span to take it. Counted, and the first warned about.
 #[cold]
 fn count_usage_outside_call() {
-    let first =
-        tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<CostLayer>() {
-            Some(layer) => layer.ledger.diagnostics.count_usage_outside_call(),
-            None => crate::registered::ledger_in(dispatch)
-                .is_some_and(|ledger| ledger.diagnostics.count_usage_outside_call()),
-        });
-    if first {
+    if count_in_layer(crate::ledger::DiagnosticCounters::count_usage_outside_call) {
         tracing::warn!(
             target: "cost_layer",
             "usage was recorded with no LLM call span current or above the current span, so it reached no call and is in no total: record it inside the `#[llm_call]` function (or a span with the call's usage fields), and make a returned stream's `track_stream` there. Further such usage is only counted in Diagnostics::usage_outside_calls"
