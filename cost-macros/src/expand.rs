@@ -196,25 +196,32 @@ fn span_name(args: &Args, ident: &syn::Ident) -> syn::LitStr {
     }
 }
 
-fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStream {
-    let empty = quote!(#krate::__private::tracing::field::Empty);
-    let value_or_empty = |value: &Option<Value>| match value {
+/// A span field's value: a literal as it is, an expression recorded with `Display`, else
+/// `absent`.
+fn field_value(value: &Option<Value>, absent: &TokenStream) -> TokenStream {
+    match value {
         Some(Value::Literal(lit)) => quote!(#lit),
         Some(Value::Expr(expr)) => quote!(%(#expr)),
-        None => empty.clone(),
-    };
-    let name = span_name(args, ident);
-    let level = match &args.level {
+        None => absent.clone(),
+    }
+}
+
+/// The span's level: `level = "…"`, else `INFO`.
+fn span_level(args: &Args, krate: &TokenStream) -> TokenStream {
+    match &args.level {
         Some((_, level)) => quote!(#krate::__private::tracing::Level::#level),
         None => quote!(#krate::__private::tracing::Level::INFO),
-    };
+    }
+}
+
+fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStream {
+    let empty = quote!(#krate::__private::tracing::field::Empty);
+    let value_or_empty = |value: &Option<Value>| field_value(value, &empty);
+    let name = span_name(args, ident);
+    let level = span_level(args, krate);
     let model = value_or_empty(&args.model);
     let provider = value_or_empty(&args.provider);
-    let operation = match &args.operation {
-        Some(Value::Literal(lit)) => quote!(#lit),
-        Some(Value::Expr(expr)) => quote!(%(#expr)),
-        None => quote!("chat"),
-    };
+    let operation = field_value(&args.operation, &quote!("chat"));
     let feature = value_or_empty(&args.feature);
     let agent = value_or_empty(&args.agent);
     let service_tier = value_or_empty(&args.service_tier);
@@ -246,25 +253,17 @@ fn scope_span_tokens(
     ident: &syn::Ident,
 ) -> TokenStream {
     let empty = quote!(#krate::__private::tracing::field::Empty);
-    let value_or = |value: &Option<Value>, absent: TokenStream| match value {
-        Some(Value::Literal(lit)) => quote!(#lit),
-        Some(Value::Expr(expr)) => quote!(%(#expr)),
-        None => absent,
-    };
     let name = span_name(args, ident);
-    let level = match &args.level {
-        Some((_, level)) => quote!(#krate::__private::tracing::Level::#level),
-        None => quote!(#krate::__private::tracing::Level::INFO),
-    };
-    let feature = value_or(&args.feature, empty.clone());
-    let user = value_or(&args.user, empty.clone());
-    let org = value_or(&args.org, empty.clone());
+    let level = span_level(args, krate);
+    let feature = field_value(&args.feature, &empty);
+    let user = field_value(&args.user, &empty);
+    let org = field_value(&args.org, &empty);
     let fields = args.fields.clone().unwrap_or_default();
     let (scope, key) = match kind {
-        Kind::Session => (quote!(session), value_or(&args.id, empty)),
+        Kind::Session => (quote!(session), field_value(&args.id, &empty)),
         Kind::Agent | Kind::Call => {
             let own_name = syn::LitStr::new(&ident.to_string(), ident.span());
-            (quote!(agent), value_or(&args.agent, quote!(#own_name)))
+            (quote!(agent), field_value(&args.agent, &quote!(#own_name)))
         }
     };
     quote! {
