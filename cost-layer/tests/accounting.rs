@@ -1,6 +1,10 @@
 //! The layer on a real registry: roll-ups with exact values, attribution, counting once,
 //! unpriced calls, bad field values, callbacks, retention, threads.
 
+#[path = "support/common.rs"]
+mod common;
+use common::usd;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,10 +20,6 @@ use tracing_subscriber::prelude::*;
 #[path = "support/warnings.rs"]
 mod warnings;
 use warnings::Warnings;
-
-fn usd(text: &str) -> Money {
-    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn dispatch(builder: CostLayerBuilder) -> (Dispatch, Ledger) {
     let (layer, ledger) = builder.build();

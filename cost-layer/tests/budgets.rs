@@ -1,6 +1,10 @@
 //! Budgets through the layer and the macro: calls refused before they run, reservations settled
 //! at close, alerts delivered.
 
+#[path = "support/common.rs"]
+mod common;
+use common::{block_on, usd};
+
 use std::sync::{Arc, Mutex};
 
 use cost_layer::cost_core::budget::{
@@ -14,10 +18,6 @@ use tracing_subscriber::prelude::*;
 #[path = "support/warnings.rs"]
 mod warnings;
 use warnings::Warnings;
-
-fn usd(text: &str) -> Money {
-    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
-}
 
 #[derive(Debug)]
 enum AgentError {
@@ -721,17 +721,6 @@ fn poll_once_then_drop<F: Future>(future: F) {
     assert!(future.as_mut().poll(&mut cx).is_pending());
 }
 
-/// Polls `future` to its end (it never waits on anything).
-fn run<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
-
 #[test]
 fn a_call_cancelled_in_flight_keeps_its_reservation_as_spent_unless_released() {
     for (policy, spent) in [
@@ -753,7 +742,7 @@ fn a_call_cancelled_in_flight_keeps_its_reservation_as_spent_unless_released() {
                 "{policy:?}"
             );
             // A call that returned, without usage, is released whatever the policy.
-            assert!(matches!(run(answered_without_usage()), Ok(None)));
+            assert!(matches!(block_on(answered_without_usage()), Ok(None)));
             assert_eq!(
                 book.account("per_session_max", "timeouts"),
                 Some((usd(spent), usd("0"))),
@@ -798,7 +787,7 @@ fn a_hand_written_call_marks_its_cancellation_with_a_call_in_flight() {
             Some((usd("0.015"), usd("0")))
         );
         // Answered: settled at its cost, 1 000 × $2.50 per million.
-        run(hand_written_call(std::future::ready(1_000)));
+        block_on(hand_written_call(std::future::ready(1_000)));
         assert_eq!(
             book.account("per_session_max", "by-hand"),
             Some((usd("0.0175"), usd("0")))

@@ -2,6 +2,10 @@
 //! order; spans moved between threads, `follows_from` links and spans dropped early land their
 //! cost in the right place; other layers read the totals from the extensions.
 
+#[path = "support/common.rs"]
+mod common;
+use common::usd;
+
 use std::sync::{Arc, Mutex};
 
 use cost_layer::cost_core::Money;
@@ -17,10 +21,6 @@ use tracing_subscriber::{EnvFilter, Layer};
 #[path = "support/warnings.rs"]
 mod warnings;
 use warnings::Warnings;
-
-fn usd(text: &str) -> Money {
-    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// One session with two agents and three calls: 0.0035 + 0.0035 + 0.00075.
 fn workload() {

@@ -1,30 +1,18 @@
 //! `#[llm_call]` on every function shape, and `#[derive(TokenUsage)]`, end to end through the
 //! layer.
 
+#[path = "support/common.rs"]
+mod common;
+use common::{block_on, usd};
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 
 use cost_layer::cost_core::adapters::{anthropic, bedrock, gemini, openai};
 use cost_layer::cost_core::{Money, Usage};
 use cost_layer::{CostLayer, Ledger, Scope, TokenUsage, llm_call, record_usage};
 use tracing_subscriber::prelude::*;
-
-fn usd(text: &str) -> Money {
-    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs a future that never waits on anything but itself.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
 
 /// A response in a provider's shape.
 #[derive(TokenUsage, Clone, Debug)]

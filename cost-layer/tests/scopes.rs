@@ -2,6 +2,10 @@
 //! layer, with the attribution given, on sync and async fns and methods, and the calls inside
 //! roll up into them.
 
+#[path = "support/common.rs"]
+mod common;
+use common::{block_on, usd};
+
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -9,21 +13,6 @@ use std::task::{Context, Poll, Waker};
 use cost_layer::cost_core::{Money, Usage};
 use cost_layer::{Attribution, CostLayer, Ledger, Scope, agent, llm_call, session};
 use tracing_subscriber::prelude::*;
-
-fn usd(text: &str) -> Money {
-    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs a future that never waits on anything but itself.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
 
 /// What a closing span's callback saw.
 #[derive(Clone, Debug)]

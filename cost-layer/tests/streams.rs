@@ -2,8 +2,11 @@
 //! priced when the stream ends, from the usage its chunks carry, in the session and agent it
 //! was made in; a stream dropped before its end is a call cancelled in flight.
 
+#[path = "support/common.rs"]
+mod common;
+use common::{block_on, usd};
+
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -22,10 +25,6 @@ use cost_layer::stream::{UsageStream, track_stream, track_stream_with};
 use cost_layer::{CostLayer, Ledger, Scope, agent, llm_call, session};
 use serde_json::{Value, json};
 use tracing_subscriber::prelude::*;
-
-fn usd(text: &str) -> Money {
-    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// A provider's stream: its chunks, each ready after one pending poll (a network read).
 struct Chunks<T> {
@@ -63,17 +62,6 @@ fn drain<S: Stream>(stream: S) -> usize {
             Poll::Ready(Some(_)) => count += 1,
             Poll::Ready(None) => return count,
             Poll::Pending => {}
-        }
-    }
-}
-
-/// Runs a future that never waits on anything but itself.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
         }
     }
 }

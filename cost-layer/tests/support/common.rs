@@ -1,0 +1,23 @@
+//! Helpers every test file of `cost-layer` uses.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use cost_layer::cost_core::Money;
+
+/// Exact money from its decimal text.
+pub(crate) fn usd(text: &str) -> Money {
+    Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a future that never waits on anything but itself (a pending poll is polled again).
+#[allow(dead_code)]
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
