@@ -6,7 +6,7 @@
 //! network): several models, prompt-cache reads and writes, reasoning tokens, web searches the
 //! provider ran (billed per search), one answer served from the application's own cache, and one
 //! call to a model that has no price. At the end it
-//! prints the session's cost tree and the spend by model and by feature.
+//! prints the session's cost tree and the spend by model, by feature and by agent.
 
 use std::sync::{Arc, Mutex};
 
@@ -198,6 +198,7 @@ fn main() {
     print!("{}", tree.lock().map(|t| t.clone()).unwrap_or_default());
     print_summary(&ledger, Dimension::Model);
     print_summary(&ledger, Dimension::Feature);
+    print_summary(&ledger, Dimension::Agent);
     let Some(session) = ledger.session("s-42") else {
         println!("\nsession s-42: nothing charged");
         return;

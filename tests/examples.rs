@@ -209,6 +209,10 @@ fn quickstart_prices_the_session_it_prints() {
     assert_eq!(session.usage.web_search_requests, 3);
     let claude = ledger.model("claude-sonnet-5-5").unwrap_or_default();
     assert_eq!(claude.total_usd(), usd("0.186"));
+    // Each `#[agent]` run is a key of its own.
+    let agent = |name: &str| ledger.agent(name).map(|t| t.total_usd());
+    assert_eq!(agent("researcher"), Some(usd("0.27")));
+    assert_eq!(agent("planner"), Some(usd("0.000355")));
     assert_eq!(ledger.user("alice@example.com"), Some(session.clone()));
     // The tree it prints says the session's cost is a lower bound, and where the money went.
     let tree = tree.lock().map(|t| t.clone()).unwrap_or_default();
