@@ -152,7 +152,7 @@ fn count_usage_outside_call() {
     if count_in_layer(crate::ledger::DiagnosticCounters::count_usage_outside_call) {
         tracing::warn!(
             target: "cost_layer",
-            "usage was recorded with no LLM call span current or above the current span, so it reached no call and is in no total: record it inside the `#[llm_call]` function (or a span with the call's usage fields), and make a returned stream's `track_stream` there. Further such usage is only counted in Diagnostics::usage_outside_calls"
+            "usage was recorded with no LLM call span current or above the current span, so it reached no call and is in no total: record it inside the `#[llm_call]` function (or a span with the call's usage fields), and make a returned stream's `track_stream` there; inside such a function, the subscriber's filter may have disabled the call's span (see Diagnostics::calls_hidden_by_filter). Further such usage is only counted in Diagnostics::usage_outside_calls"
         );
     }
 }

@@ -170,9 +170,11 @@ pub struct Diagnostics {
     /// tier's prices in the table to price them at it.
     pub tier_fallbacks: u64,
     /// Usage recorded with no LLM-call span current or above the current span
-    /// (`record_usage`, a `stream::track_stream` made outside the call): it reached no call, so
-    /// it is in no total. Counted by the outermost `CostLayer` of the dispatcher, and warned
-    /// about once.
+    /// (`record_usage`, a `stream::track_stream` made outside the call, or either inside an
+    /// `#[llm_call]` whose span the subscriber's filter disabled, which
+    /// [`calls_hidden_by_filter`](Self::calls_hidden_by_filter) counts too): it reached no
+    /// call, so it is in no total. Each record is counted, by the outermost `CostLayer` of the
+    /// dispatcher, and the first warned about.
     pub usage_outside_calls: u64,
 }
 

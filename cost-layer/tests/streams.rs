@@ -376,3 +376,26 @@ fn usage_that_reaches_no_call_is_counted_and_warned_about_once() {
     assert_eq!(ledger.snapshot().global.llm_calls, 0);
     assert_eq!(warnings.containing("Diagnostics::usage_outside_calls"), 1);
 }
+
+#[llm_call(model = "gpt-4o", level = "debug")]
+fn debug_level_streaming_call() {
+    cost_layer::record_usage(&cost_layer::cost_core::Usage::new(1_000, 100));
+}
+
+#[test]
+fn usage_in_a_call_a_filter_hid_is_counted_both_ways() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing::subscriber::with_default(subscriber, debug_level_streaming_call);
+    let diagnostics = ledger.diagnostics();
+    assert_eq!(
+        (
+            diagnostics.calls_hidden_by_filter,
+            diagnostics.usage_outside_calls
+        ),
+        (1, 1)
+    );
+    assert_eq!(ledger.snapshot().global.llm_calls, 0);
+}
