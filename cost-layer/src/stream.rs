@@ -77,8 +77,9 @@ pub struct EachChunk {
 
 impl<Item: TokenUsage> ChunkUsage<Item> for EachChunk {
     fn read(&mut self, chunk: &Item, found: &mut dyn FnMut(&dyn TokenUsage)) {
-        if chunk.token_usage().is_some() || (!self.model_read && chunk.response_model().is_some()) {
-            self.model_read |= chunk.response_model().is_some();
+        let names_model = chunk.response_model().is_some();
+        if chunk.token_usage().is_some() || (names_model && !self.model_read) {
+            self.model_read |= names_model;
             found(chunk);
         }
     }

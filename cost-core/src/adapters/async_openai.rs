@@ -82,19 +82,31 @@ fn chat_usage(usage: Option<&CompletionUsage>, model: &str) -> Option<Usage> {
     })
 }
 
-impl TokenUsage for CreateChatCompletionResponse {
-    fn token_usage(&self) -> Option<Usage> {
-        chat_usage(self.usage.as_ref(), &self.model)
-    }
+/// `TokenUsage` for the Chat Completions types that carry `usage`, `model` and
+/// `service_tier`: a response, and a streamed chunk (the last one carries the call's usage,
+/// with `stream_options.include_usage`; the others none).
+macro_rules! chat_token_usage {
+    ($($response:ty),*) => {$(
+        impl TokenUsage for $response {
+            fn token_usage(&self) -> Option<Usage> {
+                chat_usage(self.usage.as_ref(), &self.model)
+            }
 
-    fn response_model(&self) -> Option<&str> {
-        super::non_empty(&self.model)
-    }
+            fn response_model(&self) -> Option<&str> {
+                super::non_empty(&self.model)
+            }
 
-    fn service_tier(&self) -> Option<&str> {
-        self.service_tier.as_ref().map(chat_tier)
-    }
+            fn service_tier(&self) -> Option<&str> {
+                self.service_tier.as_ref().map(chat_tier)
+            }
+        }
+    )*};
 }
+
+chat_token_usage!(
+    CreateChatCompletionResponse,
+    CreateChatCompletionStreamResponse
+);
 
 /// A chat service tier as the API spells it (the enum's serde names).
 fn chat_tier(tier: &ServiceTier) -> &'static str {
@@ -105,22 +117,6 @@ fn chat_tier(tier: &ServiceTier) -> &'static str {
         ServiceTier::Scale => "scale",
         ServiceTier::Priority => "priority",
         ServiceTier::Fast => "fast",
-    }
-}
-
-/// A streamed chunk: the last one carries the call's usage (with
-/// `stream_options.include_usage`), the others none.
-impl TokenUsage for CreateChatCompletionStreamResponse {
-    fn token_usage(&self) -> Option<Usage> {
-        chat_usage(self.usage.as_ref(), &self.model)
-    }
-
-    fn response_model(&self) -> Option<&str> {
-        super::non_empty(&self.model)
-    }
-
-    fn service_tier(&self) -> Option<&str> {
-        self.service_tier.as_ref().map(chat_tier)
     }
 }
 
