@@ -154,7 +154,7 @@ mod snippet_6 {
     use std::sync::Arc;
 
     fn main() -> super::Outcome {
-let accounts = cost_store::budgets("postgres://app@db/llm")?;      // or a SQLite file
+let accounts = cost_store::budgets("postgres://app@db/llm")?;   // or redis://cache:6379/, or a SQLite file
 let config = BudgetConfig::from_toml("per_user_daily = 50.00")?;
 let book = BudgetBook::with_shared(config, Arc::new(SystemClock), accounts, Unavailable::FailClosed)?;
 let (cost, ledger) = CostLayer::builder().budgets(book).build();

@@ -1,6 +1,6 @@
 //! Budget accounts in the store ([`cost_core::budget::SharedAccounts`]): a per-user daily
 //! budget then holds across restarts (SQLite) and across every process sharing a PostgreSQL
-//! database.
+//! database or a Redis server.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -15,10 +15,12 @@
 //!
 //! A reservation is one atomic conditional update in the store (PostgreSQL: `UPDATE … WHERE
 //! spent + reserved + amount <= limit`, under the row's lock; SQLite: read and write inside an
-//! immediate transaction, which holds the database's write lock), made on the caller's thread
-//! before the call runs. Settlements come from the layer's `on_close`, where nothing may block:
-//! they are queued to a background thread that applies them in batches and retries while the
-//! store is down. A reservation counts this process's queued settlements as applied (what they
+//! immediate transaction, which holds the database's write lock; Redis: `WATCH`, read, and
+//! `MULTI`/`EXEC`, which Redis refuses if another client wrote the account in between, then
+//! read and checked again, with money kept as exact decimal text, never a Redis float), made on
+//! the caller's thread before the call runs. Settlements come from the layer's `on_close`,
+//! where nothing may block: they are queued to a background thread that applies them in
+//! batches and retries while the store is down. A reservation counts this process's queued settlements as applied (what they
 //! will take off the account is passed into the conditional update), so a call is admitted
 //! exactly as it would be once they land. A settlement that cannot be queued (the queue is
 //! full), or that dies with its process, leaves its reservation booked, which can only refuse
@@ -139,24 +141,29 @@ pub struct StoreBudgets {
 /// batch, so a settlement is never counted both in the store and here.
 type Pending = Mutex<std::collections::HashMap<(String, String, i64), Money>>;
 
-/// How the budget accounts queue settlements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the budget accounts queue settlements, and where in Redis they are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetOptions {
     /// Settlements the queue holds (default 65 536); beyond, they are dropped and counted, and
     /// their reservations stay booked.
     pub settle_queue: usize,
+    /// In Redis, the prefix of every key the accounts use (default `llm-cost`): programs
+    /// that must not share budgets on one server use different prefixes. SQLite and PostgreSQL
+    /// keep the accounts in the table `llm_cost_budget_accounts` and ignore it.
+    pub key_prefix: String,
 }
 
 impl Default for BudgetOptions {
     fn default() -> Self {
         BudgetOptions {
             settle_queue: 65_536,
+            key_prefix: "llm-cost".to_owned(),
         }
     }
 }
 
-/// Opens the budget accounts at `address` (a SQLite file or a `postgres://` URL; JSON lines
-/// cannot hold them), with a background thread for settlements.
+/// Opens the budget accounts at `address` (a SQLite file, a `postgres://` URL or a `redis://`
+/// URL; JSON lines cannot hold them), with a background thread for settlements.
 pub fn budgets(address: &str) -> Result<Arc<StoreBudgets>, StoreError> {
     budgets_with(address, BudgetOptions::default())
 }
@@ -167,6 +174,14 @@ pub fn budgets_with(
     options: BudgetOptions,
 ) -> Result<Arc<StoreBudgets>, StoreError> {
     let open = || -> Result<Box<dyn BudgetBackend>, StoreError> {
+        if crate::store::is_redis_url(address) {
+            #[cfg(feature = "redis")]
+            return Ok(Box::new(
+                crate::redis_budgets::RedisBudgetAccounts::connect(address, &options.key_prefix)?,
+            ));
+            #[cfg(not(feature = "redis"))]
+            return Err(StoreError::UnknownAddress(address.to_owned()));
+        }
         if address.starts_with("postgres://") || address.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
             return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));

@@ -21,8 +21,9 @@
 //!   exact decimals (`NUMERIC` in PostgreSQL, decimal text in SQLite and JSON), never floats.
 //! - [`spawn`]: the background writer, its bounded per-thread queues (lanes), retries and
 //!   [`FlushGuard`].
-//! - [`budgets()`]: budget accounts in the store, so calendar-window budgets hold across restarts
-//!   and processes ([`cost_core::budget::SharedAccounts`]).
+//! - [`budgets()`]: budget accounts in the store (SQLite, PostgreSQL, or Redis, which keeps
+//!   budget accounts only), so calendar-window budgets hold across restarts and processes
+//!   ([`cost_core::budget::SharedAccounts`]).
 //! - [`report`]: totals by day, feature, user, model, session or agent; what-if pricing on
 //!   another model; repricing after a price correction.
 //!
@@ -39,6 +40,8 @@ mod lane;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod record;
+#[cfg(feature = "redis")]
+mod redis_budgets;
 pub mod report;
 #[cfg(feature = "sqlite")]
 mod sqlite;

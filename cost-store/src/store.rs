@@ -39,6 +39,24 @@ pub enum StoreError {
         /// The cause.
         source: postgres::Error,
     },
+    /// Redis (the address is shown without its credentials).
+    #[cfg(feature = "redis")]
+    #[error("Redis {address}: {source}")]
+    Redis {
+        /// The server.
+        address: String,
+        /// The cause.
+        source: redis::RedisError,
+    },
+    /// Other clients kept writing what a transaction read, so it never ran (Redis budget
+    /// accounts: each try is refused when a watched account changes before it commits).
+    #[error("{location}: other clients kept changing the accounts; gave up after {attempts} tries")]
+    Contended {
+        /// The store.
+        location: String,
+        /// The transactions refused in a row.
+        attempts: u32,
+    },
     /// A record holding a value the store cannot keep exactly (a count above 2⁶³ − 1 for a
     /// 64-bit integer column): refused, never rounded or clamped.
     #[error("{location}: cannot store the record: {message}")]
@@ -60,7 +78,7 @@ pub enum StoreError {
     },
     /// An address no store of this build understands.
     #[error(
-        "cannot open `{0}`: use a `.jsonl` file, a SQLite file, or a postgres:// URL (with the `postgres` feature)"
+        "cannot open `{0}`: a ledger is a `.jsonl` file, a SQLite file or a postgres:// URL; budget accounts are a SQLite file, a postgres:// URL or a redis:// URL (each URL with the feature of its name)"
     )]
     UnknownAddress(String),
 }
@@ -73,7 +91,12 @@ impl StoreError {
             StoreError::Corrupt { .. }
             | StoreError::Unstorable { .. }
             | StoreError::SchemaTooNew { .. } => true,
-            StoreError::Io { .. } | StoreError::UnknownAddress(_) => false,
+            StoreError::Io { .. }
+            | StoreError::UnknownAddress(_)
+            | StoreError::Contended { .. } => false,
+            // Redis holds budget accounts only, whose settlements are retried until applied.
+            #[cfg(feature = "redis")]
+            StoreError::Redis { .. } => false,
             #[cfg(feature = "sqlite")]
             StoreError::Sqlite { source, .. } => matches!(
                 source.sqlite_error_code(),
@@ -162,6 +185,10 @@ pub trait Store: Send + 'static {
 /// Opens the store at `address`: a `postgres://` or `postgresql://` URL, a `.jsonl` file, or
 /// else a SQLite database file (created when missing).
 pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
+    if is_redis_url(address) {
+        // Redis keeps budget accounts only; never a SQLite file named after the URL.
+        return Err(StoreError::UnknownAddress(address.to_owned()));
+    }
     if address.starts_with("postgres://") || address.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
@@ -175,4 +202,9 @@ pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
     return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
     #[cfg(not(feature = "sqlite"))]
     Err(StoreError::UnknownAddress(address.to_owned()))
+}
+
+/// `true` for the addresses of a Redis server (`redis://`, `redis+unix://`).
+pub(crate) fn is_redis_url(address: &str) -> bool {
+    address.starts_with("redis://") || address.starts_with("redis+unix://")
 }

@@ -1,6 +1,6 @@
 //! Budget accounts in the store: two real processes racing on one user's daily budget in
-//! PostgreSQL never admit more than its limit; a SQLite budget survives a restart; a cut
-//! connection fails closed, then reconnects.
+//! PostgreSQL or Redis never admit more than its limit; a budget survives a restart; a cut
+//! connection fails closed, then reconnects; past days' accounts are forgotten.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{PostgresSchema, usd};
+use common::{PostgresSchema, RedisPrefix, usd};
 use cost_layer::cost_core::budget::{
     BudgetBook, BudgetConfig, CallKeys, ManualClock, SharedAccounts, Unavailable,
 };
@@ -37,7 +37,8 @@ fn keys(user: &str, call: usize) -> CallKeys {
 }
 
 /// One racing process: `LLM_COST_RACE_ROUNDS` calls of $0.01 worst case for user `racer`,
-/// each settled at $0.01; prints how many were admitted.
+/// each settled at $0.01, against the accounts at `LLM_COST_RACE_URL` (in Redis, under
+/// `LLM_COST_RACE_PREFIX`); prints how many were admitted.
 #[test]
 #[ignore = "run as a child process by two_processes_racing_on_one_user_budget_never_over_admit"]
 fn racer_child() {
@@ -46,7 +47,11 @@ fn racer_child() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(80);
-    let accounts = cost_store::budgets(&url).unwrap_or_else(|e| panic!("{e}"));
+    let options = cost_store::BudgetOptions {
+        key_prefix: std::env::var("LLM_COST_RACE_PREFIX").unwrap_or_else(|_| "llm-cost".into()),
+        ..cost_store::BudgetOptions::default()
+    };
+    let accounts = cost_store::budgets_with(&url, options).unwrap_or_else(|e| panic!("{e}"));
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
     let mut admitted = 0;
     for call in 0..rounds {
@@ -59,18 +64,15 @@ fn racer_child() {
     println!("admitted={admitted}");
 }
 
-#[test]
-fn two_processes_racing_on_one_user_budget_never_over_admit() {
-    let Some(schema) = PostgresSchema::create("race") else {
-        return;
-    };
-    // Create the schema's tables before the race, so both racers find them.
-    drop(cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}")));
+/// Races two processes of 80 calls each on user `racer`'s $1.00 budget at `url` (under
+/// `prefix` in Redis): how many each admitted.
+fn race(url: &str, prefix: &str) -> Vec<u32> {
     let racers: Vec<_> = (0..2)
         .map(|_| {
             Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("{e}")))
                 .args(["--ignored", "--exact", "racer_child", "--nocapture"])
-                .env("LLM_COST_RACE_URL", &schema.url)
+                .env("LLM_COST_RACE_URL", url)
+                .env("LLM_COST_RACE_PREFIX", prefix)
                 .env("LLM_COST_RACE_ROUNDS", "80")
                 .stdout(std::process::Stdio::piped())
                 .spawn()
@@ -89,6 +91,17 @@ fn two_processes_racing_on_one_user_budget_never_over_admit() {
             .unwrap_or_else(|| panic!("no count in {text}"));
         admitted.push(count);
     }
+    admitted
+}
+
+#[test]
+fn two_processes_racing_on_one_user_budget_never_over_admit() {
+    let Some(schema) = PostgresSchema::create("race") else {
+        return;
+    };
+    // Create the schema's tables before the race, so both racers find them.
+    drop(cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}")));
+    let admitted = race(&schema.url, "");
     // 160 attempts of $0.01 against $1.00: exactly 100 admitted, never one more.
     assert_eq!(admitted.iter().sum::<u32>(), 100, "{admitted:?}");
     let mut client =
@@ -167,8 +180,13 @@ fn step() -> Result<cost_layer::cost_core::Usage, AgentError> {
 /// Runs `step` for user `erin` until refused, in a program whose budgets live at `address`;
 /// returns how many calls ran.
 fn program(address: &str) -> u32 {
+    program_with(address, cost_store::BudgetOptions::default())
+}
+
+/// [`program`] with the accounts' options.
+fn program_with(address: &str, options: cost_store::BudgetOptions) -> u32 {
     use tracing_subscriber::prelude::*;
-    let accounts = cost_store::budgets(address).unwrap_or_else(|e| panic!("{e}"));
+    let accounts = cost_store::budgets_with(address, options).unwrap_or_else(|e| panic!("{e}"));
     let config = BudgetConfig::from_toml("per_user_daily = 0.05").unwrap_or_else(|e| panic!("{e}"));
     let shared: Arc<dyn SharedAccounts> = accounts.clone();
     let book = BudgetBook::with_shared(
@@ -236,7 +254,10 @@ fn a_cut_connection_fails_open_and_the_store_catches_up_on_the_spend() {
 #[test]
 fn settlements_beyond_the_queue_are_counted_and_their_reservations_stay_booked() {
     let (_dir, address) = common::temp_address("budgets.sqlite");
-    let options = cost_store::BudgetOptions { settle_queue: 4 };
+    let options = cost_store::BudgetOptions {
+        settle_queue: 4,
+        ..cost_store::BudgetOptions::default()
+    };
     let accounts = cost_store::budgets_with(&address, options).unwrap_or_else(|e| panic!("{e}"));
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
     let reservations: Vec<_> = (0..20)
@@ -273,7 +294,12 @@ fn settlements_beyond_the_queue_are_counted_and_their_reservations_stay_booked()
 /// Five days of calls by three users on a daily budget, the clock moving a day at a time:
 /// returns how many accounts the store forgot.
 fn five_days_of_calls(address: &str) -> u64 {
-    let accounts = cost_store::budgets(address).unwrap_or_else(|e| panic!("{e}"));
+    five_days_of_calls_with(address, cost_store::BudgetOptions::default())
+}
+
+/// [`five_days_of_calls`] with the accounts' options.
+fn five_days_of_calls_with(address: &str, options: cost_store::BudgetOptions) -> u64 {
+    let accounts = cost_store::budgets_with(address, options).unwrap_or_else(|e| panic!("{e}"));
     let clock = Arc::new(ManualClock::new(NOW));
     let config = BudgetConfig::from_toml("per_user_daily = 1.00").unwrap_or_else(|e| panic!("{e}"));
     let shared: Arc<dyn SharedAccounts> = accounts.clone();
@@ -337,4 +363,189 @@ fn the_store_forgets_the_accounts_of_days_past_in_postgres() {
         .collect();
     assert_eq!(windows, [FIRST_DAY + 3, FIRST_DAY + 4]);
     assert_eq!(forgotten, 9);
+}
+
+#[test]
+fn two_processes_racing_on_one_user_budget_in_redis_never_over_admit() {
+    let Some(mut redis) = RedisPrefix::create("race") else {
+        return;
+    };
+    let admitted = race(&redis.url, &redis.prefix);
+    // 160 attempts of $0.01 against $1.00: exactly 100 admitted, never one more.
+    assert_eq!(admitted.iter().sum::<u32>(), 100, "{admitted:?}");
+    let account = format!(
+        "{}:budget:14:per_user_daily:{FIRST_DAY}:racer",
+        redis.prefix
+    );
+    let (spent, reserved) = redis.figures(&account);
+    assert_eq!(
+        (spent.as_deref(), reserved.as_deref()),
+        (Some("1"), Some("0")),
+        "{admitted:?}"
+    );
+}
+
+#[test]
+fn through_the_layer_a_daily_budget_in_redis_holds_across_a_restart() {
+    let Some(redis) = RedisPrefix::create("restart") else {
+        return;
+    };
+    // Admitted while spent + 0.015 ≤ 0.05, settled at 0.01 each: four calls (0.04).
+    assert_eq!(program_with(&redis.url, redis.options()), 4);
+    // Restarted, the same day: Redis remembers $0.04; 0.04 + 0.015 > 0.05.
+    assert_eq!(program_with(&redis.url, redis.options()), 0);
+    // Another program, under another prefix, has budgets of its own.
+    let other = RedisPrefix::create("restart_other").unwrap_or_else(|| panic!("Redis went away"));
+    assert_eq!(program_with(&other.url, other.options()), 4);
+}
+
+#[test]
+fn a_cut_redis_connection_fails_closed_then_reconnects() {
+    let Some(mut redis) = RedisPrefix::create("cut") else {
+        return;
+    };
+    let accounts =
+        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let _in_flight = book
+        .reserve(&keys("dora", 1), usd("0.1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The connection that reserves and the one that settles.
+    assert_eq!(redis.cut_connections(), 2);
+    let refused = book
+        .reserve(&keys("dora", 2), usd("0.1"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted without its store"));
+    assert!(refused.unavailable().is_some(), "{refused}");
+    assert_eq!(accounts.stats().unavailable(), 1);
+    // The next reservation opens a new connection, and finds the account as it was.
+    let refused = book
+        .reserve(&keys("dora", 3), usd("0.95"))
+        .err()
+        .unwrap_or_else(|| panic!("the reservation before the cut was lost"));
+    assert_eq!(
+        (refused.reserved, refused.unavailable()),
+        (usd("0.1"), None)
+    );
+    assert!(book.reserve(&keys("dora", 4), usd("0.9")).is_ok());
+}
+
+#[test]
+fn a_redis_account_that_is_not_exact_decimal_text_is_never_read_as_zero() {
+    let Some(mut redis) = RedisPrefix::create("corrupt") else {
+        return;
+    };
+    let accounts =
+        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let account = format!("{}:budget:14:per_user_daily:{FIRST_DAY}:hana", redis.prefix);
+    let _: () = redis::cmd("HSET")
+        .arg(&account)
+        .arg("spent")
+        .arg("0.5e")
+        .query(&mut redis.admin)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = book
+        .reserve(&keys("hana", 1), usd("0.1"))
+        .err()
+        .unwrap_or_else(|| panic!("a corrupt account was read as zero"));
+    let why = refused.unavailable().unwrap_or_default().to_owned();
+    assert!(why.contains(&account), "{why}");
+}
+
+#[test]
+fn redis_accounts_of_budgets_whose_names_hold_colons_stay_apart() {
+    let Some(mut redis) = RedisPrefix::create("colons") else {
+        return;
+    };
+    let accounts =
+        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
+    // Joined by `:` alone, both would be `a:1:2:k`.
+    let first = cost_layer::cost_core::budget::SharedKey {
+        budget: "a",
+        key: "2:k",
+        window: 1,
+    };
+    let second = cost_layer::cost_core::budget::SharedKey {
+        budget: "a:1",
+        key: "k",
+        window: 2,
+    };
+    let limit = usd("1");
+    assert_eq!(accounts.try_reserve(first, limit, limit), Ok(()));
+    assert_eq!(accounts.try_reserve(second, limit, limit), Ok(()));
+    assert_eq!(
+        redis
+            .figures(&format!("{}:budget:1:a:1:2:k", redis.prefix))
+            .1
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        redis
+            .figures(&format!("{}:budget:3:a:1:2:k", redis.prefix))
+            .1
+            .as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn redis_forgets_the_accounts_of_days_past() {
+    let Some(mut redis) = RedisPrefix::create("forget") else {
+        return;
+    };
+    let forgotten = five_days_of_calls_with(&redis.url, redis.options());
+    assert_eq!(forgotten, 9);
+    // Left: the last two days' accounts of three users and their indexes.
+    let p = &redis.prefix;
+    let mut expected = vec![format!("{p}:budget-windows:14:per_user_daily")];
+    for day in [FIRST_DAY + 3, FIRST_DAY + 4] {
+        expected.push(format!("{p}:budget-accounts:14:per_user_daily:{day}"));
+        for user in ["alice", "bob", "carol"] {
+            expected.push(format!("{p}:budget:14:per_user_daily:{day}:{user}"));
+        }
+    }
+    expected.sort();
+    assert_eq!(redis.keys(), expected);
+}
+
+#[test]
+fn a_redis_url_is_refused_as_a_ledger() {
+    let refused = cost_store::open("redis://127.0.0.1:6379/").err();
+    assert!(
+        matches!(refused, Some(cost_store::StoreError::UnknownAddress(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_cut_redis_connection_fails_open_and_redis_catches_up_on_the_spend() {
+    let Some(mut redis) = RedisPrefix::create("cut_open") else {
+        return;
+    };
+    let accounts =
+        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailOpen);
+    assert!(book.reserve(&keys("fred", 1), usd("0.1")).is_ok());
+    assert!(accounts.flush(Duration::from_secs(10)));
+    assert_eq!(redis.cut_connections(), 2);
+    // Admitted on this process's own account during the outage.
+    let admitted = book
+        .reserve(&keys("fred", 2), usd("0.6"))
+        .unwrap_or_else(|e| panic!("fail open refused: {e}"));
+    assert_eq!(accounts.stats().unavailable(), 1);
+    // Its spend still reaches Redis, over a new connection of the settling thread.
+    admitted.settle(usd("0.6"));
+    assert!(accounts.flush(Duration::from_secs(30)));
+    let refused = book
+        .reserve(&keys("fred", 3), usd("0.5"))
+        .err()
+        .unwrap_or_else(|| panic!("Redis forgot the spend made during the outage"));
+    assert_eq!((refused.spent, refused.unavailable()), (usd("0.6"), None));
+    let account = format!("{}:budget:14:per_user_daily:{FIRST_DAY}:fred", redis.prefix);
+    assert_eq!(
+        redis.figures(&account),
+        (Some("0.6".to_owned()), Some("0".to_owned()))
+    );
 }

@@ -128,3 +128,113 @@ impl Drop for PostgresSchema {
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
     }
 }
+
+/// Where the Redis tests connect: `LLM_COST_TEST_REDIS`, else the loopback server of this
+/// project's machines.
+pub(crate) fn redis_url() -> String {
+    std::env::var("LLM_COST_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+/// A key prefix of its own on the test Redis server, whose keys are deleted at the end; `None`
+/// (and a line saying the test is skipped) when no server answers. With
+/// `LLM_COST_REQUIRE_REDIS=1` (as `.ci/run` sets) an unreachable server fails the test.
+pub(crate) struct RedisPrefix {
+    pub(crate) url: String,
+    pub(crate) prefix: String,
+    pub(crate) admin: redis::Connection,
+}
+
+impl RedisPrefix {
+    pub(crate) fn create(test: &str) -> Option<RedisPrefix> {
+        let url = redis_url();
+        let admin = redis::Client::open(url.as_str()).and_then(|client| {
+            client.get_connection_with_timeout(std::time::Duration::from_secs(5))
+        });
+        let admin = match admin {
+            Ok(admin) => admin,
+            Err(error) => {
+                if std::env::var("LLM_COST_REQUIRE_REDIS").as_deref() == Ok("1") {
+                    panic!("Redis required but not reachable at {url}: {error}");
+                }
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED {test}: Redis not reachable at {url} ({error}); set LLM_COST_TEST_REDIS to a server's URL"
+                );
+                return None;
+            }
+        };
+        let prefix = format!(
+            "llm-cost-test-{test}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        Some(RedisPrefix { url, prefix, admin })
+    }
+
+    /// Budget options keeping the accounts under this prefix.
+    pub(crate) fn options(&self) -> cost_store::BudgetOptions {
+        cost_store::BudgetOptions {
+            key_prefix: self.prefix.clone(),
+            ..cost_store::BudgetOptions::default()
+        }
+    }
+
+    /// Every key under this prefix, sorted.
+    pub(crate) fn keys(&mut self) -> Vec<String> {
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut self.admin)
+            .unwrap_or_else(|e| panic!("{e}"));
+        keys.sort();
+        keys
+    }
+
+    /// The `spent` and `reserved` of one account, as stored.
+    pub(crate) fn figures(&mut self, key: &str) -> (Option<String>, Option<String>) {
+        redis::cmd("HMGET")
+            .arg(key)
+            .arg("spent")
+            .arg("reserved")
+            .query(&mut self.admin)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Cuts the connections of the accounts under this prefix (a Redis outage, as they see
+    /// it): how many.
+    pub(crate) fn cut_connections(&mut self) -> u64 {
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut self.admin)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut cut = 0;
+        for client in clients.lines() {
+            let field = |name: &str| {
+                client
+                    .split(' ')
+                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if field("name") == self.prefix {
+                let _: redis::RedisResult<()> = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("ID")
+                    .arg(field("id"))
+                    .query(&mut self.admin);
+                cut += 1;
+            }
+        }
+        cut
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let keys = self.keys();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut self.admin);
+        }
+    }
+}

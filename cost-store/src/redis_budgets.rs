@@ -1,0 +1,430 @@
+//! Budget accounts in Redis ([`crate::budgets()`] with a `redis://` or `redis+unix://` URL): the
+//! shared accounts of every process that reaches one Redis server.
+//!
+//! # Keys
+//!
+//! With the prefix of [`BudgetOptions::key_prefix`](crate::BudgetOptions::key_prefix) (default
+//! `llm-cost`) and `N` the length in bytes of the budget's name (so a name holding `:` cannot
+//! be read as another):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{prefix}:budget:{N}:{budget}:{window}:{key}` | hash | `spent`, `reserved`: exact decimal USD |
+//! | `{prefix}:budget-accounts:{N}:{budget}:{window}` | set | the keys with an account in the window |
+//! | `{prefix}:budget-windows:{N}:{budget}` | sorted set | the windows with accounts, scored by number |
+//!
+//! # Exactness and atomicity
+//!
+//! Money is kept as decimal text and added in Rust ([`Money`]), never as a Redis float
+//! (`INCRBYFLOAT`) or a Lua number, both binary floating point. A reservation is an optimistic
+//! transaction: `WATCH` the account, read it, and, when `spent + reserved + amount ≤ limit`,
+//! write it back in `MULTI`/`EXEC`, which Redis refuses if any other client wrote the account in
+//! between; the reservation is then read and checked again. Racing processes therefore never
+//! admit more than a limit. A batch of settlements is one such transaction over all its
+//! accounts: applied whole or not at all. After [`MAX_ATTEMPTS`] refused transactions in a row
+//! the store is reported [contended](StoreError::Contended) (a reservation then follows the
+//! book's [`Unavailable`](cost_core::budget::Unavailable) policy; a batch is retried later).
+//!
+//! Accounts of past windows are deleted by [`BudgetBackend::forget_before`] through the two
+//! indexes, without scanning the keyspace.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cost_core::Money;
+use cost_core::budget::SharedKey;
+use redis::{Connection, RedisResult};
+
+use crate::budgets::{BudgetBackend, Settle};
+use crate::store::StoreError;
+
+/// Transactions refused in a row (another client wrote a watched account) before the store is
+/// reported contended.
+pub(crate) const MAX_ATTEMPTS: u32 = 64;
+
+/// How long connecting, and each read or write, may take before the store counts as down.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Budget accounts on one Redis server, through one connection (reconnected after an error).
+pub(crate) struct RedisBudgetAccounts {
+    client: redis::Client,
+    connection: Option<Connection>,
+    /// The server, without credentials, for messages.
+    address: String,
+    prefix: String,
+    /// Runs between a reservation's read and its write (tests: another client writing then).
+    #[cfg(test)]
+    after_read: Option<Box<dyn FnMut() + Send>>,
+}
+
+/// The figures of one account as read: `spent`, `reserved`.
+type Figures = (Option<String>, Option<String>);
+
+impl RedisBudgetAccounts {
+    /// Connects to the server at `url`, keeping keys under `prefix`.
+    pub(crate) fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let address = address_without_secrets(url);
+        let client = redis::Client::open(url).map_err(|source| StoreError::Redis {
+            address: address.clone(),
+            source,
+        })?;
+        let mut accounts = RedisBudgetAccounts {
+            client,
+            connection: None,
+            address,
+            prefix: prefix.to_owned(),
+            #[cfg(test)]
+            after_read: None,
+        };
+        accounts.with_connection(|connection| redis::cmd("PING").exec(connection))?;
+        Ok(accounts)
+    }
+
+    /// Runs `f` on the connection, connecting first when there is none; an error drops the
+    /// connection, so the next call connects anew.
+    fn with_connection<T>(
+        &mut self,
+        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => self.open_connection().map_err(|e| self.error(e))?,
+        };
+        let connection = self.connection.insert(connection);
+        let result = f(connection);
+        if result.is_err() {
+            self.connection = None;
+        }
+        result.map_err(|e| self.error(e))
+    }
+
+    /// A new connection, named after the prefix (`CLIENT LIST` shows whose it is).
+    fn open_connection(&self) -> RedisResult<Connection> {
+        let mut connection = self.client.get_connection_with_timeout(TIMEOUT)?;
+        connection.set_read_timeout(Some(TIMEOUT))?;
+        connection.set_write_timeout(Some(TIMEOUT))?;
+        // Names may not hold spaces or control characters.
+        let name: String = self
+            .prefix
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+            .collect();
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(name)
+            .exec(&mut connection)?;
+        Ok(connection)
+    }
+
+    fn error(&self, source: redis::RedisError) -> StoreError {
+        StoreError::Redis {
+            address: self.address.clone(),
+            source,
+        }
+    }
+
+    fn account_key(&self, account: &SharedKey<'_>) -> String {
+        format!(
+            "{}:budget:{}:{}:{}:{}",
+            self.prefix,
+            account.budget.len(),
+            account.budget,
+            account.window,
+            account.key
+        )
+    }
+
+    fn window_accounts_key(&self, budget: &str, window: i64) -> String {
+        format!(
+            "{}:budget-accounts:{}:{budget}:{window}",
+            self.prefix,
+            budget.len()
+        )
+    }
+
+    fn windows_key(&self, budget: &str) -> String {
+        format!("{}:budget-windows:{}:{budget}", self.prefix, budget.len())
+    }
+
+    /// Reads figures as stored: absent is zero, anything else must be exact decimal text.
+    fn parse(&self, key: &str, figures: Figures) -> Result<(Money, Money), StoreError> {
+        let parse = |text: Option<String>| match text {
+            None => Ok(Money::ZERO),
+            Some(text) => Money::from_decimal(&text).map_err(|e| StoreError::Corrupt {
+                location: format!("Redis {} {key}", self.address),
+                message: e.to_string(),
+            }),
+        };
+        Ok((parse(figures.0)?, parse(figures.1)?))
+    }
+
+    /// Adds to `pipe` the writes of one account's figures, and its place in the indexes.
+    fn write_figures(
+        &self,
+        pipe: &mut redis::Pipeline,
+        account: &SharedKey<'_>,
+        spent: Money,
+        reserved: Money,
+    ) {
+        pipe.hset_multiple(
+            self.account_key(account),
+            &[
+                ("spent", spent.to_string()),
+                ("reserved", reserved.to_string()),
+            ],
+        )
+        .ignore()
+        .sadd(
+            self.window_accounts_key(account.budget, account.window),
+            account.key,
+        )
+        .ignore()
+        .zadd(
+            self.windows_key(account.budget),
+            account.window,
+            account.window,
+        )
+        .ignore();
+    }
+
+    fn contended(&self) -> StoreError {
+        StoreError::Contended {
+            location: format!("Redis {}", self.address),
+            attempts: MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// Reads the figures of `keys` after watching them: the transaction that follows is refused if
+/// any of them changes before it runs.
+fn watch_and_read(connection: &mut Connection, keys: &[String]) -> RedisResult<Vec<Figures>> {
+    redis::cmd("WATCH").arg(keys).exec(connection)?;
+    let mut read = redis::pipe();
+    for key in keys {
+        read.hmget(key, &["spent", "reserved"]);
+    }
+    read.query(connection)
+}
+
+impl BudgetBackend for RedisBudgetAccounts {
+    fn try_reserve(
+        &mut self,
+        account: SharedKey<'_>,
+        amount: Money,
+        limit: Money,
+        pending: Money,
+    ) -> Result<Result<(), (Money, Money)>, StoreError> {
+        let key = self.account_key(&account);
+        for _ in 0..MAX_ATTEMPTS {
+            let keys = [key.clone()];
+            let figures = self.with_connection(|connection| watch_and_read(connection, &keys))?;
+            let figures = figures.into_iter().next().unwrap_or((None, None));
+            let (spent, reserved) = match self.parse(&key, figures) {
+                Ok(figures) => figures,
+                Err(error) => {
+                    let _ = self.with_connection(|c| redis::cmd("UNWATCH").exec(c));
+                    return Err(error);
+                }
+            };
+            if spent + reserved - pending + amount > limit {
+                self.with_connection(|connection| redis::cmd("UNWATCH").exec(connection))?;
+                return Ok(Err((spent, reserved)));
+            }
+            #[cfg(test)]
+            if let Some(after_read) = self.after_read.as_mut() {
+                after_read();
+            }
+            let mut write = redis::pipe();
+            write.atomic();
+            self.write_figures(&mut write, &account, spent, reserved + amount);
+            // `None`: another client wrote the account after it was read; nothing was written.
+            let applied: Option<()> = self.with_connection(|c| write.query(c))?;
+            if applied.is_some() {
+                return Ok(Ok(()));
+            }
+        }
+        Err(self.contended())
+    }
+
+    fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
+        // One change per account: what the batch takes off its reservations and adds to spend.
+        let mut changes: Vec<(SharedKey<'_>, Money, Money)> = Vec::new();
+        let mut index: HashMap<SharedKey<'_>, usize> = HashMap::new();
+        for settle in settles {
+            let at = *index.entry(settle.key()).or_insert_with(|| {
+                changes.push((settle.key(), Money::ZERO, Money::ZERO));
+                changes.len() - 1
+            });
+            changes[at].1 += settle.reserved;
+            changes[at].2 += settle.cost;
+        }
+        let keys: Vec<String> = changes
+            .iter()
+            .map(|(account, ..)| self.account_key(account))
+            .collect();
+        for _ in 0..MAX_ATTEMPTS {
+            let read = self.with_connection(|connection| watch_and_read(connection, &keys))?;
+            let mut write = redis::pipe();
+            write.atomic();
+            for ((account, released, cost), (key, figures)) in
+                changes.iter().zip(keys.iter().zip(read))
+            {
+                let (spent, reserved) = match self.parse(key, figures) {
+                    Ok(figures) => figures,
+                    Err(error) => {
+                        let _ = self.with_connection(|c| redis::cmd("UNWATCH").exec(c));
+                        return Err(error);
+                    }
+                };
+                let reserved = (reserved - *released).max(Money::ZERO);
+                self.write_figures(&mut write, account, spent + *cost, reserved);
+            }
+            let applied: Option<()> = self.with_connection(|c| write.query(c))?;
+            if applied.is_some() {
+                return Ok(());
+            }
+        }
+        Err(self.contended())
+    }
+
+    fn forget_before(&mut self, budget: &str, window: i64) -> Result<u64, StoreError> {
+        let windows_key = self.windows_key(budget);
+        let past: Vec<i64> = self.with_connection(|connection| {
+            redis::cmd("ZRANGE")
+                .arg(&windows_key)
+                .arg("-inf")
+                .arg(format!("({window}"))
+                .arg("BYSCORE")
+                .query(connection)
+        })?;
+        let mut forgotten = 0;
+        for old in past {
+            let accounts_key = self.window_accounts_key(budget, old);
+            let keys: Vec<String> =
+                self.with_connection(|c| redis::cmd("SMEMBERS").arg(&accounts_key).query(c))?;
+            let accounts: Vec<String> = keys
+                .iter()
+                .map(|key| {
+                    self.account_key(&SharedKey {
+                        budget,
+                        key,
+                        window: old,
+                    })
+                })
+                .collect();
+            let mut delete = redis::pipe();
+            for chunk in accounts.chunks(512) {
+                delete.del(chunk);
+            }
+            delete.del(&accounts_key).ignore();
+            delete.zrem(&windows_key, old).ignore();
+            let deleted: Vec<u64> = self.with_connection(|c| delete.query(c))?;
+            forgotten += deleted.iter().sum::<u64>();
+        }
+        Ok(forgotten)
+    }
+}
+
+/// The URL without user and password, for messages.
+fn address_without_secrets(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{rest}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test server (`LLM_COST_TEST_REDIS`, else loopback), or `None` when it does not
+    /// answer and `LLM_COST_REQUIRE_REDIS=1` (as `.ci/run` sets) is not set.
+    fn server() -> Option<String> {
+        let url = std::env::var("LLM_COST_TEST_REDIS")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+        let reachable = redis::Client::open(url.as_str())
+            .and_then(|client| client.get_connection_with_timeout(TIMEOUT))
+            .map(drop);
+        match reachable {
+            Ok(()) => Some(url),
+            Err(error) if std::env::var("LLM_COST_REQUIRE_REDIS").as_deref() == Ok("1") => {
+                panic!("Redis required but not reachable at {url}: {error}")
+            }
+            Err(error) => {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED redis_budgets: Redis not reachable at {url} ({error})"
+                );
+                None
+            }
+        }
+    }
+
+    /// Deletes the keys under a prefix when dropped, also when the test fails.
+    struct Cleanup(String, String);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let Ok(mut connection) =
+                redis::Client::open(self.0.as_str()).and_then(|c| c.get_connection())
+            else {
+                return;
+            };
+            let keys: RedisResult<Vec<String>> = redis::cmd("KEYS")
+                .arg(format!("{}:*", self.1))
+                .query(&mut connection);
+            if let Ok(keys) = keys
+                && !keys.is_empty()
+            {
+                let _: RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
+            }
+        }
+    }
+
+    fn usd(text: &str) -> Money {
+        Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_reservation_whose_account_changed_after_it_was_read_reads_it_again() {
+        let Some(url) = server() else {
+            return;
+        };
+        let prefix = format!("llm-cost-unit-{}", std::process::id());
+        let _cleanup = Cleanup(url.clone(), prefix.clone());
+        let mut accounts =
+            RedisBudgetAccounts::connect(&url, &prefix).unwrap_or_else(|e| panic!("{e}"));
+        let account = SharedKey {
+            budget: "per_user_daily",
+            key: "ivy",
+            window: 20_417,
+        };
+        let key = accounts.account_key(&account);
+        // Another process books $0.95 on the account just after this one read it as empty.
+        let mut other = redis::Client::open(url.as_str())
+            .and_then(|client| client.get_connection())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let other_key = key.clone();
+        let mut writes = 0;
+        accounts.after_read = Some(Box::new(move || {
+            if writes == 0 {
+                let written: RedisResult<()> = redis::cmd("HSET")
+                    .arg(&other_key)
+                    .arg("reserved")
+                    .arg("0.95")
+                    .query(&mut other);
+                written.unwrap_or_else(|e| panic!("{e}"));
+            }
+            writes += 1;
+        }));
+        let first = accounts.try_reserve(account, usd("0.1"), usd("1"), Money::ZERO);
+        // Checked again on what the other process booked: 0.95 + 0.1 > 1.
+        assert_eq!(first.ok(), Some(Err((Money::ZERO, usd("0.95")))));
+        let second = accounts.try_reserve(account, usd("0.05"), usd("1"), Money::ZERO);
+        assert_eq!(second.ok(), Some(Ok(())));
+        let reserved: Option<String> = accounts
+            .with_connection(|c| redis::cmd("HGET").arg(&key).arg("reserved").query(c))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reserved.as_deref(), Some("1"));
+    }
+}
