@@ -195,11 +195,11 @@ impl RedisBudgetAccounts {
     }
 }
 
-/// Reads the figures of `keys` after watching them: the transaction that follows is refused if
-/// any of them changes before it runs.
+/// Reads the figures of `keys` after watching them, in one round trip: the transaction that
+/// follows is refused if any of them changes before it runs.
 fn watch_and_read(connection: &mut Connection, keys: &[String]) -> RedisResult<Vec<Figures>> {
-    redis::cmd("WATCH").arg(keys).exec(connection)?;
     let mut read = redis::pipe();
+    read.cmd("WATCH").arg(keys).ignore();
     for key in keys {
         read.hmget(key, &["spent", "reserved"]);
     }
