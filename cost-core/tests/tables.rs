@@ -197,6 +197,52 @@ fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_say
     }
 }
 
+/// A service tier's variant falls back to the standard price for what it leaves out, which
+/// for a cache write is wrong wherever the tier discounts or marks up every price (Batch and
+/// Flex halving a GPT-6 write, Priority doubling it): every embedded variant says its cache
+/// write prices itself, in its base and in each context tier the standard one prices them in.
+#[test]
+fn every_embedded_service_tier_states_its_cache_write_prices() {
+    use cost_core::TokenKind;
+    let table = PriceTable::default();
+    let writes = [TokenKind::CacheWrite, TokenKind::CacheWrite1h];
+    let mut checked = 0;
+    for entry in table.entries() {
+        let standard = entry.price.standard();
+        for tier in [ServiceTier::Batch, ServiceTier::Flex, ServiceTier::Priority] {
+            let Some(variant) = entry.price.schedule(tier) else {
+                continue;
+            };
+            for kind in writes {
+                if standard.base.get(kind).is_some() {
+                    checked += 1;
+                    assert!(
+                        variant.base.get(kind).is_some(),
+                        "{} {tier:?} leaves out {kind:?}",
+                        entry.key
+                    );
+                }
+                for context in &standard.tiers {
+                    if context.prices.get(kind).is_none() {
+                        continue;
+                    }
+                    let stated = variant.tiers.iter().any(|t| {
+                        t.above_input_tokens == context.above_input_tokens
+                            && t.prices.get(kind).is_some()
+                    });
+                    assert!(
+                        stated,
+                        "{} {tier:?} above {} leaves out {kind:?}",
+                        entry.key, context.above_input_tokens
+                    );
+                }
+            }
+        }
+    }
+    // The GPT-6 models' three variants at least.
+    assert!(checked >= 15, "{checked}");
+}
+
 #[test]
 fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
     let table = PriceTable::default();
@@ -254,6 +300,31 @@ fn the_embedded_table_prices_the_gpt_6_models_as_their_pages_say() {
     assert_eq!(
         quote("gpt-6.1-terra", written, ServiceTier::Standard),
         Ok((usd("0.06"), None))
+    );
+    // Batch and Flex halve the cache write price too, Priority doubles it: 10 000 × $0.50 +
+    // 40 000 × $0.625, and 10 000 × $2 + 40 000 × $2.50 (never the standard $1.25).
+    assert_eq!(
+        quote("gpt-6.1-terra", written, ServiceTier::Batch),
+        Ok((usd("0.03"), None))
+    );
+    assert_eq!(
+        quote("gpt-6.1-terra", written, ServiceTier::Flex),
+        Ok((usd("0.03"), None))
+    );
+    assert_eq!(
+        quote("gpt-6.1-terra", written, ServiceTier::Priority),
+        Ok((usd("0.12"), None))
+    );
+    // Past the 272 000-token tier, Batch halves the tier's write price: 100 000 × $2 +
+    // 200 000 × $2.50 on GPT-6.1 Sol.
+    let written_long = Usage {
+        input: 300_000,
+        cache_write: 200_000,
+        ..Usage::default()
+    };
+    assert_eq!(
+        quote("gpt-6.1-sol", written_long, ServiceTier::Batch),
+        Ok((usd("0.7"), Some(272_000)))
     );
     // GPT-5.5's Priority costs 2.5 times whichever price applies: 300 000 × $25 + 1 000 ×
     // $112.50 per million past its 272 000-token tier.
