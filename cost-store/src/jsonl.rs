@@ -1,6 +1,7 @@
 //! JSON lines: one record per line, appended. The simplest store: readable with `jq`, no
 //! server, no schema (a record's id is its line number).
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -26,15 +27,21 @@ impl JsonLinesStore {
         Ok(JsonLinesStore { path, file })
     }
 
-    fn read_all(&self) -> Result<Vec<CallRecord>, StoreError> {
-        let mut records = Vec::new();
-        self.read_each(&mut |record| records.push(record))?;
-        Ok(records)
-    }
-
     /// Reads the file a line at a time, handing each record (its id its line number) to
     /// `each`.
     fn read_each(&self, each: &mut dyn FnMut(CallRecord)) -> Result<(), StoreError> {
+        self.read_lines(&mut |_, record| {
+            each(record);
+            Ok(())
+        })
+    }
+
+    /// [`JsonLinesStore::read_each`] with each record's line as written; an error of `each`
+    /// stops the reading.
+    fn read_lines(
+        &self,
+        each: &mut dyn FnMut(&str, CallRecord) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let file = File::open(&self.path).map_err(|source| io(&self.path, source))?;
         for (index, line) in BufReader::new(file).lines().enumerate() {
             let line = line.map_err(|source| io(&self.path, source))?;
@@ -48,9 +55,40 @@ impl JsonLinesStore {
                     message: e.to_string(),
                 })?;
             record.id = Some(line_number);
-            each(record);
+            each(&line, record)?;
         }
         Ok(())
+    }
+
+    /// Writes the file anew beside it, a line at a time, with `repriced` applied (lines they do
+    /// not touch copied as written); the new file is on disk when this returns.
+    fn write_repriced(
+        &self,
+        repriced: &[Repriced],
+        temporary: &std::path::Path,
+    ) -> Result<(), StoreError> {
+        let mut updates: HashMap<i64, Vec<&Repriced>> = HashMap::new();
+        for update in repriced {
+            updates.entry(update.id).or_default().push(update);
+        }
+        let file = File::create(temporary).map_err(|source| io(temporary, source))?;
+        let mut out = BufWriter::new(file);
+        self.read_lines(&mut |text, mut record| {
+            let written = match record.id.and_then(|id| updates.get(&id)) {
+                Some(updates) => {
+                    for update in updates {
+                        crate::apply_reprice(&mut record, update);
+                    }
+                    writeln!(out, "{}", line(&record)?)
+                }
+                None => writeln!(out, "{text}"),
+            };
+            written.map_err(|source| io(temporary, source))
+        })?;
+        let file = out
+            .into_inner()
+            .map_err(|e| io(temporary, e.into_error()))?;
+        file.sync_all().map_err(|source| io(temporary, source))
     }
 }
 
@@ -99,22 +137,13 @@ impl Store for JsonLinesStore {
         Ok(handed)
     }
 
+    /// Rewrites the file beside it a record at a time (memory grows with `repriced`, not with
+    /// the file), then replaces it: a crash, or a corrupt line, leaves the old file whole.
     fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {
-        let mut records = self.read_all()?;
-        for update in repriced {
-            if let Some(record) = records.iter_mut().find(|r| r.id == Some(update.id)) {
-                crate::apply_reprice(record, update);
-            }
-        }
-        // Rewrite beside the file, then replace it: a crash leaves the old file whole.
         let temporary = self.path.with_extension("jsonl.reprice");
-        {
-            let file = File::create(&temporary).map_err(|source| io(&temporary, source))?;
-            let mut out = BufWriter::new(file);
-            for record in &records {
-                writeln!(out, "{}", line(record)?).map_err(|source| io(&temporary, source))?;
-            }
-            out.flush().map_err(|source| io(&temporary, source))?;
+        if let Err(error) = self.write_repriced(repriced, &temporary) {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(error);
         }
         std::fs::rename(&temporary, &self.path).map_err(|source| io(&self.path, source))?;
         *self = JsonLinesStore::open(self.path.clone())?;

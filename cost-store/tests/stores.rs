@@ -103,6 +103,117 @@ fn json_lines() {
     );
 }
 
+/// A reprice of the record with `id` to a total of `total` (its output cost made up the rest).
+fn repriced_to(record: &cost_store::CallRecord, id: i64, total: &str) -> Repriced {
+    let mut cost = record.cost;
+    cost.output = usd(total) - cost.uncached_input;
+    Repriced {
+        id,
+        status: CallStatus::Priced,
+        cost,
+        model: "gpt-4o".into(),
+        price_table: "fixed".into(),
+    }
+}
+
+#[test]
+fn a_json_lines_reprice_copies_the_lines_it_does_not_touch_as_written() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("calls.jsonl");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let calls: Vec<_> = (0..3).map(|i| record(i, "support")).collect();
+    cost_store::open(&address)
+        .and_then(|mut store| store.append(&calls))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The first line as another program wrote it: its keys in another order, spaced out.
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let first: serde_json::Value =
+        serde_json::from_str(text.lines().next().unwrap_or_default()).unwrap_or_default();
+    let mut entries: Vec<_> = first.as_object().into_iter().flatten().collect();
+    entries.reverse();
+    let respaced = entries
+        .iter()
+        .map(|(key, value)| format!("{key:?} : {value}"))
+        .collect::<Vec<_>>()
+        .join(" , ");
+    let respaced = format!("{{ {respaced} }}");
+    let rest: Vec<&str> = text.lines().skip(1).collect();
+    std::fs::write(&path, format!("{respaced}\n{}\n", rest.join("\n")))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .reprice(&[repriced_to(&calls[2], 3, "0.01")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let after = std::fs::read_to_string(&path).unwrap_or_default();
+    let lines: Vec<&str> = after.lines().collect();
+    assert_eq!(
+        (lines.len(), lines[0], lines[1]),
+        (3, respaced.as_str(), rest[0])
+    );
+    let back = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let totals: Vec<_> = back.iter().map(|r| r.total()).collect();
+    assert_eq!(totals, [usd("0.0035"), usd("0.0035"), usd("0.01")]);
+    assert_eq!(back[2].previous_cost, Some(usd("0.0035")));
+}
+
+#[test]
+fn a_json_lines_reprice_that_meets_a_corrupt_line_leaves_the_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("calls.jsonl");
+    let address = path.to_str().unwrap_or_default().to_owned();
+    let calls: Vec<_> = (0..2).map(|i| record(i, "support")).collect();
+    let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    store.append(&calls).unwrap_or_else(|e| panic!("{e}"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str("{\"at_ms\": \n");
+    std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    let refused = store.reprice(&[repriced_to(&calls[0], 1, "0.01")]);
+    assert!(
+        matches!(refused, Err(cost_store::StoreError::Corrupt { ref location, .. }) if location.ends_with(":3")),
+        "{refused:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), text);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name())
+        .collect();
+    assert_eq!(left, ["calls.jsonl"], "nothing left beside the ledger");
+}
+
+/// Records in the large ledger below.
+const LARGE_LEDGER: i64 = 5_000;
+
+#[test]
+fn a_json_lines_reprice_of_every_record_of_a_large_ledger_is_exact() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("calls.jsonl");
+    let mut store =
+        cost_store::open(path.to_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    let n = LARGE_LEDGER;
+    let calls: Vec<_> = (0..n).map(|i| record(i, "support")).collect();
+    store.append(&calls).unwrap_or_else(|e| panic!("{e}"));
+    // Each record i to $0.003 + i × 10⁻²⁴, in reverse order of the file.
+    let updates: Vec<Repriced> = (1..=n)
+        .rev()
+        .map(|id| repriced_to(&calls[0], id, &format!("0.003{:021}", id - 1)))
+        .collect();
+    store.reprice(&updates).unwrap_or_else(|e| panic!("{e}"));
+    let back = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.len() as i64, n);
+    // n × $0.003 + (0 + 1 + … + n − 1) × 10⁻²⁴.
+    let sum: cost_layer::cost_core::Money = back.iter().map(|r| r.total()).sum();
+    let base: cost_layer::cost_core::Money = (0..n).map(|_| usd("0.003")).sum();
+    assert_eq!(sum, base + usd(&format!("0.{:024}", n * (n - 1) / 2)));
+    assert!(back.iter().all(|r| r.previous_cost == Some(usd("0.0035"))));
+}
+
 #[test]
 fn json_lines_written_before_audio_images_searches_image_prompts_and_file_searches_read_back() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
