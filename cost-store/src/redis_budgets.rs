@@ -27,6 +27,9 @@
 //!
 //! Accounts of past windows are deleted by [`BudgetBackend::forget_before`] through the two
 //! indexes, without scanning the keyspace.
+//!
+//! One server (or primary) holds them: a transaction over many keys cannot span the slots of
+//! Redis Cluster. They are as durable as the server's persistence makes them.
 
 use std::collections::HashMap;
 use std::time::Duration;
