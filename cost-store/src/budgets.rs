@@ -73,6 +73,7 @@ pub(crate) struct Settle {
 }
 
 impl Settle {
+    #[cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
     pub(crate) fn key(&self) -> SharedKey<'_> {
         SharedKey {
             budget: &self.budget,

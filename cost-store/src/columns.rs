@@ -66,6 +66,7 @@ pub(crate) const COLUMNS: [&str; 50] = [
 
 /// Whether a column of [`COLUMNS`] holds money (decimal text), by its name: `cost` and its
 /// components (`cost_…`), the savings (`…_savings`) and `previous_cost`.
+#[cfg(feature = "postgres")]
 pub(crate) fn is_money(column: &str) -> bool {
     column.starts_with("cost") || column.ends_with("_savings") || column == "previous_cost"
 }

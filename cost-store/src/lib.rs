@@ -34,6 +34,7 @@
 #![deny(missing_docs)]
 
 pub mod budgets;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod columns;
 mod jsonl;
 mod lane;
