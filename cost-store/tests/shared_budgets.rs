@@ -141,23 +141,108 @@ fn a_sqlite_budget_survives_a_restart() {
     assert!(after.reserve(&keys("alice", 3), usd("0.1")).is_ok());
 }
 
-#[test]
-fn a_cut_connection_fails_closed_then_reconnects() {
-    let Some(mut schema) = PostgresSchema::create("cut") else {
-        return;
-    };
-    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
-    assert!(book.reserve(&keys("dora", 1), usd("0.1")).is_ok());
-    assert!(schema.cut_connections() >= 1);
+/// Fail closed: with the store's connections cut (`cut` cuts them) a reservation is refused as
+/// unavailable, and the next one reconnects and finds the account as it was.
+fn a_cut_connection_fails_closed_then_reconnects_to(
+    accounts: &Arc<cost_store::StoreBudgets>,
+    cut: impl FnOnce(),
+) {
+    let book = book(Arc::clone(accounts), Unavailable::FailClosed);
+    let _in_flight = book
+        .reserve(&keys("dora", 1), usd("0.1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    cut();
     let refused = book
         .reserve(&keys("dora", 2), usd("0.1"))
         .err()
         .unwrap_or_else(|| panic!("admitted without its store"));
     assert!(refused.unavailable().is_some(), "{refused}");
     assert_eq!(accounts.stats().unavailable(), 1);
-    // The next reservation opens a new connection.
-    assert!(book.reserve(&keys("dora", 3), usd("0.1")).is_ok());
+    // The next reservation opens a new connection, and finds the account as it was.
+    let refused = book
+        .reserve(&keys("dora", 3), usd("0.95"))
+        .err()
+        .unwrap_or_else(|| panic!("the reservation before the cut was lost"));
+    assert_eq!(
+        (refused.reserved, refused.unavailable()),
+        (usd("0.1"), None)
+    );
+    assert!(book.reserve(&keys("dora", 4), usd("0.9")).is_ok());
+}
+
+/// Fail open: with the store's connections cut (`cut` cuts them) a reservation is admitted on
+/// the process's own account, and its spend reaches the store once it answers again.
+fn a_cut_connection_fails_open_and_the_store_catches_up_on(
+    accounts: &Arc<cost_store::StoreBudgets>,
+    cut: impl FnOnce(),
+) {
+    let book = book(Arc::clone(accounts), Unavailable::FailOpen);
+    assert!(book.reserve(&keys("fred", 1), usd("0.1")).is_ok());
+    assert!(accounts.flush(Duration::from_secs(10)));
+    cut();
+    let admitted = book
+        .reserve(&keys("fred", 2), usd("0.6"))
+        .unwrap_or_else(|e| panic!("fail open refused: {e}"));
+    assert_eq!(accounts.stats().unavailable(), 1);
+    admitted.settle(usd("0.6"));
+    assert!(accounts.flush(Duration::from_secs(30)));
+    let refused = book
+        .reserve(&keys("fred", 3), usd("0.5"))
+        .err()
+        .unwrap_or_else(|| panic!("the store forgot the spend made during the outage"));
+    assert_eq!((refused.spent, refused.unavailable()), (usd("0.6"), None));
+}
+
+#[test]
+fn a_cut_connection_fails_closed_then_reconnects() {
+    let Some(mut schema) = PostgresSchema::create("cut") else {
+        return;
+    };
+    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    a_cut_connection_fails_closed_then_reconnects_to(&accounts, || {
+        assert!(schema.cut_connections() >= 1);
+    });
+}
+
+#[test]
+fn a_cut_connection_fails_open_and_the_store_catches_up_on_the_spend() {
+    let Some(mut schema) = PostgresSchema::create("cut_open") else {
+        return;
+    };
+    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    a_cut_connection_fails_open_and_the_store_catches_up_on(&accounts, || {
+        assert!(schema.cut_connections() >= 1);
+    });
+}
+
+#[test]
+fn a_cut_redis_connection_fails_closed_then_reconnects() {
+    let Some(mut redis) = RedisPrefix::create("cut") else {
+        return;
+    };
+    let accounts =
+        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
+    // The connection that reserves and the one that settles.
+    a_cut_connection_fails_closed_then_reconnects_to(&accounts, || {
+        assert_eq!(redis.cut_connections(), 2);
+    });
+}
+
+#[test]
+fn a_cut_redis_connection_fails_open_and_redis_catches_up_on_the_spend() {
+    let Some(mut redis) = RedisPrefix::create("cut_open") else {
+        return;
+    };
+    let accounts =
+        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
+    a_cut_connection_fails_open_and_the_store_catches_up_on(&accounts, || {
+        assert_eq!(redis.cut_connections(), 2);
+    });
+    let account = format!("{}:budget:14:per_user_daily:{FIRST_DAY}:fred", redis.prefix);
+    assert_eq!(
+        redis.figures(&account),
+        (Some("0.6".to_owned()), Some("0".to_owned()))
+    );
 }
 
 #[derive(Debug)]
@@ -225,30 +310,6 @@ fn through_the_layer_a_daily_budget_holds_across_a_restart() {
     assert_eq!(program(&address), 4);
     // Restarted, the same day: the store remembers $0.04; 0.04 + 0.015 > 0.05.
     assert_eq!(program(&address), 0);
-}
-
-#[test]
-fn a_cut_connection_fails_open_and_the_store_catches_up_on_the_spend() {
-    let Some(mut schema) = PostgresSchema::create("cut_open") else {
-        return;
-    };
-    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailOpen);
-    assert!(book.reserve(&keys("fred", 1), usd("0.1")).is_ok());
-    assert!(schema.cut_connections() >= 1);
-    // Admitted on this process's own account during the outage.
-    let admitted = book
-        .reserve(&keys("fred", 2), usd("0.6"))
-        .unwrap_or_else(|e| panic!("fail open refused: {e}"));
-    assert_eq!(accounts.stats().unavailable(), 1);
-    // Its spend still reaches the store once it answers again.
-    admitted.settle(usd("0.6"));
-    assert!(accounts.flush(Duration::from_secs(30)));
-    let refused = book
-        .reserve(&keys("fred", 3), usd("0.5"))
-        .err()
-        .unwrap_or_else(|| panic!("the store forgot the spend made during the outage"));
-    assert_eq!((refused.spent, refused.unavailable()), (usd("0.6"), None));
 }
 
 #[test]
@@ -400,37 +461,6 @@ fn through_the_layer_a_daily_budget_in_redis_holds_across_a_restart() {
 }
 
 #[test]
-fn a_cut_redis_connection_fails_closed_then_reconnects() {
-    let Some(mut redis) = RedisPrefix::create("cut") else {
-        return;
-    };
-    let accounts =
-        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
-    let _in_flight = book
-        .reserve(&keys("dora", 1), usd("0.1"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    // The connection that reserves and the one that settles.
-    assert_eq!(redis.cut_connections(), 2);
-    let refused = book
-        .reserve(&keys("dora", 2), usd("0.1"))
-        .err()
-        .unwrap_or_else(|| panic!("admitted without its store"));
-    assert!(refused.unavailable().is_some(), "{refused}");
-    assert_eq!(accounts.stats().unavailable(), 1);
-    // The next reservation opens a new connection, and finds the account as it was.
-    let refused = book
-        .reserve(&keys("dora", 3), usd("0.95"))
-        .err()
-        .unwrap_or_else(|| panic!("the reservation before the cut was lost"));
-    assert_eq!(
-        (refused.reserved, refused.unavailable()),
-        (usd("0.1"), None)
-    );
-    assert!(book.reserve(&keys("dora", 4), usd("0.9")).is_ok());
-}
-
-#[test]
 fn a_redis_account_that_is_not_exact_decimal_text_is_never_read_as_zero() {
     let Some(mut redis) = RedisPrefix::create("corrupt") else {
         return;
@@ -516,36 +546,5 @@ fn a_redis_url_is_refused_as_a_ledger() {
     assert!(
         matches!(refused, Some(cost_store::StoreError::UnknownAddress(_))),
         "{refused:?}"
-    );
-}
-
-#[test]
-fn a_cut_redis_connection_fails_open_and_redis_catches_up_on_the_spend() {
-    let Some(mut redis) = RedisPrefix::create("cut_open") else {
-        return;
-    };
-    let accounts =
-        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailOpen);
-    assert!(book.reserve(&keys("fred", 1), usd("0.1")).is_ok());
-    assert!(accounts.flush(Duration::from_secs(10)));
-    assert_eq!(redis.cut_connections(), 2);
-    // Admitted on this process's own account during the outage.
-    let admitted = book
-        .reserve(&keys("fred", 2), usd("0.6"))
-        .unwrap_or_else(|e| panic!("fail open refused: {e}"));
-    assert_eq!(accounts.stats().unavailable(), 1);
-    // Its spend still reaches Redis, over a new connection of the settling thread.
-    admitted.settle(usd("0.6"));
-    assert!(accounts.flush(Duration::from_secs(30)));
-    let refused = book
-        .reserve(&keys("fred", 3), usd("0.5"))
-        .err()
-        .unwrap_or_else(|| panic!("Redis forgot the spend made during the outage"));
-    assert_eq!((refused.spent, refused.unavailable()), (usd("0.6"), None));
-    let account = format!("{}:budget:14:per_user_daily:{FIRST_DAY}:fred", redis.prefix);
-    assert_eq!(
-        redis.figures(&account),
-        (Some("0.6".to_owned()), Some("0".to_owned()))
     );
 }

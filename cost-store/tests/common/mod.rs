@@ -67,6 +67,31 @@ pub(crate) fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+/// The connection to a test server, or `None` (and a line saying `test` is skipped) when it
+/// does not answer. With `LLM_COST_REQUIRE_{upper}=1` (as `.ci/run` sets) it fails the test
+/// instead.
+fn reachable<C, E: std::fmt::Display>(
+    (server, upper): (&str, &str),
+    test: &str,
+    url: &str,
+    connection: Result<C, E>,
+) -> Option<C> {
+    let error = match connection {
+        Ok(connection) => return Some(connection),
+        Err(error) => error,
+    };
+    if std::env::var(format!("LLM_COST_REQUIRE_{upper}")).as_deref() == Ok("1") {
+        panic!("{server} required but not reachable at {url}: {error}");
+    }
+    // Straight to the terminal: `cargo test` hides what a passing test prints.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {server} not reachable at {url} ({error}); set LLM_COST_TEST_{upper} to a server's URL"
+    );
+    None
+}
+
 /// A schema of its own on the test server, dropped at the end: the URL that uses it, or `None`
 /// (and a line saying the test is skipped) when no server answers. With
 /// `LLM_COST_REQUIRE_POSTGRES=1` (as `.ci/run` sets) an unreachable server fails the test.
@@ -79,21 +104,12 @@ pub(crate) struct PostgresSchema {
 impl PostgresSchema {
     pub(crate) fn create(test: &str) -> Option<PostgresSchema> {
         let base = postgres_url();
-        let mut admin = match postgres::Client::connect(&base, postgres::NoTls) {
-            Ok(client) => client,
-            Err(error) => {
-                if std::env::var("LLM_COST_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!("PostgreSQL required but not reachable at {base}: {error}");
-                }
-                // Straight to the terminal: `cargo test` hides what a passing test prints.
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test}: PostgreSQL not reachable at {base} ({error}); set LLM_COST_TEST_POSTGRES to a server's URL"
-                );
-                return None;
-            }
-        };
+        let mut admin = reachable(
+            ("PostgreSQL", "POSTGRES"),
+            test,
+            &base,
+            postgres::Client::connect(&base, postgres::NoTls),
+        )?;
         let name = format!(
             "llm_cost_test_{}_{}",
             test,
@@ -150,20 +166,7 @@ impl RedisPrefix {
         let admin = redis::Client::open(url.as_str()).and_then(|client| {
             client.get_connection_with_timeout(std::time::Duration::from_secs(5))
         });
-        let admin = match admin {
-            Ok(admin) => admin,
-            Err(error) => {
-                if std::env::var("LLM_COST_REQUIRE_REDIS").as_deref() == Ok("1") {
-                    panic!("Redis required but not reachable at {url}: {error}");
-                }
-                use std::io::Write;
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "SKIPPED {test}: Redis not reachable at {url} ({error}); set LLM_COST_TEST_REDIS to a server's URL"
-                );
-                return None;
-            }
-        };
+        let admin = reachable(("Redis", "REDIS"), test, &url, admin)?;
         let prefix = format!(
             "llm-cost-test-{test}-{}",
             std::time::SystemTime::now()
