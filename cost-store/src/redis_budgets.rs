@@ -55,7 +55,7 @@ pub(crate) struct RedisBudgetAccounts {
     /// The server, without credentials, for messages.
     address: String,
     prefix: String,
-    /// Runs between a reservation's read and its write (tests: another client writing then).
+    /// Runs between a transaction's read and its write (tests: another client writing then).
     #[cfg(test)]
     after_read: Option<Box<dyn FnMut() + Send>>,
 }
@@ -190,6 +190,52 @@ impl RedisBudgetAccounts {
         .ignore();
     }
 
+    /// Deletes the accounts of one window of `budget` and its place in the indexes, in one
+    /// transaction that watches the window's index: a settlement landing in the window
+    /// meanwhile (a call in flight for days) has the window read again, so no account is left
+    /// without its index. Returns how many accounts were deleted.
+    fn forget_window(&mut self, budget: &str, window: i64) -> Result<u64, StoreError> {
+        let accounts_key = self.window_accounts_key(budget, window);
+        let windows_key = self.windows_key(budget);
+        for _ in 0..MAX_ATTEMPTS {
+            let (keys,): (Vec<String>,) = self.with_connection(|connection| {
+                redis::pipe()
+                    .cmd("WATCH")
+                    .arg(&accounts_key)
+                    .ignore()
+                    .smembers(&accounts_key)
+                    .query(connection)
+            })?;
+            let accounts: Vec<String> = keys
+                .iter()
+                .map(|key| {
+                    self.account_key(&SharedKey {
+                        budget,
+                        key,
+                        window,
+                    })
+                })
+                .collect();
+            #[cfg(test)]
+            if let Some(after_read) = self.after_read.as_mut() {
+                after_read();
+            }
+            let mut delete = redis::pipe();
+            delete.atomic();
+            for chunk in accounts.chunks(512) {
+                delete.del(chunk);
+            }
+            delete.del(&accounts_key).ignore();
+            delete.zrem(&windows_key, window).ignore();
+            // `None`: the window changed after it was read; nothing was deleted.
+            let deleted: Option<Vec<u64>> = self.with_connection(|c| delete.query(c))?;
+            if let Some(deleted) = deleted {
+                return Ok(deleted.iter().sum());
+            }
+        }
+        Err(self.contended())
+    }
+
     fn contended(&self) -> StoreError {
         StoreError::Contended {
             location: format!("Redis {}", self.address),
@@ -302,27 +348,7 @@ impl BudgetBackend for RedisBudgetAccounts {
         })?;
         let mut forgotten = 0;
         for old in past {
-            let accounts_key = self.window_accounts_key(budget, old);
-            let keys: Vec<String> =
-                self.with_connection(|c| redis::cmd("SMEMBERS").arg(&accounts_key).query(c))?;
-            let accounts: Vec<String> = keys
-                .iter()
-                .map(|key| {
-                    self.account_key(&SharedKey {
-                        budget,
-                        key,
-                        window: old,
-                    })
-                })
-                .collect();
-            let mut delete = redis::pipe();
-            for chunk in accounts.chunks(512) {
-                delete.del(chunk);
-            }
-            delete.del(&accounts_key).ignore();
-            delete.zrem(&windows_key, old).ignore();
-            let deleted: Vec<u64> = self.with_connection(|c| delete.query(c))?;
-            forgotten += deleted.iter().sum::<u64>();
+            forgotten += self.forget_window(budget, old)?;
         }
         Ok(forgotten)
     }
@@ -429,5 +455,39 @@ mod tests {
             .with_connection(|c| redis::cmd("HGET").arg(&key).arg("reserved").query(c))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(reserved.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn an_account_booked_in_a_window_while_it_is_forgotten_is_forgotten_with_it() {
+        let Some(url) = server() else {
+            return;
+        };
+        let prefix = format!("llm-cost-unit-forget-{}", std::process::id());
+        let _cleanup = Cleanup(url.clone(), prefix.clone());
+        let mut accounts =
+            RedisBudgetAccounts::connect(&url, &prefix).unwrap_or_else(|e| panic!("{e}"));
+        let account = |key| SharedKey {
+            budget: "per_user_daily",
+            key,
+            window: 7,
+        };
+        let booked = accounts.try_reserve(account("early"), usd("1"), usd("1"), Money::ZERO);
+        assert_eq!(booked.ok(), Some(Ok(())));
+        // Another process books in that window after this one read its accounts.
+        let mut other =
+            RedisBudgetAccounts::connect(&url, &prefix).unwrap_or_else(|e| panic!("{e}"));
+        let mut writes = 0;
+        accounts.after_read = Some(Box::new(move || {
+            if writes == 0 {
+                let late = other.try_reserve(account("late"), usd("1"), usd("1"), Money::ZERO);
+                assert_eq!(late.ok(), Some(Ok(())));
+            }
+            writes += 1;
+        }));
+        assert_eq!(accounts.forget_before("per_user_daily", 8).ok(), Some(2));
+        let left: Vec<String> = accounts
+            .with_connection(|c| redis::cmd("KEYS").arg(format!("{prefix}:*")).query(c))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(left, Vec::<String>::new());
     }
 }
