@@ -26,7 +26,8 @@
 //! book's [`Unavailable`](cost_core::budget::Unavailable) policy; a batch is retried later).
 //!
 //! Accounts of past windows are deleted by [`BudgetBackend::forget_before`] through the two
-//! indexes, without scanning the keyspace.
+//! indexes, without scanning the keyspace, each window in a transaction that watches its index
+//! (an account booked in it meanwhile is deleted with it, never left unindexed).
 //!
 //! One server (or primary) holds them: a transaction over many keys cannot span the slots of
 //! Redis Cluster. They are as durable as the server's persistence makes them.
