@@ -60,6 +60,21 @@ pub(crate) trait BudgetBackend: Send + 'static {
 
     /// Deletes the accounts of `budget` in windows before `window`; returns how many.
     fn forget_before(&mut self, budget: &str, window: i64) -> Result<u64, StoreError>;
+
+    /// The accounts of `budget` in `window`, in the order of their keys.
+    fn accounts(&mut self, budget: &str, window: i64) -> Result<Vec<BudgetAccount>, StoreError>;
+}
+
+/// One shared budget account as the store holds it: spend settled, and reservations of calls
+/// in flight (or of calls whose settlement was lost, which stay booked).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetAccount {
+    /// The key: a user, org, feature or model, or `*` for a global budget.
+    pub key: String,
+    /// Spent in the window.
+    pub spent: Money,
+    /// Reserved by calls not settled.
+    pub reserved: Money,
 }
 
 /// One queued settlement.
@@ -163,6 +178,19 @@ impl Default for BudgetOptions {
     }
 }
 
+/// The accounts of `budget` in `window` (a day or month number, as
+/// [`utc_day`](cost_core::budget::utc_day) and [`utc_month`](cost_core::budget::utc_month) give
+/// them) in the store at `address`, read once, without the background thread of [`budgets()`]
+/// (`options` gives the Redis key prefix).
+pub fn budget_accounts(
+    address: &str,
+    options: &BudgetOptions,
+    budget: &str,
+    window: i64,
+) -> Result<Vec<BudgetAccount>, StoreError> {
+    open_backend(address, options)?.accounts(budget, window)
+}
+
 /// Opens the budget accounts at `address` (a SQLite file, a `postgres://` URL or a `redis://`
 /// URL; JSON lines cannot hold them), with a background thread for settlements.
 pub fn budgets(address: &str) -> Result<Arc<StoreBudgets>, StoreError> {
@@ -174,27 +202,8 @@ pub fn budgets_with(
     address: &str,
     options: BudgetOptions,
 ) -> Result<Arc<StoreBudgets>, StoreError> {
-    let open = || -> Result<Box<dyn BudgetBackend>, StoreError> {
-        if crate::store::is_redis_url(address) {
-            #[cfg(feature = "redis")]
-            return Ok(Box::new(
-                crate::redis_budgets::RedisBudgetAccounts::connect(address, &options.key_prefix)?,
-            ));
-            #[cfg(not(feature = "redis"))]
-            return Err(StoreError::UnknownAddress(address.to_owned()));
-        }
-        if address.starts_with("postgres://") || address.starts_with("postgresql://") {
-            #[cfg(feature = "postgres")]
-            return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
-        }
-        #[cfg(feature = "sqlite")]
-        if !address.ends_with(".jsonl") {
-            return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
-        }
-        Err(StoreError::UnknownAddress(address.to_owned()))
-    };
-    let reserve = open()?;
-    let settle = open()?;
+    let reserve = open_backend(address, &options)?;
+    let settle = open_backend(address, &options)?;
     let (settles, incoming) = sync_channel(options.settle_queue.max(1));
     let stats = Arc::new(BudgetStats::default());
     let thread_stats = Arc::clone(&stats);
@@ -213,6 +222,33 @@ pub fn budgets_with(
         stats,
         pending,
     }))
+}
+
+/// Opens the budget accounts of the store at `address`.
+fn open_backend(
+    address: &str,
+    options: &BudgetOptions,
+) -> Result<Box<dyn BudgetBackend>, StoreError> {
+    if crate::store::is_redis_url(address) {
+        #[cfg(feature = "redis")]
+        return Ok(Box::new(
+            crate::redis_budgets::RedisBudgetAccounts::connect(address, &options.key_prefix)?,
+        ));
+    }
+    let _ = options;
+    #[cfg(feature = "postgres")]
+    if address.starts_with("postgres://") || address.starts_with("postgresql://") {
+        return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
+    }
+    #[cfg(feature = "sqlite")]
+    if !address.ends_with(".jsonl")
+        && !crate::store::is_redis_url(address)
+        && !address.starts_with("postgres://")
+        && !address.starts_with("postgresql://")
+    {
+        return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
+    }
+    Err(StoreError::UnknownAddress(address.to_owned()))
 }
 
 impl StoreBudgets {

@@ -49,7 +49,9 @@ mod sqlite;
 mod store;
 mod writer;
 
-pub use budgets::{BudgetOptions, BudgetStats, StoreBudgets, budgets, budgets_with};
+pub use budgets::{
+    BudgetAccount, BudgetOptions, BudgetStats, StoreBudgets, budget_accounts, budgets, budgets_with,
+};
 pub use jsonl::JsonLinesStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

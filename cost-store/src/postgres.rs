@@ -492,6 +492,43 @@ impl crate::budgets::BudgetBackend for PostgresStore {
         })
     }
 
+    fn accounts(
+        &mut self,
+        budget: &str,
+        window: i64,
+    ) -> Result<Vec<crate::budgets::BudgetAccount>, StoreError> {
+        let location = address_without_secrets(&self.url);
+        let rows = self.with_client(|client| {
+            client.query(
+                "SELECT key, spent::text, reserved::text FROM llm_cost_budget_accounts
+                 WHERE budget = $1 AND window_id = $2 ORDER BY key",
+                &[&budget, &window],
+            )
+        })?;
+        let parse = |text: &str| {
+            cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
+                location: format!("{location} llm_cost_budget_accounts"),
+                message: e.to_string(),
+            })
+        };
+        rows.iter()
+            .map(|row| {
+                let text = |i: usize| {
+                    row.try_get::<_, String>(i)
+                        .map_err(|source| StoreError::Postgres {
+                            address: location.clone(),
+                            source,
+                        })
+                };
+                Ok(crate::budgets::BudgetAccount {
+                    key: text(0)?,
+                    spent: parse(&text(1)?)?,
+                    reserved: parse(&text(2)?)?,
+                })
+            })
+            .collect()
+    }
+
     fn forget_before(&mut self, budget: &str, window: i64) -> Result<u64, StoreError> {
         self.with_client(|client| {
             client.execute(

@@ -39,7 +39,7 @@ use cost_core::Money;
 use cost_core::budget::SharedKey;
 use redis::{Connection, RedisResult};
 
-use crate::budgets::{BudgetBackend, Settle};
+use crate::budgets::{BudgetAccount, BudgetBackend, Settle};
 use crate::store::StoreError;
 
 /// Transactions refused in a row (another client wrote a watched account) before the store is
@@ -335,6 +335,44 @@ impl BudgetBackend for RedisBudgetAccounts {
             }
         }
         Err(self.contended())
+    }
+
+    fn accounts(&mut self, budget: &str, window: i64) -> Result<Vec<BudgetAccount>, StoreError> {
+        let accounts_key = self.window_accounts_key(budget, window);
+        let mut keys: Vec<String> =
+            self.with_connection(|c| redis::cmd("SMEMBERS").arg(&accounts_key).query(c))?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        keys.sort();
+        let mut read = redis::pipe();
+        for key in &keys {
+            read.hmget(
+                self.account_key(&SharedKey {
+                    budget,
+                    key,
+                    window,
+                }),
+                &["spent", "reserved"],
+            );
+        }
+        let figures: Vec<Figures> = self.with_connection(|c| read.query(c))?;
+        keys.into_iter()
+            .zip(figures)
+            .map(|(key, figures)| {
+                let stored = self.account_key(&SharedKey {
+                    budget,
+                    key: &key,
+                    window,
+                });
+                let (spent, reserved) = self.parse(&stored, figures)?;
+                Ok(BudgetAccount {
+                    key,
+                    spent,
+                    reserved,
+                })
+            })
+            .collect()
     }
 
     fn forget_before(&mut self, budget: &str, window: i64) -> Result<u64, StoreError> {

@@ -374,6 +374,37 @@ impl crate::budgets::BudgetBackend for SqliteStore {
         transaction.commit().map_err(error)
     }
 
+    fn accounts(
+        &mut self,
+        budget: &str,
+        window: i64,
+    ) -> Result<Vec<crate::budgets::BudgetAccount>, StoreError> {
+        let error = sqlite_error(&self.path);
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT key, spent, reserved FROM llm_cost_budget_accounts
+                 WHERE budget = ?1 AND window_id = ?2 ORDER BY key",
+            )
+            .map_err(&error)?;
+        let rows = statement
+            .query_map((budget, window), |row| {
+                Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(&error)?;
+        rows.into_iter()
+            .map(|(key, spent, reserved)| {
+                let (spent, reserved) = Self::parse_figures(&self.path, Some((spent, reserved)))?;
+                Ok(crate::budgets::BudgetAccount {
+                    key,
+                    spent,
+                    reserved,
+                })
+            })
+            .collect()
+    }
+
     fn forget_before(&mut self, budget: &str, window: i64) -> Result<u64, StoreError> {
         self.connection
             .execute(

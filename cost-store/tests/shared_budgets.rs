@@ -378,6 +378,25 @@ fn five_days_of_calls_with(address: &str, options: cost_store::BudgetOptions) ->
     accounts.stats().accounts_forgotten()
 }
 
+/// The accounts of the last of the five days, as `budget_accounts` reads them back, and of the
+/// first (forgotten).
+fn assert_the_accounts_of_the_last_day(address: &str, options: &cost_store::BudgetOptions) {
+    let read = |day| {
+        cost_store::budget_accounts(address, options, "per_user_daily", day)
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let accounts: Vec<_> = read(FIRST_DAY + 4)
+        .into_iter()
+        .map(|a| (a.key, a.spent, a.reserved))
+        .collect();
+    let expected: Vec<_> = ["alice", "bob", "carol"]
+        .into_iter()
+        .map(|user| (user.to_owned(), usd("0.1"), usd("0")))
+        .collect();
+    assert_eq!(accounts, expected);
+    assert_eq!(read(FIRST_DAY), []);
+}
+
 /// The days of `per_user_daily` accounts in a SQLite file, in order, once each.
 fn sqlite_windows(path: &std::path::Path) -> Vec<i64> {
     let connection = rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{e}"));
@@ -403,6 +422,7 @@ fn the_store_forgets_the_accounts_of_days_past_in_sqlite() {
         [FIRST_DAY + 3, FIRST_DAY + 4]
     );
     assert_eq!(forgotten, 9);
+    assert_the_accounts_of_the_last_day(&address, &cost_store::BudgetOptions::default());
 }
 
 #[test]
@@ -424,6 +444,7 @@ fn the_store_forgets_the_accounts_of_days_past_in_postgres() {
         .collect();
     assert_eq!(windows, [FIRST_DAY + 3, FIRST_DAY + 4]);
     assert_eq!(forgotten, 9);
+    assert_the_accounts_of_the_last_day(&schema.url, &cost_store::BudgetOptions::default());
 }
 
 #[test]
@@ -538,6 +559,7 @@ fn redis_forgets_the_accounts_of_days_past() {
     }
     expected.sort();
     assert_eq!(redis.keys(), expected);
+    assert_the_accounts_of_the_last_day(&redis.url, &redis.options());
 }
 
 #[test]
