@@ -9,6 +9,7 @@
 //!                 [--what-if MODEL [--prices FILE]]
 //! llm-cost reprice --db PATH|URL --prices FILE [--prices-only] [--dry-run]
 //! llm-cost prices [--prices FILE [--over-embedded]] [MODEL…] > snapshot.toml
+//! llm-cost budgets FILE.toml [--db PATH|URL [--key-prefix PREFIX] [--at DAY] [--top N]]
 //! ```
 //!
 //! Exit codes: `quote` 0 when every line was priced, 1 when any line had an error; `prices` 1
@@ -17,6 +18,7 @@
 
 #![deny(missing_docs)]
 
+mod budgets;
 mod chart;
 mod quote;
 mod report;
@@ -85,6 +87,10 @@ enum Command {
     /// Write the price table in the native TOML format: a snapshot of LiteLLM's file (or of a
     /// file merged over the embedded table) to keep and review, or the entries that model
     /// names resolve to, to see which prices a call of them gets.
+    /// Check a budget file as a program loads it and say what each budget limits and where it
+    /// is kept; with `--db`, each shared budget's accounts in the current day or month, most
+    /// used first, from the store the program's book shares.
+    Budgets(budgets::BudgetsArgs),
     Prices {
         /// Price file in the native TOML format or LiteLLM's JSON (detected from the content).
         /// Without it, the embedded default table is written.
@@ -111,6 +117,11 @@ fn main() -> ExitCode {
         } => run_quote(prices, from, model.as_deref()),
         Command::Report(args) => finish(report::run_report(&args, &mut io::stdout().lock())),
         Command::Reprice(args) => finish(report::run_reprice(&args, &mut io::stdout().lock())),
+        Command::Budgets(args) => finish(budgets::run_budgets(
+            &args,
+            SystemClock.unix_seconds(),
+            &mut io::stdout().lock(),
+        )),
         Command::Prices {
             prices,
             over_embedded,
