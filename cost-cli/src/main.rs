@@ -13,8 +13,8 @@
 //! ```
 //!
 //! Exit codes: `quote` 0 when every line was priced, 1 when any line had an error; `prices` 1
-//! when a model named is not in the table; every command 2 for wrong arguments, a price file
-//! that cannot be loaded or a store that cannot be read.
+//! when a model named is not in the table; every command 2 for wrong arguments, a price or
+//! budget file that cannot be loaded or a store that cannot be read.
 
 #![deny(missing_docs)]
 
