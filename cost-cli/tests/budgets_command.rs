@@ -122,8 +122,72 @@ fn the_shared_accounts_of_a_day_are_listed_most_used_first() {
     std::fs::write(&file, BUDGETS).unwrap_or_else(|e| panic!("{e}"));
     let store = dir.path().join("budgets.sqlite");
     let address = store.to_str().unwrap_or_default();
-    // A program's day: alice spends $0.25 and has $0.5 in flight, bob spends $0.9 (org acme).
     let accounts = cost_store::budgets(address).unwrap_or_else(|e| panic!("{e}"));
+    let _in_flight = a_day_of_calls(&accounts);
+    let sections = listed(&file, &[address, "--at", "2025-11-25"]);
+    assert_the_day_is_listed(&sections);
+    // The next day has no accounts yet; the month's are the same.
+    let next = listed(&file, &[address, "--at", "2025-11-26"]);
+    assert!(
+        next[1].starts_with("per_user_daily (2025-11-26, limit $1): 0 accounts"),
+        "{next:?}"
+    );
+    assert_eq!(lines(&next[0]), lines(&sections[0]));
+}
+
+#[test]
+fn the_shared_accounts_of_a_day_in_redis_are_listed_under_their_prefix() {
+    let url = std::env::var("LLM_COST_TEST_REDIS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+    let admin = redis::Client::open(url.as_str()).and_then(|client| client.get_connection());
+    let mut admin = match admin {
+        Ok(admin) => admin,
+        Err(error) if std::env::var("LLM_COST_REQUIRE_REDIS").as_deref() == Ok("1") => {
+            panic!("Redis required but not reachable at {url}: {error}")
+        }
+        Err(error) => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED the_shared_accounts_of_a_day_in_redis_are_listed_under_their_prefix: Redis not reachable at {url} ({error})"
+            );
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, BUDGETS).unwrap_or_else(|e| panic!("{e}"));
+    let prefix = format!("llm-cost-test-cli-{}", std::process::id());
+    let options = cost_store::BudgetOptions {
+        key_prefix: prefix.clone(),
+        ..cost_store::BudgetOptions::default()
+    };
+    let accounts = cost_store::budgets_with(&url, options).unwrap_or_else(|e| panic!("{e}"));
+    let in_flight = a_day_of_calls(&accounts);
+    let sections = listed(
+        &file,
+        &[&url, "--key-prefix", &prefix, "--at", "2025-11-25"],
+    );
+    // Under another prefix, another program's accounts (none).
+    let other = format!("{prefix}-other");
+    let elsewhere = listed(&file, &[&url, "--key-prefix", &other, "--at", "2025-11-25"]);
+    drop(in_flight);
+    assert!(accounts.flush(Duration::from_secs(10)));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut admin)
+        .unwrap_or_default();
+    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut admin);
+    assert_the_day_is_listed(&sections);
+    assert!(
+        elsewhere[1].starts_with("per_user_daily (2025-11-25, limit $1): 0 accounts"),
+        "{elsewhere:?}"
+    );
+}
+
+/// A program's day in `accounts`: alice spends $0.25 and has $0.5 in flight (the reservation
+/// returned), bob spends $0.9; both of org acme.
+fn a_day_of_calls(accounts: &Arc<cost_store::StoreBudgets>) -> cost_core::budget::Reservation {
     let shared: Arc<dyn SharedAccounts> = accounts.clone();
     let config = BudgetConfig::from_toml(BUDGETS).unwrap_or_else(|e| panic!("{e}"));
     let book = BudgetBook::with_shared(
@@ -142,38 +206,42 @@ fn the_shared_accounts_of_a_day_are_listed_most_used_first() {
     book.reserve(&keys("1", "alice"), usd("0.3"))
         .unwrap_or_else(|e| panic!("{e}"))
         .settle(usd("0.25"));
-    let _in_flight = book
+    let in_flight = book
         .reserve(&keys("2", "alice"), usd("0.5"))
         .unwrap_or_else(|e| panic!("{e}"));
     book.reserve(&keys("3", "bob"), usd("0.9"))
         .unwrap_or_else(|e| panic!("{e}"))
         .settle(usd("0.9"));
     assert!(accounts.flush(Duration::from_secs(10)));
+    in_flight
+}
 
-    let listed = |at: &str| {
-        let output = run(&[
-            "budgets",
-            file.to_str().unwrap_or_default(),
-            "--db",
-            address,
-            "--at",
-            at,
-        ]);
-        assert!(output.status.success(), "{output:?}");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.split("\n\n")
-            .skip(1)
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    let sections = listed("2025-11-25");
-    let lines = |section: &str| -> Vec<Vec<String>> {
-        section
-            .lines()
-            .skip(2)
-            .map(|line| line.split_whitespace().map(str::to_owned).collect())
-            .collect()
-    };
+/// `llm-cost budgets FILE --db ARGS…`: the sections after the description, one per shared
+/// budget.
+fn listed(file: &std::path::Path, args: &[&str]) -> Vec<String> {
+    let output = Command::new(env!("CARGO_BIN_EXE_llm-cost"))
+        .arg("budgets")
+        .arg(file)
+        .arg("--db")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.split("\n\n").skip(1).map(str::to_owned).collect()
+}
+
+/// The rows of a section: each account's key, spent, reserved and share of the limit.
+fn lines(section: &str) -> Vec<Vec<String>> {
+    section
+        .lines()
+        .skip(2)
+        .map(|line| line.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// The sections of 2025-11-25 after [`a_day_of_calls`].
+fn assert_the_day_is_listed(sections: &[String]) {
     assert_eq!(sections.len(), 2, "{sections:?}");
     assert!(
         sections[0].starts_with("org_monthly (2025-11, limit $200): 1 account\n"),
@@ -193,11 +261,4 @@ fn the_shared_accounts_of_a_day_are_listed_most_used_first() {
             ["alice", "$0.25", "$0.5", "75.0%"]
         ]
     );
-    // The next day has no accounts yet; the month's are the same.
-    let next = listed("2025-11-26");
-    assert!(
-        next[1].starts_with("per_user_daily (2025-11-26, limit $1): 0 accounts"),
-        "{next:?}"
-    );
-    assert_eq!(lines(&next[0]), lines(&sections[0]));
 }
