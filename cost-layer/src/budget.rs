@@ -191,6 +191,32 @@ impl Drop for CallInFlight<'_> {
     }
 }
 
+/// Settles the current call's reservation as that of a call cancelled in flight: for a call
+/// that fails after the provider may have done (and billed) its work, such as a client-side
+/// timeout or a connection cut mid-answer, which the call's fn returns as an error rather than
+/// by being dropped. Call it on that error path of the call's body (an `#[llm_call]` fn, or a
+/// span its body entered); at close the reservation is then kept as spent, an upper bound,
+/// unless the budgets say `cancelled_calls = "release"`, so a loop that retries timeouts still
+/// meets its limit. An error the provider does not bill (a refusal, a rate limit, a bad
+/// request) needs nothing: a call that reports no usage is released. A call that reports usage
+/// is settled at its cost all the same. Outside a call span, or without budgets, it does
+/// nothing.
+///
+/// ```no_run
+/// # #[derive(Debug)] struct Timeout;
+/// # impl From<cost_layer::cost_core::budget::BudgetExceeded> for Timeout {
+/// #     fn from(_: cost_layer::cost_core::budget::BudgetExceeded) -> Self { Timeout }
+/// # }
+/// # async fn send() -> Result<cost_layer::cost_core::Usage, Timeout> { Err(Timeout) }
+/// #[cost_layer::llm_call(model = "gpt-4o", max_output_tokens = 1_000)]
+/// async fn chat() -> Result<cost_layer::cost_core::Usage, Timeout> {
+///     send().await.inspect_err(|Timeout| cost_layer::budget::treat_as_cancelled())
+/// }
+/// ```
+pub fn treat_as_cancelled() {
+    mark_cancelled(&Span::current());
+}
+
 /// Marks the call of `span` cancelled in flight, for its budget settlement at close.
 pub(crate) fn mark_cancelled(span: &Span) {
     span.with_subscriber(|(id, dispatch)| {

@@ -758,6 +758,67 @@ fn a_call_cancelled_in_flight_keeps_its_reservation_as_spent_unless_released() {
     }
 }
 
+/// How a call failed.
+#[derive(Debug)]
+enum CallError {
+    OverBudget,
+    /// The provider refused it, or the client gave up waiting.
+    Failed,
+}
+
+impl From<BudgetExceeded> for CallError {
+    fn from(_: BudgetExceeded) -> Self {
+        CallError::OverBudget
+    }
+}
+
+/// A call whose client gave up waiting: the provider may have billed the answer it never
+/// received (`timed_out`), or refused before doing any work.
+#[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 2_000)]
+fn failed_call(timed_out: bool) -> Result<Usage, CallError> {
+    if timed_out {
+        cost_layer::budget::treat_as_cancelled();
+    }
+    Err(CallError::Failed)
+}
+
+#[test]
+fn a_call_that_fails_after_the_provider_may_have_billed_it_is_settled_as_cancelled() {
+    for (policy, spent) in [
+        (CancelledCalls::Hold, "0.015"),
+        (CancelledCalls::Release, "0"),
+    ] {
+        let config = BudgetConfig {
+            cancelled_calls: policy,
+            ..session_budget("1")
+        };
+        let (dispatch, ledger, book, _alerts) = setup(config);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let session = tracing::info_span!("s", session.id = "retries");
+            let _s = session.enter();
+            // Refused by the provider: released whatever the policy.
+            assert!(matches!(failed_call(false), Err(CallError::Failed)));
+            assert_eq!(
+                book.account("per_session_max", "retries"),
+                Some((usd("0"), usd("0"))),
+                "{policy:?}"
+            );
+            // Timed out: kept as spent, an upper bound, unless released.
+            assert!(matches!(failed_call(true), Err(CallError::Failed)));
+            assert_eq!(
+                book.account("per_session_max", "retries"),
+                Some((usd(spent), usd("0"))),
+                "{policy:?}"
+            );
+        });
+        assert_eq!(ledger.diagnostics().calls_without_usage, 2, "{policy:?}");
+    }
+    // Outside a call it does nothing (and does not panic).
+    let (dispatch, _ledger, _book, _alerts) = setup(session_budget("1"));
+    tracing::dispatcher::with_default(&dispatch, cost_layer::budget::treat_as_cancelled);
+    cost_layer::budget::treat_as_cancelled();
+}
+
 /// A call made without the macro: reserved, its answer awaited with a `CallInFlight` held, its
 /// input tokens recorded once it returned.
 async fn hand_written_call(answer: impl Future<Output = u64>) {
