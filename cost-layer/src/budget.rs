@@ -217,6 +217,41 @@ pub fn treat_as_cancelled() {
     mark_cancelled(&Span::current());
 }
 
+/// A call's return value that may be an error (`#[llm_call(billed_on_err = …)]`).
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`billed_on_err` needs a function that returns `Result<_, E>`, not `{Self}`",
+    label = "the predicate is asked about the call's error, and this return type has none"
+)]
+pub trait CallOutcome {
+    /// The error type.
+    type Error;
+    /// The error, if the call failed.
+    fn call_error(&self) -> Option<&Self::Error>;
+}
+
+impl<T, E> CallOutcome for Result<T, E> {
+    type Error = E;
+    fn call_error(&self) -> Option<&E> {
+        self.as_ref().err()
+    }
+}
+
+/// [`treat_as_cancelled`] for the call of `span` when it failed with an error that `billed`
+/// says the provider may have billed (`#[llm_call(billed_on_err = …)]`).
+#[doc(hidden)]
+pub fn settle_err_as_cancelled<R: CallOutcome>(
+    span: &Span,
+    result: &R,
+    billed: impl FnOnce(&R::Error) -> bool,
+) {
+    if let Some(error) = result.call_error()
+        && billed(error)
+    {
+        mark_cancelled(span);
+    }
+}
+
 /// Marks the call of `span` cancelled in flight, for its budget settlement at close.
 pub(crate) fn mark_cancelled(span: &Span) {
     span.with_subscriber(|(id, dispatch)| {

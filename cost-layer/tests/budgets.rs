@@ -759,11 +759,13 @@ fn a_call_cancelled_in_flight_keeps_its_reservation_as_spent_unless_released() {
 }
 
 /// How a call failed.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum CallError {
     OverBudget,
-    /// The provider refused it, or the client gave up waiting.
-    Failed,
+    /// The provider refused it before doing any work.
+    Refused,
+    /// The client gave up waiting: the provider may have billed the answer it never sent.
+    TimedOut,
 }
 
 impl From<BudgetExceeded> for CallError {
@@ -772,46 +774,73 @@ impl From<BudgetExceeded> for CallError {
     }
 }
 
-/// A call whose client gave up waiting: the provider may have billed the answer it never
-/// received (`timed_out`), or refused before doing any work.
+/// A call failing with `error`, its body saying which errors may have been billed.
 #[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 2_000)]
-fn failed_call(timed_out: bool) -> Result<Usage, CallError> {
-    if timed_out {
+fn failed_by_hand(error: CallError) -> Result<Usage, CallError> {
+    if error == CallError::TimedOut {
         cost_layer::budget::treat_as_cancelled();
     }
-    Err(CallError::Failed)
+    Err(error)
+}
+
+/// The same, the macro told which errors may have been billed.
+#[llm_call(
+    model = "gpt-4o",
+    max_output_tokens = 1_000,
+    estimate_input = 2_000,
+    billed_on_err = |e| *e == CallError::TimedOut
+)]
+fn failed_as_declared(error: CallError) -> Result<Usage, CallError> {
+    Err(error)
+}
+
+/// The same as an async fn.
+#[llm_call(
+    model = "gpt-4o",
+    max_output_tokens = 1_000,
+    estimate_input = 2_000,
+    billed_on_err = |e| *e == CallError::TimedOut
+)]
+async fn failed_as_declared_async(error: CallError) -> Result<Usage, CallError> {
+    Err(error)
 }
 
 #[test]
 fn a_call_that_fails_after_the_provider_may_have_billed_it_is_settled_as_cancelled() {
+    let calls: [fn(CallError) -> Result<Usage, CallError>; 3] =
+        [failed_by_hand, failed_as_declared, |error| {
+            block_on(failed_as_declared_async(error))
+        }];
     for (policy, spent) in [
         (CancelledCalls::Hold, "0.015"),
         (CancelledCalls::Release, "0"),
     ] {
-        let config = BudgetConfig {
-            cancelled_calls: policy,
-            ..session_budget("1")
-        };
-        let (dispatch, ledger, book, _alerts) = setup(config);
-        tracing::dispatcher::with_default(&dispatch, || {
-            let session = tracing::info_span!("s", session.id = "retries");
-            let _s = session.enter();
-            // Refused by the provider: released whatever the policy.
-            assert!(matches!(failed_call(false), Err(CallError::Failed)));
-            assert_eq!(
-                book.account("per_session_max", "retries"),
-                Some((usd("0"), usd("0"))),
-                "{policy:?}"
-            );
-            // Timed out: kept as spent, an upper bound, unless released.
-            assert!(matches!(failed_call(true), Err(CallError::Failed)));
-            assert_eq!(
-                book.account("per_session_max", "retries"),
-                Some((usd(spent), usd("0"))),
-                "{policy:?}"
-            );
-        });
-        assert_eq!(ledger.diagnostics().calls_without_usage, 2, "{policy:?}");
+        for call in calls {
+            let config = BudgetConfig {
+                cancelled_calls: policy,
+                ..session_budget("1")
+            };
+            let (dispatch, ledger, book, _alerts) = setup(config);
+            tracing::dispatcher::with_default(&dispatch, || {
+                let session = tracing::info_span!("s", session.id = "retries");
+                let _s = session.enter();
+                // Refused by the provider: released whatever the policy.
+                assert_eq!(call(CallError::Refused).err(), Some(CallError::Refused));
+                assert_eq!(
+                    book.account("per_session_max", "retries"),
+                    Some((usd("0"), usd("0"))),
+                    "{policy:?}"
+                );
+                // Timed out: kept as spent, an upper bound, unless released.
+                assert_eq!(call(CallError::TimedOut).err(), Some(CallError::TimedOut));
+                assert_eq!(
+                    book.account("per_session_max", "retries"),
+                    Some((usd(spent), usd("0"))),
+                    "{policy:?}"
+                );
+            });
+            assert_eq!(ledger.diagnostics().calls_without_usage, 2, "{policy:?}");
+        }
     }
     // Outside a call it does nothing (and does not panic).
     let (dispatch, _ledger, _book, _alerts) = setup(session_budget("1"));

@@ -76,9 +76,11 @@ pub(crate) struct Args {
     pub(crate) max_output_tokens: Option<Expr>,
     pub(crate) estimate_input: Option<Expr>,
     pub(crate) max_web_searches: Option<Expr>,
+    /// A predicate over a call's error: true when the provider may have billed the call.
+    pub(crate) billed_on_err: Option<Expr>,
 }
 
-const CALL_ARGUMENTS: &str = "model, provider, operation, feature, agent, service_tier, data_residency, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches";
+const CALL_ARGUMENTS: &str = "model, provider, operation, feature, agent, service_tier, data_residency, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches, billed_on_err";
 const AGENT_ARGUMENTS: &str =
     "name, feature, user, org, level, fields(…), skip(…), skip_all, crate";
 const SESSION_ARGUMENTS: &str =
@@ -306,6 +308,15 @@ impl Args {
                         )),
                     }
                 }
+                "billed_on_err" => match (&arg.value, &arg.list) {
+                    (Some(predicate), None) if literal(predicate).is_none() => {
+                        args.billed_on_err = Some(predicate.clone());
+                    }
+                    _ => errors.push(syn::Error::new(
+                        arg.value.as_ref().map_or(span, |v| v.span()),
+                        "`billed_on_err` takes a predicate over the error: `billed_on_err = |e| e.is_timeout()` or a fn's path",
+                    )),
+                },
                 "crate" => match &arg.value {
                     Some(Expr::Path(p)) => args.krate = Some(p.path.clone()),
                     _ => errors.push(syn::Error::new(

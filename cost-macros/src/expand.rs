@@ -3,7 +3,8 @@
 //! and the recording of the usage its return value carries.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Block, Expr, FnArg, ItemFn, Pat, ReturnType, Stmt};
 
 use crate::args::{Args, Kind, Value};
@@ -317,9 +318,17 @@ fn record_tokens(args: &Args, krate: &TokenStream) -> TokenStream {
     let error = args.err.then(
         || quote!(#krate::__private::record_error(&__cost_span, &__COST_FIELDS, &__cost_result);),
     );
+    // Spanned on the predicate: a fn that does not return a `Result`, or a predicate of the
+    // wrong type, is reported there.
+    let billed = args.billed_on_err.as_ref().map(|predicate| {
+        quote_spanned! {predicate.span()=>
+            #krate::__private::settle_err_as_cancelled(&__cost_span, &__cost_result, #predicate);
+        }
+    });
     quote! {
         #krate::__private::record_return(&__cost_span, &__COST_FIELDS, &__cost_result);
         #error
+        #billed
     }
 }
 

@@ -40,6 +40,7 @@ use proc_macro::TokenStream;
 /// | `err` | record the `Display` of an `Err` return in `error.message` |
 /// | `crate = path` | where `cost_layer` is, for crates that re-export it |
 /// | `max_output_tokens = N`, `estimate_input = expr`, `max_web_searches = S` | before the body runs, reserve the worst case (estimated input at the dearest of the model's text, audio and image input prices + `N` output tokens at the output price of `model`, or at its audio, reasoning or image prices when higher, + `S` web searches at its search price) against the deny budgets that apply; if one would be exceeded the body does not run and the function returns the refusal (`Result<_, E>` with `E: From<BudgetExceeded>`); an async fn's future dropped before it returns (a timeout) keeps its reservation as spent unless the budgets say `cancelled_calls = "release"` |
+/// | `billed_on_err = predicate` | a closure or fn over `&E` of a `Result<_, E>` return: an error it holds for (`\|e\| e.is_timeout()`: the provider may have billed an answer the client never received) settles the call's reservation as a cancelled call's, as `cost_layer::budget::treat_as_cancelled` does; other errors release it |
 #[proc_macro_attribute]
 pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::instrument(args::Kind::Call, args.into(), item.into()).into()
