@@ -428,7 +428,8 @@ mod tests {
         }
     }
 
-    /// Deletes the keys under a prefix when dropped, also when the test fails.
+    /// Deletes the keys under a prefix (`.1`) on a server (`.0`) when dropped, also when the
+    /// test fails.
     struct Cleanup(String, String);
 
     impl Drop for Cleanup {
@@ -449,19 +450,26 @@ mod tests {
         }
     }
 
+    /// Accounts under a prefix of the test's own on the test server, and what deletes their
+    /// keys; `None` when the test is skipped.
+    fn accounts_of(test: &str) -> Option<(RedisBudgetAccounts, Cleanup)> {
+        let url = server()?;
+        let prefix = format!("llm-cost-unit-{test}-{}", std::process::id());
+        let cleanup = Cleanup(url.clone(), prefix.clone());
+        let accounts =
+            RedisBudgetAccounts::connect(&url, &prefix).unwrap_or_else(|e| panic!("{e}"));
+        Some((accounts, cleanup))
+    }
+
     fn usd(text: &str) -> Money {
         Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
     fn a_reservation_whose_account_changed_after_it_was_read_reads_it_again() {
-        let Some(url) = server() else {
+        let Some((mut accounts, cleanup)) = accounts_of("reread") else {
             return;
         };
-        let prefix = format!("llm-cost-unit-{}", std::process::id());
-        let _cleanup = Cleanup(url.clone(), prefix.clone());
-        let mut accounts =
-            RedisBudgetAccounts::connect(&url, &prefix).unwrap_or_else(|e| panic!("{e}"));
         let account = SharedKey {
             budget: "per_user_daily",
             key: "ivy",
@@ -469,7 +477,7 @@ mod tests {
         };
         let key = accounts.account_key(&account);
         // Another process books $0.95 on the account just after this one read it as empty.
-        let mut other = redis::Client::open(url.as_str())
+        let mut other = redis::Client::open(cleanup.0.as_str())
             .and_then(|client| client.get_connection())
             .unwrap_or_else(|e| panic!("{e}"));
         let other_key = key.clone();
@@ -498,13 +506,9 @@ mod tests {
 
     #[test]
     fn an_account_booked_in_a_window_while_it_is_forgotten_is_forgotten_with_it() {
-        let Some(url) = server() else {
+        let Some((mut accounts, cleanup)) = accounts_of("forget") else {
             return;
         };
-        let prefix = format!("llm-cost-unit-forget-{}", std::process::id());
-        let _cleanup = Cleanup(url.clone(), prefix.clone());
-        let mut accounts =
-            RedisBudgetAccounts::connect(&url, &prefix).unwrap_or_else(|e| panic!("{e}"));
         let account = |key| SharedKey {
             budget: "per_user_daily",
             key,
@@ -514,7 +518,7 @@ mod tests {
         assert_eq!(booked.ok(), Some(Ok(())));
         // Another process books in that window after this one read its accounts.
         let mut other =
-            RedisBudgetAccounts::connect(&url, &prefix).unwrap_or_else(|e| panic!("{e}"));
+            RedisBudgetAccounts::connect(&cleanup.0, &cleanup.1).unwrap_or_else(|e| panic!("{e}"));
         let mut writes = 0;
         accounts.after_read = Some(Box::new(move || {
             if writes == 0 {
@@ -525,7 +529,7 @@ mod tests {
         }));
         assert_eq!(accounts.forget_before("per_user_daily", 8).ok(), Some(2));
         let left: Vec<String> = accounts
-            .with_connection(|c| redis::cmd("KEYS").arg(format!("{prefix}:*")).query(c))
+            .with_connection(|c| redis::cmd("KEYS").arg(format!("{}:*", cleanup.1)).query(c))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(left, Vec::<String>::new());
     }
