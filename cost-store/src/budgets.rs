@@ -40,7 +40,7 @@ use cost_core::Money;
 use cost_core::budget::{SharedAccounts, SharedKey, SharedRefusal};
 
 use crate::lock;
-use crate::store::StoreError;
+use crate::store::{StoreError, is_redis_url};
 
 /// A store that keeps budget accounts.
 pub(crate) trait BudgetBackend: Send + 'static {
@@ -229,7 +229,7 @@ fn open_backend(
     address: &str,
     options: &BudgetOptions,
 ) -> Result<Box<dyn BudgetBackend>, StoreError> {
-    if crate::store::is_redis_url(address) {
+    if is_redis_url(address) {
         #[cfg(feature = "redis")]
         return Ok(Box::new(
             crate::redis_budgets::RedisBudgetAccounts::connect(address, &options.key_prefix)?,
@@ -237,14 +237,13 @@ fn open_backend(
     }
     let _ = options;
     #[cfg(feature = "postgres")]
-    if address.starts_with("postgres://") || address.starts_with("postgresql://") {
+    if crate::store::is_postgres_url(address) {
         return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
     }
     #[cfg(feature = "sqlite")]
     if !address.ends_with(".jsonl")
-        && !crate::store::is_redis_url(address)
-        && !address.starts_with("postgres://")
-        && !address.starts_with("postgresql://")
+        && !is_redis_url(address)
+        && !crate::store::is_postgres_url(address)
     {
         return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
     }

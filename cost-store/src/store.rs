@@ -189,7 +189,7 @@ pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
         // Redis keeps budget accounts only; never a SQLite file named after the URL.
         return Err(StoreError::UnknownAddress(address.to_owned()));
     }
-    if address.starts_with("postgres://") || address.starts_with("postgresql://") {
+    if is_postgres_url(address) {
         #[cfg(feature = "postgres")]
         return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
         #[cfg(not(feature = "postgres"))]
@@ -202,6 +202,11 @@ pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
     return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
     #[cfg(not(feature = "sqlite"))]
     Err(StoreError::UnknownAddress(address.to_owned()))
+}
+
+/// `true` for the addresses of a PostgreSQL server (`postgres://`, `postgresql://`).
+pub(crate) fn is_postgres_url(address: &str) -> bool {
+    address.starts_with("postgres://") || address.starts_with("postgresql://")
 }
 
 /// `true` for the addresses of a Redis server (`redis://`, `redis+unix://`).
