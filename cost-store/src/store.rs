@@ -209,7 +209,10 @@ pub(crate) fn is_postgres_url(address: &str) -> bool {
     address.starts_with("postgres://") || address.starts_with("postgresql://")
 }
 
-/// `true` for the addresses of a Redis server (`redis://`, `redis+unix://`).
+/// `true` for the addresses of a Redis server (`redis://`, `redis+unix://`, and `rediss://`,
+/// which this build refuses: it has no TLS).
 pub(crate) fn is_redis_url(address: &str) -> bool {
-    address.starts_with("redis://") || address.starts_with("redis+unix://")
+    ["redis://", "rediss://", "redis+unix://"]
+        .iter()
+        .any(|scheme| address.starts_with(scheme))
 }

@@ -563,6 +563,18 @@ fn redis_forgets_the_accounts_of_days_past() {
 }
 
 #[test]
+fn a_redis_url_over_tls_is_refused_naming_redis_not_taken_for_a_file() {
+    let refused = cost_store::budgets("rediss://127.0.0.1:6379/").err();
+    assert!(
+        matches!(refused, Some(cost_store::StoreError::Redis { .. })),
+        "{refused:?}"
+    );
+    // No SQLite file was made under the URL's name.
+    let here = std::env::current_dir().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!here.join("rediss:").exists());
+}
+
+#[test]
 fn a_redis_url_is_refused_as_a_ledger() {
     let refused = cost_store::open("redis://127.0.0.1:6379/").err();
     assert!(
