@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::Args;
 use cost_core::Money;
 use cost_core::budget::{
-    Budget, BudgetConfig, BudgetScope, CancelledCalls, Policy, UnpricedCalls, Window,
-    civil_from_days, utc_day, utc_month,
+    BudgetConfig, BudgetScope, CancelledCalls, Policy, UnpricedCalls, Window, civil_from_days,
+    utc_day, utc_month,
 };
 
 use crate::report::Failure;
@@ -71,11 +71,6 @@ fn io(e: std::io::Error) -> Failure {
     Failure(format!("writing the output: {e}"))
 }
 
-/// Kept in the shared accounts when a book has them: deny budgets over a day or month.
-fn is_shared(budget: &Budget) -> bool {
-    budget.policy == Policy::Deny && matches!(budget.window, Window::Day | Window::Month)
-}
-
 fn write_budgets(config: &BudgetConfig, out: &mut dyn Write) -> Result<(), Failure> {
     writeln!(
         out,
@@ -106,7 +101,7 @@ fn write_budgets(config: &BudgetConfig, out: &mut dyn Write) -> Result<(), Failu
                 Policy::Alert => "alert",
             },
             thresholds.join(" "),
-            if is_shared(budget) {
+            if budget.uses_shared_accounts() {
                 "shared"
             } else {
                 "process"
@@ -175,7 +170,7 @@ fn write_accounts(
         key_prefix: args.key_prefix.clone(),
         ..cost_store::BudgetOptions::default()
     };
-    for budget in config.budgets.iter().filter(|b| is_shared(b)) {
+    for budget in config.budgets.iter().filter(|b| b.uses_shared_accounts()) {
         let (window, label) = match budget.window {
             Window::Month => {
                 let month = utc_month(at);

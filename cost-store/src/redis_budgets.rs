@@ -198,8 +198,8 @@ impl RedisBudgetAccounts {
     fn forget_window(&mut self, budget: &str, window: i64) -> Result<u64, StoreError> {
         let accounts_key = self.window_accounts_key(budget, window);
         let windows_key = self.windows_key(budget);
-        for _ in 0..MAX_ATTEMPTS {
-            let (keys,): (Vec<String>,) = self.with_connection(|connection| {
+        self.until_applied(|this| {
+            let (keys,): (Vec<String>,) = this.with_connection(|connection| {
                 redis::pipe()
                     .cmd("WATCH")
                     .arg(&accounts_key)
@@ -210,7 +210,7 @@ impl RedisBudgetAccounts {
             let accounts: Vec<String> = keys
                 .iter()
                 .map(|key| {
-                    self.account_key(&SharedKey {
+                    this.account_key(&SharedKey {
                         budget,
                         key,
                         window,
@@ -218,7 +218,7 @@ impl RedisBudgetAccounts {
                 })
                 .collect();
             #[cfg(test)]
-            if let Some(after_read) = self.after_read.as_mut() {
+            if let Some(after_read) = this.after_read.as_mut() {
                 after_read();
             }
             let mut delete = redis::pipe();
@@ -229,9 +229,28 @@ impl RedisBudgetAccounts {
             delete.del(&accounts_key).ignore();
             delete.zrem(&windows_key, window).ignore();
             // `None`: the window changed after it was read; nothing was deleted.
-            let deleted: Option<Vec<u64>> = self.with_connection(|c| delete.query(c))?;
-            if let Some(deleted) = deleted {
-                return Ok(deleted.iter().sum());
+            let deleted: Option<Vec<u64>> = this.with_connection(|c| delete.query(c))?;
+            Ok(deleted.map(|deleted| deleted.iter().sum()))
+        })
+    }
+
+    /// Runs `attempt` (a watched read, then a transaction) until Redis applies it: `Ok(None)`
+    /// is a transaction refused because another client wrote what it watched, run again, up to
+    /// [`MAX_ATTEMPTS`] times. An error ends it, the watch released on a connection still open.
+    fn until_applied<T>(
+        &mut self,
+        mut attempt: impl FnMut(&mut Self) -> Result<Option<T>, StoreError>,
+    ) -> Result<T, StoreError> {
+        for _ in 0..MAX_ATTEMPTS {
+            match attempt(self) {
+                Ok(Some(done)) => return Ok(done),
+                Ok(None) => {}
+                Err(error) => {
+                    if let Some(connection) = self.connection.as_mut() {
+                        let _ = redis::cmd("UNWATCH").exec(connection);
+                    }
+                    return Err(error);
+                }
             }
         }
         Err(self.contended())
@@ -245,11 +264,26 @@ impl RedisBudgetAccounts {
     }
 }
 
-/// Reads the figures of `keys` after watching them, in one round trip: the transaction that
-/// follows is refused if any of them changes before it runs.
-fn watch_and_read(connection: &mut Connection, keys: &[String]) -> RedisResult<Vec<Figures>> {
+/// Whether a read of accounts watches them for the transaction that follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Watched: the transaction that follows is refused if any of them changes before it runs.
+    Watch,
+    /// Read once, for a listing.
+    Unwatched,
+}
+use Reading::{Unwatched, Watch};
+
+/// Reads the figures of `keys` (watching them first when `reading` says), in one round trip.
+fn read(
+    connection: &mut Connection,
+    keys: &[String],
+    reading: Reading,
+) -> RedisResult<Vec<Figures>> {
     let mut read = redis::pipe();
-    read.cmd("WATCH").arg(keys).ignore();
+    if reading == Watch {
+        read.cmd("WATCH").arg(keys).ignore();
+    }
     for key in keys {
         read.hmget(key, &["spent", "reserved"]);
     }
@@ -264,36 +298,26 @@ impl BudgetBackend for RedisBudgetAccounts {
         limit: Money,
         pending: Money,
     ) -> Result<Result<(), (Money, Money)>, StoreError> {
-        let key = self.account_key(&account);
-        for _ in 0..MAX_ATTEMPTS {
-            let keys = [key.clone()];
-            let figures = self.with_connection(|connection| watch_and_read(connection, &keys))?;
+        let keys = [self.account_key(&account)];
+        self.until_applied(|this| {
+            let figures = this.with_connection(|connection| read(connection, &keys, Watch))?;
             let figures = figures.into_iter().next().unwrap_or((None, None));
-            let (spent, reserved) = match self.parse(&key, figures) {
-                Ok(figures) => figures,
-                Err(error) => {
-                    let _ = self.with_connection(|c| redis::cmd("UNWATCH").exec(c));
-                    return Err(error);
-                }
-            };
+            let (spent, reserved) = this.parse(&keys[0], figures)?;
             if spent + reserved - pending + amount > limit {
-                self.with_connection(|connection| redis::cmd("UNWATCH").exec(connection))?;
-                return Ok(Err((spent, reserved)));
+                this.with_connection(|connection| redis::cmd("UNWATCH").exec(connection))?;
+                return Ok(Some(Err((spent, reserved))));
             }
             #[cfg(test)]
-            if let Some(after_read) = self.after_read.as_mut() {
+            if let Some(after_read) = this.after_read.as_mut() {
                 after_read();
             }
             let mut write = redis::pipe();
             write.atomic();
-            self.write_figures(&mut write, &account, spent, reserved + amount);
+            this.write_figures(&mut write, &account, spent, reserved + amount);
             // `None`: another client wrote the account after it was read; nothing was written.
-            let applied: Option<()> = self.with_connection(|c| write.query(c))?;
-            if applied.is_some() {
-                return Ok(Ok(()));
-            }
-        }
-        Err(self.contended())
+            let applied: Option<()> = this.with_connection(|c| write.query(c))?;
+            Ok(applied.map(Ok))
+        })
     }
 
     fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
@@ -312,29 +336,20 @@ impl BudgetBackend for RedisBudgetAccounts {
             .iter()
             .map(|(account, ..)| self.account_key(account))
             .collect();
-        for _ in 0..MAX_ATTEMPTS {
-            let read = self.with_connection(|connection| watch_and_read(connection, &keys))?;
+        self.until_applied(|this| {
+            let figures = this.with_connection(|connection| read(connection, &keys, Watch))?;
             let mut write = redis::pipe();
             write.atomic();
             for ((account, released, cost), (key, figures)) in
-                changes.iter().zip(keys.iter().zip(read))
+                changes.iter().zip(keys.iter().zip(figures))
             {
-                let (spent, reserved) = match self.parse(key, figures) {
-                    Ok(figures) => figures,
-                    Err(error) => {
-                        let _ = self.with_connection(|c| redis::cmd("UNWATCH").exec(c));
-                        return Err(error);
-                    }
-                };
+                let (spent, reserved) = this.parse(key, figures)?;
                 let reserved = (reserved - *released).max(Money::ZERO);
-                self.write_figures(&mut write, account, spent + *cost, reserved);
+                this.write_figures(&mut write, account, spent + *cost, reserved);
             }
-            let applied: Option<()> = self.with_connection(|c| write.query(c))?;
-            if applied.is_some() {
-                return Ok(());
-            }
-        }
-        Err(self.contended())
+            let applied: Option<()> = this.with_connection(|c| write.query(c))?;
+            Ok(applied)
+        })
     }
 
     fn accounts(&mut self, budget: &str, window: i64) -> Result<Vec<BudgetAccount>, StoreError> {
@@ -345,27 +360,21 @@ impl BudgetBackend for RedisBudgetAccounts {
             return Ok(Vec::new());
         }
         keys.sort();
-        let mut read = redis::pipe();
-        for key in &keys {
-            read.hmget(
+        let stored: Vec<String> = keys
+            .iter()
+            .map(|key| {
                 self.account_key(&SharedKey {
                     budget,
                     key,
                     window,
-                }),
-                &["spent", "reserved"],
-            );
-        }
-        let figures: Vec<Figures> = self.with_connection(|c| read.query(c))?;
+                })
+            })
+            .collect();
+        let figures = self.with_connection(|c| read(c, &stored, Unwatched))?;
         keys.into_iter()
-            .zip(figures)
-            .map(|(key, figures)| {
-                let stored = self.account_key(&SharedKey {
-                    budget,
-                    key: &key,
-                    window,
-                });
-                let (spent, reserved) = self.parse(&stored, figures)?;
+            .zip(stored.iter().zip(figures))
+            .map(|(key, (stored, figures))| {
+                let (spent, reserved) = self.parse(stored, figures)?;
                 Ok(BudgetAccount {
                     key,
                     spent,

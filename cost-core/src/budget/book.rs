@@ -1044,7 +1044,7 @@ impl BookInner {
                 };
             // Calendar windows reserve in the shared accounts, when the book has them.
             if let Some(shared) = &self.shared
-                && matches!(budget.window, Window::Day | Window::Month)
+                && budget.uses_shared_accounts()
             {
                 let window = held[i].window;
                 // The first reservation of this process in a new window: the store's accounts

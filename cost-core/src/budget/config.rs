@@ -161,6 +161,13 @@ impl Budget {
         self.key = Some(key.to_owned());
         self
     }
+
+    /// Whether a book with shared accounts ([`BudgetBook::with_shared`](super::BudgetBook::with_shared))
+    /// keeps this budget there: deny budgets over a UTC day or month. The others stay in the
+    /// process.
+    pub fn uses_shared_accounts(&self) -> bool {
+        self.policy == Policy::Deny && matches!(self.window, Window::Day | Window::Month)
+    }
 }
 
 /// The spike alert: today's spend rate against the average of previous days.
