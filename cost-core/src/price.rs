@@ -73,6 +73,10 @@ pub struct ComponentPrices {
     pub cache_read_image: Option<TokenPrice>,
     /// One file search tool call, USD per call (not per token).
     pub file_search_calls: Option<TokenPrice>,
+    /// One image made by the hosted image generation tool, USD per image (not per token).
+    pub image_generation_calls: Option<TokenPrice>,
+    /// One code interpreter session (container), USD per session (not per token).
+    pub code_interpreter_sessions: Option<TokenPrice>,
 }
 
 impl ComponentPrices {
@@ -93,6 +97,8 @@ impl ComponentPrices {
             TokenKind::ImageInput => self.image_input,
             TokenKind::CacheReadImage => self.cache_read_image,
             TokenKind::FileSearchCalls => self.file_search_calls,
+            TokenKind::ImageGenerationCalls => self.image_generation_calls,
+            TokenKind::CodeInterpreterSessions => self.code_interpreter_sessions,
         }
     }
 
@@ -113,6 +119,8 @@ impl ComponentPrices {
             TokenKind::ImageInput => &mut self.image_input,
             TokenKind::CacheReadImage => &mut self.cache_read_image,
             TokenKind::FileSearchCalls => &mut self.file_search_calls,
+            TokenKind::ImageGenerationCalls => &mut self.image_generation_calls,
+            TokenKind::CodeInterpreterSessions => &mut self.code_interpreter_sessions,
         };
         *slot = Some(price);
     }
@@ -321,6 +329,10 @@ pub struct Rates {
     pub cache_read_image: TokenPrice,
     /// One file search call; `None` when not declared.
     pub file_search_calls: Option<TokenPrice>,
+    /// One image of the image generation tool; `None` when not declared.
+    pub image_generation_calls: Option<TokenPrice>,
+    /// One code interpreter session; `None` when not declared.
+    pub code_interpreter_sessions: Option<TokenPrice>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -430,14 +442,20 @@ pub struct CostBreakdown {
     pub image_input: Money,
     /// File search calls × price per call.
     pub file_search: Money,
+    /// Images of the image generation tool × price per image.
+    pub image_generation: Money,
+    /// Code interpreter sessions × price per session.
+    pub code_interpreter: Money,
 }
 
 impl CostBreakdown {
-    /// Sum of the twelve cost components (cache savings excluded).
+    /// Sum of the fourteen cost components (cache savings excluded).
     pub fn total(&self) -> Money {
         self.uncached_input
             + self.image_input
             + self.file_search
+            + self.image_generation
+            + self.code_interpreter
             + self.cache_read
             + self.cache_write
             + self.cache_write_1h
@@ -465,6 +483,8 @@ impl CostBreakdown {
             web_search: self.web_search + other.web_search,
             image_input: self.image_input + other.image_input,
             file_search: self.file_search + other.file_search,
+            image_generation: self.image_generation + other.image_generation,
+            code_interpreter: self.code_interpreter + other.code_interpreter,
         }
     }
 }
@@ -782,7 +802,9 @@ impl ModelPrice {
         let (mut audio_input, mut audio_output, mut image_output, mut web_search) =
             (Money::ZERO, Money::ZERO, Money::ZERO, Money::ZERO);
         let (mut image_input, mut file_search) = (Money::ZERO, Money::ZERO);
-        // Most calls have no audio, no images and no searches: their products are skipped.
+        let (mut image_generation, mut code_interpreter) = (Money::ZERO, Money::ZERO);
+        // Most calls have no audio, no images, no searches and no hosted tools: their products
+        // are skipped.
         if usage.audio_input
             | usage.audio_output
             | usage.cache_read_audio
@@ -791,6 +813,8 @@ impl ModelPrice {
             | usage.image_input
             | usage.cache_read_image
             | usage.file_search_calls
+            | usage.image_generation_calls
+            | usage.code_interpreter_sessions
             != 0
         {
             let add = |a: Money, b: Money| a.checked_add(b).ok_or(CostError::Overflow);
@@ -831,6 +855,16 @@ impl ModelPrice {
                 TokenKind::FileSearchCalls,
                 usage.file_search_calls,
             )?;
+            image_generation = need(
+                rates.image_generation_calls,
+                TokenKind::ImageGenerationCalls,
+                usage.image_generation_calls,
+            )?;
+            code_interpreter = need(
+                rates.code_interpreter_sessions,
+                TokenKind::CodeInterpreterSessions,
+                usage.code_interpreter_sessions,
+            )?;
         }
         let breakdown = CostBreakdown {
             uncached_input: times(rates.input, uncached)?,
@@ -848,11 +882,15 @@ impl ModelPrice {
             web_search,
             image_input,
             file_search,
+            image_generation,
+            code_interpreter,
         };
         // The components are each at most 10⁹ × price; check their sum stays in range.
         [
             breakdown.image_input,
             breakdown.file_search,
+            breakdown.image_generation,
+            breakdown.code_interpreter,
             breakdown.cache_read,
             breakdown.cache_write,
             breakdown.cache_write_1h,
@@ -917,6 +955,8 @@ fn scaled_rows(rows: &[RateRow], factor: PriceMultiplier) -> Result<Vec<RateRow>
                     image_input: scale(r.image_input)?,
                     cache_read_image: scale(r.cache_read_image)?,
                     file_search_calls: r.file_search_calls,
+                    image_generation_calls: r.image_generation_calls,
+                    code_interpreter_sessions: r.code_interpreter_sessions,
                 },
             })
         })
@@ -975,6 +1015,8 @@ fn derive_rates(
         image_input: declared(TokenKind::ImageInput).unwrap_or(input),
         cache_read_image: declared(TokenKind::CacheReadImage).unwrap_or(cache_read),
         file_search_calls: declared(TokenKind::FileSearchCalls),
+        image_generation_calls: declared(TokenKind::ImageGenerationCalls),
+        code_interpreter_sessions: declared(TokenKind::CodeInterpreterSessions),
     }
 }
 

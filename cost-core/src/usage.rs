@@ -19,6 +19,10 @@ pub const MAX_WEB_SEARCHES_PER_CALL: u64 = 10_000;
 /// `max_tool_calls` bounds them per response); more is rejected as [`UsageError::Absurd`].
 pub const MAX_FILE_SEARCHES_PER_CALL: u64 = 10_000;
 
+/// The most images the hosted image generation tool, or code interpreter sessions, one call may
+/// report: 10⁴, as for web searches; more is rejected as [`UsageError::Absurd`].
+pub const MAX_HOSTED_TOOL_USES_PER_CALL: u64 = 10_000;
+
 /// Token counts of one LLM call.
 ///
 /// Inclusive convention: `input` counts every prompt token, cache reads and cache writes
@@ -40,7 +44,11 @@ pub const MAX_FILE_SEARCHES_PER_CALL: u64 = 10_000;
 /// for the call (Anthropic's `server_tool_use.web_search_requests`, OpenAI's web search tool
 /// calls), which are billed per search on top of the tokens. `file_search_calls` counts the
 /// hosted file search tool's calls (OpenAI's `file_search_call` items), billed per call the
-/// same way. Neither is part of [`Usage::total_tokens`].
+/// same way. `image_generation_calls` counts the images the hosted image generation tool made
+/// (OpenAI's `image_generation_call` items), billed per image on top of the response's tokens
+/// (which do not include the image's); `code_interpreter_sessions` counts the code interpreter
+/// containers the call ran code in (OpenAI's `code_interpreter_call` items, one per distinct
+/// container), billed per session. None of these is part of [`Usage::total_tokens`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Usage {
@@ -72,6 +80,10 @@ pub struct Usage {
     pub cache_read_image: u64,
     /// File search tool calls the provider ran for the call, billed per call (not tokens).
     pub file_search_calls: u64,
+    /// Images the hosted image generation tool made for the call, billed per image (not tokens).
+    pub image_generation_calls: u64,
+    /// Code interpreter sessions (containers) the call ran code in, billed per session.
+    pub code_interpreter_sessions: u64,
 }
 
 /// Which field of a [`Usage`] a problem is about.
@@ -106,11 +118,15 @@ pub enum TokenKind {
     CacheReadImage,
     /// [`Usage::file_search_calls`]: counted in calls, not tokens.
     FileSearchCalls,
+    /// [`Usage::image_generation_calls`]: counted in images, not tokens.
+    ImageGenerationCalls,
+    /// [`Usage::code_interpreter_sessions`]: counted in sessions, not tokens.
+    CodeInterpreterSessions,
 }
 
 impl TokenKind {
     /// Every kind, in the order of [`Usage`]'s fields.
-    pub const ALL: [TokenKind; 14] = [
+    pub const ALL: [TokenKind; 16] = [
         TokenKind::Input,
         TokenKind::CacheRead,
         TokenKind::CacheWrite,
@@ -125,6 +141,8 @@ impl TokenKind {
         TokenKind::ImageInput,
         TokenKind::CacheReadImage,
         TokenKind::FileSearchCalls,
+        TokenKind::ImageGenerationCalls,
+        TokenKind::CodeInterpreterSessions,
     ];
 
     /// The snake_case name used in files and output (`cache_write_1h`).
@@ -144,26 +162,46 @@ impl TokenKind {
             TokenKind::ImageInput => "image_input",
             TokenKind::CacheReadImage => "cache_read_image",
             TokenKind::FileSearchCalls => "file_search_calls",
+            TokenKind::ImageGenerationCalls => "image_generation_calls",
+            TokenKind::CodeInterpreterSessions => "code_interpreter_sessions",
         }
     }
 
     /// The most one call may report of this kind ([`MAX_TOKENS_PER_CALL`] tokens,
-    /// [`MAX_WEB_SEARCHES_PER_CALL`] searches or [`MAX_FILE_SEARCHES_PER_CALL`] file search
-    /// calls).
+    /// [`MAX_WEB_SEARCHES_PER_CALL`] searches, [`MAX_FILE_SEARCHES_PER_CALL`] file search
+    /// calls or [`MAX_HOSTED_TOOL_USES_PER_CALL`] generated images or code interpreter sessions).
     pub const fn max_per_call(self) -> u64 {
         match self {
             TokenKind::WebSearchRequests => MAX_WEB_SEARCHES_PER_CALL,
             TokenKind::FileSearchCalls => MAX_FILE_SEARCHES_PER_CALL,
+            TokenKind::ImageGenerationCalls | TokenKind::CodeInterpreterSessions => {
+                MAX_HOSTED_TOOL_USES_PER_CALL
+            }
             _ => MAX_TOKENS_PER_CALL,
         }
     }
 
-    /// The unit the kind is counted in: `tokens`, `searches` for web searches, or `calls` for
-    /// file search calls.
+    /// `true` for the kinds counted in uses of a hosted tool (web searches, file search calls,
+    /// generated images, code interpreter sessions) and priced per use, not per token.
+    pub const fn is_per_use(self) -> bool {
+        matches!(
+            self,
+            TokenKind::WebSearchRequests
+                | TokenKind::FileSearchCalls
+                | TokenKind::ImageGenerationCalls
+                | TokenKind::CodeInterpreterSessions
+        )
+    }
+
+    /// The unit the kind is counted in: `tokens`, `searches` for web searches, `calls` for
+    /// file search calls, `images` for the image generation tool, `sessions` for code
+    /// interpreter sessions.
     pub const fn unit(self) -> &'static str {
         match self {
             TokenKind::WebSearchRequests => "searches",
             TokenKind::FileSearchCalls => "calls",
+            TokenKind::ImageGenerationCalls => "images",
+            TokenKind::CodeInterpreterSessions => "sessions",
             _ => "tokens",
         }
     }
@@ -295,6 +333,8 @@ impl Usage {
             image_input: 0,
             cache_read_image: 0,
             file_search_calls: 0,
+            image_generation_calls: 0,
+            code_interpreter_sessions: 0,
         }
     }
 
@@ -315,6 +355,8 @@ impl Usage {
             TokenKind::ImageInput => self.image_input,
             TokenKind::CacheReadImage => self.cache_read_image,
             TokenKind::FileSearchCalls => self.file_search_calls,
+            TokenKind::ImageGenerationCalls => self.image_generation_calls,
+            TokenKind::CodeInterpreterSessions => self.code_interpreter_sessions,
         }
     }
 
@@ -335,6 +377,8 @@ impl Usage {
             TokenKind::ImageInput => self.image_input = value,
             TokenKind::CacheReadImage => self.cache_read_image = value,
             TokenKind::FileSearchCalls => self.file_search_calls = value,
+            TokenKind::ImageGenerationCalls => self.image_generation_calls = value,
+            TokenKind::CodeInterpreterSessions => self.code_interpreter_sessions = value,
         }
     }
 
@@ -448,6 +492,12 @@ impl Usage {
             file_search_calls: self
                 .file_search_calls
                 .saturating_add(other.file_search_calls),
+            image_generation_calls: self
+                .image_generation_calls
+                .saturating_add(other.image_generation_calls),
+            code_interpreter_sessions: self
+                .code_interpreter_sessions
+                .saturating_add(other.code_interpreter_sessions),
         }
     }
 }

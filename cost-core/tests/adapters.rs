@@ -918,6 +918,39 @@ fn responses_file_searches_are_the_file_search_call_items() {
 }
 
 #[test]
+fn responses_generated_images_and_code_interpreter_sessions_are_counted_from_the_items() {
+    let response = json!({
+        "id": "resp_3", "object": "response", "model": "gpt-5",
+        "output": [
+            {"type": "code_interpreter_call", "id": "ci_1", "status": "completed",
+             "container_id": "cntr_a", "code": "print(1)", "outputs": null},
+            {"type": "code_interpreter_call", "id": "ci_2", "status": "completed",
+             "container_id": "cntr_a", "code": "print(2)", "outputs": null},
+            {"type": "code_interpreter_call", "id": "ci_3", "status": "completed",
+             "container_id": "cntr_b", "code": "print(3)", "outputs": null},
+            {"type": "image_generation_call", "id": "ig_1", "status": "completed",
+             "result": "aGk=", "size": "1024x1024", "quality": "medium"},
+            {"type": "image_generation_call", "id": "ig_2", "status": "completed",
+             "result": "aGk=", "size": "1024x1024", "quality": "medium"},
+            {"type": "image_generation_call", "id": "ig_3", "status": "failed", "result": null},
+            {"type": "message", "id": "msg_1", "content": []}
+        ],
+        "usage": {"input_tokens": 2000, "output_tokens": 500, "total_tokens": 2500}
+    });
+    // Two containers (one ran code twice), two images (the failed one is not billed).
+    let expected = Usage {
+        input: 2_000,
+        output: 500,
+        image_generation_calls: 2,
+        code_interpreter_sessions: 2,
+        ..Usage::default()
+    };
+    reads_as::<openai::Response>(openai::responses_from_json, response.clone(), expected);
+    let completed = json!({"type": "response.completed", "response": response});
+    assert_eq!(openai::responses_from_json(&completed), Ok(expected));
+}
+
+#[test]
 fn gemini_grounding_counts_queries_from_gemini_3_and_prompts_before_it() {
     let grounded = |model: &str| {
         json!({

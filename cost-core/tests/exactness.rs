@@ -20,7 +20,7 @@ fn units(mantissa: u64, exponent: u32) -> i128 {
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
-    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 12]>()).prop_map(|(input, output, split)| {
+    (0_u64..2_000_000, 0_u64..200_000, any::<[u8; 14]>()).prop_map(|(input, output, split)| {
         let cache_read = input / 255 * u64::from(split[0] / 3);
         let rest = input - cache_read;
         let cache_write = rest / 255 * u64::from(split[1] / 3);
@@ -43,6 +43,8 @@ fn usage() -> impl Strategy<Value = Usage> {
             image_output: (output - reasoning - audio_output) / 255 * u64::from(split[7]),
             web_search_requests: u64::from(split[8] % 16),
             file_search_calls: u64::from(split[11] % 8),
+            image_generation_calls: u64::from(split[12] % 4),
+            code_interpreter_sessions: u64::from(split[13] % 3),
         }
     })
 }
@@ -99,6 +101,8 @@ proptest! {
         (iim, iie) in price_parts(),
         (cim, cie) in price_parts(),
         (fm, fe) in price_parts(),
+        (gm, ge) in price_parts(),
+        (xm, xe) in price_parts(),
     ) {
         let model = ModelPrice::flat(ComponentPrices {
             input: Some(price(im, ie)),
@@ -112,6 +116,8 @@ proptest! {
             image_input: Some(price(iim, iie)),
             cache_read_image: Some(price(cim, cie)),
             file_search_calls: Some(price(fm, fe)),
+            image_generation_calls: Some(price(gm, ge)),
+            code_interpreter_sessions: Some(price(xm, xe)),
             ..ComponentPrices::default()
         }).unwrap_or_else(|e| panic!("{e}"));
         let priced = model.cost(&usage, ServiceTier::Standard).unwrap_or_else(|e| panic!("{e}"));
@@ -119,7 +125,7 @@ proptest! {
         let parts = [
             b.uncached_input, b.cache_read, b.cache_write, b.cache_write_1h, b.output, b.reasoning,
             b.audio_input, b.audio_output, b.image_output, b.web_search, b.image_input,
-            b.file_search,
+            b.file_search, b.image_generation, b.code_interpreter,
         ];
         prop_assert_eq!(parts.iter().map(|m| m.units()).sum::<i128>(), priced.total().units());
         // Independent: cache writes bill at the input price; reasoning at the output price;
@@ -137,7 +143,9 @@ proptest! {
             + i128::from(usage.audio_output) * units(aom, aoe)
             + i128::from(usage.image_output) * units(iom, ioe)
             + i128::from(usage.web_search_requests) * units(wm, we)
-            + i128::from(usage.file_search_calls) * units(fm, fe);
+            + i128::from(usage.file_search_calls) * units(fm, fe)
+            + i128::from(usage.image_generation_calls) * units(gm, ge)
+            + i128::from(usage.code_interpreter_sessions) * units(xm, xe);
         prop_assert_eq!(priced.total().units(), expected);
         prop_assert_eq!(
             b.cache_savings.units(),

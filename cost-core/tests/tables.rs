@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use cost_core::{
     CallTerms, ComponentPrices, CostError, MatchRule, ModelEntry, ModelPrice, Money,
-    PriceFileErrorKind, PriceTable, QuoteError, ServiceTier, SharedPriceTable, TokenPrice, Usage,
+    PriceFileErrorKind, PriceTable, QuoteError, ServiceTier, SharedPriceTable, TokenKind,
+    TokenPrice, Usage,
 };
 
 fn usd(text: &str) -> Money {
@@ -686,6 +687,87 @@ fn file_search_prices_in_both_formats() {
         .quote("gpt-4.1-mini", &usage, ServiceTier::Standard)
         .map(|q| q.priced.breakdown.file_search);
     assert_eq!(embedded, Ok(usd("0.005")));
+}
+
+#[test]
+fn hosted_image_generation_and_code_interpreter_prices_read_and_write_back() {
+    let litellm = r#"{"m": {"input_cost_per_token": 4e-07, "output_cost_per_token": 1.6e-06,
+                            "code_interpreter_cost_per_session": 0.03}}"#;
+    let native = "version = \"1\"\n[models.m]\ninput = \"0.4\"\noutput = \"1.6\"\n\
+                  code_interpreter_sessions = \"0.03\"\nimage_generation_calls = \"0.042\"\n";
+    let sessions = Usage {
+        input: 2_000,
+        output: 500,
+        code_interpreter_sessions: 2,
+        ..Usage::default()
+    };
+    let images = Usage {
+        image_generation_calls: 3,
+        ..sessions
+    };
+    for (text, origin) in [(litellm, "prices.json"), (native, "prices.toml")] {
+        let table = PriceTable::from_text(text, origin).unwrap_or_else(|e| panic!("{e}"));
+        let quote = table
+            .quote("m", &sessions, ServiceTier::Standard)
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        assert_eq!(
+            quote.priced.breakdown.code_interpreter,
+            usd("0.06"),
+            "{origin}"
+        );
+        // 2 000 × 0.4e-6 + 500 × 1.6e-6 + 2 × $0.03.
+        assert_eq!(quote.total(), usd("0.0616"), "{origin}");
+    }
+    // LiteLLM's file has no price for the image generation tool: such a call is unpriced.
+    let from_litellm =
+        PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        from_litellm.quote("m", &images, ServiceTier::Standard),
+        Err(QuoteError::Cost {
+            source: CostError::MissingPrice {
+                kind: TokenKind::ImageGenerationCalls,
+                tokens: 3
+            },
+            ..
+        })
+    ));
+    let native_table =
+        PriceTable::from_text(native, "prices.toml").unwrap_or_else(|e| panic!("{e}"));
+    let quote = native_table
+        .quote("m", &images, ServiceTier::Standard)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(quote.priced.breakdown.image_generation, usd("0.126"));
+    // Written back in the native format, the prices stay per use.
+    let written = cost_core::format::native::write(&native_table).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        written.contains("image_generation_calls = \"0.042\""),
+        "{written}"
+    );
+    assert!(
+        written.contains("code_interpreter_sessions = \"0.03\""),
+        "{written}"
+    );
+    // The embedded table prices neither (what a use costs is not in the response): unpriced,
+    // never charged at zero.
+    for (usage, kind, uses) in [
+        (sessions, TokenKind::CodeInterpreterSessions, 2),
+        (
+            Usage {
+                code_interpreter_sessions: 0,
+                ..images
+            },
+            TokenKind::ImageGenerationCalls,
+            3,
+        ),
+    ] {
+        assert!(matches!(
+            PriceTable::default().quote("gpt-5", &usage, ServiceTier::Standard),
+            Err(QuoteError::Cost {
+                source: CostError::MissingPrice { kind: k, tokens },
+                ..
+            }) if k == kind && tokens == uses
+        ));
+    }
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! set `stream_options.include_usage`) and Responses (`Response`, `ResponseUsage`, and a
 //! stream's events, `ResponseStreamEvent`: the `response.completed`, `response.incomplete` and
 //! `response.failed` events carry the response and its usage). Their usage is OpenAI's, read as the [`openai`]
-//! adapter reads it (a Responses response's web searches and file search calls counted from its
-//! output items, cache writes read from `cache_write_tokens`); both responses say the service
+//! adapter reads it (a Responses response's web searches, file search calls, generated images and
+//! code interpreter sessions counted from its output items, cache writes read from `cache_write_tokens`); both responses say the service
 //! tier that served them.
 //!
 //! The crate's image types are not adapted: enabling them beside its client features fails to
@@ -17,8 +17,8 @@ use async_openai::types::chat::{
     CreateChatCompletionStreamResponse, PromptTokensDetails, ServiceTier,
 };
 use async_openai::types::responses::{
-    OutputItem, Response, ResponseStreamEvent, ResponseUsage, ServiceTierResponses,
-    WebSearchToolCallAction,
+    ImageGenToolCallStatus, OutputItem, Response, ResponseStreamEvent, ResponseUsage,
+    ServiceTierResponses, WebSearchToolCallAction,
 };
 
 use super::openai;
@@ -181,12 +181,8 @@ impl TokenUsage for ResponseUsage {
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
         let usage = self.usage.as_ref().and_then(TokenUsage::token_usage)?;
-        let count = |is: fn(&OutputItem) -> bool| self.output.iter().filter(|i| is(i)).count();
-        Some(Usage {
-            web_search_requests: count(is_web_search) as u64,
-            file_search_calls: count(|item| matches!(item, OutputItem::FileSearchCall(_))) as u64,
-            ..usage
-        })
+        let tools = openai::count_tool_uses(self.output.iter().filter_map(tool_use));
+        Some(openai::with_tool_uses(usage, tools))
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -206,14 +202,22 @@ impl TokenUsage for Response {
     }
 }
 
-/// A web search billed per search: a web search call whose action is a search, or that names
-/// no action yet (as [`openai::OutputItem::is_web_search`] reads one).
-fn is_web_search(item: &OutputItem) -> bool {
+/// The billed use of a hosted tool an item records, read as [`openai::OutputItem`] reads one:
+/// a web search call whose action is a search or names none yet, a file search call, an image
+/// generation call that did not fail, a code interpreter call in its container.
+fn tool_use(item: &OutputItem) -> Option<openai::ToolUse<'_>> {
     match item {
         OutputItem::WebSearchCall(call) => {
             matches!(call.action, None | Some(WebSearchToolCallAction::Search(_)))
+                .then_some(openai::ToolUse::WebSearch)
         }
-        _ => false,
+        OutputItem::FileSearchCall(_) => Some(openai::ToolUse::FileSearch),
+        OutputItem::ImageGenerationCall(call) => (call.status != ImageGenToolCallStatus::Failed)
+            .then_some(openai::ToolUse::GeneratedImage),
+        OutputItem::CodeInterpreterCall(call) => {
+            Some(openai::ToolUse::CodeInterpreter(&call.container_id))
+        }
+        _ => None,
     }
 }
 
@@ -297,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn a_response_with_searches_reads_as_the_openai_adapter_reads_it() {
+    fn a_response_with_hosted_tools_reads_as_the_openai_adapter_reads_it() {
         let json = serde_json::json!({
             "id": "resp_1", "object": "response", "created_at": 1_764_000_000,
             "status": "completed", "model": "gpt-5-2025-08-07", "service_tier": "flex",
@@ -308,6 +312,14 @@ mod tests {
                  "action": {"type": "open_page", "url": "https://docs.rs"}},
                 {"type": "file_search_call", "id": "fs_1", "status": "completed",
                  "queries": ["budget"], "results": null},
+                {"type": "code_interpreter_call", "id": "ci_1", "status": "completed",
+                 "container_id": "cntr_a", "code": "print(1)", "outputs": null},
+                {"type": "code_interpreter_call", "id": "ci_2", "status": "completed",
+                 "container_id": "cntr_a", "code": "print(2)", "outputs": null},
+                {"type": "image_generation_call", "id": "ig_1", "status": "completed",
+                 "result": "aGk="},
+                {"type": "image_generation_call", "id": "ig_2", "status": "failed",
+                 "result": null},
                 {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
                  "content": [{"type": "output_text", "text": "…", "annotations": []}]}
             ],
@@ -326,6 +338,8 @@ mod tests {
                 reasoning: 500,
                 web_search_requests: 1,
                 file_search_calls: 1,
+                image_generation_calls: 1,
+                code_interpreter_sessions: 1,
                 ..Usage::default()
             }
         );

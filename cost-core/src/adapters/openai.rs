@@ -24,6 +24,13 @@
 //! from its `usage` alone, which does not count them. OpenAI may also bill searches a call ran
 //! internally without an output item of its own: the count is what the response shows. The
 //! hosted file search tool's calls, billed per call as well, are its `file_search_call` items.
+//! The hosted image generation tool's images, billed per image apart from the response's tokens
+//! (its `usage` does not hold the image model's), are its `image_generation_call` items that did
+//! not fail; the code interpreter's sessions, billed per container, are the distinct containers
+//! its `code_interpreter_call` items ran in. The embedded price table prices neither (the price
+//! of an image depends on the image model, size and quality the tool was given; a session's on
+//! the container's memory and on whether this call created it): a call that used them is
+//! unpriced unless your table gives `image_generation_calls` or `code_interpreter_sessions`.
 //! In Chat Completions, the search models (`gpt-4o-search-preview`,
 //! `gpt-4o-mini-search-preview`, `gpt-5-search-api`, …) search the web before every answer: a
 //! response of one counts one search.
@@ -282,6 +289,10 @@ pub struct OutputItem {
     pub kind: String,
     /// What a tool call did (`{"type": "search", …}` for a web search).
     pub action: Option<ItemAction>,
+    /// The item's status (`completed`, `failed`, …), when given.
+    pub status: Option<String>,
+    /// The container a code interpreter call ran in.
+    pub container_id: Option<String>,
 }
 
 /// `output[].action`.
@@ -294,6 +305,18 @@ pub struct ItemAction {
 }
 
 impl OutputItem {
+    /// The item is an image the hosted image generation tool made (an `image_generation_call`
+    /// that did not fail), billed per image.
+    pub fn is_generated_image(&self) -> bool {
+        self.kind == "image_generation_call" && self.status.as_deref() != Some("failed")
+    }
+
+    /// The container a code interpreter call ran in: `Some` for a `code_interpreter_call` (an
+    /// empty id when the item names none).
+    pub fn code_interpreter_container(&self) -> Option<&str> {
+        (self.kind == "code_interpreter_call").then(|| self.container_id.as_deref().unwrap_or(""))
+    }
+
     /// The item is a call of the hosted file search tool, billed per call.
     pub fn is_file_search(&self) -> bool {
         self.kind == "file_search_call"
@@ -315,14 +338,78 @@ impl OutputItem {
 /// (read by [`ResponsesUsage`]), with audio and cached audio apart.
 pub type RealtimeUsage = ResponsesUsage;
 
+/// One use of a hosted tool billed per use, as a response's output item records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ToolUse<'a> {
+    /// A web search.
+    WebSearch,
+    /// A file search call.
+    FileSearch,
+    /// An image the image generation tool made.
+    GeneratedImage,
+    /// A code interpreter call, in the container it names (empty when it names none).
+    CodeInterpreter(&'a str),
+}
+
+impl OutputItem {
+    /// The billed use the item records, if any.
+    fn tool_use(&self) -> Option<ToolUse<'_>> {
+        if self.is_web_search() {
+            Some(ToolUse::WebSearch)
+        } else if self.is_file_search() {
+            Some(ToolUse::FileSearch)
+        } else if self.is_generated_image() {
+            Some(ToolUse::GeneratedImage)
+        } else {
+            self.code_interpreter_container()
+                .map(ToolUse::CodeInterpreter)
+        }
+    }
+}
+
+/// The counts of hosted tools' uses: web searches, file search calls, generated images and code
+/// interpreter sessions (distinct containers; a call naming no container counts as one of its
+/// own), every other count zero.
+pub(crate) fn count_tool_uses<'a>(uses: impl IntoIterator<Item = ToolUse<'a>>) -> Usage {
+    let mut usage = Usage::default();
+    let mut containers: Vec<&str> = Vec::new();
+    for tool_use in uses {
+        match tool_use {
+            ToolUse::WebSearch => usage.web_search_requests += 1,
+            ToolUse::FileSearch => usage.file_search_calls += 1,
+            ToolUse::GeneratedImage => usage.image_generation_calls += 1,
+            ToolUse::CodeInterpreter("") => usage.code_interpreter_sessions += 1,
+            ToolUse::CodeInterpreter(container) => {
+                if !containers.contains(&container) {
+                    containers.push(container);
+                    usage.code_interpreter_sessions += 1;
+                }
+            }
+        }
+    }
+    usage
+}
+
+/// The hosted tools' uses a response's output items record (see [`count_tool_uses`]).
+pub fn hosted_tool_uses(items: &[OutputItem]) -> Usage {
+    count_tool_uses(items.iter().filter_map(OutputItem::tool_use))
+}
+
+/// `usage` with the hosted tools' uses counted in `tools`.
+pub(crate) fn with_tool_uses(usage: Usage, tools: Usage) -> Usage {
+    Usage {
+        web_search_requests: tools.web_search_requests,
+        file_search_calls: tools.file_search_calls,
+        image_generation_calls: tools.image_generation_calls,
+        code_interpreter_sessions: tools.code_interpreter_sessions,
+        ..usage
+    }
+}
+
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
-        let count = |is: fn(&OutputItem) -> bool| self.output.iter().filter(|i| is(i)).count();
-        self.usage.as_ref().map(|usage| Usage {
-            web_search_requests: count(OutputItem::is_web_search) as u64,
-            file_search_calls: count(OutputItem::is_file_search) as u64,
-            ..usage.to_usage()
-        })
+        let usage = self.usage.as_ref()?.to_usage();
+        Some(with_tool_uses(usage, hosted_tool_uses(&self.output)))
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -431,12 +518,7 @@ pub fn responses_from_json(value: &Value) -> Result<Usage, AdapterError> {
                 .filter_map(|item| OutputItem::deserialize(item).ok())
                 .collect()
         });
-    let count = |is: fn(&OutputItem) -> bool| items.iter().filter(|i| is(i)).count() as u64;
-    checked(Usage {
-        web_search_requests: count(OutputItem::is_web_search),
-        file_search_calls: count(OutputItem::is_file_search),
-        ..usage
-    })
+    checked(with_tool_uses(usage, hosted_tool_uses(&items)))
 }
 
 /// Reads a Realtime API `response.done` event, its `response`, or the response's `usage`.

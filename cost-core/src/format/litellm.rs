@@ -20,6 +20,7 @@
 //! | `cache_read_input_image_token_cost` | cache read of images |
 //! | `search_context_cost_per_query.search_context_size_medium` | one web search (USD per search) |
 //! | `file_search_cost_per_1k_calls` | one file search call (the price of 1 000, divided exactly) |
+//! | `code_interpreter_cost_per_session` | one code interpreter session (USD per session) |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
 //! | any of these + `_batches`, `_flex`, `_priority` | service tier (before or after the tier part) |
 //! | any of these + `_ultrafast` | fast mode's own prices (OpenAI's Ultrafast), over the `fast` multiplier |
@@ -381,17 +382,22 @@ fn read_multipliers(
 /// The file search tool's price per 1 000 calls.
 const FILE_SEARCH_PRICE: &str = "file_search_cost_per_1k_calls";
 
+/// The code interpreter tool's price per session (container).
+const CODE_INTERPRETER_PRICE: &str = "code_interpreter_cost_per_session";
+
 /// Reads a price value: `Ok(None)` when it is not one the loader understands (then it is
 /// counted as a skipped key).
 type ReadPrice = fn(&str) -> Result<Option<TokenPrice>, String>;
 
-/// The kind a key prices per call (a web search, a file search call) and how its value reads.
+/// The kind a key prices per use (a web search, a file search call, a code interpreter session)
+/// and how its value reads.
 fn per_call_price(key: &str) -> Option<(TokenKind, ReadPrice)> {
     match key {
         SEARCH_PRICES => Some((TokenKind::WebSearchRequests, read_search_price)),
         FILE_SEARCH_PRICE => Some((TokenKind::FileSearchCalls, |raw| {
             read_price_as(raw, TokenPrice::per_thousand)
         })),
+        CODE_INTERPRETER_PRICE => Some((TokenKind::CodeInterpreterSessions, read_price)),
         _ => None,
     }
 }
@@ -494,6 +500,8 @@ fn apply_tiered_pricing(schedule: &mut PriceSchedule, mut tiers: Vec<RangeTier>)
             image_output: prices.image_output,
             web_search_requests: prices.web_search_requests,
             file_search_calls: prices.file_search_calls,
+            image_generation_calls: prices.image_generation_calls,
+            code_interpreter_sessions: prices.code_interpreter_sessions,
             image_input: prices.image_input,
             cache_read_image: prices.cache_read_image,
         };

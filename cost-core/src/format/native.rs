@@ -17,6 +17,8 @@
 //!                              # image_input, cache_read_image
 //! web_search_requests = "0.01" # optional: USD per web search (per search, whatever the unit)
 //! file_search_calls = "0.0025" # optional: USD per file search call (per call, whatever the unit)
+//! image_generation_calls = "0.042"  # optional: USD per image of the image generation tool
+//! code_interpreter_sessions = "0.03" # optional: USD per code interpreter session (container)
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
 //! data_residency = "1.1"       # optional: the factor on the token prices of a call on a
 //!                              # data-residency endpoint; without it such a call is unpriced
@@ -133,9 +135,11 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             image_output: read(&spec.image_output)?,
             image_input: read(&spec.image_input)?,
             cache_read_image: read(&spec.cache_read_image)?,
-            // Searches and file search calls are priced each, not per token or million.
+            // Searches and other hosted tools' uses are priced each, not per token or million.
             web_search_requests: per_call(&spec.web_search_requests)?,
             file_search_calls: per_call(&spec.file_search_calls)?,
+            image_generation_calls: per_call(&spec.image_generation_calls)?,
+            code_interpreter_sessions: per_call(&spec.code_interpreter_sessions)?,
         })
     };
     let schedule = |spec: &PricesSpec| -> Result<PriceSchedule, PriceFileError> {
@@ -274,15 +278,17 @@ struct FileSpec {
 
 /// The price fields of every table that holds prices (a model, a service tier, a context
 /// tier), listed once: `price_fields!(then! { … })` calls `then!` with the list in brackets
-/// before its own input. `web_search_requests` and `file_search_calls` are USD per search or
-/// call whatever the file's unit; the others are per token in the file's unit.
+/// before its own input. `web_search_requests`, `file_search_calls`, `image_generation_calls`
+/// and `code_interpreter_sessions` are USD per use whatever the file's unit; the others are per
+/// token in the file's unit.
 macro_rules! price_fields {
     ($then:ident! { $($input:tt)* }) => {
         $then! {
             [
                 input output cache_read cache_write cache_write_1h reasoning audio_input
                 audio_output cache_read_audio image_output image_input cache_read_image
-                web_search_requests file_search_calls
+                web_search_requests file_search_calls image_generation_calls
+                code_interpreter_sessions
             ]
             $($input)*
         }
@@ -605,7 +611,7 @@ fn prices_table(prices: &ComponentPrices) -> toml::Table {
         .filter_map(|kind| {
             let price = prices.get(kind)?;
             let text = match kind {
-                TokenKind::WebSearchRequests | TokenKind::FileSearchCalls => price.to_string(),
+                kind if kind.is_per_use() => price.to_string(),
                 _ => price.per_million_text(),
             };
             Some((kind.as_str().to_owned(), toml::Value::String(text)))
