@@ -635,3 +635,34 @@ fn a_call_that_searched_files_says_how_many_calls_its_cost_holds() {
         assert_eq!(i64_of(one(rag, otel::FILE_SEARCH_CALLS)), 2, "{order:?}");
     }
 }
+
+#[test]
+fn a_call_whose_hosted_tools_have_no_price_says_so_and_how_many_uses_it_had() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            tracing::info_span!(
+                "draw",
+                gen_ai.request.model = "gpt-5",
+                gen_ai.usage.input_tokens = 2_000,
+                gen_ai.usage.output_tokens = 500,
+                cost.usage.image_generation_calls = 2,
+                cost.usage.code_interpreter_sessions = 1,
+            )
+            .in_scope(|| {});
+        });
+        let draw = span(&spans, "draw");
+        // The embedded table prices neither use: no cost at all rather than the tokens' alone.
+        assert_eq!(one(draw, otel::UNPRICED), Value::Bool(true), "{order:?}");
+        assert!(values(draw, otel::COST_AMOUNT).is_empty(), "{order:?}");
+        assert_eq!(
+            i64_of(one(draw, otel::IMAGE_GENERATION_CALLS)),
+            2,
+            "{order:?}"
+        );
+        assert_eq!(
+            i64_of(one(draw, otel::CODE_INTERPRETER_SESSIONS)),
+            1,
+            "{order:?}"
+        );
+    }
+}

@@ -52,6 +52,7 @@ enum Command {
     ///       "reasoning_tokens": 0, "audio_input_tokens": 0, "audio_output_tokens": 0,
     ///       "cache_read_audio_tokens": 0, "image_output_tokens": 0, "web_search_requests": 0,
     ///       "image_input_tokens": 0, "cache_read_image_tokens": 0, "file_search_calls": 0,
+    ///       "image_generation_calls": 0, "code_interpreter_sessions": 0,
     ///       "service_tier": "standard", "data_residency": false, "date": "2026-11-27"}
     ///       (missing counts are 0; audio and image input: audio and image prompt tokens not
     ///       read from the cache; cache-read audio and images: those read from it, part of the

@@ -24,7 +24,7 @@ pub(crate) struct Pricing<'a> {
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
-const TOKEN_FIELDS: [(&str, TokenKind); 14] = [
+const TOKEN_FIELDS: [(&str, TokenKind); 16] = [
     ("input_tokens", TokenKind::Input),
     ("output_tokens", TokenKind::Output),
     ("cache_read_tokens", TokenKind::CacheRead),
@@ -39,6 +39,11 @@ const TOKEN_FIELDS: [(&str, TokenKind); 14] = [
     ("image_input_tokens", TokenKind::ImageInput),
     ("cache_read_image_tokens", TokenKind::CacheReadImage),
     ("file_search_calls", TokenKind::FileSearchCalls),
+    ("image_generation_calls", TokenKind::ImageGenerationCalls),
+    (
+        "code_interpreter_sessions",
+        TokenKind::CodeInterpreterSessions,
+    ),
 ];
 
 #[derive(Serialize)]
@@ -75,6 +80,8 @@ struct Breakdown {
     web_search_usd: Money,
     image_input_usd: Money,
     file_search_usd: Money,
+    image_generation_usd: Money,
+    code_interpreter_usd: Money,
 }
 
 impl From<CostBreakdown> for Breakdown {
@@ -92,6 +99,8 @@ impl From<CostBreakdown> for Breakdown {
             web_search_usd: b.web_search,
             image_input_usd: b.image_input,
             file_search_usd: b.file_search,
+            image_generation_usd: b.image_generation,
+            code_interpreter_usd: b.code_interpreter,
         }
     }
 }
@@ -440,6 +449,32 @@ output = "10"
         assert!(ok, "{out}");
         assert_eq!(out["breakdown"]["file_search_usd"], "0.005");
         assert_eq!(out["cost_usd"], "0.01028");
+    }
+
+    #[test]
+    fn image_generation_and_code_interpreter_are_priced_per_use_where_the_table_prices_them() {
+        let table = PriceTable::from_text(
+            "version = \"1\"\n[models.m]\ninput = \"0.4\"\noutput = \"1.6\"\n\
+             image_generation_calls = \"0.042\"\ncode_interpreter_sessions = \"0.03\"\n",
+            "prices.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (out, ok) = run_with(
+            &table,
+            r#"{"id": 4, "model": "m", "input_tokens": 2000, "output_tokens": 500, "image_generation_calls": 2, "code_interpreter_sessions": 1}"#,
+        );
+        assert!(ok, "{out}");
+        assert_eq!(out["breakdown"]["image_generation_usd"], "0.084");
+        assert_eq!(out["breakdown"]["code_interpreter_usd"], "0.03");
+        // 2 000 × 0.4e-6 + 500 × 1.6e-6 + 2 × $0.042 + $0.03.
+        assert_eq!(out["cost_usd"], "0.1156");
+        // The embedded table does not price them: an error, never a cost without them.
+        let (out, ok) = run(
+            r#"{"id": 5, "model": "gpt-5", "input_tokens": 2000, "output_tokens": 500, "image_generation_calls": 1}"#,
+        );
+        assert!(!ok, "{out}");
+        let error = out["error"].as_str().unwrap_or_default();
+        assert!(error.contains("image_generation_calls"), "{error}");
     }
 
     #[test]

@@ -142,6 +142,14 @@ fn hand_written_same_fields(input: u64) -> Usage {
     span.record("cost.usage.image_input_tokens", usage.image_input);
     span.record("cost.usage.cache_read_image_tokens", usage.cache_read_image);
     span.record("cost.usage.file_search_calls", usage.file_search_calls);
+    span.record(
+        "cost.usage.image_generation_calls",
+        usage.image_generation_calls,
+    );
+    span.record(
+        "cost.usage.code_interpreter_sessions",
+        usage.code_interpreter_sessions,
+    );
     usage
 }
 

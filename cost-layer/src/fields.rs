@@ -138,6 +138,14 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
         "cost.usage.file_search_calls",
         FieldRole::Tokens(TokenKind::FileSearchCalls),
     ),
+    (
+        "cost.usage.image_generation_calls",
+        FieldRole::Tokens(TokenKind::ImageGenerationCalls),
+    ),
+    (
+        "cost.usage.code_interpreter_sessions",
+        FieldRole::Tokens(TokenKind::CodeInterpreterSessions),
+    ),
     ("gen_ai.request.model", FieldRole::RequestModel),
     ("llm.model", FieldRole::RequestModel),
     ("gen_ai.response.model", FieldRole::ResponseModel),
@@ -230,9 +238,9 @@ impl FieldNames {
 }
 
 /// Names of the fields `#[llm_call]` records on return, in the order of
-/// [`CALL_FIELD_NAMES`]: the fourteen kinds of [`cost_core::Usage`] (in the order of
+/// [`CALL_FIELD_NAMES`]: the sixteen kinds of [`cost_core::Usage`] (in the order of
 /// [`TokenKind::ALL`]), then the response model.
-pub(crate) const CALL_FIELD_NAMES: [&str; 15] = [
+pub(crate) const CALL_FIELD_NAMES: [&str; 17] = [
     "gen_ai.usage.input_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
@@ -247,6 +255,8 @@ pub(crate) const CALL_FIELD_NAMES: [&str; 15] = [
     "cost.usage.image_input_tokens",
     "cost.usage.cache_read_image_tokens",
     "cost.usage.file_search_calls",
+    "cost.usage.image_generation_calls",
+    "cost.usage.code_interpreter_sessions",
     "gen_ai.response.model",
 ];
 
@@ -269,7 +279,9 @@ pub(crate) fn otel_usage_name(kind: TokenKind) -> Option<&'static str> {
         | TokenKind::WebSearchRequests
         | TokenKind::ImageInput
         | TokenKind::CacheReadImage
-        | TokenKind::FileSearchCalls => None,
+        | TokenKind::FileSearchCalls
+        | TokenKind::ImageGenerationCalls
+        | TokenKind::CodeInterpreterSessions => None,
     }
 }
 
@@ -317,6 +329,8 @@ macro_rules! __llm_call_span {
             cost.usage.image_input_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.cache_read_image_tokens = $($krate)*::__private::tracing::field::Empty,
             cost.usage.file_search_calls = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.image_generation_calls = $($krate)*::__private::tracing::field::Empty,
+            cost.usage.code_interpreter_sessions = $($krate)*::__private::tracing::field::Empty,
             cost.feature = $($feature)*,
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,

@@ -356,12 +356,21 @@ impl CostLayer {
     ) {
         for field in fields {
             let (expected, outcome) = match self.names.role(field) {
-                Some(FieldRole::Tokens(TokenKind::WebSearchRequests)) => (
-                    "search counts must be non-negative integers (u64, i64 or numeric strings)",
-                    "the call will not be charged unless a valid value overwrites it",
-                ),
-                Some(FieldRole::Tokens(TokenKind::FileSearchCalls)) => (
-                    "file search call counts must be non-negative integers (u64, i64 or numeric strings)",
+                Some(FieldRole::Tokens(kind)) if kind.is_per_use() => (
+                    match kind {
+                        TokenKind::WebSearchRequests => {
+                            "search counts must be non-negative integers (u64, i64 or numeric strings)"
+                        }
+                        TokenKind::FileSearchCalls => {
+                            "file search call counts must be non-negative integers (u64, i64 or numeric strings)"
+                        }
+                        TokenKind::ImageGenerationCalls => {
+                            "generated image counts must be non-negative integers (u64, i64 or numeric strings)"
+                        }
+                        _ => {
+                            "code interpreter session counts must be non-negative integers (u64, i64 or numeric strings)"
+                        }
+                    },
                     "the call will not be charged unless a valid value overwrites it",
                 ),
                 Some(FieldRole::Tokens(_)) => (

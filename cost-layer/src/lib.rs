@@ -45,9 +45,12 @@
 //!   [`CostLayerBuilder::price_age_limit`] (180 days by default) still charges the call, and the
 //!   first call at a price of each such date gives one warning (target `cost_layer::prices`),
 //!   counted in [`Diagnostics::stale_prices`]. Web searches the provider ran
-//!   (`cost.usage.web_search_requests`) and file search tool calls
-//!   (`cost.usage.file_search_calls`) are priced each on top of the tokens; a model without that
-//!   price makes a call that ran them unpriced. Audio and image tokens
+//!   (`cost.usage.web_search_requests`), file search tool calls
+//!   (`cost.usage.file_search_calls`), images of the image generation tool
+//!   (`cost.usage.image_generation_calls`) and code interpreter sessions
+//!   (`cost.usage.code_interpreter_sessions`) are priced each on top of the tokens; a model
+//!   without that price makes a call that ran them unpriced (the embedded table prices neither
+//!   generated images nor code interpreter sessions: what one cost is not in the response). Audio and image tokens
 //!   (`cost.usage.audio_input_tokens`, `cost.usage.image_input_tokens`, …) are priced at the
 //!   model's audio and image prices, as text where it has none (but generated images: a model
 //!   without an image output price makes such a call unpriced).

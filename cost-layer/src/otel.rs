@@ -69,6 +69,12 @@ pub const WEB_SEARCH_REQUESTS: &str = "llm_cost.web_search_requests";
 /// `llm_cost.file_search_calls`: the file search tool calls a call ran (billed per call, in its
 /// cost), on calls that ran any.
 pub const FILE_SEARCH_CALLS: &str = "llm_cost.file_search_calls";
+/// `llm_cost.image_generation_calls`: the images the image generation tool made for a call
+/// (billed per image, in its cost), on calls that made any.
+pub const IMAGE_GENERATION_CALLS: &str = "llm_cost.image_generation_calls";
+/// `llm_cost.code_interpreter_sessions`: the code interpreter sessions a call ran code in
+/// (billed per session, in its cost), on calls that ran any.
+pub const CODE_INTERPRETER_SESSIONS: &str = "llm_cost.code_interpreter_sessions";
 /// `llm_cost.cache_hit_savings_usd`: what an application cache hit saved.
 pub const CACHE_HIT_SAVINGS: &str = "llm_cost.cache_hit_savings_usd";
 /// `llm_cost.total_cost_usd`: an agent's or session's subtree cost (priced calls).
@@ -212,6 +218,8 @@ pub(crate) fn call_attributes(own: &Totals, info: &CallsiteInfo) -> Vec<KeyValue
     for (name, calls) in [
         (WEB_SEARCH_REQUESTS, usage.web_search_requests),
         (FILE_SEARCH_CALLS, usage.file_search_calls),
+        (IMAGE_GENERATION_CALLS, usage.image_generation_calls),
+        (CODE_INTERPRETER_SESSIONS, usage.code_interpreter_sessions),
     ] {
         if calls > 0 {
             attributes.push(KeyValue::new(name, count(calls)));

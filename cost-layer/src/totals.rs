@@ -128,6 +128,11 @@ impl Totals {
         add_u64(&mut u.image_input, o.image_input);
         add_u64(&mut u.cache_read_image, o.cache_read_image);
         add_u64(&mut u.file_search_calls, o.file_search_calls);
+        add_u64(&mut u.image_generation_calls, o.image_generation_calls);
+        add_u64(
+            &mut u.code_interpreter_sessions,
+            o.code_interpreter_sessions,
+        );
         let (c, o) = (&mut self.cost, &other.cost);
         add_money(&mut c.uncached_input, o.uncached_input);
         add_money(&mut c.cache_read, o.cache_read);
@@ -142,6 +147,8 @@ impl Totals {
         add_money(&mut c.web_search, o.web_search);
         add_money(&mut c.image_input, o.image_input);
         add_money(&mut c.file_search, o.file_search);
+        add_money(&mut c.image_generation, o.image_generation);
+        add_money(&mut c.code_interpreter, o.code_interpreter);
         add_u64(&mut self.llm_calls, other.llm_calls);
         add_u64(&mut self.agent_runs, other.agent_runs);
         add_u64(&mut self.unpriced_calls, other.unpriced_calls);

@@ -854,6 +854,95 @@ fn file_search_calls_are_charged_per_call_on_top_of_the_tokens() {
     assert_eq!(by_hand(10_001), (Money::ZERO, 1));
 }
 
+/// A Responses API answer that drew two images with the hosted image generation tool and ran
+/// code three times in two containers.
+#[llm_call(model = "gpt-5")]
+fn chart_and_draw() -> openai::Response {
+    serde_json::from_value(serde_json::json!({
+        "model": "gpt-5-2025-08-07",
+        "output": [
+            {"type": "code_interpreter_call", "id": "ci_1", "status": "completed",
+             "container_id": "cntr_a"},
+            {"type": "code_interpreter_call", "id": "ci_2", "status": "completed",
+             "container_id": "cntr_a"},
+            {"type": "code_interpreter_call", "id": "ci_3", "status": "completed",
+             "container_id": "cntr_b"},
+            {"type": "image_generation_call", "id": "ig_1", "status": "completed"},
+            {"type": "image_generation_call", "id": "ig_2", "status": "completed"},
+            {"type": "message", "id": "msg_1", "content": []}
+        ],
+        "usage": {"input_tokens": 2000, "output_tokens": 500, "total_tokens": 2500}
+    }))
+    .unwrap_or_default()
+}
+
+#[test]
+fn hosted_image_generation_and_code_interpreter_are_charged_per_use_or_leave_the_call_unpriced() {
+    // The embedded table prices neither: the call is unpriced (its cost unknown), its tokens
+    // and uses counted, never charged as its tokens alone.
+    let (_, calls, ledger) = run(chart_and_draw);
+    let totals = ledger.model("gpt-5").unwrap_or_default();
+    assert_eq!(
+        (
+            totals.unpriced_calls,
+            totals.total_usd(),
+            totals.total_tokens()
+        ),
+        (1, Money::ZERO, 2_500)
+    );
+    assert_eq!(
+        (
+            totals.usage.image_generation_calls,
+            totals.usage.code_interpreter_sessions
+        ),
+        (2, 2)
+    );
+    assert_eq!(charged(&calls, "chart_and_draw"), Money::ZERO);
+    // A table that gives both prices charges them on top of the tokens.
+    let table = cost_layer::cost_core::PriceTable::from_text(
+        "version = \"own\"\n[models.\"gpt-5\"]\ninput = \"1.25\"\noutput = \"10\"\n\
+         image_generation_calls = \"0.042\"\ncode_interpreter_sessions = \"0.03\"\n",
+        "prices.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().prices(table).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), chart_and_draw);
+    let totals = ledger.model("gpt-5").unwrap_or_default();
+    // 2 000 × 1.25e-6 + 500 × 10e-6 + 2 × $0.042 + 2 × $0.03.
+    assert_eq!(
+        (
+            totals.unpriced_calls,
+            totals.cost.image_generation,
+            totals.cost.code_interpreter,
+            totals.total_usd()
+        ),
+        (0, usd("0.084"), usd("0.06"), usd("0.1515"))
+    );
+    // By hand, under the fields' names; a count past any real call's is rejected.
+    for (field, count, rejected) in [
+        ("cost.usage.image_generation_calls", 10_001, 1),
+        ("cost.usage.code_interpreter_sessions", 10_001, 1),
+        ("cost.usage.code_interpreter_sessions", 1, 0),
+    ] {
+        let (_, _, ledger) = run(|| {
+            let span = tracing::info_span!(
+                "tools",
+                gen_ai.request.model = "gpt-5",
+                gen_ai.usage.input_tokens = 100,
+                gen_ai.usage.output_tokens = 10,
+                cost.usage.image_generation_calls = tracing::field::Empty,
+                cost.usage.code_interpreter_sessions = tracing::field::Empty,
+            );
+            span.record(field, count);
+        });
+        let diagnostics = ledger.diagnostics();
+        let totals = ledger.model("gpt-5").unwrap_or_default();
+        assert_eq!(diagnostics.rejected_calls, rejected, "{field} = {count}");
+        // A valid count leaves the call unpriced under the embedded table.
+        assert_eq!(totals.unpriced_calls, 1 - rejected, "{field} = {count}");
+    }
+}
+
 /// A Bedrock Converse call: 200 uncached prompt tokens, 4 000 read from the cache and 1 000
 /// written to it for an hour, 300 output tokens.
 #[llm_call(model = "global.anthropic.claude-sonnet-4-5-20250929-v1:0")]

@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr, Path};
 
-const KINDS: [&str; 14] = [
+const KINDS: [&str; 16] = [
     "input",
     "cache_read",
     "cache_write",
@@ -20,6 +20,8 @@ const KINDS: [&str; 14] = [
     "image_input",
     "cache_read_image",
     "file_search_calls",
+    "image_generation_calls",
+    "code_interpreter_sessions",
 ];
 
 enum Role {
@@ -122,7 +124,7 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::Flatten
                 } else {
                     return Err(meta.error(format!(
-                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, model, service_tier, data_residency, flatten"
+                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, image_generation_calls, code_interpreter_sessions, model, service_tier, data_residency, flatten"
                     )));
                 };
                 if name != "flatten" {

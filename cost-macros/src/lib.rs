@@ -102,7 +102,10 @@ pub fn session(args: TokenStream, item: TokenStream) -> TokenStream {
 /// images), `#[usage(image_input)]` and `#[usage(cache_read_image)]` (image prompt tokens, not
 /// read from the cache and read from it, as `audio_input` and `cache_read_audio`),
 /// `#[usage(web_search_requests)]` (web searches the provider ran, billed per search),
-/// `#[usage(file_search_calls)]` (hosted file search tool calls, billed per call)
+/// `#[usage(file_search_calls)]` (hosted file search tool calls, billed per call),
+/// `#[usage(image_generation_calls)]` (images of the hosted image generation tool, billed per
+/// image) and `#[usage(code_interpreter_sessions)]` (code interpreter sessions, billed per
+/// session)
 /// on integer or `Option<integer>` fields,
 /// `#[usage(model)]` and `#[usage(service_tier)]` (the tier that served the call, as the provider
 /// spells it: its price depends on it) on a `String`/`&str`/`Option` field,

@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 50] = [
+pub(crate) const COLUMNS: [&str; 54] = [
     "at_ms",
     "duration_us",
     "name",
@@ -62,6 +62,10 @@ pub(crate) const COLUMNS: [&str; 50] = [
     "file_search_calls",
     "cost_file_search",
     "data_residency",
+    "image_generation_calls",
+    "cost_image_generation",
+    "code_interpreter_sessions",
+    "cost_code_interpreter",
 ];
 
 /// Whether a column of [`COLUMNS`] holds money (decimal text), by its name: `cost` and its
@@ -89,7 +93,7 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 50], StoreError> {
+pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 54], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -151,6 +155,10 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         count(r.usage.file_search_calls, 47)?,
         money(c.file_search),
         Value::Integer(Some(i64::from(r.data_residency))),
+        count(r.usage.image_generation_calls, 50)?,
+        money(c.image_generation),
+        count(r.usage.code_interpreter_sessions, 52)?,
+        money(c.code_interpreter),
     ])
 }
 
@@ -227,6 +235,8 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             image_input: count(45)?,
             cache_read_image: count(46)?,
             file_search_calls: count(48)?,
+            image_generation_calls: count(51)?,
+            code_interpreter_sessions: count(53)?,
         },
         cost: CostBreakdown {
             uncached_input: money(25)?,
@@ -242,6 +252,8 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             web_search: money(44)?,
             image_input: money(47)?,
             file_search: money(49)?,
+            image_generation: money(52)?,
+            code_interpreter: money(54)?,
         },
         cache_hit_savings: money(32)?,
         previous_cost,

@@ -11,8 +11,8 @@
 //! instead of allocating it again. A slot is copied in a few vector moves, not encoded: an
 //! encoding that left absent parts out took ~100 bytes instead of the slot's 240, but ~45% more
 //! of the instrumented thread's instructions (590 per call against 407, `scripts/instructions`;
-//! the slot, 256 bytes then, took 318; counting image prompt tokens and file search calls apart
-//! made it 56 bytes larger). Queuing allocates nothing once the buffers have grown
+//! the slot, 256 bytes then, took 318; counting image prompt tokens, file search calls, the
+//! image generation tool's images and code interpreter sessions apart made it 104 bytes larger). Queuing allocates nothing once the buffers have grown
 //! (the writer hands them back emptied), and the writer never touches the reference counts of
 //! the strings the instrumented program shares.
 use std::borrow::Cow;
@@ -281,8 +281,8 @@ mod tests {
         tier: u8,
         /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit, 4 cache hit of an unpriced model.
         status: u8,
-        usage: [u64; 14],
-        cost: [i128; 13],
+        usage: [u64; 16],
+        cost: [i128; 15],
         savings: i128,
         /// Request model, response model, model, price table, provider, operation; session,
         /// agent, user, org, feature.
@@ -291,9 +291,41 @@ mod tests {
 
     impl Owned {
         fn with_call<R>(&self, f: impl FnOnce(&ClosedCall<'_>) -> R) -> R {
-            let [u0, u1, u2, u3, u4, u5, u6, u7, u8, u9, u10, u11, u12, u13] = self.usage;
-            let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12] =
-                self.cost.map(Money::from_units);
+            let [
+                u0,
+                u1,
+                u2,
+                u3,
+                u4,
+                u5,
+                u6,
+                u7,
+                u8,
+                u9,
+                u10,
+                u11,
+                u12,
+                u13,
+                u14,
+                u15,
+            ] = self.usage;
+            let [
+                c0,
+                c1,
+                c2,
+                c3,
+                c4,
+                c5,
+                c6,
+                c7,
+                c8,
+                c9,
+                c10,
+                c11,
+                c12,
+                c13,
+                c14,
+            ] = self.cost.map(Money::from_units);
             let t = &self.texts;
             let totals = Totals {
                 usage: Usage {
@@ -311,6 +343,8 @@ mod tests {
                     image_input: u11,
                     cache_read_image: u12,
                     file_search_calls: u13,
+                    image_generation_calls: u14,
+                    code_interpreter_sessions: u15,
                 },
                 cost: CostBreakdown {
                     uncached_input: c0,
@@ -326,6 +360,8 @@ mod tests {
                     web_search: c10,
                     image_input: c11,
                     file_search: c12,
+                    image_generation: c13,
+                    code_interpreter: c14,
                 },
                 llm_calls: u64::from(self.status < 2),
                 unpriced_calls: u64::from(self.status == 1),
@@ -400,8 +436,8 @@ mod tests {
             parent_span_id: Some(7),
             tier: 6,
             status: 0,
-            usage: [1_000, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            cost: [0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0],
+            usage: [1_000, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            cost: [0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             savings: 0,
             texts: [
                 shared("gpt-4o"),
@@ -423,8 +459,24 @@ mod tests {
     #[test]
     fn a_call_with_every_part_reads_back() {
         let mut call = sample_call();
-        call.usage = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
-        call.cost = [-1, 2, -3, 4, -5, 6, i128::MAX, 7, -8, 9, -10, 11, -12];
+        call.usage = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+        call.cost = [
+            -1,
+            2,
+            -3,
+            4,
+            -5,
+            6,
+            i128::MAX,
+            7,
+            -8,
+            9,
+            -10,
+            11,
+            -12,
+            13,
+            -14,
+        ];
         call.savings = i128::MIN;
         call.parent_span_id = Some(u64::MAX);
         call.texts = Default::default();
@@ -541,8 +593,8 @@ mod tests {
                 prop::option::of(1_u64..),
             ),
             (0_u8..(2 * TIERS as u8), 0_u8..5),
-            prop::array::uniform14(count),
-            prop::array::uniform13(big.clone()),
+            prop::array::uniform16(count),
+            prop::array::uniform15(big.clone()),
             big,
             prop::array::uniform11(text),
         )

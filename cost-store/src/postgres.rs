@@ -87,6 +87,13 @@ const MIGRATIONS: &[&str] = &[
     // 8: whether each call ran on a data-residency endpoint (its price depends on it; calls
     // stored before did not say: no).
     "ALTER TABLE llm_calls ADD COLUMN data_residency BIGINT NOT NULL DEFAULT 0;",
+    // 9: images of the image generation tool, code interpreter sessions and their costs (calls
+    // stored before had none counted: zero).
+    "ALTER TABLE llm_calls
+        ADD COLUMN image_generation_calls BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN cost_image_generation NUMERIC NOT NULL DEFAULT 0,
+        ADD COLUMN code_interpreter_sessions BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN cost_code_interpreter NUMERIC NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.
@@ -354,7 +361,9 @@ impl Store for PostgresStore {
                     cost_image_output = $15::text::numeric,
                     cost_web_search = $16::text::numeric,
                     cost_image_input = $17::text::numeric,
-                    cost_file_search = $18::text::numeric
+                    cost_file_search = $18::text::numeric,
+                    cost_image_generation = $19::text::numeric,
+                    cost_code_interpreter = $20::text::numeric
                  WHERE id = $1",
             )?;
             for r in repriced {
@@ -374,6 +383,8 @@ impl Store for PostgresStore {
                     c.web_search,
                     c.image_input,
                     c.file_search,
+                    c.image_generation,
+                    c.code_interpreter,
                 ]
                 .map(|m| m.to_string());
                 transaction.execute(
@@ -397,6 +408,8 @@ impl Store for PostgresStore {
                         &money[11],
                         &money[12],
                         &money[13],
+                        &money[14],
+                        &money[15],
                     ],
                 )?;
             }

@@ -325,7 +325,7 @@ pub struct WhatIfRow {
     pub what_if: Money,
     /// Calls left out: unpriced as they ran, rejected, cache hits, run at a service tier the
     /// other model has no price for, or with usage it has no price for (generated images, web
-    /// or file searches).
+    /// searches, other hosted tools' uses).
     pub skipped: u64,
 }
 

@@ -84,6 +84,12 @@ const MIGRATIONS: &[&str] = &[
     // 8: whether each call ran on a data-residency endpoint (its price depends on it; calls
     // stored before did not say: no).
     "ALTER TABLE llm_calls ADD COLUMN data_residency INTEGER NOT NULL DEFAULT 0;",
+    // 9: images of the image generation tool, code interpreter sessions and their costs (calls
+    // stored before had none counted: zero).
+    "ALTER TABLE llm_calls ADD COLUMN image_generation_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE llm_calls ADD COLUMN cost_image_generation TEXT NOT NULL DEFAULT '0';
+    ALTER TABLE llm_calls ADD COLUMN code_interpreter_sessions INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE llm_calls ADD COLUMN cost_code_interpreter TEXT NOT NULL DEFAULT '0';",
 ];
 
 /// The schema version this library writes.
@@ -238,7 +244,8 @@ impl Store for SqliteStore {
                         cost_cache_write_1h = ?9, cost_output = ?10, cost_reasoning = ?11,
                         cache_savings = ?12, cost_audio_input = ?13, cost_audio_output = ?14,
                         cost_image_output = ?15, cost_web_search = ?16, cost_image_input = ?17,
-                        cost_file_search = ?18
+                        cost_file_search = ?18, cost_image_generation = ?19,
+                        cost_code_interpreter = ?20
                      WHERE id = ?1",
                 )?;
                 for r in repriced {
@@ -262,6 +269,8 @@ impl Store for SqliteStore {
                         c.web_search.to_string(),
                         c.image_input.to_string(),
                         c.file_search.to_string(),
+                        c.image_generation.to_string(),
+                        c.code_interpreter.to_string(),
                     ])?;
                 }
             }

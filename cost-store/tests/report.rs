@@ -265,15 +265,18 @@ fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard_withou
         (calls[0].cost.audio_input, calls[0].cost.audio_output),
         (usd("0"), usd("0"))
     );
-    // Nor image prompt tokens, searches or file searches (schemas 5 to 7).
+    // Nor image prompt tokens, searches, file searches (schemas 5 to 7), generated images or
+    // code interpreter sessions (schema 9).
     assert_eq!(
         (
             calls[0].usage.image_input,
             calls[0].usage.cache_read_image,
             calls[0].usage.web_search_requests,
-            calls[0].usage.file_search_calls
+            calls[0].usage.file_search_calls,
+            calls[0].usage.image_generation_calls,
+            calls[0].usage.code_interpreter_sessions
         ),
-        (0, 0, 0, 0)
+        (0, 0, 0, 0, 0, 0)
     );
     assert_eq!(calls[0].cost.image_input, usd("0"));
     // And it takes new calls with their tier.

@@ -31,41 +31,50 @@ fn count() -> impl Strategy<Value = u64> {
     prop_oneof![15 => 0..=i64::MAX as u64, 1 => any::<u64>()]
 }
 
-fn usage() -> impl Strategy<Value = Usage> {
-    prop::array::uniform14(count()).prop_map(|n| Usage {
-        input: n[0],
-        cache_read: n[1],
-        cache_write: n[2],
-        cache_write_1h: n[3],
-        output: n[4],
-        reasoning: n[5],
-        audio_input: n[6],
-        audio_output: n[7],
-        cache_read_audio: n[8],
-        image_output: n[9],
-        web_search_requests: n[10],
-        image_input: n[11],
-        cache_read_image: n[12],
-        file_search_calls: n[13],
-    })
+fn usage() -> BoxedStrategy<Usage> {
+    prop::array::uniform16(count())
+        .prop_map(|n| Usage {
+            input: n[0],
+            cache_read: n[1],
+            cache_write: n[2],
+            cache_write_1h: n[3],
+            output: n[4],
+            reasoning: n[5],
+            audio_input: n[6],
+            audio_output: n[7],
+            cache_read_audio: n[8],
+            image_output: n[9],
+            web_search_requests: n[10],
+            image_input: n[11],
+            cache_read_image: n[12],
+            file_search_calls: n[13],
+            image_generation_calls: n[14],
+            code_interpreter_sessions: n[15],
+        })
+        // Boxed: the record's strategy, inlined whole, overflows a test thread's stack unoptimized.
+        .boxed()
 }
 
-fn cost() -> impl Strategy<Value = CostBreakdown> {
-    prop::array::uniform13(money()).prop_map(|m| CostBreakdown {
-        uncached_input: m[0],
-        cache_read: m[1],
-        cache_write: m[2],
-        cache_write_1h: m[3],
-        output: m[4],
-        reasoning: m[5],
-        cache_savings: m[6],
-        audio_input: m[7],
-        audio_output: m[8],
-        image_output: m[9],
-        web_search: m[10],
-        image_input: m[11],
-        file_search: m[12],
-    })
+fn cost() -> BoxedStrategy<CostBreakdown> {
+    prop::array::uniform15(money())
+        .prop_map(|m| CostBreakdown {
+            uncached_input: m[0],
+            cache_read: m[1],
+            cache_write: m[2],
+            cache_write_1h: m[3],
+            output: m[4],
+            reasoning: m[5],
+            cache_savings: m[6],
+            audio_input: m[7],
+            audio_output: m[8],
+            image_output: m[9],
+            web_search: m[10],
+            image_input: m[11],
+            file_search: m[12],
+            image_generation: m[13],
+            code_interpreter: m[14],
+        })
+        .boxed()
 }
 
 prop_compose! {

@@ -215,7 +215,7 @@ fn a_json_lines_reprice_of_every_record_of_a_large_ledger_is_exact() {
 }
 
 #[test]
-fn json_lines_written_before_audio_images_searches_image_prompts_and_file_searches_read_back() {
+fn json_lines_written_before_audio_images_and_hosted_tools_were_counted_read_back() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("calls.jsonl");
     let address = path.to_str().unwrap_or_default().to_owned();
@@ -223,8 +223,8 @@ fn json_lines_written_before_audio_images_searches_image_prompts_and_file_search
     cost_store::open(&address)
         .and_then(|mut store| store.append(std::slice::from_ref(&call)))
         .unwrap_or_else(|e| panic!("{e}"));
-    // The line as the store wrote it before the audio, image, search, image prompt and file
-    // search counts existed.
+    // The line as the store wrote it before the audio, image, search, image prompt, file search,
+    // image generation and code interpreter counts existed.
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let mut line: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
     for (part, keys) in [
@@ -239,6 +239,8 @@ fn json_lines_written_before_audio_images_searches_image_prompts_and_file_search
                 "image_input",
                 "cache_read_image",
                 "file_search_calls",
+                "image_generation_calls",
+                "code_interpreter_sessions",
             ][..],
         ),
         (
@@ -250,6 +252,8 @@ fn json_lines_written_before_audio_images_searches_image_prompts_and_file_search
                 "web_search",
                 "image_input",
                 "file_search",
+                "image_generation",
+                "code_interpreter",
             ][..],
         ),
     ] {
@@ -324,8 +328,9 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     cost_store::open(&address)
         .and_then(|mut store| store.append(std::slice::from_ref(&call)))
         .unwrap_or_else(|e| panic!("{e}"));
-    // The file as schema 5 left it: without the image prompt counts, the file search calls and
-    // their cost, and the data-residency flag.
+    // The file as schema 5 left it: without the image prompt counts, the file search calls, the
+    // data-residency flag, the image generation tool's images, code interpreter sessions and
+    // their costs.
     {
         let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
         for column in [
@@ -335,6 +340,10 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
             "file_search_calls",
             "cost_file_search",
             "data_residency",
+            "image_generation_calls",
+            "cost_image_generation",
+            "code_interpreter_sessions",
+            "cost_code_interpreter",
         ] {
             connection
                 .execute(&format!("ALTER TABLE llm_calls DROP COLUMN {column}"), [])
@@ -352,11 +361,15 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     assert_eq!(back[0].usage.image_input, 0);
     assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
     assert!(!back[0].data_residency);
-    // And it takes new records with image prompt tokens, file search calls and data residency.
+    // And it takes new records with image prompt tokens, hosted tools' uses and data residency.
     let mut edit = record(8, "new");
     edit.data_residency = true;
     edit.usage.file_search_calls = 2;
     edit.cost.file_search = cost_core::Money::from_units(9);
+    edit.usage.image_generation_calls = 3;
+    edit.cost.image_generation = cost_core::Money::from_units(11);
+    edit.usage.code_interpreter_sessions = 1;
+    edit.cost.code_interpreter = cost_core::Money::from_units(13);
     edit.usage.image_input = 40;
     edit.usage.cache_read_image = 10;
     edit.usage.cache_read = 10;
