@@ -32,6 +32,10 @@ pub(crate) struct BudgetsArgs {
         requires = "db"
     )]
     key_prefix: String,
+    /// With `--db` and a `rediss://` (TLS) URL: a PEM file of the certificate authorities the
+    /// server's certificate is checked against, instead of the system's.
+    #[arg(long, value_name = "FILE.pem", requires = "db")]
+    tls_ca: Option<PathBuf>,
     /// With `--db`: the day (or UTC time) whose window to show, instead of now.
     #[arg(long, value_name = "DAY", requires = "db")]
     at: Option<String>,
@@ -168,6 +172,7 @@ fn write_accounts(
 ) -> Result<(), Failure> {
     let options = cost_store::BudgetOptions {
         key_prefix: args.key_prefix.clone(),
+        tls_root_certificates: args.tls_ca.clone(),
         ..cost_store::BudgetOptions::default()
     };
     for budget in config.budgets.iter().filter(|b| b.uses_shared_accounts()) {

@@ -228,3 +228,26 @@ fn assert_the_day_is_listed(sections: &[String]) {
         ]
     );
 }
+
+#[test]
+fn the_certificate_authorities_of_a_tls_redis_are_read_from_the_file_given() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, BUDGETS).unwrap_or_else(|e| panic!("{e}"));
+    let ca = dir.path().join("private-ca.pem");
+    // Read before any connection: a file that is not there is named, whatever the server.
+    let output = run(&[
+        "budgets",
+        file.to_str().unwrap_or_default(),
+        "--db",
+        "rediss://127.0.0.1:1/",
+        "--tls-ca",
+        ca.to_str().unwrap_or_default(),
+    ]);
+    assert!(!output.status.success(), "{output:?}");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("private-ca.pem") && error.contains("TLS root certificates"),
+        "{error}"
+    );
+}

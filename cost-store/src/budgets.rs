@@ -167,6 +167,10 @@ pub struct BudgetOptions {
     /// that must not share budgets on one server use different prefixes. SQLite and PostgreSQL
     /// keep the accounts in the table `llm_cost_budget_accounts` and ignore it.
     pub key_prefix: String,
+    /// For a Redis server over TLS (`rediss://`, feature `redis-tls`): a PEM file of the
+    /// certificate authorities its certificate is checked against (a private CA, a managed
+    /// service's bundle), instead of the system's (the default, `None`). Other stores ignore it.
+    pub tls_root_certificates: Option<std::path::PathBuf>,
 }
 
 impl Default for BudgetOptions {
@@ -174,6 +178,7 @@ impl Default for BudgetOptions {
         BudgetOptions {
             settle_queue: 65_536,
             key_prefix: "llm-cost".to_owned(),
+            tls_root_certificates: None,
         }
     }
 }
@@ -232,7 +237,11 @@ fn open_backend(
     if is_redis_url(address) {
         #[cfg(feature = "redis")]
         return Ok(Box::new(
-            crate::redis_budgets::RedisBudgetAccounts::connect(address, &options.key_prefix)?,
+            crate::redis_budgets::RedisBudgetAccounts::connect(
+                address,
+                &options.key_prefix,
+                options.tls_root_certificates.as_deref(),
+            )?,
         ));
     }
     let _ = options;

@@ -22,7 +22,7 @@
 //! - [`spawn`]: the background writer, its bounded per-thread queues (lanes), retries and
 //!   [`FlushGuard`].
 //! - [`budgets()`]: budget accounts in the store (SQLite, PostgreSQL, or Redis, which keeps
-//!   budget accounts only), so calendar-window budgets hold across restarts and processes
+//!   budget accounts only, over TCP, a Unix socket or TLS), so calendar-window budgets hold across restarts and processes
 //!   ([`cost_core::budget::SharedAccounts`]).
 //! - [`report`]: totals by day, feature, user, model, session or agent; what-if pricing on
 //!   another model; repricing after a price correction.

@@ -65,10 +65,16 @@ pub(crate) struct RedisBudgetAccounts {
 type Figures = (Option<String>, Option<String>);
 
 impl RedisBudgetAccounts {
-    /// Connects to the server at `url`, keeping keys under `prefix`.
-    pub(crate) fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+    /// Connects to the server at `url`, keeping keys under `prefix`; over TLS (`rediss://`),
+    /// its certificate is checked against the certificate authorities of the PEM file
+    /// `tls_roots`, else the system's.
+    pub(crate) fn connect(
+        url: &str,
+        prefix: &str,
+        tls_roots: Option<&std::path::Path>,
+    ) -> Result<Self, StoreError> {
         let address = address_without_secrets(url);
-        let client = redis::Client::open(url).map_err(|source| StoreError::Redis {
+        let client = open_client(url, tls_roots).map_err(|source| StoreError::Redis {
             address: address.clone(),
             source,
         })?;
@@ -403,6 +409,38 @@ impl BudgetBackend for RedisBudgetAccounts {
 }
 
 /// The URL without user and password, for messages.
+/// The client of the server at `url`. A `rediss://` one trusts the certificate authorities of
+/// the PEM file `tls_roots` (unreadable or holding no certificate: an error naming it), else the
+/// system's; it first makes sure the process has a default rustls crypto provider (installing
+/// ring's when it has none), which rustls needs to build a TLS configuration.
+fn open_client(url: &str, tls_roots: Option<&std::path::Path>) -> RedisResult<redis::Client> {
+    #[cfg(feature = "redis-tls")]
+    if url.starts_with("rediss://") {
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // Refused only when another thread installed one meanwhile: that one serves.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        if let Some(path) = tls_roots {
+            let pem = std::fs::read(path).map_err(|error| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "cannot read the TLS root certificates",
+                    format!("{}: {error}", path.display()),
+                ))
+            })?;
+            return redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                },
+            );
+        }
+    }
+    let _ = tls_roots;
+    redis::Client::open(url)
+}
+
 fn address_without_secrets(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
@@ -466,7 +504,7 @@ mod tests {
         let prefix = format!("llm-cost-unit-{test}-{}", std::process::id());
         let cleanup = Cleanup(url.clone(), prefix.clone());
         let accounts =
-            RedisBudgetAccounts::connect(&url, &prefix).unwrap_or_else(|e| panic!("{e}"));
+            RedisBudgetAccounts::connect(&url, &prefix, None).unwrap_or_else(|e| panic!("{e}"));
         Some((accounts, cleanup))
     }
 
@@ -526,8 +564,8 @@ mod tests {
         let booked = accounts.try_reserve(account("early"), usd("1"), usd("1"), Money::ZERO);
         assert_eq!(booked.ok(), Some(Ok(())));
         // Another process books in that window after this one read its accounts.
-        let mut other =
-            RedisBudgetAccounts::connect(&cleanup.0, &cleanup.1).unwrap_or_else(|e| panic!("{e}"));
+        let mut other = RedisBudgetAccounts::connect(&cleanup.0, &cleanup.1, None)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut writes = 0;
         accounts.after_read = Some(Box::new(move || {
             if writes == 0 {

@@ -209,8 +209,8 @@ pub(crate) fn is_postgres_url(address: &str) -> bool {
     address.starts_with("postgres://") || address.starts_with("postgresql://")
 }
 
-/// `true` for the addresses of a Redis server (`redis://`, `redis+unix://`, and `rediss://`,
-/// which this build refuses: it has no TLS).
+/// `true` for the addresses of a Redis server (`redis://`, `redis+unix://`, and `rediss://`:
+/// over TLS, refused by a build without the feature `redis-tls`).
 pub(crate) fn is_redis_url(address: &str) -> bool {
     ["redis://", "rediss://", "redis+unix://"]
         .iter()

@@ -563,7 +563,51 @@ fn redis_forgets_the_accounts_of_days_past() {
 }
 
 #[test]
-fn a_redis_url_over_tls_is_refused_naming_redis_not_taken_for_a_file() {
+fn budgets_in_redis_over_tls_hold_and_trust_only_the_certificate_authorities_given() {
+    let Some(tls) = common::TlsRedis::start("tls") else {
+        return;
+    };
+    let options = cost_store::BudgetOptions {
+        tls_root_certificates: Some(tls.ca_file.clone()),
+        ..cost_store::BudgetOptions::default()
+    };
+    // Admitted while spent + 0.015 ≤ 0.05, settled at 0.01 each: four calls (0.04); restarted,
+    // the server remembers them.
+    assert_eq!(program_with(&tls.url, options.clone()), 4);
+    assert_eq!(program_with(&tls.url, options.clone()), 0);
+    let accounts = cost_store::budget_accounts(&tls.url, &options, "per_user_daily", NOW / 86_400)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let read: Vec<_> = accounts
+        .into_iter()
+        .map(|a| (a.key, a.spent, a.reserved))
+        .collect();
+    assert_eq!(read, [("erin".to_owned(), usd("0.04"), usd("0"))]);
+    // The system's authorities do not know this server's: refused, never connected unchecked.
+    let unknown = cost_store::budgets(&tls.url).err().map(|e| e.to_string());
+    assert!(
+        unknown.as_deref().is_some_and(
+            |e| e.starts_with("Redis rediss://127.0.0.1:") && e.contains("UnknownIssuer")
+        ),
+        "{unknown:?}"
+    );
+    // A file of authorities that cannot be read is named.
+    let missing = cost_store::BudgetOptions {
+        tls_root_certificates: Some(tls.ca_file.with_file_name("no-such-ca.pem")),
+        ..cost_store::BudgetOptions::default()
+    };
+    let refused = cost_store::budgets_with(&tls.url, missing)
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("no-such-ca.pem")),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_rediss_url_to_a_server_without_tls_fails_naming_redis_not_taken_for_a_file() {
     let refused = cost_store::budgets("rediss://127.0.0.1:6379/").err();
     assert!(
         matches!(refused, Some(cost_store::StoreError::Redis { .. })),

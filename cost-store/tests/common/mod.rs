@@ -241,3 +241,121 @@ impl Drop for RedisPrefix {
         }
     }
 }
+
+/// A Redis server of its own that only speaks TLS, on a free loopback port, with a certificate
+/// for `127.0.0.1` and `localhost` signed by a certificate authority made for it; stopped at the
+/// end. `None` (and a line saying `test` is skipped) when no `redis-server` (built with TLS, as
+/// Debian's is) can be started; with `LLM_COST_REQUIRE_REDIS=1` (as `.ci/run` sets) that fails
+/// the test instead.
+pub(crate) struct TlsRedis {
+    /// `rediss://127.0.0.1:{port}/`.
+    pub(crate) url: String,
+    /// The certificate authority's certificate (PEM).
+    pub(crate) ca_file: std::path::PathBuf,
+    server: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    pub(crate) fn start(test: &str) -> Option<TlsRedis> {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let files = write_certificates(dir.path());
+        // A port free now (the listener closes before the server binds it).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("rediss://127.0.0.1:{port}/");
+        let started = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+            .arg("--tls-cert-file")
+            .arg(&files.cert)
+            .arg("--tls-key-file")
+            .arg(&files.key)
+            .arg("--tls-ca-cert-file")
+            .arg(&files.ca)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let mut server = reachable(("Redis", "REDIS"), test, "redis-server on PATH", started)?;
+        // Up once its port takes connections (it exits at once when it cannot serve TLS).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            let exited = server.try_wait().ok().flatten();
+            if exited.is_some() || std::time::Instant::now() > deadline {
+                let _ = server.kill();
+                let _ = server.wait();
+                let why = format!("redis-server did not serve TLS on port {port} ({exited:?})");
+                return reachable(("Redis", "REDIS"), test, &url, Err::<TlsRedis, _>(why));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(TlsRedis {
+            url,
+            ca_file: files.ca,
+            server,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+struct CertificateFiles {
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+/// A certificate authority, and a server certificate for `127.0.0.1` and `localhost` it signed,
+/// written as PEM files into `dir`.
+fn write_certificates(dir: &std::path::Path) -> CertificateFiles {
+    let fail = |e: rcgen::Error| -> ! { panic!("{e}") };
+    let mut ca_params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| fail(e));
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "llm-cost test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap_or_else(|e| fail(e));
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap_or_else(|e| fail(e));
+    let server_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap_or_else(|e| fail(e));
+    let server_key = rcgen::KeyPair::generate().unwrap_or_else(|e| fail(e));
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .unwrap_or_else(|e| fail(e));
+    let files = CertificateFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    for (path, pem) in [
+        (&files.ca, ca_cert.pem()),
+        (&files.cert, server_cert.pem()),
+        (&files.key, server_key.serialize_pem()),
+    ] {
+        std::fs::write(path, pem).unwrap_or_else(|e| panic!("{e}"));
+    }
+    files
+}
