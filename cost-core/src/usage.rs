@@ -384,10 +384,41 @@ impl Usage {
 
     /// Checks that the counts are real and consistent with the inclusive convention.
     pub fn validate(&self) -> Result<(), UsageError> {
-        for kind in TokenKind::ALL {
-            let value = self.get(kind);
-            if value > kind.max_per_call() {
-                return Err(UsageError::Absurd { kind, value });
+        // Every count against its limit, field by field (a loop over the kinds through `get`
+        // took three times the instructions); which kind is absurd is only looked up once one is.
+        let tokens = [
+            self.input,
+            self.cache_read,
+            self.cache_write,
+            self.cache_write_1h,
+            self.output,
+            self.reasoning,
+            self.audio_input,
+            self.audio_output,
+            self.cache_read_audio,
+            self.image_output,
+            self.image_input,
+            self.cache_read_image,
+        ];
+        let uses = [
+            (self.web_search_requests, MAX_WEB_SEARCHES_PER_CALL),
+            (self.file_search_calls, MAX_FILE_SEARCHES_PER_CALL),
+            (self.image_generation_calls, MAX_HOSTED_TOOL_USES_PER_CALL),
+            (
+                self.code_interpreter_sessions,
+                MAX_HOSTED_TOOL_USES_PER_CALL,
+            ),
+        ];
+        let absurd = tokens
+            .iter()
+            .fold(false, |any, &n| any | (n > MAX_TOKENS_PER_CALL))
+            | uses.iter().fold(false, |any, &(n, max)| any | (n > max));
+        if absurd {
+            for kind in TokenKind::ALL {
+                let value = self.get(kind);
+                if value > kind.max_per_call() {
+                    return Err(UsageError::Absurd { kind, value });
+                }
             }
         }
         // Each term is at most 10⁹, so the sum cannot overflow.
@@ -657,6 +688,30 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn every_kind_is_held_to_its_own_limit() {
+        for kind in TokenKind::ALL {
+            // At the limit the count is not absurd (it may still contradict another count).
+            let mut usage = Usage::new(MAX_TOKENS_PER_CALL, MAX_TOKENS_PER_CALL);
+            usage.set(kind, kind.max_per_call());
+            assert!(
+                !matches!(usage.validate(), Err(UsageError::Absurd { .. })),
+                "{kind}"
+            );
+            usage.set(kind, kind.max_per_call() + 1);
+            let error = usage.validate();
+            // A part above the limit may also exceed its whole; the limit is checked first.
+            assert_eq!(
+                error,
+                Err(UsageError::Absurd {
+                    kind,
+                    value: kind.max_per_call() + 1
+                }),
+                "{kind}"
+            );
+        }
     }
 
     #[test]
