@@ -666,3 +666,77 @@ fn a_call_whose_hosted_tools_have_no_price_says_so_and_how_many_uses_it_had() {
         );
     }
 }
+
+/// An agent run named after its function.
+#[cost_layer::agent]
+fn planner() {
+    answer_once();
+}
+
+/// An agent run with a literal name, and one whose name is computed (evaluated once).
+#[cost_layer::agent(name = "researcher")]
+fn research() {
+    answer_once();
+}
+
+#[cost_layer::agent(name = format!("worker-{}", next_worker()))]
+fn worker() {
+    answer_once();
+}
+
+fn next_worker() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(7);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[llm_call(model = "gpt-4o")]
+fn answer_once() -> Usage {
+    Usage::new(1_000, 100)
+}
+
+#[test]
+fn agent_runs_are_exported_as_invoke_agent_spans_named_after_the_agent() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            tracing::info_span!("session", session.id = "s").in_scope(|| {
+                planner();
+                research();
+                worker();
+            });
+        });
+        let mut agents: Vec<(&str, String)> = spans
+            .iter()
+            .filter(|s| s.name.starts_with("invoke_agent"))
+            .map(|s| {
+                let agent = match one(s, "gen_ai.agent.name") {
+                    Value::String(name) => name.to_string(),
+                    other => panic!("not a string: {other:?}"),
+                };
+                (&*s.name, agent)
+            })
+            .collect();
+        agents.sort();
+        // The computed name is evaluated once per run (twice would skip a number).
+        let worker = if matches!(order, Order::CostInside) {
+            7
+        } else {
+            8
+        };
+        assert_eq!(
+            agents,
+            [
+                ("invoke_agent planner", "planner".to_owned()),
+                ("invoke_agent researcher", "researcher".to_owned()),
+                (
+                    &*format!("invoke_agent worker-{worker}"),
+                    format!("worker-{worker}")
+                ),
+            ],
+            "{order:?}"
+        );
+        // `otel.name` names the span; it is not exported as an attribute.
+        for (name, _) in &agents {
+            assert!(values(span(&spans, name), "otel.name").is_empty(), "{name}");
+        }
+    }
+}

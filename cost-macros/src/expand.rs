@@ -260,25 +260,50 @@ fn scope_span_tokens(
     let user = field_value(&args.user, &empty);
     let org = field_value(&args.org, &empty);
     let fields = args.fields.clone().unwrap_or_default();
-    let (scope, key) = match kind {
-        Kind::Session => (quote!(session), field_value(&args.id, &empty)),
-        Kind::Agent | Kind::Call => {
-            let own_name = syn::LitStr::new(&ident.to_string(), ident.span());
-            (quote!(agent), field_value(&args.agent, &quote!(#own_name)))
+    let span = |scope: TokenStream, key: TokenStream, otel_name: TokenStream| {
+        quote! {
+            #krate::__scope_span!(
+                krate = [#krate],
+                level = #level,
+                name = #name,
+                scope = #scope,
+                key = [#key],
+                otel_name = [#otel_name],
+                feature = [#feature],
+                user = [#user],
+                org = [#org],
+                fields = [#fields]
+            )
         }
     };
-    quote! {
-        #krate::__scope_span!(
-            krate = [#krate],
-            level = #level,
-            name = #name,
-            scope = #scope,
-            key = [#key],
-            feature = [#feature],
-            user = [#user],
-            org = [#org],
-            fields = [#fields]
-        )
+    // An agent run's OpenTelemetry span is named `invoke_agent {name}`, as the GenAI
+    // conventions name it (`otel.name`, read by `tracing-opentelemetry`).
+    let invoke = |name: &syn::LitStr| {
+        syn::LitStr::new(&format!("invoke_agent {}", name.value()), name.span())
+    };
+    match (kind, &args.agent) {
+        (Kind::Session, _) => span(quote!(session), field_value(&args.id, &empty), empty),
+        (_, None) => {
+            let own_name = syn::LitStr::new(&ident.to_string(), ident.span());
+            let otel_name = invoke(&own_name);
+            span(quote!(agent), quote!(#own_name), quote!(#otel_name))
+        }
+        (_, Some(Value::Literal(lit))) => {
+            let otel_name = invoke(lit);
+            span(quote!(agent), quote!(#lit), quote!(#otel_name))
+        }
+        // The name evaluated once, for both fields.
+        (_, Some(Value::Expr(expr))) => {
+            let inner = span(
+                quote!(agent),
+                quote!(%__cost_agent_name),
+                quote!(%::core::format_args!("invoke_agent {}", __cost_agent_name)),
+            );
+            quote! {{
+                let __cost_agent_name = &(#expr);
+                #inner
+            }}
+        }
     }
 }
 

@@ -50,7 +50,8 @@ pub fn llm_call(args: TokenStream, item: TokenStream) -> TokenStream {
 /// (`cost.scope = "agent"`, `gen_ai.operation.name = "invoke_agent"`, `gen_ai.agent.name`) and
 /// runs the body inside it (an async fn's future is instrumented, so the span is entered only
 /// while it is polled). The calls it makes roll up into the run's totals and are attributed to
-/// the agent.
+/// the agent. Exported through `tracing-opentelemetry`, the span is named `invoke_agent {name}`
+/// as the OpenTelemetry GenAI conventions name an agent run (its `otel.name` field).
 ///
 /// ```text
 /// #[agent(name = "researcher", feature = "support")]
