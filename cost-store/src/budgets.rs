@@ -169,7 +169,8 @@ pub struct BudgetOptions {
     pub key_prefix: String,
     /// For a Redis server over TLS (`rediss://`, feature `redis-tls`): a PEM file of the
     /// certificate authorities its certificate is checked against (a private CA, a managed
-    /// service's bundle), instead of the system's (the default, `None`). Other stores ignore it.
+    /// service's bundle), instead of the system's (the default, `None`); given with a plain
+    /// `redis://` address, opening is refused. Other stores ignore it.
     pub tls_root_certificates: Option<std::path::PathBuf>,
 }
 

@@ -412,8 +412,16 @@ impl BudgetBackend for RedisBudgetAccounts {
 /// The client of the server at `url`. A `rediss://` one trusts the certificate authorities of
 /// the PEM file `tls_roots` (unreadable or holding no certificate: an error naming it), else the
 /// system's; it first makes sure the process has a default rustls crypto provider (installing
-/// ring's when it has none), which rustls needs to build a TLS configuration.
+/// ring's when it has none), which rustls needs to build a TLS configuration. Authorities given
+/// for an address without TLS are refused: the connection would be in the clear where TLS was
+/// meant.
 fn open_client(url: &str, tls_roots: Option<&std::path::Path>) -> RedisResult<redis::Client> {
+    if tls_roots.is_some() && !url.starts_with("rediss://") {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "TLS root certificates are given for an address without TLS (use rediss://)",
+        )));
+    }
     #[cfg(feature = "redis-tls")]
     if url.starts_with("rediss://") {
         if rustls::crypto::CryptoProvider::get_default().is_none() {

@@ -604,6 +604,17 @@ fn budgets_in_redis_over_tls_hold_and_trust_only_the_certificate_authorities_giv
             .is_some_and(|e| e.contains("no-such-ca.pem")),
         "{refused:?}"
     );
+    // Authorities given with a plain redis:// address: refused, never connected in the clear.
+    let plain = tls.url.replacen("rediss://", "redis://", 1);
+    let refused = cost_store::budgets_with(&plain, options)
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("address without TLS (use rediss://)")),
+        "{refused:?}"
+    );
 }
 
 #[test]
