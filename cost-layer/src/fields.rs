@@ -16,7 +16,12 @@
 //! | audio output | `cost.usage.audio_output_tokens` |
 //! | audio cache reads (part of the cache reads) | `cost.usage.cache_read_audio_tokens` |
 //! | image output (generated images) | `cost.usage.image_output_tokens` |
+//! | image input (not read from the cache) | `cost.usage.image_input_tokens` |
+//! | image cache reads (part of the cache reads) | `cost.usage.cache_read_image_tokens` |
 //! | web searches (a count of searches, not tokens) | `cost.usage.web_search_requests` |
+//! | file search tool calls (a count of calls) | `cost.usage.file_search_calls` |
+//! | images of the image generation tool (a count of images) | `cost.usage.image_generation_calls` |
+//! | code interpreter sessions (a count of sessions) | `cost.usage.code_interpreter_sessions` |
 //! | request model | `gen_ai.request.model`, `llm.model` |
 //! | response model (wins when recorded) | `gen_ai.response.model` |
 //! | operation | `gen_ai.operation.name` (`invoke_agent` makes an agent) |

@@ -190,7 +190,8 @@ impl fmt::Display for Bounded {
 }
 
 impl fmt::Display for Totals {
-    /// `$0.0258 · 10500 tokens · 3 calls` (+ web searches, unpriced, rejected and cache-hit
+    /// `$0.0258 · 10500 tokens · 3 calls` (+ the hosted tools' uses (web searches, file
+    /// searches, generated images, code interpreter sessions), unpriced, rejected and cache-hit
     /// counts when present). With unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call
     /// had a price it is unknown, shown `$?` (never `$0`). Cache hits' savings read the same way.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -207,10 +208,26 @@ impl fmt::Display for Totals {
             self.llm_calls,
             if self.llm_calls == 1 { "" } else { "s" }
         )?;
-        let searches = self.usage.web_search_requests;
-        if searches > 0 {
-            let plural = if searches == 1 { "" } else { "es" };
-            write!(f, " · {searches} web search{plural}")?;
+        // The hosted tools' uses, billed apart from the tokens.
+        for (uses, one, many) in [
+            (self.usage.web_search_requests, "web search", "web searches"),
+            (self.usage.file_search_calls, "file search", "file searches"),
+            (
+                self.usage.image_generation_calls,
+                "generated image",
+                "generated images",
+            ),
+            (
+                self.usage.code_interpreter_sessions,
+                "code interpreter session",
+                "code interpreter sessions",
+            ),
+        ] {
+            match uses {
+                0 => {}
+                1 => write!(f, " · 1 {one}")?,
+                n => write!(f, " · {n} {many}")?,
+            }
         }
         if self.unpriced_calls > 0 {
             write!(

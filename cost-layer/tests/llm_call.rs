@@ -898,6 +898,10 @@ fn hosted_image_generation_and_code_interpreter_are_charged_per_use_or_leave_the
         (2, 2)
     );
     assert_eq!(charged(&calls, "chart_and_draw"), Money::ZERO);
+    assert_eq!(
+        totals.to_string(),
+        "$? · 2500 tokens · 1 call · 2 generated images · 2 code interpreter sessions · 1 unpriced (2500 tokens, cost unknown)"
+    );
     // A table that gives both prices charges them on top of the tokens.
     let table = cost_layer::cost_core::PriceTable::from_text(
         "version = \"own\"\n[models.\"gpt-5\"]\ninput = \"1.25\"\noutput = \"10\"\n\
