@@ -305,6 +305,20 @@ pub struct ItemAction {
 }
 
 impl OutputItem {
+    /// The billed use of a hosted tool the item records, if any.
+    fn tool_use(&self) -> Option<ToolUse<'_>> {
+        if self.is_web_search() {
+            Some(ToolUse::WebSearch)
+        } else if self.is_file_search() {
+            Some(ToolUse::FileSearch)
+        } else if self.is_generated_image() {
+            Some(ToolUse::GeneratedImage)
+        } else {
+            self.code_interpreter_container()
+                .map(ToolUse::CodeInterpreter)
+        }
+    }
+
     /// The item is an image the hosted image generation tool made (an `image_generation_call`
     /// that did not fail), billed per image.
     pub fn is_generated_image(&self) -> bool {
@@ -349,22 +363,6 @@ pub(crate) enum ToolUse<'a> {
     GeneratedImage,
     /// A code interpreter call, in the container it names (empty when it names none).
     CodeInterpreter(&'a str),
-}
-
-impl OutputItem {
-    /// The billed use the item records, if any.
-    fn tool_use(&self) -> Option<ToolUse<'_>> {
-        if self.is_web_search() {
-            Some(ToolUse::WebSearch)
-        } else if self.is_file_search() {
-            Some(ToolUse::FileSearch)
-        } else if self.is_generated_image() {
-            Some(ToolUse::GeneratedImage)
-        } else {
-            self.code_interpreter_container()
-                .map(ToolUse::CodeInterpreter)
-        }
-    }
 }
 
 /// The counts of hosted tools' uses: web searches, file search calls, generated images and code
