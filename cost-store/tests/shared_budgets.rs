@@ -564,7 +564,9 @@ fn redis_forgets_the_accounts_of_days_past() {
 
 #[test]
 fn budgets_in_redis_over_tls_hold_and_trust_only_the_certificate_authorities_given() {
-    let Some(tls) = common::TlsRedis::start("tls") else {
+    let Some(tls) = common::TlsRedis::start(
+        "budgets_in_redis_over_tls_hold_and_trust_only_the_certificate_authorities_given",
+    ) else {
         return;
     };
     let options = cost_store::BudgetOptions {

@@ -76,6 +76,19 @@ fn reachable<C, E: std::fmt::Display>(
     url: &str,
     connection: Result<C, E>,
 ) -> Option<C> {
+    let hint = format!("set LLM_COST_TEST_{upper} to a server's URL");
+    reachable_or(server, upper, test, url, &hint, connection)
+}
+
+/// [`reachable`], with `hint` saying how to make the server reachable.
+fn reachable_or<C, E: std::fmt::Display>(
+    server: &str,
+    upper: &str,
+    test: &str,
+    url: &str,
+    hint: &str,
+    connection: Result<C, E>,
+) -> Option<C> {
     let error = match connection {
         Ok(connection) => return Some(connection),
         Err(error) => error,
@@ -87,7 +100,7 @@ fn reachable<C, E: std::fmt::Display>(
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED {test}: {server} not reachable at {url} ({error}); set LLM_COST_TEST_{upper} to a server's URL"
+        "SKIPPED {test}: {server} not reachable at {url} ({error}); {hint}"
     );
     None
 }
@@ -260,55 +273,75 @@ impl TlsRedis {
     pub(crate) fn start(test: &str) -> Option<TlsRedis> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let files = write_certificates(dir.path());
-        // A port free now (the listener closes before the server binds it).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|address| address.port())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let url = format!("rediss://127.0.0.1:{port}/");
-        let started = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
-            .arg("--tls-cert-file")
-            .arg(&files.cert)
-            .arg("--tls-key-file")
-            .arg(&files.key)
-            .arg("--tls-ca-cert-file")
-            .arg(&files.ca)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        let mut server = reachable(("Redis", "REDIS"), test, "redis-server on PATH", started)?;
-        // Up once its port takes connections (it exits at once when it cannot serve TLS).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+        // A port free when picked may be taken before the server binds it: a few tries.
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .map(|address| address.port())
+                .unwrap_or_else(|e| panic!("{e}"));
+            match serve_tls(&files, port) {
+                Ok(server) => {
+                    return Some(TlsRedis {
+                        url: format!("rediss://127.0.0.1:{port}/"),
+                        ca_file: files.ca,
+                        server,
+                        _dir: dir,
+                    });
+                }
+                Err(error) => last_error = error,
             }
-            let exited = server.try_wait().ok().flatten();
-            if exited.is_some() || std::time::Instant::now() > deadline {
-                let _ = server.kill();
-                let _ = server.wait();
-                let why = format!("redis-server did not serve TLS on port {port} ({exited:?})");
-                return reachable(("Redis", "REDIS"), test, &url, Err::<TlsRedis, _>(why));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Some(TlsRedis {
-            url,
-            ca_file: files.ca,
-            server,
-            _dir: dir,
-        })
+        reachable_or(
+            "Redis",
+            "REDIS",
+            test,
+            "a redis-server of its own",
+            "put a redis-server built with TLS on PATH",
+            Err::<TlsRedis, _>(last_error),
+        )
+    }
+}
+
+/// A `redis-server` serving TLS only on `port`, once its port takes connections; an error when
+/// it cannot be started or exits (a port taken, a build without TLS) or is not up in 10 s.
+fn serve_tls(files: &CertificateFiles, port: u16) -> Result<std::process::Child, String> {
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+        .arg("--tls-cert-file")
+        .arg(&files.cert)
+        .arg("--tls-key-file")
+        .arg(&files.key)
+        .arg("--tls-ca-cert-file")
+        .arg(&files.ca)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("redis-server: {e}"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let exited = server.try_wait().ok().flatten();
+        if exited.is_none() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(server);
+        }
+        if exited.is_some() || std::time::Instant::now() > deadline {
+            let _ = server.kill();
+            let _ = server.wait();
+            return Err(format!(
+                "redis-server did not serve TLS on port {port} ({exited:?})"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
