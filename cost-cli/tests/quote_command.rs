@@ -357,6 +357,33 @@ fn responses_as_providers_sent_them_are_priced_from_their_own_usage_and_terms() 
         (&out[0]["id"], &out[0]["cost_usd"]),
         (&json!("g-1"), &json!("0.000675"))
     );
+
+    // Gemini served at flex, with a table that prices the tier: 1 000 in at $0.15 and 150 out
+    // at $1.25 per million.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(
+        &prices,
+        "version = \"own\"\n[models.\"gemini-2.5-flash\"]\ninput = \"0.30\"\noutput = \"2.50\"\n\
+         flex = { input = \"0.15\", output = \"1.25\" }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let flex = json!({
+        "responseId": "g-2", "modelVersion": "gemini-2.5-flash",
+        "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100,
+                          "thoughtsTokenCount": 50, "totalTokenCount": 1150,
+                          "serviceTier": "flex"}
+    });
+    let (code, out) = quote_from(
+        "gemini",
+        &["--prices", prices.to_str().unwrap_or_default()],
+        &[flex],
+    );
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        (&out[0]["service_tier"], &out[0]["cost_usd"]),
+        (&json!("flex"), &json!("0.0003375"))
+    );
 }
 
 #[test]

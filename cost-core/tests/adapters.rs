@@ -337,6 +337,44 @@ fn a_bedrock_response_says_the_service_tier_that_served_it() {
 }
 
 #[test]
+fn a_gemini_response_says_the_service_tier_that_served_it() {
+    let response = |tier: Value| {
+        serde_json::from_value::<gemini::GenerateContentResponse>(json!({
+            "modelVersion": "gemini-2.5-flash",
+            "candidates": [{"content": {"parts": [{"text": "…"}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 10,
+                              "totalTokenCount": 110, "serviceTier": tier}
+        }))
+        .unwrap_or_default()
+    };
+    for (tier, parsed) in [
+        ("priority", ServiceTier::Priority),
+        ("flex", ServiceTier::Flex),
+        ("standard", ServiceTier::Standard),
+        // The enum's name, as some clients spell it.
+        ("SERVICE_TIER_PRIORITY", ServiceTier::Priority),
+    ] {
+        let read = response(json!(tier));
+        assert_eq!(read.service_tier(), Some(tier));
+        assert_eq!(
+            read.service_tier().map(ServiceTier::parse),
+            Some(Ok(parsed))
+        );
+        assert_eq!(read.token_usage(), Some(Usage::new(100, 10)));
+        // The usage object alone says it too.
+        let usage = read.usage_metadata.unwrap_or_default();
+        assert_eq!(usage.service_tier(), Some(tier));
+    }
+    // Not given (Vertex AI), or null: none, the standard tier.
+    assert_eq!(response(Value::Null).service_tier(), None);
+    let vertex = serde_json::from_value::<gemini::GenerateContentResponse>(json!({
+        "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 10}
+    }))
+    .unwrap_or_default();
+    assert_eq!(vertex.service_tier(), None);
+}
+
+#[test]
 fn a_bedrock_id_is_priced_where_a_table_names_it() {
     let usage = bedrock::from_json(&json!({
         "inputTokens": 1000, "outputTokens": 100, "totalTokens": 3100,

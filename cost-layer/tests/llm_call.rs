@@ -260,6 +260,48 @@ fn voice_prompt() -> gemini::GenerateContentResponse {
     .unwrap_or_default()
 }
 
+/// A Gemini answer served at the tier the response names.
+fn gemini_at(tier: &'static str) -> gemini::GenerateContentResponse {
+    serde_json::from_value(serde_json::json!({
+        "modelVersion": "gemini-2.5-flash",
+        "usageMetadata": {"promptTokenCount": 10000, "candidatesTokenCount": 1000,
+                          "totalTokenCount": 11000, "serviceTier": tier}
+    }))
+    .unwrap_or_default()
+}
+
+#[llm_call(model = "gemini-2.5-flash")]
+fn gemini_priority() -> gemini::GenerateContentResponse {
+    gemini_at("priority")
+}
+
+#[llm_call(model = "gemini-2.5-flash")]
+fn gemini_flex() -> gemini::GenerateContentResponse {
+    gemini_at("flex")
+}
+
+#[test]
+fn a_gemini_call_is_priced_at_the_tier_that_served_it() {
+    let table = cost_layer::cost_core::PriceTable::from_text(
+        "version = \"own\"\n[models.\"gemini-2.5-flash\"]\ninput = \"0.30\"\noutput = \"2.50\"\n\
+         flex = { input = \"0.15\", output = \"1.25\" }\npriority = { input = \"0.54\", output = \"4.50\" }\n",
+        "prices.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().prices(table).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        gemini_priority();
+        gemini_flex();
+    });
+    // 10 000 × 0.54e-6 + 1 000 × 4.5e-6 (priority) + 10 000 × 0.15e-6 + 1 000 × 1.25e-6 (flex).
+    let totals = ledger.model("gemini-2.5-flash").unwrap_or_default();
+    assert_eq!(totals.total_usd(), usd("0.01265"));
+    assert_eq!(ledger.diagnostics().tier_fallbacks, 0);
+    // A table without the tier's prices: the standard ones, counted, never silently.
+    let (_, _, ledger) = run(gemini_priority);
+    assert_eq!(ledger.diagnostics().tier_fallbacks, 1);
+}
+
 /// The same with 3 000 prompt tokens from the context cache, 2 500 of them audio.
 #[llm_call(model = "gemini-2.5-flash")]
 fn cached_voice_prompt() -> gemini::GenerateContentResponse {

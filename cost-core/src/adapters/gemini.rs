@@ -1,5 +1,9 @@
 //! Gemini `usageMetadata`: the prompt count includes cached content; the candidates count
-//! excludes thoughts, which bill as output.
+//! excludes thoughts, which bill as output. Its `serviceTier` says the tier that served the call
+//! (`flex` at half price, `priority` above the standard price; a request may be served at
+//! another tier than it asked for): the call is priced at that tier's prices, or, where the
+//! table has none for the model, at the standard ones, counted and warned as any tier without
+//! prices is.
 //!
 //! Audio, which some models price above text (Gemini 2.5 Flash: input audio at 3⅓ times
 //! text), is read from the counts by modality: the cached content's `AUDIO` count becomes
@@ -56,6 +60,10 @@ pub struct UsageMetadata {
     pub cache_tokens_details: Vec<ModalityTokenCount>,
     /// The candidates' tokens by modality.
     pub candidates_tokens_details: Vec<ModalityTokenCount>,
+    /// The service tier that served the request (`standard`, `flex`, `priority`; the Gemini
+    /// API's, not Vertex AI's, says it), empty when not given.
+    #[serde(deserialize_with = "super::null_as_default")]
+    pub service_tier: String,
 }
 
 /// One element of the `…TokensDetails` lists.
@@ -174,6 +182,10 @@ impl TokenUsage for UsageMetadata {
     fn token_usage(&self) -> Option<Usage> {
         Some(self.to_usage())
     }
+
+    fn service_tier(&self) -> Option<&str> {
+        super::non_empty(&self.service_tier)
+    }
 }
 
 impl TokenUsage for GenerateContentResponse {
@@ -187,6 +199,12 @@ impl TokenUsage for GenerateContentResponse {
 
     fn response_model(&self) -> Option<&str> {
         super::non_empty(&self.model_version)
+    }
+
+    fn service_tier(&self) -> Option<&str> {
+        self.usage_metadata
+            .as_ref()
+            .and_then(TokenUsage::service_tier)
     }
 }
 
