@@ -1,6 +1,13 @@
 //! PostgreSQL, for many processes on many machines: one `llm_calls` table, money as `NUMERIC`
 //! (exact, summable in SQL), the schema versioned in `llm_cost_schema` and migrated under an
 //! advisory lock so processes starting together do not race.
+//!
+//! TLS (feature `postgres-tls`) is asked for in the URL as libpq asks for it: `sslmode=require`,
+//! `verify-ca` or `verify-full`, all three checking the server's certificate and host name
+//! (never a TLS connection to whichever server answers), against the certificate authorities of
+//! the PEM file `sslrootcert=PATH` when given, else the system's. Without `sslmode` (or with
+//! `disable` or `prefer`) the connection is in the clear, as before; `sslrootcert` with one of
+//! those is refused, since TLS was meant.
 
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
@@ -105,15 +112,46 @@ const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
 /// A PostgreSQL database of call records. It reconnects by itself after the connection is
 /// lost: the next operation after a failure opens a new one.
 pub struct PostgresStore {
+    /// The address as given (for messages, without its secrets).
     url: String,
+    /// The address the client reads: without `sslrootcert`, `sslmode` as it understands it.
+    client_url: String,
+    connector: Connector,
     client: Option<Client>,
 }
 
+/// How connections are made: in the clear, or over TLS.
+#[derive(Clone)]
+enum Connector {
+    Plain,
+    #[cfg(feature = "postgres-tls")]
+    Tls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user@host:5432/database`) and migrates the schema.
+    /// Connects to `url` (`postgres://user@host:5432/database`, with `?sslmode=require` for
+    /// TLS: see the module's documentation) and migrates the schema.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let tls_error = |message: String| StoreError::Tls {
+            location: address_without_secrets(url),
+            message,
+        };
+        let TlsRequest { client_url, tls } = TlsRequest::read(url).map_err(tls_error)?;
+        let connector = match tls {
+            None => Connector::Plain,
+            #[cfg(feature = "postgres-tls")]
+            Some(roots) => Connector::Tls(tls::connector(roots.as_deref()).map_err(tls_error)?),
+            #[cfg(not(feature = "postgres-tls"))]
+            Some(_) => {
+                return Err(tls_error(
+                    "this build has no TLS to PostgreSQL (feature `postgres-tls`)".to_owned(),
+                ));
+            }
+        };
         let mut store = PostgresStore {
             url: url.to_owned(),
+            client_url,
+            connector,
             client: None,
         };
         store.client()?;
@@ -130,7 +168,12 @@ impl PostgresStore {
     /// The connection, opened (and the schema migrated) when there is none or it broke.
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
-            let mut client = Client::connect(&self.url, NoTls).map_err(|e| self.error(e))?;
+            let connected = match &self.connector {
+                Connector::Plain => Client::connect(&self.client_url, NoTls),
+                #[cfg(feature = "postgres-tls")]
+                Connector::Tls(tls) => Client::connect(&self.client_url, tls.clone()),
+            };
+            let mut client = connected.map_err(|e| self.error(e))?;
             migrate(&mut client).map_err(|e| match e {
                 Migration::Database(e) => self.error(e),
                 Migration::TooNew(found) => StoreError::SchemaTooNew {
@@ -223,6 +266,106 @@ fn copy_row(out: &mut String, values: &[Value<'_>]) {
         }
     }
     out.push('\n');
+}
+
+/// What a URL asks of TLS, and the URL the client reads.
+struct TlsRequest {
+    /// The URL without `sslrootcert`, its `verify-ca` or `verify-full` read as `require`.
+    client_url: String,
+    /// `Some` when TLS is required, with the file of certificate authorities when given.
+    tls: Option<Option<std::path::PathBuf>>,
+}
+
+impl TlsRequest {
+    fn read(url: &str) -> Result<TlsRequest, String> {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok(TlsRequest {
+                client_url: url.to_owned(),
+                tls: None,
+            });
+        };
+        let (mut required, mut roots, mut kept) = (false, None, Vec::new());
+        for parameter in query.split('&') {
+            match parameter.split_once('=') {
+                Some(("sslrootcert", path)) => {
+                    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+                    roots = Some(std::path::PathBuf::from(path.as_ref()));
+                }
+                Some(("sslmode", "require" | "verify-ca" | "verify-full")) => {
+                    required = true;
+                    kept.push("sslmode=require");
+                }
+                _ => kept.push(parameter),
+            }
+        }
+        if roots.is_some() && !required {
+            return Err("`sslrootcert` is given but `sslmode` does not require TLS (use sslmode=verify-full): the connection would be in the clear".to_owned());
+        }
+        let client_url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        Ok(TlsRequest {
+            client_url,
+            tls: required.then_some(roots),
+        })
+    }
+}
+
+#[cfg(feature = "postgres-tls")]
+mod tls {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    /// A TLS connector checking the server's certificate and host name against the certificate
+    /// authorities of the PEM file `roots`, else the system's; with ring's crypto whatever
+    /// provider the process has installed.
+    pub(super) fn connector(
+        roots: Option<&Path>,
+    ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+        let mut store = rustls::RootCertStore::empty();
+        match roots {
+            Some(path) => {
+                let certificates = CertificateDer::pem_file_iter(path)
+                    .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        format!(
+                            "cannot read the certificate authorities in {}: {e}",
+                            path.display()
+                        )
+                    })?;
+                let (added, _) = store.add_parsable_certificates(certificates);
+                if added == 0 {
+                    return Err(format!("no certificate authority in {}", path.display()));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                store.add_parsable_certificates(found.certs);
+                if store.is_empty() {
+                    return Err(format!(
+                        "no certificate authority found in the system's store ({})",
+                        found
+                            .errors
+                            .first()
+                            .map_or_else(|| "empty".to_owned(), ToString::to_string)
+                    ));
+                }
+            }
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
 }
 
 /// `host:port/database` of a URL, without user or password.
@@ -549,5 +692,54 @@ impl crate::budgets::BudgetBackend for PostgresStore {
                 &[&budget, &window],
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(url: &str) -> Result<(String, Option<Option<String>>), String> {
+        TlsRequest::read(url).map(|request| {
+            let roots = request
+                .tls
+                .map(|roots| roots.map(|path| path.display().to_string()));
+            (request.client_url, roots)
+        })
+    }
+
+    #[test]
+    fn the_tls_a_url_asks_for_is_read_and_the_client_gets_what_it_understands() {
+        let base = "postgres://u:p@db.example:5432/ledger";
+        // No TLS asked: the URL as it is.
+        assert_eq!(read(base), Ok((base.to_owned(), None)));
+        let prefer = format!("{base}?sslmode=prefer&application_name=a");
+        assert_eq!(read(&prefer), Ok((prefer.clone(), None)));
+        // libpq's modes that check the certificate read as `require`, which here always does.
+        for mode in ["require", "verify-ca", "verify-full"] {
+            assert_eq!(
+                read(&format!("{base}?application_name=a&sslmode={mode}")),
+                Ok((
+                    format!("{base}?application_name=a&sslmode=require"),
+                    Some(None)
+                )),
+                "{mode}"
+            );
+        }
+        // The authorities' file is taken out of the URL, its path decoded.
+        assert_eq!(
+            read(&format!(
+                "{base}?sslrootcert=%2Fetc%2Fssl%2Fmy%20ca.pem&sslmode=verify-full"
+            )),
+            Ok((
+                format!("{base}?sslmode=require"),
+                Some(Some("/etc/ssl/my ca.pem".to_owned()))
+            ))
+        );
+        // Authorities without a mode that requires TLS: refused.
+        for query in ["sslrootcert=/ca.pem", "sslrootcert=/ca.pem&sslmode=prefer"] {
+            let error = read(&format!("{base}?{query}")).err().unwrap_or_default();
+            assert!(error.contains("does not require TLS"), "{query}: {error}");
+        }
     }
 }

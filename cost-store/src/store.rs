@@ -30,9 +30,10 @@ pub enum StoreError {
         /// The cause.
         source: rusqlite::Error,
     },
-    /// PostgreSQL (the address is shown without its password).
+    /// PostgreSQL (the address is shown without its password; the message with its causes,
+    /// such as why a TLS handshake failed).
     #[cfg(feature = "postgres")]
-    #[error("PostgreSQL {address}: {source}")]
+    #[error("PostgreSQL {address}: {}", with_causes(source))]
     Postgres {
         /// The server and database.
         address: String,
@@ -76,11 +77,37 @@ pub enum StoreError {
         /// The newest version this library writes.
         supported: i64,
     },
+    /// TLS to a store asked for in a way that cannot be honoured: certificate authorities given
+    /// without TLS, a file of them that cannot be read or holds none, TLS in a build without it.
+    #[error("{location}: TLS: {message}")]
+    Tls {
+        /// The store.
+        location: String,
+        /// What is wrong.
+        message: String,
+    },
     /// An address no store of this build understands.
     #[error(
         "cannot open `{0}`: a ledger is a `.jsonl` file, a SQLite file or a postgres:// URL; budget accounts are a SQLite file, a postgres:// URL or a redis:// URL (each URL with the feature of its name)"
     )]
     UnknownAddress(String),
+}
+
+/// An error's message followed by those of its causes, `: `-separated (`error performing TLS
+/// handshake: invalid peer certificate: UnknownIssuer`), each once.
+#[cfg(feature = "postgres")]
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = next.source();
+    }
+    message
 }
 
 impl StoreError {
@@ -92,6 +119,7 @@ impl StoreError {
             | StoreError::Unstorable { .. }
             | StoreError::SchemaTooNew { .. } => true,
             StoreError::Io { .. }
+            | StoreError::Tls { .. }
             | StoreError::UnknownAddress(_)
             | StoreError::Contended { .. } => false,
             // Redis holds budget accounts only, whose settlements are retried until applied.

@@ -385,3 +385,66 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         Some((edit.usage, edit.cost, true))
     );
 }
+
+#[test]
+fn a_postgres_store_over_tls_checks_the_servers_certificate_and_name() {
+    let Some(mut schema) = PostgresSchema::over_tls("tls") else {
+        return;
+    };
+    // Over TLS, verified: records go in and read back, and the server says so of the connection.
+    let mut store = cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let call = common::record(1, "tls");
+    store
+        .append(std::slice::from_ref(&call))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.len(), 1);
+    assert_eq!(schema.connections_over_tls(), Some(true));
+    drop(store);
+    let refused = |url: &str| {
+        cost_store::open(url)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| panic!("{url} opened"))
+    };
+    let without = |url: &str, parameter: &str| {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.starts_with(parameter))
+            .collect();
+        format!("{base}?{}", kept.join("&"))
+    };
+    // Another authority than the one that signed the server's certificate: refused, never
+    // connected unchecked.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let other = common::write_certificates(dir.path()).ca;
+    let error = refused(&format!(
+        "{}&sslrootcert={}",
+        without(&schema.url, "sslrootcert="),
+        other.display()
+    ));
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    // The right authority but a name the certificate does not give (the server's address where
+    // it names `localhost`): refused.
+    let by_address = schema.url.replacen("@localhost:", "@127.0.0.1:", 1);
+    assert_ne!(
+        by_address, schema.url,
+        "the TLS URL names the server localhost"
+    );
+    let error = refused(&by_address);
+    assert!(error.contains("certificate not valid for name"), "{error}");
+    // A file of authorities that cannot be read is named.
+    let error = refused(&format!(
+        "{}&sslrootcert=/nonexistent/ca.pem",
+        without(&schema.url, "sslrootcert=")
+    ));
+    assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+    // Authorities with a mode that does not require TLS: refused, not a connection in the clear.
+    let prefer = schema.url.replace("sslmode=verify-full", "sslmode=prefer");
+    assert_ne!(prefer, schema.url, "the TLS URL sets sslmode=verify-full");
+    let error = refused(&prefer);
+    assert!(error.contains("does not require TLS"), "{error}");
+}

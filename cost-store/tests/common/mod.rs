@@ -114,14 +114,78 @@ pub(crate) struct PostgresSchema {
     admin: postgres::Client,
 }
 
+/// `url` without its TLS parameters (`sslmode`, `sslrootcert`), for a plain connection.
+fn plain_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.starts_with("sslmode=") && !p.starts_with("sslrootcert="))
+        .collect();
+    if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
 impl PostgresSchema {
     pub(crate) fn create(test: &str) -> Option<PostgresSchema> {
-        let base = postgres_url();
+        Self::create_for(test, &postgres_url())
+    }
+
+    /// A schema of its own whose URL reaches the server over TLS: `LLM_COST_TEST_POSTGRES_TLS`
+    /// (naming the server `localhost`, with `sslmode=verify-full` and `sslrootcert`), else the
+    /// loopback server by the name its certificate gives (Debian's own,
+    /// `/etc/ssl/certs/ssl-cert-snakeoil.pem`, for `localhost`), which the URL trusts. `None`
+    /// (the test skipped) when the server, the certificate file or the server's TLS is missing;
+    /// with `LLM_COST_REQUIRE_POSTGRES=1` that fails the test instead.
+    pub(crate) fn over_tls(test: &str) -> Option<PostgresSchema> {
+        let url = std::env::var("LLM_COST_TEST_POSTGRES_TLS").unwrap_or_else(|_| {
+            "postgres://postgres@localhost:5432/test?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ssl-cert-snakeoil.pem".to_owned()
+        });
+        let mut schema = Self::create_for(test, &url)?;
+        let offered = schema
+            .admin
+            .query_one("SHOW ssl", &[])
+            .map(|row| row.get::<_, String>(0) == "on")
+            .unwrap_or(false);
+        let roots = url
+            .split(['?', '&'])
+            .find_map(|parameter| parameter.strip_prefix("sslrootcert="))
+            .map(std::path::PathBuf::from);
+        let ready = match &roots {
+            _ if !offered => Err("the server does not offer TLS (ssl = off)".to_owned()),
+            Some(path) if !path.exists() => Err(format!("no file {}", path.display())),
+            _ => Ok(()),
+        };
+        let hint =
+            "set LLM_COST_TEST_POSTGRES_TLS to a URL with sslmode=verify-full and sslrootcert";
+        reachable_or("PostgreSQL over TLS", "POSTGRES", test, &url, hint, ready)?;
+        Some(schema)
+    }
+
+    /// Whether every open connection of this schema's stores is over TLS (and there is one).
+    pub(crate) fn connections_over_tls(&mut self) -> Option<bool> {
+        self.admin
+            .query_one(
+                "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid WHERE a.application_name = $1",
+                &[&self.name],
+            )
+            .ok()
+            .and_then(|row| row.get(0))
+    }
+
+    /// A schema of its own, its stores reaching the server at `base`; the schema itself made
+    /// over a plain connection to the same server (`base` without its TLS parameters).
+    fn create_for(test: &str, base: &str) -> Option<PostgresSchema> {
+        let plain = plain_url(base);
         let mut admin = reachable(
             ("PostgreSQL", "POSTGRES"),
             test,
-            &base,
-            postgres::Client::connect(&base, postgres::NoTls),
+            &plain,
+            postgres::Client::connect(&plain, postgres::NoTls),
         )?;
         let name = format!(
             "llm_cost_test_{}_{}",
@@ -352,15 +416,15 @@ impl Drop for TlsRedis {
     }
 }
 
-struct CertificateFiles {
-    ca: std::path::PathBuf,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
+pub(crate) struct CertificateFiles {
+    pub(crate) ca: std::path::PathBuf,
+    pub(crate) cert: std::path::PathBuf,
+    pub(crate) key: std::path::PathBuf,
 }
 
 /// A certificate authority, and a server certificate for `127.0.0.1` and `localhost` it signed,
 /// written as PEM files into `dir`.
-fn write_certificates(dir: &std::path::Path) -> CertificateFiles {
+pub(crate) fn write_certificates(dir: &std::path::Path) -> CertificateFiles {
     let fail = |e: rcgen::Error| -> ! { panic!("{e}") };
     let mut ca_params =
         rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| fail(e));
