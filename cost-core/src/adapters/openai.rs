@@ -388,7 +388,9 @@ pub(crate) fn count_tool_uses<'a>(uses: impl IntoIterator<Item = ToolUse<'a>>) -
     usage
 }
 
-/// The hosted tools' uses a response's output items record (see [`count_tool_uses`]).
+/// The hosted tools' uses a response's output items record: web searches, file search calls,
+/// generated images and code interpreter sessions (distinct containers; a call naming no
+/// container counts as one of its own), every other count zero.
 pub fn hosted_tool_uses(items: &[OutputItem]) -> Usage {
     count_tool_uses(items.iter().filter_map(OutputItem::tool_use))
 }
