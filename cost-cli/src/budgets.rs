@@ -33,7 +33,8 @@ pub(crate) struct BudgetsArgs {
     )]
     key_prefix: String,
     /// With `--db` and a `rediss://` (TLS) URL: a PEM file of the certificate authorities the
-    /// server's certificate is checked against, instead of the system's.
+    /// server's certificate is checked against, instead of the system's (a PostgreSQL URL names
+    /// its own: `?sslmode=verify-full&sslrootcert=FILE`).
     #[arg(long, value_name = "FILE.pem", requires = "db")]
     tls_ca: Option<PathBuf>,
     /// With `--db`: the day (or UTC time) whose window to show, instead of now.
