@@ -247,7 +247,7 @@ fn the_certificate_authorities_of_a_tls_redis_are_read_from_the_file_given() {
     assert!(!output.status.success(), "{output:?}");
     let error = String::from_utf8_lossy(&output.stderr);
     assert!(
-        error.contains("private-ca.pem") && error.contains("TLS root certificates"),
+        error.contains("private-ca.pem") && error.contains("certificate authorities"),
         "{error}"
     );
 }

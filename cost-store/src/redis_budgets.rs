@@ -74,10 +74,7 @@ impl RedisBudgetAccounts {
         tls_roots: Option<&std::path::Path>,
     ) -> Result<Self, StoreError> {
         let address = address_without_secrets(url);
-        let client = open_client(url, tls_roots).map_err(|source| StoreError::Redis {
-            address: address.clone(),
-            source,
-        })?;
+        let client = open_client(url, &address, tls_roots)?;
         let mut accounts = RedisBudgetAccounts {
             client,
             connection: None,
@@ -408,19 +405,30 @@ impl BudgetBackend for RedisBudgetAccounts {
     }
 }
 
-/// The URL without user and password, for messages.
 /// The client of the server at `url`. A `rediss://` one trusts the certificate authorities of
 /// the PEM file `tls_roots` (unreadable or holding no certificate: an error naming it), else the
 /// system's; it first makes sure the process has a default rustls crypto provider (installing
 /// ring's when it has none), which rustls needs to build a TLS configuration. Authorities given
-/// for an address without TLS are refused: the connection would be in the clear where TLS was
-/// meant.
-fn open_client(url: &str, tls_roots: Option<&std::path::Path>) -> RedisResult<redis::Client> {
+/// for an address without TLS are refused ([`StoreError::Tls`]): the connection would be in the
+/// clear where TLS was meant.
+fn open_client(
+    url: &str,
+    address: &str,
+    tls_roots: Option<&std::path::Path>,
+) -> Result<redis::Client, StoreError> {
+    let tls_error = |message: String| StoreError::Tls {
+        location: format!("Redis {address}"),
+        message,
+    };
+    let redis_error = |source| StoreError::Redis {
+        address: address.to_owned(),
+        source,
+    };
     if tls_roots.is_some() && !url.starts_with("rediss://") {
-        return Err(redis::RedisError::from((
-            redis::ErrorKind::InvalidClientConfig,
-            "TLS root certificates are given for an address without TLS (use rediss://)",
-        )));
+        return Err(tls_error(
+            "certificate authorities are given for an address without TLS (use rediss://)"
+                .to_owned(),
+        ));
     }
     #[cfg(feature = "redis-tls")]
     if url.starts_with("rediss://") {
@@ -430,10 +438,9 @@ fn open_client(url: &str, tls_roots: Option<&std::path::Path>) -> RedisResult<re
         }
         if let Some(path) = tls_roots {
             let pem = std::fs::read(path).map_err(|error| {
-                redis::RedisError::from((
-                    redis::ErrorKind::InvalidClientConfig,
-                    "cannot read the TLS root certificates",
-                    format!("{}: {error}", path.display()),
+                tls_error(format!(
+                    "cannot read the certificate authorities in {}: {error}",
+                    path.display()
                 ))
             })?;
             return redis::Client::build_with_tls(
@@ -442,13 +449,15 @@ fn open_client(url: &str, tls_roots: Option<&std::path::Path>) -> RedisResult<re
                     client_tls: None,
                     root_cert: Some(pem),
                 },
-            );
+            )
+            .map_err(redis_error);
         }
     }
     let _ = tls_roots;
-    redis::Client::open(url)
+    redis::Client::open(url).map_err(redis_error)
 }
 
+/// The URL without user and password, for messages.
 fn address_without_secrets(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
     let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
