@@ -5,7 +5,7 @@
 //! TLS (feature `postgres-tls`) is asked for in the URL as libpq asks for it: `sslmode=require`,
 //! `verify-ca` or `verify-full`, all three checking the server's certificate and host name
 //! (never a TLS connection to whichever server answers), against the certificate authorities of
-//! the PEM file `sslrootcert=PATH` when given, else the system's. Without `sslmode` (or with
+//! the PEM file `sslrootcert=PATH` when given, else the system's (also `sslrootcert=system`). Without `sslmode` (or with
 //! `disable` or `prefer`) the connection is in the clear, as before; `sslrootcert` with one of
 //! those is refused, since TLS was meant.
 
@@ -285,8 +285,11 @@ impl TlsRequest {
             });
         };
         let (mut required, mut roots, mut kept) = (false, None, Vec::new());
+        let mut system_roots = false;
         for parameter in query.split('&') {
             match parameter.split_once('=') {
+                // libpq's `system`: the system's authorities, as without the parameter.
+                Some(("sslrootcert", "system")) => system_roots = true,
                 Some(("sslrootcert", path)) => {
                     let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
                     roots = Some(std::path::PathBuf::from(path.as_ref()));
@@ -298,7 +301,7 @@ impl TlsRequest {
                 _ => kept.push(parameter),
             }
         }
-        if roots.is_some() && !required {
+        if (roots.is_some() || system_roots) && !required {
             return Err("`sslrootcert` is given but `sslmode` does not require TLS (use sslmode=verify-full): the connection would be in the clear".to_owned());
         }
         let client_url = if kept.is_empty() {
@@ -736,8 +739,17 @@ mod tests {
                 Some(Some("/etc/ssl/my ca.pem".to_owned()))
             ))
         );
+        // libpq's `sslrootcert=system`: the system's authorities.
+        assert_eq!(
+            read(&format!("{base}?sslmode=verify-full&sslrootcert=system")),
+            Ok((format!("{base}?sslmode=require"), Some(None)))
+        );
         // Authorities without a mode that requires TLS: refused.
-        for query in ["sslrootcert=/ca.pem", "sslrootcert=/ca.pem&sslmode=prefer"] {
+        for query in [
+            "sslrootcert=/ca.pem",
+            "sslrootcert=/ca.pem&sslmode=prefer",
+            "sslrootcert=system",
+        ] {
             let error = read(&format!("{base}?{query}")).err().unwrap_or_default();
             assert!(error.contains("does not require TLS"), "{query}: {error}");
         }
