@@ -5,9 +5,9 @@
 //! TLS (feature `postgres-tls`) is asked for in the URL as libpq asks for it: `sslmode=require`,
 //! `verify-ca` or `verify-full`, all three checking the server's certificate and host name
 //! (never a TLS connection to whichever server answers), against the certificate authorities of
-//! the PEM file `sslrootcert=PATH` when given, else the system's (also `sslrootcert=system`). Without `sslmode` (or with
-//! `disable` or `prefer`) the connection is in the clear, as before; `sslrootcert` with one of
-//! those is refused, since TLS was meant.
+//! the PEM file `sslrootcert=PATH` when given, else the system's (also `sslrootcert=system`).
+//! Without `sslmode` (or with `disable` or `prefer`) the connection is in the clear, as before;
+//! `sslrootcert` with one of those is refused, since TLS was meant.
 
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
