@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use cost_layer::cost_core::adapters::{anthropic, bedrock, gemini, openai};
-use cost_layer::cost_core::{Money, Usage};
+use cost_layer::cost_core::{Money, PriceTable, Usage};
 use cost_layer::{CostLayer, Ledger, Scope, TokenUsage, llm_call, record_usage};
 use tracing_subscriber::prelude::*;
 
@@ -52,6 +52,18 @@ fn run<R>(f: impl FnOnce() -> R) -> (R, Calls, Ledger) {
         .build();
     let out = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), f);
     (out, calls, ledger)
+}
+
+/// A price table in the native format, from its text.
+fn native_table(text: &str) -> PriceTable {
+    PriceTable::from_text(text, "inline.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The ledger of `work` run under a layer that prices at `table`.
+fn ledger_at<R>(table: PriceTable, work: impl FnOnce() -> R) -> Ledger {
+    let (layer, ledger) = CostLayer::builder().prices(table).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), work);
+    ledger
 }
 
 fn charged(calls: &Calls, name: &str) -> Money {
@@ -282,14 +294,11 @@ fn gemini_flex() -> gemini::GenerateContentResponse {
 
 #[test]
 fn a_gemini_call_is_priced_at_the_tier_that_served_it() {
-    let table = cost_layer::cost_core::PriceTable::from_text(
+    let table = native_table(
         "version = \"own\"\n[models.\"gemini-2.5-flash\"]\ninput = \"0.30\"\noutput = \"2.50\"\n\
          flex = { input = \"0.15\", output = \"1.25\" }\npriority = { input = \"0.54\", output = \"4.50\" }\n",
-        "prices.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let (layer, ledger) = CostLayer::builder().prices(table).build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    );
+    let ledger = ledger_at(table, || {
         gemini_priority();
         gemini_flex();
     });
@@ -391,19 +400,11 @@ fn draw() -> gemini::GenerateContentResponse {
 #[test]
 fn generated_images_are_charged_at_the_image_price_or_not_at_all() {
     let table = |image_price: &str| {
-        cost_layer::cost_core::PriceTable::from_text(
-            &format!(
-                "version = \"images\"\n[models.\"gemini-2.5-flash-image\"]\ninput = \"0.30\"\noutput = \"2.50\"\n{image_price}"
-            ),
-            "inline.toml",
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        native_table(&format!(
+            "version = \"images\"\n[models.\"gemini-2.5-flash-image\"]\ninput = \"0.30\"\noutput = \"2.50\"\n{image_price}"
+        ))
     };
-    let run_with = |table| {
-        let (layer, ledger) = CostLayer::builder().prices(table).build();
-        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), draw);
-        ledger
-    };
+    let run_with = |table| ledger_at(table, draw);
     // 100 × 0.3e-6 + 10 × 2.5e-6 + 1 290 × 30e-6 (as text it would be 0.00328).
     let ledger = run_with(table("image_output = \"30\""));
     let totals = ledger.model("gemini-2.5-flash-image").unwrap_or_default();
@@ -764,13 +765,10 @@ fn grounded_gemini_calls_are_unpriced_unless_the_table_prices_the_search() {
     );
     // A table that prices it ($35 per 1 000 grounded prompts): 1 000 × 0.30e-6 + 100 × 2.50e-6
     // + 0.035.
-    let table = cost_layer::cost_core::PriceTable::from_text(
+    let table = native_table(
         "version = \"grounding\"\n[models.\"gemini-2.5-flash\"]\ninput = \"0.30\"\noutput = \"2.50\"\nweb_search_requests = \"0.035\"\n",
-        "inline.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let (layer, ledger) = CostLayer::builder().prices(table).build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), grounded_answer);
+    );
+    let ledger = ledger_at(table, grounded_answer);
     let totals = ledger.model("gemini-2.5-flash").unwrap_or_default();
     assert_eq!(totals.total_usd(), usd("0.03555"));
 }
@@ -945,14 +943,11 @@ fn hosted_image_generation_and_code_interpreter_are_charged_per_use_or_leave_the
         "$? · 2500 tokens · 1 call · 2 generated images · 2 code interpreter sessions · 1 unpriced (2500 tokens, cost unknown)"
     );
     // A table that gives both prices charges them on top of the tokens.
-    let table = cost_layer::cost_core::PriceTable::from_text(
+    let table = native_table(
         "version = \"own\"\n[models.\"gpt-5\"]\ninput = \"1.25\"\noutput = \"10\"\n\
          image_generation_calls = \"0.042\"\ncode_interpreter_sessions = \"0.03\"\n",
-        "prices.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let (layer, ledger) = CostLayer::builder().prices(table).build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), chart_and_draw);
+    );
+    let ledger = ledger_at(table, chart_and_draw);
     let totals = ledger.model("gpt-5").unwrap_or_default();
     // 2 000 × 1.25e-6 + 500 × 10e-6 + 2 × $0.042 + 2 × $0.03.
     assert_eq!(
@@ -1004,18 +999,10 @@ fn converse() -> bedrock::ConverseResponse {
 #[test]
 fn a_bedrock_call_is_charged_under_the_id_a_table_names_and_unpriced_elsewhere() {
     let id = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
-    let run_with = |table| {
-        let (layer, ledger) = CostLayer::builder().prices(table).build();
-        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), converse);
-        ledger
-    };
-    let table = cost_layer::cost_core::PriceTable::from_text(
-        &format!(
-            "version = \"bedrock\"\n[models.\"{id}\"]\ninput = \"3\"\ncache_read = \"0.30\"\ncache_write = \"3.75\"\ncache_write_1h = \"6\"\noutput = \"15\"\n"
-        ),
-        "inline.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let run_with = |table| ledger_at(table, converse);
+    let table = native_table(&format!(
+        "version = \"bedrock\"\n[models.\"{id}\"]\ninput = \"3\"\ncache_read = \"0.30\"\ncache_write = \"3.75\"\ncache_write_1h = \"6\"\noutput = \"15\"\n"
+    ));
     // 200 × 3e-6 + 4 000 × 0.3e-6 + 1 000 × 6e-6 + 300 × 15e-6.
     let totals = run_with(table).model(id).unwrap_or_default();
     assert_eq!(totals.total_usd(), usd("0.0123"));
@@ -1128,13 +1115,10 @@ fn derived_regional_without_factor() -> GeoUsage {
 #[test]
 fn the_data_residency_a_response_reports_prices_the_call() {
     // Claude Opus 4.6 at $5 / $25 per million, 1.1× with US-only inference.
-    let table = cost_layer::cost_core::PriceTable::from_text(
+    let table = native_table(
         "version = \"geo\"\n[models.\"claude-opus-4-6\"]\ninput = \"5\"\noutput = \"25\"\ndata_residency = \"1.1\"\n[models.\"gpt-4o\"]\ninput = \"2.50\"\noutput = \"10\"\n",
-        "inline.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let (layer, ledger) = CostLayer::builder().prices(table).build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    );
+    let ledger = ledger_at(table, || {
         us_only_opus();
         derived_regional();
         declared_regional_ran_global();
@@ -1185,18 +1169,11 @@ fn ultrafast_astra() -> openai::Response {
 #[test]
 fn fast_mode_is_priced_at_the_models_factor_or_left_unpriced() {
     let table = |fast_mode: &str| {
-        cost_layer::cost_core::PriceTable::from_text(
-            &format!(
-                "version = \"fast\"\n[models.\"gpt-6-astra\"]\ninput = \"10\"\noutput = \"50\"\n{fast_mode}[models.\"claude-opus-4-6\"]\ninput = \"5\"\noutput = \"25\"\n{fast_mode}"
-            ),
-            "inline.toml",
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        native_table(&format!(
+            "version = \"fast\"\n[models.\"gpt-6-astra\"]\ninput = \"10\"\noutput = \"50\"\n{fast_mode}[models.\"claude-opus-4-6\"]\ninput = \"5\"\noutput = \"25\"\n{fast_mode}"
+        ))
     };
-    let (layer, ledger) = CostLayer::builder()
-        .prices(table("fast_mode = \"6\"\n"))
-        .build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    let ledger = ledger_at(table("fast_mode = \"6\"\n"), || {
         fast_opus();
         asked_fast_ran_standard();
         ultrafast_astra();
@@ -1211,8 +1188,7 @@ fn fast_mode_is_priced_at_the_models_factor_or_left_unpriced() {
     assert_eq!(opus.total_usd(), usd("0.14"));
 
     // A table without the factor: the fast call is unpriced, never charged the standard price.
-    let (layer, ledger) = CostLayer::builder().prices(table("")).build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), fast_opus);
+    let ledger = ledger_at(table(""), fast_opus);
     let opus = ledger.model("claude-opus-4-6").unwrap_or_default();
     assert_eq!((opus.unpriced_calls, opus.total_usd()), (1, usd("0")));
     assert_eq!(ledger.diagnostics().bad_field_values, 0);

@@ -409,21 +409,13 @@ fn a_postgres_store_over_tls_checks_the_servers_certificate_and_name() {
             .map(|e| e.to_string())
             .unwrap_or_else(|| panic!("{url} opened"))
     };
-    let without = |url: &str, parameter: &str| {
-        let (base, query) = url.split_once('?').unwrap_or((url, ""));
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|p| !p.starts_with(parameter))
-            .collect();
-        format!("{base}?{}", kept.join("&"))
-    };
     // Another authority than the one that signed the server's certificate: refused, never
     // connected unchecked.
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let other = common::write_certificates(dir.path()).ca;
     let error = refused(&format!(
         "{}&sslrootcert={}",
-        without(&schema.url, "sslrootcert="),
+        common::url_without(&schema.url, &["sslrootcert"]),
         other.display()
     ));
     assert!(error.contains("UnknownIssuer"), "{error}");
@@ -439,7 +431,7 @@ fn a_postgres_store_over_tls_checks_the_servers_certificate_and_name() {
     // A file of authorities that cannot be read is named.
     let error = refused(&format!(
         "{}&sslrootcert=/nonexistent/ca.pem",
-        without(&schema.url, "sslrootcert=")
+        common::url_without(&schema.url, &["sslrootcert"])
     ));
     assert!(error.contains("/nonexistent/ca.pem"), "{error}");
     // Authorities with a mode that does not require TLS: refused, not a connection in the clear.

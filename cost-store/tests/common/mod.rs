@@ -114,14 +114,14 @@ pub(crate) struct PostgresSchema {
     admin: postgres::Client,
 }
 
-/// `url` without its TLS parameters (`sslmode`, `sslrootcert`), for a plain connection.
-fn plain_url(url: &str) -> String {
+/// `url` without its query parameters named in `names`.
+pub(crate) fn url_without(url: &str, names: &[&str]) -> String {
     let Some((base, query)) = url.split_once('?') else {
         return url.to_owned();
     };
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|p| !p.starts_with("sslmode=") && !p.starts_with("sslrootcert="))
+        .filter(|p| !names.contains(&p.split_once('=').map_or(*p, |(name, _)| name)))
         .collect();
     if kept.is_empty() {
         base.to_owned()
@@ -180,7 +180,8 @@ impl PostgresSchema {
     /// A schema of its own, its stores reaching the server at `base`; the schema itself made
     /// over a plain connection to the same server (`base` without its TLS parameters).
     fn create_for(test: &str, base: &str) -> Option<PostgresSchema> {
-        let plain = plain_url(base);
+        // Without its TLS parameters, for a plain connection.
+        let plain = url_without(base, &["sslmode", "sslrootcert"]);
         let mut admin = reachable(
             ("PostgreSQL", "POSTGRES"),
             test,
