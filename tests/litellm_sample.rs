@@ -141,6 +141,7 @@ fn regional_processing_prices_a_data_residency_call() {
     let terms = cost_core::CallTerms {
         service_tier: ServiceTier::Standard,
         data_residency: true,
+        search_context_size: None,
     };
     let table = sample();
     let quote = table

@@ -53,20 +53,23 @@ enum Command {
     ///       "cache_read_audio_tokens": 0, "image_output_tokens": 0, "web_search_requests": 0,
     ///       "image_input_tokens": 0, "cache_read_image_tokens": 0, "file_search_calls": 0,
     ///       "image_generation_calls": 0, "code_interpreter_sessions": 0,
-    ///       "service_tier": "standard", "data_residency": false, "date": "2026-11-27"}
+    ///       "service_tier": "standard", "data_residency": false,
+    ///       "search_context_size": "low", "date": "2026-11-27"}
     ///       (missing counts are 0; audio and image input: audio and image prompt tokens not
     ///       read from the cache; cache-read audio and images: those read from it, part of the
-    ///       cache reads; service tiers: standard, batch, flex, priority, fast_mode; date: the
-    ///       UTC day the call was made, priced at the prices in force then, today if absent)
+    ///       cache reads; service tiers: standard, batch, flex, priority, fast_mode; search
+    ///       context size of the web searches: low, medium, high, priced as medium if absent;
+    ///       date: the UTC day the call was made, priced at the prices in force then, today if
+    ///       absent)
     ///
     /// Out: {"id": …, "model": …, "resolved": …, "cost_usd": "0.006", "breakdown": {…}, …,
     ///      "prices_from": "2027-01-01" when a price change of the entry priced the call}
     ///      or {"id": …, "error": "…"} for a line that cannot be priced.
     ///
     /// With `--from FORMAT`, each line is instead a provider's response as it was sent (a log
-    /// of them): its usage, model, service tier and data residency are read as the adapters of
-    /// `cost_core::adapters` read them, and it is priced at the prices in force when it was
-    /// created (OpenAI's `created`, `created_at`; today for the others).
+    /// of them): its usage, model, service tier, data residency and search context size are
+    /// read as the adapters of `cost_core::adapters` read them, and it is priced at the prices
+    /// in force when it was created (OpenAI's `created`, `created_at`; today for the others).
     Quote {
         /// Price file in the native TOML format or LiteLLM's JSON (detected from the content).
         /// Without it, the embedded default table is used.

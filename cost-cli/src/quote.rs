@@ -58,6 +58,9 @@ struct Priced<'a> {
     cache_savings_usd: Money,
     service_tier: ServiceTier,
     data_residency: bool,
+    /// The search context size the call stated, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    search_context_size: Option<cost_core::SearchContextSize>,
     context_tier_above: Option<u64>,
     table_version: &'a str,
     as_of: Option<&'a str>,
@@ -202,9 +205,21 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
             .ok_or_else(|| format!("`date` must be a date in the form YYYY-MM-DD, got `{date}`"))?,
         Some(other) => return Err(format!("`date` must be a string, got {other}")),
     };
+    let search_context_size = match object.get("search_context_size") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => {
+            Some(cost_core::SearchContextSize::parse(name).map_err(|e| e.to_string())?)
+        }
+        Some(other) => {
+            return Err(format!(
+                "`search_context_size` must be a string, got {other}"
+            ));
+        }
+    };
     let terms = cost_core::CallTerms {
         service_tier,
         data_residency,
+        search_context_size,
     };
     price_call(pricing, id, model, &usage, terms, at)
 }
@@ -232,6 +247,7 @@ fn price_call(
         cache_savings_usd: quote.priced.breakdown.cache_savings,
         service_tier: quote.priced.service_tier,
         data_residency: quote.priced.data_residency,
+        search_context_size: terms.search_context_size,
         context_tier_above: quote.priced.context_tier,
         table_version: &quote.table.version,
         as_of: quote
@@ -275,6 +291,7 @@ struct Described {
     model: Option<String>,
     service_tier: Option<String>,
     data_residency: Option<bool>,
+    search_context_size: Option<String>,
 }
 
 /// What the typed response `T` reads from `value`; nothing when it does not read as one.
@@ -284,6 +301,7 @@ fn described<T: serde::de::DeserializeOwned + cost_core::TokenUsage>(value: &Val
             model: typed.response_model().map(str::to_owned),
             service_tier: typed.service_tier().map(str::to_owned),
             data_residency: typed.data_residency(),
+            search_context_size: typed.search_context_size().map(str::to_owned),
         },
         Err(_) => Described::default(),
     }
@@ -359,9 +377,16 @@ pub(crate) fn quote_response_line(
             Some(tier) => ServiceTier::parse(tier).map_err(|e| e.to_string())?,
             None => ServiceTier::Standard,
         };
+        let search_context_size = match said.search_context_size.as_deref() {
+            Some(size) => {
+                Some(cost_core::SearchContextSize::parse(size).map_err(|e| e.to_string())?)
+            }
+            None => None,
+        };
         let terms = cost_core::CallTerms {
             service_tier,
             data_residency: said.data_residency.unwrap_or(false),
+            search_context_size,
         };
         price_call(
             pricing,

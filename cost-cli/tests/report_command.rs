@@ -40,6 +40,7 @@ fn call(time: &str, feature: &str, model: &str, input: u64, output: u64) -> Call
         operation: Some(Arc::from("chat")),
         service_tier: ServiceTier::Standard,
         data_residency: false,
+        search_context_size: None,
         session: Some(Arc::from(format!("s-{time}"))),
         agent: None,
         user: Some(Arc::from("u:alice")),

@@ -44,7 +44,8 @@ pub use format::{PriceFileError, PriceFileErrorKind, PriceFormat};
 pub use money::{BadMultiplier, DecimalError, Money, PriceMultiplier, TokenPrice};
 pub use price::{
     CallBound, CallTerms, ComponentPrices, ContextTier, CostBreakdown, CostError, ModelPrice,
-    PriceError, PriceSchedule, Priced, Rates, ServiceTier, UnknownServiceTier,
+    PriceError, PriceSchedule, Priced, Rates, SearchContextSize, ServiceTier,
+    UnknownSearchContextSize, UnknownServiceTier,
 };
 pub use resolve::{MatchRule, Unpriced};
 pub use table::{

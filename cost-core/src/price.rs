@@ -274,25 +274,90 @@ impl std::fmt::Display for ServiceTier {
     }
 }
 
-/// What a call's price depends on beyond its usage: the service tier it ran at, and whether it
+/// How much web content a search brings into the model's context, chosen by the request
+/// (OpenAI's `search_context_size` of its web search tool and search models, medium by
+/// default; Perplexity's `web_search_options.search_context_size`, reported in its usage, low by
+/// default). Some providers price a search by it
+/// ([`ModelPrice::with_web_search_by_context_size`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchContextSize {
+    /// The least context: fastest, cheapest.
+    Low,
+    /// The middle size (OpenAI's default).
+    Medium,
+    /// The most context.
+    High,
+}
+
+/// A search context size that is not `low`, `medium` or `high`.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("unknown search context size `{0}`; expected low, medium or high")]
+pub struct UnknownSearchContextSize(pub String);
+
+impl SearchContextSize {
+    /// Every size, in the order of [`ModelPrice::web_search_by_context_size`].
+    pub const ALL: [SearchContextSize; 3] = [
+        SearchContextSize::Low,
+        SearchContextSize::Medium,
+        SearchContextSize::High,
+    ];
+
+    /// The lower-case name (`"low"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SearchContextSize::Low => "low",
+            SearchContextSize::Medium => "medium",
+            SearchContextSize::High => "high",
+        }
+    }
+
+    /// Reads a size as providers spell it, case-insensitively: `low`, `medium`, `high`
+    /// (LiteLLM's `search_context_size_low` too).
+    pub fn parse(name: &str) -> Result<Self, UnknownSearchContextSize> {
+        let lower = name.trim().to_ascii_lowercase();
+        match lower.strip_prefix("search_context_size_").unwrap_or(&lower) {
+            "low" => Ok(SearchContextSize::Low),
+            "medium" => Ok(SearchContextSize::Medium),
+            "high" => Ok(SearchContextSize::High),
+            _ => Err(UnknownSearchContextSize(name.to_owned())),
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for SearchContextSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a call's price depends on beyond its usage: the service tier it ran at, whether it
 /// ran on an endpoint that keeps its data in one geography (Vertex AI's regional endpoints,
 /// Bedrock's geographic and in-Region ones, Anthropic's US-only inference, OpenAI's data
 /// residency), which some providers bill above the list price
-/// ([`ModelPrice::data_residency`]). A [`ServiceTier`] converts into the terms of a call at that
-/// tier without data residency.
+/// ([`ModelPrice::data_residency`]), and the search context size its web searches used. A
+/// [`ServiceTier`] converts into the terms of a call at that tier without data residency and
+/// with no search context size stated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CallTerms {
     /// The service tier.
     pub service_tier: ServiceTier,
     /// The call ran on a data-residency endpoint.
     pub data_residency: bool,
+    /// The search context size of the call's web searches; `None` when not stated (priced as
+    /// medium, OpenAI's default).
+    pub search_context_size: Option<SearchContextSize>,
 }
 
 impl From<ServiceTier> for CallTerms {
     fn from(service_tier: ServiceTier) -> Self {
         CallTerms {
             service_tier,
-            data_residency: false,
+            ..CallTerms::default()
         }
     }
 }
@@ -356,6 +421,9 @@ pub struct ModelPrice {
     fast_mode: Option<PriceMultiplier>,
     /// The prices at a data-residency endpoint; `None` when unknown.
     data_residency: Option<Box<ResidencyPrices>>,
+    /// The price of one web search per search context size, in the order of
+    /// [`SearchContextSize::ALL`]; a size without one is priced at the rates' search price.
+    web_search_by_context_size: [Option<TokenPrice>; 3],
 }
 
 /// Rate rows per service tier, in the order of [`ServiceTier::ALL`].
@@ -567,6 +635,7 @@ impl ModelPrice {
             rows,
             fast_mode: None,
             data_residency: None,
+            web_search_by_context_size: [None; 3],
         })
     }
 
@@ -640,6 +709,32 @@ impl ModelPrice {
         self.data_residency
             .as_ref()
             .map(|residency| residency.factor)
+    }
+
+    /// This price with the price of one web search at each search context size (low, medium,
+    /// high; LiteLLM's `search_context_cost_per_query`, Perplexity's request fees): a call
+    /// whose terms state a size is charged that size's price per search, at every service
+    /// tier and unscaled by data residency, as searches are; a size given `None`, and a call
+    /// that states no size, is priced as medium is, and medium without a price of its own at
+    /// the search price of the schedule (`web_search_requests`). Replaces the sizes' prices
+    /// given before.
+    pub fn with_web_search_by_context_size(mut self, prices: [Option<TokenPrice>; 3]) -> Self {
+        self.web_search_by_context_size = prices;
+        self
+    }
+
+    /// The price of one web search per search context size, in the order of
+    /// [`SearchContextSize::ALL`]; `None` where the size has no price of its own.
+    pub fn web_search_by_context_size(&self) -> [Option<TokenPrice>; 3] {
+        self.web_search_by_context_size
+    }
+
+    /// The price of one web search of a call on `terms`, whose rates are `rates`.
+    fn web_search_price(&self, rates: &Rates, terms: CallTerms) -> Option<TokenPrice> {
+        let size = terms
+            .search_context_size
+            .unwrap_or(SearchContextSize::Medium);
+        self.web_search_by_context_size[size.index()].or(rates.web_search_requests)
     }
 
     /// The standard schedule as declared.
@@ -722,7 +817,8 @@ impl ModelPrice {
     /// The most a call within `bound` can cost at `service_tier`, before its answer says what
     /// its tokens were: every prompt token at the dearest of the text, audio and image input prices,
     /// every completion token at the dearest of the output, reasoning, audio and image prices
-    /// the model declares, and the searches at the search price. Cache reads and writes are left
+    /// the model declares, and the searches at the search price (of the size the terms state;
+    /// of the dearest size when they state none). Cache reads and writes are left
     /// out (whether a prompt writes the cache is the caller's choice), and so are file search
     /// calls (no bound on them is given); so are searches when the model declares no search
     /// price (they cannot be bounded: a call that runs them is unpriced).
@@ -745,7 +841,8 @@ impl ModelPrice {
                 return Err(UsageError::Absurd { kind, value }.into());
             }
         }
-        let (rates, ..) = self.rates_for(input, terms.into())?;
+        let terms = terms.into();
+        let (rates, ..) = self.rates_for(input, terms)?;
         let input_price = rates.input.max(rates.audio_input).max(rates.image_input);
         let output_price = [
             rates.output,
@@ -767,7 +864,23 @@ impl ModelPrice {
                 });
             }
         };
-        let searches = match rates.web_search_requests {
+        // A call that states no size may learn it from its answer: bound it at the dearest.
+        let search_price = match terms.search_context_size {
+            Some(_) => self.web_search_price(rates, terms),
+            None => SearchContextSize::ALL
+                .into_iter()
+                .map(|size| {
+                    let terms = CallTerms {
+                        search_context_size: Some(size),
+                        ..terms
+                    };
+                    self.web_search_price(rates, terms)
+                })
+                .chain([self.web_search_price(rates, terms)])
+                .flatten()
+                .max(),
+        };
+        let searches = match search_price {
             Some(price) => times(price, max_web_searches)?,
             None => Money::ZERO,
         };
@@ -846,7 +959,7 @@ impl ModelPrice {
                 usage.image_output,
             )?;
             web_search = need(
-                rates.web_search_requests,
+                self.web_search_price(rates, terms),
                 TokenKind::WebSearchRequests,
                 usage.web_search_requests,
             )?;
@@ -1418,6 +1531,133 @@ mod tests {
     }
 
     #[test]
+    fn a_search_is_priced_at_the_context_size_the_call_states() {
+        // Perplexity's Sonar: $5, $8 and $12 per 1 000 requests at low, medium and high.
+        let sonar = ModelPrice::flat(ComponentPrices {
+            input: p("1"),
+            output: p("1"),
+            web_search_requests: TokenPrice::per_token("0.008").ok(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_web_search_by_context_size([
+            TokenPrice::per_token("0.005").ok(),
+            TokenPrice::per_token("0.008").ok(),
+            TokenPrice::per_token("0.012").ok(),
+        ]);
+        let usage = Usage {
+            input: 500,
+            output: 200,
+            web_search_requests: 1,
+            ..Default::default()
+        };
+        let at = |size| CallTerms {
+            search_context_size: size,
+            ..CallTerms::default()
+        };
+        let search = |size| {
+            sonar
+                .cost(&usage, at(size))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .breakdown
+        };
+        assert_eq!(
+            search(Some(SearchContextSize::Low)).web_search,
+            usd("0.005")
+        );
+        assert_eq!(
+            search(Some(SearchContextSize::High)).web_search,
+            usd("0.012")
+        );
+        // Not stated: medium.
+        assert_eq!(search(None).web_search, usd("0.008"));
+        // Perplexity's own example: 500 in, 200 out, low: $0.0057.
+        assert_eq!(search(Some(SearchContextSize::Low)).total(), usd("0.0057"));
+        // Tokens are not priced by the size.
+        assert_eq!(search(Some(SearchContextSize::High)).output, usd("0.0002"));
+        // The dearest size bounds a call that states none; a stated one bounds at its price.
+        let bound = CallBound {
+            max_web_searches: 2,
+            ..CallBound::tokens(0, 0)
+        };
+        assert_eq!(sonar.worst_case(&bound, at(None)), Ok(usd("0.024")));
+        assert_eq!(
+            sonar.worst_case(&bound, at(Some(SearchContextSize::Low))),
+            Ok(usd("0.01"))
+        );
+
+        // A model giving one search price charges it at every size; sizes without a price of
+        // their own fall back to it.
+        let one_price = ModelPrice::flat(ComponentPrices {
+            input: p("1"),
+            output: p("1"),
+            web_search_requests: TokenPrice::per_token("0.01").ok(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let partial = one_price.clone().with_web_search_by_context_size([
+            None,
+            None,
+            TokenPrice::per_token("0.02").ok(),
+        ]);
+        for size in SearchContextSize::ALL {
+            let q = one_price
+                .cost(&usage, at(Some(size)))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(q.breakdown.web_search, usd("0.01"), "{size}");
+        }
+        let price_at = |size| {
+            partial
+                .cost(&usage, at(Some(size)))
+                .unwrap_or_else(|e| panic!("{e}"))
+                .breakdown
+                .web_search
+        };
+        assert_eq!(price_at(SearchContextSize::Low), usd("0.01"));
+        assert_eq!(price_at(SearchContextSize::High), usd("0.02"));
+
+        // Sizes priced, but neither medium nor a schedule price: a call stating no size is
+        // unpriced, never charged nothing.
+        let no_medium = ModelPrice::flat(ComponentPrices {
+            input: p("1"),
+            output: p("1"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_web_search_by_context_size([
+            TokenPrice::per_token("0.005").ok(),
+            None,
+            None,
+        ]);
+        assert_eq!(
+            no_medium.cost(&usage, at(None)),
+            Err(CostError::MissingPrice {
+                kind: TokenKind::WebSearchRequests,
+                tokens: 1
+            })
+        );
+    }
+
+    #[test]
+    fn search_context_sizes_as_providers_spell_them() {
+        for (text, size) in [
+            ("low", SearchContextSize::Low),
+            ("Medium", SearchContextSize::Medium),
+            (" HIGH ", SearchContextSize::High),
+            ("search_context_size_low", SearchContextSize::Low),
+        ] {
+            assert_eq!(SearchContextSize::parse(text), Ok(size), "{text}");
+        }
+        for size in SearchContextSize::ALL {
+            assert_eq!(SearchContextSize::parse(size.as_str()), Ok(size));
+        }
+        assert_eq!(
+            SearchContextSize::parse("huge"),
+            Err(UnknownSearchContextSize("huge".into()))
+        );
+    }
+
+    #[test]
     fn data_residency_scales_the_token_prices_and_an_unknown_factor_leaves_the_call_unpriced() {
         let mut schedule = PriceSchedule::flat(ComponentPrices {
             input: p("3"),
@@ -1446,6 +1686,7 @@ mod tests {
         let residency = |tier| CallTerms {
             service_tier: tier,
             data_residency: true,
+            search_context_size: None,
         };
         let usage = Usage {
             input: 10_000,
@@ -1540,6 +1781,7 @@ mod tests {
         let in_fast_mode = |data_residency| CallTerms {
             service_tier: ServiceTier::FastMode,
             data_residency,
+            search_context_size: None,
         };
         // 5 000 × 30e-6 + 4 000 × 3e-6 + 1 000 × 37.5e-6 + 1 000 × 150e-6, and 2 × $0.01
         // (searches unscaled).

@@ -40,6 +40,15 @@ pub trait TokenUsage {
     fn data_residency(&self) -> Option<bool> {
         None
     }
+
+    /// The search context size of the call's web searches, as the provider spells it
+    /// (`"low"`, `"medium"`, `"high"`), when the value says: Perplexity's `usage` does, and an
+    /// OpenAI Responses answer echoes its web search tool's. Some models price a search by it
+    /// ([`SearchContextSize`](crate::SearchContextSize)); read by
+    /// [`SearchContextSize::parse`](crate::SearchContextSize::parse).
+    fn search_context_size(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl TokenUsage for Usage {
@@ -72,6 +81,10 @@ impl<T: TokenUsage, E> TokenUsage for Result<T, E> {
     fn data_residency(&self) -> Option<bool> {
         self.as_ref().ok().and_then(T::data_residency)
     }
+
+    fn search_context_size(&self) -> Option<&str> {
+        self.as_ref().ok().and_then(T::search_context_size)
+    }
 }
 
 impl<T: TokenUsage> TokenUsage for Option<T> {
@@ -89,6 +102,10 @@ impl<T: TokenUsage> TokenUsage for Option<T> {
 
     fn data_residency(&self) -> Option<bool> {
         self.as_ref().and_then(T::data_residency)
+    }
+
+    fn search_context_size(&self) -> Option<&str> {
+        self.as_ref().and_then(T::search_context_size)
     }
 }
 
@@ -109,6 +126,10 @@ macro_rules! delegate {
 
             fn data_residency(&self) -> Option<bool> {
                 T::data_residency(self)
+            }
+
+            fn search_context_size(&self) -> Option<&str> {
+                T::search_context_size(self)
             }
         }
     )*};
@@ -134,6 +155,9 @@ mod tests {
         fn data_residency(&self) -> Option<bool> {
             Some(true)
         }
+        fn search_context_size(&self) -> Option<&str> {
+            Some("high")
+        }
     }
 
     #[test]
@@ -149,6 +173,14 @@ mod tests {
         assert_eq!(Some(Reply(usage, "m")).service_tier(), Some("flex"));
         assert_eq!(Box::new(Reply(usage, "b")).service_tier(), Some("flex"));
         assert_eq!(usage.service_tier(), None);
+        assert_eq!(ok.search_context_size(), Some("high"));
+        assert_eq!(err.search_context_size(), None);
+        assert_eq!(Some(Reply(usage, "m")).search_context_size(), Some("high"));
+        assert_eq!(
+            Box::new(Reply(usage, "b")).search_context_size(),
+            Some("high")
+        );
+        assert_eq!(usage.search_context_size(), None);
         assert_eq!(ok.data_residency(), Some(true));
         assert_eq!(err.data_residency(), None);
         assert_eq!(None::<Reply>.data_residency(), None);

@@ -1,7 +1,7 @@
 //! Provider usage adapters: exact inclusive usage from each native shape, typed and from JSON.
 
 use cost_core::adapters::{AdapterError, anthropic, bedrock, gemini, openai};
-use cost_core::{ServiceTier, TokenUsage, Usage};
+use cost_core::{PriceTable, ServiceTier, TokenUsage, Usage};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -1079,4 +1079,127 @@ fn null_lists_the_search_counts_look_into_read_as_empty() {
         "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
     });
     reads_as::<openai::Response>(openai::responses_from_json, responses, Usage::new(10, 5));
+}
+
+#[test]
+fn perplexity_sonar_answers_count_their_request_and_say_their_search_context_size() {
+    // A Sonar answer as Perplexity sends it: its request fee is one search at its size.
+    let sonar = json!({
+        "id": "effa842e", "model": "sonar", "created": 1_755_452_599,
+        "usage": {"prompt_tokens": 9, "completion_tokens": 163, "total_tokens": 172,
+                  "search_context_size": "low",
+                  "cost": {"input_tokens_cost": 0.0, "output_tokens_cost": 0.0,
+                           "request_cost": 0.005, "total_cost": 0.005}},
+        "citations": ["https://example.com"],
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "…"}}]
+    });
+    let typed = reads_as::<openai::ChatCompletion>(
+        openai::chat_from_json,
+        sonar,
+        Usage {
+            web_search_requests: 1,
+            ..Usage::new(9, 163)
+        },
+    );
+    assert_eq!(typed.search_context_size(), Some("low"));
+    // Through a gateway that names it `perplexity/sonar-pro` and drops the size: still one.
+    let gateway = json!({
+        "model": "perplexity/sonar-pro",
+        "usage": {"prompt_tokens": 9, "completion_tokens": 163, "total_tokens": 172}
+    });
+    let typed = reads_as::<openai::ChatCompletion>(
+        openai::chat_from_json,
+        gateway,
+        Usage {
+            web_search_requests: 1,
+            ..Usage::new(9, 163)
+        },
+    );
+    assert_eq!(typed.search_context_size(), None);
+
+    // Sonar Deep Research, with Perplexity's own cost breakdown of the same counts: citation
+    // tokens at the input price, reasoning apart from and outside the completion tokens, 54
+    // searches billed each.
+    let deep = json!({
+        "model": "sonar-deep-research",
+        "usage": {"prompt_tokens": 1_188, "completion_tokens": 4_240, "total_tokens": 5_428,
+                  "citation_tokens": 8_014, "num_search_queries": 54,
+                  "reasoning_tokens": 92_431, "search_context_size": "low",
+                  "cost": {"input_tokens_cost": 0.00238, "output_tokens_cost": 0.03392,
+                           "citation_tokens_cost": 0.01603, "reasoning_tokens_cost": 0.27729,
+                           "search_queries_cost": 0.27, "total_cost": 0.59962}}
+    });
+    let expected = Usage {
+        input: 1_188 + 8_014,
+        output: 4_240 + 92_431,
+        reasoning: 92_431,
+        web_search_requests: 54,
+        ..Usage::default()
+    };
+    reads_as::<openai::ChatCompletion>(openai::chat_from_json, deep.clone(), expected);
+    // Priced at Perplexity's prices ($2 in and citations, $8 out, $3 reasoning, $5 per 1 000
+    // searches), the total is Perplexity's to the digit it gives (0.59962; exactly 0.599617).
+    let table = PriceTable::from_text(
+        "version = \"t\"\n[models.\"sonar-deep-research\"]\ninput = \"2\"\noutput = \"8\"\nreasoning = \"3\"\nweb_search_requests = \"0.005\"\n",
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let quote = table
+        .quote("sonar-deep-research", &expected, ServiceTier::Standard)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(quote.total().to_string(), "0.599617");
+
+    // A top-level reasoning count where the completion's details count it too is the same
+    // tokens: not added twice.
+    let both = json!({
+        "model": "some-gateway-model",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 50, "total_tokens": 60,
+                  "reasoning_tokens": 30,
+                  "completion_tokens_details": {"reasoning_tokens": 30}}
+    });
+    reads_as::<openai::ChatCompletion>(
+        openai::chat_from_json,
+        both,
+        Usage {
+            reasoning: 30,
+            ..Usage::new(10, 50)
+        },
+    );
+    // A bad count is an error naming it, as any.
+    let bad = json!({"model": "sonar", "usage": {"prompt_tokens": 1, "completion_tokens": 1,
+        "num_search_queries": -1}});
+    assert!(matches!(
+        openai::chat_from_json(&bad),
+        Err(AdapterError::BadCount { field, .. }) if field == "num_search_queries"
+    ));
+}
+
+#[test]
+fn a_responses_answer_echoes_its_web_search_tools_context_size() {
+    let response = json!({
+        "model": "gpt-4.1",
+        "tools": [{"type": "function", "name": "f"},
+                  {"type": "web_search_preview", "search_context_size": "high"}],
+        "output": [{"type": "web_search_call", "status": "completed",
+                    "action": {"type": "search", "query": "q"}}],
+        "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}
+    });
+    let typed = reads_as::<openai::Response>(
+        openai::responses_from_json,
+        response,
+        Usage {
+            web_search_requests: 1,
+            ..Usage::new(10, 5)
+        },
+    );
+    assert_eq!(typed.search_context_size(), Some("high"));
+    let unstated = openai::Response {
+        tools: vec![openai::ToolSpec {
+            kind: "web_search".into(),
+            search_context_size: None,
+        }],
+        ..openai::Response::default()
+    };
+    assert_eq!(unstated.search_context_size(), None);
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use cost_core::{
     CallTerms, ComponentPrices, CostError, MatchRule, ModelEntry, ModelPrice, Money,
-    PriceFileErrorKind, PriceTable, QuoteError, ServiceTier, SharedPriceTable, TokenKind,
-    TokenPrice, Usage,
+    PriceFileErrorKind, PriceTable, QuoteError, SearchContextSize, ServiceTier, SharedPriceTable,
+    TokenKind, TokenPrice, Usage,
 };
 
 fn usd(text: &str) -> Money {
@@ -168,6 +168,7 @@ fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_say
     let fast = CallTerms {
         service_tier: ServiceTier::FastMode,
         data_residency: false,
+        search_context_size: None,
     };
     assert_eq!(
         quote("claude-opus-5-5", prompt(10_000, 0, 1_000), fast),
@@ -179,6 +180,7 @@ fn the_embedded_table_prices_the_claude_models_of_2026_as_their_pricing_page_say
             prompt(10_000, 0, 1_000),
             CallTerms {
                 data_residency: true,
+                search_context_size: None,
                 ..fast
             }
         ),
@@ -780,6 +782,7 @@ fn data_residency_calls_are_priced_at_the_factor_a_table_gives_and_unpriced_with
     let residency = CallTerms {
         service_tier: ServiceTier::Standard,
         data_residency: true,
+        search_context_size: None,
     };
     let embedded = PriceTable::default();
     let total = |model: &str, terms: CallTerms| {
@@ -830,6 +833,7 @@ fn data_residency_calls_are_priced_at_the_factor_a_table_gives_and_unpriced_with
     let fast_residency = CallTerms {
         service_tier: ServiceTier::FastMode,
         data_residency: true,
+        search_context_size: None,
     };
     assert_eq!(
         fast.quote("m", &usage, fast_residency).map(|q| q.total()),
@@ -864,6 +868,7 @@ fn merged_over_a_table_with_factors_an_overlay_without_them_keeps_them() {
     let residency = CallTerms {
         service_tier: ServiceTier::Standard,
         data_residency: true,
+        search_context_size: None,
     };
     // LiteLLM's file has no data-residency factor; say it lists Claude Sonnet 4.5 at $4 / $20
     // under three names, and gpt-4o.
@@ -946,6 +951,7 @@ fn litellm_multipliers_give_the_data_residency_and_fast_mode_factors() {
     let residency = CallTerms {
         service_tier: ServiceTier::Standard,
         data_residency: true,
+        search_context_size: None,
     };
     let litellm = r#"{
         "claude-opus-4-6": {"input_cost_per_token": 5e-06, "output_cost_per_token": 2.5e-05,
@@ -977,6 +983,7 @@ fn litellm_multipliers_give_the_data_residency_and_fast_mode_factors() {
             CallTerms {
                 service_tier: ServiceTier::FastMode,
                 data_residency: true,
+                search_context_size: None,
             },
             "0.495",
         ),
@@ -1019,6 +1026,7 @@ fn litellm_regional_factors_price_data_residency_only_where_they_agree() {
     let residency = CallTerms {
         service_tier: ServiceTier::Standard,
         data_residency: true,
+        search_context_size: None,
     };
     let litellm = r#"{
         "fallback_generalizations": {"rules": [{"name": "gpt", "pattern": "^gpt-"}]},
@@ -1306,6 +1314,7 @@ output = "2"
     let residency = CallTerms {
         service_tier: ServiceTier::Standard,
         data_residency: true,
+        search_context_size: None,
     };
     assert_eq!(
         at(residency, day_start("2027-02-01")).map(|(total, _)| total),
@@ -1755,6 +1764,114 @@ output = "15"
         Ok((usd("0.03225"), usd("0.03")))
     );
     assert!(quote(&embedded, "gpt-4o", ServiceTier::Standard).is_err());
+}
+
+#[test]
+fn a_search_is_priced_at_its_context_size_in_both_formats() {
+    let searched = Usage {
+        input: 1_000,
+        output: 100,
+        web_search_requests: 3,
+        ..Usage::default()
+    };
+    let search_cost = |table: &PriceTable, model: &str, size: Option<SearchContextSize>| {
+        let terms = CallTerms {
+            search_context_size: size,
+            ..CallTerms::default()
+        };
+        table
+            .quote(model, &searched, terms)
+            .map(|q| q.priced.breakdown.web_search)
+            .map_err(|e| e.to_string())
+    };
+    let native = r#"
+version = "t"
+[models."searcher"]
+input = "3"
+output = "15"
+web_search_requests = "0.01"
+web_search_by_context_size = { low = "0.005", high = "0.02" }
+
+[models."sizes-only"]
+input = "3"
+output = "15"
+web_search_by_context_size = { low = "0.005", medium = "0.008", high = "0.012" }
+"#;
+    let table = PriceTable::from_text(native, "inline.toml").unwrap_or_else(|e| panic!("{e}"));
+    for (size, expected) in [
+        (Some(SearchContextSize::Low), "0.015"),
+        (Some(SearchContextSize::Medium), "0.03"),
+        (Some(SearchContextSize::High), "0.06"),
+        (None, "0.03"),
+    ] {
+        assert_eq!(
+            search_cost(&table, "searcher", size),
+            Ok(usd(expected)),
+            "{size:?}"
+        );
+    }
+    assert_eq!(search_cost(&table, "sizes-only", None), Ok(usd("0.024")));
+    assert_eq!(
+        search_cost(&table, "sizes-only", Some(SearchContextSize::High)),
+        Ok(usd("0.036"))
+    );
+    // Written and read back the same; an unknown size is an error naming its line.
+    round_trips(&table);
+    let typo = "version = \"t\"\n[models.m]\ninput = \"1\"\nweb_search_by_context_size = { huge = \"1\" }\n";
+    let line = PriceTable::from_text(typo, "typo.toml").map_err(|e| e.line);
+    assert!(matches!(line, Err(Some(4))), "{line:?}");
+
+    // LiteLLM: every size of `search_context_cost_per_query` (Perplexity's Sonar request fees).
+    let litellm = r#"{
+        "perplexity/sonar": {
+            "input_cost_per_token": 1e-6,
+            "output_cost_per_token": 1e-6,
+            "search_context_cost_per_query": {
+                "search_context_size_low": 0.005,
+                "search_context_size_medium": 0.008,
+                "search_context_size_high": 0.012
+            },
+            "litellm_provider": "perplexity"
+        },
+        "perplexity/sonar-deep-research": {
+            "input_cost_per_token": 2e-6,
+            "output_cost_per_token": 8e-6,
+            "output_cost_per_reasoning_token": 3e-6,
+            "citation_cost_per_token": 2e-6,
+            "search_context_cost_per_query": {
+                "search_context_size_low": 0.005,
+                "search_context_size_medium": 0.005,
+                "search_context_size_high": 0.005
+            }
+        },
+        "odd-citations": {
+            "input_cost_per_token": 2e-6,
+            "citation_cost_per_token": 3e-6
+        }
+    }"#;
+    let table = PriceTable::from_text(litellm, "m.json").unwrap_or_else(|e| panic!("{e}"));
+    for (size, expected) in [
+        (Some(SearchContextSize::Low), "0.015"),
+        (Some(SearchContextSize::High), "0.036"),
+        (None, "0.024"),
+    ] {
+        assert_eq!(
+            search_cost(&table, "perplexity/sonar", size),
+            Ok(usd(expected)),
+            "{size:?}"
+        );
+        assert_eq!(
+            search_cost(&table, "perplexity/sonar-deep-research", size),
+            Ok(usd("0.015"))
+        );
+    }
+    // A citation price other than the input price cannot be honoured (citation tokens are
+    // counted as prompt tokens): counted as skipped; the input price's is read.
+    assert_eq!(
+        table.report().skipped_keys.get("citation_cost_per_token"),
+        Some(&1)
+    );
+    round_trips(&table);
 }
 
 /// `table` written in the native format and read back: the same entries, prices, factors,

@@ -122,6 +122,7 @@ fn hand_written_same_fields(input: u64) -> Usage {
         agent = [Empty],
         service_tier = [Empty],
         data_residency = [Empty],
+        search_context_size = [Empty],
         fields = []
     );
     let usage = span.in_scope(|| Usage::new(input, 100));

@@ -12,7 +12,8 @@ use tracing_core::span::Id;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::fields::{
-    CALL_FIELD_NAMES, DATA_RESIDENCY_FIELD, ERROR_FIELD, RESPONSE_MODEL_AT, SERVICE_TIER_FIELD,
+    CALL_FIELD_NAMES, DATA_RESIDENCY_FIELD, ERROR_FIELD, RESPONSE_MODEL_AT,
+    SEARCH_CONTEXT_SIZE_FIELD, SERVICE_TIER_FIELD,
 };
 use crate::layer::CostLayer;
 use crate::record::CostRecord;
@@ -28,6 +29,7 @@ struct SpanFields {
     response_model: Field,
     service_tier: Field,
     data_residency: Field,
+    search_context_size: Field,
     error: Field,
 }
 
@@ -65,6 +67,7 @@ impl CallFields {
                     response_model: fieldset.field(CALL_FIELD_NAMES[RESPONSE_MODEL_AT])?,
                     service_tier: fieldset.field(SERVICE_TIER_FIELD)?,
                     data_residency: fieldset.field(DATA_RESIDENCY_FIELD)?,
+                    search_context_size: fieldset.field(SEARCH_CONTEXT_SIZE_FIELD)?,
                     error: fieldset.field(ERROR_FIELD)?,
                 })
             })
@@ -79,8 +82,8 @@ fn signed_counts(usage: &Usage) -> [i64; KINDS] {
     TokenKind::ALL.map(|kind| i64::try_from(usage.get(kind)).unwrap_or(i64::MAX))
 }
 
-/// Records the usage, response model, service tier and data residency `value` carries on
-/// `span`, in one record.
+/// Records the usage, response model, service tier, data residency and search context size
+/// `value` carries on `span`, in one record.
 #[doc(hidden)]
 pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, value: &T) {
     if span.is_disabled() {
@@ -97,12 +100,18 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     let model = value.response_model();
     let tier = value.service_tier();
     let residency = value.data_residency();
-    if usage.is_none() && model.is_none() && tier.is_none() && residency.is_none() {
+    let search_size = value.search_context_size();
+    if usage.is_none()
+        && model.is_none()
+        && tier.is_none()
+        && residency.is_none()
+        && search_size.is_none()
+    {
         return;
     }
     let counts = usage.map(|u| signed_counts(&u));
-    // The counts, then the model, the tier and the residency.
-    let values: [(&Field, Option<&dyn Value>); KINDS + 3] = std::array::from_fn(|i| match i {
+    // The counts, then the model, the tier, the residency and the search context size.
+    let values: [(&Field, Option<&dyn Value>); KINDS + 4] = std::array::from_fn(|i| match i {
         _ if i < KINDS => (
             &span_fields.usage[i],
             counts.as_ref().map(|c| &c[i] as &dyn Value),
@@ -115,9 +124,13 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
             &span_fields.service_tier,
             tier.as_ref().map(|t| t as &dyn Value),
         ),
-        _ => (
+        _ if i == KINDS + 2 => (
             &span_fields.data_residency,
             residency.as_ref().map(|r| r as &dyn Value),
+        ),
+        _ => (
+            &span_fields.search_context_size,
+            search_size.as_ref().map(|s| s as &dyn Value),
         ),
     });
     span.record_all(&metadata.fields().value_set(&values));
@@ -229,6 +242,16 @@ pub fn record_response_model(model: &str) {
 pub fn record_service_tier(tier: &str) {
     if let Some(target) = CallTarget::find(&[SERVICE_TIER_FIELD]) {
         target.record_one(SERVICE_TIER_FIELD, &tier);
+    }
+}
+
+/// Records the search context size of the call's web searches (`"low"`, `"medium"`, `"high"`)
+/// on the current LLM-call span (see [`record_usage`]): for a body that knows the size its
+/// request chose (OpenAI's chat search models take it in the request and do not echo it). The
+/// call's searches are priced at that size's price where the model has one.
+pub fn record_search_context_size(size: &str) {
+    if let Some(target) = CallTarget::find(&[SEARCH_CONTEXT_SIZE_FIELD]) {
+        target.record_one(SEARCH_CONTEXT_SIZE_FIELD, &size);
     }
 }
 

@@ -73,6 +73,9 @@ pub enum FieldRole {
     /// `true` when the call ran on a data-residency endpoint (a regional one), which some
     /// providers bill above the list price.
     DataResidency,
+    /// The search context size of the call's web searches (`low`, `medium`, `high`), which some
+    /// providers price a search by.
+    SearchContextSize,
 }
 
 /// The default field names and their roles.
@@ -167,6 +170,7 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
     ("llm.cache.hit", FieldRole::CacheHit),
     (SERVICE_TIER_FIELD, FieldRole::ServiceTier),
     (DATA_RESIDENCY_FIELD, FieldRole::DataResidency),
+    (SEARCH_CONTEXT_SIZE_FIELD, FieldRole::SearchContextSize),
     // OpenTelemetry's OpenAI conventions, current and older names. The response's value,
     // recorded after the request's, is the tier that served the call.
     ("openai.request.service_tier", FieldRole::ServiceTier),
@@ -183,6 +187,9 @@ pub(crate) const SERVICE_TIER_FIELD: &str = "cost.service_tier";
 
 /// The data-residency field `#[llm_call]` declares.
 pub(crate) const DATA_RESIDENCY_FIELD: &str = "cost.data_residency";
+
+/// The search-context-size field `#[llm_call]` declares.
+pub(crate) const SEARCH_CONTEXT_SIZE_FIELD: &str = "cost.search_context_size";
 
 /// Names of the attributes of the optional close events.
 pub mod close_event {
@@ -310,6 +317,7 @@ macro_rules! __llm_call_span {
         agent = [$($agent:tt)*],
         service_tier = [$($service_tier:tt)*],
         data_residency = [$($data_residency:tt)*],
+        search_context_size = [$($search_context_size:tt)*],
         fields = [$($fields:tt)*]
     ) => {
         $($krate)*::__private::tracing::span!(
@@ -340,6 +348,7 @@ macro_rules! __llm_call_span {
             cost.agent = $($agent)*,
             cost.service_tier = $($service_tier)*,
             cost.data_residency = $($data_residency)*,
+            cost.search_context_size = $($search_context_size)*,
             error.message = $($krate)*::__private::tracing::field::Empty,
             $($fields)*
         )

@@ -60,6 +60,8 @@ pub struct CallDetails {
     pub operation: Option<Arc<str>>,
     /// The service tier it ran at (`cost.service_tier`).
     pub service_tier: cost_core::ServiceTier,
+    /// The search context size of its web searches (`cost.search_context_size`), when stated.
+    pub search_context_size: Option<cost_core::SearchContextSize>,
     /// What this call itself was charged; `None` when it charged nothing (no usage, or usage
     /// ignored because calls under it were charged already). [`SpanClose::totals`] also
     /// covers calls nested under it.
@@ -385,6 +387,10 @@ impl CostLayer {
                     "data residency is `true` or `false`",
                     "the value is ignored: the call is priced as the value before it said (not on a data-residency endpoint when none did)",
                 ),
+                Some(FieldRole::SearchContextSize) => (
+                    "a search context size is `low`, `medium` or `high`",
+                    "the value is ignored: the call's searches are priced at the size recorded before it (medium when none was)",
+                ),
                 Some(FieldRole::CacheHit) => (
                     "a cache hit is `true` or `false`",
                     "the value is ignored: the call is charged as the value before it said (not a cache hit when none did)",
@@ -639,6 +645,7 @@ impl CostLayer {
             operation: observed.operation.as_ref(),
             service_tier: observed.service_tier,
             data_residency: observed.data_residency,
+            search_context_size: observed.search_context_size,
             attribution: closing.attribution,
             totals: own,
         };
@@ -1094,6 +1101,7 @@ impl CostLayer {
                 provider: record.observed.provider.clone(),
                 operation: record.observed.operation.clone(),
                 service_tier: record.observed.service_tier,
+                search_context_size: record.observed.search_context_size,
                 own: own.map(|own| *own),
             })
         });

@@ -159,7 +159,10 @@ mod totals;
 mod tree;
 
 pub use builder::CostLayerBuilder;
-pub use call::{record_data_residency, record_response_model, record_service_tier, record_usage};
+pub use call::{
+    record_data_residency, record_response_model, record_search_context_size, record_service_tier,
+    record_usage,
+};
 pub use cost_core;
 pub use cost_core::TokenUsage;
 pub use cost_macros::{TokenUsage, agent, llm_call, session};

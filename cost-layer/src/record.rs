@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cost_core::{ServiceTier, TokenKind, Usage};
+use cost_core::{SearchContextSize, ServiceTier, TokenKind, Usage};
 use tracing_core::Metadata;
 use tracing_core::field::{Field, Visit};
 use tracing_subscriber::registry::{Extensions, ExtensionsMut};
@@ -233,6 +233,8 @@ pub(crate) struct Observed {
     pub(crate) service_tier: ServiceTier,
     /// The call ran on a data-residency endpoint (`cost.data_residency`).
     pub(crate) data_residency: bool,
+    /// The search context size of its web searches (`cost.search_context_size`).
+    pub(crate) search_context_size: Option<SearchContextSize>,
     pub(crate) attribution: PendingAttribution,
     /// Names of fields whose value was rejected, for one warning per callsite.
     pub(crate) rejected: Vec<&'static str>,
@@ -278,6 +280,7 @@ impl Observed {
         cost_core::CallTerms {
             service_tier: self.service_tier,
             data_residency: self.data_residency,
+            search_context_size: self.search_context_size,
         }
     }
 
@@ -291,6 +294,7 @@ impl Observed {
             model: Arc::clone(self.model_or_unknown()),
             service_tier: self.service_tier,
             data_residency: self.data_residency,
+            search_context_size: self.search_context_size,
             cache_hit: self.cache_hit,
         }
     }
@@ -314,6 +318,7 @@ pub(crate) struct PricingInputs {
     model: Arc<str>,
     service_tier: ServiceTier,
     data_residency: bool,
+    search_context_size: Option<SearchContextSize>,
     cache_hit: bool,
 }
 
@@ -537,6 +542,10 @@ impl FieldReader<'_> {
             FieldRole::DataResidency => match flag(value) {
                 Some(residency) => o.data_residency = residency,
                 None => o.rejected.push(field.name()),
+            },
+            FieldRole::SearchContextSize => match SearchContextSize::parse(value) {
+                Ok(size) => o.search_context_size = Some(size),
+                Err(_) => o.rejected.push(field.name()),
             },
         }
     }

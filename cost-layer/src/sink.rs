@@ -40,6 +40,9 @@ pub struct ClosedCall<'a> {
     pub service_tier: cost_core::ServiceTier,
     /// It ran on a data-residency endpoint (`cost.data_residency`), which its price depends on.
     pub data_residency: bool,
+    /// The search context size of its web searches (`cost.search_context_size`), which the
+    /// price of a search depends on on some models; `None` when not stated.
+    pub search_context_size: Option<cost_core::SearchContextSize>,
     /// Session, agent, user (hashed unless configured otherwise), org and feature.
     pub attribution: &'a Attribution,
     /// What the call was charged: one of `llm_calls`, `rejected_calls` or `cache_hits` is 1;

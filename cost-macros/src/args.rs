@@ -66,6 +66,7 @@ pub(crate) struct Args {
     pub(crate) org: Option<Value>,
     pub(crate) service_tier: Option<Value>,
     pub(crate) data_residency: Option<Value>,
+    pub(crate) search_context_size: Option<Value>,
     pub(crate) name: Option<LitStr>,
     pub(crate) level: Option<(LitStr, TokenStream)>,
     pub(crate) fields: Option<TokenStream>,
@@ -80,7 +81,7 @@ pub(crate) struct Args {
     pub(crate) billed_on_err: Option<Expr>,
 }
 
-const CALL_ARGUMENTS: &str = "model, provider, operation, feature, agent, service_tier, data_residency, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches, billed_on_err";
+const CALL_ARGUMENTS: &str = "model, provider, operation, feature, agent, service_tier, data_residency, search_context_size, name, level, fields(…), skip(…), skip_all, err, crate, max_output_tokens, estimate_input, max_web_searches, billed_on_err";
 const AGENT_ARGUMENTS: &str =
     "name, feature, user, org, level, fields(…), skip(…), skip_all, crate";
 const SESSION_ARGUMENTS: &str =
@@ -239,6 +240,7 @@ impl Args {
                 "agent" => args.agent = value(&mut errors),
                 "service_tier" => args.service_tier = value(&mut errors),
                 "data_residency" => args.data_residency = value(&mut errors),
+                "search_context_size" => args.search_context_size = value(&mut errors),
                 "id" => args.id = value(&mut errors),
                 "user" => args.user = value(&mut errors),
                 "org" => args.org = value(&mut errors),

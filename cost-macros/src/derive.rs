@@ -29,6 +29,7 @@ enum Role {
     Model,
     ServiceTier,
     DataResidency,
+    SearchContextSize,
     Flatten,
 }
 
@@ -96,6 +97,7 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
     let mut model = None;
     let mut service_tier = None;
     let mut data_residency = None;
+    let mut search_context_size = None;
     let mut flatten = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (index, field) in fields.iter().enumerate() {
@@ -120,11 +122,13 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::ServiceTier
                 } else if name == "data_residency" {
                     Role::DataResidency
+                } else if name == "search_context_size" {
+                    Role::SearchContextSize
                 } else if name == "flatten" {
                     Role::Flatten
                 } else {
                     return Err(meta.error(format!(
-                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, image_generation_calls, code_interpreter_sessions, model, service_tier, data_residency, flatten"
+                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, image_generation_calls, code_interpreter_sessions, model, service_tier, data_residency, search_context_size, flatten"
                     )));
                 };
                 if name != "flatten" {
@@ -150,6 +154,10 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::DataResidency => {
                         let ty = &field.ty;
                         data_residency = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::UsageFlag>::usage_flag(&#access)));
+                    }
+                    Role::SearchContextSize => {
+                        let ty = &field.ty;
+                        search_context_size = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::UsageText>::usage_text(&#access)));
                     }
                     Role::Flatten => flatten.push(access.clone()),
                 }
@@ -183,9 +191,14 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
     let flatten_residencies = flatten.iter().map(
         |access| quote!(.or_else(|| #krate_path::__private::TokenUsage::data_residency(&#access))),
     );
+    let flatten_search_sizes = flatten.iter().map(
+        |access| quote!(.or_else(|| #krate_path::__private::TokenUsage::search_context_size(&#access))),
+    );
     let model = model.unwrap_or_else(|| quote!(::core::option::Option::None));
     let service_tier = service_tier.unwrap_or_else(|| quote!(::core::option::Option::None));
     let data_residency = data_residency.unwrap_or_else(|| quote!(::core::option::Option::None));
+    let search_context_size =
+        search_context_size.unwrap_or_else(|| quote!(::core::option::Option::None));
     let expanded = quote! {
         impl #impl_generics #krate_path::__private::TokenUsage for #name #type_generics #where_clause {
             fn token_usage(&self) -> ::core::option::Option<#krate_path::__private::Usage> {
@@ -210,6 +223,10 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
 
             fn data_residency(&self) -> ::core::option::Option<bool> {
                 #data_residency #(#flatten_residencies)*
+            }
+
+            fn search_context_size(&self) -> ::core::option::Option<&str> {
+                #search_context_size #(#flatten_search_sizes)*
             }
         }
     };

@@ -227,6 +227,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
     let agent = value_or_empty(&args.agent);
     let service_tier = value_or_empty(&args.service_tier);
     let data_residency = value_or_empty(&args.data_residency);
+    let search_context_size = value_or_empty(&args.search_context_size);
     let fields = args.fields.clone().unwrap_or_default();
     quote! {
         #krate::__llm_call_span!(
@@ -240,6 +241,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
             agent = [#agent],
             service_tier = [#service_tier],
             data_residency = [#data_residency],
+            search_context_size = [#search_context_size],
             fields = [#fields]
         )
     }

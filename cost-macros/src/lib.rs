@@ -33,6 +33,7 @@ use proc_macro::TokenStream;
 /// | `feature = "…"`, `agent = "…"` | attribution of the call |
 /// | `service_tier = "priority"` | the service tier the request asks for (`flex`, `priority`, `batch`, `fast_mode` for Anthropic's fast mode; a literal or an expression): budgets reserve at its prices, and the tier the response reports replaces it |
 /// | `data_residency = true` | the call runs on a data-residency (regional) endpoint: priced at the factor the price table gives the model there (Claude Sonnet 4.5 and later: 10% more), unpriced where it gives none; `true`, `false` or an expression; where the response says where the call ran (Anthropic's `usage.inference_geo`), that replaces it |
+/// | `search_context_size = "low"` | the search context size the request chose for its web searches (`low`, `medium`, `high`; a literal or an expression): a search is priced at that size's price where the price table gives one (OpenAI's search models through LiteLLM's file, Perplexity's request fees); where the response says the size (Perplexity's usage, an OpenAI Responses answer's web search tool), that replaces it. Without either a search is priced as medium, OpenAI's default |
 /// | `name = "…"` | the span name (default: the function's name) |
 /// | `level = "debug"` | the span level (default `info`); a filter on the whole subscriber that disables it hides the call from the cost layer, which counts it in `Diagnostics::calls_hidden_by_filter` and warns once |
 /// | `fields(key = value, …)` | more span fields, as in `#[instrument]` |
@@ -111,7 +112,9 @@ pub fn session(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[usage(model)]` and `#[usage(service_tier)]` (the tier that served the call, as the provider
 /// spells it: its price depends on it) on a `String`/`&str`/`Option` field,
 /// `#[usage(data_residency)]` (the call ran on a data-residency endpoint, priced at the model's
-/// factor there) on a `bool` or `Option<bool>` field, and
+/// factor there) on a `bool` or `Option<bool>` field, `#[usage(search_context_size)]` (the
+/// search context size of the call's web searches, `low`/`medium`/`high`) on a
+/// `String`/`&str`/`Option` field, and
 /// `#[usage(flatten)]` on a field whose type implements `TokenUsage`. The container attribute `#[usage(convention = "…")]` says how
 /// the counts are meant: `inclusive` (default; OpenAI), `anthropic` (input excludes cache reads
 /// and writes), `gemini` (output excludes reasoning). `#[usage(crate = path)]` as for `llm_call`.

@@ -5,13 +5,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
+use cost_core::{CostBreakdown, Money, SearchContextSize, ServiceTier, Usage};
 
 use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 54] = [
+pub(crate) const COLUMNS: [&str; 55] = [
     "at_ms",
     "duration_us",
     "name",
@@ -66,6 +66,7 @@ pub(crate) const COLUMNS: [&str; 54] = [
     "cost_image_generation",
     "code_interpreter_sessions",
     "cost_code_interpreter",
+    "search_context_size",
 ];
 
 /// Whether a column of [`COLUMNS`] holds money (decimal text), by its name: `cost` and its
@@ -93,7 +94,10 @@ fn money(m: Money) -> Value<'static> {
 /// The row of a record, in the order of [`COLUMNS`]. A count or duration above 2⁶³ − 1 fits no
 /// 64-bit integer column: the record is refused (`location` names the store), never clamped.
 /// The layer never makes one: a call's counts are at most 10⁹ each.
-pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>; 54], StoreError> {
+pub(crate) fn values<'r>(
+    r: &'r CallRecord,
+    location: &str,
+) -> Result<[Value<'r>; COLUMNS.len()], StoreError> {
     let count = |n: u64, column: usize| {
         i64::try_from(n)
             .map(|n| Value::Integer(Some(n)))
@@ -159,6 +163,7 @@ pub(crate) fn values<'r>(r: &'r CallRecord, location: &str) -> Result<[Value<'r>
         money(c.image_generation),
         count(r.usage.code_interpreter_sessions, 52)?,
         money(c.code_interpreter),
+        Value::Text(r.search_context_size.map(|s| Cow::Borrowed(s.as_str()))),
     ])
 }
 
@@ -266,6 +271,12 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             0 => false,
             1 => true,
             other => return Err(corrupt(format!("data_residency is {other}, not 0 or 1"))),
+        },
+        search_context_size: match opt_text(55)? {
+            Some(text) => {
+                Some(SearchContextSize::parse(&text).map_err(|e| corrupt(e.to_string()))?)
+            }
+            None => None,
         },
     })
 }

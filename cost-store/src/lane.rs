@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
+use cost_core::{CostBreakdown, Money, SearchContextSize, ServiceTier, Usage};
 use cost_layer::{CallTimes, ClosedCall};
 
 use crate::record::{CallRecord, CallStatus, micros, status_of, unix_ms};
@@ -55,6 +55,7 @@ struct Slot {
     status: CallStatus,
     service_tier: ServiceTier,
     data_residency: bool,
+    search_context_size: Option<SearchContextSize>,
     /// Bit `i`: the call has text `i`.
     present: u16,
     /// Bit `i`: text `i` is the one written last at its place (it is not in `texts` again).
@@ -115,6 +116,7 @@ impl Lane {
             status: status_of(totals),
             service_tier: call.service_tier,
             data_residency: call.data_residency,
+            search_context_size: call.search_context_size,
             present,
             same,
             name: call.name,
@@ -243,6 +245,7 @@ impl TextReader<'_> {
             operation,
             service_tier: slot.service_tier,
             data_residency: slot.data_residency,
+            search_context_size: slot.search_context_size,
             session,
             agent,
             user,
@@ -395,6 +398,10 @@ mod tests {
                 operation: t[5].as_ref(),
                 service_tier: ServiceTier::ALL[usize::from(self.tier) % TIERS],
                 data_residency: usize::from(self.tier) >= TIERS,
+                // None, or one of the sizes, by the span id.
+                search_context_size: SearchContextSize::ALL
+                    .get((self.span_id % 4) as usize)
+                    .copied(),
                 attribution: &attribution,
                 totals: &totals,
             };

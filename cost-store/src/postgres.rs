@@ -101,6 +101,8 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN cost_image_generation NUMERIC NOT NULL DEFAULT 0,
         ADD COLUMN code_interpreter_sessions BIGINT NOT NULL DEFAULT 0,
         ADD COLUMN cost_code_interpreter NUMERIC NOT NULL DEFAULT 0;",
+    // 10: the search context size of a call's web searches (calls stored before did not say).
+    "ALTER TABLE llm_calls ADD COLUMN search_context_size TEXT;",
 ];
 
 /// The schema version this library writes.

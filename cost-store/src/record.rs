@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
+use cost_core::{CostBreakdown, Money, SearchContextSize, ServiceTier, Usage};
 use cost_layer::ClosedCall;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +92,10 @@ pub struct CallRecord {
     /// The call ran on a data-residency endpoint (its price depends on it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub data_residency: bool,
+    /// The search context size of the call's web searches, when stated (a search's price
+    /// depends on it on some models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_context_size: Option<SearchContextSize>,
     /// Session id.
     pub session: Option<Arc<str>>,
     /// Agent name.
@@ -122,12 +126,13 @@ impl CallRecord {
         self.cost.total()
     }
 
-    /// The terms the call was priced on: its service tier, and whether it ran on a
-    /// data-residency endpoint.
+    /// The terms the call was priced on: its service tier, whether it ran on a data-residency
+    /// endpoint, and the search context size of its searches.
     pub fn call_terms(&self) -> cost_core::CallTerms {
         cost_core::CallTerms {
             service_tier: self.service_tier,
             data_residency: self.data_residency,
+            search_context_size: self.search_context_size,
         }
     }
 
@@ -160,6 +165,7 @@ impl CallRecord {
             operation: call.operation.cloned(),
             service_tier: call.service_tier,
             data_residency: call.data_residency,
+            search_context_size: call.search_context_size,
             session: attribution.session.clone(),
             agent: attribution.agent.clone(),
             user: attribution.user.clone(),

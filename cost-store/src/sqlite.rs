@@ -90,6 +90,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE llm_calls ADD COLUMN cost_image_generation TEXT NOT NULL DEFAULT '0';
     ALTER TABLE llm_calls ADD COLUMN code_interpreter_sessions INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE llm_calls ADD COLUMN cost_code_interpreter TEXT NOT NULL DEFAULT '0';",
+    // 10: the search context size of a call's web searches (calls stored before did not say).
+    "ALTER TABLE llm_calls ADD COLUMN search_context_size TEXT;",
 ];
 
 /// The schema version this library writes.

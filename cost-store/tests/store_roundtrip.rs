@@ -10,7 +10,9 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use common::PostgresSchema;
-use cost_layer::cost_core::{CostBreakdown, Money, ServiceTier, TokenKind, Usage};
+use cost_layer::cost_core::{
+    CostBreakdown, Money, SearchContextSize, ServiceTier, TokenKind, Usage,
+};
 use cost_store::{CallRecord, CallStatus, Store, StoreError, TimeRange};
 use proptest::prelude::*;
 
@@ -93,6 +95,7 @@ prop_compose! {
         operation in prop::option::of(shared_text()),
         service_tier in prop::sample::select(ServiceTier::ALL.to_vec()),
         data_residency in any::<bool>(),
+        search_context_size in prop::option::of(prop::sample::select(SearchContextSize::ALL.to_vec())),
         keys in prop::array::uniform5(prop::option::of(shared_text())),
         usage in usage(),
         cost in cost(),
@@ -115,6 +118,7 @@ prop_compose! {
             operation,
             service_tier,
             data_residency,
+            search_context_size,
             session,
             agent,
             user,

@@ -18,7 +18,7 @@ use async_openai::types::chat::{
 };
 use async_openai::types::responses::{
     ImageGenToolCallStatus, OutputItem, Response, ResponseStreamEvent, ResponseUsage,
-    ServiceTierResponses, WebSearchToolCallAction,
+    ServiceTierResponses, Tool, WebSearchToolCallAction, WebSearchToolSearchContextSize,
 };
 
 use super::openai;
@@ -77,7 +77,7 @@ impl TokenUsage for CompletionUsage {
 fn chat_usage(usage: Option<&CompletionUsage>, model: &str) -> Option<Usage> {
     let usage = usage.and_then(TokenUsage::token_usage)?;
     Some(Usage {
-        web_search_requests: openai::chat_searches(model),
+        web_search_requests: openai::chat_searches(model, None, false),
         ..usage
     })
 }
@@ -133,6 +133,10 @@ impl TokenUsage for ResponseStreamEvent {
 
     fn service_tier(&self) -> Option<&str> {
         ended_response(self).and_then(TokenUsage::service_tier)
+    }
+
+    fn search_context_size(&self) -> Option<&str> {
+        ended_response(self).and_then(TokenUsage::search_context_size)
     }
 }
 
@@ -198,6 +202,23 @@ impl TokenUsage for Response {
             ServiceTierResponses::Priority => "priority",
             ServiceTierResponses::Fast => "fast",
             ServiceTierResponses::Ultrafast => "ultrafast",
+        })
+    }
+
+    /// The search context size of the web search tool the response echoes, when one states it.
+    fn search_context_size(&self) -> Option<&str> {
+        self.tools.iter().flatten().find_map(|tool| match tool {
+            Tool::WebSearch(search)
+            | Tool::WebSearch20250826(search)
+            | Tool::WebSearchPreview(search)
+            | Tool::WebSearchPreview20250311(search) => {
+                search.search_context_size.map(|size| match size {
+                    WebSearchToolSearchContextSize::Low => "low",
+                    WebSearchToolSearchContextSize::Medium => "medium",
+                    WebSearchToolSearchContextSize::High => "high",
+                })
+            }
+            _ => None,
         })
     }
 }
@@ -305,6 +326,7 @@ mod tests {
         let json = serde_json::json!({
             "id": "resp_1", "object": "response", "created_at": 1_764_000_000,
             "status": "completed", "model": "gpt-5-2025-08-07", "service_tier": "flex",
+            "tools": [{"type": "web_search", "search_context_size": "low"}],
             "output": [
                 {"type": "web_search_call", "id": "ws_1", "status": "completed",
                  "action": {"type": "search", "query": "rust tracing"}},
@@ -343,9 +365,15 @@ mod tests {
                 ..Usage::default()
             }
         );
-        let typed: Response = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        let typed: Response =
+            serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(typed.service_tier(), Some("flex"));
         assert_eq!(typed.response_model(), Some("gpt-5-2025-08-07"));
+        // The web search tool's size, as the JSON adapter's typed response reads it.
+        assert_eq!(typed.search_context_size(), Some("low"));
+        let reduced: openai::Response =
+            serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reduced.search_context_size(), Some("low"));
     }
 
     #[test]

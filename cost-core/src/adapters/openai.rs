@@ -33,7 +33,23 @@
 //! unpriced unless your table gives `image_generation_calls` or `code_interpreter_sessions`.
 //! In Chat Completions, the search models (`gpt-4o-search-preview`,
 //! `gpt-4o-mini-search-preview`, `gpt-5-search-api`, …) search the web before every answer: a
-//! response of one counts one search.
+//! response of one counts one search. Their search context size is chosen in the request
+//! (`web_search_options.search_context_size`) and not echoed: give it to
+//! `#[llm_call(search_context_size = …)]`. A Responses API answer echoes its web search tool's
+//! (`tools[].search_context_size`), read as the call's
+//! ([`TokenUsage::search_context_size`]).
+//!
+//! Perplexity's Sonar API answers in this format, with counts of its own in `usage`, read here:
+//! `search_context_size` (the call's, which Sonar's request fee depends on), `citation_tokens`
+//! (Sonar Deep Research's, billed at its input price: counted as prompt tokens),
+//! `reasoning_tokens` at the top of `usage` (Deep Research's, billed apart from and outside the
+//! completion tokens: added to the output as reasoning) and `num_search_queries` (Deep
+//! Research's searches, billed per search: the web searches). A Sonar answer that gives no
+//! `num_search_queries` (Sonar, Sonar Pro, Sonar Reasoning Pro: billed a request fee by search
+//! context size instead) counts one web search, as does any answer stating a search context
+//! size or of a model named `sonar…`: a price table gives that search the request fee
+//! (`web_search_by_context_size`). Perplexity's own `usage.cost` is not read: the call is
+//! priced from the table, as every call is.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -66,6 +82,18 @@ pub struct ChatUsage {
     /// (instead of `prompt_tokens_details.cached_tokens`).
     #[serde(deserialize_with = "super::null_as_default")]
     pub prompt_cache_hit_tokens: u64,
+    /// Perplexity: citation tokens (Sonar Deep Research), billed as prompt tokens apart from
+    /// `prompt_tokens`.
+    #[serde(deserialize_with = "super::null_as_default")]
+    pub citation_tokens: u64,
+    /// Perplexity: reasoning tokens (Sonar Deep Research), billed apart from and outside
+    /// `completion_tokens` (OpenAI's are in `completion_tokens_details`).
+    #[serde(deserialize_with = "super::null_as_default")]
+    pub reasoning_tokens: u64,
+    /// Perplexity: the searches Sonar Deep Research ran, billed per search.
+    pub num_search_queries: Option<u64>,
+    /// Perplexity: the search context size of the call (`low`, `medium`, `high`).
+    pub search_context_size: Option<String>,
 }
 
 /// `prompt_tokens_details`.
@@ -180,9 +208,10 @@ impl Reported<'_> {
 }
 
 impl ChatUsage {
-    /// The inclusive usage.
+    /// The inclusive usage (Perplexity's citation and reasoning tokens included; the searches
+    /// are counted from a whole response, [`ChatCompletion`], which names the model).
     pub fn to_usage(&self) -> Usage {
-        Reported {
+        let usage = Reported {
             input: self.prompt_tokens,
             output: self.completion_tokens,
             total: self.total_tokens,
@@ -190,7 +219,26 @@ impl ChatUsage {
             completion: self.completion_tokens_details.as_ref(),
             cache_hits: self.prompt_cache_hit_tokens,
         }
-        .usage()
+        .usage();
+        with_sonar_tokens(usage, self.citation_tokens, self.reasoning_tokens)
+    }
+}
+
+/// `usage` with Perplexity's citation tokens (billed as prompt tokens) and its reasoning tokens
+/// reported apart from the completion tokens (billed as reasoning) added. Where the
+/// completion's details count reasoning already (OpenAI's place for it), a top-level count is
+/// taken for the same tokens and not added.
+fn with_sonar_tokens(usage: Usage, citation: u64, reasoning_apart: u64) -> Usage {
+    let reasoning_apart = if usage.reasoning == 0 {
+        reasoning_apart
+    } else {
+        0
+    };
+    Usage {
+        input: usage.input.saturating_add(citation),
+        output: usage.output.saturating_add(reasoning_apart),
+        reasoning: usage.reasoning.saturating_add(reasoning_apart),
+        ..usage
     }
 }
 
@@ -200,18 +248,37 @@ impl TokenUsage for ChatUsage {
     }
 }
 
-/// The searches a Chat Completions response of `model` ran: one for the search models, which
-/// search before every answer; none for the others (Chat Completions has no search tool).
-pub(crate) fn chat_searches(model: &str) -> u64 {
-    u64::from(model.contains("-search-preview") || model.contains("-search-api"))
+/// The searches a Chat Completions response of `model` ran: those the response counts
+/// (Perplexity's `num_search_queries`); else one for the models that search before every
+/// answer (OpenAI's search models, Perplexity's Sonar models, and an answer stating a search
+/// context size, as Sonar's do: their request fee is priced as that search); none for the
+/// others (Chat Completions has no search tool).
+pub(crate) fn chat_searches(model: &str, reported: Option<u64>, size_stated: bool) -> u64 {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    reported.unwrap_or_else(|| {
+        u64::from(
+            model.contains("-search-preview")
+                || model.contains("-search-api")
+                || name.starts_with("sonar")
+                || size_stated,
+        )
+    })
 }
 
 impl TokenUsage for ChatCompletion {
     fn token_usage(&self) -> Option<Usage> {
         self.usage.as_ref().map(|usage| Usage {
-            web_search_requests: chat_searches(&self.model),
+            web_search_requests: chat_searches(
+                &self.model,
+                usage.num_search_queries,
+                usage.search_context_size.is_some(),
+            ),
             ..usage.to_usage()
         })
+    }
+
+    fn search_context_size(&self) -> Option<&str> {
+        self.usage.as_ref()?.search_context_size.as_deref()
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -278,6 +345,29 @@ pub struct Response {
     /// Its output items, read for the web searches they record.
     #[serde(deserialize_with = "super::null_as_default")]
     pub output: Vec<OutputItem>,
+    /// The tools the request gave, as the response echoes them: read for the web search tool's
+    /// search context size.
+    #[serde(deserialize_with = "super::null_as_default")]
+    pub tools: Vec<ToolSpec>,
+}
+
+/// One of `tools` a Responses API answer echoes, reduced to what pricing needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToolSpec {
+    /// `web_search`, `web_search_preview`, `file_search`, `function`, …
+    #[serde(rename = "type", deserialize_with = "super::null_as_default")]
+    pub kind: String,
+    /// A web search tool's search context size (`low`, `medium`, `high`).
+    pub search_context_size: Option<String>,
+}
+
+/// The search context size of the web search tool among `tools`, when one states it.
+pub fn web_search_context_size(tools: &[ToolSpec]) -> Option<&str> {
+    tools
+        .iter()
+        .filter(|tool| tool.kind.starts_with("web_search"))
+        .find_map(|tool| tool.search_context_size.as_deref())
 }
 
 /// One item of a Responses API response's `output`, reduced to what pricing needs.
@@ -412,6 +502,10 @@ impl TokenUsage for Response {
         Some(with_tool_uses(usage, hosted_tool_uses(&self.output)))
     }
 
+    fn search_context_size(&self) -> Option<&str> {
+        web_search_context_size(&self.tools)
+    }
+
     fn response_model(&self) -> Option<&str> {
         super::non_empty(&self.model)
     }
@@ -480,20 +574,31 @@ pub fn images_from_json(value: &Value) -> Result<Usage, AdapterError> {
 }
 
 /// Reads a Chat Completions response or its `usage` object (which does not say the model: a
-/// search model's search is counted from a whole response).
+/// search model's search is counted from a whole response), Perplexity's counts included.
 pub fn chat_from_json(value: &Value) -> Result<Usage, AdapterError> {
-    let usage = usage_object(value, "usage", "prompt_tokens")?;
+    let object = usage_object(value, "usage", "prompt_tokens")?;
     let usage = inclusive_from_json(
-        usage,
+        object,
         ["prompt_tokens", "completion_tokens"],
         ["prompt_tokens_details", "completion_tokens_details"],
     )?;
+    let usage = with_sonar_tokens(
+        usage,
+        count(object, &["citation_tokens"])?,
+        count(object, &["reasoning_tokens"])?,
+    );
     let model = value
         .get("model")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    Ok(Usage {
-        web_search_requests: chat_searches(model),
+    checked(Usage {
+        web_search_requests: chat_searches(
+            model,
+            count_if_present(object, &["num_search_queries"])?,
+            object
+                .get("search_context_size")
+                .is_some_and(Value::is_string),
+        ),
         ..usage
     })
 }

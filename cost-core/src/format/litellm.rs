@@ -18,7 +18,8 @@
 //! | `output_cost_per_image_token` | image output |
 //! | `input_cost_per_image_token` | image input (uncached) |
 //! | `cache_read_input_image_token_cost` | cache read of images |
-//! | `search_context_cost_per_query.search_context_size_medium` | one web search (USD per search) |
+//! | `search_context_cost_per_query.search_context_size_{low,medium,high}` | one web search at that search context size (USD per search; a call stating no size: medium) |
+//! | `citation_cost_per_token` | Perplexity's citation tokens, which the adapters count as prompt tokens: read where it equals the input price, else counted as a skipped key |
 //! | `file_search_cost_per_1k_calls` | one file search call (the price of 1 000, divided exactly) |
 //! | `code_interpreter_cost_per_session` | one code interpreter session (USD per session) |
 //! | any of these + `_above_{N}k_tokens` / `_above_{N}_tokens` | context tier above N (×1000 with `k`) |
@@ -31,8 +32,10 @@
 //! the tier's input price, an absent output price the model's. It replaces `_above_` keys.
 //!
 //! `search_context_cost_per_query` gives a web search's price per search context size (`low`,
-//! `medium`, `high`); the medium one is read, OpenAI's default size (Anthropic's and Google's
-//! entries give one price for all three). The size a request chose is not in its usage.
+//! `medium`, `high`; Anthropic's and Google's entries give one price for all three, Perplexity's
+//! Sonar models their request fee per size): all three are read
+//! ([`ModelPrice::with_web_search_by_context_size`]), and a call whose terms state no size is
+//! priced at the medium one, OpenAI's default.
 //!
 //! `provider_specific_entry` holds LiteLLM's multipliers: `us` is the model's data-residency
 //! factor (Anthropic's US-only inference, `1.1`: see [`ModelPrice::with_data_residency`]) and
@@ -71,7 +74,7 @@ use serde_json::value::RawValue;
 
 use super::{PriceFileError, PriceFileErrorKind, content_digest};
 use crate::money::{PriceMultiplier, TokenPrice};
-use crate::price::{ComponentPrices, ModelPrice, PriceSchedule, ServiceTier};
+use crate::price::{ComponentPrices, ModelPrice, PriceSchedule, SearchContextSize, ServiceTier};
 use crate::table::{ModelEntry, PriceTable, PriceTableBuilder, TableInfo};
 use crate::usage::TokenKind;
 
@@ -131,6 +134,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         let mut skipped_keys: Vec<String> = Vec::new();
         let mut problem = None;
         let mut multipliers = Multipliers::default();
+        // `search_context_cost_per_query`, per search context size.
+        let mut search_sizes: [Option<TokenPrice>; 3] = [None; 3];
+        let mut citation_price = None;
         // `input_cost_per_token_cache_hit` (DeepSeek's entries): the cache read price where
         // `cache_read_input_token_cost` gives none.
         let mut cache_hit_prices: Vec<(PriceKey, TokenPrice)> = Vec::new();
@@ -179,6 +185,21 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                         break;
                     }
                 }
+                continue;
+            }
+            if key == SEARCH_PRICES {
+                match read_search_prices(raw.get()) {
+                    Ok(Some(sizes)) => search_sizes = sizes,
+                    Ok(None) => skipped_keys.push(key.to_owned()),
+                    Err(message) => {
+                        problem = Some(bad_key(raw, key, message));
+                        break;
+                    }
+                }
+                continue;
+            }
+            if key == CITATION_PRICE {
+                citation_price = Some(read_price(raw.get()));
                 continue;
             }
             if let Some((kind, read)) = per_call_price(key) {
@@ -232,10 +253,17 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             continue;
         }
         only_input_thresholds(&mut schedules);
+        // A search that states no size is priced as medium, OpenAI's default.
+        if let Some(medium) = search_sizes[SearchContextSize::Medium as usize] {
+            schedules[0].base.set(TokenKind::WebSearchRequests, medium);
+        }
         let [standard, batch, flex, priority, fast] = schedules;
         if standard.base.input.is_none() {
             builder.report_mut().skipped_entries.push(name.to_owned());
             continue;
+        }
+        if citation_price.is_some_and(|price| price != Ok(standard.base.input)) {
+            skipped_keys.push(CITATION_PRICE.to_owned());
         }
         let residency_factor = multipliers.data_residency(&mut skipped_keys);
         let text_field = |field: &str| {
@@ -265,7 +293,8 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             .and_then(|price| match residency_factor {
                 Some(factor) => price.with_data_residency(factor),
                 None => Ok(price),
-            });
+            })
+            .map(|price| price.with_web_search_by_context_size(search_sizes));
         let price = match price {
             Ok(price) => price,
             Err(e) => {
@@ -393,7 +422,6 @@ type ReadPrice = fn(&str) -> Result<Option<TokenPrice>, String>;
 /// and how its value reads.
 fn per_call_price(key: &str) -> Option<(TokenKind, ReadPrice)> {
     match key {
-        SEARCH_PRICES => Some((TokenKind::WebSearchRequests, read_search_price)),
         FILE_SEARCH_PRICE => Some((TokenKind::FileSearchCalls, |raw| {
             read_price_as(raw, TokenPrice::per_thousand)
         })),
@@ -405,20 +433,27 @@ fn per_call_price(key: &str) -> Option<(TokenKind, ReadPrice)> {
 /// Web search prices per search context size.
 const SEARCH_PRICES: &str = "search_context_cost_per_query";
 
-/// The context size whose search price is read: OpenAI's default.
-const SEARCH_CONTEXT_SIZE: &str = "search_context_size_medium";
-
-/// Reads the medium search price of `search_context_cost_per_query`; `Ok(None)` when the value
-/// is not an object holding one (then it is counted as a skipped key).
-fn read_search_price(raw: &str) -> Result<Option<TokenPrice>, String> {
-    let Ok(sizes) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw) else {
+/// Reads the search prices of `search_context_cost_per_query` per search context size
+/// (`search_context_size_low`, `_medium`, `_high`), in the order of [`SearchContextSize::ALL`];
+/// `Ok(None)` when the value is not an object holding one of them (then it is counted as a
+/// skipped key).
+fn read_search_prices(raw: &str) -> Result<Option<[Option<TokenPrice>; 3]>, String> {
+    let Ok(given) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw) else {
         return Ok(None);
     };
-    match sizes.get(SEARCH_CONTEXT_SIZE) {
-        Some(price) => read_price(price.get()).map_err(|e| format!("{SEARCH_CONTEXT_SIZE}: {e}")),
-        None => Ok(None),
+    let mut sizes = [None; 3];
+    for (slot, size) in sizes.iter_mut().zip(SearchContextSize::ALL) {
+        let key = format!("search_context_size_{size}");
+        if let Some(price) = given.get(&key) {
+            *slot = read_price(price.get()).map_err(|e| format!("{key}: {e}"))?;
+        }
     }
+    Ok(sizes.iter().any(Option::is_some).then_some(sizes))
 }
+
+/// Perplexity's price of citation tokens (Sonar Deep Research's), which the adapters count as
+/// prompt tokens: read where it is the input price, counted as a skipped key where not.
+const CITATION_PRICE: &str = "citation_cost_per_token";
 
 /// One `tiered_pricing` element: `{"range": [lo, hi], "input_cost_per_token": …, …}`.
 struct RangeTier {

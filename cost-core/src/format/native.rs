@@ -19,6 +19,10 @@
 //! file_search_calls = "0.0025" # optional: USD per file search call (per call, whatever the unit)
 //! image_generation_calls = "0.042"  # optional: USD per image of the image generation tool
 //! code_interpreter_sessions = "0.03" # optional: USD per code interpreter session (container)
+//! web_search_by_context_size = { low = "0.005", high = "0.012" }   # optional: USD per web
+//!                              # search at a search context size the call states (low, medium,
+//!                              # high); a size not given, or none stated, as medium, else
+//!                              # web_search_requests
 //! batch = { input = "1.25", output = "5.00" }   # optional service tiers: batch, flex, priority
 //! data_residency = "1.1"       # optional: the factor on the token prices of a call on a
 //!                              # data-residency endpoint; without it such a call is unpriced
@@ -160,6 +164,13 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         let [batch, flex, priority] = variants;
         let mut price = ModelPrice::new(schedule(&terms.prices)?, [batch?, flex?, priority?])
             .map_err(invalid_price)?;
+        if let Some(sizes) = terms.web_search_by_context_size {
+            price = price.with_web_search_by_context_size([
+                per_call(&sizes.low)?,
+                per_call(&sizes.medium)?,
+                per_call(&sizes.high)?,
+            ]);
+        }
         // Fast mode's own prices, or its factor (below), first: the data-residency prices
         // scale it too.
         if let Some(spec) = terms.fast_mode_prices {
@@ -350,6 +361,8 @@ macro_rules! model_price_table {
                 fast_mode: Option<Spanned<PriceText>>,
                 #[serde(default)]
                 fast_mode_prices: Option<PricesSpec>,
+                #[serde(default)]
+                web_search_by_context_size: Option<SearchSizesSpec>,
             }
         });
 
@@ -363,10 +376,23 @@ macro_rules! model_price_table {
                     fast_mode: &self.fast_mode,
                     fast_mode_prices: &self.fast_mode_prices,
                     data_residency: &self.data_residency,
+                    web_search_by_context_size: &self.web_search_by_context_size,
                 }
             }
         }
     };
+}
+
+/// `web_search_by_context_size`: USD per web search at each search context size.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchSizesSpec {
+    #[serde(default)]
+    low: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    medium: Option<Spanned<PriceText>>,
+    #[serde(default)]
+    high: Option<Spanned<PriceText>>,
 }
 
 model_price_table! {
@@ -404,6 +430,7 @@ struct PriceTerms<'a> {
     fast_mode: &'a Option<Spanned<PriceText>>,
     fast_mode_prices: &'a Option<PricesSpec>,
     data_residency: &'a Option<Spanned<PriceText>>,
+    web_search_by_context_size: &'a Option<SearchSizesSpec>,
 }
 
 price_fields!(price_table! {
@@ -574,6 +601,16 @@ fn price_table(model: &str, price: &ModelPrice) -> Result<toml::Table, WriteErro
         if let Some(factor) = factor {
             table.insert(field.into(), Value::String(factor.to_string()));
         }
+    }
+    let sizes: toml::Table = crate::price::SearchContextSize::ALL
+        .into_iter()
+        .zip(price.web_search_by_context_size())
+        .filter_map(|(size, price)| {
+            Some((size.as_str().to_owned(), Value::String(price?.to_string())))
+        })
+        .collect();
+    if !sizes.is_empty() {
+        table.insert("web_search_by_context_size".into(), Value::Table(sizes));
     }
     Ok(table)
 }
