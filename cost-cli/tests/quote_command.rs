@@ -414,3 +414,51 @@ fn a_response_that_does_not_name_its_model_needs_one_given() {
     let out = run(&["quote", "--model", "gpt-4o"], "");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_search_is_quoted_at_the_search_context_size_the_line_or_the_answer_says() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let prices = dir.path().join("sonar.toml");
+    std::fs::write(
+        &prices,
+        "version = \"sonar\"\n[models.sonar]\ninput = \"1\"\noutput = \"1\"\nweb_search_by_context_size = { low = \"0.005\", medium = \"0.008\", high = \"0.012\" }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let prices = prices.to_str().unwrap_or_default();
+    // Usage lines: 500 in, 200 out, one search, at a size given or not, or a bad one.
+    let stdin = r#"{"id": 1, "model": "sonar", "input_tokens": 500, "output_tokens": 200, "web_search_requests": 1, "search_context_size": "high"}
+{"id": 2, "model": "sonar", "input_tokens": 500, "output_tokens": 200, "web_search_requests": 1}
+{"id": 3, "model": "sonar", "input_tokens": 500, "output_tokens": 200, "web_search_requests": 1, "search_context_size": "vast"}
+"#;
+    let out = run(&["quote", "--prices", prices], stdin);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    assert_eq!(
+        (&got[0]["cost_usd"], &got[0]["search_context_size"]),
+        (&json!("0.0127"), &json!("high"))
+    );
+    assert_eq!(
+        (&got[1]["cost_usd"], got[1].get("search_context_size")),
+        (&json!("0.0087"), None)
+    );
+    assert!(
+        got[2]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown search context size `vast`")),
+        "{}",
+        got[2]
+    );
+    // A Sonar answer as Perplexity sent it: its request fee at the size its usage states.
+    let answer = json!({
+        "id": "effa842e", "model": "sonar", "created": 1_755_452_599,
+        "usage": {"prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700,
+                  "search_context_size": "low"}
+    });
+    let (code, out) = quote_from("openai-chat", &["--prices", prices], &[answer]);
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        (&out[0]["cost_usd"], &out[0]["search_context_size"]),
+        (&json!("0.0057"), &json!("low"))
+    );
+}

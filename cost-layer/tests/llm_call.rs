@@ -1244,3 +1244,93 @@ fn the_operation_is_the_one_given_and_chat_by_default() {
         Some(usd("0.00002"))
     );
 }
+
+/// Perplexity's Sonar at its prices: $1 per million in and out, a request fee of $5, $8 and
+/// $12 per 1 000 requests at low, medium and high search context size.
+const SONAR_PRICES: &str = "version = \"sonar\"\n[models.\"sonar\"]\ninput = \"1\"\noutput = \"1\"\nweb_search_by_context_size = { low = \"0.005\", medium = \"0.008\", high = \"0.012\" }\n";
+
+/// A Sonar answer (500 prompt tokens, 200 completion tokens) as Perplexity sends it, at `size`.
+fn sonar_answer(size: &str) -> openai::ChatCompletion {
+    serde_json::from_value(serde_json::json!({
+        "model": "sonar",
+        "usage": {"prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700,
+                  "search_context_size": size}
+    }))
+    .unwrap_or_default()
+}
+
+/// Asked for high context; the answer says what it ran at.
+#[llm_call(model = "sonar", search_context_size = "high")]
+fn sonar_asked_high_answered_low() -> openai::ChatCompletion {
+    sonar_answer("low")
+}
+
+/// The size declared by the call site, for an answer that does not say it.
+#[llm_call(model = "sonar", search_context_size = size)]
+fn sonar_declared(size: &str) -> Usage {
+    Usage {
+        web_search_requests: 1,
+        ..Usage::new(500, 200)
+    }
+}
+
+/// The size recorded from inside the body.
+#[llm_call(model = "sonar")]
+fn sonar_recorded_in_body() -> Usage {
+    cost_layer::record_search_context_size("medium");
+    Usage {
+        web_search_requests: 1,
+        ..Usage::new(500, 200)
+    }
+}
+
+/// A response type of one's own that says it.
+#[derive(TokenUsage)]
+struct SizedSearchReply {
+    #[usage(input)]
+    input: u64,
+    #[usage(output)]
+    output: u64,
+    #[usage(web_search_requests)]
+    searches: u32,
+    #[usage(search_context_size)]
+    context: Option<String>,
+}
+
+#[llm_call(model = "sonar")]
+fn sonar_derived() -> SizedSearchReply {
+    SizedSearchReply {
+        input: 500,
+        output: 200,
+        searches: 1,
+        context: Some("high".into()),
+    }
+}
+
+#[test]
+fn a_search_is_charged_at_the_context_size_the_call_ran_at() {
+    let ledger = ledger_at(native_table(SONAR_PRICES), || {
+        sonar_asked_high_answered_low();
+        sonar_declared("high");
+        sonar_recorded_in_body();
+        sonar_derived();
+        // By hand: a size that is not one is ignored (priced as medium), counted and warned.
+        let span = tracing::info_span!(
+            "chat",
+            gen_ai.request.model = "sonar",
+            gen_ai.usage.input_tokens = 500_u64,
+            gen_ai.usage.output_tokens = 200_u64,
+            cost.usage.web_search_requests = 1_u64,
+            cost.search_context_size = tracing::field::Empty,
+        );
+        span.record("cost.search_context_size", "enormous");
+    });
+    // Tokens: 5 × (500 + 200) × $1 per million = $0.0035; fees: low 0.005 (the answer's word
+    // over the call site's), high 0.012 twice, medium 0.008 twice (recorded in the body; the
+    // bad value).
+    let sonar = ledger.model("sonar").unwrap_or_default();
+    assert_eq!((sonar.llm_calls, sonar.unpriced_calls), (5, 0));
+    assert_eq!(sonar.cost.web_search, usd("0.045"));
+    assert_eq!(sonar.total_usd(), usd("0.0485"));
+    assert_eq!(ledger.diagnostics().bad_field_values, 1);
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{record, usd};
-use cost_layer::cost_core::{CostBreakdown, PriceTable, ServiceTier};
+use cost_layer::cost_core::{CostBreakdown, PriceTable, SearchContextSize, ServiceTier, Usage};
 use cost_store::TimeRange;
 use cost_store::report;
 
@@ -128,6 +128,43 @@ fn reprice_and_what_if_keep_each_calls_data_residency() {
     let (_, total) = report::what_if(&[regional], &PriceTable::default(), "gpt-4o")
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((total.calls, total.skipped), (0, 1));
+}
+
+#[test]
+fn reprice_keeps_each_calls_search_context_size() {
+    // A Sonar call at high search context size (a $12 per 1 000 request fee), stored with the
+    // fee at low by mistake; repriced, at high again.
+    let table = PriceTable::from_text(
+        "version = \"sonar\"\n[models.sonar]\ninput = \"1\"\noutput = \"1\"\nweb_search_by_context_size = { low = \"0.005\", medium = \"0.008\", high = \"0.012\" }\n",
+        "sonar.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut searched = record(0, "search");
+    searched.id = Some(5);
+    searched.model = "sonar".into();
+    searched.request_model = Some("sonar".into());
+    searched.response_model = None;
+    searched.search_context_size = Some(SearchContextSize::High);
+    searched.usage = Usage {
+        web_search_requests: 1,
+        ..Usage::new(500, 200)
+    };
+    searched.cost = CostBreakdown {
+        uncached_input: usd("0.0005"),
+        output: usd("0.0002"),
+        web_search: usd("0.005"),
+        ..CostBreakdown::default()
+    };
+    let (changes, summary) = report::reprice(std::slice::from_ref(&searched), &table);
+    assert_eq!(summary.changed, 1, "{changes:?}");
+    assert_eq!(
+        (summary.before, summary.after),
+        (usd("0.0057"), usd("0.0127"))
+    );
+    // The same call stating no size: medium.
+    searched.search_context_size = None;
+    let (_, summary) = report::reprice(std::slice::from_ref(&searched), &table);
+    assert_eq!(summary.after, usd("0.0087"));
 }
 
 #[test]

@@ -330,7 +330,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         .unwrap_or_else(|e| panic!("{e}"));
     // The file as schema 5 left it: without the image prompt counts, the file search calls, the
     // data-residency flag, the image generation tool's images, code interpreter sessions and
-    // their costs.
+    // their costs, and the search context size.
     {
         let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
         for column in [
@@ -344,6 +344,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
             "cost_image_generation",
             "code_interpreter_sessions",
             "cost_code_interpreter",
+            "search_context_size",
         ] {
             connection
                 .execute(&format!("ALTER TABLE llm_calls DROP COLUMN {column}"), [])
@@ -361,9 +362,12 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     assert_eq!(back[0].usage.image_input, 0);
     assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
     assert!(!back[0].data_residency);
-    // And it takes new records with image prompt tokens, hosted tools' uses and data residency.
+    assert_eq!(back[0].search_context_size, None);
+    // And it takes new records with image prompt tokens, hosted tools' uses, data residency and
+    // a search context size.
     let mut edit = record(8, "new");
     edit.data_residency = true;
+    edit.search_context_size = Some(cost_core::SearchContextSize::High);
     edit.usage.file_search_calls = 2;
     edit.cost.file_search = cost_core::Money::from_units(9);
     edit.usage.image_generation_calls = 3;
@@ -381,8 +385,14 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         .load(&TimeRange::ALL)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        back.last().map(|r| (r.usage, r.cost, r.data_residency)),
-        Some((edit.usage, edit.cost, true))
+        back.last()
+            .map(|r| (r.usage, r.cost, r.data_residency, r.search_context_size)),
+        Some((
+            edit.usage,
+            edit.cost,
+            true,
+            Some(cost_core::SearchContextSize::High)
+        ))
     );
 }
 
