@@ -1,7 +1,7 @@
 //! Provider usage adapters: exact inclusive usage from each native shape, typed and from JSON.
 
 use cost_core::adapters::{AdapterError, anthropic, bedrock, gemini, openai};
-use cost_core::{PriceTable, ServiceTier, TokenUsage, Usage};
+use cost_core::{CallTerms, PriceTable, SearchContextSize, ServiceTier, TokenUsage, Usage};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -1149,6 +1149,41 @@ fn perplexity_sonar_answers_count_their_request_and_say_their_search_context_siz
         .quote("sonar-deep-research", &expected, ServiceTier::Standard)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(quote.total().to_string(), "0.599617");
+    // The embedded table has Perplexity's prices: the same, and Perplexity's own Sonar example
+    // (500 in, 200 out, low context: $0.0057; at high, $0.0127).
+    let embedded = PriceTable::default();
+    let total = |model: &str, usage: &Usage, size: Option<SearchContextSize>| {
+        let terms = CallTerms {
+            search_context_size: size,
+            ..CallTerms::default()
+        };
+        embedded
+            .quote(model, usage, terms)
+            .map(|q| q.total().to_string())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        total(
+            "sonar-deep-research",
+            &expected,
+            Some(SearchContextSize::Low)
+        ),
+        Ok("0.599617".to_owned())
+    );
+    let sonar_call = Usage {
+        web_search_requests: 1,
+        ..Usage::new(500, 200)
+    };
+    for (size, cost) in [
+        (SearchContextSize::Low, "0.0057"),
+        (SearchContextSize::Medium, "0.0087"),
+        (SearchContextSize::High, "0.0127"),
+    ] {
+        assert_eq!(
+            total("perplexity/sonar", &sonar_call, Some(size)),
+            Ok(cost.to_owned())
+        );
+    }
 
     // A top-level reasoning count where the completion's details count it too is the same
     // tokens: not added twice.
