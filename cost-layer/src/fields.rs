@@ -32,6 +32,7 @@
 //! | explicit scope | `cost.scope` = `session`, `agent` or `call` |
 //! | application cache hit | `llm.cache.hit` = `true` |
 //! | data residency: the call ran on a regional endpoint, billed above the list price on some models (an unpriced call where the price table has no factor for the model) | `cost.data_residency` = `true` |
+//! | search context size of the call's web searches, which some models price a search by (a call stating none is priced as medium) | `cost.search_context_size` = `low`, `medium` or `high` |
 //! | service tier (the last recorded wins) | `cost.service_tier`, `openai.response.service_tier`, `openai.request.service_tier`, `gen_ai.openai.response.service_tier`, `gen_ai.openai.request.service_tier` (`standard`/`default`/`auto`, `batch`, `flex`, `priority`) |
 //!
 //! More names can be mapped to a role with
