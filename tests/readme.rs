@@ -73,6 +73,7 @@ mod snippet_2 {
       #[usage(flatten)] extra: MoreUsage,     // any field whose type implements TokenUsage
       #[usage(service_tier)] tier: Option<String>,   // "priority", "flex", "batch", …
       #[usage(data_residency)] regional: Option<bool>, // ran on a data-residency endpoint
+      #[usage(search_context_size)] context: Option<String>, // "low", "medium", "high"
   }
 }
 // end of README snippet 2
