@@ -37,6 +37,14 @@ pub(crate) struct BudgetsArgs {
     /// its own: `?sslmode=verify-full&sslrootcert=FILE`).
     #[arg(long, value_name = "FILE.pem", requires = "db")]
     tls_ca: Option<PathBuf>,
+    /// With `--db` and a `rediss://` URL whose server asks clients for a certificate (mutual
+    /// TLS): the PEM file of the certificate to present, with `--tls-key` (a PostgreSQL URL
+    /// names its own: `&sslcert=FILE&sslkey=FILE`).
+    #[arg(long, value_name = "FILE.pem", requires_all = ["db", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// With `--tls-cert`: the PEM file of its private key.
+    #[arg(long, value_name = "FILE.pem", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// With `--db`: the day (or UTC time) whose window to show, instead of now.
     #[arg(long, value_name = "DAY", requires = "db")]
     at: Option<String>,
@@ -174,6 +182,11 @@ fn write_accounts(
     let options = cost_store::BudgetOptions {
         key_prefix: args.key_prefix.clone(),
         tls_root_certificates: args.tls_ca.clone(),
+        tls_client_identity: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(certificate, key)| cost_store::TlsClientIdentity { certificate, key }),
         ..cost_store::BudgetOptions::default()
     };
     for budget in config.budgets.iter().filter(|b| b.uses_shared_accounts()) {

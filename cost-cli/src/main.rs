@@ -9,7 +9,8 @@
 //!                 [--what-if MODEL [--prices FILE]]
 //! llm-cost reprice --db PATH|URL --prices FILE [--prices-only] [--dry-run]
 //! llm-cost prices [--prices FILE [--over-embedded]] [MODEL…] > snapshot.toml
-//! llm-cost budgets FILE.toml [--db PATH|URL [--key-prefix PREFIX] [--tls-ca FILE.pem] [--at DAY] [--top N]]
+//! llm-cost budgets FILE.toml [--db PATH|URL [--key-prefix PREFIX] [--tls-ca FILE.pem]
+//!                 [--tls-cert FILE.pem --tls-key FILE.pem] [--at DAY] [--top N]]
 //! ```
 //!
 //! Exit codes: `quote` 0 when every line was priced, 1 when any line had an error; `prices` 1

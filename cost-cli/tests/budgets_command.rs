@@ -251,3 +251,39 @@ fn the_certificate_authorities_of_a_tls_redis_are_read_from_the_file_given() {
         "{error}"
     );
 }
+
+#[test]
+fn a_client_certificate_for_a_tls_redis_is_read_from_the_files_given() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, BUDGETS).unwrap_or_else(|e| panic!("{e}"));
+    let cert = dir.path().join("client.pem");
+    std::fs::write(&cert, "not read before the key").unwrap_or_else(|e| panic!("{e}"));
+    let key = dir.path().join("client-key.pem");
+    let args = |extra: &[&str]| {
+        let mut all = vec![
+            "budgets",
+            file.to_str().unwrap_or_default(),
+            "--db",
+            "rediss://127.0.0.1:1/",
+        ];
+        all.extend(extra);
+        run(&all)
+    };
+    // Read before any connection: a key that is not there is named, whatever the server.
+    let output = args(&[
+        "--tls-cert",
+        cert.to_str().unwrap_or_default(),
+        "--tls-key",
+        key.to_str().unwrap_or_default(),
+    ]);
+    assert!(!output.status.success(), "{output:?}");
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        error.contains("client-key.pem") && error.contains("client key"),
+        "{error}"
+    );
+    // A certificate without its key is a usage error.
+    let output = args(&["--tls-cert", cert.to_str().unwrap_or_default()]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}

@@ -172,6 +172,21 @@ pub struct BudgetOptions {
     /// service's bundle), instead of the system's (the default, `None`); given with a plain
     /// `redis://` address, opening is refused. Other stores ignore it.
     pub tls_root_certificates: Option<std::path::PathBuf>,
+    /// For a Redis server over TLS that asks clients for a certificate (mutual TLS,
+    /// `tls-auth-clients yes`): the certificate and key this program presents; `None` (the
+    /// default) presents none. Given with a plain `redis://` address, opening is refused. Other
+    /// stores ignore it (PostgreSQL takes its own in the URL: `sslcert`, `sslkey`).
+    pub tls_client_identity: Option<TlsClientIdentity>,
+}
+
+/// A client certificate and its private key, PEM files, which a program presents to a server
+/// that asks for one (mutual TLS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsClientIdentity {
+    /// The certificate (its chain, leaf first), PEM.
+    pub certificate: std::path::PathBuf,
+    /// Its private key (PKCS #8, PKCS #1 or SEC1), PEM.
+    pub key: std::path::PathBuf,
 }
 
 impl Default for BudgetOptions {
@@ -180,6 +195,7 @@ impl Default for BudgetOptions {
             settle_queue: 65_536,
             key_prefix: "llm-cost".to_owned(),
             tls_root_certificates: None,
+            tls_client_identity: None,
         }
     }
 }
@@ -241,7 +257,10 @@ fn open_backend(
             crate::redis_budgets::RedisBudgetAccounts::connect(
                 address,
                 &options.key_prefix,
-                options.tls_root_certificates.as_deref(),
+                crate::redis_budgets::TlsFiles {
+                    roots: options.tls_root_certificates.as_deref(),
+                    identity: options.tls_client_identity.as_ref(),
+                },
             )?,
         ));
     }

@@ -50,7 +50,8 @@ mod store;
 mod writer;
 
 pub use budgets::{
-    BudgetAccount, BudgetOptions, BudgetStats, StoreBudgets, budget_accounts, budgets, budgets_with,
+    BudgetAccount, BudgetOptions, BudgetStats, StoreBudgets, TlsClientIdentity, budget_accounts,
+    budgets, budgets_with,
 };
 pub use jsonl::JsonLinesStore;
 #[cfg(feature = "postgres")]

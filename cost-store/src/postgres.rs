@@ -6,8 +6,11 @@
 //! `verify-ca` or `verify-full`, all three checking the server's certificate and host name
 //! (never a TLS connection to whichever server answers), against the certificate authorities of
 //! the PEM file `sslrootcert=PATH` when given, else the system's (also `sslrootcert=system`).
+//! A server that asks clients for a certificate (mutual TLS, `clientcert=verify-full` in its
+//! `pg_hba.conf`) gets the one of the PEM files `sslcert=PATH` and `sslkey=PATH`, read before
+//! connecting (given together; libpq's default files under `~/.postgresql` are not read).
 //! Without `sslmode` (or with `disable` or `prefer`) the connection is in the clear, as before;
-//! `sslrootcert` with one of those is refused, since TLS was meant.
+//! `sslrootcert` or `sslcert` with one of those is refused, since TLS was meant.
 
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
@@ -142,7 +145,7 @@ impl PostgresStore {
         let connector = match tls {
             None => Connector::Plain,
             #[cfg(feature = "postgres-tls")]
-            Some(roots) => Connector::Tls(tls::connector(roots.as_deref()).map_err(tls_error)?),
+            Some(files) => Connector::Tls(tls::connector(&files).map_err(tls_error)?),
             #[cfg(not(feature = "postgres-tls"))]
             Some(_) => {
                 return Err(tls_error(
@@ -272,10 +275,21 @@ fn copy_row(out: &mut String, values: &[Value<'_>]) {
 
 /// What a URL asks of TLS, and the URL the client reads.
 struct TlsRequest {
-    /// The URL without `sslrootcert`, its `verify-ca` or `verify-full` read as `require`.
+    /// The URL without `sslrootcert`, `sslcert` and `sslkey`, its `verify-ca` or `verify-full`
+    /// read as `require`.
     client_url: String,
-    /// `Some` when TLS is required, with the file of certificate authorities when given.
-    tls: Option<Option<std::path::PathBuf>>,
+    /// `Some` when TLS is required, with the files it reads.
+    tls: Option<TlsFiles>,
+}
+
+/// The files a TLS connection reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct TlsFiles {
+    /// The certificate authorities (`sslrootcert`); `None`: the system's.
+    roots: Option<std::path::PathBuf>,
+    /// The client certificate and key presented to a server asking for one (`sslcert`,
+    /// `sslkey`).
+    identity: Option<crate::budgets::TlsClientIdentity>,
 }
 
 impl TlsRequest {
@@ -287,15 +301,19 @@ impl TlsRequest {
             });
         };
         let (mut required, mut roots, mut kept) = (false, None, Vec::new());
+        let (mut certificate, mut key) = (None, None);
         let mut system_roots = false;
+        let path = |text: &str| {
+            let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+            std::path::PathBuf::from(decoded.as_ref())
+        };
         for parameter in query.split('&') {
             match parameter.split_once('=') {
                 // libpq's `system`: the system's authorities, as without the parameter.
                 Some(("sslrootcert", "system")) => system_roots = true,
-                Some(("sslrootcert", path)) => {
-                    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-                    roots = Some(std::path::PathBuf::from(path.as_ref()));
-                }
+                Some(("sslrootcert", file)) => roots = Some(path(file)),
+                Some(("sslcert", file)) => certificate = Some(path(file)),
+                Some(("sslkey", file)) => key = Some(path(file)),
                 Some(("sslmode", "require" | "verify-ca" | "verify-full")) => {
                     required = true;
                     kept.push("sslmode=require");
@@ -306,6 +324,21 @@ impl TlsRequest {
         if (roots.is_some() || system_roots) && !required {
             return Err("`sslrootcert` is given but `sslmode` does not require TLS (use sslmode=verify-full): the connection would be in the clear".to_owned());
         }
+        let identity = match (certificate, key) {
+            (Some(certificate), Some(key)) => {
+                Some(crate::budgets::TlsClientIdentity { certificate, key })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "`sslcert` and `sslkey` go together: the client certificate and its key"
+                        .to_owned(),
+                );
+            }
+        };
+        if identity.is_some() && !required {
+            return Err("`sslcert` is given but `sslmode` does not require TLS (use sslmode=verify-full): the connection would be in the clear".to_owned());
+        }
         let client_url = if kept.is_empty() {
             base.to_owned()
         } else {
@@ -313,7 +346,7 @@ impl TlsRequest {
         };
         Ok(TlsRequest {
             client_url,
-            tls: required.then_some(roots),
+            tls: required.then_some(TlsFiles { roots, identity }),
         })
     }
 }
@@ -323,26 +356,37 @@ mod tls {
     use std::path::Path;
     use std::sync::Arc;
 
-    use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::TlsFiles;
 
     /// A TLS connector checking the server's certificate and host name against the certificate
-    /// authorities of the PEM file `roots`, else the system's; with ring's crypto whatever
-    /// provider the process has installed.
+    /// authorities of `files.roots`, else the system's, presenting `files.identity` to a server
+    /// that asks for a client certificate; with ring's crypto whatever provider the process has
+    /// installed.
     pub(super) fn connector(
-        roots: Option<&Path>,
+        files: &TlsFiles,
     ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(
+            client_config(files)?,
+        ))
+    }
+
+    /// The certificates of the PEM file at `path`: an error naming it (and `what` it holds)
+    /// when it cannot be read.
+    fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("cannot read {what} in {}: {e}", path.display()))
+    }
+
+    /// The TLS configuration of [`connector`].
+    pub(super) fn client_config(files: &TlsFiles) -> Result<rustls::ClientConfig, String> {
         let mut store = rustls::RootCertStore::empty();
-        match roots {
+        match files.roots.as_deref() {
             Some(path) => {
-                let certificates = CertificateDer::pem_file_iter(path)
-                    .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| {
-                        format!(
-                            "cannot read the certificate authorities in {}: {e}",
-                            path.display()
-                        )
-                    })?;
+                let certificates = certificates(path, "the certificate authorities")?;
                 let (added, _) = store.add_parsable_certificates(certificates);
                 if added == 0 {
                     return Err(format!("no certificate authority in {}", path.display()));
@@ -367,9 +411,32 @@ mod tls {
         ))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(store)
-        .with_no_client_auth();
-        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+        .with_root_certificates(store);
+        match &files.identity {
+            None => Ok(config.with_no_client_auth()),
+            Some(identity) => {
+                let chain = certificates(&identity.certificate, "the client certificate")?;
+                if chain.is_empty() {
+                    return Err(format!(
+                        "no certificate in {}",
+                        identity.certificate.display()
+                    ));
+                }
+                let key = PrivateKeyDer::from_pem_file(&identity.key).map_err(|e| {
+                    format!(
+                        "cannot read the client key in {}: {e}",
+                        identity.key.display()
+                    )
+                })?;
+                config.with_client_auth_cert(chain, key).map_err(|e| {
+                    format!(
+                        "the client certificate {} and key {} do not go together: {e}",
+                        identity.certificate.display(),
+                        identity.key.display()
+                    )
+                })
+            }
+        }
     }
 }
 
@@ -708,7 +775,7 @@ mod tests {
         TlsRequest::read(url).map(|request| {
             let roots = request
                 .tls
-                .map(|roots| roots.map(|path| path.display().to_string()));
+                .map(|files| files.roots.map(|path| path.display().to_string()));
             (request.client_url, roots)
         })
     }
@@ -755,5 +822,89 @@ mod tests {
             let error = read(&format!("{base}?{query}")).err().unwrap_or_default();
             assert!(error.contains("does not require TLS"), "{query}: {error}");
         }
+    }
+
+    #[test]
+    fn a_client_certificate_is_read_from_the_url_with_its_key_and_only_over_tls() {
+        let base = "postgres://u@db.example:5432/ledger";
+        let request = TlsRequest::read(&format!(
+            "{base}?sslmode=verify-full&sslcert=%2Fkeys%2Fclient.pem&sslkey=/keys/client.key&application_name=a"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            request.client_url,
+            format!("{base}?sslmode=require&application_name=a")
+        );
+        assert_eq!(
+            request.tls,
+            Some(TlsFiles {
+                roots: None,
+                identity: Some(crate::budgets::TlsClientIdentity {
+                    certificate: "/keys/client.pem".into(),
+                    key: "/keys/client.key".into(),
+                }),
+            })
+        );
+        for (query, expected) in [
+            ("sslmode=require&sslcert=/c.pem", "go together"),
+            ("sslmode=require&sslkey=/c.key", "go together"),
+            ("sslcert=/c.pem&sslkey=/c.key", "does not require TLS"),
+            (
+                "sslmode=prefer&sslcert=/c.pem&sslkey=/c.key",
+                "does not require TLS",
+            ),
+        ] {
+            let error = TlsRequest::read(&format!("{base}?{query}"))
+                .err()
+                .unwrap_or_default();
+            assert!(error.contains(expected), "{query}: {error}");
+        }
+    }
+
+    #[cfg(feature = "postgres-tls")]
+    #[test]
+    fn the_client_certificate_given_is_in_the_tls_configuration() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let certificate = rcgen::CertificateParams::new(vec!["client".to_owned()])
+            .and_then(|params| params.self_signed(&key))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let other_key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
+        let files = [
+            ("ca.pem", certificate.pem()),
+            ("client.pem", certificate.pem()),
+            ("client.key", key.serialize_pem()),
+            ("other.key", other_key.serialize_pem()),
+        ];
+        for (name, pem) in &files {
+            std::fs::write(dir.path().join(name), pem).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let with_key = |key: &str| TlsFiles {
+            roots: Some(dir.path().join("ca.pem")),
+            identity: Some(crate::budgets::TlsClientIdentity {
+                certificate: dir.path().join("client.pem"),
+                key: dir.path().join(key),
+            }),
+        };
+        let config = tls::client_config(&with_key("client.key")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.client_auth_cert_resolver.has_certs());
+        let without = tls::client_config(&TlsFiles {
+            identity: None,
+            ..with_key("client.key")
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!without.client_auth_cert_resolver.has_certs());
+        // A key of another certificate, or one that is not there: an error naming the file.
+        let error = tls::client_config(&with_key("other.key"))
+            .err()
+            .unwrap_or_default();
+        assert!(error.contains("do not go together"), "{error}");
+        let error = tls::client_config(&with_key("missing.key"))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            error.contains("client key") && error.contains("missing.key"),
+            "{error}"
+        );
     }
 }

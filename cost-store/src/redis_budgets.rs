@@ -66,15 +66,11 @@ type Figures = (Option<String>, Option<String>);
 
 impl RedisBudgetAccounts {
     /// Connects to the server at `url`, keeping keys under `prefix`; over TLS (`rediss://`),
-    /// its certificate is checked against the certificate authorities of the PEM file
-    /// `tls_roots`, else the system's.
-    pub(crate) fn connect(
-        url: &str,
-        prefix: &str,
-        tls_roots: Option<&std::path::Path>,
-    ) -> Result<Self, StoreError> {
+    /// its certificate is checked against the certificate authorities of `tls`'s roots, else
+    /// the system's, and `tls`'s client identity, if any, is presented.
+    pub(crate) fn connect(url: &str, prefix: &str, tls: TlsFiles<'_>) -> Result<Self, StoreError> {
         let address = address_without_secrets(url);
-        let client = open_client(url, &address, tls_roots)?;
+        let client = open_client(url, &address, tls)?;
         let mut accounts = RedisBudgetAccounts {
             client,
             connection: None,
@@ -405,17 +401,24 @@ impl BudgetBackend for RedisBudgetAccounts {
     }
 }
 
+/// The files a TLS connection to Redis reads: the certificate authorities its server's
+/// certificate is checked against, and the client's own certificate and key.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct TlsFiles<'a> {
+    /// A PEM file of certificate authorities; `None`: the system's.
+    pub(crate) roots: Option<&'a std::path::Path>,
+    /// The certificate and key presented to a server asking for one.
+    pub(crate) identity: Option<&'a crate::budgets::TlsClientIdentity>,
+}
+
 /// The client of the server at `url`. A `rediss://` one trusts the certificate authorities of
-/// the PEM file `tls_roots` (unreadable or holding no certificate: an error naming it), else the
-/// system's; it first makes sure the process has a default rustls crypto provider (installing
-/// ring's when it has none), which rustls needs to build a TLS configuration. Authorities given
-/// for an address without TLS are refused ([`StoreError::Tls`]): the connection would be in the
-/// clear where TLS was meant.
-fn open_client(
-    url: &str,
-    address: &str,
-    tls_roots: Option<&std::path::Path>,
-) -> Result<redis::Client, StoreError> {
+/// the PEM file `tls.roots` (unreadable or holding no certificate: an error naming it), else the
+/// system's, and presents `tls.identity` when given (an unreadable file: an error naming it);
+/// it first makes sure the process has a default rustls crypto provider (installing ring's when
+/// it has none), which rustls needs to build a TLS configuration. TLS files given for an address
+/// without TLS are refused ([`StoreError::Tls`]): the connection would be in the clear where
+/// TLS was meant.
+fn open_client(url: &str, address: &str, tls: TlsFiles<'_>) -> Result<redis::Client, StoreError> {
     let tls_error = |message: String| StoreError::Tls {
         location: format!("Redis {address}"),
         message,
@@ -424,11 +427,17 @@ fn open_client(
         address: address.to_owned(),
         source,
     };
-    if tls_roots.is_some() && !url.starts_with("rediss://") {
-        return Err(tls_error(
-            "certificate authorities are given for an address without TLS (use rediss://)"
-                .to_owned(),
-        ));
+    if !url.starts_with("rediss://") {
+        let given = match (tls.roots, tls.identity) {
+            (Some(_), _) => Some("certificate authorities are"),
+            (None, Some(_)) => Some("a client certificate is"),
+            (None, None) => None,
+        };
+        if let Some(given) = given {
+            return Err(tls_error(format!(
+                "{given} given for an address without TLS (use rediss://)"
+            )));
+        }
     }
     #[cfg(feature = "redis-tls")]
     if url.starts_with("rediss://") {
@@ -436,24 +445,34 @@ fn open_client(
             // Refused only when another thread installed one meanwhile: that one serves.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        if let Some(path) = tls_roots {
-            let pem = std::fs::read(path).map_err(|error| {
-                tls_error(format!(
-                    "cannot read the certificate authorities in {}: {error}",
-                    path.display()
-                ))
-            })?;
+        if tls.roots.is_some() || tls.identity.is_some() {
+            let read = |what: &str, path: &std::path::Path| {
+                std::fs::read(path).map_err(|error| {
+                    tls_error(format!("cannot read {what} in {}: {error}", path.display()))
+                })
+            };
+            let root_cert = tls
+                .roots
+                .map(|path| read("the certificate authorities", path))
+                .transpose()?;
+            let client_tls = match tls.identity {
+                Some(identity) => Some(redis::ClientTlsConfig {
+                    client_cert: read("the client certificate", &identity.certificate)?,
+                    client_key: read("the client key", &identity.key)?,
+                }),
+                None => None,
+            };
             return redis::Client::build_with_tls(
                 url,
                 redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
+                    client_tls,
+                    root_cert,
                 },
             )
             .map_err(redis_error);
         }
     }
-    let _ = tls_roots;
+    let _ = tls;
     redis::Client::open(url).map_err(redis_error)
 }
 
@@ -520,8 +539,8 @@ mod tests {
         let url = server()?;
         let prefix = format!("llm-cost-unit-{test}-{}", std::process::id());
         let cleanup = Cleanup(url.clone(), prefix.clone());
-        let accounts =
-            RedisBudgetAccounts::connect(&url, &prefix, None).unwrap_or_else(|e| panic!("{e}"));
+        let accounts = RedisBudgetAccounts::connect(&url, &prefix, TlsFiles::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         Some((accounts, cleanup))
     }
 
@@ -581,7 +600,7 @@ mod tests {
         let booked = accounts.try_reserve(account("early"), usd("1"), usd("1"), Money::ZERO);
         assert_eq!(booked.ok(), Some(Ok(())));
         // Another process books in that window after this one read its accounts.
-        let mut other = RedisBudgetAccounts::connect(&cleanup.0, &cleanup.1, None)
+        let mut other = RedisBudgetAccounts::connect(&cleanup.0, &cleanup.1, TlsFiles::default())
             .unwrap_or_else(|e| panic!("{e}"));
         let mut writes = 0;
         accounts.after_read = Some(Box::new(move || {

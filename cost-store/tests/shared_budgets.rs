@@ -612,6 +612,76 @@ fn budgets_in_redis_over_tls_hold_and_trust_only_the_certificate_authorities_giv
 }
 
 #[test]
+fn budgets_in_redis_over_mutual_tls_present_the_client_certificate_given() {
+    let Some(tls) = common::TlsRedis::start_requiring_client_certificates(
+        "budgets_in_redis_over_mutual_tls_present_the_client_certificate_given",
+    ) else {
+        return;
+    };
+    let options = cost_store::BudgetOptions {
+        tls_root_certificates: Some(tls.ca_file.clone()),
+        tls_client_identity: Some(tls.client.clone()),
+        ..cost_store::BudgetOptions::default()
+    };
+    // With the certificate the server's authority signed: admitted and remembered.
+    assert_eq!(program_with(&tls.url, options.clone()), 4);
+    let accounts = cost_store::budget_accounts(&tls.url, &options, "per_user_daily", NOW / 86_400)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(accounts.len(), 1);
+    // Without one, or with one another authority signed, the server refuses the connection.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let stranger = common::write_certificates(dir.path());
+    for identity in [
+        None,
+        Some(cost_store::TlsClientIdentity {
+            certificate: stranger.client_cert.clone(),
+            key: stranger.client_key.clone(),
+        }),
+    ] {
+        let refused = cost_store::budget_accounts(
+            &tls.url,
+            &cost_store::BudgetOptions {
+                tls_client_identity: identity.clone(),
+                ..options.clone()
+            },
+            "per_user_daily",
+            NOW / 86_400,
+        );
+        assert!(
+            matches!(&refused, Err(cost_store::StoreError::Redis { .. })),
+            "{identity:?}: {refused:?}"
+        );
+    }
+    // A key that cannot be read is named; a certificate given with a plain redis:// address
+    // is refused, never connected in the clear.
+    let unreadable = cost_store::BudgetOptions {
+        tls_client_identity: Some(cost_store::TlsClientIdentity {
+            certificate: tls.client.certificate.clone(),
+            key: tls.client.key.with_file_name("no-such.key"),
+        }),
+        ..options.clone()
+    };
+    let refused = cost_store::budgets_with(&tls.url, unreadable).err();
+    assert!(
+        matches!(&refused, Some(cost_store::StoreError::Tls { message, .. }) if message.contains("client key") && message.contains("no-such.key")),
+        "{refused:?}"
+    );
+    let plain = tls.url.replacen("rediss://", "redis://", 1);
+    let refused = cost_store::budgets_with(
+        &plain,
+        cost_store::BudgetOptions {
+            tls_root_certificates: None,
+            ..options
+        },
+    )
+    .err();
+    assert!(
+        matches!(&refused, Some(cost_store::StoreError::Tls { message, .. }) if message.contains("a client certificate is given for an address without TLS")),
+        "{refused:?}"
+    );
+}
+
+#[test]
 fn a_rediss_url_to_a_server_without_tls_fails_naming_redis_not_taken_for_a_file() {
     let refused = cost_store::budgets("rediss://127.0.0.1:6379/").err();
     assert!(

@@ -449,4 +449,22 @@ fn a_postgres_store_over_tls_checks_the_servers_certificate_and_name() {
     assert_ne!(prefer, schema.url, "the TLS URL sets sslmode=verify-full");
     let error = refused(&prefer);
     assert!(error.contains("does not require TLS"), "{error}");
+    // A client certificate and key (libpq's `sslcert`, `sslkey`) are read before connecting,
+    // and presented when the server asks for one: this one does not, and connects.
+    let client = common::write_certificates(dir.path());
+    let with_identity = format!(
+        "{}&sslcert={}&sslkey={}",
+        schema.url,
+        client.client_cert.display(),
+        client.client_key.display()
+    );
+    cost_store::open(&with_identity)
+        .and_then(|mut store| store.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let error = refused(&format!(
+        "{}&sslcert={}&sslkey=/nonexistent/client.key",
+        schema.url,
+        client.client_cert.display()
+    ));
+    assert!(error.contains("/nonexistent/client.key"), "{error}");
 }

@@ -331,12 +331,24 @@ pub(crate) struct TlsRedis {
     pub(crate) url: String,
     /// The certificate authority's certificate (PEM).
     pub(crate) ca_file: std::path::PathBuf,
+    /// A client certificate the same authority signed, and its key.
+    pub(crate) client: cost_store::TlsClientIdentity,
     server: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
 impl TlsRedis {
+    /// A server that asks clients for no certificate.
     pub(crate) fn start(test: &str) -> Option<TlsRedis> {
+        Self::start_with(test, false)
+    }
+
+    /// A server that refuses clients without a certificate its authority signed (mutual TLS).
+    pub(crate) fn start_requiring_client_certificates(test: &str) -> Option<TlsRedis> {
+        Self::start_with(test, true)
+    }
+
+    fn start_with(test: &str, require_client_certificates: bool) -> Option<TlsRedis> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let files = write_certificates(dir.path());
         // A port free when picked may be taken before the server binds it: a few tries.
@@ -346,11 +358,15 @@ impl TlsRedis {
                 .and_then(|listener| listener.local_addr())
                 .map(|address| address.port())
                 .unwrap_or_else(|e| panic!("{e}"));
-            match serve_tls(&files, port) {
+            match serve_tls(&files, port, require_client_certificates) {
                 Ok(server) => {
                     return Some(TlsRedis {
                         url: format!("rediss://127.0.0.1:{port}/"),
                         ca_file: files.ca,
+                        client: cost_store::TlsClientIdentity {
+                            certificate: files.client_cert,
+                            key: files.client_key,
+                        },
                         server,
                         _dir: dir,
                     });
@@ -369,9 +385,19 @@ impl TlsRedis {
     }
 }
 
-/// A `redis-server` serving TLS only on `port`, once its port takes connections; an error when
+/// A `redis-server` serving TLS only on `port` (asking clients for a certificate its authority
+/// signed when `require_client_certificates`), once its port takes connections; an error when
 /// it cannot be started or exits (a port taken, a build without TLS) or is not up in 10 s.
-fn serve_tls(files: &CertificateFiles, port: u16) -> Result<std::process::Child, String> {
+fn serve_tls(
+    files: &CertificateFiles,
+    port: u16,
+    require_client_certificates: bool,
+) -> Result<std::process::Child, String> {
+    let clients = if require_client_certificates {
+        "yes"
+    } else {
+        "no"
+    };
     let mut server = std::process::Command::new("redis-server")
         .args([
             "--port",
@@ -383,7 +409,12 @@ fn serve_tls(files: &CertificateFiles, port: u16) -> Result<std::process::Child,
             "--appendonly",
             "no",
         ])
-        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+        .args([
+            "--tls-port",
+            &port.to_string(),
+            "--tls-auth-clients",
+            clients,
+        ])
         .arg("--tls-cert-file")
         .arg(&files.cert)
         .arg("--tls-key-file")
@@ -422,10 +453,12 @@ pub(crate) struct CertificateFiles {
     pub(crate) ca: std::path::PathBuf,
     pub(crate) cert: std::path::PathBuf,
     pub(crate) key: std::path::PathBuf,
+    pub(crate) client_cert: std::path::PathBuf,
+    pub(crate) client_key: std::path::PathBuf,
 }
 
-/// A certificate authority, and a server certificate for `127.0.0.1` and `localhost` it signed,
-/// written as PEM files into `dir`.
+/// A certificate authority, a server certificate for `127.0.0.1` and `localhost` it signed,
+/// and a client certificate it signed, written as PEM files into `dir`.
 pub(crate) fn write_certificates(dir: &std::path::Path) -> CertificateFiles {
     let fail = |e: rcgen::Error| -> ! { panic!("{e}") };
     let mut ca_params =
@@ -444,15 +477,29 @@ pub(crate) fn write_certificates(dir: &std::path::Path) -> CertificateFiles {
     let server_cert = server_params
         .signed_by(&server_key, &issuer)
         .unwrap_or_else(|e| fail(e));
+    let mut client_params =
+        rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| fail(e));
+    client_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "llm-cost test client");
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = rcgen::KeyPair::generate().unwrap_or_else(|e| fail(e));
+    let client_cert = client_params
+        .signed_by(&client_key, &issuer)
+        .unwrap_or_else(|e| fail(e));
     let files = CertificateFiles {
         ca: dir.join("ca.pem"),
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
     };
     for (path, pem) in [
         (&files.ca, ca_cert.pem()),
         (&files.cert, server_cert.pem()),
         (&files.key, server_key.serialize_pem()),
+        (&files.client_cert, client_cert.pem()),
+        (&files.client_key, client_key.serialize_pem()),
     ] {
         std::fs::write(path, pem).unwrap_or_else(|e| panic!("{e}"));
     }
