@@ -240,7 +240,20 @@ impl Args {
                 "agent" => args.agent = value(&mut errors),
                 "service_tier" => args.service_tier = value(&mut errors),
                 "data_residency" => args.data_residency = value(&mut errors),
-                "search_context_size" => args.search_context_size = value(&mut errors),
+                "search_context_size" => {
+                    args.search_context_size = value(&mut errors);
+                    if let Some(Value::Literal(size)) = &args.search_context_size
+                        && !matches!(
+                            size.value().trim().to_ascii_lowercase().as_str(),
+                            "low" | "medium" | "high"
+                        )
+                    {
+                        errors.push(syn::Error::new(
+                            size.span(),
+                            "a search context size is `low`, `medium` or `high`",
+                        ));
+                    }
+                }
                 "id" => args.id = value(&mut errors),
                 "user" => args.user = value(&mut errors),
                 "org" => args.org = value(&mut errors),
