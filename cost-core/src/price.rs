@@ -324,7 +324,8 @@ impl SearchContextSize {
         }
     }
 
-    const fn index(self) -> usize {
+    /// Its place in [`SearchContextSize::ALL`].
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 }
@@ -869,15 +870,13 @@ impl ModelPrice {
             Some(_) => self.web_search_price(rates, terms),
             None => SearchContextSize::ALL
                 .into_iter()
-                .map(|size| {
-                    let terms = CallTerms {
+                .filter_map(|size| {
+                    let stated = CallTerms {
                         search_context_size: Some(size),
                         ..terms
                     };
-                    self.web_search_price(rates, terms)
+                    self.web_search_price(rates, stated)
                 })
-                .chain([self.web_search_price(rates, terms)])
-                .flatten()
                 .max(),
         };
         let searches = match search_price {

@@ -254,7 +254,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         }
         only_input_thresholds(&mut schedules);
         // A search that states no size is priced as medium, OpenAI's default.
-        if let Some(medium) = search_sizes[SearchContextSize::Medium as usize] {
+        if let Some(medium) = search_sizes[SearchContextSize::Medium.index()] {
             schedules[0].base.set(TokenKind::WebSearchRequests, medium);
         }
         let [standard, batch, flex, priority, fast] = schedules;
