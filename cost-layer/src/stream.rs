@@ -61,7 +61,7 @@ pub use futures_core::Stream;
 
 /// How a [`UsageStream`] reads the usage of its chunks.
 pub trait ChunkUsage<Item> {
-    /// Reads `chunk`, and hands what it says of the call (usage, model, tier) to `found`,
+    /// Reads `chunk`, and hands what it says of the call (usage, model, terms) to `found`,
     /// when it says anything.
     fn read(&mut self, chunk: &Item, found: &mut dyn FnMut(&dyn TokenUsage));
 }
@@ -238,5 +238,8 @@ fn record(found: &dyn TokenUsage) {
     }
     if let Some(residency) = found.data_residency() {
         crate::record_data_residency(residency);
+    }
+    if let Some(size) = found.search_context_size() {
+        crate::record_search_context_size(size);
     }
 }

@@ -125,6 +125,39 @@ fn a_returned_stream_is_priced_when_it_ends_from_its_last_chunk() {
     assert_eq!(ledger.diagnostics().calls_without_usage, 0);
 }
 
+/// Perplexity's Sonar streamed: its last chunk gives the usage and the search context size.
+#[llm_call(model = "sonar", provider = "perplexity")]
+fn sonar_stream() -> UsageStream<Chunks<ChatCompletion>> {
+    let chunk = |usage: Value| -> ChatCompletion {
+        serde_json::from_value(json!({
+            "object": "chat.completion.chunk",
+            "model": "sonar",
+            "choices": [],
+            "usage": usage,
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    track_stream(chunks([
+        chunk(Value::Null),
+        chunk(json!({
+            "prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700,
+            "search_context_size": "high",
+        })),
+    ]))
+}
+
+#[test]
+fn a_streamed_answer_is_charged_at_the_search_context_size_its_last_chunk_states() {
+    let (layer, ledger, _closed) = layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        drain(sonar_stream());
+    });
+    // 700 tokens at $1 per million, and Sonar's request fee at high context: $0.012.
+    let totals = ledger.model("sonar").unwrap_or_default();
+    assert_eq!(totals.cost.web_search, usd("0.012"));
+    assert_eq!(totals.total_usd(), usd("0.0127"));
+}
+
 #[test]
 fn a_stream_ended_closes_its_call_though_it_is_kept() {
     let (layer, ledger, _closed) = layer();
