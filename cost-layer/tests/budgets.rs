@@ -651,6 +651,56 @@ fn a_data_residency_call_reserves_and_is_charged_at_its_factor() {
     );
 }
 
+/// A Sonar call (embedded table: $1 per million in and out; request fee $5, $8, $12 per 1 000
+/// at low, medium, high). Worst case at low: 2 000 + 1 000 tokens ($0.003) and one search
+/// ($0.005): $0.008; at the dearest size, $0.015. Actual: 2 000 + 500 tokens and the fee at low,
+/// $0.0075.
+#[llm_call(
+    model = "sonar",
+    search_context_size = "low",
+    max_output_tokens = 1_000,
+    estimate_input = 2_000,
+    max_web_searches = 1
+)]
+fn sonar_low_step() -> Result<Usage, AgentError> {
+    Ok(Usage {
+        web_search_requests: 1,
+        ..Usage::new(2_000, 500)
+    })
+}
+
+/// The same call stating no size: it may learn it from the answer, so it is bounded at the
+/// dearest.
+#[llm_call(
+    model = "sonar",
+    max_output_tokens = 1_000,
+    estimate_input = 2_000,
+    max_web_searches = 1
+)]
+fn sonar_unstated_step() -> Result<Usage, AgentError> {
+    Ok(Usage {
+        web_search_requests: 1,
+        ..Usage::new(2_000, 500)
+    })
+}
+
+#[test]
+fn a_search_reserves_at_the_context_size_the_call_declares_or_the_dearest() {
+    let (dispatch, ledger, _book, _alerts) = setup(session_budget("0.01"));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "searching-sizes");
+        let _s = session.enter();
+        // $0.008 fits in $0.01; the same call stating no size ($0.015) does not.
+        assert!(sonar_low_step().is_ok());
+        assert!(matches!(
+            sonar_unstated_step(),
+            Err(AgentError::OverBudget(e)) if e.requested == usd("0.015")
+        ));
+    });
+    let totals = ledger.session("searching-sizes").unwrap_or_default();
+    assert_eq!((totals.total_usd(), totals.llm_calls), (usd("0.0075"), 1));
+}
+
 /// A call of a model the table has no price for: its worst case cannot be bounded.
 #[llm_call(
     model = "acme-house-style-v2",
