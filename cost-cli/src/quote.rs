@@ -377,12 +377,12 @@ pub(crate) fn quote_response_line(
             Some(tier) => ServiceTier::parse(tier).map_err(|e| e.to_string())?,
             None => ServiceTier::Standard,
         };
-        let search_context_size = match said.search_context_size.as_deref() {
-            Some(size) => {
-                Some(cost_core::SearchContextSize::parse(size).map_err(|e| e.to_string())?)
-            }
-            None => None,
-        };
+        let search_context_size = said
+            .search_context_size
+            .as_deref()
+            .map(cost_core::SearchContextSize::parse)
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let terms = cost_core::CallTerms {
             service_tier,
             data_residency: said.data_residency.unwrap_or(false),

@@ -663,10 +663,15 @@ fn a_data_residency_call_reserves_and_is_charged_at_its_factor() {
     max_web_searches = 1
 )]
 fn sonar_low_step() -> Result<Usage, AgentError> {
-    Ok(Usage {
+    Ok(sonar_answer())
+}
+
+/// A Sonar answer's usage: 2 000 tokens in, 500 out, the request's one search.
+fn sonar_answer() -> Usage {
+    Usage {
         web_search_requests: 1,
         ..Usage::new(2_000, 500)
-    })
+    }
 }
 
 /// The same call stating no size: it may learn it from the answer, so it is bounded at the
@@ -678,10 +683,7 @@ fn sonar_low_step() -> Result<Usage, AgentError> {
     max_web_searches = 1
 )]
 fn sonar_unstated_step() -> Result<Usage, AgentError> {
-    Ok(Usage {
-        web_search_requests: 1,
-        ..Usage::new(2_000, 500)
-    })
+    Ok(sonar_answer())
 }
 
 #[test]

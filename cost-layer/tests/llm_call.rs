@@ -1268,16 +1268,18 @@ fn sonar_asked_high_answered_low() -> openai::ChatCompletion {
 /// The size declared by the call site, for an answer that does not say it.
 #[llm_call(model = "sonar", search_context_size = size)]
 fn sonar_declared(size: &str) -> Usage {
-    Usage {
-        web_search_requests: 1,
-        ..Usage::new(500, 200)
-    }
+    sonar_usage()
 }
 
 /// The size recorded from inside the body.
 #[llm_call(model = "sonar")]
 fn sonar_recorded_in_body() -> Usage {
     cost_layer::record_search_context_size("medium");
+    sonar_usage()
+}
+
+/// A Sonar call's usage that says no size: 500 tokens in, 200 out, the request's one search.
+fn sonar_usage() -> Usage {
     Usage {
         web_search_requests: 1,
         ..Usage::new(500, 200)

@@ -189,6 +189,18 @@ pub struct TlsClientIdentity {
     pub key: std::path::PathBuf,
 }
 
+/// The files a TLS connection to a store reads: the certificate authorities its server's
+/// certificate is checked against, and the client's own certificate and key (Redis: from
+/// [`BudgetOptions`]; PostgreSQL: from the URL).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    /// A PEM file of certificate authorities; `None`: the system's.
+    pub(crate) roots: Option<std::path::PathBuf>,
+    /// The certificate and key presented to a server that asks for one.
+    pub(crate) identity: Option<TlsClientIdentity>,
+}
+
 impl Default for BudgetOptions {
     fn default() -> Self {
         BudgetOptions {
@@ -257,9 +269,9 @@ fn open_backend(
             crate::redis_budgets::RedisBudgetAccounts::connect(
                 address,
                 &options.key_prefix,
-                crate::redis_budgets::TlsFiles {
-                    roots: options.tls_root_certificates.as_deref(),
-                    identity: options.tls_client_identity.as_ref(),
+                &TlsFiles {
+                    roots: options.tls_root_certificates.clone(),
+                    identity: options.tls_client_identity.clone(),
                 },
             )?,
         ));

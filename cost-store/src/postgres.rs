@@ -15,6 +15,7 @@
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 
+use crate::budgets::TlsFiles;
 use crate::columns::{self, COLUMNS, Value};
 use crate::record::CallRecord;
 use crate::store::{Repriced, Store, StoreError, TimeRange};
@@ -278,18 +279,9 @@ struct TlsRequest {
     /// The URL without `sslrootcert`, `sslcert` and `sslkey`, its `verify-ca` or `verify-full`
     /// read as `require`.
     client_url: String,
-    /// `Some` when TLS is required, with the files it reads.
-    tls: Option<TlsFiles>,
-}
-
-/// The files a TLS connection reads.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct TlsFiles {
-    /// The certificate authorities (`sslrootcert`); `None`: the system's.
-    roots: Option<std::path::PathBuf>,
-    /// The client certificate and key presented to a server asking for one (`sslcert`,
+    /// `Some` when TLS is required, with the files it reads (`sslrootcert`; `sslcert` and
     /// `sslkey`).
-    identity: Option<crate::budgets::TlsClientIdentity>,
+    tls: Option<TlsFiles>,
 }
 
 impl TlsRequest {
@@ -359,7 +351,7 @@ mod tls {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-    use super::TlsFiles;
+    use crate::budgets::TlsFiles;
 
     /// A TLS connector checking the server's certificate and host name against the certificate
     /// authorities of `files.roots`, else the system's, presenting `files.identity` to a server

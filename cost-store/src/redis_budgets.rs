@@ -39,7 +39,7 @@ use cost_core::Money;
 use cost_core::budget::SharedKey;
 use redis::{Connection, RedisResult};
 
-use crate::budgets::{BudgetAccount, BudgetBackend, Settle};
+use crate::budgets::{BudgetAccount, BudgetBackend, Settle, TlsFiles};
 use crate::store::StoreError;
 
 /// Transactions refused in a row (another client wrote a watched account) before the store is
@@ -68,7 +68,7 @@ impl RedisBudgetAccounts {
     /// Connects to the server at `url`, keeping keys under `prefix`; over TLS (`rediss://`),
     /// its certificate is checked against the certificate authorities of `tls`'s roots, else
     /// the system's, and `tls`'s client identity, if any, is presented.
-    pub(crate) fn connect(url: &str, prefix: &str, tls: TlsFiles<'_>) -> Result<Self, StoreError> {
+    pub(crate) fn connect(url: &str, prefix: &str, tls: &TlsFiles) -> Result<Self, StoreError> {
         let address = address_without_secrets(url);
         let client = open_client(url, &address, tls)?;
         let mut accounts = RedisBudgetAccounts {
@@ -401,16 +401,6 @@ impl BudgetBackend for RedisBudgetAccounts {
     }
 }
 
-/// The files a TLS connection to Redis reads: the certificate authorities its server's
-/// certificate is checked against, and the client's own certificate and key.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct TlsFiles<'a> {
-    /// A PEM file of certificate authorities; `None`: the system's.
-    pub(crate) roots: Option<&'a std::path::Path>,
-    /// The certificate and key presented to a server asking for one.
-    pub(crate) identity: Option<&'a crate::budgets::TlsClientIdentity>,
-}
-
 /// The client of the server at `url`. A `rediss://` one trusts the certificate authorities of
 /// the PEM file `tls.roots` (unreadable or holding no certificate: an error naming it), else the
 /// system's, and presents `tls.identity` when given (an unreadable file: an error naming it);
@@ -418,7 +408,7 @@ pub(crate) struct TlsFiles<'a> {
 /// it has none), which rustls needs to build a TLS configuration. TLS files given for an address
 /// without TLS are refused ([`StoreError::Tls`]): the connection would be in the clear where
 /// TLS was meant.
-fn open_client(url: &str, address: &str, tls: TlsFiles<'_>) -> Result<redis::Client, StoreError> {
+fn open_client(url: &str, address: &str, tls: &TlsFiles) -> Result<redis::Client, StoreError> {
     let tls_error = |message: String| StoreError::Tls {
         location: format!("Redis {address}"),
         message,
@@ -428,7 +418,7 @@ fn open_client(url: &str, address: &str, tls: TlsFiles<'_>) -> Result<redis::Cli
         source,
     };
     if !url.starts_with("rediss://") {
-        let given = match (tls.roots, tls.identity) {
+        let given = match (&tls.roots, &tls.identity) {
             (Some(_), _) => Some("certificate authorities are"),
             (None, Some(_)) => Some("a client certificate is"),
             (None, None) => None,
@@ -453,9 +443,10 @@ fn open_client(url: &str, address: &str, tls: TlsFiles<'_>) -> Result<redis::Cli
             };
             let root_cert = tls
                 .roots
+                .as_deref()
                 .map(|path| read("the certificate authorities", path))
                 .transpose()?;
-            let client_tls = match tls.identity {
+            let client_tls = match &tls.identity {
                 Some(identity) => Some(redis::ClientTlsConfig {
                     client_cert: read("the client certificate", &identity.certificate)?,
                     client_key: read("the client key", &identity.key)?,
@@ -539,7 +530,7 @@ mod tests {
         let url = server()?;
         let prefix = format!("llm-cost-unit-{test}-{}", std::process::id());
         let cleanup = Cleanup(url.clone(), prefix.clone());
-        let accounts = RedisBudgetAccounts::connect(&url, &prefix, TlsFiles::default())
+        let accounts = RedisBudgetAccounts::connect(&url, &prefix, &TlsFiles::default())
             .unwrap_or_else(|e| panic!("{e}"));
         Some((accounts, cleanup))
     }
@@ -600,7 +591,7 @@ mod tests {
         let booked = accounts.try_reserve(account("early"), usd("1"), usd("1"), Money::ZERO);
         assert_eq!(booked.ok(), Some(Ok(())));
         // Another process books in that window after this one read its accounts.
-        let mut other = RedisBudgetAccounts::connect(&cleanup.0, &cleanup.1, TlsFiles::default())
+        let mut other = RedisBudgetAccounts::connect(&cleanup.0, &cleanup.1, &TlsFiles::default())
             .unwrap_or_else(|e| panic!("{e}"));
         let mut writes = 0;
         accounts.after_read = Some(Box::new(move || {
