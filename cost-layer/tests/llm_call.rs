@@ -602,6 +602,63 @@ fn the_service_tier_a_response_reports_prices_the_call() {
     assert_eq!(ledger.diagnostics().bad_field_values, 1);
 }
 
+/// One `#[llm_call]` per spelling of a service tier the macro takes as a literal.
+macro_rules! tier_spellings {
+    ($($call:ident => $tier:literal),* $(,)?) => {
+        $(
+            #[llm_call(model = "gpt-5", service_tier = $tier)]
+            fn $call() -> Usage {
+                Usage::new(1_000, 100)
+            }
+        )*
+        const TIER_SPELLINGS: &[(&str, fn() -> Usage)] = &[$(($tier, $call)),*];
+    };
+}
+
+tier_spellings! {
+    tier_empty => "",
+    tier_standard => "standard",
+    tier_default => "default",
+    tier_auto => "auto",
+    tier_on_demand => "on_demand",
+    tier_unspecified => "unspecified",
+    tier_standard_only => "standard_only",
+    tier_batch => "batch",
+    tier_batches => "Batches",
+    tier_flex => "flex",
+    tier_priority => "priority",
+    tier_fast => "fast",
+    tier_fast_mode => "fast_mode",
+    tier_ultrafast => "ultrafast",
+    tier_gemini_flex => "SERVICE_TIER_FLEX",
+}
+
+/// Every literal the macro lets compile is a tier the layer reads (none is a bad value), and
+/// the call is priced at that tier as `cost_core` reads the name.
+#[test]
+fn every_service_tier_literal_that_compiles_prices_the_call_at_its_tier() {
+    let table = PriceTable::embedded();
+    for &(tier, call) in TIER_SPELLINGS {
+        let parsed = cost_layer::cost_core::ServiceTier::parse(tier)
+            .unwrap_or_else(|e| panic!("{tier:?}: {e}"));
+        let (_, calls, ledger) = run(call);
+        let expected = table
+            .quote("gpt-5", &Usage::new(1_000, 100), parsed)
+            .map(|quote| quote.total());
+        assert_eq!(ledger.diagnostics().bad_field_values, 0, "{tier:?}");
+        match expected {
+            Ok(expected) => assert_eq!(
+                calls.lock().map(|c| c[0].2).ok(),
+                Some(expected),
+                "{tier:?}"
+            ),
+            // A tier the model has no price at leaves the call unpriced, never at another
+            // tier's price.
+            Err(_) => assert_eq!(ledger.diagnostics().unpriced_calls, 1, "{tier:?}"),
+        }
+    }
+}
+
 mod reexport {
     pub(crate) use cost_layer as costs;
 }

@@ -51,6 +51,64 @@ impl Kind {
     }
 }
 
+/// The names a term of the call takes as a literal, read as `cost_core` reads them at run time
+/// (trimmed, any case, an optional prefix dropped), so that a misspelt literal does not compile.
+struct TermNames {
+    /// A prefix some providers put before the name (Gemini's `SERVICE_TIER_`), lower case.
+    prefix: &'static str,
+    /// Every name accepted after the prefix, lower case.
+    names: &'static [&'static str],
+    /// The error a literal that is none of them gets.
+    message: &'static str,
+}
+
+impl TermNames {
+    fn accepts(&self, literal: &str) -> bool {
+        let lower = literal.trim().to_ascii_lowercase();
+        let name = lower.strip_prefix(self.prefix).unwrap_or(&lower);
+        self.names.contains(&name)
+    }
+}
+
+/// `cost_core::ServiceTier::parse`'s names.
+const SERVICE_TIER: TermNames = TermNames {
+    prefix: "service_tier_",
+    names: &[
+        "",
+        "standard",
+        "default",
+        "auto",
+        "on_demand",
+        "unspecified",
+        "standard_only",
+        "batch",
+        "batches",
+        "flex",
+        "priority",
+        "fast",
+        "fast_mode",
+        "ultrafast",
+    ],
+    message: "a service tier is `standard` (or `default`, `auto`), `batch`, `flex`, `priority` (or `fast`) or `fast_mode` (or `ultrafast`)",
+};
+
+/// `cost_core::SearchContextSize::parse`'s names.
+const SEARCH_CONTEXT_SIZE: TermNames = TermNames {
+    prefix: "search_context_size_",
+    names: &["low", "medium", "high"],
+    message: "a search context size is `low`, `medium` or `high`",
+};
+
+/// Adds an error when `value` is a literal that `names` does not accept; an expression is
+/// read when the call runs.
+fn check_literal(value: &Option<Value>, names: &TermNames, errors: &mut Vec<syn::Error>) {
+    if let Some(Value::Literal(literal)) = value
+        && !names.accepts(&literal.value())
+    {
+        errors.push(syn::Error::new(literal.span(), names.message));
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Args {
     pub(crate) model: Option<Value>,
@@ -238,21 +296,14 @@ impl Args {
                 }
                 "feature" => args.feature = value(&mut errors),
                 "agent" => args.agent = value(&mut errors),
-                "service_tier" => args.service_tier = value(&mut errors),
+                "service_tier" => {
+                    args.service_tier = value(&mut errors);
+                    check_literal(&args.service_tier, &SERVICE_TIER, &mut errors);
+                }
                 "data_residency" => args.data_residency = value(&mut errors),
                 "search_context_size" => {
                     args.search_context_size = value(&mut errors);
-                    if let Some(Value::Literal(size)) = &args.search_context_size
-                        && !matches!(
-                            size.value().trim().to_ascii_lowercase().as_str(),
-                            "low" | "medium" | "high"
-                        )
-                    {
-                        errors.push(syn::Error::new(
-                            size.span(),
-                            "a search context size is `low`, `medium` or `high`",
-                        ));
-                    }
+                    check_literal(&args.search_context_size, &SEARCH_CONTEXT_SIZE, &mut errors);
                 }
                 "id" => args.id = value(&mut errors),
                 "user" => args.user = value(&mut errors),
