@@ -127,3 +127,32 @@ fn fuzz_crash_an_absurd_count_is_rejected_not_priced() {
     assert_eq!(field_ops::check(&ledger, calls), Ok(()));
     assert_eq!(ledger.global().rejected_calls, 1);
 }
+
+#[test]
+fn a_known_tree_records_the_hosted_tools_and_the_search_context_size_for_real() {
+    // A call of gpt-4o with 1 000 input tokens (as above), one code interpreter session
+    // (field byte 0xFC, kind 11) and a search context size (kind 12, recorded as text, type 6).
+    let call_with_size = |size: u8| {
+        let mut bytes = vec![0, 2, 0, 0];
+        bytes.extend([1, 0, 0, 0]);
+        bytes.extend(1_000_u64.to_be_bytes());
+        bytes.extend([1, 0, 0xFC, 11, 0]);
+        bytes.extend(1_u64.to_be_bytes());
+        bytes.extend([1, 0, 0xFC, 12, 6, size]);
+        bytes.extend([2, 0]);
+        field_ops::run(&bytes)
+    };
+    // "high" (text 2) is a size; "huge" (text 5) is not, and is counted.
+    for (size, bad_values) in [(2, 0), (5, 1)] {
+        let (ledger, calls) = call_with_size(size);
+        let global = ledger.global();
+        assert_eq!(global.llm_calls, 1);
+        assert_eq!(global.usage.code_interpreter_sessions, 1);
+        // The embedded table gives gpt-4o no price for a code interpreter session: the call is
+        // unpriced, its tokens counted as such, never charged as if the session were free.
+        assert_eq!((global.unpriced_calls, global.unpriced_tokens), (1, 1_000));
+        assert_eq!(global.total_usd(), cost_layer::cost_core::Money::ZERO);
+        assert_eq!(ledger.diagnostics().bad_field_values, bad_values);
+        assert_eq!(field_ops::check(&ledger, calls), Ok(()));
+    }
+}

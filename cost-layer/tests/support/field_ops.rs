@@ -29,10 +29,11 @@ const FIELDS: [&str; 8] = [
 /// above), so the bytes of the regressions found before it was added keep their meaning.
 const SEARCH_FIELD: &str = "cost.usage.web_search_requests";
 
-/// The other token kinds and the data-residency flag, picked by the top four field bytes (0xFC
-/// and above) and one more byte: field bytes below 0xFC read no more bytes than before, so the
-/// regressions found before these were added (none with such a field byte) keep their meaning.
-const OTHER_FIELDS: [&str; 10] = [
+/// The other token kinds and hosted tool uses, the data-residency flag and the search context
+/// size, picked by the top four field bytes (0xFC and above) and one more byte: field bytes
+/// below 0xFC read no more bytes than before, so the regressions found before these were added
+/// (none with such a field byte) keep their meaning.
+const OTHER_FIELDS: [&str; 13] = [
     "gen_ai.usage.cache_creation.input_tokens",
     "cost.usage.cache_write_1h_tokens",
     "cost.usage.audio_input_tokens",
@@ -43,7 +44,26 @@ const OTHER_FIELDS: [&str; 10] = [
     "cost.usage.cache_read_image_tokens",
     "cost.usage.file_search_calls",
     "cost.data_residency",
+    "cost.usage.image_generation_calls",
+    "cost.usage.code_interpreter_sessions",
+    SEARCH_CONTEXT_SIZE_FIELD,
 ];
+
+const SEARCH_CONTEXT_SIZE_FIELD: &str = "cost.search_context_size";
+
+/// The texts recorded as a string (type byte 6): the search context size's own, so that its
+/// valid values are recorded too, and the rest for every other field.
+const SEARCH_CONTEXT_SIZE_TEXTS: [&str; 8] = [
+    "low",
+    "medium",
+    "high",
+    "HIGH",
+    "search_context_size_low",
+    "huge",
+    "",
+    "12",
+];
+const TEXTS: [&str; 8] = ["12", "-3", "1e3", " 42 ", "", "batch", "true", "∞"];
 
 const MODELS: [&str; 4] = [
     "gpt-4o",
@@ -105,6 +125,9 @@ fn open(kind: u8, parent: Option<&Span>, input: &mut Bytes<'_>) -> Span {
             cost.usage.cache_read_image_tokens = Empty,
             cost.usage.file_search_calls = Empty,
             cost.data_residency = Empty,
+            cost.usage.image_generation_calls = Empty,
+            cost.usage.code_interpreter_sessions = Empty,
+            cost.search_context_size = Empty,
         ),
         _ => tracing::info_span!(parent: parent, "tool", step = u64::from(kind)),
     }
@@ -136,7 +159,11 @@ fn record(span: &Span, input: &mut Bytes<'_>) {
             span.record(field, MODELS[usize::from(input.next()) % MODELS.len()]);
         }
         6 => {
-            let text = ["12", "-3", "1e3", " 42 ", "", "batch", "true", "∞"];
+            let text = if field == SEARCH_CONTEXT_SIZE_FIELD {
+                SEARCH_CONTEXT_SIZE_TEXTS
+            } else {
+                TEXTS
+            };
             span.record(field, text[usize::from(input.next()) % text.len()]);
         }
         _ => {
