@@ -163,7 +163,8 @@ fn otlp_exports_costed_spans_and_metrics_over_http() {
         "gen_ai.usage.cost.currency",
         "llm_cost.total_cost_usd",
         "support session",
-        "draft_reply",
+        // A call's span, named `{operation} {model}` as the GenAI conventions name it.
+        "chat claude-sonnet-4-5",
     ] {
         assert!(contains(&traces, name), "{name} not exported");
     }

@@ -139,7 +139,9 @@ fn session() {
 }
 
 fn assert_call_attributes(spans: &[SpanData]) {
-    let macro_call = span(spans, "ask_gpt4o");
+    // Named as the GenAI conventions name an inference span, `{operation} {model}`.
+    let macro_call = span(spans, "chat gpt-4o");
+    assert_eq!(macro_call.span_kind, opentelemetry::trace::SpanKind::Client);
     assert_eq!(f64_of(one(macro_call, otel::COST_AMOUNT)), 0.0035);
     assert_eq!(one(macro_call, otel::COST_CURRENCY), Value::from("USD"));
     assert_eq!(one(macro_call, otel::COST_SOURCE), Value::from("local"));
@@ -250,7 +252,7 @@ fn without_the_option_no_attribute_is_added() {
     let spans = exporter
         .get_finished_spans()
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(values(span(&spans, "ask_gpt4o"), otel::COST_AMOUNT).is_empty());
+    assert!(values(span(&spans, "chat gpt-4o"), otel::COST_AMOUNT).is_empty());
     assert!(values(span(&spans, "agent"), otel::TOTAL_COST_USD).is_empty());
 }
 
@@ -514,7 +516,7 @@ fn a_streamed_call_carries_its_final_cost_once_with_the_cost_layer_inside() {
         streamed();
         streamed();
     });
-    let streams: Vec<&SpanData> = spans.iter().filter(|s| s.name == "streamed").collect();
+    let streams: Vec<&SpanData> = spans.iter().filter(|s| s.name == "chat gpt-4o").collect();
     assert_eq!(streams.len(), 2);
     // Once the first call's close has shown that `tracing-opentelemetry` ends spans after this
     // layer, a call's attributes wait for its close: one value, the final one (an attribute
@@ -530,7 +532,7 @@ fn a_streamed_call_carries_its_final_cost_once_with_the_cost_layer_inside() {
         streamed();
         streamed();
     });
-    for stream in spans.iter().filter(|s| s.name == "streamed") {
+    for stream in spans.iter().filter(|s| s.name == "chat gpt-4o") {
         let amounts = values(stream, otel::COST_AMOUNT);
         assert_eq!(
             amounts.last().cloned().map(f64_of),
@@ -737,6 +739,90 @@ fn agent_runs_are_exported_as_invoke_agent_spans_named_after_the_agent() {
         // `otel.name` names the span; it is not exported as an attribute.
         for (name, _) in &agents {
             assert!(values(span(&spans, name), "otel.name").is_empty(), "{name}");
+        }
+    }
+}
+
+/// A call whose model is computed (evaluated once: the span's field, its name and the budget
+/// reservation read the same value).
+#[llm_call(model = next_model(), max_output_tokens = 100)]
+fn computed_model() -> Result<Usage, cost_layer::cost_core::budget::BudgetExceeded> {
+    Ok(Usage::new(1_000, 100))
+}
+
+fn next_model() -> String {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    match CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 | 2 => "gpt-4o-mini".to_owned(),
+        _ => "gpt-4o".to_owned(),
+    }
+}
+
+#[llm_call(model = "text-embedding-3-small", operation = "embeddings")]
+fn embed() -> Usage {
+    Usage::new(1_000, 0)
+}
+
+#[llm_call(model = "gpt-4o", operation = String::from("text_completion"))]
+fn computed_operation() -> Usage {
+    Usage::new(1_000, 100)
+}
+
+/// No model at the call site: the response names it.
+#[llm_call]
+fn model_from_the_response() -> Usage {
+    Usage::new(1_000, 100)
+}
+
+/// Named by the call site: that name, in both worlds.
+#[llm_call(model = "gpt-4o", name = "triage")]
+fn named() -> Usage {
+    Usage::new(1_000, 100)
+}
+
+#[test]
+fn llm_call_spans_are_named_as_the_genai_conventions_name_inference_spans() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            computed_model().unwrap_or_else(|e| panic!("{e}"));
+            embed();
+            computed_operation();
+            model_from_the_response();
+            named();
+        });
+        let mut names: Vec<&str> = spans.iter().map(|s| &*s.name).collect();
+        names.sort_unstable();
+        // The first run's model is gpt-4o-mini, the second's gpt-4o: a second evaluation for
+        // the name would have named the span after another model than its field's.
+        let computed = if matches!(order, Order::CostInside) {
+            "chat gpt-4o-mini"
+        } else {
+            "chat gpt-4o"
+        };
+        let mut expected = vec![
+            computed,
+            "chat",
+            "embeddings text-embedding-3-small",
+            "text_completion gpt-4o",
+            "triage",
+        ];
+        expected.sort_unstable();
+        assert_eq!(names, expected, "{order:?}");
+        let model = match one(span(&spans, computed), "gen_ai.request.model") {
+            Value::String(model) => model.to_string(),
+            other => panic!("not a string: {other:?}"),
+        };
+        assert_eq!(format!("chat {model}"), computed, "{order:?}");
+        for span in &spans {
+            assert_eq!(
+                span.span_kind,
+                opentelemetry::trace::SpanKind::Client,
+                "{}",
+                span.name
+            );
+            // `otel.name` and `otel.kind` shape the span; they are not exported as attributes.
+            assert!(values(span, "otel.name").is_empty(), "{}", span.name);
+            assert!(values(span, "otel.kind").is_empty(), "{}", span.name);
         }
     }
 }

@@ -118,6 +118,7 @@ fn hand_written_same_fields(input: u64) -> Usage {
         model = ["gpt-4o-mini"],
         provider = [Empty],
         operation = ["chat"],
+        otel_name = ["chat gpt-4o-mini"],
         feature = [Empty],
         agent = [Empty],
         service_tier = [Empty],

@@ -100,8 +100,12 @@ fn expand(kind: Kind, args: &Args, func: ItemFn) -> TokenStream {
     let (span_expr, fields_static, reserve, record) = match kind {
         Kind::Call => (
             span_tokens(args, &krate, &sig.ident),
-            quote! {
-                static __COST_FIELDS: #krate::__private::CallFields = #krate::__private::CallFields::new(#name);
+            {
+                let bindings = call_bindings(args);
+                quote! {
+                    static __COST_FIELDS: #krate::__private::CallFields = #krate::__private::CallFields::new(#name);
+                    #bindings
+                }
             },
             reserve_tokens(args, &krate),
             record_tokens(args, &krate),
@@ -215,14 +219,81 @@ fn span_level(args: &Args, krate: &TokenStream) -> TokenStream {
     }
 }
 
+/// A call's model and operation given as expressions, each evaluated once, before the span
+/// opens, into a binding the span's fields (`gen_ai.request.model`, `otel.name`) and the
+/// budget reservation read.
+fn call_bindings(args: &Args) -> TokenStream {
+    let bind = |value: &Option<Value>, binding: TokenStream| match value {
+        Some(Value::Expr(expr)) => quote!(let #binding = &(#expr);),
+        _ => TokenStream::new(),
+    };
+    let model = bind(&args.model, quote!(__cost_model));
+    let operation = bind(&args.operation, quote!(__cost_operation));
+    quote!(#model #operation)
+}
+
+/// A call's model or operation as a span field's value: a literal as it is, an expression
+/// through its binding (`call_bindings`), else `absent`.
+fn bound_value(value: &Option<Value>, binding: TokenStream, absent: &TokenStream) -> TokenStream {
+    match value {
+        Some(Value::Literal(lit)) => quote!(#lit),
+        Some(Value::Expr(_)) => quote!(%#binding),
+        None => absent.clone(),
+    }
+}
+
+/// The call's OpenTelemetry span name (`otel.name`, read by `tracing-opentelemetry`), as the
+/// GenAI conventions name an inference span: `{operation} {model}`, the operation alone when
+/// the call site names no model. A literal when both are; `Empty` when `name = "…"` names the
+/// span itself.
+fn call_otel_name(args: &Args, empty: &TokenStream) -> TokenStream {
+    if args.name.is_some() {
+        return empty.clone();
+    }
+    let operation = match &args.operation {
+        Some(Value::Literal(lit)) => Some(lit.value()),
+        Some(Value::Expr(_)) => None,
+        None => Some(DEFAULT_OPERATION.to_owned()),
+    };
+    let operation_tokens = bound_value(
+        &args.operation,
+        quote!(__cost_operation),
+        &quote!(#DEFAULT_OPERATION),
+    );
+    match (&args.model, operation) {
+        (None, _) => operation_tokens,
+        (Some(Value::Literal(model)), Some(operation)) => {
+            let name = syn::LitStr::new(&format!("{operation} {}", model.value()), model.span());
+            quote!(#name)
+        }
+        (Some(Value::Literal(model)), None) => {
+            quote!(%::core::format_args!("{} {}", __cost_operation, #model))
+        }
+        (Some(Value::Expr(_)), Some(operation)) => {
+            quote!(%::core::format_args!("{} {}", #operation, __cost_model))
+        }
+        (Some(Value::Expr(_)), None) => {
+            quote!(%::core::format_args!("{} {}", __cost_operation, __cost_model))
+        }
+    }
+}
+
+/// A call's `gen_ai.operation.name` when the call site gives none.
+const DEFAULT_OPERATION: &str = "chat";
+
 fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStream {
     let empty = quote!(#krate::__private::tracing::field::Empty);
     let value_or_empty = |value: &Option<Value>| field_value(value, &empty);
     let name = span_name(args, ident);
     let level = span_level(args, krate);
-    let model = value_or_empty(&args.model);
+    let model = bound_value(&args.model, quote!(__cost_model), &empty);
     let provider = value_or_empty(&args.provider);
-    let operation = field_value(&args.operation, &quote!("chat"));
+    let operation = bound_value(
+        &args.operation,
+        quote!(__cost_operation),
+        &quote!(#DEFAULT_OPERATION),
+    );
+    let otel_name = call_otel_name(args, &empty);
     let feature = value_or_empty(&args.feature);
     let agent = value_or_empty(&args.agent);
     let service_tier = value_or_empty(&args.service_tier);
@@ -237,6 +308,7 @@ fn span_tokens(args: &Args, krate: &TokenStream, ident: &syn::Ident) -> TokenStr
             model = [#model],
             provider = [#provider],
             operation = [#operation],
+            otel_name = [#otel_name],
             feature = [#feature],
             agent = [#agent],
             service_tier = [#service_tier],
@@ -317,7 +389,7 @@ fn reserve_tokens(args: &Args, krate: &TokenStream) -> TokenStream {
     };
     let model = match &args.model {
         Some(Value::Literal(lit)) => quote!(#lit),
-        Some(Value::Expr(expr)) => quote!(&::std::string::ToString::to_string(&(#expr))),
+        Some(Value::Expr(_)) => quote!(&::std::string::ToString::to_string(__cost_model)),
         None => return TokenStream::new(),
     };
     let count = |given: &Option<syn::Expr>| match given {

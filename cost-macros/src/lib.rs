@@ -16,7 +16,11 @@ use proc_macro::TokenStream;
 
 /// Instruments a function that calls an LLM: opens a span the cost layer recognises as a call,
 /// runs the body inside it, and records the token usage (and the answering model) that the
-/// return value carries through `TokenUsage`.
+/// return value carries through `TokenUsage`. Exported through `tracing-opentelemetry`, the
+/// span is a client span named `{operation} {model}` (`chat gpt-4o`, the operation alone when
+/// no model is given), as the OpenTelemetry GenAI conventions name an inference span (its
+/// `otel.name` and `otel.kind` fields); unless `name = "…"` names it. An expression given for
+/// `model` or `operation` is evaluated once, before the body runs.
 ///
 /// ```text
 /// #[llm_call(model = "gpt-4o", feature = "summarise")]
@@ -34,7 +38,7 @@ use proc_macro::TokenStream;
 /// | `service_tier = "priority"` | the service tier the request asks for (`flex`, `priority`, `batch`, `fast_mode` for Anthropic's fast mode, and the other spellings `cost_core::ServiceTier::parse` reads; a literal, checked when compiling, or an expression, read when the call runs): budgets reserve at its prices, and the tier the response reports replaces it |
 /// | `data_residency = true` | the call runs on a data-residency (regional) endpoint: priced at the factor the price table gives the model there (Claude Sonnet 4.5 and later: 10% more), unpriced where it gives none; `true`, `false` or an expression; where the response says where the call ran (Anthropic's `usage.inference_geo`), that replaces it |
 /// | `search_context_size = "low"` | the search context size the request chose for its web searches (`low`, `medium`, `high`; a literal, checked when compiling, or an expression): a search is priced at that size's price where the price table gives one (OpenAI's search models through LiteLLM's file, Perplexity's request fees); where the response says the size (Perplexity's usage, an OpenAI Responses answer's web search tool), that replaces it. Without either a search is priced as medium, OpenAI's default |
-/// | `name = "…"` | the span name (default: the function's name) |
+/// | `name = "…"` | the span name (default: the function's name); given, it names the exported OpenTelemetry span too |
 /// | `level = "debug"` | the span level (default `info`); a filter on the whole subscriber that disables it hides the call from the cost layer, which counts it in `Diagnostics::calls_hidden_by_filter` and warns once |
 /// | `fields(key = value, …)` | more span fields, as in `#[instrument]` |
 /// | `skip(a, b)`, `skip_all` | accepted as in `#[instrument]`; arguments are never recorded unless named in `fields` (prompts can hold personal data) |
