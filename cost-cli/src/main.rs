@@ -89,13 +89,13 @@ enum Command {
     Report(report::ReportArgs),
     /// Recompute stored costs with a corrected price file, keeping each record's previous total.
     Reprice(report::RepriceArgs),
-    /// Write the price table in the native TOML format: a snapshot of LiteLLM's file (or of a
-    /// file merged over the embedded table) to keep and review, or the entries that model
-    /// names resolve to, to see which prices a call of them gets.
     /// Check a budget file as a program loads it and say what each budget limits and where it
     /// is kept; with `--db`, each shared budget's accounts in the current day or month, most
     /// used first, from the store the program's book shares.
     Budgets(budgets::BudgetsArgs),
+    /// Write the price table in the native TOML format: a snapshot of LiteLLM's file (or of a
+    /// file merged over the embedded table) to keep and review, or the entries that model
+    /// names resolve to, to see which prices a call of them gets.
     Prices {
         /// Price file in the native TOML format or LiteLLM's JSON (detected from the content).
         /// Without it, the embedded default table is written.
@@ -266,4 +266,45 @@ fn run_quote(
         return ExitCode::from(1);
     }
     ExitCode::from(if all_priced { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap takes a subcommand's help from its variant's doc comment: each command says what
+    /// it does, under its own name.
+    #[test]
+    fn every_command_describes_itself() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let about = |name: &str| {
+            cli.find_subcommand(name)
+                .and_then(|command| command.get_about())
+                .map(ToString::to_string)
+                .unwrap_or_else(|| panic!("`{name}` has no description"))
+        };
+        for (name, starts) in [
+            ("quote", "Price JSON lines"),
+            ("report", "Exact totals"),
+            ("reprice", "Recompute stored costs"),
+            ("prices", "Write the price table"),
+            ("budgets", "Check a budget file"),
+        ] {
+            assert!(about(name).starts_with(starts), "{name}: {}", about(name));
+        }
+        assert_eq!(cli.get_subcommands().count(), 5);
+        for command in cli.get_subcommands() {
+            for arg in command.get_arguments() {
+                assert!(
+                    arg.get_help().is_some() || arg.get_id() == "help",
+                    "{} --{}: no help",
+                    command.get_name(),
+                    arg.get_id()
+                );
+            }
+        }
+    }
 }
