@@ -83,6 +83,18 @@ impl Money {
         Ok(Money(if negative { -units } else { units }))
     }
 
+    /// Whether this cost, computed from a price table, agrees with the cost a provider
+    /// reported for the same call (`reported`): they may differ by the provider's rounding,
+    /// and no more. Rounding is allowed up to $0.00001 (Perplexity gives its totals to five
+    /// places) or 1% of the larger amount, whichever is more; a price changed by the provider
+    /// moves a cost by more than that.
+    pub fn agrees_with_reported(self, reported: Money) -> bool {
+        const ROUNDING: i128 = UNITS_PER_USD / 100_000;
+        let difference = self.0.abs_diff(reported.0);
+        let larger = self.0.unsigned_abs().max(reported.0.unsigned_abs());
+        difference <= ROUNDING.unsigned_abs().max(larger / 100)
+    }
+
     /// `true` for exactly zero dollars.
     pub const fn is_zero(self) -> bool {
         self.0 == 0
@@ -472,6 +484,23 @@ mod tests {
         TokenPrice::per_token(text)
             .map(TokenPrice::units)
             .unwrap_or(-1)
+    }
+
+    #[test]
+    fn a_reported_cost_agrees_within_rounding_and_no_further() {
+        let usd = |text: &str| Money::from_decimal(text).unwrap_or(Money::ZERO);
+        // Perplexity's $0.59962 for a call the table prices at $0.599617: rounding.
+        assert!(usd("0.599617").agrees_with_reported(usd("0.59962")));
+        // Tiny calls: a hundred-thousandth of a dollar either way.
+        assert!(usd("0.0000043").agrees_with_reported(usd("0.00001")));
+        assert!(usd("0.00001").agrees_with_reported(usd("0")));
+        assert!(!usd("0.0000101").agrees_with_reported(usd("0")));
+        // Large calls: 1%.
+        assert!(usd("10").agrees_with_reported(usd("10.1")));
+        assert!(!usd("10").agrees_with_reported(usd("10.2")));
+        // A price changed by a quarter: disagrees.
+        assert!(!usd("0.0035").agrees_with_reported(usd("0.004375")));
+        assert!(!usd("0.004375").agrees_with_reported(usd("0.0035")));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::money::Money;
 use crate::usage::Usage;
 
 /// A value that carries the token usage of one LLM call, in the inclusive convention (see
@@ -49,6 +50,15 @@ pub trait TokenUsage {
     fn search_context_size(&self) -> Option<&str> {
         None
     }
+
+    /// What the provider says the call cost, in US dollars, when the value says: OpenRouter's
+    /// `usage.cost` (the upstream provider's `cost_details.upstream_inference_cost` for a
+    /// call on the user's own key), Perplexity's `usage.cost.total_cost`. The call is still
+    /// priced from the price table; the layer compares the two and counts a call whose figures
+    /// disagree ([`Money::agrees_with_reported`]), the sign of a price table out of date.
+    fn reported_cost(&self) -> Option<Money> {
+        None
+    }
 }
 
 impl TokenUsage for Usage {
@@ -85,6 +95,10 @@ impl<T: TokenUsage, E> TokenUsage for Result<T, E> {
     fn search_context_size(&self) -> Option<&str> {
         self.as_ref().ok().and_then(T::search_context_size)
     }
+
+    fn reported_cost(&self) -> Option<Money> {
+        self.as_ref().ok().and_then(T::reported_cost)
+    }
 }
 
 impl<T: TokenUsage> TokenUsage for Option<T> {
@@ -106,6 +120,10 @@ impl<T: TokenUsage> TokenUsage for Option<T> {
 
     fn search_context_size(&self) -> Option<&str> {
         self.as_ref().and_then(T::search_context_size)
+    }
+
+    fn reported_cost(&self) -> Option<Money> {
+        self.as_ref().and_then(T::reported_cost)
     }
 }
 
@@ -130,6 +148,10 @@ macro_rules! delegate {
 
             fn search_context_size(&self) -> Option<&str> {
                 T::search_context_size(self)
+            }
+
+            fn reported_cost(&self) -> Option<Money> {
+                T::reported_cost(self)
             }
         }
     )*};
@@ -157,6 +179,9 @@ mod tests {
         }
         fn search_context_size(&self) -> Option<&str> {
             Some("high")
+        }
+        fn reported_cost(&self) -> Option<Money> {
+            Some(Money::from_usd(1))
         }
     }
 
@@ -193,5 +218,13 @@ mod tests {
         let reply = Reply(usage, "r");
         assert_eq!(<&Reply as TokenUsage>::token_usage(&&reply), Some(usage));
         assert_eq!(().token_usage(), None);
+        assert_eq!(ok.reported_cost(), Some(Money::from_usd(1)));
+        assert_eq!(err.reported_cost(), None);
+        assert_eq!(None::<Reply>.reported_cost(), None);
+        assert_eq!(
+            Rc::new(Reply(usage, "r")).reported_cost(),
+            Some(Money::from_usd(1))
+        );
+        assert_eq!(usage.reported_cost(), None);
     }
 }

@@ -1238,3 +1238,63 @@ fn a_responses_answer_echoes_its_web_search_tools_context_size() {
     };
     assert_eq!(unstated.search_context_size(), None);
 }
+
+#[test]
+fn the_cost_a_provider_reports_is_read_exactly_from_its_decimal_text() {
+    let reported = |usage: Value| {
+        let response = json!({"model": "m", "usage": usage});
+        serde_json::from_value::<openai::ChatCompletion>(response)
+            .map(|typed| typed.reported_cost().map(|money| money.to_string()))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let counts = |extra: Value| {
+        let mut usage = json!({"prompt_tokens": 194, "completion_tokens": 2, "total_tokens": 196});
+        if let (Some(usage), Value::Object(extra)) = (usage.as_object_mut(), extra) {
+            usage.extend(extra);
+        }
+        usage
+    };
+    // OpenRouter: a number of dollars (credits), read as its digits, not as a float's.
+    assert_eq!(
+        reported(counts(json!({"cost": 0.000_123_45}))),
+        Some("0.00012345".to_owned())
+    );
+    assert_eq!(reported(counts(json!({"cost": 0}))), Some("0".to_owned()));
+    // On the user's own key, `cost` is OpenRouter's fee: the provider's charge is upstream.
+    assert_eq!(
+        reported(counts(json!({"cost": 0.000_05, "is_byok": true,
+                                "cost_details": {"upstream_inference_cost": 0.001}}))),
+        Some("0.001".to_owned())
+    );
+    assert_eq!(
+        reported(counts(json!({"cost": 0.000_05, "is_byok": true}))),
+        None
+    );
+    assert_eq!(
+        reported(counts(json!({"cost": 0.000_05, "is_byok": false,
+                                "cost_details": {"upstream_inference_cost": 0.001}}))),
+        Some("0.00005".to_owned())
+    );
+    // Perplexity: a breakdown and its total.
+    assert_eq!(
+        reported(counts(
+            json!({"cost": {"request_cost": 0.005, "total_cost": 0.005}})
+        )),
+        Some("0.005".to_owned())
+    );
+    // Nothing, or nothing usable: no reported cost, and the usage is read all the same.
+    for usage in [
+        counts(json!({})),
+        counts(json!({"cost": null})),
+        counts(json!({"cost": "0.01"})),
+        counts(json!({"cost": -0.01})),
+        counts(json!({"cost": {"input_tokens_cost": 0.01}})),
+        counts(json!({"cost": [1, 2]})),
+    ] {
+        assert_eq!(reported(usage.clone()), None, "{usage}");
+        let typed: openai::ChatCompletion =
+            serde_json::from_value(json!({"model": "m", "usage": usage}))
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(typed.token_usage(), Some(Usage::new(194, 2)));
+    }
+}

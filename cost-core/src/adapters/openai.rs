@@ -48,8 +48,12 @@
 //! `num_search_queries` (Sonar, Sonar Pro, Sonar Reasoning Pro: billed a request fee by search
 //! context size instead) counts one web search, as does any answer stating a search context
 //! size or of a model named `sonar…`: a price table gives that search the request fee
-//! (`web_search_by_context_size`). Perplexity's own `usage.cost` is not read: the call is
-//! priced from the table, as every call is.
+//! (`web_search_by_context_size`).
+//!
+//! The cost a provider reports in `usage` (Perplexity's `cost.total_cost`, OpenRouter's `cost`,
+//! or on the user's own key its `cost_details.upstream_inference_cost`) is read as
+//! [`TokenUsage::reported_cost`]: the call is still priced from the table, as every call is,
+//! and the layer compares the two.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -94,6 +98,15 @@ pub struct ChatUsage {
     pub num_search_queries: Option<u64>,
     /// Perplexity: the search context size of the call (`low`, `medium`, `high`).
     pub search_context_size: Option<String>,
+    /// What the provider says the call cost: OpenRouter's number of dollars (credits),
+    /// Perplexity's breakdown with its `total_cost`. Read by [`ChatUsage::reported_cost`]; kept
+    /// as it came, so that a shape not known here never stops the usage from being read.
+    pub cost: Option<Value>,
+    /// OpenRouter: the call ran on the user's own provider key, so `cost` is OpenRouter's fee
+    /// and the provider's charge is `cost_details.upstream_inference_cost`.
+    pub is_byok: Option<bool>,
+    /// OpenRouter: `upstream_inference_cost`, what the upstream provider charged.
+    pub cost_details: Option<Value>,
 }
 
 /// `prompt_tokens_details`.
@@ -242,9 +255,42 @@ fn with_sonar_tokens(usage: Usage, citation: u64, reasoning_apart: u64) -> Usage
     }
 }
 
+impl ChatUsage {
+    /// What the provider says the call cost, in US dollars: OpenRouter's `cost` (on the user's
+    /// own key, `is_byok`, the upstream provider's `cost_details.upstream_inference_cost`),
+    /// Perplexity's `cost.total_cost`. `None` when the usage gives none, or gives one that is not
+    /// a non-negative number.
+    pub fn reported_cost(&self) -> Option<crate::Money> {
+        let amount = if self.is_byok == Some(true) {
+            self.cost_details.as_ref()?.get("upstream_inference_cost")?
+        } else {
+            match self.cost.as_ref()? {
+                Value::Object(breakdown) => breakdown.get("total_cost")?,
+                amount => amount,
+            }
+        };
+        reported_amount(amount)
+    }
+}
+
+/// A cost a provider reported as a JSON number of dollars, read from its decimal text (never
+/// through `f64` arithmetic); `None` for anything else, or a negative amount.
+fn reported_amount(amount: &Value) -> Option<crate::Money> {
+    let Value::Number(number) = amount else {
+        return None;
+    };
+    crate::Money::from_decimal(&number.to_string())
+        .ok()
+        .filter(|money| !money.is_negative())
+}
+
 impl TokenUsage for ChatUsage {
     fn token_usage(&self) -> Option<Usage> {
         Some(self.to_usage())
+    }
+
+    fn reported_cost(&self) -> Option<crate::Money> {
+        ChatUsage::reported_cost(self)
     }
 }
 
@@ -279,6 +325,10 @@ impl TokenUsage for ChatCompletion {
 
     fn search_context_size(&self) -> Option<&str> {
         self.usage.as_ref()?.search_context_size.as_deref()
+    }
+
+    fn reported_cost(&self) -> Option<crate::Money> {
+        self.usage.as_ref()?.reported_cost()
     }
 
     fn response_model(&self) -> Option<&str> {
