@@ -71,6 +71,8 @@ enum Command {
     /// of them): its usage, model, service tier, data residency and search context size are
     /// read as the adapters of `cost_core::adapters` read them, and it is priced at the prices
     /// in force when it was created (OpenAI's `created`, `created_at`; today for the others).
+    /// Where the response says what it cost (OpenRouter's and Perplexity's `usage.cost`), the
+    /// answer adds "reported_cost_usd" and "agrees_with_reported".
     Quote {
         /// Price file in the native TOML format or LiteLLM's JSON (detected from the content).
         /// Without it, the embedded default table is used.

@@ -67,6 +67,13 @@ struct Priced<'a> {
     /// The date of the entry's price change that priced the call, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     prices_from: Option<&'a str>,
+    /// What the provider said the call cost, when its answer said (`--from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reported_cost_usd: Option<Money>,
+    /// Whether `cost_usd` agrees with it, to the provider's rounding
+    /// ([`Money::agrees_with_reported`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agrees_with_reported: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -221,7 +228,7 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
         data_residency,
         search_context_size,
     };
-    price_call(pricing, id, model, &usage, terms, at)
+    price_call(pricing, id, model, &usage, terms, at, None)
 }
 
 /// Prices one call of `model` and renders it.
@@ -232,6 +239,7 @@ fn price_call(
     usage: &Usage,
     terms: cost_core::CallTerms,
     at: i64,
+    reported_cost: Option<Money>,
 ) -> Result<(String, Option<StalePrice>), String> {
     let quote = pricing
         .table
@@ -256,6 +264,9 @@ fn price_call(
             .as_deref()
             .or(quote.table.as_of.as_deref()),
         prices_from: quote.change.map(cost_core::PriceChange::on),
+        reported_cost_usd: reported_cost,
+        agrees_with_reported: reported_cost
+            .map(|reported| quote.total().agrees_with_reported(reported)),
     };
     let stale = quote.entry.stale_price(pricing.now, pricing.age_limit);
     Ok((
@@ -292,6 +303,7 @@ struct Described {
     service_tier: Option<String>,
     data_residency: Option<bool>,
     search_context_size: Option<String>,
+    reported_cost: Option<Money>,
 }
 
 /// What the typed response `T` reads from `value`; nothing when it does not read as one.
@@ -302,6 +314,7 @@ fn described<T: serde::de::DeserializeOwned + cost_core::TokenUsage>(value: &Val
             service_tier: typed.service_tier().map(str::to_owned),
             data_residency: typed.data_residency(),
             search_context_size: typed.search_context_size().map(str::to_owned),
+            reported_cost: typed.reported_cost(),
         },
         Err(_) => Described::default(),
     }
@@ -395,6 +408,7 @@ pub(crate) fn quote_response_line(
             &usage,
             terms,
             created_at(value, pricing.now),
+            said.reported_cost,
         )
     })
 }

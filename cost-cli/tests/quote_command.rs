@@ -462,3 +462,46 @@ fn a_search_is_quoted_at_the_search_context_size_the_line_or_the_answer_says() {
         (&json!("0.0057"), &json!("low"))
     );
 }
+
+#[test]
+fn an_answer_that_reports_its_cost_is_quoted_beside_it() {
+    use serde_json::json;
+    // 1 000 in, 100 out of gpt-4o: $0.0035 by the embedded table.
+    let answer = |usage_extra: serde_json::Value| {
+        let mut usage =
+            json!({"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100});
+        if let (Some(usage), serde_json::Value::Object(extra)) =
+            (usage.as_object_mut(), usage_extra)
+        {
+            usage.extend(extra);
+        }
+        json!({"model": "gpt-4o", "usage": usage})
+    };
+    let (code, out) = quote_from(
+        "openai-chat",
+        &[],
+        &[
+            answer(json!({"cost": 0.0035})),
+            answer(json!({"cost": 0.004375})),
+            answer(json!({})),
+        ],
+    );
+    assert_eq!(code, 0, "{out:?}");
+    assert_eq!(
+        (
+            &out[0]["reported_cost_usd"],
+            &out[0]["agrees_with_reported"]
+        ),
+        (&json!("0.0035"), &json!(true))
+    );
+    assert_eq!(
+        (
+            &out[1]["cost_usd"],
+            &out[1]["reported_cost_usd"],
+            &out[1]["agrees_with_reported"]
+        ),
+        (&json!("0.0035"), &json!("0.004375"), &json!(false))
+    );
+    assert_eq!(out[2].get("reported_cost_usd"), None);
+    assert_eq!(out[2].get("agrees_with_reported"), None);
+}

@@ -12,7 +12,7 @@ use tracing_core::span::Id;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::fields::{
-    CALL_FIELD_NAMES, DATA_RESIDENCY_FIELD, ERROR_FIELD, RESPONSE_MODEL_AT,
+    CALL_FIELD_NAMES, DATA_RESIDENCY_FIELD, ERROR_FIELD, REPORTED_COST_FIELD, RESPONSE_MODEL_AT,
     SEARCH_CONTEXT_SIZE_FIELD, SERVICE_TIER_FIELD,
 };
 use crate::layer::CostLayer;
@@ -30,6 +30,7 @@ struct SpanFields {
     service_tier: Field,
     data_residency: Field,
     search_context_size: Field,
+    reported_cost: Field,
     error: Field,
 }
 
@@ -68,6 +69,7 @@ impl CallFields {
                     service_tier: fieldset.field(SERVICE_TIER_FIELD)?,
                     data_residency: fieldset.field(DATA_RESIDENCY_FIELD)?,
                     search_context_size: fieldset.field(SEARCH_CONTEXT_SIZE_FIELD)?,
+                    reported_cost: fieldset.field(REPORTED_COST_FIELD)?,
                     error: fieldset.field(ERROR_FIELD)?,
                 })
             })
@@ -101,17 +103,20 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
     let tier = value.service_tier();
     let residency = value.data_residency();
     let search_size = value.search_context_size();
+    let reported_cost = value.reported_cost().map(tracing::field::display);
     if usage.is_none()
         && model.is_none()
         && tier.is_none()
         && residency.is_none()
         && search_size.is_none()
+        && reported_cost.is_none()
     {
         return;
     }
     let counts = usage.map(|u| signed_counts(&u));
-    // The counts, then the model, the tier, the residency and the search context size.
-    let values: [(&Field, Option<&dyn Value>); KINDS + 4] = std::array::from_fn(|i| match i {
+    // The counts, then the model, the tier, the residency, the search context size and the
+    // reported cost.
+    let values: [(&Field, Option<&dyn Value>); KINDS + 5] = std::array::from_fn(|i| match i {
         _ if i < KINDS => (
             &span_fields.usage[i],
             counts.as_ref().map(|c| &c[i] as &dyn Value),
@@ -128,9 +133,13 @@ pub fn record_return<T: TokenUsage + ?Sized>(span: &Span, fields: &CallFields, v
             &span_fields.data_residency,
             residency.as_ref().map(|r| r as &dyn Value),
         ),
-        _ => (
+        _ if i == KINDS + 3 => (
             &span_fields.search_context_size,
             search_size.as_ref().map(|s| s as &dyn Value),
+        ),
+        _ => (
+            &span_fields.reported_cost,
+            reported_cost.as_ref().map(|c| c as &dyn Value),
         ),
     });
     span.record_all(&metadata.fields().value_set(&values));
@@ -252,6 +261,17 @@ pub fn record_service_tier(tier: &str) {
 pub fn record_search_context_size(size: &str) {
     if let Some(target) = CallTarget::find(&[SEARCH_CONTEXT_SIZE_FIELD]) {
         target.record_one(SEARCH_CONTEXT_SIZE_FIELD, &size);
+    }
+}
+
+/// Records the cost the provider reported for the call on the current LLM-call span (see
+/// [`record_usage`]): for streams, whose last chunk says it (OpenRouter's). The layer compares
+/// it with the price table's cost of the call and counts a disagreement
+/// ([`Diagnostics::reported_cost_mismatches`](crate::Diagnostics::reported_cost_mismatches));
+/// the call is still charged at the table's price.
+pub fn record_reported_cost(cost: cost_core::Money) {
+    if let Some(target) = CallTarget::find(&[REPORTED_COST_FIELD]) {
+        target.record_one(REPORTED_COST_FIELD, &tracing::field::display(cost));
     }
 }
 

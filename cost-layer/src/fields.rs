@@ -33,6 +33,7 @@
 //! | application cache hit | `llm.cache.hit` = `true` |
 //! | data residency: the call ran on a regional endpoint, billed above the list price on some models (an unpriced call where the price table has no factor for the model) | `cost.data_residency` = `true` |
 //! | search context size of the call's web searches, which some models price a search by (a call stating none is priced as medium) | `cost.search_context_size` = `low`, `medium` or `high` |
+//! | the cost the provider reported for the call, US dollars (compared with the price table's, never charged) | `cost.reported_cost_usd` = a decimal string such as `"0.0057"`, an integer, or a float read by its shortest decimal text |
 //! | service tier (the last recorded wins) | `cost.service_tier`, `openai.response.service_tier`, `openai.request.service_tier`, `gen_ai.openai.response.service_tier`, `gen_ai.openai.request.service_tier` (`standard`/`default`/`auto`, `batch`, `flex`, `priority`) |
 //!
 //! More names can be mapped to a role with
@@ -77,6 +78,9 @@ pub enum FieldRole {
     /// The search context size of the call's web searches (`low`, `medium`, `high`), which some
     /// providers price a search by.
     SearchContextSize,
+    /// What the provider says the call cost, in US dollars (OpenRouter's and Perplexity's
+    /// `usage.cost`): compared with the price table's cost, never charged in its place.
+    ReportedCost,
 }
 
 /// The default field names and their roles.
@@ -172,6 +176,7 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
     (SERVICE_TIER_FIELD, FieldRole::ServiceTier),
     (DATA_RESIDENCY_FIELD, FieldRole::DataResidency),
     (SEARCH_CONTEXT_SIZE_FIELD, FieldRole::SearchContextSize),
+    (REPORTED_COST_FIELD, FieldRole::ReportedCost),
     // OpenTelemetry's OpenAI conventions, current and older names. The response's value,
     // recorded after the request's, is the tier that served the call.
     ("openai.request.service_tier", FieldRole::ServiceTier),
@@ -191,6 +196,9 @@ pub(crate) const DATA_RESIDENCY_FIELD: &str = "cost.data_residency";
 
 /// The search-context-size field `#[llm_call]` declares.
 pub(crate) const SEARCH_CONTEXT_SIZE_FIELD: &str = "cost.search_context_size";
+
+/// The field `#[llm_call]` records the cost a provider reported in.
+pub(crate) const REPORTED_COST_FIELD: &str = "cost.reported_cost_usd";
 
 /// Names of the attributes of the optional close events.
 pub mod close_event {
@@ -353,6 +361,7 @@ macro_rules! __llm_call_span {
             cost.service_tier = $($service_tier)*,
             cost.data_residency = $($data_residency)*,
             cost.search_context_size = $($search_context_size)*,
+            cost.reported_cost_usd = $($krate)*::__private::tracing::field::Empty,
             error.message = $($krate)*::__private::tracing::field::Empty,
             $($fields)*
         )

@@ -62,6 +62,9 @@ pub struct CallDetails {
     pub service_tier: cost_core::ServiceTier,
     /// The search context size of its web searches (`cost.search_context_size`), when stated.
     pub search_context_size: Option<cost_core::SearchContextSize>,
+    /// What its provider said it cost (`cost.reported_cost_usd`), when the answer said: compare
+    /// with [`own`](Self::own)'s cost ([`cost_core::Money::agrees_with_reported`]).
+    pub reported_cost: Option<cost_core::Money>,
     /// What this call itself was charged; `None` when it charged nothing (no usage, or usage
     /// ignored because calls under it were charged already). [`SpanClose::totals`] also
     /// covers calls nested under it.
@@ -123,6 +126,8 @@ pub struct CostLayer {
     /// Stale prices seen already: entry keys with their dates (each counted once), and the
     /// dates (each warned about once).
     stale_reported: Mutex<StaleSeen>,
+    /// Models a disagreeing reported cost was warned about (each once).
+    reported_mismatch_warned: Mutex<HashSet<Arc<str>>>,
     /// Cost attributes on the spans `tracing-opentelemetry` exports.
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: Option<crate::otel::SpanExport>,
@@ -163,7 +168,24 @@ struct Charged {
     stale: Option<Box<cost_core::StalePrice>>,
     /// The call sink refused it, the first time one did: to be warned about.
     warn_drop: bool,
+    /// Its cost disagreed with the one its provider reported, the first time a call of its
+    /// model's did: to be warned about.
+    reported_mismatch: Option<Box<ReportedMismatch>>,
 }
+
+/// A call whose price-table cost disagrees with the cost its provider reported.
+struct ReportedMismatch {
+    /// The model's ledger key.
+    model: Arc<str>,
+    /// The price table's cost.
+    computed: cost_core::Money,
+    /// The provider's.
+    reported: cost_core::Money,
+}
+
+/// Models whose disagreeing reported costs are warned about, at most: further ones are only
+/// counted.
+const REPORTED_MISMATCH_WARNINGS: usize = 1024;
 
 impl CostLayer {
     /// A builder with the embedded price table and default settings.
@@ -228,6 +250,7 @@ impl CostLayer {
             warned_drop: std::sync::atomic::AtomicBool::new(false),
             price_age_limit,
             stale_reported: Mutex::default(),
+            reported_mismatch_warned: Mutex::default(),
             plain_callsites: PlainCallsites::new(),
             live_records: LiveRecords::with_bits(live_record_bits),
             #[cfg(feature = "otel")]
@@ -399,6 +422,10 @@ impl CostLayer {
                     "a scope is `session`, `agent` or `call`",
                     "the value is ignored",
                 ),
+                Some(FieldRole::ReportedCost) => (
+                    "a reported cost is a non-negative amount of US dollars (a decimal string, an integer or a float)",
+                    "the value is ignored: the call's cost is compared with the value before it (with none when none was)",
+                ),
                 _ => ("ids and names are text", "the value is ignored"),
             };
             tracing::warn!(
@@ -436,6 +463,7 @@ impl CostLayer {
         let leaf = record.children == 0;
         let mut nested: Option<Box<Totals>> = None;
         let mut warn_drop = false;
+        let mut reported_mismatch = None;
         let (model, stale) = with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
             // A call with spans under it that charged nothing (tools, say): its totals hold
             // their agent runs, so its own are priced apart and added.
@@ -448,6 +476,9 @@ impl CostLayer {
             self.ledger
                 .post(&record.cells, &slot.key, slot.cell(&self.ledger), own);
             let priced = own.rejected_calls == 0;
+            if let Some(reported) = record.observed.reported_cost {
+                reported_mismatch = self.compare_reported_cost(own, reported, &slot.key);
+            }
             if let Some(sink) = &self.call_sink {
                 let closing = ClosingCall {
                     id,
@@ -479,6 +510,41 @@ impl CostLayer {
             own,
             stale,
             warn_drop,
+            reported_mismatch,
+        })
+    }
+
+    /// Compares a priced call's cost (`own`) with the one its provider reported: a
+    /// disagreement beyond rounding ([`cost_core::Money::agrees_with_reported`]) is counted,
+    /// and returned to be warned about when it is the first of its model's. An unpriced or
+    /// rejected call has no cost to compare.
+    #[cold]
+    fn compare_reported_cost(
+        &self,
+        own: &Totals,
+        reported: cost_core::Money,
+        model: &Arc<str>,
+    ) -> Option<Box<ReportedMismatch>> {
+        if own.llm_calls != 1 || own.unpriced_calls != 0 || own.rejected_calls != 0 {
+            return None;
+        }
+        let computed = own.total_usd();
+        if computed.agrees_with_reported(reported) {
+            return None;
+        }
+        DiagnosticCounters::bump(&self.ledger.diagnostics.reported_cost_mismatches);
+        let first = self
+            .reported_mismatch_warned
+            .lock()
+            .is_ok_and(|mut warned| {
+                warned.len() < REPORTED_MISMATCH_WARNINGS && warned.insert(Arc::clone(model))
+            });
+        first.then(|| {
+            Box::new(ReportedMismatch {
+                model: Arc::clone(model),
+                computed,
+                reported,
+            })
         })
     }
 
@@ -990,9 +1056,11 @@ impl CostLayer {
         let mut otel_call = None;
         let mut charged = None;
         let mut stale_price = None;
+        let mut reported_mismatch = None;
         if record.scope == Scope::Call {
             charged = self.charge(record, &id, span.name());
             stale_price = charged.as_mut().and_then(|c| c.stale.take());
+            reported_mismatch = charged.as_mut().and_then(|c| c.reported_mismatch.take());
             if self.budgets.is_some() {
                 let (model, cost) = match &charged {
                     Some(Charged {
@@ -1102,6 +1170,7 @@ impl CostLayer {
                 operation: record.observed.operation.clone(),
                 service_tier: record.observed.service_tier,
                 search_context_size: record.observed.search_context_size,
+                reported_cost: record.observed.reported_cost,
                 own: own.map(|own| *own),
             })
         });
@@ -1148,6 +1217,18 @@ impl CostLayer {
         }
         if let Some(stale) = stale_price {
             Self::warn_stale_price(&stale);
+        }
+        if let Some(mismatch) = reported_mismatch {
+            tracing::warn!(
+                target: "cost_layer::prices",
+                model = %mismatch.model,
+                cost_usd = %mismatch.computed,
+                reported_cost_usd = %mismatch.reported,
+                "a call of {} cost ${} by the price table but ${} by its provider's own figure: the table's price for the model is likely out of date (or the provider charges a fee on top). The call is charged at the table's price; further disagreements of this model are only counted in Diagnostics::reported_cost_mismatches",
+                mismatch.model,
+                mismatch.computed,
+                mismatch.reported
+            );
         }
         if warn_drop {
             tracing::warn!(

@@ -176,12 +176,19 @@ pub struct Diagnostics {
     /// call, so it is in no total. Each record is counted, by the outermost `CostLayer` of the
     /// dispatcher, and the first warned about.
     pub usage_outside_calls: u64,
+    /// Priced calls whose cost by the price table disagreed, beyond rounding
+    /// ([`Money::agrees_with_reported`](cost_core::Money::agrees_with_reported)), with the cost
+    /// their provider reported (`cost.reported_cost_usd`: OpenRouter's and Perplexity's
+    /// `usage.cost`, read by the adapters): the table's price for the model is likely out of
+    /// date. The call is charged at the table's price; the first of each model is warned about
+    /// (target `cost_layer::prices`).
+    pub reported_cost_mismatches: u64,
 }
 
 impl Diagnostics {
     /// Every count with its name (the field's), in the order of the fields: what the metric
     /// exporters publish as [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) by `kind`.
-    pub fn counts(&self) -> [(&'static str, u64); 14] {
+    pub fn counts(&self) -> [(&'static str, u64); 15] {
         // Destructured: a new count cannot be left out.
         let Diagnostics {
             bad_field_values,
@@ -198,6 +205,7 @@ impl Diagnostics {
             key_evictions,
             tier_fallbacks,
             usage_outside_calls,
+            reported_cost_mismatches,
         } = *self;
         [
             ("bad_field_values", bad_field_values),
@@ -214,6 +222,7 @@ impl Diagnostics {
             ("key_evictions", key_evictions),
             ("tier_fallbacks", tier_fallbacks),
             ("usage_outside_calls", usage_outside_calls),
+            ("reported_cost_mismatches", reported_cost_mismatches),
         ]
     }
 }
@@ -234,6 +243,7 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) key_evictions: AtomicU64,
     pub(crate) tier_fallbacks: AtomicU64,
     pub(crate) usage_outside_calls: AtomicU64,
+    pub(crate) reported_cost_mismatches: AtomicU64,
     /// The warning about posts to evicted sessions.
     pub(crate) evicted_post_warning: OnceWarning,
     /// The warning about calls priced at standard for want of their tier's prices.
@@ -292,6 +302,7 @@ impl DiagnosticCounters {
             key_evictions: read(&self.key_evictions),
             tier_fallbacks: read(&self.tier_fallbacks),
             usage_outside_calls: read(&self.usage_outside_calls),
+            reported_cost_mismatches: read(&self.reported_cost_mismatches),
         }
     }
 }

@@ -160,8 +160,8 @@ mod tree;
 
 pub use builder::CostLayerBuilder;
 pub use call::{
-    record_data_residency, record_response_model, record_search_context_size, record_service_tier,
-    record_usage,
+    record_data_residency, record_reported_cost, record_response_model, record_search_context_size,
+    record_service_tier, record_usage,
 };
 pub use cost_core;
 pub use cost_core::TokenUsage;
@@ -198,7 +198,7 @@ pub mod __private {
             Err(E::from(error))
         }
     }
-    pub use cost_core::{TokenUsage, Usage};
+    pub use cost_core::{Money, TokenUsage, Usage};
     pub use tracing;
     pub use tracing::Instrument;
 
@@ -268,6 +268,54 @@ pub mod __private {
     impl<T: UsageText> UsageText for Option<T> {
         fn usage_text(&self) -> Option<&str> {
             self.as_ref().and_then(T::usage_text)
+        }
+    }
+
+    /// The reported-cost field of a `#[derive(TokenUsage)]` struct: an amount of US dollars.
+    #[diagnostic::on_unimplemented(
+        message = "`#[usage(reported_cost)]` needs an amount of US dollars, not `{Self}`",
+        note = "use `Money`, a decimal `String` or `&str`, an `f64` (read by its shortest decimal text), or an `Option` of one"
+    )]
+    pub trait UsageCost {
+        /// The amount, if the value gives a non-negative one.
+        fn usage_cost(&self) -> Option<Money>;
+    }
+
+    impl UsageCost for Money {
+        fn usage_cost(&self) -> Option<Money> {
+            Some(*self).filter(|cost| !cost.is_negative())
+        }
+    }
+
+    impl UsageCost for str {
+        fn usage_cost(&self) -> Option<Money> {
+            Money::from_decimal(self).ok()?.usage_cost()
+        }
+    }
+
+    impl UsageCost for String {
+        fn usage_cost(&self) -> Option<Money> {
+            self.as_str().usage_cost()
+        }
+    }
+
+    impl UsageCost for f64 {
+        fn usage_cost(&self) -> Option<Money> {
+            self.is_finite()
+                .then(|| self.to_string().usage_cost())
+                .flatten()
+        }
+    }
+
+    impl<T: UsageCost> UsageCost for Option<T> {
+        fn usage_cost(&self) -> Option<Money> {
+            self.as_ref().and_then(T::usage_cost)
+        }
+    }
+
+    impl<T: UsageCost + ?Sized> UsageCost for &T {
+        fn usage_cost(&self) -> Option<Money> {
+            T::usage_cost(self)
         }
     }
 

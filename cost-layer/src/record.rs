@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cost_core::{SearchContextSize, ServiceTier, TokenKind, Usage};
+use cost_core::{Money, SearchContextSize, ServiceTier, TokenKind, Usage};
 use tracing_core::Metadata;
 use tracing_core::field::{Field, Visit};
 use tracing_subscriber::registry::{Extensions, ExtensionsMut};
@@ -235,6 +235,8 @@ pub(crate) struct Observed {
     pub(crate) data_residency: bool,
     /// The search context size of its web searches (`cost.search_context_size`).
     pub(crate) search_context_size: Option<SearchContextSize>,
+    /// What the provider said the call cost (`cost.reported_cost_usd`).
+    pub(crate) reported_cost: Option<Money>,
     pub(crate) attribution: PendingAttribution,
     /// Names of fields whose value was rejected, for one warning per callsite.
     pub(crate) rejected: Vec<&'static str>,
@@ -547,6 +549,10 @@ impl FieldReader<'_> {
                 Ok(size) => o.search_context_size = Some(size),
                 Err(_) => o.rejected.push(field.name()),
             },
+            FieldRole::ReportedCost => match Money::from_decimal(value) {
+                Ok(cost) if !cost.is_negative() => o.reported_cost = Some(cost),
+                _ => o.rejected.push(field.name()),
+            },
         }
     }
 
@@ -566,7 +572,8 @@ impl FieldReader<'_> {
             | FieldRole::Org
             | FieldRole::Feature
             | FieldRole::RequestModel
-            | FieldRole::ResponseModel => self.text(role, &shown.to_string(), field),
+            | FieldRole::ResponseModel
+            | FieldRole::ReportedCost => self.text(role, &shown.to_string(), field),
             _ => self.observed.rejected.push(field.name()),
         }
     }
@@ -655,6 +662,11 @@ impl Visit for FieldReader<'_> {
                     .then_some(value as u64);
             match role {
                 FieldRole::Tokens(kind) => self.tokens(kind, exact, field),
+                // A reported cost as a float: read by its shortest decimal text, the digits a
+                // provider's JSON gave (never infinite or NaN: those are rejected).
+                FieldRole::ReportedCost if value.is_finite() => {
+                    self.text(role, &value.to_string(), field);
+                }
                 _ => self.observed.rejected.push(field.name()),
             }
         }

@@ -242,4 +242,7 @@ fn record(found: &dyn TokenUsage) {
     if let Some(size) = found.search_context_size() {
         crate::record_search_context_size(size);
     }
+    if let Some(cost) = found.reported_cost() {
+        crate::record_reported_cost(cost);
+    }
 }

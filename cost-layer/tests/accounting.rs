@@ -1365,3 +1365,62 @@ fn a_bad_search_count_is_rejected_and_the_warning_names_searches() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn a_reported_cost_that_disagrees_with_the_table_is_counted_and_warned_once_per_model() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices", "cost_layer"]);
+    let call = |model: &str, reported: &dyn tracing::Value| {
+        // 1 000 input and 100 output tokens: $0.0035 for gpt-4o by the embedded table.
+        info_span!(
+            "chat",
+            gen_ai.request.model = model,
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            cost.reported_cost_usd = reported,
+        )
+        .in_scope(|| {});
+    };
+    tracing::dispatcher::with_default(&dispatch, || {
+        // Agreeing, as a decimal string, a float and to the provider's rounding.
+        call("gpt-4o", &"0.0035");
+        call("gpt-4o", &0.0035_f64);
+        call("gpt-4o", &"0.00350001");
+        // Disagreeing: the provider charged a quarter more, twice.
+        call("gpt-4o", &"0.004375");
+        call("gpt-4o", &0.004375_f64);
+        // Another model's disagreement is warned about too.
+        call("gpt-4o-mini", &"1");
+        // An unpriced model has no cost to compare: not a disagreement.
+        call("acme-llm-9000", &"0.01");
+        // Not amounts: rejected, counted and warned about as bad values.
+        call("gpt-4o", &"-0.0035");
+        call("gpt-4o", &"a lot");
+        call("gpt-4o", &f64::NAN);
+    });
+    let diagnostics = ledger.diagnostics();
+    assert_eq!(diagnostics.reported_cost_mismatches, 3);
+    assert_eq!(diagnostics.bad_field_values, 3);
+    assert_eq!(diagnostics.unpriced_calls, 1);
+    // Every priced call is charged at the table's price, whatever its provider said.
+    assert_eq!(
+        ledger.model("gpt-4o").map(|t| (t.llm_calls, t.total_usd())),
+        Some((8, usd("0.028")))
+    );
+    let seen = warnings.seen();
+    assert_eq!(
+        warnings.containing("Diagnostics::reported_cost_mismatches"),
+        2,
+        "{seen:?}"
+    );
+    assert_eq!(
+        warnings.containing("reported_cost_usd=0.004375"),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        warnings.containing("rejected a value of `cost.reported_cost_usd`"),
+        1,
+        "{seen:?}"
+    );
+}

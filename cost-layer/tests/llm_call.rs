@@ -1393,3 +1393,74 @@ fn a_search_is_charged_at_the_context_size_the_call_ran_at() {
     assert_eq!(sonar.total_usd(), usd("0.0485"));
     assert_eq!(ledger.diagnostics().bad_field_values, 1);
 }
+
+/// A Sonar answer with Perplexity's own cost: 500 in, 200 out at low context, $0.0057 by the
+/// embedded table and by Perplexity.
+#[llm_call(model = "sonar")]
+fn sonar_with_its_cost(total_cost: f64) -> openai::ChatCompletion {
+    serde_json::from_value(serde_json::json!({
+        "model": "sonar",
+        "usage": {"prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700,
+                  "search_context_size": "low",
+                  "cost": {"request_cost": 0.005, "total_cost": total_cost}}
+    }))
+    .unwrap_or_default()
+}
+
+/// A response type of the application's own, with the cost its gateway reported.
+#[derive(TokenUsage)]
+struct GatewayReply {
+    #[usage(input)]
+    input: u64,
+    #[usage(output)]
+    output: u64,
+    #[usage(reported_cost)]
+    cost: Option<String>,
+}
+
+#[llm_call(model = "gpt-4o")]
+fn through_a_gateway(cost: Option<&str>) -> GatewayReply {
+    GatewayReply {
+        input: 1_000,
+        output: 100,
+        cost: cost.map(str::to_owned),
+    }
+}
+
+#[test]
+fn the_cost_a_response_reports_reaches_the_call_and_is_compared() {
+    let details: Arc<Mutex<Vec<Option<Money>>>> = Arc::default();
+    let sink = Arc::clone(&details);
+    let (layer, ledger) = CostLayer::builder()
+        .on_close(move |close| {
+            if let (Some(call), Ok(mut details)) = (close.call, sink.lock()) {
+                details.push(call.reported_cost);
+            }
+        })
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        sonar_with_its_cost(0.0057);
+        sonar_with_its_cost(0.0127); // the high context size's fee: not this call's
+        through_a_gateway(Some("0.0035"));
+        through_a_gateway(Some("0.0050"));
+        through_a_gateway(None);
+    });
+    assert_eq!(
+        details.lock().map(|d| d.clone()).ok(),
+        Some(vec![
+            Some(usd("0.0057")),
+            Some(usd("0.0127")),
+            Some(usd("0.0035")),
+            Some(usd("0.005")),
+            None,
+        ])
+    );
+    let diagnostics = ledger.diagnostics();
+    assert_eq!(diagnostics.reported_cost_mismatches, 2);
+    assert_eq!(diagnostics.bad_field_values, 0);
+    // Charged at the table's prices all the same.
+    assert_eq!(
+        ledger.model("sonar").map(|t| t.total_usd()),
+        Some(usd("0.0114"))
+    );
+}

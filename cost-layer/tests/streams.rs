@@ -142,6 +142,7 @@ fn sonar_stream() -> UsageStream<Chunks<ChatCompletion>> {
         chunk(json!({
             "prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700,
             "search_context_size": "high",
+            "cost": {"request_cost": 0.012, "total_cost": 0.0127},
         })),
     ]))
 }
@@ -156,6 +157,33 @@ fn a_streamed_answer_is_charged_at_the_search_context_size_its_last_chunk_states
     let totals = ledger.model("sonar").unwrap_or_default();
     assert_eq!(totals.cost.web_search, usd("0.012"));
     assert_eq!(totals.total_usd(), usd("0.0127"));
+    // The cost Perplexity reported in the chunk reached the call, and agrees.
+    assert_eq!(ledger.diagnostics().bad_field_values, 0);
+    assert_eq!(ledger.diagnostics().reported_cost_mismatches, 0);
+}
+
+/// The same stream whose last chunk reports another cost than the table's.
+#[llm_call(model = "sonar", provider = "perplexity")]
+fn sonar_stream_reporting(total_cost: f64) -> UsageStream<Chunks<ChatCompletion>> {
+    let chunk: ChatCompletion = serde_json::from_value(json!({
+        "object": "chat.completion.chunk",
+        "model": "sonar",
+        "choices": [],
+        "usage": {"prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700,
+                  "search_context_size": "high", "cost": {"total_cost": total_cost}},
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    track_stream(chunks([chunk]))
+}
+
+#[test]
+fn a_streamed_answer_reporting_another_cost_is_counted() {
+    let (layer, ledger, _closed) = layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        drain(sonar_stream_reporting(0.0127));
+        drain(sonar_stream_reporting(0.0057));
+    });
+    assert_eq!(ledger.diagnostics().reported_cost_mismatches, 1);
 }
 
 #[test]

@@ -30,6 +30,7 @@ enum Role {
     ServiceTier,
     DataResidency,
     SearchContextSize,
+    ReportedCost,
     Flatten,
 }
 
@@ -98,6 +99,7 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
     let mut service_tier = None;
     let mut data_residency = None;
     let mut search_context_size = None;
+    let mut reported_cost = None;
     let mut flatten = Vec::new();
     let mut seen: Vec<String> = Vec::new();
     for (index, field) in fields.iter().enumerate() {
@@ -124,11 +126,13 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::DataResidency
                 } else if name == "search_context_size" {
                     Role::SearchContextSize
+                } else if name == "reported_cost" {
+                    Role::ReportedCost
                 } else if name == "flatten" {
                     Role::Flatten
                 } else {
                     return Err(meta.error(format!(
-                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, image_generation_calls, code_interpreter_sessions, model, service_tier, data_residency, search_context_size, flatten"
+                        "unknown usage kind `{name}`; expected one of: input, output, cache_read, cache_write, cache_write_1h, reasoning, audio_input, audio_output, cache_read_audio, image_output, web_search_requests, image_input, cache_read_image, file_search_calls, image_generation_calls, code_interpreter_sessions, model, service_tier, data_residency, search_context_size, reported_cost, flatten"
                     )));
                 };
                 if name != "flatten" {
@@ -158,6 +162,10 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
                     Role::SearchContextSize => {
                         let ty = &field.ty;
                         search_context_size = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::UsageText>::usage_text(&#access)));
+                    }
+                    Role::ReportedCost => {
+                        let ty = &field.ty;
+                        reported_cost = Some(quote_spanned!(ty.span()=> <#ty as #krate_path::__private::UsageCost>::usage_cost(&#access)));
                     }
                     Role::Flatten => flatten.push(access.clone()),
                 }
@@ -194,6 +202,10 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
     let flatten_search_sizes = flatten.iter().map(
         |access| quote!(.or_else(|| #krate_path::__private::TokenUsage::search_context_size(&#access))),
     );
+    let flatten_reported_costs = flatten.iter().map(
+        |access| quote!(.or_else(|| #krate_path::__private::TokenUsage::reported_cost(&#access))),
+    );
+    let reported_cost = reported_cost.unwrap_or_else(|| quote!(::core::option::Option::None));
     let model = model.unwrap_or_else(|| quote!(::core::option::Option::None));
     let service_tier = service_tier.unwrap_or_else(|| quote!(::core::option::Option::None));
     let data_residency = data_residency.unwrap_or_else(|| quote!(::core::option::Option::None));
@@ -227,6 +239,10 @@ pub(crate) fn token_usage(input: TokenStream) -> TokenStream {
 
             fn search_context_size(&self) -> ::core::option::Option<&str> {
                 #search_context_size #(#flatten_search_sizes)*
+            }
+
+            fn reported_cost(&self) -> ::core::option::Option<#krate_path::__private::Money> {
+                #reported_cost #(#flatten_reported_costs)*
             }
         }
     };

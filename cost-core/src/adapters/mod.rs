@@ -7,7 +7,8 @@
 //! | provider | native shape | conversion |
 //! |---|---|---|
 //! | [`openai`] Chat Completions | `prompt_tokens` ⊇ `prompt_tokens_details.cached_tokens`; `completion_tokens` ⊇ `completion_tokens_details.reasoning_tokens` | already inclusive |
-//! | [`openai`] Chat Completions from Perplexity's Sonar API | as OpenAI, plus `citation_tokens` and `reasoning_tokens` outside `prompt_tokens` and `completion_tokens`, `num_search_queries`, `search_context_size` | input + citations, output + reasoning; one search per answer (its request fee) unless `num_search_queries` counts them |
+//! | [`openai`] Chat Completions from Perplexity's Sonar API | as OpenAI, plus `citation_tokens` and `reasoning_tokens` outside `prompt_tokens` and `completion_tokens`, `num_search_queries`, `search_context_size` | input + citations, output + reasoning; one search per answer (its request fee) unless `num_search_queries` counts them; `cost.total_cost` is the reported cost ([`TokenUsage::reported_cost`](crate::TokenUsage::reported_cost)) |
+//! | [`openai`] Chat Completions through OpenRouter | as OpenAI, plus `cost` (credits, US dollars), `is_byok` and `cost_details.upstream_inference_cost` | the reported cost: `cost`, or on the user's own key `upstream_inference_cost` |
 //! | [`openai`] Responses ([`openai::Response`]) | `input_tokens` ⊇ `input_tokens_details.cached_tokens`; `output_tokens` ⊇ `output_tokens_details.reasoning_tokens` | already inclusive |
 //! | [`anthropic`] Messages | `input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens` (split in `cache_creation.ephemeral_5m/1h_input_tokens`) | input = sum of the three |
 //! | [`anthropic`] streamed Messages | `message_start` gives the input counts, `message_delta` the output so far (and, in newer versions, the input again) | [`anthropic::StreamUsage`] keeps each count's latest value |

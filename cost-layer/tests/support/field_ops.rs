@@ -29,11 +29,11 @@ const FIELDS: [&str; 8] = [
 /// above), so the bytes of the regressions found before it was added keep their meaning.
 const SEARCH_FIELD: &str = "cost.usage.web_search_requests";
 
-/// The other token kinds and hosted tool uses, the data-residency flag and the search context
-/// size, picked by the top four field bytes (0xFC and above) and one more byte: field bytes
-/// below 0xFC read no more bytes than before, so the regressions found before these were added
-/// (none with such a field byte) keep their meaning.
-const OTHER_FIELDS: [&str; 13] = [
+/// The other token kinds and hosted tool uses, the data-residency flag, the search context
+/// size and the reported cost, picked by the top four field bytes (0xFC and above) and one more
+/// byte: field bytes below 0xFC read no more bytes than before, so the regressions found
+/// before these were added (none with such a field byte) keep their meaning.
+const OTHER_FIELDS: [&str; 14] = [
     "gen_ai.usage.cache_creation.input_tokens",
     "cost.usage.cache_write_1h_tokens",
     "cost.usage.audio_input_tokens",
@@ -47,6 +47,7 @@ const OTHER_FIELDS: [&str; 13] = [
     "cost.usage.image_generation_calls",
     "cost.usage.code_interpreter_sessions",
     SEARCH_CONTEXT_SIZE_FIELD,
+    "cost.reported_cost_usd",
 ];
 
 const SEARCH_CONTEXT_SIZE_FIELD: &str = "cost.search_context_size";
@@ -128,6 +129,7 @@ fn open(kind: u8, parent: Option<&Span>, input: &mut Bytes<'_>) -> Span {
             cost.usage.image_generation_calls = Empty,
             cost.usage.code_interpreter_sessions = Empty,
             cost.search_context_size = Empty,
+            cost.reported_cost_usd = Empty,
         ),
         _ => tracing::info_span!(parent: parent, "tool", step = u64::from(kind)),
     }
