@@ -1297,4 +1297,16 @@ fn the_cost_a_provider_reports_is_read_exactly_from_its_decimal_text() {
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(typed.token_usage(), Some(Usage::new(194, 2)));
     }
+    // OpenRouter's Responses API reports it the same way.
+    let response: openai::Response = serde_json::from_value(json!({
+        "model": "openai/gpt-4o", "output": [],
+        "usage": {"input_tokens": 194, "output_tokens": 2, "total_tokens": 196,
+                  "cost": 0.000_505, "is_byok": false}
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.token_usage(), Some(Usage::new(194, 2)));
+    assert_eq!(
+        response.reported_cost().map(|money| money.to_string()),
+        Some("0.000505".to_owned())
+    );
 }

@@ -173,6 +173,8 @@ fn responses_usage(usage: &ResponseUsage) -> openai::ResponsesUsage {
             reasoning_tokens: u64::from(usage.output_tokens_details.reasoning_tokens),
             ..openai::CompletionTokensDetails::default()
         }),
+        // `async-openai`'s types have no provider cost.
+        provider_cost: openai::ProviderCost::default(),
     }
 }
 

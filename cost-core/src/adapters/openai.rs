@@ -98,15 +98,45 @@ pub struct ChatUsage {
     pub num_search_queries: Option<u64>,
     /// Perplexity: the search context size of the call (`low`, `medium`, `high`).
     pub search_context_size: Option<String>,
-    /// What the provider says the call cost: OpenRouter's number of dollars (credits),
-    /// Perplexity's breakdown with its `total_cost`. Read by [`ChatUsage::reported_cost`]; kept
-    /// as it came, so that a shape not known here never stops the usage from being read.
+    /// What the provider says the call cost (OpenRouter's, Perplexity's).
+    #[serde(flatten)]
+    pub provider_cost: ProviderCost,
+}
+
+/// The fields in which a provider says what a call cost, beside its usage: OpenRouter's (Chat
+/// Completions and Responses) and Perplexity's. Read by [`ProviderCost::reported_cost`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProviderCost {
+    /// OpenRouter's number of dollars (credits), Perplexity's breakdown with its `total_cost`;
+    /// kept as it came, so that a shape not known here never stops the usage from being read.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<Value>,
     /// OpenRouter: the call ran on the user's own provider key, so `cost` is OpenRouter's fee
     /// and the provider's charge is `cost_details.upstream_inference_cost`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub is_byok: Option<bool>,
     /// OpenRouter: `upstream_inference_cost`, what the upstream provider charged.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_details: Option<Value>,
+}
+
+impl ProviderCost {
+    /// What the provider says the call cost, in US dollars: OpenRouter's `cost` (on the user's
+    /// own key, `is_byok`, the upstream provider's `cost_details.upstream_inference_cost`),
+    /// Perplexity's `cost.total_cost`. `None` when none is given, or one that is not a
+    /// non-negative number.
+    pub fn reported_cost(&self) -> Option<crate::Money> {
+        let amount = if self.is_byok == Some(true) {
+            self.cost_details.as_ref()?.get("upstream_inference_cost")?
+        } else {
+            match self.cost.as_ref()? {
+                Value::Object(breakdown) => breakdown.get("total_cost")?,
+                amount => amount,
+            }
+        };
+        reported_amount(amount)
+    }
 }
 
 /// `prompt_tokens_details`.
@@ -255,24 +285,6 @@ fn with_sonar_tokens(usage: Usage, citation: u64, reasoning_apart: u64) -> Usage
     }
 }
 
-impl ChatUsage {
-    /// What the provider says the call cost, in US dollars: OpenRouter's `cost` (on the user's
-    /// own key, `is_byok`, the upstream provider's `cost_details.upstream_inference_cost`),
-    /// Perplexity's `cost.total_cost`. `None` when the usage gives none, or gives one that is not
-    /// a non-negative number.
-    pub fn reported_cost(&self) -> Option<crate::Money> {
-        let amount = if self.is_byok == Some(true) {
-            self.cost_details.as_ref()?.get("upstream_inference_cost")?
-        } else {
-            match self.cost.as_ref()? {
-                Value::Object(breakdown) => breakdown.get("total_cost")?,
-                amount => amount,
-            }
-        };
-        reported_amount(amount)
-    }
-}
-
 /// A cost a provider reported as a JSON number of dollars, read from its decimal text (never
 /// through `f64` arithmetic); `None` for anything else, or a negative amount.
 fn reported_amount(amount: &Value) -> Option<crate::Money> {
@@ -290,7 +302,7 @@ impl TokenUsage for ChatUsage {
     }
 
     fn reported_cost(&self) -> Option<crate::Money> {
-        ChatUsage::reported_cost(self)
+        self.provider_cost.reported_cost()
     }
 }
 
@@ -328,7 +340,7 @@ impl TokenUsage for ChatCompletion {
     }
 
     fn reported_cost(&self) -> Option<crate::Money> {
-        self.usage.as_ref()?.reported_cost()
+        self.usage.as_ref()?.provider_cost.reported_cost()
     }
 
     fn response_model(&self) -> Option<&str> {
@@ -359,6 +371,9 @@ pub struct ResponsesUsage {
     /// Breakdown of the output (`output_token_details` in the Realtime API).
     #[serde(alias = "output_token_details")]
     pub output_tokens_details: Option<CompletionTokensDetails>,
+    /// What the provider says the call cost (OpenRouter's).
+    #[serde(flatten)]
+    pub provider_cost: ProviderCost,
 }
 
 impl ResponsesUsage {
@@ -379,6 +394,10 @@ impl ResponsesUsage {
 impl TokenUsage for ResponsesUsage {
     fn token_usage(&self) -> Option<Usage> {
         Some(self.to_usage())
+    }
+
+    fn reported_cost(&self) -> Option<crate::Money> {
+        self.provider_cost.reported_cost()
     }
 }
 
@@ -554,6 +573,10 @@ impl TokenUsage for Response {
 
     fn search_context_size(&self) -> Option<&str> {
         web_search_context_size(&self.tools)
+    }
+
+    fn reported_cost(&self) -> Option<crate::Money> {
+        self.usage.as_ref()?.provider_cost.reported_cost()
     }
 
     fn response_model(&self) -> Option<&str> {
