@@ -74,6 +74,7 @@ mod snippet_2 {
       #[usage(service_tier)] tier: Option<String>,   // "priority", "flex", "batch", …
       #[usage(data_residency)] regional: Option<bool>, // ran on a data-residency endpoint
       #[usage(search_context_size)] context: Option<String>, // "low", "medium", "high"
+      #[usage(reported_cost)] cost: Option<f64>,  // what the provider says it cost, USD
   }
 }
 // end of README snippet 2
