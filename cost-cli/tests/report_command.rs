@@ -41,6 +41,7 @@ fn call(time: &str, feature: &str, model: &str, input: u64, output: u64) -> Call
         service_tier: ServiceTier::Standard,
         data_residency: false,
         search_context_size: None,
+        reported_cost: None,
         session: Some(Arc::from(format!("s-{time}"))),
         agent: None,
         user: Some(Arc::from("u:alice")),

@@ -712,6 +712,7 @@ impl CostLayer {
             service_tier: observed.service_tier,
             data_residency: observed.data_residency,
             search_context_size: observed.search_context_size,
+            reported_cost: observed.reported_cost,
             attribution: closing.attribution,
             totals: own,
         };

@@ -43,6 +43,9 @@ pub struct ClosedCall<'a> {
     /// The search context size of its web searches (`cost.search_context_size`), which the
     /// price of a search depends on on some models; `None` when not stated.
     pub search_context_size: Option<cost_core::SearchContextSize>,
+    /// What its provider said it cost (`cost.reported_cost_usd`), when the answer said; the
+    /// call is charged at the price table's cost all the same (`totals`).
+    pub reported_cost: Option<cost_core::Money>,
     /// Session, agent, user (hashed unless configured otherwise), org and feature.
     pub attribution: &'a Attribution,
     /// What the call was charged: one of `llm_calls`, `rejected_calls` or `cache_hits` is 1;

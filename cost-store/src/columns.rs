@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 55] = [
+pub(crate) const COLUMNS: [&str; 56] = [
     "at_ms",
     "duration_us",
     "name",
@@ -67,13 +67,17 @@ pub(crate) const COLUMNS: [&str; 55] = [
     "code_interpreter_sessions",
     "cost_code_interpreter",
     "search_context_size",
+    "reported_cost",
 ];
 
 /// Whether a column of [`COLUMNS`] holds money (decimal text), by its name: `cost` and its
-/// components (`cost_…`), the savings (`…_savings`) and `previous_cost`.
+/// components (`cost_…`), the savings (`…_savings`), `previous_cost` and `reported_cost`.
 #[cfg(feature = "postgres")]
 pub(crate) fn is_money(column: &str) -> bool {
-    column.starts_with("cost") || column.ends_with("_savings") || column == "previous_cost"
+    column.starts_with("cost")
+        || column.ends_with("_savings")
+        || column == "previous_cost"
+        || column == "reported_cost"
 }
 
 /// One value of a row.
@@ -164,6 +168,7 @@ pub(crate) fn values<'r>(
         count(r.usage.code_interpreter_sessions, 52)?,
         money(c.code_interpreter),
         Value::Text(r.search_context_size.map(|s| Cow::Borrowed(s.as_str()))),
+        Value::Text(r.reported_cost.map(|m| Cow::Owned(m.to_string()))),
     ])
 }
 
@@ -200,12 +205,14 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
     let status_text = req_text(9)?;
     let status = CallStatus::parse(&status_text)
         .ok_or_else(|| corrupt(format!("unknown status `{status_text}`")))?;
-    let previous_cost = match opt_text(33)? {
-        Some(text) => {
-            Some(Money::from_decimal(&text).map_err(|e| corrupt(format!("previous_cost: {e}")))?)
-        }
-        None => None,
+    let opt_money = |i: usize| -> Result<Option<Money>, StoreError> {
+        opt_text(i)?
+            .map(|text| {
+                Money::from_decimal(&text).map_err(|e| corrupt(format!("{}: {e}", column_name(i))))
+            })
+            .transpose()
     };
+    let previous_cost = opt_money(33)?;
     Ok(CallRecord {
         id: row.integer(0).map_err(corrupt)?,
         at_ms: int(1)?,
@@ -278,6 +285,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             }
             None => None,
         },
+        reported_cost: opt_money(56)?,
     })
 }
 

@@ -56,6 +56,7 @@ struct Slot {
     service_tier: ServiceTier,
     data_residency: bool,
     search_context_size: Option<SearchContextSize>,
+    reported_cost: Option<Money>,
     /// Bit `i`: the call has text `i`.
     present: u16,
     /// Bit `i`: text `i` is the one written last at its place (it is not in `texts` again).
@@ -117,6 +118,7 @@ impl Lane {
             service_tier: call.service_tier,
             data_residency: call.data_residency,
             search_context_size: call.search_context_size,
+            reported_cost: call.reported_cost,
             present,
             same,
             name: call.name,
@@ -246,6 +248,7 @@ impl TextReader<'_> {
             service_tier: slot.service_tier,
             data_residency: slot.data_residency,
             search_context_size: slot.search_context_size,
+            reported_cost: slot.reported_cost,
             session,
             agent,
             user,
@@ -402,6 +405,8 @@ mod tests {
                 search_context_size: SearchContextSize::ALL
                     .get((self.span_id % 4) as usize)
                     .copied(),
+                // None, or an amount, by the savings.
+                reported_cost: (self.savings % 3 != 0).then(|| Money::from_units(self.savings)),
                 attribution: &attribution,
                 totals: &totals,
             };

@@ -107,6 +107,9 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN cost_code_interpreter NUMERIC NOT NULL DEFAULT 0;",
     // 10: the search context size of a call's web searches (calls stored before did not say).
     "ALTER TABLE llm_calls ADD COLUMN search_context_size TEXT;",
+    // 11: the cost a call's provider reported, beside the table's (calls stored before did
+    // not keep it).
+    "ALTER TABLE llm_calls ADD COLUMN reported_cost NUMERIC;",
 ];
 
 /// The schema version this library writes.

@@ -96,6 +96,10 @@ pub struct CallRecord {
     /// depends on it on some models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_context_size: Option<SearchContextSize>,
+    /// What the call's provider said it cost, when its answer said (OpenRouter's and
+    /// Perplexity's `usage.cost`): beside [`cost`](Self::cost), the price table's, for audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_cost: Option<Money>,
     /// Session id.
     pub session: Option<Arc<str>>,
     /// Agent name.
@@ -166,6 +170,7 @@ impl CallRecord {
             service_tier: call.service_tier,
             data_residency: call.data_residency,
             search_context_size: call.search_context_size,
+            reported_cost: call.reported_cost,
             session: attribution.session.clone(),
             agent: attribution.agent.clone(),
             user: attribution.user.clone(),

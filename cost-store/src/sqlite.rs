@@ -92,6 +92,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE llm_calls ADD COLUMN cost_code_interpreter TEXT NOT NULL DEFAULT '0';",
     // 10: the search context size of a call's web searches (calls stored before did not say).
     "ALTER TABLE llm_calls ADD COLUMN search_context_size TEXT;",
+    // 11: the cost a call's provider reported, beside the table's (calls stored before did
+    // not keep it).
+    "ALTER TABLE llm_calls ADD COLUMN reported_cost TEXT;",
 ];
 
 /// The schema version this library writes.

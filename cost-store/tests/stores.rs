@@ -330,7 +330,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         .unwrap_or_else(|e| panic!("{e}"));
     // The file as schema 5 left it: without the image prompt counts, the file search calls, the
     // data-residency flag, the image generation tool's images, code interpreter sessions and
-    // their costs, and the search context size.
+    // their costs, the search context size and the reported cost.
     {
         let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
         for column in [
@@ -345,6 +345,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
             "code_interpreter_sessions",
             "cost_code_interpreter",
             "search_context_size",
+            "reported_cost",
         ] {
             connection
                 .execute(&format!("ALTER TABLE llm_calls DROP COLUMN {column}"), [])
@@ -363,9 +364,11 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
     assert!(!back[0].data_residency);
     assert_eq!(back[0].search_context_size, None);
-    // And it takes new records with image prompt tokens, hosted tools' uses, data residency and
-    // a search context size.
+    assert_eq!(back[0].reported_cost, None);
+    // And it takes new records with image prompt tokens, hosted tools' uses, data residency, a
+    // search context size and a reported cost.
     let mut edit = record(8, "new");
+    edit.reported_cost = Some(usd("0.004375"));
     edit.data_residency = true;
     edit.search_context_size = Some(cost_core::SearchContextSize::High);
     edit.usage.file_search_calls = 2;
@@ -393,6 +396,10 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
             true,
             Some(cost_core::SearchContextSize::High)
         ))
+    );
+    assert_eq!(
+        back.last().and_then(|r| r.reported_cost),
+        Some(usd("0.004375"))
     );
 }
 

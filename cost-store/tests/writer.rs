@@ -106,6 +106,49 @@ fn a_cache_hit_is_on_record_with_its_saving_or_as_unpriced_when_its_model_has_no
     );
 }
 
+#[test]
+fn the_cost_a_provider_reported_is_on_record_beside_the_tables() {
+    let (_dir, address) = common::temp_address("reported.sqlite");
+    let store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
+    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        for reported in [Some("0.004375"), None] {
+            let span = tracing::info_span!(
+                "chat",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = 1_000,
+                gen_ai.usage.output_tokens = 100,
+                cost.reported_cost_usd = Empty,
+            );
+            if let Some(reported) = reported {
+                span.record("cost.reported_cost_usd", reported);
+            }
+        }
+    });
+    drop(guard); // flushes
+    let records = cost_store::open(&address)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<(String, Option<String>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.total().to_string(),
+                r.reported_cost.map(|c| c.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("0.0035".to_owned(), Some("0.004375".to_owned())),
+            ("0.0035".to_owned(), None),
+        ]
+    );
+    assert_eq!(ledger.diagnostics().reported_cost_mismatches, 1);
+}
+
 fn sum(records: &[CallRecord]) -> cost_layer::cost_core::Money {
     records
         .iter()

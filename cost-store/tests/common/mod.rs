@@ -44,6 +44,7 @@ pub(crate) fn record(at_ms: i64, feature: &str) -> CallRecord {
         service_tier: cost_layer::cost_core::ServiceTier::Standard,
         data_residency: false,
         search_context_size: None,
+        reported_cost: None,
         session: Some(Arc::from("s-1")),
         agent: Some(Arc::from("planner")),
         user: Some(Arc::from("u:0123456789abcdef0123456789abcdef")),
