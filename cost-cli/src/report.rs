@@ -219,12 +219,12 @@ fn print_totals(
         Format::Csv => {
             writeln!(
                 out,
-                "{by},calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd"
+                "{by},calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd"
             )?;
             for row in rows.iter().chain([total]) {
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{}",
                     csv(&row.key),
                     row.calls,
                     row.unpriced_calls,
@@ -232,7 +232,10 @@ fn print_totals(
                     row.cache_hits,
                     row.input_tokens,
                     row.output_tokens,
-                    row.cost
+                    row.cost,
+                    row.reported_calls,
+                    row.reported_cost,
+                    row.cost_of_reported
                 )?;
             }
             Ok(())
@@ -269,6 +272,22 @@ fn print_totals(
                     out,
                     "≥: {} calls had no price; their tokens are counted, their cost is unknown",
                     total.unpriced_calls
+                )?;
+            }
+            if total.reported_calls > 0 {
+                let difference = total.reported_cost - total.cost_of_reported;
+                writeln!(
+                    out,
+                    "reported by their providers: {} priced calls cost ${} by the providers' figures and ${} by the price table (the providers' {}${})",
+                    total.reported_calls,
+                    total.reported_cost,
+                    total.cost_of_reported,
+                    if difference.is_negative() { "-" } else { "+" },
+                    if difference.is_negative() {
+                        total.cost_of_reported - total.reported_cost
+                    } else {
+                        difference
+                    }
                 )?;
             }
             Ok(())
@@ -441,7 +460,38 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
 
 #[cfg(test)]
 mod tests {
-    use super::csv;
+    use super::{Format, Row, csv, print_totals};
+    use cost_core::Money;
+
+    #[test]
+    fn a_table_says_how_far_the_providers_figures_are_from_the_tables_either_way() {
+        let usd = |text: &str| Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"));
+        let footer = |reported: &str, table: &str| {
+            let total = Row {
+                key: "total".into(),
+                calls: 3,
+                cost: usd(table),
+                reported_calls: 3,
+                reported_cost: usd(reported),
+                cost_of_reported: usd(table),
+                ..Row::default()
+            };
+            let mut out = Vec::new();
+            print_totals("model", &[], &total, Format::Table, &mut out)
+                .unwrap_or_else(|e| panic!("{e}"));
+            String::from_utf8_lossy(&out)
+                .lines()
+                .last()
+                .map(str::to_owned)
+                .unwrap_or_default()
+        };
+        assert!(
+            footer("0.009", "0.01").ends_with("(the providers' -$0.001)"),
+            "{}",
+            footer("0.009", "0.01")
+        );
+        assert!(footer("0.01", "0.01").ends_with("(the providers' +$0)"));
+    }
 
     #[test]
     fn csv_fields_are_quoted_when_they_must_be() {

@@ -55,6 +55,12 @@ fn call(time: &str, feature: &str, model: &str, input: u64, output: u64) -> Call
     }
 }
 
+/// `record` with the cost its provider reported.
+fn reported(mut record: CallRecord, cost: &str) -> CallRecord {
+    record.reported_cost = Some(Money::from_decimal(cost).unwrap_or_else(|e| panic!("{e}")));
+    record
+}
+
 /// Three days of calls in a SQLite file.
 fn ledger(dir: &tempfile::TempDir) -> String {
     let path = dir.path().join("ledger.sqlite");
@@ -62,12 +68,24 @@ fn ledger(dir: &tempfile::TempDir) -> String {
     let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
     store
         .append(&[
-            call("2026-11-01T09:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
+            // 0.0035, and its provider said so.
+            reported(
+                call("2026-11-01T09:00:00Z", "support", "gpt-4o", 1_000, 100),
+                "0.0035",
+            ),
             call("2026-11-01T10:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
             call("2026-11-01T11:00:00Z", "search", "gpt-4o-mini", 2_000, 500), // 0.0006
             call("2026-11-02T09:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
-            call("2026-11-02T10:00:00Z", "search", "acme-llm-9000", 10, 10), // unpriced
-            call("2026-11-03T23:59:59Z", "search", "gpt-4o", 4_000, 1_000), // 0.02
+            // Unpriced: a reported cost has no table cost to set beside.
+            reported(
+                call("2026-11-02T10:00:00Z", "search", "acme-llm-9000", 10, 10),
+                "0.001",
+            ),
+            // 0.02, where its provider said 0.025.
+            reported(
+                call("2026-11-03T23:59:59Z", "search", "gpt-4o", 4_000, 1_000),
+                "0.025",
+            ),
         ])
         .unwrap_or_else(|e| panic!("{e}"));
     address
@@ -99,10 +117,10 @@ fn totals_by_feature_as_csv_are_exact() {
     ]));
     assert_eq!(
         text,
-        "feature,calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd\n\
-         search,3,1,0,0,6010,1510,0.0206\n\
-         support,3,0,0,0,3000,300,0.0105\n\
-         total,6,1,0,0,9010,1810,0.0311\n"
+        "feature,calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd\n\
+         search,3,1,0,0,6010,1510,0.0206,1,0.025,0.02\n\
+         support,3,0,0,0,3000,300,0.0105,1,0.0035,0.0035\n\
+         total,6,1,0,0,9010,1810,0.0311,2,0.0285,0.0235\n"
     );
 }
 
@@ -130,6 +148,10 @@ fn days_in_order_as_a_table_with_the_unpriced_marked() {
         "{text}"
     );
     assert!(text.contains("1 calls had no price"), "{text}");
+    assert!(
+        text.contains("reported by their providers: 2 priced calls cost $0.0285 by the providers' figures and $0.0235 by the price table (the providers' +$0.005)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -159,6 +181,19 @@ fn since_until_and_top_narrow_the_report() {
     assert_eq!(rows[0]["cost"], "0.0235");
     assert_eq!(document["total"]["cost"], "0.0235");
     assert_eq!(document["total"]["calls"], 3);
+    // Of them, the one whose provider reported its cost.
+    assert_eq!(
+        (
+            &document["total"]["reported_calls"],
+            &document["total"]["reported_cost"],
+            &document["total"]["cost_of_reported"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!("0.025"),
+            &serde_json::json!("0.02")
+        )
+    );
 }
 
 #[test]
@@ -271,8 +306,9 @@ output = "10.00"
     let again = stdout(&run(&[
         "report", "--db", &db, "--by", "feature", "--format", "csv",
     ]));
+    // Repriced, the calls whose providers reported their cost are set beside the new prices.
     assert!(
-        again.contains("total,6,1,0,0,9010,1810,0.0486\n"),
+        again.contains("total,6,1,0,0,9010,1810,0.0486,2,0.0285,0.036\n"),
         "{again}"
     );
 }
@@ -330,12 +366,18 @@ fn ledger_of_orgs(dir: &tempfile::TempDir) -> String {
     address
 }
 
+/// Each row's key and `cost_usd`.
 fn csv_rows(text: &str) -> Vec<(String, String)> {
+    let cost = text
+        .lines()
+        .next()
+        .and_then(|header| header.split(',').position(|name| name == "cost_usd"))
+        .unwrap_or_else(|| panic!("no cost_usd column in {text}"));
     text.lines()
         .skip(1)
         .filter_map(|line| {
             let cells: Vec<&str> = line.split(',').collect();
-            Some((cells.first()?.to_string(), cells.last()?.to_string()))
+            Some((cells.first()?.to_string(), cells.get(cost)?.to_string()))
         })
         .collect()
 }

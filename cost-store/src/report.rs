@@ -188,6 +188,13 @@ pub struct Row {
     pub output_tokens: u64,
     /// Exact cost of the priced calls.
     pub cost: Money,
+    /// Priced calls whose provider reported what they cost ([`CallRecord::reported_cost`]).
+    pub reported_calls: u64,
+    /// What their providers reported, summed.
+    pub reported_cost: Money,
+    /// What the price table charged the same calls: set beside `reported_cost`, the drift
+    /// of the table's prices from the providers' bills.
+    pub cost_of_reported: Money,
 }
 
 impl Row {
@@ -204,6 +211,11 @@ impl Row {
         self.input_tokens = self.input_tokens.saturating_add(record.usage.input);
         self.output_tokens = self.output_tokens.saturating_add(record.usage.output);
         self.cost += record.total();
+        if let (CallStatus::Priced, Some(reported)) = (record.status, record.reported_cost) {
+            self.reported_calls += 1;
+            self.reported_cost += reported;
+            self.cost_of_reported += record.total();
+        }
     }
 }
 
