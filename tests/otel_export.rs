@@ -774,6 +774,12 @@ fn model_from_the_response() -> Usage {
     Usage::new(1_000, 100)
 }
 
+/// Named for OpenTelemetry by the call site's own `otel.name` field.
+#[llm_call(model = "gpt-4o", fields(otel.name = "custom name"))]
+fn named_for_otel() -> Usage {
+    Usage::new(1_000, 100)
+}
+
 /// Named by the call site: that name, in both worlds.
 #[llm_call(model = "gpt-4o", name = "triage")]
 fn named() -> Usage {
@@ -789,6 +795,7 @@ fn llm_call_spans_are_named_as_the_genai_conventions_name_inference_spans() {
             computed_operation();
             model_from_the_response();
             named();
+            named_for_otel();
         });
         let mut names: Vec<&str> = spans.iter().map(|s| &*s.name).collect();
         names.sort_unstable();
@@ -805,6 +812,7 @@ fn llm_call_spans_are_named_as_the_genai_conventions_name_inference_spans() {
             "embeddings text-embedding-3-small",
             "text_completion gpt-4o",
             "triage",
+            "custom name",
         ];
         expected.sort_unstable();
         assert_eq!(names, expected, "{order:?}");
