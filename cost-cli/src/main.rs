@@ -55,16 +55,19 @@ enum Command {
     ///       "image_input_tokens": 0, "cache_read_image_tokens": 0, "file_search_calls": 0,
     ///       "image_generation_calls": 0, "code_interpreter_sessions": 0,
     ///       "service_tier": "standard", "data_residency": false,
-    ///       "search_context_size": "low", "date": "2026-11-27"}
+    ///       "search_context_size": "low", "date": "2026-11-27",
+    ///       "reported_cost_usd": "0.0035"}
     ///       (missing counts are 0; audio and image input: audio and image prompt tokens not
     ///       read from the cache; cache-read audio and images: those read from it, part of the
     ///       cache reads; service tiers: standard, batch, flex, priority, fast_mode; search
     ///       context size of the web searches: low, medium, high, priced as medium if absent;
     ///       date: the UTC day the call was made, priced at the prices in force then, today if
-    ///       absent)
+    ///       absent; reported cost: what the provider said the call cost, set beside the
+    ///       table's cost in the answer, optional)
     ///
     /// Out: {"id": …, "model": …, "resolved": …, "cost_usd": "0.006", "breakdown": {…}, …,
-    ///      "prices_from": "2027-01-01" when a price change of the entry priced the call}
+    ///      "prices_from": "2027-01-01" when a price change of the entry priced the call,
+    ///      "reported_cost_usd" and "agrees_with_reported" when a cost was reported}
     ///      or {"id": …, "error": "…"} for a line that cannot be priced.
     ///
     /// With `--from FORMAT`, each line is instead a provider's response as it was sent (a log

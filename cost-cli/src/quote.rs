@@ -223,12 +223,35 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
             ));
         }
     };
+    // What the provider said the call cost, to set beside the table's: decimal text, or a
+    // JSON number read by its digits.
+    let reported_cost = match object.get("reported_cost_usd") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(Value::Number(number)) => Some(number.to_string()),
+        Some(other) => {
+            return Err(format!(
+                "`reported_cost_usd` must be an amount of US dollars, got {other}"
+            ));
+        }
+    }
+    .map(|text| {
+        Money::from_decimal(&text)
+            .ok()
+            .filter(|cost| !cost.is_negative())
+            .ok_or_else(|| {
+                format!(
+                    "`reported_cost_usd` must be a non-negative amount of US dollars, got {text}"
+                )
+            })
+    })
+    .transpose()?;
     let terms = cost_core::CallTerms {
         service_tier,
         data_residency,
         search_context_size,
     };
-    price_call(pricing, id, model, &usage, terms, at, None)
+    price_call(pricing, id, model, &usage, terms, at, reported_cost)
 }
 
 /// Prices one call of `model` and renders it.

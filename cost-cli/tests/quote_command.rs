@@ -505,3 +505,38 @@ fn an_answer_that_reports_its_cost_is_quoted_beside_it() {
     assert_eq!(out[2].get("reported_cost_usd"), None);
     assert_eq!(out[2].get("agrees_with_reported"), None);
 }
+
+#[test]
+fn a_usage_line_may_carry_the_cost_its_provider_reported() {
+    use serde_json::json;
+    let stdin = r#"{"id": 1, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "reported_cost_usd": "0.0035"}
+{"id": 2, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "reported_cost_usd": 0.004375}
+{"id": 3, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "reported_cost_usd": "-1"}
+{"id": 4, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "reported_cost_usd": true}
+"#;
+    let out = run(&["quote"], stdin);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    assert_eq!(
+        (
+            &got[0]["reported_cost_usd"],
+            &got[0]["agrees_with_reported"]
+        ),
+        (&json!("0.0035"), &json!(true))
+    );
+    assert_eq!(
+        (
+            &got[1]["reported_cost_usd"],
+            &got[1]["agrees_with_reported"]
+        ),
+        (&json!("0.004375"), &json!(false))
+    );
+    for bad in &got[2..] {
+        assert!(
+            bad["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("`reported_cost_usd` must be")),
+            "{bad}"
+        );
+    }
+}

@@ -39,6 +39,10 @@ fn line() -> impl Strategy<Value = String> {
         Just("cache_read_image_tokens"),
         Just("file_search_calls"),
         Just("service_tier"),
+        Just("data_residency"),
+        Just("search_context_size"),
+        Just("reported_cost_usd"),
+        Just("date"),
         Just("other"),
     ];
     proptest::collection::vec((key, value), 0..10).prop_map(|fields| {
