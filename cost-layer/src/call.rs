@@ -265,7 +265,9 @@ pub fn record_search_context_size(size: &str) {
 }
 
 /// Records the cost the provider reported for the call on the current LLM-call span (see
-/// [`record_usage`]): for streams, whose last chunk says it (OpenRouter's). The layer compares
+/// [`record_usage`]): for streams, whose last chunk says it (OpenRouter's), and for a figure the
+/// body reads outside the response's body (a gateway's header: LiteLLM's proxy sends
+/// `x-litellm-response-cost`, in US dollars, as decimal text). The layer compares
 /// it with the price table's cost of the call and counts a disagreement
 /// ([`Diagnostics::reported_cost_mismatches`](crate::Diagnostics::reported_cost_mismatches));
 /// the call is still charged at the table's price.
