@@ -236,14 +236,9 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
         }
     }
     .map(|text| {
-        Money::from_decimal(&text)
-            .ok()
-            .filter(|cost| !cost.is_negative())
-            .ok_or_else(|| {
-                format!(
-                    "`reported_cost_usd` must be a non-negative amount of US dollars, got {text}"
-                )
-            })
+        Money::from_non_negative_decimal(&text).map_err(|e| {
+            format!("`reported_cost_usd` must be a non-negative amount of US dollars: {e}")
+        })
     })
     .transpose()?;
     let terms = cost_core::CallTerms {

@@ -283,11 +283,7 @@ fn print_totals(
                     total.reported_cost,
                     total.cost_of_reported,
                     if difference.is_negative() { "-" } else { "+" },
-                    if difference.is_negative() {
-                        total.cost_of_reported - total.reported_cost
-                    } else {
-                        difference
-                    }
+                    Money::from_units(difference.units().saturating_abs())
                 )?;
             }
             Ok(())

@@ -463,6 +463,14 @@ fn a_search_is_quoted_at_the_search_context_size_the_line_or_the_answer_says() {
     );
 }
 
+/// An answer's reported cost and whether the quote agrees with it.
+fn reported_and_agreement(answer: &serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    (
+        answer["reported_cost_usd"].clone(),
+        answer["agrees_with_reported"].clone(),
+    )
+}
+
 #[test]
 fn an_answer_that_reports_its_cost_is_quoted_beside_it() {
     use serde_json::json;
@@ -488,19 +496,13 @@ fn an_answer_that_reports_its_cost_is_quoted_beside_it() {
     );
     assert_eq!(code, 0, "{out:?}");
     assert_eq!(
-        (
-            &out[0]["reported_cost_usd"],
-            &out[0]["agrees_with_reported"]
-        ),
-        (&json!("0.0035"), &json!(true))
+        reported_and_agreement(&out[0]),
+        (json!("0.0035"), json!(true))
     );
+    assert_eq!(out[1]["cost_usd"], json!("0.0035"));
     assert_eq!(
-        (
-            &out[1]["cost_usd"],
-            &out[1]["reported_cost_usd"],
-            &out[1]["agrees_with_reported"]
-        ),
-        (&json!("0.0035"), &json!("0.004375"), &json!(false))
+        reported_and_agreement(&out[1]),
+        (json!("0.004375"), json!(false))
     );
     assert_eq!(out[2].get("reported_cost_usd"), None);
     assert_eq!(out[2].get("agrees_with_reported"), None);
@@ -518,18 +520,12 @@ fn a_usage_line_may_carry_the_cost_its_provider_reported() {
     assert_eq!(out.status.code(), Some(1));
     let got = lines(&out);
     assert_eq!(
-        (
-            &got[0]["reported_cost_usd"],
-            &got[0]["agrees_with_reported"]
-        ),
-        (&json!("0.0035"), &json!(true))
+        reported_and_agreement(&got[0]),
+        (json!("0.0035"), json!(true))
     );
     assert_eq!(
-        (
-            &got[1]["reported_cost_usd"],
-            &got[1]["agrees_with_reported"]
-        ),
-        (&json!("0.004375"), &json!(false))
+        reported_and_agreement(&got[1]),
+        (json!("0.004375"), json!(false))
     );
     for bad in &got[2..] {
         assert!(

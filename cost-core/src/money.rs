@@ -83,16 +83,27 @@ impl Money {
         Ok(Money(if negative { -units } else { units }))
     }
 
+    /// Parses an amount that is never below zero (a cost, a charge a provider reported) from
+    /// decimal text, as [`Money::from_decimal`] does; a negative one is
+    /// [`DecimalError::Negative`].
+    pub fn from_non_negative_decimal(text: &str) -> Result<Self, DecimalError> {
+        let money = Money::from_decimal(text)?;
+        if money.is_negative() {
+            return Err(DecimalError::Negative(text.to_owned()));
+        }
+        Ok(money)
+    }
+
     /// Whether this cost, computed from a price table, agrees with the cost a provider
     /// reported for the same call (`reported`): they may differ by the provider's rounding,
     /// and no more. Rounding is allowed up to $0.00001 (Perplexity gives its totals to five
     /// places) or 1% of the larger amount, whichever is more; a price changed by the provider
     /// moves a cost by more than that.
     pub fn agrees_with_reported(self, reported: Money) -> bool {
-        const ROUNDING: i128 = UNITS_PER_USD / 100_000;
+        const ROUNDING: u128 = UNITS_PER_USD.unsigned_abs() / 100_000;
         let difference = self.0.abs_diff(reported.0);
         let larger = self.0.unsigned_abs().max(reported.0.unsigned_abs());
-        difference <= ROUNDING.unsigned_abs().max(larger / 100)
+        difference <= ROUNDING.max(larger / 100)
     }
 
     /// `true` for exactly zero dollars.
@@ -484,6 +495,23 @@ mod tests {
         TokenPrice::per_token(text)
             .map(TokenPrice::units)
             .unwrap_or(-1)
+    }
+
+    #[test]
+    fn a_non_negative_amount_refuses_a_negative_one() {
+        assert_eq!(
+            Money::from_non_negative_decimal("0.0035"),
+            Money::from_decimal("0.0035")
+        );
+        assert_eq!(Money::from_non_negative_decimal("-0"), Ok(Money::ZERO));
+        assert_eq!(
+            Money::from_non_negative_decimal("-0.01"),
+            Err(DecimalError::Negative("-0.01".to_owned()))
+        );
+        assert!(matches!(
+            Money::from_non_negative_decimal("a lot"),
+            Err(DecimalError::Syntax(_))
+        ));
     }
 
     #[test]

@@ -289,7 +289,7 @@ pub mod __private {
 
     impl UsageCost for str {
         fn usage_cost(&self) -> Option<Money> {
-            Money::from_decimal(self).ok()?.usage_cost()
+            Money::from_non_negative_decimal(self).ok()
         }
     }
 

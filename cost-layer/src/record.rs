@@ -549,9 +549,9 @@ impl FieldReader<'_> {
                 Ok(size) => o.search_context_size = Some(size),
                 Err(_) => o.rejected.push(field.name()),
             },
-            FieldRole::ReportedCost => match Money::from_decimal(value) {
-                Ok(cost) if !cost.is_negative() => o.reported_cost = Some(cost),
-                _ => o.rejected.push(field.name()),
+            FieldRole::ReportedCost => match Money::from_non_negative_decimal(value) {
+                Ok(cost) => o.reported_cost = Some(cost),
+                Err(_) => o.rejected.push(field.name()),
             },
         }
     }

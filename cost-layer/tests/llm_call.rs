@@ -1418,6 +1418,48 @@ struct GatewayReply {
     cost: Option<String>,
 }
 
+/// The other types a `#[usage(reported_cost)]` field may have.
+#[derive(TokenUsage)]
+struct FloatCost {
+    #[usage(input)]
+    input: u64,
+    #[usage(reported_cost)]
+    cost: f64,
+}
+
+#[derive(TokenUsage)]
+struct MoneyCost {
+    #[usage(input)]
+    input: u64,
+    #[usage(reported_cost)]
+    cost: Option<Money>,
+}
+
+#[test]
+fn a_derived_reported_cost_is_read_from_each_type_it_may_have() {
+    use cost_layer::TokenUsage as _;
+    let float = |cost: f64| FloatCost { input: 1, cost }.reported_cost();
+    assert_eq!(float(0.004375), Some(usd("0.004375")));
+    assert_eq!(float(-0.01), None);
+    assert_eq!(float(f64::NAN), None);
+    assert_eq!(float(f64::INFINITY), None);
+    let money = |cost: Option<Money>| MoneyCost { input: 1, cost }.reported_cost();
+    assert_eq!(money(Some(usd("0.5"))), Some(usd("0.5")));
+    assert_eq!(money(Some(Money::from_usd(-1))), None);
+    assert_eq!(money(None), None);
+    let text = |cost: &str| {
+        GatewayReply {
+            input: 1,
+            output: 0,
+            cost: Some(cost.to_owned()),
+        }
+        .reported_cost()
+    };
+    assert_eq!(text("1e-3"), Some(usd("0.001")));
+    assert_eq!(text("-0.001"), None);
+    assert_eq!(text("a lot"), None);
+}
+
 #[llm_call(model = "gpt-4o")]
 fn through_a_gateway(cost: Option<&str>) -> GatewayReply {
     GatewayReply {

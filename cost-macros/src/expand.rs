@@ -250,30 +250,35 @@ fn call_otel_name(args: &Args, empty: &TokenStream) -> TokenStream {
     if args.name.is_some() {
         return empty.clone();
     }
-    let operation = match &args.operation {
-        Some(Value::Literal(lit)) => Some(lit.value()),
-        Some(Value::Expr(_)) => None,
-        None => Some(DEFAULT_OPERATION.to_owned()),
+    let Some(model) = &args.model else {
+        return bound_value(
+            &args.operation,
+            quote!(__cost_operation),
+            &quote!(#DEFAULT_OPERATION),
+        );
     };
-    let operation_tokens = bound_value(
-        &args.operation,
-        quote!(__cost_operation),
-        &quote!(#DEFAULT_OPERATION),
-    );
-    match (&args.model, operation) {
-        (None, _) => operation_tokens,
-        (Some(Value::Literal(model)), Some(operation)) => {
+    match (&args.operation, model) {
+        // Both literals (the default operation is one): the name is a literal too.
+        (None | Some(Value::Literal(_)), Value::Literal(model)) => {
+            let operation = match &args.operation {
+                Some(Value::Literal(lit)) => lit.value(),
+                _ => DEFAULT_OPERATION.to_owned(),
+            };
             let name = syn::LitStr::new(&format!("{operation} {}", model.value()), model.span());
             quote!(#name)
         }
-        (Some(Value::Literal(model)), None) => {
-            quote!(%::core::format_args!("{} {}", __cost_operation, #model))
-        }
-        (Some(Value::Expr(_)), Some(operation)) => {
-            quote!(%::core::format_args!("{} {}", #operation, __cost_model))
-        }
-        (Some(Value::Expr(_)), None) => {
-            quote!(%::core::format_args!("{} {}", __cost_operation, __cost_model))
+        // Each part as `format_args!` takes it: a literal, or the expression's binding.
+        (operation, model) => {
+            let operation = match operation {
+                Some(Value::Literal(lit)) => quote!(#lit),
+                Some(Value::Expr(_)) => quote!(__cost_operation),
+                None => quote!(#DEFAULT_OPERATION),
+            };
+            let model = match model {
+                Value::Literal(lit) => quote!(#lit),
+                Value::Expr(_) => quote!(__cost_model),
+            };
+            quote!(%::core::format_args!("{} {}", #operation, #model))
         }
     }
 }

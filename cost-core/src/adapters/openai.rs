@@ -291,9 +291,7 @@ fn reported_amount(amount: &Value) -> Option<crate::Money> {
     let Value::Number(number) = amount else {
         return None;
     };
-    crate::Money::from_decimal(&number.to_string())
-        .ok()
-        .filter(|money| !money.is_negative())
+    crate::Money::from_non_negative_decimal(&number.to_string()).ok()
 }
 
 impl TokenUsage for ChatUsage {
