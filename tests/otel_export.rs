@@ -238,6 +238,59 @@ fn a_cache_hit_carries_its_saving_only_when_its_model_has_a_price() {
 }
 
 #[test]
+fn a_call_charged_its_reported_cost_says_the_provider_is_its_source() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let builder = CostLayer::builder().charge_reported_cost_when_unpriced(true);
+        let spans = export_spans(order, builder, || {
+            for (name, reported) in [("reported", Some("0.0042")), ("unreported", None)] {
+                let call = tracing::info_span!(
+                    "chat",
+                    otel.name = name,
+                    gen_ai.request.model = "acme-llm-9000",
+                    gen_ai.usage.input_tokens = 1_000,
+                    gen_ai.usage.output_tokens = 100,
+                    cost.reported_cost_usd = tracing::field::Empty,
+                );
+                // Recorded after the tokens, as a gateway's header is read after the body.
+                if let Some(reported) = reported {
+                    call.record("cost.reported_cost_usd", reported);
+                }
+                call.in_scope(|| {});
+            }
+        });
+        let reported = span(&spans, "reported");
+        assert_eq!(
+            values(reported, otel::COST_AMOUNT)
+                .last()
+                .cloned()
+                .map(f64_of),
+            Some(0.0042),
+            "{order:?}"
+        );
+        assert_eq!(
+            values(reported, otel::COST_SOURCE).last(),
+            Some(&Value::from("provider")),
+            "{order:?}"
+        );
+        // With the cost layer inside, set once at the close; the other way, its attributes as
+        // it was before its reported cost came (unpriced) stay, the later ones after them.
+        if matches!(order, Order::CostInside) {
+            assert!(values(reported, otel::UNPRICED).is_empty());
+        }
+        let unreported = span(&spans, "unreported");
+        assert_eq!(
+            one(unreported, otel::UNPRICED),
+            Value::Bool(true),
+            "{order:?}"
+        );
+        assert!(
+            values(unreported, otel::COST_AMOUNT).is_empty(),
+            "{order:?}"
+        );
+    }
+}
+
+#[test]
 fn without_the_option_no_attribute_is_added() {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()

@@ -219,12 +219,12 @@ fn print_totals(
         Format::Csv => {
             writeln!(
                 out,
-                "{by},calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd"
+                "{by},calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd,provider_reported_calls"
             )?;
             for row in rows.iter().chain([total]) {
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{}",
                     csv(&row.key),
                     row.calls,
                     row.unpriced_calls,
@@ -235,7 +235,8 @@ fn print_totals(
                     row.cost,
                     row.reported_calls,
                     row.reported_cost,
-                    row.cost_of_reported
+                    row.cost_of_reported,
+                    row.provider_reported_calls
                 )?;
             }
             Ok(())
@@ -272,6 +273,16 @@ fn print_totals(
                     out,
                     "≥: {} calls had no price; their tokens are counted, their cost is unknown",
                     total.unpriced_calls
+                )?;
+            }
+            if total.provider_reported_calls > 0 {
+                let (calls, were, their) = match total.provider_reported_calls {
+                    1 => ("1 call".to_owned(), "was", "its provider"),
+                    n => (format!("{n} calls"), "were", "their providers"),
+                };
+                writeln!(
+                    out,
+                    "{calls} had no price and {were} charged the cost {their} reported (in the cost above)"
                 )?;
             }
             if total.reported_calls > 0 {

@@ -117,10 +117,10 @@ fn totals_by_feature_as_csv_are_exact() {
     ]));
     assert_eq!(
         text,
-        "feature,calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd\n\
-         search,3,1,0,0,6010,1510,0.0206,1,0.025,0.02\n\
-         support,3,0,0,0,3000,300,0.0105,1,0.0035,0.0035\n\
-         total,6,1,0,0,9010,1810,0.0311,2,0.0285,0.0235\n"
+        "feature,calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd,provider_reported_calls\n\
+         search,3,1,0,0,6010,1510,0.0206,1,0.025,0.02,0\n\
+         support,3,0,0,0,3000,300,0.0105,1,0.0035,0.0035,0\n\
+         total,6,1,0,0,9010,1810,0.0311,2,0.0285,0.0235,0\n"
     );
 }
 
@@ -248,6 +248,102 @@ fn the_chart_is_an_svg_of_stacked_days_with_a_legend() {
 }
 
 #[test]
+fn a_call_charged_its_reported_cost_counts_and_is_repriced_once_its_model_has_a_price() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("gateway.sqlite");
+    let db = db.to_str().unwrap_or_default().to_owned();
+    let mut charged = call(
+        "2026-11-01T09:00:00Z",
+        "gateway",
+        "acme-llm-9000",
+        1_000,
+        100,
+    );
+    charged.status = CallStatus::ProviderReported;
+    charged.cost.provider_reported = usd("0.002");
+    cost_store::open(&db)
+        .and_then(|mut store| {
+            store.append(&[
+                reported(charged, "0.002"),
+                call("2026-11-01T10:00:00Z", "gateway", "gpt-4o", 1_000, 100), // 0.0035
+            ])
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let csv = |db: &str| {
+        stdout(&run(&[
+            "report", "--db", db, "--by", "feature", "--format", "csv",
+        ]))
+    };
+    // Its cost is known: in the total, and counted apart.
+    assert!(
+        csv(&db).ends_with("total,2,0,0,0,2000,200,0.0055,0,0,0,1\n"),
+        "{}",
+        csv(&db)
+    );
+    let table = stdout(&run(&["report", "--db", &db, "--by", "feature"]));
+    assert!(
+        table.contains(
+            "1 call had no price and was charged the cost its provider reported (in the cost above)"
+        ),
+        "{table}"
+    );
+    let price_file = |name: &str, model: &str, input: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                r#"version = "{name}"
+as_of = "2026-11-01"
+unit = "usd_per_million_tokens"
+
+[models."{model}"]
+provider = "acme"
+source = "https://acme.example/pricing"
+as_of = "2026-11-01"
+input = "{input}"
+output = "10.00"
+"#
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        path.to_str().unwrap_or_default().to_owned()
+    };
+    // A table that still has no price for it leaves its charge as it is.
+    let same = price_file("same", "gpt-4o", "2.50");
+    let unchanged = stdout(&run(&["reprice", "--db", &db, "--prices", &same]));
+    assert!(unchanged.starts_with("0 records repriced"), "{unchanged}");
+    // One that has a price reprices it: priced now, its provider's figure kept beside.
+    let acme = price_file("acme", "acme-llm-9000", "2.00");
+    let done = stdout(&run(&["reprice", "--db", &db, "--prices", &acme]));
+    assert!(
+        done.starts_with("1 records repriced ($0.002 → $0.003)"),
+        "{done}"
+    );
+    let records = cost_store::open(&db)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (
+            records[0].status,
+            records[0].total(),
+            records[0].previous_cost,
+            records[0].reported_cost
+        ),
+        (
+            CallStatus::Priced,
+            usd("0.003"),
+            Some(usd("0.002")),
+            Some(usd("0.002"))
+        )
+    );
+    assert!(
+        csv(&db).ends_with("total,2,0,0,0,2000,200,0.0065,1,0.002,0.003,0\n"),
+        "{}",
+        csv(&db)
+    );
+}
+
+#[test]
 fn reprice_recomputes_costs_and_keeps_the_previous_ones() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);
@@ -308,7 +404,7 @@ output = "10.00"
     ]));
     // Repriced, the calls whose providers reported their cost are set beside the new prices.
     assert!(
-        again.contains("total,6,1,0,0,9010,1810,0.0486,2,0.0285,0.036\n"),
+        again.contains("total,6,1,0,0,9010,1810,0.0486,2,0.0285,0.036,0\n"),
         "{again}"
     );
 }

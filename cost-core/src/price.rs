@@ -515,12 +515,19 @@ pub struct CostBreakdown {
     pub image_generation: Money,
     /// Code interpreter sessions × price per session.
     pub code_interpreter: Money,
+    /// The cost the call's provider reported ([`TokenUsage::reported_cost`](crate::TokenUsage::reported_cost)),
+    /// charged as it is for a call the price table has no price for, where the accounting was
+    /// told to (cost-layer's `CostLayerBuilder::charge_reported_cost_when_unpriced`); the other
+    /// components are then zero. Zero for a call priced by the table: a price table never
+    /// sets it.
+    pub provider_reported: Money,
 }
 
 impl CostBreakdown {
-    /// Sum of the fourteen cost components (cache savings excluded).
+    /// Sum of the fifteen cost components (cache savings excluded).
     pub fn total(&self) -> Money {
         self.uncached_input
+            + self.provider_reported
             + self.image_input
             + self.file_search
             + self.image_generation
@@ -554,6 +561,7 @@ impl CostBreakdown {
             file_search: self.file_search + other.file_search,
             image_generation: self.image_generation + other.image_generation,
             code_interpreter: self.code_interpreter + other.code_interpreter,
+            provider_reported: self.provider_reported + other.provider_reported,
         }
     }
 }
@@ -996,6 +1004,7 @@ impl ModelPrice {
             file_search,
             image_generation,
             code_interpreter,
+            provider_reported: Money::ZERO,
         };
         // The components are each at most 10⁹ × price; check their sum stays in range.
         [

@@ -42,6 +42,7 @@ pub struct CostLayerBuilder {
     pub(crate) alert_handlers: Vec<AlertHandler>,
     pub(crate) call_sink: Option<Box<dyn crate::CallSink>>,
     pub(crate) price_age_limit: Option<u32>,
+    pub(crate) charge_reported_cost: bool,
     pub(crate) live_record_bits: u32,
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: bool,
@@ -63,6 +64,7 @@ impl Default for CostLayerBuilder {
             alert_handlers: Vec::new(),
             call_sink: None,
             price_age_limit: Some(cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS),
+            charge_reported_cost: false,
             live_record_bits: crate::live_records::LiveRecords::DEFAULT_BITS,
             #[cfg(feature = "otel")]
             otel_spans: false,
@@ -95,6 +97,28 @@ impl CostLayerBuilder {
     /// a thread first prices its model with a table.
     pub fn price_age_limit(mut self, days: Option<u32>) -> Self {
         self.price_age_limit = days;
+        self
+    }
+
+    /// Charges a call the price table has no price for at the cost its provider reported
+    /// (`cost.reported_cost_usd`: OpenRouter's and Perplexity's `usage.cost`, read by
+    /// `#[llm_call]` from the answer), when the answer reported one. Off by default: such a call
+    /// is unpriced, its cost unknown.
+    ///
+    /// On, the call's cost is the provider's figure, in
+    /// [`CostBreakdown::provider_reported`](cost_core::CostBreakdown::provider_reported), and it
+    /// counts in [`Totals::provider_reported_calls`](crate::Totals::provider_reported_calls)
+    /// instead of [`Totals::unpriced_calls`](crate::Totals::unpriced_calls): its spans, the
+    /// ledger, budgets (at close), call sinks and exports read it like any cost (OpenTelemetry's
+    /// `gen_ai.usage.cost.source` is then `provider`). A cache hit of such a model saves that
+    /// figure. What does not change: a call the table prices is charged at the table's price
+    /// (the reported figure is only compared with it, see
+    /// [`Diagnostics::reported_cost_mismatches`](crate::Diagnostics::reported_cost_mismatches));
+    /// a call without a reported cost stays unpriced; a budget cannot bound such a call before
+    /// it runs (the book's `unpriced_calls` policy still decides its reservation), it only
+    /// charges what it cost when it closes.
+    pub fn charge_reported_cost_when_unpriced(mut self, on: bool) -> Self {
+        self.charge_reported_cost = on;
         self
     }
 

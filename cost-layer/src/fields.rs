@@ -33,7 +33,7 @@
 //! | application cache hit | `llm.cache.hit` = `true` |
 //! | data residency: the call ran on a regional endpoint, billed above the list price on some models (an unpriced call where the price table has no factor for the model) | `cost.data_residency` = `true` |
 //! | search context size of the call's web searches, which some models price a search by (a call stating none is priced as medium) | `cost.search_context_size` = `low`, `medium` or `high` |
-//! | the cost the provider reported for the call, US dollars (compared with the price table's, never charged) | `cost.reported_cost_usd` = a decimal string such as `"0.0057"`, an integer, or a float read by its shortest decimal text |
+//! | the cost the provider reported for the call, US dollars (compared with the price table's; charged only for a call the table has no price for, where [`CostLayerBuilder::charge_reported_cost_when_unpriced`](crate::CostLayerBuilder::charge_reported_cost_when_unpriced) says so) | `cost.reported_cost_usd` = a decimal string such as `"0.0057"`, an integer, or a float read by its shortest decimal text |
 //! | service tier (the last recorded wins) | `cost.service_tier`, `openai.response.service_tier`, `openai.request.service_tier`, `gen_ai.openai.response.service_tier`, `gen_ai.openai.request.service_tier` (`standard`/`default`/`auto`, `batch`, `flex`, `priority`) |
 //!
 //! More names can be mapped to a role with

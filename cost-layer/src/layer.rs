@@ -118,6 +118,8 @@ pub struct CostLayer {
     warned_drop: std::sync::atomic::AtomicBool,
     /// Days after which a price is reported as stale; `None`: never.
     price_age_limit: Option<u32>,
+    /// A call the table cannot price is charged the cost its provider reported, when it did.
+    charge_reported_cost: bool,
     /// Callsites whose spans get no record.
     plain_callsites: PlainCallsites,
     /// The open spans holding a record of this layer: every other span's records and close
@@ -215,6 +217,7 @@ impl CostLayer {
             alert_handlers,
             call_sink,
             price_age_limit,
+            charge_reported_cost,
             live_record_bits,
             #[cfg(feature = "otel")]
             otel_spans,
@@ -249,6 +252,7 @@ impl CostLayer {
             call_sink,
             warned_drop: std::sync::atomic::AtomicBool::new(false),
             price_age_limit,
+            charge_reported_cost,
             stale_reported: Mutex::default(),
             reported_mismatch_warned: Mutex::default(),
             plain_callsites: PlainCallsites::new(),
@@ -517,7 +521,7 @@ impl CostLayer {
     /// Compares a priced call's cost (`own`) with the one its provider reported: a
     /// disagreement beyond rounding ([`cost_core::Money::agrees_with_reported`]) is counted,
     /// and returned to be warned about when it is the first of its model's. An unpriced or
-    /// rejected call has no cost to compare.
+    /// rejected call has no cost to compare, and one charged at the reported cost no other.
     #[cold]
     fn compare_reported_cost(
         &self,
@@ -525,7 +529,11 @@ impl CostLayer {
         reported: cost_core::Money,
         model: &Arc<str>,
     ) -> Option<Box<ReportedMismatch>> {
-        if own.llm_calls != 1 || own.unpriced_calls != 0 || own.rejected_calls != 0 {
+        if own.llm_calls != 1
+            || own.unpriced_calls != 0
+            || own.rejected_calls != 0
+            || own.provider_reported_calls != 0
+        {
             return None;
         }
         let computed = own.total_usd();
@@ -605,25 +613,35 @@ impl CostLayer {
                 .quote_resolved(r, &observed.usage, observed.call_terms())
                 .ok()
         });
+        // Where the table has no price, the provider's own figure, if the layer may charge it.
+        let reported = match &quote {
+            None if self.charge_reported_cost => observed.reported_cost,
+            _ => None,
+        };
         if observed.cache_hit {
             own.cache_hits = 1;
-            match &quote {
-                Some(q) => own.cache_hit_savings = q.total(),
-                None => own.unpriced_cache_hits = 1,
+            match (&quote, reported) {
+                (Some(q), _) => own.cache_hit_savings = q.total(),
+                (None, Some(reported)) => own.cache_hit_savings = reported,
+                (None, None) => own.unpriced_cache_hits = 1,
             }
             return;
         }
         own.llm_calls = 1;
         own.usage = observed.usage;
-        match quote {
-            Some(q) => {
+        match (quote, reported) {
+            (Some(q), _) => {
                 if count && q.priced.service_tier != observed.service_tier {
                     self.ledger.diagnostics.fell_back_to_standard();
                 }
                 own.cost = q.priced.breakdown;
                 own.price_table = Some(Arc::clone(&slot.version));
             }
-            None => {
+            (None, Some(reported)) => {
+                own.cost.provider_reported = reported;
+                own.provider_reported_calls = 1;
+            }
+            (None, None) => {
                 if count {
                     DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
                 }

@@ -4,7 +4,8 @@
 //! the spans `tracing-opentelemetry` exports carry what this layer computed:
 //!
 //! - LLM-call spans (inference spans): the cost as the GenAI conventions propose it,
-//!   [`COST_AMOUNT`] (USD), [`COST_CURRENCY`] = `USD`, [`COST_SOURCE`] = `local`, and the
+//!   [`COST_AMOUNT`] (USD), [`COST_CURRENCY`] = `USD`, [`COST_SOURCE`] = `local` (`provider`
+//!   for a call charged the cost its provider reported), and the
 //!   `gen_ai.usage.*` token counts in the inclusive convention when the span's own fields do not
 //!   already carry them under those names (`tracing-opentelemetry` exports fields as they are).
 //!   An unpriced call gets no amount (its cost is unknown, not zero) but [`UNPRICED`] = `true`;
@@ -55,7 +56,9 @@ use crate::totals::Totals;
 pub const COST_AMOUNT: &str = "gen_ai.usage.cost.amount";
 /// `gen_ai.usage.cost.currency`: always `USD`.
 pub const COST_CURRENCY: &str = "gen_ai.usage.cost.currency";
-/// `gen_ai.usage.cost.source`: always `local` (computed in the process, not billed).
+/// `gen_ai.usage.cost.source`: `local` (computed in the process from the price table, not
+/// billed), or `provider` on a call charged the cost its provider reported
+/// ([`CostLayerBuilder::charge_reported_cost_when_unpriced`](crate::CostLayerBuilder::charge_reported_cost_when_unpriced)).
 pub const COST_SOURCE: &str = "gen_ai.usage.cost.source";
 /// `llm_cost.price_table`: the version of the price table that priced the call.
 pub const PRICE_TABLE: &str = "llm_cost.price_table";
@@ -228,10 +231,15 @@ pub(crate) fn call_attributes(own: &Totals, info: &CallsiteInfo) -> Vec<KeyValue
     if own.unpriced_calls > 0 {
         attributes.push(KeyValue::new(UNPRICED, true));
     } else {
+        let source = if own.provider_reported_calls > 0 {
+            "provider"
+        } else {
+            "local"
+        };
         attributes.extend([
             KeyValue::new(COST_AMOUNT, usd(own.total_usd())),
             KeyValue::new(COST_CURRENCY, "USD"),
-            KeyValue::new(COST_SOURCE, "local"),
+            KeyValue::new(COST_SOURCE, source),
         ]);
         if let Some(version) = &own.price_table {
             attributes.push(KeyValue::new(

@@ -298,6 +298,7 @@ impl Observed {
             data_residency: self.data_residency,
             search_context_size: self.search_context_size,
             cache_hit: self.cache_hit,
+            reported_cost: self.reported_cost,
         }
     }
 
@@ -309,8 +310,9 @@ impl Observed {
 }
 
 /// What a call's price depends on: its usage (values, and which were recorded or rejected), the
-/// model it is priced as, its service tier, whether it ran on a data-residency endpoint and
-/// whether the application's cache answered it.
+/// model it is priced as, its service tier, whether it ran on a data-residency endpoint,
+/// whether the application's cache answered it, and the cost its provider reported (charged
+/// when the table has no price, where the layer is told to).
 #[cfg(feature = "otel")]
 #[derive(PartialEq)]
 pub(crate) struct PricingInputs {
@@ -322,6 +324,7 @@ pub(crate) struct PricingInputs {
     data_residency: bool,
     search_context_size: Option<SearchContextSize>,
     cache_hit: bool,
+    reported_cost: Option<Money>,
 }
 
 /// A set of token kinds, one bit each.

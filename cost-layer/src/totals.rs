@@ -71,6 +71,10 @@ pub struct Totals {
     pub unpriced_calls: u64,
     /// Tokens of the unpriced calls.
     pub unpriced_tokens: u64,
+    /// Calls the price table has no price for, charged the cost their provider reported
+    /// (with [`CostLayerBuilder::charge_reported_cost_when_unpriced`](crate::CostLayerBuilder::charge_reported_cost_when_unpriced)):
+    /// in `cost.provider_reported`, not in `unpriced_calls`.
+    pub provider_reported_calls: u64,
     /// Calls whose usage was invalid (negative, non-numeric, inconsistent): not charged.
     pub rejected_calls: u64,
     /// Calls answered from the application's own cache (`llm.cache.hit = true`): not charged.
@@ -149,10 +153,15 @@ impl Totals {
         add_money(&mut c.file_search, o.file_search);
         add_money(&mut c.image_generation, o.image_generation);
         add_money(&mut c.code_interpreter, o.code_interpreter);
+        add_money(&mut c.provider_reported, o.provider_reported);
         add_u64(&mut self.llm_calls, other.llm_calls);
         add_u64(&mut self.agent_runs, other.agent_runs);
         add_u64(&mut self.unpriced_calls, other.unpriced_calls);
         add_u64(&mut self.unpriced_tokens, other.unpriced_tokens);
+        add_u64(
+            &mut self.provider_reported_calls,
+            other.provider_reported_calls,
+        );
         add_u64(&mut self.rejected_calls, other.rejected_calls);
         add_u64(&mut self.cache_hits, other.cache_hits);
         add_money(&mut self.cache_hit_savings, other.cache_hit_savings);
@@ -191,9 +200,10 @@ impl fmt::Display for Bounded {
 
 impl fmt::Display for Totals {
     /// `$0.0258 · 10500 tokens · 3 calls` (+ the hosted tools' uses (web searches, file
-    /// searches, generated images, code interpreter sessions), unpriced, rejected and cache-hit
-    /// counts when present). With unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call
-    /// had a price it is unknown, shown `$?` (never `$0`). Cache hits' savings read the same way.
+    /// searches, generated images, code interpreter sessions), the calls charged at their
+    /// provider's reported cost, and unpriced, rejected and cache-hit counts, when present).
+    /// With unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call had a
+    /// price it is unknown, shown `$?` (never `$0`). Cache hits' savings read the same way.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cost = Bounded {
             amount: self.total_usd(),
@@ -228,6 +238,18 @@ impl fmt::Display for Totals {
                 1 => write!(f, " · 1 {one}")?,
                 n => write!(f, " · {n} {many}")?,
             }
+        }
+        if self.provider_reported_calls > 0 {
+            write!(
+                f,
+                " · {} at {} provider's reported cost",
+                self.provider_reported_calls,
+                if self.provider_reported_calls == 1 {
+                    "its"
+                } else {
+                    "their"
+                }
+            )?;
         }
         if self.unpriced_calls > 0 {
             write!(

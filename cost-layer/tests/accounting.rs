@@ -1424,3 +1424,108 @@ fn a_reported_cost_that_disagrees_with_the_table_is_counted_and_warned_once_per_
         "{seen:?}"
     );
 }
+
+/// Calls of a model the embedded table has no price for (some with the cost their provider
+/// reported), a priced call whose provider disagrees, and a cache hit, in one session.
+fn calls_with_reported_costs(layer: CostLayer) {
+    let call = |model: &str, reported: Option<&dyn tracing::Value>, cache_hit: bool| {
+        let span = info_span!(
+            "chat",
+            gen_ai.request.model = model,
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            cost.reported_cost_usd = Empty,
+            llm.cache.hit = cache_hit,
+        );
+        if let Some(reported) = reported {
+            span.record("cost.reported_cost_usd", reported);
+        }
+        span.in_scope(|| {});
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let session = info_span!("session", session.id = "s-reported");
+        let _s = session.enter();
+        call("acme-llm-9000", Some(&"0.01"), false);
+        call("acme-llm-9000", Some(&0.0025_f64), false);
+        call("acme-llm-9000", None, false);
+        // $0.0035 by the table, whatever its provider says.
+        call("gpt-4o", Some(&"1"), false);
+        call("acme-llm-9000", Some(&"0.004"), true);
+    });
+}
+
+#[test]
+fn an_unpriced_call_is_charged_its_reported_cost_only_when_the_layer_is_told_to() {
+    let closes: Arc<Mutex<Vec<Totals>>> = Arc::default();
+    let seen = Arc::clone(&closes);
+    let (layer, ledger) = CostLayer::builder()
+        .charge_reported_cost_when_unpriced(true)
+        .on_close_filtered(
+            |close| close.scope == Scope::Call,
+            move |close| {
+                if let Ok(mut seen) = seen.lock() {
+                    seen.push(close.totals.clone());
+                }
+            },
+        )
+        .build();
+    calls_with_reported_costs(layer);
+    let session = ledger.session("s-reported").unwrap_or_default();
+    assert_eq!(session.llm_calls, 4);
+    assert_eq!(session.provider_reported_calls, 2);
+    assert_eq!(session.unpriced_calls, 1);
+    assert_eq!(session.cost.provider_reported, usd("0.0125"));
+    assert_eq!(session.total_usd(), usd("0.016"));
+    // The hit saved what its provider had said the answer cost.
+    assert_eq!((session.cache_hits, session.unpriced_cache_hits), (1, 0));
+    assert_eq!(session.cache_hit_savings, usd("0.004"));
+    assert_eq!(
+        session.to_string(),
+        "≥ $0.016 · 4400 tokens · 4 calls · 2 at their provider's reported cost · 1 unpriced (1100 tokens, cost unknown) · 1 cache hit (saved $0.004)"
+    );
+    let model = ledger.model("acme-llm-9000").unwrap_or_default();
+    assert_eq!(
+        (
+            model.llm_calls,
+            model.provider_reported_calls,
+            model.total_usd()
+        ),
+        (3, 2, usd("0.0125"))
+    );
+    let diagnostics = ledger.diagnostics();
+    assert_eq!(diagnostics.unpriced_calls, 1);
+    // Only the priced call is compared: a charged reported cost agrees with itself.
+    assert_eq!(diagnostics.reported_cost_mismatches, 1);
+    let closes = closes.lock().map(|c| c.clone()).unwrap_or_default();
+    let charged: Vec<(u64, Money)> = closes
+        .iter()
+        .map(|t| (t.provider_reported_calls, t.total_usd()))
+        .collect();
+    assert_eq!(
+        charged,
+        [
+            (1, usd("0.01")),
+            (1, usd("0.0025")),
+            (0, Money::ZERO),
+            (0, usd("0.0035")),
+            (0, Money::ZERO),
+        ]
+    );
+    assert!(closes[0].is_complete() && !closes[2].is_complete());
+
+    // By default the same calls are unpriced: their cost unknown, never the provider's.
+    let (layer, ledger) = CostLayer::builder().build();
+    calls_with_reported_costs(layer);
+    let session = ledger.session("s-reported").unwrap_or_default();
+    assert_eq!(
+        (
+            session.llm_calls,
+            session.unpriced_calls,
+            session.provider_reported_calls
+        ),
+        (4, 3, 0)
+    );
+    assert_eq!(session.total_usd(), usd("0.0035"));
+    assert_eq!(session.unpriced_cache_hits, 1);
+    assert_eq!(session.cache_hit_savings, Money::ZERO);
+}

@@ -752,6 +752,61 @@ fn a_call_no_price_bounds_is_refused_where_unpriced_calls_are_denied() {
     assert_eq!(book.account("per_session_max", "lenient"), None);
 }
 
+/// A gateway's answer, with the cost it reported.
+#[derive(cost_layer::TokenUsage)]
+struct GatewayAnswer {
+    #[usage(input)]
+    input: u64,
+    #[usage(output)]
+    output: u64,
+    #[usage(reported_cost)]
+    cost: Option<String>,
+}
+
+/// A call of a model the table has no price for, through a gateway that reports $0.006.
+#[llm_call(
+    model = "acme-house-style-v2",
+    max_output_tokens = 1_000,
+    estimate_input = 2_000
+)]
+fn house_style_via_gateway() -> Result<GatewayAnswer, AgentError> {
+    Ok(GatewayAnswer {
+        input: 2_000,
+        output: 500,
+        cost: Some("0.006".to_owned()),
+    })
+}
+
+#[test]
+fn a_call_charged_its_reported_cost_spends_its_budget_at_close() {
+    let book = book_on_a_fixed_clock(session_budget("0.01"));
+    let (layer, ledger) = CostLayer::builder()
+        .budgets(book.clone())
+        .charge_reported_cost_when_unpriced(true)
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let (outcomes, account) = tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "gateway");
+        let _s = session.enter();
+        let outcomes: Vec<bool> = (0..3).map(|_| house_style_via_gateway().is_ok()).collect();
+        (outcomes, book.account("per_session_max", "gateway"))
+    });
+    // No price bounds the call before it runs (reserved at zero), but what it cost is spent
+    // when it closes: the second call crosses the limit and the third is refused.
+    assert_eq!(outcomes, [true, true, false]);
+    assert_eq!(account, Some((usd("0.012"), Money::ZERO)));
+    let totals = ledger.session("gateway").unwrap_or_default();
+    assert_eq!(
+        (
+            totals.llm_calls,
+            totals.provider_reported_calls,
+            totals.unpriced_calls,
+            totals.total_usd()
+        ),
+        (2, 2, 0, usd("0.012"))
+    );
+}
+
 /// A streamed call waiting for a first chunk that never comes: a timeout drops its future.
 /// Worst case 2 000 × $2.50 + 1 000 × $10 per million = $0.015.
 #[llm_call(model = "gpt-4o", max_output_tokens = 1_000, estimate_input = 2_000)]

@@ -11,7 +11,7 @@ use crate::record::{CallRecord, CallStatus};
 use crate::store::StoreError;
 
 /// The table's columns after `id`, in the order of [`values`].
-pub(crate) const COLUMNS: [&str; 56] = [
+pub(crate) const COLUMNS: [&str; 57] = [
     "at_ms",
     "duration_us",
     "name",
@@ -68,6 +68,7 @@ pub(crate) const COLUMNS: [&str; 56] = [
     "cost_code_interpreter",
     "search_context_size",
     "reported_cost",
+    "cost_provider_reported",
 ];
 
 /// Whether a column of [`COLUMNS`] holds money (decimal text), by its name: `cost` and its
@@ -169,6 +170,7 @@ pub(crate) fn values<'r>(
         money(c.code_interpreter),
         Value::Text(r.search_context_size.map(|s| Cow::Borrowed(s.as_str()))),
         Value::Text(r.reported_cost.map(|m| Cow::Owned(m.to_string()))),
+        money(c.provider_reported),
     ])
 }
 
@@ -266,6 +268,7 @@ pub(crate) fn record(row: &dyn Row, location: &str) -> Result<CallRecord, StoreE
             file_search: money(49)?,
             image_generation: money(52)?,
             code_interpreter: money(54)?,
+            provider_reported: money(57)?,
         },
         cache_hit_savings: money(32)?,
         previous_cost,

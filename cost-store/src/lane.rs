@@ -285,10 +285,11 @@ mod tests {
         /// The service tier's index in `ServiceTier::ALL`, plus its length on a data-residency
         /// endpoint.
         tier: u8,
-        /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit, 4 cache hit of an unpriced model.
+        /// 0 priced, 1 unpriced, 2 rejected, 3 cache hit, 4 cache hit of an unpriced model, 5
+        /// charged its provider's reported cost.
         status: u8,
         usage: [u64; 16],
-        cost: [i128; 15],
+        cost: [i128; 16],
         savings: i128,
         /// Request model, response model, model, price table, provider, operation; session,
         /// agent, user, org, feature.
@@ -331,6 +332,7 @@ mod tests {
                 c12,
                 c13,
                 c14,
+                c15,
             ] = self.cost.map(Money::from_units);
             let t = &self.texts;
             let totals = Totals {
@@ -368,12 +370,14 @@ mod tests {
                     file_search: c12,
                     image_generation: c13,
                     code_interpreter: c14,
+                    provider_reported: c15,
                 },
-                llm_calls: u64::from(self.status < 2),
+                llm_calls: u64::from(self.status < 2 || self.status == 5),
                 unpriced_calls: u64::from(self.status == 1),
                 rejected_calls: u64::from(self.status == 2),
-                cache_hits: u64::from(self.status >= 3),
+                cache_hits: u64::from(self.status == 3 || self.status == 4),
                 unpriced_cache_hits: u64::from(self.status == 4),
+                provider_reported_calls: u64::from(self.status == 5),
                 cache_hit_savings: Money::from_units(self.savings),
                 price_table: t[3].clone(),
                 ..Totals::default()
@@ -449,7 +453,7 @@ mod tests {
             tier: 6,
             status: 0,
             usage: [1_000, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            cost: [0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            cost: [0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             savings: 0,
             texts: [
                 shared("gpt-4o"),
@@ -488,6 +492,7 @@ mod tests {
             -12,
             13,
             -14,
+            15,
         ];
         call.savings = i128::MIN;
         call.parent_span_id = Some(u64::MAX);
@@ -604,9 +609,9 @@ mod tests {
                 1_u64..,
                 prop::option::of(1_u64..),
             ),
-            (0_u8..(2 * TIERS as u8), 0_u8..5),
+            (0_u8..(2 * TIERS as u8), 0_u8..6),
             prop::array::uniform16(count),
-            prop::array::uniform15(big.clone()),
+            prop::array::uniform16(big.clone()),
             big,
             prop::array::uniform11(text),
         )

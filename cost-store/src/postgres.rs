@@ -110,6 +110,9 @@ const MIGRATIONS: &[&str] = &[
     // 11: the cost a call's provider reported, beside the table's (calls stored before did
     // not keep it).
     "ALTER TABLE llm_calls ADD COLUMN reported_cost NUMERIC;",
+    // 12: the cost a provider reported, charged for a call the table had no price for
+    // (calls stored before were never charged one: zero).
+    "ALTER TABLE llm_calls ADD COLUMN cost_provider_reported NUMERIC NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this library writes.
@@ -573,7 +576,8 @@ impl Store for PostgresStore {
                     cost_image_input = $17::text::numeric,
                     cost_file_search = $18::text::numeric,
                     cost_image_generation = $19::text::numeric,
-                    cost_code_interpreter = $20::text::numeric
+                    cost_code_interpreter = $20::text::numeric,
+                    cost_provider_reported = $21::text::numeric
                  WHERE id = $1",
             )?;
             for r in repriced {
@@ -595,6 +599,7 @@ impl Store for PostgresStore {
                     c.file_search,
                     c.image_generation,
                     c.code_interpreter,
+                    c.provider_reported,
                 ]
                 .map(|m| m.to_string());
                 transaction.execute(
@@ -620,6 +625,7 @@ impl Store for PostgresStore {
                         &money[13],
                         &money[14],
                         &money[15],
+                        &money[16],
                     ],
                 )?;
             }

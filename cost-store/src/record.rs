@@ -25,16 +25,21 @@ pub enum CallStatus {
     /// Answered from the application's own cache, for a model without a price: nothing charged,
     /// and what it saved is unknown (`cache_hit_savings` is zero and means nothing).
     UnpricedCacheHit,
+    /// Its model has no price, and it was charged the cost its provider reported
+    /// (`CostLayerBuilder::charge_reported_cost_when_unpriced`): `cost` is exact, all of it in
+    /// `cost.provider_reported` (equal to `reported_cost`).
+    ProviderReported,
 }
 
 impl CallStatus {
     /// Every status.
-    pub const ALL: [CallStatus; 5] = [
+    pub const ALL: [CallStatus; 6] = [
         CallStatus::Priced,
         CallStatus::Unpriced,
         CallStatus::Rejected,
         CallStatus::CacheHit,
         CallStatus::UnpricedCacheHit,
+        CallStatus::ProviderReported,
     ];
 
     /// Lower-case name, as stored.
@@ -45,7 +50,14 @@ impl CallStatus {
             CallStatus::Rejected => "rejected",
             CallStatus::CacheHit => "cache_hit",
             CallStatus::UnpricedCacheHit => "unpriced_cache_hit",
+            CallStatus::ProviderReported => "provider_reported",
         }
+    }
+
+    /// Whether the call's cost is known: priced by the table, or charged its provider's
+    /// reported cost. (A cache hit's is known too, and is nothing.)
+    pub const fn is_charged(self) -> bool {
+        matches!(self, CallStatus::Priced | CallStatus::ProviderReported)
     }
 
     /// The status stored as `text`.
@@ -97,7 +109,8 @@ pub struct CallRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search_context_size: Option<SearchContextSize>,
     /// What the call's provider said it cost, when its answer said (OpenRouter's and
-    /// Perplexity's `usage.cost`): beside [`cost`](Self::cost), the price table's, for audit.
+    /// Perplexity's `usage.cost`): beside [`cost`](Self::cost), the price table's, for audit;
+    /// or the cost itself when `status` is `provider_reported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_cost: Option<Money>,
     /// Session id.
@@ -112,7 +125,7 @@ pub struct CallRecord {
     pub feature: Option<Arc<str>>,
     /// Every token kind, inclusive convention.
     pub usage: Usage,
-    /// The exact cost, by component (zero unless `status` is `priced`).
+    /// The exact cost, by component (zero unless `status` is `priced` or `provider_reported`).
     pub cost: CostBreakdown,
     /// What an application cache hit saved.
     pub cache_hit_savings: Money,
@@ -125,7 +138,7 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    /// The call's total cost (zero unless priced).
+    /// The call's total cost (zero unless priced or charged its provider's reported cost).
     pub fn total(&self) -> Money {
         self.cost.total()
     }
@@ -204,6 +217,8 @@ pub(crate) fn status_of(totals: &cost_layer::Totals) -> CallStatus {
         CallStatus::CacheHit
     } else if totals.unpriced_calls > 0 {
         CallStatus::Unpriced
+    } else if totals.provider_reported_calls > 0 {
+        CallStatus::ProviderReported
     } else {
         CallStatus::Priced
     }

@@ -174,10 +174,13 @@ pub fn parse_time(text: &str) -> Option<i64> {
 pub struct Row {
     /// The group's key.
     pub key: String,
-    /// Calls charged (priced and unpriced).
+    /// Calls charged (priced, charged their provider's reported cost, and unpriced).
     pub calls: u64,
     /// Calls whose model had no price: their cost is unknown, so `cost` is a lower bound.
     pub unpriced_calls: u64,
+    /// Calls whose model had no price, charged the cost their provider reported (in `cost`;
+    /// [`CallStatus::ProviderReported`]).
+    pub provider_reported_calls: u64,
     /// Calls rejected for invalid usage.
     pub rejected_calls: u64,
     /// Calls answered from the application's cache.
@@ -186,7 +189,7 @@ pub struct Row {
     pub input_tokens: u64,
     /// Output tokens (inclusive).
     pub output_tokens: u64,
-    /// Exact cost of the priced calls.
+    /// Exact cost of the priced calls and of those charged their provider's reported cost.
     pub cost: Money,
     /// Priced calls whose provider reported what they cost ([`CallRecord::reported_cost`]).
     pub reported_calls: u64,
@@ -204,6 +207,10 @@ impl Row {
             CallStatus::Unpriced => {
                 self.calls += 1;
                 self.unpriced_calls += 1;
+            }
+            CallStatus::ProviderReported => {
+                self.calls += 1;
+                self.provider_reported_calls += 1;
             }
             CallStatus::Rejected => self.rejected_calls += 1,
             CallStatus::CacheHit | CallStatus::UnpricedCacheHit => self.cache_hits += 1,
@@ -297,9 +304,10 @@ impl DailySpend {
         }
     }
 
-    /// Counts one record (a priced call; others cost nothing known).
+    /// Counts one record (a call whose cost is known: priced, or charged its provider's
+    /// reported cost; others cost nothing known).
     pub fn add(&mut self, record: &CallRecord) {
-        if record.status != CallStatus::Priced {
+        if !record.status.is_charged() {
             return;
         }
         let cost = self
@@ -329,7 +337,8 @@ pub fn daily(records: &[CallRecord], by: GroupBy) -> BTreeMap<String, BTreeMap<S
 pub struct WhatIfRow {
     /// The feature.
     pub key: String,
-    /// Calls compared (priced as they ran, so both costs are known).
+    /// Calls compared (their cost known as they ran: priced, or charged their provider's
+    /// reported cost).
     pub calls: u64,
     /// What they cost.
     pub actual: Money,
@@ -395,7 +404,7 @@ impl<'a> WhatIf<'a> {
             .entry(key)
             .or_insert_with_key(|key| blank_what_if(key));
         let total = &mut self.total;
-        if record.status != CallStatus::Priced {
+        if !record.status.is_charged() {
             row.skipped += 1;
             total.skipped += 1;
             return;
@@ -498,7 +507,11 @@ impl fmt::Display for RepriceSummary {
 
 /// The new costs of records under a table (by the model as called, as the layer resolved it,
 /// at the prices in force on the day each call was made), gathered a record at a time, for
-/// [`Store::reprice`](crate::Store::reprice): only the records that change are kept.
+/// [`Store::reprice`](crate::Store::reprice): only the records that change are kept. A call
+/// charged its provider's reported cost ([`CallStatus::ProviderReported`]) is priced by the
+/// table where it now has a price (the reported figure stays in
+/// [`CallRecord::reported_cost`]) and keeps its charge where it still has none; an unpriced
+/// call is never charged a reported cost here (the layer chooses that as calls close).
 #[derive(Debug)]
 pub struct Repricing<'a> {
     table: &'a PriceTable,
@@ -543,6 +556,10 @@ impl<'a> Repricing<'a> {
                 quote.priced.breakdown,
                 quote.entry.key.clone(),
             ),
+            // Still no price: a call charged its provider's reported cost keeps that charge.
+            Err(_) if record.status == CallStatus::ProviderReported => {
+                (record.status, record.cost, record.model.to_string())
+            }
             Err(_) => (
                 CallStatus::Unpriced,
                 cost_core::CostBreakdown::default(),

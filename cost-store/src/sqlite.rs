@@ -95,6 +95,9 @@ const MIGRATIONS: &[&str] = &[
     // 11: the cost a call's provider reported, beside the table's (calls stored before did
     // not keep it).
     "ALTER TABLE llm_calls ADD COLUMN reported_cost TEXT;",
+    // 12: the cost a provider reported, charged for a call the table had no price for
+    // (calls stored before were never charged one: zero).
+    "ALTER TABLE llm_calls ADD COLUMN cost_provider_reported TEXT NOT NULL DEFAULT '0';",
 ];
 
 /// The schema version this library writes.
@@ -250,7 +253,7 @@ impl Store for SqliteStore {
                         cache_savings = ?12, cost_audio_input = ?13, cost_audio_output = ?14,
                         cost_image_output = ?15, cost_web_search = ?16, cost_image_input = ?17,
                         cost_file_search = ?18, cost_image_generation = ?19,
-                        cost_code_interpreter = ?20
+                        cost_code_interpreter = ?20, cost_provider_reported = ?21
                      WHERE id = ?1",
                 )?;
                 for r in repriced {
@@ -276,6 +279,7 @@ impl Store for SqliteStore {
                         c.file_search.to_string(),
                         c.image_generation.to_string(),
                         c.code_interpreter.to_string(),
+                        c.provider_reported.to_string(),
                     ])?;
                 }
             }

@@ -58,7 +58,7 @@ fn usage() -> BoxedStrategy<Usage> {
 }
 
 fn cost() -> BoxedStrategy<CostBreakdown> {
-    prop::array::uniform15(money())
+    prop::array::uniform16(money())
         .prop_map(|m| CostBreakdown {
             uncached_input: m[0],
             cache_read: m[1],
@@ -75,6 +75,7 @@ fn cost() -> BoxedStrategy<CostBreakdown> {
             file_search: m[12],
             image_generation: m[13],
             code_interpreter: m[14],
+            provider_reported: m[15],
         })
         .boxed()
 }

@@ -87,6 +87,35 @@ fn exercise(store: &mut dyn Store) {
     assert_eq!(row.previous_cost, Some(usd("0.0035")));
     assert_eq!(row.repriced_with.as_deref(), Some("fixed-0.006"));
     assert_eq!(repriced.len(), 4);
+
+    // A reprice writes the cost a provider reported as a component of its own, and a later
+    // one by the table clears it.
+    let second = all[1].id.unwrap_or_default();
+    let reported = cost_core::CostBreakdown {
+        provider_reported: usd("0.007"),
+        ..cost_core::CostBreakdown::default()
+    };
+    for (status, cost) in [
+        (CallStatus::ProviderReported, reported),
+        (CallStatus::Priced, all[1].cost),
+    ] {
+        store
+            .reprice(&[Repriced {
+                id: second,
+                status,
+                cost,
+                model: "gpt-4o".into(),
+                price_table: "fixed".into(),
+            }])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let row = store
+            .load(&TimeRange::ALL)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .find(|r| r.id == Some(second))
+            .unwrap_or_else(|| panic!("record {second} gone"));
+        assert_eq!((row.status, row.cost), (status, cost));
+    }
 }
 
 #[test]
@@ -254,6 +283,7 @@ fn json_lines_written_before_audio_images_and_hosted_tools_were_counted_read_bac
                 "file_search",
                 "image_generation",
                 "code_interpreter",
+                "provider_reported",
             ][..],
         ),
     ] {
@@ -330,7 +360,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         .unwrap_or_else(|e| panic!("{e}"));
     // The file as schema 5 left it: without the image prompt counts, the file search calls, the
     // data-residency flag, the image generation tool's images, code interpreter sessions and
-    // their costs, the search context size and the reported cost.
+    // their costs, the search context size, the reported cost and the reported cost charged.
     {
         let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
         for column in [
@@ -346,6 +376,7 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
             "cost_code_interpreter",
             "search_context_size",
             "reported_cost",
+            "cost_provider_reported",
         ] {
             connection
                 .execute(&format!("ALTER TABLE llm_calls DROP COLUMN {column}"), [])
@@ -400,6 +431,24 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     assert_eq!(
         back.last().and_then(|r| r.reported_cost),
         Some(usd("0.004375"))
+    );
+    // And a call of a model without a price, charged the cost its provider reported.
+    let mut charged = record(9, "gateway");
+    charged.status = CallStatus::ProviderReported;
+    charged.cost = cost_core::CostBreakdown {
+        provider_reported: usd("0.006"),
+        ..cost_core::CostBreakdown::default()
+    };
+    charged.reported_cost = Some(usd("0.006"));
+    store
+        .append(std::slice::from_ref(&charged))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        back.last().map(|r| (r.status, r.total(), r.cost)),
+        Some((charged.status, usd("0.006"), charged.cost))
     );
 }
 
