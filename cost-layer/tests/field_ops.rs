@@ -7,6 +7,7 @@
 mod field_ops;
 
 use proptest::prelude::*;
+use tracing_subscriber::prelude::*;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
@@ -37,6 +38,15 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..768)
     ) {
         prop_assert_eq!(field_ops::check_small_live_table(&bytes), Ok(()));
+    }
+
+    /// Charging unpriced calls their provider's reported cost changes only those calls (random
+    /// bytes seldom make a valid call with a reported cost: see the known tree below).
+    #[test]
+    fn charging_reported_costs_changes_only_the_unpriced_calls_that_have_one(
+        bytes in proptest::collection::vec(any::<u8>(), 0..768)
+    ) {
+        prop_assert_eq!(field_ops::check_reported_cost_charge(&bytes), Ok(()));
     }
 
     /// Retention evicts closed sessions' keys, and nothing else: every other key, the global
@@ -113,6 +123,49 @@ fn a_known_tree_records_the_other_kinds_for_real() {
     let global = ledger.global();
     assert_eq!((global.llm_calls, global.unpriced_calls), (1, 1));
     assert_eq!(field_ops::check(&ledger, calls), Ok(()));
+}
+
+#[test]
+fn a_known_tree_charges_an_unpriced_call_its_reported_cost_for_real() {
+    // A call of the model without a price (model byte 3) with 1 000 input and 100 output
+    // tokens, and a reported cost (field byte 0xFC, field 13) of 2 US dollars as an integer;
+    // then a cache hit of the same (field 6, a boolean `true`) reporting 3.
+    let call = |reported: u64, hit: bool| {
+        let mut bytes = vec![0, 2, 0, 3];
+        bytes.extend([1, 0, 0, 0]);
+        bytes.extend(1_000_u64.to_be_bytes());
+        bytes.extend([1, 0, 1, 0]);
+        bytes.extend(100_u64.to_be_bytes());
+        bytes.extend([1, 0, 0xFC, 13, 0]);
+        bytes.extend(reported.to_be_bytes());
+        if hit {
+            bytes.extend([1, 0, 6, 4, 0]);
+        }
+        bytes.extend([2, 0]);
+        bytes
+    };
+    let mut bytes = call(2, false);
+    bytes.extend(call(3, true));
+    let (ledger, calls) = field_ops::run(&bytes);
+    let off = ledger.global();
+    assert_eq!(
+        (calls, off.unpriced_calls, off.unpriced_cache_hits),
+        (2, 1, 1)
+    );
+    assert_eq!(field_ops::check_reported_cost_charge(&bytes), Ok(()));
+    let (layer, ledger) = cost_layer::CostLayer::builder()
+        .charge_reported_cost_when_unpriced(true)
+        .build();
+    field_ops::drive(
+        &bytes,
+        tracing::Dispatch::new(tracing_subscriber::registry().with(layer)),
+    );
+    let on = ledger.global();
+    assert_eq!((on.provider_reported_calls, on.unpriced_calls), (1, 0));
+    assert_eq!(
+        (on.total_usd().to_string(), on.cache_hit_savings.to_string()),
+        ("2".to_owned(), "3".to_owned())
+    );
 }
 
 /// Found by the fuzz target: 137 billion output tokens recorded as a float were accepted and

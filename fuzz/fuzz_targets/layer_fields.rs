@@ -1,7 +1,8 @@
 //! The layer on arbitrary span trees, field values and close orders (the steps of
 //! `cost-layer/tests/support/field_ops.rs`): no panic, no number wrong on its face, and two
 //! layers in one subscriber (one with every observer on) each keep the ledger of a layer alone,
-//! and so does a layer whose table of open spans with a record is a single bucket.
+//! and so does a layer whose table of open spans with a record is a single bucket; charging
+//! unpriced calls their provider's reported cost changes only those calls.
 #![no_main]
 
 #[path = "../../cost-layer/tests/support/field_ops.rs"]
@@ -18,6 +19,9 @@ fuzz_target!(|bytes: &[u8]| {
         panic!("{problem}");
     }
     if let Err(problem) = field_ops::check_small_live_table(bytes) {
+        panic!("{problem}");
+    }
+    if let Err(problem) = field_ops::check_reported_cost_charge(bytes) {
         panic!("{problem}");
     }
 });

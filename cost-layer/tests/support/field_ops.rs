@@ -210,6 +210,64 @@ pub(crate) fn check_small_live_table(bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("small table, cost tree: {e}"))
 }
 
+/// Runs the steps under a layer that charges unpriced calls their provider's reported cost:
+/// against the default layer, the same calls, tokens, rejections and cache hits; each call
+/// charged so is one fewer unpriced; and the table's part of the cost is the same (all that
+/// differs is in `cost.provider_reported`, and savings only by the hits charged so).
+#[allow(dead_code)]
+pub(crate) fn check_reported_cost_charge(bytes: &[u8]) -> Result<(), String> {
+    let (off, _) = run(bytes);
+    let (on, on_ledger) = CostLayer::builder()
+        .charge_reported_cost_when_unpriced(true)
+        .build();
+    drive(
+        bytes,
+        tracing::Dispatch::new(tracing_subscriber::registry().with(on)),
+    );
+    let (off, on) = (off.global(), on_ledger.global());
+    let same = |what: &str, a: u64, b: u64| {
+        if a == b {
+            Ok(())
+        } else {
+            Err(format!("{what}: {a} charging reported costs, {b} without"))
+        }
+    };
+    same("calls", on.llm_calls, off.llm_calls)?;
+    same("rejected calls", on.rejected_calls, off.rejected_calls)?;
+    same("cache hits", on.cache_hits, off.cache_hits)?;
+    same("tokens", on.total_tokens(), off.total_tokens())?;
+    same(
+        "unpriced calls, with those charged their reported cost",
+        on.unpriced_calls + on.provider_reported_calls,
+        off.unpriced_calls,
+    )?;
+    same(
+        "calls charged their reported cost without the option",
+        off.provider_reported_calls,
+        0,
+    )?;
+    if on.usage != off.usage {
+        return Err(format!("usage {:?} against {:?}", on.usage, off.usage));
+    }
+    let mut table_part = on.cost;
+    table_part.provider_reported = cost_layer::cost_core::Money::ZERO;
+    if table_part != off.cost || off.cost.provider_reported != cost_layer::cost_core::Money::ZERO {
+        return Err(format!("cost {:?} against {:?}", on.cost, off.cost));
+    }
+    if on.unpriced_cache_hits > off.unpriced_cache_hits
+        || on.cache_hit_savings < off.cache_hit_savings
+    {
+        return Err(format!(
+            "cache hits' savings {} ({} unknown) against {} ({} unknown)",
+            on.cache_hit_savings,
+            on.unpriced_cache_hits,
+            off.cache_hit_savings,
+            off.unpriced_cache_hits
+        ));
+    }
+    Ok(())
+}
+
 /// `Ok` when `got` has the global totals, keys and diagnostics of `expected`; else which differ.
 #[allow(dead_code)]
 pub(crate) fn same_ledger(
