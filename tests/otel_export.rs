@@ -272,6 +272,14 @@ fn a_call_charged_its_reported_cost_says_the_provider_is_its_source() {
             Some(&Value::from("provider")),
             "{order:?}"
         );
+        assert_eq!(
+            values(reported, otel::REPORTED_COST_USD)
+                .last()
+                .cloned()
+                .map(f64_of),
+            Some(0.0042),
+            "{order:?}"
+        );
         // With the cost layer inside, set once at the close; the other way, its attributes as
         // it was before its reported cost came (unpriced) stay, the later ones after them.
         if matches!(order, Order::CostInside) {
@@ -285,6 +293,54 @@ fn a_call_charged_its_reported_cost_says_the_provider_is_its_source() {
         );
         assert!(
             values(unreported, otel::COST_AMOUNT).is_empty(),
+            "{order:?}"
+        );
+    }
+}
+
+#[test]
+fn the_cost_a_provider_reported_is_exported_as_a_number_beside_the_tables() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            let reported: [(&str, Option<&dyn tracing::Value>); 3] = [
+                ("as_text", Some(&"0.004375")),
+                ("as_float", Some(&0.0035_f64)),
+                ("none", None),
+            ];
+            for (name, reported) in reported {
+                let call = tracing::info_span!(
+                    "chat",
+                    otel.name = name,
+                    gen_ai.request.model = "gpt-4o",
+                    gen_ai.usage.input_tokens = 1_000,
+                    gen_ai.usage.output_tokens = 100,
+                    cost.reported_cost_usd = tracing::field::Empty,
+                );
+                if let Some(reported) = reported {
+                    call.record("cost.reported_cost_usd", reported);
+                }
+                call.in_scope(|| {});
+            }
+        });
+        for (name, figure) in [("as_text", 0.004375), ("as_float", 0.0035)] {
+            let call = span(&spans, name);
+            assert_eq!(
+                values(call, otel::REPORTED_COST_USD)
+                    .last()
+                    .cloned()
+                    .map(f64_of),
+                Some(figure),
+                "{name} {order:?}"
+            );
+            // Beside the table's own, which is what the call is charged.
+            assert_eq!(
+                values(call, otel::COST_AMOUNT).last().cloned().map(f64_of),
+                Some(0.0035),
+                "{name} {order:?}"
+            );
+        }
+        assert!(
+            values(span(&spans, "none"), otel::REPORTED_COST_USD).is_empty(),
             "{order:?}"
         );
     }

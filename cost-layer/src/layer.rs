@@ -680,7 +680,11 @@ impl CostLayer {
         with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
             self.price_call(observed, &table, slot, false, &mut own)
         });
-        Some(crate::otel::call_attributes(&own, &record.info))
+        Some(crate::otel::call_attributes(
+            &own,
+            &record.info,
+            observed.reported_cost,
+        ))
     }
 
     /// Sets a call's cost attributes on its OpenTelemetry span before it closes; when they
@@ -1100,7 +1104,11 @@ impl CostLayer {
                 && !record.otel_exported
             {
                 let own = own.as_deref().unwrap_or(&record.totals);
-                otel_call = Some(crate::otel::call_attributes(own, &record.info));
+                otel_call = Some(crate::otel::call_attributes(
+                    own,
+                    &record.info,
+                    record.observed.reported_cost,
+                ));
             }
         }
         if record.scope == Scope::Agent {

@@ -11,7 +11,8 @@
 //!   An unpriced call gets no amount (its cost is unknown, not zero) but [`UNPRICED`] = `true`;
 //!   a call with invalid usage gets [`REJECTED`] = `true`; an application cache hit costs `0`
 //!   and carries [`CACHE_HIT_SAVINGS`] when its model has a price (what a hit on a model
-//!   without one saved is unknown: no attribute).
+//!   without one saved is unknown: no attribute). A call whose answer said what it cost also
+//!   carries that figure as a number, [`REPORTED_COST_USD`].
 //! - Agent and session spans: their subtree totals under this project's namespace
 //!   ([`TOTAL_COST_USD`], [`TOTAL_TOKENS`], …), never under `gen_ai.usage.*`, so a backend that
 //!   sums cost over a trace counts each call once.
@@ -78,6 +79,11 @@ pub const IMAGE_GENERATION_CALLS: &str = "llm_cost.image_generation_calls";
 /// `llm_cost.code_interpreter_sessions`: the code interpreter sessions a call ran code in
 /// (billed per session, in its cost), on calls that ran any.
 pub const CODE_INTERPRETER_SESSIONS: &str = "llm_cost.code_interpreter_sessions";
+/// `llm_cost.reported_cost_usd`: what the call's provider said it cost (USD, a number), on
+/// calls whose answer said (`cost.reported_cost_usd`): set beside [`COST_AMOUNT`] to compare
+/// them in the backend. `tracing-opentelemetry` exports the span field itself as it was
+/// recorded (the text `#[llm_call]` records it as).
+pub const REPORTED_COST_USD: &str = "llm_cost.reported_cost_usd";
 /// `llm_cost.cache_hit_savings_usd`: what an application cache hit saved.
 pub const CACHE_HIT_SAVINGS: &str = "llm_cost.cache_hit_savings_usd";
 /// `llm_cost.total_cost_usd`: an agent's or session's subtree cost (priced calls).
@@ -177,9 +183,16 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// The attributes of an LLM-call span, from its own totals.
-pub(crate) fn call_attributes(own: &Totals, info: &CallsiteInfo) -> Vec<KeyValue> {
+/// The attributes of an LLM-call span, from its own totals and the cost its provider reported.
+pub(crate) fn call_attributes(
+    own: &Totals,
+    info: &CallsiteInfo,
+    reported_cost: Option<cost_core::Money>,
+) -> Vec<KeyValue> {
     let mut attributes = Vec::with_capacity(8);
+    if let Some(reported) = reported_cost {
+        attributes.push(KeyValue::new(REPORTED_COST_USD, usd(reported)));
+    }
     if own.rejected_calls > 0 {
         attributes.push(KeyValue::new(REJECTED, true));
         return attributes;
