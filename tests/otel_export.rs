@@ -237,33 +237,44 @@ fn a_cache_hit_carries_its_saving_only_when_its_model_has_a_price() {
     }
 }
 
+/// Calls of `model` with 1 000 input and 100 output tokens, each named as given (`otel.name`)
+/// and recording the cost its provider reported, if any, after the tokens (as a gateway's
+/// header is read after the body).
+fn calls_reporting_their_cost(model: &str, calls: &[(&str, Option<&dyn tracing::Value>)]) {
+    for (name, reported) in calls {
+        let call = tracing::info_span!(
+            "chat",
+            otel.name = name,
+            gen_ai.request.model = model,
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            cost.reported_cost_usd = tracing::field::Empty,
+        );
+        if let Some(reported) = reported {
+            call.record("cost.reported_cost_usd", *reported);
+        }
+        call.in_scope(|| {});
+    }
+}
+
+/// The last value of attribute `key` on `span`, a number.
+fn last_f64(span: &SpanData, key: &str) -> Option<f64> {
+    values(span, key).last().cloned().map(f64_of)
+}
+
 #[test]
 fn a_call_charged_its_reported_cost_says_the_provider_is_its_source() {
     for order in [Order::CostInside, Order::OtelInside] {
         let builder = CostLayer::builder().charge_reported_cost_when_unpriced(true);
         let spans = export_spans(order, builder, || {
-            for (name, reported) in [("reported", Some("0.0042")), ("unreported", None)] {
-                let call = tracing::info_span!(
-                    "chat",
-                    otel.name = name,
-                    gen_ai.request.model = "acme-llm-9000",
-                    gen_ai.usage.input_tokens = 1_000,
-                    gen_ai.usage.output_tokens = 100,
-                    cost.reported_cost_usd = tracing::field::Empty,
-                );
-                // Recorded after the tokens, as a gateway's header is read after the body.
-                if let Some(reported) = reported {
-                    call.record("cost.reported_cost_usd", reported);
-                }
-                call.in_scope(|| {});
-            }
+            calls_reporting_their_cost(
+                "acme-llm-9000",
+                &[("reported", Some(&"0.0042")), ("unreported", None)],
+            );
         });
         let reported = span(&spans, "reported");
         assert_eq!(
-            values(reported, otel::COST_AMOUNT)
-                .last()
-                .cloned()
-                .map(f64_of),
+            last_f64(reported, otel::COST_AMOUNT),
             Some(0.0042),
             "{order:?}"
         );
@@ -273,10 +284,7 @@ fn a_call_charged_its_reported_cost_says_the_provider_is_its_source() {
             "{order:?}"
         );
         assert_eq!(
-            values(reported, otel::REPORTED_COST_USD)
-                .last()
-                .cloned()
-                .map(f64_of),
+            last_f64(reported, otel::REPORTED_COST_USD),
             Some(0.0042),
             "{order:?}"
         );
@@ -302,39 +310,25 @@ fn a_call_charged_its_reported_cost_says_the_provider_is_its_source() {
 fn the_cost_a_provider_reported_is_exported_as_a_number_beside_the_tables() {
     for order in [Order::CostInside, Order::OtelInside] {
         let spans = export_spans(order, CostLayer::builder(), || {
-            let reported: [(&str, Option<&dyn tracing::Value>); 3] = [
-                ("as_text", Some(&"0.004375")),
-                ("as_float", Some(&0.0035_f64)),
-                ("none", None),
-            ];
-            for (name, reported) in reported {
-                let call = tracing::info_span!(
-                    "chat",
-                    otel.name = name,
-                    gen_ai.request.model = "gpt-4o",
-                    gen_ai.usage.input_tokens = 1_000,
-                    gen_ai.usage.output_tokens = 100,
-                    cost.reported_cost_usd = tracing::field::Empty,
-                );
-                if let Some(reported) = reported {
-                    call.record("cost.reported_cost_usd", reported);
-                }
-                call.in_scope(|| {});
-            }
+            calls_reporting_their_cost(
+                "gpt-4o",
+                &[
+                    ("as_text", Some(&"0.004375")),
+                    ("as_float", Some(&0.0035_f64)),
+                    ("none", None),
+                ],
+            );
         });
         for (name, figure) in [("as_text", 0.004375), ("as_float", 0.0035)] {
             let call = span(&spans, name);
             assert_eq!(
-                values(call, otel::REPORTED_COST_USD)
-                    .last()
-                    .cloned()
-                    .map(f64_of),
+                last_f64(call, otel::REPORTED_COST_USD),
                 Some(figure),
                 "{name} {order:?}"
             );
             // Beside the table's own, which is what the call is charged.
             assert_eq!(
-                values(call, otel::COST_AMOUNT).last().cloned().map(f64_of),
+                last_f64(call, otel::COST_AMOUNT),
                 Some(0.0035),
                 "{name} {order:?}"
             );
