@@ -60,7 +60,8 @@ pub struct Attribution {
 pub struct Totals {
     /// Tokens of every call, by kind (unpriced calls included).
     pub usage: Usage,
-    /// Cost of the priced calls, by component (with cache savings).
+    /// Cost of the priced calls, by component (with cache savings; the costs providers reported
+    /// for calls the table could not price, where charged, in `provider_reported`).
     pub cost: CostBreakdown,
     /// LLM calls charged (priced or unpriced).
     pub llm_calls: u64,
@@ -100,7 +101,9 @@ impl Totals {
         self.usage.total_tokens()
     }
 
-    /// `true` when every call was priced: the cost is then exact, not a lower bound.
+    /// `true` when every call was priced (by the table, or at the cost its provider reported:
+    /// see [`Totals::provider_reported_calls`]) and none was rejected: the cost is then exact,
+    /// not a lower bound.
     pub fn is_complete(&self) -> bool {
         self.unpriced_calls == 0 && self.rejected_calls == 0
     }
