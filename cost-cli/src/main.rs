@@ -88,6 +88,11 @@ enum Command {
         /// Realtime). A response that names its model is priced at that one.
         #[arg(long, value_name = "MODEL", requires = "from")]
         model: Option<String>,
+        /// Charge a call the table has no price for the cost its provider reported, when the
+        /// line gives `reported_cost_usd` (or the answer its cost): answered with `cost_usd`,
+        /// `"cost_source": "provider"` and why the table could not price it.
+        #[arg(long)]
+        charge_reported_when_unpriced: bool,
     },
     /// Exact totals over a stored ledger, grouped by day, month, feature, user, org, model, provider,
     /// operation, service tier, session or agent, over the calls `--where` keeps.
@@ -124,7 +129,13 @@ fn main() -> ExitCode {
             prices,
             from,
             model,
-        } => run_quote(prices, from, model.as_deref()),
+            charge_reported_when_unpriced,
+        } => run_quote(
+            prices,
+            from,
+            model.as_deref(),
+            charge_reported_when_unpriced,
+        ),
         Command::Report(args) => finish(report::run_report(&args, &mut io::stdout().lock())),
         Command::Reprice(args) => finish(report::run_reprice(&args, &mut io::stdout().lock())),
         Command::Budgets(args) => finish(budgets::run_budgets(
@@ -230,6 +241,7 @@ fn run_quote(
     prices: Option<PathBuf>,
     from: Option<quote::ResponseFormat>,
     model: Option<&str>,
+    charge_reported: bool,
 ) -> ExitCode {
     let Some(table) = load_table(&prices) else {
         return ExitCode::from(2);
@@ -238,6 +250,7 @@ fn run_quote(
         table: &table,
         now: SystemClock.unix_seconds(),
         age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
+        charge_reported,
     };
     let mut stale_warned = HashSet::new();
     let stdin = io::stdin().lock();

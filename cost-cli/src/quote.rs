@@ -21,6 +21,9 @@ pub(crate) struct Pricing<'a> {
     pub now: i64,
     /// Days after which a price is reported as stale.
     pub age_limit: u32,
+    /// A call the table cannot price is charged the cost its provider reported, when the line
+    /// (or the answer) gives one (`--charge-reported-when-unpriced`).
+    pub charge_reported: bool,
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
@@ -113,6 +116,20 @@ impl From<CostBreakdown> for Breakdown {
             code_interpreter_usd: b.code_interpreter,
         }
     }
+}
+
+/// A call the table cannot price, charged the cost its provider reported
+/// (`--charge-reported-when-unpriced`).
+#[derive(Serialize)]
+struct ChargedAsReported<'a> {
+    id: &'a Value,
+    model: &'a str,
+    cost_usd: Money,
+    /// Always `provider`: the cost is the provider's figure, not the table's.
+    cost_source: &'static str,
+    reported_cost_usd: Money,
+    /// Why the table could not price the call.
+    no_table_price: String,
 }
 
 #[derive(Serialize)]
@@ -259,10 +276,29 @@ fn price_call(
     at: i64,
     reported_cost: Option<Money>,
 ) -> Result<(String, Option<StalePrice>), String> {
-    let quote = pricing
-        .table
-        .quote_at(model, usage, terms, at)
-        .map_err(|e| e.to_string())?;
+    let quote = match pricing.table.quote_at(model, usage, terms, at) {
+        Ok(quote) => quote,
+        // No price for the call (an invalid usage is no reason to charge what the provider
+        // said): its provider's figure, where asked to.
+        Err(no_price) if pricing.charge_reported && usage.validate().is_ok() => {
+            let Some(reported) = reported_cost else {
+                return Err(no_price.to_string());
+            };
+            let out = ChargedAsReported {
+                id,
+                model,
+                cost_usd: reported,
+                cost_source: "provider",
+                reported_cost_usd: reported,
+                no_table_price: no_price.to_string(),
+            };
+            return Ok((
+                serde_json::to_string(&out).map_err(|e| e.to_string())?,
+                None,
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
     let out = Priced {
         id,
         model,
@@ -444,6 +480,7 @@ mod tests {
             table,
             now: 0,
             age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
+            charge_reported: false,
         };
         let outcome = quote_line(&pricing, line.as_bytes()).unwrap_or(LineOutcome {
             json: "null".to_owned(),
@@ -605,6 +642,7 @@ output = "10"
             table: &table,
             now: 0,
             age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
+            charge_reported: false,
         };
         let cost_on = |created: i64| {
             let line = json!({"id": 1, "model": "gemini-3.8-flash", "created": created,
@@ -634,6 +672,7 @@ output = "10"
             table: &table,
             now: 0,
             age_limit: 0,
+            charge_reported: false,
         };
         assert!(quote_line(&pricing, b"  \r").is_none());
     }

@@ -536,3 +536,44 @@ fn a_usage_line_may_carry_the_cost_its_provider_reported() {
         );
     }
 }
+
+#[test]
+fn an_unpriced_call_is_charged_its_reported_cost_only_when_asked() {
+    use serde_json::json;
+    let stdin = r#"{"id": 1, "model": "acme-llm-9000", "input_tokens": 1000, "output_tokens": 100, "reported_cost_usd": "0.0021"}
+{"id": 2, "model": "acme-llm-9000", "input_tokens": 1000, "output_tokens": 100}
+{"id": 3, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "reported_cost_usd": "1"}
+{"id": 4, "model": "acme-llm-9000", "input_tokens": 1000, "output_tokens": 100, "reasoning_tokens": 200, "reported_cost_usd": "0.0021"}
+"#;
+    let asked = run(&["quote", "--charge-reported-when-unpriced"], stdin);
+    // Line 2 gives no figure and line 4's usage is invalid (more reasoning than output): errors.
+    assert_eq!(asked.status.code(), Some(1));
+    let got = lines(&asked);
+    assert_eq!(
+        (
+            &got[0]["cost_usd"],
+            &got[0]["cost_source"],
+            &got[0]["reported_cost_usd"]
+        ),
+        (&json!("0.0021"), &json!("provider"), &json!("0.0021"))
+    );
+    assert!(
+        got[0]["no_table_price"]
+            .as_str()
+            .is_some_and(|why| why.contains("acme-llm-9000")),
+        "{}",
+        got[0]
+    );
+    assert!(got[1]["error"].is_string(), "{}", got[1]);
+    // A call the table prices is charged the table's price, whatever its provider said.
+    assert_eq!(
+        (&got[2]["cost_usd"], got[2].get("cost_source")),
+        (&json!("0.0035"), None)
+    );
+    assert!(got[3]["error"].is_string(), "{}", got[3]);
+    // Not asked: unpriced, an error.
+    let default = run(&["quote"], stdin);
+    let got = lines(&default);
+    assert!(got[0]["error"].is_string(), "{}", got[0]);
+    assert_eq!(got[0].get("cost_usd"), None);
+}

@@ -58,17 +58,27 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn any_line_gets_one_json_answer(line in prop_oneof![line(), "\\PC{0,200}"]) {
+    fn any_line_gets_one_json_answer(
+        line in prop_oneof![line(), "\\PC{0,200}"],
+        charge_reported in any::<bool>(),
+    ) {
         let table = cost_core::PriceTable::default();
         // 2033: every embedded price (all dated) is stale by then.
-        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180 };
+        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180, charge_reported };
         if let Some(outcome) = quote::quote_line(&pricing, line.as_bytes()) {
             let answer: serde_json::Value = serde_json::from_str(&outcome.json)
                 .map_err(|e| TestCaseError::fail(format!("{e}: {}", outcome.json)))?;
             // A price, or an error: never both, never neither.
             prop_assert_eq!(answer.get("error").is_some(), !outcome.priced);
             prop_assert_eq!(answer.get("cost_usd").is_some(), outcome.priced);
-            prop_assert_eq!(outcome.stale.is_some(), outcome.priced);
+            // The table's price is stale; a provider's figure has no date, and is only
+            // charged when asked to.
+            let by_provider = answer.get("cost_source").is_some();
+            prop_assert!(!by_provider || charge_reported);
+            prop_assert_eq!(outcome.stale.is_some(), outcome.priced && !by_provider);
+            if by_provider {
+                prop_assert_eq!(answer.get("cost_usd"), answer.get("reported_cost_usd"));
+            }
         }
     }
 
@@ -77,11 +87,12 @@ proptest! {
         line in prop_oneof![response_line(), "\\PC{0,200}"],
         format in 0..7_usize,
         fallback in proptest::option::of(Just("gpt-4o")),
+        charge_reported in any::<bool>(),
     ) {
         use quote::ResponseFormat::*;
         let format = [OpenaiChat, OpenaiResponses, OpenaiRealtime, OpenaiImages, Anthropic, Gemini, Bedrock][format];
         let table = cost_core::PriceTable::default();
-        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180 };
+        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180, charge_reported };
         if let Some(outcome) = quote::quote_response_line(&pricing, format, fallback, line.as_bytes()) {
             let answer: serde_json::Value = serde_json::from_str(&outcome.json)
                 .map_err(|e| TestCaseError::fail(format!("{e}: {}", outcome.json)))?;

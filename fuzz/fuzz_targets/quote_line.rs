@@ -1,5 +1,6 @@
 //! `llm-cost quote` on an arbitrary input line, read as a line of usage and as a provider's
-//! response in each format (`--from`): one JSON answer each time, a price or an error.
+//! response in each format (`--from`), with and without `--charge-reported-when-unpriced`: one
+//! JSON answer each time, a price or an error.
 #![no_main]
 
 #[allow(dead_code)]
@@ -10,23 +11,27 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|line: &[u8]| {
     let table = cost_core::PriceTable::default();
-    let pricing = quote::Pricing {
-        table: &table,
-        now: 2_000_000_000,
-        age_limit: 180,
-    };
     let check = |outcome: quote::LineOutcome| {
         let answer: serde_json::Value =
             serde_json::from_str(&outcome.json).unwrap_or_else(|e| panic!("{e}: {}", outcome.json));
         assert_eq!(answer.get("error").is_some(), !outcome.priced);
     };
-    if let Some(outcome) = quote::quote_line(&pricing, line) {
-        check(outcome);
-    }
-    use quote::ResponseFormat::*;
-    for format in [OpenaiChat, OpenaiResponses, OpenaiRealtime, OpenaiImages, Anthropic, Gemini, Bedrock] {
-        if let Some(outcome) = quote::quote_response_line(&pricing, format, Some("gpt-4o"), line) {
+    // With and without charging unpriced calls their reported cost.
+    for charge_reported in [false, true] {
+        let pricing = quote::Pricing {
+            table: &table,
+            now: 2_000_000_000,
+            age_limit: 180,
+            charge_reported,
+        };
+        if let Some(outcome) = quote::quote_line(&pricing, line) {
             check(outcome);
+        }
+        use quote::ResponseFormat::*;
+        for format in [OpenaiChat, OpenaiResponses, OpenaiRealtime, OpenaiImages, Anthropic, Gemini, Bedrock] {
+            if let Some(outcome) = quote::quote_response_line(&pricing, format, Some("gpt-4o"), line) {
+                check(outcome);
+            }
         }
     }
 });
