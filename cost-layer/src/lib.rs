@@ -41,7 +41,10 @@
 //!   with another value moves later spend to the new id and counts the old one closed.
 //! - **Model**: `gen_ai.response.model` when recorded, else `gen_ai.request.model` / `llm.model`,
 //!   resolved by the price table's rules. A call without a price is *unpriced*: its tokens count,
-//!   its cost is unknown ([`Totals::unpriced_calls`]), never zero. A price read longer ago than
+//!   its cost is unknown ([`Totals::unpriced_calls`]), never zero; unless its provider said what
+//!   it cost and the layer was built with
+//!   [`CostLayerBuilder::charge_reported_cost_when_unpriced`], which charges that figure
+//!   ([`Totals::provider_reported_calls`]). A price read longer ago than
 //!   [`CostLayerBuilder::price_age_limit`] (180 days by default) still charges the call, and the
 //!   first call at a price of each such date gives one warning (target `cost_layer::prices`),
 //!   counted in [`Diagnostics::stale_prices`]. Web searches the provider ran
