@@ -77,6 +77,10 @@ pub(crate) struct RepriceArgs {
     /// Only say what would change.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Charge a call the table has no price for the cost its provider reported, where its
+    /// record kept one (as a layer built with `charge_reported_cost_when_unpriced` does).
+    #[arg(long)]
+    pub(crate) charge_reported_when_unpriced: bool,
 }
 
 /// An error for the user, and the exit code it ends with (2: bad arguments or input).
@@ -430,6 +434,7 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
         prices,
         prices_only: only,
         dry_run,
+        charge_reported_when_unpriced,
     } = args;
     let (only, dry_run) = (*only, *dry_run);
     let file = load_table(&Some(prices.clone()))?;
@@ -441,7 +446,8 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
     let mut store = cost_store::open(db).map_err(|e| Failure(e.to_string()))?;
     // One pass, a record at a time: only the changes are kept, and the models seen, for the
     // warnings about stale prices.
-    let mut repricing = report::Repricing::new(&table);
+    let mut repricing = report::Repricing::new(&table)
+        .charge_reported_when_unpriced(*charge_reported_when_unpriced);
     let mut models = std::collections::BTreeSet::new();
     store
         .scan(&TimeRange::ALL, &mut |record| {

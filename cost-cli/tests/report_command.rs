@@ -344,6 +344,81 @@ output = "10.00"
 }
 
 #[test]
+fn reprice_charges_unpriced_calls_their_reported_cost_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = dir.path().join("older.sqlite");
+    let db = db.to_str().unwrap_or_default().to_owned();
+    // Stored by a layer that did not charge reported costs: unpriced, the figure kept beside.
+    cost_store::open(&db)
+        .and_then(|mut store| {
+            store.append(&[
+                reported(
+                    call(
+                        "2026-11-01T09:00:00Z",
+                        "gateway",
+                        "acme-llm-9000",
+                        1_000,
+                        100,
+                    ),
+                    "0.002",
+                ),
+                call(
+                    "2026-11-01T10:00:00Z",
+                    "gateway",
+                    "acme-llm-9000",
+                    1_000,
+                    100,
+                ),
+            ])
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let prices = dir.path().join("same.toml");
+    std::fs::write(
+        &prices,
+        r#"version = "same"
+as_of = "2026-11-01"
+unit = "usd_per_million_tokens"
+
+[models."gpt-4o"]
+provider = "openai"
+source = "https://platform.openai.com/docs/pricing"
+as_of = "2026-11-01"
+input = "2.50"
+output = "10.00"
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let prices = prices.to_str().unwrap_or_default();
+    let plain = stdout(&run(&["reprice", "--db", &db, "--prices", prices]));
+    assert!(plain.starts_with("0 records repriced"), "{plain}");
+    let asked = stdout(&run(&[
+        "reprice",
+        "--db",
+        &db,
+        "--prices",
+        prices,
+        "--charge-reported-when-unpriced",
+    ]));
+    assert!(
+        asked.starts_with(
+            "1 records repriced (≥ $0 → $0.002), 1 unchanged, 0 skipped, 1 newly priced"
+        ),
+        "{asked}"
+    );
+    let records = cost_store::open(&db)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let statuses: Vec<_> = records.iter().map(|r| (r.status, r.total())).collect();
+    assert_eq!(
+        statuses,
+        [
+            (CallStatus::ProviderReported, usd("0.002")),
+            (CallStatus::Unpriced, Money::ZERO)
+        ]
+    );
+}
+
+#[test]
 fn reprice_recomputes_costs_and_keeps_the_previous_ones() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);

@@ -469,7 +469,8 @@ pub struct RepriceSummary {
     pub before: Money,
     /// See `before`.
     pub after: Money,
-    /// Changed records that had no price and now have one (their cost before was unknown).
+    /// Changed records that had no price and now have one, or are charged their provider's
+    /// reported cost (their cost before was unknown).
     pub newly_priced: usize,
     /// Changed records that had a price and now have none (the table used does not know their
     /// model): their cost is now unknown, not zero.
@@ -511,11 +512,13 @@ impl fmt::Display for RepriceSummary {
 /// charged its provider's reported cost ([`CallStatus::ProviderReported`]) is priced by the
 /// table where it now has a price (the reported figure stays in
 /// [`CallRecord::reported_cost`]) and keeps its charge where it still has none; an unpriced
-/// call is never charged a reported cost here (the layer chooses that as calls close).
+/// call is charged its reported cost only with
+/// [`charge_reported_when_unpriced`](Repricing::charge_reported_when_unpriced).
 #[derive(Debug)]
 pub struct Repricing<'a> {
     table: &'a PriceTable,
     version: String,
+    charge_reported: bool,
     changes: Vec<Repriced>,
     summary: RepriceSummary,
 }
@@ -526,9 +529,19 @@ impl<'a> Repricing<'a> {
         Repricing {
             table,
             version: table.info().version.to_string(),
+            charge_reported: false,
             changes: Vec::new(),
             summary: RepriceSummary::default(),
         }
+    }
+
+    /// Also charges a call the table has no price for the cost its provider reported, when
+    /// its record kept one (status [`CallStatus::ProviderReported`]), as the layer's
+    /// `charge_reported_cost_when_unpriced` does as calls close: for records stored before it
+    /// was turned on.
+    pub fn charge_reported_when_unpriced(mut self, on: bool) -> Self {
+        self.charge_reported = on;
+        self
     }
 
     /// Reprices one record (one without an id, which cannot be updated, is passed over).
@@ -556,15 +569,26 @@ impl<'a> Repricing<'a> {
                 quote.priced.breakdown,
                 quote.entry.key.clone(),
             ),
-            // Still no price: a call charged its provider's reported cost keeps that charge.
-            Err(_) if record.status == CallStatus::ProviderReported => {
-                (record.status, record.cost, record.model.to_string())
-            }
-            Err(_) => (
-                CallStatus::Unpriced,
-                cost_core::CostBreakdown::default(),
-                called.to_string(),
-            ),
+            // Still no price: a call charged its provider's reported cost keeps that charge;
+            // an unpriced one whose provider reported its cost is charged it where asked to.
+            Err(_) => match (record.status, record.reported_cost) {
+                (CallStatus::ProviderReported, _) => {
+                    (record.status, record.cost, record.model.to_string())
+                }
+                (_, Some(reported)) if self.charge_reported => (
+                    CallStatus::ProviderReported,
+                    cost_core::CostBreakdown {
+                        provider_reported: reported,
+                        ..cost_core::CostBreakdown::default()
+                    },
+                    called.to_string(),
+                ),
+                _ => (
+                    CallStatus::Unpriced,
+                    cost_core::CostBreakdown::default(),
+                    called.to_string(),
+                ),
+            },
         };
         if status == record.status && cost == record.cost {
             summary.unchanged += 1;
@@ -574,7 +598,9 @@ impl<'a> Repricing<'a> {
         summary.before += record.total();
         summary.after += cost.total();
         match (record.status, status) {
-            (CallStatus::Unpriced, CallStatus::Priced) => summary.newly_priced += 1,
+            (CallStatus::Unpriced, CallStatus::Priced | CallStatus::ProviderReported) => {
+                summary.newly_priced += 1
+            }
             (CallStatus::Priced, CallStatus::Unpriced) => summary.newly_unpriced += 1,
             _ => {}
         }
