@@ -10,6 +10,11 @@
 //! 4. **Dated snapshot** to its family, only when the dated name is absent under every prefix
 //!    form: a trailing `-YYYY-MM-DD`, `-YYYYMMDD` or `@YYYYMMDD` is removed
 //!    (`gpt-4o-2099-01-01` → `gpt-4o`, `claude-sonnet-4-5@20250929` → `claude-sonnet-4-5`).
+//! 5. **Version dots** written as hyphens, only when no rule above found the name: a `.`
+//!    between two digits becomes `-` in each prefix form, with and without its date suffix
+//!    (`anthropic/claude-sonnet-4.5` → `claude-sonnet-4-5`, `claude-3.5-sonnet-20241022` →
+//!    `claude-3-5-sonnet`), as OpenRouter and other gateways spell the names Anthropic writes
+//!    with hyphens. A name the table has with its dot (`gpt-4.1`) is found by the rules above.
 //!
 //! There is no fuzzy or substring matching: a name that no rule finds is [`Unpriced`], which
 //! names the model and the nearest known names (by edit distance) so a person can add an alias.
@@ -39,6 +44,9 @@ pub enum MatchRule {
     ProviderPrefix,
     /// The name matched after removing a date suffix (and possibly provider prefixes).
     DateSuffix,
+    /// The name matched after writing the dots of its version number as hyphens (and possibly
+    /// removing provider prefixes and a date suffix).
+    VersionDots,
 }
 
 /// A model the table has no price for. Its cost is unknown, never zero.
@@ -95,7 +103,39 @@ pub(crate) fn find(table: &PriceTable, model: &str) -> Option<Resolution> {
             });
         }
     }
+    for form in &forms {
+        for name in [Some(*form), strip_date_suffix(form)].into_iter().flatten() {
+            if let Some(hyphenated) = hyphenate_version_dots(name)
+                && let Some(hit) = lookup(table, &hyphenated)
+            {
+                return Some(Resolution {
+                    rule: MatchRule::VersionDots,
+                    ..hit
+                });
+            }
+        }
+    }
     None
+}
+
+/// `name` with each `.` between two ASCII digits written as `-` (`claude-3.5-sonnet` →
+/// `claude-3-5-sonnet`); `None` when it has no such dot.
+fn hyphenate_version_dots(name: &str) -> Option<String> {
+    let bytes = name.as_bytes();
+    let is_version_dot = |i: usize| {
+        bytes[i] == b'.'
+            && i > 0
+            && bytes[i - 1].is_ascii_digit()
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+    };
+    if !(0..bytes.len()).any(is_version_dot) {
+        return None;
+    }
+    Some(
+        name.char_indices()
+            .map(|(i, c)| if is_version_dot(i) { '-' } else { c })
+            .collect(),
+    )
 }
 
 fn lookup(table: &PriceTable, name: &str) -> Option<Resolution> {
@@ -181,6 +221,24 @@ mod tests {
         assert_eq!(strip_date_suffix("gpt-4o-2024-13-06"), None);
         assert_eq!(strip_date_suffix("-20250929"), None);
         assert_eq!(strip_date_suffix("mistral-large-2411"), None);
+    }
+
+    #[test]
+    fn only_dots_between_digits_become_hyphens() {
+        let hyphenated = |name: &str| hyphenate_version_dots(name);
+        assert_eq!(
+            hyphenated("claude-3.5-sonnet").as_deref(),
+            Some("claude-3-5-sonnet")
+        );
+        assert_eq!(
+            hyphenated("claude-sonnet-4.5").as_deref(),
+            Some("claude-sonnet-4-5")
+        );
+        assert_eq!(hyphenated("v1.2.3").as_deref(), Some("v1-2-3"));
+        assert_eq!(hyphenated("é1.5").as_deref(), Some("é1-5"));
+        for unchanged in ["gpt-4o", "a.b", "4.", ".5", "model.v2", "x.5", "5.x", ""] {
+            assert_eq!(hyphenated(unchanged), None, "{unchanged}");
+        }
     }
 
     #[test]

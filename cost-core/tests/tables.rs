@@ -493,6 +493,32 @@ fn resolution_rules_in_order() {
             "mistral-large-latest",
             MatchRule::Alias,
         ),
+        // Versions as OpenRouter spells Anthropic's models; a dotted name the table has is
+        // its own entry, and a version the table lacks stays unpriced.
+        (
+            "anthropic/claude-sonnet-4.5",
+            "claude-sonnet-4-5",
+            MatchRule::VersionDots,
+        ),
+        (
+            "openrouter/anthropic/claude-3.5-sonnet",
+            "claude-3-5-sonnet",
+            MatchRule::VersionDots,
+        ),
+        (
+            "claude-3.5-sonnet-20241022",
+            "claude-3-5-sonnet",
+            MatchRule::VersionDots,
+        ),
+        ("gpt-4.1", "gpt-4.1", MatchRule::Exact),
+        (
+            "openai/gpt-4.1-mini",
+            "gpt-4.1-mini",
+            MatchRule::ProviderPrefix,
+        ),
+        ("anthropic/claude-sonnet-4.9", "", MatchRule::Exact),
+        // A gateway's variant may be billed otherwise: not the model's entry.
+        ("anthropic/claude-sonnet-4.5:free", "", MatchRule::Exact),
     ];
     for (name, key, rule) in cases {
         let got = resolve(&table, name);
