@@ -3,7 +3,9 @@
 mod common;
 
 use common::{record, usd};
-use cost_layer::cost_core::{CostBreakdown, PriceTable, SearchContextSize, ServiceTier, Usage};
+use cost_layer::cost_core::{
+    CostBreakdown, Money, PriceTable, SearchContextSize, ServiceTier, Usage,
+};
 use cost_store::TimeRange;
 use cost_store::report;
 
@@ -67,6 +69,37 @@ fn what_if_prices_at_the_tier_the_call_ran_at() {
     assert_eq!(
         (total.actual, total.what_if),
         (usd("0.00175"), usd("0.000105"))
+    );
+}
+
+#[test]
+fn a_call_charged_its_reported_cost_counts_in_daily_spend_and_what_if_and_an_unpriced_one_not() {
+    // 1 000 in, 100 out of a model without a price, charged $0.002 as its provider reported;
+    // the same call unpriced.
+    let mut charged = record(0, "gateway");
+    charged.model = "acme-llm-9000".into();
+    charged.status = cost_store::CallStatus::ProviderReported;
+    charged.cost = CostBreakdown {
+        provider_reported: usd("0.002"),
+        ..CostBreakdown::default()
+    };
+    charged.reported_cost = Some(usd("0.002"));
+    let mut unpriced = charged.clone();
+    unpriced.status = cost_store::CallStatus::Unpriced;
+    unpriced.cost = CostBreakdown::default();
+    let records = [charged, unpriced];
+    let daily = report::daily(&records, report::GroupBy::Feature);
+    let spent: Vec<Money> = daily
+        .values()
+        .flat_map(|day| day.values().copied())
+        .collect();
+    assert_eq!(spent, [usd("0.002")]);
+    let (_, total) = report::what_if(&records, &PriceTable::default(), "gpt-4o")
+        .unwrap_or_else(|e| panic!("{e}"));
+    // On gpt-4o the same usage costs $0.0035.
+    assert_eq!(
+        (total.calls, total.skipped, total.actual, total.what_if),
+        (1, 1, usd("0.002"), usd("0.0035"))
     );
 }
 
