@@ -92,7 +92,7 @@ enum Command {
         /// line gives `reported_cost_usd` (or the answer its cost): answered with `cost_usd`,
         /// `"cost_source": "provider"` and why the table could not price it.
         #[arg(long)]
-        charge_reported_when_unpriced: bool,
+        charge_reported_cost_when_unpriced: bool,
     },
     /// Exact totals over a stored ledger, grouped by day, month, feature, user, org, model, provider,
     /// operation, service tier, session or agent, over the calls `--where` keeps.
@@ -129,12 +129,12 @@ fn main() -> ExitCode {
             prices,
             from,
             model,
-            charge_reported_when_unpriced,
+            charge_reported_cost_when_unpriced,
         } => run_quote(
             prices,
             from,
             model.as_deref(),
-            charge_reported_when_unpriced,
+            charge_reported_cost_when_unpriced,
         ),
         Command::Report(args) => finish(report::run_report(&args, &mut io::stdout().lock())),
         Command::Reprice(args) => finish(report::run_reprice(&args, &mut io::stdout().lock())),

@@ -22,7 +22,7 @@ pub(crate) struct Pricing<'a> {
     /// Days after which a price is reported as stale.
     pub age_limit: u32,
     /// A call the table cannot price is charged the cost its provider reported, when the line
-    /// (or the answer) gives one (`--charge-reported-when-unpriced`).
+    /// (or the answer) gives one (`--charge-reported-cost-when-unpriced`).
     pub charge_reported: bool,
 }
 
@@ -119,7 +119,7 @@ impl From<CostBreakdown> for Breakdown {
 }
 
 /// A call the table cannot price, charged the cost its provider reported
-/// (`--charge-reported-when-unpriced`).
+/// (`--charge-reported-cost-when-unpriced`).
 #[derive(Serialize)]
 struct ChargedAsReported<'a> {
     id: &'a Value,

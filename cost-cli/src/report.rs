@@ -80,7 +80,7 @@ pub(crate) struct RepriceArgs {
     /// Charge a call the table has no price for the cost its provider reported, where its
     /// record kept one (as a layer built with `charge_reported_cost_when_unpriced` does).
     #[arg(long)]
-    pub(crate) charge_reported_when_unpriced: bool,
+    pub(crate) charge_reported_cost_when_unpriced: bool,
 }
 
 /// An error for the user, and the exit code it ends with (2: bad arguments or input).
@@ -434,7 +434,7 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
         prices,
         prices_only: only,
         dry_run,
-        charge_reported_when_unpriced,
+        charge_reported_cost_when_unpriced,
     } = args;
     let (only, dry_run) = (*only, *dry_run);
     let file = load_table(&Some(prices.clone()))?;
@@ -447,7 +447,7 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
     // One pass, a record at a time: only the changes are kept, and the models seen, for the
     // warnings about stale prices.
     let mut repricing = report::Repricing::new(&table)
-        .charge_reported_when_unpriced(*charge_reported_when_unpriced);
+        .charge_reported_cost_when_unpriced(*charge_reported_cost_when_unpriced);
     let mut models = std::collections::BTreeSet::new();
     store
         .scan(&TimeRange::ALL, &mut |record| {

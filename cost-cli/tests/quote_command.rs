@@ -545,7 +545,7 @@ fn an_unpriced_call_is_charged_its_reported_cost_only_when_asked() {
 {"id": 3, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "reported_cost_usd": "1"}
 {"id": 4, "model": "acme-llm-9000", "input_tokens": 1000, "output_tokens": 100, "reasoning_tokens": 200, "reported_cost_usd": "0.0021"}
 "#;
-    let asked = run(&["quote", "--charge-reported-when-unpriced"], stdin);
+    let asked = run(&["quote", "--charge-reported-cost-when-unpriced"], stdin);
     // Line 2 gives no figure and line 4's usage is invalid (more reasoning than output): errors.
     assert_eq!(asked.status.code(), Some(1));
     let got = lines(&asked);

@@ -397,7 +397,7 @@ output = "10.00"
         &db,
         "--prices",
         prices,
-        "--charge-reported-when-unpriced",
+        "--charge-reported-cost-when-unpriced",
     ]));
     assert!(
         asked.starts_with(

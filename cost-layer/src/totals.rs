@@ -243,16 +243,10 @@ impl fmt::Display for Totals {
             }
         }
         if self.provider_reported_calls > 0 {
-            write!(
-                f,
-                " · {} at {} provider's reported cost",
-                self.provider_reported_calls,
-                if self.provider_reported_calls == 1 {
-                    "its"
-                } else {
-                    "their"
-                }
-            )?;
+            match self.provider_reported_calls {
+                1 => write!(f, " · 1 at its provider's reported cost")?,
+                n => write!(f, " · {n} at their providers' reported costs")?,
+            }
         }
         if self.unpriced_calls > 0 {
             write!(

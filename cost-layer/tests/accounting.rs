@@ -1481,7 +1481,7 @@ fn an_unpriced_call_is_charged_its_reported_cost_only_when_the_layer_is_told_to(
     assert_eq!(session.cache_hit_savings, usd("0.004"));
     assert_eq!(
         session.to_string(),
-        "≥ $0.016 · 4400 tokens · 4 calls · 2 at their provider's reported cost · 1 unpriced (1100 tokens, cost unknown) · 1 cache hit (saved $0.004)"
+        "≥ $0.016 · 4400 tokens · 4 calls · 2 at their providers' reported costs · 1 unpriced (1100 tokens, cost unknown) · 1 cache hit (saved $0.004)"
     );
     let model = ledger.model("acme-llm-9000").unwrap_or_default();
     assert_eq!(

@@ -513,7 +513,7 @@ impl fmt::Display for RepriceSummary {
 /// table where it now has a price (the reported figure stays in
 /// [`CallRecord::reported_cost`]) and keeps its charge where it still has none; an unpriced
 /// call is charged its reported cost only with
-/// [`charge_reported_when_unpriced`](Repricing::charge_reported_when_unpriced).
+/// [`charge_reported_cost_when_unpriced`](Repricing::charge_reported_cost_when_unpriced).
 #[derive(Debug)]
 pub struct Repricing<'a> {
     table: &'a PriceTable,
@@ -539,7 +539,7 @@ impl<'a> Repricing<'a> {
     /// its record kept one (status [`CallStatus::ProviderReported`]), as the layer's
     /// `charge_reported_cost_when_unpriced` does as calls close: for records stored before it
     /// was turned on.
-    pub fn charge_reported_when_unpriced(mut self, on: bool) -> Self {
+    pub fn charge_reported_cost_when_unpriced(mut self, on: bool) -> Self {
         self.charge_reported = on;
         self
     }

@@ -1,5 +1,5 @@
 //! `llm-cost quote` on an arbitrary input line, read as a line of usage and as a provider's
-//! response in each format (`--from`), with and without `--charge-reported-when-unpriced`: one
+//! response in each format (`--from`), with and without `--charge-reported-cost-when-unpriced`: one
 //! JSON answer each time, a price or an error.
 #![no_main]
 
