@@ -20,6 +20,10 @@ mod otlp;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
 
+#[allow(dead_code)]
+#[path = "../examples/openrouter_json.rs"]
+mod openrouter_json;
+
 use cost_core::Money;
 
 fn usd(text: &str) -> Money {
@@ -45,6 +49,32 @@ fn anthropic_json_prices_cache_writes_and_gemini_thoughts() {
         ledger.session("pr-1234").map(|t| t.total_usd()),
         Some(usd("0.03695"))
     );
+}
+
+#[test]
+fn openrouter_json_charges_unknown_models_what_openrouter_reported() {
+    let ledger = openrouter_json::run();
+    let [claude, mini, llama, qwen] =
+        openrouter_json::MODELS.map(|model| ledger.model(model).unwrap_or_default());
+    // Known models at the table's prices, OpenRouter's spelling resolved.
+    assert_eq!(claude.total_usd(), usd("0.0105"));
+    assert_eq!(mini.total_usd(), usd("0.00027"));
+    // An unknown one at OpenRouter's figure; one without a figure unpriced.
+    assert_eq!(
+        (llama.total_usd(), llama.provider_reported_calls),
+        (usd("0.000395"), 1)
+    );
+    assert_eq!((qwen.unpriced_calls, qwen.unpriced_tokens), (1, 1_600));
+    let session = ledger.session("ticket-981").unwrap_or_default();
+    assert_eq!(
+        (
+            session.llm_calls,
+            session.total_usd(),
+            session.is_complete()
+        ),
+        (4, usd("0.011165"), false)
+    );
+    assert_eq!(ledger.diagnostics().reported_cost_mismatches, 0);
 }
 
 #[tokio::test(flavor = "current_thread")]
