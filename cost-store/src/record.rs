@@ -54,9 +54,10 @@ impl CallStatus {
         }
     }
 
-    /// Whether the call's cost is known: priced by the table, or charged its provider's
-    /// reported cost. (A cache hit's is known too, and is nothing.)
-    pub const fn is_charged(self) -> bool {
+    /// The call was charged a known cost: priced by the table, or at its provider's reported
+    /// cost. Not a cache hit (charged nothing), an unpriced call (its cost unknown) or a
+    /// rejected one (not charged).
+    pub const fn has_known_cost(self) -> bool {
         matches!(self, CallStatus::Priced | CallStatus::ProviderReported)
     }
 

@@ -307,7 +307,7 @@ impl DailySpend {
     /// Counts one record (a call whose cost is known: priced, or charged its provider's
     /// reported cost; others cost nothing known).
     pub fn add(&mut self, record: &CallRecord) {
-        if !record.status.is_charged() {
+        if !record.status.has_known_cost() {
             return;
         }
         let cost = self
@@ -404,7 +404,7 @@ impl<'a> WhatIf<'a> {
             .entry(key)
             .or_insert_with_key(|key| blank_what_if(key));
         let total = &mut self.total;
-        if !record.status.is_charged() {
+        if !record.status.has_known_cost() {
             row.skipped += 1;
             total.skipped += 1;
             return;
