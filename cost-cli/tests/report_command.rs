@@ -108,6 +108,36 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// A native price file `NAME.toml` in `dir` (version `NAME`) pricing `model` at `input` and
+/// $10 output per million tokens, read on `as_of`; its path.
+fn price_file(
+    dir: &tempfile::TempDir,
+    name: &str,
+    model: &str,
+    as_of: &str,
+    input: &str,
+) -> String {
+    let path = dir.path().join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"version = "{name}"
+as_of = "{as_of}"
+unit = "usd_per_million_tokens"
+
+[models."{model}"]
+provider = "test"
+source = "https://example.invalid/pricing"
+as_of = "{as_of}"
+input = "{input}"
+output = "10.00"
+"#
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    path.to_str().unwrap_or_default().to_owned()
+}
+
 #[test]
 fn totals_by_feature_as_csv_are_exact() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -287,33 +317,12 @@ fn a_call_charged_its_reported_cost_counts_and_is_repriced_once_its_model_has_a_
         ),
         "{table}"
     );
-    let price_file = |name: &str, model: &str, input: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(
-            &path,
-            format!(
-                r#"version = "{name}"
-as_of = "2026-11-01"
-unit = "usd_per_million_tokens"
-
-[models."{model}"]
-provider = "acme"
-source = "https://acme.example/pricing"
-as_of = "2026-11-01"
-input = "{input}"
-output = "10.00"
-"#
-            ),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        path.to_str().unwrap_or_default().to_owned()
-    };
     // A table that still has no price for it leaves its charge as it is.
-    let same = price_file("same", "gpt-4o", "2.50");
+    let same = price_file(&dir, "same", "gpt-4o", "2026-11-01", "2.50");
     let unchanged = stdout(&run(&["reprice", "--db", &db, "--prices", &same]));
     assert!(unchanged.starts_with("0 records repriced"), "{unchanged}");
     // One that has a price reprices it: priced now, its provider's figure kept beside.
-    let acme = price_file("acme", "acme-llm-9000", "2.00");
+    let acme = price_file(&dir, "acme", "acme-llm-9000", "2026-11-01", "2.00");
     let done = stdout(&run(&["reprice", "--db", &db, "--prices", &acme]));
     assert!(
         done.starts_with("1 records repriced ($0.002 → $0.003)"),
@@ -372,23 +381,7 @@ fn reprice_charges_unpriced_calls_their_reported_cost_only_when_asked() {
             ])
         })
         .unwrap_or_else(|e| panic!("{e}"));
-    let prices = dir.path().join("same.toml");
-    std::fs::write(
-        &prices,
-        r#"version = "same"
-as_of = "2026-11-01"
-unit = "usd_per_million_tokens"
-
-[models."gpt-4o"]
-provider = "openai"
-source = "https://platform.openai.com/docs/pricing"
-as_of = "2026-11-01"
-input = "2.50"
-output = "10.00"
-"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let prices = prices.to_str().unwrap_or_default();
+    let prices = &price_file(&dir, "same", "gpt-4o", "2026-11-01", "2.50");
     let plain = stdout(&run(&["reprice", "--db", &db, "--prices", prices]));
     assert!(plain.starts_with("0 records repriced"), "{plain}");
     let asked = stdout(&run(&[
@@ -422,23 +415,7 @@ output = "10.00"
 fn reprice_recomputes_costs_and_keeps_the_previous_ones() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);
-    let prices = dir.path().join("fix.toml");
-    std::fs::write(
-        &prices,
-        r#"version = "fix-1"
-as_of = "2025-12-01"
-unit = "usd_per_million_tokens"
-
-[models."gpt-4o"]
-provider = "openai"
-source = "https://platform.openai.com/docs/pricing"
-as_of = "2025-12-01"
-input = "5.00"
-output = "10.00"
-"#,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let prices = prices.to_str().unwrap_or_default();
+    let prices = &price_file(&dir, "fix-1", "gpt-4o", "2025-12-01", "5.00");
     let dry = stdout(&run(&[
         "reprice",
         "--db",
