@@ -95,7 +95,8 @@ enum Command {
         charge_reported_cost_when_unpriced: bool,
     },
     /// Exact totals over a stored ledger, grouped by day, month, feature, user, org, model, provider,
-    /// operation, service tier, session or agent, over the calls `--where` keeps.
+    /// operation, service tier, session, agent or how each call was charged, over the calls
+    /// `--where` keeps.
     Report(report::ReportArgs),
     /// Recompute stored costs with a corrected price file, keeping each record's previous total.
     Reprice(report::RepriceArgs),

@@ -33,7 +33,8 @@ pub(crate) struct ReportArgs {
     #[arg(long)]
     pub(crate) until: Option<String>,
     /// What to group by: day, month, feature, user, org, model, provider, operation, tier (the
-    /// service tier), session or agent.
+    /// service tier), session, agent or status (how each call was charged: priced, unpriced,
+    /// provider_reported, …).
     #[arg(long, default_value = "day")]
     pub(crate) by: String,
     /// Only the calls whose GROUPING is VALUE (`feature=support`, `org=acme`, `tier=batch`;

@@ -576,6 +576,37 @@ fn totals_by_org_provider_and_tier() {
 }
 
 #[test]
+fn calls_grouped_by_how_they_were_charged_and_the_models_a_table_lacks() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    let by_status = stdout(&run(&[
+        "report", "--db", &db, "--by", "status", "--format", "csv",
+    ]));
+    assert!(
+        by_status.contains("\npriced,5,0,0,0,9000,1800,0.0311,2,0.0285,0.0235,0\n")
+            && by_status.contains("\nunpriced,1,1,0,0,10,10,0,0,0,0,0\n"),
+        "{by_status}"
+    );
+    let lacking = stdout(&run(&[
+        "report",
+        "--db",
+        &db,
+        "--by",
+        "model",
+        "--where",
+        "status=unpriced",
+        "--format",
+        "csv",
+    ]));
+    let models: Vec<&str> = lacking
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split(',').next())
+        .collect();
+    assert_eq!(models, ["acme-llm-9000", "total"]);
+}
+
+#[test]
 fn where_keeps_the_calls_that_meet_every_condition() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger_of_orgs(&dir);

@@ -37,11 +37,15 @@ pub enum GroupBy {
     Session,
     /// Agent.
     Agent,
+    /// How the call was charged ([`CallStatus::as_str`]: `priced`, `unpriced`,
+    /// `provider_reported`, `rejected`, `cache_hit`, `unpriced_cache_hit`): `--by model --where
+    /// status=unpriced` lists the models a price table lacks.
+    Status,
 }
 
 impl GroupBy {
     /// Every grouping, by name.
-    pub const ALL: [(&'static str, GroupBy); 11] = [
+    pub const ALL: [(&'static str, GroupBy); 12] = [
         ("day", GroupBy::Day),
         ("month", GroupBy::Month),
         ("feature", GroupBy::Feature),
@@ -53,6 +57,7 @@ impl GroupBy {
         ("tier", GroupBy::Tier),
         ("session", GroupBy::Session),
         ("agent", GroupBy::Agent),
+        ("status", GroupBy::Status),
     ];
 
     /// The grouping called `name`.
@@ -82,6 +87,7 @@ impl GroupBy {
             GroupBy::Tier => record.service_tier.to_string(),
             GroupBy::Session => text(&record.session),
             GroupBy::Agent => text(&record.agent),
+            GroupBy::Status => record.status.as_str().to_owned(),
         }
     }
 }
