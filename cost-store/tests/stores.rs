@@ -453,6 +453,45 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
 }
 
 #[test]
+fn a_postgres_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
+    let Some(mut schema) = PostgresSchema::create("migrate") else {
+        return;
+    };
+    let call = record(7, "old");
+    cost_store::open(&schema.url)
+        .and_then(|mut store| store.append(std::slice::from_ref(&call)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The database as schema 11 left it: without the reported cost charged to unpriced calls.
+    schema.execute(
+        "ALTER TABLE llm_calls DROP COLUMN cost_provider_reported;
+         UPDATE llm_cost_schema SET version = 11;",
+    );
+    let mut store = cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let back = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].status, back[0].cost), (call.status, call.cost));
+    // And it takes a call charged its provider's reported cost.
+    let mut charged = record(8, "gateway");
+    charged.status = CallStatus::ProviderReported;
+    charged.cost = cost_core::CostBreakdown {
+        provider_reported: usd("0.006"),
+        ..cost_core::CostBreakdown::default()
+    };
+    store
+        .append(std::slice::from_ref(&charged))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = store
+        .load(&TimeRange::ALL)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        back.last().map(|r| (r.status, r.total())),
+        Some((CallStatus::ProviderReported, usd("0.006")))
+    );
+}
+
+#[test]
 fn a_postgres_store_over_tls_checks_the_servers_certificate_and_name() {
     let Some(mut schema) = PostgresSchema::over_tls("tls") else {
         return;

@@ -206,6 +206,14 @@ impl PostgresSchema {
         Some(PostgresSchema { url, name, admin })
     }
 
+    /// Runs `sql` in this schema, as its administrator (to make a database of an older schema).
+    #[allow(dead_code)]
+    pub(crate) fn execute(&mut self, sql: &str) {
+        self.admin
+            .batch_execute(&format!("SET search_path TO {}; {sql}", self.name))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Cuts every connection of this schema's stores (a database outage, as they see it).
     pub(crate) fn cut_connections(&mut self) -> u64 {
         self.admin
