@@ -186,6 +186,43 @@ fn a_streamed_answer_reporting_another_cost_is_counted() {
     assert_eq!(ledger.diagnostics().reported_cost_mismatches, 1);
 }
 
+/// A stream through OpenRouter of a model the table has no price for, whose last chunk says
+/// what the call cost.
+#[llm_call(model = "qwen/qwen-2.5-72b-instruct", provider = "openrouter")]
+fn unknown_model_stream() -> UsageStream<Chunks<ChatCompletion>> {
+    let chunk: ChatCompletion = serde_json::from_value(json!({
+        "object": "chat.completion.chunk",
+        "model": "qwen/qwen-2.5-72b-instruct",
+        "choices": [],
+        "usage": {"prompt_tokens": 1500, "completion_tokens": 100, "total_tokens": 1600,
+                  "cost": 0.00029},
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    track_stream(chunks([chunk]))
+}
+
+#[test]
+fn a_streamed_answer_of_an_unknown_model_is_charged_the_cost_its_last_chunk_reports() {
+    let (layer, ledger) = CostLayer::builder()
+        .charge_reported_cost_when_unpriced(true)
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        drain(unknown_model_stream());
+    });
+    let model = ledger
+        .model("qwen/qwen-2.5-72b-instruct")
+        .unwrap_or_default();
+    assert_eq!(
+        (
+            model.llm_calls,
+            model.provider_reported_calls,
+            model.unpriced_calls,
+            model.total_usd()
+        ),
+        (1, 1, 0, usd("0.00029"))
+    );
+}
+
 #[test]
 fn a_stream_ended_closes_its_call_though_it_is_kept() {
     let (layer, ledger, _closed) = layer();
