@@ -433,7 +433,13 @@ fn a_sqlite_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
         Some(usd("0.004375"))
     );
     // And a call of a model without a price, charged the cost its provider reported.
-    let mut charged = record(9, "gateway");
+    takes_a_call_charged_its_reported_cost(store.as_mut(), 9);
+}
+
+/// Appends to `store` a call (at `at_ms`) of a model without a price, charged the $0.006 its
+/// provider reported, and checks it reads back so.
+fn takes_a_call_charged_its_reported_cost(store: &mut dyn Store, at_ms: i64) {
+    let mut charged = record(at_ms, "gateway");
     charged.status = CallStatus::ProviderReported;
     charged.cost = cost_core::CostBreakdown {
         provider_reported: usd("0.006"),
@@ -473,22 +479,7 @@ fn a_postgres_ledger_of_the_previous_schema_is_migrated_and_reads_back() {
     assert_eq!(back.len(), 1);
     assert_eq!((back[0].status, back[0].cost), (call.status, call.cost));
     // And it takes a call charged its provider's reported cost.
-    let mut charged = record(8, "gateway");
-    charged.status = CallStatus::ProviderReported;
-    charged.cost = cost_core::CostBreakdown {
-        provider_reported: usd("0.006"),
-        ..cost_core::CostBreakdown::default()
-    };
-    store
-        .append(std::slice::from_ref(&charged))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let back = store
-        .load(&TimeRange::ALL)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        back.last().map(|r| (r.status, r.total())),
-        Some((CallStatus::ProviderReported, usd("0.006")))
-    );
+    takes_a_call_charged_its_reported_cost(store.as_mut(), 8);
 }
 
 #[test]
