@@ -3,7 +3,7 @@
 
 #[path = "support/common.rs"]
 mod common;
-use common::{block_on, usd};
+use common::{GatewayReply, block_on, usd};
 
 use std::sync::{Arc, Mutex};
 
@@ -752,25 +752,14 @@ fn a_call_no_price_bounds_is_refused_where_unpriced_calls_are_denied() {
     assert_eq!(book.account("per_session_max", "lenient"), None);
 }
 
-/// A gateway's answer, with the cost it reported.
-#[derive(cost_layer::TokenUsage)]
-struct GatewayAnswer {
-    #[usage(input)]
-    input: u64,
-    #[usage(output)]
-    output: u64,
-    #[usage(reported_cost)]
-    cost: Option<String>,
-}
-
 /// A call of a model the table has no price for, through a gateway that reports $0.006.
 #[llm_call(
     model = "acme-house-style-v2",
     max_output_tokens = 1_000,
     estimate_input = 2_000
 )]
-fn house_style_via_gateway() -> Result<GatewayAnswer, AgentError> {
-    Ok(GatewayAnswer {
+fn house_style_via_gateway() -> Result<GatewayReply, AgentError> {
+    Ok(GatewayReply {
         input: 2_000,
         output: 500,
         cost: Some("0.006".to_owned()),

@@ -3,7 +3,7 @@
 
 #[path = "support/common.rs"]
 mod common;
-use common::{block_on, usd};
+use common::{GatewayReply, block_on, usd};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -1405,17 +1405,6 @@ fn sonar_with_its_cost(total_cost: f64) -> openai::ChatCompletion {
                   "cost": {"request_cost": 0.005, "total_cost": total_cost}}
     }))
     .unwrap_or_default()
-}
-
-/// A response type of the application's own, with the cost its gateway reported.
-#[derive(TokenUsage)]
-struct GatewayReply {
-    #[usage(input)]
-    input: u64,
-    #[usage(output)]
-    output: u64,
-    #[usage(reported_cost)]
-    cost: Option<String>,
 }
 
 /// The other types a `#[usage(reported_cost)]` field may have.

@@ -5,6 +5,18 @@ use std::task::{Context, Poll, Waker};
 
 use cost_layer::cost_core::Money;
 
+/// A response type of the application's own, with the cost its gateway reported.
+#[allow(dead_code)]
+#[derive(cost_layer::TokenUsage)]
+pub(crate) struct GatewayReply {
+    #[usage(input)]
+    pub(crate) input: u64,
+    #[usage(output)]
+    pub(crate) output: u64,
+    #[usage(reported_cost)]
+    pub(crate) cost: Option<String>,
+}
+
 /// Exact money from its decimal text.
 pub(crate) fn usd(text: &str) -> Money {
     Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
