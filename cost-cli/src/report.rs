@@ -224,12 +224,12 @@ fn print_totals(
         Format::Csv => {
             writeln!(
                 out,
-                "{by},calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd,provider_reported_calls"
+                "{by},calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd,provider_reported_calls,unpriced_reported_calls,unpriced_reported_cost_usd"
             )?;
             for row in rows.iter().chain([total]) {
                 writeln!(
                     out,
-                    "{},{},{},{},{},{},{},{},{},{},{},{}",
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                     csv(&row.key),
                     row.calls,
                     row.unpriced_calls,
@@ -241,7 +241,9 @@ fn print_totals(
                     row.reported_calls,
                     row.reported_cost,
                     row.cost_of_reported,
-                    row.provider_reported_calls
+                    row.provider_reported_calls,
+                    row.unpriced_reported_calls,
+                    row.unpriced_reported_cost
                 )?;
             }
             Ok(())
@@ -274,10 +276,25 @@ fn print_totals(
             lines.push(line(total));
             table(out, &header, &lines)?;
             if total.unpriced_calls > 0 {
+                let (calls, their) = match total.unpriced_calls {
+                    1 => ("1 call".to_owned(), "its"),
+                    n => (format!("{n} calls"), "their"),
+                };
                 writeln!(
                     out,
-                    "≥: {} calls had no price; their tokens are counted, their cost is unknown",
-                    total.unpriced_calls
+                    "≥: {calls} had no price; {their} tokens are counted, {their} cost is unknown"
+                )?;
+            }
+            if total.unpriced_reported_calls > 0 {
+                let (calls, their) = match total.unpriced_reported_calls {
+                    1 => ("1 of them".to_owned(), "its provider"),
+                    n => (format!("{n} of them"), "their providers"),
+                };
+                writeln!(
+                    out,
+                    "   {calls} kept the cost {their} reported, ${} in all, not in the cost above \
+                     (`llm-cost reprice --charge-reported-cost-when-unpriced` charges it)",
+                    total.unpriced_reported_cost
                 )?;
             }
             if total.provider_reported_calls > 0 {

@@ -147,10 +147,10 @@ fn totals_by_feature_as_csv_are_exact() {
     ]));
     assert_eq!(
         text,
-        "feature,calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd,provider_reported_calls\n\
-         search,3,1,0,0,6010,1510,0.0206,1,0.025,0.02,0\n\
-         support,3,0,0,0,3000,300,0.0105,1,0.0035,0.0035,0\n\
-         total,6,1,0,0,9010,1810,0.0311,2,0.0285,0.0235,0\n"
+        "feature,calls,unpriced_calls,rejected_calls,cache_hits,input_tokens,output_tokens,cost_usd,reported_calls,reported_cost_usd,cost_of_reported_usd,provider_reported_calls,unpriced_reported_calls,unpriced_reported_cost_usd\n\
+         search,3,1,0,0,6010,1510,0.0206,1,0.025,0.02,0,1,0.001\n\
+         support,3,0,0,0,3000,300,0.0105,1,0.0035,0.0035,0,0,0\n\
+         total,6,1,0,0,9010,1810,0.0311,2,0.0285,0.0235,0,1,0.001\n"
     );
 }
 
@@ -177,7 +177,10 @@ fn days_in_order_as_a_table_with_the_unpriced_marked() {
         lines[5].starts_with("total") && lines[5].ends_with("≥ 0.0311"),
         "{text}"
     );
-    assert!(text.contains("1 calls had no price"), "{text}");
+    assert!(
+        text.contains("≥: 1 call had no price; its tokens are counted, its cost is unknown\n   1 of them kept the cost its provider reported, $0.001 in all, not in the cost above"),
+        "{text}"
+    );
     assert!(
         text.contains("reported by their providers: 2 priced calls cost $0.0285 by the providers' figures and $0.0235 by the price table (the providers' +$0.005)"),
         "{text}"
@@ -306,7 +309,7 @@ fn a_call_charged_its_reported_cost_counts_and_is_repriced_once_its_model_has_a_
     };
     // Its cost is known: in the total, and counted apart.
     assert!(
-        csv(&db).ends_with("total,2,0,0,0,2000,200,0.0055,0,0,0,1\n"),
+        csv(&db).ends_with("total,2,0,0,0,2000,200,0.0055,0,0,0,1,0,0\n"),
         "{}",
         csv(&db)
     );
@@ -346,7 +349,7 @@ fn a_call_charged_its_reported_cost_counts_and_is_repriced_once_its_model_has_a_
         )
     );
     assert!(
-        csv(&db).ends_with("total,2,0,0,0,2000,200,0.0065,1,0.002,0.003,0\n"),
+        csv(&db).ends_with("total,2,0,0,0,2000,200,0.0065,1,0.002,0.003,0,0,0\n"),
         "{}",
         csv(&db)
     );
@@ -381,6 +384,17 @@ fn reprice_charges_unpriced_calls_their_reported_cost_only_when_asked() {
             ])
         })
         .unwrap_or_else(|e| panic!("{e}"));
+    // The report counts the figure the unpriced call kept, apart from the cost.
+    let report = || stdout(&run(&["report", "--db", &db, "--by", "feature"]));
+    let before = report();
+    assert!(
+        before.contains(
+            "≥: 2 calls had no price; their tokens are counted, their cost is unknown\n   \
+             1 of them kept the cost its provider reported, $0.002 in all, not in the cost above \
+             (`llm-cost reprice --charge-reported-cost-when-unpriced` charges it)\n"
+        ),
+        "{before}"
+    );
     let prices = &price_file(&dir, "same", "gpt-4o", "2026-11-01", "2.50");
     let plain = stdout(&run(&["reprice", "--db", &db, "--prices", prices]));
     assert!(plain.starts_with("0 records repriced"), "{plain}");
@@ -397,6 +411,11 @@ fn reprice_charges_unpriced_calls_their_reported_cost_only_when_asked() {
             "1 records repriced (≥ $0 → $0.002), 1 unchanged, 0 skipped, 1 newly priced"
         ),
         "{asked}"
+    );
+    let after = report();
+    assert!(
+        after.contains("≥: 1 call had no price") && !after.contains("kept the cost"),
+        "{after}"
     );
     let records = cost_store::open(&db)
         .and_then(|mut s| s.load(&TimeRange::ALL))
@@ -456,7 +475,7 @@ fn reprice_recomputes_costs_and_keeps_the_previous_ones() {
     ]));
     // Repriced, the calls whose providers reported their cost are set beside the new prices.
     assert!(
-        again.contains("total,6,1,0,0,9010,1810,0.0486,2,0.0285,0.036,0\n"),
+        again.contains("total,6,1,0,0,9010,1810,0.0486,2,0.0285,0.036,0,1,0.001\n"),
         "{again}"
     );
 }
@@ -583,8 +602,8 @@ fn calls_grouped_by_how_they_were_charged_and_the_models_a_table_lacks() {
         "report", "--db", &db, "--by", "status", "--format", "csv",
     ]));
     assert!(
-        by_status.contains("\npriced,5,0,0,0,9000,1800,0.0311,2,0.0285,0.0235,0\n")
-            && by_status.contains("\nunpriced,1,1,0,0,10,10,0,0,0,0,0\n"),
+        by_status.contains("\npriced,5,0,0,0,9000,1800,0.0311,2,0.0285,0.0235,0,0,0\n")
+            && by_status.contains("\nunpriced,1,1,0,0,10,10,0,0,0,0,0,1,0.001\n"),
         "{by_status}"
     );
     let lacking = stdout(&run(&[

@@ -204,6 +204,12 @@ pub struct Row {
     /// What the price table charged the same calls: set beside `reported_cost`, the drift
     /// of the table's prices from the providers' bills.
     pub cost_of_reported: Money,
+    /// Unpriced calls whose provider reported what they cost, the figure kept in the record but
+    /// not charged (stored by a layer without `charge_reported_cost_when_unpriced`;
+    /// `llm-cost reprice --charge-reported-cost-when-unpriced` charges them).
+    pub unpriced_reported_calls: u64,
+    /// What their providers reported, summed: not in `cost`, which stays a lower bound.
+    pub unpriced_reported_cost: Money,
 }
 
 impl Row {
@@ -224,10 +230,17 @@ impl Row {
         self.input_tokens = self.input_tokens.saturating_add(record.usage.input);
         self.output_tokens = self.output_tokens.saturating_add(record.usage.output);
         self.cost += record.total();
-        if let (CallStatus::Priced, Some(reported)) = (record.status, record.reported_cost) {
-            self.reported_calls += 1;
-            self.reported_cost += reported;
-            self.cost_of_reported += record.total();
+        match (record.status, record.reported_cost) {
+            (CallStatus::Priced, Some(reported)) => {
+                self.reported_calls += 1;
+                self.reported_cost += reported;
+                self.cost_of_reported += record.total();
+            }
+            (CallStatus::Unpriced, Some(reported)) => {
+                self.unpriced_reported_calls += 1;
+                self.unpriced_reported_cost += reported;
+            }
+            _ => {}
         }
     }
 }

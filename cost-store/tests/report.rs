@@ -104,6 +104,40 @@ fn a_call_charged_its_reported_cost_counts_in_daily_spend_and_what_if_and_an_unp
 }
 
 #[test]
+fn totals_count_the_reported_cost_an_unpriced_call_kept_apart_from_the_cost() {
+    // The same gateway call four ways: unpriced with its provider's figure kept, unpriced
+    // without one, charged the figure, priced with it beside the table's.
+    let mut kept = record(0, "gateway");
+    kept.model = "acme-llm-9000".into();
+    kept.status = cost_store::CallStatus::Unpriced;
+    kept.cost = CostBreakdown::default();
+    kept.reported_cost = Some(usd("0.002"));
+    let mut without = kept.clone();
+    without.reported_cost = None;
+    let mut charged = kept.clone();
+    charged.status = cost_store::CallStatus::ProviderReported;
+    charged.cost.provider_reported = usd("0.002");
+    let mut priced = record(0, "gateway");
+    priced.reported_cost = Some(usd("0.003"));
+    let (_, total) = report::totals(
+        &[kept, without, charged, priced.clone()],
+        report::GroupBy::Feature,
+        None,
+    );
+    assert_eq!(
+        (
+            total.unpriced_calls,
+            total.unpriced_reported_calls,
+            total.unpriced_reported_cost,
+            total.provider_reported_calls,
+            total.reported_calls,
+            total.cost,
+        ),
+        (2, 1, usd("0.002"), 1, 1, usd("0.002") + priced.total())
+    );
+}
+
+#[test]
 fn what_if_skips_a_call_with_images_the_other_model_has_no_price_for() {
     // A generated image (1 290 image tokens) priced as it ran; gpt-4o-mini has no image price.
     let mut image = record(0, "thumbnails");
