@@ -130,6 +130,8 @@ pub struct CostLayer {
     stale_reported: Mutex<StaleSeen>,
     /// Models a disagreeing reported cost was warned about (each once).
     reported_mismatch_warned: Mutex<HashSet<Arc<str>>>,
+    /// Models an unpriced call was warned about (each once).
+    unpriced_warned: Mutex<HashSet<Arc<str>>>,
     /// Cost attributes on the spans `tracing-opentelemetry` exports.
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: Option<crate::otel::SpanExport>,
@@ -173,6 +175,18 @@ struct Charged {
     /// Its cost disagreed with the one its provider reported, the first time a call of its
     /// model's did: to be warned about.
     reported_mismatch: Option<Box<ReportedMismatch>>,
+    /// It was unpriced, the first call of its model's that was: to be warned about.
+    unpriced: Option<Box<UnpricedCall>>,
+}
+
+/// The first unpriced call of a model.
+struct UnpricedCall {
+    /// The model's ledger key.
+    model: Arc<str>,
+    /// Why the table could not price it ([`cost_core::QuoteError`]'s text).
+    reason: String,
+    /// The cost its provider reported, which the layer was not told to charge.
+    reported: Option<cost_core::Money>,
 }
 
 /// A call whose price-table cost disagrees with the cost its provider reported.
@@ -185,9 +199,17 @@ struct ReportedMismatch {
     reported: cost_core::Money,
 }
 
-/// Models whose disagreeing reported costs are warned about, at most: further ones are only
-/// counted.
-const REPORTED_MISMATCH_WARNINGS: usize = 1024;
+/// Models whose disagreeing reported costs, or whose unpriced calls, are warned about, at most
+/// (each): further ones are only counted.
+const MODEL_WARNINGS: usize = 1024;
+
+/// Adds `model` to the models `warned` about; true when it was not among them yet and the set
+/// was not full.
+fn first_warning_of(warned: &Mutex<HashSet<Arc<str>>>, model: &Arc<str>) -> bool {
+    warned
+        .lock()
+        .is_ok_and(|mut warned| warned.len() < MODEL_WARNINGS && warned.insert(Arc::clone(model)))
+}
 
 impl CostLayer {
     /// A builder with the embedded price table and default settings.
@@ -255,6 +277,7 @@ impl CostLayer {
             charge_reported_cost,
             stale_reported: Mutex::default(),
             reported_mismatch_warned: Mutex::default(),
+            unpriced_warned: Mutex::default(),
             plain_callsites: PlainCallsites::new(),
             live_records: LiveRecords::with_bits(live_record_bits),
             #[cfg(feature = "otel")]
@@ -468,6 +491,7 @@ impl CostLayer {
         let mut nested: Option<Box<Totals>> = None;
         let mut warn_drop = false;
         let mut reported_mismatch = None;
+        let mut unpriced = None;
         let (model, stale) = with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
             // A call with spans under it that charged nothing (tools, say): its totals hold
             // their agent runs, so its own are priced apart and added.
@@ -482,6 +506,9 @@ impl CostLayer {
             let priced = own.rejected_calls == 0;
             if let Some(reported) = record.observed.reported_cost {
                 reported_mismatch = self.compare_reported_cost(own, reported, &slot.key);
+            }
+            if own.unpriced_calls != 0 && !slot.unpriced_reported.replace(true) {
+                unpriced = self.first_unpriced_call(&record.observed, &table, slot);
             }
             if let Some(sink) = &self.call_sink {
                 let closing = ClosingCall {
@@ -515,7 +542,35 @@ impl CostLayer {
             stale,
             warn_drop,
             reported_mismatch,
+            unpriced,
         })
+    }
+
+    /// The first unpriced call of the slot's model this layer charged (from any thread), with
+    /// why the table could not price it: to be warned about. Each thread asks once per slot.
+    #[cold]
+    fn first_unpriced_call(
+        &self,
+        observed: &Observed,
+        table: &PriceTable,
+        slot: &ModelSlot,
+    ) -> Option<Box<UnpricedCall>> {
+        if !first_warning_of(&self.unpriced_warned, &slot.key) {
+            return None;
+        }
+        // Asked again by name: the error then names the table's nearest models.
+        let reason = match observed.model() {
+            None => "the call recorded no model (`gen_ai.response.model`, `gen_ai.request.model` or `llm.model`)".to_owned(),
+            Some(name) => match table.quote(name, &observed.usage, observed.call_terms()) {
+                Err(error) => error.to_string(),
+                Ok(_) => "the table had no price for it when the call closed".to_owned(),
+            },
+        };
+        Some(Box::new(UnpricedCall {
+            model: Arc::clone(&slot.key),
+            reason,
+            reported: observed.reported_cost,
+        }))
     }
 
     /// Compares a priced call's cost (`own`) with the one its provider reported: a
@@ -541,13 +596,7 @@ impl CostLayer {
             return None;
         }
         DiagnosticCounters::bump(&self.ledger.diagnostics.reported_cost_mismatches);
-        let first = self
-            .reported_mismatch_warned
-            .lock()
-            .is_ok_and(|mut warned| {
-                warned.len() < REPORTED_MISMATCH_WARNINGS && warned.insert(Arc::clone(model))
-            });
-        first.then(|| {
+        first_warning_of(&self.reported_mismatch_warned, model).then(|| {
             Box::new(ReportedMismatch {
                 model: Arc::clone(model),
                 computed,
@@ -748,6 +797,26 @@ impl CostLayer {
                 DiagnosticCounters::bump(&self.ledger.diagnostics.callback_panics);
                 false
             }
+        }
+    }
+
+    #[cold]
+    fn warn_unpriced_call(unpriced: &UnpricedCall) {
+        let model = &unpriced.model;
+        let reason = &unpriced.reason;
+        let give_it_a_price = "give the model a price in the layer's table (`CostLayerBuilder::prices` with a price file merged over the embedded one)";
+        match unpriced.reported {
+            Some(reported) => tracing::warn!(
+                target: "cost_layer::prices",
+                model = %model,
+                reported_cost_usd = %reported,
+                "a call of {model} is unpriced: {reason}. Its tokens are counted, its cost is unknown and the totals holding it are lower bounds. Its provider reported ${reported} for it: `CostLayerBuilder::charge_reported_cost_when_unpriced(true)` charges such calls that figure; or {give_it_a_price}. Further unpriced calls of this model are only counted in Diagnostics::unpriced_calls"
+            ),
+            None => tracing::warn!(
+                target: "cost_layer::prices",
+                model = %model,
+                "a call of {model} is unpriced: {reason}. Its tokens are counted, its cost is unknown and the totals holding it are lower bounds; {give_it_a_price}. Further unpriced calls of this model are only counted in Diagnostics::unpriced_calls"
+            ),
         }
     }
 
@@ -1080,10 +1149,12 @@ impl CostLayer {
         let mut charged = None;
         let mut stale_price = None;
         let mut reported_mismatch = None;
+        let mut unpriced_call = None;
         if record.scope == Scope::Call {
             charged = self.charge(record, &id, span.name());
             stale_price = charged.as_mut().and_then(|c| c.stale.take());
             reported_mismatch = charged.as_mut().and_then(|c| c.reported_mismatch.take());
+            unpriced_call = charged.as_mut().and_then(|c| c.unpriced.take());
             if self.budgets.is_some() {
                 let (model, cost) = match &charged {
                     Some(Charged {
@@ -1256,6 +1327,9 @@ impl CostLayer {
                 mismatch.computed,
                 mismatch.reported
             );
+        }
+        if let Some(unpriced) = unpriced_call {
+            Self::warn_unpriced_call(&unpriced);
         }
         if warn_drop {
             tracing::warn!(

@@ -128,7 +128,9 @@ pub struct Diagnostics {
     pub bad_field_values: u64,
     /// Calls not charged because their usage was invalid.
     pub rejected_calls: u64,
-    /// Calls whose model has no price.
+    /// Calls the price table could not price (their model has no price, or none for the
+    /// call's tier, tools or endpoint). The first of each model is warned about (target
+    /// `cost_layer::prices`) with the reason, and with the cost its provider reported if any.
     pub unpriced_calls: u64,
     /// Usage on a span whose subtree already charged its calls (aggregate usage recorded by
     /// agent or workflow spans), ignored so it is not counted twice.

@@ -1425,6 +1425,117 @@ fn a_reported_cost_that_disagrees_with_the_table_is_counted_and_warned_once_per_
     );
 }
 
+#[test]
+fn the_first_unpriced_call_of_each_model_is_warned_about_with_why() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
+    let call = |model: Option<&str>, searches: u64, reported: Option<&str>| {
+        let span = info_span!(
+            "chat",
+            gen_ai.request.model = Empty,
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            cost.usage.web_search_requests = searches,
+            cost.reported_cost_usd = Empty,
+        );
+        if let Some(model) = model {
+            span.record("gen_ai.request.model", model);
+        }
+        if let Some(reported) = reported {
+            span.record("cost.reported_cost_usd", reported);
+        }
+        span.in_scope(|| {});
+    };
+    tracing::dispatcher::with_default(&dispatch, || {
+        // Priced: no warning.
+        call(Some("gpt-4o-mini"), 0, None);
+        // A model the table lacks, its provider's figure on the first call: one warning.
+        call(Some("acme-llm-9000"), 0, Some("0.01"));
+        call(Some("acme-llm-9000"), 0, None);
+        // A known model whose call the table cannot price (gpt-4o declares no search price).
+        call(Some("gpt-4o"), 2, None);
+        call(Some("gpt-4o"), 0, None);
+        // A call that named no model.
+        call(None, 0, None);
+    });
+    // The same models from another thread: warned about already.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            tracing::dispatcher::with_default(&dispatch, || {
+                call(Some("acme-llm-9000"), 0, None);
+                call(Some("gpt-4o"), 1, None);
+            })
+        });
+    });
+    assert_eq!(ledger.diagnostics().unpriced_calls, 6);
+    let seen = warnings.seen();
+    assert_eq!(warnings.containing("is unpriced"), 3, "{seen:?}");
+    assert_eq!(
+        warnings.containing(
+            "a call of acme-llm-9000 is unpriced: unknown model `acme-llm-9000`: no price in the table"
+        ),
+        1,
+        "{seen:?}"
+    );
+    // Its provider's figure, and the option that would charge it.
+    assert_eq!(
+        warnings.containing("Its provider reported $0.01 for it: `CostLayerBuilder::charge_reported_cost_when_unpriced(true)`"),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        warnings
+            .containing("a call of gpt-4o is unpriced: cannot price `gpt-4o`: the model has no"),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        warnings.containing("a call of unknown is unpriced: the call recorded no model"),
+        1,
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_call_charged_its_reported_cost_is_not_warned_about_as_unpriced() {
+    let (layer, ledger) = CostLayer::builder()
+        .charge_reported_cost_when_unpriced(true)
+        .build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
+    let call = |reported: Option<&str>| {
+        let span = info_span!(
+            "chat",
+            gen_ai.request.model = "acme-llm-9000",
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            cost.reported_cost_usd = Empty,
+        );
+        if let Some(reported) = reported {
+            span.record("cost.reported_cost_usd", reported);
+        }
+        span.in_scope(|| {});
+    };
+    tracing::dispatcher::with_default(&dispatch, || {
+        call(Some("0.01"));
+        assert_eq!(
+            warnings.containing("is unpriced"),
+            0,
+            "{:?}",
+            warnings.seen()
+        );
+        // Without a figure the call stays unpriced, and is warned about.
+        call(None);
+    });
+    assert_eq!(ledger.diagnostics().unpriced_calls, 1);
+    let seen = warnings.seen();
+    assert_eq!(
+        warnings.containing("a call of acme-llm-9000 is unpriced"),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(warnings.containing("reported"), 0, "{seen:?}");
+}
+
 /// Calls of a model the embedded table has no price for (some with the cost their provider
 /// reported), a priced call whose provider disagrees, and a cache hit, in one session.
 fn calls_with_reported_costs(layer: CostLayer) {
