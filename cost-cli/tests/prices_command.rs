@@ -77,12 +77,16 @@ fn a_file_over_the_embedded_table_and_the_entries_names_resolve_to() {
         "gpt-4o-2024-08-06",
         "claude-opus-4-6",
         "gpt-4o-mini",
-        "nope-model",
+        "gpt-4o-mini-turbo",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("`nope-model`") && stderr.contains("nearest known"),
+        stderr.contains("`gpt-4o-mini-turbo`")
+            && stderr
+                .split("nearest known: ")
+                .nth(1)
+                .is_some_and(|nearest| nearest.contains("gpt-4o-mini")),
         "{stderr}"
     );
     // What the file held that is not written is said once.

@@ -55,7 +55,8 @@ pub enum MatchRule {
 pub struct Unpriced {
     /// The name as asked.
     pub model: String,
-    /// Up to three known names closest to it.
+    /// Up to three known names near it, nearest first (none when no name is near: see
+    /// [`resolve`]).
     pub nearest: Vec<String>,
 }
 
@@ -67,7 +68,9 @@ fn suggestions(nearest: &[String]) -> String {
     }
 }
 
-/// Resolves `model` in `table` by the rules of this module.
+/// Resolves `model` in `table` by the rules of this module. A name that resolves to nothing is
+/// [`Unpriced`], with up to three known names near it (differing in at most half the characters
+/// of the longer name, or a name one begins with the other): none for an unrelated name.
 pub fn resolve(table: &PriceTable, model: &str) -> Result<Resolution, Unpriced> {
     find(table, model).ok_or_else(|| Unpriced {
         model: model.to_owned(),
@@ -188,10 +191,20 @@ pub fn strip_date_suffix(name: &str) -> Option<&str> {
     None
 }
 
+/// Up to `count` names of `table` near `lowercase`, nearest first: those that differ in at most
+/// half the characters of the longer name, or of which one begins with the other (a variant's
+/// name). A name near none has none: listing the least far of unrelated names would mislead.
 fn nearest_names(table: &PriceTable, lowercase: &str, count: usize) -> Vec<String> {
     let mut scored: Vec<(usize, &str)> = table
         .names()
-        .map(|name| (strsim::levenshtein(lowercase, &name.to_lowercase()), name))
+        .filter_map(|name| {
+            let known = name.to_lowercase();
+            let distance = strsim::levenshtein(lowercase, &known);
+            let longer = lowercase.chars().count().max(known.chars().count());
+            let variant = lowercase.starts_with(&known) || known.starts_with(lowercase);
+            (2 * distance <= longer || (variant && !lowercase.is_empty()))
+                .then_some((distance, name))
+        })
         .collect();
     scored.sort_unstable();
     scored

@@ -545,6 +545,28 @@ fn no_fuzzy_matching_and_unpriced_names_the_nearest() {
         err.nearest
     );
     assert!(err.to_string().contains("nearest known: "));
+    // A variant's name is near the one it begins with; an unrelated name is near nothing, and
+    // the message lists none rather than the least far of unrelated names.
+    let near = |name: &str| table.resolve(name).err().map(|e| e.nearest);
+    assert!(
+        near("gpt-4o-mini-search-preview-2099")
+            .is_some_and(|n| n.contains(&"gpt-4o-mini".to_owned())),
+        "{:?}",
+        near("gpt-4o-mini-search-preview-2099")
+    );
+    assert_eq!(
+        near("gpt4o").and_then(|n| n.first().cloned()).as_deref(),
+        Some("gpt-4o")
+    );
+    let unrelated = table
+        .resolve("acme-house-style-v2")
+        .err()
+        .unwrap_or_else(|| panic!("resolved"));
+    assert_eq!(unrelated.nearest, Vec::<String>::new());
+    assert_eq!(
+        unrelated.to_string(),
+        "unknown model `acme-house-style-v2`: no price in the table"
+    );
     assert!(table.resolve("claude").is_err());
     assert!(table.resolve("4o").is_err());
     match table.quote("my-finetune", &Usage::new(1, 1), ServiceTier::Standard) {

@@ -167,16 +167,63 @@ struct Charged {
     /// need a copy; else they are its record's totals. (Boxed: this is moved on every close,
     /// and is `None` on the common path.)
     own: Option<Box<Totals>>,
+    /// What it was the first of, to be warned about (`None` on the common path).
+    warnings: Option<Box<FirstWarnings>>,
+}
+
+/// What a charged call was the first of, to be warned about once it closed.
+#[derive(Default)]
+struct FirstWarnings {
     /// The price it was charged at, when that price is stale and this is the first call the
-    /// layer charged at it: to be warned about.
+    /// layer charged at it.
     stale: Option<Box<cost_core::StalePrice>>,
-    /// The call sink refused it, the first time one did: to be warned about.
-    warn_drop: bool,
+    /// The call sink refused it, the first time one did.
+    call_dropped: bool,
     /// Its cost disagreed with the one its provider reported, the first time a call of its
-    /// model's did: to be warned about.
+    /// model's did.
     reported_mismatch: Option<Box<ReportedMismatch>>,
-    /// It was unpriced, the first call of its model's that was: to be warned about.
+    /// It was unpriced, the first call of its model's that was.
     unpriced: Option<Box<UnpricedCall>>,
+}
+
+impl FirstWarnings {
+    /// Warns about each.
+    #[cold]
+    fn emit(&self) {
+        if let Some(stale) = &self.stale {
+            CostLayer::warn_stale_price(stale);
+        }
+        if let Some(mismatch) = &self.reported_mismatch {
+            tracing::warn!(
+                target: "cost_layer::prices",
+                model = %mismatch.model,
+                cost_usd = %mismatch.computed,
+                reported_cost_usd = %mismatch.reported,
+                "a call of {} cost ${} by the price table but ${} by its provider's own figure: the table's price for the model is likely out of date (or the provider charges a fee on top). The call is charged at the table's price; further disagreements of this model are only counted in Diagnostics::reported_cost_mismatches",
+                mismatch.model,
+                mismatch.computed,
+                mismatch.reported
+            );
+        }
+        if let Some(unpriced) = &self.unpriced {
+            CostLayer::warn_unpriced_call(unpriced);
+        }
+        if self.call_dropped {
+            tracing::warn!(
+                target: "cost_layer",
+                "the call sink refused a call (its queue is full, or its writer has stopped): closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
+            );
+        }
+    }
+
+    /// Any of them, boxed; `None` when there is none.
+    fn any(self) -> Option<Box<Self>> {
+        (self.stale.is_some()
+            || self.call_dropped
+            || self.reported_mismatch.is_some()
+            || self.unpriced.is_some())
+        .then(|| Box::new(self))
+    }
 }
 
 /// The first unpriced call of a model.
@@ -489,10 +536,8 @@ impl CostLayer {
         let name = observed.model_or_unknown();
         let leaf = record.children == 0;
         let mut nested: Option<Box<Totals>> = None;
-        let mut warn_drop = false;
-        let mut reported_mismatch = None;
-        let mut unpriced = None;
-        let (model, stale) = with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
+        let mut warnings = FirstWarnings::default();
+        let model = with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
             // A call with spans under it that charged nothing (tools, say): its totals hold
             // their agent runs, so its own are priced apart and added.
             let own = if leaf {
@@ -500,15 +545,12 @@ impl CostLayer {
             } else {
                 nested.insert(Box::default())
             };
-            self.price_call(&record.observed, &table, slot, true, own);
+            warnings.unpriced = self.price_call(&record.observed, &table, slot, true, own);
             self.ledger
                 .post(&record.cells, &slot.key, slot.cell(&self.ledger), own);
             let priced = own.rejected_calls == 0;
             if let Some(reported) = record.observed.reported_cost {
-                reported_mismatch = self.compare_reported_cost(own, reported, &slot.key);
-            }
-            if own.unpriced_calls != 0 && !slot.unpriced_reported.replace(true) {
-                unpriced = self.first_unpriced_call(&record.observed, &table, slot);
+                warnings.reported_mismatch = self.compare_reported_cost(own, reported, &slot.key);
             }
             if let Some(sink) = &self.call_sink {
                 let closing = ClosingCall {
@@ -520,14 +562,12 @@ impl CostLayer {
                     attribution: &record.cells.attribution,
                 };
                 let own = nested.as_deref().unwrap_or(&record.totals);
-                warn_drop = self.submit_call(sink.as_ref(), &closing, &slot.key, own);
+                warnings.call_dropped = self.submit_call(sink.as_ref(), &closing, &slot.key, own);
             }
-            (
-                self.keep_model_key.then(|| Arc::clone(&slot.key)),
-                priced
-                    .then(|| self.first_charge_at_stale_price(slot))
-                    .flatten(),
-            )
+            if priced {
+                warnings.stale = self.first_charge_at_stale_price(slot);
+            }
+            self.keep_model_key.then(|| Arc::clone(&slot.key))
         });
         let own = match nested {
             Some(own) => {
@@ -539,10 +579,7 @@ impl CostLayer {
         Some(Charged {
             model,
             own,
-            stale,
-            warn_drop,
-            reported_mismatch,
-            unpriced,
+            warnings: warnings.any(),
         })
     }
 
@@ -641,7 +678,8 @@ impl CostLayer {
 
     /// Prices one call into `own` (zero on entry): priced, unpriced, rejected or answered from
     /// the cache. `count`: count rejected and unpriced calls in the diagnostics (once per call,
-    /// when it is charged).
+    /// when it is charged); it then returns the call when it is the first unpriced one of its
+    /// model, to be warned about.
     fn price_call(
         &self,
         observed: &Observed,
@@ -649,13 +687,13 @@ impl CostLayer {
         slot: &ModelSlot,
         count: bool,
         own: &mut Totals,
-    ) {
+    ) -> Option<Box<UnpricedCall>> {
         if observed.usage_invalid != 0 || observed.usage.validate().is_err() {
             if count {
                 DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
             }
             own.rejected_calls = 1;
-            return;
+            return None;
         }
         let quote = slot.resolution.and_then(|r| {
             table
@@ -674,7 +712,7 @@ impl CostLayer {
                 (None, Some(reported)) => own.cache_hit_savings = reported,
                 (None, None) => own.unpriced_cache_hits = 1,
             }
-            return;
+            return None;
         }
         own.llm_calls = 1;
         own.usage = observed.usage;
@@ -691,13 +729,17 @@ impl CostLayer {
                 own.provider_reported_calls = 1;
             }
             (None, None) => {
-                if count {
-                    DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
-                }
                 own.unpriced_calls = 1;
                 own.unpriced_tokens = observed.usage.total_tokens();
+                if count {
+                    DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
+                    if !slot.unpriced_reported.replace(true) {
+                        return self.first_unpriced_call(observed, table, slot);
+                    }
+                }
             }
         }
+        None
     }
 
     /// The cost attributes of a call whose usage just became complete, or whose price changed
@@ -727,7 +769,7 @@ impl CostLayer {
         let name = observed.model_or_unknown();
         let mut own = Totals::default();
         with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
-            self.price_call(observed, &table, slot, false, &mut own)
+            self.price_call(observed, &table, slot, false, &mut own);
         });
         Some(crate::otel::call_attributes(
             &own,
@@ -1147,14 +1189,10 @@ impl CostLayer {
         #[cfg(feature = "otel")]
         let mut otel_call = None;
         let mut charged = None;
-        let mut stale_price = None;
-        let mut reported_mismatch = None;
-        let mut unpriced_call = None;
+        let mut first_warnings = None;
         if record.scope == Scope::Call {
             charged = self.charge(record, &id, span.name());
-            stale_price = charged.as_mut().and_then(|c| c.stale.take());
-            reported_mismatch = charged.as_mut().and_then(|c| c.reported_mismatch.take());
-            unpriced_call = charged.as_mut().and_then(|c| c.unpriced.take());
+            first_warnings = charged.as_mut().and_then(|c| c.warnings.take());
             if self.budgets.is_some() {
                 let (model, cost) = match &charged {
                     Some(Charged {
@@ -1253,7 +1291,6 @@ impl CostLayer {
             ),
             None => Default::default(),
         };
-        let warn_drop = charged.as_ref().is_some_and(|charged| charged.warn_drop);
         // Boxed: `None` on the common path, and moved below.
         let call_details = (scope == Scope::Call && self.reports_calls).then(|| {
             let (model, own) = match charged {
@@ -1313,29 +1350,8 @@ impl CostLayer {
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);
         }
-        if let Some(stale) = stale_price {
-            Self::warn_stale_price(&stale);
-        }
-        if let Some(mismatch) = reported_mismatch {
-            tracing::warn!(
-                target: "cost_layer::prices",
-                model = %mismatch.model,
-                cost_usd = %mismatch.computed,
-                reported_cost_usd = %mismatch.reported,
-                "a call of {} cost ${} by the price table but ${} by its provider's own figure: the table's price for the model is likely out of date (or the provider charges a fee on top). The call is charged at the table's price; further disagreements of this model are only counted in Diagnostics::reported_cost_mismatches",
-                mismatch.model,
-                mismatch.computed,
-                mismatch.reported
-            );
-        }
-        if let Some(unpriced) = unpriced_call {
-            Self::warn_unpriced_call(&unpriced);
-        }
-        if warn_drop {
-            tracing::warn!(
-                target: "cost_layer",
-                "the call sink refused a call (its queue is full, or its writer has stopped): closed calls are dropped from the durable ledger (they are still in the in-process ledger); further drops are only counted in Diagnostics::records_dropped"
-            );
+        if let Some(warnings) = first_warnings {
+            warnings.emit();
         }
         if scope == Scope::Call && self.ledger.diagnostics.tier_fallback_warning.take() {
             tracing::warn!(
