@@ -108,6 +108,8 @@ pub struct CostLayer {
     budget_hook: Option<Arc<WithBudget>>,
     /// Finds the call span above a span the body of a call entered (see [`crate::record_usage`]).
     call_locator: Option<CallLocator>,
+    /// Causes warned about per callsite (its metadata's address): fields given bad values,
+    /// calls rejected for invalid usage (each once).
     warned: Mutex<HashSet<(usize, &'static str)>>,
     /// Callbacks receive each call's details.
     reports_calls: bool,
@@ -184,12 +186,26 @@ struct FirstWarnings {
     reported_mismatch: Option<Box<ReportedMismatch>>,
     /// It was unpriced, the first call of its model's that was.
     unpriced: Option<Box<UnpricedCall>>,
+    /// It was rejected for usage whose counts contradict each other or are absurd (values that
+    /// were not counts at all are warned about as they are recorded): warned about when it is
+    /// the first such call of its callsite.
+    invalid_usage: Option<cost_core::UsageError>,
 }
 
 impl FirstWarnings {
-    /// Warns about each.
+    /// Warns about each (`metadata`: the call's callsite).
     #[cold]
-    fn emit(&self) {
+    fn emit(&self, layer: &CostLayer, metadata: &'static tracing_core::Metadata<'static>) {
+        if let Some(error) = &self.invalid_usage
+            && layer.first_at_callsite(metadata, INVALID_USAGE_KEY)
+        {
+            let span = metadata.name();
+            tracing::warn!(
+                target: "cost_layer",
+                span,
+                "a call on span `{span}` was not charged, its usage is invalid: {error}. Its tokens are in no total (Totals::rejected_calls counts it); further calls of this callsite with invalid usage are only counted in Diagnostics::rejected_calls"
+            );
+        }
         if let Some(stale) = &self.stale {
             CostLayer::warn_stale_price(stale);
         }
@@ -219,6 +235,7 @@ impl FirstWarnings {
     /// Any of them, boxed; `None` when there is none.
     fn any(self) -> Option<Box<Self>> {
         (self.stale.is_some()
+            || self.invalid_usage.is_some()
             || self.call_dropped
             || self.reported_mismatch.is_some()
             || self.unpriced.is_some())
@@ -245,6 +262,10 @@ struct ReportedMismatch {
     /// The provider's.
     reported: cost_core::Money,
 }
+
+/// The cause a callsite's calls rejected for invalid usage are warned about under (beside its
+/// fields' names: no field is named so).
+const INVALID_USAGE_KEY: &str = "(invalid usage)";
 
 /// Models whose disagreeing reported costs, or whose unpriced calls, are warned about, at most
 /// (each): further ones are only counted.
@@ -431,17 +452,25 @@ impl CostLayer {
         }
         for field in rejected.drain(..) {
             DiagnosticCounters::bump(&self.ledger.diagnostics.bad_field_values);
-            let key = (metadata as *const _ as usize, field);
-            let new = self
-                .warned
-                .lock()
-                .map(|mut warned| warned.insert(key))
-                .unwrap_or(false);
-            if new {
+            if self.first_at_callsite(metadata, field) {
                 first.push(field);
             }
         }
         first
+    }
+
+    /// Adds the callsite's `cause` (a field's name, or [`INVALID_USAGE_KEY`]) to those warned
+    /// about; true when it was not among them yet.
+    fn first_at_callsite(
+        &self,
+        metadata: &'static tracing_core::Metadata<'static>,
+        cause: &'static str,
+    ) -> bool {
+        let key = (metadata as *const _ as usize, cause);
+        self.warned
+            .lock()
+            .map(|mut warned| warned.insert(key))
+            .unwrap_or(false)
     }
 
     /// Warns about rejected values, saying what each field expects and what became of the
@@ -549,6 +578,9 @@ impl CostLayer {
             self.ledger
                 .post(&record.cells, &slot.key, slot.cell(&self.ledger), own);
             let priced = own.rejected_calls == 0;
+            if !priced && record.observed.usage_invalid == 0 {
+                warnings.invalid_usage = record.observed.usage.validate().err();
+            }
             if let Some(reported) = record.observed.reported_cost {
                 warnings.reported_mismatch = self.compare_reported_cost(own, reported, &slot.key);
             }
@@ -1351,7 +1383,7 @@ impl CostLayer {
             self.ledger.session_closed(session);
         }
         if let Some(warnings) = first_warnings {
-            warnings.emit();
+            warnings.emit(self, span.metadata());
         }
         if scope == Scope::Call && self.ledger.diagnostics.tier_fallback_warning.take() {
             tracing::warn!(

@@ -36,7 +36,9 @@
 //! - **Fields**: the names of [`fields`] (OpenTelemetry GenAI first). Token values may be `u64`,
 //!   `i64`, integral non-negative `f64` or numeric strings; anything else (negative, fractional,
 //!   text) is rejected: counted in [`Diagnostics::bad_field_values`], warned once per callsite
-//!   and field, and the call is not charged ([`Totals::rejected_calls`]). A field recorded twice
+//!   and field, and the call is not charged ([`Totals::rejected_calls`]). A call whose counts
+//!   contradict each other or are absurd ([`cost_core::UsageError`]) is rejected too, counted in
+//!   [`Diagnostics::rejected_calls`] and warned once per callsite with the reason. A field recorded twice
 //!   overwrites: streaming clients record running totals. A session span's id recorded again
 //!   with another value moves later spend to the new id and counts the old one closed.
 //! - **Model**: `gen_ai.response.model` when recorded, else `gen_ai.request.model` / `llm.model`,

@@ -453,13 +453,15 @@ fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
             gen_ai.usage.input_tokens = true
         )
         .in_scope(|| {});
-        info_span!(
-            "inconsistent",
-            gen_ai.request.model = "gpt-4o",
-            gen_ai.usage.input_tokens = 10,
-            gen_ai.usage.cache_read.input_tokens = 11
-        )
-        .in_scope(|| {});
+        for _ in 0..2 {
+            info_span!(
+                "inconsistent",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = 10,
+                gen_ai.usage.cache_read.input_tokens = 11
+            )
+            .in_scope(|| {});
+        }
         info_span!(
             "absurd",
             gen_ai.request.model = "gpt-4o",
@@ -480,13 +482,27 @@ fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
     let session = ledger
         .session("s-5")
         .unwrap_or_else(|| panic!("no session"));
-    assert_eq!(session.rejected_calls, 8);
+    assert_eq!(session.rejected_calls, 9);
     assert_eq!((session.llm_calls, session.total_usd()), (1, usd("0.0025")));
     let diagnostics = ledger.diagnostics();
     assert_eq!(diagnostics.bad_field_values, 7);
-    assert_eq!(diagnostics.rejected_calls, 8);
-    // One warning per callsite and field: neg, text, frac, boolean, fixed.
-    assert_eq!(warnings.seen().len(), 5);
+    assert_eq!(diagnostics.rejected_calls, 9);
+    // One warning per callsite and field: neg, text, frac, boolean, fixed; and one per
+    // callsite whose counts were counts but invalid together or absurd: inconsistent, absurd.
+    let seen = warnings.seen();
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert_eq!(
+        warnings.containing(
+            "a call on span `inconsistent` was not charged, its usage is invalid: inconsistent usage: cache_read (11)"
+        ),
+        1,
+        "{seen:?}"
+    );
+    assert_eq!(
+        warnings.containing("a call on span `absurd` was not charged, its usage is invalid:"),
+        1,
+        "{seen:?}"
+    );
 }
 
 #[test]
