@@ -275,36 +275,38 @@ fn print_totals(
             let mut lines: Vec<[String; 6]> = rows.iter().map(line).collect();
             lines.push(line(total));
             table(out, &header, &lines)?;
+            // The singular or the plural, by how many calls a line speaks of.
+            let by_count = |n: u64, one: &'static str, many: &'static str| {
+                if n == 1 { one } else { many }
+            };
             if total.unpriced_calls > 0 {
-                let (calls, their) = match total.unpriced_calls {
-                    1 => ("1 call".to_owned(), "its"),
-                    n => (format!("{n} calls"), "their"),
-                };
+                let n = total.unpriced_calls;
+                let (calls, their) = (by_count(n, "call", "calls"), by_count(n, "its", "their"));
                 writeln!(
                     out,
-                    "≥: {calls} had no price; {their} tokens are counted, {their} cost is unknown"
+                    "≥: {n} {calls} had no price; {their} tokens are counted, {their} cost is unknown"
                 )?;
             }
             if total.unpriced_reported_calls > 0 {
-                let (calls, their) = match total.unpriced_reported_calls {
-                    1 => ("1 of them".to_owned(), "its provider"),
-                    n => (format!("{n} of them"), "their providers"),
-                };
+                let n = total.unpriced_reported_calls;
+                let their = by_count(n, "its provider", "their providers");
                 writeln!(
                     out,
-                    "   {calls} kept the cost {their} reported, ${} in all, not in the cost above \
+                    "   {n} of them kept the cost {their} reported, ${} in all, not in the cost above \
                      (`llm-cost reprice --charge-reported-cost-when-unpriced` charges it)",
                     total.unpriced_reported_cost
                 )?;
             }
             if total.provider_reported_calls > 0 {
-                let (calls, were, their) = match total.provider_reported_calls {
-                    1 => ("1 call".to_owned(), "was", "its provider"),
-                    n => (format!("{n} calls"), "were", "their providers"),
-                };
+                let n = total.provider_reported_calls;
+                let (calls, were, their) = (
+                    by_count(n, "call", "calls"),
+                    by_count(n, "was", "were"),
+                    by_count(n, "its provider", "their providers"),
+                );
                 writeln!(
                     out,
-                    "{calls} had no price and {were} charged the cost {their} reported (in the cost above)"
+                    "{n} {calls} had no price and {were} charged the cost {their} reported (in the cost above)"
                 )?;
             }
             if total.reported_calls > 0 {
