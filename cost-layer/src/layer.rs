@@ -184,19 +184,25 @@ struct FirstWarnings {
     /// Its cost disagreed with the one its provider reported, the first time a call of its
     /// model's did.
     reported_mismatch: Option<Box<ReportedMismatch>>,
+    /// What pricing it found wrong with it.
+    pricing: Option<Box<PricingWarning>>,
+}
+
+/// What pricing a call found wrong with it, to be warned about.
+enum PricingWarning {
     /// It was unpriced, the first call of its model's that was.
-    unpriced: Option<Box<UnpricedCall>>,
-    /// It was rejected for usage whose counts contradict each other or are absurd (values that
-    /// were not counts at all are warned about as they are recorded): warned about when it is
-    /// the first such call of its callsite.
-    invalid_usage: Option<cost_core::UsageError>,
+    Unpriced(UnpricedCall),
+    /// It was rejected for usage whose counts contradict each other or are absurd (values
+    /// that were not counts at all are warned about as they are recorded): warned about when
+    /// it is the first such call of its callsite.
+    InvalidUsage(cost_core::UsageError),
 }
 
 impl FirstWarnings {
     /// Warns about each (`metadata`: the call's callsite).
     #[cold]
     fn emit(&self, layer: &CostLayer, metadata: &'static tracing_core::Metadata<'static>) {
-        if let Some(error) = &self.invalid_usage
+        if let Some(PricingWarning::InvalidUsage(error)) = self.pricing.as_deref()
             && layer.first_at_callsite(metadata, INVALID_USAGE_KEY)
         {
             let span = metadata.name();
@@ -221,7 +227,7 @@ impl FirstWarnings {
                 mismatch.reported
             );
         }
-        if let Some(unpriced) = &self.unpriced {
+        if let Some(PricingWarning::Unpriced(unpriced)) = self.pricing.as_deref() {
             CostLayer::warn_unpriced_call(unpriced);
         }
         if self.call_dropped {
@@ -235,10 +241,9 @@ impl FirstWarnings {
     /// Any of them, boxed; `None` when there is none.
     fn any(self) -> Option<Box<Self>> {
         (self.stale.is_some()
-            || self.invalid_usage.is_some()
+            || self.pricing.is_some()
             || self.call_dropped
-            || self.reported_mismatch.is_some()
-            || self.unpriced.is_some())
+            || self.reported_mismatch.is_some())
         .then(|| Box::new(self))
     }
 }
@@ -574,13 +579,10 @@ impl CostLayer {
             } else {
                 nested.insert(Box::default())
             };
-            warnings.unpriced = self.price_call(&record.observed, &table, slot, true, own);
+            warnings.pricing = self.price_call(&record.observed, &table, slot, true, own);
             self.ledger
                 .post(&record.cells, &slot.key, slot.cell(&self.ledger), own);
             let priced = own.rejected_calls == 0;
-            if !priced && record.observed.usage_invalid == 0 {
-                warnings.invalid_usage = record.observed.usage.validate().err();
-            }
             if let Some(reported) = record.observed.reported_cost {
                 warnings.reported_mismatch = self.compare_reported_cost(own, reported, &slot.key);
             }
@@ -615,6 +617,28 @@ impl CostLayer {
         })
     }
 
+    /// Rejects a call whose usage is invalid (see [`CostLayer::price_call`]); returns why, to be
+    /// warned about, when its counts were counts.
+    #[cold]
+    fn reject_call(
+        &self,
+        observed: &Observed,
+        count: bool,
+        own: &mut Totals,
+    ) -> Option<Box<PricingWarning>> {
+        own.rejected_calls = 1;
+        if !count {
+            return None;
+        }
+        DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
+        if observed.usage_invalid != 0 {
+            // Values that were not counts: warned about as they were recorded.
+            return None;
+        }
+        let error = observed.usage.validate().err()?;
+        Some(Box::new(PricingWarning::InvalidUsage(error)))
+    }
+
     /// The first unpriced call of the slot's model this layer charged (from any thread), with
     /// why the table could not price it: to be warned about. Each thread asks once per slot.
     #[cold]
@@ -623,7 +647,7 @@ impl CostLayer {
         observed: &Observed,
         table: &PriceTable,
         slot: &ModelSlot,
-    ) -> Option<Box<UnpricedCall>> {
+    ) -> Option<Box<PricingWarning>> {
         if !first_warning_of(&self.unpriced_warned, &slot.key) {
             return None;
         }
@@ -635,11 +659,11 @@ impl CostLayer {
                 Ok(_) => "the table had no price for it when the call closed".to_owned(),
             },
         };
-        Some(Box::new(UnpricedCall {
+        Some(Box::new(PricingWarning::Unpriced(UnpricedCall {
             model: Arc::clone(&slot.key),
             reason,
             reported: observed.reported_cost,
-        }))
+        })))
     }
 
     /// Compares a priced call's cost (`own`) with the one its provider reported: a
@@ -710,8 +734,8 @@ impl CostLayer {
 
     /// Prices one call into `own` (zero on entry): priced, unpriced, rejected or answered from
     /// the cache. `count`: count rejected and unpriced calls in the diagnostics (once per call,
-    /// when it is charged); it then returns the call when it is the first unpriced one of its
-    /// model, to be warned about.
+    /// when it is charged); it then returns what to warn about: the call was the first unpriced
+    /// one of its model, or its usage is invalid.
     fn price_call(
         &self,
         observed: &Observed,
@@ -719,13 +743,9 @@ impl CostLayer {
         slot: &ModelSlot,
         count: bool,
         own: &mut Totals,
-    ) -> Option<Box<UnpricedCall>> {
+    ) -> Option<Box<PricingWarning>> {
         if observed.usage_invalid != 0 || observed.usage.validate().is_err() {
-            if count {
-                DiagnosticCounters::bump(&self.ledger.diagnostics.rejected_calls);
-            }
-            own.rejected_calls = 1;
-            return None;
+            return self.reject_call(observed, count, own);
         }
         let quote = slot.resolution.and_then(|r| {
             table
