@@ -653,7 +653,8 @@ impl CostLayer {
         }
         // Asked again by name: the error then names the table's nearest models.
         let reason = match observed.model() {
-            None => "the call recorded no model (`gen_ai.response.model`, `gen_ai.request.model` or `llm.model`)".to_owned(),
+            None => "the call recorded no model (`cost_layer::fields` lists the names read as one)"
+                .to_owned(),
             Some(name) => match table.quote(name, &observed.usage, observed.call_terms()) {
                 Err(error) => error.to_string(),
                 Ok(_) => "the table had no price for it when the call closed".to_owned(),
