@@ -132,8 +132,8 @@ pub struct CostLayer {
     stale_reported: Mutex<StaleSeen>,
     /// Models a disagreeing reported cost was warned about (each once).
     reported_mismatch_warned: Mutex<HashSet<Arc<str>>>,
-    /// Models an unpriced call was warned about (each once).
-    unpriced_warned: Mutex<HashSet<Arc<str>>>,
+    /// Models an unpriced call was warned about, with its cause's bit (each once).
+    unpriced_warned: Mutex<HashSet<(Arc<str>, u32)>>,
     /// Cost attributes on the spans `tracing-opentelemetry` exports.
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: Option<crate::otel::SpanExport>,
@@ -272,16 +272,33 @@ struct ReportedMismatch {
 /// fields' names: no field is named so).
 const INVALID_USAGE_KEY: &str = "(invalid usage)";
 
-/// Models whose disagreeing reported costs, or whose unpriced calls, are warned about, at most
-/// (each): further ones are only counted.
+/// Models whose disagreeing reported costs, or models and causes of unpriced calls, warned
+/// about, at most (each): further ones are only counted.
 const MODEL_WARNINGS: usize = 1024;
 
-/// Adds `model` to the models `warned` about; true when it was not among them yet and the set
-/// was not full.
-fn first_warning_of(warned: &Mutex<HashSet<Arc<str>>>, model: &Arc<str>) -> bool {
+/// Adds `key` (a model, with the cause where it has one) to those `warned` about; true when it
+/// was not among them yet and the set was not full.
+fn first_warning_of<K: std::hash::Hash + Eq>(warned: &Mutex<HashSet<K>>, key: K) -> bool {
     warned
         .lock()
-        .is_ok_and(|mut warned| warned.len() < MODEL_WARNINGS && warned.insert(Arc::clone(model)))
+        .is_ok_and(|mut warned| warned.len() < MODEL_WARNINGS && warned.insert(key))
+}
+
+/// Why a call was unpriced, as a bit of a thread's [`ModelSlot::unpriced_reported`]: each
+/// cause of each model is warned about once. `error`: `None` when the table has no entry for
+/// the name; else why the entry could not price the call (`None` if it could).
+fn unpriced_cause_bit(error: Option<Option<&cost_core::CostError>>) -> u32 {
+    use cost_core::CostError;
+    const _: () = assert!(cost_core::TokenKind::ALL.len() <= 16);
+    let position = match error {
+        None => 16,
+        // A kind of token, search or tool use the model has no price for: one bit per kind.
+        Some(Some(CostError::MissingPrice { kind, .. })) => *kind as u32,
+        Some(Some(CostError::NoDataResidencyPrice)) => 17,
+        Some(Some(CostError::NoFastModePrice)) => 18,
+        Some(_) => 19,
+    };
+    1 << position
 }
 
 impl CostLayer {
@@ -639,8 +656,9 @@ impl CostLayer {
         Some(Box::new(PricingWarning::InvalidUsage(error)))
     }
 
-    /// The first unpriced call of the slot's model this layer charged (from any thread), with
-    /// why the table could not price it: to be warned about. Each thread asks once per slot.
+    /// An unpriced call, when it is the first this layer charged (from any thread) of the slot's
+    /// model unpriced for its cause: to be warned about, with why the table could not price it.
+    /// Each thread asks the layer once per model and cause.
     #[cold]
     fn first_unpriced_call(
         &self,
@@ -648,7 +666,19 @@ impl CostLayer {
         table: &PriceTable,
         slot: &ModelSlot,
     ) -> Option<Box<PricingWarning>> {
-        if !first_warning_of(&self.unpriced_warned, &slot.key) {
+        let error = slot.resolution.map(|resolution| {
+            match table.quote_resolved(resolution, &observed.usage, observed.call_terms()) {
+                Err(cost_core::QuoteError::Cost { source, .. }) => Some(source),
+                _ => None,
+            }
+        });
+        let cause = unpriced_cause_bit(error.as_ref().map(Option::as_ref));
+        let seen = slot.unpriced_reported.get();
+        if seen & cause != 0 {
+            return None;
+        }
+        slot.unpriced_reported.set(seen | cause);
+        if !first_warning_of(&self.unpriced_warned, (Arc::clone(&slot.key), cause)) {
             return None;
         }
         // Asked again by name: the error then names the table's nearest models.
@@ -690,7 +720,7 @@ impl CostLayer {
             return None;
         }
         DiagnosticCounters::bump(&self.ledger.diagnostics.reported_cost_mismatches);
-        first_warning_of(&self.reported_mismatch_warned, model).then(|| {
+        first_warning_of(&self.reported_mismatch_warned, Arc::clone(model)).then(|| {
             Box::new(ReportedMismatch {
                 model: Arc::clone(model),
                 computed,
@@ -786,9 +816,7 @@ impl CostLayer {
                 own.unpriced_tokens = observed.usage.total_tokens();
                 if count {
                     DiagnosticCounters::bump(&self.ledger.diagnostics.unpriced_calls);
-                    if !slot.unpriced_reported.replace(true) {
-                        return self.first_unpriced_call(observed, table, slot);
-                    }
+                    return self.first_unpriced_call(observed, table, slot);
                 }
             }
         }
@@ -905,12 +933,12 @@ impl CostLayer {
                 target: "cost_layer::prices",
                 model = %model,
                 reported_cost_usd = %reported,
-                "a call of {model} is unpriced: {reason}. Its tokens are counted, its cost is unknown and the totals holding it are lower bounds. Its provider reported ${reported} for it: `CostLayerBuilder::charge_reported_cost_when_unpriced(true)` charges such calls that figure; or {give_it_a_price}. Further unpriced calls of this model are only counted in Diagnostics::unpriced_calls"
+                "a call of {model} is unpriced: {reason}. Its tokens are counted, its cost is unknown and the totals holding it are lower bounds. Its provider reported ${reported} for it: `CostLayerBuilder::charge_reported_cost_when_unpriced(true)` charges such calls that figure; or {give_it_a_price}. Further unpriced calls of this model for this reason are only counted in Diagnostics::unpriced_calls"
             ),
             None => tracing::warn!(
                 target: "cost_layer::prices",
                 model = %model,
-                "a call of {model} is unpriced: {reason}. Its tokens are counted, its cost is unknown and the totals holding it are lower bounds; {give_it_a_price}. Further unpriced calls of this model are only counted in Diagnostics::unpriced_calls"
+                "a call of {model} is unpriced: {reason}. Its tokens are counted, its cost is unknown and the totals holding it are lower bounds; {give_it_a_price}. Further unpriced calls of this model for this reason are only counted in Diagnostics::unpriced_calls"
             ),
         }
     }

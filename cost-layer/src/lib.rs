@@ -46,8 +46,9 @@
 //!   its cost is unknown ([`Totals::unpriced_calls`]), never zero; unless its provider said what
 //!   it cost and the layer was built with
 //!   [`CostLayerBuilder::charge_reported_cost_when_unpriced`], which charges that figure
-//!   ([`Totals::provider_reported_calls`]). The first unpriced call of each model gives one
-//!   warning (target `cost_layer::prices`) saying why the table could not price it, and the
+//!   ([`Totals::provider_reported_calls`]). The first unpriced call of each model for each
+//!   reason gives one warning (target `cost_layer::prices`) saying why the table could not
+//!   price it, and the
 //!   cost its provider reported if any; all are counted in [`Diagnostics::unpriced_calls`].
 //!   A price read longer ago than
 //!   [`CostLayerBuilder::price_age_limit`] (180 days by default) still charges the call, and the

@@ -30,8 +30,8 @@ pub(crate) struct ModelSlot {
     pub(crate) stale: Option<Box<StalePrice>>,
     /// This thread reported `stale` to the layer already.
     pub(crate) stale_reported: Cell<bool>,
-    /// This thread reported an unpriced call of the model to the layer already.
-    pub(crate) unpriced_reported: Cell<bool>,
+    /// The causes (bits) of unpriced calls of the model this thread reported to the layer.
+    pub(crate) unpriced_reported: Cell<u32>,
 }
 
 impl ModelSlot {
@@ -108,6 +108,6 @@ fn new_slot(table: &Arc<PriceTable>, name: &Arc<str>, age_limit: Option<u32>) ->
         key: model_key,
         stale,
         stale_reported: Cell::new(false),
-        unpriced_reported: Cell::new(false),
+        unpriced_reported: Cell::new(0),
     }
 }

@@ -1442,7 +1442,7 @@ fn a_reported_cost_that_disagrees_with_the_table_is_counted_and_warned_once_per_
 }
 
 #[test]
-fn the_first_unpriced_call_of_each_model_is_warned_about_with_why() {
+fn the_first_unpriced_call_of_each_model_for_each_reason_is_warned_about() {
     let (layer, ledger) = CostLayer::builder().build();
     let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
     let call = |model: Option<&str>, searches: u64, reported: Option<&str>| {
@@ -1471,6 +1471,16 @@ fn the_first_unpriced_call_of_each_model_is_warned_about_with_why() {
         // A known model whose call the table cannot price (gpt-4o declares no search price).
         call(Some("gpt-4o"), 2, None);
         call(Some("gpt-4o"), 0, None);
+        // The same model unpriced for another reason: the image generation tool, which the
+        // embedded table prices on no model.
+        info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+            cost.usage.image_generation_calls = 1,
+        )
+        .in_scope(|| {});
         // A call that named no model.
         call(None, 0, None);
     });
@@ -1483,9 +1493,10 @@ fn the_first_unpriced_call_of_each_model_is_warned_about_with_why() {
             })
         });
     });
-    assert_eq!(ledger.diagnostics().unpriced_calls, 6);
+    assert_eq!(ledger.diagnostics().unpriced_calls, 7);
     let seen = warnings.seen();
-    assert_eq!(warnings.containing("is unpriced"), 3, "{seen:?}");
+    // One per model and reason.
+    assert_eq!(warnings.containing("is unpriced"), 4, "{seen:?}");
     assert_eq!(
         warnings.containing(
             "a call of acme-llm-9000 is unpriced: unknown model `acme-llm-9000`: no price in the table"
@@ -1502,7 +1513,7 @@ fn the_first_unpriced_call_of_each_model_is_warned_about_with_why() {
     assert_eq!(
         warnings
             .containing("a call of gpt-4o is unpriced: cannot price `gpt-4o`: the model has no"),
-        1,
+        2,
         "{seen:?}"
     );
     assert_eq!(
