@@ -285,18 +285,29 @@ fn first_warning_of<K: std::hash::Hash + Eq>(warned: &Mutex<HashSet<K>>, key: K)
 }
 
 /// Why a call was unpriced, as a bit of a thread's [`ModelSlot::unpriced_reported`]: each
-/// cause of each model is warned about once. `error`: `None` when the table has no entry for
-/// the name; else why the entry could not price the call (`None` if it could).
-fn unpriced_cause_bit(error: Option<Option<&cost_core::CostError>>) -> u32 {
-    use cost_core::CostError;
+/// cause of each model is warned about once. `refusal`: `None` when the table has no entry for
+/// the name; else why the entry refused the call (`None` if it did not).
+fn unpriced_cause_bit(refusal: Option<Option<&cost_core::QuoteError>>) -> u32 {
+    use cost_core::{CostError, QuoteError};
     const _: () = assert!(cost_core::TokenKind::ALL.len() <= 16);
-    let position = match error {
-        None => 16,
+    let Some(refusal) = refusal else {
+        return 1 << 16;
+    };
+    let position = match refusal {
         // A kind of token, search or tool use the model has no price for: one bit per kind.
-        Some(Some(CostError::MissingPrice { kind, .. })) => *kind as u32,
-        Some(Some(CostError::NoDataResidencyPrice)) => 17,
-        Some(Some(CostError::NoFastModePrice)) => 18,
-        Some(_) => 19,
+        Some(QuoteError::Cost {
+            source: CostError::MissingPrice { kind, .. },
+            ..
+        }) => *kind as u32,
+        Some(QuoteError::Cost {
+            source: CostError::NoDataResidencyPrice,
+            ..
+        }) => 17,
+        Some(QuoteError::Cost {
+            source: CostError::NoFastModePrice,
+            ..
+        }) => 18,
+        _ => 19,
     };
     1 << position
 }
@@ -666,13 +677,13 @@ impl CostLayer {
         table: &PriceTable,
         slot: &ModelSlot,
     ) -> Option<Box<PricingWarning>> {
-        let error = slot.resolution.map(|resolution| {
-            match table.quote_resolved(resolution, &observed.usage, observed.call_terms()) {
-                Err(cost_core::QuoteError::Cost { source, .. }) => Some(source),
-                _ => None,
-            }
+        // Why the model's entry refused the call; `None` when the table has no entry for it.
+        let refusal = slot.resolution.map(|resolution| {
+            table
+                .quote_resolved(resolution, &observed.usage, observed.call_terms())
+                .err()
         });
-        let cause = unpriced_cause_bit(error.as_ref().map(Option::as_ref));
+        let cause = unpriced_cause_bit(refusal.as_ref().map(Option::as_ref));
         let seen = slot.unpriced_reported.get();
         if seen & cause != 0 {
             return None;
@@ -681,14 +692,20 @@ impl CostLayer {
         if !first_warning_of(&self.unpriced_warned, (Arc::clone(&slot.key), cause)) {
             return None;
         }
-        // Asked again by name: the error then names the table's nearest models.
-        let reason = match observed.model() {
-            None => "the call recorded no model (`cost_layer::fields` lists the names read as one)"
-                .to_owned(),
-            Some(name) => match table.quote(name, &observed.usage, observed.call_terms()) {
-                Err(error) => error.to_string(),
-                Ok(_) => "the table had no price for it when the call closed".to_owned(),
-            },
+        let reason = match (observed.model(), refusal) {
+            (None, _) => {
+                "the call recorded no model (`cost_layer::fields` lists the names read as one)"
+                    .to_owned()
+            }
+            (Some(_), Some(Some(refusal))) => refusal.to_string(),
+            (Some(_), Some(None)) => {
+                "the table had no price for it when the call closed".to_owned()
+            }
+            // Resolved again by name: the error then names the known models near it.
+            (Some(name), None) => table
+                .resolve(name)
+                .err()
+                .map_or_else(|| "its model has no price".to_owned(), |e| e.to_string()),
         };
         Some(Box::new(PricingWarning::Unpriced(UnpricedCall {
             model: Arc::clone(&slot.key),

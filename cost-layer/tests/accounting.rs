@@ -1441,36 +1441,39 @@ fn a_reported_cost_that_disagrees_with_the_table_is_counted_and_warned_once_per_
     );
 }
 
+/// A call of `model` (none recorded when `None`): 1 000 input and 100 output tokens, `searches`
+/// web searches, and the cost its provider `reported`, if any.
+fn chat_call(model: Option<&str>, searches: u64, reported: Option<&str>) {
+    let span = info_span!(
+        "chat",
+        gen_ai.request.model = Empty,
+        gen_ai.usage.input_tokens = 1_000,
+        gen_ai.usage.output_tokens = 100,
+        cost.usage.web_search_requests = searches,
+        cost.reported_cost_usd = Empty,
+    );
+    if let Some(model) = model {
+        span.record("gen_ai.request.model", model);
+    }
+    if let Some(reported) = reported {
+        span.record("cost.reported_cost_usd", reported);
+    }
+    span.in_scope(|| {});
+}
+
 #[test]
 fn the_first_unpriced_call_of_each_model_for_each_reason_is_warned_about() {
     let (layer, ledger) = CostLayer::builder().build();
     let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
-    let call = |model: Option<&str>, searches: u64, reported: Option<&str>| {
-        let span = info_span!(
-            "chat",
-            gen_ai.request.model = Empty,
-            gen_ai.usage.input_tokens = 1_000,
-            gen_ai.usage.output_tokens = 100,
-            cost.usage.web_search_requests = searches,
-            cost.reported_cost_usd = Empty,
-        );
-        if let Some(model) = model {
-            span.record("gen_ai.request.model", model);
-        }
-        if let Some(reported) = reported {
-            span.record("cost.reported_cost_usd", reported);
-        }
-        span.in_scope(|| {});
-    };
     tracing::dispatcher::with_default(&dispatch, || {
         // Priced: no warning.
-        call(Some("gpt-4o-mini"), 0, None);
+        chat_call(Some("gpt-4o-mini"), 0, None);
         // A model the table lacks, its provider's figure on the first call: one warning.
-        call(Some("acme-llm-9000"), 0, Some("0.01"));
-        call(Some("acme-llm-9000"), 0, None);
+        chat_call(Some("acme-llm-9000"), 0, Some("0.01"));
+        chat_call(Some("acme-llm-9000"), 0, None);
         // A known model whose call the table cannot price (gpt-4o declares no search price).
-        call(Some("gpt-4o"), 2, None);
-        call(Some("gpt-4o"), 0, None);
+        chat_call(Some("gpt-4o"), 2, None);
+        chat_call(Some("gpt-4o"), 0, None);
         // The same model unpriced for another reason: the image generation tool, which the
         // embedded table prices on no model.
         info_span!(
@@ -1482,14 +1485,14 @@ fn the_first_unpriced_call_of_each_model_for_each_reason_is_warned_about() {
         )
         .in_scope(|| {});
         // A call that named no model.
-        call(None, 0, None);
+        chat_call(None, 0, None);
     });
     // The same models from another thread: warned about already.
     std::thread::scope(|scope| {
         scope.spawn(|| {
             tracing::dispatcher::with_default(&dispatch, || {
-                call(Some("acme-llm-9000"), 0, None);
-                call(Some("gpt-4o"), 1, None);
+                chat_call(Some("acme-llm-9000"), 0, None);
+                chat_call(Some("gpt-4o"), 1, None);
             })
         });
     });
@@ -1529,19 +1532,7 @@ fn a_call_charged_its_reported_cost_is_not_warned_about_as_unpriced() {
         .charge_reported_cost_when_unpriced(true)
         .build();
     let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
-    let call = |reported: Option<&str>| {
-        let span = info_span!(
-            "chat",
-            gen_ai.request.model = "acme-llm-9000",
-            gen_ai.usage.input_tokens = 1_000,
-            gen_ai.usage.output_tokens = 100,
-            cost.reported_cost_usd = Empty,
-        );
-        if let Some(reported) = reported {
-            span.record("cost.reported_cost_usd", reported);
-        }
-        span.in_scope(|| {});
-    };
+    let call = |reported: Option<&str>| chat_call(Some("acme-llm-9000"), 0, reported);
     tracing::dispatcher::with_default(&dispatch, || {
         call(Some("0.01"));
         assert_eq!(
