@@ -70,7 +70,7 @@ fn suggestions(nearest: &[String]) -> String {
 
 /// Resolves `model` in `table` by the rules of this module. A name that resolves to nothing is
 /// [`Unpriced`], with up to three known names near it (differing in at most half the characters
-/// of the longer name, or a name one begins with the other): none for an unrelated name.
+/// of the longer name, or one name begins with the other): none for an unrelated name.
 pub fn resolve(table: &PriceTable, model: &str) -> Result<Resolution, Unpriced> {
     find(table, model).ok_or_else(|| Unpriced {
         model: model.to_owned(),
