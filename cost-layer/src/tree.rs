@@ -41,9 +41,8 @@ impl CostTreeNode {
     pub const OTHER_SPANS: &'static str = "…";
 
     /// Adds a closed child, merging it into a sibling of the same name, scope and label. Past
-    /// `MAX_CHILDREN - 1` distinct children, a new one goes into the last node, named
-    /// [`OTHER_SPANS`]: the drawing of a session stays bounded, its totals whole, and every
-    /// child drawn by name is that child alone.
+    /// `MAX_CHILDREN - 1` distinct children, a new one goes into the last node,
+    /// [`Self::OTHER_SPANS`]: every child drawn by name is that child alone.
     pub(crate) fn push_child(children: &mut Vec<CostTreeNode>, child: CostTreeNode) {
         if let Some(sibling) = children
             .iter_mut()
