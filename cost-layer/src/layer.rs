@@ -1140,7 +1140,25 @@ impl CostLayer {
         }
         let call_id = (scope == Scope::Call && self.budgets.is_some()).then(|| next_id("call"));
         observed.attribution.changed = false;
-        let record = CostRecord {
+        // Worked out before the record: a call among its fields makes the ones before it
+        // temporaries, copied into place after.
+        let started = (scope == Scope::Call && self.call_sink.is_some())
+            .then(|| crate::sink::CALL_CLOCK.raw());
+        let extras = (self.tree_sink.is_some()
+            || !pending_warnings.is_empty()
+            || call_id.is_some())
+        .then(|| {
+            Box::new(RecordExtras {
+                tree: self.tree_sink.as_ref().map(|_| Vec::new()),
+                pending_warnings,
+                call_id,
+                ..RecordExtras::default()
+            })
+        });
+        self.live_records.insert(id.into_u64());
+        let mut extensions = span.extensions_mut();
+        // Built in place as the argument: a record made first and moved in is copied once more.
+        CostRecord {
             layer: self.id,
             scope,
             info,
@@ -1153,27 +1171,20 @@ impl CostLayer {
             closed: false,
             session_counted,
             otel_exported: false,
-            started: (scope == Scope::Call && self.call_sink.is_some())
-                .then(|| crate::sink::CALL_CLOCK.raw()),
-            extras: (self.tree_sink.is_some() || !pending_warnings.is_empty() || call_id.is_some())
-                .then(|| {
-                    Box::new(RecordExtras {
-                        tree: self.tree_sink.as_ref().map(|_| Vec::new()),
-                        pending_warnings,
-                        call_id,
-                        ..RecordExtras::default()
-                    })
-                }),
-        };
+            started,
+            extras,
+        }
+        .store_in(&mut extensions);
         // Usage given when the span was created: with `tracing-opentelemetry` inside this
-        // layer, its span exists now and may be gone before this layer sees the close.
+        // layer, its span exists now and may be gone before this layer sees the close. Priced
+        // from the stored record under the span's lock: pricing reads no span and emits no
+        // event (what it would warn about is returned), so nothing can wait on that lock here.
         #[cfg(feature = "otel")]
-        let otel_attributes = self
-            .otel_spans
-            .as_ref()
-            .and_then(|_| self.otel_call_update(&record, None));
-        self.live_records.insert(id.into_u64());
-        record.store_in(&mut span.extensions_mut());
+        let otel_attributes = self.otel_spans.as_ref().and_then(|_| {
+            let record = CostRecord::in_span_mut(&mut extensions, self.id)?;
+            self.otel_call_update(record, None)
+        });
+        drop(extensions);
         #[cfg(feature = "otel")]
         if let (Some(export), Some(attributes)) = (&self.otel_spans, otel_attributes) {
             self.otel_set_call(&span, export, attributes);
