@@ -130,7 +130,8 @@ pub struct Diagnostics {
     pub rejected_calls: u64,
     /// Calls the price table could not price (their model has no price, or none for the
     /// call's tier, tools or endpoint). The first of each model for each reason is warned about
-    /// (target `cost_layer::prices`) with that reason, and with the cost its provider reported if any.
+    /// (target `cost_layer::prices`) with that reason, and with the cost its provider reported
+    /// if any.
     pub unpriced_calls: u64,
     /// Usage on a span whose subtree already charged its calls (aggregate usage recorded by
     /// agent or workflow spans), ignored so it is not counted twice.

@@ -37,10 +37,11 @@
 //!   `i64`, integral non-negative `f64` or numeric strings; anything else (negative, fractional,
 //!   text) is rejected: counted in [`Diagnostics::bad_field_values`], warned once per callsite
 //!   and field, and the call is not charged ([`Totals::rejected_calls`]). A call whose counts
-//!   contradict each other or are absurd ([`cost_core::UsageError`]) is rejected too, counted in
-//!   [`Diagnostics::rejected_calls`] and warned once per callsite with the reason. A field recorded twice
-//!   overwrites: streaming clients record running totals. A session span's id recorded again
-//!   with another value moves later spend to the new id and counts the old one closed.
+//!   contradict each other or are absurd ([`cost_core::UsageError`]) is rejected too, counted
+//!   in [`Diagnostics::rejected_calls`] and warned once per callsite with the reason. A field
+//!   recorded twice overwrites: streaming clients record running totals. A session span's id
+//!   recorded again with another value moves later spend to the new id and counts the old one
+//!   closed.
 //! - **Model**: `gen_ai.response.model` when recorded, else `gen_ai.request.model` / `llm.model`,
 //!   resolved by the price table's rules. A call without a price is *unpriced*: its tokens count,
 //!   its cost is unknown ([`Totals::unpriced_calls`]), never zero; unless its provider said what
@@ -48,9 +49,8 @@
 //!   [`CostLayerBuilder::charge_reported_cost_when_unpriced`], which charges that figure
 //!   ([`Totals::provider_reported_calls`]). The first unpriced call of each model for each
 //!   reason gives one warning (target `cost_layer::prices`) saying why the table could not
-//!   price it, and the
-//!   cost its provider reported if any; all are counted in [`Diagnostics::unpriced_calls`].
-//!   A price read longer ago than
+//!   price it, and the cost its provider reported if any; all are counted in
+//!   [`Diagnostics::unpriced_calls`]. A price read longer ago than
 //!   [`CostLayerBuilder::price_age_limit`] (180 days by default) still charges the call, and the
 //!   first call at a price of each such date gives one warning (target `cost_layer::prices`),
 //!   counted in [`Diagnostics::stale_prices`]. Web searches the provider ran
