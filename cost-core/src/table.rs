@@ -176,8 +176,9 @@ pub struct LoadReport {
     /// Price keys that were not understood (per-image, per-second, …) and so not applied, with
     /// the number of entries that had each.
     pub skipped_keys: BTreeMap<String, usize>,
-    /// Entries left out because a price in them is not a valid price, each with the file, line,
-    /// column and reason (LiteLLM files only; the native format rejects the whole file).
+    /// Entries left out because a price in them is not a valid price, or because the file gives
+    /// them (or a key of theirs) twice with different prices, each with the file, line, column
+    /// and reason (LiteLLM files only; the native format rejects the whole file).
     pub invalid_entries: Vec<String>,
 }
 

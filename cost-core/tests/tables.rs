@@ -1572,6 +1572,74 @@ fn litellm_errors_name_entry_key_line_and_column() {
     );
 }
 
+#[test]
+fn litellm_a_model_given_twice_loads_only_when_both_price_alike() {
+    // The file has given models twice (LiteLLM keeps the last silently). Alike, the model
+    // loads; with different prices, which is meant is unknown: the model is left out
+    // (unpriced, never mispriced), reported with both lines.
+    let text = r#"{
+  "twice-alike": {"input_cost_per_token": 1e-6, "output_cost_per_token": "2e-6"},
+  "twice-apart": {"input_cost_per_token": 2e-7, "output_cost_per_token": 0},
+  "once": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},
+  "twice-alike": {"output_cost_per_token": 0.000002, "input_cost_per_token": "0.000001", "source": "b"},
+  "twice-apart": {"input_cost_per_token": 1.5e-7, "output_cost_per_token": 0},
+  "key-twice": {"input_cost_per_token": 1e-6, "input_cost_per_token": 2e-6},
+  "key-twice-alike": {"input_cost_per_token": 1e-6, "input_cost_per_token": 1e-6, "output_cost_per_token": 0},
+  "alias-twice": {"alias_of": "once"},
+  "alias-twice": {"alias_of": "once"},
+  "range-key-twice": {"tiered_pricing": [{"range": [0, 10], "input_cost_per_token": 1e-6, "input_cost_per_token": 2e-6}]},
+  "factor-twice": {"input_cost_per_token": 1e-6, "provider_specific_entry": {"us": 1.1, "us": 1.2}}
+}"#;
+    let table = PriceTable::from_text(text, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    let total = |name: &str| {
+        table
+            .quote(
+                name,
+                &Usage::new(1_000_000, 1_000_000),
+                ServiceTier::Standard,
+            )
+            .map(|q| q.total())
+    };
+    assert_eq!(total("twice-alike"), Ok(usd("3")));
+    assert_eq!(total("key-twice-alike"), Ok(usd("1")));
+    assert_eq!(total("alias-twice"), Ok(usd("2")));
+    for left_out in [
+        "twice-apart",
+        "key-twice",
+        "range-key-twice",
+        "factor-twice",
+    ] {
+        assert!(table.resolve(left_out).is_err(), "{left_out}");
+    }
+    let invalid = &table.report().invalid_entries;
+    assert_eq!(invalid.len(), 4, "{invalid:?}");
+    for (entry, said) in [
+        (
+            "prices.json:6:18: entry `twice-apart`",
+            " is given 2 times (lines 3, 6) with different prices: left out",
+        ),
+        (
+            "prices.json:7:71: entry `key-twice`",
+            ": key `input_cost_per_token` is given twice with different values",
+        ),
+        (
+            "prices.json:11:41: entry `range-key-twice`",
+            ", key `tiered_pricing`: a range's `input_cost_per_token` is given twice",
+        ),
+        (
+            "prices.json:12:77: entry `factor-twice`",
+            ", key `provider_specific_entry`: `us` is given twice with different values",
+        ),
+    ] {
+        assert!(
+            invalid
+                .iter()
+                .any(|message| message.starts_with(&format!("{entry}{said}"))),
+            "{entry}: {invalid:?}"
+        );
+    }
+}
+
 fn flat(input: &str, output: &str) -> ModelPrice {
     ModelPrice::flat(ComponentPrices {
         input: TokenPrice::per_million(input).ok(),

@@ -65,11 +65,19 @@
 //! unpriced (never mispriced), and the report's `invalid_entries` names the entry, the key, and
 //! its line and column. One odd entry does not make a file of thousands unusable.
 //!
+//! A model the file gives more than once (LiteLLM's file has had some), or a key an entry (or
+//! its `provider_specific_entry`, `search_context_cost_per_query` or a `tiered_pricing` range)
+//! gives more than once, is read once when the occurrences price alike. When they differ,
+//! which one is meant is unknown: the entry is left out and `invalid_entries` names it with the
+//! lines (LiteLLM's own loader keeps the last occurrence, silently).
+//!
 //! The table's version is `litellm@` and the first 12 hex digits of the file's SHA-256; the
 //! file carries no date, so `as_of` is unset.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
+use std::fmt;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{PriceFileError, PriceFileErrorKind, content_digest};
@@ -99,218 +107,29 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         )
         .to_string()
     };
-    let top: BTreeMap<String, &RawValue> = serde_json::from_str(text).map_err(syntax)?;
+    let top: Members<'_> = serde_json::from_str(text).map_err(syntax)?;
     let mut builder = PriceTableBuilder::new(TableInfo {
         version: format!("litellm@{}", content_digest(text)).into(),
         as_of: None,
         origin: origin.to_owned(),
     });
-    for (name, raw_entry) in &top {
-        let name = name.as_str();
+    for (name, occurrences) in group_by_name(&top) {
         if NOT_MODELS.contains(&name) {
             continue;
         }
-        // Entries are objects; anything else is not a model and is skipped.
-        let Ok(fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw_entry.get())
-        else {
-            builder.report_mut().skipped_entries.push(name.to_owned());
-            continue;
-        };
-        if let Some(target) = fields.get("alias_of") {
-            match serde_json::from_str::<String>(target.get()) {
-                Ok(target) => {
-                    builder.alias(name, target);
+        match read_entries(name, &occurrences, text, &invalid) {
+            EntryRead::Alias(target) => {
+                builder.alias(name, target);
+            }
+            EntryRead::Model(entry, skipped_keys) => {
+                for key in skipped_keys {
+                    *builder.report_mut().skipped_keys.entry(key).or_default() += 1;
                 }
-                Err(_) => {
-                    let message =
-                        invalid(target, format!("entry `{name}`: alias_of must be a string"));
-                    builder.report_mut().invalid_entries.push(message);
-                }
+                builder.model(*entry);
             }
-            continue;
+            EntryRead::NotPriced => builder.report_mut().skipped_entries.push(name.to_owned()),
+            EntryRead::Invalid(message) => builder.report_mut().invalid_entries.push(message),
         }
-        // Standard, batch, flex, priority and fast mode, in the order of `ServiceTier::ALL`.
-        let mut schedules: [PriceSchedule; ServiceTier::ALL.len()] = Default::default();
-        let mut skipped_keys: Vec<String> = Vec::new();
-        let mut problem = None;
-        let mut multipliers = Multipliers::default();
-        // `search_context_cost_per_query`, per search context size.
-        let mut search_sizes: [Option<TokenPrice>; 3] = [None; 3];
-        let mut citation_price = None;
-        // `input_cost_per_token_cache_hit` (DeepSeek's entries): the cache read price where
-        // `cache_read_input_token_cost` gives none.
-        let mut cache_hit_prices: Vec<(PriceKey, TokenPrice)> = Vec::new();
-        let bad_key = |raw: &RawValue, key: &str, message: String| {
-            invalid(raw, format!("entry `{name}`, key `{key}`: {message}"))
-        };
-        for (key, raw) in &fields {
-            let key = key.as_str();
-            if key == TIERED_PRICING {
-                continue; // read below, over the flat keys
-            }
-            if key == PROVIDER_SPECIFIC {
-                match read_multipliers(raw.get(), &mut multipliers, &mut skipped_keys) {
-                    Ok(()) => {}
-                    Err(message) => {
-                        problem = Some(bad_key(raw, key, message));
-                        break;
-                    }
-                }
-                continue;
-            }
-            if let Some(&regional) = REGIONAL_FACTORS.iter().find(|name| **name == key) {
-                match read_multiplier(raw.get()) {
-                    Ok(factor) => multipliers.regional.push((regional, factor)),
-                    Err(message) => {
-                        problem = Some(bad_key(raw, key, message));
-                        break;
-                    }
-                }
-                continue;
-            }
-            if let Some(price_key) = key
-                .strip_prefix(CACHE_HIT_PRICE)
-                .and_then(PriceKey::modifiers)
-                .map(|(service_tier, above)| PriceKey {
-                    kind: TokenKind::CacheRead,
-                    service_tier,
-                    above,
-                })
-            {
-                match read_price(raw.get()) {
-                    Ok(Some(price)) => cache_hit_prices.push((price_key, price)),
-                    Ok(None) => {}
-                    Err(message) => {
-                        problem = Some(bad_key(raw, key, message));
-                        break;
-                    }
-                }
-                continue;
-            }
-            if key == SEARCH_PRICES {
-                match read_search_prices(raw.get()) {
-                    Ok(Some(sizes)) => search_sizes = sizes,
-                    Ok(None) => skipped_keys.push(key.to_owned()),
-                    Err(message) => {
-                        problem = Some(bad_key(raw, key, message));
-                        break;
-                    }
-                }
-                continue;
-            }
-            if key == CITATION_PRICE {
-                citation_price = Some(read_price(raw.get()));
-                continue;
-            }
-            if let Some((kind, read)) = per_call_price(key) {
-                match read(raw.get()) {
-                    Ok(Some(price)) => schedules[0].base.set(kind, price),
-                    Ok(None) => skipped_keys.push(key.to_owned()),
-                    Err(message) => {
-                        problem = Some(bad_key(raw, key, message));
-                        break;
-                    }
-                }
-                continue;
-            }
-            let Some(price_key) = PriceKey::parse(key) else {
-                if is_price_like(key) {
-                    skipped_keys.push(key.to_owned());
-                }
-                continue;
-            };
-            let price = match read_price(raw.get()) {
-                Ok(Some(price)) => price,
-                Ok(None) => continue, // null: not declared
-                Err(message) => {
-                    problem = Some(bad_key(raw, key, message));
-                    break;
-                }
-            };
-            price_key
-                .prices_in(&mut schedules)
-                .set(price_key.kind, price);
-        }
-        for (price_key, price) in cache_hit_prices {
-            let prices = price_key.prices_in(&mut schedules);
-            if prices.cache_read.is_none() {
-                prices.set(TokenKind::CacheRead, price);
-            }
-        }
-        if problem.is_none()
-            && let Some(raw) = fields.get(TIERED_PRICING)
-        {
-            match read_tiered_pricing(raw.get()) {
-                Ok(Some(tiers)) => apply_tiered_pricing(&mut schedules[0], tiers),
-                Ok(None) => skipped_keys.push(TIERED_PRICING.to_owned()),
-                Err(message) => {
-                    problem = Some(bad_key(raw, TIERED_PRICING, message));
-                }
-            }
-        }
-        if let Some(message) = problem {
-            builder.report_mut().invalid_entries.push(message);
-            continue;
-        }
-        only_input_thresholds(&mut schedules);
-        // A search that states no size is priced as medium, OpenAI's default.
-        if let Some(medium) = search_sizes[SearchContextSize::Medium.index()] {
-            schedules[0].base.set(TokenKind::WebSearchRequests, medium);
-        }
-        let [standard, batch, flex, priority, fast] = schedules;
-        if standard.base.input.is_none() {
-            builder.report_mut().skipped_entries.push(name.to_owned());
-            continue;
-        }
-        if citation_price.is_some_and(|price| price != Ok(standard.base.input)) {
-            skipped_keys.push(CITATION_PRICE.to_owned());
-        }
-        let residency_factor = multipliers.data_residency(&mut skipped_keys);
-        let text_field = |field: &str| {
-            fields
-                .get(field)
-                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
-        };
-        let provider = text_field("litellm_provider");
-        if multipliers.fast.is_some() && provider.as_deref().is_some_and(names_priority_fast) {
-            // OpenAI's "fast" is its Priority processing, priced by the `*_priority` keys; read
-            // as the fast-mode factor it would price an Ultrafast call (several times dearer)
-            // at Priority's factor.
-            multipliers.fast = None;
-            skipped_keys.push(format!("{PROVIDER_SPECIFIC}.fast"));
-        }
-        for key in skipped_keys {
-            *builder.report_mut().skipped_keys.entry(key).or_default() += 1;
-        }
-        let variants = [batch, flex, priority].map(|s| Some(s).filter(has_prices));
-        // Fast mode's own prices (`*_ultrafast`) before its multiplier.
-        let price = ModelPrice::new(standard, variants)
-            .and_then(|price| match (has_prices(&fast), multipliers.fast) {
-                (true, _) => price.with_fast_mode_prices(fast),
-                (false, Some(factor)) => price.with_fast_mode(factor),
-                (false, None) => Ok(price),
-            })
-            .and_then(|price| match residency_factor {
-                Some(factor) => price.with_data_residency(factor),
-                None => Ok(price),
-            })
-            .map(|price| price.with_web_search_by_context_size(search_sizes));
-        let price = match price {
-            Ok(price) => price,
-            Err(e) => {
-                let message = invalid(raw_entry, format!("entry `{name}`: {e}"));
-                builder.report_mut().invalid_entries.push(message);
-                continue;
-            }
-        };
-        builder.model(ModelEntry {
-            key: name.to_owned(),
-            provider,
-            source: text_field("source"),
-            as_of: None,
-            price,
-            changes: Vec::new(),
-        });
     }
     builder.build().map_err(|e| PriceFileError {
         origin: origin.to_owned(),
@@ -319,6 +138,278 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         kind: PriceFileErrorKind::Invalid,
         message: e.to_string(),
     })
+}
+
+/// What one entry of the file gives.
+#[derive(Debug)]
+enum EntryRead {
+    /// An alias of the entry named.
+    Alias(String),
+    /// A model's prices, with the price keys not read.
+    Model(Box<ModelEntry>, Vec<String>),
+    /// No per-token input price (not an object, or an image, audio or per-second model).
+    NotPriced,
+    /// Left out: why, with the file, line and column.
+    Invalid(String),
+}
+
+impl EntryRead {
+    /// Whether two readings of the same name price every call alike (an entry the file gives
+    /// twice, the same prices in both).
+    fn prices_alike(&self, other: &EntryRead) -> bool {
+        match (self, other) {
+            (EntryRead::Alias(a), EntryRead::Alias(b)) => a == b,
+            (EntryRead::Model(a, _), EntryRead::Model(b, _)) => a.price == b.price,
+            (EntryRead::NotPriced, EntryRead::NotPriced) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Reads the entry `name`, which the file gives at `occurrences` (its JSON texts in `text`):
+/// once, or more than once alike. Occurrences whose prices differ leave it out: LiteLLM's own
+/// loader keeps the last silently, and which one is right is unknown.
+fn read_entries(
+    name: &str,
+    occurrences: &[&RawValue],
+    text: &str,
+    invalid: &dyn Fn(&RawValue, String) -> String,
+) -> EntryRead {
+    let mut readings: Vec<EntryRead> = occurrences
+        .iter()
+        .map(|raw_entry| read_entry(name, raw_entry, invalid))
+        .collect();
+    // An occurrence that cannot be read says why the entry is left out.
+    if let Some(at) = readings
+        .iter()
+        .position(|reading| matches!(reading, EntryRead::Invalid(_)))
+    {
+        return readings.swap_remove(at);
+    }
+    let (Some(last), Some(&last_text)) = (readings.pop(), occurrences.last()) else {
+        return EntryRead::NotPriced;
+    };
+    if readings.iter().all(|reading| reading.prices_alike(&last)) {
+        return last;
+    }
+    let lines: Vec<String> = occurrences
+        .iter()
+        .filter_map(|raw| offset_in(text, raw.get()))
+        .map(|offset| super::line_column(text, offset).0.to_string())
+        .collect();
+    EntryRead::Invalid(invalid(
+        last_text,
+        format!(
+            "entry `{name}` is given {} times (lines {}) with different prices: left out",
+            occurrences.len(),
+            lines.join(", ")
+        ),
+    ))
+}
+
+/// Reads the entry `name` (its JSON text `raw_entry`); `invalid` makes an error message with
+/// its position.
+fn read_entry(
+    name: &str,
+    raw_entry: &RawValue,
+    invalid: &dyn Fn(&RawValue, String) -> String,
+) -> EntryRead {
+    // Entries are objects; anything else is not a model and is skipped.
+    let fields = match unique_members(raw_entry.get()) {
+        Ok(Some(fields)) => fields,
+        Ok(None) => return EntryRead::NotPriced,
+        Err(DuplicateKey { key, second }) => {
+            return EntryRead::Invalid(invalid(
+                second,
+                format!("entry `{name}`: key `{key}` is given twice with different values"),
+            ));
+        }
+    };
+    if let Some(target) = fields.get("alias_of") {
+        return match serde_json::from_str::<String>(target.get()) {
+            Ok(target) => EntryRead::Alias(target),
+            Err(_) => EntryRead::Invalid(invalid(
+                target,
+                format!("entry `{name}`: alias_of must be a string"),
+            )),
+        };
+    }
+    // Standard, batch, flex, priority and fast mode, in the order of `ServiceTier::ALL`.
+    let mut schedules: [PriceSchedule; ServiceTier::ALL.len()] = Default::default();
+    let mut skipped_keys: Vec<String> = Vec::new();
+    let mut problem = None;
+    let mut multipliers = Multipliers::default();
+    // `search_context_cost_per_query`, per search context size.
+    let mut search_sizes: [Option<TokenPrice>; 3] = [None; 3];
+    let mut citation_price = None;
+    // `input_cost_per_token_cache_hit` (DeepSeek's entries): the cache read price where
+    // `cache_read_input_token_cost` gives none.
+    let mut cache_hit_prices: Vec<(PriceKey, TokenPrice)> = Vec::new();
+    let bad_key = |raw: &RawValue, key: &str, message: String| {
+        invalid(raw, format!("entry `{name}`, key `{key}`: {message}"))
+    };
+    for (key, raw) in &fields {
+        let key = key.as_str();
+        if key == TIERED_PRICING {
+            continue; // read below, over the flat keys
+        }
+        if key == PROVIDER_SPECIFIC {
+            match read_multipliers(raw.get(), &mut multipliers, &mut skipped_keys) {
+                Ok(()) => {}
+                Err(message) => {
+                    problem = Some(bad_key(raw, key, message));
+                    break;
+                }
+            }
+            continue;
+        }
+        if let Some(&regional) = REGIONAL_FACTORS.iter().find(|name| **name == key) {
+            match read_multiplier(raw.get()) {
+                Ok(factor) => multipliers.regional.push((regional, factor)),
+                Err(message) => {
+                    problem = Some(bad_key(raw, key, message));
+                    break;
+                }
+            }
+            continue;
+        }
+        if let Some(price_key) = key
+            .strip_prefix(CACHE_HIT_PRICE)
+            .and_then(PriceKey::modifiers)
+            .map(|(service_tier, above)| PriceKey {
+                kind: TokenKind::CacheRead,
+                service_tier,
+                above,
+            })
+        {
+            match read_price(raw.get()) {
+                Ok(Some(price)) => cache_hit_prices.push((price_key, price)),
+                Ok(None) => {}
+                Err(message) => {
+                    problem = Some(bad_key(raw, key, message));
+                    break;
+                }
+            }
+            continue;
+        }
+        if key == SEARCH_PRICES {
+            match read_search_prices(raw.get()) {
+                Ok(Some(sizes)) => search_sizes = sizes,
+                Ok(None) => skipped_keys.push(key.to_owned()),
+                Err(message) => {
+                    problem = Some(bad_key(raw, key, message));
+                    break;
+                }
+            }
+            continue;
+        }
+        if key == CITATION_PRICE {
+            citation_price = Some(read_price(raw.get()));
+            continue;
+        }
+        if let Some((kind, read)) = per_call_price(key) {
+            match read(raw.get()) {
+                Ok(Some(price)) => schedules[0].base.set(kind, price),
+                Ok(None) => skipped_keys.push(key.to_owned()),
+                Err(message) => {
+                    problem = Some(bad_key(raw, key, message));
+                    break;
+                }
+            }
+            continue;
+        }
+        let Some(price_key) = PriceKey::parse(key) else {
+            if is_price_like(key) {
+                skipped_keys.push(key.to_owned());
+            }
+            continue;
+        };
+        let price = match read_price(raw.get()) {
+            Ok(Some(price)) => price,
+            Ok(None) => continue, // null: not declared
+            Err(message) => {
+                problem = Some(bad_key(raw, key, message));
+                break;
+            }
+        };
+        price_key
+            .prices_in(&mut schedules)
+            .set(price_key.kind, price);
+    }
+    for (price_key, price) in cache_hit_prices {
+        let prices = price_key.prices_in(&mut schedules);
+        if prices.cache_read.is_none() {
+            prices.set(TokenKind::CacheRead, price);
+        }
+    }
+    if problem.is_none()
+        && let Some(raw) = fields.get(TIERED_PRICING)
+    {
+        match read_tiered_pricing(raw.get()) {
+            Ok(Some(tiers)) => apply_tiered_pricing(&mut schedules[0], tiers),
+            Ok(None) => skipped_keys.push(TIERED_PRICING.to_owned()),
+            Err(message) => {
+                problem = Some(bad_key(raw, TIERED_PRICING, message));
+            }
+        }
+    }
+    if let Some(message) = problem {
+        return EntryRead::Invalid(message);
+    }
+    only_input_thresholds(&mut schedules);
+    // A search that states no size is priced as medium, OpenAI's default.
+    if let Some(medium) = search_sizes[SearchContextSize::Medium.index()] {
+        schedules[0].base.set(TokenKind::WebSearchRequests, medium);
+    }
+    let [standard, batch, flex, priority, fast] = schedules;
+    if standard.base.input.is_none() {
+        return EntryRead::NotPriced;
+    }
+    if citation_price.is_some_and(|price| price != Ok(standard.base.input)) {
+        skipped_keys.push(CITATION_PRICE.to_owned());
+    }
+    let residency_factor = multipliers.data_residency(&mut skipped_keys);
+    let text_field = |field: &str| {
+        fields
+            .get(field)
+            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+    };
+    let provider = text_field("litellm_provider");
+    if multipliers.fast.is_some() && provider.as_deref().is_some_and(names_priority_fast) {
+        // OpenAI's "fast" is its Priority processing, priced by the `*_priority` keys; read
+        // as the fast-mode factor it would price an Ultrafast call (several times dearer)
+        // at Priority's factor.
+        multipliers.fast = None;
+        skipped_keys.push(format!("{PROVIDER_SPECIFIC}.fast"));
+    }
+    let variants = [batch, flex, priority].map(|s| Some(s).filter(has_prices));
+    // Fast mode's own prices (`*_ultrafast`) before its multiplier.
+    let price = ModelPrice::new(standard, variants)
+        .and_then(|price| match (has_prices(&fast), multipliers.fast) {
+            (true, _) => price.with_fast_mode_prices(fast),
+            (false, Some(factor)) => price.with_fast_mode(factor),
+            (false, None) => Ok(price),
+        })
+        .and_then(|price| match residency_factor {
+            Some(factor) => price.with_data_residency(factor),
+            None => Ok(price),
+        })
+        .map(|price| price.with_web_search_by_context_size(search_sizes));
+    let price = match price {
+        Ok(price) => price,
+        Err(e) => return EntryRead::Invalid(invalid(raw_entry, format!("entry `{name}`: {e}"))),
+    };
+    EntryRead::Model(
+        Box::new(ModelEntry {
+            key: name.to_owned(),
+            provider,
+            source: text_field("source"),
+            as_of: None,
+            price,
+            changes: Vec::new(),
+        }),
+        skipped_keys,
+    )
 }
 
 /// LiteLLM's range-based tiers (Alibaba's Dashscope models).
@@ -392,8 +483,11 @@ fn read_multipliers(
     read: &mut Multipliers,
     skipped: &mut Vec<String>,
 ) -> Result<(), String> {
-    let entries: BTreeMap<String, &RawValue> =
-        serde_json::from_str(raw).map_err(|_| "expected an object of multipliers".to_owned())?;
+    let entries = unique_members(raw)
+        .map_err(|DuplicateKey { key, .. }| {
+            format!("`{key}` is given twice with different values")
+        })?
+        .ok_or_else(|| "expected an object of multipliers".to_owned())?;
     for (key, value) in entries {
         let slot = match key.as_str() {
             "us" => &mut read.us,
@@ -438,8 +532,12 @@ const SEARCH_PRICES: &str = "search_context_cost_per_query";
 /// `Ok(None)` when the value is not an object holding one of them (then it is counted as a
 /// skipped key).
 fn read_search_prices(raw: &str) -> Result<Option<[Option<TokenPrice>; 3]>, String> {
-    let Ok(given) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw) else {
-        return Ok(None);
+    let given = match unique_members(raw) {
+        Ok(Some(given)) => given,
+        Ok(None) => return Ok(None),
+        Err(DuplicateKey { key, .. }) => {
+            return Err(format!("`{key}` is given twice with different values"));
+        }
     };
     let mut sizes = [None; 3];
     for (slot, size) in sizes.iter_mut().zip(SearchContextSize::ALL) {
@@ -464,11 +562,20 @@ struct RangeTier {
 /// Reads `tiered_pricing`; `Ok(None)` when it is not a list of ranges with per-token prices
 /// (then it is counted as a skipped key).
 fn read_tiered_pricing(raw: &str) -> Result<Option<Vec<RangeTier>>, String> {
-    let Ok(tiers) = serde_json::from_str::<Vec<BTreeMap<String, &RawValue>>>(raw) else {
+    let Ok(tiers) = serde_json::from_str::<Vec<&RawValue>>(raw) else {
         return Ok(None);
     };
     let mut out = Vec::new();
     for tier in tiers {
+        let tier = match unique_members(tier.get()) {
+            Ok(Some(tier)) => tier,
+            Ok(None) => return Ok(None),
+            Err(DuplicateKey { key, .. }) => {
+                return Err(format!(
+                    "a range's `{key}` is given twice with different values"
+                ));
+            }
+        };
         let Some(range) = tier
             .get("range")
             .and_then(|r| serde_json::from_str::<Vec<serde_json::Value>>(r.get()).ok())
@@ -570,6 +677,73 @@ fn only_input_thresholds(schedules: &mut [PriceSchedule]) {
 
 fn has_prices(schedule: &PriceSchedule) -> bool {
     !schedule.base.is_empty() || !schedule.tiers.is_empty()
+}
+
+/// A JSON object's members in the file's order, a key given twice kept twice (a map would
+/// keep one of them silently, and LiteLLM's file has had models given twice with different
+/// prices).
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(member) = map.next_entry::<String, &'de RawValue>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// The top-level members by name, in name order, each with its values in the file's order.
+fn group_by_name<'m, 'a>(members: &'m Members<'a>) -> BTreeMap<&'m str, Vec<&'a RawValue>> {
+    let mut by_name: BTreeMap<&str, Vec<&RawValue>> = BTreeMap::new();
+    for (name, raw) in &members.0 {
+        by_name.entry(name.as_str()).or_default().push(*raw);
+    }
+    by_name
+}
+
+/// A key an object gives twice with different values: `second` is the second value.
+struct DuplicateKey<'a> {
+    key: String,
+    second: &'a RawValue,
+}
+
+/// The members of the JSON object `raw` by key; `Ok(None)` when it is not an object. A key
+/// given twice with the same text is read once; with different values, which one is meant is
+/// unknown, and that is an error.
+fn unique_members(raw: &str) -> Result<Option<BTreeMap<String, &RawValue>>, DuplicateKey<'_>> {
+    let Ok(Members(members)) = serde_json::from_str::<Members<'_>>(raw) else {
+        return Ok(None);
+    };
+    let mut unique: BTreeMap<String, &RawValue> = BTreeMap::new();
+    for (key, value) in members {
+        match unique.entry(key) {
+            btree_map::Entry::Vacant(slot) => {
+                slot.insert(value);
+            }
+            btree_map::Entry::Occupied(slot) if slot.get().get() != value.get() => {
+                return Err(DuplicateKey {
+                    key: slot.key().clone(),
+                    second: value,
+                });
+            }
+            btree_map::Entry::Occupied(_) => {}
+        }
+    }
+    Ok(Some(unique))
 }
 
 /// Byte offset of `part` inside `whole`, when `part` is a slice of it.
