@@ -1,7 +1,11 @@
 //! One line of `llm-cost quote`: parse, price, and render.
 
 use cost_core::{CostBreakdown, Money, PriceTable, ServiceTier, StalePrice, TokenKind, Usage};
+use std::collections::HashSet;
+use std::fmt;
+
 use serde::Serialize;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// The rendered answer to one input line.
@@ -163,6 +167,14 @@ fn answer_line(
         .iter()
         .find_map(|key| value.get(*key))
         .unwrap_or(&Value::Null);
+    // `value` kept one of a key's values silently; which one the line meant is unknown.
+    if let Err(e) = serde_json::from_slice::<KeysOnce>(line) {
+        // Where the reader stood when it gave up, past the key: no help in finding it.
+        let said = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        let said = said.strip_suffix(&position).unwrap_or(&said);
+        return Some(failed(id, said.to_owned()));
+    }
     Some(match price(&value, id) {
         Ok((json, stale)) => LineOutcome {
             json,
@@ -171,6 +183,66 @@ fn answer_line(
         },
         Err(error) => failed(id, error),
     })
+}
+
+/// Any JSON value whose objects give each key once: reading one where an object gives a key
+/// twice fails, naming the key and where.
+struct KeysOnce;
+
+impl<'de> Deserialize<'de> for KeysOnce {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(KeysOnce)
+    }
+}
+
+impl<'de> Visitor<'de> for KeysOnce {
+    type Value = KeysOnce;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+
+    fn visit_unit<E>(self) -> Result<KeysOnce, E> {
+        Ok(KeysOnce)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeysOnce, A::Error> {
+        while seq.next_element::<KeysOnce>()?.is_some() {}
+        Ok(KeysOnce)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeysOnce, A::Error> {
+        let mut keys = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<KeysOnce>()?;
+            if let Some(key) = keys.replace(key) {
+                return Err(de::Error::custom(format_args!(
+                    "key `{key}` is given twice"
+                )));
+            }
+        }
+        Ok(KeysOnce)
+    }
 }
 
 fn failed(id: &Value, error: String) -> LineOutcome {
@@ -663,6 +735,48 @@ output = "10"
         assert_ne!(before, after, "{before} {after}");
         assert_eq!(from_before, Value::Null);
         assert_eq!(from_after, "2027-01-01");
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_of_its_line() {
+        // A map would keep one of the two counts silently: which one was meant is unknown.
+        let (out, ok) =
+            run(r#"{"id": 4, "model": "gpt-4o", "input_tokens": 1000, "input_tokens": 10}"#);
+        assert!(!ok);
+        assert_eq!(out["id"], 4);
+        assert_eq!(out["error"], "key `input_tokens` is given twice");
+        let (out, ok) =
+            run(r#"{"model": "gpt-4o", "input_tokens": 1, "tags": {"a": [{"b": 1, "b": 1}]}}"#);
+        assert!(!ok);
+        assert_eq!(out["error"], "key `b` is given twice");
+        // The same key in objects of their own is no repetition.
+        let (out, ok) =
+            run(r#"{"model": "gpt-4o", "input_tokens": 1000, "tags": [{"b": 1}, {"b": 2}]}"#);
+        assert!(ok, "{out}");
+        assert_eq!(out["cost_usd"], "0.0025");
+        // A provider's answer too: its usage read once.
+        let table = PriceTable::default();
+        let pricing = Pricing {
+            table: &table,
+            now: 0,
+            age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
+            charge_reported: false,
+        };
+        let answer = r#"{"id": "r", "model": "gpt-4o", "usage": {"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens": 500}}"#;
+        let outcome = quote_response_line(
+            &pricing,
+            ResponseFormat::OpenaiChat,
+            None,
+            answer.as_bytes(),
+        )
+        .map(|o| serde_json::from_str::<Value>(&o.json).unwrap_or(Value::Null));
+        assert_eq!(
+            outcome,
+            Some(serde_json::json!({
+                "id": "r",
+                "error": "key `completion_tokens` is given twice"
+            }))
+        );
     }
 
     #[test]
