@@ -196,13 +196,17 @@ mod tests {
         assert_eq!(err.token_usage(), None);
         assert_eq!(err.service_tier(), None);
         assert_eq!(Some(Reply(usage, "m")).service_tier(), Some("flex"));
-        assert_eq!(Box::new(Reply(usage, "b")).service_tier(), Some("flex"));
+        let boxed = Box::new(Reply(usage, "b"));
+        assert_eq!(
+            <Box<Reply> as TokenUsage>::service_tier(&boxed),
+            Some("flex")
+        );
         assert_eq!(usage.service_tier(), None);
         assert_eq!(ok.search_context_size(), Some("high"));
         assert_eq!(err.search_context_size(), None);
         assert_eq!(Some(Reply(usage, "m")).search_context_size(), Some("high"));
         assert_eq!(
-            Box::new(Reply(usage, "b")).search_context_size(),
+            <Box<Reply> as TokenUsage>::search_context_size(&boxed),
             Some("high")
         );
         assert_eq!(usage.search_context_size(), None);
@@ -213,7 +217,10 @@ mod tests {
         assert_eq!(usage.data_residency(), None);
         assert_eq!(Some(Reply(usage, "m")).token_usage(), Some(usage));
         assert_eq!(None::<Reply>.token_usage(), None);
-        assert_eq!(Box::new(Reply(usage, "b")).response_model(), Some("b"));
+        assert_eq!(
+            <Box<Reply> as TokenUsage>::response_model(&boxed),
+            Some("b")
+        );
         assert_eq!(Arc::new(Reply(usage, "a")).token_usage(), Some(usage));
         let reply = Reply(usage, "r");
         assert_eq!(<&Reply as TokenUsage>::token_usage(&&reply), Some(usage));
