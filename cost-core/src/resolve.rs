@@ -19,6 +19,11 @@
 //! There is no fuzzy or substring matching: a name that no rule finds is [`Unpriced`], which
 //! names the model and the nearest known names (by edit distance) so a person can add an alias.
 //!
+//! An entry the price file gave but the table left out (an invalid price; a model given twice
+//! with different prices) is found by these rules as any other, and the name is [`Unpriced`]
+//! with the reason: the rules stop there. So `gpt-4o-2024-05-13`, whose own entry was left
+//! out, is not priced as `gpt-4o` (a lower price), nor `vertex_ai/x` as `x`.
+//!
 //! A name resolves to one entry whatever the endpoint that served the call: a Vertex AI name
 //! (`claude-sonnet-4-5@20250929`) finds the list entry, whose price is Vertex's global
 //! endpoint's. Its regional endpoints bill Claude Sonnet 4.5 and later 10% more: a call there
@@ -51,74 +56,122 @@ pub enum MatchRule {
 
 /// A model the table has no price for. Its cost is unknown, never zero.
 #[derive(Clone, Debug, PartialEq, Eq, Error, Serialize)]
-#[error("unknown model `{model}`: no price in the table{}", suggestions(.nearest))]
+#[error("{}", describe(.model, .nearest, .left_out.as_deref()))]
 pub struct Unpriced {
     /// The name as asked.
     pub model: String,
-    /// Up to three known names near it, nearest first (none when no name is near: see
-    /// [`resolve`]).
+    /// Up to three known names near it, nearest first (none when no name is near, or when the
+    /// name finds an entry that was left out: see [`resolve`]).
     pub nearest: Vec<String>,
+    /// Why the price file's entry the name finds was left out of the table (its position and
+    /// reason, as in [`LoadReport::invalid_entries`](crate::LoadReport::invalid_entries)), when
+    /// that is why it has no price.
+    pub left_out: Option<String>,
 }
 
-fn suggestions(nearest: &[String]) -> String {
-    if nearest.is_empty() {
-        String::new()
-    } else {
-        format!(" (nearest known: {})", nearest.join(", "))
+fn describe(model: &str, nearest: &[String], left_out: Option<&str>) -> String {
+    match (left_out, nearest) {
+        (Some(why), _) => {
+            format!("model `{model}` has no price: its entry was left out of the table ({why})")
+        }
+        (None, []) => format!("unknown model `{model}`: no price in the table"),
+        (None, nearest) => format!(
+            "unknown model `{model}`: no price in the table (nearest known: {})",
+            nearest.join(", ")
+        ),
     }
 }
 
 /// Resolves `model` in `table` by the rules of this module. A name that resolves to nothing is
 /// [`Unpriced`], with up to three known names near it (differing in at most half the characters
 /// of the longer name, or one name begins with the other): none for an unrelated name.
+///
+/// A name that a rule finds among the entries the price file gave but the table left out
+/// (an invalid price, a model given twice with different prices: see
+/// [`LoadReport::left_out`](crate::LoadReport::left_out)) is [`Unpriced`] with the reason: the
+/// rules stop there, so a dated snapshot whose own entry was left out is not priced at its
+/// family's price, nor a provider's name at another provider's.
 pub fn resolve(table: &PriceTable, model: &str) -> Result<Resolution, Unpriced> {
-    find(table, model).ok_or_else(|| Unpriced {
-        model: model.to_owned(),
-        nearest: nearest_names(table, &model.to_lowercase(), 3),
-    })
+    match search(table, model) {
+        Search::Found(hit) => Ok(hit),
+        Search::LeftOut(why) => Err(Unpriced {
+            model: model.to_owned(),
+            nearest: Vec::new(),
+            left_out: Some(why.to_owned()),
+        }),
+        Search::Nothing => Err(Unpriced {
+            model: model.to_owned(),
+            nearest: nearest_names(table, &model.to_lowercase(), 3),
+            left_out: None,
+        }),
+    }
 }
 
-/// [`resolve`] without the nearest names of a name that resolves to nothing: for callers that
-/// look many names up and need no message (merging tables).
+/// [`resolve`] without the message of a name that resolves to nothing: for callers that look
+/// many names up and need no message (merging tables).
 pub(crate) fn find(table: &PriceTable, model: &str) -> Option<Resolution> {
-    if let Some(hit) = table.lookup_exact(model) {
-        return Some(hit);
+    match search(table, model) {
+        Search::Found(hit) => Some(hit),
+        Search::LeftOut(_) | Search::Nothing => None,
     }
-    if let Some(hit) = table.lookup_folded(&model.to_lowercase()) {
-        return Some(hit);
-    }
+}
+
+/// What the rules found for a name.
+enum Search<'t> {
+    /// An entry, by the rule that found it.
+    Found(Resolution),
+    /// An entry the table left out, and why.
+    LeftOut(&'t str),
+    /// Nothing.
+    Nothing,
+}
+
+fn search<'t>(table: &'t PriceTable, model: &str) -> Search<'t> {
     let forms: Vec<&str> = prefix_forms(model).collect();
-    for form in &forms[1..] {
-        if let Some(hit) = lookup(table, form) {
-            return Some(Resolution {
-                rule: MatchRule::ProviderPrefix,
-                ..hit
-            });
+    // Rule 1 and 2 on the name as given, then rule 3 on each shorter form.
+    for (at, form) in forms.iter().enumerate() {
+        match lookup(table, form) {
+            Search::Found(hit) if at > 0 => {
+                return Search::Found(Resolution {
+                    rule: MatchRule::ProviderPrefix,
+                    ..hit
+                });
+            }
+            Search::Nothing => {}
+            found => return found,
         }
     }
     for form in &forms {
-        if let Some(family) = strip_date_suffix(form)
-            && let Some(hit) = lookup(table, family)
-        {
-            return Some(Resolution {
-                rule: MatchRule::DateSuffix,
-                ..hit
-            });
+        if let Some(family) = strip_date_suffix(form) {
+            match lookup(table, family) {
+                Search::Found(hit) => {
+                    return Search::Found(Resolution {
+                        rule: MatchRule::DateSuffix,
+                        ..hit
+                    });
+                }
+                Search::Nothing => {}
+                left_out => return left_out,
+            }
         }
     }
     for form in &forms {
         for name in [Some(*form), strip_date_suffix(form)].into_iter().flatten() {
-            if let Some(hyphenated) = hyphenate_version_dots(name)
-                && let Some(hit) = lookup(table, &hyphenated)
-            {
-                return Some(Resolution {
-                    rule: MatchRule::VersionDots,
-                    ..hit
-                });
+            if let Some(hyphenated) = hyphenate_version_dots(name) {
+                match lookup(table, &hyphenated) {
+                    Search::Found(hit) => {
+                        return Search::Found(Resolution {
+                            rule: MatchRule::VersionDots,
+                            ..hit
+                        });
+                    }
+                    Search::Nothing => {}
+                    left_out => return left_out,
+                }
             }
         }
     }
-    None
+    Search::Nothing
 }
 
 /// `name` with each `.` between two ASCII digits written as `-` (`claude-3.5-sonnet` →
@@ -141,10 +194,19 @@ fn hyphenate_version_dots(name: &str) -> Option<String> {
     )
 }
 
-fn lookup(table: &PriceTable, name: &str) -> Option<Resolution> {
-    table
-        .lookup_exact(name)
-        .or_else(|| table.lookup_folded(&name.to_lowercase()))
+/// `name` as a key or alias, exactly then ignoring case; else as an entry the table left out.
+fn lookup<'t>(table: &'t PriceTable, name: &str) -> Search<'t> {
+    if let Some(hit) = table.lookup_exact(name) {
+        return Search::Found(hit);
+    }
+    let lowercase = name.to_lowercase();
+    if let Some(hit) = table.lookup_folded(&lowercase) {
+        return Search::Found(hit);
+    }
+    match table.lookup_left_out(&lowercase) {
+        Some(why) => Search::LeftOut(why),
+        None => Search::Nothing,
+    }
 }
 
 /// `a/b/c`, `b/c`, `c`.

@@ -178,8 +178,14 @@ pub struct LoadReport {
     pub skipped_keys: BTreeMap<String, usize>,
     /// Entries left out because a price in them is not a valid price, or because the file gives
     /// them (or a key of theirs) twice with different prices, each with the file, line, column
-    /// and reason (LiteLLM files only; the native format rejects the whole file).
+    /// and reason (LiteLLM files; the native format rejects a file with an invalid price, and
+    /// its `[left_out]` table lists names a LiteLLM file's table left out, with their reasons).
     pub invalid_entries: Vec<String>,
+    /// The names of the entries in `invalid_entries`, each with its message. A name the table
+    /// resolves to one of them is unpriced, with that message: never priced at another entry a
+    /// resolution rule would reach past it (a dated snapshot at its family's price, a
+    /// provider's name at another provider's).
+    pub left_out: BTreeMap<String, String>,
 }
 
 /// Handle of an entry inside one [`PriceTable`]; cheap to keep and to price with
@@ -283,6 +289,16 @@ impl PriceTableBuilder {
         &mut self.report
     }
 
+    /// Records that the file's entry `name` was left out, and why (`message`, with the file's
+    /// position): in the report's `invalid_entries` and `left_out`, so that resolving `name`
+    /// says why it is unpriced instead of finding another entry.
+    pub fn left_out(&mut self, name: impl Into<String>, message: impl Into<String>) -> &mut Self {
+        let message = message.into();
+        self.report.invalid_entries.push(message.clone());
+        self.report.left_out.insert(name.into(), message);
+        self
+    }
+
     /// Builds the table: sorts entries by key, resolves aliases, and indexes names.
     pub fn build(self) -> Result<PriceTable, TableError> {
         let PriceTableBuilder {
@@ -347,12 +363,18 @@ impl PriceTableBuilder {
         }
         report.entries = entries.len();
         report.aliases = aliases.len();
+        let left_out = report
+            .left_out
+            .keys()
+            .map(|name| (name.to_lowercase().into(), name.as_str().into()))
+            .collect();
         Ok(PriceTable {
             info,
             entries,
             exact,
             folded,
             aliases,
+            left_out,
             report,
         })
     }
@@ -380,6 +402,8 @@ pub struct PriceTable {
     exact: NameMap,
     folded: NameMap,
     aliases: BTreeMap<String, String>,
+    /// The report's `left_out` names, by their lowercase form: to the name.
+    left_out: HashMap<Box<str>, Box<str>, foldhash::fast::RandomState>,
     report: LoadReport,
 }
 
@@ -544,6 +568,13 @@ impl PriceTable {
         })
     }
 
+    /// Why the entry named `lowercase` (a name in lowercase, whatever the file's case) was left
+    /// out of the table, when it was.
+    pub(crate) fn lookup_left_out(&self, lowercase: &str) -> Option<&str> {
+        let name = self.left_out.get(lowercase)?;
+        self.report.left_out.get(&**name).map(String::as_str)
+    }
+
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.exact.keys().map(|k| &**k)
     }
@@ -670,7 +701,8 @@ impl PriceTable {
     /// This table with `overlay`'s entries and aliases on top: an overlay entry replaces the
     /// entry with the same key. The version is `self.version + "+" + overlay.version`; the
     /// date is the overlay's when it has one. The load report holds what either table's
-    /// loading left out.
+    /// loading left out; a name either one left out is unpriced in the merged table unless the
+    /// other has an entry or alias of that name, which then prices it.
     ///
     /// An overlay entry that gives no data-residency factor takes the factor of the entry its
     /// name resolves to in this table, when that one has a factor and the overlay's prices
@@ -699,6 +731,12 @@ impl PriceTable {
         report
             .invalid_entries
             .extend(left_out.invalid_entries.iter().cloned());
+        report.left_out.extend(
+            left_out
+                .left_out
+                .iter()
+                .map(|(name, why)| (name.clone(), why.clone())),
+        );
         for (key, count) in &left_out.skipped_keys {
             *report.skipped_keys.entry(key.clone()).or_default() += count;
         }

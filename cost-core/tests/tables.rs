@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cost_core::{
     CallTerms, ComponentPrices, CostError, MatchRule, ModelEntry, ModelPrice, Money,
     PriceFileErrorKind, PriceTable, QuoteError, SearchContextSize, ServiceTier, SharedPriceTable,
-    TokenKind, TokenPrice, Usage,
+    TokenKind, TokenPrice, Unpriced, Usage,
 };
 
 fn usd(text: &str) -> Money {
@@ -1638,6 +1638,149 @@ fn litellm_a_model_given_twice_loads_only_when_both_price_alike() {
             "{entry}: {invalid:?}"
         );
     }
+}
+
+#[test]
+fn a_name_whose_entry_was_left_out_is_unpriced_not_priced_by_another_rule() {
+    // The file prices the dated snapshot, the Vertex name and the dotted name apart from the
+    // names the rules would reach past them; their entries are left out, so they are unpriced.
+    let text = r#"{
+  "snap": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},
+  "snap-2024-05-13": {"input_cost_per_token": "dear", "output_cost_per_token": 1e-6},
+  "vertex_ai/foo": {"input_cost_per_token": 2e-6, "output_cost_per_token": 0},
+  "foo": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},
+  "vertex_ai/foo": {"input_cost_per_token": 3e-6, "output_cost_per_token": 0},
+  "Model-3-5": {"input_cost_per_token": -1},
+  "model-3-5-mini": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}
+}"#;
+    let table = PriceTable::from_text(text, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    let usage = Usage::new(1_000_000, 0);
+    for (name, left_out) in [
+        ("snap-2024-05-13", "snap-2024-05-13"),
+        ("openrouter/snap-2024-05-13", "snap-2024-05-13"),
+        ("SNAP-2024-05-13", "snap-2024-05-13"),
+        ("vertex_ai/foo", "vertex_ai/foo"),
+        ("model-3-5", "Model-3-5"),
+        ("model-3.5", "Model-3-5"),
+        ("anthropic/model-3.5-20250101", "Model-3-5"),
+    ] {
+        match table.quote(name, &usage, ServiceTier::Standard) {
+            Err(QuoteError::Unpriced(unpriced)) => {
+                let why = unpriced.left_out.clone().unwrap_or_default();
+                assert!(
+                    why.starts_with("prices.json:") && why.contains(&format!("entry `{left_out}`")),
+                    "{name}: {why}"
+                );
+                assert!(
+                    unpriced.to_string().starts_with(&format!(
+                        "model `{name}` has no price: its entry was left out of the table (prices.json:"
+                    )),
+                    "{unpriced}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // The names the rules would have reached keep their own prices, and the rules still work
+    // where no entry was left out.
+    for (name, total) in [
+        ("snap", "1"),
+        ("snap-2099-01-01", "1"),
+        ("foo", "1"),
+        ("google/foo", "1"),
+        ("model-3.5-mini", "1"),
+    ] {
+        assert_eq!(
+            table
+                .quote(name, &usage, ServiceTier::Standard)
+                .map(|q| q.total()),
+            Ok(usd(total)),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        table.report().left_out.keys().collect::<Vec<_>>(),
+        ["Model-3-5", "snap-2024-05-13", "vertex_ai/foo"]
+    );
+    // Merged over a table that prices the name, that price stands; over one that does not,
+    // the name stays unpriced, and the reason stays on record.
+    let below = PriceTable::from_text(
+        "version = \"below\"\n[models.\"snap-2024-05-13\"]\ninput = \"5\"\noutput = \"15\"\n",
+        "below.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let merged = below.merged(&table).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        merged
+            .quote("snap-2024-05-13", &usage, ServiceTier::Standard)
+            .map(|q| q.total()),
+        Ok(usd("5"))
+    );
+    assert!(matches!(
+        merged.quote("vertex_ai/foo", &usage, ServiceTier::Standard),
+        Err(QuoteError::Unpriced(Unpriced {
+            left_out: Some(_),
+            ..
+        }))
+    ));
+    assert_eq!(merged.report().left_out, table.report().left_out);
+    // An unknown name is still unknown, with the names near it.
+    let unknown = table
+        .resolve("snapp")
+        .err()
+        .unwrap_or_else(|| panic!("found"));
+    assert_eq!(unknown.left_out, None);
+    assert_eq!(
+        unknown.to_string(),
+        "unknown model `snapp`: no price in the table (nearest known: snap)"
+    );
+}
+
+#[test]
+fn names_left_out_are_written_and_read_back_in_the_native_format() {
+    let litellm = r#"{
+  "snap": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},
+  "snap-2024-05-13": {"input_cost_per_token": "dear"}
+}"#;
+    let table = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    let written = cost_core::format::native::write(&table).unwrap_or_else(|e| panic!("{e}"));
+    assert!(written.contains("[left_out]"), "{written}");
+    let back = PriceTable::from_text(&written, "snapshot.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.report().left_out, table.report().left_out);
+    let usage = Usage::new(1_000, 0);
+    assert!(matches!(
+        back.quote("snap-2024-05-13", &usage, ServiceTier::Standard),
+        Err(QuoteError::Unpriced(Unpriced {
+            left_out: Some(_),
+            ..
+        }))
+    ));
+    assert_eq!(
+        back.quote("snap-2099-01-01", &usage, ServiceTier::Standard)
+            .map(|q| q.total()),
+        Ok(usd("0.001"))
+    );
+    // Merged under a table that prices the name, the name is priced: nothing left out is
+    // written.
+    let below = PriceTable::from_text(
+        "version = \"below\"\n[models.\"snap-2024-05-13\"]\ninput = \"5\"\noutput = \"15\"\n",
+        "below.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let merged = below.merged(&table).unwrap_or_else(|e| panic!("{e}"));
+    let written = cost_core::format::native::write(&merged).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!written.contains("left_out"), "{written}");
+    // A name both priced and left out is an error naming it.
+    let both = "version = \"x\"\n[models.m]\ninput = \"1\"\n[left_out]\nm = \"why\"\n";
+    let err = PriceTable::from_text(both, "both.toml")
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    assert_eq!(err.kind, PriceFileErrorKind::Invalid);
+    assert!(
+        err.to_string()
+            .starts_with("both.toml:5:1: `m` is both priced and left out"),
+        "{err}"
+    );
 }
 
 fn flat(input: &str, output: &str) -> ModelPrice {

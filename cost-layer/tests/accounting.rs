@@ -1527,6 +1527,36 @@ fn the_first_unpriced_call_of_each_model_for_each_reason_is_warned_about() {
 }
 
 #[test]
+fn a_call_of_a_model_whose_entry_the_price_file_left_out_is_unpriced_and_says_why() {
+    // LiteLLM's file prices the snapshot apart from its family, but its own entry is invalid:
+    // the call is unpriced (not charged the family's price) and the warning says why.
+    let prices = r#"{
+  "acme-chat": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},
+  "acme-chat-2026-01-01": {"input_cost_per_token": "dear", "output_cost_per_token": 1e-6}
+}"#;
+    let table = cost_layer::cost_core::PriceTable::from_text(prices, "prices.json")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (layer, ledger) = CostLayer::builder().prices(table).build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::prices"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        chat_call(Some("acme-chat-2026-01-01"), 0, None);
+        chat_call(Some("acme-chat"), 0, None);
+    });
+    let global = ledger.global();
+    assert_eq!((global.llm_calls, global.unpriced_calls), (2, 1));
+    assert_eq!(global.unpriced_tokens, 1_100);
+    assert_eq!(global.total_usd(), usd("0.0011"));
+    let seen = warnings.seen();
+    assert_eq!(
+        warnings.containing(
+            "a call of acme-chat-2026-01-01 is unpriced: model `acme-chat-2026-01-01` has no price: its entry was left out of the table (prices.json:3:"
+        ),
+        1,
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn a_call_charged_its_reported_cost_is_not_warned_about_as_unpriced() {
     let (layer, ledger) = CostLayer::builder()
         .charge_reported_cost_when_unpriced(true)

@@ -128,7 +128,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 builder.model(*entry);
             }
             EntryRead::NotPriced => builder.report_mut().skipped_entries.push(name.to_owned()),
-            EntryRead::Invalid(message) => builder.report_mut().invalid_entries.push(message),
+            EntryRead::Invalid(message) => {
+                builder.left_out(name, message);
+            }
         }
     }
     builder.build().map_err(|e| PriceFileError {

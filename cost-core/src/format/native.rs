@@ -43,6 +43,11 @@
 //!
 //! [aliases]                    # more aliases, name = target
 //! "gpt-4o-2024-08-06" = "gpt-4o"
+//!
+//! [left_out]                   # names without a price on purpose, name = why: each is
+//! "gpt-4o-2024-05-13" = "…"    # unpriced with that reason, and the resolution rules stop
+//!                              # there (not priced as gpt-4o); `write` lists the entries a
+//!                              # LiteLLM file had that its table left out
 //! ```
 //!
 //! Prices are strings (or integers) because a TOML float is binary and loses digits; a float is
@@ -254,6 +259,20 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
     for (alias, target) in &file.aliases {
         builder.alias(alias.clone(), target.clone());
     }
+    for (name, why) in &file.left_out {
+        let priced = file.models.contains_key(name.get_ref().as_str())
+            || file.aliases.contains_key(name.get_ref());
+        if priced {
+            return Err(invalid(
+                name.span(),
+                format!(
+                    "`{}` is both priced and left out; remove one of them",
+                    name.get_ref()
+                ),
+            ));
+        }
+        builder.left_out(name.get_ref().clone(), why.clone());
+    }
     builder.build().map_err(|e| PriceFileError {
         origin: origin.to_owned(),
         line: None,
@@ -285,6 +304,8 @@ struct FileSpec {
     models: BTreeMap<Spanned<String>, ModelSpec>,
     #[serde(default)]
     aliases: BTreeMap<String, String>,
+    #[serde(default)]
+    left_out: BTreeMap<Spanned<String>, String>,
 }
 
 /// The price fields of every table that holds prices (a model, a service tier, a context
@@ -505,9 +526,10 @@ pub enum WriteError {
 /// is written only when every entry written has a date of its own: a file's date is the date
 /// of its undated entries when read, and an undated entry (LiteLLM's) must stay undated.
 pub fn write(table: &PriceTable) -> Result<String, WriteError> {
-    write_models(
+    write_table(
         table,
         table.entries().iter().map(|entry| entry.key.as_str()),
+        true,
     )
 }
 
@@ -516,6 +538,16 @@ pub fn write(table: &PriceTable) -> Result<String, WriteError> {
 pub fn write_models<'a>(
     table: &PriceTable,
     keys: impl IntoIterator<Item = &'a str>,
+) -> Result<String, WriteError> {
+    write_table(table, keys, false)
+}
+
+/// Writes the entries of `table` listed under `keys`, with their aliases, and, with
+/// `left_out`, the names the table left out that it has no entry or alias for.
+fn write_table<'a>(
+    table: &PriceTable,
+    keys: impl IntoIterator<Item = &'a str>,
+    left_out: bool,
 ) -> Result<String, WriteError> {
     use toml::{Table, Value};
     let info = table.info();
@@ -546,6 +578,16 @@ pub fn write_models<'a>(
     root.insert("models".into(), Value::Table(models));
     if !aliases.is_empty() {
         root.insert("aliases".into(), Value::Table(aliases));
+    }
+    let left_out: Table = table
+        .report()
+        .left_out
+        .iter()
+        .filter(|(name, _)| left_out && table.get(name).is_none())
+        .map(|(name, why)| (name.clone(), Value::String(why.clone())))
+        .collect();
+    if !left_out.is_empty() {
+        root.insert("left_out".into(), Value::Table(left_out));
     }
     toml::to_string(&root).map_err(|e| WriteError::Toml(e.to_string()))
 }
