@@ -547,13 +547,18 @@ mod tests {
         run_with(&PriceTable::default(), line)
     }
 
-    fn run_with(table: &PriceTable, line: &str) -> (Value, bool) {
-        let pricing = Pricing {
+    /// Pricing at `table`, at the epoch, with the default age limit.
+    fn pricing_at(table: &PriceTable) -> Pricing<'_> {
+        Pricing {
             table,
             now: 0,
             age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
             charge_reported: false,
-        };
+        }
+    }
+
+    fn run_with(table: &PriceTable, line: &str) -> (Value, bool) {
+        let pricing = pricing_at(table);
         let outcome = quote_line(&pricing, line.as_bytes()).unwrap_or(LineOutcome {
             json: "null".to_owned(),
             priced: false,
@@ -710,12 +715,7 @@ output = "10"
         assert_eq!(created_at(&json!({"created": "yesterday"}), 7), 7);
         // Gemini 3.8 Flash, through OpenAI's API shape, before and after its price of 2027.
         let table = PriceTable::default();
-        let pricing = Pricing {
-            table: &table,
-            now: 0,
-            age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
-            charge_reported: false,
-        };
+        let pricing = pricing_at(&table);
         let cost_on = |created: i64| {
             let line = json!({"id": 1, "model": "gemini-3.8-flash", "created": created,
                 "usage": {"prompt_tokens": 1_000_000, "completion_tokens": 0, "total_tokens": 1_000_000}});
@@ -756,12 +756,7 @@ output = "10"
         assert_eq!(out["cost_usd"], "0.0025");
         // A provider's answer too: its usage read once.
         let table = PriceTable::default();
-        let pricing = Pricing {
-            table: &table,
-            now: 0,
-            age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
-            charge_reported: false,
-        };
+        let pricing = pricing_at(&table);
         let answer = r#"{"id": "r", "model": "gpt-4o", "usage": {"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens": 500}}"#;
         let outcome = quote_response_line(
             &pricing,

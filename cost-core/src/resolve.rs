@@ -128,50 +128,50 @@ enum Search<'t> {
 
 fn search<'t>(table: &'t PriceTable, model: &str) -> Search<'t> {
     let forms: Vec<&str> = prefix_forms(model).collect();
-    // Rule 1 and 2 on the name as given, then rule 3 on each shorter form.
-    for (at, form) in forms.iter().enumerate() {
-        match lookup(table, form) {
-            Search::Found(hit) if at > 0 => {
-                return Search::Found(Resolution {
-                    rule: MatchRule::ProviderPrefix,
-                    ..hit
-                });
-            }
-            Search::Nothing => {}
-            found => return found,
+    // Rules 1 and 2 on the name as given (the rule is the lookup's), then rule 3 on each
+    // shorter form.
+    if let Some(outcome) = lookup(table, model).settled(None) {
+        return outcome;
+    }
+    for form in &forms[1..] {
+        if let Some(outcome) = lookup(table, form).settled(Some(MatchRule::ProviderPrefix)) {
+            return outcome;
         }
     }
     for form in &forms {
-        if let Some(family) = strip_date_suffix(form) {
-            match lookup(table, family) {
-                Search::Found(hit) => {
-                    return Search::Found(Resolution {
-                        rule: MatchRule::DateSuffix,
-                        ..hit
-                    });
-                }
-                Search::Nothing => {}
-                left_out => return left_out,
-            }
+        if let Some(family) = strip_date_suffix(form)
+            && let Some(outcome) = lookup(table, family).settled(Some(MatchRule::DateSuffix))
+        {
+            return outcome;
         }
     }
     for form in &forms {
         for name in [Some(*form), strip_date_suffix(form)].into_iter().flatten() {
-            if let Some(hyphenated) = hyphenate_version_dots(name) {
-                match lookup(table, &hyphenated) {
-                    Search::Found(hit) => {
-                        return Search::Found(Resolution {
-                            rule: MatchRule::VersionDots,
-                            ..hit
-                        });
-                    }
-                    Search::Nothing => {}
-                    left_out => return left_out,
-                }
+            if let Some(hyphenated) = hyphenate_version_dots(name)
+                && let Some(outcome) =
+                    lookup(table, &hyphenated).settled(Some(MatchRule::VersionDots))
+            {
+                return outcome;
             }
         }
     }
     Search::Nothing
+}
+
+impl<'t> Search<'t> {
+    /// The outcome of a rule's lookup, `None` when it found nothing and the next rule is to be
+    /// tried: an entry as found by `rule` (by the lookup's own rule without one), an entry
+    /// left out as it is.
+    fn settled(self, rule: Option<MatchRule>) -> Option<Search<'t>> {
+        match self {
+            Search::Found(hit) => Some(Search::Found(Resolution {
+                rule: rule.unwrap_or(hit.rule),
+                ..hit
+            })),
+            Search::LeftOut(why) => Some(Search::LeftOut(why)),
+            Search::Nothing => None,
+        }
+    }
 }
 
 /// `name` with each `.` between two ASCII digits written as `-` (`claude-3.5-sonnet` →

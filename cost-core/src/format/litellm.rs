@@ -133,13 +133,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
             }
         }
     }
-    builder.build().map_err(|e| PriceFileError {
-        origin: origin.to_owned(),
-        line: None,
-        column: None,
-        kind: PriceFileErrorKind::Invalid,
-        message: e.to_string(),
-    })
+    super::build_table(builder, origin)
 }
 
 /// What one entry of the file gives.

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-use crate::table::PriceTable;
+use crate::table::{PriceTable, PriceTableBuilder};
 
 /// The formats a price file can be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +139,21 @@ pub(crate) fn content_digest(text: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The table `builder` holds, read from the file `origin`: a table that cannot be built (an
+/// alias of a model it does not have, …) is an error naming the file.
+pub(crate) fn build_table(
+    builder: PriceTableBuilder,
+    origin: &str,
+) -> Result<PriceTable, PriceFileError> {
+    builder.build().map_err(|e| PriceFileError {
+        origin: origin.to_owned(),
+        line: None,
+        column: None,
+        kind: PriceFileErrorKind::Invalid,
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -273,13 +273,7 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
         }
         builder.left_out(name.get_ref().clone(), why.clone());
     }
-    builder.build().map_err(|e| PriceFileError {
-        origin: origin.to_owned(),
-        line: None,
-        column: None,
-        kind: PriceFileErrorKind::Invalid,
-        message: e.to_string(),
-    })
+    super::build_table(builder, origin)
 }
 
 fn check_date(date: &Spanned<String>) -> Result<(), String> {
