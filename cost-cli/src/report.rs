@@ -114,7 +114,7 @@ pub(crate) fn load_table(prices: &Option<PathBuf>) -> Result<PriceTable, Failure
     };
     let table =
         PriceTable::from_path(path).map_err(|e| Failure(format!("cannot load price file: {e}")))?;
-    for problem in &table.report().invalid_entries {
+    for problem in table.report().left_out.values() {
         eprintln!("llm-cost: warning: {problem} (entry left out: its model is unpriced)");
     }
     Ok(table)

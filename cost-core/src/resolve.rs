@@ -64,7 +64,7 @@ pub struct Unpriced {
     /// name finds an entry that was left out: see [`resolve`]).
     pub nearest: Vec<String>,
     /// Why the price file's entry the name finds was left out of the table (its position and
-    /// reason, as in [`LoadReport::invalid_entries`](crate::LoadReport::invalid_entries)), when
+    /// reason, as in [`LoadReport::left_out`](crate::LoadReport::left_out)), when
     /// that is why it has no price.
     pub left_out: Option<String>,
 }

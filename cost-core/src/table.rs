@@ -177,14 +177,12 @@ pub struct LoadReport {
     /// the number of entries that had each.
     pub skipped_keys: BTreeMap<String, usize>,
     /// Entries left out because a price in them is not a valid price, or because the file gives
-    /// them (or a key of theirs) twice with different prices, each with the file, line, column
-    /// and reason (LiteLLM files; the native format rejects a file with an invalid price, and
-    /// its `[left_out]` table lists names a LiteLLM file's table left out, with their reasons).
-    pub invalid_entries: Vec<String>,
-    /// The names of the entries in `invalid_entries`, each with its message. A name the table
-    /// resolves to one of them is unpriced, with that message: never priced at another entry a
-    /// resolution rule would reach past it (a dated snapshot at its family's price, a
-    /// provider's name at another provider's).
+    /// them (or a key of theirs) twice with different prices: by name, each with the file,
+    /// line, column and reason (LiteLLM files; the native format rejects a file with an invalid
+    /// price, and its `[left_out]` table lists names a LiteLLM file's table left out, with
+    /// their reasons). A name the table resolves to one of them is unpriced, with that reason:
+    /// never priced at another entry a resolution rule would reach past it (a dated snapshot
+    /// at its family's price, a provider's name at another provider's).
     pub left_out: BTreeMap<String, String>,
 }
 
@@ -290,12 +288,10 @@ impl PriceTableBuilder {
     }
 
     /// Records that the file's entry `name` was left out, and why (`message`, with the file's
-    /// position): in the report's `invalid_entries` and `left_out`, so that resolving `name`
-    /// says why it is unpriced instead of finding another entry.
+    /// position), in the report's `left_out`: resolving `name` then says why it is unpriced
+    /// instead of finding another entry.
     pub fn left_out(&mut self, name: impl Into<String>, message: impl Into<String>) -> &mut Self {
-        let message = message.into();
-        self.report.invalid_entries.push(message.clone());
-        self.report.left_out.insert(name.into(), message);
+        self.report.left_out.insert(name.into(), message.into());
         self
     }
 
@@ -728,15 +724,7 @@ impl PriceTable {
         report
             .skipped_entries
             .extend(left_out.skipped_entries.iter().cloned());
-        report
-            .invalid_entries
-            .extend(left_out.invalid_entries.iter().cloned());
-        report.left_out.extend(
-            left_out
-                .left_out
-                .iter()
-                .map(|(name, why)| (name.clone(), why.clone())),
-        );
+        report.left_out.extend(left_out.left_out.clone());
         for (key, count) in &left_out.skipped_keys {
             *report.skipped_keys.entry(key.clone()).or_default() += count;
         }

@@ -62,14 +62,14 @@
 //!
 //! A syntax error is an error naming the file, line and column. A known price key whose value is
 //! not a non-negative decimal of at most 24 places leaves *that entry* out: its model is then
-//! unpriced (never mispriced), and the report's `invalid_entries` names the entry, the key, and
+//! unpriced (never mispriced), and the report's `left_out` names the entry, the key, and
 //! its line and column. One odd entry does not make a file of thousands unusable.
 //!
 //! A model the file gives more than once (LiteLLM's file has had some), or a key an entry (or
 //! its `provider_specific_entry`, `search_context_cost_per_query` or a `tiered_pricing` range)
 //! gives more than once, is read once when the occurrences price alike. When they differ,
-//! which one is meant is unknown: the entry is left out and `invalid_entries` names it with the
-//! lines (LiteLLM's own loader keeps the last occurrence, silently).
+//! which one is meant is unknown: the entry is left out and the report's `left_out` names it
+//! with the lines (LiteLLM's own loader keeps the last occurrence, silently).
 //!
 //! The table's version is `litellm@` and the first 12 hex digits of the file's SHA-256; the
 //! file carries no date, so `as_of` is unset.
