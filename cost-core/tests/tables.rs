@@ -28,6 +28,16 @@ fn prompt(input: u64, cache_read: u64, output: u64) -> Usage {
     }
 }
 
+/// A table from a price file's text; panics naming the error.
+fn loaded(text: &str, origin: &str) -> PriceTable {
+    PriceTable::from_text(text, origin).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A native table pricing the dated snapshot the LiteLLM texts of the tests of left-out names
+/// leave out.
+const SNAPSHOT_PRICED_BELOW: &str =
+    "version = \"below\"\n[models.\"snap-2024-05-13\"]\ninput = \"5\"\noutput = \"15\"\n";
+
 fn resolve(table: &PriceTable, name: &str) -> Option<(String, MatchRule)> {
     table
         .resolve(name)
@@ -1591,7 +1601,7 @@ fn litellm_a_model_given_twice_loads_only_when_both_price_alike() {
   "range-key-twice": {"tiered_pricing": [{"range": [0, 10], "input_cost_per_token": 1e-6, "input_cost_per_token": 2e-6}]},
   "factor-twice": {"input_cost_per_token": 1e-6, "provider_specific_entry": {"us": 1.1, "us": 1.2}}
 }"#;
-    let table = PriceTable::from_text(text, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    let table = loaded(text, "prices.json");
     let total = |name: &str| {
         table
             .quote(
@@ -1654,7 +1664,7 @@ fn a_name_whose_entry_was_left_out_is_unpriced_not_priced_by_another_rule() {
   "Model-3-5": {"input_cost_per_token": -1},
   "model-3-5-mini": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6}
 }"#;
-    let table = PriceTable::from_text(text, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    let table = loaded(text, "prices.json");
     let usage = Usage::new(1_000_000, 0);
     for (name, left_out) in [
         ("snap-2024-05-13", "snap-2024-05-13"),
@@ -1705,11 +1715,7 @@ fn a_name_whose_entry_was_left_out_is_unpriced_not_priced_by_another_rule() {
     );
     // Merged over a table that prices the name, that price stands; over one that does not,
     // the name stays unpriced, and the reason stays on record.
-    let below = PriceTable::from_text(
-        "version = \"below\"\n[models.\"snap-2024-05-13\"]\ninput = \"5\"\noutput = \"15\"\n",
-        "below.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let below = loaded(SNAPSHOT_PRICED_BELOW, "below.toml");
     let merged = below.merged(&table).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         merged
@@ -1725,6 +1731,13 @@ fn a_name_whose_entry_was_left_out_is_unpriced_not_priced_by_another_rule() {
         }))
     ));
     assert_eq!(merged.report().left_out, table.report().left_out);
+    // The other way round, the overlay's entry prices the name the table below left out.
+    let over = table.merged(&below).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        over.quote("snap-2024-05-13", &usage, ServiceTier::Standard)
+            .map(|q| q.total()),
+        Ok(usd("5"))
+    );
     // An unknown name is still unknown, with the names near it.
     let unknown = table
         .resolve("snapp")
@@ -1743,10 +1756,10 @@ fn names_left_out_are_written_and_read_back_in_the_native_format() {
   "snap": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},
   "snap-2024-05-13": {"input_cost_per_token": "dear"}
 }"#;
-    let table = PriceTable::from_text(litellm, "prices.json").unwrap_or_else(|e| panic!("{e}"));
+    let table = loaded(litellm, "prices.json");
     let written = cost_core::format::native::write(&table).unwrap_or_else(|e| panic!("{e}"));
     assert!(written.contains("[left_out]"), "{written}");
-    let back = PriceTable::from_text(&written, "snapshot.toml").unwrap_or_else(|e| panic!("{e}"));
+    let back = loaded(&written, "snapshot.toml");
     assert_eq!(back.report().left_out, table.report().left_out);
     let usage = Usage::new(1_000, 0);
     assert!(matches!(
@@ -1763,11 +1776,7 @@ fn names_left_out_are_written_and_read_back_in_the_native_format() {
     );
     // Merged under a table that prices the name, the name is priced: nothing left out is
     // written.
-    let below = PriceTable::from_text(
-        "version = \"below\"\n[models.\"snap-2024-05-13\"]\ninput = \"5\"\noutput = \"15\"\n",
-        "below.toml",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let below = loaded(SNAPSHOT_PRICED_BELOW, "below.toml");
     let merged = below.merged(&table).unwrap_or_else(|e| panic!("{e}"));
     let written = cost_core::format::native::write(&merged).unwrap_or_else(|e| panic!("{e}"));
     assert!(!written.contains("left_out"), "{written}");
