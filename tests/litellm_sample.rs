@@ -219,7 +219,18 @@ fn load_report_counts_what_was_left_out() {
     let report = table.report();
     assert_eq!(report.entries, 9);
     assert_eq!(report.aliases, 1);
-    assert_eq!(report.skipped_entries, ["dall-e-3", "whisper-1"]);
+    assert_eq!(
+        report.skipped_entries.keys().collect::<Vec<_>>(),
+        ["dall-e-3", "whisper-1"]
+    );
+    // Each with the keys that price it instead.
+    assert!(
+        report.skipped_entries["whisper-1"].ends_with(
+            "entry `whisper-1`: no per-token input price (priced by `input_cost_per_second`, `output_cost_per_second`)"
+        ),
+        "{:?}",
+        report.skipped_entries
+    );
     // DeepSeek's cache hit price is its cache read price, read, not skipped.
     assert_eq!(
         report.skipped_keys.get("input_cost_per_token_cache_hit"),

@@ -163,8 +163,9 @@ fn run_prices(prices: Option<PathBuf>, over_embedded: bool, models: &[String]) -
     let Some(mut table) = load_table(&prices) else {
         return ExitCode::from(2);
     };
-    // What the file held that no entry written carries: said once, so a snapshot is not taken
-    // for the whole file.
+    // What the file held that no entry written prices (a full snapshot lists the skipped
+    // entries' names under `[skipped]`, not their prices): said once, so a snapshot is not
+    // taken for the whole file.
     let report = table.report();
     if !report.skipped_entries.is_empty() || !report.skipped_keys.is_empty() {
         let mut keys: Vec<(&String, &usize)> = report.skipped_keys.iter().collect();

@@ -108,6 +108,16 @@ fn a_file_over_the_embedded_table_and_the_entries_names_resolve_to() {
             .map(|q| q.total()),
         Ok(usd("180"))
     );
+    // The whole file written keeps the image model's name, unpriced with the reason.
+    let out = run(&["prices", "--prices", &path]);
+    assert_eq!(out.status.code(), Some(0));
+    let snapshot = written(&out);
+    let why = snapshot.resolve("openai/dall-e-3").err().and_then(|e| e.left_out);
+    assert!(
+        why.as_deref()
+            .is_some_and(|why| why.ends_with("(priced by `output_cost_per_image`)")),
+        "{why:?}"
+    );
 
     // Merging needs a file.
     assert_eq!(run(&["prices", "--over-embedded"]).status.code(), Some(2));

@@ -20,9 +20,10 @@
 //! names the model and the nearest known names (by edit distance) so a person can add an alias.
 //!
 //! An entry the price file gave but the table left out (an invalid price; a model given twice
-//! with different prices) is found by these rules as any other, and the name is [`Unpriced`]
-//! with the reason: the rules stop there. So `gpt-4o-2024-05-13`, whose own entry was left
-//! out, is not priced as `gpt-4o` (a lower price), nor `vertex_ai/x` as `x`.
+//! with different prices; no per-token price, an image, audio or per-second model) is found by
+//! these rules as any other, and the name is [`Unpriced`] with the reason: the rules stop
+//! there. So `gpt-4o-2024-05-13`, whose own entry was left out, is not priced as `gpt-4o` (a
+//! lower price), nor `vertex_ai/x`, which the file prices per image, as `x` per token.
 //!
 //! A name resolves to one entry whatever the endpoint that served the call: a Vertex AI name
 //! (`claude-sonnet-4-5@20250929`) finds the list entry, whose price is Vertex's global
@@ -64,8 +65,10 @@ pub struct Unpriced {
     /// name finds an entry that was left out: see [`resolve`]).
     pub nearest: Vec<String>,
     /// Why the price file's entry the name finds was left out of the table (its position and
-    /// reason, as in [`LoadReport::left_out`](crate::LoadReport::left_out)), when
-    /// that is why it has no price.
+    /// reason, as in [`LoadReport::left_out`](crate::LoadReport::left_out), or the keys that
+    /// price it other than per token, as in
+    /// [`LoadReport::skipped_entries`](crate::LoadReport::skipped_entries)), when that is why
+    /// it has no price.
     pub left_out: Option<String>,
 }
 
@@ -88,9 +91,10 @@ fn describe(model: &str, nearest: &[String], left_out: Option<&str>) -> String {
 ///
 /// A name that a rule finds among the entries the price file gave but the table left out
 /// (an invalid price, a model given twice with different prices: see
-/// [`LoadReport::left_out`](crate::LoadReport::left_out)) is [`Unpriced`] with the reason: the
-/// rules stop there, so a dated snapshot whose own entry was left out is not priced at its
-/// family's price, nor a provider's name at another provider's.
+/// [`LoadReport::left_out`](crate::LoadReport::left_out); no per-token price:
+/// [`LoadReport::skipped_entries`](crate::LoadReport::skipped_entries)) is [`Unpriced`] with
+/// the reason: the rules stop there, so a dated snapshot whose own entry was left out is not
+/// priced at its family's price, nor a provider's name at another provider's.
 pub fn resolve(table: &PriceTable, model: &str) -> Result<Resolution, Unpriced> {
     match search(table, model) {
         Search::Found(hit) => Ok(hit),

@@ -171,8 +171,12 @@ pub struct LoadReport {
     /// Aliases loaded.
     pub aliases: usize,
     /// Entries left out because they have no per-token input price (image, audio, per-second
-    /// models), by name.
-    pub skipped_entries: Vec<String>,
+    /// models): by name, each with why (the file, and the keys that price it instead). A name
+    /// the table resolves to one of them is unpriced with that reason, as for
+    /// [`left_out`](LoadReport::left_out): a call with token usage under a name the file
+    /// prices per image or per second is not priced at another entry a resolution rule would
+    /// reach past it. Not a problem of the file: no warning is due.
+    pub skipped_entries: BTreeMap<String, String>,
     /// Price keys that were not understood (per-image, per-second, …) and so not applied, with
     /// the number of entries that had each.
     pub skipped_keys: BTreeMap<String, usize>,
@@ -295,6 +299,20 @@ impl PriceTableBuilder {
         self
     }
 
+    /// Records that the file's entry `name` has no per-token price, and why (`message`: the
+    /// file and the keys that price it instead), in the report's `skipped_entries`: resolving
+    /// `name` then says why it is unpriced instead of finding another entry.
+    pub fn skipped_entry(
+        &mut self,
+        name: impl Into<String>,
+        message: impl Into<String>,
+    ) -> &mut Self {
+        self.report
+            .skipped_entries
+            .insert(name.into(), message.into());
+        self
+    }
+
     /// Builds the table: sorts entries by key, resolves aliases, and indexes names.
     pub fn build(self) -> Result<PriceTable, TableError> {
         let PriceTableBuilder {
@@ -360,8 +378,9 @@ impl PriceTableBuilder {
         report.entries = entries.len();
         report.aliases = aliases.len();
         let left_out = report
-            .left_out
+            .skipped_entries
             .keys()
+            .chain(report.left_out.keys())
             .map(|name| (name.to_lowercase().into(), name.as_str().into()))
             .collect();
         Ok(PriceTable {
@@ -398,7 +417,8 @@ pub struct PriceTable {
     exact: NameMap,
     folded: NameMap,
     aliases: BTreeMap<String, String>,
-    /// The report's `left_out` names, by their lowercase form: to the name.
+    /// The report's `left_out` and `skipped_entries` names, by their lowercase form: to the
+    /// name.
     left_out: HashMap<Box<str>, Box<str>, foldhash::fast::RandomState>,
     report: LoadReport,
 }
@@ -565,10 +585,13 @@ impl PriceTable {
     }
 
     /// Why the entry named `lowercase` (a name in lowercase, whatever the file's case) was left
-    /// out of the table, when it was.
+    /// out of the table (its report's `left_out`, else its `skipped_entries`), when it was.
     pub(crate) fn lookup_left_out(&self, lowercase: &str) -> Option<&str> {
         let name = self.left_out.get(lowercase)?;
-        self.report.left_out.get(&**name).map(String::as_str)
+        let report = &self.report;
+        (report.left_out.get(&**name))
+            .or_else(|| report.skipped_entries.get(&**name))
+            .map(String::as_str)
     }
 
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
@@ -723,7 +746,7 @@ impl PriceTable {
         let report = builder.report_mut();
         report
             .skipped_entries
-            .extend(left_out.skipped_entries.iter().cloned());
+            .extend(left_out.skipped_entries.clone());
         report.left_out.extend(left_out.left_out.clone());
         for (key, count) in &left_out.skipped_keys {
             *report.skipped_keys.entry(key.clone()).or_default() += count;

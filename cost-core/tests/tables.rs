@@ -1751,6 +1751,124 @@ fn a_name_whose_entry_was_left_out_is_unpriced_not_priced_by_another_rule() {
 }
 
 #[test]
+fn a_name_the_file_prices_other_than_per_token_is_unpriced_not_priced_by_another_rule() {
+    // The file prices the Vertex name per image and the dated one per character, apart from
+    // the per-token names the rules would reach past them.
+    let text = r#"{
+  "imagen": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},
+  "vertex_ai/imagen": {"output_cost_per_image": 0.04},
+  "speech": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},
+  "speech-2026-01-01": {"input_cost_per_character": 1.5e-5, "mode": "audio_speech"},
+  "odd": "not an object"
+}"#;
+    let table = loaded(text, "prices.json");
+    assert!(table.report().left_out.is_empty(), "{:?}", table.report());
+    assert_eq!(
+        table.report().skipped_entries.keys().collect::<Vec<_>>(),
+        ["odd", "speech-2026-01-01", "vertex_ai/imagen"]
+    );
+    let usage = Usage::new(1_000_000, 0);
+    for (name, why) in [
+        (
+            "vertex_ai/imagen",
+            "prices.json: entry `vertex_ai/imagen`: no per-token input price (priced by `output_cost_per_image`)",
+        ),
+        (
+            "openrouter/vertex_ai/imagen",
+            "prices.json: entry `vertex_ai/imagen`: no per-token input price (priced by `output_cost_per_image`)",
+        ),
+        (
+            "Speech-2026-01-01",
+            "prices.json: entry `speech-2026-01-01`: no per-token input price (priced by `input_cost_per_character`)",
+        ),
+        ("odd", "prices.json: entry `odd`: not an object"),
+    ] {
+        match table.quote(name, &usage, ServiceTier::Standard) {
+            Err(QuoteError::Unpriced(unpriced)) => {
+                assert_eq!(unpriced.left_out.as_deref(), Some(why), "{name}");
+                assert_eq!(
+                    unpriced.to_string(),
+                    format!(
+                        "model `{name}` has no price: its entry was left out of the table ({why})"
+                    )
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // The per-token names keep their prices, and the rules still reach them from other names.
+    for name in ["imagen", "google/imagen", "speech", "speech-2026-02-01"] {
+        assert_eq!(
+            table
+                .quote(name, &usage, ServiceTier::Standard)
+                .map(|q| q.total()),
+            Ok(usd("1")),
+            "{name}"
+        );
+    }
+    // A table over it with a per-token entry of the name prices it; under it, the name stays
+    // unpriced and on record.
+    let priced_over = loaded(
+        "version = \"over\"\n[models.\"vertex_ai/imagen\"]\ninput = \"2\"\noutput = \"2\"\n",
+        "over.toml",
+    );
+    let over = table.merged(&priced_over).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        over.quote("vertex_ai/imagen", &usage, ServiceTier::Standard)
+            .map(|q| q.total()),
+        Ok(usd("2"))
+    );
+    let under = priced_over.merged(&table).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        under
+            .quote("vertex_ai/imagen", &usage, ServiceTier::Standard)
+            .map(|q| q.total()),
+        Ok(usd("2"))
+    );
+    let plain = loaded(SNAPSHOT_PRICED_BELOW, "below.toml").merged(&table);
+    let plain = plain.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plain.report().skipped_entries,
+        table.report().skipped_entries
+    );
+    assert!(matches!(
+        plain.quote("speech-2026-01-01", &usage, ServiceTier::Standard),
+        Err(QuoteError::Unpriced(Unpriced {
+            left_out: Some(_),
+            ..
+        }))
+    ));
+    // A snapshot in the native format keeps them, apart from the entries left out.
+    let written = cost_core::format::native::write(&table).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        written.contains("[skipped]") && !written.contains("[left_out]"),
+        "{written}"
+    );
+    let back = loaded(&written, "snapshot.toml");
+    assert_eq!(
+        back.report().skipped_entries,
+        table.report().skipped_entries
+    );
+    assert!(back.report().left_out.is_empty());
+    assert!(matches!(
+        back.quote("vertex_ai/imagen", &usage, ServiceTier::Standard),
+        Err(QuoteError::Unpriced(Unpriced {
+            left_out: Some(_),
+            ..
+        }))
+    ));
+    let both = "version = \"x\"\n[models.m]\ninput = \"1\"\n[skipped]\nm = \"why\"\n";
+    let err = PriceTable::from_text(both, "both.toml")
+        .err()
+        .unwrap_or_else(|| panic!("loaded"));
+    assert!(
+        err.to_string()
+            .starts_with("both.toml:5:1: `m` is both priced and skipped"),
+        "{err}"
+    );
+}
+
+#[test]
 fn names_left_out_are_written_and_read_back_in_the_native_format() {
     let litellm = r#"{
   "snap": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6},

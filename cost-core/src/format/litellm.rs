@@ -57,8 +57,11 @@
 //! are ignored.
 //! Entries without a per-token input price (images, audio, per-second models) are skipped, and
 //! so are price keys of other units (per image, per second, per query, `tiered_pricing`, …):
-//! both are counted in the table's [`LoadReport`](crate::LoadReport), not fatal. Keys that are
-//! not prices (`max_tokens`, `supports_*`, …) are ignored.
+//! both are counted in the table's [`LoadReport`](crate::LoadReport), not fatal. A skipped
+//! entry is listed with the keys that price it (`skipped_entries`), and a name that resolves
+//! to it is unpriced with that reason: a token call under `vertex_ai/x`, which the file prices
+//! per image, is not priced as `x` per token. Keys that are not prices (`max_tokens`,
+//! `supports_*`, …) are ignored.
 //!
 //! A syntax error is an error naming the file, line and column. A known price key whose value is
 //! not a non-negative decimal of at most 24 places leaves *that entry* out: its model is then
@@ -127,7 +130,9 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
                 }
                 builder.model(*entry);
             }
-            EntryRead::NotPriced => builder.report_mut().skipped_entries.push(name.to_owned()),
+            EntryRead::NotPriced(why) => {
+                builder.skipped_entry(name, format!("{origin}: entry `{name}`: {why}"));
+            }
             EntryRead::Invalid(message) => {
                 builder.left_out(name, message);
             }
@@ -143,8 +148,8 @@ enum EntryRead {
     Alias(String),
     /// A model's prices, with the price keys not read.
     Model(Box<ModelEntry>, Vec<String>),
-    /// No per-token input price (not an object, or an image, audio or per-second model).
-    NotPriced,
+    /// No per-token input price (not an object, or an image, audio or per-second model): why.
+    NotPriced(String),
     /// Left out: why, with the file, line and column.
     Invalid(String),
 }
@@ -156,7 +161,7 @@ impl EntryRead {
         match (self, other) {
             (EntryRead::Alias(a), EntryRead::Alias(b)) => a == b,
             (EntryRead::Model(a, _), EntryRead::Model(b, _)) => a.price == b.price,
-            (EntryRead::NotPriced, EntryRead::NotPriced) => true,
+            (EntryRead::NotPriced(_), EntryRead::NotPriced(_)) => true,
             _ => false,
         }
     }
@@ -183,7 +188,7 @@ fn read_entries(
         return readings.swap_remove(at);
     }
     let (Some(last), Some(&last_text)) = (readings.pop(), occurrences.last()) else {
-        return EntryRead::NotPriced;
+        return EntryRead::NotPriced("not given".to_owned());
     };
     if readings.iter().all(|reading| reading.prices_alike(&last)) {
         return last;
@@ -213,7 +218,7 @@ fn read_entry(
     // Entries are objects; anything else is not a model and is skipped.
     let fields = match unique_members(raw_entry.get()) {
         Ok(Some(fields)) => fields,
-        Ok(None) => return EntryRead::NotPriced,
+        Ok(None) => return EntryRead::NotPriced("not an object".to_owned()),
         Err(DuplicateKey { key, second }) => {
             return EntryRead::Invalid(invalid(
                 second,
@@ -359,7 +364,13 @@ fn read_entry(
     }
     let [standard, batch, flex, priority, fast] = schedules;
     if standard.base.input.is_none() {
-        return EntryRead::NotPriced;
+        return EntryRead::NotPriced(match skipped_keys.as_slice() {
+            [] => "no per-token input price".to_owned(),
+            keys => format!(
+                "no per-token input price (priced by `{}`)",
+                keys.join("`, `")
+            ),
+        });
     }
     if citation_price.is_some_and(|price| price != Ok(standard.base.input)) {
         skipped_keys.push(CITATION_PRICE.to_owned());

@@ -48,6 +48,10 @@
 //! "gpt-4o-2024-05-13" = "…"    # unpriced with that reason, and the resolution rules stop
 //!                              # there (not priced as gpt-4o); `write` lists the entries a
 //!                              # LiteLLM file had that its table left out
+//!
+//! [skipped]                    # the same, for names priced other than per token (per
+//! "dall-e-3" = "…"             # image, per second): `write` lists a LiteLLM file's entries
+//!                              # without a per-token price; loading them warns of nothing
 //! ```
 //!
 //! Prices are strings (or integers) because a TOML float is binary and loses digits; a float is
@@ -259,19 +263,27 @@ pub fn parse(text: &str, origin: &str) -> Result<PriceTable, PriceFileError> {
     for (alias, target) in &file.aliases {
         builder.alias(alias.clone(), target.clone());
     }
-    for (name, why) in &file.left_out {
-        let priced = file.models.contains_key(name.get_ref().as_str())
-            || file.aliases.contains_key(name.get_ref());
-        if priced {
-            return Err(invalid(
-                name.span(),
-                format!(
-                    "`{}` is both priced and left out; remove one of them",
-                    name.get_ref()
-                ),
-            ));
+    for (skipped, names) in [(false, &file.left_out), (true, &file.skipped)] {
+        let listed = if skipped { "skipped" } else { "left out" };
+        for (name, why) in names {
+            let priced = file.models.contains_key(name.get_ref().as_str())
+                || file.aliases.contains_key(name.get_ref());
+            if priced {
+                return Err(invalid(
+                    name.span(),
+                    format!(
+                        "`{}` is both priced and {listed}; remove one of them",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            let (name, why) = (name.get_ref().clone(), why.clone());
+            if skipped {
+                builder.skipped_entry(name, why);
+            } else {
+                builder.left_out(name, why);
+            }
         }
-        builder.left_out(name.get_ref().clone(), why.clone());
     }
     super::build_table(builder, origin)
 }
@@ -300,6 +312,8 @@ struct FileSpec {
     aliases: BTreeMap<String, String>,
     #[serde(default)]
     left_out: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    skipped: BTreeMap<Spanned<String>, String>,
 }
 
 /// The price fields of every table that holds prices (a model, a service tier, a context
@@ -537,7 +551,7 @@ pub fn write_models<'a>(
 }
 
 /// Writes the entries of `table` listed under `keys`, with their aliases, and, with
-/// `left_out`, the names the table left out that it has no entry or alias for.
+/// `left_out`, the names the table left out or skipped that it has no entry or alias for.
 fn write_table<'a>(
     table: &PriceTable,
     keys: impl IntoIterator<Item = &'a str>,
@@ -573,15 +587,19 @@ fn write_table<'a>(
     if !aliases.is_empty() {
         root.insert("aliases".into(), Value::Table(aliases));
     }
-    let left_out: Table = table
-        .report()
-        .left_out
-        .iter()
-        .filter(|(name, _)| left_out && table.get(name).is_none())
-        .map(|(name, why)| (name.clone(), Value::String(why.clone())))
-        .collect();
-    if !left_out.is_empty() {
-        root.insert("left_out".into(), Value::Table(left_out));
+    let report = table.report();
+    for (key, names) in [
+        ("left_out", &report.left_out),
+        ("skipped", &report.skipped_entries),
+    ] {
+        let names: Table = names
+            .iter()
+            .filter(|(name, _)| left_out && table.get(name).is_none())
+            .map(|(name, why)| (name.clone(), Value::String(why.clone())))
+            .collect();
+        if !names.is_empty() {
+            root.insert(key.into(), Value::Table(names));
+        }
     }
     toml::to_string(&root).map_err(|e| WriteError::Toml(e.to_string()))
 }
