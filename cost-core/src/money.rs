@@ -472,19 +472,72 @@ pub fn parse_decimal(text: &str, scale: u32) -> Result<i128, DecimalError> {
         .ok_or_else(|| DecimalError::TooLarge(text.to_owned()))
 }
 
-/// Writes `units × 10^-scale` as an exact decimal with no trailing zeros.
+/// Writes `units × 10^-scale` as an exact decimal with no trailing zeros (`scale` at most
+/// [`SCALE`]), padded as the formatter asks. Built on the stack: reports and exports write
+/// many amounts per line.
 fn write_fixed(f: &mut fmt::Formatter<'_>, units: i128, scale: u32) -> fmt::Result {
-    let one = 10_u128.pow(scale);
-    let magnitude = units.unsigned_abs();
-    let whole = magnitude / one;
-    let frac = magnitude % one;
-    let sign = if units < 0 { "-" } else { "" };
-    if frac == 0 {
-        return f.pad(&format!("{sign}{whole}"));
+    // The magnitude's digits, right-aligned over zeros: at least `scale + 1` of them are
+    // read, so a fraction's leading zeros and a whole part of `0` are there already.
+    let mut digits = [b'0'; DIGITS_ROOM];
+    let first = write_digits(units.unsigned_abs(), &mut digits);
+    let scale = (scale as usize).min(DIGITS_ROOM - 1);
+    let first = first.min(DIGITS_ROOM - 1 - scale);
+    let point = DIGITS_ROOM - scale;
+    let (whole, fraction) = digits[first..].split_at(point - first);
+    let fraction_end = fraction
+        .iter()
+        .rposition(|&d| d != b'0')
+        .map_or(0, |at| at + 1);
+    let mut text = [0_u8; DIGITS_ROOM + 2];
+    let mut len = 0;
+    let mut push = |bytes: &[u8]| {
+        text[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    if units < 0 {
+        push(b"-");
     }
-    let digits = format!("{frac:0width$}", width = scale as usize);
-    let digits = digits.trim_end_matches('0');
-    f.pad(&format!("{sign}{whole}.{digits}"))
+    push(whole);
+    if fraction_end > 0 {
+        push(b".");
+        push(&fraction[..fraction_end]);
+    }
+    f.pad(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
+}
+
+/// Room for the 39 digits of a `u128` and a fraction of [`SCALE`] digits below a whole `0`.
+const DIGITS_ROOM: usize = 40 + SCALE as usize;
+
+/// Writes the decimal digits of `n` right-aligned in `digits`, returning where they begin
+/// (`0` is one digit). Through `u64` chunks of 19 digits: a `u128` division per digit would
+/// cost far more.
+fn write_digits(mut n: u128, digits: &mut [u8; DIGITS_ROOM]) -> usize {
+    const CHUNK: u128 = 10_u128.pow(19);
+    let mut at = DIGITS_ROOM;
+    loop {
+        let mut chunk = match u64::try_from(n) {
+            Ok(small) if n < CHUNK => {
+                n = 0;
+                small
+            }
+            _ => {
+                let low = u64::try_from(n % CHUNK).unwrap_or_default();
+                n /= CHUNK;
+                low
+            }
+        };
+        let mut written = 0;
+        // A lower chunk has all 19 digits (its leading zeros included); the top one, its own.
+        while written < 19 && (n != 0 || chunk != 0 || written == 0) {
+            at -= 1;
+            digits[at] = b'0' + u8::try_from(chunk % 10).unwrap_or_default();
+            chunk /= 10;
+            written += 1;
+        }
+        if n == 0 {
+            return at;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -495,6 +548,75 @@ mod tests {
         TokenPrice::per_token(text)
             .map(TokenPrice::units)
             .unwrap_or(-1)
+    }
+
+    /// `write_fixed` as the plain text arithmetic says, for comparison.
+    fn fixed_by_strings(units: i128, scale: u32) -> String {
+        let digits = format!(
+            "{:0>width$}",
+            units.unsigned_abs(),
+            width = scale as usize + 1
+        );
+        let (whole, fraction) = digits.split_at(digits.len() - scale as usize);
+        let fraction = fraction.trim_end_matches('0');
+        let sign = if units < 0 { "-" } else { "" };
+        match fraction {
+            "" => format!("{sign}{whole}"),
+            fraction => format!("{sign}{whole}.{fraction}"),
+        }
+    }
+
+    struct Fixed(i128, u32);
+
+    impl fmt::Display for Fixed {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write_fixed(f, self.0, self.1)
+        }
+    }
+
+    #[test]
+    fn amounts_are_written_as_their_exact_decimals() {
+        let edges = [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            1_000_000,
+            10_i128.pow(19) - 1,
+            10_i128.pow(19),
+            10_i128.pow(19) + 1,
+            10_i128.pow(38),
+            i128::MAX,
+            i128::MIN,
+            i128::MIN + 1,
+            -(10_i128.pow(24)),
+            123_456_789_012_345_678_901_234_567,
+        ];
+        for units in edges {
+            for scale in [0, 1, 6, 18, 19, 20, SCALE - 6, SCALE] {
+                assert_eq!(
+                    Fixed(units, scale).to_string(),
+                    fixed_by_strings(units, scale),
+                    "{units} at {scale}"
+                );
+            }
+        }
+        assert_eq!(
+            Money::from_units(-1).to_string(),
+            "-0.000000000000000000000001"
+        );
+        assert_eq!(
+            format!("[{:>8}]", Money::from_units(15 * 10_i128.pow(23))),
+            "[     1.5]"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_amount_is_written_as_its_exact_decimal(units in proptest::prelude::any::<i128>(), scale in 0_u32..=SCALE) {
+            proptest::prop_assert_eq!(Fixed(units, scale).to_string(), fixed_by_strings(units, scale));
+        }
     }
 
     #[test]
