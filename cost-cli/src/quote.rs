@@ -1,12 +1,12 @@
 //! One line of `llm-cost quote`: parse, price, and render.
 
 use cost_core::{CostBreakdown, Money, PriceTable, ServiceTier, StalePrice, TokenKind, Usage};
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::map::Entry;
 
 /// The rendered answer to one input line.
 pub(crate) struct LineOutcome {
@@ -159,22 +159,24 @@ fn answer_line(
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    let value: Value = match serde_json::from_slice(line) {
-        Ok(value) => value,
+    let value = match serde_json::from_slice::<KeysOnce>(line) {
+        Ok(KeysOnce(value)) => value,
+        // A key given twice: the value read as JSON (where a later syntax error says the line
+        // is not JSON, as it would without the repeated key) gives the line's id.
+        Err(twice) if twice.is_data() => {
+            let value = match serde_json::from_slice::<Value>(line) {
+                Ok(value) => value,
+                Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
+            };
+            // Where the reader stood when it gave up, past the key: no help in finding it.
+            let said = twice.to_string();
+            let position = format!(" at line {} column {}", twice.line(), twice.column());
+            let said = said.strip_suffix(&position).unwrap_or(&said);
+            return Some(failed(line_id(&value, id_keys), said.to_owned()));
+        }
         Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
     };
-    let id = id_keys
-        .iter()
-        .find_map(|key| value.get(*key))
-        .unwrap_or(&Value::Null);
-    // `value` kept one of a key's values silently; which one the line meant is unknown.
-    if let Err(e) = serde_json::from_slice::<KeysOnce>(line) {
-        // Where the reader stood when it gave up, past the key: no help in finding it.
-        let said = e.to_string();
-        let position = format!(" at line {} column {}", e.line(), e.column());
-        let said = said.strip_suffix(&position).unwrap_or(&said);
-        return Some(failed(id, said.to_owned()));
-    }
+    let id = line_id(&value, id_keys);
     Some(match price(&value, id) {
         Ok((json, stale)) => LineOutcome {
             json,
@@ -185,63 +187,89 @@ fn answer_line(
     })
 }
 
-/// Any JSON value whose objects give each key once: reading one where an object gives a key
-/// twice fails, naming the key and where.
-struct KeysOnce;
+/// The line's id: its first of `id_keys`.
+fn line_id<'v>(value: &'v Value, id_keys: &[&str]) -> &'v Value {
+    id_keys
+        .iter()
+        .find_map(|key| value.get(*key))
+        .unwrap_or(&Value::Null)
+}
+
+/// A JSON value whose objects give each key once: reading one where an object gives a key
+/// twice fails, naming the key and where (a [`Value`] keeps one of the two silently, and
+/// which one the line meant is unknown).
+struct KeysOnce(Value);
 
 impl<'de> Deserialize<'de> for KeysOnce {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(KeysOnce)
+        deserializer.deserialize_any(KeysOnceVisitor)
     }
 }
 
-impl<'de> Visitor<'de> for KeysOnce {
+struct KeysOnceVisitor;
+
+impl<'de> Visitor<'de> for KeysOnceVisitor {
     type Value = KeysOnce;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_bool<E>(self, b: bool) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(Value::Bool(b)))
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_i64<E>(self, n: i64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(Value::Number(n.into())))
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_u64<E>(self, n: u64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(Value::Number(n.into())))
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_f64<E>(self, n: f64) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(
+            serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+        ))
     }
 
-    fn visit_str<E>(self, _: &str) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+    fn visit_str<E>(self, text: &str) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(Value::String(text.to_owned())))
+    }
+
+    fn visit_string<E>(self, text: String) -> Result<KeysOnce, E> {
+        Ok(KeysOnce(Value::String(text)))
     }
 
     fn visit_unit<E>(self) -> Result<KeysOnce, E> {
-        Ok(KeysOnce)
+        Ok(KeysOnce(Value::Null))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeysOnce, A::Error> {
-        while seq.next_element::<KeysOnce>()?.is_some() {}
-        Ok(KeysOnce)
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(KeysOnce(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(KeysOnce(Value::Array(items)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<KeysOnce, A::Error> {
-        let mut keys = HashSet::new();
+        let mut object = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            map.next_value::<KeysOnce>()?;
-            if let Some(key) = keys.replace(key) {
-                return Err(de::Error::custom(format_args!(
-                    "key `{key}` is given twice"
-                )));
+            let KeysOnce(value) = map.next_value()?;
+            match object.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                Entry::Occupied(given) => {
+                    return Err(de::Error::custom(format_args!(
+                        "key `{}` is given twice",
+                        given.key()
+                    )));
+                }
             }
         }
-        Ok(KeysOnce)
+        Ok(KeysOnce(Value::Object(object)))
     }
 }
 
@@ -754,6 +782,22 @@ output = "10"
             run(r#"{"model": "gpt-4o", "input_tokens": 1000, "tags": [{"b": 1}, {"b": 2}]}"#);
         assert!(ok, "{out}");
         assert_eq!(out["cost_usd"], "0.0025");
+        // A line that is not JSON further on says so, repeated key or not; every kind of
+        // value is read.
+        let (out, ok) = run(r#"{"id": 5, "model": "gpt-4o", "model": "x", "input_tokens": }"#);
+        assert!(!ok);
+        assert_eq!(out["id"], Value::Null);
+        assert!(
+            out["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("invalid JSON: expected value")),
+            "{out}"
+        );
+        let (out, ok) = run(
+            r#"{"id": [1, -2, 0.5, true, null, "s"], "model": "gpt-4o", "input_tokens": 2000}"#,
+        );
+        assert!(ok, "{out}");
+        assert_eq!(out["id"], serde_json::json!([1, -2, 0.5, true, null, "s"]));
         // A provider's answer too: its usage read once.
         let table = PriceTable::default();
         let pricing = pricing_at(&table);

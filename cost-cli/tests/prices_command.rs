@@ -112,7 +112,10 @@ fn a_file_over_the_embedded_table_and_the_entries_names_resolve_to() {
     let out = run(&["prices", "--prices", &path]);
     assert_eq!(out.status.code(), Some(0));
     let snapshot = written(&out);
-    let why = snapshot.resolve("openai/dall-e-3").err().and_then(|e| e.left_out);
+    let why = snapshot
+        .resolve("openai/dall-e-3")
+        .err()
+        .and_then(|e| e.left_out);
     assert!(
         why.as_deref()
             .is_some_and(|why| why.ends_with("(priced by `output_cost_per_image`)")),
