@@ -159,6 +159,7 @@ fn answer_line(
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
+    let not_json = |e: serde_json::Error| failed(&Value::Null, format!("invalid JSON: {e}"));
     let value = match serde_json::from_slice::<KeysOnce>(line) {
         Ok(KeysOnce(value)) => value,
         // A key given twice: the value read as JSON (where a later syntax error says the line
@@ -166,7 +167,7 @@ fn answer_line(
         Err(twice) if twice.is_data() => {
             let value = match serde_json::from_slice::<Value>(line) {
                 Ok(value) => value,
-                Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
+                Err(e) => return Some(not_json(e)),
             };
             // Where the reader stood when it gave up, past the key: no help in finding it.
             let said = twice.to_string();
@@ -174,7 +175,7 @@ fn answer_line(
             let said = said.strip_suffix(&position).unwrap_or(&said);
             return Some(failed(line_id(&value, id_keys), said.to_owned()));
         }
-        Err(e) => return Some(failed(&Value::Null, format!("invalid JSON: {e}"))),
+        Err(e) => return Some(not_json(e)),
     };
     let id = line_id(&value, id_keys);
     Some(match price(&value, id) {

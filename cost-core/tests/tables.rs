@@ -38,6 +38,13 @@ fn loaded(text: &str, origin: &str) -> PriceTable {
 const SNAPSHOT_PRICED_BELOW: &str =
     "version = \"below\"\n[models.\"snap-2024-05-13\"]\ninput = \"5\"\noutput = \"15\"\n";
 
+/// What one call of `name` with `usage` costs at standard prices in `table`.
+fn standard_total(table: &PriceTable, name: &str, usage: &Usage) -> Result<Money, QuoteError> {
+    table
+        .quote(name, usage, ServiceTier::Standard)
+        .map(|q| q.total())
+}
+
 /// Why `name` is unpriced in `table` when a rule found an entry the table left out or
 /// skipped; `None` when it is priced or unknown.
 fn why_left_out(table: &PriceTable, name: &str) -> Option<String> {
@@ -400,10 +407,7 @@ fn the_embedded_table_prices_the_realtime_and_image_models_as_their_pages_say() 
     }))
     .unwrap_or_else(|e| panic!("{e}"));
     let total = |model: &str, usage: &Usage| {
-        table
-            .quote(model, usage, ServiceTier::Standard)
-            .map(|q| q.total())
-            .unwrap_or_else(|e| panic!("{model}: {e}"))
+        standard_total(&table, model, usage).unwrap_or_else(|e| panic!("{model}: {e}"))
     };
     // 500 text × $4 + 1 000 audio × $32 + 500 cached text × $0.40 + 3 000 cached audio × $0.40
     // + 100 text out × $24 + 700 audio out × $64, per million.
@@ -959,9 +963,7 @@ fn merged_over_a_table_with_factors_an_overlay_without_them_keeps_them() {
         let quote = merged.quote(name, &usage, residency);
         assert_eq!(quote.map(|q| q.total()), Ok(usd("0.066")), "{name}");
         assert_eq!(
-            merged
-                .quote(name, &usage, ServiceTier::Standard)
-                .map(|q| q.total()),
+            standard_total(&merged, name, &usage),
             Ok(usd("0.06")),
             "{name}"
         );
@@ -1120,9 +1122,7 @@ fn litellm_regional_factors_price_data_residency_only_where_they_agree() {
     // 10 000 × $2.50 + 1 000 × $10 per million, and 1.1 times that on a regional endpoint.
     for model in ["gpt-4o", "regional-endpoint", "eu-dearer", "us-disagrees"] {
         assert_eq!(
-            table
-                .quote(model, &usage, ServiceTier::Standard)
-                .map(|q| q.total()),
+            standard_total(&table, model, &usage),
             Ok(usd("0.035")),
             "{model}"
         );
@@ -1711,9 +1711,7 @@ fn a_name_whose_entry_was_left_out_is_unpriced_not_priced_by_another_rule() {
         ("model-3.5-mini", "1"),
     ] {
         assert_eq!(
-            table
-                .quote(name, &usage, ServiceTier::Standard)
-                .map(|q| q.total()),
+            standard_total(&table, name, &usage),
             Ok(usd(total)),
             "{name}"
         );
@@ -1727,9 +1725,7 @@ fn a_name_whose_entry_was_left_out_is_unpriced_not_priced_by_another_rule() {
     let below = loaded(SNAPSHOT_PRICED_BELOW, "below.toml");
     let merged = below.merged(&table).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        merged
-            .quote("snap-2024-05-13", &usage, ServiceTier::Standard)
-            .map(|q| q.total()),
+        standard_total(&merged, "snap-2024-05-13", &usage),
         Ok(usd("5"))
     );
     assert!(why_left_out(&merged, "vertex_ai/foo").is_some());
@@ -1737,8 +1733,7 @@ fn a_name_whose_entry_was_left_out_is_unpriced_not_priced_by_another_rule() {
     // The other way round, the overlay's entry prices the name the table below left out.
     let over = table.merged(&below).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        over.quote("snap-2024-05-13", &usage, ServiceTier::Standard)
-            .map(|q| q.total()),
+        standard_total(&over, "snap-2024-05-13", &usage),
         Ok(usd("5"))
     );
     // An unknown name is still unknown, with the names near it.
@@ -1801,13 +1796,7 @@ fn a_name_the_file_prices_other_than_per_token_is_unpriced_not_priced_by_another
     }
     // The per-token names keep their prices, and the rules still reach them from other names.
     for name in ["imagen", "google/imagen", "speech", "speech-2026-02-01"] {
-        assert_eq!(
-            table
-                .quote(name, &usage, ServiceTier::Standard)
-                .map(|q| q.total()),
-            Ok(usd("1")),
-            "{name}"
-        );
+        assert_eq!(standard_total(&table, name, &usage), Ok(usd("1")), "{name}");
     }
     // A table over it with a per-token entry of the name prices it; under it, the name stays
     // unpriced and on record.
@@ -1817,15 +1806,12 @@ fn a_name_the_file_prices_other_than_per_token_is_unpriced_not_priced_by_another
     );
     let over = table.merged(&priced_over).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        over.quote("vertex_ai/imagen", &usage, ServiceTier::Standard)
-            .map(|q| q.total()),
+        standard_total(&over, "vertex_ai/imagen", &usage),
         Ok(usd("2"))
     );
     let under = priced_over.merged(&table).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        under
-            .quote("vertex_ai/imagen", &usage, ServiceTier::Standard)
-            .map(|q| q.total()),
+        standard_total(&under, "vertex_ai/imagen", &usage),
         Ok(usd("2"))
     );
     let plain = loaded(SNAPSHOT_PRICED_BELOW, "below.toml").merged(&table);
@@ -1873,8 +1859,7 @@ fn names_left_out_are_written_and_read_back_in_the_native_format() {
     let usage = Usage::new(1_000, 0);
     assert!(why_left_out(&back, "snap-2024-05-13").is_some());
     assert_eq!(
-        back.quote("snap-2099-01-01", &usage, ServiceTier::Standard)
-            .map(|q| q.total()),
+        standard_total(&back, "snap-2099-01-01", &usage),
         Ok(usd("0.001"))
     );
     // Merged under a table that prices the name, the name is priced: nothing left out is
