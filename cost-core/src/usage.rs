@@ -690,26 +690,63 @@ mod tests {
         ));
     }
 
+    /// The limit and unit of each kind as the documentation gives them.
+    fn documented_limit_and_unit(kind: TokenKind) -> (u64, &'static str) {
+        match kind {
+            TokenKind::WebSearchRequests => (MAX_WEB_SEARCHES_PER_CALL, "searches"),
+            TokenKind::FileSearchCalls => (MAX_FILE_SEARCHES_PER_CALL, "calls"),
+            TokenKind::ImageGenerationCalls => (MAX_HOSTED_TOOL_USES_PER_CALL, "images"),
+            TokenKind::CodeInterpreterSessions => (MAX_HOSTED_TOOL_USES_PER_CALL, "sessions"),
+            _ => (MAX_TOKENS_PER_CALL, "tokens"),
+        }
+    }
+
     #[test]
     fn every_kind_is_held_to_its_own_limit() {
         for kind in TokenKind::ALL {
+            let (limit, unit) = documented_limit_and_unit(kind);
+            assert_eq!((kind.max_per_call(), kind.unit()), (limit, unit), "{kind}");
+            assert_eq!(kind.is_per_use(), unit != "tokens", "{kind}");
             // At the limit the count is not absurd (it may still contradict another count).
             let mut usage = Usage::new(MAX_TOKENS_PER_CALL, MAX_TOKENS_PER_CALL);
-            usage.set(kind, kind.max_per_call());
+            usage.set(kind, limit);
             assert!(
                 !matches!(usage.validate(), Err(UsageError::Absurd { .. })),
                 "{kind}"
             );
-            usage.set(kind, kind.max_per_call() + 1);
+            usage.set(kind, limit + 1);
             let error = usage.validate();
             // A part above the limit may also exceed its whole; the limit is checked first.
             assert_eq!(
                 error,
                 Err(UsageError::Absurd {
                     kind,
-                    value: kind.max_per_call() + 1
+                    value: limit + 1
                 }),
                 "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn several_absurd_counts_at_once_are_rejected_at_the_first() {
+        // Two of the uses, and a token kind with a use: each pair is still absurd.
+        let pairs = [
+            (
+                TokenKind::FileSearchCalls,
+                TokenKind::CodeInterpreterSessions,
+            ),
+            (TokenKind::Input, TokenKind::WebSearchRequests),
+            (TokenKind::Output, TokenKind::ImageGenerationCalls),
+        ];
+        for (first, second) in pairs {
+            let mut usage = Usage::new(100, 10);
+            usage.set(first, documented_limit_and_unit(first).0 + 1);
+            usage.set(second, documented_limit_and_unit(second).0 + 1);
+            assert!(
+                matches!(usage.validate(), Err(UsageError::Absurd { kind, .. }) if kind == first),
+                "{first} and {second}: {:?}",
+                usage.validate()
             );
         }
     }
