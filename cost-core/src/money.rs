@@ -729,24 +729,36 @@ mod tests {
 
     #[test]
     fn to_f64_fast_path_agrees_with_the_decimal_text() {
-        for text in [
-            "0",
-            "0.0035",
-            "-3",
-            "0.000204",
-            "123456.789",
-            "1e-24",
-            "0.1",
-            "0.3",
-            "1e14",
-            "90071992.54740993",
-            "90071992.54740992",
-            "0.000000123456789012345678",
+        // (amount, whether its significant digits fit the fast path's 2^53)
+        for (text, fast) in [
+            ("0", true),
+            ("0.0035", true),
+            ("-3", true),
+            ("0.000204", true),
+            ("123456.789", true),
+            ("1e-24", false), // 10^24 is not an exact double
+            ("0.1", true),
+            ("0.3", true),
+            ("1e14", false),             // 10^14 × 10^12 units do not fit a u64
+            ("9007.199254740991", true), // 2^53 - 1 units of 10^-12
+            ("9007.199254740992", false),
+            ("90071992.54740993", false),
+            ("0.000000123456789012345678", false),
         ] {
             let m = Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"));
             let parsed: f64 = m.to_string().parse().unwrap_or(f64::NAN);
             assert_eq!(m.to_f64(), parsed, "{text}");
+            let expected_fast = fast.then_some(parsed);
+            assert_eq!(m.to_f64_exact_division(), expected_fast, "{text}");
         }
+    }
+
+    #[test]
+    fn zero_is_only_zero() {
+        assert!(Money::ZERO.is_zero());
+        assert!(Money::from_decimal("-0").is_ok_and(Money::is_zero));
+        assert!(!Money::from_decimal("1e-24").is_ok_and(Money::is_zero));
+        assert!(!Money::from_usd(-1).is_zero());
     }
 
     #[test]
