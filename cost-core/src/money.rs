@@ -778,6 +778,48 @@ mod tests {
     }
 
     #[test]
+    fn differences_and_sums_are_exact_and_saturate() {
+        let dollar = Money::from_usd(1);
+        let cent = Money::from_decimal("0.01").unwrap_or_default();
+        let mut left = dollar - cent;
+        assert_eq!(left.to_string(), "0.99");
+        left -= dollar;
+        assert_eq!(left.to_string(), "-0.01");
+        let lowest = Money::from_units(i128::MIN);
+        assert_eq!(lowest - dollar, lowest, "saturates");
+        let amounts = [cent, cent, dollar];
+        assert_eq!(amounts.iter().sum::<Money>().to_string(), "1.02");
+        assert_eq!(amounts.into_iter().sum::<Money>().to_string(), "1.02");
+    }
+
+    #[test]
+    fn amounts_are_read_from_text_and_json_exactly() {
+        assert_eq!(
+            "0.000355".parse::<Money>().map(|m| m.to_string()),
+            Ok("0.000355".to_owned())
+        );
+        assert!("0.1.2".parse::<Money>().is_err());
+        let read: Result<Vec<Money>, _> = serde_json::from_str(r#"["0.1", "-2.5e-7"]"#);
+        assert_eq!(
+            read.map(|amounts| amounts.iter().map(Money::to_string).collect::<Vec<_>>())
+                .ok(),
+            Some(vec!["0.1".to_owned(), "-0.00000025".to_owned()])
+        );
+        assert!(serde_json::from_str::<Money>(r#""dollars""#).is_err());
+        assert_eq!(
+            serde_json::to_string(&Money::from_usd(3)).ok(),
+            Some(r#""3""#.to_owned())
+        );
+    }
+
+    #[test]
+    fn a_price_from_units_is_never_negative() {
+        assert_eq!(TokenPrice::from_units(0), Some(TokenPrice::ZERO));
+        assert_eq!(TokenPrice::from_units(7).map(TokenPrice::units), Some(7));
+        assert_eq!(TokenPrice::from_units(-1), None);
+    }
+
+    #[test]
     fn price_times_tokens_is_exact() {
         let price = TokenPrice::per_token("3.75e-7").unwrap_or_default();
         assert_eq!(
