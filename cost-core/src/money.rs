@@ -703,10 +703,15 @@ mod tests {
             TokenPrice::per_token("1e-99999"),
             Err(DecimalError::TooPrecise(_))
         ));
-        assert!(matches!(
-            TokenPrice::per_token("1e200"),
-            Err(DecimalError::TooLarge(_))
-        ));
+        for too_large in ["1e200", "1e99999", "1E+1001"] {
+            assert!(
+                matches!(
+                    TokenPrice::per_token(too_large),
+                    Err(DecimalError::TooLarge(_))
+                ),
+                "{too_large}"
+            );
+        }
     }
 
     #[test]
