@@ -679,6 +679,9 @@ mod tests {
         assert_eq!(per_token("-0"), 0);
         assert_eq!(per_token("0.0000000000000000000000000000"), 0);
         assert_eq!(per_token("3.75e-7"), 375 * 10_i128.pow(15));
+        // Zero with an exponent up to the parser's bound of a thousand.
+        assert_eq!(per_token("0e1000"), 0);
+        assert_eq!(per_token("0e-1000"), 0);
     }
 
     #[test]
