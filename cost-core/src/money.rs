@@ -679,6 +679,11 @@ mod tests {
         assert_eq!(per_token("-0"), 0);
         assert_eq!(per_token("0.0000000000000000000000000000"), 0);
         assert_eq!(per_token("3.75e-7"), 375 * 10_i128.pow(15));
+        // Trailing zeros of the mantissa make room for an exponent finer than the scale.
+        assert_eq!(per_token("100e-26"), 1);
+        assert_eq!(per_token("12300e-26"), 123);
+        assert_eq!(per_token("12300e-27"), -1, "12.3 units: too precise");
+        assert_eq!(per_token("5000000e-30"), 5);
         // Zero with an exponent up to the parser's bound of a thousand.
         assert_eq!(per_token("0e1000"), 0);
         assert_eq!(per_token("0e-1000"), 0);
