@@ -1897,6 +1897,95 @@ mod tests {
     }
 
     #[test]
+    fn a_service_tier_is_shown_by_its_name_and_read_back_from_it() {
+        let names = ServiceTier::ALL.map(|tier| tier.to_string());
+        assert_eq!(
+            names,
+            ["standard", "batch", "flex", "priority", "fast_mode"].map(str::to_owned)
+        );
+        for (tier, name) in ServiceTier::ALL.into_iter().zip(&names) {
+            assert_eq!(tier.as_str(), name);
+            assert_eq!(ServiceTier::parse(name), Ok(tier), "{name}");
+        }
+    }
+
+    /// A breakdown whose components are distinct powers of two (in money units), so that a sum
+    /// that left one out, counted one twice or subtracted one shows in the total's bits.
+    fn breakdown_of_powers_of_two(shift: u32) -> CostBreakdown {
+        let unit = |bit: u32| Money::from_units(1 << (bit + shift));
+        CostBreakdown {
+            uncached_input: unit(0),
+            cache_read: unit(1),
+            cache_write: unit(2),
+            cache_write_1h: unit(3),
+            output: unit(4),
+            reasoning: unit(5),
+            audio_input: unit(6),
+            audio_output: unit(7),
+            image_output: unit(8),
+            web_search: unit(9),
+            image_input: unit(10),
+            file_search: unit(11),
+            image_generation: unit(12),
+            code_interpreter: unit(13),
+            provider_reported: unit(14),
+            cache_savings: unit(15),
+        }
+    }
+
+    #[test]
+    fn a_breakdown_total_is_the_sum_of_its_fifteen_components_without_the_savings() {
+        let breakdown = breakdown_of_powers_of_two(0);
+        // Bits 0..=14 set, bit 15 (the savings) clear.
+        assert_eq!(breakdown.total(), Money::from_units((1 << 15) - 1));
+        assert_eq!(
+            Priced {
+                breakdown,
+                service_tier: ServiceTier::Standard,
+                context_tier: None,
+                data_residency: false,
+            }
+            .total(),
+            Money::from_units((1 << 15) - 1)
+        );
+    }
+
+    #[test]
+    fn breakdowns_add_component_by_component() {
+        let sum = breakdown_of_powers_of_two(0).saturating_add(breakdown_of_powers_of_two(20));
+        let expected = |bit: u32| Money::from_units((1 << bit) + (1 << (bit + 20)));
+        assert_eq!(
+            sum,
+            CostBreakdown {
+                uncached_input: expected(0),
+                cache_read: expected(1),
+                cache_write: expected(2),
+                cache_write_1h: expected(3),
+                output: expected(4),
+                reasoning: expected(5),
+                audio_input: expected(6),
+                audio_output: expected(7),
+                image_output: expected(8),
+                web_search: expected(9),
+                image_input: expected(10),
+                file_search: expected(11),
+                image_generation: expected(12),
+                code_interpreter: expected(13),
+                provider_reported: expected(14),
+                cache_savings: expected(15),
+            }
+        );
+        let most = CostBreakdown {
+            output: Money::from_units(i128::MAX),
+            ..Default::default()
+        };
+        assert_eq!(
+            most.saturating_add(breakdown_of_powers_of_two(0)).output,
+            Money::from_units(i128::MAX)
+        );
+    }
+
+    #[test]
     fn a_data_residency_factor_is_a_positive_exact_decimal() {
         let parse = PriceMultiplier::parse;
         assert_eq!(parse("1.1").map(|m| m.to_string()), Ok("1.1".to_owned()));
