@@ -1986,6 +1986,154 @@ mod tests {
     }
 
     #[test]
+    fn a_call_with_several_of_the_rarer_kinds_at_once_is_charged_for_each() {
+        // The rarer kinds (audio, images, searches, hosted tools) are priced only when one of
+        // them is nonzero. Whichever of them a call has, and with equal counts, each adds what it
+        // adds alone: the call's cost is linear in its counts.
+        let price = |text| TokenPrice::per_token(text).ok();
+        let model = ModelPrice::flat(ComponentPrices {
+            input: price("1"),
+            output: price("2"),
+            cache_read: price("0.5"),
+            audio_input: price("3"),
+            audio_output: price("4"),
+            cache_read_audio: price("0.25"),
+            image_output: price("5"),
+            web_search_requests: price("7"),
+            image_input: price("6"),
+            cache_read_image: price("0.125"),
+            file_search_calls: price("8"),
+            image_generation_calls: price("9"),
+            code_interpreter_sessions: price("10"),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rarer = [
+            TokenKind::AudioInput,
+            TokenKind::AudioOutput,
+            TokenKind::CacheReadAudio,
+            TokenKind::ImageOutput,
+            TokenKind::WebSearchRequests,
+            TokenKind::ImageInput,
+            TokenKind::CacheReadImage,
+            TokenKind::FileSearchCalls,
+            TokenKind::ImageGenerationCalls,
+            TokenKind::CodeInterpreterSessions,
+        ];
+        let base = Usage {
+            input: 100,
+            cache_read: 10,
+            output: 100,
+            ..Default::default()
+        };
+        let units = |usage: &Usage| {
+            model
+                .cost(usage, ServiceTier::Standard)
+                .map(|q| q.total().units())
+                .unwrap_or_else(|e| panic!("{usage:?}: {e}"))
+        };
+        let with = |kinds: &[TokenKind]| {
+            let mut usage = base;
+            for &kind in kinds {
+                usage.set(kind, 3);
+            }
+            usage
+        };
+        let alone: Vec<i128> = rarer
+            .iter()
+            .map(|&kind| units(&with(&[kind])) - units(&base))
+            .collect();
+        assert!(alone.iter().all(|&added| added != 0), "{alone:?}");
+        for n in 2..=rarer.len() {
+            assert_eq!(
+                units(&with(&rarer[..n])) - units(&base),
+                alone[..n].iter().sum::<i128>(),
+                "the first {n} of {rarer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_service_tier_schedule_without_prices_is_left_out() {
+        let standard = PriceSchedule::flat(ComponentPrices {
+            input: p("1"),
+            output: p("2"),
+            ..Default::default()
+        });
+        let mut empty_flex = PriceSchedule::flat(ComponentPrices::default());
+        *empty_flex.tier_mut(100) = ComponentPrices::default();
+        let model = ModelPrice::new(
+            standard,
+            [
+                Some(PriceSchedule::flat(ComponentPrices::default())),
+                Some(empty_flex),
+                None,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(model.schedule(ServiceTier::Batch), None);
+        assert_eq!(model.schedule(ServiceTier::Flex), None);
+        let priced = model.cost(&Usage::new(1_000_000, 0), ServiceTier::Batch);
+        assert_eq!(
+            priced.map(|q| (q.total(), q.service_tier)),
+            Ok((usd("1"), ServiceTier::Standard))
+        );
+    }
+
+    #[test]
+    fn a_worst_case_takes_a_bound_at_each_limit_and_refuses_one_past_it() {
+        let model = ModelPrice::flat(ComponentPrices {
+            input: p("1"),
+            output: p("2"),
+            web_search_requests: TokenPrice::per_thousand("10").ok(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let at_limits = CallBound {
+            input: TokenKind::Input.max_per_call(),
+            max_output: TokenKind::Output.max_per_call(),
+            max_web_searches: TokenKind::WebSearchRequests.max_per_call(),
+        };
+        assert!(
+            model
+                .worst_case(&at_limits, ServiceTier::Standard)
+                .is_ok_and(|cost| !cost.is_zero())
+        );
+        for (kind, past) in [
+            (
+                TokenKind::Input,
+                CallBound {
+                    input: at_limits.input + 1,
+                    ..at_limits
+                },
+            ),
+            (
+                TokenKind::Output,
+                CallBound {
+                    max_output: at_limits.max_output + 1,
+                    ..at_limits
+                },
+            ),
+            (
+                TokenKind::WebSearchRequests,
+                CallBound {
+                    max_web_searches: at_limits.max_web_searches + 1,
+                    ..at_limits
+                },
+            ),
+        ] {
+            assert_eq!(
+                model.worst_case(&past, ServiceTier::Standard),
+                Err(UsageError::Absurd {
+                    kind,
+                    value: kind.max_per_call() + 1
+                }
+                .into())
+            );
+        }
+    }
+
+    #[test]
     fn a_data_residency_factor_is_a_positive_exact_decimal() {
         let parse = PriceMultiplier::parse;
         assert_eq!(parse("1.1").map(|m| m.to_string()), Ok("1.1".to_owned()));
