@@ -1988,8 +1988,8 @@ mod tests {
     #[test]
     fn a_call_with_several_of_the_rarer_kinds_at_once_is_charged_for_each() {
         // The rarer kinds (audio, images, searches, hosted tools) are priced only when one of
-        // them is nonzero. Whichever of them a call has, and with equal counts, each adds what it
-        // adds alone: the call's cost is linear in its counts.
+        // them is nonzero. Whichever two of them a call has, with equal counts, and all of them,
+        // each adds what it adds alone: the call's cost is linear in its counts.
         let price = |text| TokenPrice::per_token(text).ok();
         let model = ModelPrice::flat(ComponentPrices {
             input: price("1"),
@@ -2044,13 +2044,19 @@ mod tests {
             .map(|&kind| units(&with(&[kind])) - units(&base))
             .collect();
         assert!(alone.iter().all(|&added| added != 0), "{alone:?}");
-        for n in 2..=rarer.len() {
-            assert_eq!(
-                units(&with(&rarer[..n])) - units(&base),
-                alone[..n].iter().sum::<i128>(),
-                "the first {n} of {rarer:?}"
-            );
+        for (i, &first) in rarer.iter().enumerate() {
+            for (j, &second) in rarer.iter().enumerate().skip(i + 1) {
+                assert_eq!(
+                    units(&with(&[first, second])) - units(&base),
+                    alone[i] + alone[j],
+                    "{first:?} and {second:?}"
+                );
+            }
         }
+        assert_eq!(
+            units(&with(&rarer)) - units(&base),
+            alone.iter().sum::<i128>()
+        );
     }
 
     #[test]
