@@ -299,6 +299,10 @@ mod tests {
         assert_eq!(strip_date_suffix("model-12345678"), None);
         assert_eq!(strip_date_suffix("gpt-4o-2024-13-06"), None);
         assert_eq!(strip_date_suffix("-20250929"), None);
+        // A date alone is no family's snapshot, in either spelling.
+        assert_eq!(strip_date_suffix("-2025-09-29"), None);
+        assert_eq!(strip_date_suffix("x-2025-09-29"), Some("x"));
+        assert_eq!(strip_date_suffix("x-20250929"), Some("x"));
         assert_eq!(strip_date_suffix("mistral-large-2411"), None);
     }
 

@@ -302,7 +302,12 @@ impl Latest {
 
 /// Books `amount` on every account (each with its limit) or on none: on the first account that
 /// would go over, the ones already booked are released. Returns the index of the refusing
-/// account and its figures.
+/// account and its figures (zeros for a retired one).
+///
+/// This is the book's all-or-none booking reduced to accounts of this process, through the same
+/// [`Account::try_reserve`] and [`Account::release`]; the book's own loop adds what this one
+/// leaves out (the accounts shared between processes, and booking on the key's new account when
+/// the one it held was retired). The `loom` models drive racing reservations through it.
 pub fn reserve_all(accounts: &[(&Account, i128)], amount: i128) -> Result<(), (usize, i128, i128)> {
     for (i, (account, limit)) in accounts.iter().enumerate() {
         if let Err(refused) = account.try_reserve(amount, *limit) {
@@ -334,6 +339,50 @@ mod tests {
         assert!(account.ledger.try_lock().is_some(), "the lock stayed held");
         assert_eq!(account.try_reserve(5, 10), Ok(()));
         assert_eq!(account.figures(), (0, 5));
+    }
+
+    #[test]
+    fn the_figures_lock_is_not_taken_while_held() {
+        let account = Account::new();
+        let held = lock(&account.ledger);
+        assert!(account.ledger.try_lock().is_none());
+        drop(held);
+        assert!(account.ledger.try_lock().is_some());
+    }
+
+    #[test]
+    fn a_reservation_is_booked_on_every_account_or_on_none() {
+        let (a, b) = (Account::new(), Account::new());
+        assert_eq!(reserve_all(&[(&a, 20), (&b, 10)], 10), Ok(()));
+        assert_eq!((a.figures(), b.figures()), ((0, 10), (0, 10)));
+        // B is full: refused there, with B's figures, and A's booking given back.
+        assert_eq!(reserve_all(&[(&a, 20), (&b, 10)], 1), Err((1, 0, 10)));
+        assert_eq!((a.figures(), b.figures()), ((0, 10), (0, 10)));
+        b.settle(10, 4);
+        assert_eq!(reserve_all(&[(&a, 20), (&b, 10)], 6), Ok(()));
+        assert_eq!((a.figures(), b.figures()), ((0, 16), (4, 6)));
+        // A retired account refuses with zeros.
+        let idle = Account::new();
+        assert!(idle.retire_if_idle());
+        assert!(idle.is_retired() && !a.is_retired());
+        assert_eq!(reserve_all(&[(&a, 100), (&idle, 100)], 1), Err((1, 0, 0)));
+        assert_eq!(a.figures(), (0, 16));
+    }
+
+    #[test]
+    fn a_threshold_is_rearmed_only_when_the_spend_falls_below_its_line() {
+        let fired = Fired::new();
+        let lines = [50, 80];
+        assert!(fired.claim(0) && fired.claim(1));
+        // At a line the threshold is still crossed: both stay claimed.
+        fired.rearm_above(80, &lines);
+        assert!(!fired.claim(0) && !fired.claim(1));
+        // Below the second line, only it is rearmed.
+        fired.rearm_above(79, &lines);
+        assert!(!fired.claim(0));
+        assert!(fired.claim(1));
+        fired.rearm_above(10, &lines);
+        assert!(fired.claim(0) && fired.claim(1));
     }
 
     #[test]
