@@ -788,3 +788,253 @@ fn racing_calls_never_over_admit_while_idle_accounts_are_pruned() {
         (usd("0"), usd("0"))
     );
 }
+
+#[test]
+fn alerts_read_as_sentences_and_the_book_shows_its_size() {
+    let threshold = BudgetAlert::Threshold {
+        budget: "user_daily".into(),
+        scope: "user",
+        key: "u1".into(),
+        threshold: 800_000,
+        spent: usd("40"),
+        limit: usd("50"),
+    };
+    assert_eq!(
+        threshold.to_string(),
+        "budget `user_daily` (user `u1`) crossed 80%: spent $40 of $50"
+    );
+    let spike = BudgetAlert::Spike {
+        today: usd("11"),
+        projected: usd("22"),
+        average: usd("10"),
+    };
+    assert_eq!(
+        spike.to_string(),
+        "spend spike: $11 today, projected $22 for the day against an average of $10"
+    );
+    let expensive = BudgetAlert::ExpensiveCall {
+        call: "call-7".into(),
+        cost: usd("5.01"),
+        max: usd("5"),
+    };
+    assert_eq!(
+        expensive.to_string(),
+        "call `call-7` cost $5.01, above the per-call maximum $5"
+    );
+
+    let config = with_budgets(vec![
+        Budget::deny("user", BudgetScope::User, Window::Day, usd("10")),
+        Budget::deny("org", BudgetScope::Org, Window::Day, usd("100")),
+    ]);
+    let (book, _) = book(config.clone());
+    assert_eq!(book.config(), &config);
+    let reservation = book
+        .reserve(&keys("c", "s"), usd("1.5"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        format!("{reservation:?}"),
+        "Reservation { amount: Money(1500000000000000000000000), budgets: 2 }"
+    );
+    assert_eq!(
+        format!("{book:?}"),
+        "BudgetBook { budgets: 2, accounts: 2 }"
+    );
+}
+
+#[test]
+fn an_expensive_call_alert_names_the_call() {
+    let config = BudgetConfig {
+        per_call_alert: Some(usd("5")),
+        ..BudgetConfig::default()
+    };
+    let (book, _) = book(config);
+    let alerts = book.charge(&keys("call-7", "s"), usd("5.01"));
+    assert_eq!(
+        alerts,
+        vec![BudgetAlert::ExpensiveCall {
+            call: "call-7".into(),
+            cost: usd("5.01"),
+            max: usd("5"),
+        }]
+    );
+}
+
+#[test]
+fn a_threshold_fires_at_its_share_of_a_limit_to_the_last_unit() {
+    // A limit of 1 999 999 units (10⁻²⁴ USD each): its half is 999 999.5 units. Spend of
+    // 999 998 units is below it; 1 000 000 units is above it.
+    let config = with_budgets(vec![Budget::alert(
+        "tiny",
+        BudgetScope::Global,
+        Window::Day,
+        Money::from_units(1_999_999),
+        &[500_000],
+    )]);
+    let (book, _) = book(config);
+    assert_eq!(
+        book.charge(&keys("a", "s"), Money::from_units(999_998)),
+        Vec::new()
+    );
+    let alerts = book.charge(&keys("b", "s"), Money::from_units(2));
+    assert!(
+        matches!(
+            alerts.as_slice(),
+            [BudgetAlert::Threshold { threshold: 500_000, spent, .. }]
+                if *spent == Money::from_units(1_000_000)
+        ),
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn a_new_day_takes_the_past_days_accounts_out_of_the_book() {
+    let config = with_budgets(vec![Budget::deny(
+        "user_daily",
+        BudgetScope::User,
+        Window::Day,
+        usd("10"),
+    )]);
+    let (book, clock) = book(config);
+    for user in ["a", "b", "c"] {
+        book.charge(&user_keys("c", user), usd("1"));
+    }
+    assert_eq!(book.accounts(), 3);
+    // The next day's first account: yesterday's three go.
+    clock.set(NOON + 86_400);
+    book.charge(&user_keys("c", "d"), usd("2"));
+    assert_eq!(book.accounts(), 1);
+    assert_eq!(book.account("user_daily", "d"), Some((usd("2"), usd("0"))));
+    assert_eq!(book.account("user_daily", "a"), None);
+}
+
+#[test]
+fn one_thread_interleaving_the_calls_of_two_users_books_each_on_its_own_account() {
+    let config = with_budgets(vec![Budget::deny(
+        "user_daily",
+        BudgetScope::User,
+        Window::Day,
+        usd("10"),
+    )]);
+    let (book, _) = book(config);
+    // One `CallKeys` value per user, reused: the thread keeps what each reservation held.
+    let (alice, bob) = (user_keys("a", "alice"), user_keys("b", "bob"));
+    let first = book
+        .reserve(&alice, usd("1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = book
+        .reserve(&bob, usd("1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Alice's call ends while Bob's is in flight, then Bob calls again.
+    first.settle(usd("1"));
+    let third = book
+        .reserve(&bob, usd("4"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    second.settle(usd("2"));
+    third.settle(usd("4"));
+    assert_eq!(
+        book.account("user_daily", "alice"),
+        Some((usd("1"), usd("0")))
+    );
+    assert_eq!(
+        book.account("user_daily", "bob"),
+        Some((usd("6"), usd("0")))
+    );
+    // Keys that share every string but the user's are another user's keys.
+    let carol = CallKeys {
+        user: Some("carol".into()),
+        ..alice.clone()
+    };
+    book.charge(&alice, usd("0.5"));
+    book.charge(&carol, usd("3"));
+    book.charge(&alice, usd("0.25"));
+    assert_eq!(
+        book.account("user_daily", "alice"),
+        Some((usd("1.75"), usd("0")))
+    );
+    assert_eq!(
+        book.account("user_daily", "carol"),
+        Some((usd("3"), usd("0")))
+    );
+}
+
+#[test]
+fn a_budget_for_one_key_limits_that_key_only() {
+    let config = with_budgets(vec![
+        Budget::deny("acme_daily", BudgetScope::Org, Window::Day, usd("1")).for_key("acme"),
+    ]);
+    let (book, _) = book(config);
+    let org = |name: &str| CallKeys {
+        call: "c".into(),
+        org: Some(name.into()),
+        ..CallKeys::default()
+    };
+    let elsewhere = book.reserve(&org("globex"), usd("5"));
+    assert!(elsewhere.is_ok(), "{elsewhere:?}");
+    drop(elsewhere);
+    let refused = book.reserve(&org("acme"), usd("2"));
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.budget.as_ref() == "acme_daily" && e.key.as_ref() == "acme"),
+        "{refused:?}"
+    );
+    assert_eq!(book.account("acme_daily", "globex"), None);
+}
+
+#[test]
+fn a_zero_limit_refuses_every_call_and_alerts_at_no_threshold() {
+    let config = with_budgets(vec![
+        Budget::deny("frozen", BudgetScope::User, Window::Day, usd("0")),
+        Budget::alert("watch", BudgetScope::Org, Window::Day, usd("0"), &[500_000]),
+    ]);
+    let (book, _) = book(config);
+    assert!(book.reserve(&keys("c", "s"), usd("0.01")).is_err());
+    // Charged without a reservation (its cost was reported after the fact): counted, with no
+    // threshold of nothing crossed.
+    assert_eq!(book.charge(&keys("c", "s"), usd("0.01")), Vec::new());
+    assert_eq!(book.account("watch", "acme"), Some((usd("0.01"), usd("0"))));
+}
+
+#[test]
+fn a_call_costing_exactly_the_per_call_maximum_is_not_expensive() {
+    let config = BudgetConfig {
+        per_call_alert: Some(usd("5")),
+        ..BudgetConfig::default()
+    };
+    let (book, _) = book(config);
+    assert_eq!(book.charge(&keys("c", "s"), usd("5")), Vec::new());
+    let reservation = book
+        .reserve(&keys("d", "s"), usd("6"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reservation.amount(), usd("6"));
+    assert_eq!(reservation.settle(usd("5")), Vec::new());
+}
+
+#[test]
+fn a_spike_is_measured_against_the_average_of_the_thirty_days_before() {
+    let config = BudgetConfig {
+        spike: Some(cost_core::budget::SpikeAlert {
+            factor: 2_000_000,
+            min_history_days: 3,
+        }),
+        ..BudgetConfig::default()
+    };
+    let (book, clock) = book(config);
+    // 35 days of history, $1 on the first, $2 on the second, … $35 yesterday.
+    for day in 1..=35 {
+        clock.set(NOON - (36 - day) * 86_400);
+        book.charge(&keys("c", "s"), usd(&day.to_string()));
+    }
+    // The last 30 days, $6 to $35: an average of $20.50. By noon, $21 projects to $42 for the
+    // day: above twice the average ($41). (An average over 29 days, $21, would not be crossed.)
+    clock.set(NOON);
+    let alerts = book.charge(&keys("c", "s"), usd("21"));
+    assert_eq!(
+        alerts,
+        vec![BudgetAlert::Spike {
+            today: usd("21"),
+            projected: usd("42"),
+            average: usd("20.5"),
+        }]
+    );
+}

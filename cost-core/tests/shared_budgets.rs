@@ -22,6 +22,8 @@ type Figures = HashMap<(String, String, i64), (Money, Money)>;
 struct Memory {
     accounts: Mutex<Figures>,
     down: Mutex<bool>,
+    /// Every `forget_before` asked: (budget, window).
+    forgets: Mutex<Vec<(String, i64)>>,
 }
 
 impl SharedAccounts for Memory {
@@ -58,6 +60,10 @@ impl SharedAccounts for Memory {
     }
 
     fn forget_before(&self, budget: &str, window: i64) {
+        self.forgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((budget.to_owned(), window));
         let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
         accounts.retain(|(b, _, w), _| b != budget || *w >= window);
     }
@@ -134,6 +140,24 @@ fn the_store_keeps_the_accounts_of_two_windows_not_of_every_day() {
     }
     // November's and, from the 1st, December's: the month before the current one is kept.
     assert_eq!(windows_kept(&memory, "per_user_monthly").len(), 2);
+    // Asked once per budget and new window (at its first reservation), not at every call.
+    let forgets = memory
+        .forgets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let asked = |budget: &str| -> Vec<i64> {
+        forgets
+            .iter()
+            .filter(|(b, _)| b == budget)
+            .map(|(_, w)| *w)
+            .collect()
+    };
+    assert_eq!(
+        asked("per_user_daily"),
+        (day - 1..day + 4).collect::<Vec<i64>>()
+    );
+    assert_eq!(asked("per_user_monthly").len(), 2);
     assert_eq!(
         memory.figures("per_user_daily", "alice").map(|f| f.1),
         Some(Money::ZERO)

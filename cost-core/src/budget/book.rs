@@ -1269,3 +1269,121 @@ impl Drop for Reservation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::budget::{Budget, ManualClock};
+
+    /// 2026-11-25T12:00:00Z, the start of a minute.
+    const NOON: i64 = 1_764_072_000;
+
+    fn book_of(budget: Budget) -> (BudgetBook, Arc<ManualClock>) {
+        let config = BudgetConfig {
+            budgets: vec![budget],
+            ..BudgetConfig::default()
+        };
+        let clock = Arc::new(ManualClock::new(NOON));
+        let book = BudgetBook::with_clock(config, clock.clone()).unwrap_or_else(|e| panic!("{e}"));
+        (book, clock)
+    }
+
+    fn usd(text: &str) -> Money {
+        Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn user(name: &str) -> super::CallKeys {
+        super::CallKeys {
+            call: "c".into(),
+            user: Some(name.into()),
+            ..super::CallKeys::default()
+        }
+    }
+
+    /// The account the book's map holds for `key` in its first budget, with its window.
+    fn in_map(book: &BudgetBook, key: &str) -> Option<(i64, Arc<Account>)> {
+        book.inner.accounts[0]
+            .get(key)
+            .map(|slot| (slot.0, Arc::clone(&slot.1)))
+    }
+
+    #[test]
+    fn an_account_retired_while_still_in_the_map_gives_way_to_a_fresh_one() {
+        let hourly = Window::Rolling(Duration::from_secs(3_600));
+        let (book, _) = book_of(Budget::deny("user", BudgetScope::User, hourly, usd("10")));
+        let key: Arc<str> = Arc::from("u1");
+        let first = book.inner.account_in_map(0, hourly, &key, 0);
+        // Retired as pruning retires an idle account, and not yet taken out of the map.
+        assert!(first.figures.retire_if_idle());
+        first.retired.store(true, Ordering::Relaxed);
+        let second = book.inner.account_in_map(0, hourly, &key, 0);
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "the retired account came back"
+        );
+        assert!(!second.figures.is_retired());
+        assert!(in_map(&book, "u1").is_some_and(|(_, held)| Arc::ptr_eq(&held, &second)));
+        // Calls book on the fresh account.
+        let reservation = book.reserve(&user("u1"), usd("1"));
+        assert!(reservation.is_ok(), "{reservation:?}");
+        assert_eq!(second.figures.figures(), (0, usd("1").units()));
+    }
+
+    #[test]
+    fn a_past_windows_account_left_in_the_map_gives_way_to_the_current_windows() {
+        let (book, _) = book_of(Budget::deny(
+            "user",
+            BudgetScope::User,
+            Window::Day,
+            usd("10"),
+        ));
+        let today = window_id(Window::Day, NOON);
+        // The budget is in today's window already (another key's account opened it) when an
+        // account of yesterday's lands in the map, as a call that read the clock before
+        // midnight may leave it.
+        book.inner
+            .account_in_map(0, Window::Day, &Arc::from("other"), today);
+        let key: Arc<str> = Arc::from("u1");
+        let yesterdays = Arc::new(Account::new(&key));
+        assert_eq!(
+            yesterdays.figures.try_charge(usd("7").units()),
+            Some(usd("7").units())
+        );
+        book.inner.accounts[0].insert(Arc::clone(&key), (today - 1, Arc::clone(&yesterdays)));
+        let account = book.inner.account_in_map(0, Window::Day, &key, today);
+        assert!(!Arc::ptr_eq(&account, &yesterdays));
+        assert_eq!(account.figures.figures(), (0, 0));
+        assert!(
+            in_map(&book, "u1")
+                .is_some_and(|(window, held)| window == today && Arc::ptr_eq(&held, &account))
+        );
+    }
+
+    #[test]
+    fn a_rolling_window_keeps_one_bucket_per_minute_of_spend() {
+        let hourly = Window::Rolling(Duration::from_secs(3_600));
+        let (book, clock) = book_of(Budget::deny("user", BudgetScope::User, hourly, usd("10")));
+        let buckets = |book: &BudgetBook| {
+            in_map(book, "u1").map(|(_, account)| lock(&account.extra).buckets.clone())
+        };
+        book.charge(&user("u1"), usd("1"));
+        clock.set(NOON + 59);
+        book.charge(&user("u1"), usd("2"));
+        let minute = NOON / 60;
+        assert_eq!(
+            buckets(&book),
+            Some(VecDeque::from([(minute, usd("3").units())]))
+        );
+        clock.set(NOON + 60);
+        book.charge(&user("u1"), usd("4"));
+        assert_eq!(
+            buckets(&book),
+            Some(VecDeque::from([
+                (minute, usd("3").units()),
+                (minute + 1, usd("4").units())
+            ]))
+        );
+    }
+}
