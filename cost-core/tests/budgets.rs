@@ -862,7 +862,7 @@ fn an_expensive_call_alert_names_the_call() {
 #[test]
 fn a_threshold_fires_at_its_share_of_a_limit_to_the_last_unit() {
     // A limit of 1 999 999 units (10⁻²⁴ USD each): its half is 999 999.5 units. Spend of
-    // 999 998 units is below it; 1 000 000 units is above it.
+    // 999 999 units is below it; 1 000 000 units is at or above it.
     let config = with_budgets(vec![Budget::alert(
         "tiny",
         BudgetScope::Global,
@@ -870,12 +870,12 @@ fn a_threshold_fires_at_its_share_of_a_limit_to_the_last_unit() {
         Money::from_units(1_999_999),
         &[500_000],
     )]);
-    let (book, _) = book(config);
+    let (tiny, _) = book(config);
     assert_eq!(
-        book.charge(&keys("a", "s"), Money::from_units(999_998)),
+        tiny.charge(&keys("a", "s"), Money::from_units(999_999)),
         Vec::new()
     );
-    let alerts = book.charge(&keys("b", "s"), Money::from_units(2));
+    let alerts = tiny.charge(&keys("b", "s"), Money::from_units(1));
     assert!(
         matches!(
             alerts.as_slice(),
@@ -884,6 +884,20 @@ fn a_threshold_fires_at_its_share_of_a_limit_to_the_last_unit() {
         ),
         "{alerts:?}"
     );
+    // A share that is whole is reached exactly: half of 2 000 002 units, 1 000 001.
+    let config = with_budgets(vec![Budget::alert(
+        "even",
+        BudgetScope::Global,
+        Window::Day,
+        Money::from_units(2_000_002),
+        &[500_000],
+    )]);
+    let (even, _) = book(config);
+    assert_eq!(
+        even.charge(&keys("a", "s"), Money::from_units(1_000_000)),
+        Vec::new()
+    );
+    assert_eq!(even.charge(&keys("b", "s"), Money::from_units(1)).len(), 1);
 }
 
 #[test]

@@ -483,7 +483,8 @@ struct BookInner {
     config: BudgetConfig,
     /// Per budget, its accounts by key.
     accounts: Vec<Accounts>,
-    /// Per budget, the spend at which each threshold fires (computed once).
+    /// Per budget, the spend at which each threshold fires: the least at or above its share
+    /// of the limit (computed once).
     lines: Vec<Vec<i128>>,
     /// Per budget, the lowest of its lines (below it, a settlement checks no threshold).
     lowest_lines: Vec<i128>,
@@ -556,8 +557,11 @@ impl BudgetBook {
                 b.thresholds
                     .iter()
                     .map(|t| {
+                        // `limit × t / 10⁶` rounded up, without overflow: the least spend that
+                        // is at or above the threshold's share of the limit.
                         let t = i128::from(*t);
-                        limit / 1_000_000 * t + limit % 1_000_000 * t / 1_000_000
+                        let part = limit % 1_000_000 * t;
+                        limit / 1_000_000 * t + part / 1_000_000 + i128::from(part % 1_000_000 != 0)
                     })
                     .collect()
             })
