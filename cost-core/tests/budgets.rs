@@ -1052,3 +1052,74 @@ fn a_spike_is_measured_against_the_average_of_the_thirty_days_before() {
         }]
     );
 }
+
+#[test]
+fn every_scope_reads_back_under_its_name() {
+    for (name, window) in [
+        ("call", "lifetime"),
+        ("agent", "lifetime"),
+        ("session", "lifetime"),
+        ("user", "day"),
+        ("org", "day"),
+        ("feature", "day"),
+        ("model", "day"),
+        ("global", "day"),
+    ] {
+        let text = format!(
+            "[[budget]]\nname = \"b\"\nscope = \"{name}\"\nwindow = \"{window}\"\nlimit = 1"
+        );
+        let config = BudgetConfig::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(config.budgets[0].scope.as_str(), name);
+    }
+}
+
+#[test]
+fn rolling_windows_read_in_seconds_minutes_hours_and_days_of_at_least_a_minute() {
+    let window = |text: &str| {
+        BudgetConfig::from_toml(&format!(
+            "[[budget]]\nname = \"b\"\nscope = \"user\"\nwindow = \"{text}\"\nlimit = 1"
+        ))
+        .map(|config| config.budgets[0].window)
+    };
+    for (text, seconds) in [
+        ("rolling 60s", 60),
+        ("rolling 90s", 90),
+        ("rolling 5m", 300),
+        ("rolling 30min", 1_800),
+        ("rolling 2h", 7_200),
+        ("rolling 7d", 604_800),
+        ("rolling  3h ", 10_800),
+    ] {
+        assert_eq!(
+            window(text),
+            Ok(Window::Rolling(Duration::from_secs(seconds))),
+            "{text}"
+        );
+    }
+    for (text, fragment) in [
+        ("rolling 59s", "at least 60 s"),
+        ("rolling 0m", "at least 60 s"),
+        ("rolling h", "bad duration"),
+        ("rolling 1.5h", "bad duration"),
+        ("rolling 2w", "bad duration"),
+        ("rolling 60", "bad duration"),
+    ] {
+        let refused = window(text);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.entry == "b" && e.to_string().contains(fragment)),
+            "{text}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn a_file_that_is_not_toml_is_refused_naming_the_line() {
+    let text = "per_user_daily = 5\n\n[[budget]\nname = \"b\"\n";
+    let err = BudgetConfig::from_toml(text)
+        .err()
+        .unwrap_or_else(|| panic!("accepted: {text}"));
+    assert_eq!(err.entry, "file");
+    assert!(err.to_string().ends_with("(line 3)"), "{err}");
+}
