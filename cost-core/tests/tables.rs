@@ -2299,3 +2299,103 @@ fn tables_written_in_the_native_format_read_back_the_same() {
         Ok("gpt-4o".to_owned())
     );
 }
+
+/// An entry pricing input and output at `input` and `output` USD per million tokens.
+fn flat_entry(key: &str, input: &str, output: &str) -> ModelEntry {
+    let per_million = |text: &str| TokenPrice::per_million(text).unwrap_or_else(|e| panic!("{e}"));
+    let price = ModelPrice::flat(ComponentPrices {
+        input: Some(per_million(input)),
+        output: Some(per_million(output)),
+        ..ComponentPrices::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    ModelEntry::new(key, price)
+}
+
+fn programmatic() -> cost_core::PriceTableBuilder {
+    cost_core::PriceTableBuilder::new(cost_core::TableInfo {
+        version: Arc::from("test"),
+        as_of: None,
+        origin: "programmatic".into(),
+    })
+}
+
+#[test]
+fn an_alias_replacing_an_entry_leaves_the_others_in_their_places() {
+    let mut builder = programmatic();
+    builder
+        .model(flat_entry("a", "1", "2"))
+        .model(flat_entry("b", "3", "4"))
+        .model(flat_entry("c", "5", "6"))
+        // `a` becomes another name of `b`; then `c` is given again, replacing `c`.
+        .alias("a", "b")
+        .model(flat_entry("c", "7", "8"));
+    let table = builder.build().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(table.len(), 2);
+    let one_million_each = prompt(1_000_000, 0, 1_000_000);
+    assert_eq!(standard_total(&table, "a", &one_million_each), Ok(usd("7")));
+    assert_eq!(standard_total(&table, "b", &one_million_each), Ok(usd("7")));
+    assert_eq!(
+        standard_total(&table, "c", &one_million_each),
+        Ok(usd("15"))
+    );
+}
+
+#[test]
+fn aliases_may_chain_but_not_circle() {
+    let mut chained = programmatic();
+    chained
+        .model(flat_entry("model", "1", "2"))
+        .alias("first", "second")
+        .alias("second", "third")
+        .alias("third", "model");
+    let table = chained.build().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        resolve(&table, "first").map(|(key, _)| key),
+        Some("model".to_owned())
+    );
+    let mut circle = programmatic();
+    circle
+        .model(flat_entry("model", "1", "2"))
+        .alias("here", "there")
+        .alias("there", "here");
+    assert!(
+        matches!(circle.build(), Err(cost_core::TableError::AliasCycle(_))),
+        "a circle of aliases built"
+    );
+}
+
+#[test]
+fn a_price_change_starts_at_midnight_utc_of_its_day() {
+    let change = cost_core::PriceChange::new("2026-01-01", flat_entry("m", "1", "2").price)
+        .unwrap_or_else(|| panic!("a date"));
+    assert_eq!(change.on(), "2026-01-01");
+    assert_eq!(change.starts_at(), 1_767_225_600);
+    assert_eq!(change.starts_at(), day_start("2026-01-01"));
+}
+
+#[test]
+fn a_litellm_table_without_a_version_is_named_by_its_content() {
+    let text = |input: &str| {
+        format!(
+            "{{\"m\": {{\"input_cost_per_token\": {input}, \"output_cost_per_token\": 0.000002, \"litellm_provider\": \"openai\", \"mode\": \"chat\"}}}}"
+        )
+    };
+    let version = |text: &str| loaded(text, "prices.json").info().version.to_string();
+    let first = version(&text("0.000001"));
+    assert_eq!(
+        first,
+        version(&text("0.000001")),
+        "the same content, the same name"
+    );
+    assert_ne!(
+        first,
+        version(&text("0.000003")),
+        "another content, another name"
+    );
+    let digest = first
+        .strip_prefix("litellm@")
+        .unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(digest.len(), 12, "{first}");
+    assert!(digest.chars().all(|c| c.is_ascii_hexdigit()), "{first}");
+}

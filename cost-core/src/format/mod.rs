@@ -170,6 +170,23 @@ mod tests {
     }
 
     #[test]
+    fn an_error_names_as_much_of_its_place_as_is_known() {
+        let error = |line, column| PriceFileError {
+            origin: "prices.toml".into(),
+            line,
+            column,
+            kind: PriceFileErrorKind::Invalid,
+            message: "bad".into(),
+        };
+        assert_eq!(
+            error(Some(12), Some(9)).to_string(),
+            "prices.toml:12:9: bad"
+        );
+        assert_eq!(error(Some(12), None).to_string(), "prices.toml:12: bad");
+        assert_eq!(error(None, None).to_string(), "prices.toml: bad");
+    }
+
+    #[test]
     fn format_detection() {
         assert_eq!(PriceFormat::detect("  \n{\"a\": {}}"), PriceFormat::LiteLlm);
         assert_eq!(PriceFormat::detect("version = \"1\""), PriceFormat::Native);
