@@ -2399,3 +2399,105 @@ fn a_litellm_table_without_a_version_is_named_by_its_content() {
     assert_eq!(digest.len(), 12, "{first}");
     assert!(digest.chars().all(|c| c.is_ascii_hexdigit()), "{first}");
 }
+
+#[test]
+fn litellm_citation_prices_are_read_where_they_equal_the_input_price() {
+    let entry = |citation: &str| {
+        format!(
+            r#"{{"sonar-x": {{"input_cost_per_token": 2e-06, "output_cost_per_token": 8e-06,
+                "citation_cost_per_token": {citation}, "litellm_provider": "perplexity", "mode": "chat"}}}}"#
+        )
+    };
+    let usage = prompt(1_000_000, 0, 0);
+    // Equal to the input price: read (citation tokens count as prompt tokens).
+    let same = loaded(&entry("2e-06"), "prices.json");
+    assert!(
+        same.report().skipped_keys.is_empty(),
+        "{:?}",
+        same.report().skipped_keys
+    );
+    assert_eq!(standard_total(&same, "sonar-x", &usage), Ok(usd("2")));
+    // Different: counted as a skipped key; the input price still prices the prompt.
+    let other = loaded(&entry("3e-06"), "prices.json");
+    assert_eq!(
+        other.report().skipped_keys.get("citation_cost_per_token"),
+        Some(&1),
+        "{:?}",
+        other.report().skipped_keys
+    );
+    assert_eq!(standard_total(&other, "sonar-x", &usage), Ok(usd("2")));
+}
+
+#[test]
+fn litellm_a_model_given_twice_without_token_prices_both_times_is_skipped_as_such() {
+    let image = r#"{"input_cost_per_image": 0.04, "litellm_provider": "openai", "mode": "image_generation"}"#;
+    let text = format!(r#"{{"dall-e-9": {image}, "dall-e-9": {image}}}"#);
+    let table = loaded(&text, "prices.json");
+    let report = table.report();
+    assert!(
+        report
+            .skipped_entries
+            .get("dall-e-9")
+            .is_some_and(|why| why.contains("no per-token input price")),
+        "{report:?}"
+    );
+    assert!(report.left_out.is_empty(), "{report:?}");
+}
+
+#[test]
+fn litellm_range_tiers_price_the_whole_request_at_the_range_of_its_input() {
+    let text = r#"{
+        "qwen-x": {"input_cost_per_token": 4e-07, "output_cost_per_token": 1.2e-06,
+            "litellm_provider": "dashscope",
+            "tiered_pricing": [
+                {"range": [0, 256000], "input_cost_per_token": 4e-07, "output_cost_per_token": 1.2e-06},
+                {"range": [256000.0, 1000000], "input_cost_per_token": 1.2e-06,
+                 "output_cost_per_token": 3.6e-06, "input_cost_per_token_batches": 9e-06,
+                 "input_cost_per_token_above_500k_tokens": 9e-06}]},
+        "half-a-token": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06,
+            "tiered_pricing": [{"range": [0.5, 10], "input_cost_per_token": 2e-06}]},
+        "no-input-in-range": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06,
+            "tiered_pricing": [{"range": [0, 10], "output_cost_per_token": 2e-06}]}
+    }"#;
+    let table = loaded(text, "prices.json");
+    // Up to 256 000 input tokens, the first range; from 256 001, the second, for the whole
+    // request (its keys of other service tiers and of context tiers are not its prices).
+    assert_eq!(
+        standard_total(&table, "qwen-x", &prompt(256_000, 0, 1_000_000)),
+        Ok(usd("1.3024"))
+    );
+    assert_eq!(
+        standard_total(&table, "qwen-x", &prompt(256_001, 0, 1_000_000)),
+        Ok(usd("3.9072012"))
+    );
+    assert_eq!(
+        standard_total(&table, "qwen-x", &prompt(600_000, 0, 0)),
+        Ok(usd("0.72"))
+    );
+    // Ranges that are not whole token counts, or without an input price: not applied (the
+    // flat prices apply), and counted as skipped.
+    assert_eq!(
+        table.report().skipped_keys.get("tiered_pricing"),
+        Some(&2),
+        "{:?}",
+        table.report().skipped_keys
+    );
+    for name in ["half-a-token", "no-input-in-range"] {
+        assert_eq!(
+            standard_total(&table, name, &prompt(1_000_000, 0, 1_000_000)),
+            Ok(usd("2")),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn litellm_a_file_that_is_not_an_object_says_what_it_expected() {
+    let refused = cost_core::format::litellm::parse("[1, 2]", "prices.json");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("expected a JSON object")),
+        "{refused:?}"
+    );
+}

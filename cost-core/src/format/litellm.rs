@@ -985,4 +985,17 @@ mod tests {
         assert!(read_price("-1e-6").is_err());
         assert!(read_price("\"cheap\"").is_err());
     }
+
+    #[test]
+    fn an_offset_is_found_only_for_a_slice_of_the_text() {
+        let text = String::from("{\"m\": 1}");
+        assert_eq!(offset_in(&text, &text[2..3]), Some(2));
+        assert_eq!(offset_in(&text, &text[text.len()..]), Some(text.len()));
+        let elsewhere = String::from("m");
+        assert_eq!(offset_in(&text, &elsewhere), None);
+        let before = &text[..1];
+        assert_eq!(offset_in(&text[1..], before), None);
+        let after = &text[5..6];
+        assert_eq!(offset_in(&text[..2], after), None);
+    }
 }
