@@ -966,6 +966,10 @@ fn responses_generated_images_and_code_interpreter_sessions_are_counted_from_the
              "container_id": "cntr_a", "code": "print(2)", "outputs": null},
             {"type": "code_interpreter_call", "id": "ci_3", "status": "completed",
              "container_id": "cntr_b", "code": "print(3)", "outputs": null},
+            {"type": "code_interpreter_call", "id": "ci_4", "status": "completed",
+             "code": "print(4)", "outputs": null},
+            {"type": "code_interpreter_call", "id": "ci_5", "status": "completed",
+             "container_id": "", "code": "print(5)", "outputs": null},
             {"type": "image_generation_call", "id": "ig_1", "status": "completed",
              "result": "aGk=", "size": "1024x1024", "quality": "medium"},
             {"type": "image_generation_call", "id": "ig_2", "status": "completed",
@@ -975,12 +979,13 @@ fn responses_generated_images_and_code_interpreter_sessions_are_counted_from_the
         ],
         "usage": {"input_tokens": 2000, "output_tokens": 500, "total_tokens": 2500}
     });
-    // Two containers (one ran code twice), two images (the failed one is not billed).
+    // Two containers (one ran code twice) and two calls naming none, each a session of its
+    // own; two images (the failed one is not billed).
     let expected = Usage {
         input: 2_000,
         output: 500,
         image_generation_calls: 2,
-        code_interpreter_sessions: 2,
+        code_interpreter_sessions: 4,
         ..Usage::default()
     };
     reads_as::<openai::Response>(openai::responses_from_json, response.clone(), expected);
@@ -1307,6 +1312,26 @@ fn the_cost_a_provider_reports_is_read_exactly_from_its_decimal_text() {
     assert_eq!(response.token_usage(), Some(Usage::new(194, 2)));
     assert_eq!(
         response.reported_cost().map(|money| money.to_string()),
+        Some("0.000505".to_owned())
+    );
+    // The `usage` objects alone, as a client that keeps only them hands them over.
+    let chat_usage: openai::ChatUsage =
+        serde_json::from_value(counts(json!({"cost": 0.000_123_45})))
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(chat_usage.token_usage(), Some(Usage::new(194, 2)));
+    assert_eq!(
+        chat_usage.reported_cost().map(|money| money.to_string()),
+        Some("0.00012345".to_owned())
+    );
+    let responses_usage: openai::ResponsesUsage = serde_json::from_value(json!({
+        "input_tokens": 194, "output_tokens": 2, "total_tokens": 196, "cost": 0.000_505
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(responses_usage.token_usage(), Some(Usage::new(194, 2)));
+    assert_eq!(
+        responses_usage
+            .reported_cost()
+            .map(|money| money.to_string()),
         Some("0.000505".to_owned())
     );
 }
