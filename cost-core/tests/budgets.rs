@@ -861,43 +861,32 @@ fn an_expensive_call_alert_names_the_call() {
 
 #[test]
 fn a_threshold_fires_at_its_share_of_a_limit_to_the_last_unit() {
-    // A limit of 1 999 999 units (10⁻²⁴ USD each): its half is 999 999.5 units. Spend of
-    // 999 999 units is below it; 1 000 000 units is at or above it.
-    let config = with_budgets(vec![Budget::alert(
-        "tiny",
-        BudgetScope::Global,
-        Window::Day,
-        Money::from_units(1_999_999),
-        &[500_000],
-    )]);
-    let (tiny, _) = book(config);
-    assert_eq!(
-        tiny.charge(&keys("a", "s"), Money::from_units(999_999)),
-        Vec::new()
-    );
-    let alerts = tiny.charge(&keys("b", "s"), Money::from_units(1));
-    assert!(
-        matches!(
-            alerts.as_slice(),
-            [BudgetAlert::Threshold { threshold: 500_000, spent, .. }]
-                if *spent == Money::from_units(1_000_000)
-        ),
-        "{alerts:?}"
-    );
-    // A share that is whole is reached exactly: half of 2 000 002 units, 1 000 001.
-    let config = with_budgets(vec![Budget::alert(
-        "even",
-        BudgetScope::Global,
-        Window::Day,
-        Money::from_units(2_000_002),
-        &[500_000],
-    )]);
-    let (even, _) = book(config);
-    assert_eq!(
-        even.charge(&keys("a", "s"), Money::from_units(1_000_000)),
-        Vec::new()
-    );
-    assert_eq!(even.charge(&keys("b", "s"), Money::from_units(1)).len(), 1);
+    // Units of 10⁻²⁴ USD against a global budget of `limit` units alerting at half: the spend
+    // at which the alert fires, the first of `limit` single units charged one by one above
+    // `from` units.
+    let fires_at = |limit: i128, from: i128| {
+        let config = with_budgets(vec![Budget::alert(
+            "half",
+            BudgetScope::Global,
+            Window::Day,
+            Money::from_units(limit),
+            &[500_000],
+        )]);
+        let (book, _) = book(config);
+        assert_eq!(
+            book.charge(&keys("a", "s"), Money::from_units(from)),
+            Vec::new()
+        );
+        (from + 1..=limit).find(|_| {
+            let alerts = book.charge(&keys("b", "s"), Money::from_units(1));
+            assert!(alerts.len() <= 1, "{alerts:?}");
+            !alerts.is_empty()
+        })
+    };
+    // Half of 1 999 999 units is 999 999.5: reached at 1 000 000 units, not at 999 999.
+    assert_eq!(fires_at(1_999_999, 999_997), Some(1_000_000));
+    // A half that is whole is reached exactly: half of 2 000 002 units, 1 000 001.
+    assert_eq!(fires_at(2_000_002, 999_999), Some(1_000_001));
 }
 
 #[test]
