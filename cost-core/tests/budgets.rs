@@ -992,8 +992,8 @@ fn a_zero_limit_refuses_every_call_and_alerts_at_no_threshold() {
     ]);
     let (book, _) = book(config);
     assert!(book.reserve(&keys("c", "s"), usd("0.01")).is_err());
-    // Charged without a reservation (its cost was reported after the fact): counted, with no
-    // threshold of nothing crossed.
+    // Charged without a reservation (its cost known only after the fact): counted; a share of
+    // a zero limit is nothing to cross.
     assert_eq!(book.charge(&keys("c", "s"), usd("0.01")), Vec::new());
     assert_eq!(book.account("watch", "acme"), Some((usd("0.01"), usd("0"))));
 }

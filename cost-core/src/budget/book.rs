@@ -1298,11 +1298,11 @@ mod tests {
         Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn user(name: &str) -> super::CallKeys {
-        super::CallKeys {
+    fn user(name: &str) -> CallKeys {
+        CallKeys {
             call: "c".into(),
             user: Some(name.into()),
-            ..super::CallKeys::default()
+            ..CallKeys::default()
         }
     }
 
