@@ -2300,18 +2300,6 @@ fn tables_written_in_the_native_format_read_back_the_same() {
     );
 }
 
-/// An entry pricing input and output at `input` and `output` USD per million tokens.
-fn flat_entry(key: &str, input: &str, output: &str) -> ModelEntry {
-    let per_million = |text: &str| TokenPrice::per_million(text).unwrap_or_else(|e| panic!("{e}"));
-    let price = ModelPrice::flat(ComponentPrices {
-        input: Some(per_million(input)),
-        output: Some(per_million(output)),
-        ..ComponentPrices::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    ModelEntry::new(key, price)
-}
-
 fn programmatic() -> cost_core::PriceTableBuilder {
     cost_core::PriceTableBuilder::new(cost_core::TableInfo {
         version: Arc::from("test"),
@@ -2324,12 +2312,12 @@ fn programmatic() -> cost_core::PriceTableBuilder {
 fn an_alias_replacing_an_entry_leaves_the_others_in_their_places() {
     let mut builder = programmatic();
     builder
-        .model(flat_entry("a", "1", "2"))
-        .model(flat_entry("b", "3", "4"))
-        .model(flat_entry("c", "5", "6"))
+        .model(ModelEntry::new("a", flat("1", "2")))
+        .model(ModelEntry::new("b", flat("3", "4")))
+        .model(ModelEntry::new("c", flat("5", "6")))
         // `a` becomes another name of `b`; then `c` is given again, replacing `c`.
         .alias("a", "b")
-        .model(flat_entry("c", "7", "8"));
+        .model(ModelEntry::new("c", flat("7", "8")));
     let table = builder.build().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(table.len(), 2);
     let one_million_each = prompt(1_000_000, 0, 1_000_000);
@@ -2345,7 +2333,7 @@ fn an_alias_replacing_an_entry_leaves_the_others_in_their_places() {
 fn aliases_may_chain_but_not_circle() {
     let mut chained = programmatic();
     chained
-        .model(flat_entry("model", "1", "2"))
+        .model(ModelEntry::new("model", flat("1", "2")))
         .alias("first", "second")
         .alias("second", "third")
         .alias("third", "model");
@@ -2356,7 +2344,7 @@ fn aliases_may_chain_but_not_circle() {
     );
     let mut circle = programmatic();
     circle
-        .model(flat_entry("model", "1", "2"))
+        .model(ModelEntry::new("model", flat("1", "2")))
         .alias("here", "there")
         .alias("there", "here");
     assert!(
@@ -2367,7 +2355,7 @@ fn aliases_may_chain_but_not_circle() {
 
 #[test]
 fn a_price_change_starts_at_midnight_utc_of_its_day() {
-    let change = cost_core::PriceChange::new("2026-01-01", flat_entry("m", "1", "2").price)
+    let change = cost_core::PriceChange::new("2026-01-01", flat("1", "2"))
         .unwrap_or_else(|| panic!("a date"));
     assert_eq!(change.on(), "2026-01-01");
     assert_eq!(change.starts_at(), 1_767_225_600);
