@@ -537,6 +537,9 @@ fn gemini_with_thoughts_and_cached_content() {
         reasoning: 200,
         ..Usage::default()
     };
+    let metadata: gemini::UsageMetadata =
+        serde_json::from_value(response["usageMetadata"].clone()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(metadata.token_usage(), Some(expected), "the metadata alone");
     let typed = reads_as::<gemini::GenerateContentResponse>(gemini::from_json, response, expected);
     assert_eq!(typed.response_model(), Some("gemini-2.5-pro"));
 }
