@@ -464,6 +464,11 @@ fn bedrock_cache_lifetimes_it_does_not_know_are_errors() {
         bedrock::from_json(&json!({"output": {}})),
         Err(AdapterError::NoUsage("usage"))
     );
+    // A usage that is not an object (a response whose usage was left null) is no usage.
+    assert_eq!(
+        openai::chat_from_json(&json!({"model": "m", "usage": null})),
+        Err(AdapterError::NoUsage("usage"))
+    );
 }
 
 #[test]
