@@ -842,24 +842,6 @@ fn alerts_read_as_sentences_and_the_book_shows_its_size() {
 }
 
 #[test]
-fn an_expensive_call_alert_names_the_call() {
-    let config = BudgetConfig {
-        per_call_alert: Some(usd("5")),
-        ..BudgetConfig::default()
-    };
-    let (book, _) = book(config);
-    let alerts = book.charge(&keys("call-7", "s"), usd("5.01"));
-    assert_eq!(
-        alerts,
-        vec![BudgetAlert::ExpensiveCall {
-            call: "call-7".into(),
-            cost: usd("5.01"),
-            max: usd("5"),
-        }]
-    );
-}
-
-#[test]
 fn a_threshold_fires_at_its_share_of_a_limit_to_the_last_unit() {
     // Units of 10⁻²⁴ USD against a global budget of `limit` units alerting at half: the spend
     // at which the alert fires, the first of `limit` single units charged one by one above
@@ -999,7 +981,7 @@ fn a_zero_limit_refuses_every_call_and_alerts_at_no_threshold() {
 }
 
 #[test]
-fn a_call_costing_exactly_the_per_call_maximum_is_not_expensive() {
+fn the_per_call_maximum_alerts_above_it_naming_the_call_and_not_at_it() {
     let config = BudgetConfig {
         per_call_alert: Some(usd("5")),
         ..BudgetConfig::default()
@@ -1011,6 +993,14 @@ fn a_call_costing_exactly_the_per_call_maximum_is_not_expensive() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(reservation.amount(), usd("6"));
     assert_eq!(reservation.settle(usd("5")), Vec::new());
+    assert_eq!(
+        book.charge(&keys("call-7", "s"), usd("5.01")),
+        vec![BudgetAlert::ExpensiveCall {
+            call: "call-7".into(),
+            cost: usd("5.01"),
+            max: usd("5"),
+        }]
+    );
 }
 
 #[test]
