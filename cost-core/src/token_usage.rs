@@ -185,53 +185,78 @@ mod tests {
         }
     }
 
+    /// Everything a value tells through the trait, owned.
+    #[derive(Debug, PartialEq)]
+    struct Told {
+        usage: Option<Usage>,
+        model: Option<String>,
+        tier: Option<String>,
+        residency: Option<bool>,
+        search_context: Option<String>,
+        reported: Option<Money>,
+    }
+
+    fn told<T: TokenUsage + ?Sized>(value: &T) -> Told {
+        Told {
+            usage: value.token_usage(),
+            model: value.response_model().map(str::to_owned),
+            tier: value.service_tier().map(str::to_owned),
+            residency: value.data_residency(),
+            search_context: value.search_context_size().map(str::to_owned),
+            reported: value.reported_cost(),
+        }
+    }
+
     #[test]
-    fn wrappers_delegate() {
+    fn wrappers_tell_all_their_value_tells() {
         let usage = Usage::new(3, 4);
-        let ok: Result<Reply, String> = Ok(Reply(usage, "m"));
-        let err: Result<Reply, String> = Err("boom".into());
-        assert_eq!(ok.token_usage(), Some(usage));
-        assert_eq!(ok.response_model(), Some("m"));
-        assert_eq!(ok.service_tier(), Some("flex"));
-        assert_eq!(err.token_usage(), None);
-        assert_eq!(err.service_tier(), None);
-        assert_eq!(Some(Reply(usage, "m")).service_tier(), Some("flex"));
-        let boxed = Box::new(Reply(usage, "b"));
+        let reply = told(&Reply(usage, "m"));
         assert_eq!(
-            <Box<Reply> as TokenUsage>::service_tier(&boxed),
-            Some("flex")
+            reply,
+            Told {
+                usage: Some(usage),
+                model: Some("m".into()),
+                tier: Some("flex".into()),
+                residency: Some(true),
+                search_context: Some("high".into()),
+                reported: Some(Money::from_usd(1)),
+            }
         );
-        assert_eq!(usage.service_tier(), None);
-        assert_eq!(ok.search_context_size(), Some("high"));
-        assert_eq!(err.search_context_size(), None);
-        assert_eq!(Some(Reply(usage, "m")).search_context_size(), Some("high"));
+        let mut inner = Reply(usage, "m");
+        let wrapped = [
+            told(&Ok::<_, String>(Reply(usage, "m"))),
+            told(&Some(Reply(usage, "m"))),
+            told(&&Reply(usage, "m")),
+            told(&&mut inner),
+            told(&Box::new(Reply(usage, "m"))),
+            told(&Arc::new(Reply(usage, "m"))),
+            told(&Rc::new(Reply(usage, "m"))),
+        ];
+        for (i, told) in wrapped.iter().enumerate() {
+            assert_eq!(told, &reply, "wrapper {i}");
+        }
+    }
+
+    #[test]
+    fn empty_carriers_tell_nothing_and_a_usage_only_itself() {
+        let nothing = Told {
+            usage: None,
+            model: None,
+            tier: None,
+            residency: None,
+            search_context: None,
+            reported: None,
+        };
+        assert_eq!(told(&Err::<Reply, _>("boom")), nothing);
+        assert_eq!(told(&None::<Reply>), nothing);
+        assert_eq!(told(&()), nothing);
+        let usage = Usage::new(3, 4);
         assert_eq!(
-            <Box<Reply> as TokenUsage>::search_context_size(&boxed),
-            Some("high")
+            told(&usage),
+            Told {
+                usage: Some(usage),
+                ..nothing
+            }
         );
-        assert_eq!(usage.search_context_size(), None);
-        assert_eq!(ok.data_residency(), Some(true));
-        assert_eq!(err.data_residency(), None);
-        assert_eq!(None::<Reply>.data_residency(), None);
-        assert_eq!(Arc::new(Reply(usage, "a")).data_residency(), Some(true));
-        assert_eq!(usage.data_residency(), None);
-        assert_eq!(Some(Reply(usage, "m")).token_usage(), Some(usage));
-        assert_eq!(None::<Reply>.token_usage(), None);
-        assert_eq!(
-            <Box<Reply> as TokenUsage>::response_model(&boxed),
-            Some("b")
-        );
-        assert_eq!(Arc::new(Reply(usage, "a")).token_usage(), Some(usage));
-        let reply = Reply(usage, "r");
-        assert_eq!(<&Reply as TokenUsage>::token_usage(&&reply), Some(usage));
-        assert_eq!(().token_usage(), None);
-        assert_eq!(ok.reported_cost(), Some(Money::from_usd(1)));
-        assert_eq!(err.reported_cost(), None);
-        assert_eq!(None::<Reply>.reported_cost(), None);
-        assert_eq!(
-            Rc::new(Reply(usage, "r")).reported_cost(),
-            Some(Money::from_usd(1))
-        );
-        assert_eq!(usage.reported_cost(), None);
     }
 }

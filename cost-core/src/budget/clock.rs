@@ -158,6 +158,53 @@ mod tests {
         }
         assert_eq!(days_from_civil(2025, 2, 29), None);
         assert_eq!(days_from_civil(2024, 13, 1), None);
+        // Month numbers count on across years from year 0.
+        assert_eq!(utc_month(0), 1970 * 12);
+        assert_eq!(utc_month(-1), 1969 * 12 + 11);
+    }
+
+    #[test]
+    fn every_day_of_eight_centuries_follows_the_one_before() {
+        // 1600-03-01 to 2400-03-01: two whole 400-year eras, each century year's rule met.
+        let (Some(first), Some(last)) = (days_from_civil(1600, 3, 1), days_from_civil(2400, 3, 1))
+        else {
+            panic!("both are dates");
+        };
+        assert_eq!(last - first, 2 * 146_097);
+        let mut before = civil_from_days(first - 1);
+        assert_eq!(before, (1600, 2, 29));
+        for days in first..=last {
+            let date = civil_from_days(days);
+            let (y, m, d) = date;
+            let next_day = (before.0, before.1, before.2 + 1);
+            let next_month = (before.0, before.1 + 1, 1);
+            let next_year = (before.0 + 1, 1, 1);
+            assert!(
+                date == next_day || date == next_month || date == next_year,
+                "{before:?} then {date:?}"
+            );
+            assert_eq!(days_from_civil(y, m, d), Some(days), "{date:?}");
+            before = date;
+        }
+    }
+
+    #[test]
+    fn leap_days_fall_by_the_gregorian_rule() {
+        for (year, leap) in [
+            (1900, false),
+            (2000, true),
+            (2023, false),
+            (2024, true),
+            (2100, false),
+            (2400, true),
+        ] {
+            assert_eq!(days_from_civil(year, 2, 29).is_some(), leap, "{year}");
+            let Some(february_28) = days_from_civil(year, 2, 28) else {
+                panic!("{year}-02-28 is a date");
+            };
+            let (_, month, _) = civil_from_days(february_28 + 1);
+            assert_eq!(month, if leap { 2 } else { 3 }, "{year}");
+        }
     }
 
     #[test]
@@ -171,6 +218,9 @@ mod tests {
             "2025-00-10",
             "2025-1-05",
             "2025/01/05",
+            "2025x01-05",
+            "2025-01x05",
+            "2025-01-050",
             "2025-01-05T00:00:00Z",
             "+025-01-05",
             "2025-01-+5",
