@@ -398,6 +398,18 @@ impl Cell {
     }
 }
 
+/// Marks `cell` charged at `now` (a reading of the ledger's key clock). Never backwards: a
+/// thread that read the clock, then stalled while other threads charged the key at later
+/// readings, leaves their reading, or a key charged on every call could look the least recently
+/// charged and be evicted with its totals. Read first: a key charged from many threads keeps its
+/// cache line shared.
+#[inline]
+fn mark_charged(cell: &Cell, now: u64) {
+    if cell.last_charged.load(Ordering::Relaxed) < now {
+        cell.last_charged.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
 /// Locks a mutex, recovering from poisoning: totals are plain counters and stay meaningful.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -610,12 +622,23 @@ impl LedgerInner {
         if cell.evicted.load(Ordering::Relaxed) {
             return self.charged_anew(key);
         }
-        let now = self.key_clock.load(Ordering::Relaxed);
-        // Read first: a key charged from many threads keeps its cache line shared.
-        if cell.last_charged.load(Ordering::Relaxed) != now {
-            cell.last_charged.store(now, Ordering::Relaxed);
-        }
+        mark_charged(cell, self.key_clock.load(Ordering::Relaxed));
         std::borrow::Cow::Borrowed(cell)
+    }
+
+    /// Adds a call's totals to `cell`, which [`LedgerInner::charged`] returned. When retention
+    /// evicted the cell's key in between (this thread stalled past the charges of a whole
+    /// sweep's worth of other keys), the call goes to the key's cell now instead: an addition
+    /// made to a cell already out of the map would be in no total the ledger shows. (One made
+    /// before the eviction leaves with the key's other totals, as eviction forgets a key.)
+    #[inline]
+    fn add_charged(&self, cell: &Cell, stripe: usize, totals: &Totals) {
+        cell.add(stripe, totals);
+        if let Some(key) = &cell.evictable
+            && cell.evicted.load(Ordering::Acquire)
+        {
+            self.charged_anew(key).add(stripe, totals);
+        }
     }
 
     #[cold]
@@ -654,7 +677,9 @@ impl LedgerInner {
                     .remove_if(&key, |_, kept| Arc::ptr_eq(kept, &cell))
                     .is_some()
                 {
-                    cell.evicted.store(true, Ordering::Relaxed);
+                    // Released after the removal: a thread that reads it set (acquiring it)
+                    // finds the key gone from the map.
+                    cell.evicted.store(true, Ordering::Release);
                     self.evictable_keys.fetch_sub(1, Ordering::Relaxed);
                     DiagnosticCounters::bump(&self.diagnostics.key_evictions);
                 }
@@ -772,14 +797,14 @@ impl LedgerInner {
             |cell: &Cell| cell.evictable.is_none() && cell.evicted.load(Ordering::Relaxed);
         for cell in &cells.cells {
             let cell = self.charged(cell);
-            cell.add(stripe, totals);
+            self.add_charged(&cell, stripe, totals);
             to_evicted |= session_gone(&cell);
         }
         model_cell.add(stripe, totals);
         for combination in &cells.model_combinations {
             let cell = self.combination_cell(cells.session.as_ref(), combination.key(model));
             let cell = self.charged(&cell);
-            cell.add(stripe, totals);
+            self.add_charged(&cell, stripe, totals);
             to_evicted |= session_gone(&cell);
         }
         if to_evicted {
@@ -963,5 +988,82 @@ impl Ledger {
             keys,
             diagnostics: self.diagnostics(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ledger keeping at most `max_keys` evictable keys.
+    fn ledger(max_keys: usize) -> LedgerInner {
+        LedgerInner::new(
+            Vec::new(),
+            Retention {
+                max_keys: Some(max_keys),
+                ..Retention::default()
+            },
+            Arc::new(Instant::now),
+        )
+    }
+
+    fn user(name: &str) -> LedgerKey {
+        LedgerKey::One(Dimension::User, name.into())
+    }
+
+    /// What the map shows under `key`.
+    fn shown(ledger: &LedgerInner, key: &LedgerKey) -> Option<Totals> {
+        ledger.cells.get(key).map(|cell| cell.read())
+    }
+
+    fn one_call() -> Totals {
+        Totals {
+            llm_calls: 1,
+            ..Totals::default()
+        }
+    }
+
+    #[test]
+    fn a_stalled_thread_never_makes_a_key_charged_on_every_call_look_cold() {
+        let ledger = ledger(4);
+        let chat = ledger.cell(LedgerKey::One(Dimension::Feature, "chat".into()));
+        // A thread reads the key clock, then stalls before marking the key charged...
+        let stalled_reading = ledger.key_clock.load(Ordering::Relaxed);
+        // ...while other threads charge it after each new key.
+        for i in 0..4 {
+            ledger.cell(user(&format!("u{i}")));
+            let _ = ledger.charged(&chat);
+        }
+        mark_charged(&chat, stalled_reading);
+        // More keys, `chat` charged after each: the first one's sweep evicts the keys charged
+        // least recently, which `chat` is not.
+        for i in 4..8 {
+            ledger.cell(user(&format!("u{i}")));
+            let _ = ledger.charged(&chat);
+        }
+        assert!(ledger.diagnostics.key_evictions.load(Ordering::Relaxed) > 0);
+        assert!(!chat.evicted.load(Ordering::Relaxed));
+        assert!(shown(&ledger, &LedgerKey::One(Dimension::Feature, "chat".into())).is_some());
+    }
+
+    #[test]
+    fn a_call_added_after_its_key_was_evicted_lands_in_the_key_anew() {
+        let ledger = ledger(1);
+        let held = ledger.cell(user("a"));
+        // A call's close finds the key's cell kept, then its thread stalls...
+        let charged = ledger.charged(&held);
+        assert!(!charged.evicted.load(Ordering::Relaxed));
+        // ...while new keys sweep it out of the map.
+        for name in ["b", "c", "d"] {
+            ledger.cell(user(name));
+        }
+        assert!(held.evicted.load(Ordering::Relaxed));
+        assert_eq!(shown(&ledger, &user("a")), None);
+        ledger.add_charged(&charged, stripe_index(), &one_call());
+        assert_eq!(shown(&ledger, &user("a")).map(|t| t.llm_calls), Some(1));
+        // A cell still kept takes the call once.
+        let kept = ledger.cell(user("e"));
+        ledger.add_charged(&ledger.charged(&kept), stripe_index(), &one_call());
+        assert_eq!(shown(&ledger, &user("e")).map(|t| t.llm_calls), Some(1));
     }
 }
