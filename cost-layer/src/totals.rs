@@ -205,13 +205,15 @@ impl fmt::Display for Totals {
     /// `$0.0258 · 10500 tokens · 3 calls` (+ the hosted tools' uses (web searches, file
     /// searches, generated images, code interpreter sessions), the calls charged at their
     /// provider's reported cost, and unpriced, rejected and cache-hit counts, when present).
-    /// With unpriced calls the cost is a lower bound, shown `≥ $0.0258`; when no call had a
-    /// price it is unknown, shown `$?` (never `$0`). Cache hits' savings read the same way.
+    /// With unpriced or rejected calls (whose cost is not known either) the cost is a lower
+    /// bound, shown `≥ $0.0258`; when no call had a known cost it is unknown, shown `$?` (never
+    /// `$0`). Cache hits' savings read the same way.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Rejected calls are not among the charged ones (`llm_calls`).
         let cost = Bounded {
             amount: self.total_usd(),
-            unknown: self.unpriced_calls,
-            parts: self.llm_calls,
+            unknown: self.unpriced_calls.saturating_add(self.rejected_calls),
+            parts: self.llm_calls.saturating_add(self.rejected_calls),
         };
         write!(f, "{cost}")?;
         write!(

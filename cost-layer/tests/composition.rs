@@ -484,6 +484,52 @@ fn cost_tree_shows_where_the_money_went() {
     );
 }
 
+#[test]
+fn cost_tree_merges_alike_siblings_into_one_counted_line() {
+    let trees = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&trees);
+    let (cost, _ledger) = CostLayer::builder()
+        .cost_tree(move |tree| {
+            if let Ok(mut trees) = sink.lock() {
+                trees.push(tree.to_string());
+            }
+        })
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        let session = info_span!("session", session.id = "s");
+        let _s = session.enter();
+        for _ in 0..3 {
+            info_span!(
+                "chat",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = 1_000,
+                gen_ai.usage.output_tokens = 100
+            )
+            .in_scope(|| {});
+        }
+        // Input tokens fewer than those read from the cache: rejected, not charged; its cost is
+        // unknown, and the session's a lower bound.
+        info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o-mini",
+            gen_ai.usage.input_tokens = 10,
+            gen_ai.usage.cache_read.input_tokens = 20,
+            gen_ai.usage.output_tokens = 1
+        )
+        .in_scope(|| {});
+    });
+    let trees = trees.lock().map(|t| t.clone()).unwrap_or_default();
+    let lines: Vec<&str> = trees.iter().flat_map(|tree| tree.lines()).collect();
+    assert_eq!(
+        lines,
+        [
+            "session session [s]  ≥ $0.0105 · 3300 tokens · 3 calls · 1 rejected",
+            "├─ call chat [gpt-4o] ×3  $0.0105 · 3300 tokens · 3 calls",
+            "└─ call chat [gpt-4o-mini]  $? · 0 tokens · 0 calls · 1 rejected",
+        ]
+    );
+}
+
 /// One session → plain `tool` span → call, with a field the layer does not read on the tool.
 fn call_under_a_tool() {
     let session = info_span!("session", session.id = "s");
