@@ -264,10 +264,14 @@ fn print_totals(
                     row.unpriced_calls.to_string(),
                     row.input_tokens.to_string(),
                     row.output_tokens.to_string(),
-                    // An unpriced call makes the cost a lower bound.
+                    // An unpriced or rejected call makes the cost a lower bound.
                     format!(
                         "{}{}",
-                        if row.unpriced_calls > 0 { "≥ " } else { "" },
+                        if row.unpriced_calls > 0 || row.rejected_calls > 0 {
+                            "≥ "
+                        } else {
+                            ""
+                        },
                         row.cost
                     ),
                 ]
@@ -295,6 +299,18 @@ fn print_totals(
                     "   {n} of them kept the cost {their} reported, ${} in all, not in the cost above \
                      (`llm-cost reprice --charge-reported-cost-when-unpriced` charges it)",
                     total.unpriced_reported_cost
+                )?;
+            }
+            if total.rejected_calls > 0 {
+                let n = total.rejected_calls;
+                let (calls, were, their) = (
+                    by_count(n, "call", "calls"),
+                    by_count(n, "was", "were"),
+                    by_count(n, "its", "their"),
+                );
+                writeln!(
+                    out,
+                    "≥: {n} {calls} {were} rejected for invalid usage; {their} cost is unknown and not in the cost above"
                 )?;
             }
             if total.provider_reported_calls > 0 {

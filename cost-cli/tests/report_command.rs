@@ -188,6 +188,46 @@ fn days_in_order_as_a_table_with_the_unpriced_marked() {
 }
 
 #[test]
+fn a_group_with_a_rejected_call_shows_its_cost_as_a_lower_bound() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("ledger.sqlite");
+    let db = path.to_str().unwrap_or_default().to_owned();
+    let mut rejected = call("2026-11-01T10:00:00Z", "search", "gpt-4o", 0, 0);
+    rejected.status = CallStatus::Rejected;
+    rejected.cost = Default::default();
+    let mut store = cost_store::open(&db).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .append(&[
+            call("2026-11-01T09:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
+            call("2026-11-01T09:30:00Z", "search", "gpt-4o", 1_000, 100),  // 0.0035
+            rejected,
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = stdout(&run(&["report", "--db", &db, "--by", "feature"]));
+    let ends = |key: &str| {
+        text.lines()
+            .find(|line| line.starts_with(key))
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    assert!(
+        ends("search").is_some_and(|l| l.ends_with("≥ 0.0035")),
+        "{text}"
+    );
+    assert!(
+        ends("support").is_some_and(|l| l.ends_with(" 0.0035") && !l.contains('≥')),
+        "{text}"
+    );
+    assert!(
+        ends("total").is_some_and(|l| l.ends_with("≥ 0.007")),
+        "{text}"
+    );
+    assert!(
+        text.contains("≥: 1 call was rejected for invalid usage; its cost is unknown and not in the cost above"),
+        "{text}"
+    );
+}
+
+#[test]
 fn since_until_and_top_narrow_the_report() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);
