@@ -1023,6 +1023,48 @@ mod tests {
         }
     }
 
+    /// Makes `keys` one after the other; returns what the map holds of them, in order.
+    fn make_all(ledger: &LedgerInner, keys: &[LedgerKey]) -> Vec<bool> {
+        for key in keys {
+            ledger.cell(key.clone());
+        }
+        keys.iter()
+            .map(|key| ledger.cells.contains_key(key))
+            .collect()
+    }
+
+    #[test]
+    fn a_sweep_leaves_exactly_the_limit_evicting_the_keys_made_first() {
+        // Up to 16 + 16 / 16 + 1 = 18 keys are held; the 19th sweeps back down to 16.
+        let ledger = ledger(16);
+        let users: Vec<LedgerKey> = (0..19).map(|i| user(&format!("u{i}"))).collect();
+        let held = make_all(&ledger, &users);
+        assert_eq!(held.iter().filter(|held| !**held).count(), 3);
+        assert!(!held[0] && !held[1] && !held[2] && held[3..].iter().all(|held| *held));
+        assert_eq!(ledger.evictable_keys.load(Ordering::Relaxed), 16);
+        assert_eq!(ledger.diagnostics.key_evictions.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn combinations_without_the_session_are_evicted_as_keys_are_and_models_never() {
+        let ledger = ledger(16);
+        let pairs: Vec<LedgerKey> = (0..19)
+            .map(|i| {
+                LedgerKey::Two(
+                    (Dimension::Feature, format!("f{i}").into()),
+                    (Dimension::Model, "gpt-4o".into()),
+                )
+            })
+            .collect();
+        let held = make_all(&ledger, &pairs);
+        assert_eq!(held.iter().filter(|held| !**held).count(), 3);
+        let models: Vec<LedgerKey> = (0..40)
+            .map(|i| LedgerKey::One(Dimension::Model, format!("m{i}").into()))
+            .collect();
+        assert!(make_all(&ledger, &models).iter().all(|held| *held));
+        assert_eq!(ledger.diagnostics.key_evictions.load(Ordering::Relaxed), 3);
+    }
+
     #[test]
     fn a_stalled_thread_never_makes_a_key_charged_on_every_call_look_cold() {
         let ledger = ledger(4);

@@ -1688,3 +1688,41 @@ fn an_unpriced_call_is_charged_its_reported_cost_only_when_the_layer_is_told_to(
     assert_eq!(session.unpriced_cache_hits, 1);
     assert_eq!(session.cache_hit_savings, Money::ZERO);
 }
+
+#[test]
+fn the_ledger_counts_the_keys_it_holds() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder());
+    assert!(ledger.is_empty());
+    assert_eq!(ledger.len(), 0);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s", cost.feature = "f");
+        session.in_scope(|| call("gpt-4o", 1_000, 100));
+    });
+    // The session, the feature and the model.
+    let keys: Vec<String> = ledger
+        .snapshot()
+        .keys
+        .iter()
+        .map(|(key, _)| format!("{key:?}"))
+        .collect();
+    assert_eq!(ledger.len(), 3, "{keys:?}");
+    assert!(!ledger.is_empty());
+    assert_eq!(format!("{ledger:?}"), "Ledger { keys: 3, .. }");
+}
+
+#[test]
+fn dimensions_are_named_in_lower_case() {
+    let names = [
+        Dimension::Session,
+        Dimension::Agent,
+        Dimension::User,
+        Dimension::Org,
+        Dimension::Feature,
+        Dimension::Model,
+    ]
+    .map(Dimension::as_str);
+    assert_eq!(
+        names,
+        ["session", "agent", "user", "org", "feature", "model"]
+    );
+}
