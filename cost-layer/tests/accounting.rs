@@ -1726,3 +1726,24 @@ fn dimensions_are_named_in_lower_case() {
         ["session", "agent", "user", "org", "feature", "model"]
     );
 }
+
+#[test]
+fn a_session_still_open_in_one_span_is_not_evicted_when_another_of_its_spans_closes() {
+    let (dispatch, ledger) = dispatch(CostLayer::builder().retention(Retention {
+        max_closed_sessions: Some(1),
+        ..Retention::default()
+    }));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let long = info_span!("session", session.id = "s");
+        long.in_scope(|| call("gpt-4o", 1_000, 100));
+        // A second span of the same session opens and closes while the first stays open...
+        info_span!("session", session.id = "s").in_scope(|| call("gpt-4o", 1_000, 100));
+        // ...then another session closes: past the one closed session kept, but `s` is open.
+        info_span!("session", session.id = "t").in_scope(|| call("gpt-4o", 1_000, 100));
+        assert_eq!(ledger.session("s").map(|t| t.llm_calls), Some(2));
+        drop(long);
+    });
+    // Once its last span closed, it is the one closed session kept, and `t` goes.
+    assert_eq!(ledger.session("s").map(|t| t.llm_calls), Some(2));
+    assert!(ledger.session("t").is_none());
+}
