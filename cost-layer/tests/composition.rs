@@ -295,6 +295,32 @@ fn follows_from_reaches_calls_under_plain_spans_with_or_without_a_cost_tree() {
 }
 
 #[test]
+fn a_call_following_an_evicted_session_without_combinations_is_counted_too() {
+    let (cost, ledger) = CostLayer::builder()
+        .retention(cost_layer::Retention {
+            max_closed_sessions: Some(1),
+            ttl: None,
+            ..cost_layer::Retention::default()
+        })
+        .build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "gone");
+        let task = info_span!(parent: None, "late_summary", gen_ai.request.model = "gpt-4o", gen_ai.usage.input_tokens = Empty, gen_ai.usage.output_tokens = Empty);
+        task.follows_from(&session);
+        drop(session);
+        for id in ["next", "after"] {
+            drop(info_span!(parent: None, "session", session.id = id));
+        }
+        task.record("gen_ai.usage.input_tokens", 1_000);
+        task.record("gen_ai.usage.output_tokens", 100);
+    });
+    assert_eq!(ledger.global().llm_calls, 1);
+    assert!(ledger.session("gone").is_none());
+    assert_eq!(ledger.diagnostics().posts_to_evicted_sessions, 1);
+}
+
+#[test]
 fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
     let (cost, ledger) = CostLayer::builder()
         .retention(cost_layer::Retention {
