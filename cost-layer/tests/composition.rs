@@ -294,45 +294,19 @@ fn follows_from_reaches_calls_under_plain_spans_with_or_without_a_cost_tree() {
     }
 }
 
-#[test]
-fn a_call_following_an_evicted_session_without_combinations_is_counted_too() {
-    let (cost, ledger) = CostLayer::builder()
-        .retention(cost_layer::Retention {
-            max_closed_sessions: Some(1),
-            ttl: None,
-            ..cost_layer::Retention::default()
-        })
-        .build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
-    tracing::dispatcher::with_default(&dispatch, || {
-        let session = info_span!("session", session.id = "gone");
-        let task = info_span!(parent: None, "late_summary", gen_ai.request.model = "gpt-4o", gen_ai.usage.input_tokens = Empty, gen_ai.usage.output_tokens = Empty);
-        task.follows_from(&session);
-        drop(session);
-        for id in ["next", "after"] {
-            drop(info_span!(parent: None, "session", session.id = id));
-        }
-        task.record("gen_ai.usage.input_tokens", 1_000);
-        task.record("gen_ai.usage.output_tokens", 100);
-    });
-    assert_eq!(ledger.global().llm_calls, 1);
-    assert!(ledger.session("gone").is_none());
-    assert_eq!(ledger.diagnostics().posts_to_evicted_sessions, 1);
+/// A builder keeping one closed session.
+fn keeping_one_closed_session() -> cost_layer::CostLayerBuilder {
+    CostLayer::builder().retention(cost_layer::Retention {
+        max_closed_sessions: Some(1),
+        ttl: None,
+        ..cost_layer::Retention::default()
+    })
 }
 
-#[test]
-fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
-    let (cost, ledger) = CostLayer::builder()
-        .retention(cost_layer::Retention {
-            max_closed_sessions: Some(1),
-            ttl: None,
-            ..cost_layer::Retention::default()
-        })
-        .combination(Dimension::Session, Dimension::Model)
-        .combination(Dimension::Session, Dimension::Feature)
-        .build();
-    let (dispatch, warnings) = Warnings::beside(cost, &["cost_layer"]);
-    tracing::dispatcher::with_default(&dispatch, || {
+/// A task following session `gone` (feature `digest`) records its call's usage after two more
+/// sessions closed, evicting `gone` (when one closed session is kept).
+fn late_call_after_its_session_is_evicted(dispatch: &tracing::Dispatch, ledger: &Ledger) {
+    tracing::dispatcher::with_default(dispatch, || {
         let session = info_span!("session", session.id = "gone", cost.feature = "digest");
         let task = info_span!(parent: None, "late_summary", gen_ai.request.model = "gpt-4o", gen_ai.usage.input_tokens = Empty, gen_ai.usage.output_tokens = Empty);
         task.follows_from(&session);
@@ -344,6 +318,26 @@ fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
         task.record("gen_ai.usage.input_tokens", 1_000);
         task.record("gen_ai.usage.output_tokens", 100);
     });
+}
+
+#[test]
+fn a_call_following_an_evicted_session_without_combinations_is_counted_too() {
+    let (cost, ledger) = keeping_one_closed_session().build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    late_call_after_its_session_is_evicted(&dispatch, &ledger);
+    assert_eq!(ledger.global().llm_calls, 1);
+    assert!(ledger.session("gone").is_none());
+    assert_eq!(ledger.diagnostics().posts_to_evicted_sessions, 1);
+}
+
+#[test]
+fn a_call_following_a_session_evicted_before_it_closes_is_counted_not_lost() {
+    let (cost, ledger) = keeping_one_closed_session()
+        .combination(Dimension::Session, Dimension::Model)
+        .combination(Dimension::Session, Dimension::Feature)
+        .build();
+    let (dispatch, warnings) = Warnings::beside(cost, &["cost_layer"]);
+    late_call_after_its_session_is_evicted(&dispatch, &ledger);
     // Its cost is in the model's totals; the evicted session cannot show it: counted, once.
     assert_eq!(
         ledger.model("gpt-4o").map(|t| t.total_usd()),
@@ -470,8 +464,8 @@ fn close_events_carry_the_totals_for_fmt() {
     );
 }
 
-#[test]
-fn cost_tree_shows_where_the_money_went() {
+/// The cost trees drawn while `work` runs under a layer that draws them.
+fn drawn_trees(work: impl FnOnce()) -> Vec<String> {
     let trees = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&trees);
     let (cost, _ledger) = CostLayer::builder()
@@ -481,13 +475,17 @@ fn cost_tree_shows_where_the_money_went() {
             }
         })
         .build();
-    let subscriber = tracing_subscriber::registry().with(cost);
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), work);
+    trees.lock().map(|t| t.clone()).unwrap_or_default()
+}
+
+#[test]
+fn cost_tree_shows_where_the_money_went() {
+    let trees = drawn_trees(|| {
         workload();
         // A plain span outside any session is not drawn.
         info_span!("outside").in_scope(|| {});
     });
-    let trees = trees.lock().map(|t| t.clone()).unwrap_or_default();
     assert_eq!(trees.len(), 1);
     let tree = &trees[0];
     let lines: Vec<&str> = tree.lines().collect();
@@ -512,16 +510,7 @@ fn cost_tree_shows_where_the_money_went() {
 
 #[test]
 fn cost_tree_merges_alike_siblings_into_one_counted_line() {
-    let trees = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&trees);
-    let (cost, _ledger) = CostLayer::builder()
-        .cost_tree(move |tree| {
-            if let Ok(mut trees) = sink.lock() {
-                trees.push(tree.to_string());
-            }
-        })
-        .build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+    let trees = drawn_trees(|| {
         let session = info_span!("session", session.id = "s");
         let _s = session.enter();
         for _ in 0..3 {
@@ -544,7 +533,6 @@ fn cost_tree_merges_alike_siblings_into_one_counted_line() {
         )
         .in_scope(|| {});
     });
-    let trees = trees.lock().map(|t| t.clone()).unwrap_or_default();
     let lines: Vec<&str> = trees.iter().flat_map(|tree| tree.lines()).collect();
     assert_eq!(
         lines,
