@@ -629,8 +629,9 @@ impl LedgerInner {
     /// Adds a call's totals to `cell`, which [`LedgerInner::charged`] returned. When retention
     /// evicted the cell's key in between (this thread stalled past the charges of a whole
     /// sweep's worth of other keys), the call goes to the key's cell now instead: an addition
-    /// made to a cell already out of the map would be in no total the ledger shows. (One made
-    /// before the eviction leaves with the key's other totals, as eviction forgets a key.)
+    /// made to a cell already out of the map would be in no total the ledger shows. (When the
+    /// eviction comes after this check, the call leaves with the key's other totals, as
+    /// eviction forgets a key.)
     #[inline]
     fn add_charged(&self, cell: &Cell, stripe: usize, totals: &Totals) {
         cell.add(stripe, totals);
