@@ -344,6 +344,8 @@ mod tests {
                  "result": "aGk="},
                 {"type": "image_generation_call", "id": "ig_2", "status": "failed",
                  "result": null},
+                {"type": "image_generation_call", "id": "ig_3", "status": "completed",
+                 "result": "aGk="},
                 {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
                  "content": [{"type": "output_text", "text": "…", "annotations": []}]}
             ],
@@ -362,7 +364,7 @@ mod tests {
                 reasoning: 500,
                 web_search_requests: 1,
                 file_search_calls: 1,
-                image_generation_calls: 1,
+                image_generation_calls: 2,
                 code_interpreter_sessions: 1,
                 ..Usage::default()
             }
@@ -412,6 +414,8 @@ mod tests {
         let response = serde_json::json!({
             "id": "resp_1", "object": "response", "created_at": 1_764_000_000,
             "status": "incomplete", "model": "gpt-5-2025-08-07", "output": [],
+            "service_tier": "flex",
+            "tools": [{"type": "web_search", "search_context_size": "high"}],
             "usage": {"input_tokens": 2000, "output_tokens": 4096, "total_tokens": 6096,
                       "input_tokens_details": {"cached_tokens": 0},
                       "output_tokens_details": {"reasoning_tokens": 4096}}
@@ -436,9 +440,17 @@ mod tests {
         ] {
             assert_eq!(event(ended).token_usage(), Some(expected), "{ended}");
             assert_eq!(event(ended).response_model(), Some("gpt-5-2025-08-07"));
+            assert_eq!(event(ended).service_tier(), Some("flex"), "{ended}");
+            assert_eq!(event(ended).search_context_size(), Some("high"), "{ended}");
         }
         for going_on in ["response.created", "response.in_progress"] {
-            assert_eq!(event(going_on).token_usage(), None, "{going_on}");
+            let event = event(going_on);
+            assert_eq!(event.token_usage(), None, "{going_on}");
+            assert_eq!(
+                (event.service_tier(), event.search_context_size()),
+                (None, None),
+                "{going_on}"
+            );
         }
     }
 }
