@@ -514,13 +514,7 @@ fn cost_tree_merges_alike_siblings_into_one_counted_line() {
         let session = info_span!("session", session.id = "s");
         let _s = session.enter();
         for _ in 0..3 {
-            info_span!(
-                "chat",
-                gen_ai.request.model = "gpt-4o",
-                gen_ai.usage.input_tokens = 1_000,
-                gen_ai.usage.output_tokens = 100
-            )
-            .in_scope(|| {});
+            gpt_4o_call();
         }
         // Input tokens fewer than those read from the cache: rejected, not charged; its cost is
         // unknown, and the session's a lower bound.
@@ -551,6 +545,11 @@ fn call_under_a_tool() {
     let tool = info_span!("tool", tool.name = Empty);
     let _t = tool.enter();
     tool.record("tool.name", "search");
+    gpt_4o_call();
+}
+
+/// A gpt-4o call of 1 000 input and 100 output tokens ($0.0035), under the current span.
+fn gpt_4o_call() {
     info_span!(
         "chat",
         gen_ai.request.model = "gpt-4o",
