@@ -186,7 +186,9 @@ impl CostLayerBuilder {
 
     /// Emits an `INFO` event (target `cost_layer`) when a session or agent span closes, with
     /// `session.total_tokens`, `session.total_cost_usd`, `session.agent_runs` or
-    /// `agent.total_tokens`, `agent.total_cost_usd`, `agent.llm_calls`, so `fmt` prints them;
+    /// `agent.total_tokens`, `agent.total_cost_usd`, `agent.llm_calls`, so `fmt` prints them,
+    /// beside the unpriced and rejected calls that make the cost a lower bound
+    /// (`session.unpriced_calls`, `session.rejected_calls`, …);
     /// and what the totals belong to, so a line stands on its own where spans are not printed:
     /// `session.id`, `cost.feature` and on agent runs `gen_ai.agent.name` (each when the span
     /// has it, set on itself or inherited). Names: [`crate::fields::close_event`].

@@ -201,19 +201,34 @@ pub(crate) const SEARCH_CONTEXT_SIZE_FIELD: &str = "cost.search_context_size";
 pub(crate) const REPORTED_COST_FIELD: &str = "cost.reported_cost_usd";
 
 /// Names of the attributes of the optional close events.
+///
+/// The cost is the priced calls' cost, a number: when the same event counts unpriced or rejected
+/// calls (`…unpriced_calls`, `…rejected_calls` above zero), the span's true cost is higher and
+/// unknown, and the cost given is a lower bound.
 pub mod close_event {
     /// Tokens of an agent run's subtree.
     pub const AGENT_TOTAL_TOKENS: &str = "agent.total_tokens";
-    /// Cost of an agent run's subtree, USD.
+    /// Cost of an agent run's subtree, USD (a lower bound when it has unpriced or rejected
+    /// calls).
     pub const AGENT_TOTAL_COST_USD: &str = "agent.total_cost_usd";
     /// LLM calls of an agent run's subtree.
     pub const AGENT_LLM_CALLS: &str = "agent.llm_calls";
+    /// Unpriced calls of an agent run's subtree (no price known for their model).
+    pub const AGENT_UNPRICED_CALLS: &str = "agent.unpriced_calls";
+    /// Rejected calls of an agent run's subtree (invalid usage, not charged).
+    pub const AGENT_REJECTED_CALLS: &str = "agent.rejected_calls";
     /// Tokens of a session.
     pub const SESSION_TOTAL_TOKENS: &str = "session.total_tokens";
-    /// Cost of a session, USD.
+    /// Cost of a session, USD (a lower bound when it has unpriced or rejected calls).
     pub const SESSION_TOTAL_COST_USD: &str = "session.total_cost_usd";
     /// Agent runs of a session.
     pub const SESSION_AGENT_RUNS: &str = "session.agent_runs";
+    /// LLM calls of a session.
+    pub const SESSION_LLM_CALLS: &str = "session.llm_calls";
+    /// Unpriced calls of a session (no price known for their model).
+    pub const SESSION_UNPRICED_CALLS: &str = "session.unpriced_calls";
+    /// Rejected calls of a session (invalid usage, not charged).
+    pub const SESSION_REJECTED_CALLS: &str = "session.rejected_calls";
     /// The session id, on both events (when the span has one): a line names what it totals even
     /// where the span itself is not printed.
     pub const SESSION_ID: &str = "session.id";
@@ -449,6 +464,7 @@ pub(crate) fn emit_close_event(
             agent.total_cost_usd = totals.total_usd().to_f64(),
             agent.llm_calls = totals.llm_calls,
             agent.unpriced_calls = totals.unpriced_calls,
+            agent.rejected_calls = totals.rejected_calls,
             },
             "agent run cost"
         ),
@@ -464,6 +480,7 @@ pub(crate) fn emit_close_event(
             session.agent_runs = totals.agent_runs,
             session.llm_calls = totals.llm_calls,
             session.unpriced_calls = totals.unpriced_calls,
+            session.rejected_calls = totals.rejected_calls,
             },
             "session cost"
         ),

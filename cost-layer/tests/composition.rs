@@ -399,8 +399,9 @@ fn a_call_dropped_before_usage_is_recorded_charges_nothing() {
     assert_eq!(ledger.diagnostics().calls_without_usage, 1);
 }
 
-#[test]
-fn close_events_carry_the_totals_for_fmt() {
+/// The fields of the events emitted while `work` runs under a layer with close events on, one
+/// `name=value ` string per event.
+fn close_event_lines(work: impl FnOnce()) -> Vec<String> {
     #[derive(Clone, Default)]
     struct Events(Arc<Mutex<Vec<String>>>);
     impl<S: Subscriber> Layer<S> for Events {
@@ -423,8 +424,13 @@ fn close_events_carry_the_totals_for_fmt() {
     let subscriber = tracing_subscriber::registry()
         .with(cost)
         .with(events.clone());
-    tracing::subscriber::with_default(subscriber, workload);
-    let events = events.0.lock().map(|e| e.clone()).unwrap_or_default();
+    tracing::subscriber::with_default(subscriber, work);
+    events.0.lock().map(|e| e.clone()).unwrap_or_default()
+}
+
+#[test]
+fn close_events_carry_the_totals_for_fmt() {
+    let events = close_event_lines(workload);
     let agent = events
         .iter()
         .find(|e| e.contains("agent.total_tokens"))
@@ -457,9 +463,60 @@ fn close_events_carry_the_totals_for_fmt() {
         session.contains("session.total_tokens=4200 ")
             && session.contains("session.total_cost_usd=0.00775 ")
             && session.contains("session.agent_runs=2 ")
+            && session.contains("session.llm_calls=3 ")
+            && session.contains("session.unpriced_calls=0 ")
+            && session.contains("session.rejected_calls=0 ")
             && session.contains("session.id=\"s\" ")
             && session.contains("cost.feature=\"f\" ")
             && !session.contains("gen_ai.agent.name"),
+        "{session}"
+    );
+}
+
+#[test]
+fn close_events_count_the_unpriced_and_rejected_calls_their_cost_leaves_out() {
+    let events = close_event_lines(|| {
+        let session = info_span!("session", session.id = "s");
+        let _s = session.enter();
+        let agent = info_span!("agent", gen_ai.agent.name = "a");
+        let _a = agent.enter();
+        gpt_4o_call();
+        info_span!(
+            "chat",
+            gen_ai.request.model = "no-such-model-anywhere",
+            gen_ai.usage.input_tokens = 10,
+            gen_ai.usage.output_tokens = 1
+        )
+        .in_scope(|| {});
+        // More input tokens read from the cache than sent: rejected, not charged.
+        info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o-mini",
+            gen_ai.usage.input_tokens = 10,
+            gen_ai.usage.cache_read.input_tokens = 20,
+            gen_ai.usage.output_tokens = 1
+        )
+        .in_scope(|| {});
+    });
+    let find = |name: &str| {
+        events
+            .iter()
+            .find(|e| e.contains(name))
+            .unwrap_or_else(|| panic!("no {name} in {events:?}"))
+            .clone()
+    };
+    let agent = find("agent.total_cost_usd");
+    assert!(
+        agent.contains("agent.total_cost_usd=0.0035 ")
+            && agent.contains("agent.unpriced_calls=1 ")
+            && agent.contains("agent.rejected_calls=1 "),
+        "{agent}"
+    );
+    let session = find("session.total_cost_usd");
+    assert!(
+        session.contains("session.total_cost_usd=0.0035 ")
+            && session.contains("session.unpriced_calls=1 ")
+            && session.contains("session.rejected_calls=1 "),
         "{session}"
     );
 }
