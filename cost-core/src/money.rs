@@ -25,15 +25,17 @@ pub const UNITS_PER_USD: i128 = 10_i128.pow(SCALE);
 
 /// An exact amount of US dollars.
 ///
-/// Displayed (and serialised) as an exact decimal string with no trailing zeros: `"0.0045"`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Displayed (and serialised) as an exact decimal string with no trailing zeros: `"0.0045"`;
+/// its `Debug` says the same in dollars, `Money(0.0045)`, not in units.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(i128);
 
 /// An exact price of one token, in US dollars.
 ///
 /// Never negative. Built from decimal text per token ([`TokenPrice::per_token`]) or per million
-/// tokens ([`TokenPrice::per_million`]), the unit providers publish.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// tokens ([`TokenPrice::per_million`]), the unit providers publish. Its `Debug` gives the
+/// dollars per token, `TokenPrice(0.0000025)`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TokenPrice(i128);
 
 /// Why a decimal text could not be read as an exact amount.
@@ -220,6 +222,13 @@ impl fmt::Display for Money {
     }
 }
 
+impl fmt::Debug for Money {
+    /// `Money(0.0045)`: the dollars, exact, as `Display` writes them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Money({self})")
+    }
+}
+
 impl FromStr for Money {
     type Err = DecimalError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -381,6 +390,13 @@ impl fmt::Display for TokenPrice {
     /// The price per token as an exact decimal string.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write_fixed(f, self.0, SCALE)
+    }
+}
+
+impl fmt::Debug for TokenPrice {
+    /// `TokenPrice(0.0000025)`: the dollars per token, exact, as `Display` writes them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenPrice({self})")
     }
 }
 
@@ -738,6 +754,19 @@ mod tests {
                 Ok(shown.to_owned())
             );
         }
+    }
+
+    #[test]
+    fn debug_shows_dollars_not_units() {
+        let (Ok(money), Ok(price)) = (
+            Money::from_decimal("-12.50"),
+            TokenPrice::per_million("2.5"),
+        ) else {
+            panic!("valid amounts refused");
+        };
+        assert_eq!(format!("{money:?}"), "Money(-12.5)");
+        assert_eq!(format!("{price:?}"), "TokenPrice(0.0000025)");
+        assert_eq!(format!("{:?}", Money::ZERO), "Money(0)");
     }
 
     #[test]

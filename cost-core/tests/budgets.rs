@@ -833,7 +833,7 @@ fn alerts_read_as_sentences_and_the_book_shows_its_size() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         format!("{reservation:?}"),
-        "Reservation { amount: Money(1500000000000000000000000), budgets: 2 }"
+        "Reservation { amount: Money(1.5), budgets: 2 }"
     );
     assert_eq!(
         format!("{book:?}"),
