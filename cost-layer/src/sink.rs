@@ -154,10 +154,15 @@ impl Anchor {
     /// its monotonic reading; tries again (three times at most) when the two were further apart
     /// than [`ANCHOR_READ_LIMIT`].
     fn read(clock: &quanta::Clock) -> Anchor {
+        Anchor::read_from(clock, SystemTime::now)
+    }
+
+    /// [`Anchor::read`] with `real_time` as the real-time clock.
+    fn read_from(clock: &quanta::Clock, mut real_time: impl FnMut() -> SystemTime) -> Anchor {
         let mut attempt = 0;
         loop {
             let before = clock.raw();
-            let wall = SystemTime::now();
+            let wall = real_time();
             let after = clock.raw();
             attempt += 1;
             if attempt == 3 || clock.delta(before, after) <= ANCHOR_READ_LIMIT {
@@ -200,7 +205,7 @@ pub trait CallSink: Send + Sync + 'static {
 mod tests {
     use std::time::{Duration, SystemTime};
 
-    use super::{ANCHOR_AGE, Anchor, CALL_CLOCK, wall_time_at};
+    use super::{ANCHOR_AGE, ANCHOR_READ_LIMIT, Anchor, CALL_CLOCK, wall_time_at};
 
     #[test]
     fn an_anchor_dates_readings_up_to_its_age_either_side_of_it_and_none_further() {
@@ -254,6 +259,43 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Reads an anchor on a mock clock whose real-time readings take `durations` in turn (the
+    /// last one repeated): the time from the first reading to the anchor's monotonic reading,
+    /// and the real-time readings made (the anchor's wall time is the last).
+    fn anchor_read_taking(durations: &[Duration]) -> (Duration, usize) {
+        let (clock, mock) = quanta::Clock::mock();
+        mock.increment(Duration::from_secs(3));
+        let start = clock.raw();
+        let mut made = 0;
+        let anchor = Anchor::read_from(&clock, || {
+            let took = durations[made.min(durations.len() - 1)];
+            made += 1;
+            mock.increment(took);
+            SystemTime::UNIX_EPOCH + Duration::from_secs(made as u64)
+        });
+        assert_eq!(
+            anchor.wall,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(made as u64),
+            "the wall time of the last reading"
+        );
+        (clock.delta(start, anchor.monotonic), made)
+    }
+
+    #[test]
+    fn an_anchor_is_the_middle_of_a_quick_reading_or_the_third_of_slow_ones() {
+        let micros = Duration::from_micros;
+        // Quick enough (the limit included): the first reading, dated in its middle.
+        assert_eq!(anchor_read_taking(&[micros(10)]), (micros(5), 1));
+        assert_eq!(anchor_read_taking(&[ANCHOR_READ_LIMIT]), (micros(10), 1));
+        // Too slow once: read again.
+        assert_eq!(
+            anchor_read_taking(&[micros(25), micros(4)]),
+            (micros(25 + 2), 2)
+        );
+        // Too slow every time: the third is taken all the same.
+        assert_eq!(anchor_read_taking(&[micros(30)]), (micros(30 + 30 + 15), 3));
     }
 
     #[test]

@@ -139,6 +139,38 @@ fn a_runaway_loop_is_stopped_by_its_session_budget_before_the_call_runs() {
     assert_eq!(crossed, [500_000, 800_000]);
 }
 
+#[test]
+fn the_lifetime_accounts_of_calls_agent_runs_and_sessions_go_when_each_closes() {
+    let lifetime = |name: &str, scope| Budget::deny(name, scope, Window::Lifetime, usd("1"));
+    let (dispatch, _ledger, book, _alerts) = setup(BudgetConfig {
+        budgets: vec![
+            lifetime("per_call", BudgetScope::Call),
+            lifetime("per_run", BudgetScope::Agent),
+            lifetime("per_session", BudgetScope::Session),
+        ],
+        ..BudgetConfig::default()
+    });
+    let ran = Mutex::new(0);
+    let mut held = Vec::new();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("chat", session.id = "s");
+        let _s = session.enter();
+        for agent in ["planner", "writer"] {
+            let run = tracing::info_span!("run", gen_ai.agent.name = agent);
+            let _r = run.enter();
+            for _ in 0..2 {
+                assert!(step("summarise the thread", &ran).is_ok());
+                // The call's account went at its close; the run's and the session's stay.
+                held.push(book.accounts());
+            }
+        }
+        // Both runs' accounts went with them.
+        held.push(book.accounts());
+    });
+    held.push(book.accounts());
+    assert_eq!(held, [2, 2, 2, 2, 1, 0]);
+}
+
 /// Reserves for one call of `model` in a session of its own (budget `per_session_max`):
 /// the session's account (spent, reserved) while the call is open.
 fn reserved_in_one_call(

@@ -20,7 +20,7 @@ use cost_layer::cost_core::adapters::openai::ChatCompletion;
 use cost_layer::cost_core::budget::{
     Budget, BudgetBook, BudgetConfig, BudgetScope, ManualClock, Window,
 };
-use cost_layer::stream::Stream;
+use cost_layer::stream::{ChunkUsage, EachChunk, Stream};
 use cost_layer::stream::{UsageStream, track_stream, track_stream_with};
 use cost_layer::{CostLayer, Ledger, Scope, agent, llm_call, session};
 use serde_json::{Value, json};
@@ -456,6 +456,66 @@ fn a_stream_cut_before_its_usage_still_says_which_model_answered() {
     // No usage came: nothing charged, the call counted without usage.
     assert_eq!(ledger.diagnostics().calls_without_usage, 1);
     assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls).unwrap_or(0), 0);
+}
+
+#[test]
+fn each_chunk_reads_the_chunks_with_usage_and_only_the_first_that_names_the_model() {
+    let chunk = |model: &str, usage: Value| -> ChatCompletion {
+        serde_json::from_value(json!({ "model": model, "usage": usage }))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let usage = json!({ "prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11 });
+    let stream = [
+        chunk("", Value::Null),
+        chunk("gpt-4o-2024-08-06", Value::Null),
+        // Naming another model, without usage: read no more (the first named one stands).
+        chunk("gpt-4o-2024-11-20", Value::Null),
+        chunk("", usage.clone()),
+        chunk("gpt-4o-2024-08-06", usage),
+    ];
+    let mut reader = EachChunk::default();
+    let mut read = Vec::new();
+    for (index, chunk) in stream.iter().enumerate() {
+        reader.read(chunk, &mut |found| {
+            read.push((index, found.response_model().map(str::to_owned)));
+        });
+    }
+    let named = |model: &str| Some(model.to_owned());
+    assert_eq!(
+        read,
+        [
+            (1, named("gpt-4o-2024-08-06")),
+            (3, None),
+            (4, named("gpt-4o-2024-08-06"))
+        ]
+    );
+}
+
+#[test]
+fn a_tracked_stream_hints_the_size_of_the_stream_it_wraps() {
+    let stream = track_stream(exact_chunks(openai_chunks(1, 1)));
+    assert_eq!(stream.size_hint(), (3, Some(3)));
+    let unknown = track_stream(chunks(openai_chunks(1, 1)));
+    assert_eq!(unknown.size_hint(), (0, None));
+}
+
+/// A ready stream of `items` that knows how many are left.
+fn exact_chunks<T: Unpin>(items: Vec<T>) -> ExactChunks<T> {
+    ExactChunks(items.into_iter().collect())
+}
+
+struct ExactChunks<T>(VecDeque<T>);
+
+impl<T: Unpin> Stream for ExactChunks<T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<T>> {
+        Poll::Ready(self.0.pop_front())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.0.len(), Some(self.0.len()))
+    }
 }
 
 #[test]
