@@ -33,6 +33,11 @@ fn with_budgets(budgets: Vec<Budget>) -> BudgetConfig {
     }
 }
 
+/// A configuration of one deny budget and nothing else.
+fn one_deny_budget(name: &str, scope: BudgetScope, window: Window, limit: Money) -> BudgetConfig {
+    with_budgets(vec![Budget::deny(name, scope, window, limit)])
+}
+
 /// 2026-11-25T12:00:00Z.
 const NOON: i64 = 1_764_072_000;
 
@@ -220,12 +225,12 @@ policy = "alert"
             .is_ok()
     );
     // By default such a call is admitted.
-    let (admitting, _) = book(with_budgets(vec![Budget::deny(
+    let (admitting, _) = book(one_deny_budget(
         "per_session_max",
         BudgetScope::Session,
         Window::Lifetime,
         usd("10"),
-    )]));
+    ));
     assert!(
         admitting
             .refuse_unpriced(&keys("c4", "s"), "acme-house-style-v2")
@@ -235,12 +240,7 @@ policy = "alert"
 
 #[test]
 fn a_deny_budget_refuses_the_call_that_would_cross_it_and_equal_is_within() {
-    let config = with_budgets(vec![Budget::deny(
-        "session",
-        BudgetScope::Session,
-        Window::Lifetime,
-        usd("10"),
-    )]);
+    let config = one_deny_budget("session", BudgetScope::Session, Window::Lifetime, usd("10"));
     let (book, _) = book(config);
     let first = book
         .reserve(&keys("c1", "s"), usd("6"))
@@ -268,12 +268,7 @@ fn a_deny_budget_refuses_the_call_that_would_cross_it_and_equal_is_within() {
 
 #[test]
 fn released_on_drop_and_charged_above_the_reservation() {
-    let config = with_budgets(vec![Budget::deny(
-        "user",
-        BudgetScope::User,
-        Window::Day,
-        usd("1"),
-    )]);
+    let config = one_deny_budget("user", BudgetScope::User, Window::Day, usd("1"));
     let (book, _) = book(config);
     let failed = book
         .reserve(&keys("c1", "s"), usd("0.9"))
@@ -547,12 +542,7 @@ fn a_threshold_fires_once_under_concurrency() {
 
 #[test]
 fn a_closed_session_reopened_under_its_key_starts_from_zero() {
-    let config = with_budgets(vec![Budget::deny(
-        "session",
-        BudgetScope::Session,
-        Window::Lifetime,
-        usd("1"),
-    )]);
+    let config = one_deny_budget("session", BudgetScope::Session, Window::Lifetime, usd("1"));
     let (book, _clock) = book(config);
     // A thread keeps the accounts it used last: closing the session must retire its account
     // there too.
@@ -568,14 +558,7 @@ fn a_closed_session_reopened_under_its_key_starts_from_zero() {
 
 #[test]
 fn reservations_settled_on_other_threads_and_two_books_on_one_thread_stay_apart() {
-    let one_budget = || {
-        with_budgets(vec![Budget::deny(
-            "user",
-            BudgetScope::User,
-            Window::Day,
-            usd("10"),
-        )])
-    };
+    let one_budget = || one_deny_budget("user", BudgetScope::User, Window::Day, usd("10"));
     let (first, _) = book(one_budget());
     let (second, _) = book(one_budget());
     for i in 0..10 {
@@ -630,12 +613,7 @@ fn the_same_keys_call_after_call_see_their_session_closed_and_their_day_end() {
 
 #[test]
 fn nested_reservations_for_the_same_keys_are_each_exact() {
-    let config = with_budgets(vec![Budget::deny(
-        "user",
-        BudgetScope::User,
-        Window::Day,
-        usd("10"),
-    )]);
+    let config = one_deny_budget("user", BudgetScope::User, Window::Day, usd("10"));
     let (book, _) = book(config);
     let same = keys("c", "s");
     for _ in 0..3 {
@@ -703,12 +681,12 @@ fn user_keys(call: &str, user: &str) -> CallKeys {
 
 #[test]
 fn idle_accounts_of_a_rolling_budget_are_pruned_and_its_limit_still_holds() {
-    let config = with_budgets(vec![Budget::deny(
+    let config = one_deny_budget(
         "user_hourly",
         BudgetScope::User,
         Window::Rolling(Duration::from_secs(3_600)),
         usd("1"),
-    )]);
+    );
     let (book, clock) = book(config);
     // 3 000 users charged now: none idle, none pruned however many accounts there are.
     for i in 0..3_000 {
@@ -745,12 +723,12 @@ fn racing_calls_never_over_admit_while_idle_accounts_are_pruned() {
     // interleaving that could break it, a retirement between a thread taking the account and
     // booking on it, is too narrow for a run to hit reliably: the loom model
     // `an_idle_account_is_retired_or_booked_on_never_both` checks it.)
-    let config = with_budgets(vec![Budget::deny(
+    let config = one_deny_budget(
         "user_hourly",
         BudgetScope::User,
         Window::Rolling(Duration::from_secs(3_600)),
         usd("1"),
-    )]);
+    );
     let (book, _clock) = book(config);
     let held_at_once = AtomicU64::new(0);
     let most_at_once = AtomicU64::new(0);
@@ -873,12 +851,7 @@ fn a_threshold_fires_at_its_share_of_a_limit_to_the_last_unit() {
 
 #[test]
 fn a_new_day_takes_the_past_days_accounts_out_of_the_book() {
-    let config = with_budgets(vec![Budget::deny(
-        "user_daily",
-        BudgetScope::User,
-        Window::Day,
-        usd("10"),
-    )]);
+    let config = one_deny_budget("user_daily", BudgetScope::User, Window::Day, usd("10"));
     let (book, clock) = book(config);
     for user in ["a", "b", "c"] {
         book.charge(&user_keys("c", user), usd("1"));
@@ -894,12 +867,7 @@ fn a_new_day_takes_the_past_days_accounts_out_of_the_book() {
 
 #[test]
 fn one_thread_interleaving_the_calls_of_two_users_books_each_on_its_own_account() {
-    let config = with_budgets(vec![Budget::deny(
-        "user_daily",
-        BudgetScope::User,
-        Window::Day,
-        usd("10"),
-    )]);
+    let config = one_deny_budget("user_daily", BudgetScope::User, Window::Day, usd("10"));
     let (book, _) = book(config);
     // One `CallKeys` value per user, reused: the thread keeps what each reservation held.
     let (alice, bob) = (user_keys("a", "alice"), user_keys("b", "bob"));

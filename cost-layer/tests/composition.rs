@@ -147,8 +147,8 @@ fn under_a_per_layer_filter_the_layer_sees_only_what_it_enables_and_misses_no_ca
 #[derive(Clone, Default)]
 struct Reader(Arc<Mutex<Vec<Seen>>>);
 
-/// A span as the reader saw it: name, scope, total, closed.
-type Seen = (String, Scope, Money, bool);
+/// A span as the reader saw it: name, scope, total, closed, session.
+type Seen = (String, Scope, Money, bool, Option<String>);
 
 impl<S> Layer<S> for Reader
 where
@@ -164,6 +164,7 @@ where
                 record.scope(),
                 record.totals().total_usd(),
                 record.is_closed(),
+                record.attribution().session.as_deref().map(str::to_owned),
             ));
         }
     }
@@ -186,10 +187,27 @@ fn other_layers_read_the_totals_from_the_extensions() {
         (session.1, session.2, session.3),
         (Scope::Session, usd("0.00775"), true)
     );
-    assert_eq!(
-        seen.iter().filter(|(_, s, ..)| *s == Scope::Call).count(),
-        3
+    // Every span's record says its session, inherited or its own.
+    let calls: Vec<&Seen> = seen.iter().filter(|(_, s, ..)| *s == Scope::Call).collect();
+    assert_eq!(calls.len(), 3);
+    assert!(
+        seen.iter().all(|seen| seen.4.as_deref() == Some("s")),
+        "{seen:?}"
     );
+}
+
+#[test]
+fn a_layer_closing_before_cost_layer_reads_a_record_not_yet_closed() {
+    let (cost, _ledger) = CostLayer::builder().build();
+    let reader = Reader::default();
+    // Layers close from the innermost out: the reader here closes each span first.
+    let subscriber = tracing_subscriber::registry()
+        .with(reader.clone())
+        .with(cost);
+    tracing::subscriber::with_default(subscriber, workload);
+    let seen = reader.0.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert!(seen.iter().all(|seen| !seen.3), "{seen:?}");
 }
 
 #[test]
@@ -706,4 +724,40 @@ fn two_cost_layers_in_one_subscriber_keep_their_own_records() {
     assert_eq!(of("session", &skipped), vec![usd("0.007"); 2]);
     assert_eq!(of("tool", &drawn), vec![usd("0.0035"); 2]);
     assert!(of("tool", &skipped).is_empty(), "{seen:?}");
+}
+
+#[test]
+fn three_cost_layers_in_one_subscriber_each_keep_their_record_of_every_span() {
+    let layers: Vec<(CostLayer, Ledger)> = (0..3).map(|_| CostLayer::builder().build()).collect();
+    let reader = RecordsByLayer {
+        layers: layers.iter().map(|(_, ledger)| ledger.layer_id()).collect(),
+        ..RecordsByLayer::default()
+    };
+    let mut ledgers = Vec::new();
+    let mut stack: Vec<Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>> = Vec::new();
+    for (layer, ledger) in layers {
+        stack.push(Box::new(layer));
+        ledgers.push(ledger);
+    }
+    let subscriber = tracing_subscriber::registry()
+        .with(stack)
+        .with(reader.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let session = info_span!("session", session.id = "s");
+        let _s = session.enter();
+        gpt_4o_call();
+    });
+    let seen = reader.seen.lock().map(|v| v.clone()).unwrap_or_default();
+    for ledger in &ledgers {
+        let of_layer: Vec<(&str, Money)> = seen
+            .iter()
+            .filter(|(_, layer, _)| *layer == ledger.layer_id())
+            .map(|(name, _, total)| (name.as_str(), *total))
+            .collect();
+        assert_eq!(
+            of_layer,
+            [("chat", usd("0.0035")), ("session", usd("0.0035"))],
+            "{seen:?}"
+        );
+    }
 }
