@@ -147,8 +147,16 @@ fn under_a_per_layer_filter_the_layer_sees_only_what_it_enables_and_misses_no_ca
 #[derive(Clone, Default)]
 struct Reader(Arc<Mutex<Vec<Seen>>>);
 
-/// A span as the reader saw it: name, scope, total, closed, session.
-type Seen = (String, Scope, Money, bool, Option<String>);
+/// A span's record as the reader saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    name: String,
+    scope: Scope,
+    total: Money,
+    closed: bool,
+    session: Option<String>,
+    debug: String,
+}
 
 impl<S> Layer<S> for Reader
 where
@@ -159,13 +167,14 @@ where
         if let Some(record) = span.extensions().get::<CostRecord>()
             && let Ok(mut seen) = self.0.lock()
         {
-            seen.push((
-                span.name().to_owned(),
-                record.scope(),
-                record.totals().total_usd(),
-                record.is_closed(),
-                record.attribution().session.as_deref().map(str::to_owned),
-            ));
+            seen.push(Seen {
+                name: span.name().to_owned(),
+                scope: record.scope(),
+                total: record.totals().total_usd(),
+                closed: record.is_closed(),
+                session: record.attribution().session.as_deref().map(str::to_owned),
+                debug: format!("{record:?}"),
+            });
         }
     }
 }
@@ -181,17 +190,24 @@ fn other_layers_read_the_totals_from_the_extensions() {
     let seen = reader.0.lock().map(|v| v.clone()).unwrap_or_default();
     let session = seen
         .iter()
-        .find(|(n, ..)| n == "session")
+        .find(|seen| seen.name == "session")
         .unwrap_or_else(|| panic!("{seen:?}"));
     assert_eq!(
-        (session.1, session.2, session.3),
+        (session.scope, session.total, session.closed),
         (Scope::Session, usd("0.00775"), true)
     );
-    // Every span's record says its session, inherited or its own.
-    let calls: Vec<&Seen> = seen.iter().filter(|(_, s, ..)| *s == Scope::Call).collect();
-    assert_eq!(calls.len(), 3);
     assert!(
-        seen.iter().all(|seen| seen.4.as_deref() == Some("s")),
+        session
+            .debug
+            .starts_with("CostRecord { scope: Session, attribution: ")
+            && session.debug.ends_with(", .. }"),
+        "{}",
+        session.debug
+    );
+    assert_eq!(seen.iter().filter(|s| s.scope == Scope::Call).count(), 3);
+    // Every span's record says its session, inherited or its own.
+    assert!(
+        seen.iter().all(|seen| seen.session.as_deref() == Some("s")),
         "{seen:?}"
     );
 }
@@ -207,7 +223,7 @@ fn a_layer_closing_before_cost_layer_reads_a_record_not_yet_closed() {
     tracing::subscriber::with_default(subscriber, workload);
     let seen = reader.0.lock().map(|v| v.clone()).unwrap_or_default();
     assert_eq!(seen.len(), 6, "{seen:?}");
-    assert!(seen.iter().all(|seen| !seen.3), "{seen:?}");
+    assert!(seen.iter().all(|seen| !seen.closed), "{seen:?}");
 }
 
 #[test]
