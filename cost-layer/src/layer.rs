@@ -1499,3 +1499,55 @@ impl CostLayer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    use cost_core::{CostError, QuoteError, TokenKind};
+
+    use super::{MODEL_WARNINGS, first_warning_of, unpriced_cause_bit};
+
+    #[test]
+    fn every_cause_of_an_unpriced_call_has_a_bit_of_its_own() {
+        let refused = |source| QuoteError::Cost {
+            model: "m".to_owned(),
+            source,
+        };
+        let mut refusals: Vec<QuoteError> = TokenKind::ALL
+            .iter()
+            .map(|&kind| refused(CostError::MissingPrice { kind, tokens: 1 }))
+            .collect();
+        refusals.push(refused(CostError::NoDataResidencyPrice));
+        refusals.push(refused(CostError::NoFastModePrice));
+        refusals.push(refused(CostError::Overflow));
+        let mut bits: Vec<u32> = refusals
+            .iter()
+            .map(|refusal| unpriced_cause_bit(Some(Some(refusal))))
+            .collect();
+        // No entry for the model; an entry that priced the call after all (the table changed).
+        bits.push(unpriced_cause_bit(None));
+        bits.push(unpriced_cause_bit(Some(None)));
+        assert!(bits.iter().all(|bit| bit.count_ones() == 1), "{bits:?}");
+        let distinct: HashSet<u32> = bits[..bits.len() - 1].iter().copied().collect();
+        assert_eq!(distinct.len(), bits.len() - 1, "{bits:?}");
+        // Overflow and a call priced after all share the bit of other causes.
+        assert_eq!(bits[bits.len() - 1], bits[bits.len() - 3]);
+    }
+
+    #[test]
+    fn warnings_stop_at_their_limit_and_never_repeat() {
+        let warned = Mutex::new(HashSet::new());
+        assert!(first_warning_of(&warned, 0));
+        assert!(!first_warning_of(&warned, 0), "a repeat");
+        for key in 1..MODEL_WARNINGS {
+            assert!(first_warning_of(&warned, key), "{key}");
+        }
+        assert!(!first_warning_of(&warned, MODEL_WARNINGS), "past the limit");
+        assert_eq!(
+            warned.lock().map(|w| w.len()).unwrap_or_default(),
+            MODEL_WARNINGS
+        );
+    }
+}
