@@ -1747,3 +1747,57 @@ fn a_session_still_open_in_one_span_is_not_evicted_when_another_of_its_spans_clo
     assert_eq!(ledger.session("s").map(|t| t.llm_calls), Some(2));
     assert!(ledger.session("t").is_none());
 }
+
+#[test]
+fn a_bad_value_of_each_kind_of_field_is_warned_about_in_the_words_of_its_kind() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-bad");
+        let _s = session.enter();
+        // One call span per bad value: each callsite is warned about once.
+        macro_rules! call_with {
+            ($($field:tt)+) => {
+                info_span!(
+                    "chat",
+                    gen_ai.request.model = "gpt-4o",
+                    gen_ai.usage.input_tokens = 1_000,
+                    gen_ai.usage.output_tokens = 100,
+                    $($field)+
+                )
+                .in_scope(|| {})
+            };
+        }
+        call_with!(gen_ai.usage.reasoning.output_tokens = -5_i64);
+        call_with!(cost.usage.file_search_calls = -1_i64);
+        call_with!(cost.usage.image_generation_calls = "two");
+        call_with!(cost.usage.code_interpreter_sessions = -1_i64);
+        call_with!(cost.service_tier = "turbo");
+        call_with!(cost.data_residency = "maybe");
+        call_with!(cost.search_context_size = "huge");
+        call_with!(llm.cache.hit = "perhaps");
+        call_with!(cost.scope = "galaxy");
+        call_with!(cost.reported_cost_usd = "-1");
+        call_with!(cost.feature = true);
+    });
+    let seen = warnings.seen();
+    for words in [
+        "token counts must be non-negative integers",
+        "file search call counts must be non-negative integers",
+        "generated image counts must be non-negative integers",
+        "code interpreter session counts must be non-negative integers",
+        "a service tier is",
+        "data residency is `true` or `false`",
+        "a search context size is `low`, `medium` or `high`",
+        "a cache hit is `true` or `false`",
+        "a scope is `session`, `agent` or `call`",
+        "a reported cost is a non-negative amount of US dollars",
+        "ids and names are text",
+    ] {
+        assert_eq!(warnings.containing(words), 1, "{words}: {seen:?}");
+    }
+    // The four bad counts leave their calls uncharged; the other values are ignored.
+    let session = ledger.session("s-bad").unwrap_or_default();
+    assert_eq!((session.rejected_calls, session.llm_calls), (4, 7));
+    assert_eq!(ledger.diagnostics().bad_field_values, 11);
+}
