@@ -195,6 +195,37 @@ fn calls_carry_their_cost_with_the_cost_layer_inside() {
     let session = span(&spans, "session");
     assert_eq!(f64_of(one(session, otel::TOTAL_COST_USD)), 0.0241);
     assert_eq!(i64_of(one(session, otel::AGENT_RUNS)), 1);
+    assert_eq!(i64_of(one(session, otel::REJECTED_CALLS)), 0);
+}
+
+#[test]
+fn agent_and_session_spans_count_the_rejected_calls_their_cost_leaves_out() {
+    let spans = export_spans(Order::CostInside, CostLayer::builder(), || {
+        let session = tracing::info_span!("session", session.id = "s-2");
+        let _s = session.enter();
+        let agent = tracing::info_span!("agent", gen_ai.agent.name = "planner");
+        let _a = agent.enter();
+        ask_gpt4o("plan");
+        // More input read from the cache than sent: rejected, not charged.
+        tracing::info_span!(
+            "contradictory",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 10,
+            gen_ai.usage.cache_read.input_tokens = 20,
+            gen_ai.usage.output_tokens = 1,
+        )
+        .in_scope(|| {});
+    });
+    for name in ["agent", "session"] {
+        let aggregate = span(&spans, name);
+        assert_eq!(f64_of(one(aggregate, otel::TOTAL_COST_USD)), 0.0035);
+        assert_eq!(i64_of(one(aggregate, otel::LLM_CALLS)), 1);
+        assert_eq!(i64_of(one(aggregate, otel::REJECTED_CALLS)), 1, "{name}");
+    }
+    assert_eq!(
+        one(span(&spans, "contradictory"), otel::REJECTED),
+        Value::Bool(true)
+    );
 }
 
 #[test]

@@ -86,7 +86,8 @@ pub const CODE_INTERPRETER_SESSIONS: &str = "llm_cost.code_interpreter_sessions"
 pub const REPORTED_COST_USD: &str = "llm_cost.reported_cost_usd";
 /// `llm_cost.cache_hit_savings_usd`: what an application cache hit saved.
 pub const CACHE_HIT_SAVINGS: &str = "llm_cost.cache_hit_savings_usd";
-/// `llm_cost.total_cost_usd`: an agent's or session's subtree cost (priced calls).
+/// `llm_cost.total_cost_usd`: an agent's or session's subtree cost (priced calls: a lower bound
+/// when [`UNPRICED_CALLS`] or [`REJECTED_CALLS`] is above zero).
 pub const TOTAL_COST_USD: &str = "llm_cost.total_cost_usd";
 /// `llm_cost.total_tokens`: an agent's or session's subtree tokens.
 pub const TOTAL_TOKENS: &str = "llm_cost.total_tokens";
@@ -100,6 +101,9 @@ pub const LLM_CALLS: &str = "llm_cost.llm_calls";
 pub const AGENT_RUNS: &str = "llm_cost.agent_runs";
 /// `llm_cost.unpriced_calls`: unpriced calls in a subtree (the total cost is then a lower bound).
 pub const UNPRICED_CALLS: &str = "llm_cost.unpriced_calls";
+/// `llm_cost.rejected_calls`: calls rejected for invalid usage in a subtree (not charged: the
+/// total cost is then a lower bound).
+pub const REJECTED_CALLS: &str = "llm_cost.rejected_calls";
 
 /// Sets attributes on the OpenTelemetry spans of the subscriber the layer is part of.
 #[derive(Default)]
@@ -274,6 +278,7 @@ pub(crate) fn totals_attributes(totals: &Totals) -> Vec<KeyValue> {
         KeyValue::new(LLM_CALLS, count(totals.llm_calls)),
         KeyValue::new(AGENT_RUNS, count(totals.agent_runs)),
         KeyValue::new(UNPRICED_CALLS, count(totals.unpriced_calls)),
+        KeyValue::new(REJECTED_CALLS, count(totals.rejected_calls)),
     ]
 }
 
