@@ -335,6 +335,61 @@ fn aggregate_usage_on_agent_and_workflow_spans_is_not_charged_twice() {
 }
 
 #[test]
+fn aggregate_usage_over_calls_served_from_the_cache_or_rejected_is_not_charged() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, ledger) = dispatch(builder);
+    // A workflow span that records the usage of the calls under it once they are done.
+    let workflow_over = |call: &dyn Fn()| {
+        let workflow = info_span!(
+            "ai.generateText",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+        );
+        workflow.in_scope(call);
+        workflow.record("gen_ai.usage.input_tokens", 1_000);
+        workflow.record("gen_ai.usage.output_tokens", 100);
+    };
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-aggregate");
+        let _s = session.enter();
+        workflow_over(&|| {
+            info_span!(
+                "cached",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = 1_000,
+                gen_ai.usage.output_tokens = 100,
+                llm.cache.hit = true
+            )
+            .in_scope(|| {});
+        });
+        workflow_over(&|| {
+            // More input read from the cache than sent: rejected.
+            info_span!(
+                "contradictory",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = 10,
+                gen_ai.usage.cache_read.input_tokens = 20,
+                gen_ai.usage.output_tokens = 1,
+            )
+            .in_scope(|| {});
+        });
+    });
+    let session = find(&closed, "session");
+    assert_eq!(
+        (
+            session.total_usd(),
+            session.llm_calls,
+            session.cache_hits,
+            session.rejected_calls
+        ),
+        (Money::ZERO, 0, 1, 1)
+    );
+    assert_eq!(ledger.global().total_usd(), Money::ZERO);
+    assert_eq!(ledger.diagnostics().aggregate_usage_ignored, 2);
+}
+
+#[test]
 fn unpriced_calls_count_tokens_and_say_their_cost_is_unknown() {
     let (builder, closed) = recording(CostLayer::builder());
     let (dispatch, ledger) = dispatch(builder);
