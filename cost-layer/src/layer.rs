@@ -1331,6 +1331,7 @@ impl CostLayer {
         }
         if record.scope == Scope::Agent {
             record.totals.agent_runs += 1;
+            self.ledger.post_agent_run(&record.cells);
         }
         if self.budgets.is_some() {
             self.close_budget_span(record.scope, record);

@@ -495,6 +495,9 @@ pub(crate) struct LedgerInner {
     key_clock: AtomicU64,
     /// Held by the one thread sweeping.
     sweeping: Mutex<()>,
+    /// Agent runs closed: the global total's (a run has no one model, and the global total is
+    /// otherwise the model cells' sum).
+    agent_runs: AtomicU64,
 }
 
 /// A cloneable handle to the ledger: totals by attribution key, readable at any time from any
@@ -562,6 +565,7 @@ impl LedgerInner {
             evictable_keys: AtomicUsize::new(0),
             key_clock: AtomicU64::new(0),
             sweeping: Mutex::new(()),
+            agent_runs: AtomicU64::new(0),
         }
     }
 
@@ -813,6 +817,22 @@ impl LedgerInner {
         }
     }
 
+    /// Counts a closed agent run in its attribution's cells (session, agent, user, org, feature
+    /// and their combinations; not in a model's: a run has no one model) and in the global
+    /// total.
+    pub(crate) fn post_agent_run(&self, cells: &AttributionCells) {
+        self.agent_runs.fetch_add(1, Ordering::Relaxed);
+        let run = Totals {
+            agent_runs: 1,
+            ..Totals::default()
+        };
+        let stripe = stripe_index();
+        for cell in &cells.cells {
+            let cell = self.charged(cell);
+            self.add_charged(&cell, stripe, &run);
+        }
+    }
+
     /// Counts a session span open. Under the map's entry lock, which eviction's `remove_if`
     /// also takes: a session is never evicted between its cell being found and counted open.
     pub(crate) fn session_opened(&self, session: &Arc<str>) {
@@ -939,7 +959,7 @@ impl Ledger {
     }
 
     /// Totals of every call the layer charged (the sum of the model keys, which models are
-    /// never evicted).
+    /// never evicted), and every agent run closed.
     pub fn global(&self) -> Totals {
         let mut sum = Totals::default();
         for entry in self.inner.cells.iter() {
@@ -947,6 +967,7 @@ impl Ledger {
                 sum.add(&entry.value().read());
             }
         }
+        sum.agent_runs = self.inner.agent_runs.load(Ordering::Relaxed);
         sum
     }
 

@@ -65,7 +65,8 @@ pub struct Totals {
     pub cost: CostBreakdown,
     /// LLM calls charged (priced or unpriced).
     pub llm_calls: u64,
-    /// Agent runs closed in the subtree.
+    /// Agent runs closed in the subtree; in the [`Ledger`](crate::Ledger), runs closed under
+    /// the key (none under a model's: a run has no one model; the global total has them all).
     pub agent_runs: u64,
     /// Calls whose model has no price: their tokens count, their cost is unknown and not in
     /// `cost`. When non-zero, the cost is a lower bound.

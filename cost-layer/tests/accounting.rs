@@ -390,6 +390,43 @@ fn aggregate_usage_over_calls_served_from_the_cache_or_rejected_is_not_charged()
 }
 
 #[test]
+fn a_call_with_an_agent_run_under_it_posts_only_its_own_totals() {
+    let (builder, closed) = recording(CostLayer::builder());
+    let (dispatch, ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-nested-run");
+        let _s = session.enter();
+        // A call whose tool use ran a sub-agent that called no model.
+        info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = 1_000,
+            gen_ai.usage.output_tokens = 100,
+        )
+        .in_scope(|| info_span!("run", gen_ai.agent.name = "lookup").in_scope(|| {}));
+    });
+    let call = find(&closed, "chat");
+    assert_eq!(
+        (call.total_usd(), call.llm_calls, call.agent_runs),
+        (usd("0.0035"), 1, 1)
+    );
+    let model = ledger.model("gpt-4o").unwrap_or_default();
+    assert_eq!(
+        (model.total_usd(), model.llm_calls, model.agent_runs),
+        (usd("0.0035"), 1, 0)
+    );
+    // The run is counted under its keys, and in the global total, apart from the call.
+    let session = ledger.session("s-nested-run").unwrap_or_default();
+    assert_eq!((session.llm_calls, session.agent_runs), (1, 1));
+    let run = ledger.agent("lookup").unwrap_or_default();
+    assert_eq!((run.llm_calls, run.agent_runs), (0, 1));
+    assert_eq!(
+        (ledger.global().llm_calls, ledger.global().agent_runs),
+        (1, 1)
+    );
+}
+
+#[test]
 fn unpriced_calls_count_tokens_and_say_their_cost_is_unknown() {
     let (builder, closed) = recording(CostLayer::builder());
     let (dispatch, ledger) = dispatch(builder);
