@@ -848,6 +848,29 @@ fn a_call_sink_gets_every_closed_call_and_a_panicking_one_is_contained() {
 }
 
 #[test]
+fn calls_a_full_call_sink_refuses_are_counted_and_warned_about_once() {
+    struct Full;
+    impl cost_layer::CallSink for Full {
+        fn submit(&self, _: &cost_layer::ClosedCall<'_>) -> bool {
+            false
+        }
+    }
+    let (layer, ledger) = CostLayer::builder().call_sink(Full).build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-full");
+        let _s = session.enter();
+        for _ in 0..3 {
+            call("gpt-4o", 1_000, 100);
+        }
+    });
+    assert_eq!(ledger.diagnostics().records_dropped, 3);
+    assert_eq!(warnings.containing("the call sink refused a call"), 1);
+    // Still in the in-process ledger.
+    assert_eq!(ledger.session("s-full").map(|t| t.llm_calls), Some(3));
+}
+
+#[test]
 fn a_call_sink_sees_the_calls_duration_and_time_and_may_log() {
     type Seen = Arc<Mutex<Vec<(Duration, std::time::SystemTime)>>>;
     struct Sink(Seen);
