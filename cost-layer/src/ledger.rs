@@ -14,12 +14,11 @@
 //! evicted in one sweep, down to the limit (each counted in [`Diagnostics::key_evictions`]). A
 //! cell records, at each charge, how many such keys had been made: the sweep evicts the keys
 //! charged longest ago in that count; a span that still holds an evicted key's cell charges the
-//! key's new cell. Model
-//! keys are never evicted: the global total is their sum, and there are as many as distinct model
-//! names. Retention is lock-based: a session's
-//! open count changes (span opened, span closed) and is read for eviction only under its map
-//! entry's lock, and a session is counted open before its cell is handed to a span, so an open
-//! session's cell is never evicted from under it.
+//! key's new cell. Model keys are never evicted: the global total is their sum (agent runs,
+//! which have no one model, are counted apart), and there are as many as distinct model names.
+//! Retention is lock-based: a session's open count changes (span opened, span closed) and is
+//! read for eviction only under its map entry's lock, and a session is counted open before its
+//! cell is handed to a span, so an open session's cell is never evicted from under it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
