@@ -384,8 +384,14 @@ impl Cell {
     /// Adds to the stripe of the calling thread (`stripe` from [`stripe_index`]).
     #[inline]
     pub(crate) fn add(&self, stripe: usize, totals: &Totals) {
+        self.update(stripe, |sum| sum.add(totals));
+    }
+
+    /// Changes the stripe of the calling thread (`stripe` from [`stripe_index`]) under its lock.
+    #[inline]
+    fn update(&self, stripe: usize, change: impl FnOnce(&mut Totals)) {
         let stripe = &self.stripes[stripe & (self.stripes.len() - 1)];
-        lock(&stripe.0).add(totals);
+        change(&mut lock(&stripe.0));
     }
 
     pub(crate) fn read(&self) -> Totals {
@@ -637,11 +643,17 @@ impl LedgerInner {
     /// eviction forgets a key.)
     #[inline]
     fn add_charged(&self, cell: &Cell, stripe: usize, totals: &Totals) {
-        cell.add(stripe, totals);
+        self.change_charged(cell, stripe, |sum| sum.add(totals));
+    }
+
+    /// [`LedgerInner::add_charged`] for any change of the totals.
+    #[inline]
+    fn change_charged(&self, cell: &Cell, stripe: usize, change: impl Fn(&mut Totals)) {
+        cell.update(stripe, &change);
         if let Some(key) = &cell.evictable
             && cell.evicted.load(Ordering::Acquire)
         {
-            self.charged_anew(key).add(stripe, totals);
+            self.charged_anew(key).update(stripe, change);
         }
     }
 
@@ -821,14 +833,12 @@ impl LedgerInner {
     /// total.
     pub(crate) fn post_agent_run(&self, cells: &AttributionCells) {
         self.agent_runs.fetch_add(1, Ordering::Relaxed);
-        let run = Totals {
-            agent_runs: 1,
-            ..Totals::default()
-        };
         let stripe = stripe_index();
         for cell in &cells.cells {
             let cell = self.charged(cell);
-            self.add_charged(&cell, stripe, &run);
+            self.change_charged(&cell, stripe, |sum| {
+                sum.agent_runs = sum.agent_runs.saturating_add(1);
+            });
         }
     }
 
