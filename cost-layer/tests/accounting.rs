@@ -3,7 +3,7 @@
 
 #[path = "support/common.rs"]
 mod common;
-use common::usd;
+use common::{rejected_call, usd};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -363,17 +363,7 @@ fn aggregate_usage_over_calls_served_from_the_cache_or_rejected_is_not_charged()
             )
             .in_scope(|| {});
         });
-        workflow_over(&|| {
-            // More input read from the cache than sent: rejected.
-            info_span!(
-                "contradictory",
-                gen_ai.request.model = "gpt-4o",
-                gen_ai.usage.input_tokens = 10,
-                gen_ai.usage.cache_read.input_tokens = 20,
-                gen_ai.usage.output_tokens = 1,
-            )
-            .in_scope(|| {});
-        });
+        workflow_over(&rejected_call);
     });
     let session = find(&closed, "session");
     assert_eq!(

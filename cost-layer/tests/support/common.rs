@@ -33,3 +33,17 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         }
     }
 }
+
+/// A `chat` call of gpt-4o-mini under the current span whose usage contradicts itself (more
+/// input tokens read from the cache than sent): rejected, never charged, its cost unknown.
+#[allow(dead_code)]
+pub(crate) fn rejected_call() {
+    tracing::info_span!(
+        "chat",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.usage.input_tokens = 10,
+        gen_ai.usage.cache_read.input_tokens = 20,
+        gen_ai.usage.output_tokens = 1
+    )
+    .in_scope(|| {});
+}
