@@ -67,6 +67,19 @@ fn call(model: &str, input: u64, output: u64) {
     span.record("gen_ai.usage.output_tokens", output);
 }
 
+/// A call of `model` (1 000 input, 100 output tokens) the application answered from its own
+/// cache (`llm.cache.hit = true`): charged nothing, its cost counted as saved.
+fn cache_hit(model: &str) {
+    info_span!(
+        "cached",
+        gen_ai.request.model = model,
+        gen_ai.usage.input_tokens = 1_000,
+        gen_ai.usage.output_tokens = 100,
+        llm.cache.hit = true
+    )
+    .in_scope(|| {});
+}
+
 #[test]
 fn costs_roll_up_call_to_agent_to_session_exactly() {
     let (builder, closed) = recording(CostLayer::builder());
@@ -353,16 +366,7 @@ fn aggregate_usage_over_calls_served_from_the_cache_or_rejected_is_not_charged()
     tracing::dispatcher::with_default(&dispatch, || {
         let session = info_span!("session", session.id = "s-aggregate");
         let _s = session.enter();
-        workflow_over(&|| {
-            info_span!(
-                "cached",
-                gen_ai.request.model = "gpt-4o",
-                gen_ai.usage.input_tokens = 1_000,
-                gen_ai.usage.output_tokens = 100,
-                llm.cache.hit = true
-            )
-            .in_scope(|| {});
-        });
+        workflow_over(&|| cache_hit("gpt-4o"));
         workflow_over(&rejected_call);
     });
     let session = find(&closed, "session");
@@ -709,14 +713,7 @@ fn application_cache_hits_charge_nothing_and_count_the_saving() {
     tracing::dispatcher::with_default(&dispatch, || {
         let session = info_span!("session", session.id = "s-6");
         let _s = session.enter();
-        info_span!(
-            "cached",
-            gen_ai.request.model = "gpt-4o",
-            gen_ai.usage.input_tokens = 1_000,
-            gen_ai.usage.output_tokens = 100,
-            llm.cache.hit = true
-        )
-        .in_scope(|| {});
+        cache_hit("gpt-4o");
         call("gpt-4o", 1_000, 100);
     });
     let session = find(&closed, "session");
@@ -737,24 +734,14 @@ fn application_cache_hits_charge_nothing_and_count_the_saving() {
 fn a_cache_hit_on_a_model_without_a_price_saved_an_unknown_amount_not_zero() {
     let (builder, closed) = recording(CostLayer::builder());
     let (dispatch, ledger) = dispatch(builder);
-    let cached = |model: &str| {
-        info_span!(
-            "cached",
-            gen_ai.request.model = model,
-            gen_ai.usage.input_tokens = 1_000,
-            gen_ai.usage.output_tokens = 100,
-            llm.cache.hit = true
-        )
-        .in_scope(|| {})
-    };
     tracing::dispatcher::with_default(&dispatch, || {
         let session = info_span!("session", session.id = "s-unknown");
         let _s = session.enter();
-        cached("acme-house-model");
+        cache_hit("acme-house-model");
         let agent = info_span!("agent", gen_ai.agent.name = "both");
         let _a = agent.enter();
-        cached("acme-house-model");
-        cached("gpt-4o");
+        cache_hit("acme-house-model");
+        cache_hit("gpt-4o");
     });
     let unknown = find(&closed, "cached");
     assert_eq!((unknown.cache_hits, unknown.unpriced_cache_hits), (1, 1));
