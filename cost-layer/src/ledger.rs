@@ -671,7 +671,7 @@ impl LedgerInner {
         let Ok(_sweeping) = self.sweeping.try_lock() else {
             return;
         };
-        let mut held: Vec<(u64, LedgerKey, Arc<Cell>)> = self
+        let held: Vec<(u64, LedgerKey, Arc<Cell>)> = self
             .cells
             .iter()
             .filter(|entry| entry.value().evictable.is_some())
@@ -684,13 +684,25 @@ impl LedgerInner {
                 )
             })
             .collect();
+        self.evict_oldest_read(held, max);
+    }
+
+    /// Evicts the keys of `held` (each with its last-charged mark as read) charged least
+    /// recently, down to `max` of them, but for those charged since they were read.
+    fn evict_oldest_read(&self, mut held: Vec<(u64, LedgerKey, Arc<Cell>)>, max: usize) {
         if held.len() > max {
             let excess = held.len() - max;
             held.select_nth_unstable_by_key(excess - 1, |(charged, ..)| *charged);
-            for (_, key, cell) in held.drain(..excess) {
+            for (charged, key, cell) in held.drain(..excess) {
+                // Not a key charged since it was read: the map is read shard by shard, and a
+                // sweep stalled on the way reads the keys of later shards newer than the marks
+                // it read before (a key charged on every call would look the oldest).
                 if self
                     .cells
-                    .remove_if(&key, |_, kept| Arc::ptr_eq(kept, &cell))
+                    .remove_if(&key, |_, kept| {
+                        Arc::ptr_eq(kept, &cell)
+                            && kept.last_charged.load(Ordering::Relaxed) == charged
+                    })
                     .is_some()
                 {
                     // Released after the removal: a thread that reads it set (acquiring it)
@@ -1074,6 +1086,35 @@ mod tests {
         assert!(!held[0] && !held[1] && !held[2] && held[3..].iter().all(|held| *held));
         assert_eq!(ledger.evictable_keys.load(Ordering::Relaxed), 16);
         assert_eq!(ledger.diagnostics.key_evictions.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_sweep_never_evicts_a_key_charged_since_it_read_the_keys_mark() {
+        let ledger = ledger(1_000);
+        let (hot, cold) = (user("hot"), user("cold"));
+        let (hot_cell, cold_cell) = (ledger.cell(hot.clone()), ledger.cell(cold.clone()));
+        // Read as a sweep reads the map: the hot key's mark first, then, after a stall, the
+        // newer keys made meanwhile.
+        let read = |key: &LedgerKey, cell: &Arc<Cell>| {
+            (
+                cell.last_charged.load(Ordering::Relaxed),
+                key.clone(),
+                Arc::clone(cell),
+            )
+        };
+        let mut held = vec![read(&hot, &hot_cell), read(&cold, &cold_cell)];
+        let newer: Vec<LedgerKey> = (0..3).map(|i| user(&format!("new{i}"))).collect();
+        for key in &newer {
+            let cell = ledger.cell(key.clone());
+            held.push(read(key, &cell));
+        }
+        // The hot key is charged before the sweep goes on.
+        let charged = ledger.charged(&hot_cell);
+        ledger.add_charged(&charged, stripe_index(), &one_call());
+        ledger.evict_oldest_read(held, 3);
+        assert!(ledger.cells.contains_key(&hot), "charged since it was read");
+        assert!(!ledger.cells.contains_key(&cold));
+        assert_eq!(shown(&ledger, &hot).map(|t| t.llm_calls), Some(1));
     }
 
     #[test]
