@@ -440,6 +440,12 @@ fn budget_alerts_reach_the_exported_spans_as_events() {
 
 /// Runs `session` with the OpenTelemetry metrics of the layer; returns what was exported.
 fn export_metrics(options: MetricOptions) -> Vec<ResourceMetrics> {
+    export_metrics_of(options, session)
+}
+
+/// Runs `work` with the OpenTelemetry metrics of the layer, under a request span of user
+/// `alice`; returns what was exported.
+fn export_metrics_of(options: MetricOptions, work: impl FnOnce()) -> Vec<ResourceMetrics> {
     let exporter = InMemoryMetricExporter::default();
     let provider = SdkMeterProvider::builder()
         .with_periodic_exporter(exporter.clone())
@@ -453,7 +459,7 @@ fn export_metrics(options: MetricOptions) -> Vec<ResourceMetrics> {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
         let user = tracing::info_span!("request", cost.user_id = "alice");
         let _u = user.enter();
-        session();
+        work();
     });
     provider.force_flush().unwrap_or_else(|e| panic!("{e}"));
     exporter
@@ -570,6 +576,62 @@ fn cost_counter_is_in_usd_by_model_agent_and_feature_and_skips_unpriced_calls() 
 }
 
 #[test]
+fn rejected_calls_are_counted_by_model_apart_from_unpriced_ones() {
+    let exported = export_metrics_of(MetricOptions::default(), || {
+        let agent = tracing::info_span!("agent", gen_ai.agent.name = "planner");
+        let _a = agent.enter();
+        ask_gpt4o("priced");
+        for (model, input) in [
+            ("gpt-4o", -1_i64),
+            ("gpt-4o-mini", -5),
+            ("acme-llm-9000", 10),
+        ] {
+            tracing::info_span!(
+                "chat",
+                gen_ai.request.model = model,
+                gen_ai.usage.input_tokens = input,
+                gen_ai.usage.output_tokens = 10,
+            )
+            .in_scope(|| {});
+        }
+    });
+    let counts = |name: &str| {
+        let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric(&exported, name).data() else {
+            panic!("{name} is not a u64 sum");
+        };
+        assert!(sum.is_monotonic(), "{name}");
+        let mut counts: Vec<(String, Option<String>, u64)> = sum
+            .data_points()
+            .map(|p| {
+                (
+                    attribute(p.attributes(), "gen_ai.request.model").unwrap_or_default(),
+                    attribute(p.attributes(), "gen_ai.agent.name"),
+                    p.value(),
+                )
+            })
+            .collect();
+        counts.sort();
+        counts
+    };
+    let planner = Some("planner".to_owned());
+    assert_eq!(
+        counts("llm_cost.rejected_calls"),
+        vec![
+            ("gpt-4o".to_owned(), planner.clone(), 1),
+            ("gpt-4o-mini".to_owned(), planner.clone(), 1)
+        ]
+    );
+    assert_eq!(
+        counts("llm_cost.unpriced_calls"),
+        vec![("acme-llm-9000".to_owned(), planner, 1)]
+    );
+    assert_eq!(
+        metric(&exported, "llm_cost.rejected_calls").unit(),
+        "{call}"
+    );
+}
+
+#[test]
 fn the_ledgers_diagnostics_are_an_observable_counter_by_kind() {
     let exported = export_metrics(MetricOptions::default());
     let diagnostics = metric(&exported, "llm_cost.diagnostics");
@@ -672,6 +734,63 @@ fn a_streamed_call_carries_its_final_cost_once_with_the_cost_layer_inside() {
             amounts.last().cloned().map(f64_of),
             Some(0.0035),
             "{amounts:?}"
+        );
+    }
+}
+
+#[test]
+fn a_call_recorded_again_unchanged_carries_its_cost_once() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            let call = tracing::info_span!(
+                "chat",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.response.id = Empty,
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.output_tokens = Empty,
+            );
+            call.record("gen_ai.usage.input_tokens", 1_000);
+            call.record("gen_ai.usage.output_tokens", 100);
+            // Neither changes the price: the attributes set as the usage arrived stand.
+            call.record("gen_ai.usage.output_tokens", 100);
+            call.record("gen_ai.response.id", "resp-1");
+        });
+        assert_eq!(
+            f64_of(one(span(&spans, "chat"), otel::COST_AMOUNT)),
+            0.0035,
+            "{order:?}"
+        );
+    }
+}
+
+#[test]
+fn aggregate_usage_on_a_workflow_span_is_not_exported_as_its_cost() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            // A Vercel-AI-SDK-style workflow span records the usage of the calls under it
+            // once they are done.
+            let workflow = tracing::info_span!(
+                "ai.generateText",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.output_tokens = Empty,
+            );
+            workflow.in_scope(|| {
+                ask_gpt4o("first");
+                ask_gpt4o("second");
+            });
+            workflow.record("gen_ai.usage.input_tokens", 2_000);
+            workflow.record("gen_ai.usage.output_tokens", 200);
+        });
+        let calls: Vec<&SpanData> = spans.iter().filter(|s| s.name == "chat gpt-4o").collect();
+        assert_eq!(calls.len(), 2, "{order:?}");
+        for call in calls {
+            assert_eq!(f64_of(one(call, otel::COST_AMOUNT)), 0.0035, "{order:?}");
+        }
+        let workflow = span(&spans, "ai.generateText");
+        assert!(
+            values(workflow, otel::COST_AMOUNT).is_empty(),
+            "{order:?}: a backend summing the trace would count the calls twice"
         );
     }
 }

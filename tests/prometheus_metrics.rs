@@ -146,6 +146,18 @@ fn prometheus_serves_token_usage_and_cost() {
         ),
         1.0
     );
+    assert_eq!(
+        value(
+            &text,
+            "llm_cost_rejected_calls",
+            &["gen_ai_request_model=\"gpt-4o\"", "cost_feature=\"search\""]
+        ),
+        1.0
+    );
+    assert!(
+        !text.contains("llm_cost_rejected_calls{gen_ai_request_model=\"gpt-4o-mini\""),
+        "only the rejected call's model counts one:\n{text}"
+    );
     assert!(
         !text.contains("session_id"),
         "session ids are off by default"

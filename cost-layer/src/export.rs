@@ -2,13 +2,14 @@
 //! attributes, shared by the OpenTelemetry metrics exporter (feature `otel`) and the `metrics`
 //! facade exporter (feature `metrics`).
 //!
-//! Per call that closes, two instruments:
+//! Per call that closes, up to four instruments:
 //!
 //! | instrument | kind | unit | attributes |
 //! |---|---|---|---|
 //! | [`TOKEN_USAGE`] | histogram of tokens, one point per token type | `{token}` | `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.token.type` (`input`, `output`), `gen_ai.request.model` |
 //! | [`COST`] | running total of the priced calls' cost | `USD` | `gen_ai.request.model`, `gen_ai.provider.name`, `gen_ai.agent.name`, `cost.feature` |
 //! | [`UNPRICED_CALLS`] | counter of calls whose model has no price | `{call}` | as [`COST`] |
+//! | [`REJECTED_CALLS`] | counter of calls rejected for invalid usage | `{call}` | as [`COST`] |
 //!
 //! And, read from the ledger rather than per call, [`DIAGNOSTICS`]: the counts of
 //! [`Diagnostics`](crate::Diagnostics) (bad field values, calls hidden by a filter, calls
@@ -19,8 +20,9 @@
 //! (call it before each scrape, or on a timer).
 //!
 //! An unpriced call adds nothing to [`COST`] (its cost is unknown, not zero) and counts in
-//! [`UNPRICED_CALLS`]; calls rejected for invalid usage and application cache hits record no
-//! tokens. Attributes with unbounded values (session ids, user ids) and org ids are off by
+//! [`UNPRICED_CALLS`]; a call rejected for invalid usage (negative or inconsistent counts) adds
+//! nothing to [`COST`] nor to [`TOKEN_USAGE`] and counts in [`REJECTED_CALLS`]: while either
+//! counter grows, [`COST`] is a lower bound. Application cache hits record no tokens. Attributes with unbounded values (session ids, user ids) and org ids are off by
 //! default: every distinct value is a new time series. Turn them on with [`MetricOptions`].
 
 #[cfg(any(feature = "otel", feature = "metrics"))]
@@ -32,6 +34,8 @@ pub const TOKEN_USAGE: &str = "gen_ai.client.token.usage";
 pub const COST: &str = "llm_cost.cost";
 /// `llm_cost.unpriced_calls`: calls whose model has no price.
 pub const UNPRICED_CALLS: &str = "llm_cost.unpriced_calls";
+/// `llm_cost.rejected_calls`: calls rejected for invalid usage, not charged.
+pub const REJECTED_CALLS: &str = "llm_cost.rejected_calls";
 /// `llm_cost.diagnostics`: the layer's [`Diagnostics`](crate::Diagnostics), by `kind`.
 pub const DIAGNOSTICS: &str = "llm_cost.diagnostics";
 /// The attribute of [`DIAGNOSTICS`] that names the count (the names of
@@ -63,13 +67,14 @@ pub struct MetricOptions {
 pub(crate) struct CallPoints {
     /// Attributes of [`TOKEN_USAGE`], without `gen_ai.token.type`.
     pub(crate) token_attributes: Vec<(&'static str, Arc<str>)>,
-    /// Attributes of [`COST`] and [`UNPRICED_CALLS`].
+    /// Attributes of [`COST`], [`UNPRICED_CALLS`] and [`REJECTED_CALLS`].
     pub(crate) cost_attributes: Vec<(&'static str, Arc<str>)>,
     /// Input and output tokens; `None` for a call that was not charged (rejected, cache hit).
     pub(crate) tokens: Option<(u64, u64)>,
     /// Cost in USD, `None` when unpriced or not charged.
     pub(crate) cost_usd: Option<f64>,
     pub(crate) unpriced: bool,
+    pub(crate) rejected: bool,
 }
 
 #[cfg(any(feature = "otel", feature = "metrics"))]
@@ -120,6 +125,7 @@ impl CallPoints {
             tokens: charged.then_some((totals.usage.input, totals.usage.output)),
             cost_usd: (charged && !unpriced).then(|| totals.total_usd().to_f64()),
             unpriced,
+            rejected: totals.rejected_calls > 0,
         })
     }
 }

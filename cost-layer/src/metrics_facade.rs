@@ -3,7 +3,7 @@
 //! them.
 //!
 //! Names as in [`crate::export`]; exporters adapt them (Prometheus: `gen_ai_client_token_usage`,
-//! `llm_cost_cost`, `llm_cost_unpriced_calls`). The token histogram's buckets are the
+//! `llm_cost_cost`, `llm_cost_unpriced_calls`, `llm_cost_rejected_calls`). The token histogram's buckets are the
 //! exporter's to set: with `metrics-exporter-prometheus`, `set_buckets_for_metric(
 //! Matcher::Full("gen_ai_client_token_usage".into()), &TOKEN_USAGE_BUCKETS)`.
 //!
@@ -13,7 +13,7 @@
 
 use metrics::{Label, Unit};
 
-use crate::export::{COST, CallPoints, MetricOptions, TOKEN_USAGE, UNPRICED_CALLS};
+use crate::export::{COST, CallPoints, MetricOptions, REJECTED_CALLS, TOKEN_USAGE, UNPRICED_CALLS};
 use crate::layer::SpanClose;
 
 impl crate::Ledger {
@@ -54,6 +54,11 @@ impl MetricsFacade {
             Unit::Count,
             "LLM calls whose model has no price (their cost is unknown)."
         );
+        metrics::describe_counter!(
+            REJECTED_CALLS,
+            Unit::Count,
+            "LLM calls rejected for invalid usage (not charged)."
+        );
         MetricsFacade { options }
     }
 
@@ -79,7 +84,10 @@ impl MetricsFacade {
             metrics::gauge!(COST, labels.clone()).increment(cost);
         }
         if points.unpriced {
-            metrics::counter!(UNPRICED_CALLS, labels).increment(1);
+            metrics::counter!(UNPRICED_CALLS, labels.clone()).increment(1);
+        }
+        if points.rejected {
+            metrics::counter!(REJECTED_CALLS, labels).increment(1);
         }
     }
 }

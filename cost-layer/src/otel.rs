@@ -309,6 +309,7 @@ pub(crate) struct OtelMetrics {
     token_usage: Histogram<u64>,
     cost: Counter<f64>,
     unpriced: Counter<u64>,
+    rejected: Counter<u64>,
     options: MetricOptions,
 }
 
@@ -330,6 +331,11 @@ impl OtelMetrics {
                 .u64_counter(crate::export::UNPRICED_CALLS)
                 .with_unit("{call}")
                 .with_description("LLM calls whose model has no price (their cost is unknown).")
+                .build(),
+            rejected: meter
+                .u64_counter(crate::export::REJECTED_CALLS)
+                .with_unit("{call}")
+                .with_description("LLM calls rejected for invalid usage (not charged).")
                 .build(),
             options,
         }
@@ -361,6 +367,9 @@ impl OtelMetrics {
         }
         if points.unpriced {
             self.unpriced.add(1, &attributes);
+        }
+        if points.rejected {
+            self.rejected.add(1, &attributes);
         }
     }
 }
