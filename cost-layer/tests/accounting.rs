@@ -592,6 +592,63 @@ fn bad_values_are_rejected_counted_and_warned_once_per_callsite() {
 }
 
 #[test]
+fn a_bad_value_given_at_creation_is_warned_about_at_the_next_record() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);
+    let rejected = "rejected a value of `gen_ai.usage.input_tokens` on span `early`";
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-early");
+        let _s = session.enter();
+        let span = info_span!(
+            "early",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = "lots",
+            gen_ai.usage.output_tokens = Empty
+        );
+        // Not from the span's creation, where an event would be dropped: from its next record,
+        // while it is still open.
+        assert_eq!(warnings.containing(rejected), 0);
+        span.record("gen_ai.usage.output_tokens", 10);
+        assert_eq!(warnings.containing(rejected), 1, "{:?}", warnings.seen());
+        drop(span);
+    });
+    assert_eq!(warnings.containing(rejected), 1, "{:?}", warnings.seen());
+    assert_eq!(ledger.diagnostics().bad_field_values, 1);
+    assert_eq!(ledger.diagnostics().rejected_calls, 1);
+}
+
+#[test]
+fn callbacks_see_sessions_agents_and_calls_and_call_details_only_on_calls() {
+    type Seen = Arc<Mutex<Vec<(String, Scope, bool)>>>;
+    let seen: Seen = Arc::default();
+    let sink = Arc::clone(&seen);
+    let (dispatch, _ledger) = dispatch(CostLayer::builder().on_close(move |c| {
+        if let Ok(mut seen) = sink.lock() {
+            seen.push((c.name.to_owned(), c.scope, c.call.is_some()));
+        }
+    }));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", session.id = "s-callbacks");
+        let _s = session.enter();
+        let agent = info_span!("agent", gen_ai.agent.name = "planner");
+        let _a = agent.enter();
+        // Sets a key but is no scope: accounted, not reported.
+        let route = info_span!("route", cost.feature = "search");
+        let _r = route.enter();
+        call("gpt-4o", 1_000, 100);
+    });
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(
+        seen,
+        [
+            ("llm_call".to_owned(), Scope::Call, true),
+            ("agent".to_owned(), Scope::Agent, false),
+            ("session".to_owned(), Scope::Session, false),
+        ]
+    );
+}
+
+#[test]
 fn the_service_tier_of_opentelemetry_openai_attributes_prices_the_call() {
     let (layer, ledger) = CostLayer::builder().build();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
@@ -639,6 +696,8 @@ fn a_tier_the_model_has_no_prices_for_is_priced_at_standard_counted_and_warned_o
             )
             .in_scope(|| {});
         }
+        // Warned as the call closed, not when a span around it does.
+        assert_eq!(warnings.containing("Diagnostics::tier_fallbacks"), 1);
     });
     // Twice 10 000 × $3 + 1 000 × $15 per million, at standard; gpt-4o at its priority
     // prices, 10 000 × $4.25 + 1 000 × $17.

@@ -171,6 +171,45 @@ fn the_lifetime_accounts_of_calls_agent_runs_and_sessions_go_when_each_closes() 
     assert_eq!(held, [2, 2, 2, 2, 1, 0]);
 }
 
+#[test]
+fn an_agent_run_budget_holds_the_calls_of_one_run_and_the_next_run_starts_afresh() {
+    let (dispatch, _ledger, _book, _alerts) = setup(BudgetConfig {
+        budgets: vec![Budget::deny(
+            "per_run",
+            BudgetScope::Agent,
+            Window::Lifetime,
+            usd("0.04"),
+        )],
+        ..BudgetConfig::default()
+    });
+    let mut ran_per_run = Vec::new();
+    let mut refusals = Vec::new();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("chat", session.id = "s");
+        let _s = session.enter();
+        // Two runs of the same agent: each run has an account of its own.
+        for _ in 0..2 {
+            let run = tracing::info_span!("run", gen_ai.agent.name = "planner");
+            let _r = run.enter();
+            let ran = Mutex::new(0);
+            for _ in 0..10 {
+                // A tool span between the run and its calls changes nothing.
+                let tool = tracing::info_span!("tool");
+                let _t = tool.enter();
+                if let Err(AgentError::OverBudget(e)) = step("summarise the thread", &ran) {
+                    refusals.push((e.spent, e.requested, e.limit));
+                    break;
+                }
+            }
+            ran_per_run.push(ran.lock().map(|r| *r).unwrap_or_default());
+        }
+    });
+    // Admitted while spent + 0.015 ≤ 0.04: three calls of $0.01 each run; the fourth refused.
+    assert_eq!(ran_per_run, [3, 3]);
+    let refusal = (usd("0.03"), usd("0.015"), usd("0.04"));
+    assert_eq!(refusals, [refusal, refusal]);
+}
+
 /// Reserves for one call of `model` in a session of its own (budget `per_session_max`):
 /// the session's account (spent, reserved) while the call is open.
 fn reserved_in_one_call(
