@@ -3,9 +3,10 @@
 //! them.
 //!
 //! Names as in [`crate::export`]; exporters adapt them (Prometheus: `gen_ai_client_token_usage`,
-//! `llm_cost_cost`, `llm_cost_unpriced_calls`, `llm_cost_rejected_calls`). The token histogram's buckets are the
-//! exporter's to set: with `metrics-exporter-prometheus`, `set_buckets_for_metric(
-//! Matcher::Full("gen_ai_client_token_usage".into()), &TOKEN_USAGE_BUCKETS)`.
+//! `llm_cost_cost`, `llm_cost_unpriced_calls`, `llm_cost_rejected_calls`). The token
+//! histogram's buckets are the exporter's to set: with `metrics-exporter-prometheus`,
+//! `set_buckets_for_metric(Matcher::Full("gen_ai_client_token_usage".into()),
+//! &TOKEN_USAGE_BUCKETS)`.
 //!
 //! [`COST`](crate::export::COST) is a gauge that only ever increases: the facade's counters
 //! count integers, and a cost in USD is fractional. Read it as a counter (`increase()` and
