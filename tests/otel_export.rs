@@ -796,6 +796,85 @@ fn aggregate_usage_on_a_workflow_span_is_not_exported_as_its_cost() {
 }
 
 #[test]
+fn a_call_whose_usage_stays_incomplete_teaches_the_order_at_its_close() {
+    let spans = export_spans(Order::CostInside, CostLayer::builder(), || {
+        // Declares a cache-read count it never records: its attributes wait for its close,
+        // which shows that `tracing-opentelemetry` ends spans after this layer.
+        let partial = tracing::info_span!(
+            "partial",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.cache_read.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+        );
+        partial.record("gen_ai.usage.input_tokens", 1_000);
+        partial.record("gen_ai.usage.output_tokens", 100);
+        drop(partial);
+        streamed();
+    });
+    assert_eq!(
+        f64_of(one(span(&spans, "partial"), otel::COST_AMOUNT)),
+        0.0035
+    );
+    // So the stream after it carries one value, its final one, not each running total.
+    assert_eq!(
+        f64_of(one(span(&spans, "chat gpt-4o"), otel::COST_AMOUNT)),
+        0.0035
+    );
+}
+
+#[test]
+fn token_counts_read_under_other_names_are_added_under_the_genai_names_when_not_zero() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let builder = CostLayer::builder().field(
+            "anthropic.cache_read_input_tokens",
+            cost_layer::FieldRole::Tokens(cost_layer::cost_core::TokenKind::CacheRead),
+        );
+        let spans = export_spans(order, builder, || {
+            tracing::info_span!(
+                "claude",
+                llm.model = "claude-sonnet-4-5",
+                llm.tokens.input = 1_000,
+                llm.tokens.output = 100,
+                anthropic.cache_read_input_tokens = 600,
+                cost.usage.cache_write_1h_tokens = 200,
+                gen_ai.usage.reasoning.output_tokens = 0,
+            )
+            .in_scope(|| {});
+            tracing::info_span!(
+                "plain",
+                llm.model = "gpt-4o",
+                llm.tokens.input = 0,
+                llm.tokens.output = 100,
+            )
+            .in_scope(|| {});
+        });
+        // Input and output always; the other counts only when above zero.
+        let plain = span(&spans, "plain");
+        assert_eq!(i64_of(one(plain, "gen_ai.usage.input_tokens")), 0);
+        for name in [
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.reasoning.output_tokens",
+        ] {
+            assert!(values(plain, name).is_empty(), "{name} {order:?}");
+        }
+        let call = span(&spans, "claude");
+        for (name, expected) in [
+            ("gen_ai.usage.input_tokens", 1_000),
+            ("gen_ai.usage.output_tokens", 100),
+            ("gen_ai.usage.cache_read.input_tokens", 600),
+            // The conventions' one cache-creation count holds both write durations.
+            ("gen_ai.usage.cache_creation.input_tokens", 200),
+            // Exported as the span's own field, zero included; never added twice.
+            ("gen_ai.usage.reasoning.output_tokens", 0),
+        ] {
+            assert_eq!(i64_of(one(call, name)), expected, "{name} {order:?}");
+        }
+    }
+}
+
+#[test]
 fn a_call_that_searched_says_how_many_searches_its_cost_holds() {
     for order in [Order::CostInside, Order::OtelInside] {
         let spans = export_spans(order, CostLayer::builder(), || {
