@@ -190,6 +190,73 @@ fn attribution_is_inherited_and_the_closest_ancestor_wins() {
 }
 
 #[test]
+fn user_ids_hashed_with_one_key_match_across_layers_and_differ_across_keys() {
+    let hashed = |builder: CostLayerBuilder| {
+        let (dispatch, ledger) = dispatch(builder);
+        tracing::dispatcher::with_default(&dispatch, || {
+            let user = info_span!("request", cost.user_id = "alice");
+            let _u = user.enter();
+            call("gpt-4o", 1_000, 100);
+        });
+        let keys: Vec<String> = ledger
+            .snapshot()
+            .keys
+            .iter()
+            .filter_map(|(key, _)| match key {
+                LedgerKey::One(Dimension::User, user) => Some(user.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(keys, [ledger.user_key("alice")]);
+        keys[0].clone()
+    };
+    // Two processes given one key (two layers here) keep alice under one hash.
+    let first = hashed(CostLayer::builder().user_id_key(b"shared secret"));
+    let second = hashed(CostLayer::builder().user_id_key(b"shared secret"));
+    assert_eq!(first, second);
+    assert!(first.starts_with("u:") && !first.contains("alice"));
+    assert_ne!(first, hashed(CostLayer::builder().user_id_key(b"another")));
+    // Without a key, each layer draws its own.
+    assert_ne!(first, hashed(CostLayer::builder()));
+}
+
+#[test]
+fn a_table_stored_in_the_shared_prices_prices_the_calls_after_it() {
+    let table = |version: &str, gpt4o_input: &str| {
+        cost_layer::cost_core::PriceTable::from_text(
+            &format!(
+                "version = \"{version}\"\n[models.\"gpt-4o\"]\ninput = \"{gpt4o_input}\"\noutput = \"10\"\n"
+            ),
+            "inline.toml",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let shared = Arc::new(cost_layer::cost_core::SharedPriceTable::new(table(
+        "v1", "2.50",
+    )));
+    let (builder, closed) = recording(CostLayer::builder().shared_prices(Arc::clone(&shared)));
+    let (dispatch, ledger) = dispatch(builder);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let before = info_span!("before", session.id = "s-before");
+        before.in_scope(|| call("gpt-4o", 1_000_000, 0)); // $2.50
+        drop(before);
+        shared.store(table("v2", "5"));
+        let after = info_span!("after", session.id = "s-after");
+        after.in_scope(|| call("gpt-4o", 1_000_000, 0)); // $5
+    });
+    let before = find(&closed, "before");
+    assert_eq!(before.total_usd(), usd("2.5"));
+    assert_eq!(before.price_table.as_deref(), Some("v1"));
+    let after = find(&closed, "after");
+    assert_eq!(after.total_usd(), usd("5"));
+    assert_eq!(after.price_table.as_deref(), Some("v2"));
+    assert_eq!(
+        ledger.model("gpt-4o").map(|t| (t.llm_calls, t.total_usd())),
+        Some((2, usd("7.5")))
+    );
+}
+
+#[test]
 fn combinations_count_each_call_once_in_either_order_and_ignore_a_dimension_paired_with_itself() {
     let (dispatch, ledger) = dispatch(
         CostLayer::builder()

@@ -1169,6 +1169,75 @@ fn derived_regional_without_factor() -> GeoUsage {
     }
 }
 
+/// A response type that borrows its fields: each is read through the reference.
+#[derive(TokenUsage)]
+struct BorrowedUsage<'a> {
+    #[usage(input)]
+    input: &'a u64,
+    #[usage(output)]
+    output: Option<&'a u32>,
+    #[usage(model)]
+    model: &'a str,
+    #[usage(data_residency)]
+    regional: &'a bool,
+    #[usage(reported_cost)]
+    cost: &'a str,
+}
+
+/// A data-residency flag as a plain `bool`.
+#[derive(TokenUsage)]
+struct PlainFlag {
+    #[usage(input)]
+    input: u64,
+    #[usage(data_residency)]
+    regional: bool,
+}
+
+/// A data-residency flag as an `Option`: `None` does not say.
+#[derive(TokenUsage)]
+struct MaybeFlag {
+    #[usage(input)]
+    input: u64,
+    #[usage(data_residency)]
+    regional: Option<bool>,
+}
+
+#[test]
+fn a_derived_usage_reads_borrowed_fields_and_says_a_flag_only_as_given() {
+    let (input, output) = (1_000_u64, 100_u32);
+    for regional in [true, false] {
+        let borrowed = BorrowedUsage {
+            input: &input,
+            output: Some(&output),
+            model: "gpt-4o",
+            regional: &regional,
+            cost: "0.0035",
+        };
+        assert_eq!(borrowed.token_usage(), Some(Usage::new(1_000, 100)));
+        assert_eq!(borrowed.response_model(), Some("gpt-4o"));
+        assert_eq!(borrowed.data_residency(), Some(regional));
+        assert_eq!(borrowed.reported_cost(), Some(usd("0.0035")));
+    }
+    for regional in [true, false] {
+        let plain = PlainFlag {
+            input: 10,
+            regional,
+        };
+        assert_eq!(plain.data_residency(), Some(regional));
+        let maybe = MaybeFlag {
+            input: 10,
+            regional: Some(regional),
+        };
+        assert_eq!(maybe.data_residency(), Some(regional));
+    }
+    let unsaid = MaybeFlag {
+        input: 10,
+        regional: None,
+    };
+    assert_eq!(unsaid.data_residency(), None);
+    assert_eq!(unsaid.token_usage(), Some(Usage::new(10, 0)));
+}
+
 #[test]
 fn the_data_residency_a_response_reports_prices_the_call() {
     // Claude Opus 4.6 at $5 / $25 per million, 1.1× with US-only inference.
