@@ -180,6 +180,93 @@ fn methods_by_ref_mut_and_value() {
     assert_eq!(charged(&calls, "into_reply"), usd("0.0000025"));
 }
 
+/// Calls that name their span and their agent, at each level (spelt in any case).
+#[llm_call(
+    model = "gpt-4o",
+    name = "named.trace",
+    agent = "helper",
+    level = "trace"
+)]
+fn at_trace() -> Usage {
+    Usage::new(1_000, 0)
+}
+
+#[llm_call(model = "gpt-4o", level = "INFO")]
+fn at_info() -> Usage {
+    Usage::new(1_000, 0)
+}
+
+#[llm_call(model = "gpt-4o", level = "warn")]
+fn at_warn() -> Usage {
+    Usage::new(1_000, 0)
+}
+
+#[llm_call(model = "gpt-4o", level = "Error")]
+fn at_error() -> Usage {
+    Usage::new(1_000, 0)
+}
+
+/// Keeps the name and level of every span created.
+struct SpanLevels(Arc<Mutex<Vec<(&'static str, tracing::Level)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanLevels {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push((attrs.metadata().name(), *attrs.metadata().level()));
+        }
+    }
+}
+
+#[test]
+fn a_call_takes_its_level_span_name_and_agent_from_the_attribute() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (layer, ledger) = CostLayer::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(SpanLevels(Arc::clone(&seen)));
+    tracing::subscriber::with_default(subscriber, || {
+        at_trace();
+        at_info();
+        at_warn();
+        at_error();
+    });
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(
+        seen,
+        [
+            ("named.trace", tracing::Level::TRACE),
+            ("at_info", tracing::Level::INFO),
+            ("at_warn", tracing::Level::WARN),
+            ("at_error", tracing::Level::ERROR),
+        ]
+    );
+    // `agent` attributes the call; `name` names its span and nothing else.
+    assert_eq!(ledger.agent("helper").map(|t| t.llm_calls), Some(1));
+    assert_eq!(ledger.agent("named.trace"), None);
+    assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls), Some(4));
+}
+
+/// A blocking call whose body drives an async client: the call is the function, not a future
+/// it returns (only `Box::pin(async …)`, what `#[async_trait]` writes, is read as one).
+#[llm_call(model = "gpt-4o")]
+fn blocking_over_async() -> Usage {
+    block_on(async { Usage::new(1_000, 100) })
+}
+
+#[test]
+fn a_blocking_body_over_an_async_block_is_one_call() {
+    let (_, calls, ledger) = run(|| {
+        assert_eq!(blocking_over_async(), Usage::new(1_000, 100));
+    });
+    assert_eq!(charged(&calls, "blocking_over_async"), usd("0.0035"));
+    assert_eq!(ledger.global().llm_calls, 1);
+}
+
 trait Model {
     fn complete(&self, input: u32) -> Reply;
     fn complete_async(&self) -> impl Future<Output = Reply> + Send;
