@@ -22,8 +22,9 @@
 //! An unpriced call adds nothing to [`COST`] (its cost is unknown, not zero) and counts in
 //! [`UNPRICED_CALLS`]; a call rejected for invalid usage (negative or inconsistent counts) adds
 //! nothing to [`COST`] nor to [`TOKEN_USAGE`] and counts in [`REJECTED_CALLS`]: while either
-//! counter grows, [`COST`] is a lower bound. Application cache hits record no tokens. Attributes with unbounded values (session ids, user ids) and org ids are off by
-//! default: every distinct value is a new time series. Turn them on with [`MetricOptions`].
+//! counter grows, [`COST`] is a lower bound. Application cache hits record no tokens.
+//! Attributes with unbounded values (session ids, user ids) and org ids are off by default:
+//! every distinct value is a new time series. Turn them on with [`MetricOptions`].
 
 #[cfg(any(feature = "otel", feature = "metrics"))]
 use {crate::layer::SpanClose, std::sync::Arc};
