@@ -182,7 +182,127 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use std::collections::BTreeMap;
+
+    use cost_core::Money;
+
+    use super::{dollars, escape, nice_ceiling, stacked_days};
+
+    fn money(text: &str) -> Money {
+        Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Days of one cost per key, in dollars as text.
+    fn days(days: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, BTreeMap<String, Money>> {
+        days.iter()
+            .map(|(day, costs)| {
+                let costs = costs
+                    .iter()
+                    .map(|(key, usd)| ((*key).to_owned(), money(usd)))
+                    .collect();
+                ((*day).to_owned(), costs)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_axis_ends_at_a_round_number_at_or_above_the_largest_day() {
+        for (value, ceiling) in [
+            (0.0, 1.0),
+            (f64::NAN, 1.0),
+            (0.7, 1.0),
+            (1.0, 1.0),
+            (1.3, 2.0),
+            (3.0, 5.0),
+            (7.0, 10.0),
+            (120.0, 200.0),
+            (0.012, 0.02),
+        ] {
+            assert!(
+                (nice_ceiling(value) - ceiling).abs() < 1e-12,
+                "{value}: {}",
+                nice_ceiling(value)
+            );
+        }
+    }
+
+    #[test]
+    fn dollars_show_cents_or_two_significant_digits_below_a_cent() {
+        assert_eq!(dollars(0.0), "0.00");
+        assert_eq!(dollars(0.5), "0.50");
+        assert_eq!(dollars(0.01), "0.01");
+        assert_eq!(dollars(12.345), "12.35");
+        assert_eq!(dollars(0.0042), "0.0042");
+        assert_eq!(dollars(0.00042), "0.00042");
+    }
+
+    #[test]
+    fn bars_stack_each_days_costs_to_scale_largest_series_at_the_bottom() {
+        let svg = stacked_days(
+            "spend",
+            &days(&[
+                ("2026-11-01", &[("a", "3"), ("b", "1")]),
+                ("2026-11-02", &[("a", "1")]),
+            ]),
+        );
+        // The axis runs to $5 over 420 px from y = 470; two slots of 330 px from x = 80, bars
+        // 60 px wide in their middle. `a` ($4 in all) is the first colour, at the bottom.
+        for rect in [
+            r##"<rect x="215.0" y="218.0" width="60.0" height="252.0" fill="#0072B2"><title>2026-11-01 a: $3</title></rect>"##,
+            r##"<rect x="215.0" y="134.0" width="60.0" height="84.0" fill="#E69F00"><title>2026-11-01 b: $1</title></rect>"##,
+            r##"<rect x="545.0" y="386.0" width="60.0" height="84.0" fill="#0072B2"><title>2026-11-02 a: $1</title></rect>"##,
+        ] {
+            assert!(svg.contains(rect), "{rect} not in\n{svg}");
+        }
+        assert_eq!(svg.matches("<title>").count(), 3);
+        // Gridlines every fifth of the axis, labelled in dollars.
+        for (at, label) in [
+            (470.0, "0.00"),
+            (386.0, "1.00"),
+            (134.0, "4.00"),
+            (50.0, "5.00"),
+        ] {
+            let line = format!(
+                r##"<line x1="80" y1="{at:.1}" x2="740.0" y2="{at:.1}" stroke="#ddd"/><text x="74.0" y="{:.1}" text-anchor="end">${label}</text>"##,
+                at + 4.0
+            );
+            assert!(svg.contains(&line), "{line} not in\n{svg}");
+        }
+        // The legend, largest series first, with each one's total.
+        let a = svg.find(">a ($4.00)</text>");
+        let b = svg.find(">b ($1.00)</text>");
+        assert!(a.is_some() && b.is_some() && a < b, "{svg}");
+        assert!(svg.contains(r##"<rect x="760" y="50" width="12" height="12" fill="#0072B2"/>"##));
+        assert!(svg.contains(r##"<rect x="760" y="70" width="12" height="12" fill="#E69F00"/>"##));
+        // Each day labelled under its bar.
+        assert!(svg.contains(r#"transform="rotate(-40 245.0 486.0)">2026-11-01</text>"#));
+        assert!(svg.contains(r#"transform="rotate(-40 575.0 486.0)">2026-11-02</text>"#));
+    }
+
+    #[test]
+    fn many_days_label_every_few_and_many_series_fold_into_a_count() {
+        let day_names: Vec<String> = (1..=30).map(|d| format!("2026-11-{d:02}")).collect();
+        let key_names: Vec<String> = (0..22).map(|k| format!("model-{k:02}")).collect();
+        let costs: Vec<(&str, &str)> = key_names.iter().map(|k| (k.as_str(), "1")).collect();
+        let spec: Vec<(&str, &[(&str, &str)])> = day_names
+            .iter()
+            .map(|d| (d.as_str(), costs.as_slice()))
+            .collect();
+        let svg = stacked_days("spend", &days(&spec));
+        // 30 days in 660 px: bars of 70 % of a 22 px slot; every second day labelled.
+        assert_eq!(svg.matches(r#"width="15.4""#).count(), 30 * 22);
+        assert_eq!(svg.matches("rotate(-40").count(), 15);
+        assert!(svg.contains(">2026-11-01</text>") && !svg.contains(">2026-11-02</text>"));
+        // 22 series: twenty in the legend, the rest counted; colours cycle past twelve.
+        assert_eq!(svg.matches("width=\"12\" height=\"12\"").count(), 20);
+        assert!(svg.contains(">… 2 more</text>"), "{svg}");
+        assert!(svg.contains(r##"<rect x="760" y="290" width="12" height="12" fill="#0072B2"/>"##));
+        // Twenty series fit the legend: none folded.
+        let twenty: Vec<(&str, &str)> = costs[..20].to_vec();
+        let svg = stacked_days("spend", &days(&[("2026-11-01", twenty.as_slice())]));
+        assert_eq!(svg.matches("width=\"12\" height=\"12\"").count(), 20);
+        assert!(!svg.contains("more</text>"), "{svg}");
+    }
 
     #[test]
     fn any_text_becomes_valid_xml() {

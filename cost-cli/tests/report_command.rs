@@ -227,6 +227,71 @@ fn a_group_with_a_rejected_call_shows_its_cost_as_a_lower_bound() {
     );
 }
 
+/// Two gpt-4o calls, both priced, in a SQLite file.
+fn priced_ledger(dir: &tempfile::TempDir) -> String {
+    let path = dir.path().join("priced.sqlite");
+    let db = path.to_str().unwrap_or_default().to_owned();
+    let mut store = cost_store::open(&db).unwrap_or_else(|e| panic!("{e}"));
+    store
+        .append(&[
+            call("2026-11-01T09:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
+            call(
+                "2026-11-01T10:00:00Z",
+                "a-much-longer-feature",
+                "gpt-4o",
+                4_000,
+                1_000,
+            ), // 0.02
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    db
+}
+
+#[test]
+fn a_report_of_priced_calls_is_an_aligned_table_without_footnotes() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = priced_ledger(&dir);
+    let text = stdout(&run(&["report", "--db", &db, "--by", "feature"]));
+    let lines: Vec<&str> = text.lines().collect();
+    // Header, two rows, the rule, the total: nothing under it when every call was priced.
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(!text.contains('≥'), "{text}");
+    // The first column to the left, the numbers to the right: every line as wide as the rule.
+    let width = lines[3].chars().count();
+    assert!(lines[3].chars().all(|c| c == '─'), "{text}");
+    for line in [lines[0], lines[1], lines[2], lines[4]] {
+        assert_eq!(line.chars().count(), width, "{line:?} in\n{text}");
+    }
+    assert!(lines[1].starts_with("a-much-longer-feature  "), "{text}");
+    assert!(lines[2].starts_with("support  "), "{text}");
+    assert!(lines[2].ends_with("  0.0035"), "{text}");
+    assert!(
+        lines[4].starts_with("total  ") && lines[4].ends_with("  0.0235"),
+        "{text}"
+    );
+}
+
+#[test]
+fn what_if_on_the_same_model_shows_no_difference_and_nothing_skipped() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = priced_ledger(&dir);
+    let text = stdout(&run(&["report", "--db", &db, "--what-if", "gpt-4o"]));
+    let lines: Vec<&str> = text.lines().collect();
+    // Header, two rows, the rule, the total; a zero difference has no sign.
+    assert_eq!(lines.len(), 5, "{text}");
+    for line in [lines[1], lines[2], lines[4]] {
+        assert!(line.ends_with("  0"), "{line:?} in\n{text}");
+    }
+    assert!(!text.contains('+') && !text.contains("skipped:"), "{text}");
+    // A call unpriced as it ran is left out of both sides, and said so under the table.
+    let db = ledger(&dir);
+    let text = stdout(&run(&["report", "--db", &db, "--what-if", "gpt-4o"]));
+    assert!(
+        text.contains("\nskipped: 1 calls unpriced as they ran"),
+        "{text}"
+    );
+}
+
 #[test]
 fn since_until_and_top_narrow_the_report() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
