@@ -250,3 +250,24 @@ fn write_accounts(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn percentages_are_rounded_to_the_nearest_tenth_half_up() {
+        for (part, whole, shown) in [
+            (0, 0, "0%"),
+            (1, 2, "50%"),
+            (1, 6, "16.7%"),
+            (2, 3, "66.7%"),
+            (1, 8, "12.5%"),
+            (1, 2_000, "0.1%"),
+            (1, 2_001, "0%"),
+            (3, 2, "150%"),
+        ] {
+            assert_eq!(percent(part, whole), shown, "{part}/{whole}");
+        }
+    }
+}

@@ -29,6 +29,8 @@ fn total(table: &PriceTable, model: &str, usage: &Usage) -> Money {
 fn the_embedded_table_is_written_whole_and_prices_as_it_does() {
     let out = run(&["prices"]);
     assert_eq!(out.status.code(), Some(0));
+    // Nothing left out of the embedded table, so nothing said about it.
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     let table = written(&out);
     let embedded = PriceTable::default();
     assert_eq!(table.len(), embedded.len());
