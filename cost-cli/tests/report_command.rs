@@ -247,43 +247,45 @@ fn priced_ledger(dir: &tempfile::TempDir) -> String {
     db
 }
 
-#[test]
-fn a_report_of_priced_calls_is_an_aligned_table_without_footnotes() {
+/// The lines of `llm-cost report ARGS…` over the two priced calls of [`priced_ledger`], checked
+/// to be a table of them: the header, two rows, the rule, the total, every line as wide as the
+/// rule (the first column to the left, the numbers to the right), and nothing under it.
+fn priced_table(args: &[&str]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = priced_ledger(&dir);
-    let text = stdout(&run(&["report", "--db", &db, "--by", "feature"]));
-    let lines: Vec<&str> = text.lines().collect();
-    // Header, two rows, the rule, the total: nothing under it when every call was priced.
+    let text = stdout(&run(&[&["report", "--db", &db], args].concat()));
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 5, "{text}");
-    assert!(!text.contains('≥'), "{text}");
-    // The first column to the left, the numbers to the right: every line as wide as the rule.
     let width = lines[3].chars().count();
     assert!(lines[3].chars().all(|c| c == '─'), "{text}");
-    for line in [lines[0], lines[1], lines[2], lines[4]] {
+    for line in [&lines[0], &lines[1], &lines[2], &lines[4]] {
         assert_eq!(line.chars().count(), width, "{line:?} in\n{text}");
     }
-    assert!(lines[1].starts_with("a-much-longer-feature  "), "{text}");
-    assert!(lines[2].starts_with("support  "), "{text}");
-    assert!(lines[2].ends_with("  0.0035"), "{text}");
+    assert!(!text.contains('≥') && !text.contains("skipped:"), "{text}");
+    lines
+}
+
+#[test]
+fn a_report_of_priced_calls_is_an_aligned_table_without_footnotes() {
+    let lines = priced_table(&["--by", "feature"]);
+    assert!(lines[1].starts_with("a-much-longer-feature  "), "{lines:?}");
+    assert!(lines[2].starts_with("support  "), "{lines:?}");
+    assert!(lines[2].ends_with("  0.0035"), "{lines:?}");
     assert!(
         lines[4].starts_with("total  ") && lines[4].ends_with("  0.0235"),
-        "{text}"
+        "{lines:?}"
     );
 }
 
 #[test]
 fn what_if_on_the_same_model_shows_no_difference_and_nothing_skipped() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let db = priced_ledger(&dir);
-    let text = stdout(&run(&["report", "--db", &db, "--what-if", "gpt-4o"]));
-    let lines: Vec<&str> = text.lines().collect();
-    // Header, two rows, the rule, the total; a zero difference has no sign.
-    assert_eq!(lines.len(), 5, "{text}");
-    for line in [lines[1], lines[2], lines[4]] {
-        assert!(line.ends_with("  0"), "{line:?} in\n{text}");
+    // A zero difference has no sign.
+    let lines = priced_table(&["--what-if", "gpt-4o"]);
+    for line in [&lines[1], &lines[2], &lines[4]] {
+        assert!(line.ends_with("  0") && !line.contains('+'), "{lines:?}");
     }
-    assert!(!text.contains('+') && !text.contains("skipped:"), "{text}");
     // A call unpriced as it ran is left out of both sides, and said so under the table.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let db = ledger(&dir);
     let text = stdout(&run(&["report", "--db", &db, "--what-if", "gpt-4o"]));
     assert!(
