@@ -151,7 +151,7 @@ fn the_shared_accounts_of_a_day_in_redis_are_listed_under_their_prefix() {
     );
 }
 
-/// A program's day in `accounts`: alice spends $0.25 and has $0.5 in flight (the reservation
+/// A program's day in `accounts`: alice spends $0.25 and has $0.7 in flight (the reservation
 /// returned), bob spends $0.9; both of org acme.
 fn a_day_of_calls(accounts: &Arc<cost_store::StoreBudgets>) -> cost_core::budget::Reservation {
     let shared: Arc<dyn SharedAccounts> = accounts.clone();
@@ -173,7 +173,7 @@ fn a_day_of_calls(accounts: &Arc<cost_store::StoreBudgets>) -> cost_core::budget
         .unwrap_or_else(|e| panic!("{e}"))
         .settle(usd("0.25"));
     let in_flight = book
-        .reserve(&keys("2", "alice"), usd("0.5"))
+        .reserve(&keys("2", "alice"), usd("0.7"))
         .unwrap_or_else(|e| panic!("{e}"));
     book.reserve(&keys("3", "bob"), usd("0.9"))
         .unwrap_or_else(|e| panic!("{e}"))
@@ -214,7 +214,7 @@ fn assert_the_day_is_listed(sections: &[String]) {
         "{}",
         sections[0]
     );
-    assert_eq!(lines(&sections[0]), [["acme", "$1.15", "$0.5", "0.8%"]]);
+    assert_eq!(lines(&sections[0]), [["acme", "$1.15", "$0.7", "0.9%"]]);
     assert!(
         sections[1].starts_with("per_user_daily (2025-11-25, limit $1): 2 accounts\n"),
         "{}",
@@ -223,8 +223,9 @@ fn assert_the_day_is_listed(sections: &[String]) {
     assert_eq!(
         lines(&sections[1]),
         [
-            ["bob", "$0.9", "$0", "90.0%"],
-            ["alice", "$0.25", "$0.5", "75.0%"]
+            // Most used first, what is in flight counted: alice's $0.95 before bob's $0.9.
+            ["alice", "$0.25", "$0.7", "95.0%"],
+            ["bob", "$0.9", "$0", "90.0%"]
         ]
     );
 }
