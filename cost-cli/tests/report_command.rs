@@ -61,13 +61,21 @@ fn reported(mut record: CallRecord, cost: &str) -> CallRecord {
     record
 }
 
-/// Three days of calls in a SQLite file.
-fn ledger(dir: &tempfile::TempDir) -> String {
-    let path = dir.path().join("ledger.sqlite");
+/// `records` in the SQLite file `name` in `dir`; its address.
+fn sqlite_ledger(dir: &tempfile::TempDir, name: &str, records: &[CallRecord]) -> String {
+    let path = dir.path().join(name);
     let address = path.to_str().unwrap_or_default().to_owned();
     let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
-    store
-        .append(&[
+    store.append(records).unwrap_or_else(|e| panic!("{e}"));
+    address
+}
+
+/// Three days of calls in a SQLite file.
+fn ledger(dir: &tempfile::TempDir) -> String {
+    sqlite_ledger(
+        dir,
+        "ledger.sqlite",
+        &[
             // 0.0035, and its provider said so.
             reported(
                 call("2026-11-01T09:00:00Z", "support", "gpt-4o", 1_000, 100),
@@ -86,9 +94,8 @@ fn ledger(dir: &tempfile::TempDir) -> String {
                 call("2026-11-03T23:59:59Z", "search", "gpt-4o", 4_000, 1_000),
                 "0.025",
             ),
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-    address
+        ],
+    )
 }
 
 fn run(args: &[&str]) -> Output {
@@ -229,11 +236,10 @@ fn a_group_with_a_rejected_call_shows_its_cost_as_a_lower_bound() {
 
 /// Two gpt-4o calls, both priced, in a SQLite file.
 fn priced_ledger(dir: &tempfile::TempDir) -> String {
-    let path = dir.path().join("priced.sqlite");
-    let db = path.to_str().unwrap_or_default().to_owned();
-    let mut store = cost_store::open(&db).unwrap_or_else(|e| panic!("{e}"));
-    store
-        .append(&[
+    sqlite_ledger(
+        dir,
+        "priced.sqlite",
+        &[
             call("2026-11-01T09:00:00Z", "support", "gpt-4o", 1_000, 100), // 0.0035
             call(
                 "2026-11-01T10:00:00Z",
@@ -242,9 +248,8 @@ fn priced_ledger(dir: &tempfile::TempDir) -> String {
                 4_000,
                 1_000,
             ), // 0.02
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-    db
+        ],
+    )
 }
 
 /// The lines of `llm-cost report ARGS…` over the two priced calls of [`priced_ledger`], checked
