@@ -288,3 +288,59 @@ fn a_client_certificate_for_a_tls_redis_is_read_from_the_files_given() {
     let output = args(&["--tls-cert", cert.to_str().unwrap_or_default()]);
     assert_eq!(output.status.code(), Some(2), "{output:?}");
 }
+
+#[test]
+fn a_budget_kept_for_one_key_lists_only_that_keys_account() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = dir.path().join("budgets.sqlite");
+    let address = store.to_str().unwrap_or_default();
+    let accounts = cost_store::budgets(address).unwrap_or_else(|e| panic!("{e}"));
+    // Yesterday's program kept the budget for every org: acme's and globex's accounts.
+    let every_org = r#"
+[[budget]]
+name = "org_day"
+scope = "org"
+window = "day"
+limit = 10
+"#;
+    let shared: Arc<dyn SharedAccounts> = accounts.clone();
+    let book = BudgetBook::with_shared(
+        BudgetConfig::from_toml(every_org).unwrap_or_else(|e| panic!("{e}")),
+        Arc::new(ManualClock::new(NOW)),
+        shared,
+        Unavailable::FailClosed,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for (call, org, cost) in [("1", "acme", "2"), ("2", "globex", "3")] {
+        let keys = CallKeys {
+            call: Arc::from(call),
+            org: Some(Arc::from(org)),
+            ..CallKeys::default()
+        };
+        book.reserve(&keys, usd(cost))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .settle(usd(cost));
+    }
+    assert!(accounts.flush(Duration::from_secs(10)));
+    // Today's file keeps it for acme alone: globex's account is not this budget's.
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, format!("{every_org}key = \"acme\"\n")).unwrap_or_else(|e| panic!("{e}"));
+    let sections = listed(&file, &[address, "--at", "2025-11-25"]);
+    assert_eq!(sections.len(), 1, "{sections:?}");
+    assert!(
+        sections[0].starts_with("org_day (2025-11-25, limit $10): 1 account\n"),
+        "{}",
+        sections[0]
+    );
+    assert_eq!(lines(&sections[0]), [["acme", "$2", "$0", "20.0%"]]);
+    // The file without the key lists both, most used first.
+    std::fs::write(&file, every_org).unwrap_or_else(|e| panic!("{e}"));
+    let sections = listed(&file, &[address, "--at", "2025-11-25"]);
+    assert_eq!(
+        lines(&sections[0]),
+        [
+            ["globex", "$3", "$0", "30.0%"],
+            ["acme", "$2", "$0", "20.0%"]
+        ]
+    );
+}
