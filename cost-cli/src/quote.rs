@@ -742,6 +742,9 @@ output = "10"
         assert_eq!(created_at(&event, 7), 1_790_000_000);
         assert_eq!(created_at(&json!({"id": "msg_1"}), 7), 7);
         assert_eq!(created_at(&json!({"created": "yesterday"}), 7), 7);
+        // Gateways that do not know the time send 0 (or less): not a day of 1970.
+        assert_eq!(created_at(&json!({"created": 0}), 7), 7);
+        assert_eq!(created_at(&json!({"created_at": -1}), 7), 7);
         // Gemini 3.8 Flash, through OpenAI's API shape, before and after its price of 2027.
         let table = PriceTable::default();
         let pricing = pricing_at(&table);
