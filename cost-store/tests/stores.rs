@@ -554,3 +554,37 @@ fn a_postgres_store_over_tls_checks_the_servers_certificate_and_name() {
     ));
     assert!(error.contains("/nonexistent/client.key"), "{error}");
 }
+
+#[test]
+fn a_sqlite_row_that_cannot_be_a_record_is_refused_naming_its_column() {
+    // A ledger of one call, one of its columns then changed by hand: `None` when it reads.
+    let refusal = |change: &str| {
+        let (_dir, address) = common::temp_address("calls.sqlite");
+        cost_store::open(&address)
+            .and_then(|mut store| store.append(&[record(7, "support")]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let connection = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
+        connection
+            .execute_batch(&format!("UPDATE llm_calls SET {change}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        match cost_store::open(&address).and_then(|mut store| store.load(&TimeRange::ALL)) {
+            Err(error @ cost_store::StoreError::Corrupt { .. }) => Some(error.to_string()),
+            Err(other) => panic!("{change}: {other}"),
+            Ok(_) => None,
+        }
+    };
+    for (change, named) in [
+        ("output_tokens = -5", "output_tokens is negative"),
+        ("cache_read_tokens = -1", "cache_read_tokens is negative"),
+        ("cost_output = '1.2.3'", "cost_output: "),
+        ("cost_cache_read = 'abc'", "cost_cache_read: "),
+    ] {
+        let error = refusal(change).unwrap_or_else(|| panic!("{change}: read as a record"));
+        assert!(error.contains(named), "{change}: {error}");
+    }
+    assert_eq!(
+        refusal("output_tokens = 5"),
+        None,
+        "a change that fits reads"
+    );
+}
