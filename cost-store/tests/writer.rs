@@ -665,3 +665,54 @@ fn threads_coming_and_going_a_flaky_store_and_a_small_queue_lose_or_garble_no_ca
         }
     }
 }
+
+#[test]
+fn every_kind_of_call_is_on_record_with_its_status() {
+    let (_dir, address) = common::temp_address("statuses.jsonl");
+    let store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
+    // An unpriced call the provider said the cost of is charged that cost.
+    let (cost, _ledger) = CostLayer::builder()
+        .charge_reported_cost_when_unpriced(true)
+        .call_sink(sink)
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        let chat = |model: &str, input: i64, reported: Option<&str>| {
+            let span = tracing::info_span!(
+                "chat",
+                gen_ai.request.model = model,
+                gen_ai.usage.input_tokens = input,
+                gen_ai.usage.output_tokens = 100,
+                cost.reported_cost_usd = Empty,
+            );
+            if let Some(reported) = reported {
+                span.record("cost.reported_cost_usd", reported);
+            }
+        };
+        chat("gpt-4o", 1_000, None);
+        chat("acme-llm-9000", 1_000, None);
+        chat("acme-llm-9000", 1_000, Some("0.01"));
+        chat("gpt-4o", -5, None);
+    });
+    drop(guard); // flushes
+    let records = cost_store::open(&address)
+        .and_then(|mut s| s.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen: Vec<(&str, CallStatus, String)> = records
+        .iter()
+        .map(|r| (&*r.model, r.status, r.total().to_string()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("gpt-4o", CallStatus::Priced, "0.0035".to_owned()),
+            ("acme-llm-9000", CallStatus::Unpriced, "0".to_owned()),
+            (
+                "acme-llm-9000",
+                CallStatus::ProviderReported,
+                "0.01".to_owned()
+            ),
+            ("gpt-4o", CallStatus::Rejected, "0".to_owned()),
+        ]
+    );
+}
