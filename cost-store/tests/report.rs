@@ -392,3 +392,120 @@ fn a_version_1_sqlite_database_is_migrated_and_its_calls_read_as_standard_withou
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(calls[1].service_tier, ServiceTier::Batch);
 }
+
+/// 2025-11-25 12:00:00 UTC, in milliseconds.
+const NOON_MS: i64 = 1_764_072_000_000;
+
+#[test]
+fn every_grouping_is_read_by_its_name_and_keys_a_record_as_reports_show_it() {
+    for (name, by) in report::GroupBy::ALL {
+        assert_eq!(report::GroupBy::parse(name), Some(by), "{name}");
+    }
+    assert_eq!(report::GroupBy::parse("Day"), None);
+    assert_eq!(report::GroupBy::parse("colour"), None);
+    let mut call = record(NOON_MS, "support");
+    call.status = cost_store::CallStatus::Unpriced;
+    call.service_tier = ServiceTier::Flex;
+    let keys: Vec<(&str, String)> = report::GroupBy::ALL
+        .iter()
+        .map(|(name, by)| (*name, by.key(&call)))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("day", "2025-11-25"),
+            ("month", "2025-11"),
+            ("feature", "support"),
+            ("user", "u:0123456789abcdef0123456789abcdef"),
+            ("org", report::NONE),
+            ("model", "gpt-4o"),
+            ("provider", "openai"),
+            ("operation", "chat"),
+            ("tier", "flex"),
+            ("session", "s-1"),
+            ("agent", "planner"),
+            ("status", "unpriced"),
+        ]
+        .map(|(name, key)| (name, key.to_owned()))
+    );
+}
+
+#[test]
+fn a_filter_keeps_the_records_that_meet_every_condition() {
+    let mut acme = record(NOON_MS, "support");
+    acme.org = Some("acme".into());
+    let calls = vec![
+        acme.clone(),
+        record(NOON_MS, "support"),
+        record(NOON_MS, "search"),
+    ];
+    let kept = |conditions: &[&str]| {
+        let filter =
+            report::Filter::parse(conditions.iter().copied()).unwrap_or_else(|e| panic!("{e}"));
+        let by_apply: Vec<(String, String)> = filter
+            .apply(calls.clone())
+            .iter()
+            .map(|c| (report::GroupBy::Feature.key(c), report::GroupBy::Org.key(c)))
+            .collect();
+        let by_keeps = calls.iter().filter(|c| filter.keeps(c)).count();
+        assert_eq!(by_keeps, by_apply.len(), "{conditions:?}");
+        by_apply
+    };
+    let pair = |feature: &str, org: &str| (feature.to_owned(), org.to_owned());
+    assert_eq!(kept(&[]).len(), 3, "no condition keeps every record");
+    assert_eq!(
+        kept(&["feature=support"]),
+        [pair("support", "acme"), pair("support", "(none)")]
+    );
+    assert_eq!(
+        kept(&["feature=support", "org=(none)"]),
+        [pair("support", "(none)")]
+    );
+    assert_eq!(kept(&["day=2025-11-25", "feature=search"]).len(), 1);
+    assert_eq!(kept(&["day=2025-11-26"]), []);
+    // A condition it cannot read is named, with what it could have been.
+    let refused = |condition: &str| report::Filter::parse([condition]).err().unwrap_or_default();
+    assert_eq!(refused("feature"), "`feature`: expected GROUPING=VALUE");
+    let error = refused("colour=red");
+    assert!(
+        error.starts_with("`colour=red`: `colour` is none of day, month, feature,"),
+        "{error}"
+    );
+}
+
+#[test]
+fn times_are_read_as_utc_days_or_instants_and_days_written_back() {
+    let midnight = NOON_MS - 12 * 3_600_000;
+    assert_eq!(report::parse_time("2025-11-25"), Some(midnight));
+    assert_eq!(report::parse_time("2025-11-25T12:00:00Z"), Some(NOON_MS));
+    assert_eq!(
+        report::parse_time("2025-11-25T23:59:60Z"),
+        Some(midnight + 86_400_000),
+        "a leap second is the next day's first"
+    );
+    assert_eq!(
+        report::parse_time("2025-11-25T01:02:03Z"),
+        Some(midnight + 3_723_000)
+    );
+    assert_eq!(report::parse_time("1970-01-01"), Some(0));
+    assert_eq!(report::parse_time("1969-12-31"), Some(-86_400_000));
+    for refused in [
+        "2025-11-25T12:00:00",
+        "2025-11-25T24:00:00Z",
+        "2025-11-25T-1:00:00Z",
+        "2025-11-25T12:60:00Z",
+        "2025-11-25T12:-1:00Z",
+        "2025-11-25T12:00:61Z",
+        "2025-11-25T12:00:-1Z",
+        "2025-11-25T12:00Z",
+        "2025-13-01",
+        "2025-11",
+        "yesterday",
+    ] {
+        assert_eq!(report::parse_time(refused), None, "{refused}");
+    }
+    assert_eq!(report::day_of(NOON_MS), "2025-11-25");
+    assert_eq!(report::day_of(midnight - 1), "2025-11-24");
+    assert_eq!(report::day_of(-1), "1969-12-31");
+    assert_eq!(report::day_of(0), "1970-01-01");
+}
