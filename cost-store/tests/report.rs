@@ -509,3 +509,97 @@ fn times_are_read_as_utc_days_or_instants_and_days_written_back() {
     assert_eq!(report::day_of(-1), "1969-12-31");
     assert_eq!(report::day_of(0), "1970-01-01");
 }
+
+#[test]
+fn totals_count_each_kind_of_call_in_its_group_most_costly_first_and_days_in_date_order() {
+    // Each call costs $0.0035 priced (1 000 input and 100 output tokens of gpt-4o).
+    let mut with_bill = record(NOON_MS, "support");
+    with_bill.reported_cost = Some(usd("0.004"));
+    let mut unpriced = record(NOON_MS, "search");
+    unpriced.status = cost_store::CallStatus::Unpriced;
+    unpriced.cost = CostBreakdown::default();
+    unpriced.reported_cost = Some(usd("0.01"));
+    let mut charged = unpriced.clone();
+    charged.status = cost_store::CallStatus::ProviderReported;
+    charged.cost.provider_reported = usd("0.01");
+    let mut rejected = record(NOON_MS, "support");
+    rejected.status = cost_store::CallStatus::Rejected;
+    rejected.cost = CostBreakdown::default();
+    rejected.usage = Usage::default();
+    let mut hit = record(NOON_MS, "other");
+    hit.status = cost_store::CallStatus::CacheHit;
+    hit.cost = CostBreakdown::default();
+    let next_day = record(NOON_MS + 86_400_000, "support");
+    let calls = [with_bill, unpriced, charged, rejected, hit, next_day];
+
+    let (rows, total) = report::totals(&calls, report::GroupBy::Feature, None);
+    let search = report::Row {
+        key: "search".into(),
+        calls: 2,
+        unpriced_calls: 1,
+        provider_reported_calls: 1,
+        input_tokens: 2_000,
+        output_tokens: 200,
+        cost: usd("0.01"),
+        unpriced_reported_calls: 1,
+        unpriced_reported_cost: usd("0.01"),
+        ..report::Row::default()
+    };
+    let support = report::Row {
+        key: "support".into(),
+        calls: 2,
+        rejected_calls: 1,
+        input_tokens: 2_000,
+        output_tokens: 200,
+        cost: usd("0.007"),
+        reported_calls: 1,
+        reported_cost: usd("0.004"),
+        cost_of_reported: usd("0.0035"),
+        ..report::Row::default()
+    };
+    let other = report::Row {
+        key: "other".into(),
+        cache_hits: 1,
+        input_tokens: 1_000,
+        output_tokens: 100,
+        ..report::Row::default()
+    };
+    assert_eq!(rows, [search.clone(), support.clone(), other]);
+    let all = report::Row {
+        key: "total".into(),
+        calls: 4,
+        unpriced_calls: 1,
+        provider_reported_calls: 1,
+        rejected_calls: 1,
+        cache_hits: 1,
+        input_tokens: 5_000,
+        output_tokens: 500,
+        cost: usd("0.017"),
+        reported_calls: 1,
+        reported_cost: usd("0.004"),
+        cost_of_reported: usd("0.0035"),
+        unpriced_reported_calls: 1,
+        unpriced_reported_cost: usd("0.01"),
+    };
+    assert_eq!(total, all);
+    // The first groups only; the total still covers every call.
+    assert_eq!(
+        report::totals(&calls, report::GroupBy::Feature, Some(2)),
+        (vec![search, support], all.clone())
+    );
+    // Days in date order, though the second cost less.
+    let (days, _) = report::totals(&calls, report::GroupBy::Day, None);
+    let days: Vec<(&str, String)> = days
+        .iter()
+        .map(|row| (row.key.as_str(), row.cost.to_string()))
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2025-11-25", "0.0135".to_owned()),
+            ("2025-11-26", "0.0035".to_owned())
+        ]
+    );
+    let (first_day, total) = report::totals(&calls, report::GroupBy::Day, Some(1));
+    assert_eq!((first_day.len(), total), (1, all));
+}
