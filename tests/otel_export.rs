@@ -796,6 +796,37 @@ fn aggregate_usage_on_a_workflow_span_is_not_exported_as_its_cost() {
 }
 
 #[test]
+fn a_span_whose_usage_came_before_the_calls_under_it_has_its_early_cost_withdrawn() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let spans = export_spans(order, CostLayer::builder(), || {
+            // Usage recorded before any call under it has run: its cost is set as a call's
+            // would be, before the calls under it show it is their aggregate.
+            let workflow = tracing::info_span!(
+                "ai.generateText",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.output_tokens = Empty,
+            );
+            workflow.record("gen_ai.usage.input_tokens", 2_000);
+            workflow.record("gen_ai.usage.output_tokens", 200);
+            workflow.in_scope(|| {
+                ask_gpt4o("first");
+                ask_gpt4o("second");
+            });
+        });
+        for call in spans.iter().filter(|s| s.name == "chat gpt-4o") {
+            assert_eq!(f64_of(one(call, otel::COST_AMOUNT)), 0.0035, "{order:?}");
+        }
+        let amounts = values(span(&spans, "ai.generateText"), otel::COST_AMOUNT);
+        assert_eq!(
+            amounts.last().cloned().map(f64_of),
+            Some(0.0),
+            "{order:?}: a backend reading the last value would count the calls twice: {amounts:?}"
+        );
+    }
+}
+
+#[test]
 fn a_call_whose_usage_stays_incomplete_teaches_the_order_at_its_close() {
     let spans = export_spans(Order::CostInside, CostLayer::builder(), || {
         // Declares a cache-read count it never records: its attributes wait for its close,

@@ -1371,6 +1371,8 @@ impl CostLayer {
         // are always taken child first, then parent). The ancestor is still open: the registry
         // closes children first.
         let mut node_for_sink = None;
+        #[cfg(feature = "otel")]
+        let mut withdraw_otel_cost_of = None;
         match record.parent.as_ref().and_then(|parent| ctx.span(parent)) {
             Some(parent) => {
                 let mut parent_extensions = parent.extensions_mut();
@@ -1379,6 +1381,20 @@ impl CostLayer {
                 {
                     parent_record.totals.add(&record.totals);
                     parent_record.children += 1;
+                    // A call span whose cost was exported before a call under it was charged:
+                    // its usage is their aggregate, charged nothing at its close, and the
+                    // amount already on its OpenTelemetry span is withdrawn (set again to 0).
+                    #[cfg(feature = "otel")]
+                    if parent_record.otel_exported
+                        && parent_record.scope == Scope::Call
+                        && record.totals.llm_calls
+                            + record.totals.rejected_calls
+                            + record.totals.cache_hits
+                            > 0
+                    {
+                        parent_record.otel_exported = false;
+                        withdraw_otel_cost_of = Some(parent.id());
+                    }
                     if let (Some(children), Some(node)) = (
                         parent_record.extras.as_mut().and_then(|e| e.tree.as_mut()),
                         node,
@@ -1435,6 +1451,9 @@ impl CostLayer {
 
         #[cfg(feature = "otel")]
         if let Some(export) = &self.otel_spans {
+            if let Some(parent) = &withdraw_otel_cost_of {
+                export.set(parent, crate::otel::withdrawn_call_attributes());
+            }
             match otel_attributes {
                 Some(attributes) => {
                     let landed = export.set(&id, attributes);

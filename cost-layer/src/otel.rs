@@ -187,6 +187,12 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// What replaces the cost set on a span whose usage turned out to be the aggregate of the calls
+/// under it (an OpenTelemetry span cannot drop an attribute: set again, the last value stands).
+pub(crate) fn withdrawn_call_attributes() -> Vec<KeyValue> {
+    vec![KeyValue::new(COST_AMOUNT, 0.0)]
+}
+
 /// The attributes of an LLM-call span, from its own totals and the cost its provider reported.
 pub(crate) fn call_attributes(
     own: &Totals,
