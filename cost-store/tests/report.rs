@@ -603,3 +603,45 @@ fn totals_count_each_kind_of_call_in_its_group_most_costly_first_and_days_in_dat
     let (first_day, total) = report::totals(&calls, report::GroupBy::Day, Some(1));
     assert_eq!((first_day.len(), total), (1, all));
 }
+
+#[test]
+fn what_if_compares_each_feature_apart_most_costly_first_with_what_it_left_out() {
+    let table = PriceTable::default();
+    let mut unpriced = record(NOON_MS, "support");
+    unpriced.status = cost_store::CallStatus::Unpriced;
+    unpriced.cost = CostBreakdown::default();
+    let mut batch = batch_call();
+    batch.feature = Some("support".into());
+    let calls = [
+        record(NOON_MS, "support"),
+        record(NOON_MS, "support"),
+        unpriced.clone(),
+        unpriced,
+        batch,
+        record(NOON_MS, "search"),
+    ];
+    // What one call's usage (1 000 input, 100 output tokens) costs on mistral-large-latest.
+    let one = table
+        .quote(
+            "mistral-large-latest",
+            &Usage::new(1_000, 100),
+            ServiceTier::Standard,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .total();
+    let (rows, total) =
+        report::what_if(&calls, &table, "mistral-large-latest").unwrap_or_else(|e| panic!("{e}"));
+    let row = |key: &str, calls: u64, skipped: u64| report::WhatIfRow {
+        key: key.to_owned(),
+        calls,
+        actual: std::iter::repeat_n(usd("0.0035"), calls as usize).sum(),
+        what_if: std::iter::repeat_n(one, calls as usize).sum(),
+        skipped,
+    };
+    // Support: two calls compared; the unpriced ones and the batch one (no batch price on
+    // the other model) left out.
+    assert_eq!(rows, [row("support", 2, 3), row("search", 1, 0)]);
+    assert_eq!(total, row("total", 3, 3));
+    assert_eq!(total.difference(), one + one + one - usd("0.0105"));
+    assert_ne!(one, usd("0.0035"), "the models' prices differ");
+}
