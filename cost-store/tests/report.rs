@@ -645,3 +645,28 @@ fn what_if_compares_each_feature_apart_most_costly_first_with_what_it_left_out()
     assert_eq!(total.difference(), one + one + one - usd("0.0105"));
     assert_ne!(one, usd("0.0035"), "the models' prices differ");
 }
+
+#[test]
+fn a_reprice_where_every_record_kept_a_known_cost_states_exact_totals() {
+    let summary = report::RepriceSummary {
+        changed: 3,
+        unchanged: 1,
+        skipped: 2,
+        before: usd("0.01"),
+        after: usd("0.008"),
+        newly_priced: 0,
+        newly_unpriced: 0,
+    };
+    assert_eq!(
+        summary.to_string(),
+        "3 records repriced ($0.01 → $0.008), 1 unchanged, 2 skipped"
+    );
+    let found = report::RepriceSummary {
+        newly_priced: 1,
+        ..summary
+    };
+    assert_eq!(
+        found.to_string(),
+        "3 records repriced (≥ $0.01 → $0.008), 1 unchanged, 2 skipped, 1 newly priced"
+    );
+}
