@@ -670,3 +670,79 @@ fn a_reprice_where_every_record_kept_a_known_cost_states_exact_totals() {
         "3 records repriced (≥ $0.01 → $0.008), 1 unchanged, 2 skipped, 1 newly priced"
     );
 }
+
+#[test]
+fn a_reprice_keeps_a_charge_the_provider_reported_and_charges_one_only_where_asked() {
+    let table = PriceTable::default();
+    let house = |id: i64, status: cost_store::CallStatus| {
+        let mut call = record(NOON_MS, "gateway");
+        call.id = Some(id);
+        call.request_model = Some("acme-llm-9000".into());
+        call.response_model = None;
+        call.model = "acme-llm-9000".into();
+        call.status = status;
+        call.cost = CostBreakdown::default();
+        call
+    };
+    let mut charged = house(1, cost_store::CallStatus::ProviderReported);
+    charged.reported_cost = Some(usd("0.01"));
+    charged.cost.provider_reported = usd("0.01");
+    let mut kept = house(2, cost_store::CallStatus::Unpriced);
+    kept.reported_cost = Some(usd("0.02"));
+    let mut rejected = record(NOON_MS, "gateway");
+    rejected.id = Some(3);
+    rejected.status = cost_store::CallStatus::Rejected;
+    let mut hit = rejected.clone();
+    hit.id = Some(4);
+    hit.status = cost_store::CallStatus::CacheHit;
+    let mut without_id = kept.clone();
+    without_id.id = None;
+    let calls = [charged, kept, rejected, hit, without_id];
+
+    // Neither call found a price: the charge stands, the unpriced call stays unpriced, the
+    // rejected call and the cache hit are left alone, the record without an id passed over.
+    let (changes, summary) = report::reprice(&calls, &table);
+    assert_eq!(changes, []);
+    assert_eq!(
+        summary,
+        report::RepriceSummary {
+            unchanged: 2,
+            skipped: 2,
+            ..report::RepriceSummary::default()
+        }
+    );
+
+    let mut repricing = report::Repricing::new(&table).charge_reported_cost_when_unpriced(true);
+    calls.iter().for_each(|call| repricing.add(call));
+    let (changes, summary) = repricing.finish();
+    let charged_now: Vec<(i64, cost_store::CallStatus, Money, &str)> = changes
+        .iter()
+        .map(|c| (c.id, c.status, c.cost.provider_reported, &*c.model))
+        .collect();
+    assert_eq!(
+        charged_now,
+        [(
+            2,
+            cost_store::CallStatus::ProviderReported,
+            usd("0.02"),
+            "acme-llm-9000"
+        )]
+    );
+    assert_eq!(changes[0].cost.total(), usd("0.02"));
+    assert_eq!(
+        summary,
+        report::RepriceSummary {
+            changed: 1,
+            unchanged: 1,
+            skipped: 2,
+            before: Money::ZERO,
+            after: usd("0.02"),
+            newly_priced: 1,
+            newly_unpriced: 0,
+        }
+    );
+    assert_eq!(
+        summary.to_string(),
+        "1 records repriced (≥ $0 → $0.02), 1 unchanged, 2 skipped, 1 newly priced"
+    );
+}
