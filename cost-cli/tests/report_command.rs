@@ -440,7 +440,7 @@ fn a_call_charged_its_reported_cost_counts_and_is_repriced_once_its_model_has_a_
     let acme = price_file(&dir, "acme", "acme-llm-9000", "2026-11-01", "2.00");
     let done = stdout(&run(&["reprice", "--db", &db, "--prices", &acme]));
     assert!(
-        done.starts_with("1 records repriced ($0.002 → $0.003)"),
+        done.starts_with("1 record repriced ($0.002 → $0.003)"),
         "{done}"
     );
     let records = cost_store::open(&db)
@@ -520,7 +520,7 @@ fn reprice_charges_unpriced_calls_their_reported_cost_only_when_asked() {
     ]));
     assert!(
         asked.starts_with(
-            "1 records repriced (≥ $0 → $0.002), 1 unchanged, 0 skipped, 1 newly priced"
+            "1 record repriced (≥ $0 → $0.002), 1 unchanged, 0 skipped, 1 newly priced"
         ),
         "{asked}"
     );

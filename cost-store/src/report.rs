@@ -502,8 +502,9 @@ impl fmt::Display for RepriceSummary {
         let bound = |unknown: usize| if unknown > 0 { "≥ " } else { "" };
         write!(
             f,
-            "{} records repriced ({}${} → {}${}), {} unchanged, {} skipped",
+            "{} record{} repriced ({}${} → {}${}), {} unchanged, {} skipped",
             self.changed,
+            if self.changed == 1 { "" } else { "s" },
             bound(self.newly_priced),
             self.before,
             bound(self.newly_unpriced),

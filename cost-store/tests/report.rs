@@ -743,6 +743,6 @@ fn a_reprice_keeps_a_charge_the_provider_reported_and_charges_one_only_where_ask
     );
     assert_eq!(
         summary.to_string(),
-        "1 records repriced (≥ $0 → $0.02), 1 unchanged, 2 skipped, 1 newly priced"
+        "1 record repriced (≥ $0 → $0.02), 1 unchanged, 2 skipped, 1 newly priced"
     );
 }
