@@ -587,7 +587,18 @@ fn totals_count_each_kind_of_call_in_its_group_most_costly_first_and_days_in_dat
         report::totals(&calls, report::GroupBy::Feature, Some(2)),
         (vec![search, support], all.clone())
     );
-    // Days in date order, though the second cost less.
+    // Days and months in date order, though the later ones cost more.
+    let later = |days: i64| record(NOON_MS + days * 86_400_000, "support");
+    let spread = [later(-30), later(0), later(0), later(1), later(1), later(1)];
+    let keys = |by: report::GroupBy| -> Vec<String> {
+        let (rows, _) = report::totals(&spread, by, None);
+        rows.into_iter().map(|row| row.key).collect()
+    };
+    assert_eq!(
+        keys(report::GroupBy::Day),
+        ["2025-10-26", "2025-11-25", "2025-11-26"]
+    );
+    assert_eq!(keys(report::GroupBy::Month), ["2025-10", "2025-11"]);
     let (days, _) = report::totals(&calls, report::GroupBy::Day, None);
     let days: Vec<(&str, String)> = days
         .iter()
