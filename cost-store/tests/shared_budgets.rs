@@ -151,6 +151,7 @@ fn a_cut_connection_fails_closed_then_reconnects_to(
     let _in_flight = book
         .reserve(&keys("dora", 1), usd("0.1"))
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(accounts.stats().unavailable(), 0);
     cut();
     let refused = book
         .reserve(&keys("dora", 2), usd("0.1"))
@@ -179,6 +180,7 @@ fn a_cut_connection_fails_open_and_the_store_catches_up_on(
     let book = book(Arc::clone(accounts), Unavailable::FailOpen);
     assert!(book.reserve(&keys("fred", 1), usd("0.1")).is_ok());
     assert!(accounts.flush(Duration::from_secs(10)));
+    assert_eq!(accounts.stats().unavailable(), 0);
     cut();
     let admitted = book
         .reserve(&keys("fred", 2), usd("0.6"))
@@ -186,6 +188,10 @@ fn a_cut_connection_fails_open_and_the_store_catches_up_on(
     assert_eq!(accounts.stats().unavailable(), 1);
     admitted.settle(usd("0.6"));
     assert!(accounts.flush(Duration::from_secs(30)));
+    // Both settlements applied (the first call's, dropped unsettled, held as spent), the one
+    // the cut connection refused after at least one failed write, retried.
+    assert_eq!(accounts.stats().settled(), 2);
+    assert!(accounts.stats().failed_writes() >= 1);
     let refused = book
         .reserve(&keys("fred", 3), usd("0.5"))
         .err()
@@ -366,6 +372,7 @@ fn five_days_of_calls_with(address: &str, options: cost_store::BudgetOptions) ->
     let shared: Arc<dyn SharedAccounts> = accounts.clone();
     let book = BudgetBook::with_shared(config, clock.clone(), shared, Unavailable::FailClosed)
         .unwrap_or_else(|e| panic!("{e}"));
+    let mut settled = 0;
     for day in 0..5 {
         clock.set(NOW + day * 86_400);
         for (call, user) in ["alice", "bob", "carol"].into_iter().enumerate() {
@@ -374,7 +381,10 @@ fn five_days_of_calls_with(address: &str, options: cost_store::BudgetOptions) ->
                 .settle(usd("0.1"));
         }
         assert!(accounts.flush(Duration::from_secs(10)));
+        settled += 3;
+        assert_eq!(accounts.stats().settled(), settled);
     }
+    assert_eq!(accounts.stats().failed_writes(), 0);
     accounts.stats().accounts_forgotten()
 }
 
@@ -700,4 +710,15 @@ fn a_redis_url_is_refused_as_a_ledger() {
         matches!(refused, Some(cost_store::StoreError::UnknownAddress(_))),
         "{refused:?}"
     );
+}
+
+#[test]
+fn a_json_lines_file_is_refused_as_budget_accounts() {
+    let (_dir, address) = common::temp_address("budgets.jsonl");
+    let refused = cost_store::budgets(&address).err();
+    assert!(
+        matches!(refused, Some(cost_store::StoreError::UnknownAddress(_))),
+        "{refused:?}"
+    );
+    assert!(!std::path::Path::new(&address).exists(), "no file made");
 }
