@@ -722,3 +722,25 @@ fn a_json_lines_file_is_refused_as_budget_accounts() {
     );
     assert!(!std::path::Path::new(&address).exists(), "no file made");
 }
+
+#[test]
+fn what_a_settlement_released_is_counted_once_after_the_store_has_it() {
+    let (_dir, address) = common::temp_address("budgets.sqlite");
+    let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    // All of the day's $1.00 reserved, then settled at $0.20: once the store has the
+    // settlement, exactly $0.80 is free again.
+    book.reserve(&keys("hana", 1), usd("1"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .settle(usd("0.2"));
+    assert!(accounts.flush(Duration::from_secs(10)));
+    let held = book
+        .reserve(&keys("hana", 2), usd("0.8"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = book
+        .reserve(&keys("hana", 3), usd("0.01"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted beyond the limit: the release was counted twice"));
+    assert_eq!((refused.spent, refused.reserved), (usd("0.2"), usd("0.8")));
+    drop(held);
+}

@@ -125,6 +125,7 @@ fn json_lines() {
     let mut store =
         cost_store::open(path.to_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
     exercise(store.as_mut());
+    assert_eq!(store.describe(), path.display().to_string());
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         text.contains("\"output\":\"0.000000000000000000000001\""),
@@ -305,6 +306,7 @@ fn sqlite() {
     let (_dir, address) = common::temp_address("calls.sqlite");
     let mut store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
     exercise(store.as_mut());
+    assert_eq!(store.describe(), address);
     drop(store);
     // Reopening does not migrate again, and the data is there.
     let mut again = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
