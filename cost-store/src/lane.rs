@@ -506,6 +506,28 @@ mod tests {
     }
 
     #[test]
+    fn texts_at_each_side_of_the_two_byte_lengths_limit_read_back() {
+        // 65 535 is the marker of a long text's eight-byte length: a text of exactly that many
+        // bytes is written as a long one.
+        for len in [65_534, 65_535, 65_536] {
+            let mut call = sample_call();
+            call.texts[6] = Some(Arc::from("s".repeat(len)));
+            let mut lane = Lane::default();
+            call.with_call(|closed| lane.push(closed));
+            let mut records = Vec::new();
+            assert_eq!(lane.queued.drain_into(&mut records), 0, "{len}");
+            assert_eq!(
+                records
+                    .iter()
+                    .map(|r| r.session.as_ref().map(|s| s.len()))
+                    .collect::<Vec<_>>(),
+                [Some(len)]
+            );
+            round_trip(&[call]);
+        }
+    }
+
+    #[test]
     fn a_text_last_written_in_a_buffer_the_writer_took_is_written_again() {
         // A priced call (with a price table), the writer takes the buffer, then an unpriced call
         // (no price table) and a priced one with the same table string: the table is not in the
@@ -596,7 +618,8 @@ mod tests {
         let text = prop::option::of(
             prop_oneof![
                 20 => ".{0,40}",
-                1 => (65_530_usize..65_540).prop_map(|n| "é".repeat(n / 2)),
+                // Two-byte characters, and one ASCII byte for odd lengths (65 535 among them).
+                1 => (65_530_usize..65_540).prop_map(|n| "a".repeat(n % 2) + &"é".repeat(n / 2)),
             ]
             .prop_map(|s: String| Arc::<str>::from(s)),
         );
