@@ -716,3 +716,27 @@ fn every_kind_of_call_is_on_record_with_its_status() {
         ]
     );
 }
+
+#[test]
+fn dropping_the_guard_returns_once_every_queued_call_is_written() {
+    let store = TestStore::default();
+    let blocked = store.gate.lock().unwrap_or_else(|e| e.into_inner());
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
+    // 20 calls queued while the store is stuck; it answers again a little later.
+    run_calls(sink, 2, 9);
+    let written = store.written.clone();
+    let count = move || written.lock().map(|w| w.len()).unwrap_or_default();
+    assert_eq!(count(), 0);
+    let dropper = std::thread::spawn(move || {
+        let stats = guard.stats();
+        drop(guard);
+        // Not a moment later: the drop itself waited for the store.
+        (count(), stats.written())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(blocked);
+    let seen = dropper
+        .join()
+        .unwrap_or_else(|_| panic!("the dropping thread panicked"));
+    assert_eq!(seen, (20, 20));
+}
