@@ -581,8 +581,7 @@ impl CostLayer {
     #[inline(always)]
     fn charge(&self, record: &mut CostRecord, id: &Id, span_name: &'static str) -> Option<Charged> {
         let observed = &record.observed;
-        let subtree_charged =
-            record.totals.llm_calls + record.totals.rejected_calls + record.totals.cache_hits;
+        let subtree_charged = record.totals.calls_closed();
         if !observed.has_usage() && !observed.cache_hit {
             if subtree_charged == 0 {
                 DiagnosticCounters::bump(&self.ledger.diagnostics.calls_without_usage);
@@ -1387,10 +1386,7 @@ impl CostLayer {
                     #[cfg(feature = "otel")]
                     if parent_record.otel_exported
                         && parent_record.scope == Scope::Call
-                        && record.totals.llm_calls
-                            + record.totals.rejected_calls
-                            + record.totals.cache_hits
-                            > 0
+                        && record.totals.calls_closed() > 0
                     {
                         parent_record.otel_exported = false;
                         withdraw_otel_cost_of = Some(parent.id());

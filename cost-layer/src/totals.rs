@@ -109,6 +109,13 @@ impl Totals {
         self.unpriced_calls == 0 && self.rejected_calls == 0
     }
 
+    /// LLM calls the layer closed in the subtree, whatever became of them: charged (priced or
+    /// not), rejected, or answered from the application's cache. Usage on a span with any is
+    /// the aggregate of theirs.
+    pub(crate) fn calls_closed(&self) -> u64 {
+        self.llm_calls + self.rejected_calls + self.cache_hits
+    }
+
     /// Adds `other` into `self`, field by field: exact up to 2⁶⁴ − 1 per count and ±1.7 × 10¹⁴
     /// USD per amount. This hot path does not check those bounds (beyond them a total wraps):
     /// a call has at most 10⁹ tokens of each kind, so reaching them takes some 10¹⁰ calls of a

@@ -512,18 +512,8 @@ mod tests {
         for len in [65_534, 65_535, 65_536] {
             let mut call = sample_call();
             call.texts[6] = Some(Arc::from("s".repeat(len)));
-            let mut lane = Lane::default();
-            call.with_call(|closed| lane.push(closed));
-            let mut records = Vec::new();
-            assert_eq!(lane.queued.drain_into(&mut records), 0, "{len}");
-            assert_eq!(
-                records
-                    .iter()
-                    .map(|r| r.session.as_ref().map(|s| s.len()))
-                    .collect::<Vec<_>>(),
-                [Some(len)]
-            );
-            round_trip(&[call]);
+            // Read back as the same record, session id whole, the call before it too.
+            round_trip(&[sample_call(), call]);
         }
     }
 
