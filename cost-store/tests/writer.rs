@@ -16,6 +16,13 @@ use tracing::field::Empty;
 use tracing_subscriber::prelude::*;
 use warnings::Warnings;
 
+/// Every record the store at `address` holds.
+fn load_all(address: &str) -> Vec<CallRecord> {
+    cost_store::open(address)
+        .and_then(|mut store| store.load(&TimeRange::ALL))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn call(model: &str, input: u64, output: u64) {
     let span = tracing::info_span!(
         "chat",
@@ -81,9 +88,7 @@ fn a_cache_hit_is_on_record_with_its_saving_or_as_unpriced_when_its_model_has_no
         }
     });
     drop(guard); // flushes
-    let records = cost_store::open(&address)
-        .and_then(|mut s| s.load(&TimeRange::ALL))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let records = load_all(&address);
     let seen: Vec<(&str, CallStatus, String)> = records
         .iter()
         .map(|r| (&*r.model, r.status, r.cache_hit_savings.to_string()))
@@ -127,9 +132,7 @@ fn the_cost_a_provider_reported_is_on_record_beside_the_tables() {
         }
     });
     drop(guard); // flushes
-    let records = cost_store::open(&address)
-        .and_then(|mut s| s.load(&TimeRange::ALL))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let records = load_all(&address);
     let seen: Vec<(String, Option<String>)> = records
         .iter()
         .map(|r| {
@@ -162,9 +165,7 @@ fn every_call_is_on_record_with_the_ledgers_exact_total() {
     let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
     let ledger = run_calls(sink, 50, 20);
     drop(guard); // flushes
-    let records = cost_store::open(&address)
-        .and_then(|mut s| s.load(&TimeRange::ALL))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let records = load_all(&address);
     assert_eq!(records.len(), 50 * 21);
     assert_eq!(ledger.diagnostics().records_dropped, 0);
     assert_eq!(sum(&records), ledger.global().total_usd());
@@ -230,9 +231,7 @@ fn the_writer_dates_each_call_when_its_span_closed_even_when_it_takes_it_later()
         }
     });
     assert!(guard.flush());
-    let records = cost_store::open(&address)
-        .and_then(|mut s| s.load(&TimeRange::ALL))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let records = load_all(&address);
     assert_eq!(records.len(), 2);
     for (record, (before, after)) in records.iter().zip(&closed) {
         // Within a millisecond of the close (the record keeps milliseconds, truncated).
@@ -453,6 +452,41 @@ fn threads_share_the_capacity() {
 }
 
 #[test]
+fn the_share_of_a_thread_that_is_gone_goes_back_to_the_threads_that_remain() {
+    let store = TestStore::default();
+    let options = WriterOptions {
+        capacity: 40,
+        // The writer passes over the lanes only when flushed.
+        poll: std::time::Duration::from_secs(600),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    // The main thread and another make their lanes, each holding half the capacity; the other
+    // exits, and the flush takes both calls and frees the lane of the thread that is gone.
+    tracing::dispatcher::with_default(&dispatch, || call("gpt-4o-mini", 1, 1));
+    let worker = {
+        let dispatch = dispatch.clone();
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || call("gpt-4o-mini", 1, 1));
+        })
+    };
+    worker.join().unwrap_or_else(|_| panic!("worker panicked"));
+    assert!(guard.flush());
+    // The main thread alone fills its lane before the next pass: the whole capacity, not half.
+    tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..100 {
+            call("gpt-4o-mini", 1_000, 100);
+        }
+    });
+    assert!(guard.flush());
+    let written = store.written.lock().map(|w| w.len()).unwrap_or_default() as u64;
+    assert_eq!(written, 2 + 40);
+    assert_eq!(ledger.diagnostics().records_dropped, 60);
+}
+
+#[test]
 fn a_failing_store_is_retried_and_loses_nothing_within_the_bound() {
     let store = TestStore::default();
     store.failures_left.store(3, Ordering::SeqCst);
@@ -520,9 +554,7 @@ fn a_cut_postgres_connection_is_reopened_and_nothing_is_lost() {
         assert!(guard.flush());
     });
     assert!(guard.stats().failed_writes() >= 1, "the cut was noticed");
-    let records = cost_store::open(&schema.url)
-        .and_then(|mut s| s.load(&TimeRange::ALL))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let records = load_all(&schema.url);
     assert_eq!(records.len(), 50);
     assert_eq!(sum(&records), ledger.global().total_usd());
     assert_eq!(sum(&records), common::usd("0.175"));
@@ -695,9 +727,7 @@ fn every_kind_of_call_is_on_record_with_its_status() {
         chat("gpt-4o", -5, None);
     });
     drop(guard); // flushes
-    let records = cost_store::open(&address)
-        .and_then(|mut s| s.load(&TimeRange::ALL))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let records = load_all(&address);
     let seen: Vec<(&str, CallStatus, String)> = records
         .iter()
         .map(|r| (&*r.model, r.status, r.total().to_string()))
