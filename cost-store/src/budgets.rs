@@ -288,7 +288,9 @@ fn open_backend(
     {
         return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
     }
-    Err(StoreError::UnknownAddress(address.to_owned()))
+    Err(StoreError::UnknownAddress(
+        crate::store::address_without_secrets(address),
+    ))
 }
 
 impl StoreBudgets {

@@ -12,13 +12,12 @@
 //! Without `sslmode` (or with `disable` or `prefer`) the connection is in the clear, as before;
 //! `sslrootcert` or `sslcert` with one of those is refused, since TLS was meant.
 
-use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 
 use crate::budgets::TlsFiles;
 use crate::columns::{self, COLUMNS, Value};
 use crate::record::CallRecord;
-use crate::store::{Repriced, Store, StoreError, TimeRange};
+use crate::store::{Repriced, Store, StoreError, TimeRange, address_without_secrets};
 
 /// The schema versions, applied in order.
 const MIGRATIONS: &[&str] = &[
@@ -198,7 +197,9 @@ impl PostgresStore {
         }
         match self.client.as_mut() {
             Some(client) => Ok(client),
-            None => Err(StoreError::UnknownAddress(self.url.clone())),
+            None => Err(StoreError::UnknownAddress(address_without_secrets(
+                &self.url,
+            ))),
         }
     }
 
@@ -436,32 +437,6 @@ mod tls {
             }
         }
     }
-}
-
-/// `host:port/database` of a URL, without user or password.
-fn address_without_secrets(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    rest.split('?').next().unwrap_or(rest).to_owned()
-}
-
-impl ToSql for Value<'_> {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut postgres::types::private::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Value::Integer(v) => v.to_sql(ty, out),
-            Value::Text(v) => v.as_deref().to_sql(ty, out),
-        }
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <Option<i64> as ToSql>::accepts(ty) || <Option<&str> as ToSql>::accepts(ty)
-    }
-
-    to_sql_checked!();
 }
 
 struct PostgresRow<'a>(&'a postgres::Row);

@@ -40,7 +40,7 @@ use cost_core::budget::SharedKey;
 use redis::{Connection, RedisResult};
 
 use crate::budgets::{BudgetAccount, BudgetBackend, Settle, TlsFiles};
-use crate::store::StoreError;
+use crate::store::{StoreError, address_without_secrets};
 
 /// Transactions refused in a row (another client wrote a watched account) before the store is
 /// reported contended.
@@ -465,13 +465,6 @@ fn open_client(url: &str, address: &str, tls: &TlsFiles) -> Result<redis::Client
     }
     let _ = tls;
     redis::Client::open(url).map_err(redis_error)
-}
-
-/// The URL without user and password, for messages.
-fn address_without_secrets(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-    format!("{scheme}://{rest}")
 }
 
 #[cfg(test)]

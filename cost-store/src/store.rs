@@ -86,7 +86,7 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
-    /// An address no store of this build understands.
+    /// An address no store of this build understands (shown without its credentials).
     #[error(
         "cannot open `{0}`: a ledger is a `.jsonl` file, a SQLite file or a postgres:// URL; budget accounts are a SQLite file, a postgres:// URL or a redis:// URL (each URL with the feature of its name)"
     )]
@@ -215,13 +215,13 @@ pub trait Store: Send + 'static {
 pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
     if is_redis_url(address) {
         // Redis keeps budget accounts only; never a SQLite file named after the URL.
-        return Err(StoreError::UnknownAddress(address.to_owned()));
+        return Err(StoreError::UnknownAddress(address_without_secrets(address)));
     }
     if is_postgres_url(address) {
         #[cfg(feature = "postgres")]
         return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
         #[cfg(not(feature = "postgres"))]
-        return Err(StoreError::UnknownAddress(address.to_owned()));
+        return Err(StoreError::UnknownAddress(address_without_secrets(address)));
     }
     if address.ends_with(".jsonl") {
         return Ok(Box::new(crate::jsonl::JsonLinesStore::open(address)?));
@@ -229,7 +229,20 @@ pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
     #[cfg(feature = "sqlite")]
     return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
     #[cfg(not(feature = "sqlite"))]
-    Err(StoreError::UnknownAddress(address.to_owned()))
+    Err(StoreError::UnknownAddress(address_without_secrets(address)))
+}
+
+/// An address as messages show it: a URL's scheme, host, port and path, without its user and
+/// password, its query (where a PostgreSQL URL may carry `password=` and a Redis socket's
+/// `pass=`) or fragment; anything else (a file) as it is.
+pub(crate) fn address_without_secrets(address: &str) -> String {
+    let Some((scheme, rest)) = address.split_once("://") else {
+        return address.to_owned();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    // The last `@`: a password with an `@` left unescaped is still cut off whole.
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{host}")
 }
 
 /// `true` for the addresses of a PostgreSQL server (`postgres://`, `postgresql://`).
@@ -243,4 +256,32 @@ pub(crate) fn is_redis_url(address: &str) -> bool {
     ["redis://", "rediss://", "redis+unix://"]
         .iter()
         .any(|scheme| address.starts_with(scheme))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_without_secrets;
+
+    #[test]
+    fn an_address_is_shown_without_user_password_or_query() {
+        for (address, shown) in [
+            (
+                "postgres://app:hunter2@db.internal:5432/llm?sslmode=require&password=hunter3",
+                "postgres://db.internal:5432/llm",
+            ),
+            // A password with an unescaped `@` goes whole.
+            ("postgresql://app:hun@ter2@db/llm", "postgresql://db/llm"),
+            ("redis://:hunter2@cache:6379/0", "redis://cache:6379/0"),
+            ("rediss://cache:6380/#hunter2", "rediss://cache:6380/"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=hunter2",
+                "redis+unix:///run/redis.sock",
+            ),
+            ("postgres://db/llm", "postgres://db/llm"),
+            // A file is a file, `@` and `?` included.
+            ("/home/me@corp/calls?.sqlite", "/home/me@corp/calls?.sqlite"),
+        ] {
+            assert_eq!(address_without_secrets(address), shown, "{address}");
+        }
+    }
 }

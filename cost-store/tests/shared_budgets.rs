@@ -704,11 +704,16 @@ fn a_rediss_url_to_a_server_without_tls_fails_naming_redis_not_taken_for_a_file(
 }
 
 #[test]
-fn a_redis_url_is_refused_as_a_ledger() {
-    let refused = cost_store::open("redis://127.0.0.1:6379/").err();
+fn a_redis_url_is_refused_as_a_ledger_named_without_its_password() {
+    let refused = cost_store::open("redis://:hunter2@127.0.0.1:6379/0?pass=hunter3").err();
     assert!(
         matches!(refused, Some(cost_store::StoreError::UnknownAddress(_))),
         "{refused:?}"
+    );
+    let message = refused.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("`redis://127.0.0.1:6379/0`") && !message.contains("hunter"),
+        "{message}"
     );
 }
 

@@ -337,6 +337,25 @@ fn postgres() {
 }
 
 #[test]
+fn a_postgres_server_that_does_not_answer_is_named_without_its_password() {
+    // Nothing listens on port 1: the connection is refused at once.
+    let refused = cost_store::open(
+        "postgres://app:hunter2@127.0.0.1:1/ledger?password=hunter3&connect_timeout=5",
+    )
+    .err();
+    assert!(
+        matches!(refused, Some(cost_store::StoreError::Postgres { .. })),
+        "{refused:?}"
+    );
+    let message = refused.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.starts_with("PostgreSQL postgres://127.0.0.1:1/ledger: ")
+            && !message.contains("hunter"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("future.sqlite");
