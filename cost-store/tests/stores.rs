@@ -326,6 +326,17 @@ fn postgres() {
     };
     let mut store = cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}"));
     exercise(store.as_mut());
+    // The server and database of the URL, without its query.
+    let shown = store.describe();
+    let (scheme, server) = shown.split_once("://").unwrap_or_default();
+    assert!(
+        schema.url.starts_with(&format!("{scheme}://"))
+            && schema.url.contains(&format!("{server}?"))
+            && !server.is_empty()
+            && !server.contains('?'),
+        "{shown} for {}",
+        schema.url
+    );
     let mut again = cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         again
