@@ -347,6 +347,7 @@ fn postgres() {
     );
 }
 
+#[cfg(feature = "postgres")]
 #[test]
 fn a_postgres_server_that_does_not_answer_is_named_without_its_password() {
     // Nothing listens on port 1: the connection is refused at once.
