@@ -487,6 +487,40 @@ fn the_share_of_a_thread_that_is_gone_goes_back_to_the_threads_that_remain() {
 }
 
 #[test]
+fn a_thread_feeding_two_writers_keeps_one_lane_to_each() {
+    let options = WriterOptions {
+        capacity: 40,
+        // The writers pass over their lanes only when flushed.
+        poll: std::time::Duration::from_secs(600),
+        ..WriterOptions::default()
+    };
+    let layer = |store: &TestStore| {
+        let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+        let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+        (dispatch, ledger, guard)
+    };
+    let (first, second) = (TestStore::default(), TestStore::default());
+    let (to_first, first_ledger, first_guard) = layer(&first);
+    let (to_second, _, second_guard) = layer(&second);
+    // Calls to one writer, then the other, ten times over: still one lane to each, holding the
+    // whole capacity.
+    for _ in 0..10 {
+        tracing::dispatcher::with_default(&to_first, || call("gpt-4o-mini", 1, 1));
+        tracing::dispatcher::with_default(&to_second, || call("gpt-4o-mini", 1, 1));
+    }
+    tracing::dispatcher::with_default(&to_first, || {
+        for _ in 0..100 {
+            call("gpt-4o-mini", 1_000, 100);
+        }
+    });
+    assert!(first_guard.flush() && second_guard.flush());
+    let written = |store: &TestStore| store.written.lock().map(|w| w.len()).unwrap_or_default();
+    assert_eq!((written(&first), written(&second)), (40, 10));
+    assert_eq!(first_ledger.diagnostics().records_dropped, 70);
+}
+
+#[test]
 fn a_failing_store_is_retried_and_loses_nothing_within_the_bound() {
     let store = TestStore::default();
     store.failures_left.store(3, Ordering::SeqCst);
