@@ -42,7 +42,7 @@ pub struct WriterOptions {
     /// Longest retry delay (default 5 s).
     pub retry_max: Duration,
     /// How long the [`FlushGuard`] waits for the store on shutdown before giving up on what is
-    /// still queued, counting it (default 10 s).
+    /// still queued, counting it (default 10 s); and the longest a [`FlushGuard::flush`] waits.
     pub shutdown_timeout: Duration,
 }
 
@@ -260,8 +260,10 @@ impl FlushGuard {
         Arc::clone(&self.stats)
     }
 
-    /// Waits until every call queued before this one is written (or the store stayed down
-    /// past [`WriterOptions::shutdown_timeout`]); `true` when all were written.
+    /// Waits until every call queued before this one is written, at most
+    /// [`WriterOptions::shutdown_timeout`]; `true` when all were written. When the store stays
+    /// down past it, `false`: the writer keeps those calls and keeps retrying (only dropping the
+    /// guard gives up on them, counted in [`WriterStats::abandoned`]).
     pub fn flush(&self) -> bool {
         let (done, wait) = sync_channel(1);
         let deadline = Instant::now() + self.timeout;
@@ -355,8 +357,9 @@ fn write_loop(
                 "{unreadable} queued calls could not be read back from their lane (a bug: please report it)"
             ));
         }
-        let urgent = !acks.is_empty() || stop;
-        let deadline = urgent.then(|| Instant::now() + options.shutdown_timeout);
+        // Only the shutdown gives up on what the store will not take: a flush waits for it at
+        // most its timeout, and the calls stay for the next retry.
+        let deadline = stop.then(|| Instant::now() + options.shutdown_timeout);
         let mut written = true;
         let mut records = taken.drain(..);
         loop {

@@ -164,10 +164,16 @@ fn every_call_is_on_record_with_the_ledgers_exact_total() {
     let store = cost_store::open(&address).unwrap_or_else(|e| panic!("{e}"));
     let (sink, guard) = cost_store::spawn(store, WriterOptions::default());
     let ledger = run_calls(sink, 50, 20);
+    let stats = guard.stats();
     drop(guard); // flushes
     let records = load_all(&address);
     assert_eq!(records.len(), 50 * 21);
     assert_eq!(ledger.diagnostics().records_dropped, 0);
+    assert_eq!(
+        (stats.written(), stats.failed_writes(), stats.abandoned()),
+        (50 * 21, 0, 0)
+    );
+    assert_eq!(stats.last_error(), None);
     assert_eq!(sum(&records), ledger.global().total_usd());
     let unpriced: Vec<&CallRecord> = records
         .iter()
@@ -562,6 +568,33 @@ fn shutdown_gives_up_on_a_dead_store_after_its_timeout_and_counts_it() {
     drop(guard);
     assert_eq!(stats.abandoned(), 10, "given up on and counted");
     assert_eq!(store.written.lock().map(|w| w.len()).unwrap_or(1), 0);
+}
+
+#[test]
+fn a_flush_that_times_out_gives_up_on_nothing() {
+    let store = TestStore::default();
+    store.failures_left.store(u32::MAX, Ordering::SeqCst);
+    let options = WriterOptions {
+        retry_min: std::time::Duration::from_millis(1),
+        retry_max: std::time::Duration::from_millis(5),
+        shutdown_timeout: std::time::Duration::from_millis(200),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let ledger = run_calls(sink, 1, 9);
+    assert!(!guard.flush(), "the store is down");
+    // The store comes back: the writer still holds the calls and writes them.
+    store.failures_left.store(0, Ordering::SeqCst);
+    assert!(guard.flush());
+    let stats = guard.stats();
+    assert_eq!((stats.written(), stats.abandoned()), (10, 0));
+    assert!(
+        stats
+            .last_error()
+            .is_some_and(|e| e.contains("down for the test"))
+    );
+    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    assert_eq!(sum(&written), ledger.global().total_usd());
 }
 
 #[test]
