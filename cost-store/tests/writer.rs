@@ -630,7 +630,16 @@ fn a_cut_postgres_connection_is_reopened_and_nothing_is_lost() {
 #[test]
 fn a_record_the_store_refuses_for_good_is_abandoned_alone() {
     let store = TestStore::default();
-    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
+    // Written one by one once the batch is refused, the first record meets a passing failure:
+    // it is kept and retried, not abandoned with the refused ones.
+    store.failures_left.store(1, Ordering::SeqCst);
+    let options = WriterOptions {
+        // One pass, at the flush: the nine calls in one batch.
+        poll: std::time::Duration::from_secs(600),
+        retry_min: std::time::Duration::from_millis(1),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
     let (cost, _ledger) = CostLayer::builder().call_sink(sink).build();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
         for session in ["s-a", "s-poison", "s-b"] {
@@ -644,6 +653,7 @@ fn a_record_the_store_refuses_for_good_is_abandoned_alone() {
     guard.flush();
     let stats = guard.stats();
     assert_eq!((stats.written(), stats.abandoned()), (6, 3));
+    assert_eq!(store.failures_left.load(Ordering::SeqCst), 0);
     let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
     assert!(
         written
