@@ -86,6 +86,15 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+    /// The store panicked while writing (a store of the program's own): the writer survives
+    /// it, and the records of that write are written one by one, those it panics on abandoned.
+    #[error("{location}: the store panicked: {message}")]
+    Panicked {
+        /// The store.
+        location: String,
+        /// The panic's message, when it has one.
+        message: String,
+    },
     /// An address no store of this build understands (shown without its credentials).
     #[error(
         "cannot open `{0}`: a ledger is a `.jsonl` file, a SQLite file or a postgres:// URL; budget accounts are a SQLite file, a postgres:// URL or a redis:// URL (each URL with the feature of its name)"
@@ -116,6 +125,7 @@ impl StoreError {
     pub fn is_permanent(&self) -> bool {
         match self {
             StoreError::Corrupt { .. }
+            | StoreError::Panicked { .. }
             | StoreError::Unstorable { .. }
             | StoreError::SchemaTooNew { .. } => true,
             StoreError::Io { .. }

@@ -24,7 +24,7 @@ use cost_layer::{CallSink, ClosedCall};
 use crate::lane::{Lane, Queued};
 use crate::lock;
 use crate::record::CallRecord;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How the writer queues, batches and retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,9 +213,9 @@ impl WriterStats {
     }
 
     /// Records given up on: at shutdown, because the store stayed down past the timeout; or
-    /// refused by the store for good (a value it cannot hold), each after being tried alone; or
-    /// queued calls that could not be read back from their lane (which would be a bug), named
-    /// in [`WriterStats::last_error`].
+    /// refused by the store for good (a value it cannot hold) or panicked on by it, each after
+    /// being tried alone; or queued calls that could not be read back from their lane (which
+    /// would be a bug), named in [`WriterStats::last_error`].
     pub fn abandoned(&self) -> u64 {
         self.abandoned.load(Ordering::Relaxed)
     }
@@ -392,7 +392,7 @@ fn write_with_retry(
         if deadline.is_none() && stats.closing.load(Ordering::SeqCst) {
             deadline = Some(Instant::now() + options.shutdown_timeout);
         }
-        match store.append(batch) {
+        match append_contained(store, batch) {
             Ok(()) => {
                 stats
                     .written
@@ -422,6 +422,25 @@ fn write_with_retry(
     }
 }
 
+/// [`Store::append`], a panic in it caught and returned as [`StoreError::Panicked`] (permanent:
+/// the records are then tried one by one), so a store of the program's own that panics never
+/// stops the writer.
+fn append_contained(store: &mut dyn Store, records: &[CallRecord]) -> Result<(), StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.append(records))).unwrap_or_else(
+        |panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let location =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.describe()))
+                    .unwrap_or_default();
+            Err(StoreError::Panicked { location, message })
+        },
+    )
+}
+
 /// Writes each record of `batch` alone; a record the store refuses for good is abandoned and
 /// counted, one that fails otherwise stays in the batch for the next retry.
 fn write_one_by_one(
@@ -432,7 +451,7 @@ fn write_one_by_one(
     let mut all = true;
     let mut kept = Vec::new();
     for record in batch.drain(..) {
-        match store.append(std::slice::from_ref(&record)) {
+        match append_contained(store, std::slice::from_ref(&record)) {
             Ok(()) => {
                 stats.written.fetch_add(1, Ordering::Relaxed);
             }

@@ -271,6 +271,12 @@ impl Store for TestStore {
         let _open = self.gate.lock();
         if records
             .iter()
+            .any(|r| r.session.as_deref() == Some("s-panic"))
+        {
+            panic!("a store of the program's own panicked");
+        }
+        if records
+            .iter()
             .any(|r| r.session.as_deref() == Some("s-poison"))
         {
             return Err(StoreError::Corrupt {
@@ -627,6 +633,58 @@ fn a_cut_postgres_connection_is_reopened_and_nothing_is_lost() {
     assert_eq!(sum(&records), common::usd("0.175"));
 }
 
+/// Three gpt-4o calls in each of `sessions`.
+fn three_calls_in_each(sessions: &[&str]) {
+    for session in sessions {
+        let span = tracing::info_span!("session", session.id = session);
+        let _s = span.enter();
+        for _ in 0..3 {
+            call("gpt-4o", 1_000, 100);
+        }
+    }
+}
+
+#[test]
+fn a_store_that_panics_loses_only_what_it_panics_on_and_the_writer_goes_on() {
+    let store = TestStore::default();
+    let options = WriterOptions {
+        // One pass per flush: each flush's calls in one batch.
+        poll: std::time::Duration::from_secs(600),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let (cost, _ledger) = CostLayer::builder().call_sink(sink).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    tracing::dispatcher::with_default(&dispatch, || {
+        three_calls_in_each(&["s-a", "s-panic", "s-b"]);
+    });
+    assert!(!guard.flush(), "three calls were given up on");
+    let stats = guard.stats();
+    assert_eq!((stats.written(), stats.abandoned()), (6, 3));
+    assert_eq!(
+        stats.last_error().as_deref(),
+        Some("test: the store panicked: a store of the program's own panicked")
+    );
+    // The writer is still there.
+    tracing::dispatcher::with_default(&dispatch, || three_calls_in_each(&["s-c"]));
+    assert!(guard.flush());
+    let sessions: Vec<String> = store
+        .written
+        .lock()
+        .map(|w| {
+            w.iter()
+                .filter_map(|r| r.session.as_deref().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        sessions,
+        [
+            "s-a", "s-a", "s-a", "s-b", "s-b", "s-b", "s-c", "s-c", "s-c"
+        ]
+    );
+}
+
 #[test]
 fn a_record_the_store_refuses_for_good_is_abandoned_alone() {
     let store = TestStore::default();
@@ -642,13 +700,7 @@ fn a_record_the_store_refuses_for_good_is_abandoned_alone() {
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
     let (cost, _ledger) = CostLayer::builder().call_sink(sink).build();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
-        for session in ["s-a", "s-poison", "s-b"] {
-            let span = tracing::info_span!("session", session.id = session);
-            let _s = span.enter();
-            for _ in 0..3 {
-                call("gpt-4o", 1_000, 100);
-            }
-        }
+        three_calls_in_each(&["s-a", "s-poison", "s-b"]);
     });
     guard.flush();
     let stats = guard.stats();
