@@ -373,12 +373,22 @@ fn calls_after_the_writer_stopped_are_refused_and_counted() {
     );
 }
 
+/// A writer over `store` and a layer feeding it: the dispatch to run calls under, the layer's
+/// ledger, the writer's guard.
+fn layer_over(
+    store: &TestStore,
+    options: WriterOptions,
+) -> (tracing::Dispatch, Ledger, cost_store::FlushGuard) {
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    (dispatch, ledger, guard)
+}
+
 #[test]
 fn calls_from_many_threads_some_gone_before_the_flush_are_all_written() {
     let store = TestStore::default();
-    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
-    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    let (dispatch, ledger, guard) = layer_over(&store, WriterOptions::default());
     // Four threads, each with its own lane, all finished (their lanes orphaned) before the
     // flush; then the main thread.
     let workers: Vec<_> = (0..4)
@@ -425,9 +435,7 @@ fn threads_share_the_capacity() {
         capacity: 40,
         ..WriterOptions::default()
     };
-    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
-    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    let (dispatch, ledger, guard) = layer_over(&store, options);
     // The store is stuck: two live threads, each with 100 calls, fill their lanes. Each lane
     // holds half the capacity; the writer holds at most what it took before the store stuck.
     let (go, wait) = std::sync::mpsc::channel::<()>();
@@ -472,9 +480,7 @@ fn the_share_of_a_thread_that_is_gone_goes_back_to_the_threads_that_remain() {
         poll: std::time::Duration::from_secs(600),
         ..WriterOptions::default()
     };
-    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
-    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    let (dispatch, ledger, guard) = layer_over(&store, options);
     // The main thread and another make their lanes, each holding half the capacity; the other
     // exits, and the flush takes both calls and frees the lane of the thread that is gone.
     tracing::dispatcher::with_default(&dispatch, || call("gpt-4o-mini", 1, 1));
@@ -506,15 +512,9 @@ fn a_thread_feeding_two_writers_keeps_one_lane_to_each() {
         poll: std::time::Duration::from_secs(600),
         ..WriterOptions::default()
     };
-    let layer = |store: &TestStore| {
-        let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
-        let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
-        (dispatch, ledger, guard)
-    };
     let (first, second) = (TestStore::default(), TestStore::default());
-    let (to_first, first_ledger, first_guard) = layer(&first);
-    let (to_second, _, second_guard) = layer(&second);
+    let (to_first, first_ledger, first_guard) = layer_over(&first, options);
+    let (to_second, _, second_guard) = layer_over(&second, options);
     // Calls to one writer, then the other, ten times over: still one lane to each, holding the
     // whole capacity.
     for _ in 0..10 {
@@ -557,8 +557,9 @@ fn a_failing_store_is_retried_and_loses_nothing_within_the_bound() {
     assert_eq!(sum(&written), ledger.global().total_usd());
 }
 
-#[test]
-fn shutdown_gives_up_on_a_dead_store_after_its_timeout_and_counts_it() {
+/// A store that is down until its `failures_left` is reset, and a writer over it that retries
+/// every few milliseconds and waits 200 ms for it at a flush or at shutdown.
+fn writer_over_a_dead_store() -> (TestStore, cost_store::WriterSink, cost_store::FlushGuard) {
     let store = TestStore::default();
     store.failures_left.store(u32::MAX, Ordering::SeqCst);
     let options = WriterOptions {
@@ -568,6 +569,12 @@ fn shutdown_gives_up_on_a_dead_store_after_its_timeout_and_counts_it() {
         ..WriterOptions::default()
     };
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    (store, sink, guard)
+}
+
+#[test]
+fn shutdown_gives_up_on_a_dead_store_after_its_timeout_and_counts_it() {
+    let (store, sink, guard) = writer_over_a_dead_store();
     let _ledger = run_calls(sink, 1, 9);
     assert!(!guard.flush(), "the store never took them");
     let stats = guard.stats();
@@ -578,15 +585,7 @@ fn shutdown_gives_up_on_a_dead_store_after_its_timeout_and_counts_it() {
 
 #[test]
 fn a_flush_that_times_out_gives_up_on_nothing() {
-    let store = TestStore::default();
-    store.failures_left.store(u32::MAX, Ordering::SeqCst);
-    let options = WriterOptions {
-        retry_min: std::time::Duration::from_millis(1),
-        retry_max: std::time::Duration::from_millis(5),
-        shutdown_timeout: std::time::Duration::from_millis(200),
-        ..WriterOptions::default()
-    };
-    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let (store, sink, guard) = writer_over_a_dead_store();
     let ledger = run_calls(sink, 1, 9);
     assert!(!guard.flush(), "the store is down");
     // The store comes back: the writer still holds the calls and writes them.
@@ -652,9 +651,7 @@ fn a_store_that_panics_loses_only_what_it_panics_on_and_the_writer_goes_on() {
         poll: std::time::Duration::from_secs(600),
         ..WriterOptions::default()
     };
-    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
-    let (cost, _ledger) = CostLayer::builder().call_sink(sink).build();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(cost));
+    let (dispatch, _ledger, guard) = layer_over(&store, options);
     tracing::dispatcher::with_default(&dispatch, || {
         three_calls_in_each(&["s-a", "s-panic", "s-b"]);
     });
