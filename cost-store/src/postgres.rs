@@ -123,8 +123,8 @@ const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
 /// A PostgreSQL database of call records. It reconnects by itself after the connection is
 /// lost: the next operation after a failure opens a new one.
 pub struct PostgresStore {
-    /// The address as given (for messages, without its secrets).
-    url: String,
+    /// The address for messages: the URL without its secrets.
+    address: String,
     /// The address the client reads: without `sslrootcert`, `sslmode` as it understands it.
     client_url: String,
     connector: Connector,
@@ -143,8 +143,9 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:5432/database`, with `?sslmode=require` for
     /// TLS: see the module's documentation) and migrates the schema.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let address = address_without_secrets(url);
         let tls_error = |message: String| StoreError::Tls {
-            location: address_without_secrets(url),
+            location: address.clone(),
             message,
         };
         let TlsRequest { client_url, tls } = TlsRequest::read(url).map_err(tls_error)?;
@@ -160,7 +161,7 @@ impl PostgresStore {
             }
         };
         let mut store = PostgresStore {
-            url: url.to_owned(),
+            address,
             client_url,
             connector,
             client: None,
@@ -171,7 +172,7 @@ impl PostgresStore {
 
     fn error(&self, source: postgres::Error) -> StoreError {
         StoreError::Postgres {
-            address: address_without_secrets(&self.url),
+            address: self.address.clone(),
             source,
         }
     }
@@ -188,7 +189,7 @@ impl PostgresStore {
             migrate(&mut client).map_err(|e| match e {
                 Migration::Database(e) => self.error(e),
                 Migration::TooNew(found) => StoreError::SchemaTooNew {
-                    location: address_without_secrets(&self.url),
+                    location: self.address.clone(),
                     found,
                     supported: SCHEMA_VERSION,
                 },
@@ -197,9 +198,7 @@ impl PostgresStore {
         }
         match self.client.as_mut() {
             Some(client) => Ok(client),
-            None => Err(StoreError::UnknownAddress(address_without_secrets(
-                &self.url,
-            ))),
+            None => Err(StoreError::UnknownAddress(self.address.clone())),
         }
     }
 
@@ -456,7 +455,7 @@ impl Store for PostgresStore {
         // COPY in text format: one round trip per batch, and the server parses each value
         // (money into NUMERIC) without a statement to plan.
         let mut text = String::with_capacity(records.len() * 400);
-        let location = address_without_secrets(&self.url);
+        let location = self.address.clone();
         for record in records {
             copy_row(&mut text, &columns::values(record, &location)?);
         }
@@ -474,7 +473,7 @@ impl Store for PostgresStore {
         written.map_err(|source| {
             self.client = None;
             StoreError::Io {
-                path: address_without_secrets(&self.url),
+                path: self.address.clone(),
                 source,
             }
         })
@@ -504,7 +503,7 @@ impl Store for PostgresStore {
             range.since_ms.unwrap_or(i64::MIN),
             range.until_ms.unwrap_or(i64::MAX),
         );
-        let location = address_without_secrets(&self.url);
+        let location = self.address.clone();
         // Rows are read as the server sends them, a record at a time; a row that does not read
         // stops the scan with its error.
         let mut unreadable = None;
@@ -609,7 +608,7 @@ impl Store for PostgresStore {
     }
 
     fn describe(&self) -> String {
-        address_without_secrets(&self.url)
+        self.address.clone()
     }
 }
 
@@ -622,7 +621,7 @@ impl crate::budgets::BudgetBackend for PostgresStore {
         pending: cost_core::Money,
     ) -> Result<Result<(), (cost_core::Money, cost_core::Money)>, StoreError> {
         let (amount, limit, pending) = (amount.to_string(), limit.to_string(), pending.to_string());
-        let location = address_without_secrets(&self.url);
+        let location = self.address.clone();
         let figures = self.with_client(|client| {
             client.execute(
                 "INSERT INTO llm_cost_budget_accounts (budget, key, window_id)
@@ -701,7 +700,7 @@ impl crate::budgets::BudgetBackend for PostgresStore {
         budget: &str,
         window: i64,
     ) -> Result<Vec<crate::budgets::BudgetAccount>, StoreError> {
-        let location = address_without_secrets(&self.url);
+        let location = self.address.clone();
         let rows = self.with_client(|client| {
             client.query(
                 "SELECT key, spent::text, reserved::text FROM llm_cost_budget_accounts

@@ -266,6 +266,27 @@ struct TestStore {
     written: Arc<Mutex<Vec<CallRecord>>>,
 }
 
+impl TestStore {
+    /// The records written so far.
+    fn records(&self) -> Vec<CallRecord> {
+        self.written.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// How many records were written so far.
+    fn count(&self) -> usize {
+        self.written.lock().map(|w| w.len()).unwrap_or_default()
+    }
+}
+
+/// Options under which the writer passes over its lanes only when flushed: each flush's calls
+/// in one batch.
+fn passes_only_at_flush() -> WriterOptions {
+    WriterOptions {
+        poll: std::time::Duration::from_secs(600),
+        ..WriterOptions::default()
+    }
+}
+
 impl Store for TestStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
         let _open = self.gate.lock();
@@ -301,7 +322,7 @@ impl Store for TestStore {
     }
 
     fn scan(&mut self, _: &TimeRange, each: &mut dyn FnMut(CallRecord)) -> Result<u64, StoreError> {
-        let written = self.written.lock().map(|w| w.clone()).unwrap_or_default();
+        let written = self.records();
         let handed = written.len() as u64;
         written.into_iter().for_each(each);
         Ok(handed)
@@ -330,7 +351,7 @@ fn a_full_queue_drops_calls_and_counts_every_one() {
     let ledger = run_calls_warned(sink, 10, 9, warnings.clone());
     drop(blocked);
     assert!(guard.flush());
-    let written = store.written.lock().map(|w| w.len()).unwrap_or_default() as u64;
+    let written = store.count() as u64;
     let dropped = ledger.diagnostics().records_dropped;
     assert!(dropped > 0, "nothing dropped");
     assert!(written >= 8, "the queue's bound was kept: {written}");
@@ -358,7 +379,7 @@ fn calls_after_the_writer_stopped_are_refused_and_counted() {
             call("gpt-4o-mini", 1_000, 100);
         }
     });
-    let written = store.written.lock().map(|w| w.len()).unwrap_or_default();
+    let written = store.count();
     assert_eq!(written, 1, "the call before the shutdown is written");
     assert_eq!(
         ledger.diagnostics().records_dropped,
@@ -411,7 +432,7 @@ fn calls_from_many_threads_some_gone_before_the_flush_are_all_written() {
     }
     tracing::dispatcher::with_default(&dispatch, || call("gpt-4o", 10, 10));
     assert!(guard.flush());
-    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    let written = store.records();
     assert_eq!(written.len(), 1_001);
     assert_eq!(ledger.diagnostics().records_dropped, 0);
     assert_eq!(sum(&written), ledger.global().total_usd());
@@ -464,7 +485,7 @@ fn threads_share_the_capacity() {
     }
     drop(blocked);
     assert!(guard.flush());
-    let written = store.written.lock().map(|w| w.len()).unwrap_or_default() as u64;
+    let written = store.count() as u64;
     let dropped = ledger.diagnostics().records_dropped;
     assert_eq!(written + dropped, 200, "every call is written or counted");
     // 20 per lane, plus the first call of each the writer may have taken before it stuck.
@@ -476,9 +497,7 @@ fn the_share_of_a_thread_that_is_gone_goes_back_to_the_threads_that_remain() {
     let store = TestStore::default();
     let options = WriterOptions {
         capacity: 40,
-        // The writer passes over the lanes only when flushed.
-        poll: std::time::Duration::from_secs(600),
-        ..WriterOptions::default()
+        ..passes_only_at_flush()
     };
     let (dispatch, ledger, guard) = layer_over(&store, options);
     // The main thread and another make their lanes, each holding half the capacity; the other
@@ -499,7 +518,7 @@ fn the_share_of_a_thread_that_is_gone_goes_back_to_the_threads_that_remain() {
         }
     });
     assert!(guard.flush());
-    let written = store.written.lock().map(|w| w.len()).unwrap_or_default() as u64;
+    let written = store.count() as u64;
     assert_eq!(written, 2 + 40);
     assert_eq!(ledger.diagnostics().records_dropped, 60);
 }
@@ -508,9 +527,7 @@ fn the_share_of_a_thread_that_is_gone_goes_back_to_the_threads_that_remain() {
 fn a_thread_feeding_two_writers_keeps_one_lane_to_each() {
     let options = WriterOptions {
         capacity: 40,
-        // The writers pass over their lanes only when flushed.
-        poll: std::time::Duration::from_secs(600),
-        ..WriterOptions::default()
+        ..passes_only_at_flush()
     };
     let (first, second) = (TestStore::default(), TestStore::default());
     let (to_first, first_ledger, first_guard) = layer_over(&first, options);
@@ -527,8 +544,7 @@ fn a_thread_feeding_two_writers_keeps_one_lane_to_each() {
         }
     });
     assert!(first_guard.flush() && second_guard.flush());
-    let written = |store: &TestStore| store.written.lock().map(|w| w.len()).unwrap_or_default();
-    assert_eq!((written(&first), written(&second)), (40, 10));
+    assert_eq!((first.count(), second.count()), (40, 10));
     assert_eq!(first_ledger.diagnostics().records_dropped, 70);
 }
 
@@ -551,7 +567,7 @@ fn a_failing_store_is_retried_and_loses_nothing_within_the_bound() {
             .unwrap_or_default()
             .contains("down for the test")
     );
-    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    let written = store.records();
     assert_eq!(written.len(), 50);
     assert_eq!(ledger.diagnostics().records_dropped, 0);
     assert_eq!(sum(&written), ledger.global().total_usd());
@@ -598,7 +614,7 @@ fn a_flush_that_times_out_gives_up_on_nothing() {
             .last_error()
             .is_some_and(|e| e.contains("down for the test"))
     );
-    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    let written = store.records();
     assert_eq!(sum(&written), ledger.global().total_usd());
 }
 
@@ -646,12 +662,7 @@ fn three_calls_in_each(sessions: &[&str]) {
 #[test]
 fn a_store_that_panics_loses_only_what_it_panics_on_and_the_writer_goes_on() {
     let store = TestStore::default();
-    let options = WriterOptions {
-        // One pass per flush: each flush's calls in one batch.
-        poll: std::time::Duration::from_secs(600),
-        ..WriterOptions::default()
-    };
-    let (dispatch, _ledger, guard) = layer_over(&store, options);
+    let (dispatch, _ledger, guard) = layer_over(&store, passes_only_at_flush());
     tracing::dispatcher::with_default(&dispatch, || {
         three_calls_in_each(&["s-a", "s-panic", "s-b"]);
     });
@@ -666,14 +677,10 @@ fn a_store_that_panics_loses_only_what_it_panics_on_and_the_writer_goes_on() {
     tracing::dispatcher::with_default(&dispatch, || three_calls_in_each(&["s-c"]));
     assert!(guard.flush());
     let sessions: Vec<String> = store
-        .written
-        .lock()
-        .map(|w| {
-            w.iter()
-                .filter_map(|r| r.session.as_deref().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+        .records()
+        .into_iter()
+        .filter_map(|r| r.session.as_deref().map(str::to_owned))
+        .collect();
     assert_eq!(
         sessions,
         [
@@ -689,21 +696,19 @@ fn a_record_the_store_refuses_for_good_is_abandoned_alone() {
     // it is kept and retried, not abandoned with the refused ones.
     store.failures_left.store(1, Ordering::SeqCst);
     let options = WriterOptions {
-        // One pass, at the flush: the nine calls in one batch.
-        poll: std::time::Duration::from_secs(600),
+        // The nine calls in one batch.
         retry_min: std::time::Duration::from_millis(1),
-        ..WriterOptions::default()
+        ..passes_only_at_flush()
     };
-    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
-    let (cost, _ledger) = CostLayer::builder().call_sink(sink).build();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+    let (dispatch, _ledger, guard) = layer_over(&store, options);
+    tracing::dispatcher::with_default(&dispatch, || {
         three_calls_in_each(&["s-a", "s-poison", "s-b"]);
     });
     guard.flush();
     let stats = guard.stats();
     assert_eq!((stats.written(), stats.abandoned()), (6, 3));
     assert_eq!(store.failures_left.load(Ordering::SeqCst), 0);
-    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    let written = store.records();
     assert!(
         written
             .iter()
@@ -779,7 +784,7 @@ fn threads_coming_and_going_a_flaky_store_and_a_small_queue_lose_or_garble_no_ca
     }
     assert!(guard.flush());
     let stats = guard.stats();
-    let written = store.written.lock().map(|w| w.clone()).unwrap_or_default();
+    let written = store.records();
     let dropped = ledger.diagnostics().records_dropped;
     assert_eq!(stats.abandoned(), 0, "{:?}", stats.last_error());
     assert!(stats.failed_writes() > 0, "the store never failed");
@@ -880,8 +885,8 @@ fn dropping_the_guard_returns_once_every_queued_call_is_written() {
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), WriterOptions::default());
     // 20 calls queued while the store is stuck; it answers again a little later.
     run_calls(sink, 2, 9);
-    let written = store.written.clone();
-    let count = move || written.lock().map(|w| w.len()).unwrap_or_default();
+    let watched = store.clone();
+    let count = move || watched.count();
     assert_eq!(count(), 0);
     let dropper = std::thread::spawn(move || {
         let stats = guard.stats();
