@@ -24,7 +24,12 @@
 //! will take off the account is passed into the conditional update), so a call is admitted
 //! exactly as it would be once they land. A settlement that cannot be queued (the queue is
 //! full), or that dies with its process, leaves its reservation booked, which can only refuse
-//! more, never admit more; the first is counted in [`BudgetStats::settles_dropped`].
+//! more, never admit more; the first is counted in [`BudgetStats::settles_dropped`]. A
+//! settlement the store refuses for good (an account holding what is not an amount) is
+//! abandoned alone, its reservation left booked, and counted in
+//! [`BudgetStats::settles_abandoned`]; the rest of its batch is applied. When the accounts are
+//! dropped, the thread applies what was queued before, then ends;
+//! [`StoreBudgets::flush`] waits for it.
 //!
 //! Accounts of past windows are deleted: at a book's first reservation in a new day or month of
 //! a budget, the same background thread deletes that budget's accounts of the windows before
@@ -87,6 +92,15 @@ pub(crate) struct Settle {
     pub(crate) cost: Money,
 }
 
+/// Where an account sits, for messages: the store's table, the budget, the key and the window.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn account_location(store: &str, account: &SharedKey<'_>) -> String {
+    format!(
+        "{store} llm_cost_budget_accounts (budget {}, key {}, window {})",
+        account.budget, account.key, account.window
+    )
+}
+
 impl Settle {
     #[cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
     pub(crate) fn key(&self) -> SharedKey<'_> {
@@ -111,8 +125,10 @@ pub struct BudgetStats {
     settled: AtomicU64,
     settles_dropped: AtomicU64,
     failed_writes: AtomicU64,
+    settles_abandoned: AtomicU64,
     unavailable: AtomicU64,
     accounts_forgotten: AtomicU64,
+    last_error: Mutex<Option<String>>,
 }
 
 impl BudgetStats {
@@ -126,9 +142,29 @@ impl BudgetStats {
         self.settles_dropped.load(Ordering::Relaxed)
     }
 
-    /// Failed attempts to apply settlements (each retried).
+    /// Failed attempts to apply settlements or to forget past windows' accounts.
     pub fn failed_writes(&self) -> u64 {
         self.failed_writes.load(Ordering::Relaxed)
+    }
+
+    /// Settlements the store refused for good (an account holding what is not an amount, a
+    /// figure its column cannot hold): their reservations stay booked, as for a settlement that
+    /// could not be queued, and [`last_error`](Self::last_error) says why. The other
+    /// settlements of their batch are applied.
+    pub fn settles_abandoned(&self) -> u64 {
+        self.settles_abandoned.load(Ordering::Relaxed)
+    }
+
+    /// The latest error the store gave the background thread (a settlement or a forget), if
+    /// any.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    /// Counts a failed attempt and keeps its error.
+    fn failed(&self, error: &StoreError) {
+        self.failed_writes.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_error) = Some(error.to_string());
     }
 
     /// Reservations that found the store unavailable.
@@ -155,7 +191,10 @@ pub struct StoreBudgets {
 /// so a reservation counts them as applied: the check is then the one the account will pass
 /// once they are. The lock is held across a reservation's round trip and across applying a
 /// batch, so a settlement is never counted both in the store and here.
-type Pending = Mutex<std::collections::HashMap<(String, String, i64), Money>>;
+type Pending = Mutex<PendingReleases>;
+
+/// What queued settlements will take off each account, by budget, key and window.
+type PendingReleases = std::collections::HashMap<(String, String, i64), Money>;
 
 /// How the budget accounts queue settlements, and where in Redis they are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -388,7 +427,9 @@ fn settle_loop(
     let mut batch: Vec<Settle> = Vec::new();
     let mut forgets: Vec<(String, i64)> = Vec::new();
     let mut acks: Vec<SyncSender<bool>> = Vec::new();
-    loop {
+    // The accounts were dropped: what was queued before is still applied, then the thread ends.
+    let mut closed = false;
+    while !closed {
         loop {
             match incoming.try_recv() {
                 Ok(Message::Settle(settle)) => batch.push(settle),
@@ -398,41 +439,45 @@ fn settle_loop(
                     break;
                 }
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
             }
             if batch.len() >= 1_024 {
                 break;
             }
         }
-        if batch.is_empty() && acks.is_empty() && forgets.is_empty() {
+        if batch.is_empty() && acks.is_empty() && forgets.is_empty() && !closed {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         }
-        // Retried until applied: a settlement is never lost while the process runs.
+        // Retried until applied: a settlement is never lost while the process runs, unless
+        // the store refuses it for good.
         let mut delay = Duration::from_millis(20);
         while !batch.is_empty() {
             let mut pending = lock(pending);
             match backend.settle(&batch) {
                 Ok(()) => {
-                    for settle in &batch {
-                        let key = (settle.budget.clone(), settle.account.clone(), settle.window);
-                        if let Some(left) = pending.get_mut(&key) {
-                            *left -= settle.reserved - settle.cost;
-                            if left.is_zero() {
-                                pending.remove(&key);
-                            }
-                        }
-                    }
                     stats
                         .settled
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    batch.clear();
+                    for settle in batch.drain(..) {
+                        no_longer_pending(&mut pending, &settle);
+                    }
                 }
-                Err(_) => {
-                    drop(pending);
-                    stats.failed_writes.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                Err(error) => {
+                    stats.failed(&error);
+                    if error.is_permanent() {
+                        // Applied one by one: only those the store refuses for good are
+                        // abandoned; one that meets a passing failure is kept and retried.
+                        batch = settle_one_by_one(&mut *backend, batch, stats, &mut pending);
+                    }
+                    if !batch.is_empty() {
+                        drop(pending);
+                        std::thread::sleep(delay);
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
                 }
             }
         }
@@ -445,13 +490,145 @@ fn settle_loop(
                         .accounts_forgotten
                         .fetch_add(deleted, Ordering::Relaxed);
                 }
-                Err(_) => {
-                    stats.failed_writes.fetch_add(1, Ordering::Relaxed);
-                }
+                Err(error) => stats.failed(&error),
             }
         }
         for ack in acks.drain(..) {
             let _ = ack.try_send(true);
         }
+    }
+}
+
+/// Applies each of `batch` alone, after the store refused the batch for good; returns those
+/// that met a passing failure, to be retried. Those refused for good are abandoned: counted,
+/// and no longer pending, so their reservations count as booked, as the store holds them.
+fn settle_one_by_one(
+    backend: &mut dyn BudgetBackend,
+    batch: Vec<Settle>,
+    stats: &BudgetStats,
+    pending: &mut PendingReleases,
+) -> Vec<Settle> {
+    let mut retried = Vec::new();
+    for settle in batch {
+        match backend.settle(std::slice::from_ref(&settle)) {
+            Ok(()) => {
+                stats.settled.fetch_add(1, Ordering::Relaxed);
+                no_longer_pending(pending, &settle);
+            }
+            Err(error) if error.is_permanent() => {
+                stats.failed(&error);
+                stats.settles_abandoned.fetch_add(1, Ordering::Relaxed);
+                no_longer_pending(pending, &settle);
+            }
+            Err(error) => {
+                stats.failed(&error);
+                retried.push(settle);
+            }
+        }
+    }
+    retried
+}
+
+/// Takes what `settle` will release off its account's pending figure: it was applied, or it
+/// never will be.
+fn no_longer_pending(pending: &mut PendingReleases, settle: &Settle) {
+    let key = (settle.budget.clone(), settle.account.clone(), settle.window);
+    if let Some(left) = pending.get_mut(&key) {
+        *left -= settle.reserved - settle.cost;
+        if left.is_zero() {
+            pending.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Budget accounts that refuse every batch holding account `refused` for good, fail each
+    /// batch holding account `flaky` the first `flaky_failures` times (a passing failure), and
+    /// apply the others, noting each applied account.
+    struct ChoosyBackend {
+        flaky_failures: u32,
+        applied: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl BudgetBackend for ChoosyBackend {
+        fn try_reserve(
+            &mut self,
+            _: SharedKey<'_>,
+            _: Money,
+            _: Money,
+            _: Money,
+        ) -> Result<Result<(), (Money, Money)>, StoreError> {
+            Ok(Ok(()))
+        }
+
+        fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
+            let holds = |account: &str| settles.iter().any(|settle| settle.account == account);
+            if holds("refused") {
+                return Err(StoreError::Corrupt {
+                    location: "account refused".into(),
+                    message: "not an amount".into(),
+                });
+            }
+            if holds("flaky") && self.flaky_failures > 0 {
+                self.flaky_failures -= 1;
+                return Err(StoreError::Io {
+                    path: "account flaky".into(),
+                    source: std::io::Error::other("connection reset"),
+                });
+            }
+            let mut applied = lock(&self.applied);
+            applied.extend(settles.iter().map(|settle| settle.account.clone()));
+            Ok(())
+        }
+
+        fn forget_before(&mut self, _: &str, _: i64) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+
+        fn accounts(&mut self, _: &str, _: i64) -> Result<Vec<BudgetAccount>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn settle(account: &str) -> Settle {
+        Settle {
+            budget: "per_user_daily".into(),
+            account: account.into(),
+            window: 20_417,
+            reserved: Money::from_decimal("0.5").unwrap_or(Money::ZERO),
+            cost: Money::from_decimal("0.2").unwrap_or(Money::ZERO),
+        }
+    }
+
+    #[test]
+    fn a_batch_refused_for_good_is_applied_one_by_one_keeping_what_met_a_passing_failure() {
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let backend = ChoosyBackend {
+            flaky_failures: 1,
+            applied: Arc::clone(&applied),
+        };
+        let (queue, incoming) = sync_channel(8);
+        let pending = Pending::default();
+        for account in ["refused", "flaky", "fine"] {
+            let settle = settle(account);
+            lock(&pending).insert(
+                (settle.budget.clone(), settle.account.clone(), settle.window),
+                settle.reserved - settle.cost,
+            );
+            assert!(queue.try_send(Message::Settle(settle)).is_ok());
+        }
+        drop(queue);
+        let stats = BudgetStats::default();
+        // One batch: the queue is read whole before anything is written; the loop returns
+        // once the queue is empty and closed.
+        settle_loop(Box::new(backend), incoming, &stats, &pending);
+        assert_eq!(*lock(&applied), ["fine", "flaky"]);
+        assert_eq!((stats.settled(), stats.settles_abandoned()), (2, 1));
+        // The batch, `refused` alone, `flaky` alone the first time.
+        assert_eq!(stats.failed_writes(), 3);
+        assert!(lock(&pending).is_empty(), "{:?}", lock(&pending));
     }
 }

@@ -662,7 +662,7 @@ impl crate::budgets::BudgetBackend for PostgresStore {
         };
         let parse = |text: &str| {
             cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
-                location: format!("{location} llm_cost_budget_accounts"),
+                location: crate::budgets::account_location(&location, &account),
                 message: e.to_string(),
             })
         };
@@ -708,12 +708,6 @@ impl crate::budgets::BudgetBackend for PostgresStore {
                 &[&budget, &window],
             )
         })?;
-        let parse = |text: &str| {
-            cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
-                location: format!("{location} llm_cost_budget_accounts"),
-                message: e.to_string(),
-            })
-        };
         rows.iter()
             .map(|row| {
                 let text = |i: usize| {
@@ -723,10 +717,23 @@ impl crate::budgets::BudgetBackend for PostgresStore {
                             source,
                         })
                 };
+                let key = text(0)?;
+                let account = cost_core::budget::SharedKey {
+                    budget,
+                    key: &key,
+                    window,
+                };
+                let parse = |text: &str| {
+                    cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
+                        location: crate::budgets::account_location(&location, &account),
+                        message: e.to_string(),
+                    })
+                };
+                let (spent, reserved) = (parse(&text(1)?)?, parse(&text(2)?)?);
                 Ok(crate::budgets::BudgetAccount {
-                    key: text(0)?,
-                    spent: parse(&text(1)?)?,
-                    reserved: parse(&text(2)?)?,
+                    key,
+                    spent,
+                    reserved,
                 })
             })
             .collect()

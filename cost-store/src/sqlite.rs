@@ -332,6 +332,7 @@ impl SqliteStore {
 
     fn parse_figures(
         path: &std::path::Path,
+        account: &cost_core::budget::SharedKey<'_>,
         figures: Option<(String, String)>,
     ) -> Result<(cost_core::Money, cost_core::Money), StoreError> {
         let Some((spent, reserved)) = figures else {
@@ -339,7 +340,7 @@ impl SqliteStore {
         };
         let parse = |text: &str| {
             cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
-                location: format!("{} llm_cost_budget_accounts", path.display()),
+                location: crate::budgets::account_location(&path.display().to_string(), account),
                 message: e.to_string(),
             })
         };
@@ -364,7 +365,7 @@ impl crate::budgets::BudgetBackend for SqliteStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(&error)?;
         let figures = Self::figures(&transaction, &account).map_err(&error)?;
-        let (spent, reserved) = Self::parse_figures(&path, figures)?;
+        let (spent, reserved) = Self::parse_figures(&path, &account, figures)?;
         if spent + reserved - pending + amount > limit {
             return Ok(Err((spent, reserved)));
         }
@@ -384,7 +385,7 @@ impl crate::budgets::BudgetBackend for SqliteStore {
         for settle in settles {
             let account = settle.key();
             let figures = Self::figures(&transaction, &account).map_err(&error)?;
-            let (spent, reserved) = Self::parse_figures(&path, figures)?;
+            let (spent, reserved) = Self::parse_figures(&path, &account, figures)?;
             let reserved = (reserved - settle.reserved).max(cost_core::Money::ZERO);
             Self::write_figures(&transaction, &account, spent + settle.cost, reserved)
                 .map_err(&error)?;
@@ -413,7 +414,13 @@ impl crate::budgets::BudgetBackend for SqliteStore {
             .map_err(&error)?;
         rows.into_iter()
             .map(|(key, spent, reserved)| {
-                let (spent, reserved) = Self::parse_figures(&self.path, Some((spent, reserved)))?;
+                let account = cost_core::budget::SharedKey {
+                    budget,
+                    key: &key,
+                    window,
+                };
+                let (spent, reserved) =
+                    Self::parse_figures(&self.path, &account, Some((spent, reserved)))?;
                 Ok(crate::budgets::BudgetAccount {
                     key,
                     spent,

@@ -749,3 +749,87 @@ fn what_a_settlement_released_is_counted_once_after_the_store_has_it() {
     assert_eq!((refused.spent, refused.reserved), (usd("0.2"), usd("0.8")));
     drop(held);
 }
+
+#[test]
+fn a_settlement_the_store_refuses_for_good_holds_up_no_other() {
+    let (_dir, address) = common::temp_address("budgets.sqlite");
+    let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let hana = book
+        .reserve(&keys("hana", 1), usd("0.5"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ida = book
+        .reserve(&keys("ida", 2), usd("0.5"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Another program writes what is not an amount into hana's account.
+    let database = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
+    database
+        .execute(
+            "UPDATE llm_cost_budget_accounts SET spent = 'lots' WHERE key = 'hana'",
+            [],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    hana.settle(usd("0.3"));
+    ida.settle(usd("0.2"));
+    assert!(
+        accounts.flush(Duration::from_secs(10)),
+        "a settlement the store cannot apply held up the others"
+    );
+    let stats = accounts.stats();
+    assert_eq!((stats.settled(), stats.settles_abandoned()), (1, 1));
+    let error = stats.last_error().unwrap_or_default();
+    assert!(error.contains("hana") && error.contains("lots"), "{error}");
+    // ida's settlement landed: $0.20 spent, so exactly $0.80 is free again.
+    let held = book
+        .reserve(&keys("ida", 3), usd("0.8"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = book
+        .reserve(&keys("ida", 4), usd("0.01"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted beyond the limit"));
+    assert_eq!((refused.spent, refused.reserved), (usd("0.2"), usd("0.8")));
+    drop(held);
+    // hana's reservation stays booked, as for a settlement that could not be queued.
+    let reserved: String = database
+        .query_row(
+            "SELECT reserved FROM llm_cost_budget_accounts WHERE key = 'hana'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reserved, "0.5");
+}
+
+#[test]
+fn settlements_queued_before_the_accounts_are_dropped_are_still_applied() {
+    let (_dir, address) = common::temp_address("budgets.sqlite");
+    let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
+    // On a thread of its own, which keeps the book's handle of its latest reservation until
+    // it ends: once joined, nothing holds the accounts.
+    std::thread::spawn(move || {
+        let book = book(accounts, Unavailable::FailClosed);
+        book.reserve(&keys("hana", 1), usd("0.5"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .settle(usd("0.3"));
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("the calls' thread panicked"));
+    // The background thread applies what was queued, then ends.
+    let options = cost_store::BudgetOptions::default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let figures = loop {
+        let accounts = cost_store::budget_accounts(&address, &options, "per_user_daily", FIRST_DAY)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let figures: Vec<_> = accounts
+            .into_iter()
+            .map(|account| (account.key, account.spent, account.reserved))
+            .collect();
+        if figures.iter().all(|(.., reserved)| reserved.is_zero())
+            || std::time::Instant::now() > deadline
+        {
+            break figures;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(figures, [("hana".to_owned(), usd("0.3"), usd("0"))]);
+}
