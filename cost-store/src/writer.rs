@@ -42,7 +42,8 @@ pub struct WriterOptions {
     /// Longest retry delay (default 5 s).
     pub retry_max: Duration,
     /// How long the [`FlushGuard`] waits for the store on shutdown before giving up on what is
-    /// still queued, counting it (default 10 s); and the longest a [`FlushGuard::flush`] waits.
+    /// still queued, counting it (default 10 s); and the longest a [`FlushGuard::flush`] waits
+    /// ([`FlushGuard::flush_within`] is told its own).
     pub shutdown_timeout: Duration,
 }
 
@@ -265,8 +266,15 @@ impl FlushGuard {
     /// down past it, `false`: the writer keeps those calls and keeps retrying (only dropping the
     /// guard gives up on them, counted in [`WriterStats::abandoned`]).
     pub fn flush(&self) -> bool {
+        self.flush_within(self.timeout)
+    }
+
+    /// [`flush`](Self::flush), waiting at most `timeout` instead (a program that flushes at
+    /// the end of each request may not wait as long as its shutdown does). A flush that times
+    /// out gives up on nothing either.
+    pub fn flush_within(&self, timeout: Duration) -> bool {
         let (done, wait) = sync_channel(1);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + timeout;
         let mut message = Control::Flush(done);
         loop {
             match self.control.try_send(message) {
@@ -305,6 +313,10 @@ pub fn spawn(store: Box<dyn Store>, options: WriterOptions) -> (WriterSink, Flus
     let thread = std::thread::Builder::new()
         .name("llm-cost-writer".into())
         .spawn(move || write_loop(store, &thread_lanes, requests, options, &thread_stats))
+        .map_err(|error| {
+            // Calls then fill the lanes and the rest are dropped, counted by the layer.
+            stats.set_last_error(format!("the writer thread could not start: {error}"));
+        })
         .ok();
     (
         WriterSink { lanes },

@@ -619,6 +619,32 @@ fn a_flush_that_times_out_gives_up_on_nothing() {
 }
 
 #[test]
+fn a_flush_waits_as_long_as_it_is_told_not_as_long_as_a_shutdown() {
+    let store = TestStore::default();
+    store.failures_left.store(u32::MAX, Ordering::SeqCst);
+    let options = WriterOptions {
+        retry_min: std::time::Duration::from_millis(1),
+        retry_max: std::time::Duration::from_millis(5),
+        shutdown_timeout: std::time::Duration::from_secs(3_600),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let _ledger = run_calls(sink, 1, 9);
+    let asked = std::time::Instant::now();
+    assert!(
+        !guard.flush_within(std::time::Duration::from_millis(50)),
+        "the store is down"
+    );
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(600),
+        "waited for the shutdown's timeout"
+    );
+    store.failures_left.store(0, Ordering::SeqCst);
+    assert!(guard.flush_within(std::time::Duration::from_secs(60)));
+    assert_eq!(store.count(), 10, "nothing given up on");
+}
+
+#[test]
 fn a_cut_postgres_connection_is_reopened_and_nothing_is_lost() {
     let Some(mut schema) = PostgresSchema::create("writer") else {
         return;
