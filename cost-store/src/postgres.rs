@@ -11,6 +11,9 @@
 //! connecting (given together; libpq's default files under `~/.postgresql` are not read).
 //! Without `sslmode` (or with `disable` or `prefer`) the connection is in the clear, as before;
 //! `sslrootcert` or `sslcert` with one of those is refused, since TLS was meant.
+//!
+//! A connection not accepted within 5 s, or whose data stays unacknowledged for 10 s (Linux),
+//! fails, unless the URL sets `connect_timeout` or `tcp_user_timeout` (seconds) itself.
 
 use postgres::{Client, NoTls};
 
@@ -117,6 +120,26 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this library writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// How long a connection may take to be accepted when the URL does not say
+/// (`connect_timeout`): a server that cannot be reached fails the write or the reservation
+/// after it, instead of after the system's retries (some two minutes).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long what was sent may stay unacknowledged before the connection is dropped, when the
+/// URL does not say (`tcp_user_timeout`, Linux): a connection cut silently fails after it
+/// instead of after the system's retransmissions (some fifteen minutes).
+const UNACKNOWLEDGED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sets the timeouts `config` leaves unset (a `0` in the URL leaves it unset) to ours.
+fn with_default_timeouts(config: &mut postgres::Config) {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(UNACKNOWLEDGED_TIMEOUT);
+    }
+}
+
 /// An arbitrary, fixed key for the migration lock.
 const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
 
@@ -125,8 +148,9 @@ const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
 pub struct PostgresStore {
     /// The address for messages: the URL without its secrets.
     address: String,
-    /// The address the client reads: without `sslrootcert`, `sslmode` as it understands it.
-    client_url: String,
+    /// What the client connects with: the URL without `sslrootcert`, `sslmode` as it
+    /// understands it, and the timeouts the URL leaves unset at ours.
+    config: postgres::Config,
     connector: Connector,
     client: Option<Client>,
 }
@@ -160,9 +184,15 @@ impl PostgresStore {
                 ));
             }
         };
+        let mut config: postgres::Config =
+            client_url.parse().map_err(|source| StoreError::Postgres {
+                address: address.clone(),
+                source,
+            })?;
+        with_default_timeouts(&mut config);
         let mut store = PostgresStore {
             address,
-            client_url,
+            config,
             connector,
             client: None,
         };
@@ -181,9 +211,9 @@ impl PostgresStore {
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             let connected = match &self.connector {
-                Connector::Plain => Client::connect(&self.client_url, NoTls),
+                Connector::Plain => self.config.connect(NoTls),
                 #[cfg(feature = "postgres-tls")]
-                Connector::Tls(tls) => Client::connect(&self.client_url, tls.clone()),
+                Connector::Tls(tls) => self.config.connect(tls.clone()),
             };
             let mut client = connected.map_err(|e| self.error(e))?;
             migrate(&mut client).map_err(|e| match e {
@@ -752,6 +782,27 @@ impl crate::budgets::BudgetBackend for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timeouts_a_url_leaves_unset_are_ours_and_those_it_sets_stay() {
+        let timeouts = |url: &str| {
+            let mut config: postgres::Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
+            with_default_timeouts(&mut config);
+            (
+                config.get_connect_timeout().copied(),
+                config.get_tcp_user_timeout().copied(),
+            )
+        };
+        assert_eq!(
+            timeouts("postgres://app@db/llm"),
+            (Some(CONNECT_TIMEOUT), Some(UNACKNOWLEDGED_TIMEOUT))
+        );
+        let seconds = std::time::Duration::from_secs;
+        assert_eq!(
+            timeouts("postgres://app@db/llm?connect_timeout=30&tcp_user_timeout=60"),
+            (Some(seconds(30)), Some(seconds(60)))
+        );
+    }
 
     fn read(url: &str) -> Result<(String, Option<Option<String>>), String> {
         TlsRequest::read(url).map(|request| {

@@ -367,6 +367,40 @@ fn a_postgres_server_that_does_not_answer_is_named_without_its_password() {
     );
 }
 
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_server_that_never_accepts_fails_after_seconds_not_minutes() {
+    // A listener whose queue of connections is full: the system leaves further connection
+    // requests unanswered, as a firewall or a cut network does.
+    let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    listener
+        .bind(&loopback.into())
+        .and_then(|()| listener.listen(0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = listener
+        .local_addr()
+        .ok()
+        .and_then(|address| address.as_socket())
+        .map(|address| address.port())
+        .unwrap_or_else(|| panic!("no port"));
+    let _queued =
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    let asked = std::time::Instant::now();
+    let refused = cost_store::open(&format!("postgres://app@127.0.0.1:{port}/ledger")).err();
+    assert!(
+        matches!(refused, Some(cost_store::StoreError::Postgres { .. })),
+        "{refused:?}"
+    );
+    // The system's own retries would take some two minutes.
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(60),
+        "gave up after {:?}",
+        asked.elapsed()
+    );
+}
+
 #[test]
 fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
