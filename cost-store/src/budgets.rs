@@ -28,8 +28,8 @@
 //! settlement the store refuses for good (an account holding what is not an amount) is
 //! abandoned alone, its reservation left booked, and counted in
 //! [`BudgetStats::settles_abandoned`]; the rest of its batch is applied. When the accounts are
-//! dropped, the thread applies what was queued before, then ends;
-//! [`StoreBudgets::flush`] waits for it.
+//! dropped, the thread applies what was queued before (retrying while the store is down), then
+//! ends; [`StoreBudgets::flush`] waits for it.
 //!
 //! Accounts of past windows are deleted: at a book's first reservation in a new day or month of
 //! a budget, the same background thread deletes that budget's accounts of the windows before
@@ -189,9 +189,17 @@ pub struct StoreBudgets {
 
 /// What this process's queued settlements will take off each account (`reserved − cost`),
 /// so a reservation counts them as applied: the check is then the one the account will pass
-/// once they are. The lock is held across a reservation's round trip and across applying a
-/// batch, so a settlement is never counted both in the store and here.
-type Pending = Mutex<PendingReleases>;
+/// once they are.
+#[derive(Default)]
+struct Pending {
+    /// The figures. Locked only to read or change them, never across a round trip to the
+    /// store: a call's close, which queues its settlement, never waits for the store.
+    releases: Mutex<PendingReleases>,
+    /// Held across a reservation's round trip, and across applying a batch until what it
+    /// released is taken off `releases`: a settlement is never counted both in the store and
+    /// in `releases`.
+    store_turn: Mutex<()>,
+}
 
 /// What queued settlements will take off each account, by budget, key and window.
 type PendingReleases = std::collections::HashMap<(String, String, i64), Money>;
@@ -373,8 +381,8 @@ impl SharedAccounts for StoreBudgets {
             .reserve
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let pending = lock(&self.pending);
-        let queued = pending
+        let _turn = lock(&self.pending.store_turn);
+        let queued = lock(&self.pending.releases)
             .get(&(
                 account.budget.to_owned(),
                 account.key.to_owned(),
@@ -400,10 +408,11 @@ impl SharedAccounts for StoreBudgets {
             reserved,
             cost,
         };
-        let mut pending = lock(&self.pending);
         let key = (settle.budget.clone(), settle.account.clone(), settle.window);
+        // Counted before the thread can take it off (it takes this lock to do so).
+        let mut releases = lock(&self.pending.releases);
         match self.settles.try_send(Message::Settle(settle)) {
-            Ok(()) => *pending.entry(key).or_insert(Money::ZERO) += reserved - cost,
+            Ok(()) => *releases.entry(key).or_insert(Money::ZERO) += reserved - cost,
             Err(_) => {
                 self.stats.settles_dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -456,14 +465,15 @@ fn settle_loop(
         // the store refuses it for good.
         let mut delay = Duration::from_millis(20);
         while !batch.is_empty() {
-            let mut pending = lock(pending);
+            let turn = lock(&pending.store_turn);
             match backend.settle(&batch) {
                 Ok(()) => {
                     stats
                         .settled
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    let mut releases = lock(&pending.releases);
                     for settle in batch.drain(..) {
-                        no_longer_pending(&mut pending, &settle);
+                        no_longer_pending(&mut releases, &settle);
                     }
                 }
                 Err(error) => {
@@ -471,10 +481,10 @@ fn settle_loop(
                     if error.is_permanent() {
                         // Applied one by one: only those the store refuses for good are
                         // abandoned; one that meets a passing failure is kept and retried.
-                        batch = settle_one_by_one(&mut *backend, batch, stats, &mut pending);
+                        batch = settle_one_by_one(&mut *backend, batch, stats, pending);
                     }
                     if !batch.is_empty() {
-                        drop(pending);
+                        drop(turn);
                         std::thread::sleep(delay);
                         delay = (delay * 2).min(Duration::from_secs(5));
                     }
@@ -499,26 +509,27 @@ fn settle_loop(
     }
 }
 
-/// Applies each of `batch` alone, after the store refused the batch for good; returns those
-/// that met a passing failure, to be retried. Those refused for good are abandoned: counted,
-/// and no longer pending, so their reservations count as booked, as the store holds them.
+/// Applies each of `batch` alone (its caller holding the store's turn), after the store
+/// refused the batch for good; returns those that met a passing failure, to be retried. Those
+/// refused for good are abandoned: counted, and no longer pending, so their reservations count
+/// as booked, as the store holds them.
 fn settle_one_by_one(
     backend: &mut dyn BudgetBackend,
     batch: Vec<Settle>,
     stats: &BudgetStats,
-    pending: &mut PendingReleases,
+    pending: &Pending,
 ) -> Vec<Settle> {
     let mut retried = Vec::new();
     for settle in batch {
         match backend.settle(std::slice::from_ref(&settle)) {
             Ok(()) => {
                 stats.settled.fetch_add(1, Ordering::Relaxed);
-                no_longer_pending(pending, &settle);
+                no_longer_pending(&mut lock(&pending.releases), &settle);
             }
             Err(error) if error.is_permanent() => {
                 stats.failed(&error);
                 stats.settles_abandoned.fetch_add(1, Ordering::Relaxed);
-                no_longer_pending(pending, &settle);
+                no_longer_pending(&mut lock(&pending.releases), &settle);
             }
             Err(error) => {
                 stats.failed(&error);
@@ -614,7 +625,7 @@ mod tests {
         let pending = Pending::default();
         for account in ["refused", "flaky", "fine"] {
             let settle = settle(account);
-            lock(&pending).insert(
+            lock(&pending.releases).insert(
                 (settle.budget.clone(), settle.account.clone(), settle.window),
                 settle.reserved - settle.cost,
             );
@@ -629,6 +640,7 @@ mod tests {
         assert_eq!((stats.settled(), stats.settles_abandoned()), (2, 1));
         // The batch, `refused` alone, `flaky` alone the first time.
         assert_eq!(stats.failed_writes(), 3);
-        assert!(lock(&pending).is_empty(), "{:?}", lock(&pending));
+        let left = lock(&pending.releases);
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -748,6 +748,9 @@ fn what_a_settlement_released_is_counted_once_after_the_store_has_it() {
         .unwrap_or_else(|| panic!("admitted beyond the limit: the release was counted twice"));
     assert_eq!((refused.spent, refused.reserved), (usd("0.2"), usd("0.8")));
     drop(held);
+    // A clean run gives up on nothing and has no error to tell.
+    let stats = accounts.stats();
+    assert_eq!((stats.settles_abandoned(), stats.last_error()), (0, None));
 }
 
 #[test]
@@ -832,4 +835,51 @@ fn settlements_queued_before_the_accounts_are_dropped_are_still_applied() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(figures, [("hana".to_owned(), usd("0.3"), usd("0"))]);
+}
+
+#[test]
+fn a_call_closing_never_waits_for_the_store_while_settlements_are_written() {
+    let Some(mut schema) = PostgresSchema::create("close_waits") else {
+        return;
+    };
+    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let hana = book
+        .reserve(&keys("hana", 1), usd("0.5"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Another program holds hana's account: the settlement's write waits for it.
+    let mut other = schema.connect();
+    other
+        .batch_execute(
+            "BEGIN; SELECT 1 FROM llm_cost_budget_accounts WHERE key = 'hana' FOR UPDATE",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    hana.settle(usd("0.3"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while schema.waiting_for_locks() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the settlement never reached the store"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Meanwhile a call closes (the layer's `on_close` settles it) on a thread of its own.
+    let (closed, done) = std::sync::mpsc::channel();
+    let closing = Arc::clone(&accounts);
+    std::thread::spawn(move || {
+        let account = cost_layer::cost_core::budget::SharedKey {
+            budget: "per_user_daily",
+            key: "ida",
+            window: FIRST_DAY,
+        };
+        closing.settle(account, usd("0"), usd("0"));
+        let _ = closed.send(());
+    });
+    let waited = done.recv_timeout(Duration::from_secs(20)).is_err();
+    other
+        .batch_execute("COMMIT")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!waited, "the call's close waited for the store's write");
+    assert!(accounts.flush(Duration::from_secs(30)));
+    assert_eq!(accounts.stats().settled(), 2);
 }

@@ -214,6 +214,23 @@ impl PostgresSchema {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// A connection of its own into this schema, as the stores' (for a test to hold locks).
+    #[allow(dead_code)]
+    pub(crate) fn connect(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// How many connections of this schema wait for a lock another holds.
+    #[allow(dead_code)]
+    pub(crate) fn waiting_for_locks(&mut self) -> i64 {
+        self.admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&self.name],
+            )
+            .map_or(0, |row| row.get(0))
+    }
+
     /// Cuts every connection of this schema's stores (a database outage, as they see it).
     pub(crate) fn cut_connections(&mut self) -> u64 {
         self.admin
