@@ -883,3 +883,55 @@ fn a_call_closing_never_waits_for_the_store_while_settlements_are_written() {
     assert!(accounts.flush(Duration::from_secs(30)));
     assert_eq!(accounts.stats().settled(), 2);
 }
+
+#[test]
+fn a_flush_behind_a_full_queue_and_a_stuck_store_gives_up_after_its_timeout() {
+    let Some(mut schema) = PostgresSchema::create("flush_full") else {
+        return;
+    };
+    let options = cost_store::BudgetOptions {
+        settle_queue: 1,
+        ..cost_store::BudgetOptions::default()
+    };
+    let accounts = cost_store::budgets_with(&schema.url, options).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let hana = book
+        .reserve(&keys("hana", 1), usd("0.5"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ida = book
+        .reserve(&keys("ida", 2), usd("0.5"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut other = schema.connect();
+    other
+        .batch_execute(
+            "BEGIN; SELECT 1 FROM llm_cost_budget_accounts WHERE key = 'hana' FOR UPDATE",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    // hana's settlement waits for the account; ida's fills the queue behind it.
+    hana.settle(usd("0.3"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while schema.waiting_for_locks() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the settlement never reached the store"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ida.settle(usd("0.2"));
+    let (flushed, answer) = std::sync::mpsc::channel();
+    let flushing = Arc::clone(&accounts);
+    std::thread::spawn(move || {
+        let _ = flushed.send(flushing.flush(Duration::from_millis(100)));
+    });
+    let answered = answer.recv_timeout(Duration::from_secs(20));
+    other
+        .batch_execute("COMMIT")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        answered,
+        Ok(false),
+        "the flush did not give up after its timeout"
+    );
+    assert!(accounts.flush(Duration::from_secs(30)));
+    assert_eq!(accounts.stats().settled(), 2);
+}
