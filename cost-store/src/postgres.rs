@@ -13,7 +13,9 @@
 //! `sslrootcert` or `sslcert` with one of those is refused, since TLS was meant.
 //!
 //! A connection not accepted within 5 s, or whose data stays unacknowledged for 10 s (Linux),
-//! fails, unless the URL sets `connect_timeout` or `tcp_user_timeout` (seconds) itself.
+//! fails, unless the URL sets `connect_timeout` or `tcp_user_timeout` (seconds) itself; a
+//! lock another transaction holds is waited for at most 5 s (`lock_timeout`), unless the
+//! server, the role or the URL's `options` set one.
 
 use postgres::{Client, NoTls};
 
@@ -140,6 +142,21 @@ fn with_default_timeouts(config: &mut postgres::Config) {
     }
 }
 
+/// How long a statement waits for a lock another transaction holds (a budget account another
+/// program keeps locked) when neither the server, the role nor the URL's `options` set
+/// `lock_timeout`: a reservation, made on the caller's thread, then fails as unavailable
+/// instead of waiting as long as that transaction lasts.
+const LOCK_TIMEOUT: &str = "5s";
+
+/// Sets the connection's `lock_timeout` to [`LOCK_TIMEOUT`] unless one is set already.
+fn bound_lock_waits(client: &mut Client) -> Result<(), postgres::Error> {
+    let configured: String = client.query_one("SHOW lock_timeout", &[])?.try_get(0)?;
+    if configured == "0" {
+        client.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'"))?;
+    }
+    Ok(())
+}
+
 /// An arbitrary, fixed key for the migration lock.
 const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
 
@@ -224,6 +241,7 @@ impl PostgresStore {
                     supported: SCHEMA_VERSION,
                 },
             })?;
+            bound_lock_waits(&mut client).map_err(|e| self.error(e))?;
             self.client = Some(client);
         }
         match self.client.as_mut() {

@@ -901,6 +901,8 @@ fn a_flush_behind_a_full_queue_and_a_stuck_store_gives_up_after_its_timeout() {
     let ida = book
         .reserve(&keys("ida", 2), usd("0.5"))
         .unwrap_or_else(|e| panic!("{e}"));
+    // The queue of one is empty (the first reservation queued the day's forget).
+    assert!(accounts.flush(Duration::from_secs(10)));
     let mut other = schema.connect();
     other
         .batch_execute(
@@ -934,4 +936,43 @@ fn a_flush_behind_a_full_queue_and_a_stuck_store_gives_up_after_its_timeout() {
     );
     assert!(accounts.flush(Duration::from_secs(30)));
     assert_eq!(accounts.stats().settled(), 2);
+}
+
+#[test]
+fn a_reservation_on_an_account_another_program_keeps_locked_fails_as_unavailable() {
+    let Some(schema) = PostgresSchema::create("locked_account") else {
+        return;
+    };
+    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let book = Arc::new(book(Arc::clone(&accounts), Unavailable::FailClosed));
+    drop(
+        book.reserve(&keys("hana", 1), usd("0.1"))
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let mut other = schema.connect();
+    other
+        .batch_execute(
+            "BEGIN; SELECT 1 FROM llm_cost_budget_accounts WHERE key = 'hana' FOR UPDATE",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (answered, answer) = std::sync::mpsc::channel();
+    let reserving = Arc::clone(&book);
+    std::thread::spawn(move || {
+        let refused = reserving
+            .reserve(&keys("hana", 2), usd("0.1"))
+            .err()
+            .map(|refused| refused.unavailable().map(str::to_owned));
+        let _ = answered.send(refused);
+    });
+    let refused = answer.recv_timeout(Duration::from_secs(60));
+    other
+        .batch_execute("ROLLBACK")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let why = refused
+        .unwrap_or_else(|_| panic!("the reservation waited for the other program's transaction"))
+        .unwrap_or_else(|| panic!("admitted on a locked account"))
+        .unwrap_or_else(|| panic!("refused, but not as unavailable"));
+    assert!(why.contains("lock timeout"), "{why}");
+    // Once the account is free again, reservations go through.
+    assert!(book.reserve(&keys("hana", 3), usd("0.1")).is_ok());
 }
