@@ -92,13 +92,22 @@ pub(crate) struct Settle {
     pub(crate) cost: Money,
 }
 
-/// Where an account sits, for messages: the store's table, the budget, the key and the window.
+/// One of an account's figures (spent or reserved), read from the decimal text of the table
+/// `llm_cost_budget_accounts` in `store`: what is not an amount is `Corrupt`, naming the
+/// account by its budget, key and window.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
-pub(crate) fn account_location(store: &str, account: &SharedKey<'_>) -> String {
-    format!(
-        "{store} llm_cost_budget_accounts (budget {}, key {}, window {})",
-        account.budget, account.key, account.window
-    )
+pub(crate) fn account_figure(
+    text: &str,
+    store: &str,
+    account: &SharedKey<'_>,
+) -> Result<Money, StoreError> {
+    Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
+        location: format!(
+            "{store} llm_cost_budget_accounts (budget {}, key {}, window {})",
+            account.budget, account.key, account.window
+        ),
+        message: e.to_string(),
+    })
 }
 
 impl Settle {
@@ -349,24 +358,8 @@ impl StoreBudgets {
     /// Waits (up to `timeout`) until every settlement queued before is applied; `true` when
     /// they were.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        let (done, wait) = sync_channel(1);
-        let mut message = Message::Flush(done);
-        // The queue may be full while the store is slow: wait for room, up to the deadline.
-        loop {
-            match self.settles.try_send(message) {
-                Ok(()) => break,
-                Err(std::sync::mpsc::TrySendError::Full(back))
-                    if std::time::Instant::now() < deadline =>
-                {
-                    message = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => return false,
-            }
-        }
-        wait.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-            .unwrap_or(false)
+        // The queue may be full while the store is slow: the request waits for room.
+        crate::flush_through(&self.settles, Message::Flush, timeout)
     }
 }
 

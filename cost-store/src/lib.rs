@@ -73,6 +73,34 @@ pub(crate) fn apply_reprice(record: &mut CallRecord, update: &Repriced) {
     record.repriced_with = Some(std::sync::Arc::from(update.price_table.as_str()));
 }
 
+/// Asks a background thread to flush and waits for its answer, at most `timeout`: the request
+/// (made by `request` around the channel the answer comes back on) waits for room while the
+/// thread's queue is full. `true` when the thread answered `true` in time.
+pub(crate) fn flush_through<T>(
+    queue: &std::sync::mpsc::SyncSender<T>,
+    request: impl FnOnce(std::sync::mpsc::SyncSender<bool>) -> T,
+    timeout: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let (done, answer) = std::sync::mpsc::sync_channel(1);
+    let mut message = request(done);
+    loop {
+        match queue.try_send(message) {
+            Ok(()) => break,
+            Err(std::sync::mpsc::TrySendError::Full(back))
+                if std::time::Instant::now() < deadline =>
+            {
+                message = back;
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(_) => return false,
+        }
+    }
+    answer
+        .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        .unwrap_or(false)
+}
+
 /// Locks a mutex, recovering from poisoning: what the crate keeps behind its locks (queued
 /// calls, pending settlements, counters) stays meaningful after a panic elsewhere.
 pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -708,12 +708,7 @@ impl crate::budgets::BudgetBackend for PostgresStore {
         let Some((spent, reserved)) = figures else {
             return Ok(Ok(()));
         };
-        let parse = |text: &str| {
-            cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
-                location: crate::budgets::account_location(&location, &account),
-                message: e.to_string(),
-            })
-        };
+        let parse = |text: &str| crate::budgets::account_figure(text, &location, &account);
         Ok(Err((parse(&spent)?, parse(&reserved)?)))
     }
 
@@ -771,12 +766,7 @@ impl crate::budgets::BudgetBackend for PostgresStore {
                     key: &key,
                     window,
                 };
-                let parse = |text: &str| {
-                    cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
-                        location: crate::budgets::account_location(&location, &account),
-                        message: e.to_string(),
-                    })
-                };
+                let parse = |text: &str| crate::budgets::account_figure(text, &location, &account);
                 let (spent, reserved) = (parse(&text(1)?)?, parse(&text(2)?)?);
                 Ok(crate::budgets::BudgetAccount {
                     key,

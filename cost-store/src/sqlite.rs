@@ -338,12 +338,8 @@ impl SqliteStore {
         let Some((spent, reserved)) = figures else {
             return Ok((cost_core::Money::ZERO, cost_core::Money::ZERO));
         };
-        let parse = |text: &str| {
-            cost_core::Money::from_decimal(text).map_err(|e| StoreError::Corrupt {
-                location: crate::budgets::account_location(&path.display().to_string(), account),
-                message: e.to_string(),
-            })
-        };
+        let store = path.display().to_string();
+        let parse = |text: &str| crate::budgets::account_figure(text, &store, account);
         Ok((parse(&spent)?, parse(&reserved)?))
     }
 }

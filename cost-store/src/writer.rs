@@ -14,7 +14,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -273,21 +273,7 @@ impl FlushGuard {
     /// the end of each request may not wait as long as its shutdown does). A flush that times
     /// out gives up on nothing either.
     pub fn flush_within(&self, timeout: Duration) -> bool {
-        let (done, wait) = sync_channel(1);
-        let deadline = Instant::now() + timeout;
-        let mut message = Control::Flush(done);
-        loop {
-            match self.control.try_send(message) {
-                Ok(()) => break,
-                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                    message = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(_) => return false,
-            }
-        }
-        wait.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or(false)
+        crate::flush_through(&self.control, Control::Flush, timeout)
     }
 }
 
