@@ -848,21 +848,9 @@ fn a_call_closing_never_waits_for_the_store_while_settlements_are_written() {
         .reserve(&keys("hana", 1), usd("0.5"))
         .unwrap_or_else(|e| panic!("{e}"));
     // Another program holds hana's account: the settlement's write waits for it.
-    let mut other = schema.connect();
-    other
-        .batch_execute(
-            "BEGIN; SELECT 1 FROM llm_cost_budget_accounts WHERE key = 'hana' FOR UPDATE",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut other = schema.hold_budget_account("hana");
     hana.settle(usd("0.3"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while schema.waiting_for_locks() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the settlement never reached the store"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    schema.until_a_write_waits_for_a_lock();
     // Meanwhile a call closes (the layer's `on_close` settles it) on a thread of its own.
     let (closed, done) = std::sync::mpsc::channel();
     let closing = Arc::clone(&accounts);
@@ -903,22 +891,10 @@ fn a_flush_behind_a_full_queue_and_a_stuck_store_gives_up_after_its_timeout() {
         .unwrap_or_else(|e| panic!("{e}"));
     // The queue of one is empty (the first reservation queued the day's forget).
     assert!(accounts.flush(Duration::from_secs(10)));
-    let mut other = schema.connect();
-    other
-        .batch_execute(
-            "BEGIN; SELECT 1 FROM llm_cost_budget_accounts WHERE key = 'hana' FOR UPDATE",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut other = schema.hold_budget_account("hana");
     // hana's settlement waits for the account; ida's fills the queue behind it.
     hana.settle(usd("0.3"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while schema.waiting_for_locks() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the settlement never reached the store"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    schema.until_a_write_waits_for_a_lock();
     ida.settle(usd("0.2"));
     let (flushed, answer) = std::sync::mpsc::channel();
     let flushing = Arc::clone(&accounts);
@@ -949,12 +925,7 @@ fn a_reservation_on_an_account_another_program_keeps_locked_fails_as_unavailable
         book.reserve(&keys("hana", 1), usd("0.1"))
             .unwrap_or_else(|e| panic!("{e}")),
     );
-    let mut other = schema.connect();
-    other
-        .batch_execute(
-            "BEGIN; SELECT 1 FROM llm_cost_budget_accounts WHERE key = 'hana' FOR UPDATE",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut other = schema.hold_budget_account("hana");
     let (answered, answer) = std::sync::mpsc::channel();
     let reserving = Arc::clone(&book);
     std::thread::spawn(move || {

@@ -214,21 +214,46 @@ impl PostgresSchema {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// A connection of its own into this schema, as the stores' (for a test to hold locks).
+    /// Another program's connection holding the budget account of `key` locked in a
+    /// transaction it leaves open, until it runs `COMMIT` or `ROLLBACK` (or is dropped).
     #[allow(dead_code)]
-    pub(crate) fn connect(&self) -> postgres::Client {
-        postgres::Client::connect(&self.url, postgres::NoTls).unwrap_or_else(|e| panic!("{e}"))
+    pub(crate) fn hold_budget_account(&self, key: &str) -> postgres::Client {
+        let mut other =
+            postgres::Client::connect(&self.url, postgres::NoTls).unwrap_or_else(|e| panic!("{e}"));
+        other
+            .execute("BEGIN", &[])
+            .and_then(|_| {
+                other.execute(
+                    "SELECT 1 FROM llm_cost_budget_accounts WHERE key = $1 FOR UPDATE",
+                    &[&key],
+                )
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        other
     }
 
-    /// How many connections of this schema wait for a lock another holds.
+    /// Returns once a connection of this schema's stores waits for a lock another holds; fails
+    /// the test when none does within 30 s.
     #[allow(dead_code)]
-    pub(crate) fn waiting_for_locks(&mut self) -> i64 {
-        self.admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
-                &[&self.name],
-            )
-            .map_or(0, |row| row.get(0))
+    pub(crate) fn until_a_write_waits_for_a_lock(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let waiting: i64 = self
+                .admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                    &[&self.name],
+                )
+                .map_or(0, |row| row.get(0));
+            if waiting > 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no write reached the store to wait for the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     /// Cuts every connection of this schema's stores (a database outage, as they see it).
