@@ -110,8 +110,25 @@ pub(crate) fn account_figure(
     })
 }
 
+/// What a batch of settlements changes, one entry per account in the order each first comes:
+/// what the batch takes off its reservations, and what it adds to its spend.
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
+pub(crate) fn changes_per_account(settles: &[Settle]) -> Vec<(SharedKey<'_>, Money, Money)> {
+    let mut changes: Vec<(SharedKey<'_>, Money, Money)> = Vec::new();
+    let mut index: std::collections::HashMap<SharedKey<'_>, usize> =
+        std::collections::HashMap::new();
+    for settle in settles {
+        let at = *index.entry(settle.key()).or_insert_with(|| {
+            changes.push((settle.key(), Money::ZERO, Money::ZERO));
+            changes.len() - 1
+        });
+        changes[at].1 += settle.reserved;
+        changes[at].2 += settle.cost;
+    }
+    changes
+}
+
 impl Settle {
-    #[cfg_attr(not(any(feature = "sqlite", feature = "redis")), allow(dead_code))]
     pub(crate) fn key(&self) -> SharedKey<'_> {
         SharedKey {
             budget: &self.budget,

@@ -713,27 +713,32 @@ impl crate::budgets::BudgetBackend for PostgresStore {
     }
 
     fn settle(&mut self, settles: &[crate::budgets::Settle]) -> Result<(), StoreError> {
+        // Two statements for the whole batch, one change per account (an account changed twice
+        // in one `UPDATE … FROM` would take one of the two).
+        let changes = crate::budgets::changes_per_account(settles);
+        let budgets: Vec<&str> = changes.iter().map(|(account, ..)| account.budget).collect();
+        let keys: Vec<&str> = changes.iter().map(|(account, ..)| account.key).collect();
+        let windows: Vec<i64> = changes.iter().map(|(account, ..)| account.window).collect();
+        let released: Vec<String> = changes.iter().map(|(_, r, _)| r.to_string()).collect();
+        let costs: Vec<String> = changes.iter().map(|(.., cost)| cost.to_string()).collect();
         self.with_client(|client| {
             let mut transaction = client.transaction()?;
-            let statement = transaction.prepare(
-                "INSERT INTO llm_cost_budget_accounts AS a (budget, key, window_id, spent, reserved)
-                 VALUES ($1, $2, $3, $5::text::numeric, 0)
-                 ON CONFLICT (budget, key, window_id) DO UPDATE SET
-                    spent = a.spent + EXCLUDED.spent,
-                    reserved = GREATEST(a.reserved - $4::text::numeric, 0)",
+            // An account whose window was forgotten meanwhile gets its row again.
+            transaction.execute(
+                "INSERT INTO llm_cost_budget_accounts (budget, key, window_id)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+                 ON CONFLICT DO NOTHING",
+                &[&budgets, &keys, &windows],
             )?;
-            for settle in settles {
-                transaction.execute(
-                    &statement,
-                    &[
-                        &settle.budget,
-                        &settle.account,
-                        &settle.window,
-                        &settle.reserved.to_string(),
-                        &settle.cost.to_string(),
-                    ],
-                )?;
-            }
+            transaction.execute(
+                "UPDATE llm_cost_budget_accounts AS a SET
+                    spent = a.spent + c.cost::numeric,
+                    reserved = GREATEST(a.reserved - c.released::numeric, 0)
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])
+                    AS c (budget, key, window_id, released, cost)
+                 WHERE a.budget = c.budget AND a.key = c.key AND a.window_id = c.window_id",
+                &[&budgets, &keys, &windows, &released, &costs],
+            )?;
             transaction.commit()
         })
     }

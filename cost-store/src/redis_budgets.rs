@@ -32,7 +32,6 @@
 //! One server (or primary) holds them: a transaction over many keys cannot span the slots of
 //! Redis Cluster. They are as durable as the server's persistence makes them.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use cost_core::Money;
@@ -320,17 +319,7 @@ impl BudgetBackend for RedisBudgetAccounts {
     }
 
     fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
-        // One change per account: what the batch takes off its reservations and adds to spend.
-        let mut changes: Vec<(SharedKey<'_>, Money, Money)> = Vec::new();
-        let mut index: HashMap<SharedKey<'_>, usize> = HashMap::new();
-        for settle in settles {
-            let at = *index.entry(settle.key()).or_insert_with(|| {
-                changes.push((settle.key(), Money::ZERO, Money::ZERO));
-                changes.len() - 1
-            });
-            changes[at].1 += settle.reserved;
-            changes[at].2 += settle.cost;
-        }
+        let changes = crate::budgets::changes_per_account(settles);
         let keys: Vec<String> = changes
             .iter()
             .map(|(account, ..)| self.account_key(account))

@@ -947,3 +947,63 @@ fn a_reservation_on_an_account_another_program_keeps_locked_fails_as_unavailable
     // Once the account is free again, reservations go through.
     assert!(book.reserve(&keys("hana", 3), usd("0.1")).is_ok());
 }
+
+#[test]
+fn a_batch_settling_one_account_twice_and_one_without_a_row_is_applied_whole_in_postgres() {
+    let Some(schema) = PostgresSchema::create("batch") else {
+        return;
+    };
+    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let first = book
+        .reserve(&keys("hana", 1), usd("0.3"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = book
+        .reserve(&keys("hana", 2), usd("0.3"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ida = book
+        .reserve(&keys("ida", 3), usd("0.5"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(accounts.flush(Duration::from_secs(10)));
+    // Queued together, so the background thread most likely takes them as one batch: hana
+    // twice, ida once, and an account no reservation made a row for (its window forgotten
+    // while the call ran, say).
+    first.settle(usd("0.1"));
+    second.settle(usd("0.25"));
+    ida.settle(usd("0.000000000000000000000001"));
+    let lost = cost_layer::cost_core::budget::SharedKey {
+        budget: "per_user_daily",
+        key: "jo",
+        window: FIRST_DAY,
+    };
+    accounts.settle(lost, usd("0.2"), usd("0.2"));
+    assert!(accounts.flush(Duration::from_secs(10)));
+    assert_eq!(accounts.stats().settled(), 4);
+    let read = cost_store::budget_accounts(
+        &schema.url,
+        &cost_store::BudgetOptions::default(),
+        "per_user_daily",
+        FIRST_DAY,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let figures: Vec<(
+        String,
+        cost_layer::cost_core::Money,
+        cost_layer::cost_core::Money,
+    )> = read
+        .into_iter()
+        .map(|account| (account.key, account.spent, account.reserved))
+        .collect();
+    assert_eq!(
+        figures,
+        [
+            ("hana".to_owned(), usd("0.35"), usd("0")),
+            (
+                "ida".to_owned(),
+                usd("0.000000000000000000000001"),
+                usd("0")
+            ),
+            ("jo".to_owned(), usd("0.2"), usd("0")),
+        ]
+    );
+}
