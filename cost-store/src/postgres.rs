@@ -671,39 +671,48 @@ impl crate::budgets::BudgetBackend for PostgresStore {
         let (amount, limit, pending) = (amount.to_string(), limit.to_string(), pending.to_string());
         let location = self.address.clone();
         let figures = self.with_client(|client| {
-            client.execute(
-                "INSERT INTO llm_cost_budget_accounts (budget, key, window_id)
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&account.budget, &account.key, &account.window],
-            )?;
-            // One conditional update: the row lock makes it atomic against every process.
-            let booked = client.query(
-                "UPDATE llm_cost_budget_accounts SET reserved = reserved + $4::text::numeric
-                 WHERE budget = $1 AND key = $2 AND window_id = $3
-                   AND spent + reserved - $6::text::numeric + $4::text::numeric
-                       <= $5::text::numeric
+            use postgres::types::{ToSql, Type};
+            fn text(value: &(dyn ToSql + Sync)) -> (&(dyn ToSql + Sync), Type) {
+                (value, Type::TEXT)
+            }
+            // One statement, one round trip (typed parameters need no prepare): the account
+            // made where missing, or booked on under its row's lock, only if the amount fits
+            // (an account's figures are never below zero, so one that fits when made fits
+            // there too, and one that does not fit a new account fits no account).
+            let booked = client.query_typed(
+                "INSERT INTO llm_cost_budget_accounts AS a (budget, key, window_id, spent, reserved)
+                 SELECT $1, $2, $3, 0, $4::numeric
+                 WHERE $4::numeric - $6::numeric <= $5::numeric
+                 ON CONFLICT (budget, key, window_id) DO UPDATE
+                    SET reserved = a.reserved + EXCLUDED.reserved
+                    WHERE a.spent + a.reserved - $6::numeric + EXCLUDED.reserved <= $5::numeric
                  RETURNING 1",
                 &[
-                    &account.budget,
-                    &account.key,
-                    &account.window,
-                    &amount,
-                    &limit,
-                    &pending,
+                    text(&account.budget),
+                    text(&account.key),
+                    (&account.window, Type::INT8),
+                    text(&amount),
+                    text(&limit),
+                    text(&pending),
                 ],
             )?;
             if !booked.is_empty() {
                 return Ok(None);
             }
-            let row = client.query_one(
+            // Refused: the figures it was refused on (none when there is no account yet).
+            let row = client.query_typed_opt(
                 "SELECT spent::text, reserved::text FROM llm_cost_budget_accounts
                  WHERE budget = $1 AND key = $2 AND window_id = $3",
-                &[&account.budget, &account.key, &account.window],
+                &[
+                    text(&account.budget),
+                    text(&account.key),
+                    (&account.window, Type::INT8),
+                ],
             )?;
-            Ok(Some((
-                row.try_get::<_, String>(0)?,
-                row.try_get::<_, String>(1)?,
-            )))
+            Ok(Some(match row {
+                Some(row) => (row.try_get::<_, String>(0)?, row.try_get::<_, String>(1)?),
+                None => ("0".to_owned(), "0".to_owned()),
+            }))
         })?;
         let Some((spent, reserved)) = figures else {
             return Ok(Ok(()));

@@ -1007,3 +1007,48 @@ fn a_batch_settling_one_account_twice_and_one_without_a_row_is_applied_whole_in_
         ]
     );
 }
+
+#[test]
+fn a_postgres_account_is_made_by_the_first_reservation_that_fits_and_by_no_other() {
+    let Some(schema) = PostgresSchema::create("first_fit") else {
+        return;
+    };
+    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let read = || {
+        cost_store::budget_accounts(
+            &schema.url,
+            &cost_store::BudgetOptions::default(),
+            "per_user_daily",
+            FIRST_DAY,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|account| (account.key, account.spent, account.reserved))
+        .collect::<Vec<_>>()
+    };
+    // Above the limit on an account that does not exist yet: refused, and no account made.
+    let refused = book
+        .reserve(&keys("kai", 1), usd("1.01"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted above the limit"));
+    assert_eq!((refused.spent, refused.reserved), (usd("0"), usd("0")));
+    assert_eq!(read(), []);
+    // Exactly the limit fits, and makes the account; a cent more does not.
+    let whole = book
+        .reserve(&keys("kai", 2), usd("1"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read(), [("kai".to_owned(), usd("0"), usd("1"))]);
+    let refused = book
+        .reserve(&keys("kai", 3), usd("0.01"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted above the limit"));
+    assert_eq!((refused.spent, refused.reserved), (usd("0"), usd("1")));
+    whole.settle(usd("0.4"));
+    assert!(accounts.flush(Duration::from_secs(10)));
+    let held = book
+        .reserve(&keys("kai", 4), usd("0.6"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read(), [("kai".to_owned(), usd("0.4"), usd("0.6"))]);
+    drop(held);
+}
