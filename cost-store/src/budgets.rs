@@ -13,8 +13,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! A reservation is one atomic conditional update in the store (PostgreSQL: `UPDATE … WHERE
-//! spent + reserved + amount <= limit`, under the row's lock; SQLite: read and write inside an
+//! A reservation is one atomic conditional update in the store (PostgreSQL: `INSERT … ON
+//! CONFLICT DO UPDATE … WHERE spent + reserved + amount <= limit`, under the row's lock; SQLite: read and write inside an
 //! immediate transaction, which holds the database's write lock; Redis: `WATCH`, read, and
 //! `MULTI`/`EXEC`, which Redis refuses if another client wrote the account in between, then
 //! read and checked again, with money kept as exact decimal text, never a Redis float), made on
