@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::{PostgresSchema, RedisPrefix, usd};
 use cost_layer::cost_core::budget::{
-    BudgetBook, BudgetConfig, CallKeys, ManualClock, SharedAccounts, Unavailable,
+    BudgetBook, BudgetConfig, BudgetExceeded, CallKeys, ManualClock, Reservation, SharedAccounts,
+    Unavailable,
 };
 
 /// 2025-11-25 12:00 UTC: every process counts in the same day.
@@ -34,6 +35,20 @@ fn keys(user: &str, call: usize) -> CallKeys {
         user: Some(Arc::from(user)),
         ..CallKeys::default()
     }
+}
+
+/// `user`'s call number `call`, of worst case `amount` dollars, admitted (the test fails if it
+/// is refused).
+fn admitted(book: &BudgetBook, user: &str, call: usize, amount: &str) -> Reservation {
+    book.reserve(&keys(user, call), usd(amount))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The same call refused: why (the test fails if it is admitted).
+fn refusal(book: &BudgetBook, user: &str, call: usize, amount: &str) -> BudgetExceeded {
+    book.reserve(&keys(user, call), usd(amount))
+        .err()
+        .unwrap_or_else(|| panic!("{user}'s call {call} of ${amount} admitted beyond the limit"))
 }
 
 /// One racing process: `LLM_COST_RACE_ROUNDS` calls of $0.01 worst case for user `racer`,
@@ -148,9 +163,7 @@ fn a_cut_connection_fails_closed_then_reconnects_to(
     cut: impl FnOnce(),
 ) {
     let book = book(Arc::clone(accounts), Unavailable::FailClosed);
-    let _in_flight = book
-        .reserve(&keys("dora", 1), usd("0.1"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let _in_flight = admitted(&book, "dora", 1, "0.1");
     assert_eq!(accounts.stats().unavailable(), 0);
     cut();
     let refused = book
@@ -735,13 +748,9 @@ fn what_a_settlement_released_is_counted_once_after_the_store_has_it() {
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
     // All of the day's $1.00 reserved, then settled at $0.20: once the store has the
     // settlement, exactly $0.80 is free again.
-    book.reserve(&keys("hana", 1), usd("1"))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .settle(usd("0.2"));
+    admitted(&book, "hana", 1, "1").settle(usd("0.2"));
     assert!(accounts.flush(Duration::from_secs(10)));
-    let held = book
-        .reserve(&keys("hana", 2), usd("0.8"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let held = admitted(&book, "hana", 2, "0.8");
     let refused = book
         .reserve(&keys("hana", 3), usd("0.01"))
         .err()
@@ -758,12 +767,8 @@ fn a_settlement_the_store_refuses_for_good_holds_up_no_other() {
     let (_dir, address) = common::temp_address("budgets.sqlite");
     let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
-    let hana = book
-        .reserve(&keys("hana", 1), usd("0.5"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ida = book
-        .reserve(&keys("ida", 2), usd("0.5"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let hana = admitted(&book, "hana", 1, "0.5");
+    let ida = admitted(&book, "ida", 2, "0.5");
     // Another program writes what is not an amount into hana's account.
     let database = rusqlite::Connection::open(&address).unwrap_or_else(|e| panic!("{e}"));
     database
@@ -783,13 +788,8 @@ fn a_settlement_the_store_refuses_for_good_holds_up_no_other() {
     let error = stats.last_error().unwrap_or_default();
     assert!(error.contains("hana") && error.contains("lots"), "{error}");
     // ida's settlement landed: $0.20 spent, so exactly $0.80 is free again.
-    let held = book
-        .reserve(&keys("ida", 3), usd("0.8"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let refused = book
-        .reserve(&keys("ida", 4), usd("0.01"))
-        .err()
-        .unwrap_or_else(|| panic!("admitted beyond the limit"));
+    let held = admitted(&book, "ida", 3, "0.8");
+    let refused = refusal(&book, "ida", 4, "0.01");
     assert_eq!((refused.spent, refused.reserved), (usd("0.2"), usd("0.8")));
     drop(held);
     // hana's reservation stays booked, as for a settlement that could not be queued.
@@ -811,9 +811,7 @@ fn settlements_queued_before_the_accounts_are_dropped_are_still_applied() {
     // it ends: once joined, nothing holds the accounts.
     std::thread::spawn(move || {
         let book = book(accounts, Unavailable::FailClosed);
-        book.reserve(&keys("hana", 1), usd("0.5"))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .settle(usd("0.3"));
+        admitted(&book, "hana", 1, "0.5").settle(usd("0.3"));
     })
     .join()
     .unwrap_or_else(|_| panic!("the calls' thread panicked"));
@@ -844,9 +842,7 @@ fn a_call_closing_never_waits_for_the_store_while_settlements_are_written() {
     };
     let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
-    let hana = book
-        .reserve(&keys("hana", 1), usd("0.5"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let hana = admitted(&book, "hana", 1, "0.5");
     // Another program holds hana's account: the settlement's write waits for it.
     let mut other = schema.hold_budget_account("hana");
     hana.settle(usd("0.3"));
@@ -883,12 +879,8 @@ fn a_flush_behind_a_full_queue_and_a_stuck_store_gives_up_after_its_timeout() {
     };
     let accounts = cost_store::budgets_with(&schema.url, options).unwrap_or_else(|e| panic!("{e}"));
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
-    let hana = book
-        .reserve(&keys("hana", 1), usd("0.5"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ida = book
-        .reserve(&keys("ida", 2), usd("0.5"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let hana = admitted(&book, "hana", 1, "0.5");
+    let ida = admitted(&book, "ida", 2, "0.5");
     // The queue of one is empty (the first reservation queued the day's forget).
     assert!(accounts.flush(Duration::from_secs(10)));
     let mut other = schema.hold_budget_account("hana");
@@ -921,10 +913,7 @@ fn a_reservation_on_an_account_another_program_keeps_locked_fails_as_unavailable
     };
     let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
     let book = Arc::new(book(Arc::clone(&accounts), Unavailable::FailClosed));
-    drop(
-        book.reserve(&keys("hana", 1), usd("0.1"))
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
+    drop(admitted(&book, "hana", 1, "0.1"));
     let mut other = schema.hold_budget_account("hana");
     let (answered, answer) = std::sync::mpsc::channel();
     let reserving = Arc::clone(&book);
@@ -955,15 +944,9 @@ fn a_batch_settling_one_account_twice_and_one_without_a_row_is_applied_whole_in_
     };
     let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
-    let first = book
-        .reserve(&keys("hana", 1), usd("0.3"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let second = book
-        .reserve(&keys("hana", 2), usd("0.3"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ida = book
-        .reserve(&keys("ida", 3), usd("0.5"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let first = admitted(&book, "hana", 1, "0.3");
+    let second = admitted(&book, "hana", 2, "0.3");
+    let ida = admitted(&book, "ida", 3, "0.5");
     assert!(accounts.flush(Duration::from_secs(10)));
     // Queued together, so the background thread most likely takes them as one batch: hana
     // twice, ida once, and an account no reservation made a row for (its window forgotten
@@ -1028,27 +1011,17 @@ fn a_postgres_account_is_made_by_the_first_reservation_that_fits_and_by_no_other
         .collect::<Vec<_>>()
     };
     // Above the limit on an account that does not exist yet: refused, and no account made.
-    let refused = book
-        .reserve(&keys("kai", 1), usd("1.01"))
-        .err()
-        .unwrap_or_else(|| panic!("admitted above the limit"));
+    let refused = refusal(&book, "kai", 1, "1.01");
     assert_eq!((refused.spent, refused.reserved), (usd("0"), usd("0")));
     assert_eq!(read(), []);
     // Exactly the limit fits, and makes the account; a cent more does not.
-    let whole = book
-        .reserve(&keys("kai", 2), usd("1"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let whole = admitted(&book, "kai", 2, "1");
     assert_eq!(read(), [("kai".to_owned(), usd("0"), usd("1"))]);
-    let refused = book
-        .reserve(&keys("kai", 3), usd("0.01"))
-        .err()
-        .unwrap_or_else(|| panic!("admitted above the limit"));
+    let refused = refusal(&book, "kai", 3, "0.01");
     assert_eq!((refused.spent, refused.reserved), (usd("0"), usd("1")));
     whole.settle(usd("0.4"));
     assert!(accounts.flush(Duration::from_secs(10)));
-    let held = book
-        .reserve(&keys("kai", 4), usd("0.6"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let held = admitted(&book, "kai", 4, "0.6");
     assert_eq!(read(), [("kai".to_owned(), usd("0.4"), usd("0.6"))]);
     drop(held);
 }

@@ -576,12 +576,20 @@ fn a_failing_store_is_retried_and_loses_nothing_within_the_bound() {
 /// A store that is down until its `failures_left` is reset, and a writer over it that retries
 /// every few milliseconds and waits 200 ms for it at a flush or at shutdown.
 fn writer_over_a_dead_store() -> (TestStore, cost_store::WriterSink, cost_store::FlushGuard) {
+    writer_over_a_dead_store_giving_up_after(std::time::Duration::from_millis(200))
+}
+
+/// A writer over a store that fails every write until told otherwise, retrying fast, its
+/// shutdown giving up after `shutdown_timeout`.
+fn writer_over_a_dead_store_giving_up_after(
+    shutdown_timeout: std::time::Duration,
+) -> (TestStore, cost_store::WriterSink, cost_store::FlushGuard) {
     let store = TestStore::default();
     store.failures_left.store(u32::MAX, Ordering::SeqCst);
     let options = WriterOptions {
         retry_min: std::time::Duration::from_millis(1),
         retry_max: std::time::Duration::from_millis(5),
-        shutdown_timeout: std::time::Duration::from_millis(200),
+        shutdown_timeout,
         ..WriterOptions::default()
     };
     let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
@@ -620,15 +628,8 @@ fn a_flush_that_times_out_gives_up_on_nothing() {
 
 #[test]
 fn a_flush_waits_as_long_as_it_is_told_not_as_long_as_a_shutdown() {
-    let store = TestStore::default();
-    store.failures_left.store(u32::MAX, Ordering::SeqCst);
-    let options = WriterOptions {
-        retry_min: std::time::Duration::from_millis(1),
-        retry_max: std::time::Duration::from_millis(5),
-        shutdown_timeout: std::time::Duration::from_secs(3_600),
-        ..WriterOptions::default()
-    };
-    let (sink, guard) = cost_store::spawn(Box::new(store.clone()), options);
+    let (store, sink, guard) =
+        writer_over_a_dead_store_giving_up_after(std::time::Duration::from_secs(3_600));
     let _ledger = run_calls(sink, 1, 9);
     let asked = std::time::Instant::now();
     assert!(
