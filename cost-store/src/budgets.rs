@@ -14,22 +14,22 @@
 //! ```
 //!
 //! A reservation is one atomic conditional update in the store (PostgreSQL: `INSERT … ON
-//! CONFLICT DO UPDATE … WHERE spent + reserved + amount <= limit`, under the row's lock; SQLite: read and write inside an
-//! immediate transaction, which holds the database's write lock; Redis: `WATCH`, read, and
-//! `MULTI`/`EXEC`, which Redis refuses if another client wrote the account in between, then
-//! read and checked again, with money kept as exact decimal text, never a Redis float), made on
-//! the caller's thread before the call runs. Settlements come from the layer's `on_close`,
-//! where nothing may block: they are queued to a background thread that applies them in
-//! batches and retries while the store is down. A reservation counts this process's queued settlements as applied (what they
-//! will take off the account is passed into the conditional update), so a call is admitted
-//! exactly as it would be once they land. A settlement that cannot be queued (the queue is
-//! full), or that dies with its process, leaves its reservation booked, which can only refuse
-//! more, never admit more; the first is counted in [`BudgetStats::settles_dropped`]. A
-//! settlement the store refuses for good (an account holding what is not an amount) is
-//! abandoned alone, its reservation left booked, and counted in
-//! [`BudgetStats::settles_abandoned`]; the rest of its batch is applied. When the accounts are
-//! dropped, the thread applies what was queued before (retrying while the store is down), then
-//! ends; [`StoreBudgets::flush`] waits for it.
+//! CONFLICT DO UPDATE … WHERE spent + reserved + amount <= limit`, under the row's lock;
+//! SQLite: read and write inside an immediate transaction, which holds the database's write
+//! lock; Redis: `WATCH`, read, and `MULTI`/`EXEC`, which Redis refuses if another client wrote
+//! the account in between, then read and checked again, with money kept as exact decimal text,
+//! never a Redis float), made on the caller's thread before the call runs. Settlements come
+//! from the layer's `on_close`, where nothing may block: they are queued to a background thread
+//! that applies them in batches and retries while the store is down. A reservation counts this
+//! process's queued settlements as applied (what they will take off the account is passed into
+//! the conditional update), so a call is admitted exactly as it would be once they land. A
+//! settlement that cannot be queued (the queue is full), or that dies with its process, leaves
+//! its reservation booked, which can only refuse more, never admit more; the first is counted
+//! in [`BudgetStats::settles_dropped`]. A settlement the store refuses for good (an account
+//! holding what is not an amount) is abandoned alone, its reservation left booked, and counted
+//! in [`BudgetStats::settles_abandoned`]; the rest of its batch is applied. When the accounts
+//! are dropped, the thread applies what was queued before (retrying while the store is down),
+//! then ends; [`StoreBudgets::flush`] waits for it.
 //!
 //! Accounts of past windows are deleted: at a book's first reservation in a new day or month of
 //! a budget, the same background thread deletes that budget's accounts of the windows before
@@ -230,6 +230,15 @@ struct Pending {
 /// What queued settlements will take off each account, by budget, key and window.
 type PendingReleases = std::collections::HashMap<(String, String, i64), Money>;
 
+/// `account`'s place in [`PendingReleases`].
+fn pending_key(account: SharedKey<'_>) -> (String, String, i64) {
+    (
+        account.budget.to_owned(),
+        account.key.to_owned(),
+        account.window,
+    )
+}
+
 /// How the budget accounts queue settlements, and where in Redis they are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BudgetOptions {
@@ -393,11 +402,7 @@ impl SharedAccounts for StoreBudgets {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let _turn = lock(&self.pending.store_turn);
         let queued = lock(&self.pending.releases)
-            .get(&(
-                account.budget.to_owned(),
-                account.key.to_owned(),
-                account.window,
-            ))
+            .get(&pending_key(account))
             .copied()
             .unwrap_or(Money::ZERO);
         match backend.try_reserve(account, amount, limit, queued) {
@@ -418,7 +423,7 @@ impl SharedAccounts for StoreBudgets {
             reserved,
             cost,
         };
-        let key = (settle.budget.clone(), settle.account.clone(), settle.window);
+        let key = pending_key(settle.key());
         // Counted before the thread can take it off (it takes this lock to do so).
         let mut releases = lock(&self.pending.releases);
         match self.settles.try_send(Message::Settle(settle)) {
@@ -553,7 +558,7 @@ fn settle_one_by_one(
 /// Takes what `settle` will release off its account's pending figure: it was applied, or it
 /// never will be.
 fn no_longer_pending(pending: &mut PendingReleases, settle: &Settle) {
-    let key = (settle.budget.clone(), settle.account.clone(), settle.window);
+    let key = pending_key(settle.key());
     if let Some(left) = pending.get_mut(&key) {
         *left -= settle.reserved - settle.cost;
         if left.is_zero() {
@@ -635,10 +640,8 @@ mod tests {
         let pending = Pending::default();
         for account in ["refused", "flaky", "fine"] {
             let settle = settle(account);
-            lock(&pending.releases).insert(
-                (settle.budget.clone(), settle.account.clone(), settle.window),
-                settle.reserved - settle.cost,
-            );
+            lock(&pending.releases)
+                .insert(pending_key(settle.key()), settle.reserved - settle.cost);
             assert!(queue.try_send(Message::Settle(settle)).is_ok());
         }
         drop(queue);

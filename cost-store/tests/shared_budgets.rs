@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{PostgresSchema, RedisPrefix, usd};
+use cost_layer::cost_core::Money;
 use cost_layer::cost_core::budget::{
     BudgetBook, BudgetConfig, BudgetExceeded, CallKeys, ManualClock, Reservation, SharedAccounts,
     Unavailable,
@@ -35,6 +36,20 @@ fn keys(user: &str, call: usize) -> CallKeys {
         user: Some(Arc::from(user)),
         ..CallKeys::default()
     }
+}
+
+/// The `per_user_daily` accounts of `day` in the store at `address`, in the order of their keys:
+/// each key with what it spent and what it holds reserved.
+fn figures(
+    address: &str,
+    options: &cost_store::BudgetOptions,
+    day: i64,
+) -> Vec<(String, Money, Money)> {
+    cost_store::budget_accounts(address, options, "per_user_daily", day)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|account| (account.key, account.spent, account.reserved))
+        .collect()
 }
 
 /// `user`'s call number `call`, of worst case `amount` dollars, admitted (the test fails if it
@@ -417,20 +432,13 @@ fn five_days_of_calls_with(address: &str, options: cost_store::BudgetOptions) ->
 /// The accounts of the last of the five days, as `budget_accounts` reads them back, and of the
 /// first (forgotten).
 fn assert_the_accounts_of_the_last_day(address: &str, options: &cost_store::BudgetOptions) {
-    let read = |day| {
-        cost_store::budget_accounts(address, options, "per_user_daily", day)
-            .unwrap_or_else(|e| panic!("{e}"))
-    };
-    let accounts: Vec<_> = read(FIRST_DAY + 4)
-        .into_iter()
-        .map(|a| (a.key, a.spent, a.reserved))
-        .collect();
+    let accounts = figures(address, options, FIRST_DAY + 4);
     let expected: Vec<_> = ["alice", "bob", "carol"]
         .into_iter()
         .map(|user| (user.to_owned(), usd("0.1"), usd("0")))
         .collect();
     assert_eq!(accounts, expected);
-    assert_eq!(read(FIRST_DAY), []);
+    assert_eq!(figures(address, options, FIRST_DAY), []);
 }
 
 /// The days of `per_user_daily` accounts in a SQLite file, in order, once each.
@@ -613,12 +621,7 @@ fn budgets_in_redis_over_tls_hold_and_trust_only_the_certificate_authorities_giv
     // the server remembers them.
     assert_eq!(program_with(&tls.url, options.clone()), 4);
     assert_eq!(program_with(&tls.url, options.clone()), 0);
-    let accounts = cost_store::budget_accounts(&tls.url, &options, "per_user_daily", NOW / 86_400)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let read: Vec<_> = accounts
-        .into_iter()
-        .map(|a| (a.key, a.spent, a.reserved))
-        .collect();
+    let read = figures(&tls.url, &options, FIRST_DAY);
     assert_eq!(read, [("erin".to_owned(), usd("0.04"), usd("0"))]);
     // The system's authorities do not know this server's: refused, never connected unchecked.
     let unknown = cost_store::budgets(&tls.url).err().map(|e| e.to_string());
@@ -832,12 +835,7 @@ fn settlements_queued_before_the_accounts_are_dropped_are_still_applied() {
     let options = cost_store::BudgetOptions::default();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let figures = loop {
-        let accounts = cost_store::budget_accounts(&address, &options, "per_user_daily", FIRST_DAY)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let figures: Vec<_> = accounts
-            .into_iter()
-            .map(|account| (account.key, account.spent, account.reserved))
-            .collect();
+        let figures = figures(&address, &options, FIRST_DAY);
         if figures.iter().all(|(.., reserved)| reserved.is_zero())
             || std::time::Instant::now() > deadline
         {
@@ -975,23 +973,12 @@ fn a_batch_settling_one_account_twice_and_one_without_a_row_is_applied_whole_in_
     accounts.settle(lost, usd("0.2"), usd("0.2"));
     assert!(accounts.flush(Duration::from_secs(10)));
     assert_eq!(accounts.stats().settled(), 4);
-    let read = cost_store::budget_accounts(
-        &schema.url,
-        &cost_store::BudgetOptions::default(),
-        "per_user_daily",
-        FIRST_DAY,
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let figures: Vec<(
-        String,
-        cost_layer::cost_core::Money,
-        cost_layer::cost_core::Money,
-    )> = read
-        .into_iter()
-        .map(|account| (account.key, account.spent, account.reserved))
-        .collect();
     assert_eq!(
-        figures,
+        figures(
+            &schema.url,
+            &cost_store::BudgetOptions::default(),
+            FIRST_DAY
+        ),
         [
             ("hana".to_owned(), usd("0.35"), usd("0")),
             (
@@ -1012,16 +999,11 @@ fn a_postgres_account_is_made_by_the_first_reservation_that_fits_and_by_no_other
     let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
     let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
     let read = || {
-        cost_store::budget_accounts(
+        figures(
             &schema.url,
             &cost_store::BudgetOptions::default(),
-            "per_user_daily",
             FIRST_DAY,
         )
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .map(|account| (account.key, account.spent, account.reserved))
-        .collect::<Vec<_>>()
     };
     // Above the limit on an account that does not exist yet: refused, and no account made.
     let refused = refusal(&book, "kai", 1, "1.01");
