@@ -826,6 +826,80 @@ fn a_span_whose_usage_came_before_the_calls_under_it_has_its_early_cost_withdraw
     }
 }
 
+/// A workflow span of `model` with usage under older names (the layer adds the GenAI token
+/// counts), recorded before the two calls under it run.
+fn workflow_with_early_usage(model: &str, cache_hit: bool) {
+    let workflow = tracing::info_span!(
+        "ai.generateText",
+        llm.model = model,
+        llm.tokens.input = Empty,
+        llm.tokens.output = Empty,
+        llm.cache.hit = cache_hit,
+    );
+    workflow.record("llm.tokens.input", 2_000);
+    workflow.record("llm.tokens.output", 200);
+    workflow.in_scope(|| {
+        ask_gpt4o("first");
+        ask_gpt4o("second");
+    });
+}
+
+#[test]
+fn every_figure_an_aggregate_span_was_given_early_is_withdrawn_not_only_its_amount() {
+    for order in [Order::CostInside, Order::OtelInside] {
+        let last = |spans: &[SpanData], key: &str| {
+            values(span(spans, "ai.generateText"), key).last().cloned()
+        };
+        // An unknown model: flagged unpriced, with the token counts the layer added.
+        let spans = export_spans(order, CostLayer::builder(), || {
+            workflow_with_early_usage("acme-llm-9000", false);
+        });
+        assert_eq!(
+            values(span(&spans, "ai.generateText"), otel::UNPRICED).first(),
+            Some(&Value::Bool(true)),
+            "{order:?}: set early"
+        );
+        assert_eq!(
+            last(&spans, otel::UNPRICED),
+            Some(Value::Bool(false)),
+            "{order:?}"
+        );
+        for tokens in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
+            assert_eq!(
+                last(&spans, tokens).map(i64_of),
+                Some(0),
+                "{order:?} {tokens}"
+            );
+        }
+        // Calls under it: each keeps its own figures.
+        for call in spans.iter().filter(|s| s.name == "chat gpt-4o") {
+            assert_eq!(f64_of(one(call, otel::COST_AMOUNT)), 0.0035, "{order:?}");
+        }
+        // An application cache hit: its saving set early, then withdrawn.
+        let spans = export_spans(order, CostLayer::builder(), || {
+            workflow_with_early_usage("gpt-4o", true);
+        });
+        assert_eq!(
+            values(span(&spans, "ai.generateText"), otel::CACHE_HIT_SAVINGS)
+                .first()
+                .cloned()
+                .map(f64_of),
+            Some(0.007),
+            "{order:?}: set early"
+        );
+        assert_eq!(
+            last(&spans, otel::CACHE_HIT_SAVINGS).map(f64_of),
+            Some(0.0),
+            "{order:?}"
+        );
+        assert_eq!(
+            last(&spans, otel::COST_AMOUNT).map(f64_of),
+            Some(0.0),
+            "{order:?}"
+        );
+    }
+}
+
 #[test]
 fn a_call_whose_usage_stays_incomplete_teaches_the_order_at_its_close() {
     let spans = export_spans(Order::CostInside, CostLayer::builder(), || {

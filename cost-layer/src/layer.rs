@@ -862,17 +862,20 @@ impl CostLayer {
         {
             return None;
         }
+        Some(self.otel_own_call_attributes(record))
+    }
+
+    /// The cost attributes a call's own usage gives its OpenTelemetry span, priced now.
+    #[cfg(feature = "otel")]
+    fn otel_own_call_attributes(&self, record: &CostRecord) -> Vec<opentelemetry::KeyValue> {
+        let observed = &record.observed;
         let table = self.prices.current();
         let name = observed.model_or_unknown();
         let mut own = Totals::default();
         with_model_slot(self.id, self.price_age_limit, &table, name, |slot| {
             self.price_call(observed, &table, slot, false, &mut own);
         });
-        Some(crate::otel::call_attributes(
-            &own,
-            &record.info,
-            observed.reported_cost,
-        ))
+        crate::otel::call_attributes(&own, &record.info, observed.reported_cost)
     }
 
     /// Sets a call's cost attributes on its OpenTelemetry span before it closes; when they
@@ -1381,15 +1384,21 @@ impl CostLayer {
                     parent_record.totals.add(&record.totals);
                     parent_record.children += 1;
                     // A call span whose cost was exported before a call under it was charged:
-                    // its usage is their aggregate, charged nothing at its close, and the
-                    // amount already on its OpenTelemetry span is withdrawn (set again to 0).
+                    // its usage is their aggregate, charged nothing at its close, and what its
+                    // usage set on its OpenTelemetry span is withdrawn (the figures set again
+                    // to 0, the unpriced flag to false).
                     #[cfg(feature = "otel")]
                     if parent_record.otel_exported
                         && parent_record.scope == Scope::Call
                         && record.totals.calls_closed() > 0
                     {
                         parent_record.otel_exported = false;
-                        withdraw_otel_cost_of = Some(parent.id());
+                        withdraw_otel_cost_of = Some((
+                            parent.id(),
+                            crate::otel::withdrawn_call_attributes(
+                                self.otel_own_call_attributes(parent_record),
+                            ),
+                        ));
                     }
                     if let (Some(children), Some(node)) = (
                         parent_record.extras.as_mut().and_then(|e| e.tree.as_mut()),
@@ -1447,8 +1456,8 @@ impl CostLayer {
 
         #[cfg(feature = "otel")]
         if let Some(export) = &self.otel_spans {
-            if let Some(parent) = &withdraw_otel_cost_of {
-                export.set(parent, crate::otel::withdrawn_call_attributes());
+            if let Some((parent, withdrawn)) = withdraw_otel_cost_of {
+                export.set(&parent, withdrawn);
             }
             match otel_attributes {
                 Some(attributes) => {

@@ -25,7 +25,12 @@
 //! usage field the span declares has a value (as `#[llm_call]` records them, in one record), and
 //! again whenever its price changes (its usage, or a model, service tier or cache hit recorded
 //! after it): an OpenTelemetry span cannot replace an attribute, so a stream's running totals
-//! repeat it (the latest last, as `tracing-opentelemetry` does for any field recorded twice). Agent
+//! repeat it (the latest last, as `tracing-opentelemetry` does for any field recorded twice). A
+//! span given a call's attributes this way that turns out to be the aggregate of calls under it
+//! (a workflow span whose usage was recorded before they ran) has them withdrawn when the first
+//! of those calls closes: its amount, cache saving and the token counts this layer added are set
+//! again to `0` and [`UNPRICED`] to `false`, so a backend reading the last value counts each
+//! call once. Agent
 //! and session totals are only final when the span closes, so they reach the exported span only
 //! in the first order; in the other, read them from the ledger or the close callbacks.
 //!
@@ -187,10 +192,27 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// What replaces the cost set on a span whose usage turned out to be the aggregate of the calls
-/// under it (an OpenTelemetry span cannot drop an attribute: set again, the last value stands).
-pub(crate) fn withdrawn_call_attributes() -> Vec<KeyValue> {
-    vec![KeyValue::new(COST_AMOUNT, 0.0)]
+/// What replaces the attributes set on a span whose usage turned out to be the aggregate of the
+/// calls under it (an OpenTelemetry span cannot drop an attribute: set again, the last value
+/// stands). `exported` are the attributes its own usage gave it: each figure is set again to
+/// zero (amounts and token counts, which a backend summing the trace would count twice) and
+/// the unpriced flag to `false`; what only describes the call (currency, source, price table,
+/// [`REJECTED`]) is left as it is.
+pub(crate) fn withdrawn_call_attributes(exported: Vec<KeyValue>) -> Vec<KeyValue> {
+    exported
+        .into_iter()
+        .filter_map(|attribute| {
+            let neutral = match attribute.value {
+                opentelemetry::Value::F64(_) => opentelemetry::Value::F64(0.0),
+                opentelemetry::Value::I64(_) => opentelemetry::Value::I64(0),
+                opentelemetry::Value::Bool(_) if attribute.key.as_str() == UNPRICED => {
+                    opentelemetry::Value::Bool(false)
+                }
+                _ => return None,
+            };
+            Some(KeyValue::new(attribute.key, neutral))
+        })
+        .collect()
 }
 
 /// The attributes of an LLM-call span, from its own totals and the cost its provider reported.
