@@ -18,7 +18,12 @@
 //! SQLite: read and write inside an immediate transaction, which holds the database's write
 //! lock; Redis: `WATCH`, read, and `MULTI`/`EXEC`, which Redis refuses if another client wrote
 //! the account in between, then read and checked again, with money kept as exact decimal text,
-//! never a Redis float), made on the caller's thread before the call runs. Settlements come
+//! never a Redis float), made before the call runs. The caller waits for it at most
+//! [`BudgetOptions::reservation_timeout`] (10 s by default): the round trip is made on a thread
+//! of the accounts' own, and a store that has not answered by then (a server that took the
+//! request and hangs, a connection pooler holding requests while its database is down) counts
+//! as unavailable for that call; what the round trip books after its caller stopped waiting is
+//! released. Settlements come
 //! from the layer's `on_close`, where nothing may block: they are queued to a background thread
 //! that applies them in batches and retries while the store is down. A reservation counts this
 //! process's queued settlements as applied (what they will take off the account is passed into
@@ -38,8 +43,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use cost_core::Money;
 use cost_core::budget::{SharedAccounts, SharedKey, SharedRefusal};
@@ -207,10 +212,114 @@ impl BudgetStats {
 
 /// Budget accounts in a store, shared by every process that opens the same one.
 pub struct StoreBudgets {
-    reserve: Mutex<Box<dyn BudgetBackend>>,
+    /// To the thread that makes the reservations, so a caller waits for the store only as long
+    /// as [`BudgetOptions::reservation_timeout`].
+    reservations: SyncSender<ReservationRequest>,
+    /// When the reservation thread's current round trip began.
+    round_trip: Arc<RoundTripClock>,
+    reservation_timeout: Duration,
     settles: SyncSender<Message>,
     stats: Arc<BudgetStats>,
     pending: Arc<Pending>,
+}
+
+/// Reservations that may wait for the reservation thread; beyond, a reservation counts as
+/// unavailable at once.
+const WAITING_RESERVATIONS: usize = 256;
+
+/// One reservation for the reservation thread to make.
+struct ReservationRequest {
+    budget: String,
+    key: String,
+    window: i64,
+    amount: Money,
+    limit: Money,
+    /// When its caller stops waiting: a request still queued then is not sent to the store.
+    deadline: Instant,
+    answer: Arc<Handoff>,
+}
+
+/// What the store answered a reservation: `Ok(Err((spent, reserved)))` when it does not fit,
+/// `Err` (the error's text) when the store could not be asked.
+type ReservationAnswer = Result<Result<(), (Money, Money)>, String>;
+
+/// Where the reservation thread leaves its answer and its caller waits for it. Whichever comes
+/// first, the answer or the caller giving up, decides: an answer that comes after is the
+/// thread's to undo.
+#[derive(Default)]
+struct Handoff {
+    state: Mutex<HandoffState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+enum HandoffState {
+    #[default]
+    Waiting,
+    Answered(ReservationAnswer),
+    /// The caller stopped waiting (and was told the store is unavailable).
+    Abandoned,
+}
+
+impl Handoff {
+    /// Waits up to `timeout` for the answer; `None` when it did not come (the caller's
+    /// request is then abandoned).
+    fn wait(&self, timeout: Duration) -> Option<ReservationAnswer> {
+        let state = lock(&self.state);
+        let (mut state, _) = self
+            .ready
+            .wait_timeout_while(state, timeout, |state| {
+                matches!(state, HandoffState::Waiting)
+            })
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match std::mem::replace(&mut *state, HandoffState::Abandoned) {
+            HandoffState::Answered(answer) => Some(answer),
+            HandoffState::Waiting | HandoffState::Abandoned => None,
+        }
+    }
+
+    /// Hands `answer` to the caller; `false` when the caller had already given up.
+    fn answer(&self, answer: ReservationAnswer) -> bool {
+        let mut state = lock(&self.state);
+        if matches!(*state, HandoffState::Abandoned) {
+            return false;
+        }
+        *state = HandoffState::Answered(answer);
+        self.ready.notify_one();
+        true
+    }
+}
+
+/// When the reservation thread's current round trip to the store began, if it is in one.
+struct RoundTripClock {
+    origin: Instant,
+    /// Nanoseconds from `origin` to the round trip's start, plus one; 0 between round trips.
+    started: AtomicU64,
+}
+
+impl RoundTripClock {
+    fn new() -> Self {
+        RoundTripClock {
+            origin: Instant::now(),
+            started: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(&self) {
+        let since = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.started.store(since + 1, Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        self.started.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the current round trip has lasted at `now`; `None` between round trips.
+    fn lasted(&self, now: Instant) -> Option<Duration> {
+        let started = self.started.load(Ordering::Relaxed).checked_sub(1)?;
+        let started = self.origin + Duration::from_nanos(started);
+        Some(now.saturating_duration_since(started))
+    }
 }
 
 /// What this process's queued settlements will take off each account (`reserved − cost`),
@@ -259,6 +368,15 @@ pub struct BudgetOptions {
     /// default) presents none. Given with a plain `redis://` address, opening is refused. Other
     /// stores ignore it (PostgreSQL takes its own in the URL: `sslcert`, `sslkey`).
     pub tls_client_identity: Option<TlsClientIdentity>,
+    /// How long a reservation waits for the store (default 10 s, which a reconnection, 5 s at
+    /// most to connect, and a wait for an account another program keeps locked, 5 s at most in
+    /// PostgreSQL, fit in). Past it the store counts as unavailable for that call, and the
+    /// book's [`Unavailable`](cost_core::budget::Unavailable) policy decides; the round trip
+    /// goes on in the background, and what it booked is released. While one round trip has
+    /// lasted that long (a server that accepted the request and never answers, a connection
+    /// pooler holding requests while its database is down), the next reservations count as
+    /// unavailable without waiting.
+    pub reservation_timeout: Duration,
 }
 
 /// A client certificate and its private key, PEM files, which a program presents to a server
@@ -290,9 +408,13 @@ impl Default for BudgetOptions {
             key_prefix: "llm-cost".to_owned(),
             tls_root_certificates: None,
             tls_client_identity: None,
+            reservation_timeout: DEFAULT_RESERVATION_TIMEOUT,
         }
     }
 }
+
+/// [`BudgetOptions::reservation_timeout`]'s default.
+const DEFAULT_RESERVATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The accounts of `budget` in `window` (a day or month number, as
 /// [`utc_day`](cost_core::budget::utc_day) and [`utc_month`](cost_core::budget::utc_month) give
@@ -308,7 +430,8 @@ pub fn budget_accounts(
 }
 
 /// Opens the budget accounts at `address` (a SQLite file, a `postgres://` URL or a `redis://`
-/// URL; JSON lines cannot hold them), with a background thread for settlements.
+/// URL; JSON lines cannot hold them), with two background threads, each with its connection:
+/// one makes the reservations (their callers wait for it), one applies the settlements.
 pub fn budgets(address: &str) -> Result<Arc<StoreBudgets>, StoreError> {
     budgets_with(address, BudgetOptions::default())
 }
@@ -320,24 +443,19 @@ pub fn budgets_with(
 ) -> Result<Arc<StoreBudgets>, StoreError> {
     let reserve = open_backend(address, &options)?;
     let settle = open_backend(address, &options)?;
-    let (settles, incoming) = sync_channel(options.settle_queue.max(1));
-    let stats = Arc::new(BudgetStats::default());
-    let thread_stats = Arc::clone(&stats);
-    let pending = Arc::new(Pending::default());
-    let thread_pending = Arc::clone(&pending);
+    StoreBudgets::over(reserve, settle, &options).map(Arc::new)
+}
+
+/// Starts a thread named `name` running `work`.
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
     std::thread::Builder::new()
-        .name("llm-cost-budgets".into())
-        .spawn(move || settle_loop(settle, incoming, &thread_stats, &thread_pending))
+        .name(name.into())
+        .spawn(work)
+        .map(drop)
         .map_err(|source| StoreError::Io {
-            path: "llm-cost-budgets thread".into(),
+            path: format!("{name} thread"),
             source,
-        })?;
-    Ok(Arc::new(StoreBudgets {
-        reserve: Mutex::new(reserve),
-        settles,
-        stats,
-        pending,
-    }))
+        })
 }
 
 /// Opens the budget accounts of the store at `address`.
@@ -376,6 +494,41 @@ fn open_backend(
 }
 
 impl StoreBudgets {
+    /// The accounts of two connections to one store: `reserve`'s for reservations, on a thread
+    /// of their own, and `settle`'s for settlements, on another.
+    fn over(
+        reserve: Box<dyn BudgetBackend>,
+        settle: Box<dyn BudgetBackend>,
+        options: &BudgetOptions,
+    ) -> Result<Self, StoreError> {
+        let (settles, incoming) = sync_channel(options.settle_queue.max(1));
+        let stats = Arc::new(BudgetStats::default());
+        let pending = Arc::new(Pending::default());
+        let (thread_stats, thread_pending) = (Arc::clone(&stats), Arc::clone(&pending));
+        spawn("llm-cost-budgets", move || {
+            settle_loop(settle, incoming, &thread_stats, &thread_pending);
+        })?;
+        let (reservations, requests) = sync_channel(WAITING_RESERVATIONS);
+        let round_trip = Arc::new(RoundTripClock::new());
+        let releases = SettleQueue {
+            settles: settles.clone(),
+            stats: Arc::clone(&stats),
+            pending: Arc::clone(&pending),
+        };
+        let thread_round_trip = Arc::clone(&round_trip);
+        spawn("llm-cost-reserve", move || {
+            reserve_loop(reserve, &requests, &releases, &thread_round_trip);
+        })?;
+        Ok(StoreBudgets {
+            reservations,
+            round_trip,
+            reservation_timeout: options.reservation_timeout,
+            settles,
+            stats,
+            pending,
+        })
+    }
+
     /// What the accounts have done so far.
     pub fn stats(&self) -> &BudgetStats {
         &self.stats
@@ -396,42 +549,62 @@ impl SharedAccounts for StoreBudgets {
         amount: Money,
         limit: Money,
     ) -> Result<(), SharedRefusal> {
-        let mut backend = self
-            .reserve
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let _turn = lock(&self.pending.store_turn);
-        let queued = lock(&self.pending.releases)
-            .get(&pending_key(account))
-            .copied()
-            .unwrap_or(Money::ZERO);
-        match backend.try_reserve(account, amount, limit, queued) {
+        let timeout = self.reservation_timeout;
+        let now = Instant::now();
+        let answer = if let Some(lasted) = self.round_trip.lasted(now)
+            && lasted >= timeout
+        {
+            Err(format!(
+                "the store has not answered a reservation for {} ms (the reservation timeout is {} ms)",
+                lasted.as_millis(),
+                timeout.as_millis()
+            ))
+        } else {
+            let handoff = Arc::new(Handoff::default());
+            let request = ReservationRequest {
+                budget: account.budget.to_owned(),
+                key: account.key.to_owned(),
+                window: account.window,
+                amount,
+                limit,
+                deadline: now + timeout,
+                answer: Arc::clone(&handoff),
+            };
+            match self.reservations.try_send(request) {
+                Ok(()) => handoff.wait(timeout).unwrap_or_else(|| {
+                    Err(format!(
+                        "the store did not answer the reservation within {} ms",
+                        timeout.as_millis()
+                    ))
+                }),
+                Err(_) => Err(format!(
+                    "{WAITING_RESERVATIONS} reservations already wait for the store"
+                )),
+            }
+        };
+        match answer {
             Ok(Ok(())) => Ok(()),
             Ok(Err((spent, reserved))) => Err(SharedRefusal::Over { spent, reserved }),
             Err(error) => {
                 self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
-                Err(SharedRefusal::Unavailable(error.to_string()))
+                Err(SharedRefusal::Unavailable(error))
             }
         }
     }
 
     fn settle(&self, account: SharedKey<'_>, reserved: Money, cost: Money) {
-        let settle = Settle {
-            budget: account.budget.to_owned(),
-            account: account.key.to_owned(),
-            window: account.window,
-            reserved,
-            cost,
-        };
-        let key = pending_key(settle.key());
-        // Counted before the thread can take it off (it takes this lock to do so).
-        let mut releases = lock(&self.pending.releases);
-        match self.settles.try_send(Message::Settle(settle)) {
-            Ok(()) => *releases.entry(key).or_insert(Money::ZERO) += reserved - cost,
-            Err(_) => {
-                self.stats.settles_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        queue_settle(
+            &self.settles,
+            &self.stats,
+            &self.pending,
+            Settle {
+                budget: account.budget.to_owned(),
+                account: account.key.to_owned(),
+                window: account.window,
+                reserved,
+                cost,
+            },
+        );
     }
 
     fn forget_before(&self, budget: &str, window: i64) {
@@ -439,6 +612,82 @@ impl SharedAccounts for StoreBudgets {
         let _ = self
             .settles
             .try_send(Message::Forget(budget.to_owned(), window));
+    }
+}
+
+/// Queues `settle` for the settlement thread and counts what it will release as pending; a
+/// full queue drops it (counted; its reservation stays booked).
+fn queue_settle(
+    settles: &SyncSender<Message>,
+    stats: &BudgetStats,
+    pending: &Pending,
+    settle: Settle,
+) {
+    let key = pending_key(settle.key());
+    let release = settle.reserved - settle.cost;
+    // Counted before the thread can take it off (it takes this lock to do so).
+    let mut releases = lock(&pending.releases);
+    match settles.try_send(Message::Settle(settle)) {
+        Ok(()) => *releases.entry(key).or_insert(Money::ZERO) += release,
+        Err(_) => {
+            stats.settles_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Where the reservation thread queues the release of a reservation its caller gave up on.
+struct SettleQueue {
+    settles: SyncSender<Message>,
+    stats: Arc<BudgetStats>,
+    pending: Arc<Pending>,
+}
+
+/// Makes the reservations `requests` bring, one at a time, until the accounts are dropped. A
+/// request whose caller stopped waiting before its turn is not sent to the store; one booked
+/// after its caller stopped waiting is released (settled at no cost), since that caller was
+/// told the store is unavailable.
+fn reserve_loop(
+    mut backend: Box<dyn BudgetBackend>,
+    requests: &Receiver<ReservationRequest>,
+    releases: &SettleQueue,
+    round_trip: &RoundTripClock,
+) {
+    let pending = &*releases.pending;
+    for request in requests {
+        if Instant::now() >= request.deadline {
+            continue;
+        }
+        let account = SharedKey {
+            budget: &request.budget,
+            key: &request.key,
+            window: request.window,
+        };
+        round_trip.begin();
+        let answer = {
+            let _turn = lock(&pending.store_turn);
+            let queued = lock(&pending.releases)
+                .get(&pending_key(account))
+                .copied()
+                .unwrap_or(Money::ZERO);
+            backend.try_reserve(account, request.amount, request.limit, queued)
+        };
+        round_trip.end();
+        let booked = matches!(answer, Ok(Ok(())));
+        let answer = answer.map_err(|error| error.to_string());
+        if !request.answer.answer(answer) && booked {
+            queue_settle(
+                &releases.settles,
+                &releases.stats,
+                pending,
+                Settle {
+                    budget: request.budget,
+                    account: request.key,
+                    window: request.window,
+                    reserved: request.amount,
+                    cost: Money::ZERO,
+                },
+            );
+        }
     }
 }
 
@@ -627,6 +876,113 @@ mod tests {
             reserved: Money::from_decimal("0.5").unwrap_or(Money::ZERO),
             cost: Money::from_decimal("0.2").unwrap_or(Money::ZERO),
         }
+    }
+
+    /// Budget accounts whose reservations each wait until the test lets one through (a token
+    /// on `gate`), then book; what they booked and what they settled is noted.
+    struct GatedBackend {
+        gate: Arc<Mutex<Receiver<()>>>,
+        booked: Arc<Mutex<Vec<String>>>,
+        settled: Arc<Mutex<Vec<(String, Money, Money)>>>,
+    }
+
+    impl BudgetBackend for GatedBackend {
+        fn try_reserve(
+            &mut self,
+            account: SharedKey<'_>,
+            _: Money,
+            _: Money,
+            _: Money,
+        ) -> Result<Result<(), (Money, Money)>, StoreError> {
+            let _ = lock(&self.gate).recv();
+            lock(&self.booked).push(account.key.to_owned());
+            Ok(Ok(()))
+        }
+
+        fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
+            lock(&self.settled).extend(
+                settles
+                    .iter()
+                    .map(|settle| (settle.account.clone(), settle.reserved, settle.cost)),
+            );
+            Ok(())
+        }
+
+        fn forget_before(&mut self, _: &str, _: i64) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+
+        fn accounts(&mut self, _: &str, _: i64) -> Result<Vec<BudgetAccount>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn account(key: &str) -> SharedKey<'_> {
+        SharedKey {
+            budget: "per_user_daily",
+            key,
+            window: 20_417,
+        }
+    }
+
+    fn usd(text: &str) -> Money {
+        Money::from_decimal(text).unwrap_or(Money::ZERO)
+    }
+
+    fn unavailable(refusal: Result<(), SharedRefusal>) -> String {
+        match refusal {
+            Err(SharedRefusal::Unavailable(reason)) => reason,
+            other => panic!("not refused as unavailable: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reservation_the_store_does_not_answer_in_time_is_unavailable_and_undone_once_booked() {
+        let (open_gate, gate) = std::sync::mpsc::channel();
+        let gate = Arc::new(Mutex::new(gate));
+        let booked = Arc::new(Mutex::new(Vec::new()));
+        let settled = Arc::new(Mutex::new(Vec::new()));
+        let backend = || {
+            Box::new(GatedBackend {
+                gate: Arc::clone(&gate),
+                booked: Arc::clone(&booked),
+                settled: Arc::clone(&settled),
+            })
+        };
+        let options = BudgetOptions {
+            reservation_timeout: Duration::from_millis(100),
+            ..BudgetOptions::default()
+        };
+        let budgets =
+            StoreBudgets::over(backend(), backend(), &options).unwrap_or_else(|e| panic!("{e}"));
+        // The store takes ana's request and does not answer: she is told it is unavailable.
+        let late = unavailable(budgets.try_reserve(account("ana"), usd("1.5"), usd("10")));
+        assert!(late.contains("did not answer"), "{late}");
+        // Still no answer: bob is told at once, and his request never reaches the store.
+        let stuck = unavailable(budgets.try_reserve(account("bob"), usd("2"), usd("10")));
+        assert!(stuck.contains("has not answered"), "{stuck}");
+        // The store answers ana's at last: what it booked for her is released, at no cost.
+        assert!(open_gate.send(()).is_ok());
+        let waiting_since = Instant::now();
+        while budgets.round_trip.lasted(Instant::now()).is_some() {
+            assert!(waiting_since.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // And answers the next in time.
+        assert!(open_gate.send(()).is_ok());
+        assert_eq!(
+            budgets.try_reserve(account("carl"), usd("1"), usd("10")),
+            Ok(())
+        );
+        assert!(budgets.flush(Duration::from_secs(30)));
+        assert_eq!(*lock(&booked), ["ana", "carl"]);
+        assert_eq!(
+            *lock(&settled),
+            [("ana".to_owned(), usd("1.5"), Money::ZERO)]
+        );
+        assert_eq!(budgets.stats().unavailable(), 2);
+        let left = lock(&budgets.pending.releases);
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

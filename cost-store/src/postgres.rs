@@ -144,8 +144,8 @@ fn with_default_timeouts(config: &mut postgres::Config) {
 
 /// How long a statement waits for a lock another transaction holds (a budget account another
 /// program keeps locked) when neither the server, the role nor the URL's `options` set
-/// `lock_timeout`: a reservation, made on the caller's thread, then fails as unavailable
-/// instead of waiting as long as that transaction lasts.
+/// `lock_timeout`: a reservation then fails as unavailable instead of waiting as long as that
+/// transaction lasts (its caller waiting as long, up to the reservation timeout).
 const LOCK_TIMEOUT: &str = "5s";
 
 /// Sets the connection's `lock_timeout` to [`LOCK_TIMEOUT`] unless one is set already.

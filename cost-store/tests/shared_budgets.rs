@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{PostgresSchema, RedisPrefix, usd};
+use common::{FreezingProxy, PostgresSchema, RedisPrefix, usd};
 use cost_layer::cost_core::Money;
 use cost_layer::cost_core::budget::{
     BudgetBook, BudgetConfig, BudgetExceeded, CallKeys, ManualClock, Reservation, SharedAccounts,
@@ -1019,4 +1019,55 @@ fn a_postgres_account_is_made_by_the_first_reservation_that_fits_and_by_no_other
     let held = admitted(&book, "kai", 4, "0.6");
     assert_eq!(read(), [("kai".to_owned(), usd("0.4"), usd("0.6"))]);
     drop(held);
+}
+
+#[test]
+fn a_postgres_server_that_stops_answering_holds_a_reservation_no_longer_than_its_timeout() {
+    let Some(schema) = PostgresSchema::create("stops_answering") else {
+        return;
+    };
+    let proxy = FreezingProxy::to(&schema.url);
+    let options = cost_store::BudgetOptions {
+        reservation_timeout: Duration::from_millis(500),
+        ..cost_store::BudgetOptions::default()
+    };
+    let accounts =
+        cost_store::budgets_with(&proxy.url, options.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let first = admitted(&book, "ana", 1, "0.25");
+    // The server takes the next reservation and never answers: refused as unavailable once
+    // the timeout is over, where the caller waited for as long as the server was stuck.
+    proxy.freeze();
+    let late = refusal(&book, "ana", 2, "0.50");
+    let reason = late.unavailable().unwrap_or_else(|| panic!("{late}"));
+    assert!(reason.contains("did not answer"), "{reason}");
+    // While it stays stuck, the next are refused without waiting.
+    let next = refusal(&book, "ana", 3, "0.10");
+    let reason = next.unavailable().unwrap_or_else(|| panic!("{next}"));
+    assert!(reason.contains("has not answered"), "{reason}");
+    // Answering at last, the server books the late reservation, which is released: only the
+    // first stays reserved.
+    proxy.thaw();
+    let waiting_since = std::time::Instant::now();
+    while accounts.stats().settled() < 1 {
+        assert!(
+            waiting_since.elapsed() < Duration::from_secs(30),
+            "the late reservation was not released"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(accounts.flush(Duration::from_secs(30)));
+    let day = NOW / 86_400;
+    assert_eq!(
+        figures(&schema.url, &options, day),
+        [("ana".to_owned(), Money::ZERO, usd("0.25"))]
+    );
+    // And it is asked again.
+    let after = admitted(&book, "ana", 4, "0.50");
+    assert_eq!(
+        figures(&schema.url, &options, day),
+        [("ana".to_owned(), Money::ZERO, usd("0.75"))]
+    );
+    assert_eq!(accounts.stats().unavailable(), 2);
+    drop((first, after));
 }

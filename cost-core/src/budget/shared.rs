@@ -60,7 +60,9 @@ pub enum Unavailable {
 /// Budget accounts in a store shared by processes.
 pub trait SharedAccounts: Send + Sync + 'static {
     /// Books `amount` on `account` if `spent + reserved + amount ≤ limit`, atomically against
-    /// every other process. May block (it runs before a call, on the caller's thread).
+    /// every other process. May block (it runs before a call, on the caller's thread): an
+    /// implementation over a network bounds how long (`cost_store`'s waits at most its
+    /// `reservation_timeout`, then refuses as [`SharedRefusal::Unavailable`]).
     fn try_reserve(
         &self,
         account: SharedKey<'_>,

@@ -556,3 +556,93 @@ pub(crate) fn write_certificates(dir: &std::path::Path) -> CertificateFiles {
     }
     files
 }
+
+/// A TCP proxy on loopback to the server of a `postgres://` URL: it passes bytes both ways until
+/// frozen; frozen, it takes what either side sends and passes nothing on, as a server that
+/// accepted a request and never answers (a stuck process, a connection pooler holding requests
+/// while its database is down); thawed, it passes on what it held.
+#[allow(dead_code)]
+pub(crate) struct FreezingProxy {
+    /// The URL, through the proxy.
+    pub(crate) url: String,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[allow(dead_code)]
+impl FreezingProxy {
+    pub(crate) fn to(url: &str) -> FreezingProxy {
+        use std::net::{TcpListener, TcpStream};
+        let (scheme, rest) = url
+            .split_once("://")
+            .unwrap_or_else(|| panic!("no scheme: {url}"));
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(authority_end);
+        let (user, server) = match authority.rsplit_once('@') {
+            Some((user, server)) => (format!("{user}@"), server.to_owned()),
+            None => (String::new(), authority.to_owned()),
+        };
+        let upstream = if server.contains(':') {
+            server
+        } else {
+            format!("{server}:5432")
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .port();
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let proxy_frozen = Arc::clone(&frozen);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let pairs = client
+                    .try_clone()
+                    .and_then(|c| server.try_clone().map(|s| ((client, s), (server, c))));
+                let Ok((up, down)) = pairs else { continue };
+                for (from, to) in [up, down] {
+                    let frozen = Arc::clone(&proxy_frozen);
+                    std::thread::spawn(move || pump(from, to, &frozen));
+                }
+            }
+        });
+        FreezingProxy {
+            url: format!("{scheme}://{user}127.0.0.1:{port}{path}"),
+            frozen,
+        }
+    }
+
+    pub(crate) fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn thaw(&self) {
+        self.frozen
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until either closes, holding what it read while `frozen`.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    frozen: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{Read, Write};
+    let mut buffer = [0_u8; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if to.write_all(&buffer[..read]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
