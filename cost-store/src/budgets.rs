@@ -42,7 +42,7 @@
 //! [`BudgetStats::accounts_forgotten`]). The store holds two windows of accounts per budget.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -577,9 +577,12 @@ impl SharedAccounts for StoreBudgets {
                         timeout.as_millis()
                     ))
                 }),
-                Err(_) => Err(format!(
+                Err(TrySendError::Full(_)) => Err(format!(
                     "{WAITING_RESERVATIONS} reservations already wait for the store"
                 )),
+                Err(TrySendError::Disconnected(_)) => {
+                    Err("the accounts' reservation thread has stopped".to_owned())
+                }
             }
         };
         match answer {
@@ -669,11 +672,17 @@ fn reserve_loop(
                 .get(&pending_key(account))
                 .copied()
                 .unwrap_or(Money::ZERO);
-            backend.try_reserve(account, request.amount, request.limit, queued)
+            // A client library's panic fails this reservation, not the thread and every later one.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                backend.try_reserve(account, request.amount, request.limit, queued)
+            }))
         };
         round_trip.end();
-        let booked = matches!(answer, Ok(Ok(())));
-        let answer = answer.map_err(|error| error.to_string());
+        let booked = matches!(answer, Ok(Ok(Ok(()))));
+        let answer = match answer {
+            Ok(answer) => answer.map_err(|error| error.to_string()),
+            Err(_) => Err("the store's client panicked while reserving".to_owned()),
+        };
         if !request.answer.answer(answer) && booked {
             queue_settle(
                 &releases.settles,
@@ -983,6 +992,54 @@ mod tests {
         assert_eq!(budgets.stats().unavailable(), 2);
         let left = lock(&budgets.pending.releases);
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Budget accounts whose first reservation panics; the next are booked.
+    #[derive(Default)]
+    struct PanickyBackend {
+        reservations: u32,
+    }
+
+    impl BudgetBackend for PanickyBackend {
+        fn try_reserve(
+            &mut self,
+            _: SharedKey<'_>,
+            _: Money,
+            _: Money,
+            _: Money,
+        ) -> Result<Result<(), (Money, Money)>, StoreError> {
+            self.reservations += 1;
+            assert!(self.reservations > 1, "a client library's bug");
+            Ok(Ok(()))
+        }
+
+        fn settle(&mut self, _: &[Settle]) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        fn forget_before(&mut self, _: &str, _: i64) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+
+        fn accounts(&mut self, _: &str, _: i64) -> Result<Vec<BudgetAccount>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn a_reservation_whose_store_client_panics_is_unavailable_and_the_next_are_made() {
+        let budgets = StoreBudgets::over(
+            Box::<PanickyBackend>::default(),
+            Box::<PanickyBackend>::default(),
+            &BudgetOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let reason = unavailable(budgets.try_reserve(account("ana"), usd("1"), usd("10")));
+        assert!(reason.contains("panicked"), "{reason}");
+        assert_eq!(
+            budgets.try_reserve(account("ana"), usd("1"), usd("10")),
+            Ok(())
+        );
     }
 
     #[test]
