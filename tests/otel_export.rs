@@ -795,37 +795,6 @@ fn aggregate_usage_on_a_workflow_span_is_not_exported_as_its_cost() {
     }
 }
 
-#[test]
-fn a_span_whose_usage_came_before_the_calls_under_it_has_its_early_cost_withdrawn() {
-    for order in [Order::CostInside, Order::OtelInside] {
-        let spans = export_spans(order, CostLayer::builder(), || {
-            // Usage recorded before any call under it has run: its cost is set as a call's
-            // would be, before the calls under it show it is their aggregate.
-            let workflow = tracing::info_span!(
-                "ai.generateText",
-                gen_ai.request.model = "gpt-4o",
-                gen_ai.usage.input_tokens = Empty,
-                gen_ai.usage.output_tokens = Empty,
-            );
-            workflow.record("gen_ai.usage.input_tokens", 2_000);
-            workflow.record("gen_ai.usage.output_tokens", 200);
-            workflow.in_scope(|| {
-                ask_gpt4o("first");
-                ask_gpt4o("second");
-            });
-        });
-        for call in spans.iter().filter(|s| s.name == "chat gpt-4o") {
-            assert_eq!(f64_of(one(call, otel::COST_AMOUNT)), 0.0035, "{order:?}");
-        }
-        let amounts = values(span(&spans, "ai.generateText"), otel::COST_AMOUNT);
-        assert_eq!(
-            amounts.last().cloned().map(f64_of),
-            Some(0.0),
-            "{order:?}: a backend reading the last value would count the calls twice: {amounts:?}"
-        );
-    }
-}
-
 /// A workflow span of `model` with usage under older names (the layer adds the GenAI token
 /// counts), recorded before the two calls under it run.
 fn workflow_with_early_usage(model: &str, cache_hit: bool) {
@@ -850,6 +819,27 @@ fn every_figure_an_aggregate_span_was_given_early_is_withdrawn_not_only_its_amou
         let last = |spans: &[SpanData], key: &str| {
             values(span(spans, "ai.generateText"), key).last().cloned()
         };
+        // A priced model: its cost set as a call's would be, before the calls under it show it
+        // is their aggregate, then set again to 0 (a backend reading the last value would
+        // count the calls twice).
+        let spans = export_spans(order, CostLayer::builder(), || {
+            workflow_with_early_usage("gpt-4o", false);
+        });
+        let amounts = values(span(&spans, "ai.generateText"), otel::COST_AMOUNT);
+        assert_eq!(
+            amounts.first().cloned().map(f64_of),
+            Some(0.007),
+            "{order:?}: set early"
+        );
+        assert_eq!(
+            last(&spans, otel::COST_AMOUNT).map(f64_of),
+            Some(0.0),
+            "{order:?}"
+        );
+        // Calls under it: each keeps its own figures.
+        for call in spans.iter().filter(|s| s.name == "chat gpt-4o") {
+            assert_eq!(f64_of(one(call, otel::COST_AMOUNT)), 0.0035, "{order:?}");
+        }
         // An unknown model: flagged unpriced, with the token counts the layer added.
         let spans = export_spans(order, CostLayer::builder(), || {
             workflow_with_early_usage("acme-llm-9000", false);
@@ -870,10 +860,6 @@ fn every_figure_an_aggregate_span_was_given_early_is_withdrawn_not_only_its_amou
                 Some(0),
                 "{order:?} {tokens}"
             );
-        }
-        // Calls under it: each keeps its own figures.
-        for call in spans.iter().filter(|s| s.name == "chat gpt-4o") {
-            assert_eq!(f64_of(one(call, otel::COST_AMOUNT)), 0.0035, "{order:?}");
         }
         // An application cache hit: its saving set early, then withdrawn.
         let spans = export_spans(order, CostLayer::builder(), || {

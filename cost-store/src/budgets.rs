@@ -829,43 +829,33 @@ fn no_longer_pending(pending: &mut PendingReleases, settle: &Settle) {
 mod tests {
     use super::*;
 
-    /// Budget accounts that refuse every batch holding account `refused` for good, fail each
-    /// batch holding account `flaky` the first `flaky_failures` times (a passing failure), and
-    /// apply the others, noting each applied account.
-    struct ChoosyBackend {
-        flaky_failures: u32,
-        applied: Arc<Mutex<Vec<String>>>,
+    /// Budget accounts for tests: reservations and settlements as the two closures make
+    /// them; no windows to forget, no accounts to list.
+    struct TestBackend<R, S> {
+        reserve: R,
+        settle: S,
     }
 
-    impl BudgetBackend for ChoosyBackend {
+    /// What a test backend's reservation answers.
+    type Reserved = Result<Result<(), (Money, Money)>, StoreError>;
+
+    impl<R, S> BudgetBackend for TestBackend<R, S>
+    where
+        R: FnMut(SharedKey<'_>) -> Reserved + Send + 'static,
+        S: FnMut(&[Settle]) -> Result<(), StoreError> + Send + 'static,
+    {
         fn try_reserve(
             &mut self,
-            _: SharedKey<'_>,
+            account: SharedKey<'_>,
             _: Money,
             _: Money,
             _: Money,
-        ) -> Result<Result<(), (Money, Money)>, StoreError> {
-            Ok(Ok(()))
+        ) -> Reserved {
+            (self.reserve)(account)
         }
 
         fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
-            let holds = |account: &str| settles.iter().any(|settle| settle.account == account);
-            if holds("refused") {
-                return Err(StoreError::Corrupt {
-                    location: "account refused".into(),
-                    message: "not an amount".into(),
-                });
-            }
-            if holds("flaky") && self.flaky_failures > 0 {
-                self.flaky_failures -= 1;
-                return Err(StoreError::Io {
-                    path: "account flaky".into(),
-                    source: std::io::Error::other("connection reset"),
-                });
-            }
-            let mut applied = lock(&self.applied);
-            applied.extend(settles.iter().map(|settle| settle.account.clone()));
-            Ok(())
+            (self.settle)(settles)
         }
 
         fn forget_before(&mut self, _: &str, _: i64) -> Result<u64, StoreError> {
@@ -875,6 +865,34 @@ mod tests {
         fn accounts(&mut self, _: &str, _: i64) -> Result<Vec<BudgetAccount>, StoreError> {
             Ok(Vec::new())
         }
+    }
+
+    /// Budget accounts that book every reservation, refuse every batch holding account
+    /// `refused` for good, fail each batch holding account `flaky` the first `flaky_failures`
+    /// times (a passing failure), and apply the others, noting each applied account.
+    fn choosy(mut flaky_failures: u32, applied: Arc<Mutex<Vec<String>>>) -> Box<dyn BudgetBackend> {
+        Box::new(TestBackend {
+            reserve: |_: SharedKey<'_>| Ok(Ok(())),
+            settle: move |settles: &[Settle]| {
+                let holds = |account: &str| settles.iter().any(|settle| settle.account == account);
+                if holds("refused") {
+                    return Err(StoreError::Corrupt {
+                        location: "account refused".into(),
+                        message: "not an amount".into(),
+                    });
+                }
+                if holds("flaky") && flaky_failures > 0 {
+                    flaky_failures -= 1;
+                    return Err(StoreError::Io {
+                        path: "account flaky".into(),
+                        source: std::io::Error::other("connection reset"),
+                    });
+                }
+                let mut applied = lock(&applied);
+                applied.extend(settles.iter().map(|settle| settle.account.clone()));
+                Ok(())
+            },
+        })
     }
 
     fn settle(account: &str) -> Settle {
@@ -887,43 +905,32 @@ mod tests {
         }
     }
 
+    /// A settlement as a test backend notes it: account, reserved, cost.
+    type Settled = (String, Money, Money);
+
     /// Budget accounts whose reservations each wait until the test lets one through (a token
     /// on `gate`), then book; what they booked and what they settled is noted.
-    struct GatedBackend {
-        gate: Arc<Mutex<Receiver<()>>>,
-        booked: Arc<Mutex<Vec<String>>>,
-        settled: Arc<Mutex<Vec<(String, Money, Money)>>>,
-    }
-
-    impl BudgetBackend for GatedBackend {
-        fn try_reserve(
-            &mut self,
-            account: SharedKey<'_>,
-            _: Money,
-            _: Money,
-            _: Money,
-        ) -> Result<Result<(), (Money, Money)>, StoreError> {
-            let _ = lock(&self.gate).recv();
-            lock(&self.booked).push(account.key.to_owned());
-            Ok(Ok(()))
-        }
-
-        fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
-            lock(&self.settled).extend(
-                settles
-                    .iter()
-                    .map(|settle| (settle.account.clone(), settle.reserved, settle.cost)),
-            );
-            Ok(())
-        }
-
-        fn forget_before(&mut self, _: &str, _: i64) -> Result<u64, StoreError> {
-            Ok(0)
-        }
-
-        fn accounts(&mut self, _: &str, _: i64) -> Result<Vec<BudgetAccount>, StoreError> {
-            Ok(Vec::new())
-        }
+    fn gated(
+        gate: &Arc<Mutex<Receiver<()>>>,
+        booked: &Arc<Mutex<Vec<String>>>,
+        settled: &Arc<Mutex<Vec<Settled>>>,
+    ) -> Box<dyn BudgetBackend> {
+        let (gate, booked, settled) = (Arc::clone(gate), Arc::clone(booked), Arc::clone(settled));
+        Box::new(TestBackend {
+            reserve: move |account: SharedKey<'_>| {
+                let _ = lock(&gate).recv();
+                lock(&booked).push(account.key.to_owned());
+                Ok(Ok(()))
+            },
+            settle: move |settles: &[Settle]| {
+                lock(&settled).extend(
+                    settles
+                        .iter()
+                        .map(|settle| (settle.account.clone(), settle.reserved, settle.cost)),
+                );
+                Ok(())
+            },
+        })
     }
 
     fn account(key: &str) -> SharedKey<'_> {
@@ -951,13 +958,7 @@ mod tests {
         let gate = Arc::new(Mutex::new(gate));
         let booked = Arc::new(Mutex::new(Vec::new()));
         let settled = Arc::new(Mutex::new(Vec::new()));
-        let backend = || {
-            Box::new(GatedBackend {
-                gate: Arc::clone(&gate),
-                booked: Arc::clone(&booked),
-                settled: Arc::clone(&settled),
-            })
-        };
+        let backend = || gated(&gate, &booked, &settled);
         let options = BudgetOptions {
             reservation_timeout: Duration::from_millis(100),
             ..BudgetOptions::default()
@@ -995,45 +996,22 @@ mod tests {
     }
 
     /// Budget accounts whose first reservation panics; the next are booked.
-    #[derive(Default)]
-    struct PanickyBackend {
-        reservations: u32,
-    }
-
-    impl BudgetBackend for PanickyBackend {
-        fn try_reserve(
-            &mut self,
-            _: SharedKey<'_>,
-            _: Money,
-            _: Money,
-            _: Money,
-        ) -> Result<Result<(), (Money, Money)>, StoreError> {
-            self.reservations += 1;
-            assert!(self.reservations > 1, "a client library's bug");
-            Ok(Ok(()))
-        }
-
-        fn settle(&mut self, _: &[Settle]) -> Result<(), StoreError> {
-            Ok(())
-        }
-
-        fn forget_before(&mut self, _: &str, _: i64) -> Result<u64, StoreError> {
-            Ok(0)
-        }
-
-        fn accounts(&mut self, _: &str, _: i64) -> Result<Vec<BudgetAccount>, StoreError> {
-            Ok(Vec::new())
-        }
+    fn panicky() -> Box<dyn BudgetBackend> {
+        let mut reservations = 0;
+        Box::new(TestBackend {
+            reserve: move |_: SharedKey<'_>| {
+                reservations += 1;
+                assert!(reservations > 1, "a client library's bug");
+                Ok(Ok(()))
+            },
+            settle: |_: &[Settle]| Ok(()),
+        })
     }
 
     #[test]
     fn a_reservation_whose_store_client_panics_is_unavailable_and_the_next_are_made() {
-        let budgets = StoreBudgets::over(
-            Box::<PanickyBackend>::default(),
-            Box::<PanickyBackend>::default(),
-            &BudgetOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let budgets = StoreBudgets::over(panicky(), panicky(), &BudgetOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         let reason = unavailable(budgets.try_reserve(account("ana"), usd("1"), usd("10")));
         assert!(reason.contains("panicked"), "{reason}");
         assert_eq!(
@@ -1045,10 +1023,7 @@ mod tests {
     #[test]
     fn a_batch_refused_for_good_is_applied_one_by_one_keeping_what_met_a_passing_failure() {
         let applied = Arc::new(Mutex::new(Vec::new()));
-        let backend = ChoosyBackend {
-            flaky_failures: 1,
-            applied: Arc::clone(&applied),
-        };
+        let backend = choosy(1, Arc::clone(&applied));
         let (queue, incoming) = sync_channel(8);
         let pending = Pending::default();
         for account in ["refused", "flaky", "fine"] {
@@ -1061,7 +1036,7 @@ mod tests {
         let stats = BudgetStats::default();
         // One batch: the queue is read whole before anything is written; the loop returns
         // once the queue is empty and closed.
-        settle_loop(Box::new(backend), incoming, &stats, &pending);
+        settle_loop(backend, incoming, &stats, &pending);
         assert_eq!(*lock(&applied), ["fine", "flaky"]);
         assert_eq!((stats.settled(), stats.settles_abandoned()), (2, 1));
         // The batch, `refused` alone, `flaky` alone the first time.
