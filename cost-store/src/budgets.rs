@@ -375,7 +375,7 @@ pub struct BudgetOptions {
     /// goes on in the background, and what it booked is released. While one round trip has
     /// lasted that long (a server that accepted the request and never answers, a connection
     /// pooler holding requests while its database is down), the next reservations count as
-    /// unavailable without waiting.
+    /// unavailable without waiting. Zero makes every reservation count as unavailable.
     pub reservation_timeout: Duration,
 }
 
