@@ -218,9 +218,8 @@ pub struct StoreBudgets {
     /// When the reservation thread's current round trip began.
     round_trip: Arc<RoundTripClock>,
     reservation_timeout: Duration,
-    settles: SyncSender<Message>,
-    stats: Arc<BudgetStats>,
-    pending: Arc<Pending>,
+    /// To the thread that applies the settlements.
+    queue: SettleQueue,
 }
 
 /// Reservations that may wait for the reservation thread; beyond, a reservation counts as
@@ -510,12 +509,12 @@ impl StoreBudgets {
         })?;
         let (reservations, requests) = sync_channel(WAITING_RESERVATIONS);
         let round_trip = Arc::new(RoundTripClock::new());
-        let releases = SettleQueue {
-            settles: settles.clone(),
-            stats: Arc::clone(&stats),
-            pending: Arc::clone(&pending),
+        let queue = SettleQueue {
+            settles,
+            stats,
+            pending,
         };
-        let thread_round_trip = Arc::clone(&round_trip);
+        let (releases, thread_round_trip) = (queue.clone(), Arc::clone(&round_trip));
         spawn("llm-cost-reserve", move || {
             reserve_loop(reserve, &requests, &releases, &thread_round_trip);
         })?;
@@ -523,22 +522,20 @@ impl StoreBudgets {
             reservations,
             round_trip,
             reservation_timeout: options.reservation_timeout,
-            settles,
-            stats,
-            pending,
+            queue,
         })
     }
 
     /// What the accounts have done so far.
     pub fn stats(&self) -> &BudgetStats {
-        &self.stats
+        &self.queue.stats
     }
 
     /// Waits (up to `timeout`) until every settlement queued before is applied; `true` when
     /// they were.
     pub fn flush(&self, timeout: Duration) -> bool {
         // The queue may be full while the store is slow: the request waits for room.
-        crate::flush_through(&self.settles, Message::Flush, timeout)
+        crate::flush_through(&self.queue.settles, Message::Flush, timeout)
     }
 }
 
@@ -589,60 +586,55 @@ impl SharedAccounts for StoreBudgets {
             Ok(Ok(())) => Ok(()),
             Ok(Err((spent, reserved))) => Err(SharedRefusal::Over { spent, reserved }),
             Err(error) => {
-                self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+                self.queue.stats.unavailable.fetch_add(1, Ordering::Relaxed);
                 Err(SharedRefusal::Unavailable(error))
             }
         }
     }
 
     fn settle(&self, account: SharedKey<'_>, reserved: Money, cost: Money) {
-        queue_settle(
-            &self.settles,
-            &self.stats,
-            &self.pending,
-            Settle {
-                budget: account.budget.to_owned(),
-                account: account.key.to_owned(),
-                window: account.window,
-                reserved,
-                cost,
-            },
-        );
+        self.queue.push(Settle {
+            budget: account.budget.to_owned(),
+            account: account.key.to_owned(),
+            window: account.window,
+            reserved,
+            cost,
+        });
     }
 
     fn forget_before(&self, budget: &str, window: i64) {
         // A full queue drops it: the next window's forgets these accounts with its own.
         let _ = self
+            .queue
             .settles
             .try_send(Message::Forget(budget.to_owned(), window));
     }
 }
 
-/// Queues `settle` for the settlement thread and counts what it will release as pending; a
-/// full queue drops it (counted; its reservation stays booked).
-fn queue_settle(
-    settles: &SyncSender<Message>,
-    stats: &BudgetStats,
-    pending: &Pending,
-    settle: Settle,
-) {
-    let key = pending_key(settle.key());
-    let release = settle.reserved - settle.cost;
-    // Counted before the thread can take it off (it takes this lock to do so).
-    let mut releases = lock(&pending.releases);
-    match settles.try_send(Message::Settle(settle)) {
-        Ok(()) => *releases.entry(key).or_insert(Money::ZERO) += release,
-        Err(_) => {
-            stats.settles_dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Where the reservation thread queues the release of a reservation its caller gave up on.
+/// The settlement thread's queue, with what it shares with those who queue: the stats, and
+/// what the settlements queued will release.
+#[derive(Clone)]
 struct SettleQueue {
     settles: SyncSender<Message>,
     stats: Arc<BudgetStats>,
     pending: Arc<Pending>,
+}
+
+impl SettleQueue {
+    /// Queues `settle` and counts what it will release as pending; a full queue drops it
+    /// (counted; its reservation stays booked).
+    fn push(&self, settle: Settle) {
+        let key = pending_key(settle.key());
+        let release = settle.reserved - settle.cost;
+        // Counted before the thread can take it off (it takes this lock to do so).
+        let mut releases = lock(&self.pending.releases);
+        match self.settles.try_send(Message::Settle(settle)) {
+            Ok(()) => *releases.entry(key).or_insert(Money::ZERO) += release,
+            Err(_) => {
+                self.stats.settles_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Makes the reservations `requests` bring, one at a time, until the accounts are dropped. A
@@ -684,18 +676,13 @@ fn reserve_loop(
             Err(_) => Err("the store's client panicked while reserving".to_owned()),
         };
         if !request.answer.answer(answer) && booked {
-            queue_settle(
-                &releases.settles,
-                &releases.stats,
-                pending,
-                Settle {
-                    budget: request.budget,
-                    account: request.key,
-                    window: request.window,
-                    reserved: request.amount,
-                    cost: Money::ZERO,
-                },
-            );
+            releases.push(Settle {
+                budget: request.budget,
+                account: request.key,
+                window: request.window,
+                reserved: request.amount,
+                cost: Money::ZERO,
+            });
         }
     }
 }
@@ -991,7 +978,7 @@ mod tests {
             [("ana".to_owned(), usd("1.5"), Money::ZERO)]
         );
         assert_eq!(budgets.stats().unavailable(), 2);
-        let left = lock(&budgets.pending.releases);
+        let left = lock(&budgets.queue.pending.releases);
         assert!(left.is_empty(), "{left:?}");
     }
 
