@@ -996,6 +996,21 @@ mod tests {
     }
 
     #[test]
+    fn a_round_trip_lasts_from_its_beginning_not_from_the_clocks_making() {
+        let clock = RoundTripClock::new();
+        assert_eq!(clock.lasted(Instant::now()), None);
+        std::thread::sleep(Duration::from_millis(500));
+        clock.begin();
+        let lasted = clock.lasted(Instant::now());
+        assert!(
+            lasted.is_some_and(|lasted| lasted < Duration::from_millis(250)),
+            "{lasted:?}"
+        );
+        clock.end();
+        assert_eq!(clock.lasted(Instant::now()), None);
+    }
+
+    #[test]
     fn a_reservation_whose_store_client_panics_is_unavailable_and_the_next_are_made() {
         let budgets = StoreBudgets::over(panicky(), panicky(), &BudgetOptions::default())
             .unwrap_or_else(|e| panic!("{e}"));
