@@ -148,6 +148,63 @@ fn two_processes_racing_on_one_user_budget_never_over_admit() {
     assert_eq!(usd(&reserved), usd("0"));
 }
 
+/// Four threads of one process, 150 calls each, on user `racer`'s $1.00 budget in the store at
+/// `address`, each reserving $0.02 and settled at once at $0.01 (so what each releases is
+/// pending until the store has it): how many were admitted, and the account's figures once
+/// every settlement is applied.
+fn threads_racing(
+    address: &str,
+    options: &cost_store::BudgetOptions,
+) -> (u32, Vec<(String, Money, Money)>) {
+    let accounts =
+        cost_store::budgets_with(address, options.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let admitted = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..4)
+            .map(|thread| {
+                let book = &book;
+                scope.spawn(move || {
+                    (0..150)
+                        .filter_map(|call| {
+                            book.reserve(&keys("racer", thread * 1_000 + call), usd("0.02"))
+                                .ok()
+                        })
+                        .map(|reservation| drop(reservation.settle(usd("0.01"))))
+                        .count()
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().unwrap_or_else(|_| panic!("a racer panicked")))
+            .sum::<usize>()
+    });
+    assert!(accounts.flush(Duration::from_secs(30)));
+    let admitted = u32::try_from(admitted).unwrap_or(u32::MAX);
+    (admitted, figures(address, options, NOW / 86_400))
+}
+
+#[test]
+fn threads_racing_on_one_user_budget_never_over_admit_in_sqlite_nor_postgres() {
+    let (_dir, sqlite) = common::temp_address("budgets.sqlite");
+    let postgres = PostgresSchema::create("threads_race");
+    let options = cost_store::BudgetOptions::default();
+    let addresses =
+        std::iter::once(sqlite.as_str()).chain(postgres.as_ref().map(|s| s.url.as_str()));
+    for address in addresses {
+        // 600 attempts against $1.00: admitted while what was spent leaves room for $0.02,
+        // the last at $0.98 spent; 99 in all, never one more, each thread's reservations made
+        // by the accounts' one thread in turn.
+        let (admitted, accounts) = threads_racing(address, &options);
+        assert_eq!(admitted, 99, "{address}");
+        assert_eq!(
+            accounts,
+            [("racer".to_owned(), usd("0.99"), Money::ZERO)],
+            "{address}"
+        );
+    }
+}
+
 #[test]
 fn a_sqlite_budget_survives_a_restart() {
     let (_dir, address) = common::temp_address("budgets.sqlite");
