@@ -185,13 +185,24 @@ fn threads_racing(
 }
 
 #[test]
-fn threads_racing_on_one_user_budget_never_over_admit_in_sqlite_nor_postgres() {
+fn threads_racing_on_one_user_budget_never_over_admit_in_any_store() {
     let (_dir, sqlite) = common::temp_address("budgets.sqlite");
     let postgres = PostgresSchema::create("threads_race");
-    let options = cost_store::BudgetOptions::default();
-    let addresses =
-        std::iter::once(sqlite.as_str()).chain(postgres.as_ref().map(|s| s.url.as_str()));
-    for address in addresses {
+    let redis = RedisPrefix::create("threads_race");
+    let stores = [(sqlite, cost_store::BudgetOptions::default())]
+        .into_iter()
+        .chain(
+            postgres
+                .as_ref()
+                .map(|schema| (schema.url.clone(), Default::default())),
+        )
+        .chain(
+            redis
+                .as_ref()
+                .map(|redis| (redis.url.clone(), redis.options())),
+        );
+    for (address, options) in stores {
+        let address = address.as_str();
         // 600 attempts against $1.00: admitted while what was spent leaves room for $0.02,
         // the last at $0.98 spent; 99 in all, never one more, each thread's reservations made
         // by the accounts' one thread in turn.
