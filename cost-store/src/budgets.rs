@@ -947,7 +947,7 @@ mod tests {
         let settled = Arc::new(Mutex::new(Vec::new()));
         let backend = || gated(&gate, &booked, &settled);
         let options = BudgetOptions {
-            reservation_timeout: Duration::from_millis(100),
+            reservation_timeout: Duration::from_millis(500),
             ..BudgetOptions::default()
         };
         let budgets =

@@ -1096,7 +1096,7 @@ fn a_postgres_server_that_stops_answering_holds_a_reservation_no_longer_than_its
     };
     let proxy = FreezingProxy::to(&schema.url);
     let options = cost_store::BudgetOptions {
-        reservation_timeout: Duration::from_millis(500),
+        reservation_timeout: Duration::from_secs(2),
         ..cost_store::BudgetOptions::default()
     };
     let accounts =
