@@ -52,6 +52,17 @@ fn figures(
         .collect()
 }
 
+/// The budget accounts at `address`, opened with `options`, and a book over them that fails
+/// closed.
+fn accounts_and_book(
+    address: &str,
+    options: cost_store::BudgetOptions,
+) -> (Arc<cost_store::StoreBudgets>, BudgetBook) {
+    let accounts = cost_store::budgets_with(address, options).unwrap_or_else(|e| panic!("{e}"));
+    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    (accounts, book)
+}
+
 /// `user`'s call number `call`, of worst case `amount` dollars, admitted (the test fails if it
 /// is refused).
 fn admitted(book: &BudgetBook, user: &str, call: usize, amount: &str) -> Reservation {
@@ -81,8 +92,7 @@ fn racer_child() {
         key_prefix: std::env::var("LLM_COST_RACE_PREFIX").unwrap_or_else(|_| "llm-cost".into()),
         ..cost_store::BudgetOptions::default()
     };
-    let accounts = cost_store::budgets_with(&url, options).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&url, options);
     let mut admitted = 0;
     for call in 0..rounds {
         if let Ok(reservation) = book.reserve(&keys("racer", call), usd("0.01")) {
@@ -156,9 +166,7 @@ fn threads_racing(
     address: &str,
     options: &cost_store::BudgetOptions,
 ) -> (u32, Vec<(String, Money, Money)>) {
-    let accounts =
-        cost_store::budgets_with(address, options.clone()).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(address, options.clone());
     let admitted = std::thread::scope(|scope| {
         let racers: Vec<_> = (0..4)
             .map(|thread| {
@@ -421,8 +429,7 @@ fn settlements_beyond_the_queue_are_counted_and_their_reservations_stay_booked()
         settle_queue: 4,
         ..cost_store::BudgetOptions::default()
     };
-    let accounts = cost_store::budgets_with(&address, options).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&address, options);
     let reservations: Vec<_> = (0..20)
         .map(|call| {
             book.reserve(&keys("gina", call), usd("0.01"))
@@ -598,9 +605,7 @@ fn a_redis_account_that_is_not_exact_decimal_text_is_never_read_as_zero() {
     let Some(mut redis) = RedisPrefix::create("corrupt") else {
         return;
     };
-    let accounts =
-        cost_store::budgets_with(&redis.url, redis.options()).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (_accounts, book) = accounts_and_book(&redis.url, redis.options());
     let account = format!("{}:budget:14:per_user_daily:{FIRST_DAY}:hana", redis.prefix);
     let _: () = redis::cmd("HSET")
         .arg(&account)
@@ -828,8 +833,7 @@ fn a_json_lines_file_is_refused_as_budget_accounts() {
 #[test]
 fn what_a_settlement_released_is_counted_once_after_the_store_has_it() {
     let (_dir, address) = common::temp_address("budgets.sqlite");
-    let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&address, cost_store::BudgetOptions::default());
     // All of the day's $1.00 reserved, then settled at $0.20: once the store has the
     // settlement, exactly $0.80 is free again.
     admitted(&book, "hana", 1, "1").settle(usd("0.2"));
@@ -849,8 +853,7 @@ fn what_a_settlement_released_is_counted_once_after_the_store_has_it() {
 #[test]
 fn a_settlement_the_store_refuses_for_good_holds_up_no_other() {
     let (_dir, address) = common::temp_address("budgets.sqlite");
-    let accounts = cost_store::budgets(&address).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&address, cost_store::BudgetOptions::default());
     let hana = admitted(&book, "hana", 1, "0.5");
     let ida = admitted(&book, "ida", 2, "0.5");
     // Another program writes what is not an amount into hana's account.
@@ -919,8 +922,7 @@ fn a_call_closing_never_waits_for_the_store_while_settlements_are_written() {
     let Some(mut schema) = PostgresSchema::create("close_waits") else {
         return;
     };
-    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&schema.url, cost_store::BudgetOptions::default());
     let hana = admitted(&book, "hana", 1, "0.5");
     // Another program holds hana's account: the settlement's write waits for it.
     let mut other = schema.hold_budget_account("hana");
@@ -956,8 +958,7 @@ fn a_flush_behind_a_full_queue_and_a_stuck_store_gives_up_after_its_timeout() {
         settle_queue: 1,
         ..cost_store::BudgetOptions::default()
     };
-    let accounts = cost_store::budgets_with(&schema.url, options).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&schema.url, options);
     let hana = admitted(&book, "hana", 1, "0.5");
     let ida = admitted(&book, "ida", 2, "0.5");
     // The queue of one is empty (the first reservation queued the day's forget).
@@ -990,8 +991,8 @@ fn a_reservation_on_an_account_another_program_keeps_locked_fails_as_unavailable
     let Some(schema) = PostgresSchema::create("locked_account") else {
         return;
     };
-    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
-    let book = Arc::new(book(Arc::clone(&accounts), Unavailable::FailClosed));
+    let (_accounts, book) = accounts_and_book(&schema.url, cost_store::BudgetOptions::default());
+    let book = Arc::new(book);
     drop(admitted(&book, "hana", 1, "0.1"));
     let mut other = schema.hold_budget_account("hana");
     let (answered, answer) = std::sync::mpsc::channel();
@@ -1021,8 +1022,7 @@ fn a_batch_settling_one_account_twice_and_one_without_a_row_is_applied_whole_in_
     let Some(schema) = PostgresSchema::create("batch") else {
         return;
     };
-    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&schema.url, cost_store::BudgetOptions::default());
     let first = admitted(&book, "hana", 1, "0.3");
     let second = admitted(&book, "hana", 2, "0.3");
     let ida = admitted(&book, "ida", 3, "0.5");
@@ -1064,8 +1064,7 @@ fn a_postgres_account_is_made_by_the_first_reservation_that_fits_and_by_no_other
     let Some(schema) = PostgresSchema::create("first_fit") else {
         return;
     };
-    let accounts = cost_store::budgets(&schema.url).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&schema.url, cost_store::BudgetOptions::default());
     let read = || {
         figures(
             &schema.url,
@@ -1099,9 +1098,7 @@ fn a_postgres_server_that_stops_answering_holds_a_reservation_no_longer_than_its
         reservation_timeout: Duration::from_secs(2),
         ..cost_store::BudgetOptions::default()
     };
-    let accounts =
-        cost_store::budgets_with(&proxy.url, options.clone()).unwrap_or_else(|e| panic!("{e}"));
-    let book = book(Arc::clone(&accounts), Unavailable::FailClosed);
+    let (accounts, book) = accounts_and_book(&proxy.url, options.clone());
     let first = admitted(&book, "ana", 1, "0.25");
     // The server takes the next reservation and never answers: refused as unavailable once
     // the timeout is over, where the caller waited for as long as the server was stuck.
