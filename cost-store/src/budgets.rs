@@ -186,7 +186,7 @@ impl BudgetStats {
         self.settles_abandoned.load(Ordering::Relaxed)
     }
 
-    /// The latest error the store gave the background thread (a settlement or a forget), if
+    /// The latest error the store gave the settlement thread (a settlement or a forget), if
     /// any.
     pub fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
@@ -417,7 +417,7 @@ const DEFAULT_RESERVATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The accounts of `budget` in `window` (a day or month number, as
 /// [`utc_day`](cost_core::budget::utc_day) and [`utc_month`](cost_core::budget::utc_month) give
-/// them) in the store at `address`, read once, without the background thread of [`budgets()`]
+/// them) in the store at `address`, read once, without the background threads of [`budgets()`]
 /// (`options` gives the Redis key prefix).
 pub fn budget_accounts(
     address: &str,
