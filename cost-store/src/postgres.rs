@@ -17,6 +17,8 @@
 //! lock another transaction holds is waited for at most 5 s (`lock_timeout`), unless the
 //! server, the role or the URL's `options` set one.
 
+use std::borrow::Cow;
+
 use postgres::{Client, NoTls};
 
 use crate::budgets::TlsFiles;
@@ -161,7 +163,10 @@ fn bound_lock_waits(client: &mut Client) -> Result<(), postgres::Error> {
 const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
 
 /// A PostgreSQL database of call records. It reconnects by itself after the connection is
-/// lost: the next operation after a failure opens a new one.
+/// lost: the next operation after a failure opens a new one. A batch of calls whose `COMMIT`
+/// was sent but not answered is not written twice: the next write asks the server whether that
+/// transaction committed (`txid_status`, PostgreSQL 10 or newer) and leaves out the calls that
+/// landed.
 pub struct PostgresStore {
     /// The address for messages: the URL without its secrets.
     address: String,
@@ -170,6 +175,10 @@ pub struct PostgresStore {
     config: postgres::Config,
     connector: Connector,
     client: Option<Client>,
+    /// The last batch of calls whose `COMMIT` was sent but not answered (the connection was
+    /// lost): its transaction's id and its calls. Whether it landed is asked before the next
+    /// batch is written, so a retried batch is never written twice.
+    unconfirmed: Option<(i64, Vec<CallRecord>)>,
 }
 
 /// How connections are made: in the clear, or over TLS.
@@ -212,6 +221,7 @@ impl PostgresStore {
             config,
             connector,
             client: None,
+            unconfirmed: None,
         };
         store.client()?;
         Ok(store)
@@ -498,26 +508,106 @@ impl columns::Row for PostgresRow<'_> {
     }
 }
 
+impl PostgresStore {
+    /// `records` without the calls of the last unconfirmed batch when its transaction turns
+    /// out to have committed (a retry brings them again); `records` whole when it did not, or
+    /// when no batch is unconfirmed. Fails (a passing failure: asked again at the next try)
+    /// while the server cannot be asked or is still committing it.
+    fn not_yet_written<'a>(
+        &mut self,
+        records: &'a [CallRecord],
+    ) -> Result<Cow<'a, [CallRecord]>, StoreError> {
+        let Some((transaction, _)) = &self.unconfirmed else {
+            return Ok(Cow::Borrowed(records));
+        };
+        let transaction = *transaction;
+        let status: Option<String> = self.with_client(|client| {
+            client
+                .query_typed_one(
+                    "SELECT txid_status($1)",
+                    &[(&transaction, postgres::types::Type::INT8)],
+                )?
+                .try_get(0)
+        })?;
+        match status.as_deref() {
+            Some("committed") => {
+                let sent = self.unconfirmed.take().map(|(_, sent)| sent);
+                Ok(Cow::Owned(without(records, &sent.unwrap_or_default())))
+            }
+            Some("in progress") => Err(StoreError::Io {
+                path: self.address.clone(),
+                source: std::io::Error::other(
+                    "the commit of the previous batch, whose answer was lost, is still in progress",
+                ),
+            }),
+            // Aborted, or too old for the server to tell (after some billions of transactions):
+            // written again.
+            _ => {
+                self.unconfirmed = None;
+                Ok(Cow::Borrowed(records))
+            }
+        }
+    }
+}
+
+/// `records` without one of each of `sent` (the calls of a batch already written, which a
+/// retry brings again, usually first).
+fn without<T: PartialEq + Clone>(records: &[T], sent: &[T]) -> Vec<T> {
+    if let Some(rest) = records.strip_prefix(sent) {
+        return rest.to_vec();
+    }
+    let mut left: Vec<&T> = sent.iter().collect();
+    records
+        .iter()
+        .filter(|record| match left.iter().position(|sent| sent == record) {
+            Some(at) => {
+                left.swap_remove(at);
+                false
+            }
+            None => true,
+        })
+        .cloned()
+        .collect()
+}
+
 impl Store for PostgresStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+        let records = self.not_yet_written(records)?;
+        if records.is_empty() {
+            return Ok(());
+        }
         // COPY in text format: one round trip per batch, and the server parses each value
         // (money into NUMERIC) without a statement to plan.
         let mut text = String::with_capacity(records.len() * 400);
         let location = self.address.clone();
-        for record in records {
+        for record in records.iter() {
             copy_row(&mut text, &columns::values(record, &location)?);
         }
         let copy = format!("COPY llm_calls ({}) FROM STDIN", COLUMNS.join(", "));
+        // The transaction's id, once its COMMIT is sent: if its answer is lost, the server is
+        // asked later whether it landed.
+        let mut committing = None;
         let written = self.with_client(|client| {
             let mut transaction = client.transaction()?;
+            let id: i64 = transaction
+                .query_typed_one("SELECT txid_current()", &[])?
+                .try_get(0)?;
             let mut writer = transaction.copy_in(&copy)?;
             if let Err(e) = std::io::Write::write_all(&mut writer, text.as_bytes()) {
                 // Dropping the writer unfinished aborts the copy; the transaction rolls back.
                 return Ok(Err(e));
             }
             writer.finish()?;
+            committing = Some(id);
             transaction.commit().map(Ok)
-        })?;
+        });
+        let written = match (written, committing) {
+            (Err(error), Some(id)) => {
+                self.unconfirmed = Some((id, records.into_owned()));
+                return Err(error);
+            }
+            (written, _) => written?,
+        };
         written.map_err(|source| {
             self.client = None;
             StoreError::Io {
@@ -804,6 +894,18 @@ impl crate::budgets::BudgetBackend for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retried_batch_loses_one_of_each_call_already_written_wherever_it_stands() {
+        // Retried whole, with calls queued since after it.
+        assert_eq!(without(&[1, 2, 3, 4], &[1, 2]), [3, 4]);
+        // Written one by one after a refusal: some of it, in another order.
+        assert_eq!(without(&[4, 2, 1], &[1, 2, 3]), [4]);
+        // Two equal calls, one of them written.
+        assert_eq!(without(&[5, 5, 6], &[5]), [5, 6]);
+        assert_eq!(without(&[5, 6, 5], &[6, 5]), [5]);
+        assert!(without::<u8>(&[], &[1]).is_empty());
+    }
 
     #[test]
     fn the_timeouts_a_url_leaves_unset_are_ours_and_those_it_sets_stay() {

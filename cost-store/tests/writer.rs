@@ -9,7 +9,7 @@ mod warnings;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::PostgresSchema;
+use common::{FreezingProxy, PostgresSchema};
 use cost_layer::{CostLayer, Ledger};
 use cost_store::{CallRecord, CallStatus, Repriced, Store, StoreError, TimeRange, WriterOptions};
 use tracing::field::Empty;
@@ -927,4 +927,40 @@ fn dropping_the_guard_returns_once_every_queued_call_is_written() {
         .join()
         .unwrap_or_else(|_| panic!("the dropping thread panicked"));
     assert_eq!(seen, (20, 20));
+}
+
+#[test]
+fn a_batch_whose_commit_answer_is_lost_is_written_once() {
+    let Some(schema) = PostgresSchema::create("lost_commit") else {
+        return;
+    };
+    let proxy = FreezingProxy::to(&schema.url);
+    let store = cost_store::open(&proxy.url).unwrap_or_else(|e| panic!("{e}"));
+    let options = WriterOptions {
+        retry_min: std::time::Duration::from_millis(10),
+        ..WriterOptions::default()
+    };
+    let (sink, guard) = cost_store::spawn(store, options);
+    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    // The first batch's COMMIT lands, but its answer never reaches the writer, which sees the
+    // connection cut and retries the batch: asked whether it landed, the server says it did.
+    proxy.lose_the_answer_to_the_next_commit();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        for _ in 0..10 {
+            call("gpt-4o", 1_000, 100);
+        }
+        assert!(guard.flush());
+        for _ in 0..5 {
+            call("gpt-4o", 1_000, 100);
+        }
+        assert!(guard.flush());
+    });
+    assert!(
+        guard.stats().failed_writes() >= 1,
+        "the lost answer was noticed"
+    );
+    let records = load_all(&schema.url);
+    assert_eq!(records.len(), 15);
+    assert_eq!(sum(&records), ledger.global().total_usd());
+    assert_eq!(guard.stats().written(), 15);
 }

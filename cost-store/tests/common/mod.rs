@@ -560,12 +560,21 @@ pub(crate) fn write_certificates(dir: &std::path::Path) -> CertificateFiles {
 /// A TCP proxy on loopback to the server of a `postgres://` URL: it passes bytes both ways until
 /// frozen; frozen, it takes what either side sends and passes nothing on, as a server that
 /// accepted a request and never answers (a stuck process, a connection pooler holding requests
-/// while its database is down); thawed, it passes on what it held.
+/// while its database is down); thawed, it passes on what it held. Armed with
+/// [`FreezingProxy::lose_the_answer_to_the_next_commit`], it passes the next `COMMIT` on, then
+/// drops the server's answer and cuts that connection: the commit lands, the client never
+/// learns it did.
 #[allow(dead_code)]
 pub(crate) struct FreezingProxy {
     /// The URL, through the proxy.
     pub(crate) url: String,
-    frozen: Arc<std::sync::atomic::AtomicBool>,
+    state: Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    frozen: std::sync::atomic::AtomicBool,
+    cut_after_commit: std::sync::atomic::AtomicBool,
 }
 
 #[allow(dead_code)]
@@ -591,58 +600,93 @@ impl FreezingProxy {
             .local_addr()
             .unwrap_or_else(|e| panic!("{e}"))
             .port();
-        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let proxy_frozen = Arc::clone(&frozen);
+        let state = Arc::new(ProxyState::default());
+        let proxy_state = Arc::clone(&state);
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
-                let pairs = client
-                    .try_clone()
-                    .and_then(|c| server.try_clone().map(|s| ((client, s), (server, c))));
-                let Ok((up, down)) = pairs else { continue };
-                for (from, to) in [up, down] {
-                    let frozen = Arc::clone(&proxy_frozen);
-                    std::thread::spawn(move || pump(from, to, &frozen));
+                let connection = Connection {
+                    state: Arc::clone(&proxy_state),
+                    cut: Arc::default(),
+                };
+                let streams = (|| {
+                    Some([
+                        (client.try_clone().ok()?, server.try_clone().ok()?, true),
+                        (server.try_clone().ok()?, client.try_clone().ok()?, false),
+                    ])
+                })();
+                for (from, to, upward) in streams.into_iter().flatten() {
+                    let connection = connection.clone();
+                    std::thread::spawn(move || connection.pump(from, to, upward));
                 }
             }
         });
         FreezingProxy {
             url: format!("{scheme}://{user}127.0.0.1:{port}{path}"),
-            frozen,
+            state,
         }
     }
 
     pub(crate) fn freeze(&self) {
-        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.state
+            .frozen
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub(crate) fn thaw(&self) {
-        self.frozen
+        self.state
+            .frozen
             .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn lose_the_answer_to_the_next_commit(&self) {
+        self.state
+            .cut_after_commit
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
-/// Copies `from` to `to` until either closes, holding what it read while `frozen`.
-fn pump(
-    mut from: std::net::TcpStream,
-    mut to: std::net::TcpStream,
-    frozen: &std::sync::atomic::AtomicBool,
-) {
-    use std::io::{Read, Write};
-    let mut buffer = [0_u8; 16 * 1024];
-    loop {
-        let read = match from.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(read) => read,
-        };
-        while frozen.load(std::sync::atomic::Ordering::SeqCst) {
-            std::thread::sleep(std::time::Duration::from_millis(5));
+/// One connection through the proxy.
+#[derive(Clone)]
+struct Connection {
+    state: Arc<ProxyState>,
+    /// Cut after a commit: the server's answers are dropped.
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Connection {
+    /// Copies `from` to `to` (`upward`: the client's side to the server) until either closes,
+    /// holding what it read while frozen.
+    fn pump(&self, mut from: std::net::TcpStream, mut to: std::net::TcpStream, upward: bool) {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut buffer = [0_u8; 64 * 1024];
+        loop {
+            let read = match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            while self.state.frozen.load(SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            if !upward && self.cut.load(SeqCst) {
+                continue;
+            }
+            if to.write_all(&buffer[..read]).is_err() {
+                break;
+            }
+            let commit = buffer[..read].windows(6).any(|bytes| bytes == b"COMMIT");
+            if upward && commit && self.state.cut_after_commit.swap(false, SeqCst) {
+                self.cut.store(true, SeqCst);
+                // Time for the server to commit, then the connection is cut both ways.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let _ = from.shutdown(std::net::Shutdown::Both);
+                let _ = to.shutdown(std::net::Shutdown::Both);
+                return;
+            }
         }
-        if to.write_all(&buffer[..read]).is_err() {
-            break;
-        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
     }
-    let _ = to.shutdown(std::net::Shutdown::Write);
 }
