@@ -88,7 +88,7 @@ pub struct BudgetAccount {
 }
 
 /// One queued settlement.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Settle {
     pub(crate) budget: String,
     pub(crate) account: String,

@@ -166,7 +166,7 @@ const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_636f_7374; // "llm_cost"
 /// lost: the next operation after a failure opens a new one. A batch of calls whose `COMMIT`
 /// was sent but not answered is not written twice: the next write asks the server whether that
 /// transaction committed (`txid_status`, PostgreSQL 10 or newer) and leaves out the calls that
-/// landed.
+/// landed; a batch of budget settlements likewise is never applied twice.
 pub struct PostgresStore {
     /// The address for messages: the URL without its secrets.
     address: String,
@@ -176,9 +176,17 @@ pub struct PostgresStore {
     connector: Connector,
     client: Option<Client>,
     /// The last batch of calls whose `COMMIT` was sent but not answered (the connection was
-    /// lost): its transaction's id and its calls. Whether it landed is asked before the next
-    /// batch is written, so a retried batch is never written twice.
-    unconfirmed: Option<(i64, Vec<CallRecord>)>,
+    /// lost). Whether it landed is asked before the next batch is written, so a retried batch
+    /// is never written twice.
+    unconfirmed_calls: Option<Unconfirmed<CallRecord>>,
+    /// The same for a batch of budget settlements, never applied twice.
+    unconfirmed_settles: Option<Unconfirmed<crate::budgets::Settle>>,
+}
+
+/// A batch whose `COMMIT` was sent but not answered: its transaction's id and what it held.
+struct Unconfirmed<T> {
+    transaction: i64,
+    items: Vec<T>,
 }
 
 /// How connections are made: in the clear, or over TLS.
@@ -221,7 +229,8 @@ impl PostgresStore {
             config,
             connector,
             client: None,
-            unconfirmed: None,
+            unconfirmed_calls: None,
+            unconfirmed_settles: None,
         };
         store.client()?;
         Ok(store)
@@ -509,18 +518,10 @@ impl columns::Row for PostgresRow<'_> {
 }
 
 impl PostgresStore {
-    /// `records` without the calls of the last unconfirmed batch when its transaction turns
-    /// out to have committed (a retry brings them again); `records` whole when it did not, or
-    /// when no batch is unconfirmed. Fails (a passing failure: asked again at the next try)
+    /// Whether transaction `transaction` committed: `false` when it was aborted, or is too old
+    /// for the server to tell (after some billions of transactions). Fails (a passing failure)
     /// while the server cannot be asked or is still committing it.
-    fn not_yet_written<'a>(
-        &mut self,
-        records: &'a [CallRecord],
-    ) -> Result<Cow<'a, [CallRecord]>, StoreError> {
-        let Some((transaction, _)) = &self.unconfirmed else {
-            return Ok(Cow::Borrowed(records));
-        };
-        let transaction = *transaction;
+    fn committed(&mut self, transaction: i64) -> Result<bool, StoreError> {
         let status: Option<String> = self.with_client(|client| {
             client
                 .query_typed_one(
@@ -530,23 +531,60 @@ impl PostgresStore {
                 .try_get(0)
         })?;
         match status.as_deref() {
-            Some("committed") => {
-                let sent = self.unconfirmed.take().map(|(_, sent)| sent);
-                Ok(Cow::Owned(without(records, &sent.unwrap_or_default())))
-            }
+            Some("committed") => Ok(true),
             Some("in progress") => Err(StoreError::Io {
                 path: self.address.clone(),
                 source: std::io::Error::other(
                     "the commit of the previous batch, whose answer was lost, is still in progress",
                 ),
             }),
-            // Aborted, or too old for the server to tell (after some billions of transactions):
-            // written again.
-            _ => {
-                self.unconfirmed = None;
-                Ok(Cow::Borrowed(records))
-            }
+            _ => Ok(false),
         }
+    }
+
+    /// `items` without those of the unconfirmed batch in `slot` when its transaction turns out
+    /// to have committed (a retry brings them again); `items` whole when it did not, or when no
+    /// batch is unconfirmed.
+    fn not_yet_applied<'a, T: PartialEq + Clone>(
+        &mut self,
+        slot: fn(&mut Self) -> &mut Option<Unconfirmed<T>>,
+        items: &'a [T],
+    ) -> Result<Cow<'a, [T]>, StoreError> {
+        let Some(transaction) = slot(self).as_ref().map(|batch| batch.transaction) else {
+            return Ok(Cow::Borrowed(items));
+        };
+        let committed = self.committed(transaction)?;
+        match slot(self).take() {
+            Some(batch) if committed => Ok(Cow::Owned(without(items, &batch.items))),
+            _ => Ok(Cow::Borrowed(items)),
+        }
+    }
+
+    /// Runs `work` in one transaction whose id is read first; when its `COMMIT` is sent and
+    /// its answer lost, `items` are kept in `slot` as unconfirmed, for the next batch to ask.
+    fn apply_once<T: Clone, R>(
+        &mut self,
+        slot: fn(&mut Self) -> &mut Option<Unconfirmed<T>>,
+        items: Cow<'_, [T]>,
+        work: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<R, postgres::Error>,
+    ) -> Result<R, StoreError> {
+        let mut committing = None;
+        let applied = self.with_client(|client| {
+            let mut transaction = client.transaction()?;
+            let id: i64 = transaction
+                .query_typed_one("SELECT txid_current()", &[])?
+                .try_get(0)?;
+            let done = work(&mut transaction)?;
+            committing = Some(id);
+            transaction.commit().map(|()| done)
+        });
+        if let (Err(_), Some(transaction)) = (&applied, committing) {
+            *slot(self) = Some(Unconfirmed {
+                transaction,
+                items: items.into_owned(),
+            });
+        }
+        applied
     }
 }
 
@@ -572,7 +610,7 @@ fn without<T: PartialEq + Clone>(records: &[T], sent: &[T]) -> Vec<T> {
 
 impl Store for PostgresStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
-        let records = self.not_yet_written(records)?;
+        let records = self.not_yet_applied(|store| &mut store.unconfirmed_calls, records)?;
         if records.is_empty() {
             return Ok(());
         }
@@ -584,30 +622,20 @@ impl Store for PostgresStore {
             copy_row(&mut text, &columns::values(record, &location)?);
         }
         let copy = format!("COPY llm_calls ({}) FROM STDIN", COLUMNS.join(", "));
-        // The transaction's id, once its COMMIT is sent: if its answer is lost, the server is
-        // asked later whether it landed.
-        let mut committing = None;
-        let written = self.with_client(|client| {
-            let mut transaction = client.transaction()?;
-            let id: i64 = transaction
-                .query_typed_one("SELECT txid_current()", &[])?
-                .try_get(0)?;
-            let mut writer = transaction.copy_in(&copy)?;
-            if let Err(e) = std::io::Write::write_all(&mut writer, text.as_bytes()) {
-                // Dropping the writer unfinished aborts the copy; the transaction rolls back.
-                return Ok(Err(e));
-            }
-            writer.finish()?;
-            committing = Some(id);
-            transaction.commit().map(Ok)
-        });
-        let written = match (written, committing) {
-            (Err(error), Some(id)) => {
-                self.unconfirmed = Some((id, records.into_owned()));
-                return Err(error);
-            }
-            (written, _) => written?,
-        };
+        let written = self.apply_once(
+            |store| &mut store.unconfirmed_calls,
+            records,
+            |transaction| {
+                let mut writer = transaction.copy_in(&copy)?;
+                if let Err(e) = std::io::Write::write_all(&mut writer, text.as_bytes()) {
+                    // Dropping the writer unfinished aborts the copy; the transaction rolls
+                    // back.
+                    return Ok(Err(e));
+                }
+                writer.finish()?;
+                Ok(Ok(()))
+            },
+        )?;
         written.map_err(|source| {
             self.client = None;
             StoreError::Io {
@@ -812,34 +840,42 @@ impl crate::budgets::BudgetBackend for PostgresStore {
     }
 
     fn settle(&mut self, settles: &[crate::budgets::Settle]) -> Result<(), StoreError> {
+        let settles = self.not_yet_applied(|store| &mut store.unconfirmed_settles, settles)?;
+        if settles.is_empty() {
+            return Ok(());
+        }
         // Two statements for the whole batch, one change per account (an account changed twice
         // in one `UPDATE … FROM` would take one of the two).
-        let changes = crate::budgets::changes_per_account(settles);
+        let changes = crate::budgets::changes_per_account(&settles);
         let budgets: Vec<&str> = changes.iter().map(|(account, ..)| account.budget).collect();
         let keys: Vec<&str> = changes.iter().map(|(account, ..)| account.key).collect();
         let windows: Vec<i64> = changes.iter().map(|(account, ..)| account.window).collect();
         let released: Vec<String> = changes.iter().map(|(_, r, _)| r.to_string()).collect();
         let costs: Vec<String> = changes.iter().map(|(.., cost)| cost.to_string()).collect();
-        self.with_client(|client| {
-            let mut transaction = client.transaction()?;
-            // An account whose window was forgotten meanwhile gets its row again.
-            transaction.execute(
-                "INSERT INTO llm_cost_budget_accounts (budget, key, window_id)
+        let settles = Cow::Borrowed(&*settles);
+        self.apply_once(
+            |store| &mut store.unconfirmed_settles,
+            settles,
+            |transaction| {
+                // An account whose window was forgotten meanwhile gets its row again.
+                transaction.execute(
+                    "INSERT INTO llm_cost_budget_accounts (budget, key, window_id)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
                  ON CONFLICT DO NOTHING",
-                &[&budgets, &keys, &windows],
-            )?;
-            transaction.execute(
-                "UPDATE llm_cost_budget_accounts AS a SET
+                    &[&budgets, &keys, &windows],
+                )?;
+                transaction.execute(
+                    "UPDATE llm_cost_budget_accounts AS a SET
                     spent = a.spent + c.cost::numeric,
                     reserved = GREATEST(a.reserved - c.released::numeric, 0)
                  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])
                     AS c (budget, key, window_id, released, cost)
                  WHERE a.budget = c.budget AND a.key = c.key AND a.window_id = c.window_id",
-                &[&budgets, &keys, &windows, &released, &costs],
-            )?;
-            transaction.commit()
-        })
+                    &[&budgets, &keys, &windows, &released, &costs],
+                )?;
+                Ok(())
+            },
+        )
     }
 
     fn accounts(

@@ -1136,3 +1136,31 @@ fn a_postgres_server_that_stops_answering_holds_a_reservation_no_longer_than_its
     assert_eq!(accounts.stats().unavailable(), 2);
     drop((first, after));
 }
+
+#[test]
+fn a_settlement_batch_whose_commit_answer_is_lost_is_applied_once_in_postgres() {
+    let Some(schema) = PostgresSchema::create("lost_settle_commit") else {
+        return;
+    };
+    let proxy = FreezingProxy::to(&schema.url);
+    let options = cost_store::BudgetOptions::default();
+    let (accounts, book) = accounts_and_book(&proxy.url, options.clone());
+    // A first call, settled, before the cut (the day's first reservation also has past days'
+    // accounts forgotten, in a transaction of its own).
+    admitted(&book, "ana", 1, "0.30").settle(usd("0.20"));
+    assert!(accounts.flush(Duration::from_secs(30)));
+    // The next batch's COMMIT lands, but its answer never reaches the settlement thread, which
+    // sees the connection cut and retries the batch: asked whether it landed, the server says
+    // it did.
+    proxy.lose_the_answer_to_the_next_commit();
+    admitted(&book, "ana", 2, "0.30").settle(usd("0.10"));
+    assert!(accounts.flush(Duration::from_secs(30)));
+    assert!(
+        accounts.stats().failed_writes() >= 1,
+        "the lost answer was noticed"
+    );
+    assert_eq!(
+        figures(&schema.url, &options, NOW / 86_400),
+        [("ana".to_owned(), usd("0.30"), Money::ZERO)]
+    );
+}
