@@ -645,18 +645,25 @@ fn a_flush_waits_as_long_as_it_is_told_not_as_long_as_a_shutdown() {
     assert_eq!(store.count(), 10, "nothing given up on");
 }
 
-#[test]
-fn a_cut_postgres_connection_is_reopened_and_nothing_is_lost() {
-    let Some(mut schema) = PostgresSchema::create("writer") else {
-        return;
-    };
-    let store = cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+/// The layer, its ledger, and the writer it feeds into the store at `address`, retrying after
+/// 10 ms.
+fn layer_writing_to(address: &str) -> (CostLayer, Ledger, cost_store::FlushGuard) {
+    let store = cost_store::open(address).unwrap_or_else(|e| panic!("{e}"));
     let options = WriterOptions {
         retry_min: std::time::Duration::from_millis(10),
         ..WriterOptions::default()
     };
     let (sink, guard) = cost_store::spawn(store, options);
     let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    (cost, ledger, guard)
+}
+
+#[test]
+fn a_cut_postgres_connection_is_reopened_and_nothing_is_lost() {
+    let Some(mut schema) = PostgresSchema::create("writer") else {
+        return;
+    };
+    let (cost, ledger, guard) = layer_writing_to(&schema.url);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
         for _ in 0..20 {
             call("gpt-4o", 1_000, 100);
@@ -935,13 +942,7 @@ fn a_batch_whose_commit_answer_is_lost_is_written_once() {
         return;
     };
     let proxy = FreezingProxy::to(&schema.url);
-    let store = cost_store::open(&proxy.url).unwrap_or_else(|e| panic!("{e}"));
-    let options = WriterOptions {
-        retry_min: std::time::Duration::from_millis(10),
-        ..WriterOptions::default()
-    };
-    let (sink, guard) = cost_store::spawn(store, options);
-    let (cost, ledger) = CostLayer::builder().call_sink(sink).build();
+    let (cost, ledger, guard) = layer_writing_to(&proxy.url);
     // The first batch's COMMIT lands, but its answer never reaches the writer, which sees the
     // connection cut and retries the batch: asked whether it landed, the server says it did.
     proxy.lose_the_answer_to_the_next_commit();
