@@ -553,7 +553,12 @@ impl PostgresStore {
         let Some(transaction) = slot(self).as_ref().map(|batch| batch.transaction) else {
             return Ok(Cow::Borrowed(items));
         };
-        let committed = self.committed(transaction)?;
+        let committed = match self.committed(transaction) {
+            // A server that cannot be asked (before PostgreSQL 10, no `txid_status`): written
+            // again, as if it had not committed, rather than stopping every later batch.
+            Err(error) if error.is_permanent() => false,
+            committed => committed?,
+        };
         match slot(self).take() {
             Some(batch) if committed => Ok(Cow::Owned(without(items, &batch.items))),
             _ => Ok(Cow::Borrowed(items)),

@@ -965,3 +965,41 @@ fn a_batch_whose_commit_answer_is_lost_is_written_once() {
     assert_eq!(sum(&records), ledger.global().total_usd());
     assert_eq!(guard.stats().written(), 15);
 }
+
+#[test]
+fn a_server_that_cannot_say_whether_a_lost_commit_landed_stops_no_later_batch() {
+    let Some(mut schema) = PostgresSchema::create("no_txid_status") else {
+        return;
+    };
+    // A server without `txid_status` (before PostgreSQL 10), as this schema's connections see
+    // it: a function of that name, found before the catalog's, that does not exist.
+    schema.execute(
+        "CREATE FUNCTION txid_status(bigint) RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'function txid_status(bigint) does not exist'
+             USING ERRCODE = 'undefined_function'; END $$",
+    );
+    let path_end = schema
+        .url
+        .find("search_path%3D")
+        .and_then(|at| schema.url[at..].find('&').map(|end| at + end))
+        .unwrap_or_else(|| panic!("no search path in {}", schema.url));
+    let (before, after) = schema.url.split_at(path_end);
+    let url = format!("{before}%2Cpg_catalog{after}");
+    let proxy = FreezingProxy::to(&url);
+    let (cost, _ledger, guard) = layer_writing_to(&proxy.url);
+    proxy.lose_the_answer_to_the_next_commit();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
+        for _ in 0..10 {
+            call("gpt-4o", 1_000, 100);
+        }
+        assert!(guard.flush());
+        for _ in 0..5 {
+            call("gpt-4o", 1_000, 100);
+        }
+        assert!(guard.flush());
+    });
+    // Unable to tell, the writer writes the batch again (twice, as before the check existed),
+    // and every later call is still written: none abandoned.
+    assert_eq!(guard.stats().abandoned(), 0);
+    assert_eq!(load_all(&schema.url).len(), 25);
+}
