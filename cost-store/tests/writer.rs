@@ -998,8 +998,13 @@ fn a_server_that_cannot_say_whether_a_lost_commit_landed_stops_no_later_batch() 
         }
         assert!(guard.flush());
     });
-    // Unable to tell, the writer writes the batch again (twice, as before the check existed),
-    // and every later call is still written: none abandoned.
+    // Unable to tell, the writer writes the batch again (twice, as before the check existed,
+    // when the first commit landed before the cut), and every later call is still written:
+    // none abandoned.
     assert_eq!(guard.stats().abandoned(), 0);
-    assert_eq!(load_all(&schema.url).len(), 25);
+    let written = load_all(&schema.url).len();
+    assert!(
+        written == 25 || written == 15,
+        "{written} records of 15 calls"
+    );
 }
