@@ -936,15 +936,11 @@ fn dropping_the_guard_returns_once_every_queued_call_is_written() {
     assert_eq!(seen, (20, 20));
 }
 
-#[test]
-fn a_batch_whose_commit_answer_is_lost_is_written_once() {
-    let Some(schema) = PostgresSchema::create("lost_commit") else {
-        return;
-    };
-    let proxy = FreezingProxy::to(&schema.url);
+/// Ten calls written to the PostgreSQL store at `url` through a proxy that loses the answer to
+/// the first batch's `COMMIT`, flushed, then five more, flushed: the ledger and the writer.
+fn calls_across_a_lost_commit_answer(url: &str) -> (Ledger, cost_store::FlushGuard) {
+    let proxy = FreezingProxy::to(url);
     let (cost, ledger, guard) = layer_writing_to(&proxy.url);
-    // The first batch's COMMIT lands, but its answer never reaches the writer, which sees the
-    // connection cut and retries the batch: asked whether it landed, the server says it did.
     proxy.lose_the_answer_to_the_next_commit();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
         for _ in 0..10 {
@@ -956,6 +952,17 @@ fn a_batch_whose_commit_answer_is_lost_is_written_once() {
         }
         assert!(guard.flush());
     });
+    (ledger, guard)
+}
+
+#[test]
+fn a_batch_whose_commit_answer_is_lost_is_written_once() {
+    let Some(schema) = PostgresSchema::create("lost_commit") else {
+        return;
+    };
+    // The first batch's COMMIT lands, but its answer never reaches the writer, which sees the
+    // connection cut and retries the batch: asked whether it landed, the server says it did.
+    let (ledger, guard) = calls_across_a_lost_commit_answer(&schema.url);
     assert!(
         guard.stats().failed_writes() >= 1,
         "the lost answer was noticed"
@@ -985,19 +992,7 @@ fn a_server_that_cannot_say_whether_a_lost_commit_landed_stops_no_later_batch() 
         .unwrap_or_else(|| panic!("no search path in {}", schema.url));
     let (before, after) = schema.url.split_at(path_end);
     let url = format!("{before}%2Cpg_catalog{after}");
-    let proxy = FreezingProxy::to(&url);
-    let (cost, _ledger, guard) = layer_writing_to(&proxy.url);
-    proxy.lose_the_answer_to_the_next_commit();
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(cost), || {
-        for _ in 0..10 {
-            call("gpt-4o", 1_000, 100);
-        }
-        assert!(guard.flush());
-        for _ in 0..5 {
-            call("gpt-4o", 1_000, 100);
-        }
-        assert!(guard.flush());
-    });
+    let (_ledger, guard) = calls_across_a_lost_commit_answer(&url);
     // Unable to tell, the writer writes the batch again (twice, as before the check existed,
     // when the first commit landed before the cut), and every later call is still written:
     // none abandoned.
