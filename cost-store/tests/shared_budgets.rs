@@ -991,9 +991,13 @@ fn a_reservation_on_an_account_another_program_keeps_locked_fails_as_unavailable
     let Some(schema) = PostgresSchema::create("locked_account") else {
         return;
     };
-    let (_accounts, book) = accounts_and_book(&schema.url, cost_store::BudgetOptions::default());
+    let (accounts, book) = accounts_and_book(&schema.url, cost_store::BudgetOptions::default());
     let book = Arc::new(book);
     drop(admitted(&book, "hana", 1, "0.1"));
+    // Its release applied first: the settlement thread, which takes turns with the reservations,
+    // is not itself waiting for the lock below (the reservation would then wait for its turn
+    // too, and run past its timeout instead of meeting the lock's).
+    assert!(accounts.flush(Duration::from_secs(30)));
     let mut other = schema.hold_budget_account("hana");
     let (answered, answer) = std::sync::mpsc::channel();
     let reserving = Arc::clone(&book);
