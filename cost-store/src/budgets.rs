@@ -134,6 +134,17 @@ pub(crate) fn changes_per_account(settles: &[Settle]) -> Vec<(SharedKey<'_>, Mon
 }
 
 impl Settle {
+    /// The settlement of `account` releasing `reserved` and charging `cost`.
+    fn of(account: SharedKey<'_>, reserved: Money, cost: Money) -> Settle {
+        Settle {
+            budget: account.budget.to_owned(),
+            account: account.key.to_owned(),
+            window: account.window,
+            reserved,
+            cost,
+        }
+    }
+
     pub(crate) fn key(&self) -> SharedKey<'_> {
         SharedKey {
             budget: &self.budget,
@@ -228,10 +239,9 @@ const WAITING_RESERVATIONS: usize = 256;
 
 /// One reservation for the reservation thread to make.
 struct ReservationRequest {
-    budget: String,
-    key: String,
-    window: i64,
-    amount: Money,
+    /// Its account and amount, as the settlement that releases it (at no cost) when it is
+    /// booked after its caller stopped waiting.
+    release: Settle,
     limit: Money,
     /// When its caller stops waiting: a request still queued then is not sent to the store.
     deadline: Instant,
@@ -559,10 +569,7 @@ impl SharedAccounts for StoreBudgets {
         } else {
             let handoff = Arc::new(Handoff::default());
             let request = ReservationRequest {
-                budget: account.budget.to_owned(),
-                key: account.key.to_owned(),
-                window: account.window,
-                amount,
+                release: Settle::of(account, amount, Money::ZERO),
                 limit,
                 deadline: now + timeout,
                 answer: Arc::clone(&handoff),
@@ -593,13 +600,7 @@ impl SharedAccounts for StoreBudgets {
     }
 
     fn settle(&self, account: SharedKey<'_>, reserved: Money, cost: Money) {
-        self.queue.push(Settle {
-            budget: account.budget.to_owned(),
-            account: account.key.to_owned(),
-            window: account.window,
-            reserved,
-            cost,
-        });
+        self.queue.push(Settle::of(account, reserved, cost));
     }
 
     fn forget_before(&self, budget: &str, window: i64) {
@@ -652,11 +653,7 @@ fn reserve_loop(
         if Instant::now() >= request.deadline {
             continue;
         }
-        let account = SharedKey {
-            budget: &request.budget,
-            key: &request.key,
-            window: request.window,
-        };
+        let (account, amount) = (request.release.key(), request.release.reserved);
         round_trip.begin();
         let answer = {
             let _turn = lock(&pending.store_turn);
@@ -666,7 +663,7 @@ fn reserve_loop(
                 .unwrap_or(Money::ZERO);
             // A client library's panic fails this reservation, not the thread and every later one.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                backend.try_reserve(account, request.amount, request.limit, queued)
+                backend.try_reserve(account, amount, request.limit, queued)
             }))
         };
         round_trip.end();
@@ -676,13 +673,7 @@ fn reserve_loop(
             Err(_) => Err("the store's client panicked while reserving".to_owned()),
         };
         if !request.answer.answer(answer) && booked {
-            releases.push(Settle {
-                budget: request.budget,
-                account: request.key,
-                window: request.window,
-                reserved: request.amount,
-                cost: Money::ZERO,
-            });
+            releases.push(request.release);
         }
     }
 }

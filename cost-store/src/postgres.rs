@@ -570,7 +570,7 @@ impl PostgresStore {
     fn apply_once<T: Clone, R>(
         &mut self,
         slot: fn(&mut Self) -> &mut Option<Unconfirmed<T>>,
-        items: Cow<'_, [T]>,
+        items: &[T],
         work: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<R, postgres::Error>,
     ) -> Result<R, StoreError> {
         let mut committing = None;
@@ -586,7 +586,7 @@ impl PostgresStore {
         if let (Err(_), Some(transaction)) = (&applied, committing) {
             *slot(self) = Some(Unconfirmed {
                 transaction,
-                items: items.into_owned(),
+                items: items.to_vec(),
             });
         }
         applied
@@ -629,7 +629,7 @@ impl Store for PostgresStore {
         let copy = format!("COPY llm_calls ({}) FROM STDIN", COLUMNS.join(", "));
         let written = self.apply_once(
             |store| &mut store.unconfirmed_calls,
-            records,
+            &records,
             |transaction| {
                 let mut writer = transaction.copy_in(&copy)?;
                 if let Err(e) = std::io::Write::write_all(&mut writer, text.as_bytes()) {
@@ -857,10 +857,9 @@ impl crate::budgets::BudgetBackend for PostgresStore {
         let windows: Vec<i64> = changes.iter().map(|(account, ..)| account.window).collect();
         let released: Vec<String> = changes.iter().map(|(_, r, _)| r.to_string()).collect();
         let costs: Vec<String> = changes.iter().map(|(.., cost)| cost.to_string()).collect();
-        let settles = Cow::Borrowed(&*settles);
         self.apply_once(
             |store| &mut store.unconfirmed_settles,
-            settles,
+            &settles,
             |transaction| {
                 // An account whose window was forgotten meanwhile gets its row again.
                 transaction.execute(
