@@ -135,7 +135,7 @@ pub(crate) fn changes_per_account(settles: &[Settle]) -> Vec<(SharedKey<'_>, Mon
 
 impl Settle {
     /// The settlement of `account` releasing `reserved` and charging `cost`.
-    fn of(account: SharedKey<'_>, reserved: Money, cost: Money) -> Settle {
+    pub(crate) fn of(account: SharedKey<'_>, reserved: Money, cost: Money) -> Settle {
         Settle {
             budget: account.budget.to_owned(),
             account: account.key.to_owned(),

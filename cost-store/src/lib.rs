@@ -47,6 +47,8 @@ pub mod report;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod unconfirmed;
 mod writer;
 
 pub use budgets::{

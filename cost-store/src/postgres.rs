@@ -25,6 +25,7 @@ use crate::budgets::TlsFiles;
 use crate::columns::{self, COLUMNS, Value};
 use crate::record::CallRecord;
 use crate::store::{Repriced, Store, StoreError, TimeRange, address_without_secrets};
+use crate::unconfirmed::{Unconfirmed, without};
 
 /// The schema versions, applied in order.
 const MIGRATIONS: &[&str] = &[
@@ -178,15 +179,9 @@ pub struct PostgresStore {
     /// The last batch of calls whose `COMMIT` was sent but not answered (the connection was
     /// lost). Whether it landed is asked before the next batch is written, so a retried batch
     /// is never written twice.
-    unconfirmed_calls: Option<Unconfirmed<CallRecord>>,
+    unconfirmed_calls: Option<Unconfirmed<CallRecord, i64>>,
     /// The same for a batch of budget settlements, never applied twice.
-    unconfirmed_settles: Option<Unconfirmed<crate::budgets::Settle>>,
-}
-
-/// A batch whose `COMMIT` was sent but not answered: its transaction's id and what it held.
-struct Unconfirmed<T> {
-    transaction: i64,
-    items: Vec<T>,
+    unconfirmed_settles: Option<Unconfirmed<crate::budgets::Settle, i64>>,
 }
 
 /// How connections are made: in the clear, or over TLS.
@@ -547,10 +542,10 @@ impl PostgresStore {
     /// batch is unconfirmed.
     fn not_yet_applied<'a, T: PartialEq + Clone>(
         &mut self,
-        slot: fn(&mut Self) -> &mut Option<Unconfirmed<T>>,
+        slot: fn(&mut Self) -> &mut Option<Unconfirmed<T, i64>>,
         items: &'a [T],
     ) -> Result<Cow<'a, [T]>, StoreError> {
-        let Some(transaction) = slot(self).as_ref().map(|batch| batch.transaction) else {
+        let Some(transaction) = slot(self).as_ref().map(|batch| batch.mark) else {
             return Ok(Cow::Borrowed(items));
         };
         let committed = match self.committed(transaction) {
@@ -569,7 +564,7 @@ impl PostgresStore {
     /// its answer lost, `items` are kept in `slot` as unconfirmed, for the next batch to ask.
     fn apply_once<T: Clone, R>(
         &mut self,
-        slot: fn(&mut Self) -> &mut Option<Unconfirmed<T>>,
+        slot: fn(&mut Self) -> &mut Option<Unconfirmed<T, i64>>,
         items: &[T],
         work: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<R, postgres::Error>,
     ) -> Result<R, StoreError> {
@@ -585,32 +580,12 @@ impl PostgresStore {
         });
         if let (Err(_), Some(transaction)) = (&applied, committing) {
             *slot(self) = Some(Unconfirmed {
-                transaction,
+                mark: transaction,
                 items: items.to_vec(),
             });
         }
         applied
     }
-}
-
-/// `records` without one of each of `sent` (the calls of a batch already written, which a
-/// retry brings again, usually first).
-fn without<T: PartialEq + Clone>(records: &[T], sent: &[T]) -> Vec<T> {
-    if let Some(rest) = records.strip_prefix(sent) {
-        return rest.to_vec();
-    }
-    let mut left: Vec<&T> = sent.iter().collect();
-    records
-        .iter()
-        .filter(|record| match left.iter().position(|sent| sent == record) {
-            Some(at) => {
-                left.swap_remove(at);
-                false
-            }
-            None => true,
-        })
-        .cloned()
-        .collect()
 }
 
 impl Store for PostgresStore {
@@ -934,18 +909,6 @@ impl crate::budgets::BudgetBackend for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_retried_batch_loses_one_of_each_call_already_written_wherever_it_stands() {
-        // Retried whole, with calls queued since after it.
-        assert_eq!(without(&[1, 2, 3, 4], &[1, 2]), [3, 4]);
-        // Written one by one after a refusal: some of it, in another order.
-        assert_eq!(without(&[4, 2, 1], &[1, 2, 3]), [4]);
-        // Two equal calls, one of them written.
-        assert_eq!(without(&[5, 5, 6], &[5]), [5, 6]);
-        assert_eq!(without(&[5, 6, 5], &[6, 5]), [5]);
-        assert!(without::<u8>(&[], &[1]).is_empty());
-    }
 
     #[test]
     fn the_timeouts_a_url_leaves_unset_are_ours_and_those_it_sets_stay() {

@@ -12,6 +12,7 @@
 //! | `{prefix}:budget:{N}:{budget}:{window}:{key}` | hash | `spent`, `reserved`: exact decimal USD |
 //! | `{prefix}:budget-accounts:{N}:{budget}:{window}` | set | the keys with an account in the window |
 //! | `{prefix}:budget-windows:{N}:{budget}` | sorted set | the windows with accounts, scored by number |
+//! | `{prefix}:settled-batch:{id}` | string | the number of the last settlement batch one process's accounts applied (`id`: random, theirs), kept a week |
 //!
 //! # Exactness and atomicity
 //!
@@ -21,9 +22,17 @@
 //! write it back in `MULTI`/`EXEC`, which Redis refuses if any other client wrote the account in
 //! between; the reservation is then read and checked again. Racing processes therefore never
 //! admit more than a limit. A batch of settlements is one such transaction over all its
-//! accounts: applied whole or not at all. After [`MAX_ATTEMPTS`] refused transactions in a row
+//! accounts: applied whole or not at all, and at most once. After [`MAX_ATTEMPTS`] refused transactions in a row
 //! the store is reported [contended](StoreError::Contended) (a reservation then follows the
 //! book's [`Unavailable`](cost_core::budget::Unavailable) policy; a batch is retried later).
+//!
+//! A batch is applied at most once even when the answer to its `EXEC` is lost (the connection
+//! cut after the request left, where a retry would apply it again): its transaction also writes
+//! the batch's number to the accounts' own `settled-batch` key, and before the next batch the
+//! connection the lost one was sent on is cut (`CLIENT KILL ID`, so that it cannot still land
+//! later) and the key read: holding that number, the batch landed, and the retry leaves out what
+//! it held. (Where the server's access rules refuse `CLIENT KILL`, the key is read all the same:
+//! a request still in flight on the old connection could then land after the check.)
 //!
 //! Accounts of past windows are deleted by [`BudgetBackend::forget_before`] through the two
 //! indexes, without scanning the keyspace, each window in a transaction that watches its index
@@ -32,6 +41,7 @@
 //! One server (or primary) holds them: a transaction over many keys cannot span the slots of
 //! Redis Cluster. They are as durable as the server's persistence makes them.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use cost_core::Money;
@@ -40,6 +50,7 @@ use redis::{Connection, RedisResult};
 
 use crate::budgets::{BudgetAccount, BudgetBackend, Settle, TlsFiles};
 use crate::store::{StoreError, address_without_secrets};
+use crate::unconfirmed::{Unconfirmed, without};
 
 /// Transactions refused in a row (another client wrote a watched account) before the store is
 /// reported contended.
@@ -48,13 +59,38 @@ pub(crate) const MAX_ATTEMPTS: u32 = 64;
 /// How long connecting, and each read or write, may take before the store counts as down.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the number of the last settlement batch applied is kept, in seconds: far longer
+/// than a retry waits once the server answers again.
+const SETTLED_BATCH_KEPT: u64 = 7 * 86_400;
+
+/// A settlement batch whose `EXEC` was sent and not answered: its number, and the server's id
+/// of the connection it was sent on.
+#[derive(Clone, Copy)]
+struct SentBatch {
+    number: u64,
+    connection: Option<i64>,
+}
+
 /// Budget accounts on one Redis server, through one connection (reconnected after an error).
 pub(crate) struct RedisBudgetAccounts {
     client: redis::Client,
     connection: Option<Connection>,
+    /// The server's id of `connection` (`CLIENT ID`), or of the last one once it is dropped.
+    connection_id: Option<i64>,
     /// The server, without credentials, for messages.
     address: String,
     prefix: String,
+    /// Where each settlement batch writes its number: these accounts' own key.
+    settled_batch_key: String,
+    /// Settlement batches sent so far.
+    batches_sent: u64,
+    /// The last settlement batch whose `EXEC` was sent and not answered: whether it landed is
+    /// asked before the next batch, so a retry never applies it twice.
+    unconfirmed: Option<Unconfirmed<Settle, SentBatch>>,
+    /// Loses the next settlement batch's `EXEC`, or its answer, as a connection cut then would
+    /// (tests).
+    #[cfg(test)]
+    lose_next_exec: Option<tests::Lost>,
     /// Runs between a transaction's read and its write (tests: another client writing then).
     #[cfg(test)]
     after_read: Option<Box<dyn FnMut() + Send>>,
@@ -73,10 +109,16 @@ impl RedisBudgetAccounts {
         let mut accounts = RedisBudgetAccounts {
             client,
             connection: None,
+            connection_id: None,
             address,
+            settled_batch_key: format!("{prefix}:settled-batch:{:016x}", random_id()),
+            batches_sent: 0,
+            unconfirmed: None,
             prefix: prefix.to_owned(),
             #[cfg(test)]
             after_read: None,
+            #[cfg(test)]
+            lose_next_exec: None,
         };
         accounts.with_connection(|connection| redis::cmd("PING").exec(connection))?;
         Ok(accounts)
@@ -90,7 +132,11 @@ impl RedisBudgetAccounts {
     ) -> Result<T, StoreError> {
         let connection = match self.connection.take() {
             Some(connection) => connection,
-            None => self.open_connection().map_err(|e| self.error(e))?,
+            None => {
+                let (connection, id) = self.open_connection().map_err(|e| self.error(e))?;
+                self.connection_id = Some(id);
+                connection
+            }
         };
         let connection = self.connection.insert(connection);
         let result = f(connection);
@@ -100,8 +146,9 @@ impl RedisBudgetAccounts {
         result.map_err(|e| self.error(e))
     }
 
-    /// A new connection, named after the prefix (`CLIENT LIST` shows whose it is).
-    fn open_connection(&self) -> RedisResult<Connection> {
+    /// A new connection, named after the prefix (`CLIENT LIST` shows whose it is), and its id
+    /// at the server.
+    fn open_connection(&self) -> RedisResult<(Connection, i64)> {
         let mut connection = self.client.get_connection_with_timeout(TIMEOUT)?;
         connection.set_read_timeout(Some(TIMEOUT))?;
         connection.set_write_timeout(Some(TIMEOUT))?;
@@ -111,11 +158,15 @@ impl RedisBudgetAccounts {
             .chars()
             .map(|c| if c.is_ascii_graphic() { c } else { '_' })
             .collect();
-        redis::cmd("CLIENT")
+        let (id,) = redis::pipe()
+            .cmd("CLIENT")
             .arg("SETNAME")
             .arg(name)
-            .exec(&mut connection)?;
-        Ok(connection)
+            .ignore()
+            .cmd("CLIENT")
+            .arg("ID")
+            .query(&mut connection)?;
+        Ok((connection, id))
     }
 
     fn error(&self, source: redis::RedisError) -> StoreError {
@@ -254,6 +305,42 @@ impl RedisBudgetAccounts {
         Err(self.contended())
     }
 
+    /// `settles` without those of the unconfirmed batch when it turns out to have landed (a
+    /// retry brings them again); `settles` whole when it did not, or when no batch is
+    /// unconfirmed. The connection that batch was sent on is cut first, so that it cannot land
+    /// after the answer.
+    fn not_yet_applied<'a>(
+        &mut self,
+        settles: &'a [Settle],
+    ) -> Result<Cow<'a, [Settle]>, StoreError> {
+        let Some(sent) = self.unconfirmed.as_ref().map(|batch| batch.mark) else {
+            return Ok(Cow::Borrowed(settles));
+        };
+        let key = self.settled_batch_key.clone();
+        let last_applied: Option<u64> = self.with_connection(|connection| {
+            if let Some(id) = sent.connection {
+                let cut: RedisResult<i64> = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("ID")
+                    .arg(id)
+                    .query(connection);
+                // Refused by the server (its access rules): the key is read all the same.
+                if let Err(error) = cut
+                    && !matches!(error.kind(), redis::ErrorKind::Server(_))
+                {
+                    return Err(error);
+                }
+            }
+            redis::cmd("GET").arg(&key).query(connection)
+        })?;
+        match self.unconfirmed.take() {
+            Some(batch) if last_applied == Some(sent.number) => {
+                Ok(Cow::Owned(without(settles, &batch.items)))
+            }
+            _ => Ok(Cow::Borrowed(settles)),
+        }
+    }
+
     fn contended(&self) -> StoreError {
         StoreError::Contended {
             location: format!("Redis {}", self.address),
@@ -319,12 +406,20 @@ impl BudgetBackend for RedisBudgetAccounts {
     }
 
     fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
-        let changes = crate::budgets::changes_per_account(settles);
+        let settles = self.not_yet_applied(settles)?;
+        if settles.is_empty() {
+            return Ok(());
+        }
+        let changes = crate::budgets::changes_per_account(&settles);
         let keys: Vec<String> = changes
             .iter()
             .map(|(account, ..)| self.account_key(account))
             .collect();
-        self.until_applied(|this| {
+        self.batches_sent += 1;
+        let number = self.batches_sent;
+        // An `EXEC` was sent and its answer is still awaited.
+        let mut awaiting_answer = false;
+        let applied = self.until_applied(|this| {
             let figures = this.with_connection(|connection| read(connection, &keys, Watch))?;
             let mut write = redis::pipe();
             write.atomic();
@@ -335,9 +430,36 @@ impl BudgetBackend for RedisBudgetAccounts {
                 let reserved = (reserved - *released).max(Money::ZERO);
                 this.write_figures(&mut write, account, spent + *cost, reserved);
             }
-            let applied: Option<()> = this.with_connection(|c| write.query(c))?;
+            write
+                .set_ex(&this.settled_batch_key, number, SETTLED_BATCH_KEPT)
+                .ignore();
+            #[cfg(test)]
+            let lost = this.lose_next_exec.take();
+            // `None`: another client wrote an account after it was read; nothing was written.
+            let applied: Option<()> = this.with_connection(|connection| {
+                awaiting_answer = true;
+                #[cfg(test)]
+                if let Some(lost) = lost {
+                    if lost == tests::Lost::Answer {
+                        write.query::<Option<()>>(connection)?;
+                    }
+                    return Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into());
+                }
+                write.query(connection)
+            })?;
+            awaiting_answer = false;
             Ok(applied)
-        })
+        });
+        if applied.is_err() && awaiting_answer {
+            self.unconfirmed = Some(Unconfirmed {
+                mark: SentBatch {
+                    number,
+                    connection: self.connection_id,
+                },
+                items: settles.into_owned(),
+            });
+        }
+        applied
     }
 
     fn accounts(&mut self, budget: &str, window: i64) -> Result<Vec<BudgetAccount>, StoreError> {
@@ -388,6 +510,20 @@ impl BudgetBackend for RedisBudgetAccounts {
         }
         Ok(forgotten)
     }
+}
+
+/// A random number, different in each call and each process (from the standard library's
+/// randomly keyed hasher, with the process id and the time).
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos()),
+    );
+    hasher.finish()
 }
 
 /// The client of the server at `url`. A `rediss://` one trusts the certificate authorities of
@@ -519,6 +655,80 @@ mod tests {
 
     fn usd(text: &str) -> Money {
         Money::from_decimal(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What a connection cut while a settlement batch is sent loses.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    pub(super) enum Lost {
+        /// The `EXEC` reached the server, its answer never came back.
+        Answer,
+        /// The `EXEC` never reached the server.
+        Request,
+    }
+
+    /// Reserves `reserved` on the account of `key`, then settles it at `cost` in a batch whose
+    /// `EXEC` (or its answer) is lost and which is retried, with `then` (another settlement
+    /// queued meanwhile) after it: the account's `spent` and `reserved` as stored. A batch of
+    /// another account's is applied before, so that the key of the last batch applied holds
+    /// another number when the lost one did not land.
+    fn settle_across_a_cut(test: &str, lost: Lost) -> (Option<String>, Option<String>) {
+        let Some((mut accounts, _cleanup)) = accounts_of(test) else {
+            return (None, None);
+        };
+        let account = SharedKey {
+            budget: "per_user_daily",
+            key: "noa",
+            window: 20_417,
+        };
+        let booked = |accounts: &mut RedisBudgetAccounts, amount| {
+            let booked = accounts.try_reserve(account, usd(amount), usd("10"), Money::ZERO);
+            assert_eq!(booked.ok(), Some(Ok(())));
+        };
+        let other = SharedKey {
+            key: "lee",
+            ..account
+        };
+        let booked_other = accounts.try_reserve(other, usd("0.10"), usd("10"), Money::ZERO);
+        assert_eq!(booked_other.ok(), Some(Ok(())));
+        let settled_other = accounts.settle(&[Settle::of(other, usd("0.10"), usd("0.10"))]);
+        assert!(settled_other.is_ok(), "{settled_other:?}");
+        booked(&mut accounts, "0.30");
+        booked(&mut accounts, "0.50");
+        let first = Settle::of(account, usd("0.30"), usd("0.20"));
+        let second = Settle::of(account, usd("0.50"), usd("0.05"));
+        accounts.lose_next_exec = Some(lost);
+        assert!(accounts.settle(std::slice::from_ref(&first)).is_err());
+        // Retried with a settlement queued since.
+        let retried = accounts.settle(&[first, second]);
+        assert!(retried.is_ok(), "{retried:?}");
+        assert!(accounts.unconfirmed.is_none());
+        let key = accounts.account_key(&account);
+        accounts
+            .with_connection(|c| {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("spent")
+                    .arg("reserved")
+                    .query(c)
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_settlement_batch_whose_exec_answer_is_lost_is_applied_once() {
+        let Some(_) = server() else { return };
+        let (spent, reserved) = settle_across_a_cut("lost_answer", Lost::Answer);
+        // Applied twice, the first would read 0.4 spent.
+        assert_eq!(spent.as_deref(), Some("0.25"));
+        assert_eq!(reserved.as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn a_settlement_batch_whose_exec_never_reached_the_server_is_applied_on_retry() {
+        let Some(_) = server() else { return };
+        let (spent, reserved) = settle_across_a_cut("lost_request", Lost::Request);
+        assert_eq!(spent.as_deref(), Some("0.25"));
+        assert_eq!(reserved.as_deref(), Some("0"));
     }
 
     #[test]

@@ -557,13 +557,15 @@ pub(crate) fn write_certificates(dir: &std::path::Path) -> CertificateFiles {
     files
 }
 
-/// A TCP proxy on loopback to the server of a `postgres://` URL: it passes bytes both ways until
+/// A TCP proxy on loopback to the server of a `postgres://` or `redis://` URL (without a port,
+/// PostgreSQL's): it passes bytes both ways until
 /// frozen; frozen, it takes what either side sends and passes nothing on, as a server that
 /// accepted a request and never answers (a stuck process, a connection pooler holding requests
 /// while its database is down); thawed, it passes on what it held. Armed with
-/// [`FreezingProxy::lose_the_answer_to_the_next_commit`], it passes the next `COMMIT` on, then
-/// drops the server's answer and cuts that connection: the commit lands, the client never
-/// learns it did.
+/// [`FreezingProxy::lose_the_answer_to_the_next_commit`] (PostgreSQL's `COMMIT`) or
+/// [`FreezingProxy::lose_the_answer_to_the_next_exec`] (Redis's `EXEC`), it passes that request
+/// on, then drops the server's answer and cuts that connection: the transaction lands, the
+/// client never learns it did.
 #[allow(dead_code)]
 pub(crate) struct FreezingProxy {
     /// The URL, through the proxy.
@@ -574,7 +576,8 @@ pub(crate) struct FreezingProxy {
 #[derive(Default)]
 struct ProxyState {
     frozen: std::sync::atomic::AtomicBool,
-    cut_after_commit: std::sync::atomic::AtomicBool,
+    /// The request after which a connection is cut, once.
+    cut_after: std::sync::Mutex<Option<&'static [u8]>>,
 }
 
 #[allow(dead_code)]
@@ -642,9 +645,19 @@ impl FreezingProxy {
     }
 
     pub(crate) fn lose_the_answer_to_the_next_commit(&self) {
-        self.state
-            .cut_after_commit
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.lose_the_answer_to_the_next(b"COMMIT");
+    }
+
+    pub(crate) fn lose_the_answer_to_the_next_exec(&self) {
+        self.lose_the_answer_to_the_next(b"EXEC");
+    }
+
+    fn lose_the_answer_to_the_next(&self, request: &'static [u8]) {
+        *self
+            .state
+            .cut_after
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(request);
     }
 }
 
@@ -657,6 +670,21 @@ struct Connection {
 }
 
 impl Connection {
+    /// Whether `request`, sent up, holds the request armed to be cut after (disarming it).
+    fn cuts_after(&self, request: &[u8]) -> bool {
+        let mut cut_after = self
+            .state
+            .cut_after
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let found =
+            cut_after.is_some_and(|word| request.windows(word.len()).any(|bytes| bytes == word));
+        if found {
+            *cut_after = None;
+        }
+        found
+    }
+
     /// Copies `from` to `to` (`upward`: the client's side to the server) until either closes,
     /// holding what it read while frozen.
     fn pump(&self, mut from: std::net::TcpStream, mut to: std::net::TcpStream, upward: bool) {
@@ -674,12 +702,16 @@ impl Connection {
             if !upward && self.cut.load(SeqCst) {
                 continue;
             }
+            // Marked cut before the request is passed on: a quick server's answer would
+            // otherwise pass the other way first.
+            let cut_after = upward && self.cuts_after(&buffer[..read]);
+            if cut_after {
+                self.cut.store(true, SeqCst);
+            }
             if to.write_all(&buffer[..read]).is_err() {
                 break;
             }
-            let commit = buffer[..read].windows(6).any(|bytes| bytes == b"COMMIT");
-            if upward && commit && self.state.cut_after_commit.swap(false, SeqCst) {
-                self.cut.store(true, SeqCst);
+            if cut_after {
                 // Time for the server to commit, then the connection is cut both ways.
                 std::thread::sleep(std::time::Duration::from_millis(300));
                 let _ = from.shutdown(std::net::Shutdown::Both);
