@@ -1,6 +1,7 @@
 //! JSON lines: one record per line, appended. The simplest store: readable with `jq`, no
 //! server, no schema (a record's id is its line number).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -8,11 +9,22 @@ use std::path::PathBuf;
 
 use crate::record::CallRecord;
 use crate::store::{Repriced, Store, StoreError, TimeRange};
+use crate::unconfirmed::{Unconfirmed, without};
 
 /// A JSON-lines file of call records.
+///
+/// A batch whose write fails part way (a full disk) is finished before the next: its bytes
+/// not yet written come first, and a retry leaves out its records, so the file holds each
+/// record once and no broken line (with other processes appending to the same file, their
+/// lines could then fall inside that batch's unfinished line).
 pub struct JsonLinesStore {
     path: PathBuf,
     file: File,
+    /// A batch partly written: the bytes still to write, and its records.
+    unfinished: Option<Unconfirmed<CallRecord, Vec<u8>>>,
+    /// Fails the writes past this many bytes, as a full disk would (tests).
+    #[cfg(test)]
+    room: Option<usize>,
 }
 
 impl JsonLinesStore {
@@ -24,7 +36,66 @@ impl JsonLinesStore {
             .append(true)
             .open(&path)
             .map_err(|source| io(&path, source))?;
-        Ok(JsonLinesStore { path, file })
+        Ok(JsonLinesStore {
+            path,
+            file,
+            unfinished: None,
+            #[cfg(test)]
+            room: None,
+        })
+    }
+
+    /// Appends `bytes`; on an error, how many were written before it.
+    fn write_counting(&mut self, bytes: &[u8]) -> Result<(), (usize, std::io::Error)> {
+        let mut written = 0;
+        while written < bytes.len() {
+            let rest = &bytes[written..];
+            #[cfg(test)]
+            let rest = match self.room {
+                Some(0) => return Err((written, std::io::ErrorKind::StorageFull.into())),
+                Some(room) => &rest[..rest.len().min(room)],
+                None => rest,
+            };
+            match self.file.write(rest) {
+                Ok(0) => return Err((written, std::io::ErrorKind::WriteZero.into())),
+                Ok(count) => {
+                    written += count;
+                    #[cfg(test)]
+                    if let Some(room) = self.room.as_mut() {
+                        *room -= count;
+                    }
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err((written, error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the rest of a batch partly written, if any: its records once written.
+    fn finish_unfinished(&mut self) -> Result<Option<Vec<CallRecord>>, StoreError> {
+        let Some(batch) = self.unfinished.take() else {
+            return Ok(None);
+        };
+        self.write_batch(&batch.items, &batch.mark)?;
+        Ok(Some(batch.items))
+    }
+
+    /// Writes `bytes`, the rest of `records`' lines; what an error leaves unwritten (some
+    /// written first) is kept as unfinished, to be written before the next batch.
+    fn write_batch(&mut self, records: &[CallRecord], bytes: &[u8]) -> Result<(), StoreError> {
+        match self.write_counting(bytes) {
+            Ok(()) => Ok(()),
+            Err((written, source)) => {
+                if written > 0 {
+                    self.unfinished = Some(Unconfirmed {
+                        mark: bytes[written..].to_vec(),
+                        items: records.to_vec(),
+                    });
+                }
+                Err(io(&self.path, source))
+            }
+        }
     }
 
     /// Reads the file a line at a time, handing each record (its id its line number) to
@@ -92,6 +163,14 @@ impl JsonLinesStore {
     }
 }
 
+impl Drop for JsonLinesStore {
+    /// Tries once more to finish a batch partly written, so the file does not end in a broken
+    /// line.
+    fn drop(&mut self) {
+        let _ = self.finish_unfinished();
+    }
+}
+
 fn io(path: &std::path::Path, source: std::io::Error) -> StoreError {
     StoreError::Io {
         path: path.display().to_string(),
@@ -110,16 +189,18 @@ fn line(record: &CallRecord) -> Result<String, StoreError> {
 
 impl Store for JsonLinesStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+        let records = match self.finish_unfinished()? {
+            // A retry brings its records again.
+            Some(written) => Cow::Owned(without(records, &written)),
+            None => Cow::Borrowed(records),
+        };
         // One write of whole lines, so a batch is never split by another writer's lines.
         let mut text = String::new();
-        for record in records {
+        for record in records.iter() {
             text.push_str(&line(record)?);
             text.push('\n');
         }
-        self.file
-            .write_all(text.as_bytes())
-            .and_then(|()| self.file.flush())
-            .map_err(|source| io(&self.path, source))
+        self.write_batch(&records, text.as_bytes())
     }
 
     fn scan(
@@ -140,6 +221,7 @@ impl Store for JsonLinesStore {
     /// Rewrites the file beside it a record at a time (memory grows with `repriced`, not with
     /// the file), then replaces it: a crash, or a corrupt line, leaves the old file whole.
     fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {
+        self.finish_unfinished()?;
         let temporary = self.path.with_extension("jsonl.reprice");
         if let Err(error) = self.write_repriced(repriced, &temporary) {
             let _ = std::fs::remove_file(&temporary);
@@ -152,5 +234,109 @@ impl Store for JsonLinesStore {
 
     fn describe(&self) -> String {
         self.path.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+
+    use cost_core::{CostBreakdown, Money, ServiceTier, Usage};
+
+    use super::*;
+    use crate::record::CallStatus;
+
+    /// A priced call at `at_ms`, of `input` tokens.
+    fn call(at_ms: i64, input: u64) -> CallRecord {
+        CallRecord {
+            id: None,
+            at_ms,
+            duration_us: 1_250,
+            name: Cow::Borrowed("chat"),
+            span_id: 7,
+            parent_span_id: None,
+            request_model: Some(Arc::from("gpt-4o")),
+            response_model: None,
+            model: Arc::from("gpt-4o"),
+            status: CallStatus::Priced,
+            price_table: Some(Arc::from("2025.11.24")),
+            provider: Some(Arc::from("openai")),
+            operation: None,
+            service_tier: ServiceTier::Standard,
+            data_residency: false,
+            search_context_size: None,
+            reported_cost: None,
+            session: Some(Arc::from("s-1")),
+            agent: None,
+            user: None,
+            org: None,
+            feature: Some(Arc::from("chat")),
+            usage: Usage::new(input, 100),
+            cost: CostBreakdown {
+                uncached_input: Money::from_decimal("0.0025").unwrap_or_else(|e| panic!("{e}")),
+                ..CostBreakdown::default()
+            },
+            cache_hit_savings: Money::ZERO,
+            previous_cost: None,
+            repriced_with: None,
+        }
+    }
+
+    /// The records of the store's file, without their ids.
+    fn read_back(store: &mut JsonLinesStore) -> Vec<CallRecord> {
+        let mut records = Vec::new();
+        let read = store.scan(&TimeRange::default(), &mut |mut record| {
+            record.id = None;
+            records.push(record);
+        });
+        read.unwrap_or_else(|e| panic!("{e}"));
+        records
+    }
+
+    #[test]
+    fn a_batch_whose_write_fails_part_way_is_finished_before_the_next_and_written_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store =
+            JsonLinesStore::open(dir.path().join("calls.jsonl")).unwrap_or_else(|e| panic!("{e}"));
+        let batch: Vec<CallRecord> = (1..=3).map(|i| call(i, 1_000 + i as u64)).collect();
+        // The disk fills in the second line, then room is made again.
+        let first_line = line(&batch[0]).unwrap_or_else(|e| panic!("{e}")).len() + 1;
+        store.room = Some(first_line + 40);
+        assert!(store.append(&batch).is_err());
+        store.room = None;
+        // Retried, with a call queued since.
+        let mut retried = batch.clone();
+        retried.push(call(4, 1_004));
+        store.append(&retried).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_back(&mut store), retried);
+    }
+
+    #[test]
+    fn a_batch_whose_write_fails_before_its_first_byte_is_written_whole_on_retry() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut store =
+            JsonLinesStore::open(dir.path().join("calls.jsonl")).unwrap_or_else(|e| panic!("{e}"));
+        let batch: Vec<CallRecord> = (1..=2).map(|i| call(i, 1_000)).collect();
+        store.room = Some(0);
+        assert!(store.append(&batch).is_err());
+        assert!(store.unfinished.is_none());
+        store.room = None;
+        store.append(&batch).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_back(&mut store), batch);
+    }
+
+    #[test]
+    fn a_batch_left_unfinished_is_finished_when_the_store_is_dropped() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("calls.jsonl");
+        let mut store = JsonLinesStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let batch = [call(1, 1_000)];
+        store.room = Some(10);
+        assert!(store.append(&batch).is_err());
+        store.room = None;
+        drop(store);
+        let mut store = JsonLinesStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_back(&mut store), batch);
     }
 }

@@ -47,7 +47,6 @@ pub mod report;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
-#[cfg(any(feature = "postgres", feature = "redis"))]
 mod unconfirmed;
 mod writer;
 

@@ -1,10 +1,12 @@
 //! A batch sent to a shared store whose answer was lost (the connection cut after the request
 //! left): it may have been applied or not. The store keeps it as [`Unconfirmed`], asks before
 //! the next batch whether it landed, and takes what it held out of the retry ([`without`]), so
-//! no call is written twice and no settlement applied twice.
+//! no call is written twice and no settlement applied twice. A JSON-lines file keeps a batch
+//! only partly written the same way, with the bytes still to write.
 
 /// A batch whose answer was lost: what identifies it at the store (`mark`: the transaction's
-/// id in PostgreSQL, the batch's number in Redis) and what it held.
+/// id in PostgreSQL, the batch's number in Redis; in a JSON-lines file, the bytes of a batch
+/// partly written still to write) and what it held.
 pub(crate) struct Unconfirmed<T, Mark> {
     pub(crate) mark: Mark,
     pub(crate) items: Vec<T>,
