@@ -946,7 +946,18 @@ mod tests {
         // The store takes ana's request and does not answer: she is told it is unavailable.
         let late = unavailable(budgets.try_reserve(account("ana"), usd("1.5"), usd("10")));
         assert!(late.contains("did not answer"), "{late}");
-        // Still no answer: bob is told at once, and his request never reaches the store.
+        // Still no answer, the round trip past the timeout (ana's wait began when she asked,
+        // the round trip a little later): bob is told at once, and his request never reaches
+        // the store.
+        let waiting_since = Instant::now();
+        while budgets
+            .round_trip
+            .lasted(Instant::now())
+            .is_none_or(|lasted| lasted < options.reservation_timeout)
+        {
+            assert!(waiting_since.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let stuck = unavailable(budgets.try_reserve(account("bob"), usd("2"), usd("10")));
         assert!(stuck.contains("has not answered"), "{stuck}");
         // The store answers ana's at last: what it booked for her is released, at no cost.

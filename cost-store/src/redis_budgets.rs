@@ -12,7 +12,7 @@
 //! | `{prefix}:budget:{N}:{budget}:{window}:{key}` | hash | `spent`, `reserved`: exact decimal USD |
 //! | `{prefix}:budget-accounts:{N}:{budget}:{window}` | set | the keys with an account in the window |
 //! | `{prefix}:budget-windows:{N}:{budget}` | sorted set | the windows with accounts, scored by number |
-//! | `{prefix}:settled-batch:{id}` | string | the number of the last settlement batch one process's accounts applied (`id`: random, theirs), kept a week |
+//! | `{prefix}:last-transaction:{id}` | string | the number of the last transaction (a reservation or a batch of settlements) one connection's accounts applied (`id`: random, theirs), kept a week |
 //!
 //! # Exactness and atomicity
 //!
@@ -22,17 +22,19 @@
 //! write it back in `MULTI`/`EXEC`, which Redis refuses if any other client wrote the account in
 //! between; the reservation is then read and checked again. Racing processes therefore never
 //! admit more than a limit. A batch of settlements is one such transaction over all its
-//! accounts: applied whole or not at all, and at most once. After [`MAX_ATTEMPTS`] refused transactions in a row
-//! the store is reported [contended](StoreError::Contended) (a reservation then follows the
+//! accounts: applied whole or not at all, and at most once. After [`MAX_ATTEMPTS`] refused
+//! transactions in a row the store is reported [contended](StoreError::Contended) (a reservation then follows the
 //! book's [`Unavailable`](cost_core::budget::Unavailable) policy; a batch is retried later).
 //!
-//! A batch is applied at most once even when the answer to its `EXEC` is lost (the connection
-//! cut after the request left, where a retry would apply it again): its transaction also writes
-//! the batch's number to the accounts' own `settled-batch` key, and before the next batch the
-//! connection the lost one was sent on is cut (`CLIENT KILL ID`, so that it cannot still land
-//! later) and the key read: holding that number, the batch landed, and the retry leaves out what
-//! it held. (Where the server's access rules refuse `CLIENT KILL`, the key is read all the same:
-//! a request still in flight on the old connection could then land after the check.)
+//! When the answer to an `EXEC` is lost (the connection cut after the request left), whether
+//! the transaction landed is found out, not guessed: each transaction also writes its number to
+//! the accounts' own `last-transaction` key, and before the next one the connection the lost one
+//! was sent on is cut (`CLIENT KILL ID`, so that it cannot still land later) and the key read.
+//! A batch of settlements that landed is left out of its retry, so it is applied once; a
+//! reservation that landed (its caller was told the store could not be reached) is released
+//! before the next reservation, so it does not hold the budget until its window ends. (Where
+//! the server's access rules refuse `CLIENT KILL`, the key is read all the same: a request
+//! still in flight on the old connection could then land after the check.)
 //!
 //! Accounts of past windows are deleted by [`BudgetBackend::forget_before`] through the two
 //! indexes, without scanning the keyspace, each window in a transaction that watches its index
@@ -59,17 +61,21 @@ pub(crate) const MAX_ATTEMPTS: u32 = 64;
 /// How long connecting, and each read or write, may take before the store counts as down.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long the number of the last settlement batch applied is kept, in seconds: far longer
-/// than a retry waits once the server answers again.
-const SETTLED_BATCH_KEPT: u64 = 7 * 86_400;
+/// How long the number of the last transaction applied is kept, in seconds: far longer than a
+/// retry waits once the server answers again.
+const LAST_TRANSACTION_KEPT: u64 = 7 * 86_400;
 
-/// A settlement batch whose `EXEC` was sent and not answered: its number, and the server's id
-/// of the connection it was sent on.
+/// A transaction whose `EXEC` was sent and not answered: its number, and the server's id of the
+/// connection it was sent on.
 #[derive(Clone, Copy)]
-struct SentBatch {
+struct SentTransaction {
     number: u64,
     connection: Option<i64>,
 }
+
+/// Where an unconfirmed transaction is kept: a field of the accounts.
+type UnconfirmedSlot =
+    fn(&mut RedisBudgetAccounts) -> &mut Option<Unconfirmed<Settle, SentTransaction>>;
 
 /// Budget accounts on one Redis server, through one connection (reconnected after an error).
 pub(crate) struct RedisBudgetAccounts {
@@ -80,14 +86,18 @@ pub(crate) struct RedisBudgetAccounts {
     /// The server, without credentials, for messages.
     address: String,
     prefix: String,
-    /// Where each settlement batch writes its number: these accounts' own key.
-    settled_batch_key: String,
-    /// Settlement batches sent so far.
-    batches_sent: u64,
-    /// The last settlement batch whose `EXEC` was sent and not answered: whether it landed is
-    /// asked before the next batch, so a retry never applies it twice.
-    unconfirmed: Option<Unconfirmed<Settle, SentBatch>>,
-    /// Loses the next settlement batch's `EXEC`, or its answer, as a connection cut then would
+    /// Where each transaction writes its number: these accounts' own key.
+    last_transaction_key: String,
+    /// Transactions numbered so far.
+    transactions: u64,
+    /// The last batch of settlements whose `EXEC` was sent and not answered: whether it landed
+    /// is asked before the next batch, so a retry never applies it twice.
+    unconfirmed_settles: Option<Unconfirmed<Settle, SentTransaction>>,
+    /// The same for the last reservation, kept as the settlement that releases it.
+    unconfirmed_reservation: Option<Unconfirmed<Settle, SentTransaction>>,
+    /// Reservations that landed though their answer was lost, released before the next.
+    unreleased: Vec<Settle>,
+    /// Loses the next transaction's `EXEC`, or its answer, as a connection cut then would
     /// (tests).
     #[cfg(test)]
     lose_next_exec: Option<tests::Lost>,
@@ -111,9 +121,11 @@ impl RedisBudgetAccounts {
             connection: None,
             connection_id: None,
             address,
-            settled_batch_key: format!("{prefix}:settled-batch:{:016x}", random_id()),
-            batches_sent: 0,
-            unconfirmed: None,
+            last_transaction_key: format!("{prefix}:last-transaction:{:016x}", random_id()),
+            transactions: 0,
+            unconfirmed_settles: None,
+            unconfirmed_reservation: None,
+            unreleased: Vec::new(),
             prefix: prefix.to_owned(),
             #[cfg(test)]
             after_read: None,
@@ -305,18 +317,15 @@ impl RedisBudgetAccounts {
         Err(self.contended())
     }
 
-    /// `settles` without those of the unconfirmed batch when it turns out to have landed (a
-    /// retry brings them again); `settles` whole when it did not, or when no batch is
-    /// unconfirmed. The connection that batch was sent on is cut first, so that it cannot land
-    /// after the answer.
-    fn not_yet_applied<'a>(
-        &mut self,
-        settles: &'a [Settle],
-    ) -> Result<Cow<'a, [Settle]>, StoreError> {
-        let Some(sent) = self.unconfirmed.as_ref().map(|batch| batch.mark) else {
-            return Ok(Cow::Borrowed(settles));
+    /// What the unconfirmed transaction in `slot` held, when it turns out to have landed;
+    /// `None` when it did not, or when none is unconfirmed. The slot is emptied once the
+    /// server answers. The connection the transaction was sent on is cut first, so that it
+    /// cannot land after the answer.
+    fn landed(&mut self, slot: UnconfirmedSlot) -> Result<Option<Vec<Settle>>, StoreError> {
+        let Some(sent) = slot(self).as_ref().map(|transaction| transaction.mark) else {
+            return Ok(None);
         };
-        let key = self.settled_batch_key.clone();
+        let key = self.last_transaction_key.clone();
         let last_applied: Option<u64> = self.with_connection(|connection| {
             if let Some(id) = sent.connection {
                 let cut: RedisResult<i64> = redis::cmd("CLIENT")
@@ -333,12 +342,67 @@ impl RedisBudgetAccounts {
             }
             redis::cmd("GET").arg(&key).query(connection)
         })?;
-        match self.unconfirmed.take() {
-            Some(batch) if last_applied == Some(sent.number) => {
-                Ok(Cow::Owned(without(settles, &batch.items)))
+        let transaction = slot(self).take();
+        Ok(transaction
+            .filter(|_| last_applied == Some(sent.number))
+            .map(|transaction| transaction.items))
+    }
+
+    /// Sends `write` (a transaction, its `MULTI`/`EXEC` set) with `number` written to the
+    /// accounts' `last-transaction` key in it: `None` when the server refused it because an
+    /// account it watched changed. `awaiting_answer` is set while its `EXEC` is sent and not
+    /// answered: still set after an error, the transaction may have landed.
+    fn send_numbered(
+        &mut self,
+        mut write: redis::Pipeline,
+        number: u64,
+        awaiting_answer: &mut bool,
+    ) -> Result<Option<()>, StoreError> {
+        write
+            .set_ex(&self.last_transaction_key, number, LAST_TRANSACTION_KEPT)
+            .ignore();
+        #[cfg(test)]
+        let lost = self.lose_next_exec.take();
+        let applied = self.with_connection(|connection| {
+            *awaiting_answer = true;
+            #[cfg(test)]
+            if let Some(lost) = lost {
+                if lost == tests::Lost::Answer {
+                    write.query::<Option<()>>(connection)?;
+                }
+                return Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into());
             }
-            _ => Ok(Cow::Borrowed(settles)),
+            write.query(connection)
+        })?;
+        *awaiting_answer = false;
+        Ok(applied)
+    }
+
+    /// Keeps in `slot` the transaction `number`, holding `items`, when `result` is an error that
+    /// came while its `EXEC` was awaiting its answer.
+    fn keep_unconfirmed<T>(
+        &mut self,
+        slot: UnconfirmedSlot,
+        result: &Result<T, StoreError>,
+        awaiting_answer: bool,
+        number: u64,
+        items: impl FnOnce() -> Vec<Settle>,
+    ) {
+        if result.is_err() && awaiting_answer {
+            *slot(self) = Some(Unconfirmed {
+                mark: SentTransaction {
+                    number,
+                    connection: self.connection_id,
+                },
+                items: items(),
+            });
         }
+    }
+
+    /// The number of the next transaction.
+    fn next_transaction(&mut self) -> u64 {
+        self.transactions += 1;
+        self.transactions
     }
 
     fn contended(&self) -> StoreError {
@@ -383,8 +447,21 @@ impl BudgetBackend for RedisBudgetAccounts {
         limit: Money,
         pending: Money,
     ) -> Result<Result<(), (Money, Money)>, StoreError> {
+        // A reservation that landed though its answer was lost is released first.
+        if let Some(release) = self.landed(|accounts| &mut accounts.unconfirmed_reservation)? {
+            self.unreleased.extend(release);
+        }
+        if !self.unreleased.is_empty() {
+            let unreleased = std::mem::take(&mut self.unreleased);
+            if let Err(error) = self.settle(&unreleased) {
+                self.unreleased = unreleased;
+                return Err(error);
+            }
+        }
         let keys = [self.account_key(&account)];
-        self.until_applied(|this| {
+        let number = self.next_transaction();
+        let mut awaiting_answer = false;
+        let booked = self.until_applied(|this| {
             let figures = this.with_connection(|connection| read(connection, &keys, Watch))?;
             let figures = figures.into_iter().next().unwrap_or((None, None));
             let (spent, reserved) = this.parse(&keys[0], figures)?;
@@ -400,13 +477,25 @@ impl BudgetBackend for RedisBudgetAccounts {
             write.atomic();
             this.write_figures(&mut write, &account, spent, reserved + amount);
             // `None`: another client wrote the account after it was read; nothing was written.
-            let applied: Option<()> = this.with_connection(|c| write.query(c))?;
+            let applied = this.send_numbered(write, number, &mut awaiting_answer)?;
             Ok(applied.map(Ok))
-        })
+        });
+        self.keep_unconfirmed(
+            |accounts| &mut accounts.unconfirmed_reservation,
+            &booked,
+            awaiting_answer,
+            number,
+            || vec![Settle::of(account, amount, Money::ZERO)],
+        );
+        booked
     }
 
     fn settle(&mut self, settles: &[Settle]) -> Result<(), StoreError> {
-        let settles = self.not_yet_applied(settles)?;
+        // A retry brings a batch that landed again.
+        let settles = match self.landed(|accounts| &mut accounts.unconfirmed_settles)? {
+            Some(applied) => Cow::Owned(without(settles, &applied)),
+            None => Cow::Borrowed(settles),
+        };
         if settles.is_empty() {
             return Ok(());
         }
@@ -415,9 +504,7 @@ impl BudgetBackend for RedisBudgetAccounts {
             .iter()
             .map(|(account, ..)| self.account_key(account))
             .collect();
-        self.batches_sent += 1;
-        let number = self.batches_sent;
-        // An `EXEC` was sent and its answer is still awaited.
+        let number = self.next_transaction();
         let mut awaiting_answer = false;
         let applied = self.until_applied(|this| {
             let figures = this.with_connection(|connection| read(connection, &keys, Watch))?;
@@ -430,35 +517,16 @@ impl BudgetBackend for RedisBudgetAccounts {
                 let reserved = (reserved - *released).max(Money::ZERO);
                 this.write_figures(&mut write, account, spent + *cost, reserved);
             }
-            write
-                .set_ex(&this.settled_batch_key, number, SETTLED_BATCH_KEPT)
-                .ignore();
-            #[cfg(test)]
-            let lost = this.lose_next_exec.take();
             // `None`: another client wrote an account after it was read; nothing was written.
-            let applied: Option<()> = this.with_connection(|connection| {
-                awaiting_answer = true;
-                #[cfg(test)]
-                if let Some(lost) = lost {
-                    if lost == tests::Lost::Answer {
-                        write.query::<Option<()>>(connection)?;
-                    }
-                    return Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into());
-                }
-                write.query(connection)
-            })?;
-            awaiting_answer = false;
-            Ok(applied)
+            this.send_numbered(write, number, &mut awaiting_answer)
         });
-        if applied.is_err() && awaiting_answer {
-            self.unconfirmed = Some(Unconfirmed {
-                mark: SentBatch {
-                    number,
-                    connection: self.connection_id,
-                },
-                items: settles.into_owned(),
-            });
-        }
+        self.keep_unconfirmed(
+            |accounts| &mut accounts.unconfirmed_settles,
+            &applied,
+            awaiting_answer,
+            number,
+            || settles.into_owned(),
+        );
         applied
     }
 
@@ -668,9 +736,9 @@ mod tests {
 
     /// Reserves `reserved` on the account of `key`, then settles it at `cost` in a batch whose
     /// `EXEC` (or its answer) is lost and which is retried, with `then` (another settlement
-    /// queued meanwhile) after it: the account's `spent` and `reserved` as stored. A batch of
-    /// another account's is applied before, so that the key of the last batch applied holds
-    /// another number when the lost one did not land.
+    /// queued meanwhile) after it: the account's `spent` and `reserved` as stored. The
+    /// reservations, and a batch of another account's, are applied before: the key of the last
+    /// transaction applied then holds another number when the lost one did not land.
     fn settle_across_a_cut(test: &str, lost: Lost) -> (Option<String>, Option<String>) {
         let Some((mut accounts, _cleanup)) = accounts_of(test) else {
             return (None, None);
@@ -701,7 +769,7 @@ mod tests {
         // Retried with a settlement queued since.
         let retried = accounts.settle(&[first, second]);
         assert!(retried.is_ok(), "{retried:?}");
-        assert!(accounts.unconfirmed.is_none());
+        assert!(accounts.unconfirmed_settles.is_none());
         let key = accounts.account_key(&account);
         accounts
             .with_connection(|c| {
@@ -729,6 +797,46 @@ mod tests {
         let (spent, reserved) = settle_across_a_cut("lost_request", Lost::Request);
         assert_eq!(spent.as_deref(), Some("0.25"));
         assert_eq!(reserved.as_deref(), Some("0"));
+    }
+
+    /// Reserves $0.50 on an account, then $0.30 in a transaction whose `EXEC` (or its answer)
+    /// is lost, then $0.10: the account's `reserved` as stored.
+    fn reserve_across_a_cut(test: &str, lost: Lost) -> Option<String> {
+        let (mut accounts, _cleanup) = accounts_of(test)?;
+        let account = SharedKey {
+            budget: "per_user_daily",
+            key: "noa",
+            window: 20_417,
+        };
+        let reserve = |accounts: &mut RedisBudgetAccounts, amount| {
+            accounts.try_reserve(account, usd(amount), usd("1"), Money::ZERO)
+        };
+        assert_eq!(reserve(&mut accounts, "0.50").ok(), Some(Ok(())));
+        accounts.lose_next_exec = Some(lost);
+        assert!(reserve(&mut accounts, "0.30").is_err());
+        assert_eq!(reserve(&mut accounts, "0.10").ok(), Some(Ok(())));
+        assert!(accounts.unconfirmed_reservation.is_none());
+        assert!(accounts.unreleased.is_empty());
+        let key = accounts.account_key(&account);
+        accounts
+            .with_connection(|c| redis::cmd("HGET").arg(&key).arg("reserved").query(c))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_reservation_whose_exec_answer_is_lost_is_released_before_the_next() {
+        let Some(_) = server() else { return };
+        // Left booked, its $0.30 would read 0.9.
+        let reserved = reserve_across_a_cut("lost_reservation_answer", Lost::Answer);
+        assert_eq!(reserved.as_deref(), Some("0.6"));
+    }
+
+    #[test]
+    fn a_reservation_whose_exec_never_reached_the_server_is_not_released() {
+        let Some(_) = server() else { return };
+        // Released all the same, the account would read 0.3.
+        let reserved = reserve_across_a_cut("lost_reservation_request", Lost::Request);
+        assert_eq!(reserved.as_deref(), Some("0.6"));
     }
 
     #[test]
@@ -797,6 +905,12 @@ mod tests {
         let left: Vec<String> = accounts
             .with_connection(|c| redis::cmd("KEYS").arg(format!("{}:*", cleanup.1)).query(c))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(left, Vec::<String>::new());
+        // Only the numbers of the last transactions of the two accounts' connections.
+        let transactions = format!("{}:last-transaction:", cleanup.1);
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(
+            left.iter().all(|key| key.starts_with(&transactions)),
+            "{left:?}"
+        );
     }
 }

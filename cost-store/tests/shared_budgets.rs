@@ -675,14 +675,15 @@ fn redis_forgets_the_accounts_of_days_past() {
         }
     }
     expected.sort();
-    // And the number of the last settlement batch the accounts applied: one key, theirs.
-    let batch_key = format!("{p}:settled-batch:");
-    let (batches, accounts): (Vec<String>, Vec<String>) = redis
+    // And the number of the last transaction the accounts applied, a key for each of their
+    // two connections (reservations, settlements).
+    let transaction_key = format!("{p}:last-transaction:");
+    let (transactions, accounts): (Vec<String>, Vec<String>) = redis
         .keys()
         .into_iter()
-        .partition(|key| key.starts_with(&batch_key));
+        .partition(|key| key.starts_with(&transaction_key));
     assert_eq!(accounts, expected);
-    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert_eq!(transactions.len(), 2, "{transactions:?}");
     assert_the_accounts_of_the_last_day(&redis.url, &redis.options());
 }
 
@@ -1191,6 +1192,32 @@ fn a_settlement_batch_whose_commit_answer_is_lost_is_applied_once_in_postgres() 
         ),
         [("ana".to_owned(), usd("0.30"), Money::ZERO)]
     );
+}
+
+#[test]
+fn a_reservation_whose_exec_answer_is_lost_is_released_by_the_next_in_redis() {
+    let Some(redis) = RedisPrefix::create("lost_reserve_exec") else {
+        return;
+    };
+    let proxy = FreezingProxy::to(&redis.url);
+    let options = redis.options();
+    let (accounts, book) = accounts_and_book(&proxy.url, options.clone());
+    let first = admitted(&book, "ana", 1, "0.25");
+    // The day's forgetting of past days done before the cut.
+    assert!(accounts.flush(Duration::from_secs(30)));
+    // The next reservation lands, its answer lost: refused as unavailable (the book fails
+    // closed), and released by the reservation after it, which finds it landed.
+    proxy.lose_the_answer_to_the_next_exec();
+    let lost = refusal(&book, "ana", 2, "0.50");
+    let reason = lost.unavailable().unwrap_or_else(|| panic!("{lost}"));
+    assert!(reason.contains("Redis"), "{reason}");
+    let next = admitted(&book, "ana", 3, "0.10");
+    // Left booked, its $0.50 would read 0.85 reserved.
+    assert_eq!(
+        figures(&redis.url, &options, NOW / 86_400),
+        [("ana".to_owned(), Money::ZERO, usd("0.35"))]
+    );
+    drop((first, next));
 }
 
 #[test]
