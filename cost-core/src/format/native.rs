@@ -604,7 +604,7 @@ fn write_table<'a>(
     toml::to_string(&root).map_err(|e| WriteError::Toml(e.to_string()))
 }
 
-/// One model's table: its texts, its prices (see [`price_table`]) and its price changes.
+/// One model's table: its texts, its prices (see [`price_table()`]) and its price changes.
 fn model_table(entry: &ModelEntry) -> Result<toml::Table, WriteError> {
     use toml::Value;
     let mut model = price_table(&entry.key, &entry.price)?;
