@@ -269,3 +269,196 @@ fn an_unavailable_store_fails_open_or_closed_as_configured() {
     assert_eq!(refused.unavailable(), Some("connection refused"));
     assert!(refused.to_string().contains("fails closed"), "{refused}");
 }
+
+/// Accounts in memory whose async reservations wait until the gate is opened, as a store slow
+/// to answer.
+#[derive(Default)]
+struct Gated {
+    memory: Memory,
+    open: Mutex<bool>,
+    /// The wakers of the reservations waiting.
+    waiting: Mutex<Vec<std::task::Waker>>,
+}
+
+impl Gated {
+    fn open(&self) {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        for waker in self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            waker.wake();
+        }
+    }
+}
+
+impl SharedAccounts for Gated {
+    fn try_reserve(
+        &self,
+        account: SharedKey<'_>,
+        amount: Money,
+        limit: Money,
+    ) -> Result<(), SharedRefusal> {
+        self.memory.try_reserve(account, amount, limit)
+    }
+
+    fn try_reserve_async<'a>(
+        &'a self,
+        account: SharedKey<'a>,
+        amount: Money,
+        limit: Money,
+    ) -> cost_core::budget::SharedReservation<'a> {
+        Box::pin(std::future::poll_fn(move |context| {
+            if *self.open.lock().unwrap_or_else(|e| e.into_inner()) {
+                return std::task::Poll::Ready(self.memory.try_reserve(account, amount, limit));
+            }
+            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            waiting.push(context.waker().clone());
+            std::task::Poll::Pending
+        }))
+    }
+
+    fn settle(&self, account: SharedKey<'_>, reserved: Money, cost: Money) {
+        self.memory.settle(account, reserved, cost);
+    }
+}
+
+/// A book over `gated` with a lifetime budget per session (kept in the process) before a daily
+/// budget per user (in the shared accounts).
+fn gated_book(gated: &Arc<Gated>) -> BudgetBook {
+    let config = BudgetConfig {
+        budgets: vec![
+            Budget::deny(
+                "per_session_max",
+                BudgetScope::Session,
+                Window::Lifetime,
+                usd("10"),
+            ),
+            Budget::deny("per_user_daily", BudgetScope::User, Window::Day, usd("1")),
+        ],
+        ..BudgetConfig::default()
+    };
+    let accounts: Arc<dyn SharedAccounts> = gated.clone();
+    BudgetBook::with_shared(
+        config,
+        Arc::new(ManualClock::new(1_764_072_000)),
+        accounts,
+        Unavailable::FailClosed,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Counts its wakes.
+struct CountingWaker(std::sync::atomic::AtomicU32);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn is_send<T: Send>(_: &T) {}
+
+#[test]
+fn an_async_reservation_waits_for_the_store_as_a_future_and_books_when_it_answers() {
+    use std::future::Future;
+    let gated = Arc::new(Gated::default());
+    let book = gated_book(&gated);
+    let keys = keys("dana");
+    let reserving = book.reserve_async(&keys, usd("0.4"));
+    is_send(&reserving);
+    let mut reserving = std::pin::pin!(reserving);
+    let wakes = Arc::new(CountingWaker(Default::default()));
+    let waker = std::task::Waker::from(Arc::clone(&wakes));
+    let mut context = std::task::Context::from_waker(&waker);
+    // The store has not answered: the caller's thread is handed back, not held.
+    assert!(reserving.as_mut().poll(&mut context).is_pending());
+    assert_eq!(
+        book.account("per_session_max", "s-1"),
+        Some((Money::ZERO, usd("0.4")))
+    );
+    assert_eq!(gated.memory.figures("per_user_daily", "dana"), None);
+    // It answers: the task is woken and the reservation made.
+    gated.open();
+    assert_eq!(wakes.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let reservation = match reserving.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(reservation) => reservation.unwrap_or_else(|e| panic!("{e}")),
+        std::task::Poll::Pending => panic!("still waiting once the store answered"),
+    };
+    assert_eq!(
+        gated.memory.figures("per_user_daily", "dana"),
+        Some((Money::ZERO, usd("0.4")))
+    );
+    reservation.settle(usd("0.1"));
+    assert_eq!(
+        gated.memory.figures("per_user_daily", "dana"),
+        Some((usd("0.1"), Money::ZERO))
+    );
+    assert_eq!(
+        book.account("per_session_max", "s-1"),
+        Some((usd("0.1"), Money::ZERO))
+    );
+}
+
+#[test]
+fn an_async_reservation_dropped_while_it_waits_releases_what_it_had_booked() {
+    use std::future::Future;
+    let gated = Arc::new(Gated::default());
+    let book = gated_book(&gated);
+    let keys = keys("eli");
+    {
+        let mut reserving = std::pin::pin!(book.reserve_async(&keys, usd("0.4")));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(reserving.as_mut().poll(&mut context).is_pending());
+        assert_eq!(
+            book.account("per_session_max", "s-1"),
+            Some((Money::ZERO, usd("0.4")))
+        );
+        // Dropped here, as by a timeout around the call.
+    }
+    assert_eq!(
+        book.account("per_session_max", "s-1"),
+        Some((Money::ZERO, Money::ZERO))
+    );
+    gated.open();
+    assert_eq!(gated.memory.figures("per_user_daily", "eli"), None);
+    // The blocking path is unchanged: it books in both.
+    let reservation = book
+        .reserve(&keys, usd("0.3"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        gated.memory.figures("per_user_daily", "eli"),
+        Some((Money::ZERO, usd("0.3")))
+    );
+    drop(reservation);
+}
+
+#[test]
+fn a_call_refused_by_a_later_budget_leaves_nothing_booked_by_an_earlier_one() {
+    let gated = Arc::new(Gated::default());
+    gated.open();
+    let book = gated_book(&gated);
+    // $0.90 of fay's day spent in another session.
+    book.reserve(&keys_in("fay", "s-0"), usd("0.9"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .settle(usd("0.9"));
+    // The session's budget books $0.20, then the day's refuses it: released.
+    let refused = book
+        .reserve(&keys_in("fay", "s-1"), usd("0.2"))
+        .err()
+        .unwrap_or_else(|| panic!("admitted over the day's limit"));
+    assert_eq!(&*refused.budget, "per_user_daily");
+    assert_eq!(
+        book.account("per_session_max", "s-1"),
+        Some((Money::ZERO, Money::ZERO))
+    );
+}
+
+fn keys_in(user: &str, session: &str) -> CallKeys {
+    CallKeys {
+        session: Some(Arc::from(session)),
+        ..keys(user)
+    }
+}

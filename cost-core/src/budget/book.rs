@@ -643,6 +643,21 @@ impl BudgetBook {
         self.inner.reserve(&self.inner, keys, worst_case.units())
     }
 
+    /// [`BudgetBook::reserve`] for an async caller: the shared accounts' round trips are
+    /// awaited ([`SharedAccounts::try_reserve_async`](super::SharedAccounts::try_reserve_async)),
+    /// so a store that is slow to answer holds the call's task, not the executor's thread.
+    /// Dropped before it is ready, the reservation is given up: what it booked is released.
+    pub async fn reserve_async(
+        &self,
+        keys: &CallKeys,
+        worst_case: Money,
+    ) -> Result<Reservation, BudgetExceeded> {
+        let inner = &self.inner;
+        inner
+            .reserve_waiting(inner, keys, worst_case.units(), Waiting::Await)
+            .await
+    }
+
     /// Decides on a call whose worst case no price bounds (its model has no price at the terms
     /// it asks for): with [`UnpricedCalls::Admit`](super::UnpricedCalls::Admit) it is
     /// admitted; with [`UnpricedCalls::Deny`](super::UnpricedCalls::Deny), the first deny
@@ -1020,16 +1035,40 @@ impl BookInner {
         }
     }
 
+    /// [`BookInner::reserve_waiting`] on the caller's thread, the shared accounts' round trips
+    /// blocking it.
     fn reserve(
         &self,
         this: &Arc<BookInner>,
         keys: &CallKeys,
         amount: i128,
     ) -> Result<Reservation, BudgetExceeded> {
+        let reserving = std::pin::pin!(self.reserve_waiting(this, keys, amount, Waiting::Block));
+        // Blocking, it awaits nothing: ready when first polled.
+        wait_for(reserving)
+    }
+
+    /// Reserves `amount` for the call of `keys` against every deny budget that applies, waiting
+    /// for the shared accounts as `waiting` says.
+    async fn reserve_waiting(
+        &self,
+        this: &Arc<BookInner>,
+        keys: &CallKeys,
+        amount: i128,
+        waiting: Waiting,
+    ) -> Result<Reservation, BudgetExceeded> {
         let now = self.now();
-        let (mut held, generation, handle) = self.hold_all(keys, now);
-        for i in 0..held.len() {
-            let budget = &self.config.budgets[held[i].budget as usize];
+        let (held, generation, handle) = self.hold_all(keys, now);
+        // Released when the reservation stops before its end: refused, or its future dropped
+        // while it awaits the shared accounts.
+        let mut booking = Booking {
+            book: self,
+            held,
+            amount,
+            now,
+        };
+        for held in booking.held.iter_mut() {
+            let budget = &self.config.budgets[held.budget as usize];
             if budget.policy != Policy::Deny {
                 continue;
             }
@@ -1050,43 +1089,47 @@ impl BookInner {
             if let Some(shared) = &self.shared
                 && budget.uses_shared_accounts()
             {
-                let window = held[i].window;
+                let window = held.window;
                 // The first reservation of this process in a new window: the store's accounts
                 // of this budget from before the previous window are done (the previous one is
                 // kept for the settlements of calls still in flight).
-                let budget_index = held[i].budget as usize;
+                let budget_index = held.budget as usize;
                 if self.shared_windows[budget_index].fetch_max(window, Ordering::Relaxed) < window {
                     shared.accounts.forget_before(&budget.name, window - 1);
                 }
                 let account = super::SharedKey {
                     budget: &budget.name,
-                    key: &held[i].account.key,
+                    key: &held.account.key,
                     window,
                 };
-                let limit = budget.limit;
-                match shared
-                    .accounts
-                    .try_reserve(account, Money::from_units(amount), limit)
-                {
+                let (requested, limit) = (Money::from_units(amount), budget.limit);
+                let answer = match waiting {
+                    Waiting::Block => shared.accounts.try_reserve(account, requested, limit),
+                    Waiting::Await => {
+                        shared
+                            .accounts
+                            .try_reserve_async(account, requested, limit)
+                            .await
+                    }
+                };
+                match answer {
                     Ok(()) => {
-                        held[i].reserved = true;
-                        held[i].shared = true;
+                        held.reserved = true;
+                        held.shared = true;
                         continue;
                     }
                     Err(super::SharedRefusal::Over { spent, reserved }) => {
                         let error =
-                            refusal(&held[i].account.key, spent.units(), reserved.units(), None);
-                        self.release(&held, amount, now);
+                            refusal(&held.account.key, spent.units(), reserved.units(), None);
                         return Err(error);
                     }
                     Err(super::SharedRefusal::Unavailable(why)) => {
                         if shared.unavailable == super::Unavailable::FailClosed {
-                            let error = refusal(&held[i].account.key, 0, 0, Some(why));
-                            self.release(&held, amount, now);
+                            let error = refusal(&held.account.key, 0, 0, Some(why));
                             return Err(error);
                         }
                         // Fail open: this process's own account decides, below.
-                        held[i].fell_back = true;
+                        held.fell_back = true;
                     }
                 }
             }
@@ -1095,25 +1138,24 @@ impl BookInner {
             // retired since it was held (an idle rolling one) is the key's account no more:
             // book on the one the book holds now.
             loop {
-                match held[i]
+                match held
                     .account
                     .figures
                     .try_reserve(amount, budget.limit.units())
                 {
                     Ok(()) => break,
-                    Err(core::Refused::Retired) => self.renew(&mut held[i], now),
+                    Err(core::Refused::Retired) => self.renew(held, now),
                     Err(core::Refused::Over { spent, reserved }) => {
-                        let error = refusal(&held[i].account.key, spent, reserved, None);
-                        self.release(&held, amount, now);
+                        let error = refusal(&held.account.key, spent, reserved, None);
                         return Err(error);
                     }
                 }
             }
-            held[i].reserved = true;
+            held.reserved = true;
         }
         Ok(Reservation {
             book: Some(handle.unwrap_or_else(|| Arc::clone(this))),
-            held,
+            held: booking.done(),
             generation,
             amount,
             call: this.call_id(keys),
@@ -1138,6 +1180,57 @@ impl BookInner {
                 _ => booked.account.figures.release(amount),
             }
         }
+    }
+}
+
+/// What a reservation has booked so far: released when dropped before [`Booking::done`] (the
+/// reservation refused, or its future dropped while it awaited the shared accounts).
+struct Booking<'a> {
+    book: &'a BookInner,
+    held: HeldBudgets,
+    amount: i128,
+    now: i64,
+}
+
+impl Booking<'_> {
+    /// The budgets held, all booked: nothing is released any more.
+    fn done(mut self) -> HeldBudgets {
+        std::mem::take(&mut self.held)
+    }
+}
+
+impl Drop for Booking<'_> {
+    fn drop(&mut self) {
+        self.book.release(&self.held, self.amount, self.now);
+    }
+}
+
+/// How a reservation waits for the shared accounts' round trips.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// On the caller's thread ([`SharedAccounts::try_reserve`](super::SharedAccounts::try_reserve)).
+    Block,
+    /// As a future ([`SharedAccounts::try_reserve_async`](super::SharedAccounts::try_reserve_async)).
+    Await,
+}
+
+/// Runs `future` to its end on this thread, parked while it is pending.
+fn wait_for<T>(mut future: std::pin::Pin<&mut impl std::future::Future<Output = T>>) -> T {
+    use std::task::{Context, Poll, Wake, Waker};
+    /// Wakes the thread that waits.
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(answer) = future.as_mut().poll(&mut context) {
+            return answer;
+        }
+        std::thread::park();
     }
 }
 

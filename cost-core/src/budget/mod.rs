@@ -46,4 +46,4 @@ pub use config::{
     Budget, BudgetConfig, BudgetConfigError, BudgetScope, CancelledCalls, DEFAULT_THRESHOLDS,
     Policy, SpikeAlert, Threshold, UnpricedCalls, Window,
 };
-pub use shared::{SharedAccounts, SharedKey, SharedRefusal, Unavailable};
+pub use shared::{SharedAccounts, SharedKey, SharedRefusal, SharedReservation, Unavailable};

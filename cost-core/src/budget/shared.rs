@@ -16,9 +16,15 @@
 //! shared accounts when they settle, so the store catches up once it answers) or fail closed
 //! (refuse the call).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::money::Money;
+
+/// The answer to [`SharedAccounts::try_reserve_async`], to await.
+pub type SharedReservation<'a> =
+    Pin<Box<dyn Future<Output = Result<(), SharedRefusal>> + Send + 'a>>;
 
 /// One shared account: a budget, a key, and the calendar window it counts (a day or month
 /// number, as [`super::utc_day`] and [`super::utc_month`] give them).
@@ -69,6 +75,21 @@ pub trait SharedAccounts: Send + Sync + 'static {
         amount: Money,
         limit: Money,
     ) -> Result<(), SharedRefusal>;
+
+    /// [`SharedAccounts::try_reserve`] for an async caller: a future that waits for the store
+    /// without blocking the executor's thread (an async fn's reservation,
+    /// [`BudgetBook::reserve_async`](super::BudgetBook::reserve_async)). Dropped before it
+    /// is ready, the reservation is given up: what the store books for it is released. The
+    /// default runs [`SharedAccounts::try_reserve`] on the caller's thread, blocking it, for
+    /// accounts that never wait long (in memory, a local file).
+    fn try_reserve_async<'a>(
+        &'a self,
+        account: SharedKey<'a>,
+        amount: Money,
+        limit: Money,
+    ) -> SharedReservation<'a> {
+        Box::pin(std::future::ready(self.try_reserve(account, amount, limit)))
+    }
 
     /// Turns `reserved` of the account's reservations into `cost` of spend (`cost` zero
     /// releases them). Must not block: queue the update.
