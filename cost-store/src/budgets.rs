@@ -44,10 +44,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use cost_core::Money;
-use cost_core::budget::{SharedAccounts, SharedKey, SharedRefusal};
+use cost_core::budget::{SharedAccounts, SharedKey, SharedRefusal, SharedReservation};
 
 use crate::lock;
 use crate::store::{StoreError, is_redis_url};
@@ -231,6 +232,9 @@ pub struct StoreBudgets {
     reservation_timeout: Duration,
     /// To the thread that applies the settlements.
     queue: SettleQueue,
+    /// The thread that ends async reservations' waits at their deadlines, started by the
+    /// first.
+    deadlines: std::sync::OnceLock<Result<DeadlineTimer, String>>,
 }
 
 /// Reservations that may wait for the reservation thread; beyond, a reservation counts as
@@ -263,10 +267,12 @@ struct Handoff {
 
 #[derive(Default)]
 enum HandoffState {
+    /// No answer yet; an async caller's waker, to wake when it comes.
     #[default]
     Waiting,
+    WaitingAsync(Waker),
     Answered(ReservationAnswer),
-    /// The caller stopped waiting (and was told the store is unavailable).
+    /// The caller stopped waiting (and was told the store is unavailable), or took the answer.
     Abandoned,
 }
 
@@ -281,21 +287,177 @@ impl Handoff {
                 matches!(state, HandoffState::Waiting)
             })
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match std::mem::replace(&mut *state, HandoffState::Abandoned) {
+        Self::take(&mut state)
+    }
+
+    /// The answer, when it came (the request is then done with); `Pending` while it has not
+    /// and the caller has not given up, to be woken through `context` when it comes.
+    fn poll_answer(&self, context: &mut Context<'_>) -> Poll<Option<ReservationAnswer>> {
+        let mut state = lock(&self.state);
+        if matches!(
+            *state,
+            HandoffState::Waiting | HandoffState::WaitingAsync(_)
+        ) {
+            *state = HandoffState::WaitingAsync(context.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Self::take(&mut state))
+    }
+
+    /// The answer, if it came; the request abandoned either way.
+    fn take(state: &mut HandoffState) -> Option<ReservationAnswer> {
+        match std::mem::replace(state, HandoffState::Abandoned) {
             HandoffState::Answered(answer) => Some(answer),
+            HandoffState::Waiting | HandoffState::WaitingAsync(_) | HandoffState::Abandoned => None,
+        }
+    }
+
+    /// Stops waiting, unless the answer came: an answer that comes after is undone. Wakes an
+    /// async caller, to learn it.
+    fn give_up(&self) {
+        let mut state = lock(&self.state);
+        let waker = match std::mem::replace(&mut *state, HandoffState::Abandoned) {
+            HandoffState::WaitingAsync(waker) => Some(waker),
+            HandoffState::Answered(answer) => {
+                *state = HandoffState::Answered(answer);
+                None
+            }
             HandoffState::Waiting | HandoffState::Abandoned => None,
+        };
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
     /// Hands `answer` to the caller; `false` when the caller had already given up.
     fn answer(&self, answer: ReservationAnswer) -> bool {
         let mut state = lock(&self.state);
-        if matches!(*state, HandoffState::Abandoned) {
-            return false;
-        }
-        *state = HandoffState::Answered(answer);
+        let waker = match std::mem::replace(&mut *state, HandoffState::Answered(answer)) {
+            HandoffState::Abandoned => {
+                *state = HandoffState::Abandoned;
+                return false;
+            }
+            HandoffState::WaitingAsync(waker) => Some(waker),
+            HandoffState::Waiting | HandoffState::Answered(_) => None,
+        };
         self.ready.notify_one();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         true
+    }
+}
+
+/// The deadlines of the async reservations waiting: each is given up at its deadline (its
+/// caller told the store did not answer in time), as a blocking caller stops waiting.
+#[derive(Default)]
+struct Deadlines {
+    state: Mutex<DeadlineState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct DeadlineState {
+    /// By deadline, then by a number of its own (two may share one).
+    waiting: std::collections::BTreeMap<(Instant, u64), Arc<Handoff>>,
+    numbered: u64,
+    /// The accounts are dropped: the thread ends.
+    closed: bool,
+}
+
+impl Deadlines {
+    /// Gives `handoff` up at `deadline`; the key to [`Deadlines::remove`] it with.
+    fn add(&self, deadline: Instant, handoff: &Arc<Handoff>) -> (Instant, u64) {
+        let mut state = lock(&self.state);
+        state.numbered += 1;
+        let key = (deadline, state.numbered);
+        state.waiting.insert(key, Arc::clone(handoff));
+        drop(state);
+        self.changed.notify_one();
+        key
+    }
+
+    /// Forgets the deadline of a reservation that is done with.
+    fn remove(&self, key: (Instant, u64)) {
+        lock(&self.state).waiting.remove(&key);
+    }
+}
+
+/// Gives up each async reservation at its deadline, until the accounts are dropped.
+fn deadline_loop(deadlines: &Deadlines) {
+    let mut state = lock(&deadlines.state);
+    let mut due = Vec::new();
+    while !state.closed {
+        let now = Instant::now();
+        while let Some(entry) = state.waiting.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push(entry.remove());
+        }
+        if !due.is_empty() {
+            // Given up without the lock: a woken task may forget its deadline at once.
+            drop(state);
+            for handoff in due.drain(..) {
+                handoff.give_up();
+            }
+            state = lock(&deadlines.state);
+            continue;
+        }
+        let next = state.waiting.first_key_value().map(|((at, _), _)| *at);
+        state = match next {
+            Some(at) => {
+                deadlines
+                    .changed
+                    .wait_timeout(state, at.saturating_duration_since(now))
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0
+            }
+            None => deadlines
+                .changed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        };
+    }
+}
+
+/// The thread of [`deadline_loop`], ended when this is dropped (with the accounts).
+struct DeadlineTimer(Arc<Deadlines>);
+
+impl DeadlineTimer {
+    fn start() -> Result<Self, StoreError> {
+        let deadlines = Arc::new(Deadlines::default());
+        let thread_deadlines = Arc::clone(&deadlines);
+        spawn("llm-cost-reserve-deadlines", move || {
+            deadline_loop(&thread_deadlines);
+        })?;
+        Ok(DeadlineTimer(deadlines))
+    }
+}
+
+impl Drop for DeadlineTimer {
+    fn drop(&mut self) {
+        lock(&self.0.state).closed = true;
+        self.0.changed.notify_one();
+    }
+}
+
+/// An async reservation's wait: when it ends before the answer (its future dropped, the
+/// deadline thread missing), the request is given up, so what the store books for it is
+/// released; its deadline is forgotten.
+struct AsyncWait<'a> {
+    handoff: Arc<Handoff>,
+    deadline: Option<(&'a Deadlines, (Instant, u64))>,
+}
+
+impl Drop for AsyncWait<'_> {
+    fn drop(&mut self) {
+        self.handoff.give_up();
+        if let Some((deadlines, key)) = self.deadline {
+            deadlines.remove(key);
+        }
     }
 }
 
@@ -533,7 +695,67 @@ impl StoreBudgets {
             round_trip,
             reservation_timeout: options.reservation_timeout,
             queue,
+            deadlines: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Asks the reservation thread for a reservation of `amount` on `account`, whose caller
+    /// waits until `deadline`: the hand-off its answer comes in, or why none will (the store
+    /// stuck on a round trip past the timeout, too many waiting, the thread gone).
+    fn request_reservation(
+        &self,
+        account: SharedKey<'_>,
+        amount: Money,
+        limit: Money,
+        now: Instant,
+    ) -> Result<Arc<Handoff>, String> {
+        let timeout = self.reservation_timeout;
+        if let Some(lasted) = self.round_trip.lasted(now)
+            && lasted >= timeout
+        {
+            return Err(format!(
+                "the store has not answered a reservation for {} ms (the reservation timeout is {} ms)",
+                lasted.as_millis(),
+                timeout.as_millis()
+            ));
+        }
+        let handoff = Arc::new(Handoff::default());
+        let request = ReservationRequest {
+            release: Settle::of(account, amount, Money::ZERO),
+            limit,
+            deadline: now + timeout,
+            answer: Arc::clone(&handoff),
+        };
+        match self.reservations.try_send(request) {
+            Ok(()) => Ok(handoff),
+            Err(TrySendError::Full(_)) => Err(format!(
+                "{WAITING_RESERVATIONS} reservations already wait for the store"
+            )),
+            Err(TrySendError::Disconnected(_)) => {
+                Err("the accounts' reservation thread has stopped".to_owned())
+            }
+        }
+    }
+
+    /// Why a caller that waited the whole timeout got no answer.
+    fn no_answer(&self) -> String {
+        format!(
+            "the store did not answer the reservation within {} ms",
+            self.reservation_timeout.as_millis()
+        )
+    }
+
+    /// A reservation's outcome from the store's answer, counting it when the store was
+    /// unavailable.
+    fn outcome(&self, answer: ReservationAnswer) -> Result<(), SharedRefusal> {
+        match answer {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((spent, reserved))) => Err(SharedRefusal::Over { spent, reserved }),
+            Err(error) => {
+                self.queue.stats.unavailable.fetch_add(1, Ordering::Relaxed);
+                Err(SharedRefusal::Unavailable(error))
+            }
+        }
     }
 
     /// What the accounts have done so far.
@@ -556,47 +778,57 @@ impl SharedAccounts for StoreBudgets {
         amount: Money,
         limit: Money,
     ) -> Result<(), SharedRefusal> {
-        let timeout = self.reservation_timeout;
+        let answer = self
+            .request_reservation(account, amount, limit, Instant::now())
+            .and_then(|handoff| {
+                handoff
+                    .wait(self.reservation_timeout)
+                    .unwrap_or_else(|| Err(self.no_answer()))
+            });
+        self.outcome(answer)
+    }
+
+    /// Asks the reservation thread at once (not at the future's first poll), then waits for its
+    /// answer without holding the caller's thread, at most the reservation timeout (a thread of
+    /// the accounts' own, started by the first async reservation, ends the waits that reach
+    /// their deadline). Dropped before the answer, the request is given up: what the store
+    /// books for it is released.
+    fn try_reserve_async<'a>(
+        &'a self,
+        account: SharedKey<'a>,
+        amount: Money,
+        limit: Money,
+    ) -> SharedReservation<'a> {
         let now = Instant::now();
-        let answer = if let Some(lasted) = self.round_trip.lasted(now)
-            && lasted >= timeout
-        {
-            Err(format!(
-                "the store has not answered a reservation for {} ms (the reservation timeout is {} ms)",
-                lasted.as_millis(),
-                timeout.as_millis()
-            ))
-        } else {
-            let handoff = Arc::new(Handoff::default());
-            let request = ReservationRequest {
-                release: Settle::of(account, amount, Money::ZERO),
-                limit,
-                deadline: now + timeout,
-                answer: Arc::clone(&handoff),
-            };
-            match self.reservations.try_send(request) {
-                Ok(()) => handoff.wait(timeout).unwrap_or_else(|| {
-                    Err(format!(
-                        "the store did not answer the reservation within {} ms",
-                        timeout.as_millis()
-                    ))
-                }),
-                Err(TrySendError::Full(_)) => Err(format!(
-                    "{WAITING_RESERVATIONS} reservations already wait for the store"
-                )),
-                Err(TrySendError::Disconnected(_)) => {
-                    Err("the accounts' reservation thread has stopped".to_owned())
+        let requested = self.request_reservation(account, amount, limit, now);
+        Box::pin(async move {
+            let answer = match requested {
+                Ok(handoff) => {
+                    let mut wait = AsyncWait {
+                        handoff,
+                        deadline: None,
+                    };
+                    match self
+                        .deadlines
+                        .get_or_init(|| DeadlineTimer::start().map_err(|error| error.to_string()))
+                    {
+                        Ok(timer) => {
+                            let deadline = now + self.reservation_timeout;
+                            let key = timer.0.add(deadline, &wait.handoff);
+                            wait.deadline = Some((&timer.0, key));
+                            std::future::poll_fn(|context| wait.handoff.poll_answer(context))
+                                .await
+                                .unwrap_or_else(|| Err(self.no_answer()))
+                        }
+                        Err(error) => Err(format!(
+                            "cannot wait for the store without blocking: {error}"
+                        )),
+                    }
                 }
-            }
-        };
-        match answer {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err((spent, reserved))) => Err(SharedRefusal::Over { spent, reserved }),
-            Err(error) => {
-                self.queue.stats.unavailable.fetch_add(1, Ordering::Relaxed);
-                Err(SharedRefusal::Unavailable(error))
-            }
-        }
+                Err(error) => Err(error),
+            };
+            self.outcome(answer)
+        })
     }
 
     fn settle(&self, account: SharedKey<'_>, reserved: Money, cost: Money) {
@@ -982,6 +1214,92 @@ mod tests {
         assert_eq!(budgets.stats().unavailable(), 2);
         let left = lock(&budgets.queue.pending.releases);
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Counts its wakes.
+    struct CountingWaker(AtomicU64);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A waker counting its wakes, and how many so far.
+    fn counting_waker() -> (Waker, impl Fn() -> u64) {
+        let wakes = Arc::new(CountingWaker(AtomicU64::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        (waker, move || wakes.0.load(Ordering::SeqCst))
+    }
+
+    /// Waits (at most 30 s) until `done`.
+    fn until(done: impl Fn() -> bool) {
+        let waiting_since = Instant::now();
+        while !done() {
+            assert!(waiting_since.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn an_async_reservation_waits_without_its_thread_and_ends_at_its_deadline() {
+        let (open_gate, gate) = std::sync::mpsc::channel();
+        let gate = Arc::new(Mutex::new(gate));
+        let booked = Arc::new(Mutex::new(Vec::new()));
+        let settled = Arc::new(Mutex::new(Vec::new()));
+        let backend = || gated(&gate, &booked, &settled);
+        let options = BudgetOptions {
+            reservation_timeout: Duration::from_millis(500),
+            ..BudgetOptions::default()
+        };
+        let budgets =
+            StoreBudgets::over(backend(), backend(), &options).unwrap_or_else(|e| panic!("{e}"));
+        let (waker, wakes) = counting_waker();
+        let mut context = Context::from_waker(&waker);
+        // The store takes ana's request and does not answer: her task is handed back at once,
+        // then woken at the deadline and told the store is unavailable.
+        let mut late = budgets.try_reserve_async(account("ana"), usd("1.5"), usd("10"));
+        let asked = Instant::now();
+        assert!(late.as_mut().poll(&mut context).is_pending());
+        until(|| wakes() > 0);
+        assert!(asked.elapsed() >= Duration::from_millis(500));
+        let Poll::Ready(refusal) = late.as_mut().poll(&mut context) else {
+            panic!("woken, and still waiting");
+        };
+        let reason = unavailable(refusal);
+        assert!(reason.contains("did not answer"), "{reason}");
+        // The store answers at last: what it booked for her is released, at no cost.
+        assert!(open_gate.send(()).is_ok());
+        until(|| budgets.round_trip.lasted(Instant::now()).is_none());
+        // Bob's answer comes in time: his task is woken with it.
+        let mut in_time = budgets.try_reserve_async(account("bob"), usd("1"), usd("10"));
+        assert!(in_time.as_mut().poll(&mut context).is_pending());
+        assert!(open_gate.send(()).is_ok());
+        until(|| wakes() > 1);
+        assert_eq!(in_time.as_mut().poll(&mut context), Poll::Ready(Ok(())));
+        // Carl's future is dropped before the answer (a timeout around the call): undone too.
+        let mut dropped = budgets.try_reserve_async(account("carl"), usd("2"), usd("10"));
+        assert!(dropped.as_mut().poll(&mut context).is_pending());
+        drop(dropped);
+        assert!(open_gate.send(()).is_ok());
+        until(|| lock(&booked).len() == 3);
+        assert!(budgets.flush(Duration::from_secs(30)));
+        assert_eq!(*lock(&booked), ["ana", "bob", "carl"]);
+        assert_eq!(
+            *lock(&settled),
+            [
+                ("ana".to_owned(), usd("1.5"), Money::ZERO),
+                ("carl".to_owned(), usd("2"), Money::ZERO)
+            ]
+        );
+        assert_eq!(budgets.stats().unavailable(), 1);
+        // No deadline is left behind.
+        let deadlines = budgets
+            .deadlines
+            .get()
+            .and_then(|timer| timer.as_ref().ok());
+        let left = deadlines.map(|timer| lock(&timer.0.state).waiting.len());
+        assert_eq!(left, Some(0));
     }
 
     /// Budget accounts whose first reservation panics; the next are booked.
