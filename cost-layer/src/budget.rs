@@ -34,10 +34,20 @@ pub(crate) struct CallBudget {
 /// Marks the call span `id` of the hook's layer cancelled in flight.
 type CancelFn = fn(&WithBudget, &Dispatch, &Id);
 
-/// Reserves for the call span `id`: model and what the call may use at most. `None` when the
-/// span holds no call record of the hook's layer.
-type ReserveFn =
-    fn(&WithBudget, &Dispatch, &Id, &str, &CallBound) -> Option<Result<(), BudgetExceeded>>;
+/// What to reserve for the call span `id` (its keys and worst case), from its model and what
+/// it may use at most, or its refusal (an unpriced call where the budgets deny those). `None`
+/// when the span holds no call record of the hook's layer.
+type PrepareFn = fn(
+    &WithBudget,
+    &Dispatch,
+    &Id,
+    &str,
+    &CallBound,
+) -> Option<Result<(CallKeys, Money), BudgetExceeded>>;
+
+/// Keeps a reservation made for the call span `id` in its record, for its close to settle (a
+/// span already closed drops it, which releases it).
+type KeepFn = fn(&WithBudget, &Dispatch, &Id, Reservation);
 
 /// What a reservation needs from a layer with budgets, reached from the current dispatcher
 /// (`tracing-error`'s `WithContext` pattern): made in `on_layer`, found through
@@ -46,8 +56,10 @@ type ReserveFn =
 /// reach (one inside `reload::Layer`) is found among the layers registered with the dispatcher
 /// (`crate::registered`).
 pub(crate) struct WithBudget {
-    /// [`reserve_in`] for the subscriber's type.
-    reserve: ReserveFn,
+    /// [`prepare_in`] for the subscriber's type.
+    prepare: PrepareFn,
+    /// [`keep_in`] for the subscriber's type.
+    keep: KeepFn,
     /// [`cancel_in`] for the subscriber's type.
     cancel: CancelFn,
     /// The layer's id: its records in the spans.
@@ -63,7 +75,8 @@ impl WithBudget {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         Some(Arc::new(WithBudget {
-            reserve: reserve_in::<S>,
+            prepare: prepare_in::<S>,
+            keep: keep_in::<S>,
             cancel: cancel_in::<S>,
             layer: layer.id,
             book: layer.budgets.clone()?,
@@ -72,13 +85,55 @@ impl WithBudget {
     }
 }
 
-fn reserve_in<S>(
+impl WithBudget {
+    /// Reserves for the call span `id` on the caller's thread (a shared budget's round trip
+    /// blocking it); `None` when the span holds no call record of this hook's layer.
+    fn reserve(
+        &self,
+        dispatch: &Dispatch,
+        id: &Id,
+        model: &str,
+        bound: &CallBound,
+    ) -> Option<Result<(), BudgetExceeded>> {
+        let (keys, worst) = match (self.prepare)(self, dispatch, id, model, bound)? {
+            Ok(prepared) => prepared,
+            Err(refused) => return Some(Err(refused)),
+        };
+        Some(
+            self.book
+                .reserve(&keys, worst)
+                .map(|reservation| (self.keep)(self, dispatch, id, reservation)),
+        )
+    }
+
+    /// [`WithBudget::reserve`], awaiting a shared budget's round trip.
+    async fn reserve_async(
+        &self,
+        dispatch: &Dispatch,
+        id: &Id,
+        model: &str,
+        bound: &CallBound,
+    ) -> Option<Result<(), BudgetExceeded>> {
+        let (keys, worst) = match (self.prepare)(self, dispatch, id, model, bound)? {
+            Ok(prepared) => prepared,
+            Err(refused) => return Some(Err(refused)),
+        };
+        Some(
+            self.book
+                .reserve_async(&keys, worst)
+                .await
+                .map(|reservation| (self.keep)(self, dispatch, id, reservation)),
+        )
+    }
+}
+
+fn prepare_in<S>(
     hook: &WithBudget,
     dispatch: &Dispatch,
     id: &Id,
     model: &str,
     bound: &CallBound,
-) -> Option<Result<(), BudgetExceeded>>
+) -> Option<Result<(CallKeys, Money), BudgetExceeded>>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
@@ -113,16 +168,21 @@ where
             Money::ZERO
         }
     };
-    // Reserved without holding the span's data: with shared accounts this is a round trip to
-    // the store.
-    let reservation = match hook.book.reserve(&keys, worst) {
-        Ok(reservation) => reservation,
-        Err(refused) => return Some(Err(refused)),
+    // Reserved after, without holding the span's data: with shared accounts that is a round
+    // trip to the store.
+    Some(Ok((keys, worst)))
+}
+
+fn keep_in<S>(hook: &WithBudget, dispatch: &Dispatch, id: &Id, reservation: Reservation)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let Some(span) = crate::call::nearest_call::<S>(dispatch, id, hook.layer) else {
+        return;
     };
     if let Some(record) = CostRecord::in_span_mut(&mut span.extensions_mut(), hook.layer) {
         record.extras_mut().budget.reservation = Some(reservation);
     }
-    Some(Ok(()))
 }
 
 /// Marks cancelled the call of the span `id`: the span itself, or the nearest call above it
@@ -308,7 +368,7 @@ pub fn reserve_within(model: &str, bound: &CallBound) -> Result<(), BudgetExceed
     let span = Span::current();
     let Some(id) = span.id() else { return Ok(()) };
     tracing::dispatcher::get_default(|dispatch| {
-        let reserve = |hook: &WithBudget| (hook.reserve)(hook, dispatch, &id, model, bound);
+        let reserve = |hook: &WithBudget| hook.reserve(dispatch, &id, model, bound);
         if let Some(hook) = dispatch.downcast_ref::<WithBudget>() {
             return reserve(hook).unwrap_or(Ok(()));
         }
@@ -319,6 +379,36 @@ pub fn reserve_within(model: &str, bound: &CallBound) -> Result<(), BudgetExceed
             .find_map(|hook| reserve(hook))
             .unwrap_or(Ok(()))
     })
+}
+
+/// [`reserve_within`] for the call of `span` (or, for a span its body entered, the nearest call
+/// above it) from an async fn: a shared budget's round trip to its store is awaited, so the
+/// executor's thread runs other tasks meanwhile instead of waiting with it (still at most the
+/// store's reservation timeout). `#[llm_call]` on an async fn reserves this way. Dropped
+/// before it is ready (a timeout around the call), what it booked is released.
+pub async fn reserve_within_async(
+    span: &Span,
+    model: &str,
+    bound: &CallBound,
+) -> Result<(), BudgetExceeded> {
+    let Some((id, dispatch)) =
+        span.with_subscriber(|(id, dispatch)| (id.clone(), dispatch.clone()))
+    else {
+        return Ok(());
+    };
+    if let Some(hook) = dispatch.downcast_ref::<WithBudget>() {
+        return hook
+            .reserve_async(&dispatch, &id, model, bound)
+            .await
+            .unwrap_or(Ok(()));
+    }
+    // As `reserve_within`: a layer inside `reload::Layer`, found among those registered.
+    for hook in crate::registered::budget_hooks_in(&dispatch) {
+        if let Some(answer) = hook.reserve_async(&dispatch, &id, model, bound).await {
+            return answer;
+        }
+    }
+    Ok(())
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);

@@ -186,7 +186,9 @@ pub use tree::{CostTree, CostTreeNode};
 /// What `#[llm_call]` and `#[derive(TokenUsage)]` expand to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::budget::{CallInFlight, reserve_within, settle_err_as_cancelled};
+    pub use crate::budget::{
+        CallInFlight, reserve_within, reserve_within_async, settle_err_as_cancelled,
+    };
     pub use crate::call::{CallFields, record_error, record_return};
     pub use cost_core::CallBound;
     pub use cost_core::budget::BudgetExceeded;

@@ -107,7 +107,11 @@ fn expand(kind: Kind, args: &Args, func: ItemFn) -> TokenStream {
                     #bindings
                 }
             },
-            reserve_tokens(args, &krate),
+            reserve_tokens(
+                args,
+                &krate,
+                sig.asyncness.is_some() || async_trait_body(&block).is_some(),
+            ),
             record_tokens(args, &krate),
         ),
         Kind::Agent | Kind::Session => (
@@ -387,8 +391,9 @@ fn scope_span_tokens(
 }
 
 /// With `max_output_tokens`: reserve the worst case before the body runs, or return the
-/// refusal.
-fn reserve_tokens(args: &Args, krate: &TokenStream) -> TokenStream {
+/// refusal. In an async fn (`asynchronous`) the reservation is awaited: a shared budget's
+/// round trip to its store does not hold the executor's thread.
+fn reserve_tokens(args: &Args, krate: &TokenStream, asynchronous: bool) -> TokenStream {
     let Some(max) = &args.max_output_tokens else {
         return TokenStream::new();
     };
@@ -402,17 +407,20 @@ fn reserve_tokens(args: &Args, krate: &TokenStream) -> TokenStream {
         None => quote!(0_u64),
     };
     let (estimate, searches) = (count(&args.estimate_input), count(&args.max_web_searches));
+    let bound = quote! {
+        &#krate::__private::CallBound {
+            input: #estimate,
+            max_output: (#max) as u64,
+            max_web_searches: #searches,
+        }
+    };
+    let reserved = if asynchronous {
+        quote!(#krate::__private::reserve_within_async(&__cost_span, #model, #bound).await)
+    } else {
+        quote!(__cost_span.in_scope(|| #krate::__private::reserve_within(#model, #bound)))
+    };
     quote! {
-        if let ::core::result::Result::Err(__cost_refused) = __cost_span.in_scope(|| {
-            #krate::__private::reserve_within(
-                #model,
-                &#krate::__private::CallBound {
-                    input: #estimate,
-                    max_output: (#max) as u64,
-                    max_web_searches: #searches,
-                },
-            )
-        }) {
+        if let ::core::result::Result::Err(__cost_refused) = #reserved {
             return <_ as #krate::__private::BudgetReturn>::refused(__cost_refused);
         }
     }

@@ -1214,7 +1214,8 @@ enum Waiting {
     Await,
 }
 
-/// Runs `future` to its end on this thread, parked while it is pending.
+/// Runs `future` to its end on this thread, parked while it is pending (a future that awaits
+/// nothing is done at its first poll, with nothing to wake).
 fn wait_for<T>(mut future: std::pin::Pin<&mut impl std::future::Future<Output = T>>) -> T {
     use std::task::{Context, Poll, Wake, Waker};
     /// Wakes the thread that waits.
@@ -1223,6 +1224,12 @@ fn wait_for<T>(mut future: std::pin::Pin<&mut impl std::future::Future<Output = 
         fn wake(self: Arc<Self>) {
             self.0.unpark();
         }
+    }
+    if let Poll::Ready(answer) = future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        return answer;
     }
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut context = Context::from_waker(&waker);
