@@ -1201,7 +1201,11 @@ impl Booking<'_> {
 
 impl Drop for Booking<'_> {
     fn drop(&mut self) {
-        self.book.release(&self.held, self.amount, self.now);
+        // Done (its budgets taken) on the way of every call admitted: tested first, that way
+        // costs nothing more (~10 ns a reservation otherwise).
+        if !self.held.is_empty() {
+            self.book.release(&self.held, self.amount, self.now);
+        }
     }
 }
 
