@@ -214,7 +214,9 @@ where
 /// async fn chat() -> Result<(), cost_layer::cost_core::budget::BudgetExceeded> {
 ///     let span = tracing::info_span!("chat", gen_ai.request.model = "gpt-4o",
 ///         gen_ai.usage.input_tokens = tracing::field::Empty);
-///     span.in_scope(|| cost_layer::budget::reserve("gpt-4o", 2_000, 1_000))?;
+///     // Awaited: a shared budget's round trip to its store does not hold the thread.
+///     let bound = cost_layer::cost_core::CallBound::tokens(2_000, 1_000);
+///     cost_layer::budget::reserve_within_async(&span, "gpt-4o", &bound).await?;
 ///     let in_flight = cost_layer::budget::CallInFlight::new(&span);
 ///     let input_tokens = tracing::Instrument::instrument(send(), span.clone()).await;
 ///     in_flight.finish();
