@@ -1162,8 +1162,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_reservation_the_store_does_not_answer_in_time_is_unavailable_and_undone_once_booked() {
+    /// Budget accounts over [`gated`] backends, with a reservation timeout of 500 ms.
+    struct Gated {
+        /// Lets the store answer one reservation.
+        open_gate: std::sync::mpsc::Sender<()>,
+        /// The accounts booked, in order.
+        booked: Arc<Mutex<Vec<String>>>,
+        /// The settlements applied.
+        settled: Arc<Mutex<Vec<Settled>>>,
+        budgets: StoreBudgets,
+    }
+
+    fn gated_budgets() -> Gated {
         let (open_gate, gate) = std::sync::mpsc::channel();
         let gate = Arc::new(Mutex::new(gate));
         let booked = Arc::new(Mutex::new(Vec::new()));
@@ -1175,6 +1185,22 @@ mod tests {
         };
         let budgets =
             StoreBudgets::over(backend(), backend(), &options).unwrap_or_else(|e| panic!("{e}"));
+        Gated {
+            open_gate,
+            booked,
+            settled,
+            budgets,
+        }
+    }
+
+    #[test]
+    fn a_reservation_the_store_does_not_answer_in_time_is_unavailable_and_undone_once_booked() {
+        let Gated {
+            open_gate,
+            booked,
+            settled,
+            budgets,
+        } = gated_budgets();
         // The store takes ana's request and does not answer: she is told it is unavailable.
         let late = unavailable(budgets.try_reserve(account("ana"), usd("1.5"), usd("10")));
         assert!(late.contains("did not answer"), "{late}");
@@ -1185,7 +1211,7 @@ mod tests {
         while budgets
             .round_trip
             .lasted(Instant::now())
-            .is_none_or(|lasted| lasted < options.reservation_timeout)
+            .is_none_or(|lasted| lasted < budgets.reservation_timeout)
         {
             assert!(waiting_since.elapsed() < Duration::from_secs(30));
             std::thread::sleep(Duration::from_millis(1));
@@ -1243,17 +1269,12 @@ mod tests {
 
     #[test]
     fn an_async_reservation_waits_without_its_thread_and_ends_at_its_deadline() {
-        let (open_gate, gate) = std::sync::mpsc::channel();
-        let gate = Arc::new(Mutex::new(gate));
-        let booked = Arc::new(Mutex::new(Vec::new()));
-        let settled = Arc::new(Mutex::new(Vec::new()));
-        let backend = || gated(&gate, &booked, &settled);
-        let options = BudgetOptions {
-            reservation_timeout: Duration::from_millis(500),
-            ..BudgetOptions::default()
-        };
-        let budgets =
-            StoreBudgets::over(backend(), backend(), &options).unwrap_or_else(|e| panic!("{e}"));
+        let Gated {
+            open_gate,
+            booked,
+            settled,
+            budgets,
+        } = gated_budgets();
         let (waker, wakes) = counting_waker();
         let mut context = Context::from_waker(&waker);
         // The store takes ana's request and does not answer: her task is handed back at once,
