@@ -83,9 +83,7 @@ impl WithBudget {
             prices: Arc::clone(&layer.prices),
         }))
     }
-}
 
-impl WithBudget {
     /// Reserves for the call span `id` on the caller's thread (a shared budget's round trip
     /// blocking it); `None` when the span holds no call record of this hook's layer.
     fn reserve(
