@@ -800,14 +800,16 @@ impl SharedAccounts for StoreBudgets {
         limit: Money,
     ) -> SharedReservation<'a> {
         let now = Instant::now();
-        let requested = self.request_reservation(account, amount, limit, now);
+        // Given up when dropped, even before the future's first poll.
+        let requested = self
+            .request_reservation(account, amount, limit, now)
+            .map(|handoff| AsyncWait {
+                handoff,
+                deadline: None,
+            });
         Box::pin(async move {
             let answer = match requested {
-                Ok(handoff) => {
-                    let mut wait = AsyncWait {
-                        handoff,
-                        deadline: None,
-                    };
+                Ok(mut wait) => {
                     match self
                         .deadlines
                         .get_or_init(|| DeadlineTimer::start().map_err(|error| error.to_string()))
@@ -1304,13 +1306,18 @@ mod tests {
         drop(dropped);
         assert!(open_gate.send(()).is_ok());
         until(|| lock(&booked).len() == 3);
-        assert!(budgets.flush(Duration::from_secs(30)));
-        assert_eq!(*lock(&booked), ["ana", "bob", "carl"]);
+        // Dan's is dropped before it was ever polled: undone as well.
+        drop(budgets.try_reserve_async(account("dan"), usd("3"), usd("10")));
+        assert!(open_gate.send(()).is_ok());
+        // (Released after the answer is handed over: waited for as applied.)
+        until(|| lock(&settled).len() == 3);
+        assert_eq!(*lock(&booked), ["ana", "bob", "carl", "dan"]);
         assert_eq!(
             *lock(&settled),
             [
                 ("ana".to_owned(), usd("1.5"), Money::ZERO),
-                ("carl".to_owned(), usd("2"), Money::ZERO)
+                ("carl".to_owned(), usd("2"), Money::ZERO),
+                ("dan".to_owned(), usd("3"), Money::ZERO)
             ]
         );
         assert_eq!(budgets.stats().unavailable(), 1);
