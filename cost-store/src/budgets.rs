@@ -1328,6 +1328,11 @@ mod tests {
             .and_then(|timer| timer.as_ref().ok());
         let left = deadlines.map(|timer| lock(&timer.0.state).waiting.len());
         assert_eq!(left, Some(0));
+        // The deadlines' thread ends with the accounts (it holds the other reference).
+        let deadlines = deadlines.map(|timer| Arc::downgrade(&timer.0));
+        drop((late, in_time));
+        drop(budgets);
+        until(|| deadlines.as_ref().is_some_and(|d| d.upgrade().is_none()));
     }
 
     /// Budget accounts whose first reservation panics; the next are booked.

@@ -25,6 +25,9 @@ pub struct JsonLinesStore {
     /// Fails the writes past this many bytes, as a full disk would (tests).
     #[cfg(test)]
     room: Option<usize>,
+    /// Out of room, the next write is interrupted (a signal) before it fails (tests).
+    #[cfg(test)]
+    interrupt_when_full: bool,
 }
 
 impl JsonLinesStore {
@@ -42,6 +45,8 @@ impl JsonLinesStore {
             unfinished: None,
             #[cfg(test)]
             room: None,
+            #[cfg(test)]
+            interrupt_when_full: false,
         })
     }
 
@@ -50,13 +55,11 @@ impl JsonLinesStore {
         let mut written = 0;
         while written < bytes.len() {
             let rest = &bytes[written..];
+            #[cfg(not(test))]
+            let wrote = self.file.write(rest);
             #[cfg(test)]
-            let rest = match self.room {
-                Some(0) => return Err((written, std::io::ErrorKind::StorageFull.into())),
-                Some(room) => &rest[..rest.len().min(room)],
-                None => rest,
-            };
-            match self.file.write(rest) {
+            let wrote = self.write_within_room(rest);
+            match wrote {
                 Ok(0) => return Err((written, std::io::ErrorKind::WriteZero.into())),
                 Ok(count) => {
                     written += count;
@@ -70,6 +73,20 @@ impl JsonLinesStore {
             }
         }
         Ok(())
+    }
+
+    /// Writes what of `bytes` the room left takes; out of room, fails as a full disk does,
+    /// once interrupted first (which is retried) (tests).
+    #[cfg(test)]
+    fn write_within_room(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.room {
+            Some(0) if std::mem::take(&mut self.interrupt_when_full) => {
+                Err(std::io::ErrorKind::Interrupted.into())
+            }
+            Some(0) => Err(std::io::ErrorKind::StorageFull.into()),
+            Some(room) => self.file.write(&bytes[..bytes.len().min(room)]),
+            None => self.file.write(bytes),
+        }
     }
 
     /// Writes the rest of a batch partly written, if any: its records once written.
@@ -303,7 +320,15 @@ mod tests {
         // The disk fills in the second line, then room is made again.
         let first_line = line(&batch[0]).unwrap_or_else(|e| panic!("{e}")).len() + 1;
         store.room = Some(first_line + 40);
-        assert!(store.append(&batch).is_err());
+        // An interrupted write is tried again; the full disk fails the batch.
+        store.interrupt_when_full = true;
+        let full = store.append(&batch).err().map(|error| error.to_string());
+        assert!(
+            full.as_deref()
+                .is_some_and(|error| error.contains("no storage space")),
+            "{full:?}"
+        );
+        assert!(!store.interrupt_when_full);
         store.room = None;
         // Retried, with a call queued since.
         let mut retried = batch.clone();
