@@ -743,6 +743,14 @@ mod tests {
         let Some((mut accounts, _cleanup)) = accounts_of(test) else {
             return (None, None);
         };
+        settle_across_a_cut_in(&mut accounts, lost)
+    }
+
+    /// [`settle_across_a_cut`] on `accounts`.
+    fn settle_across_a_cut_in(
+        accounts: &mut RedisBudgetAccounts,
+        lost: Lost,
+    ) -> (Option<String>, Option<String>) {
         let account = SharedKey {
             budget: "per_user_daily",
             key: "noa",
@@ -760,8 +768,8 @@ mod tests {
         assert_eq!(booked_other.ok(), Some(Ok(())));
         let settled_other = accounts.settle(&[Settle::of(other, usd("0.10"), usd("0.10"))]);
         assert!(settled_other.is_ok(), "{settled_other:?}");
-        booked(&mut accounts, "0.30");
-        booked(&mut accounts, "0.50");
+        booked(accounts, "0.30");
+        booked(accounts, "0.50");
         let first = Settle::of(account, usd("0.30"), usd("0.20"));
         let second = Settle::of(account, usd("0.50"), usd("0.05"));
         accounts.lose_next_exec = Some(lost);
@@ -787,6 +795,67 @@ mod tests {
         let Some(_) = server() else { return };
         let (spent, reserved) = settle_across_a_cut("lost_answer", Lost::Answer);
         // Applied twice, the first would read 0.4 spent.
+        assert_eq!(spent.as_deref(), Some("0.25"));
+        assert_eq!(reserved.as_deref(), Some("0"));
+    }
+
+    /// A user of the test server that may do everything but `CLIENT KILL`, deleted when
+    /// dropped: `.1` its name on the server at `.0`.
+    struct UserWithoutKill(String, String);
+
+    impl UserWithoutKill {
+        fn create(url: &str) -> UserWithoutKill {
+            let name = format!("llm-cost-unit-no-kill-{}", std::process::id());
+            let created: RedisResult<()> = redis::Client::open(url)
+                .and_then(|client| client.get_connection())
+                .and_then(|mut admin| {
+                    redis::cmd("ACL")
+                        .arg("SETUSER")
+                        .arg(&name)
+                        .arg("reset")
+                        .arg("on")
+                        .arg(">no-kill")
+                        .arg("~*")
+                        .arg("&*")
+                        .arg("+@all")
+                        .arg("-client|kill")
+                        .query(&mut admin)
+                });
+            created.unwrap_or_else(|e| panic!("{e}"));
+            UserWithoutKill(url.to_owned(), name)
+        }
+
+        /// The server's URL, as this user.
+        fn url(&self) -> String {
+            let (scheme, rest) = self.0.split_once("://").unwrap_or(("redis", &self.0));
+            let server = rest.rsplit_once('@').map_or(rest, |(_, server)| server);
+            format!("{scheme}://{}:no-kill@{server}", self.1)
+        }
+    }
+
+    impl Drop for UserWithoutKill {
+        fn drop(&mut self) {
+            if let Ok(mut admin) =
+                redis::Client::open(self.0.as_str()).and_then(|client| client.get_connection())
+            {
+                let _: RedisResult<()> = redis::cmd("ACL")
+                    .arg("DELUSER")
+                    .arg(&self.1)
+                    .query(&mut admin);
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_whose_answer_is_lost_is_applied_once_where_client_kill_is_refused() {
+        let Some(url) = server() else { return };
+        let user = UserWithoutKill::create(&url);
+        let prefix = format!("llm-cost-unit-no-kill-{}", std::process::id());
+        let _cleanup = Cleanup(url.clone(), prefix.clone());
+        let mut accounts = RedisBudgetAccounts::connect(&user.url(), &prefix, &TlsFiles::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The connection the batch was sent on cannot be cut: the key is read all the same.
+        let (spent, reserved) = settle_across_a_cut_in(&mut accounts, Lost::Answer);
         assert_eq!(spent.as_deref(), Some("0.25"));
         assert_eq!(reserved.as_deref(), Some("0"));
     }
