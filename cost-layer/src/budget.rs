@@ -93,13 +93,10 @@ impl WithBudget {
         model: &str,
         bound: &CallBound,
     ) -> Option<Result<(), BudgetExceeded>> {
-        let (keys, worst) = match (self.prepare)(self, dispatch, id, model, bound)? {
-            Ok(prepared) => prepared,
-            Err(refused) => return Some(Err(refused)),
-        };
+        let prepared = (self.prepare)(self, dispatch, id, model, bound)?;
         Some(
-            self.book
-                .reserve(&keys, worst)
+            prepared
+                .and_then(|(keys, worst)| self.book.reserve(&keys, worst))
                 .map(|reservation| (self.keep)(self, dispatch, id, reservation)),
         )
     }

@@ -267,9 +267,10 @@ struct Handoff {
 
 #[derive(Default)]
 enum HandoffState {
-    /// No answer yet; an async caller's waker, to wake when it comes.
+    /// No answer yet; a blocking caller waits on the condition variable.
     #[default]
     Waiting,
+    /// No answer yet; the waker of the async caller's task, to wake when it comes.
     WaitingAsync(Waker),
     Answered(ReservationAnswer),
     /// The caller stopped waiting (and was told the store is unavailable), or took the answer.
@@ -1209,24 +1210,17 @@ mod tests {
         // Still no answer, the round trip past the timeout (ana's wait began when she asked,
         // the round trip a little later): bob is told at once, and his request never reaches
         // the store.
-        let waiting_since = Instant::now();
-        while budgets
-            .round_trip
-            .lasted(Instant::now())
-            .is_none_or(|lasted| lasted < budgets.reservation_timeout)
-        {
-            assert!(waiting_since.elapsed() < Duration::from_secs(30));
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        until(|| {
+            budgets
+                .round_trip
+                .lasted(Instant::now())
+                .is_some_and(|lasted| lasted >= budgets.reservation_timeout)
+        });
         let stuck = unavailable(budgets.try_reserve(account("bob"), usd("2"), usd("10")));
         assert!(stuck.contains("has not answered"), "{stuck}");
         // The store answers ana's at last: what it booked for her is released, at no cost.
         assert!(open_gate.send(()).is_ok());
-        let waiting_since = Instant::now();
-        while budgets.round_trip.lasted(Instant::now()).is_some() {
-            assert!(waiting_since.elapsed() < Duration::from_secs(30));
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        until(|| budgets.round_trip.lasted(Instant::now()).is_none());
         // And answers the next in time.
         assert!(open_gate.send(()).is_ok());
         assert_eq!(
