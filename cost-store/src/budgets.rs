@@ -233,8 +233,12 @@ pub struct StoreBudgets {
     /// To the thread that applies the settlements.
     queue: SettleQueue,
     /// The thread that ends async reservations' waits at their deadlines, started by the
-    /// first.
-    deadlines: std::sync::OnceLock<Result<DeadlineTimer, String>>,
+    /// first (tried again by the next when the system refused it a thread).
+    deadlines: std::sync::OnceLock<DeadlineTimer>,
+    /// Test hook: the next this many starts of the deadlines' thread fail, as when the system
+    /// refuses a thread.
+    #[cfg(test)]
+    refused_deadline_threads: std::sync::atomic::AtomicU32,
 }
 
 /// Reservations that may wait for the reservation thread; beyond, a reservation counts as
@@ -697,7 +701,32 @@ impl StoreBudgets {
             reservation_timeout: options.reservation_timeout,
             queue,
             deadlines: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            refused_deadline_threads: std::sync::atomic::AtomicU32::new(0),
         })
+    }
+
+    /// The deadlines' thread, started by the first async reservation. When the system refuses
+    /// a thread, that reservation fails and the next tries again.
+    fn deadline_timer(&self) -> Result<&DeadlineTimer, StoreError> {
+        if let Some(timer) = self.deadlines.get() {
+            return Ok(timer);
+        }
+        #[cfg(test)]
+        if self
+            .refused_deadline_threads
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Io {
+                path: "llm-cost-reserve-deadlines thread".to_owned(),
+                source: std::io::Error::from(std::io::ErrorKind::OutOfMemory),
+            });
+        }
+        let started = DeadlineTimer::start()?;
+        // Another reservation may have started one meanwhile: that one is kept, and this one's
+        // thread ends as it is dropped.
+        Ok(self.deadlines.get_or_init(move || started))
     }
 
     /// Asks the reservation thread for a reservation of `amount` on `account`, whose caller
@@ -810,24 +839,19 @@ impl SharedAccounts for StoreBudgets {
             });
         Box::pin(async move {
             let answer = match requested {
-                Ok(mut wait) => {
-                    match self
-                        .deadlines
-                        .get_or_init(|| DeadlineTimer::start().map_err(|error| error.to_string()))
-                    {
-                        Ok(timer) => {
-                            let deadline = now + self.reservation_timeout;
-                            let key = timer.0.add(deadline, &wait.handoff);
-                            wait.deadline = Some((&timer.0, key));
-                            std::future::poll_fn(|context| wait.handoff.poll_answer(context))
-                                .await
-                                .unwrap_or_else(|| Err(self.no_answer()))
-                        }
-                        Err(error) => Err(format!(
-                            "cannot wait for the store without blocking: {error}"
-                        )),
+                Ok(mut wait) => match self.deadline_timer() {
+                    Ok(timer) => {
+                        let deadline = now + self.reservation_timeout;
+                        let key = timer.0.add(deadline, &wait.handoff);
+                        wait.deadline = Some((&timer.0, key));
+                        std::future::poll_fn(|context| wait.handoff.poll_answer(context))
+                            .await
+                            .unwrap_or_else(|| Err(self.no_answer()))
                     }
-                }
+                    Err(error) => Err(format!(
+                        "cannot wait for the store without blocking: {error}"
+                    )),
+                },
                 Err(error) => Err(error),
             };
             self.outcome(answer)
@@ -1316,10 +1340,7 @@ mod tests {
         );
         assert_eq!(budgets.stats().unavailable(), 1);
         // No deadline is left behind.
-        let deadlines = budgets
-            .deadlines
-            .get()
-            .and_then(|timer| timer.as_ref().ok());
+        let deadlines = budgets.deadlines.get();
         let left = deadlines.map(|timer| lock(&timer.0.state).waiting.len());
         assert_eq!(left, Some(0));
         // The deadlines' thread ends with the accounts (it holds the other reference).
@@ -1327,6 +1348,41 @@ mod tests {
         drop((late, in_time));
         drop(budgets);
         until(|| deadlines.as_ref().is_some_and(|d| d.upgrade().is_none()));
+    }
+
+    #[test]
+    fn an_async_reservation_refused_a_deadline_thread_fails_and_the_next_starts_one() {
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let budgets = StoreBudgets::over(
+            choosy(0, Arc::clone(&applied)),
+            choosy(0, Arc::clone(&applied)),
+            &BudgetOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        budgets.refused_deadline_threads.store(1, Ordering::Relaxed);
+        let (waker, wakes) = counting_waker();
+        let mut context = Context::from_waker(&waker);
+        // The system refuses the first reservation the thread its wait needs: it fails (it may
+        // not block its task's thread instead), and what the store booked for it is released.
+        let mut refused = budgets.try_reserve_async(account("ana"), usd("1"), usd("10"));
+        let Poll::Ready(refusal) = refused.as_mut().poll(&mut context) else {
+            panic!("waiting with no thread to end the wait");
+        };
+        let reason = unavailable(refusal);
+        assert!(reason.contains("without blocking"), "{reason}");
+        drop(refused);
+        // The next starts the thread, and waits for its answer.
+        let mut next = budgets.try_reserve_async(account("bob"), usd("1"), usd("10"));
+        let mut answer = next.as_mut().poll(&mut context);
+        if answer.is_pending() {
+            until(|| wakes() > 0);
+            answer = next.as_mut().poll(&mut context);
+        }
+        assert_eq!(answer, Poll::Ready(Ok(())));
+        assert!(budgets.deadlines.get().is_some());
+        assert!(budgets.flush(Duration::from_secs(30)));
+        assert_eq!(*lock(&applied), ["ana"]);
+        assert_eq!(budgets.stats().unavailable(), 1);
     }
 
     /// Budget accounts whose first reservation panics; the next are booked.
