@@ -57,7 +57,7 @@ enum Command {
     ///       "service_tier": "standard", "data_residency": false,
     ///       "search_context_size": "low", "date": "2026-11-27",
     ///       "reported_cost_usd": "0.0035"}
-    ///       (missing counts are 0; audio and image input: audio and image prompt tokens not
+    ///       (missing counts are 0; another key is an error unless `--allow-unknown-keys`; audio and image input: audio and image prompt tokens not
     ///       read from the cache; cache-read audio and images: those read from it, part of the
     ///       cache reads; service tiers: standard, batch, flex, priority, fast_mode; search
     ///       context size of the web searches: low, medium, high, priced as medium if absent;
@@ -93,6 +93,11 @@ enum Command {
         /// `"cost_source": "provider"` and why the table could not price it.
         #[arg(long)]
         charge_reported_cost_when_unpriced: bool,
+        /// Ignore keys a line gives that the format does not know (context a log carries, say).
+        /// Without it such a line gets an error: a misspelt count (`input_token`) would be
+        /// priced as 0.
+        #[arg(long, conflicts_with = "from")]
+        allow_unknown_keys: bool,
     },
     /// Exact totals over a stored ledger, grouped by day, month, feature, user, org, model, provider,
     /// operation, service tier, session, agent or how each call was charged, over the calls
@@ -131,11 +136,13 @@ fn main() -> ExitCode {
             from,
             model,
             charge_reported_cost_when_unpriced,
+            allow_unknown_keys,
         } => run_quote(
             prices,
             from,
             model.as_deref(),
             charge_reported_cost_when_unpriced,
+            allow_unknown_keys,
         ),
         Command::Report(args) => finish(report::run_report(&args, &mut io::stdout().lock())),
         Command::Reprice(args) => finish(report::run_reprice(&args, &mut io::stdout().lock())),
@@ -244,6 +251,7 @@ fn run_quote(
     from: Option<quote::ResponseFormat>,
     model: Option<&str>,
     charge_reported: bool,
+    allow_unknown_keys: bool,
 ) -> ExitCode {
     let Some(table) = load_table(&prices) else {
         return ExitCode::from(2);
@@ -253,6 +261,7 @@ fn run_quote(
         now: SystemClock.unix_seconds(),
         age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
         charge_reported,
+        allow_unknown_keys,
     };
     let mut stale_warned = HashSet::new();
     let stdin = io::stdin().lock();

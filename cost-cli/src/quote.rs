@@ -28,6 +28,9 @@ pub(crate) struct Pricing<'a> {
     /// A call the table cannot price is charged the cost its provider reported, when the line
     /// (or the answer) gives one (`--charge-reported-cost-when-unpriced`).
     pub charge_reported: bool,
+    /// A line of usage may give keys the format does not know, ignored
+    /// (`--allow-unknown-keys`); otherwise such a line gets an error.
+    pub allow_unknown_keys: bool,
 }
 
 /// Token fields of an input line and the [`Usage`] field each fills.
@@ -52,6 +55,59 @@ const TOKEN_FIELDS: [(&str, TokenKind); 16] = [
         TokenKind::CodeInterpreterSessions,
     ),
 ];
+
+/// The keys of a line of usage besides its counts ([`TOKEN_FIELDS`]).
+const OTHER_KEYS: [&str; 7] = [
+    "id",
+    "model",
+    "service_tier",
+    "data_residency",
+    "search_context_size",
+    "date",
+    "reported_cost_usd",
+];
+
+/// Keys of the providers' responses (and of their usage objects): a line giving one is a
+/// response, to be read with `--from`.
+const RESPONSE_KEYS: [&str; 16] = [
+    "usage",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+    "promptTokenCount",
+    "candidatesTokenCount",
+    "choices",
+    "object",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "prompt_tokens_details",
+    "completion_tokens_details",
+    "usageMetadata",
+    "stop_reason",
+    "content",
+    "output",
+];
+
+/// Why a line giving `key`, which the format does not know, gets an error: a misspelt count
+/// would otherwise be priced as 0, a wrong cost that looks right.
+fn unknown_key_error(key: &str) -> String {
+    let known = TOKEN_FIELDS.iter().map(|(name, _)| *name).chain(OTHER_KEYS);
+    // Near enough to be a slip of the keyboard (`input_token`, `reasoning_tokes`).
+    let nearest = known
+        .map(|name| (strsim::levenshtein(key, name), name))
+        .filter(|(distance, name)| *distance * 4 <= name.len())
+        .min();
+    let hint = if RESPONSE_KEYS.contains(&key) {
+        "; a provider's response is read with `--from FORMAT`".to_owned()
+    } else if let Some((_, name)) = nearest {
+        format!("; did you mean `{name}`?")
+    } else {
+        "; `llm-cost quote --help` lists the keys a line gives".to_owned()
+    };
+    format!(
+        "unknown key `{key}` (a misspelt count would be priced as 0){hint}; `--allow-unknown-keys` ignores keys the format does not know"
+    )
+}
 
 #[derive(Serialize)]
 struct Priced<'a> {
@@ -288,6 +344,13 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
     let object = value
         .as_object()
         .ok_or_else(|| "expected a JSON object".to_owned())?;
+    if !pricing.allow_unknown_keys
+        && let Some(unknown) = object.keys().find(|key| {
+            !OTHER_KEYS.contains(&key.as_str()) && !TOKEN_FIELDS.iter().any(|(name, _)| name == key)
+        })
+    {
+        return Err(unknown_key_error(unknown));
+    }
     let id = object.get("id").unwrap_or(&Value::Null);
     let model = match object.get("model") {
         Some(Value::String(model)) => model.as_str(),
@@ -583,6 +646,7 @@ mod tests {
             now: 0,
             age_limit: cost_core::DEFAULT_PRICE_AGE_LIMIT_DAYS,
             charge_reported: false,
+            allow_unknown_keys: false,
         }
     }
 
@@ -778,12 +842,12 @@ output = "10"
         assert_eq!(out["id"], 4);
         assert_eq!(out["error"], "key `input_tokens` is given twice");
         let (out, ok) =
-            run(r#"{"model": "gpt-4o", "input_tokens": 1, "tags": {"a": [{"b": 1, "b": 1}]}}"#);
+            run(r#"{"model": "gpt-4o", "input_tokens": 1, "id": {"a": [{"b": 1, "b": 1}]}}"#);
         assert!(!ok);
         assert_eq!(out["error"], "key `b` is given twice");
         // The same key in objects of their own is no repetition.
         let (out, ok) =
-            run(r#"{"model": "gpt-4o", "input_tokens": 1000, "tags": [{"b": 1}, {"b": 2}]}"#);
+            run(r#"{"model": "gpt-4o", "input_tokens": 1000, "id": [{"b": 1}, {"b": 2}]}"#);
         assert!(ok, "{out}");
         assert_eq!(out["cost_usd"], "0.0025");
         // A line that is not JSON further on says so, repeated key or not; every kind of
@@ -823,6 +887,51 @@ output = "10"
     }
 
     #[test]
+    fn a_key_the_format_does_not_know_is_an_error_unless_allowed() {
+        // A misspelt count would otherwise be priced as 0.
+        let (out, priced) =
+            run(r#"{"id": 1, "model": "gpt-4o", "input_token": 1000, "output_tokens": 100}"#);
+        assert!(!priced);
+        assert_eq!(out["id"], 1);
+        let error = out["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("unknown key `input_token`"), "{error}");
+        assert!(error.contains("did you mean `input_tokens`?"), "{error}");
+        // A provider's response, or its usage object, is read with `--from`.
+        for line in [
+            r#"{"model": "gpt-4o", "usage": {"prompt_tokens": 10, "completion_tokens": 5}}"#,
+            r#"{"model": "gpt-4o", "prompt_tokens": 10, "completion_tokens": 5}"#,
+        ] {
+            let (out, priced) = run(line);
+            assert!(!priced);
+            let error = out["error"].as_str().unwrap_or_default();
+            assert!(error.contains("read with `--from FORMAT`"), "{error}");
+        }
+        let (out, _) = run(r#"{"model": "gpt-4o", "input_tokens": 10, "team": "search"}"#);
+        let error = out["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("unknown key `team`"), "{error}");
+        assert!(error.contains("`llm-cost quote --help` lists"), "{error}");
+        // Allowed, other keys are ignored: the line is priced as without them.
+        let table = PriceTable::default();
+        let allowing = Pricing {
+            allow_unknown_keys: true,
+            ..pricing_at(&table)
+        };
+        let answer = |pricing: &Pricing<'_>, line: &str| {
+            quote_line(pricing, line.as_bytes()).map(|outcome| (outcome.json, outcome.priced))
+        };
+        let with_context = answer(
+            &allowing,
+            r#"{"id": 2, "model": "gpt-4o", "input_tokens": 1000, "team": "search", "usage": 1}"#,
+        );
+        let without = answer(
+            &pricing_at(&table),
+            r#"{"id": 2, "model": "gpt-4o", "input_tokens": 1000}"#,
+        );
+        assert_eq!(with_context, without);
+        assert_eq!(without.map(|(_, priced)| priced), Some(true));
+    }
+
+    #[test]
     fn blank_lines_are_skipped() {
         let table = PriceTable::default();
         let pricing = Pricing {
@@ -830,6 +939,7 @@ output = "10"
             now: 0,
             age_limit: 0,
             charge_reported: false,
+            allow_unknown_keys: false,
         };
         assert!(quote_line(&pricing, b"  \r").is_none());
     }

@@ -577,3 +577,34 @@ fn an_unpriced_call_is_charged_its_reported_cost_only_when_asked() {
     assert!(got[0]["error"].is_string(), "{}", got[0]);
     assert_eq!(got[0].get("cost_usd"), None);
 }
+
+#[test]
+fn a_line_with_an_unknown_key_exits_one_unless_such_keys_are_allowed() {
+    let stdin = r#"{"id": 1, "model": "gpt-4o", "input_tokens": 1000, "ouput_tokens": 100}
+{"id": 2, "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100, "team": "search"}
+"#;
+    let out = run(&["quote"], stdin);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    assert_eq!(got.len(), 2);
+    assert!(
+        got[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`ouput_tokens`") && e.contains("`output_tokens`?")),
+        "{}",
+        got[0]
+    );
+    assert!(got[1]["error"].is_string(), "{}", got[1]);
+    // Allowed, they are ignored; the misspelt count then counts nothing, as asked.
+    let out = run(&["quote", "--allow-unknown-keys"], stdin);
+    assert_eq!(out.status.code(), Some(0));
+    let got = lines(&out);
+    assert_eq!(got[0]["cost_usd"], "0.0025");
+    assert_eq!(got[1]["cost_usd"], "0.0035");
+    // Provider responses have keys of their own: the flag means nothing with `--from`.
+    let out = run(
+        &["quote", "--from", "openai-chat", "--allow-unknown-keys"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -61,13 +61,18 @@ proptest! {
     fn any_line_gets_one_json_answer(
         line in prop_oneof![line(), "\\PC{0,200}"],
         charge_reported in any::<bool>(),
+        allow_unknown_keys in any::<bool>(),
     ) {
         let table = cost_core::PriceTable::default();
         // 2033: every embedded price (all dated) is stale by then.
-        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180, charge_reported };
+        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180, charge_reported, allow_unknown_keys };
         if let Some(outcome) = quote::quote_line(&pricing, line.as_bytes()) {
             let answer: serde_json::Value = serde_json::from_str(&outcome.json)
                 .map_err(|e| TestCaseError::fail(format!("{e}: {}", outcome.json)))?;
+            // A key the format does not know is never priced as if absent, unless allowed.
+            if line.contains("\"other\":") && !allow_unknown_keys {
+                prop_assert!(!outcome.priced, "{}", outcome.json);
+            }
             // A price, or an error: never both, never neither.
             prop_assert_eq!(answer.get("error").is_some(), !outcome.priced);
             prop_assert_eq!(answer.get("cost_usd").is_some(), outcome.priced);
@@ -92,7 +97,7 @@ proptest! {
         use quote::ResponseFormat::*;
         let format = [OpenaiChat, OpenaiResponses, OpenaiRealtime, OpenaiImages, Anthropic, Gemini, Bedrock][format];
         let table = cost_core::PriceTable::default();
-        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180, charge_reported };
+        let pricing = quote::Pricing { table: &table, now: 2_000_000_000, age_limit: 180, charge_reported, allow_unknown_keys: false };
         if let Some(outcome) = quote::quote_response_line(&pricing, format, fallback, line.as_bytes()) {
             let answer: serde_json::Value = serde_json::from_str(&outcome.json)
                 .map_err(|e| TestCaseError::fail(format!("{e}: {}", outcome.json)))?;

@@ -16,13 +16,14 @@ fuzz_target!(|line: &[u8]| {
             serde_json::from_str(&outcome.json).unwrap_or_else(|e| panic!("{e}: {}", outcome.json));
         assert_eq!(answer.get("error").is_some(), !outcome.priced);
     };
-    // With and without charging unpriced calls their reported cost.
-    for charge_reported in [false, true] {
+    // As by default, and charging unpriced calls their reported cost with unknown keys ignored.
+    for (charge_reported, allow_unknown_keys) in [(false, false), (true, true)] {
         let pricing = quote::Pricing {
             table: &table,
             now: 2_000_000_000,
             age_limit: 180,
             charge_reported,
+            allow_unknown_keys,
         };
         if let Some(outcome) = quote::quote_line(&pricing, line) {
             check(outcome);
