@@ -150,6 +150,16 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
         since_ms: time("since", &args.since)?,
         until_ms: time("until", &args.until)?,
     };
+    if let (Some(since), Some(until)) = (range.since_ms, range.until_ms)
+        && since >= until
+    {
+        // An empty range would report $0, which looks like an answer.
+        return Err(Failure(format!(
+            "--since `{}` is not before --until `{}` (the first time included, the first excluded): no call can be in that range",
+            args.since.as_deref().unwrap_or_default(),
+            args.until.as_deref().unwrap_or_default()
+        )));
+    }
     let by = grouping(&args.by)?;
     let stack = grouping(&args.stack)?;
     let filter = Filter::parse(args.filter.iter().map(String::as_str))
@@ -172,7 +182,7 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
         None => None,
     };
     let mut totals = what_if.is_none().then(|| report::GroupTotals::new(by));
-    let mut store = cost_store::open(&args.db).map_err(|e| Failure(e.to_string()))?;
+    let mut store = cost_store::open_existing(&args.db).map_err(|e| Failure(e.to_string()))?;
     store
         .scan(&range, &mut |record| {
             if !filter.keeps(&record) {
@@ -479,7 +489,7 @@ pub(crate) fn run_reprice(args: &RepriceArgs, out: &mut dyn Write) -> Result<(),
     } else {
         over_embedded(&file, prices)?
     };
-    let mut store = cost_store::open(db).map_err(|e| Failure(e.to_string()))?;
+    let mut store = cost_store::open_existing(db).map_err(|e| Failure(e.to_string()))?;
     // One pass, a record at a time: only the changes are kept, and the models seen, for the
     // warnings about stale prices.
     let mut repricing = report::Repricing::new(&table)

@@ -344,3 +344,21 @@ limit = 10
         ]
     );
 }
+
+#[test]
+fn accounts_of_a_store_that_does_not_exist_are_an_error_and_it_is_not_created() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("budgets.toml");
+    std::fs::write(&file, BUDGETS).unwrap_or_else(|e| panic!("{e}"));
+    let missing = dir.path().join("acounts.sqlite");
+    let output = run(&[
+        "budgets",
+        file.to_str().unwrap_or_default(),
+        "--db",
+        missing.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("no ledger at"), "{said}");
+    assert!(!missing.exists());
+}

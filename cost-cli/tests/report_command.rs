@@ -846,3 +846,49 @@ fn totals_by_month_split_at_midnight_utc_on_the_first() {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
     );
 }
+
+#[test]
+fn a_ledger_path_that_does_not_exist_is_an_error_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let prices = price_file(&dir, "prices", "gpt-4o", "2026-11-01", "2.50");
+    for file in ["ledgr.sqlite", "calls.jsonl"] {
+        let path = dir.path().join(file);
+        let address = path.to_str().unwrap_or_default();
+        for args in [
+            vec!["report", "--db", address],
+            vec!["reprice", "--db", address, "--prices", &prices],
+        ] {
+            let output = run(&args);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+            let said = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                said.contains(&format!("no ledger at `{address}`")),
+                "{said}"
+            );
+            assert!(!path.exists(), "{args:?} created {address}");
+        }
+    }
+}
+
+#[test]
+fn a_range_that_ends_before_it_starts_is_an_error_not_an_empty_report() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    for (since, until) in [("2026-11-03", "2026-11-01"), ("2026-11-02", "2026-11-02")] {
+        let output = run(&["report", "--db", &db, "--since", since, "--until", until]);
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains("is not before --until"), "{said}");
+    }
+    // A one-day range is one.
+    let text = stdout(&run(&[
+        "report",
+        "--db",
+        &db,
+        "--since",
+        "2026-11-02",
+        "--until",
+        "2026-11-03",
+    ]));
+    assert!(text.contains("2026-11-02"), "{text}");
+}

@@ -51,7 +51,7 @@ use cost_core::Money;
 use cost_core::budget::{SharedAccounts, SharedKey, SharedRefusal, SharedReservation};
 
 use crate::lock;
-use crate::store::{StoreError, is_redis_url};
+use crate::store::{Creating, StoreError, is_redis_url};
 
 /// A store that keeps budget accounts.
 pub(crate) trait BudgetBackend: Send + 'static {
@@ -595,14 +595,15 @@ const DEFAULT_RESERVATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// The accounts of `budget` in `window` (a day or month number, as
 /// [`utc_day`](cost_core::budget::utc_day) and [`utc_month`](cost_core::budget::utc_month) give
 /// them) in the store at `address`, read once, without the background threads of [`budgets()`]
-/// (`options` gives the Redis key prefix).
+/// (`options` gives the Redis key prefix). A SQLite file that does not exist, or a PostgreSQL
+/// database that holds no ledger, is [`StoreError::NoLedger`] and is left as it was.
 pub fn budget_accounts(
     address: &str,
     options: &BudgetOptions,
     budget: &str,
     window: i64,
 ) -> Result<Vec<BudgetAccount>, StoreError> {
-    open_backend(address, options)?.accounts(budget, window)
+    open_backend(address, options, Creating::Never)?.accounts(budget, window)
 }
 
 /// Opens the budget accounts at `address` (a SQLite file, a `postgres://` URL or a `redis://`
@@ -617,8 +618,8 @@ pub fn budgets_with(
     address: &str,
     options: BudgetOptions,
 ) -> Result<Arc<StoreBudgets>, StoreError> {
-    let reserve = open_backend(address, &options)?;
-    let settle = open_backend(address, &options)?;
+    let reserve = open_backend(address, &options, Creating::IfMissing)?;
+    let settle = open_backend(address, &options, Creating::IfMissing)?;
     StoreBudgets::over(reserve, settle, &options).map(Arc::new)
 }
 
@@ -634,10 +635,12 @@ fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), StoreEr
         })
 }
 
-/// Opens the budget accounts of the store at `address`.
+/// Opens the budget accounts of the store at `address` (a SQLite or PostgreSQL one created
+/// when missing, or not, as `creating` says).
 fn open_backend(
     address: &str,
     options: &BudgetOptions,
+    creating: Creating,
 ) -> Result<Box<dyn BudgetBackend>, StoreError> {
     if is_redis_url(address) {
         #[cfg(feature = "redis")]
@@ -652,16 +655,19 @@ fn open_backend(
             )?,
         ));
     }
-    let _ = options;
+    let _ = (options, creating);
     #[cfg(feature = "postgres")]
     if crate::store::is_postgres_url(address) {
-        return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
+        return Ok(Box::new(crate::postgres::PostgresStore::connect_creating(
+            address, creating,
+        )?));
     }
     #[cfg(feature = "sqlite")]
     if !address.ends_with(".jsonl")
         && !is_redis_url(address)
         && !crate::store::is_postgres_url(address)
     {
+        crate::store::file_must_exist(address, creating)?;
         return Ok(Box::new(crate::sqlite::SqliteStore::open(address)?));
     }
     Err(StoreError::UnknownAddress(

@@ -60,7 +60,7 @@ pub use postgres::PostgresStore;
 pub use record::{CallRecord, CallStatus};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
-pub use store::{Repriced, Store, StoreError, TimeRange, open};
+pub use store::{Repriced, Store, StoreError, TimeRange, open, open_existing};
 pub use writer::{FlushGuard, WriterOptions, WriterSink, WriterStats, spawn};
 
 /// Applies a reprice to a record in memory (the JSON-lines store, and the stores' tests).

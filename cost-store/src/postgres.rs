@@ -24,7 +24,7 @@ use postgres::{Client, NoTls};
 use crate::budgets::TlsFiles;
 use crate::columns::{self, COLUMNS, Value};
 use crate::record::CallRecord;
-use crate::store::{Repriced, Store, StoreError, TimeRange, address_without_secrets};
+use crate::store::{Creating, Repriced, Store, StoreError, TimeRange, address_without_secrets};
 use crate::unconfirmed::{Unconfirmed, without};
 
 /// The schema versions, applied in order.
@@ -176,6 +176,8 @@ pub struct PostgresStore {
     config: postgres::Config,
     connector: Connector,
     client: Option<Client>,
+    /// Whether connecting may give the database the ledger's tables.
+    creating: Creating,
     /// The last batch of calls whose `COMMIT` was sent but not answered (the connection was
     /// lost). Whether it landed is asked before the next batch is written, so a retried batch
     /// is never written twice.
@@ -196,6 +198,16 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user@host:5432/database`, with `?sslmode=require` for
     /// TLS: see the module's documentation) and migrates the schema.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_creating(url, Creating::IfMissing)
+    }
+
+    /// [`PostgresStore::connect`] to a database that holds a ledger already: one that holds
+    /// none is [`StoreError::NoLedger`], and is given no tables.
+    pub fn connect_existing(url: &str) -> Result<Self, StoreError> {
+        Self::connect_creating(url, Creating::Never)
+    }
+
+    pub(crate) fn connect_creating(url: &str, creating: Creating) -> Result<Self, StoreError> {
         let address = address_without_secrets(url);
         let tls_error = |message: String| StoreError::Tls {
             location: address.clone(),
@@ -224,6 +236,7 @@ impl PostgresStore {
             config,
             connector,
             client: None,
+            creating,
             unconfirmed_calls: None,
             unconfirmed_settles: None,
         };
@@ -247,6 +260,11 @@ impl PostgresStore {
                 Connector::Tls(tls) => self.config.connect(tls.clone()),
             };
             let mut client = connected.map_err(|e| self.error(e))?;
+            if self.creating == Creating::Never
+                && !holds_a_ledger(&mut client).map_err(|e| self.error(e))?
+            {
+                return Err(StoreError::NoLedger(self.address.clone()));
+            }
             migrate(&mut client).map_err(|e| match e {
                 Migration::Database(e) => self.error(e),
                 Migration::TooNew(found) => StoreError::SchemaTooNew {
@@ -275,6 +293,13 @@ impl PostgresStore {
             self.error(e)
         })
     }
+}
+
+/// Whether the database has the ledger's schema table.
+fn holds_a_ledger(client: &mut Client) -> Result<bool, postgres::Error> {
+    client
+        .query_one("SELECT to_regclass('llm_cost_schema') IS NOT NULL", &[])?
+        .try_get(0)
 }
 
 enum Migration {

@@ -95,6 +95,12 @@ pub enum StoreError {
         /// The panic's message, when it has one.
         message: String,
     },
+    /// A reading command's store that does not exist: a file missing, or a PostgreSQL
+    /// database holding no ledger (see [`open_existing`]). Shown without credentials.
+    #[error(
+        "no ledger at `{0}`: it does not exist (a report or a reprice never creates one; check the path or URL)"
+    )]
+    NoLedger(String),
     /// An address no store of this build understands (shown without its credentials).
     #[error(
         "cannot open `{0}`: a ledger is a `.jsonl` file, a SQLite file or a postgres:// URL; budget accounts are a SQLite file, a postgres:// URL or a redis:// URL (each URL with the feature of its name)"
@@ -131,6 +137,7 @@ impl StoreError {
             StoreError::Io { .. }
             | StoreError::Tls { .. }
             | StoreError::UnknownAddress(_)
+            | StoreError::NoLedger(_)
             | StoreError::Contended { .. } => false,
             // Redis holds budget accounts only, whose settlements are retried until applied.
             #[cfg(feature = "redis")]
@@ -223,16 +230,48 @@ pub trait Store: Send + 'static {
 /// Opens the store at `address`: a `postgres://` or `postgresql://` URL, a `.jsonl` file, or
 /// else a SQLite database file (created when missing).
 pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_creating(address, Creating::IfMissing)
+}
+
+/// [`open`] for reading what is there (a report, a reprice): a file that does not exist, or a
+/// PostgreSQL database that holds no ledger, is [`StoreError::NoLedger`] and is left as it
+/// was, so a misspelt path gives an error, not the empty totals of a ledger made for it.
+pub fn open_existing(address: &str) -> Result<Box<dyn Store>, StoreError> {
+    open_creating(address, Creating::Never)
+}
+
+/// Whether opening a store may create it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Creating {
+    /// A file or a schema missing is created.
+    IfMissing,
+    /// A file or a schema missing is [`StoreError::NoLedger`].
+    Never,
+}
+
+/// With [`Creating::Never`], [`StoreError::NoLedger`] when `path` (a file store's) does not
+/// exist.
+pub(crate) fn file_must_exist(path: &str, creating: Creating) -> Result<(), StoreError> {
+    if creating == Creating::Never && !std::path::Path::new(path).exists() {
+        return Err(StoreError::NoLedger(path.to_owned()));
+    }
+    Ok(())
+}
+
+fn open_creating(address: &str, creating: Creating) -> Result<Box<dyn Store>, StoreError> {
     if is_redis_url(address) {
         // Redis keeps budget accounts only; never a SQLite file named after the URL.
         return Err(StoreError::UnknownAddress(address_without_secrets(address)));
     }
     if is_postgres_url(address) {
         #[cfg(feature = "postgres")]
-        return Ok(Box::new(crate::postgres::PostgresStore::connect(address)?));
+        return Ok(Box::new(crate::postgres::PostgresStore::connect_creating(
+            address, creating,
+        )?));
         #[cfg(not(feature = "postgres"))]
         return Err(StoreError::UnknownAddress(address_without_secrets(address)));
     }
+    file_must_exist(address, creating)?;
     if address.ends_with(".jsonl") {
         return Ok(Box::new(crate::jsonl::JsonLinesStore::open(address)?));
     }

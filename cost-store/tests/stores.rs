@@ -301,6 +301,57 @@ fn json_lines_written_before_audio_images_and_hosted_tools_were_counted_read_bac
     assert_eq!((back[0].usage, back[0].cost), (call.usage, call.cost));
 }
 
+/// A reading command's store must exist: a misspelt path gives an error, never the empty
+/// totals of a ledger made for it on the spot.
+#[test]
+fn a_store_that_does_not_exist_is_no_ledger_and_is_not_created_when_only_read() {
+    for file in ["calls.jsonl", "calls.sqlite"] {
+        let (_dir, address) = common::temp_address(file);
+        let refused = cost_store::open_existing(&address).map(|store| store.describe());
+        assert!(
+            matches!(&refused, Err(cost_store::StoreError::NoLedger(at)) if *at == address),
+            "{refused:?}"
+        );
+        assert!(!std::path::Path::new(&address).exists());
+        // Once a program has written one, it is read.
+        drop(cost_store::open(&address).unwrap_or_else(|e| panic!("{e}")));
+        let mut store = cost_store::open_existing(&address).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.load(&TimeRange::ALL).map(|r| r.len()).ok(), Some(0));
+    }
+    // Budget accounts read once, the same.
+    let (_dir, address) = common::temp_address("budgets.sqlite");
+    let options = cost_store::BudgetOptions::default();
+    let refused = cost_store::budget_accounts(&address, &options, "daily", 1);
+    assert!(
+        matches!(refused, Err(cost_store::StoreError::NoLedger(_))),
+        "{refused:?}"
+    );
+    assert!(!std::path::Path::new(&address).exists());
+}
+
+#[test]
+fn a_postgres_database_without_a_ledger_is_no_ledger_and_is_given_no_tables_when_only_read() {
+    let Some(mut schema) = PostgresSchema::create("no_ledger") else {
+        return;
+    };
+    let refused = cost_store::open_existing(&schema.url).map(|store| store.describe());
+    assert!(
+        matches!(refused, Err(cost_store::StoreError::NoLedger(_))),
+        "{refused:?}"
+    );
+    let options = cost_store::BudgetOptions::default();
+    let refused = cost_store::budget_accounts(&schema.url, &options, "daily", 1);
+    assert!(
+        matches!(refused, Err(cost_store::StoreError::NoLedger(_))),
+        "{refused:?}"
+    );
+    assert_eq!(schema.tables(), 0);
+    drop(cost_store::open(&schema.url).unwrap_or_else(|e| panic!("{e}")));
+    assert!(schema.tables() > 0);
+    let mut store = cost_store::open_existing(&schema.url).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.load(&TimeRange::ALL).map(|r| r.len()).ok(), Some(0));
+}
+
 #[test]
 fn sqlite() {
     let (_dir, address) = common::temp_address("calls.sqlite");

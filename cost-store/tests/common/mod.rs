@@ -206,6 +206,17 @@ impl PostgresSchema {
         Some(PostgresSchema { url, name, admin })
     }
 
+    /// How many tables this schema holds.
+    pub(crate) fn tables(&mut self) -> i64 {
+        self.admin
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+                &[&self.name],
+            )
+            .and_then(|row| row.try_get(0))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Runs `sql` in this schema, as its administrator (to make a database of an older schema).
     #[allow(dead_code)]
     pub(crate) fn execute(&mut self, sql: &str) {
