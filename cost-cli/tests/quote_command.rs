@@ -608,3 +608,23 @@ fn a_line_with_an_unknown_key_exits_one_unless_such_keys_are_allowed() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_response_of_another_format_is_an_error_line() {
+    let responses_answer = r#"{"id": "resp_1", "model": "gpt-4o", "usage": {"input_tokens": 1000, "output_tokens": 100}}"#;
+    let out = run(&["quote", "--from", "openai-chat"], responses_answer);
+    assert_eq!(out.status.code(), Some(1));
+    let got = lines(&out);
+    assert_eq!(got[0]["id"], "resp_1");
+    assert!(
+        got[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("has no `prompt_tokens`")),
+        "{}",
+        got[0]
+    );
+    // In its own format it is priced.
+    let out = run(&["quote", "--from", "openai-responses"], responses_answer);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lines(&out)[0]["cost_usd"], "0.0035");
+}

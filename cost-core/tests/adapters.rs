@@ -472,6 +472,59 @@ fn bedrock_cache_lifetimes_it_does_not_know_are_errors() {
 }
 
 #[test]
+fn a_usage_object_of_another_format_is_refused_not_read_as_zero() {
+    // Responses API counts read as a Chat Completion's, or an empty usage: every count
+    // would read as 0.
+    let not_chat = Err(AdapterError::NotThisFormat {
+        key: "usage",
+        marker: "prompt_tokens",
+    });
+    for usage in [json!({"input_tokens": 10, "output_tokens": 5}), json!({})] {
+        assert_eq!(
+            openai::chat_from_json(&json!({"model": "gpt-4o", "usage": usage})),
+            not_chat
+        );
+    }
+    // Chat Completions counts read as a Responses API answer's, an Anthropic message's, a
+    // Gemini answer's or a Bedrock one's.
+    let chat = json!({"model": "m", "usage": {"prompt_tokens": 10, "completion_tokens": 5}});
+    assert_eq!(
+        openai::responses_from_json(&chat),
+        Err(AdapterError::NotThisFormat {
+            key: "usage",
+            marker: "input_tokens",
+        })
+    );
+    assert_eq!(
+        anthropic::from_json(&chat),
+        Err(AdapterError::NotThisFormat {
+            key: "usage",
+            marker: "output_tokens",
+        })
+    );
+    assert_eq!(
+        bedrock::from_json(&chat),
+        Err(AdapterError::NotThisFormat {
+            key: "usage",
+            marker: "inputTokens",
+        })
+    );
+    assert_eq!(
+        gemini::from_json(&json!({"usageMetadata": {"prompt_tokens": 10}})),
+        Err(AdapterError::NotThisFormat {
+            key: "usageMetadata",
+            marker: "promptTokenCount",
+        })
+    );
+    // The message names what is missing.
+    let said = openai::chat_from_json(&json!({"usage": {}}))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(said.contains("no `prompt_tokens`"), "{said}");
+}
+
+#[test]
 fn an_anthropic_stream_keeps_the_input_of_message_start_when_deltas_give_only_the_output() {
     let start = json!({"type": "message_start", "message": {
         "id": "msg_1", "type": "message", "model": "claude-sonnet-4-5",

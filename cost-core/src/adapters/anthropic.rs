@@ -161,7 +161,8 @@ impl TokenUsage for Message {
 /// [`StreamUsage`]. The usage alone does not say the service tier, the speed or where
 /// inference ran; deserialize the response into a [`Message`] to read those too.
 pub fn from_json(value: &Value) -> Result<Usage, AdapterError> {
-    let usage = usage_object(value, "usage", "input_tokens")?;
+    // Every usage gives the output (a stream's `message_delta` gives only that).
+    let usage = usage_object(value, "usage", "output_tokens")?;
     let split = usage.get("cache_creation").filter(|c| c.is_object());
     let split = match split {
         Some(_) => Some((

@@ -34,6 +34,17 @@ pub enum AdapterError {
     /// No usage object where the provider puts it.
     #[error("no `{0}` object in the response")]
     NoUsage(&'static str),
+    /// A usage object without the count every usage of the format gives: another format's
+    /// (its counts would all read as 0), or one whose counts are missing.
+    #[error(
+        "the `{key}` object has no `{marker}`: it is not in this format (another provider's or API's response?) or its counts are missing"
+    )]
+    NotThisFormat {
+        /// The usage object's key.
+        key: &'static str,
+        /// The count it lacks.
+        marker: &'static str,
+    },
     /// A count that is not a non-negative integer.
     #[error("`{field}` must be a non-negative integer, got {value}")]
     BadCount {
@@ -83,12 +94,18 @@ pub(crate) fn count_if_present(object: &Value, path: &[&str]) -> Result<Option<u
 }
 
 /// The usage object: `value[key]` when the value is a whole response, else the value itself.
+/// Either must hold `marker`, the count every usage of the format gives: one without it is
+/// another format's (Responses API counts read as a Chat Completion's, say), whose counts
+/// would all read as 0.
 pub(crate) fn usage_object<'v>(
     value: &'v Value,
     key: &'static str,
-    marker: &str,
+    marker: &'static str,
 ) -> Result<&'v Value, AdapterError> {
     match value.get(key) {
+        Some(usage) if usage.is_object() && usage.get(marker).is_none() => {
+            Err(AdapterError::NotThisFormat { key, marker })
+        }
         Some(usage) if usage.is_object() => Ok(usage),
         _ if value.get(marker).is_some() => Ok(value),
         _ => Err(AdapterError::NoUsage(key)),
