@@ -179,6 +179,19 @@ fn count_usage_outside_call() {
     }
 }
 
+/// A tracked response stream of the call `span_name` that ended with no chunk carrying usage.
+/// Counted, and the first warned about.
+#[cold]
+pub(crate) fn count_stream_without_usage(span_name: &str) {
+    if count_in_layer(crate::ledger::DiagnosticCounters::count_stream_without_usage) {
+        tracing::warn!(
+            target: "cost_layer",
+            call = span_name,
+            "the response stream of the LLM call `{span_name}` ended without any chunk carrying usage, so the call's cost is unknown and in no total, though the provider billed it. OpenAI's Chat Completions streams report usage only when the request sets `stream_options: {{\"include_usage\": true}}`; streams that spread it over their events need a reader that reads them (`track_stream_with`). Further such streams are only counted in Diagnostics::streams_ended_without_usage"
+        );
+    }
+}
+
 /// A return value whose error `#[llm_call(err)]` can record.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(

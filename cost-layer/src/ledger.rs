@@ -185,12 +185,19 @@ pub struct Diagnostics {
     /// date. The call is charged at the table's price; the first of each model is warned about
     /// (target `cost_layer::prices`).
     pub reported_cost_mismatches: u64,
+    /// Response streams tracked as calls ([`stream::track_stream`](crate::stream::track_stream))
+    /// that ended without any chunk carrying usage: OpenAI's Chat Completions streams without
+    /// `stream_options: {"include_usage": true}`, or a reader that misses the events holding
+    /// it. The provider billed the call; its cost is unknown and in no total (the call is in
+    /// [`calls_without_usage`](Self::calls_without_usage) too). Counted by the outermost
+    /// `CostLayer` of the dispatcher, and the first warned about.
+    pub streams_ended_without_usage: u64,
 }
 
 impl Diagnostics {
     /// Every count with its name (the field's), in the order of the fields: what the metric
     /// exporters publish as [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) by `kind`.
-    pub fn counts(&self) -> [(&'static str, u64); 15] {
+    pub fn counts(&self) -> [(&'static str, u64); 16] {
         // Destructured: a new count cannot be left out.
         let Diagnostics {
             bad_field_values,
@@ -208,6 +215,7 @@ impl Diagnostics {
             tier_fallbacks,
             usage_outside_calls,
             reported_cost_mismatches,
+            streams_ended_without_usage,
         } = *self;
         [
             ("bad_field_values", bad_field_values),
@@ -225,6 +233,7 @@ impl Diagnostics {
             ("tier_fallbacks", tier_fallbacks),
             ("usage_outside_calls", usage_outside_calls),
             ("reported_cost_mismatches", reported_cost_mismatches),
+            ("streams_ended_without_usage", streams_ended_without_usage),
         ]
     }
 }
@@ -246,6 +255,7 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) tier_fallbacks: AtomicU64,
     pub(crate) usage_outside_calls: AtomicU64,
     pub(crate) reported_cost_mismatches: AtomicU64,
+    pub(crate) streams_ended_without_usage: AtomicU64,
     /// The warning about posts to evicted sessions.
     pub(crate) evicted_post_warning: OnceWarning,
     /// The warning about calls priced at standard for want of their tier's prices.
@@ -254,6 +264,8 @@ pub(crate) struct DiagnosticCounters {
     hidden_call_warned: std::sync::atomic::AtomicBool,
     /// Usage recorded outside any call was warned about.
     usage_outside_warned: std::sync::atomic::AtomicBool,
+    /// A stream that ended without usage was warned about.
+    stream_without_usage_warned: std::sync::atomic::AtomicBool,
 }
 
 impl DiagnosticCounters {
@@ -273,6 +285,15 @@ impl DiagnosticCounters {
     pub(crate) fn count_usage_outside_call(&self) -> bool {
         Self::bump(&self.usage_outside_calls);
         !self.usage_outside_warned.swap(true, Ordering::Relaxed)
+    }
+
+    /// Counts a tracked stream that ended without usage; `true` for the first, to be warned
+    /// about.
+    pub(crate) fn count_stream_without_usage(&self) -> bool {
+        Self::bump(&self.streams_ended_without_usage);
+        !self
+            .stream_without_usage_warned
+            .swap(true, Ordering::Relaxed)
     }
 
     fn posted_to_evicted_session(&self) {
@@ -305,6 +326,7 @@ impl DiagnosticCounters {
             tier_fallbacks: read(&self.tier_fallbacks),
             usage_outside_calls: read(&self.usage_outside_calls),
             reported_cost_mismatches: read(&self.reported_cost_mismatches),
+            streams_ended_without_usage: read(&self.streams_ended_without_usage),
         }
     }
 }

@@ -103,6 +103,8 @@ where
 struct OpenCall {
     span: Span,
     ended: bool,
+    /// A chunk carried usage.
+    usage_seen: bool,
 }
 
 impl Drop for OpenCall {
@@ -181,6 +183,7 @@ fn tracked<S, R>(stream: S, reader: R) -> UsageStream<S, R> {
         call: Some(OpenCall {
             span: Span::current(),
             ended: false,
+            usage_seen: false,
         }),
     }
 }
@@ -201,9 +204,18 @@ where
         let _entered = call.span.enter();
         let polled = this.inner.poll_next(cx);
         match &polled {
-            Poll::Ready(Some(chunk)) => this.reader.read(chunk, &mut |found| record(found)),
+            Poll::Ready(Some(chunk)) => {
+                let usage_seen = &mut call.usage_seen;
+                this.reader
+                    .read(chunk, &mut |found| *usage_seen |= record(found));
+            }
             Poll::Ready(None) => {
                 call.ended = true;
+                if !call.usage_seen && !call.span.is_disabled() {
+                    crate::call::count_stream_without_usage(
+                        call.span.metadata().map_or("?", |m| m.name()),
+                    );
+                }
                 drop(_entered);
                 // The call's span is released: it closes now, unless other handles hold it.
                 *this.call = None;
@@ -225,10 +237,11 @@ impl<S, R> TokenUsage for UsageStream<S, R> {
     }
 }
 
-/// Records what a chunk says on the call span that is current.
-fn record(found: &dyn TokenUsage) {
-    if let Some(usage) = found.token_usage() {
-        crate::record_usage(&usage);
+/// Records what a chunk says on the call span that is current; `true` when it carried usage.
+fn record(found: &dyn TokenUsage) -> bool {
+    let usage = found.token_usage();
+    if let Some(usage) = &usage {
+        crate::record_usage(usage);
     }
     if let Some(model) = found.response_model() {
         crate::record_response_model(model);
@@ -245,4 +258,5 @@ fn record(found: &dyn TokenUsage) {
     if let Some(cost) = found.reported_cost() {
         crate::record_reported_cost(cost);
     }
+    usage.is_some()
 }

@@ -453,9 +453,51 @@ fn a_stream_cut_before_its_usage_still_says_which_model_answered() {
     });
     let models = models.lock().map(|m| m.clone()).unwrap_or_default();
     assert_eq!(models, [Some("gpt-4o-2024-08-06".to_owned())]);
-    // No usage came: nothing charged, the call counted without usage.
+    // No usage came: nothing charged, the call counted without usage; cut, not ended.
     assert_eq!(ledger.diagnostics().calls_without_usage, 1);
+    assert_eq!(ledger.diagnostics().streams_ended_without_usage, 0);
     assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls).unwrap_or(0), 0);
+}
+
+/// OpenAI's chunks without `stream_options.include_usage`: none carries usage.
+fn openai_chunks_without_usage() -> Vec<ChatCompletion> {
+    openai_chunks(1_000, 100)
+        .into_iter()
+        .map(|mut chunk| {
+            chunk.usage = None;
+            chunk
+        })
+        .collect()
+}
+
+#[llm_call(model = "gpt-4o")]
+fn chat_stream_without_usage() -> UsageStream<Chunks<ChatCompletion>> {
+    track_stream(chunks(openai_chunks_without_usage()))
+}
+
+#[test]
+fn a_stream_that_ends_without_usage_is_counted_and_warned_about_once() {
+    let (layer, ledger) = CostLayer::builder().build();
+    let (dispatch, warnings) = warnings::Warnings::beside(layer, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        assert_eq!(drain(chat_stream_without_usage()), 3);
+        assert_eq!(drain(chat_stream_without_usage()), 3);
+        // One with usage, and one cut before its end, are neither.
+        drain(chat_stream(1_000, 100));
+        let mut cut = Box::pin(chat_stream_without_usage());
+        let mut cx = Context::from_waker(Waker::noop());
+        while !matches!(cut.as_mut().poll_next(&mut cx), Poll::Ready(Some(_))) {}
+        drop(cut);
+    });
+    let diagnostics = ledger.diagnostics();
+    assert_eq!(diagnostics.streams_ended_without_usage, 2);
+    assert_eq!(diagnostics.calls_without_usage, 3);
+    assert_eq!(
+        warnings.containing("Diagnostics::streams_ended_without_usage"),
+        1
+    );
+    assert_eq!(warnings.containing("include_usage"), 1);
+    assert_eq!(ledger.model("gpt-4o").map(|t| t.llm_calls), Some(1));
 }
 
 #[test]
