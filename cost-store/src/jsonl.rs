@@ -31,14 +31,20 @@ pub struct JsonLinesStore {
 }
 
 impl JsonLinesStore {
-    /// Opens `path` for appending, creating it when missing.
+    /// Opens `path` for appending, creating it when missing. A file whose last line was cut
+    /// short (a process killed while it wrote, a disk that filled) has that line ended first:
+    /// the records written next each stay a line of their own, and the cut one is reported
+    /// by its line number (`StoreError::Corrupt`) instead of taking the next record with it.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let path = path.into();
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|source| io(&path, source))?;
+        if ends_in_a_cut_line(&path).map_err(|source| io(&path, source))? {
+            file.write_all(b"\n").map_err(|source| io(&path, source))?;
+        }
         Ok(JsonLinesStore {
             path,
             file,
@@ -131,19 +137,34 @@ impl JsonLinesStore {
         each: &mut dyn FnMut(&str, CallRecord) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let file = File::open(&self.path).map_err(|source| io(&self.path, source))?;
-        for (index, line) in BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| io(&self.path, source))?;
+        let mut reader = BufReader::new(file);
+        let mut bytes = Vec::new();
+        let mut line_number = 0;
+        loop {
+            bytes.clear();
+            let read = reader
+                .read_until(b'\n', &mut bytes)
+                .map_err(|source| io(&self.path, source))?;
+            // The end; or a last line without its newline: one being written (by another
+            // process, while this one reads), not a record yet.
+            if read == 0 || bytes.last() != Some(&b'\n') {
+                break;
+            }
+            line_number += 1;
+            let corrupt = |message: String| StoreError::Corrupt {
+                location: format!("{}:{line_number}", self.path.display()),
+                message,
+            };
+            let line = std::str::from_utf8(&bytes[..bytes.len() - 1])
+                .map_err(|e| corrupt(e.to_string()))?;
+            let line = line.strip_suffix('\r').unwrap_or(line);
             if line.trim().is_empty() {
                 continue;
             }
-            let line_number = index as i64 + 1;
             let mut record: CallRecord =
-                serde_json::from_str(&line).map_err(|e| StoreError::Corrupt {
-                    location: format!("{}:{line_number}", self.path.display()),
-                    message: e.to_string(),
-                })?;
+                serde_json::from_str(line).map_err(|e| corrupt(e.to_string()))?;
             record.id = Some(line_number);
-            each(&line, record)?;
+            each(line, record)?;
         }
         Ok(())
     }
@@ -186,6 +207,19 @@ impl Drop for JsonLinesStore {
     fn drop(&mut self) {
         let _ = self.finish_unfinished();
     }
+}
+
+/// Whether the file at `path` ends in a line without its newline.
+fn ends_in_a_cut_line(path: &std::path::Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 fn io(path: &std::path::Path, source: std::io::Error) -> StoreError {
@@ -349,6 +383,52 @@ mod tests {
         store.room = None;
         store.append(&batch).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read_back(&mut store), batch);
+    }
+
+    #[test]
+    fn a_line_being_written_is_not_read_and_one_cut_short_is_ended_before_the_next() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("calls.jsonl");
+        let mut store = JsonLinesStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let written = [call(1, 1_000), call(2, 2_000)];
+        store.append(&written).unwrap_or_else(|e| panic!("{e}"));
+        // Another process is writing a line: a reader sees its start only.
+        let next = line(&call(3, 3_000)).unwrap_or_else(|e| panic!("{e}"));
+        let (start, _) = next.split_at(next.len() / 2);
+        OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(start.as_bytes()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_back(&mut store), written);
+        // That process was killed there. The next to open the file ends the cut line first:
+        // what it writes stays whole, and the cut line is reported as the third.
+        drop(store);
+        let mut store = JsonLinesStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .append(&[call(4, 4_000)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let refused = store.scan(&TimeRange::default(), &mut |_| {});
+        let location = format!("{}:3", path.display());
+        assert!(
+            matches!(&refused, Err(StoreError::Corrupt { location: at, .. }) if *at == location),
+            "{refused:?}"
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[2], start);
+        let fourth: CallRecord = serde_json::from_str(lines[3]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fourth, call(4, 4_000));
+        // Opening a file that ends well adds nothing.
+        drop(store);
+        drop(JsonLinesStore::open(&path).unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(
+            std::fs::read_to_string(&path)
+                .map(|again| again == text)
+                .ok(),
+            Some(true)
+        );
     }
 
     #[test]
