@@ -422,13 +422,19 @@ impl CostLayer {
     /// Posts a closed call to the budgets and reports the alerts. `cost` is `None` for a call
     /// that reported no usage: its reservation is released, or kept as spent when the call was
     /// cancelled in flight and the book holds such calls.
+    /// Settles a closing call's reservation at its cost, or charges it when it reserved
+    /// nothing. Returns the name of the deny budget such a call escaped when it is the first
+    /// that spent unchecked, to be warned about once the span's data is released.
     pub(crate) fn settle_budget(
         &self,
         record: &mut CostRecord,
         model: &Arc<str>,
         cost: Option<Money>,
-    ) {
-        let Some(book) = &self.budgets else { return };
+    ) -> Option<String> {
+        let Some(book) = &self.budgets else {
+            return None;
+        };
+        let mut unchecked = None;
         let (reservation, cancelled) = match record.extras.as_mut() {
             Some(extras) => (extras.budget.reservation.take(), extras.budget.cancelled),
             None => (None, false),
@@ -445,7 +451,17 @@ impl CostLayer {
                 };
                 reservation.settle(cost)
             }
-            None => book.charge(&call_keys(record, Some(model)), cost.unwrap_or(Money::ZERO)),
+            None => {
+                let keys = call_keys(record, Some(model));
+                let spent = cost.unwrap_or(Money::ZERO);
+                if spent > Money::ZERO
+                    && let Some(budget) = book.deny_budget_for(&keys)
+                    && self.ledger.diagnostics.count_unchecked_call()
+                {
+                    unchecked = Some(budget.name.clone());
+                }
+                book.charge(&keys, spent)
+            }
         };
         if let Some(call) = record.call_id() {
             book.close_span(BudgetScope::Call, call);
@@ -453,6 +469,18 @@ impl CostLayer {
         if !alerts.is_empty() {
             record.extras_mut().pending_alerts.extend(alerts);
         }
+        unchecked
+    }
+
+    /// The warning about the first call that spent under a deny budget without reserving.
+    #[cold]
+    pub(crate) fn warn_unchecked_call(span_name: &'static str, budget: &str) {
+        tracing::warn!(
+            target: "cost_layer::budget",
+            call = span_name,
+            budget = budget,
+            "the LLM call `{span_name}` reserved nothing before it ran, so the deny budget `{budget}` (and any other that applies) could not stop it, even over its limit: its cost was counted after it ran. Give its `#[llm_call]` `max_output_tokens = …` (and `estimate_input = …`), or call `cost_layer::budget::reserve` in its span, so its worst case is checked first. Further such calls are only counted in Diagnostics::calls_unchecked_by_budgets"
+        );
     }
 
     /// Frees the lifetime accounts of a closing agent run or session.

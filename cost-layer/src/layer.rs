@@ -1301,6 +1301,8 @@ impl CostLayer {
         let mut otel_call = None;
         let mut charged = None;
         let mut first_warnings = None;
+        // A deny budget the call escaped, reserving nothing: the first such call is warned about.
+        let mut unchecked_budget = None;
         if record.scope == Scope::Call {
             charged = self.charge(record, &id, span.name());
             first_warnings = charged.as_mut().and_then(|c| c.warnings.take());
@@ -1316,7 +1318,7 @@ impl CostLayer {
                     ),
                     _ => (Arc::clone(record.observed.model_or_unknown()), None),
                 };
-                self.settle_budget(record, &model, cost);
+                unchecked_budget = self.settle_budget(record, &model, cost);
             }
             #[cfg(feature = "otel")]
             if let Some(Charged { own, .. }) = &charged
@@ -1480,6 +1482,9 @@ impl CostLayer {
         }
         if !pending_alerts.is_empty() {
             self.report_alerts(&pending_alerts);
+        }
+        if let Some(budget) = &unchecked_budget {
+            Self::warn_unchecked_call(span.name(), budget);
         }
         if let Some(session) = &session_closed {
             self.ledger.session_closed(session);

@@ -192,12 +192,18 @@ pub struct Diagnostics {
     /// [`calls_without_usage`](Self::calls_without_usage) too). Counted by the outermost
     /// `CostLayer` of the dispatcher, and the first warned about.
     pub streams_ended_without_usage: u64,
+    /// Calls that spent under a deny budget that applies to them without reserving before they
+    /// ran (an `#[llm_call]` without `max_output_tokens`, a span no `budget::reserve` reached):
+    /// no budget could stop them, even one already over its limit; their cost was counted
+    /// after they ran. The first is warned about (target `cost_layer::budget`), naming the
+    /// budget.
+    pub calls_unchecked_by_budgets: u64,
 }
 
 impl Diagnostics {
     /// Every count with its name (the field's), in the order of the fields: what the metric
     /// exporters publish as [`DIAGNOSTICS`](crate::export::DIAGNOSTICS) by `kind`.
-    pub fn counts(&self) -> [(&'static str, u64); 16] {
+    pub fn counts(&self) -> [(&'static str, u64); 17] {
         // Destructured: a new count cannot be left out.
         let Diagnostics {
             bad_field_values,
@@ -216,6 +222,7 @@ impl Diagnostics {
             usage_outside_calls,
             reported_cost_mismatches,
             streams_ended_without_usage,
+            calls_unchecked_by_budgets,
         } = *self;
         [
             ("bad_field_values", bad_field_values),
@@ -234,6 +241,7 @@ impl Diagnostics {
             ("usage_outside_calls", usage_outside_calls),
             ("reported_cost_mismatches", reported_cost_mismatches),
             ("streams_ended_without_usage", streams_ended_without_usage),
+            ("calls_unchecked_by_budgets", calls_unchecked_by_budgets),
         ]
     }
 }
@@ -256,6 +264,7 @@ pub(crate) struct DiagnosticCounters {
     pub(crate) usage_outside_calls: AtomicU64,
     pub(crate) reported_cost_mismatches: AtomicU64,
     pub(crate) streams_ended_without_usage: AtomicU64,
+    pub(crate) calls_unchecked_by_budgets: AtomicU64,
     /// The warning about posts to evicted sessions.
     pub(crate) evicted_post_warning: OnceWarning,
     /// The warning about calls priced at standard for want of their tier's prices.
@@ -266,6 +275,8 @@ pub(crate) struct DiagnosticCounters {
     usage_outside_warned: std::sync::atomic::AtomicBool,
     /// A stream that ended without usage was warned about.
     stream_without_usage_warned: std::sync::atomic::AtomicBool,
+    /// A call no deny budget could check was warned about.
+    unchecked_call_warned: std::sync::atomic::AtomicBool,
 }
 
 impl DiagnosticCounters {
@@ -294,6 +305,13 @@ impl DiagnosticCounters {
         !self
             .stream_without_usage_warned
             .swap(true, Ordering::Relaxed)
+    }
+
+    /// Counts a call that spent under a deny budget without reserving first; `true` for the
+    /// first, to be warned about.
+    pub(crate) fn count_unchecked_call(&self) -> bool {
+        Self::bump(&self.calls_unchecked_by_budgets);
+        !self.unchecked_call_warned.swap(true, Ordering::Relaxed)
     }
 
     fn posted_to_evicted_session(&self) {
@@ -327,6 +345,7 @@ impl DiagnosticCounters {
             usage_outside_calls: read(&self.usage_outside_calls),
             reported_cost_mismatches: read(&self.reported_cost_mismatches),
             streams_ended_without_usage: read(&self.streams_ended_without_usage),
+            calls_unchecked_by_budgets: read(&self.calls_unchecked_by_budgets),
         }
     }
 }

@@ -1051,3 +1051,56 @@ fn a_hand_written_call_marks_its_cancellation_with_a_call_in_flight() {
         );
     });
 }
+
+/// $0.01 a call (2 000 in, 500 out), with no bound to reserve: no budget checks it first.
+#[llm_call(model = "gpt-4o")]
+fn unbounded_step() -> Usage {
+    Usage::new(2_000, 500)
+}
+
+#[test]
+fn calls_that_reserve_nothing_under_a_deny_budget_are_counted_and_warned_about_once() {
+    let book = book_on_a_fixed_clock(session_budget("0.02"));
+    let (layer, ledger) = CostLayer::builder().budgets(book).build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer::budget"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "unbounded");
+        let _s = session.enter();
+        // Five calls run, $0.05 under a $0.02 limit: nothing checked them before they ran.
+        for _ in 0..5 {
+            unbounded_step();
+        }
+        // A call that reserves is refused, and one outside any session has no deny budget.
+        let ran = Mutex::new(0);
+        assert!(step("summarise the thread", &ran).is_err());
+    });
+    tracing::dispatcher::with_default(&dispatch, unbounded_step);
+    assert_eq!(
+        ledger.session("unbounded").map(|t| t.total_usd()),
+        Some(usd("0.05"))
+    );
+    assert_eq!(ledger.diagnostics().calls_unchecked_by_budgets, 5);
+    let unchecked = warnings.containing("Diagnostics::calls_unchecked_by_budgets");
+    assert_eq!(unchecked, 1);
+    assert_eq!(warnings.containing("max_output_tokens"), 1);
+    let seen = warnings.seen();
+    assert!(
+        seen.iter()
+            .any(|w| w.contains("call=\"unbounded_step\"")
+                && w.contains("budget=\"per_session_max\"")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn calls_under_alert_budgets_only_are_not_counted_as_unchecked() {
+    let mut config = session_budget("0.02");
+    config.budgets[0].policy = cost_layer::cost_core::budget::Policy::Alert;
+    let (dispatch, ledger, _book, _alerts) = setup(config);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = tracing::info_span!("s", session.id = "alerted");
+        let _s = session.enter();
+        unbounded_step();
+    });
+    assert_eq!(ledger.diagnostics().calls_unchecked_by_budgets, 0);
+}

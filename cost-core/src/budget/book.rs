@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use dashmap::DashMap;
 
 use super::clock::{Clock, SystemClock, utc_day, utc_month};
-use super::config::{BudgetConfig, BudgetScope, Policy, Window};
+use super::config::{Budget, BudgetConfig, BudgetScope, Policy, Window};
 use super::core;
 use crate::money::Money;
 
@@ -693,6 +693,19 @@ impl BudgetBook {
             held,
         );
         refusal.map_or(Ok(()), Err)
+    }
+
+    /// The first deny budget that applies to the call of `keys`: one its reservation would
+    /// have been checked against. A call that reserved nothing before it ran was checked by
+    /// none ([`BudgetBook::charge`] counts it after the fact); `None` when no deny budget
+    /// applies, so nothing was missed.
+    pub fn deny_budget_for(&self, keys: &CallKeys) -> Option<&Budget> {
+        self.inner.config.budgets.iter().find(|budget| {
+            budget.policy == Policy::Deny
+                && keys
+                    .key(budget.scope)
+                    .is_some_and(|key| budget.key.as_deref().is_none_or(|only| only == &**key))
+        })
     }
 
     /// Charges a call that reserved nothing; returns the alerts it caused.
