@@ -1067,6 +1067,18 @@ fn a_file_that_is_not_toml_is_refused_naming_the_line() {
     let err = BudgetConfig::from_toml(text)
         .err()
         .unwrap_or_else(|| panic!("accepted: {text}"));
-    assert_eq!(err.entry, "file");
+    assert_eq!(err.entry, "");
+    assert!(err.to_string().starts_with("budget file: "), "{err}");
     assert!(err.to_string().ends_with("(line 3)"), "{err}");
+    // A key no budget has: the file's error too, not a budget's called `file`.
+    let text = "per_user_daily = 5\n[[budget]]\nname = \"m\"\nscope = \"global\"\nwindow = \"month\"\nlimt = 5\n";
+    let err = BudgetConfig::from_toml(text)
+        .err()
+        .unwrap_or_else(|| panic!("accepted: {text}"));
+    assert!(
+        err.to_string()
+            .starts_with("budget file: unknown field `limt`"),
+        "{err}"
+    );
+    assert!(err.to_string().ends_with("(line 6)"), "{err}");
 }

@@ -236,12 +236,20 @@ pub struct BudgetConfig {
 
 /// Configuration that cannot be used, naming the entry at fault.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
-#[error("budget `{entry}`: {message}")]
+#[error("{}", describe_config_error(entry, message))]
 pub struct BudgetConfigError {
-    /// The entry (budget name or TOML key).
+    /// The entry (budget name or TOML key); empty for a file that does not read as a budget
+    /// file at all (not TOML, a key no budget has), whose message gives the line.
     pub entry: String,
     /// What is wrong.
     pub message: String,
+}
+
+fn describe_config_error(entry: &str, message: &str) -> String {
+    match entry {
+        "" => format!("budget file: {message}"),
+        entry => format!("budget `{entry}`: {message}"),
+    }
 }
 
 fn error(entry: &str, message: impl Into<String>) -> BudgetConfigError {
@@ -325,7 +333,7 @@ impl BudgetConfig {
     pub fn from_toml(text: &str) -> Result<BudgetConfig, BudgetConfigError> {
         let file: FileSpec = toml::from_str(text).map_err(|e| {
             error(
-                "file",
+                "",
                 format!("{} {}", e.message().trim(), position(text, e.span())),
             )
         })?;
