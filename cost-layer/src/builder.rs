@@ -161,7 +161,9 @@ impl CostLayerBuilder {
     }
 
     /// Hashes user ids with a key derived from `secret` (stable across processes that share
-    /// it), instead of a random per-process key.
+    /// it), instead of a random per-process key. Needed wherever a user's key must mean the
+    /// same in every process: per-user budgets in shared accounts, calls stored for reports
+    /// (without it the layer warns at the first user id).
     pub fn user_id_key(mut self, secret: &[u8]) -> Self {
         self.user_ids = Some(UserIds::keyed(secret));
         self

@@ -134,9 +134,55 @@ pub struct CostLayer {
     reported_mismatch_warned: Mutex<HashSet<Arc<str>>>,
     /// Models an unpriced call was warned about, with its cause's bit (each once).
     unpriced_warned: Mutex<HashSet<(Arc<str>, u32)>>,
+    /// User ids hashed with this process's random key where that splits a user apart: what
+    /// it breaks, and the warning given at the first user id.
+    random_user_key: Option<RandomUserKey>,
     /// Cost attributes on the spans `tracing-opentelemetry` exports.
     #[cfg(feature = "otel")]
     pub(crate) otel_spans: Option<crate::otel::SpanExport>,
+}
+
+/// User ids hashed with a random key of the process's own, where a user's key must mean the
+/// same in every process: a shared per-user budget, or stored calls.
+struct RandomUserKey {
+    /// What a key that changes with the process breaks.
+    consequence: String,
+    /// Due at the first user id, given at the next close.
+    warning: crate::ledger::OnceWarning,
+}
+
+impl RandomUserKey {
+    /// `None` unless the user-id key is random (`given` is `None`) and keys must match across
+    /// processes.
+    fn of(
+        given: Option<&UserIds>,
+        budgets: Option<&cost_core::budget::BudgetBook>,
+        stores_calls: bool,
+    ) -> Option<Self> {
+        if given.is_some() {
+            return None;
+        }
+        let shared_user_budget = budgets
+            .filter(|book| book.shares_accounts())
+            .and_then(|book| {
+                book.config().budgets.iter().find(|budget| {
+                    budget.scope == cost_core::budget::BudgetScope::User
+                        && budget.uses_shared_accounts()
+                })
+            });
+        let consequence = match (shared_user_budget, stores_calls) {
+            (Some(budget), _) => format!(
+                "the shared budget `{}` keeps each process's spend per user apart, so its limit is not enforced across processes, nor across a restart",
+                budget.name
+            ),
+            (None, true) => "the stored calls of one user do not group together in reports across processes and restarts".to_owned(),
+            (None, false) => return None,
+        };
+        Some(RandomUserKey {
+            consequence,
+            warning: crate::ledger::OnceWarning::default(),
+        })
+    }
 }
 
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
@@ -352,6 +398,8 @@ impl CostLayer {
             std::sync::LazyLock::force(&crate::sink::CALL_CLOCK);
         }
         let ledger = Arc::new(LedgerInner::new(combinations, retention, clock));
+        let random_user_key =
+            RandomUserKey::of(user_ids.as_ref(), budgets.as_ref(), call_sink.is_some());
         let user_ids = Arc::new(user_ids.unwrap_or_else(UserIds::random));
         let empty = Arc::new(ledger.cells_for(Attribution::default()));
         let layer_id = NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed);
@@ -381,6 +429,7 @@ impl CostLayer {
             unpriced_warned: Mutex::default(),
             plain_callsites: PlainCallsites::new(),
             live_records: LiveRecords::with_bits(live_record_bits),
+            random_user_key,
             #[cfg(feature = "otel")]
             otel_spans: otel_spans.then(crate::otel::SpanExport::default),
         };
@@ -449,7 +498,12 @@ impl CostLayer {
             user: own
                 .raw_user
                 .as_deref()
-                .map(|raw| self.user_ids.key_of(raw))
+                .map(|raw| {
+                    if let Some(random) = &self.random_user_key {
+                        random.warning.make_due();
+                    }
+                    self.user_ids.key_of(raw)
+                })
                 .or_else(|| base.user.clone()),
             org: own.org.clone().or_else(|| base.org.clone()),
             feature: own.feature.clone().or_else(|| base.feature.clone()),
@@ -960,6 +1014,14 @@ impl CostLayer {
                 "a call of {model} is unpriced: {reason}. Its tokens are counted, its cost is unknown and the totals holding it are lower bounds; {give_it_a_price}. Further unpriced calls of this model for this reason are only counted in Diagnostics::unpriced_calls"
             ),
         }
+    }
+
+    #[cold]
+    fn warn_random_user_key(consequence: &str) {
+        tracing::warn!(
+            target: "cost_layer",
+            "user ids are hashed with a random key of this process (the layer was given no `CostLayerBuilder::user_id_key`), so one user gets another key in every process and after every restart: {consequence}. Give every process the same secret with `.user_id_key(…)` (or keep raw ids with `.raw_user_ids()`)"
+        );
     }
 
     #[cold]
@@ -1491,6 +1553,11 @@ impl CostLayer {
         }
         if let Some(warnings) = first_warnings {
             warnings.emit(self, span.metadata());
+        }
+        if let Some(random) = &self.random_user_key
+            && random.warning.take()
+        {
+            Self::warn_random_user_key(&random.consequence);
         }
         if scope == Scope::Call && self.ledger.diagnostics.tier_fallback_warning.take() {
             tracing::warn!(

@@ -1104,3 +1104,92 @@ fn calls_under_alert_budgets_only_are_not_counted_as_unchecked() {
     });
     assert_eq!(ledger.diagnostics().calls_unchecked_by_budgets, 0);
 }
+
+/// Shared accounts that admit every reservation (a store that always answers yes).
+struct AdmittingStore;
+
+impl cost_layer::cost_core::budget::SharedAccounts for AdmittingStore {
+    fn try_reserve(
+        &self,
+        _: cost_layer::cost_core::budget::SharedKey<'_>,
+        _: Money,
+        _: Money,
+    ) -> Result<(), cost_layer::cost_core::budget::SharedRefusal> {
+        Ok(())
+    }
+
+    fn settle(&self, _: cost_layer::cost_core::budget::SharedKey<'_>, _: Money, _: Money) {}
+}
+
+/// A call sink that takes every call and keeps none.
+struct Discarding;
+
+impl cost_layer::CallSink for Discarding {
+    fn submit(&self, _: &cost_layer::ClosedCall<'_>) -> bool {
+        true
+    }
+}
+
+/// The warnings about a random user-id key given by a layer of `builder` over calls of two
+/// users.
+fn random_key_warnings(builder: cost_layer::CostLayerBuilder) -> usize {
+    let (layer, _ledger) = builder.build();
+    let (dispatch, warnings) = Warnings::beside(layer, &["cost_layer"]);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for user in ["alice", "bob"] {
+            let session = tracing::info_span!("s", session.id = user, cost.user_id = user);
+            let _s = session.enter();
+            unbounded_step();
+        }
+    });
+    warnings.containing("random key of this process")
+}
+
+#[test]
+fn a_random_user_id_key_is_warned_about_where_keys_must_match_across_processes() {
+    let per_user_daily = || BudgetConfig {
+        budgets: vec![Budget::deny(
+            "per_user_daily",
+            BudgetScope::User,
+            Window::Day,
+            usd("50"),
+        )],
+        ..BudgetConfig::default()
+    };
+    let shared = || {
+        BudgetBook::with_shared(
+            per_user_daily(),
+            Arc::new(ManualClock::new(1_764_072_000)),
+            Arc::new(AdmittingStore),
+            Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // A per-user budget shared with other processes, or calls stored: once, whatever the users.
+    assert_eq!(
+        random_key_warnings(CostLayer::builder().budgets(shared())),
+        1
+    );
+    assert_eq!(
+        random_key_warnings(CostLayer::builder().call_sink(Discarding)),
+        1
+    );
+    // A key of the program's own, raw ids, or nothing that outlives the process: none.
+    assert_eq!(
+        random_key_warnings(
+            CostLayer::builder()
+                .budgets(shared())
+                .user_id_key(b"one secret for every process")
+        ),
+        0
+    );
+    assert_eq!(
+        random_key_warnings(CostLayer::builder().call_sink(Discarding).raw_user_ids()),
+        0
+    );
+    assert_eq!(
+        random_key_warnings(CostLayer::builder().budgets(book_on_a_fixed_clock(per_user_daily()))),
+        0
+    );
+    assert_eq!(random_key_warnings(CostLayer::builder()), 0);
+}

@@ -1387,7 +1387,10 @@ mod tests {
         assert_eq!(answer, Poll::Ready(Ok(())));
         assert!(budgets.deadlines.get().is_some());
         assert!(budgets.flush(Duration::from_secs(30)));
-        assert_eq!(*lock(&applied), ["ana"]);
+        // Ana's request was given up: the store never booked it (given up before its turn) or
+        // released what it booked; bob's stays reserved.
+        let applied = lock(&applied).clone();
+        assert!(applied == ["ana"] || applied.is_empty(), "{applied:?}");
         assert_eq!(budgets.stats().unavailable(), 1);
     }
 

@@ -695,6 +695,13 @@ impl BudgetBook {
         refusal.map_or(Ok(()), Err)
     }
 
+    /// Whether this book keeps its day and month deny budgets in accounts shared with other
+    /// processes ([`BudgetBook::with_shared`]): their keys must then mean the same in every
+    /// process.
+    pub fn shares_accounts(&self) -> bool {
+        self.inner.shared.is_some()
+    }
+
     /// The first deny budget that applies to the call of `keys`: one its reservation would
     /// have been checked against. A call that reserved nothing before it ran was checked by
     /// none ([`BudgetBook::charge`] counts it after the fact); `None` when no deny budget
