@@ -28,6 +28,9 @@ pub struct JsonLinesStore {
     /// Out of room, the next write is interrupted (a signal) before it fails (tests).
     #[cfg(test)]
     interrupt_when_full: bool,
+    /// Appended to the file by "another process" while a reprice writes its copy (tests).
+    #[cfg(test)]
+    appended_while_repricing: Option<Vec<u8>>,
 }
 
 impl JsonLinesStore {
@@ -53,6 +56,8 @@ impl JsonLinesStore {
             room: None,
             #[cfg(test)]
             interrupt_when_full: false,
+            #[cfg(test)]
+            appended_while_repricing: None,
         })
     }
 
@@ -274,7 +279,34 @@ impl Store for JsonLinesStore {
     fn reprice(&mut self, repriced: &[Repriced]) -> Result<(), StoreError> {
         self.finish_unfinished()?;
         let temporary = self.path.with_extension("jsonl.reprice");
-        if let Err(error) = self.write_repriced(repriced, &temporary) {
+        let length = || {
+            std::fs::metadata(&self.path)
+                .map(|m| m.len())
+                .map_err(|source| io(&self.path, source))
+        };
+        let before = length()?;
+        let written = self.write_repriced(repriced, &temporary).and_then(|()| {
+            #[cfg(test)]
+            if let Some(line) = self.appended_while_repricing.take() {
+                OpenOptions::new()
+                    .append(true)
+                    .open(&self.path)
+                    .and_then(|mut file| file.write_all(&line))
+                    .map_err(|source| io(&self.path, source))?;
+            }
+            // Lines another process appended meanwhile are not in the copy: replacing the file
+            // would lose them.
+            if length()? != before {
+                return Err(io(
+                    &self.path,
+                    std::io::Error::other(
+                        "the ledger grew while it was repriced: a program is writing to it; reprice it while none does (the file is left as it was)",
+                    ),
+                ));
+            }
+            Ok(())
+        });
+        if let Err(error) = written {
             let _ = std::fs::remove_file(&temporary);
             return Err(error);
         }
@@ -429,6 +461,38 @@ mod tests {
                 .ok(),
             Some(true)
         );
+    }
+
+    #[test]
+    fn a_reprice_refuses_to_replace_a_file_another_process_appended_to_meanwhile() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("calls.jsonl");
+        let mut store = JsonLinesStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .append(&[call(1, 1_000)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let late = format!(
+            "{}\n",
+            line(&call(2, 2_000)).unwrap_or_else(|e| panic!("{e}"))
+        );
+        store.appended_while_repricing = Some(late.into_bytes());
+        let repriced = Repriced {
+            id: 1,
+            status: CallStatus::Priced,
+            cost: CostBreakdown::default(),
+            model: "gpt-4o".to_owned(),
+            price_table: "corrected".to_owned(),
+        };
+        let refused = store.reprice(&[repriced]).err().map(|e| e.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.contains("grew while it was repriced")),
+            "{refused:?}"
+        );
+        // Both calls are there, neither repriced, and no copy is left beside the file.
+        assert_eq!(read_back(&mut store), [call(1, 1_000), call(2, 2_000)]);
+        assert!(!path.with_extension("jsonl.reprice").exists());
     }
 
     #[test]
