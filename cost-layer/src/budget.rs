@@ -421,10 +421,9 @@ pub(crate) fn next_id(prefix: &str) -> Arc<str> {
 impl CostLayer {
     /// Posts a closed call to the budgets and reports the alerts. `cost` is `None` for a call
     /// that reported no usage: its reservation is released, or kept as spent when the call was
-    /// cancelled in flight and the book holds such calls.
-    /// Settles a closing call's reservation at its cost, or charges it when it reserved
-    /// nothing. Returns the name of the deny budget such a call escaped when it is the first
-    /// that spent unchecked, to be warned about once the span's data is released.
+    /// cancelled in flight and the book holds such calls. A call that reserved nothing is
+    /// charged: when it spent under a deny budget and is the first such call, that budget's
+    /// name is returned, to be warned about once the span's data is released.
     pub(crate) fn settle_budget(
         &self,
         record: &mut CostRecord,
