@@ -183,11 +183,14 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
     };
     let mut totals = what_if.is_none().then(|| report::GroupTotals::new(by));
     let mut store = cost_store::open_existing(&args.db).map_err(|e| Failure(e.to_string()))?;
+    let (mut in_range, mut kept) = (0_u64, 0_u64);
     store
         .scan(&range, &mut |record| {
+            in_range += 1;
             if !filter.keeps(&record) {
                 return;
             }
+            kept += 1;
             if let Some(chart) = chart.as_mut() {
                 chart.add(&record);
             }
@@ -199,6 +202,9 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
             }
         })
         .map_err(|e| Failure(e.to_string()))?;
+    if kept == 0 && in_range > 0 {
+        warn_nothing_kept(&args.filter, in_range);
+    }
     if let (Some(path), Some(chart)) = (&args.chart, chart) {
         let title = format!("LLM spend per day by {} (USD)", args.stack);
         let svg = crate::chart::stacked_days(&title, &chart.finish());
@@ -217,6 +223,25 @@ pub(crate) fn run_report(args: &ReportArgs, out: &mut dyn Write) -> Result<(), F
         _ => Ok(()),
     };
     written.map_err(|e| Failure(format!("cannot write the report: {e}")))
+}
+
+/// Says on stderr that `--where` kept none of the `in_range` calls (the report of nothing
+/// reads as $0): a user given as a raw id where the ledger keeps keyed hashes, most likely.
+fn warn_nothing_kept(conditions: &[String], in_range: u64) {
+    let raw_user = conditions.iter().any(|condition| {
+        condition
+            .split_once('=')
+            .is_some_and(|(name, value)| name.trim() == "user" && !value.starts_with("u:"))
+    });
+    let hint = if raw_user {
+        ": users are kept as keyed hashes (`u:…`) unless the program kept raw ids; `--by user` lists them as kept"
+    } else {
+        ": `--by` the same grouping lists the values the calls have"
+    };
+    eprintln!(
+        "llm-cost: warning: no call matches --where {} ({in_range} calls in the range){hint}",
+        conditions.join(" --where ")
+    );
 }
 
 fn print_totals(

@@ -892,3 +892,30 @@ fn a_range_that_ends_before_it_starts_is_an_error_not_an_empty_report() {
     ]));
     assert!(text.contains("2026-11-02"), "{text}");
 }
+
+#[test]
+fn a_where_that_keeps_no_call_is_warned_about_not_just_reported_as_nothing() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let db = ledger(&dir);
+    let warned = |filter: &str| {
+        let output = run(&["report", "--db", &db, "--where", filter]);
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    // A user given raw, where the ledger keeps keyed hashes.
+    let said = warned("user=alice@example.com");
+    assert!(
+        said.contains("no call matches --where user=alice@example.com (6 calls in the range)"),
+        "{said}"
+    );
+    assert!(said.contains("keyed hashes"), "{said}");
+    // A misspelt feature.
+    let said = warned("feature=serch");
+    assert!(
+        said.contains("no call matches --where feature=serch"),
+        "{said}"
+    );
+    assert!(said.contains("`--by` the same grouping"), "{said}");
+    // One that keeps calls says nothing.
+    assert_eq!(warned("feature=search"), "");
+}
