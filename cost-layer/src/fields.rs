@@ -8,8 +8,8 @@
 //! |---|---|
 //! | input tokens (inclusive) | `gen_ai.usage.input_tokens`, `gen_ai.usage.prompt_tokens`, `llm.tokens.input` |
 //! | output tokens (inclusive) | `gen_ai.usage.output_tokens`, `gen_ai.usage.completion_tokens`, `llm.tokens.output` |
-//! | cache reads | `gen_ai.usage.cache_read.input_tokens` |
-//! | cache writes (5 min) | `gen_ai.usage.cache_creation.input_tokens` |
+//! | cache reads (part of the input tokens) | `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.cache_read_input_tokens` |
+//! | cache writes (5 min; part of the input tokens) | `gen_ai.usage.cache_creation.input_tokens`, `gen_ai.usage.cache_creation_input_tokens` |
 //! | cache writes (1 h) | `cost.usage.cache_write_1h_tokens` |
 //! | reasoning | `gen_ai.usage.reasoning.output_tokens` |
 //! | audio input (not read from the cache) | `cost.usage.audio_input_tokens` |
@@ -109,6 +109,16 @@ pub const DEFAULT_FIELDS: &[(&str, FieldRole)] = &[
     ),
     (
         "gen_ai.usage.cache_creation.input_tokens",
+        FieldRole::Tokens(TokenKind::CacheWrite),
+    ),
+    // Their names before OpenTelemetry settled them (OpenLLMetry's, Sentry's): the same counts,
+    // part of the input tokens. Unread, a call's cache reads would be charged as uncached input.
+    (
+        "gen_ai.usage.cache_read_input_tokens",
+        FieldRole::Tokens(TokenKind::CacheRead),
+    ),
+    (
+        "gen_ai.usage.cache_creation_input_tokens",
         FieldRole::Tokens(TokenKind::CacheWrite),
     ),
     (

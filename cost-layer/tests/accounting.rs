@@ -2019,3 +2019,35 @@ fn a_bad_value_of_each_kind_of_field_is_warned_about_in_the_words_of_its_kind() 
     assert_eq!((session.rejected_calls, session.llm_calls), (4, 7));
     assert_eq!(ledger.diagnostics().bad_field_values, 11);
 }
+
+#[test]
+fn the_cache_counts_under_their_names_before_opentelemetry_are_priced_as_cache_reads_and_writes() {
+    // claude-sonnet-4-5: $3 input, $0.30 cache reads, $3.75 cache writes, $15 output per
+    // million tokens; 10 000 input tokens, 6 000 of them read from the cache and 2 000 written.
+    let (dispatch, ledger) = dispatch(CostLayer::builder());
+    tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("s", session.id = "older-names");
+        let _s = session.enter();
+        info_span!(
+            "llm_call",
+            gen_ai.request.model = "claude-sonnet-4-5",
+            gen_ai.usage.input_tokens = 10_000,
+            gen_ai.usage.cache_read_input_tokens = 6_000,
+            gen_ai.usage.cache_creation_input_tokens = 2_000,
+            gen_ai.usage.output_tokens = 500,
+        )
+        .in_scope(|| {});
+    });
+    let totals = ledger
+        .session("older-names")
+        .unwrap_or_else(|| panic!("no session"));
+    assert_eq!(
+        (totals.usage.cache_read, totals.usage.cache_write),
+        (6_000, 2_000)
+    );
+    // 2 000 × 3 + 6 000 × 0.30 + 2 000 × 3.75 + 500 × 15, per million.
+    assert_eq!(
+        totals.total_usd(),
+        Money::from_decimal("0.0228").unwrap_or(Money::ZERO)
+    );
+}
