@@ -5,6 +5,11 @@ use cost_core::{CallTerms, PriceTable, SearchContextSize, ServiceTier, TokenUsag
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+/// `response` deserialized as the typed response `T`.
+fn typed<T: DeserializeOwned>(response: Value) -> T {
+    serde_json::from_value(response).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// `response` reads as `expected` both from JSON (`from_json`) and as the typed response `T`,
 /// which is returned for further checks.
 fn reads_as<T: DeserializeOwned + Default + TokenUsage>(
@@ -522,6 +527,31 @@ fn a_usage_object_of_another_format_is_refused_not_read_as_zero() {
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(said.contains("no `prompt_tokens`"), "{said}");
+}
+
+#[test]
+fn a_typed_response_whose_usage_is_of_another_format_has_no_usage_rather_than_zero_tokens() {
+    // The typed responses read missing fields as 0: counts under other names leave only the
+    // total, and the usage is then none (a call without usage), not 0 tokens priced at $0.
+    let chat: openai::ChatCompletion = typed(json!({"model": "gpt-4o",
+        "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}}));
+    assert_eq!(chat.token_usage(), None);
+    let responses: openai::Response = typed(json!({"model": "gpt-4o",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}));
+    assert_eq!(responses.token_usage(), None);
+    let images: openai::ImagesResponse =
+        typed(json!({"usage": {"prompt_tokens": 10, "total_tokens": 10}}));
+    assert_eq!(images.token_usage(), None);
+    // Their own counts are read; an answer that used no tokens at all has a usage of 0.
+    let chat: openai::ChatCompletion = typed(json!({"model": "gpt-4o",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}));
+    assert_eq!(
+        chat.token_usage().map(|u| (u.input, u.output)),
+        Some((10, 5))
+    );
+    let empty: openai::ChatCompletion = typed(json!({"model": "gpt-4o",
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}));
+    assert_eq!(empty.token_usage(), Some(Usage::default()));
 }
 
 #[test]

@@ -251,6 +251,15 @@ impl Reported<'_> {
 }
 
 impl ChatUsage {
+    /// Whether the counts were read: `false` when `total_tokens` says tokens were used and
+    /// neither `prompt_tokens` nor `completion_tokens` holds any (another format's usage, such
+    /// as `input_tokens`/`output_tokens`, deserialized into this type, whose fields default to
+    /// 0). Such a usage is no usage ([`TokenUsage::token_usage`] is `None`): a call is then
+    /// counted as one without usage, never priced as 0 tokens.
+    pub fn counts_read(&self) -> bool {
+        self.prompt_tokens > 0 || self.completion_tokens > 0 || self.total_tokens == 0
+    }
+
     /// The inclusive usage (Perplexity's citation and reasoning tokens included; the searches
     /// are counted from a whole response, [`ChatCompletion`], which names the model).
     pub fn to_usage(&self) -> Usage {
@@ -296,7 +305,7 @@ fn reported_amount(amount: &Value) -> Option<crate::Money> {
 
 impl TokenUsage for ChatUsage {
     fn token_usage(&self) -> Option<Usage> {
-        Some(self.to_usage())
+        self.counts_read().then(|| self.to_usage())
     }
 
     fn reported_cost(&self) -> Option<crate::Money> {
@@ -323,7 +332,8 @@ pub(crate) fn chat_searches(model: &str, reported: Option<u64>, size_stated: boo
 
 impl TokenUsage for ChatCompletion {
     fn token_usage(&self) -> Option<Usage> {
-        self.usage.as_ref().map(|usage| Usage {
+        let usage = self.usage.as_ref().filter(|usage| usage.counts_read());
+        usage.map(|usage| Usage {
             web_search_requests: chat_searches(
                 &self.model,
                 usage.num_search_queries,
@@ -375,6 +385,14 @@ pub struct ResponsesUsage {
 }
 
 impl ResponsesUsage {
+    /// Whether the counts were read: `false` when `total_tokens` says tokens were used and
+    /// neither `input_tokens` nor `output_tokens` holds any (another format's usage, such as
+    /// Chat Completions' `prompt_tokens`, deserialized into this type). Such a usage is no
+    /// usage ([`TokenUsage::token_usage`] is `None`), never priced as 0 tokens.
+    pub fn counts_read(&self) -> bool {
+        self.input_tokens > 0 || self.output_tokens > 0 || self.total_tokens == 0
+    }
+
     /// The inclusive usage.
     pub fn to_usage(&self) -> Usage {
         Reported {
@@ -391,7 +409,7 @@ impl ResponsesUsage {
 
 impl TokenUsage for ResponsesUsage {
     fn token_usage(&self) -> Option<Usage> {
-        Some(self.to_usage())
+        self.counts_read().then(|| self.to_usage())
     }
 
     fn reported_cost(&self) -> Option<crate::Money> {
@@ -565,8 +583,11 @@ pub(crate) fn with_tool_uses(usage: Usage, tools: Usage) -> Usage {
 
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
-        let usage = self.usage.as_ref()?.to_usage();
-        Some(with_tool_uses(usage, hosted_tool_uses(&self.output)))
+        let usage = self.usage.as_ref().filter(|usage| usage.counts_read())?;
+        Some(with_tool_uses(
+            usage.to_usage(),
+            hosted_tool_uses(&self.output),
+        ))
     }
 
     fn search_context_size(&self) -> Option<&str> {
@@ -627,7 +648,10 @@ pub struct ImagesResponse {
 
 impl TokenUsage for ImagesResponse {
     fn token_usage(&self) -> Option<Usage> {
-        self.usage.as_ref().map(ResponsesUsage::to_images_usage)
+        self.usage
+            .as_ref()
+            .filter(|usage| usage.counts_read())
+            .map(ResponsesUsage::to_images_usage)
     }
 }
 
