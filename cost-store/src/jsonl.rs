@@ -20,6 +20,9 @@ use crate::unconfirmed::{Unconfirmed, without};
 pub struct JsonLinesStore {
     path: PathBuf,
     file: File,
+    /// Whether the file's last line was checked (and, cut short, ended) before this store's
+    /// first append.
+    end_checked: bool,
     /// A batch partly written: the bytes still to write, and its records.
     unfinished: Option<Unconfirmed<CallRecord, Vec<u8>>>,
     /// Fails the writes past this many bytes, as a full disk would (tests).
@@ -34,23 +37,22 @@ pub struct JsonLinesStore {
 }
 
 impl JsonLinesStore {
-    /// Opens `path` for appending, creating it when missing. A file whose last line was cut
-    /// short (a process killed while it wrote, a disk that filled) has that line ended first:
-    /// the records written next each stay a line of their own, and the cut one is reported
-    /// by its line number (`StoreError::Corrupt`) instead of taking the next record with it.
+    /// Opens `path` for appending, creating it when missing. Before its first append, a file
+    /// whose last line was cut short (a process killed while it wrote, a disk that filled) has
+    /// that line ended: the records written next each stay a line of their own, and the cut
+    /// one is reported by its line number (`StoreError::Corrupt`) instead of taking the next
+    /// record with it. Opened only to be read (a report), the file is left as it is.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let path = path.into();
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|source| io(&path, source))?;
-        if ends_in_a_cut_line(&path).map_err(|source| io(&path, source))? {
-            file.write_all(b"\n").map_err(|source| io(&path, source))?;
-        }
         Ok(JsonLinesStore {
             path,
             file,
+            end_checked: false,
             unfinished: None,
             #[cfg(test)]
             room: None,
@@ -245,6 +247,14 @@ fn line(record: &CallRecord) -> Result<String, StoreError> {
 
 impl Store for JsonLinesStore {
     fn append(&mut self, records: &[CallRecord]) -> Result<(), StoreError> {
+        if !self.end_checked {
+            if ends_in_a_cut_line(&self.path).map_err(|source| io(&self.path, source))? {
+                self.file
+                    .write_all(b"\n")
+                    .map_err(|source| io(&self.path, source))?;
+            }
+            self.end_checked = true;
+        }
         let records = match self.finish_unfinished()? {
             // A retry brings its records again.
             Some(written) => Cow::Owned(without(records, &written)),
@@ -433,9 +443,15 @@ mod tests {
             .and_then(|mut file| file.write_all(start.as_bytes()))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read_back(&mut store), written);
-        // That process was killed there. The next to open the file ends the cut line first:
-        // what it writes stays whole, and the cut line is reported as the third.
+        // A store opened only to read (a report) leaves the line being written alone.
         drop(store);
+        let before = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let mut reader = JsonLinesStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_back(&mut reader), written);
+        drop(reader);
+        assert_eq!(std::fs::read(&path).ok(), Some(before));
+        // That process was killed there. The next to append to the file ends the cut line
+        // first: what it writes stays whole, and the cut line is reported as the third.
         let mut store = JsonLinesStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
         store
             .append(&[call(4, 4_000)])
