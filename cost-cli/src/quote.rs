@@ -88,12 +88,16 @@ const RESPONSE_KEYS: [&str; 16] = [
     "output",
 ];
 
+/// Every key a line of usage may give.
+fn known_keys() -> impl Iterator<Item = &'static str> {
+    TOKEN_FIELDS.iter().map(|(name, _)| *name).chain(OTHER_KEYS)
+}
+
 /// Why a line giving `key`, which the format does not know, gets an error: a misspelt count
 /// would otherwise be priced as 0, a wrong cost that looks right.
 fn unknown_key_error(key: &str) -> String {
-    let known = TOKEN_FIELDS.iter().map(|(name, _)| *name).chain(OTHER_KEYS);
     // Near enough to be a slip of the keyboard (`input_token`, `reasoning_tokes`).
-    let nearest = known
+    let nearest = known_keys()
         .map(|name| (strsim::levenshtein(key, name), name))
         .filter(|(distance, name)| *distance * 4 <= name.len())
         .min();
@@ -345,9 +349,9 @@ fn price(pricing: &Pricing<'_>, value: &Value) -> Result<(String, Option<StalePr
         .as_object()
         .ok_or_else(|| "expected a JSON object".to_owned())?;
     if !pricing.allow_unknown_keys
-        && let Some(unknown) = object.keys().find(|key| {
-            !OTHER_KEYS.contains(&key.as_str()) && !TOKEN_FIELDS.iter().any(|(name, _)| name == key)
-        })
+        && let Some(unknown) = object
+            .keys()
+            .find(|key| !known_keys().any(|name| name == key.as_str()))
     {
         return Err(unknown_key_error(unknown));
     }

@@ -339,6 +339,14 @@ fn a_postgres_database_without_a_ledger_is_no_ledger_and_is_given_no_tables_when
         matches!(refused, Err(cost_store::StoreError::NoLedger(_))),
         "{refused:?}"
     );
+    #[cfg(feature = "postgres")]
+    {
+        let refused = cost_store::PostgresStore::connect_existing(&schema.url).map(|_| ());
+        assert!(
+            matches!(refused, Err(cost_store::StoreError::NoLedger(_))),
+            "{refused:?}"
+        );
+    }
     let options = cost_store::BudgetOptions::default();
     let refused = cost_store::budget_accounts(&schema.url, &options, "daily", 1);
     assert!(
