@@ -284,34 +284,40 @@ impl DiagnosticCounters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Bumps `counter`; `true` the first time `warned` is asked, for a warning given once.
+    fn bump_first(counter: &AtomicU64, warned: &std::sync::atomic::AtomicBool) -> bool {
+        Self::bump(counter);
+        !warned.swap(true, Ordering::Relaxed)
+    }
+
     /// Counts an `#[llm_call]` call whose span the subscriber's filter disabled; `true` for the
     /// first, to be warned about.
     pub(crate) fn count_hidden_call(&self) -> bool {
-        Self::bump(&self.calls_hidden_by_filter);
-        !self.hidden_call_warned.swap(true, Ordering::Relaxed)
+        Self::bump_first(&self.calls_hidden_by_filter, &self.hidden_call_warned)
     }
 
     /// Counts usage recorded with no call span to take it; `true` for the first, to be warned
     /// about.
     pub(crate) fn count_usage_outside_call(&self) -> bool {
-        Self::bump(&self.usage_outside_calls);
-        !self.usage_outside_warned.swap(true, Ordering::Relaxed)
+        Self::bump_first(&self.usage_outside_calls, &self.usage_outside_warned)
     }
 
     /// Counts a tracked stream that ended without usage; `true` for the first, to be warned
     /// about.
     pub(crate) fn count_stream_without_usage(&self) -> bool {
-        Self::bump(&self.streams_ended_without_usage);
-        !self
-            .stream_without_usage_warned
-            .swap(true, Ordering::Relaxed)
+        Self::bump_first(
+            &self.streams_ended_without_usage,
+            &self.stream_without_usage_warned,
+        )
     }
 
     /// Counts a call that spent under a deny budget without reserving first; `true` for the
     /// first, to be warned about.
     pub(crate) fn count_unchecked_call(&self) -> bool {
-        Self::bump(&self.calls_unchecked_by_budgets);
-        !self.unchecked_call_warned.swap(true, Ordering::Relaxed)
+        Self::bump_first(
+            &self.calls_unchecked_by_budgets,
+            &self.unchecked_call_warned,
+        )
     }
 
     fn posted_to_evicted_session(&self) {
