@@ -332,14 +332,14 @@ pub(crate) fn chat_searches(model: &str, reported: Option<u64>, size_stated: boo
 
 impl TokenUsage for ChatCompletion {
     fn token_usage(&self) -> Option<Usage> {
-        let usage = self.usage.as_ref().filter(|usage| usage.counts_read());
-        usage.map(|usage| Usage {
+        let usage = self.usage.as_ref()?;
+        Some(Usage {
             web_search_requests: chat_searches(
                 &self.model,
                 usage.num_search_queries,
                 usage.search_context_size.is_some(),
             ),
-            ..usage.to_usage()
+            ..usage.token_usage()?
         })
     }
 
@@ -583,11 +583,8 @@ pub(crate) fn with_tool_uses(usage: Usage, tools: Usage) -> Usage {
 
 impl TokenUsage for Response {
     fn token_usage(&self) -> Option<Usage> {
-        let usage = self.usage.as_ref().filter(|usage| usage.counts_read())?;
-        Some(with_tool_uses(
-            usage.to_usage(),
-            hosted_tool_uses(&self.output),
-        ))
+        let usage = self.usage.as_ref()?.token_usage()?;
+        Some(with_tool_uses(usage, hosted_tool_uses(&self.output)))
     }
 
     fn search_context_size(&self) -> Option<&str> {
