@@ -1118,10 +1118,20 @@ fn a_postgres_server_that_stops_answering_holds_a_reservation_no_longer_than_its
     let late = refusal(&book, "ana", 2, "0.50");
     let reason = late.unavailable().unwrap_or_else(|| panic!("{late}"));
     assert!(reason.contains("did not answer"), "{reason}");
-    // While it stays stuck, the next are refused without waiting.
-    let next = refusal(&book, "ana", 3, "0.10");
-    let reason = next.unavailable().unwrap_or_else(|| panic!("{next}"));
-    assert!(reason.contains("has not answered"), "{reason}");
+    // While it stays stuck, the next are refused without waiting. (The first caller's wait
+    // began a little before the round trip did: a call right after it may still wait for its
+    // own timeout, and is never sent to the store.)
+    let mut refused_after = 0;
+    loop {
+        let next = refusal(&book, "ana", 3, "0.10");
+        refused_after += 1;
+        let reason = next.unavailable().unwrap_or_else(|| panic!("{next}"));
+        if reason.contains("has not answered") {
+            break;
+        }
+        assert!(reason.contains("did not answer"), "{reason}");
+        assert!(refused_after < 5, "never refused without waiting: {reason}");
+    }
     // Answering at last, the server books the late reservation, which is released: only the
     // first stays reserved.
     proxy.thaw();
@@ -1145,7 +1155,7 @@ fn a_postgres_server_that_stops_answering_holds_a_reservation_no_longer_than_its
         figures(&schema.url, &options, day),
         [("ana".to_owned(), Money::ZERO, usd("0.75"))]
     );
-    assert_eq!(accounts.stats().unavailable(), 2);
+    assert_eq!(accounts.stats().unavailable(), 1 + refused_after);
     drop((first, after));
 }
 
